@@ -1,0 +1,111 @@
+package io.vlmflux.cuda.cpu;
+
+import io.vlmflux.cuda.DType;
+import io.vlmflux.cuda.safetensors.TensorView;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+
+/**
+ * A 2-D weight matrix {@code [rows, cols]} (row-major, like a PyTorch {@code nn.Linear.weight} of shape
+ * {@code [out, in]}) read straight from its memory mapping in BF16, F16 or F32 and converted to float on the fly, so a
+ * bf16 checkpoint costs its file size, not twice that. All offsets are long: matrices beyond 2 GiB work.
+ *
+ * <p>Use: {@code CpuMatrix w = CpuMatrix.of(store.tensor("...q_proj.weight"));} then {@link #dot} for one row, or
+ * {@link CpuOps#matmul} for {@code y = x W^T + b} over many rows in parallel.
+ */
+public final class CpuMatrix {
+    private static final ValueLayout.OfShort SHORT = ValueLayout.JAVA_SHORT_UNALIGNED;
+    private static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED;
+
+    private final String name;
+    private final DType dtype;
+    private final MemorySegment data;
+    private final int rows, cols;
+
+    private CpuMatrix(String name, DType dtype, MemorySegment data, int rows, int cols) {
+        if (dtype != DType.BF16 && dtype != DType.F16 && dtype != DType.F32)
+            throw new IllegalArgumentException("tensor '" + name + "': dtype " + dtype + " not supported for CPU matmul (BF16, F16, F32)");
+        this.name = name;
+        this.dtype = dtype;
+        this.data = data;
+        this.rows = rows;
+        this.cols = cols;
+    }
+
+    /** A matrix over a rank-2 tensor. */
+    public static CpuMatrix of(TensorView t) {
+        if (t.rank() != 2) throw new IllegalArgumentException(t.where() + ": expected a 2-D weight but shape is " + java.util.Arrays.toString(t.shape()));
+        return new CpuMatrix(t.name(), t.dtype(), t.segment(), Math.toIntExact(t.dim(0)), Math.toIntExact(t.dim(1)));
+    }
+
+    /** A matrix over a heap float array (tests, converted weights). */
+    public static CpuMatrix of(String name, float[] values, int rows, int cols) {
+        if ((long) rows * cols != values.length) throw new IllegalArgumentException(name + ": " + values.length + " values for " + rows + "x" + cols);
+        return new CpuMatrix(name, DType.F32, MemorySegment.ofArray(values), rows, cols);
+    }
+
+    public String name() { return name; }
+    public DType dtype() { return dtype; }
+    public int rows() { return rows; }
+    public int cols() { return cols; }
+
+    /** dot(row {@code r}, {@code x[xOff .. xOff+cols)}). */
+    public float dot(int r, float[] x, int xOff) {
+        long base = (long) r * cols;
+        return switch (dtype) {
+            case BF16 -> dotBf16(base * 2, x, xOff);
+            case F16 -> dotF16(base * 2, x, xOff);
+            default -> dotF32(base * 4, x, xOff);
+        };
+    }
+
+    private float dotBf16(long off, float[] x, int xOff) {
+        MemorySegment d = data;
+        int n = cols;
+        float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        int i = 0;
+        for (; i + 3 < n; i += 4) {
+            long o = off + 2L * i;
+            s0 += Float.intBitsToFloat(d.get(SHORT, o) << 16) * x[xOff + i];
+            s1 += Float.intBitsToFloat(d.get(SHORT, o + 2) << 16) * x[xOff + i + 1];
+            s2 += Float.intBitsToFloat(d.get(SHORT, o + 4) << 16) * x[xOff + i + 2];
+            s3 += Float.intBitsToFloat(d.get(SHORT, o + 6) << 16) * x[xOff + i + 3];
+        }
+        for (; i < n; i++) s0 += Float.intBitsToFloat(d.get(SHORT, off + 2L * i) << 16) * x[xOff + i];
+        return (s0 + s1) + (s2 + s3);
+    }
+
+    private float dotF16(long off, float[] x, int xOff) {
+        float s = 0;
+        for (int i = 0; i < cols; i++) s += Float.float16ToFloat(data.get(SHORT, off + 2L * i)) * x[xOff + i];
+        return s;
+    }
+
+    private float dotF32(long off, float[] x, int xOff) {
+        MemorySegment d = data;
+        int n = cols;
+        float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        int i = 0;
+        for (; i + 3 < n; i += 4) {
+            long o = off + 4L * i;
+            s0 += d.get(FLOAT, o) * x[xOff + i];
+            s1 += d.get(FLOAT, o + 4) * x[xOff + i + 1];
+            s2 += d.get(FLOAT, o + 8) * x[xOff + i + 2];
+            s3 += d.get(FLOAT, o + 12) * x[xOff + i + 3];
+        }
+        for (; i < n; i++) s0 += d.get(FLOAT, off + 4L * i) * x[xOff + i];
+        return (s0 + s1) + (s2 + s3);
+    }
+
+    /** Copies row {@code r} as floats into {@code dst[dstOff..]} (embedding lookup). */
+    public void row(int r, float[] dst, int dstOff) {
+        if (r < 0 || r >= rows) throw new IndexOutOfBoundsException("tensor '" + name + "': row " + r + " of " + rows);
+        long base = (long) r * cols;
+        switch (dtype) {
+            case BF16 -> { for (int i = 0; i < cols; i++) dst[dstOff + i] = Float.intBitsToFloat(data.get(SHORT, (base + i) * 2) << 16); }
+            case F16 -> { for (int i = 0; i < cols; i++) dst[dstOff + i] = Float.float16ToFloat(data.get(SHORT, (base + i) * 2)); }
+            default -> MemorySegment.copy(data, FLOAT, base * 4, dst, dstOff, cols);
+        }
+    }
+}
