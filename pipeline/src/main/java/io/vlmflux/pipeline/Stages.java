@@ -1,0 +1,131 @@
+package io.vlmflux.pipeline;
+
+import io.vlmflux.pipeline.metrics.PipelineMetrics;
+import io.vlmflux.pipeline.metrics.StageMetrics;
+import io.vlmflux.sources.Frame;
+import reactor.core.publisher.Flux;
+import reactor.core.scheduler.Scheduler;
+
+import java.util.List;
+import java.util.function.Consumer;
+import java.util.function.Function;
+import java.util.function.LongSupplier;
+
+/**
+ * Factory of pipeline stages. A stage is a {@code Function<Flux<A>, Flux<B>>} applied with {@code .transform(...)};
+ * each method documents the stage's thread, prefetch, backpressure and discard behaviour.
+ */
+public final class Stages {
+    private static final System.Logger LOG = System.getLogger("vlmflux.pipeline");
+
+    private Stages() {}
+
+    /**
+     * Keeps the frames {@code policy} selects (state per subscription and per source id) and closes the others.
+     * Thread: the caller's (no hop). Prefetch: none; each dropped frame is replaced by a request for one more.
+     * Discard: dropped frames are closed, counted, and handed to the discard hook.
+     */
+    public static Function<Flux<Frame>, Flux<Frame>> sample(SamplingPolicy policy) {
+        return new FrameSampler(policy, null);
+    }
+
+    /** {@link #sample(SamplingPolicy)} that counts in/out/dropped into {@code metrics}. */
+    public static Function<Flux<Frame>, Flux<Frame>> sample(SamplingPolicy policy, StageMetrics metrics) {
+        return new FrameSampler(policy, metrics);
+    }
+
+    /** {@link #sample(SamplingPolicy)} of a spec string such as {@code 1s}, {@code 30f}, {@code scene:0.1}. */
+    public static Function<Flux<Frame>, Flux<Frame>> sample(String spec) {
+        return new FrameSampler(SamplingPolicy.parse(spec), null);
+    }
+
+    /**
+     * Newest frame wins while downstream is busy: requests everything upstream and holds at most one frame; a newer
+     * frame replaces it and the older one is closed, counted as dropped (when {@code metrics} is not null) and
+     * handed to the discard hook. Thread: upstream's, or the requester's. Prefetch: unbounded. On cancel or error
+     * the held frame is closed.
+     */
+    public static Function<Flux<Frame>, Flux<Frame>> newestWins(StageMetrics metrics) {
+        return newestWins((Frame f) -> {
+            f.close();
+            if (metrics != null) metrics.recordDropped();
+        });
+    }
+
+    /** {@link #newestWins(StageMetrics)} without counting. */
+    public static Function<Flux<Frame>, Flux<Frame>> newestWins() {
+        return newestWins((StageMetrics) null);
+    }
+
+    /** Newest wins for any element type; {@code onDrop} releases what is given up (replaced, pending at cancel/error). */
+    public static <T> Function<Flux<T>, Flux<T>> newestWins(Consumer<? super T> onDrop) {
+        if (onDrop == null) throw new IllegalArgumentException("onDrop must not be null");
+        return flux -> new FluxNewestWins<>(flux, onDrop);
+    }
+
+    /**
+     * Moves the stream onto a GPU scheduler: {@code publishOn(gpu, 1)}, so blocking work downstream runs only on
+     * its thread and at most one element waits in the hand-over queue. Discard: the queued element is handed to
+     * the discard hook on cancel (pair with {@link #releaseDiscarded()} or {@code doOnDiscard}).
+     */
+    public static <T> Function<Flux<T>, Flux<T>> onGpu(Scheduler gpu) {
+        if (gpu == null) throw new IllegalArgumentException("GPU scheduler must not be null");
+        return flux -> flux.publishOn(gpu, 1);
+    }
+
+    /**
+     * Closes every {@link AutoCloseable} that an upstream operator discards (queued at cancel, filtered, dropped
+     * on overflow). Put it at the end of a chain that carries frames or other resources.
+     */
+    public static <T> Function<Flux<T>, Flux<T>> releaseDiscarded() {
+        return flux -> flux.doOnDiscard(AutoCloseable.class, Stages::closeQuietly);
+    }
+
+    /**
+     * Wraps {@code stage} with the metrics stage {@code name} of {@code metrics}: in/out counts, dropped (through the
+     * discard hook) and latency from an input to the output with the same key (frames by {@code info()}).
+     */
+    public static <A, B> Function<Flux<A>, Flux<B>> metered(String name, PipelineMetrics metrics, Function<Flux<A>, Flux<B>> stage) {
+        return new MeteredStage<>(stageMetrics(name, metrics), stage, null, null);
+    }
+
+    /**
+     * {@link #metered(String, PipelineMetrics, Function)} where {@code outKey} maps an output to the key of the input
+     * it came from (for a caption: its frame's {@code FrameInfo}).
+     */
+    public static <A, B> Function<Flux<A>, Flux<B>> metered(String name, PipelineMetrics metrics, Function<Flux<A>, Flux<B>> stage,
+                                                            Function<? super B, ?> outKey) {
+        return new MeteredStage<>(stageMetrics(name, metrics), stage, outKey, null);
+    }
+
+    static <A, B> Function<Flux<A>, Flux<B>> metered(StageMetrics m, Function<Flux<A>, Flux<B>> stage, LongSupplier nanoClock) {
+        return new MeteredStage<>(m, stage, null, nanoClock);
+    }
+
+    /**
+     * Fair round-robin fan-in of several sources with bounded per-source buffers (see {@link FanInOptions});
+     * per-source metrics go to {@code fan-in/<id>} of {@code metrics} (may be null).
+     */
+    public static Flux<Frame> fanIn(List<SourceInput> inputs, FanInOptions options, PipelineMetrics metrics) {
+        return new FluxFanIn(inputs, options, metrics);
+    }
+
+    /** {@link #fanIn(List, FanInOptions, PipelineMetrics)} with one frame per source, errors logged, no metrics. */
+    public static Flux<Frame> fanIn(List<SourceInput> inputs) {
+        return new FluxFanIn(inputs, FanInOptions.DEFAULT, null);
+    }
+
+    private static StageMetrics stageMetrics(String name, PipelineMetrics metrics) {
+        if (name == null || name.isBlank()) throw new IllegalArgumentException("stage name must not be blank, got '" + name + "'");
+        if (metrics == null) throw new IllegalArgumentException("metrics of stage '" + name + "' must not be null");
+        return metrics.stage(name);
+    }
+
+    static void closeQuietly(AutoCloseable c) {
+        try {
+            c.close();
+        } catch (Exception e) {
+            LOG.log(System.Logger.Level.WARNING, "closing discarded " + c + " failed", e);
+        }
+    }
+}
