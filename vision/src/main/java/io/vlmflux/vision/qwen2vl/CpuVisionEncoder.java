@@ -1,0 +1,300 @@
+package io.vlmflux.vision.qwen2vl;
+
+import io.vlmflux.cuda.DType;
+import io.vlmflux.cuda.cpu.CpuMatrix;
+import io.vlmflux.cuda.cpu.CpuOps;
+import io.vlmflux.cuda.cpu.Parallel;
+import io.vlmflux.cuda.cpu.Rope;
+import io.vlmflux.cuda.safetensors.TensorView;
+import io.vlmflux.cuda.safetensors.WeightStore;
+import io.vlmflux.vision.ImageEmbeddings;
+import io.vlmflux.vision.PixelValues;
+import io.vlmflux.vision.VisionEncoder;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * CPU float32 reference of the Qwen2-VL and Qwen2.5-VL vision towers (patch embedding, 2-D rotary ViT blocks,
+ * window attention for Qwen2.5-VL, patch merger), computed from the checkpoint's bf16/f16/f32 weights.
+ *
+ * <p>Owns the {@link WeightStore} (memory-mapped) it was given; {@link #close()} unmaps it. Small towers are copied
+ * to float32 at load (faster matmuls); towers above {@code vlmflux.vision.fp32MaxBytes} (default 1 GiB as float32)
+ * stay memory-mapped and are converted on the fly. One call at a time ({@code encode} is synchronized); each call
+ * spreads its work over all cores through {@link Parallel}.
+ *
+ * <p>Several images in one call are concatenated into one sequence, as transformers does: every matmul sees all
+ * their patches, attention never crosses an image (or a frame, or a window) boundary.
+ */
+final class CpuVisionEncoder implements VisionEncoder {
+    private static final System.Logger LOG = System.getLogger("vlmflux.vision");
+    private static final float NORM_EPS = 1e-6f;
+
+    private final VisionConfig cfg;
+    private final WeightStore store;
+    private final String prefix;
+    private final boolean fp32;
+    private final CpuMatrix patchEmbed;   // [embed, C*T*P*P]
+    private final Block[] blocks;
+    private final float[] lnQW, lnQB;     // [embed] (bias null for RMSNorm)
+    private final CpuMatrix merger0, merger2; // [embed*m^2, embed*m^2], [out, embed*m^2]
+    private final float[] merger0B, merger2B;
+    private final float[] invFreq;        // [headDim/4]
+    private volatile boolean closed;
+
+    private record Block(float[] norm1W, float[] norm1B, float[] norm2W, float[] norm2B,
+                         CpuMatrix qkv, float[] qkvB, CpuMatrix proj, float[] projB,
+                         CpuMatrix up, float[] upB,        // fc1 (Qwen2-VL) or up_proj (Qwen2.5-VL)
+                         CpuMatrix gate, float[] gateB,    // null for Qwen2-VL
+                         CpuMatrix down, float[] downB) {} // fc2 or down_proj
+
+    CpuVisionEncoder(VisionConfig cfg, WeightStore store) {
+        this.cfg = cfg;
+        this.store = store;
+        if (store.has("model.visual.patch_embed.proj.weight")) prefix = "model.visual.";
+        else if (store.has("visual.patch_embed.proj.weight")) prefix = "visual.";
+        else throw new IllegalArgumentException(store.location() + ": no vision tower weights (neither 'model.visual.patch_embed.proj.weight' nor 'visual.patch_embed.proj.weight')");
+        long params = 0;
+        for (var e : store.tensors().entrySet()) if (e.getKey().startsWith(prefix)) params += e.getValue().numel();
+        long maxBytes = Long.getLong("vlmflux.vision.fp32MaxBytes", 1L << 30);
+        this.fp32 = params * 4 <= maxBytes;
+        int d = cfg.embedDim(), m2 = cfg.mergeSize() * cfg.mergeSize();
+        boolean q25 = cfg.family() == VisionConfig.Family.QWEN2_5_VL;
+
+        TensorView pe = store.tensor(prefix + "patch_embed.proj.weight",
+                d, cfg.inChannels(), cfg.temporalPatchSize(), cfg.patchSize(), cfg.patchSize());
+        this.patchEmbed = CpuMatrix.of(pe.name(), pe.toFloatArray(), d, cfg.patchDim());
+        this.blocks = new Block[cfg.depth()];
+        for (int b = 0; b < cfg.depth(); b++) {
+            String p = "blocks." + b + ".";
+            blocks[b] = new Block(
+                    vec(p + "norm1.weight", d), q25 ? null : vec(p + "norm1.bias", d),
+                    vec(p + "norm2.weight", d), q25 ? null : vec(p + "norm2.bias", d),
+                    mat(p + "attn.qkv.weight", 3 * d, d), vec(p + "attn.qkv.bias", 3 * d),
+                    mat(p + "attn.proj.weight", d, d), vec(p + "attn.proj.bias", d),
+                    mat(p + (q25 ? "mlp.up_proj.weight" : "mlp.fc1.weight"), cfg.mlpHidden(), d),
+                    vec(p + (q25 ? "mlp.up_proj.bias" : "mlp.fc1.bias"), cfg.mlpHidden()),
+                    q25 ? mat(p + "mlp.gate_proj.weight", cfg.mlpHidden(), d) : null,
+                    q25 ? vec(p + "mlp.gate_proj.bias", cfg.mlpHidden()) : null,
+                    mat(p + (q25 ? "mlp.down_proj.weight" : "mlp.fc2.weight"), d, cfg.mlpHidden()),
+                    vec(p + (q25 ? "mlp.down_proj.bias" : "mlp.fc2.bias"), d));
+        }
+        this.lnQW = vec("merger.ln_q.weight", d);
+        this.lnQB = q25 ? null : vec("merger.ln_q.bias", d);
+        this.merger0 = mat("merger.mlp.0.weight", d * m2, d * m2);
+        this.merger0B = vec("merger.mlp.0.bias", d * m2);
+        this.merger2 = mat("merger.mlp.2.weight", cfg.outHidden(), d * m2);
+        this.merger2B = vec("merger.mlp.2.bias", cfg.outHidden());
+        this.invFreq = Rope.defaultInvFreq(cfg.headDim() / 2, cfg.ropeTheta());
+        LOG.log(System.Logger.Level.INFO, "vision encoder: cpu backend, " + cfg + ", " + params + " params ("
+                + (fp32 ? "copied to float32" : "memory-mapped, converted on the fly") + "), " + Parallel.threads() + " threads");
+    }
+
+    private CpuMatrix mat(String name, int rows, int cols) {
+        TensorView t = store.tensor(prefix + name, rows, cols);
+        if (fp32 && t.dtype() != DType.F32) return CpuMatrix.of(t.name(), t.toFloatArray(), rows, cols);
+        return CpuMatrix.of(t);
+    }
+
+    private float[] vec(String name, int len) {
+        return store.tensor(prefix + name, len).toFloatArray();
+    }
+
+    @Override public int outHidden() { return cfg.outHidden(); }
+    @Override public int mergeSize() { return cfg.mergeSize(); }
+    @Override public String describe() { return "cpu " + cfg; }
+    VisionConfig config() { return cfg; }
+
+    @Override
+    public ImageEmbeddings encode(PixelValues pixels) {
+        return encode(List.of(pixels)).getFirst();
+    }
+
+    @Override
+    public synchronized List<ImageEmbeddings> encode(List<PixelValues> images) {
+        if (closed) throw new IllegalStateException("vision encoder was closed");
+        if (images.isEmpty()) return List.of();
+        int m = cfg.mergeSize(), m2 = m * m, d = cfg.embedDim(), pd = cfg.patchDim();
+        int n = 0;
+        for (int i = 0; i < images.size(); i++) {
+            PixelValues pv = images.get(i);
+            if (pv.patchDim() != pd)
+                throw new IllegalArgumentException("pixel values of image " + i + " have " + pv.patchDim() + " values per patch, the "
+                        + cfg.family().modelType() + " vision tower expects " + pd + " (channels " + cfg.inChannels() + " x temporal "
+                        + cfg.temporalPatchSize() + " x patch " + cfg.patchSize() + "^2)");
+            if (pv.gridH() % m != 0 || pv.gridW() % m != 0)
+                throw new IllegalArgumentException("grid " + pv.gridH() + "x" + pv.gridW() + " of image " + i + " is not divisible by spatial_merge_size " + m);
+            n = Math.addExact(n, pv.numPatches());
+        }
+        // 1. patch embedding (Conv3d with stride = kernel == matmul on flattened patches)
+        float[] x;
+        if (images.size() == 1) x = images.getFirst().data();
+        else {
+            x = new float[Math.multiplyExact(n, pd)];
+            int off = 0;
+            for (PixelValues pv : images) { System.arraycopy(pv.data(), 0, x, off, pv.data().length); off += pv.data().length; }
+        }
+        float[] h = new float[n * d];
+        CpuOps.matmul(h, x, n, patchEmbed, null);
+
+        // 2. rotary tables (per patch: h positions then w positions) and attention segments
+        int half = cfg.headDim() / 2, quarter = half / 2;
+        float[] cos = new float[n * half], sin = new float[n * half];
+        int[] fullCu = new int[1 + images.stream().mapToInt(PixelValues::gridT).sum()];
+        int row = 0, seg = 0;
+        for (PixelValues pv : images) {
+            for (int t = 0; t < pv.gridT(); t++) {
+                for (int bh = 0; bh < pv.gridH() / m; bh++)
+                    for (int bw = 0; bw < pv.gridW() / m; bw++)
+                        for (int mh = 0; mh < m; mh++)
+                            for (int mw = 0; mw < m; mw++, row++) {
+                                float hp = bh * m + mh, wp = bw * m + mw;
+                                for (int f = 0; f < quarter; f++) {
+                                    float ah = hp * invFreq[f], aw = wp * invFreq[f];
+                                    cos[row * half + f] = (float) Math.cos(ah);
+                                    sin[row * half + f] = (float) Math.sin(ah);
+                                    cos[row * half + quarter + f] = (float) Math.cos(aw);
+                                    sin[row * half + quarter + f] = (float) Math.sin(aw);
+                                }
+                            }
+                fullCu[seg + 1] = fullCu[seg] + pv.gridH() * pv.gridW();
+                seg++;
+            }
+        }
+        int[] windowCu = null, windowIndex = null;
+        if (cfg.family() == VisionConfig.Family.QWEN2_5_VL) {
+            List<int[]> wi = windowIndex(images);
+            windowIndex = wi.get(0);
+            windowCu = wi.get(1);
+            h = permuteUnits(h, windowIndex, m2 * d);
+            cos = permuteUnits(cos, windowIndex, m2 * half);
+            sin = permuteUnits(sin, windowIndex, m2 * half);
+        }
+
+        // 3. ViT blocks
+        float[] normed = new float[n * d], qkv = new float[n * 3 * d], attn = new float[n * d], tmp = new float[n * d];
+        float[] mlpA = new float[n * cfg.mlpHidden()], mlpB = cfg.family() == VisionConfig.Family.QWEN2_5_VL ? new float[n * cfg.mlpHidden()] : null;
+        for (int b = 0; b < blocks.length; b++) {
+            Block blk = blocks[b];
+            norm(normed, h, n, blk.norm1W, blk.norm1B);
+            CpuOps.matmul(qkv, normed, n, blk.qkv, blk.qkvB);
+            final float[] c = cos, s = sin;
+            Parallel.forRange(n, 32, (lo, hi) -> {
+                for (int i = lo; i < hi; i++)
+                    for (int hd = 0; hd < cfg.numHeads(); hd++) {
+                        int qo = i * 3 * d + hd * cfg.headDim();
+                        CpuOps.ropeRotateHalf(qkv, qo, half, c, s, i * half);
+                        CpuOps.ropeRotateHalf(qkv, qo + d, half, c, s, i * half);
+                    }
+            });
+            SegmentAttention.attend(qkv, n, cfg.numHeads(), cfg.headDim(), cfg.isFullAttention(b) ? fullCu : windowCu, attn);
+            CpuOps.matmul(tmp, attn, n, blk.proj, blk.projB);
+            CpuOps.addInPlace(h, tmp, n * d);
+            norm(normed, h, n, blk.norm2W, blk.norm2B);
+            mlp(blk, normed, n, mlpA, mlpB, tmp);
+            CpuOps.addInPlace(h, tmp, n * d);
+        }
+
+        // 4. patch merger: norm each patch, concatenate m^2 neighbours, MLP with exact GELU
+        norm(normed, h, n, lnQW, lnQB);
+        int tokens = n / m2, wide = d * m2;
+        float[] mid = new float[tokens * wide];
+        CpuOps.matmul(mid, normed, tokens, merger0, merger0B);
+        Parallel.forRange(mid.length, 4096, (lo, hi) -> { for (int i = lo; i < hi; i++) mid[i] = CpuOps.geluErf(mid[i]); });
+        float[] out = new float[tokens * cfg.outHidden()];
+        CpuOps.matmul(out, mid, tokens, merger2, merger2B);
+        if (windowIndex != null) out = unpermuteUnits(out, windowIndex, cfg.outHidden());
+
+        // 5. split per image
+        List<ImageEmbeddings> result = new ArrayList<>(images.size());
+        int tokOff = 0;
+        for (PixelValues pv : images) {
+            int tk = pv.numPatches() / m2;
+            float[] e = Arrays.copyOfRange(out, tokOff * cfg.outHidden(), (tokOff + tk) * cfg.outHidden());
+            result.add(new ImageEmbeddings(e, tk, cfg.outHidden(), pv.gridT(), pv.gridH(), pv.gridW(), pv.contentHash()));
+            tokOff += tk;
+        }
+        return result;
+    }
+
+    private void norm(float[] out, float[] x, int n, float[] w, float[] b) {
+        if (cfg.family() == VisionConfig.Family.QWEN2_5_VL) CpuOps.rmsNormRows(out, x, n, cfg.embedDim(), w, NORM_EPS);
+        else CpuOps.layerNormRows(out, x, n, cfg.embedDim(), w, b, NORM_EPS);
+    }
+
+    private void mlp(Block blk, float[] x, int n, float[] a, float[] g, float[] out) {
+        CpuOps.matmul(a, x, n, blk.up, blk.upB);
+        int len = n * cfg.mlpHidden();
+        String act = cfg.hiddenAct();
+        if (blk.gate != null) {
+            CpuOps.matmul(g, x, n, blk.gate, blk.gateB);
+            Parallel.forRange(len, 4096, (lo, hi) -> { for (int i = lo; i < hi; i++) a[i] = activation(act, g[i]) * a[i]; });
+        } else {
+            Parallel.forRange(len, 4096, (lo, hi) -> { for (int i = lo; i < hi; i++) a[i] = activation(act, a[i]); });
+        }
+        CpuOps.matmul(out, a, n, blk.down, blk.downB);
+    }
+
+    private static float activation(String act, float v) {
+        return switch (act) {
+            case "quick_gelu" -> CpuOps.quickGelu(v);
+            case "gelu" -> CpuOps.geluErf(v);
+            case "gelu_pytorch_tanh", "gelu_new" -> CpuOps.geluTanh(v);
+            default -> CpuOps.silu(v); // silu, swish (validated by VisionConfig)
+        };
+    }
+
+    /**
+     * Qwen2.5-VL {@code get_window_index}: merged units grouped into windows of {@code window_size / merge / patch}
+     * units square (the grid padded up to whole windows; padding dropped), window by window in raster order.
+     * Returns {@code {index, cuWindowSeqlens}}: {@code index[k]} = original merged unit at permuted position k,
+     * boundaries in patches with empty windows removed.
+     */
+    List<int[]> windowIndex(List<PixelValues> images) {
+        int m = cfg.mergeSize(), m2 = m * m;
+        int vmw = cfg.windowSize() / m / cfg.patchSize();
+        int totalUnits = images.stream().mapToInt(pv -> pv.numPatches() / m2).sum();
+        int[] index = new int[totalUnits];
+        List<Integer> cu = new ArrayList<>();
+        cu.add(0);
+        int k = 0, base = 0, last = 0;
+        for (PixelValues pv : images) {
+            int lh = pv.gridH() / m, lw = pv.gridW() / m;
+            int nwh = (lh + vmw - lh % vmw) / vmw, nww = (lw + vmw - lw % vmw) / vmw;
+            for (int t = 0; t < pv.gridT(); t++)
+                for (int wh = 0; wh < nwh; wh++)
+                    for (int ww = 0; ww < nww; ww++) {
+                        int count = 0;
+                        for (int y = wh * vmw; y < Math.min((wh + 1) * vmw, lh); y++)
+                            for (int xx = ww * vmw; xx < Math.min((ww + 1) * vmw, lw); xx++) {
+                                index[k++] = base + t * lh * lw + y * lw + xx;
+                                count++;
+                            }
+                        if (count > 0) { last += count * m2; cu.add(last); }
+                    }
+            base += pv.gridT() * lh * lw;
+        }
+        return List.of(index, cu.stream().mapToInt(Integer::intValue).toArray());
+    }
+
+    /** out[k] = in[index[k]] for units of {@code unit} floats. */
+    private static float[] permuteUnits(float[] in, int[] index, int unit) {
+        float[] out = new float[in.length];
+        for (int k = 0; k < index.length; k++) System.arraycopy(in, index[k] * unit, out, k * unit, unit);
+        return out;
+    }
+
+    /** out[index[k]] = in[k] (the argsort of the window index). */
+    private static float[] unpermuteUnits(float[] in, int[] index, int unit) {
+        float[] out = new float[in.length];
+        for (int k = 0; k < index.length; k++) System.arraycopy(in, k * unit, out, index[k] * unit, unit);
+        return out;
+    }
+
+    @Override
+    public synchronized void close() {
+        closed = true;
+        store.close();
+    }
+}
