@@ -16,4 +16,7 @@ public interface FrameSource {
 
     /** Opens the source on subscribe; emits frames the subscriber must close. */
     Flux<Frame> frames();
+
+    /** Frames produced, emitted and dropped, and reconnects, over all subscriptions (a fresh object when untracked). */
+    default SourceStats stats() { return new SourceStats(); }
 }

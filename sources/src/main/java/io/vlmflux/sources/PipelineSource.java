@@ -1,0 +1,372 @@
+package io.vlmflux.sources;
+
+import reactor.core.publisher.Flux;
+import reactor.core.publisher.FluxSink;
+
+import java.lang.foreign.MemorySegment;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.LockSupport;
+
+import static io.vlmflux.sources.GstNative.isNull;
+
+/**
+ * A frame source backed by GStreamer pipelines ending in an {@code appsink name=sink}. It owns, per subscription,
+ * one pump thread that builds the pipeline, pulls samples and tears the pipeline down; nothing calls back into Java
+ * from GStreamer's streaming threads (errors are read by polling the bus), so a slow subscriber never blocks them
+ * beyond the appsink's bounded queue.
+ *
+ * <p>Backpressure: lossless sources pull the appsink only while the subscriber has demand (appsink
+ * {@code max-buffers=2 drop=false}, so nothing is decoded further ahead); live sources pull every sample and keep
+ * only the newest frame while there is no demand, releasing and counting the older one as dropped.
+ *
+ * <p>Segments: {@code lines} are played one after the other (a video file has one, an image folder one per image);
+ * network sources reopen the current segment with exponential backoff after an error or a stall.
+ */
+final class PipelineSource implements FrameSource {
+    private static final System.Logger LOG = System.getLogger("vlmflux.sources");
+    private static final long POLL_NANOS = TimeUnit.MILLISECONDS.toNanos(20);
+    private static final AtomicLong THREADS = new AtomicLong();
+
+    enum Mode { LIVE, LOSSLESS, AUTO }
+
+    /** How a network source retries: {@code maxRetries} &lt; 0 means forever; {@code stall} null means never. */
+    record Reconnect(int maxRetries, Duration initialBackoff, Duration maxBackoff, Duration stall) {}
+
+    /** One pipeline to play: its launch line and what to call it in messages. */
+    record Segment(String line, String label) {}
+
+    private final String id;
+    private final List<Segment> segments;
+    private final Mode mode;
+    private final Reconnect reconnect;
+    private final int maxMapped;
+    private final SourceStats stats = new SourceStats();
+    private volatile boolean detectedLive;
+
+    PipelineSource(String id, List<Segment> segments, Mode mode, Reconnect reconnect, int maxMapped) {
+        if (segments.isEmpty()) throw new SourceException(id, "nothing to play");
+        this.id = id;
+        this.segments = List.copyOf(segments);
+        this.mode = mode;
+        this.reconnect = reconnect;
+        this.maxMapped = maxMapped;
+    }
+
+    @Override public String id() { return id; }
+    @Override public boolean isLive() { return mode == Mode.LIVE || (mode == Mode.AUTO && detectedLive); }
+    @Override public SourceStats stats() { return stats; }
+    String launchLine() { return segments.get(0).line(); }
+
+    /**
+     * Cold: each subscription starts a pump thread and a pipeline. Thread: frames are emitted on the pump thread
+     * (live sources also on the requesting thread when a held frame meets new demand). Discard: frames dropped by
+     * any operator are closed.
+     */
+    @Override
+    public Flux<Frame> frames() {
+        return Flux.using(Session::new,
+                        s -> Flux.<Frame>create(s::start, FluxSink.OverflowStrategy.BUFFER),
+                        Session::close)
+                .doOnDiscard(Frame.class, Frame::close);
+    }
+
+    @Override public String toString() { return "PipelineSource[" + id + "]"; }
+
+    /** A failure of the running pipeline that a network source may retry. */
+    private static final class StreamFailure extends Exception {
+        StreamFailure(String m) { super(m, null, false, false); }
+    }
+
+    private enum End { EOS, STOPPED }
+
+    /** One subscription: the pump thread, the current pipeline, the newest undelivered frame (live mode). */
+    private final class Session implements Runnable {
+        private final Object lock = new Object();
+        private final CountDownLatch finished = new CountDownLatch(1);
+        private final AtomicInteger mapped = new AtomicInteger();
+        private final FramePool pool = new FramePool();
+        private volatile boolean stopped;
+        private volatile FluxSink<Frame> sink;
+        private volatile boolean live = mode == Mode.LIVE;
+        private Thread thread;
+        private Frame latest;          // guarded by lock
+        private long sequence;
+        private MemorySegment pipeline, appsink, bus, cachedCaps;
+        private GstNative.CapsInfo capsInfo;
+        private int failures;
+
+        void start(FluxSink<Frame> s) {
+            this.sink = s;
+            s.onRequest(n -> {
+                if (live) synchronized (lock) { drainLocked(); }
+                Thread t = thread;
+                if (t != null) LockSupport.unpark(t);
+            });
+            s.onDispose(this::stop);
+            Thread t = new Thread(this, "vlmflux-source-" + THREADS.incrementAndGet());
+            t.setDaemon(true);
+            thread = t;
+            t.start();
+        }
+
+        void stop() {
+            stopped = true;
+            Thread t = thread;
+            if (t != null) LockSupport.unpark(t);
+        }
+
+        /** Stops the pump and waits (bounded) for it to tear the pipeline down, unless called from the pump itself. */
+        void close() {
+            stop();
+            Thread t = thread;
+            if (t != null && t != Thread.currentThread()) {
+                try {
+                    if (!finished.await(5, TimeUnit.SECONDS))
+                        LOG.log(System.Logger.Level.WARNING, "source {0}: pipeline teardown takes longer than 5 s; continuing in the background", id);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }
+            closeLatest();
+        }
+
+        @Override
+        public void run() {
+            try {
+                int segment = 0;
+                while (!stopped && segment < segments.size()) {
+                    Segment seg = segments.get(segment);
+                    try {
+                        open(seg);
+                        End end = pump();
+                        closePipeline();
+                        if (end == End.EOS) segment++;
+                    } catch (StreamFailure f) {
+                        closePipeline();
+                        if (stopped) break;
+                        String where = segments.size() > 1 ? " [" + seg.label() + "]" : "";
+                        if (reconnect == null) throw new SourceException(id, f.getMessage() + where);
+                        if (reconnect.maxRetries() >= 0 && failures >= reconnect.maxRetries())
+                            throw new SourceException(id, f.getMessage() + where + " (gave up after " + failures + " reconnect attempt" + (failures == 1 ? "" : "s") + ")");
+                        failures++;
+                        long backoff = Math.min(reconnect.maxBackoff().toNanos(),
+                                reconnect.initialBackoff().toNanos() << Math.min(20, failures - 1));
+                        stats.onReconnect();
+                        LOG.log(System.Logger.Level.WARNING, "source {0}: {1}; reconnecting in {2} ms (attempt {3}{4})",
+                                id, f.getMessage(), backoff / 1_000_000, failures,
+                                reconnect.maxRetries() >= 0 ? " of " + reconnect.maxRetries() : "");
+                        sleep(backoff);
+                    }
+                }
+                closePipeline();
+                if (!stopped) {
+                    synchronized (lock) {
+                        if (latest != null) { latest.close(); latest = null; stats.onDropped(); }
+                    }
+                    sink.complete();
+                }
+            } catch (Throwable t) {
+                closePipeline();
+                closeLatest();
+                if (!stopped) {
+                    sink.error(t instanceof SourceException se ? se : new SourceException(id, Sources.describe(t), t));
+                }
+            } finally {
+                closePipeline();
+                closeLatest();
+                finished.countDown();
+            }
+        }
+
+        private void open(Segment seg) throws StreamFailure {
+            try {
+                pipeline = GstNative.parseLaunch(seg.line());
+            } catch (IllegalStateException e) {
+                throw new SourceException(id, e.getMessage() + " (launch line: " + seg.line() + ")");
+            }
+            appsink = GstNative.binGetByName(pipeline, "sink");
+            if (isNull(appsink))
+                throw new SourceException(id, "the pipeline has no appsink named 'sink' (launch line: " + seg.line() + ")");
+            bus = GstNative.getBus(pipeline);
+            int r = GstNative.setState(pipeline, GstNative.STATE_PLAYING);
+            if (r == GstNative.CHANGE_FAILURE) {
+                String cause = firstError();
+                throw new StreamFailure(cause != null ? cause : "the pipeline failed to start");
+            }
+            if (mode == Mode.AUTO) {
+                live = r == GstNative.CHANGE_NO_PREROLL;
+                detectedLive = live;
+                GstNative.setProperty(appsink, "drop", live ? "true" : "false");
+            }
+        }
+
+        private String firstError() {
+            GstNative.BusMessage m;
+            String warning = null;
+            while ((m = GstNative.popMessage(bus, GstNative.MSG_ERROR | GstNative.MSG_WARNING)) != null) {
+                if (m.type() == GstNative.MSG_ERROR) return m.describe();
+                if (warning == null) warning = m.describe();
+            }
+            return warning;
+        }
+
+        private End pump() throws StreamFailure {
+            long waited = 0;
+            long stallNanos = reconnect != null && reconnect.stall() != null ? reconnect.stall().toNanos() : Long.MAX_VALUE;
+            while (!stopped) {
+                checkBus();
+                if (!live && sink.requestedFromDownstream() <= 0) {
+                    if (GstNative.appsinkIsEos(appsink)) return End.EOS;
+                    LockSupport.parkNanos(this, POLL_NANOS);
+                    continue;
+                }
+                MemorySegment sample = GstNative.tryPullSample(appsink, POLL_NANOS);
+                if (isNull(sample)) {
+                    if (GstNative.appsinkIsEos(appsink)) return End.EOS;
+                    waited += POLL_NANOS;
+                    if (waited > stallNanos)
+                        throw new StreamFailure("no frame for " + Duration.ofNanos(waited).toMillis() + " ms");
+                    continue;
+                }
+                waited = 0;
+                failures = 0;
+                Frame f = toFrame(sample);
+                stats.onProduced();
+                if (live) {
+                    synchronized (lock) {
+                        if (latest != null) { latest.close(); stats.onDropped(); }
+                        latest = f;
+                        drainLocked();
+                    }
+                } else {
+                    sink.next(f);
+                    stats.onEmitted();
+                }
+            }
+            return End.STOPPED;
+        }
+
+        private void checkBus() throws StreamFailure {
+            GstNative.BusMessage m;
+            while ((m = GstNative.popMessage(bus, GstNative.MSG_ERROR | GstNative.MSG_WARNING)) != null) {
+                if (m.type() == GstNative.MSG_ERROR) throw new StreamFailure(m.describe());
+                LOG.log(System.Logger.Level.DEBUG, "source {0}: warning: {1}", id, m.describe());
+            }
+        }
+
+        private void drainLocked() {
+            Frame f = latest;
+            if (f != null && !stopped && sink.requestedFromDownstream() > 0) {
+                latest = null;
+                sink.next(f);
+                stats.onEmitted();
+            }
+        }
+
+        /** Maps the sample's buffer into a frame (zero copy) or, when too many are mapped already, copies it once. */
+        private Frame toFrame(MemorySegment sample) {
+            MemorySegment mapInfo = null;
+            MemorySegment buffer = null;
+            boolean mappedOk = false;
+            try {
+                MemorySegment caps = GstNative.sampleCaps(sample);
+                if (isNull(caps)) throw new SourceException(id, "sample without caps");
+                if (cachedCaps == null || caps.address() != cachedCaps.address()) {
+                    GstNative.CapsInfo info = GstNative.capsInfo(caps);
+                    if (info.format() == null)
+                        throw new SourceException(id, "unsupported pixel format '" + info.formatName() + "' (negotiated caps " + info.caps() + "; supported: RGB, BGR, RGBA, BGRA, GRAY8, NV12, I420)");
+                    if (cachedCaps != null) GstNative.unrefMini(cachedCaps);
+                    cachedCaps = GstNative.refMini(caps);
+                    capsInfo = info;
+                }
+                GstNative.CapsInfo info = capsInfo;
+                buffer = GstNative.sampleBuffer(sample);
+                long pts = GstNative.bufferPts(buffer);
+                long[] offsets = info.offsets();
+                int[] strides = info.strides();
+                long[][] meta = GstNative.videoMeta(buffer);
+                if (meta != null && meta[0].length == offsets.length) {
+                    offsets = meta[0];
+                    strides = new int[meta[1].length];
+                    for (int i = 0; i < strides.length; i++) strides[i] = (int) meta[1][i];
+                }
+                mapInfo = GstNative.malloc0(GstNative.MAP_INFO_SIZE);
+                MemorySegment data = GstNative.mapRead(buffer, mapInfo);
+                if (data == null) throw new SourceException(id, "cannot map a " + info.caps() + " buffer for reading");
+                mappedOk = true;
+                Runnable releaser;
+                MemorySegment pixels;
+                if (mapped.get() >= maxMapped) {
+                    MemorySegment copy = pool.acquire(data.byteSize());
+                    MemorySegment.copy(data, 0, copy, 0, data.byteSize());
+                    GstNative.unmap(buffer, mapInfo);
+                    GstNative.free(mapInfo);
+                    GstNative.unrefMini(sample);
+                    mappedOk = false;
+                    mapInfo = null;
+                    sample = null;
+                    pixels = copy;
+                    FramePool p = pool;
+                    releaser = () -> p.release(copy);
+                } else {
+                    mapped.incrementAndGet();
+                    MemorySegment b = buffer, mi = mapInfo, sa = sample;
+                    AtomicInteger counter = mapped;
+                    releaser = () -> {
+                        GstNative.unmap(b, mi);
+                        GstNative.free(mi);
+                        GstNative.unrefMini(sa);
+                        counter.decrementAndGet();
+                    };
+                    pixels = data;
+                }
+                Frame.Builder fb = Frame.builder().format(info.format()).size(info.width(), info.height())
+                        .strides(strides).planeOffsets(offsets).data(pixels)
+                        .pts(pts).sequence(sequence++).sourceId(id).colorimetry(info.colorimetry()).releaser(releaser);
+                mapInfo = null;
+                sample = null;
+                try {
+                    return fb.build();
+                } catch (RuntimeException e) {
+                    releaser.run();
+                    throw new SourceException(id, "frame layout does not fit the buffer: " + e.getMessage(), e);
+                }
+            } finally {
+                if (mapInfo != null) {
+                    if (mappedOk) GstNative.unmap(buffer, mapInfo);
+                    GstNative.free(mapInfo);
+                }
+                if (sample != null) GstNative.unrefMini(sample);
+            }
+        }
+
+        private void closePipeline() {
+            if (pipeline == null) return;
+            MemorySegment p = pipeline;
+            pipeline = null;
+            GstNative.unrefObject(appsink);
+            GstNative.unrefObject(bus);
+            appsink = null;
+            bus = null;
+            GstNative.destroyPipeline(p);
+            if (cachedCaps != null) { GstNative.unrefMini(cachedCaps); cachedCaps = null; }
+        }
+
+        private void closeLatest() {
+            synchronized (lock) {
+                if (latest != null) { latest.close(); latest = null; }
+            }
+        }
+
+        private void sleep(long nanos) {
+            long end = System.nanoTime() + nanos;
+            long left;
+            while (!stopped && (left = end - System.nanoTime()) > 0) LockSupport.parkNanos(this, left);
+        }
+    }
+}
