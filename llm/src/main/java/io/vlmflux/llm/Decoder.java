@@ -1,0 +1,26 @@
+package io.vlmflux.llm;
+
+/**
+ * A loaded language model on one backend. {@link #forward} runs a chunk of positions through the network, appending
+ * their keys/values to the cache, and returns logits on the host. Prefill is one call with the whole prompt; decode
+ * is one call per token. Implementations are not thread-safe: use one decoder from one thread (the generator's
+ * scheduler).
+ */
+public interface Decoder extends AutoCloseable {
+    ModelConfig config();
+
+    /** Which backend ("cpu", "cuda"). */
+    String backend();
+
+    /** A cache able to hold {@code capacity} positions. */
+    KvCache newCache(int capacity);
+
+    /**
+     * Runs {@code input} at cache positions {@code [cache.length(), + n)} and commits them.
+     *
+     * @param allLogits true: logits of every position {@code [n, vocab]}; false: of the last position {@code [vocab]}
+     */
+    float[] forward(KvCache cache, ForwardInput input, boolean allLogits);
+
+    @Override void close();
+}

@@ -1,0 +1,85 @@
+package io.vlmflux.llm;
+
+import io.vlmflux.cuda.safetensors.WeightStore;
+import io.vlmflux.llm.cpu.CpuDecoderBackend;
+import io.vlmflux.llm.llama.LlamaFamily;
+import io.vlmflux.llm.qwen2.Qwen2Family;
+import io.vlmflux.llm.qwen2vl.Qwen2VlFamily;
+import io.vlmflux.llm.qwen3.Qwen3Family;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Locale;
+import java.util.Set;
+
+/**
+ * The registry of model families, keyed by {@code architectures} (then {@code model_type}), and the entry point to
+ * load a decoder: {@code Decoder d = Models.load(dir, "cpu");}. Unsupported architectures fail naming what the
+ * config says and what is supported.
+ */
+public final class Models {
+    private static final System.Logger LOG = System.getLogger("vlmflux.llm");
+    private static final List<ModelFamily> FAMILIES = List.of(new Qwen2Family(), new Qwen3Family(), new LlamaFamily(), new Qwen2VlFamily());
+
+    private Models() {}
+
+    public static List<ModelFamily> families() { return FAMILIES; }
+
+    /** The family for {@code config}. */
+    public static ModelFamily family(ModelConfig config) {
+        for (String a : config.architectures())
+            for (ModelFamily f : FAMILIES) if (f.architectures().contains(a)) return f;
+        if (config.architectures().isEmpty())
+            for (ModelFamily f : FAMILIES) if (f.modelTypes().contains(config.modelType())) return f;
+        StringBuilder sb = new StringBuilder();
+        for (ModelFamily f : FAMILIES) sb.append(sb.isEmpty() ? "" : ", ").append(String.join(", ", f.architectures()));
+        throw new IllegalArgumentException("unsupported architecture " + config.architectures() + " (model_type '" + config.modelType()
+                + "'); supported: " + sb);
+    }
+
+    /** Loads {@code dir} (config.json + safetensors) on {@code backend} ("cpu" or "cuda"). */
+    public static Decoder load(Path dir, String backend) throws IOException { return load(dir, "config.json", backend); }
+
+    /** Like {@link #load(Path, String)} with another config file name (e.g. {@code config.hub.json}). */
+    public static Decoder load(Path dir, String configFile, String backend) throws IOException {
+        ModelConfig config = ModelConfig.load(dir, configFile);
+        if (!"silu".equals(config.hiddenAct()))
+            throw new IllegalArgumentException(dir.resolve(configFile) + ": hidden_act '" + config.hiddenAct() + "' not supported (silu)");
+        ModelFamily family;
+        try {
+            family = family(config);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException(dir.resolve(configFile) + ": " + e.getMessage(), e);
+        }
+        DecoderBackend b = backend(backend);
+        WeightStore store = WeightStore.open(dir);
+        try {
+            TextModelSpec spec = family.spec(config, store.names());
+            spec.validate(config, store);
+            LOG.log(System.Logger.Level.INFO, "loading {0} ({1} layers, hidden {2}) from {3} on backend {4}",
+                    family.name(), config.numLayers(), config.hiddenSize(), dir, b.name());
+            return b.load(config, spec, store);
+        } catch (RuntimeException e) {
+            store.close();
+            throw e;
+        }
+    }
+
+    /** The backend named {@code name}. */
+    public static DecoderBackend backend(String name) {
+        String n = name == null ? "cpu" : name.toLowerCase(Locale.ROOT);
+        if (n.equals("cpu")) return new CpuDecoderBackend();
+        if (!n.matches("[a-z][a-z0-9]*")) throw new IllegalArgumentException("invalid backend name '" + name + "'");
+        String cls = "io.vlmflux.llm." + n + "." + Character.toUpperCase(n.charAt(0)) + n.substring(1) + "DecoderBackend";
+        try {
+            return (DecoderBackend) Class.forName(cls).getDeclaredConstructor().newInstance();
+        } catch (ClassNotFoundException e) {
+            throw new IllegalStateException("backend '" + n + "' is not available in this build (no " + cls + "); available: cpu");
+        } catch (ReflectiveOperationException | LinkageError e) {
+            throw new IllegalStateException("backend '" + n + "' failed to start: " + e, e);
+        }
+    }
+
+    static Set<String> set(String... s) { return Set.of(s); }
+}

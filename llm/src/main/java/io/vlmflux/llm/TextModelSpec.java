@@ -1,0 +1,87 @@
+package io.vlmflux.llm;
+
+import io.vlmflux.cuda.DType;
+import io.vlmflux.cuda.safetensors.TensorView;
+import io.vlmflux.cuda.safetensors.WeightStore;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * What a model family's decoder looks like, backend-neutral: the weight-name prefix ({@code model.} or
+ * {@code model.language_model.}), which projections carry biases, whether q/k get a per-head RMSNorm (Qwen3), whether
+ * rotary positions are 3-D (M-RoPE). {@link #validate} checks a checkpoint against it: every expected tensor present
+ * with the right shape and a float dtype, and no unexpected tensors in the text model's namespace.
+ *
+ * @param ignoredPrefixes tensor-name prefixes that belong to other parts (vision tower) and are skipped
+ */
+public record TextModelSpec(String family, String prefix, String lmHead, boolean qkvBias, boolean oBias, boolean qkNorm,
+                            boolean mrope, List<String> ignoredPrefixes) {
+    public TextModelSpec { ignoredPrefixes = List.copyOf(ignoredPrefixes); }
+
+    public String layer(int i, String rest) { return prefix + "layers." + i + "." + rest; }
+
+    /** Expected tensor names and shapes, in load order. */
+    public Map<String, long[]> expectedTensors(ModelConfig c) {
+        Map<String, long[]> m = new LinkedHashMap<>();
+        long h = c.hiddenSize(), q = c.qDim(), kv = c.kvDim(), inter = c.intermediateSize(), hd = c.headDim();
+        m.put(prefix + "embed_tokens.weight", new long[]{c.vocabSize(), h});
+        for (int i = 0; i < c.numLayers(); i++) {
+            m.put(layer(i, "input_layernorm.weight"), new long[]{h});
+            m.put(layer(i, "self_attn.q_proj.weight"), new long[]{q, h});
+            m.put(layer(i, "self_attn.k_proj.weight"), new long[]{kv, h});
+            m.put(layer(i, "self_attn.v_proj.weight"), new long[]{kv, h});
+            m.put(layer(i, "self_attn.o_proj.weight"), new long[]{h, q});
+            if (qkvBias) {
+                m.put(layer(i, "self_attn.q_proj.bias"), new long[]{q});
+                m.put(layer(i, "self_attn.k_proj.bias"), new long[]{kv});
+                m.put(layer(i, "self_attn.v_proj.bias"), new long[]{kv});
+            }
+            if (oBias) m.put(layer(i, "self_attn.o_proj.bias"), new long[]{h});
+            if (qkNorm) {
+                m.put(layer(i, "self_attn.q_norm.weight"), new long[]{hd});
+                m.put(layer(i, "self_attn.k_norm.weight"), new long[]{hd});
+            }
+            m.put(layer(i, "post_attention_layernorm.weight"), new long[]{h});
+            m.put(layer(i, "mlp.gate_proj.weight"), new long[]{inter, h});
+            m.put(layer(i, "mlp.up_proj.weight"), new long[]{inter, h});
+            m.put(layer(i, "mlp.down_proj.weight"), new long[]{h, inter});
+        }
+        m.put(prefix + "norm.weight", new long[]{h});
+        if (!c.tieWordEmbeddings()) m.put(lmHead, new long[]{c.vocabSize(), h});
+        return m;
+    }
+
+    /** Throws naming the model location, the tensor and what was expected, or returns the expected map. */
+    public Map<String, long[]> validate(ModelConfig c, WeightStore store) {
+        Map<String, long[]> expected = expectedTensors(c);
+        List<String> missing = new ArrayList<>();
+        for (Map.Entry<String, long[]> e : expected.entrySet()) {
+            TensorView t = store.find(e.getKey()).orElse(null);
+            if (t == null) { missing.add(e.getKey()); continue; }
+            if (t.dtype() != DType.BF16 && t.dtype() != DType.F16 && t.dtype() != DType.F32)
+                throw new IllegalArgumentException(t.where() + ": dtype " + t.dtype() + " is not supported (BF16, F16 or F32)");
+            if (!Arrays.equals(t.shape(), e.getValue()))
+                throw new IllegalArgumentException(t.where() + ": expected shape " + Arrays.toString(e.getValue()) + " for this "
+                        + family + " config but found " + Arrays.toString(t.shape()));
+        }
+        if (!missing.isEmpty())
+            throw new IllegalArgumentException(store.location() + ": missing " + missing.size() + " tensor(s) of the " + family + " text model: "
+                    + (missing.size() > 5 ? missing.subList(0, 5) + " ..." : missing));
+        List<String> extra = new ArrayList<>();
+        for (String n : store.names()) {
+            if (expected.containsKey(n) || n.endsWith("rotary_emb.inv_freq")) continue;
+            if (ignoredPrefixes.stream().anyMatch(n::startsWith)) continue;
+            if (n.equals(lmHead) && c.tieWordEmbeddings()) continue;   // some tied checkpoints still store it; unused
+            extra.add(n);
+        }
+        if (!extra.isEmpty())
+            throw new IllegalArgumentException(store.location() + ": unexpected tensor(s) for the " + family + " text model (config: "
+                    + c.numLayers() + " layers, qkv bias " + qkvBias + ", q/k norm " + qkNorm + "): "
+                    + (extra.size() > 5 ? extra.subList(0, 5) + " ..." : extra));
+        return expected;
+    }
+}

@@ -1,0 +1,214 @@
+package io.vlmflux.llm.cpu;
+
+import io.vlmflux.cuda.cpu.CpuMatrix;
+import io.vlmflux.cuda.cpu.CpuOps;
+import io.vlmflux.cuda.cpu.Parallel;
+import io.vlmflux.cuda.cpu.Rope;
+import io.vlmflux.cuda.safetensors.WeightStore;
+import io.vlmflux.llm.Decoder;
+import io.vlmflux.llm.EmbeddingSpan;
+import io.vlmflux.llm.ForwardInput;
+import io.vlmflux.llm.KvCache;
+import io.vlmflux.llm.ModelConfig;
+import io.vlmflux.llm.RopeConfig;
+import io.vlmflux.llm.TextModelSpec;
+
+/**
+ * The CPU reference decoder for every supported family (Llama-style pre-norm blocks: RMSNorm, GQA attention with
+ * RoPE or M-RoPE, SwiGLU MLP), in float32. Weights stay in the memory-mapped checkpoint and are converted on the fly
+ * by {@link CpuMatrix}; small vectors (norms, biases) are copied to heap arrays. Each {@link #forward} processes a
+ * chunk of {@code n} positions: all matmuls run over the chunk at once (weights read once per chunk), attention is
+ * parallel over (position, head). Owns the {@link WeightStore}.
+ */
+final class CpuDecoder implements Decoder {
+    private final ModelConfig c;
+    private final TextModelSpec spec;
+    private final WeightStore store;
+    private final CpuMatrix embed, lmHead;
+    private final float[] finalNorm;
+    private final Layer[] layers;
+    private final float[] invFreq;      // [headDim/2]
+    private final int[] ropeAxis;       // [headDim/2]: which of t/h/w drives each frequency (M-RoPE), or null
+    private boolean closed;
+
+    private static final class Layer {
+        float[] attnNorm, mlpNorm, qb, kb, vb, ob, qNorm, kNorm;
+        CpuMatrix q, k, v, o, gate, up, down;
+    }
+
+    CpuDecoder(ModelConfig c, TextModelSpec spec, WeightStore store) {
+        this.c = c;
+        this.spec = spec;
+        this.store = store;
+        String p = spec.prefix();
+        embed = CpuMatrix.of(store.tensor(p + "embed_tokens.weight"));
+        lmHead = c.tieWordEmbeddings() ? embed : CpuMatrix.of(store.tensor(spec.lmHead()));
+        finalNorm = vec(p + "norm.weight");
+        layers = new Layer[c.numLayers()];
+        for (int i = 0; i < layers.length; i++) {
+            Layer l = new Layer();
+            l.attnNorm = vec(spec.layer(i, "input_layernorm.weight"));
+            l.mlpNorm = vec(spec.layer(i, "post_attention_layernorm.weight"));
+            l.q = mat(spec.layer(i, "self_attn.q_proj.weight"));
+            l.k = mat(spec.layer(i, "self_attn.k_proj.weight"));
+            l.v = mat(spec.layer(i, "self_attn.v_proj.weight"));
+            l.o = mat(spec.layer(i, "self_attn.o_proj.weight"));
+            if (spec.qkvBias()) {
+                l.qb = vec(spec.layer(i, "self_attn.q_proj.bias"));
+                l.kb = vec(spec.layer(i, "self_attn.k_proj.bias"));
+                l.vb = vec(spec.layer(i, "self_attn.v_proj.bias"));
+            }
+            if (spec.oBias()) l.ob = vec(spec.layer(i, "self_attn.o_proj.bias"));
+            if (spec.qkNorm()) {
+                l.qNorm = vec(spec.layer(i, "self_attn.q_norm.weight"));
+                l.kNorm = vec(spec.layer(i, "self_attn.k_norm.weight"));
+            }
+            l.gate = mat(spec.layer(i, "mlp.gate_proj.weight"));
+            l.up = mat(spec.layer(i, "mlp.up_proj.weight"));
+            l.down = mat(spec.layer(i, "mlp.down_proj.weight"));
+            layers[i] = l;
+        }
+        RopeConfig r = c.rope();
+        float[] f = Rope.defaultInvFreq(c.headDim(), r.theta());
+        invFreq = switch (r.type()) {
+            case "llama3" -> Rope.llama3(f, r.factor(), r.lowFreqFactor(), r.highFreqFactor(), r.originalMaxPositionEmbeddings());
+            case "linear" -> Rope.linear(f, r.factor());
+            default -> f;
+        };
+        if (spec.mrope()) {
+            int[] sec = r.mropeSection();
+            ropeAxis = new int[c.headDim() / 2];
+            int i = 0;
+            for (int axis = 0; axis < 3; axis++) for (int j = 0; j < sec[axis]; j++) ropeAxis[i++] = axis;
+        } else {
+            ropeAxis = null;
+        }
+    }
+
+    private float[] vec(String name) { return store.tensor(name).toFloatArray(); }
+
+    private CpuMatrix mat(String name) { return CpuMatrix.of(store.tensor(name)); }
+
+    @Override public ModelConfig config() { return c; }
+
+    @Override public String backend() { return "cpu"; }
+
+    @Override public KvCache newCache(int capacity) {
+        return new LinearKvCache(c.numLayers(), c.kvDim(), Math.min(capacity, Math.max(1, c.maxPositionEmbeddings())));
+    }
+
+    @Override public float[] forward(KvCache kv, ForwardInput in, boolean allLogits) {
+        if (closed) throw new IllegalStateException("decoder is closed");
+        if (!(kv instanceof LinearKvCache cache)) throw new IllegalArgumentException("the CPU decoder needs a cache from its newCache(), got " + kv);
+        final int n = in.length(), start = cache.length();
+        final int H = c.hiddenSize(), qDim = c.qDim(), kvDim = c.kvDim(), hd = c.headDim(), half = hd / 2, I = c.intermediateSize();
+        final int heads = c.numHeads(), kvHeads = c.numKvHeads();
+        cache.ensure(start + n);
+
+        // embeddings, then image spans spliced over their slots
+        float[] x = new float[n * H];
+        int[] tokens = in.tokens();
+        for (int t = 0; t < n; t++) {
+            int id = tokens[t];
+            if (id < 0 || id >= c.vocabSize()) throw new IllegalArgumentException("token id " + id + " at position " + (start + t) + " outside vocab [0, " + c.vocabSize() + ")");
+            embed.row(id, x, t * H);
+        }
+        for (EmbeddingSpan s : in.spans()) {
+            if (s.hidden() != H) throw new IllegalArgumentException("embedding span at " + s.start() + " has width " + s.hidden() + ", model hidden size is " + H);
+            System.arraycopy(s.embeddings(), 0, x, s.start() * H, s.length() * H);
+        }
+
+        // rotary tables per position
+        float[] cos = new float[n * half], sin = new float[n * half];
+        int[][] pos = in.positions();
+        int delta = cache.positionDelta();
+        for (int t = 0; t < n; t++) {
+            for (int i = 0; i < half; i++) {
+                int axis = ropeAxis == null ? 0 : ropeAxis[i];
+                long p = pos == null ? (long) start + t + delta : pos[Math.min(axis, pos.length - 1)][t];
+                float a = (float) p * invFreq[i];
+                cos[t * half + i] = (float) Math.cos(a);
+                sin[t * half + i] = (float) Math.sin(a);
+            }
+        }
+
+        float[] xn = new float[n * H], q = new float[n * qDim], k = new float[n * kvDim], v = new float[n * kvDim];
+        float[] att = new float[n * qDim], o = new float[n * H], g = new float[n * I], u = new float[n * I];
+        float eps = c.rmsNormEps();
+        for (int li = 0; li < layers.length; li++) {
+            Layer l = layers[li];
+            CpuOps.rmsNormRows(xn, x, n, H, l.attnNorm, eps);
+            CpuOps.matmul(q, xn, n, l.q, l.qb);
+            CpuOps.matmul(k, xn, n, l.k, l.kb);
+            CpuOps.matmul(v, xn, n, l.v, l.vb);
+            for (int t = 0; t < n; t++) {
+                for (int h = 0; h < heads; h++) {
+                    int off = t * qDim + h * hd;
+                    if (l.qNorm != null) CpuOps.rmsNorm(q, off, q, off, hd, l.qNorm, eps);
+                    CpuOps.ropeRotateHalf(q, off, half, cos, sin, t * half);
+                }
+                for (int h = 0; h < kvHeads; h++) {
+                    int off = t * kvDim + h * hd;
+                    if (l.kNorm != null) CpuOps.rmsNorm(k, off, k, off, hd, l.kNorm, eps);
+                    CpuOps.ropeRotateHalf(k, off, half, cos, sin, t * half);
+                }
+            }
+            float[] kc = cache.keys(li), vc = cache.values(li);
+            System.arraycopy(k, 0, kc, start * kvDim, n * kvDim);
+            System.arraycopy(v, 0, vc, start * kvDim, n * kvDim);
+            attention(q, kc, vc, att, start, n);
+            CpuOps.matmul(o, att, n, l.o, l.ob);
+            CpuOps.addInPlace(x, o, n * H);
+            CpuOps.rmsNormRows(xn, x, n, H, l.mlpNorm, eps);
+            CpuOps.matmul(g, xn, n, l.gate, null);
+            CpuOps.matmul(u, xn, n, l.up, null);
+            CpuOps.siluMul(g, u, n * I);
+            CpuOps.matmul(o, g, n, l.down, null);
+            CpuOps.addInPlace(x, o, n * H);
+        }
+        cache.commit(n);
+
+        int first = allLogits ? 0 : n - 1, rows = n - first;
+        float[] last = new float[rows * H];
+        for (int t = 0; t < rows; t++) CpuOps.rmsNorm(last, t * H, x, (first + t) * H, H, finalNorm, eps);
+        float[] logits = new float[rows * c.vocabSize()];
+        CpuOps.matmul(logits, last, rows, lmHead, null);
+        return logits;
+    }
+
+    /** Causal GQA attention of the chunk's queries against cache positions {@code [0, start + t]}. */
+    private void attention(float[] q, float[] kc, float[] vc, float[] out, int start, int n) {
+        final int heads = c.numHeads(), hd = c.headDim(), qDim = c.qDim(), kvDim = c.kvDim();
+        final int group = heads / c.numKvHeads();
+        final float scale = (float) (1.0 / Math.sqrt(hd));
+        Parallel.forRange(n * heads, Math.max(1, 2048 / (start + n)), (lo, hi) -> {
+            float[] sc = new float[start + n];
+            for (int idx = lo; idx < hi; idx++) {
+                int t = idx / heads, h = idx % heads, g = h / group;
+                int len = start + t + 1;
+                int qo = t * qDim + h * hd, ko = g * hd;
+                for (int j = 0; j < len; j++) {
+                    float s = 0f;
+                    int kb = j * kvDim + ko;
+                    for (int d = 0; d < hd; d++) s += q[qo + d] * kc[kb + d];
+                    sc[j] = s * scale;
+                }
+                CpuOps.softmax(sc, 0, len);
+                int oo = t * qDim + h * hd;
+                for (int d = 0; d < hd; d++) out[oo + d] = 0f;
+                for (int j = 0; j < len; j++) {
+                    float p = sc[j];
+                    int vb = j * kvDim + ko;
+                    for (int d = 0; d < hd; d++) out[oo + d] += p * vc[vb + d];
+                }
+            }
+        });
+    }
+
+    @Override public void close() {
+        if (!closed) {
+            closed = true;
+            store.close();
+        }
+    }
+}
