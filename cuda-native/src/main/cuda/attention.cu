@@ -1,0 +1,242 @@
+// Attention over the linear KV cache (bf16 [kvHeads, maxSeq, hd] per layer, see rope.cu).
+// GQA: query head h reads kv head h / (nq / nkv), as Hugging Face's repeat_kv groups them.
+// hd = 32 * EPL; kernels are instantiated for EPL 1..8 (hd 32..256) and named vf_attn_*_e<EPL>.
+#include "common.cuh"
+
+#define VF_DEC_WARPS 4
+#define VF_DEC_GMAX 8
+
+// ---------------------------------------------------------------------------------------------------------------
+// Decode, flash-decoding style. grid (nkv, splits, ceil(G / GMAX)), block 32*VF_DEC_WARPS.
+// Block (kv head, split, head group) walks its share of the keys [0, kvLen[0]) once and serves up to GMAX query
+// heads of the group. It writes unnormalized partials part[(h * splits + split) * (hd + 2)] = {m, l, acc[hd]};
+// vf_attn_decode_combine merges the splits. kvLen lives in device memory (graph-capturable).
+template <int EPL>
+__device__ __forceinline__ void attn_decode_split(float* __restrict__ part, const float* __restrict__ q,
+        const bf16_t* __restrict__ kc, const bf16_t* __restrict__ vc, const int* __restrict__ kvLen,
+        int nq, int nkv, int maxSeq, float scale) {
+    constexpr int HD = 32 * EPL;
+    __shared__ float sm[VF_DEC_WARPS][VF_DEC_GMAX][HD + 2];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int hk = blockIdx.x, split = blockIdx.y, splits = gridDim.y;
+    const int G = nq / nkv;
+    const int g0 = blockIdx.z * VF_DEC_GMAX;
+    const int gn = min(VF_DEC_GMAX, G - g0);
+    const int len = kvLen[0];
+    const int chunk = (len + splits - 1) / splits;
+    const int kBeg = split * chunk, kEnd = min(len, kBeg + chunk);
+
+    float qr[VF_DEC_GMAX][EPL], acc[VF_DEC_GMAX][EPL], m[VF_DEC_GMAX], l[VF_DEC_GMAX];
+#pragma unroll
+    for (int g = 0; g < VF_DEC_GMAX; g++) {
+        m[g] = VF_NEG_INF; l[g] = 0.f;
+#pragma unroll
+        for (int e = 0; e < EPL; e++) {
+            acc[g][e] = 0.f;
+            qr[g][e] = g < gn ? q[(long long)(hk * G + g0 + g) * HD + lane * EPL + e] * scale : 0.f;
+        }
+    }
+    const bf16_t* kh = kc + (long long)hk * maxSeq * HD + lane * EPL;
+    const bf16_t* vh = vc + (long long)hk * maxSeq * HD + lane * EPL;
+    for (int t = kBeg + warp; t < kEnd; t += VF_DEC_WARPS) {
+        float kf[EPL], vf[EPL];
+#pragma unroll
+        for (int e = 0; e < EPL; e++) { kf[e] = bf2f(kh[(long long)t * HD + e]); vf[e] = bf2f(vh[(long long)t * HD + e]); }
+#pragma unroll
+        for (int g = 0; g < VF_DEC_GMAX; g++) {
+            if (g < gn) {
+                float s = 0.f;
+#pragma unroll
+                for (int e = 0; e < EPL; e++) s = fmaf(qr[g][e], kf[e], s);
+                s = warp_sum(s);
+                const float mn = fmaxf(m[g], s);
+                const float corr = __expf(m[g] - mn);
+                const float p = __expf(s - mn);
+                l[g] = l[g] * corr + p;
+#pragma unroll
+                for (int e = 0; e < EPL; e++) acc[g][e] = fmaf(acc[g][e], corr, p * vf[e]);
+                m[g] = mn;
+            }
+        }
+    }
+    // Merge the warps of this block.
+#pragma unroll
+    for (int g = 0; g < VF_DEC_GMAX; g++) {
+        if (g < gn) {
+            if (lane == 0) { sm[warp][g][0] = m[g]; sm[warp][g][1] = l[g]; }
+#pragma unroll
+            for (int e = 0; e < EPL; e++) sm[warp][g][2 + lane * EPL + e] = acc[g][e];
+        }
+    }
+    __syncthreads();
+    for (int idx = threadIdx.x; idx < gn * (HD + 2); idx += blockDim.x) {
+        const int g = idx / (HD + 2), d = idx % (HD + 2);
+        float M = VF_NEG_INF;
+#pragma unroll
+        for (int w = 0; w < VF_DEC_WARPS; w++) M = fmaxf(M, sm[w][g][0]);
+        float val;
+        if (d == 0) val = M;
+        else {
+            val = 0.f;
+#pragma unroll
+            for (int w = 0; w < VF_DEC_WARPS; w++) {
+                const float mw = sm[w][g][0];
+                if (mw != VF_NEG_INF) val += sm[w][g][d] * __expf(mw - M);
+            }
+        }
+        const int h = hk * G + g0 + g;
+        part[((long long)h * splits + split) * (HD + 2) + d] = val;
+    }
+}
+
+// out[h, :] = bf16(sum_s acc_s e^{m_s - M} / sum_s l_s e^{m_s - M}). grid (nq), block 128.
+extern "C" __global__ void vf_attn_decode_combine(bf16_t* __restrict__ out, const float* __restrict__ part,
+                                                  int splits, int hd) {
+    const int h = blockIdx.x;
+    const float* ph = part + (long long)h * splits * (hd + 2);
+    float M = VF_NEG_INF;
+    for (int s = 0; s < splits; s++) M = fmaxf(M, ph[s * (hd + 2)]);
+    float L = 0.f;
+    for (int s = 0; s < splits; s++) {
+        const float ms = ph[s * (hd + 2)];
+        if (ms != VF_NEG_INF) L += ph[s * (hd + 2) + 1] * __expf(ms - M);
+    }
+    const float inv = 1.f / L;
+    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+        float a = 0.f;
+        for (int s = 0; s < splits; s++) {
+            const float ms = ph[s * (hd + 2)];
+            if (ms != VF_NEG_INF) a += ph[s * (hd + 2) + 2 + d] * __expf(ms - M);
+        }
+        out[(long long)h * hd + d] = f2bf(a * inv);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Prefill: causal, tiled. Queries are tokens [0, n) at cache slots start[0] + i; query i sees keys [0, start + i].
+// grid (ceil(n / (4*QW)), nq), block 128: 4 warps x QW queries, key tiles of 32 staged in shared memory (bf16, K rows
+// padded by one word so that lane-per-key reads hit distinct banks). q fp32 [n, nq, hd], out bf16 [n, nq, hd].
+// Queries per warp: 4, or 3 at hd 256 so the static shared memory stays under 48 KB; a block serves 4 * QW queries
+// (the Java launcher mirrors this).
+#define VF_PF_WARPS 4
+
+template <int EPL>
+__device__ __forceinline__ void attn_prefill(bf16_t* __restrict__ out, const float* __restrict__ q,
+        const bf16_t* __restrict__ kc, const bf16_t* __restrict__ vc, const int* __restrict__ startPtr,
+        int n, int nq, int nkv, int maxSeq, float scale) {
+    constexpr int HD = 32 * EPL;
+    constexpr int KW = HD / 2 + 1;  // 32-bit words per padded K row (odd: conflict-free)
+    constexpr int VF_PF_QW = EPL >= 8 ? 3 : 4;
+    constexpr int VF_PF_QB = VF_PF_QW * VF_PF_WARPS;
+    __shared__ float qs[VF_PF_QB][HD];
+    __shared__ unsigned int ks[32 * KW];
+    __shared__ bf16_t vs[32][HD];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int h = blockIdx.y, hk = h / (nq / nkv);
+    const int i0 = blockIdx.x * VF_PF_QB;
+    const int start = startPtr[0];
+    for (int idx = threadIdx.x; idx < VF_PF_QB * HD; idx += blockDim.x) {
+        const int qi = idx / HD, d = idx % HD;
+        const int i = i0 + qi;
+        qs[qi][d] = i < n ? q[((long long)i * nq + h) * HD + d] * scale : 0.f;
+    }
+    float acc[VF_PF_QW][EPL], m[VF_PF_QW], l[VF_PF_QW];
+#pragma unroll
+    for (int a = 0; a < VF_PF_QW; a++) {
+        m[a] = VF_NEG_INF; l[a] = 0.f;
+#pragma unroll
+        for (int e = 0; e < EPL; e++) acc[a][e] = 0.f;
+    }
+    const int myQ0 = i0 + warp * VF_PF_QW;                 // first query of this warp
+    const int lastKey = start + min(n, i0 + VF_PF_QB) - 1;  // last key any query of the block sees
+    const bf16_t* kh = kc + (long long)hk * maxSeq * HD;
+    const bf16_t* vh = vc + (long long)hk * maxSeq * HD;
+    for (int k0 = 0; k0 <= lastKey; k0 += 32) {
+        __syncthreads();
+        for (int idx = threadIdx.x; idx < 32 * (HD / 2); idx += blockDim.x) {
+            const int r = idx / (HD / 2), w = idx % (HD / 2);
+            const int key = k0 + r;
+            unsigned int kv = 0u, vv = 0u;
+            if (key <= lastKey) {
+                kv = reinterpret_cast<const unsigned int*>(kh + (long long)key * HD)[w];
+                vv = reinterpret_cast<const unsigned int*>(vh + (long long)key * HD)[w];
+            }
+            ks[r * KW + w] = kv;
+            reinterpret_cast<unsigned int*>(&vs[r][0])[w] = vv;
+        }
+        __syncthreads();
+        if (myQ0 >= n || k0 > start + myQ0 + VF_PF_QW - 1) continue;  // warp has nothing to do in this tile
+        float s[VF_PF_QW];
+#pragma unroll
+        for (int a = 0; a < VF_PF_QW; a++) s[a] = 0.f;
+        const unsigned int* kr = ks + lane * KW;
+#pragma unroll 8
+        for (int w = 0; w < HD / 2; w++) {
+            const unsigned int kw = kr[w];
+            const float k0f = bflo(kw), k1f = bfhi(kw);
+#pragma unroll
+            for (int a = 0; a < VF_PF_QW; a++) {
+                const float2 qv = *reinterpret_cast<const float2*>(&qs[warp * VF_PF_QW + a][2 * w]);
+                s[a] = fmaf(qv.x, k0f, fmaf(qv.y, k1f, s[a]));
+            }
+        }
+        const int key = k0 + lane;
+        float p[VF_PF_QW];
+#pragma unroll
+        for (int a = 0; a < VF_PF_QW; a++) {
+            const int i = myQ0 + a;
+            const bool ok = i < n && key <= start + i;
+            const float sa = ok ? s[a] : VF_NEG_INF;
+            const float mx = warp_max(sa);
+            const float mn = fmaxf(m[a], mx);
+            // mn is finite for every valid query: key 0 is in the first tile and always visible.
+            const float corr = mn == VF_NEG_INF ? 1.f : __expf(m[a] - mn);
+            p[a] = ok ? __expf(sa - mn) : 0.f;
+            l[a] = l[a] * corr + warp_sum(p[a]);
+#pragma unroll
+            for (int e = 0; e < EPL; e++) acc[a][e] *= corr;
+            m[a] = mn;
+        }
+#pragma unroll 4
+        for (int j = 0; j < 32; j++) {
+            float vv[EPL];
+#pragma unroll
+            for (int e = 0; e < EPL; e++) vv[e] = bf2f(vs[j][lane * EPL + e]);
+#pragma unroll
+            for (int a = 0; a < VF_PF_QW; a++) {
+                const float pj = __shfl_sync(0xffffffffu, p[a], j);
+#pragma unroll
+                for (int e = 0; e < EPL; e++) acc[a][e] = fmaf(pj, vv[e], acc[a][e]);
+            }
+        }
+    }
+#pragma unroll
+    for (int a = 0; a < VF_PF_QW; a++) {
+        const int i = myQ0 + a;
+        if (i < n) {
+            const float inv = 1.f / l[a];
+#pragma unroll
+            for (int e = 0; e < EPL; e++) out[((long long)i * nq + h) * HD + lane * EPL + e] = f2bf(acc[a][e] * inv);
+        }
+    }
+}
+
+#define VF_ATTN_INSTANCE(E)                                                                                        \
+    extern "C" __global__ void __launch_bounds__(32 * VF_DEC_WARPS) vf_attn_decode_e##E(                           \
+        float* part, const float* q, const bf16_t* kc, const bf16_t* vc, const int* kvLen,                         \
+        int nq, int nkv, int maxSeq, float scale) {                                                                \
+        attn_decode_split<E>(part, q, kc, vc, kvLen, nq, nkv, maxSeq, scale);                                      \
+    }                                                                                                              \
+    extern "C" __global__ void __launch_bounds__(32 * VF_PF_WARPS) vf_attn_prefill_e##E(                           \
+        bf16_t* out, const float* q, const bf16_t* kc, const bf16_t* vc, const int* start,                         \
+        int n, int nq, int nkv, int maxSeq, float scale) {                                                         \
+        attn_prefill<E>(out, q, kc, vc, start, n, nq, nkv, maxSeq, scale);                                         \
+    }
+
+VF_ATTN_INSTANCE(1)
+VF_ATTN_INSTANCE(2)
+VF_ATTN_INSTANCE(3)
+VF_ATTN_INSTANCE(4)
+VF_ATTN_INSTANCE(5)
+VF_ATTN_INSTANCE(6)
+VF_ATTN_INSTANCE(8)

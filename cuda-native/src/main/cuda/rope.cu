@@ -1,0 +1,79 @@
+// Rotary position embedding (rotate-half layout, as Hugging Face applies it) fused with the optional per-head
+// q/k RMSNorm (Qwen3) and the KV-cache write.
+//
+// Default RoPE, llama3-scaled RoPE and M-RoPE differ only in the inverse-frequency table (computed on the host,
+// llama3 scaling included) and in which position component a frequency index uses:
+//   frequency j in [0, sec1) uses pos[0*posStride + t], [sec1, sec2) uses pos[1*posStride + t], [sec2, hd/2) pos[2*..].
+// Plain RoPE passes posStride = 0 (all three components are the same row).
+//
+// Cache layout per layer: K and V each bf16 [kvHeads, maxSeq, hd]; token t is written at slot cacheStart[0] + t.
+// cacheStart lives in device memory so a captured decode graph serves every step.
+#include "common.cuh"
+
+#define VF_ROPE_MAXP 4   // pairs per lane: hd <= 2 * 32 * 4 = 256
+
+// grid (n, ceil((nq + nkv) / 4)), block 128: one warp per head of one token.
+// q/k/v rows of token t start at q + t*qStride etc. (strides in elements; lets q,k,v be one fused projection).
+// qOut fp32 [n, nq, hd]. qNorm/kNorm (bf16 [hd]) may be null.
+extern "C" __global__ void __launch_bounds__(128)
+vf_rope_qkv(float* __restrict__ qOut, bf16_t* __restrict__ kCache, bf16_t* __restrict__ vCache,
+            const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
+            int qStride, int kStride, int vStride,
+            const int* __restrict__ pos, int posStride, int sec1, int sec2,
+            const float* __restrict__ invFreq, const int* __restrict__ cacheStart,
+            int n, int nq, int nkv, int hd, int maxSeq,
+            const bf16_t* __restrict__ qNorm, const bf16_t* __restrict__ kNorm, float eps) {
+    const int t = blockIdx.x;
+    const int lane = threadIdx.x & 31;
+    const int h = blockIdx.y * 4 + (threadIdx.x >> 5);
+    if (t >= n || h >= nq + nkv) return;
+    const int half = hd >> 1;
+    const bool isQ = h < nq;
+    const int hk = h - nq;
+    const float* src = isQ ? q + (long long)t * qStride + (long long)h * hd
+                           : k + (long long)t * kStride + (long long)hk * hd;
+    const bf16_t* nw = isQ ? qNorm : kNorm;
+
+    float x1[VF_ROPE_MAXP], x2[VF_ROPE_MAXP];
+    float ss = 0.f;
+#pragma unroll
+    for (int p = 0; p < VF_ROPE_MAXP; p++) {
+        const int j = lane + 32 * p;
+        x1[p] = 0.f; x2[p] = 0.f;
+        if (j < half) {
+            x1[p] = src[j];
+            x2[p] = src[j + half];
+            ss += x1[p] * x1[p] + x2[p] * x2[p];
+        }
+    }
+    float scale = 1.f;
+    if (nw != nullptr) scale = rsqrtf(warp_sum(ss) / (float)hd + eps);
+
+    const int slot = cacheStart[0] + t;
+    float* qo = qOut + ((long long)t * nq + h) * hd;
+    bf16_t* ko = kCache + ((long long)hk * maxSeq + slot) * hd;
+#pragma unroll
+    for (int p = 0; p < VF_ROPE_MAXP; p++) {
+        const int j = lane + 32 * p;
+        if (j < half) {
+            float a = x1[p], b = x2[p];
+            if (nw != nullptr) {
+                a = a * scale * bf2f(nw[j]);
+                b = b * scale * bf2f(nw[j + half]);
+            }
+            const int c = j < sec1 ? 0 : (j < sec2 ? 1 : 2);
+            const float ang = (float)pos[c * posStride + t] * invFreq[j];
+            float s, co;
+            sincosf(ang, &s, &co);
+            const float r1 = a * co - b * s;
+            const float r2 = b * co + a * s;
+            if (isQ) { qo[j] = r1; qo[j + half] = r2; }
+            else { ko[j] = f2bf(r1); ko[j + half] = f2bf(r2); }
+        }
+    }
+    if (!isQ) {
+        const float* vs = v + (long long)t * vStride + (long long)hk * hd;
+        bf16_t* vo = vCache + ((long long)hk * maxSeq + slot) * hd;
+        for (int j = lane; j < hd; j += 32) vo[j] = f2bf(vs[j]);
+    }
+}

@@ -1,0 +1,52 @@
+package io.vlmflux.cuda.gpu;
+
+import org.bytedeco.cuda.cublas.cublasContext;
+import org.bytedeco.cuda.global.cublas;
+import org.bytedeco.cuda.global.cudart;
+import org.bytedeco.javacpp.FloatPointer;
+
+/**
+ * cuBLAS bound to one stream, with a fixed workspace (so GEMMs can be captured in CUDA graphs). Row-major view:
+ * {@link #matmulNT} computes Y[n, m] = X[n, k] * W[m, k]^T (+ beta * Y), the shape of every linear layer.
+ */
+public final class Blas implements AutoCloseable {
+    private final cublasContext handle = new cublasContext();
+    private final FloatPointer one = new FloatPointer(1f);
+    private final FloatPointer zero = new FloatPointer(0f);
+    private boolean closed;
+
+    /** {@code workspace} (e.g. 32 MiB from an arena) must outlive this handle. */
+    public Blas(GpuStream stream, DeviceBuffer workspace) {
+        stream.device().makeCurrent();
+        Cuda.checkBlas(cublas.cublasCreate_v2(handle), "cublasCreate");
+        Cuda.checkBlas(cublas.cublasSetStream_v2(handle, stream.handle()), "cublasSetStream");
+        Cuda.checkBlas(cublas.cublasSetWorkspace_v2(handle, workspace.pointer(), workspace.bytes()), "cublasSetWorkspace");
+        Cuda.checkBlas(cublas.cublasSetMathMode(handle, cublas.CUBLAS_DEFAULT_MATH), "cublasSetMathMode");
+    }
+
+    /**
+     * Y = X W^T (+ Y when accumulate): X bf16 [n, k], W bf16 [m, k] (row-major, as stored in checkpoints),
+     * Y fp32 [n, m]; fp32 accumulation (cublasGemmEx, CUBLAS_COMPUTE_32F).
+     */
+    public void matmulNT(DeviceBuffer y, DeviceBuffer x, DeviceBuffer w, int n, int m, int k, boolean accumulate) {
+        if (n <= 0 || m <= 0 || k <= 0) throw new IllegalArgumentException("matmulNT: bad shape n=" + n + " m=" + m + " k=" + k);
+        x.require(2L * n * k, "matmulNT", "X bf16 [" + n + ", " + k + "]");
+        w.require(2L * m * k, "matmulNT", "W bf16 [" + m + ", " + k + "]");
+        y.require(4L * n * m, "matmulNT", "Y fp32 [" + n + ", " + m + "]");
+        // Column-major: Y^T[m, n] = W[m, k] * X^T[k, n]; W row-major is W^T column-major (lda = k).
+        int rc = cublas.cublasGemmEx(handle, cublas.CUBLAS_OP_T, cublas.CUBLAS_OP_N, m, n, k, one,
+                w.pointer(), cudart.CUDA_R_16BF, k, x.pointer(), cudart.CUDA_R_16BF, k,
+                accumulate ? one : zero, y.pointer(), cudart.CUDA_R_32F, m,
+                cublas.CUBLAS_COMPUTE_32F, cublas.CUBLAS_GEMM_DEFAULT);
+        Cuda.checkBlas(rc, "cublasGemmEx(bf16 NT, m=" + m + " n=" + n + " k=" + k + ", W '" + w.name() + "')");
+    }
+
+    @Override
+    public void close() {
+        if (closed) return;
+        closed = true;
+        cublas.cublasDestroy_v2(handle);
+        one.close();
+        zero.close();
+    }
+}

@@ -1,0 +1,85 @@
+package io.vlmflux.cuda.gpu;
+
+import org.bytedeco.cuda.global.cudart;
+
+/**
+ * Entry point of the CUDA backend: whether a usable GPU exists (never crashes the JVM where no driver or CUDA
+ * library is installed; {@link #unavailableReason()} says why) and the device handle.
+ *
+ * <p>Set {@code -Dvlmflux.cuda.disable=true} to force the CPU backend.
+ */
+public final class Gpu {
+    private static final System.Logger LOG = System.getLogger("vlmflux.cuda");
+    private static volatile String reason;  // null until probed; "" when available
+    private static volatile GpuDevice device;
+
+    private Gpu() {}
+
+    /** True when the CUDA libraries load and at least one device answers. */
+    public static boolean isAvailable() {
+        return probe().isEmpty();
+    }
+
+    /** Why no GPU can be used ("" when one can). */
+    public static String unavailableReason() {
+        return probe();
+    }
+
+    /** Device 0, opened once (primary context). Throws {@link IllegalStateException} with the reason if none. */
+    public static GpuDevice device() {
+        GpuDevice d = device;
+        if (d != null) return d;
+        synchronized (Gpu.class) {
+            if (device == null) {
+                String r = probe();
+                if (!r.isEmpty()) throw new IllegalStateException("no usable CUDA GPU: " + r);
+                device = new GpuDevice(0);
+                LOG.log(System.Logger.Level.INFO, "CUDA device 0: {0}", device);
+            }
+            return device;
+        }
+    }
+
+    private static String probe() {
+        String r = reason;
+        if (r != null) return r;
+        synchronized (Gpu.class) {
+            if (reason == null) reason = doProbe();
+            if (!reason.isEmpty()) LOG.log(System.Logger.Level.INFO, "CUDA backend unavailable: {0}", reason);
+            return reason;
+        }
+    }
+
+    private static String doProbe() {
+        if (Boolean.getBoolean("vlmflux.cuda.disable")) return "disabled by -Dvlmflux.cuda.disable=true";
+        try {
+            int[] count = {0};
+            int rc = cudart.cudaGetDeviceCount(count);
+            if (rc != 0) {
+                String s;
+                try {
+                    s = cudart.cudaGetErrorString(rc).getString();
+                } catch (Throwable t) {
+                    s = "error " + rc;
+                }
+                return "cudaGetDeviceCount failed: " + s + " (cudaError " + rc + ")";
+            }
+            if (count[0] == 0) return "cudaGetDeviceCount: no CUDA device";
+            int[] drv = {0};
+            cudart.cudaDriverGetVersion(drv);
+            if (drv[0] < 13000) return "CUDA driver " + drv[0] + " is older than CUDA 13.0, which the presets need";
+            return "";
+        } catch (UnsatisfiedLinkError | NoClassDefFoundError | ExceptionInInitializerError e) {
+            return "CUDA libraries did not load (" + e.getClass().getSimpleName() + ": " + firstLine(e.getMessage())
+                    + "); install CUDA 13 and set LD_LIBRARY_PATH=/usr/local/cuda/lib64";
+        } catch (Throwable e) {
+            return "CUDA probe failed: " + e;
+        }
+    }
+
+    private static String firstLine(String s) {
+        if (s == null) return "";
+        int i = s.indexOf('\n');
+        return i < 0 ? s : s.substring(0, i);
+    }
+}

@@ -1,0 +1,281 @@
+package io.vlmflux.cuda.gpu;
+
+/**
+ * Typed launchers for the kernels of src/main/cuda, bound to one stream. Each method checks shapes, buffer sizes
+ * and alignment before launching and names the op in its exception; launches are async on the stream (and
+ * graph-capturable). Not thread-safe: one instance per stream, used from the stream's thread.
+ *
+ * <p>Conventions: activations / residual stream fp32, matmul inputs and weights bf16 (bit patterns), KV cache bf16
+ * [kvHeads, maxSeq, headDim] per layer, positions / lengths / counters in device memory.
+ */
+public final class GpuOps implements AutoCloseable {
+    private final GpuStream stream;
+    private final KernelModule k;
+    private final LaunchArgs a = new LaunchArgs();
+
+    public GpuOps(GpuStream stream) {
+        this(stream, stream.device().kernels());
+    }
+
+    GpuOps(GpuStream stream, KernelModule module) {
+        this.stream = stream;
+        this.k = module;
+    }
+
+    /** Where the kernels came from (fatbin or NVRTC), for logs. */
+    public String kernelOrigin() { return k.origin(); }
+
+    public GpuStream stream() { return stream; }
+
+    /** Query heads, kv heads, head dim, cache capacity (tokens). */
+    public record AttnShape(int nq, int nkv, int headDim, int maxSeq) {
+        public AttnShape {
+            if (nq <= 0 || nkv <= 0 || nq % nkv != 0)
+                throw new IllegalArgumentException("attention: " + nq + " query heads not a multiple of " + nkv + " kv heads");
+            if (headDim <= 0 || headDim > 256 || headDim % 2 != 0)
+                throw new IllegalArgumentException("attention: head dim " + headDim + " (must be even and <= 256)");
+            if (maxSeq <= 0) throw new IllegalArgumentException("attention: maxSeq " + maxSeq);
+        }
+
+        long cacheBytes() { return 2L * nkv * maxSeq * headDim; }
+    }
+
+    private static void positive(String op, int... v) {
+        for (int x : v) if (x <= 0) throw new IllegalArgumentException(op + ": non-positive dimension " + x);
+    }
+
+    // ---- embedding ----
+
+    /** out fp32 [n, hidden] = table bf16 [vocab, hidden] rows ids int32 [n] (an id out of range gives NaN rows). */
+    public void embedGather(DeviceBuffer out, DeviceBuffer table, DeviceBuffer ids, int n, int hidden, int vocab) {
+        positive("embedGather", n, hidden, vocab);
+        out.require(4L * n * hidden, "embedGather", "out fp32 [n, hidden]");
+        table.require(2L * vocab * hidden, "embedGather", "table bf16 [vocab, hidden]");
+        ids.require(4L * n, "embedGather", "ids int32 [n]");
+        if (hidden % 8 == 0 && table.address() % 16 != 0) throw new IllegalArgumentException("embedGather: table not 16-byte aligned");
+        k.launch("vf_embed_gather", n, 1, 1, 256, 0, stream, a.reset().ptr(out).ptr(table).ptr(ids).i32(n).i32(hidden).i32(vocab));
+    }
+
+    /** dst fp32 rows [row0, row0 + rows) = src rows (fp32, or bf16 when {@code srcBf16}). */
+    public void spliceRows(DeviceBuffer dst, int dstRows, DeviceBuffer src, boolean srcBf16, int row0, int rows, int hidden) {
+        positive("spliceRows", rows, hidden);
+        if (row0 < 0 || row0 + rows > dstRows)
+            throw new IllegalArgumentException("spliceRows: rows [" + row0 + ", " + (row0 + rows) + ") outside " + dstRows + " rows");
+        dst.require(4L * dstRows * hidden, "spliceRows", "dst fp32 [rows, hidden]");
+        src.require((srcBf16 ? 2L : 4L) * rows * hidden, "spliceRows", "src [rows, hidden]");
+        k.launch(srcBf16 ? "vf_splice_rows_bf16" : "vf_splice_rows_f32", rows, 1, 1, 256, 0, stream,
+                a.reset().ptr(dst).ptr(src).i32(row0).i32(rows).i32(hidden));
+    }
+
+    // ---- norms / elementwise ----
+
+    /** If delta != null: x += delta (in place). Then out bf16 = rmsnorm(x) * w. x fp32 [rows, hidden], w bf16 [hidden]. */
+    public void rmsNorm(DeviceBuffer out, DeviceBuffer x, DeviceBuffer delta, DeviceBuffer w, int rows, int hidden, float eps) {
+        positive("rmsNorm", rows, hidden);
+        out.require(2L * rows * hidden, "rmsNorm", "out bf16 [rows, hidden]");
+        x.require(4L * rows * hidden, "rmsNorm", "x fp32 [rows, hidden]");
+        if (delta != null) delta.require(4L * rows * hidden, "rmsNorm", "delta fp32 [rows, hidden]");
+        w.require(2L * hidden, "rmsNorm", "weight bf16 [hidden]");
+        k.launch("vf_rmsnorm", rows, 1, 1, hidden >= 2048 ? 1024 : 256, 0, stream,
+                a.reset().ptr(out).ptr(x).ptr(delta).ptr(w).i32(hidden).f32(eps));
+    }
+
+    /** out fp32 = rmsnorm(x) * w. */
+    public void rmsNormF32(DeviceBuffer out, DeviceBuffer x, DeviceBuffer w, int rows, int hidden, float eps) {
+        positive("rmsNormF32", rows, hidden);
+        out.require(4L * rows * hidden, "rmsNormF32", "out fp32 [rows, hidden]");
+        x.require(4L * rows * hidden, "rmsNormF32", "x fp32 [rows, hidden]");
+        w.require(2L * hidden, "rmsNormF32", "weight bf16 [hidden]");
+        k.launch("vf_rmsnorm_f32", rows, 1, 1, hidden >= 2048 ? 1024 : 256, 0, stream,
+                a.reset().ptr(out).ptr(x).ptr(w).i32(hidden).f32(eps));
+    }
+
+    /** out bf16 [rows, inter] = silu(gate) * up; gate/up fp32 rows with strides (elements) to allow one fused buffer. */
+    public void siluMul(DeviceBuffer out, DeviceBuffer gate, int gateStride, DeviceBuffer up, int upStride, int rows, int inter) {
+        positive("siluMul", rows, inter, gateStride, upStride);
+        out.require(2L * rows * inter, "siluMul", "out bf16 [rows, inter]");
+        gate.require(4L * ((long) (rows - 1) * gateStride + inter), "siluMul", "gate fp32");
+        up.require(4L * ((long) (rows - 1) * upStride + inter), "siluMul", "up fp32");
+        k.launch("vf_silu_mul", (inter + 255) / 256, rows, 1, 256, 0, stream,
+                a.reset().ptr(out).ptr(gate).ptr(up).i32(inter).i32(gateStride).i32(upStride));
+    }
+
+    /** x += y (fp32, n elements). */
+    public void add(DeviceBuffer x, DeviceBuffer y, long n) {
+        x.require(4L * n, "add", "x fp32 [n]");
+        y.require(4L * n, "add", "y fp32 [n]");
+        k.launch("vf_add_f32", gridFor(n), 1, 1, 256, 0, stream, a.reset().ptr(x).ptr(y).i64(n));
+    }
+
+    public void toBf16(DeviceBuffer out, DeviceBuffer in, long n) {
+        out.require(2L * n, "toBf16", "out bf16 [n]");
+        in.require(4L * n, "toBf16", "in fp32 [n]");
+        k.launch("vf_f32_to_bf16", gridFor(n), 1, 1, 256, 0, stream, a.reset().ptr(out).ptr(in).i64(n));
+    }
+
+    public void toF32(DeviceBuffer out, DeviceBuffer in, long n) {
+        out.require(4L * n, "toF32", "out fp32 [n]");
+        in.require(2L * n, "toF32", "in bf16 [n]");
+        k.launch("vf_bf16_to_f32", gridFor(n), 1, 1, 256, 0, stream, a.reset().ptr(out).ptr(in).i64(n));
+    }
+
+    private int gridFor(long n) {
+        return (int) Math.max(1, Math.min((n + 255) / 256, 132L * 16));
+    }
+
+    // ---- matrix-vector (decode) ----
+
+    /**
+     * y fp32 [m] = W bf16 [m, k] * x bf16 [k] (+ bias fp32 [m]) (+ residual fp32 [m], may be y itself).
+     * Needs k % 8 == 0 and 16-byte aligned W and x (16-byte loads); use {@link Blas#matmulNT} otherwise.
+     */
+    public void gemv(DeviceBuffer y, DeviceBuffer w, DeviceBuffer x, DeviceBuffer bias, DeviceBuffer residual, int m, int k8) {
+        positive("gemv", m, k8);
+        if (k8 % 8 != 0) throw new IllegalArgumentException("gemv: k=" + k8 + " is not a multiple of 8");
+        if (w.address() % 16 != 0 || x.address() % 16 != 0)
+            throw new IllegalArgumentException("gemv: W '" + w.name() + "' or x '" + x.name() + "' not 16-byte aligned");
+        y.require(4L * m, "gemv", "y fp32 [m]");
+        w.require(2L * m * k8, "gemv", "W bf16 [" + m + ", " + k8 + "]");
+        x.require(2L * k8, "gemv", "x bf16 [k]");
+        if (bias != null) bias.require(4L * m, "gemv", "bias fp32 [m]");
+        if (residual != null) residual.require(4L * m, "gemv", "residual fp32 [m]");
+        int rowsPerBlock = 8 * 2;
+        k.launch("vf_gemv_bf16", (m + rowsPerBlock - 1) / rowsPerBlock, 1, 1, 256, 0, stream,
+                a.reset().ptr(y).ptr(w).ptr(x).ptr(bias).ptr(residual).i32(m).i32(k8));
+    }
+
+    // ---- RoPE + cache write ----
+
+    /**
+     * Rotary embedding (rotate-half) on q and k of n tokens, optional per-head RMSNorm first (qNorm/kNorm bf16
+     * [headDim], null to skip), K and V written to the cache at slots cacheStart[0] + t.
+     *
+     * @param q         fp32, token t's heads at q + t*qStride (elements); same for k, v
+     * @param pos       int32 device positions: component c of token t at pos[c*posStride + t] (posStride 0: plain)
+     * @param sec1      first frequency index using component 1 (M-RoPE); headDim/2 for plain RoPE
+     * @param sec2      first frequency index using component 2; headDim/2 for plain RoPE
+     * @param invFreq   fp32 [headDim/2] (see {@link Rope})
+     * @param cacheStart int32 device scalar: cache slot of token 0
+     * @param qOut      fp32 [n, nq, headDim]
+     */
+    public void ropeQkv(DeviceBuffer qOut, DeviceBuffer kCache, DeviceBuffer vCache,
+                        DeviceBuffer q, int qStride, DeviceBuffer kk, int kStride, DeviceBuffer v, int vStride,
+                        DeviceBuffer pos, int posStride, int sec1, int sec2, DeviceBuffer invFreq, DeviceBuffer cacheStart,
+                        int n, AttnShape s, DeviceBuffer qNorm, DeviceBuffer kNorm, float eps) {
+        positive("ropeQkv", n);
+        int hd = s.headDim();
+        if (sec1 < 0 || sec1 > sec2 || sec2 > hd / 2)
+            throw new IllegalArgumentException("ropeQkv: sections " + sec1 + ", " + sec2 + " outside [0, " + hd / 2 + "]");
+        if (qStride < s.nq() * hd || kStride < s.nkv() * hd || vStride < s.nkv() * hd)
+            throw new IllegalArgumentException("ropeQkv: row strides " + qStride + "/" + kStride + "/" + vStride + " smaller than the heads");
+        qOut.require(4L * n * s.nq() * hd, "ropeQkv", "qOut fp32 [n, nq, hd]");
+        kCache.require(s.cacheBytes(), "ropeQkv", "K cache bf16 [nkv, maxSeq, hd]");
+        vCache.require(s.cacheBytes(), "ropeQkv", "V cache bf16 [nkv, maxSeq, hd]");
+        q.require(4L * ((long) (n - 1) * qStride + s.nq() * hd), "ropeQkv", "q fp32");
+        kk.require(4L * ((long) (n - 1) * kStride + s.nkv() * hd), "ropeQkv", "k fp32");
+        v.require(4L * ((long) (n - 1) * vStride + s.nkv() * hd), "ropeQkv", "v fp32");
+        pos.require(4L * (posStride == 0 ? n : 2L * posStride + n), "ropeQkv", "positions int32");
+        invFreq.require(4L * (hd / 2), "ropeQkv", "invFreq fp32 [hd/2]");
+        cacheStart.require(4, "ropeQkv", "cacheStart int32");
+        if (qNorm != null) qNorm.require(2L * hd, "ropeQkv", "q norm bf16 [hd]");
+        if (kNorm != null) kNorm.require(2L * hd, "ropeQkv", "k norm bf16 [hd]");
+        k.launch("vf_rope_qkv", n, (s.nq() + s.nkv() + 3) / 4, 1, 128, 0, stream,
+                a.reset().ptr(qOut).ptr(kCache).ptr(vCache).ptr(q).ptr(kk).ptr(v).i32(qStride).i32(kStride).i32(vStride)
+                        .ptr(pos).i32(posStride).i32(sec1).i32(sec2).ptr(invFreq).ptr(cacheStart)
+                        .i32(n).i32(s.nq()).i32(s.nkv()).i32(hd).i32(s.maxSeq()).ptr(qNorm).ptr(kNorm).f32(eps));
+    }
+
+    // ---- attention ----
+
+    private static int epl(AttnShape s, String op) {
+        int hd = s.headDim();
+        if (hd % 32 != 0 || hd / 32 == 7) throw new IllegalArgumentException(op + ": head dim " + hd
+                + " unsupported (kernels exist for 32, 64, 96, 128, 160, 192, 256)");
+        return hd / 32;
+    }
+
+    /** Splits a decode attention would use for a cache of {@code maxSeq}: enough blocks to fill the GPU. */
+    public int decodeSplits(AttnShape s) {
+        int sms = stream.device().multiProcessorCount();
+        int want = Math.max(1, (2 * sms) / (s.nkv() * ((s.nq() / s.nkv() + 7) / 8)));
+        int maxUseful = Math.max(1, s.maxSeq() / 64);
+        return Math.min(want, Math.min(maxUseful, 256));
+    }
+
+    /** Bytes of the fp32 partials workspace {@link #attentionDecode} needs. */
+    public static long decodeWorkspaceBytes(AttnShape s, int splits) {
+        return 4L * s.nq() * splits * (s.headDim() + 2);
+    }
+
+    /**
+     * One query token against kvLen[0] cached keys (device scalar, >= 1). q fp32 [nq, hd], out bf16 [nq, hd].
+     * Flash-decoding: {@code splits} blocks per kv head along the sequence, then a combine pass.
+     */
+    public void attentionDecode(DeviceBuffer out, DeviceBuffer q, DeviceBuffer kCache, DeviceBuffer vCache,
+                                DeviceBuffer kvLen, AttnShape s, int splits, DeviceBuffer workspace, float scale) {
+        int e = epl(s, "attentionDecode");
+        if (splits <= 0 || splits > 65535) throw new IllegalArgumentException("attentionDecode: splits " + splits);
+        out.require(2L * s.nq() * s.headDim(), "attentionDecode", "out bf16 [nq, hd]");
+        q.require(4L * s.nq() * s.headDim(), "attentionDecode", "q fp32 [nq, hd]");
+        kCache.require(s.cacheBytes(), "attentionDecode", "K cache");
+        vCache.require(s.cacheBytes(), "attentionDecode", "V cache");
+        kvLen.require(4, "attentionDecode", "kvLen int32");
+        workspace.require(decodeWorkspaceBytes(s, splits), "attentionDecode", "partials fp32 [nq, splits, hd+2]");
+        int groups = (s.nq() / s.nkv() + 7) / 8;
+        k.launch("vf_attn_decode_e" + e, s.nkv(), splits, groups, 128, 0, stream,
+                a.reset().ptr(workspace).ptr(q).ptr(kCache).ptr(vCache).ptr(kvLen)
+                        .i32(s.nq()).i32(s.nkv()).i32(s.maxSeq()).f32(scale));
+        k.launch("vf_attn_decode_combine", s.nq(), 1, 1, 128, 0, stream,
+                a.reset().ptr(out).ptr(workspace).i32(splits).i32(s.headDim()));
+    }
+
+    /**
+     * Causal attention for n new tokens at cache slots start[0] .. start[0]+n-1 (already written by
+     * {@link #ropeQkv}); token i sees keys [0, start + i]. q fp32 [n, nq, hd], out bf16 [n, nq, hd].
+     */
+    public void attentionPrefill(DeviceBuffer out, DeviceBuffer q, DeviceBuffer kCache, DeviceBuffer vCache,
+                                 DeviceBuffer start, int n, AttnShape s, float scale) {
+        positive("attentionPrefill", n);
+        int e = epl(s, "attentionPrefill");
+        out.require(2L * n * s.nq() * s.headDim(), "attentionPrefill", "out bf16 [n, nq, hd]");
+        q.require(4L * n * s.nq() * s.headDim(), "attentionPrefill", "q fp32 [n, nq, hd]");
+        kCache.require(s.cacheBytes(), "attentionPrefill", "K cache");
+        vCache.require(s.cacheBytes(), "attentionPrefill", "V cache");
+        start.require(4, "attentionPrefill", "start int32");
+        int qb = 4 * (e >= 8 ? 3 : 4);  // queries per block, as attention.cu
+        k.launch("vf_attn_prefill_e" + e, (n + qb - 1) / qb, s.nq(), 1, 128, 0, stream,
+                a.reset().ptr(out).ptr(q).ptr(kCache).ptr(vCache).ptr(start)
+                        .i32(n).i32(s.nq()).i32(s.nkv()).i32(s.maxSeq()).f32(scale));
+    }
+
+    // ---- token selection ----
+
+    /** outId int32[0] = argmax(logits fp32 [n]) (lowest index on ties). */
+    public void argmax(DeviceBuffer outId, DeviceBuffer logits, int n) {
+        positive("argmax", n);
+        outId.require(4, "argmax", "out int32");
+        logits.require(4L * n, "argmax", "logits fp32 [n]");
+        k.launch("vf_argmax", 1, 1, 1, 1024, 0, stream, a.reset().ptr(outId).ptr(logits).i32(n));
+    }
+
+    /**
+     * outId int32[0] = a token drawn from softmax(logits / temperature) restricted to top-k (k <= 0: off) and top-p
+     * (p >= 1: off). temperature <= 0 or topK == 1 is argmax. counter: device uint64, incremented per call, hashed
+     * with {@code seed} for the uniform draw.
+     */
+    public void sample(DeviceBuffer outId, DeviceBuffer logits, int n, float temperature, int topK, float topP,
+                       long seed, DeviceBuffer counter) {
+        positive("sample", n);
+        if (!(topP > 0f)) throw new IllegalArgumentException("sample: topP " + topP + " must be > 0");
+        outId.require(4, "sample", "out int32");
+        logits.require(4L * n, "sample", "logits fp32 [n]");
+        counter.require(8, "sample", "counter uint64");
+        k.launch("vf_sample", 1, 1, 1, 1024, 0, stream,
+                a.reset().ptr(outId).ptr(logits).i32(n).f32(temperature).i32(topK).f32(topP).i64(seed).ptr(counter));
+    }
+
+    @Override
+    public void close() {
+        a.close();
+    }
+}

@@ -1,0 +1,431 @@
+package io.vlmflux.cuda.gpu;
+
+import static io.vlmflux.cuda.gpu.Ref.*;
+import static org.junit.jupiter.api.Assertions.*;
+
+import java.util.Arrays;
+import java.util.Random;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+/**
+ * Every kernel against a CPU reference with per-dtype tolerances: fp32 outputs from bf16 inputs ~1e-5..1e-4
+ * relative (accumulation order), bf16 outputs ~4e-3 (one rounding). Skips without a GPU. Inputs are fresh random
+ * values; outputs are poisoned (0xFF bytes = NaN) before each launch so unwritten elements fail.
+ */
+@Tag("gpu")
+class GpuKernelsTest {
+    static GpuDevice dev;
+    static GpuStream st;
+    static DeviceArena arena;
+    static GpuOps ops;
+    static Blas blas;
+    long mark;
+    final Random rnd = new Random(1234);
+
+    @BeforeAll
+    static void open() {
+        Assumptions.assumeTrue(Gpu.isAvailable(), () -> "no GPU: " + Gpu.unavailableReason());
+        dev = Gpu.device();
+        st = dev.newStream();
+        arena = dev.newArena("test", 1L << 30);
+        ops = new GpuOps(st);
+        blas = new Blas(st, arena.alloc("cublas workspace", 32 << 20));
+        System.err.println("GPU " + dev + ", kernels: " + ops.kernelOrigin());
+    }
+
+    @AfterAll
+    static void close() {
+        if (blas != null) blas.close();
+        if (ops != null) ops.close();
+        if (arena != null) arena.close();
+        if (st != null) st.close();
+    }
+
+    @BeforeEach
+    void mark() { mark = arena.mark(); }
+
+    @AfterEach
+    void release() { arena.reset(mark); }
+
+    DeviceBuffer f32(String n, float[] a) { DeviceBuffer b = arena.alloc(n, 4L * a.length); st.upload(b, a); return b; }
+    DeviceBuffer bf(String n, float[] a) { DeviceBuffer b = arena.alloc(n, 2L * a.length); st.upload(b, bf16(a)); return b; }
+    DeviceBuffer i32(String n, int... a) { DeviceBuffer b = arena.alloc(n, 4L * a.length); st.upload(b, a); return b; }
+    DeviceBuffer out(String n, long bytes) { DeviceBuffer b = arena.alloc(n, bytes); st.memsetAsync(b, 0xff, bytes); return b; }
+
+    @Test
+    void embeddingGatherAndSplice() {
+        int vocab = 50, hidden = 72, n = 6;
+        float[] table = bfRound(randn(rnd, vocab * hidden, 1f));
+        DeviceBuffer t = bf("table", table);
+        int[] ids = {3, 0, 49, 7, 7, 12};
+        DeviceBuffer o = out("out", 4L * n * hidden);
+        ops.embedGather(o, t, i32("ids", ids), n, hidden, vocab);
+        float[] img = randn(rnd, 2 * hidden, 1f);
+        ops.spliceRows(o, n, f32("img", img), false, 2, 2, hidden);
+        float[] got = st.downloadFloats(o, n * hidden);
+        for (int r = 0; r < n; r++)
+            for (int i = 0; i < hidden; i++) {
+                float want = r == 2 || r == 3 ? img[(r - 2) * hidden + i] : table[ids[r] * hidden + i];
+                assertEquals(want, got[r * hidden + i], 0f, "row " + r + " col " + i);
+            }
+        // hidden not a multiple of 8 (scalar path), bf16 splice source, out-of-range id -> NaN
+        int h2 = 13;
+        float[] t2 = bfRound(randn(rnd, 4 * h2, 1f));
+        DeviceBuffer o2 = out("out2", 4L * 3 * h2);
+        ops.embedGather(o2, bf("t2", t2), i32("ids2", 1, 4, 2), 3, h2, 4);
+        float[] img2 = bfRound(randn(rnd, h2, 1f));
+        ops.spliceRows(o2, 3, bf("img2", img2), true, 2, 1, h2);
+        float[] g2 = st.downloadFloats(o2, 3 * h2);
+        for (int i = 0; i < h2; i++) {
+            assertEquals(t2[h2 + i], g2[i]);
+            assertTrue(Float.isNaN(g2[h2 + i]), "id 4 >= vocab 4 gives NaN");
+            assertEquals(img2[i], g2[2 * h2 + i]);
+        }
+    }
+
+    @Test
+    void rmsNormWithAndWithoutResidual() {
+        for (int hidden : new int[] {64, 1000, 3584}) {
+            int rows = 3;
+            float eps = 1e-6f;
+            float[] x = randn(rnd, rows * hidden, 2f), dl = randn(rnd, rows * hidden, 1f);
+            float[] w = bfRound(randn(rnd, hidden, 1f));
+            DeviceBuffer xb = f32("x", x), wb = bf("w", w), ob = out("o", 2L * rows * hidden);
+            ops.rmsNorm(ob, xb, f32("d", dl), wb, rows, hidden, eps);
+            DeviceBuffer of = out("of", 4L * rows * hidden);
+            ops.rmsNormF32(of, xb, wb, rows, hidden, eps);
+            float[] got = f(st.downloadShorts(ob, rows * hidden));
+            float[] gotF = st.downloadFloats(of, rows * hidden);
+            float[] xNew = st.downloadFloats(xb, rows * hidden);
+            double[] want = new double[rows * hidden];
+            for (int r = 0; r < rows; r++) {
+                double ss = 0;
+                for (int i = 0; i < hidden; i++) { double v = (double) x[r * hidden + i] + dl[r * hidden + i]; ss += v * v; }
+                double s = 1 / Math.sqrt(ss / hidden + eps);
+                for (int i = 0; i < hidden; i++) {
+                    double v = (double) x[r * hidden + i] + dl[r * hidden + i];
+                    assertEquals(v, xNew[r * hidden + i], 1e-5 * Math.abs(v) + 1e-6, "residual written back");
+                    want[r * hidden + i] = v * s * w[i];
+                }
+            }
+            assertRel("rmsNorm bf16 hidden=" + hidden, got, want, 4e-3);
+            assertRel("rmsNorm fp32 hidden=" + hidden, gotF, want, 1e-5);
+        }
+    }
+
+    @Test
+    void siluMulAddAndCasts() {
+        int rows = 2, inter = 300;
+        float[] gu = randn(rnd, rows * 2 * inter, 3f);
+        DeviceBuffer g = f32("gu", gu);
+        DeviceBuffer o = out("o", 2L * rows * inter);
+        ops.siluMul(o, g, 2 * inter, g.slice(4L * inter, g.bytes() - 4L * inter, "up"), 2 * inter, rows, inter);
+        float[] got = f(st.downloadShorts(o, rows * inter));
+        double[] want = new double[rows * inter];
+        for (int r = 0; r < rows; r++)
+            for (int i = 0; i < inter; i++) {
+                double a = gu[r * 2 * inter + i], u = gu[r * 2 * inter + inter + i];
+                want[r * inter + i] = a / (1 + Math.exp(-a)) * u;
+            }
+        assertRel("siluMul", got, want, 4e-3);
+
+        int n = 100_003;
+        float[] x = randn(rnd, n, 1f), y = randn(rnd, n, 1f);
+        DeviceBuffer xb = f32("x", x);
+        ops.add(xb, f32("y", y), n);
+        float[] s = st.downloadFloats(xb, n);
+        for (int i = 0; i < n; i++) assertEquals(x[i] + y[i], s[i], 0f);
+        DeviceBuffer b16 = out("b16", 2L * n), back = out("back", 4L * n);
+        ops.toBf16(b16, xb, n);
+        ops.toF32(back, b16, n);
+        float[] r = st.downloadFloats(back, n);
+        for (int i = 0; i < n; i++) assertEquals(roundBf16(s[i]), r[i], 0f, "bf16 round trip " + i);
+    }
+
+    @ParameterizedTest
+    @CsvSource({"37,64", "1000,1024", "3,4104", "151,18944"})
+    void gemvMatchesCpu(int m, int k) {
+        float[] w = bfRound(randn(rnd, m * k, 0.05f)), x = bfRound(randn(rnd, k, 1f));
+        float[] bias = randn(rnd, m, 1f), res = randn(rnd, m, 1f);
+        DeviceBuffer wb = bf("W", w), xb = bf("x", x), y = out("y", 4L * m);
+        ops.gemv(y, wb, xb, null, null, m, k);
+        float[] got = st.downloadFloats(y, m);
+        DeviceBuffer y2 = f32("res", res);
+        ops.gemv(y2, wb, xb, f32("bias", bias), y2, m, k);
+        float[] got2 = st.downloadFloats(y2, m);
+        double[] want = new double[m], want2 = new double[m];
+        for (int r = 0; r < m; r++) {
+            double acc = 0;
+            for (int i = 0; i < k; i++) acc += (double) w[r * k + i] * x[i];
+            want[r] = acc;
+            want2[r] = acc + bias[r] + res[r];
+        }
+        assertRel("gemv " + m + "x" + k, got, want, 2e-5);
+        assertRel("gemv+bias+residual " + m + "x" + k, got2, want2, 2e-5);
+    }
+
+    @Test
+    void cublasMatmulMatchesCpu() {
+        int n = 5, m = 96, k = 264;
+        float[] x = bfRound(randn(rnd, n * k, 1f)), w = bfRound(randn(rnd, m * k, 0.1f)), y0 = randn(rnd, n * m, 1f);
+        DeviceBuffer y = f32("y", y0);
+        blas.matmulNT(y, bf("x", x), bf("w", w), n, m, k, true);
+        float[] got = st.downloadFloats(y, n * m);
+        double[] want = new double[n * m];
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < m; j++) {
+                double acc = y0[i * m + j];
+                for (int t = 0; t < k; t++) acc += (double) x[i * k + t] * w[j * k + t];
+                want[i * m + j] = acc;
+            }
+        assertRel("cublas bf16 matmulNT", got, want, 1e-4);
+    }
+
+    /** plain RoPE, Qwen3 q/k norm, M-RoPE sections, llama3 table; cache written at an offset. */
+    @ParameterizedTest
+    @CsvSource({"4,2,64,false,false", "8,2,128,true,false", "4,4,128,false,true", "2,1,256,true,true", "6,3,80,false,false"})
+    void ropeQkvWritesRotatedQAndCache(int nq, int nkv, int hd, boolean norm, boolean mrope) {
+        int n = 5, maxSeq = 32, start = 7;
+        GpuOps.AttnShape s = new GpuOps.AttnShape(nq, nkv, hd, maxSeq);
+        int qs = (nq + 2 * nkv) * hd;  // fused qkv rows
+        float[] qkv = randn(rnd, n * qs, 1f);
+        float[] qn = bfRound(randn(rnd, hd, 1f)), kn = bfRound(randn(rnd, hd, 1f));
+        int half = hd / 2;
+        int sec1 = mrope ? half / 4 : half, sec2 = mrope ? half * 5 / 8 : half;
+        int[] pos = new int[3 * n];
+        for (int c = 0; c < 3; c++) for (int t = 0; t < n; t++) pos[c * n + t] = mrope ? 100 + 3 * t + 17 * c : 100 + t;
+        float[] inv = hd == 64 ? Rope.llama3InvFreq(hd, 500000, 8, 1, 4, 8192) : Rope.invFreq(hd, 1_000_000);
+        DeviceBuffer qkvB = f32("qkv", qkv);
+        DeviceBuffer qOut = out("qOut", 4L * n * nq * hd);
+        DeviceBuffer kc = out("kc", s.cacheBytes()), vc = out("vc", s.cacheBytes());
+        float eps = 1e-6f;
+        ops.ropeQkv(qOut, kc, vc, qkvB, qs, qkvB.slice(4L * nq * hd, qkvB.bytes() - 4L * nq * hd, "k"), qs,
+                qkvB.slice(4L * (nq + nkv) * hd, qkvB.bytes() - 4L * (nq + nkv) * hd, "v"), qs,
+                i32("pos", pos), mrope ? n : 0, sec1, sec2, f32("inv", inv), i32("start", start), n, s,
+                norm ? bf("qn", qn) : null, norm ? bf("kn", kn) : null, eps);
+        float[] gq = st.downloadFloats(qOut, n * nq * hd);
+        float[] gk = f(st.downloadShorts(kc, nkv * maxSeq * hd));
+        float[] gv = f(st.downloadShorts(vc, nkv * maxSeq * hd));
+        double[] wq = new double[n * nq * hd];
+        double[] wk = new double[n * nkv * hd];
+        float[] gkSel = new float[n * nkv * hd];
+        for (int t = 0; t < n; t++)
+            for (int h = 0; h < nq + nkv; h++) {
+                boolean isQ = h < nq;
+                int off = t * qs + h * hd;
+                double[] x = new double[hd];
+                double ss = 0;
+                for (int d = 0; d < hd; d++) { x[d] = qkv[off + d]; ss += x[d] * x[d]; }
+                if (norm) {
+                    double r = 1 / Math.sqrt(ss / hd + eps);
+                    for (int d = 0; d < hd; d++) x[d] = x[d] * r * (isQ ? qn[d] : kn[d]);
+                }
+                for (int j = 0; j < half; j++) {
+                    int c = j < sec1 ? 0 : j < sec2 ? 1 : 2;
+                    float ang = (float) pos[(mrope ? c * n : 0) + t] * inv[j];
+                    double co = Math.cos(ang), si = Math.sin(ang);
+                    double r1 = x[j] * co - x[j + half] * si, r2 = x[j + half] * co + x[j] * si;
+                    if (isQ) { wq[(t * nq + h) * hd + j] = r1; wq[(t * nq + h) * hd + j + half] = r2; }
+                    else {
+                        int hk = h - nq;
+                        wk[(t * nkv + hk) * hd + j] = r1; wk[(t * nkv + hk) * hd + j + half] = r2;
+                    }
+                }
+                if (!isQ) {
+                    int hk = h - nq;
+                    for (int d = 0; d < hd; d++) {
+                        gkSel[(t * nkv + hk) * hd + d] = gk[(hk * maxSeq + start + t) * hd + d];
+                        assertEquals(roundBf16(qkv[t * qs + (nq + nkv + hk) * hd + d]), gv[(hk * maxSeq + start + t) * hd + d], 0f, "V cache");
+                    }
+                }
+            }
+        assertRel("rope q", gq, wq, 2e-5);
+        assertRel("rope k (bf16 cache)", gkSel, wk, 4e-3);
+        assertTrue(Float.isNaN(gk[(start - 1) * hd]), "cache slot before start untouched");
+    }
+
+    @ParameterizedTest
+    @CsvSource({"37,0,8,2,64", "20,5,4,4,128", "50,13,4,1,256", "9,0,6,2,96", "70,40,16,2,128", "3,0,2,2,32"})
+    void prefillAttentionMatchesCpu(int n, int start, int nq, int nkv, int hd) {
+        int maxSeq = start + n + 3;
+        GpuOps.AttnShape s = new GpuOps.AttnShape(nq, nkv, hd, maxSeq);
+        float[] q = randn(rnd, n * nq * hd, 1f);
+        float[] kc = bfRound(randn(rnd, nkv * maxSeq * hd, 1f)), vc = bfRound(randn(rnd, nkv * maxSeq * hd, 1f));
+        float scale = (float) (1 / Math.sqrt(hd));
+        DeviceBuffer o = out("o", 2L * n * nq * hd);
+        ops.attentionPrefill(o, f32("q", q), bf("kc", kc), bf("vc", vc), i32("start", start), n, s, scale);
+        float[] got = f(st.downloadShorts(o, n * nq * hd));
+        assertRel("prefill n=" + n + " start=" + start + " hd=" + hd, got, Ref.attention(q, kc, vc, n, nq, nkv, hd, maxSeq, start, scale), 5e-3);
+    }
+
+    @ParameterizedTest
+    @CsvSource({"1,8,2,64,0", "100,28,4,128,0", "3000,16,8,128,0", "777,32,2,128,5", "2049,4,4,256,0", "64,12,2,96,1"})
+    void decodeAttentionMatchesCpu(int len, int nq, int nkv, int hd, int splitsOverride) {
+        int maxSeq = len + 17;
+        GpuOps.AttnShape s = new GpuOps.AttnShape(nq, nkv, hd, maxSeq);
+        float[] q = randn(rnd, nq * hd, 1f);
+        float[] kc = bfRound(randn(rnd, nkv * maxSeq * hd, 1f)), vc = bfRound(randn(rnd, nkv * maxSeq * hd, 1f));
+        float scale = (float) (1 / Math.sqrt(hd));
+        int splits = splitsOverride > 0 ? splitsOverride : ops.decodeSplits(s);
+        DeviceBuffer ws = arena.alloc("ws", GpuOps.decodeWorkspaceBytes(s, splits));
+        DeviceBuffer o = out("o", 2L * nq * hd);
+        ops.attentionDecode(o, f32("q", q), bf("kc", kc), bf("vc", vc), i32("len", len), s, splits, ws, scale);
+        float[] got = f(st.downloadShorts(o, nq * hd));
+        assertRel("decode len=" + len + " nq=" + nq + " nkv=" + nkv + " hd=" + hd + " splits=" + splits, got,
+                Ref.attention(q, kc, vc, 1, nq, nkv, hd, maxSeq, len - 1, scale), 5e-3);
+    }
+
+    @Test
+    void argmaxFindsLowestIndexOfMax() {
+        int n = 151_936;
+        float[] l = randn(rnd, n, 3f);
+        l[98_765] = 50f;
+        l[120_000] = 50f;
+        DeviceBuffer id = out("id", 4);
+        ops.argmax(id, f32("logits", l), n);
+        assertEquals(98_765, st.downloadInts(id, 1)[0]);
+        float[] small = {-1f, -0.5f, -3f};
+        ops.argmax(id, f32("small", small), 3);
+        assertEquals(1, st.downloadInts(id, 1)[0]);
+    }
+
+    @Test
+    void samplingHonoursTemperatureTopKTopP() {
+        int n = 151_936;
+        float[] l = randn(rnd, n, 2f);
+        DeviceBuffer lb = f32("logits", l), id = out("id", 4), ctr = arena.alloc("ctr", 8);
+        st.upload(ctr, new long[] {0});
+        int am = 0;
+        for (int i = 1; i < n; i++) if (l[i] > l[am]) am = i;
+        ops.sample(id, lb, n, 0f, 0, 1f, 7, ctr);
+        assertEquals(am, st.downloadInts(id, 1)[0], "temperature 0 is argmax");
+        ops.sample(id, lb, n, 1f, 1, 1f, 7, ctr);
+        assertEquals(am, st.downloadInts(id, 1)[0], "top-k 1 is argmax");
+        Integer[] order = new Integer[n];
+        for (int i = 0; i < n; i++) order[i] = i;
+        Arrays.sort(order, (a, b) -> Float.compare(l[b], l[a]));
+        java.util.Set<Integer> top5 = new java.util.HashSet<>(Arrays.asList(order).subList(0, 5));
+        java.util.Set<Integer> seen = new java.util.HashSet<>();
+        for (int i = 0; i < 200; i++) {
+            ops.sample(id, lb, n, 1.5f, 5, 1f, 42, ctr);
+            int t = st.downloadInts(id, 1)[0];
+            assertTrue(top5.contains(t), "top-k 5 drew " + t);
+            seen.add(t);
+        }
+        assertTrue(seen.size() >= 3, "top-k 5 at T=1.5 draws several tokens: " + seen);
+        // top-p: nucleus from the reference (smallest top set with mass >= p), with a small slack at the boundary.
+        float temp = 0.7f, p = 0.6f;
+        double mx = l[order[0]];
+        double z = 0;
+        for (float v : l) z += Math.exp((v - mx) / temp);
+        java.util.Set<Integer> nucleus = new java.util.HashSet<>();
+        double cum = 0;
+        for (int i = 0; i < n && cum < (p + 1e-3) * z; i++) { nucleus.add(order[i]); cum += Math.exp((l[order[i]] - mx) / temp); }
+        for (int i = 0; i < 200; i++) {
+            ops.sample(id, lb, n, temp, 0, p, 42, ctr);
+            int t = st.downloadInts(id, 1)[0];
+            assertTrue(nucleus.contains(t), "top-p drew " + t + " outside the nucleus of " + nucleus.size());
+        }
+        assertEquals(402L, st.downloadLongs(ctr, 1)[0], "counter incremented once per call");
+    }
+
+    @Test
+    void samplingFrequenciesFollowSoftmax() {
+        float[] l = {0.5f, 1.5f, -1f, 2f, 0f, 1f, -0.5f, 0.2f};
+        int n = l.length, draws = 4000;
+        float temp = 1.3f;
+        DeviceBuffer lb = f32("logits", l), ids = out("ids", 4L * draws), ctr = arena.alloc("ctr", 8);
+        st.upload(ctr, new long[] {0});
+        for (int i = 0; i < draws; i++) ops.sample(ids.slice(4L * i, 4, "id"), lb, n, temp, 0, 1f, 99, ctr);
+        int[] got = st.downloadInts(ids, draws);
+        double z = 0;
+        for (float v : l) z += Math.exp(v / temp);
+        int[] cnt = new int[n];
+        for (int t : got) cnt[t]++;
+        for (int i = 0; i < n; i++) {
+            double pr = Math.exp(l[i] / temp) / z;
+            assertEquals(pr, cnt[i] / (double) draws, 0.03, "frequency of token " + i);
+        }
+        // top-k 3 + top-p 0.9 together renormalize over the kept set
+        DeviceBuffer ids2 = out("ids2", 4L * draws);
+        for (int i = 0; i < draws; i++) ops.sample(ids2.slice(4L * i, 4, "id"), lb, n, 1f, 3, 0.9f, 5, ctr);
+        for (int t : st.downloadInts(ids2, draws)) assertTrue(t == 3 || t == 1 || t == 5, "top-3 drew " + t);
+    }
+
+    @Test
+    void graphReplayReadsStateFromDeviceMemory() {
+        int m = 300, k = 256;
+        float[] w = bfRound(randn(rnd, m * k, 0.1f));
+        DeviceBuffer wb = bf("W", w), xb = arena.alloc("x", 2L * k), y = out("y", 4L * m), id = out("id", 4);
+        try (PinnedBuffer host = new PinnedBuffer(4);
+             CudaGraph g = CudaGraph.capture("gemv+argmax", st, () -> {
+                 ops.gemv(y, wb, xb, null, null, m, k);
+                 ops.argmax(id, y, m);
+                 st.copyAsync(host, 0, id, 4);
+             })) {
+            for (int step = 0; step < 3; step++) {
+                float[] x = bfRound(randn(rnd, k, 1f));
+                st.upload(xb, bf16(x));
+                g.launch(st);
+                st.synchronize();
+                int want = 0;
+                double best = Double.NEGATIVE_INFINITY;
+                for (int r = 0; r < m; r++) {
+                    double acc = 0;
+                    for (int i = 0; i < k; i++) acc += (double) w[r * k + i] * x[i];
+                    if (acc > best) { best = acc; want = r; }
+                }
+                assertEquals(want, host.buffer().getInt(0), "graph replay " + step);
+            }
+        }
+    }
+
+    @Test
+    void arenaAccountingAndErrorsNameTheCall() {
+        long before = arena.bytesInUse();
+        DeviceBuffer b = arena.alloc("a", 1000);
+        assertEquals(before + 1024, arena.bytesInUse());
+        assertTrue(arena.peakBytes() >= arena.bytesInUse());
+        assertEquals(0, b.address() % 256);
+        CudaException e = assertThrows(CudaException.class, () -> arena.alloc("model.layers.0.mlp.up_proj.weight", 1L << 40));
+        assertTrue(e.getMessage().contains("model.layers.0.mlp.up_proj.weight"), e.getMessage());
+        CudaException f = assertThrows(CudaException.class, () -> dev.kernels().function("vf_no_such_kernel"));
+        assertTrue(f.getMessage().contains("cuModuleGetFunction(vf_no_such_kernel)"), f.getMessage());
+        IllegalArgumentException g = assertThrows(IllegalArgumentException.class, () -> ops.gemv(b, b, b, null, null, 10, 12));
+        assertTrue(g.getMessage().contains("gemv"), g.getMessage());
+        try (DeviceArena big = dev.newArena("huge", 1L << 50)) {
+            fail("a 1 PiB arena cannot exist");
+        } catch (CudaException ex) {
+            assertTrue(ex.getMessage().contains("cudaMalloc"), ex.getMessage());
+        }
+    }
+
+    @Test
+    void nvrtcModuleRunsTheSameKernels() {
+        String prev = System.getProperty("vlmflux.cuda.nvrtc");
+        System.setProperty("vlmflux.cuda.nvrtc", "true");
+        KernelModule mod;
+        try {
+            mod = KernelModule.load(dev);
+        } finally {
+            if (prev == null) System.clearProperty("vlmflux.cuda.nvrtc"); else System.setProperty("vlmflux.cuda.nvrtc", prev);
+        }
+        assertTrue(mod.origin().startsWith("NVRTC"), mod.origin());
+        try (GpuOps nv = new GpuOps(st, mod)) {
+            int m = 64, k = 128;
+            float[] w = bfRound(randn(rnd, m * k, 0.1f)), x = bfRound(randn(rnd, k, 1f));
+            DeviceBuffer wb = bf("W", w), xb = bf("x", x), y1 = out("y1", 4L * m), y2 = out("y2", 4L * m);
+            nv.gemv(y1, wb, xb, null, null, m, k);
+            ops.gemv(y2, wb, xb, null, null, m, k);
+            assertArrayEquals(st.downloadFloats(y2, m), st.downloadFloats(y1, m), 1e-6f);
+        }
+    }
+}

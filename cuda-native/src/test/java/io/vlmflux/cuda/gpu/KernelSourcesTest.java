@@ -1,0 +1,68 @@
+package io.vlmflux.cuda.gpu;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.Test;
+
+/** Runs everywhere (no GPU needed): packaging of the kernels, the availability probe, NVRTC where libnvrtc exists. */
+class KernelSourcesTest {
+    @Test
+    void everyKernelFileIsListedAndPackaged() throws IOException {
+        Path dir = Path.of(System.getProperty("vlmflux.root", "."), "cuda-native/src/main/cuda");
+        Set<String> onDisk = new TreeSet<>();
+        try (Stream<Path> s = Files.list(dir)) {
+            s.map(p -> p.getFileName().toString()).filter(n -> n.endsWith(".cu") || n.endsWith(".cuh")).forEach(onDisk::add);
+        }
+        Set<String> listed = new TreeSet<>(KernelSources.INCLUDED);
+        listed.add(KernelSources.MAIN);
+        assertEquals(onDisk, listed, "KernelSources lists exactly the files of src/main/cuda");
+        String main = KernelSources.read(KernelSources.MAIN);
+        for (String f : KernelSources.INCLUDED) {
+            assertTrue(main.contains("#include \"" + f + "\""), KernelSources.MAIN + " includes " + f);
+            assertNotNull(KernelSources.readBytes(f), f + " packaged");
+        }
+    }
+
+    @Test
+    void fatbinIsBuiltWhenNvccIsPresent() {
+        boolean nvcc = Files.isExecutable(Path.of("/usr/local/cuda/bin/nvcc")) || Stream.of(
+                System.getenv().getOrDefault("PATH", "").split(":")).anyMatch(p -> Files.isExecutable(Path.of(p, "nvcc")));
+        Assumptions.assumeTrue(nvcc, "no nvcc on this machine: the build skips the fatbin (NVRTC at run time)");
+        byte[] fb = KernelSources.readBytes(KernelSources.FATBIN);
+        assertNotNull(fb, "nvcc is present, so the build must have produced " + KernelSources.FATBIN);
+        assertTrue(fb.length > 10_000);
+        String archs = new String(KernelSources.readBytes(KernelSources.FATBIN + ".archs")).trim();
+        assertTrue(archs.contains("sm_90") && archs.contains("sm_87") && archs.contains("compute_87"), archs);
+    }
+
+    @Test
+    void availabilityProbeNeverThrows() {
+        boolean ok = Gpu.isAvailable();
+        String reason = Gpu.unavailableReason();
+        if (ok) assertEquals("", reason);
+        else assertFalse(reason.isBlank(), "an unavailable GPU comes with a reason");
+        System.getLogger("vlmflux.cuda").log(System.Logger.Level.INFO, "GPU available: " + ok + " " + reason);
+    }
+
+    @Test
+    void nvrtcCompilesThePackagedSources() {
+        byte[] cubin;
+        try {
+            cubin = KernelModule.compileNvrtc("sm_90");
+        } catch (UnsatisfiedLinkError | NoClassDefFoundError | ExceptionInInitializerError e) {
+            Assumptions.abort("libnvrtc not loadable here: " + e);
+            return;
+        }
+        assertTrue(cubin.length > 10_000, "cubin of " + cubin.length + " bytes");
+    }
+}
