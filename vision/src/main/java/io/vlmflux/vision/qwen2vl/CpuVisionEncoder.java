@@ -1,6 +1,5 @@
 package io.vlmflux.vision.qwen2vl;
 
-import io.vlmflux.cuda.DType;
 import io.vlmflux.cuda.cpu.CpuMatrix;
 import io.vlmflux.cuda.cpu.CpuOps;
 import io.vlmflux.cuda.cpu.Parallel;
@@ -35,19 +34,18 @@ final class CpuVisionEncoder implements VisionEncoder {
     private final WeightStore store;
     private final String prefix;
     private final boolean fp32;
-    private final CpuMatrix patchEmbed;   // [embed, C*T*P*P]
+    private final Linear patchEmbed;      // [embed, C*T*P*P]
     private final Block[] blocks;
     private final float[] lnQW, lnQB;     // [embed] (bias null for RMSNorm)
-    private final CpuMatrix merger0, merger2; // [embed*m^2, embed*m^2], [out, embed*m^2]
-    private final float[] merger0B, merger2B;
+    private final Linear merger0, merger2; // [embed*m^2, embed*m^2], [out, embed*m^2]
     private final float[] invFreq;        // [headDim/4]
     private volatile boolean closed;
 
     private record Block(float[] norm1W, float[] norm1B, float[] norm2W, float[] norm2B,
-                         CpuMatrix qkv, float[] qkvB, CpuMatrix proj, float[] projB,
-                         CpuMatrix up, float[] upB,        // fc1 (Qwen2-VL) or up_proj (Qwen2.5-VL)
-                         CpuMatrix gate, float[] gateB,    // null for Qwen2-VL
-                         CpuMatrix down, float[] downB) {} // fc2 or down_proj
+                         Linear qkv, Linear proj,
+                         Linear up,     // fc1 (Qwen2-VL) or up_proj (Qwen2.5-VL)
+                         Linear gate,   // null for Qwen2-VL
+                         Linear down) {} // fc2 or down_proj
 
     CpuVisionEncoder(VisionConfig cfg, WeightStore store) {
         this.cfg = cfg;
@@ -64,37 +62,32 @@ final class CpuVisionEncoder implements VisionEncoder {
 
         TensorView pe = store.tensor(prefix + "patch_embed.proj.weight",
                 d, cfg.inChannels(), cfg.temporalPatchSize(), cfg.patchSize(), cfg.patchSize());
-        this.patchEmbed = CpuMatrix.of(pe.name(), pe.toFloatArray(), d, cfg.patchDim());
+        this.patchEmbed = Linear.transposed(pe.toFloatArray(), null, d, cfg.patchDim());
         this.blocks = new Block[cfg.depth()];
         for (int b = 0; b < cfg.depth(); b++) {
             String p = "blocks." + b + ".";
             blocks[b] = new Block(
                     vec(p + "norm1.weight", d), q25 ? null : vec(p + "norm1.bias", d),
                     vec(p + "norm2.weight", d), q25 ? null : vec(p + "norm2.bias", d),
-                    mat(p + "attn.qkv.weight", 3 * d, d), vec(p + "attn.qkv.bias", 3 * d),
-                    mat(p + "attn.proj.weight", d, d), vec(p + "attn.proj.bias", d),
-                    mat(p + (q25 ? "mlp.up_proj.weight" : "mlp.fc1.weight"), cfg.mlpHidden(), d),
-                    vec(p + (q25 ? "mlp.up_proj.bias" : "mlp.fc1.bias"), cfg.mlpHidden()),
-                    q25 ? mat(p + "mlp.gate_proj.weight", cfg.mlpHidden(), d) : null,
-                    q25 ? vec(p + "mlp.gate_proj.bias", cfg.mlpHidden()) : null,
-                    mat(p + (q25 ? "mlp.down_proj.weight" : "mlp.fc2.weight"), d, cfg.mlpHidden()),
-                    vec(p + (q25 ? "mlp.down_proj.bias" : "mlp.fc2.bias"), d));
+                    linear(p + "attn.qkv", 3 * d, d), linear(p + "attn.proj", d, d),
+                    linear(p + (q25 ? "mlp.up_proj" : "mlp.fc1"), cfg.mlpHidden(), d),
+                    q25 ? linear(p + "mlp.gate_proj", cfg.mlpHidden(), d) : null,
+                    linear(p + (q25 ? "mlp.down_proj" : "mlp.fc2"), d, cfg.mlpHidden()));
         }
         this.lnQW = vec("merger.ln_q.weight", d);
         this.lnQB = q25 ? null : vec("merger.ln_q.bias", d);
-        this.merger0 = mat("merger.mlp.0.weight", d * m2, d * m2);
-        this.merger0B = vec("merger.mlp.0.bias", d * m2);
-        this.merger2 = mat("merger.mlp.2.weight", cfg.outHidden(), d * m2);
-        this.merger2B = vec("merger.mlp.2.bias", cfg.outHidden());
+        this.merger0 = linear("merger.mlp.0", d * m2, d * m2);
+        this.merger2 = linear("merger.mlp.2", cfg.outHidden(), d * m2);
         this.invFreq = Rope.defaultInvFreq(cfg.headDim() / 2, cfg.ropeTheta());
         LOG.log(System.Logger.Level.INFO, "vision encoder: cpu backend, " + cfg + ", " + params + " params ("
                 + (fp32 ? "copied to float32" : "memory-mapped, converted on the fly") + "), " + Parallel.threads() + " threads");
     }
 
-    private CpuMatrix mat(String name, int rows, int cols) {
-        TensorView t = store.tensor(prefix + name, rows, cols);
-        if (fp32 && t.dtype() != DType.F32) return CpuMatrix.of(t.name(), t.toFloatArray(), rows, cols);
-        return CpuMatrix.of(t);
+    /** {@code name.weight [rows, cols]} and {@code name.bias [rows]}. */
+    private Linear linear(String name, int rows, int cols) {
+        TensorView t = store.tensor(prefix + name + ".weight", rows, cols);
+        float[] bias = vec(name + ".bias", rows);
+        return fp32 ? Linear.transposed(t.toFloatArray(), bias, rows, cols) : Linear.mapped(CpuMatrix.of(t), bias);
     }
 
     private float[] vec(String name, int len) {
@@ -136,7 +129,7 @@ final class CpuVisionEncoder implements VisionEncoder {
             for (PixelValues pv : images) { System.arraycopy(pv.data(), 0, x, off, pv.data().length); off += pv.data().length; }
         }
         float[] h = new float[n * d];
-        CpuOps.matmul(h, x, n, patchEmbed, null);
+        patchEmbed.apply(h, x, n);
 
         // 2. rotary tables (per patch: h positions then w positions) and attention segments
         int half = cfg.headDim() / 2, quarter = half / 2;
@@ -178,7 +171,7 @@ final class CpuVisionEncoder implements VisionEncoder {
         for (int b = 0; b < blocks.length; b++) {
             Block blk = blocks[b];
             norm(normed, h, n, blk.norm1W, blk.norm1B);
-            CpuOps.matmul(qkv, normed, n, blk.qkv, blk.qkvB);
+            blk.qkv.apply(qkv, normed, n);
             final float[] c = cos, s = sin;
             Parallel.forRange(n, 32, (lo, hi) -> {
                 for (int i = lo; i < hi; i++)
@@ -189,7 +182,7 @@ final class CpuVisionEncoder implements VisionEncoder {
                     }
             });
             SegmentAttention.attend(qkv, n, cfg.numHeads(), cfg.headDim(), cfg.isFullAttention(b) ? fullCu : windowCu, attn);
-            CpuOps.matmul(tmp, attn, n, blk.proj, blk.projB);
+            blk.proj.apply(tmp, attn, n);
             CpuOps.addInPlace(h, tmp, n * d);
             norm(normed, h, n, blk.norm2W, blk.norm2B);
             mlp(blk, normed, n, mlpA, mlpB, tmp);
@@ -200,10 +193,10 @@ final class CpuVisionEncoder implements VisionEncoder {
         norm(normed, h, n, lnQW, lnQB);
         int tokens = n / m2, wide = d * m2;
         float[] mid = new float[tokens * wide];
-        CpuOps.matmul(mid, normed, tokens, merger0, merger0B);
+        merger0.apply(mid, normed, tokens);
         Parallel.forRange(mid.length, 4096, (lo, hi) -> { for (int i = lo; i < hi; i++) mid[i] = CpuOps.geluErf(mid[i]); });
         float[] out = new float[tokens * cfg.outHidden()];
-        CpuOps.matmul(out, mid, tokens, merger2, merger2B);
+        merger2.apply(out, mid, tokens);
         if (windowIndex != null) out = unpermuteUnits(out, windowIndex, cfg.outHidden());
 
         // 5. split per image
@@ -224,16 +217,16 @@ final class CpuVisionEncoder implements VisionEncoder {
     }
 
     private void mlp(Block blk, float[] x, int n, float[] a, float[] g, float[] out) {
-        CpuOps.matmul(a, x, n, blk.up, blk.upB);
+        blk.up.apply(a, x, n);
         int len = n * cfg.mlpHidden();
         String act = cfg.hiddenAct();
         if (blk.gate != null) {
-            CpuOps.matmul(g, x, n, blk.gate, blk.gateB);
+            blk.gate.apply(g, x, n);
             Parallel.forRange(len, 4096, (lo, hi) -> { for (int i = lo; i < hi; i++) a[i] = activation(act, g[i]) * a[i]; });
         } else {
             Parallel.forRange(len, 4096, (lo, hi) -> { for (int i = lo; i < hi; i++) a[i] = activation(act, a[i]); });
         }
-        CpuOps.matmul(out, a, n, blk.down, blk.downB);
+        blk.down.apply(out, a, n);
     }
 
     private static float activation(String act, float v) {
