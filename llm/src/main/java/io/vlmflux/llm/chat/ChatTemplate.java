@@ -1,0 +1,171 @@
+package io.vlmflux.llm.chat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.hubspot.jinjava.Jinjava;
+import com.hubspot.jinjava.interpret.RenderResult;
+import com.hubspot.jinjava.interpret.TemplateError;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.Optional;
+
+/**
+ * A Hugging Face chat template (Jinja) rendered with Jinjava, configured to behave like the Python Jinja2 environment
+ * transformers uses ({@code trim_blocks}/{@code lstrip_blocks} off, Python string/dict methods, {@code tojson} with
+ * Python spacing, {@code raise_exception}, {@code strftime_now}, {@code namespace}, {@code [::-1]}). Variables:
+ * {@code messages}, {@code add_generation_prompt}, {@code bos_token}/{@code eos_token}/{@code pad_token}/
+ * {@code unk_token} from {@code tokenizer_config.json}, plus any extra ones passed to {@link #render(List, boolean, Map)}.
+ * Immutable; rendering is thread-safe.
+ */
+public final class ChatTemplate {
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    private final String source;   // where the template came from, for messages
+    private final String template; // after Jinja2 -> Jinjava rewriting
+    private final Map<String, Object> specialTokens;
+
+    private ChatTemplate(String source, String template, Map<String, Object> specialTokens) {
+        this.source = source;
+        this.template = JinjaPy.rewrite(template);
+        this.specialTokens = Map.copyOf(specialTokens);
+    }
+
+    /**
+     * A template from its text; {@code bosToken}/{@code eosToken} may be null (then the variables are empty strings).
+     */
+    public static ChatTemplate of(String template, String bosToken, String eosToken) {
+        Objects.requireNonNull(template, "template");
+        Map<String, Object> sp = new HashMap<>();
+        sp.put("bos_token", bosToken == null ? "" : bosToken);
+        sp.put("eos_token", eosToken == null ? "" : eosToken);
+        return new ChatTemplate("<string>", template, sp);
+    }
+
+    /**
+     * The model's chat template: {@code chat_template} of {@code tokenizer_config.json} (a string, or a list of
+     * {@code {name, template}} of which {@code default} is used), else {@code chat_template.jinja}, else
+     * {@code chat_template.json}. Empty when the model has none.
+     *
+     * @throws IllegalArgumentException naming the file when a file is malformed
+     */
+    public static Optional<ChatTemplate> load(Path modelDir) {
+        Path configFile = modelDir.resolve("tokenizer_config.json");
+        JsonNode config = Files.isRegularFile(configFile) ? readJson(configFile) : JSON.createObjectNode();
+        Map<String, Object> sp = new HashMap<>();
+        for (String k : List.of("bos_token", "eos_token", "pad_token", "unk_token")) sp.put(k, tokenString(config, k));
+        String tpl = templateFrom(configFile, config.get("chat_template"));
+        String source = configFile.toString();
+        if (tpl == null && Files.isRegularFile(modelDir.resolve("chat_template.jinja"))) {
+            source = modelDir.resolve("chat_template.jinja").toString();
+            try {
+                tpl = Files.readString(modelDir.resolve("chat_template.jinja"));
+            } catch (IOException e) {
+                throw new IllegalArgumentException("cannot read " + source + ": " + e, e);
+            }
+        }
+        if (tpl == null && Files.isRegularFile(modelDir.resolve("chat_template.json"))) {
+            Path f = modelDir.resolve("chat_template.json");
+            source = f.toString();
+            tpl = templateFrom(f, readJson(f).get("chat_template"));
+            if (tpl == null) throw new IllegalArgumentException(f + " has no \"chat_template\" string");
+        }
+        return tpl == null ? Optional.empty() : Optional.of(new ChatTemplate(source, tpl, sp));
+    }
+
+    private static String templateFrom(Path file, JsonNode n) {
+        if (n == null || n.isNull()) return null;
+        if (n.isTextual()) return n.asText();
+        if (n.isArray()) {
+            for (JsonNode t : n) if ("default".equals(t.path("name").asText()) && t.path("template").isTextual())
+                return t.path("template").asText();
+            throw new IllegalArgumentException(file + ": chat_template is a list without a \"default\" entry");
+        }
+        throw new IllegalArgumentException(file + ": chat_template is neither a string nor a list of {name, template}");
+    }
+
+    private static JsonNode readJson(Path f) {
+        try {
+            return JSON.readTree(f.toFile());
+        } catch (IOException e) {
+            throw new IllegalArgumentException(f + " is not valid JSON: " + e.getMessage(), e);
+        }
+    }
+
+    private static String tokenString(JsonNode config, String key) {
+        JsonNode v = config.get(key);
+        if (v == null || v.isNull()) return "";
+        if (v.isTextual()) return v.asText();
+        return v.path("content").asText("");
+    }
+
+    /** Renders the conversation; {@code addGenerationPrompt} opens the assistant turn. */
+    public String render(List<ChatMessage> messages, boolean addGenerationPrompt) {
+        return render(messages, addGenerationPrompt, Map.of());
+    }
+
+    /**
+     * Renders with extra template variables (e.g. {@code enable_thinking}, {@code tools}, {@code date_string}); values
+     * are plain Java objects (String, Number, Boolean, List, Map).
+     *
+     * @throws IllegalArgumentException when the template fails or calls {@code raise_exception}, naming the source
+     */
+    public String render(List<ChatMessage> messages, boolean addGenerationPrompt, Map<String, Object> variables) {
+        Map<String, Object> ctx = new HashMap<>(specialTokens);
+        ctx.putAll(variables);
+        ctx.put("messages", toTemplateMessages(messages));
+        ctx.put("add_generation_prompt", addGenerationPrompt);
+        Jinjava jinjava = JinjaPy.jinjava();
+        RenderResult r;
+        try {
+            r = jinjava.renderForResult(template, ctx);
+        } catch (RuntimeException e) {
+            throw new IllegalArgumentException("chat template of " + source + " failed: " + JinjaPy.cause(e), e);
+        }
+        List<TemplateError> fatal = r.getErrors().stream()
+                .filter(e -> e.getSeverity() == TemplateError.ErrorType.FATAL).toList();
+        if (!fatal.isEmpty()) {
+            TemplateError e = fatal.get(0);
+            String msg = e.getException() != null ? JinjaPy.cause(e.getException()) : e.getMessage();
+            throw new IllegalArgumentException("chat template of " + source + " failed"
+                    + (e.getLineno() > 0 ? " at line " + e.getLineno() : "") + ": " + msg);
+        }
+        return r.getOutput();
+    }
+
+    /** Messages as the template sees them: content is a string when all parts are text, else a list of dicts. */
+    static List<Map<String, Object>> toTemplateMessages(List<ChatMessage> messages) {
+        List<Map<String, Object>> out = new ArrayList<>();
+        for (ChatMessage m : messages) {
+            Map<String, Object> mm = new LinkedHashMap<>();
+            mm.put("role", m.role());
+            if (m.imageCount() == 0) {
+                mm.put("content", m.text());
+            } else {
+                List<Map<String, Object>> parts = new ArrayList<>();
+                for (ChatMessage.Part p : m.content()) {
+                    Map<String, Object> pm = new LinkedHashMap<>();
+                    switch (p) {
+                        case ChatMessage.Image i -> pm.put("type", "image");
+                        case ChatMessage.Text t -> { pm.put("type", "text"); pm.put("text", t.text()); }
+                    }
+                    parts.add(pm);
+                }
+                mm.put("content", parts);
+            }
+            out.add(mm);
+        }
+        return out;
+    }
+
+    /** The template text (after rewriting for Jinjava). */
+    public String template() { return template; }
+
+    @Override public String toString() { return "ChatTemplate[" + source + "]"; }
+}
