@@ -187,13 +187,20 @@ final class PipelineSource implements FrameSource {
             try {
                 pipeline = GstNative.parseLaunch(seg.line());
             } catch (IllegalStateException e) {
-                throw new SourceException(id, e.getMessage() + " (launch line: " + seg.line() + ")");
+                String m = e.getMessage();
+                if (m.contains("could not link")) m = "caps cannot be negotiated: " + m;
+                throw new SourceException(id, m + " (launch line: " + seg.line() + ")");
             }
             appsink = GstNative.binGetByName(pipeline, "sink");
             if (isNull(appsink))
                 throw new SourceException(id, "the pipeline has no appsink named 'sink' (launch line: " + seg.line() + ")");
             bus = GstNative.getBus(pipeline);
-            int r = GstNative.setState(pipeline, GstNative.STATE_PLAYING);
+            // PAUSED first: a live pipeline answers NO_PREROLL there, which is how AUTO mode tells live from not.
+            int r = GstNative.setState(pipeline, GstNative.STATE_PAUSED);
+            if (r != GstNative.CHANGE_FAILURE) {
+                int p = GstNative.setState(pipeline, GstNative.STATE_PLAYING);
+                if (p == GstNative.CHANGE_FAILURE) r = p;
+            }
             if (r == GstNative.CHANGE_FAILURE) {
                 String cause = firstError();
                 throw new StreamFailure(cause != null ? cause : "the pipeline failed to start");
