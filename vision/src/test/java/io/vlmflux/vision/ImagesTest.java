@@ -161,4 +161,19 @@ class ImagesTest {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Images.read(missing));
         assertTrue(e.getMessage().contains("no/such.png"), e.getMessage());
     }
+
+    @Test
+    void readsJpeg(@org.junit.jupiter.api.io.TempDir Path tmp) throws Exception {
+        BufferedImage img = new BufferedImage(40, 24, BufferedImage.TYPE_3BYTE_BGR);
+        for (int y = 0; y < 24; y++) for (int x = 0; x < 40; x++) img.setRGB(x, y, 0x3C78B4);
+        Path jpg = tmp.resolve("flat.jpg");
+        assertTrue(javax.imageio.ImageIO.write(img, "jpeg", jpg.toFile()));
+        try (Frame f = Images.read(jpg)) {
+            assertEquals(40, f.width());
+            assertEquals(24, f.height());
+            byte[] rgb = Images.toRgb(f);
+            int[] want = {0x3C, 0x78, 0xB4};
+            for (int i = 0; i < rgb.length; i++) assertEquals(want[i % 3], rgb[i] & 0xFF, 3.0, "byte " + i);
+        }
+    }
 }
