@@ -52,8 +52,12 @@ final class FluxFanIn extends Flux<Frame> {
     @Override
     public void subscribe(CoreSubscriber<? super Frame> actual) {
         Coordinator c = new Coordinator(actual, inputs, options, metrics);
+        // Hold the drain until every source is subscribed, so that demand arriving in onSubscribe is not spent
+        // entirely on the first (synchronous) source.
+        Coordinator.WIP.set(c, 1);
         actual.onSubscribe(c);
         c.subscribeAll(inputs);
+        c.drainMissed();
     }
 
     static final class Coordinator implements Subscription {
@@ -117,6 +121,11 @@ final class FluxFanIn extends Flux<Frame> {
 
         void drain() {
             if (WIP.getAndIncrement(this) != 0) return;
+            drainMissed();
+        }
+
+        /** The drain loop, entered by whoever moved {@code wip} from 0 to 1. */
+        void drainMissed() {
             int missed = 1;
             for (;;) {
                 if (!terminated) drainLoop();
