@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs on the GPU machine from the repo root, with the bundle made by make-bundle.sh in .gpu/.
+#   run-on-gpu.sh tests [extra JUnit console args]   -> all @Tag("gpu") tests (tree of results on stdout; the jlink runtime has no java.xml for XML reports)
+#   run-on-gpu.sh java  MAIN_CLASS [args]            -> any main class of the bundled jars
+# Needs only the NVIDIA driver and CUDA 13.0 libraries (LD_LIBRARY_PATH defaults to /usr/local/cuda/lib64).
+set -euo pipefail
+here=$(cd "$(dirname "$0")/../.." && pwd)
+bundle=${VLMFLUX_BUNDLE_DIR:-$here/.gpu}
+jre_dir=${VLMFLUX_JRE_DIR:-/tmp/vlmflux-jre}
+if [[ ! -x "$jre_dir/jre/bin/java" ]]; then mkdir -p "$jre_dir" && tar -xJf "$bundle/jre.tar.xz" -C "$jre_dir"; fi
+export LD_LIBRARY_PATH=${CUDA_LIB:-/usr/local/cuda/lib64}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+java=("$jre_dir/jre/bin/java" --enable-native-access=ALL-UNNAMED -Xmx8g "-Dvlmflux.root=$here")
+cp=$(ls "$bundle"/lib/*.jar | grep -v junit-platform-console-standalone | tr '\n' ':')
+cmd=${1:-tests}; shift || true
+case "$cmd" in
+  tests)
+    "${java[@]}" -jar "$bundle"/lib/junit-platform-console-standalone-*.jar execute \
+      --class-path "$cp$bundle/test-classes" --scan-class-path "$bundle/test-classes" --include-tag gpu \
+      --details tree --disable-banner "$@" ;;
+  java)
+    "${java[@]}" -cp "$cp$bundle/test-classes" "$@" ;;
+  *) echo "usage: $0 tests|java ..." >&2; exit 2 ;;
+esac
