@@ -234,7 +234,11 @@ final class PipelineSource implements FrameSource {
                 }
                 MemorySegment sample = GstNative.tryPullSample(appsink, POLL_NANOS);
                 if (isNull(sample)) {
-                    if (GstNative.appsinkIsEos(appsink)) return End.EOS;
+                    if (GstNative.appsinkIsEos(appsink)) {
+                        // A live network stream that ends has lost its server: reopen it (bounded by the retries).
+                        if (live && reconnect != null) throw new StreamFailure("the stream ended (end of stream from the server)");
+                        return End.EOS;
+                    }
                     waited += POLL_NANOS;
                     if (waited > stallNanos)
                         throw new StreamFailure("no frame for " + Duration.ofNanos(waited).toMillis() + " ms");
