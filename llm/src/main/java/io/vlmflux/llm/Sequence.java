@@ -1,0 +1,131 @@
+package io.vlmflux.llm;
+
+import io.vlmflux.llm.cache.PrefixCache;
+import io.vlmflux.llm.sampling.Sampler;
+import io.vlmflux.llm.sampling.StopMatcher;
+
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * The imperative core of one generation: {@link #prefill()} then {@link #step()} until an event carries a finish
+ * reason. Owns its KV cache ({@link #close()} frees it). Not thread-safe; the generator drives it from one thread.
+ */
+final class Sequence implements AutoCloseable {
+    private final Decoder decoder;
+    private final PrefixCache prefixCache;
+    private final MultimodalPrompt prompt;
+    private final GenerateOptions opts;
+    private final TokenText text;
+    private final Sampler sampler;
+    private final StopMatcher stops;
+    private final Runnable onClose;
+    private KvCache cache;
+    private float[] logits;
+    private int pending = -1;     // sampled token not yet fed to the model
+    private int generated;
+    private boolean finished;
+    private int reused;
+
+    Sequence(Decoder decoder, PrefixCache prefixCache, MultimodalPrompt prompt, GenerateOptions opts, TokenText text, Runnable onClose) {
+        this.decoder = decoder;
+        this.prefixCache = prefixCache;
+        this.prompt = prompt;
+        this.opts = opts;
+        this.text = text == null ? TokenText.none() : text;
+        this.onClose = onClose;
+        ModelConfig c = decoder.config();
+        int capacity = Math.min(c.maxPositionEmbeddings(), prompt.length() + opts.maxTokens() + 1);
+        if (prompt.length() > capacity)
+            throw new IllegalArgumentException("prompt of " + prompt.length() + " tokens exceeds the model's context of " + c.maxPositionEmbeddings());
+        this.cache = decoder.newCache(capacity);
+        this.sampler = new Sampler(opts.sampling(), c.vocabSize());
+        this.stops = new StopMatcher(opts.stopStrings());
+        sampler.observe(prompt.tokens());
+    }
+
+    /** Prompt positions taken from the prefix cache by the last prefill. */
+    int reusedPrefix() { return reused; }
+
+    /** Runs the prompt (minus any cached prefix) and keeps the logits of its last position. */
+    void prefill() {
+        long t0 = System.nanoTime();
+        int n = prompt.length();
+        int[] tokens = prompt.tokens();
+        boolean mrope = decoder.config().rope().isMrope();
+        MropePositions mp = mrope ? MropePositions.compute(prompt, decoder.config()) : null;
+        int keep = prefixCache == null ? 0 : PrefixCache.safeLength(prompt, Math.min(opts.cachePrefix(), n - 1));
+        reused = prefixCache == null ? 0 : prefixCache.restore(prompt, n - 1, cache);
+        int from = reused;
+        if (keep > from) {   // prefill up to the shareable prefix first, store it, then the rest
+            logits = forwardRange(tokens, mp, from, keep);
+            prefixCache.store(prompt, keep, cache);
+            from = keep;
+        }
+        logits = forwardRange(tokens, mp, from, n);
+        if (mp != null) cache.positionDelta(mp.delta());
+        if (opts.onPrefillNanos() != null) opts.onPrefillNanos().accept(System.nanoTime() - t0);
+    }
+
+    private float[] forwardRange(int[] tokens, MropePositions mp, int from, int to) {
+        int[] chunk = Arrays.copyOfRange(tokens, from, to);
+        List<EmbeddingSpan> spans = prompt.spans().stream().filter(s -> s.start() >= from && s.end() <= to).map(s -> s.at(s.start() - from)).toList();
+        for (EmbeddingSpan s : prompt.spans())
+            if (s.start() < to && s.end() > from && !(s.start() >= from && s.end() <= to))
+                throw new IllegalStateException("chunk [" + from + ", " + to + ") cuts the image span at " + s.start());
+        int[][] pos = null;
+        if (mp != null) {
+            pos = new int[3][];
+            for (int a = 0; a < 3; a++) pos[a] = Arrays.copyOfRange(mp.positions()[a], from, to);
+        }
+        return decoder.forward(cache, new ForwardInput(chunk, spans, pos), false);
+    }
+
+    /** Generates one token. The returned event is the last one when its finish reason is set. */
+    TokenEvent step() {
+        if (finished) throw new IllegalStateException("sequence already finished");
+        if (cache == null) throw new IllegalStateException("sequence closed");
+        if (logits == null) prefill();
+        if (opts.maxTokens() == 0) { finished = true; return new TokenEvent(-1, "", 0, FinishReason.LENGTH); }
+        if (pending >= 0) {
+            if (cache.length() + 1 > cache.capacity()) {
+                finished = true;
+                return new TokenEvent(pending, text.flush() + stops.flush(), generated, FinishReason.LENGTH);
+            }
+            logits = decoder.forward(cache, ForwardInput.tokens(pending), false);
+            pending = -1;
+        }
+        int tok = sampler.sample(logits);
+        int index = generated++;
+        FinishReason fin = null;
+        String delta;
+        if (opts.stopTokens().contains(tok)) {
+            fin = FinishReason.STOP;
+            delta = stops.push(text.flush()).emit() + stops.flush();
+        } else {
+            StopMatcher.Result r = stops.push(text.push(tok));
+            delta = r.emit();
+            if (r.stopped()) fin = FinishReason.STOP_STRING;
+        }
+        if (fin == null && generated >= opts.maxTokens()) {
+            fin = FinishReason.LENGTH;
+            StopMatcher.Result r = stops.push(text.flush());
+            delta += r.emit();
+            if (r.stopped()) fin = FinishReason.STOP_STRING;
+            else delta += stops.flush();
+        }
+        if (fin != null) finished = true;
+        else pending = tok;
+        return new TokenEvent(tok, delta, index, fin);
+    }
+
+    boolean isFinished() { return finished; }
+
+    @Override public void close() {
+        if (cache != null) {
+            cache.close();
+            cache = null;
+            if (onClose != null) onClose.run();
+        }
+    }
+}
