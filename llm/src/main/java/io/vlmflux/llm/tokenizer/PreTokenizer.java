@@ -23,7 +23,11 @@ final class PreTokenizer {
     sealed interface Step permits SplitStep, PrefixSpaceStep {}
 
     /** Splits on a pattern. */
-    record SplitStep(Pattern pattern, Behavior behavior, boolean invert) implements Step {}
+    record SplitStep(Pattern pattern, Behavior behavior, boolean invert, FastSplit fast) implements Step {
+        SplitStep(Pattern pattern, Behavior behavior, boolean invert) {
+            this(pattern, behavior, invert, FastSplit.forPattern(pattern.pattern()));
+        }
+    }
 
     /** ByteLevel's {@code add_prefix_space}: a space before each piece that does not start with one. */
     record PrefixSpaceStep() implements Step {}
@@ -46,6 +50,14 @@ final class PreTokenizer {
             return;
         }
         SplitStep sp = (SplitStep) step;
+        if (sp.fast() != null && sp.behavior() == Behavior.ISOLATED && !sp.invert()) {
+            for (int i = 0, n = s.length(); i < n; ) {
+                int e = sp.fast().matchEnd(s, i);
+                apply(s.substring(i, e), k + 1, sink);
+                i = e;
+            }
+            return;
+        }
         Matcher m = sp.pattern().matcher(s);
         if (sp.behavior() == Behavior.ISOLATED && !sp.invert()) { // the hot path: every match and gap is a piece
             int last = 0;
