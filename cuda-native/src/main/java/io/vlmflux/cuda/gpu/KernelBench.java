@@ -1,0 +1,116 @@
+package io.vlmflux.cuda.gpu;
+
+import java.util.Arrays;
+import java.util.Random;
+
+/**
+ * Kernel timings on the current GPU (CUDA events, median of repeats, rotating weight copies so the 50 MB L2 does
+ * not serve repeats): device copy bandwidth, bf16 GEMV vs cuBLAS at batch 1 on decoder shapes, decode attention,
+ * sampling. Prints a Markdown table to stdout. Run: run-on-gpu.sh java io.vlmflux.cuda.gpu.KernelBench
+ */
+public final class KernelBench {
+    private KernelBench() {}
+
+    public static void main(String[] args) {
+        GpuDevice dev = Gpu.device();
+        try (GpuStream st = dev.newStream(); DeviceArena ar = dev.newArena("bench", 24L << 30);
+             GpuOps ops = new GpuOps(st); Blas blas = new Blas(st, ar.alloc("ws", 32 << 20))) {
+            System.out.println("# " + dev + ", kernels: " + ops.kernelOrigin());
+            System.out.println("| op | shape | median µs | GB/s (bytes moved / time) |");
+            System.out.println("|---|---|---|---|");
+            long cb = 1L << 30;
+            DeviceBuffer a = ar.alloc("a", cb), b = ar.alloc("b", cb);
+            st.memsetAsync(a, 1, cb);
+            row("D2D copy", "1 GiB", med(st, 10, () -> st.copyAsync(b, a, cb)), 2.0 * cb);
+            Random r = new Random(1);
+            int[][] shapes = {{2048 * 2, 1024}, {1024, 3072}, {151936, 1024}, {4608, 3584}, {18944 * 2, 3584},
+                    {3584, 18944}, {152064, 3584}, {11008 * 2, 2048}};
+            for (int[] s : shapes) {
+                int m = s[0], k = s[1];
+                long wb = 2L * m * k;
+                int copies = (int) Math.max(1, Math.min(8, (400L << 20) / wb + 1));
+                DeviceBuffer[] w = new DeviceBuffer[copies];
+                long mk = ar.mark();
+                for (int c = 0; c < copies; c++) { w[c] = ar.alloc("w" + c, wb); fillBf16(st, w[c], m * (long) k, r); }
+                DeviceBuffer x = ar.alloc("x", 2L * k), y = ar.alloc("y", 4L * m);
+                fillBf16(st, x, k, r);
+                int[] i = {0};
+                float g = med(st, 30, () -> ops.gemv(y, w[i[0]++ % copies], x, null, null, m, k));
+                float c = med(st, 30, () -> blas.matmulNT(y, x, w[i[0]++ % copies], 1, m, k, false));
+                row("gemv bf16 (ours)", m + "x" + k, g, wb);
+                row("cuBLAS GemmEx n=1", m + "x" + k, c, wb);
+                ar.reset(mk);
+            }
+            for (int len : new int[] {512, 2048, 8192, 32768}) {
+                for (int[] h : new int[][] {{16, 8, 128}, {28, 4, 128}}) {
+                    GpuOps.AttnShape s = new GpuOps.AttnShape(h[0], h[1], h[2], len);
+                    long mk = ar.mark();
+                    DeviceBuffer kc = ar.alloc("k", s.cacheBytes()), vc = ar.alloc("v", s.cacheBytes());
+                    fillBf16(st, kc, s.cacheBytes() / 2, r);
+                    fillBf16(st, vc, s.cacheBytes() / 2, r);
+                    DeviceBuffer q = ar.alloc("q", 4L * h[0] * h[2]), o = ar.alloc("o", 2L * h[0] * h[2]);
+                    st.memsetAsync(q, 0, 4L * h[0] * h[2]);
+                    DeviceBuffer len1 = ar.alloc("len", 4);
+                    st.upload(len1, new int[] {len});
+                    int splits = ops.decodeSplits(s);
+                    DeviceBuffer ws = ar.alloc("ws", GpuOps.decodeWorkspaceBytes(s, splits));
+                    float t = med(st, 30, () -> ops.attentionDecode(o, q, kc, vc, len1, s, splits, ws, 0.088f));
+                    row("attention decode (splits " + splits + ")", "nq" + h[0] + " nkv" + h[1] + " hd" + h[2] + " len " + len, t, 2.0 * s.cacheBytes());
+                    ar.reset(mk);
+                }
+            }
+            for (int n : new int[] {512, 2048}) {
+                GpuOps.AttnShape s = new GpuOps.AttnShape(16, 8, 128, n);
+                long mk = ar.mark();
+                DeviceBuffer kc = ar.alloc("k", s.cacheBytes()), vc = ar.alloc("v", s.cacheBytes());
+                fillBf16(st, kc, s.cacheBytes() / 2, r);
+                fillBf16(st, vc, s.cacheBytes() / 2, r);
+                DeviceBuffer q = ar.alloc("q", 4L * n * 16 * 128), o = ar.alloc("o", 2L * n * 16 * 128), z = ar.alloc("z", 4);
+                st.memsetAsync(q, 0, 4L * n * 16 * 128);
+                st.memsetAsync(z, 0, 4);
+                float t = med(st, 10, () -> ops.attentionPrefill(o, q, kc, vc, z, n, s, 0.088f));
+                double flops = 4.0 * 16 * 128 * n * (double) n / 2;
+                System.out.printf("| attention prefill | nq16 nkv8 hd128 n %d | %.1f | %.1f TFLOP/s |%n", n, t * 1000, flops / (t * 1e-3) / 1e12);
+                ar.reset(mk);
+            }
+            int vocab = 151936;
+            DeviceBuffer logits = ar.alloc("logits", 4L * vocab), id = ar.alloc("id", 4), ctr = ar.alloc("ctr", 8);
+            float[] l = new float[vocab];
+            for (int j = 0; j < vocab; j++) l[j] = (float) r.nextGaussian() * 3;
+            st.upload(logits, l);
+            st.memsetAsync(ctr, 0, 8);
+            row("argmax", "vocab " + vocab, med(st, 30, () -> ops.argmax(id, logits, vocab)), 4.0 * vocab);
+            row("sample T=0.7 top-k 50 top-p 0.9", "vocab " + vocab, med(st, 30, () -> ops.sample(id, logits, vocab, 0.7f, 50, 0.9f, 1, ctr)), 4.0 * vocab);
+            row("sample T=1 top-p 0.95", "vocab " + vocab, med(st, 30, () -> ops.sample(id, logits, vocab, 1f, 0, 0.95f, 1, ctr)), 4.0 * vocab);
+        }
+    }
+
+    private static void fillBf16(GpuStream st, DeviceBuffer b, long n, Random r) {
+        int chunk = 1 << 22;
+        short[] s = new short[chunk];
+        for (int i = 0; i < chunk; i++) s[i] = bf16((float) r.nextGaussian() * 0.05f);
+        for (long off = 0; off < n; off += chunk) {
+            int len = (int) Math.min(chunk, n - off);
+            st.upload(b.slice(2 * off, 2L * len, b.name()), len == chunk ? s : Arrays.copyOf(s, len));
+        }
+    }
+
+    private static short bf16(float f) {
+        int u = Float.floatToRawIntBits(f);
+        u += 0x7fff + ((u >>> 16) & 1);
+        return (short) (u >>> 16);
+    }
+
+    private static float med(GpuStream st, int reps, Runnable body) {
+        for (int i = 0; i < 3; i++) body.run();
+        st.synchronize();
+        float[] t = new float[reps];
+        for (int i = 0; i < reps; i++) t[i] = st.time(body);
+        Arrays.sort(t);
+        return t[reps / 2];
+    }
+
+    private static void row(String op, String shape, float ms, double bytes) {
+        System.out.printf("| %s | %s | %.1f | %.0f |%n", op, shape, ms * 1000, bytes / (ms * 1e-3) / 1e9);
+    }
+}
