@@ -12,7 +12,9 @@ import java.util.function.LongSupplier;
 /**
  * Wraps a stage with counters and a latency histogram. An element's latency runs from entering the stage to the
  * output that carries the same key (a {@link Frame} is keyed by its {@code info()}; by default any other element
- * by itself). Elements the stage discards through the discard hook count as {@code dropped}.
+ * by itself); an output whose key matches no input is matched to the oldest pending input, which is exact for
+ * order-preserving one-to-one stages and gives time-to-first-output for one-to-many ones. Elements the stage
+ * discards through the discard hook count as {@code dropped}.
  *
  * <p>Thread, prefetch and backpressure are those of the wrapped stage (the wrapper adds two {@code doOnNext} and a
  * discard hook). At most {@value #MAX_PENDING} entries are tracked; older ones are forgotten (no latency recorded).
@@ -55,7 +57,14 @@ final class MeteredStage<A, B> implements Function<Flux<A>, Flux<B>> {
                         metrics.recordOut();
                         Object k = outKey.apply(b);
                         Long t0;
-                        synchronized (pending) { t0 = k == null ? null : pending.remove(k); }
+                        synchronized (pending) {
+                            t0 = k == null ? null : pending.remove(k);
+                            if (t0 == null && !pending.isEmpty()) { // no key match: the oldest pending input
+                                var it = pending.values().iterator();
+                                t0 = it.next();
+                                it.remove();
+                            }
+                        }
                         if (t0 != null) metrics.recordLatencyNanos(nanoClock.getAsLong() - t0);
                     })
                     .doOnError(e -> metrics.recordError())

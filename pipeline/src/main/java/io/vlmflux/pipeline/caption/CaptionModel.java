@@ -1,0 +1,242 @@
+package io.vlmflux.pipeline.caption;
+
+import io.vlmflux.llm.Decoder;
+import io.vlmflux.llm.EmbeddingSpan;
+import io.vlmflux.llm.GenerateOptions;
+import io.vlmflux.llm.GenerationConfig;
+import io.vlmflux.llm.Generator;
+import io.vlmflux.llm.ImageSlots;
+import io.vlmflux.llm.ModelConfig;
+import io.vlmflux.llm.Models;
+import io.vlmflux.llm.MultimodalPrompt;
+import io.vlmflux.llm.SamplingParams;
+import io.vlmflux.llm.TokenText;
+import io.vlmflux.llm.cache.PrefixCache;
+import io.vlmflux.llm.chat.ChatMessage;
+import io.vlmflux.llm.chat.ChatTemplate;
+import io.vlmflux.llm.tokenizer.StreamingDecoder;
+import io.vlmflux.llm.tokenizer.Tokenizer;
+import io.vlmflux.pipeline.GpuSchedulers;
+import io.vlmflux.vision.ImageEmbeddings;
+import io.vlmflux.vision.ImageProcessor;
+import io.vlmflux.vision.VisionEncoder;
+import io.vlmflux.vision.VisionEncoders;
+import reactor.core.scheduler.Scheduler;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Set;
+
+/**
+ * A vision-language model loaded once from a Hugging Face folder: image processor ({@code preprocessor_config.json}),
+ * vision encoder and text decoder ({@code config.json} + safetensors), tokenizer and chat template, sampling defaults
+ * ({@code generation_config.json}), plus what every caption shares: the prefix cache (the system prompt and chat
+ * header before the first image token are prefilled once and reused) and the single compute thread all model work
+ * runs on ({@link GpuSchedulers#forDevice}: the encoder and the decoder are used from that thread only).
+ *
+ * <p>Thread-safe to share between pipelines (they queue on the one compute thread). {@link #close()} frees the
+ * weights and the prefix cache; the shared scheduler stays.
+ */
+public final class CaptionModel implements AutoCloseable {
+    private static final System.Logger LOG = System.getLogger("vlmflux.pipeline");
+    /** Default prefix-cache budget: room for a few system prompts of a large model. */
+    public static final long DEFAULT_PREFIX_CACHE_BYTES = 256L << 20;
+
+    private final Path dir;
+    private final String backend;
+    private final ImageProcessor processor;
+    private final VisionEncoder encoder;
+    private final Decoder decoder;
+    private final Tokenizer tokenizer;
+    private final ChatTemplate template;
+    private final GenerationConfig generationConfig;
+    private final PrefixCache prefixCache;   // null when disabled
+    private final Scheduler scheduler;
+    private final Generator generator;
+    private final int imagePadId;
+    private final Set<Integer> stopTokens;
+    private boolean closed;
+
+    private CaptionModel(Path dir, String backend, ImageProcessor processor, VisionEncoder encoder, Decoder decoder, Tokenizer tokenizer,
+                         ChatTemplate template, GenerationConfig generationConfig, PrefixCache prefixCache, Scheduler scheduler) {
+        this.dir = dir;
+        this.backend = backend;
+        this.processor = processor;
+        this.encoder = encoder;
+        this.decoder = decoder;
+        this.tokenizer = tokenizer;
+        this.template = template;
+        this.generationConfig = generationConfig;
+        this.prefixCache = prefixCache;
+        this.scheduler = scheduler;
+        this.generator = new Generator(decoder, prefixCache, scheduler);
+        ModelConfig c = decoder.config();
+        int pad = c.imageTokenId();
+        if (pad < 0) pad = tokenizer.tokenId("<|image_pad|>").orElse(-1);
+        if (pad < 0)
+            throw new IllegalArgumentException(dir.resolve("config.json") + ": no image_token_id and no <|image_pad|> token in " + tokenizer.source()
+                    + ": not a vision-language model");
+        this.imagePadId = pad;
+        if (encoder.outHidden() != c.hiddenSize())
+            throw new IllegalArgumentException(dir + ": the vision encoder outputs " + encoder.outHidden() + "-wide embeddings but the text model's hidden_size is "
+                    + c.hiddenSize());
+        Set<Integer> stops = new LinkedHashSet<>(c.eosTokenIds());
+        stops.addAll(generationConfig.eosTokenIds());
+        tokenizer.eosId().ifPresent(stops::add);
+        tokenizer.tokenId("<|im_end|>").ifPresent(stops::add);
+        this.stopTokens = Set.copyOf(stops);
+    }
+
+    /** Loads {@code dir} on {@code backend} ("cpu" or "cuda") with the default prefix cache. */
+    public static CaptionModel load(Path dir, String backend) {
+        return load(dir, backend, DEFAULT_PREFIX_CACHE_BYTES);
+    }
+
+    /**
+     * Loads {@code dir} on {@code backend}; {@code prefixCacheBytes} 0 disables prefix reuse (every caption prefills
+     * its whole prompt). Errors name the folder and the file that is missing or malformed.
+     */
+    public static CaptionModel load(Path dir, String backend, long prefixCacheBytes) {
+        if (prefixCacheBytes < 0) throw new IllegalArgumentException("prefix cache size must be >= 0, got " + prefixCacheBytes);
+        if (!Files.isDirectory(dir)) throw new IllegalArgumentException("model folder " + dir + " does not exist");
+        for (String f : List.of("config.json", "tokenizer.json", "preprocessor_config.json"))
+            if (!Files.isRegularFile(dir.resolve(f)))
+                throw new IllegalArgumentException("model folder " + dir + " has no " + f + " (a vision-language model needs config.json, tokenizer.json, "
+                        + "tokenizer_config.json with a chat template, preprocessor_config.json and safetensors weights)");
+        String b = backend == null ? "cpu" : backend;
+        long t0 = System.nanoTime();
+        ImageProcessor processor = ImageProcessor.load(dir);
+        Tokenizer tokenizer = Tokenizer.load(dir);
+        ChatTemplate template = ChatTemplate.load(dir).orElseThrow(() -> new IllegalArgumentException(
+                "model folder " + dir + " has no chat template (tokenizer_config.json chat_template, chat_template.jinja or chat_template.json)"));
+        GenerationConfig gen;
+        try {
+            gen = GenerationConfig.load(dir);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+        VisionEncoder encoder = VisionEncoders.load(dir);
+        Decoder decoder = null;
+        PrefixCache pc = null;
+        try {
+            decoder = Models.load(dir, b);
+            pc = prefixCacheBytes == 0 ? null : new PrefixCache(prefixCacheBytes);
+            CaptionModel m = new CaptionModel(dir, b, processor, encoder, decoder, tokenizer, template, gen, pc, GpuSchedulers.forDevice(0));
+            LOG.log(System.Logger.Level.INFO, "caption model {0} on {1} ready in {2} ms: vision {3}", dir, b,
+                    (System.nanoTime() - t0) / 1_000_000, encoder.describe());
+            return m;
+        } catch (IOException e) {
+            encoder.close();
+            throw new UncheckedIOException("cannot load the text model of " + dir + ": " + e.getMessage(), e);
+        } catch (RuntimeException e) {
+            encoder.close();
+            if (decoder != null) decoder.close();
+            if (pc != null) pc.close();
+            throw e;
+        }
+    }
+
+    public Path dir() { return dir; }
+    public String backend() { return backend; }
+    public ImageProcessor processor() { return processor; }
+    public VisionEncoder encoder() { return encoder; }
+    public Decoder decoder() { return decoder; }
+    public Tokenizer tokenizer() { return tokenizer; }
+    public GenerationConfig generationConfig() { return generationConfig; }
+    /** The prefix cache shared by all captions of this model, or null when disabled. */
+    public PrefixCache prefixCache() { return prefixCache; }
+    /** The single compute thread where preprocessing, encoding and generation run. */
+    public Scheduler scheduler() { return scheduler; }
+    public Generator generator() { return generator; }
+    public int imagePadId() { return imagePadId; }
+    /** Token ids that end a caption: EOS of config.json, generation_config.json, the tokenizer, and {@code <|im_end|>}. */
+    public Set<Integer> stopTokens() { return stopTokens; }
+
+    /**
+     * The prompt of {@code options} rendered through the chat template and tokenized, with the one image slot not yet
+     * expanded. It does not depend on the image, so a stage computes it once.
+     */
+    public PromptTemplate promptTemplate(CaptionOptions options) {
+        List<ChatMessage> messages = new ArrayList<>();
+        if (options.systemPrompt() != null) messages.add(ChatMessage.system(options.systemPrompt()));
+        messages.add(ChatMessage.userWithImage(options.prompt()));
+        String text = template.render(messages, true);
+        int[] ids = tokenizer.encode(text, false);
+        int slots = ImageSlots.countSlots(ids, imagePadId);
+        if (slots != 1)
+            throw new IllegalArgumentException(template + " rendered " + slots + " image slots (token " + imagePadId + ") for one image: " + text);
+        int at = 0;
+        while (ids[at] != imagePadId) at++;
+        return new PromptTemplate(text, ids, at);
+    }
+
+    /** A rendered, tokenized prompt with one unexpanded image slot at {@code slot}. */
+    public record PromptTemplate(String text, int[] tokens, int slot) {
+        public PromptTemplate { tokens = tokens.clone(); }
+        @Override public int[] tokens() { return tokens.clone(); }
+    }
+
+    /** The prompt for one image: the slot expanded to the image's tokens, which the span fills with its embeddings. */
+    public MultimodalPrompt prompt(PromptTemplate t, ImageEmbeddings emb) {
+        if (emb.hidden() != decoder.config().hiddenSize())
+            throw new IllegalArgumentException("image embeddings are " + emb.hidden() + " wide but " + dir + " has hidden_size " + decoder.config().hiddenSize());
+        ImageSlots.Expanded e = ImageSlots.expand(t.tokens, imagePadId, new int[] {emb.tokens()});
+        EmbeddingSpan span = new EmbeddingSpan(e.spanStarts()[0], emb.tokens(), emb.hidden(), emb.data(), emb.gridT(), emb.gridH(), emb.gridW(),
+                emb.contentHash(), 0);
+        return new MultimodalPrompt(e.tokens(), List.of(span));
+    }
+
+    /**
+     * Generation settings of a caption: the options' sampling (else the model's defaults), stop at the stop tokens,
+     * and the prompt positions before the image kept in the prefix cache.
+     */
+    public GenerateOptions generateOptions(CaptionOptions options, PromptTemplate t) {
+        SamplingParams s = options.sampling() != null ? options.sampling() : generationConfig.toSampling(0);
+        return new GenerateOptions(s, options.maxTokens(), stopTokens, List.of(), prefixCache == null ? 0 : t.slot(), null);
+    }
+
+    /** A fresh streaming detokenizer that skips special tokens. */
+    public TokenText newTokenText() {
+        StreamingDecoder d = tokenizer.streamingDecoder(true);
+        return new TokenText() {
+            @Override public String push(int tokenId) { return d.push(tokenId); }
+            @Override public String flush() { return d.flush(); }
+        };
+    }
+
+    /**
+     * Frees the weights and the prefix cache; the shared compute scheduler keeps running. Idempotent. The release runs
+     * on the compute thread, after work already queued there, so no step reads weights that are being unmapped.
+     */
+    @Override public void close() {
+        synchronized (this) {
+            if (closed) return;
+            closed = true;
+        }
+        Runnable release = () -> {
+            generator.close();
+            encoder.close();
+            decoder.close();
+            if (prefixCache != null) prefixCache.close();
+        };
+        if (GpuSchedulers.isGpuThread() || scheduler.isDisposed()) { release.run(); return; }
+        java.util.concurrent.CountDownLatch done = new java.util.concurrent.CountDownLatch(1);
+        scheduler.schedule(() -> { try { release.run(); } finally { done.countDown(); } });
+        try {
+            if (!done.await(30, java.util.concurrent.TimeUnit.SECONDS))
+                LOG.log(System.Logger.Level.WARNING, "closing {0}: the compute thread stayed busy for 30 s; weights not released yet", this);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    /** True after {@link #close()}. */
+    public synchronized boolean isClosed() { return closed; }
+
+    @Override public String toString() { return "CaptionModel[" + dir + " on " + backend + "]"; }
+}

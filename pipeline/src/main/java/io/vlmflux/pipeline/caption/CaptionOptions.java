@@ -1,0 +1,42 @@
+package io.vlmflux.pipeline.caption;
+
+import io.vlmflux.llm.SamplingParams;
+
+/**
+ * What to ask for each frame and how to decode. Immutable; validated on construction.
+ *
+ * @param prompt       the user question after the image (default {@value #DEFAULT_PROMPT})
+ * @param systemPrompt a system turn, or null for the chat template's default
+ * @param maxTokens    most tokens per caption (finish reason {@code length})
+ * @param sampling     decoding settings, or null for the model's {@code generation_config.json} (greedy by default)
+ * @param backpressure what to do with frames that arrive while a caption is being generated
+ */
+public record CaptionOptions(String prompt, String systemPrompt, int maxTokens, SamplingParams sampling, Backpressure backpressure) {
+    public static final String DEFAULT_PROMPT = "Describe the image.";
+    public static final int DEFAULT_MAX_TOKENS = 32;
+
+    /** Frames that arrive while the model is busy. */
+    public enum Backpressure {
+        /** Keep only the newest pending frame; older ones are closed and counted as dropped (cameras, streams). */
+        NEWEST_WINS,
+        /** Request the next frame only when the previous caption is done; nothing is dropped (files). */
+        LOSSLESS
+    }
+
+    public CaptionOptions {
+        if (prompt == null || prompt.isBlank()) throw new IllegalArgumentException("caption prompt must not be blank, got '" + prompt + "'");
+        if (maxTokens < 1) throw new IllegalArgumentException("maxTokens must be >= 1, got " + maxTokens);
+        if (backpressure == null) throw new IllegalArgumentException("backpressure must not be null");
+    }
+
+    /** "Describe the image.", 32 tokens, the model's sampling defaults, newest wins. */
+    public static CaptionOptions defaults() {
+        return new CaptionOptions(DEFAULT_PROMPT, null, DEFAULT_MAX_TOKENS, null, Backpressure.NEWEST_WINS);
+    }
+
+    public CaptionOptions withPrompt(String p) { return new CaptionOptions(p, systemPrompt, maxTokens, sampling, backpressure); }
+    public CaptionOptions withSystemPrompt(String s) { return new CaptionOptions(prompt, s, maxTokens, sampling, backpressure); }
+    public CaptionOptions withMaxTokens(int n) { return new CaptionOptions(prompt, systemPrompt, n, sampling, backpressure); }
+    public CaptionOptions withSampling(SamplingParams s) { return new CaptionOptions(prompt, systemPrompt, maxTokens, s, backpressure); }
+    public CaptionOptions withBackpressure(Backpressure b) { return new CaptionOptions(prompt, systemPrompt, maxTokens, sampling, b); }
+}

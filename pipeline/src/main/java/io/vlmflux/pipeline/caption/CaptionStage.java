@@ -1,0 +1,80 @@
+package io.vlmflux.pipeline.caption;
+
+import io.vlmflux.llm.GenerateOptions;
+import io.vlmflux.pipeline.Stages;
+import io.vlmflux.pipeline.metrics.StageMetrics;
+import io.vlmflux.sources.Frame;
+import reactor.core.publisher.Flux;
+import reactor.core.publisher.Mono;
+
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.Function;
+
+/**
+ * The caption stage: frames in, one {@link Caption} (or live {@link CaptionStream}) per captioned frame out. For each
+ * frame: preprocess, encode, expand the prompt's image slot, generate — the system prompt and chat header before the
+ * image are prefilled once per model and reused from its prefix cache.
+ *
+ * <p>Thread: all model work (preprocess, encode, prefill, decode) runs on the model's single compute thread
+ * ({@link CaptionModel#scheduler()}), never on the source's or the subscriber's thread; captions are emitted there.
+ * Prefetch: none past the one pending frame; a caption is started only on downstream demand, so a slow subscriber
+ * slows the chain instead of growing queues. Backpressure ({@link CaptionOptions#backpressure()}): {@code NEWEST_WINS}
+ * requests frames continuously and keeps only the newest one while a caption is being made (replaced frames are
+ * closed and counted in {@link Caption#dropped()}); {@code LOSSLESS} requests the next frame only after a caption.
+ * Discard: every frame is closed exactly once — after preprocessing, when dropped, or on cancel/error.
+ * Cancel: stops generation before the next decode step and frees the sequence's KV cache.
+ */
+public final class CaptionStage {
+    private CaptionStage() {}
+
+    /** Captions each frame with {@code model} and {@code options}. */
+    public static Function<Flux<Frame>, Flux<Caption>> captions(CaptionModel model, CaptionOptions options) {
+        return captions(model, options, null);
+    }
+
+    /** {@link #captions(CaptionModel, CaptionOptions)} that also counts dropped frames into {@code metrics} (nullable). */
+    public static Function<Flux<Frame>, Flux<Caption>> captions(CaptionModel model, CaptionOptions options, StageMetrics metrics) {
+        Function<Flux<Frame>, Flux<CaptionStream>> streams = streams(model, options, metrics);
+        return frames -> streams.apply(frames).concatMap(CaptionStream::caption, 0);
+    }
+
+    /** One {@link CaptionStream} per frame, for consumers that show tokens as they are generated. */
+    public static Function<Flux<Frame>, Flux<CaptionStream>> streams(CaptionModel model, CaptionOptions options) {
+        return streams(model, options, null);
+    }
+
+    /**
+     * {@link #streams(CaptionModel, CaptionOptions)} counting drops into {@code metrics} (nullable). The next frame
+     * is captioned only after the previous stream ended: subscribe to each stream's tokens or caption, or cancel it.
+     */
+    public static Function<Flux<Frame>, Flux<CaptionStream>> streams(CaptionModel model, CaptionOptions options, StageMetrics metrics) {
+        if (model == null) throw new IllegalArgumentException("caption model must not be null");
+        if (options == null) throw new IllegalArgumentException("caption options must not be null");
+        if (model.isClosed()) throw new IllegalStateException(model + " is closed");
+        CaptionModel.PromptTemplate template = model.promptTemplate(options);
+        GenerateOptions generate = model.generateOptions(options, template);
+        return frames -> Flux.defer(() -> {
+            AtomicLong dropped = new AtomicLong();
+            Flux<Pending> pending = frames.map(f -> new Pending(f, System.nanoTime()));
+            if (options.backpressure() == CaptionOptions.Backpressure.NEWEST_WINS)
+                pending = pending.transform(Stages.newestWins((Pending p) -> {
+                    p.close();
+                    dropped.incrementAndGet();
+                    if (metrics != null) metrics.recordDropped();
+                }));
+            return pending
+                    .concatMap(p -> {
+                        CaptionStream s = new CaptionStream(p.frame(), p.arrivedNanos(), model, template, generate, dropped::get);
+                        return Flux.concat(Mono.just(s), s.done().then(Mono.<CaptionStream>empty())).doOnCancel(s::cancel);
+                    }, 0)
+                    .doOnDiscard(CaptionStream.class, CaptionStream::cancel)
+                    .doOnDiscard(Pending.class, Pending::close)
+                    .doOnDiscard(Frame.class, Frame::close);
+        });
+    }
+
+    /** A frame and when it entered the stage (the start of its ttft/total timings). */
+    record Pending(Frame frame, long arrivedNanos) implements AutoCloseable {
+        @Override public void close() { frame.close(); }
+    }
+}
