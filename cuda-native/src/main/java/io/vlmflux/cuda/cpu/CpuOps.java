@@ -20,12 +20,35 @@ public final class CpuOps {
         if ((long) n * rows > out.length) throw new IllegalArgumentException("matmul " + w.name() + ": out has " + out.length + " floats, need " + (long) n * rows);
         if (bias != null && bias.length != rows) throw new IllegalArgumentException("matmul " + w.name() + ": bias has " + bias.length + " floats, need " + rows);
         int grain = Math.max(1, 16384 / Math.max(1, cols * Math.max(1, Math.min(n, 8))));
+        if (n == 1) {
+            Parallel.forRange(rows, grain, (lo, hi) -> {
+                for (int r = lo; r < hi; r++) out[r] = w.dot(r, x, 0) + (bias == null ? 0f : bias[r]);
+            });
+            return;
+        }
+        // several inputs: convert each weight row once, then dot it with every input
         Parallel.forRange(rows, grain, (lo, hi) -> {
+            float[] row = new float[cols];
             for (int r = lo; r < hi; r++) {
+                w.row(r, row, 0);
                 float b = bias == null ? 0f : bias[r];
-                for (int t = 0; t < n; t++) out[t * rows + r] = w.dot(r, x, t * cols) + b;
+                for (int t = 0; t < n; t++) out[t * rows + r] = dot(row, x, t * cols, cols) + b;
             }
         });
+    }
+
+    /** {@code sum a[i] * x[xOff + i]} for {@code i < n}. */
+    public static float dot(float[] a, float[] x, int xOff, int n) {
+        float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        int i = 0;
+        for (; i + 3 < n; i += 4) {
+            s0 += a[i] * x[xOff + i];
+            s1 += a[i + 1] * x[xOff + i + 1];
+            s2 += a[i + 2] * x[xOff + i + 2];
+            s3 += a[i + 3] * x[xOff + i + 3];
+        }
+        for (; i < n; i++) s0 += a[i] * x[xOff + i];
+        return (s0 + s1) + (s2 + s3);
     }
 
     /** Plain row-major {@code out[m, n] = a[m, k] * b[k, n]} on heap arrays (small matrices, tests). */

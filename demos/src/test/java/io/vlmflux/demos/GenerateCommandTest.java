@@ -1,0 +1,75 @@
+package io.vlmflux.demos;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+import org.junit.jupiter.api.Test;
+
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/** {@code vlmflux generate --json} against the fixtures' golden greedy output. */
+class GenerateCommandTest {
+    @TempDir Path tmp;
+
+    static Path fixture(String m) {
+        return Path.of(System.getProperty("vlmflux.root", "..")).resolve("llm/src/test/resources/fixtures").resolve(m);
+    }
+
+    static synchronized JsonNode run(List<String> args) throws Exception {
+        PrintStream old = System.out;
+        ByteArrayOutputStream buf = new ByteArrayOutputStream();
+        System.setOut(new PrintStream(buf, true, StandardCharsets.UTF_8));
+        try {
+            assertEquals(0, new GenerateCommand().run(args));
+        } finally {
+            System.setOut(old);
+        }
+        String out = buf.toString(StandardCharsets.UTF_8).trim();
+        assertFalse(out.contains("\n"), "stdout must be exactly one JSON object: " + out);
+        return new ObjectMapper().readTree(out);
+    }
+
+    @ParameterizedTest @ValueSource(strings = {"tiny-qwen2", "tiny-qwen3", "tiny-llama"})
+    void rawPromptReproducesGolden(String m) throws Exception {
+        JsonNode p = new ObjectMapper().readTree(fixture(m).resolve("golden.json").toFile()).get("prompts").get(0);
+        Path f = tmp.resolve("prompt.txt");
+        Files.writeString(f, p.get("prompt_text").asText());
+        JsonNode o = run(List.of("--model", fixture(m).toString(), "--prompt-file", f.toString(), "--raw", "--greedy",
+                "--max-tokens", String.valueOf(p.get("greedy_new_tokens").size()), "--ignore-eos", "--json"));
+        assertEquals(p.get("input_ids"), o.get("input_ids"));
+        assertEquals(p.get("greedy_new_tokens"), o.get("tokens"));
+        assertEquals(p.get("greedy_text").asText(), o.get("text").asText());
+        assertEquals("length", o.get("finish_reason").asText());
+        for (String k : List.of("load_ms", "prefill_ms", "ttft_ms", "decode_ms", "tokens_per_s")) assertTrue(o.get("timings").has(k), k);
+    }
+
+    @Test void imageThroughChatTemplateMatchesGoldenTokens() throws Exception {
+        JsonNode g = new ObjectMapper().readTree(fixture("tiny-qwen2vl").resolve("golden.json").toFile());
+        JsonNode p = g.get("prompts").get(0);
+        Path img = fixture("tiny-qwen2vl").resolve(g.get("images").get(p.get("image").asInt()).get("file").asText());
+        JsonNode o = run(List.of("--model", fixture("tiny-qwen2vl").toString(), "--prompt", p.get("question").asText(), "--image", img.toString(),
+                "--greedy", "--max-tokens", "24", "--ignore-eos", "--json"));
+        assertEquals(p.get("input_ids"), o.get("input_ids"));
+        assertEquals(p.get("greedy_new_tokens"), o.get("tokens"));
+    }
+
+    @Test void usageErrors() {
+        assertThrows(UsageException.class, () -> new GenerateCommand().run(List.of("--model", "x")));
+        assertThrows(UsageException.class, () -> new GenerateCommand().run(List.of("--model", fixture("tiny-qwen2").toString(), "--prompt", "a", "--greedy", "--temperature", "1")));
+        assertThrows(UsageException.class, () -> new GenerateCommand().run(List.of("--model", fixture("tiny-qwen2").toString(), "--prompt", "a", "--image", "nope.png")));
+        var e = assertThrows(IllegalStateException.class, () -> new GenerateCommand().run(List.of("--model", fixture("tiny-qwen2").toString(), "--prompt", "a", "--backend", "cuda")));
+        assertTrue(e.getMessage().contains("cuda"));
+        List<String> two = new ArrayList<>(List.of("--model", fixture("tiny-qwen2vl").toString(), "--raw", "--prompt", "<|vision_start|><|image_pad|><|vision_end|>hi"));
+        assertThrows(UsageException.class, () -> new GenerateCommand().run(two));   // one slot, no image
+    }
+}
