@@ -1,0 +1,228 @@
+package io.vlmflux.pipeline.caption;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.vlmflux.llm.Decoder;
+import io.vlmflux.llm.GenerateOptions;
+import io.vlmflux.llm.Generator;
+import io.vlmflux.llm.ImageSlots;
+import io.vlmflux.llm.EmbeddingSpan;
+import io.vlmflux.llm.Models;
+import io.vlmflux.llm.MultimodalPrompt;
+import io.vlmflux.llm.TokenEvent;
+import io.vlmflux.llm.chat.ChatMessage;
+import io.vlmflux.llm.chat.ChatTemplate;
+import io.vlmflux.llm.tokenizer.Tokenizer;
+import io.vlmflux.pipeline.GpuSchedulers;
+import io.vlmflux.pipeline.Stages;
+import io.vlmflux.pipeline.metrics.StageMetrics;
+import io.vlmflux.sources.Frame;
+import io.vlmflux.sources.PixelFormat;
+import io.vlmflux.sources.SourceOptions;
+import io.vlmflux.sources.Sources;
+import io.vlmflux.vision.ImageEmbeddings;
+import io.vlmflux.vision.ImageProcessor;
+import io.vlmflux.vision.VisionEncoder;
+import io.vlmflux.vision.VisionEncoders;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import reactor.core.publisher.Flux;
+import reactor.test.StepVerifier;
+
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.TimeUnit;
+
+import static io.vlmflux.pipeline.caption.CaptionTestSupport.*;
+import static org.junit.jupiter.api.Assertions.*;
+
+/** The caption stage on the real cockatoo video with the tiny random-weight Qwen2-VL fixture. */
+class CaptionStageTest {
+    static final SourceOptions SMALL = new SourceOptions(320, 180, PixelFormat.RGB);
+    static CaptionModel model;
+
+    @BeforeAll static void load() { model = CaptionModel.load(TINY_VL, "cpu"); }
+
+    @AfterAll static void close() { model.close(); }
+
+    static Flux<Frame> cockatoo() { return Sources.parse(COCKATOO.toString(), SMALL).frames(); }
+
+    static CaptionOptions lossless(int maxTokens) {
+        return CaptionOptions.defaults().withMaxTokens(maxTokens).withBackpressure(CaptionOptions.Backpressure.LOSSLESS);
+    }
+
+    @Test void promptMatchesTheGoldenChatPromptAndTokens() throws Exception {
+        JsonNode g = new ObjectMapper().readTree(TINY_VL.resolve("golden.json").toFile());
+        JsonNode p0 = g.get("prompts").get(0);
+        CaptionModel.PromptTemplate t = model.promptTemplate(CaptionOptions.defaults().withPrompt(p0.get("question").asText()));
+        assertEquals(p0.get("prompt_text").asText(), t.text());
+        int tokens = g.get("images").get(0).get("num_image_tokens").asInt();
+        int hidden = model.decoder().config().hiddenSize();
+        MultimodalPrompt p = model.prompt(t, new ImageEmbeddings(new float[tokens * hidden], tokens, hidden, 1,
+                g.get("images").get(0).get("grid_thw").get(1).asInt(), g.get("images").get(0).get("grid_thw").get(2).asInt(), 1));
+        int[] gold = new ObjectMapper().convertValue(p0.get("input_ids"), int[].class);
+        assertArrayEquals(gold, p.tokens());
+        assertEquals(t.slot(), p.spans().getFirst().start(), "the cached prefix must end right before the first image token");
+    }
+
+    /** Captions through the pipeline equal those computed directly from the same frames with separately loaded parts. */
+    @Test void pipelineCaptionsEqualDirectComputationAndTimingsAreConsistent() throws Exception {
+        Tap tap = new Tap();
+        List<String> threads = new CopyOnWriteArrayList<>();
+        List<Caption> caps = cockatoo().transform(tap::apply)
+                .transform(Stages.sample("25f"))
+                .transform(CaptionStage.captions(model, lossless(8)))
+                .doOnNext(c -> threads.add(Thread.currentThread().getName()))
+                .take(3)
+                .collectList().block(Duration.ofSeconds(60));
+        assertEquals(3, caps.size());
+        assertEquals(List.of(0L, 25L, 50L), caps.stream().map(c -> c.frame().sequence()).toList());
+        tap.awaitAllReleased(5000);
+        assertEquals(0, tap.open(), "frames left open");
+        for (String t : threads) assertTrue(t.startsWith("vlmflux-gpu0"), "caption emitted on " + t);
+
+        // direct: preprocess + encode + prompt + generate, no pipeline, no prefix cache, own instances
+        Map<Long, Caption> bySeq = new HashMap<>();
+        caps.forEach(c -> bySeq.put(c.frame().sequence(), c));
+        Tokenizer tok = Tokenizer.load(TINY_VL);
+        ChatTemplate tpl = ChatTemplate.load(TINY_VL).orElseThrow();
+        int pad = tok.tokenId("<|image_pad|>").orElseThrow();
+        int[] ids = tok.encode(tpl.render(List.of(ChatMessage.userWithImage(CaptionOptions.DEFAULT_PROMPT)), true));
+        ImageProcessor proc = ImageProcessor.load(TINY_VL);
+        try (VisionEncoder enc = VisionEncoders.load(TINY_VL); Decoder dec = Models.load(TINY_VL, "cpu"); Generator gen = new Generator(dec, null, null)) {
+            List<Frame> frames = cockatoo().take(51).collectList().block(Duration.ofSeconds(60));
+            try {
+                for (Frame f : frames) {
+                    Caption c = bySeq.get(f.sequence());
+                    if (c == null) continue;
+                    ImageEmbeddings e = enc.encode(proc.process(f));
+                    ImageSlots.Expanded x = ImageSlots.expand(ids, pad, new int[] {e.tokens()});
+                    MultimodalPrompt p = new MultimodalPrompt(x.tokens(), List.of(EmbeddingSpan.image(x.spanStarts()[0], e.data(), e.hidden(), e.gridH(), e.gridW(), e.contentHash())));
+                    List<TokenEvent> ev = gen.generateBlocking(p, GenerateOptions.greedy(8, model.stopTokens()), null);
+                    int[] direct = ev.stream().filter(t -> !model.stopTokens().contains(t.tokenId())).mapToInt(TokenEvent::tokenId).toArray();
+                    assertArrayEquals(direct, c.tokens(), "frame " + f.sequence());
+                    assertEquals(tok.decode(direct, true), c.text(), "frame " + f.sequence());
+                    assertEquals(ev.getLast().finishReason(), c.finishReason());
+                }
+            } finally {
+                frames.forEach(Frame::close);
+            }
+        }
+        for (Caption c : caps) {
+            CaptionTimings t = c.timings();
+            assertTrue(t.preprocessMs() > 0 && t.encodeMs() > 0 && t.prefillMs() > 0, t.toString());
+            assertTrue(t.preprocessMs() + t.encodeMs() + t.prefillMs() <= t.ttftMs() + 0.5, t.toString());
+            assertTrue(t.ttftMs() <= t.totalMs(), t.toString());
+            assertEquals(0, c.dropped());
+        }
+    }
+
+    @Test void prefixIsPrefilledOnceAndReusedWithCaptionsEqualToAColdRun() {
+        long hits0 = model.prefixCache().hits();
+        List<Caption> warm = cockatoo().transform(Stages.sample("40f")).transform(CaptionStage.captions(model, lossless(6)))
+                .take(4).collectList().block(Duration.ofSeconds(60));
+        assertTrue(model.prefixCache().hits() - hits0 >= 3, "prefix cache hits grew by " + (model.prefixCache().hits() - hits0));
+        assertEquals(1, model.prefixCache().size(), "one system/header prefix, not one per frame");
+        try (CaptionModel cold = CaptionModel.load(TINY_VL, "cpu", 0)) {
+            assertNull(cold.prefixCache());
+            List<Caption> c = cockatoo().transform(Stages.sample("40f")).transform(CaptionStage.captions(cold, lossless(6)))
+                    .take(4).collectList().block(Duration.ofSeconds(60));
+            for (int i = 0; i < 4; i++) {
+                assertEquals(c.get(i).frame(), warm.get(i).frame());
+                assertArrayEquals(c.get(i).tokens(), warm.get(i).tokens(), "frame " + c.get(i).frame());
+            }
+        }
+    }
+
+    /** A slow subscriber: newest wins drops the frames that arrive while it does not ask, and counts them. */
+    @Test void slowSubscriberDropsAndCountsFramesNewestWins() throws Exception {
+        Tap tap = new Tap();
+        StageMetrics m = new StageMetrics("caption");
+        CaptionOptions o = CaptionOptions.defaults().withMaxTokens(2);
+        Flux<Caption> f = cockatoo().transform(tap::apply).transform(CaptionStage.captions(model, o, m));
+        long[] firstSeq = {-1};
+        StepVerifier.create(f, 0)
+                .thenRequest(1)
+                .assertNext(c -> { firstSeq[0] = c.frame().sequence(); assertTrue(c.frame().sequence() <= 2, "first caption of frame " + c.frame()); })
+                .then(() -> awaitTrue(() -> tap.seen.size() > firstSeq[0] + 12, 30_000))   // the file decodes on; newest kept
+                .thenRequest(1)
+                .assertNext(c -> {
+                    long seq = c.frame().sequence();
+                    assertTrue(seq >= firstSeq[0] + 12, "second caption is of " + c.frame() + ", not of the newest frame");
+                    assertTrue(c.dropped() >= seq - firstSeq[0] - 1, "frames between the captions were not all counted: " + c.dropped());
+                    assertTrue(m.dropped() >= c.dropped());
+                })
+                .thenCancel()
+                .verify(Duration.ofSeconds(60));
+        tap.awaitAllReleased(5000);
+        assertEquals(0, tap.open(), "frames left open");
+        assertEquals(0, model.generator().activeSequences());
+    }
+
+    /** Cancelling a caption's token stream stops generation within a step, frees its cache and closes its frame. */
+    @Test void cancellingTheTokenStreamStopsGenerationAndFreesTheCache() throws Exception {
+        Tap tap = new Tap();
+        List<TokenEvent> seen = new CopyOnWriteArrayList<>();
+        CaptionOptions o = lossless(3000).withSampling(io.vlmflux.llm.SamplingParams.sample(1.0, 0, 1.0, 0.0, 7));
+        StepVerifier.create(cockatoo().transform(tap::apply).transform(CaptionStage.streams(model, o)), 0)
+                .thenRequest(1)
+                .assertNext(s -> StepVerifier.create(s.tokens().doOnNext(seen::add), 0)
+                        .thenRequest(3)
+                        .expectNextCount(3)
+                        .then(() -> assertEquals(1, model.generator().activeSequences()))
+                        .thenCancel()
+                        .verify(Duration.ofSeconds(30)))
+                .thenCancel()
+                .verify(Duration.ofSeconds(30));
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
+        while (model.generator().activeSequences() != 0 && System.nanoTime() < deadline) Thread.sleep(5);
+        assertEquals(0, model.generator().activeSequences(), "KV cache of the cancelled caption not freed");
+        int atCancel = seen.size();
+        Thread.sleep(200);
+        assertEquals(atCancel, seen.size(), "tokens kept coming after cancel");
+        tap.awaitAllReleased(5000);
+        assertEquals(0, tap.open(), "frames left open");
+    }
+
+    @Test void aStreamGivesLiveTokensAndTheSameCaption() {
+        List<Object[]> out = cockatoo().transform(CaptionStage.streams(model, lossless(5)))
+                .concatMap(s -> s.tokens().collectList().zipWith(s.caption(), (t, c) -> new Object[] {t, c}), 0)
+                .take(2).collectList().block(Duration.ofSeconds(60));
+        for (Object[] r : out) {
+            @SuppressWarnings("unchecked") List<TokenEvent> ev = (List<TokenEvent>) r[0];
+            Caption c = (Caption) r[1];
+            StringBuilder sb = new StringBuilder();
+            ev.forEach(e -> sb.append(e.textDelta()));
+            assertEquals(sb.toString(), c.text());
+            assertEquals(ev.getLast().finishReason(), c.finishReason());
+        }
+    }
+
+    @Test void modelErrorsNameTheFolderAndFile(@org.junit.jupiter.api.io.TempDir Path tmp) {
+        var e = assertThrows(IllegalArgumentException.class, () -> CaptionModel.load(tmp.resolve("nope"), "cpu"));
+        assertTrue(e.getMessage().contains("nope") && e.getMessage().contains("does not exist"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> CaptionModel.load(tmp, "cpu"));
+        assertTrue(e.getMessage().contains("config.json"), e.getMessage());
+        assertThrows(IllegalArgumentException.class, () -> CaptionOptions.defaults().withMaxTokens(0));
+    }
+
+    static void awaitTrue(java.util.function.BooleanSupplier cond, long millis) {
+        long deadline = System.nanoTime() + millis * 1_000_000;
+        while (!cond.getAsBoolean()) {
+            if (System.nanoTime() > deadline) fail("condition not met in " + millis + " ms");
+            sleep(5);
+        }
+    }
+
+    static void sleep(long ms) {
+        try { Thread.sleep(ms); } catch (InterruptedException e) { throw new RuntimeException(e); }
+    }
+}
