@@ -8,3 +8,5 @@
 #include "rope.cu"
 #include "attention.cu"
 #include "sampling.cu"
+#include "vision_encoder.cu"
+#include "vision_preprocess.cu"

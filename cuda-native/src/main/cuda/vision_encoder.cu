@@ -1,0 +1,269 @@
+// Vision-tower kernels (Qwen2-VL / Qwen2.5-VL ViT): row norms with fused residual + bias add, bias + activation
+// epilogues of the cuBLAS GEMMs, 2-D rotary that splits qkv into bf16 q/k/v, row gather / scatter for the
+// window permutation, and segment attention (cu_seqlens, no padding) on tensor cores (mma.sync m16n8k16 bf16).
+// Conventions: residual stream fp32 [n, d]; GEMM inputs bf16; biases and norm weights fp32.
+#include "common.cuh"
+
+// Activation codes shared with io.vlmflux.cuda.gpu.VisionGpuOps.Act.
+#define VF_ACT_SILU 0
+#define VF_ACT_QUICK_GELU 1
+#define VF_ACT_GELU 2
+#define VF_ACT_GELU_TANH 3
+
+__device__ __forceinline__ float vf_act(float x, int act) {
+    switch (act) {
+        case VF_ACT_QUICK_GELU: return x / (1.f + expf(-1.702f * x));
+        case VF_ACT_GELU: return 0.5f * x * (1.f + erff(x * 0.70710678118654752f));
+        case VF_ACT_GELU_TANH: {
+            const float c = 0.7978845608028654f;
+            return 0.5f * x * (1.f + tanhf(c * (x + 0.044715f * x * x * x)));
+        }
+        default: return x / (1.f + expf(-x));
+    }
+}
+
+// If delta != null: x[row] += delta[row] (+ dbias) in place. Then out bf16 = norm(x) * w (+ b).
+// rms != 0: RMSNorm; else LayerNorm (mean and variance over the row, biased variance). grid (rows), block 256.
+extern "C" __global__ void vf_vis_norm(bf16_t* __restrict__ out, float* __restrict__ x, const float* __restrict__ delta,
+                                       const float* __restrict__ dbias, const float* __restrict__ w,
+                                       const float* __restrict__ b, int hidden, float eps, int rms) {
+    __shared__ float scratch[33];
+    const long long base = (long long)blockIdx.x * hidden;
+    float* xr = x + base;
+    float s = 0.f, ss = 0.f;
+    for (int i = threadIdx.x; i < hidden; i += blockDim.x) {
+        float v = xr[i];
+        if (delta != nullptr) {
+            v += delta[base + i];
+            if (dbias != nullptr) v += dbias[i];
+            xr[i] = v;
+        }
+        s += v;
+        ss += v * v;
+    }
+    float mean = 0.f, r;
+    if (rms) {
+        ss = block_sum(ss, scratch);
+        r = rsqrtf(ss / (float)hidden + eps);
+    } else {
+        s = block_sum(s, scratch);
+        mean = s / (float)hidden;
+        float dv = 0.f;
+        for (int i = threadIdx.x; i < hidden; i += blockDim.x) { float t = xr[i] - mean; dv += t * t; }
+        dv = block_sum(dv, scratch);
+        r = rsqrtf(dv / (float)hidden + eps);
+    }
+    bf16_t* o = out + base;
+    for (int i = threadIdx.x; i < hidden; i += blockDim.x) {
+        float v = (xr[i] - mean) * r * w[i];
+        if (b != nullptr) v += b[i];
+        o[i] = f2bf(v);
+    }
+}
+
+// gated: out[r, i] = bf16(act(in[r, i] + bias[i]) * (in[r, cols + i] + bias[cols + i]))  (in = [gate | up] rows)
+// else:  out[r, i] = bf16(act(in[r, i] + bias[i])).  in row stride = inStride elements. grid (ceil(cols/256), rows).
+extern "C" __global__ void vf_vis_bias_act(bf16_t* __restrict__ out, const float* __restrict__ in, const float* __restrict__ bias,
+                                           int cols, int inStride, int act, int gated) {
+    const int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= cols) return;
+    const long long r = blockIdx.y;
+    const float* row = in + r * inStride;
+    float g = row[i] + (bias != nullptr ? bias[i] : 0.f);
+    float v = vf_act(g, act);
+    if (gated) v *= row[cols + i] + (bias != nullptr ? bias[cols + i] : 0.f);
+    out[r * cols + i] = f2bf(v);
+}
+
+// out[dst(k)] = in[k] (+ bias) for rows of `cols` fp32, dst(k) = index[k] (scatter) or k when index == null;
+// optional bf16 copy of the output. grid (ceil(cols/256), rows).
+extern "C" __global__ void vf_vis_bias_scatter(float* __restrict__ out, bf16_t* __restrict__ outBf16,
+                                               const float* __restrict__ in, const float* __restrict__ bias,
+                                               const int* __restrict__ index, int cols) {
+    const int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= cols) return;
+    const long long k = blockIdx.y;
+    const long long d = index != nullptr ? (long long)index[k] : k;
+    float v = in[k * cols + i] + (bias != nullptr ? bias[i] : 0.f);
+    out[d * cols + i] = v;
+    if (outBf16 != nullptr) outBf16[d * cols + i] = f2bf(v);
+}
+
+// out[k] = in[index[k]] for units of `unit` fp32 values (the window permutation). grid (ceil(unit/256), units).
+extern "C" __global__ void vf_vis_gather_units(float* __restrict__ out, const float* __restrict__ in,
+                                               const int* __restrict__ index, int unit) {
+    const int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= unit) return;
+    const long long k = blockIdx.y;
+    out[k * unit + i] = in[(long long)index[k] * unit + i];
+}
+
+// qkv fp32 [n, 3*heads*hd] (+ bias [3*heads*hd]) -> q, k, v bf16 [n, heads*hd], rotate-half 2-D rotary on q and k:
+// frequency f < hd/4 turns with the row position pos[2t], the others with the column position pos[2t+1]
+// (invFreq fp32 [hd/4]). grid (n), block 128.
+extern "C" __global__ void vf_vis_rope_split(bf16_t* __restrict__ q, bf16_t* __restrict__ k, bf16_t* __restrict__ v,
+                                             const float* __restrict__ qkv, const float* __restrict__ bias,
+                                             const int* __restrict__ pos, const float* __restrict__ invFreq,
+                                             int heads, int hd) {
+    const long long t = blockIdx.x;
+    const int d = heads * hd, half = hd / 2, quarter = hd / 4;
+    const float* row = qkv + t * 3 * d;
+    const float ph = (float)pos[2 * t], pw = (float)pos[2 * t + 1];
+    for (int e = threadIdx.x; e < heads * half; e += blockDim.x) {
+        const int h = e / half, i = e % half;
+        const float ang = i < quarter ? ph * invFreq[i] : pw * invFreq[i - quarter];
+        float sn, cs;
+        sincosf(ang, &sn, &cs);
+        const int c0 = h * hd + i, c1 = c0 + half;
+        float q0 = row[c0], q1 = row[c1], k0 = row[d + c0], k1 = row[d + c1];
+        if (bias != nullptr) { q0 += bias[c0]; q1 += bias[c1]; k0 += bias[d + c0]; k1 += bias[d + c1]; }
+        q[t * d + c0] = f2bf(q0 * cs - q1 * sn);
+        q[t * d + c1] = f2bf(q1 * cs + q0 * sn);
+        k[t * d + c0] = f2bf(k0 * cs - k1 * sn);
+        k[t * d + c1] = f2bf(k1 * cs + k0 * sn);
+    }
+    for (int c = threadIdx.x; c < d; c += blockDim.x) {
+        float vv = row[2 * d + c];
+        if (bias != nullptr) vv += bias[2 * d + c];
+        v[t * d + c] = f2bf(vv);
+    }
+}
+
+// ---- segment attention on tensor cores ----
+
+__device__ __forceinline__ unsigned int vf_pack_bf16(float lo, float hi) {
+    return (unsigned int)f2bf(lo) | ((unsigned int)f2bf(hi) << 16);
+}
+
+__device__ __forceinline__ void vf_mma_bf16(float* c, const unsigned int* a, unsigned int b0, unsigned int b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// Bidirectional attention inside segments. q, k, v, out bf16 [n, heads*hd] (row stride ld = heads*hd elements).
+// tiles int4 [numTiles]: (first query row, segment start, segment end, 0); 64 query rows per tile, a tile never
+// crosses its segment. grid (numTiles, heads), block 128 (4 warps x 16 query rows). HDP = hd rounded up to 16
+// (padding lanes are zero), KC keys per shared-memory chunk. Online softmax in fp32, exp2 with the scale folded.
+template <int HDP, int KC>
+__device__ __forceinline__ void vf_vis_attn(bf16_t* __restrict__ out, const bf16_t* __restrict__ q,
+                                            const bf16_t* __restrict__ k, const bf16_t* __restrict__ v,
+                                            const int* __restrict__ tiles, int hd, int ld, float scaleLog2) {
+    __shared__ __align__(16) bf16_t Ks[KC][HDP + 8];
+    __shared__ __align__(16) bf16_t Vs[KC][HDP + 8];
+    const int q0 = tiles[4 * blockIdx.x], s0 = tiles[4 * blockIdx.x + 1], s1 = tiles[4 * blockIdx.x + 2];
+    const int hoff = blockIdx.y * hd;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
+    const int r0 = q0 + warp * 16 + g, r1 = r0 + 8;
+    const bool ok0 = r0 < s1, ok1 = r1 < s1;
+
+    unsigned int qa[HDP / 16][4];
+#pragma unroll
+    for (int ks = 0; ks < HDP / 16; ks++) {
+        const int c0 = ks * 16 + 2 * t4, c1 = c0 + 8;
+        qa[ks][0] = ok0 && c0 < hd ? *(const unsigned int*)(q + (long long)r0 * ld + hoff + c0) : 0u;
+        qa[ks][1] = ok1 && c0 < hd ? *(const unsigned int*)(q + (long long)r1 * ld + hoff + c0) : 0u;
+        qa[ks][2] = ok0 && c1 < hd ? *(const unsigned int*)(q + (long long)r0 * ld + hoff + c1) : 0u;
+        qa[ks][3] = ok1 && c1 < hd ? *(const unsigned int*)(q + (long long)r1 * ld + hoff + c1) : 0u;
+    }
+    float o[HDP / 8][4];
+#pragma unroll
+    for (int nt = 0; nt < HDP / 8; nt++) { o[nt][0] = o[nt][1] = o[nt][2] = o[nt][3] = 0.f; }
+    float m[2] = {VF_NEG_INF, VF_NEG_INF}, l[2] = {0.f, 0.f};
+
+    for (int kb = s0; kb < s1; kb += KC) {
+        __syncthreads();
+        for (int idx = threadIdx.x; idx < KC * (HDP / 2); idx += blockDim.x) {
+            const int r = idx / (HDP / 2), c = (idx % (HDP / 2)) * 2, key = kb + r;
+            const bool valid = key < s1 && c < hd;
+            const long long off = (long long)key * ld + hoff + c;
+            *(unsigned int*)&Ks[r][c] = valid ? *(const unsigned int*)(k + off) : 0u;
+            *(unsigned int*)&Vs[r][c] = valid ? *(const unsigned int*)(v + off) : 0u;
+        }
+        __syncthreads();
+        float s[KC / 8][4];
+#pragma unroll
+        for (int nt = 0; nt < KC / 8; nt++) {
+            s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.f;
+#pragma unroll
+            for (int ks = 0; ks < HDP / 16; ks++) {
+                const unsigned int b0 = *(const unsigned int*)&Ks[nt * 8 + g][ks * 16 + 2 * t4];
+                const unsigned int b1 = *(const unsigned int*)&Ks[nt * 8 + g][ks * 16 + 8 + 2 * t4];
+                vf_mma_bf16(s[nt], qa[ks], b0, b1);
+            }
+            const int key = kb + nt * 8 + 2 * t4;
+            if (key >= s1) { s[nt][0] = VF_NEG_INF; s[nt][2] = VF_NEG_INF; }
+            if (key + 1 >= s1) { s[nt][1] = VF_NEG_INF; s[nt][3] = VF_NEG_INF; }
+        }
+#pragma unroll
+        for (int rr = 0; rr < 2; rr++) {
+            float mx = VF_NEG_INF;
+#pragma unroll
+            for (int nt = 0; nt < KC / 8; nt++) mx = fmaxf(mx, fmaxf(s[nt][2 * rr], s[nt][2 * rr + 1]));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+            const float mnew = fmaxf(m[rr], mx);  // finite: every chunk holds at least one key of the segment
+            const float corr = exp2f((m[rr] - mnew) * scaleLog2);
+            m[rr] = mnew;
+            float sum = 0.f;
+#pragma unroll
+            for (int nt = 0; nt < KC / 8; nt++) {
+                const float p0 = exp2f((s[nt][2 * rr] - mnew) * scaleLog2);
+                const float p1 = exp2f((s[nt][2 * rr + 1] - mnew) * scaleLog2);
+                s[nt][2 * rr] = p0; s[nt][2 * rr + 1] = p1;
+                sum += p0 + p1;
+            }
+            l[rr] = l[rr] * corr + sum;
+#pragma unroll
+            for (int nt = 0; nt < HDP / 8; nt++) { o[nt][2 * rr] *= corr; o[nt][2 * rr + 1] *= corr; }
+        }
+#pragma unroll
+        for (int kk = 0; kk < KC / 16; kk++) {
+            unsigned int pa[4];
+            pa[0] = vf_pack_bf16(s[2 * kk][0], s[2 * kk][1]);
+            pa[1] = vf_pack_bf16(s[2 * kk][2], s[2 * kk][3]);
+            pa[2] = vf_pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+            pa[3] = vf_pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+            const int kr = kk * 16 + 2 * t4;
+#pragma unroll
+            for (int nt = 0; nt < HDP / 8; nt++) {
+                const int c = nt * 8 + g;
+                const unsigned int b0 = (unsigned int)Vs[kr][c] | ((unsigned int)Vs[kr + 1][c] << 16);
+                const unsigned int b1 = (unsigned int)Vs[kr + 8][c] | ((unsigned int)Vs[kr + 9][c] << 16);
+                vf_mma_bf16(o[nt], pa, b0, b1);
+            }
+        }
+    }
+#pragma unroll
+    for (int rr = 0; rr < 2; rr++) {
+        l[rr] += __shfl_xor_sync(0xffffffffu, l[rr], 1);
+        l[rr] += __shfl_xor_sync(0xffffffffu, l[rr], 2);
+    }
+    const float inv0 = 1.f / l[0], inv1 = 1.f / l[1];
+#pragma unroll
+    for (int nt = 0; nt < HDP / 8; nt++) {
+        const int c = nt * 8 + 2 * t4;
+        if (c < hd) {
+            if (ok0) *(unsigned int*)(out + (long long)r0 * ld + hoff + c) = vf_pack_bf16(o[nt][0] * inv0, o[nt][1] * inv0);
+            if (ok1) *(unsigned int*)(out + (long long)r1 * ld + hoff + c) = vf_pack_bf16(o[nt][2] * inv1, o[nt][3] * inv1);
+        }
+    }
+}
+
+#define VF_VIS_ATTN(HDP, KC)                                                                                           \
+    extern "C" __global__ void __launch_bounds__(128) vf_vis_attn_hd##HDP(                                             \
+        bf16_t* __restrict__ out, const bf16_t* __restrict__ q, const bf16_t* __restrict__ k,                          \
+        const bf16_t* __restrict__ v, const int* __restrict__ tiles, int hd, int ld, float scaleLog2) {                \
+        vf_vis_attn<HDP, KC>(out, q, k, v, tiles, hd, ld, scaleLog2);                                                  \
+    }
+VF_VIS_ATTN(16, 64)
+VF_VIS_ATTN(32, 64)
+VF_VIS_ATTN(48, 64)
+VF_VIS_ATTN(64, 64)
+VF_VIS_ATTN(80, 64)
+VF_VIS_ATTN(96, 64)
+VF_VIS_ATTN(112, 64)
+VF_VIS_ATTN(128, 64)
+VF_VIS_ATTN(160, 32)
+VF_VIS_ATTN(192, 32)
+VF_VIS_ATTN(256, 32)
