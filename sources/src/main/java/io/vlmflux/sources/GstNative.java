@@ -89,6 +89,24 @@ final class GstNative {
     private static final MethodHandle G_MALLOC0 = fn("g_malloc0", ADDRESS, JAVA_LONG);
     private static final MethodHandle G_ERROR_FREE = fn("g_error_free", null, ADDRESS);
 
+    private static final MethodHandle WEAK_REF = fn("g_object_weak_ref", null, ADDRESS, ADDRESS, ADDRESS);
+    /** GWeakNotify(gpointer data, GObject *where_the_object_was): only decrements a counter, never blocks. */
+    private static final MemorySegment ON_FINALIZED;
+
+    static {
+        try {
+            MethodHandle target = java.lang.invoke.MethodHandles.lookup().findStatic(GstNative.class, "onFinalized",
+                    java.lang.invoke.MethodType.methodType(void.class, MemorySegment.class, MemorySegment.class));
+            ON_FINALIZED = LINKER.upcallStub(target, FunctionDescriptor.ofVoid(ADDRESS, ADDRESS), Arena.global());
+        } catch (ReflectiveOperationException e) {
+            throw new ExceptionInInitializerError(e);
+        }
+    }
+
+    private static void onFinalized(MemorySegment data, MemorySegment object) {
+        LIVE_PIPELINES.decrementAndGet();
+    }
+
     private static volatile long videoMetaApi;
 
     /** Initialises GStreamer once per JVM (gst1-java-core's {@code Gst.init}, guarded). */
@@ -120,6 +138,7 @@ final class GstNative {
             if (isNull(p)) throw new IllegalStateException("cannot build the pipeline (gst_parse_launch returned nothing)");
             MemorySegment sunk = (MemorySegment) OBJECT_REF_SINK.invokeExact(p);
             LIVE_PIPELINES.incrementAndGet();
+            WEAK_REF.invokeExact(sunk, ON_FINALIZED, MemorySegment.NULL);
             return sunk;
         } catch (RuntimeException | Error e) {
             throw e;
@@ -128,12 +147,15 @@ final class GstNative {
         }
     }
 
-    /** Sets state NULL (waiting for it) and drops our reference; counts the pipeline as gone. */
+    /**
+     * Sets state NULL (waiting for it) and drops our reference. The pipeline counts as gone when GObject finalizes it
+     * (a weak-ref notify, which may run on whichever thread drops the last reference), so {@link #livePipelines}
+     * exposes pipelines that something still holds.
+     */
     static void destroyPipeline(MemorySegment pipeline) {
         if (isNull(pipeline)) return;
         setState(pipeline, STATE_NULL);
         unrefObject(pipeline);
-        LIVE_PIPELINES.decrementAndGet();
     }
 
     static int setState(MemorySegment element, int state) {

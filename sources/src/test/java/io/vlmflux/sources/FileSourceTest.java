@@ -33,9 +33,11 @@ class FileSourceTest {
                     assertTrue(f.ptsNanos() > lastPts.get(), "pts increases");
                     lastPts.set(f.ptsNanos());
                 }
-            }).expectNoEvent(Duration.ofMillis(i == 0 ? 100 : 1));
+            });
+            // nothing is pushed beyond demand (completion may come without demand once the file has ended)
+            if (i < 35) step = step.expectNoEvent(Duration.ofMillis(i == 0 ? 100 : 1));
         }
-        step.thenRequest(1).expectComplete().verify(Duration.ofSeconds(30));
+        step.expectComplete().verify(Duration.ofSeconds(30));
         assertEquals(36, src.stats().emitted());
         assertEquals(0, src.stats().dropped());
     }
@@ -110,10 +112,13 @@ class FileSourceTest {
     }
 
     @Test
-    void cancelMidFileReleasesEverything() {
+    void cancelMidFileReleasesEverything() throws Exception {
         int before = GstNative.livePipelines();
         StepVerifier.create(Sources.parse(Media.media("cockatoo.mp4").toString()).frames().take(5).doOnNext(Frame::close))
                 .expectNextCount(5).verifyComplete();
+        // take(5) cancels on the pump thread, which tears the pipeline down right after: wait for it, bounded
+        long end = System.nanoTime() + 5_000_000_000L;
+        while (GstNative.livePipelines() > before && System.nanoTime() < end) Thread.onSpinWait();
         assertEquals(before, GstNative.livePipelines());
         List<Frame> kept = Flux.from(Sources.parse(Media.media("realshort.mp4").toString()).frames().take(10)).collectList().block();
         assertEquals(10, kept.size());
