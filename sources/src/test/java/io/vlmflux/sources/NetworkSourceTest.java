@@ -104,6 +104,31 @@ class NetworkSourceTest {
     }
 
     @Test
+    void httpFileIsDecodedLosslessly() throws Exception {
+        com.sun.net.httpserver.HttpServer http = com.sun.net.httpserver.HttpServer.create(new java.net.InetSocketAddress("127.0.0.1", 0), 0);
+        byte[] body = java.nio.file.Files.readAllBytes(Media.media("realshort.mp4"));
+        http.createContext("/clip.mp4", ex -> {
+            ex.getResponseHeaders().add("Content-Type", "video/mp4");
+            ex.sendResponseHeaders(200, body.length);
+            try (var os = ex.getResponseBody()) { os.write(body); }
+        });
+        http.start();
+        try {
+            String spec = "http://127.0.0.1:" + http.getAddress().getPort() + "/clip.mp4?width=160&height=120";
+            FrameSource src = Sources.parse(spec);
+            assertFalse(src.isLive());
+            StepVerifier.create(src.frames().doOnNext(f -> { assertEquals(160, f.width()); f.close(); }).count())
+                    .expectNext(36L).verifyComplete();
+            String missing = "http://127.0.0.1:" + http.getAddress().getPort() + "/missing.mp4?retries=1&backoff=10ms";
+            StepVerifier.create(Sources.parse(missing).frames())
+                    .expectErrorSatisfies(e -> assertTrue(e.getMessage().startsWith("source '" + missing + "'") && e.getMessage().contains("gave up after 1"), e.getMessage()))
+                    .verify(Duration.ofSeconds(30));
+        } finally {
+            http.stop(0);
+        }
+    }
+
+    @Test
     void rtpOverUdpFromASenderPipeline() throws Exception {
         int port;
         try (DatagramSocket s = new DatagramSocket(0)) { port = s.getLocalPort(); }
