@@ -34,8 +34,11 @@ public final class CaptionStage {
 
     /** {@link #captions(CaptionModel, CaptionOptions)} that also counts dropped frames into {@code metrics} (nullable). */
     public static Function<Flux<Frame>, Flux<Caption>> captions(CaptionModel model, CaptionOptions options, StageMetrics metrics) {
-        Function<Flux<Frame>, Flux<CaptionStream>> streams = streams(model, options, metrics);
-        return frames -> streams.apply(frames).concatMap(CaptionStream::caption, 0);
+        Prepared p = prepare(model, options);
+        return frames -> Flux.defer(() -> {
+            DemandGate gate = new DemandGate();
+            return core(frames, p, metrics, gate).concatMap(CaptionStream::caption, 0).doOnRequest(gate::request);
+        });
     }
 
     /** One {@link CaptionStream} per frame, for consumers that show tokens as they are generated. */
@@ -48,29 +51,76 @@ public final class CaptionStage {
      * is captioned only after the previous stream ended: subscribe to each stream's tokens or caption, or cancel it.
      */
     public static Function<Flux<Frame>, Flux<CaptionStream>> streams(CaptionModel model, CaptionOptions options, StageMetrics metrics) {
+        Prepared p = prepare(model, options);
+        return frames -> Flux.defer(() -> {
+            DemandGate gate = new DemandGate();
+            return core(frames, p, metrics, gate).doOnRequest(gate::request);
+        });
+    }
+
+    private record Prepared(CaptionModel model, CaptionOptions options, CaptionModel.PromptTemplate template, GenerateOptions generate) {}
+
+    private static Prepared prepare(CaptionModel model, CaptionOptions options) {
         if (model == null) throw new IllegalArgumentException("caption model must not be null");
         if (options == null) throw new IllegalArgumentException("caption options must not be null");
         if (model.isClosed()) throw new IllegalStateException(model + " is closed");
         CaptionModel.PromptTemplate template = model.promptTemplate(options);
-        GenerateOptions generate = model.generateOptions(options, template);
-        return frames -> Flux.defer(() -> {
-            AtomicLong dropped = new AtomicLong();
-            Flux<Pending> pending = frames.map(f -> new Pending(f, System.nanoTime()));
-            if (options.backpressure() == CaptionOptions.Backpressure.NEWEST_WINS)
-                pending = pending.transform(Stages.newestWins((Pending p) -> {
-                    p.close();
-                    dropped.incrementAndGet();
-                    if (metrics != null) metrics.recordDropped();
-                }));
-            return pending
-                    .concatMap(p -> {
-                        CaptionStream s = new CaptionStream(p.frame(), p.arrivedNanos(), model, template, generate, dropped::get);
-                        return Flux.concat(Mono.just(s), s.done().then(Mono.<CaptionStream>empty())).doOnCancel(s::cancel);
-                    }, 0)
-                    .doOnDiscard(CaptionStream.class, CaptionStream::cancel)
-                    .doOnDiscard(Pending.class, Pending::close)
-                    .doOnDiscard(Frame.class, Frame::close);
-        });
+        return new Prepared(model, options, template, model.generateOptions(options, template));
+    }
+
+    /**
+     * Frames → streams, one at a time. {@code concatMap} asks upstream for the next element as soon as an inner
+     * completes; each inner therefore also waits for the final subscriber's demand ({@code gate}), so the frame is
+     * taken from newest-wins only when a caption is actually wanted — the newest one at that moment.
+     */
+    private static Flux<CaptionStream> core(Flux<Frame> frames, Prepared p, StageMetrics metrics, DemandGate gate) {
+        AtomicLong dropped = new AtomicLong();
+        Flux<Pending> pending = frames.map(f -> new Pending(f, System.nanoTime()));
+        if (p.options().backpressure() == CaptionOptions.Backpressure.NEWEST_WINS)
+            pending = pending.transform(Stages.newestWins((Pending x) -> {
+                x.close();
+                dropped.incrementAndGet();
+                if (metrics != null) metrics.recordDropped();
+            }));
+        return pending
+                .concatMap(x -> {
+                    CaptionStream s = new CaptionStream(x.frame(), x.arrivedNanos(), p.model(), p.template(), p.generate(), dropped::get);
+                    return Flux.concat(Mono.just(s).doOnNext(y -> gate.emitted()), s.done().then(Mono.<CaptionStream>empty()),
+                                    gate.awaitDemand().then(Mono.<CaptionStream>empty()))
+                            .doOnCancel(s::cancel);
+                }, 0)
+                .doOnDiscard(CaptionStream.class, CaptionStream::cancel)
+                .doOnDiscard(Pending.class, Pending::close)
+                .doOnDiscard(Frame.class, Frame::close);
+    }
+
+    /** Demand of the final subscriber versus streams emitted; {@link #awaitDemand()} completes when more is wanted. */
+    static final class DemandGate {
+        private long requested, emitted;
+        private reactor.core.publisher.MonoSink<Void> waiter;
+
+        void request(long n) {
+            reactor.core.publisher.MonoSink<Void> w = null;
+            synchronized (this) {
+                requested = reactor.core.publisher.Operators.addCap(requested, n);
+                if (waiter != null && requested > emitted) { w = waiter; waiter = null; }
+            }
+            if (w != null) w.success();
+        }
+
+        synchronized void emitted() { emitted++; }
+
+        Mono<Void> awaitDemand() {
+            return Mono.create(sink -> {
+                boolean now;
+                synchronized (this) {
+                    now = requested > emitted;
+                    if (!now) waiter = sink;
+                }
+                if (now) sink.success();
+                sink.onCancel(() -> { synchronized (this) { if (waiter == sink) waiter = null; } });
+            });
+        }
     }
 
     /** A frame and when it entered the stage (the start of its ttft/total timings). */

@@ -1,0 +1,246 @@
+package io.vlmflux.demos;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.vlmflux.llm.GenerationConfig;
+import io.vlmflux.llm.SamplingParams;
+import io.vlmflux.pipeline.SamplingPolicy;
+import io.vlmflux.pipeline.SourceInput;
+import io.vlmflux.pipeline.VlmPipeline;
+import io.vlmflux.pipeline.caption.Caption;
+import io.vlmflux.pipeline.caption.CaptionModel;
+import io.vlmflux.pipeline.caption.CaptionOptions;
+import io.vlmflux.pipeline.caption.CaptionStage;
+import io.vlmflux.pipeline.caption.CaptionTimings;
+import io.vlmflux.pipeline.config.GenerationSettings;
+import io.vlmflux.pipeline.config.PipelineConfig;
+import io.vlmflux.pipeline.config.SourceConfig;
+import io.vlmflux.sources.FrameSource;
+import io.vlmflux.sources.SourceOptions;
+import io.vlmflux.sources.Sources;
+import reactor.core.Disposable;
+import reactor.core.publisher.Flux;
+
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.Set;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicReference;
+
+/**
+ * {@code vlmflux caption}: streams captions of a video source as they are produced, until the source ends, the
+ * count or duration is reached, or Ctrl-C (a shutdown hook cancels the pipeline and waits briefly for the sources
+ * and the model to close). Captions go to stdout (one line each, flushed at once), logs to stderr.
+ */
+public final class CaptionCommand implements Command {
+    static final String DEFAULT_SOURCE = "test:ball";
+    static final String DEFAULT_MODEL = "demos/models/shapes-vl";
+    /** A caption of the demo model takes ~0.15–0.35 s on 2 busy CPU cores: one a second leaves headroom. */
+    static final String DEFAULT_EVERY = "1s";
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    @Override public String summary() { return "caption a live or recorded video with a vision-language model"; }
+
+    @Override public String usage() {
+        return """
+                vlmflux caption [--source SOURCE] [--model DIR] [--prompt TEXT] [--every 1s|500ms|30f] [--max-tokens N]
+                                [--count N | --duration D] [--backend cpu|cuda] [--config FILE] [--json]
+                  --source SOURCE   test:ball, test:smpte?live=false, a video file, rtsp://..., v4l2:///dev/video0, images:DIR, gst:...
+                                    (default test:ball: GStreamer's bouncing ball, live)
+                  --model DIR       Hugging Face Qwen2-VL / Qwen2.5-VL folder (default demos/models/shapes-vl, the embedded demo model;
+                                    relative paths resolve against the working directory, then $VLMFLUX_HOME)
+                  --prompt TEXT     question asked about each frame (default "Describe the image.")
+                  --every SPEC      sampling: 1s, 500ms, 5fps, 30f, all, scene:0.1, scene:0.05+1s (default 1s)
+                  --max-tokens N    tokens per caption (default 32)
+                  --count N         stop after N captions
+                  --duration D      stop after D (e.g. 30s, 2m)
+                  --backend NAME    cpu or cuda (default cpu, or the config's)
+                  --config FILE     pipeline config JSON (configs/*.json); flags override its fields
+                  --json            one JSON object per caption: source, seq, pts_ms, text, tokens, finish_reason, dropped,
+                                    timings {preprocess_ms, encode_ms, prefill_ms, ttft_ms, total_ms}
+                Live sources keep only the newest frame while a caption is being generated (dropped frames are counted);
+                files and other non-live sources are captioned losslessly at the sampling rate. Ctrl-C stops cleanly.""";
+    }
+
+    @Override public int run(List<String> argv) throws Exception {
+        Args a = Args.parse(argv, Set.of("source", "model", "prompt", "every", "max-tokens", "count", "duration", "backend", "config"), Set.of("json"));
+        if (!a.positional().isEmpty()) throw new UsageException("unexpected argument '" + a.positional().get(0) + "'");
+        if (a.has("count") && a.has("duration")) throw new UsageException("give --count or --duration, not both");
+        PipelineConfig config = null;
+        if (a.has("config")) {
+            Path f = Path.of(a.get("config"));
+            if (!Files.isRegularFile(f)) f = resolveHome(a.get("config"), f);
+            config = PipelineConfig.load(f);
+        }
+        long count = a.getLong("count", -1);
+        if (a.has("count") && count < 1) throw new UsageException("--count must be at least 1, got " + count);
+        Duration duration = a.getDuration("duration");
+        if (duration != null && (duration.isNegative() || duration.isZero())) throw new UsageException("--duration must be positive, got '" + a.get("duration") + "'");
+        int maxTokens = a.getInt("max-tokens", config != null ? config.maxTokens() : CaptionOptions.DEFAULT_MAX_TOKENS);
+        if (maxTokens < 1) throw new UsageException("--max-tokens must be at least 1, got " + maxTokens);
+        String every = a.get("every", config != null && config.sampling().every() != null && a.get("source") == null ? config.sampling().every() : DEFAULT_EVERY);
+        SamplingPolicy policy;
+        try {
+            policy = SamplingPolicy.parse(every);
+        } catch (IllegalArgumentException e) {
+            throw new UsageException("--every: " + e.getMessage());
+        }
+        String prompt = a.get("prompt", config != null ? config.prompt() : CaptionOptions.DEFAULT_PROMPT);
+        if (prompt.isBlank()) throw new UsageException("--prompt must not be blank");
+        String backend = a.get("backend", config != null ? config.model().backend() : "cpu").toLowerCase(Locale.ROOT);
+        if (!backend.equals("cpu") && !backend.equals("cuda")) throw new UsageException("--backend must be cpu or cuda, got '" + backend + "'");
+        Path modelDir = modelDir(a.get("model", config != null ? config.model().dir() : DEFAULT_MODEL));
+        boolean json = a.flag("json");
+
+        // sources: --source replaces the config's list
+        VlmPipeline.Builder b = VlmPipeline.builder().sampling(policy);
+        List<FrameSource> opened = new ArrayList<>();
+        java.util.Map<String, String> names = new java.util.HashMap<>();   // frame source id -> the config's id
+        boolean live = false;
+        if (a.has("source") || config == null) {
+            FrameSource s = Sources.parse(sourceSpec(a.get("source", DEFAULT_SOURCE)));
+            opened.add(s);
+            live = s.isLive();
+            b.source(SourceInput.of(s));
+        } else {
+            if (config.sampling().fanInOptions() != null) b.fanIn(config.sampling().fanInOptions());
+            for (SourceConfig sc : config.sources()) {
+                FrameSource s = Sources.parse(sourceSpec(sc.uri()), new SourceOptions(sc.width() == null ? 0 : sc.width(),
+                        sc.height() == null ? 0 : sc.height(), sc.pixelFormat()));
+                live |= s.isLive();
+                String id = sc.id() != null ? sc.id() : s.id();
+                names.put(s.id(), id);
+                b.source(new SourceInput(id, s.frames(), s.isLive()), sc.every() == null ? null : SamplingPolicy.parse(sc.every()));
+                opened.add(s);
+            }
+        }
+        PrintStream out = System.out;
+        PrintStream err = System.err;
+        try (CaptionModel model = CaptionModel.load(modelDir, backend)) {
+            SamplingParams sampling = sampling(config == null ? null : config.generation(), model.generationConfig());
+            CaptionOptions options = new CaptionOptions(prompt, null, maxTokens, sampling,
+                    live ? CaptionOptions.Backpressure.NEWEST_WINS : CaptionOptions.Backpressure.LOSSLESS);
+            VlmPipeline<Caption> pipeline = b.model(CaptionStage.captions(model, options), Caption::frame);
+            boolean multi = opened.size() > 1;
+            err.printf("vlmflux: captioning %s with %s on %s, every %s%s (Ctrl-C to stop)%n",
+                    multi ? opened.size() + " sources" : opened.get(0).id(), modelDir.getFileName(), backend, policy.spec(),
+                    live ? ", newest frame wins" : ", lossless");
+            Flux<Caption> captions = pipeline.flux();
+            if (count > 0) captions = captions.take(count);
+            if (duration != null) captions = captions.take(duration);
+            return stream(captions, c -> {
+                String src = names.getOrDefault(c.frame().sourceId(), c.frame().sourceId());
+                out.println(json ? json(c, src) : line(c, multi ? src : null));
+                out.flush();
+            });
+        }
+    }
+
+    /** Subscribes, waits for the end, and turns Ctrl-C into a cancel that waits (bounded) for the teardown. */
+    static int stream(Flux<Caption> captions, java.util.function.Consumer<Caption> print) throws Exception {
+        CountDownLatch done = new CountDownLatch(1);
+        AtomicReference<Throwable> error = new AtomicReference<>();
+        Disposable sub = captions.doFinally(s -> done.countDown()).subscribe(print, error::set);
+        Thread hook = new Thread(() -> {
+            sub.dispose();
+            try {
+                if (!done.await(3, TimeUnit.SECONDS)) System.err.println("vlmflux: teardown takes longer than 3 s; exiting anyway");
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }, "vlmflux-caption-shutdown");
+        Runtime.getRuntime().addShutdownHook(hook);
+        try {
+            done.await();
+        } finally {
+            try {
+                Runtime.getRuntime().removeShutdownHook(hook);
+            } catch (IllegalStateException shuttingDown) {
+                // the hook is running: it disposes and waits
+            }
+        }
+        Throwable t = error.get();
+        if (t instanceof Exception e) throw e;
+        if (t != null) throw new RuntimeException(t);
+        return 0;
+    }
+
+    /** {@code [seq 12 | 0.40s] a white circle ...}, prefixed with {@code source} when not null. */
+    static String line(Caption c, String source) {
+        long pts = c.frame().ptsNanos();
+        String when = pts < 0 ? "" : String.format(Locale.ROOT, " | %.2fs", pts / 1e9);
+        return "[" + (source != null ? source + " " : "") + "seq " + c.frame().sequence() + when + "] " + c.text().strip();
+    }
+
+    static String json(Caption c, String source) {
+        ObjectNode o = JSON.createObjectNode();
+        o.put("source", source);
+        o.put("seq", c.frame().sequence());
+        o.put("pts_ms", c.frame().ptsMillis());
+        o.put("text", c.text());
+        ArrayNode t = o.putArray("tokens");
+        for (int id : c.tokens()) t.add(id);
+        o.put("finish_reason", c.finishReason().wire());
+        o.put("dropped", c.dropped());
+        CaptionTimings ti = c.timings();
+        ObjectNode tn = o.putObject("timings");
+        tn.put("preprocess_ms", round(ti.preprocessMs()));
+        tn.put("encode_ms", round(ti.encodeMs()));
+        tn.put("prefill_ms", round(ti.prefillMs()));
+        tn.put("ttft_ms", round(ti.ttftMs()));
+        tn.put("total_ms", round(ti.totalMs()));
+        return o.toString();
+    }
+
+    private static double round(double ms) { return Math.round(ms * 100) / 100.0; }
+
+    /** Config sampling over the model's generation_config.json; null (the model's defaults) when nothing is set. */
+    static SamplingParams sampling(GenerationSettings g, GenerationConfig model) {
+        if (g == null || g.equals(GenerationSettings.MODEL_DEFAULTS)) return null;
+        double rp = g.repetitionPenalty() != null ? g.repetitionPenalty() : model.repetitionPenalty();
+        boolean greedy = g.greedy() != null ? g.greedy() : !model.doSample();
+        if (greedy) return SamplingParams.greedyDecoding().withRepetitionPenalty(rp);
+        return new SamplingParams(false, g.temperature() != null ? g.temperature() : model.temperature(), g.topK() != null ? g.topK() : model.topK(),
+                g.topP() != null ? g.topP() : model.topP(), g.minP() != null ? g.minP() : model.minP(), rp, g.seed() != null ? g.seed() : 0);
+    }
+
+    /** A relative file path in a source spec resolves like the model folder (working directory, then the home). */
+    static String sourceSpec(String spec) {
+        if (spec.contains(":") || Files.exists(Path.of(spec))) return spec;
+        for (Path home : homes()) if (Files.exists(home.resolve(spec))) return home.resolve(spec).toString();
+        return spec;
+    }
+
+    /** The model folder: as given when it exists, else under $VLMFLUX_HOME (or the repository root in tests). */
+    static Path modelDir(String dir) {
+        Path p = Path.of(dir);
+        if (Files.isDirectory(p)) return p;
+        Path r = resolveHome(dir, p);
+        if (Files.isDirectory(r)) return r;
+        StringBuilder tried = new StringBuilder(p.toAbsolutePath().toString());
+        for (Path h : homes()) tried.append(", ").append(h.resolve(dir));
+        throw new UsageException("model folder '" + dir + "' not found (looked in " + tried + "); pass --model DIR or set VLMFLUX_HOME to the vlmflux checkout");
+    }
+
+    private static Path resolveHome(String rel, Path fallback) {
+        if (Path.of(rel).isAbsolute()) return fallback;
+        for (Path h : homes()) if (Files.exists(h.resolve(rel))) return h.resolve(rel);
+        return fallback;
+    }
+
+    private static List<Path> homes() {
+        List<Path> h = new ArrayList<>();
+        String env = System.getenv("VLMFLUX_HOME");
+        if (env != null && !env.isBlank()) h.add(Path.of(env));
+        String root = System.getProperty("vlmflux.root");
+        if (root != null && !root.isBlank()) h.add(Path.of(root));
+        return h;
+    }
+}
