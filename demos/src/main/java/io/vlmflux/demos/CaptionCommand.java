@@ -149,6 +149,7 @@ public final class CaptionCommand implements Command {
         AtomicReference<Throwable> error = new AtomicReference<>();
         Disposable sub = captions.doFinally(s -> done.countDown()).subscribe(print, error::set);
         Thread hook = new Thread(() -> {
+            if (done.getCount() > 0) System.err.println("vlmflux: stopping (closing sources and model)");
             sub.dispose();
             try {
                 if (!done.await(3, TimeUnit.SECONDS)) System.err.println("vlmflux: teardown takes longer than 3 s; exiting anyway");
