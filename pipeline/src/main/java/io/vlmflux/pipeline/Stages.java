@@ -1,5 +1,9 @@
 package io.vlmflux.pipeline;
 
+import io.vlmflux.pipeline.caption.Caption;
+import io.vlmflux.pipeline.caption.CaptionModel;
+import io.vlmflux.pipeline.caption.CaptionOptions;
+import io.vlmflux.pipeline.caption.CaptionStage;
 import io.vlmflux.pipeline.metrics.PipelineMetrics;
 import io.vlmflux.pipeline.metrics.StageMetrics;
 import io.vlmflux.sources.Frame;
@@ -113,6 +117,14 @@ public final class Stages {
     /** {@link #fanIn(List, FanInOptions, PipelineMetrics)} with one frame per source, errors logged, no metrics. */
     public static Flux<Frame> fanIn(List<SourceInput> inputs) {
         return new FluxFanIn(inputs, FanInOptions.DEFAULT, null);
+    }
+
+    /**
+     * The caption stage: frame → preprocess → encode → prompt on the cached prefix → generate → {@link Caption}. Runs on
+     * the model's compute thread; newest frame wins while a caption is generated (see {@link CaptionStage}).
+     */
+    public static Function<Flux<Frame>, Flux<Caption>> caption(CaptionModel model, CaptionOptions options) {
+        return CaptionStage.captions(model, options);
     }
 
     private static StageMetrics stageMetrics(String name, PipelineMetrics metrics) {

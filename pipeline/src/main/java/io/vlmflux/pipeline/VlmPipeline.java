@@ -1,5 +1,9 @@
 package io.vlmflux.pipeline;
 
+import io.vlmflux.pipeline.caption.Caption;
+import io.vlmflux.pipeline.caption.CaptionModel;
+import io.vlmflux.pipeline.caption.CaptionOptions;
+import io.vlmflux.pipeline.caption.CaptionStage;
 import io.vlmflux.pipeline.config.PipelineConfig;
 import io.vlmflux.pipeline.config.SourceConfig;
 import io.vlmflux.pipeline.metrics.PipelineMetrics;
@@ -149,6 +153,11 @@ public final class VlmPipeline<T> {
         public <T> VlmPipeline<T> model(Function<Flux<Frame>, Flux<T>> stage, Function<? super T, ?> outputKey) {
             if (stage == null) throw new IllegalArgumentException("model stage must not be null");
             return new VlmPipeline<>(this, stage, outputKey);
+        }
+
+        /** Finishes the pipeline with the caption stage ({@link Stages#caption}); metrics are keyed by each caption's frame. */
+        public VlmPipeline<Caption> captions(CaptionModel model, CaptionOptions options) {
+            return model(CaptionStage.captions(model, options), Caption::frame);
         }
 
         /** A pipeline without a model stage: {@link VlmPipeline#flux()} emits the sampled frames. */

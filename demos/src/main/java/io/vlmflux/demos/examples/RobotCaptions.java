@@ -4,7 +4,6 @@ import io.vlmflux.pipeline.VlmPipeline;
 import io.vlmflux.pipeline.caption.Caption;
 import io.vlmflux.pipeline.caption.CaptionModel;
 import io.vlmflux.pipeline.caption.CaptionOptions;
-import io.vlmflux.pipeline.caption.CaptionStage;
 import io.vlmflux.sources.Sources;
 
 import java.nio.file.Path;
@@ -25,7 +24,7 @@ public final class RobotCaptions {
             VlmPipeline<Caption> pipeline = VlmPipeline.builder()
                     .source(Sources.parse(source))                                    // camera, RTSP, file, test pattern
                     .every("1s")                                                      // at most one frame a second
-                    .model(CaptionStage.captions(model, CaptionOptions.defaults()), Caption::frame);
+                    .captions(model, CaptionOptions.defaults());                     // newest frame wins while busy
             pipeline.flux()
                     .take(10)                                                         // or run until disposed
                     .doOnNext(c -> System.out.printf("[seq %d] %s%n", c.frame().sequence(), c.text()))
