@@ -21,14 +21,16 @@ public final class CpuMatrix {
     private final String name;
     private final DType dtype;
     private final MemorySegment data;
+    private final float[] heap;     // the F32 values when built from a heap array (vector loads read arrays directly), else null
     private final int rows, cols;
 
-    private CpuMatrix(String name, DType dtype, MemorySegment data, int rows, int cols) {
+    private CpuMatrix(String name, DType dtype, MemorySegment data, float[] heap, int rows, int cols) {
         if (dtype != DType.BF16 && dtype != DType.F16 && dtype != DType.F32)
             throw new IllegalArgumentException("tensor '" + name + "': dtype " + dtype + " not supported for CPU matmul (BF16, F16, F32)");
         this.name = name;
         this.dtype = dtype;
         this.data = data;
+        this.heap = heap;
         this.rows = rows;
         this.cols = cols;
     }
@@ -36,19 +38,23 @@ public final class CpuMatrix {
     /** A matrix over a rank-2 tensor. */
     public static CpuMatrix of(TensorView t) {
         if (t.rank() != 2) throw new IllegalArgumentException(t.where() + ": expected a 2-D weight but shape is " + java.util.Arrays.toString(t.shape()));
-        return new CpuMatrix(t.name(), t.dtype(), t.segment(), Math.toIntExact(t.dim(0)), Math.toIntExact(t.dim(1)));
+        return new CpuMatrix(t.name(), t.dtype(), t.segment(), null, Math.toIntExact(t.dim(0)), Math.toIntExact(t.dim(1)));
     }
 
     /** A matrix over a heap float array (tests, converted weights). */
     public static CpuMatrix of(String name, float[] values, int rows, int cols) {
         if ((long) rows * cols != values.length) throw new IllegalArgumentException(name + ": " + values.length + " values for " + rows + "x" + cols);
-        return new CpuMatrix(name, DType.F32, MemorySegment.ofArray(values), rows, cols);
+        return new CpuMatrix(name, DType.F32, MemorySegment.ofArray(values), values, rows, cols);
     }
 
     public String name() { return name; }
     public DType dtype() { return dtype; }
     public int rows() { return rows; }
     public int cols() { return cols; }
+
+    MemorySegment segment() { return data; }
+
+    float[] heap() { return heap; }
 
     /** dot(row {@code r}, {@code x[xOff .. xOff+cols)}). */
     public float dot(int r, float[] x, int xOff) {

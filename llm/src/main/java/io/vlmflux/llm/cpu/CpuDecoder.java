@@ -34,7 +34,30 @@ final class CpuDecoder implements Decoder {
     private static final class Layer {
         float[] attnNorm, mlpNorm, qb, kb, vb, ob, qNorm, kNorm;
         CpuMatrix q, k, v, o, gate, up, down;
+        CpuMatrix[] qkv;        // {q, k, v}: one fused pass when their widths agree
+        float[][] qkvBias;
     }
+
+    /** Activations of one forward call, reused across calls of the same chunk length (decode: every step). */
+    private static final class Buffers {
+        final int n;
+        final float[] x, xn, q, k, v, att, o, g, u, cos, sin;
+        final float[][] qkvOut;
+
+        Buffers(ModelConfig c, int n) {
+            this.n = n;
+            int H = c.hiddenSize(), I = c.intermediateSize(), half = c.headDim() / 2;
+            x = new float[n * H]; xn = new float[n * H]; o = new float[n * H];
+            q = new float[n * c.qDim()]; att = new float[n * c.qDim()];
+            k = new float[n * c.kvDim()]; v = new float[n * c.kvDim()];
+            g = new float[n * I]; u = new float[n * I];
+            cos = new float[n * half]; sin = new float[n * half];
+            qkvOut = new float[][] {q, k, v};
+        }
+    }
+
+    /** Cached buffers for single-position calls; taken while in use so concurrent callers never share them. */
+    private final java.util.concurrent.atomic.AtomicReference<Buffers> spare = new java.util.concurrent.atomic.AtomicReference<>();
 
     CpuDecoder(ModelConfig c, TextModelSpec spec, WeightStore store) {
         this.c = c;
@@ -66,6 +89,8 @@ final class CpuDecoder implements Decoder {
             l.gate = mat(spec.layer(i, "mlp.gate_proj.weight"));
             l.up = mat(spec.layer(i, "mlp.up_proj.weight"));
             l.down = mat(spec.layer(i, "mlp.down_proj.weight"));
+            l.qkv = new CpuMatrix[] {l.q, l.k, l.v};
+            l.qkvBias = l.qb == null ? null : new float[][] {l.qb, l.kb, l.vb};
             layers[i] = l;
         }
         RopeConfig r = c.rope();
@@ -101,12 +126,21 @@ final class CpuDecoder implements Decoder {
         if (closed) throw new IllegalStateException("decoder is closed");
         if (!(kv instanceof LinearKvCache cache)) throw new IllegalArgumentException("the CPU decoder needs a cache from its newCache(), got " + kv);
         final int n = in.length(), start = cache.length();
-        final int H = c.hiddenSize(), qDim = c.qDim(), kvDim = c.kvDim(), hd = c.headDim(), half = hd / 2, I = c.intermediateSize();
-        final int heads = c.numHeads(), kvHeads = c.numKvHeads();
         cache.ensure(start + n);
+        Buffers buf = n == 1 ? spare.getAndSet(null) : null;
+        if (buf == null || buf.n != n) buf = new Buffers(c, n);
+        try {
+            return forward(cache, in, allLogits, buf, n, start);
+        } finally {
+            if (n == 1) spare.set(buf);
+        }
+    }
 
+    private float[] forward(LinearKvCache cache, ForwardInput in, boolean allLogits, Buffers buf, int n, int start) {
+        final int H = c.hiddenSize(), qDim = c.qDim(), kvDim = c.kvDim(), hd = c.headDim(), half = hd / 2;
+        final int heads = c.numHeads(), kvHeads = c.numKvHeads();
         // embeddings, then image spans spliced over their slots
-        float[] x = new float[n * H];
+        float[] x = buf.x;
         int[] tokens = in.tokens();
         for (int t = 0; t < n; t++) {
             int id = tokens[t];
@@ -119,7 +153,7 @@ final class CpuDecoder implements Decoder {
         }
 
         // rotary tables per position
-        float[] cos = new float[n * half], sin = new float[n * half];
+        float[] cos = buf.cos, sin = buf.sin;
         int[][] pos = in.positions();
         int delta = cache.positionDelta();
         for (int t = 0; t < n; t++) {
@@ -132,15 +166,12 @@ final class CpuDecoder implements Decoder {
             }
         }
 
-        float[] xn = new float[n * H], q = new float[n * qDim], k = new float[n * kvDim], v = new float[n * kvDim];
-        float[] att = new float[n * qDim], o = new float[n * H], g = new float[n * I], u = new float[n * I];
+        float[] xn = buf.xn, q = buf.q, k = buf.k, v = buf.v, att = buf.att, o = buf.o, g = buf.g, u = buf.u;
         float eps = c.rmsNormEps();
         for (int li = 0; li < layers.length; li++) {
             Layer l = layers[li];
             CpuOps.rmsNormRows(xn, x, n, H, l.attnNorm, eps);
-            CpuOps.matmul(q, xn, n, l.q, l.qb);
-            CpuOps.matmul(k, xn, n, l.k, l.kb);
-            CpuOps.matmul(v, xn, n, l.v, l.vb);
+            CpuOps.matmulFused(buf.qkvOut, xn, n, l.qkv, l.qkvBias);
             for (int t = 0; t < n; t++) {
                 for (int h = 0; h < heads; h++) {
                     int off = t * qDim + h * hd;
@@ -160,9 +191,7 @@ final class CpuDecoder implements Decoder {
             CpuOps.matmul(o, att, n, l.o, l.ob);
             CpuOps.addInPlace(x, o, n * H);
             CpuOps.rmsNormRows(xn, x, n, H, l.mlpNorm, eps);
-            CpuOps.matmul(g, xn, n, l.gate, null);
-            CpuOps.matmul(u, xn, n, l.up, null);
-            CpuOps.siluMul(g, u, n * I);
+            CpuOps.swiGlu(g, u, xn, n, l.gate, l.up);
             CpuOps.matmul(o, g, n, l.down, null);
             CpuOps.addInPlace(x, o, n * H);
         }
@@ -187,20 +216,11 @@ final class CpuDecoder implements Decoder {
                 int t = idx / heads, h = idx % heads, g = h / group;
                 int len = start + t + 1;
                 int qo = t * qDim + h * hd, ko = g * hd;
-                for (int j = 0; j < len; j++) {
-                    float s = 0f;
-                    int kb = j * kvDim + ko;
-                    for (int d = 0; d < hd; d++) s += q[qo + d] * kc[kb + d];
-                    sc[j] = s * scale;
-                }
+                for (int j = 0; j < len; j++) sc[j] = CpuOps.dot(q, qo, kc, j * kvDim + ko, hd) * scale;
                 CpuOps.softmax(sc, 0, len);
                 int oo = t * qDim + h * hd;
-                for (int d = 0; d < hd; d++) out[oo + d] = 0f;
-                for (int j = 0; j < len; j++) {
-                    float p = sc[j];
-                    int vb = j * kvDim + ko;
-                    for (int d = 0; d < hd; d++) out[oo + d] += p * vc[vb + d];
-                }
+                java.util.Arrays.fill(out, oo, oo + hd, 0f);
+                for (int j = 0; j < len; j++) CpuOps.axpy(out, oo, sc[j], vc, j * kvDim + ko, hd);
             }
         });
     }

@@ -1,5 +1,6 @@
 package io.vlmflux.vision.qwen2vl;
 
+import io.vlmflux.cuda.cpu.CpuOps;
 import io.vlmflux.cuda.cpu.Parallel;
 
 /**
@@ -35,9 +36,7 @@ final class SegmentAttention {
                 float max = Float.NEGATIVE_INFINITY;
                 for (int j = 0; j < len; j++) {
                     int ko = (s0 + j) * row + d + h * headDim;
-                    float sum = 0f;
-                    for (int c = 0; c < headDim; c++) sum += qkv[qo + c] * qkv[ko + c];
-                    sum *= scale;
+                    float sum = CpuOps.dot(qkv, qo, qkv, ko, headDim) * scale;
                     scores[j] = sum;
                     if (sum > max) max = sum;
                 }
@@ -45,12 +44,8 @@ final class SegmentAttention {
                 for (int j = 0; j < len; j++) { float e = (float) Math.exp(scores[j] - max); scores[j] = e; total += e; }
                 float inv = 1f / total;
                 int oo = i * d + h * headDim;
-                for (int c = 0; c < headDim; c++) out[oo + c] = 0f;
-                for (int j = 0; j < len; j++) {
-                    float p = scores[j] * inv;
-                    int vo = (s0 + j) * row + 2 * d + h * headDim;
-                    for (int c = 0; c < headDim; c++) out[oo + c] += p * qkv[vo + c];
-                }
+                java.util.Arrays.fill(out, oo, oo + headDim, 0f);
+                for (int j = 0; j < len; j++) CpuOps.axpy(out, oo, scores[j] * inv, qkv, (s0 + j) * row + 2 * d + h * headDim, headDim);
             }
         });
     }
