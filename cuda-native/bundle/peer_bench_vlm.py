@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+"""Writes a random-weight bf16 Qwen2.5-VL-3B-shaped checkpoint for `vlmflux bench vlm` (config.json,
+preprocessor_config.json and the vision tower's weights; the text model is built but, unless --full, not saved)
+and measures the Hugging Face peer on the same GPU in the same process: image processor time and vision tower
+latency at 448x448, 640x480 and 1280x720, and prefill with the image (first-token forward).
+Usage: peer_bench_vlm.py OUT_DIR [--full] [--no-peer]. One JSON object per line on stdout."""
+import json, os, sys, time
+import torch
+
+
+def emit(**kw):
+    print(json.dumps(kw), flush=True)
+
+
+def sync():
+    torch.cuda.synchronize()
+
+
+@torch.no_grad()
+def main():
+    import transformers
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2VLImageProcessor
+    from safetensors.torch import save_file
+    import numpy as np
+    from PIL import Image
+    out = sys.argv[1]
+    full = "--full" in sys.argv
+    peer = "--no-peer" not in sys.argv
+    dev = "cuda"
+    emit(what="env", torch=torch.__version__, transformers=transformers.__version__, gpu=torch.cuda.get_device_name(0))
+    text = dict(vocab_size=151936, hidden_size=2048, intermediate_size=11008, num_hidden_layers=36, num_attention_heads=16,
+                num_key_value_heads=2, max_position_embeddings=8192, rms_norm_eps=1e-6, tie_word_embeddings=True,
+                rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": [16, 24, 24]},
+                image_token_id=151655, video_token_id=151656, vision_start_token_id=151652)
+    vision = dict(depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16, out_hidden_size=2048, window_size=112,
+                  fullatt_block_indexes=[7, 15, 23, 31], patch_size=14, spatial_merge_size=2, temporal_patch_size=2,
+                  tokens_per_second=2, hidden_act="silu", in_channels=3)
+    cfg = Qwen2_5_VLConfig(text_config=text, vision_config=vision, image_token_id=151655, video_token_id=151656,
+                           vision_start_token_id=151652, vision_end_token_id=151653)
+    t = time.perf_counter()
+    torch.manual_seed(0)
+    with torch.device(dev):
+        m = Qwen2_5_VLForConditionalGeneration._from_config(cfg, dtype=torch.bfloat16)
+    m.eval()
+    # random init of transformers leaves norms at 1 and biases at 0; perturb them so they matter
+    for n, p in m.named_parameters():
+        if "visual" in n and p.dim() == 1:
+            p.add_(torch.randn_like(p) * 0.02)
+    os.makedirs(out, exist_ok=True)
+    cfg.save_pretrained(out)
+    ip = Qwen2VLImageProcessor()
+    ip.save_pretrained(out)
+    sd = {k: v.contiguous() for k, v in m.state_dict().items() if full or "visual" in k}
+    save_file(sd, os.path.join(out, "model.safetensors"), metadata={"format": "pt"})
+    emit(what="checkpoint", dir=out, tensors=len(sd), bytes=sum(v.numel() * v.element_size() for v in sd.values()),
+         seconds=round(time.perf_counter() - t, 1))
+    if not peer:
+        return
+    for (w, h) in ((448, 448), (640, 480), (1280, 720)):
+        img = Image.fromarray(np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8))
+        for _ in range(2):
+            ip(images=[img], return_tensors="pt")
+        t = time.perf_counter()
+        for _ in range(5):
+            px = ip(images=[img], return_tensors="pt")
+        proc = (time.perf_counter() - t) / 5
+        pv = px["pixel_values"].to(dev, torch.bfloat16); thw = px["image_grid_thw"].to(dev)
+        for _ in range(3):
+            m.model.get_image_features(pixel_values=pv, image_grid_thw=thw)
+        sync(); t = time.perf_counter()
+        for _ in range(10):
+            m.model.get_image_features(pixel_values=pv, image_grid_thw=thw)
+        sync(); vt = (time.perf_counter() - t) / 10
+        ntok = int(thw.prod().item()) // 4
+        ids = [151644, 872, 198, 151652] + [151655] * ntok + [151653] + list(range(1000, 1020)) + [151645, 198, 151644, 77091, 198]
+        ids = torch.tensor([ids], device=dev)
+        mm = torch.zeros_like(ids); mm[ids == 151655] = 1
+        kw = dict(input_ids=ids, attention_mask=torch.ones_like(ids), pixel_values=pv, image_grid_thw=thw, mm_token_type_ids=mm)
+        for _ in range(2):
+            m(**kw)
+        sync(); t = time.perf_counter(); m(**kw); sync(); ttft = time.perf_counter() - t
+        emit(what="hf_vlm", model="Qwen2.5-VL-3B", image=f"{w}x{h}", grid_thw=thw[0].tolist(), image_tokens=ntok,
+             processor_ms=round(proc * 1e3, 2), vision_ms=round(vt * 1e3, 2), prefill_with_vision_ms=round(ttft * 1e3, 2),
+             ttft_ms_incl_processor=round((ttft + proc) * 1e3, 2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,150 @@
+package io.vlmflux.cuda.gpu;
+
+import static io.vlmflux.cuda.gpu.Ref.*;
+import static org.junit.jupiter.api.Assertions.*;
+
+import java.util.Random;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+/**
+ * The vision kernels against float64 CPU references on random bf16-rounded inputs: segment attention (tensor
+ * cores; head dims with and without padding to 16, segments shorter and longer than a tile, empty segments), the
+ * norms with fused residual add, and the gated / plain activations. Outputs are poisoned with NaN before launch.
+ */
+@Tag("gpu")
+class VisionGpuOpsTest {
+    static GpuStream st;
+    static DeviceArena arena;
+    static VisionGpuOps vops;
+    long mark;
+    final Random rnd = new Random(99);
+
+    @BeforeAll
+    static void open() {
+        Assumptions.assumeTrue(Gpu.isAvailable(), () -> "no GPU: " + Gpu.unavailableReason());
+        st = Gpu.device().newStream();
+        arena = Gpu.device().newArena("vision test", 1L << 28);
+        vops = new VisionGpuOps(st);
+    }
+
+    @AfterAll
+    static void close() {
+        if (vops != null) vops.close();
+        if (arena != null) arena.close();
+        if (st != null) st.close();
+    }
+
+    @BeforeEach void mark() { mark = arena.mark(); }
+    @AfterEach void release() { arena.reset(mark); }
+
+    DeviceBuffer bfBuf(String n, float[] a) { DeviceBuffer b = arena.alloc(n, 2L * a.length); st.upload(b, bf16(a)); return b; }
+    DeviceBuffer f32(String n, float[] a) { DeviceBuffer b = arena.alloc(n, 4L * a.length); st.upload(b, a); return b; }
+    DeviceBuffer out(String n, long bytes) { DeviceBuffer b = arena.alloc(n, bytes); st.memsetAsync(b, 0xff, bytes); return b; }
+
+    @ParameterizedTest(name = "heads {0} hd {1}")
+    @CsvSource({"2, 80", "3, 24", "1, 64", "2, 128", "1, 20", "1, 200"})
+    void segmentAttentionMatchesReference(int heads, int hd) {
+        int[] cu = {0, 7, 7, 71, 200, 264, 265};
+        int n = cu[cu.length - 1], d = heads * hd;
+        float[] q = bfRound(randn(rnd, n * d, 1.5f)), k = bfRound(randn(rnd, n * d, 1.5f)), v = bfRound(randn(rnd, n * d, 1f));
+        int[] tiles = VisionGpuOps.attentionTiles(cu);
+        DeviceBuffer dt = arena.alloc("tiles", 4L * tiles.length);
+        st.upload(dt, tiles);
+        DeviceBuffer o = out("out", 2L * n * d);
+        float scale = (float) (1 / Math.sqrt(hd));
+        vops.attention(o, bfBuf("q", q), bfBuf("k", k), bfBuf("v", v), dt, tiles.length / 4, n, heads, hd, scale);
+        float[] got = f(st.downloadShorts(o, n * d));
+        double[] want = new double[n * d];
+        for (int s = 0; s + 1 < cu.length; s++)
+            for (int i = cu[s]; i < cu[s + 1]; i++)
+                for (int h = 0; h < heads; h++) {
+                    int len = cu[s + 1] - cu[s];
+                    double[] p = new double[len];
+                    double mx = Double.NEGATIVE_INFINITY, sum = 0;
+                    for (int j = 0; j < len; j++) {
+                        double dot = 0;
+                        for (int c = 0; c < hd; c++) dot += (double) q[i * d + h * hd + c] * k[(cu[s] + j) * d + h * hd + c];
+                        p[j] = dot * scale;
+                        mx = Math.max(mx, p[j]);
+                    }
+                    for (int j = 0; j < len; j++) { p[j] = Math.exp(p[j] - mx); sum += p[j]; }
+                    for (int c = 0; c < hd; c++) {
+                        double acc = 0;
+                        for (int j = 0; j < len; j++) acc += p[j] / sum * v[(cu[s] + j) * d + h * hd + c];
+                        want[i * d + h * hd + c] = acc;
+                    }
+                }
+        // bf16 probabilities and output: ~1e-2 of max|v|
+        assertRel("attention heads " + heads + " hd " + hd, got, want, 2e-2);
+    }
+
+    @Test
+    void normsAndActivations() {
+        int rows = 5, hidden = 96;
+        float[] x = randn(rnd, rows * hidden, 2f), delta = randn(rnd, rows * hidden, 1f), db = randn(rnd, hidden, 0.5f);
+        float[] w = randn(rnd, hidden, 1f), b = randn(rnd, hidden, 0.3f);
+        for (boolean rms : new boolean[] {true, false}) {
+            DeviceBuffer dx = f32("x", x), o = out("o", 2L * rows * hidden);
+            vops.norm(o, dx, f32("delta", delta), f32("db", db), f32("w", w), rms ? null : f32("b", b), rows, hidden, 1e-6f, rms);
+            float[] got = f(st.downloadShorts(o, rows * hidden));
+            float[] xs = st.downloadFloats(dx, rows * hidden);
+            double[] want = new double[rows * hidden];
+            for (int r = 0; r < rows; r++) {
+                double mean = 0, ss = 0;
+                double[] v = new double[hidden];
+                for (int i = 0; i < hidden; i++) { v[i] = x[r * hidden + i] + delta[r * hidden + i] + db[i]; mean += v[i]; }
+                mean /= hidden;
+                for (int i = 0; i < hidden; i++) {
+                    assertEquals(v[i], xs[r * hidden + i], 1e-5, "residual written back");
+                    ss += rms ? v[i] * v[i] : (v[i] - mean) * (v[i] - mean);
+                }
+                double inv = 1 / Math.sqrt(ss / hidden + 1e-6);
+                for (int i = 0; i < hidden; i++)
+                    want[r * hidden + i] = rms ? v[i] * inv * w[i] : (v[i] - mean) * inv * w[i] + b[i];
+            }
+            assertRel((rms ? "rms" : "layer") + " norm", got, want, 8e-3);
+        }
+        int cols = 37, stride = 80;
+        float[] in = randn(rnd, rows * stride, 2f), bias = randn(rnd, 2 * cols, 0.5f);
+        for (VisionGpuOps.Act act : VisionGpuOps.Act.values()) {
+            for (boolean gated : new boolean[] {true, false}) {
+                DeviceBuffer o = out("act", 2L * rows * cols);
+                vops.biasAct(o, f32("in", in), f32("bias", bias), rows, cols, stride, act, gated);
+                float[] got = f(st.downloadShorts(o, rows * cols));
+                double[] want = new double[rows * cols];
+                for (int r = 0; r < rows; r++)
+                    for (int i = 0; i < cols; i++) {
+                        double g = in[r * stride + i] + bias[i];
+                        double a = switch (act) {
+                            case SILU -> g / (1 + Math.exp(-g));
+                            case QUICK_GELU -> g / (1 + Math.exp(-1.702 * g));
+                            case GELU -> 0.5 * g * (1 + io.vlmflux.cuda.cpu.CpuOps.erf(g / Math.sqrt(2)));
+                            case GELU_TANH -> 0.5 * g * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (g + 0.044715 * g * g * g)));
+                        };
+                        if (gated) a *= in[r * stride + cols + i] + bias[cols + i];
+                        want[r * cols + i] = a;
+                    }
+                assertRel(act + (gated ? " gated" : ""), got, want, 8e-3);
+            }
+        }
+    }
+
+    @Test
+    void clearErrors() {
+        DeviceBuffer small = arena.alloc("small", 64);
+        var e = assertThrows(IllegalArgumentException.class, () -> vops.attention(small, small, small, small, small, 1, 8, 2, 80, 1f));
+        assertTrue(e.getMessage().contains("vision attention") && e.getMessage().contains("small"), e.getMessage());
+        var e2 = assertThrows(IllegalArgumentException.class, () -> vops.attention(small, small, small, small, small, 1, 1, 1, 22, 1f));
+        assertTrue(e2.getMessage().contains("head dim 22"), e2.getMessage());
+        assertThrows(IllegalArgumentException.class, () -> VisionGpuOps.attentionTiles(new int[] {0, 5, 3}));
+        assertArrayEquals(new int[] {0, 0, 70, 0, 64, 0, 70, 0, 70, 70, 71, 0}, VisionGpuOps.attentionTiles(new int[] {0, 70, 70, 71}));
+    }
+}
