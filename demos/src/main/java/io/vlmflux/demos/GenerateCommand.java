@@ -37,6 +37,9 @@ import java.util.List;
 import java.util.Map;
 import java.util.OptionalInt;
 import java.util.Set;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
@@ -135,19 +138,35 @@ public final class GenerateCommand implements Command {
             FinishReason[] finish = {FinishReason.CANCELLED};
             long[] first = {0}, last = {0};
             long start = System.nanoTime();
+            // Ctrl-C / SIGTERM: stop at the next step, then let this thread report what was generated before the JVM exits
+            AtomicBoolean interrupted = new AtomicBoolean();
+            CountDownLatch reported = new CountDownLatch(1);
+            Thread hook = new Thread(() -> {
+                interrupted.set(true);
+                try { reported.await(10, TimeUnit.SECONDS); } catch (InterruptedException ignored) { Thread.currentThread().interrupt(); }
+            }, "vlmflux-generate-interrupt");
+            Runtime.getRuntime().addShutdownHook(hook);
+            try {
             try (Generator g = new Generator(decoder, null, null)) {
+                // checked on the generator thread after each step: no interrupt lands inside a running step
                 g.generate(prompt, opts, () -> adapt(tok.streamingDecoder()))
+                        .takeWhile(e -> !interrupted.get())
                         .doOnNext(e -> {
                             long now = System.nanoTime();
                             if (e.tokenId() >= 0) tokens.add(e.tokenId());
+                            if (first[0] == 0) LOG.log(System.Logger.Level.INFO, "first token after {0} ms", (now - start) / 1_000_000);
                             if (first[0] == 0) first[0] = now;
                             last[0] = now;
                             if (e.finishReason() != null) finish[0] = e.finishReason();
                             if (!json && !e.textDelta().isEmpty()) { out.print(e.textDelta()); out.flush(); }
                         })
                         .blockLast();
+                // a cancelled stream frees its KV cache after the step in flight; wait for that before the decoder closes
+                for (long w = System.nanoTime(); g.activeSequences() > 0 && System.nanoTime() - w < 10_000_000_000L; ) Thread.sleep(1);
+                // stderr directly: during shutdown java.util.logging's own hook may already have closed its handlers
+                if (finish[0] == FinishReason.CANCELLED) System.err.println("vlmflux: generation cancelled after " + tokens.size() + " token(s)");
             }
-            if (!json) { out.println(); return 0; }
+            if (!json) { out.println(); out.flush(); return 0; }
             int[] genIds = tokens.stream().mapToInt(Integer::intValue).toArray();
             Map<String, Object> timings = new LinkedHashMap<>();
             double decodeMs = (last[0] - first[0]) / 1e6;
@@ -163,7 +182,12 @@ public final class GenerateCommand implements Command {
             o.put("finish_reason", finish[0].wire());
             o.put("timings", timings);
             out.println(new ObjectMapper().writeValueAsString(o));
+            out.flush();
             return 0;
+            } finally {
+                reported.countDown();
+                try { Runtime.getRuntime().removeShutdownHook(hook); } catch (IllegalStateException shuttingDown) { /* the hook is running */ }
+            }
         }
     }
 
