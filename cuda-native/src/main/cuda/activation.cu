@@ -29,3 +29,10 @@ extern "C" __global__ void vf_bf16_to_f32(float* __restrict__ out, const bf16_t*
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
         out[i] = bf2f(in[i]);
 }
+
+// y[r, i] += b[i] for r < rows, i < m (bias after a cuBLAS GEMM). grid-stride over rows*m.
+extern "C" __global__ void vf_add_bias_rows(float* __restrict__ y, const float* __restrict__ b, int rows, int m) {
+    const long long total = (long long)rows * m;
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total; i += (long long)gridDim.x * blockDim.x)
+        y[i] += b[i % m];
+}

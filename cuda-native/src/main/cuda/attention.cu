@@ -1,6 +1,7 @@
 // Attention over the linear KV cache (bf16 [kvHeads, maxSeq, hd] per layer, see rope.cu).
 // GQA: query head h reads kv head h / (nq / nkv), as Hugging Face's repeat_kv groups them.
-// hd = 32 * EPL; kernels are instantiated for EPL 1..8 (hd 32..256) and named vf_attn_*_e<EPL>.
+// Any even head dim hd <= 256: kernels are instantiated for EPL = ceil(hd / 32) in 1..8 (named vf_attn_*_e<EPL>) and
+// take hd at run time; lanes past hd hold zeros (so hd 8, 16, 80, ... work, at the cost of idle lanes).
 #include "common.cuh"
 
 #define VF_DEC_WARPS 4
@@ -14,7 +15,7 @@
 template <int EPL>
 __device__ __forceinline__ void attn_decode_split(float* __restrict__ part, const float* __restrict__ q,
         const bf16_t* __restrict__ kc, const bf16_t* __restrict__ vc, const int* __restrict__ kvLen,
-        int nq, int nkv, int maxSeq, float scale) {
+        int nq, int nkv, int maxSeq, int hd, float scale) {
     constexpr int HD = 32 * EPL;
     __shared__ float sm[VF_DEC_WARPS][VF_DEC_GMAX][HD + 2];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -33,15 +34,21 @@ __device__ __forceinline__ void attn_decode_split(float* __restrict__ part, cons
 #pragma unroll
         for (int e = 0; e < EPL; e++) {
             acc[g][e] = 0.f;
-            qr[g][e] = g < gn ? q[(long long)(hk * G + g0 + g) * HD + lane * EPL + e] * scale : 0.f;
+            const int d = lane * EPL + e;
+            qr[g][e] = (g < gn && d < hd) ? q[(long long)(hk * G + g0 + g) * hd + d] * scale : 0.f;
         }
     }
-    const bf16_t* kh = kc + (long long)hk * maxSeq * HD + lane * EPL;
-    const bf16_t* vh = vc + (long long)hk * maxSeq * HD + lane * EPL;
+    const bf16_t* kh = kc + (long long)hk * maxSeq * hd + lane * EPL;
+    const bf16_t* vh = vc + (long long)hk * maxSeq * hd + lane * EPL;
+    const int dl = hd - lane * EPL;  // elements of this lane that exist (<= 0: none)
     for (int t = kBeg + warp; t < kEnd; t += VF_DEC_WARPS) {
         float kf[EPL], vf[EPL];
 #pragma unroll
-        for (int e = 0; e < EPL; e++) { kf[e] = bf2f(kh[(long long)t * HD + e]); vf[e] = bf2f(vh[(long long)t * HD + e]); }
+        for (int e = 0; e < EPL; e++) {
+            const bool ok = e < dl;
+            kf[e] = ok ? bf2f(kh[(long long)t * hd + e]) : 0.f;
+            vf[e] = ok ? bf2f(vh[(long long)t * hd + e]) : 0.f;
+        }
 #pragma unroll
         for (int g = 0; g < VF_DEC_GMAX; g++) {
             if (g < gn) {
@@ -69,8 +76,8 @@ __device__ __forceinline__ void attn_decode_split(float* __restrict__ part, cons
         }
     }
     __syncthreads();
-    for (int idx = threadIdx.x; idx < gn * (HD + 2); idx += blockDim.x) {
-        const int g = idx / (HD + 2), d = idx % (HD + 2);
+    for (int idx = threadIdx.x; idx < gn * (hd + 2); idx += blockDim.x) {
+        const int g = idx / (hd + 2), d = idx % (hd + 2);
         float M = VF_NEG_INF;
 #pragma unroll
         for (int w = 0; w < VF_DEC_WARPS; w++) M = fmaxf(M, sm[w][g][0]);
@@ -85,7 +92,7 @@ __device__ __forceinline__ void attn_decode_split(float* __restrict__ part, cons
             }
         }
         const int h = hk * G + g0 + g;
-        part[((long long)h * splits + split) * (HD + 2) + d] = val;
+        part[((long long)h * splits + split) * (hd + 2) + d] = val;
     }
 }
 
@@ -123,7 +130,7 @@ extern "C" __global__ void vf_attn_decode_combine(bf16_t* __restrict__ out, cons
 template <int EPL>
 __device__ __forceinline__ void attn_prefill(bf16_t* __restrict__ out, const float* __restrict__ q,
         const bf16_t* __restrict__ kc, const bf16_t* __restrict__ vc, const int* __restrict__ startPtr,
-        int n, int nq, int nkv, int maxSeq, float scale) {
+        int n, int nq, int nkv, int maxSeq, int hd, float scale) {
     constexpr int HD = 32 * EPL;
     constexpr int KW = HD / 2 + 1;  // 32-bit words per padded K row (odd: conflict-free)
     constexpr int VF_PF_QW = EPL >= 8 ? 3 : 4;
@@ -138,7 +145,7 @@ __device__ __forceinline__ void attn_prefill(bf16_t* __restrict__ out, const flo
     for (int idx = threadIdx.x; idx < VF_PF_QB * HD; idx += blockDim.x) {
         const int qi = idx / HD, d = idx % HD;
         const int i = i0 + qi;
-        qs[qi][d] = i < n ? q[((long long)i * nq + h) * HD + d] * scale : 0.f;
+        qs[qi][d] = (i < n && d < hd) ? q[((long long)i * nq + h) * hd + d] * scale : 0.f;
     }
     float acc[VF_PF_QW][EPL], m[VF_PF_QW], l[VF_PF_QW];
 #pragma unroll
@@ -149,17 +156,17 @@ __device__ __forceinline__ void attn_prefill(bf16_t* __restrict__ out, const flo
     }
     const int myQ0 = i0 + warp * VF_PF_QW;                 // first query of this warp
     const int lastKey = start + min(n, i0 + VF_PF_QB) - 1;  // last key any query of the block sees
-    const bf16_t* kh = kc + (long long)hk * maxSeq * HD;
-    const bf16_t* vh = vc + (long long)hk * maxSeq * HD;
+    const bf16_t* kh = kc + (long long)hk * maxSeq * hd;
+    const bf16_t* vh = vc + (long long)hk * maxSeq * hd;
     for (int k0 = 0; k0 <= lastKey; k0 += 32) {
         __syncthreads();
         for (int idx = threadIdx.x; idx < 32 * (HD / 2); idx += blockDim.x) {
             const int r = idx / (HD / 2), w = idx % (HD / 2);
             const int key = k0 + r;
             unsigned int kv = 0u, vv = 0u;
-            if (key <= lastKey) {
-                kv = reinterpret_cast<const unsigned int*>(kh + (long long)key * HD)[w];
-                vv = reinterpret_cast<const unsigned int*>(vh + (long long)key * HD)[w];
+            if (key <= lastKey && w < (hd >> 1)) {
+                kv = reinterpret_cast<const unsigned int*>(kh + (long long)key * hd)[w];
+                vv = reinterpret_cast<const unsigned int*>(vh + (long long)key * hd)[w];
             }
             ks[r * KW + w] = kv;
             reinterpret_cast<unsigned int*>(&vs[r][0])[w] = vv;
@@ -216,7 +223,10 @@ __device__ __forceinline__ void attn_prefill(bf16_t* __restrict__ out, const flo
         if (i < n) {
             const float inv = 1.f / l[a];
 #pragma unroll
-            for (int e = 0; e < EPL; e++) out[((long long)i * nq + h) * HD + lane * EPL + e] = f2bf(acc[a][e] * inv);
+            for (int e = 0; e < EPL; e++) {
+                const int d = lane * EPL + e;
+                if (d < hd) out[((long long)i * nq + h) * hd + d] = f2bf(acc[a][e] * inv);
+            }
         }
     }
 }
@@ -224,13 +234,13 @@ __device__ __forceinline__ void attn_prefill(bf16_t* __restrict__ out, const flo
 #define VF_ATTN_INSTANCE(E)                                                                                        \
     extern "C" __global__ void __launch_bounds__(32 * VF_DEC_WARPS) vf_attn_decode_e##E(                           \
         float* part, const float* q, const bf16_t* kc, const bf16_t* vc, const int* kvLen,                         \
-        int nq, int nkv, int maxSeq, float scale) {                                                                \
-        attn_decode_split<E>(part, q, kc, vc, kvLen, nq, nkv, maxSeq, scale);                                      \
+        int nq, int nkv, int maxSeq, int hd, float scale) {                                                        \
+        attn_decode_split<E>(part, q, kc, vc, kvLen, nq, nkv, maxSeq, hd, scale);                                      \
     }                                                                                                              \
     extern "C" __global__ void __launch_bounds__(32 * VF_PF_WARPS) vf_attn_prefill_e##E(                           \
         bf16_t* out, const float* q, const bf16_t* kc, const bf16_t* vc, const int* start,                         \
-        int n, int nq, int nkv, int maxSeq, float scale) {                                                         \
-        attn_prefill<E>(out, q, kc, vc, start, n, nq, nkv, maxSeq, scale);                                         \
+        int n, int nq, int nkv, int maxSeq, int hd, float scale) {                                                 \
+        attn_prefill<E>(out, q, kc, vc, start, n, nq, nkv, maxSeq, hd, scale);                                         \
     }
 
 VF_ATTN_INSTANCE(1)
@@ -239,4 +249,5 @@ VF_ATTN_INSTANCE(3)
 VF_ATTN_INSTANCE(4)
 VF_ATTN_INSTANCE(5)
 VF_ATTN_INSTANCE(6)
+VF_ATTN_INSTANCE(7)
 VF_ATTN_INSTANCE(8)

@@ -185,3 +185,39 @@ vf_sample(int* __restrict__ out, const float* __restrict__ logits, int n, float 
     __syncthreads();
     if (threadIdx.x == 0) { out[0] = chosen < 0 ? am : chosen; counter[0] = c + 1; }
 }
+
+// Two-stage argmax for large vocabularies (the single-block vf_argmax reads ~19 GB/s): stage 1, grid (parts),
+// block 256: block b reduces its contiguous chunk to (value, lowest index) in pv[b], pi[b]; stage 2, grid 1, block 32,
+// reduces the parts (lowest index on ties, as torch.argmax on CUDA and CpuOps.argmax).
+extern "C" __global__ void __launch_bounds__(256)
+vf_argmax_partial(float* __restrict__ pv, int* __restrict__ pi, const float* __restrict__ logits, int n) {
+    __shared__ float sv[33];
+    __shared__ int si[33];
+    const int parts = gridDim.x;
+    const int chunk = (n + parts - 1) / parts;
+    const int beg = min(n, blockIdx.x * chunk), end = min(n, beg + chunk);
+    const int len = end - beg;
+    const int r = vf_block_argmax(logits + beg, len, sv, si);
+    if (threadIdx.x == 0) {
+        pv[blockIdx.x] = len > 0 ? logits[beg + r] : VF_NEG_INF;
+        pi[blockIdx.x] = len > 0 ? beg + r : 0x7fffffff;
+    }
+}
+
+extern "C" __global__ void vf_argmax_final(int* __restrict__ out, const float* __restrict__ pv, const int* __restrict__ pi,
+                                           int parts) {
+    float best = VF_NEG_INF;
+    int bi = 0x7fffffff;
+    for (int i = threadIdx.x; i < parts; i += 32) {
+        const float v = pv[i];
+        const int j = pi[i];
+        if (v > best || (v == best && j < bi)) { best = v; bi = j; }
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        const float ov = __shfl_xor_sync(0xffffffffu, best, o);
+        const int oi = __shfl_xor_sync(0xffffffffu, bi, o);
+        if (ov > best || (ov == best && oi < bi)) { best = ov; bi = oi; }
+    }
+    if (threadIdx.x == 0) out[0] = bi == 0x7fffffff ? 0 : bi;
+}

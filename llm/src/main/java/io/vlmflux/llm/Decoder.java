@@ -22,5 +22,16 @@ public interface Decoder extends AutoCloseable {
      */
     float[] forward(KvCache cache, ForwardInput input, boolean allLogits);
 
+    /**
+     * Runs {@code input} like {@code forward(cache, input, false)} and returns the next token chosen from its last
+     * position's logits with {@code p}. Backends that select on the device (CUDA) override this so that only the token
+     * id crosses to the host. This default samples on the host: greedy is the argmax; otherwise a fresh
+     * {@link io.vlmflux.llm.sampling.Sampler} seeded with {@code p.seed() + cache.length()} draws once.
+     */
+    default int forwardSample(KvCache cache, ForwardInput input, SamplingParams p) {
+        float[] logits = forward(cache, input, false);
+        return new io.vlmflux.llm.sampling.Sampler(p.withSeed(p.seed() + cache.length()), config().vocabSize()).sample(logits);
+    }
+
     @Override void close();
 }

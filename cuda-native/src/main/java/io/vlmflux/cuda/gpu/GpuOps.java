@@ -187,11 +187,9 @@ public final class GpuOps implements AutoCloseable {
 
     // ---- attention ----
 
+    /** Kernel instance for a head dim: ceil(hd / 32) elements per lane (any even hd <= 256, checked by AttnShape). */
     private static int epl(AttnShape s, String op) {
-        int hd = s.headDim();
-        if (hd % 32 != 0 || hd / 32 == 7) throw new IllegalArgumentException(op + ": head dim " + hd
-                + " unsupported (kernels exist for 32, 64, 96, 128, 160, 192, 256)");
-        return hd / 32;
+        return (s.headDim() + 31) / 32;
     }
 
     /** Splits a decode attention would use for a cache of {@code maxSeq}: enough blocks to fill the GPU. */
@@ -224,7 +222,7 @@ public final class GpuOps implements AutoCloseable {
         int groups = (s.nq() / s.nkv() + 7) / 8;
         k.launch("vf_attn_decode_e" + e, s.nkv(), splits, groups, 128, 0, stream,
                 a.reset().ptr(workspace).ptr(q).ptr(kCache).ptr(vCache).ptr(kvLen)
-                        .i32(s.nq()).i32(s.nkv()).i32(s.maxSeq()).f32(scale));
+                        .i32(s.nq()).i32(s.nkv()).i32(s.maxSeq()).i32(s.headDim()).f32(scale));
         k.launch("vf_attn_decode_combine", s.nq(), 1, 1, 128, 0, stream,
                 a.reset().ptr(out).ptr(workspace).i32(splits).i32(s.headDim()));
     }
@@ -245,7 +243,7 @@ public final class GpuOps implements AutoCloseable {
         int qb = 4 * (e >= 8 ? 3 : 4);  // queries per block, as attention.cu
         k.launch("vf_attn_prefill_e" + e, (n + qb - 1) / qb, s.nq(), 1, 128, 0, stream,
                 a.reset().ptr(out).ptr(q).ptr(kCache).ptr(vCache).ptr(start)
-                        .i32(n).i32(s.nq()).i32(s.nkv()).i32(s.maxSeq()).f32(scale));
+                        .i32(n).i32(s.nq()).i32(s.nkv()).i32(s.maxSeq()).i32(s.headDim()).f32(scale));
     }
 
     // ---- token selection ----
@@ -256,6 +254,36 @@ public final class GpuOps implements AutoCloseable {
         outId.require(4, "argmax", "out int32");
         logits.require(4L * n, "argmax", "logits fp32 [n]");
         k.launch("vf_argmax", 1, 1, 1, 1024, 0, stream, a.reset().ptr(outId).ptr(logits).i32(n));
+    }
+
+    /** Parts of the two-stage {@link #argmax(DeviceBuffer, DeviceBuffer, int, DeviceBuffer)}. */
+    public static final int ARGMAX_PARTS = 128;
+
+    /** Bytes of the workspace the two-stage argmax needs. */
+    public static long argmaxWorkspaceBytes() { return 8L * ARGMAX_PARTS; }
+
+    /**
+     * Two-stage argmax (many blocks, then one warp): the fast path for large vocabularies. Same result as
+     * {@link #argmax(DeviceBuffer, DeviceBuffer, int)} (lowest index on ties).
+     */
+    public void argmax(DeviceBuffer outId, DeviceBuffer logits, int n, DeviceBuffer workspace) {
+        positive("argmax", n);
+        outId.require(4, "argmax", "out int32");
+        logits.require(4L * n, "argmax", "logits fp32 [n]");
+        workspace.require(argmaxWorkspaceBytes(), "argmax", "partials [" + ARGMAX_PARTS + "] x (fp32, int32)");
+        int parts = Math.max(1, Math.min(ARGMAX_PARTS, (n + 1023) / 1024));
+        DeviceBuffer pv = workspace.slice(0, 4L * ARGMAX_PARTS, workspace.name() + ".values");
+        DeviceBuffer pi = workspace.slice(4L * ARGMAX_PARTS, 4L * ARGMAX_PARTS, workspace.name() + ".indices");
+        k.launch("vf_argmax_partial", parts, 1, 1, 256, 0, stream, a.reset().ptr(pv).ptr(pi).ptr(logits).i32(n));
+        k.launch("vf_argmax_final", 1, 1, 1, 32, 0, stream, a.reset().ptr(outId).ptr(pv).ptr(pi).i32(parts));
+    }
+
+    /** y fp32 [rows, m] += bias fp32 [m] (per row). */
+    public void addBiasRows(DeviceBuffer y, DeviceBuffer bias, int rows, int m) {
+        positive("addBiasRows", rows, m);
+        y.require(4L * rows * m, "addBiasRows", "y fp32 [rows, m]");
+        bias.require(4L * m, "addBiasRows", "bias fp32 [m]");
+        k.launch("vf_add_bias_rows", gridFor((long) rows * m), 1, 1, 256, 0, stream, a.reset().ptr(y).ptr(bias).i32(rows).i32(m));
     }
 
     /**

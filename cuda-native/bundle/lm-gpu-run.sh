@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# GPU-machine driver for the language-model backend (bundle: VLMFLUX_BUNDLE_MODULES=cuda-native,llm make-bundle.sh).
+#   lm-gpu-run.sh tests                     all @Tag("gpu") tests (kernels + CUDA decoder fixture parity)
+#   lm-gpu-run.sh shape NAME [--compiled]   HF builds + saves NAME, writes the parity oracle and times itself;
+#                                           then HfParityCheck (GPU logits vs HF) and CudaLlmBench (512 / 2048 ctx)
+# Results: JSON lines on stdout (and $OUT/NAME.jsonl when $OUT is set).
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+run="$here/run-on-gpu.sh"
+models=${VLMFLUX_MODELS:-/tmp/vlmflux-models}
+cmd=$1; shift
+case "$cmd" in
+  tests) "$run" tests "$@" ;;
+  shape)
+    name=$1; shift
+    dir="$models/$name"; mkdir -p "$dir"
+    log=${OUT:-/tmp}/$name.jsonl
+    PYTHONUNBUFFERED=1 python3 "$here/peer_bench.py" make "$name" "$dir" "$@" 2>/tmp/$name.py.err | tee "$log" || tail -5 /tmp/$name.py.err
+    "$run" java io.vlmflux.llm.cuda.HfParityCheck "$dir" 64 | tee -a "$log"
+    "$run" java io.vlmflux.llm.cuda.CudaLlmBench "$dir" 512,2048 128 | tee -a "$log"
+    ;;
+  *) echo "usage: $0 tests | shape NAME [--compiled]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,465 @@
+package io.vlmflux.llm.cuda;
+
+import io.vlmflux.cuda.DType;
+import io.vlmflux.cuda.cpu.CpuOps;
+import io.vlmflux.cuda.cpu.Rope;
+import io.vlmflux.cuda.gpu.Blas;
+import io.vlmflux.cuda.gpu.CudaException;
+import io.vlmflux.cuda.gpu.CudaGraph;
+import io.vlmflux.cuda.gpu.DeviceArena;
+import io.vlmflux.cuda.gpu.DeviceBuffer;
+import io.vlmflux.cuda.gpu.GpuDevice;
+import io.vlmflux.cuda.gpu.GpuOps;
+import io.vlmflux.cuda.gpu.GpuStream;
+import io.vlmflux.cuda.gpu.PinnedBuffer;
+import io.vlmflux.cuda.safetensors.TensorView;
+import io.vlmflux.cuda.safetensors.WeightStore;
+import io.vlmflux.llm.Decoder;
+import io.vlmflux.llm.EmbeddingSpan;
+import io.vlmflux.llm.ForwardInput;
+import io.vlmflux.llm.KvCache;
+import io.vlmflux.llm.ModelConfig;
+import io.vlmflux.llm.RopeConfig;
+import io.vlmflux.llm.SamplingParams;
+import io.vlmflux.llm.TextModelSpec;
+import io.vlmflux.llm.sampling.Sampler;
+
+import java.nio.ByteBuffer;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * The decoder on one CUDA device, for every family the CPU decoder supports (Qwen2/2.5 qkv bias, Qwen3 q/k norm,
+ * Llama 3 rope scaling, Qwen2-VL M-RoPE + embedding spans; any GQA ratio, any even head dim up to 256).
+ *
+ * <p>Memory: weights are uploaded once as bf16 into one arena (q/k/v fused into one [q+2kv, hidden] matrix, gate/up
+ * into one [2*inter, hidden] matrix; biases fp32); the same arena holds every activation buffer, sized for a prefill
+ * chunk of {@link #chunk} tokens. Nothing is allocated per step; each {@link CudaKvCache} is one allocation.
+ *
+ * <p>Prefill runs chunks through cuBLAS GEMMs (bf16 in, fp32 accumulate; residual adds fused as beta = 1) and the tiled
+ * causal attention. Decode (one token) runs GEMVs with the residual add fused, and split-sequence GQA attention; the
+ * whole step reads its token, positions and cache length from device memory, so it is captured once per cache as a
+ * CUDA graph and replayed every token ({@code -Dvlmflux.cuda.graphs=false} or a failed capture: eager, logged).
+ * {@link #forwardSample} selects the token on the device; only its id is copied to the host.
+ *
+ * <p>Residual stream fp32; normalized activations and attention output bf16 (matmul inputs); K/V cache bf16.
+ * Not thread-safe: one decoder, one thread (the generator's scheduler); all work on one stream.
+ */
+public final class CudaDecoder implements Decoder {
+    private static final System.Logger LOG = System.getLogger("vlmflux.llm.cuda");
+    /** Default prefill chunk (tokens per pass); {@code -Dvlmflux.cuda.prefillChunk=N} overrides. */
+    static final int DEFAULT_CHUNK = 2048;
+    private static final int LOGIT_ROWS = 32;     // rows of all-position logits computed per lm-head GEMM
+
+    private final ModelConfig c;
+    private final GpuDevice dev;
+    private final GpuStream st;
+    private final GpuOps ops;
+    private final Blas blas;
+    private final DeviceArena arena;
+    private final PinnedBuffer pin;
+    private final int H, Q, KV, QKV, I, V, hd, nq, nkv, chunk, sec1, sec2;
+    private final float eps, scale;
+    private final boolean useGraphs;
+    private String graphOffReason;
+    private final long weightBytes;
+
+    // weights
+    private final DeviceBuffer embed, lmHead, finalNorm, invFreq;
+    private final Layer[] layers;
+    // activations [chunk, ...]
+    private final DeviceBuffer x, xn, qkv, qr, att, gu, act, stage, ids, pos, start, logits, argmaxWs, outId, counter;
+    // decode scalars: [0..2] rope position t/h/w, [3] cache slot, [4] kv length, [5] token id
+    private final DeviceBuffer step, stepPos, stepStart, stepLen, stepId, decodeWs;
+    private final int maxSplits = 256;
+    private boolean closed;
+
+    private static final class Layer {
+        DeviceBuffer attnNorm, mlpNorm, wqkv, bqkv, wo, bo, qNorm, kNorm, wgu, wd;
+    }
+
+    CudaDecoder(ModelConfig c, TextModelSpec spec, WeightStore store, GpuDevice dev) {
+        this.c = c;
+        this.dev = dev;
+        H = c.hiddenSize(); Q = c.qDim(); KV = c.kvDim(); QKV = Q + 2 * KV; I = c.intermediateSize(); V = c.vocabSize();
+        hd = c.headDim(); nq = c.numHeads(); nkv = c.numKvHeads();
+        if (hd > 256) throw new IllegalArgumentException("cuda backend: head_dim " + hd + " > 256 is not supported");
+        eps = c.rmsNormEps();
+        scale = (float) (1.0 / Math.sqrt(hd));
+        chunk = Math.max(1, Math.min(Integer.getInteger("vlmflux.cuda.prefillChunk", DEFAULT_CHUNK), c.maxPositionEmbeddings()));
+        useGraphs = !"false".equalsIgnoreCase(System.getProperty("vlmflux.cuda.graphs", "true"));
+        if (!useGraphs) graphOffReason = "disabled (-Dvlmflux.cuda.graphs=false / --no-cuda-graph)";
+        int[] sec = c.rope().mropeSection();
+        if (spec.mrope() && sec != null) { sec1 = sec[0]; sec2 = sec[0] + sec[1]; }
+        else { sec1 = hd / 2; sec2 = hd / 2; }
+
+        // ---- plan the arena: weights then activations, each rounded to 256 bytes
+        String p = spec.prefix();
+        long w = 0;
+        w += r(2L * V * H);                                           // embed
+        if (!c.tieWordEmbeddings()) w += r(2L * V * H);               // lm head
+        w += r(2L * H) + r(4L * (hd / 2));
+        long perLayer = 2 * r(2L * H) + r(2L * QKV * H) + r(2L * H * Q) + r(2L * 2 * I * H) + r(2L * H * I);
+        if (spec.qkvBias()) perLayer += r(4L * QKV);
+        if (spec.oBias()) perLayer += r(4L * H);
+        if (spec.qkNorm()) perLayer += 2 * r(2L * hd);
+        w += perLayer * c.numLayers();
+        weightBytes = w;
+        long C = chunk;
+        long acts = r(4 * C * H) + r(2 * C * H) + r(4 * C * QKV) + r(4 * C * Q) + r(2 * C * Q) + r(8 * C * I) + r(2 * C * I)
+                + r(4 * C * H) + r(4 * C) + r(12 * C) + r(4) + r(4L * LOGIT_ROWS * V) + r(GpuOps.argmaxWorkspaceBytes()) + r(4) + r(8)
+                + r(32) + r(4L * nq * maxSplits * (hd + 2)) + (32L << 20);
+        dev.makeCurrent();
+        st = dev.newStream();
+        ops = new GpuOps(st);
+        arena = dev.newArena("decoder " + spec.family(), w + acts);
+        pin = new PinnedBuffer(64);
+        try {
+            long t0 = System.nanoTime();
+            Uploader up = new Uploader(store);
+            embed = up.bf16(p + "embed_tokens.weight");
+            lmHead = c.tieWordEmbeddings() ? embed : up.bf16(spec.lmHead());
+            finalNorm = up.bf16(p + "norm.weight");
+            layers = new Layer[c.numLayers()];
+            for (int i = 0; i < layers.length; i++) {
+                Layer l = new Layer();
+                l.attnNorm = up.bf16(spec.layer(i, "input_layernorm.weight"));
+                l.mlpNorm = up.bf16(spec.layer(i, "post_attention_layernorm.weight"));
+                l.wqkv = up.bf16Concat("layer " + i + " qkv", spec.layer(i, "self_attn.q_proj.weight"),
+                        spec.layer(i, "self_attn.k_proj.weight"), spec.layer(i, "self_attn.v_proj.weight"));
+                if (spec.qkvBias()) l.bqkv = up.f32Concat("layer " + i + " qkv bias", spec.layer(i, "self_attn.q_proj.bias"),
+                        spec.layer(i, "self_attn.k_proj.bias"), spec.layer(i, "self_attn.v_proj.bias"));
+                l.wo = up.bf16(spec.layer(i, "self_attn.o_proj.weight"));
+                if (spec.oBias()) l.bo = up.f32Concat("layer " + i + " o bias", spec.layer(i, "self_attn.o_proj.bias"));
+                if (spec.qkNorm()) {
+                    l.qNorm = up.bf16(spec.layer(i, "self_attn.q_norm.weight"));
+                    l.kNorm = up.bf16(spec.layer(i, "self_attn.k_norm.weight"));
+                }
+                l.wgu = up.bf16Concat("layer " + i + " gate/up", spec.layer(i, "mlp.gate_proj.weight"), spec.layer(i, "mlp.up_proj.weight"));
+                l.wd = up.bf16(spec.layer(i, "mlp.down_proj.weight"));
+                layers[i] = l;
+            }
+            invFreq = arena.alloc("rope inv_freq", 4L * (hd / 2));
+            st.upload(invFreq, invFreq(c.rope(), hd));
+
+            x = arena.alloc("x (residual) fp32 [chunk, hidden]", 4 * C * H);
+            xn = arena.alloc("xn bf16 [chunk, hidden]", 2 * C * H);
+            qkv = arena.alloc("qkv fp32 [chunk, q+2kv]", 4 * C * QKV);
+            qr = arena.alloc("q rotated fp32 [chunk, q]", 4 * C * Q);
+            att = arena.alloc("attention out bf16 [chunk, q]", 2 * C * Q);
+            gu = arena.alloc("gate/up fp32 [chunk, 2*inter]", 8 * C * I);
+            act = arena.alloc("silu(gate)*up bf16 [chunk, inter]", 2 * C * I);
+            stage = arena.alloc("span staging fp32 [chunk, hidden]", 4 * C * H);
+            ids = arena.alloc("token ids int32 [chunk]", 4 * C);
+            pos = arena.alloc("positions int32 [3, chunk]", 12 * C);
+            start = arena.alloc("chunk start int32", 4);
+            logits = arena.alloc("logits fp32 [" + LOGIT_ROWS + ", vocab]", 4L * LOGIT_ROWS * V);
+            argmaxWs = arena.alloc("argmax partials", GpuOps.argmaxWorkspaceBytes());
+            outId = arena.alloc("sampled id int32", 4);
+            counter = arena.alloc("sampling counter uint64", 8);
+            st.memsetAsync(counter, 0, 8);
+            step = arena.alloc("decode step scalars int32 [8]", 32);
+            stepPos = step.slice(0, 12, "decode positions int32 [3]");
+            stepStart = step.slice(12, 4, "decode cache slot int32");
+            stepLen = step.slice(16, 4, "decode kv length int32");
+            stepId = step.slice(20, 4, "decode token id int32");
+            decodeWs = arena.alloc("decode attention partials", 4L * nq * maxSplits * (hd + 2));
+            blas = new Blas(st, arena.alloc("cublas workspace", 32L << 20));
+            st.synchronize();
+            LOG.log(System.Logger.Level.INFO, "cuda decoder on {0}: {1} MB weights (bf16) uploaded in {2} ms, {3} MB arena, prefill chunk {4}, kernels {5}, decode graphs {6}",
+                    dev, weightBytes >> 20, (System.nanoTime() - t0) / 1_000_000, arena.bytesInUse() >> 20, chunk, ops.kernelOrigin(),
+                    useGraphs ? "on" : "off: " + graphOffReason);
+        } catch (RuntimeException | Error e) {
+            release();
+            throw e;
+        } finally {
+            store.close();   // everything is on the device now
+        }
+    }
+
+    private static long r(long b) { return (b + 255) / 256 * 256; }
+
+    static float[] invFreq(RopeConfig r, int hd) {
+        float[] f = Rope.defaultInvFreq(hd, r.theta());
+        return switch (r.type()) {
+            case "llama3" -> Rope.llama3(f, r.factor(), r.lowFreqFactor(), r.highFreqFactor(), r.originalMaxPositionEmbeddings());
+            case "linear" -> Rope.linear(f, r.factor());
+            default -> f;
+        };
+    }
+
+    /** Converts checkpoint tensors (bf16 copied as is; f16/f32 rounded to bf16) into arena buffers. */
+    private final class Uploader {
+        final WeightStore store;
+        Uploader(WeightStore store) { this.store = store; }
+
+        DeviceBuffer bf16(String name) { return bf16Concat(name, name); }
+
+        DeviceBuffer bf16Concat(String label, String... names) {
+            long total = 0;
+            List<TensorView> ts = new ArrayList<>();
+            for (String n : names) { TensorView t = store.tensor(n); ts.add(t); total += t.numel(); }
+            DeviceBuffer b = arena.alloc(label, 2 * total);
+            long off = 0;
+            for (TensorView t : ts) {
+                DeviceBuffer dst = b.slice(off, 2 * t.numel(), t.name());
+                if (t.dtype() == DType.BF16) {
+                    st.uploadFromAddress(dst, t.segment().address(), 2 * t.numel());
+                } else {
+                    int step = 1 << 20;
+                    float[] f = new float[step];
+                    short[] h = new short[step];
+                    for (long i = 0; i < t.numel(); i += step) {
+                        int n = (int) Math.min(step, t.numel() - i);
+                        t.copyTo(i, f, 0, n);
+                        for (int j = 0; j < n; j++) h[j] = bf16Bits(f[j]);
+                        st.upload(dst.slice(2 * i, 2L * n, t.name()), n == step ? h : java.util.Arrays.copyOf(h, n));
+                    }
+                }
+                off += 2 * t.numel();
+            }
+            return b;
+        }
+
+        DeviceBuffer f32Concat(String label, String... names) {
+            List<float[]> parts = new ArrayList<>();
+            int total = 0;
+            for (String n : names) { float[] f = store.tensor(n).toFloatArray(); parts.add(f); total += f.length; }
+            float[] all = new float[total];
+            int off = 0;
+            for (float[] f : parts) { System.arraycopy(f, 0, all, off, f.length); off += f.length; }
+            DeviceBuffer b = arena.alloc(label, 4L * total);
+            st.upload(b, all);
+            return b;
+        }
+    }
+
+    /** Round-to-nearest-even bf16 bits of {@code f} (NaN stays NaN). */
+    static short bf16Bits(float f) {
+        int u = Float.floatToRawIntBits(f);
+        if ((u & 0x7fffffff) > 0x7f800000) return (short) ((u >>> 16) | 0x40);
+        u += 0x7fff + ((u >>> 16) & 1);
+        return (short) (u >>> 16);
+    }
+
+    GpuDevice device() { return dev; }
+
+    GpuStream stream() { return st; }
+
+    @Override public ModelConfig config() { return c; }
+
+    @Override public String backend() { return "cuda"; }
+
+    /** Bytes of bf16 weights on the device. */
+    public long weightBytes() { return weightBytes; }
+
+    /** Bytes of the decoder's arena (weights + activation buffers); KV caches are extra ({@link KvCache#bytes()}). */
+    public long arenaBytes() { return arena.capacity(); }
+
+    /** Whether decode steps replay a CUDA graph; if not, {@link #graphOffReason()} says why. */
+    public boolean graphsEnabled() { return graphOffReason == null; }
+
+    public String graphOffReason() { return graphOffReason; }
+
+    @Override public KvCache newCache(int capacity) {
+        open();
+        return new CudaKvCache(this, c.numLayers(), nkv, hd, Math.min(capacity, Math.max(1, c.maxPositionEmbeddings())));
+    }
+
+    private void open() { if (closed) throw new IllegalStateException("decoder is closed"); }
+
+    private CudaKvCache cacheOf(KvCache kv) {
+        if (!(kv instanceof CudaKvCache cache) || cache.owner != this)
+            throw new IllegalArgumentException("the CUDA decoder needs a cache from its own newCache(), got " + kv);
+        cache.open();
+        return cache;
+    }
+
+    @Override public float[] forward(KvCache kv, ForwardInput in, boolean allLogits) {
+        open();
+        dev.makeCurrent();
+        CudaKvCache cache = cacheOf(kv);
+        if (isDecode(in)) {
+            decode(cache, in);
+            return st.downloadFloats(logits, V);
+        }
+        return prefill(cache, in, allLogits, true);
+    }
+
+    /**
+     * Runs {@code in} and picks the next token from its last position on the device: argmax when {@code p} is greedy
+     * (repetition penalty 1), the device sampler for temperature/top-k/top-p; other settings (min-p, repetition
+     * penalty) download the logits and use the host {@link Sampler}. Only the token id crosses to the host otherwise.
+     */
+    @Override public int forwardSample(KvCache kv, ForwardInput in, SamplingParams p) {
+        open();
+        dev.makeCurrent();
+        CudaKvCache cache = cacheOf(kv);
+        if (isDecode(in)) decode(cache, in);
+        else prefill(cache, in, false, false);   // leaves the last position's logits in logits[0, V)
+        if (p.repetitionPenalty() != 1.0 || p.minP() > 0) {
+            return new Sampler(p.withSeed(p.seed() + cache.length()), V).sample(st.downloadFloats(logits, V));
+        }
+        if (p.greedy()) ops.argmax(outId, logits, V, argmaxWs);
+        else ops.sample(outId, logits, V, (float) p.temperature(), p.topK(), (float) p.topP(), p.seed(), counter);
+        st.copyAsync(pin, 32, outId, 4);
+        st.synchronize();
+        return pin.buffer().getInt(32);
+    }
+
+    private static boolean isDecode(ForwardInput in) { return in.length() == 1 && in.spans().isEmpty(); }
+
+    // ---------------------------------------------------------------------------------------------------------
+    // decode: one token, logits of it into logits[0, V)
+
+    private void decode(CudaKvCache cache, ForwardInput in) {
+        int s = cache.length();
+        if (s + 1 > cache.capacity())
+            throw new IllegalStateException("context length exceeded: " + (s + 1) + " positions > KV cache capacity " + cache.capacity());
+        int tok = in.tokens()[0];
+        if (tok < 0 || tok >= V) throw new IllegalArgumentException("token id " + tok + " at position " + s + " outside vocab [0, " + V + ")");
+        ByteBuffer b = pin.buffer();
+        int[][] ps = in.positions();
+        for (int a = 0; a < 3; a++) b.putInt(4 * a, ps == null ? s + cache.positionDelta() : ps[Math.min(a, ps.length - 1)][0]);
+        b.putInt(12, s).putInt(16, s + 1).putInt(20, tok);
+        st.copyAsync(step, pin, 0, 24);
+        if (graphOffReason == null) {
+            if (cache.decodeGraph == null) {
+                try {
+                    cache.decodeSplits = splitsFor(cache);
+                    cache.decodeGraph = CudaGraph.capture("decode step", st, () -> enqueueDecode(cache, cache.decodeSplits));
+                } catch (CudaException e) {
+                    graphOffReason = "capture failed: " + e.getMessage();
+                    LOG.log(System.Logger.Level.WARNING, "CUDA graph decode off, running eagerly: {0}", graphOffReason);
+                }
+            }
+            if (cache.decodeGraph != null) cache.decodeGraph.launch(st);
+            else enqueueDecode(cache, splitsFor(cache));
+        } else {
+            enqueueDecode(cache, splitsFor(cache));
+        }
+        cache.commit(1);
+    }
+
+    private int splitsFor(CudaKvCache cache) { return Math.min(maxSplits, ops.decodeSplits(shape(cache))); }
+
+    private GpuOps.AttnShape shape(CudaKvCache cache) { return new GpuOps.AttnShape(nq, nkv, hd, cache.capacity()); }
+
+    /** The decode step's kernels; everything that varies per step is read from {@link #step}. */
+    private void enqueueDecode(CudaKvCache cache, int splits) {
+        GpuOps.AttnShape sh = shape(cache);
+        ops.embedGather(x, embed, stepId, 1, H, V);
+        for (int li = 0; li < layers.length; li++) {
+            Layer l = layers[li];
+            ops.rmsNorm(xn, x, null, l.attnNorm, 1, H, eps);
+            linear(qkv, l.wqkv, xn, l.bqkv, 1, QKV, H, false);
+            ops.ropeQkv(qr, cache.k[li], cache.v[li], qkv, QKV, qkv.slice(4L * Q, qkv.bytes() - 4L * Q, "k"), QKV,
+                    qkv.slice(4L * (Q + KV), qkv.bytes() - 4L * (Q + KV), "v"), QKV, stepPos, 1, sec1, sec2, invFreq, stepStart,
+                    1, sh, l.qNorm, l.kNorm, eps);
+            ops.attentionDecode(att, qr, cache.k[li], cache.v[li], stepLen, sh, splits, decodeWs, scale);
+            linear(x, l.wo, att, l.bo, 1, H, Q, true);
+            ops.rmsNorm(xn, x, null, l.mlpNorm, 1, H, eps);
+            linear(gu, l.wgu, xn, null, 1, 2 * I, H, false);
+            ops.siluMul(act, gu, 2 * I, gu.slice(4L * I, gu.bytes() - 4L * I, "up"), 2 * I, 1, I);
+            linear(x, l.wd, act, null, 1, H, I, true);
+        }
+        ops.rmsNorm(xn, x, null, finalNorm, 1, H, eps);
+        linear(logits, lmHead, xn, null, 1, V, H, false);
+    }
+
+    /** y [rows, m] (+)= in [rows, k] W^T (+ bias): GEMV for one row (16-byte path), cuBLAS otherwise. */
+    private void linear(DeviceBuffer y, DeviceBuffer w, DeviceBuffer in, DeviceBuffer bias, int rows, int m, int k, boolean accumulate) {
+        if (rows == 1 && k % 8 == 0) {
+            ops.gemv(y, w, in, bias, accumulate ? y : null, m, k);
+        } else {
+            blas.matmulNT(y, in, w, rows, m, k, accumulate);
+            if (bias != null) ops.addBiasRows(y, bias, rows, m);
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------------------------
+    // prefill: chunks of up to `chunk` tokens through all layers; logits of the last position stay in logits[0, V)
+
+    private float[] prefill(CudaKvCache cache, ForwardInput in, boolean allLogits, boolean download) {
+        final int n = in.length(), s0 = cache.length();
+        if (s0 + n > cache.capacity())
+            throw new IllegalStateException("context length exceeded: " + (s0 + n) + " positions > KV cache capacity " + cache.capacity());
+        int[] tokens = in.tokens();
+        for (int t = 0; t < n; t++)
+            if (tokens[t] < 0 || tokens[t] >= V)
+                throw new IllegalArgumentException("token id " + tokens[t] + " at position " + (s0 + t) + " outside vocab [0, " + V + ")");
+        for (EmbeddingSpan sp : in.spans())
+            if (sp.hidden() != H) throw new IllegalArgumentException("embedding span at " + sp.start() + " has width " + sp.hidden() + ", model hidden size is " + H);
+        int[][] ps = in.positions();
+        float[] out = allLogits ? new float[Math.multiplyExact(n, V)] : null;
+        GpuOps.AttnShape sh = shape(cache);
+        for (int c0 = 0; c0 < n; c0 += chunk) {
+            final int m = Math.min(chunk, n - c0);
+            st.upload(ids.slice(0, 4L * m, "ids"), java.util.Arrays.copyOfRange(tokens, c0, c0 + m));
+            int[] pp = new int[3 * m];
+            for (int a = 0; a < 3; a++)
+                for (int t = 0; t < m; t++)
+                    pp[a * m + t] = ps == null ? s0 + c0 + t + cache.positionDelta() : ps[Math.min(a, ps.length - 1)][c0 + t];
+            st.upload(pos.slice(0, 12L * m, "positions"), pp);
+            st.upload(start, new int[] {s0 + c0});
+            ops.embedGather(x, embed, ids, m, H, V);
+            for (EmbeddingSpan sp : in.spans()) {
+                int from = Math.max(sp.start(), c0), to = Math.min(sp.end(), c0 + m);
+                if (from >= to) continue;
+                float[] rows = java.util.Arrays.copyOfRange(sp.embeddings(), (from - sp.start()) * H, (to - sp.start()) * H);
+                st.upload(stage.slice(0, 4L * rows.length, "span"), rows);
+                ops.spliceRows(x, m, stage, false, from - c0, to - from, H);
+            }
+            for (int li = 0; li < layers.length; li++) {
+                Layer l = layers[li];
+                ops.rmsNorm(xn, x, null, l.attnNorm, m, H, eps);
+                linear(qkv, l.wqkv, xn, l.bqkv, m, QKV, H, false);
+                ops.ropeQkv(qr, cache.k[li], cache.v[li], qkv, QKV, qkv.slice(4L * Q, qkv.bytes() - 4L * Q, "k"), QKV,
+                        qkv.slice(4L * (Q + KV), qkv.bytes() - 4L * (Q + KV), "v"), QKV, pos, m, sec1, sec2, invFreq, start,
+                        m, sh, l.qNorm, l.kNorm, eps);
+                ops.attentionPrefill(att, qr, cache.k[li], cache.v[li], start, m, sh, scale);
+                linear(x, l.wo, att, l.bo, m, H, Q, true);
+                ops.rmsNorm(xn, x, null, l.mlpNorm, m, H, eps);
+                linear(gu, l.wgu, xn, null, m, 2 * I, H, false);
+                ops.siluMul(act, gu, 2 * I, gu.slice(4L * I, gu.bytes() - 4L * I, "up"), 2 * I, m, I);
+                linear(x, l.wd, act, null, m, H, I, true);
+            }
+            if (allLogits) {
+                ops.rmsNorm(xn, x, null, finalNorm, m, H, eps);
+                for (int r0 = 0; r0 < m; r0 += LOGIT_ROWS) {
+                    int rows = Math.min(LOGIT_ROWS, m - r0);
+                    blas.matmulNT(logits, xn.slice(2L * r0 * H, 2L * rows * H, "xn rows"), lmHead, rows, V, H, false);
+                    float[] part = st.downloadFloats(logits, rows * V);
+                    System.arraycopy(part, 0, out, (c0 + r0) * V, rows * V);
+                }
+                if (c0 + m == n)   // keep the last position's logits at logits[0, V) for forwardSample
+                    st.upload(logits.slice(0, 4L * V, "last logits"), java.util.Arrays.copyOfRange(out, (n - 1) * V, n * V));
+            } else if (c0 + m == n) {
+                ops.rmsNorm(xn, x.slice(4L * (m - 1) * H, 4L * H, "last row"), null, finalNorm, 1, H, eps);
+                linear(logits, lmHead, xn, null, 1, V, H, false);
+            }
+        }
+        cache.commit(n);
+        if (allLogits) return out;
+        return download ? st.downloadFloats(logits, V) : null;
+    }
+
+    @Override public void close() {
+        if (closed) return;
+        closed = true;
+        release();
+    }
+
+    private void release() {
+        try { st.synchronize(); } catch (RuntimeException ignored) { /* closing anyway */ }
+        if (blas != null) blas.close();
+        ops.close();
+        pin.close();
+        arena.close();
+        st.close();
+    }
+
+    @Override public String toString() { return "CudaDecoder[" + dev + ", " + c.numLayers() + " layers, hidden " + H + "]"; }
+
+    static int argmaxHost(float[] l) { return CpuOps.argmax(l, 0, l.length); }
+}

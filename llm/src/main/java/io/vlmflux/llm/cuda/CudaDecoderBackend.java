@@ -1,0 +1,31 @@
+package io.vlmflux.llm.cuda;
+
+import io.vlmflux.cuda.gpu.Gpu;
+import io.vlmflux.cuda.safetensors.WeightStore;
+import io.vlmflux.llm.Decoder;
+import io.vlmflux.llm.DecoderBackend;
+import io.vlmflux.llm.ModelConfig;
+import io.vlmflux.llm.TextModelSpec;
+
+/**
+ * The CUDA backend ({@code Models.load(dir, "cuda")}): found by class name by {@code Models.backend("cuda")}. Loading
+ * fails with the reason from {@link Gpu#unavailableReason()} where no usable GPU exists. Switches (system properties):
+ * {@code vlmflux.cuda.graphs=false} runs decode steps eagerly; {@code vlmflux.cuda.prefillChunk} sets the prefill chunk.
+ */
+public final class CudaDecoderBackend implements DecoderBackend {
+    @Override public String name() { return "cuda"; }
+
+    /** True when a GPU can run this backend. */
+    public static boolean available() { return Gpu.isAvailable(); }
+
+    /** Why the backend cannot run here ("" when it can). */
+    public static String unavailableReason() { return Gpu.unavailableReason(); }
+
+    @Override public Decoder load(ModelConfig config, TextModelSpec spec, WeightStore store) {
+        if (!Gpu.isAvailable()) {
+            store.close();
+            throw new IllegalStateException("backend 'cuda' cannot run here: " + Gpu.unavailableReason());
+        }
+        return new CudaDecoder(config, spec, store, Gpu.device());
+    }
+}

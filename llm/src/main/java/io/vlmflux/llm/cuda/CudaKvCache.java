@@ -1,0 +1,116 @@
+package io.vlmflux.llm.cuda;
+
+import io.vlmflux.cuda.gpu.CudaGraph;
+import io.vlmflux.cuda.gpu.DeviceArena;
+import io.vlmflux.cuda.gpu.DeviceBuffer;
+import io.vlmflux.cuda.gpu.GpuStream;
+import io.vlmflux.llm.KvCache;
+
+/**
+ * The CUDA backend's KV cache for one sequence, in device memory (one cudaMalloc per cache). Layout per layer:
+ * {@code k[layer]}, {@code v[layer]} bf16 {@code [kvHeads, capacity, headDim]} (head-major, so decode attention reads
+ * each head's keys contiguously); position {@code p} of kv head {@code g} at element {@code (g * capacity + p) * headDim}.
+ * Owns the decode CUDA graph captured against its buffers (a graph bakes in addresses, so it is keyed by the cache)
+ * and closes it with itself. Not thread-safe; one sequence, the decoder's thread.
+ */
+final class CudaKvCache implements KvCache {
+    final CudaDecoder owner;
+    private final int layers, kvHeads, headDim, capacity;
+    private final DeviceArena arena;
+    final DeviceBuffer[] k, v;      // [layers] -> bf16 [kvHeads, capacity, headDim]
+    private int length;
+    private int delta;
+    private boolean closed;
+    CudaGraph decodeGraph;          // captured on the first graph decode step with this cache
+    int decodeSplits;               // split count baked into decodeGraph
+
+    CudaKvCache(CudaDecoder owner, int layers, int kvHeads, int headDim, int capacity) {
+        if (capacity <= 0) throw new IllegalArgumentException("KV cache capacity must be positive, got " + capacity);
+        this.owner = owner;
+        this.layers = layers;
+        this.kvHeads = kvHeads;
+        this.headDim = headDim;
+        this.capacity = capacity;
+        long per = 2L * kvHeads * capacity * headDim;
+        this.arena = owner.device().newArena("kv cache (" + capacity + " positions)", 2 * layers * (per + 256));
+        k = new DeviceBuffer[layers];
+        v = new DeviceBuffer[layers];
+        for (int l = 0; l < layers; l++) {
+            k[l] = arena.alloc("layer " + l + " K cache", per);
+            v[l] = arena.alloc("layer " + l + " V cache", per);
+        }
+    }
+
+    void open() { if (closed) throw new IllegalStateException("KV cache is closed"); }
+
+    @Override public int length() { return length; }
+
+    @Override public int capacity() { return capacity; }
+
+    @Override public void reset(int reuseLength) {
+        open();
+        if (reuseLength < 0 || reuseLength > length)
+            throw new IllegalArgumentException("reset(" + reuseLength + ") outside [0, " + length + "]");
+        length = reuseLength;
+        if (reuseLength == 0) delta = 0;
+    }
+
+    @Override public void commit(int n) {
+        open();
+        if (n < 0 || length + n > capacity)
+            throw new IllegalArgumentException("commit(" + n + ") beyond capacity: length " + length + ", capacity " + capacity);
+        length += n;
+    }
+
+    @Override public int positionDelta() { return delta; }
+
+    @Override public void positionDelta(int d) { delta = d; }
+
+    @Override public long bytes() { return closed ? 0 : arena.capacity(); }
+
+    /** A copy of the first {@code len} positions in a cache of exactly {@code max(len, 1)} positions. */
+    @Override public KvCache snapshot(int len) {
+        open();
+        if (len < 0 || len > length) throw new IllegalArgumentException("snapshot length " + len + " outside [0, " + length + "]");
+        CudaKvCache c = new CudaKvCache(owner, layers, kvHeads, headDim, Math.max(1, len));
+        c.copyFrom(this, len);
+        return c;
+    }
+
+    @Override public void copyFrom(KvCache source, int len) {
+        open();
+        if (!(source instanceof CudaKvCache s) || s.owner != owner)
+            throw new IllegalArgumentException("cannot copy from " + source + " into a CUDA cache of another decoder");
+        s.open();
+        if (len < 0 || len > s.length) throw new IllegalArgumentException("copyFrom length " + len + " outside [0, " + s.length + "]");
+        if (len > capacity) throw new IllegalArgumentException("copyFrom length " + len + " exceeds this cache's capacity " + capacity);
+        if (len > 0) {
+            GpuStream st = owner.stream();
+            long row = 2L * headDim, bytes = row * len;
+            for (int l = 0; l < layers; l++)
+                for (int g = 0; g < kvHeads; g++) {
+                    st.copyAsync(k[l].slice(g * capacity * row, bytes, "K"), s.k[l].slice(g * s.capacity * row, bytes, "K"), bytes);
+                    st.copyAsync(v[l].slice(g * capacity * row, bytes, "V"), s.v[l].slice(g * s.capacity * row, bytes, "V"), bytes);
+                }
+            st.synchronize();
+        }
+        length = len;
+        delta = s.delta;
+    }
+
+    @Override public boolean isClosed() { return closed; }
+
+    @Override public void close() {
+        if (closed) return;
+        closed = true;
+        if (decodeGraph != null) decodeGraph.close();
+        decodeGraph = null;
+        // cudaFree (arena close) waits for work in flight, so no kernel still writes into the freed memory
+        arena.close();
+        length = 0;
+    }
+
+    @Override public String toString() {
+        return "CudaKvCache[" + length + "/" + capacity + " x " + layers + " layers x " + kvHeads + " kv heads x " + headDim + "]";
+    }
+}

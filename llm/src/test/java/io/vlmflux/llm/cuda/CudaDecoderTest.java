@@ -1,0 +1,233 @@
+package io.vlmflux.llm.cuda;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.vlmflux.cuda.cpu.CpuOps;
+import io.vlmflux.cuda.gpu.Gpu;
+import io.vlmflux.cuda.safetensors.SafetensorsFile;
+import io.vlmflux.llm.Decoder;
+import io.vlmflux.llm.Fixtures;
+import io.vlmflux.llm.ForwardInput;
+import io.vlmflux.llm.KvCache;
+import io.vlmflux.llm.Models;
+import io.vlmflux.llm.MropePositions;
+import io.vlmflux.llm.MultimodalPrompt;
+import io.vlmflux.llm.SamplingParams;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+import java.util.Arrays;
+import java.util.function.Supplier;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/**
+ * The CUDA decoder against the transformers float32 goldens, with the GPU tolerance of the fixtures README: logits
+ * within 2e-2 x max|golden logit| at every prompt position and every teacher-forced decode step (decode steps replay
+ * the captured CUDA graph), the same argmax wherever the golden top-2 gap exceeds that, and free-running greedy
+ * (device argmax) identical up to the first such near-tie. Also: graph replay equals eager decode bit for bit,
+ * chunked prefill equals one-pass prefill, prefix-KV reuse equals a cold run. Skips without a GPU.
+ */
+@Tag("gpu")
+class CudaDecoderTest {
+    static final float REL_TOL = 2e-2f;
+
+    @BeforeAll
+    static void gpu() {
+        Assumptions.assumeTrue(Gpu.isAvailable(), () -> "no GPU: " + Gpu.unavailableReason());
+    }
+
+    static float maxAbs(float[] a, int off, int n) {
+        float m = 0;
+        for (int i = 0; i < n; i++) m = Math.max(m, Math.abs(a[off + i]));
+        return m;
+    }
+
+    static float maxDiff(float[] a, int aOff, float[] b, int bOff, int n) {
+        float m = 0;
+        for (int i = 0; i < n; i++) m = Math.max(m, Math.abs(a[aOff + i] - b[bOff + i]));
+        return m;
+    }
+
+    static float gap(float[] l, int off, int n) {
+        float a = Float.NEGATIVE_INFINITY, b = Float.NEGATIVE_INFINITY;
+        for (int i = 0; i < n; i++) { float v = l[off + i]; if (v > a) { b = a; a = v; } else if (v > b) b = v; }
+        return a - b;
+    }
+
+    /** Checks one logit row against a golden row; returns the relative error. */
+    static float check(String what, float[] got, int gOff, float[] gold, int off, int V) {
+        float tol = REL_TOL * maxAbs(gold, off, V);
+        float d = maxDiff(got, gOff, gold, off, V);
+        assertTrue(d <= tol, what + ": max |diff| " + d + " > " + tol);
+        if (gap(gold, off, V) > tol) assertEquals(CpuOps.argmax(gold, off, V), CpuOps.argmax(got, gOff, V), what + ": argmax");
+        return d / Math.max(1e-30f, maxAbs(gold, off, V));
+    }
+
+    static Decoder load(String model, String configFile) throws Exception {
+        return Models.load(Fixtures.dir(model), configFile, "cuda");
+    }
+
+    static Decoder withProperty(String key, String value, Supplier<Decoder> s) {
+        String old = System.getProperty(key);
+        System.setProperty(key, value);
+        try { return s.get(); } finally { if (old == null) System.clearProperty(key); else System.setProperty(key, old); }
+    }
+
+    @ParameterizedTest(name = "{0} {1}")
+    @CsvSource({"tiny-qwen2,config.json", "tiny-qwen2,config.hub.json", "tiny-qwen3,config.json", "tiny-qwen3,config.hub.json",
+            "tiny-llama,config.json", "tiny-llama,config.hub.json"})
+    void textModelMatchesGolden(String model, String configFile) throws Exception {
+        JsonNode golden = Fixtures.golden(model);
+        float worst = 0;
+        try (Decoder d = load(model, configFile); SafetensorsFile g = Fixtures.goldenTensors(model)) {
+            assertEquals("cuda", d.backend());
+            int V = d.config().vocabSize();
+            for (int j = 0; j < golden.get("prompts").size(); j++) {
+                JsonNode p = golden.get("prompts").get(j);
+                int[] ids = Fixtures.ints(p.get("input_ids"));
+                int[] gold = Fixtures.ints(p.get("greedy_new_tokens"));
+                float[] all = g.tensor("prompt" + j + ".all_logits").toFloatArray();
+                float[] gen = g.tensor("prompt" + j + ".gen_logits").toFloatArray();
+                try (KvCache cache = d.newCache(256)) {
+                    float[] logits = d.forward(cache, ForwardInput.tokens(ids), true);
+                    assertEquals(ids.length * V, logits.length);
+                    for (int t = 0; t < ids.length; t++)
+                        worst = Math.max(worst, check(model + " prompt " + j + " position " + t, logits, t * V, all, t * V, V));
+                    float[] step = Arrays.copyOfRange(logits, (ids.length - 1) * V, ids.length * V);
+                    for (int s = 0; s < gold.length; s++) {   // teacher-forced decode steps (graph replays)
+                        worst = Math.max(worst, check(model + " prompt " + j + " step " + s, step, 0, gen, s * V, V));
+                        step = d.forward(cache, ForwardInput.tokens(gold[s]), false);
+                    }
+                }
+                // free-running greedy with the device argmax, up to the first golden near-tie
+                try (KvCache cache = d.newCache(256)) {
+                    int tok = d.forwardSample(cache, ForwardInput.tokens(ids), SamplingParams.greedyDecoding());
+                    int s = 0;
+                    for (; s < gold.length; s++) {
+                        if (gap(gen, s * V, V) <= REL_TOL * maxAbs(gen, s * V, V)) break;
+                        assertEquals(gold[s], tok, model + " prompt " + j + " free-running greedy step " + s);
+                        tok = d.forwardSample(cache, ForwardInput.tokens(tok), SamplingParams.greedyDecoding());
+                    }
+                    System.err.println(model + " prompt " + j + ": free-running greedy identical for " + s + "/" + gold.length + " steps"
+                            + (s < gold.length ? " (stopped at a golden near-tie)" : ""));
+                }
+            }
+        }
+        System.err.printf("%s %s: worst relative logit error %.2e (tolerance %.0e)%n", model, configFile, worst, REL_TOL);
+    }
+
+    @ParameterizedTest(name = "{0} {1}")
+    @CsvSource({"tiny-qwen2vl,config.json", "tiny-qwen2vl,config.hub.json", "tiny-qwen25vl,config.json"})
+    void vlmTextSideMatchesGolden(String model, String configFile) throws Exception {
+        JsonNode golden = Fixtures.golden(model);
+        try (Decoder d = load(model, configFile); SafetensorsFile g = Fixtures.goldenTensors(model)) {
+            int V = d.config().vocabSize();
+            for (int j = 0; j < golden.get("prompts").size(); j++) {
+                MultimodalPrompt prompt = Fixtures.prompt(model, golden, g, j, d.config().hiddenSize());
+                int[] gold = Fixtures.ints(golden.get("prompts").get(j).get("greedy_new_tokens"));
+                MropePositions mp = MropePositions.compute(prompt, d.config());
+                float[] last = g.tensor("prompt" + j + ".last_logits").toFloatArray();
+                float[] gen = g.tensor("prompt" + j + ".gen_logits").toFloatArray();
+                try (KvCache cache = d.newCache(512)) {
+                    float[] step = d.forward(cache, new ForwardInput(prompt.tokens(), prompt.spans(), mp.positions()), false);
+                    cache.positionDelta(mp.delta());
+                    check(model + " prompt " + j + " last", step, 0, last, 0, V);
+                    for (int s = 0; s < gold.length; s++) {
+                        check(model + " prompt " + j + " step " + s, step, 0, gen, s * V, V);
+                        step = d.forward(cache, ForwardInput.tokens(gold[s]), false);
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
+    void graphReplayEqualsEagerAndChunkedPrefillEqualsOnePass() throws Exception {
+        String model = "tiny-qwen3";
+        int[] ids = Fixtures.ints(Fixtures.golden(model).get("prompts").get(0).get("input_ids"));
+        try (Decoder graph = load(model, "config.json");
+             Decoder eager = withProperty("vlmflux.cuda.graphs", "false", () -> uncheckedLoad(model));
+             Decoder chunked = withProperty("vlmflux.cuda.prefillChunk", "5", () -> uncheckedLoad(model))) {
+            assertTrue(((CudaDecoder) graph).graphsEnabled(), () -> "graphs off: " + ((CudaDecoder) graph).graphOffReason());
+            assertFalse(((CudaDecoder) eager).graphsEnabled());
+            int V = graph.config().vocabSize();
+            try (KvCache a = graph.newCache(128); KvCache b = eager.newCache(128); KvCache c = chunked.newCache(128)) {
+                float[] la = graph.forward(a, ForwardInput.tokens(ids), true);
+                float[] lb = eager.forward(b, ForwardInput.tokens(ids), true);
+                float[] lc = chunked.forward(c, ForwardInput.tokens(ids), true);
+                assertArrayEquals(la, lb, "same prefill path, same numbers");
+                for (int t = 0; t < ids.length; t++)
+                    assertTrue(maxDiff(la, t * V, lc, t * V, V) <= 1e-3f * maxAbs(la, t * V, V) + 1e-5f, "chunked prefill position " + t);
+                int tok = CpuOps.argmax(la, (ids.length - 1) * V, V);
+                for (int s = 0; s < 12; s++) {
+                    float[] ga = graph.forward(a, ForwardInput.tokens(tok), false);
+                    float[] gb = eager.forward(b, ForwardInput.tokens(tok), false);
+                    assertArrayEquals(ga, gb, "graph replay vs eager decode, step " + s);
+                    tok = CpuOps.argmax(ga, 0, V);
+                }
+            }
+        }
+    }
+
+    static Decoder uncheckedLoad(String model) {
+        try { return load(model, "config.json"); } catch (Exception e) { throw new RuntimeException(e); }
+    }
+
+    @Test
+    void prefixReuseEqualsColdRun() throws Exception {
+        String model = "tiny-qwen2";
+        int[] ids = Fixtures.ints(Fixtures.golden(model).get("prompts").get(0).get("input_ids"));
+        int k = ids.length / 2;
+        try (Decoder d = load(model, "config.json")) {
+            int[] cold = new int[20], warm = new int[20];
+            try (KvCache c = d.newCache(128)) {
+                int tok = d.forwardSample(c, ForwardInput.tokens(ids), SamplingParams.greedyDecoding());
+                for (int s = 0; s < cold.length; s++) { cold[s] = tok; tok = d.forwardSample(c, ForwardInput.tokens(tok), SamplingParams.greedyDecoding()); }
+            }
+            KvCache prefix;
+            try (KvCache p = d.newCache(128)) {
+                d.forward(p, ForwardInput.tokens(Arrays.copyOf(ids, k)), false);
+                prefix = p.snapshot(k);          // exact-size device copy
+            }
+            try (KvCache snap = prefix; KvCache c = d.newCache(128)) {
+                assertEquals(k, snap.length());
+                c.copyFrom(snap, k);
+                int tok = d.forwardSample(c, ForwardInput.tokens(Arrays.copyOfRange(ids, k, ids.length)), SamplingParams.greedyDecoding());
+                for (int s = 0; s < warm.length; s++) { warm[s] = tok; tok = d.forwardSample(c, ForwardInput.tokens(tok), SamplingParams.greedyDecoding()); }
+            }
+            assertArrayEquals(cold, warm, "prefix-reused continuation must equal the cold run");
+        }
+    }
+
+    @Test
+    void deviceSamplingIsValidAndSeeded() throws Exception {
+        try (Decoder d = load("tiny-qwen3", "config.json")) {
+            int[] ids = {3001, 100, 200, 300};
+            SamplingParams p = SamplingParams.sample(0.8, 20, 0.9, 0, 42);
+            try (KvCache c = d.newCache(64)) {
+                int tok = d.forwardSample(c, ForwardInput.tokens(ids), p);
+                for (int s = 0; s < 20; s++) {
+                    assertTrue(tok >= 0 && tok < d.config().vocabSize(), "sampled id " + tok);
+                    tok = d.forwardSample(c, ForwardInput.tokens(tok), p);
+                }
+            }
+        }
+    }
+
+    @Test
+    void errorsNameTheProblem() throws Exception {
+        try (Decoder d = load("tiny-qwen3", "config.json"); KvCache c = d.newCache(4)) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> d.forward(c, ForwardInput.tokens(1, 999999), false));
+            assertTrue(e.getMessage().contains("999999"), e.getMessage());
+            IllegalStateException x = assertThrows(IllegalStateException.class, () -> d.forward(c, ForwardInput.tokens(1, 2, 3, 4, 5), false));
+            assertTrue(x.getMessage().contains("context length exceeded"), x.getMessage());
+            try (Decoder cpu = Models.load(Fixtures.dir("tiny-qwen3"), "cpu"); KvCache cc = cpu.newCache(4)) {
+                assertThrows(IllegalArgumentException.class, () -> d.forward(cc, ForwardInput.tokens(1), false));
+            }
+        }
+    }
+}
