@@ -2,6 +2,8 @@ package io.vlmflux.vision.cuda;
 
 import io.vlmflux.cuda.DType;
 import io.vlmflux.cuda.gpu.Blas;
+import io.vlmflux.cuda.gpu.CudaException;
+import io.vlmflux.cuda.gpu.CudaGraph;
 import io.vlmflux.cuda.gpu.DeviceArena;
 import io.vlmflux.cuda.gpu.DeviceBuffer;
 import io.vlmflux.cuda.gpu.Gpu;
@@ -22,7 +24,9 @@ import java.lang.foreign.ValueLayout;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 
 /**
  * Qwen2-VL / Qwen2.5-VL vision tower + patch merger on the GPU (backend {@code cuda}). Weights live in one device
@@ -58,6 +62,9 @@ public final class GpuVisionEncoder implements VisionEncoder {
     private int scratchTokens;
     private Meta meta;                           // index tables of the last batch of grids
     private DeviceArena metaArena;
+    private final Map<String, CudaGraph> graphs = new HashMap<>(); // keyed by grids + buffer addresses
+    private boolean useGraphs = !Boolean.getBoolean("vlmflux.vision.noGraphs");
+    private long generation;                     // bumped whenever scratch or index tables move
     private boolean closed;
 
     private record Block(DeviceBuffer n1W, DeviceBuffer n1B, DeviceBuffer n2W, DeviceBuffer n2B,
@@ -331,7 +338,7 @@ public final class GpuVisionEncoder implements VisionEncoder {
 
     private void ensureScratch(int n) {
         if (scratch != null && n <= scratchTokens) return;
-        if (scratch != null) { stream.synchronize(); scratch.close(); scratch = null; }
+        if (scratch != null) { stream.synchronize(); dropGraphs(); scratch.close(); scratch = null; }
         int cap = Math.max(n, scratchTokens * 3 / 2);
         scratch = stream.device().newArena("vision activations", scratchBytes(cap));
         scratchTokens = cap;
@@ -407,7 +414,7 @@ public final class GpuVisionEncoder implements VisionEncoder {
         }
         int[] fullTiles = VisionGpuOps.attentionTiles(fullCu);
         int[] winTiles = winCu == null ? null : VisionGpuOps.attentionTiles(winCu);
-        if (metaArena != null) { stream.synchronize(); metaArena.close(); }
+        if (metaArena != null) { stream.synchronize(); dropGraphs(); metaArena.close(); }
         long bytes = 4L * pos.length + 4L * fullTiles.length + (winTiles == null ? 0 : 4L * winTiles.length + 4L * units) + 4 * 256;
         metaArena = stream.device().newArena("vision index tables", bytes);
         DeviceBuffer dPos = metaArena.alloc("rotary positions", 4L * pos.length);
@@ -427,9 +434,43 @@ public final class GpuVisionEncoder implements VisionEncoder {
 
     // ---- the tower ----
 
+    private void dropGraphs() {
+        for (CudaGraph g : graphs.values()) g.close();
+        graphs.clear();
+        generation++;
+    }
+
+    /**
+     * Runs the tower: the first call per (grids, buffers) captures it into a CUDA graph, later calls replay it
+     * (one launch instead of ~10 per block). {@code -Dvlmflux.vision.noGraphs=true} runs eagerly; a failed capture
+     * logs the reason and falls back to eager launches for the rest of the encoder's life.
+     */
     private DeviceEmbeddings run(Scratch s, int[][] grids, long hash) {
         int n = totalPatches(grids);
         Meta mt = meta(grids, n);
+        if (useGraphs) {
+            String key = mt.key + "@" + Long.toHexString(s.xbf16.address()) + "#" + generation;
+            CudaGraph g = graphs.get(key);
+            if (g == null) {
+                try {
+                    if (graphs.size() >= 8) dropGraphs();
+                    g = CudaGraph.capture("vision tower " + mt.key, stream, () -> enqueue(s, mt, n));
+                    graphs.put(key, g);
+                } catch (CudaException e) {
+                    useGraphs = false;
+                    LOG.log(System.Logger.Level.WARNING, "vision encoder: CUDA graph capture failed, running eagerly from now on: " + e.getMessage());
+                }
+            }
+            if (g != null) g.launch(stream);
+            else enqueue(s, mt, n);
+        } else {
+            enqueue(s, mt, n);
+        }
+        int[] g0 = grids[0];
+        return new DeviceEmbeddings(s.outF32, s.outBf16, n / (cfg.mergeSize() * cfg.mergeSize()), cfg.outHidden(), g0[0], g0[1], g0[2], hash);
+    }
+
+    private void enqueue(Scratch s, Meta mt, int n) {
         int d = cfg.embedDim(), m = cfg.mergeSize(), m2 = m * m, f = cfg.mlpHidden(), o = cfg.outHidden();
         int heads = cfg.numHeads(), hd = cfg.headDim(), units = n / m2;
         boolean rms = q25;
@@ -463,8 +504,6 @@ public final class GpuVisionEncoder implements VisionEncoder {
         vops.biasAct(s.midb, s.mid, m0B, units, d * m2, d * m2, VisionGpuOps.Act.GELU, false);
         blas.matmulNT(s.merged, s.midb, m2W, units, o, d * m2, false);
         vops.biasScatter(s.outF32, s.outBf16, s.merged, m2B, mt.unitIndex, units, o);
-        int[] g0 = grids[0];
-        return new DeviceEmbeddings(s.outF32, s.outBf16, units, o, g0[0], g0[1], g0[2], hash);
     }
 
     @Override
@@ -474,6 +513,7 @@ public final class GpuVisionEncoder implements VisionEncoder {
         try {
             stream.synchronize();
         } finally {
+            dropGraphs();
             vops.close();
             ops.close();
             blas.close();

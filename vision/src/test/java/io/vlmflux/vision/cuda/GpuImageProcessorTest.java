@@ -6,7 +6,6 @@ import io.vlmflux.sources.Frame;
 import io.vlmflux.sources.PixelFormat;
 import io.vlmflux.vision.Fixtures;
 import io.vlmflux.vision.ImageProcessor;
-import io.vlmflux.vision.Images;
 import io.vlmflux.vision.PixelValues;
 import io.vlmflux.vision.PreprocessorConfig;
 import org.junit.jupiter.api.AfterAll;
@@ -66,7 +65,7 @@ class GpuImageProcessorTest {
         ImageProcessor cpu = ImageProcessor.load(dir);
         try (GpuImageProcessor gpu = GpuImageProcessor.load(dir, stream)) {
             for (int i = 0; i < 4; i++) {
-                try (Frame f = Images.read(dir.resolve("golden_image_" + i + ".png"))) {
+                try (Frame f = TestPng.read(dir.resolve("golden_image_" + i + ".png"))) {
                     PixelValues want = cpu.process(f), got = gpu.processToHost(f);
                     assertSame(want, got, model + " image " + i);
                     int[][] shape = new int[1][];

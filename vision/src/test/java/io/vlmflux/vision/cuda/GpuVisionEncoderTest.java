@@ -7,7 +7,6 @@ import io.vlmflux.sources.Frame;
 import io.vlmflux.vision.Fixtures;
 import io.vlmflux.vision.ImageEmbeddings;
 import io.vlmflux.vision.ImageProcessor;
-import io.vlmflux.vision.Images;
 import io.vlmflux.vision.PixelValues;
 import io.vlmflux.vision.VisionEncoder;
 import io.vlmflux.vision.VisionEncoders;
@@ -187,7 +186,7 @@ class GpuVisionEncoderTest {
              GpuImageProcessor proc = GpuImageProcessor.load(dir, enc.stream());
              VisionEncoder cpu = VisionEncoders.load(dir, "cpu")) {
             for (int i = 0; i < 4; i++) {
-                try (Frame f = Images.read(dir.resolve("golden_image_" + i + ".png"))) {
+                try (Frame f = TestPng.read(dir.resolve("golden_image_" + i + ".png"))) {
                     GpuPixels px = proc.process(f);
                     DeviceEmbeddings de = enc.encodeToDevice(px);
                     ImageEmbeddings got = enc.toHost(de);
@@ -199,7 +198,7 @@ class GpuVisionEncoderTest {
                 }
             }
             // the same frame again: the same content hash (the cache key of the device path)
-            try (Frame f = Images.read(dir.resolve("golden_image_1.png")); Frame g = Images.read(dir.resolve("golden_image_1.png"))) {
+            try (Frame f = TestPng.read(dir.resolve("golden_image_1.png")); Frame g = TestPng.read(dir.resolve("golden_image_1.png"))) {
                 long h1 = proc.process(f).contentHash(), h2 = proc.process(g).contentHash();
                 assertEquals(h1, h2);
             }
