@@ -235,8 +235,12 @@ final class GstNative {
             if (source != null) sb.append(" (from ").append(source).append(')');
             if (debug != null && !debug.isBlank()) {
                 String d = debug.strip();
+                // decodebin lists one "Missing decoder: ..." line per stream it could not handle; name them all
+                // (the last line alone may be an audio stream while the video decoder is what is missing)
+                String missing = d.lines().map(String::strip).filter(l -> l.startsWith("Missing "))
+                        .collect(java.util.stream.Collectors.joining("; "));
                 int nl = d.lastIndexOf('\n');
-                sb.append(": ").append(nl >= 0 ? d.substring(nl + 1) : d);
+                sb.append(": ").append(!missing.isEmpty() ? missing : nl >= 0 ? d.substring(nl + 1) : d);
             }
             return sb.toString();
         }
