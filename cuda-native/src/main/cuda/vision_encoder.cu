@@ -63,15 +63,20 @@ extern "C" __global__ void vf_vis_norm(bf16_t* __restrict__ out, float* __restri
 
 // gated: out[r, i] = bf16(act(in[r, i] + bias[i]) * (in[r, cols + i] + bias[cols + i]))  (in = [gate | up] rows)
 // else:  out[r, i] = bf16(act(in[r, i] + bias[i])).  in row stride = inStride elements. grid (ceil(cols/256), rows).
-extern "C" __global__ void vf_vis_bias_act(bf16_t* __restrict__ out, const float* __restrict__ in, const float* __restrict__ bias,
-                                           int cols, int inStride, int act, int gated) {
+// inBf16 != 0: `in` holds bf16 values (a GEMM with bf16 output) instead of fp32.
+extern "C" __global__ void vf_vis_bias_act(bf16_t* __restrict__ out, const void* __restrict__ in, const float* __restrict__ bias,
+                                           int cols, int inStride, int act, int gated, int inBf16) {
     const int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= cols) return;
     const long long r = blockIdx.y;
-    const float* row = in + r * inStride;
-    float g = row[i] + (bias != nullptr ? bias[i] : 0.f);
+    const long long o0 = r * inStride + i, o1 = o0 + cols;
+    float g = inBf16 ? bf2f(((const bf16_t*)in)[o0]) : ((const float*)in)[o0];
+    g += bias != nullptr ? bias[i] : 0.f;
     float v = vf_act(g, act);
-    if (gated) v *= row[cols + i] + (bias != nullptr ? bias[cols + i] : 0.f);
+    if (gated) {
+        float u = inBf16 ? bf2f(((const bf16_t*)in)[o1]) : ((const float*)in)[o1];
+        v *= u + (bias != nullptr ? bias[cols + i] : 0.f);
+    }
     out[r * cols + i] = f2bf(v);
 }
 
@@ -98,16 +103,18 @@ extern "C" __global__ void vf_vis_gather_units(float* __restrict__ out, const fl
     out[k * unit + i] = in[(long long)index[k] * unit + i];
 }
 
-// qkv fp32 [n, 3*heads*hd] (+ bias [3*heads*hd]) -> q, k, v bf16 [n, heads*hd], rotate-half 2-D rotary on q and k:
+// qkv fp32 (or bf16 when qkvBf16) [n, 3*heads*hd] (+ bias [3*heads*hd]) -> q, k, v bf16 [n, heads*hd], rotate-half 2-D rotary on q and k:
 // frequency f < hd/4 turns with the row position pos[2t], the others with the column position pos[2t+1]
 // (invFreq fp32 [hd/4]). grid (n), block 128.
 extern "C" __global__ void vf_vis_rope_split(bf16_t* __restrict__ q, bf16_t* __restrict__ k, bf16_t* __restrict__ v,
-                                             const float* __restrict__ qkv, const float* __restrict__ bias,
+                                             const void* __restrict__ qkvIn, const float* __restrict__ bias,
                                              const int* __restrict__ pos, const float* __restrict__ invFreq,
-                                             int heads, int hd) {
+                                             int heads, int hd, int qkvBf16) {
     const long long t = blockIdx.x;
     const int d = heads * hd, half = hd / 2, quarter = hd / 4;
-    const float* row = qkv + t * 3 * d;
+    const float* row = (const float*)qkvIn + t * 3 * d;
+    const bf16_t* rowb = (const bf16_t*)qkvIn + t * 3 * d;
+#define VF_QKV(c) (qkvBf16 ? bf2f(rowb[(c)]) : row[(c)])
     const float ph = (float)pos[2 * t], pw = (float)pos[2 * t + 1];
     for (int e = threadIdx.x; e < heads * half; e += blockDim.x) {
         const int h = e / half, i = e % half;
@@ -115,7 +122,7 @@ extern "C" __global__ void vf_vis_rope_split(bf16_t* __restrict__ q, bf16_t* __r
         float sn, cs;
         sincosf(ang, &sn, &cs);
         const int c0 = h * hd + i, c1 = c0 + half;
-        float q0 = row[c0], q1 = row[c1], k0 = row[d + c0], k1 = row[d + c1];
+        float q0 = VF_QKV(c0), q1 = VF_QKV(c1), k0 = VF_QKV(d + c0), k1 = VF_QKV(d + c1);
         if (bias != nullptr) { q0 += bias[c0]; q1 += bias[c1]; k0 += bias[d + c0]; k1 += bias[d + c1]; }
         q[t * d + c0] = f2bf(q0 * cs - q1 * sn);
         q[t * d + c1] = f2bf(q1 * cs + q0 * sn);
@@ -123,10 +130,11 @@ extern "C" __global__ void vf_vis_rope_split(bf16_t* __restrict__ q, bf16_t* __r
         k[t * d + c1] = f2bf(k1 * cs + k0 * sn);
     }
     for (int c = threadIdx.x; c < d; c += blockDim.x) {
-        float vv = row[2 * d + c];
+        float vv = VF_QKV(2 * d + c);
         if (bias != nullptr) vv += bias[2 * d + c];
         v[t * d + c] = f2bf(vv);
     }
+#undef VF_QKV
 }
 
 // ---- segment attention on tensor cores ----

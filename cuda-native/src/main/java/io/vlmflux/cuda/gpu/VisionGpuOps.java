@@ -69,14 +69,19 @@ public final class VisionGpuOps implements AutoCloseable {
      * in rows = [gate (cols) | up (cols)] and bias fp32 [2*cols]. in fp32 with row stride {@code inStride}.
      */
     public void biasAct(DeviceBuffer out, DeviceBuffer in, DeviceBuffer bias, int rows, int cols, int inStride, Act act, boolean gated) {
+        biasAct(out, in, false, bias, rows, cols, inStride, act, gated);
+    }
+
+    /** As {@link #biasAct(DeviceBuffer, DeviceBuffer, DeviceBuffer, int, int, int, Act, boolean)}; {@code inBf16}: in holds bf16. */
+    public void biasAct(DeviceBuffer out, DeviceBuffer in, boolean inBf16, DeviceBuffer bias, int rows, int cols, int inStride, Act act, boolean gated) {
         positive("vision biasAct", rows, cols, inStride);
         int width = gated ? 2 * cols : cols;
         if (inStride < width) throw new IllegalArgumentException("vision biasAct: row stride " + inStride + " < " + width);
         out.require(2L * rows * cols, "vision biasAct", "out bf16 [rows, cols]");
-        in.require(4L * ((long) (rows - 1) * inStride + width), "vision biasAct", "in fp32 [rows, stride]");
+        in.require((inBf16 ? 2L : 4L) * ((long) (rows - 1) * inStride + width), "vision biasAct", "in [rows, stride]");
         if (bias != null) bias.require(4L * width, "vision biasAct", "bias fp32 [" + width + "]");
         k.launch("vf_vis_bias_act", (cols + 255) / 256, rows, 1, 256, 0, stream,
-                a.reset().ptr(out).ptr(in).ptr(bias).i32(cols).i32(inStride).i32(act.ordinal()).i32(gated ? 1 : 0));
+                a.reset().ptr(out).ptr(in).ptr(bias).i32(cols).i32(inStride).i32(act.ordinal()).i32(gated ? 1 : 0).i32(inBf16 ? 1 : 0));
     }
 
     /**
@@ -111,16 +116,22 @@ public final class VisionGpuOps implements AutoCloseable {
      */
     public void ropeSplit(DeviceBuffer q, DeviceBuffer kk, DeviceBuffer v, DeviceBuffer qkv, DeviceBuffer bias,
                           DeviceBuffer pos, DeviceBuffer invFreq, int n, int heads, int hd) {
+        ropeSplit(q, kk, v, qkv, false, bias, pos, invFreq, n, heads, hd);
+    }
+
+    /** As above; {@code qkvBf16}: qkv holds bf16 (a GEMM with bf16 output). */
+    public void ropeSplit(DeviceBuffer q, DeviceBuffer kk, DeviceBuffer v, DeviceBuffer qkv, boolean qkvBf16, DeviceBuffer bias,
+                          DeviceBuffer pos, DeviceBuffer invFreq, int n, int heads, int hd) {
         positive("vision ropeSplit", n, heads, hd);
         if (hd % 4 != 0) throw new IllegalArgumentException("vision ropeSplit: head dim " + hd + " is not a multiple of 4");
         long d = (long) heads * hd;
         for (DeviceBuffer b : new DeviceBuffer[] {q, kk, v}) b.require(2L * n * d, "vision ropeSplit", "q/k/v bf16 [n, heads*hd]");
-        qkv.require(4L * n * 3 * d, "vision ropeSplit", "qkv fp32 [n, 3*heads*hd]");
+        qkv.require((qkvBf16 ? 2L : 4L) * n * 3 * d, "vision ropeSplit", "qkv [n, 3*heads*hd]");
         if (bias != null) bias.require(4L * 3 * d, "vision ropeSplit", "qkv bias fp32 [3*heads*hd]");
         pos.require(8L * n, "vision ropeSplit", "positions int32 [n, 2]");
         invFreq.require(4L * (hd / 4), "vision ropeSplit", "invFreq fp32 [hd/4]");
         k.launch("vf_vis_rope_split", n, 1, 1, 128, 0, stream,
-                a.reset().ptr(q).ptr(kk).ptr(v).ptr(qkv).ptr(bias).ptr(pos).ptr(invFreq).i32(heads).i32(hd));
+                a.reset().ptr(q).ptr(kk).ptr(v).ptr(qkv).ptr(bias).ptr(pos).ptr(invFreq).i32(heads).i32(hd).i32(qkvBf16 ? 1 : 0));
     }
 
     /**
@@ -231,6 +242,49 @@ public final class VisionGpuOps implements AutoCloseable {
         else a.ptr(axis.first()).ptr(axis.count()).ptr(axis.weights()).i32(axis.taps()).i32(axis.precision());
         a.ptr(lut).i32(patch).i32(merge).i32(temporal).i32(t).i32(slot0).i32(slots).i32(bf16 ? 1 : 0);
         k.launch("vf_vis_pre_vpass_patchify", (int) ((total + 255) / 256), 1, 1, 256, 0, stream, a);
+    }
+
+    /**
+     * cuBLAS GEMMs with bf16 output (fp32 accumulation) for the vision tower, where the result only feeds a
+     * bf16-rounding epilogue: half the bytes of {@link Blas#matmulNT}'s fp32 output. Bound to one stream with a
+     * fixed workspace (graph-capturable).
+     */
+    public static final class Gemm implements AutoCloseable {
+        private final org.bytedeco.cuda.cublas.cublasContext handle = new org.bytedeco.cuda.cublas.cublasContext();
+        private final org.bytedeco.javacpp.FloatPointer one = new org.bytedeco.javacpp.FloatPointer(1f);
+        private final org.bytedeco.javacpp.FloatPointer zero = new org.bytedeco.javacpp.FloatPointer(0f);
+        private boolean closed;
+
+        /** {@code workspace} must outlive this handle. */
+        public Gemm(GpuStream stream, DeviceBuffer workspace) {
+            stream.device().makeCurrent();
+            Cuda.checkBlas(org.bytedeco.cuda.global.cublas.cublasCreate_v2(handle), "cublasCreate");
+            Cuda.checkBlas(org.bytedeco.cuda.global.cublas.cublasSetStream_v2(handle, stream.handle()), "cublasSetStream");
+            Cuda.checkBlas(org.bytedeco.cuda.global.cublas.cublasSetWorkspace_v2(handle, workspace.pointer(), workspace.bytes()), "cublasSetWorkspace");
+        }
+
+        /** Y bf16 [n, m] = X bf16 [n, k] * W bf16 [m, k]^T. */
+        public void matmulNTbf16(DeviceBuffer y, DeviceBuffer x, DeviceBuffer w, int n, int m, int k) {
+            if (n <= 0 || m <= 0 || k <= 0) throw new IllegalArgumentException("matmulNTbf16: bad shape n=" + n + " m=" + m + " k=" + k);
+            x.require(2L * n * k, "matmulNTbf16", "X bf16 [" + n + ", " + k + "]");
+            w.require(2L * m * k, "matmulNTbf16", "W bf16 [" + m + ", " + k + "]");
+            y.require(2L * n * m, "matmulNTbf16", "Y bf16 [" + n + ", " + m + "]");
+            int rc = org.bytedeco.cuda.global.cublas.cublasGemmEx(handle, org.bytedeco.cuda.global.cublas.CUBLAS_OP_T,
+                    org.bytedeco.cuda.global.cublas.CUBLAS_OP_N, m, n, k, one,
+                    w.pointer(), org.bytedeco.cuda.global.cudart.CUDA_R_16BF, k, x.pointer(), org.bytedeco.cuda.global.cudart.CUDA_R_16BF, k,
+                    zero, y.pointer(), org.bytedeco.cuda.global.cudart.CUDA_R_16BF, m,
+                    org.bytedeco.cuda.global.cublas.CUBLAS_COMPUTE_32F, org.bytedeco.cuda.global.cublas.CUBLAS_GEMM_DEFAULT);
+            Cuda.checkBlas(rc, "cublasGemmEx(bf16 out, m=" + m + " n=" + n + " k=" + k + ", W '" + w.name() + "')");
+        }
+
+        @Override
+        public void close() {
+            if (closed) return;
+            closed = true;
+            org.bytedeco.cuda.global.cublas.cublasDestroy_v2(handle);
+            one.close();
+            zero.close();
+        }
     }
 
     @Override

@@ -40,12 +40,13 @@ public final class VlmBench implements Command {
     @Override public String summary() { return "GPU preprocessing + vision encoder latency of a VLM checkpoint (cuda)"; }
 
     @Override public String usage() {
-        return "vlmflux bench vlm --model DIR [--sizes 448x448,640x480,1280x720] [--format RGB|NV12|I420] [--iters 20] [--json]\n"
-                + "  --model DIR   a Qwen2-VL / Qwen2.5-VL folder (config.json, preprocessor_config.json, safetensors)";
+        return "vlmflux bench vlm --model DIR [--sizes 448x448,640x480,1280x720] [--format RGB|NV12|I420] [--iters 20] [--profile] [--json]\n"
+                + "  --model DIR   a Qwen2-VL / Qwen2.5-VL folder (config.json, preprocessor_config.json, safetensors)\n"
+                + "  --profile     also time every encoder op (eager, synchronized) and print the sums per op kind";
     }
 
     @Override public int run(List<String> argv) throws Exception {
-        Args a = Args.parse(argv, Set.of("model", "sizes", "format", "iters"), Set.of("json"));
+        Args a = Args.parse(argv, Set.of("model", "sizes", "format", "iters"), Set.of("json", "profile"));
         Path dir = Path.of(a.require("model"));
         if (!Files.isRegularFile(dir.resolve("config.json"))) throw new UsageException("--model " + dir + ": no config.json");
         int iters = a.getInt("iters", 20);
@@ -110,6 +111,13 @@ public final class VlmBench implements Command {
                     long cp0 = System.nanoTime();
                     for (int i = 0; i < 3; i++) cpuProc.process(frame);
                     double cpuPre = (System.nanoTime() - cp0) / 1e6 / 3;
+                    if (a.flag("profile")) {
+                        Map<String, Double> prof = enc.profile(px);
+                        double total = prof.values().stream().mapToDouble(Double::doubleValue).sum();
+                        StringBuilder sb = new StringBuilder("  profile " + w + "x" + h + " (eager, each op synchronized; total " + String.format("%.2f", total) + " ms):");
+                        prof.forEach((k, v) -> sb.append(String.format(" %s %.2f;", k, v)));
+                        System.err.println(sb);
+                    }
                     int tokens = px.numPatches() / (enc.mergeSize() * enc.mergeSize());
                     String grid = px.gridT() + "x" + px.gridH() + "x" + px.gridW();
                     System.err.printf("| %dx%d %s | %s | %d | %.3f | %.3f | %.3f | %.3f | %.3f | %.4f | %.1f |%n", w, h, fmt, grid, tokens,

@@ -49,6 +49,7 @@ public final class GpuVisionEncoder implements VisionEncoder {
     private final boolean ownsStream;
     private final DeviceArena weights;
     private final Blas blas;
+    private final VisionGpuOps.Gemm gemm16;     // bf16-output GEMMs (qkv, gate|up)
     private final GpuOps ops;
     private final VisionGpuOps vops;
     private final VisionGpuOps.Act act;
@@ -120,7 +121,9 @@ public final class GpuVisionEncoder implements VisionEncoder {
         Loader L = new Loader(store, prefix);
         try {
             int d = cfg.embedDim(), m2 = cfg.mergeSize() * cfg.mergeSize(), f = cfg.mlpHidden();
-            this.blas = new Blas(stream, weights.alloc("cublas workspace", 32L << 20));
+            DeviceBuffer ws = weights.alloc("cublas workspace", 32L << 20);
+            this.blas = new Blas(stream, ws);
+            this.gemm16 = new VisionGpuOps.Gemm(stream, ws); // same stream: the two handles never run at once
             this.ops = new GpuOps(stream);
             this.vops = new VisionGpuOps(stream);
             patchW = L.matrix("patch_embed.proj.weight", new long[] {d, cfg.inChannels(), cfg.temporalPatchSize(), cfg.patchSize(), cfg.patchSize()});
@@ -470,6 +473,36 @@ public final class GpuVisionEncoder implements VisionEncoder {
         return new DeviceEmbeddings(s.outF32, s.outBf16, n / (cfg.mergeSize() * cfg.mergeSize()), cfg.outHidden(), g0[0], g0[1], g0[2], hash);
     }
 
+    /** Per-op timing sink of {@link #profile}; null when running normally. */
+    private Map<String, Double> timing;
+
+    private void op(String name, Runnable r) {
+        if (timing == null) { r.run(); return; }
+        float ms = stream.time(r);
+        timing.merge(name, (double) ms, Double::sum);
+    }
+
+    /**
+     * Runs the tower once eagerly with CUDA events around every op and returns milliseconds per op kind
+     * (a diagnostic for benchmarks: each op is synchronized, so the sum exceeds the graph's latency).
+     */
+    public synchronized Map<String, Double> profile(GpuPixels pixels) {
+        check();
+        checkInput(0, pixels.patchDim(), pixels.gridH(), pixels.gridW());
+        int n = pixels.numPatches();
+        ensureScratch(n);
+        Scratch s = scratchBuffers(n).withInput(pixels.data());
+        int[][] grids = {{pixels.gridT(), pixels.gridH(), pixels.gridW()}};
+        Meta mt = meta(grids, n);
+        timing = new java.util.LinkedHashMap<>();
+        try {
+            enqueue(s, mt, n);
+            return timing;
+        } finally {
+            timing = null;
+        }
+    }
+
     private void enqueue(Scratch s, Meta mt, int n) {
         int d = cfg.embedDim(), m = cfg.mergeSize(), m2 = m * m, f = cfg.mlpHidden(), o = cfg.outHidden();
         int heads = cfg.numHeads(), hd = cfg.headDim(), units = n / m2;
@@ -477,33 +510,37 @@ public final class GpuVisionEncoder implements VisionEncoder {
         float scale = (float) (1.0 / Math.sqrt(hd));
         // patch embedding (Conv3d, stride = kernel: a GEMM over flattened patches), window permutation of units
         if (mt.unitIndex != null) {
-            blas.matmulNT(s.tmp, s.xbf16, patchW, n, d, cfg.patchDim(), false);
-            vops.gatherUnits(s.h, s.tmp, mt.unitIndex, units, m2 * d);
+            op("patch embed gemm", () -> blas.matmulNT(s.tmp, s.xbf16, patchW, n, d, cfg.patchDim(), false));
+            op("window permute", () -> vops.gatherUnits(s.h, s.tmp, mt.unitIndex, units, m2 * d));
         } else {
-            blas.matmulNT(s.h, s.xbf16, patchW, n, d, cfg.patchDim(), false);
+            op("patch embed gemm", () -> blas.matmulNT(s.h, s.xbf16, patchW, n, d, cfg.patchDim(), false));
         }
         Block prev = null;
         for (Block b : blocks) {
-            if (prev == null) vops.norm(s.normed, s.h, null, null, b.n1W, b.n1B, n, d, NORM_EPS, rms);
-            else vops.norm(s.normed, s.h, s.tmp, prev.downB, b.n1W, b.n1B, n, d, NORM_EPS, rms);
-            blas.matmulNT(s.qkv, s.normed, b.qkvW, n, 3 * d, d, false);
-            vops.ropeSplit(s.q, s.k, s.v, s.qkv, b.qkvB, mt.pos, invFreq, n, heads, hd);
-            if (b.fullAttention) vops.attention(s.attn, s.q, s.k, s.v, mt.fullTiles, mt.fullTileCount, n, heads, hd, scale);
-            else vops.attention(s.attn, s.q, s.k, s.v, mt.winTiles, mt.winTileCount, n, heads, hd, scale);
-            blas.matmulNT(s.tmp, s.attn, b.projW, n, d, d, false);
-            vops.norm(s.normed, s.h, s.tmp, b.projB, b.n2W, b.n2B, n, d, NORM_EPS, rms);
+            final Block pb = prev;
+            if (pb == null) op("norm", () -> vops.norm(s.normed, s.h, null, null, b.n1W, b.n1B, n, d, NORM_EPS, rms));
+            else op("norm", () -> vops.norm(s.normed, s.h, s.tmp, pb.downB, b.n1W, b.n1B, n, d, NORM_EPS, rms));
+            op("qkv gemm", () -> gemm16.matmulNTbf16(s.qkv, s.normed, b.qkvW, n, 3 * d, d));
+            op("rope split", () -> vops.ropeSplit(s.q, s.k, s.v, s.qkv, true, b.qkvB, mt.pos, invFreq, n, heads, hd));
+            if (b.fullAttention) op("attention full", () -> vops.attention(s.attn, s.q, s.k, s.v, mt.fullTiles, mt.fullTileCount, n, heads, hd, scale));
+            else op("attention window", () -> vops.attention(s.attn, s.q, s.k, s.v, mt.winTiles, mt.winTileCount, n, heads, hd, scale));
+            op("proj gemm", () -> blas.matmulNT(s.tmp, s.attn, b.projW, n, d, d, false));
+            op("norm", () -> vops.norm(s.normed, s.h, s.tmp, b.projB, b.n2W, b.n2B, n, d, NORM_EPS, rms));
             int width = q25 ? 2 * f : f;
-            blas.matmulNT(s.mlp, s.normed, b.upW, n, width, d, false);
-            vops.biasAct(s.actb, s.mlp, b.upB, n, f, width, act, q25);
-            blas.matmulNT(s.tmp, s.actb, b.downW, n, d, f, false);
+            op("gate|up gemm", () -> gemm16.matmulNTbf16(s.mlp, s.normed, b.upW, n, width, d));
+            op("mlp act", () -> vops.biasAct(s.actb, s.mlp, true, b.upB, n, f, width, act, q25));
+            op("down gemm", () -> blas.matmulNT(s.tmp, s.actb, b.downW, n, d, f, false));
             prev = b;
         }
         // patch merger: norm, m^2 neighbouring patches concatenated (contiguous rows), MLP with exact GELU
-        vops.norm(s.normed, s.h, s.tmp, prev.downB, lnQW, lnQB, n, d, NORM_EPS, rms);
-        blas.matmulNT(s.mid, s.normed, m0W, units, d * m2, d * m2, false);
-        vops.biasAct(s.midb, s.mid, m0B, units, d * m2, d * m2, VisionGpuOps.Act.GELU, false);
-        blas.matmulNT(s.merged, s.midb, m2W, units, o, d * m2, false);
-        vops.biasScatter(s.outF32, s.outBf16, s.merged, m2B, mt.unitIndex, units, o);
+        final Block last = prev;
+        op("merger", () -> {
+            vops.norm(s.normed, s.h, s.tmp, last.downB, lnQW, lnQB, n, d, NORM_EPS, rms);
+            gemm16.matmulNTbf16(s.mid, s.normed, m0W, units, d * m2, d * m2);
+            vops.biasAct(s.midb, s.mid, true, m0B, units, d * m2, d * m2, VisionGpuOps.Act.GELU, false);
+            blas.matmulNT(s.merged, s.midb, m2W, units, o, d * m2, false);
+            vops.biasScatter(s.outF32, s.outBf16, s.merged, m2B, mt.unitIndex, units, o);
+        });
     }
 
     @Override
@@ -517,6 +554,7 @@ public final class GpuVisionEncoder implements VisionEncoder {
             vops.close();
             ops.close();
             blas.close();
+            gemm16.close();
             if (scratch != null) scratch.close();
             if (metaArena != null) metaArena.close();
             weights.close();
