@@ -251,3 +251,165 @@ VF_ATTN_INSTANCE(5)
 VF_ATTN_INSTANCE(6)
 VF_ATTN_INSTANCE(7)
 VF_ATTN_INSTANCE(8)
+
+// ---------------------------------------------------------------------------------------------------------------
+// Prefill on the tensor cores (mma.sync m16n8k16 bf16 -> fp32), FlashAttention-2 style, for hd 64 and 128.
+// grid (ceil(n / 64), nq), block 128: each warp owns 16 queries; key tiles of 64 (K row-major, V transposed) in
+// shared memory; Q is split into two bf16 parts (hi + lo), P rounded to bf16 before the P V product (as FA2 does); softmax state and
+// accumulators fp32. Same contract as vf_attn_prefill_e*.
+#define VF_FA_BQ 64
+#define VF_FA_BK 64
+
+__device__ __forceinline__ unsigned int vf_fa_pack(float lo, float hi) {
+    return (unsigned int)f2bf(lo) | ((unsigned int)f2bf(hi) << 16);
+}
+
+__device__ __forceinline__ void vf_mma16816(float* c, const unsigned int* a, unsigned int b0, unsigned int b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+template <int HD>
+__device__ __forceinline__ void attn_prefill_mma(bf16_t* __restrict__ out, const float* __restrict__ q,
+        const bf16_t* __restrict__ kc, const bf16_t* __restrict__ vc, const int* __restrict__ startPtr,
+        int n, int nq, int nkv, int maxSeq, float scale) {
+    constexpr int KS = HD + 8;        // K row stride in shared memory (bf16): conflict-free fragment reads
+    constexpr int VS = VF_FA_BK + 8;  // V^T row stride
+    __shared__ __align__(16) bf16_t ks[VF_FA_BK * KS];
+    __shared__ __align__(16) bf16_t vts[HD * VS];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int g = lane >> 2, tq = lane & 3;
+    const int h = blockIdx.y, hk = h / (nq / nkv);
+    const int i0 = blockIdx.x * VF_FA_BQ;
+    const int start = startPtr[0];
+    const int qw = i0 + warp * 16;
+
+    // Q = hi + lo, both bf16 (two products per tile): Q K^T then carries ~16 mantissa bits of q, so large attention
+    // logits (Qwen2.5 q/k biases) keep fp32-like accuracy; K is bf16 in the cache anyway.
+    unsigned int qa[HD / 16][4], ql[HD / 16][4];
+#pragma unroll
+    for (int kb = 0; kb < HD / 16; kb++)
+#pragma unroll
+        for (int r = 0; r < 4; r++) {
+            const int row = qw + g + ((r & 1) ? 8 : 0);
+            const int col = kb * 16 + tq * 2 + ((r & 2) ? 8 : 0);
+            float x0 = 0.f, x1 = 0.f;
+            if (row < n) {
+                const float2 v = *reinterpret_cast<const float2*>(q + ((long long)row * nq + h) * HD + col);
+                x0 = v.x * scale; x1 = v.y * scale;
+            }
+            qa[kb][r] = vf_fa_pack(x0, x1);
+            const float h0 = __uint_as_float((qa[kb][r] & 0xffffu) << 16), h1 = __uint_as_float(qa[kb][r] & 0xffff0000u);
+            ql[kb][r] = vf_fa_pack(x0 - h0, x1 - h1);
+        }
+    float o[HD / 8][4];
+#pragma unroll
+    for (int d = 0; d < HD / 8; d++) { o[d][0] = 0.f; o[d][1] = 0.f; o[d][2] = 0.f; o[d][3] = 0.f; }
+    float m[2] = {VF_NEG_INF, VF_NEG_INF}, l[2] = {0.f, 0.f};
+
+    const int lastKey = start + min(n, i0 + VF_FA_BQ) - 1;
+    const bf16_t* kh = kc + (long long)hk * maxSeq * HD;
+    const bf16_t* vh = vc + (long long)hk * maxSeq * HD;
+    for (int k0 = 0; k0 <= lastKey; k0 += VF_FA_BK) {
+        __syncthreads();
+        for (int idx = threadIdx.x; idx < VF_FA_BK * (HD / 8); idx += blockDim.x) {
+            const int r = idx / (HD / 8), c8 = idx % (HD / 8);
+            const int key = k0 + r;
+            uint4 kv = make_uint4(0u, 0u, 0u, 0u), vv = kv;
+            if (key <= lastKey) {
+                kv = *reinterpret_cast<const uint4*>(kh + (long long)key * HD + c8 * 8);
+                vv = *reinterpret_cast<const uint4*>(vh + (long long)key * HD + c8 * 8);
+            }
+            *reinterpret_cast<uint4*>(ks + r * KS + c8 * 8) = kv;
+            const unsigned int w[4] = {vv.x, vv.y, vv.z, vv.w};
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                vts[(c8 * 8 + 2 * e) * VS + r] = (bf16_t)(w[e] & 0xffffu);
+                vts[(c8 * 8 + 2 * e + 1) * VS + r] = (bf16_t)(w[e] >> 16);
+            }
+        }
+        __syncthreads();
+        if (qw >= n || k0 > start + qw + 15) continue;   // this warp's queries see no key of the tile
+
+        float s[VF_FA_BK / 8][4];
+#pragma unroll
+        for (int nt = 0; nt < VF_FA_BK / 8; nt++) { s[nt][0] = 0.f; s[nt][1] = 0.f; s[nt][2] = 0.f; s[nt][3] = 0.f; }
+#pragma unroll
+        for (int kb = 0; kb < HD / 16; kb++)
+#pragma unroll
+            for (int nt = 0; nt < VF_FA_BK / 8; nt++) {
+                const bf16_t* kr = ks + (nt * 8 + g) * KS + kb * 16 + tq * 2;
+                const unsigned int b0 = *reinterpret_cast<const unsigned int*>(kr), b1 = *reinterpret_cast<const unsigned int*>(kr + 8);
+                vf_mma16816(s[nt], qa[kb], b0, b1);
+                vf_mma16816(s[nt], ql[kb], b0, b1);
+            }
+#pragma unroll
+        for (int rr = 0; rr < 2; rr++) {
+            const int i = qw + g + rr * 8;
+            float mx = VF_NEG_INF;
+#pragma unroll
+            for (int nt = 0; nt < VF_FA_BK / 8; nt++)
+#pragma unroll
+                for (int j = 0; j < 2; j++) {
+                    const int key = k0 + nt * 8 + tq * 2 + j;
+                    float v = s[nt][rr * 2 + j];
+                    if (i >= n || key > start + i) v = VF_NEG_INF;
+                    s[nt][rr * 2 + j] = v;
+                    mx = fmaxf(mx, v);
+                }
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+            const float mn = fmaxf(m[rr], mx);
+            const float corr = mn == VF_NEG_INF ? 1.f : __expf(m[rr] - mn);
+            float sum = 0.f;
+#pragma unroll
+            for (int nt = 0; nt < VF_FA_BK / 8; nt++)
+#pragma unroll
+                for (int j = 0; j < 2; j++) {
+                    const float p = mn == VF_NEG_INF ? 0.f : __expf(s[nt][rr * 2 + j] - mn);
+                    s[nt][rr * 2 + j] = p;
+                    sum += p;
+                }
+            sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+            sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+            l[rr] = l[rr] * corr + sum;
+            m[rr] = mn;
+#pragma unroll
+            for (int d = 0; d < HD / 8; d++) { o[d][rr * 2] *= corr; o[d][rr * 2 + 1] *= corr; }
+        }
+#pragma unroll
+        for (int kk = 0; kk < VF_FA_BK / 16; kk++) {
+            unsigned int pa[4];
+            pa[0] = vf_fa_pack(s[2 * kk][0], s[2 * kk][1]);
+            pa[1] = vf_fa_pack(s[2 * kk][2], s[2 * kk][3]);
+            pa[2] = vf_fa_pack(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+            pa[3] = vf_fa_pack(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+#pragma unroll
+            for (int d = 0; d < HD / 8; d++) {
+                const bf16_t* vr = vts + (d * 8 + g) * VS + kk * 16 + tq * 2;
+                vf_mma16816(o[d], pa, *reinterpret_cast<const unsigned int*>(vr), *reinterpret_cast<const unsigned int*>(vr + 8));
+            }
+        }
+    }
+#pragma unroll
+    for (int rr = 0; rr < 2; rr++) {
+        const int i = qw + g + rr * 8;
+        if (i < n && l[rr] > 0.f) {
+            const float inv = 1.f / l[rr];
+            unsigned int* orow = reinterpret_cast<unsigned int*>(out + ((long long)i * nq + h) * HD);
+#pragma unroll
+            for (int d = 0; d < HD / 8; d++) orow[(d * 8 + tq * 2) >> 1] = vf_fa_pack(o[d][rr * 2] * inv, o[d][rr * 2 + 1] * inv);
+        }
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(128) vf_attn_prefill_mma_h64(bf16_t* out, const float* q, const bf16_t* kc,
+        const bf16_t* vc, const int* start, int n, int nq, int nkv, int maxSeq, float scale) {
+    attn_prefill_mma<64>(out, q, kc, vc, start, n, nq, nkv, maxSeq, scale);
+}
+
+extern "C" __global__ void __launch_bounds__(128) vf_attn_prefill_mma_h128(bf16_t* out, const float* q, const bf16_t* kc,
+        const bf16_t* vc, const int* start, int n, int nq, int nkv, int maxSeq, float scale) {
+    attn_prefill_mma<128>(out, q, kc, vc, start, n, nq, nkv, maxSeq, scale);
+}

@@ -192,6 +192,9 @@ public final class GpuOps implements AutoCloseable {
         return (s.headDim() + 31) / 32;
     }
 
+    /** Head dims 64 and 128 use the tensor-core prefill kernel unless {@code -Dvlmflux.cuda.prefillMma=false}. */
+    private static final boolean MMA_PREFILL = !"false".equalsIgnoreCase(System.getProperty("vlmflux.cuda.prefillMma", "true"));
+
     /** Splits a decode attention would use for a cache of {@code maxSeq}: enough blocks to fill the GPU. */
     public int decodeSplits(AttnShape s) {
         int sms = stream.device().multiProcessorCount();
@@ -240,6 +243,13 @@ public final class GpuOps implements AutoCloseable {
         kCache.require(s.cacheBytes(), "attentionPrefill", "K cache");
         vCache.require(s.cacheBytes(), "attentionPrefill", "V cache");
         start.require(4, "attentionPrefill", "start int32");
+        int hd = s.headDim();
+        if ((hd == 64 || hd == 128) && MMA_PREFILL) {   // tensor-core FlashAttention-2 kernel, 64 queries per block
+            k.launch("vf_attn_prefill_mma_h" + hd, (n + 63) / 64, s.nq(), 1, 128, 0, stream,
+                    a.reset().ptr(out).ptr(q).ptr(kCache).ptr(vCache).ptr(start)
+                            .i32(n).i32(s.nq()).i32(s.nkv()).i32(s.maxSeq()).f32(scale));
+            return;
+        }
         int qb = 4 * (e >= 8 ? 3 : 4);  // queries per block, as attention.cu
         k.launch("vf_attn_prefill_e" + e, (n + qb - 1) / qb, s.nq(), 1, 128, 0, stream,
                 a.reset().ptr(out).ptr(q).ptr(kCache).ptr(vCache).ptr(start)

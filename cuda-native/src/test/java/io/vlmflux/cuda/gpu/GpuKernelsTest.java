@@ -253,7 +253,8 @@ class GpuKernelsTest {
     }
 
     @ParameterizedTest
-    @CsvSource({"37,0,8,2,64", "20,5,4,4,128", "50,13,4,1,256", "9,0,6,2,96", "70,40,16,2,128", "3,0,2,2,32"})
+    @CsvSource({"37,0,8,2,64", "20,5,4,4,128", "50,13,4,1,256", "9,0,6,2,96", "70,40,16,2,128", "3,0,2,2,32",
+            "200,70,8,2,128", "130,0,4,4,64", "33,2,6,2,16", "40,0,8,4,8"})
     void prefillAttentionMatchesCpu(int n, int start, int nq, int nkv, int hd) {
         int maxSeq = start + n + 3;
         GpuOps.AttnShape s = new GpuOps.AttnShape(nq, nkv, hd, maxSeq);
@@ -263,11 +264,13 @@ class GpuKernelsTest {
         DeviceBuffer o = out("o", 2L * n * nq * hd);
         ops.attentionPrefill(o, f32("q", q), bf("kc", kc), bf("vc", vc), i32("start", start), n, s, scale);
         float[] got = f(st.downloadShorts(o, n * nq * hd));
-        assertRel("prefill n=" + n + " start=" + start + " hd=" + hd, got, Ref.attention(q, kc, vc, n, nq, nkv, hd, maxSeq, start, scale), 5e-3);
+        // hd 64/128 run on the tensor cores with Q and P rounded to bf16 (as FlashAttention-2): 1e-2; CUDA-core path 5e-3
+        assertRel("prefill n=" + n + " start=" + start + " hd=" + hd, got, Ref.attention(q, kc, vc, n, nq, nkv, hd, maxSeq, start, scale),
+                hd == 64 || hd == 128 ? 1e-2 : 5e-3);
     }
 
     @ParameterizedTest
-    @CsvSource({"1,8,2,64,0", "100,28,4,128,0", "3000,16,8,128,0", "777,32,2,128,5", "2049,4,4,256,0", "64,12,2,96,1"})
+    @CsvSource({"1,8,2,64,0", "100,28,4,128,0", "3000,16,8,128,0", "777,32,2,128,5", "2049,4,4,256,0", "64,12,2,96,1", "50,6,2,16,0", "90,8,4,8,3"})
     void decodeAttentionMatchesCpu(int len, int nq, int nkv, int hd, int splitsOverride) {
         int maxSeq = len + 17;
         GpuOps.AttnShape s = new GpuOps.AttnShape(nq, nkv, hd, maxSeq);
