@@ -54,7 +54,9 @@ class LifecycleLeakTest {
         long javaThreads = Thread.getAllStackTraces().size();
         cycles(100);
         // One-time growth (heap sizing, JIT, glibc arenas of new threads, GStreamer caches) is behind us now; a leak
-        // grows every round, so the median round must stay flat (a leaked pipeline costs well over 100 kB).
+        // grows every round, so the median round must stay flat (a leaked pipeline costs well over 100 kB, so 100
+        // leaked pipelines would add > 10 MB to every round). A single round may jump (a code-cache or malloc-arena
+        // step of tens of MB was seen once in three), which is why the median is what is checked.
         long[] growth = new long[3];
         long prev = nativeRssKb();
         for (int r = 0; r < 3; r++) {
@@ -66,7 +68,6 @@ class LifecycleLeakTest {
         long[] sorted = growth.clone();
         java.util.Arrays.sort(sorted);
         assertTrue(sorted[1] < 8_000, "native RSS grows per 100 cycles (kB): " + java.util.Arrays.toString(growth));
-        assertTrue(growth[0] + growth[1] + growth[2] < 48_000, "native RSS grew (kB): " + java.util.Arrays.toString(growth));
         // Cancelling from another thread joins the pump; cancelling inside onNext (on the pump itself) lets the pump
         // tear down right after, so the last cycle may still be finishing: wait for it, bounded.
         long t = System.nanoTime() + Duration.ofSeconds(5).toNanos();
