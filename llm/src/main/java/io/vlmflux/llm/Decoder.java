@@ -33,5 +33,13 @@ public interface Decoder extends AutoCloseable {
         return new io.vlmflux.llm.sampling.Sampler(p.withSeed(p.seed() + cache.length()), config().vocabSize()).sample(logits);
     }
 
+    /**
+     * Whether {@link #forwardSample} selects with {@code p} on the device, so that only the token id crosses to the
+     * host. The {@link Generator} then calls {@code forwardSample} every step; otherwise it downloads the logits and
+     * samples with its per-sequence host {@link io.vlmflux.llm.sampling.Sampler} (which keeps the seen-token set of
+     * the repetition penalty and one random stream per sequence). Default: false.
+     */
+    default boolean samplesOnDevice(SamplingParams p) { return false; }
+
     @Override void close();
 }

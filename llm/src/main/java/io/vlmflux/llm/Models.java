@@ -38,7 +38,10 @@ public final class Models {
                 + "'); supported: " + sb);
     }
 
-    /** Loads {@code dir} (config.json + safetensors) on {@code backend} ("cpu" or "cuda"). */
+    /**
+     * Loads {@code dir} (config.json + safetensors) on {@code backend}: "cpu", "cuda", or "auto" (cuda when
+     * {@link io.vlmflux.llm.cuda.CudaDecoderBackend#available()}, else cpu; the choice and its reason are logged).
+     */
     public static Decoder load(Path dir, String backend) throws IOException { return load(dir, "config.json", backend); }
 
     /** Like {@link #load(Path, String)} with another config file name (e.g. {@code config.hub.json}). */
@@ -52,7 +55,7 @@ public final class Models {
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException(dir.resolve(configFile) + ": " + e.getMessage(), e);
         }
-        DecoderBackend b = backend(backend);
+        DecoderBackend b = backend(resolve(backend));
         WeightStore store = WeightStore.open(dir);
         try {
             TextModelSpec spec = family.spec(config, store.names());
@@ -66,8 +69,29 @@ public final class Models {
         }
     }
 
-    /** The backend named {@code name}. */
+    /**
+     * The concrete backend name for {@code name} (null: "cpu"): "auto" becomes "cuda" where a usable GPU exists and "cpu"
+     * otherwise, logging which and why; other names are returned lower-cased (validated by {@link #backend}).
+     */
+    public static String resolve(String name) {
+        String n = name == null ? "cpu" : name.trim().toLowerCase(Locale.ROOT);
+        if (!n.equals("auto")) return n;
+        String chosen, why;
+        try {
+            boolean gpu = io.vlmflux.llm.cuda.CudaDecoderBackend.available();
+            chosen = gpu ? "cuda" : "cpu";
+            why = gpu ? "a usable GPU is present" : "no usable GPU: " + io.vlmflux.llm.cuda.CudaDecoderBackend.unavailableReason();
+        } catch (LinkageError e) {   // CUDA presets missing from the class path
+            chosen = "cpu";
+            why = "the CUDA runtime classes cannot load: " + e;
+        }
+        LOG.log(System.Logger.Level.INFO, "language-model backend auto -> {0} ({1})", chosen, why);
+        return chosen;
+    }
+
+    /** The backend named {@code name} ("cpu", "cuda"; "auto" resolves first, see {@link #resolve}). */
     public static DecoderBackend backend(String name) {
+        if (name != null && name.trim().equalsIgnoreCase("auto")) name = resolve(name);
         String n = name == null ? "cpu" : name.toLowerCase(Locale.ROOT);
         if (n.equals("cpu")) return new CpuDecoderBackend();
         if (!n.matches("[a-z][a-z0-9]*")) throw new IllegalArgumentException("invalid backend name '" + name + "'");
@@ -75,7 +99,7 @@ public final class Models {
         try {
             return (DecoderBackend) Class.forName(cls).getDeclaredConstructor().newInstance();
         } catch (ClassNotFoundException e) {
-            throw new IllegalStateException("backend '" + n + "' is not available in this build (no " + cls + "); available: cpu");
+            throw new IllegalStateException("backend '" + n + "' is not available in this build (no " + cls + "); available: cpu, cuda, auto");
         } catch (ReflectiveOperationException | LinkageError e) {
             throw new IllegalStateException("backend '" + n + "' failed to start: " + e, e);
         }

@@ -10,6 +10,10 @@ import java.util.List;
 /**
  * The imperative core of one generation: {@link #prefill()} then {@link #step()} until an event carries a finish
  * reason. Owns its KV cache ({@link #close()} frees it). Not thread-safe; the generator drives it from one thread.
+ *
+ * <p>Token selection: where the decoder {@linkplain Decoder#samplesOnDevice samples on the device} for these sampling
+ * settings (CUDA: greedy, temperature/top-k/top-p), each forward is {@link Decoder#forwardSample} and only the token id
+ * reaches the host; otherwise the last position's logits come back and the sequence's own {@link Sampler} picks.
  */
 final class Sequence implements AutoCloseable {
     private final Decoder decoder;
@@ -21,7 +25,10 @@ final class Sequence implements AutoCloseable {
     private final StopMatcher stops;
     private final Runnable onClose;
     private KvCache cache;
-    private float[] logits;
+    private final boolean onDevice;
+    private float[] logits;       // host path: logits of the last position fed
+    private int chosen = -1;      // device path: the token the decoder selected after the last forward
+    private boolean prefilled;
     private int pending = -1;     // sampled token not yet fed to the model
     private int generated;
     private boolean finished;
@@ -39,15 +46,19 @@ final class Sequence implements AutoCloseable {
         if (prompt.length() > capacity)
             throw new IllegalArgumentException("prompt of " + prompt.length() + " tokens exceeds the model's context of " + c.maxPositionEmbeddings());
         this.cache = decoder.newCache(capacity);
-        this.sampler = new Sampler(opts.sampling(), c.vocabSize());
+        this.onDevice = decoder.samplesOnDevice(opts.sampling());
+        this.sampler = onDevice ? null : new Sampler(opts.sampling(), c.vocabSize());
         this.stops = new StopMatcher(opts.stopStrings());
-        sampler.observe(prompt.tokens());
+        if (sampler != null) sampler.observe(prompt.tokens());
     }
 
     /** Prompt positions taken from the prefix cache by the last prefill. */
     int reusedPrefix() { return reused; }
 
-    /** Runs the prompt (minus any cached prefix) and keeps the logits of its last position. */
+    /** Whether tokens are selected on the device (only ids cross to the host). */
+    boolean samplesOnDevice() { return onDevice; }
+
+    /** Runs the prompt (minus any cached prefix) and keeps the logits of its last position (or the device's choice). */
     void prefill() {
         long t0 = System.nanoTime();
         int n = prompt.length();
@@ -58,16 +69,19 @@ final class Sequence implements AutoCloseable {
         reused = prefixCache == null ? 0 : prefixCache.restore(prompt, n - 1, cache);
         int from = reused;
         if (keep > from) {   // prefill up to the shareable prefix first, store it, then the rest
-            logits = forwardRange(tokens, mp, from, keep);
+            decoder.forward(cache, input(tokens, mp, from, keep), false);
             prefixCache.store(prompt, keep, cache);
             from = keep;
         }
-        logits = forwardRange(tokens, mp, from, n);
+        ForwardInput rest = input(tokens, mp, from, n);
+        if (onDevice) chosen = decoder.forwardSample(cache, rest, opts.sampling());
+        else logits = decoder.forward(cache, rest, false);
+        prefilled = true;
         if (mp != null) cache.positionDelta(mp.delta());
         if (opts.onPrefillNanos() != null) opts.onPrefillNanos().accept(System.nanoTime() - t0);
     }
 
-    private float[] forwardRange(int[] tokens, MropePositions mp, int from, int to) {
+    private ForwardInput input(int[] tokens, MropePositions mp, int from, int to) {
         int[] chunk = Arrays.copyOfRange(tokens, from, to);
         List<EmbeddingSpan> spans = prompt.spans().stream().filter(s -> s.start() >= from && s.end() <= to).map(s -> s.at(s.start() - from)).toList();
         for (EmbeddingSpan s : prompt.spans())
@@ -78,24 +92,25 @@ final class Sequence implements AutoCloseable {
             pos = new int[3][];
             for (int a = 0; a < 3; a++) pos[a] = Arrays.copyOfRange(mp.positions()[a], from, to);
         }
-        return decoder.forward(cache, new ForwardInput(chunk, spans, pos), false);
+        return new ForwardInput(chunk, spans, pos);
     }
 
     /** Generates one token. The returned event is the last one when its finish reason is set. */
     TokenEvent step() {
         if (finished) throw new IllegalStateException("sequence already finished");
         if (cache == null) throw new IllegalStateException("sequence closed");
-        if (logits == null) prefill();
+        if (!prefilled) prefill();
         if (opts.maxTokens() == 0) { finished = true; return new TokenEvent(-1, "", 0, FinishReason.LENGTH); }
         if (pending >= 0) {
             if (cache.length() + 1 > cache.capacity()) {
                 finished = true;
                 return new TokenEvent(pending, text.flush() + stops.flush(), generated, FinishReason.LENGTH);
             }
-            logits = decoder.forward(cache, ForwardInput.tokens(pending), false);
+            if (onDevice) chosen = decoder.forwardSample(cache, ForwardInput.tokens(pending), opts.sampling());
+            else logits = decoder.forward(cache, ForwardInput.tokens(pending), false);
             pending = -1;
         }
-        int tok = sampler.sample(logits);
+        int tok = onDevice ? chosen : sampler.sample(logits);
         int index = generated++;
         FinishReason fin = null;
         String delta;

@@ -109,8 +109,17 @@ class ConfigAndLoadTest {
         var e7 = assertThrows(IllegalArgumentException.class, () -> Models.load(d7, "cpu"));
         assertTrue(e7.getMessage().contains("model.norm.weight") && e7.getMessage().contains("I32"), e7.getMessage());
 
-        var e8 = assertThrows(IllegalStateException.class, () -> Models.backend("cuda").name());
-        assertTrue(e8.getMessage().contains("cuda"), e8.getMessage());
+        // the cuda backend is in the build: it loads where a GPU exists, and elsewhere fails saying why
+        assertEquals("cuda", Models.backend("cuda").name());
+        if (io.vlmflux.cuda.gpu.Gpu.isAvailable()) {
+            try (Decoder d = Models.load(Fixtures.dir("tiny-qwen2"), "cuda")) { assertEquals("cuda", d.backend()); }
+        } else {
+            var e8 = assertThrows(IllegalStateException.class, () -> Models.load(Fixtures.dir("tiny-qwen2"), "cuda"));
+            assertTrue(e8.getMessage().startsWith("backend 'cuda' cannot run here: ")
+                    && e8.getMessage().contains(io.vlmflux.cuda.gpu.Gpu.unavailableReason()), e8.getMessage());
+        }
+        var e9 = assertThrows(IllegalStateException.class, () -> Models.backend("tpu"));
+        assertTrue(e9.getMessage().contains("'tpu'") && e9.getMessage().contains("available: cpu, cuda, auto"), e9.getMessage());
     }
 
     @Test void transformers5PrefixAndF32AndF16Weights() throws Exception {

@@ -307,6 +307,9 @@ public final class CudaDecoder implements Decoder {
         return pin.buffer().getInt(32);
     }
 
+    /** Greedy and temperature/top-k/top-p select on the device; min-p and the repetition penalty need the host sampler. */
+    @Override public boolean samplesOnDevice(SamplingParams p) { return p.repetitionPenalty() == 1.0 && p.minP() == 0; }
+
     private static boolean isDecode(ForwardInput in) { return in.length() == 1 && in.spans().isEmpty(); }
 
     // ---------------------------------------------------------------------------------------------------------

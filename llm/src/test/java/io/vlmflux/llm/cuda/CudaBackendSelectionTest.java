@@ -19,6 +19,19 @@ class CudaBackendSelectionTest {
     }
 
     @Test
+    void autoPicksCudaExactlyWhenAGpuIsUsable() throws Exception {
+        String expected = Gpu.isAvailable() ? "cuda" : "cpu";
+        assertEquals(expected, Models.resolve("auto"));
+        assertEquals(expected, Models.resolve(" AUTO "));
+        assertEquals(expected, Models.backend("auto").name());
+        assertEquals("cpu", Models.resolve("cpu"));
+        assertEquals("cuda", Models.resolve("cuda"));
+        try (io.vlmflux.llm.Decoder d = Models.load(Fixtures.dir("tiny-qwen3"), "auto")) {
+            assertEquals(expected, d.backend());
+        }
+    }
+
+    @Test
     void withoutAGpuLoadingSaysWhy() {
         Assumptions.assumeFalse(Gpu.isAvailable(), "a GPU is present");
         IllegalStateException e = assertThrows(IllegalStateException.class, () -> Models.load(Fixtures.dir("tiny-qwen3"), "cuda"));
