@@ -51,7 +51,7 @@ public final class GenerateCommand implements Command {
     private static final System.Logger LOG = System.getLogger("vlmflux.generate");
     private static final Set<String> VALUED = Set.of("model", "prompt", "prompt-file", "image", "max-tokens", "temperature", "top-k",
             "top-p", "min-p", "seed", "repetition-penalty", "stop", "backend");
-    private static final Set<String> FLAGS = Set.of("raw", "greedy", "ignore-eos", "json");
+    private static final Set<String> FLAGS = Set.of("raw", "greedy", "ignore-eos", "json", "no-cuda-graph");
 
     @Override public String summary() { return "generate text from a prompt (and images) with a local model"; }
 
@@ -59,7 +59,7 @@ public final class GenerateCommand implements Command {
         return """
                 vlmflux generate --model DIR (--prompt TEXT | --prompt-file FILE|-) [--raw] [--image FILE]... [--max-tokens N]
                                  [--greedy | --temperature T --top-k K --top-p P --min-p P --seed S] [--repetition-penalty R]
-                                 [--stop STRING]... [--ignore-eos] [--backend cpu|cuda] [--json]
+                                 [--stop STRING]... [--ignore-eos] [--backend auto|cpu|cuda] [--no-cuda-graph] [--json]
 
                   --prompt-file -   read the prompt from stdin
                   --raw             use the prompt verbatim (special tokens honoured) instead of the chat template's user turn;
@@ -67,6 +67,8 @@ public final class GenerateCommand implements Command {
                   --max-tokens N    default 256
                   sampling          defaults from generation_config.json (greedy when absent or do_sample=false)
                   --ignore-eos      do not stop on EOS or stop strings
+                  --backend B       auto (default: cuda when a usable GPU is present, else cpu; the choice is logged), cpu, cuda
+                  --no-cuda-graph   cuda: run every decode step eagerly instead of replaying the captured CUDA graph
                   --json            print one JSON object: input_ids, tokens, text, finish_reason, timings
                 """;
     }
@@ -78,8 +80,9 @@ public final class GenerateCommand implements Command {
         String promptText = readPrompt(a);
         int maxTokens = a.getInt("max-tokens", 256);
         if (maxTokens < 0) throw new UsageException("--max-tokens must be >= 0");
-        String backend = a.get("backend", "cpu");
-        if (!backend.equals("cpu") && !backend.equals("cuda")) throw new UsageException("--backend must be cpu or cuda, got '" + backend + "'");
+        String requested = a.get("backend", "auto");
+        if (!Set.of("auto", "cpu", "cuda").contains(requested)) throw new UsageException("--backend must be auto, cpu or cuda, got '" + requested + "'");
+        if (a.flag("no-cuda-graph")) System.setProperty("vlmflux.cuda.graphs", "false");   // read by the CUDA decoder at load
         if (a.flag("greedy") && (a.has("temperature") || a.has("top-k") || a.has("top-p") || a.has("min-p")))
             throw new UsageException("--greedy cannot be combined with --temperature/--top-k/--top-p/--min-p");
         List<Path> images = a.all("image").stream().map(Path::of).toList();
@@ -88,6 +91,8 @@ public final class GenerateCommand implements Command {
         long t0 = System.nanoTime();
         Tokenizer tok = Tokenizer.load(dir);
         GenerationConfig gen = GenerationConfig.load(dir);
+        String backend = Models.resolve(requested);
+        if (a.flag("no-cuda-graph") && !backend.equals("cuda")) LOG.log(System.Logger.Level.INFO, "--no-cuda-graph has no effect on backend {0}", backend);
         try (Decoder decoder = Models.load(dir, backend)) {
             ModelConfig cfg = decoder.config();
             String text = promptText;
@@ -105,7 +110,7 @@ public final class GenerateCommand implements Command {
             if (slots != images.size())
                 throw new UsageException("the prompt has " + slots + " image slot(s) but " + images.size() + " --image file(s) were given");
             if (!images.isEmpty()) {
-                List<ImageEmbeddings> emb = encodeImages(dir, images);
+                List<ImageEmbeddings> emb = encodeImages(dir, images, backend);
                 int[] counts = emb.stream().mapToInt(ImageEmbeddings::tokens).toArray();
                 ImageSlots.Expanded ex = ImageSlots.expand(ids, cfg.imageTokenId(), counts);
                 ids = ex.tokens();
@@ -176,6 +181,7 @@ public final class GenerateCommand implements Command {
             timings.put("decode_ms", round(decodeMs));
             timings.put("tokens_per_s", round(genIds.length > 1 && decodeMs > 0 ? (genIds.length - 1) / (decodeMs / 1000) : 0));
             Map<String, Object> o = new LinkedHashMap<>();
+            o.put("backend", decoder.backend());
             o.put("input_ids", ids);
             o.put("tokens", genIds);
             o.put("text", tok.decode(genIds));
@@ -201,10 +207,10 @@ public final class GenerateCommand implements Command {
     }
 
     /** Image files → embeddings with the model folder's preprocessor and vision encoder (the one vision step). */
-    static List<ImageEmbeddings> encodeImages(Path dir, List<Path> files) {
+    static List<ImageEmbeddings> encodeImages(Path dir, List<Path> files, String backend) {
         ImageProcessor proc = ImageProcessor.load(dir);
         List<ImageEmbeddings> out = new ArrayList<>();
-        try (VisionEncoder enc = VisionEncoders.load(dir)) {
+        try (VisionEncoder enc = VisionEncoders.load(dir, backend)) {
             LOG.log(System.Logger.Level.INFO, "vision encoder: {0}", enc.describe());
             for (Path f : files) {
                 try (Frame frame = Images.read(f)) {

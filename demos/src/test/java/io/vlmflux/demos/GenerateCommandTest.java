@@ -63,12 +63,23 @@ class GenerateCommandTest {
         assertEquals(p.get("greedy_new_tokens"), o.get("tokens"));
     }
 
+    @Test void backendDefaultsToAutoAndIsReported() throws Exception {
+        JsonNode o = run(List.of("--model", fixture("tiny-qwen3").toString(), "--prompt", "hi", "--greedy", "--max-tokens", "3",
+                "--ignore-eos", "--no-cuda-graph", "--json"));
+        assertEquals(io.vlmflux.cuda.gpu.Gpu.isAvailable() ? "cuda" : "cpu", o.get("backend").asText());
+        assertEquals(3, o.get("tokens").size());
+        System.clearProperty("vlmflux.cuda.graphs");
+    }
+
     @Test void usageErrors() {
         assertThrows(UsageException.class, () -> new GenerateCommand().run(List.of("--model", "x")));
         assertThrows(UsageException.class, () -> new GenerateCommand().run(List.of("--model", fixture("tiny-qwen2").toString(), "--prompt", "a", "--greedy", "--temperature", "1")));
         assertThrows(UsageException.class, () -> new GenerateCommand().run(List.of("--model", fixture("tiny-qwen2").toString(), "--prompt", "a", "--image", "nope.png")));
-        var e = assertThrows(IllegalStateException.class, () -> new GenerateCommand().run(List.of("--model", fixture("tiny-qwen2").toString(), "--prompt", "a", "--backend", "cuda")));
-        assertTrue(e.getMessage().contains("cuda"));
+        assertThrows(UsageException.class, () -> new GenerateCommand().run(List.of("--model", fixture("tiny-qwen2").toString(), "--prompt", "a", "--backend", "tpu")));
+        if (!io.vlmflux.cuda.gpu.Gpu.isAvailable()) {
+            var e = assertThrows(IllegalStateException.class, () -> new GenerateCommand().run(List.of("--model", fixture("tiny-qwen2").toString(), "--prompt", "a", "--backend", "cuda")));
+            assertTrue(e.getMessage().startsWith("backend 'cuda' cannot run here: "), e.getMessage());
+        }
         List<String> two = new ArrayList<>(List.of("--model", fixture("tiny-qwen2vl").toString(), "--raw", "--prompt", "<|vision_start|><|image_pad|><|vision_end|>hi"));
         assertThrows(UsageException.class, () -> new GenerateCommand().run(two));   // one slot, no image
     }

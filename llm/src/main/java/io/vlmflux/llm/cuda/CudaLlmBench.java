@@ -29,15 +29,22 @@ import java.util.SplittableRandom;
 public final class CudaLlmBench {
     private CudaLlmBench() {}
 
-    public record Result(String model, int context, double prefillMs, double decodeTokS, double rooflineTokS, double fracOfRoofline,
-                         double bandwidthGBs, long weightBytesPerToken, long kvBytesPerToken, long decoderBytes, long kvCacheBytes,
-                         boolean graphs) {
+    /**
+     * One context's figures. {@code kvBytesPerToken}: K/V bytes one decode step reads at that context;
+     * {@code deviceUsedBytes}: device memory in use (total - free, all processes and the CUDA context) while the cache
+     * is allocated.
+     */
+    public record Result(String model, String device, int context, int decodeTokens, double prefillMs, double decodeTokS,
+                         double rooflineTokS, double fracOfRoofline, double bandwidthGBs, long weightBytesPerToken, long kvBytesPerToken,
+                         long decoderBytes, long kvCacheBytes, long deviceUsedBytes, boolean graphs) {
         public String json() {
-            return String.format(Locale.ROOT, "{\"what\":\"vlmflux_llm\",\"model\":\"%s\",\"ctx\":%d,\"prefill_ms\":%.2f,\"decode_tok_s\":%.1f,"
-                            + "\"roofline_tok_s\":%.1f,\"frac_of_roofline\":%.3f,\"bandwidth_GBps\":%.1f,\"weight_GB_per_token\":%.3f,"
-                            + "\"kv_MB_per_token\":%.1f,\"gpu_mem_decoder_MB\":%d,\"gpu_mem_kv_MB\":%d,\"cuda_graphs\":%s}",
-                    model, context, prefillMs, decodeTokS, rooflineTokS, fracOfRoofline, bandwidthGBs, weightBytesPerToken / 1e9,
-                    kvBytesPerToken / 1e6, decoderBytes >> 20, kvCacheBytes >> 20, graphs);
+            return String.format(Locale.ROOT, "{\"what\":\"vlmflux_llm\",\"backend\":\"cuda\",\"model\":\"%s\",\"device\":\"%s\",\"ctx\":%d,"
+                            + "\"decode_tokens\":%d,\"prefill_ms\":%.2f,\"decode_tok_s\":%.1f,\"roofline_tok_s\":%.1f,\"frac_of_roofline\":%.3f,"
+                            + "\"bandwidth_GBps\":%.1f,\"weight_GB_per_token\":%.3f,\"kv_MB_per_token\":%.1f,\"gpu_mem_decoder_MB\":%d,"
+                            + "\"gpu_mem_kv_MB\":%d,\"gpu_mem_device_used_MB\":%d,\"cuda_graphs\":%s}",
+                    model.replace("\"", "'"), device.replace("\"", "'"), context, decodeTokens, prefillMs, decodeTokS, rooflineTokS,
+                    fracOfRoofline, bandwidthGBs, weightBytesPerToken / 1e9, kvBytesPerToken / 1e6, decoderBytes >> 20, kvCacheBytes >> 20,
+                    deviceUsedBytes >> 20, graphs);
         }
     }
 
@@ -63,7 +70,11 @@ public final class CudaLlmBench {
         return 2 * (L * perLayer + (long) c.vocabSize() * H + H);
     }
 
+    /** Benchmarks {@code model} at each context; results in order (nothing printed). */
     public static List<Result> run(Path model, int[] contexts, int decodeTokens) throws Exception {
+        for (int ctx : contexts) if (ctx < 1) throw new IllegalArgumentException("context must be >= 1, got " + ctx);
+        if (decodeTokens < 1) throw new IllegalArgumentException("decode tokens must be >= 1, got " + decodeTokens);
+        if (!Gpu.isAvailable()) throw new IllegalStateException("backend 'cuda' cannot run here: " + Gpu.unavailableReason());
         double bw = bandwidth();
         List<Result> out = new ArrayList<>();
         try (Decoder d = Models.load(model, "cuda")) {
@@ -72,6 +83,9 @@ public final class CudaLlmBench {
             SplittableRandom r = new SplittableRandom(7);
             SamplingParams greedy = SamplingParams.greedyDecoding();
             for (int ctx : contexts) {
+                if (ctx + decodeTokens + 8 > c.maxPositionEmbeddings())
+                    throw new IllegalArgumentException("context " + ctx + " + " + decodeTokens + " decode tokens exceeds the model's max_position_embeddings "
+                            + c.maxPositionEmbeddings());
                 int[] prompt = new int[ctx];
                 for (int i = 0; i < ctx; i++) prompt[i] = r.nextInt(Math.min(c.vocabSize(), 100_000));
                 try (KvCache cache = d.newCache(ctx + decodeTokens + 8)) {
@@ -93,9 +107,9 @@ public final class CudaLlmBench {
                     long wb = weightBytesPerToken(c);
                     long kvb = 2L * c.numLayers() * c.kvDim() * 2 * (ctx + decodeTokens / 2);
                     double roof = bw / (wb + kvb);
-                    out.add(new Result(model.getFileName().toString(), ctx, p3[1], tps, roof, tps / roof, bw / 1e9, wb, kvb,
-                            cd.arenaBytes(), cache.bytes(), cd.graphsEnabled()));
-                    System.out.println(out.getLast().json());
+                    long[] mem = cd.device().memoryInfo();
+                    out.add(new Result(model.getFileName().toString(), cd.device().name(), ctx, decodeTokens, p3[1], tps, roof, tps / roof,
+                            bw / 1e9, wb, kvb, cd.arenaBytes(), cache.bytes(), mem[1] - mem[0], cd.graphsEnabled()));
                 }
             }
         }
@@ -108,6 +122,6 @@ public final class CudaLlmBench {
             System.exit(2);
         }
         int[] ctx = java.util.Arrays.stream((args.length > 1 ? args[1] : "512,2048").split(",")).mapToInt(Integer::parseInt).toArray();
-        run(Path.of(args[0]), ctx, args.length > 2 ? Integer.parseInt(args[2]) : 128);
+        for (Result r : run(Path.of(args[0]), ctx, args.length > 2 ? Integer.parseInt(args[2]) : 128)) System.out.println(r.json());
     }
 }
