@@ -149,6 +149,21 @@ __device__ __forceinline__ void vf_mma_bf16(float* c, const unsigned int* a, uns
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+struct __align__(16) vf_u4 { unsigned int x, y, z, w; };  // 16-byte copies without CUDA headers (NVRTC)
+
+// ldmatrix: four 8x8 b16 matrices from shared memory (lanes 8j..8j+7 give the row addresses of matrix j).
+__device__ __forceinline__ void vf_ldsm_x4(unsigned int* r, const void* p) {
+    const unsigned int a = (unsigned int)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a));
+}
+
+__device__ __forceinline__ void vf_ldsm_x4_trans(unsigned int* r, const void* p) {
+    const unsigned int a = (unsigned int)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a));
+}
+
 // Bidirectional attention inside segments. q, k, v, out bf16 [n, heads*hd] (row stride ld = heads*hd elements).
 // tiles int4 [numTiles]: (first query row, segment start, segment end, 0); 64 query rows per tile, a tile never
 // crosses its segment. grid (numTiles, heads), block 128 (4 warps x 16 query rows). HDP = hd rounded up to 16
@@ -181,27 +196,45 @@ __device__ __forceinline__ void vf_vis_attn(bf16_t* __restrict__ out, const bf16
 
     for (int kb = s0; kb < s1; kb += KC) {
         __syncthreads();
-        for (int idx = threadIdx.x; idx < KC * (HDP / 2); idx += blockDim.x) {
-            const int r = idx / (HDP / 2), c = (idx % (HDP / 2)) * 2, key = kb + r;
-            const bool valid = key < s1 && c < hd;
-            const long long off = (long long)key * ld + hoff + c;
-            *(unsigned int*)&Ks[r][c] = valid ? *(const unsigned int*)(k + off) : 0u;
-            *(unsigned int*)&Vs[r][c] = valid ? *(const unsigned int*)(v + off) : 0u;
+        if ((hd & 7) == 0) {  // 16-byte loads (rows and head offsets are then 16-byte aligned)
+            for (int idx = threadIdx.x; idx < KC * (HDP / 8); idx += blockDim.x) {
+                const int r = idx / (HDP / 8), c = (idx % (HDP / 8)) * 8, key = kb + r;
+                const bool valid = key < s1 && c < hd;
+                const long long off = (long long)key * ld + hoff + c;
+                vf_u4 z;
+                z.x = z.y = z.z = z.w = 0u;
+                *(vf_u4*)&Ks[r][c] = valid ? *(const vf_u4*)(k + off) : z;
+                *(vf_u4*)&Vs[r][c] = valid ? *(const vf_u4*)(v + off) : z;
+            }
+        } else {
+            for (int idx = threadIdx.x; idx < KC * (HDP / 2); idx += blockDim.x) {
+                const int r = idx / (HDP / 2), c = (idx % (HDP / 2)) * 2, key = kb + r;
+                const bool valid = key < s1 && c < hd;
+                const long long off = (long long)key * ld + hoff + c;
+                *(unsigned int*)&Ks[r][c] = valid ? *(const unsigned int*)(k + off) : 0u;
+                *(unsigned int*)&Vs[r][c] = valid ? *(const unsigned int*)(v + off) : 0u;
+            }
         }
         __syncthreads();
         float s[KC / 8][4];
+        const int lj = lane >> 3, lr = lane & 7;
 #pragma unroll
-        for (int nt = 0; nt < KC / 8; nt++) {
+        for (int nt = 0; nt < KC / 8; nt += 2) {
             s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.f;
+            s[nt + 1][0] = s[nt + 1][1] = s[nt + 1][2] = s[nt + 1][3] = 0.f;
 #pragma unroll
             for (int ks = 0; ks < HDP / 16; ks++) {
-                const unsigned int b0 = *(const unsigned int*)&Ks[nt * 8 + g][ks * 16 + 2 * t4];
-                const unsigned int b1 = *(const unsigned int*)&Ks[nt * 8 + g][ks * 16 + 8 + 2 * t4];
-                vf_mma_bf16(s[nt], qa[ks], b0, b1);
+                unsigned int b[4];  // (keys nt, d lo), (nt, d hi), (nt+1, lo), (nt+1, hi)
+                vf_ldsm_x4(b, &Ks[(nt + (lj >> 1)) * 8 + lr][ks * 16 + (lj & 1) * 8]);
+                vf_mma_bf16(s[nt], qa[ks], b[0], b[1]);
+                vf_mma_bf16(s[nt + 1], qa[ks], b[2], b[3]);
             }
-            const int key = kb + nt * 8 + 2 * t4;
-            if (key >= s1) { s[nt][0] = VF_NEG_INF; s[nt][2] = VF_NEG_INF; }
-            if (key + 1 >= s1) { s[nt][1] = VF_NEG_INF; s[nt][3] = VF_NEG_INF; }
+#pragma unroll
+            for (int u = 0; u < 2; u++) {
+                const int key = kb + (nt + u) * 8 + 2 * t4;
+                if (key >= s1) { s[nt + u][0] = VF_NEG_INF; s[nt + u][2] = VF_NEG_INF; }
+                if (key + 1 >= s1) { s[nt + u][1] = VF_NEG_INF; s[nt + u][3] = VF_NEG_INF; }
+            }
         }
 #pragma unroll
         for (int rr = 0; rr < 2; rr++) {
@@ -232,13 +265,12 @@ __device__ __forceinline__ void vf_vis_attn(bf16_t* __restrict__ out, const bf16
             pa[1] = vf_pack_bf16(s[2 * kk][2], s[2 * kk][3]);
             pa[2] = vf_pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]);
             pa[3] = vf_pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3]);
-            const int kr = kk * 16 + 2 * t4;
 #pragma unroll
-            for (int nt = 0; nt < HDP / 8; nt++) {
-                const int c = nt * 8 + g;
-                const unsigned int b0 = (unsigned int)Vs[kr][c] | ((unsigned int)Vs[kr + 1][c] << 16);
-                const unsigned int b1 = (unsigned int)Vs[kr + 8][c] | ((unsigned int)Vs[kr + 9][c] << 16);
-                vf_mma_bf16(o[nt], pa, b0, b1);
+            for (int nt = 0; nt < HDP / 8; nt += 2) {
+                unsigned int b[4];  // transposed: (keys lo, d nt), (keys hi, d nt), (lo, nt+1), (hi, nt+1)
+                vf_ldsm_x4_trans(b, &Vs[kk * 16 + (lj & 1) * 8 + lr][(nt + (lj >> 1)) * 8]);
+                vf_mma_bf16(o[nt], pa, b[0], b[1]);
+                vf_mma_bf16(o[nt + 1], pa, b[2], b[3]);
             }
         }
     }

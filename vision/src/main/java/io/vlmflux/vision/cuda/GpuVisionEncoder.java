@@ -59,6 +59,7 @@ public final class GpuVisionEncoder implements VisionEncoder {
     private final DeviceBuffer m0W, m0B, m2W, m2B; // bf16 [d*m2, d*m2], fp32 [d*m2], bf16 [out, d*m2], fp32 [out]
     private final DeviceBuffer invFreq;          // fp32 [hd/4]
     private final long weightBytes;
+    private final int ffn;                       // MLP width padded to a multiple of 64 (zero rows/columns): aligned GEMMs
     private DeviceArena scratch;                 // per-call activations, grown on demand
     private int scratchTokens;
     private Meta meta;                           // index tables of the last batch of grids
@@ -115,12 +116,14 @@ public final class GpuVisionEncoder implements VisionEncoder {
         else if (store.has("visual.patch_embed.proj.weight")) prefix = "visual.";
         else throw new IllegalArgumentException(store.location() + ": no vision tower weights (neither 'model.visual.patch_embed.proj.weight' nor 'visual.patch_embed.proj.weight')");
         long bytes = 32L << 20; // cuBLAS workspace
+        this.ffn = (cfg.mlpHidden() + 63) / 64 * 64;
+        bytes += (long) cfg.depth() * (ffn - cfg.mlpHidden()) * (6L * cfg.embedDim() + 8) + 4096L * cfg.depth();
         for (var e : store.tensors().entrySet())
             if (e.getKey().startsWith(prefix)) bytes += (e.getValue().rank() >= 2 ? 2 : 4) * e.getValue().numel() + 512;
         this.weights = stream.device().newArena("vision weights", bytes);
         Loader L = new Loader(store, prefix);
         try {
-            int d = cfg.embedDim(), m2 = cfg.mergeSize() * cfg.mergeSize(), f = cfg.mlpHidden();
+            int d = cfg.embedDim(), m2 = cfg.mergeSize() * cfg.mergeSize(), f = cfg.mlpHidden(), fp = ffn;
             DeviceBuffer ws = weights.alloc("cublas workspace", 32L << 20);
             this.blas = new Blas(stream, ws);
             this.gemm16 = new VisionGpuOps.Gemm(stream, ws); // same stream: the two handles never run at once
@@ -132,14 +135,18 @@ public final class GpuVisionEncoder implements VisionEncoder {
             for (int b = 0; b < cfg.depth(); b++) {
                 String p = "blocks." + b + ".";
                 DeviceBuffer upW, upB;
+                // rows f..fp-1 of [gate; up] / fc1 and columns f..fp-1 of down stay zero: the padded lanes compute 0
                 if (q25) {
-                    upW = weights.alloc(prefix + p + "mlp.[gate_proj;up_proj].weight", 4L * f * d);
+                    upW = weights.alloc(prefix + p + "mlp.[gate_proj;up_proj].weight", 4L * fp * d);
+                    stream.memsetAsync(upW, 0, 4L * fp * d);
                     L.matrixInto(upW, 0, p + "mlp.gate_proj.weight", f, d);
-                    L.matrixInto(upW, 2L * f * d, p + "mlp.up_proj.weight", f, d);
-                    upB = L.fusedBias(p + "mlp.gate_proj.bias", p + "mlp.up_proj.bias", f);
+                    L.matrixInto(upW, 2L * fp * d, p + "mlp.up_proj.weight", f, d);
+                    upB = L.paddedBias(new String[] {p + "mlp.gate_proj.bias", p + "mlp.up_proj.bias"}, f, fp);
                 } else {
-                    upW = L.matrix(p + "mlp.fc1.weight", new long[] {f, d});
-                    upB = L.optVector(p + "mlp.fc1.bias", f);
+                    upW = weights.alloc(prefix + p + "mlp.fc1.weight", 2L * fp * d);
+                    stream.memsetAsync(upW, 0, 2L * fp * d);
+                    L.matrixInto(upW, 0, p + "mlp.fc1.weight", f, d);
+                    upB = L.paddedBias(new String[] {p + "mlp.fc1.bias"}, f, fp);
                 }
                 blocks[b] = new Block(
                         L.vector(p + "norm1.weight", d), q25 ? null : L.vector(p + "norm1.bias", d),
@@ -147,7 +154,7 @@ public final class GpuVisionEncoder implements VisionEncoder {
                         L.matrix(p + "attn.qkv.weight", new long[] {3L * d, d}), L.optVector(p + "attn.qkv.bias", 3 * d),
                         L.matrix(p + "attn.proj.weight", new long[] {d, d}), L.optVector(p + "attn.proj.bias", d),
                         upW, upB,
-                        L.matrix(p + (q25 ? "mlp.down_proj.weight" : "mlp.fc2.weight"), new long[] {d, f}),
+                        L.paddedColumns(p + (q25 ? "mlp.down_proj.weight" : "mlp.fc2.weight"), d, f, fp),
                         L.optVector(p + (q25 ? "mlp.down_proj.bias" : "mlp.fc2.bias"), d),
                         !q25 || full.contains(b));
             }
@@ -212,14 +219,35 @@ public final class GpuVisionEncoder implements VisionEncoder {
             return store.has(prefix + name) ? vector(name, len) : null;
         }
 
-        DeviceBuffer fusedBias(String gate, String up, int len) {
-            boolean hg = store.has(prefix + gate), hu = store.has(prefix + up);
-            if (!hg && !hu) return null;
-            float[] v = new float[2 * len];
-            if (hg) System.arraycopy(store.tensor(prefix + gate, len).toFloatArray(), 0, v, 0, len);
-            if (hu) System.arraycopy(store.tensor(prefix + up, len).toFloatArray(), 0, v, len, len);
-            DeviceBuffer b = weights.alloc(prefix + gate + "+up", 8L * len);
+        /** Biases of {@code names} (each [len], absent = zeros) at offsets 0, pad, 2*pad.. of one fp32 vector. */
+        DeviceBuffer paddedBias(String[] names, int len, int pad) {
+            boolean any = false;
+            float[] v = new float[names.length * pad];
+            for (int i = 0; i < names.length; i++) {
+                if (!store.has(prefix + names[i])) continue;
+                any = true;
+                System.arraycopy(store.tensor(prefix + names[i], len).toFloatArray(), 0, v, i * pad, len);
+            }
+            if (!any) return null;
+            DeviceBuffer b = weights.alloc(prefix + names[0] + " (padded)", 4L * v.length);
             stream.upload(b, v);
+            return b;
+        }
+
+        /** A [rows, cols] matrix as bf16 [rows, colsPad], the extra columns zero. */
+        DeviceBuffer paddedColumns(String name, int rows, int cols, int colsPad) {
+            TensorView t = store.tensor(prefix + name, rows, cols);
+            short[] out = new short[Math.multiplyExact(rows, colsPad)];
+            if (t.dtype() == DType.BF16) {
+                for (int r = 0; r < rows; r++)
+                    java.lang.foreign.MemorySegment.copy(t.segment(), ValueLayout.JAVA_SHORT_UNALIGNED, 2L * r * cols, out, r * colsPad, cols);
+            } else {
+                float[] v = t.toFloatArray();
+                for (int r = 0; r < rows; r++)
+                    for (int c = 0; c < cols; c++) out[r * colsPad + c] = DType.floatToBf16(v[r * cols + c]);
+            }
+            DeviceBuffer b = weights.alloc(prefix + name + " (padded)", 2L * out.length);
+            stream.upload(b, out);
             return b;
         }
     }
@@ -329,7 +357,7 @@ public final class GpuVisionEncoder implements VisionEncoder {
     }
 
     private long scratchBytes(int n) {
-        long d = cfg.embedDim(), pd = cfg.patchDim(), f = cfg.mlpHidden(), m2 = (long) cfg.mergeSize() * cfg.mergeSize();
+        long d = cfg.embedDim(), pd = cfg.patchDim(), f = ffn, m2 = (long) cfg.mergeSize() * cfg.mergeSize();
         long t = n / m2, o = cfg.outHidden();
         long b = 4 * n * pd + 2 * n * pd        // pixels fp32 + bf16
                 + 4 * n * d * 2 + 2 * n * d      // h, tmp, normed
@@ -349,7 +377,7 @@ public final class GpuVisionEncoder implements VisionEncoder {
 
     private Scratch scratchBuffers(int n) {
         scratch.reset(0);
-        long d = cfg.embedDim(), pd = cfg.patchDim(), f = cfg.mlpHidden(), m2 = (long) cfg.mergeSize() * cfg.mergeSize();
+        long d = cfg.embedDim(), pd = cfg.patchDim(), f = ffn, m2 = (long) cfg.mergeSize() * cfg.mergeSize();
         long t = n / m2, o = cfg.outHidden();
         DeviceArena a = scratch;
         return new Scratch(a.alloc("pixels fp32", 4 * n * pd), a.alloc("pixels bf16", 2 * n * pd),
@@ -504,7 +532,7 @@ public final class GpuVisionEncoder implements VisionEncoder {
     }
 
     private void enqueue(Scratch s, Meta mt, int n) {
-        int d = cfg.embedDim(), m = cfg.mergeSize(), m2 = m * m, f = cfg.mlpHidden(), o = cfg.outHidden();
+        int d = cfg.embedDim(), m = cfg.mergeSize(), m2 = m * m, f = ffn, o = cfg.outHidden();
         int heads = cfg.numHeads(), hd = cfg.headDim(), units = n / m2;
         boolean rms = q25;
         float scale = (float) (1.0 / Math.sqrt(hd));
