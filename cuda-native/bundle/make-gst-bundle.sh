@@ -44,8 +44,10 @@ packages=(
 # plugins: core elements (queue, capsfilter, filesrc, typefind), videotestsrc, videoconvert + videoscale, appsink,
 # uridecodebin/decodebin, typefinders, videorate, pbtypes; qtdemux, RTP (de)payloaders, rtspsrc, udpsrc,
 # rtpjitterbuffer; h264parse & co; openh264dec (H.264 decoder, 1 MB instead of libav's 20 MB)
+# (VLMFLUX_GST_PLUGINS="..." replaces the list, e.g. without rtp rtsp udp rtpmanager for files and test sources only)
 plugins=(coreelements videotestsrc videoconvertscale app playback typefindfunctions videorate pbtypes
          isomp4 rtp rtsp udp rtpmanager videoparsersbad openh264)
+[[ -n "${VLMFLUX_GST_PLUGINS:-}" ]] && read -ra plugins <<< "$VLMFLUX_GST_PLUGINS"
 # libraries the bindings open by name (FFM in io.vlmflux.sources.GstNative, JNA in gst1-java-core)
 roots=(libgstreamer-1.0.so.0 libgstbase-1.0.so.0 libgstapp-1.0.so.0 libgstvideo-1.0.so.0 libgstaudio-1.0.so.0
        libgstpbutils-1.0.so.0 libgobject-2.0.so.0 libglib-2.0.so.0 libgmodule-2.0.so.0 libgio-2.0.so.0)
