@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # GPU-machine driver for the language-model backend (bundle: VLMFLUX_BUNDLE_MODULES=cuda-native,llm make-bundle.sh).
 #   lm-gpu-run.sh tests                     all @Tag("gpu") tests (kernels + CUDA decoder fixture parity)
-#   lm-gpu-run.sh shape NAME [--compiled]   HF builds + saves NAME, writes the parity oracle and times itself;
-#                                           then HfParityCheck (GPU logits vs HF) and CudaLlmBench (512 / 2048 ctx)
+#   lm-gpu-run.sh shape NAME [--compiled] [--no-bench]
+#                                           HF builds + saves NAME, writes the parity oracle (float32 and bf16 logits) and
+#                                           times itself; then HfParityCheck (GPU logits vs HF) and, with the demos module in
+#                                           the bundle, `vlmflux bench llm --backend cuda` (512 / 2048 ctx; else CudaLlmBench)
 # Results: JSON lines on stdout (and $OUT/NAME.jsonl when $OUT is set).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -17,7 +19,11 @@ case "$cmd" in
     log=${OUT:-/tmp}/$name.jsonl
     PYTHONUNBUFFERED=1 python3 "$here/peer_bench.py" make "$name" "$dir" "$@" 2>/tmp/$name.py.err | tee "$log" || tail -5 /tmp/$name.py.err
     "$run" java io.vlmflux.llm.cuda.HfParityCheck "$dir" 64 | tee -a "$log"
-    "$run" java io.vlmflux.llm.cuda.CudaLlmBench "$dir" 512,2048 128 | tee -a "$log"
+    if ls "${VLMFLUX_BUNDLE_DIR:-$here/../../.gpu}"/lib/vlmflux-demos-*.jar >/dev/null 2>&1; then
+      "$run" vlmflux bench llm --backend cuda --model "$dir" --contexts 512,2048 --decode-tokens 128 --json | tee -a "$log"
+    else
+      "$run" java io.vlmflux.llm.cuda.CudaLlmBench "$dir" 512,2048 128 | tee -a "$log"
+    fi
     ;;
   *) echo "usage: $0 tests | shape NAME [--compiled]" >&2; exit 2 ;;
 esac

@@ -8,6 +8,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 out=${VLMFLUX_BUNDLE_DIR:-$root/.gpu}
+[[ "$out" = /* ]] || out="$PWD/$out"   # absolute: maven resolves relative -DoutputDirectory per module
 suffix=${VLMFLUX_BUILD_SUFFIX:--gpu}
 modules=${VLMFLUX_BUNDLE_MODULES:-cuda-native}
 junit_console=1.11.4
@@ -20,6 +21,7 @@ stamp=$(mktemp); trap 'rm -f "$stamp"' EXIT
 rm -f "$out"/lib/*.jar
 cd "$root"
 echo "[bundle] building $modules (suffix $suffix)" >&2
+rm -f "$root"/*/target"$suffix"/vlmflux-*.jar   # so every module jar of this -am build is newer than the stamp
 mvn "${mvn_opts[@]}" -pl "$modules" -am -DskipTests package
 mvn "${mvn_opts[@]}" -pl "$modules" -am test-compile
 IFS=, read -ra mods <<< "$modules"
@@ -36,6 +38,15 @@ mvn -B -ntp -q dependency:copy -Dartifact=org.junit.platform:junit-platform-cons
     -DoutputDirectory="$out/lib" ${VLMFLUX_OFFLINE:+-o}
 # GStreamer-only jars are not needed on the GPU machine
 rm -f "$out"/lib/gst1-java-core-*.jar "$out"/lib/jna-*.jar
+# VLMFLUX_BUNDLE_SLIM=1 (to fit a transfer limit with the repo copy): no chat templates (jinjava and what only it
+# pulls in) and no test resources (tests find the fixtures in the repo through -Dvlmflux.root)
+if [[ -n "${VLMFLUX_BUNDLE_SLIM:-}" ]]; then
+  for j in jinjava guava failureaccess listenablefuture javassist commons-lang3 commons-net snakeyaml jackson-dataformat-yaml \
+           jackson-datatype-jdk8 big-math java-ipv6 re2j checker-qual error_prone_annotations j2objc-annotations immutables-exceptions \
+           annotations-3; do rm -f "$out"/lib/$j*.jar; done
+  find "$out/test-classes" -type f ! -name '*.class' -delete
+  find "$out/test-classes" -type d -empty -delete
+fi
 
 if [[ ! -f "$out/jre.tar.xz" || -n "${VLMFLUX_REBUILD_JRE:-}" ]]; then
   echo "[bundle] jlink runtime" >&2

@@ -6,7 +6,8 @@
 
 `make` builds a random-weight bf16 model of a published shape (NAME in SHAPES) with transformers, saves it to DIR as
 safetensors (what `vlmflux` loads), writes the parity oracle -- DIR/hf_ids.i32 (64 prompt + 16 decode ids) and
-DIR/hf_logits.f32 ([80, vocab] float32 logits computed in float32 from exactly the saved bf16 weights) -- then times
+DIR/hf_logits.f32 ([80, vocab] float32 logits computed in float32 from exactly the saved bf16 weights) and
+DIR/hf_logits_bf16.f32 (the same from transformers' own bfloat16 forward, to size bf16 rounding) -- then times
 HF at batch 1 (eager `generate`; with --compiled also static cache + torch.compile): prefill of 512 / 2048 tokens
 and greedy decode tok/s on top of them. One JSON object per line on stdout."""
 import json, sys, time
@@ -66,16 +67,32 @@ def build(name):
     return m, cfg, nparam
 
 
+def row_errors(got, ref):
+    """Per row: max |got - ref| / max |ref| (the parity metric of HfParityCheck)."""
+    d = (got - ref).abs().amax(dim=1)
+    return (d / ref.abs().amax(dim=1).clamp_min(1e-30)).tolist()
+
+
 @torch.no_grad()
 def oracle(m, cfg, out_dir):
+    """Teacher-forced logits over P + S random ids: HF in bfloat16 (the model as saved, default attention) and HF in
+    float32 (the same bf16 weights upcast). Both are written; the bf16 run's own error against float32 says how far
+    plain bf16 inference is from the float32 reference at this shape."""
     g = torch.Generator().manual_seed(1)
     ids = torch.randint(0, min(cfg.vocab_size, 100000), (1, P + S), generator=g)
+    bf = m(input_ids=ids.to(dev)).logits[0].float().cpu().contiguous()
     m.float()
     logits = m(input_ids=ids.to(dev)).logits[0].float().cpu().contiguous()
     m.to(torch.bfloat16)
     ids[0].to(torch.int32).numpy().tofile(f"{out_dir}/hf_ids.i32")
     logits.numpy().tofile(f"{out_dir}/hf_logits.f32")
-    emit(what="oracle", rows=P + S, vocab=cfg.vocab_size, max_abs_logit=round(logits.abs().max().item(), 4))
+    bf.numpy().tofile(f"{out_dir}/hf_logits_bf16.f32")
+    e = row_errors(bf, logits)
+    same = (bf.argmax(dim=1) == logits.argmax(dim=1)).sum().item()
+    emit(what="oracle", rows=P + S, vocab=cfg.vocab_size, max_abs_logit=round(logits.abs().max().item(), 4),
+         attn=getattr(m.config, "_attn_implementation", "?"),
+         hf_bf16_vs_fp32_worst=round(max(e), 5), hf_bf16_vs_fp32_median=round(sorted(e)[len(e) // 2], 5),
+         hf_bf16_argmax_same=same, hf_bf16_vs_fp32_rows=[round(x, 4) for x in e])
     torch.cuda.empty_cache()
 
 

@@ -2,6 +2,8 @@
 # Runs on the GPU machine from the repo root, with the bundle made by make-bundle.sh in .gpu/.
 #   run-on-gpu.sh tests [extra JUnit console args]   -> all @Tag("gpu") tests (tree of results on stdout; the jlink runtime has no java.xml for XML reports)
 #   run-on-gpu.sh java  MAIN_CLASS [args]            -> any main class of the bundled jars
+#   run-on-gpu.sh vlmflux ARGS...                     -> the vlmflux CLI (bundle made with the demos module), e.g.
+#                                                        run-on-gpu.sh vlmflux bench llm --backend cuda --model DIR --json
 # Needs only the NVIDIA driver and CUDA 13.0 libraries (LD_LIBRARY_PATH defaults to /usr/local/cuda/lib64).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
@@ -19,5 +21,7 @@ case "$cmd" in
       --details tree --disable-banner "$@" ;;
   java)
     "${java[@]}" -cp "$cp$bundle/test-classes" "$@" ;;
-  *) echo "usage: $0 tests|java ..." >&2; exit 2 ;;
+  vlmflux)
+    "${java[@]}" -cp "$cp$bundle/test-classes" io.vlmflux.demos.Main "$@" ;;
+  *) echo "usage: $0 tests|java|vlmflux ..." >&2; exit 2 ;;
 esac
