@@ -50,7 +50,11 @@ def main():
     cfg.save_pretrained(out)
     ip = Qwen2VLImageProcessor()
     ip.save_pretrained(out)
-    sd = {k: v.contiguous() for k, v in m.state_dict().items() if full or "visual" in k}
+    sd, seen = {}, set()
+    for k, v in m.state_dict().items():  # tied weights (lm_head = embed_tokens) are saved once, as HF does
+        if (full or "visual" in k) and v.data_ptr() not in seen:
+            seen.add(v.data_ptr())
+            sd[k] = v.contiguous()
     save_file(sd, os.path.join(out, "model.safetensors"), metadata={"format": "pt"})
     emit(what="checkpoint", dir=out, tensors=len(sd), bytes=sum(v.numel() * v.element_size() for v in sd.values()),
          seconds=round(time.perf_counter() - t, 1))

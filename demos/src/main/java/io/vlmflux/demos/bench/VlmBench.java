@@ -41,12 +41,16 @@ public final class VlmBench implements Command {
 
     @Override public String usage() {
         return "vlmflux bench vlm --model DIR [--sizes 448x448,640x480,1280x720] [--format RGB|NV12|I420] [--iters 20] [--profile] [--json]\n"
+                + "       [--ttft [--ttft-size 640x480] [--question-tokens 20] [--decode-tokens 32]]\n"
                 + "  --model DIR   a Qwen2-VL / Qwen2.5-VL folder (config.json, preprocessor_config.json, safetensors)\n"
-                + "  --profile     also time every encoder op (eager, synchronized) and print the sums per op kind";
+                + "  --profile     also time every encoder op (eager, synchronized) and print the sums per op kind\n"
+                + "  --ttft        also load the language model on cuda (the folder needs its weights) and time the first token\n"
+                + "                from a host frame (preprocess + encode + prefill of image + question with the prefix cached)\n"
+                + "                and the greedy decode speed after it";
     }
 
     @Override public int run(List<String> argv) throws Exception {
-        Args a = Args.parse(argv, Set.of("model", "sizes", "format", "iters"), Set.of("json", "profile"));
+        Args a = Args.parse(argv, Set.of("model", "sizes", "format", "iters", "ttft-size", "question-tokens", "decode-tokens"), Set.of("json", "profile", "ttft"));
         Path dir = Path.of(a.require("model"));
         if (!Files.isRegularFile(dir.resolve("config.json"))) throw new UsageException("--model " + dir + ": no config.json");
         int iters = a.getInt("iters", 20);
@@ -143,7 +147,96 @@ public final class VlmBench implements Command {
                 }
             }
         }
+        if (a.flag("ttft")) ttft(a, dir, fmt, json);
         return 0;
+    }
+
+    /**
+     * Time to first token from a host frame: the chat prefix (up to {@code <|vision_start|>}) is prefilled once and
+     * reused; per frame: GPU preprocessing, the vision encoder, the embeddings to the host (the language model takes
+     * host spans today), prefill of image tokens + {@code <|vision_end|>} + question + assistant header, and the
+     * first token chosen on the device. Then greedy decode steps (tokens/s).
+     */
+    private void ttft(Args a, Path dir, PixelFormat fmt, ObjectMapper json) throws Exception {
+        String[] sz = a.get("ttft-size", "640x480").toLowerCase(java.util.Locale.ROOT).split("x");
+        int w, h;
+        try { w = Integer.parseInt(sz[0]); h = Integer.parseInt(sz[1]); }
+        catch (RuntimeException e) { throw new UsageException("--ttft-size: want WxH"); }
+        int qTokens = a.getInt("question-tokens", 20), decode = a.getInt("decode-tokens", 32);
+        int iters = a.getInt("iters", 20);
+        io.vlmflux.llm.ModelConfig mc = io.vlmflux.llm.ModelConfig.load(dir);
+        try (io.vlmflux.llm.Decoder dec = io.vlmflux.llm.Models.load(dir, "cuda");
+             GpuVisionEncoder enc = GpuVisionEncoder.load(dir);
+             GpuImageProcessor proc = GpuImageProcessor.load(dir, enc.stream());
+             Frame frame = randomFrame(fmt, w, h, 5)) {
+            GpuStream st = enc.stream();
+            int imageTok = mc.imageTokenId();
+            int[] prefix = {151644, 872, 198, mc.visionStartTokenId()};           // <|im_start|>user\n<|vision_start|>
+            GpuPixels px0 = proc.process(frame);
+            int nImg = px0.numPatches() / (enc.mergeSize() * enc.mergeSize());
+            int[] tail = new int[nImg + 1 + qTokens + 5];
+            Arrays.fill(tail, 0, nImg, imageTok);
+            tail[nImg] = mc.visionStartTokenId() + 1;                             // <|vision_end|>
+            for (int i = 0; i < qTokens; i++) tail[nImg + 1 + i] = 1000 + i;
+            System.arraycopy(new int[] {151645, 198, 151644, 77091, 198}, 0, tail, nImg + 1 + qTokens, 5);
+            int total = prefix.length + tail.length;
+            int[] all = new int[total];
+            System.arraycopy(prefix, 0, all, 0, prefix.length);
+            System.arraycopy(tail, 0, all, prefix.length, tail.length);
+            float[] dummy = new float[nImg * enc.outHidden()];
+            io.vlmflux.llm.EmbeddingSpan full = io.vlmflux.llm.EmbeddingSpan.image(prefix.length, dummy, enc.outHidden(), px0.gridH(), px0.gridW(), 0);
+            io.vlmflux.llm.MropePositions mp = io.vlmflux.llm.MropePositions.compute(new io.vlmflux.llm.MultimodalPrompt(all, List.of(full)), mc);
+            int[][] prePos = new int[3][], tailPos = new int[3][];
+            for (int c = 0; c < 3; c++) {
+                prePos[c] = Arrays.copyOfRange(mp.positions()[c], 0, prefix.length);
+                tailPos[c] = Arrays.copyOfRange(mp.positions()[c], prefix.length, total);
+            }
+            io.vlmflux.llm.SamplingParams greedy = io.vlmflux.llm.SamplingParams.greedyDecoding();
+            double[] ttft = new double[iters], pre = new double[iters], encMs = new double[iters], prefill = new double[iters], tps = new double[iters];
+            try (io.vlmflux.llm.KvCache cache = dec.newCache(total + decode + 8)) {
+                dec.forward(cache, new io.vlmflux.llm.ForwardInput(prefix, List.of(), prePos), false);   // the cached prefix
+                for (int it = -2; it < iters; it++) {                                                    // 2 warm-ups
+                    cache.reset(prefix.length);
+                    st.synchronize();
+                    long t0 = System.nanoTime();
+                    GpuPixels px = proc.process(frame);
+                    st.synchronize();
+                    long t1 = System.nanoTime();
+                    DeviceEmbeddings de = enc.encodeToDevice(px);
+                    io.vlmflux.vision.ImageEmbeddings e = enc.toHost(de);
+                    long t2 = System.nanoTime();
+                    io.vlmflux.llm.EmbeddingSpan span = io.vlmflux.llm.EmbeddingSpan.image(0, e.data(), e.hidden(), e.gridH(), e.gridW(), e.contentHash());
+                    cache.positionDelta(mp.delta());
+                    int next = dec.forwardSample(cache, new io.vlmflux.llm.ForwardInput(tail, List.of(span), tailPos), greedy);
+                    long t3 = System.nanoTime();
+                    for (int i = 0; i < decode; i++) next = dec.forwardSample(cache, io.vlmflux.llm.ForwardInput.tokens(next), greedy);
+                    long t4 = System.nanoTime();
+                    if (it < 0) continue;
+                    pre[it] = (t1 - t0) / 1e6; encMs[it] = (t2 - t1) / 1e6; prefill[it] = (t3 - t2) / 1e6;
+                    ttft[it] = (t3 - t0) / 1e6; tps[it] = decode / ((t4 - t3) / 1e9);
+                }
+            }
+            System.err.printf("time to first token, %dx%d %s frame, %d image tokens + %d question tokens (prefix of %d cached), %s:%n",
+                    w, h, fmt, nImg, qTokens, prefix.length, dec.backend());
+            System.err.printf("  TTFT %.2f ms (median of %d; min %.2f) = preprocess %.2f + encoder incl. download %.2f + prefill+first token %.2f; decode %.1f tok/s%n",
+                    median(ttft), iters, min(ttft), median(pre), median(encMs), median(prefill), median(tps));
+            if (a.flag("json")) {
+                Map<String, Object> o = new LinkedHashMap<>();
+                o.put("what", "vlmflux_ttft");
+                o.put("input", w + "x" + h);
+                o.put("format", fmt.name());
+                o.put("image_tokens", nImg);
+                o.put("question_tokens", qTokens);
+                o.put("ttft_ms", median(ttft));
+                o.put("ttft_ms_min", min(ttft));
+                o.put("preprocess_ms", median(pre));
+                o.put("encoder_and_download_ms", median(encMs));
+                o.put("prefill_and_first_token_ms", median(prefill));
+                o.put("decode_tokens_per_s", median(tps));
+                o.put("decode_tokens", decode);
+                System.out.println(json.writeValueAsString(o));
+            }
+        }
     }
 
     /** Lets the cache wrap the bench's encoder without closing it. */

@@ -64,6 +64,7 @@ public final class GpuVisionEncoder implements VisionEncoder {
     private int scratchTokens;
     private Meta meta;                           // index tables of the last batch of grids
     private DeviceArena metaArena;
+    private io.vlmflux.cuda.gpu.PinnedBuffer hostStage;  // pinned staging of downloads (grown on demand)
     private final Map<String, CudaGraph> graphs = new HashMap<>(); // keyed by grids + buffer addresses
     private boolean useGraphs = !Boolean.getBoolean("vlmflux.vision.noGraphs");
     private long generation;                     // bumped whenever scratch or index tables move
@@ -269,7 +270,7 @@ public final class GpuVisionEncoder implements VisionEncoder {
     public synchronized List<ImageEmbeddings> encode(List<PixelValues> images) {
         if (images.isEmpty()) return List.of();
         DeviceEmbeddings de = encodeHost(images);
-        float[] all = stream.downloadFloats(de.f32(), de.tokens() * de.hidden());
+        float[] all = download(de.f32(), de.tokens() * de.hidden());
         List<ImageEmbeddings> out = new ArrayList<>(images.size());
         int off = 0, m2 = cfg.mergeSize() * cfg.mergeSize(), o = cfg.outHidden();
         for (PixelValues pv : images) {
@@ -320,9 +321,25 @@ public final class GpuVisionEncoder implements VisionEncoder {
     }
 
     /** Downloads device embeddings as an {@link ImageEmbeddings} (synchronizes the stream). */
-    public ImageEmbeddings toHost(DeviceEmbeddings e) {
-        float[] v = stream.downloadFloats(e.f32(), e.tokens() * e.hidden());
+    public synchronized ImageEmbeddings toHost(DeviceEmbeddings e) {
+        check();
+        float[] v = download(e.f32(), e.tokens() * e.hidden());
         return new ImageEmbeddings(v, e.tokens(), e.hidden(), e.gridT(), e.gridH(), e.gridW(), e.contentHash());
+    }
+
+    /** fp32 device values to a new array through pinned staging (an async copy at full bus speed, then one memcpy). */
+    private float[] download(DeviceBuffer src, int count) {
+        long bytes = 4L * count;
+        if (hostStage == null || hostStage.bytes() < bytes) {
+            if (hostStage != null) hostStage.close();
+            hostStage = new io.vlmflux.cuda.gpu.PinnedBuffer(Math.max(bytes, 1L << 20));
+        }
+        stream.copyAsync(hostStage, 0, src, bytes);
+        stream.synchronize();
+        float[] out = new float[count];
+        java.lang.foreign.MemorySegment.copy(java.lang.foreign.MemorySegment.ofAddress(hostStage.address()).reinterpret(bytes),
+                ValueLayout.JAVA_FLOAT, 0, out, 0, count);
+        return out;
     }
 
     private void check() {
@@ -585,6 +602,7 @@ public final class GpuVisionEncoder implements VisionEncoder {
             gemm16.close();
             if (scratch != null) scratch.close();
             if (metaArena != null) metaArena.close();
+            if (hostStage != null) hostStage.close();
             weights.close();
             if (ownsStream) stream.close();
         }
