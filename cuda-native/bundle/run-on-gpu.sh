@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine from the repo root, with the bundle made by make-bundle.sh in .gpu/.
-#   run-on-gpu.sh tests [extra JUnit console args]   -> all @Tag("gpu") tests (tree of results on stdout; the jlink runtime has no java.xml for XML reports)
+#   run-on-gpu.sh tests [extra JUnit console args]   -> all @Tag("gpu") tests (or those of --select-class NAME ...) (tree of results on stdout; the jlink runtime has no java.xml for XML reports)
 #   run-on-gpu.sh java  MAIN_CLASS [args]            -> any main class of the bundled jars
 #   run-on-gpu.sh vlmflux ARGS...                     -> the vlmflux CLI (bundle made with the demos module), e.g.
 #                                                        run-on-gpu.sh vlmflux bench llm --backend cuda --model DIR --json
@@ -15,9 +15,11 @@ java=("$jre_dir/jre/bin/java" --enable-native-access=ALL-UNNAMED -Xmx8g "-Dvlmfl
 cp=$(ls "$bundle"/lib/*.jar | grep -v junit-platform-console-standalone | tr '\n' ':')
 cmd=${1:-tests}; shift || true
 case "$cmd" in
-  tests)
+  tests)   # extra args with explicit selectors (--select-class X ...) replace the class-path scan
+    scan=(--scan-class-path "$bundle/test-classes")
+    for a in "$@"; do [[ "$a" == --select* ]] && scan=(); done
     "${java[@]}" -jar "$bundle"/lib/junit-platform-console-standalone-*.jar execute \
-      --class-path "$cp$bundle/test-classes" --scan-class-path "$bundle/test-classes" --include-tag gpu \
+      --class-path "$cp$bundle/test-classes" "${scan[@]}" --include-tag gpu \
       --details tree --disable-banner "$@" ;;
   java)
     "${java[@]}" -cp "$cp$bundle/test-classes" "$@" ;;
