@@ -51,7 +51,7 @@ public final class CaptionCommand implements Command {
     @Override public String usage() {
         return """
                 vlmflux caption [--source SOURCE] [--model DIR] [--prompt TEXT] [--every 1s|500ms|30f] [--max-tokens N]
-                                [--count N | --duration D] [--backend cpu|cuda] [--config FILE] [--json]
+                                [--count N | --duration D] [--backend auto|cpu|cuda] [--config FILE] [--json]
                   --source SOURCE   test:ball, test:smpte?live=false, a video file, rtsp://..., v4l2:///dev/video0, images:DIR, gst:...
                                     (default test:ball: GStreamer's bouncing ball, live)
                   --model DIR       Hugging Face Qwen2-VL / Qwen2.5-VL folder (default demos/models/shapes-vl, the embedded demo model;
@@ -61,7 +61,7 @@ public final class CaptionCommand implements Command {
                   --max-tokens N    tokens per caption (default 32)
                   --count N         stop after N captions
                   --duration D      stop after D (e.g. 30s, 2m)
-                  --backend NAME    cpu or cuda (default cpu, or the config's)
+                  --backend NAME    auto, cpu or cuda (default auto: cuda when a GPU is usable; or the config's)
                   --config FILE     pipeline config JSON (configs/*.json); flags override its fields
                   --json            one JSON object per caption: source, seq, pts_ms, text, tokens, finish_reason, dropped,
                                     timings {preprocess_ms, encode_ms, prefill_ms, ttft_ms, total_ms}
@@ -94,8 +94,8 @@ public final class CaptionCommand implements Command {
         }
         String prompt = a.get("prompt", config != null ? config.prompt() : CaptionOptions.DEFAULT_PROMPT);
         if (prompt.isBlank()) throw new UsageException("--prompt must not be blank");
-        String backend = a.get("backend", config != null ? config.model().backend() : "cpu").toLowerCase(Locale.ROOT);
-        if (!backend.equals("cpu") && !backend.equals("cuda")) throw new UsageException("--backend must be cpu or cuda, got '" + backend + "'");
+        String backend = a.get("backend", config != null ? config.model().backend() : "auto").toLowerCase(Locale.ROOT);
+        if (!backend.equals("auto") && !backend.equals("cpu") && !backend.equals("cuda")) throw new UsageException("--backend must be auto, cpu or cuda, got '" + backend + "'");
         Path modelDir = modelDir(a.get("model", config != null ? config.model().dir() : DEFAULT_MODEL));
         boolean json = a.flag("json");
 

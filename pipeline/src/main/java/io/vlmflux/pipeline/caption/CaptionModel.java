@@ -92,7 +92,7 @@ public final class CaptionModel implements AutoCloseable {
         this.stopTokens = Set.copyOf(stops);
     }
 
-    /** Loads {@code dir} on {@code backend} ("cpu" or "cuda") with the default prefix cache. */
+    /** Loads {@code dir} on {@code backend} ("auto", "cpu" or "cuda") with the default prefix cache. */
     public static CaptionModel load(Path dir, String backend) {
         return load(dir, backend, DEFAULT_PREFIX_CACHE_BYTES);
     }
@@ -108,7 +108,7 @@ public final class CaptionModel implements AutoCloseable {
             if (!Files.isRegularFile(dir.resolve(f)))
                 throw new IllegalArgumentException("model folder " + dir + " has no " + f + " (a vision-language model needs config.json, tokenizer.json, "
                         + "tokenizer_config.json with a chat template, preprocessor_config.json and safetensors weights)");
-        String b = backend == null ? "cpu" : backend;
+        String b = Models.resolve(backend == null ? "auto" : backend);   // "auto": cuda when a GPU is usable (logged)
         long t0 = System.nanoTime();
         ImageProcessor processor = ImageProcessor.load(dir);
         Tokenizer tokenizer = Tokenizer.load(dir);
@@ -120,7 +120,7 @@ public final class CaptionModel implements AutoCloseable {
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
-        VisionEncoder encoder = VisionEncoders.load(dir);
+        VisionEncoder encoder = VisionEncoders.load(dir, b);
         Decoder decoder = null;
         PrefixCache pc = null;
         try {

@@ -56,7 +56,7 @@ class PipelineConfigTest {
         assertEquals("all", c.sampling().every());
         assertEquals(1, c.sampling().bufferPerSource());
         assertFalse(c.sampling().failOnSourceError());
-        assertEquals("cuda", c.model().backend());
+        assertEquals("auto", c.model().backend());
         assertEquals(0, c.model().device());
         assertEquals(PipelineConfig.DEFAULT_PROMPT, c.prompt());
         assertEquals(64, c.maxTokens());
@@ -76,7 +76,7 @@ class PipelineConfigTest {
         assertTrue(m.contains("field 'every'") && m.contains("'2x'"), m);
 
         m = error("{\"sources\":[{\"uri\":\"test:ball\"}],\"model\":{\"dir\":\"m\",\"backend\":\"gpu\"}}");
-        assertTrue(m.contains("$.model") && m.contains("field 'backend' must be cpu or cuda, got 'gpu'"), m);
+        assertTrue(m.contains("$.model") && m.contains("field 'backend' must be auto, cpu or cuda, got 'gpu'"), m);
 
         m = error("{\"sources\":[{\"uri\":\"test:ball\",\"fps\":30}],\"model\":{\"dir\":\"m\"}}");
         assertTrue(m.contains("$.sources[0].fps") && m.contains("unknown field 'fps'"), m);
