@@ -13,10 +13,8 @@ import io.vlmflux.llm.Models;
 import io.vlmflux.llm.MultimodalPrompt;
 import io.vlmflux.llm.SamplingParams;
 import io.vlmflux.llm.TokenEvent;
-import io.vlmflux.llm.TokenText;
 import io.vlmflux.llm.chat.ChatMessage;
 import io.vlmflux.llm.chat.ChatTemplate;
-import io.vlmflux.llm.tokenizer.StreamingDecoder;
 import io.vlmflux.llm.tokenizer.Tokenizer;
 import io.vlmflux.sources.Frame;
 import io.vlmflux.vision.ImageEmbeddings;
@@ -154,7 +152,7 @@ public final class GenerateCommand implements Command {
             try {
             try (Generator g = new Generator(decoder, null, null)) {
                 // checked on the generator thread after each step: no interrupt lands inside a running step
-                g.generate(prompt, opts, () -> adapt(tok.streamingDecoder()))
+                g.generate(prompt, opts, tok::streamingDecoder)
                         .takeWhile(e -> !interrupted.get())
                         .doOnNext(e -> {
                             long now = System.nanoTime();
@@ -198,13 +196,6 @@ public final class GenerateCommand implements Command {
     }
 
     private static double round(double v) { return Math.round(v * 1000) / 1000.0; }
-
-    private static TokenText adapt(StreamingDecoder d) {
-        return new TokenText() {
-            @Override public String push(int id) { return d.push(id); }
-            @Override public String flush() { return d.flush(); }
-        };
-    }
 
     /** Image files → embeddings with the model folder's preprocessor and vision encoder (the one vision step). */
     static List<ImageEmbeddings> encodeImages(Path dir, List<Path> files, String backend) {

@@ -1,5 +1,7 @@
 package io.vlmflux.llm.tokenizer;
 
+import io.vlmflux.llm.TokenText;
+
 import java.util.Arrays;
 
 /**
@@ -8,7 +10,7 @@ import java.util.Arrays;
  * bytes come out as U+FFFD as soon as they are known to be invalid. The concatenation of all {@code push} results and
  * {@link #flush} equals {@link Tokenizer#decode} of the same ids. Not thread-safe (one per sequence).
  */
-public final class StreamingDecoder {
+public final class StreamingDecoder implements TokenText {
     private final Tokenizer tokenizer;
     private final boolean skipSpecial;
     private byte[] pending = new byte[16];
@@ -20,6 +22,7 @@ public final class StreamingDecoder {
     }
 
     /** Adds one token; returns the newly complete text (possibly empty, never null). */
+    @Override
     public String push(int id) {
         byte[] b = tokenizer.bytesOf(id, skipSpecial);
         if (b == null || b.length == 0) return "";
@@ -34,6 +37,7 @@ public final class StreamingDecoder {
     }
 
     /** Emits what is held back (an unfinished character becomes U+FFFD) and resets. */
+    @Override
     public String flush() {
         StringBuilder sb = new StringBuilder();
         ByteLevel.decodeUtf8(pending, 0, n, sb, true);

@@ -14,7 +14,6 @@ import io.vlmflux.llm.TokenText;
 import io.vlmflux.llm.cache.PrefixCache;
 import io.vlmflux.llm.chat.ChatMessage;
 import io.vlmflux.llm.chat.ChatTemplate;
-import io.vlmflux.llm.tokenizer.StreamingDecoder;
 import io.vlmflux.llm.tokenizer.Tokenizer;
 import io.vlmflux.pipeline.GpuSchedulers;
 import io.vlmflux.vision.ImageEmbeddings;
@@ -202,11 +201,7 @@ public final class CaptionModel implements AutoCloseable {
 
     /** A fresh streaming detokenizer that skips special tokens. */
     public TokenText newTokenText() {
-        StreamingDecoder d = tokenizer.streamingDecoder(true);
-        return new TokenText() {
-            @Override public String push(int tokenId) { return d.push(tokenId); }
-            @Override public String flush() { return d.flush(); }
-        };
+        return tokenizer.streamingDecoder(true);
     }
 
     /**
