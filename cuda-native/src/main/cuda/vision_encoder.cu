@@ -4,6 +4,9 @@
 // Conventions: residual stream fp32 [n, d]; GEMM inputs bf16; biases and norm weights fp32.
 #include "common.cuh"
 
+struct __align__(16) vf_u4 { unsigned int x, y, z, w; };  // 16-byte copies without CUDA headers (NVRTC)
+struct __align__(16) vf_f4 { float x, y, z, w; };
+
 // Activation codes shared with io.vlmflux.cuda.gpu.VisionGpuOps.Act.
 #define VF_ACT_SILU 0
 #define VF_ACT_QUICK_GELU 1
@@ -31,15 +34,32 @@ extern "C" __global__ void vf_vis_norm(bf16_t* __restrict__ out, float* __restri
     const long long base = (long long)blockIdx.x * hidden;
     float* xr = x + base;
     float s = 0.f, ss = 0.f;
-    for (int i = threadIdx.x; i < hidden; i += blockDim.x) {
-        float v = xr[i];
-        if (delta != nullptr) {
-            v += delta[base + i];
-            if (dbias != nullptr) v += dbias[i];
-            xr[i] = v;
+    if ((hidden & 3) == 0) {  // 16-byte loads (arena buffers are 256-byte aligned, rows 16-byte aligned)
+        for (int i = threadIdx.x * 4; i < hidden; i += blockDim.x * 4) {
+            vf_f4 v = *(const vf_f4*)(xr + i);
+            if (delta != nullptr) {
+                const vf_f4 dd = *(const vf_f4*)(delta + base + i);
+                v.x += dd.x; v.y += dd.y; v.z += dd.z; v.w += dd.w;
+                if (dbias != nullptr) {
+                    const vf_f4 db = *(const vf_f4*)(dbias + i);
+                    v.x += db.x; v.y += db.y; v.z += db.z; v.w += db.w;
+                }
+                *(vf_f4*)(xr + i) = v;
+            }
+            s += v.x + v.y + v.z + v.w;
+            ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
         }
-        s += v;
-        ss += v * v;
+    } else {
+        for (int i = threadIdx.x; i < hidden; i += blockDim.x) {
+            float v = xr[i];
+            if (delta != nullptr) {
+                v += delta[base + i];
+                if (dbias != nullptr) v += dbias[i];
+                xr[i] = v;
+            }
+            s += v;
+            ss += v * v;
+        }
     }
     float mean = 0.f, r;
     if (rms) {
@@ -78,6 +98,37 @@ extern "C" __global__ void vf_vis_bias_act(bf16_t* __restrict__ out, const void*
         v *= u + (bias != nullptr ? bias[cols + i] : 0.f);
     }
     out[r * cols + i] = f2bf(v);
+}
+
+// vf_vis_bias_act for bf16 input, 8 columns per thread with 16-byte loads/stores: cols % 8 == 0, inStride % 8 == 0.
+// grid (ceil(cols/8/256), rows).
+extern "C" __global__ void vf_vis_bias_act_x8(bf16_t* __restrict__ out, const bf16_t* __restrict__ in, const float* __restrict__ bias,
+                                              int cols, int inStride, int act, int gated) {
+    const int i = (blockIdx.x * blockDim.x + threadIdx.x) * 8;
+    if (i >= cols) return;
+    const long long r = blockIdx.y;
+    const vf_u4 gw = *(const vf_u4*)(in + r * inStride + i);
+    vf_u4 uw;
+    if (gated) uw = *(const vf_u4*)(in + r * inStride + cols + i);
+    const unsigned int ga[4] = {gw.x, gw.y, gw.z, gw.w};
+    const unsigned int ua[4] = {gated ? uw.x : 0u, gated ? uw.y : 0u, gated ? uw.z : 0u, gated ? uw.w : 0u};
+    unsigned int o[4];
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+        const int c = i + 2 * j;
+        float g0 = bflo(ga[j]), g1 = bfhi(ga[j]);
+        if (bias != nullptr) { g0 += bias[c]; g1 += bias[c + 1]; }
+        float v0 = vf_act(g0, act), v1 = vf_act(g1, act);
+        if (gated) {
+            float u0 = bflo(ua[j]), u1 = bfhi(ua[j]);
+            if (bias != nullptr) { u0 += bias[cols + c]; u1 += bias[cols + c + 1]; }
+            v0 *= u0; v1 *= u1;
+        }
+        o[j] = (unsigned int)f2bf(v0) | ((unsigned int)f2bf(v1) << 16);
+    }
+    vf_u4 ow;
+    ow.x = o[0]; ow.y = o[1]; ow.z = o[2]; ow.w = o[3];
+    *(vf_u4*)(out + r * cols + i) = ow;
 }
 
 // out[dst(k)] = in[k] (+ bias) for rows of `cols` fp32, dst(k) = index[k] (scatter) or k when index == null;
@@ -148,8 +199,6 @@ __device__ __forceinline__ void vf_mma_bf16(float* c, const unsigned int* a, uns
                  : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
-
-struct __align__(16) vf_u4 { unsigned int x, y, z, w; };  // 16-byte copies without CUDA headers (NVRTC)
 
 // ldmatrix: four 8x8 b16 matrices from shared memory (lanes 8j..8j+7 give the row addresses of matrix j).
 __device__ __forceinline__ void vf_ldsm_x4(unsigned int* r, const void* p) {

@@ -60,6 +60,10 @@ public final class VisionGpuOps implements AutoCloseable {
         if (dbias != null) dbias.require(4L * hidden, "vision norm", "delta bias fp32 [hidden]");
         w.require(4L * hidden, "vision norm", "weight fp32 [hidden]");
         if (b != null) b.require(4L * hidden, "vision norm", "bias fp32 [hidden]");
+        if (hidden % 4 == 0)
+            for (DeviceBuffer buf : new DeviceBuffer[] {x, delta, dbias})
+                if (buf != null && buf.address() % 16 != 0)
+                    throw new IllegalArgumentException("vision norm: buffer '" + buf.name() + "' is not 16-byte aligned");
         k.launch("vf_vis_norm", rows, 1, 1, 256, 0, stream,
                 a.reset().ptr(out).ptr(x).ptr(delta).ptr(dbias).ptr(w).ptr(b).i32(hidden).f32(eps).i32(rms ? 1 : 0));
     }
@@ -80,6 +84,11 @@ public final class VisionGpuOps implements AutoCloseable {
         out.require(2L * rows * cols, "vision biasAct", "out bf16 [rows, cols]");
         in.require((inBf16 ? 2L : 4L) * ((long) (rows - 1) * inStride + width), "vision biasAct", "in [rows, stride]");
         if (bias != null) bias.require(4L * width, "vision biasAct", "bias fp32 [" + width + "]");
+        if (inBf16 && cols % 8 == 0 && inStride % 8 == 0 && in.address() % 16 == 0 && out.address() % 16 == 0) {
+            k.launch("vf_vis_bias_act_x8", (cols / 8 + 255) / 256, rows, 1, 256, 0, stream,
+                    a.reset().ptr(out).ptr(in).ptr(bias).i32(cols).i32(inStride).i32(act.ordinal()).i32(gated ? 1 : 0));
+            return;
+        }
         k.launch("vf_vis_bias_act", (cols + 255) / 256, rows, 1, 256, 0, stream,
                 a.reset().ptr(out).ptr(in).ptr(bias).i32(cols).i32(inStride).i32(act.ordinal()).i32(gated ? 1 : 0).i32(inBf16 ? 1 : 0));
     }

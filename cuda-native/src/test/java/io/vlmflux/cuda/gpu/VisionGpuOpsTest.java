@@ -135,6 +135,25 @@ class VisionGpuOpsTest {
                 assertRel(act + (gated ? " gated" : ""), got, want, 8e-3);
             }
         }
+        // bf16 input (a GEMM with bf16 output): the 8-wide vector kernel (cols % 8 == 0) and the scalar one
+        for (int c2 : new int[] {40, 37}) {
+            int st2 = 96;
+            float[] inB = bfRound(randn(rnd, rows * st2, 2f)), bias2 = randn(rnd, 2 * c2, 0.5f);
+            for (boolean gated : new boolean[] {true, false}) {
+                DeviceBuffer o = out("act bf16", 2L * rows * c2);
+                vops.biasAct(o, bfBuf("in bf16", inB), true, f32("bias", bias2), rows, c2, st2, VisionGpuOps.Act.SILU, gated);
+                float[] got = f(st.downloadShorts(o, rows * c2));
+                double[] want = new double[rows * c2];
+                for (int r = 0; r < rows; r++)
+                    for (int i = 0; i < c2; i++) {
+                        double g = inB[r * st2 + i] + bias2[i];
+                        double a = g / (1 + Math.exp(-g));
+                        if (gated) a *= inB[r * st2 + c2 + i] + bias2[c2 + i];
+                        want[r * c2 + i] = a;
+                    }
+                assertRel("bf16 in, cols " + c2 + (gated ? " gated" : ""), got, want, 8e-3);
+            }
+        }
     }
 
     @Test
