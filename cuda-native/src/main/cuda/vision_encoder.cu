@@ -74,6 +74,17 @@ extern "C" __global__ void vf_vis_norm(bf16_t* __restrict__ out, float* __restri
         r = rsqrtf(dv / (float)hidden + eps);
     }
     bf16_t* o = out + base;
+    if ((hidden & 3) == 0) {
+        for (int i = threadIdx.x * 4; i < hidden; i += blockDim.x * 4) {
+            const vf_f4 v = *(const vf_f4*)(xr + i), ww = *(const vf_f4*)(w + i);
+            float y0 = (v.x - mean) * r * ww.x, y1 = (v.y - mean) * r * ww.y, y2 = (v.z - mean) * r * ww.z, y3 = (v.w - mean) * r * ww.w;
+            if (b != nullptr) { const vf_f4 bb = *(const vf_f4*)(b + i); y0 += bb.x; y1 += bb.y; y2 += bb.z; y3 += bb.w; }
+            unsigned int* op = (unsigned int*)(o + i);  // 8-byte aligned: i % 4 == 0 and rows start 8-byte aligned
+            op[0] = (unsigned int)f2bf(y0) | ((unsigned int)f2bf(y1) << 16);
+            op[1] = (unsigned int)f2bf(y2) | ((unsigned int)f2bf(y3) << 16);
+        }
+        return;
+    }
     for (int i = threadIdx.x; i < hidden; i += blockDim.x) {
         float v = (xr[i] - mean) * r * w[i];
         if (b != nullptr) v += b[i];
@@ -167,11 +178,15 @@ extern "C" __global__ void vf_vis_rope_split(bf16_t* __restrict__ q, bf16_t* __r
     const bf16_t* rowb = (const bf16_t*)qkvIn + t * 3 * d;
 #define VF_QKV(c) (qkvBf16 ? bf2f(rowb[(c)]) : row[(c)])
     const float ph = (float)pos[2 * t], pw = (float)pos[2 * t + 1];
+    __shared__ float csn[2][128];  // cos / sin per frequency of this row, shared by all heads (hd <= 256)
+    for (int i = threadIdx.x; i < half; i += blockDim.x) {
+        const float ang = i < quarter ? ph * invFreq[i] : pw * invFreq[i - quarter];
+        sincosf(ang, &csn[1][i], &csn[0][i]);
+    }
+    __syncthreads();
     for (int e = threadIdx.x; e < heads * half; e += blockDim.x) {
         const int h = e / half, i = e % half;
-        const float ang = i < quarter ? ph * invFreq[i] : pw * invFreq[i - quarter];
-        float sn, cs;
-        sincosf(ang, &sn, &cs);
+        const float cs = csn[0][i], sn = csn[1][i];
         const int c0 = h * hd + i, c1 = c0 + half;
         float q0 = VF_QKV(c0), q1 = VF_QKV(c1), k0 = VF_QKV(d + c0), k1 = VF_QKV(d + c1);
         if (bias != nullptr) { q0 += bias[c0]; q1 += bias[c1]; k0 += bias[d + c0]; k1 += bias[d + c1]; }

@@ -132,7 +132,7 @@ public final class VisionGpuOps implements AutoCloseable {
     public void ropeSplit(DeviceBuffer q, DeviceBuffer kk, DeviceBuffer v, DeviceBuffer qkv, boolean qkvBf16, DeviceBuffer bias,
                           DeviceBuffer pos, DeviceBuffer invFreq, int n, int heads, int hd) {
         positive("vision ropeSplit", n, heads, hd);
-        if (hd % 4 != 0) throw new IllegalArgumentException("vision ropeSplit: head dim " + hd + " is not a multiple of 4");
+        if (hd % 4 != 0 || hd > 256) throw new IllegalArgumentException("vision ropeSplit: head dim " + hd + " is not a multiple of 4 up to 256");
         long d = (long) heads * hd;
         for (DeviceBuffer b : new DeviceBuffer[] {q, kk, v}) b.require(2L * n * d, "vision ropeSplit", "q/k/v bf16 [n, heads*hd]");
         qkv.require((qkvBf16 ? 2L : 4L) * n * 3 * d, "vision ropeSplit", "qkv [n, 3*heads*hd]");
