@@ -4,6 +4,13 @@
 # @Tag("gpu") tests on a machine that has a GPU but no Java or Maven). Run it from anywhere on the build machine:
 #   cuda-native/bundle/make-bundle.sh            # cuda-native only
 #   VLMFLUX_BUNDLE_MODULES=cuda-native,llm,demos cuda-native/bundle/make-bundle.sh
+# Options (environment):
+#   VLMFLUX_BUNDLE_DIR=DIR   output folder (default <repo>/.gpu)
+#   VLMFLUX_BUNDLE_GST=1     also the portable GStreamer (make-gst-bundle.sh: DIR/gst.tar.xz, ~5 MB) and keep the
+#                            gst1-java-core/JNA jars, so sources (test:, files, RTSP) run on the GPU machine
+#   VLMFLUX_JRE_MODULES=a,b  jlink modules; default: the CLI set (java.desktop for ImageIO and jinjava's java.beans,
+#                            jdk.incubator.vector for the CPU kernels) when the demos or pipeline module is bundled,
+#                            else the minimal set. The jre is rebuilt when the set changes (DIR/jre.modules).
 # Then on the GPU machine (repo copy + .gpu): cuda-native/bundle/run-on-gpu.sh tests   (see docs/gpu.md)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -17,7 +24,6 @@ mvn_opts=(-B -ntp -q "-Dvlmflux.buildSuffix=$suffix")
 [[ -n "${VLMFLUX_OFFLINE:-}" ]] && mvn_opts+=(-o)
 
 mkdir -p "$out/lib" "$out/test-classes"
-stamp=$(mktemp); trap 'rm -f "$stamp"' EXIT
 rm -f "$out"/lib/*.jar
 cd "$root"
 echo "[bundle] building $modules (suffix $suffix)" >&2
@@ -31,13 +37,15 @@ for m in "${mods[@]}"; do
       -DoutputDirectory="$out/lib"
   if [[ -d "$m/target$suffix/test-classes" ]]; then cp -r "$m/target$suffix/test-classes/." "$out/test-classes/"; fi
 done
-# project jars of the modules built with -am (e.g. cuda-native for llm): every module jar this run produced
-find "$root" -maxdepth 3 -path "*/target$suffix/vlmflux-*.jar" -newer "$stamp" -exec cp {} "$out/lib/" \;
+# project jars of the modules built with -am (e.g. cuda-native for llm): every module jar that exists now was made by
+# this run (all were deleted before it). No `-newer stamp` test: it let an unchanged module's jar go missing from the
+# bundle (an up-to-date jar is not necessarily newer than the stamp); deleting first is the guarantee we need.
+find "$root" -maxdepth 3 -path "*/target$suffix/vlmflux-*.jar" ! -name '*-sources.jar' ! -name '*-tests.jar' -exec cp {} "$out/lib/" \;
 # the JUnit console launcher (includes the Jupiter engine) runs tagged tests there
 mvn -B -ntp -q dependency:copy -Dartifact=org.junit.platform:junit-platform-console-standalone:$junit_console \
     -DoutputDirectory="$out/lib" ${VLMFLUX_OFFLINE:+-o}
-# GStreamer-only jars are not needed on the GPU machine
-rm -f "$out"/lib/gst1-java-core-*.jar "$out"/lib/jna-*.jar
+# GStreamer-only jars are not needed on the GPU machine unless the portable GStreamer travels too
+if [[ -z "${VLMFLUX_BUNDLE_GST:-}" ]]; then rm -f "$out"/lib/gst1-java-core-*.jar "$out"/lib/jna-*.jar; fi
 # VLMFLUX_BUNDLE_SLIM=1 (to fit a transfer limit with the repo copy): no chat templates (jinjava and what only it
 # pulls in) and no test resources (tests find the fixtures in the repo through -Dvlmflux.root)
 if [[ -n "${VLMFLUX_BUNDLE_SLIM:-}" ]]; then
@@ -48,13 +56,23 @@ if [[ -n "${VLMFLUX_BUNDLE_SLIM:-}" ]]; then
   find "$out/test-classes" -type d -empty -delete
 fi
 
-if [[ ! -f "$out/jre.tar.xz" || -n "${VLMFLUX_REBUILD_JRE:-}" ]]; then
-  echo "[bundle] jlink runtime" >&2
+jre_modules=java.base,jdk.unsupported,java.logging,java.management
+case ",$modules," in *,demos,*|*,pipeline,*) jre_modules=$jre_modules,java.desktop,jdk.incubator.vector ;; esac
+jre_modules=${VLMFLUX_JRE_MODULES:-$jre_modules}
+if [[ ! -f "$out/jre.tar.xz" || -n "${VLMFLUX_REBUILD_JRE:-}" || "$(cat "$out/jre.modules" 2>/dev/null)" != "$jre_modules" ]]; then
+  echo "[bundle] jlink runtime: $jre_modules" >&2
   tmp=$(mktemp -d)
-  "$JAVA_HOME/bin/jlink" --add-modules java.base,jdk.unsupported,java.logging,java.management \
+  # java.desktop's AWT/font/sound natives are never loaded (headless ImageIO and java.beans only): left out
+  "$JAVA_HOME/bin/jlink" --add-modules "$jre_modules" \
+      --exclude-files='glob:**/lib/libawt*.so,glob:**/lib/libfontmanager.so,glob:**/lib/libsplashscreen.so,glob:**/lib/liblcms.so,glob:**/lib/libjsound.so' \
       --strip-debug --no-header-files --no-man-pages --compress=zip-0 --output "$tmp/jre"
   tar -C "$tmp" -cJf "$out/jre.tar.xz" jre
+  echo "$jre_modules" > "$out/jre.modules"
   rm -rf "$tmp"
 fi
-du -sh "$out" "$out/jre.tar.xz" "$out/lib" >&2
+if [[ -n "${VLMFLUX_BUNDLE_GST:-}" ]]; then
+  echo "[bundle] portable GStreamer" >&2
+  "$root/cuda-native/bundle/make-gst-bundle.sh" "$out"
+fi
+du -sh "$out" "$out/jre.tar.xz" "$out/lib" ${VLMFLUX_BUNDLE_GST:+"$out/gst.tar.xz"} >&2
 echo "[bundle] ready: $out. On the GPU machine: cuda-native/bundle/run-on-gpu.sh tests" >&2

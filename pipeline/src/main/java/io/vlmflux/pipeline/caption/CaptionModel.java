@@ -16,10 +16,15 @@ import io.vlmflux.llm.chat.ChatMessage;
 import io.vlmflux.llm.chat.ChatTemplate;
 import io.vlmflux.llm.tokenizer.Tokenizer;
 import io.vlmflux.pipeline.GpuSchedulers;
+import io.vlmflux.cuda.gpu.GpuStream;
+import io.vlmflux.llm.cuda.CudaDecoders;
+import io.vlmflux.vision.CachingVisionEncoder;
 import io.vlmflux.vision.ImageEmbeddings;
 import io.vlmflux.vision.ImageProcessor;
 import io.vlmflux.vision.VisionEncoder;
 import io.vlmflux.vision.VisionEncoders;
+import io.vlmflux.vision.cuda.GpuImageProcessor;
+import io.vlmflux.vision.cuda.GpuVisionEncoder;
 import reactor.core.scheduler.Scheduler;
 
 import java.io.IOException;
@@ -38,6 +43,12 @@ import java.util.Set;
  * header before the first image token are prefilled once and reused) and the single compute thread all model work
  * runs on ({@link GpuSchedulers#forDevice}: the encoder and the decoder are used from that thread only).
  *
+ * <p>Backends: on {@code cuda} a frame never visits the host after its upload: GPU preprocessing, the GPU vision
+ * encoder on the decoder's stream, and the image-token rows spliced on the device into the decoder's embeddings
+ * (device {@link EmbeddingSpan}); only sampled ids come back. On {@code cpu} the reference processor and encoder make
+ * host spans. Both put an encoder-output cache in front of the encoder ({@link #encoderCacheStats()}), so static
+ * scenes skip it.
+ *
  * <p>Thread-safe to share between pipelines (they queue on the one compute thread). {@link #close()} frees the
  * weights and the prefix cache; the shared scheduler stays.
  */
@@ -45,11 +56,14 @@ public final class CaptionModel implements AutoCloseable {
     private static final System.Logger LOG = System.getLogger("vlmflux.pipeline");
     /** Default prefix-cache budget: room for a few system prompts of a large model. */
     public static final long DEFAULT_PREFIX_CACHE_BYTES = 256L << 20;
+    /** Default encoder-output cache budget (a 640x480 frame: ~1.6 MB rows + 0.9 MB frame copy on cuda). */
+    public static final long DEFAULT_ENCODER_CACHE_BYTES = 64L << 20;
 
     private final Path dir;
     private final String backend;
     private final ImageProcessor processor;
     private final VisionEncoder encoder;
+    private final DeviceVision deviceVision;   // cuda: GPU preprocessing + encoder + device rows; null on cpu
     private final Decoder decoder;
     private final Tokenizer tokenizer;
     private final ChatTemplate template;
@@ -61,12 +75,13 @@ public final class CaptionModel implements AutoCloseable {
     private final Set<Integer> stopTokens;
     private boolean closed;
 
-    private CaptionModel(Path dir, String backend, ImageProcessor processor, VisionEncoder encoder, Decoder decoder, Tokenizer tokenizer,
-                         ChatTemplate template, GenerationConfig generationConfig, PrefixCache prefixCache, Scheduler scheduler) {
+    private CaptionModel(Path dir, String backend, ImageProcessor processor, VisionEncoder encoder, DeviceVision deviceVision, Decoder decoder,
+                         Tokenizer tokenizer, ChatTemplate template, GenerationConfig generationConfig, PrefixCache prefixCache, Scheduler scheduler) {
         this.dir = dir;
         this.backend = backend;
         this.processor = processor;
         this.encoder = encoder;
+        this.deviceVision = deviceVision;
         this.decoder = decoder;
         this.tokenizer = tokenizer;
         this.template = template;
@@ -91,17 +106,24 @@ public final class CaptionModel implements AutoCloseable {
         this.stopTokens = Set.copyOf(stops);
     }
 
-    /** Loads {@code dir} on {@code backend} ("auto", "cpu" or "cuda") with the default prefix cache. */
+    /** Loads {@code dir} on {@code backend} ("auto", "cpu" or "cuda") with the default prefix and encoder caches. */
     public static CaptionModel load(Path dir, String backend) {
         return load(dir, backend, DEFAULT_PREFIX_CACHE_BYTES);
     }
 
+    /** {@link #load(Path, String, long, long)} with the default encoder cache. */
+    public static CaptionModel load(Path dir, String backend, long prefixCacheBytes) {
+        return load(dir, backend, prefixCacheBytes, DEFAULT_ENCODER_CACHE_BYTES);
+    }
+
     /**
      * Loads {@code dir} on {@code backend}; {@code prefixCacheBytes} 0 disables prefix reuse (every caption prefills
-     * its whole prompt). Errors name the folder and the file that is missing or malformed.
+     * its whole prompt), {@code encoderCacheBytes} 0 the encoder-output cache. Errors name the folder and the file
+     * that is missing or malformed.
      */
-    public static CaptionModel load(Path dir, String backend, long prefixCacheBytes) {
+    public static CaptionModel load(Path dir, String backend, long prefixCacheBytes, long encoderCacheBytes) {
         if (prefixCacheBytes < 0) throw new IllegalArgumentException("prefix cache size must be >= 0, got " + prefixCacheBytes);
+        if (encoderCacheBytes < 0) throw new IllegalArgumentException("encoder cache size must be >= 0, got " + encoderCacheBytes);
         if (!Files.isDirectory(dir)) throw new IllegalArgumentException("model folder " + dir + " does not exist");
         for (String f : List.of("config.json", "tokenizer.json", "preprocessor_config.json"))
             if (!Files.isRegularFile(dir.resolve(f)))
@@ -119,21 +141,36 @@ public final class CaptionModel implements AutoCloseable {
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
-        VisionEncoder encoder = VisionEncoders.load(dir, b);
         Decoder decoder = null;
+        VisionEncoder encoder = null;
+        GpuImageProcessor gpuProcessor = null;
+        DeviceVision dv = null;
         PrefixCache pc = null;
         try {
             decoder = Models.load(dir, b);
+            GpuStream stream = CudaDecoders.stream(decoder).orElse(null);
+            if (stream != null) {   // the vision path on the decoder's stream: device rows need no synchronization
+                GpuVisionEncoder gpuEncoder = GpuVisionEncoder.load(dir, stream);
+                encoder = gpuEncoder;
+                gpuProcessor = GpuImageProcessor.load(dir, stream);
+                dv = new DeviceVision(gpuProcessor, gpuEncoder, encoderCacheBytes);
+            } else {
+                VisionEncoder e = VisionEncoders.load(dir, "cpu");
+                encoder = encoderCacheBytes > 0 ? new CachingVisionEncoder(e, encoderCacheBytes) : e;
+            }
             pc = prefixCacheBytes == 0 ? null : new PrefixCache(prefixCacheBytes);
-            CaptionModel m = new CaptionModel(dir, b, processor, encoder, decoder, tokenizer, template, gen, pc, GpuSchedulers.forDevice(0));
-            LOG.log(System.Logger.Level.INFO, "caption model {0} on {1} ready in {2} ms: vision {3}", dir, b,
-                    (System.nanoTime() - t0) / 1_000_000, encoder.describe());
+            CaptionModel m = new CaptionModel(dir, b, processor, encoder, dv, decoder, tokenizer, template, gen, pc, GpuSchedulers.forDevice(0));
+            LOG.log(System.Logger.Level.INFO, "caption model {0} on {1} ready in {2} ms: vision {3}{4}", dir, b,
+                    (System.nanoTime() - t0) / 1_000_000, encoder.describe(), dv != null ? ", GPU preprocessing, image rows spliced on the device" : "");
             return m;
         } catch (IOException e) {
-            encoder.close();
             throw new UncheckedIOException("cannot load the text model of " + dir + ": " + e.getMessage(), e);
         } catch (RuntimeException e) {
-            encoder.close();
+            if (dv != null) dv.close();
+            else {
+                if (gpuProcessor != null) gpuProcessor.close();
+                if (encoder != null) encoder.close();
+            }
             if (decoder != null) decoder.close();
             if (pc != null) pc.close();
             throw e;
@@ -143,7 +180,19 @@ public final class CaptionModel implements AutoCloseable {
     public Path dir() { return dir; }
     public String backend() { return backend; }
     public ImageProcessor processor() { return processor; }
+    /** The vision encoder (on cpu wrapped in the encoder-output cache; on cuda the GPU encoder, whose cache is on the device path). */
     public VisionEncoder encoder() { return encoder; }
+    /** Whether captions take the device path (GPU preprocessing, encoder and device-side splice). */
+    public boolean onDevice() { return deviceVision != null; }
+    DeviceVision deviceVision() { return deviceVision; }
+
+    /** Hits, misses and evictions of the encoder-output cache. */
+    public EncoderCacheStats encoderCacheStats() {
+        if (deviceVision != null) return deviceVision.stats();
+        if (encoder instanceof CachingVisionEncoder c)
+            return new EncoderCacheStats(c.hits(), c.misses(), c.evictions(), c.size(), c.bytesUsed(), c.maxBytes(), 0);
+        return EncoderCacheStats.NONE;
+    }
     public Decoder decoder() { return decoder; }
     public Tokenizer tokenizer() { return tokenizer; }
     public GenerationConfig generationConfig() { return generationConfig; }
@@ -190,6 +239,16 @@ public final class CaptionModel implements AutoCloseable {
         return new MultimodalPrompt(e.tokens(), List.of(span));
     }
 
+    /** The prompt for one image whose rows are on the device (cuda path): a device span at the expanded slot. */
+    MultimodalPrompt prompt(PromptTemplate t, DeviceVision.Rows rows) {
+        if (rows.hidden != decoder.config().hiddenSize())
+            throw new IllegalArgumentException("image embeddings are " + rows.hidden + " wide but " + dir + " has hidden_size " + decoder.config().hiddenSize());
+        ImageSlots.Expanded e = ImageSlots.expand(t.tokens, imagePadId, new int[] {rows.tokens});
+        EmbeddingSpan span = new EmbeddingSpan(e.spanStarts()[0], rows.tokens, rows.hidden, null, rows.gridT, rows.gridH, rows.gridW,
+                rows.contentHash, 0, rows.rows, true);
+        return new MultimodalPrompt(e.tokens(), List.of(span));
+    }
+
     /**
      * Generation settings of a caption: the options' sampling (else the model's defaults), stop at the stop tokens,
      * and the prompt positions before the image kept in the prefix cache.
@@ -215,7 +274,8 @@ public final class CaptionModel implements AutoCloseable {
         }
         Runnable release = () -> {
             generator.close();
-            encoder.close();
+            if (deviceVision != null) deviceVision.close();   // closes the GPU processor and encoder
+            else encoder.close();
             decoder.close();
             if (prefixCache != null) prefixCache.close();
         };

@@ -84,9 +84,24 @@ public final class CaptionStream {
 
     private Flux<TokenEvent> run() {
         long[] nanos = new long[3]; // preprocess, encode, prefill
+        AtomicReference<DeviceVision.Hold> rows = new AtomicReference<>();   // cuda: the image rows until the prefill read them
         Mono<MultimodalPrompt> prompt = Mono.fromCallable(() -> {
             Frame f = pixels.getAndSet(null);
             if (f == null) throw new IllegalStateException(describe() + " was released before preprocessing");
+            DeviceVision dv = model.deviceVision();
+            if (dv != null) {   // GPU preprocessing + encoder; the rows stay on the device
+                DeviceVision.Rows r;
+                try {
+                    r = dv.encode(f);
+                } finally {
+                    f.close();
+                }
+                DeviceVision.Hold h = new DeviceVision.Hold(r);
+                rows.set(h);
+                nanos[0] = r.preprocessNanos;
+                nanos[1] = r.encodeNanos;
+                return model.prompt(template, r);
+            }
             PixelValues px;
             long t0 = System.nanoTime();
             try {
@@ -105,7 +120,14 @@ public final class CaptionStream {
         int[][] ids = {new int[16]};
         int[] count = {0};
         long[] first = {-1};
-        GenerateOptions go = generateOptions.withPrefillListener(ns -> nanos[2] = ns);
+        Runnable releaseRows = () -> {
+            DeviceVision.Hold h = rows.getAndSet(null);
+            if (h != null) h.release();
+        };
+        GenerateOptions go = generateOptions.withPrefillListener(ns -> {
+            nanos[2] = ns;
+            releaseRows.run();   // the prefill that reads the rows is enqueued (same stream): the buffer may be reused
+        });
         return prompt
                 .flatMapMany(p -> model.generator().generate(p, go, model::newTokenText))
                 .doOnNext(e -> {
@@ -125,6 +147,7 @@ public final class CaptionStream {
                 .onErrorMap(e -> !(e instanceof CaptionException), e -> new CaptionException(describe() + ": " + message(e), e))
                 .doOnError(result::tryEmitError)
                 .doFinally(sig -> {
+                    releaseRows.run();
                     release();
                     result.tryEmitEmpty();
                     done.tryEmitEmpty();
