@@ -6,6 +6,8 @@
 
 #define VF_DEC_WARPS 4
 #define VF_DEC_GMAX 8
+// Fewest keys per split: short contexts use fewer splits (chosen at run time from kvLen) instead of near-empty ones.
+#define VF_DEC_MINCHUNK 16
 
 // ---------------------------------------------------------------------------------------------------------------
 // Decode, flash-decoding style. grid (nkv, splits, ceil(G / GMAX)), block 32*VF_DEC_WARPS.
@@ -24,8 +26,9 @@ __device__ __forceinline__ void attn_decode_split(float* __restrict__ part, cons
     const int g0 = blockIdx.z * VF_DEC_GMAX;
     const int gn = min(VF_DEC_GMAX, G - g0);
     const int len = kvLen[0];
-    const int chunk = (len + splits - 1) / splits;
+    const int chunk = max((len + splits - 1) / splits, VF_DEC_MINCHUNK);
     const int kBeg = split * chunk, kEnd = min(len, kBeg + chunk);
+    if (kBeg >= len) return;   // split past the current length: the combine reads only the active ones
 
     float qr[VF_DEC_GMAX][EPL], acc[VF_DEC_GMAX][EPL], m[VF_DEC_GMAX], l[VF_DEC_GMAX];
 #pragma unroll
@@ -41,27 +44,54 @@ __device__ __forceinline__ void attn_decode_split(float* __restrict__ part, cons
     const bf16_t* kh = kc + (long long)hk * maxSeq * hd + lane * EPL;
     const bf16_t* vh = vc + (long long)hk * maxSeq * hd + lane * EPL;
     const int dl = hd - lane * EPL;  // elements of this lane that exist (<= 0: none)
-    for (int t = kBeg + warp; t < kEnd; t += VF_DEC_WARPS) {
-        float kf[EPL], vf[EPL];
+    // Each warp takes KB consecutive keys at a time: their K/V loads are in flight together and the KB warp
+    // reductions per head are independent (latency, not bandwidth, bounds this loop at decode sizes).
+    constexpr int KB = EPL <= 4 ? 4 : 2;
+    for (int t0 = kBeg + warp * KB; t0 < kEnd; t0 += VF_DEC_WARPS * KB) {
+        float kf[KB][EPL], vf[KB][EPL];
 #pragma unroll
-        for (int e = 0; e < EPL; e++) {
-            const bool ok = e < dl;
-            kf[e] = ok ? bf2f(kh[(long long)t * hd + e]) : 0.f;
-            vf[e] = ok ? bf2f(vh[(long long)t * hd + e]) : 0.f;
+        for (int j = 0; j < KB; j++) {
+            const bool okT = t0 + j < kEnd;
+#pragma unroll
+            for (int e = 0; e < EPL; e++) {
+                const bool ok = okT && e < dl;
+                kf[j][e] = ok ? bf2f(kh[(long long)(t0 + j) * hd + e]) : 0.f;
+                vf[j][e] = ok ? bf2f(vh[(long long)(t0 + j) * hd + e]) : 0.f;
+            }
         }
 #pragma unroll
         for (int g = 0; g < VF_DEC_GMAX; g++) {
             if (g < gn) {
-                float s = 0.f;
+                float sc[KB];
 #pragma unroll
-                for (int e = 0; e < EPL; e++) s = fmaf(qr[g][e], kf[e], s);
-                s = warp_sum(s);
-                const float mn = fmaxf(m[g], s);
+                for (int j = 0; j < KB; j++) {
+                    float d = 0.f;
+#pragma unroll
+                    for (int e = 0; e < EPL; e++) d = fmaf(qr[g][e], kf[j][e], d);
+                    sc[j] = d;
+                }
+#pragma unroll
+                for (int o = 16; o > 0; o >>= 1)
+#pragma unroll
+                    for (int j = 0; j < KB; j++) sc[j] += __shfl_xor_sync(0xffffffffu, sc[j], o);
+                float mn = m[g];
+#pragma unroll
+                for (int j = 0; j < KB; j++) {
+                    if (t0 + j >= kEnd) sc[j] = VF_NEG_INF;
+                    mn = fmaxf(mn, sc[j]);
+                }
                 const float corr = __expf(m[g] - mn);
-                const float p = __expf(s - mn);
-                l[g] = l[g] * corr + p;
+                float p[KB], ps = 0.f;
 #pragma unroll
-                for (int e = 0; e < EPL; e++) acc[g][e] = fmaf(acc[g][e], corr, p * vf[e]);
+                for (int j = 0; j < KB; j++) { p[j] = __expf(sc[j] - mn); ps += p[j]; }
+                l[g] = l[g] * corr + ps;
+#pragma unroll
+                for (int e = 0; e < EPL; e++) {
+                    float a = acc[g][e] * corr;
+#pragma unroll
+                    for (int j = 0; j < KB; j++) a = fmaf(p[j], vf[j][e], a);
+                    acc[g][e] = a;
+                }
                 m[g] = mn;
             }
         }
@@ -96,26 +126,35 @@ __device__ __forceinline__ void attn_decode_split(float* __restrict__ part, cons
     }
 }
 
-// out[h, :] = bf16(sum_s acc_s e^{m_s - M} / sum_s l_s e^{m_s - M}). grid (nq), block 128.
+// out[h, :] = bf16(sum_s acc_s e^{m_s - M} / sum_s l_s e^{m_s - M}) over the active splits (the split kernel's
+// chunk rule applied to kvLen[0]). grid (nq), block 128 (a multiple of 32); splits <= VF_DEC_MAXSPLITS.
+#define VF_DEC_MAXSPLITS 1024
 extern "C" __global__ void vf_attn_decode_combine(bf16_t* __restrict__ out, const float* __restrict__ part,
-                                                  int splits, int hd) {
+                                                  const int* __restrict__ kvLen, int splits, int hd) {
+    __shared__ float wgt[VF_DEC_MAXSPLITS];
+    __shared__ float scratch[33];
     const int h = blockIdx.x;
+    const int len = kvLen[0];
+    const int chunk = max((len + splits - 1) / splits, VF_DEC_MINCHUNK);
+    const int active = min(splits, (len + chunk - 1) / chunk);
     const float* ph = part + (long long)h * splits * (hd + 2);
-    float M = VF_NEG_INF;
-    for (int s = 0; s < splits; s++) M = fmaxf(M, ph[s * (hd + 2)]);
-    float L = 0.f;
-    for (int s = 0; s < splits; s++) {
+    float mloc = VF_NEG_INF;
+    for (int s = threadIdx.x; s < active; s += blockDim.x) mloc = fmaxf(mloc, ph[s * (hd + 2)]);
+    const float M = block_max(mloc, scratch);
+    float lloc = 0.f;
+    for (int s = threadIdx.x; s < active; s += blockDim.x) {
         const float ms = ph[s * (hd + 2)];
-        if (ms != VF_NEG_INF) L += ph[s * (hd + 2) + 1] * __expf(ms - M);
+        const float e = ms == VF_NEG_INF ? 0.f : __expf(ms - M);
+        wgt[s] = e;
+        lloc += ph[s * (hd + 2) + 1] * e;
     }
+    const float L = block_sum(lloc, scratch);   // its barriers also publish wgt
     const float inv = 1.f / L;
     for (int d = threadIdx.x; d < hd; d += blockDim.x) {
-        float a = 0.f;
-        for (int s = 0; s < splits; s++) {
-            const float ms = ph[s * (hd + 2)];
-            if (ms != VF_NEG_INF) a += ph[s * (hd + 2) + 2 + d] * __expf(ms - M);
-        }
-        out[(long long)h * hd + d] = f2bf(a * inv);
+        float a0 = 0.f;
+#pragma unroll 8
+        for (int s = 0; s < active; s++) a0 = fmaf(__ldg(ph + s * (hd + 2) + 2 + d), wgt[s], a0);   // loads in flight together
+        out[(long long)h * hd + d] = f2bf(a0 * inv);
     }
 }
 

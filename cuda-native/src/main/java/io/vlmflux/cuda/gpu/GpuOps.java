@@ -144,6 +144,51 @@ public final class GpuOps implements AutoCloseable {
                 a.reset().ptr(y).ptr(w).ptr(x).ptr(bias).ptr(residual).i32(m).i32(k8));
     }
 
+    /** Largest k the fused GEMVs take (x staged as bf16 in shared memory, under the 48 KB static limit); larger: unfused ops. */
+    public static final int FUSED_GEMV_MAX_K = 24000;
+
+    /**
+     * y fp32 [m] = W bf16 [m, k] . bf16(rmsnorm(x) * normW) (+ bias) (+ residual): {@link #rmsNorm} fused into
+     * {@link #gemv} for one row. x fp32 [k] must not overlap y; k % 8 == 0 and k <= {@link #FUSED_GEMV_MAX_K}.
+     */
+    public void gemvRmsNorm(DeviceBuffer y, DeviceBuffer w, DeviceBuffer x, DeviceBuffer normW, float eps,
+                            DeviceBuffer bias, DeviceBuffer residual, int m, int k) {
+        normW.require(2L * k, "gemvRmsNorm", "norm weight bf16 [" + k + "]");
+        gemvFused("gemvRmsNorm", 1, y, w, x, normW, 0, eps, bias, residual, m, k, 4L * k);
+    }
+
+    /**
+     * y fp32 [m] = W bf16 [m, k] . bf16(silu(gu[i]) * gu[upOffset + i]) (+ bias) (+ residual): {@link #siluMul} fused
+     * into {@link #gemv} for one row. gu fp32 (gate at 0, up at upOffset elements) must not overlap y.
+     */
+    public void gemvSiluMul(DeviceBuffer y, DeviceBuffer w, DeviceBuffer gu, int upOffset,
+                            DeviceBuffer bias, DeviceBuffer residual, int m, int k) {
+        if (upOffset < k) throw new IllegalArgumentException("gemvSiluMul: up offset " + upOffset + " < k " + k + " (gate and up overlap)");
+        gemvFused("gemvSiluMul", 2, y, w, gu, null, upOffset, 0f, bias, residual, m, k, 4L * ((long) upOffset + k));
+    }
+
+    private void gemvFused(String op, int mode, DeviceBuffer y, DeviceBuffer w, DeviceBuffer xf, DeviceBuffer normW, int upOff,
+                           float eps, DeviceBuffer bias, DeviceBuffer residual, int m, int kd, long xBytes) {
+        positive(op, m, kd);
+        if (kd % 8 != 0) throw new IllegalArgumentException(op + ": k=" + kd + " is not a multiple of 8");
+        if (kd > FUSED_GEMV_MAX_K) throw new IllegalArgumentException(op + ": k=" + kd + " > " + FUSED_GEMV_MAX_K + " (use the unfused ops)");
+        if (w.address() % 16 != 0 || xf.address() % 16 != 0 || upOff % 4 != 0 || (normW != null && normW.address() % 8 != 0))
+            throw new IllegalArgumentException(op + ": W '" + w.name() + "' or x '" + xf.name()
+                    + "' not 16-byte aligned, up offset " + upOff + " not a multiple of 4, or the norm weight not 8-byte aligned");
+        y.require(4L * m, op, "y fp32 [m]");
+        w.require(2L * m * kd, op, "W bf16 [" + m + ", " + kd + "]");
+        xf.require(xBytes, op, "x fp32");
+        if (bias != null) bias.require(4L * m, op, "bias fp32 [m]");
+        if (residual != null) residual.require(4L * m, op, "residual fp32 [m]");
+        if (y.address() < xf.address() + xBytes && xf.address() < y.address() + 4L * m)
+            throw new IllegalArgumentException(op + ": y '" + y.name() + "' overlaps x '" + xf.name() + "'");
+        int rowsPerBlock = 8 * 2;
+        int tiles = (m + rowsPerBlock - 1) / rowsPerBlock;
+        int grid = Math.min(tiles, 8 * stream.device().multiProcessorCount());
+        k.launch("vf_gemv_bf16_fused", grid, 1, 1, 256, 2 * kd, stream,
+                a.reset().ptr(y).ptr(w).ptr(xf).ptr(normW).i32(mode).i32(upOff).f32(eps).ptr(bias).ptr(residual).i32(m).i32(kd));
+    }
+
     // ---- RoPE + cache write ----
 
     /**
@@ -199,9 +244,12 @@ public final class GpuOps implements AutoCloseable {
     public int decodeSplits(AttnShape s) {
         int sms = stream.device().multiProcessorCount();
         int want = Math.max(1, (2 * sms) / (s.nkv() * ((s.nq() / s.nkv() + 7) / 8)));
-        int maxUseful = Math.max(1, s.maxSeq() / 64);
+        int maxUseful = Math.max(1, s.maxSeq() / 16);   // >= 16 keys a split (4 a warp); the kernels drop splits past kvLen
         return Math.min(want, Math.min(maxUseful, 256));
     }
+
+    /** Most splits {@link #attentionDecode} takes (the combine kernel's shared weights). */
+    public static final int MAX_DECODE_SPLITS = 1024;
 
     /** Bytes of the fp32 partials workspace {@link #attentionDecode} needs. */
     public static long decodeWorkspaceBytes(AttnShape s, int splits) {
@@ -215,7 +263,8 @@ public final class GpuOps implements AutoCloseable {
     public void attentionDecode(DeviceBuffer out, DeviceBuffer q, DeviceBuffer kCache, DeviceBuffer vCache,
                                 DeviceBuffer kvLen, AttnShape s, int splits, DeviceBuffer workspace, float scale) {
         int e = epl(s, "attentionDecode");
-        if (splits <= 0 || splits > 65535) throw new IllegalArgumentException("attentionDecode: splits " + splits);
+        if (splits <= 0 || splits > MAX_DECODE_SPLITS)
+            throw new IllegalArgumentException("attentionDecode: splits " + splits + " outside [1, " + MAX_DECODE_SPLITS + "]");
         out.require(2L * s.nq() * s.headDim(), "attentionDecode", "out bf16 [nq, hd]");
         q.require(4L * s.nq() * s.headDim(), "attentionDecode", "q fp32 [nq, hd]");
         kCache.require(s.cacheBytes(), "attentionDecode", "K cache");
@@ -227,7 +276,7 @@ public final class GpuOps implements AutoCloseable {
                 a.reset().ptr(workspace).ptr(q).ptr(kCache).ptr(vCache).ptr(kvLen)
                         .i32(s.nq()).i32(s.nkv()).i32(s.maxSeq()).i32(s.headDim()).f32(scale));
         k.launch("vf_attn_decode_combine", s.nq(), 1, 1, 128, 0, stream,
-                a.reset().ptr(out).ptr(workspace).i32(splits).i32(s.headDim()));
+                a.reset().ptr(out).ptr(workspace).ptr(kvLen).i32(splits).i32(s.headDim()));
     }
 
     /**

@@ -172,6 +172,31 @@ class GpuKernelsTest {
         assertRel("gemv+bias+residual " + m + "x" + k, got2, want2, 2e-5);
     }
 
+    /** The fused decode GEMVs equal the separate ops they replace (rmsNorm -> gemv, siluMul -> gemv), bias and residual too. */
+    @ParameterizedTest
+    @CsvSource({"37,64", "2560,2048", "300,1000", "5,3584", "2048,11008"})
+    void fusedGemvEqualsSeparateOps(int m, int k) {
+        float[] w = bfRound(randn(rnd, m * k, 0.05f)), x = randn(rnd, k, 3f), nw = bfRound(randn(rnd, k, 1f));
+        float[] gu = randn(rnd, 2 * k + 8, 2f), bias = randn(rnd, m, 1f), res = randn(rnd, m, 1f);
+        DeviceBuffer wb = bf("W", w), xf = f32("x", x), nwb = bf("norm", nw), gub = f32("gu", gu), bb = f32("bias", bias);
+        DeviceBuffer xn = out("xn", 2L * k), want = f32("want", res), got = f32("got", res);
+        ops.rmsNorm(xn, xf, null, nwb, 1, k, 1e-6f);
+        ops.gemv(want, wb, xn, bb, want, m, k);
+        ops.gemvRmsNorm(got, wb, xf, nwb, 1e-6f, bb, got, m, k);
+        float[] a = st.downloadFloats(want, m), b = st.downloadFloats(got, m);
+        double[] ad = new double[m];
+        for (int i = 0; i < m; i++) ad[i] = a[i];
+        assertRel("gemvRmsNorm " + m + "x" + k, b, ad, 1e-3);   // sum of squares in another order: rare bf16 ties flip
+        int up = k + 8;
+        DeviceBuffer act = out("act", 2L * k), want2 = out("want2", 4L * m), got2 = out("got2", 4L * m);
+        ops.siluMul(act, gub, up, gub.slice(4L * up, 4L * k, "up"), up, 1, k);
+        ops.gemv(want2, wb, act, null, null, m, k);
+        ops.gemvSiluMul(got2, wb, gub, up, null, null, m, k);
+        float[] c = st.downloadFloats(want2, m), d = st.downloadFloats(got2, m);
+        for (int i = 0; i < m; i++) assertEquals(c[i], d[i], 1e-5f * (1 + Math.abs(c[i])), "gemvSiluMul " + m + "x" + k + " row " + i);
+        assertThrows(IllegalArgumentException.class, () -> ops.gemvRmsNorm(xf, wb, xf, nwb, 1e-6f, null, null, Math.min(m, k), k));
+    }
+
     @Test
     void cublasMatmulMatchesCpu() {
         int n = 5, m = 96, k = 264;
@@ -270,7 +295,7 @@ class GpuKernelsTest {
     }
 
     @ParameterizedTest
-    @CsvSource({"1,8,2,64,0", "100,28,4,128,0", "3000,16,8,128,0", "777,32,2,128,5", "2049,4,4,256,0", "64,12,2,96,1", "50,6,2,16,0", "90,8,4,8,3"})
+    @CsvSource({"1,8,2,64,0", "100,28,4,128,0", "3000,16,8,128,0", "777,32,2,128,5", "2049,4,4,256,0", "64,12,2,96,1", "50,6,2,16,0", "90,8,4,8,3", "33,8,2,128,200", "1,16,8,128,132", "1000,16,2,128,1024"})
     void decodeAttentionMatchesCpu(int len, int nq, int nkv, int hd, int splitsOverride) {
         int maxSeq = len + 17;
         GpuOps.AttnShape s = new GpuOps.AttnShape(nq, nkv, hd, maxSeq);

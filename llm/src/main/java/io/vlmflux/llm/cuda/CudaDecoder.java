@@ -72,6 +72,11 @@ public final class CudaDecoder implements Decoder {
     // decode scalars: [0..2] rope position t/h/w, [3] cache slot, [4] kv length, [5] token id
     private final DeviceBuffer step, stepPos, stepStart, stepLen, stepId, decodeWs;
     private final int maxSplits = 256;
+    /**
+     * Decode: RMSNorm fused into the following GEMV ({@code -Dvlmflux.cuda.fusedNorm}, default true), SiLU-gate into the
+     * down GEMV ({@code -Dvlmflux.cuda.fusedSilu}, default false); each only where k fits the fused kernel.
+     */
+    private final boolean fuseNorm, fuseSilu;
     private boolean closed;
 
     private static final class Layer {
@@ -87,6 +92,11 @@ public final class CudaDecoder implements Decoder {
         eps = c.rmsNormEps();
         scale = (float) (1.0 / Math.sqrt(hd));
         chunk = Math.max(1, Math.min(Integer.getInteger("vlmflux.cuda.prefillChunk", DEFAULT_CHUNK), c.maxPositionEmbeddings()));
+        // RMSNorm -> GEMV fusion is on by default; SiLU-gate -> down GEMV is off by default: measured on the H100 at the
+        // Qwen2.5-3B shape, its per-block prologue (silu over all of gate/up, 88 KB from L2 in each of only 128 blocks)
+        // cost more than the launch it saves (docs/performance.md).
+        fuseNorm = Boolean.parseBoolean(System.getProperty("vlmflux.cuda.fusedNorm", "true")) && H % 8 == 0 && H <= GpuOps.FUSED_GEMV_MAX_K;
+        fuseSilu = Boolean.parseBoolean(System.getProperty("vlmflux.cuda.fusedSilu", "false")) && I % 8 == 0 && I <= GpuOps.FUSED_GEMV_MAX_K;
         useGraphs = !"false".equalsIgnoreCase(System.getProperty("vlmflux.cuda.graphs", "true"));
         if (!useGraphs) graphOffReason = "disabled (-Dvlmflux.cuda.graphs=false / --no-cuda-graph)";
         int[] sec = c.rope().mropeSection();
@@ -354,17 +364,29 @@ public final class CudaDecoder implements Decoder {
         ops.embedGather(x, embed, stepId, 1, H, V);
         for (int li = 0; li < layers.length; li++) {
             Layer l = layers[li];
-            ops.rmsNorm(xn, x, null, l.attnNorm, 1, H, eps);
-            linear(qkv, l.wqkv, xn, l.bqkv, 1, QKV, H, false);
+            if (fuseNorm) {
+                ops.gemvRmsNorm(qkv, l.wqkv, x, l.attnNorm, eps, l.bqkv, null, QKV, H);
+            } else {
+                ops.rmsNorm(xn, x, null, l.attnNorm, 1, H, eps);
+                linear(qkv, l.wqkv, xn, l.bqkv, 1, QKV, H, false);
+            }
             ops.ropeQkv(qr, cache.k[li], cache.v[li], qkv, QKV, qkv.slice(4L * Q, qkv.bytes() - 4L * Q, "k"), QKV,
                     qkv.slice(4L * (Q + KV), qkv.bytes() - 4L * (Q + KV), "v"), QKV, stepPos, 1, sec1, sec2, invFreq, stepStart,
                     1, sh, l.qNorm, l.kNorm, eps);
             ops.attentionDecode(att, qr, cache.k[li], cache.v[li], stepLen, sh, splits, decodeWs, scale);
             linear(x, l.wo, att, l.bo, 1, H, Q, true);
-            ops.rmsNorm(xn, x, null, l.mlpNorm, 1, H, eps);
-            linear(gu, l.wgu, xn, null, 1, 2 * I, H, false);
-            ops.siluMul(act, gu, 2 * I, gu.slice(4L * I, gu.bytes() - 4L * I, "up"), 2 * I, 1, I);
-            linear(x, l.wd, act, null, 1, H, I, true);
+            if (fuseNorm) {
+                ops.gemvRmsNorm(gu, l.wgu, x, l.mlpNorm, eps, null, null, 2 * I, H);
+            } else {
+                ops.rmsNorm(xn, x, null, l.mlpNorm, 1, H, eps);
+                linear(gu, l.wgu, xn, null, 1, 2 * I, H, false);
+            }
+            if (fuseSilu) {
+                ops.gemvSiluMul(x, l.wd, gu, I, null, x, H, I);
+            } else {
+                ops.siluMul(act, gu, 2 * I, gu.slice(4L * I, gu.bytes() - 4L * I, "up"), 2 * I, 1, I);
+                linear(x, l.wd, act, null, 1, H, I, true);
+            }
         }
         ops.rmsNorm(xn, x, null, finalNorm, 1, H, eps);
         linear(logits, lmHead, xn, null, 1, V, H, false);
