@@ -36,7 +36,9 @@ public final class Main {
         }
         List<String> rest = Arrays.asList(argv).subList(1, argv.length);
         if (rest.contains("--help") || rest.contains("-h")) {
-            System.out.println(cmd.usage());
+            // `vlmflux bench llm --help` shows the benchmark's own usage
+            Command sub = cmd instanceof BenchCommand && !rest.getFirst().startsWith("-") ? BenchCommand.find(rest.getFirst()) : null;
+            System.out.println((sub != null ? sub : cmd).usage());
             return 0;
         }
         try {
