@@ -41,5 +41,19 @@ public interface Decoder extends AutoCloseable {
      */
     default boolean samplesOnDevice(SamplingParams p) { return false; }
 
+    /**
+     * One decode step for several sequences at once: feeds {@code tokens[i]} to {@code caches[i]} (one position each)
+     * and returns the token chosen for each with {@code params[i]}, as {@link #forwardSample} would. Backends that run
+     * the batch as one pass over the weights (CUDA) override this; the default takes the sequences in turn.
+     */
+    default int[] forwardSampleBatch(KvCache[] caches, int[] tokens, SamplingParams[] params) {
+        if (caches.length != tokens.length || caches.length != params.length)
+            throw new IllegalArgumentException("batched step needs one token and one sampling setting per cache: " + caches.length + " caches, "
+                    + tokens.length + " tokens, " + params.length + " settings");
+        int[] out = new int[caches.length];
+        for (int i = 0; i < caches.length; i++) out[i] = forwardSample(caches[i], ForwardInput.tokens(tokens[i]), params[i]);
+        return out;
+    }
+
     @Override void close();
 }

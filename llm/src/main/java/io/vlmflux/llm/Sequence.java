@@ -136,6 +136,28 @@ final class Sequence implements AutoCloseable {
 
     boolean isFinished() { return finished; }
 
+    /**
+     * For a batched decode ({@link BatchGenerator}): the token the next {@link #step()} would feed through a device-
+     * sampling forward, or -1 when the next step needs no such forward (not prefilled, host sampling, nothing pending,
+     * the cache is full, finished). After the batch ran it, {@link #chosenByBatch} hands the result in.
+     */
+    int pendingDecodeToken() {
+        if (finished || cache == null || !prefilled || !onDevice || pending < 0 || opts.maxTokens() == 0) return -1;
+        if (cache.length() + 1 > cache.capacity()) return -1;
+        return pending;
+    }
+
+    KvCache cache() { return cache; }
+
+    SamplingParams sampling() { return opts.sampling(); }
+
+    /** The device's choice after a batched forward of {@link #pendingDecodeToken()} (the cache already holds it). */
+    void chosenByBatch(int token) {
+        if (pending < 0) throw new IllegalStateException("no pending token to accept a batched result for");
+        chosen = token;
+        pending = -1;
+    }
+
     @Override public void close() {
         if (cache != null) {
             cache.close();

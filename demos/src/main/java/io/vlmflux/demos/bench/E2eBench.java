@@ -67,15 +67,37 @@ final class E2eBench {
         if (!feed.equals("test") && !feed.equals("push")) throw new UsageException("--feed must be test or push, got '" + feed + "'");
         System.err.printf("end to end: %s sources (%s), %dx%d %s at %d fps each, %d tokens per caption, greedy, newest frame wins%n",
                 counts, feed.equals("test") ? "GStreamer videotestsrc ball through appsink" : "synthetic moving frames through PushSource", w, h, fmt, fps, maxTokens);
-        try (CaptionModel model = CaptionModel.load(dir, "cuda")) {
+        String backend = a.get("e2e-backend", "cuda");   // cpu: to try the harness on a machine without a GPU
+        // the encoder cache is off unless asked for: N test sources show identical frames at the same instants, which
+        // would let one encoder run serve all of them and flatter the N-source figures
+        long encoderCache = a.flag("encoder-cache") ? CaptionModel.DEFAULT_ENCODER_CACHE_BYTES : 0;
+        try (CaptionModel model = CaptionModel.load(dir, backend, CaptionModel.DEFAULT_PREFIX_CACHE_BYTES, encoderCache)) {
             CaptionOptions options = new CaptionOptions("Describe the image.", null, maxTokens, SamplingParams.greedyDecoding(),
                     CaptionOptions.Backpressure.NEWEST_WINS);
             warmUp(model, options, w, h, fmt);
-            System.err.println("| sources | feed | captions/s | frames/s (delivered) | frames dropped | tokens/s | latency p50 / p90 / p99 ms (source -> caption) | TTFT p50 ms (stage) | encoder cache hits/misses |");
-            System.err.println("|---|---|---|---|---|---|---|---|---|");
+            System.err.println("| sources | feed | batched decode (mean batch) | captions/s | frames/s (delivered) | frames dropped | tokens/s | latency p50 / p90 / p99 ms (source -> caption) | TTFT p50 ms (stage) | encoder cache hits/misses |");
+            System.err.println("|---|---|---|---|---|---|---|---|---|---|");
+            List<int[]> runs = new ArrayList<>();   // {sources, batched}
             for (int n : counts) {
-                Result r = once(model, options, n, feed, w, h, fmt, fps, seconds);
-                System.err.printf(Locale.ROOT, "| %d | %s | %.2f | %.1f | %d of %d | %.0f | %.1f / %.1f / %.1f | %.1f | %d / %d |%n", n, feed, r.captionsPerS, r.framesPerS,
+                runs.add(new int[] {n, 1});
+                if (n > 1 && model.batchDecode()) runs.add(new int[] {n, 0});
+            }
+            String prop = System.getProperty("vlmflux.batchDecode");
+            for (int[] run : runs) {
+                int n = run[0];
+                boolean batched = run[1] == 1 && model.batchDecode();
+                System.setProperty("vlmflux.batchDecode", Boolean.toString(batched));
+                long[] b0 = model.batchStats();
+                Result r;
+                try {
+                    r = once(model, options, n, feed, w, h, fmt, fps, seconds);
+                } finally {
+                    if (prop == null) System.clearProperty("vlmflux.batchDecode"); else System.setProperty("vlmflux.batchDecode", prop);
+                }
+                long[] b1 = model.batchStats();
+                double meanBatch = b1[0] == b0[0] ? 0 : (double) (b1[1] - b0[1]) / (b1[0] - b0[0]);
+                System.err.printf(Locale.ROOT, "| %d | %s | %s | %.2f | %.1f | %d of %d | %.0f | %.1f / %.1f / %.1f | %.1f | %d / %d |%n", n, feed,
+                        batched ? String.format(Locale.ROOT, "yes (%.2f)", meanBatch) : "no", r.captionsPerS, r.framesPerS,
                         r.dropped, r.frames, r.tokensPerS, r.p50, r.p90, r.p99, r.ttftP50, r.cache.hits(), r.cache.misses());
                 if (a.flag("json")) {
                     Map<String, Object> o = new LinkedHashMap<>();
@@ -99,7 +121,8 @@ final class E2eBench {
                     o.put("ttft_ms_p50", r.ttftP50);
                     o.put("encoder_cache_hits", r.cache.hits());
                     o.put("encoder_cache_misses", r.cache.misses());
-                    o.put("batched_decode", false);
+                    o.put("batched_decode", batched);
+                    o.put("mean_batch", meanBatch);
                     System.out.println(json.writeValueAsString(o));
                 }
             }

@@ -42,7 +42,7 @@ public final class VlmBench implements Command {
     @Override public String usage() {
         return "vlmflux bench vlm --model DIR [--sizes 448x448,640x480,1280x720] [--format RGB|NV12|I420] [--iters 20] [--profile] [--json]\n"
                 + "       [--ttft [--ttft-size 640x480] [--question-tokens 20] [--decode-tokens 32]]\n"
-                + "       [--e2e [--sources 1,4] [--seconds 10] [--max-tokens 32] [--fps 30] [--e2e-size 640x480] [--feed test|push]] [--skip-vision]\n"
+                + "       [--e2e [--sources 1,4] [--seconds 10] [--max-tokens 32] [--fps 30] [--e2e-size 640x480] [--feed test|push] [--encoder-cache]] [--skip-vision]\n"
                 + "  --model DIR   a Qwen2-VL / Qwen2.5-VL folder (config.json, preprocessor_config.json, safetensors)\n"
                 + "  --profile     also time every encoder op (eager, synchronized) and print the sums per op kind\n"
                 + "  --ttft        also load the language model on cuda (the folder needs its weights) and time the first token\n"
@@ -52,13 +52,14 @@ public final class VlmBench implements Command {
                 + "                tokenizer.json + chat template): N live sources at --fps each, --max-tokens per caption, greedy,\n"
                 + "                newest frame wins; captions/s, frames/s, frames dropped, latency percentiles (frame out of the\n"
                 + "                source -> caption done), encoder cache counters. --feed test: GStreamer videotestsrc ball\n"
-                + "                (default when GStreamer loads), push: synthetic moving frames pushed at --fps (PushSource)\n"
+                + "                (default when GStreamer loads), push: synthetic moving frames pushed at --fps (PushSource);\n"
+                + "                the encoder-output cache is off unless --encoder-cache (identical test frames would share it)\n"
                 + "  --skip-vision skip the per-size encoder table";
     }
 
     @Override public int run(List<String> argv) throws Exception {
         Args a = Args.parse(argv, Set.of("model", "sizes", "format", "iters", "ttft-size", "question-tokens", "decode-tokens", "sources", "seconds", "max-tokens", "fps",
-                "e2e-size", "feed"), Set.of("json", "profile", "ttft", "e2e", "skip-vision"));
+                "e2e-size", "feed", "e2e-backend"), Set.of("json", "profile", "ttft", "e2e", "skip-vision", "encoder-cache"));
         Path dir = Path.of(a.require("model"));
         if (!Files.isRegularFile(dir.resolve("config.json"))) throw new UsageException("--model " + dir + ": no config.json");
         int iters = a.getInt("iters", 20);
@@ -73,7 +74,8 @@ public final class VlmBench implements Command {
             try { sizes.add(new int[] {Integer.parseInt(p[0]), Integer.parseInt(p[1])}); }
             catch (RuntimeException e) { throw new UsageException("--sizes: bad size '" + s + "' (want WxH)"); }
         }
-        if (!Gpu.isAvailable()) {
+        boolean cpuOnly = a.flag("skip-vision") && !a.flag("ttft") && a.get("e2e-backend", "cuda").equals("cpu");
+        if (!Gpu.isAvailable() && !cpuOnly) {
             System.err.println("bench vlm needs a GPU: " + Gpu.unavailableReason());
             return 2;
         }

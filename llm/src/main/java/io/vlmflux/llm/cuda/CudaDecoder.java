@@ -71,6 +71,10 @@ public final class CudaDecoder implements Decoder {
     private final DeviceBuffer x, xn, qkv, qr, att, gu, act, stage, ids, pos, start, logits, argmaxWs, outId, counter;
     // decode scalars: [0..2] rope position t/h/w, [3] cache slot, [4] kv length, [5] token id
     private final DeviceBuffer step, stepPos, stepStart, stepLen, stepId, decodeWs;
+    // batched decode (several caches, one pass over the weights): per row the same 8 scalars as `step`, then the ids
+    private final DeviceBuffer batchStep, batchOut;
+    private final PinnedBuffer batchPin;
+    private boolean batchLogged;
     private final int maxSplits = 256;
     /**
      * Decode: RMSNorm fused into the following GEMV ({@code -Dvlmflux.cuda.fusedNorm}, default true), SiLU-gate into the
@@ -118,12 +122,13 @@ public final class CudaDecoder implements Decoder {
         long C = chunk;
         long acts = r(4 * C * H) + r(2 * C * H) + r(4 * C * QKV) + r(4 * C * Q) + r(2 * C * Q) + r(8 * C * I) + r(2 * C * I)
                 + r(4 * C * H) + r(4 * C) + r(12 * C) + r(4) + r(4L * LOGIT_ROWS * V) + r(GpuOps.argmaxWorkspaceBytes()) + r(4) + r(8)
-                + r(32) + r(4L * nq * maxSplits * (hd + 2)) + (32L << 20);
+                + r(32) + r(4L * nq * maxSplits * (hd + 2)) + r(40L * LOGIT_ROWS) + r(4L * LOGIT_ROWS) + (32L << 20);
         dev.makeCurrent();
         st = dev.newStream();
         ops = new GpuOps(st);
         arena = dev.newArena("decoder " + spec.family(), w + acts);
         pin = new PinnedBuffer(64);
+        batchPin = new PinnedBuffer(44L * LOGIT_ROWS);
         try {
             long t0 = System.nanoTime();
             Uploader up = new Uploader(store);
@@ -173,6 +178,8 @@ public final class CudaDecoder implements Decoder {
             stepStart = step.slice(12, 4, "decode cache slot int32");
             stepLen = step.slice(16, 4, "decode kv length int32");
             stepId = step.slice(20, 4, "decode token id int32");
+            batchStep = arena.alloc("batched decode: per row scalars int32 [" + LOGIT_ROWS + ", 8] + token ids int32 [" + LOGIT_ROWS + "]", 36L * LOGIT_ROWS);
+            batchOut = arena.alloc("batched decode: chosen ids int32 [" + LOGIT_ROWS + "]", 4L * LOGIT_ROWS);
             decodeWs = arena.alloc("decode attention partials", 4L * nq * maxSplits * (hd + 2));
             blas = new Blas(st, arena.alloc("cublas workspace", 32L << 20));
             st.synchronize();
@@ -392,6 +399,91 @@ public final class CudaDecoder implements Decoder {
         linear(logits, lmHead, xn, null, 1, V, H, false);
     }
 
+    // ---------------------------------------------------------------------------------------------------------
+    // batched decode: one token for each of B caches in one pass over the weights (GEMMs of B rows); rope/KV write and
+    // attention per row against its own cache. Eager: the set of caches changes with every new sequence, so a graph
+    // keyed by it would be re-captured per caption (the single-sequence step keeps its graph).
+
+    @Override public int[] forwardSampleBatch(KvCache[] kvs, int[] tokens, SamplingParams[] params) {
+        int n = kvs.length;
+        if (n != tokens.length || n != params.length)
+            throw new IllegalArgumentException("batched step needs one token and one sampling setting per cache: " + n + " caches, "
+                    + tokens.length + " tokens, " + params.length + " settings");
+        boolean device = true;
+        for (SamplingParams p : params) device &= samplesOnDevice(p);
+        if (n == 1 || !device) return Decoder.super.forwardSampleBatch(kvs, tokens, params);
+        if (n > LOGIT_ROWS) {   // in slices of LOGIT_ROWS rows
+            int[] out = new int[n];
+            for (int b0 = 0; b0 < n; b0 += LOGIT_ROWS) {
+                int b1 = Math.min(n, b0 + LOGIT_ROWS);
+                int[] part = forwardSampleBatch(java.util.Arrays.copyOfRange(kvs, b0, b1), java.util.Arrays.copyOfRange(tokens, b0, b1),
+                        java.util.Arrays.copyOfRange(params, b0, b1));
+                System.arraycopy(part, 0, out, b0, part.length);
+            }
+            return out;
+        }
+        open();
+        dev.makeCurrent();
+        CudaKvCache[] cs = new CudaKvCache[n];
+        ByteBuffer b = batchPin.buffer();
+        for (int i = 0; i < n; i++) {
+            cs[i] = cacheOf(kvs[i]);
+            for (int j = 0; j < i; j++)
+                if (cs[j] == cs[i]) throw new IllegalArgumentException("batched step: cache " + i + " is also cache " + j);
+            int s = cs[i].length(), tok = tokens[i];
+            if (s + 1 > cs[i].capacity())
+                throw new IllegalStateException("batched step, row " + i + ": context length exceeded: " + (s + 1) + " positions > KV cache capacity " + cs[i].capacity());
+            if (tok < 0 || tok >= V) throw new IllegalArgumentException("batched step, row " + i + ": token id " + tok + " outside vocab [0, " + V + ")");
+            int p = s + cs[i].positionDelta();
+            b.putInt(32 * i, p).putInt(32 * i + 4, p).putInt(32 * i + 8, p).putInt(32 * i + 12, s).putInt(32 * i + 16, s + 1).putInt(32 * i + 20, tok);
+            b.putInt(32 * LOGIT_ROWS + 4 * i, tok);
+        }
+        st.copyAsync(batchStep, batchPin, 0, 36L * LOGIT_ROWS);
+        if (!batchLogged) {
+            batchLogged = true;
+            LOG.log(System.Logger.Level.INFO, "batched decode on {0}: steps of several sequences run as one eager pass (B-row GEMMs)", dev);
+        }
+        DeviceBuffer ids = batchStep.slice(32L * LOGIT_ROWS, 4L * n, "batched token ids");
+        ops.embedGather(x, embed, ids, n, H, V);
+        for (int li = 0; li < layers.length; li++) {
+            Layer l = layers[li];
+            ops.rmsNorm(xn, x, null, l.attnNorm, n, H, eps);
+            linear(qkv, l.wqkv, xn, l.bqkv, n, QKV, H, false);
+            for (int i = 0; i < n; i++) {
+                CudaKvCache cache = cs[i];
+                GpuOps.AttnShape sh = shape(cache);
+                DeviceBuffer row = qkv.slice(4L * i * QKV, 4L * QKV, "qkv row " + i);
+                DeviceBuffer scal = batchStep.slice(32L * i, 32, "row " + i + " scalars");
+                ops.ropeQkv(qr.slice(4L * i * Q, 4L * Q, "q row " + i), cache.k[li], cache.v[li], row, QKV, row.slice(4L * Q, 4L * (QKV - Q), "k"), QKV,
+                        row.slice(4L * (Q + KV), 4L * KV, "v"), QKV, scal.slice(0, 12, "positions"), 1, sec1, sec2, invFreq, scal.slice(12, 4, "slot"),
+                        1, sh, l.qNorm, l.kNorm, eps);
+                ops.attentionDecode(att.slice(2L * i * Q, 2L * Q, "att row " + i), qr.slice(4L * i * Q, 4L * Q, "q row " + i), cache.k[li], cache.v[li],
+                        scal.slice(16, 4, "kv length"), sh, splitsFor(cache), decodeWs, scale);
+            }
+            linear(x, l.wo, att, l.bo, n, H, Q, true);
+            ops.rmsNorm(xn, x, null, l.mlpNorm, n, H, eps);
+            linear(gu, l.wgu, xn, null, n, 2 * I, H, false);
+            ops.siluMul(act, gu, 2 * I, gu.slice(4L * I, gu.bytes() - 4L * I, "up"), 2 * I, n, I);
+            linear(x, l.wd, act, null, n, H, I, true);
+        }
+        ops.rmsNorm(xn, x, null, finalNorm, n, H, eps);
+        linear(logits, lmHead, xn, null, n, V, H, false);
+        for (int i = 0; i < n; i++) {
+            SamplingParams p = params[i];
+            DeviceBuffer li = logits.slice(4L * i * V, 4L * V, "logits row " + i), o = batchOut.slice(4L * i, 4, "id " + i);
+            if (p.greedy()) ops.argmax(o, li, V, argmaxWs);
+            else ops.sample(o, li, V, (float) p.temperature(), p.topK(), (float) p.topP(), p.seed(), counter);
+        }
+        st.copyAsync(batchPin, 36L * LOGIT_ROWS, batchOut, 4L * n);
+        st.synchronize();
+        int[] out = new int[n];
+        for (int i = 0; i < n; i++) {
+            out[i] = b.getInt(36 * LOGIT_ROWS + 4 * i);
+            cs[i].commit(1);
+        }
+        return out;
+    }
+
     /** y [rows, m] (+)= in [rows, k] W^T (+ bias): GEMV for one row (16-byte path), cuBLAS otherwise. */
     private void linear(DeviceBuffer y, DeviceBuffer w, DeviceBuffer in, DeviceBuffer bias, int rows, int m, int k, boolean accumulate) {
         if (rows == 1 && k % 8 == 0) {
@@ -431,9 +523,15 @@ public final class CudaDecoder implements Decoder {
             for (EmbeddingSpan sp : in.spans()) {
                 int from = Math.max(sp.start(), c0), to = Math.min(sp.end(), c0 + m);
                 if (from >= to) continue;
-                float[] rows = java.util.Arrays.copyOfRange(sp.embeddings(), (from - sp.start()) * H, (to - sp.start()) * H);
-                st.upload(stage.slice(0, 4L * rows.length, "span"), rows);
-                ops.spliceRows(x, m, stage, false, from - c0, to - from, H);
+                if (sp.onDevice()) {   // rows already on the device (a GPU vision encoder's output): no host round trip
+                    long es = sp.deviceBf16() ? 2 : 4;
+                    DeviceBuffer rows = sp.deviceRows().slice((from - sp.start()) * es * H, (to - from) * es * H, "span rows " + sp.deviceRows().name());
+                    ops.spliceRows(x, m, rows, sp.deviceBf16(), from - c0, to - from, H);
+                } else {
+                    float[] rows = java.util.Arrays.copyOfRange(sp.embeddings(), (from - sp.start()) * H, (to - sp.start()) * H);
+                    st.upload(stage.slice(0, 4L * rows.length, "span"), rows);
+                    ops.spliceRows(x, m, stage, false, from - c0, to - from, H);
+                }
             }
             for (int li = 0; li < layers.length; li++) {
                 Layer l = layers[li];
@@ -480,6 +578,7 @@ public final class CudaDecoder implements Decoder {
         if (blas != null) blas.close();
         ops.close();
         pin.close();
+        if (batchPin != null) batchPin.close();
         arena.close();
         st.close();
     }

@@ -1,5 +1,6 @@
 package io.vlmflux.pipeline.caption;
 
+import io.vlmflux.llm.BatchGenerator;
 import io.vlmflux.llm.Decoder;
 import io.vlmflux.llm.EmbeddingSpan;
 import io.vlmflux.llm.GenerateOptions;
@@ -10,6 +11,7 @@ import io.vlmflux.llm.ModelConfig;
 import io.vlmflux.llm.Models;
 import io.vlmflux.llm.MultimodalPrompt;
 import io.vlmflux.llm.SamplingParams;
+import io.vlmflux.llm.TokenEvent;
 import io.vlmflux.llm.TokenText;
 import io.vlmflux.llm.cache.PrefixCache;
 import io.vlmflux.llm.chat.ChatMessage;
@@ -58,6 +60,8 @@ public final class CaptionModel implements AutoCloseable {
     public static final long DEFAULT_PREFIX_CACHE_BYTES = 256L << 20;
     /** Default encoder-output cache budget (a 640x480 frame: ~1.6 MB rows + 0.9 MB frame copy on cuda). */
     public static final long DEFAULT_ENCODER_CACHE_BYTES = 64L << 20;
+    /** Most concurrent captions whose decode steps run as one batched step (cuda). */
+    public static final int MAX_BATCH = 16;
 
     private final Path dir;
     private final String backend;
@@ -71,6 +75,7 @@ public final class CaptionModel implements AutoCloseable {
     private final PrefixCache prefixCache;   // null when disabled
     private final Scheduler scheduler;
     private final Generator generator;
+    private final BatchGenerator batchGenerator;   // cuda: concurrent captions share decode steps; null on cpu
     private final int imagePadId;
     private final Set<Integer> stopTokens;
     private boolean closed;
@@ -89,6 +94,7 @@ public final class CaptionModel implements AutoCloseable {
         this.prefixCache = prefixCache;
         this.scheduler = scheduler;
         this.generator = new Generator(decoder, prefixCache, scheduler);
+        this.batchGenerator = deviceVision != null ? new BatchGenerator(decoder, prefixCache, scheduler, MAX_BATCH) : null;
         ModelConfig c = decoder.config();
         int pad = c.imageTokenId();
         if (pad < 0) pad = tokenizer.tokenId("<|image_pad|>").orElse(-1);
@@ -201,6 +207,24 @@ public final class CaptionModel implements AutoCloseable {
     /** The single compute thread where preprocessing, encoding and generation run. */
     public Scheduler scheduler() { return scheduler; }
     public Generator generator() { return generator; }
+
+    /**
+     * Generates one caption's tokens. On cuda, concurrent captions (several sources) go through the
+     * {@link BatchGenerator}: their decode steps run as one batched step instead of taking turns
+     * ({@code -Dvlmflux.batchDecode=false} turns that off, read per caption); otherwise the plain {@link Generator}.
+     */
+    public reactor.core.publisher.Flux<TokenEvent> generate(MultimodalPrompt prompt, GenerateOptions options) {
+        if (batchGenerator != null && batchDecode()) return batchGenerator.generate(prompt, options, this::newTokenText);
+        return generator.generate(prompt, options, this::newTokenText);
+    }
+
+    /** Whether concurrent captions batch their decode steps now (cuda, and not switched off). */
+    public boolean batchDecode() {
+        return batchGenerator != null && !"false".equalsIgnoreCase(System.getProperty("vlmflux.batchDecode", "true"));
+    }
+
+    /** Batched decode steps so far and the tokens they produced; {0, 0} without batching. */
+    public long[] batchStats() { return batchGenerator == null ? new long[2] : batchGenerator.batchStats(); }
     public int imagePadId() { return imagePadId; }
     /** Token ids that end a caption: EOS of config.json, generation_config.json, the tokenizer, and {@code <|im_end|>}. */
     public Set<Integer> stopTokens() { return stopTokens; }
@@ -274,6 +298,7 @@ public final class CaptionModel implements AutoCloseable {
         }
         Runnable release = () -> {
             generator.close();
+            if (batchGenerator != null) batchGenerator.close();
             if (deviceVision != null) deviceVision.close();   // closes the GPU processor and encoder
             else encoder.close();
             decoder.close();

@@ -129,7 +129,7 @@ public final class CaptionStream {
             releaseRows.run();   // the prefill that reads the rows is enqueued (same stream): the buffer may be reused
         });
         return prompt
-                .flatMapMany(p -> model.generator().generate(p, go, model::newTokenText))
+                .flatMapMany(p -> model.generate(p, go))
                 .doOnNext(e -> {
                     long now = System.nanoTime();
                     if (first[0] < 0) first[0] = now;
