@@ -102,6 +102,8 @@ public final class CaptionCommand implements Command {
         // sources: --source replaces the config's list
         VlmPipeline.Builder b = VlmPipeline.builder().sampling(policy);
         List<FrameSource> opened = new ArrayList<>();
+        List<SourceInput> inputs = new ArrayList<>();          // for one caption stage per source (batched decode)
+        List<SamplingPolicy> policies = new ArrayList<>();
         java.util.Map<String, String> names = new java.util.HashMap<>();   // frame source id -> the config's id
         boolean live = false;
         if (a.has("source") || config == null) {
@@ -109,6 +111,8 @@ public final class CaptionCommand implements Command {
             opened.add(s);
             live = s.isLive();
             b.source(SourceInput.of(s));
+            inputs.add(SourceInput.of(s));
+            policies.add(policy);
         } else {
             if (config.sampling().fanInOptions() != null) b.fanIn(config.sampling().fanInOptions());
             for (SourceConfig sc : config.sources()) {
@@ -117,7 +121,10 @@ public final class CaptionCommand implements Command {
                 live |= s.isLive();
                 String id = sc.id() != null ? sc.id() : s.id();
                 names.put(s.id(), id);
-                b.source(new SourceInput(id, s.frames(), s.isLive()), sc.every() == null ? null : SamplingPolicy.parse(sc.every()));
+                SamplingPolicy own = sc.every() == null ? null : SamplingPolicy.parse(sc.every());
+                b.source(new SourceInput(id, s.frames(), s.isLive()), own);
+                inputs.add(new SourceInput(id, s.frames(), s.isLive()));
+                policies.add(own == null ? policy : own);
                 opened.add(s);
             }
         }
@@ -127,19 +134,35 @@ public final class CaptionCommand implements Command {
             SamplingParams sampling = sampling(config == null ? null : config.generation(), model.generationConfig());
             CaptionOptions options = new CaptionOptions(prompt, null, maxTokens, sampling,
                     live ? CaptionOptions.Backpressure.NEWEST_WINS : CaptionOptions.Backpressure.LOSSLESS);
-            VlmPipeline<Caption> pipeline = b.model(CaptionStage.captions(model, options), Caption::frame);
             boolean multi = opened.size() > 1;
-            err.printf("vlmflux: captioning %s with %s on %s, every %s%s (Ctrl-C to stop)%n",
-                    multi ? opened.size() + " sources" : opened.get(0).id(), modelDir.getFileName(), backend, policy.spec(),
-                    live ? ", newest frame wins" : ", lossless");
-            Flux<Caption> captions = pipeline.flux();
+            // several sources on cuda: one caption stage per source so their captions run concurrently and the model
+            // batches their decode steps; otherwise one stage behind the fair fan-in (captions take turns)
+            boolean perSource = multi && model.batchDecode();
+            err.printf("vlmflux: captioning %s with %s on %s, every %s%s%s (Ctrl-C to stop)%n",
+                    multi ? opened.size() + " sources" : opened.get(0).id(), modelDir.getFileName(), model.backend(), policy.spec(),
+                    live ? ", newest frame wins" : ", lossless", perSource ? ", one caption stage per source, decode steps batched" : "");
+            Flux<Caption> captions;
+            if (perSource) {
+                List<Flux<Caption>> each = new ArrayList<>();
+                for (int i = 0; i < inputs.size(); i++)
+                    each.add(VlmPipeline.builder().source(inputs.get(i), policies.get(i)).sampling(policy)
+                            .model(CaptionStage.captions(model, options), Caption::frame).flux());
+                captions = Flux.merge(each);
+            } else {
+                captions = b.model(CaptionStage.captions(model, options), Caption::frame).flux();
+            }
             if (count > 0) captions = captions.take(count);
             if (duration != null) captions = captions.take(duration);
-            return stream(captions, c -> {
+            int rc = stream(captions, c -> {
                 String src = names.getOrDefault(c.frame().sourceId(), c.frame().sourceId());
                 out.println(json ? json(c, src) : line(c, multi ? src : null));
                 out.flush();
             });
+            var cache = model.encoderCacheStats();
+            long[] batch = model.batchStats();
+            err.printf("vlmflux: encoder cache %d hits, %d misses%s%n", cache.hits(), cache.misses(),
+                    batch[0] == 0 ? "" : String.format(Locale.ROOT, "; %d batched decode steps, mean batch %.2f", batch[0], (double) batch[1] / batch[0]));
+            return rc;
         }
     }
 
