@@ -35,7 +35,8 @@ public final class BatchGenerator implements AutoCloseable {
     private boolean tickQueued;
     private volatile boolean closed;
     private long steps, batchedTokens;
-    private int rotate;   // where the next batch starts filling, so sequences beyond maxBatch are not starved
+    private int rotate;
+    private final java.util.concurrent.atomic.AtomicInteger alive = new java.util.concurrent.atomic.AtomicInteger();   // where the next batch starts filling, so sequences beyond maxBatch are not starved
 
     /** @param maxBatch most sequences per batched step (>= 1) */
     public BatchGenerator(Decoder decoder, PrefixCache prefixCache, Scheduler scheduler, int maxBatch) {
@@ -78,6 +79,9 @@ public final class BatchGenerator implements AutoCloseable {
         });
     }
 
+    /** Sequences alive now (each holds a KV cache until it ends, fails or is cancelled). */
+    public int activeSequences() { return alive.get(); }
+
     /** Decode steps run so far and the tokens they produced (mean batch = tokens / steps). */
     public synchronized long[] batchStats() { return new long[] {steps, batchedTokens}; }
 
@@ -111,7 +115,8 @@ public final class BatchGenerator implements AutoCloseable {
         for (Slot s : active) {
             if (s.seq != null || !s.wants()) continue;
             try {
-                s.seq = new Sequence(decoder, prefixCache, s.prompt, s.options, s.text, null);
+                s.seq = new Sequence(decoder, prefixCache, s.prompt, s.options, s.text, alive::decrementAndGet);
+                alive.incrementAndGet();
             } catch (RuntimeException e) {
                 fail(s, e);
                 continue;

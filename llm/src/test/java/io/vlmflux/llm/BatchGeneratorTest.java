@@ -76,6 +76,7 @@ class BatchGeneratorTest {
             }
             long[] st = gen.batchStats();
             assertTrue(st[1] >= st[0], "tokens >= steps");
+            assertEquals(0, gen.activeSequences(), "every cache freed");
         }
     }
 
@@ -93,6 +94,9 @@ class BatchGeneratorTest {
                     .expectNoEvent(Duration.ofMillis(100))
                     .thenCancel()
                     .verify(Duration.ofSeconds(10));
+            long deadline = System.nanoTime() + 5_000_000_000L;   // the cache is freed at the next tick
+            while (gen.activeSequences() > 0 && System.nanoTime() < deadline) Thread.onSpinWait();
+            assertEquals(0, gen.activeSequences(), "cancel freed the cache");
             // the generator keeps serving after a cancel
             List<TokenEvent> ev = gen.generate(MultimodalPrompt.text(ids), GenerateOptions.greedy(gold.length, Set.of()), null)
                     .collectList().block(Duration.ofSeconds(30));

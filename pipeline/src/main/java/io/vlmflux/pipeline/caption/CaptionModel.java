@@ -223,6 +223,11 @@ public final class CaptionModel implements AutoCloseable {
         return batchGenerator != null && !"false".equalsIgnoreCase(System.getProperty("vlmflux.batchDecode", "true"));
     }
 
+    /** Captions holding a KV cache now (plain and batched generation). */
+    public int activeSequences() {
+        return generator.activeSequences() + (batchGenerator == null ? 0 : batchGenerator.activeSequences());
+    }
+
     /** Batched decode steps so far and the tokens they produced; {0, 0} without batching. */
     public long[] batchStats() { return batchGenerator == null ? new long[2] : batchGenerator.batchStats(); }
     public int imagePadId() { return imagePadId; }
