@@ -33,8 +33,10 @@ import java.util.SplittableRandom;
  * {@code vlmflux bench vlm}: the GPU vision path of a VLM checkpoint (e.g. a random-weight Qwen2.5-VL-3B written by
  * {@code cuda-native/bundle/peer_bench_vlm.py}): per input size, GPU preprocessing of a host frame (pinned copy +
  * upload + kernels, wall time) and its kernel time, vision encoder latency (CUDA events, median), the encoder-output
- * cache hit time, and the CPU preprocessing for comparison. Table on stderr, {@code --json} lines on stdout.
- * Time to first token and captions/s need the GPU language model and are not measured here.
+ * cache hit time, and the CPU preprocessing for comparison; {@code --ttft}: time to first token from a host frame
+ * (device-side splice into the decoder) and decode speed; {@code --e2e}: sustained captions/s, frames/s, drops and
+ * latency for N live sources through the real pipeline, with and without batched decode ({@link E2eBench}).
+ * Tables on stderr, {@code --json} lines on stdout.
  */
 public final class VlmBench implements Command {
     @Override public String summary() { return "GPU preprocessing + vision encoder latency, TTFT and captions/s of a VLM checkpoint (cuda)"; }
