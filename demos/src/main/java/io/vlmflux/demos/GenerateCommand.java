@@ -179,7 +179,6 @@ public final class GenerateCommand implements Command {
             timings.put("decode_ms", round(decodeMs));
             timings.put("tokens_per_s", round(genIds.length > 1 && decodeMs > 0 ? (genIds.length - 1) / (decodeMs / 1000) : 0));
             Map<String, Object> o = new LinkedHashMap<>();
-            o.put("backend", decoder.backend());
             o.put("input_ids", ids);
             o.put("tokens", genIds);
             o.put("text", tok.decode(genIds));
