@@ -183,3 +183,125 @@ vf_gemv_bf16_fused(float* y, const bf16_t* __restrict__ W, const float* __restri
         }
     }
 }
+
+// Split-K GEMV for the small-m decode products (one wave of row tiles would leave most SMs with one block): grid
+// (tiles, splits), block 32*VF_GEMV_WARPS; block (t, s) owns rows [16t, 16t+16) and the K chunk of 16-byte groups
+// [s*chunk8, min(k8, (s+1)*chunk8)). The first batch of weight loads is issued before the x prologue (it does not
+// depend on x), so the prologue's L2 latency hides behind DRAM. Partial sums go to ws [splits, M]; the block that
+// finishes a tile last (a per-tile ticket in counters, reset to 0 by that block, so graph replays need no memset)
+// adds them in split order (deterministic), applies bias / residual (residual may alias y) and writes y.
+// x: mode 0 bf16 x [K] in global; mode 1 RMSNorm and mode 2 SiLU-gate from fp32 xf as in vf_gemv_bf16_fused (the
+// chunk is built in dynamic shared memory, 16*chunk8 bytes; mode 1 sums squares over all of K in every block).
+// chunk8 % 32 == 0 (a K of fewer groups uses one split); counters [tiles] zero on entry.
+extern "C" __global__ void __launch_bounds__(32 * VF_GEMV_WARPS)
+vf_gemv_bf16_splitk(float* y, const bf16_t* __restrict__ W, const void* __restrict__ xin, const bf16_t* __restrict__ nw,
+                    int mode, int upOff, float eps, const float* __restrict__ bias, const float* residual, int M, int K,
+                    int chunk8, float* __restrict__ ws, unsigned int* __restrict__ counters) {
+    extern __shared__ uint4 vf_gemv_xs[];
+    __shared__ float scratch[33];
+    __shared__ unsigned int isLast;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int tile = blockIdx.x, split = blockIdx.y;
+    const int k8 = K >> 3;
+    const int b8 = split * chunk8, e8 = min(k8, b8 + chunk8);
+    const int row0 = (tile * VF_GEMV_WARPS + warp) * VF_GEMV_ROWS;
+    const uint4* w4[VF_GEMV_ROWS];
+    float acc[VF_GEMV_ROWS];
+#pragma unroll
+    for (int r = 0; r < VF_GEMV_ROWS; r++) {
+        const int row = min(row0 + r, M - 1);
+        w4[r] = reinterpret_cast<const uint4*>(W + (long long)row * K);
+        acc[r] = 0.f;
+    }
+    uint4 wv[VF_GEMV_ROWS][4];
+    const uint4 zero = make_uint4(0u, 0u, 0u, 0u);
+#pragma unroll
+    for (int r = 0; r < VF_GEMV_ROWS; r++)
+#pragma unroll
+        for (int u = 0; u < 4; u++) {
+            const int idx = b8 + lane + 32 * u;
+            wv[r][u] = idx < e8 ? ldg_stream(w4[r] + idx) : zero;
+        }
+    if (mode != 0) {
+        const float* xf = reinterpret_cast<const float*>(xin);
+        const float4* x4 = reinterpret_cast<const float4*>(xf);
+        uint2* xs2 = reinterpret_cast<uint2*>(vf_gemv_xs);
+        const int c4b = b8 * 2, c4e = e8 * 2;   // float4 index range of the chunk
+        if (mode == 1) {
+            float ss = 0.f;
+            const int K4 = K >> 2;
+#pragma unroll 4
+            for (int i = threadIdx.x; i < K4; i += blockDim.x) {
+                const float4 v = x4[i];
+                ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+            }
+            ss = block_sum(ss, scratch);
+            const float rs = rsqrtf(ss / (float)K + eps);
+            const uint2* n2 = reinterpret_cast<const uint2*>(nw);
+            for (int i = c4b + threadIdx.x; i < c4e; i += blockDim.x) {
+                const float4 v = x4[i];
+                const uint2 n = n2[i];
+                uint2 o;
+                o.x = (unsigned int)f2bf(v.x * rs * bflo(n.x)) | ((unsigned int)f2bf(v.y * rs * bfhi(n.x)) << 16);
+                o.y = (unsigned int)f2bf(v.z * rs * bflo(n.y)) | ((unsigned int)f2bf(v.w * rs * bfhi(n.y)) << 16);
+                xs2[i - c4b] = o;
+            }
+        } else {
+            const float4* u4 = reinterpret_cast<const float4*>(xf + upOff);
+            for (int i = c4b + threadIdx.x; i < c4e; i += blockDim.x) {
+                const float4 g = x4[i], u = u4[i];
+                uint2 o;
+                o.x = (unsigned int)f2bf(g.x / (1.f + expf(-g.x)) * u.x) | ((unsigned int)f2bf(g.y / (1.f + expf(-g.y)) * u.y) << 16);
+                o.y = (unsigned int)f2bf(g.z / (1.f + expf(-g.z)) * u.z) | ((unsigned int)f2bf(g.w / (1.f + expf(-g.w)) * u.w) << 16);
+                xs2[i - c4b] = o;
+            }
+        }
+        __syncthreads();
+    }
+    const uint4* xg = reinterpret_cast<const uint4*>(xin);
+    for (int base = b8;;) {
+#pragma unroll
+        for (int u = 0; u < 4; u++) {
+            const int idx = base + lane + 32 * u;
+            if (idx < e8) {
+                const uint4 xv = mode == 0 ? __ldg(xg + idx) : vf_gemv_xs[idx - b8];
+#pragma unroll
+                for (int r = 0; r < VF_GEMV_ROWS; r++) acc[r] += dot8(wv[r][u], xv);
+            }
+        }
+        base += 128;
+        if (base >= e8) break;
+#pragma unroll
+        for (int r = 0; r < VF_GEMV_ROWS; r++)
+#pragma unroll
+            for (int u = 0; u < 4; u++) {
+                const int idx = base + lane + 32 * u;
+                wv[r][u] = idx < e8 ? ldg_stream(w4[r] + idx) : zero;
+            }
+    }
+#pragma unroll
+    for (int r = 0; r < VF_GEMV_ROWS; r++) {
+        const float s = warp_sum(acc[r]);
+        const int row = row0 + r;
+        if (lane == 0 && row < M) ws[(long long)split * M + row] = s;
+    }
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) isLast = atomicAdd(counters + tile, 1u) == gridDim.y - 1;
+    __syncthreads();
+    if (!isLast) return;
+    __threadfence();
+    const int rows = VF_GEMV_WARPS * VF_GEMV_ROWS;
+    if (threadIdx.x < rows) {
+        const int row = tile * rows + threadIdx.x;
+        if (row < M) {
+            float v = 0.f;
+#pragma unroll 4
+            for (int s = 0; s < (int)gridDim.y; s++) v += __ldcg(ws + (long long)s * M + row);
+            if (bias != nullptr) v += bias[row];
+            if (residual != nullptr) v += residual[row];
+            y[row] = v;
+        }
+    }
+    if (threadIdx.x == 0) counters[tile] = 0u;
+}

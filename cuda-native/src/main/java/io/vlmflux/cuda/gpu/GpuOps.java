@@ -20,7 +20,24 @@ public final class GpuOps implements AutoCloseable {
     GpuOps(GpuStream stream, KernelModule module) {
         this.stream = stream;
         this.k = module;
+        int sm = stream.device().multiProcessorCount();
+        splitK = !"false".equalsIgnoreCase(System.getProperty("vlmflux.cuda.gemvSplitK", "true"));
+        splitTarget = Math.max(1, Integer.getInteger("vlmflux.cuda.gemvSplitBlocksPerSm", 4)) * sm;
+        long wsBytes = 4L * GEMV_MAX_SPLITS * GEMV_ROWS * splitTarget, ctrBytes = 4L * splitTarget;
+        splitArena = stream.device().newArena("gemv split-K workspace", wsBytes + ctrBytes + 512);
+        splitWs = splitArena.alloc("gemv split-K partials fp32 [splits, m]", wsBytes);
+        splitCounters = splitArena.alloc("gemv split-K tile tickets uint32 [tiles]", ctrBytes);
+        stream.memsetAsync(splitCounters, 0, ctrBytes);   // the kernel's last block per tile resets its ticket
     }
+
+    // Split-K GEMV (vf_gemv_bf16_splitk) for products with fewer row tiles than splitTarget blocks: preallocated
+    // partials + per-tile tickets, owned here (one GpuOps per stream, so launches on it never overlap).
+    private static final int GEMV_ROWS = 8 * 2;        // rows per block (VF_GEMV_WARPS * VF_GEMV_ROWS)
+    private static final int GEMV_MAX_SPLITS = 32;
+    private final boolean splitK;
+    private final int splitTarget;                     // blocks to aim for (blocks per SM * SMs)
+    private final DeviceArena splitArena;
+    private final DeviceBuffer splitWs, splitCounters;
 
     /** Where the kernels came from (fatbin or NVRTC), for logs. */
     public String kernelOrigin() { return k.origin(); }
@@ -130,6 +147,11 @@ public final class GpuOps implements AutoCloseable {
      * Needs k % 8 == 0 and 16-byte aligned W and x (16-byte loads); use {@link Blas#matmulNT} otherwise.
      */
     public void gemv(DeviceBuffer y, DeviceBuffer w, DeviceBuffer x, DeviceBuffer bias, DeviceBuffer residual, int m, int k8) {
+        gemv(y, w, x, bias, residual, m, k8, -1);
+    }
+
+    /** {@link #gemv} with the split count forced (tests): -1 by shape, 0/1 unsplit kernel, n >= 2 about n K chunks. */
+    void gemv(DeviceBuffer y, DeviceBuffer w, DeviceBuffer x, DeviceBuffer bias, DeviceBuffer residual, int m, int k8, int forcedSplits) {
         positive("gemv", m, k8);
         if (k8 % 8 != 0) throw new IllegalArgumentException("gemv: k=" + k8 + " is not a multiple of 8");
         if (w.address() % 16 != 0 || x.address() % 16 != 0)
@@ -139,9 +161,59 @@ public final class GpuOps implements AutoCloseable {
         x.require(2L * k8, "gemv", "x bf16 [k]");
         if (bias != null) bias.require(4L * m, "gemv", "bias fp32 [m]");
         if (residual != null) residual.require(4L * m, "gemv", "residual fp32 [m]");
-        int rowsPerBlock = 8 * 2;
-        k.launch("vf_gemv_bf16", (m + rowsPerBlock - 1) / rowsPerBlock, 1, 1, 256, 0, stream,
+        int chunk8 = splitChunk(m, k8, forcedSplits);
+        if (chunk8 > 0) {
+            launchSplitK(y, w, x, null, 0, 0, 0f, bias, residual, m, k8, chunk8, 0);
+            return;
+        }
+        k.launch("vf_gemv_bf16", (m + GEMV_ROWS - 1) / GEMV_ROWS, 1, 1, 256, 0, stream,
                 a.reset().ptr(y).ptr(w).ptr(x).ptr(bias).ptr(residual).i32(m).i32(k8));
+    }
+
+    /**
+     * K chunk (in 16-byte groups, a multiple of 32) for the split-K GEMV, or 0 for the one-block-per-row-tile
+     * kernels. forcedSplits: -1 chooses by shape, 0/1 never splits, n >= 2 asks for about n splits (tests).
+     * By shape (H100 A/B, docs/performance.md "after split-K"): split only when the row tiles fit in one wave (at most
+     * one block per SM) and every chunk keeps at least {@link #SPLIT_MIN_CHUNK8} groups, towards splitTarget blocks.
+     * That splits the 3B down product (2048 x 11008: 30.7 -> 25 µs) and leaves k <= 3072 alone: there the per-block
+     * prologue and the ticket round trip cost more than the wider grid gains (3B q/k/v 23.7 -> 29.0 µs with 4
+     * splits; 0.6B decode 724 -> 685 tok/s with every small product split).
+     */
+    private int splitChunk(int m, int k, int forcedSplits) {
+        int tiles = (m + GEMV_ROWS - 1) / GEMV_ROWS, groups = k / 8;
+        int want;
+        if (forcedSplits < 0) {
+            if (!splitK || tiles > stream.device().multiProcessorCount()) return 0;
+            want = Math.min((splitTarget + tiles - 1) / tiles, groups / SPLIT_MIN_CHUNK8);
+        } else {
+            want = forcedSplits;
+        }
+        if (want < 2 || groups <= 32 || tiles > splitTarget) return 0;
+        int chunk8 = roundUp((groups + want - 1) / want, 32);
+        chunk8 = Math.max(chunk8, roundUp((groups + GEMV_MAX_SPLITS - 1) / GEMV_MAX_SPLITS, 32));
+        return chunk8 >= groups ? 0 : chunk8;
+    }
+
+    /** Smallest K chunk (16-byte groups = 2,048 bf16) the shape-chosen split-K takes: 8 loads per row and lane. */
+    private static final int SPLIT_MIN_CHUNK8 = 256;
+
+    /** How many K chunks {@link #gemv} launches for this shape (1: the unsplit kernel); for tests and logs. */
+    int gemvSplitCount(int m, int k, int forcedSplits) {
+        int chunk8 = splitChunk(m, k, forcedSplits);
+        return chunk8 == 0 ? 1 : (k / 8 + chunk8 - 1) / chunk8;
+    }
+
+    /** Largest m the split-K GEMV takes (its workspace bound: one ticket per row tile, up to the block target). */
+    int gemvSplitMaxRows() { return GEMV_ROWS * splitTarget; }
+
+    private static int roundUp(int v, int q) { return (v + q - 1) / q * q; }
+
+    private void launchSplitK(DeviceBuffer y, DeviceBuffer w, DeviceBuffer x, DeviceBuffer normW, int mode, int upOff, float eps,
+                              DeviceBuffer bias, DeviceBuffer residual, int m, int kd, int chunk8, int shared) {
+        int tiles = (m + GEMV_ROWS - 1) / GEMV_ROWS, splits = (kd / 8 + chunk8 - 1) / chunk8;
+        k.launch("vf_gemv_bf16_splitk", tiles, splits, 1, 256, shared, stream,
+                a.reset().ptr(y).ptr(w).ptr(x).ptr(normW).i32(mode).i32(upOff).f32(eps).ptr(bias).ptr(residual)
+                        .i32(m).i32(kd).i32(chunk8).ptr(splitWs).ptr(splitCounters));
     }
 
     /** Largest k the fused GEMVs take (x staged as bf16 in shared memory, under the 48 KB static limit); larger: unfused ops. */
@@ -153,8 +225,14 @@ public final class GpuOps implements AutoCloseable {
      */
     public void gemvRmsNorm(DeviceBuffer y, DeviceBuffer w, DeviceBuffer x, DeviceBuffer normW, float eps,
                             DeviceBuffer bias, DeviceBuffer residual, int m, int k) {
+        gemvRmsNorm(y, w, x, normW, eps, bias, residual, m, k, -1);
+    }
+
+    /** {@link #gemvRmsNorm} with the split count forced (tests), as in {@link #gemv(DeviceBuffer, DeviceBuffer, DeviceBuffer, DeviceBuffer, DeviceBuffer, int, int, int)}. */
+    void gemvRmsNorm(DeviceBuffer y, DeviceBuffer w, DeviceBuffer x, DeviceBuffer normW, float eps,
+                     DeviceBuffer bias, DeviceBuffer residual, int m, int k, int forcedSplits) {
         normW.require(2L * k, "gemvRmsNorm", "norm weight bf16 [" + k + "]");
-        gemvFused("gemvRmsNorm", 1, y, w, x, normW, 0, eps, bias, residual, m, k, 4L * k);
+        gemvFused("gemvRmsNorm", 1, y, w, x, normW, 0, eps, bias, residual, m, k, 4L * k, forcedSplits);
     }
 
     /**
@@ -163,12 +241,18 @@ public final class GpuOps implements AutoCloseable {
      */
     public void gemvSiluMul(DeviceBuffer y, DeviceBuffer w, DeviceBuffer gu, int upOffset,
                             DeviceBuffer bias, DeviceBuffer residual, int m, int k) {
+        gemvSiluMul(y, w, gu, upOffset, bias, residual, m, k, -1);
+    }
+
+    /** {@link #gemvSiluMul} with the split count forced (tests). */
+    void gemvSiluMul(DeviceBuffer y, DeviceBuffer w, DeviceBuffer gu, int upOffset,
+                     DeviceBuffer bias, DeviceBuffer residual, int m, int k, int forcedSplits) {
         if (upOffset < k) throw new IllegalArgumentException("gemvSiluMul: up offset " + upOffset + " < k " + k + " (gate and up overlap)");
-        gemvFused("gemvSiluMul", 2, y, w, gu, null, upOffset, 0f, bias, residual, m, k, 4L * ((long) upOffset + k));
+        gemvFused("gemvSiluMul", 2, y, w, gu, null, upOffset, 0f, bias, residual, m, k, 4L * ((long) upOffset + k), forcedSplits);
     }
 
     private void gemvFused(String op, int mode, DeviceBuffer y, DeviceBuffer w, DeviceBuffer xf, DeviceBuffer normW, int upOff,
-                           float eps, DeviceBuffer bias, DeviceBuffer residual, int m, int kd, long xBytes) {
+                           float eps, DeviceBuffer bias, DeviceBuffer residual, int m, int kd, long xBytes, int forcedSplits) {
         positive(op, m, kd);
         if (kd % 8 != 0) throw new IllegalArgumentException(op + ": k=" + kd + " is not a multiple of 8");
         if (kd > FUSED_GEMV_MAX_K) throw new IllegalArgumentException(op + ": k=" + kd + " > " + FUSED_GEMV_MAX_K + " (use the unfused ops)");
@@ -182,8 +266,12 @@ public final class GpuOps implements AutoCloseable {
         if (residual != null) residual.require(4L * m, op, "residual fp32 [m]");
         if (y.address() < xf.address() + xBytes && xf.address() < y.address() + 4L * m)
             throw new IllegalArgumentException(op + ": y '" + y.name() + "' overlaps x '" + xf.name() + "'");
-        int rowsPerBlock = 8 * 2;
-        int tiles = (m + rowsPerBlock - 1) / rowsPerBlock;
+        int chunk8 = splitChunk(m, kd, forcedSplits);
+        if (chunk8 > 0) {
+            launchSplitK(y, w, xf, normW, mode, upOff, eps, bias, residual, m, kd, chunk8, 16 * chunk8);
+            return;
+        }
+        int tiles = (m + GEMV_ROWS - 1) / GEMV_ROWS;
         int grid = Math.min(tiles, 8 * stream.device().multiProcessorCount());
         k.launch("vf_gemv_bf16_fused", grid, 1, 1, 256, 2 * kd, stream,
                 a.reset().ptr(y).ptr(w).ptr(xf).ptr(normW).i32(mode).i32(upOff).f32(eps).ptr(bias).ptr(residual).i32(m).i32(kd));
@@ -364,5 +452,6 @@ public final class GpuOps implements AutoCloseable {
     @Override
     public void close() {
         a.close();
+        splitArena.close();
     }
 }

@@ -11,6 +11,34 @@ import java.util.Random;
 public final class KernelBench {
     private KernelBench() {}
 
+    /** Split-K vs unsplit GEMV (and the RMSNorm-fused form) on the small-m decode shapes (3B, 0.6B): "KernelBench gemv". */
+    private static void gemvSplitK(GpuStream st, DeviceArena ar, GpuOps ops) {
+        Random r = new Random(1);
+        int[][] shapes = {{2560, 2048}, {2048, 2048}, {2048, 11008}, {4096, 1024}, {1024, 2048}, {1024, 3072}, {6144, 1024}, {22016, 2048}};
+        for (int[] s : shapes) {
+            int m = s[0], k = s[1];
+            long wb = 2L * m * k;
+            int copies = (int) Math.max(1, Math.min(8, (400L << 20) / wb + 1));
+            long mk = ar.mark();
+            DeviceBuffer[] w = new DeviceBuffer[copies];
+            for (int c = 0; c < copies; c++) { w[c] = ar.alloc("w" + c, wb); fillBf16(st, w[c], m * (long) k, r); }
+            DeviceBuffer x = ar.alloc("x", 2L * k), xf = ar.alloc("xf", 4L * k), nw = ar.alloc("nw", 2L * k), y = ar.alloc("y", 4L * m);
+            fillBf16(st, x, k, r);
+            fillBf16(st, nw, k, r);
+            st.memsetAsync(xf, 0, 4L * k);
+            int[] i = {0};
+            int auto = ops.gemvSplitCount(m, k, -1);
+            for (int splits : new int[] {0, -1, 2, 4, 8}) {
+                int n = ops.gemvSplitCount(m, k, splits);
+                if (splits > 0 && (n < 2 || n == auto)) continue;
+                String tag = splits == 0 ? "unsplit" : splits < 0 ? "auto (" + n + " splits)" : n + " splits";
+                row("gemv " + tag, m + "x" + k, med(st, 30, () -> ops.gemv(y, w[i[0]++ % copies], x, null, y, m, k, splits)), wb);
+                row("gemvRmsNorm " + tag, m + "x" + k, med(st, 30, () -> ops.gemvRmsNorm(y, w[i[0]++ % copies], xf, nw, 1e-6f, null, y, m, k, splits)), wb);
+            }
+            ar.reset(mk);
+        }
+    }
+
     public static void main(String[] args) {
         GpuDevice dev = Gpu.device();
         try (GpuStream st = dev.newStream(); DeviceArena ar = dev.newArena("bench", 24L << 30);
@@ -18,6 +46,10 @@ public final class KernelBench {
             System.out.println("# " + dev + ", kernels: " + ops.kernelOrigin());
             System.out.println("| op | shape | median µs | GB/s (bytes moved / time) |");
             System.out.println("|---|---|---|---|");
+            if (args.length > 0 && args[0].equals("gemv")) {
+                gemvSplitK(st, ar, ops);
+                return;
+            }
             long cb = 1L << 30;
             DeviceBuffer a = ar.alloc("a", cb), b = ar.alloc("b", cb);
             st.memsetAsync(a, 1, cb);
