@@ -1,5 +1,6 @@
 package io.vlmflux.vision.cuda;
 
+import org.junit.jupiter.api.condition.EnabledIf;
 import io.vlmflux.cuda.gpu.Gpu;
 import io.vlmflux.cuda.gpu.GpuStream;
 import io.vlmflux.sources.Frame;
@@ -32,6 +33,7 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
  * for clips. Also the golden pixel values of the fixtures within the README's preprocessing tolerance.
  */
 @Tag("gpu")
+@EnabledIf(value = "io.vlmflux.cuda.gpu.Gpu#isAvailable", disabledReason = "no usable GPU (the logger vlmflux.cuda says why: CUDA backend unavailable: ...)")
 class GpuImageProcessorTest {
     static GpuStream stream;
 
