@@ -10,3 +10,4 @@
 #include "sampling.cu"
 #include "vision_encoder.cu"
 #include "vision_preprocess.cu"
+#include "batch_decode.cu"

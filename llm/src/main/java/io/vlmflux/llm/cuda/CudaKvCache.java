@@ -10,8 +10,10 @@ import io.vlmflux.llm.KvCache;
  * The CUDA backend's KV cache for one sequence, in device memory (one cudaMalloc per cache). Layout per layer:
  * {@code k[layer]}, {@code v[layer]} bf16 {@code [kvHeads, capacity, headDim]} (head-major, so decode attention reads
  * each head's keys contiguously); position {@code p} of kv head {@code g} at element {@code (g * capacity + p) * headDim}.
- * Owns the decode CUDA graph captured against its buffers (a graph bakes in addresses, so it is keyed by the cache)
- * and closes it with itself. Not thread-safe; one sequence, the decoder's thread.
+ * Owns the single-sequence decode CUDA graph captured against its buffers (a graph bakes in addresses, so it is keyed by
+ * the cache) and closes it with itself. Batched decode graphs belong to the decoder and read this cache's {@code k}/{@code v}
+ * addresses from a device table rewritten every step, so a cache joins or leaves a batch without any re-capture.
+ * Not thread-safe; one sequence, the decoder's thread.
  */
 final class CudaKvCache implements KvCache {
     final CudaDecoder owner;

@@ -25,6 +25,7 @@ import java.util.SplittableRandom;
  * replay; tok/s over the N steps, each step ending with the id on the host). Also: device copy bandwidth (1 GiB D2D,
  * read + write), the roofline (bytes per token = bf16 weights read per step + K/V at that context, over that bandwidth),
  * device memory of the decoder (arena) and of the KV cache. One JSON line per context on stdout.
+ * {@code CudaLlmBench MODEL_DIR --batch 1,2,4,8 [CTX] [STEPS]}: batched decode steps, graph path vs eager ({@link #runBatch}).
  */
 public final class CudaLlmBench {
     private CudaLlmBench() {}
@@ -116,10 +117,88 @@ public final class CudaLlmBench {
         return out;
     }
 
+    /**
+     * Batched decode steps ({@link Decoder#forwardSampleBatch}) of B sequences at context {@code ctx}: ms per step and
+     * tokens/s with the default path (one graph per batch size, skinny GEMM) and with the eager path of before
+     * ({@code vlmflux.cuda.batchGraphs=false}, {@code vlmflux.cuda.skinnyGemm=false}: cuBLAS GEMMs, per-row launches),
+     * median of 3 timed runs of {@code steps} steps each after a warm-up; B = 1 is the single-sequence graph step. Also how
+     * many chosen tokens the two paths agree on (random weights have near-ties; the GEMMs differ in rounding). One JSON
+     * line per batch size.
+     */
+    public static List<String> runBatch(Path model, int[] batches, int ctx, int steps) throws Exception {
+        if (!Gpu.isAvailable()) throw new IllegalStateException("backend 'cuda' cannot run here: " + Gpu.unavailableReason());
+        List<String> out = new ArrayList<>();
+        Decoder fast = Models.load(model, "cuda");
+        Decoder slow;
+        String g0 = System.getProperty("vlmflux.cuda.batchGraphs"), s0 = System.getProperty("vlmflux.cuda.skinnyGemm");
+        System.setProperty("vlmflux.cuda.batchGraphs", "false");
+        System.setProperty("vlmflux.cuda.skinnyGemm", "false");
+        try { slow = Models.load(model, "cuda"); } finally {
+            if (g0 == null) System.clearProperty("vlmflux.cuda.batchGraphs"); else System.setProperty("vlmflux.cuda.batchGraphs", g0);
+            if (s0 == null) System.clearProperty("vlmflux.cuda.skinnyGemm"); else System.setProperty("vlmflux.cuda.skinnyGemm", s0);
+        }
+        try (fast; slow) {
+            ModelConfig c = fast.config();
+            SplittableRandom r = new SplittableRandom(11);
+            for (int B : batches) {
+                if (B < 1) throw new IllegalArgumentException("batch size must be >= 1, got " + B);
+                KvCache[][] caches = new KvCache[2][B];
+                int[][] first = new int[2][B];
+                try {
+                    for (int i = 0; i < B; i++) {
+                        int[] prompt = new int[ctx];
+                        for (int t = 0; t < ctx; t++) prompt[t] = r.nextInt(Math.min(c.vocabSize(), 100_000));
+                        for (int d = 0; d < 2; d++) {
+                            Decoder dec = d == 0 ? fast : slow;
+                            caches[d][i] = dec.newCache(ctx + steps + 16);
+                            first[d][i] = dec.forwardSample(caches[d][i], ForwardInput.tokens(prompt), SamplingParams.greedyDecoding());
+                        }
+                    }
+                    SamplingParams[] ps = new SamplingParams[B];
+                    java.util.Arrays.fill(ps, SamplingParams.greedyDecoding());
+                    double[] ms = new double[2];
+                    int[][][] toks = new int[2][steps][];
+                    for (int d = 0; d < 2; d++) {
+                        Decoder dec = d == 0 ? fast : slow;
+                        double[] runs = new double[4];
+                        for (int rep = 0; rep < runs.length; rep++) {   // run 0 warms up (graph capture)
+                            int[] tok = first[d].clone();
+                            for (KvCache kc : caches[d]) kc.reset(ctx);
+                            long t0 = System.nanoTime();
+                            for (int s = 0; s < steps; s++) { tok = dec.forwardSampleBatch(caches[d], tok, ps); toks[d][s] = tok; }
+                            runs[rep] = (System.nanoTime() - t0) / 1e6 / steps;
+                        }
+                        double[] timed = java.util.Arrays.copyOfRange(runs, 1, runs.length);
+                        java.util.Arrays.sort(timed);
+                        ms[d] = timed[1];
+                    }
+                    int same = 0;
+                    for (int s = 0; s < steps; s++) for (int i = 0; i < B; i++) if (toks[0][s][i] == toks[1][s][i]) same++;
+                    CudaDecoder cf = (CudaDecoder) fast;
+                    out.add(String.format(Locale.ROOT, "{\"what\":\"vlmflux_llm_batch\",\"model\":\"%s\",\"device\":\"%s\",\"batch\":%d,\"ctx\":%d,"
+                                    + "\"steps\":%d,\"graph_ms_per_step\":%.3f,\"eager_ms_per_step\":%.3f,\"graph_tok_s\":%.1f,\"eager_tok_s\":%.1f,"
+                                    + "\"batch_graphs\":%s,\"batch_graphs_captured\":%d,\"tokens_equal\":%d,\"tokens\":%d}",
+                            model.getFileName(), cf.device().name(), B, ctx, steps, ms[0], ms[1], B * 1000 / ms[0], B * 1000 / ms[1],
+                            cf.batchGraphsEnabled(), cf.batchGraphCount(), same, steps * B));
+                } finally {
+                    for (KvCache[] cs : caches) for (KvCache kc : cs) if (kc != null) kc.close();
+                }
+            }
+        }
+        return out;
+    }
+
     public static void main(String[] args) throws Exception {
         if (args.length < 1) {
-            System.err.println("usage: CudaLlmBench MODEL_DIR [CONTEXTS=512,2048] [DECODE_TOKENS=128]");
+            System.err.println("usage: CudaLlmBench MODEL_DIR [CONTEXTS=512,2048] [DECODE_TOKENS=128]\n"
+                    + "       CudaLlmBench MODEL_DIR --batch SIZES=1,2,4,8 [CTX=384] [STEPS=64]");
             System.exit(2);
+        }
+        if (args.length > 1 && args[1].equals("--batch")) {
+            int[] bs = java.util.Arrays.stream((args.length > 2 ? args[2] : "1,2,4,8").split(",")).mapToInt(Integer::parseInt).toArray();
+            for (String line : runBatch(Path.of(args[0]), bs, args.length > 3 ? Integer.parseInt(args[3]) : 384,
+                    args.length > 4 ? Integer.parseInt(args[4]) : 64)) System.out.println(line);
+            return;
         }
         int[] ctx = java.util.Arrays.stream((args.length > 1 ? args[1] : "512,2048").split(",")).mapToInt(Integer::parseInt).toArray();
         for (Result r : run(Path.of(args[0]), ctx, args.length > 2 ? Integer.parseInt(args[2]) : 128)) System.out.println(r.json());

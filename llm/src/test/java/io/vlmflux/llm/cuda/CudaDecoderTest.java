@@ -173,6 +173,91 @@ class CudaDecoderTest {
         }
     }
 
+    /**
+     * Batched decode: the graph path (one graph per batch size, caches named by device tables) equals the eager batched
+     * path bit for bit while sequences join, leave and are replaced by new caches, and matches sequential decoding.
+     * Rows of another cache capacity (another attention split count) match within rounding.
+     */
+    @ParameterizedTest(name = "{0}")
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"tiny-qwen3", "tiny-qwen2", "tiny-llama", "tiny-qwen2vl", "tiny-qwen25vl"})
+    void batchedGraphEqualsEagerBatchedAndSequential(String model) throws Exception {
+        int[] ids = Fixtures.ints(Fixtures.golden(model).get("prompts").get(0).get("input_ids"));
+        try (Decoder gd = load(model, "config.json");
+             Decoder ed = withProperty("vlmflux.cuda.batchGraphs", "false", () -> uncheckedLoad(model));
+             Decoder sd = withProperty("vlmflux.cuda.graphs", "false", () -> uncheckedLoad(model))) {
+            CudaDecoder graph = (CudaDecoder) gd, eager = (CudaDecoder) ed, seq = (CudaDecoder) sd;
+            assertTrue(graph.batchGraphsEnabled(), () -> "batched graphs off: " + graph.batchGraphOffReason());
+            assertTrue(graph.graphsEnabled());
+            assertFalse(eager.batchGraphsEnabled());
+            assertTrue(eager.batchGraphOffReason().contains("batchGraphs=false"), eager.batchGraphOffReason());
+            assertFalse(seq.batchGraphsEnabled());
+            assertTrue(seq.batchGraphOffReason().contains("graphs=false"), seq.batchGraphOffReason());
+            int V = gd.config().vocabSize();
+            Decoder[] ds = {gd, ed, sd};
+            int seqs = 6;
+            KvCache[][] caches = new KvCache[3][seqs];
+            int[] next = new int[seqs];
+            try {
+                java.util.function.IntBinaryOperator open = (i, capacity) -> {
+                    int len = Math.max(1, ids.length - 2 * i);   // prompts of different lengths
+                    int[] prompt = Arrays.copyOfRange(ids, ids.length - len, ids.length);
+                    float[] first = null;
+                    for (int d = 0; d < 3; d++) {
+                        if (caches[d][i] != null) caches[d][i].close();
+                        caches[d][i] = ds[d].newCache(capacity);
+                        float[] l = ds[d].forward(caches[d][i], ForwardInput.tokens(prompt), false);
+                        if (d == 0) first = l;
+                    }
+                    return CpuOps.argmax(first, 0, V);
+                };
+                for (int i = 0; i < 5; i++) next[i] = open.applyAsInt(i, 128);
+                int[][] schedule = {{0, 1, 2}, {0, 1, 2}, {1, 2, 3}, {3, 0}, {0, 1, 2, 3, 4}, {4, 2, 0}, {1, 2, 3},
+                        {-1}, {1, 4, 0}, {0, 1, 2, 3, 4}, {-2}, {5, 0, 1}, {5, 2}, {0, 1, 2, 3, 4, 5}, {3, 4, 5}};
+                SamplingParams greedy = SamplingParams.greedyDecoding();
+                for (int step = 0; step < schedule.length; step++) {
+                    int[] rows = schedule[step];
+                    if (rows[0] == -1) { next[1] = open.applyAsInt(1, 128); continue; }   // a caption ends, a new one starts
+                    if (rows[0] == -2) { next[5] = open.applyAsInt(5, 96); continue; }    // another capacity: other split count
+                    int n = rows.length;
+                    int[] tokens = new int[n];
+                    SamplingParams[] ps = new SamplingParams[n];
+                    KvCache[] gc = new KvCache[n], ec = new KvCache[n];
+                    boolean sameCapacity = true;
+                    for (int r = 0; r < n; r++) {
+                        tokens[r] = next[rows[r]];
+                        ps[r] = greedy;
+                        gc[r] = caches[0][rows[r]];
+                        ec[r] = caches[1][rows[r]];
+                        sameCapacity &= gc[r].capacity() == gc[0].capacity();
+                    }
+                    int[] tg = gd.forwardSampleBatch(gc, tokens, ps);
+                    float[] lg = graph.lastBatchLogits(n);
+                    int[] te = ed.forwardSampleBatch(ec, tokens, ps);
+                    float[] le = eager.lastBatchLogits(n);
+                    String at = model + " step " + step + " rows " + Arrays.toString(rows);
+                    if (sameCapacity) {
+                        assertArrayEquals(le, lg, at + ": graph vs eager batched logits");
+                        assertArrayEquals(te, tg, at + ": graph vs eager batched tokens");
+                    }
+                    for (int r = 0; r < n; r++) {
+                        float tol = 1e-3f * maxAbs(le, r * V, V) + 1e-5f;
+                        assertTrue(maxDiff(lg, r * V, le, r * V, V) <= tol, at + " row " + r + ": graph vs eager batched logits");
+                        assertEquals(CpuOps.argmax(lg, r * V, V), tg[r], at + " row " + r + ": token is the logits' argmax");
+                        float[] ls = sd.forward(caches[2][rows[r]], ForwardInput.tokens(tokens[r]), false);
+                        check(at + " row " + r + " vs sequential", lg, r * V, ls, 0, V);
+                        assertEquals(caches[0][rows[r]].length(), caches[2][rows[r]].length(), at + ": cache lengths advance together");
+                        next[rows[r]] = tg[r];
+                    }
+                }
+                // one graph per batch size in use (2, 3, 5, 6 rows): joins, leaves and new caches re-capture nothing; the
+                // capacity-96 rows share their batch's split count (the widest of the batch), so no extra graph either
+                assertEquals(4, graph.batchGraphCount(), "batched graphs captured");
+            } finally {
+                for (KvCache[] cs : caches) for (KvCache c : cs) if (c != null) c.close();
+            }
+        }
+    }
+
     static Decoder uncheckedLoad(String model) {
         try { return load(model, "config.json"); } catch (Exception e) { throw new RuntimeException(e); }
     }

@@ -1,0 +1,97 @@
+package io.vlmflux.cuda.gpu;
+
+/**
+ * Launchers for the graph-capturable batched decode kernels ({@code batch_decode.cu}), bound to one stream: rope + KV
+ * write and split attention for {@code n} rows whose caches are named by device tables, so a graph captured once per
+ * batch size replays for any set of caches. Table layouts: {@code rows} int32 [n, {@link #ROW_INTS}] =
+ * {pos t, pos h, pos w, cache slot, kv length, token id, cache capacity, 0}; {@code kv} uint64 [n, layers, 2] = the
+ * row's per-layer K and V cache addresses (bf16 [kvHeads, capacity, hd]). Not thread-safe: the stream's thread.
+ */
+public final class BatchDecodeOps implements AutoCloseable {
+    /** int32 scalars per row of the rows table. */
+    public static final int ROW_INTS = 8;
+
+    private final GpuStream stream;
+    private final KernelModule mod;
+    private final LaunchArgs a = new LaunchArgs();
+
+    public BatchDecodeOps(GpuStream stream) {
+        this.stream = stream;
+        this.mod = stream.device().kernels();
+    }
+
+    private static void check(String op, int n, int layer, int layers, DeviceBuffer rows, DeviceBuffer kv) {
+        if (n <= 0) throw new IllegalArgumentException(op + ": non-positive row count " + n);
+        if (layer < 0 || layer >= layers) throw new IllegalArgumentException(op + ": layer " + layer + " outside [0, " + layers + ")");
+        rows.require(4L * ROW_INTS * n, op, "rows int32 [n, " + ROW_INTS + "]");
+        kv.require(16L * n * layers, op, "kv addresses uint64 [n, layers, 2]");
+    }
+
+    /** As {@link GpuOps#ropeQkv} for one token per row, each row writing into its own cache (from the tables). */
+    public void ropeQkvRows(DeviceBuffer qOut, DeviceBuffer kv, int layer, int layers, DeviceBuffer q, int qStride,
+                            DeviceBuffer kk, int kStride, DeviceBuffer v, int vStride, DeviceBuffer rows, int sec1, int sec2,
+                            DeviceBuffer invFreq, int n, int nq, int nkv, int hd, DeviceBuffer qNorm, DeviceBuffer kNorm, float eps) {
+        check("ropeQkvRows", n, layer, layers, rows, kv);
+        if (hd <= 0 || hd > 256 || hd % 2 != 0) throw new IllegalArgumentException("ropeQkvRows: head dim " + hd + " (even, <= 256)");
+        if (sec1 < 0 || sec1 > sec2 || sec2 > hd / 2)
+            throw new IllegalArgumentException("ropeQkvRows: sections " + sec1 + ", " + sec2 + " outside [0, " + hd / 2 + "]");
+        if (qStride < nq * hd || kStride < nkv * hd || vStride < nkv * hd)
+            throw new IllegalArgumentException("ropeQkvRows: row strides " + qStride + "/" + kStride + "/" + vStride + " smaller than the heads");
+        qOut.require(4L * n * nq * hd, "ropeQkvRows", "qOut fp32 [n, nq, hd]");
+        q.require(4L * ((long) (n - 1) * qStride + nq * hd), "ropeQkvRows", "q fp32");
+        kk.require(4L * ((long) (n - 1) * kStride + nkv * hd), "ropeQkvRows", "k fp32");
+        v.require(4L * ((long) (n - 1) * vStride + nkv * hd), "ropeQkvRows", "v fp32");
+        invFreq.require(4L * (hd / 2), "ropeQkvRows", "invFreq fp32 [hd/2]");
+        if (qNorm != null) qNorm.require(2L * hd, "ropeQkvRows", "q norm bf16 [hd]");
+        if (kNorm != null) kNorm.require(2L * hd, "ropeQkvRows", "k norm bf16 [hd]");
+        mod.launch("vf_rope_qkv_rows", n, (nq + nkv + 3) / 4, 1, 128, 0, stream,
+                a.reset().ptr(qOut).ptr(kv).i32(layer).i32(layers).ptr(q).ptr(kk).ptr(v).i32(qStride).i32(kStride).i32(vStride)
+                        .ptr(rows).i32(sec1).i32(sec2).ptr(invFreq).i32(n).i32(nq).i32(nkv).i32(hd)
+                        .ptr(qNorm).ptr(kNorm).f32(eps));
+    }
+
+    /** Bytes of the fp32 partials {@link #attentionDecodeRows} needs for {@code n} rows. */
+    public static long workspaceBytes(int n, int nq, int hd, int splits) { return 4L * n * nq * splits * (hd + 2); }
+
+    /**
+     * As {@link GpuOps#attentionDecode} for each of n rows against its own cache and kv length (from the tables).
+     * q fp32 [n, nq, hd], out bf16 [n, nq, hd]; {@code splits} is fixed (it is baked into a captured graph).
+     */
+    public void attentionDecodeRows(DeviceBuffer out, DeviceBuffer q, DeviceBuffer kv, int layer, int layers, DeviceBuffer rows,
+                                    int n, int nq, int nkv, int hd, int splits, DeviceBuffer workspace, float scale) {
+        check("attentionDecodeRows", n, layer, layers, rows, kv);
+        new GpuOps.AttnShape(nq, nkv, hd, 1);   // validates heads and head dim
+        if (splits <= 0 || splits > GpuOps.MAX_DECODE_SPLITS)
+            throw new IllegalArgumentException("attentionDecodeRows: splits " + splits + " outside [1, " + GpuOps.MAX_DECODE_SPLITS + "]");
+        out.require(2L * n * nq * hd, "attentionDecodeRows", "out bf16 [n, nq, hd]");
+        q.require(4L * n * nq * hd, "attentionDecodeRows", "q fp32 [n, nq, hd]");
+        workspace.require(workspaceBytes(n, nq, hd, splits), "attentionDecodeRows", "partials fp32 [n, nq, splits, hd+2]");
+        int groups = (nq / nkv + 7) / 8;
+        mod.launch("vf_attn_decode_rows_e" + (hd + 31) / 32, n * nkv, splits, groups, 128, 0, stream,
+                a.reset().ptr(workspace).ptr(q).ptr(kv).i32(layer).i32(layers).ptr(rows).i32(nq).i32(nkv).i32(hd).f32(scale));
+        mod.launch("vf_attn_decode_rows_combine", n * nq, 1, 1, 128, 0, stream,
+                a.reset().ptr(out).ptr(workspace).ptr(rows).i32(nq).i32(splits).i32(hd));
+    }
+
+    /** Most rows {@link #gemvRows} takes. */
+    public static final int GEMV_MAX_ROWS = 8;
+
+    /**
+     * y fp32 [rows, m] = x bf16 [rows, k] W^T (+ y when {@code accumulate}) (+ bias fp32 [m]); W bf16 [m, k] read once for
+     * all rows. 2 <= rows <= {@link #GEMV_MAX_ROWS}, k % 8 == 0, W and x 16-byte aligned.
+     */
+    public void gemvRows(DeviceBuffer y, DeviceBuffer w, DeviceBuffer x, DeviceBuffer bias, boolean accumulate, int rows, int m, int k) {
+        if (rows < 2 || rows > GEMV_MAX_ROWS) throw new IllegalArgumentException("gemvRows: " + rows + " rows outside [2, " + GEMV_MAX_ROWS + "]");
+        if (m <= 0 || k <= 0 || k % 8 != 0) throw new IllegalArgumentException("gemvRows: m=" + m + ", k=" + k + " (k must be a positive multiple of 8)");
+        y.require(4L * rows * m, "gemvRows", "y fp32 [rows, m]");
+        w.require(2L * m * k, "gemvRows", "W bf16 [m, k]");
+        x.require(2L * rows * k, "gemvRows", "x bf16 [rows, k]");
+        if (bias != null) bias.require(4L * m, "gemvRows", "bias fp32 [m]");
+        if (w.address() % 16 != 0 || x.address() % 16 != 0)
+            throw new IllegalArgumentException("gemvRows: W '" + w.name() + "' or x '" + x.name() + "' is not 16-byte aligned");
+        mod.launch("vf_gemv_rows_b" + rows, (m + 7) / 8, 1, 1, 256, 0, stream,
+                a.reset().ptr(y).ptr(w).ptr(x).ptr(bias).i32(accumulate ? 1 : 0).i32(m).i32(k));
+    }
+
+    @Override public void close() { a.close(); }
+}
