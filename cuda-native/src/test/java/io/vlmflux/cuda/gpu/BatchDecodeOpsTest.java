@@ -1,5 +1,6 @@
 package io.vlmflux.cuda.gpu;
 
+import org.junit.jupiter.api.condition.EnabledIf;
 import static io.vlmflux.cuda.gpu.Ref.*;
 import static org.junit.jupiter.api.Assertions.*;
 
@@ -9,7 +10,6 @@ import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.condition.EnabledIf;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
