@@ -74,12 +74,13 @@ class VlmPipelineTest {
         AtomicLong seq = new AtomicLong();
         StepVerifier.create(p.flux(), 0)
                 .expectSubscription()
-                .thenAwait(Duration.ofMillis(50))
+                // no demand yet: wait (bounded) until the source has replaced at least 5 pending frames
+                .then(() -> awaitCondition(() -> p.metrics().stage("fan-in/cam").dropped() >= 5, Duration.ofSeconds(5)))
                 .thenRequest(1)
                 .assertNext(f -> { seq.set(f.sequence()); f.close(); })
                 .thenCancel()
-                .verify(Duration.ofSeconds(5));
-        assertTrue(seq.get() >= 5, "got frame #" + seq + " after 50 ms of 1 ms frames");
+                .verify(Duration.ofSeconds(10));
+        assertTrue(seq.get() >= 5, "got frame #" + seq + " after 5 newer frames replaced older ones");
         assertTrue(p.metrics().stage("fan-in/cam").dropped() >= seq.get(), p.metrics().snapshot().format()); // all older ones
     }
 
@@ -169,5 +170,15 @@ class VlmPipelineTest {
 
     private static void sleep(long ms) {
         try { Thread.sleep(ms); } catch (InterruptedException e) { Thread.currentThread().interrupt(); }
+    }
+
+    /** Polls {@code condition} until it holds; fails after {@code timeout}. */
+    private static void awaitCondition(java.util.function.BooleanSupplier condition, Duration timeout) {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        while (!condition.getAsBoolean()) {
+            if (System.nanoTime() > deadline) throw new AssertionError("condition not reached within " + timeout);
+            Thread.onSpinWait();
+            java.util.concurrent.locks.LockSupport.parkNanos(1_000_000);
+        }
     }
 }
