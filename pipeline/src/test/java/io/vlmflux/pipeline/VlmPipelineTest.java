@@ -27,7 +27,9 @@ class VlmPipelineTest {
     @AfterEach
     void tearDown() throws InterruptedException {
         GpuSchedulers.disposeAll();
-        Thread.sleep(30); // interval sources may tick once more after cancel; the fan-in closes that frame
+        // interval sources may tick once more after cancel; the fan-in closes that frame: wait for it, bounded
+        long deadline = System.nanoTime() + Duration.ofSeconds(2).toNanos();
+        while (frames.leaked() != 0 && System.nanoTime() < deadline) Thread.sleep(5);
         assertEquals(0, frames.leaked(), "frames built but never closed");
     }
 
