@@ -1,5 +1,6 @@
 package io.vlmflux.llm;
 
+import static io.vlmflux.llm.LogitRows.*;
 import com.fasterxml.jackson.databind.JsonNode;
 import io.vlmflux.cuda.cpu.CpuOps;
 import io.vlmflux.cuda.safetensors.SafetensorsFile;
@@ -17,19 +18,6 @@ import static org.junit.jupiter.api.Assertions.*;
  */
 class GoldenModelTest {
     static final float TOL = 1e-3f;
-
-    static float maxDiff(float[] a, int aOff, float[] b, int bOff, int n) {
-        float m = 0;
-        for (int i = 0; i < n; i++) m = Math.max(m, Math.abs(a[aOff + i] - b[bOff + i]));
-        return m;
-    }
-
-    /** top-1 minus top-2 of a golden logit row. */
-    static float gap(float[] l, int off, int n) {
-        float a = Float.NEGATIVE_INFINITY, b = Float.NEGATIVE_INFINITY;
-        for (int i = 0; i < n; i++) { float v = l[off + i]; if (v > a) { b = a; a = v; } else if (v > b) b = v; }
-        return a - b;
-    }
 
     @ParameterizedTest(name = "{0} {1}")
     @CsvSource({"tiny-qwen2,config.json", "tiny-qwen2,config.hub.json", "tiny-qwen3,config.json", "tiny-qwen3,config.hub.json",

@@ -1,5 +1,6 @@
 package io.vlmflux.llm.cuda;
 
+import static io.vlmflux.llm.LogitRows.*;
 import org.junit.jupiter.api.condition.EnabledIf;
 import com.fasterxml.jackson.databind.JsonNode;
 import io.vlmflux.cuda.cpu.CpuOps;
@@ -40,24 +41,6 @@ class CudaDecoderTest {
     @BeforeAll
     static void gpu() {
         Assumptions.assumeTrue(Gpu.isAvailable(), () -> "no GPU: " + Gpu.unavailableReason());
-    }
-
-    static float maxAbs(float[] a, int off, int n) {
-        float m = 0;
-        for (int i = 0; i < n; i++) m = Math.max(m, Math.abs(a[off + i]));
-        return m;
-    }
-
-    static float maxDiff(float[] a, int aOff, float[] b, int bOff, int n) {
-        float m = 0;
-        for (int i = 0; i < n; i++) m = Math.max(m, Math.abs(a[aOff + i] - b[bOff + i]));
-        return m;
-    }
-
-    static float gap(float[] l, int off, int n) {
-        float a = Float.NEGATIVE_INFINITY, b = Float.NEGATIVE_INFINITY;
-        for (int i = 0; i < n; i++) { float v = l[off + i]; if (v > a) { b = a; a = v; } else if (v > b) b = v; }
-        return a - b;
     }
 
     /** Checks one logit row against a golden row; returns the relative error. */
