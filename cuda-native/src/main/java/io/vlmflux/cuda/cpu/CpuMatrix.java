@@ -56,52 +56,33 @@ public final class CpuMatrix {
 
     float[] heap() { return heap; }
 
-    /** dot(row {@code r}, {@code x[xOff .. xOff+cols)}). */
+    /**
+     * Row {@code r} dotted with {@code x[xOff, xOff + cols)}, through the same kernels as {@link CpuOps#matmul} (the
+     * Vector API path where present); F16, which the kernels do not cover, is converted per element. For many rows use
+     * {@link CpuOps#matmul}: this one-row form copies {@code x} when the kernels need it prepared.
+     */
     public float dot(int r, float[] x, int xOff) {
-        long base = (long) r * cols;
-        return switch (dtype) {
-            case BF16 -> dotBf16(base * 2, x, xOff);
-            case F16 -> dotF16(base * 2, x, xOff);
-            default -> dotF32(base * 4, x, xOff);
-        };
-    }
-
-    private float dotBf16(long off, float[] x, int xOff) {
-        MemorySegment d = data;
-        int n = cols;
-        float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-        int i = 0;
-        for (; i + 3 < n; i += 4) {
-            long o = off + 2L * i;
-            s0 += Float.intBitsToFloat(d.get(SHORT, o) << 16) * x[xOff + i];
-            s1 += Float.intBitsToFloat(d.get(SHORT, o + 2) << 16) * x[xOff + i + 1];
-            s2 += Float.intBitsToFloat(d.get(SHORT, o + 4) << 16) * x[xOff + i + 2];
-            s3 += Float.intBitsToFloat(d.get(SHORT, o + 6) << 16) * x[xOff + i + 3];
+        if (r < 0 || r >= rows) throw new IndexOutOfBoundsException("tensor '" + name + "': row " + r + " of " + rows);
+        if ((long) xOff + cols > x.length) throw new IndexOutOfBoundsException("tensor '" + name + "': x needs " + cols + " floats from " + xOff + ", has " + x.length);
+        if (dtype == DType.F16) return dotF16((long) r * cols * 2, x, xOff);
+        CpuKernels k = CpuKernels.INSTANCE;
+        float[] out = new float[1];
+        float[] xs = x;
+        if (dtype == DType.BF16) {
+            if (xOff != 0 || k.bf16Block() != 0) { xs = new float[cols]; k.prepareBf16(x, xOff, xs, 0, cols); }
+            k.rowsBf16(data, cols, r, r + 1, xs, 1, out, 0, -r, null);
+        } else {
+            if (xOff != 0) xs = java.util.Arrays.copyOfRange(x, xOff, xOff + cols);
+            if (heap != null) k.rowsF32(heap, cols, r, r + 1, xs, 1, out, 0, -r, null);
+            else k.rowsF32(data, cols, r, r + 1, xs, 1, out, 0, -r, null);
         }
-        for (; i < n; i++) s0 += Float.intBitsToFloat(d.get(SHORT, off + 2L * i) << 16) * x[xOff + i];
-        return (s0 + s1) + (s2 + s3);
+        return out[0];
     }
 
     private float dotF16(long off, float[] x, int xOff) {
         float s = 0;
         for (int i = 0; i < cols; i++) s += Float.float16ToFloat(data.get(SHORT, off + 2L * i)) * x[xOff + i];
         return s;
-    }
-
-    private float dotF32(long off, float[] x, int xOff) {
-        MemorySegment d = data;
-        int n = cols;
-        float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-        int i = 0;
-        for (; i + 3 < n; i += 4) {
-            long o = off + 4L * i;
-            s0 += d.get(FLOAT, o) * x[xOff + i];
-            s1 += d.get(FLOAT, o + 4) * x[xOff + i + 1];
-            s2 += d.get(FLOAT, o + 8) * x[xOff + i + 2];
-            s3 += d.get(FLOAT, o + 12) * x[xOff + i + 3];
-        }
-        for (; i < n; i++) s0 += d.get(FLOAT, off + 4L * i) * x[xOff + i];
-        return (s0 + s1) + (s2 + s3);
     }
 
     /** Copies row {@code r} as floats into {@code dst[dstOff..]} (embedding lookup). */

@@ -37,6 +37,9 @@ class CpuOpsTest {
                         double ref = bias[o];
                         for (int c = 0; c < cols; c++) ref += (double) wq[o * cols + c] * x[t * cols + c];
                         assertEquals(ref, out[t * rows + o], 1e-4, name + " " + t + "," + o);
+                        assertEquals(ref - bias[o], m.dot(o, x, t * cols), 1e-4, name + " dot " + t + "," + o);   // one-row form, x at an offset
+                        if (name.equals("f"))   // the heap-array F32 matrix takes the other rowsF32 overload
+                            assertEquals(ref - bias[o], CpuMatrix.of("heap", wq, rows, cols).dot(o, x, t * cols), 1e-4, "heap dot " + t + "," + o);
                     }
                 float[] row = new float[cols];
                 m.row(3, row, 0);
