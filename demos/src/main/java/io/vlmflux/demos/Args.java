@@ -97,14 +97,9 @@ public final class Args {
     }
 
     public static Duration parseDuration(String what, String v) {
-        String s = v.trim().toLowerCase();
         try {
-            if (s.endsWith("ms")) return Duration.ofNanos((long) (Double.parseDouble(s.substring(0, s.length() - 2)) * 1e6));
-            if (s.endsWith("s")) return Duration.ofNanos((long) (Double.parseDouble(s.substring(0, s.length() - 1)) * 1e9));
-            if (s.endsWith("m")) return Duration.ofNanos((long) (Double.parseDouble(s.substring(0, s.length() - 1)) * 60e9));
-            if (s.endsWith("h")) return Duration.ofNanos((long) (Double.parseDouble(s.substring(0, s.length() - 1)) * 3600e9));
-            return Duration.ofNanos((long) (Double.parseDouble(s) * 1e9));
-        } catch (NumberFormatException e) {
+            return io.vlmflux.sources.Durations.parse(v);
+        } catch (IllegalArgumentException e) {
             throw new UsageException(what + " expects a duration such as 500ms, 2s or 1m, got '" + v + "'");
         }
     }

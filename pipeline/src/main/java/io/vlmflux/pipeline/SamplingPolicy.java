@@ -1,5 +1,7 @@
 package io.vlmflux.pipeline;
 
+import io.vlmflux.sources.Durations;
+
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -100,10 +102,7 @@ public sealed interface SamplingPolicy {
         if (p.equals("scene")) return new SceneChange(0.1);
         if (p.startsWith("scene:")) return new SceneChange(number(p.substring(6), "threshold"));
         if (p.endsWith("fps")) return maxFps(number(p.substring(0, p.length() - 3), "fps"));
-        if (p.endsWith("ns")) return new MinInterval(Duration.ofNanos(Math.round(number(p.substring(0, p.length() - 2), "nanoseconds"))));
-        if (p.endsWith("ms")) return new MinInterval(Duration.ofNanos(Math.round(number(p.substring(0, p.length() - 2), "milliseconds") * 1e6)));
-        if (p.endsWith("s")) return new MinInterval(Duration.ofNanos(Math.round(number(p.substring(0, p.length() - 1), "seconds") * 1e9)));
-        if (p.endsWith("m")) return new MinInterval(Duration.ofNanos(Math.round(number(p.substring(0, p.length() - 1), "minutes") * 60e9)));
+        if (Durations.hasUnit(p)) return new MinInterval(Durations.parse(p));
         if (p.endsWith("f")) {
             String n = p.substring(0, p.length() - 1);
             try {

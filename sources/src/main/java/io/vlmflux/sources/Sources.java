@@ -391,12 +391,9 @@ public final class Sources {
         Duration duration(String k, Duration d) {
             String v = params.get(k);
             if (v == null) return d;
-            String s = v.trim().toLowerCase(Locale.ROOT);
             try {
-                if (s.endsWith("ms")) return Duration.ofMillis(Long.parseLong(s.substring(0, s.length() - 2)));
-                if (s.endsWith("s")) return Duration.ofMillis((long) (Double.parseDouble(s.substring(0, s.length() - 1)) * 1000));
-                return Duration.ofMillis((long) (Double.parseDouble(s) * 1000));
-            } catch (NumberFormatException e) {
+                return Durations.parse(v);
+            } catch (IllegalArgumentException e) {
                 throw new SourceException(spec, "option '" + k + "' expects a duration such as 500ms or 2s, got '" + v + "'");
             }
         }
