@@ -4,12 +4,14 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.vlmflux.llm.GenerationConfig;
+import io.vlmflux.llm.Backend;
 import io.vlmflux.llm.SamplingParams;
+import io.vlmflux.llm.runtime.RuntimeOptions;
+import io.vlmflux.llm.runtime.VlmRuntime;
 import io.vlmflux.pipeline.SamplingPolicy;
 import io.vlmflux.pipeline.SourceInput;
 import io.vlmflux.pipeline.VlmPipeline;
 import io.vlmflux.pipeline.caption.Caption;
-import io.vlmflux.pipeline.caption.CaptionModel;
 import io.vlmflux.pipeline.caption.CaptionOptions;
 import io.vlmflux.pipeline.caption.CaptionStage;
 import io.vlmflux.pipeline.caption.CaptionTimings;
@@ -51,7 +53,7 @@ public final class CaptionCommand implements Command {
     @Override public String usage() {
         return """
                 vlmflux caption [--source SOURCE] [--model DIR] [--prompt TEXT] [--every 1s|500ms|30f] [--max-tokens N]
-                                [--count N | --duration D] [--backend auto|cpu|cuda] [--config FILE] [--json]
+                                [--count N | --duration D] [--backend auto|cpu|cuda] [--device N] [--config FILE] [--json]
                   --source SOURCE   test:ball, test:smpte?live=false, a video file, rtsp://..., v4l2:///dev/video0, images:DIR, gst:...
                                     (default test:ball: GStreamer's bouncing ball, live)
                   --model DIR       Hugging Face Qwen2-VL / Qwen2.5-VL folder (default demos/models/shapes-vl, the embedded demo model;
@@ -62,6 +64,7 @@ public final class CaptionCommand implements Command {
                   --count N         stop after N captions
                   --duration D      stop after D (e.g. 30s, 2m)
                   --backend NAME    auto, cpu or cuda (default auto: cuda when a GPU is usable; or the config's)
+                  --device N        CUDA device index (default 0, or the config's model.device)
                   --config FILE     pipeline config JSON (configs/*.json); flags override its fields
                   --json            one JSON object per caption: source, seq, pts_ms, text, tokens, finish_reason, dropped,
                                     timings {preprocess_ms, encode_ms, prefill_ms, ttft_ms, total_ms}
@@ -70,7 +73,7 @@ public final class CaptionCommand implements Command {
     }
 
     @Override public int run(List<String> argv) throws Exception {
-        Args a = Args.parse(argv, Set.of("source", "model", "prompt", "every", "max-tokens", "count", "duration", "backend", "config"), Set.of("json"));
+        Args a = Args.parse(argv, Set.of("source", "model", "prompt", "every", "max-tokens", "count", "duration", "backend", "device", "config"), Set.of("json"));
         if (!a.positional().isEmpty()) throw new UsageException("unexpected argument '" + a.positional().get(0) + "'");
         if (a.has("count") && a.has("duration")) throw new UsageException("give --count or --duration, not both");
         PipelineConfig config = null;
@@ -96,6 +99,8 @@ public final class CaptionCommand implements Command {
         if (prompt.isBlank()) throw new UsageException("--prompt must not be blank");
         String backend = a.get("backend", config != null ? config.model().backend() : "auto").toLowerCase(Locale.ROOT);
         if (!backend.equals("auto") && !backend.equals("cpu") && !backend.equals("cuda")) throw new UsageException("--backend must be auto, cpu or cuda, got '" + backend + "'");
+        int device = a.getInt("device", config != null ? config.model().device() : 0);
+        if (device < 0) throw new UsageException("--device must be >= 0, got " + device);
         Path modelDir = modelDir(a.get("model", config != null ? config.model().dir() : DEFAULT_MODEL));
         boolean json = a.flag("json");
 
@@ -130,7 +135,8 @@ public final class CaptionCommand implements Command {
         }
         PrintStream out = System.out;
         PrintStream err = System.err;
-        try (CaptionModel model = CaptionModel.load(modelDir, backend)) {
+        RuntimeOptions ro = RuntimeOptions.defaults().withBackend(Backend.parse(backend)).withDevice(device);
+        try (VlmRuntime model = VlmRuntime.load(modelDir, ro)) {
             SamplingParams sampling = sampling(config == null ? null : config.generation(), model.generationConfig());
             CaptionOptions options = new CaptionOptions(prompt, null, maxTokens, sampling,
                     live ? CaptionOptions.Backpressure.NEWEST_WINS : CaptionOptions.Backpressure.LOSSLESS);
@@ -139,7 +145,7 @@ public final class CaptionCommand implements Command {
             // batches their decode steps; otherwise one stage behind the fair fan-in (captions take turns)
             boolean perSource = multi && model.batchDecode();
             err.printf("vlmflux: captioning %s with %s on %s, every %s%s%s (Ctrl-C to stop)%n",
-                    multi ? opened.size() + " sources" : opened.get(0).id(), modelDir.getFileName(), model.backend(), policy.spec(),
+                    multi ? opened.size() + " sources" : opened.get(0).id(), modelDir.getFileName(), model.backend().wire(), policy.spec(),
                     live ? ", newest frame wins" : ", lossless", perSource ? ", one caption stage per source, decode steps batched" : "");
             Flux<Caption> captions;
             if (perSource) {

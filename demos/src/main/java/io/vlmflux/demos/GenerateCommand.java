@@ -1,27 +1,18 @@
 package io.vlmflux.demos;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
-import io.vlmflux.llm.Decoder;
-import io.vlmflux.llm.EmbeddingSpan;
+import io.vlmflux.llm.Backend;
 import io.vlmflux.llm.FinishReason;
 import io.vlmflux.llm.GenerateOptions;
 import io.vlmflux.llm.GenerationConfig;
-import io.vlmflux.llm.Generator;
-import io.vlmflux.llm.ImageSlots;
-import io.vlmflux.llm.ModelConfig;
-import io.vlmflux.llm.Models;
-import io.vlmflux.llm.MultimodalPrompt;
 import io.vlmflux.llm.SamplingParams;
-import io.vlmflux.llm.TokenEvent;
-import io.vlmflux.llm.chat.ChatMessage;
-import io.vlmflux.llm.chat.ChatTemplate;
+import io.vlmflux.llm.runtime.Prompt;
+import io.vlmflux.llm.runtime.PromptTemplate;
+import io.vlmflux.llm.runtime.RuntimeOptions;
+import io.vlmflux.llm.runtime.VlmRuntime;
 import io.vlmflux.llm.tokenizer.Tokenizer;
 import io.vlmflux.sources.Frame;
-import io.vlmflux.vision.ImageEmbeddings;
-import io.vlmflux.vision.ImageProcessor;
 import io.vlmflux.vision.Images;
-import io.vlmflux.vision.VisionEncoder;
-import io.vlmflux.vision.VisionEncoders;
 
 import java.io.IOException;
 import java.io.PrintStream;
@@ -30,10 +21,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
-import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
-import java.util.OptionalInt;
 import java.util.Set;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
@@ -42,8 +31,8 @@ import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * {@code vlmflux generate}: one prompt (optionally with images) through a model folder, streamed to stdout or
- * reported as one JSON object. Steps: load tokenizer + decoder, build the prompt (chat template unless {@code --raw}),
- * encode images into embedding spans ({@link #encodeImages}), generate with the {@link Generator}.
+ * reported as one JSON object. Steps: load the {@link VlmRuntime}, build the prompt (chat template unless {@code --raw}),
+ * prepare it with the images, generate.
  */
 public final class GenerateCommand implements Command {
     private static final System.Logger LOG = System.getLogger("vlmflux.generate");
@@ -80,60 +69,47 @@ public final class GenerateCommand implements Command {
         if (maxTokens < 0) throw new UsageException("--max-tokens must be >= 0");
         String requested = a.get("backend", "auto");
         if (!Set.of("auto", "cpu", "cuda").contains(requested)) throw new UsageException("--backend must be auto, cpu or cuda, got '" + requested + "'");
-        if (a.flag("no-cuda-graph")) System.setProperty("vlmflux.cuda.graphs", "false");   // read by the CUDA decoder at load
+        if (a.flag("no-cuda-graph")) System.setProperty("vlmflux.cuda.graphs", "false");   // tuning, read once when the model loads
         if (a.flag("greedy") && (a.has("temperature") || a.has("top-k") || a.has("top-p") || a.has("min-p")))
             throw new UsageException("--greedy cannot be combined with --temperature/--top-k/--top-p/--min-p");
         List<Path> images = a.all("image").stream().map(Path::of).toList();
         for (Path p : images) if (!Files.isRegularFile(p)) throw new UsageException("--image " + p + ": no such file");
 
         long t0 = System.nanoTime();
-        Tokenizer tok = Tokenizer.load(dir);
-        GenerationConfig gen = GenerationConfig.load(dir);
-        String backend = Models.resolve(requested);
-        if (a.flag("no-cuda-graph") && !backend.equals("cuda")) LOG.log(System.Logger.Level.INFO, "--no-cuda-graph has no effect on backend {0}", backend);
-        try (Decoder decoder = Models.load(dir, backend)) {
-            ModelConfig cfg = decoder.config();
-            String text = promptText;
-            if (!a.flag("raw")) {
-                ChatTemplate tpl = ChatTemplate.load(dir).orElseThrow(() -> new IllegalArgumentException(
-                        dir + " has no chat template (tokenizer_config.json chat_template); use --raw"));
-                List<ChatMessage.Part> parts = new ArrayList<>();
-                for (int i = 0; i < images.size(); i++) parts.add(new ChatMessage.Image());
-                parts.add(new ChatMessage.Text(promptText));
-                text = tpl.render(List.of(new ChatMessage("user", parts)), true);
+        // one-shot: nothing to reuse, so no prefix or encoder-output cache
+        RuntimeOptions ro = RuntimeOptions.defaults().withBackend(Backend.parse(requested)).withPrefixCacheBytes(0).withEncoderCacheBytes(0);
+        try (VlmRuntime runtime = VlmRuntime.load(dir, ro)) {
+            Backend backend = runtime.backend();
+            if (a.flag("no-cuda-graph") && backend != Backend.CUDA) LOG.log(System.Logger.Level.INFO, "--no-cuda-graph has no effect on backend {0}", backend.wire());
+            Tokenizer tok = runtime.tokenizer();
+            GenerationConfig gen = runtime.generationConfig();
+            PromptTemplate template;
+            if (a.flag("raw")) {
+                template = runtime.rawPrompt(promptText);
+            } else {
+                if (runtime.chatTemplate().isEmpty())
+                    throw new IllegalArgumentException(dir + " has no chat template (tokenizer_config.json chat_template); use --raw");
+                template = runtime.promptTemplate(null, promptText, images.size());
             }
-            int[] ids = tok.encode(text);
-            List<EmbeddingSpan> spans = new ArrayList<>();
-            int slots = cfg.imageTokenId() < 0 ? 0 : ImageSlots.countSlots(ids, cfg.imageTokenId());
-            if (slots != images.size())
-                throw new UsageException("the prompt has " + slots + " image slot(s) but " + images.size() + " --image file(s) were given");
-            if (!images.isEmpty()) {
-                List<ImageEmbeddings> emb = encodeImages(dir, images, backend);
-                int[] counts = emb.stream().mapToInt(ImageEmbeddings::tokens).toArray();
-                ImageSlots.Expanded ex = ImageSlots.expand(ids, cfg.imageTokenId(), counts);
-                ids = ex.tokens();
-                for (int i = 0; i < emb.size(); i++) {
-                    ImageEmbeddings e = emb.get(i);
-                    spans.add(new EmbeddingSpan(ex.spanStarts()[i], e.tokens(), e.hidden(), e.data(), e.gridT(), e.gridH(), e.gridW(), e.contentHash(), 0));
-                }
+            if (template.images() != images.size())
+                throw new UsageException("the prompt has " + template.images() + " image slot(s) but " + images.size() + " --image file(s) were given");
+            List<Frame> frames = new ArrayList<>();
+            try {
+                for (Path p : images) frames.add(Images.read(p));
+            } catch (RuntimeException e) {
+                for (Frame f : frames) f.close();
+                throw e;
             }
-            MultimodalPrompt prompt = new MultimodalPrompt(ids, spans);
+            Prompt prompt = runtime.prepareBlocking(template, frames);
+            int[] ids = prompt.input().tokens();
             long loadNs = System.nanoTime() - t0;
 
             SamplingParams sampling = sampling(a, gen);
-            Set<Integer> stopTokens = new LinkedHashSet<>();
-            List<String> stopStrings = a.all("stop");
-            if (!a.flag("ignore-eos")) {
-                stopTokens.addAll(gen.eosTokenIds());
-                stopTokens.addAll(cfg.eosTokenIds());
-                OptionalInt eos = tok.eosId();
-                if (stopTokens.isEmpty() && eos.isPresent()) stopTokens.add(eos.getAsInt());
-            } else {
-                stopStrings = List.of();
-            }
+            Set<Integer> stopTokens = a.flag("ignore-eos") ? Set.of() : runtime.eosTokens();
+            List<String> stopStrings = a.flag("ignore-eos") ? List.of() : a.all("stop");
             AtomicLong prefillNs = new AtomicLong();
             GenerateOptions opts = new GenerateOptions(sampling, maxTokens, stopTokens, stopStrings, 0, prefillNs::set);
-            LOG.log(System.Logger.Level.INFO, "prompt {0} tokens ({1} image span(s)), sampling {2}, max {3} tokens", ids.length, spans.size(), sampling, maxTokens);
+            LOG.log(System.Logger.Level.INFO, "prompt {0} tokens ({1} image(s)), sampling {2}, max {3} tokens", ids.length, images.size(), sampling, maxTokens);
 
             boolean json = a.flag("json");
             PrintStream out = System.out;
@@ -150,9 +126,9 @@ public final class GenerateCommand implements Command {
             }, "vlmflux-generate-interrupt");
             Runtime.getRuntime().addShutdownHook(hook);
             try {
-            try (Generator g = new Generator(decoder, null, null)) {
-                // checked on the generator thread after each step: no interrupt lands inside a running step
-                g.generate(prompt, opts, tok::streamingDecoder)
+            {
+                // checked on the compute thread after each step: no interrupt lands inside a running step
+                runtime.generate(prompt, opts)
                         .takeWhile(e -> !interrupted.get())
                         .doOnNext(e -> {
                             long now = System.nanoTime();
@@ -165,7 +141,7 @@ public final class GenerateCommand implements Command {
                         })
                         .blockLast();
                 // a cancelled stream frees its KV cache after the step in flight; wait for that before the decoder closes
-                for (long w = System.nanoTime(); g.activeSequences() > 0 && System.nanoTime() - w < 10_000_000_000L; ) Thread.sleep(1);
+                for (long w = System.nanoTime(); runtime.activeSequences() > 0 && System.nanoTime() - w < 10_000_000_000L; ) Thread.sleep(1);
                 // stderr directly: during shutdown java.util.logging's own hook may already have closed its handlers
                 if (finish[0] == FinishReason.CANCELLED) System.err.println("vlmflux: generation cancelled after " + tokens.size() + " token(s)");
             }
@@ -195,21 +171,6 @@ public final class GenerateCommand implements Command {
     }
 
     private static double round(double v) { return Math.round(v * 1000) / 1000.0; }
-
-    /** Image files → embeddings with the model folder's preprocessor and vision encoder (the one vision step). */
-    static List<ImageEmbeddings> encodeImages(Path dir, List<Path> files, String backend) {
-        ImageProcessor proc = ImageProcessor.load(dir);
-        List<ImageEmbeddings> out = new ArrayList<>();
-        try (VisionEncoder enc = VisionEncoders.load(dir, backend)) {
-            LOG.log(System.Logger.Level.INFO, "vision encoder: {0}", enc.describe());
-            for (Path f : files) {
-                try (Frame frame = Images.read(f)) {
-                    out.add(enc.encode(proc.process(frame)));
-                }
-            }
-        }
-        return out;
-    }
 
     private static SamplingParams sampling(Args a, GenerationConfig gen) {
         long seed = a.getLong("seed", 0);

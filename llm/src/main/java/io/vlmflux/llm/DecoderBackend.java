@@ -2,14 +2,13 @@ package io.vlmflux.llm;
 
 import io.vlmflux.cuda.safetensors.WeightStore;
 
-/**
- * Builds decoders for one compute backend. {@code cpu} is built in; other backends are found by class name
- * ({@code io.vlmflux.llm.<name>.<Name>DecoderBackend}, public no-arg constructor), so the CUDA decoder plugs in without
- * touching the registry.
- */
+/** Builds decoders for one compute backend ({@link Models#backend(Backend)}). */
 public interface DecoderBackend {
     String name();
 
-    /** A decoder over validated weights; it takes ownership of {@code store} and closes it. */
-    Decoder load(ModelConfig config, TextModelSpec spec, WeightStore store);
+    /**
+     * A decoder over validated weights; it takes ownership of {@code store} and closes it. A GPU backend enqueues its
+     * work on {@code stream} (not closed by the decoder) or, when null, on a stream of its own; the CPU backend ignores it.
+     */
+    Decoder load(ModelConfig config, TextModelSpec spec, WeightStore store, io.vlmflux.cuda.gpu.GpuStream stream);
 }

@@ -10,7 +10,6 @@ import io.vlmflux.llm.qwen3.Qwen3Family;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.List;
-import java.util.Locale;
 import java.util.Set;
 
 /**
@@ -46,6 +45,14 @@ public final class Models {
 
     /** Like {@link #load(Path, String)} with another config file name (e.g. {@code config.hub.json}). */
     public static Decoder load(Path dir, String configFile, String backend) throws IOException {
+        return load(dir, configFile, Backend.parse(backend == null ? "cpu" : backend), null);
+    }
+
+    /**
+     * Loads the text model of {@code dir} on {@code backend} ({@code AUTO} resolves first); on CUDA all its work is
+     * enqueued on {@code stream} (shared with the vision encoder of a runtime; null: a stream of its own).
+     */
+    public static Decoder load(Path dir, String configFile, Backend backend, io.vlmflux.cuda.gpu.GpuStream stream) throws IOException {
         ModelConfig config = ModelConfig.load(dir, configFile);
         if (!"silu".equals(config.hiddenAct()))
             throw new IllegalArgumentException(dir.resolve(configFile) + ": hidden_act '" + config.hiddenAct() + "' not supported (silu)");
@@ -55,14 +62,14 @@ public final class Models {
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException(dir.resolve(configFile) + ": " + e.getMessage(), e);
         }
-        DecoderBackend b = backend(resolve(backend));
+        DecoderBackend b = backend(backend);
         WeightStore store = WeightStore.open(dir);
         try {
             TextModelSpec spec = family.spec(config, store.names());
             spec.validate(config, store);
             LOG.log(System.Logger.Level.INFO, "loading {0} ({1} layers, hidden {2}) from {3} on backend {4}",
                     family.name(), config.numLayers(), config.hiddenSize(), dir, b.name());
-            return b.load(config, spec, store);
+            return b.load(config, spec, store, stream);
         } catch (RuntimeException e) {
             store.close();
             throw e;
@@ -71,37 +78,25 @@ public final class Models {
 
     /**
      * The concrete backend name for {@code name} (null: "cpu"): "auto" becomes "cuda" where a usable GPU exists and "cpu"
-     * otherwise, logging which and why; other names are returned lower-cased (validated by {@link #backend}).
+     * otherwise, logging which and why ({@link Backend#resolve()}).
      */
     public static String resolve(String name) {
-        String n = name == null ? "cpu" : name.trim().toLowerCase(Locale.ROOT);
-        if (!n.equals("auto")) return n;
-        String chosen, why;
-        try {
-            boolean gpu = io.vlmflux.llm.cuda.CudaDecoderBackend.available();
-            chosen = gpu ? "cuda" : "cpu";
-            why = gpu ? "a usable GPU is present" : "no usable GPU: " + io.vlmflux.llm.cuda.CudaDecoderBackend.unavailableReason();
-        } catch (LinkageError e) {   // CUDA presets missing from the class path
-            chosen = "cpu";
-            why = "the CUDA runtime classes cannot load: " + e;
-        }
-        LOG.log(System.Logger.Level.INFO, "language-model backend auto -> {0} ({1})", chosen, why);
-        return chosen;
+        return Backend.parse(name == null ? "cpu" : name).resolve().backend().wire();
     }
 
-    /** The backend named {@code name} ("cpu", "cuda"; "auto" resolves first, see {@link #resolve}). */
+    /** The backend named {@code name} ("cpu", "cuda"; "auto" resolves first, see {@link Backend#resolve}). */
     public static DecoderBackend backend(String name) {
-        if (name != null && name.trim().equalsIgnoreCase("auto")) name = resolve(name);
-        String n = name == null ? "cpu" : name.toLowerCase(Locale.ROOT);
-        if (n.equals("cpu")) return new CpuDecoderBackend();
-        if (!n.matches("[a-z][a-z0-9]*")) throw new IllegalArgumentException("invalid backend name '" + name + "'");
-        String cls = "io.vlmflux.llm." + n + "." + Character.toUpperCase(n.charAt(0)) + n.substring(1) + "DecoderBackend";
+        return backend(Backend.parse(name == null ? "cpu" : name));
+    }
+
+    /** The decoder factory of {@code b} ({@code AUTO} resolves first). */
+    public static DecoderBackend backend(Backend b) {
+        Backend r = b.resolve().backend();
+        if (r == Backend.CPU) return new CpuDecoderBackend();
         try {
-            return (DecoderBackend) Class.forName(cls).getDeclaredConstructor().newInstance();
-        } catch (ClassNotFoundException e) {
-            throw new IllegalStateException("backend '" + n + "' is not available in this build (no " + cls + "); available: cpu, cuda, auto");
-        } catch (ReflectiveOperationException | LinkageError e) {
-            throw new IllegalStateException("backend '" + n + "' failed to start: " + e, e);
+            return new io.vlmflux.llm.cuda.CudaDecoderBackend();
+        } catch (LinkageError e) {
+            throw new IllegalStateException("backend 'cuda' failed to start: the CUDA runtime classes cannot load: " + e, e);
         }
     }
 

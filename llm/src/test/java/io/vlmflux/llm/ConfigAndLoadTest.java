@@ -118,8 +118,8 @@ class ConfigAndLoadTest {
             assertTrue(e8.getMessage().startsWith("backend 'cuda' cannot run here: ")
                     && e8.getMessage().contains(io.vlmflux.cuda.gpu.Gpu.unavailableReason()), e8.getMessage());
         }
-        var e9 = assertThrows(IllegalStateException.class, () -> Models.backend("tpu"));
-        assertTrue(e9.getMessage().contains("'tpu'") && e9.getMessage().contains("available: cpu, cuda, auto"), e9.getMessage());
+        var e9 = assertThrows(IllegalArgumentException.class, () -> Models.backend("tpu"));
+        assertTrue(e9.getMessage().contains("'tpu'") && e9.getMessage().contains("supported: auto, cpu, cuda"), e9.getMessage());
     }
 
     @Test void transformers5PrefixAndF32AndF16Weights() throws Exception {

@@ -16,11 +16,12 @@ class DeviceSpanTest {
         assertTrue(s.onDevice());
         assertEquals(9, s.end());
         EmbeddingSpan moved = s.at(0);
-        assertSame(ROWS, moved.deviceRows());
-        assertTrue(moved.deviceBf16());
+        assertSame(ROWS, moved.deviceRows().buffer());
+        assertTrue(moved.deviceRows().bf16());
         var small = assertThrows(IllegalArgumentException.class, () -> EmbeddingSpan.deviceImage(0, 6, 32, ROWS, false, 4, 6, 1L));
         assertTrue(small.getMessage().contains("encoder rows") && small.getMessage().contains("fp32"), small.getMessage());
-        assertThrows(IllegalArgumentException.class, () -> new EmbeddingSpan(0, 6, 32, new float[6 * 32], 1, 4, 6, 1L, 0, ROWS, true));
+        assertThrows(IllegalArgumentException.class, () -> new EmbeddingSpan(0, 6, 32, (SpanRows) null, 1, 4, 6, 1L, 0));
+        assertThrows(IllegalStateException.class, () -> EmbeddingSpan.image(0, new float[6 * 32], 32, 4, 6, 1L).deviceRows());
         var host = assertThrows(IllegalStateException.class, s::embeddings);
         assertTrue(host.getMessage().contains("device rows 'encoder rows'") && host.getMessage().contains("position 3"), host.getMessage());
     }

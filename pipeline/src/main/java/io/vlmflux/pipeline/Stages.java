@@ -1,7 +1,7 @@
 package io.vlmflux.pipeline;
 
 import io.vlmflux.pipeline.caption.Caption;
-import io.vlmflux.pipeline.caption.CaptionModel;
+import io.vlmflux.llm.runtime.VlmRuntime;
 import io.vlmflux.pipeline.caption.CaptionOptions;
 import io.vlmflux.pipeline.caption.CaptionStage;
 import io.vlmflux.pipeline.metrics.PipelineMetrics;
@@ -68,6 +68,17 @@ public final class Stages {
     }
 
     /**
+     * Newest wins per key: at most one pending element per key (e.g. per source id), replaced by a newer one of the
+     * same key; pending elements of different keys are delivered round-robin, so one busy consumer serves several
+     * sources fairly. {@code onDrop} releases what is given up.
+     */
+    public static <T> Function<Flux<T>, Flux<T>> newestWinsPerKey(Function<? super T, ?> key, Consumer<? super T> onDrop) {
+        if (onDrop == null) throw new IllegalArgumentException("onDrop must not be null");
+        if (key == null) throw new IllegalArgumentException("key must not be null");
+        return flux -> new FluxNewestWins<>(flux, onDrop, key);
+    }
+
+    /**
      * Moves the stream onto a GPU scheduler: {@code publishOn(gpu, 1)}, so blocking work downstream runs only on
      * its thread and at most one element waits in the hand-over queue. Discard: the queued element is handed to
      * the discard hook on cancel (pair with {@link #releaseDiscarded()} or {@code doOnDiscard}).
@@ -121,10 +132,10 @@ public final class Stages {
 
     /**
      * The caption stage: frame → preprocess → encode → prompt on the cached prefix → generate → {@link Caption}. Runs on
-     * the model's compute thread; newest frame wins while a caption is generated (see {@link CaptionStage}).
+     * the runtime's compute thread (see {@link CaptionStage} for backpressure).
      */
-    public static Function<Flux<Frame>, Flux<Caption>> caption(CaptionModel model, CaptionOptions options) {
-        return CaptionStage.captions(model, options);
+    public static Function<Flux<Frame>, Flux<Caption>> caption(VlmRuntime runtime, CaptionOptions options) {
+        return CaptionStage.captions(runtime, options);
     }
 
     private static StageMetrics stageMetrics(String name, PipelineMetrics metrics) {

@@ -1,7 +1,7 @@
 package io.vlmflux.pipeline;
 
 import io.vlmflux.pipeline.caption.Caption;
-import io.vlmflux.pipeline.caption.CaptionModel;
+import io.vlmflux.llm.runtime.VlmRuntime;
 import io.vlmflux.pipeline.caption.CaptionOptions;
 import io.vlmflux.pipeline.caption.CaptionStage;
 import io.vlmflux.pipeline.config.PipelineConfig;
@@ -155,9 +155,21 @@ public final class VlmPipeline<T> {
             return new VlmPipeline<>(this, stage, outputKey);
         }
 
-        /** Finishes the pipeline with the caption stage ({@link Stages#caption}); metrics are keyed by each caption's frame. */
-        public VlmPipeline<Caption> captions(CaptionModel model, CaptionOptions options) {
-            return model(CaptionStage.captions(model, options), Caption::frame);
+        /**
+         * Finishes the pipeline with the caption stage ({@link Stages#caption}); metrics are keyed by each caption's
+         * frame. {@link CaptionOptions.Backpressure#AUTO} becomes lossless when every source is a file (nothing is
+         * lost) and newest-wins (one slot per source, served in turn) when any is live.
+         */
+        public VlmPipeline<Caption> captions(VlmRuntime runtime, CaptionOptions options) {
+            return model(CaptionStage.captions(runtime, resolve(options), metrics.stage("model")), Caption::frame);
+        }
+
+        /** {@code options} with AUTO backpressure resolved from the sources added so far (see {@link #captions}). */
+        public CaptionOptions resolve(CaptionOptions options) {
+            if (options == null) throw new IllegalArgumentException("caption options must not be null");
+            if (options.backpressure() != CaptionOptions.Backpressure.AUTO) return options;
+            boolean live = sources.isEmpty() || sources.stream().anyMatch(e -> e.input().live());
+            return options.withBackpressure(live ? CaptionOptions.Backpressure.NEWEST_WINS : CaptionOptions.Backpressure.LOSSLESS);
         }
 
         /** A pipeline without a model stage: {@link VlmPipeline#flux()} emits the sampled frames. */

@@ -11,7 +11,7 @@ import org.bytedeco.cuda.global.cudart;
 public final class Gpu {
     private static final System.Logger LOG = System.getLogger("vlmflux.cuda");
     private static volatile String reason;  // null until probed; "" when available
-    private static volatile GpuDevice device;
+    private static final java.util.Map<Integer, GpuDevice> DEVICES = new java.util.concurrent.ConcurrentHashMap<>();
 
     private Gpu() {}
 
@@ -26,17 +26,35 @@ public final class Gpu {
     }
 
     /** Device 0, opened once (primary context). Throws {@link IllegalStateException} with the reason if none. */
-    public static GpuDevice device() {
-        GpuDevice d = device;
+    public static GpuDevice device() { return device(0); }
+
+    /** How many CUDA devices answer (0 where no GPU is usable). */
+    public static int deviceCount() {
+        if (!isAvailable()) return 0;
+        int[] count = {0};
+        Cuda.check(cudart.cudaGetDeviceCount(count), "cudaGetDeviceCount");
+        return count[0];
+    }
+
+    /**
+     * Device {@code ordinal}, opened once (primary context). Throws {@link IllegalStateException} naming the reason
+     * when no GPU is usable, {@link IllegalArgumentException} naming the index and the count when it does not exist.
+     */
+    public static GpuDevice device(int ordinal) {
+        GpuDevice d = DEVICES.get(ordinal);
         if (d != null) return d;
         synchronized (Gpu.class) {
-            if (device == null) {
-                String r = probe();
-                if (!r.isEmpty()) throw new IllegalStateException("no usable CUDA GPU: " + r);
-                device = new GpuDevice(0);
-                LOG.log(System.Logger.Level.INFO, "CUDA device 0: {0}", device);
-            }
-            return device;
+            d = DEVICES.get(ordinal);
+            if (d != null) return d;
+            String r = probe();
+            if (!r.isEmpty()) throw new IllegalStateException("no usable CUDA GPU: " + r);
+            int n = deviceCount();
+            if (ordinal < 0 || ordinal >= n)
+                throw new IllegalArgumentException("CUDA device " + ordinal + " does not exist: this machine has " + n + " device(s), 0.." + (n - 1));
+            d = new GpuDevice(ordinal);
+            DEVICES.put(ordinal, d);
+            LOG.log(System.Logger.Level.INFO, "CUDA device {0}: {1}", ordinal, d);
+            return d;
         }
     }
 

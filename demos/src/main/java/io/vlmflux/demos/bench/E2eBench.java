@@ -3,15 +3,17 @@ package io.vlmflux.demos.bench;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.vlmflux.demos.Args;
 import io.vlmflux.demos.UsageException;
+import io.vlmflux.llm.Backend;
 import io.vlmflux.llm.SamplingParams;
+import io.vlmflux.llm.runtime.EncoderCacheStats;
+import io.vlmflux.llm.runtime.RuntimeOptions;
+import io.vlmflux.llm.runtime.VlmRuntime;
 import io.vlmflux.pipeline.SamplingPolicy;
 import io.vlmflux.pipeline.SourceInput;
 import io.vlmflux.pipeline.VlmPipeline;
 import io.vlmflux.pipeline.caption.Caption;
-import io.vlmflux.pipeline.caption.CaptionModel;
 import io.vlmflux.pipeline.caption.CaptionOptions;
 import io.vlmflux.pipeline.caption.CaptionStage;
-import io.vlmflux.pipeline.caption.EncoderCacheStats;
 import io.vlmflux.sources.Frame;
 import io.vlmflux.sources.FrameSource;
 import io.vlmflux.sources.PixelFormat;
@@ -41,7 +43,7 @@ import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * {@code bench vlm --e2e}: sustained captioning of N live sources through the real chain — source → VlmPipeline
- * (sampling "all") → caption stage (newest frame wins) → CaptionModel (GPU preprocessing, encoder, device splice,
+ * (sampling "all") → caption stage (newest frame wins) → VlmRuntime (GPU preprocessing, encoder, device splice,
  * prefix cache, GPU decode) — one pipeline per source, all sharing one model and its compute thread. Per source
  * count: captions/s, frames/s delivered by the sources, frames dropped (delivered but never captioned), latency from a
  * frame leaving its source to its caption's last token (p50/p90/p99), TTFT inside the stage, encoder-cache counters.
@@ -70,30 +72,32 @@ final class E2eBench {
         String backend = a.get("e2e-backend", "cuda");   // cpu: to try the harness on a machine without a GPU
         // the encoder cache is off unless asked for: N test sources show identical frames at the same instants, which
         // would let one encoder run serve all of them and flatter the N-source figures
-        long encoderCache = a.flag("encoder-cache") ? CaptionModel.DEFAULT_ENCODER_CACHE_BYTES : 0;
-        try (CaptionModel model = CaptionModel.load(dir, backend, CaptionModel.DEFAULT_PREFIX_CACHE_BYTES, encoderCache)) {
-            CaptionOptions options = new CaptionOptions("Describe the image.", null, maxTokens, SamplingParams.greedyDecoding(),
-                    CaptionOptions.Backpressure.NEWEST_WINS);
-            warmUp(model, options, w, h, fmt);
-            System.err.println("| sources | feed | batched decode (mean batch) | captions/s | frames/s (delivered) | frames dropped | tokens/s | latency p50 / p90 / p99 ms (source -> caption) | TTFT p50 ms (stage) | encoder cache hits/misses |");
-            System.err.println("|---|---|---|---|---|---|---|---|---|---|");
-            List<int[]> runs = new ArrayList<>();   // {sources, batched}
-            for (int n : counts) {
-                runs.add(new int[] {n, 1});
-                if (n > 1 && model.batchDecode()) runs.add(new int[] {n, 0});
+        long encoderCache = a.flag("encoder-cache") ? RuntimeOptions.DEFAULT_ENCODER_CACHE_BYTES : 0;
+        RuntimeOptions ro = RuntimeOptions.defaults().withBackend(Backend.parse(backend)).withEncoderCacheBytes(encoderCache);
+        // batching is tuning, read once when the runtime loads: the turn-taking runs get a runtime of their own
+        CaptionOptions options = new CaptionOptions("Describe the image.", null, maxTokens, SamplingParams.greedyDecoding(),
+                CaptionOptions.Backpressure.NEWEST_WINS);
+        System.err.println("| sources | feed | batched decode (mean batch) | captions/s | frames/s (delivered) | frames dropped | tokens/s | latency p50 / p90 / p99 ms (source -> caption) | TTFT p50 ms (stage) | encoder cache hits/misses |");
+        System.err.println("|---|---|---|---|---|---|---|---|---|---|");
+        String prop = System.getProperty("vlmflux.batchDecode");
+        for (boolean batchedMode : new boolean[] {true, false}) {
+            List<Integer> ns = new ArrayList<>();
+            for (int n : counts) if (batchedMode || n > 1) ns.add(n);
+            if (ns.isEmpty()) continue;
+            System.setProperty("vlmflux.batchDecode", Boolean.toString(batchedMode));
+            VlmRuntime model;
+            try {
+                model = VlmRuntime.load(dir, ro);
+            } finally {
+                if (prop == null) System.clearProperty("vlmflux.batchDecode"); else System.setProperty("vlmflux.batchDecode", prop);
             }
-            String prop = System.getProperty("vlmflux.batchDecode");
-            for (int[] run : runs) {
-                int n = run[0];
-                boolean batched = run[1] == 1 && model.batchDecode();
-                System.setProperty("vlmflux.batchDecode", Boolean.toString(batched));
+            try (model) {
+            if (!batchedMode && !model.backend().equals(Backend.CUDA)) break;   // cpu: never batched, nothing to compare
+            warmUp(model, options, w, h, fmt);
+            for (int n : ns) {
+                boolean batched = model.batchDecode();
                 long[] b0 = model.batchStats();
-                Result r;
-                try {
-                    r = once(model, options, n, feed, w, h, fmt, fps, seconds);
-                } finally {
-                    if (prop == null) System.clearProperty("vlmflux.batchDecode"); else System.setProperty("vlmflux.batchDecode", prop);
-                }
+                Result r = once(model, options, n, feed, w, h, fmt, fps, seconds);
                 long[] b1 = model.batchStats();
                 double meanBatch = b1[0] == b0[0] ? 0 : (double) (b1[1] - b0[1]) / (b1[0] - b0[0]);
                 System.err.printf(Locale.ROOT, "| %d | %s | %s | %.2f | %.1f | %d of %d | %.0f | %.1f / %.1f / %.1f | %.1f | %d / %d |%n", n, feed,
@@ -126,19 +130,20 @@ final class E2eBench {
                     System.out.println(json.writeValueAsString(o));
                 }
             }
+            }
         }
     }
 
     private record Result(double seconds, long captions, double captionsPerS, long frames, double framesPerS, long dropped, double tokensPerS,
                           double p50, double p90, double p99, double ttftP50, EncoderCacheStats cache) {}
 
-    private static void warmUp(CaptionModel model, CaptionOptions options, int w, int h, PixelFormat fmt) {
+    private static void warmUp(VlmRuntime model, CaptionOptions options, int w, int h, PixelFormat fmt) {
         List<Frame> frames = new ArrayList<>();
         for (int i = 0; i < 3; i++) frames.add(heapFrame("warm-up", i, w, h, fmt, i * 7));
         Flux.fromIterable(frames).transform(CaptionStage.captions(model, options)).blockLast(Duration.ofMinutes(2));
     }
 
-    private static Result once(CaptionModel model, CaptionOptions options, int n, String feed, int w, int h, PixelFormat fmt, int fps, int seconds)
+    private static Result once(VlmRuntime model, CaptionOptions options, int n, String feed, int w, int h, PixelFormat fmt, int fps, int seconds)
             throws Exception {
         Map<String, Long> born = new ConcurrentHashMap<>();     // source#seq -> when the frame left its source
         AtomicLong frames = new AtomicLong(), tokens = new AtomicLong();

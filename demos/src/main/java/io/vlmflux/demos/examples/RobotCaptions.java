@@ -1,8 +1,8 @@
 package io.vlmflux.demos.examples;
 
+import io.vlmflux.llm.runtime.VlmRuntime;
 import io.vlmflux.pipeline.VlmPipeline;
 import io.vlmflux.pipeline.caption.Caption;
-import io.vlmflux.pipeline.caption.CaptionModel;
 import io.vlmflux.pipeline.caption.CaptionOptions;
 import io.vlmflux.sources.Sources;
 
@@ -20,11 +20,11 @@ public final class RobotCaptions {
         String source = args.length > 0 ? args[0] : "test:ball";
         Path modelDir = Path.of(args.length > 1 ? args[1] : "demos/models/shapes-vl");
 
-        try (CaptionModel model = CaptionModel.load(modelDir, "cpu")) {            // weights, tokenizer, template: once
+        try (VlmRuntime model = VlmRuntime.load(modelDir)) {                   // weights, tokenizer, template: once (cuda when a GPU is usable)
             VlmPipeline<Caption> pipeline = VlmPipeline.builder()
                     .source(Sources.parse(source))                                    // camera, RTSP, file, test pattern
                     .every("1s")                                                      // at most one frame a second
-                    .captions(model, CaptionOptions.defaults());                     // newest frame wins while busy
+                    .captions(model, CaptionOptions.defaults());                     // files: every sample; cameras: newest frame wins
             pipeline.flux()
                     .take(10)                                                         // or run until disposed
                     .doOnNext(c -> System.out.printf("[seq %d] %s%n", c.frame().sequence(), c.text()))

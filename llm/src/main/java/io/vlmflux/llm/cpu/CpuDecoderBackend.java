@@ -10,7 +10,7 @@ import io.vlmflux.llm.TextModelSpec;
 public final class CpuDecoderBackend implements DecoderBackend {
     @Override public String name() { return "cpu"; }
 
-    @Override public Decoder load(ModelConfig config, TextModelSpec spec, WeightStore store) {
+    @Override public Decoder load(ModelConfig config, TextModelSpec spec, WeightStore store, io.vlmflux.cuda.gpu.GpuStream stream) {
         return new CpuDecoder(config, spec, store);
     }
 }

@@ -64,6 +64,7 @@ public final class CudaDecoder implements Decoder {
     private final ModelConfig c;
     private final GpuDevice dev;
     private final GpuStream st;
+    private final boolean ownsStream;
     private final GpuOps ops;
     private final Blas blas;
     private final DeviceArena arena;
@@ -108,9 +109,12 @@ public final class CudaDecoder implements Decoder {
         DeviceBuffer attnNorm, mlpNorm, wqkv, bqkv, wo, bo, qNorm, kNorm, wgu, wd;
     }
 
-    CudaDecoder(ModelConfig c, TextModelSpec spec, WeightStore store, GpuDevice dev) {
+    /** Uploads the weights to {@code stream}'s device; all work runs on {@code stream} (closed with the decoder when {@code ownsStream}). */
+    CudaDecoder(ModelConfig c, TextModelSpec spec, WeightStore store, GpuStream stream, boolean ownsStream) {
         this.c = c;
-        this.dev = dev;
+        this.dev = stream.device();
+        this.st = stream;
+        this.ownsStream = ownsStream;
         H = c.hiddenSize(); Q = c.qDim(); KV = c.kvDim(); QKV = Q + 2 * KV; I = c.intermediateSize(); V = c.vocabSize();
         hd = c.headDim(); nq = c.numHeads(); nkv = c.numKvHeads();
         if (hd > 256) throw new IllegalArgumentException("cuda backend: head_dim " + hd + " > 256 is not supported");
@@ -149,7 +153,6 @@ public final class CudaDecoder implements Decoder {
                 + r(32) + r(4L * nq * maxSplits * (hd + 2)) + r(40L * LOGIT_ROWS) + r(4L * LOGIT_ROWS) + (32L << 20)
                 + r(16L * LOGIT_ROWS * c.numLayers());
         dev.makeCurrent();
-        st = dev.newStream();
         ops = new GpuOps(st);
         arena = dev.newArena("decoder " + spec.family(), w + acts);
         pin = new PinnedBuffer(64);
@@ -648,9 +651,10 @@ public final class CudaDecoder implements Decoder {
                 int from = Math.max(sp.start(), c0), to = Math.min(sp.end(), c0 + m);
                 if (from >= to) continue;
                 if (sp.onDevice()) {   // rows already on the device (a GPU vision encoder's output): no host round trip
-                    long es = sp.deviceBf16() ? 2 : 4;
-                    DeviceBuffer rows = sp.deviceRows().slice((from - sp.start()) * es * H, (to - from) * es * H, "span rows " + sp.deviceRows().name());
-                    ops.spliceRows(x, m, rows, sp.deviceBf16(), from - c0, to - from, H);
+                    io.vlmflux.llm.SpanRows.Device dr = sp.deviceRows();
+                    long es = dr.bf16() ? 2 : 4;
+                    DeviceBuffer rows = dr.buffer().slice((from - sp.start()) * es * H, (to - from) * es * H, "span rows " + dr.buffer().name());
+                    ops.spliceRows(x, m, rows, dr.bf16(), from - c0, to - from, H);
                 } else {
                     float[] rows = java.util.Arrays.copyOfRange(sp.embeddings(), (from - sp.start()) * H, (to - sp.start()) * H);
                     st.upload(stage.slice(0, 4L * rows.length, "span"), rows);
@@ -709,7 +713,7 @@ public final class CudaDecoder implements Decoder {
         if (batchPin != null) batchPin.close();
         if (batchKvPin != null) batchKvPin.close();
         arena.close();
-        st.close();
+        if (ownsStream) st.close();
     }
 
     @Override public String toString() { return "CudaDecoder[" + dev + ", " + c.numLayers() + " layers, hidden " + H + "]"; }

@@ -1,6 +1,7 @@
 package io.vlmflux.llm.cuda;
 
 import io.vlmflux.cuda.gpu.Gpu;
+import io.vlmflux.cuda.gpu.GpuStream;
 import io.vlmflux.cuda.safetensors.WeightStore;
 import io.vlmflux.llm.Decoder;
 import io.vlmflux.llm.DecoderBackend;
@@ -8,7 +9,7 @@ import io.vlmflux.llm.ModelConfig;
 import io.vlmflux.llm.TextModelSpec;
 
 /**
- * The CUDA backend ({@code Models.load(dir, "cuda")}): found by class name by {@code Models.backend("cuda")}. Loading
+ * The CUDA backend ({@code Models.load(dir, "cuda")}). Loading
  * fails with the reason from {@link Gpu#unavailableReason()} where no usable GPU exists. Switches (system properties):
  * {@code vlmflux.cuda.graphs=false} runs decode steps eagerly; {@code vlmflux.cuda.prefillChunk} sets the prefill chunk.
  */
@@ -21,11 +22,12 @@ public final class CudaDecoderBackend implements DecoderBackend {
     /** Why the backend cannot run here ("" when it can). */
     public static String unavailableReason() { return Gpu.unavailableReason(); }
 
-    @Override public Decoder load(ModelConfig config, TextModelSpec spec, WeightStore store) {
-        if (!Gpu.isAvailable()) {
+    @Override public Decoder load(ModelConfig config, TextModelSpec spec, WeightStore store, GpuStream stream) {
+        if (stream == null && !Gpu.isAvailable()) {
             store.close();
             throw new IllegalStateException("backend 'cuda' cannot run here: " + Gpu.unavailableReason());
         }
-        return new CudaDecoder(config, spec, store, Gpu.device());
+        return stream == null ? new CudaDecoder(config, spec, store, Gpu.device().newStream(), true)
+                : new CudaDecoder(config, spec, store, stream, false);
     }
 }

@@ -17,6 +17,11 @@ public record CaptionOptions(String prompt, String systemPrompt, int maxTokens, 
 
     /** Frames that arrive while the model is busy. */
     public enum Backpressure {
+        /**
+         * Lossless when every source is a file, newest-wins when any is live (resolved by
+         * {@link io.vlmflux.pipeline.VlmPipeline.Builder#captions}; the stage used on its own treats it as newest-wins).
+         */
+        AUTO,
         /** Keep only the newest pending frame; older ones are closed and counted as dropped (cameras, streams). */
         NEWEST_WINS,
         /** Request the next frame only when the previous caption is done; nothing is dropped (files). */
@@ -29,9 +34,9 @@ public record CaptionOptions(String prompt, String systemPrompt, int maxTokens, 
         if (backpressure == null) throw new IllegalArgumentException("backpressure must not be null");
     }
 
-    /** "Describe the image.", 32 tokens, the model's sampling defaults, newest wins. */
+    /** "Describe the image.", 32 tokens, the model's sampling defaults, backpressure by source ({@link Backpressure#AUTO}). */
     public static CaptionOptions defaults() {
-        return new CaptionOptions(DEFAULT_PROMPT, null, DEFAULT_MAX_TOKENS, null, Backpressure.NEWEST_WINS);
+        return new CaptionOptions(DEFAULT_PROMPT, null, DEFAULT_MAX_TOKENS, null, Backpressure.AUTO);
     }
 
     public CaptionOptions withPrompt(String p) { return new CaptionOptions(p, systemPrompt, maxTokens, sampling, backpressure); }

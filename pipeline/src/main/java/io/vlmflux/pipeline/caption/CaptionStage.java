@@ -1,12 +1,15 @@
 package io.vlmflux.pipeline.caption;
 
 import io.vlmflux.llm.GenerateOptions;
+import io.vlmflux.llm.runtime.PromptTemplate;
+import io.vlmflux.llm.runtime.VlmRuntime;
 import io.vlmflux.pipeline.Stages;
 import io.vlmflux.pipeline.metrics.StageMetrics;
 import io.vlmflux.sources.Frame;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 
+import java.util.List;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Function;
 
@@ -15,12 +18,15 @@ import java.util.function.Function;
  * frame: preprocess, encode, expand the prompt's image slot, generate — the system prompt and chat header before the
  * image are prefilled once per model and reused from its prefix cache.
  *
- * <p>Thread: all model work (preprocess, encode, prefill, decode) runs on the model's single compute thread
- * ({@link CaptionModel#scheduler()}), never on the source's or the subscriber's thread; captions are emitted there.
+ * <p>Thread: all model work (preprocess, encode, prefill, decode) runs on the runtime's single compute thread
+ * ({@link VlmRuntime#scheduler()}), never on the source's or the subscriber's thread; captions are emitted there.
  * Prefetch: none past the one pending frame; a caption is started only on downstream demand, so a slow subscriber
  * slows the chain instead of growing queues. Backpressure ({@link CaptionOptions#backpressure()}): {@code NEWEST_WINS}
- * requests frames continuously and keeps only the newest one while a caption is being made (replaced frames are
- * closed and counted in {@link Caption#dropped()}); {@code LOSSLESS} requests the next frame only after a caption.
+ * requests frames continuously and keeps only the newest one of each source while a caption is being made (replaced
+ * frames are closed and counted in {@link Caption#dropped()}), serving the sources' pending frames in turn, so one
+ * model shared by several cameras captions each of them fairly; {@code LOSSLESS} requests the next frame only after a
+ * caption; {@code AUTO} is resolved by {@link io.vlmflux.pipeline.VlmPipeline.Builder#captions} from the sources
+ * (lossless when all are files) and means newest-wins when the stage is used on its own.
  * Discard: every frame is closed exactly once — after preprocessing, when dropped, or on cancel/error.
  * Cancel: stops generation before the next decode step and frees the sequence's KV cache.
  */
@@ -28,13 +34,13 @@ public final class CaptionStage {
     private CaptionStage() {}
 
     /** Captions each frame with {@code model} and {@code options}. */
-    public static Function<Flux<Frame>, Flux<Caption>> captions(CaptionModel model, CaptionOptions options) {
-        return captions(model, options, null);
+    public static Function<Flux<Frame>, Flux<Caption>> captions(VlmRuntime runtime, CaptionOptions options) {
+        return captions(runtime, options, null);
     }
 
     /** {@link #captions(CaptionModel, CaptionOptions)} that also counts dropped frames into {@code metrics} (nullable). */
-    public static Function<Flux<Frame>, Flux<Caption>> captions(CaptionModel model, CaptionOptions options, StageMetrics metrics) {
-        Prepared p = prepare(model, options);
+    public static Function<Flux<Frame>, Flux<Caption>> captions(VlmRuntime runtime, CaptionOptions options, StageMetrics metrics) {
+        Prepared p = prepare(runtime, options);
         return frames -> Flux.defer(() -> {
             DemandGate gate = new DemandGate();
             return core(frames, p, metrics, gate).concatMap(CaptionStream::caption, 0).doOnRequest(gate::request);
@@ -42,30 +48,32 @@ public final class CaptionStage {
     }
 
     /** One {@link CaptionStream} per frame, for consumers that show tokens as they are generated. */
-    public static Function<Flux<Frame>, Flux<CaptionStream>> streams(CaptionModel model, CaptionOptions options) {
-        return streams(model, options, null);
+    public static Function<Flux<Frame>, Flux<CaptionStream>> streams(VlmRuntime runtime, CaptionOptions options) {
+        return streams(runtime, options, null);
     }
 
     /**
      * {@link #streams(CaptionModel, CaptionOptions)} counting drops into {@code metrics} (nullable). The next frame
      * is captioned only after the previous stream ended: subscribe to each stream's tokens or caption, or cancel it.
      */
-    public static Function<Flux<Frame>, Flux<CaptionStream>> streams(CaptionModel model, CaptionOptions options, StageMetrics metrics) {
-        Prepared p = prepare(model, options);
+    public static Function<Flux<Frame>, Flux<CaptionStream>> streams(VlmRuntime runtime, CaptionOptions options, StageMetrics metrics) {
+        Prepared p = prepare(runtime, options);
         return frames -> Flux.defer(() -> {
             DemandGate gate = new DemandGate();
             return core(frames, p, metrics, gate).doOnRequest(gate::request);
         });
     }
 
-    private record Prepared(CaptionModel model, CaptionOptions options, CaptionModel.PromptTemplate template, GenerateOptions generate) {}
+    private record Prepared(VlmRuntime runtime, CaptionOptions options, PromptTemplate template, GenerateOptions generate) {}
 
-    private static Prepared prepare(CaptionModel model, CaptionOptions options) {
-        if (model == null) throw new IllegalArgumentException("caption model must not be null");
+    private static Prepared prepare(VlmRuntime runtime, CaptionOptions options) {
+        if (runtime == null) throw new IllegalArgumentException("runtime must not be null");
         if (options == null) throw new IllegalArgumentException("caption options must not be null");
-        if (model.isClosed()) throw new IllegalStateException(model + " is closed");
-        CaptionModel.PromptTemplate template = model.promptTemplate(options);
-        return new Prepared(model, options, template, model.generateOptions(options, template));
+        if (runtime.isClosed()) throw new IllegalStateException(runtime + " is closed");
+        if (!runtime.hasVision()) throw new IllegalArgumentException(runtime.dir() + " is a text-only model: it cannot caption frames");
+        PromptTemplate template = runtime.promptTemplate(options.systemPrompt(), options.prompt(), 1);
+        return new Prepared(runtime, options, template,
+                runtime.generateOptions(options.sampling(), options.maxTokens(), List.of(), template.sharedPrefix()));
     }
 
     /**
@@ -76,15 +84,15 @@ public final class CaptionStage {
     private static Flux<CaptionStream> core(Flux<Frame> frames, Prepared p, StageMetrics metrics, DemandGate gate) {
         AtomicLong dropped = new AtomicLong();
         Flux<Pending> pending = frames.map(f -> new Pending(f, System.nanoTime()));
-        if (p.options().backpressure() == CaptionOptions.Backpressure.NEWEST_WINS)
-            pending = pending.transform(Stages.newestWins((Pending x) -> {
+        if (p.options().backpressure() != CaptionOptions.Backpressure.LOSSLESS)   // AUTO without knowledge of the sources: live
+            pending = pending.transform(Stages.newestWinsPerKey((Pending x) -> x.frame().sourceId(), (Pending x) -> {
                 x.close();
                 dropped.incrementAndGet();
                 if (metrics != null) metrics.recordDropped();
             }));
         return pending
                 .concatMap(x -> {
-                    CaptionStream s = new CaptionStream(x.frame(), x.arrivedNanos(), p.model(), p.template(), p.generate(), dropped::get);
+                    CaptionStream s = new CaptionStream(x.frame(), x.arrivedNanos(), p.runtime(), p.template(), p.generate(), dropped::get);
                     return Flux.concat(Mono.just(s).doOnNext(y -> gate.emitted()), s.done().then(Mono.<CaptionStream>empty()),
                                     gate.awaitDemand().then(Mono.<CaptionStream>empty()))
                             .doOnCancel(s::cancel);

@@ -2,17 +2,17 @@ package io.vlmflux.pipeline.caption;
 
 import io.vlmflux.llm.FinishReason;
 import io.vlmflux.llm.GenerateOptions;
-import io.vlmflux.llm.MultimodalPrompt;
 import io.vlmflux.llm.TokenEvent;
+import io.vlmflux.llm.runtime.PromptTemplate;
+import io.vlmflux.llm.runtime.VlmRuntime;
 import io.vlmflux.sources.Frame;
 import io.vlmflux.sources.FrameInfo;
-import io.vlmflux.vision.ImageEmbeddings;
-import io.vlmflux.vision.PixelValues;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
 import reactor.core.publisher.Sinks;
 
 import java.util.Arrays;
+import java.util.List;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.LongSupplier;
@@ -23,28 +23,28 @@ import java.util.function.LongSupplier;
  * (once: tokens have one subscriber) and the stage that emitted this stream waits for it to end before it captions
  * the next frame — so subscribe to one of them, or call {@link #cancel()}, for every stream.
  *
- * <p>Owns its frame until preprocessing has copied the pixels (then closes it, on the compute thread); cancelling
- * before that closes it at once. Cancelling {@link #tokens()} stops generation before the next step and frees the
+ * <p>Owns its frame until generation starts, then hands it to {@link VlmRuntime#prepare}, which closes it once
+ * preprocessing has copied the pixels; {@link #cancel()} before that closes it at once. Cancelling {@link #tokens()} stops generation before the next step and frees the
  * sequence's KV cache.
  */
 public final class CaptionStream {
     private final FrameInfo frame;
     private final AtomicReference<Frame> pixels;
     private final long arrivedNanos;
-    private final CaptionModel model;
-    private final CaptionModel.PromptTemplate template;
+    private final VlmRuntime runtime;
+    private final PromptTemplate template;
     private final GenerateOptions generateOptions;
     private final LongSupplier dropped;
     private final AtomicBoolean started = new AtomicBoolean();
     private final Sinks.One<Caption> result = Sinks.one();
     private final Sinks.Empty<Void> done = Sinks.empty();
 
-    CaptionStream(Frame frame, long arrivedNanos, CaptionModel model, CaptionModel.PromptTemplate template, GenerateOptions generateOptions,
+    CaptionStream(Frame frame, long arrivedNanos, VlmRuntime runtime, PromptTemplate template, GenerateOptions generateOptions,
                   LongSupplier dropped) {
         this.frame = frame.info();
         this.pixels = new AtomicReference<>(frame);
         this.arrivedNanos = arrivedNanos;
-        this.model = model;
+        this.runtime = runtime;
         this.template = template;
         this.generateOptions = generateOptions;
         this.dropped = dropped;
@@ -83,58 +83,25 @@ public final class CaptionStream {
     Mono<Void> done() { return done.asMono(); }
 
     private Flux<TokenEvent> run() {
+        Frame f = pixels.getAndSet(null);
+        if (f == null) return Flux.error(new IllegalStateException(describe() + " was released before preprocessing"));
         long[] nanos = new long[3]; // preprocess, encode, prefill
-        AtomicReference<DeviceVision.Hold> rows = new AtomicReference<>();   // cuda: the image rows until the prefill read them
-        Mono<MultimodalPrompt> prompt = Mono.fromCallable(() -> {
-            Frame f = pixels.getAndSet(null);
-            if (f == null) throw new IllegalStateException(describe() + " was released before preprocessing");
-            DeviceVision dv = model.deviceVision();
-            if (dv != null) {   // GPU preprocessing + encoder; the rows stay on the device
-                DeviceVision.Rows r;
-                try {
-                    r = dv.encode(f);
-                } finally {
-                    f.close();
-                }
-                DeviceVision.Hold h = new DeviceVision.Hold(r);
-                rows.set(h);
-                nanos[0] = r.preprocessNanos;
-                nanos[1] = r.encodeNanos;
-                return model.prompt(template, r);
-            }
-            PixelValues px;
-            long t0 = System.nanoTime();
-            try {
-                px = model.processor().process(f);
-            } finally {
-                f.close();
-            }
-            long t1 = System.nanoTime();
-            ImageEmbeddings emb = model.encoder().encode(px);
-            long t2 = System.nanoTime();
-            nanos[0] = t1 - t0;
-            nanos[1] = t2 - t1;
-            return model.prompt(template, emb);
-        }).subscribeOn(model.scheduler());
         StringBuilder text = new StringBuilder();
         int[][] ids = {new int[16]};
         int[] count = {0};
         long[] first = {-1};
-        Runnable releaseRows = () -> {
-            DeviceVision.Hold h = rows.getAndSet(null);
-            if (h != null) h.release();
-        };
-        GenerateOptions go = generateOptions.withPrefillListener(ns -> {
-            nanos[2] = ns;
-            releaseRows.run();   // the prefill that reads the rows is enqueued (same stream): the buffer may be reused
-        });
-        return prompt
-                .flatMapMany(p -> model.generate(p, go))
+        GenerateOptions go = generateOptions.withPrefillListener(ns -> nanos[2] = ns);
+        return runtime.prepare(template, List.of(f))   // owns the frame from here: closed once its pixels are copied
+                .flatMapMany(p -> {
+                    nanos[0] = p.preprocessNanos();
+                    nanos[1] = p.encodeNanos();
+                    return runtime.generate(p, go);
+                })
                 .doOnNext(e -> {
                     long now = System.nanoTime();
                     if (first[0] < 0) first[0] = now;
                     text.append(e.textDelta());
-                    boolean stopToken = e.finishReason() == FinishReason.STOP && model.stopTokens().contains(e.tokenId());
+                    boolean stopToken = e.finishReason() == FinishReason.STOP && runtime.stopTokens().contains(e.tokenId());
                     if (e.tokenId() >= 0 && !stopToken) {
                         if (count[0] == ids[0].length) ids[0] = Arrays.copyOf(ids[0], count[0] * 2);
                         ids[0][count[0]++] = e.tokenId();
@@ -147,8 +114,6 @@ public final class CaptionStream {
                 .onErrorMap(e -> !(e instanceof CaptionException), e -> new CaptionException(describe() + ": " + message(e), e))
                 .doOnError(result::tryEmitError)
                 .doFinally(sig -> {
-                    releaseRows.run();
-                    release();
                     result.tryEmitEmpty();
                     done.tryEmitEmpty();
                 });

@@ -1,5 +1,11 @@
 package io.vlmflux.pipeline.caption;
 
+import io.vlmflux.llm.Backend;
+import io.vlmflux.llm.runtime.EncoderCacheStats;
+import io.vlmflux.llm.runtime.PromptTemplate;
+import io.vlmflux.llm.runtime.RuntimeOptions;
+import io.vlmflux.llm.runtime.VlmRuntime;
+
 import org.junit.jupiter.api.condition.EnabledIf;
 import io.vlmflux.cuda.gpu.Gpu;
 import io.vlmflux.llm.SamplingParams;
@@ -28,12 +34,12 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 @Tag("gpu")
 @EnabledIf(value = "io.vlmflux.cuda.gpu.Gpu#isAvailable", disabledReason = "no usable GPU (the logger vlmflux.cuda says why: CUDA backend unavailable: ...)")
 class CaptionGpuTest {
-    static CaptionModel cpu, gpu;
+    static VlmRuntime cpu, gpu;
 
     @BeforeAll static void load() {
         assumeTrue(Gpu.isAvailable(), () -> "no GPU: " + Gpu.unavailableReason());
-        cpu = CaptionModel.load(SHAPES, "cpu");
-        gpu = CaptionModel.load(SHAPES, "cuda");
+        cpu = VlmRuntime.load(SHAPES, RuntimeOptions.defaults().withBackend(Backend.CPU));
+        gpu = VlmRuntime.load(SHAPES, RuntimeOptions.defaults().withBackend(Backend.CUDA));
     }
 
     @AfterAll static void close() {
@@ -44,7 +50,7 @@ class CaptionGpuTest {
     private static final CaptionOptions OPTS = CaptionOptions.defaults().withSampling(SamplingParams.greedyDecoding())
             .withBackpressure(CaptionOptions.Backpressure.LOSSLESS);
 
-    private static List<Caption> caption(CaptionModel m, String pattern) {
+    private static List<Caption> caption(VlmRuntime m, String pattern) {
         return Sources.parse("test:" + pattern + "?live=false&num-buffers=22").frames()
                 .transform(Stages.sample("7f"))
                 .transform(CaptionStage.captions(m, OPTS))
@@ -52,7 +58,8 @@ class CaptionGpuTest {
     }
 
     @Test void gpuCaptionsAreTokenIdenticalToCpuCaptions() {
-        assertTrue(gpu.onDevice(), "cuda model takes the device path");
+        assertEquals(Backend.CUDA, gpu.backend(), "cuda runtime takes the device path");
+        assertTrue(gpu.describe().contains("spliced on the device"), gpu.describe());
         for (String pattern : List.of("ball", "smpte", "snow")) {
             List<Caption> c = caption(cpu, pattern), g = caption(gpu, pattern);
             assertEquals(c.size(), g.size(), pattern);

@@ -1,5 +1,11 @@
 package io.vlmflux.pipeline.caption;
 
+import io.vlmflux.llm.Backend;
+import io.vlmflux.llm.runtime.EncoderCacheStats;
+import io.vlmflux.llm.runtime.PromptTemplate;
+import io.vlmflux.llm.runtime.RuntimeOptions;
+import io.vlmflux.llm.runtime.VlmRuntime;
+
 import io.vlmflux.pipeline.Stages;
 import io.vlmflux.sources.Sources;
 import org.junit.jupiter.api.Test;
@@ -71,7 +77,7 @@ class CaptionMemoryTest {
             Tap tap = new Tap();
             long t0 = System.nanoTime();
             // encoder cache off: it holds up to its byte bound by design (tested in vision), which would read as growth here
-            try (CaptionModel model = CaptionModel.load(TINY_VL, "cpu", CaptionModel.DEFAULT_PREFIX_CACHE_BYTES, 0)) {
+            try (VlmRuntime model = VlmRuntime.load(TINY_VL, RuntimeOptions.defaults().withBackend(Backend.CPU).withEncoderCacheBytes(0))) {
                 long count = Sources.parse("test:ball?live=false&width=64&height=48&num-buffers=" + FRAMES).frames()
                         .doOnNext(f -> tap.seen.add(f))
                         .transform(Stages.sample("all"))
@@ -84,7 +90,7 @@ class CaptionMemoryTest {
                         .count().block(Duration.ofSeconds(50));
                 if (count != FRAMES) throw new AssertionError("captions: " + count + " of " + FRAMES);
                 if (model.prefixCache().size() != 1) throw new AssertionError("prefix cache entries: " + model.prefixCache().size());
-                if (model.generator().activeSequences() != 0) throw new AssertionError("active sequences: " + model.generator().activeSequences());
+                if (model.activeSequences() != 0) throw new AssertionError("active sequences: " + model.activeSequences());
             }
             double secs = (System.nanoTime() - t0) / 1e9;
             for (Checkpoint c : cps) System.out.println("CHECKPOINT " + c.captions() + " " + c.heapBytes() + " " + c.rssBytes() + " " + c.nioBytes());

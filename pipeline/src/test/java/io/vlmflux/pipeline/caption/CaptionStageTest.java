@@ -1,5 +1,11 @@
 package io.vlmflux.pipeline.caption;
 
+import io.vlmflux.llm.Backend;
+import io.vlmflux.llm.runtime.EncoderCacheStats;
+import io.vlmflux.llm.runtime.PromptTemplate;
+import io.vlmflux.llm.runtime.RuntimeOptions;
+import io.vlmflux.llm.runtime.VlmRuntime;
+
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.vlmflux.llm.Decoder;
@@ -47,9 +53,9 @@ import static org.junit.jupiter.api.Assertions.*;
 /** The caption stage on the real cockatoo video with the tiny random-weight Qwen2-VL fixture. */
 class CaptionStageTest {
     static final SourceOptions SMALL = new SourceOptions(320, 180, PixelFormat.RGB);
-    static CaptionModel model;
+    static VlmRuntime model;
 
-    @BeforeAll static void load() { model = CaptionModel.load(TINY_VL, "cpu"); }
+    @BeforeAll static void load() { model = VlmRuntime.load(TINY_VL, RuntimeOptions.defaults().withBackend(Backend.CPU)); }
 
     @AfterAll static void close() { model.close(); }
 
@@ -62,15 +68,14 @@ class CaptionStageTest {
     @Test void promptMatchesTheGoldenChatPromptAndTokens() throws Exception {
         JsonNode g = new ObjectMapper().readTree(TINY_VL.resolve("golden.json").toFile());
         JsonNode p0 = g.get("prompts").get(0);
-        CaptionModel.PromptTemplate t = model.promptTemplate(CaptionOptions.defaults().withPrompt(p0.get("question").asText()));
+        PromptTemplate t = model.promptTemplate(null, p0.get("question").asText(), 1);
         assertEquals(p0.get("prompt_text").asText(), t.text());
-        int tokens = g.get("images").get(0).get("num_image_tokens").asInt();
-        int hidden = model.decoder().config().hiddenSize();
-        MultimodalPrompt p = model.prompt(t, new ImageEmbeddings(new float[tokens * hidden], tokens, hidden, 1,
-                g.get("images").get(0).get("grid_thw").get(1).asInt(), g.get("images").get(0).get("grid_thw").get(2).asInt(), 1));
-        int[] gold = new ObjectMapper().convertValue(p0.get("input_ids"), int[].class);
-        assertArrayEquals(gold, p.tokens());
-        assertEquals(t.slot(), p.spans().getFirst().start(), "the cached prefix must end right before the first image token");
+        String image = g.get("images").get(0).get("file").asText();
+        try (io.vlmflux.llm.runtime.Prompt p = model.prepareBlocking(t, List.of(io.vlmflux.vision.Images.read(TINY_VL.resolve(image))))) {
+            int[] gold = new ObjectMapper().convertValue(p0.get("input_ids"), int[].class);
+            assertArrayEquals(gold, p.input().tokens());
+            assertEquals(t.sharedPrefix(), p.input().spans().getFirst().start(), "the cached prefix must end right before the first image token");
+        }
     }
 
     /** Captions through the pipeline equal those computed directly from the same frames with separately loaded parts. */
@@ -87,7 +92,7 @@ class CaptionStageTest {
         assertEquals(List.of(0L, 25L, 50L), caps.stream().map(c -> c.frame().sequence()).toList());
         tap.awaitAllReleased(5000);
         assertEquals(0, tap.open(), "frames left open");
-        for (String t : threads) assertTrue(t.startsWith("vlmflux-gpu0"), "caption emitted on " + t);
+        for (String t : threads) assertTrue(t.startsWith("vlmflux-compute-"), "caption emitted on " + t);
 
         // direct: preprocess + encode + prompt + generate, no pipeline, no prefix cache, own instances
         Map<Long, Caption> bySeq = new HashMap<>();
@@ -131,7 +136,7 @@ class CaptionStageTest {
                 .take(4).collectList().block(Duration.ofSeconds(60));
         assertTrue(model.prefixCache().hits() - hits0 >= 3, "prefix cache hits grew by " + (model.prefixCache().hits() - hits0));
         assertEquals(1, model.prefixCache().size(), "one system/header prefix, not one per frame");
-        try (CaptionModel cold = CaptionModel.load(TINY_VL, "cpu", 0)) {
+        try (VlmRuntime cold = VlmRuntime.load(TINY_VL, RuntimeOptions.defaults().withBackend(Backend.CPU).withPrefixCacheBytes(0))) {
             assertNull(cold.prefixCache());
             List<Caption> c = cockatoo().transform(Stages.sample("40f")).transform(CaptionStage.captions(cold, lossless(6)))
                     .take(4).collectList().block(Duration.ofSeconds(60));
@@ -164,7 +169,7 @@ class CaptionStageTest {
                 .verify(Duration.ofSeconds(60));
         tap.awaitAllReleased(5000);
         assertEquals(0, tap.open(), "frames left open");
-        assertEquals(0, model.generator().activeSequences());
+        assertEquals(0, model.activeSequences());
     }
 
     /** Cancelling a caption's token stream stops generation within a step, frees its cache and closes its frame. */
@@ -177,14 +182,14 @@ class CaptionStageTest {
                 .assertNext(s -> StepVerifier.create(s.tokens().doOnNext(seen::add), 0)
                         .thenRequest(3)
                         .expectNextCount(3)
-                        .then(() -> assertEquals(1, model.generator().activeSequences()))
+                        .then(() -> assertEquals(1, model.activeSequences()))
                         .thenCancel()
                         .verify(Duration.ofSeconds(30)))
                 .thenCancel()
                 .verify(Duration.ofSeconds(30));
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
-        while (model.generator().activeSequences() != 0 && System.nanoTime() < deadline) Thread.sleep(5);
-        assertEquals(0, model.generator().activeSequences(), "KV cache of the cancelled caption not freed");
+        while (model.activeSequences() != 0 && System.nanoTime() < deadline) Thread.sleep(5);
+        assertEquals(0, model.activeSequences(), "KV cache of the cancelled caption not freed");
         int atCancel = seen.size();
         Thread.sleep(200);
         assertEquals(atCancel, seen.size(), "tokens kept coming after cancel");
@@ -207,9 +212,9 @@ class CaptionStageTest {
     }
 
     @Test void modelErrorsNameTheFolderAndFile(@org.junit.jupiter.api.io.TempDir Path tmp) {
-        var e = assertThrows(IllegalArgumentException.class, () -> CaptionModel.load(tmp.resolve("nope"), "cpu"));
+        var e = assertThrows(IllegalArgumentException.class, () -> VlmRuntime.load(tmp.resolve("nope"), RuntimeOptions.defaults().withBackend(Backend.CPU)));
         assertTrue(e.getMessage().contains("nope") && e.getMessage().contains("does not exist"), e.getMessage());
-        e = assertThrows(IllegalArgumentException.class, () -> CaptionModel.load(tmp, "cpu"));
+        e = assertThrows(IllegalArgumentException.class, () -> VlmRuntime.load(tmp, RuntimeOptions.defaults().withBackend(Backend.CPU)));
         assertTrue(e.getMessage().contains("config.json"), e.getMessage());
         assertThrows(IllegalArgumentException.class, () -> CaptionOptions.defaults().withMaxTokens(0));
     }

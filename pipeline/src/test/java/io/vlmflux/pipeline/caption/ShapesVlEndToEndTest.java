@@ -1,5 +1,11 @@
 package io.vlmflux.pipeline.caption;
 
+import io.vlmflux.llm.Backend;
+import io.vlmflux.llm.runtime.EncoderCacheStats;
+import io.vlmflux.llm.runtime.PromptTemplate;
+import io.vlmflux.llm.runtime.RuntimeOptions;
+import io.vlmflux.llm.runtime.VlmRuntime;
+
 import io.vlmflux.pipeline.Stages;
 import io.vlmflux.sources.Sources;
 import org.junit.jupiter.api.AfterAll;
@@ -19,9 +25,9 @@ import static org.junit.jupiter.api.Assertions.*;
  * wrong: compare with the vision and llm golden tests rather than loosening the check.
  */
 class ShapesVlEndToEndTest {
-    static CaptionModel model;
+    static VlmRuntime model;
 
-    @BeforeAll static void load() { model = CaptionModel.load(SHAPES, "cpu"); }
+    @BeforeAll static void load() { model = VlmRuntime.load(SHAPES, RuntimeOptions.defaults().withBackend(Backend.CPU)); }
 
     @AfterAll static void close() { model.close(); }
 

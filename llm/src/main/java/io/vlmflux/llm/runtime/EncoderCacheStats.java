@@ -1,7 +1,7 @@
-package io.vlmflux.pipeline.caption;
+package io.vlmflux.llm.runtime;
 
 /**
- * Counters of a caption model's encoder-output cache (static scenes and repeated frames skip the vision encoder).
+ * Counters of a runtime's encoder-output cache (static scenes and repeated frames skip the vision encoder).
  *
  * @param entries      images cached now
  * @param bytes        bytes they hold (embeddings + the inputs kept to confirm a hit)

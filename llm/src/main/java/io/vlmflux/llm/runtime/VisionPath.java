@@ -1,0 +1,151 @@
+package io.vlmflux.llm.runtime;
+
+import io.vlmflux.sources.Frame;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+
+/**
+ * Frame → image-token rows, with the runtime's one encoder-output cache in front of the encoder (both backends).
+ *
+ * <p>Cache: keyed by the preprocessor's 64-bit content hash plus the grid; a hit is confirmed by comparing the frame's
+ * bytes, size and pixel format with a copy kept for the entry, so a hash collision can never reuse another image's
+ * rows. Bounded in bytes (rows + the frame copy), least recently used first; entries a prompt still reads are freed
+ * only when it lets go (reference counts). Static scenes and frozen sources skip the encoder.
+ *
+ * <p>Thread: {@link #encode} runs on the runtime's compute thread; {@link #release} may come from any thread. All
+ * state is guarded by this object's lock.
+ *
+ * @param <P> the preprocessed pixels of the backend (host arrays or device buffers)
+ */
+abstract class VisionPath<P> implements AutoCloseable {
+    private record Key(long hash, int t, int h, int w) {}
+
+    private static final class Entry {
+        final ImageRows rows;
+        final byte[] frame;
+        final int width, height, format;
+        Entry(ImageRows rows, byte[] frame, int width, int height, int format) {
+            this.rows = rows;
+            this.frame = frame;
+            this.width = width;
+            this.height = height;
+            this.format = format;
+        }
+        long bytes() { return rows.bytes() + frame.length + 96; }
+        boolean sameFrame(Frame f) {
+            if (f.width() != width || f.height() != height || f.format().ordinal() != format) return false;
+            MemorySegment d = f.data();
+            return d.byteSize() == frame.length && MemorySegment.mismatch(MemorySegment.ofArray(frame), 0, frame.length, d, 0, d.byteSize()) < 0;
+        }
+    }
+
+    /** What preprocessing produced: the pixels and the cache key parts. */
+    record Preprocessed<P>(P pixels, long contentHash, int gridT, int gridH, int gridW) {}
+
+    /** One encode call's result: rows the caller holds (release them), and where the time went. */
+    record Encoded(ImageRows rows, long preprocessNanos, long encodeNanos, boolean cacheHit) {}
+
+    private final long maxBytes;
+    private final LinkedHashMap<Key, Entry> cache = new LinkedHashMap<>(16, 0.75f, true);
+    private long cachedBytes, hits, misses, evictions;
+    private boolean closed;
+
+    VisionPath(long maxBytes) {
+        if (maxBytes < 0) throw new IllegalArgumentException("encoder cache size must be >= 0, got " + maxBytes);
+        this.maxBytes = maxBytes;
+    }
+
+    abstract Preprocessed<P> preprocess(Frame frame);
+
+    /** Encodes preprocessed pixels into fresh rows (reference count 1). */
+    abstract ImageRows encodeRows(Preprocessed<P> pixels);
+
+    /** Frees rows nobody holds any more (called under the lock). */
+    abstract void free(ImageRows rows);
+
+    /** Device buffers allocated so far (0 on the host path). */
+    long allocations() { return 0; }
+
+    /** Called before each encode under the lock (the device path frees deferred buffers here). */
+    void beforeEncode() {}
+
+    /** Called first by {@link #close()} under the lock (the device path waits for queued work here). */
+    void beforeClose() {}
+
+    /** Frees the backend's resources (called once, under the lock, after every cached entry was dropped). */
+    abstract void closeBackend();
+
+    /** Backend and model, for logs. */
+    abstract String describe();
+
+    /** The rows of {@code frame} (the cache's or freshly encoded); the caller releases them. Does not close the frame. */
+    final synchronized Encoded encode(Frame frame) {
+        if (closed) throw new IllegalStateException("the vision path of this runtime was closed");
+        beforeEncode();
+        long t0 = System.nanoTime();
+        Preprocessed<P> px = preprocess(frame);
+        long t1 = System.nanoTime();
+        Key key = new Key(px.contentHash(), px.gridT(), px.gridH(), px.gridW());
+        Entry e = maxBytes > 0 ? cache.get(key) : null;
+        if (e != null && e.sameFrame(frame)) {
+            hits++;
+            e.rows.refs++;
+            return new Encoded(e.rows, t1 - t0, System.nanoTime() - t1, true);
+        }
+        misses++;
+        ImageRows r = encodeRows(px);
+        if (maxBytes > 0) remember(key, r, frame);
+        return new Encoded(r, t1 - t0, System.nanoTime() - t1, false);
+    }
+
+    private void remember(Key key, ImageRows r, Frame frame) {
+        MemorySegment d = frame.data();
+        if (d.byteSize() > Integer.MAX_VALUE - 16 || r.bytes() + d.byteSize() > maxBytes) return;
+        Entry e = new Entry(r, d.toArray(ValueLayout.JAVA_BYTE), frame.width(), frame.height(), frame.format().ordinal());
+        Entry old = cache.put(key, e);
+        if (old != null) drop(old);
+        r.refs++;
+        cachedBytes += e.bytes();
+        Iterator<Entry> it = cache.values().iterator();
+        while (cachedBytes > maxBytes && it.hasNext()) {
+            Entry v = it.next();
+            if (v == e) continue;
+            it.remove();
+            drop(v);
+            evictions++;
+        }
+    }
+
+    private void drop(Entry v) {
+        cachedBytes -= v.bytes();
+        unrefLocked(v.rows);
+    }
+
+    /** Lets go of rows from {@link #encode}; once per holder. */
+    final synchronized void release(ImageRows r) { unrefLocked(r); }
+
+    private void unrefLocked(ImageRows r) {
+        if (r.refs <= 0) throw new IllegalStateException("image rows released twice");
+        if (--r.refs == 0) free(r);
+    }
+
+    final boolean isClosed() { return closed; }
+
+    final synchronized EncoderCacheStats stats() {
+        return new EncoderCacheStats(hits, misses, evictions, cache.size(), cachedBytes, maxBytes, allocations());
+    }
+
+    /** Drops the cache and frees the backend; rows still held by prompts are freed when they are released. */
+    @Override public final synchronized void close() {
+        if (closed) return;
+        closed = true;
+        beforeClose();
+        for (Entry e : cache.values()) unrefLocked(e.rows);
+        cache.clear();
+        cachedBytes = 0;
+        closeBackend();
+    }
+}

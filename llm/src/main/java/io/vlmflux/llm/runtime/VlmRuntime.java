@@ -1,0 +1,465 @@
+package io.vlmflux.llm.runtime;
+
+import io.vlmflux.cuda.gpu.Gpu;
+import io.vlmflux.cuda.gpu.GpuDevice;
+import io.vlmflux.cuda.gpu.GpuStream;
+import io.vlmflux.llm.Backend;
+import io.vlmflux.llm.BatchGenerator;
+import io.vlmflux.llm.Decoder;
+import io.vlmflux.llm.EmbeddingSpan;
+import io.vlmflux.llm.GenerateOptions;
+import io.vlmflux.llm.GenerationConfig;
+import io.vlmflux.llm.Generator;
+import io.vlmflux.llm.ImageSlots;
+import io.vlmflux.llm.ModelConfig;
+import io.vlmflux.llm.Models;
+import io.vlmflux.llm.MultimodalPrompt;
+import io.vlmflux.llm.SamplingParams;
+import io.vlmflux.llm.TokenEvent;
+import io.vlmflux.llm.TokenText;
+import io.vlmflux.llm.cache.PrefixCache;
+import io.vlmflux.llm.chat.ChatMessage;
+import io.vlmflux.llm.chat.ChatTemplate;
+import io.vlmflux.llm.tokenizer.Tokenizer;
+import io.vlmflux.sources.Frame;
+import io.vlmflux.vision.ImageProcessor;
+import io.vlmflux.vision.VisionEncoders;
+import io.vlmflux.vision.cuda.GpuImageProcessor;
+import io.vlmflux.vision.cuda.GpuVisionEncoder;
+import reactor.core.publisher.Flux;
+import reactor.core.publisher.Mono;
+import reactor.core.scheduler.Scheduler;
+import reactor.core.scheduler.Schedulers;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Optional;
+import java.util.Set;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicReference;
+
+/**
+ * One loaded model — the counterpart of TensorRT Edge-LLM's {@code LLMInferenceRuntime}. Built once from a Hugging
+ * Face folder ({@code config.json} + safetensors, {@code tokenizer.json}, {@code tokenizer_config.json} with the chat
+ * template, {@code generation_config.json}, and for vision-language models {@code preprocessor_config.json}) with a
+ * {@link Backend} (AUTO resolved once, the reason logged) and a device index.
+ *
+ * <p>It owns ONE compute context — the device, one CUDA stream shared by the vision encoder and the decoder (device
+ * image rows need no synchronization before the prefill that reads them), and the single compute thread
+ * ({@link #scheduler()}) where all model work runs — plus the tokenizer, chat template, generation defaults and stop
+ * tokens, the prefix cache, ONE encoder-output cache for both backends, the generator, and on cuda the batched
+ * generator (concurrent callers share decode steps).
+ *
+ * <p>Use: {@link #promptTemplate} once per question, {@link #prepare} per set of frames (preprocess, encode, expand
+ * the image slots: host or device rows are the runtime's business), {@link #generate} for the tokens. Everything
+ * above it — pipeline stages, the CLI, the server, a robot application — talks to this object only.
+ *
+ * <p>Thread-safe: calls queue on the compute thread. {@link #close()} (idempotent) frees the weights and caches after
+ * the work already queued, then stops the compute thread.
+ */
+public final class VlmRuntime implements AutoCloseable {
+    private static final System.Logger LOG = System.getLogger("vlmflux.runtime");
+
+    private final Path dir;
+    private final Backend backend;
+    private final int device;
+    private final Decoder decoder;
+    private final GpuStream stream;              // cuda: the one stream of this runtime; null on cpu
+    private final VisionPath<?> vision;          // null for a text-only model
+    private final Tokenizer tokenizer;
+    private final ChatTemplate template;         // null when the model has none
+    private final GenerationConfig generationConfig;
+    private final PrefixCache prefixCache;       // null when disabled
+    private final ComputeThread compute;
+    private final Generator generator;
+    private final BatchGenerator batchGenerator; // cuda with batching on; else null
+    private final int imagePadId;
+    private final Set<Integer> eosTokens, stopTokens;
+    private boolean closed;
+
+    private VlmRuntime(Path dir, Backend backend, int device, Decoder decoder, GpuStream stream, VisionPath<?> vision, Tokenizer tokenizer,
+                       ChatTemplate template, GenerationConfig generationConfig, PrefixCache prefixCache, ComputeThread compute, int maxBatch,
+                       boolean batchDecode) {
+        this.dir = dir;
+        this.backend = backend;
+        this.device = device;
+        this.decoder = decoder;
+        this.stream = stream;
+        this.vision = vision;
+        this.tokenizer = tokenizer;
+        this.template = template;
+        this.generationConfig = generationConfig;
+        this.prefixCache = prefixCache;
+        this.compute = compute;
+        this.generator = new Generator(decoder, prefixCache, compute.scheduler());
+        this.batchGenerator = backend == Backend.CUDA && batchDecode ? new BatchGenerator(decoder, prefixCache, compute.scheduler(), maxBatch) : null;
+        ModelConfig c = decoder.config();
+        int pad = c.imageTokenId();
+        if (pad < 0) pad = tokenizer.tokenId("<|image_pad|>").orElse(-1);
+        if (vision != null && pad < 0)
+            throw new IllegalArgumentException(dir.resolve("config.json") + ": no image_token_id and no <|image_pad|> token in " + tokenizer.source()
+                    + ", yet the folder has a preprocessor_config.json: not a vision-language model this runtime supports");
+        this.imagePadId = pad;
+        Set<Integer> eos = new LinkedHashSet<>(generationConfig.eosTokenIds());
+        eos.addAll(c.eosTokenIds());
+        if (eos.isEmpty()) tokenizer.eosId().ifPresent(eos::add);
+        this.eosTokens = Set.copyOf(eos);
+        Set<Integer> stops = new LinkedHashSet<>(eos);
+        tokenizer.eosId().ifPresent(stops::add);
+        if (template != null && template.template().contains("<|im_end|>")) tokenizer.tokenId("<|im_end|>").ifPresent(stops::add);
+        if (template != null && template.template().contains("<|eot_id|>")) tokenizer.tokenId("<|eot_id|>").ifPresent(stops::add);
+        this.stopTokens = Set.copyOf(stops);
+    }
+
+    /** Loads {@code dir} with {@link RuntimeOptions#defaults()} (auto backend, device 0). */
+    public static VlmRuntime load(Path dir) { return load(dir, RuntimeOptions.defaults()); }
+
+    /**
+     * Loads {@code dir}. Errors name the folder and the file that is missing or malformed, the device that does not
+     * exist, or why the requested backend cannot run.
+     */
+    public static VlmRuntime load(Path dir, RuntimeOptions options) {
+        if (!Files.isDirectory(dir)) throw new IllegalArgumentException("model folder " + dir + " does not exist");
+        for (String f : List.of(options.configFile(), "tokenizer.json"))
+            if (!Files.isRegularFile(dir.resolve(f)))
+                throw new IllegalArgumentException("model folder " + dir + " has no " + f + " (a model needs " + options.configFile()
+                        + ", tokenizer.json, safetensors weights, and for a vision-language model tokenizer_config.json with a chat template and preprocessor_config.json)");
+        long t0 = System.nanoTime();
+        Backend.Choice choice = options.backend().resolve();
+        Backend b = choice.backend();
+        GpuDevice dev = null;
+        if (b == Backend.CUDA) {
+            if (!Gpu.isAvailable()) throw new IllegalStateException("backend 'cuda' cannot run here: " + Gpu.unavailableReason());
+            dev = Gpu.device(options.device());
+        } else if (options.device() != 0) {
+            throw new IllegalArgumentException("device " + options.device() + " was requested, but the backend is cpu (" + choice.reason()
+                    + "): the cpu backend has only device 0");
+        }
+        boolean vlm = Files.isRegularFile(dir.resolve("preprocessor_config.json"));
+        Tokenizer tokenizer = Tokenizer.load(dir);
+        ChatTemplate template = ChatTemplate.load(dir).orElse(null);
+        if (vlm && template == null)
+            throw new IllegalArgumentException("model folder " + dir + " has no chat template (tokenizer_config.json chat_template, chat_template.jinja or chat_template.json)");
+        GenerationConfig gen;
+        try {
+            gen = GenerationConfig.load(dir);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read " + dir.resolve("generation_config.json") + ": " + e.getMessage(), e);
+        }
+        boolean batchDecode = !"false".equalsIgnoreCase(System.getProperty("vlmflux.batchDecode", "true"));   // read once, here
+        GpuStream stream = null;
+        Decoder decoder = null;
+        VisionPath<?> vision = null;
+        GpuImageProcessor gpuProcessor = null;
+        GpuVisionEncoder gpuEncoder = null;
+        io.vlmflux.vision.VisionEncoder cpuEncoder = null;
+        PrefixCache pc = null;
+        ComputeThread compute = null;
+        try {
+            if (dev != null) stream = dev.newStream();
+            decoder = Models.load(dir, options.configFile(), b, stream);
+            if (vlm) {
+                if (stream != null) {
+                    gpuEncoder = GpuVisionEncoder.load(dir, stream);
+                    gpuProcessor = GpuImageProcessor.load(dir, stream);
+                    vision = new DeviceVision(gpuProcessor, gpuEncoder, options.encoderCacheBytes());
+                } else {
+                    cpuEncoder = VisionEncoders.load(dir, "cpu");
+                    vision = new HostVision(ImageProcessor.load(dir), cpuEncoder, options.encoderCacheBytes());
+                }
+                int outHidden = stream != null ? gpuEncoder.outHidden() : cpuEncoder.outHidden();
+                if (outHidden != decoder.config().hiddenSize())
+                    throw new IllegalArgumentException(dir + ": the vision encoder outputs " + outHidden + "-wide embeddings but the text model's hidden_size is "
+                            + decoder.config().hiddenSize());
+            }
+            pc = options.prefixCacheBytes() == 0 ? null : new PrefixCache(options.prefixCacheBytes());
+            compute = new ComputeThread(b, options.device());
+            VlmRuntime r = new VlmRuntime(dir, b, options.device(), decoder, stream, vision, tokenizer, template, gen, pc, compute,
+                    options.maxBatch(), batchDecode);
+            LOG.log(System.Logger.Level.INFO, "{0} ready in {1} ms ({2}): {3}", r, (System.nanoTime() - t0) / 1_000_000, choice.reason(), r.describe());
+            return r;
+        } catch (IOException e) {
+            closeAll(vision, gpuProcessor, gpuEncoder, cpuEncoder, decoder, pc, compute, stream);
+            throw new UncheckedIOException("cannot load the text model of " + dir + ": " + e.getMessage(), e);
+        } catch (RuntimeException | Error e) {
+            closeAll(vision, gpuProcessor, gpuEncoder, cpuEncoder, decoder, pc, compute, stream);
+            throw e;
+        }
+    }
+
+    private static void closeAll(VisionPath<?> vision, GpuImageProcessor gp, GpuVisionEncoder ge, io.vlmflux.vision.VisionEncoder ce, Decoder decoder,
+                                 PrefixCache pc, ComputeThread compute, GpuStream stream) {
+        if (vision != null) vision.close();   // closes the processor and encoder it holds
+        else {
+            if (gp != null) gp.close();
+            if (ge != null) ge.close();
+            if (ce != null) ce.close();
+        }
+        if (decoder != null) decoder.close();
+        if (pc != null) pc.close();
+        if (compute != null) compute.dispose();
+        if (stream != null) stream.close();
+    }
+
+    // ---- what the model is -------------------------------------------------------------------------------------
+
+    public Path dir() { return dir; }
+    /** The concrete backend (never AUTO). */
+    public Backend backend() { return backend; }
+    /** The device index (0 on cpu). */
+    public int device() { return device; }
+    public ModelConfig config() { return decoder.config(); }
+    public Tokenizer tokenizer() { return tokenizer; }
+    public Optional<ChatTemplate> chatTemplate() { return Optional.ofNullable(template); }
+    public GenerationConfig generationConfig() { return generationConfig; }
+    /** Whether the model takes images (a vision encoder was loaded). */
+    public boolean hasVision() { return vision != null; }
+    /** The image-pad token id, -1 for a text-only model. */
+    public int imagePadId() { return imagePadId; }
+    /** EOS of {@code generation_config.json} and {@code config.json} (the tokenizer's when both are silent): what ends a raw completion. */
+    public Set<Integer> eosTokens() { return eosTokens; }
+    /** {@link #eosTokens()} plus the tokenizer's EOS and the chat template's end-of-turn token: what ends a chat answer. */
+    public Set<Integer> stopTokens() { return stopTokens; }
+    /** The single compute thread where preprocessing, encoding and generation run. */
+    public Scheduler scheduler() { return compute.scheduler(); }
+    /** Whether concurrent generations share batched decode steps (cuda, {@code -Dvlmflux.batchDecode} not false at load). */
+    public boolean batchDecode() { return batchGenerator != null; }
+
+    /** Backend, device, model and vision path, for logs and {@code probe}. */
+    public String describe() {
+        ModelConfig c = decoder.config();
+        return backend.wire() + (backend == Backend.CUDA ? ":" + device : "") + ", " + c.numLayers() + " layers, hidden " + c.hiddenSize()
+                + (vision == null ? ", text only" : ", vision " + vision.describe()) + (batchGenerator != null ? ", batched decode" : "");
+    }
+
+    // ---- prompts -------------------------------------------------------------------------------------------------
+
+    /** Renders {@code messages} through the chat template (assistant turn opened) and tokenizes it. */
+    public PromptTemplate promptTemplate(List<ChatMessage> messages) {
+        if (template == null) throw new IllegalArgumentException("model folder " + dir + " has no chat template (tokenizer_config.json chat_template); use a raw prompt");
+        String text = template.render(messages, true);
+        PromptTemplate t = rawPrompt(text);
+        int images = messages.stream().mapToInt(ChatMessage::imageCount).sum();
+        if (t.images() != images)
+            throw new IllegalArgumentException(template + " rendered " + t.images() + " image slot(s) (token " + imagePadId + ") for " + images + " image(s): " + text);
+        return t;
+    }
+
+    /** A system turn (nullable: the template's default), then a user turn of {@code images} images and {@code user}. */
+    public PromptTemplate promptTemplate(String system, String user, int images) {
+        List<ChatMessage> messages = new ArrayList<>();
+        if (system != null) messages.add(ChatMessage.system(system));
+        List<ChatMessage.Part> parts = new ArrayList<>();
+        for (int i = 0; i < images; i++) parts.add(new ChatMessage.Image());
+        parts.add(new ChatMessage.Text(user));
+        messages.add(new ChatMessage("user", parts));
+        return promptTemplate(messages);
+    }
+
+    /** {@code text} tokenized verbatim (special tokens honoured); each image-pad token is one image slot. */
+    public PromptTemplate rawPrompt(String text) {
+        int[] ids = tokenizer.encode(text);
+        int n = imagePadId < 0 ? 0 : ImageSlots.countSlots(ids, imagePadId);
+        int[] slots = new int[n];
+        for (int i = 0, k = 0; i < ids.length && k < n; i++) if (ids[i] == imagePadId) slots[k++] = i;
+        return new PromptTemplate(text, ids, slots);
+    }
+
+    /**
+     * Preprocesses and encodes {@code images} (one per slot of {@code t}, in order) on the compute thread and expands
+     * the slots. From subscription on the returned Mono owns the frames: it closes each once its pixels are copied,
+     * and all of them on error or on a cancel that comes before encoding started.
+     */
+    public Mono<Prompt> prepare(PromptTemplate t, List<Frame> images) {
+        return Mono.defer(() -> {
+            if (isClosed()) {
+                closeFrames(images);
+                return Mono.error(new IllegalStateException(this + " is closed"));
+            }
+            AtomicReference<List<Frame>> owned = new AtomicReference<>(List.copyOf(images));
+            return Mono.fromCallable(() -> {
+                        List<Frame> fs = owned.getAndSet(null);
+                        if (fs == null) throw new IllegalStateException("the frames of this prompt were released before encoding");
+                        return prepareOnComputeThread(t, fs);
+                    })
+                    .subscribeOn(compute.scheduler())
+                    .doOnCancel(() -> closeFrames(owned.getAndSet(null)));
+        });
+    }
+
+    /** {@link #prepare} for callers that may block (CLI, tests): waits for the compute thread. */
+    public Prompt prepareBlocking(PromptTemplate t, List<Frame> images) {
+        return prepare(t, images).block();
+    }
+
+    /** A text-only prompt from token ids. */
+    public Prompt prompt(int[] tokens) {
+        return new Prompt(MultimodalPrompt.text(tokens), null, List.of(), 0, 0, 0);
+    }
+
+    private Prompt prepareOnComputeThread(PromptTemplate t, List<Frame> frames) {
+        List<ImageRows> held = new ArrayList<>();
+        long pre = 0, enc = 0;
+        int hits = 0;
+        try {
+            if (frames.size() != t.images())
+                throw new IllegalArgumentException("the prompt has " + t.images() + " image slot(s) but " + frames.size() + " image(s) were given");
+            if (!frames.isEmpty() && vision == null)
+                throw new IllegalArgumentException(dir + " is a text-only model (no preprocessor_config.json): it cannot take images");
+            for (int i = 0; i < frames.size(); i++) {
+                Frame f = frames.get(i);
+                VisionPath.Encoded e;
+                try {
+                    e = vision.encode(f);
+                } finally {
+                    f.close();
+                }
+                held.add(e.rows());
+                pre += e.preprocessNanos();
+                enc += e.encodeNanos();
+                if (e.cacheHit()) hits++;
+            }
+            int hidden = decoder.config().hiddenSize();
+            MultimodalPrompt input;
+            if (held.isEmpty()) input = MultimodalPrompt.text(t.tokens());
+            else {
+                int[] counts = held.stream().mapToInt(r -> r.tokens).toArray();
+                ImageSlots.Expanded ex = ImageSlots.expand(t.tokens(), imagePadId, counts);
+                List<EmbeddingSpan> spans = new ArrayList<>();
+                for (int i = 0; i < held.size(); i++) {
+                    ImageRows r = held.get(i);
+                    if (r.hidden != hidden)
+                        throw new IllegalArgumentException("image embeddings are " + r.hidden + " wide but " + dir + " has hidden_size " + hidden);
+                    spans.add(new EmbeddingSpan(ex.spanStarts()[i], r.tokens, r.hidden, r.spanRows(), r.gridT, r.gridH, r.gridW, r.contentHash, 0));
+                }
+                input = new MultimodalPrompt(ex.tokens(), spans);
+            }
+            return new Prompt(input, vision, held, pre, enc, hits);
+        } catch (RuntimeException | Error e) {
+            for (ImageRows r : held) vision.release(r);
+            closeFrames(frames);
+            throw e;
+        }
+    }
+
+    private static void closeFrames(List<Frame> frames) {
+        if (frames != null) for (Frame f : frames) f.close();
+    }
+
+    // ---- generation ------------------------------------------------------------------------------------------------
+
+    /**
+     * Settings for one generation: {@code sampling} (null: the model's {@code generation_config.json}), at most
+     * {@code maxTokens}, stop at {@link #stopTokens()} and {@code stopStrings}, and keep the first {@code sharedPrefix}
+     * prompt positions in the prefix cache (ignored when the cache is off).
+     */
+    public GenerateOptions generateOptions(SamplingParams sampling, int maxTokens, List<String> stopStrings, int sharedPrefix) {
+        SamplingParams s = sampling != null ? sampling : generationConfig.toSampling(0);
+        return new GenerateOptions(s, maxTokens, stopTokens, stopStrings, prefixCache == null ? 0 : sharedPrefix, null);
+    }
+
+    /**
+     * Generates from {@code prompt} (cold: one sequence with its own KV cache per subscription; demand-driven;
+     * cancel stops before the next step and frees the cache). On cuda with batching on, concurrent generations share
+     * decode steps. The prompt's image rows are released once its prefill is enqueued, the prompt closed at the end.
+     */
+    public Flux<TokenEvent> generate(Prompt prompt, GenerateOptions options) {
+        return Flux.defer(() -> {
+            checkOpen();
+            prompt.claim();
+            java.util.function.LongConsumer user = options.onPrefillNanos();
+            GenerateOptions go = options.withPrefillListener(ns -> {
+                prompt.close();   // the prefill that reads the rows is enqueued on the same stream: the buffers may be reused
+                if (user != null) user.accept(ns);
+            });
+            Flux<TokenEvent> tokens = batchGenerator != null ? batchGenerator.generate(prompt.input(), go, this::newTokenText)
+                    : generator.generate(prompt.input(), go, this::newTokenText);
+            return tokens.doFinally(s -> prompt.close());
+        });
+    }
+
+    /** A fresh streaming detokenizer that skips special tokens. */
+    public TokenText newTokenText() { return tokenizer.streamingDecoder(true); }
+
+    /** Hits, misses and evictions of the encoder-output cache ({@link EncoderCacheStats#NONE} for a text-only model). */
+    public EncoderCacheStats encoderCacheStats() { return vision == null ? EncoderCacheStats.NONE : vision.stats(); }
+
+    /** Generations holding a KV cache now. */
+    public int activeSequences() {
+        return generator.activeSequences() + (batchGenerator == null ? 0 : batchGenerator.activeSequences());
+    }
+
+    /** Batched decode steps so far and the tokens they produced; {0, 0} without batching. */
+    public long[] batchStats() { return batchGenerator == null ? new long[2] : batchGenerator.batchStats(); }
+
+    /** The prefix cache, or null when disabled. */
+    public PrefixCache prefixCache() { return prefixCache; }
+
+    // ---- lifecycle ----------------------------------------------------------------------------------------------
+
+    /**
+     * Frees the weights and caches, then stops the compute thread. Idempotent. The release runs on the compute thread
+     * after the work already queued there, so no step reads weights that are being freed.
+     */
+    @Override public void close() {
+        synchronized (this) {
+            if (closed) return;
+            closed = true;
+        }
+        Runnable release = () -> {
+            generator.close();
+            if (batchGenerator != null) batchGenerator.close();
+            if (vision != null) vision.close();
+            decoder.close();
+            if (prefixCache != null) prefixCache.close();
+            if (stream != null) stream.close();
+        };
+        if (compute.isCurrentThread()) { release.run(); compute.dispose(); return; }
+        CountDownLatch done = new CountDownLatch(1);
+        try {
+            compute.scheduler().schedule(() -> { try { release.run(); } finally { done.countDown(); } });
+            if (!done.await(30, TimeUnit.SECONDS))
+                LOG.log(System.Logger.Level.WARNING, "closing {0}: the compute thread stayed busy for 30 s; weights not released yet", this);
+            else compute.dispose();
+        } catch (java.util.concurrent.RejectedExecutionException e) {
+            release.run();   // the scheduler is gone already
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    private void checkOpen() {
+        if (isClosed()) throw new IllegalStateException(this + " is closed");
+    }
+
+    /** True after {@link #close()}. */
+    public synchronized boolean isClosed() { return closed; }
+
+    @Override public String toString() { return "VlmRuntime[" + dir + " on " + backend.wire() + (backend == Backend.CUDA ? ":" + device : "") + "]"; }
+
+    /** The compute thread of one runtime: a single daemon thread, named after the backend and device. */
+    static final class ComputeThread {
+        private final Scheduler scheduler;
+        private volatile Thread thread;
+
+        ComputeThread(Backend backend, int device) {
+            String name = "vlmflux-compute-" + backend.wire() + device;
+            this.scheduler = Schedulers.newSingle(r -> {
+                Thread t = new Thread(r, name);
+                t.setDaemon(true);
+                thread = t;
+                return t;
+            });
+        }
+
+        Scheduler scheduler() { return scheduler; }
+        boolean isCurrentThread() { return Thread.currentThread() == thread; }
+        void dispose() { scheduler.dispose(); }
+    }
+}
