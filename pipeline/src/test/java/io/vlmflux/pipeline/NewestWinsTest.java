@@ -148,4 +148,48 @@ class NewestWinsTest {
             assertEquals(0, frames.leaked(), "round " + round);
         }
     }
+
+    /**
+     * One slot per source, served in turn: a camera that pushes 10 frames for every frame of another must not take
+     * the slot from it (with a single slot the fast source won 10 of 11 deliveries here).
+     */
+    @Test
+    void perSourceSlotsAreServedRoundRobinSoAFastSourceCannotStarveASlowOne() {
+        TestPublisher<Frame> pub = TestPublisher.create();
+        AtomicLong dropped = new AtomicLong();
+        java.util.List<String> served = new java.util.ArrayList<>();
+        StepVerifier.create(pub.flux().transform(Stages.newestWinsPerKey(Frame::sourceId, (Frame f) -> { f.close(); dropped.incrementAndGet(); }))
+                        .doOnNext(f -> { served.add(f.sourceId() + f.sequence()); f.close(); }), 0)
+                .expectSubscription()
+                .then(() -> {
+                    for (int round = 0; round < 3; round++) {
+                        for (int i = 0; i < 10; i++) pub.next(frames.gray("fast", round * 10 + i, 0, 0));
+                        pub.next(frames.gray("slow", round, 0, 0));
+                    }
+                })
+                .thenRequest(1).expectNextCount(1)
+                .thenRequest(1).expectNextCount(1)
+                .then(() -> { pub.next(frames.gray("fast", 100, 0, 0)); pub.next(frames.gray("slow", 100, 0, 0)); })
+                .thenRequest(2).expectNextCount(2)
+                .thenCancel()
+                .verify();
+        // newest of each source, alternating: fast29, slow2, then fast100, slow100
+        assertEquals(java.util.List.of("fast29", "slow2", "fast100", "slow100"), served);
+        assertEquals(29 + 2, dropped.get());
+    }
+
+    @Test
+    void perSourceSlotsKeepTheNewestOfEachAndDropTheRestAtCancel() {
+        TestPublisher<Frame> pub = TestPublisher.create();
+        AtomicLong dropped = new AtomicLong();
+        StepVerifier.create(pub.flux().transform(Stages.newestWinsPerKey(Frame::sourceId, (Frame f) -> { f.close(); dropped.incrementAndGet(); }))
+                        .doOnNext(Frame::close).map(f -> f.sourceId() + f.sequence()), 0)
+                .expectSubscription()
+                .then(() -> pub.next(frames.gray("a", 0, 0, 0), frames.gray("b", 0, 0, 0), frames.gray("a", 1, 0, 0), frames.gray("c", 0, 0, 0)))
+                .thenRequest(1)
+                .expectNext("a1")
+                .thenCancel()
+                .verify();
+        assertEquals(3, dropped.get());   // a0 replaced, b0 and c0 pending at cancel
+    }
 }

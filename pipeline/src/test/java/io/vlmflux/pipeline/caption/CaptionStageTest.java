@@ -211,6 +211,20 @@ class CaptionStageTest {
         }
     }
 
+    /**
+     * A file with {@code CaptionOptions.defaults()} through the pipeline builder: every sampled frame is captioned
+     * (AUTO backpressure becomes lossless for non-live sources); before, newest-wins dropped most of them.
+     */
+    @Test void defaultOptionsCaptionEverySampledFrameOfAFile() {
+        io.vlmflux.sources.FrameSource file = Sources.parse(COCKATOO.toString(), SMALL);
+        assertFalse(file.isLive());
+        List<Caption> caps = io.vlmflux.pipeline.VlmPipeline.builder().source(file).every("25f")
+                .captions(model, CaptionOptions.defaults().withMaxTokens(2)).flux()
+                .take(4).collectList().block(Duration.ofSeconds(120));
+        assertEquals(List.of(0L, 25L, 50L, 75L), caps.stream().map(c -> c.frame().sequence()).toList());
+        assertTrue(caps.stream().allMatch(c -> c.dropped() == 0), caps.toString());
+    }
+
     @Test void modelErrorsNameTheFolderAndFile(@org.junit.jupiter.api.io.TempDir Path tmp) {
         var e = assertThrows(IllegalArgumentException.class, () -> VlmRuntime.load(tmp.resolve("nope"), RuntimeOptions.defaults().withBackend(Backend.CPU)));
         assertTrue(e.getMessage().contains("nope") && e.getMessage().contains("does not exist"), e.getMessage());
