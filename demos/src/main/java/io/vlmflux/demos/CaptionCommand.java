@@ -97,8 +97,12 @@ public final class CaptionCommand implements Command {
         }
         String prompt = a.get("prompt", config != null ? config.prompt() : CaptionOptions.DEFAULT_PROMPT);
         if (prompt.isBlank()) throw new UsageException("--prompt must not be blank");
-        String backend = a.get("backend", config != null ? config.model().backend() : "auto").toLowerCase(Locale.ROOT);
-        if (!backend.equals("auto") && !backend.equals("cpu") && !backend.equals("cuda")) throw new UsageException("--backend must be auto, cpu or cuda, got '" + backend + "'");
+        Backend backend;
+        try {
+            backend = Backend.parse(a.get("backend", config != null ? config.model().backend() : "auto"));
+        } catch (IllegalArgumentException e) {
+            throw new UsageException("--backend: " + e.getMessage());
+        }
         int device = a.getInt("device", config != null ? config.model().device() : 0);
         if (device < 0) throw new UsageException("--device must be >= 0, got " + device);
         Path modelDir = modelDir(a.get("model", config != null ? config.model().dir() : DEFAULT_MODEL));
@@ -135,7 +139,7 @@ public final class CaptionCommand implements Command {
         }
         PrintStream out = System.out;
         PrintStream err = System.err;
-        RuntimeOptions ro = RuntimeOptions.defaults().withBackend(Backend.parse(backend)).withDevice(device);
+        RuntimeOptions ro = RuntimeOptions.defaults().withBackend(backend).withDevice(device);
         try (VlmRuntime model = VlmRuntime.load(modelDir, ro)) {
             SamplingParams sampling = sampling(config == null ? null : config.generation(), model.generationConfig());
             CaptionOptions options = new CaptionOptions(prompt, null, maxTokens, sampling,

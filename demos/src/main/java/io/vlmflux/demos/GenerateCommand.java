@@ -67,8 +67,12 @@ public final class GenerateCommand implements Command {
         String promptText = readPrompt(a);
         int maxTokens = a.getInt("max-tokens", 256);
         if (maxTokens < 0) throw new UsageException("--max-tokens must be >= 0");
-        String requested = a.get("backend", "auto");
-        if (!Set.of("auto", "cpu", "cuda").contains(requested)) throw new UsageException("--backend must be auto, cpu or cuda, got '" + requested + "'");
+        Backend requested;
+        try {
+            requested = Backend.parse(a.get("backend", "auto"));
+        } catch (IllegalArgumentException e) {
+            throw new UsageException("--backend: " + e.getMessage());
+        }
         if (a.flag("no-cuda-graph")) System.setProperty("vlmflux.cuda.graphs", "false");   // tuning, read once when the model loads
         if (a.flag("greedy") && (a.has("temperature") || a.has("top-k") || a.has("top-p") || a.has("min-p")))
             throw new UsageException("--greedy cannot be combined with --temperature/--top-k/--top-p/--min-p");
@@ -77,7 +81,7 @@ public final class GenerateCommand implements Command {
 
         long t0 = System.nanoTime();
         // one-shot: nothing to reuse, so no prefix or encoder-output cache
-        RuntimeOptions ro = RuntimeOptions.defaults().withBackend(Backend.parse(requested)).withPrefixCacheBytes(0).withEncoderCacheBytes(0);
+        RuntimeOptions ro = RuntimeOptions.defaults().withBackend(requested).withPrefixCacheBytes(0).withEncoderCacheBytes(0);
         try (VlmRuntime runtime = VlmRuntime.load(dir, ro)) {
             Backend backend = runtime.backend();
             if (a.flag("no-cuda-graph") && backend != Backend.CUDA) LOG.log(System.Logger.Level.INFO, "--no-cuda-graph has no effect on backend {0}", backend.wire());
