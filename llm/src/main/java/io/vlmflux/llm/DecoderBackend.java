@@ -12,4 +12,12 @@ public interface DecoderBackend {
 
     /** A decoder over validated weights; it takes ownership of {@code store} and closes it. */
     Decoder load(ModelConfig config, TextModelSpec spec, WeightStore store);
+
+    /**
+     * As {@link #load(ModelConfig, TextModelSpec, WeightStore)} with the per-model knobs of {@code tuning}; backends
+     * without such knobs (the CPU decoder) ignore it.
+     */
+    default Decoder load(ModelConfig config, TextModelSpec spec, WeightStore store, io.vlmflux.cuda.Tuning tuning) {
+        return load(config, spec, store);
+    }
 }
