@@ -314,6 +314,20 @@ public final class CudaDecoder implements Decoder {
 
     public String graphOffReason() { return graphOffReason; }
 
+    @Override public Map<String, Object> info() {
+        Map<String, Object> m = new java.util.LinkedHashMap<>();
+        m.put("backend", backend());
+        m.put("device", dev.name());
+        m.put("weight_bytes", weightBytes);
+        m.put("decoder_bytes", arena.capacity());
+        long[] mem = dev.memoryInfo();
+        m.put("device_used_bytes", mem[1] - mem[0]);
+        m.put("cuda_graphs", graphsEnabled());
+        m.put("batch_graphs", batchGraphsEnabled());
+        m.put("batch_graphs_captured", batchGraphCount());
+        return m;
+    }
+
     @Override public KvCache newCache(int capacity) {
         open();
         return new CudaKvCache(this, c.numLayers(), nkv, hd, Math.min(capacity, Math.max(1, c.maxPositionEmbeddings())));
