@@ -58,8 +58,6 @@ import java.util.Map;
  */
 public final class CudaDecoder implements Decoder {
     private static final System.Logger LOG = System.getLogger("vlmflux.llm.cuda");
-    /** Default prefill chunk (tokens per pass); {@link Tuning#prefillChunk()} ({@code -Dvlmflux.cuda.prefillChunk=N}) overrides. */
-    static final int DEFAULT_CHUNK = 2048;
     private static final int LOGIT_ROWS = 32;     // rows of all-position logits computed per lm-head GEMM
 
     private final ModelConfig c;
