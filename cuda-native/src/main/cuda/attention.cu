@@ -159,6 +159,66 @@ extern "C" __global__ void vf_attn_decode_combine(bf16_t* __restrict__ out, cons
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// Decode for batched rows (tables described in rope.cu above vf_rope_qkv_rows).
+// Split pass: grid (n * nkv, splits, ceil(G / GMAX)), block 32 * VF_DEC_WARPS. Block x = r * nkv + hk serves kv head hk
+// of row r. attn_decode_split (above) indexes q, the caches and the partials by blockIdx.x as the kv head; the
+// row's q [nq, hd] and partials [nq, splits, hd + 2] follow row r-1's contiguously, so only the cache bases need the
+// row offset taken back out (r * nkv heads of this row's capacity) — the addresses the split pass reads are exactly the
+// row's own cache.
+#define VF_ATTN_ROWS_INSTANCE(E)                                                                                   \
+    extern "C" __global__ void __launch_bounds__(32 * VF_DEC_WARPS) vf_attn_decode_rows_e##E(                      \
+        float* part, const float* q, const unsigned long long* kv, int layer, int layers, const int* rows,         \
+        int nq, int nkv, int hd, float scale) {                                                                    \
+        const int r = blockIdx.x / nkv;                                                                            \
+        const int* row = rows + r * VF_ROWS_INTS;                                                                  \
+        const int maxSeq = row[6];                                                                                 \
+        const unsigned long long* ptrs = kv + ((long long)r * layers + layer) * 2;                                 \
+        const long long back = (long long)r * nkv * maxSeq * hd;                                                   \
+        attn_decode_split<E>(part, q, (const bf16_t*)ptrs[0] - back, (const bf16_t*)ptrs[1] - back, row + 4,      \
+                             nq, nkv, maxSeq, hd, scale);                                                          \
+    }
+
+VF_ATTN_ROWS_INSTANCE(1)
+VF_ATTN_ROWS_INSTANCE(2)
+VF_ATTN_ROWS_INSTANCE(3)
+VF_ATTN_ROWS_INSTANCE(4)
+VF_ATTN_ROWS_INSTANCE(5)
+VF_ATTN_ROWS_INSTANCE(6)
+VF_ATTN_ROWS_INSTANCE(7)
+VF_ATTN_ROWS_INSTANCE(8)
+
+// Combine pass: grid (n * nq), block 128. As vf_attn_decode_combine, with the kv length of block x's row.
+// part fp32 [n, nq, splits, hd + 2] -> out bf16 [n, nq, hd].
+extern "C" __global__ void vf_attn_decode_rows_combine(bf16_t* __restrict__ out, const float* __restrict__ part,
+                                                       const int* __restrict__ rows, int nq, int splits, int hd) {
+    __shared__ float wgt[VF_DEC_MAXSPLITS];
+    __shared__ float scratch[33];
+    const int h = blockIdx.x;
+    const int len = rows[(h / nq) * VF_ROWS_INTS + 4];
+    const int chunk = max((len + splits - 1) / splits, VF_DEC_MINCHUNK);
+    const int active = min(splits, (len + chunk - 1) / chunk);
+    const float* ph = part + (long long)h * splits * (hd + 2);
+    float mloc = VF_NEG_INF;
+    for (int s = threadIdx.x; s < active; s += blockDim.x) mloc = fmaxf(mloc, ph[s * (hd + 2)]);
+    const float M = block_max(mloc, scratch);
+    float lloc = 0.f;
+    for (int s = threadIdx.x; s < active; s += blockDim.x) {
+        const float ms = ph[s * (hd + 2)];
+        const float e = ms == VF_NEG_INF ? 0.f : __expf(ms - M);
+        wgt[s] = e;
+        lloc += ph[s * (hd + 2) + 1] * e;
+    }
+    const float L = block_sum(lloc, scratch);
+    const float inv = 1.f / L;
+    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+        float a0 = 0.f;
+#pragma unroll 8
+        for (int s = 0; s < active; s++) a0 = fmaf(__ldg(ph + s * (hd + 2) + 2 + d), wgt[s], a0);
+        out[(long long)h * hd + d] = f2bf(a0 * inv);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 // Prefill: causal, tiled. Queries are tokens [0, n) at cache slots start[0] + i; query i sees keys [0, start + i].
 // grid (ceil(n / (4*QW)), nq), block 128: 4 warps x QW queries, key tiles of 32 staged in shared memory (bf16, K rows
 // padded by one word so that lane-per-key reads hit distinct banks). q fp32 [n, nq, hd], out bf16 [n, nq, hd].

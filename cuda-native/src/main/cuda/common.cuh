@@ -6,6 +6,8 @@ typedef unsigned short bf16_t;
 
 #define VF_NEG_INF (__int_as_float(0xff800000))
 #define VF_POS_INF (__int_as_float(0x7f800000))
+// Ints per row of a batched decode step's row table (rope.cu vf_rope_qkv_rows, attention.cu vf_attn_decode_rows_*).
+#define VF_ROWS_INTS 8
 
 __device__ __forceinline__ float bf2f(bf16_t h) { return __uint_as_float(((unsigned int)h) << 16); }
 

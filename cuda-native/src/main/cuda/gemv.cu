@@ -305,3 +305,69 @@ vf_gemv_bf16_splitk(float* y, const bf16_t* __restrict__ W, const void* __restri
     }
     if (threadIdx.x == 0) counters[tile] = 0u;
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// Skinny GEMM for a batched decode step (the row tables of rope.cu do not concern it): y [B, m] = x [B, k] W^T (+ y when accumulate) (+ bias), B = 2..8 rows.
+// W bf16 [m, k] row-major is read once for all B rows (16-byte loads); x bf16 rows stay in L1/L2. One warp per output
+// column m: lanes stride over k in chunks of 8, fp32 accumulation, warp-shuffle reduction. k % 8 == 0, 16-byte aligned
+// rows. grid ceil(m / 8), block 256.
+__device__ __forceinline__ void vf_bf16x8(const uint4 v, float* f) {
+    const unsigned int u[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        f[2 * i] = __uint_as_float(u[i] << 16);
+        f[2 * i + 1] = __uint_as_float(u[i] & 0xffff0000u);
+    }
+}
+
+template <int B>
+__device__ __forceinline__ void gemv_rows(float* __restrict__ y, const bf16_t* __restrict__ w, const bf16_t* __restrict__ x,
+                                          const float* __restrict__ bias, int accumulate, int m, int k) {
+    const int col = blockIdx.x * 8 + (threadIdx.x >> 5);
+    const int lane = threadIdx.x & 31;
+    if (col >= m) return;
+    const int kc = k >> 3;
+    const uint4* wr = reinterpret_cast<const uint4*>(w + (long long)col * k);
+    const uint4* xr = reinterpret_cast<const uint4*>(x);
+    float acc[B];
+#pragma unroll
+    for (int b = 0; b < B; b++) acc[b] = 0.f;
+#pragma unroll 4
+    for (int c = lane; c < kc; c += 32) {
+        float wf[8];
+        vf_bf16x8(__ldg(wr + c), wf);
+#pragma unroll
+        for (int b = 0; b < B; b++) {
+            float xf[8];
+            vf_bf16x8(__ldg(xr + (long long)b * kc + c), xf);
+            float s = acc[b];
+#pragma unroll
+            for (int i = 0; i < 8; i++) s = fmaf(wf[i], xf[i], s);
+            acc[b] = s;
+        }
+    }
+#pragma unroll
+    for (int b = 0; b < B; b++) acc[b] = warp_sum(acc[b]);
+    if (lane == 0) {
+        const float bv = bias != nullptr ? bias[col] : 0.f;
+#pragma unroll
+        for (int b = 0; b < B; b++) {
+            float* o = y + (long long)b * m + col;
+            *o = (accumulate ? *o + acc[b] : acc[b]) + bv;
+        }
+    }
+}
+
+#define VF_GEMV_ROWS_INSTANCE(B)                                                                                   \
+    extern "C" __global__ void __launch_bounds__(256) vf_gemv_rows_b##B(float* y, const bf16_t* w, const bf16_t* x, \
+        const float* bias, int accumulate, int m, int k) {                                                         \
+        gemv_rows<B>(y, w, x, bias, accumulate, m, k);                                                             \
+    }
+
+VF_GEMV_ROWS_INSTANCE(2)
+VF_GEMV_ROWS_INSTANCE(3)
+VF_GEMV_ROWS_INSTANCE(4)
+VF_GEMV_ROWS_INSTANCE(5)
+VF_GEMV_ROWS_INSTANCE(6)
+VF_GEMV_ROWS_INSTANCE(7)
+VF_GEMV_ROWS_INSTANCE(8)

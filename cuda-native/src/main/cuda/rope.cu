@@ -77,3 +77,80 @@ vf_rope_qkv(float* __restrict__ qOut, bf16_t* __restrict__ kCache, bf16_t* __res
         for (int j = lane; j < hd; j += 32) vo[j] = f2bf(vs[j]);
     }
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// Batched decode rows (graph-capturable): one token for each of n sequences whose KV caches live anywhere on the
+// device. What changes between steps (which cache a row uses, its position, its length) is read from two device
+// tables the host rewrites before each replay, so one captured graph per batch size serves every step:
+//   rows  int32 [n, VF_ROWS_INTS]: {pos t, pos h, pos w, cache slot (= kv length - 1), kv length, token id, capacity, 0}
+//   kv    uint64 [n, layers, 2]: device addresses of row r's layer-l K and V cache, each bf16 [kvHeads, capacity, hd]
+// The row kernels do the single-sequence kernels' math operation for operation, so a batched step gives the same
+// numbers as eager per-row launches.
+//
+// grid (n, ceil((nq + nkv) / 4)), block 128: one warp per head of one row (as vf_rope_qkv with n = 1 per row).
+// q/k/v rows start at q + r*qStride etc.; qOut fp32 [n, nq, hd].
+extern "C" __global__ void __launch_bounds__(128)
+vf_rope_qkv_rows(float* __restrict__ qOut, const unsigned long long* __restrict__ kv, int layer, int layers,
+                 const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
+                 int qStride, int kStride, int vStride, const int* __restrict__ rows, int sec1, int sec2,
+                 const float* __restrict__ invFreq, int n, int nq, int nkv, int hd,
+                 const bf16_t* __restrict__ qNorm, const bf16_t* __restrict__ kNorm, float eps) {
+    const int r = blockIdx.x;
+    const int lane = threadIdx.x & 31;
+    const int h = blockIdx.y * 4 + (threadIdx.x >> 5);
+    if (r >= n || h >= nq + nkv) return;
+    const int* row = rows + r * VF_ROWS_INTS;
+    const int slot = row[3], maxSeq = row[6];
+    const int half = hd >> 1;
+    const bool isQ = h < nq;
+    const int hk = h - nq;
+    const float* src = isQ ? q + (long long)r * qStride + (long long)h * hd
+                           : k + (long long)r * kStride + (long long)hk * hd;
+    const bf16_t* nw = isQ ? qNorm : kNorm;
+
+    float x1[VF_ROPE_MAXP], x2[VF_ROPE_MAXP];
+    float ss = 0.f;
+#pragma unroll
+    for (int p = 0; p < VF_ROPE_MAXP; p++) {
+        const int j = lane + 32 * p;
+        x1[p] = 0.f; x2[p] = 0.f;
+        if (j < half) {
+            x1[p] = src[j];
+            x2[p] = src[j + half];
+            ss += x1[p] * x1[p] + x2[p] * x2[p];
+        }
+    }
+    float scale = 1.f;
+    if (nw != nullptr) scale = rsqrtf(warp_sum(ss) / (float)hd + eps);
+
+    const unsigned long long* ptrs = kv + ((long long)r * layers + layer) * 2;
+    bf16_t* kCache = (bf16_t*)ptrs[0];
+    bf16_t* vCache = (bf16_t*)ptrs[1];
+    float* qo = qOut + ((long long)r * nq + h) * hd;
+    bf16_t* ko = kCache + ((long long)hk * maxSeq + slot) * hd;
+#pragma unroll
+    for (int p = 0; p < VF_ROPE_MAXP; p++) {
+        const int j = lane + 32 * p;
+        if (j < half) {
+            float a = x1[p], b = x2[p];
+            if (nw != nullptr) {
+                a = a * scale * bf2f(nw[j]);
+                b = b * scale * bf2f(nw[j + half]);
+            }
+            const int c = j < sec1 ? 0 : (j < sec2 ? 1 : 2);
+            const float ang = (float)row[c] * invFreq[j];
+            float s, co;
+            sincosf(ang, &s, &co);
+            const float r1 = a * co - b * s;
+            const float r2 = b * co + a * s;
+            if (isQ) { qo[j] = r1; qo[j + half] = r2; }
+            else { ko[j] = f2bf(r1); ko[j + half] = f2bf(r2); }
+        }
+    }
+    if (!isQ) {
+        const float* vs = v + (long long)r * vStride + (long long)hk * hd;
+        bf16_t* vo = vCache + ((long long)hk * maxSeq + slot) * hd;
+        for (int j = lane; j < hd; j += 32) vo[j] = f2bf(vs[j]);
+    }
+}
+

@@ -10,4 +10,3 @@
 #include "sampling.cu"
 #include "vision_encoder.cu"
 #include "vision_preprocess.cu"
-#include "batch_decode.cu"

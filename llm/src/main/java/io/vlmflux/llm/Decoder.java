@@ -55,5 +55,13 @@ public interface Decoder extends AutoCloseable {
         return out;
     }
 
+    /**
+     * Facts about this decoder for logs and benchmarks, in insertion order: {@code backend} always; the CPU decoder adds
+     * {@code threads} and {@code kernels}, the CUDA decoder {@code device}, {@code weight_bytes}, {@code decoder_bytes}
+     * (its device arena), {@code device_used_bytes} (device memory in use, all processes), {@code cuda_graphs},
+     * {@code batch_graphs} and {@code batch_graphs_captured}. Values are strings, numbers or booleans.
+     */
+    default java.util.Map<String, Object> info() { return java.util.Map.of("backend", backend()); }
+
     @Override void close();
 }

@@ -45,14 +45,16 @@ public final class Models {
 
     /** Like {@link #load(Path, String)} with another config file name (e.g. {@code config.hub.json}). */
     public static Decoder load(Path dir, String configFile, String backend) throws IOException {
-        return load(dir, configFile, Backend.parse(backend == null ? "cpu" : backend), null);
+        return load(dir, configFile, Backend.parse(backend == null ? "cpu" : backend), null, null);
     }
 
     /**
      * Loads the text model of {@code dir} on {@code backend} ({@code AUTO} resolves first); on CUDA all its work is
-     * enqueued on {@code stream} (shared with the vision encoder of a runtime; null: a stream of its own).
+     * enqueued on {@code stream} (shared with the vision encoder of a runtime; null: a stream of its own), with the
+     * per-model knobs of {@code tuning} (null: read from the system properties now).
      */
-    public static Decoder load(Path dir, String configFile, Backend backend, io.vlmflux.cuda.gpu.GpuStream stream) throws IOException {
+    public static Decoder load(Path dir, String configFile, Backend backend, io.vlmflux.cuda.gpu.GpuStream stream, io.vlmflux.cuda.Tuning tuning)
+            throws IOException {
         ModelConfig config = ModelConfig.load(dir, configFile);
         if (!"silu".equals(config.hiddenAct()))
             throw new IllegalArgumentException(dir.resolve(configFile) + ": hidden_act '" + config.hiddenAct() + "' not supported (silu)");
@@ -69,7 +71,7 @@ public final class Models {
             spec.validate(config, store);
             LOG.log(System.Logger.Level.INFO, "loading {0} ({1} layers, hidden {2}) from {3} on backend {4}",
                     family.name(), config.numLayers(), config.hiddenSize(), dir, b.name());
-            return b.load(config, spec, store, stream);
+            return b.load(config, spec, store, stream, tuning);
         } catch (RuntimeException e) {
             store.close();
             throw e;

@@ -66,7 +66,7 @@ interface CpuKernels {
 
         static CpuKernels choose() {
             System.Logger log = System.getLogger("vlmflux.cpu");
-            boolean wanted = !"false".equalsIgnoreCase(System.getProperty("vlmflux.cpu.simd", "true"));
+            boolean wanted = io.vlmflux.cuda.Tuning.process().cpuSimd();
             boolean present = ModuleLayer.boot().findModule("jdk.incubator.vector").isPresent();
             CpuKernels k;
             String why;

@@ -20,8 +20,8 @@ public final class Parallel {
     @FunctionalInterface
     public interface Range { void run(int lo, int hi); }
 
-    private static final int THREADS = Math.max(1, Integer.getInteger("vlmflux.cpu.threads", Runtime.getRuntime().availableProcessors()));
-    private static final long SPIN_NS = Long.getLong("vlmflux.cpu.spinMicros", 100) * 1000L;
+    private static final int THREADS = io.vlmflux.cuda.Tuning.process().cpuThreads();
+    private static final long SPIN_NS = io.vlmflux.cuda.Tuning.process().cpuSpinMicros() * 1000L;
     private static final AtomicBoolean BUSY = new AtomicBoolean();
     private static final Worker[] WORKERS = new Worker[THREADS - 1];
     private static volatile Job current;

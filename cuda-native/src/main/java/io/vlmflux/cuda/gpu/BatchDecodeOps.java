@@ -1,7 +1,8 @@
 package io.vlmflux.cuda.gpu;
 
 /**
- * Launchers for the graph-capturable batched decode kernels ({@code batch_decode.cu}), bound to one stream: rope + KV
+ * Launchers for the graph-capturable batched decode kernels (the row variants in {@code rope.cu}, {@code attention.cu}
+ * and the skinny GEMM in {@code gemv.cu}), bound to one stream: rope + KV
  * write and split attention for {@code n} rows whose caches are named by device tables, so a graph captured once per
  * batch size replays for any set of caches. Table layouts: {@code rows} int32 [n, {@link #ROW_INTS}] =
  * {pos t, pos h, pos w, cache slot, kv length, token id, cache capacity, 0}; {@code kv} uint64 [n, layers, 2] = the

@@ -69,7 +69,7 @@ public final class Gpu {
     }
 
     private static String doProbe() {
-        if (Boolean.getBoolean("vlmflux.cuda.disable")) return "disabled by -Dvlmflux.cuda.disable=true";
+        if (io.vlmflux.cuda.Tuning.process().cudaDisable()) return "disabled by -Dvlmflux.cuda.disable=true";
         try {
             int[] count = {0};
             int rc = cudart.cudaGetDeviceCount(count);

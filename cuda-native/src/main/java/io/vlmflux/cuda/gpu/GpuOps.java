@@ -1,5 +1,7 @@
 package io.vlmflux.cuda.gpu;
 
+import io.vlmflux.cuda.Tuning;
+
 /**
  * Typed launchers for the kernels of src/main/cuda, bound to one stream. Each method checks shapes, buffer sizes
  * and alignment before launching and names the op in its exception; launches are async on the stream (and
@@ -13,16 +15,27 @@ public final class GpuOps implements AutoCloseable {
     private final KernelModule k;
     private final LaunchArgs a = new LaunchArgs();
 
+    /** Launchers with the knobs of {@link Tuning#fromSystemProperties()}. */
     public GpuOps(GpuStream stream) {
-        this(stream, stream.device().kernels());
+        this(stream, Tuning.fromSystemProperties());
+    }
+
+    /** Launchers with {@code tuning}'s split-K GEMV and prefill-attention choices. */
+    public GpuOps(GpuStream stream, Tuning tuning) {
+        this(stream, stream.device().kernels(), tuning);
     }
 
     GpuOps(GpuStream stream, KernelModule module) {
+        this(stream, module, Tuning.fromSystemProperties());
+    }
+
+    GpuOps(GpuStream stream, KernelModule module, Tuning tuning) {
         this.stream = stream;
         this.k = module;
         int sm = stream.device().multiProcessorCount();
-        splitK = !"false".equalsIgnoreCase(System.getProperty("vlmflux.cuda.gemvSplitK", "true"));
-        splitTarget = Math.max(1, Integer.getInteger("vlmflux.cuda.gemvSplitBlocksPerSm", 4)) * sm;
+        splitK = tuning.gemvSplitK();
+        splitTarget = tuning.gemvSplitBlocksPerSm() * sm;
+        mmaPrefill = tuning.prefillMma();
         long wsBytes = 4L * GEMV_MAX_SPLITS * GEMV_ROWS * splitTarget, ctrBytes = 4L * splitTarget;
         splitArena = stream.device().newArena("gemv split-K workspace", wsBytes + ctrBytes + 512);
         splitWs = splitArena.alloc("gemv split-K partials fp32 [splits, m]", wsBytes);
@@ -325,8 +338,8 @@ public final class GpuOps implements AutoCloseable {
         return (s.headDim() + 31) / 32;
     }
 
-    /** Head dims 64 and 128 use the tensor-core prefill kernel unless {@code -Dvlmflux.cuda.prefillMma=false}. */
-    private static final boolean MMA_PREFILL = !"false".equalsIgnoreCase(System.getProperty("vlmflux.cuda.prefillMma", "true"));
+    /** Head dims 64 and 128 use the tensor-core prefill kernel unless {@link Tuning#prefillMma()} is off. */
+    private final boolean mmaPrefill;
 
     /** Splits a decode attention would use for a cache of {@code maxSeq}: enough blocks to fill the GPU. */
     public int decodeSplits(AttnShape s) {
@@ -381,7 +394,7 @@ public final class GpuOps implements AutoCloseable {
         vCache.require(s.cacheBytes(), "attentionPrefill", "V cache");
         start.require(4, "attentionPrefill", "start int32");
         int hd = s.headDim();
-        if ((hd == 64 || hd == 128) && MMA_PREFILL) {   // tensor-core FlashAttention-2 kernel, 64 queries per block
+        if ((hd == 64 || hd == 128) && mmaPrefill) {   // tensor-core FlashAttention-2 kernel, 64 queries per block
             k.launch("vf_attn_prefill_mma_h" + hd, (n + 63) / 64, s.nq(), 1, 128, 0, stream,
                     a.reset().ptr(out).ptr(q).ptr(kCache).ptr(vCache).ptr(start)
                             .i32(n).i32(s.nq()).i32(s.nkv()).i32(s.maxSeq()).f32(scale));

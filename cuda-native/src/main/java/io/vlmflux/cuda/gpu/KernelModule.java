@@ -27,9 +27,12 @@ public final class KernelModule {
         this.origin = origin;
     }
 
-    static KernelModule load(GpuDevice device) {
+    static KernelModule load(GpuDevice device) { return load(device, io.vlmflux.cuda.Tuning.process().cudaNvrtc()); }
+
+    /** The module for {@code device}: the fatbin, or NVRTC where it does not fit or {@code forceNvrtc}. */
+    static KernelModule load(GpuDevice device, boolean forceNvrtc) {
         String why;
-        byte[] fatbin = Boolean.getBoolean("vlmflux.cuda.nvrtc") ? null : KernelSources.readBytes(KernelSources.FATBIN);
+        byte[] fatbin = forceNvrtc ? null : KernelSources.readBytes(KernelSources.FATBIN);
         if (fatbin != null) {
             CUmod_st m = new CUmod_st();
             int rc;
@@ -45,7 +48,7 @@ public final class KernelModule {
             }
             why = "cuModuleLoadData(fatbin) returned CUresult " + rc + " on sm_" + device.computeCapability();
         } else {
-            why = Boolean.getBoolean("vlmflux.cuda.nvrtc") ? "forced by -Dvlmflux.cuda.nvrtc=true"
+            why = forceNvrtc ? "forced by -Dvlmflux.cuda.nvrtc=true"
                     : "no " + KernelSources.FATBIN + " on the classpath (built without nvcc)";
         }
         LOG.log(System.Logger.Level.INFO, "kernels: compiling with NVRTC ({0})", why);

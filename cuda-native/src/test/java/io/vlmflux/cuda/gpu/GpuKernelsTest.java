@@ -514,14 +514,7 @@ class GpuKernelsTest {
 
     @Test
     void nvrtcModuleRunsTheSameKernels() {
-        String prev = System.getProperty("vlmflux.cuda.nvrtc");
-        System.setProperty("vlmflux.cuda.nvrtc", "true");
-        KernelModule mod;
-        try {
-            mod = KernelModule.load(dev);
-        } finally {
-            if (prev == null) System.clearProperty("vlmflux.cuda.nvrtc"); else System.setProperty("vlmflux.cuda.nvrtc", prev);
-        }
+        KernelModule mod = KernelModule.load(dev, true);   // as -Dvlmflux.cuda.nvrtc=true
         assertTrue(mod.origin().startsWith("NVRTC"), mod.origin());
         try (GpuOps nv = new GpuOps(st, mod)) {
             int m = 64, k = 128;

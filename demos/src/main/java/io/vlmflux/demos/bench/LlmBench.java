@@ -1,32 +1,37 @@
 package io.vlmflux.demos.bench;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
-import io.vlmflux.cuda.cpu.Parallel;
 import io.vlmflux.demos.Args;
 import io.vlmflux.demos.Command;
 import io.vlmflux.demos.UsageException;
 import io.vlmflux.llm.Decoder;
 import io.vlmflux.llm.ForwardInput;
 import io.vlmflux.llm.KvCache;
+import io.vlmflux.llm.ModelConfig;
 import io.vlmflux.llm.Models;
-import io.vlmflux.llm.RandomCheckpoint;
-import io.vlmflux.llm.cuda.CudaLlmBench;
-import io.vlmflux.cuda.cpu.CpuOps;
+import io.vlmflux.llm.SamplingParams;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 import java.util.SplittableRandom;
+import java.util.function.Supplier;
 
 /**
  * {@code vlmflux bench llm}: loads a checkpoint ({@code --model DIR}, or a random bf16 one of a named shape written to a
- * temporary folder) on a backend and times batch-1 prefill and greedy decode. {@code cuda} (what {@code auto} picks
- * where a GPU is usable) runs {@link CudaLlmBench}: per context C, prefill of C tokens and decode tok/s with C tokens
- * cached, GPU memory, and the roofline from the measured device bandwidth. {@code cpu}: prefill of
- * {@code --prompt-tokens} and decode steps on top. Table on stderr, {@code --json}: one JSON object per line on stdout.
+ * temporary folder by {@link RandomCheckpoint}) on a backend and times it through the backend-neutral {@link Decoder}
+ * API only. {@code cuda} (what {@code auto} picks where a GPU is usable): per context C, prefill of C tokens (median of
+ * 3 after a warm-up) and greedy decode tok/s with C tokens cached (device token choice, {@code forwardSample}), the
+ * decoder's memory and, given {@code --bandwidth-gbps} (KernelBench's device copy figure), the roofline; with
+ * {@code --batch 1,2,4,8}, batched decode steps ({@code forwardSampleBatch}) with the default path and with eager
+ * cuBLAS steps. {@code cpu}: prefill of {@code --prompt-tokens} and decode steps on top. Table on stderr,
+ * {@code --json}: one JSON object per line on stdout.
  */
 public final class LlmBench implements Command {
     private static final System.Logger LOG = System.getLogger("vlmflux.bench");
@@ -35,19 +40,27 @@ public final class LlmBench implements Command {
 
     @Override public String usage() {
         return """
-                vlmflux bench llm [--backend auto|cpu|cuda] [--model DIR | --shape qwen2.5-0.5b|tiny] [--json]
-                                  cuda: [--contexts 512,2048] [--decode-tokens 128] [--no-cuda-graph]
+                vlmflux bench llm [--backend auto|cpu|cuda] [--model DIR | --shape NAME] [--json]
+                                  cuda: [--contexts 512,2048] [--decode-tokens 128] [--no-cuda-graph] [--bandwidth-gbps B]
+                                        [--batch 1,2,4,8 [--batch-ctx 384] [--batch-steps 64]]
                                   cpu:  [--prompt-tokens 128] [--decode-tokens 32]
                   --backend      auto (default): cuda when a usable GPU is present, else cpu (the choice is logged)
                   --model DIR    benchmark an existing checkpoint instead of writing a random one
+                  --shape NAME   random bf16 weights of qwen2.5-0.5b (default), qwen2.5-1.5b, qwen2.5-3b, qwen3-0.6b,
+                                 qwen3-1.7b or tiny
                   --contexts     cuda: cached-token counts; each is prefilled (median of 3) and decoded on top of
-                  cuda output    prefill ms, decode tok/s, roofline tok/s (bf16 weights + K/V read per token over the
-                                 measured device copy bandwidth) and the fraction reached, GPU memory (decoder, KV cache)
+                  cuda output    prefill ms, decode tok/s, GPU memory (decoder, KV cache); with --bandwidth-gbps (device
+                                 copy GB/s, read + write, as KernelBench prints it) the roofline tok/s (bf16 weights + K/V
+                                 read per token over that bandwidth) and the fraction reached
+                  --batch        cuda: batched decode steps of B sequences at --batch-ctx cached tokens: ms per step and
+                                 tok/s with the default path (graph per batch size, skinny GEMM) and eager cuBLAS steps,
+                                 and how many chosen tokens the two agree on
                 """;
     }
 
     @Override public int run(List<String> argv) throws Exception {
-        Args a = Args.parse(argv, Set.of("backend", "shape", "model", "prompt-tokens", "decode-tokens", "contexts"), Set.of("json", "no-cuda-graph"));
+        Args a = Args.parse(argv, Set.of("backend", "shape", "model", "prompt-tokens", "decode-tokens", "contexts", "bandwidth-gbps",
+                "batch", "batch-ctx", "batch-steps"), Set.of("json", "no-cuda-graph"));
         if (!a.positional().isEmpty()) throw new UsageException("unexpected argument '" + a.positional().get(0) + "'");
         String requested = a.get("backend", "auto");
         if (!Set.of("auto", "cpu", "cuda").contains(requested)) throw new UsageException("--backend must be auto, cpu or cuda, got '" + requested + "'");
@@ -55,13 +68,19 @@ public final class LlmBench implements Command {
         String backend = Models.resolve(requested);
         boolean cuda = backend.equals("cuda");
         if (cuda && a.has("prompt-tokens")) throw new UsageException("--prompt-tokens is for the cpu backend; with cuda use --contexts");
-        if (!cuda && (a.has("contexts") || a.flag("no-cuda-graph")))
-            throw new UsageException("--contexts/--no-cuda-graph need the cuda backend (this run uses " + backend + ")");
-        int[] contexts = contexts(a.get("contexts", "512,2048"));
+        if (!cuda && (a.has("contexts") || a.flag("no-cuda-graph") || a.has("batch") || a.has("bandwidth-gbps")))
+            throw new UsageException("--contexts/--no-cuda-graph/--batch/--bandwidth-gbps need the cuda backend (this run uses " + backend + ")");
+        int[] contexts = counts("--contexts", a.get("contexts", "512,2048"));
+        int[] batches = a.has("batch") ? counts("--batch", a.get("batch")) : null;
+        int batchCtx = a.getInt("batch-ctx", 384), batchSteps = a.getInt("batch-steps", 64);
+        if (batchCtx < 1 || batchSteps < 1) throw new UsageException("--batch-ctx and --batch-steps must be >= 1");
+        double bandwidth = 0;
+        if (a.has("bandwidth-gbps")) {
+            try { bandwidth = Double.parseDouble(a.get("bandwidth-gbps")) * 1e9; } catch (NumberFormatException e) { bandwidth = -1; }
+            if (!(bandwidth > 0)) throw new UsageException("--bandwidth-gbps must be a positive number, got '" + a.get("bandwidth-gbps") + "'");
+        }
         int promptTokens = a.getInt("prompt-tokens", 128), decodeTokens = a.getInt("decode-tokens", cuda ? 128 : 32);
         if (promptTokens < 1 || decodeTokens < 1) throw new UsageException("--prompt-tokens and --decode-tokens must be >= 1");
-        if (cuda && !io.vlmflux.llm.cuda.CudaDecoderBackend.available())
-            throw new IllegalStateException("backend 'cuda' cannot run here: " + io.vlmflux.llm.cuda.CudaDecoderBackend.unavailableReason());
         Path dir;
         Path tmp = null;
         String shapeName;
@@ -71,7 +90,7 @@ public final class LlmBench implements Command {
             if (!Files.isRegularFile(dir.resolve("config.json"))) throw new UsageException("--model " + dir + ": no config.json there");
             shapeName = dir.getFileName().toString();
         } else {
-            RandomCheckpoint.Shape shape;
+            RandomCheckpoint.Shape shape;   // checked before the (possibly multi-GB) write
             try { shape = RandomCheckpoint.Shape.named(a.get("shape", "qwen2.5-0.5b")); }
             catch (IllegalArgumentException e) { throw new UsageException(e.getMessage()); }
             shapeName = shape.name();
@@ -84,12 +103,11 @@ public final class LlmBench implements Command {
         }
         try {
             if (cuda) {
-                String old = System.getProperty("vlmflux.cuda.graphs");
-                if (a.flag("no-cuda-graph")) System.setProperty("vlmflux.cuda.graphs", "false");
-                try {
-                    runCuda(dir, shapeName, contexts, decodeTokens, a.flag("json"));
-                } finally {
-                    if (old == null) System.clearProperty("vlmflux.cuda.graphs"); else System.setProperty("vlmflux.cuda.graphs", old);
+                Path d = dir;
+                Decoder dec = a.flag("no-cuda-graph") ? withProperties(Map.of("vlmflux.cuda.graphs", "false"), () -> load(d, "cuda")) : load(d, "cuda");
+                try (dec) {
+                    if (batches != null) runBatch(dec, dir, shapeName, batches, batchCtx, batchSteps, a.flag("json"));
+                    else runCuda(dec, shapeName, contexts, decodeTokens, bandwidth, a.flag("json"));
                 }
             } else {
                 runCpu(dir, backend, shapeName, promptTokens, decodeTokens, writeMs, a.flag("json"));
@@ -103,29 +121,194 @@ public final class LlmBench implements Command {
         return 0;
     }
 
-    static int[] contexts(String s) {
+    static int[] counts(String flag, String s) {
         try {
-            int[] c = java.util.Arrays.stream(s.split(",")).map(String::trim).mapToInt(Integer::parseInt).toArray();
-            for (int v : c) if (v < 1) throw new UsageException("--contexts values must be >= 1, got " + v);
-            if (c.length == 0) throw new UsageException("--contexts is empty");
+            int[] c = Arrays.stream(s.split(",")).map(String::trim).mapToInt(Integer::parseInt).toArray();
+            for (int v : c) if (v < 1) throw new UsageException(flag + " values must be >= 1, got " + v);
+            if (c.length == 0) throw new UsageException(flag + " is empty");
             return c;
         } catch (NumberFormatException e) {
-            throw new UsageException("--contexts must be comma-separated token counts, got '" + s + "'");
+            throw new UsageException(flag + " must be comma-separated counts, got '" + s + "'");
         }
     }
 
-    private static void runCuda(Path dir, String name, int[] contexts, int decodeTokens, boolean json) throws Exception {
-        List<CudaLlmBench.Result> rs = CudaLlmBench.run(dir, contexts, decodeTokens);
-        CudaLlmBench.Result f = rs.getFirst();
-        System.err.printf("backend cuda, model %s, %s, device copy bandwidth %.0f GB/s (read + write), CUDA graphs %s%n", name, f.device(),
-                f.bandwidthGBs(), f.graphs() ? "on" : "off");
-        System.err.printf("  weights read per token %.3f GB; GPU memory: decoder (weights + activations) %d MB%n",
-                f.weightBytesPerToken() / 1e9, f.decoderBytes() >> 20);
+    private static Decoder load(Path dir, String backend) {
+        try {
+            return Models.load(dir, backend);
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
+    }
+
+    /** Runs {@code body} with the system properties {@code props} set, restoring the previous values after. */
+    private static <T> T withProperties(Map<String, String> props, Supplier<T> body) {
+        Map<String, String> old = new LinkedHashMap<>();
+        for (var e : props.entrySet()) { old.put(e.getKey(), System.getProperty(e.getKey())); System.setProperty(e.getKey(), e.getValue()); }
+        try {
+            return body.get();
+        } finally {
+            for (var e : old.entrySet()) if (e.getValue() == null) System.clearProperty(e.getKey()); else System.setProperty(e.getKey(), e.getValue());
+        }
+    }
+
+    /** Bytes of weights one decode step reads: everything but the embedding table (one row), plus the lm head (bf16). */
+    static long weightBytesPerToken(ModelConfig c) {
+        long H = c.hiddenSize(), L = c.numLayers();
+        long perLayer = (long) (c.qDim() + 2 * c.kvDim()) * H + (long) H * c.qDim() + 3L * c.intermediateSize() * H + 2 * H;
+        return 2 * (L * perLayer + (long) c.vocabSize() * H + H);
+    }
+
+    private static long mb(Object bytes) { return bytes instanceof Number n ? n.longValue() >> 20 : -1; }
+
+    /**
+     * Per context C: prefill of C random tokens (median of 3 after a warm-up), then greedy decode of N tokens on top
+     * (device token choice; capture + warm-up steps first; tok/s over the N steps, each ending with the id on the host).
+     */
+    private static void runCuda(Decoder d, String name, int[] contexts, int decodeTokens, double bandwidth, boolean json) throws Exception {
+        ModelConfig c = d.config();
+        for (int ctx : contexts)
+            if (ctx + decodeTokens + 8 > c.maxPositionEmbeddings())
+                throw new UsageException("context " + ctx + " + " + decodeTokens + " decode tokens exceeds the model's max_position_embeddings " + c.maxPositionEmbeddings());
+        SplittableRandom r = new SplittableRandom(7);
+        SamplingParams greedy = SamplingParams.greedyDecoding();
+        long wb = weightBytesPerToken(c);
+        List<Map<String, Object>> rows = new ArrayList<>();
+        Map<String, Object> info = d.info();
+        for (int ctx : contexts) {
+            int[] prompt = new int[ctx];
+            for (int i = 0; i < ctx; i++) prompt[i] = r.nextInt(Math.min(c.vocabSize(), 100_000));
+            try (KvCache cache = d.newCache(ctx + decodeTokens + 8)) {
+                double[] pre = new double[4];
+                int tok = 0;
+                for (int rep = 0; rep < pre.length; rep++) {
+                    cache.reset(0);
+                    long t0 = System.nanoTime();
+                    tok = d.forwardSample(cache, ForwardInput.tokens(prompt), greedy);
+                    pre[rep] = (System.nanoTime() - t0) / 1e6;
+                }
+                double[] p3 = Arrays.copyOfRange(pre, 1, pre.length);
+                Arrays.sort(p3);
+                for (int i = 0; i < 4; i++) tok = d.forwardSample(cache, ForwardInput.tokens(tok), greedy);   // capture + warm-up
+                cache.reset(ctx);
+                long t0 = System.nanoTime();
+                for (int i = 0; i < decodeTokens; i++) tok = d.forwardSample(cache, ForwardInput.tokens(tok), greedy);
+                double tps = decodeTokens / ((System.nanoTime() - t0) / 1e9);
+                long kvb = 2L * c.numLayers() * c.kvDim() * 2 * (ctx + decodeTokens / 2);
+                info = d.info();   // device memory while this cache is allocated
+                Map<String, Object> o = new LinkedHashMap<>();
+                o.put("what", "vlmflux_llm");
+                o.put("backend", d.backend());
+                o.put("model", name);
+                o.put("device", info.getOrDefault("device", "?"));
+                o.put("ctx", ctx);
+                o.put("decode_tokens", decodeTokens);
+                o.put("prefill_ms", round(p3[1], 2));
+                o.put("decode_tok_s", round(tps, 1));
+                if (bandwidth > 0) {
+                    double roof = bandwidth / (wb + kvb);
+                    o.put("roofline_tok_s", round(roof, 1));
+                    o.put("frac_of_roofline", round(tps / roof, 3));
+                    o.put("bandwidth_GBps", round(bandwidth / 1e9, 1));
+                }
+                o.put("weight_GB_per_token", round(wb / 1e9, 3));
+                o.put("kv_MB_per_token", round(kvb / 1e6, 1));
+                o.put("gpu_mem_decoder_MB", mb(info.get("decoder_bytes")));
+                o.put("gpu_mem_kv_MB", cache.bytes() >> 20);
+                o.put("gpu_mem_device_used_MB", mb(info.get("device_used_bytes")));
+                o.put("cuda_graphs", info.getOrDefault("cuda_graphs", false));
+                rows.add(o);
+            }
+        }
+        System.err.printf("backend %s, model %s, %s, CUDA graphs %s%s%n", d.backend(), name, info.getOrDefault("device", "?"),
+                Boolean.TRUE.equals(info.get("cuda_graphs")) ? "on" : "off",
+                bandwidth > 0 ? String.format(Locale.ROOT, ", device copy bandwidth %.0f GB/s (given)", bandwidth / 1e9) : "");
+        System.err.printf("  weights read per token %.3f GB; GPU memory: decoder (weights + activations) %d MB%n", wb / 1e9, mb(info.get("decoder_bytes")));
         System.err.println("  context | prefill ms | decode tok/s | roofline tok/s | of roofline | KV cache MB | device used MB");
-        for (CudaLlmBench.Result r : rs)
-            System.err.printf(java.util.Locale.ROOT, "  %7d | %10.2f | %12.1f | %14.1f | %11.2f | %11d | %14d%n", r.context(), r.prefillMs(),
-                    r.decodeTokS(), r.rooflineTokS(), r.fracOfRoofline(), r.kvCacheBytes() >> 20, r.deviceUsedBytes() >> 20);
-        if (json) for (CudaLlmBench.Result r : rs) System.out.println(r.json());
+        for (Map<String, Object> o : rows)
+            System.err.printf(Locale.ROOT, "  %7d | %10.2f | %12.1f | %14s | %11s | %11d | %14d%n", (int) o.get("ctx"), (double) o.get("prefill_ms"),
+                    (double) o.get("decode_tok_s"), o.getOrDefault("roofline_tok_s", "-"), o.getOrDefault("frac_of_roofline", "-"),
+                    (long) o.get("gpu_mem_kv_MB"), (long) o.get("gpu_mem_device_used_MB"));
+        if (json) for (Map<String, Object> o : rows) System.out.println(new ObjectMapper().writeValueAsString(o));
+    }
+
+    private static double round(double v, int digits) {
+        double f = Math.pow(10, digits);
+        return Math.round(v * f) / f;
+    }
+
+    /**
+     * Batched decode steps ({@link Decoder#forwardSampleBatch}) of B sequences at context {@code ctx}: ms per step and
+     * tokens/s with {@code fast} (the default path: one graph per batch size, skinny GEMM) and with a second decoder
+     * loaded with eager cuBLAS steps ({@code vlmflux.cuda.batchGraphs=false}, {@code vlmflux.cuda.skinnyGemm=false}),
+     * median of 3 timed runs of {@code steps} steps each after a warm-up; B = 1 is the single-sequence step. Also how
+     * many chosen tokens the two paths agree on (random weights have near-ties; the GEMMs differ in rounding).
+     */
+    private static void runBatch(Decoder fast, Path dir, String name, int[] batches, int ctx, int steps, boolean json) throws Exception {
+        ModelConfig c = fast.config();
+        if (ctx + steps + 16 > c.maxPositionEmbeddings())
+            throw new UsageException("--batch-ctx " + ctx + " + " + steps + " steps exceeds the model's max_position_embeddings " + c.maxPositionEmbeddings());
+        try (Decoder slow = withProperties(Map.of("vlmflux.cuda.batchGraphs", "false", "vlmflux.cuda.skinnyGemm", "false"), () -> load(dir, "cuda"))) {
+            SplittableRandom r = new SplittableRandom(11);
+            System.err.printf("backend %s, model %s, %s: batched decode steps at context %d, %d steps%n", fast.backend(), name,
+                    fast.info().getOrDefault("device", "?"), ctx, steps);
+            System.err.println("  batch | graph ms/step | eager ms/step | graph tok/s | eager tok/s | tokens equal");
+            for (int B : batches) {
+                KvCache[][] caches = new KvCache[2][B];
+                int[][] first = new int[2][B];
+                try {
+                    for (int i = 0; i < B; i++) {
+                        int[] prompt = new int[ctx];
+                        for (int t = 0; t < ctx; t++) prompt[t] = r.nextInt(Math.min(c.vocabSize(), 100_000));
+                        for (int d = 0; d < 2; d++) {
+                            Decoder dec = d == 0 ? fast : slow;
+                            caches[d][i] = dec.newCache(ctx + steps + 16);
+                            first[d][i] = dec.forwardSample(caches[d][i], ForwardInput.tokens(prompt), SamplingParams.greedyDecoding());
+                        }
+                    }
+                    SamplingParams[] ps = new SamplingParams[B];
+                    Arrays.fill(ps, SamplingParams.greedyDecoding());
+                    double[] ms = new double[2];
+                    int[][][] toks = new int[2][steps][];
+                    for (int d = 0; d < 2; d++) {
+                        Decoder dec = d == 0 ? fast : slow;
+                        double[] runs = new double[4];
+                        for (int rep = 0; rep < runs.length; rep++) {   // run 0 warms up (graph capture)
+                            int[] tok = first[d].clone();
+                            for (KvCache kc : caches[d]) kc.reset(ctx);
+                            long t0 = System.nanoTime();
+                            for (int s = 0; s < steps; s++) { tok = dec.forwardSampleBatch(caches[d], tok, ps); toks[d][s] = tok; }
+                            runs[rep] = (System.nanoTime() - t0) / 1e6 / steps;
+                        }
+                        double[] timed = Arrays.copyOfRange(runs, 1, runs.length);
+                        Arrays.sort(timed);
+                        ms[d] = timed[1];
+                    }
+                    int same = 0;
+                    for (int s = 0; s < steps; s++) for (int i = 0; i < B; i++) if (toks[0][s][i] == toks[1][s][i]) same++;
+                    Map<String, Object> info = fast.info();
+                    Map<String, Object> o = new LinkedHashMap<>();
+                    o.put("what", "vlmflux_llm_batch");
+                    o.put("model", name);
+                    o.put("device", info.getOrDefault("device", "?"));
+                    o.put("batch", B);
+                    o.put("ctx", ctx);
+                    o.put("steps", steps);
+                    o.put("graph_ms_per_step", round(ms[0], 3));
+                    o.put("eager_ms_per_step", round(ms[1], 3));
+                    o.put("graph_tok_s", round(B * 1000 / ms[0], 1));
+                    o.put("eager_tok_s", round(B * 1000 / ms[1], 1));
+                    o.put("batch_graphs", info.getOrDefault("batch_graphs", false));
+                    o.put("batch_graphs_captured", info.getOrDefault("batch_graphs_captured", 0));
+                    o.put("tokens_equal", same);
+                    o.put("tokens", steps * B);
+                    System.err.printf(Locale.ROOT, "  %5d | %13.3f | %13.3f | %11.1f | %11.1f | %d/%d%n", B, ms[0], ms[1], B * 1000 / ms[0],
+                            B * 1000 / ms[1], same, steps * B);
+                    if (json) System.out.println(new ObjectMapper().writeValueAsString(o));
+                } finally {
+                    for (KvCache[] cs : caches) for (KvCache kc : cs) if (kc != null) kc.close();
+                }
+            }
+        }
     }
 
     private static void runCpu(Path dir, String backend, String shapeName, int promptTokens, int decodeTokens, long writeMs, boolean json) throws Exception {
@@ -146,7 +329,7 @@ public final class LlmBench implements Command {
                 long prefillNs = System.nanoTime() - p0;
                 long d0 = System.nanoTime();
                 for (int i = 0; i < decodeTokens; i++) {
-                    int next = CpuOps.argmax(logits, 0, vocab);
+                    int next = argmax(logits, vocab);
                     logits = d.forward(cache, ForwardInput.tokens(next), false);
                 }
                 long decodeNs = System.nanoTime() - d0;
@@ -155,7 +338,8 @@ public final class LlmBench implements Command {
                 try (var s = Files.list(dir)) {
                     for (Path p : s.filter(p -> p.getFileName().toString().endsWith(".safetensors")).toList()) weightBytes += Files.size(p);
                 }
-                System.err.printf("backend %s, shape %s, threads %d, weights %.1f MB%n", d.backend(), shapeName, Parallel.threads(), weightBytes / 1e6);
+                Object threads = d.info().getOrDefault("threads", "?");
+                System.err.printf("backend %s, shape %s, threads %s, weights %.1f MB%n", d.backend(), shapeName, threads, weightBytes / 1e6);
                 System.err.printf("  load      %8d ms%n", loadMs);
                 System.err.printf("  prefill   %8.1f ms  (%d tokens, %.1f tok/s)%n", prefillNs / 1e6, promptTokens, prefillTps);
                 System.err.printf("  decode    %8.1f ms  (%d tokens, %.2f tok/s, %.1f ms/token)%n", decodeNs / 1e6, decodeTokens, decodeTps, decodeNs / 1e6 / decodeTokens);
@@ -163,7 +347,7 @@ public final class LlmBench implements Command {
                     Map<String, Object> o = new LinkedHashMap<>();
                     o.put("backend", d.backend());
                     o.put("shape", shapeName);
-                    o.put("threads", Parallel.threads());
+                    o.put("threads", threads);
                     o.put("write_ms", writeMs);
                     o.put("load_ms", loadMs);
                     o.put("prompt_tokens", promptTokens);
@@ -176,5 +360,12 @@ public final class LlmBench implements Command {
                 }
             }
         }
+    }
+
+    /** Index of the largest logit (the lowest on ties). */
+    private static int argmax(float[] l, int n) {
+        int best = 0;
+        for (int i = 1; i < n; i++) if (l[i] > l[best]) best = i;
+        return best;
     }
 }

@@ -118,6 +118,14 @@ final class CpuDecoder implements Decoder {
 
     @Override public String backend() { return "cpu"; }
 
+    @Override public java.util.Map<String, Object> info() {
+        java.util.Map<String, Object> m = new java.util.LinkedHashMap<>();
+        m.put("backend", backend());
+        m.put("threads", io.vlmflux.cuda.cpu.Parallel.threads());
+        m.put("kernels", io.vlmflux.cuda.cpu.CpuOps.kernels());
+        return m;
+    }
+
     @Override public KvCache newCache(int capacity) {
         return new LinearKvCache(c.numLayers(), c.kvDim(), Math.min(capacity, Math.max(1, c.maxPositionEmbeddings())));
     }

@@ -10,7 +10,7 @@ import io.vlmflux.llm.TextModelSpec;
 public final class CpuDecoderBackend implements DecoderBackend {
     @Override public String name() { return "cpu"; }
 
-    @Override public Decoder load(ModelConfig config, TextModelSpec spec, WeightStore store, io.vlmflux.cuda.gpu.GpuStream stream) {
+    @Override public Decoder load(ModelConfig config, TextModelSpec spec, WeightStore store, io.vlmflux.cuda.gpu.GpuStream stream, io.vlmflux.cuda.Tuning tuning) {
         return new CpuDecoder(config, spec, store);
     }
 }

@@ -1,6 +1,7 @@
 package io.vlmflux.llm.cuda;
 
 import io.vlmflux.cuda.DType;
+import io.vlmflux.cuda.Tuning;
 import io.vlmflux.cuda.cpu.CpuOps;
 import io.vlmflux.cuda.cpu.Rope;
 import io.vlmflux.cuda.gpu.BatchDecodeOps;
@@ -57,8 +58,6 @@ import java.util.Map;
  */
 public final class CudaDecoder implements Decoder {
     private static final System.Logger LOG = System.getLogger("vlmflux.llm.cuda");
-    /** Default prefill chunk (tokens per pass); {@code -Dvlmflux.cuda.prefillChunk=N} overrides. */
-    static final int DEFAULT_CHUNK = 2048;
     private static final int LOGIT_ROWS = 32;     // rows of all-position logits computed per lm-head GEMM
 
     private final ModelConfig c;
@@ -97,20 +96,28 @@ public final class CudaDecoder implements Decoder {
     private String batchGraphOffReason;
     private final int maxSplits = 256;
     /**
-     * Decode: RMSNorm fused into the following GEMV ({@code -Dvlmflux.cuda.fusedNorm}, default true), SiLU-gate into the
-     * down GEMV ({@code -Dvlmflux.cuda.fusedSilu}, default false); each only where k fits the fused kernel.
+     * Decode: RMSNorm fused into the following GEMV ({@link Tuning#fusedNorm()}, default true), SiLU-gate into the
+     * down GEMV ({@link Tuning#fusedSilu()}, default false); each only where k fits the fused kernel.
      */
     private final boolean fuseNorm, fuseSilu;
-    /** Batched decode GEMMs of 2..{@link #SKINNY_MAX_ROWS} rows through {@link BatchDecodeOps#gemvRows} ({@code -Dvlmflux.cuda.skinnyGemm}, default true), cuBLAS otherwise. */
-    private final boolean skinnyGemm = !"false".equalsIgnoreCase(System.getProperty("vlmflux.cuda.skinnyGemm", "true"));
+    /** Batched decode GEMMs of 2..{@link #SKINNY_MAX_ROWS} rows through {@link BatchDecodeOps#gemvRows} ({@link Tuning#skinnyGemm()}), cuBLAS otherwise. */
+    private final boolean skinnyGemm;
     private boolean closed;
 
     private static final class Layer {
         DeviceBuffer attnNorm, mlpNorm, wqkv, bqkv, wo, bo, qNorm, kNorm, wgu, wd;
     }
 
-    /** Uploads the weights to {@code stream}'s device; all work runs on {@code stream} (closed with the decoder when {@code ownsStream}). */
-    CudaDecoder(ModelConfig c, TextModelSpec spec, WeightStore store, GpuStream stream, boolean ownsStream) {
+    /** A decoder with the knobs of {@link Tuning#fromSystemProperties()}, on a stream of its own. */
+    CudaDecoder(ModelConfig c, TextModelSpec spec, WeightStore store, GpuDevice dev) {
+        this(c, spec, store, dev.newStream(), true, Tuning.fromSystemProperties());
+    }
+
+    /**
+     * Uploads the weights to {@code stream}'s device; all work runs on {@code stream} (closed with the decoder when
+     * {@code ownsStream}); {@code tuning}'s per-model knobs (graphs, prefill chunk, fusions, GEMV/GEMM paths).
+     */
+    CudaDecoder(ModelConfig c, TextModelSpec spec, WeightStore store, GpuStream stream, boolean ownsStream, Tuning tuning) {
         this.c = c;
         this.dev = stream.device();
         this.st = stream;
@@ -120,16 +127,17 @@ public final class CudaDecoder implements Decoder {
         if (hd > 256) throw new IllegalArgumentException("cuda backend: head_dim " + hd + " > 256 is not supported");
         eps = c.rmsNormEps();
         scale = (float) (1.0 / Math.sqrt(hd));
-        chunk = Math.max(1, Math.min(Integer.getInteger("vlmflux.cuda.prefillChunk", DEFAULT_CHUNK), c.maxPositionEmbeddings()));
+        chunk = Math.max(1, Math.min(tuning.prefillChunk(), c.maxPositionEmbeddings()));
         // RMSNorm -> GEMV fusion is on by default; SiLU-gate -> down GEMV is off by default: measured on the H100 at the
         // Qwen2.5-3B shape, its per-block prologue (silu over all of gate/up, 88 KB from L2 in each of only 128 blocks)
         // cost more than the launch it saves (docs/performance.md).
-        fuseNorm = Boolean.parseBoolean(System.getProperty("vlmflux.cuda.fusedNorm", "true")) && H % 8 == 0 && H <= GpuOps.FUSED_GEMV_MAX_K;
-        fuseSilu = Boolean.parseBoolean(System.getProperty("vlmflux.cuda.fusedSilu", "false")) && I % 8 == 0 && I <= GpuOps.FUSED_GEMV_MAX_K;
-        useGraphs = !"false".equalsIgnoreCase(System.getProperty("vlmflux.cuda.graphs", "true"));
+        fuseNorm = tuning.fusedNorm() && H % 8 == 0 && H <= GpuOps.FUSED_GEMV_MAX_K;
+        fuseSilu = tuning.fusedSilu() && I % 8 == 0 && I <= GpuOps.FUSED_GEMV_MAX_K;
+        skinnyGemm = tuning.skinnyGemm();
+        useGraphs = tuning.graphs();
         if (!useGraphs) graphOffReason = "disabled (-Dvlmflux.cuda.graphs=false / --no-cuda-graph)";
         if (!useGraphs) batchGraphOffReason = graphOffReason;
-        else if ("false".equalsIgnoreCase(System.getProperty("vlmflux.cuda.batchGraphs", "true")))
+        else if (!tuning.batchGraphs())
             batchGraphOffReason = "disabled (-Dvlmflux.cuda.batchGraphs=false)";
         int[] sec = c.rope().mropeSection();
         if (spec.mrope() && sec != null) { sec1 = sec[0]; sec2 = sec[0] + sec[1]; }
@@ -153,7 +161,7 @@ public final class CudaDecoder implements Decoder {
                 + r(32) + r(4L * nq * maxSplits * (hd + 2)) + r(40L * LOGIT_ROWS) + r(4L * LOGIT_ROWS) + (32L << 20)
                 + r(16L * LOGIT_ROWS * c.numLayers());
         dev.makeCurrent();
-        ops = new GpuOps(st);
+        ops = new GpuOps(st, tuning);
         arena = dev.newArena("decoder " + spec.family(), w + acts);
         pin = new PinnedBuffer(64);
         batchPin = new PinnedBuffer(44L * LOGIT_ROWS);
@@ -309,6 +317,20 @@ public final class CudaDecoder implements Decoder {
 
     public String graphOffReason() { return graphOffReason; }
 
+    @Override public Map<String, Object> info() {
+        Map<String, Object> m = new java.util.LinkedHashMap<>();
+        m.put("backend", backend());
+        m.put("device", dev.name());
+        m.put("weight_bytes", weightBytes);
+        m.put("decoder_bytes", arena.capacity());
+        long[] mem = dev.memoryInfo();
+        m.put("device_used_bytes", mem[1] - mem[0]);
+        m.put("cuda_graphs", graphsEnabled());
+        m.put("batch_graphs", batchGraphsEnabled());
+        m.put("batch_graphs_captured", batchGraphCount());
+        return m;
+    }
+
     @Override public KvCache newCache(int capacity) {
         open();
         return new CudaKvCache(this, c.numLayers(), nkv, hd, Math.min(capacity, Math.max(1, c.maxPositionEmbeddings())));
@@ -398,36 +420,10 @@ public final class CudaDecoder implements Decoder {
 
     /** The decode step's kernels; everything that varies per step is read from {@link #step}. */
     private void enqueueDecode(CudaKvCache cache, int splits) {
-        GpuOps.AttnShape sh = shape(cache);
+        Pass p = new Decode(cache, shape(cache), splits);
         ops.embedGather(x, embed, stepId, 1, H, V);
-        for (int li = 0; li < layers.length; li++) {
-            Layer l = layers[li];
-            if (fuseNorm) {
-                ops.gemvRmsNorm(qkv, l.wqkv, x, l.attnNorm, eps, l.bqkv, null, QKV, H);
-            } else {
-                ops.rmsNorm(xn, x, null, l.attnNorm, 1, H, eps);
-                linear(qkv, l.wqkv, xn, l.bqkv, 1, QKV, H, false);
-            }
-            ops.ropeQkv(qr, cache.k[li], cache.v[li], qkv, QKV, qkv.slice(4L * Q, qkv.bytes() - 4L * Q, "k"), QKV,
-                    qkv.slice(4L * (Q + KV), qkv.bytes() - 4L * (Q + KV), "v"), QKV, stepPos, 1, sec1, sec2, invFreq, stepStart,
-                    1, sh, l.qNorm, l.kNorm, eps);
-            ops.attentionDecode(att, qr, cache.k[li], cache.v[li], stepLen, sh, splits, decodeWs, scale);
-            linear(x, l.wo, att, l.bo, 1, H, Q, true);
-            if (fuseNorm) {
-                ops.gemvRmsNorm(gu, l.wgu, x, l.mlpNorm, eps, null, null, 2 * I, H);
-            } else {
-                ops.rmsNorm(xn, x, null, l.mlpNorm, 1, H, eps);
-                linear(gu, l.wgu, xn, null, 1, 2 * I, H, false);
-            }
-            if (fuseSilu) {
-                ops.gemvSiluMul(x, l.wd, gu, I, null, x, H, I);
-            } else {
-                ops.siluMul(act, gu, 2 * I, gu.slice(4L * I, gu.bytes() - 4L * I, "up"), 2 * I, 1, I);
-                linear(x, l.wd, act, null, 1, H, I, true);
-            }
-        }
-        ops.rmsNorm(xn, x, null, finalNorm, 1, H, eps);
-        linear(logits, lmHead, xn, null, 1, V, H, false);
+        allLayers(p);
+        head(p);
     }
 
     // ---------------------------------------------------------------------------------------------------------
@@ -548,54 +544,140 @@ public final class CudaDecoder implements Decoder {
 
     /** The graph-captured batched step: every input comes from batchStep / batchKv; logits of row i at logits[i, :]. */
     private void enqueueBatchRows(int n, int splits) {
-        DeviceBuffer ids = batchStep.slice(32L * LOGIT_ROWS, 4L * n, "batched token ids");
-        DeviceBuffer rows = batchStep.slice(0, 32L * n, "batched row scalars");
-        ops.embedGather(x, embed, ids, n, H, V);
-        for (int li = 0; li < layers.length; li++) {
-            Layer l = layers[li];
-            ops.rmsNorm(xn, x, null, l.attnNorm, n, H, eps);
-            linearRows(qkv, l.wqkv, xn, l.bqkv, n, QKV, H, false);
-            bops.ropeQkvRows(qr, batchKv, li, layers.length, qkv, QKV, qkv.slice(4L * Q, qkv.bytes() - 4L * Q, "k"), QKV,
-                    qkv.slice(4L * (Q + KV), qkv.bytes() - 4L * (Q + KV), "v"), QKV, rows, sec1, sec2, invFreq, n, nq, nkv, hd,
-                    l.qNorm, l.kNorm, eps);
-            bops.attentionDecodeRows(att, qr, batchKv, li, layers.length, rows, n, nq, nkv, hd, splits, batchWs, scale);
-            linearRows(x, l.wo, att, l.bo, n, H, Q, true);
-            ops.rmsNorm(xn, x, null, l.mlpNorm, n, H, eps);
-            linearRows(gu, l.wgu, xn, null, n, 2 * I, H, false);
-            ops.siluMul(act, gu, 2 * I, gu.slice(4L * I, gu.bytes() - 4L * I, "up"), 2 * I, n, I);
-            linearRows(x, l.wd, act, null, n, H, I, true);
-        }
-        ops.rmsNorm(xn, x, null, finalNorm, n, H, eps);
-        linearRows(logits, lmHead, xn, null, n, V, H, false);
+        Pass p = new BatchRows(n, splits, batchStep.slice(0, 32L * n, "batched row scalars"));
+        ops.embedGather(x, embed, batchStep.slice(32L * LOGIT_ROWS, 4L * n, "batched token ids"), n, H, V);
+        allLayers(p);
+        head(p);
     }
 
     /** The eager batched step: the same GEMMs, rope/KV write and attention launched per row against its own cache. */
     private void enqueueBatchEager(CudaKvCache[] cs, int n) {
-        DeviceBuffer ids = batchStep.slice(32L * LOGIT_ROWS, 4L * n, "batched token ids");
-        ops.embedGather(x, embed, ids, n, H, V);
-        for (int li = 0; li < layers.length; li++) {
-            Layer l = layers[li];
-            ops.rmsNorm(xn, x, null, l.attnNorm, n, H, eps);
-            linearRows(qkv, l.wqkv, xn, l.bqkv, n, QKV, H, false);
-            for (int i = 0; i < n; i++) {
-                CudaKvCache cache = cs[i];
-                GpuOps.AttnShape sh = shape(cache);
-                DeviceBuffer row = qkv.slice(4L * i * QKV, 4L * QKV, "qkv row " + i);
-                DeviceBuffer scal = batchStep.slice(32L * i, 32, "row " + i + " scalars");
-                ops.ropeQkv(qr.slice(4L * i * Q, 4L * Q, "q row " + i), cache.k[li], cache.v[li], row, QKV, row.slice(4L * Q, 4L * (QKV - Q), "k"), QKV,
-                        row.slice(4L * (Q + KV), 4L * KV, "v"), QKV, scal.slice(0, 12, "positions"), 1, sec1, sec2, invFreq, scal.slice(12, 4, "slot"),
-                        1, sh, l.qNorm, l.kNorm, eps);
-                ops.attentionDecode(att.slice(2L * i * Q, 2L * Q, "att row " + i), qr.slice(4L * i * Q, 4L * Q, "q row " + i), cache.k[li], cache.v[li],
-                        scal.slice(16, 4, "kv length"), sh, splitsFor(cache), decodeWs, scale);
-            }
-            linearRows(x, l.wo, att, l.bo, n, H, Q, true);
-            ops.rmsNorm(xn, x, null, l.mlpNorm, n, H, eps);
-            linearRows(gu, l.wgu, xn, null, n, 2 * I, H, false);
-            ops.siluMul(act, gu, 2 * I, gu.slice(4L * I, gu.bytes() - 4L * I, "up"), 2 * I, n, I);
-            linearRows(x, l.wd, act, null, n, H, I, true);
+        Pass p = new BatchEager(cs, n);
+        ops.embedGather(x, embed, batchStep.slice(32L * LOGIT_ROWS, 4L * n, "batched token ids"), n, H, V);
+        allLayers(p);
+        head(p);
+    }
+
+    // ---------------------------------------------------------------------------------------------------------
+    // One layer body for every pass: RMSNorm -> qkv projection -> rope + K/V write -> attention -> o projection (+
+    // residual) -> RMSNorm -> gate/up projection -> SiLU-gate -> down projection (+ residual). A pass says only what
+    // differs: how many rows, which rope/attention kernels (one cache's decode or prefill kernels, the batched row
+    // kernels over device tables, or per-row launches against each row's cache) and which matrix products (decode:
+    // GEMV with the optional RMSNorm / SiLU-gate fusions; batched: the skinny GEMM up to SKINNY_MAX_ROWS; prefill:
+    // cuBLAS). Inputs sit in x (residual stream, fp32 [rows, hidden]); every pass leaves its result there.
+
+    /** The shape of one pass through the layers. */
+    private sealed interface Pass permits Decode, Prefill, BatchRows, BatchEager {
+        int rows();
+
+        /** Whether its products go through {@link #linearRows} (batched decode) rather than {@link #linear}. */
+        default boolean batched() { return false; }
+    }
+
+    /** One token of one cache; scalars (positions, slot, kv length) from {@link #step}, attention in {@code splits}. */
+    private record Decode(CudaKvCache cache, GpuOps.AttnShape shape, int splits) implements Pass {
+        @Override public int rows() { return 1; }
+    }
+
+    /** A prefill chunk of {@code rows} tokens of one cache; positions in {@link #pos}, first slot in {@link #start}. */
+    private record Prefill(CudaKvCache cache, GpuOps.AttnShape shape, int rows) implements Pass {}
+
+    /** The graph-captured batched step: one token per row, row scalars in {@code table}, caches in {@link #batchKv}. */
+    private record BatchRows(int rows, int splits, DeviceBuffer table) implements Pass {
+        @Override public boolean batched() { return true; }
+    }
+
+    /** The eager batched step: one token per row, rope/attention launched per row against {@code caches[i]}. */
+    private record BatchEager(CudaKvCache[] caches, int rows) implements Pass {
+        @Override public boolean batched() { return true; }
+    }
+
+    private void allLayers(Pass p) {
+        for (int li = 0; li < layers.length; li++) layer(p, li);
+    }
+
+    /** Layer {@code li} of pass {@code p}. */
+    private void layer(Pass p, int li) {
+        Layer l = layers[li];
+        boolean fusedDecode = p instanceof Decode;
+        normLinear(p, qkv, l.wqkv, l.attnNorm, l.bqkv, QKV, fusedDecode && fuseNorm);
+        attend(p, li, l);
+        linear(p, x, l.wo, att, l.bo, H, Q, true);
+        normLinear(p, gu, l.wgu, l.mlpNorm, null, 2 * I, fusedDecode && fuseNorm);
+        if (fusedDecode && fuseSilu) {
+            ops.gemvSiluMul(x, l.wd, gu, I, null, x, H, I);
+        } else {
+            ops.siluMul(act, gu, 2 * I, gu.slice(4L * I, gu.bytes() - 4L * I, "up"), 2 * I, p.rows(), I);
+            linear(p, x, l.wd, act, null, H, I, true);
         }
-        ops.rmsNorm(xn, x, null, finalNorm, n, H, eps);
-        linearRows(logits, lmHead, xn, null, n, V, H, false);
+    }
+
+    /** y [rows, m] = RMSNorm(x) W^T (+ bias): one fused GEMV ({@code fused}), or RMSNorm into xn then the product. */
+    private void normLinear(Pass p, DeviceBuffer y, DeviceBuffer w, DeviceBuffer normW, DeviceBuffer bias, int m, boolean fused) {
+        if (fused) {
+            ops.gemvRmsNorm(y, w, x, normW, eps, bias, null, m, H);
+        } else {
+            ops.rmsNorm(xn, x, null, normW, p.rows(), H, eps);
+            linear(p, y, w, xn, bias, m, H, false);
+        }
+    }
+
+    /** The pass's product: {@link #linearRows} for batched decode, {@link #linear} otherwise. */
+    private void linear(Pass p, DeviceBuffer y, DeviceBuffer w, DeviceBuffer in, DeviceBuffer bias, int m, int k, boolean accumulate) {
+        if (p.batched()) linearRows(y, w, in, bias, p.rows(), m, k, accumulate);
+        else linear(y, w, in, bias, p.rows(), m, k, accumulate);
+    }
+
+    /** Rope + K/V write of qkv into layer {@code li}'s caches, then attention into att. */
+    private void attend(Pass p, int li, Layer l) {
+        switch (p) {
+            case Decode d -> {
+                rope(qr, d.cache(), li, l, qkv, stepPos, 1, stepStart, 1, d.shape());
+                ops.attentionDecode(att, qr, d.cache().k[li], d.cache().v[li], stepLen, d.shape(), d.splits(), decodeWs, scale);
+            }
+            case Prefill f -> {
+                int m = f.rows();
+                rope(qr, f.cache(), li, l, qkv, pos, m, start, m, f.shape());
+                ops.attentionPrefill(att, qr, f.cache().k[li], f.cache().v[li], start, m, f.shape(), scale);
+            }
+            case BatchRows b -> {
+                int n = b.rows();
+                bops.ropeQkvRows(qr, batchKv, li, layers.length, qkv, QKV, kOf(qkv), QKV, vOf(qkv), QKV, b.table(), sec1, sec2,
+                        invFreq, n, nq, nkv, hd, l.qNorm, l.kNorm, eps);
+                bops.attentionDecodeRows(att, qr, batchKv, li, layers.length, b.table(), n, nq, nkv, hd, b.splits(), batchWs, scale);
+            }
+            case BatchEager e -> {
+                for (int i = 0; i < e.rows(); i++) {
+                    CudaKvCache cache = e.caches()[i];
+                    GpuOps.AttnShape sh = shape(cache);
+                    DeviceBuffer row = qkv.slice(4L * i * QKV, 4L * QKV, "qkv row " + i);
+                    DeviceBuffer scal = batchStep.slice(32L * i, 32, "row " + i + " scalars");
+                    DeviceBuffer q = qr.slice(4L * i * Q, 4L * Q, "q row " + i);
+                    rope(q, cache, li, l, row, scal.slice(0, 12, "positions"), 1, scal.slice(12, 4, "slot"), 1, sh);
+                    ops.attentionDecode(att.slice(2L * i * Q, 2L * Q, "att row " + i), q, cache.k[li], cache.v[li],
+                            scal.slice(16, 4, "kv length"), sh, splitsFor(cache), decodeWs, scale);
+                }
+            }
+        }
+    }
+
+    /** Rope (+ q/k norm) of {@code n} tokens' qkv rows into qOut, their K/V into {@code cache} layer li from slot start[0]. */
+    private void rope(DeviceBuffer qOut, CudaKvCache cache, int li, Layer l, DeviceBuffer qkvRows, DeviceBuffer positions, int posStride,
+                      DeviceBuffer slot, int n, GpuOps.AttnShape sh) {
+        ops.ropeQkv(qOut, cache.k[li], cache.v[li], qkvRows, QKV, kOf(qkvRows), QKV, vOf(qkvRows), QKV, positions, posStride, sec1, sec2,
+                invFreq, slot, n, sh, l.qNorm, l.kNorm, eps);
+    }
+
+    /** The k columns of fused qkv rows (from column Q to the end of the buffer). */
+    private DeviceBuffer kOf(DeviceBuffer qkvRows) { return qkvRows.slice(4L * Q, qkvRows.bytes() - 4L * Q, "k"); }
+
+    /** The v columns of fused qkv rows (from column Q + KV to the end of the buffer). */
+    private DeviceBuffer vOf(DeviceBuffer qkvRows) { return qkvRows.slice(4L * (Q + KV), qkvRows.bytes() - 4L * (Q + KV), "v"); }
+
+    /** Final RMSNorm and the lm head over the pass's rows: logits [rows, vocab]. */
+    private void head(Pass p) {
+        ops.rmsNorm(xn, x, null, finalNorm, p.rows(), H, eps);
+        linear(p, logits, lmHead, xn, null, V, H, false);
     }
 
     /**
@@ -661,20 +743,7 @@ public final class CudaDecoder implements Decoder {
                     ops.spliceRows(x, m, stage, false, from - c0, to - from, H);
                 }
             }
-            for (int li = 0; li < layers.length; li++) {
-                Layer l = layers[li];
-                ops.rmsNorm(xn, x, null, l.attnNorm, m, H, eps);
-                linear(qkv, l.wqkv, xn, l.bqkv, m, QKV, H, false);
-                ops.ropeQkv(qr, cache.k[li], cache.v[li], qkv, QKV, qkv.slice(4L * Q, qkv.bytes() - 4L * Q, "k"), QKV,
-                        qkv.slice(4L * (Q + KV), qkv.bytes() - 4L * (Q + KV), "v"), QKV, pos, m, sec1, sec2, invFreq, start,
-                        m, sh, l.qNorm, l.kNorm, eps);
-                ops.attentionPrefill(att, qr, cache.k[li], cache.v[li], start, m, sh, scale);
-                linear(x, l.wo, att, l.bo, m, H, Q, true);
-                ops.rmsNorm(xn, x, null, l.mlpNorm, m, H, eps);
-                linear(gu, l.wgu, xn, null, m, 2 * I, H, false);
-                ops.siluMul(act, gu, 2 * I, gu.slice(4L * I, gu.bytes() - 4L * I, "up"), 2 * I, m, I);
-                linear(x, l.wd, act, null, m, H, I, true);
-            }
+            allLayers(new Prefill(cache, sh, m));
             if (allLogits) {
                 ops.rmsNorm(xn, x, null, finalNorm, m, H, eps);
                 for (int r0 = 0; r0 < m; r0 += LOGIT_ROWS) {

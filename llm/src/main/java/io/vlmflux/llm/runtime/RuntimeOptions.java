@@ -1,5 +1,6 @@
 package io.vlmflux.llm.runtime;
 
+import io.vlmflux.cuda.Tuning;
 import io.vlmflux.llm.Backend;
 
 /**
@@ -12,8 +13,11 @@ import io.vlmflux.llm.Backend;
  * @param maxBatch          most concurrent sequences whose decode steps run as one batched step (cuda)
  * @param configFile        the model config's file name in the folder ({@code config.json}; the fixtures also ship
  *                          {@code config.hub.json}, the flat layout of published checkpoints)
+ * @param tuning            the per-model knobs (docs/gpu.md, "Tuning"); null: read from the {@code vlmflux.*} system
+ *                          properties once, when the runtime loads
  */
-public record RuntimeOptions(Backend backend, int device, long prefixCacheBytes, long encoderCacheBytes, int maxBatch, String configFile) {
+public record RuntimeOptions(Backend backend, int device, long prefixCacheBytes, long encoderCacheBytes, int maxBatch, String configFile,
+                             Tuning tuning) {
     /** Default prefix-cache budget: room for a few system prompts of a large model. */
     public static final long DEFAULT_PREFIX_CACHE_BYTES = 256L << 20;
     /** Default encoder-output cache budget (a 640x480 frame: ~1.6 MB rows + 0.9 MB frame copy). */
@@ -33,13 +37,14 @@ public record RuntimeOptions(Backend backend, int device, long prefixCacheBytes,
 
     /** Auto backend, device 0, default caches and batch. */
     public static RuntimeOptions defaults() {
-        return new RuntimeOptions(Backend.AUTO, 0, DEFAULT_PREFIX_CACHE_BYTES, DEFAULT_ENCODER_CACHE_BYTES, DEFAULT_MAX_BATCH, "config.json");
+        return new RuntimeOptions(Backend.AUTO, 0, DEFAULT_PREFIX_CACHE_BYTES, DEFAULT_ENCODER_CACHE_BYTES, DEFAULT_MAX_BATCH, "config.json", null);
     }
 
-    public RuntimeOptions withBackend(Backend b) { return new RuntimeOptions(b, device, prefixCacheBytes, encoderCacheBytes, maxBatch, configFile); }
-    public RuntimeOptions withDevice(int d) { return new RuntimeOptions(backend, d, prefixCacheBytes, encoderCacheBytes, maxBatch, configFile); }
-    public RuntimeOptions withPrefixCacheBytes(long n) { return new RuntimeOptions(backend, device, n, encoderCacheBytes, maxBatch, configFile); }
-    public RuntimeOptions withEncoderCacheBytes(long n) { return new RuntimeOptions(backend, device, prefixCacheBytes, n, maxBatch, configFile); }
-    public RuntimeOptions withMaxBatch(int n) { return new RuntimeOptions(backend, device, prefixCacheBytes, encoderCacheBytes, n, configFile); }
-    public RuntimeOptions withConfigFile(String f) { return new RuntimeOptions(backend, device, prefixCacheBytes, encoderCacheBytes, maxBatch, f); }
+    public RuntimeOptions withBackend(Backend b) { return new RuntimeOptions(b, device, prefixCacheBytes, encoderCacheBytes, maxBatch, configFile, tuning); }
+    public RuntimeOptions withDevice(int d) { return new RuntimeOptions(backend, d, prefixCacheBytes, encoderCacheBytes, maxBatch, configFile, tuning); }
+    public RuntimeOptions withPrefixCacheBytes(long n) { return new RuntimeOptions(backend, device, n, encoderCacheBytes, maxBatch, configFile, tuning); }
+    public RuntimeOptions withEncoderCacheBytes(long n) { return new RuntimeOptions(backend, device, prefixCacheBytes, n, maxBatch, configFile, tuning); }
+    public RuntimeOptions withMaxBatch(int n) { return new RuntimeOptions(backend, device, prefixCacheBytes, encoderCacheBytes, n, configFile, tuning); }
+    public RuntimeOptions withTuning(Tuning t) { return new RuntimeOptions(backend, device, prefixCacheBytes, encoderCacheBytes, maxBatch, configFile, t); }
+    public RuntimeOptions withConfigFile(String f) { return new RuntimeOptions(backend, device, prefixCacheBytes, encoderCacheBytes, maxBatch, f, tuning); }
 }

@@ -1,5 +1,6 @@
 package io.vlmflux.llm.runtime;
 
+import io.vlmflux.cuda.Tuning;
 import io.vlmflux.cuda.gpu.Gpu;
 import io.vlmflux.cuda.gpu.GpuDevice;
 import io.vlmflux.cuda.gpu.GpuStream;
@@ -152,7 +153,8 @@ public final class VlmRuntime implements AutoCloseable {
         } catch (IOException e) {
             throw new UncheckedIOException("cannot read " + dir.resolve("generation_config.json") + ": " + e.getMessage(), e);
         }
-        boolean batchDecode = !"false".equalsIgnoreCase(System.getProperty("vlmflux.batchDecode", "true"));   // read once, here
+        Tuning tuning = options.tuning() != null ? options.tuning() : Tuning.fromSystemProperties();   // read once, here
+        boolean batchDecode = tuning.batchDecode();
         GpuStream stream = null;
         Decoder decoder = null;
         VisionPath<?> vision = null;
@@ -163,10 +165,10 @@ public final class VlmRuntime implements AutoCloseable {
         ComputeThread compute = null;
         try {
             if (dev != null) stream = dev.newStream();
-            decoder = Models.load(dir, options.configFile(), b, stream);
+            decoder = Models.load(dir, options.configFile(), b, stream, tuning);
             if (vlm) {
                 if (stream != null) {
-                    gpuEncoder = GpuVisionEncoder.load(dir, stream);
+                    gpuEncoder = GpuVisionEncoder.load(dir, stream, tuning);
                     gpuProcessor = GpuImageProcessor.load(dir, stream);
                     vision = new DeviceVision(gpuProcessor, gpuEncoder, options.encoderCacheBytes());
                 } else {
@@ -228,7 +230,7 @@ public final class VlmRuntime implements AutoCloseable {
     public Set<Integer> stopTokens() { return stopTokens; }
     /** The single compute thread where preprocessing, encoding and generation run. */
     public Scheduler scheduler() { return compute.scheduler(); }
-    /** Whether concurrent generations share batched decode steps (cuda, {@code -Dvlmflux.batchDecode} not false at load). */
+    /** Whether concurrent generations share batched decode steps (cuda, and {@code Tuning.batchDecode()} at load). */
     public boolean batchDecode() { return batchGenerator != null; }
 
     /** Backend, device, model and vision path, for logs and {@code probe}. */

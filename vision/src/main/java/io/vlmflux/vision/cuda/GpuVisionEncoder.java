@@ -1,6 +1,7 @@
 package io.vlmflux.vision.cuda;
 
 import io.vlmflux.cuda.DType;
+import io.vlmflux.cuda.Tuning;
 import io.vlmflux.cuda.gpu.Blas;
 import io.vlmflux.cuda.gpu.CudaException;
 import io.vlmflux.cuda.gpu.CudaGraph;
@@ -66,7 +67,7 @@ public final class GpuVisionEncoder implements VisionEncoder {
     private DeviceArena metaArena;
     private io.vlmflux.cuda.gpu.PinnedBuffer hostStage;  // pinned staging of downloads (grown on demand)
     private final Map<String, CudaGraph> graphs = new HashMap<>(); // keyed by grids + buffer addresses
-    private boolean useGraphs = !Boolean.getBoolean("vlmflux.vision.noGraphs");
+    private boolean useGraphs;                   // Tuning.visionGraphs(); off after a failed capture
     private long generation;                     // bumped whenever scratch or index tables move
     private boolean closed;
 
@@ -79,13 +80,18 @@ public final class GpuVisionEncoder implements VisionEncoder {
     private record Meta(String key, int n, DeviceBuffer pos, DeviceBuffer fullTiles, int fullTileCount,
                         DeviceBuffer winTiles, int winTileCount, DeviceBuffer unitIndex) {}
 
-    /** Loads the tower of a model folder onto the default GPU, on a new stream. */
+    /** Loads the tower of a model folder onto the default GPU, on a new stream, with {@link Tuning#fromSystemProperties()}. */
     public static GpuVisionEncoder load(Path modelDir) {
+        return load(modelDir, Tuning.fromSystemProperties());
+    }
+
+    /** Loads the tower of a model folder onto the default GPU, on a new stream, with {@code tuning}'s knobs. */
+    public static GpuVisionEncoder load(Path modelDir, Tuning tuning) {
         if (!Gpu.isAvailable()) throw new IllegalStateException("cuda vision encoder for " + modelDir + ": no GPU (" + Gpu.unavailableReason() + ")");
         GpuDevice dev = Gpu.device();
         GpuStream s = dev.newStream();
         try {
-            return load(modelDir, s, true);
+            return load(modelDir, s, true, tuning);
         } catch (RuntimeException e) {
             s.close();
             throw e;
@@ -94,20 +100,26 @@ public final class GpuVisionEncoder implements VisionEncoder {
 
     /** Loads the tower onto {@code stream}'s device; all work is enqueued on that stream (shared with a decoder). */
     public static GpuVisionEncoder load(Path modelDir, GpuStream stream) {
-        return load(modelDir, stream, false);
+        return load(modelDir, stream, Tuning.fromSystemProperties());
     }
 
-    private static GpuVisionEncoder load(Path modelDir, GpuStream stream, boolean ownsStream) {
+    /** As {@link #load(Path, GpuStream)} with {@code tuning}'s knobs (CUDA graphs, GEMV/attention choices). */
+    public static GpuVisionEncoder load(Path modelDir, GpuStream stream, Tuning tuning) {
+        return load(modelDir, stream, false, tuning);
+    }
+
+    private static GpuVisionEncoder load(Path modelDir, GpuStream stream, boolean ownsStream, Tuning tuning) {
         VisionConfig cfg = VisionConfig.load(modelDir);
         try (WeightStore store = WeightStore.open(modelDir)) {
-            return new GpuVisionEncoder(cfg, store, stream, ownsStream);
+            return new GpuVisionEncoder(cfg, store, stream, ownsStream, tuning);
         } catch (IOException e) {
             throw new UncheckedIOException("cannot open the weights of " + modelDir + ": " + e.getMessage(), e);
         }
     }
 
-    private GpuVisionEncoder(VisionConfig cfg, WeightStore store, GpuStream stream, boolean ownsStream) {
+    private GpuVisionEncoder(VisionConfig cfg, WeightStore store, GpuStream stream, boolean ownsStream, Tuning tuning) {
         this.cfg = cfg;
+        this.useGraphs = tuning.visionGraphs();
         this.q25 = cfg.family() == VisionConfig.Family.QWEN2_5_VL;
         this.stream = stream;
         this.ownsStream = ownsStream;
@@ -128,7 +140,7 @@ public final class GpuVisionEncoder implements VisionEncoder {
             DeviceBuffer ws = weights.alloc("cublas workspace", 32L << 20);
             this.blas = new Blas(stream, ws);
             this.gemm16 = new VisionGpuOps.Gemm(stream, ws); // same stream: the two handles never run at once
-            this.ops = new GpuOps(stream);
+            this.ops = new GpuOps(stream, tuning);
             this.vops = new VisionGpuOps(stream);
             patchW = L.matrix("patch_embed.proj.weight", new long[] {d, cfg.inChannels(), cfg.temporalPatchSize(), cfg.patchSize(), cfg.patchSize()});
             blocks = new Block[cfg.depth()];

@@ -10,7 +10,8 @@ import java.util.SplittableRandom;
 
 /**
  * Writes a loadable checkpoint folder ({@code config.json} in the flat hub layout + {@code model.safetensors}) with
- * random weights of a given shape, for benchmarks and tests: {@code RandomCheckpoint.write(dir, Shape.QWEN25_05B, 1)}.
+ * random weights of a given shape, for tests: {@code RandomCheckpoint.write(dir, Shape.TINY, 1)}. ({@code vlmflux bench llm}
+ * has its own writer, {@code io.vlmflux.demos.bench.RandomCheckpoint}, with more shapes.)
  * Linear weights are N(0, 0.02) (like HF init), norms 1, biases small. Deterministic per seed.
  */
 public final class RandomCheckpoint {

@@ -6,7 +6,8 @@ import java.util.Random;
 /**
  * Kernel timings on the current GPU (CUDA events, median of repeats, rotating weight copies so the 50 MB L2 does
  * not serve repeats): device copy bandwidth, bf16 GEMV vs cuBLAS at batch 1 on decoder shapes, decode attention,
- * sampling. Prints a Markdown table to stdout. Run: run-on-gpu.sh java io.vlmflux.cuda.gpu.KernelBench
+ * sampling. Prints a Markdown table to stdout. Test scope (not in the library jar); the GPU bundle carries the test
+ * classes: run-on-gpu.sh java io.vlmflux.cuda.gpu.KernelBench [gemv | bandwidth]
  */
 public final class KernelBench {
     private KernelBench() {}
@@ -39,8 +40,24 @@ public final class KernelBench {
         }
     }
 
+    /**
+     * {@code KernelBench} (all rows), {@code KernelBench gemv} (split-K GEMV rows), {@code KernelBench bandwidth} (only
+     * the device copy bandwidth in GB/s, read + write, as one number: what {@code vlmflux bench llm --bandwidth-gbps}
+     * takes for its roofline).
+     */
     public static void main(String[] args) {
         GpuDevice dev = Gpu.device();
+        if (args.length > 0 && args[0].equals("bandwidth")) {
+            long cb = 1L << 30;
+            try (GpuStream st = dev.newStream(); DeviceArena ar = dev.newArena("bandwidth", 2 * cb + 512)) {
+                DeviceBuffer a = ar.alloc("a", cb), b = ar.alloc("b", cb);
+                st.memsetAsync(a, 1, cb);
+                for (int i = 0; i < 3; i++) st.copyAsync(b, a, cb);
+                float ms = med(st, 10, () -> st.copyAsync(b, a, cb));
+                System.out.printf(java.util.Locale.ROOT, "%.1f%n", 2.0 * cb / (ms * 1e-3) / 1e9);
+            }
+            return;
+        }
         try (GpuStream st = dev.newStream(); DeviceArena ar = dev.newArena("bench", 24L << 30);
              GpuOps ops = new GpuOps(st); Blas blas = new Blas(st, ar.alloc("ws", 32 << 20))) {
             System.out.println("# " + dev + ", kernels: " + ops.kernelOrigin());

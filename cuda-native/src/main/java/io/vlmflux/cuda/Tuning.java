@@ -1,0 +1,189 @@
+package io.vlmflux.cuda;
+
+import java.nio.file.Path;
+import java.util.Map;
+import java.util.function.Function;
+
+/**
+ * Every performance and backend switch of VLMFlux in one immutable value (the table in docs/gpu.md lists them with
+ * their {@code -Dvlmflux.*} system properties). It owns parsing and validation, so each property is read by one piece
+ * of code and a bad value fails with the property, the value and what was expected.
+ *
+ * <p>Two kinds of knob: <b>process-wide</b> ones ({@link #cpuThreads}, {@link #cpuSpinMicros}, {@link #cpuSimd},
+ * {@link #cudaDisable}, {@link #cudaNvrtc}, {@link #root}) must be known before any model exists; the CPU thread pool,
+ * the CPU kernel choice and the CUDA probe read them once through {@link #process()}. <b>Per-model</b> ones are passed
+ * to the constructors that use them (the CUDA decoder, {@code GpuOps}, the GPU vision encoder, the caption model), so
+ * two models in one process can run with different settings; each such constructor also has a form without the
+ * argument that uses {@link #fromSystemProperties()}.
+ *
+ * @param cpuThreads           {@code vlmflux.cpu.threads}: CPU kernel pool size (default: available processors), >= 1
+ * @param cpuSpinMicros        {@code vlmflux.cpu.spinMicros}: pool workers spin this long for work before parking, >= 0
+ * @param cpuSimd              {@code vlmflux.cpu.simd}: CPU kernels through the Vector API where it is present
+ * @param cudaDisable          {@code vlmflux.cuda.disable}: report the GPU unavailable (CPU backends everywhere)
+ * @param cudaNvrtc            {@code vlmflux.cuda.nvrtc}: compile the kernels with NVRTC even where the fatbin fits
+ * @param root                 {@code vlmflux.root}: repository root for bundled models and fixtures, or null
+ * @param graphs               {@code vlmflux.cuda.graphs}: single-sequence decode replays a CUDA graph
+ * @param batchGraphs          {@code vlmflux.cuda.batchGraphs}: batched decode replays one CUDA graph per batch size
+ * @param prefillChunk         {@code vlmflux.cuda.prefillChunk}: prefill tokens per pass through the layers, >= 1
+ * @param fusedNorm            {@code vlmflux.cuda.fusedNorm}: decode fuses RMSNorm into the following GEMV
+ * @param fusedSilu            {@code vlmflux.cuda.fusedSilu}: decode fuses SiLU-gate into the down GEMV
+ * @param skinnyGemm           {@code vlmflux.cuda.skinnyGemm}: batched decode GEMMs of 2-4 rows read the weights once
+ * @param gemvSplitK           {@code vlmflux.cuda.gemvSplitK}: split-K decode GEMV where a product's row tiles fit one wave
+ * @param gemvSplitBlocksPerSm {@code vlmflux.cuda.gemvSplitBlocksPerSm}: split-K aims at this many blocks per SM, >= 1
+ * @param prefillMma           {@code vlmflux.cuda.prefillMma}: tensor-core FlashAttention-2 prefill at head dim 64/128
+ * @param visionGraphs         not {@code vlmflux.vision.noGraphs}: the GPU vision encoder replays CUDA graphs
+ * @param visionFp32MaxBytes   {@code vlmflux.vision.fp32MaxBytes}: CPU vision towers up to this size keep fp32 weights, >= 0
+ * @param batchDecode          {@code vlmflux.batchDecode}: concurrent captions decode in one batched step
+ */
+public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolean cudaDisable, boolean cudaNvrtc, Path root,
+                     boolean graphs, boolean batchGraphs, int prefillChunk, boolean fusedNorm, boolean fusedSilu,
+                     boolean skinnyGemm, boolean gemvSplitK, int gemvSplitBlocksPerSm, boolean prefillMma,
+                     boolean visionGraphs, long visionFp32MaxBytes, boolean batchDecode) {
+
+    public static final String CPU_THREADS = "vlmflux.cpu.threads";
+    public static final String CPU_SPIN_MICROS = "vlmflux.cpu.spinMicros";
+    public static final String CPU_SIMD = "vlmflux.cpu.simd";
+    public static final String CUDA_DISABLE = "vlmflux.cuda.disable";
+    public static final String CUDA_NVRTC = "vlmflux.cuda.nvrtc";
+    public static final String ROOT = "vlmflux.root";
+    public static final String GRAPHS = "vlmflux.cuda.graphs";
+    public static final String BATCH_GRAPHS = "vlmflux.cuda.batchGraphs";
+    public static final String PREFILL_CHUNK = "vlmflux.cuda.prefillChunk";
+    public static final String FUSED_NORM = "vlmflux.cuda.fusedNorm";
+    public static final String FUSED_SILU = "vlmflux.cuda.fusedSilu";
+    public static final String SKINNY_GEMM = "vlmflux.cuda.skinnyGemm";
+    public static final String GEMV_SPLIT_K = "vlmflux.cuda.gemvSplitK";
+    public static final String GEMV_SPLIT_BLOCKS_PER_SM = "vlmflux.cuda.gemvSplitBlocksPerSm";
+    public static final String PREFILL_MMA = "vlmflux.cuda.prefillMma";
+    public static final String VISION_NO_GRAPHS = "vlmflux.vision.noGraphs";
+    public static final String VISION_FP32_MAX_BYTES = "vlmflux.vision.fp32MaxBytes";
+    public static final String BATCH_DECODE = "vlmflux.batchDecode";
+
+    public Tuning {
+        atLeast(CPU_THREADS, cpuThreads, 1);
+        atLeast(CPU_SPIN_MICROS, cpuSpinMicros, 0);
+        atLeast(PREFILL_CHUNK, prefillChunk, 1);
+        atLeast(GEMV_SPLIT_BLOCKS_PER_SM, gemvSplitBlocksPerSm, 1);
+        atLeast(VISION_FP32_MAX_BYTES, visionFp32MaxBytes, 0);
+    }
+
+    /** Every knob at its default (process-wide ones too: not what this process was started with; see {@link #process()}). */
+    public static Tuning defaults() {
+        return new Tuning(Runtime.getRuntime().availableProcessors(), 100, true, false, false, null,
+                true, true, 2048, true, false, true, true, 4, true, true, 1L << 30, true);
+    }
+
+    /** Every knob from the system properties now (absent ones at their defaults). */
+    public static Tuning fromSystemProperties() { return from(System::getProperty); }
+
+    /** Every knob from {@code props} (property name to value, absent ones at their defaults). */
+    public static Tuning from(Map<String, String> props) { return from(props::get); }
+
+    /**
+     * Every knob from {@code lookup} (property name to value or null). Flags take {@code true} or {@code false} (any
+     * case), numbers decimal integers; anything else fails naming the property, its value and what was expected.
+     */
+    public static Tuning from(Function<String, String> lookup) {
+        Tuning d = defaults();
+        String r = lookup.apply(ROOT);
+        return new Tuning(
+                integer(lookup, CPU_THREADS, d.cpuThreads), longer(lookup, CPU_SPIN_MICROS, d.cpuSpinMicros),
+                flag(lookup, CPU_SIMD, d.cpuSimd), flag(lookup, CUDA_DISABLE, d.cudaDisable), flag(lookup, CUDA_NVRTC, d.cudaNvrtc),
+                r == null || r.isBlank() ? null : Path.of(r),
+                flag(lookup, GRAPHS, d.graphs), flag(lookup, BATCH_GRAPHS, d.batchGraphs), integer(lookup, PREFILL_CHUNK, d.prefillChunk),
+                flag(lookup, FUSED_NORM, d.fusedNorm), flag(lookup, FUSED_SILU, d.fusedSilu), flag(lookup, SKINNY_GEMM, d.skinnyGemm),
+                flag(lookup, GEMV_SPLIT_K, d.gemvSplitK), integer(lookup, GEMV_SPLIT_BLOCKS_PER_SM, d.gemvSplitBlocksPerSm),
+                flag(lookup, PREFILL_MMA, d.prefillMma), !flag(lookup, VISION_NO_GRAPHS, !d.visionGraphs),
+                longer(lookup, VISION_FP32_MAX_BYTES, d.visionFp32MaxBytes), flag(lookup, BATCH_DECODE, d.batchDecode));
+    }
+
+    /**
+     * The process-wide knobs as this process was started: read from the system properties once, at the first call
+     * (the CPU pool, the CPU kernel choice, the CUDA probe and the kernel loader call it during their initialisation).
+     * Only the process-wide properties are parsed, so a bad per-model value cannot break class initialisation; the
+     * per-model knobs of the result are the defaults.
+     */
+    public static Tuning process() { return Process.VALUE; }
+
+    private static final class Process {
+        static final Tuning VALUE = processWide(System::getProperty);
+    }
+
+    static Tuning processWide(Function<String, String> lookup) {
+        Tuning d = defaults();
+        String r = lookup.apply(ROOT);
+        return d.withProcessWide(integer(lookup, CPU_THREADS, d.cpuThreads), longer(lookup, CPU_SPIN_MICROS, d.cpuSpinMicros),
+                flag(lookup, CPU_SIMD, d.cpuSimd), flag(lookup, CUDA_DISABLE, d.cudaDisable), flag(lookup, CUDA_NVRTC, d.cudaNvrtc),
+                r == null || r.isBlank() ? null : Path.of(r));
+    }
+
+    private Tuning withProcessWide(int threads, long spin, boolean simd, boolean disable, boolean nvrtc, Path root) {
+        return new Tuning(threads, spin, simd, disable, nvrtc, root, graphs, batchGraphs, prefillChunk, fusedNorm, fusedSilu,
+                skinnyGemm, gemvSplitK, gemvSplitBlocksPerSm, prefillMma, visionGraphs, visionFp32MaxBytes, batchDecode);
+    }
+
+    /** This tuning with single-sequence decode graphs on or off (batched-decode graphs follow: they need graphs too). */
+    public Tuning withGraphs(boolean on) {
+        return new Tuning(cpuThreads, cpuSpinMicros, cpuSimd, cudaDisable, cudaNvrtc, root, on, batchGraphs, prefillChunk, fusedNorm,
+                fusedSilu, skinnyGemm, gemvSplitK, gemvSplitBlocksPerSm, prefillMma, visionGraphs, visionFp32MaxBytes, batchDecode);
+    }
+
+    /** This tuning with batched-decode graphs on or off. */
+    public Tuning withBatchGraphs(boolean on) {
+        return new Tuning(cpuThreads, cpuSpinMicros, cpuSimd, cudaDisable, cudaNvrtc, root, graphs, on, prefillChunk, fusedNorm,
+                fusedSilu, skinnyGemm, gemvSplitK, gemvSplitBlocksPerSm, prefillMma, visionGraphs, visionFp32MaxBytes, batchDecode);
+    }
+
+    /** This tuning with the skinny batched GEMM on or off (off: cuBLAS for every batched product). */
+    public Tuning withSkinnyGemm(boolean on) {
+        return new Tuning(cpuThreads, cpuSpinMicros, cpuSimd, cudaDisable, cudaNvrtc, root, graphs, batchGraphs, prefillChunk, fusedNorm,
+                fusedSilu, on, gemvSplitK, gemvSplitBlocksPerSm, prefillMma, visionGraphs, visionFp32MaxBytes, batchDecode);
+    }
+
+    /** This tuning with prefill passes of at most {@code tokens} tokens. */
+    public Tuning withPrefillChunk(int tokens) {
+        return new Tuning(cpuThreads, cpuSpinMicros, cpuSimd, cudaDisable, cudaNvrtc, root, graphs, batchGraphs, tokens, fusedNorm,
+                fusedSilu, skinnyGemm, gemvSplitK, gemvSplitBlocksPerSm, prefillMma, visionGraphs, visionFp32MaxBytes, batchDecode);
+    }
+
+    /** This tuning with batched decode of concurrent captions on or off. */
+    public Tuning withBatchDecode(boolean on) {
+        return new Tuning(cpuThreads, cpuSpinMicros, cpuSimd, cudaDisable, cudaNvrtc, root, graphs, batchGraphs, prefillChunk, fusedNorm,
+                fusedSilu, skinnyGemm, gemvSplitK, gemvSplitBlocksPerSm, prefillMma, visionGraphs, visionFp32MaxBytes, on);
+    }
+
+    // ---- parsing: one place for every property
+
+    private static boolean flag(Function<String, String> lookup, String prop, boolean def) {
+        String v = lookup.apply(prop);
+        if (v == null) return def;
+        String t = v.strip();
+        if (t.equalsIgnoreCase("true")) return true;
+        if (t.equalsIgnoreCase("false")) return false;
+        throw new IllegalArgumentException("-D" + prop + "=" + v + ": expected true or false");
+    }
+
+    private static int integer(Function<String, String> lookup, String prop, int def) {
+        String v = lookup.apply(prop);
+        if (v == null) return def;
+        try {
+            return Integer.parseInt(v.strip());
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException("-D" + prop + "=" + v + ": expected an integer", e);
+        }
+    }
+
+    private static long longer(Function<String, String> lookup, String prop, long def) {
+        String v = lookup.apply(prop);
+        if (v == null) return def;
+        try {
+            return Long.parseLong(v.strip());
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException("-D" + prop + "=" + v + ": expected an integer", e);
+        }
+    }
+
+    private static void atLeast(String prop, long v, long min) {
+        if (v < min) throw new IllegalArgumentException(prop + " = " + v + ": must be at least " + min);
+    }
+}
