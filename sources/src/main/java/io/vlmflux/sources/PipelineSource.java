@@ -223,7 +223,7 @@ final class PipelineSource implements FrameSource {
                                 reconnect.initialBackoff().toNanos() << Math.min(20, failures - 1));
                         stats.onReconnect();
                         LOG.log(System.Logger.Level.WARNING, "source {0}: {1}; reconnecting in {2} ms (attempt {3}{4})",
-                                id, f.getMessage(), backoff / 1_000_000, failures,
+                                id, f.getMessage(), String.valueOf(backoff / 1_000_000), String.valueOf(failures),
                                 reconnect.maxRetries() >= 0 ? " of " + reconnect.maxRetries() : "");
                         emit(SourceEvent.Type.SOURCE_RETRY, failures, "reconnecting in " + backoff / 1_000_000 + " ms: " + f.getMessage());
                         rebase = true;
@@ -349,7 +349,7 @@ final class PipelineSource implements FrameSource {
                 if (down) {
                     down = false;
                     long ms = (System.nanoTime() - downSince) / 1_000_000;
-                    LOG.log(System.Logger.Level.INFO, "source {0}: stream is back after {1} ms", id, ms);
+                    LOG.log(System.Logger.Level.INFO, "source {0}: stream is back after {1} ms", id, String.valueOf(ms));
                     emit(SourceEvent.Type.SOURCE_UP, 0, "stream is back after " + ms + " ms");
                 }
                 Frame f = toFrame(sample);
