@@ -25,7 +25,7 @@ public interface FrameSource {
      * skipped files, warnings, final failure), over all subscriptions. Subscribe before {@link #frames()} to see
      * everything; a slow subscriber misses events rather than slowing the source. Never completes.
      */
-    default reactor.core.publisher.Flux<SourceEvent> events() { return Flux.never(); }
+    default Flux<SourceEvent> events() { return Flux.never(); }
 
     /**
      * This source under another id: its frames ({@link Frame#sourceId()}), events and messages carry {@code id}.

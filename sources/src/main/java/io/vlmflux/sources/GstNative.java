@@ -250,8 +250,13 @@ final class GstNative {
     record BusMessage(int type, String source, String text, String debug, String domain, int code) {
         BusMessage(int type, String source, String text, String debug) { this(type, source, text, debug, null, 0); }
 
-        /** A resource that is not there or refuses us (HTTP/RTSP 404, 401, 403, bad credentials). */
+        /**
+         * A resource that is not there or refuses us (HTTP/RTSP 404, 401, 403, bad credentials): retrying cannot help.
+         * Name resolution failures are not permanent.
+         */
         boolean isPermanent() {
+            // a host name that does not resolve now may resolve later (DNS, network coming up): retried
+            if (text != null && text.toLowerCase(java.util.Locale.ROOT).contains("resolve")) return false;
             if ("gst-resource-error-quark".equals(domain) && (code == RESOURCE_NOT_FOUND || code == RESOURCE_NOT_AUTHORIZED)) return true;
             String t = text == null ? "" : text;
             return t.matches("(?s).*\\b(401|403|404)\\b.*") || t.contains("Unauthorized") || t.contains("Forbidden")

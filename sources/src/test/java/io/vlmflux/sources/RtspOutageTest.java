@@ -80,6 +80,11 @@ class RtspOutageTest {
             List<Integer> attempts = events.stream().filter(e -> e.type() == SourceEvent.Type.SOURCE_RETRY).map(SourceEvent::attempt).toList();
             assertEquals(retries, attempts.size());
             for (int i = 0; i < attempts.size(); i++) assertEquals(i + 1, attempts.get(i), "attempt numbers " + attempts);
+            // default backoff: 500 ms doubling, capped at 5 s
+            List<Long> delays = events.stream().filter(e -> e.type() == SourceEvent.Type.SOURCE_RETRY)
+                    .map(e -> Long.parseLong(e.message().replaceAll("^reconnecting in (\\d+) ms:.*$", "$1"))).toList();
+            assertEquals(List.of(500L, 1000L, 2000L, 4000L, 5000L), delays.subList(0, 5), delays.toString());
+            assertTrue(delays.stream().allMatch(x -> x <= 5000), delays.toString());
             assertTrue(before > 0);
         } finally {
             d.dispose();
