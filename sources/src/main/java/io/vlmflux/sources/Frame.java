@@ -6,7 +6,8 @@ import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * One video frame: pixels off-heap in one {@link MemorySegment}, with per-plane offsets and strides, a presentation
- * timestamp, a per-source sequence number and the id of the source that produced it.
+ * timestamp, a per-source sequence number, the id of the source that produced it and, for sources made of several
+ * files (image folders), a label naming the file.
  *
  * <p>A frame owns its pixels until {@link #close()}; closing is idempotent and runs the releaser exactly once (it
  * may unmap a GStreamer buffer or return a pooled buffer). After close, {@link #data()} throws. Whoever drops a
@@ -23,6 +24,7 @@ public final class Frame implements AutoCloseable {
     private final long sequence;
     private final String sourceId;
     private final String colorimetry;
+    private final String label;
     private final Runnable releaser;
     private final AtomicBoolean released = new AtomicBoolean();
 
@@ -52,7 +54,24 @@ public final class Frame implements AutoCloseable {
         this.sequence = b.sequence;
         this.sourceId = b.sourceId == null ? "" : b.sourceId;
         this.colorimetry = b.colorimetry;
+        this.label = b.label;
         this.releaser = b.releaser;
+    }
+
+    /** A frame of the same pixels under another source id, for inputs renamed by the application (private copy). */
+    private Frame(Frame f, String sourceId) {
+        this.format = f.format;
+        this.width = f.width;
+        this.height = f.height;
+        this.planeOffsets = f.planeOffsets;
+        this.strides = f.strides;
+        this.data = f.data;
+        this.ptsNanos = f.ptsNanos;
+        this.sequence = f.sequence;
+        this.sourceId = sourceId;
+        this.colorimetry = f.colorimetry;
+        this.label = f.label;
+        this.releaser = f.releaser;
     }
 
     public PixelFormat format() { return format; }
@@ -68,6 +87,8 @@ public final class Frame implements AutoCloseable {
     public String sourceId() { return sourceId; }
     /** GStreamer colorimetry string of the caps (e.g. {@code bt709}, {@code bt601}), or null when unknown. */
     public String colorimetry() { return colorimetry; }
+    /** What this frame came from within its source (an image's file name), or null. */
+    public String label() { return label; }
 
     /** All pixel bytes; throws {@link IllegalStateException} after {@link #close()}. */
     public MemorySegment data() {
@@ -81,7 +102,20 @@ public final class Frame implements AutoCloseable {
         return data().asSlice(planeOffsets[plane], size);
     }
 
-    public FrameInfo info() { return new FrameInfo(sourceId, sequence, ptsNanos, width, height, format); }
+    public FrameInfo info() { return new FrameInfo(sourceId, sequence, ptsNanos, width, height, format, label); }
+
+    /**
+     * This frame under source id {@code id}: the returned frame takes over the pixels (and the duty to close them),
+     * this one counts as released without running its releaser. Returns {@code this} when the id is already
+     * {@code id}. Throws {@link IllegalStateException} when this frame was already closed.
+     */
+    public Frame withSourceId(String id) {
+        Objects.requireNonNull(id, "id");
+        if (id.equals(sourceId)) return this;
+        if (!released.compareAndSet(false, true))
+            throw new IllegalStateException("frame " + sourceId + "#" + sequence + " was already released");
+        return new Frame(this, id);
+    }
 
     public boolean isReleased() { return released.get(); }
 
@@ -93,7 +127,7 @@ public final class Frame implements AutoCloseable {
 
     @Override
     public String toString() {
-        return "Frame[" + sourceId + "#" + sequence + " " + width + "x" + height + " " + format + " pts=" + ptsNanos + "ns" + (released.get() ? " released" : "") + "]";
+        return "Frame[" + sourceId + "#" + sequence + (label == null ? "" : " " + label) + " " + width + "x" + height + " " + format + " pts=" + ptsNanos + "ns" + (released.get() ? " released" : "") + "]";
     }
 
     public static Builder builder() { return new Builder(); }
@@ -106,7 +140,7 @@ public final class Frame implements AutoCloseable {
         private int[] strides;
         private MemorySegment data;
         private long ptsNanos = -1, sequence;
-        private String sourceId, colorimetry;
+        private String sourceId, colorimetry, label;
         private Runnable releaser;
 
         public Builder format(PixelFormat f) { this.format = f; return this; }
@@ -118,6 +152,8 @@ public final class Frame implements AutoCloseable {
         public Builder sequence(long seq) { this.sequence = seq; return this; }
         public Builder sourceId(String id) { this.sourceId = id; return this; }
         public Builder colorimetry(String c) { this.colorimetry = c; return this; }
+        /** What the frame came from within its source (e.g. an image's file name); optional. */
+        public Builder label(String label) { this.label = label; return this; }
         /** Runs once when the frame is closed. */
         public Builder releaser(Runnable r) { this.releaser = r; return this; }
         public Frame build() { return new Frame(this); }

@@ -17,6 +17,19 @@ public interface FrameSource {
     /** Opens the source on subscribe; emits frames the subscriber must close. */
     Flux<Frame> frames();
 
-    /** Frames produced, emitted and dropped, and reconnects, over all subscriptions (a fresh object when untracked). */
+    /** Frames produced, emitted and dropped, reconnects, skipped files and warnings, over all subscriptions (a fresh object when untracked). */
     default SourceStats stats() { return new SourceStats(); }
+
+    /**
+     * Hot: what happens to the source while {@link #frames()} is subscribed (connection lost and regained, retries,
+     * skipped files, warnings, final failure), over all subscriptions. Subscribe before {@link #frames()} to see
+     * everything; a slow subscriber misses events rather than slowing the source. Never completes.
+     */
+    default Flux<SourceEvent> events() { return Flux.never(); }
+
+    /**
+     * This source under another id: its frames ({@link Frame#sourceId()}), events and messages carry {@code id}.
+     * For several sources opened from the same spec (same camera, same URL), give each its own id.
+     */
+    default FrameSource named(String id) { return new NamedSource(this, id); }
 }

@@ -88,6 +88,9 @@ final class GstNative {
     private static final MethodHandle G_FREE = fn("g_free", null, ADDRESS);
     private static final MethodHandle G_MALLOC0 = fn("g_malloc0", ADDRESS, JAVA_LONG);
     private static final MethodHandle G_ERROR_FREE = fn("g_error_free", null, ADDRESS);
+    private static final MethodHandle G_QUARK_TO_STRING = fn("g_quark_to_string", ADDRESS, JAVA_INT);
+    private static final MethodHandle QUERY_DURATION = fn("gst_element_query_duration", JAVA_INT, ADDRESS, JAVA_INT, ADDRESS);
+    private static final int FORMAT_TIME = 3;
 
     private static final MethodHandle WEAK_REF = fn("g_object_weak_ref", null, ADDRESS, ADDRESS, ADDRESS);
     /** GWeakNotify(gpointer data, GObject *where_the_object_was): only decrements a counter, never blocks. */
@@ -216,20 +219,50 @@ final class GstNative {
                         else MESSAGE_PARSE_WARNING.invokeExact(msg, err, dbg);
                         MemorySegment e = err.get(ADDRESS, 0), d = dbg.get(ADDRESS, 0);
                         String text = isNull(e) ? "unknown error" : gerrorMessage(e);
+                        String domain = null;
+                        int code = 0;
+                        if (!isNull(e)) {
+                            MemorySegment ge = e.reinterpret(16);
+                            MemorySegment q = (MemorySegment) G_QUARK_TO_STRING.invokeExact(ge.get(JAVA_INT, 0));
+                            domain = isNull(q) ? null : cString(q);
+                            code = ge.get(JAVA_INT, 4);
+                        }
                         String debug = isNull(d) ? null : cString(d);
                         if (!isNull(e)) G_ERROR_FREE.invokeExact(e);
                         if (!isNull(d)) G_FREE.invokeExact(d);
-                        return new BusMessage(type, src, text, debug);
+                        return new BusMessage(type, src, text, debug, domain, code);
                     }
                 }
-                return new BusMessage(type, src, null, null);
+                return new BusMessage(type, src, null, null, null, 0);
             } finally {
                 MINI_OBJECT_UNREF.invokeExact(msg);
             }
         } catch (Throwable t) { throw rethrow(t); }
     }
 
-    record BusMessage(int type, String source, String text, String debug) {
+    /** GstResourceError codes that mean "will not work however often it is retried". */
+    static final int RESOURCE_NOT_FOUND = 3, RESOURCE_NOT_AUTHORIZED = 15;
+
+    /**
+     * A parsed bus message; {@code domain} is the GError domain (e.g. {@code gst-resource-error-quark}) and
+     * {@code code} its code, both of errors and warnings.
+     */
+    record BusMessage(int type, String source, String text, String debug, String domain, int code) {
+        BusMessage(int type, String source, String text, String debug) { this(type, source, text, debug, null, 0); }
+
+        /**
+         * A resource that is not there or refuses us (HTTP/RTSP 404, 401, 403, bad credentials): retrying cannot help.
+         * Name resolution failures are not permanent.
+         */
+        boolean isPermanent() {
+            // a host name that does not resolve now may resolve later (DNS, network coming up): retried
+            if (text != null && text.toLowerCase(java.util.Locale.ROOT).contains("resolve")) return false;
+            if ("gst-resource-error-quark".equals(domain) && (code == RESOURCE_NOT_FOUND || code == RESOURCE_NOT_AUTHORIZED)) return true;
+            String t = text == null ? "" : text;
+            return t.matches("(?s).*\\b(401|403|404)\\b.*") || t.contains("Unauthorized") || t.contains("Forbidden")
+                    || t.contains("Not Found") || t.contains("Not Authorized") || t.contains("authenticat");
+        }
+
         String describe() {
             StringBuilder sb = new StringBuilder(text == null ? "" : text);
             if (source != null) sb.append(" (from ").append(source).append(')');
@@ -244,6 +277,15 @@ final class GstNative {
             }
             return sb.toString();
         }
+    }
+
+    /** Duration in nanoseconds of what flows into {@code element} (for an appsink: its stream), or -1 when unknown. */
+    static long queryDuration(MemorySegment element) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment out = a.allocate(JAVA_LONG);
+            int ok = (int) QUERY_DURATION.invokeExact(element, FORMAT_TIME, out);
+            return ok != 0 ? out.get(JAVA_LONG, 0) : -1;
+        } catch (Throwable t) { throw rethrow(t); }
     }
 
     /** Next sample (owned), or NULL after {@code timeoutNanos}, at EOS or when flushing. */

@@ -2,9 +2,14 @@ package io.vlmflux.sources;
 
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.FluxSink;
+import reactor.core.publisher.Sinks;
 
+import java.io.IOException;
 import java.lang.foreign.MemorySegment;
+import java.net.InetSocketAddress;
+import java.net.Socket;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.List;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
@@ -25,7 +30,12 @@ import static io.vlmflux.sources.GstNative.isNull;
  * only the newest frame while there is no demand, releasing and counting the older one as dropped.
  *
  * <p>Segments: {@code lines} are played one after the other (a video file has one, an image folder one per image);
- * network sources reopen the current segment with exponential backoff after an error or a stall.
+ * a skippable segment (an image) that fails is logged, counted and passed over. Network sources reopen the current
+ * segment with capped exponential backoff after an error or a stall, except after a permanent error (404, 401, 403);
+ * while waiting they probe the server's TCP port and retry at once when it opens again. Timestamps never go back:
+ * a new segment or connection continues from the last pts plus one frame.
+ *
+ * <p>Events ({@link SourceEvent}) go to a hot multicast sink shared by all subscriptions.
  */
 final class PipelineSource implements FrameSource {
     private static final System.Logger LOG = System.getLogger("vlmflux.sources");
@@ -34,11 +44,27 @@ final class PipelineSource implements FrameSource {
 
     enum Mode { LIVE, LOSSLESS, AUTO }
 
-    /** How a network source retries: {@code maxRetries} &lt; 0 means forever; {@code stall} null means never. */
-    record Reconnect(int maxRetries, Duration initialBackoff, Duration maxBackoff, Duration stall) {}
+    /**
+     * How a network source retries: {@code maxRetries} &lt; 0 means forever; {@code stall} null means never;
+     * {@code probeHost}/{@code probePort} (null/0: none) is the TCP endpoint probed while waiting to retry.
+     */
+    record Reconnect(int maxRetries, Duration initialBackoff, Duration maxBackoff, Duration stall, String probeHost, int probePort) {
+        Reconnect(int maxRetries, Duration initialBackoff, Duration maxBackoff, Duration stall) {
+            this(maxRetries, initialBackoff, maxBackoff, stall, null, 0);
+        }
+    }
 
-    /** One pipeline to play: its launch line and what to call it in messages. */
-    record Segment(String line, String label) {}
+    /**
+     * One pipeline to play: its launch line, what to call it in messages, the label of its frames (null: none),
+     * whether a failure skips it rather than ending the source, and whether its end is checked against its duration.
+     */
+    record Segment(String line, String label, String frameLabel, boolean skippable, boolean checkDuration) {
+        Segment(String line, String label) { this(line, label, null, false, false); }
+    }
+
+    /** Probe connect timeout and the pause between probes while waiting to reconnect. */
+    private static final int PROBE_TIMEOUT_MS = 200;
+    private static final long PROBE_EVERY_NANOS = TimeUnit.MILLISECONDS.toNanos(250);
 
     private final String id;
     private final List<Segment> segments;
@@ -46,6 +72,7 @@ final class PipelineSource implements FrameSource {
     private final Reconnect reconnect;
     private final int maxMapped;
     private final SourceStats stats = new SourceStats();
+    private final Sinks.Many<SourceEvent> events = Sinks.many().multicast().directBestEffort();
     private volatile boolean detectedLive;
 
     PipelineSource(String id, List<Segment> segments, Mode mode, Reconnect reconnect, int maxMapped) {
@@ -60,6 +87,11 @@ final class PipelineSource implements FrameSource {
     @Override public String id() { return id; }
     @Override public boolean isLive() { return mode == Mode.LIVE || (mode == Mode.AUTO && detectedLive); }
     @Override public SourceStats stats() { return stats; }
+    @Override public Flux<SourceEvent> events() { return events.asFlux(); }
+    @Override public FrameSource named(String newId) {
+        if (newId == null || newId.isBlank()) throw new IllegalArgumentException("source id must not be blank, got '" + newId + "'");
+        return new PipelineSource(newId, segments, mode, reconnect, maxMapped);
+    }
     String launchLine() { return segments.get(0).line(); }
 
     /**
@@ -77,9 +109,15 @@ final class PipelineSource implements FrameSource {
 
     @Override public String toString() { return "PipelineSource[" + id + "]"; }
 
-    /** A failure of the running pipeline that a network source may retry. */
+    private void emit(SourceEvent.Type type, int attempt, String message) {
+        synchronized (events) { events.tryEmitNext(new SourceEvent(type, id, Instant.now(), attempt, message)); }
+    }
+
+    /** A failure of the running pipeline that a network source may retry, unless it is permanent. */
     private static final class StreamFailure extends Exception {
-        StreamFailure(String m) { super(m, null, false, false); }
+        final boolean permanent;
+        StreamFailure(String m) { this(m, false); }
+        StreamFailure(String m, boolean permanent) { super(m, null, false, false); this.permanent = permanent; }
     }
 
     private enum End { EOS, STOPPED }
@@ -99,6 +137,16 @@ final class PipelineSource implements FrameSource {
         private MemorySegment pipeline, appsink, bus, cachedCaps;
         private GstNative.CapsInfo capsInfo;
         private int failures;
+        private boolean down;              // a live source lost its stream and has not delivered a frame since
+        private long downSince;
+        private boolean portWasClosed;     // the reconnect probe saw the server's port closed since the last early retry
+        private boolean rebase;            // the next frame starts a new segment or connection
+        private long ptsBase, lastPts = -1, lastRawPts = -1, segmentDuration = -1;
+        private boolean segmentStarted;
+        private Segment current;
+        private String lastWarning;
+        private int skipped;
+        private String lastSkip;
 
         void start(FluxSink<Frame> s) {
             this.sink = s;
@@ -144,13 +192,30 @@ final class PipelineSource implements FrameSource {
                     try {
                         open(seg);
                         End end = pump();
+                        if (end == End.EOS) checkEnd(seg);
                         closePipeline();
-                        if (end == End.EOS) segment++;
+                        if (end == End.EOS) { segment++; rebase = true; }
                     } catch (StreamFailure f) {
                         closePipeline();
                         if (stopped) break;
                         String where = segments.size() > 1 ? " [" + seg.label() + "]" : "";
+                        if (seg.skippable()) {
+                            skipped++;
+                            lastSkip = seg.label() + ": " + f.getMessage();
+                            stats.onSkipped();
+                            LOG.log(System.Logger.Level.WARNING, "source {0}: skipped {1}: {2}", id, seg.label(), f.getMessage());
+                            emit(SourceEvent.Type.SOURCE_SKIPPED, 0, seg.label() + ": " + f.getMessage());
+                            segment++;
+                            rebase = true;
+                            continue;
+                        }
                         if (reconnect == null) throw new SourceException(id, f.getMessage() + where);
+                        if (f.permanent) throw new SourceException(id, f.getMessage() + where + " (permanent error, not retried)");
+                        if (!down) {
+                            down = true;
+                            downSince = System.nanoTime();
+                            emit(SourceEvent.Type.SOURCE_DOWN, 0, f.getMessage());
+                        }
                         if (reconnect.maxRetries() >= 0 && failures >= reconnect.maxRetries())
                             throw new SourceException(id, f.getMessage() + where + " (gave up after " + failures + " reconnect attempt" + (failures == 1 ? "" : "s") + ")");
                         failures++;
@@ -158,12 +223,16 @@ final class PipelineSource implements FrameSource {
                                 reconnect.initialBackoff().toNanos() << Math.min(20, failures - 1));
                         stats.onReconnect();
                         LOG.log(System.Logger.Level.WARNING, "source {0}: {1}; reconnecting in {2} ms (attempt {3}{4})",
-                                id, f.getMessage(), backoff / 1_000_000, failures,
+                                id, f.getMessage(), String.valueOf(backoff / 1_000_000), String.valueOf(failures),
                                 reconnect.maxRetries() >= 0 ? " of " + reconnect.maxRetries() : "");
-                        sleep(backoff);
+                        emit(SourceEvent.Type.SOURCE_RETRY, failures, "reconnecting in " + backoff / 1_000_000 + " ms: " + f.getMessage());
+                        rebase = true;
+                        waitToRetry(backoff);
                     }
                 }
                 closePipeline();
+                if (!stopped && skipped > 0 && skipped == segments.size())
+                    throw new SourceException(id, "none of the " + skipped + " file" + (skipped == 1 ? "" : "s") + " could be decoded (last: " + lastSkip + ")");
                 if (!stopped) {
                     synchronized (lock) {
                         if (latest != null) { latest.close(); latest = null; stats.onDropped(); }
@@ -174,7 +243,9 @@ final class PipelineSource implements FrameSource {
                 closePipeline();
                 closeLatest();
                 if (!stopped) {
-                    sink.error(t instanceof SourceException se ? se : new SourceException(id, Sources.describe(t), t));
+                    SourceException e = t instanceof SourceException se ? se : new SourceException(id, Sources.describe(t), t);
+                    emit(SourceEvent.Type.SOURCE_FAILED, 0, e.getMessage());
+                    sink.error(e);
                 }
             } finally {
                 closePipeline();
@@ -184,6 +255,7 @@ final class PipelineSource implements FrameSource {
         }
 
         private void open(Segment seg) throws StreamFailure {
+            current = seg;
             try {
                 pipeline = GstNative.parseLaunch(seg.line());
             } catch (IllegalStateException e) {
@@ -201,9 +273,11 @@ final class PipelineSource implements FrameSource {
                 int p = GstNative.setState(pipeline, GstNative.STATE_PLAYING);
                 if (p == GstNative.CHANGE_FAILURE) r = p;
             }
+            segmentStarted = false;
+            segmentDuration = -1;
             if (r == GstNative.CHANGE_FAILURE) {
-                String cause = firstError();
-                throw new StreamFailure(cause != null ? cause : "the pipeline failed to start");
+                GstNative.BusMessage cause = firstError();
+                throw new StreamFailure(cause != null ? cause.describe() : "the pipeline failed to start", cause != null && cause.isPermanent());
             }
             if (mode == Mode.AUTO) {
                 live = r == GstNative.CHANGE_NO_PREROLL;
@@ -212,14 +286,36 @@ final class PipelineSource implements FrameSource {
             }
         }
 
-        private String firstError() {
+        private GstNative.BusMessage firstError() {
             GstNative.BusMessage m;
-            String warning = null;
+            GstNative.BusMessage warning = null;
             while ((m = GstNative.popMessage(bus, GstNative.MSG_ERROR | GstNative.MSG_WARNING)) != null) {
-                if (m.type() == GstNative.MSG_ERROR) return m.describe();
-                if (warning == null) warning = m.describe();
+                if (m.type() == GstNative.MSG_ERROR) return m;
+                if (warning == null) warning = m;
             }
             return warning;
+        }
+
+        /**
+         * At the end of a file: a stream that stopped well before the duration its container announces was cut short
+         * (a truncated or damaged file); warn, count and report it. The frames that decoded were delivered.
+         */
+        private void checkEnd(Segment seg) {
+            if (!seg.checkDuration() || segmentDuration <= 0) return;
+            long step = capsInfo != null ? frameStep(capsInfo) : 0;
+            long reached = lastRawPts < 0 || !segmentStarted ? 0 : lastRawPts + step;
+            long missing = segmentDuration - reached;
+            if (missing > Math.max(2 * step, TimeUnit.MILLISECONDS.toNanos(500))) {
+                String m = String.format(java.util.Locale.ROOT, "%s ended at %.2f s of its %.2f s: the file is truncated or damaged%s",
+                        seg.label(), reached / 1e9, segmentDuration / 1e9, lastWarning == null ? "" : " (GStreamer: " + lastWarning + ")");
+                warn(m);
+            }
+        }
+
+        private void warn(String message) {
+            stats.onWarning();
+            LOG.log(System.Logger.Level.WARNING, "source {0}: {1}", id, message);
+            emit(SourceEvent.Type.SOURCE_WARNING, 0, message);
         }
 
         private End pump() throws StreamFailure {
@@ -246,6 +342,16 @@ final class PipelineSource implements FrameSource {
                 }
                 waited = 0;
                 failures = 0;
+                if (!segmentStarted) {
+                    segmentStarted = true;
+                    if (!live) segmentDuration = GstNative.queryDuration(appsink);
+                }
+                if (down) {
+                    down = false;
+                    long ms = (System.nanoTime() - downSince) / 1_000_000;
+                    LOG.log(System.Logger.Level.INFO, "source {0}: stream is back after {1} ms", id, String.valueOf(ms));
+                    emit(SourceEvent.Type.SOURCE_UP, 0, "stream is back after " + ms + " ms");
+                }
                 Frame f = toFrame(sample);
                 stats.onProduced();
                 if (live) {
@@ -265,8 +371,9 @@ final class PipelineSource implements FrameSource {
         private void checkBus() throws StreamFailure {
             GstNative.BusMessage m;
             while ((m = GstNative.popMessage(bus, GstNative.MSG_ERROR | GstNative.MSG_WARNING)) != null) {
-                if (m.type() == GstNative.MSG_ERROR) throw new StreamFailure(m.describe());
-                LOG.log(System.Logger.Level.DEBUG, "source {0}: warning: {1}", id, m.describe());
+                if (m.type() == GstNative.MSG_ERROR) throw new StreamFailure(m.describe(), m.isPermanent());
+                lastWarning = m.describe();
+                warn("GStreamer warning: " + m.describe());
             }
         }
 
@@ -297,7 +404,7 @@ final class PipelineSource implements FrameSource {
                 }
                 GstNative.CapsInfo info = capsInfo;
                 buffer = GstNative.sampleBuffer(sample);
-                long pts = GstNative.bufferPts(buffer);
+                long pts = continuousPts(GstNative.bufferPts(buffer), info);
                 long[] offsets = info.offsets();
                 int[] strides = info.strides();
                 long[][] meta = GstNative.videoMeta(buffer);
@@ -339,6 +446,8 @@ final class PipelineSource implements FrameSource {
                 Frame.Builder fb = Frame.builder().format(info.format()).size(info.width(), info.height())
                         .strides(strides).planeOffsets(offsets).data(pixels)
                         .pts(pts).sequence(sequence++).sourceId(id).colorimetry(info.colorimetry()).releaser(releaser);
+                Segment seg = current;
+                if (seg != null && seg.frameLabel() != null) fb.label(seg.frameLabel());
                 mapInfo = null;
                 sample = null;
                 try {
@@ -354,6 +463,29 @@ final class PipelineSource implements FrameSource {
                 }
                 if (sample != null) GstNative.unrefMini(sample);
             }
+        }
+
+        /**
+         * Timestamps that never go back: a new segment (the next image) or a new connection continues from the last
+         * pts plus one frame (the caps' frame duration, 1 s for stills). A segment without timestamps counts from 0.
+         */
+        private long continuousPts(long raw, GstNative.CapsInfo info) {
+            if (raw < 0) {
+                if (segments.size() == 1 && reconnect == null) return raw;
+                raw = 0;
+            }
+            if (rebase) {
+                rebase = false;
+                ptsBase = lastPts < 0 ? 0 : lastPts + frameStep(info) - raw;
+            }
+            lastRawPts = raw;
+            long pts = raw + ptsBase;
+            lastPts = Math.max(lastPts, pts);
+            return pts;
+        }
+
+        private static long frameStep(GstNative.CapsInfo info) {
+            return info.fpsN() > 0 && info.fpsD() > 0 ? 1_000_000_000L * info.fpsD() / info.fpsN() : 1_000_000_000L;
         }
 
         private void closePipeline() {
@@ -374,10 +506,38 @@ final class PipelineSource implements FrameSource {
             }
         }
 
-        private void sleep(long nanos) {
+        /**
+         * Waits {@code nanos} before the next attempt; with a probe endpoint, checks every 250 ms whether the server's
+         * port accepts connections and returns early once it opens after having been seen closed (the server is back).
+         */
+        private void waitToRetry(long nanos) {
             long end = System.nanoTime() + nanos;
             long left;
-            while (!stopped && (left = end - System.nanoTime()) > 0) LockSupport.parkNanos(this, left);
+            boolean probe = reconnect.probeHost() != null && reconnect.probePort() > 0;
+            while (!stopped && (left = end - System.nanoTime()) > 0) {
+                if (probe) {
+                    if (!reachable()) portWasClosed = true;
+                    else if (portWasClosed) {
+                        portWasClosed = false;
+                        LOG.log(System.Logger.Level.INFO, "source {0}: {1}:{2} accepts connections again; retrying now",
+                                id, reconnect.probeHost(), String.valueOf(reconnect.probePort()));
+                        return;
+                    }
+                    left = end - System.nanoTime();
+                    if (left > 0) LockSupport.parkNanos(this, Math.min(left, PROBE_EVERY_NANOS));
+                } else {
+                    LockSupport.parkNanos(this, left);
+                }
+            }
+        }
+
+        private boolean reachable() {
+            try (Socket s = new Socket()) {
+                s.connect(new InetSocketAddress(reconnect.probeHost(), reconnect.probePort()), PROBE_TIMEOUT_MS);
+                return true;
+            } catch (IOException | IllegalArgumentException | SecurityException e) {
+                return false;
+            }
         }
     }
 }

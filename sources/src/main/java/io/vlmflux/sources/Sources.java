@@ -4,6 +4,7 @@ import reactor.core.publisher.Flux;
 
 import java.io.IOException;
 import java.net.URI;
+import java.net.URISyntaxException;
 import java.net.URLDecoder;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -32,6 +33,10 @@ import java.util.stream.Stream;
  * </pre>
  * Common query options: {@code width}, {@code height} (output size), {@code format} (RGB, BGR, RGBA, BGRA, GRAY8,
  * NV12, I420 or {@code any}); network options: {@code retries}, {@code backoff}, {@code timeout}.
+ *
+ * <p>Every field that ends up in a GStreamer launch line is validated (numbers, enumerations, host names, URLs
+ * parsed as URIs) or quoted (paths, URLs), so a spec cannot add elements to the pipeline; {@code gst:} lines are the
+ * exception: they are trusted input, like the configs that contain them.
  */
 public final class Sources {
     private Sources() {}
@@ -42,6 +47,12 @@ public final class Sources {
     private static final Set<String> NET_KEYS = Set.of("retries", "backoff", "timeout");
     /** Frames mapped at once per subscription before further frames are copied (keeps bounded upstream pools flowing). */
     private static final int MAX_MAPPED = 4;
+    /** Reconnect defaults: the first wait, doubled per attempt up to the cap; live sources retry forever. */
+    static final Duration DEFAULT_BACKOFF = Duration.ofMillis(500), BACKOFF_CAP = Duration.ofSeconds(5);
+    /** Attempts before a non-live network source (a file over HTTP) gives up. */
+    static final int DEFAULT_FILE_RETRIES = 5;
+    private static final java.util.regex.Pattern HOST = java.util.regex.Pattern.compile(
+            "(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(?:\\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*|\\[[0-9A-Fa-f:.]+\\]|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*");
 
     // ---------------------------------------------------------------- parsing
 
@@ -96,15 +107,17 @@ public final class Sources {
             }
             case "rtsp", "rtsps" -> {
                 Query q = Query.network(spec, Set.of("latency", "transport"));
-                PipelineSource.Reconnect rc = q.reconnect(5, Duration.ofMillis(500), Duration.ofSeconds(10));
-                return rtsp(spec, q.target, q.integer("latency", 200), q.string("transport", "tcp"), rc, q.output(options));
+                URI u = networkUrl(spec, q.target);
+                PipelineSource.Reconnect rc = q.reconnect(-1, Duration.ofSeconds(10), u);
+                return rtsp(spec, q.target, q.nonNegative("latency", 200), q.string("transport", "tcp"), rc, q.output(options));
             }
             case "http", "https" -> {
                 Query q = Query.network(spec, Set.of("live"));
-                PipelineSource.Reconnect rc = q.reconnect(5, Duration.ofMillis(500), Duration.ofSeconds(30));
+                URI u = networkUrl(spec, q.target);
                 boolean live = q.bool("live", false);
+                PipelineSource.Reconnect rc = q.reconnect(live ? -1 : DEFAULT_FILE_RETRIES, Duration.ofSeconds(30), u);
                 String line = "uridecodebin uri=" + quote(q.target) + " expose-all-streams=false caps=\"video/x-raw(ANY)\" ! " + tail(q.output(options), live);
-                return new PipelineSource(spec, List.of(new PipelineSource.Segment(line, q.target)),
+                return new PipelineSource(spec, List.of(new PipelineSource.Segment(line, q.target, null, false, !live)),
                         live ? PipelineSource.Mode.LIVE : PipelineSource.Mode.LOSSLESS, rc, MAX_MAPPED);
             }
             case "udp" -> {
@@ -115,7 +128,7 @@ public final class Sources {
                 Query q = Query.split(spec, rest, Set.of("fps"));
                 String dev = q.target.startsWith("//") ? q.target.substring(2) : q.target;
                 if (dev.isEmpty()) dev = "/dev/video0";
-                return v4l2(spec, dev, q.integer("fps", 0), q.output(options));
+                return v4l2(spec, dev, q.nonNegative("fps", 0), q.output(options));
             }
             default -> throw new SourceException(spec, "unknown scheme '" + scheme + "' (known: " + String.join(", ", SCHEMES) + ", or a file path)");
         }
@@ -156,7 +169,7 @@ public final class Sources {
     private static FrameSource videoFile(String id, Path file, SourceOptions o) {
         String uri = file.toAbsolutePath().normalize().toUri().toString();
         String line = "uridecodebin uri=" + quote(uri) + " expose-all-streams=false caps=\"video/x-raw(ANY)\" ! " + tail(o, false);
-        return new PipelineSource(id, List.of(new PipelineSource.Segment(line, file.toString())), PipelineSource.Mode.LOSSLESS, null, MAX_MAPPED);
+        return new PipelineSource(id, List.of(new PipelineSource.Segment(line, file.toString(), null, false, true)), PipelineSource.Mode.LOSSLESS, null, MAX_MAPPED);
     }
 
     /** Still images: one file, every image of a folder, or a glob ({@code /dir/*.png}); sorted by name, lossless. */
@@ -169,7 +182,8 @@ public final class Sources {
         List<PipelineSource.Segment> segs = new ArrayList<>();
         for (Path f : files) {
             String line = "filesrc location=" + quote(f.toString()) + " ! decodebin ! " + tail(o, false);
-            segs.add(new PipelineSource.Segment(line, f.toString()));
+            Path name = f.getFileName();
+            segs.add(new PipelineSource.Segment(line, f.toString(), name == null ? f.toString() : name.toString(), true, false));
         }
         return new PipelineSource(id, segs, PipelineSource.Mode.LOSSLESS, null, MAX_MAPPED);
     }
@@ -222,7 +236,7 @@ public final class Sources {
 
     private static FrameSource rtsp(String id, String url, int latency, String transport, PipelineSource.Reconnect rc, SourceOptions o) {
         if (!Set.of("tcp", "udp", "udp-mcast", "http").contains(transport))
-            throw new SourceException(id, "transport must be tcp, udp, udp-mcast or http, got '" + transport + "'");
+            throw new SourceException(id, "option 'transport' must be tcp, udp, udp-mcast or http, got '" + transport + "'");
         String line = "rtspsrc location=" + quote(url) + " latency=" + latency + " protocols=" + transport
                 + " ! application/x-rtp,media=video ! decodebin ! " + tail(o, true);
         return new PipelineSource(id, List.of(new PipelineSource.Segment(line, url)), PipelineSource.Mode.LIVE, rc, MAX_MAPPED);
@@ -235,10 +249,13 @@ public final class Sources {
         String host = target.substring(0, colon);
         if (host.startsWith("@")) host = host.substring(1);
         if (host.isEmpty()) host = "0.0.0.0";
+        if (!HOST.matcher(host).matches())
+            throw new SourceException(id, "field 'host' must be an IP address or a host name, got '" + host + "'");
+        if (host.startsWith("[")) host = host.substring(1, host.length() - 1);
         int port;
         try { port = Integer.parseInt(target.substring(colon + 1)); }
-        catch (NumberFormatException e) { throw new SourceException(id, "bad UDP port '" + target.substring(colon + 1) + "'"); }
-        if (port <= 0 || port > 65535) throw new SourceException(id, "UDP port out of range: " + port);
+        catch (NumberFormatException e) { throw new SourceException(id, "field 'port' must be a number in [1, 65535], got '" + target.substring(colon + 1) + "'"); }
+        if (port <= 0 || port > 65535) throw new SourceException(id, "field 'port' must be in [1, 65535], got " + port);
         String enc = q.string("encoding", "H264").toUpperCase(Locale.ROOT);
         String depay;
         int defaultPt = 96;
@@ -252,10 +269,11 @@ public final class Sources {
             default -> throw new SourceException(id, "unsupported RTP encoding '" + enc + "' (supported: H264, H265, VP8, VP9, JPEG, MP2T)");
         }
         int pt = q.integer("payload", defaultPt);
-        PipelineSource.Reconnect rc = q.reconnect(-1, Duration.ofMillis(500), Duration.ofSeconds(10));
-        String line = "udpsrc address=" + host + " port=" + port
+        if (pt < 0 || pt > 127) throw new SourceException(id, "option 'payload' must be an RTP payload type in [0, 127], got " + pt);
+        PipelineSource.Reconnect rc = q.reconnect(-1, Duration.ofSeconds(10), null);
+        String line = "udpsrc address=" + quote(host) + " port=" + port
                 + " caps=\"application/x-rtp,media=video,clock-rate=90000,encoding-name=" + enc + ",payload=" + pt + "\""
-                + " ! rtpjitterbuffer latency=" + q.integer("latency", 100) + " ! " + depay + " ! decodebin ! " + tail(q.output(o), true);
+                + " ! rtpjitterbuffer latency=" + q.nonNegative("latency", 100) + " ! " + depay + " ! decodebin ! " + tail(q.output(o), true);
         return new PipelineSource(id, List.of(new PipelineSource.Segment(line, "udp " + host + ":" + port)), PipelineSource.Mode.LIVE, rc, MAX_MAPPED);
     }
 
@@ -265,6 +283,9 @@ public final class Sources {
     }
 
     private static FrameSource v4l2(String id, String device, int fps, SourceOptions o) {
+        if (!device.matches("[A-Za-z0-9/_.:+-]+"))
+            throw new SourceException(id, "field 'device' must be a device path such as /dev/video0, got '" + device + "'");
+        if (fps < 0) throw new SourceException(id, "option 'fps' must not be negative, got " + fps);
         SourceOptions out = o == null ? SourceOptions.DEFAULT : o;
         StringBuilder mode = new StringBuilder();
         if (out.width() > 0) mode.append(",width=").append(out.width());
@@ -302,8 +323,43 @@ public final class Sources {
                 + " max-buffers=" + (live ? 1 : 2) + " drop=" + live;
     }
 
-    private static String quote(String s) {
+    /** A launch-line string value: double-quoted, backslashes and quotes escaped (GStreamer's parser unescapes them). */
+    static String quote(String s) {
         return "\"" + s.replace("\\", "\\\\").replace("\"", "\\\"") + "\"";
+    }
+
+    /**
+     * Parses a network URL (permanent error when malformed: it is never retried): it must have a host, a port (when
+     * given) in range, and no spaces, quotes, backslashes or control characters.
+     */
+    private static URI networkUrl(String spec, String url) {
+        for (int i = 0; i < url.length(); i++) {
+            char c = url.charAt(i);
+            if (c <= 0x20 || c == 0x7f || c == '"' || c == '\\')
+                throw new SourceException(spec, "malformed URL '" + url + "': character " + (c <= 0x20 || c == 0x7f ? String.format("0x%02x", (int) c) : "'" + c + "'")
+                        + " at index " + i + " is not allowed (percent-encode it)");
+        }
+        URI u;
+        try {
+            u = new URI(url);
+        } catch (URISyntaxException e) {
+            throw new SourceException(spec, "malformed URL '" + url + "': " + e.getReason() + (e.getIndex() >= 0 ? " at index " + e.getIndex() : ""));
+        }
+        if (u.getHost() == null || u.getHost().isEmpty())
+            throw new SourceException(spec, "malformed URL '" + url + "': no host (expected " + u.getScheme() + "://HOST[:PORT]/PATH)");
+        if (u.getPort() == 0 || u.getPort() > 65535)
+            throw new SourceException(spec, "malformed URL '" + url + "': port must be in [1, 65535], got " + u.getPort());
+        return u;
+    }
+
+    private static int defaultPort(String scheme) {
+        return switch (scheme.toLowerCase(Locale.ROOT)) {
+            case "rtsp" -> 554;
+            case "rtsps" -> 322;
+            case "http" -> 80;
+            case "https" -> 443;
+            default -> 0;
+        };
     }
 
     private static Set<String> union(Set<String> a, Set<String> b) {
@@ -398,13 +454,33 @@ public final class Sources {
             }
         }
 
-        PipelineSource.Reconnect reconnect(int defaultRetries, Duration defaultBackoff, Duration defaultTimeout) {
+        int nonNegative(String k, int d) {
+            int v = integer(k, d);
+            if (v < 0) throw new SourceException(spec, "option '" + k + "' must not be negative, got " + v);
+            return v;
+        }
+
+        /**
+         * Retry settings: {@code retries} (a count, or {@code inf}/{@code forever}; default {@code defaultRetries},
+         * -1 = forever), {@code backoff} (first wait, doubled per attempt up to 5 s or the backoff itself when longer)
+         * and {@code timeout} (stall); {@code url} (may be null) names the TCP endpoint probed while waiting.
+         */
+        PipelineSource.Reconnect reconnect(int defaultRetries, Duration defaultTimeout, URI url) {
             String r = params.get("retries");
-            int retries = r != null && (r.equals("inf") || r.equals("forever")) ? -1 : integer("retries", defaultRetries);
-            Duration backoff = duration("backoff", defaultBackoff);
+            int retries = r != null && (r.equals("inf") || r.equals("forever") || r.equals("-1")) ? -1 : integer("retries", defaultRetries);
+            if (retries < -1) throw new SourceException(spec, "option 'retries' must be a count or 'inf', got '" + r + "'");
+            Duration backoff = duration("backoff", DEFAULT_BACKOFF);
+            if (backoff.isNegative()) throw new SourceException(spec, "option 'backoff' must not be negative, got '" + params.get("backoff") + "'");
             Duration timeout = duration("timeout", defaultTimeout);
-            Duration max = Duration.ofSeconds(10).compareTo(backoff) > 0 ? Duration.ofSeconds(10) : backoff;
-            return new PipelineSource.Reconnect(retries, backoff, max, timeout.isZero() ? null : timeout);
+            Duration max = BACKOFF_CAP.compareTo(backoff) > 0 ? BACKOFF_CAP : backoff;
+            String host = null;
+            int port = 0;
+            if (url != null) {
+                host = url.getHost();
+                if (host.startsWith("[")) host = host.substring(1, host.length() - 1);
+                port = url.getPort() > 0 ? url.getPort() : defaultPort(url.getScheme());
+            }
+            return new PipelineSource.Reconnect(retries, backoff, max, timeout.isZero() ? null : timeout, host, port);
         }
 
         /** Spec options, overridden field by field by the caller's (non-default) options. */

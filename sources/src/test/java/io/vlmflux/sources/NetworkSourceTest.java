@@ -33,11 +33,11 @@ class NetworkSourceTest {
         if (sender != null) GstNative.destroyPipeline(sender);
     }
 
-    private static int freeTcpPort() throws IOException {
+    static int freeTcpPort() throws IOException {
         try (ServerSocket s = new ServerSocket(0)) { return s.getLocalPort(); }
     }
 
-    private static Process startRtspServer(int port) throws Exception {
+    static Process startRtspServer(int port) throws Exception {
         String java = ProcessHandle.current().info().command().orElse("java");
         Process p = new ProcessBuilder(java, "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"),
                 RtspServerMain.class.getName(), String.valueOf(port), "/cam", STREAM).redirectErrorStream(true).start();
@@ -50,7 +50,7 @@ class NetworkSourceTest {
         return p;
     }
 
-    private static void await(String what, Duration max, BooleanSupplier cond) throws InterruptedException {
+    static void await(String what, Duration max, BooleanSupplier cond) throws InterruptedException {
         long end = System.nanoTime() + max.toNanos();
         while (!cond.getAsBoolean()) {
             if (System.nanoTime() > end) fail("timed out after " + max + " waiting for " + what);
@@ -62,15 +62,19 @@ class NetworkSourceTest {
     void rtspStreamsReconnectsAfterServerRestartAndResumes() throws Exception {
         int port = freeTcpPort();
         server = startRtspServer(port);
-        FrameSource src = Sources.parse("rtsp://127.0.0.1:" + port + "/cam?retries=30&backoff=200ms&timeout=3s&latency=50");
+        FrameSource src = Sources.parse("rtsp://127.0.0.1:" + port + "/cam?backoff=200ms&timeout=3s&latency=50");
         assertTrue(src.isLive());
         AtomicInteger frames = new AtomicInteger();
         AtomicReference<Throwable> error = new AtomicReference<>();
         List<int[]> colours = new CopyOnWriteArrayList<>();
+        List<FrameInfo> infos = new CopyOnWriteArrayList<>();
+        List<SourceEvent> events = new CopyOnWriteArrayList<>();
+        Disposable ev = src.events().subscribe(events::add);
         Disposable d = src.frames().subscribe(f -> {
             try (f) {
                 if (f.width() != 160 || f.height() != 120) error.set(new AssertionError("size " + f));
                 if (colours.size() < 3) colours.add(Media.rgb(f, 80, 60));
+                infos.add(f.info());
                 frames.incrementAndGet();
             }
         }, error::set);
@@ -85,8 +89,17 @@ class NetworkSourceTest {
             await("frames after the server restarted", Duration.ofSeconds(30), () -> frames.get() >= before + 10 || error.get() != null);
             assertNull(error.get(), () -> "stream ended: " + error.get());
             assertTrue(src.stats().reconnects() >= 1);
+            // seq counts on, pts never go back across the reconnect
+            for (int i = 1; i < infos.size(); i++) {
+                assertEquals(infos.get(i - 1).sequence() + 1, infos.get(i).sequence(), "seq at " + i);
+                assertTrue(infos.get(i).ptsNanos() > infos.get(i - 1).ptsNanos(), "pts at " + i + ": " + infos.get(i - 1) + " -> " + infos.get(i));
+            }
+            List<SourceEvent.Type> types = events.stream().map(SourceEvent::type).distinct().toList();
+            assertEquals(List.of(SourceEvent.Type.SOURCE_DOWN, SourceEvent.Type.SOURCE_RETRY, SourceEvent.Type.SOURCE_UP), types, events.toString());
+            assertTrue(events.stream().allMatch(e -> e.sourceId().equals(src.id())));
         } finally {
             d.dispose();
+            ev.dispose();
         }
     }
 
@@ -107,6 +120,8 @@ class NetworkSourceTest {
     void httpFileIsDecodedLosslessly() throws Exception {
         com.sun.net.httpserver.HttpServer http = com.sun.net.httpserver.HttpServer.create(new java.net.InetSocketAddress("127.0.0.1", 0), 0);
         byte[] body = java.nio.file.Files.readAllBytes(Media.media("realshort.mp4"));
+        http.createContext("/secret.mp4", ex -> { ex.getResponseHeaders().add("WWW-Authenticate", "Basic realm=\"cams\""); ex.sendResponseHeaders(401, -1); ex.close(); });
+        http.createContext("/forbidden.mp4", ex -> { ex.sendResponseHeaders(403, -1); ex.close(); });
         http.createContext("/clip.mp4", ex -> {
             ex.getResponseHeaders().add("Content-Type", "video/mp4");
             ex.sendResponseHeaders(200, body.length);
@@ -119,10 +134,22 @@ class NetworkSourceTest {
             assertFalse(src.isLive());
             StepVerifier.create(src.frames().doOnNext(f -> { assertEquals(160, f.width()); f.close(); }).count())
                     .expectNext(36L).verifyComplete();
-            String missing = "http://127.0.0.1:" + http.getAddress().getPort() + "/missing.mp4?retries=1&backoff=10ms";
-            StepVerifier.create(Sources.parse(missing).frames())
-                    .expectErrorSatisfies(e -> assertTrue(e.getMessage().startsWith("source '" + missing + "'") && e.getMessage().contains("gave up after 1"), e.getMessage()))
-                    .verify(Duration.ofSeconds(30));
+            // 404, 401 and 403 are permanent: no retry (even with retries left), the status in the message
+            String base = "http://127.0.0.1:" + http.getAddress().getPort();
+            for (String[] c : new String[][] {{"/missing.mp4", "404"}, {"/secret.mp4", "401"}, {"/forbidden.mp4", "403"}}) {
+                String badSpec = base + c[0] + "?retries=5&backoff=2s&live=true";
+                FrameSource bad = Sources.parse(badSpec);
+                long t0 = System.nanoTime();
+                StepVerifier.create(bad.frames())
+                        .expectErrorSatisfies(e -> {
+                            assertTrue(e.getMessage().startsWith("source '" + badSpec + "'"), e.getMessage());
+                            assertTrue(e.getMessage().contains("not retried"), e.getMessage());
+                            assertTrue(e.getMessage().contains(c[1]), e.getMessage());
+                        })
+                        .verify(Duration.ofSeconds(10));
+                assertTrue(System.nanoTime() - t0 < 2_000_000_000L, c[0] + " took " + (System.nanoTime() - t0) / 1_000_000 + " ms");
+                assertEquals(0, bad.stats().reconnects(), c[0]);
+            }
         } finally {
             http.stop(0);
         }
