@@ -113,7 +113,6 @@ public final class CaptionCommand implements Command {
         List<FrameSource> opened = new ArrayList<>();
         List<SourceInput> inputs = new ArrayList<>();          // for one caption stage per source (batched decode)
         List<SamplingPolicy> policies = new ArrayList<>();
-        java.util.Map<String, String> names = new java.util.HashMap<>();   // frame source id -> the config's id
         boolean live = false;
         if (a.has("source") || config == null) {
             FrameSource s = Sources.parse(sourceSpec(a.get("source", DEFAULT_SOURCE)));
@@ -129,7 +128,6 @@ public final class CaptionCommand implements Command {
                         sc.height() == null ? 0 : sc.height(), sc.pixelFormat()));
                 live |= s.isLive();
                 String id = sc.id() != null ? sc.id() : s.id();
-                names.put(s.id(), id);
                 SamplingPolicy own = sc.every() == null ? null : SamplingPolicy.parse(sc.every());
                 b.source(new SourceInput(id, s.frames(), s.isLive()), own);
                 inputs.add(new SourceInput(id, s.frames(), s.isLive()));
@@ -154,17 +152,21 @@ public final class CaptionCommand implements Command {
             Flux<Caption> captions;
             if (perSource) {
                 List<Flux<Caption>> each = new ArrayList<>();
-                for (int i = 0; i < inputs.size(); i++)
+                for (int i = 0; i < inputs.size(); i++) {
+                    String id = inputs.get(i).id();
                     each.add(VlmPipeline.builder().source(inputs.get(i), policies.get(i)).sampling(policy)
-                            .model(CaptionStage.captions(model, options), Caption::frame).flux());
-                captions = Flux.merge(each);
+                            .model(CaptionStage.captions(model, options), Caption::frame).flux()
+                            .doOnError(e -> err.println("vlmflux: source " + id + " failed (the others go on): " + e.getMessage())));
+                }
+                // a failing source does not stop the others; its error ends the command once they are done
+                captions = Flux.fromIterable(each).flatMapDelayError(f -> f, each.size(), 32);
             } else {
                 captions = b.model(CaptionStage.captions(model, options), Caption::frame).flux();
             }
             if (count > 0) captions = captions.take(count);
             if (duration != null) captions = captions.take(duration);
             int rc = stream(captions, c -> {
-                String src = names.getOrDefault(c.frame().sourceId(), c.frame().sourceId());
+                String src = c.frame().sourceId();   // SourceInput labels each frame with its input's id (the config's id)
                 out.println(json ? json(c, src) : line(c, multi ? src : null));
                 out.flush();
             });

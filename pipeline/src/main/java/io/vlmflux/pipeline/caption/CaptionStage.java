@@ -11,6 +11,7 @@ import reactor.core.publisher.Mono;
 
 import java.util.List;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Function;
 
 /**
@@ -28,7 +29,9 @@ import java.util.function.Function;
  * caption; {@code AUTO} is resolved by {@link io.vlmflux.pipeline.VlmPipeline.Builder#captions} from the sources
  * (lossless when all are files) and means newest-wins when the stage is used on its own.
  * Discard: every frame is closed exactly once — after preprocessing, when dropped, or on cancel/error.
- * Cancel: stops generation before the next decode step and frees the sequence's KV cache.
+ * Cancel: stops generation before the next decode step and frees the sequence's KV cache. Error: a source error
+ * arrives after the caption in flight is finished (nothing already started is lost); a caption's own error ends
+ * the stream at once.
  */
 public final class CaptionStage {
     private CaptionStage() {}
@@ -90,6 +93,13 @@ public final class CaptionStage {
                 dropped.incrementAndGet();
                 if (metrics != null) metrics.recordDropped();
             }));
+        // an upstream error (a source that failed) waits for the caption in flight: the frames end there, the caption
+        // in flight is finished and delivered, then the error follows
+        AtomicReference<Throwable> sourceError = new AtomicReference<>();
+        pending = pending.onErrorResume(e -> {
+            sourceError.set(e);
+            return Flux.empty();
+        });
         return pending
                 .concatMap(x -> {
                     CaptionStream s = new CaptionStream(x.frame(), x.arrivedNanos(), p.runtime(), p.template(), p.generate(), dropped::get);
@@ -97,6 +107,7 @@ public final class CaptionStage {
                                     gate.awaitDemand().then(Mono.<CaptionStream>empty()))
                             .doOnCancel(s::cancel);
                 }, 0)
+                .concatWith(Mono.defer(() -> sourceError.get() == null ? Mono.empty() : Mono.error(sourceError.get())))
                 .doOnDiscard(CaptionStream.class, CaptionStream::cancel)
                 .doOnDiscard(Pending.class, Pending::close)
                 .doOnDiscard(Frame.class, Frame::close);

@@ -225,6 +225,17 @@ class CaptionStageTest {
         assertTrue(caps.stream().allMatch(c -> c.dropped() == 0), caps.toString());
     }
 
+    /** A source that fails while a caption is being made: the caption in flight is delivered, then the error. */
+    @Test void aSourceErrorWaitsForTheCaptionInFlight() {
+        List<Frame> one = cockatoo().take(1).collectList().block(Duration.ofSeconds(30));
+        Flux<Frame> failing = Flux.concat(Flux.fromIterable(one), Flux.error(new java.io.IOException("camera unplugged")));
+        StepVerifier.create(failing.transform(CaptionStage.captions(model, lossless(4))))
+                .assertNext(c -> assertEquals(0L, c.frame().sequence()))
+                .expectErrorMessage("camera unplugged")
+                .verify(Duration.ofSeconds(60));
+        assertTrue(one.getFirst().isReleased());
+    }
+
     @Test void modelErrorsNameTheFolderAndFile(@org.junit.jupiter.api.io.TempDir Path tmp) {
         var e = assertThrows(IllegalArgumentException.class, () -> VlmRuntime.load(tmp.resolve("nope"), RuntimeOptions.defaults().withBackend(Backend.CPU)));
         assertTrue(e.getMessage().contains("nope") && e.getMessage().contains("does not exist"), e.getMessage());
