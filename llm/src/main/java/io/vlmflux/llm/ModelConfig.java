@@ -108,11 +108,21 @@ public record ModelConfig(List<String> architectures, String modelType, int hidd
         JsonNode text = root.path("text_config").isObject() ? root.get("text_config") : root;
         Lookup l = new Lookup(text, root);
         List<String> archs = new ArrayList<>();
-        for (JsonNode a : root.path("architectures")) archs.add(a.asText());
+        JsonNode an = root.get("architectures");
+        if (an != null && !an.isNull()) {
+            if (!an.isArray() || an.size() > 64) throw new IllegalArgumentException("field 'architectures' must be an array of class names, got " + an);
+            for (JsonNode a : an) {
+                if (!a.isTextual()) throw new IllegalArgumentException("field 'architectures' must hold strings, got " + an);
+                archs.add(a.asText());
+            }
+        }
         String modelType = root.path("model_type").asText("");
         int hidden = l.requireInt("hidden_size");
         int heads = l.requireInt("num_attention_heads");
         int kvHeads = l.intOr("num_key_value_heads", heads);
+        if (l.node("head_dim") == null && heads > 0 && (hidden % heads != 0 || ((hidden / heads) & 1) != 0))
+            throw new IllegalArgumentException("field 'hidden_size' " + hidden + " / num_attention_heads " + heads
+                    + " must give an even head_dim (no head_dim field given)");
         int headDim = l.intOr("head_dim", heads > 0 ? hidden / heads : 0);
         int layers = l.requireInt("num_hidden_layers");
         int inter = l.requireInt("intermediate_size");
@@ -129,7 +139,9 @@ public record ModelConfig(List<String> architectures, String modelType, int hidd
         if (r == null) {
             rope = RopeConfig.defaults(theta);
         } else {
-            String type = r.has("rope_type") ? r.get("rope_type").asText() : r.path("type").asText("default");
+            JsonNode tn = r.hasNonNull("rope_type") ? r.get("rope_type") : r.get("type");
+            if (tn != null && !tn.isNull() && !tn.isTextual()) throw new IllegalArgumentException("field 'rope_type' must be a string, got " + tn);
+            String type = tn == null || tn.isNull() ? "default" : tn.asText();
             int[] section = null;
             if (r.has("mrope_section")) {
                 JsonNode s = r.get("mrope_section");

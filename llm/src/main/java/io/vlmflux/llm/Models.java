@@ -34,7 +34,7 @@ public final class Models {
             for (ModelFamily f : FAMILIES) if (f.modelTypes().contains(config.modelType())) return f;
         StringBuilder sb = new StringBuilder();
         for (ModelFamily f : FAMILIES) sb.append(sb.isEmpty() ? "" : ", ").append(String.join(", ", f.architectures()));
-        throw new IllegalArgumentException("unsupported architecture " + config.architectures() + " (model_type '" + config.modelType()
+        throw new IllegalArgumentException("unsupported architectures " + config.architectures() + " (model_type '" + config.modelType()
                 + "'); supported: " + sb);
     }
 

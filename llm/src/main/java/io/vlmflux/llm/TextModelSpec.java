@@ -74,8 +74,9 @@ public record TextModelSpec(String family, String prefix, String lmHead, boolean
                         + family + " config but found " + Arrays.toString(t.shape()));
         }
         if (!missing.isEmpty())
-            throw new IllegalArgumentException(store.location() + ": missing " + missing.size() + " tensor(s) of the " + family + " text model: "
-                    + (missing.size() > 5 ? missing.subList(0, 5) + " ..." : missing));
+            throw new IllegalArgumentException(files(store) + ": missing " + missing.size() + " tensor(s) of the " + family + " text model: "
+                    + (missing.size() > 5 ? missing.subList(0, 5) + " ..." : missing)
+                    + (missing.contains(lmHead) ? " (config tie_word_embeddings is false, so the checkpoint must hold " + lmHead + ")" : ""));
         List<String> extra = new ArrayList<>();
         for (String n : store.names()) {
             if (expected.containsKey(n) || n.endsWith("rotary_emb.inv_freq")) continue;
@@ -84,10 +85,16 @@ public record TextModelSpec(String family, String prefix, String lmHead, boolean
             extra.add(n);
         }
         if (!extra.isEmpty())
-            throw new IllegalArgumentException(store.location() + ": unexpected tensor(s) for the " + family + " text model (config: "
+            throw new IllegalArgumentException(files(store) + ": unexpected tensor(s) for the " + family + " text model (config: "
                     + c.numLayers() + " layers, qkv bias " + qkvBias + ", q/k norm " + qkNorm + "): "
                     + (extra.size() > 5 ? extra.subList(0, 5) + " ..." : extra));
         return expected;
+    }
+
+    /** The store's location and, for a folder, its safetensors files. */
+    private static String files(WeightStore store) {
+        if (store.files().size() == 1 && store.files().get(0).path().equals(store.location())) return store.location().toString();
+        return store.location() + " (" + String.join(", ", store.files().stream().map(f -> f.path().getFileName().toString()).toList()) + ")";
     }
 
     private void checkSizes(ModelConfig c, WeightStore store) {
