@@ -38,6 +38,8 @@ public final class GenerateCommand implements Command {
     private static final System.Logger LOG = System.getLogger("vlmflux.generate");
     private static final Set<String> VALUED = Set.of("model", "prompt", "prompt-file", "image", "max-tokens", "temperature", "top-k",
             "top-p", "min-p", "seed", "repetition-penalty", "stop", "backend");
+    /** Largest --max-tokens (2^24, far beyond any context window; keeps prompt + max tokens inside int). */
+    static final int MAX_TOKENS = 1 << 24;
     private static final Set<String> FLAGS = Set.of("raw", "greedy", "ignore-eos", "json", "no-cuda-graph");
 
     @Override public String summary() { return "generate text from a prompt (and images) with a local model"; }
@@ -66,7 +68,8 @@ public final class GenerateCommand implements Command {
         Path dir = Path.of(a.require("model"));
         String promptText = readPrompt(a);
         int maxTokens = a.getInt("max-tokens", 256);
-        if (maxTokens < 0) throw new UsageException("--max-tokens must be >= 0");
+        if (maxTokens < 0 || maxTokens > MAX_TOKENS)
+            throw new UsageException("--max-tokens must be in 0.." + MAX_TOKENS + ", got " + maxTokens + " (generation also stops at the model's context length)");
         Backend requested;
         try {
             requested = Backend.parse(a.get("backend", "auto"));
@@ -196,9 +199,22 @@ public final class GenerateCommand implements Command {
         if (a.has("prompt") == a.has("prompt-file")) throw new UsageException("give exactly one of --prompt or --prompt-file");
         if (a.has("prompt")) return a.get("prompt");
         String f = a.get("prompt-file");
-        if (f.equals("-")) return new String(System.in.readAllBytes(), StandardCharsets.UTF_8);
+        if (f.equals("-")) return utf8(System.in.readAllBytes(), "--prompt-file - (stdin)");
         Path p = Path.of(f);
         if (!Files.isRegularFile(p)) throw new UsageException("--prompt-file " + f + ": no such file");
-        return Files.readString(p, StandardCharsets.UTF_8);
+        return utf8(Files.readAllBytes(p), "--prompt-file " + f);
+    }
+
+    /** Strict UTF-8 decoding; malformed input is a usage error naming the source and the byte offset. */
+    static String utf8(byte[] bytes, String what) {
+        var dec = StandardCharsets.UTF_8.newDecoder().onMalformedInput(java.nio.charset.CodingErrorAction.REPORT)
+                .onUnmappableCharacter(java.nio.charset.CodingErrorAction.REPORT);
+        java.nio.ByteBuffer in = java.nio.ByteBuffer.wrap(bytes);
+        java.nio.CharBuffer out = java.nio.CharBuffer.allocate(bytes.length + 1);
+        var r = dec.decode(in, out, true);
+        if (r.isError())
+            throw new UsageException(what + ": not valid UTF-8 (malformed byte sequence at byte offset " + in.position() + ")");
+        dec.flush(out);
+        return out.flip().toString();
     }
 }

@@ -89,4 +89,17 @@ class GenerateCommandTest {
         List<String> two = new ArrayList<>(List.of("--model", fixture("tiny-qwen2vl").toString(), "--raw", "--prompt", "<|vision_start|><|image_pad|><|vision_end|>hi"));
         assertThrows(UsageException.class, () -> new GenerateCommand().run(two));   // one slot, no image
     }
+
+    @Test void invalidUtf8PromptFileNamesTheFileAndOffset(@org.junit.jupiter.api.io.TempDir Path tmp) throws Exception {
+        Path f = tmp.resolve("prompt.txt");
+        java.nio.file.Files.write(f, new byte[]{'h', 'i', (byte) 0xC3, '('});
+        var e = assertThrows(UsageException.class, () -> new GenerateCommand().run(List.of("--model", fixture("tiny-qwen2").toString(), "--prompt-file", f.toString())));
+        assertTrue(e.getMessage().contains(f.toString()) && e.getMessage().contains("UTF-8") && e.getMessage().contains("offset 2"), e.getMessage());
+    }
+
+    @Test void hugeMaxTokensIsAUsageErrorNamingTheValue() {
+        var e = assertThrows(UsageException.class, () -> new GenerateCommand().run(List.of("--model", fixture("tiny-qwen2").toString(), "--prompt", "a",
+                "--max-tokens", "2147483647")));
+        assertTrue(e.getMessage().contains("--max-tokens") && e.getMessage().contains("2147483647"), e.getMessage());
+    }
 }

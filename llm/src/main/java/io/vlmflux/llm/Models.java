@@ -33,7 +33,7 @@ public final class Models {
             for (ModelFamily f : FAMILIES) if (f.modelTypes().contains(config.modelType())) return f;
         StringBuilder sb = new StringBuilder();
         for (ModelFamily f : FAMILIES) sb.append(sb.isEmpty() ? "" : ", ").append(String.join(", ", f.architectures()));
-        throw new IllegalArgumentException("unsupported architecture " + config.architectures() + " (model_type '" + config.modelType()
+        throw new IllegalArgumentException("unsupported architectures " + config.architectures() + " (model_type '" + config.modelType()
                 + "'); supported: " + sb);
     }
 
@@ -65,13 +65,26 @@ public final class Models {
             throw new IllegalArgumentException(dir.resolve(configFile) + ": " + e.getMessage(), e);
         }
         DecoderBackend b = backend(backend);
-        WeightStore store = WeightStore.open(dir);
+        // The CPU backend reads weights on every token: it gets its own copy (a mapped file truncated or rewritten in
+        // place would kill the JVM with SIGBUS). The GPU backend uploads once from the mapping.
+        WeightStore store = b.name().equals("cpu") ? WeightStore.read(dir) : WeightStore.open(dir);
         try {
             TextModelSpec spec = family.spec(config, store.names());
-            spec.validate(config, store);
+            try {
+                spec.validate(config, store);
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException(e.getMessage() + " (config: " + dir.resolve(configFile) + ")", e);
+            }
             LOG.log(System.Logger.Level.INFO, "loading {0} ({1} layers, hidden {2}) from {3} on backend {4}",
                     family.name(), config.numLayers(), config.hiddenSize(), dir, b.name());
-            return b.load(config, spec, store, stream, tuning);
+            Decoder d = b.load(config, spec, store, stream, tuning);
+            try {
+                store.checkUnchanged();   // weights are in memory now; a file changed while loading may have torn them
+            } catch (IllegalStateException e) {
+                d.close();
+                throw e;
+            }
+            return d;
         } catch (RuntimeException e) {
             store.close();
             throw e;

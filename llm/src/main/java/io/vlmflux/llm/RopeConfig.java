@@ -18,7 +18,7 @@ public record RopeConfig(String type, double theta, double factor, double lowFre
         type = type == null ? "default" : type.toLowerCase(Locale.ROOT);
         if (type.equals("mrope")) type = "default";
         if (!(type.equals("default") || type.equals("linear") || type.equals("llama3")))
-            throw new IllegalArgumentException("unsupported rope type '" + type + "' (supported: default, linear, llama3, mrope)");
+            throw new IllegalArgumentException("unsupported rope_type '" + type + "' (supported: default, linear, llama3, mrope)");
         if (!(theta > 0)) throw new IllegalArgumentException("rope_theta must be positive, got " + theta);
         if ((type.equals("linear") || type.equals("llama3")) && !(factor > 0))
             throw new IllegalArgumentException("rope " + type + " needs a positive factor, got " + factor);

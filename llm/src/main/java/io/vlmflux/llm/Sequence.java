@@ -42,7 +42,7 @@ final class Sequence implements AutoCloseable {
         this.text = text == null ? TokenText.none() : text;
         this.onClose = onClose;
         ModelConfig c = decoder.config();
-        int capacity = Math.min(c.maxPositionEmbeddings(), prompt.length() + opts.maxTokens() + 1);
+        int capacity = (int) Math.min(c.maxPositionEmbeddings(), (long) prompt.length() + opts.maxTokens() + 1);
         if (prompt.length() > capacity)
             throw new IllegalArgumentException("prompt of " + prompt.length() + " tokens exceeds the model's context of " + c.maxPositionEmbeddings());
         this.cache = decoder.newCache(capacity);

@@ -55,8 +55,13 @@ public record TextModelSpec(String family, String prefix, String lmHead, boolean
         return m;
     }
 
-    /** Throws naming the model location, the tensor and what was expected, or returns the expected map. */
+    /**
+     * Throws naming the model location, the tensor and what was expected, or returns the expected map. The config's
+     * sizes are first checked against the checkpoint (layers present, embedding rows and width, q/k/v and MLP widths of
+     * layer 0), each mismatch naming the config field, before anything proportional to the config is built.
+     */
     public Map<String, long[]> validate(ModelConfig c, WeightStore store) {
+        checkSizes(c, store);
         Map<String, long[]> expected = expectedTensors(c);
         List<String> missing = new ArrayList<>();
         for (Map.Entry<String, long[]> e : expected.entrySet()) {
@@ -69,8 +74,9 @@ public record TextModelSpec(String family, String prefix, String lmHead, boolean
                         + family + " config but found " + Arrays.toString(t.shape()));
         }
         if (!missing.isEmpty())
-            throw new IllegalArgumentException(store.location() + ": missing " + missing.size() + " tensor(s) of the " + family + " text model: "
-                    + (missing.size() > 5 ? missing.subList(0, 5) + " ..." : missing));
+            throw new IllegalArgumentException(files(store) + ": missing " + missing.size() + " tensor(s) of the " + family + " text model: "
+                    + (missing.size() > 5 ? missing.subList(0, 5) + " ..." : missing)
+                    + (missing.contains(lmHead) ? " (config tie_word_embeddings is false, so the checkpoint must hold " + lmHead + ")" : ""));
         List<String> extra = new ArrayList<>();
         for (String n : store.names()) {
             if (expected.containsKey(n) || n.endsWith("rotary_emb.inv_freq")) continue;
@@ -79,9 +85,50 @@ public record TextModelSpec(String family, String prefix, String lmHead, boolean
             extra.add(n);
         }
         if (!extra.isEmpty())
-            throw new IllegalArgumentException(store.location() + ": unexpected tensor(s) for the " + family + " text model (config: "
+            throw new IllegalArgumentException(files(store) + ": unexpected tensor(s) for the " + family + " text model (config: "
                     + c.numLayers() + " layers, qkv bias " + qkvBias + ", q/k norm " + qkNorm + "): "
                     + (extra.size() > 5 ? extra.subList(0, 5) + " ..." : extra));
         return expected;
+    }
+
+    /** The store's location and, for a folder, its safetensors files. */
+    private static String files(WeightStore store) {
+        if (store.files().size() == 1 && store.files().get(0).path().equals(store.location())) return store.location().toString();
+        return store.location() + " (" + String.join(", ", store.files().stream().map(f -> f.path().getFileName().toString()).toList()) + ")";
+    }
+
+    private void checkSizes(ModelConfig c, WeightStore store) {
+        String layers = prefix + "layers.";
+        int present = 0;
+        for (String n : store.names()) {
+            if (!n.startsWith(layers)) continue;
+            int dot = n.indexOf('.', layers.length());
+            if (dot < 0) continue;
+            try {
+                present = Math.max(present, Math.addExact(Integer.parseInt(n.substring(layers.length(), dot)), 1));
+            } catch (NumberFormatException | ArithmeticException ignored) {
+                // not a layer index: reported as an unexpected tensor later
+            }
+        }
+        String where = store.location() + ": ";
+        if (present != c.numLayers())
+            throw new IllegalArgumentException(where + "config num_hidden_layers is " + c.numLayers() + " but the checkpoint holds "
+                    + present + " layer(s) (" + layers + "0.." + (present - 1) + ")");
+        TensorView emb = store.find(prefix + "embed_tokens.weight").orElse(null);
+        if (emb != null && emb.rank() == 2) {
+            if (emb.dim(0) != c.vocabSize())
+                throw new IllegalArgumentException(where + "config vocab_size is " + c.vocabSize() + " but " + emb.name() + " has " + emb.dim(0) + " rows");
+            if (emb.dim(1) != c.hiddenSize())
+                throw new IllegalArgumentException(where + "config hidden_size is " + c.hiddenSize() + " but " + emb.name() + " is " + emb.dim(1) + " wide");
+        }
+        rows(store, layer(0, "self_attn.q_proj.weight"), c.qDim(), "num_attention_heads * head_dim = " + c.numHeads() + " * " + c.headDim());
+        rows(store, layer(0, "self_attn.k_proj.weight"), c.kvDim(), "num_key_value_heads * head_dim = " + c.numKvHeads() + " * " + c.headDim());
+        rows(store, layer(0, "mlp.gate_proj.weight"), c.intermediateSize(), "intermediate_size");
+    }
+
+    private static void rows(WeightStore store, String name, long expect, String what) {
+        TensorView t = store.find(name).orElse(null);
+        if (t != null && t.rank() == 2 && t.dim(0) != expect)
+            throw new IllegalArgumentException(store.location() + ": config " + what + " = " + expect + " but " + name + " has " + t.dim(0) + " rows");
     }
 }

@@ -30,12 +30,37 @@ import java.nio.file.Path;
 public final class Images {
     private Images() {}
 
+    /**
+     * Largest image accepted, in pixels: 67,108,864 (8192x8192; 192 MiB as RGB). Larger images are refused before
+     * they are decoded (preprocessing resizes to at most {@link PreprocessorConfig#MAX_PIXELS} anyway).
+     */
+    public static final long MAX_PIXELS = 1L << 26;
+
+    /** Throws naming {@code what} and the size unless {@code width x height} is positive and at most {@link #MAX_PIXELS}. */
+    static void checkSize(Object what, long width, long height) {
+        if (width <= 0 || height <= 0 || width * height > MAX_PIXELS)
+            throw new IllegalArgumentException(what + " is " + width + "x" + height + " = " + width * height + " pixels; at most "
+                    + MAX_PIXELS + " (8192x8192) are accepted");
+    }
+
     /** Reads an image file into a new RGB frame (heap-independent memory owned by the frame, freed on close). */
     public static Frame read(Path file) {
         BufferedImage img;
         try {
             if (!Files.isRegularFile(file)) throw new IllegalArgumentException("image file not found: " + file);
-            img = ImageIO.read(file.toFile());
+            try (javax.imageio.stream.ImageInputStream in = ImageIO.createImageInputStream(file.toFile())) {
+                var readers = in == null ? null : ImageIO.getImageReaders(in);
+                if (readers == null || !readers.hasNext())
+                    throw new IllegalArgumentException("no image decoder for " + file + " (supported: PNG, JPEG, BMP, GIF)");
+                javax.imageio.ImageReader reader = readers.next();
+                try {
+                    reader.setInput(in, true, true);
+                    checkSize("image " + file, reader.getWidth(0), reader.getHeight(0));
+                    img = reader.read(0);
+                } finally {
+                    reader.dispose();
+                }
+            }
         } catch (IOException e) {
             throw new UncheckedIOException("cannot decode image " + file + ": " + e.getMessage(), e);
         }
@@ -57,6 +82,7 @@ public final class Images {
     /** Packed RGB of a decoded image. 8-bit gray and sRGB rasters are read as stored (no colour management). */
     static byte[] toRgb(BufferedImage img) {
         int w = img.getWidth(), h = img.getHeight();
+        checkSize("image", w, h);
         byte[] out = new byte[w * h * 3];
         Raster r = img.getRaster();
         boolean bytes = r.getDataBuffer().getDataType() == DataBuffer.TYPE_BYTE;
@@ -97,6 +123,7 @@ public final class Images {
     /** Converts any frame to packed RGB ({@code width * height * 3} bytes). */
     public static byte[] toRgb(Frame frame) {
         int w = frame.width(), h = frame.height();
+        checkSize("frame", w, h);
         byte[] out = new byte[w * h * 3];
         MemorySegment d = frame.data();
         switch (frame.format()) {

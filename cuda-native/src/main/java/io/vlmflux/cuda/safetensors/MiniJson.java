@@ -7,7 +7,7 @@ import java.util.Map;
 
 /**
  * A small strict JSON reader for safetensors headers and index files (this module has no JSON library). Objects become
- * {@code LinkedHashMap<String,Object>}, arrays {@code List<Object>}, numbers {@code Long} when integral else
+ * {@code LinkedHashMap<String,Object>}, arrays {@code List<Object>}, numbers {@code Long} when integral and within long, else
  * {@code Double}, plus {@code String}, {@code Boolean} and {@code null}. Nesting is limited to 64 levels, so
  * hostile input cannot overflow the stack. Errors are {@link IllegalArgumentException} with the character offset.
  */
@@ -146,7 +146,14 @@ final class MiniJson {
         }
         String t = s.substring(start, pos);
         try {
-            if (integral) return Long.parseLong(t);
+            if (integral) {
+                try {
+                    return Long.parseLong(t);
+                } catch (NumberFormatException tooBig) {
+                    if (!t.matches("-?[0-9]+")) throw tooBig;
+                    return Double.parseDouble(t);   // valid JSON beyond long: callers reject it by field
+                }
+            }
             return Double.parseDouble(t);
         } catch (NumberFormatException e) {
             pos = start;

@@ -21,6 +21,13 @@ import java.util.TreeMap;
  *
  * <p>Use: {@code try (WeightStore w = WeightStore.open(dir)) { TensorView t = w.tensor("model.norm.weight"); }}.
  * A path to a single {@code .safetensors} file is accepted too.
+ *
+ * <p>{@link #open} maps the files (the GPU backends upload from the mapping once). {@link #read} reads them into
+ * memory the store owns instead, for the CPU backends, which read weights on every token: a mapped file truncated or
+ * rewritten in place under a running process kills the JVM with SIGBUS, a copy cannot. {@code read} first checks
+ * that the weights fit in the memory available (an {@link IllegalStateException} saying how much is needed and
+ * available otherwise), scans float tensors for NaN/Inf, and reports progress on the {@code vlmflux.weights} logger
+ * when loading takes more than a second. {@link #checkUnchanged()} says whether a file changed since it was opened.
  */
 public final class WeightStore implements AutoCloseable {
     public static final String SINGLE = "model.safetensors";
@@ -40,20 +47,100 @@ public final class WeightStore implements AutoCloseable {
 
     /** Opens a model folder (single file or sharded) or one {@code .safetensors} file. */
     public static WeightStore open(Path dirOrFile) throws IOException {
+        return open(dirOrFile, false);
+    }
+
+    /**
+     * Like {@link #open} but reads every file into memory owned by the store (see the class comment). The system
+     * property {@code vlmflux.weights=map} maps instead (no copy, no protection against files changed in place).
+     */
+    public static WeightStore read(Path dirOrFile) throws IOException {
+        return open(dirOrFile, !"map".equalsIgnoreCase(System.getProperty("vlmflux.weights", "")));
+    }
+
+    private static WeightStore open(Path dirOrFile, boolean copy) throws IOException {
         Arena arena = Arena.ofShared();
         try {
-            return open(dirOrFile, arena);
+            return open(dirOrFile, arena, copy ? new Loader(dirOrFile) : null);
         } catch (IOException | RuntimeException e) {
             arena.close();
             throw e;
         }
     }
 
-    private static WeightStore open(Path p, Arena arena) throws IOException {
+    /** Reads files for {@link #read}: checks the total against available memory, logs progress after a second. */
+    private static final class Loader {
+        private static final System.Logger LOG = System.getLogger("vlmflux.weights");
+        private final Path location;
+        private final long t0 = System.nanoTime();
+        private long total = -1, done, lastLog;
+        private int files, filesDone;
+        private boolean logged;
+
+        Loader(Path location) { this.location = location; }
+
+        /** Called once with all files before any is read. */
+        void plan(List<Path> paths) throws IOException {
+            long t = 0;
+            for (Path p : paths) t += Files.size(p);
+            total = t;
+            files = paths.size();
+            long avail = availableMemory();
+            if (avail > 0 && t > avail)
+                throw new IllegalStateException(location + ": the weights take " + mib(t) + " MiB but only " + mib(avail)
+                        + " MiB of memory is available to copy them into (the CPU backend holds its own copy of the weights"
+                        + " so that a model file changed on disk cannot crash the process); free memory, use a smaller or"
+                        + " quantized checkpoint, or -Dvlmflux.weights=map to read from a mapping (then replace model files only atomically)");
+        }
+
+        SafetensorsFile read(Path file, Arena arena) throws IOException {
+            SafetensorsFile f = SafetensorsFile.read(file, arena, this::advance);
+            filesDone++;
+            if (logged && filesDone == files)
+                LOG.log(System.Logger.Level.INFO, "loaded weights of {0}: {1} MiB in {2} file(s) in {3} s", location, mib(done), files,
+                        String.format(java.util.Locale.ROOT, "%.1f", (System.nanoTime() - t0) / 1e9));
+            return f;
+        }
+
+        private void advance(long bytes) {
+            done += bytes;
+            long now = System.nanoTime();
+            if (now - t0 > 1_000_000_000L && now - lastLog > 5_000_000_000L && done < total) {
+                lastLog = now;
+                logged = true;
+                LOG.log(System.Logger.Level.INFO, "loading weights of {0}: {1} / {2} MiB ({3}%), file {4} of {5}", location, mib(done),
+                        mib(total), total == 0 ? 100 : done * 100 / total, filesDone + 1, files);
+            }
+        }
+
+        private static long mib(long b) { return b >> 20; }
+    }
+
+    /** Memory this process can still get: the larger of the OS's free figure and Linux's MemAvailable (0: unknown). */
+    static long availableMemory() {
+        long free = 0;
+        if (java.lang.management.ManagementFactory.getOperatingSystemMXBean() instanceof com.sun.management.OperatingSystemMXBean os)
+            free = os.getFreeMemorySize();
+        try {
+            for (String line : Files.readAllLines(Path.of("/proc/meminfo")))
+                if (line.startsWith("MemAvailable:"))
+                    free = Math.max(free, Long.parseLong(line.replaceAll("[^0-9]", "")) * 1024);
+        } catch (IOException | RuntimeException ignored) {
+            // not Linux: the OS figure stands
+        }
+        return free;
+    }
+
+    private static SafetensorsFile openFile(Path f, Arena arena, Loader loader) throws IOException {
+        return loader == null ? SafetensorsFile.open(f, arena) : loader.read(f, arena);
+    }
+
+    private static WeightStore open(Path p, Arena arena, Loader loader) throws IOException {
         List<SafetensorsFile> files = new ArrayList<>();
         Map<String, TensorView> all = new LinkedHashMap<>();
         if (Files.isRegularFile(p)) {
-            SafetensorsFile f = SafetensorsFile.open(p, arena);
+            if (loader != null) loader.plan(List.of(p));
+            SafetensorsFile f = openFile(p, arena, loader);
             files.add(f);
             all.putAll(f.tensors());
             return new WeightStore(p, arena, files, Collections.unmodifiableMap(all));
@@ -70,15 +157,22 @@ public final class WeightStore implements AutoCloseable {
             if (!(root instanceof Map<?, ?> m) || !(m.get("weight_map") instanceof Map<?, ?> wm))
                 throw new IllegalArgumentException(index + ": expected an object with a 'weight_map' object");
             Map<String, SafetensorsFile> shards = new TreeMap<>();
+            java.util.Set<String> shardNames = new java.util.LinkedHashSet<>();
             for (Map.Entry<?, ?> e : wm.entrySet()) {
                 if (!(e.getValue() instanceof String shard) || shard.contains("/") || shard.contains("\\") || shard.equals(".."))
                     throw new IllegalArgumentException(index + ": tensor '" + e.getKey() + "' maps to an invalid shard name " + e.getValue());
+                Path sp = p.resolve(shard);
+                if (!Files.isRegularFile(sp))
+                    throw new java.nio.file.NoSuchFileException(sp.toString(), null, "shard named by " + index + " for tensor '" + e.getKey() + "' is missing");
+                shardNames.add(shard);
+            }
+            if (loader != null) loader.plan(shardNames.stream().map(p::resolve).toList());
+            for (Map.Entry<?, ?> e : wm.entrySet()) {
+                String shard = (String) e.getValue();
                 SafetensorsFile f = shards.get(shard);
                 if (f == null) {
                     Path sp = p.resolve(shard);
-                    if (!Files.isRegularFile(sp))
-                        throw new java.nio.file.NoSuchFileException(sp.toString(), null, "shard named by " + index + " for tensor '" + e.getKey() + "' is missing");
-                    f = SafetensorsFile.open(sp, arena);
+                    f = openFile(sp, arena, loader);
                     shards.put(shard, f);
                     files.add(f);
                 }
@@ -96,7 +190,8 @@ public final class WeightStore implements AutoCloseable {
         }
         Path single = p.resolve(SINGLE);
         if (Files.isRegularFile(single)) {
-            SafetensorsFile f = SafetensorsFile.open(single, arena);
+            if (loader != null) loader.plan(List.of(single));
+            SafetensorsFile f = openFile(single, arena, loader);
             files.add(f);
             all.putAll(f.tensors());
             return new WeightStore(p, arena, files, Collections.unmodifiableMap(all));
@@ -131,6 +226,11 @@ public final class WeightStore implements AutoCloseable {
         long b = 0;
         for (TensorView t : tensors.values()) b += t.byteSize();
         return b;
+    }
+
+    /** Throws {@link IllegalStateException} naming the first file that changed since it was opened. */
+    public void checkUnchanged() {
+        for (SafetensorsFile f : files) f.checkUnchanged();
     }
 
     @Override public void close() {

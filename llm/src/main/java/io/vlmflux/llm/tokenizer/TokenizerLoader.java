@@ -24,7 +24,17 @@ final class TokenizerLoader {
     private static final System.Logger LOG = System.getLogger("vlmflux.tokenizer");
     private static final ObjectMapper JSON = new ObjectMapper();
 
+    /** Token ids must be below this (2^24; published vocabularies stay under 2^18): the id table is an array. */
+    static final int MAX_TOKEN_ID = 1 << 24;
+
     private TokenizerLoader() {}
+
+    /** An id from {@code n}: an integer in [0, MAX_TOKEN_ID), else an exception naming the file, what and the value. */
+    private static int tokenId(Path file, String what, JsonNode n) {
+        if (n == null || !n.isIntegralNumber() || !n.canConvertToLong() || n.asLong() < 0 || n.asLong() >= MAX_TOKEN_ID)
+            throw new TokenizerException(file + ": " + what + " has id " + n + "; ids must be integers in [0, " + MAX_TOKEN_ID + ")");
+        return n.asInt();
+    }
 
     /** Parses a JSON file; missing file and bad JSON become {@link TokenizerException}s naming it. */
     static JsonNode readJson(Path file) {
@@ -67,12 +77,13 @@ final class TokenizerLoader {
         JsonNode vocabNode = model.get("vocab");
         if (vocabNode == null || !vocabNode.isObject())
             throw new TokenizerException(file + ": model.vocab is missing or not an object");
+        if (vocabNode.isEmpty())
+            throw new TokenizerException(file + ": model.vocab is empty; a tokenizer needs at least the 256 byte-level tokens");
         Map<String, Integer> vocab = new HashMap<>(vocabNode.size() * 2);
         int maxId = -1;
         for (Iterator<Map.Entry<String, JsonNode>> it = vocabNode.fields(); it.hasNext(); ) {
             var e = it.next();
-            int id = e.getValue().asInt(-1);
-            if (id < 0) throw new TokenizerException(file + ": vocab entry '" + e.getKey() + "' has no valid id");
+            int id = tokenId(file, "model.vocab entry '" + e.getKey() + "'", e.getValue());
             vocab.put(e.getKey(), id);
             maxId = Math.max(maxId, id);
         }
@@ -90,12 +101,12 @@ final class TokenizerLoader {
                 String s = m.asText();
                 int sp = s.indexOf(' ');
                 if (sp <= 0 || s.indexOf(' ', sp + 1) >= 0)
-                    throw new TokenizerException(file + ": merge #" + rank + " '" + s + "' is not of the form 'a b'");
+                    throw new TokenizerException(file + ": model.merges entry #" + rank + " '" + s + "' is not of the form 'a b'");
                 a = s.substring(0, sp); b = s.substring(sp + 1);
-            } else throw new TokenizerException(file + ": merge #" + rank + " is neither [a, b] nor \"a b\": " + m);
+            } else throw new TokenizerException(file + ": model.merges entry #" + rank + " is neither [a, b] nor \"a b\": " + m);
             Integer ia = vocab.get(a), ib = vocab.get(b), im = vocab.get(a + b);
             if (ia == null || ib == null || im == null)
-                throw new TokenizerException(file + ": merge #" + rank + " (" + a + " " + b + ") uses a token missing from the vocab");
+                throw new TokenizerException(file + ": model.merges entry #" + rank + " (" + a + " " + b + ") uses a token missing from the vocab");
             merges.putIfAbsent(BpeModel.pairKey(ia, ib), ((long) rank << 32) | im);
             rank++;
         }
@@ -104,7 +115,7 @@ final class TokenizerLoader {
         // Added tokens (tokenizer.json), then any extra ones declared only in tokenizer_config.json.
         Map<Integer, AddedToken> added = new LinkedHashMap<>();
         for (JsonNode t : root.path("added_tokens")) {
-            AddedToken at = addedToken(file, t.path("id").asInt(-1), t);
+            AddedToken at = addedToken(file, tokenId(file, "added_tokens entry " + t.path("content"), t.get("id")), t);
             added.put(at.id(), at);
         }
         Path configFile = dir.resolve("tokenizer_config.json");
@@ -114,6 +125,8 @@ final class TokenizerLoader {
                 var e = it.next();
                 int id;
                 try { id = Integer.parseInt(e.getKey()); } catch (NumberFormatException ex) { continue; }
+                if (id < 0 || id >= MAX_TOKEN_ID)
+                    throw new TokenizerException(configFile + ": added_tokens_decoder key '" + e.getKey() + "' is not an id in [0, " + MAX_TOKEN_ID + ")");
                 if (!added.containsKey(id)) added.put(id, addedToken(configFile, id, e.getValue()));
             }
         }
@@ -130,13 +143,17 @@ final class TokenizerLoader {
         }
 
         List<UnaryOperator<String>> normalizers = new ArrayList<>();
-        normalizer(file, root.get("normalizer"), normalizers);
+        normalizer(file, root.get("normalizer"), normalizers, "normalizer");
         List<PreTokenizer.Step> steps = new ArrayList<>();
-        preTokenizer(file, root.get("pre_tokenizer"), steps);
+        preTokenizer(file, root.get("pre_tokenizer"), steps, "pre_tokenizer");
 
         // Post-processor: what encode(text, true) adds around the sequence.
         List<Integer> pre = new ArrayList<>(), post = new ArrayList<>();
-        postProcessor(file, root.get("post_processor"), pre, post);
+        postProcessor(file, root.get("post_processor"), pre, post, "post_processor");
+        for (int id : pre) if (id < 0 || id >= tokens.length)
+            throw new TokenizerException(file + ": post_processor adds token id " + id + ", outside the vocabulary [0, " + tokens.length + ")");
+        for (int id : post) if (id < 0 || id >= tokens.length)
+            throw new TokenizerException(file + ": post_processor adds token id " + id + ", outside the vocabulary [0, " + tokens.length + ")");
 
         OptionalInt bos = OptionalInt.empty(), eos = OptionalInt.empty(), pad = OptionalInt.empty();
         if (config != null) {
@@ -194,11 +211,11 @@ final class TokenizerLoader {
         return false;
     }
 
-    private static void normalizer(Path file, JsonNode n, List<UnaryOperator<String>> out) {
+    private static void normalizer(Path file, JsonNode n, List<UnaryOperator<String>> out, String at) {
         if (n == null || n.isNull()) return;
         String type = n.path("type").asText();
         switch (type) {
-            case "Sequence" -> { for (JsonNode c : n.path("normalizers")) normalizer(file, c, out); }
+            case "Sequence" -> { int i = 0; for (JsonNode c : n.path("normalizers")) normalizer(file, c, out, at + ".normalizers[" + i++ + "]"); }
             case "NFC" -> out.add(s -> normalize(s, Normalizer.Form.NFC));
             case "NFD" -> out.add(s -> normalize(s, Normalizer.Form.NFD));
             case "NFKC" -> out.add(s -> normalize(s, Normalizer.Form.NFKC));
@@ -217,7 +234,7 @@ final class TokenizerLoader {
                 boolean left = n.path("strip_left").asBoolean(true), right = n.path("strip_right").asBoolean(true);
                 out.add(s -> left && right ? s.strip() : left ? s.stripLeading() : right ? s.stripTrailing() : s);
             }
-            default -> throw new TokenizerException(file + ": unsupported normalizer type '" + type + "'");
+            default -> throw new TokenizerException(file + ": " + at + ": unsupported normalizer type '" + type + "'");
         }
     }
 
@@ -242,11 +259,11 @@ final class TokenizerLoader {
         throw new TokenizerException(file + ": " + where + " has no Regex/String pattern: " + p);
     }
 
-    private static void preTokenizer(Path file, JsonNode n, List<PreTokenizer.Step> out) {
+    private static void preTokenizer(Path file, JsonNode n, List<PreTokenizer.Step> out, String at) {
         if (n == null || n.isNull()) return;
         String type = n.path("type").asText();
         switch (type) {
-            case "Sequence" -> { for (JsonNode c : n.path("pretokenizers")) preTokenizer(file, c, out); }
+            case "Sequence" -> { int i = 0; for (JsonNode c : n.path("pretokenizers")) preTokenizer(file, c, out, at + ".pretokenizers[" + i++ + "]"); }
             case "Split" -> {
                 String b = n.path("behavior").asText("Isolated");
                 PreTokenizer.Behavior behavior = switch (b) {
@@ -269,16 +286,16 @@ final class TokenizerLoader {
             case "Digits" -> out.add(new PreTokenizer.SplitStep(PreTokenizer.compile("\\p{N}"),
                     n.path("individual_digits").asBoolean(false) ? PreTokenizer.Behavior.ISOLATED
                             : PreTokenizer.Behavior.CONTIGUOUS, false));
-            default -> throw new TokenizerException(file + ": unsupported pre_tokenizer type '" + type + "'");
+            default -> throw new TokenizerException(file + ": " + at + ": unsupported pre_tokenizer type '" + type + "'");
         }
     }
 
-    private static void postProcessor(Path file, JsonNode n, List<Integer> pre, List<Integer> post) {
+    private static void postProcessor(Path file, JsonNode n, List<Integer> pre, List<Integer> post, String at) {
         if (n == null || n.isNull()) return;
         String type = n.path("type").asText();
         switch (type) {
             case "ByteLevel" -> { } // only adjusts offsets
-            case "Sequence" -> { for (JsonNode c : n.path("processors")) postProcessor(file, c, pre, post); }
+            case "Sequence" -> { int i = 0; for (JsonNode c : n.path("processors")) postProcessor(file, c, pre, post, at + ".processors[" + i++ + "]"); }
             case "TemplateProcessing" -> {
                 boolean seenSequence = false;
                 for (JsonNode item : n.path("single")) {
@@ -290,14 +307,14 @@ final class TokenizerLoader {
                     if (spec == null || !spec.path("ids").isArray())
                         throw new TokenizerException(file + ": TemplateProcessing uses '" + name
                                 + "' which is not in its special_tokens");
-                    for (JsonNode id : spec.path("ids")) (seenSequence ? post : pre).add(id.asInt());
+                    for (JsonNode id : spec.path("ids")) (seenSequence ? post : pre).add(tokenId(file, "post_processor special token '" + name + "'", id));
                 }
             }
             case "RobertaProcessing", "BertProcessing" -> {
-                pre.add(n.path("cls").path(1).asInt());
-                post.add(n.path("sep").path(1).asInt());
+                pre.add(tokenId(file, "post_processor cls", n.path("cls").get(1)));
+                post.add(tokenId(file, "post_processor sep", n.path("sep").get(1)));
             }
-            default -> throw new TokenizerException(file + ": unsupported post_processor type '" + type + "'");
+            default -> throw new TokenizerException(file + ": " + at + ": unsupported post_processor type '" + type + "'");
         }
     }
 }

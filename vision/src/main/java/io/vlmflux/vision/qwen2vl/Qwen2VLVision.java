@@ -21,7 +21,7 @@ public final class Qwen2VLVision {
         VisionConfig cfg = VisionConfig.load(modelDir);
         WeightStore store;
         try {
-            store = WeightStore.open(modelDir);
+            store = WeightStore.read(modelDir);   // an owned copy: the CPU encoder reads weights on every frame
         } catch (IOException e) {
             throw new UncheckedIOException("cannot open the weights of " + modelDir + ": " + e.getMessage(), e);
         }

@@ -7,6 +7,8 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import io.vlmflux.vision.JsonFields;
+
 import java.util.Arrays;
 
 /**
@@ -39,22 +41,34 @@ public record VisionConfig(Family family, int depth, int embedDim, int numHeads,
     }
 
     public VisionConfig {
-        if (depth <= 0 || embedDim <= 0 || numHeads <= 0 || mlpHidden <= 0 || outHidden <= 0 || inChannels <= 0
-                || patchSize <= 0 || temporalPatchSize <= 0 || mergeSize <= 0)
-            throw new IllegalArgumentException("vision_config sizes must be positive: " + this);
+        bounded("depth", depth, 256);
+        bounded(family == Family.QWEN2_VL ? "embed_dim" : "hidden_size", embedDim, 1 << 14);
+        bounded("num_heads", numHeads, 256);
+        bounded(family == Family.QWEN2_VL ? "mlp_ratio * embed_dim" : "intermediate_size", mlpHidden, 1 << 17);
+        bounded(family == Family.QWEN2_VL ? "hidden_size" : "out_hidden_size", outHidden, 1 << 16);
+        bounded("in_channels", inChannels, 16);
+        bounded("patch_size", patchSize, 64);
+        bounded("temporal_patch_size", temporalPatchSize, 16);
+        bounded("spatial_merge_size", mergeSize, 16);
+        if (!(ropeTheta > 0)) throw new IllegalArgumentException("vision_config field 'rope_theta' must be positive, got " + ropeTheta);
         if (embedDim % numHeads != 0)
-            throw new IllegalArgumentException("vision width " + embedDim + " is not divisible by num_heads " + numHeads);
+            throw new IllegalArgumentException("vision_config width " + embedDim + " is not divisible by field 'num_heads' " + numHeads);
         if ((embedDim / numHeads) % 4 != 0)
-            throw new IllegalArgumentException("vision head dim " + embedDim / numHeads + " must be a multiple of 4 (2-D rotary)");
+            throw new IllegalArgumentException("vision_config head dim (width / 'num_heads') " + embedDim / numHeads + " must be a multiple of 4 (2-D rotary)");
         fullAttBlocks = fullAttBlocks == null ? new int[0] : fullAttBlocks.clone();
         for (int b : fullAttBlocks)
-            if (b < 0 || b >= depth) throw new IllegalArgumentException("fullatt_block_indexes entry " + b + " is outside 0.." + (depth - 1));
+            if (b < 0 || b >= depth) throw new IllegalArgumentException("vision_config field 'fullatt_block_indexes' entry " + b + " is outside 0.." + (depth - 1));
         if (family == Family.QWEN2_5_VL && windowSize < patchSize * mergeSize)
-            throw new IllegalArgumentException("window_size " + windowSize + " is smaller than patch_size*spatial_merge_size " + patchSize * mergeSize);
+            throw new IllegalArgumentException("vision_config field 'window_size' " + windowSize + " is smaller than patch_size*spatial_merge_size " + patchSize * mergeSize);
         switch (hiddenAct) {
             case "quick_gelu", "gelu", "gelu_pytorch_tanh", "gelu_new", "silu", "swish" -> { }
-            default -> throw new IllegalArgumentException("unsupported vision hidden_act '" + hiddenAct + "' (supported: quick_gelu, gelu, gelu_pytorch_tanh, silu)");
+            default -> throw new IllegalArgumentException("unsupported vision_config field 'hidden_act' '" + hiddenAct + "' (supported: quick_gelu, gelu, gelu_pytorch_tanh, silu)");
         }
+    }
+
+    private static void bounded(String field, int v, int max) {
+        if (v <= 0 || v > max)
+            throw new IllegalArgumentException("vision_config field '" + field + "' must be in 1.." + max + ", got " + v);
     }
 
     public int headDim() { return embedDim / numHeads; }
@@ -96,31 +110,38 @@ public record VisionConfig(Family family, int depth, int embedDim, int numHeads,
         };
         JsonNode v = root.path("vision_config");
         if (!v.isObject()) throw new IllegalArgumentException("model_type " + modelType + " has no vision_config object");
-        int inCh = v.has("in_channels") ? v.get("in_channels").asInt() : v.path("in_chans").asInt(3);
-        double theta = v.path("rope_parameters").path("rope_theta").asDouble(v.path("rope_theta").asDouble(10000.0));
-        int patch = v.path("patch_size").asInt(v.path("spatial_patch_size").asInt(14));
+        final int big = Integer.MAX_VALUE;
+        int inCh = v.has("in_channels") ? JsonFields.integer(v, "in_channels", 3, 1, big) : JsonFields.integer(v, "in_chans", 3, 1, big);
+        JsonNode rp = v.path("rope_parameters");
+        double theta = rp.isObject() && rp.hasNonNull("rope_theta") ? JsonFields.number(rp, "rope_theta", 10000.0) : JsonFields.number(v, "rope_theta", 10000.0);
+        int patch = v.hasNonNull("patch_size") ? JsonFields.integer(v, "patch_size", 14, 1, big) : JsonFields.integer(v, "spatial_patch_size", 14, 1, big);
+        JsonNode tc = root.path("text_config").isObject() ? root.get("text_config") : root;
+        int textHidden = JsonFields.integer(tc, "hidden_size", JsonFields.integer(root, "hidden_size", 3584, 1, big), 1, big);
         if (family == Family.QWEN2_VL) {
-            int embed = v.path("embed_dim").asInt(1280);
-            double ratio = v.path("mlp_ratio").asDouble(4);
-            int textHidden = root.path("text_config").path("hidden_size").asInt(root.path("hidden_size").asInt(3584));
-            return new VisionConfig(family, v.path("depth").asInt(32), embed, v.path("num_heads").asInt(16),
-                    (int) (embed * ratio), v.path("hidden_size").asInt(textHidden), inCh, patch,
-                    v.path("temporal_patch_size").asInt(2), v.path("spatial_merge_size").asInt(2),
-                    v.path("hidden_act").asText("quick_gelu"), theta, 0, null);
+            int embed = JsonFields.integer(v, "embed_dim", 1280, 1, big);
+            double ratio = JsonFields.number(v, "mlp_ratio", 4);
+            if (!(ratio > 0 && ratio <= 64)) throw new IllegalArgumentException("vision_config field 'mlp_ratio' must be in (0, 64], got " + ratio);
+            return new VisionConfig(family, JsonFields.integer(v, "depth", 32, 1, big), embed, JsonFields.integer(v, "num_heads", 16, 1, big),
+                    (int) (embed * ratio), JsonFields.integer(v, "hidden_size", textHidden, 1, big), inCh, patch,
+                    JsonFields.integer(v, "temporal_patch_size", 2, 1, big), JsonFields.integer(v, "spatial_merge_size", 2, 1, big),
+                    JsonFields.text(v, "hidden_act", "quick_gelu"), theta, 0, null);
         }
-        int textHidden = root.path("text_config").path("hidden_size").asInt(root.path("hidden_size").asInt(3584));
-        int[] full = v.has("fullatt_block_indexes") ? ints(v.get("fullatt_block_indexes")) : new int[]{7, 15, 23, 31};
-        return new VisionConfig(family, v.path("depth").asInt(32), v.path("hidden_size").asInt(3584),
-                v.path("num_heads").asInt(16), v.path("intermediate_size").asInt(3420),
-                v.path("out_hidden_size").asInt(textHidden), inCh, patch, v.path("temporal_patch_size").asInt(2),
-                v.path("spatial_merge_size").asInt(2), v.path("hidden_act").asText("silu"), theta,
-                v.path("window_size").asInt(112), full);
+        int[] full = v.hasNonNull("fullatt_block_indexes") ? ints(v.get("fullatt_block_indexes")) : new int[]{7, 15, 23, 31};
+        return new VisionConfig(family, JsonFields.integer(v, "depth", 32, 1, big), JsonFields.integer(v, "hidden_size", 3584, 1, big),
+                JsonFields.integer(v, "num_heads", 16, 1, big), JsonFields.integer(v, "intermediate_size", 3420, 1, big),
+                JsonFields.integer(v, "out_hidden_size", textHidden, 1, big), inCh, patch, JsonFields.integer(v, "temporal_patch_size", 2, 1, big),
+                JsonFields.integer(v, "spatial_merge_size", 2, 1, big), JsonFields.text(v, "hidden_act", "silu"), theta,
+                JsonFields.integer(v, "window_size", 112, 1, 1 << 16), full);
     }
 
     private static int[] ints(JsonNode a) {
-        if (!a.isArray()) throw new IllegalArgumentException("fullatt_block_indexes must be an array, got " + a);
+        if (!a.isArray() || a.size() > 1024) throw new IllegalArgumentException("field 'fullatt_block_indexes' must be an array of block indexes, got " + a);
         int[] r = new int[a.size()];
-        for (int i = 0; i < r.length; i++) r[i] = a.get(i).asInt();
+        for (int i = 0; i < r.length; i++) {
+            if (!a.get(i).isIntegralNumber() || !a.get(i).canConvertToInt())
+                throw new IllegalArgumentException("field 'fullatt_block_indexes' must hold integers, got " + a);
+            r[i] = a.get(i).asInt();
+        }
         return r;
     }
 
