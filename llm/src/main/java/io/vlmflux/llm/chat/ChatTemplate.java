@@ -142,12 +142,21 @@ public final class ChatTemplate {
      *     {@code raise_exception}, or exceeds a limit; or when a variable has another type
      */
     public String render(List<ChatMessage> messages, boolean addGenerationPrompt, Map<String, Object> variables) {
+        Map<String, Object> vars = new HashMap<>(variables);
+        vars.put("messages", toTemplateMessages(messages));
+        vars.put("add_generation_prompt", addGenerationPrompt);
+        return renderVariables(vars);
+    }
+
+    /**
+     * Renders with the given variables only (plus the special tokens, and {@code tools}/{@code documents} as None
+     * unless given, as transformers passes them); messages are raw dicts here, e.g. with {@code tool_calls}.
+     */
+    String renderVariables(Map<String, Object> variables) {
         Map<String, Object> ctx = new HashMap<>(specialTokens);
         ctx.put("tools", null);
         ctx.put("documents", null);
         for (Map.Entry<String, Object> e : variables.entrySet()) ctx.put(e.getKey(), Py.fromJava(e.getValue(), e.getKey()));
-        ctx.put("messages", Py.fromJava(toTemplateMessages(messages), "messages"));
-        ctx.put("add_generation_prompt", addGenerationPrompt);
         TemplateRenderer r = new TemplateRenderer(limits, clock);
         try {
             return r.render(body, ctx);

@@ -126,6 +126,7 @@ final class Py {
 
     static int len(Object v) {
         return switch (v) {
+            case null -> throw new TemplateError("object of type 'NoneType' has no len()");
             case String s -> s.codePointCount(0, s.length());
             case Collection<?> c -> c.size();
             case Map<?, ?> m -> m.size();
@@ -137,6 +138,7 @@ final class Py {
     /** Python's iteration: a string yields its characters, a dict its keys, Undefined nothing. */
     static List<Object> iterate(Object v) {
         return switch (v) {
+            case null -> throw new TemplateError("'NoneType' object is not iterable");
             case List<?> l -> new ArrayList<>(l);
             case Map<?, ?> m -> new ArrayList<>(m.keySet());
             case String s -> {
@@ -193,6 +195,7 @@ final class Py {
     /** Python's {@code in}: substring, list membership, dict key. */
     static boolean contains(Object container, Object item) {
         return switch (container) {
+            case null -> throw new TemplateError("argument of type 'NoneType' is not iterable");
             case String s -> {
                 if (!(item instanceof String t)) throw new TemplateError("'in <string>' requires string as left operand, not " + typeName(item));
                 yield s.contains(t);
@@ -215,6 +218,7 @@ final class Py {
 
     static String str(Object v) {
         return switch (v) {
+            case null -> "None";
             case String s -> s;
             case Undefined u -> "";
             default -> repr(v);

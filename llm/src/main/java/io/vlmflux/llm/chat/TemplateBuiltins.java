@@ -249,6 +249,7 @@ final class TemplateBuiltins {
 
     static boolean hasMethod(Object obj, String name) {
         return switch (obj) {
+            case null -> false;
             case String s -> PyStr.METHODS.contains(name);
             case Map<?, ?> m -> DICT_METHODS.contains(name) || UNSAFE_DICT.contains(name);
             case Tuple t -> name.equals("index") || name.equals("count");
@@ -420,21 +421,21 @@ final class TemplateBuiltins {
                 if (kw.containsKey("attribute")) {
                     Object attribute = kw.get("attribute");
                     Object dflt = kw.get("default");
-                    for (Object o : Py.iterate(v)) {
+                    for (Object o : truthyItems(v)) {
                         Object x = attrPath(r, o, attribute);
                         out.add(x instanceof Undefined && kw.containsKey("default") ? dflt : x);
                     }
                 } else {
                     if (a.isEmpty()) throw new TemplateError("map requires a filter name or attribute=");
                     String f = PyStr.text(a.get(0));
-                    for (Object o : Py.iterate(v)) { r.step(); out.add(filter(r, f, o, a.subList(1, a.size()), kw)); }
+                    for (Object o : truthyItems(v)) { r.step(); out.add(filter(r, f, o, a.subList(1, a.size()), kw)); }
                 }
                 yield out;
             }
             case "select", "reject" -> {
                 boolean keep = name.equals("select");
                 List<Object> out = new ArrayList<>();
-                for (Object o : Py.iterate(v)) {
+                for (Object o : truthyItems(v)) {
                     r.step();
                     boolean t = a.isEmpty() ? Py.truthy(o) : test(r, PyStr.text(a.get(0)), o, a.subList(1, a.size()));
                     if (t == keep) out.add(o);
@@ -445,7 +446,7 @@ final class TemplateBuiltins {
                 boolean keep = name.equals("selectattr");
                 if (a.isEmpty()) throw new TemplateError(name + " requires an attribute name");
                 List<Object> out = new ArrayList<>();
-                for (Object o : Py.iterate(v)) {
+                for (Object o : truthyItems(v)) {
                     r.step();
                     Object x = attrPath(r, o, a.get(0));
                     boolean t = a.size() < 2 ? Py.truthy(x) : test(r, PyStr.text(a.get(1)), x, a.subList(2, a.size()));
@@ -511,6 +512,11 @@ final class TemplateBuiltins {
         };
     }
 
+    /** Jinja's map/select family iterate only a truthy value ({@code if value: for item in value}). */
+    private static List<Object> truthyItems(Object v) {
+        return Py.truthy(v) ? Py.iterate(v) : new ArrayList<>();
+    }
+
     /** {@code attribute="a.b.0"} lookups of map/select/sort/...: items first, then attributes, as Jinja's getitem. */
     private static Object attrPath(TemplateRenderer r, Object o, Object attribute) {
         if (Py.isInt(attribute)) return r.getitem(o, attribute);
@@ -556,6 +562,7 @@ final class TemplateBuiltins {
     private static Object toInt(Object v, Object dflt, Object base) {
         Object d = dflt == null ? 0L : dflt;
         return switch (v) {
+            case null -> d;
             case Boolean b -> b ? 1L : 0L;
             case Long l -> l;
             case Double x -> Double.isFinite(x) && Math.abs(x) < 9.2e18 ? (Object) (long) (double) x : d;

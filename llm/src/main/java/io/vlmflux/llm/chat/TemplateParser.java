@@ -217,7 +217,7 @@ final class TemplateParser {
         next();
         if (peek().kind() == Kind.NAME) next(); // {% endmacro name %}
         blockEnd();
-        return new Macro(name, List.copyOf(params), List.copyOf(defaults), body, line);
+        return new Macro(name, List.copyOf(params), java.util.Collections.unmodifiableList(defaults), body, line);
     }
 
     private void signature(List<String> params, List<Expr> defaults) {
@@ -243,7 +243,7 @@ final class TemplateParser {
         List<Node> body = body("endcall");
         next();
         blockEnd();
-        return new CallBlock(call, List.copyOf(params), List.copyOf(defaults), body, line);
+        return new CallBlock(call, List.copyOf(params), java.util.Collections.unmodifiableList(defaults), body, line);
     }
 
     private Node withStatement(int line) {

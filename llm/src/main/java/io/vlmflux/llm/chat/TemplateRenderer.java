@@ -419,6 +419,7 @@ final class TemplateRenderer {
         if (name.startsWith("_"))
             return new Undefined("access to attribute '" + name + "' of '" + Py.typeName(obj) + "' object is unsafe");
         switch (obj) {
+            case null -> { return new Undefined("'None' has no attribute '" + name + "'"); }
             case Namespace n -> {
                 Object v = n.attrs.getOrDefault(name, MISSING);
                 return v == MISSING ? new Undefined("'Namespace object' has no attribute '" + name + "'") : v;
@@ -441,6 +442,7 @@ final class TemplateRenderer {
         if (obj instanceof Undefined u) throw u.error();
         if (key instanceof Undefined u) throw u.error();
         switch (obj) {
+            case null -> { return new Undefined("'None' has no attribute " + Py.repr(key)); }
             case Map<?, ?> m -> {
                 Object k = Py.normKey(key);
                 if (m.containsKey(k)) return m.get(k);
