@@ -8,7 +8,7 @@
 #   VLMFLUX_BUNDLE_DIR=DIR   output folder (default <repo>/.gpu)
 #   VLMFLUX_BUNDLE_GST=1     also the portable GStreamer (make-gst-bundle.sh: DIR/gst.tar.xz, ~5 MB) and keep the
 #                            gst1-java-core/JNA jars, so sources (test:, files, RTSP) run on the GPU machine
-#   VLMFLUX_JRE_MODULES=a,b  jlink modules; default: the CLI set (java.desktop for ImageIO and jinjava's java.beans,
+#   VLMFLUX_JRE_MODULES=a,b  jlink modules; default: the CLI set (java.desktop for ImageIO,
 #                            jdk.incubator.vector for the CPU kernels) when the demos or pipeline module is bundled,
 #                            else the minimal set. The jre is rebuilt when the set changes (DIR/jre.modules).
 # Then on the GPU machine (repo copy + .gpu): cuda-native/bundle/run-on-gpu.sh tests   (see docs/gpu.md)
@@ -46,12 +46,9 @@ mvn -B -ntp -q dependency:copy -Dartifact=org.junit.platform:junit-platform-cons
     -DoutputDirectory="$out/lib" ${VLMFLUX_OFFLINE:+-o}
 # GStreamer-only jars are not needed on the GPU machine unless the portable GStreamer travels too
 if [[ -z "${VLMFLUX_BUNDLE_GST:-}" ]]; then rm -f "$out"/lib/gst1-java-core-*.jar "$out"/lib/jna-*.jar; fi
-# VLMFLUX_BUNDLE_SLIM=1 (to fit a transfer limit with the repo copy): no chat templates (jinjava and what only it
-# pulls in) and no test resources (tests find the fixtures in the repo through -Dvlmflux.root)
+# VLMFLUX_BUNDLE_SLIM=1 (to fit a transfer limit with the repo copy): no test resources (tests find the fixtures in
+# the repo through -Dvlmflux.root). The chat-template engine is part of llm and needs no jar.
 if [[ -n "${VLMFLUX_BUNDLE_SLIM:-}" ]]; then
-  for j in jinjava guava failureaccess listenablefuture javassist commons-lang3 commons-net snakeyaml jackson-dataformat-yaml \
-           jackson-datatype-jdk8 big-math java-ipv6 re2j checker-qual error_prone_annotations j2objc-annotations immutables-exceptions \
-           annotations-3; do rm -f "$out"/lib/$j*.jar; done
   find "$out/test-classes" -type f ! -name '*.class' -delete
   find "$out/test-classes" -type d -empty -delete
 fi

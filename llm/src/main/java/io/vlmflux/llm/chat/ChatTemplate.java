@@ -2,12 +2,11 @@ package io.vlmflux.llm.chat;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import com.hubspot.jinjava.Jinjava;
-import com.hubspot.jinjava.interpret.RenderResult;
-import com.hubspot.jinjava.interpret.TemplateError;
+import io.vlmflux.llm.chat.TemplateAst.Node;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Clock;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
@@ -17,24 +16,49 @@ import java.util.Objects;
 import java.util.Optional;
 
 /**
- * A Hugging Face chat template (Jinja) rendered with Jinjava, configured to behave like the Python Jinja2 environment
- * transformers uses ({@code trim_blocks}/{@code lstrip_blocks} off, Python string/dict methods, {@code tojson} with
- * Python spacing, {@code raise_exception}, {@code strftime_now}, {@code namespace}, {@code [::-1]}). Variables:
- * {@code messages}, {@code add_generation_prompt}, {@code bos_token}/{@code eos_token}/{@code pad_token}/
- * {@code unk_token} from {@code tokenizer_config.json}, plus any extra ones passed to {@link #render(List, boolean, Map)}.
- * Immutable; rendering is thread-safe.
+ * A Hugging Face chat template (Jinja), parsed and rendered by this package's own small interpreter
+ * ({@link TemplateParser}, {@link TemplateRenderer}) with the settings transformers uses ({@code trim_blocks} and
+ * {@code lstrip_blocks} on, its {@code tojson}, {@code raise_exception}, {@code strftime_now}, loop controls, the
+ * {@code generation} tag). A template is untrusted input: its values are only None, bools, numbers, strings, lists,
+ * dicts, namespaces, loops and its own macros, so it cannot reach any host object, file or class; rendering is bounded
+ * in output size, steps, recursion and time ({@link TemplateRenderer.Limits}). Variables: {@code messages},
+ * {@code add_generation_prompt}, {@code tools} and {@code documents} (None unless given), {@code bos_token}/
+ * {@code eos_token}/{@code pad_token}/{@code unk_token} from {@code tokenizer_config.json}, plus any extra ones passed
+ * to {@link #render(List, boolean, Map)}. Immutable; rendering is thread-safe.
  */
 public final class ChatTemplate {
     private static final ObjectMapper JSON = new ObjectMapper();
 
     private final String source;   // where the template came from, for messages
-    private final String template; // after Jinja2 -> Jinjava rewriting
+    private final String template; // the template text as given
+    private final List<Node> body; // parsed once
     private final Map<String, Object> specialTokens;
+    private final TemplateRenderer.Limits limits;
+    private final Clock clock;
 
     private ChatTemplate(String source, String template, Map<String, Object> specialTokens) {
+        this(source, template, TemplateParser.parse(template, source), specialTokens, TemplateRenderer.Limits.DEFAULT,
+                Clock.systemDefaultZone());
+    }
+
+    private ChatTemplate(String source, String template, List<Node> body, Map<String, Object> specialTokens,
+                         TemplateRenderer.Limits limits, Clock clock) {
         this.source = source;
-        this.template = JinjaPy.rewrite(template);
+        this.template = template;
+        this.body = body;
         this.specialTokens = Map.copyOf(specialTokens);
+        this.limits = Objects.requireNonNull(limits, "limits");
+        this.clock = Objects.requireNonNull(clock, "clock");
+    }
+
+    /** This template rendered under other limits (tests, or a caller that wants tighter bounds). */
+    ChatTemplate withLimits(TemplateRenderer.Limits limits) {
+        return new ChatTemplate(source, template, body, specialTokens, limits, clock);
+    }
+
+    /** This template with {@code strftime_now} reading the given clock. */
+    ChatTemplate withClock(Clock clock) {
+        return new ChatTemplate(source, template, body, specialTokens, limits, clock);
     }
 
     /**
@@ -112,31 +136,41 @@ public final class ChatTemplate {
 
     /**
      * Renders with extra template variables (e.g. {@code enable_thinking}, {@code tools}, {@code date_string}); values
-     * are plain Java objects (String, Number, Boolean, List, Map).
+     * are plain Java objects (String, Number, Boolean, List, Map, null).
      *
-     * @throws IllegalArgumentException when the template fails or calls {@code raise_exception}, naming the source
+     * @throws IllegalArgumentException naming the source (and line) when the template fails, calls
+     *     {@code raise_exception}, or exceeds a limit; or when a variable has another type
      */
     public String render(List<ChatMessage> messages, boolean addGenerationPrompt, Map<String, Object> variables) {
+        Map<String, Object> vars = new HashMap<>(variables);
+        vars.put("messages", toTemplateMessages(messages));
+        vars.put("add_generation_prompt", addGenerationPrompt);
+        return renderVariables(vars);
+    }
+
+    /**
+     * Renders with the given variables only (plus the special tokens, and {@code tools}/{@code documents} as None
+     * unless given, as transformers passes them); messages are raw dicts here, e.g. with {@code tool_calls}.
+     */
+    String renderVariables(Map<String, Object> variables) {
         Map<String, Object> ctx = new HashMap<>(specialTokens);
-        ctx.putAll(variables);
-        ctx.put("messages", toTemplateMessages(messages));
-        ctx.put("add_generation_prompt", addGenerationPrompt);
-        Jinjava jinjava = JinjaPy.jinjava();
-        RenderResult r;
+        ctx.put("tools", null);
+        ctx.put("documents", null);
+        for (Map.Entry<String, Object> e : variables.entrySet()) ctx.put(e.getKey(), Py.fromJava(e.getValue(), e.getKey()));
+        TemplateRenderer r = new TemplateRenderer(limits, clock);
         try {
-            r = jinjava.renderForResult(template, ctx);
-        } catch (RuntimeException e) {
-            throw new IllegalArgumentException("chat template of " + source + " failed: " + JinjaPy.cause(e), e);
+            return r.render(body, ctx);
+        } catch (TemplateRenderer.LimitError e) {
+            throw new IllegalArgumentException("chat template of " + source + " stopped at line " + r.line + ": " + e.getMessage(), e);
+        } catch (TemplateRenderer.RaisedError e) {
+            throw new IllegalArgumentException("chat template of " + source + " raised an error at line " + r.line
+                    + ": raise_exception: " + e.getMessage(), e);
+        } catch (Py.TemplateError | ArithmeticException e) {
+            throw new IllegalArgumentException("chat template of " + source + " failed at line " + r.line + ": " + e.getMessage(), e);
+        } catch (StackOverflowError e) {
+            throw new IllegalArgumentException("chat template of " + source + " stopped at line " + r.line
+                    + ": nesting too deep for the stack", e);
         }
-        List<TemplateError> fatal = r.getErrors().stream()
-                .filter(e -> e.getSeverity() == TemplateError.ErrorType.FATAL).toList();
-        if (!fatal.isEmpty()) {
-            TemplateError e = fatal.get(0);
-            String msg = e.getException() != null ? JinjaPy.cause(e.getException()) : e.getMessage();
-            throw new IllegalArgumentException("chat template of " + source + " failed"
-                    + (e.getLineno() > 0 ? " at line " + e.getLineno() : "") + ": " + msg);
-        }
-        return r.getOutput();
     }
 
     /** Messages as the template sees them: content is a string when all parts are text, else a list of dicts. */
@@ -164,7 +198,7 @@ public final class ChatTemplate {
         return out;
     }
 
-    /** The template text (after rewriting for Jinjava). */
+    /** The template text. */
     public String template() { return template; }
 
     @Override public String toString() { return "ChatTemplate[" + source + "]"; }
