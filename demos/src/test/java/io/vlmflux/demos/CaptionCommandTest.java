@@ -112,4 +112,21 @@ class CaptionCommandTest {
         assertEquals(1, r.code());
         assertTrue(r.err().contains("bogus"), r.err());
     }
+
+    /** A config error is one clean line naming the file, the JSON path and the value; Jackson's text stays out. */
+    @Test void configErrorsAreOneCleanLine(@TempDir Path tmp) throws Exception {
+        Path cfg = tmp.resolve("bad.json");
+        Files.writeString(cfg, """
+                {"sources": [{"uri": "test:ball", "every": "2x"}],
+                 "model": {"dir": "demos/models/shapes-vl"}}""");
+        Result r = run("caption", "--config", cfg.toString());
+        assertEquals(1, r.code(), r.err());
+        List<String> lines = r.err().lines().filter(l -> !l.isBlank()).toList();
+        assertEquals(1, lines.size(), r.err());
+        String line = lines.getFirst();
+        assertTrue(line.startsWith("error: " + cfg + ": $.sources[0] (line 1, column "), line);
+        assertTrue(line.contains("field 'every'") && line.contains("'2x'"), line);
+        for (String jackson : List.of("Cannot construct", "Source:", "reference chain", "com.fasterxml", "problem:"))
+            assertFalse(line.contains(jackson), jackson + " in " + line);
+    }
 }
