@@ -1,8 +1,5 @@
 package io.vlmflux.demos;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.node.ArrayNode;
-import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.vlmflux.llm.GenerationConfig;
 import io.vlmflux.llm.SamplingParams;
 import io.vlmflux.pipeline.SamplingPolicy;
@@ -11,9 +8,9 @@ import io.vlmflux.pipeline.VlmPipeline;
 import io.vlmflux.pipeline.caption.Caption;
 import io.vlmflux.pipeline.caption.CaptionModel;
 import io.vlmflux.pipeline.caption.CaptionOptions;
-import io.vlmflux.pipeline.caption.CaptionStage;
-import io.vlmflux.pipeline.caption.CaptionTimings;
 import io.vlmflux.pipeline.config.GenerationSettings;
+import io.vlmflux.pipeline.config.OutputConfig;
+import io.vlmflux.pipeline.metrics.PipelineMetrics;
 import io.vlmflux.pipeline.config.PipelineConfig;
 import io.vlmflux.pipeline.config.SourceConfig;
 import io.vlmflux.sources.FrameSource;
@@ -44,7 +41,6 @@ public final class CaptionCommand implements Command {
     static final String DEFAULT_MODEL = "demos/models/shapes-vl";
     /** A caption of the demo model takes ~0.15–0.35 s on 2 busy CPU cores: one a second leaves headroom. */
     static final String DEFAULT_EVERY = "1s";
-    private static final ObjectMapper JSON = new ObjectMapper();
 
     @Override public String summary() { return "caption a live or recorded video with a vision-language model"; }
 
@@ -100,7 +96,8 @@ public final class CaptionCommand implements Command {
         boolean json = a.flag("json");
 
         // sources: --source replaces the config's list
-        VlmPipeline.Builder b = VlmPipeline.builder().sampling(policy);
+        PipelineMetrics metrics = new PipelineMetrics();        // one set of counters for the run, summarized at the end
+        VlmPipeline.Builder b = VlmPipeline.builder().sampling(policy).metrics(metrics);
         List<FrameSource> opened = new ArrayList<>();
         List<SourceInput> inputs = new ArrayList<>();          // for one caption stage per source (batched decode)
         List<SamplingPolicy> policies = new ArrayList<>();
@@ -128,9 +125,10 @@ public final class CaptionCommand implements Command {
                 opened.add(s);
             }
         }
-        PrintStream out = System.out;
         PrintStream err = System.err;
-        try (CaptionModel model = CaptionModel.load(modelDir, backend)) {
+        OutputConfig outputConfig = config != null ? config.output() : OutputConfig.DEFAULT;
+        try (CaptionOutput output = CaptionOutput.open(outputConfig, json, opened.size() > 1, id -> names.getOrDefault(id, id), System.out);
+             CaptionModel model = CaptionModel.load(modelDir, backend)) {
             SamplingParams sampling = sampling(config == null ? null : config.generation(), model.generationConfig());
             CaptionOptions options = new CaptionOptions(prompt, null, maxTokens, sampling,
                     live ? CaptionOptions.Backpressure.NEWEST_WINS : CaptionOptions.Backpressure.LOSSLESS);
@@ -145,19 +143,18 @@ public final class CaptionCommand implements Command {
             if (perSource) {
                 List<Flux<Caption>> each = new ArrayList<>();
                 for (int i = 0; i < inputs.size(); i++)
-                    each.add(VlmPipeline.builder().source(inputs.get(i), policies.get(i)).sampling(policy)
-                            .model(CaptionStage.captions(model, options), Caption::frame).flux());
+                    each.add(VlmPipeline.builder().source(inputs.get(i), policies.get(i)).sampling(policy).metrics(metrics)
+                            .model(output.stage(model, options, metrics.stage("model")), Caption::frame).flux());
                 captions = Flux.merge(each);
             } else {
-                captions = b.model(CaptionStage.captions(model, options), Caption::frame).flux();
+                captions = b.model(output.stage(model, options, metrics.stage("model")), Caption::frame).flux();
             }
             if (count > 0) captions = captions.take(count);
             if (duration != null) captions = captions.take(duration);
-            int rc = stream(captions, c -> {
-                String src = names.getOrDefault(c.frame().sourceId(), c.frame().sourceId());
-                out.println(json ? json(c, src) : line(c, multi ? src : null));
-                out.flush();
-            });
+            int rc = stream(captions, output::caption);
+            if (outputConfig.path() != null) err.println("vlmflux: captions appended to " + Path.of(outputConfig.path()).toAbsolutePath());
+            // one line per stage (sample/<id>, fan-in/<id>, model): the counters are defined in docs/pipeline.md
+            for (var stage : metrics.snapshot().stages()) err.println("vlmflux: stage " + stage.format());
             var cache = model.encoderCacheStats();
             long[] batch = model.batchStats();
             err.printf("vlmflux: encoder cache %d hits, %d misses%s%n", cache.hits(), cache.misses(),
@@ -195,35 +192,6 @@ public final class CaptionCommand implements Command {
         if (t != null) throw new RuntimeException(t);
         return 0;
     }
-
-    /** {@code [seq 12 | 0.40s] a white circle ...}, prefixed with {@code source} when not null. */
-    static String line(Caption c, String source) {
-        long pts = c.frame().ptsNanos();
-        String when = pts < 0 ? "" : String.format(Locale.ROOT, " | %.2fs", pts / 1e9);
-        return "[" + (source != null ? source + " " : "") + "seq " + c.frame().sequence() + when + "] " + c.text().strip();
-    }
-
-    static String json(Caption c, String source) {
-        ObjectNode o = JSON.createObjectNode();
-        o.put("source", source);
-        o.put("seq", c.frame().sequence());
-        o.put("pts_ms", c.frame().ptsMillis());
-        o.put("text", c.text());
-        ArrayNode t = o.putArray("tokens");
-        for (int id : c.tokens()) t.add(id);
-        o.put("finish_reason", c.finishReason().wire());
-        o.put("dropped", c.dropped());
-        CaptionTimings ti = c.timings();
-        ObjectNode tn = o.putObject("timings");
-        tn.put("preprocess_ms", round(ti.preprocessMs()));
-        tn.put("encode_ms", round(ti.encodeMs()));
-        tn.put("prefill_ms", round(ti.prefillMs()));
-        tn.put("ttft_ms", round(ti.ttftMs()));
-        tn.put("total_ms", round(ti.totalMs()));
-        return o.toString();
-    }
-
-    private static double round(double ms) { return Math.round(ms * 100) / 100.0; }
 
     /** Config sampling over the model's generation_config.json; null (the model's defaults) when nothing is set. */
     static SamplingParams sampling(GenerationSettings g, GenerationConfig model) {

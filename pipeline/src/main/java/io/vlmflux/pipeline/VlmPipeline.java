@@ -155,9 +155,12 @@ public final class VlmPipeline<T> {
             return new VlmPipeline<>(this, stage, outputKey);
         }
 
-        /** Finishes the pipeline with the caption stage ({@link Stages#caption}); metrics are keyed by each caption's frame. */
+        /**
+         * Finishes the pipeline with the caption stage ({@link Stages#caption}); metrics are keyed by each caption's
+         * frame, and frames the caption stage drops (newest wins) count as {@code dropped} of {@code model}.
+         */
         public VlmPipeline<Caption> captions(CaptionModel model, CaptionOptions options) {
-            return model(CaptionStage.captions(model, options), Caption::frame);
+            return model(CaptionStage.captions(model, options, metrics.stage("model")), Caption::frame);
         }
 
         /** A pipeline without a model stage: {@link VlmPipeline#flux()} emits the sampled frames. */
