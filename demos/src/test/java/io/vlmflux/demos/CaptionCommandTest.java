@@ -214,4 +214,26 @@ class CaptionCommandTest {
         assertEquals(2, plain.out().size(), plain.out().toString());
         assertEquals(plain.out(), live.out());
     }
+
+    /**
+     * A live 30 fps source captioned at every frame: the model (~0.2 s a caption) is the slow consumer and the caption
+     * stage drops frames. The stderr summary's model line agrees with the captions: out = captions, dropped = the last
+     * caption's dropped plus at most the one frame still waiting at stop, in = out + dropped.
+     */
+    @Test void stageSummaryCountsAgreeWithTheCaptions() throws Exception {
+        Result r = run("caption", "--json", "--count", "4", "--every", "all", "--source", "test:ball?width=160&height=120");
+        assertEquals(0, r.code(), r.err());
+        assertEquals(4, r.out().size(), r.out().toString());
+        long lastDropped = new ObjectMapper().readTree(r.out().getLast()).get("dropped").asLong();
+        assertTrue(lastDropped > 0, "the slow model must have dropped frames: " + r.out());
+        java.util.regex.Matcher m = java.util.regex.Pattern
+                .compile("vlmflux: stage model +in=(\\d+) out=(\\d+) dropped=(\\d+) errors=(\\d+) p50=").matcher(r.err());
+        assertTrue(m.find(), r.err());
+        long in = Long.parseLong(m.group(1)), out = Long.parseLong(m.group(2)), dropped = Long.parseLong(m.group(3));
+        assertEquals(4, out, r.err());
+        assertTrue(dropped == lastDropped || dropped == lastDropped + 1, "summary dropped=" + dropped + ", last caption dropped=" + lastDropped);
+        assertEquals(in, out + dropped, r.err());
+        assertEquals("0", m.group(4));
+        assertTrue(r.err().contains("vlmflux: stage sample/test:ball") && r.err().contains("vlmflux: stage fan-in/test:ball"), r.err());
+    }
 }
