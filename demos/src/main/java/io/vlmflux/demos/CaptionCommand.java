@@ -58,11 +58,13 @@ public final class CaptionCommand implements Command {
                   --count N         stop after N captions
                   --duration D      stop after D (e.g. 30s, 2m)
                   --backend NAME    auto, cpu or cuda (default auto: cuda when a GPU is usable; or the config's)
-                  --config FILE     pipeline config JSON (configs/*.json); flags override its fields
+                  --config FILE     pipeline config JSON (configs/*.json); flags override its fields; its output block
+                                    (format text|json, path: file to append to, tokens: live tokens) says where captions go
                   --json            one JSON object per caption: source, seq, pts_ms, text, tokens, finish_reason, dropped,
                                     timings {preprocess_ms, encode_ms, prefill_ms, ttft_ms, total_ms}
                 Live sources keep only the newest frame while a caption is being generated (dropped frames are counted);
-                files and other non-live sources are captioned losslessly at the sampling rate. Ctrl-C stops cleanly.""";
+                files and other non-live sources are captioned losslessly at the sampling rate. Ctrl-C stops cleanly.
+                At the end stderr gets one line per stage: in, out, dropped, errors, latency (docs/pipeline.md).""";
     }
 
     @Override public int run(List<String> argv) throws Exception {
