@@ -1,8 +1,5 @@
 package io.vlmflux.demos;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.node.ArrayNode;
-import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.vlmflux.llm.GenerationConfig;
 import io.vlmflux.llm.Backend;
 import io.vlmflux.llm.SamplingParams;
@@ -13,9 +10,9 @@ import io.vlmflux.pipeline.SourceInput;
 import io.vlmflux.pipeline.VlmPipeline;
 import io.vlmflux.pipeline.caption.Caption;
 import io.vlmflux.pipeline.caption.CaptionOptions;
-import io.vlmflux.pipeline.caption.CaptionStage;
-import io.vlmflux.pipeline.caption.CaptionTimings;
 import io.vlmflux.pipeline.config.GenerationSettings;
+import io.vlmflux.pipeline.config.OutputConfig;
+import io.vlmflux.pipeline.metrics.PipelineMetrics;
 import io.vlmflux.pipeline.config.PipelineConfig;
 import io.vlmflux.pipeline.config.SourceConfig;
 import io.vlmflux.sources.FrameSource;
@@ -46,7 +43,6 @@ public final class CaptionCommand implements Command {
     static final String DEFAULT_MODEL = "demos/models/shapes-vl";
     /** A caption of the demo model takes ~0.15–0.35 s on 2 busy CPU cores: one a second leaves headroom. */
     static final String DEFAULT_EVERY = "1s";
-    private static final ObjectMapper JSON = new ObjectMapper();
 
     @Override public String summary() { return "caption a live or recorded video with a vision-language model"; }
 
@@ -65,11 +61,13 @@ public final class CaptionCommand implements Command {
                   --duration D      stop after D (e.g. 30s, 2m)
                   --backend NAME    auto, cpu or cuda (default auto: cuda when a GPU is usable; or the config's)
                   --device N        CUDA device index (default 0, or the config's model.device)
-                  --config FILE     pipeline config JSON (configs/*.json); flags override its fields
+                  --config FILE     pipeline config JSON (configs/*.json); flags override its fields; its output block
+                                    (format text|json, path: file to append to, tokens: live tokens) says where captions go
                   --json            one JSON object per caption: source, seq, pts_ms, text, tokens, finish_reason, dropped,
                                     timings {preprocess_ms, encode_ms, prefill_ms, ttft_ms, total_ms}
                 Live sources keep only the newest frame while a caption is being generated (dropped frames are counted);
-                files and other non-live sources are captioned losslessly at the sampling rate. Ctrl-C stops cleanly.""";
+                files and other non-live sources are captioned losslessly at the sampling rate. Ctrl-C stops cleanly.
+                At the end stderr gets one line per stage: in, out, dropped, errors, latency (docs/pipeline.md).""";
     }
 
     @Override public int run(List<String> argv) throws Exception {
@@ -109,7 +107,8 @@ public final class CaptionCommand implements Command {
         boolean json = a.flag("json");
 
         // sources: --source replaces the config's list
-        VlmPipeline.Builder b = VlmPipeline.builder().sampling(policy);
+        PipelineMetrics metrics = new PipelineMetrics();        // one set of counters for the run, summarized at the end
+        VlmPipeline.Builder b = VlmPipeline.builder().sampling(policy).metrics(metrics);
         List<FrameSource> opened = new ArrayList<>();
         List<SourceInput> inputs = new ArrayList<>();          // for one caption stage per source (batched decode)
         List<SamplingPolicy> policies = new ArrayList<>();
@@ -135,10 +134,11 @@ public final class CaptionCommand implements Command {
                 opened.add(s);
             }
         }
-        PrintStream out = System.out;
         PrintStream err = System.err;
+        OutputConfig outputConfig = config != null ? config.output() : OutputConfig.DEFAULT;
         RuntimeOptions ro = RuntimeOptions.defaults().withBackend(backend).withDevice(device);
-        try (VlmRuntime model = VlmRuntime.load(modelDir, ro)) {
+        try (CaptionOutput output = CaptionOutput.open(outputConfig, json, opened.size() > 1, id -> id, System.out);
+             VlmRuntime model = VlmRuntime.load(modelDir, ro)) {
             SamplingParams sampling = sampling(config == null ? null : config.generation(), model.generationConfig());
             CaptionOptions options = new CaptionOptions(prompt, null, maxTokens, sampling,
                     live ? CaptionOptions.Backpressure.NEWEST_WINS : CaptionOptions.Backpressure.LOSSLESS);
@@ -154,22 +154,21 @@ public final class CaptionCommand implements Command {
                 List<Flux<Caption>> each = new ArrayList<>();
                 for (int i = 0; i < inputs.size(); i++) {
                     String id = inputs.get(i).id();
-                    each.add(VlmPipeline.builder().source(inputs.get(i), policies.get(i)).sampling(policy)
-                            .model(CaptionStage.captions(model, options), Caption::frame).flux()
+                    each.add(VlmPipeline.builder().source(inputs.get(i), policies.get(i)).sampling(policy).metrics(metrics)
+                            .model(output.stage(model, options, metrics.stage("model")), Caption::frame).flux()
                             .doOnError(e -> err.println("vlmflux: source " + id + " failed (the others go on): " + e.getMessage())));
                 }
                 // a failing source does not stop the others; its error ends the command once they are done
                 captions = Flux.fromIterable(each).flatMapDelayError(f -> f, each.size(), 32);
             } else {
-                captions = b.model(CaptionStage.captions(model, options), Caption::frame).flux();
+                captions = b.model(output.stage(model, options, metrics.stage("model")), Caption::frame).flux();
             }
             if (count > 0) captions = captions.take(count);
             if (duration != null) captions = captions.take(duration);
-            int rc = stream(captions, c -> {
-                String src = c.frame().sourceId();   // SourceInput labels each frame with its input's id (the config's id)
-                out.println(json ? json(c, src) : line(c, multi ? src : null));
-                out.flush();
-            });
+            int rc = stream(captions, output::caption);
+            if (outputConfig.path() != null) err.println("vlmflux: captions appended to " + Path.of(outputConfig.path()).toAbsolutePath());
+            // one line per stage (sample/<id>, fan-in/<id>, model): the counters are defined in docs/pipeline.md
+            for (var stage : metrics.snapshot().stages()) err.println("vlmflux: stage " + stage.format());
             var cache = model.encoderCacheStats();
             long[] batch = model.batchStats();
             err.printf("vlmflux: encoder cache %d hits, %d misses%s%n", cache.hits(), cache.misses(),
@@ -207,35 +206,6 @@ public final class CaptionCommand implements Command {
         if (t != null) throw new RuntimeException(t);
         return 0;
     }
-
-    /** {@code [seq 12 | 0.40s] a white circle ...}, prefixed with {@code source} when not null. */
-    static String line(Caption c, String source) {
-        long pts = c.frame().ptsNanos();
-        String when = pts < 0 ? "" : String.format(Locale.ROOT, " | %.2fs", pts / 1e9);
-        return "[" + (source != null ? source + " " : "") + "seq " + c.frame().sequence() + when + "] " + c.text().strip();
-    }
-
-    static String json(Caption c, String source) {
-        ObjectNode o = JSON.createObjectNode();
-        o.put("source", source);
-        o.put("seq", c.frame().sequence());
-        o.put("pts_ms", c.frame().ptsMillis());
-        o.put("text", c.text());
-        ArrayNode t = o.putArray("tokens");
-        for (int id : c.tokens()) t.add(id);
-        o.put("finish_reason", c.finishReason().wire());
-        o.put("dropped", c.dropped());
-        CaptionTimings ti = c.timings();
-        ObjectNode tn = o.putObject("timings");
-        tn.put("preprocess_ms", round(ti.preprocessMs()));
-        tn.put("encode_ms", round(ti.encodeMs()));
-        tn.put("prefill_ms", round(ti.prefillMs()));
-        tn.put("ttft_ms", round(ti.ttftMs()));
-        tn.put("total_ms", round(ti.totalMs()));
-        return o.toString();
-    }
-
-    private static double round(double ms) { return Math.round(ms * 100) / 100.0; }
 
     /** Config sampling over the model's generation_config.json; null (the model's defaults) when nothing is set. */
     static SamplingParams sampling(GenerationSettings g, GenerationConfig model) {

@@ -121,6 +121,7 @@ public final class GenerateCommand implements Command {
             boolean json = a.flag("json");
             PrintStream out = System.out;
             List<Integer> tokens = new ArrayList<>();
+            StringBuilder generated = new StringBuilder();   // the streamed text: stop strings and stop tokens are not part of it
             FinishReason[] finish = {FinishReason.CANCELLED};
             long[] first = {0}, last = {0};
             long start = System.nanoTime();
@@ -144,6 +145,7 @@ public final class GenerateCommand implements Command {
                             if (first[0] == 0) first[0] = now;
                             last[0] = now;
                             if (e.finishReason() != null) finish[0] = e.finishReason();
+                            generated.append(e.textDelta());
                             if (!json && !e.textDelta().isEmpty()) { out.print(e.textDelta()); out.flush(); }
                         })
                         .blockLast();
@@ -164,7 +166,7 @@ public final class GenerateCommand implements Command {
             Map<String, Object> o = new LinkedHashMap<>();
             o.put("input_ids", ids);
             o.put("tokens", genIds);
-            o.put("text", tok.decode(genIds));
+            o.put("text", generated.toString());
             o.put("finish_reason", finish[0].wire());
             o.put("timings", timings);
             out.println(new ObjectMapper().writeValueAsString(o));

@@ -1,5 +1,7 @@
 package io.vlmflux.demos;
 
+import io.vlmflux.pipeline.config.ConfigException;
+
 import java.io.PrintStream;
 import java.util.Arrays;
 import java.util.List;
@@ -80,7 +82,10 @@ public final class Main {
         }
     }
 
-    /** One line naming the cause chain, without stack traces. */
+    /**
+     * One line naming the cause chain, without stack traces. The chain ends at a {@link ConfigException}: its message
+     * is complete and its cause (the JSON parser's exception) is for VLMFLUX_DEBUG stack traces only.
+     */
     static String describe(Throwable t) {
         StringBuilder sb = new StringBuilder();
         Throwable cur = t;
@@ -93,7 +98,7 @@ public final class Main {
                 sb.append(m);
                 last = m;
             }
-            cur = cur.getCause() == cur ? null : cur.getCause();
+            cur = cur instanceof ConfigException || cur.getCause() == cur ? null : cur.getCause();
         }
         return sb.toString().replace('\n', ' ');
     }

@@ -144,8 +144,15 @@ public final class ProbeCommand implements Command {
                 pts         %s .. %s
                 mean luma   %.1f""",
                 r.source(), r.live() ? "live" : "lossless", r.width(), r.height(), r.format(),
-                r.colorimetry() == null ? "" : " (" + r.colorimetry() + ")", r.frames(), r.seconds(), r.fps(), r.dropped(),
+                colorimetry(r.colorimetry()), r.frames(), r.seconds(), r.fps(), r.dropped(),
                 r.reconnects(), pts(r.firstPtsNanos()), pts(r.lastPtsNanos()), r.meanLuma());
+    }
+
+    /** {@code  (bt709: limited range, matrix bt709, ...)}: the caps' value, then its parts by name. */
+    private static String colorimetry(String c) {
+        if (c == null) return "";
+        String names = ColorimetryNames.describe(c);
+        return names.equals(c) ? " (colorimetry " + c + ")" : " (" + (c.contains(":") ? "" : c + ": ") + names + ")";
     }
 
     private static String pts(long ns) { return ns < 0 ? "none" : String.format(Locale.ROOT, "%.3f s", ns / 1e9); }

@@ -112,4 +112,128 @@ class CaptionCommandTest {
         assertEquals(1, r.code());
         assertTrue(r.err().contains("bogus"), r.err());
     }
+
+    /** A config error is one clean line naming the file, the JSON path and the value; Jackson's text stays out. */
+    @Test void configErrorsAreOneCleanLine(@TempDir Path tmp) throws Exception {
+        Path cfg = tmp.resolve("bad.json");
+        Files.writeString(cfg, """
+                {"sources": [{"uri": "test:ball", "every": "2x"}],
+                 "model": {"dir": "demos/models/shapes-vl"}}""");
+        Result r = run("caption", "--config", cfg.toString());
+        assertEquals(1, r.code(), r.err());
+        List<String> lines = r.err().lines().filter(l -> !l.isBlank()).toList();
+        assertEquals(1, lines.size(), r.err());
+        String line = lines.getFirst();
+        assertTrue(line.startsWith("error: " + cfg + ": $.sources[0] (line 1, column "), line);
+        assertTrue(line.contains("field 'every'") && line.contains("'2x'"), line);
+        for (String jackson : List.of("Cannot construct", "Source:", "reference chain", "com.fasterxml", "problem:"))
+            assertFalse(line.contains(jackson), jackson + " in " + line);
+    }
+
+    static final List<String> CAPTION_KEYS = List.of("source", "seq", "pts_ms", "text", "tokens", "finish_reason", "dropped", "timings");
+
+    static Path config(Path dir, String output) throws Exception {
+        Path cfg = dir.resolve("ball.json");
+        Files.writeString(cfg, """
+                {"sources": [{"uri": "test:ball?live=false&num-buffers=20", "id": "ball"}],
+                 "sampling": {"every": "10f"},
+                 "model": {"dir": "%s", "backend": "cpu"},
+                 "maxTokens": 24,
+                 "output": %s}""".formatted(ROOT.resolve("demos/models/shapes-vl").toString().replace("\\", "/"), output));
+        return cfg;
+    }
+
+    static List<String> keys(JsonNode j) {
+        List<String> k = new java.util.ArrayList<>();
+        j.fieldNames().forEachRemaining(k::add);
+        return k;
+    }
+
+    /** The config's output block: JSON lines appended to output.path (parent folders created), nothing on stdout. */
+    @Test void configOutputAppendsJsonLinesToItsFile(@TempDir Path tmp) throws Exception {
+        Path file = tmp.resolve("out/nested/captions.jsonl");
+        Path cfg = config(tmp, "{\"format\": \"json\", \"path\": \"%s\"}".formatted(file.toString().replace("\\", "/")));
+        for (int run = 1; run <= 2; run++) {
+            Result r = run("caption", "--config", cfg.toString());
+            assertEquals(0, r.code(), r.err());
+            assertEquals(List.of(), r.out());
+            List<String> lines = Files.readAllLines(file);
+            assertEquals(2 * run, lines.size(), lines.toString());   // appended, one line per caption
+            for (String line : lines) {
+                JsonNode j = new ObjectMapper().readTree(line);
+                assertEquals(CAPTION_KEYS, keys(j), line);
+                assertEquals("ball", j.get("source").asText());
+                assertTrue(j.get("text").asText().contains("white"), line);
+            }
+            assertEquals(List.of(0L, 10L), lines.subList(lines.size() - 2, lines.size()).stream()
+                    .map(l -> { try { return new ObjectMapper().readTree(l).get("seq").asLong(); } catch (Exception e) { throw new AssertionError(e); } }).toList());
+            assertTrue(r.err().contains("captions appended to " + file), r.err());
+        }
+    }
+
+    /** tokens: one JSON object per token (source, seq, index, token, text) before its caption; they add up to it. */
+    @Test void configOutputStreamsTokenEventsAsJsonLines(@TempDir Path tmp) throws Exception {
+        Path file = tmp.resolve("tokens.jsonl");
+        Path cfg = config(tmp, "{\"format\": \"json\", \"tokens\": true, \"path\": \"%s\"}".formatted(file.toString().replace("\\", "/")));
+        Result r = run("caption", "--config", cfg.toString());
+        assertEquals(0, r.code(), r.err());
+        List<JsonNode> lines = new java.util.ArrayList<>();
+        for (String l : Files.readAllLines(file)) lines.add(new ObjectMapper().readTree(l));
+        int captions = 0;
+        StringBuilder text = new StringBuilder();
+        List<Integer> ids = new java.util.ArrayList<>();
+        for (JsonNode j : lines) {
+            if (j.has("tokens")) {
+                assertEquals(CAPTION_KEYS, keys(j), j.toString());
+                captions++;
+                assertEquals(j.get("text").asText(), text.toString(), "the token texts add up to the caption");
+                List<Integer> capIds = new java.util.ArrayList<>();
+                j.get("tokens").forEach(t -> capIds.add(t.asInt()));
+                assertEquals(capIds, ids.subList(0, capIds.size()), "token ids, then at most the stop token");
+                assertTrue(ids.size() - capIds.size() <= 1, ids + " vs " + capIds);
+                text.setLength(0);
+                ids.clear();
+            } else {
+                assertEquals(List.of("source", "seq", "index", "token", "text"), keys(j), j.toString());
+                assertEquals("ball", j.get("source").asText());
+                assertEquals(ids.size(), j.get("index").asInt(), j.toString());
+                text.append(j.get("text").asText());
+                ids.add(j.get("token").asInt());
+            }
+        }
+        assertEquals(2, captions, lines.toString());
+        assertTrue(lines.size() > 2 + 2 * 3, "tokens of each caption come before it: " + lines.size());
+    }
+
+    /** Text with tokens: each caption's line grows token by token and ends identical to the line without tokens. */
+    @Test void configTextOutputWithTokensGivesTheSameLines(@TempDir Path tmp) throws Exception {
+        Result plain = run("caption", "--config", config(tmp, "{\"format\": \"text\"}").toString());
+        Result live = run("caption", "--config", config(tmp, "{\"format\": \"text\", \"tokens\": true}").toString());
+        assertEquals(0, plain.code(), plain.err());
+        assertEquals(0, live.code(), live.err());
+        assertEquals(2, plain.out().size(), plain.out().toString());
+        assertEquals(plain.out(), live.out());
+    }
+
+    /**
+     * A live 30 fps source captioned at every frame: the model (~0.2 s a caption) is the slow consumer and the caption
+     * stage drops frames. The stderr summary's model line agrees with the captions: out = captions, dropped = the last
+     * caption's dropped plus at most the one frame still waiting at stop, in = out + dropped.
+     */
+    @Test void stageSummaryCountsAgreeWithTheCaptions() throws Exception {
+        Result r = run("caption", "--json", "--count", "4", "--every", "all", "--source", "test:ball?width=160&height=120");
+        assertEquals(0, r.code(), r.err());
+        assertEquals(4, r.out().size(), r.out().toString());
+        long lastDropped = new ObjectMapper().readTree(r.out().getLast()).get("dropped").asLong();
+        assertTrue(lastDropped > 0, "the slow model must have dropped frames: " + r.out());
+        java.util.regex.Matcher m = java.util.regex.Pattern
+                .compile("vlmflux: stage model +in=(\\d+) out=(\\d+) dropped=(\\d+) errors=(\\d+) p50=").matcher(r.err());
+        assertTrue(m.find(), r.err());
+        long in = Long.parseLong(m.group(1)), out = Long.parseLong(m.group(2)), dropped = Long.parseLong(m.group(3));
+        assertEquals(4, out, r.err());
+        assertTrue(dropped == lastDropped || dropped == lastDropped + 1, "summary dropped=" + dropped + ", last caption dropped=" + lastDropped);
+        assertEquals(in, out + dropped, r.err());
+        assertEquals("0", m.group(4));
+        assertTrue(r.err().contains("vlmflux: stage sample/test:ball") && r.err().contains("vlmflux: stage fan-in/test:ball"), r.err());
+    }
 }

@@ -102,4 +102,34 @@ class GenerateCommandTest {
                 "--max-tokens", "2147483647")));
         assertTrue(e.getMessage().contains("--max-tokens") && e.getMessage().contains("2147483647"), e.getMessage());
     }
+
+    /**
+     * docs/llm.md: the text never contains the stop token nor the stop string (the token ids keep the stop token).
+     * The demo captioner sees a drawn white circle and ends its caption with {@code <|im_end|>}, its EOS.
+     */
+    @Test void textLeavesOutTheStopTokenAndTheStopString() throws Exception {
+        Path model = Path.of(System.getProperty("vlmflux.root", "..")).resolve("demos/models/shapes-vl");
+        java.awt.image.BufferedImage img = new java.awt.image.BufferedImage(320, 240, java.awt.image.BufferedImage.TYPE_INT_RGB);
+        java.awt.Graphics2D g = img.createGraphics();
+        g.setColor(java.awt.Color.WHITE);
+        g.fillOval(200, 130, 80, 80);
+        g.dispose();
+        Path png = tmp.resolve("circle.png");
+        javax.imageio.ImageIO.write(img, "png", png.toFile());
+        List<String> base = List.of("--model", model.toString(), "--prompt", "Describe the image.", "--image", png.toString(), "--greedy",
+                "--max-tokens", "32", "--json");
+        JsonNode full = run(base);
+        assertEquals("stop", full.get("finish_reason").asText(), full.toString());
+        String text = full.get("text").asText();
+        assertFalse(text.contains("<|im_end|>") || text.contains("<|"), text);
+        assertTrue(text.contains("circle"), text);
+        JsonNode ids = full.get("tokens");
+        assertEquals(3002, ids.get(ids.size() - 1).asInt(), "the token list keeps the stop token id: " + ids);
+
+        List<String> withStop = new ArrayList<>(base);
+        withStop.addAll(List.of("--stop", "circle"));
+        JsonNode cut = run(withStop);
+        assertEquals("stop_string", cut.get("finish_reason").asText(), cut.toString());
+        assertEquals(text.substring(0, text.indexOf("circle")), cut.get("text").asText());
+    }
 }

@@ -50,4 +50,20 @@ class ProbeCommandTest {
         e = assertThrows(Exception.class, () -> new ProbeCommand().run(List.of("--source", "/no/such/file.mp4", "--frames", "1")));
         assertTrue(Main.describe(e).contains("/no/such/file.mp4"), Main.describe(e));
     }
+
+    /** Colorimetry is printed by name (range, matrix, transfer, primaries), also where the caps carry raw codes. */
+    @Test
+    void colorimetryIsPrintedByName() throws Exception {
+        String out = capture(new ProbeCommand(), "--source", "test:ball?live=false&num-buffers=5", "--frames", "2");
+        assertTrue(out.contains("RGB (sRGB: full range, matrix rgb, transfer srgb, primaries bt709)"), out);
+        out = capture(new ProbeCommand(), "--source", "test:ball?live=false&num-buffers=5", "--frames", "2", "--format", "I420");
+        assertTrue(out.contains("I420 (bt601: limited range, matrix bt601, transfer bt601, primaries smpte170m)"), out);
+        out = capture(new ProbeCommand(), "--source", "gst:videotestsrc num-buffers=5 ! video/x-raw,format=I420,width=64,height=48,colorimetry=1:3:5:1 ! appsink name=sink",
+                "--frames", "2", "--format", "any");
+        assertTrue(out.contains("64x48 I420 (full range, matrix bt709, transfer bt709, primaries bt709)"), out);
+        assertFalse(out.lines().filter(l -> l.startsWith("format")).findFirst().orElseThrow().contains("1:3:5:1"), out);
+        assertEquals("limited range, matrix bt2020, transfer smpte2084 (pq), primaries bt2020", ColorimetryNames.describe("bt2100-pq"));
+        assertEquals("matrix bt601", ColorimetryNames.describe("0:4:0:0"));
+        assertEquals("weird", ColorimetryNames.describe("weird"));
+    }
 }

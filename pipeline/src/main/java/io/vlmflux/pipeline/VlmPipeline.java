@@ -157,7 +157,8 @@ public final class VlmPipeline<T> {
 
         /**
          * Finishes the pipeline with the caption stage ({@link Stages#caption}); metrics are keyed by each caption's
-         * frame. {@link CaptionOptions.Backpressure#AUTO} becomes lossless when every source is a file (nothing is
+         * frame, and frames the caption stage drops (newest wins) count as {@code dropped} of {@code model}.
+         * {@link CaptionOptions.Backpressure#AUTO} becomes lossless when every source is a file (nothing is
          * lost) and newest-wins (one slot per source, served in turn) when any is live.
          */
         public VlmPipeline<Caption> captions(VlmRuntime runtime, CaptionOptions options) {

@@ -80,24 +80,17 @@ public final class Gpu {
                 } catch (Throwable t) {
                     s = "error " + rc;
                 }
-                return "cudaGetDeviceCount failed: " + s + " (cudaError " + rc + ")";
+                return CudaUnavailable.deviceCountFailure(rc, s);
             }
-            if (count[0] == 0) return "cudaGetDeviceCount: no CUDA device";
+            if (count[0] == 0) return CudaUnavailable.deviceCountFailure(CudaUnavailable.NO_DEVICE, "no CUDA device");
             int[] drv = {0};
             cudart.cudaDriverGetVersion(drv);
             if (drv[0] < 13000) return "CUDA driver " + drv[0] + " is older than CUDA 13.0, which the presets need";
             return "";
         } catch (UnsatisfiedLinkError | NoClassDefFoundError | ExceptionInInitializerError e) {
-            return "CUDA libraries did not load (" + e.getClass().getSimpleName() + ": " + firstLine(e.getMessage())
-                    + "); install CUDA 13 and set LD_LIBRARY_PATH=/usr/local/cuda/lib64";
+            return CudaUnavailable.loadFailure(e, CudaUnavailable.driverLoads());
         } catch (Throwable e) {
             return "CUDA probe failed: " + e;
         }
-    }
-
-    private static String firstLine(String s) {
-        if (s == null) return "";
-        int i = s.indexOf('\n');
-        return i < 0 ? s : s.substring(0, i);
     }
 }

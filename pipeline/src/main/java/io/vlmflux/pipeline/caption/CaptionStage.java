@@ -41,7 +41,7 @@ public final class CaptionStage {
         return captions(runtime, options, null);
     }
 
-    /** {@link #captions(CaptionModel, CaptionOptions)} that also counts dropped frames into {@code metrics} (nullable). */
+    /** {@link #captions(VlmRuntime, CaptionOptions)} that also counts dropped frames into {@code metrics} (nullable). */
     public static Function<Flux<Frame>, Flux<Caption>> captions(VlmRuntime runtime, CaptionOptions options, StageMetrics metrics) {
         Prepared p = prepare(runtime, options);
         return frames -> Flux.defer(() -> {
@@ -56,7 +56,7 @@ public final class CaptionStage {
     }
 
     /**
-     * {@link #streams(CaptionModel, CaptionOptions)} counting drops into {@code metrics} (nullable). The next frame
+     * {@link #streams(VlmRuntime, CaptionOptions)} counting drops into {@code metrics} (nullable). The next frame
      * is captioned only after the previous stream ended: subscribe to each stream's tokens or caption, or cancel it.
      */
     public static Function<Flux<Frame>, Flux<CaptionStream>> streams(VlmRuntime runtime, CaptionOptions options, StageMetrics metrics) {

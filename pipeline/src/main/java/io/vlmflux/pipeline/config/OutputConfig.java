@@ -6,8 +6,9 @@ import java.util.Locale;
  * Where captions go.
  *
  * @param format {@code text} (one line per caption) or {@code json} (one JSON object per line); default text
- * @param path   file to append to; null: stdout
- * @param tokens true: also stream tokens as they are decoded; default false
+ * @param path   file the lines are appended to (created with its parent folders, flushed per caption); null: stdout
+ * @param tokens true: also write tokens as they are decoded (JSON: one {@code {source, seq, index, token, text}}
+ *               line per token before its caption; text: the caption's line grows token by token); default false
  */
 public record OutputConfig(String format, String path, Boolean tokens) {
     public static final OutputConfig DEFAULT = new OutputConfig(null, null, null);

@@ -54,13 +54,13 @@ public record PipelineConfig(List<SourceConfig> sources, SamplingConfig sampling
         if (output == null) output = OutputConfig.DEFAULT;
     }
 
-    /** Reads and validates a config file; the exception message names the file, the JSON path and line. */
+    /** Reads and validates a config file; a {@link ConfigException}'s message names the file, the JSON path and line. */
     public static PipelineConfig load(Path file) {
         String json;
         try {
             json = Files.readString(file);
         } catch (NoSuchFileException e) {
-            throw new IllegalArgumentException("pipeline config " + file + " does not exist");
+            throw new ConfigException("pipeline config " + file + " does not exist", null);
         } catch (IOException e) {
             throw new UncheckedIOException("cannot read pipeline config " + file + ": " + e.getMessage(), e);
         }
@@ -71,12 +71,12 @@ public record PipelineConfig(List<SourceConfig> sources, SamplingConfig sampling
     public static PipelineConfig parse(String json, String origin) {
         try {
             PipelineConfig c = MAPPER.readValue(json, PipelineConfig.class);
-            if (c == null) throw new IllegalArgumentException(origin + ": empty config (expected a JSON object)");
+            if (c == null) throw new ConfigException(origin + ": empty config (expected a JSON object)", null);
             return c;
         } catch (JsonMappingException e) {
-            throw new IllegalArgumentException(origin + ": " + where(e) + ": " + reason(e), e);
+            throw new ConfigException(origin + ": " + where(e) + ": " + reason(e), e);
         } catch (JsonProcessingException e) {
-            throw new IllegalArgumentException(origin + ": malformed JSON" + at(e.getLocation()) + ": " + e.getOriginalMessage(), e);
+            throw new ConfigException(origin + ": malformed JSON" + at(e.getLocation()) + ": " + e.getOriginalMessage(), e);
         }
     }
 

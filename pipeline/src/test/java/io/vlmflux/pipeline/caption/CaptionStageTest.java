@@ -172,6 +172,32 @@ class CaptionStageTest {
         assertEquals(0, model.activeSequences());
     }
 
+    /**
+     * {@code VlmPipeline.Builder.captions}: the {@code model} stage's dropped counter is the caption stage's drop count
+     * (it read 0 while captions reported drops); in = out + dropped once the pipeline stopped.
+     */
+    @Test void pipelineModelMetricsCountTheCaptionStagesDrops() {
+        var p = io.vlmflux.pipeline.VlmPipeline.builder().source(new io.vlmflux.pipeline.SourceInput("c", cockatoo(), true))
+                .captions(model, CaptionOptions.defaults().withMaxTokens(2));
+        var m = p.metrics().stage("model");
+        long[] dropped = {-1};
+        StepVerifier.create(p.flux(), 0)
+                .thenRequest(1)
+                .expectNextCount(1)
+                .then(() -> awaitTrue(() -> m.in() > 12, 30_000))   // a slow subscriber: frames pile up and are replaced
+                .thenRequest(1)
+                .assertNext(c -> {
+                    dropped[0] = c.dropped();
+                    assertTrue(c.dropped() >= 11, "dropped " + c.dropped());
+                    assertTrue(m.dropped() >= c.dropped(), m.dropped() + " < " + c.dropped());
+                })
+                .thenCancel()
+                .verify(Duration.ofSeconds(60));
+        awaitTrue(() -> m.in() == m.out() + m.dropped(), 5000);
+        assertEquals(2, m.out());
+        assertTrue(m.dropped() >= dropped[0], m.dropped() + " vs " + dropped[0]);
+    }
+
     /** Cancelling a caption's token stream stops generation within a step, frees its cache and closes its frame. */
     @Test void cancellingTheTokenStreamStopsGenerationAndFreesTheCache() throws Exception {
         Tap tap = new Tap();
