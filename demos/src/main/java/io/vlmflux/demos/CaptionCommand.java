@@ -125,8 +125,9 @@ public final class CaptionCommand implements Command {
             for (SourceConfig sc : config.sources()) {
                 FrameSource s = Sources.parse(sourceSpec(sc.uri()), new SourceOptions(sc.width() == null ? 0 : sc.width(),
                         sc.height() == null ? 0 : sc.height(), sc.pixelFormat()));
+                if (sc.id() != null) s = s.named(sc.id());   // frames, events and errors carry the config's id
                 live |= s.isLive();
-                String id = sc.id() != null ? sc.id() : s.id();
+                String id = s.id();
                 SamplingPolicy own = sc.every() == null ? null : SamplingPolicy.parse(sc.every());
                 b.source(new SourceInput(id, s.frames(), s.isLive()), own);
                 inputs.add(new SourceInput(id, s.frames(), s.isLive()));
@@ -165,7 +166,18 @@ public final class CaptionCommand implements Command {
             }
             if (count > 0) captions = captions.take(count);
             if (duration != null) captions = captions.take(duration);
-            int rc = stream(captions, output::caption);
+            // source events (source_down/source_up/retries, skipped files, warnings) reach the output as they happen
+            List<Disposable> events = new ArrayList<>();
+            for (FrameSource s : opened) events.add(s.events().subscribe(output::event));
+            int rc;
+            try {
+                rc = stream(captions, output::caption);
+            } finally {
+                events.forEach(Disposable::dispose);
+            }
+            for (FrameSource s : opened)
+                if (s.stats().skipped() > 0 || s.stats().warnings() > 0)
+                    err.println("vlmflux: source " + s.id() + ": " + s.stats().skipped() + " file(s) skipped, " + s.stats().warnings() + " warning(s)");
             if (outputConfig.path() != null) err.println("vlmflux: captions appended to " + Path.of(outputConfig.path()).toAbsolutePath());
             // one line per stage (sample/<id>, fan-in/<id>, model): the counters are defined in docs/pipeline.md
             for (var stage : metrics.snapshot().stages()) err.println("vlmflux: stage " + stage.format());

@@ -13,6 +13,7 @@ import io.vlmflux.pipeline.config.OutputConfig;
 import io.vlmflux.pipeline.metrics.StageMetrics;
 import io.vlmflux.sources.Frame;
 import io.vlmflux.sources.FrameInfo;
+import io.vlmflux.sources.SourceEvent;
 import reactor.core.publisher.Flux;
 
 import java.io.IOException;
@@ -140,6 +141,27 @@ final class CaptionOutput implements AutoCloseable {
     }
 
     /** Ends a token line cut off at stop, flushes, and closes the file (never stdout). */
+    /**
+     * A source event (connection lost or back, a retry, a skipped file, a warning, a failure): in JSON one object
+     * per line ({@code event, source, time, attempt, message}) among the captions; in text a line on stderr, so the
+     * caption lines stay clean.
+     */
+    synchronized void event(SourceEvent e) {
+        if (json) {
+            ObjectNode o = JSON.createObjectNode();
+            o.put("event", e.type().wire());
+            o.put("source", sourceName.apply(e.sourceId()));
+            o.put("time", e.time().toString());
+            o.put("attempt", e.attempt());
+            o.put("message", e.message());
+            out.println(o);
+            out.flush();
+        } else {
+            System.err.println("vlmflux: " + e.type().wire() + " " + sourceName.apply(e.sourceId()) + (e.attempt() > 0 ? " (attempt " + e.attempt() + ")" : "")
+                    + (e.message().isEmpty() ? "" : ": " + e.message()));
+        }
+    }
+
     @Override public synchronized void close() {
         if (openLine != null) {   // a caption cut off at stop
             out.println();
@@ -152,14 +174,15 @@ final class CaptionOutput implements AutoCloseable {
     private String prefix(FrameInfo f) {
         long pts = f.ptsNanos();
         String when = pts < 0 ? "" : String.format(Locale.ROOT, " | %.2fs", pts / 1e9);
-        return "[" + (showSource ? sourceName.apply(f.sourceId()) + " " : "") + "seq " + f.sequence() + when + "] ";
+        return "[" + (showSource ? sourceName.apply(f.sourceId()) + " " : "") + "seq " + f.sequence() + when + (f.label() != null ? " | " + f.label() : "") + "] ";
     }
 
     /** {@code [seq 12 | 0.40s] a white circle ...}, prefixed with {@code source} when not null. */
     static String line(Caption c, String source) {
         long pts = c.frame().ptsNanos();
         String when = pts < 0 ? "" : String.format(Locale.ROOT, " | %.2fs", pts / 1e9);
-        return "[" + (source != null ? source + " " : "") + "seq " + c.frame().sequence() + when + "] " + c.text().strip();
+        String file = c.frame().label() != null ? " | " + c.frame().label() : "";
+        return "[" + (source != null ? source + " " : "") + "seq " + c.frame().sequence() + when + file + "] " + c.text().strip();
     }
 
     /** The documented {@code caption --json} object (README): its key set is a contract. */
@@ -168,6 +191,7 @@ final class CaptionOutput implements AutoCloseable {
         o.put("source", source);
         o.put("seq", c.frame().sequence());
         o.put("pts_ms", c.frame().ptsMillis());
+        if (c.frame().label() != null) o.put("file", c.frame().label());   // stills of an image folder: the file's name
         o.put("text", c.text());
         ArrayNode t = o.putArray("tokens");
         for (int id : c.tokens()) t.add(id);

@@ -10,6 +10,7 @@ import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 
@@ -235,5 +236,32 @@ class CaptionCommandTest {
         assertEquals(in, out + dropped, r.err());
         assertEquals("0", m.group(4));
         assertTrue(r.err().contains("vlmflux: stage sample/test:ball") && r.err().contains("vlmflux: stage fan-in/test:ball"), r.err());
+    }
+
+    /**
+     * An image folder with a corrupt file in the middle: every good image is captioned and named, the bad one is
+     * skipped with a source_skipped event in the JSON stream, and nothing after it is lost.
+     */
+    @Test void imageFolderCaptionsEveryGoodFileNamesItAndReportsTheSkippedOne(@TempDir Path tmp) throws Exception {
+        Path dir = Files.createDirectories(tmp.resolve("stills"));
+        java.awt.image.BufferedImage img = new java.awt.image.BufferedImage(160, 120, java.awt.image.BufferedImage.TYPE_INT_RGB);
+        java.awt.Graphics2D g = img.createGraphics();
+        g.setColor(java.awt.Color.WHITE);
+        g.fillOval(60, 40, 40, 40);
+        g.dispose();
+        javax.imageio.ImageIO.write(img, "png", dir.resolve("a.png").toFile());
+        Files.write(dir.resolve("b.png"), new byte[] {(byte) 0x89, 'P', 'N', 'G', 1, 2, 3});   // not an image
+        javax.imageio.ImageIO.write(img, "png", dir.resolve("c.png").toFile());
+        Result r = run("caption", "--json", "--source", "images:" + dir, "--every", "all", "--max-tokens", "8");
+        assertEquals(0, r.code(), r.err());
+        List<JsonNode> lines = new ArrayList<>();
+        for (String l : r.out()) lines.add(new ObjectMapper().readTree(l));
+        List<String> files = lines.stream().filter(j -> j.has("text")).map(j -> j.path("file").asText()).toList();
+        assertEquals(List.of("a.png", "c.png"), files, r.out().toString());
+        List<Long> seqs = lines.stream().filter(j -> j.has("text")).map(j -> j.get("seq").asLong()).toList();
+        assertEquals(2, seqs.size());
+        assertTrue(seqs.get(1) > seqs.get(0), "each still has its own index: " + seqs);
+        assertTrue(lines.stream().anyMatch(j -> "source_skipped".equals(j.path("event").asText()) && j.path("message").asText().contains("b.png")),
+                r.out().toString());
     }
 }
