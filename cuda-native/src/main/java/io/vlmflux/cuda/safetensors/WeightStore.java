@@ -70,12 +70,9 @@ public final class WeightStore implements AutoCloseable {
 
     /** Reads files for {@link #read}: checks the total against available memory, logs progress after a second. */
     private static final class Loader {
-        private static final System.Logger LOG = System.getLogger("vlmflux.weights");
         private final Path location;
-        private final long t0 = System.nanoTime();
-        private long total = -1, done, lastLog;
+        private LoadProgress progress;
         private int files, filesDone;
-        private boolean logged;
 
         Loader(Path location) { this.location = location; }
 
@@ -83,8 +80,8 @@ public final class WeightStore implements AutoCloseable {
         void plan(List<Path> paths) throws IOException {
             long t = 0;
             for (Path p : paths) t += Files.size(p);
-            total = t;
             files = paths.size();
+            progress = new LoadProgress("loading weights of " + location, t);
             long avail = availableMemory();
             if (avail > 0 && t > avail)
                 throw new IllegalStateException(location + ": the weights take " + mib(t) + " MiB but only " + mib(avail)
@@ -94,23 +91,9 @@ public final class WeightStore implements AutoCloseable {
         }
 
         SafetensorsFile read(Path file, Arena arena) throws IOException {
-            SafetensorsFile f = SafetensorsFile.read(file, arena, this::advance);
-            filesDone++;
-            if (logged && filesDone == files)
-                LOG.log(System.Logger.Level.INFO, "loaded weights of {0}: {1} MiB in {2} file(s) in {3} s", location, mib(done), files,
-                        String.format(java.util.Locale.ROOT, "%.1f", (System.nanoTime() - t0) / 1e9));
+            SafetensorsFile f = SafetensorsFile.read(file, arena, b -> progress.advance(b, "file " + (filesDone + 1) + " of " + files));
+            if (++filesDone == files) progress.finish();
             return f;
-        }
-
-        private void advance(long bytes) {
-            done += bytes;
-            long now = System.nanoTime();
-            if (now - t0 > 1_000_000_000L && now - lastLog > 5_000_000_000L && done < total) {
-                lastLog = now;
-                logged = true;
-                LOG.log(System.Logger.Level.INFO, "loading weights of {0}: {1} / {2} MiB ({3}%), file {4} of {5}", location, mib(done),
-                        mib(total), total == 0 ? 100 : done * 100 / total, filesDone + 1, files);
-            }
         }
 
         private static long mib(long b) { return b >> 20; }

@@ -169,7 +169,7 @@ public final class CudaDecoder implements Decoder {
         bops = new BatchDecodeOps(st);
         try {
             long t0 = System.nanoTime();
-            Uploader up = new Uploader(store);
+            Uploader up = new Uploader(store, weightBytes);
             embed = up.bf16(p + "embed_tokens.weight");
             lmHead = c.tieWordEmbeddings() ? embed : up.bf16(spec.lmHead());
             finalNorm = up.bf16(p + "norm.weight");
@@ -192,6 +192,7 @@ public final class CudaDecoder implements Decoder {
                 l.wd = up.bf16(spec.layer(i, "mlp.down_proj.weight"));
                 layers[i] = l;
             }
+            up.progress.finish();
             invFreq = arena.alloc("rope inv_freq", 4L * (hd / 2));
             st.upload(invFreq, invFreq(c.rope(), hd));
 
@@ -247,7 +248,11 @@ public final class CudaDecoder implements Decoder {
     /** Converts checkpoint tensors (bf16 copied as is; f16/f32 rounded to bf16) into arena buffers. */
     private final class Uploader {
         final WeightStore store;
-        Uploader(WeightStore store) { this.store = store; }
+        final io.vlmflux.cuda.safetensors.LoadProgress progress;
+        Uploader(WeightStore store, long bf16Bytes) {
+            this.store = store;
+            this.progress = new io.vlmflux.cuda.safetensors.LoadProgress("uploading weights to " + dev + " (bf16)", bf16Bytes);
+        }
 
         DeviceBuffer bf16(String name) { return bf16Concat(name, name); }
 
@@ -273,6 +278,7 @@ public final class CudaDecoder implements Decoder {
                     }
                 }
                 off += 2 * t.numel();
+                progress.advance(2 * t.numel(), t.name());
             }
             return b;
         }
