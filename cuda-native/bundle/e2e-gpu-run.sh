@@ -4,10 +4,13 @@
 # call's transfer limit together. Bundle (build machine):
 #   VLMFLUX_BUNDLE_DIR=.gpu-e2e VLMFLUX_BUNDLE_MODULES=pipeline,demos VLMFLUX_BUNDLE_GST=1 cuda-native/bundle/make-bundle.sh
 #   e2e-gpu-run.sh prep   (carry .gpu-e2e/jre.tar.xz, .gpu-e2e/gst.tar.xz): unpacks the runtime and GStreamer into /tmp,
+#                         (VLMFLUX_E2E_NO_PEER=1: build the checkpoint without measuring Hugging Face on it)
 #                         builds the random bf16 Qwen2.5-VL-3B checkpoint with transformers and measures Hugging Face on it
 #                         (peer_bench_vlm.py --full), gives it a tokenizer (vlm_tokenizer.py)
-#   e2e-gpu-run.sh run    (carry .gpu-e2e/lib, .gpu-e2e/test-classes): bench vlm (encoder, TTFT, --e2e 1 and 4 sources),
-#                         the caption CLI on cuda with GStreamer (shapes-vl and the 3B checkpoint), the caption GPU tests
+#   e2e-gpu-run.sh run    (carry .gpu-e2e/lib, .gpu-e2e/test-classes): the vision-encoder table (VisionEncoderBench,
+#                         test scope), bench vlm through the runtime (TTFT, --e2e 1 and 4 sources), the caption CLI on
+#                         cuda with GStreamer (shapes-vl and the 3B checkpoint)
+#   e2e-gpu-run.sh tests  (same carry): every @Tag("gpu") test
 # Results under $OUT (or /tmp/vlmflux-e2e-out).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -25,14 +28,17 @@ case "${1:-}" in
     nvidia-smi -L | tee "$out/device.txt"
     step "checkpoint + Hugging Face peer"
     mkdir -p "$model"
-    PYTHONUNBUFFERED=1 python3 "$here/peer_bench_vlm.py" "$model" --full 2>"$out/hf.err" | tee "$out/hf.jsonl" || tail -20 "$out/hf.err"
+    PYTHONUNBUFFERED=1 python3 "$here/peer_bench_vlm.py" "$model" --full ${VLMFLUX_E2E_NO_PEER:+--no-peer} 2>"$out/hf.err" | tee "$out/hf.jsonl" || tail -20 "$out/hf.err"
     python3 "$here/vlm_tokenizer.py" "$model" | tee -a "$out/hf.jsonl"
     du -sh "$model" >&2; step done ;;
   run)
     [[ -x "$VLMFLUX_JRE_DIR/jre/bin/java" && -f "$model/tokenizer.json" ]] || { echo "e2e-gpu-run.sh run: no runtime or checkpoint: run 'prep' first on this machine" >&2; exit 3; }
     export VLMFLUX_GST=$VLMFLUX_GST_DIR
-    step "bench vlm (encoder 640x480, TTFT, e2e 1 and 4 sources)"
-    "$run" vlmflux bench vlm --model "$model" --sizes 640x480 --ttft --e2e --sources ${VLMFLUX_E2E_SOURCES:-1,4} --seconds ${VLMFLUX_E2E_SECONDS:-8} --json \
+    step "vision encoder 640x480 (VisionEncoderBench)"
+    "$run" java io.vlmflux.vision.cuda.VisionEncoderBench "$model" 640x480 RGB 20 --json > "$out/vision.jsonl" 2> "$out/vision.err"
+    echo "rc=$?" >> "$out/vision.err"; grep -v "^WARNING" "$out/vision.err" | tail -6 >&2
+    step "bench vlm through the runtime (TTFT, e2e 1 and 4 sources)"
+    "$run" vlmflux bench vlm --model "$model" --ttft --e2e --sources ${VLMFLUX_E2E_SOURCES:-1,4} --seconds ${VLMFLUX_E2E_SECONDS:-8} --json \
         > "$out/bench.jsonl" 2> "$out/bench.err"; echo "rc=$?" >> "$out/bench.err"; grep -v "^WARNING" "$out/bench.err" | tail -25 >&2
     step "caption CLI: shapes-vl on cuda, test:ball through the bundled GStreamer"
     "$run" vlmflux caption --backend cuda --source test:ball --count 20 --every 200ms --json > "$out/caption-shapes-vl.jsonl" 2> "$out/caption-shapes-vl.err"
@@ -40,8 +46,12 @@ case "${1:-}" in
     step "caption CLI: Qwen2.5-VL-3B (random) on cuda"
     "$run" vlmflux caption --backend cuda --model "$model" --source "test:ball?width=640&height=480" --count 20 --every 100ms --json \
         > "$out/caption-3b.jsonl" 2> "$out/caption-3b.err"; echo "rc=$?" >> "$out/caption-3b.err"; tail -2 "$out/caption-3b.jsonl" >&2; tail -3 "$out/caption-3b.err" >&2
-    step "caption GPU tests"
-    "$run" tests --select-class io.vlmflux.pipeline.caption.CaptionGpuTest > "$out/tests.txt" 2>&1; tail -25 "$out/tests.txt" >&2
     step done ;;
-  *) echo "usage: $0 prep|run" >&2; exit 2 ;;
+  tests)
+    [[ -x "$VLMFLUX_JRE_DIR/jre/bin/java" ]] || { echo "e2e-gpu-run.sh tests: no runtime: run 'prep' first on this machine" >&2; exit 3; }
+    export VLMFLUX_GST=$VLMFLUX_GST_DIR
+    step "every @Tag(gpu) test"
+    "$run" tests > "$out/tests.txt" 2>&1; echo "rc=$?" >> "$out/tests.txt"; tail -40 "$out/tests.txt" >&2
+    step done ;;
+  *) echo "usage: $0 prep|run|tests" >&2; exit 2 ;;
 esac
