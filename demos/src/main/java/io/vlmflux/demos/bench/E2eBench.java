@@ -168,7 +168,7 @@ final class E2eBench {
                 long now = System.nanoTime();
                 frames.incrementAndGet();
                 if (now >= measureFrom) framesInWindow.incrementAndGet();
-                born.put(f.sourceId() + "#" + f.sequence(), now);
+                born.put(id + "#" + f.sequence(), now);   // SourceInput labels the frames with id
             });
             VlmPipeline<Caption> p = VlmPipeline.builder().source(new SourceInput(id, tapped, true), SamplingPolicy.parse("all"))
                     .model(CaptionStage.captions(model, options), Caption::frame);

@@ -102,7 +102,12 @@ public final class CudaDecoder implements Decoder {
     private final boolean fuseNorm, fuseSilu;
     /** Batched decode GEMMs of 2..{@link #SKINNY_MAX_ROWS} rows through {@link BatchDecodeOps#gemvRows} ({@link Tuning#skinnyGemm()}), cuBLAS otherwise. */
     private final boolean skinnyGemm;
-    private boolean closed;
+    private volatile boolean closed;
+    /** Rounding of cache capacities (positions), so that caches of similar sequences can be reused. */
+    static final int CACHE_BUCKET = 256;
+    /** Most idle caches kept for reuse. */
+    static final int POOL_CACHES = 8;
+    private final java.util.ArrayDeque<CudaKvCache> idleCaches = new java.util.ArrayDeque<>();
 
     private static final class Layer {
         DeviceBuffer attnNorm, mlpNorm, wqkv, bqkv, wo, bo, qNorm, kNorm, wgu, wd;
@@ -337,9 +342,37 @@ public final class CudaDecoder implements Decoder {
         return m;
     }
 
+    /**
+     * A cache of at least {@code capacity} positions. Capacities are rounded up to {@value #CACHE_BUCKET} positions and
+     * closed caches are kept for reuse (up to {@value #POOL_CACHES} idle ones): a stream of captions then allocates no
+     * device memory (cudaMalloc/cudaFree, which synchronize) and re-captures no decode graph (a graph is keyed by the
+     * cache's buffers, which stay the same).
+     */
     @Override public KvCache newCache(int capacity) {
         open();
-        return new CudaKvCache(this, c.numLayers(), nkv, hd, Math.min(capacity, Math.max(1, c.maxPositionEmbeddings())));
+        int max = Math.max(1, c.maxPositionEmbeddings());
+        int want = Math.min(Math.max(1, capacity), max);
+        int bucket = (int) Math.min(max, ((long) want + CACHE_BUCKET - 1) / CACHE_BUCKET * CACHE_BUCKET);
+        synchronized (idleCaches) {
+            for (java.util.Iterator<CudaKvCache> it = idleCaches.iterator(); it.hasNext(); ) {
+                CudaKvCache k = it.next();
+                if (k.capacity() == bucket) {
+                    it.remove();
+                    k.reopen();
+                    return k;
+                }
+            }
+        }
+        return new CudaKvCache(this, c.numLayers(), nkv, hd, bucket, true);
+    }
+
+    /** Takes a closed pooled cache back; false when the pool is full or the decoder closed (the cache frees itself). */
+    boolean recycle(CudaKvCache k) {
+        synchronized (idleCaches) {
+            if (closed || idleCaches.size() >= POOL_CACHES) return false;
+            idleCaches.addFirst(k);
+            return true;
+        }
     }
 
     private void open() { if (closed) throw new IllegalStateException("decoder is closed"); }
@@ -778,6 +811,10 @@ public final class CudaDecoder implements Decoder {
 
     private void release() {
         try { st.synchronize(); } catch (RuntimeException ignored) { /* closing anyway */ }
+        synchronized (idleCaches) {
+            for (CudaKvCache k : idleCaches) k.free();
+            idleCaches.clear();
+        }
         for (CudaGraph g : batchGraphs.values()) g.close();
         batchGraphs.clear();
         if (batchWsArena != null) batchWsArena.close();

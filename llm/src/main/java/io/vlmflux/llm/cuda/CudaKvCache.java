@@ -7,7 +7,8 @@ import io.vlmflux.cuda.gpu.GpuStream;
 import io.vlmflux.llm.KvCache;
 
 /**
- * The CUDA backend's KV cache for one sequence, in device memory (one cudaMalloc per cache). Layout per layer:
+ * The CUDA backend's KV cache for one sequence, in device memory (one cudaMalloc per cache; caches made by
+ * {@link CudaDecoder#newCache} go back to the decoder's pool on close and are reused). Layout per layer:
  * {@code k[layer]}, {@code v[layer]} bf16 {@code [kvHeads, capacity, headDim]} (head-major, so decode attention reads
  * each head's keys contiguously); position {@code p} of kv head {@code g} at element {@code (g * capacity + p) * headDim}.
  * Owns the single-sequence decode CUDA graph captured against its buffers (a graph bakes in addresses, so it is keyed by
@@ -26,7 +27,14 @@ final class CudaKvCache implements KvCache {
     CudaGraph decodeGraph;          // captured on the first graph decode step with this cache
     int decodeSplits;               // split count baked into decodeGraph
 
+    private final boolean pooled;   // made by newCache(): close() hands it back to the decoder's pool
+
     CudaKvCache(CudaDecoder owner, int layers, int kvHeads, int headDim, int capacity) {
+        this(owner, layers, kvHeads, headDim, capacity, false);
+    }
+
+    CudaKvCache(CudaDecoder owner, int layers, int kvHeads, int headDim, int capacity, boolean pooled) {
+        this.pooled = pooled;
         if (capacity <= 0) throw new IllegalArgumentException("KV cache capacity must be positive, got " + capacity);
         this.owner = owner;
         this.layers = layers;
@@ -94,7 +102,8 @@ final class CudaKvCache implements KvCache {
                     st.copyAsync(k[l].slice(g * capacity * row, bytes, "K"), s.k[l].slice(g * s.capacity * row, bytes, "K"), bytes);
                     st.copyAsync(v[l].slice(g * capacity * row, bytes, "V"), s.v[l].slice(g * s.capacity * row, bytes, "V"), bytes);
                 }
-            st.synchronize();
+            // no synchronize: the copies are on the decoder's stream, so every later kernel sees them; a source freed
+            // afterwards goes through cudaFree, which waits for work in flight
         }
         length = len;
         delta = s.delta;
@@ -102,8 +111,24 @@ final class CudaKvCache implements KvCache {
 
     @Override public boolean isClosed() { return closed; }
 
+    /** A pooled cache handed out again: empty, open, its buffers and decode graph kept. */
+    void reopen() {
+        closed = false;
+        length = 0;
+        delta = 0;
+    }
+
     @Override public void close() {
         if (closed) return;
+        closed = true;
+        length = 0;
+        delta = 0;
+        if (pooled && owner.recycle(this)) return;   // kept with its buffers and graph for the next sequence
+        free();
+    }
+
+    /** Frees the device memory and the graph. */
+    void free() {
         closed = true;
         if (decodeGraph != null) decodeGraph.close();
         decodeGraph = null;
