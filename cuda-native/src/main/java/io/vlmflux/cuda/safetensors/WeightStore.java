@@ -99,11 +99,19 @@ public final class WeightStore implements AutoCloseable {
         private static long mib(long b) { return b >> 20; }
     }
 
-    /** Memory this process can still get: the larger of the OS's free figure and Linux's MemAvailable (0: unknown). */
+    /**
+     * Memory this process can still get: the larger of the OS's free figure and Linux's MemAvailable (0: unknown).
+     * The OS figure needs the {@code jdk.management} module, which a jlink'd runtime (the GPU bundle, a Jetson
+     * image) may leave out: then only MemAvailable counts.
+     */
     static long availableMemory() {
         long free = 0;
-        if (java.lang.management.ManagementFactory.getOperatingSystemMXBean() instanceof com.sun.management.OperatingSystemMXBean os)
-            free = os.getFreeMemorySize();
+        try {
+            if (java.lang.management.ManagementFactory.getOperatingSystemMXBean() instanceof com.sun.management.OperatingSystemMXBean os)
+                free = os.getFreeMemorySize();
+        } catch (LinkageError noJdkManagement) {
+            // a runtime without jdk.management (or java.management): /proc/meminfo below
+        }
         try {
             for (String line : Files.readAllLines(Path.of("/proc/meminfo")))
                 if (line.startsWith("MemAvailable:"))

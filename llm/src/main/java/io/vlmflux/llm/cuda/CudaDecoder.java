@@ -343,8 +343,8 @@ public final class CudaDecoder implements Decoder {
     }
 
     /**
-     * A cache of at least {@code capacity} positions. Capacities are rounded up to {@value #CACHE_BUCKET} positions and
-     * closed caches are kept for reuse (up to {@value #POOL_CACHES} idle ones): a stream of captions then allocates no
+     * A cache of {@code capacity} positions. Its storage is rounded up to {@value #CACHE_BUCKET} positions and closed
+     * caches are kept for reuse (up to {@value #POOL_CACHES} idle ones): a stream of captions then allocates no
      * device memory (cudaMalloc/cudaFree, which synchronize) and re-captures no decode graph (a graph is keyed by the
      * cache's buffers, which stay the same).
      */
@@ -356,14 +356,16 @@ public final class CudaDecoder implements Decoder {
         synchronized (idleCaches) {
             for (java.util.Iterator<CudaKvCache> it = idleCaches.iterator(); it.hasNext(); ) {
                 CudaKvCache k = it.next();
-                if (k.capacity() == bucket) {
+                if (k.stride() == bucket) {
                     it.remove();
-                    k.reopen();
+                    k.reopen(want);
                     return k;
                 }
             }
         }
-        return new CudaKvCache(this, c.numLayers(), nkv, hd, bucket, true);
+        CudaKvCache k = new CudaKvCache(this, c.numLayers(), nkv, hd, bucket, true);
+        k.reopen(want);
+        return k;
     }
 
     /** Takes a closed pooled cache back; false when the pool is full or the decoder closed (the cache frees itself). */
@@ -455,7 +457,7 @@ public final class CudaDecoder implements Decoder {
 
     private int splitsFor(CudaKvCache cache) { return Math.min(maxSplits, ops.decodeSplits(shape(cache))); }
 
-    private GpuOps.AttnShape shape(CudaKvCache cache) { return new GpuOps.AttnShape(nq, nkv, hd, cache.capacity()); }
+    private GpuOps.AttnShape shape(CudaKvCache cache) { return new GpuOps.AttnShape(nq, nkv, hd, cache.stride()); }
 
     /** The decode step's kernels; everything that varies per step is read from {@link #step}. */
     private void enqueueDecode(CudaKvCache cache, int splits) {
@@ -514,7 +516,7 @@ public final class CudaDecoder implements Decoder {
             if (tok < 0 || tok >= V) throw new IllegalArgumentException("batched step, row " + i + ": token id " + tok + " outside vocab [0, " + V + ")");
             int p = s + cs[i].positionDelta();
             b.putInt(32 * i, p).putInt(32 * i + 4, p).putInt(32 * i + 8, p).putInt(32 * i + 12, s).putInt(32 * i + 16, s + 1).putInt(32 * i + 20, tok)
-                    .putInt(32 * i + 24, cs[i].capacity()).putInt(32 * i + 28, 0);
+                    .putInt(32 * i + 24, cs[i].stride()).putInt(32 * i + 28, 0);
             b.putInt(32 * LOGIT_ROWS + 4 * i, tok);
             for (int l = 0; l < L; l++)
                 kb.putLong(16 * (i * L + l), cs[i].k[l].address()).putLong(16 * (i * L + l) + 8, cs[i].v[l].address());

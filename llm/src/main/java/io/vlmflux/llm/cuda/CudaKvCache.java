@@ -18,7 +18,9 @@ import io.vlmflux.llm.KvCache;
  */
 final class CudaKvCache implements KvCache {
     final CudaDecoder owner;
-    private final int layers, kvHeads, headDim, capacity;
+    private final int layers, kvHeads, headDim;
+    private final int stride;       // positions allocated per head (the layout); a pooled cache may be reused for fewer
+    private int capacity;           // positions this sequence may use (<= stride)
     private final DeviceArena arena;
     final DeviceBuffer[] k, v;      // [layers] -> bf16 [kvHeads, capacity, headDim]
     private int length;
@@ -41,6 +43,7 @@ final class CudaKvCache implements KvCache {
         this.kvHeads = kvHeads;
         this.headDim = headDim;
         this.capacity = capacity;
+        this.stride = capacity;
         long per = 2L * kvHeads * capacity * headDim;
         this.arena = owner.device().newArena("kv cache (" + capacity + " positions)", 2 * layers * (per + 256));
         k = new DeviceBuffer[layers];
@@ -56,6 +59,9 @@ final class CudaKvCache implements KvCache {
     @Override public int length() { return length; }
 
     @Override public int capacity() { return capacity; }
+
+    /** Positions allocated per head: the layout's stride, what kernels and graphs see. */
+    int stride() { return stride; }
 
     @Override public void reset(int reuseLength) {
         open();
@@ -99,8 +105,8 @@ final class CudaKvCache implements KvCache {
             long row = 2L * headDim, bytes = row * len;
             for (int l = 0; l < layers; l++)
                 for (int g = 0; g < kvHeads; g++) {
-                    st.copyAsync(k[l].slice(g * capacity * row, bytes, "K"), s.k[l].slice(g * s.capacity * row, bytes, "K"), bytes);
-                    st.copyAsync(v[l].slice(g * capacity * row, bytes, "V"), s.v[l].slice(g * s.capacity * row, bytes, "V"), bytes);
+                    st.copyAsync(k[l].slice(g * stride * row, bytes, "K"), s.k[l].slice(g * s.stride * row, bytes, "K"), bytes);
+                    st.copyAsync(v[l].slice(g * stride * row, bytes, "V"), s.v[l].slice(g * s.stride * row, bytes, "V"), bytes);
                 }
             // no synchronize: the copies are on the decoder's stream, so every later kernel sees them; a source freed
             // afterwards goes through cudaFree, which waits for work in flight
@@ -111,8 +117,10 @@ final class CudaKvCache implements KvCache {
 
     @Override public boolean isClosed() { return closed; }
 
-    /** A pooled cache handed out again: empty, open, its buffers and decode graph kept. */
-    void reopen() {
+    /** A pooled cache handed out again for {@code capacity} positions: empty, open, its buffers and decode graph kept. */
+    void reopen(int capacity) {
+        if (capacity <= 0 || capacity > stride) throw new IllegalArgumentException("capacity " + capacity + " outside [1, " + stride + "]");
+        this.capacity = capacity;
         closed = false;
         length = 0;
         delta = 0;
@@ -138,6 +146,6 @@ final class CudaKvCache implements KvCache {
     }
 
     @Override public String toString() {
-        return "CudaKvCache[" + length + "/" + capacity + " x " + layers + " layers x " + kvHeads + " kv heads x " + headDim + "]";
+        return "CudaKvCache[" + length + "/" + capacity + (stride != capacity ? " (of " + stride + ")" : "") + " x " + layers + " layers x " + kvHeads + " kv heads x " + headDim + "]";
     }
 }
