@@ -91,7 +91,7 @@ public final class VlmBench implements Command {
             StringBuilder q = new StringBuilder();
             for (int i = 0; i < qTokens; i++) q.append(" q").append(i);
             PromptTemplate t = rt.rawPrompt("<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>" + q + "<|im_end|>\n<|im_start|>assistant\n");
-            GenerateOptions go = new GenerateOptions(SamplingParams.greedyDecoding(), decode + 1, Set.of(), List.of(), t.sharedPrefix(), null);
+            GenerateOptions go = new GenerateOptions(SamplingParams.greedyDecoding(), decode + 1, Set.of(), List.of(), rt.cachedPrefix(t.sharedPrefix()), null);
             double[] ttft = new double[iters], pre = new double[iters], encMs = new double[iters], prefill = new double[iters], tps = new double[iters];
             int promptTokens = 0;
             for (int it = -2; it < iters; it++) {   // 2 warm-ups (the first also fills the prefix cache)
@@ -111,8 +111,8 @@ public final class VlmBench implements Command {
                 prefill[it] = prefillNs[0] / 1e6;
                 tps[it] = decode / ((lastAt[0] - firstAt[0]) / 1e9);
             }
-            System.err.printf("time to first token, %dx%d %s frame, prompt of %d tokens (%d question tokens, prefix of %d cached), %s:%n",
-                    w, h, fmt, promptTokens, qTokens, t.sharedPrefix(), rt.describe());
+            System.err.printf("time to first token, %dx%d %s frame, prompt of %d tokens (%d question tokens, shared prefix of %d, %d of them from the prefix cache), %s:%n",
+                    w, h, fmt, promptTokens, qTokens, t.sharedPrefix(), rt.cachedPrefix(t.sharedPrefix()), rt.describe());
             System.err.printf("  TTFT %.2f ms (median of %d; min %.2f); host time in prepare: preprocess %.2f + encode %.2f (asynchronous on the stream), prefill %.2f; decode %.1f tok/s%n",
                     median(ttft), iters, min(ttft), median(pre), median(encMs), median(prefill), median(tps));
             if (a.flag("json")) {

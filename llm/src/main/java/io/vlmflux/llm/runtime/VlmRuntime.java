@@ -363,7 +363,20 @@ public final class VlmRuntime implements AutoCloseable {
      */
     public GenerateOptions generateOptions(SamplingParams sampling, int maxTokens, List<String> stopStrings, int sharedPrefix) {
         SamplingParams s = sampling != null ? sampling : generationConfig.toSampling(0);
-        return new GenerateOptions(s, maxTokens, stopTokens, stopStrings, prefixCache == null ? 0 : sharedPrefix, null);
+        return new GenerateOptions(s, maxTokens, stopTokens, stopStrings, cachedPrefix(sharedPrefix), null);
+    }
+
+    /**
+     * Shorter shared prefixes than this are prefilled again on cuda rather than restored from the prefix cache:
+     * restoring copies every layer's keys and values per kv head (hundreds of small device copies), which costs
+     * more than recomputing a few dozen positions inside the prefill GEMMs. On cpu every position saved counts.
+     */
+    public static final int MIN_CUDA_CACHED_PREFIX = 64;
+
+    /** How many leading prompt positions go through the prefix cache for a prompt whose shared part is {@code n}. */
+    public int cachedPrefix(int n) {
+        if (prefixCache == null || n <= 0) return 0;
+        return backend == Backend.CUDA && n < MIN_CUDA_CACHED_PREFIX ? 0 : n;
     }
 
     /**

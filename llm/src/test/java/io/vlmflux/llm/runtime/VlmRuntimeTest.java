@@ -85,6 +85,14 @@ class VlmRuntimeTest {
         assertEquals(0, rt.activeSequences());
     }
 
+    @Test void cpuCachesEveryPositionOfTheSharedPrefix() {
+        assertEquals(5, rt.cachedPrefix(5));
+        assertEquals(0, rt.cachedPrefix(0));
+        try (VlmRuntime cold = VlmRuntime.load(VL, CPU.withPrefixCacheBytes(0))) {
+            assertEquals(0, cold.cachedPrefix(100), "no prefix cache, nothing to keep");
+        }
+    }
+
     @Test void badInputIsNamed() {
         PromptTemplate t = rt.promptTemplate(null, "x", 1);
         Frame a = image(0), b = image(1);
