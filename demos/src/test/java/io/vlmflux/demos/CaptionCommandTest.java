@@ -90,6 +90,21 @@ class CaptionCommandTest {
         assertEquals(1, j.get("tokens").size());
     }
 
+    /** The config's model.device is honoured: a device that cannot exist fails naming it (it used to be ignored). */
+    @Test void configModelDeviceIsHonoured(@TempDir Path tmp) throws Exception {
+        Path cfg = tmp.resolve("dev.json");
+        Files.writeString(cfg, """
+                {"sources": [{"uri": "test:snow?live=false&num-buffers=2"}],
+                 "model": {"dir": "%s", "backend": "cpu", "device": 3}}""".formatted(ROOT.resolve("demos/models/shapes-vl").toString().replace("\\", "/")));
+        Result r = run("caption", "--config", cfg.toString(), "--json");
+        assertNotEquals(0, r.code());
+        assertTrue(r.err().contains("device 3"), r.err());
+        assertTrue(r.out().isEmpty(), r.out().toString());
+        Result flag = run("caption", "--source", "test:snow?live=false&num-buffers=2", "--backend", "cpu", "--device", "2");
+        assertNotEquals(0, flag.code());
+        assertTrue(flag.err().contains("device 2"), flag.err());
+    }
+
     @Test void durationStopsALiveSource() {
         long t0 = System.nanoTime();
         Result r = run("caption", "--duration", "1500ms", "--every", "500ms");
