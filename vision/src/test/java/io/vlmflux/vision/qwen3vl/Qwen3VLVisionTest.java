@@ -109,6 +109,22 @@ class Qwen3VLVisionTest {
         }
     }
 
+    /** The published checkpoints' preprocessor file (pixel bound at the 4096x4096 cap) loads; HD frames get 32-px grids. */
+    @Test
+    void publishedPreprocessorConfigLoads() throws Exception {
+        Path f = tmp.resolve("preprocessor_config.json");
+        Files.writeString(f, """
+                {"size": {"longest_edge": 16777216, "shortest_edge": 65536}, "patch_size": 16, "temporal_patch_size": 2,
+                 "merge_size": 2, "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5],
+                 "processor_class": "Qwen3VLProcessor", "image_processor_type": "Qwen2VLImageProcessorFast"}
+                """);
+        ImageProcessor proc = new ImageProcessor(PreprocessorConfig.read(f));
+        assertEquals(16777216, proc.config().maxPixels());
+        assertArrayEquals(new int[]{1, 68, 120}, proc.grid(1920, 1080));   // 1080/32 = 33.75 -> 34 -> 1088 rows
+        assertEquals(2040, proc.numImageTokens(1920, 1080));
+        assertArrayEquals(new int[]{1, 16, 16}, proc.grid(100, 100));      // below shortest_edge: scaled up to 256x256
+    }
+
     @ParameterizedTest(name = "{0}")
     @ValueSource(strings = {"config.json", "config.hub.json"})
     void embeddingsAndDeepStackMatchGolden(String configFile) throws Exception {
