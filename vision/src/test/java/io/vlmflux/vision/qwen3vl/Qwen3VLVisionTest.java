@@ -223,67 +223,83 @@ class Qwen3VLVisionTest {
     }
 
     /**
-     * A second random checkpoint of another shape (depth 3, width 48, 3 heads, 16x16 position table, visual.* names,
-     * one DeepStack layer, listed out of order with two) runs and keeps its own DeepStack count and order.
+     * A second random checkpoint of another shape (depth 3, width 48, 3 heads, 16x16 position table, {@code visual.*}
+     * names, output width 40) runs on a grid larger than its table. DeepStack order follows transformers: listing
+     * the blocks as [2, 0] gives the features of block 0 (through {@code deepstack_merger_list.1}) first, so the
+     * same checkpoint listed as [0, 2] with the two mergers' tensors swapped gives identical features.
      */
     @Test
-    void anotherCheckpointShapeRuns() throws Exception {
-        int depth = 3, d = 48, heads = 3, inter = 96, out = 40, side = 16, wide = d * 4, pd = 1536;
-        Path m = tmp.resolve("random-qwen3vl");
-        Files.createDirectories(m);
-        String cfg = """
-                {"model_type": "qwen3_vl", "text_config": {"hidden_size": 40},
-                 "vision_config": {"depth": %d, "hidden_size": %d, "num_heads": %d, "intermediate_size": %d, "out_hidden_size": %d,
-                  "num_position_embeddings": %d, "deepstack_visual_indexes": [2, 0], "hidden_act": "gelu_pytorch_tanh",
-                  "patch_size": 16, "temporal_patch_size": 2, "spatial_merge_size": 2, "in_channels": 3}}
-                """.formatted(depth, d, heads, inter, out, side * side);
-        Files.writeString(m.resolve("config.json"), cfg);
-        Random rnd = new Random(11);
-        SafetensorsWriter w = new SafetensorsWriter();
-        String p = "visual.";
-        w.add(p + "patch_embed.proj.weight", DType.BF16, new long[]{d, 3, 2, 16, 16}, i -> (float) (rnd.nextGaussian() * 0.02));
-        w.add(p + "patch_embed.proj.bias", DType.BF16, new long[]{d}, i -> (float) (rnd.nextGaussian() * 0.02));
-        w.add(p + "pos_embed.weight", DType.BF16, new long[]{side * side, d}, i -> (float) (rnd.nextGaussian() * 0.1));
-        for (int b = 0; b < depth; b++) {
-            String q = p + "blocks." + b + ".";
-            for (String nn : new String[]{"norm1", "norm2"}) {
-                w.add(q + nn + ".weight", DType.BF16, new long[]{d}, i -> 1f);
-                w.add(q + nn + ".bias", DType.BF16, new long[]{d}, i -> 0f);
-            }
-            lin(w, rnd, q + "attn.qkv", 3 * d, d);
-            lin(w, rnd, q + "attn.proj", d, d);
-            lin(w, rnd, q + "mlp.linear_fc1", inter, d);
-            lin(w, rnd, q + "mlp.linear_fc2", d, inter);
+    void anotherCheckpointShapeRunsWithDeepStackInBlockOrder() throws Exception {
+        Path a = randomCheckpoint("a", "[2, 0]", false), b = randomCheckpoint("b", "[0, 2]", true);
+        Random rnd = new Random(3);
+        float[] px = new float[6 * 36 * 1536];
+        for (int i = 0; i < px.length; i++) px[i] = rnd.nextFloat() * 2 - 1;
+        PixelValues pv = PixelValues.of(px, 1536, 1, 6, 36);
+        try (VisionEncoder ea = VisionEncoders.load(a); VisionEncoder eb = VisionEncoders.load(b)) {
+            assertEquals(40, ea.outHidden());
+            ImageEmbeddings x = ea.encode(pv), y = eb.encode(pv);
+            assertEquals(54, x.tokens());
+            assertEquals(40, x.hidden());
+            assertEquals(2, x.deepstack().size());
+            assertFinite(x);
+            assertArrayEquals(x.data(), y.data());
+            assertArrayEquals(x.deepstack().get(0), y.deepstack().get(0));
+            assertArrayEquals(x.deepstack().get(1), y.deepstack().get(1));
+            assertFalse(java.util.Arrays.equals(x.deepstack().get(0), x.deepstack().get(1)));
         }
-        for (String mg : new String[]{"merger.", "deepstack_merger_list.0.", "deepstack_merger_list.1."}) {
-            int nw = mg.equals("merger.") ? d : wide;
-            w.add(p + mg + "norm.weight", DType.BF16, new long[]{nw}, i -> 1f);
-            w.add(p + mg + "norm.bias", DType.BF16, new long[]{nw}, i -> 0f);
-            lin(w, rnd, p + mg + "linear_fc1", wide, wide);
-            lin(w, rnd, p + mg + "linear_fc2", out, wide);
-        }
-        w.write(m.resolve("model.safetensors"));
-        try (VisionEncoder enc = VisionEncoders.load(m)) {
-            assertEquals(out, enc.outHidden());
-            float[] px = new float[6 * 8 * pd];
-            for (int i = 0; i < px.length; i++) px[i] = rnd.nextFloat() * 2 - 1;
-            ImageEmbeddings e = enc.encode(PixelValues.of(px, pd, 1, 6, 8));
-            assertEquals(12, e.tokens());
-            assertEquals(out, e.hidden());
-            assertEquals(2, e.deepstack().size());
-            for (float v : e.data()) assertTrue(Float.isFinite(v));
-            // features come in block order (block 0 first, from deepstack_merger_list.1), as transformers appends them
-            assertFalse(java.util.Arrays.equals(e.deepstack().get(0), e.deepstack().get(1)));
-        }
-        // a missing tensor is named
-        Files.writeString(m.resolve("config.json"), cfg.replace("\"depth\": 3", "\"depth\": 4").replace("[2, 0]", "[3]"));
-        var ex = assertThrows(RuntimeException.class, () -> VisionEncoders.load(m));
+        // a block the checkpoint lacks is named
+        Files.writeString(a.resolve("config.json"), Files.readString(a.resolve("config.json")).replace("\"depth\": 3", "\"depth\": 4"));
+        var ex = assertThrows(RuntimeException.class, () -> VisionEncoders.load(a));
         assertTrue(ex.getMessage().contains("blocks.3."), ex.getMessage());
     }
 
-    private static void lin(SafetensorsWriter w, Random rnd, String name, int rows, int cols) {
-        w.add(name + ".weight", DType.BF16, new long[]{rows, cols}, i -> (float) (rnd.nextGaussian() * 0.08));
-        w.add(name + ".bias", DType.BF16, new long[]{rows}, i -> (float) (rnd.nextGaussian() * 0.02));
+    /** Random bf16 tower; values depend only on the tensor name (after the optional swap of the DeepStack mergers). */
+    private Path randomCheckpoint(String name, String deepstack, boolean swapMergers) throws Exception {
+        int depth = 3, d = 48, heads = 3, inter = 96, out = 40, side = 16, wide = d * 4;
+        Path m = tmp.resolve("random-qwen3vl-" + name);
+        Files.createDirectories(m);
+        Files.writeString(m.resolve("config.json"), """
+                {"model_type": "qwen3_vl", "text_config": {"hidden_size": 40},
+                 "vision_config": {"depth": %d, "hidden_size": %d, "num_heads": %d, "intermediate_size": %d, "out_hidden_size": %d,
+                  "num_position_embeddings": %d, "deepstack_visual_indexes": %s, "hidden_act": "gelu_pytorch_tanh",
+                  "patch_size": 16, "temporal_patch_size": 2, "spatial_merge_size": 2, "in_channels": 3}}
+                """.formatted(depth, d, heads, inter, out, side * side, deepstack));
+        SafetensorsWriter w = new SafetensorsWriter();
+        java.util.function.BiConsumer<String, long[]> add = (t, shape) -> {
+            String key = !swapMergers ? t : t.replace("list.0.", "list.X.").replace("list.1.", "list.0.").replace("list.X.", "list.1.");
+            Random r = new Random(key.hashCode());
+            double sd = t.endsWith("norm1.weight") || t.endsWith("norm2.weight") || t.endsWith("norm.weight") ? 0.05 : shape.length > 1 ? 0.08 : 0.02;
+            double mean = t.endsWith("norm1.weight") || t.endsWith("norm2.weight") || t.endsWith("norm.weight") ? 1 : 0;
+            w.add("visual." + t, DType.BF16, shape, i -> (float) (mean + r.nextGaussian() * sd));
+        };
+        add.accept("patch_embed.proj.weight", new long[]{d, 3, 2, 16, 16});
+        add.accept("patch_embed.proj.bias", new long[]{d});
+        add.accept("pos_embed.weight", new long[]{side * side, d});
+        for (int b = 0; b < depth; b++) {
+            String q = "blocks." + b + ".";
+            for (String nn : new String[]{"norm1", "norm2"}) {
+                add.accept(q + nn + ".weight", new long[]{d});
+                add.accept(q + nn + ".bias", new long[]{d});
+            }
+            linear(add, q + "attn.qkv", 3 * d, d);
+            linear(add, q + "attn.proj", d, d);
+            linear(add, q + "mlp.linear_fc1", inter, d);
+            linear(add, q + "mlp.linear_fc2", d, inter);
+        }
+        for (String mg : new String[]{"merger.", "deepstack_merger_list.0.", "deepstack_merger_list.1."}) {
+            int nw = mg.equals("merger.") ? d : wide;
+            add.accept(mg + "norm.weight", new long[]{nw});
+            add.accept(mg + "norm.bias", new long[]{nw});
+            linear(add, mg + "linear_fc1", wide, wide);
+            linear(add, mg + "linear_fc2", out, wide);
+        }
+        w.write(m.resolve("model.safetensors"));
+        return m;
+    }
+
+    private static void linear(java.util.function.BiConsumer<String, long[]> add, String name, int rows, int cols) {
+        add.accept(name + ".weight", new long[]{rows, cols});
+        add.accept(name + ".bias", new long[]{rows});
     }
 
     @Test
