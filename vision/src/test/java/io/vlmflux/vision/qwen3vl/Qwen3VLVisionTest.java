@@ -177,6 +177,21 @@ class Qwen3VLVisionTest {
         for (int k = 0; k < 2; k++) assertTrue(rd[k] <= 1e-3, name + ": deepstack " + k + " rel err " + rd[k]);
     }
 
+    /** Towers above vlmflux.vision.fp32MaxBytes keep the bf16 weights mapped: same results as the float32 copy. */
+    @Test
+    void memoryMappedBf16PathMatchesGolden() throws Exception {
+        int[][] shape = new int[1][];
+        float[] px = golden("image1.pixel_values", shape);
+        System.setProperty("vlmflux.vision.fp32MaxBytes", "0");
+        try (VisionEncoder enc = VisionEncoders.load(dir())) {
+            ImageEmbeddings e = enc.encode(PixelValues.of(px, 1536, 1, 14, 10));
+            assertTrue(relErr(golden("image1.embeds", null), e.data()) <= 1e-3);
+            for (int k = 0; k < 2; k++) assertTrue(relErr(golden("image1.deepstack" + k, null), e.deepstack().get(k)) <= 1e-3, "deepstack " + k);
+        } finally {
+            System.clearProperty("vlmflux.vision.fp32MaxBytes");
+        }
+    }
+
     @Test
     void otherGridsAndFramesEncode() throws Exception {
         ImageProcessor proc = ImageProcessor.load(dir());
