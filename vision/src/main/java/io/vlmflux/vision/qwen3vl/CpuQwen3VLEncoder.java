@@ -103,6 +103,7 @@ final class CpuQwen3VLEncoder implements VisionEncoder {
     @Override public int outHidden() { return cfg.outHidden(); }
     @Override public int mergeSize() { return cfg.mergeSize(); }
     @Override public String describe() { return "cpu " + cfg; }
+    @Override public int deepstackLayers() { return deepstackIndexes.length; }
 
     @Override
     public ImageEmbeddings encode(PixelValues pixels) {

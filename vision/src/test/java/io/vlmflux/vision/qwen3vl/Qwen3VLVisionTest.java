@@ -134,6 +134,7 @@ class Qwen3VLVisionTest {
         try (VisionEncoder enc = VisionEncoders.load(withConfig(configFile))) {
             assertEquals(64, enc.outHidden());
             assertEquals(2, enc.mergeSize());
+            assertEquals(2, enc.deepstackLayers());
             assertTrue(enc.describe().contains("qwen3_vl"), enc.describe());
             for (String kind : new String[]{"image", "video"}) {
                 JsonNode media = g.get(kind + "s");
@@ -175,6 +176,18 @@ class Qwen3VLVisionTest {
         System.out.printf("qwen3vl %s %s: %d tokens, rel err embeds %.2e, deepstack %.2e %.2e%n", configFile, name, e.tokens(), r, rd[0], rd[1]);
         assertTrue(r <= 1e-3, name + ": embeddings rel err " + r);
         for (int k = 0; k < 2; k++) assertTrue(rd[k] <= 1e-3, name + ": deepstack " + k + " rel err " + rd[k]);
+    }
+
+    @Test
+    void towersWithoutDeepStackReportNoneAndFeaturesAreValidated() throws Exception {
+        try (VisionEncoder enc = VisionEncoders.load(Fixtures.fixture("tiny-qwen2vl"))) {
+            assertEquals(0, enc.deepstackLayers());
+            ImageEmbeddings e = enc.encode(PixelValues.of(new float[4 * 1176], 1176, 1, 2, 2));
+            assertEquals(List.of(), e.deepstack());
+        }
+        var e = assertThrows(IllegalArgumentException.class,
+                () -> new ImageEmbeddings(new float[8], 2, 4, 1, 2, 4, 0L, List.of(new float[8], new float[7])));
+        assertTrue(e.getMessage().contains("DeepStack feature 1"), e.getMessage());
     }
 
     /** Towers above vlmflux.vision.fp32MaxBytes keep the bf16 weights mapped: same results as the float32 copy. */
