@@ -7,13 +7,16 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Path;
 
-/** Factory of the Qwen3-VL vision tower (registered in {@link io.vlmflux.vision.VisionEncoders}). */
+/**
+ * Factory of the Qwen3-VL vision tower (registered in {@link io.vlmflux.vision.VisionEncoders}). The MoE models
+ * ({@code qwen3_vl_moe}) share the tower unchanged (transformers' {@code Qwen3VLMoeVisionModel} is the dense class).
+ */
 public final class Qwen3VLVision {
     private Qwen3VLVision() {}
 
     /** True when {@code config.json}'s {@code model_type} is one this family handles. */
     public static boolean supports(String modelType) {
-        return "qwen3_vl".equals(modelType);
+        return "qwen3_vl".equals(modelType) || "qwen3_vl_moe".equals(modelType);
     }
 
     /**

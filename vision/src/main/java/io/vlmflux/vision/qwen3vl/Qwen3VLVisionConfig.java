@@ -100,7 +100,7 @@ public record Qwen3VLVisionConfig(int depth, int hidden, int numHeads, int inter
         if (root == null || !root.isObject()) throw new IllegalArgumentException("config is not a JSON object");
         String modelType = JsonFields.text(root, "model_type", "");
         if (!Qwen3VLVision.supports(modelType))
-            throw new IllegalArgumentException("unsupported model_type '" + modelType + "' for the Qwen3-VL vision tower (supported: qwen3_vl)");
+            throw new IllegalArgumentException("unsupported model_type '" + modelType + "' for the Qwen3-VL vision tower (supported: qwen3_vl, qwen3_vl_moe)");
         JsonNode v = root.get("vision_config");
         if (v == null || !v.isObject()) throw new IllegalArgumentException("model_type " + modelType + " needs a 'vision_config' object, got " + v);
         final int big = Integer.MAX_VALUE;

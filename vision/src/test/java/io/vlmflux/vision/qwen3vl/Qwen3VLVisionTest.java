@@ -254,11 +254,12 @@ class Qwen3VLVisionTest {
      * A second random checkpoint of another shape (depth 3, width 48, 3 heads, 16x16 position table, {@code visual.*}
      * names, output width 40) runs on a grid larger than its table. DeepStack order follows transformers: listing
      * the blocks as [2, 0] gives the features of block 0 (through {@code deepstack_merger_list.1}) first, so the
-     * same checkpoint listed as [0, 2] with the two mergers' tensors swapped gives identical features.
+     * same checkpoint listed as [0, 2] with the two mergers' tensors swapped gives identical features (that one
+     * as {@code qwen3_vl_moe}, whose tower is the same).
      */
     @Test
     void anotherCheckpointShapeRunsWithDeepStackInBlockOrder() throws Exception {
-        Path a = randomCheckpoint("a", "[2, 0]", false), b = randomCheckpoint("b", "[0, 2]", true);
+        Path a = randomCheckpoint("a", "qwen3_vl", "[2, 0]", false), b = randomCheckpoint("b", "qwen3_vl_moe", "[0, 2]", true);
         Random rnd = new Random(3);
         float[] px = new float[6 * 36 * 1536];
         for (int i = 0; i < px.length; i++) px[i] = rnd.nextFloat() * 2 - 1;
@@ -282,16 +283,16 @@ class Qwen3VLVisionTest {
     }
 
     /** Random bf16 tower; values depend only on the tensor name (after the optional swap of the DeepStack mergers). */
-    private Path randomCheckpoint(String name, String deepstack, boolean swapMergers) throws Exception {
+    private Path randomCheckpoint(String name, String modelType, String deepstack, boolean swapMergers) throws Exception {
         int depth = 3, d = 48, heads = 3, inter = 96, out = 40, side = 16, wide = d * 4;
         Path m = tmp.resolve("random-qwen3vl-" + name);
         Files.createDirectories(m);
         Files.writeString(m.resolve("config.json"), """
-                {"model_type": "qwen3_vl", "text_config": {"hidden_size": 40},
+                {"model_type": "%s", "text_config": {"hidden_size": 40},
                  "vision_config": {"depth": %d, "hidden_size": %d, "num_heads": %d, "intermediate_size": %d, "out_hidden_size": %d,
                   "num_position_embeddings": %d, "deepstack_visual_indexes": %s, "hidden_act": "gelu_pytorch_tanh",
                   "patch_size": 16, "temporal_patch_size": 2, "spatial_merge_size": 2, "in_channels": 3}}
-                """.formatted(depth, d, heads, inter, out, side * side, deepstack));
+                """.formatted(modelType, depth, d, heads, inter, out, side * side, deepstack));
         SafetensorsWriter w = new SafetensorsWriter();
         java.util.function.BiConsumer<String, long[]> add = (t, shape) -> {
             String key = !swapMergers ? t : t.replace("list.0.", "list.X.").replace("list.1.", "list.0.").replace("list.X.", "list.1.");
