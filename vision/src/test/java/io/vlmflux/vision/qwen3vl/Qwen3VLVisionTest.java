@@ -352,6 +352,13 @@ class Qwen3VLVisionTest {
             var e = assertThrows(IllegalArgumentException.class, () -> VisionEncoders.load(d), c[1]);
             assertTrue(e.getMessage().contains(d.resolve("config.json").toString()) && e.getMessage().contains(c[2]), e.getMessage());
         }
+        // fewer DeepStack indexes than the checkpoint's mergers: refused rather than silently dropping a feature
+        Path few = tmp.resolve("fewdeep");
+        Files.createDirectories(few);
+        Files.writeString(few.resolve("config.json"), good.replace("\"deepstack_visual_indexes\": [\n      1,\n      2\n    ]", "\"deepstack_visual_indexes\": [1]"));
+        Files.createSymbolicLink(few.resolve("model.safetensors"), dir().resolve("model.safetensors"));
+        var fe = assertThrows(IllegalArgumentException.class, () -> VisionEncoders.load(few));
+        assertTrue(fe.getMessage().contains("deepstack_visual_indexes") && fe.getMessage().contains("more DeepStack mergers"), fe.getMessage());
         // no vision_config
         Path d = tmp.resolve("novision");
         Files.createDirectories(d);
