@@ -75,10 +75,33 @@ public final class ImageProcessor {
         return processRgb(frames.stream().map(Images::toRgb).toList(), first.width(), first.height());
     }
 
+    /**
+     * Preprocesses consecutive frames of one clip resized to {@code resizedHeight x resizedWidth} instead of this
+     * processor's smart-resize size: for video processors whose size rule differs (Qwen3-VL's counts the frames),
+     * everything else (resampling, normalisation, temporal padding, patch order) as {@link #process(List)}.
+     */
+    public PixelValues process(List<Frame> frames, int resizedHeight, int resizedWidth) {
+        if (frames == null || frames.isEmpty()) throw new IllegalArgumentException("no frames to preprocess");
+        int f = config.factor();
+        if (resizedHeight <= 0 || resizedWidth <= 0 || resizedHeight % f != 0 || resizedWidth % f != 0)
+            throw new IllegalArgumentException("resized size " + resizedWidth + "x" + resizedHeight + " must be positive multiples of patch_size*merge_size = " + f);
+        Frame first = frames.getFirst();
+        for (int i = 1; i < frames.size(); i++) {
+            Frame fr = frames.get(i);
+            if (fr.width() != first.width() || fr.height() != first.height())
+                throw new IllegalArgumentException("frame " + i + " of the clip is " + fr.width() + "x" + fr.height()
+                        + ", frame 0 is " + first.width() + "x" + first.height() + ": all frames of a clip must have one size");
+        }
+        return processRgb(frames.stream().map(Images::toRgb).toList(), first.width(), first.height(), new int[]{resizedHeight, resizedWidth});
+    }
+
     /** Preprocesses packed RGB images (all {@code width x height}) as temporal frames of one input. */
     PixelValues processRgb(List<byte[]> rgbFrames, int width, int height) {
+        return processRgb(rgbFrames, width, height, resizedSize(width, height));
+    }
+
+    private PixelValues processRgb(List<byte[]> rgbFrames, int width, int height, int[] hw) {
         int p = config.patchSize(), m = config.mergeSize(), tps = config.temporalPatchSize();
-        int[] hw = resizedSize(width, height);
         int rh = hw[0], rw = hw[1];
         if (rh % (p * m) != 0 || rw % (p * m) != 0)
             throw new IllegalArgumentException("with do_resize=false the image size " + width + "x" + height

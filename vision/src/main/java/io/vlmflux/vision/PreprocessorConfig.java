@@ -93,7 +93,11 @@ public record PreprocessorConfig(
         }
     }
 
-    static PreprocessorConfig fromJson(JsonNode n) {
+    /**
+     * Parses a preprocessor config object (either layout); errors name the field but not the file (callers add it).
+     * Video processors with their own size rule parse the shared fields here.
+     */
+    public static PreprocessorConfig fromJson(JsonNode n) {
         String type = JsonFields.text(n, "image_processor_type", "");
         if (!type.isEmpty() && !type.startsWith("Qwen2VLImageProcessor") && !type.startsWith("Qwen2_5_VLImageProcessor"))
             throw new IllegalArgumentException("unsupported image_processor_type '" + type + "' (supported: Qwen2VLImageProcessor, Qwen2VLImageProcessorFast)");

@@ -22,6 +22,12 @@ public interface VisionEncoder extends AutoCloseable {
     /** Spatial merge size: image tokens = patches / mergeSize^2. */
     int mergeSize();
 
+    /**
+     * DeepStack features per input ({@link ImageEmbeddings#deepstack()} size): the number of first decoder layers
+     * that add a visual feature after them. 0 for towers without DeepStack.
+     */
+    default int deepstackLayers() { return 0; }
+
     /** Backend and model, for logs (e.g. {@code cpu qwen2_vl depth=32 width=1280}). */
     String describe();
 

@@ -6,9 +6,9 @@ import io.vlmflux.cuda.cpu.Parallel;
 /**
  * Bidirectional multi-head attention restricted to segments of the sequence (the {@code cu_seqlens} of the
  * Hugging Face vision towers: one segment per image frame, or per window). No mask inside a segment, nothing across
- * segments. Float32, parallel over (segment, head, query rows). A candidate for {@code io.vlmflux.cuda.cpu}.
+ * segments. Float32, parallel over (segment, head, query rows). Shared with the Qwen3-VL tower. A candidate for {@code io.vlmflux.cuda.cpu}.
  */
-final class SegmentAttention {
+public final class SegmentAttention {
     private SegmentAttention() {}
 
     /**
@@ -16,7 +16,7 @@ final class SegmentAttention {
      * @param cu    segment boundaries, {@code cu[0] = 0 <= ... <= cu[last] = n} (empty segments allowed)
      * @param out   {@code [n, heads*headDim]}
      */
-    static void attend(float[] qkv, int n, int heads, int headDim, int[] cu, float[] out) {
+    public static void attend(float[] qkv, int n, int heads, int headDim, int[] cu, float[] out) {
         int d = heads * headDim, row = 3 * d;
         float scale = (float) (1.0 / Math.sqrt(headDim));
         if (cu[0] != 0 || cu[cu.length - 1] != n) throw new IllegalArgumentException("segments " + java.util.Arrays.toString(cu) + " do not cover " + n + " rows");

@@ -7,7 +7,8 @@ import io.vlmflux.vision.SmartResize;
 import io.vlmflux.vision.qwen2vl.VisionConfig;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.ValueSource;
+import org.junit.jupiter.params.provider.CsvSource;
+import io.vlmflux.vision.qwen3vl.Qwen3VLVisionConfig;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -25,7 +26,7 @@ import java.util.concurrent.TimeoutException;
 import static org.junit.jupiter.api.Assertions.*;
 
 /**
- * Seeded fuzzing of the vision files of the tiny-qwen2vl fixture: mutants of preprocessor_config.json (loaded, then
+ * Seeded fuzzing of the vision files of the tiny-qwen2vl and tiny-qwen3vl fixtures: mutants of preprocessor_config.json (loaded, then
  * a 320x240 frame resized with it) and config.json (the vision tower config). Same contract as the llm module's
  * ModelFileFuzzTest: load, or an IllegalArgumentException / IllegalStateException / IOException naming the file and
  * the mutated field, within a per-mutant time bound. {@code -Dvlmflux.fuzz.mutants=N}, {@code -Dvlmflux.fuzz.seed=S}.
@@ -36,12 +37,13 @@ class VisionFileFuzzTest {
     private static final ObjectMapper JSON = new ObjectMapper();
     @TempDir Path dir;
 
-    @ParameterizedTest
-    @ValueSource(strings = {"preprocessor_config.json", "config.json"})
-    void mutantsFailCleanlyNamingFileAndField(String file) throws Exception {
-        var original = JSON.readTree(Fixtures.fixture("tiny-qwen2vl").resolve(file).toFile());
+    @ParameterizedTest(name = "{0} {1}")
+    @CsvSource({"tiny-qwen2vl, preprocessor_config.json", "tiny-qwen2vl, config.json",
+                "tiny-qwen3vl, preprocessor_config.json", "tiny-qwen3vl, config.json"})
+    void mutantsFailCleanlyNamingFileAndField(String model, String file) throws Exception {
+        var original = JSON.readTree(Fixtures.fixture(model).resolve(file).toFile());
         Path target = dir.resolve(file);
-        Random r = new Random(SEED ^ file.hashCode());
+        Random r = new Random(SEED ^ file.hashCode() ^ (model.equals("tiny-qwen2vl") ? 0 : model.hashCode()));
         ExecutorService exec = Executors.newSingleThreadExecutor(run -> { Thread t = new Thread(run, "fuzz"); t.setDaemon(true); return t; });
         List<String> failures = new ArrayList<>();
         int loaded = 0, rejected = 0;
@@ -54,6 +56,8 @@ class VisionFileFuzzTest {
                     if (file.startsWith("preprocessor")) {
                         PreprocessorConfig c = PreprocessorConfig.load(dir);
                         SmartResize.resize(240, 320, c.factor(), c.minPixels(), c.maxPixels());
+                    } else if (model.equals("tiny-qwen3vl")) {
+                        Qwen3VLVisionConfig.load(dir);
                     } else {
                         VisionConfig.load(dir);
                     }
@@ -81,7 +85,7 @@ class VisionFileFuzzTest {
         } finally {
             exec.shutdownNow();
         }
-        System.out.printf("fuzz %s: %d mutants (seed %d): %d loaded, %d rejected cleanly, %d failures, %.1f s%n", file, MUTANTS, SEED,
+        System.out.printf("fuzz " + model + " %s: %d mutants (seed %d): %d loaded, %d rejected cleanly, %d failures, %.1f s%n", file, MUTANTS, SEED,
                 loaded, rejected, failures.size(), (System.nanoTime() - t0) / 1e9);
         assertEquals(List.of(), failures, file + " mutants");
     }

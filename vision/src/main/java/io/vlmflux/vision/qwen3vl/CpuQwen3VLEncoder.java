@@ -1,0 +1,292 @@
+package io.vlmflux.vision.qwen3vl;
+
+import io.vlmflux.cuda.cpu.CpuMatrix;
+import io.vlmflux.cuda.cpu.CpuOps;
+import io.vlmflux.cuda.cpu.Parallel;
+import io.vlmflux.cuda.cpu.Rope;
+import io.vlmflux.cuda.safetensors.TensorView;
+import io.vlmflux.cuda.safetensors.WeightStore;
+import io.vlmflux.vision.ImageEmbeddings;
+import io.vlmflux.vision.PixelValues;
+import io.vlmflux.vision.VisionEncoder;
+import io.vlmflux.vision.qwen2vl.Linear;
+import io.vlmflux.vision.qwen2vl.SegmentAttention;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * CPU float32 reference of the Qwen3-VL vision tower as transformers 5.17 computes it: patch embedding (Conv3d with
+ * bias), learned position embeddings bilinearly interpolated to each input's patch grid, ViT blocks (LayerNorm, 2-D
+ * rotary attention within each frame, {@code linear_fc1}/{@code linear_fc2} MLP), the patch merger, and the DeepStack
+ * mergers that turn the outputs of the {@code deepstack_visual_indexes} blocks into extra features for the decoder.
+ *
+ * <p>Owns the {@link WeightStore} it was given; {@link #close()} unmaps it. Small towers are copied to float32 at load,
+ * towers above {@code vlmflux.vision.fp32MaxBytes} (default 1 GiB as float32) stay mapped. One call at a time; each
+ * call spreads its work over all cores. Several inputs in one call form one sequence (every matmul sees all their
+ * patches); attention never crosses a frame boundary.
+ */
+final class CpuQwen3VLEncoder implements VisionEncoder {
+    private static final System.Logger LOG = System.getLogger("vlmflux.vision");
+    private static final float NORM_EPS = 1e-6f;
+
+    private final Qwen3VLVisionConfig cfg;
+    private final WeightStore store;
+    private final String prefix;
+    private final boolean fp32;
+    private final Linear patchEmbed;       // [hidden, C*T*P*P] with bias
+    private final float[] posEmbed;        // [side*side, hidden]
+    private final Block[] blocks;
+    private final Merger merger;           // norm over hidden before the 2x2 shuffle
+    private final Merger[] deepstackMergers; // by position in deepstack_visual_indexes; norm after the shuffle
+    private final int[] deepstackIndexes;
+    private final float[] invFreq;         // [headDim/4]
+    private volatile boolean closed;
+
+    private record Block(float[] norm1W, float[] norm1B, float[] norm2W, float[] norm2B,
+                         Linear qkv, Linear proj, Linear fc1, Linear fc2) {}
+
+    /** A patch merger: LayerNorm (over one patch or over the m^2 concatenated patches), fc1, exact GELU, fc2. */
+    private record Merger(float[] normW, float[] normB, boolean postShuffle, Linear fc1, Linear fc2) {}
+
+    CpuQwen3VLEncoder(Qwen3VLVisionConfig cfg, WeightStore store) {
+        this.cfg = cfg;
+        this.store = store;
+        if (store.has("model.visual.patch_embed.proj.weight")) prefix = "model.visual.";
+        else if (store.has("visual.patch_embed.proj.weight")) prefix = "visual.";
+        else throw new IllegalArgumentException(store.location() + ": no vision tower weights (neither 'model.visual.patch_embed.proj.weight' nor 'visual.patch_embed.proj.weight')");
+        long params = 0;
+        for (var e : store.tensors().entrySet()) if (e.getKey().startsWith(prefix)) params += e.getValue().numel();
+        this.fp32 = params * 4 <= Long.getLong("vlmflux.vision.fp32MaxBytes", 1L << 30);
+        int d = cfg.hidden(), wide = d * cfg.mergeSize() * cfg.mergeSize();
+
+        TensorView pe = store.tensor(prefix + "patch_embed.proj.weight",
+                d, cfg.inChannels(), cfg.temporalPatchSize(), cfg.patchSize(), cfg.patchSize());
+        this.patchEmbed = Linear.transposed(pe.toFloatArray(), vec("patch_embed.proj.bias", d), d, cfg.patchDim());
+        this.posEmbed = store.tensor(prefix + "pos_embed.weight", cfg.numPositions(), d).toFloatArray();
+        this.blocks = new Block[cfg.depth()];
+        for (int b = 0; b < cfg.depth(); b++) {
+            String p = "blocks." + b + ".";
+            blocks[b] = new Block(vec(p + "norm1.weight", d), vec(p + "norm1.bias", d), vec(p + "norm2.weight", d), vec(p + "norm2.bias", d),
+                    linear(p + "attn.qkv", 3 * d, d), linear(p + "attn.proj", d, d),
+                    linear(p + "mlp.linear_fc1", cfg.intermediate(), d), linear(p + "mlp.linear_fc2", d, cfg.intermediate()));
+        }
+        this.merger = merger("merger.", false, d, wide);
+        this.deepstackIndexes = cfg.deepstackIndexes();
+        this.deepstackMergers = new Merger[deepstackIndexes.length];
+        for (int k = 0; k < deepstackMergers.length; k++) deepstackMergers[k] = merger("deepstack_merger_list." + k + ".", true, d, wide);
+        if (store.has(prefix + "deepstack_merger_list." + deepstackMergers.length + ".linear_fc1.weight"))
+            throw new IllegalArgumentException(store.location() + ": the checkpoint has more DeepStack mergers than the " + deepstackIndexes.length
+                    + " entries of vision_config field 'deepstack_visual_indexes' " + Arrays.toString(deepstackIndexes));
+        this.invFreq = Rope.defaultInvFreq(cfg.headDim() / 2, cfg.ropeTheta());
+        LOG.log(System.Logger.Level.INFO, "vision encoder: cpu backend, " + cfg + ", " + params + " params ("
+                + (fp32 ? "copied to float32" : "memory-mapped, converted on the fly") + "), " + Parallel.threads() + " threads");
+    }
+
+    private Merger merger(String p, boolean post, int d, int wide) {
+        int nw = post ? wide : d;
+        return new Merger(vec(p + "norm.weight", nw), vec(p + "norm.bias", nw), post,
+                linear(p + "linear_fc1", wide, wide), linear(p + "linear_fc2", cfg.outHidden(), wide));
+    }
+
+    private Linear linear(String name, int rows, int cols) {
+        TensorView t = store.tensor(prefix + name + ".weight", rows, cols);
+        float[] bias = vec(name + ".bias", rows);
+        return fp32 ? Linear.transposed(t.toFloatArray(), bias, rows, cols) : Linear.mapped(CpuMatrix.of(t), bias);
+    }
+
+    private float[] vec(String name, int len) {
+        return store.tensor(prefix + name, len).toFloatArray();
+    }
+
+    @Override public int outHidden() { return cfg.outHidden(); }
+    @Override public int mergeSize() { return cfg.mergeSize(); }
+    @Override public String describe() { return "cpu " + cfg; }
+    @Override public int deepstackLayers() { return deepstackIndexes.length; }
+
+    @Override
+    public ImageEmbeddings encode(PixelValues pixels) {
+        return encode(List.of(pixels)).getFirst();
+    }
+
+    @Override
+    public synchronized List<ImageEmbeddings> encode(List<PixelValues> images) {
+        if (closed) throw new IllegalStateException("vision encoder was closed");
+        if (images.isEmpty()) return List.of();
+        int m = cfg.mergeSize(), m2 = m * m, d = cfg.hidden(), pd = cfg.patchDim();
+        int n = 0, frames = 0;
+        for (int i = 0; i < images.size(); i++) {
+            PixelValues pv = images.get(i);
+            if (pv.patchDim() != pd)
+                throw new IllegalArgumentException("pixel values of image " + i + " have " + pv.patchDim() + " values per patch, the qwen3_vl vision tower expects "
+                        + pd + " (channels " + cfg.inChannels() + " x temporal " + cfg.temporalPatchSize() + " x patch " + cfg.patchSize() + "^2)");
+            if (pv.gridH() % m != 0 || pv.gridW() % m != 0)
+                throw new IllegalArgumentException("grid " + pv.gridH() + "x" + pv.gridW() + " of image " + i + " is not divisible by spatial_merge_size " + m);
+            n = Math.addExact(n, pv.numPatches());
+            frames += pv.gridT();
+        }
+        Math.multiplyExact(n, Math.max(Math.max(pd, 3 * d), cfg.intermediate())); // the largest buffer must fit an array
+        // 1. patch embedding (Conv3d with stride = kernel == matmul on flattened patches)
+        float[] x;
+        if (images.size() == 1) x = images.getFirst().data();
+        else {
+            x = new float[Math.multiplyExact(n, pd)];
+            int off = 0;
+            for (PixelValues pv : images) { System.arraycopy(pv.data(), 0, x, off, pv.data().length); off += pv.data().length; }
+        }
+        float[] h = new float[n * d];
+        patchEmbed.apply(h, x, n);
+
+        // 2. + interpolated position embeddings; rotary tables; one attention segment per frame
+        int half = cfg.headDim() / 2, quarter = half / 2;
+        float[] cos = new float[n * half], sin = new float[n * half];
+        int[] cu = new int[frames + 1];
+        int row = 0, seg = 0;
+        for (PixelValues pv : images) {
+            float[] pos = interpolatedPositions(pv.gridH(), pv.gridW());
+            for (int t = 0; t < pv.gridT(); t++) {
+                for (int bh = 0; bh < pv.gridH() / m; bh++)
+                    for (int bw = 0; bw < pv.gridW() / m; bw++)
+                        for (int mh = 0; mh < m; mh++)
+                            for (int mw = 0; mw < m; mw++, row++) {
+                                int hp = bh * m + mh, wp = bw * m + mw;
+                                int src = (hp * pv.gridW() + wp) * d, dst = row * d;
+                                for (int c = 0; c < d; c++) h[dst + c] += pos[src + c];
+                                for (int f = 0; f < quarter; f++) {
+                                    float ah = hp * invFreq[f], aw = wp * invFreq[f];
+                                    cos[row * half + f] = (float) Math.cos(ah);
+                                    sin[row * half + f] = (float) Math.sin(ah);
+                                    cos[row * half + quarter + f] = (float) Math.cos(aw);
+                                    sin[row * half + quarter + f] = (float) Math.sin(aw);
+                                }
+                            }
+                cu[seg + 1] = cu[seg] + pv.gridH() * pv.gridW();
+                seg++;
+            }
+        }
+
+        // 3. ViT blocks; DeepStack features after the listed blocks, in block order (as transformers appends them)
+        int tokens = n / m2, out = cfg.outHidden();
+        float[] normed = new float[n * d], qkv = new float[n * 3 * d], attn = new float[n * d], tmp = new float[n * d];
+        float[] mlp = new float[n * cfg.intermediate()];
+        float[] wideBuf = new float[tokens * d * m2], mid = new float[tokens * d * m2];
+        List<float[]> deep = new ArrayList<>();
+        for (int b = 0; b < blocks.length; b++) {
+            Block blk = blocks[b];
+            CpuOps.layerNormRows(normed, h, n, d, blk.norm1W, blk.norm1B, NORM_EPS);
+            blk.qkv.apply(qkv, normed, n);
+            final float[] c = cos, s = sin;
+            Parallel.forRange(n, 32, (lo, hi) -> {
+                for (int i = lo; i < hi; i++)
+                    for (int hd = 0; hd < cfg.numHeads(); hd++) {
+                        int qo = i * 3 * d + hd * cfg.headDim();
+                        CpuOps.ropeRotateHalf(qkv, qo, half, c, s, i * half);
+                        CpuOps.ropeRotateHalf(qkv, qo + d, half, c, s, i * half);
+                    }
+            });
+            SegmentAttention.attend(qkv, n, cfg.numHeads(), cfg.headDim(), cu, attn);
+            blk.proj.apply(tmp, attn, n);
+            CpuOps.addInPlace(h, tmp, n * d);
+            CpuOps.layerNormRows(normed, h, n, d, blk.norm2W, blk.norm2B, NORM_EPS);
+            blk.fc1.apply(mlp, normed, n);
+            String act = cfg.hiddenAct();
+            Parallel.forRange(mlp.length, 4096, (lo, hi) -> { for (int i = lo; i < hi; i++) mlp[i] = activation(act, mlp[i]); });
+            blk.fc2.apply(tmp, mlp, n);
+            CpuOps.addInPlace(h, tmp, n * d);
+            int k = indexOf(deepstackIndexes, b);
+            if (k >= 0) {
+                float[] f = new float[tokens * out];
+                merge(deepstackMergers[k], h, tokens, wideBuf, mid, f);
+                deep.add(f);
+            }
+        }
+
+        // 4. patch merger
+        float[] main = new float[tokens * out];
+        merge(merger, h, tokens, wideBuf, mid, main);
+
+        // 5. split per input
+        List<ImageEmbeddings> result = new ArrayList<>(images.size());
+        int tokOff = 0;
+        for (PixelValues pv : images) {
+            int tk = pv.numPatches() / m2, from = tokOff * out, to = (tokOff + tk) * out;
+            List<float[]> ds = new ArrayList<>(deep.size());
+            for (float[] f : deep) ds.add(Arrays.copyOfRange(f, from, to));
+            result.add(new ImageEmbeddings(Arrays.copyOfRange(main, from, to), tk, out, pv.gridT(), pv.gridH(), pv.gridW(), pv.contentHash(), ds));
+            tokOff += tk;
+        }
+        return result;
+    }
+
+    /** {@code merger(h)}: h is {@code [tokens*m^2, hidden]}, i.e. {@code [tokens, hidden*m^2]} once viewed wide. */
+    private void merge(Merger mg, float[] h, int tokens, float[] normed, float[] mid, float[] out) {
+        int d = cfg.hidden(), wide = d * cfg.mergeSize() * cfg.mergeSize();
+        if (mg.postShuffle) CpuOps.layerNormRows(normed, h, tokens, wide, mg.normW, mg.normB, NORM_EPS);
+        else CpuOps.layerNormRows(normed, h, tokens * (wide / d), d, mg.normW, mg.normB, NORM_EPS);
+        mg.fc1.apply(mid, normed, tokens);
+        Parallel.forRange(tokens * wide, 4096, (lo, hi) -> { for (int i = lo; i < hi; i++) mid[i] = CpuOps.geluErf(mid[i]); });
+        mg.fc2.apply(out, mid, tokens);
+    }
+
+    /**
+     * transformers' {@code fast_pos_embed_interpolate} for one grid, in raster order {@code [gridH*gridW, hidden]}:
+     * the {@code side x side} table sampled at {@code linspace(0, side-1, gridH)} x {@code linspace(0, side-1, gridW)}
+     * with bilinear weights, all in float32 and summed in the same order (top-left, top-right, bottom-left,
+     * bottom-right). The caller reorders rows into merge windows like the patches.
+     */
+    float[] interpolatedPositions(int gridH, int gridW) {
+        int side = cfg.gridSide(), d = cfg.hidden();
+        float[] hs = linspace(side - 1, gridH), ws = linspace(side - 1, gridW);
+        float[] out = new float[gridH * gridW * d];
+        Parallel.forRange(gridH, 1, (lo, hi) -> {
+            for (int y = lo; y < hi; y++) {
+                int hf = (int) hs[y], hc = Math.min(hf + 1, side - 1);
+                float dh = hs[y] - hf;
+                for (int xw = 0; xw < gridW; xw++) {
+                    int wf = (int) ws[xw], wc = Math.min(wf + 1, side - 1);
+                    float dw = ws[xw] - wf;
+                    float w00 = (1 - dh) * (1 - dw), w01 = (1 - dh) * dw, w10 = dh * (1 - dw), w11 = dh * dw;
+                    int a = (hf * side + wf) * d, b = (hf * side + wc) * d, c = (hc * side + wf) * d, e = (hc * side + wc) * d;
+                    int o = (y * gridW + xw) * d;
+                    for (int k = 0; k < d; k++)
+                        out[o + k] = posEmbed[a + k] * w00 + posEmbed[b + k] * w01 + posEmbed[c + k] * w10 + posEmbed[e + k] * w11;
+                }
+            }
+        });
+        return out;
+    }
+
+    /**
+     * {@code torch.linspace(0, end, steps)} in float32 as torch's CPU kernel computes it: the first half counts up
+     * from 0, the second half down from {@code end}, so both ends are exact.
+     */
+    static float[] linspace(float end, int steps) {
+        float[] r = new float[steps];
+        if (steps == 1) return r;
+        float step = end / (steps - 1);
+        int halfway = steps / 2;
+        for (int i = 0; i < steps; i++) r[i] = i < halfway ? step * i : end - step * (steps - i - 1);
+        return r;
+    }
+
+    private static int indexOf(int[] a, int v) {
+        for (int i = 0; i < a.length; i++) if (a[i] == v) return i;
+        return -1;
+    }
+
+    private static float activation(String act, float v) {
+        return switch (act) {
+            case "gelu_pytorch_tanh", "gelu_new" -> CpuOps.geluTanh(v);
+            case "gelu" -> CpuOps.geluErf(v);
+            case "quick_gelu" -> CpuOps.quickGelu(v);
+            default -> CpuOps.silu(v); // silu, swish (validated by the config)
+        };
+    }
+
+    @Override
+    public synchronized void close() {
+        closed = true;
+        store.close();
+    }
+}
