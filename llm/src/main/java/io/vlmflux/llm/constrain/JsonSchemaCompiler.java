@@ -14,7 +14,7 @@ import java.util.Set;
 /**
  * Compiles the supported JSON Schema subset to an {@link Rx} that matches the schema's instances in canonical form:
  * no whitespace anywhere, object members in the order of {@code properties} (required ones always present, optional
- * ones present or absent), strings with only the escapes {@code \" \\ \/ \b \f \n \r \t} and {@code \\u00XX} for
+ * ones present or absent), strings with only the escapes {@code \" \\ \b \f \n \r \t} and {@code \\u00XX} for
  * control characters, numbers as JSON writes them. Schemas have no references, so the language is regular.
  *
  * <p>Keywords: {@code type} (one name or a list), {@code properties}, {@code required}, {@code additionalProperties}
@@ -36,7 +36,7 @@ final class JsonSchemaCompiler {
     private static final Rx.Chars FORBIDDEN_IN_STRING = Rx.set(new int[] {0, 0x1F, '"', '"', '\\', '\\'});
     private static final Rx STRING_CHAR = Rx.alt(List.of(
             Rx.complement(FORBIDDEN_IN_STRING),
-            Rx.cat(Rx.text("\\"), Rx.set(new int[] {'"', '"', '\\', '\\', '/', '/', 'b', 'b', 'f', 'f', 'n', 'n', 'r', 'r', 't', 't'})),
+            Rx.cat(Rx.text("\\"), Rx.set(new int[] {'"', '"', '\\', '\\', 'b', 'b', 'f', 'f', 'n', 'n', 'r', 'r', 't', 't'})),
             Rx.cat(Rx.text("\\u00"), Rx.range('0', '1'), Rx.set(new int[] {'0', '9', 'a', 'f', 'A', 'F'}))));
     private static final Rx DIGITS = new Rx.Rep(Rx.range('0', '9'), 1, -1);
     private static final Rx INT = Rx.cat(new Rx.Rep(Rx.text("-"), 0, 1),
