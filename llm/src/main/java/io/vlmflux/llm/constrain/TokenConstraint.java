@@ -6,17 +6,17 @@ import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * A {@link ByteDfa} lifted to tokens of one {@link TokenVocabulary}. Per automaton state it computes, on first visit,
- * the allowed token ids (a BitSet) and each one's successor state by walking the sorted vocabulary (shared prefixes
- * walked once, dead prefixes skipped); later visits cost a lookup. Thread-safe (rows are computed idempotently).
+ * the allowed token ids by walking the sorted vocabulary (shared prefixes walked once, dead prefixes skipped); later
+ * visits cost a lookup. Only the BitSet is kept per state (vocabulary/8 bytes, identical sets shared): the successor
+ * state of an allowed token is recomputed on {@link #advance} by walking its few bytes. Thread-safe (rows are
+ * computed idempotently).
  */
 final class TokenConstraint implements Constraint {
     private final ByteDfa dfa;
     private final TokenVocabulary vocab;
     private final int[] endTokens;      // sorted
-    private final ConcurrentHashMap<Integer, Row> rows = new ConcurrentHashMap<>();
-
-    /** ids sorted ascending, next[i] the state after ids[i]; allowed includes end tokens when accepting. */
-    private record Row(BitSet allowed, int[] ids, int[] next) {}
+    private final ConcurrentHashMap<Integer, BitSet> rows = new ConcurrentHashMap<>();
+    private final ConcurrentHashMap<BitSet, BitSet> distinct = new ConcurrentHashMap<>();   // interning: equal rows shared
 
     TokenConstraint(ByteDfa dfa, TokenVocabulary vocab, int[] endTokens) {
         this.dfa = dfa;
@@ -30,28 +30,32 @@ final class TokenConstraint implements Constraint {
     /** States whose token rows were computed so far. */
     int visitedStates() { return rows.size(); }
 
+    /** Distinct allowed sets among them (each held once). */
+    int distinctRows() { return distinct.size(); }
+
     @Override public int start() { return 0; }
 
     @Override public boolean accepts(int state) { return dfa.accepts(check(state)); }
 
     @Override public boolean isEnd(int token) { return Arrays.binarySearch(endTokens, token) >= 0; }
 
-    @Override public BitSet allowed(int state) { return (BitSet) row(state).allowed.clone(); }
+    @Override public BitSet allowed(int state) { return (BitSet) row(state).clone(); }
 
     @Override public void mask(int state, float[] logits) {
-        BitSet a = row(state).allowed;
+        BitSet a = row(state);
         for (int i = a.nextClearBit(0); i < logits.length; i = a.nextClearBit(i + 1)) logits[i] = Float.NEGATIVE_INFINITY;
     }
 
     @Override public int advance(int state, int token) {
-        Row r = row(state);
+        check(state);
         if (isEnd(token)) {
             if (!dfa.accepts(state)) throw new IllegalArgumentException("end token " + token + " is not allowed in state " + state + ": the output is incomplete");
             return state;
         }
-        int k = Arrays.binarySearch(r.ids, token);
-        if (k < 0) throw new IllegalArgumentException("token " + token + " is not allowed in constraint state " + state);
-        return r.next[k];
+        byte[] b = token >= 0 && token < vocab.size ? vocab.bytes[token] : null;
+        int next = b == null ? ByteDfa.DEAD : dfa.walk(state, b);
+        if (next == ByteDfa.DEAD) throw new IllegalArgumentException("token " + token + " is not allowed in constraint state " + state);
+        return next;
     }
 
     private int check(int state) {
@@ -59,51 +63,37 @@ final class TokenConstraint implements Constraint {
         return state;
     }
 
-    private Row row(int state) {
-        Row r = rows.get(check(state));
+    private BitSet row(int state) {
+        BitSet r = rows.get(check(state));
         if (r == null) {
-            r = compute(state);
+            BitSet fresh = compute(state);
+            BitSet shared = distinct.putIfAbsent(fresh, fresh);
+            r = shared == null ? fresh : shared;
             rows.putIfAbsent(state, r);
         }
         return r;
     }
 
-    private Row compute(int state) {
+    private BitSet compute(int state) {
         int n = vocab.sorted.length;
         int[] st = new int[vocab.maxLen + 1];
         st[0] = state;
-        int valid = 0;   // st[0..valid] are live states for the bytes of the previous token
-        int[] ids = new int[64], next = new int[64];
-        int count = 0;
-        for (int i = 0; i < n; i++) {
-            int id = vocab.sorted[i];
-            byte[] b = vocab.bytes[id];
-            int l = vocab.lcp[i];
-            if (l > valid) continue;   // shares the prefix that died with the previous token
-            int k = l;
-            for (; k < b.length; k++) {
-                int s = dfa.next(st[k], b[k]);
+        byte[] flat = vocab.flat;
+        int[] start = vocab.start, lcp = vocab.lcp, skip = vocab.skip, sorted = vocab.sorted;
+        BitSet allowed = new BitSet(vocab.size);
+        int i = 0;
+        while (i < n) {
+            int from = start[i], len = start[i + 1] - from;
+            int k = i == 0 ? 0 : lcp[i];   // st[0..k] are valid: the shared prefix was alive for the previous token
+            for (; k < len; k++) {
+                int s = dfa.next(st[k], flat[from + k]);
                 if (s == ByteDfa.DEAD) break;
                 st[k + 1] = s;
             }
-            valid = k;
-            if (k < b.length) continue;
-            if (count == ids.length) { ids = Arrays.copyOf(ids, count * 2); next = Arrays.copyOf(next, count * 2); }
-            ids[count] = id;
-            next[count++] = st[k];
-        }
-        // sort by id (the walk is in byte order)
-        long[] packed = new long[count];
-        for (int i = 0; i < count; i++) packed[i] = ((long) ids[i] << 32) | (next[i] & 0xFFFFFFFFL);
-        Arrays.sort(packed);
-        int[] sid = new int[count], snx = new int[count];
-        BitSet allowed = new BitSet(vocab.size);
-        for (int i = 0; i < count; i++) {
-            sid[i] = (int) (packed[i] >>> 32);
-            snx[i] = (int) packed[i];
-            allowed.set(sid[i]);
+            if (k == len) { allowed.set(sorted[i]); i++; }
+            else i = skip[from + k];   // every later token sharing these k+1 bytes dies too
         }
         if (dfa.accepts(state)) for (int e : endTokens) allowed.set(e);
-        return new Row(allowed, sid, snx);
+        return allowed;
     }
 }

@@ -9,9 +9,10 @@ import java.util.Map;
 import java.util.WeakHashMap;
 
 /**
- * A tokenizer's non-special tokens as byte strings sorted lexicographically, with each one's common-prefix length with
- * its predecessor: walking the sorted list through a byte automaton visits every distinct token prefix once (the
- * implicit trie), and a prefix that dies prunes all tokens that share it. One per tokenizer (weakly cached); also holds
+ * A tokenizer's non-special tokens as byte strings sorted lexicographically (stored back to back), with each one's
+ * common-prefix length with its predecessor and, per byte, the index of the first later token not sharing that prefix:
+ * walking the sorted list through a byte automaton visits every distinct token prefix once (the implicit trie), and a
+ * prefix that dies jumps past all tokens that share it. One per tokenizer (weakly cached); also holds
  * that tokenizer's cache of compiled constraints. Immutable apart from the synchronized cache.
  */
 final class TokenVocabulary {
@@ -22,6 +23,9 @@ final class TokenVocabulary {
     final int[] sorted;        // token ids in byte order (non-special, non-empty only)
     final byte[][] bytes;      // by id; null where not a walkable token
     final int[] lcp;           // lcp[i]: common prefix length of sorted[i-1] and sorted[i]
+    final byte[] flat;         // the sorted tokens' bytes back to back
+    final int[] start;         // sorted token i occupies flat[start[i], start[i+1])
+    final int[] skip;          // skip[start[i] + d]: first j > i whose common prefix with token i is at most d bytes
     final int maxLen;
     final int eos;             // -1: none
     private final Map<Object, TokenConstraint> compiled = new LinkedHashMap<>(16, 0.75f, true) {
@@ -53,6 +57,14 @@ final class TokenVocabulary {
             }
         }
         maxLen = max;
+        start = new int[n + 1];
+        for (int i = 0; i < n; i++) start[i + 1] = start[i] + bytes[sorted[i]].length;
+        flat = new byte[start[n]];
+        for (int i = 0; i < n; i++) System.arraycopy(bytes[sorted[i]], 0, flat, start[i], start[i + 1] - start[i]);
+        skip = new int[start[n]];
+        for (int i = n - 1; i >= 0; i--)
+            for (int d = 0; d < start[i + 1] - start[i]; d++)
+                skip[start[i] + d] = i + 1 < n && lcp[i + 1] > d ? skip[start[i + 1] + d] : i + 1;
         eos = t.eosId().orElse(-1);
     }
 
