@@ -17,8 +17,9 @@ import java.util.List;
  * settings (CUDA: greedy, temperature/top-k/top-p), each forward is {@link Decoder#forwardSample} and only the token id
  * reaches the host; otherwise the last position's logits come back and the sequence's own {@link Sampler} picks.
  * Token controls (constraint, logit bias, log-probabilities) force the host path: a {@link LogitsProcessor} biases and
- * masks the logits before the sampler and advances the constraint with the chosen token; a constraint's end token
- * finishes with {@code stop} like a stop token.
+ * masks the logits before the sampler and advances the constraint with the chosen token. With a constraint, only its
+ * end tokens finish with {@code stop} (allowed exactly where the output is complete); a stop token the constraint
+ * allows as text is text — compile the constraint with the stop tokens as end tokens.
  */
 final class Sequence implements AutoCloseable {
     private final Decoder decoder;
@@ -132,7 +133,8 @@ final class Sequence implements AutoCloseable {
         int index = generated++;
         FinishReason fin = null;
         String delta;
-        if (constraintEnd || opts.stopTokens().contains(tok)) {
+        boolean constrained = processor != null && processor.controls().constraint() != null;
+        if (constraintEnd || (!constrained && opts.stopTokens().contains(tok))) {
             fin = FinishReason.STOP;
             delta = stops.push(text.flush()).emit() + stops.flush();
         } else {
