@@ -9,25 +9,33 @@ import java.util.Map;
 
 /**
  * A deterministic automaton over UTF-8 bytes, built from an {@link Rx} by Thompson construction (code-point sets become
- * alternatives of byte-range sequences) and subset construction. States that cannot reach an accepting state are
- * removed, so every live state can still complete a match: {@link #next} returns {@link #DEAD} for a byte that leaves
- * the language. State 0 is the start. Immutable and thread-safe.
+ * alternatives of byte-range sequences) and subset construction over byte equivalence classes (bytes no edge tells
+ * apart share a column, so the table is states x classes rather than states x 256). States that cannot reach an
+ * accepting state are removed, so every live state can still complete a match: {@link #next} returns {@link #DEAD} for
+ * a byte that leaves the language. State 0 is the start. Immutable and thread-safe.
  */
 final class ByteDfa {
     static final int DEAD = -1;
     static final int MAX_STATES = 200_000;
 
-    private final int[] table;        // state * 256 + byte -> state or DEAD
+    private final int[] classOf;      // byte -> column
+    private final int classes;
+    private final int[] table;        // state * classes + column -> state or DEAD
     private final boolean[] accept;
 
-    private ByteDfa(int[] table, boolean[] accept) {
+    private ByteDfa(int[] classOf, int classes, int[] table, boolean[] accept) {
+        this.classOf = classOf;
+        this.classes = classes;
         this.table = table;
         this.accept = accept;
     }
 
     int states() { return accept.length; }
 
-    int next(int state, int b) { return table[state * 256 + (b & 0xFF)]; }
+    /** Byte equivalence classes (columns of the table). */
+    int byteClasses() { return classes; }
+
+    int next(int state, int b) { return table[state * classes + classOf[b & 0xFF]]; }
 
     boolean accepts(int state) { return accept[state]; }
 
@@ -167,61 +175,63 @@ final class ByteDfa {
     }
 
     private static ByteDfa determinize(Nfa nfa, int start, int end) {
+        boolean[] cut = new boolean[257];
+        cut[0] = true;
+        for (int[] e : nfa.edges) for (int k = 0; k < e.length; k += 3) { cut[e[k]] = true; cut[e[k + 1] + 1] = true; }
+        int[] classOf = new int[256];
+        int nc = 0;
+        int[] rep = new int[256];
+        for (int b = 0; b < 256; b++) {
+            if (cut[b]) rep[nc++] = b;
+            classOf[b] = nc - 1;
+        }
         boolean[] mark = new boolean[nfa.eps.size()];
         Map<Key, Integer> ids = new HashMap<>();
         List<int[]> sets = new ArrayList<>();
-        int[] table = new int[256 * 64];
+        int[] table = new int[nc * 64];
         int[] s0 = closure(nfa, new int[] {start}, mark);
         ids.put(new Key(s0), 0);
         sets.add(s0);
-        List<Integer>[] byByte = newBuckets();
+        int[] buf = new int[64];
         for (int d = 0; d < sets.size(); d++) {
-            for (List<Integer> l : byByte) l.clear();
-            for (int s : sets.get(d)) {
-                int[] e = nfa.edges.get(s);
-                for (int k = 0; k < e.length; k += 3) for (int b = e[k]; b <= e[k + 1]; b++) byByte[b].add(e[k + 2]);
-            }
-            if (table.length < (d + 1) * 256) table = Arrays.copyOf(table, table.length * 2);
-            Map<List<Integer>, Integer> local = new HashMap<>();
-            for (int b = 0; b < 256; b++) {
-                if (byByte[b].isEmpty()) { table[d * 256 + b] = DEAD; continue; }
-                Integer known = local.get(byByte[b]);
-                if (known == null) {
-                    int[] seeds = byByte[b].stream().mapToInt(Integer::intValue).toArray();
-                    int[] set = closure(nfa, seeds, mark);
-                    Key key = new Key(set);
-                    known = ids.get(key);
-                    if (known == null) {
-                        known = sets.size();
-                        if (known >= MAX_STATES)
-                            throw new ConstraintException("constraint too large: its automaton exceeds " + MAX_STATES + " states");
-                        ids.put(key, known);
-                        sets.add(set);
-                    }
-                    local.put(List.copyOf(byByte[b]), known);
+            if (table.length < (d + 1) * nc) table = Arrays.copyOf(table, table.length * 2);
+            int[] set = sets.get(d);
+            for (int c = 0; c < nc; c++) {
+                int b = rep[c], n = 0;
+                for (int s : set) {
+                    int[] e = nfa.edges.get(s);
+                    for (int k = 0; k < e.length; k += 3)
+                        if (e[k] <= b && b <= e[k + 1]) {
+                            if (n == buf.length) buf = Arrays.copyOf(buf, n * 2);
+                            buf[n++] = e[k + 2];
+                        }
                 }
-                table[d * 256 + b] = known;
+                if (n == 0) { table[d * nc + c] = DEAD; continue; }
+                int[] target = closure(nfa, Arrays.copyOf(buf, n), mark);
+                Key key = new Key(target);
+                Integer known = ids.get(key);
+                if (known == null) {
+                    known = sets.size();
+                    if (known >= MAX_STATES)
+                        throw new ConstraintException("constraint too large: its automaton exceeds " + MAX_STATES + " states");
+                    ids.put(key, known);
+                    sets.add(target);
+                }
+                table[d * nc + c] = known;
             }
         }
         int n = sets.size();
         boolean[] accept = new boolean[n];
         for (int d = 0; d < n; d++) accept[d] = Arrays.binarySearch(sets.get(d), end) >= 0;
-        return prune(Arrays.copyOf(table, n * 256), accept);
-    }
-
-    @SuppressWarnings("unchecked")
-    private static List<Integer>[] newBuckets() {
-        List<Integer>[] r = new List[256];
-        for (int i = 0; i < 256; i++) r[i] = new ArrayList<>();
-        return r;
+        return prune(classOf, nc, Arrays.copyOf(table, n * nc), accept);
     }
 
     /** Drops states that cannot reach acceptance and renumbers (start stays 0; an empty language keeps a dead start). */
-    private static ByteDfa prune(int[] table, boolean[] accept) {
+    private static ByteDfa prune(int[] classOf, int nc, int[] table, boolean[] accept) {
         int n = accept.length;
         List<List<Integer>> rev = new ArrayList<>();
         for (int i = 0; i < n; i++) rev.add(new ArrayList<>());
-        for (int s = 0; s < n; s++) for (int b = 0; b < 256; b++) { int t = table[s * 256 + b]; if (t >= 0) rev.get(t).add(s); }
+        for (int s = 0; s < n; s++) for (int c = 0; c < nc; c++) { int t = table[s * nc + c]; if (t >= 0) rev.get(t).add(s); }
         boolean[] live = new boolean[n];
         ArrayDeque<Integer> q = new ArrayDeque<>();
         for (int s = 0; s < n; s++) if (accept[s]) { live[s] = true; q.add(s); }
@@ -230,16 +240,16 @@ final class ByteDfa {
         int m = 0;
         renum[0] = m++;   // keep the start even when it is not live
         for (int s = 1; s < n; s++) renum[s] = live[s] ? m++ : DEAD;
-        int[] t2 = new int[m * 256];
+        int[] t2 = new int[m * nc];
         boolean[] a2 = new boolean[m];
         for (int s = 0; s < n; s++) {
             if (renum[s] < 0) continue;
             a2[renum[s]] = accept[s];
-            for (int b = 0; b < 256; b++) {
-                int t = table[s * 256 + b];
-                t2[renum[s] * 256 + b] = t >= 0 && live[t] ? renum[t] : DEAD;
+            for (int c = 0; c < nc; c++) {
+                int t = table[s * nc + c];
+                t2[renum[s] * nc + c] = t >= 0 && live[t] ? renum[t] : DEAD;
             }
         }
-        return new ByteDfa(t2, a2);
+        return new ByteDfa(classOf, nc, t2, a2);
     }
 }

@@ -95,4 +95,16 @@ class RegexAutomatonTest {
     @Test void emptyLanguageIsRefused() {
         assertTrue(error("[^\\s\\S]").contains("matches no output"), error("[^\\s\\S]"));
     }
+
+    @Test void automatonBeyondTheStateLimitIsRefused() {
+        // "an 'a' 18 characters before the end" needs 2^18 DFA states
+        String m = error("[ab]*a[ab]{17}");
+        assertTrue(m.contains("too large") && m.contains(Integer.toString(ByteDfa.MAX_STATES)), m);
+    }
+
+    @Test void bytesNoEdgeDistinguishesShareAColumn() {
+        ByteDfa d = Constraints.automaton(ConstraintSpec.regex("[a-f]+x"));
+        assertEquals(5, d.byteClasses(), "classes: below a, a-f, g-w, x, above x: " + d.byteClasses());
+        assertTrue(d.matches("abcx".getBytes(StandardCharsets.UTF_8)));
+    }
 }
