@@ -22,7 +22,7 @@ import java.util.Set;
  * {@code maxItems}, {@code enum}, {@code const}, {@code anyOf}, {@code minLength}, {@code maxLength}, {@code pattern}
  * (a full match of the string's characters, in the {@link RegexParser} dialect; quotes, backslashes and control
  * characters are excluded from it), {@code minimum}/{@code maximum}/{@code exclusiveMinimum}/{@code exclusiveMaximum}
- * on integers, and the annotations {@code title}, {@code description}, {@code default}, {@code examples},
+ * on integers, integral {@code minimum}/{@code maximum} on numbers (then written without exponent), and the annotations {@code title}, {@code description}, {@code default}, {@code examples},
  * {@code $schema}, {@code $id}, {@code $comment}. Any other keyword is refused by name with its JSON pointer. One
  * compiler per call.
  */
@@ -110,15 +110,14 @@ final class JsonSchemaCompiler {
                 case "minLength", "maxLength", "pattern" -> "string";
                 default -> "integer";   // minimum, maximum, exclusive*
             };
-            if (owner.equals("integer") && types.contains("number"))
-                throw err(ptr + "/" + k, "'" + k + "' on type number is not supported (use type integer, or enum)");
+            if (owner.equals("integer") && types.contains("number")) continue;   // checked by number()
             if (!types.contains(owner)) throw err(ptr + "/" + k, "'" + k + "' applies to type " + owner + ", but the type is " + types);
         }
         List<Rx> opts = new ArrayList<>();
         for (String t : types) opts.add(switch (t) {
             case "null" -> Rx.text("null");
             case "boolean" -> Rx.alt(List.of(Rx.text("true"), Rx.text("false")));
-            case "number" -> NUMBER;
+            case "number" -> number(s, ptr);
             case "integer" -> integer(s, ptr);
             case "string" -> string(s, ptr);
             case "array" -> array(s, ptr);
@@ -253,6 +252,46 @@ final class JsonSchemaCompiler {
             tailAfter[i] = req ? withAfter : Rx.alt(List.of(withAfter, tailAfter[i + 1]));
         }
         return Rx.cat(Rx.text("{"), tailFirst[0], Rx.text("}"));
+    }
+
+    // ---- numbers ----
+
+    private static final Rx FRACTION = new Rx.Rep(Rx.cat(Rx.text("."), DIGITS), 0, 1);
+    private static final Rx ZERO_FRACTION = new Rx.Rep(Rx.cat(Rx.text("."), new Rx.Rep(Rx.text("0"), 1, -1)), 0, 1);
+
+    /**
+     * Any JSON number, or with integral {@code minimum}/{@code maximum}: the decimals (no exponent) within them. An
+     * integer part {@code i >= 0} with any fraction lies in {@code [a, b]} iff {@code a <= i < b}, or {@code i == b}
+     * with an all-zero fraction; negative numbers mirror that.
+     */
+    private Rx number(JsonNode s, String ptr) {
+        for (String k : List.of("exclusiveMinimum", "exclusiveMaximum"))
+            if (s.has(k)) throw err(ptr + "/" + k, "'" + k + "' on type number is not supported (use minimum/maximum, or type integer)");
+        Long lo = integral(s, "minimum", ptr), hi = integral(s, "maximum", ptr);
+        if (lo == null && hi == null) return NUMBER;
+        if (lo != null && hi != null && lo > hi) throw err(ptr, "no number lies within minimum " + lo + " and maximum " + hi);
+        List<Rx> opts = new ArrayList<>();
+        if (hi == null || hi >= 0) opts.add(nonNegativeDecimal(lo == null ? 0 : Math.max(lo, 0), hi));
+        if (lo == null || lo < 0) opts.add(Rx.cat(Rx.text("-"), nonNegativeDecimal(hi == null ? 0 : Math.max(-hi, 0), lo == null ? null : -lo)));
+        return Rx.alt(opts);
+    }
+
+    private static Long integral(JsonNode s, String key, String ptr) {
+        JsonNode n = s.get(key);
+        if (n == null) return null;
+        if (!n.isNumber()) throw err(ptr + "/" + key, key + " must be a number, found " + n);
+        double v = n.asDouble();
+        if (v != Math.rint(v) || Math.abs(v) > 1e15)
+            throw err(ptr + "/" + key, key + " " + n + " on type number is not supported: only integral bounds up to 1e15 (or use enum)");
+        return (long) v;
+    }
+
+    /** Decimals {@code x} with {@code a <= x <= b} ({@code b == null}: unbounded), {@code 0 <= a}. */
+    private static Rx nonNegativeDecimal(long a, Long b) {
+        if (b == null) return Rx.cat(nonNegative(a, null), FRACTION);
+        Rx atMax = Rx.cat(Rx.text(Long.toString(b)), ZERO_FRACTION);
+        if (a == b) return atMax;
+        return Rx.alt(List.of(Rx.cat(nonNegative(a, b - 1), FRACTION), atMax));
     }
 
     // ---- integers ----

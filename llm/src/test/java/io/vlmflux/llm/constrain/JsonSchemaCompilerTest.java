@@ -53,6 +53,30 @@ class JsonSchemaCompilerTest {
         assertFalse(accepts(arr, "[1,1,1]"));
     }
 
+    @Test void numberBoundsAreExact() {
+        SplittableRandom r = new SplittableRandom(8);
+        for (int i = 0; i < 40; i++) {
+            int lo = r.nextInt(-30, 30), hi = lo + r.nextInt(0, 40);
+            boolean openLo = r.nextInt(4) == 0, openHi = r.nextInt(4) == 0;
+            String schema = "{\"type\":\"number\"" + (openLo ? "" : ",\"minimum\":" + lo) + (openHi ? "" : ",\"maximum\":" + hi) + "}";
+            if (openLo && openHi) continue;
+            ByteDfa d = Constraints.automaton(ConstraintSpec.jsonSchema(schema));
+            for (int k = 0; k < 300; k++) {
+                double x = r.nextInt(-50, 50) + (r.nextBoolean() ? 0 : r.nextInt(1000) / 1000.0);
+                String text = r.nextInt(5) == 0 ? String.format(java.util.Locale.ROOT, "%.3f", x) : new java.math.BigDecimal(x).setScale(3, java.math.RoundingMode.HALF_UP).stripTrailingZeros().toPlainString();
+                double v = Double.parseDouble(text);
+                boolean want = (openLo || v >= lo) && (openHi || v <= hi);
+                assertEquals(want, d.matches(text.getBytes()), () -> text + " for " + schema);
+            }
+            assertFalse(d.matches("1e2".getBytes()), "bounded numbers are written without exponent");
+        }
+        assertTrue(accepts("{\"type\":\"number\",\"minimum\":0,\"maximum\":1}", "0.25"));
+        assertTrue(accepts("{\"type\":\"number\",\"minimum\":0,\"maximum\":1}", "1.000"));
+        assertFalse(accepts("{\"type\":\"number\",\"minimum\":0,\"maximum\":1}", "1.0001"));
+        assertFalse(accepts("{\"type\":\"number\",\"minimum\":0,\"maximum\":1}", "-0.5"));
+        assertTrue(accepts("{\"type\":\"number\",\"minimum\":-1,\"maximum\":0}", "-0.5"));
+    }
+
     /** Every canonical serialization of instances the automaton accepts validates; checked via random walks. */
     @Test void randomWalksThroughRandomSchemasYieldValidInstances() throws Exception {
         SplittableRandom r = new SplittableRandom(77);
@@ -105,8 +129,10 @@ class JsonSchemaCompilerTest {
         assertTrue(m.contains("/type") && m.contains("strng"), m);
         m = error("{\"type\":\"array\"}");
         assertTrue(m.contains("items"), m);
-        m = error("{\"type\":\"number\",\"minimum\":1}");
-        assertTrue(m.contains("/minimum") && m.contains("number"), m);
+        m = error("{\"type\":\"number\",\"minimum\":0.5}");
+        assertTrue(m.contains("/minimum") && m.contains("0.5") && m.contains("integral"), m);
+        m = error("{\"type\":\"number\",\"exclusiveMaximum\":1}");
+        assertTrue(m.contains("/exclusiveMaximum") && m.contains("number"), m);
         m = error("{\"type\":\"string\",\"maxLength\":-1}");
         assertTrue(m.contains("/maxLength") && m.contains("-1"), m);
         m = error("{\"type\":\"object\",\"properties\":{},\"required\":[\"z\"]}");
