@@ -146,4 +146,33 @@ class ConstrainedGenerationTest {
             assertTrue(x.getMessage().contains("999999"), x.getMessage());
         }
     }
+
+    @Test void batchGeneratorRunsConstrainedAndPlainSequencesTogether() throws Exception {
+        Tokenizer tok = Tokenizer.load(Fixtures.dir("tiny-qwen3"));
+        int[] prompt = tok.encode("Pick a colour: ");
+        ConstraintSpec spec = ConstraintSpec.regex("(red|green|blue)( and (red|green|blue)){0,2}");
+        Constraint c = Constraints.compile(spec, tok);
+        reactor.core.scheduler.Scheduler compute = reactor.core.scheduler.Schedulers.newSingle("constrained-batch-test");
+        try (Decoder dec = Models.load(Fixtures.dir("tiny-qwen3"), "cpu");
+             io.vlmflux.llm.BatchGenerator gen = new io.vlmflux.llm.BatchGenerator(dec, null, compute, 4)) {
+            GenerateOptions constrained = new GenerateOptions(SamplingParams.sample(1.0, 0, 1.0, 0.0, 3), 200, Set.of(), List.of(), 0, null,
+                    TokenControls.constrained(c));
+            GenerateOptions plain = GenerateOptions.greedy(12, Set.of());
+            var runs = reactor.core.publisher.Flux.range(0, 6)
+                    .flatMap(k -> gen.generate(MultimodalPrompt.text(prompt), k % 2 == 0 ? constrained : plain, () -> tok.streamingDecoder(true))
+                            .collectList().map(ev -> Map.entry(k, ev)))
+                    .collectList().block(java.time.Duration.ofSeconds(60));
+            assertEquals(6, runs.size());
+            for (var run : runs) {
+                StringBuilder text = new StringBuilder();
+                run.getValue().forEach(e -> text.append(e.textDelta()));
+                if (run.getKey() % 2 == 0) {
+                    assertEquals(FinishReason.STOP, run.getValue().get(run.getValue().size() - 1).finishReason());
+                    assertTrue(spec.matches(text.toString()), text.toString());
+                } else assertEquals(12, run.getValue().size());
+            }
+        } finally {
+            compute.dispose();
+        }
+    }
 }
