@@ -66,7 +66,6 @@ final class ByteDfa {
     private static final class Nfa {
         final List<int[]> eps = new ArrayList<>();
         final List<int[]> edges = new ArrayList<>();
-        final int[] epsN = new int[0];
 
         int state() {
             eps.add(new int[0]);

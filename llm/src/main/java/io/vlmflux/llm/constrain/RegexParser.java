@@ -33,10 +33,8 @@ final class RegexParser {
         RegexParser p = new RegexParser(regex);
         int end = p.cps.length;
         if (end > 0 && p.cps[0] == '^') p.pos = 1;
-        if (end > p.pos && p.cps[end - 1] == '$' && !(end >= 2 && p.cps[end - 2] == '\\' && !escaped(p.cps, end - 2))) {
-            p.cps[end - 1] = 0;   // sentinel handled by limit
-            return p.parseAll(end - 1);
-        }
+        if (end > p.pos && p.cps[end - 1] == '$' && !(end >= 2 && p.cps[end - 2] == '\\' && !escaped(p.cps, end - 2)))
+            return p.parseAll(end - 1);   // a final unescaped '$': parse up to it
         return p.parseAll(end);
     }
 
@@ -142,7 +140,7 @@ final class RegexParser {
             }
             case '[' -> { return charClass(); }
             case '.' -> { pos++; return DOT; }
-            case '\\' -> { return escape(false); }
+            case '\\' -> { return escape(); }
             case '*', '+', '?' -> throw error("quantifier '" + (char) c + "' has nothing to repeat");
             case '{' -> throw error("'{' has nothing to repeat (write '\\{' for a literal brace)");
             case '}' -> throw error("unmatched '}' (write '\\}' for a literal brace)");
@@ -153,8 +151,8 @@ final class RegexParser {
         }
     }
 
-    /** After a backslash; in a class, {@code \b} etc. are refused as well. */
-    private Rx.Chars escape(boolean inClass) {
+    /** The set an escape stands for (a one-code-point set for a literal); at a backslash. */
+    private Rx.Chars escape() {
         int at = pos++;
         if (!more()) throw errorAt(at, "trailing backslash");
         int c = cps[pos++];
@@ -207,7 +205,7 @@ final class RegexParser {
             int lo;
             if (c == '\\') {
                 int escAt = pos;
-                Rx.Chars e = escape(true);
+                Rx.Chars e = escape();
                 if (e.ranges().length != 2 || e.ranges()[0] != e.ranges()[1]) {   // \d, \w ...: a set, not a range end
                     if (more() && peek() == '-' && pos + 1 < limit && cps[pos + 1] != ']')
                         throw errorAt(escAt, "a class shorthand cannot start a range");
@@ -220,7 +218,7 @@ final class RegexParser {
             if (more() && peek() == '-' && pos + 1 < limit && cps[pos + 1] != ']') {
                 int dash = pos++;
                 if (peek() == '\\') {
-                    Rx.Chars e = escape(true);
+                    Rx.Chars e = escape();
                     if (e.ranges().length != 2 || e.ranges()[0] != e.ranges()[1]) throw errorAt(dash, "a class shorthand cannot end a range");
                     hi = e.ranges()[0];
                 } else if (peek() == '[') throw error("nested classes are not supported");
