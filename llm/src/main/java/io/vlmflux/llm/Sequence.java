@@ -22,6 +22,8 @@ import java.util.List;
  * allows as text is text — compile the constraint with the stop tokens as end tokens.
  */
 final class Sequence implements AutoCloseable {
+    private static final System.Logger LOG = System.getLogger("vlmflux.llm");
+    private static final java.util.concurrent.atomic.AtomicBoolean HOST_PATH_LOGGED = new java.util.concurrent.atomic.AtomicBoolean();
     private final Decoder decoder;
     private final PrefixCache prefixCache;
     private final MultimodalPrompt prompt;
@@ -54,7 +56,12 @@ final class Sequence implements AutoCloseable {
             throw new IllegalArgumentException("prompt of " + prompt.length() + " tokens exceeds the model's context of " + c.maxPositionEmbeddings());
         this.cache = decoder.newCache(capacity);
         this.processor = opts.controls().isEmpty() ? null : new LogitsProcessor(opts.controls());
-        this.onDevice = processor == null && decoder.samplesOnDevice(opts.sampling());
+        boolean device = decoder.samplesOnDevice(opts.sampling());
+        this.onDevice = processor == null && device;
+        if (device && processor != null)
+            LOG.log(HOST_PATH_LOGGED.getAndSet(true) ? System.Logger.Level.DEBUG : System.Logger.Level.INFO,
+                    "token controls (constraint / logit_bias / logprobs) select host sampling on " + decoder.backend()
+                            + ": the device-side mask is not implemented yet");
         this.sampler = onDevice ? null : new Sampler(opts.sampling(), c.vocabSize());
         this.stops = new StopMatcher(opts.stopStrings());
         if (sampler != null) sampler.observe(prompt.tokens());

@@ -12,6 +12,7 @@ import java.util.stream.IntStream;
  * per-tokenizer LRU cache; the per-state token rows are then filled lazily as decoding visits states.
  */
 public final class Constraints {
+    private static final System.Logger LOG = System.getLogger("vlmflux.llm");
     private Constraints() {}
 
     /** With the tokenizer's EOS as the only end token. */
@@ -31,8 +32,14 @@ public final class Constraints {
         List<Object> key = List.of(spec, Arrays.toString(ends));
         TokenConstraint c = v.cached(key);
         if (c == null) {
+            long t0 = System.nanoTime();
             c = new TokenConstraint(automaton(spec), v, ends);
             v.cache(key, c);
+            if (LOG.isLoggable(System.Logger.Level.DEBUG)) {
+                String what = spec.toString();
+                LOG.log(System.Logger.Level.DEBUG, String.format("compiled %s: %d automaton states in %.1f ms",
+                        what.length() > 120 ? what.substring(0, 120) + "..." : what, c.automatonStates(), (System.nanoTime() - t0) / 1e6));
+            }
         }
         return c;
     }
