@@ -75,7 +75,9 @@ class RealTokenizerIndexTest {
         Tokenizer t = load(which);
         int eos = t.eosId().orElseThrow();
         ConstraintSpec spec = ConstraintSpec.jsonSchema(SCHEMA);
+        long v0 = System.nanoTime();
         Constraints.compile(ConstraintSpec.regex("warm"), t);   // vocabulary index built once per tokenizer
+        long v1 = System.nanoTime();
         long t0 = System.nanoTime();
         TokenConstraint c = (TokenConstraint) Constraints.compile(spec, t);
         long t1 = System.nanoTime();
@@ -100,6 +102,10 @@ class RealTokenizerIndexTest {
         System.out.printf("[constrain] %s: %d ids, schema automaton %d states, compile %.1f ms, first row %.1f ms, "
                         + "%d rows (one per token of a %d-token instance) %.2f ms avg%n", which, t.vocabSize(), c.automatonStates(),
                 (t1 - t0) / 1e6, (t2 - t1) / 1e6, rows, ids.length, rowNanos / 1e6 / rows);
+        long e0 = System.nanoTime();
+        for (int st = 0; st < c.automatonStates(); st++) c.allowed(st);
+        System.out.printf("[constrain] %s: vocabulary index (first compile) %.1f ms; rows of all %d states %.0f ms, %d distinct%n",
+                which, (v1 - v0) / 1e6, c.automatonStates(), (System.nanoTime() - e0) / 1e6, c.distinctRows());
         float[] logits = new float[t.vocabSize()];
         long m0 = System.nanoTime();
         for (int i = 0; i < 100; i++) c.mask(c.start(), logits);
