@@ -1,6 +1,8 @@
 package io.vlmflux.llm;
 
 import io.vlmflux.llm.cache.PrefixCache;
+import io.vlmflux.llm.constrain.LogitsProcessor;
+import io.vlmflux.llm.constrain.Logprobs;
 import io.vlmflux.llm.sampling.Sampler;
 import io.vlmflux.llm.sampling.StopMatcher;
 
@@ -14,8 +16,14 @@ import java.util.List;
  * <p>Token selection: where the decoder {@linkplain Decoder#samplesOnDevice samples on the device} for these sampling
  * settings (CUDA: greedy, temperature/top-k/top-p), each forward is {@link Decoder#forwardSample} and only the token id
  * reaches the host; otherwise the last position's logits come back and the sequence's own {@link Sampler} picks.
+ * Token controls (constraint, logit bias, log-probabilities) force the host path: a {@link LogitsProcessor} biases and
+ * masks the logits before the sampler and advances the constraint with the chosen token. With a constraint, only its
+ * end tokens finish with {@code stop} (allowed exactly where the output is complete); a stop token the constraint
+ * allows as text is text — compile the constraint with the stop tokens as end tokens.
  */
 final class Sequence implements AutoCloseable {
+    private static final System.Logger LOG = System.getLogger("vlmflux.llm");
+    private static final java.util.concurrent.atomic.AtomicBoolean HOST_PATH_LOGGED = new java.util.concurrent.atomic.AtomicBoolean();
     private final Decoder decoder;
     private final PrefixCache prefixCache;
     private final MultimodalPrompt prompt;
@@ -23,6 +31,7 @@ final class Sequence implements AutoCloseable {
     private final TokenText text;
     private final Sampler sampler;
     private final StopMatcher stops;
+    private final LogitsProcessor processor;   // null without token controls
     private final Runnable onClose;
     private KvCache cache;
     private final boolean onDevice;
@@ -46,7 +55,13 @@ final class Sequence implements AutoCloseable {
         if (prompt.length() > capacity)
             throw new IllegalArgumentException("prompt of " + prompt.length() + " tokens exceeds the model's context of " + c.maxPositionEmbeddings());
         this.cache = decoder.newCache(capacity);
-        this.onDevice = decoder.samplesOnDevice(opts.sampling());
+        this.processor = opts.controls().isEmpty() ? null : new LogitsProcessor(opts.controls());
+        boolean device = decoder.samplesOnDevice(opts.sampling());
+        this.onDevice = processor == null && device;
+        if (device && processor != null)
+            LOG.log(HOST_PATH_LOGGED.getAndSet(true) ? System.Logger.Level.DEBUG : System.Logger.Level.INFO,
+                    "token controls (constraint / logit_bias / logprobs) select host sampling on " + decoder.backend()
+                            + ": the device-side mask is not implemented yet");
         this.sampler = onDevice ? null : new Sampler(opts.sampling(), c.vocabSize());
         this.stops = new StopMatcher(opts.stopStrings());
         if (sampler != null) sampler.observe(prompt.tokens());
@@ -110,11 +125,23 @@ final class Sequence implements AutoCloseable {
             else logits = decoder.forward(cache, ForwardInput.tokens(pending), false);
             pending = -1;
         }
-        int tok = onDevice ? chosen : sampler.sample(logits);
+        Logprobs lp = null;
+        boolean constraintEnd = false;
+        int tok;
+        if (onDevice) tok = chosen;
+        else {
+            if (processor != null) processor.apply(logits);
+            tok = sampler.sample(logits);
+            if (processor != null) {
+                lp = processor.logprobs(logits, tok);
+                constraintEnd = processor.accept(tok);
+            }
+        }
         int index = generated++;
         FinishReason fin = null;
         String delta;
-        if (opts.stopTokens().contains(tok)) {
+        boolean constrained = processor != null && processor.controls().constraint() != null;
+        if (constraintEnd || (!constrained && opts.stopTokens().contains(tok))) {
             fin = FinishReason.STOP;
             delta = stops.push(text.flush()).emit() + stops.flush();
         } else {
@@ -131,7 +158,7 @@ final class Sequence implements AutoCloseable {
         }
         if (fin != null) finished = true;
         else pending = tok;
-        return new TokenEvent(tok, delta, index, fin);
+        return new TokenEvent(tok, delta, index, fin, lp);
     }
 
     boolean isFinished() { return finished; }

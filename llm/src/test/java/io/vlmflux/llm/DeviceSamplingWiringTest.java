@@ -105,4 +105,20 @@ class DeviceSamplingWiringTest {
         assertFalse(cpu.samplesOnDevice(SamplingParams.greedyDecoding()));
         assertFalse(cpu.samplesOnDevice(SamplingParams.sample(0.7, 20, 0.9, 0, 1)));
     }
+
+    @Test void tokenControlsForceTheHostPathAndKeepUnbiasedGreedy() {
+        JsonNode g = Fixtures.golden("tiny-qwen2");
+        int[] ids = Fixtures.ints(g.get("prompts").get(0).get("input_ids"));
+        int[] gold = Fixtures.ints(g.get("prompts").get(0).get("greedy_new_tokens"));
+        Counting dec = new Counting(cpu);
+        try (Generator gen = new Generator(dec, null, null)) {
+            GenerateOptions o = GenerateOptions.greedy(gold.length, Set.of())
+                    .withControls(io.vlmflux.llm.constrain.TokenControls.none().withLogprobs(3));
+            List<TokenEvent> ev = gen.generate(MultimodalPrompt.text(ids), o, null).collectList().block(Duration.ofSeconds(30));
+            assertArrayEquals(gold, tokens(ev), "logprobs alone do not change greedy decoding");
+            for (TokenEvent e : ev) assertEquals(e.tokenId(), e.logprobs().top().get(0).tokenId());
+        }
+        assertEquals(0, dec.samples.get(), "with token controls no selection happens on the device");
+        assertEquals(gold.length, dec.forwards.get());
+    }
 }

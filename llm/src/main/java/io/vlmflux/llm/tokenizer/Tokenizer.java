@@ -106,6 +106,15 @@ public final class Tokenizer {
         return tokenBytes[id];
     }
 
+    /**
+     * The bytes id {@code id} decodes to on its own (byte-level mapping undone; an added token's UTF-8 content), a
+     * fresh copy; null for an id without a token.
+     */
+    public byte[] tokenBytes(int id) {
+        byte[] b = bytesOf(id, false);
+        return b == null ? null : b.clone();
+    }
+
     /** Number of ids (vocab + added tokens): one more than the largest id. */
     public int vocabSize() { return tokens.length; }
 

@@ -1,0 +1,360 @@
+package io.vlmflux.llm.constrain;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * Compiles the supported JSON Schema subset to an {@link Rx} that matches the schema's instances in canonical form:
+ * no whitespace anywhere, object members in the order of {@code properties} (required ones always present, optional
+ * ones present or absent), strings with only the escapes {@code \" \\ \b \f \n \r \t} and {@code \\u00XX} for
+ * control characters, numbers as JSON writes them. Schemas have no references, so the language is regular.
+ *
+ * <p>Keywords: {@code type} (one name or a list), {@code properties}, {@code required}, {@code additionalProperties}
+ * ({@code false}, {@code true} or absent: only declared properties are ever produced), {@code items}, {@code minItems},
+ * {@code maxItems}, {@code enum}, {@code const}, {@code anyOf}, {@code minLength}, {@code maxLength}, {@code pattern}
+ * (a full match of the string's characters, in the {@link RegexParser} dialect; quotes, backslashes and control
+ * characters are excluded from it), {@code minimum}/{@code maximum}/{@code exclusiveMinimum}/{@code exclusiveMaximum}
+ * on integers, integral {@code minimum}/{@code maximum} on numbers (then written without exponent), and the annotations {@code title}, {@code description}, {@code default}, {@code examples},
+ * {@code $schema}, {@code $id}, {@code $comment}. Any other keyword is refused by name with its JSON pointer. One
+ * compiler per call.
+ */
+final class JsonSchemaCompiler {
+    static final int MAX_BOUND = 2000;
+    private static final Set<String> ANNOTATIONS = Set.of("title", "description", "default", "examples", "$schema", "$id", "$comment");
+    private static final Set<String> KNOWN = Set.of("type", "properties", "required", "additionalProperties", "items", "minItems",
+            "maxItems", "enum", "const", "anyOf", "minLength", "maxLength", "pattern", "minimum", "maximum", "exclusiveMinimum",
+            "exclusiveMaximum");
+    private static final ObjectMapper JSON = new ObjectMapper();
+    private static final Rx.Chars FORBIDDEN_IN_STRING = Rx.set(new int[] {0, 0x1F, '"', '"', '\\', '\\'});
+    private static final Rx STRING_CHAR = Rx.alt(List.of(
+            Rx.complement(FORBIDDEN_IN_STRING),
+            Rx.cat(Rx.text("\\"), Rx.set(new int[] {'"', '"', '\\', '\\', 'b', 'b', 'f', 'f', 'n', 'n', 'r', 'r', 't', 't'})),
+            Rx.cat(Rx.text("\\u00"), Rx.range('0', '1'), Rx.set(new int[] {'0', '9', 'a', 'f', 'A', 'F'}))));
+    private static final Rx DIGITS = new Rx.Rep(Rx.range('0', '9'), 1, -1);
+    private static final Rx INT = Rx.cat(new Rx.Rep(Rx.text("-"), 0, 1),
+            Rx.alt(List.of(Rx.text("0"), Rx.cat(Rx.range('1', '9'), new Rx.Rep(Rx.range('0', '9'), 0, -1)))));
+    private static final Rx NUMBER = Rx.cat(INT, new Rx.Rep(Rx.cat(Rx.text("."), DIGITS), 0, 1),
+            new Rx.Rep(Rx.cat(Rx.set(new int[] {'e', 'e', 'E', 'E'}), new Rx.Rep(Rx.set(new int[] {'+', '+', '-', '-'}), 0, 1), DIGITS), 0, 1));
+
+    private JsonSchemaCompiler() {}
+
+    static Rx compile(String schemaJson) {
+        JsonNode root;
+        try {
+            root = JSON.readTree(schemaJson);
+        } catch (JsonProcessingException e) {
+            var loc = e.getLocation();
+            throw new ConstraintException("JSON schema is not valid JSON" + (loc == null ? "" : " at line " + loc.getLineNr()
+                    + ", column " + loc.getColumnNr()) + ": " + e.getOriginalMessage());
+        }
+        if (root == null || root.isMissingNode()) throw new ConstraintException("JSON schema is empty");
+        return new JsonSchemaCompiler().schema(root, "");
+    }
+
+    private static ConstraintException err(String ptr, String why) {
+        return new ConstraintException("JSON schema at " + (ptr.isEmpty() ? "/" : ptr) + ": " + why);
+    }
+
+    private static String esc(String key) { return key.replace("~", "~0").replace("/", "~1"); }
+
+    private Rx schema(JsonNode s, String ptr) {
+        if (s.isBoolean()) throw err(ptr, "boolean schema '" + s + "' (any value / no value) is not supported");
+        if (!s.isObject()) throw err(ptr, "a schema must be an object, found " + s.getNodeType().toString().toLowerCase());
+        for (Iterator<String> it = s.fieldNames(); it.hasNext(); ) {
+            String k = it.next();
+            if (!KNOWN.contains(k) && !ANNOTATIONS.contains(k))
+                throw err(ptr, "unsupported keyword '" + k + "'" + (k.equals("$ref") || k.equals("$defs") || k.equals("definitions")
+                        ? " (references would make the language recursive)" : ""));
+        }
+        List<String> constraintKeys = new ArrayList<>();
+        s.fieldNames().forEachRemaining(k -> { if (KNOWN.contains(k) && !k.equals("type")) constraintKeys.add(k); });
+        Set<String> types = types(s, ptr);
+        if (s.has("enum") || s.has("const")) {
+            for (String k : constraintKeys)
+                if (!k.equals("enum") && !k.equals("const")) throw err(ptr, "combining '" + k + "' with enum/const is not supported");
+            List<JsonNode> values = new ArrayList<>();
+            if (s.has("const")) values.add(s.get("const"));
+            if (s.has("enum")) {
+                if (!s.get("enum").isArray() || s.get("enum").isEmpty()) throw err(ptr + "/enum", "enum must be a non-empty array");
+                s.get("enum").forEach(values::add);
+                if (s.has("const")) values.removeIf(v -> !v.equals(s.get("const")));
+            }
+            List<Rx> opts = new ArrayList<>();
+            for (JsonNode v : values) if (types == null || types.contains(typeOf(v)) || (types.contains("number") && typeOf(v).equals("integer")))
+                opts.add(Rx.text(canonical(v)));
+            if (opts.isEmpty()) throw err(ptr, "no enum/const value has the allowed type " + types);
+            return Rx.alt(opts);
+        }
+        if (s.has("anyOf")) {
+            for (String k : constraintKeys) if (!k.equals("anyOf")) throw err(ptr, "combining '" + k + "' with anyOf is not supported");
+            if (types != null) throw err(ptr, "combining 'type' with anyOf is not supported (put the type in each option)");
+            JsonNode a = s.get("anyOf");
+            if (!a.isArray() || a.isEmpty()) throw err(ptr + "/anyOf", "anyOf must be a non-empty array of schemas");
+            List<Rx> opts = new ArrayList<>();
+            for (int i = 0; i < a.size(); i++) opts.add(schema(a.get(i), ptr + "/anyOf/" + i));
+            return Rx.alt(opts);
+        }
+        if (types == null) throw err(ptr, "a schema without type, enum, const or anyOf (any JSON value) is not supported");
+        for (String k : constraintKeys) {
+            String owner = switch (k) {
+                case "properties", "required", "additionalProperties" -> "object";
+                case "items", "minItems", "maxItems" -> "array";
+                case "minLength", "maxLength", "pattern" -> "string";
+                default -> "integer";   // minimum, maximum, exclusive*
+            };
+            if (owner.equals("integer") && types.contains("number")) continue;   // checked by number()
+            if (!types.contains(owner)) throw err(ptr + "/" + k, "'" + k + "' applies to type " + owner + ", but the type is " + types);
+        }
+        List<Rx> opts = new ArrayList<>();
+        for (String t : types) opts.add(switch (t) {
+            case "null" -> Rx.text("null");
+            case "boolean" -> Rx.alt(List.of(Rx.text("true"), Rx.text("false")));
+            case "number" -> number(s, ptr);
+            case "integer" -> integer(s, ptr);
+            case "string" -> string(s, ptr);
+            case "array" -> array(s, ptr);
+            case "object" -> object(s, ptr);
+            default -> throw new IllegalStateException(t);
+        });
+        return Rx.alt(opts);
+    }
+
+    /** The declared types in a stable order, or null without {@code type}. */
+    private static Set<String> types(JsonNode s, String ptr) {
+        JsonNode t = s.get("type");
+        if (t == null) return null;
+        List<String> names = new ArrayList<>();
+        if (t.isTextual()) names.add(t.asText());
+        else if (t.isArray() && !t.isEmpty()) t.forEach(n -> names.add(n.isTextual() ? n.asText() : n.toString()));
+        else throw err(ptr + "/type", "type must be a name or a non-empty array of names, found " + t);
+        Set<String> out = new java.util.LinkedHashSet<>();
+        for (String n : names) {
+            if (!Set.of("null", "boolean", "number", "integer", "string", "array", "object").contains(n))
+                throw err(ptr + "/type", "unknown type '" + n + "'");
+            out.add(n);
+        }
+        if (out.contains("number")) out.remove("integer");   // number already covers integers
+        return out;
+    }
+
+    private static String typeOf(JsonNode v) {
+        if (v.isNull()) return "null";
+        if (v.isBoolean()) return "boolean";
+        if (v.isIntegralNumber() || (v.isNumber() && v.asDouble() == Math.rint(v.asDouble()))) return "integer";
+        if (v.isNumber()) return "number";
+        if (v.isTextual()) return "string";
+        if (v.isArray()) return "array";
+        return "object";
+    }
+
+    static String canonical(JsonNode v) {
+        try {
+            return JSON.writeValueAsString(v);
+        } catch (JsonProcessingException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    private static int count(JsonNode s, String key, String ptr) {
+        JsonNode n = s.get(key);
+        if (n == null) return -1;
+        if (!n.canConvertToInt() || !n.isIntegralNumber() || n.asInt() < 0)
+            throw err(ptr + "/" + key, key + " must be a non-negative integer, found " + n);
+        if (n.asInt() > MAX_BOUND) throw err(ptr + "/" + key, key + " " + n.asInt() + " is above the supported " + MAX_BOUND);
+        return n.asInt();
+    }
+
+    private Rx string(JsonNode s, String ptr) {
+        int min = count(s, "minLength", ptr), max = count(s, "maxLength", ptr);
+        if (min >= 0 && max >= 0 && max < min) throw err(ptr, "maxLength " + max + " < minLength " + min);
+        Rx body;
+        if (s.has("pattern")) {
+            if (min >= 0 || max >= 0) throw err(ptr + "/pattern", "combining pattern with minLength/maxLength is not supported");
+            if (!s.get("pattern").isTextual()) throw err(ptr + "/pattern", "pattern must be a string");
+            Rx p;
+            try {
+                p = RegexParser.parse(s.get("pattern").asText());
+            } catch (ConstraintException e) {
+                throw err(ptr + "/pattern", e.getMessage());
+            }
+            body = withoutJsonSpecials(p);
+        } else body = new Rx.Rep(STRING_CHAR, Math.max(min, 0), max);
+        return Rx.cat(Rx.text("\""), body, Rx.text("\""));
+    }
+
+    /** The pattern with quotes, backslashes and control characters removed from every character set. */
+    private static Rx withoutJsonSpecials(Rx r) {
+        return switch (r) {
+            case Rx.Chars c -> Rx.minus(c, FORBIDDEN_IN_STRING);
+            case Rx.Bytes b -> b;
+            case Rx.Cat c -> new Rx.Cat(c.parts().stream().map(JsonSchemaCompiler::withoutJsonSpecials).toList());
+            case Rx.Alt a -> new Rx.Alt(a.options().stream().map(JsonSchemaCompiler::withoutJsonSpecials).toList());
+            case Rx.Rep p -> new Rx.Rep(withoutJsonSpecials(p.body()), p.min(), p.max());
+        };
+    }
+
+    private Rx array(JsonNode s, String ptr) {
+        if (!s.has("items")) throw err(ptr, "arrays need 'items' (arbitrary JSON values are not supported)");
+        int min = Math.max(count(s, "minItems", ptr), 0), max = count(s, "maxItems", ptr);
+        if (max >= 0 && max < min) throw err(ptr, "maxItems " + max + " < minItems " + min);
+        if (max == 0) return Rx.text("[]");
+        Rx item = schema(s.get("items"), ptr + "/items");
+        Rx more = new Rx.Rep(Rx.cat(Rx.text(","), item), Math.max(min - 1, 0), max < 0 ? -1 : max - 1);
+        Rx nonEmpty = Rx.cat(Rx.text("["), item, more, Rx.text("]"));
+        return min == 0 ? Rx.alt(List.of(Rx.text("[]"), nonEmpty)) : nonEmpty;
+    }
+
+    private Rx object(JsonNode s, String ptr) {
+        JsonNode ap = s.get("additionalProperties");
+        if (ap != null && !ap.isBoolean())
+            throw err(ptr + "/additionalProperties", "only false or true is supported (a schema for additional properties is not)");
+        Map<String, Rx> props = new LinkedHashMap<>();
+        JsonNode p = s.get("properties");
+        if (p != null) {
+            if (!p.isObject()) throw err(ptr + "/properties", "properties must be an object");
+            for (var it = p.fields(); it.hasNext(); ) {
+                var e = it.next();
+                props.put(e.getKey(), schema(e.getValue(), ptr + "/properties/" + esc(e.getKey())));
+            }
+        }
+        Set<String> required = new java.util.HashSet<>();
+        JsonNode r = s.get("required");
+        if (r != null) {
+            if (!r.isArray()) throw err(ptr + "/required", "required must be an array of property names");
+            for (int i = 0; i < r.size(); i++) {
+                if (!r.get(i).isTextual()) throw err(ptr + "/required/" + i, "a required name must be a string");
+                if (!props.containsKey(r.get(i).asText()))
+                    throw err(ptr + "/required/" + i, "required property '" + r.get(i).asText()
+                            + "' is not declared in properties (undeclared properties are not supported)");
+                required.add(r.get(i).asText());
+            }
+        }
+        List<String> names = new ArrayList<>(props.keySet());
+        List<Rx> members = new ArrayList<>();
+        for (String n : names) members.add(Rx.cat(Rx.text(canonical(JSON.getNodeFactory().textNode(n)) + ":"), props.get(n)));
+        // tail[i][first]: members i.. where 'first' means no member was written yet (so no leading comma)
+        Rx[] tailFirst = new Rx[names.size() + 1], tailAfter = new Rx[names.size() + 1];
+        tailFirst[names.size()] = Rx.empty();
+        tailAfter[names.size()] = Rx.empty();
+        for (int i = names.size() - 1; i >= 0; i--) {
+            Rx withFirst = Rx.cat(members.get(i), tailAfter[i + 1]);
+            Rx withAfter = Rx.cat(Rx.text(","), members.get(i), tailAfter[i + 1]);
+            boolean req = required.contains(names.get(i));
+            tailFirst[i] = req ? withFirst : Rx.alt(List.of(withFirst, tailFirst[i + 1]));
+            tailAfter[i] = req ? withAfter : Rx.alt(List.of(withAfter, tailAfter[i + 1]));
+        }
+        return Rx.cat(Rx.text("{"), tailFirst[0], Rx.text("}"));
+    }
+
+    // ---- numbers ----
+
+    private static final Rx FRACTION = new Rx.Rep(Rx.cat(Rx.text("."), DIGITS), 0, 1);
+    private static final Rx ZERO_FRACTION = new Rx.Rep(Rx.cat(Rx.text("."), new Rx.Rep(Rx.text("0"), 1, -1)), 0, 1);
+
+    /**
+     * Any JSON number, or with integral {@code minimum}/{@code maximum}: the decimals (no exponent) within them. An
+     * integer part {@code i >= 0} with any fraction lies in {@code [a, b]} iff {@code a <= i < b}, or {@code i == b}
+     * with an all-zero fraction; negative numbers mirror that.
+     */
+    private Rx number(JsonNode s, String ptr) {
+        for (String k : List.of("exclusiveMinimum", "exclusiveMaximum"))
+            if (s.has(k)) throw err(ptr + "/" + k, "'" + k + "' on type number is not supported (use minimum/maximum, or type integer)");
+        Long lo = integral(s, "minimum", ptr), hi = integral(s, "maximum", ptr);
+        if (lo == null && hi == null) return NUMBER;
+        if (lo != null && hi != null && lo > hi) throw err(ptr, "no number lies within minimum " + lo + " and maximum " + hi);
+        List<Rx> opts = new ArrayList<>();
+        if (hi == null || hi >= 0) opts.add(nonNegativeDecimal(lo == null ? 0 : Math.max(lo, 0), hi));
+        if (lo == null || lo < 0) opts.add(Rx.cat(Rx.text("-"), nonNegativeDecimal(hi == null ? 0 : Math.max(-hi, 0), lo == null ? null : -lo)));
+        return Rx.alt(opts);
+    }
+
+    private static Long integral(JsonNode s, String key, String ptr) {
+        JsonNode n = s.get(key);
+        if (n == null) return null;
+        if (!n.isNumber()) throw err(ptr + "/" + key, key + " must be a number, found " + n);
+        double v = n.asDouble();
+        if (v != Math.rint(v) || Math.abs(v) > 1e15)
+            throw err(ptr + "/" + key, key + " " + n + " on type number is not supported: only integral bounds up to 1e15 (or use enum)");
+        return (long) v;
+    }
+
+    /** Decimals {@code x} with {@code a <= x <= b} ({@code b == null}: unbounded), {@code 0 <= a}. */
+    private static Rx nonNegativeDecimal(long a, Long b) {
+        if (b == null) return Rx.cat(nonNegative(a, null), FRACTION);
+        Rx atMax = Rx.cat(Rx.text(Long.toString(b)), ZERO_FRACTION);
+        if (a == b) return atMax;
+        return Rx.alt(List.of(Rx.cat(nonNegative(a, b - 1), FRACTION), atMax));
+    }
+
+    // ---- integers ----
+
+    private Rx integer(JsonNode s, String ptr) {
+        Long lo = bound(s, "minimum", ptr, true, false), hi = bound(s, "maximum", ptr, false, false);
+        Long xlo = bound(s, "exclusiveMinimum", ptr, true, true), xhi = bound(s, "exclusiveMaximum", ptr, false, true);
+        if (xlo != null) lo = lo == null ? xlo : Math.max(lo, xlo);
+        if (xhi != null) hi = hi == null ? xhi : Math.min(hi, xhi);
+        if (lo == null && hi == null) return INT;
+        if (lo != null && hi != null && lo > hi) throw err(ptr, "no integer lies within minimum " + lo + " and maximum " + hi);
+        List<Rx> opts = new ArrayList<>();
+        // non-negative part [max(lo,0), hi]
+        if (hi == null || hi >= 0) opts.add(nonNegative(lo == null ? 0 : Math.max(lo, 0), hi));
+        // negative part: -(k) with k in [max(1, -hi), -lo]
+        if (lo == null || lo < 0) opts.add(Rx.cat(Rx.text("-"), nonNegative(hi == null ? 1 : Math.max(1, -hi), lo == null ? null : -lo)));
+        return Rx.alt(opts);
+    }
+
+    /** An integer bound rounded inward (ceil for lower, floor for upper; exclusive bounds moved by one). */
+    private static Long bound(JsonNode s, String key, String ptr, boolean lower, boolean exclusive) {
+        JsonNode n = s.get(key);
+        if (n == null) return null;
+        if (!n.isNumber()) throw err(ptr + "/" + key, key + " must be a number, found " + n);
+        double v = n.asDouble();
+        if (Math.abs(v) > 1e15) throw err(ptr + "/" + key, key + " " + n + " is beyond the supported magnitude 1e15");
+        long r = lower ? (long) Math.ceil(v) : (long) Math.floor(v);
+        if (exclusive && r == v) r += lower ? 1 : -1;
+        return r;
+    }
+
+    /** Decimal strings (no leading zeros) of the integers in {@code [lo, hi]}, {@code hi == null}: unbounded. */
+    static Rx nonNegative(long lo, Long hi) {
+        List<Rx> opts = new ArrayList<>();
+        int loLen = Long.toString(lo).length();
+        int hiLen = hi == null ? loLen : Long.toString(hi).length();
+        for (int d = loLen; d <= hiLen; d++) {
+            long from = Math.max(lo, d == 1 ? 0 : pow10(d - 1));
+            long to = hi == null ? pow10(d) - 1 : Math.min(hi, pow10(d) - 1);
+            if (from <= to) opts.add(sameLength(Long.toString(from), Long.toString(to)));
+        }
+        if (hi == null) opts.add(Rx.cat(Rx.range('1', '9'), new Rx.Rep(Rx.range('0', '9'), loLen, -1)));
+        return Rx.alt(opts);
+    }
+
+    private static long pow10(int n) {
+        long r = 1;
+        for (int i = 0; i < n; i++) r *= 10;
+        return r;
+    }
+
+    /** Digit strings of equal length between {@code a} and {@code b} inclusive. */
+    private static Rx sameLength(String a, String b) {
+        if (a.isEmpty()) return Rx.empty();
+        char a0 = a.charAt(0), b0 = b.charAt(0);
+        String ar = a.substring(1), br = b.substring(1);
+        if (a0 == b0) return Rx.cat(Rx.range(a0, a0), sameLength(ar, br));
+        if (ar.chars().allMatch(c -> c == '0') && br.chars().allMatch(c -> c == '9'))
+            return Rx.cat(Rx.range(a0, b0), new Rx.Rep(Rx.range('0', '9'), ar.length(), ar.length()));
+        List<Rx> opts = new ArrayList<>();
+        opts.add(Rx.cat(Rx.range(a0, a0), sameLength(ar, "9".repeat(ar.length()))));
+        if (a0 + 1 <= b0 - 1) opts.add(Rx.cat(Rx.range(a0 + 1, b0 - 1), new Rx.Rep(Rx.range('0', '9'), ar.length(), ar.length())));
+        opts.add(Rx.cat(Rx.range(b0, b0), sameLength("0".repeat(br.length()), br)));
+        return Rx.alt(opts);
+    }
+}
