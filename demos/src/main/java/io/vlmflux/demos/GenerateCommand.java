@@ -6,6 +6,10 @@ import io.vlmflux.llm.FinishReason;
 import io.vlmflux.llm.GenerateOptions;
 import io.vlmflux.llm.GenerationConfig;
 import io.vlmflux.llm.SamplingParams;
+import io.vlmflux.llm.constrain.ConstraintException;
+import io.vlmflux.llm.constrain.ConstraintSpec;
+import io.vlmflux.llm.constrain.Constraints;
+import io.vlmflux.llm.constrain.TokenControls;
 import io.vlmflux.llm.runtime.Prompt;
 import io.vlmflux.llm.runtime.PromptTemplate;
 import io.vlmflux.llm.runtime.RuntimeOptions;
@@ -37,7 +41,7 @@ import java.util.concurrent.atomic.AtomicLong;
 public final class GenerateCommand implements Command {
     private static final System.Logger LOG = System.getLogger("vlmflux.generate");
     private static final Set<String> VALUED = Set.of("model", "prompt", "prompt-file", "image", "max-tokens", "temperature", "top-k",
-            "top-p", "min-p", "seed", "repetition-penalty", "stop", "backend");
+            "top-p", "min-p", "seed", "repetition-penalty", "stop", "backend", "json-schema", "regex", "choice", "logprobs");
     /** Largest --max-tokens (2^24, far beyond any context window; keeps prompt + max tokens inside int). */
     static final int MAX_TOKENS = 1 << 24;
     private static final Set<String> FLAGS = Set.of("raw", "greedy", "ignore-eos", "json", "no-cuda-graph");
@@ -49,6 +53,7 @@ public final class GenerateCommand implements Command {
                 vlmflux generate --model DIR (--prompt TEXT | --prompt-file FILE|-) [--raw] [--image FILE]... [--max-tokens N]
                                  [--greedy | --temperature T --top-k K --top-p P --min-p P --seed S] [--repetition-penalty R]
                                  [--stop STRING]... [--ignore-eos] [--backend auto|cpu|cuda] [--no-cuda-graph] [--json]
+                                 [--json-schema FILE | --regex RE | --choice A,B,C] [--logprobs N]
 
                   --prompt-file -   read the prompt from stdin
                   --raw             use the prompt verbatim (special tokens honoured) instead of the chat template's user turn;
@@ -59,6 +64,11 @@ public final class GenerateCommand implements Command {
                   --backend B       auto (default: cuda when a usable GPU is present, else cpu; the choice is logged), cpu, cuda
                   --no-cuda-graph   cuda: run every decode step eagerly instead of replaying the captured CUDA graph
                   --json            print one JSON object: input_ids, tokens, text, finish_reason, timings
+                                    (and logprobs with --logprobs: per token {token, logprob, top: [{token, logprob}]})
+                  --json-schema F   the output is an instance of the JSON Schema in file F (canonical JSON, no whitespace)
+                  --regex RE        the output matches RE in full;  --choice A,B,C: the output is one of the options
+                                    (constrained decoding runs the sampler on the host; docs/llm.md "Constrained decoding")
+                  --logprobs N      log-probabilities of each chosen token and the N most likely (0..100)
                 """;
     }
 
@@ -115,12 +125,14 @@ public final class GenerateCommand implements Command {
             Set<Integer> stopTokens = a.flag("ignore-eos") ? Set.of() : runtime.eosTokens();
             List<String> stopStrings = a.flag("ignore-eos") ? List.of() : a.all("stop");
             AtomicLong prefillNs = new AtomicLong();
-            GenerateOptions opts = new GenerateOptions(sampling, maxTokens, stopTokens, stopStrings, 0, prefillNs::set);
+            GenerateOptions opts = new GenerateOptions(sampling, maxTokens, stopTokens, stopStrings, 0, prefillNs::set)
+                    .withControls(controls(a, tok, stopTokens));
             LOG.log(System.Logger.Level.INFO, "prompt {0} tokens ({1} image(s)), sampling {2}, max {3} tokens", ids.length, images.size(), sampling, maxTokens);
 
             boolean json = a.flag("json");
             PrintStream out = System.out;
             List<Integer> tokens = new ArrayList<>();
+            List<Map<String, Object>> logprobs = new ArrayList<>();
             StringBuilder generated = new StringBuilder();   // the streamed text: stop strings and stop tokens are not part of it
             FinishReason[] finish = {FinishReason.CANCELLED};
             long[] first = {0}, last = {0};
@@ -141,6 +153,7 @@ public final class GenerateCommand implements Command {
                         .doOnNext(e -> {
                             long now = System.nanoTime();
                             if (e.tokenId() >= 0) tokens.add(e.tokenId());
+                            if (e.logprobs() != null) logprobs.add(logprobsJson(e));
                             if (first[0] == 0) LOG.log(System.Logger.Level.INFO, "first token after {0} ms", (now - start) / 1_000_000);
                             if (first[0] == 0) first[0] = now;
                             last[0] = now;
@@ -169,6 +182,7 @@ public final class GenerateCommand implements Command {
             o.put("text", generated.toString());
             o.put("finish_reason", finish[0].wire());
             o.put("timings", timings);
+            if (a.has("logprobs")) o.put("logprobs", logprobs);
             out.println(new ObjectMapper().writeValueAsString(o));
             out.flush();
             return 0;
@@ -180,6 +194,53 @@ public final class GenerateCommand implements Command {
     }
 
     private static double round(double v) { return Math.round(v * 1000) / 1000.0; }
+
+    /**
+     * The constraint (at most one of --json-schema, --regex, --choice) and --logprobs; the stop tokens end a
+     * constrained output only where the constraint accepts. Errors name the flag and the position.
+     */
+    static TokenControls controls(Args a, Tokenizer tok, Set<Integer> stopTokens) throws IOException {
+        int given = (a.has("json-schema") ? 1 : 0) + (a.has("regex") ? 1 : 0) + (a.has("choice") ? 1 : 0);
+        if (given > 1) throw new UsageException("give at most one of --json-schema, --regex, --choice");
+        TokenControls c = TokenControls.none();
+        String flag = a.has("json-schema") ? "--json-schema" : a.has("regex") ? "--regex" : "--choice";
+        try {
+            ConstraintSpec spec = null;
+            if (a.has("json-schema")) {
+                Path f = Path.of(a.get("json-schema"));
+                if (!Files.isRegularFile(f)) throw new UsageException("--json-schema " + f + ": no such file");
+                spec = ConstraintSpec.jsonSchema(Files.readString(f, StandardCharsets.UTF_8));
+            } else if (a.has("regex")) {
+                spec = ConstraintSpec.regex(a.get("regex"));
+            } else if (a.has("choice")) {
+                spec = new ConstraintSpec.Choice(List.of(a.get("choice").split(",", -1)));
+            }
+            if (spec != null) c = TokenControls.constrained(Constraints.compile(spec, tok, stopTokens.stream().mapToInt(Integer::intValue).toArray()));
+        } catch (ConstraintException e) {
+            throw new UsageException(flag + ": " + e.getMessage());
+        }
+        if (a.has("logprobs")) {
+            int n = a.getInt("logprobs", 0);
+            if (n < 0 || n > TokenControls.MAX_LOGPROBS) throw new UsageException("--logprobs must be in 0.." + TokenControls.MAX_LOGPROBS + ", got " + n);
+            c = c.withLogprobs(n);
+        }
+        return c;
+    }
+
+    private static Map<String, Object> logprobsJson(io.vlmflux.llm.TokenEvent e) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("token", e.tokenId());
+        m.put("logprob", e.logprobs().chosen());
+        List<Map<String, Object>> top = new ArrayList<>();
+        for (var t : e.logprobs().top()) {
+            Map<String, Object> x = new LinkedHashMap<>();
+            x.put("token", t.tokenId());
+            x.put("logprob", t.logprob());
+            top.add(x);
+        }
+        m.put("top", top);
+        return m;
+    }
 
     private static SamplingParams sampling(Args a, GenerationConfig gen) {
         long seed = a.getLong("seed", 0);

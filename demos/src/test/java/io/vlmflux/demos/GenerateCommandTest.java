@@ -132,4 +132,46 @@ class GenerateCommandTest {
         assertEquals("stop_string", cut.get("finish_reason").asText(), cut.toString());
         assertEquals(text.substring(0, text.indexOf("circle")), cut.get("text").asText());
     }
+
+    /** Constrained output from the CLI on a real (random tiny) model: choices, a regex, a JSON schema, logprobs. */
+    @Test void constrainedOutputFromTheCommandLine(@org.junit.jupiter.api.io.TempDir Path dir) throws Exception {
+        List<String> base = List.of("--model", fixture("tiny-qwen2").toString(), "--prompt", "Is the door open?", "--json", "--max-tokens", "24");
+        for (String seed : List.of("1", "2", "3")) {
+            List<String> choice = new ArrayList<>(base);
+            choice.addAll(List.of("--choice", "yes,no,maybe", "--temperature", "1.0", "--seed", seed));
+            String t = run(choice).get("text").asText();
+            assertTrue(List.of("yes", "no", "maybe").contains(t), "choice output '" + t + "'");
+        }
+        List<String> regex = new ArrayList<>(base);
+        regex.addAll(List.of("--regex", "[0-9]{3}-[a-z]{2}", "--greedy"));
+        assertTrue(run(regex).get("text").asText().matches("[0-9]{3}-[a-z]{2}"));
+
+        Path schema = dir.resolve("door.json");
+        java.nio.file.Files.writeString(schema, """
+                {"type":"object","properties":{"open":{"type":"boolean"},"count":{"type":"integer","minimum":0,"maximum":9}},
+                 "required":["open","count"],"additionalProperties":false}""");
+        List<String> js = new ArrayList<>(base);
+        js.addAll(List.of("--json-schema", schema.toString(), "--greedy", "--logprobs", "3", "--max-tokens", "40"));
+        JsonNode out = run(js);
+        JsonNode answer = new ObjectMapper().readTree(out.get("text").asText());
+        assertTrue(answer.get("open").isBoolean() && answer.get("count").isInt(), answer.toString());
+        assertTrue(answer.get("count").asInt() >= 0 && answer.get("count").asInt() <= 9, answer.toString());
+        assertEquals(out.get("tokens").size(), out.get("logprobs").size(), "one logprobs entry per generated token");
+        int widest = 0;
+        for (JsonNode lp : out.get("logprobs")) {   // over the allowed tokens: a forced token ('{', '"open"') has one
+            int n = lp.get("top").size();
+            assertTrue(n >= 1 && n <= 3, lp.toString());
+            widest = Math.max(widest, n);
+            assertTrue(lp.get("logprob").asDouble() <= 0, lp.toString());
+        }
+        assertTrue(widest >= 2, "some step (true/false, a digit) has several allowed tokens: " + out.get("logprobs"));
+
+        List<String> bad = new ArrayList<>(base);
+        bad.addAll(List.of("--regex", "a(b"));
+        var e = assertThrows(UsageException.class, () -> new GenerateCommand().run(bad));
+        assertTrue(e.getMessage().startsWith("--regex: "), e.getMessage());
+        List<String> two = new ArrayList<>(base);
+        two.addAll(List.of("--regex", "a", "--choice", "b"));
+        assertThrows(UsageException.class, () -> new GenerateCommand().run(two));
+    }
 }
