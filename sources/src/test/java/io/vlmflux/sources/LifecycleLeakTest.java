@@ -43,7 +43,7 @@ class LifecycleLeakTest {
     }
 
     @Test
-    void fourHundredOpenCancelCyclesLeaveNothingBehind() throws Exception {
+    void sixHundredOpenCancelCyclesLeaveNothingBehind() throws Exception {
         cycles(20); // warm up: GStreamer's plugin registry, JIT, thread pools
         System.gc();
         // The last warm-up cycle may still be tearing down (cancel inside onNext lets the pump finish after it):
@@ -56,10 +56,11 @@ class LifecycleLeakTest {
         // One-time growth (heap sizing, JIT, glibc arenas of new threads, GStreamer caches) is behind us now; a leak
         // grows every round, so the median round must stay flat (a leaked pipeline costs well over 100 kB, so 100
         // leaked pipelines would add > 10 MB to every round). A single round may jump (a code-cache or malloc-arena
-        // step of tens of MB was seen once in three), which is why the median is what is checked.
-        long[] growth = new long[3];
+        // step of tens of MB was seen once in three, and on a loaded machine two rounds of three), which is why the
+        // median of five rounds is what is checked.
+        long[] growth = new long[5];
         long prev = nativeRssKb();
-        for (int r = 0; r < 3; r++) {
+        for (int r = 0; r < growth.length; r++) {
             cycles(100);
             long now = nativeRssKb();
             growth[r] = now - prev;
@@ -67,7 +68,7 @@ class LifecycleLeakTest {
         }
         long[] sorted = growth.clone();
         java.util.Arrays.sort(sorted);
-        assertTrue(sorted[1] < 8_000, "native RSS grows per 100 cycles (kB): " + java.util.Arrays.toString(growth));
+        assertTrue(sorted[growth.length / 2] < 8_000, "native RSS grows per 100 cycles (kB): " + java.util.Arrays.toString(growth));
         // Cancelling from another thread joins the pump; cancelling inside onNext (on the pump itself) lets the pump
         // tear down right after, so the last cycle may still be finishing: wait for it, bounded.
         long t = System.nanoTime() + Duration.ofSeconds(5).toNanos();
