@@ -50,6 +50,7 @@ public final class CaptionCommand implements Command {
         return """
                 vlmflux caption [--source SOURCE] [--model DIR] [--prompt TEXT] [--every 1s|500ms|30f] [--max-tokens N]
                                 [--count N | --duration D] [--backend auto|cpu|cuda] [--device N] [--config FILE] [--json]
+                                [--json-schema FILE | --regex RE | --choice A,B,C]
                   --source SOURCE   test:ball, test:smpte?live=false, a video file, rtsp://..., v4l2:///dev/video0, images:DIR, gst:...
                                     (default test:ball: GStreamer's bouncing ball, live)
                   --model DIR       Hugging Face Qwen2-VL / Qwen2.5-VL folder (default demos/models/shapes-vl, the embedded demo model;
@@ -61,6 +62,8 @@ public final class CaptionCommand implements Command {
                   --duration D      stop after D (e.g. 30s, 2m)
                   --backend NAME    auto, cpu or cuda (default auto: cuda when a GPU is usable; or the config's)
                   --device N        CUDA device index (default 0, or the config's model.device)
+                  --json-schema F   each answer is an instance of the JSON Schema in file F (canonical JSON)
+                  --regex RE        each answer matches RE in full;  --choice A,B,C: each answer is one of the options
                   --config FILE     pipeline config JSON (configs/*.json); flags override its fields; its output block
                                     (format text|json, path: file to append to, tokens: live tokens) says where captions go
                   --json            one JSON object per caption: source, seq, pts_ms, text, tokens, finish_reason, dropped,
@@ -71,7 +74,8 @@ public final class CaptionCommand implements Command {
     }
 
     @Override public int run(List<String> argv) throws Exception {
-        Args a = Args.parse(argv, Set.of("source", "model", "prompt", "every", "max-tokens", "count", "duration", "backend", "device", "config"), Set.of("json"));
+        Args a = Args.parse(argv, Set.of("source", "model", "prompt", "every", "max-tokens", "count", "duration", "backend", "device", "config",
+                "json-schema", "regex", "choice"), Set.of("json"));
         if (!a.positional().isEmpty()) throw new UsageException("unexpected argument '" + a.positional().get(0) + "'");
         if (a.has("count") && a.has("duration")) throw new UsageException("give --count or --duration, not both");
         PipelineConfig config = null;
@@ -105,6 +109,7 @@ public final class CaptionCommand implements Command {
         if (device < 0) throw new UsageException("--device must be >= 0, got " + device);
         Path modelDir = modelDir(a.get("model", config != null ? config.model().dir() : DEFAULT_MODEL));
         boolean json = a.flag("json");
+        io.vlmflux.llm.constrain.ConstraintSpec constraint = constraint(a);
 
         // sources: --source replaces the config's list
         PipelineMetrics metrics = new PipelineMetrics();        // one set of counters for the run, summarized at the end
@@ -142,7 +147,14 @@ public final class CaptionCommand implements Command {
              VlmRuntime model = VlmRuntime.load(modelDir, ro)) {
             SamplingParams sampling = sampling(config == null ? null : config.generation(), model.generationConfig());
             CaptionOptions options = new CaptionOptions(prompt, null, maxTokens, sampling,
-                    live ? CaptionOptions.Backpressure.NEWEST_WINS : CaptionOptions.Backpressure.LOSSLESS);
+                    live ? CaptionOptions.Backpressure.NEWEST_WINS : CaptionOptions.Backpressure.LOSSLESS, constraint);
+            if (constraint != null) {
+                try {
+                    model.controls(constraint, 0);   // compile now: a bad pattern or schema is a usage error naming the flag
+                } catch (io.vlmflux.llm.constrain.ConstraintException e) {
+                    throw new UsageException(constraintFlag(a) + ": " + e.getMessage());
+                }
+            }
             boolean multi = opened.size() > 1;
             // several sources on cuda: one caption stage per source so their captions run concurrently and the model
             // batches their decode steps; otherwise one stage behind the fair fan-in (captions take turns)
@@ -187,6 +199,28 @@ public final class CaptionCommand implements Command {
                     batch[0] == 0 ? "" : String.format(Locale.ROOT, "; %d batched decode steps, mean batch %.2f", batch[0], (double) batch[1] / batch[0]));
             return rc;
         }
+    }
+
+    /** The answer constraint of --json-schema / --regex / --choice (at most one), or null. */
+    static io.vlmflux.llm.constrain.ConstraintSpec constraint(Args a) throws java.io.IOException {
+        int given = (a.has("json-schema") ? 1 : 0) + (a.has("regex") ? 1 : 0) + (a.has("choice") ? 1 : 0);
+        if (given > 1) throw new UsageException("give at most one of --json-schema, --regex, --choice");
+        try {
+            if (a.has("json-schema")) {
+                Path f = Path.of(a.get("json-schema"));
+                if (!Files.isRegularFile(f)) throw new UsageException("--json-schema " + f + ": no such file");
+                return new io.vlmflux.llm.constrain.ConstraintSpec.JsonSchema(Files.readString(f));
+            }
+            if (a.has("regex")) return new io.vlmflux.llm.constrain.ConstraintSpec.Regex(a.get("regex"));
+            if (a.has("choice")) return new io.vlmflux.llm.constrain.ConstraintSpec.Choice(List.of(a.get("choice").split(",", -1)));
+        } catch (io.vlmflux.llm.constrain.ConstraintException e) {
+            throw new UsageException(constraintFlag(a) + ": " + e.getMessage());
+        }
+        return null;
+    }
+
+    private static String constraintFlag(Args a) {
+        return a.has("json-schema") ? "--json-schema" : a.has("regex") ? "--regex" : "--choice";
     }
 
     /** Subscribes, waits for the end, and turns Ctrl-C into a cancel that waits (bounded) for the teardown. */

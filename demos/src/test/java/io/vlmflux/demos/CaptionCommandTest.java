@@ -279,4 +279,22 @@ class CaptionCommandTest {
         assertTrue(lines.stream().anyMatch(j -> "source_skipped".equals(j.path("event").asText()) && j.path("message").asText().contains("b.png")),
                 r.out().toString());
     }
+
+    /** Answers constrained to a list of choices: the demo model must pick one of them for every frame. */
+    @Test void choiceConstrainedCaptions() throws Exception {
+        Result r = run("caption", "--json", "--source", "test:smpte?live=false&num-buffers=20", "--every", "10f", "--max-tokens", "8",
+                "--prompt", "What is shown?", "--choice", "vertical color bars,a white circle,random noise");
+        assertEquals(0, r.code(), r.err());
+        List<String> texts = new ArrayList<>();
+        for (String l : r.out()) {
+            JsonNode j = new ObjectMapper().readTree(l);
+            if (j.has("text")) texts.add(j.get("text").asText());
+        }
+        assertEquals(2, texts.size(), r.out().toString());
+        for (String t : texts) assertTrue(List.of("vertical color bars", "a white circle", "random noise").contains(t), t);
+        assertEquals("vertical color bars", texts.getFirst(), "the demo model knows the colour bars");
+        Result bad = run("caption", "--regex", "a(b", "--count", "1");
+        assertNotEquals(0, bad.code());
+        assertTrue(bad.err().contains("--regex"), bad.err());
+    }
 }

@@ -399,6 +399,19 @@ public final class VlmRuntime implements AutoCloseable {
         });
     }
 
+    /**
+     * Token controls that constrain an answer to {@code spec} (compiled once per spec and cached), with this model's
+     * {@link #stopTokens()} ending it where the constraint accepts; {@code logprobs} top entries per token (0: none).
+     *
+     * @throws io.vlmflux.llm.constrain.ConstraintException naming the position and the reason
+     */
+    public io.vlmflux.llm.constrain.TokenControls controls(io.vlmflux.llm.constrain.ConstraintSpec spec, int logprobs) {
+        io.vlmflux.llm.constrain.TokenControls c = spec == null ? io.vlmflux.llm.constrain.TokenControls.none()
+                : io.vlmflux.llm.constrain.TokenControls.constrained(io.vlmflux.llm.constrain.Constraints.compile(spec, tokenizer,
+                        stopTokens.stream().mapToInt(Integer::intValue).toArray()));
+        return logprobs > 0 ? c.withLogprobs(logprobs) : c;
+    }
+
     /** A fresh streaming detokenizer that skips special tokens. */
     public TokenText newTokenText() { return tokenizer.streamingDecoder(true); }
 

@@ -75,8 +75,9 @@ public final class CaptionStage {
         if (runtime.isClosed()) throw new IllegalStateException(runtime + " is closed");
         if (!runtime.hasVision()) throw new IllegalArgumentException(runtime.dir() + " is a text-only model: it cannot caption frames");
         PromptTemplate template = runtime.promptTemplate(options.systemPrompt(), options.prompt(), 1);
-        return new Prepared(runtime, options, template,
-                runtime.generateOptions(options.sampling(), options.maxTokens(), List.of(), template.sharedPrefix()));
+        var generate = runtime.generateOptions(options.sampling(), options.maxTokens(), List.of(), template.sharedPrefix());
+        if (options.constraint() != null) generate = generate.withControls(runtime.controls(options.constraint(), 0));   // compiled once per stage
+        return new Prepared(runtime, options, template, generate);
     }
 
     /**
