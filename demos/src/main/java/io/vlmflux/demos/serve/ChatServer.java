@@ -20,6 +20,7 @@ import io.vlmflux.vision.Images;
 import org.reactivestreams.Publisher;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
+import reactor.core.publisher.SignalType;
 import reactor.core.scheduler.Schedulers;
 import reactor.netty.DisposableServer;
 import reactor.netty.http.server.HttpServer;
@@ -256,7 +257,7 @@ public final class ChatServer implements AutoCloseable {
     }
 
     private Flux<TokenEvent> generate(Prompt prompt, GenerateOptions go) {
-        return runtime.generate(prompt, go).doOnCancel(cancelled::incrementAndGet);
+        return runtime.generate(prompt, go).doFinally(s -> { if (s == SignalType.CANCEL) cancelled.incrementAndGet(); });
     }
 
     private List<Frame> decodeImages(List<ChatRequest.Image> images) {
