@@ -250,7 +250,7 @@ public final class ChatServer implements AutoCloseable {
                     int promptTokens = prompt.length();
                     Duration left = deadline.minusNanos(System.nanoTime() - start);
                     if (left.isNegative() || left.isZero()) left = Duration.ofMillis(1);
-                    Flux<TokenEvent> tokens = generate(prompt, go).timeout(Mono.delay(left), ev -> Mono.never());
+                    Flux<TokenEvent> tokens = withDeadline(generate(prompt, go), left);
                     return r.stream() ? stream(r, res, id, createdAt, promptTokens, tokens, start)
                             : plain(r, res, id, createdAt, promptTokens, tokens, start);
                 });
@@ -258,6 +258,15 @@ public final class ChatServer implements AutoCloseable {
 
     private Flux<TokenEvent> generate(Prompt prompt, GenerateOptions go) {
         return runtime.generate(prompt, go).doFinally(s -> { if (s == SignalType.CANCEL) cancelled.incrementAndGet(); });
+    }
+
+    /** {@code tokens} cancelled (the runtime frees the sequence) and ended by a TimeoutException once {@code left} passes. */
+    private Flux<TokenEvent> withDeadline(Flux<TokenEvent> tokens, Duration left) {
+        return Flux.defer(() -> {
+            AtomicBoolean late = new AtomicBoolean();
+            return tokens.takeUntilOther(Mono.delay(left).doOnNext(x -> late.set(true)))
+                    .concatWith(Mono.defer(() -> late.get() ? Mono.error(new TimeoutException()) : Mono.empty()));
+        });
     }
 
     private List<Frame> decodeImages(List<ChatRequest.Image> images) {

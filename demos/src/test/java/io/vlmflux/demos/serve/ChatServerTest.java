@@ -148,6 +148,23 @@ class ChatServerTest {
         assertTrue(e.get("message").asText().contains(Long.toString(256 * 1024)), e.toString());
     }
 
+    @Test void aHugeChunkedBodyIs413WhileItArrives() throws Exception {
+        byte[] big = ("{\"model\":\"shapes-vl\",\"messages\":[{\"role\":\"user\",\"content\":\"" + "y".repeat(1 << 20) + "\"}]}").getBytes(StandardCharsets.UTF_8);
+        HttpRequest req = HttpRequest.newBuilder(URI.create(server.url() + "/v1/chat/completions")).header("Content-Type", "application/json")
+                .POST(HttpRequest.BodyPublishers.ofInputStream(() -> new java.io.ByteArrayInputStream(big))).build();   // no Content-Length
+        error(HTTP.send(req, HttpResponse.BodyHandlers.ofString()), 413);
+    }
+
+    @Test void aCompletionPastTheRequestTimeoutIs504AndFreesItsSequence() throws Exception {
+        try (ChatServer quick = ChatServer.start(runtime, ServeOptions.defaults().withPort(0).withMaxTokens(2000).withRequestTimeout(Duration.ofMillis(100)))) {
+            JsonNode e = error(post(quick, """
+                    {"model":"shapes-vl","messages":[{"role":"user","content":"a red circle"}],"max_tokens":%d,"ignore_eos":true}""".formatted(LONG), List.of()), 504);
+            assertEquals("timeout", e.get("code").asText(), e.toString());
+            awaitTrue(() -> runtime.activeSequences() == 0, "the timed-out generation to be freed");
+            assertTrue(quick.cancelledGenerations() <= 1, "at most the one generation (the deadline may pass while the prompt is prepared)");
+        }
+    }
+
     @Test void unknownModelAndPathAre404() throws Exception {
         JsonNode e = error(post(server, "{\"model\":\"gpt-9\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", List.of()), 404);
         assertEquals("model_not_found", e.get("code").asText());
