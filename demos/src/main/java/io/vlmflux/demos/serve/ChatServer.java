@@ -381,8 +381,8 @@ public final class ChatServer implements AutoCloseable {
     }
 
     private void log(ChatRequest r, int status, int promptTokens, int completion, long start) {
-        LOG.log(System.Logger.Level.INFO, "POST /v1/chat/completions {0}{1}: {2} prompt + {3} completion tokens, {4} image(s), {5} ms",
-                status, r.stream() ? " (stream)" : "", promptTokens, completion, r.images().size(), (System.nanoTime() - start) / 1_000_000);
+        LOG.log(System.Logger.Level.INFO, () -> String.format("POST /v1/chat/completions %d%s: %d prompt + %d completion tokens, %d image(s), %d ms",
+                status, r.stream() ? " (stream)" : "", promptTokens, completion, r.images().size(), (System.nanoTime() - start) / 1_000_000));
     }
 
     // ---- responses -------------------------------------------------------------------------------------------------
