@@ -248,6 +248,12 @@ public final class ChatServer implements AutoCloseable {
                 .timeout(deadline)
                 .flatMap(prompt -> {
                     int promptTokens = prompt.length();
+                    int context = runtime.config().maxPositionEmbeddings();
+                    if (promptTokens >= context) {
+                        prompt.close();
+                        return Mono.error(new ApiException(400, "invalid_request_error", "the prompt is " + promptTokens + " tokens (images included); "
+                                + modelId + " has a context of " + context + " positions", "messages", "context_length_exceeded"));
+                    }
                     Duration left = deadline.minusNanos(System.nanoTime() - start);
                     if (left.isNegative() || left.isZero()) left = Duration.ofMillis(1);
                     Flux<TokenEvent> tokens = withDeadline(generate(prompt, go), left);

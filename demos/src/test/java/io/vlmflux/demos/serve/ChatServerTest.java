@@ -165,6 +165,25 @@ class ChatServerTest {
         }
     }
 
+    @Test void aPromptLongerThanTheContextIs400() throws Exception {
+        JsonNode e = error(post(server, "{\"model\":\"shapes-vl\",\"messages\":[{\"role\":\"user\",\"content\":\"" + "red circle ".repeat(1500) + "\"}]}", List.of()), 400);
+        assertEquals("context_length_exceeded", e.get("code").asText(), e.toString());
+        assertTrue(e.get("message").asText().contains("2048"), e.toString());
+    }
+
+    @Test void aClientThatGivesUpOnAPlainCompletionCancelsIt() throws Exception {
+        long before = server.cancelledGenerations();
+        HttpRequest req = HttpRequest.newBuilder(URI.create(server.url() + "/v1/chat/completions")).header("Content-Type", "application/json")
+                .POST(HttpRequest.BodyPublishers.ofString("""
+                        {"model":"shapes-vl","messages":[{"role":"user","content":"a red circle"}],"max_tokens":%d,"ignore_eos":true}""".formatted(LONG)))
+                .build();
+        var pending = HTTP.sendAsync(req, HttpResponse.BodyHandlers.ofString());
+        awaitTrue(() -> runtime.activeSequences() == 1, "the generation to start");
+        pending.cancel(true);   // closes the connection
+        awaitTrue(() -> runtime.activeSequences() == 0, "the runtime to free the sequence");
+        assertEquals(before + 1, server.cancelledGenerations(), "cancelled, not run to the end");
+    }
+
     @Test void unknownModelAndPathAre404() throws Exception {
         JsonNode e = error(post(server, "{\"model\":\"gpt-9\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", List.of()), 404);
         assertEquals("model_not_found", e.get("code").asText());
