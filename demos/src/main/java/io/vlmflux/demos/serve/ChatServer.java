@@ -73,9 +73,14 @@ public final class ChatServer implements AutoCloseable {
                 .maxStringLength((int) Math.min(Integer.MAX_VALUE, options.maxBodyBytes())).build());
         this.admission = new Semaphore(options.maxConcurrent());
         this.apiKey = options.apiKey() == null ? null : options.apiKey().getBytes(StandardCharsets.UTF_8);
-        this.server = HttpServer.create().host(options.host()).port(options.port())
-                .handle(this::handle)
-                .bindNow(Duration.ofSeconds(10));
+        try {
+            this.server = HttpServer.create().host(options.host()).port(options.port())
+                    .handle(this::handle)
+                    .bindNow(Duration.ofSeconds(10));
+        } catch (RuntimeException e) {
+            Throwable c = e.getCause() != null ? e.getCause() : e;
+            throw new IllegalStateException("cannot listen on " + options.host() + ":" + options.port() + ": " + c.getMessage(), e);
+        }
     }
 
     /** Binds {@code options.host():options.port()} and serves {@code runtime} until {@link #close()}. */
@@ -182,6 +187,7 @@ public final class ChatServer implements AutoCloseable {
         Runnable release = () -> { if (released.compareAndSet(false, true)) admission.release(); };
         long start = System.nanoTime();
         return readBody(req)
+                .timeout(options.requestTimeout())   // a client that uploads too slowly gives its slot back
                 .publishOn(Schedulers.boundedElastic())   // JSON, base64 and image decoding stay off the event loop
                 .map(this::parse)
                 .flatMap(r -> complete(r, res, start))

@@ -184,6 +184,11 @@ class ChatServerTest {
         assertEquals(before + 1, server.cancelledGenerations(), "cancelled, not run to the end");
     }
 
+    @Test void aPortInUseFailsNamingIt() {
+        var e = assertThrows(IllegalStateException.class, () -> ChatServer.start(runtime, ServeOptions.defaults().withPort(server.port())));
+        assertTrue(e.getMessage().contains("127.0.0.1:" + server.port()), e.getMessage());
+    }
+
     @Test void unknownModelAndPathAre404() throws Exception {
         JsonNode e = error(post(server, "{\"model\":\"gpt-9\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", List.of()), 404);
         assertEquals("model_not_found", e.get("code").asText());
