@@ -47,7 +47,7 @@ public final class Images {
     public static Frame read(Path file) {
         if (!Files.isRegularFile(file)) throw new IllegalArgumentException("image file not found: " + file);
         try (javax.imageio.stream.ImageInputStream in = ImageIO.createImageInputStream(file.toFile())) {
-            return decode(in, file.toString());
+            return decode(in, file.toString(), MAX_PIXELS);
         } catch (IOException e) {
             throw new UncheckedIOException("cannot decode image " + file + ": " + e.getMessage(), e);
         }
@@ -57,9 +57,16 @@ public final class Images {
      * Decodes an encoded image (PNG, JPEG, BMP, GIF) held in memory into a new RGB frame; {@code what} names it in
      * errors (an upload, a request field). Bad or truncated data is an {@link IllegalArgumentException} naming it.
      */
-    public static Frame decode(byte[] encoded, String what) {
+    public static Frame decode(byte[] encoded, String what) { return decode(encoded, what, MAX_PIXELS); }
+
+    /**
+     * {@link #decode(byte[], String)} refusing, before decoding, an image of more than {@code maxPixels} (at most
+     * {@link #MAX_PIXELS}): a server bounds what one small upload can make it allocate.
+     */
+    public static Frame decode(byte[] encoded, String what, long maxPixels) {
+        if (maxPixels < 1 || maxPixels > MAX_PIXELS) throw new IllegalArgumentException("maxPixels must be in 1.." + MAX_PIXELS + ", got " + maxPixels);
         try (javax.imageio.stream.ImageInputStream in = ImageIO.createImageInputStream(new java.io.ByteArrayInputStream(encoded))) {
-            return decode(in, what);
+            return decode(in, what, maxPixels);
         } catch (IllegalArgumentException e) {
             throw e;
         } catch (IOException | RuntimeException e) {   // decoders throw unchecked exceptions on some corrupt streams
@@ -67,7 +74,7 @@ public final class Images {
         }
     }
 
-    private static Frame decode(javax.imageio.stream.ImageInputStream in, String what) throws IOException {
+    private static Frame decode(javax.imageio.stream.ImageInputStream in, String what, long maxPixels) throws IOException {
         var readers = in == null ? null : ImageIO.getImageReaders(in);
         if (readers == null || !readers.hasNext())
             throw new IllegalArgumentException("no image decoder for " + what + " (supported: PNG, JPEG, BMP, GIF)");
@@ -75,7 +82,10 @@ public final class Images {
         BufferedImage img;
         try {
             reader.setInput(in, true, true);
-            checkSize("image " + what, reader.getWidth(0), reader.getHeight(0));
+            long w = reader.getWidth(0), h = reader.getHeight(0);
+            checkSize("image " + what, w, h);
+            if (w * h > maxPixels)
+                throw new IllegalArgumentException("image " + what + " is " + w + "x" + h + " = " + w * h + " pixels; at most " + maxPixels + " are accepted here");
             img = reader.read(0);
         } finally {
             reader.dispose();

@@ -191,6 +191,8 @@ class ImagesTest {
         }
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Images.decode("not an image".getBytes(), "field x"));
         assertTrue(e.getMessage().contains("field x"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> Images.decode(png.toByteArray(), "upload 2", 599));
+        assertTrue(e.getMessage().contains("upload 2") && e.getMessage().contains("30x20") && e.getMessage().contains("599"), e.getMessage());
         byte[] cut = java.util.Arrays.copyOf(png.toByteArray(), 40);
         e = assertThrows(IllegalArgumentException.class, () -> Images.decode(cut, "field y"));
         assertTrue(e.getMessage().contains("field y"), e.getMessage());

@@ -24,6 +24,9 @@ record ChatRequest(String model, List<ChatMessage> messages, List<Image> images,
     /** An encoded image (PNG, JPEG, ...) from a data URL; {@code param} is the field it came from. */
     record Image(byte[] bytes, String param) {}
 
+    /** Images one request may carry: with {@link ChatServer#MAX_IMAGE_PIXELS} it bounds what a request decodes. */
+    static final int MAX_IMAGES = 8;
+
     /** OpenAI allows at most this many stop strings. */
     static final int MAX_STOP = 4;
 
@@ -119,6 +122,8 @@ record ChatRequest(String model, List<ChatMessage> messages, List<Image> images,
                         String field = pa + ".image_url.url";
                         JsonNode url = iu == null ? null : iu.isTextual() ? iu : iu.get("url");
                         if (url == null || !url.isTextual()) throw ApiException.invalid(field, "'" + field + "' must be a string URL");
+                        if (images.size() == MAX_IMAGES)
+                            throw ApiException.invalid(field, "a request may carry at most " + MAX_IMAGES + " images; '" + field + "' is one more");
                         images.add(new Image(dataUrl(url.asText(), field), field));
                         parts.add(new ChatMessage.Image());
                     }

@@ -52,6 +52,11 @@ import java.util.concurrent.atomic.AtomicLong;
  */
 public final class ChatServer implements AutoCloseable {
     private static final System.Logger LOG = System.getLogger("vlmflux.serve");
+    /**
+     * Largest image a request may send, in pixels (4096x4096; preprocessing scales to far fewer anyway): a small
+     * compressed upload must not make the server allocate hundreds of MiB.
+     */
+    static final long MAX_IMAGE_PIXELS = 1L << 24;
 
     private final VlmRuntime runtime;
     private final ServeOptions options;
@@ -286,7 +291,7 @@ public final class ChatServer implements AutoCloseable {
         try {
             for (ChatRequest.Image im : images) {
                 try {
-                    frames.add(Images.decode(im.bytes(), "'" + im.param() + "'"));
+                    frames.add(Images.decode(im.bytes(), "'" + im.param() + "'", MAX_IMAGE_PIXELS));
                 } catch (IllegalArgumentException e) {
                     throw ApiException.invalid(im.param(), e.getMessage());
                 }

@@ -213,6 +213,28 @@ class ChatServerTest {
         assertEquals("unsupported_image_url", e.get("code").asText(), e.toString());
     }
 
+    @Test void imagesAreBoundedInSizeAndCount() throws Exception {
+        // 4097x4096 gray compresses to a few KiB but would decode to 48 MiB of RGB: refused before decoding
+        BufferedImage big = new BufferedImage(4097, 4096, BufferedImage.TYPE_BYTE_GRAY);
+        ByteArrayOutputStream png = new ByteArrayOutputStream();
+        assertTrue(ImageIO.write(big, "png", png));
+        String url = "data:image/png;base64," + Base64.getEncoder().encodeToString(png.toByteArray());
+        JsonNode e = error(post(server, imageRequest(List.of(url)), List.of()), 400);
+        assertEquals("messages[0].content[0].image_url.url", e.get("param").asText(), e.toString());
+        assertTrue(e.get("message").asText().contains("4097x4096"), e.toString());
+        String small = circlePngDataUrl();
+        e = error(post(server, imageRequest(java.util.Collections.nCopies(ChatRequest.MAX_IMAGES + 1, small)), List.of()), 400);
+        assertEquals("messages[0].content[" + ChatRequest.MAX_IMAGES + "].image_url.url", e.get("param").asText(), e.toString());
+    }
+
+    static String imageRequest(List<String> urls) throws Exception {
+        var root = JSON.createObjectNode().put("model", "shapes-vl").put("max_tokens", 4);
+        var content = root.putArray("messages").addObject().put("role", "user").putArray("content");
+        for (String u : urls) content.addObject().put("type", "image_url").putObject("image_url").put("url", u);
+        content.addObject().put("type", "text").put("text", "Describe the image.");
+        return JSON.writeValueAsString(root);
+    }
+
     @Test void anApiKeyIsRequiredOnV1WhenSet() throws Exception {
         try (ChatServer keyed = ChatServer.start(runtime, ServeOptions.defaults().withPort(0).withApiKey("s3cret"))) {
             URI models = URI.create(keyed.url() + "/v1/models");
