@@ -23,7 +23,7 @@ import java.util.concurrent.TimeUnit;
 public final class ServeCommand implements Command {
     private static final Set<String> VALUED = Set.of("model", "host", "port", "api-key", "max-concurrent", "max-body-bytes", "max-tokens",
             "request-timeout", "backend", "device");
-    private static final Set<String> FLAGS = Set.of("insecure");
+    private static final Set<String> FLAGS = Set.of("insecure", "fetch-images");
 
     @Override public String summary() { return "serve a model over an OpenAI-compatible HTTP API (/v1/chat/completions)"; }
 
@@ -31,7 +31,7 @@ public final class ServeCommand implements Command {
         ServeOptions d = ServeOptions.defaults();
         return """
                 vlmflux serve [--model DIR] [--host 127.0.0.1] [--port 8080] [--api-key KEY] [--insecure] [--max-concurrent N]
-                              [--max-body-bytes N] [--max-tokens N] [--request-timeout D] [--backend auto|cpu|cuda] [--device N]
+                              [--max-body-bytes N] [--max-tokens N] [--request-timeout D] [--fetch-images] [--backend auto|cpu|cuda] [--device N]
                   --model DIR          model folder (default demos/models/shapes-vl, the embedded demo model); its folder name
                                        is the model id clients send
                   --host ADDR          address to bind (default 127.0.0.1). Any other than loopback needs --api-key or --insecure
@@ -42,6 +42,8 @@ public final class ServeCommand implements Command {
                   --max-body-bytes N   largest request body, images included (default %d); more is 413
                   --max-tokens N       largest max_tokens a request may ask, and the default (default %d)
                   --request-timeout D  longest a completion may run (default %ds)
+                  --fetch-images       fetch http(s) image URLs (public addresses only, no redirects, image/* up to 20 MiB,
+                                       20 s); without it only data: URLs are accepted
                 Endpoints: GET /healthz, GET /v1/models, POST /v1/chat/completions (stream: true for server-sent events;
                 images as data: URLs in image_url parts). Ctrl-C stops.""".formatted(d.port(), d.maxConcurrent(), d.maxBodyBytes(), d.maxTokens(),
                 d.requestTimeout().toSeconds());
@@ -98,7 +100,7 @@ public final class ServeCommand implements Command {
         if (tokens < 1) throw new UsageException("--max-tokens must be at least 1, got " + tokens);
         Duration timeout = a.has("request-timeout") ? a.getDuration("request-timeout") : d.requestTimeout();
         if (timeout.isNegative() || timeout.isZero()) throw new UsageException("--request-timeout must be positive, got '" + a.get("request-timeout") + "'");
-        return new ServeOptions(host, port, key, conc, body, tokens, timeout);
+        return new ServeOptions(host, port, key, conc, body, tokens, timeout, a.flag("fetch-images"));
     }
 
     /** True for loopback names and addresses; a name that does not resolve is not loopback. */

@@ -15,7 +15,7 @@ class ServeCommandTest {
             "request-timeout", "backend", "device");
 
     static ServeOptions options(String env, String... args) {
-        return ServeCommand.options(Args.parse(List.of(args), VALUED, Set.of("insecure")), env);
+        return ServeCommand.options(Args.parse(List.of(args), VALUED, Set.of("insecure", "fetch-images")), env);
     }
 
     @Test void defaultsBindLoopbackWithoutAKey() {
@@ -23,6 +23,8 @@ class ServeCommandTest {
         assertEquals("127.0.0.1", o.host());
         assertEquals(8080, o.port());
         assertNull(o.apiKey());
+        assertFalse(o.fetchImages());
+        assertTrue(options(null, "--fetch-images").fetchImages());
         assertTrue(ServeCommand.isLoopback("localhost"));
         assertTrue(ServeCommand.isLoopback("::1"));
         assertFalse(ServeCommand.isLoopback("0.0.0.0"));

@@ -21,8 +21,11 @@ import java.util.Locale;
  */
 record ChatRequest(String model, List<ChatMessage> messages, List<Image> images, Integer maxTokens, Double temperature,
                    Double topP, Long seed, List<String> stop, boolean stream, boolean includeUsage, boolean ignoreEos) {
-    /** An encoded image (PNG, JPEG, ...) from a data URL; {@code param} is the field it came from. */
-    record Image(byte[] bytes, String param) {}
+    /**
+     * An image: encoded bytes (PNG, JPEG, ...) from a data URL, or an http(s) {@code url} still to fetch (bytes null);
+     * {@code param} is the field it came from.
+     */
+    record Image(byte[] bytes, String url, String param) {}
 
     /** Images one request may carry: with {@link ChatServer#MAX_IMAGE_PIXELS} it bounds what a request decodes. */
     static final int MAX_IMAGES = 8;
@@ -36,7 +39,8 @@ record ChatRequest(String model, List<ChatMessage> messages, List<Image> images,
         stop = List.copyOf(stop);
     }
 
-    static ChatRequest parse(JsonNode body) {
+    /** @param fetch whether http(s) image URLs are accepted (to be fetched), or refused */
+    static ChatRequest parse(JsonNode body, boolean fetch) {
         if (body == null || !body.isObject()) throw ApiException.invalid(null, "the request body must be a JSON object");
         String model = string(body, "model", true);
         JsonNode ms = body.get("messages");
@@ -44,7 +48,7 @@ record ChatRequest(String model, List<ChatMessage> messages, List<Image> images,
         if (!ms.isArray() || ms.isEmpty()) throw ApiException.invalid("messages", "'messages' must be a non-empty array, got " + shape(ms));
         List<ChatMessage> messages = new ArrayList<>();
         List<Image> images = new ArrayList<>();
-        for (int i = 0; i < ms.size(); i++) messages.add(message(ms.get(i), "messages[" + i + "]", images));
+        for (int i = 0; i < ms.size(); i++) messages.add(message(ms.get(i), "messages[" + i + "]", images, fetch));
 
         Integer maxTokens = integer(body, "max_completion_tokens", 1);
         if (maxTokens == null) maxTokens = integer(body, "max_tokens", 1);
@@ -89,7 +93,7 @@ record ChatRequest(String model, List<ChatMessage> messages, List<Image> images,
         return new ChatRequest(model, messages, images, maxTokens, temperature, topP, seed, stop, stream, includeUsage, bool(body, "ignore_eos"));
     }
 
-    private static ChatMessage message(JsonNode m, String at, List<Image> images) {
+    private static ChatMessage message(JsonNode m, String at, List<Image> images, boolean fetch) {
         if (!m.isObject()) throw ApiException.invalid(at, "'" + at + "' must be an object, got " + shape(m));
         JsonNode r = m.get("role");
         if (r == null || !r.isTextual()) throw ApiException.invalid(at + ".role", "'" + at + ".role' must be one of system, developer, user, assistant");
@@ -124,7 +128,8 @@ record ChatRequest(String model, List<ChatMessage> messages, List<Image> images,
                         if (url == null || !url.isTextual()) throw ApiException.invalid(field, "'" + field + "' must be a string URL");
                         if (images.size() == MAX_IMAGES)
                             throw ApiException.invalid(field, "a request may carry at most " + MAX_IMAGES + " images; '" + field + "' is one more");
-                        images.add(new Image(dataUrl(url.asText(), field), field));
+                        String u = url.asText();
+                        images.add(fetch && isRemote(u) ? new Image(null, u, field) : new Image(dataUrl(u, field), null, field));
                         parts.add(new ChatMessage.Image());
                     }
                     default -> throw ApiException.invalid(pa + ".type", "'" + pa + ".type' must be 'text' or 'image_url', got '" + type + "'");
@@ -136,12 +141,17 @@ record ChatRequest(String model, List<ChatMessage> messages, List<Image> images,
         return new ChatMessage(role, parts);
     }
 
-    /** The bytes of a {@code data:image/...;base64,...} URL. Remote URLs are refused: this server fetches nothing. */
+    private static boolean isRemote(String url) {
+        String lower = url.length() > 16 ? url.substring(0, 16).toLowerCase(Locale.ROOT) : url.toLowerCase(Locale.ROOT);
+        return lower.startsWith("http://") || lower.startsWith("https://");
+    }
+
+    /** The bytes of a {@code data:image/...;base64,...} URL. Remote URLs are refused here (the server fetches them only with --fetch-images). */
     static byte[] dataUrl(String url, String field) {
         String lower = url.length() > 16 ? url.substring(0, 16).toLowerCase(Locale.ROOT) : url.toLowerCase(Locale.ROOT);
-        if (lower.startsWith("http://") || lower.startsWith("https://"))
-            throw new ApiException(400, "invalid_request_error", "'" + field + "': this server does not fetch remote images; send the image inline as a data URL "
-                    + "(data:image/png;base64,...)", field, "unsupported_image_url");
+        if (isRemote(url))
+            throw new ApiException(400, "invalid_request_error", "'" + field + "': this server does not fetch remote images (start it with --fetch-images); "
+                    + "send the image inline as a data URL (data:image/png;base64,...)", field, "unsupported_image_url");
         if (!lower.startsWith("data:"))
             throw ApiException.invalid(field, "'" + field + "' must be a data URL (data:image/png;base64,...), got '" + abbreviate(url) + "'");
         int comma = url.indexOf(',');

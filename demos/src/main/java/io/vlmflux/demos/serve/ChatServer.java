@@ -57,6 +57,11 @@ public final class ChatServer implements AutoCloseable {
      * compressed upload must not make the server allocate hundreds of MiB.
      */
     static final long MAX_IMAGE_PIXELS = 1L << 24;
+    /** How much of an oversized body is read and dropped before the 413 (then the connection is closed). */
+    static final long DRAIN_BYTES = 16L << 20;
+    /** Largest fetched image (--fetch-images), and the time one fetch may take. */
+    static final long MAX_FETCH_BYTES = 20L << 20;
+    static final Duration FETCH_TIMEOUT = Duration.ofSeconds(20);
 
     private final VlmRuntime runtime;
     private final ServeOptions options;
@@ -66,9 +71,10 @@ public final class ChatServer implements AutoCloseable {
     private final Semaphore admission;
     private final byte[] apiKey;
     private final AtomicLong cancelled = new AtomicLong();
+    private final ImageFetcher fetcher;   // null: http(s) image URLs are refused
     private final DisposableServer server;
 
-    private ChatServer(VlmRuntime runtime, ServeOptions options) {
+    private ChatServer(VlmRuntime runtime, ServeOptions options, ImageFetcher fetcher) {
         this.runtime = runtime;
         this.options = options;
         this.modelId = runtime.dir().toAbsolutePath().normalize().getFileName().toString();
@@ -78,6 +84,7 @@ public final class ChatServer implements AutoCloseable {
                 .maxStringLength((int) Math.min(Integer.MAX_VALUE, options.maxBodyBytes())).build());
         this.admission = new Semaphore(options.maxConcurrent());
         this.apiKey = options.apiKey() == null ? null : options.apiKey().getBytes(StandardCharsets.UTF_8);
+        this.fetcher = fetcher;
         try {
             this.server = HttpServer.create().host(options.host()).port(options.port())
                     .handle(this::handle)
@@ -90,7 +97,12 @@ public final class ChatServer implements AutoCloseable {
 
     /** Binds {@code options.host():options.port()} and serves {@code runtime} until {@link #close()}. */
     public static ChatServer start(VlmRuntime runtime, ServeOptions options) {
-        return new ChatServer(runtime, options);
+        return new ChatServer(runtime, options, options.fetchImages() ? new ImageFetcher(MAX_FETCH_BYTES, FETCH_TIMEOUT) : null);
+    }
+
+    /** With a given fetcher (tests: one that may reach loopback). */
+    static ChatServer start(VlmRuntime runtime, ServeOptions options, ImageFetcher fetcher) {
+        return new ChatServer(runtime, options, fetcher);
     }
 
     /** The bound port (the ephemeral one when the options asked for 0). */
@@ -181,7 +193,13 @@ public final class ChatServer implements AutoCloseable {
         if (length != null) {
             long n;
             try { n = Long.parseLong(length.trim()); } catch (NumberFormatException e) { n = -1; }
-            if (n > options.maxBodyBytes()) return sendError(res.keepAlive(false), tooLarge(n + " bytes"));
+            if (n > options.maxBodyBytes()) {
+                ApiException e = tooLarge(n + " bytes");
+                // read what the client is sending (up to a bound) before answering: closing on unread data resets
+                // the connection, and the client would see that instead of the 413
+                if (n > options.maxBodyBytes() + DRAIN_BYTES) return sendError(res, e);
+                return req.receive().then().timeout(options.requestTimeout()).onErrorResume(x -> Mono.empty()).then(Mono.defer(() -> sendError(res, e)));
+            }
         }
         if (!admission.tryAcquire()) {
             res.header("Retry-After", "1");
@@ -206,19 +224,28 @@ public final class ChatServer implements AutoCloseable {
                 + options.maxBodyBytes() + " bytes (--max-body-bytes)", null, "request_too_large");
     }
 
-    /** The body, at most {@code maxBodyBytes} (a chunked body is counted as it arrives). */
+    /**
+     * The body, at most {@code maxBodyBytes} (a chunked body is counted as it arrives). Past the bound the rest is read
+     * and dropped, up to {@link #DRAIN_BYTES} more, so that the client reads the 413 rather than a reset connection.
+     */
     private Mono<byte[]> readBody(HttpServerRequest req) {
         long max = options.maxBodyBytes();
+        long[] total = {0};
         return req.receive()
                 .reduceWith(ByteArrayOutputStream::new, (out, buf) -> {
                     int n = buf.readableBytes();
-                    if (out.size() + (long) n > max) throw tooLarge("over " + max + " bytes");
+                    total[0] += n;
+                    if (total[0] > max + DRAIN_BYTES) throw tooLarge("over " + max + " bytes");
+                    if (total[0] > max) return out;
                     byte[] b = new byte[n];
                     buf.getBytes(buf.readerIndex(), b);
                     out.write(b, 0, n);
                     return out;
                 })
-                .map(ByteArrayOutputStream::toByteArray);
+                .map(out -> {
+                    if (total[0] > max) throw tooLarge(total[0] + " bytes");
+                    return out.toByteArray();
+                });
     }
 
     private ChatRequest parse(byte[] body) {
@@ -232,14 +259,14 @@ public final class ChatServer implements AutoCloseable {
             throw ApiException.invalid(null, "cannot read the request body: " + e.getMessage());
         }
         if (node == null || node.isMissingNode()) throw ApiException.invalid(null, "the request body is empty; a JSON object is expected");
-        ChatRequest r = ChatRequest.parse(node);
+        ChatRequest r = ChatRequest.parse(node, fetcher != null);
         if (!r.model().equals(modelId)) throw unknownModel(r.model(), "model");
         if (r.maxTokens() != null && r.maxTokens() > options.maxTokens())
             throw ApiException.invalid(r.maxTokens() != null ? "max_tokens" : null, "max_tokens " + r.maxTokens() + " is over this server's limit of " + options.maxTokens());
         return r;
     }
 
-    /** Renders, prepares and generates; answers JSON or an event stream once the prompt is ready. */
+    /** Renders, fetches and decodes the images, prepares and generates; answers JSON or an event stream once the prompt is ready. */
     private Mono<Void> complete(ChatRequest r, HttpServerResponse res, long start) {
         PromptTemplate template;
         try {
@@ -247,14 +274,17 @@ public final class ChatServer implements AutoCloseable {
         } catch (IllegalArgumentException e) {
             throw ApiException.invalid("messages", e.getMessage());
         }
-        List<Frame> frames = decodeImages(r.images());
         int maxTokens = r.maxTokens() != null ? r.maxTokens() : options.maxTokens();
         GenerateOptions go = new GenerateOptions(sampling(r), maxTokens, r.ignoreEos() ? Set.of() : runtime.stopTokens(), r.stop(),
                 runtime.cachedPrefix(template.sharedPrefix()), null);
         Duration deadline = options.requestTimeout();
         String id = "chatcmpl-" + UUID.randomUUID().toString().replace("-", "");
         long createdAt = System.currentTimeMillis() / 1000;
-        return runtime.prepare(template, frames)
+        return Flux.fromIterable(r.images())
+                .concatMap(im -> im.bytes() != null ? Mono.just(im) : fetcher.fetch(im.url(), im.param()).map(b -> new ChatRequest.Image(b, im.url(), im.param())))
+                .collectList()
+                .publishOn(Schedulers.boundedElastic())
+                .flatMap(images -> runtime.prepare(template, decodeImages(images)))
                 .onErrorMap(IllegalArgumentException.class, e -> ApiException.invalid("messages", e.getMessage()))
                 .timeout(deadline)
                 .flatMap(prompt -> {

@@ -13,8 +13,10 @@ import java.time.Duration;
  * @param maxBodyBytes   largest request body; more is 413
  * @param maxTokens      largest {@code max_tokens} a request may ask for, and the default when it asks none
  * @param requestTimeout longest a completion may run; a non-streamed one is answered 504 after it
+ * @param fetchImages    whether http(s) image URLs are fetched (public addresses only, bounded); refused otherwise
  */
-public record ServeOptions(String host, int port, String apiKey, int maxConcurrent, long maxBodyBytes, int maxTokens, Duration requestTimeout) {
+public record ServeOptions(String host, int port, String apiKey, int maxConcurrent, long maxBodyBytes, int maxTokens, Duration requestTimeout,
+                           boolean fetchImages) {
     public static final int DEFAULT_PORT = 8080;
 
     public ServeOptions {
@@ -28,21 +30,23 @@ public record ServeOptions(String host, int port, String apiKey, int maxConcurre
             throw new IllegalArgumentException("request timeout must be positive, got " + requestTimeout);
     }
 
-    /** Loopback, port 8080, no key, 4 concurrent completions, 20 MiB bodies, 2048 tokens, 5 minutes. */
+    /** Loopback, port 8080, no key, 4 concurrent completions, 20 MiB bodies, 2048 tokens, 5 minutes, no image fetching. */
     public static ServeOptions defaults() {
-        return new ServeOptions("127.0.0.1", DEFAULT_PORT, null, 4, 20L << 20, 2048, Duration.ofMinutes(5));
+        return new ServeOptions("127.0.0.1", DEFAULT_PORT, null, 4, 20L << 20, 2048, Duration.ofMinutes(5), false);
     }
 
-    public ServeOptions withHost(String h) { return new ServeOptions(h, port, apiKey, maxConcurrent, maxBodyBytes, maxTokens, requestTimeout); }
-    public ServeOptions withPort(int p) { return new ServeOptions(host, p, apiKey, maxConcurrent, maxBodyBytes, maxTokens, requestTimeout); }
-    public ServeOptions withApiKey(String k) { return new ServeOptions(host, port, k, maxConcurrent, maxBodyBytes, maxTokens, requestTimeout); }
-    public ServeOptions withMaxConcurrent(int n) { return new ServeOptions(host, port, apiKey, n, maxBodyBytes, maxTokens, requestTimeout); }
-    public ServeOptions withMaxBodyBytes(long n) { return new ServeOptions(host, port, apiKey, maxConcurrent, n, maxTokens, requestTimeout); }
-    public ServeOptions withMaxTokens(int n) { return new ServeOptions(host, port, apiKey, maxConcurrent, maxBodyBytes, n, requestTimeout); }
-    public ServeOptions withRequestTimeout(Duration d) { return new ServeOptions(host, port, apiKey, maxConcurrent, maxBodyBytes, maxTokens, d); }
+    public ServeOptions withHost(String h) { return new ServeOptions(h, port, apiKey, maxConcurrent, maxBodyBytes, maxTokens, requestTimeout, fetchImages); }
+    public ServeOptions withPort(int p) { return new ServeOptions(host, p, apiKey, maxConcurrent, maxBodyBytes, maxTokens, requestTimeout, fetchImages); }
+    public ServeOptions withApiKey(String k) { return new ServeOptions(host, port, k, maxConcurrent, maxBodyBytes, maxTokens, requestTimeout, fetchImages); }
+    public ServeOptions withMaxConcurrent(int n) { return new ServeOptions(host, port, apiKey, n, maxBodyBytes, maxTokens, requestTimeout, fetchImages); }
+    public ServeOptions withMaxBodyBytes(long n) { return new ServeOptions(host, port, apiKey, maxConcurrent, n, maxTokens, requestTimeout, fetchImages); }
+    public ServeOptions withMaxTokens(int n) { return new ServeOptions(host, port, apiKey, maxConcurrent, maxBodyBytes, n, requestTimeout, fetchImages); }
+    public ServeOptions withRequestTimeout(Duration d) { return new ServeOptions(host, port, apiKey, maxConcurrent, maxBodyBytes, maxTokens, d, fetchImages); }
+
+    public ServeOptions withFetchImages(boolean f) { return new ServeOptions(host, port, apiKey, maxConcurrent, maxBodyBytes, maxTokens, requestTimeout, f); }
 
     @Override public String toString() {
         return "ServeOptions[" + host + ":" + port + (apiKey != null ? ", api key set" : "") + ", " + maxConcurrent + " concurrent, body <= "
-                + maxBodyBytes + " B, max_tokens <= " + maxTokens + ", timeout " + requestTimeout + "]";
+                + maxBodyBytes + " B, max_tokens <= " + maxTokens + ", timeout " + requestTimeout + (fetchImages ? ", fetches image URLs" : "") + "]";
     }
 }

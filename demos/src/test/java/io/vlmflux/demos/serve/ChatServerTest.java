@@ -211,6 +211,7 @@ class ChatServerTest {
         // remote URLs are refused, not fetched
         e = error(post(server, body.replace("data:image/png;base64,@@not*base64@@", "http://169.254.169.254/latest/meta-data"), List.of()), 400);
         assertEquals("unsupported_image_url", e.get("code").asText(), e.toString());
+        assertTrue(e.get("message").asText().contains("--fetch-images"), e.toString());
     }
 
     @Test void imagesAreBoundedInSizeAndCount() throws Exception {
