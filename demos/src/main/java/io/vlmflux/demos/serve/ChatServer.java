@@ -261,8 +261,10 @@ public final class ChatServer implements AutoCloseable {
         if (node == null || node.isMissingNode()) throw ApiException.invalid(null, "the request body is empty; a JSON object is expected");
         ChatRequest r = ChatRequest.parse(node, fetcher != null);
         if (!r.model().equals(modelId)) throw unknownModel(r.model(), "model");
-        if (r.maxTokens() != null && r.maxTokens() > options.maxTokens())
-            throw ApiException.invalid(r.maxTokens() != null ? "max_tokens" : null, "max_tokens " + r.maxTokens() + " is over this server's limit of " + options.maxTokens());
+        if (r.maxTokens() != null && r.maxTokens() > options.maxTokens()) {
+            String field = node.hasNonNull("max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
+            throw ApiException.invalid(field, field + " " + r.maxTokens() + " is over this server's limit of " + options.maxTokens() + " (--max-tokens)");
+        }
         return r;
     }
 

@@ -139,6 +139,9 @@ class ChatServerTest {
         assertEquals("messages", e.get("param").asText(), e.toString());
         e = error(post(server, "{\"model\":\"shapes-vl\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_tokens\":5000}", List.of()), 400);
         assertTrue(e.get("message").asText().contains("5000") && e.get("message").asText().contains("2000"), e.toString());
+        assertEquals("max_tokens", e.get("param").asText(), e.toString());
+        e = error(post(server, "{\"model\":\"shapes-vl\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_completion_tokens\":5000}", List.of()), 400);
+        assertEquals("max_completion_tokens", e.get("param").asText(), e.toString());
     }
 
     @Test void aHugeBodyIs413() throws Exception {
