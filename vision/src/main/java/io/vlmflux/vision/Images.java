@@ -45,28 +45,53 @@ public final class Images {
 
     /** Reads an image file into a new RGB frame (heap-independent memory owned by the frame, freed on close). */
     public static Frame read(Path file) {
-        BufferedImage img;
-        try {
-            if (!Files.isRegularFile(file)) throw new IllegalArgumentException("image file not found: " + file);
-            try (javax.imageio.stream.ImageInputStream in = ImageIO.createImageInputStream(file.toFile())) {
-                var readers = in == null ? null : ImageIO.getImageReaders(in);
-                if (readers == null || !readers.hasNext())
-                    throw new IllegalArgumentException("no image decoder for " + file + " (supported: PNG, JPEG, BMP, GIF)");
-                javax.imageio.ImageReader reader = readers.next();
-                try {
-                    reader.setInput(in, true, true);
-                    checkSize("image " + file, reader.getWidth(0), reader.getHeight(0));
-                    img = reader.read(0);
-                } finally {
-                    reader.dispose();
-                }
-            }
+        if (!Files.isRegularFile(file)) throw new IllegalArgumentException("image file not found: " + file);
+        try (javax.imageio.stream.ImageInputStream in = ImageIO.createImageInputStream(file.toFile())) {
+            return decode(in, file.toString(), MAX_PIXELS);
         } catch (IOException e) {
             throw new UncheckedIOException("cannot decode image " + file + ": " + e.getMessage(), e);
         }
-        if (img == null) throw new IllegalArgumentException("no image decoder for " + file + " (supported: PNG, JPEG, BMP, GIF)");
-        Frame f = fromRgb(toRgb(img), img.getWidth(), img.getHeight());
-        return f;
+    }
+
+    /**
+     * Decodes an encoded image (PNG, JPEG, BMP, GIF) held in memory into a new RGB frame; {@code what} names it in
+     * errors (an upload, a request field). Bad or truncated data is an {@link IllegalArgumentException} naming it.
+     */
+    public static Frame decode(byte[] encoded, String what) { return decode(encoded, what, MAX_PIXELS); }
+
+    /**
+     * {@link #decode(byte[], String)} refusing, before decoding, an image of more than {@code maxPixels} (at most
+     * {@link #MAX_PIXELS}): a server bounds what one small upload can make it allocate.
+     */
+    public static Frame decode(byte[] encoded, String what, long maxPixels) {
+        if (maxPixels < 1 || maxPixels > MAX_PIXELS) throw new IllegalArgumentException("maxPixels must be in 1.." + MAX_PIXELS + ", got " + maxPixels);
+        try (javax.imageio.stream.ImageInputStream in = ImageIO.createImageInputStream(new java.io.ByteArrayInputStream(encoded))) {
+            return decode(in, what, maxPixels);
+        } catch (IllegalArgumentException e) {
+            throw e;
+        } catch (IOException | RuntimeException e) {   // decoders throw unchecked exceptions on some corrupt streams
+            throw new IllegalArgumentException("cannot decode image " + what + ": " + e.getMessage(), e);
+        }
+    }
+
+    private static Frame decode(javax.imageio.stream.ImageInputStream in, String what, long maxPixels) throws IOException {
+        var readers = in == null ? null : ImageIO.getImageReaders(in);
+        if (readers == null || !readers.hasNext())
+            throw new IllegalArgumentException("no image decoder for " + what + " (supported: PNG, JPEG, BMP, GIF)");
+        javax.imageio.ImageReader reader = readers.next();
+        BufferedImage img;
+        try {
+            reader.setInput(in, true, true);
+            long w = reader.getWidth(0), h = reader.getHeight(0);
+            checkSize("image " + what, w, h);
+            if (w * h > maxPixels)
+                throw new IllegalArgumentException("image " + what + " is " + w + "x" + h + " = " + w * h + " pixels; at most " + maxPixels + " are accepted here");
+            img = reader.read(0);
+        } finally {
+            reader.dispose();
+        }
+        if (img == null) throw new IllegalArgumentException("no image decoder for " + what + " (supported: PNG, JPEG, BMP, GIF)");
+        return fromRgb(toRgb(img), img.getWidth(), img.getHeight());
     }
 
     /** Copies packed RGB bytes into a new frame that owns its memory (an arena closed by {@link Frame#close()}). */

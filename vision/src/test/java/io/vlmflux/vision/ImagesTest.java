@@ -176,4 +176,25 @@ class ImagesTest {
             for (int i = 0; i < rgb.length; i++) assertEquals(want[i % 3], rgb[i] & 0xFF, 3.0, "byte " + i);
         }
     }
+
+    @Test
+    void decodesPngBytesAndNamesBadData() throws Exception {
+        BufferedImage img = new BufferedImage(30, 20, BufferedImage.TYPE_INT_RGB);
+        img.setRGB(3, 4, 0xFF0000);
+        java.io.ByteArrayOutputStream png = new java.io.ByteArrayOutputStream();
+        assertTrue(javax.imageio.ImageIO.write(img, "png", png));
+        try (Frame f = Images.decode(png.toByteArray(), "upload 1")) {
+            assertEquals(30, f.width());
+            assertEquals(20, f.height());
+            byte[] rgb = Images.toRgb(f);
+            assertEquals(0xFF, rgb[(4 * 30 + 3) * 3] & 0xFF);
+        }
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Images.decode("not an image".getBytes(), "field x"));
+        assertTrue(e.getMessage().contains("field x"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> Images.decode(png.toByteArray(), "upload 2", 599));
+        assertTrue(e.getMessage().contains("upload 2") && e.getMessage().contains("30x20") && e.getMessage().contains("599"), e.getMessage());
+        byte[] cut = java.util.Arrays.copyOf(png.toByteArray(), 40);
+        e = assertThrows(IllegalArgumentException.class, () -> Images.decode(cut, "field y"));
+        assertTrue(e.getMessage().contains("field y"), e.getMessage());
+    }
 }

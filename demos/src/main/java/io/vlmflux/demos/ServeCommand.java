@@ -1,0 +1,116 @@
+package io.vlmflux.demos;
+
+import io.vlmflux.demos.serve.ChatServer;
+import io.vlmflux.demos.serve.ServeOptions;
+import io.vlmflux.llm.Backend;
+import io.vlmflux.llm.runtime.RuntimeOptions;
+import io.vlmflux.llm.runtime.VlmRuntime;
+
+import java.net.InetAddress;
+import java.net.UnknownHostException;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * {@code vlmflux serve}: loads one model into a {@link VlmRuntime} and serves it over an OpenAI-compatible HTTP API
+ * ({@link ChatServer}) until Ctrl-C. Owns the flag checks, above all that a non-loopback address is not opened
+ * without an API key unless the user says {@code --insecure}.
+ */
+public final class ServeCommand implements Command {
+    private static final Set<String> VALUED = Set.of("model", "host", "port", "api-key", "max-concurrent", "max-body-bytes", "max-tokens",
+            "request-timeout", "backend", "device");
+    private static final Set<String> FLAGS = Set.of("insecure", "fetch-images");
+
+    @Override public String summary() { return "serve a model over an OpenAI-compatible HTTP API (/v1/chat/completions)"; }
+
+    @Override public String usage() {
+        ServeOptions d = ServeOptions.defaults();
+        return """
+                vlmflux serve [--model DIR] [--host 127.0.0.1] [--port 8080] [--api-key KEY] [--insecure] [--max-concurrent N]
+                              [--max-body-bytes N] [--max-tokens N] [--request-timeout D] [--fetch-images] [--backend auto|cpu|cuda] [--device N]
+                  --model DIR          model folder (default demos/models/shapes-vl, the embedded demo model); its folder name
+                                       is the model id clients send
+                  --host ADDR          address to bind (default 127.0.0.1). Any other than loopback needs --api-key or --insecure
+                  --port N             TCP port (default %d; 0 picks a free one, logged)
+                  --api-key KEY        require 'Authorization: Bearer KEY' on every /v1 request (or set VLMFLUX_API_KEY)
+                  --insecure           allow a non-loopback --host without an API key
+                  --max-concurrent N   completions running at once (default %d); more are answered 429 with Retry-After
+                  --max-body-bytes N   largest request body, images included (default %d); more is 413
+                  --max-tokens N       largest max_tokens a request may ask, and the default (default %d)
+                  --request-timeout D  longest a completion may run (default %ds)
+                  --fetch-images       fetch http(s) image URLs (public addresses only, no redirects, image/* up to 20 MiB,
+                                       20 s); without it only data: URLs are accepted
+                Endpoints: GET /healthz, GET /v1/models, POST /v1/chat/completions (stream: true for server-sent events;
+                images as data: URLs in image_url parts). Ctrl-C stops.""".formatted(d.port(), d.maxConcurrent(), d.maxBodyBytes(), d.maxTokens(),
+                d.requestTimeout().toSeconds());
+    }
+
+    @Override public int run(List<String> argv) throws Exception {
+        Args a = Args.parse(argv, VALUED, FLAGS);
+        if (!a.positional().isEmpty()) throw new UsageException("unexpected argument '" + a.positional().get(0) + "'");
+        ServeOptions o = options(a, System.getenv("VLMFLUX_API_KEY"));
+        Path dir = CaptionCommand.modelDir(a.get("model", CaptionCommand.DEFAULT_MODEL));
+        Backend backend;
+        try {
+            backend = Backend.parse(a.get("backend", "auto"));
+        } catch (IllegalArgumentException e) {
+            throw new UsageException("--backend: " + e.getMessage());
+        }
+        int device = a.getInt("device", 0);
+        if (device < 0) throw new UsageException("--device must be >= 0, got " + device);
+
+        CountDownLatch closed = new CountDownLatch(1);
+        try (VlmRuntime runtime = VlmRuntime.load(dir, RuntimeOptions.defaults().withBackend(backend).withDevice(device));
+             ChatServer server = ChatServer.start(runtime, o)) {
+            Thread hook = new Thread(() -> {
+                server.close();
+                try { closed.await(10, TimeUnit.SECONDS); } catch (InterruptedException e) { Thread.currentThread().interrupt(); }
+            }, "vlmflux-serve-shutdown");
+            Runtime.getRuntime().addShutdownHook(hook);
+            System.err.printf("vlmflux: serving %s (%s) at %s/v1 — %s%s (Ctrl-C to stop)%n", server.modelId(), runtime.describe(), server.url(),
+                    o.apiKey() != null ? "API key required" : "no API key", isLoopback(o.host()) ? "" : ", listening beyond this machine");
+            System.err.flush();
+            server.awaitClose();
+        } finally {
+            closed.countDown();
+        }
+        return 0;
+    }
+
+    /** The server options from the flags; {@code envKey} (VLMFLUX_API_KEY) when --api-key is absent. */
+    static ServeOptions options(Args a, String envKey) {
+        ServeOptions d = ServeOptions.defaults();
+        String host = a.get("host", d.host()).strip();
+        int port = a.getInt("port", d.port());
+        if (port < 0 || port > 65535) throw new UsageException("--port must be in 0..65535, got " + port);
+        String key = a.get("api-key", envKey == null || envKey.isBlank() ? null : envKey);
+        if (key != null && key.isBlank()) throw new UsageException("--api-key must not be blank");
+        if (!isLoopback(host) && key == null && !a.flag("insecure"))
+            throw new UsageException("--host " + host + " is reachable from other machines: give --api-key KEY (or VLMFLUX_API_KEY), "
+                    + "or --insecure to serve without one");
+        int conc = a.getInt("max-concurrent", d.maxConcurrent());
+        if (conc < 1) throw new UsageException("--max-concurrent must be at least 1, got " + conc);
+        long body = a.getLong("max-body-bytes", d.maxBodyBytes());
+        if (body < 1024) throw new UsageException("--max-body-bytes must be at least 1024, got " + body);
+        int tokens = a.getInt("max-tokens", d.maxTokens());
+        if (tokens < 1) throw new UsageException("--max-tokens must be at least 1, got " + tokens);
+        Duration timeout = a.has("request-timeout") ? a.getDuration("request-timeout") : d.requestTimeout();
+        if (timeout.isNegative() || timeout.isZero()) throw new UsageException("--request-timeout must be positive, got '" + a.get("request-timeout") + "'");
+        return new ServeOptions(host, port, key, conc, body, tokens, timeout, a.flag("fetch-images"));
+    }
+
+    /** True for loopback names and addresses; a name that does not resolve is not loopback. */
+    static boolean isLoopback(String host) {
+        try {
+            InetAddress[] all = InetAddress.getAllByName(host);
+            for (InetAddress i : all) if (!i.isLoopbackAddress()) return false;
+            return all.length > 0;
+        } catch (UnknownHostException e) {
+            throw new UsageException("--host " + host + ": unknown host");
+        }
+    }
+}
