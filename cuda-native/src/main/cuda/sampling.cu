@@ -221,3 +221,11 @@ extern "C" __global__ void vf_argmax_final(int* __restrict__ out, const float* _
     }
     if (threadIdx.x == 0) out[0] = bi == 0x7fffffff ? 0 : bi;
 }
+
+// Constrained decoding: logits[i] = -inf for every id whose bit is clear in bits (uint64 words, id i = bit i & 63 of
+// word i >> 6), before argmax or sampling; the host uploads the allowed set of the constraint's state each step.
+extern "C" __global__ void __launch_bounds__(256)
+vf_mask_logits(float* __restrict__ logits, const unsigned long long* __restrict__ bits, int n) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n && !((bits[i >> 6] >> (i & 63)) & 1ULL)) logits[i] = VF_NEG_INF;
+}

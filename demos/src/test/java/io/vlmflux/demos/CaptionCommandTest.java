@@ -237,7 +237,8 @@ class CaptionCommandTest {
      * caption's dropped plus at most the one frame still waiting at stop, in = out + dropped.
      */
     @Test void stageSummaryCountsAgreeWithTheCaptions() throws Exception {
-        Result r = run("caption", "--json", "--count", "4", "--every", "all", "--source", "test:ball?width=160&height=120");
+        // 500 fps: far faster than any caption (tens of ms even on a fast machine), so newest-wins must drop frames
+        Result r = run("caption", "--json", "--count", "4", "--every", "all", "--source", "test:ball?width=160&height=120&fps=500");
         assertEquals(0, r.code(), r.err());
         assertEquals(4, r.out().size(), r.out().toString());
         long lastDropped = new ObjectMapper().readTree(r.out().getLast()).get("dropped").asLong();

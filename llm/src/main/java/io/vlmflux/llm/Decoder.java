@@ -42,6 +42,21 @@ public interface Decoder extends AutoCloseable {
     default boolean samplesOnDevice(SamplingParams p) { return false; }
 
     /**
+     * {@link #forwardSample} restricted to the ids whose bit is set in {@code allowed} (uint64 words, id {@code i} =
+     * bit {@code i % 64} of word {@code i / 64}): constrained decoding. Backends that mask on the device (CUDA) override
+     * it so that the logits never leave the GPU; this default masks on the host and samples like {@link #forwardSample}.
+     */
+    default int forwardSampleMasked(KvCache cache, ForwardInput input, SamplingParams p, long[] allowed) {
+        float[] logits = forward(cache, input, false);
+        for (int i = 0; i < logits.length; i++)
+            if ((i >> 6) >= allowed.length || (allowed[i >> 6] & (1L << (i & 63))) == 0) logits[i] = Float.NEGATIVE_INFINITY;
+        return new io.vlmflux.llm.sampling.Sampler(p.withSeed(p.seed() + cache.length()), config().vocabSize()).sample(logits);
+    }
+
+    /** Whether {@link #forwardSampleMasked} masks and selects on the device for {@code p}. Default: false. */
+    default boolean masksOnDevice(SamplingParams p) { return false; }
+
+    /**
      * One decode step for several sequences at once: feeds {@code tokens[i]} to {@code caches[i]} (one position each)
      * and returns the token chosen for each with {@code params[i]}, as {@link #forwardSample} would. Backends that run
      * the batch as one pass over the weights (CUDA) override this; the default takes the sequences in turn.

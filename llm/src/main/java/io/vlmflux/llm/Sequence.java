@@ -2,6 +2,7 @@ package io.vlmflux.llm;
 
 import io.vlmflux.llm.cache.PrefixCache;
 import io.vlmflux.llm.constrain.LogitsProcessor;
+import io.vlmflux.llm.constrain.TokenControls;
 import io.vlmflux.llm.constrain.Logprobs;
 import io.vlmflux.llm.sampling.Sampler;
 import io.vlmflux.llm.sampling.StopMatcher;
@@ -32,6 +33,7 @@ final class Sequence implements AutoCloseable {
     private final Sampler sampler;
     private final StopMatcher stops;
     private final LogitsProcessor processor;   // null without token controls
+    private final boolean deviceMask;          // the constraint masks on the device (CUDA), the decoder selects there
     private final Runnable onClose;
     private KvCache cache;
     private final boolean onDevice;
@@ -58,14 +60,29 @@ final class Sequence implements AutoCloseable {
         this.processor = opts.controls().isEmpty() ? null : new LogitsProcessor(opts.controls());
         boolean device = decoder.samplesOnDevice(opts.sampling());
         this.onDevice = processor == null && device;
-        if (device && processor != null)
+        // a constraint alone masks on the device where the backend can (CUDA): the logits never leave the GPU;
+        // logit_bias and logprobs need the logits on the host
+        TokenControls tc = opts.controls();
+        this.deviceMask = processor != null && tc.constraint() != null && tc.logitBias().isEmpty() && tc.logprobs() == 0
+                && decoder.masksOnDevice(opts.sampling());
+        if (device && processor != null && !deviceMask)
             LOG.log(HOST_PATH_LOGGED.getAndSet(true) ? System.Logger.Level.DEBUG : System.Logger.Level.INFO,
-                    "token controls (constraint / logit_bias / logprobs) select host sampling on " + decoder.backend()
-                            + ": the device-side mask is not implemented yet");
-        this.sampler = onDevice ? null : new Sampler(opts.sampling(), c.vocabSize());
+                    "token controls with logit_bias or logprobs select host sampling on " + decoder.backend());
+        this.sampler = onDevice || deviceMask ? null : new Sampler(opts.sampling(), c.vocabSize());
         this.stops = new StopMatcher(opts.stopStrings());
         if (sampler != null) sampler.observe(prompt.tokens());
     }
+
+    /** The constraint's allowed ids in its current state, as the device mask takes them. */
+    private long[] allowedWords() {
+        int vocab = decoder.config().vocabSize();
+        long[] w = processor.controls().constraint().allowedWords(processor.state(), vocab);
+        for (long x : w) if (x != 0) return w;
+        throw new IllegalStateException("the constraint allows no token of the model's vocabulary in state " + processor.state());
+    }
+
+    /** Whether a constraint masks the logits on the device (no logits download). */
+    boolean masksOnDevice() { return deviceMask; }
 
     /** Prompt positions taken from the prefix cache by the last prefill. */
     int reusedPrefix() { return reused; }
@@ -90,6 +107,7 @@ final class Sequence implements AutoCloseable {
         }
         ForwardInput rest = input(tokens, mp, from, n);
         if (onDevice) chosen = decoder.forwardSample(cache, rest, opts.sampling());
+        else if (deviceMask) chosen = decoder.forwardSampleMasked(cache, rest, opts.sampling(), allowedWords());
         else logits = decoder.forward(cache, rest, false);
         prefilled = true;
         if (mp != null) cache.positionDelta(mp.delta());
@@ -122,6 +140,7 @@ final class Sequence implements AutoCloseable {
                 return new TokenEvent(pending, text.flush() + stops.flush(), generated, FinishReason.LENGTH);
             }
             if (onDevice) chosen = decoder.forwardSample(cache, ForwardInput.tokens(pending), opts.sampling());
+            else if (deviceMask) chosen = decoder.forwardSampleMasked(cache, ForwardInput.tokens(pending), opts.sampling(), allowedWords());
             else logits = decoder.forward(cache, ForwardInput.tokens(pending), false);
             pending = -1;
         }
@@ -129,7 +148,10 @@ final class Sequence implements AutoCloseable {
         boolean constraintEnd = false;
         int tok;
         if (onDevice) tok = chosen;
-        else {
+        else if (deviceMask) {
+            tok = chosen;
+            constraintEnd = processor.accept(tok);
+        } else {
             if (processor != null) processor.apply(logits);
             tok = sampler.sample(logits);
             if (processor != null) {

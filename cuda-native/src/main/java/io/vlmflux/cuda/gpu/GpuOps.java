@@ -416,6 +416,17 @@ public final class GpuOps implements AutoCloseable {
         k.launch("vf_argmax", 1, 1, 1, 1024, 0, stream, a.reset().ptr(outId).ptr(logits).i32(n));
     }
 
+    /**
+     * Constrained decoding: {@code logits[i] = -inf} for every id whose bit is clear in {@code bits} (uint64 words
+     * {@code [(n + 63) / 64]}, id {@code i} = bit {@code i % 64} of word {@code i / 64}).
+     */
+    public void maskLogits(DeviceBuffer logits, DeviceBuffer bits, int n) {
+        positive("maskLogits", n);
+        logits.require(4L * n, "maskLogits", "logits fp32 [n]");
+        bits.require(8L * ((n + 63) / 64), "maskLogits", "allowed bits uint64 [(n + 63) / 64]");
+        k.launch("vf_mask_logits", (n + 255) / 256, 1, 1, 256, 0, stream, a.reset().ptr(logits).ptr(bits).i32(n));
+    }
+
     /** Parts of the two-stage {@link #argmax(DeviceBuffer, DeviceBuffer, int, DeviceBuffer)}. */
     public static final int ARGMAX_PARTS = 128;
 

@@ -42,7 +42,7 @@ public final class LlmBench implements Command {
         return """
                 vlmflux bench llm [--backend auto|cpu|cuda] [--model DIR | --shape NAME] [--json]
                                   cuda: [--contexts 512,2048] [--decode-tokens 128] [--no-cuda-graph] [--bandwidth-gbps B]
-                                        [--batch 1,2,4,8 [--batch-ctx 384] [--batch-steps 64]]
+                                        [--batch 1,2,4,8 [--batch-ctx 384] [--batch-steps 64]] [--json-schema FILE]
                                   cpu:  [--prompt-tokens 128] [--decode-tokens 32]
                   --backend      auto (default): cuda when a usable GPU is present, else cpu (the choice is logged)
                   --model DIR    benchmark an existing checkpoint instead of writing a random one
@@ -55,12 +55,14 @@ public final class LlmBench implements Command {
                   --batch        cuda: batched decode steps of B sequences at --batch-ctx cached tokens: ms per step and
                                  tok/s with the default path (graph per batch size, skinny GEMM) and eager cuBLAS steps,
                                  and how many chosen tokens the two agree on
+                  --json-schema  cuda, with --model (its tokenizer.json): also decode under this JSON Schema, the mask applied
+                                 on the device each step (constrained_decode_tok_s; the automaton's states warmed first)
                 """;
     }
 
     @Override public int run(List<String> argv) throws Exception {
         Args a = Args.parse(argv, Set.of("backend", "shape", "model", "prompt-tokens", "decode-tokens", "contexts", "bandwidth-gbps",
-                "batch", "batch-ctx", "batch-steps"), Set.of("json", "no-cuda-graph"));
+                "batch", "batch-ctx", "batch-steps", "json-schema"), Set.of("json", "no-cuda-graph"));
         if (!a.positional().isEmpty()) throw new UsageException("unexpected argument '" + a.positional().get(0) + "'");
         String requested = a.get("backend", "auto");
         if (!Set.of("auto", "cpu", "cuda").contains(requested)) throw new UsageException("--backend must be auto, cpu or cuda, got '" + requested + "'");
@@ -79,6 +81,8 @@ public final class LlmBench implements Command {
             try { bandwidth = Double.parseDouble(a.get("bandwidth-gbps")) * 1e9; } catch (NumberFormatException e) { bandwidth = -1; }
             if (!(bandwidth > 0)) throw new UsageException("--bandwidth-gbps must be a positive number, got '" + a.get("bandwidth-gbps") + "'");
         }
+        if (a.has("json-schema") && (!cuda || !a.has("model")))
+            throw new UsageException("--json-schema needs the cuda backend and --model DIR (its tokenizer compiles the schema)");
         int promptTokens = a.getInt("prompt-tokens", 128), decodeTokens = a.getInt("decode-tokens", cuda ? 128 : 32);
         if (promptTokens < 1 || decodeTokens < 1) throw new UsageException("--prompt-tokens and --decode-tokens must be >= 1");
         Path dir;
@@ -107,7 +111,7 @@ public final class LlmBench implements Command {
                 Decoder dec = a.flag("no-cuda-graph") ? withProperties(Map.of("vlmflux.cuda.graphs", "false"), () -> load(d, "cuda")) : load(d, "cuda");
                 try (dec) {
                     if (batches != null) runBatch(dec, dir, shapeName, batches, batchCtx, batchSteps, a.flag("json"));
-                    else runCuda(dec, shapeName, contexts, decodeTokens, bandwidth, a.flag("json"));
+                    else runCuda(dec, shapeName, contexts, decodeTokens, bandwidth, a.flag("json"), constraint(a, dir));
                 }
             } else {
                 runCpu(dir, backend, shapeName, promptTokens, decodeTokens, writeMs, a.flag("json"));
@@ -164,7 +168,37 @@ public final class LlmBench implements Command {
      * Per context C: prefill of C random tokens (median of 3 after a warm-up), then greedy decode of N tokens on top
      * (device token choice; capture + warm-up steps first; tok/s over the N steps, each ending with the id on the host).
      */
-    private static void runCuda(Decoder d, String name, int[] contexts, int decodeTokens, double bandwidth, boolean json) throws Exception {
+    /** The --json-schema constraint compiled with the model folder's tokenizer (EOS ends it), or null. */
+    private static io.vlmflux.llm.constrain.Constraint constraint(Args a, Path dir) throws java.io.IOException {
+        if (!a.has("json-schema")) return null;
+        io.vlmflux.llm.tokenizer.Tokenizer tok = io.vlmflux.llm.tokenizer.Tokenizer.load(dir);
+        try {
+            return io.vlmflux.llm.constrain.Constraints.compile(
+                    io.vlmflux.llm.constrain.ConstraintSpec.jsonSchema(Files.readString(Path.of(a.get("json-schema")))), tok);
+        } catch (io.vlmflux.llm.constrain.ConstraintException e) {
+            throw new UsageException("--json-schema: " + e.getMessage());
+        }
+    }
+
+    /**
+     * Greedy decode steps under {@code c} with the mask applied by the decoder ({@link Decoder#forwardSampleMasked});
+     * an end token restarts the constraint, so the run always makes {@code steps} steps. tok/s.
+     */
+    private static double constrainedDecode(Decoder d, KvCache cache, int ctx, int firstToken, io.vlmflux.llm.constrain.Constraint c, int steps) {
+        SamplingParams greedy = SamplingParams.greedyDecoding();
+        int vocab = d.config().vocabSize();
+        cache.reset(ctx);
+        int state = c.start(), tok = firstToken;
+        long t0 = System.nanoTime();
+        for (int i = 0; i < steps; i++) {
+            tok = d.forwardSampleMasked(cache, ForwardInput.tokens(tok), greedy, c.allowedWords(state, vocab));
+            state = c.isEnd(tok) ? c.start() : c.advance(state, tok);
+        }
+        return steps / ((System.nanoTime() - t0) / 1e9);
+    }
+
+    private static void runCuda(Decoder d, String name, int[] contexts, int decodeTokens, double bandwidth, boolean json,
+                                io.vlmflux.llm.constrain.Constraint constraint) throws Exception {
         ModelConfig c = d.config();
         for (int ctx : contexts)
             if (ctx + decodeTokens + 8 > c.maxPositionEmbeddings())
@@ -193,6 +227,11 @@ public final class LlmBench implements Command {
                 long t0 = System.nanoTime();
                 for (int i = 0; i < decodeTokens; i++) tok = d.forwardSample(cache, ForwardInput.tokens(tok), greedy);
                 double tps = decodeTokens / ((System.nanoTime() - t0) / 1e9);
+                double ctps = 0;
+                if (constraint != null) {
+                    constrainedDecode(d, cache, ctx, tok, constraint, decodeTokens);           // visits (and caches) the states
+                    ctps = constrainedDecode(d, cache, ctx, tok, constraint, decodeTokens);
+                }
                 long kvb = 2L * c.numLayers() * c.kvDim() * 2 * (ctx + decodeTokens / 2);
                 info = d.info();   // device memory while this cache is allocated
                 Map<String, Object> o = new LinkedHashMap<>();
@@ -204,6 +243,10 @@ public final class LlmBench implements Command {
                 o.put("decode_tokens", decodeTokens);
                 o.put("prefill_ms", round(p3[1], 2));
                 o.put("decode_tok_s", round(tps, 1));
+                if (constraint != null) {
+                    o.put("constrained_decode_tok_s", round(ctps, 1));
+                    o.put("constrained_vs_plain", round(ctps / tps, 3));
+                }
                 if (bandwidth > 0) {
                     double roof = bandwidth / (wb + kvb);
                     o.put("roofline_tok_s", round(roof, 1));
@@ -223,11 +266,16 @@ public final class LlmBench implements Command {
                 Boolean.TRUE.equals(info.get("cuda_graphs")) ? "on" : "off",
                 bandwidth > 0 ? String.format(Locale.ROOT, ", device copy bandwidth %.0f GB/s (given)", bandwidth / 1e9) : "");
         System.err.printf("  weights read per token %.3f GB; GPU memory: decoder (weights + activations) %d MB%n", wb / 1e9, mb(info.get("decoder_bytes")));
-        System.err.println("  context | prefill ms | decode tok/s | roofline tok/s | of roofline | KV cache MB | device used MB");
+        System.err.println("  context | prefill ms | decode tok/s | roofline tok/s | of roofline | KV cache MB | device used MB"
+                + (constraint != null ? " | JSON-schema decode tok/s (device mask)" : ""));
         for (Map<String, Object> o : rows)
             System.err.printf(Locale.ROOT, "  %7d | %10.2f | %12.1f | %14s | %11s | %11d | %14d%n", (int) o.get("ctx"), (double) o.get("prefill_ms"),
                     (double) o.get("decode_tok_s"), o.getOrDefault("roofline_tok_s", "-"), o.getOrDefault("frac_of_roofline", "-"),
                     (long) o.get("gpu_mem_kv_MB"), (long) o.get("gpu_mem_device_used_MB"));
+        if (constraint != null)
+            for (Map<String, Object> o : rows)
+                System.err.printf(Locale.ROOT, "  context %d: JSON-schema constrained decode %.1f tok/s = %.3f of unconstrained%n", (int) o.get("ctx"),
+                        (double) o.get("constrained_decode_tok_s"), (double) o.get("constrained_vs_plain"));
         if (json) for (Map<String, Object> o : rows) System.out.println(new ObjectMapper().writeValueAsString(o));
     }
 

@@ -26,6 +26,15 @@ public interface Constraint {
 
     boolean accepts(int state);
 
+    /**
+     * {@link #allowed(int)} as {@code (vocab + 63) / 64} uint64 words (id {@code i} = bit {@code i % 64} of word
+     * {@code i / 64}; ids at or beyond the tokenizer's vocabulary clear): what a device-side mask uploads.
+     */
+    default long[] allowedWords(int state, int vocab) {
+        long[] w = allowed(state).toLongArray();
+        return java.util.Arrays.copyOf(w, (vocab + 63) / 64);
+    }
+
     /** Whether {@code token} ends the constrained output (allowed only in accepting states). */
     boolean isEnd(int token);
 }

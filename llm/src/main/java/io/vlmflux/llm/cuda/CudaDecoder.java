@@ -83,6 +83,9 @@ public final class CudaDecoder implements Decoder {
     private final DeviceBuffer step, stepPos, stepStart, stepLen, stepId, decodeWs;
     // batched decode (several caches, one pass over the weights): per row the same 8 scalars as `step`, then the ids
     private final DeviceBuffer batchStep, batchOut;
+    // constrained decoding: the allowed ids of the step, uint64 [(vocab + 63) / 64], uploaded through maskPin
+    private final DeviceBuffer maskBits;
+    private final PinnedBuffer maskPin;
     private final PinnedBuffer batchPin;
     private boolean batchLogged;
     // graph-captured batched decode: per row the K/V cache addresses of every layer, read by the captured kernels, so one
@@ -164,12 +167,13 @@ public final class CudaDecoder implements Decoder {
         long acts = r(4 * C * H) + r(2 * C * H) + r(4 * C * QKV) + r(4 * C * Q) + r(2 * C * Q) + r(8 * C * I) + r(2 * C * I)
                 + r(4 * C * H) + r(4 * C) + r(12 * C) + r(4) + r(4L * LOGIT_ROWS * V) + r(GpuOps.argmaxWorkspaceBytes()) + r(4) + r(8)
                 + r(32) + r(4L * nq * maxSplits * (hd + 2)) + r(40L * LOGIT_ROWS) + r(4L * LOGIT_ROWS) + (32L << 20)
-                + r(16L * LOGIT_ROWS * c.numLayers());
+                + r(16L * LOGIT_ROWS * c.numLayers()) + r(8L * ((V + 63) / 64));
         dev.makeCurrent();
         ops = new GpuOps(st, tuning);
         arena = dev.newArena("decoder " + spec.family(), w + acts);
         pin = new PinnedBuffer(64);
         batchPin = new PinnedBuffer(44L * LOGIT_ROWS);
+        maskPin = new PinnedBuffer(8L * ((V + 63) / 64));
         batchKvPin = new PinnedBuffer(16L * LOGIT_ROWS * c.numLayers());
         bops = new BatchDecodeOps(st);
         try {
@@ -226,6 +230,7 @@ public final class CudaDecoder implements Decoder {
             batchOut = arena.alloc("batched decode: chosen ids int32 [" + LOGIT_ROWS + "]", 4L * LOGIT_ROWS);
             batchKv = arena.alloc("batched decode: K/V cache addresses uint64 [" + LOGIT_ROWS + ", layers, 2]", 16L * LOGIT_ROWS * c.numLayers());
             decodeWs = arena.alloc("decode attention partials", 4L * nq * maxSplits * (hd + 2));
+            maskBits = arena.alloc("constraint allowed ids uint64 [(vocab + 63) / 64]", 8L * ((V + 63) / 64));
             blas = new Blas(st, arena.alloc("cublas workspace", 32L << 20));
             st.synchronize();
             LOG.log(System.Logger.Level.INFO, "cuda decoder on {0}: {1} MB weights (bf16) uploaded in {2} ms, {3} MB arena, prefill chunk {4}, kernels {5}, decode graphs {6}",
@@ -417,6 +422,35 @@ public final class CudaDecoder implements Decoder {
         st.synchronize();
         return pin.buffer().getInt(32);
     }
+
+    /**
+     * Constrained decoding on the device: the allowed set of this step ({@code [(vocab + 63) / 64]} words) goes up through
+     * a pinned buffer (~19 KB for a 150k vocabulary), one kernel sets every other logit to -inf, then the device argmax or
+     * sampler picks the token as in {@link #forwardSample}; the logits never leave the GPU.
+     */
+    @Override public int forwardSampleMasked(KvCache kv, ForwardInput in, SamplingParams p, long[] allowed) {
+        if (!samplesOnDevice(p)) return Decoder.super.forwardSampleMasked(kv, in, p, allowed);
+        open();
+        dev.makeCurrent();
+        CudaKvCache cache = cacheOf(kv);
+        int words = (V + 63) / 64;
+        if (allowed.length < words)
+            throw new IllegalArgumentException("allowed set has " + allowed.length + " words, the vocabulary of " + V + " needs " + words);
+        if (isDecode(in)) decode(cache, in);
+        else prefill(cache, in, false, false);
+        java.nio.ByteBuffer b = maskPin.buffer().order(java.nio.ByteOrder.nativeOrder());
+        b.clear();
+        b.asLongBuffer().put(allowed, 0, words);
+        st.copyAsync(maskBits, maskPin, 0, 8L * words);
+        ops.maskLogits(logits, maskBits, V);
+        if (p.greedy()) ops.argmax(outId, logits, V, argmaxWs);
+        else ops.sample(outId, logits, V, (float) p.temperature(), p.topK(), (float) p.topP(), p.seed(), counter);
+        st.copyAsync(pin, 32, outId, 4);
+        st.synchronize();   // also makes maskPin free for the next step
+        return pin.buffer().getInt(32);
+    }
+
+    @Override public boolean masksOnDevice(SamplingParams p) { return samplesOnDevice(p); }
 
     /** Greedy and temperature/top-k/top-p select on the device; min-p and the repetition penalty need the host sampler. */
     @Override public boolean samplesOnDevice(SamplingParams p) { return p.repetitionPenalty() == 1.0 && p.minP() == 0; }
@@ -825,6 +859,7 @@ public final class CudaDecoder implements Decoder {
         if (bops != null) bops.close();
         pin.close();
         if (batchPin != null) batchPin.close();
+        if (maskPin != null) maskPin.close();
         if (batchKvPin != null) batchKvPin.close();
         arena.close();
         if (ownsStream) st.close();
