@@ -32,6 +32,7 @@ final class CpuVisionEncoder implements VisionEncoder {
 
     private final VisionConfig cfg;
     private final WeightStore store;
+    private final TowerWeights weights;
     private final String prefix;
     private final boolean fp32;
     private final Linear patchEmbed;      // [embed, C*T*P*P]
@@ -50,13 +51,10 @@ final class CpuVisionEncoder implements VisionEncoder {
     CpuVisionEncoder(VisionConfig cfg, WeightStore store) {
         this.cfg = cfg;
         this.store = store;
-        if (store.has("model.visual.patch_embed.proj.weight")) prefix = "model.visual.";
-        else if (store.has("visual.patch_embed.proj.weight")) prefix = "visual.";
-        else throw new IllegalArgumentException(store.location() + ": no vision tower weights (neither 'model.visual.patch_embed.proj.weight' nor 'visual.patch_embed.proj.weight')");
-        long params = 0;
-        for (var e : store.tensors().entrySet()) if (e.getKey().startsWith(prefix)) params += e.getValue().numel();
-        long maxBytes = Long.getLong("vlmflux.vision.fp32MaxBytes", 1L << 30);
-        this.fp32 = params * 4 <= maxBytes;
+        this.weights = new TowerWeights(store);   // prefix, parameter count, float32 copies or the mapping
+        this.prefix = weights.prefix();
+        long params = weights.params();
+        this.fp32 = weights.fp32();
         int d = cfg.embedDim(), m2 = cfg.mergeSize() * cfg.mergeSize();
         boolean q25 = cfg.family() == VisionConfig.Family.QWEN2_5_VL;
 
@@ -85,13 +83,11 @@ final class CpuVisionEncoder implements VisionEncoder {
 
     /** {@code name.weight [rows, cols]} and {@code name.bias [rows]}. */
     private Linear linear(String name, int rows, int cols) {
-        TensorView t = store.tensor(prefix + name + ".weight", rows, cols);
-        float[] bias = vec(name + ".bias", rows);
-        return fp32 ? Linear.transposed(t.toFloatArray(), bias, rows, cols) : Linear.mapped(CpuMatrix.of(t), bias);
+        return weights.linear(name, rows, cols);
     }
 
     private float[] vec(String name, int len) {
-        return store.tensor(prefix + name, len).toFloatArray();
+        return weights.vec(name, len);
     }
 
     @Override public int outHidden() { return cfg.outHidden(); }

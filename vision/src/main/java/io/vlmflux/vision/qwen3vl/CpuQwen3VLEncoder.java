@@ -10,6 +10,7 @@ import io.vlmflux.vision.ImageEmbeddings;
 import io.vlmflux.vision.PixelValues;
 import io.vlmflux.vision.VisionEncoder;
 import io.vlmflux.vision.qwen2vl.Linear;
+import io.vlmflux.vision.qwen2vl.TowerWeights;
 import io.vlmflux.vision.qwen2vl.SegmentAttention;
 
 import java.util.ArrayList;
@@ -33,6 +34,7 @@ final class CpuQwen3VLEncoder implements VisionEncoder {
 
     private final Qwen3VLVisionConfig cfg;
     private final WeightStore store;
+    private final TowerWeights weights;
     private final String prefix;
     private final boolean fp32;
     private final Linear patchEmbed;       // [hidden, C*T*P*P] with bias
@@ -53,12 +55,10 @@ final class CpuQwen3VLEncoder implements VisionEncoder {
     CpuQwen3VLEncoder(Qwen3VLVisionConfig cfg, WeightStore store) {
         this.cfg = cfg;
         this.store = store;
-        if (store.has("model.visual.patch_embed.proj.weight")) prefix = "model.visual.";
-        else if (store.has("visual.patch_embed.proj.weight")) prefix = "visual.";
-        else throw new IllegalArgumentException(store.location() + ": no vision tower weights (neither 'model.visual.patch_embed.proj.weight' nor 'visual.patch_embed.proj.weight')");
-        long params = 0;
-        for (var e : store.tensors().entrySet()) if (e.getKey().startsWith(prefix)) params += e.getValue().numel();
-        this.fp32 = params * 4 <= Long.getLong("vlmflux.vision.fp32MaxBytes", 1L << 30);
+        this.weights = new TowerWeights(store);   // prefix, parameter count, float32 copies or the mapping
+        this.prefix = weights.prefix();
+        long params = weights.params();
+        this.fp32 = weights.fp32();
         int d = cfg.hidden(), wide = d * cfg.mergeSize() * cfg.mergeSize();
 
         TensorView pe = store.tensor(prefix + "patch_embed.proj.weight",
@@ -91,13 +91,11 @@ final class CpuQwen3VLEncoder implements VisionEncoder {
     }
 
     private Linear linear(String name, int rows, int cols) {
-        TensorView t = store.tensor(prefix + name + ".weight", rows, cols);
-        float[] bias = vec(name + ".bias", rows);
-        return fp32 ? Linear.transposed(t.toFloatArray(), bias, rows, cols) : Linear.mapped(CpuMatrix.of(t), bias);
+        return weights.linear(name, rows, cols);
     }
 
     private float[] vec(String name, int len) {
-        return store.tensor(prefix + name, len).toFloatArray();
+        return weights.vec(name, len);
     }
 
     @Override public int outHidden() { return cfg.outHidden(); }
