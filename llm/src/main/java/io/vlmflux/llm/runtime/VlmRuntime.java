@@ -136,6 +136,7 @@ public final class VlmRuntime implements AutoCloseable {
         Backend b = choice.backend();
         GpuDevice dev = null;
         if (b == Backend.CUDA) {
+            checkFamilyOnCuda(dir, options.configFile());
             if (!Gpu.isAvailable()) throw new IllegalStateException("backend 'cuda' cannot run here: " + Gpu.unavailableReason());
             dev = Gpu.device(options.device());
         } else if (options.device() != 0) {
@@ -193,6 +194,23 @@ public final class VlmRuntime implements AutoCloseable {
             closeAll(vision, gpuProcessor, gpuEncoder, cpuEncoder, decoder, pc, compute, stream);
             throw e;
         }
+    }
+
+    /** Refuses, before anything is allocated, a model whose family the cuda backend does not run (Qwen3-VL for now). */
+    private static void checkFamilyOnCuda(Path dir, String configFile) {
+        ModelConfig config;
+        try {
+            config = ModelConfig.load(dir, configFile);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read " + dir.resolve(configFile) + ": " + e.getMessage(), e);
+        }
+        io.vlmflux.llm.ModelFamily family;
+        try {
+            family = Models.family(config);
+        } catch (IllegalArgumentException e) {
+            return;   // Models.load reports an unsupported architecture with the file named
+        }
+        family.checkBackend(Backend.CUDA, dir.resolve(configFile));
     }
 
     private static void closeAll(VisionPath<?> vision, GpuImageProcessor gp, GpuVisionEncoder ge, io.vlmflux.vision.VisionEncoder ce, Decoder decoder,
@@ -338,7 +356,8 @@ public final class VlmRuntime implements AutoCloseable {
                     ImageRows r = held.get(i);
                     if (r.hidden != hidden)
                         throw new IllegalArgumentException("image embeddings are " + r.hidden + " wide but " + dir + " has hidden_size " + hidden);
-                    spans.add(new EmbeddingSpan(ex.spanStarts()[i], r.tokens, r.hidden, r.spanRows(), r.gridT, r.gridH, r.gridW, r.contentHash, 0));
+                    spans.add(new EmbeddingSpan(ex.spanStarts()[i], r.tokens, r.hidden, r.spanRows(), r.gridT, r.gridH, r.gridW, r.contentHash, 0,
+                            r.deepstack()));
                 }
                 input = new MultimodalPrompt(ex.tokens(), spans);
             }
