@@ -21,11 +21,6 @@ import java.util.List;
 public record EmbeddingSpan(int start, int length, int hidden, SpanRows rows, int gridT, int gridH, int gridW,
                             long contentHash, double secondPerGridT, List<float[]> deepstack) {
     public EmbeddingSpan {
-        deepstack = deepstack == null ? List.of() : List.copyOf(deepstack);
-        for (int k = 0; k < deepstack.size(); k++)
-            if (deepstack.get(k).length != (long) length * hidden)
-                throw new IllegalArgumentException("span at position " + start + ": DeepStack rows " + k + " hold " + deepstack.get(k).length
-                        + " floats, expected length*hidden = " + (long) length * hidden);
         if (start < 0) throw new IllegalArgumentException("span start must be >= 0, got " + start);
         if (length <= 0 || hidden <= 0) throw new IllegalArgumentException("span needs length > 0 and hidden > 0, got " + length + ", " + hidden);
         if (rows == null) throw new IllegalArgumentException("span at position " + start + " has no rows");
@@ -42,6 +37,11 @@ public record EmbeddingSpan(int start, int length, int hidden, SpanRows rows, in
             }
         }
         if (gridT <= 0 || gridH <= 0 || gridW <= 0) throw new IllegalArgumentException("grid t/h/w must be positive: " + gridT + "x" + gridH + "x" + gridW);
+        deepstack = deepstack == null ? List.of() : List.copyOf(deepstack);
+        for (int k = 0; k < deepstack.size(); k++)
+            if (deepstack.get(k).length != (long) length * hidden)
+                throw new IllegalArgumentException("span at position " + start + ": DeepStack rows " + k + " hold " + deepstack.get(k).length
+                        + " floats, expected length*hidden = " + (long) length * hidden);
     }
 
     /** A span without DeepStack rows. */

@@ -176,6 +176,10 @@ public final class VlmRuntime implements AutoCloseable {
                     cpuEncoder = VisionEncoders.load(dir, "cpu");
                     vision = new HostVision(ImageProcessor.load(dir), cpuEncoder, options.encoderCacheBytes());
                 }
+                if (cpuEncoder != null && cpuEncoder.deepstackLayers() > decoder.config().numLayers())
+                    throw new IllegalArgumentException(dir + ": the vision encoder makes " + cpuEncoder.deepstackLayers()
+                            + " DeepStack features (vision_config.deepstack_visual_indexes) but the text model has only "
+                            + decoder.config().numLayers() + " decoder layers to add them to");
                 int outHidden = stream != null ? gpuEncoder.outHidden() : cpuEncoder.outHidden();
                 if (outHidden != decoder.config().hiddenSize())
                     throw new IllegalArgumentException(dir + ": the vision encoder outputs " + outHidden + "-wide embeddings but the text model's hidden_size is "
