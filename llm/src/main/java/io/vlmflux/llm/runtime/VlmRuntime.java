@@ -373,6 +373,80 @@ public final class VlmRuntime implements AutoCloseable {
         }
     }
 
+    /**
+     * A Qwen3-VL prompt with one video (cpu backend): {@code text} is tokenized verbatim and must hold exactly one
+     * {@code <|video_pad|>} (as the chat template writes it, inside {@code <|vision_start|>…<|vision_end|>});
+     * {@code clip} are the frames already sampled at {@code fps} frames per second (frame i at i / fps seconds). As
+     * transformers' {@code Qwen3VLProcessor}, the pad becomes, per temporal group g of {@code merge_size} frames (the last
+     * frame repeated to fill the last group), {@code <T seconds><|vision_start|>} + the group's pads +
+     * {@code <|vision_end|>}, T the mean time of the group's first and last frame to one decimal (half-even, as
+     * Python's {@code :.1f}); each group is one embedding span with its DeepStack rows. Not cached by the encoder-output
+     * cache. Closes the frames.
+     */
+    public Prompt prepareVideoBlocking(String text, List<Frame> clip, double fps) {
+        List<Frame> owned = List.copyOf(clip);
+        return Mono.fromCallable(() -> prepareVideoOnComputeThread(text, owned, fps))
+                .subscribeOn(compute.scheduler()).doOnCancel(() -> closeFrames(owned)).block();
+    }
+
+    private Prompt prepareVideoOnComputeThread(String text, List<Frame> clip, double fps) {
+        ImageRows rows = null;
+        try {
+            checkOpen();
+            ModelConfig c = decoder.config();
+            if (!(vision instanceof HostVision hv) || !c.modelType().startsWith("qwen3_vl") || c.videoTokenId() < 0)
+                throw new IllegalArgumentException("video prompts need a Qwen3-VL model on the cpu backend; " + dir + " is '" + c.modelType()
+                        + "' on " + backend.wire());
+            if (!(fps > 0 && fps < 1e4)) throw new IllegalArgumentException("video fps must be in (0, 1e4), got " + fps);
+            if (clip.isEmpty()) throw new IllegalArgumentException("a video needs at least one frame");
+            int[] ids = tokenizer.encode(text);
+            int pad = c.videoTokenId(), slots = ImageSlots.countSlots(ids, pad);
+            if (slots != 1 || ImageSlots.countSlots(ids, imagePadId) != 0)
+                throw new IllegalArgumentException("a video prompt needs exactly one <|video_pad|> (token " + pad + ") and no image slot, got " + slots
+                        + " video slot(s): " + text);
+            int start = c.visionStartTokenId();
+            int end = tokenizer.tokenId("<|vision_end|>").orElse(-1);
+            if (start < 0 || end < 0) throw new IllegalArgumentException(dir + ": no vision_start_token_id in the config or no <|vision_end|> token");
+            io.vlmflux.vision.qwen3vl.Qwen3VLVideoProcessor vp = io.vlmflux.vision.qwen3vl.Qwen3VLVideoProcessor.load(dir);
+            long t0 = System.nanoTime();
+            rows = hv.encodeClip(vp, clip);
+            long t1 = System.nanoTime();
+            int merge = vp.config().mergeSize(), groups = rows.gridT;
+            List<Integer> idx = new ArrayList<>();
+            for (int i = 0; i < clip.size(); i++) idx.add(i);
+            while (idx.size() % merge != 0) idx.add(idx.get(idx.size() - 1));
+            if (idx.size() / merge != groups)
+                throw new IllegalStateException("clip of " + clip.size() + " frames gave " + groups + " temporal groups, timestamps give " + idx.size() / merge);
+            if (rows.tokens % groups != 0) throw new IllegalStateException("clip rows " + rows.tokens + " do not split into " + groups + " groups");
+            int per = rows.tokens / groups, H = rows.hidden;
+            float[] data = ((io.vlmflux.llm.SpanRows.Host) rows.spanRows()).data();
+            List<Integer> out = new ArrayList<>();
+            List<EmbeddingSpan> spans = new ArrayList<>();
+            for (int id : ids) {
+                if (id != pad) { out.add(id); continue; }
+                for (int g = 0; g < groups; g++) {
+                    double ts = (idx.get(g * merge) / fps + idx.get(g * merge + merge - 1) / fps) / 2;
+                    String stamp = "<" + new java.math.BigDecimal(ts).setScale(1, java.math.RoundingMode.HALF_EVEN).toPlainString() + " seconds>";
+                    for (int x : tokenizer.encode(stamp)) out.add(x);
+                    out.add(start);
+                    int from = g * per * H, to = from + per * H;
+                    List<float[]> ds = rows.deepstack().stream().map(d -> java.util.Arrays.copyOfRange(d, from, to)).toList();
+                    spans.add(new EmbeddingSpan(out.size(), per, H, new io.vlmflux.llm.SpanRows.Host(java.util.Arrays.copyOfRange(data, from, to)), 1,
+                            rows.gridH, rows.gridW, rows.contentHash * 31 + g, 0, ds));
+                    for (int k = 0; k < per; k++) out.add(pad);
+                    out.add(end);
+                }
+            }
+            MultimodalPrompt input = new MultimodalPrompt(out.stream().mapToInt(Integer::intValue).toArray(), spans);
+            Prompt p = new Prompt(input, vision, List.of(rows), 0, t1 - t0, 0);
+            rows = null;
+            return p;
+        } finally {
+            if (rows != null) vision.release(rows);
+            closeFrames(clip);
+        }
+    }
+
     private static void closeFrames(List<Frame> frames) {
         if (frames != null) for (Frame f : frames) f.close();
     }
