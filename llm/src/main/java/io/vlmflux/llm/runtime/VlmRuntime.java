@@ -383,10 +383,22 @@ public final class VlmRuntime implements AutoCloseable {
      * Python's {@code :.1f}); each group is one embedding span with its DeepStack rows. Not cached by the encoder-output
      * cache. Closes the frames.
      */
+    public Mono<Prompt> prepareVideo(String text, List<Frame> clip, double fps) {
+        return Mono.defer(() -> {
+            AtomicReference<List<Frame>> owned = new AtomicReference<>(List.copyOf(clip));
+            return Mono.fromCallable(() -> {
+                        List<Frame> fs = owned.getAndSet(null);
+                        if (fs == null) throw new IllegalStateException("the frames of this video prompt were released before encoding");
+                        return prepareVideoOnComputeThread(text, fs, fps);
+                    })
+                    .subscribeOn(compute.scheduler())
+                    .doOnCancel(() -> closeFrames(owned.getAndSet(null)));
+        });
+    }
+
+    /** {@link #prepareVideo} for callers that may block (CLI, tests). */
     public Prompt prepareVideoBlocking(String text, List<Frame> clip, double fps) {
-        List<Frame> owned = List.copyOf(clip);
-        return Mono.fromCallable(() -> prepareVideoOnComputeThread(text, owned, fps))
-                .subscribeOn(compute.scheduler()).doOnCancel(() -> closeFrames(owned)).block();
+        return prepareVideo(text, clip, fps).block();
     }
 
     private Prompt prepareVideoOnComputeThread(String text, List<Frame> clip, double fps) {
