@@ -111,6 +111,19 @@ class Qwen3VlRuntimeTest {
         }
     }
 
+    @Test void videoInputIsRefusedClearlyWhereItDoesNotFit() {
+        try (VlmRuntime q2 = VlmRuntime.load(Fixtures.dir("tiny-qwen2vl"), RuntimeOptions.defaults().withBackend(Backend.CPU))) {
+            Frame f = Images.read(DIR.resolve("golden_image_0.png"));
+            var e = assertThrows(IllegalArgumentException.class, () -> q2.prepareVideoBlocking("<|video_pad|>", List.of(f), 2.0));
+            assertTrue(e.getMessage().contains("need a Qwen3-VL model"), e.getMessage());
+        }
+        try (VlmRuntime rt = VlmRuntime.load(DIR, RuntimeOptions.defaults().withBackend(Backend.CPU))) {
+            Frame f = Images.read(DIR.resolve("golden_image_0.png"));
+            var e = assertThrows(IllegalArgumentException.class, () -> rt.prepareVideoBlocking("<|vision_start|><|image_pad|><|vision_end|>", List.of(f), 2.0));
+            assertTrue(e.getMessage().contains("exactly one <|video_pad|>"), e.getMessage());
+        }
+    }
+
     @Test void cudaRefusesTheFolderClearly() {
         var e = assertThrows(UnsupportedOperationException.class, () -> VlmRuntime.load(DIR, RuntimeOptions.defaults().withBackend(Backend.CUDA)));
         assertTrue(e.getMessage().contains("runs on the cpu backend for now"), e.getMessage());
