@@ -2,6 +2,8 @@ package io.vlmflux.llm;
 
 import io.vlmflux.cuda.gpu.DeviceBuffer;
 
+import java.util.List;
+
 /**
  * Embeddings that replace the input embeddings of {@code length} consecutive prompt positions starting at
  * {@code start} (the {@code <|image_pad|>} slots of one image), as produced by a vision encoder. The rows are
@@ -13,9 +15,11 @@ import io.vlmflux.cuda.gpu.DeviceBuffer;
  * @param gridW       patch columns before the spatial merge
  * @param contentHash identifies the pixels (prefix-cache key); equal hash and grid mean equal embeddings
  * @param secondPerGridT seconds per temporal patch for videos (Qwen2.5-VL), 0 for images
+ * @param deepstack   DeepStack rows (Qwen3-VL), each {@code [length, hidden]} on the host: entry k is added to the
+ *                    hidden states at this span's positions after decoder layer k; empty for other models
  */
 public record EmbeddingSpan(int start, int length, int hidden, SpanRows rows, int gridT, int gridH, int gridW,
-                            long contentHash, double secondPerGridT) {
+                            long contentHash, double secondPerGridT, List<float[]> deepstack) {
     public EmbeddingSpan {
         if (start < 0) throw new IllegalArgumentException("span start must be >= 0, got " + start);
         if (length <= 0 || hidden <= 0) throw new IllegalArgumentException("span needs length > 0 and hidden > 0, got " + length + ", " + hidden);
@@ -33,6 +37,16 @@ public record EmbeddingSpan(int start, int length, int hidden, SpanRows rows, in
             }
         }
         if (gridT <= 0 || gridH <= 0 || gridW <= 0) throw new IllegalArgumentException("grid t/h/w must be positive: " + gridT + "x" + gridH + "x" + gridW);
+        deepstack = deepstack == null ? List.of() : List.copyOf(deepstack);
+        for (int k = 0; k < deepstack.size(); k++)
+            if (deepstack.get(k).length != (long) length * hidden)
+                throw new IllegalArgumentException("span at position " + start + ": DeepStack rows " + k + " hold " + deepstack.get(k).length
+                        + " floats, expected length*hidden = " + (long) length * hidden);
+    }
+
+    /** A span without DeepStack rows. */
+    public EmbeddingSpan(int start, int length, int hidden, SpanRows rows, int gridT, int gridH, int gridW, long contentHash, double secondPerGridT) {
+        this(start, length, hidden, rows, gridT, gridH, gridW, contentHash, secondPerGridT, List.of());
     }
 
     /** A host span. */
@@ -70,8 +84,16 @@ public record EmbeddingSpan(int start, int length, int hidden, SpanRows rows, in
 
     public int end() { return start + length; }
 
+    /** Whether this span carries DeepStack rows. */
+    public boolean hasDeepstack() { return !deepstack.isEmpty(); }
+
+    /** The same span with {@code rows} as its DeepStack rows. */
+    public EmbeddingSpan withDeepstack(List<float[]> rows) {
+        return new EmbeddingSpan(start, length, hidden, this.rows, gridT, gridH, gridW, contentHash, secondPerGridT, rows);
+    }
+
     /** The same span moved to {@code newStart}. */
     public EmbeddingSpan at(int newStart) {
-        return new EmbeddingSpan(newStart, length, hidden, rows, gridT, gridH, gridW, contentHash, secondPerGridT);
+        return new EmbeddingSpan(newStart, length, hidden, rows, gridT, gridH, gridW, contentHash, secondPerGridT, deepstack);
     }
 }

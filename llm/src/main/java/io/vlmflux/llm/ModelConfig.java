@@ -152,7 +152,8 @@ public record ModelConfig(List<String> architectures, String modelType, int hidd
             }
             rope = new RopeConfig(type, theta, number(r, "factor", 1.0), number(r, "low_freq_factor", 1.0),
                     number(r, "high_freq_factor", 4.0), r.hasNonNull("original_max_position_embeddings")
-                            ? strictInt(r.get("original_max_position_embeddings"), "original_max_position_embeddings") : 0, section);
+                            ? strictInt(r.get("original_max_position_embeddings"), "original_max_position_embeddings") : 0, section,
+                    r.hasNonNull("mrope_interleaved") && bool(r.get("mrope_interleaved"), "mrope_interleaved"));
         }
         // tie_word_embeddings: the top-level value wins for nested VLM configs (that is the config transformers ties with)
         JsonNode tieNode = root.hasNonNull("tie_word_embeddings") ? root.get("tie_word_embeddings") : text.get("tie_word_embeddings");

@@ -6,6 +6,7 @@ import io.vlmflux.llm.llama.LlamaFamily;
 import io.vlmflux.llm.qwen2.Qwen2Family;
 import io.vlmflux.llm.qwen2vl.Qwen2VlFamily;
 import io.vlmflux.llm.qwen3.Qwen3Family;
+import io.vlmflux.llm.qwen3vl.Qwen3VlFamily;
 
 import java.io.IOException;
 import java.nio.file.Path;
@@ -19,7 +20,8 @@ import java.util.Set;
  */
 public final class Models {
     private static final System.Logger LOG = System.getLogger("vlmflux.llm");
-    private static final List<ModelFamily> FAMILIES = List.of(new Qwen2Family(), new Qwen3Family(), new LlamaFamily(), new Qwen2VlFamily());
+    private static final List<ModelFamily> FAMILIES = List.of(new Qwen2Family(), new Qwen3Family(), new LlamaFamily(), new Qwen2VlFamily(),
+            new Qwen3VlFamily());
 
     private Models() {}
 
@@ -64,7 +66,9 @@ public final class Models {
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException(dir.resolve(configFile) + ": " + e.getMessage(), e);
         }
-        DecoderBackend b = backend(backend);
+        Backend resolved = backend.resolve().backend();
+        family.checkBackend(resolved, dir.resolve(configFile));
+        DecoderBackend b = backend(resolved);
         // The CPU backend reads weights on every token: it gets its own copy (a mapped file truncated or rewritten in
         // place would kill the JVM with SIGBUS). The GPU backend uploads once from the mapping.
         WeightStore store = b.name().equals("cpu") ? WeightStore.read(dir) : WeightStore.open(dir);

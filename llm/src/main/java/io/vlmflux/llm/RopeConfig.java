@@ -11,9 +11,11 @@ import java.util.Locale;
  * @param theta         base
  * @param factor        scaling factor (linear, llama3)
  * @param mropeSection  frequencies per t/h/w axis (sum = head_dim/2) for Qwen2-VL M-RoPE, or null
+ * @param mropeInterleaved the config's {@code mrope_interleaved} (Qwen3-VL: frequencies assigned t,h,w,t,h,w,...
+ *                      instead of in three contiguous blocks); informational, the family decides the layout
  */
 public record RopeConfig(String type, double theta, double factor, double lowFreqFactor, double highFreqFactor,
-                         int originalMaxPositionEmbeddings, int[] mropeSection) {
+                         int originalMaxPositionEmbeddings, int[] mropeSection, boolean mropeInterleaved) {
     public RopeConfig {
         type = type == null ? "default" : type.toLowerCase(Locale.ROOT);
         if (type.equals("mrope")) type = "default";
@@ -30,6 +32,12 @@ public record RopeConfig(String type, double theta, double factor, double lowFre
         }
     }
 
+    /** Settings without {@code mrope_interleaved}. */
+    public RopeConfig(String type, double theta, double factor, double lowFreqFactor, double highFreqFactor,
+                      int originalMaxPositionEmbeddings, int[] mropeSection) {
+        this(type, theta, factor, lowFreqFactor, highFreqFactor, originalMaxPositionEmbeddings, mropeSection, false);
+    }
+
     public static RopeConfig defaults(double theta) { return new RopeConfig("default", theta, 1, 1, 4, 0, null); }
 
     public boolean isMrope() { return mropeSection != null; }
@@ -39,13 +47,14 @@ public record RopeConfig(String type, double theta, double factor, double lowFre
     @Override public boolean equals(Object o) {
         return o instanceof RopeConfig r && r.type.equals(type) && r.theta == theta && r.factor == factor
                 && r.lowFreqFactor == lowFreqFactor && r.highFreqFactor == highFreqFactor
-                && r.originalMaxPositionEmbeddings == originalMaxPositionEmbeddings && Arrays.equals(r.mropeSection, mropeSection);
+                && r.originalMaxPositionEmbeddings == originalMaxPositionEmbeddings && Arrays.equals(r.mropeSection, mropeSection)
+                && r.mropeInterleaved == mropeInterleaved;
     }
 
     @Override public int hashCode() { return type.hashCode() * 31 + Double.hashCode(theta) * 7 + Arrays.hashCode(mropeSection); }
 
     @Override public String toString() {
         return "RopeConfig[" + type + ", theta=" + theta + (type.equals("default") ? "" : ", factor=" + factor)
-                + (mropeSection == null ? "" : ", mrope_section=" + Arrays.toString(mropeSection)) + "]";
+                + (mropeSection == null ? "" : ", mrope_section=" + Arrays.toString(mropeSection)) + (mropeInterleaved ? ", interleaved" : "") + "]";
     }
 }

@@ -19,8 +19,35 @@ import java.util.Map;
  * @param ignoredPrefixes tensor-name prefixes that belong to other parts (vision tower) and are skipped
  */
 public record TextModelSpec(String family, String prefix, String lmHead, boolean qkvBias, boolean oBias, boolean qkNorm,
-                            boolean mrope, List<String> ignoredPrefixes) {
-    public TextModelSpec { ignoredPrefixes = List.copyOf(ignoredPrefixes); }
+                            boolean mrope, boolean mropeInterleaved, List<String> ignoredPrefixes) {
+    public TextModelSpec {
+        ignoredPrefixes = List.copyOf(ignoredPrefixes);
+        if (mropeInterleaved && !mrope) throw new IllegalArgumentException("interleaved M-RoPE needs mrope");
+    }
+
+    /** A layout with contiguous (non-interleaved) M-RoPE sections when {@code mrope}. */
+    public TextModelSpec(String family, String prefix, String lmHead, boolean qkvBias, boolean oBias, boolean qkNorm,
+                         boolean mrope, List<String> ignoredPrefixes) {
+        this(family, prefix, lmHead, qkvBias, oBias, qkNorm, mrope, false, ignoredPrefixes);
+    }
+
+    /**
+     * Which of t (0), h (1), w (2) drives each of the {@code headDim/2} rotary frequencies. Contiguous (Qwen2-VL):
+     * the first {@code section[0]} are t, the next {@code section[1]} h, then w. Interleaved (Qwen3-VL, transformers'
+     * {@code apply_interleaved_mrope}): frequency i is h when {@code i % 3 == 1 && i < 3*section[1]}, w when
+     * {@code i % 3 == 2 && i < 3*section[2]}, t otherwise.
+     */
+    public static int[] mropeAxes(int[] section, int half, boolean interleaved) {
+        int[] axis = new int[half];
+        if (interleaved) {
+            for (int i = 0; i < half; i++)
+                axis[i] = i % 3 == 1 && i < 3 * section[1] ? 1 : i % 3 == 2 && i < 3 * section[2] ? 2 : 0;
+        } else {
+            int i = 0;
+            for (int a = 0; a < 3; a++) for (int j = 0; j < section[a] && i < half; j++) axis[i++] = a;
+        }
+        return axis;
+    }
 
     public String layer(int i, String rest) { return prefix + "layers." + i + "." + rest; }
 

@@ -101,10 +101,7 @@ final class CpuDecoder implements Decoder {
             default -> f;
         };
         if (spec.mrope()) {
-            int[] sec = r.mropeSection();
-            ropeAxis = new int[c.headDim() / 2];
-            int i = 0;
-            for (int axis = 0; axis < 3; axis++) for (int j = 0; j < sec[axis]; j++) ropeAxis[i++] = axis;
+            ropeAxis = TextModelSpec.mropeAxes(r.mropeSection(), c.headDim() / 2, spec.mropeInterleaved());
         } else {
             ropeAxis = null;
         }
@@ -158,6 +155,9 @@ final class CpuDecoder implements Decoder {
         for (EmbeddingSpan s : in.spans()) {
             if (s.hidden() != H) throw new IllegalArgumentException("embedding span at " + s.start() + " has width " + s.hidden() + ", model hidden size is " + H);
             System.arraycopy(s.embeddings(), 0, x, s.start() * H, s.length() * H);
+            if (s.deepstack().size() > layers.length)
+                throw new IllegalArgumentException("embedding span at " + s.start() + " carries " + s.deepstack().size()
+                        + " DeepStack features but the model has only " + layers.length + " decoder layers");
         }
 
         // rotary tables per position
@@ -202,6 +202,11 @@ final class CpuDecoder implements Decoder {
             CpuOps.swiGlu(g, u, xn, n, l.gate, l.up);
             CpuOps.matmul(o, g, n, l.down, null);
             CpuOps.addInPlace(x, o, n * H);
+            for (EmbeddingSpan s : in.spans())   // DeepStack (Qwen3-VL): feature li joins the span's positions after layer li
+                if (li < s.deepstack().size()) {
+                    float[] ds = s.deepstack().get(li);
+                    for (int j = 0; j < s.length() * H; j++) x[s.start() * H + j] += ds[j];
+                }
         }
         cache.commit(n);
 

@@ -789,6 +789,7 @@ public final class CudaDecoder implements Decoder {
         for (int t = 0; t < n; t++)
             if (tokens[t] < 0 || tokens[t] >= V)
                 throw new IllegalArgumentException("token id " + tokens[t] + " at position " + (s0 + t) + " outside vocab [0, " + V + ")");
+        for (EmbeddingSpan sp : in.spans()) if (sp.hasDeepstack()) throw new UnsupportedOperationException("embedding span at " + sp.start() + " carries DeepStack rows (Qwen3-VL): the cuda decoder does not add them yet; use the cpu backend");
         for (EmbeddingSpan sp : in.spans())
             if (sp.hidden() != H) throw new IllegalArgumentException("embedding span at " + sp.start() + " has width " + sp.hidden() + ", model hidden size is " + H);
         int[][] ps = in.positions();

@@ -6,7 +6,7 @@ import io.vlmflux.vision.ImageProcessor;
 import io.vlmflux.vision.PixelValues;
 import io.vlmflux.vision.VisionEncoder;
 
-/** The cpu vision path: the reference processor and encoder; rows on the host. */
+/** The cpu vision path: the reference processor and encoder; rows (and DeepStack features, Qwen3-VL) on the host. */
 final class HostVision extends VisionPath<PixelValues> {
     private final ImageProcessor processor;
     private final VisionEncoder encoder;
@@ -24,7 +24,17 @@ final class HostVision extends VisionPath<PixelValues> {
 
     @Override ImageRows encodeRows(Preprocessed<PixelValues> px) {
         ImageEmbeddings e = encoder.encode(px.pixels());
-        return new ImageRows.Host(e.data(), e.tokens(), e.hidden(), e.gridT(), e.gridH(), e.gridW(), e.contentHash());
+        return new ImageRows.Host(e.data(), e.tokens(), e.hidden(), e.gridT(), e.gridH(), e.gridW(), e.contentHash(), e.deepstack());
+    }
+
+    /**
+     * Encodes a Qwen3-VL clip (frames already chosen) outside the encoder-output cache; the caller holds the rows
+     * (reference count 1) and releases them through {@link #release}. Closes no frame.
+     */
+    synchronized ImageRows encodeClip(io.vlmflux.vision.qwen3vl.Qwen3VLVideoProcessor videoProcessor, java.util.List<io.vlmflux.sources.Frame> clip) {
+        if (isClosed()) throw new IllegalStateException("the vision path of this runtime was closed");
+        ImageEmbeddings e = encoder.encode(videoProcessor.process(clip));
+        return new ImageRows.Host(e.data(), e.tokens(), e.hidden(), e.gridT(), e.gridH(), e.gridW(), e.contentHash(), e.deepstack());
     }
 
     @Override void free(ImageRows rows) { /* garbage collected */ }

@@ -27,16 +27,22 @@ abstract class ImageRows {
     /** Memory held (for the cache bound). */
     abstract long bytes();
 
+    /** DeepStack rows (Qwen3-VL), each {@code [tokens, hidden]} on the host; empty for other towers. */
+    java.util.List<float[]> deepstack() { return java.util.List.of(); }
+
     /** Rows on the host (cpu backend). */
     static final class Host extends ImageRows {
         private final SpanRows.Host rows;
+        private final java.util.List<float[]> deepstack;
 
-        Host(float[] data, int tokens, int hidden, int gridT, int gridH, int gridW, long contentHash) {
+        Host(float[] data, int tokens, int hidden, int gridT, int gridH, int gridW, long contentHash, java.util.List<float[]> deepstack) {
             super(tokens, hidden, gridT, gridH, gridW, contentHash);
             this.rows = new SpanRows.Host(data);
+            this.deepstack = java.util.List.copyOf(deepstack);
         }
 
         @Override SpanRows spanRows() { return rows; }
-        @Override long bytes() { return 4L * tokens * hidden + 64; }
+        @Override java.util.List<float[]> deepstack() { return deepstack; }
+        @Override long bytes() { return 4L * tokens * hidden * (1 + deepstack.size()) + 64; }
     }
 }

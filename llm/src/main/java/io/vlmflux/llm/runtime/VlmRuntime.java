@@ -136,6 +136,7 @@ public final class VlmRuntime implements AutoCloseable {
         Backend b = choice.backend();
         GpuDevice dev = null;
         if (b == Backend.CUDA) {
+            checkFamilyOnCuda(dir, options.configFile());
             if (!Gpu.isAvailable()) throw new IllegalStateException("backend 'cuda' cannot run here: " + Gpu.unavailableReason());
             dev = Gpu.device(options.device());
         } else if (options.device() != 0) {
@@ -175,6 +176,10 @@ public final class VlmRuntime implements AutoCloseable {
                     cpuEncoder = VisionEncoders.load(dir, "cpu");
                     vision = new HostVision(ImageProcessor.load(dir), cpuEncoder, options.encoderCacheBytes());
                 }
+                if (cpuEncoder != null && cpuEncoder.deepstackLayers() > decoder.config().numLayers())
+                    throw new IllegalArgumentException(dir + ": the vision encoder makes " + cpuEncoder.deepstackLayers()
+                            + " DeepStack features (vision_config.deepstack_visual_indexes) but the text model has only "
+                            + decoder.config().numLayers() + " decoder layers to add them to");
                 int outHidden = stream != null ? gpuEncoder.outHidden() : cpuEncoder.outHidden();
                 if (outHidden != decoder.config().hiddenSize())
                     throw new IllegalArgumentException(dir + ": the vision encoder outputs " + outHidden + "-wide embeddings but the text model's hidden_size is "
@@ -193,6 +198,23 @@ public final class VlmRuntime implements AutoCloseable {
             closeAll(vision, gpuProcessor, gpuEncoder, cpuEncoder, decoder, pc, compute, stream);
             throw e;
         }
+    }
+
+    /** Refuses, before anything is allocated, a model whose family the cuda backend does not run (Qwen3-VL for now). */
+    private static void checkFamilyOnCuda(Path dir, String configFile) {
+        ModelConfig config;
+        try {
+            config = ModelConfig.load(dir, configFile);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read " + dir.resolve(configFile) + ": " + e.getMessage(), e);
+        }
+        io.vlmflux.llm.ModelFamily family;
+        try {
+            family = Models.family(config);
+        } catch (IllegalArgumentException e) {
+            return;   // Models.load reports an unsupported architecture with the file named
+        }
+        family.checkBackend(Backend.CUDA, dir.resolve(configFile));
     }
 
     private static void closeAll(VisionPath<?> vision, GpuImageProcessor gp, GpuVisionEncoder ge, io.vlmflux.vision.VisionEncoder ce, Decoder decoder,
@@ -338,7 +360,8 @@ public final class VlmRuntime implements AutoCloseable {
                     ImageRows r = held.get(i);
                     if (r.hidden != hidden)
                         throw new IllegalArgumentException("image embeddings are " + r.hidden + " wide but " + dir + " has hidden_size " + hidden);
-                    spans.add(new EmbeddingSpan(ex.spanStarts()[i], r.tokens, r.hidden, r.spanRows(), r.gridT, r.gridH, r.gridW, r.contentHash, 0));
+                    spans.add(new EmbeddingSpan(ex.spanStarts()[i], r.tokens, r.hidden, r.spanRows(), r.gridT, r.gridH, r.gridW, r.contentHash, 0,
+                            r.deepstack()));
                 }
                 input = new MultimodalPrompt(ex.tokens(), spans);
             }
@@ -347,6 +370,92 @@ public final class VlmRuntime implements AutoCloseable {
             for (ImageRows r : held) vision.release(r);
             closeFrames(frames);
             throw e;
+        }
+    }
+
+    /**
+     * A Qwen3-VL prompt with one video (cpu backend): {@code text} is tokenized verbatim and must hold exactly one
+     * {@code <|video_pad|>} (as the chat template writes it, inside {@code <|vision_start|>…<|vision_end|>});
+     * {@code clip} are the frames already sampled at {@code fps} frames per second (frame i at i / fps seconds). As
+     * transformers' {@code Qwen3VLProcessor}, the pad becomes, per temporal group g of {@code merge_size} frames (the last
+     * frame repeated to fill the last group), {@code <T seconds><|vision_start|>} + the group's pads +
+     * {@code <|vision_end|>}, T the mean time of the group's first and last frame to one decimal (half-even, as
+     * Python's {@code :.1f}); each group is one embedding span with its DeepStack rows. Not cached by the encoder-output
+     * cache. Closes the frames.
+     */
+    public Mono<Prompt> prepareVideo(String text, List<Frame> clip, double fps) {
+        return Mono.defer(() -> {
+            AtomicReference<List<Frame>> owned = new AtomicReference<>(List.copyOf(clip));
+            return Mono.fromCallable(() -> {
+                        List<Frame> fs = owned.getAndSet(null);
+                        if (fs == null) throw new IllegalStateException("the frames of this video prompt were released before encoding");
+                        return prepareVideoOnComputeThread(text, fs, fps);
+                    })
+                    .subscribeOn(compute.scheduler())
+                    .doOnCancel(() -> closeFrames(owned.getAndSet(null)));
+        });
+    }
+
+    /** {@link #prepareVideo} for callers that may block (CLI, tests). */
+    public Prompt prepareVideoBlocking(String text, List<Frame> clip, double fps) {
+        return prepareVideo(text, clip, fps).block();
+    }
+
+    private Prompt prepareVideoOnComputeThread(String text, List<Frame> clip, double fps) {
+        ImageRows rows = null;
+        try {
+            checkOpen();
+            ModelConfig c = decoder.config();
+            if (!(vision instanceof HostVision hv) || !c.modelType().startsWith("qwen3_vl") || c.videoTokenId() < 0)
+                throw new IllegalArgumentException("video prompts need a Qwen3-VL model on the cpu backend; " + dir + " is '" + c.modelType()
+                        + "' on " + backend.wire());
+            if (!(fps > 0 && fps < 1e4)) throw new IllegalArgumentException("video fps must be in (0, 1e4), got " + fps);
+            if (clip.isEmpty()) throw new IllegalArgumentException("a video needs at least one frame");
+            int[] ids = tokenizer.encode(text);
+            int pad = c.videoTokenId(), slots = ImageSlots.countSlots(ids, pad);
+            if (slots != 1 || ImageSlots.countSlots(ids, imagePadId) != 0)
+                throw new IllegalArgumentException("a video prompt needs exactly one <|video_pad|> (token " + pad + ") and no image slot, got " + slots
+                        + " video slot(s): " + text);
+            int start = c.visionStartTokenId();
+            int end = tokenizer.tokenId("<|vision_end|>").orElse(-1);
+            if (start < 0 || end < 0) throw new IllegalArgumentException(dir + ": no vision_start_token_id in the config or no <|vision_end|> token");
+            io.vlmflux.vision.qwen3vl.Qwen3VLVideoProcessor vp = io.vlmflux.vision.qwen3vl.Qwen3VLVideoProcessor.load(dir);
+            long t0 = System.nanoTime();
+            rows = hv.encodeClip(vp, clip);
+            long t1 = System.nanoTime();
+            int merge = vp.config().mergeSize(), groups = rows.gridT;
+            List<Integer> idx = new ArrayList<>();
+            for (int i = 0; i < clip.size(); i++) idx.add(i);
+            while (idx.size() % merge != 0) idx.add(idx.get(idx.size() - 1));
+            if (idx.size() / merge != groups)
+                throw new IllegalStateException("clip of " + clip.size() + " frames gave " + groups + " temporal groups, timestamps give " + idx.size() / merge);
+            if (rows.tokens % groups != 0) throw new IllegalStateException("clip rows " + rows.tokens + " do not split into " + groups + " groups");
+            int per = rows.tokens / groups, H = rows.hidden;
+            float[] data = ((io.vlmflux.llm.SpanRows.Host) rows.spanRows()).data();
+            List<Integer> out = new ArrayList<>();
+            List<EmbeddingSpan> spans = new ArrayList<>();
+            for (int id : ids) {
+                if (id != pad) { out.add(id); continue; }
+                for (int g = 0; g < groups; g++) {
+                    double ts = (idx.get(g * merge) / fps + idx.get(g * merge + merge - 1) / fps) / 2;
+                    String stamp = "<" + new java.math.BigDecimal(ts).setScale(1, java.math.RoundingMode.HALF_EVEN).toPlainString() + " seconds>";
+                    for (int x : tokenizer.encode(stamp)) out.add(x);
+                    out.add(start);
+                    int from = g * per * H, to = from + per * H;
+                    List<float[]> ds = rows.deepstack().stream().map(d -> java.util.Arrays.copyOfRange(d, from, to)).toList();
+                    spans.add(new EmbeddingSpan(out.size(), per, H, new io.vlmflux.llm.SpanRows.Host(java.util.Arrays.copyOfRange(data, from, to)), 1,
+                            rows.gridH, rows.gridW, rows.contentHash * 31 + g, 0, ds));
+                    for (int k = 0; k < per; k++) out.add(pad);
+                    out.add(end);
+                }
+            }
+            MultimodalPrompt input = new MultimodalPrompt(out.stream().mapToInt(Integer::intValue).toArray(), spans);
+            Prompt p = new Prompt(input, vision, List.of(rows), 0, t1 - t0, 0);
+            rows = null;
+            return p;
+        } finally {
+            if (rows != null) vision.release(rows);
+            closeFrames(clip);
         }
     }
 
