@@ -10,6 +10,26 @@ import com.fasterxml.jackson.databind.JsonNode;
 public final class JsonFields {
     private JsonFields() {}
 
+    /**
+     * Parses {@code config.json} of {@code modelDir} with {@code parse}; every error names the file (a missing file, bad
+     * JSON, or the field {@code parse} rejects).
+     */
+    public static <T> T readConfig(java.nio.file.Path modelDir, java.util.function.Function<JsonNode, T> parse) {
+        java.nio.file.Path file = modelDir.resolve("config.json");
+        if (!java.nio.file.Files.isRegularFile(file)) throw new IllegalArgumentException("missing " + file + ": not a Hugging Face model folder");
+        JsonNode root;
+        try {
+            root = new com.fasterxml.jackson.databind.ObjectMapper().readTree(file.toFile());
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException("cannot parse " + file + ": " + e.getMessage(), e);
+        }
+        try {
+            return parse.apply(root);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException(file + ": " + e.getMessage(), e);
+        }
+    }
+
     /** An integer in {@code [min, max]}. */
     public static int integer(JsonNode parent, String key, int dflt, int min, int max) {
         JsonNode n = parent.get(key);

@@ -47,4 +47,15 @@ public record PixelValues(float[] data, int patchDim, int gridT, int gridH, int 
     public String toString() {
         return "PixelValues[" + numPatches() + "x" + patchDim + ", grid " + gridT + "x" + gridH + "x" + gridW + ", hash " + Long.toHexString(contentHash) + "]";
     }
+
+    /** The patches of several images one after another ({@code [sum of patches, patchDim]}); one image: its own array. */
+    public static float[] concat(java.util.List<PixelValues> images) {
+        if (images.size() == 1) return images.getFirst().data();
+        long n = 0;
+        for (PixelValues pv : images) n += pv.data().length;
+        float[] x = new float[Math.toIntExact(n)];
+        int off = 0;
+        for (PixelValues pv : images) { System.arraycopy(pv.data(), 0, x, off, pv.data().length); off += pv.data().length; }
+        return x;
+    }
 }

@@ -1,5 +1,7 @@
 package io.vlmflux.llm.fuzz;
 
+import io.vlmflux.vision.fuzz.JsonMutator;
+
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.vlmflux.llm.Fixtures;

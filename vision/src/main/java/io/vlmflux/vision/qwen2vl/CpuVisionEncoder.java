@@ -1,6 +1,5 @@
 package io.vlmflux.vision.qwen2vl;
 
-import io.vlmflux.cuda.cpu.CpuMatrix;
 import io.vlmflux.cuda.cpu.CpuOps;
 import io.vlmflux.cuda.cpu.Parallel;
 import io.vlmflux.cuda.cpu.Rope;
@@ -33,8 +32,6 @@ final class CpuVisionEncoder implements VisionEncoder {
     private final VisionConfig cfg;
     private final WeightStore store;
     private final TowerWeights weights;
-    private final String prefix;
-    private final boolean fp32;
     private final Linear patchEmbed;      // [embed, C*T*P*P]
     private final Block[] blocks;
     private final float[] lnQW, lnQB;     // [embed] (bias null for RMSNorm)
@@ -52,43 +49,32 @@ final class CpuVisionEncoder implements VisionEncoder {
         this.cfg = cfg;
         this.store = store;
         this.weights = new TowerWeights(store);   // prefix, parameter count, float32 copies or the mapping
-        this.prefix = weights.prefix();
-        long params = weights.params();
-        this.fp32 = weights.fp32();
         int d = cfg.embedDim(), m2 = cfg.mergeSize() * cfg.mergeSize();
         boolean q25 = cfg.family() == VisionConfig.Family.QWEN2_5_VL;
 
-        TensorView pe = store.tensor(prefix + "patch_embed.proj.weight",
+        TensorView pe = weights.tensor("patch_embed.proj.weight",
                 d, cfg.inChannels(), cfg.temporalPatchSize(), cfg.patchSize(), cfg.patchSize());
         this.patchEmbed = Linear.transposed(pe.toFloatArray(), null, d, cfg.patchDim());
         this.blocks = new Block[cfg.depth()];
         for (int b = 0; b < cfg.depth(); b++) {
             String p = "blocks." + b + ".";
             blocks[b] = new Block(
-                    vec(p + "norm1.weight", d), q25 ? null : vec(p + "norm1.bias", d),
-                    vec(p + "norm2.weight", d), q25 ? null : vec(p + "norm2.bias", d),
-                    linear(p + "attn.qkv", 3 * d, d), linear(p + "attn.proj", d, d),
-                    linear(p + (q25 ? "mlp.up_proj" : "mlp.fc1"), cfg.mlpHidden(), d),
-                    q25 ? linear(p + "mlp.gate_proj", cfg.mlpHidden(), d) : null,
-                    linear(p + (q25 ? "mlp.down_proj" : "mlp.fc2"), d, cfg.mlpHidden()));
+                    weights.vec(p + "norm1.weight", d), q25 ? null : weights.vec(p + "norm1.bias", d),
+                    weights.vec(p + "norm2.weight", d), q25 ? null : weights.vec(p + "norm2.bias", d),
+                    weights.linear(p + "attn.qkv", 3 * d, d), weights.linear(p + "attn.proj", d, d),
+                    weights.linear(p + (q25 ? "mlp.up_proj" : "mlp.fc1"), cfg.mlpHidden(), d),
+                    q25 ? weights.linear(p + "mlp.gate_proj", cfg.mlpHidden(), d) : null,
+                    weights.linear(p + (q25 ? "mlp.down_proj" : "mlp.fc2"), d, cfg.mlpHidden()));
         }
-        this.lnQW = vec("merger.ln_q.weight", d);
-        this.lnQB = q25 ? null : vec("merger.ln_q.bias", d);
-        this.merger0 = linear("merger.mlp.0", d * m2, d * m2);
-        this.merger2 = linear("merger.mlp.2", cfg.outHidden(), d * m2);
+        this.lnQW = weights.vec("merger.ln_q.weight", d);
+        this.lnQB = q25 ? null : weights.vec("merger.ln_q.bias", d);
+        this.merger0 = weights.linear("merger.mlp.0", d * m2, d * m2);
+        this.merger2 = weights.linear("merger.mlp.2", cfg.outHidden(), d * m2);
         this.invFreq = Rope.defaultInvFreq(cfg.headDim() / 2, cfg.ropeTheta());
-        LOG.log(System.Logger.Level.INFO, "vision encoder: cpu backend, " + cfg + ", " + params + " params ("
-                + (fp32 ? "copied to float32" : "memory-mapped, converted on the fly") + "), " + Parallel.threads() + " threads");
+        LOG.log(System.Logger.Level.INFO, "vision encoder: cpu backend, " + cfg + ", " + weights.describe() + ", " + Parallel.threads() + " threads");
     }
 
-    /** {@code name.weight [rows, cols]} and {@code name.bias [rows]}. */
-    private Linear linear(String name, int rows, int cols) {
-        return weights.linear(name, rows, cols);
-    }
 
-    private float[] vec(String name, int len) {
-        return weights.vec(name, len);
-    }
 
     @Override public int outHidden() { return cfg.outHidden(); }
     @Override public int mergeSize() { return cfg.mergeSize(); }
@@ -117,13 +103,7 @@ final class CpuVisionEncoder implements VisionEncoder {
             n = Math.addExact(n, pv.numPatches());
         }
         // 1. patch embedding (Conv3d with stride = kernel == matmul on flattened patches)
-        float[] x;
-        if (images.size() == 1) x = images.getFirst().data();
-        else {
-            x = new float[Math.multiplyExact(n, pd)];
-            int off = 0;
-            for (PixelValues pv : images) { System.arraycopy(pv.data(), 0, x, off, pv.data().length); off += pv.data().length; }
-        }
+        float[] x = PixelValues.concat(images);
         float[] h = new float[n * d];
         patchEmbed.apply(h, x, n);
 

@@ -1,11 +1,7 @@
 package io.vlmflux.vision.qwen2vl;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 
-import java.io.IOException;
-import java.io.UncheckedIOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import io.vlmflux.vision.JsonFields;
 
@@ -85,19 +81,7 @@ public record VisionConfig(Family family, int depth, int embedDim, int numHeads,
 
     /** Reads {@code config.json} of a model folder. */
     public static VisionConfig load(Path modelDir) {
-        Path file = modelDir.resolve("config.json");
-        if (!Files.isRegularFile(file)) throw new IllegalArgumentException("missing " + file + ": not a Hugging Face model folder");
-        JsonNode root;
-        try {
-            root = new ObjectMapper().readTree(file.toFile());
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot parse " + file + ": " + e.getMessage(), e);
-        }
-        try {
-            return fromJson(root);
-        } catch (IllegalArgumentException e) {
-            throw new IllegalArgumentException(file + ": " + e.getMessage(), e);
-        }
+        return io.vlmflux.vision.JsonFields.readConfig(modelDir, VisionConfig::fromJson);
     }
 
     static VisionConfig fromJson(JsonNode root) {

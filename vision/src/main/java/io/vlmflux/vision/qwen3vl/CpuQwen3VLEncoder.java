@@ -1,6 +1,5 @@
 package io.vlmflux.vision.qwen3vl;
 
-import io.vlmflux.cuda.cpu.CpuMatrix;
 import io.vlmflux.cuda.cpu.CpuOps;
 import io.vlmflux.cuda.cpu.Parallel;
 import io.vlmflux.cuda.cpu.Rope;
@@ -35,8 +34,6 @@ final class CpuQwen3VLEncoder implements VisionEncoder {
     private final Qwen3VLVisionConfig cfg;
     private final WeightStore store;
     private final TowerWeights weights;
-    private final String prefix;
-    private final boolean fp32;
     private final Linear patchEmbed;       // [hidden, C*T*P*P] with bias
     private final float[] posEmbed;        // [side*side, hidden]
     private final Block[] blocks;
@@ -56,47 +53,37 @@ final class CpuQwen3VLEncoder implements VisionEncoder {
         this.cfg = cfg;
         this.store = store;
         this.weights = new TowerWeights(store);   // prefix, parameter count, float32 copies or the mapping
-        this.prefix = weights.prefix();
-        long params = weights.params();
-        this.fp32 = weights.fp32();
         int d = cfg.hidden(), wide = d * cfg.mergeSize() * cfg.mergeSize();
 
-        TensorView pe = store.tensor(prefix + "patch_embed.proj.weight",
+        TensorView pe = weights.tensor("patch_embed.proj.weight",
                 d, cfg.inChannels(), cfg.temporalPatchSize(), cfg.patchSize(), cfg.patchSize());
-        this.patchEmbed = Linear.transposed(pe.toFloatArray(), vec("patch_embed.proj.bias", d), d, cfg.patchDim());
-        this.posEmbed = store.tensor(prefix + "pos_embed.weight", cfg.numPositions(), d).toFloatArray();
+        this.patchEmbed = Linear.transposed(pe.toFloatArray(), weights.vec("patch_embed.proj.bias", d), d, cfg.patchDim());
+        this.posEmbed = weights.tensor("pos_embed.weight", cfg.numPositions(), d).toFloatArray();
         this.blocks = new Block[cfg.depth()];
         for (int b = 0; b < cfg.depth(); b++) {
             String p = "blocks." + b + ".";
-            blocks[b] = new Block(vec(p + "norm1.weight", d), vec(p + "norm1.bias", d), vec(p + "norm2.weight", d), vec(p + "norm2.bias", d),
-                    linear(p + "attn.qkv", 3 * d, d), linear(p + "attn.proj", d, d),
-                    linear(p + "mlp.linear_fc1", cfg.intermediate(), d), linear(p + "mlp.linear_fc2", d, cfg.intermediate()));
+            blocks[b] = new Block(weights.vec(p + "norm1.weight", d), weights.vec(p + "norm1.bias", d), weights.vec(p + "norm2.weight", d), weights.vec(p + "norm2.bias", d),
+                    weights.linear(p + "attn.qkv", 3 * d, d), weights.linear(p + "attn.proj", d, d),
+                    weights.linear(p + "mlp.linear_fc1", cfg.intermediate(), d), weights.linear(p + "mlp.linear_fc2", d, cfg.intermediate()));
         }
         this.merger = merger("merger.", false, d, wide);
         this.deepstackIndexes = cfg.deepstackIndexes();
         this.deepstackMergers = new Merger[deepstackIndexes.length];
         for (int k = 0; k < deepstackMergers.length; k++) deepstackMergers[k] = merger("deepstack_merger_list." + k + ".", true, d, wide);
-        if (store.has(prefix + "deepstack_merger_list." + deepstackMergers.length + ".linear_fc1.weight"))
+        if (store.has(weights.prefix() + "deepstack_merger_list." + deepstackMergers.length + ".linear_fc1.weight"))
             throw new IllegalArgumentException(store.location() + ": the checkpoint has more DeepStack mergers than the " + deepstackIndexes.length
                     + " entries of vision_config field 'deepstack_visual_indexes' " + Arrays.toString(deepstackIndexes));
         this.invFreq = Rope.defaultInvFreq(cfg.headDim() / 2, cfg.ropeTheta());
-        LOG.log(System.Logger.Level.INFO, "vision encoder: cpu backend, " + cfg + ", " + params + " params ("
-                + (fp32 ? "copied to float32" : "memory-mapped, converted on the fly") + "), " + Parallel.threads() + " threads");
+        LOG.log(System.Logger.Level.INFO, "vision encoder: cpu backend, " + cfg + ", " + weights.describe() + ", " + Parallel.threads() + " threads");
     }
 
     private Merger merger(String p, boolean post, int d, int wide) {
         int nw = post ? wide : d;
-        return new Merger(vec(p + "norm.weight", nw), vec(p + "norm.bias", nw), post,
-                linear(p + "linear_fc1", wide, wide), linear(p + "linear_fc2", cfg.outHidden(), wide));
+        return new Merger(weights.vec(p + "norm.weight", nw), weights.vec(p + "norm.bias", nw), post,
+                weights.linear(p + "linear_fc1", wide, wide), weights.linear(p + "linear_fc2", cfg.outHidden(), wide));
     }
 
-    private Linear linear(String name, int rows, int cols) {
-        return weights.linear(name, rows, cols);
-    }
 
-    private float[] vec(String name, int len) {
-        return weights.vec(name, len);
-    }
 
     @Override public int outHidden() { return cfg.outHidden(); }
     @Override public int mergeSize() { return cfg.mergeSize(); }
@@ -126,13 +113,7 @@ final class CpuQwen3VLEncoder implements VisionEncoder {
         }
         Math.multiplyExact(n, Math.max(Math.max(pd, 3 * d), cfg.intermediate())); // the largest buffer must fit an array
         // 1. patch embedding (Conv3d with stride = kernel == matmul on flattened patches)
-        float[] x;
-        if (images.size() == 1) x = images.getFirst().data();
-        else {
-            x = new float[Math.multiplyExact(n, pd)];
-            int off = 0;
-            for (PixelValues pv : images) { System.arraycopy(pv.data(), 0, x, off, pv.data().length); off += pv.data().length; }
-        }
+        float[] x = PixelValues.concat(images);
         float[] h = new float[n * d];
         patchEmbed.apply(h, x, n);
 

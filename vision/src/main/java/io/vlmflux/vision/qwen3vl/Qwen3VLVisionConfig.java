@@ -1,12 +1,8 @@
 package io.vlmflux.vision.qwen3vl;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import io.vlmflux.vision.JsonFields;
 
-import java.io.IOException;
-import java.io.UncheckedIOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 
@@ -81,19 +77,7 @@ public record Qwen3VLVisionConfig(int depth, int hidden, int numHeads, int inter
 
     /** Reads {@code config.json} of a model folder; errors name the file. */
     public static Qwen3VLVisionConfig load(Path modelDir) {
-        Path file = modelDir.resolve("config.json");
-        if (!Files.isRegularFile(file)) throw new IllegalArgumentException("missing " + file + ": not a Hugging Face model folder");
-        JsonNode root;
-        try {
-            root = new ObjectMapper().readTree(file.toFile());
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot parse " + file + ": " + e.getMessage(), e);
-        }
-        try {
-            return fromJson(root);
-        } catch (IllegalArgumentException e) {
-            throw new IllegalArgumentException(file + ": " + e.getMessage(), e);
-        }
+        return io.vlmflux.vision.JsonFields.readConfig(modelDir, Qwen3VLVisionConfig::fromJson);
     }
 
     static Qwen3VLVisionConfig fromJson(JsonNode root) {
