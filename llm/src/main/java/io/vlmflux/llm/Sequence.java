@@ -76,7 +76,7 @@ final class Sequence implements AutoCloseable {
     /** The constraint's allowed ids in its current state, as the device mask takes them. */
     private long[] allowedWords() {
         int vocab = decoder.config().vocabSize();
-        long[] w = processor.controls().constraint().allowedWords(processor.state(), vocab);
+        long[] w = processor.controls().constraint().allowedWords(processor.state(), vocab);   // cached per state: read only
         for (long x : w) if (x != 0) return w;
         throw new IllegalStateException("the constraint allows no token of the model's vocabulary in state " + processor.state());
     }

@@ -28,7 +28,8 @@ public interface Constraint {
 
     /**
      * {@link #allowed(int)} as {@code (vocab + 63) / 64} uint64 words (id {@code i} = bit {@code i % 64} of word
-     * {@code i / 64}; ids at or beyond the tokenizer's vocabulary clear): what a device-side mask uploads.
+     * {@code i / 64}; ids at or beyond the tokenizer's vocabulary clear): what a device-side mask uploads. Read only:
+     * implementations may return a cached array.
      */
     default long[] allowedWords(int state, int vocab) {
         long[] w = allowed(state).toLongArray();

@@ -17,6 +17,7 @@ final class TokenConstraint implements Constraint {
     private final int[] endTokens;      // sorted
     private final ConcurrentHashMap<Integer, BitSet> rows = new ConcurrentHashMap<>();
     private final ConcurrentHashMap<BitSet, BitSet> distinct = new ConcurrentHashMap<>();   // interning: equal rows shared
+    private final java.util.Map<BitSet, long[]> words = java.util.Collections.synchronizedMap(new java.util.IdentityHashMap<>());   // per interned row
 
     TokenConstraint(ByteDfa dfa, TokenVocabulary vocab, int[] endTokens) {
         this.dfa = dfa;
@@ -40,6 +41,21 @@ final class TokenConstraint implements Constraint {
     @Override public boolean isEnd(int token) { return Arrays.binarySearch(endTokens, token) >= 0; }
 
     @Override public BitSet allowed(int state) { return (BitSet) row(state).clone(); }
+
+    /**
+     * The device mask's words of a state, cached per distinct row (equal rows share one array), so a decode step
+     * uploads them without converting: the caller must not modify the array.
+     */
+    @Override public long[] allowedWords(int state, int vocabSize) {
+        BitSet r = row(state);
+        int n = (vocabSize + 63) / 64;
+        long[] w = words.get(r);
+        if (w == null || w.length != n) {
+            w = java.util.Arrays.copyOf(r.toLongArray(), n);
+            words.put(r, w);
+        }
+        return w;
+    }
 
     @Override public void mask(int state, float[] logits) {
         BitSet a = row(state);
