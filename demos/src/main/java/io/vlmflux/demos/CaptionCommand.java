@@ -147,7 +147,7 @@ public final class CaptionCommand implements Command {
              VlmRuntime model = VlmRuntime.load(modelDir, ro)) {
             SamplingParams sampling = sampling(config == null ? null : config.generation(), model.generationConfig());
             CaptionOptions options = new CaptionOptions(prompt, null, maxTokens, sampling,
-                    live ? CaptionOptions.Backpressure.NEWEST_WINS : CaptionOptions.Backpressure.LOSSLESS, constraint);
+                    CaptionOptions.Backpressure.AUTO, constraint);   // resolved per pipeline from its sources (files lossless)
             if (constraint != null) {
                 try {
                     model.controls(constraint, 0);   // compile now: a bad pattern or schema is a usage error naming the flag
@@ -167,14 +167,14 @@ public final class CaptionCommand implements Command {
                 List<Flux<Caption>> each = new ArrayList<>();
                 for (int i = 0; i < inputs.size(); i++) {
                     String id = inputs.get(i).id();
-                    each.add(VlmPipeline.builder().source(inputs.get(i), policies.get(i)).sampling(policy).metrics(metrics)
-                            .model(output.stage(model, options, metrics.stage("model")), Caption::frame).flux()
+                    VlmPipeline.Builder one = VlmPipeline.builder().source(inputs.get(i), policies.get(i)).sampling(policy).metrics(metrics);
+                    each.add(one.model(output.stage(model, one.resolve(options), metrics.stage("model")), Caption::frame).flux()
                             .doOnError(e -> err.println("vlmflux: source " + id + " failed (the others go on): " + e.getMessage())));
                 }
                 // a failing source does not stop the others; its error ends the command once they are done
                 captions = Flux.fromIterable(each).flatMapDelayError(f -> f, each.size(), 32);
             } else {
-                captions = b.model(output.stage(model, options, metrics.stage("model")), Caption::frame).flux();
+                captions = b.model(output.stage(model, b.resolve(options), metrics.stage("model")), Caption::frame).flux();
             }
             if (count > 0) captions = captions.take(count);
             if (duration != null) captions = captions.take(duration);
