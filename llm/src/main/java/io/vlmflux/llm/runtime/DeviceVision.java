@@ -80,6 +80,15 @@ final class DeviceVision extends VisionPath<GpuPixels> {
         return r;
     }
 
+    /** A clip preprocessed on the host: uploaded, encoded (segments per temporal slice / window), rows kept on the device. */
+    @Override ImageRows encodeClipRows(io.vlmflux.vision.PixelValues px) {
+        DeviceEmbeddings e = encoder.encodeToDevice(px);
+        long need = (2L * e.tokens() * e.hidden() + 255) / 256 * 256;
+        Rows r = new Rows(take(need), need, e);
+        stream.copyAsync(r.rows.buffer(), e.bf16(), r.rows.buffer().bytes());
+        return r;
+    }
+
     private DeviceArena take(long cap) {
         ArrayDeque<DeviceArena> q = pool.get(cap);
         if (q != null && !q.isEmpty()) {

@@ -37,6 +37,11 @@ final class HostVision extends VisionPath<PixelValues> {
         return new ImageRows.Host(e.data(), e.tokens(), e.hidden(), e.gridT(), e.gridH(), e.gridW(), e.contentHash(), e.deepstack());
     }
 
+    @Override ImageRows encodeClipRows(PixelValues px) {
+        ImageEmbeddings e = encoder.encode(px);
+        return new ImageRows.Host(e.data(), e.tokens(), e.hidden(), e.gridT(), e.gridH(), e.gridW(), e.contentHash(), e.deepstack());
+    }
+
     @Override void free(ImageRows rows) { /* garbage collected */ }
 
     @Override void closeBackend() { encoder.close(); }

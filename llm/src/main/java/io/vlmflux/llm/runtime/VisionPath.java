@@ -63,6 +63,19 @@ abstract class VisionPath<P> implements AutoCloseable {
     /** Encodes preprocessed pixels into fresh rows (reference count 1). */
     abstract ImageRows encodeRows(Preprocessed<P> pixels);
 
+    /** Encodes host pixel values of a video clip into fresh rows (reference count 1), outside the cache. */
+    abstract ImageRows encodeClipRows(io.vlmflux.vision.PixelValues pixels);
+
+    /**
+     * The rows of a preprocessed video clip (Qwen2-VL / Qwen2.5-VL, any grid t), encoded now, outside the
+     * encoder-output cache; the caller holds them and releases them through {@link #release}.
+     */
+    final synchronized ImageRows encodeClip(io.vlmflux.vision.PixelValues pixels) {
+        if (closed) throw new IllegalStateException("the vision path of this runtime was closed");
+        beforeEncode();
+        return encodeClipRows(pixels);
+    }
+
     /** Frees rows nobody holds any more (called under the lock). */
     abstract void free(ImageRows rows);
 
