@@ -22,7 +22,7 @@ import java.util.concurrent.TimeUnit;
  */
 public final class ServeCommand implements Command {
     private static final Set<String> VALUED = Set.of("model", "host", "port", "api-key", "max-concurrent", "max-body-bytes", "max-tokens",
-            "request-timeout", "backend", "device");
+            "request-timeout", "backend", "device", "cors-origin");
     private static final Set<String> FLAGS = Set.of("insecure", "fetch-images");
 
     @Override public String summary() { return "serve a model over an OpenAI-compatible HTTP API (/v1/chat/completions)"; }
@@ -31,7 +31,8 @@ public final class ServeCommand implements Command {
         ServeOptions d = ServeOptions.defaults();
         return """
                 vlmflux serve [--model DIR] [--host 127.0.0.1] [--port 8080] [--api-key KEY] [--insecure] [--max-concurrent N]
-                              [--max-body-bytes N] [--max-tokens N] [--request-timeout D] [--fetch-images] [--backend auto|cpu|cuda] [--device N]
+                              [--max-body-bytes N] [--max-tokens N] [--request-timeout D] [--fetch-images] [--cors-origin ORIGIN]...
+                              [--backend auto|cpu|cuda] [--device N]
                   --model DIR          model folder (default demos/models/shapes-vl, the embedded demo model); its folder name
                                        is the model id clients send
                   --host ADDR          address to bind (default 127.0.0.1). Any other than loopback needs --api-key or --insecure
@@ -44,8 +45,11 @@ public final class ServeCommand implements Command {
                   --request-timeout D  longest a completion may run (default %ds)
                   --fetch-images       fetch http(s) image URLs (public addresses only, no redirects, image/* up to 20 MiB,
                                        20 s); without it only data: URLs are accepted
-                Endpoints: GET /healthz, GET /v1/models, POST /v1/chat/completions (stream: true for server-sent events;
-                images as data: URLs in image_url parts). Ctrl-C stops.""".formatted(d.port(), d.maxConcurrent(), d.maxBodyBytes(), d.maxTokens(),
+                  --cors-origin ORIGIN let browser pages from ORIGIN (https://host[:port], or * for any; repeatable or
+                                       comma-separated) call the API; without it no CORS headers are sent
+                Endpoints: GET /healthz, GET /metrics (Prometheus text), GET /v1/models, POST /v1/chat/completions
+                (stream: true for server-sent events; images as data: URLs in image_url parts; response_format,
+                logprobs, logit_bias). Ctrl-C stops.""".formatted(d.port(), d.maxConcurrent(), d.maxBodyBytes(), d.maxTokens(),
                 d.requestTimeout().toSeconds());
     }
 
@@ -100,7 +104,14 @@ public final class ServeCommand implements Command {
         if (tokens < 1) throw new UsageException("--max-tokens must be at least 1, got " + tokens);
         Duration timeout = a.has("request-timeout") ? a.getDuration("request-timeout") : d.requestTimeout();
         if (timeout.isNegative() || timeout.isZero()) throw new UsageException("--request-timeout must be positive, got '" + a.get("request-timeout") + "'");
-        return new ServeOptions(host, port, key, conc, body, tokens, timeout, a.flag("fetch-images"));
+        List<String> cors = new java.util.ArrayList<>();
+        for (String v : a.all("cors-origin"))
+            for (String o : v.split(",")) if (!o.isBlank()) cors.add(o.strip());
+        try {
+            return new ServeOptions(host, port, key, conc, body, tokens, timeout, a.flag("fetch-images"), cors);
+        } catch (IllegalArgumentException e) {
+            throw new UsageException("--cors-origin: " + e.getMessage());
+        }
     }
 
     /** True for loopback names and addresses; a name that does not resolve is not loopback. */

@@ -12,7 +12,7 @@ import static org.junit.jupiter.api.Assertions.*;
 /** {@code vlmflux serve}'s flags: loopback by default, a reachable address only with a key or --insecure. */
 class ServeCommandTest {
     static final Set<String> VALUED = Set.of("model", "host", "port", "api-key", "max-concurrent", "max-body-bytes", "max-tokens",
-            "request-timeout", "backend", "device");
+            "request-timeout", "backend", "device", "cors-origin");
 
     static ServeOptions options(String env, String... args) {
         return ServeCommand.options(Args.parse(List.of(args), VALUED, Set.of("insecure", "fetch-images")), env);
@@ -36,6 +36,14 @@ class ServeCommandTest {
         assertEquals("k1", options(null, "--host", "0.0.0.0", "--api-key", "k1").apiKey());
         assertEquals("from-env", options("from-env", "--host", "0.0.0.0").apiKey());
         assertNull(options(null, "--host", "0.0.0.0", "--insecure").apiKey());
+    }
+
+    @Test void corsIsOffUnlessOriginsAreGiven() {
+        assertEquals(List.of(), options(null).corsOrigins());
+        assertEquals(List.of("https://a.example", "http://b.example:8000", "*"),
+                options(null, "--cors-origin", "https://a.example,http://b.example:8000", "--cors-origin", "*").corsOrigins());
+        UsageException e = assertThrows(UsageException.class, () -> options(null, "--cors-origin", "https://a.example/path"));
+        assertTrue(e.getMessage().contains("--cors-origin") && e.getMessage().contains("/path"), e.getMessage());
     }
 
     @Test void boundsAreParsedAndChecked() {

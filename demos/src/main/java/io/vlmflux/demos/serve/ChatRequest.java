@@ -2,11 +2,14 @@ package io.vlmflux.demos.serve;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import io.vlmflux.llm.chat.ChatMessage;
+import io.vlmflux.llm.constrain.ConstraintSpec;
 
 import java.util.ArrayList;
 import java.util.Base64;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 
 /**
  * One {@code POST /v1/chat/completions} body, validated: the chat turns (images as slots), the encoded images in slot
@@ -18,9 +21,13 @@ import java.util.Locale;
  * @param topP        null: the model's generation config
  * @param seed        null: a fresh one per request
  * @param ignoreEos   vLLM's extension: keep going past end-of-turn tokens (stop strings still apply)
+ * @param format      {@code response_format} as a constraint on the answer (json_schema, json_object), or null for text
+ * @param topLogprobs -1: no {@code logprobs}; else {@code logprobs: true} with this many {@code top_logprobs} (0..20)
+ * @param logitBias   {@code logit_bias}: token id to a bias in [-100, 100] (empty: none)
  */
 record ChatRequest(String model, List<ChatMessage> messages, List<Image> images, Integer maxTokens, Double temperature,
-                   Double topP, Long seed, List<String> stop, boolean stream, boolean includeUsage, boolean ignoreEos) {
+                   Double topP, Long seed, List<String> stop, boolean stream, boolean includeUsage, boolean ignoreEos,
+                   ConstraintSpec format, int topLogprobs, Map<Integer, Float> logitBias) {
     /**
      * An image: encoded bytes (PNG, JPEG, ...) from a data URL, or an http(s) {@code url} still to fetch (bytes null);
      * {@code param} is the field it came from.
@@ -37,7 +44,15 @@ record ChatRequest(String model, List<ChatMessage> messages, List<Image> images,
         messages = List.copyOf(messages);
         images = List.copyOf(images);
         stop = List.copyOf(stop);
+        logitBias = Map.copyOf(logitBias);
     }
+
+    /** OpenAI's bound on {@code top_logprobs}. */
+    static final int MAX_TOP_LOGPROBS = 20;
+    /** Entries one {@code logit_bias} may hold (OpenAI documents no bound; this keeps a request's work small). */
+    static final int MAX_LOGIT_BIAS = 1024;
+
+    boolean logprobs() { return topLogprobs >= 0; }
 
     /** @param fetch whether http(s) image URLs are accepted (to be fetched), or refused */
     static ChatRequest parse(JsonNode body, boolean fetch) {
@@ -86,11 +101,38 @@ record ChatRequest(String model, List<ChatMessage> messages, List<Image> images,
         JsonNode tools = body.get("tools");
         if (tools != null && !tools.isNull() && !(tools.isArray() && tools.isEmpty()))
             throw ApiException.invalid("tools", "tools / function calling are not supported by this server");
-        if (bool(body, "logprobs")) throw ApiException.invalid("logprobs", "'logprobs' is not supported by this server");
-        JsonNode rf = body.get("response_format");
-        if (rf != null && !rf.isNull() && !"text".equals(rf.path("type").asText()))
-            throw ApiException.invalid("response_format", "only response_format {\"type\": \"text\"} is supported, got " + rf);
-        return new ChatRequest(model, messages, images, maxTokens, temperature, topP, seed, stop, stream, includeUsage, bool(body, "ignore_eos"));
+        boolean logprobs = bool(body, "logprobs");
+        Integer top = integer(body, "top_logprobs", 0);
+        if (top != null && top > MAX_TOP_LOGPROBS)
+            throw ApiException.invalid("top_logprobs", "'top_logprobs' must be in [0, " + MAX_TOP_LOGPROBS + "], got " + top);
+        if (top != null && !logprobs) throw ApiException.invalid("top_logprobs", "'top_logprobs' needs 'logprobs': true");
+        int topLogprobs = logprobs ? (top == null ? 0 : top) : -1;
+        ConstraintSpec format = ResponseFormats.parse(body.get("response_format"));
+        return new ChatRequest(model, messages, images, maxTokens, temperature, topP, seed, stop, stream, includeUsage, bool(body, "ignore_eos"),
+                format, topLogprobs, logitBias(body.get("logit_bias")));
+    }
+
+    /** {@code logit_bias}: an object from token ids (as strings) to numbers in [-100, 100]. */
+    private static Map<Integer, Float> logitBias(JsonNode lb) {
+        if (lb == null || lb.isNull()) return Map.of();
+        if (!lb.isObject()) throw ApiException.invalid("logit_bias", "'logit_bias' must be an object from token ids to biases, got " + shape(lb));
+        if (lb.size() > MAX_LOGIT_BIAS) throw ApiException.invalid("logit_bias", "'logit_bias' takes at most " + MAX_LOGIT_BIAS + " entries, got " + lb.size());
+        Map<Integer, Float> out = new HashMap<>();
+        for (var it = lb.fields(); it.hasNext(); ) {
+            var e = it.next();
+            int id;
+            try {
+                id = Integer.parseInt(e.getKey().strip());
+            } catch (NumberFormatException x) {
+                throw ApiException.invalid("logit_bias", "'logit_bias' keys must be token ids, got '" + abbreviate(e.getKey()) + "'");
+            }
+            if (id < 0) throw ApiException.invalid("logit_bias", "'logit_bias' token id must be >= 0, got " + id);
+            JsonNode v = e.getValue();
+            if (!v.isNumber() || !(v.asDouble() >= -100 && v.asDouble() <= 100))
+                throw ApiException.invalid("logit_bias", "'logit_bias[\"" + id + "\"]' must be a number in [-100, 100], got " + shape(v));
+            out.put(id, (float) v.asDouble());
+        }
+        return out;
     }
 
     private static ChatMessage message(JsonNode m, String at, List<Image> images, boolean fetch) {
@@ -206,10 +248,10 @@ record ChatRequest(String model, List<ChatMessage> messages, List<Image> images,
         return v.asBoolean();
     }
 
-    private static String shape(JsonNode v) {
+    static String shape(JsonNode v) {
         String s = v.toString();
         return v.getNodeType().name().toLowerCase(Locale.ROOT) + " " + abbreviate(s);
     }
 
-    private static String abbreviate(String s) { return s.length() > 40 ? s.substring(0, 40) + "..." : s; }
+    static String abbreviate(String s) { return s.length() > 40 ? s.substring(0, 40) + "..." : s; }
 }

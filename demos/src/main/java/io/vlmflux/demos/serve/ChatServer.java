@@ -12,6 +12,9 @@ import io.vlmflux.llm.GenerateOptions;
 import io.vlmflux.llm.GenerationConfig;
 import io.vlmflux.llm.SamplingParams;
 import io.vlmflux.llm.TokenEvent;
+import io.vlmflux.llm.constrain.ConstraintException;
+import io.vlmflux.llm.constrain.ConstraintSpec;
+import io.vlmflux.llm.constrain.TokenControls;
 import io.vlmflux.llm.runtime.Prompt;
 import io.vlmflux.llm.runtime.PromptTemplate;
 import io.vlmflux.llm.runtime.VlmRuntime;
@@ -72,6 +75,7 @@ public final class ChatServer implements AutoCloseable {
     private final byte[] apiKey;
     private final AtomicLong cancelled = new AtomicLong();
     private final ImageFetcher fetcher;   // null: http(s) image URLs are refused
+    private final ServeMetrics metrics;
     private final DisposableServer server;
 
     private ChatServer(VlmRuntime runtime, ServeOptions options, ImageFetcher fetcher) {
@@ -85,6 +89,7 @@ public final class ChatServer implements AutoCloseable {
         this.admission = new Semaphore(options.maxConcurrent());
         this.apiKey = options.apiKey() == null ? null : options.apiKey().getBytes(StandardCharsets.UTF_8);
         this.fetcher = fetcher;
+        this.metrics = new ServeMetrics(runtime);
         try {
             this.server = HttpServer.create().host(options.host()).port(options.port())
                     .handle(this::handle)
@@ -117,6 +122,12 @@ public final class ChatServer implements AutoCloseable {
     /** The model's id in {@code /v1/models} and in requests: its folder name. */
     public String modelId() { return modelId; }
 
+    /**
+     * The server's meters ({@code GET /metrics}): other parts of the server (live streams) register theirs here,
+     * e.g. {@code metrics().source(id).frameIn()}.
+     */
+    public ServeMetrics metrics() { return metrics; }
+
     /** Blocks until the server is closed. */
     public void awaitClose() { server.onDispose().block(); }
 
@@ -133,10 +144,18 @@ public final class ChatServer implements AutoCloseable {
         if (path.length() > 1 && path.endsWith("/")) path = path.substring(0, path.length() - 1);
         HttpMethod method = req.method();
         try {
+            if (cors(req, res, path)) return res.status(204).header("Content-Length", "0").send();
             if (path.equals("/healthz")) {
                 allow(method, HttpMethod.GET, path);
                 ObjectNode o = json.createObjectNode().put("status", "ok").put("model", modelId).put("backend", runtime.backend().wire());
                 return sendJson(res, 200, o);
+            }
+            if (path.equals("/metrics")) {
+                allow(method, HttpMethod.GET, path);
+                authorize(req);
+                byte[] text = metrics.scrape().getBytes(StandardCharsets.UTF_8);
+                return res.status(200).header("Content-Type", ServeMetrics.CONTENT_TYPE).header("Content-Length", Integer.toString(text.length))
+                        .sendByteArray(Mono.just(text)).then();
             }
             if (path.equals("/v1") || path.startsWith("/v1/")) {
                 authorize(req);
@@ -172,10 +191,40 @@ public final class ChatServer implements AutoCloseable {
         if (apiKey == null) return;
         String h = req.requestHeaders().get("Authorization");
         String token = h != null && h.regionMatches(true, 0, "Bearer ", 0, 7) ? h.substring(7).strip() : null;
-        if (token == null)
+        if (token == null) {
+            metrics.rejected("unauthorized");
             throw new ApiException(401, "invalid_request_error", "missing API key: send the header 'Authorization: Bearer KEY'", null, "missing_api_key");
-        if (!MessageDigest.isEqual(token.getBytes(StandardCharsets.UTF_8), apiKey))
+        }
+        if (!MessageDigest.isEqual(token.getBytes(StandardCharsets.UTF_8), apiKey)) {
+            metrics.rejected("unauthorized");
             throw new ApiException(401, "invalid_request_error", "incorrect API key", null, "invalid_api_key");
+        }
+    }
+
+    /**
+     * CORS (only with {@code corsOrigins} configured): an allowed {@code Origin} gets {@code Access-Control-Allow-Origin}
+     * on the answer; true for a preflight ({@code OPTIONS} with {@code Access-Control-Request-Method}) that is answered
+     * 204 at once. A preflight from an origin not allowed is 403. Without configured origins nothing is added, and
+     * browsers refuse cross-origin calls.
+     */
+    private boolean cors(HttpServerRequest req, HttpServerResponse res, String path) {
+        List<String> allowed = options.corsOrigins();
+        String origin = req.requestHeaders().get("Origin");
+        if (allowed.isEmpty() || origin == null) return false;
+        boolean ok = allowed.contains("*") || allowed.contains(origin);
+        boolean preflight = req.method().equals(HttpMethod.OPTIONS) && req.requestHeaders().contains("Access-Control-Request-Method");
+        if (!ok) {
+            if (preflight) throw new ApiException(403, "invalid_request_error", "the origin " + ChatRequest.abbreviate(origin)
+                    + " may not call this server (--cors-origin)", null, "cors_origin_not_allowed");
+            return false;
+        }
+        res.header("Access-Control-Allow-Origin", allowed.contains("*") ? "*" : origin);
+        res.header("Vary", "Origin");
+        if (!preflight) return false;
+        res.header("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+        res.header("Access-Control-Allow-Headers", "Authorization, Content-Type");
+        res.header("Access-Control-Max-Age", "600");
+        return true;
     }
 
     private ObjectNode modelObject() {
@@ -194,6 +243,7 @@ public final class ChatServer implements AutoCloseable {
             long n;
             try { n = Long.parseLong(length.trim()); } catch (NumberFormatException e) { n = -1; }
             if (n > options.maxBodyBytes()) {
+                metrics.rejected("too_large");
                 ApiException e = tooLarge(n + " bytes");
                 // read what the client is sending (up to a bound) before answering: closing on unread data resets
                 // the connection, and the client would see that instead of the 413
@@ -202,12 +252,14 @@ public final class ChatServer implements AutoCloseable {
             }
         }
         if (!admission.tryAcquire()) {
+            metrics.rejected("busy");
             res.header("Retry-After", "1");
             return sendError(res, new ApiException(429, "rate_limit_exceeded", "the server is busy: " + options.maxConcurrent()
                     + " completion(s) are running; retry after 1 s", null, "too_many_requests"));
         }
+        metrics.admitted();
         AtomicBoolean released = new AtomicBoolean();
-        Runnable release = () -> { if (released.compareAndSet(false, true)) admission.release(); };
+        Runnable release = () -> { if (released.compareAndSet(false, true)) { admission.release(); metrics.released(); } };
         long start = System.nanoTime();
         return readBody(req)
                 .timeout(options.requestTimeout())   // a client that uploads too slowly gives its slot back
@@ -216,7 +268,10 @@ public final class ChatServer implements AutoCloseable {
                 .flatMap(r -> complete(r, res, start))
                 // once an event stream has begun its errors travel inside it; a failed write means the client left
                 .onErrorResume(e -> res.hasSentHeaders() ? Mono.empty() : sendError(res, toApi(e)))
-                .doFinally(s -> release.run());
+                .doFinally(s -> {
+                    release.run();
+                    metrics.requestDone("chat", res.status().code());
+                });
     }
 
     private ApiException tooLarge(String what) {
@@ -278,7 +333,7 @@ public final class ChatServer implements AutoCloseable {
         }
         int maxTokens = r.maxTokens() != null ? r.maxTokens() : options.maxTokens();
         GenerateOptions go = new GenerateOptions(sampling(r), maxTokens, r.ignoreEos() ? Set.of() : runtime.stopTokens(), r.stop(),
-                runtime.cachedPrefix(template.sharedPrefix()), null);
+                runtime.cachedPrefix(template.sharedPrefix()), null).withControls(controls(r));
         Duration deadline = options.requestTimeout();
         String id = "chatcmpl-" + UUID.randomUUID().toString().replace("-", "");
         long createdAt = System.currentTimeMillis() / 1000;
@@ -303,6 +358,55 @@ public final class ChatServer implements AutoCloseable {
                     return r.stream() ? stream(r, res, id, createdAt, promptTokens, tokens, start)
                             : plain(r, res, id, createdAt, promptTokens, tokens, start);
                 });
+    }
+
+    /** response_format, logprobs and logit_bias as the runtime's token controls (a schema is compiled here, cached by the runtime). */
+    private TokenControls controls(ChatRequest r) {
+        int vocab = runtime.config().vocabSize();
+        for (int id : r.logitBias().keySet())
+            if (id >= vocab) throw ApiException.invalid("logit_bias", "'logit_bias' names token " + id + "; " + modelId + " has " + vocab + " tokens");
+        if (r.format() == null && !r.logprobs() && r.logitBias().isEmpty()) return TokenControls.none();
+        TokenControls c;
+        try {
+            c = runtime.controls(r.format(), r.logprobs() ? Math.max(1, r.topLogprobs()) : 0);
+        } catch (ConstraintException e) {
+            String param = r.format() instanceof ConstraintSpec.JsonSchema ? "response_format.json_schema.schema" : "response_format";
+            throw new ApiException(400, "invalid_request_error", "'" + param + "': " + e.getMessage(), param, "invalid_response_format");
+        }
+        return r.logitBias().isEmpty() ? c : c.withLogitBias(r.logitBias());
+    }
+
+    /** OpenAI's {@code logprobs.content} entries for the events' tokens (special tokens, such as end of turn, left out). */
+    private ArrayNode logprobs(ChatRequest r, List<TokenEvent> events) {
+        ArrayNode content = json.createArrayNode();
+        var tok = runtime.tokenizer();
+        for (TokenEvent ev : events) {
+            if (ev.logprobs() == null || ev.tokenId() < 0 || tok.isSpecial(ev.tokenId())) continue;
+            ObjectNode e = tokenLogprob(ev.tokenId(), ev.logprobs().chosen());
+            ArrayNode top = e.putArray("top_logprobs");
+            for (var t : ev.logprobs().top().subList(0, Math.min(r.topLogprobs(), ev.logprobs().top().size())))
+                top.add(tokenLogprob(t.tokenId(), t.logprob()));
+            content.add(e);
+        }
+        return content;
+    }
+
+    private ObjectNode tokenLogprob(int id, float logprob) {
+        byte[] b = runtime.tokenizer().tokenBytes(id);
+        if (b == null) b = new byte[0];
+        ObjectNode e = json.createObjectNode();
+        e.put("token", new String(b, StandardCharsets.UTF_8));
+        e.put("logprob", Float.isInfinite(logprob) ? -9999.0 : logprob);   // OpenAI writes -9999.0 for "impossible"
+        ArrayNode bytes = e.putArray("bytes");
+        for (byte x : b) bytes.add(x & 0xFF);
+        return e;
+    }
+
+    private ObjectNode logprobsObject(ArrayNode content) {
+        ObjectNode o = json.createObjectNode();
+        o.set("content", content);
+        o.putNull("refusal");
+        return o;
     }
 
     private Flux<TokenEvent> generate(Prompt prompt, GenerateOptions go) {
@@ -345,6 +449,13 @@ public final class ChatServer implements AutoCloseable {
         return new SamplingParams(false, t, gen.doSample() ? gen.topK() : 0, topP, gen.doSample() ? gen.minP() : 0.0, gen.repetitionPenalty(), seed);
     }
 
+    /** Records the time to the first token of a completion admitted at {@code start}; returns it. */
+    private long firstToken(long start) {
+        long t = System.nanoTime() - start;
+        metrics.firstToken(t);
+        return t;
+    }
+
     private static String finish(FinishReason f) {
         return switch (f) {
             case STOP, STOP_STRING -> "stop";
@@ -357,11 +468,15 @@ public final class ChatServer implements AutoCloseable {
     private Mono<Void> plain(ChatRequest r, HttpServerResponse res, String id, long createdAt, int promptTokens, Flux<TokenEvent> tokens, long start) {
         StringBuilder text = new StringBuilder();
         int[] count = {0};
+        long[] ttft = {-1};
         FinishReason[] reason = {FinishReason.LENGTH};
+        List<TokenEvent> withLogprobs = new ArrayList<>();
         return tokens.doOnNext(ev -> {
+                    if (ttft[0] < 0) ttft[0] = firstToken(start);
                     text.append(ev.textDelta());
                     if (ev.tokenId() >= 0) count[0]++;
                     if (ev.finishReason() != null) reason[0] = ev.finishReason();
+                    if (r.logprobs()) withLogprobs.add(ev);
                 })
                 .then(Mono.defer(() -> {
                     ObjectNode o = head(id, "chat.completion", createdAt);
@@ -369,9 +484,11 @@ public final class ChatServer implements AutoCloseable {
                     c.put("index", 0);
                     ObjectNode m = c.putObject("message");
                     m.put("role", "assistant").put("content", text.toString()).putNull("refusal");
-                    c.putNull("logprobs");
+                    if (r.logprobs()) c.set("logprobs", logprobsObject(logprobs(r, withLogprobs)));
+                    else c.putNull("logprobs");
                     c.put("finish_reason", finish(reason[0]));
                     o.set("usage", usage(promptTokens, count[0]));
+                    metrics.completed(count[0], Math.max(0, ttft[0]), System.nanoTime() - start);
                     log(r, 200, promptTokens, count[0], start);
                     return sendJson(res, 200, o);
                 }));
@@ -380,17 +497,30 @@ public final class ChatServer implements AutoCloseable {
     /** Server-sent events: a role chunk, one chunk per text delta, a finish chunk, the usage chunk if asked, [DONE]. */
     private Mono<Void> stream(ChatRequest r, HttpServerResponse res, String id, long createdAt, int promptTokens, Flux<TokenEvent> tokens, long start) {
         int[] count = {0};
+        long[] ttft = {-1};
         ObjectNode roleDelta = json.createObjectNode().put("role", "assistant").put("content", "");
+        List<TokenEvent> pendingLogprobs = new ArrayList<>();   // tokens whose text has not been sent yet (partial UTF-8, held stop prefix)
         Flux<String> events = Flux.concat(
-                Mono.fromSupplier(() -> chunk(r, id, createdAt, roleDelta, null)),
+                Mono.fromSupplier(() -> chunk(r, id, createdAt, roleDelta, null, null)),
                 tokens.concatMapIterable(ev -> {
+                    if (ttft[0] < 0) ttft[0] = firstToken(start);
                     if (ev.tokenId() >= 0) count[0]++;
+                    if (r.logprobs()) pendingLogprobs.add(ev);
                     List<String> out = new ArrayList<>(2);
-                    if (!ev.textDelta().isEmpty()) out.add(chunk(r, id, createdAt, json.createObjectNode().put("content", ev.textDelta()), null));
-                    if (ev.finishReason() != null) out.add(chunk(r, id, createdAt, json.createObjectNode(), finish(ev.finishReason())));
+                    boolean last = ev.finishReason() != null;
+                    if (!ev.textDelta().isEmpty() || (last && r.logprobs() && !pendingLogprobs.isEmpty())) {
+                        ObjectNode lp = null;
+                        if (r.logprobs()) {
+                            lp = logprobsObject(logprobs(r, pendingLogprobs));
+                            pendingLogprobs.clear();
+                        }
+                        out.add(chunk(r, id, createdAt, json.createObjectNode().put("content", ev.textDelta()), null, lp));
+                    }
+                    if (last) out.add(chunk(r, id, createdAt, json.createObjectNode(), finish(ev.finishReason()), null));
                     return out;
                 }),
                 Mono.fromSupplier(() -> {
+                    metrics.completed(count[0], Math.max(0, ttft[0]), System.nanoTime() - start);
                     log(r, 200, promptTokens, count[0], start);
                     if (!r.includeUsage()) return "";
                     ObjectNode o = head(id, "chat.completion.chunk", createdAt);
@@ -414,12 +544,13 @@ public final class ChatServer implements AutoCloseable {
         return o;
     }
 
-    private String chunk(ChatRequest r, String id, long createdAt, ObjectNode delta, String finish) {
+    private String chunk(ChatRequest r, String id, long createdAt, ObjectNode delta, String finish, ObjectNode logprobs) {
         ObjectNode o = head(id, "chat.completion.chunk", createdAt);
         ObjectNode c = o.putArray("choices").addObject();
         c.put("index", 0);
         c.set("delta", delta);
-        c.putNull("logprobs");
+        if (logprobs != null) c.set("logprobs", logprobs);
+        else c.putNull("logprobs");
         c.put("finish_reason", finish);
         if (r.includeUsage()) o.putNull("usage");
         return write(o);

@@ -539,6 +539,11 @@ public final class VlmRuntime implements AutoCloseable {
     /** Batched decode steps so far and the tokens they produced; {0, 0} without batching. */
     public long[] batchStats() { return batchGenerator == null ? new long[2] : batchGenerator.batchStats(); }
 
+    /** {free, total} bytes of this runtime's device memory on cuda (all processes' use counts); null on cpu. */
+    public long[] deviceMemory() {
+        return backend == Backend.CUDA && !isClosed() ? Gpu.device(device).memoryInfo() : null;
+    }
+
     /** The prefix cache, or null when disabled. */
     public PrefixCache prefixCache() { return prefixCache; }
 
