@@ -70,12 +70,13 @@ public final class CaptionCommand implements Command {
                                     timings {preprocess_ms, encode_ms, prefill_ms, ttft_ms, total_ms}
                 Live sources keep only the newest frame while a caption is being generated (dropped frames are counted);
                 files and other non-live sources are captioned losslessly at the sampling rate. Ctrl-C stops cleanly.
-                At the end stderr gets one line per stage: in, out, dropped, errors, latency (docs/pipeline.md).""";
+                At the end stderr gets one line per stage: in, out, dropped, errors, latency (docs/pipeline.md).
+                """ + AlertMode.USAGE;
     }
 
     @Override public int run(List<String> argv) throws Exception {
         Args a = Args.parse(argv, Set.of("source", "model", "prompt", "every", "max-tokens", "count", "duration", "backend", "device", "config",
-                "json-schema", "regex", "choice"), Set.of("json"));
+                "json-schema", "regex", "choice", "alert", "alert-agree", "alert-debounce", "alert-min-interval", "alert-max-interval"), Set.of("json"));
         if (!a.positional().isEmpty()) throw new UsageException("unexpected argument '" + a.positional().get(0) + "'");
         if (a.has("count") && a.has("duration")) throw new UsageException("give --count or --duration, not both");
         PipelineConfig config = null;
@@ -110,6 +111,16 @@ public final class CaptionCommand implements Command {
         Path modelDir = modelDir(a.get("model", config != null ? config.model().dir() : DEFAULT_MODEL));
         boolean json = a.flag("json");
         io.vlmflux.llm.constrain.ConstraintSpec constraint = constraint(a);
+        if (constraint == null && config != null && config.constraint() != null) {
+            try {
+                constraint = AlertMode.constraint(config.constraint(), "constraint");
+            } catch (IllegalArgumentException e) {
+                throw new UsageException("config " + e.getMessage());
+            }
+        }
+        List<io.vlmflux.pipeline.caption.Alert> alerts = AlertMode.alerts(a, config);   // flags, else the config's
+        if (!alerts.isEmpty() && (a.has("json-schema") || a.has("regex") || a.has("choice")))
+            throw new UsageException("--alert asks its own questions instead of captioning: give the answers in the alert (\"Q? A|B\", \"Q? /RE/\"), not " + constraintFlag(a));
 
         // sources: --source replaces the config's list
         PipelineMetrics metrics = new PipelineMetrics();        // one set of counters for the run, summarized at the end
@@ -156,6 +167,20 @@ public final class CaptionCommand implements Command {
                 }
             }
             boolean multi = opened.size() > 1;
+            if (!alerts.isEmpty()) {
+                AlertMode.check(model, alerts);
+                err.printf("vlmflux: watching %s with %s on %s, every %s%s: %d alert(s) (Ctrl-C to stop)%n", multi ? opened.size() + " sources" : opened.get(0).id(),
+                        modelDir.getFileName(), model.backend().wire(), policy.spec(), live ? ", newest frame wins" : ", lossless", alerts.size());
+                var backpressure = b.resolve(CaptionOptions.defaults()).backpressure();
+                Flux<io.vlmflux.pipeline.watch.Event> events = b.model(io.vlmflux.pipeline.Stages.watch(model, alerts, backpressure)).flux();
+                if (count > 0) events = events.take(count);
+                if (duration != null) events = events.take(duration);
+                int rc = stream(events, output::alert);
+                for (var stage : metrics.snapshot().stages()) err.println("vlmflux: stage " + stage.format());
+                var cache = model.encoderCacheStats();
+                err.printf("vlmflux: encoder cache %d hits, %d misses (one encoding per frame for all alerts)%n", cache.hits(), cache.misses());
+                return rc;
+            }
             // several sources on cuda: one caption stage per source so their captions run concurrently and the model
             // batches their decode steps; otherwise one stage behind the fair fan-in (captions take turns)
             boolean perSource = multi && model.batchDecode();
@@ -224,7 +249,7 @@ public final class CaptionCommand implements Command {
     }
 
     /** Subscribes, waits for the end, and turns Ctrl-C into a cancel that waits (bounded) for the teardown. */
-    static int stream(Flux<Caption> captions, java.util.function.Consumer<Caption> print) throws Exception {
+    static <T> int stream(Flux<T> captions, java.util.function.Consumer<T> print) throws Exception {
         CountDownLatch done = new CountDownLatch(1);
         AtomicReference<Throwable> error = new AtomicReference<>();
         Disposable sub = captions.doFinally(s -> done.countDown()).subscribe(print, error::set);
