@@ -46,7 +46,7 @@ final class JsonSchemaCompiler {
 
     private JsonSchemaCompiler() {}
 
-    static Rx compile(String schemaJson) {
+    static Cfg compile(String schemaJson) {
         JsonNode root;
         try {
             root = JSON.readTree(schemaJson);
@@ -56,7 +56,7 @@ final class JsonSchemaCompiler {
                     + ", column " + loc.getColumnNr()) + ": " + e.getOriginalMessage());
         }
         if (root == null || root.isMissingNode()) throw new ConstraintException("JSON schema is empty");
-        return new JsonSchemaCompiler().schema(root, "");
+        return Cfg.regular(new JsonSchemaCompiler().schema(root, ""));
     }
 
     private static ConstraintException err(String ptr, String why) {
@@ -198,6 +198,7 @@ final class JsonSchemaCompiler {
             case Rx.Cat c -> new Rx.Cat(c.parts().stream().map(JsonSchemaCompiler::withoutJsonSpecials).toList());
             case Rx.Alt a -> new Rx.Alt(a.options().stream().map(JsonSchemaCompiler::withoutJsonSpecials).toList());
             case Rx.Rep p -> new Rx.Rep(withoutJsonSpecials(p.body()), p.min(), p.max());
+            case Rx.Ref f -> f;
         };
     }
 
