@@ -349,12 +349,13 @@ final class GrammarParser {
         while (true) {
             if (!more() || peek() == '\n') throw error(at, "unterminated character class");
             if (peek() == ']') { pos++; break; }
+            int loAt = pos;
             int lo = classChar();
             int hi = lo;
             if (more() && peek() == '-' && pos + 1 < cps.length && cps[pos + 1] != ']') {
                 pos++;
                 hi = classChar();
-                if (hi < lo) throw error(pos - 1, "empty range in character class: the end is below the start");
+                if (hi < lo) throw error(loAt, "empty range in character class: the end is below the start");
             }
             pairs.add(lo);
             pairs.add(hi);
