@@ -46,8 +46,18 @@ record Cfg(List<String> names, List<Rx> bodies, List<String> where, int start) {
             for (int r = reach.nextSetBit(0); r >= 0; r = reach.nextSetBit(r + 1))
                 if (!productive.get(r) && productive(bodies.get(r), productive)) { productive.set(r); changed = true; }
         }
-        for (int r = reach.nextSetBit(0); r >= 0; r = reach.nextSetBit(r + 1))
-            if (!productive.get(r)) throw err(r, "can never finish (every alternative recurses without end, or it matches nothing)");
+        BitSet stuck = (BitSet) reach.clone();
+        stuck.andNot(productive);
+        if (!stuck.isEmpty()) {   // name the culprit: a stuck rule that depends on no other stuck rule, if there is one
+            int culprit = stuck.nextSetBit(0);
+            for (int r = stuck.nextSetBit(0); r >= 0; r = stuck.nextSetBit(r + 1)) {
+                int self = r;
+                boolean[] other = {false};
+                refs(bodies.get(r), x -> { if (x != self && stuck.get(x)) other[0] = true; });
+                if (!other[0]) { culprit = r; break; }
+            }
+            throw err(culprit, "can never finish (every alternative recurses without end, or it matches nothing)");
+        }
         // recursion among reachable rules: a cycle in the reference graph
         int[] color = new int[n];
         boolean recursive = cycle(start, color);
