@@ -162,7 +162,7 @@ final class GrammarParser {
             if (!more()) break;
             int c = peek();
             if (c == '|' || c == ')' || c == ']') break;
-            if (depth == 0 && atDefinition()) break;
+            if (depth == 0 && (atDefinition() || lark && c == '%')) break;
             if (lark && at("->")) {   // alias: tree shaping only
                 pos += 2;
                 space();
