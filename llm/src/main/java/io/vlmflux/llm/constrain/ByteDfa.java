@@ -68,6 +68,33 @@ final class ByteDfa implements Language {
         return s != DEAD && accepts(s);
     }
 
+    /** A shortest byte string both automata accept (as text), or null when their languages are disjoint. */
+    static String commonWitness(ByteDfa a, ByteDfa b) {
+        Map<Long, long[]> seen = new HashMap<>();   // pair -> {previous pair, byte}
+        ArrayDeque<Long> q = new ArrayDeque<>();
+        long start = 0L;
+        seen.put(start, null);
+        q.add(start);
+        while (!q.isEmpty()) {
+            long p = q.poll();
+            int sa = (int) (p >>> 32), sb = (int) p;
+            if (a.accepts(sa) && b.accepts(sb)) {
+                java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
+                List<Integer> bytes = new ArrayList<>();
+                for (long[] prev = seen.get(p); prev != null; prev = seen.get(prev[0])) bytes.add(0, (int) prev[1]);
+                bytes.forEach(out::write);
+                return "\"" + out.toString(java.nio.charset.StandardCharsets.UTF_8) + "\"";
+            }
+            for (int c = 0; c < 256; c++) {
+                int ta = a.next(sa, c), tb = b.next(sb, c);
+                if (ta == DEAD || tb == DEAD) continue;
+                long t = ((long) ta << 32) | (tb & 0xFFFFFFFFL);
+                if (!seen.containsKey(t)) { seen.put(t, new long[] {p, c}); q.add(t); }
+            }
+        }
+        return null;
+    }
+
     // ---- construction ----
 
     static ByteDfa compile(Rx rx) { return compile(rx, 0); }
