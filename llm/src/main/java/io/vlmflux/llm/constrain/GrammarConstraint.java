@@ -113,7 +113,17 @@ final class GrammarConstraint implements Constraint {
                 deps[i] = dependent[tops[i]];
             }
         }
-        int[] check = Arrays.stream(merge(deps)).filter(p -> !allowed.get(vocab.sorted[p])).toArray();
+        int[] check;
+        if (deps.length == 1) {
+            int n = 0;
+            check = new int[deps[0].length];
+            for (int p : deps[0]) if (!allowed.get(vocab.sorted[p])) check[n++] = p;
+            check = Arrays.copyOf(check, n);
+        } else {   // union of the frames' lists, ascending, without tokens already allowed
+            BitSet pos = new BitSet(vocab.sorted.length);
+            for (int[] d : deps) for (int p : d) if (!allowed.get(vocab.sorted[p])) pos.set(p);
+            check = pos.stream().toArray();
+        }
         walk(config, check, allowed, false);
         if (pd.accepts(config)) for (int e : endTokens) allowed.set(e);
         return allowed;
@@ -189,8 +199,4 @@ final class GrammarConstraint implements Constraint {
         return classify ? Arrays.copyOf(dep, nd) : null;
     }
 
-    private static int[] merge(int[][] lists) {
-        if (lists.length == 1) return lists[0];
-        return Arrays.stream(lists).flatMapToInt(Arrays::stream).distinct().sorted().toArray();
-    }
 }

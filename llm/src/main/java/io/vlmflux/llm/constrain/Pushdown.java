@@ -38,7 +38,8 @@ final class Pushdown implements Language {
     private final List<int[]> cfgNodes = new ArrayList<>();
     private final List<Integer> cfgFlags = new ArrayList<>();   // bit 0 accept, bit 1 context
     private final HashMap<Key, Integer> cfgIds = new HashMap<>();
-    private final HashMap<Long, Integer> steps = new HashMap<>();
+    private final List<int[]> steps = new ArrayList<>();   // per configuration: byte -> next (UNKNOWN until computed)
+    private static final int UNKNOWN = -3;
     private final int startConfig;
 
     private record Key(int[] nodes, int flags) {
@@ -99,9 +100,9 @@ final class Pushdown implements Language {
 
     /** The configuration after byte {@code b}, or {@link #DEAD}. */
     synchronized int step(int config, int b) {
-        long key = ((long) config << 8) | (b & 0xFF);
-        Integer known = steps.get(key);
-        if (known != null) return known;
+        int[] row = steps.get(config);
+        int known = row[b & 0xFF];
+        if (known != UNKNOWN) return known;
         int[] ns = cfgNodes.get(config);
         int[] seeds = new int[ns.length];
         int k = 0;
@@ -110,7 +111,7 @@ final class Pushdown implements Language {
             if (t != ByteDfa.DEAD) seeds[k++] = node(nRule[n], t, nParent[n]);
         }
         int r = k == 0 ? DEAD : closure(Arrays.copyOf(seeds, k));
-        steps.put(key, r);
+        row[b & 0xFF] = r;
         return r;
     }
 
@@ -175,6 +176,9 @@ final class Pushdown implements Language {
         if (cfgNodes.size() >= MAX_CONFIGS) throw new ConstraintException("grammar too large: more than " + MAX_CONFIGS + " parser configurations");
         cfgNodes.add(ns);
         cfgFlags.add(flags);
+        int[] row = new int[256];
+        Arrays.fill(row, UNKNOWN);
+        steps.add(row);
         cfgIds.put(key, cfgNodes.size() - 1);
         return cfgNodes.size() - 1;
     }
