@@ -15,14 +15,18 @@ import java.util.Set;
  * Compiles the supported JSON Schema subset to an {@link Rx} that matches the schema's instances in canonical form:
  * no whitespace anywhere, object members in the order of {@code properties} (required ones always present, optional
  * ones present or absent), strings with only the escapes {@code \" \\ \b \f \n \r \t} and {@code \\u00XX} for
- * control characters, numbers as JSON writes them. Schemas have no references, so the language is regular.
+ * control characters, numbers as JSON writes them. The result is a {@link Cfg} with one rule per schema that a
+ * {@code $ref} names (rule 0: the root); without recursive references it compiles to a byte DFA, otherwise to a
+ * pushdown automaton.
  *
  * <p>Keywords: {@code type} (one name or a list), {@code properties}, {@code required}, {@code additionalProperties}
  * ({@code false}, {@code true} or absent: only declared properties are ever produced), {@code items}, {@code minItems},
- * {@code maxItems}, {@code enum}, {@code const}, {@code anyOf}, {@code minLength}, {@code maxLength}, {@code pattern}
+ * {@code maxItems}, {@code enum}, {@code const}, {@code anyOf}, {@code oneOf} (alternatives checked disjoint),
+ * {@code $ref} (local JSON pointers) with {@code $defs}/{@code definitions}, {@code minLength}, {@code maxLength}, {@code pattern}
  * (a full match of the string's characters, in the {@link RegexParser} dialect; quotes, backslashes and control
  * characters are excluded from it), {@code minimum}/{@code maximum}/{@code exclusiveMinimum}/{@code exclusiveMaximum}
- * on integers, integral {@code minimum}/{@code maximum} on numbers (then written without exponent), and the annotations {@code title}, {@code description}, {@code default}, {@code examples},
+ * on integers and numbers (bounded numbers are written without exponent; fractional bounds exact), and the annotations
+ * {@code title}, {@code description}, {@code default}, {@code examples},
  * {@code $schema}, {@code $id}, {@code $comment}. Any other keyword is refused by name with its JSON pointer. One
  * compiler per call.
  */
