@@ -69,36 +69,10 @@ final class AlertMode {
         return out;
     }
 
-    /**
-     * A constraint object of a config: {@code {"choice": [..]}}, {@code {"regex": ".."}} or {@code {"jsonSchema": {..}}}
-     * (a schema object or its text); errors name {@code where}.
-     */
+    /** A constraint object of a config ({@link ConstraintSpec#fromJson}); errors name {@code where}. */
     static ConstraintSpec constraint(JsonNode n, String where) {
-        if (n == null || !n.isObject() || n.size() != 1)
-            throw new IllegalArgumentException(where + ": expected one of {\"choice\": [...]}, {\"regex\": \"...\"}, {\"jsonSchema\": {...}}, got " + n);
-        var f = n.fields().next();
-        JsonNode v = f.getValue();
         try {
-            return switch (f.getKey()) {
-                case "choice" -> {
-                    if (!v.isArray() || v.isEmpty()) throw new IllegalArgumentException(where + ".choice: expected a non-empty array of strings, got " + v);
-                    List<String> options = new ArrayList<>();
-                    for (int i = 0; i < v.size(); i++) {
-                        if (!v.get(i).isTextual()) throw new IllegalArgumentException(where + ".choice[" + i + "]: expected a string, got " + v.get(i));
-                        options.add(v.get(i).asText());
-                    }
-                    yield new ConstraintSpec.Choice(options);
-                }
-                case "regex" -> {
-                    if (!v.isTextual()) throw new IllegalArgumentException(where + ".regex: expected a string, got " + v);
-                    yield new ConstraintSpec.Regex(v.asText());
-                }
-                case "jsonSchema" -> {
-                    if (!v.isObject() && !v.isTextual()) throw new IllegalArgumentException(where + ".jsonSchema: expected a schema object, got " + v);
-                    yield new ConstraintSpec.JsonSchema(v.isTextual() ? v.asText() : v.toString());
-                }
-                default -> throw new IllegalArgumentException(where + ": unknown constraint '" + f.getKey() + "' (known: choice, regex, jsonSchema)");
-            };
+            return ConstraintSpec.fromJson(n);
         } catch (ConstraintException e) {
             throw new IllegalArgumentException(where + ": " + e.getMessage(), e);
         }

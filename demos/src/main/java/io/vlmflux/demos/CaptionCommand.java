@@ -50,7 +50,7 @@ public final class CaptionCommand implements Command {
         return """
                 vlmflux caption [--source SOURCE] [--model DIR] [--prompt TEXT] [--every 1s|500ms|30f] [--max-tokens N]
                                 [--count N | --duration D] [--backend auto|cpu|cuda] [--device N] [--config FILE] [--json]
-                                [--json-schema FILE | --regex RE | --choice A,B,C]
+                                [--json-schema FILE | --regex RE | --choice A,B,C | --grammar FILE]
                   --source SOURCE   test:ball, test:smpte?live=false, a video file, rtsp://..., v4l2:///dev/video0, images:DIR, gst:...
                                     (default test:ball: GStreamer's bouncing ball, live)
                   --model DIR       Hugging Face Qwen2-VL / Qwen2.5-VL folder (default demos/models/shapes-vl, the embedded demo model;
@@ -64,6 +64,7 @@ public final class CaptionCommand implements Command {
                   --device N        CUDA device index (default 0, or the config's model.device)
                   --json-schema F   each answer is an instance of the JSON Schema in file F (canonical JSON)
                   --regex RE        each answer matches RE in full;  --choice A,B,C: each answer is one of the options
+                  --grammar F       each answer is a sentence of the GBNF grammar in F (*.lark, *.ebnf: Lark-like EBNF)
                   --config FILE     pipeline config JSON (configs/*.json); flags override its fields; its output block
                                     (format text|json, path: file to append to, tokens: live tokens) says where captions go
                   --json            one JSON object per caption: source, seq, pts_ms, text, tokens, finish_reason, dropped,
@@ -76,7 +77,8 @@ public final class CaptionCommand implements Command {
 
     @Override public int run(List<String> argv) throws Exception {
         Args a = Args.parse(argv, Set.of("source", "model", "prompt", "every", "max-tokens", "count", "duration", "backend", "device", "config",
-                "json-schema", "regex", "choice", "alert", "alert-agree", "alert-debounce", "alert-min-interval", "alert-max-interval"), Set.of("json"));
+                "json-schema", "regex", "choice", "grammar", "alert", "alert-agree", "alert-debounce", "alert-min-interval", "alert-max-interval"),
+                Set.of("json"));
         if (!a.positional().isEmpty()) throw new UsageException("unexpected argument '" + a.positional().get(0) + "'");
         if (a.has("count") && a.has("duration")) throw new UsageException("give --count or --duration, not both");
         PipelineConfig config = null;
@@ -119,7 +121,7 @@ public final class CaptionCommand implements Command {
             }
         }
         List<io.vlmflux.pipeline.caption.Alert> alerts = AlertMode.alerts(a, config);   // flags, else the config's
-        if (!alerts.isEmpty() && (a.has("json-schema") || a.has("regex") || a.has("choice")))
+        if (!alerts.isEmpty() && ConstraintFlags.NAMES.stream().anyMatch(a::has))
             throw new UsageException("--alert asks its own questions instead of captioning: give the answers in the alert (\"Q? A|B\", \"Q? /RE/\"), not " + constraintFlag(a));
 
         // sources: --source replaces the config's list
@@ -226,26 +228,13 @@ public final class CaptionCommand implements Command {
         }
     }
 
-    /** The answer constraint of --json-schema / --regex / --choice (at most one), or null. */
+    /** The answer constraint of --json-schema / --regex / --choice / --grammar (at most one), or null. */
     static io.vlmflux.llm.constrain.ConstraintSpec constraint(Args a) throws java.io.IOException {
-        int given = (a.has("json-schema") ? 1 : 0) + (a.has("regex") ? 1 : 0) + (a.has("choice") ? 1 : 0);
-        if (given > 1) throw new UsageException("give at most one of --json-schema, --regex, --choice");
-        try {
-            if (a.has("json-schema")) {
-                Path f = Path.of(a.get("json-schema"));
-                if (!Files.isRegularFile(f)) throw new UsageException("--json-schema " + f + ": no such file");
-                return new io.vlmflux.llm.constrain.ConstraintSpec.JsonSchema(Files.readString(f));
-            }
-            if (a.has("regex")) return new io.vlmflux.llm.constrain.ConstraintSpec.Regex(a.get("regex"));
-            if (a.has("choice")) return new io.vlmflux.llm.constrain.ConstraintSpec.Choice(List.of(a.get("choice").split(",", -1)));
-        } catch (io.vlmflux.llm.constrain.ConstraintException e) {
-            throw new UsageException(constraintFlag(a) + ": " + e.getMessage());
-        }
-        return null;
+        return ConstraintFlags.spec(a);
     }
 
     private static String constraintFlag(Args a) {
-        return a.has("json-schema") ? "--json-schema" : a.has("regex") ? "--regex" : "--choice";
+        return "--" + ConstraintFlags.NAMES.stream().filter(a::has).findFirst().orElse("constraint");
     }
 
     /** Subscribes, waits for the end, and turns Ctrl-C into a cancel that waits (bounded) for the teardown. */

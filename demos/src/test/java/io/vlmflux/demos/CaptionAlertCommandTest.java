@@ -66,9 +66,9 @@ class CaptionAlertCommandTest {
         Path cfg = tmp.resolve("bad.json");
         Files.writeString(cfg, """
                 {"sources": [{"uri": "test:ball"}], "model": {"dir": "demos/models/shapes-vl"},
-                 "alerts": [{"question": "Q?", "constraint": {"grammar": "x"}}]}""");
+                 "alerts": [{"question": "Q?", "constraint": {"grammar": "x", "regex": "y"}}]}""");
         r = run("caption", "--config", cfg.toString());
         assertEquals(2, r.code());
-        assertTrue(r.err().contains("alerts[0].constraint: unknown constraint 'grammar'"), r.err());
+        assertTrue(r.err().contains("alerts[0].constraint: constraint: exactly one of json_schema, regex, choice, grammar is needed, found grammar, regex"), r.err());
     }
 }

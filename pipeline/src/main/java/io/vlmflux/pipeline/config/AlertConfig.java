@@ -15,7 +15,7 @@ import java.time.Duration;
  * @param answers     the answers in the CLI's short form: {@code yes|no} (one of the options) or {@code /REGEX/};
  *                    give this or {@code constraint}, or neither for free text
  * @param constraint  the answer's constraint as JSON ({@code {"choice": [...]}}, {@code {"regex": "..."}},
- *                    {@code {"jsonSchema": {...}}}); checked against the model's tokenizer when the pipeline starts
+ *                    {@code {"json_schema": {...}}}, {@code {"grammar": "..."}}: {@code ConstraintSpec.fromJson}); checked against the model's tokenizer when the pipeline starts
  * @param agree       answers in a row that must agree before a change; default 2
  * @param debounce    how long a new answer must hold ({@code 0}, {@code 2s}); default 0
  * @param minInterval at most one change event per interval; default 0

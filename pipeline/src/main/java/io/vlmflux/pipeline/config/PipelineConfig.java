@@ -28,7 +28,7 @@ import java.util.List;
  * @param generation decoding settings; default: the model's generation_config.json
  * @param output     caption output; default text on stdout
  * @param constraint what each caption must look like, as JSON ({@code {"choice": [...]}}, {@code {"regex": "..."}},
- *                   {@code {"jsonSchema": {...}}}); checked against the model's tokenizer when the pipeline starts;
+ *                   {@code {"json_schema": {...}}}, {@code {"grammar": "..."}}: {@code ConstraintSpec.fromJson}); checked against the model's tokenizer when the pipeline starts;
  *                   default free text
  * @param alerts     questions watched on every sampled frame, events when their answers change (instead of captions);
  *                   default none
