@@ -32,7 +32,7 @@ import static org.junit.jupiter.api.Assertions.*;
  * the ball's centroid measured on each frame's pixels before the frame goes to the model.
  */
 class WatchStageTest {
-    static final int W = 320, H = 240;
+    static final int W = 320, H = 240;   // shared with WatchGpuTest
     static final String POSITION = "a white circle (at|in) the (top left|top right|bottom left|bottom right|top|bottom|left|right|center)";
     static VlmRuntime model;
 
