@@ -177,7 +177,14 @@ public final class CaptionCommand implements Command {
                 Flux<io.vlmflux.pipeline.watch.Event> events = b.model(io.vlmflux.pipeline.Stages.watch(model, alerts, backpressure)).flux();
                 if (count > 0) events = events.take(count);
                 if (duration != null) events = events.take(duration);
-                int rc = stream(events, output::alert);
+                List<Disposable> sourceEvents = new ArrayList<>();   // source_down/up, retries: as for captions
+                for (FrameSource s : opened) sourceEvents.add(s.events().subscribe(output::event));
+                int rc;
+                try {
+                    rc = stream(events, output::alert);
+                } finally {
+                    sourceEvents.forEach(Disposable::dispose);
+                }
                 for (var stage : metrics.snapshot().stages()) err.println("vlmflux: stage " + stage.format());
                 var cache = model.encoderCacheStats();
                 err.printf("vlmflux: encoder cache %d hits, %d misses (one encoding per frame for all alerts)%n", cache.hits(), cache.misses());
