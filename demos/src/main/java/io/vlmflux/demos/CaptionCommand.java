@@ -50,7 +50,7 @@ public final class CaptionCommand implements Command {
         return """
                 vlmflux caption [--source SOURCE] [--model DIR] [--prompt TEXT] [--every 1s|500ms|30f] [--max-tokens N]
                                 [--count N | --duration D] [--backend auto|cpu|cuda] [--device N] [--config FILE] [--json]
-                                [--json-schema FILE | --regex RE | --choice A,B,C]
+                                [--json-schema FILE | --regex RE | --choice A,B,C | --grammar FILE]
                   --source SOURCE   test:ball, test:smpte?live=false, a video file, rtsp://..., v4l2:///dev/video0, images:DIR, gst:...
                                     (default test:ball: GStreamer's bouncing ball, live)
                   --model DIR       Hugging Face Qwen2-VL / Qwen2.5-VL folder (default demos/models/shapes-vl, the embedded demo model;
@@ -64,18 +64,21 @@ public final class CaptionCommand implements Command {
                   --device N        CUDA device index (default 0, or the config's model.device)
                   --json-schema F   each answer is an instance of the JSON Schema in file F (canonical JSON)
                   --regex RE        each answer matches RE in full;  --choice A,B,C: each answer is one of the options
+                  --grammar F       each answer is a sentence of the GBNF grammar in F (*.lark, *.ebnf: Lark-like EBNF)
                   --config FILE     pipeline config JSON (configs/*.json); flags override its fields; its output block
                                     (format text|json, path: file to append to, tokens: live tokens) says where captions go
                   --json            one JSON object per caption: source, seq, pts_ms, text, tokens, finish_reason, dropped,
                                     timings {preprocess_ms, encode_ms, prefill_ms, ttft_ms, total_ms}
                 Live sources keep only the newest frame while a caption is being generated (dropped frames are counted);
                 files and other non-live sources are captioned losslessly at the sampling rate. Ctrl-C stops cleanly.
-                At the end stderr gets one line per stage: in, out, dropped, errors, latency (docs/pipeline.md).""";
+                At the end stderr gets one line per stage: in, out, dropped, errors, latency (docs/pipeline.md).
+                """ + AlertMode.USAGE;
     }
 
     @Override public int run(List<String> argv) throws Exception {
         Args a = Args.parse(argv, Set.of("source", "model", "prompt", "every", "max-tokens", "count", "duration", "backend", "device", "config",
-                "json-schema", "regex", "choice"), Set.of("json"));
+                "json-schema", "regex", "choice", "grammar", "alert", "alert-agree", "alert-debounce", "alert-min-interval", "alert-max-interval"),
+                Set.of("json"));
         if (!a.positional().isEmpty()) throw new UsageException("unexpected argument '" + a.positional().get(0) + "'");
         if (a.has("count") && a.has("duration")) throw new UsageException("give --count or --duration, not both");
         PipelineConfig config = null;
@@ -110,6 +113,16 @@ public final class CaptionCommand implements Command {
         Path modelDir = modelDir(a.get("model", config != null ? config.model().dir() : DEFAULT_MODEL));
         boolean json = a.flag("json");
         io.vlmflux.llm.constrain.ConstraintSpec constraint = constraint(a);
+        if (constraint == null && config != null && config.constraint() != null) {
+            try {
+                constraint = AlertMode.constraint(config.constraint(), "constraint");
+            } catch (IllegalArgumentException e) {
+                throw new UsageException("config " + e.getMessage());
+            }
+        }
+        List<io.vlmflux.pipeline.caption.Alert> alerts = AlertMode.alerts(a, config);   // flags, else the config's
+        if (!alerts.isEmpty() && ConstraintFlags.NAMES.stream().anyMatch(a::has))
+            throw new UsageException("--alert asks its own questions instead of captioning: give the answers in the alert (\"Q? A|B\", \"Q? /RE/\"), not " + constraintFlag(a));
 
         // sources: --source replaces the config's list
         PipelineMetrics metrics = new PipelineMetrics();        // one set of counters for the run, summarized at the end
@@ -156,6 +169,27 @@ public final class CaptionCommand implements Command {
                 }
             }
             boolean multi = opened.size() > 1;
+            if (!alerts.isEmpty()) {
+                AlertMode.check(model, alerts);
+                err.printf("vlmflux: watching %s with %s on %s, every %s%s: %d alert(s) (Ctrl-C to stop)%n", multi ? opened.size() + " sources" : opened.get(0).id(),
+                        modelDir.getFileName(), model.backend().wire(), policy.spec(), live ? ", newest frame wins" : ", lossless", alerts.size());
+                var backpressure = b.resolve(CaptionOptions.defaults()).backpressure();
+                Flux<io.vlmflux.pipeline.watch.Event> events = b.model(io.vlmflux.pipeline.Stages.watch(model, alerts, backpressure)).flux();
+                if (count > 0) events = events.take(count);
+                if (duration != null) events = events.take(duration);
+                List<Disposable> sourceEvents = new ArrayList<>();   // source_down/up, retries: as for captions
+                for (FrameSource s : opened) sourceEvents.add(s.events().subscribe(output::event));
+                int rc;
+                try {
+                    rc = stream(events, output::alert);
+                } finally {
+                    sourceEvents.forEach(Disposable::dispose);
+                }
+                for (var stage : metrics.snapshot().stages()) err.println("vlmflux: stage " + stage.format());
+                var cache = model.encoderCacheStats();
+                err.printf("vlmflux: encoder cache %d hits, %d misses (one encoding per frame for all alerts)%n", cache.hits(), cache.misses());
+                return rc;
+            }
             // several sources on cuda: one caption stage per source so their captions run concurrently and the model
             // batches their decode steps; otherwise one stage behind the fair fan-in (captions take turns)
             boolean perSource = multi && model.batchDecode();
@@ -201,30 +235,17 @@ public final class CaptionCommand implements Command {
         }
     }
 
-    /** The answer constraint of --json-schema / --regex / --choice (at most one), or null. */
+    /** The answer constraint of --json-schema / --regex / --choice / --grammar (at most one), or null. */
     static io.vlmflux.llm.constrain.ConstraintSpec constraint(Args a) throws java.io.IOException {
-        int given = (a.has("json-schema") ? 1 : 0) + (a.has("regex") ? 1 : 0) + (a.has("choice") ? 1 : 0);
-        if (given > 1) throw new UsageException("give at most one of --json-schema, --regex, --choice");
-        try {
-            if (a.has("json-schema")) {
-                Path f = Path.of(a.get("json-schema"));
-                if (!Files.isRegularFile(f)) throw new UsageException("--json-schema " + f + ": no such file");
-                return new io.vlmflux.llm.constrain.ConstraintSpec.JsonSchema(Files.readString(f));
-            }
-            if (a.has("regex")) return new io.vlmflux.llm.constrain.ConstraintSpec.Regex(a.get("regex"));
-            if (a.has("choice")) return new io.vlmflux.llm.constrain.ConstraintSpec.Choice(List.of(a.get("choice").split(",", -1)));
-        } catch (io.vlmflux.llm.constrain.ConstraintException e) {
-            throw new UsageException(constraintFlag(a) + ": " + e.getMessage());
-        }
-        return null;
+        return ConstraintFlags.spec(a);
     }
 
     private static String constraintFlag(Args a) {
-        return a.has("json-schema") ? "--json-schema" : a.has("regex") ? "--regex" : "--choice";
+        return "--" + ConstraintFlags.NAMES.stream().filter(a::has).findFirst().orElse("constraint");
     }
 
     /** Subscribes, waits for the end, and turns Ctrl-C into a cancel that waits (bounded) for the teardown. */
-    static int stream(Flux<Caption> captions, java.util.function.Consumer<Caption> print) throws Exception {
+    static <T> int stream(Flux<T> captions, java.util.function.Consumer<T> print) throws Exception {
         CountDownLatch done = new CountDownLatch(1);
         AtomicReference<Throwable> error = new AtomicReference<>();
         Disposable sub = captions.doFinally(s -> done.countDown()).subscribe(print, error::set);

@@ -162,6 +162,32 @@ final class CaptionOutput implements AutoCloseable {
         }
     }
 
+    /** An alert event: a JSON object ({@code "event": "alert"} and the event's fields) or a text line. */
+    synchronized void alert(io.vlmflux.pipeline.watch.Event e) {
+        if (json) {
+            ObjectNode o = JSON.createObjectNode();
+            o.put("event", "alert");
+            o.setAll((ObjectNode) JSON.valueToTree(e));
+            o.put("source", sourceName.apply(e.source()));
+            out.println(o);
+        } else {
+            StringBuilder sb = new StringBuilder("[alert ").append(e.kind().wire()).append(" | ").append(sourceName.apply(e.source())).append(" | ")
+                    .append(e.watch()).append("] ");
+            if (e.answer() != null) sb.append(e.answer());
+            if (e.previous() != null) sb.append(" (was ").append(e.previous()).append(')');
+            if (e.error() != null) sb.append(e.error());
+            if (e.confidence() != null) sb.append(String.format(Locale.ROOT, " p=%.3f", e.confidence()));
+            if (!e.evidence().isEmpty()) {
+                sb.append(" on seq");
+                for (var v : e.evidence()) sb.append(' ').append(v.sequence());
+                var last = e.evidence().getLast();
+                if (last.ptsMillis() >= 0) sb.append(String.format(Locale.ROOT, " @%.2fs", last.ptsMillis() / 1000.0));
+            }
+            out.println(sb);
+        }
+        out.flush();
+    }
+
     @Override public synchronized void close() {
         if (openLine != null) {   // a caption cut off at stop
             out.println();

@@ -43,7 +43,7 @@ import java.util.concurrent.atomic.AtomicLong;
 public final class GenerateCommand implements Command {
     private static final System.Logger LOG = System.getLogger("vlmflux.generate");
     private static final Set<String> VALUED = Set.of("model", "prompt", "prompt-file", "image", "max-tokens", "temperature", "top-k",
-            "top-p", "min-p", "seed", "repetition-penalty", "stop", "backend", "json-schema", "regex", "choice", "logprobs", "video", "video-fps", "video-frames");
+            "top-p", "min-p", "seed", "repetition-penalty", "stop", "backend", "json-schema", "regex", "choice", "grammar", "logprobs", "video", "video-fps", "video-frames");
     /** Largest --max-tokens (2^24, far beyond any context window; keeps prompt + max tokens inside int). */
     static final int MAX_TOKENS = 1 << 24;
     private static final Set<String> FLAGS = Set.of("raw", "greedy", "ignore-eos", "json", "no-cuda-graph");
@@ -56,7 +56,7 @@ public final class GenerateCommand implements Command {
                                  [--video PATH [--video-fps F] [--video-frames N]]
                                  [--greedy | --temperature T --top-k K --top-p P --min-p P --seed S] [--repetition-penalty R]
                                  [--stop STRING]... [--ignore-eos] [--backend auto|cpu|cuda] [--no-cuda-graph] [--json]
-                                 [--json-schema FILE | --regex RE | --choice A,B,C] [--logprobs N]
+                                 [--json-schema FILE | --regex RE | --choice A,B,C | --grammar FILE] [--logprobs N]
 
                   --prompt-file -   read the prompt from stdin
                   --raw             use the prompt verbatim (special tokens honoured) instead of the chat template's user turn;
@@ -77,6 +77,8 @@ public final class GenerateCommand implements Command {
                                     (and logprobs with --logprobs: per token {token, logprob, top: [{token, logprob}]})
                   --json-schema F   the output is an instance of the JSON Schema in file F (canonical JSON, no whitespace)
                   --regex RE        the output matches RE in full;  --choice A,B,C: the output is one of the options
+                  --grammar F       the output is a sentence of the grammar in file F (GBNF, start rule root; *.lark/*.ebnf:
+                                    Lark-like EBNF, start rule start)
                                     (constrained decoding runs the sampler on the host; docs/llm.md "Constrained decoding")
                   --logprobs N      log-probabilities of each chosen token and the N most likely (0..100)
                 """;
@@ -237,28 +239,16 @@ public final class GenerateCommand implements Command {
     private static double round(double v) { return Math.round(v * 1000) / 1000.0; }
 
     /**
-     * The constraint (at most one of --json-schema, --regex, --choice) and --logprobs; the stop tokens end a
+     * The constraint (at most one of --json-schema, --regex, --choice, --grammar) and --logprobs; the stop tokens end a
      * constrained output only where the constraint accepts. Errors name the flag and the position.
      */
     static TokenControls controls(Args a, Tokenizer tok, Set<Integer> stopTokens) throws IOException {
-        int given = (a.has("json-schema") ? 1 : 0) + (a.has("regex") ? 1 : 0) + (a.has("choice") ? 1 : 0);
-        if (given > 1) throw new UsageException("give at most one of --json-schema, --regex, --choice");
         TokenControls c = TokenControls.none();
-        String flag = a.has("json-schema") ? "--json-schema" : a.has("regex") ? "--regex" : "--choice";
+        ConstraintSpec spec = ConstraintFlags.spec(a);
         try {
-            ConstraintSpec spec = null;
-            if (a.has("json-schema")) {
-                Path f = Path.of(a.get("json-schema"));
-                if (!Files.isRegularFile(f)) throw new UsageException("--json-schema " + f + ": no such file");
-                spec = ConstraintSpec.jsonSchema(Files.readString(f, StandardCharsets.UTF_8));
-            } else if (a.has("regex")) {
-                spec = ConstraintSpec.regex(a.get("regex"));
-            } else if (a.has("choice")) {
-                spec = new ConstraintSpec.Choice(List.of(a.get("choice").split(",", -1)));
-            }
             if (spec != null) c = TokenControls.constrained(Constraints.compile(spec, tok, stopTokens.stream().mapToInt(Integer::intValue).toArray()));
         } catch (ConstraintException e) {
-            throw new UsageException(flag + ": " + e.getMessage());
+            throw new UsageException("--" + ConstraintFlags.NAMES.stream().filter(a::has).findFirst().orElseThrow() + ": " + e.getMessage());
         }
         if (a.has("logprobs")) {
             int n = a.getInt("logprobs", 0);

@@ -174,4 +174,37 @@ class GenerateCommandTest {
         two.addAll(List.of("--regex", "a", "--choice", "b"));
         assertThrows(UsageException.class, () -> new GenerateCommand().run(two));
     }
+
+    /** --grammar: a recursive GBNF grammar and a Lark file; errors name the flag, line and column. */
+    @Test void grammarFromTheCommandLine(@org.junit.jupiter.api.io.TempDir Path dir) throws Exception {
+        List<String> base = List.of("--model", fixture("tiny-qwen2").toString(), "--prompt", "List:", "--json", "--max-tokens", "60");
+        String gbnf = "root ::= list\nlist ::= \"[\" (item (\",\" item){0,2})? \"]\"\nitem ::= [0-9] | list\n";
+        Path g = dir.resolve("list.gbnf");
+        java.nio.file.Files.writeString(g, gbnf);
+        var spec = io.vlmflux.llm.constrain.ConstraintSpec.grammar(gbnf);
+        int stopped = 0;
+        for (String seed : List.of("1", "2", "3", "4")) {
+            List<String> args = new ArrayList<>(base);
+            args.addAll(List.of("--grammar", g.toString(), "--temperature", "1.0", "--seed", seed));
+            JsonNode out = run(args);
+            String text = out.get("text").asText();
+            if (out.get("finish_reason").asText().equals("stop")) {
+                assertTrue(spec.matches(text), "a finished output is a sentence: " + text);
+                stopped++;
+            } else assertEquals("length", out.get("finish_reason").asText(), out.toString());
+        }
+        assertTrue(stopped > 0, "some outputs finish within 60 tokens");
+        Path lark = dir.resolve("yn.lark");
+        java.nio.file.Files.writeString(lark, "start: (\"yes\" | \"no\") (\" and \" start)?\n");
+        List<String> args = new ArrayList<>(base);
+        args.addAll(List.of("--grammar", lark.toString(), "--greedy"));
+        JsonNode out = run(args);
+        if (out.get("finish_reason").asText().equals("stop")) assertTrue(out.get("text").asText().matches("(yes|no)( and (yes|no))*"), out.toString());
+        Path bad = dir.resolve("bad.gbnf");
+        java.nio.file.Files.writeString(bad, "root ::= \"a\"\n  | foo\n");
+        List<String> badArgs = new ArrayList<>(base);
+        badArgs.addAll(List.of("--grammar", bad.toString()));
+        var e = assertThrows(UsageException.class, () -> new GenerateCommand().run(badArgs));
+        assertTrue(e.getMessage().startsWith("--grammar: ") && e.getMessage().contains("line 2, column 5") && e.getMessage().contains("'foo'"), e.getMessage());
+    }
 }

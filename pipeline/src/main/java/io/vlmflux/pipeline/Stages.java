@@ -138,6 +138,31 @@ public final class Stages {
         return CaptionStage.captions(runtime, options);
     }
 
+    /**
+     * Asks {@code question} about every frame, its answer constrained to {@code constraint} (null: free text), and
+     * emits an {@link io.vlmflux.pipeline.watch.Event} when the answer changes as {@code policy} defines it (see
+     * {@link io.vlmflux.pipeline.watch.Watches}). Newest frame wins per source while the model answers.
+     */
+    public static Function<Flux<Frame>, Flux<io.vlmflux.pipeline.watch.Event>> watch(VlmRuntime runtime, String question,
+            io.vlmflux.llm.constrain.ConstraintSpec constraint, io.vlmflux.pipeline.watch.WatchPolicy policy) {
+        return watch(runtime, List.of(new io.vlmflux.pipeline.caption.Alert(question, constraint, policy)), CaptionOptions.Backpressure.NEWEST_WINS);
+    }
+
+    /**
+     * Several alerts about the same frames: each frame is encoded once and every question is answered on that
+     * encoding ({@link io.vlmflux.pipeline.caption.WatchStage}); {@code LOSSLESS} answers every frame.
+     */
+    public static Function<Flux<Frame>, Flux<io.vlmflux.pipeline.watch.Event>> watch(VlmRuntime runtime, List<io.vlmflux.pipeline.caption.Alert> alerts,
+            CaptionOptions.Backpressure backpressure) {
+        return io.vlmflux.pipeline.caption.WatchStage.events(runtime, alerts, backpressure);
+    }
+
+    /** The watch operator over any input and answerer (a live-video window, a scripted model in tests). */
+    public static <T> Function<Flux<T>, Flux<io.vlmflux.pipeline.watch.Event>> watch(List<io.vlmflux.pipeline.watch.Watch> watches,
+            io.vlmflux.pipeline.watch.Answerer<T> answerer) {
+        return io.vlmflux.pipeline.watch.Watches.operator(watches, answerer);
+    }
+
     private static StageMetrics stageMetrics(String name, PipelineMetrics metrics) {
         if (name == null || name.isBlank()) throw new IllegalArgumentException("stage name must not be blank, got '" + name + "'");
         if (metrics == null) throw new IllegalArgumentException("metrics of stage '" + name + "' must not be null");

@@ -14,7 +14,7 @@ import java.util.Map;
  * accepting state are removed, so every live state can still complete a match: {@link #next} returns {@link #DEAD} for
  * a byte that leaves the language. State 0 is the start. Immutable and thread-safe.
  */
-final class ByteDfa {
+final class ByteDfa implements Language {
     static final int DEAD = -1;
     static final int MAX_STATES = 200_000;
 
@@ -37,6 +37,21 @@ final class ByteDfa {
 
     int next(int state, int b) { return table[state * classes + classOf[b & 0xFF]]; }
 
+    /** The state after a call of rule {@code rule} returns ({@link Rx.Ref} edges; DEAD when there is none). */
+    int afterCall(int state, int rule) {
+        int sym = 256 + rule;
+        return sym < classOf.length ? table[state * classes + classOf[sym]] : DEAD;
+    }
+
+    /** Number of rules the call edges may name ({@code 0} for a plain byte automaton). */
+    int callSymbols() { return classOf.length - 256; }
+
+    /** Whether some byte leaves {@code state}. */
+    boolean hasByteEdge(int state) {
+        for (int b = 0; b < 256; b++) if (next(state, b) != DEAD) return true;
+        return false;
+    }
+
     boolean accepts(int state) { return accept[state]; }
 
     /** Walks {@code bytes} from {@code state}; DEAD when they leave the language. */
@@ -48,15 +63,46 @@ final class ByteDfa {
         return state;
     }
 
-    boolean matches(byte[] bytes) {
+    @Override public boolean matches(byte[] bytes) {
         int s = walk(0, bytes);
         return s != DEAD && accepts(s);
     }
 
+    /** A shortest byte string both automata accept (as text), or null when their languages are disjoint. */
+    static String commonWitness(ByteDfa a, ByteDfa b) {
+        Map<Long, long[]> seen = new HashMap<>();   // pair -> {previous pair, byte}
+        ArrayDeque<Long> q = new ArrayDeque<>();
+        long start = 0L;
+        seen.put(start, null);
+        q.add(start);
+        while (!q.isEmpty()) {
+            long p = q.poll();
+            int sa = (int) (p >>> 32), sb = (int) p;
+            if (a.accepts(sa) && b.accepts(sb)) {
+                java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
+                List<Integer> bytes = new ArrayList<>();
+                for (long[] prev = seen.get(p); prev != null; prev = seen.get(prev[0])) bytes.add(0, (int) prev[1]);
+                bytes.forEach(out::write);
+                return "\"" + out.toString(java.nio.charset.StandardCharsets.UTF_8) + "\"";
+            }
+            for (int c = 0; c < 256; c++) {
+                int ta = a.next(sa, c), tb = b.next(sb, c);
+                if (ta == DEAD || tb == DEAD) continue;
+                long t = ((long) ta << 32) | (tb & 0xFFFFFFFFL);
+                if (!seen.containsKey(t)) { seen.put(t, new long[] {p, c}); q.add(t); }
+            }
+        }
+        return null;
+    }
+
     // ---- construction ----
 
-    static ByteDfa compile(Rx rx) {
+    static ByteDfa compile(Rx rx) { return compile(rx, 0); }
+
+    /** With {@code calls} rule symbols: {@link Rx.Ref} {@code r} becomes an edge on symbol {@code 256 + r}. */
+    static ByteDfa compile(Rx rx, int calls) {
         Nfa nfa = new Nfa();
+        nfa.symbols = 256 + calls;
         int start = nfa.state(), end = nfa.state();
         nfa.build(rx, start, end);
         return determinize(nfa, start, end);
@@ -66,6 +112,7 @@ final class ByteDfa {
     private static final class Nfa {
         final List<int[]> eps = new ArrayList<>();
         final List<int[]> edges = new ArrayList<>();
+        int symbols = 256;
 
         int state() {
             eps.add(new int[0]);
@@ -107,6 +154,10 @@ final class ByteDfa {
                             cur = nx;
                         }
                     });
+                }
+                case Rx.Ref r -> {
+                    if (256 + r.rule() >= symbols) throw new IllegalStateException("rule reference " + r.rule() + " in a regular automaton");
+                    edge(from, 256 + r.rule(), 256 + r.rule(), to);
                 }
                 case Rx.Cat cat -> {
                     List<Rx> ps = cat.parts();
@@ -174,13 +225,15 @@ final class ByteDfa {
     }
 
     private static ByteDfa determinize(Nfa nfa, int start, int end) {
-        boolean[] cut = new boolean[257];
+        int syms = nfa.symbols;
+        boolean[] cut = new boolean[syms + 1];
         cut[0] = true;
+        cut[256] = true;   // bytes and call symbols never share a class
         for (int[] e : nfa.edges) for (int k = 0; k < e.length; k += 3) { cut[e[k]] = true; cut[e[k + 1] + 1] = true; }
-        int[] classOf = new int[256];
+        int[] classOf = new int[syms];
         int nc = 0;
-        int[] rep = new int[256];
-        for (int b = 0; b < 256; b++) {
+        int[] rep = new int[syms];
+        for (int b = 0; b < syms; b++) {
             if (cut[b]) rep[nc++] = b;
             classOf[b] = nc - 1;
         }

@@ -30,29 +30,40 @@ public final class Constraints {
             throw new ConstraintException("no end token: " + tokenizer.source() + " has no eos_token, pass the ids that end the output");
         for (int e : ends) if (e < 0 || e >= v.size) throw new ConstraintException("end token " + e + " is outside the vocabulary of " + v.size);
         List<Object> key = List.of(spec, Arrays.toString(ends));
-        TokenConstraint c = v.cached(key);
+        Constraint c = v.cached(key);
         if (c == null) {
             long t0 = System.nanoTime();
-            c = new TokenConstraint(automaton(spec), v, ends);
+            Language lang = language(spec);
+            c = lang instanceof ByteDfa d ? new TokenConstraint(d, v, ends) : new GrammarConstraint((Pushdown) lang, v, ends);
             v.cache(key, c);
             if (LOG.isLoggable(System.Logger.Level.DEBUG)) {
                 String what = spec.toString();
                 LOG.log(System.Logger.Level.DEBUG, String.format("compiled %s: %d automaton states in %.1f ms",
-                        what.length() > 120 ? what.substring(0, 120) + "..." : what, c.automatonStates(), (System.nanoTime() - t0) / 1e6));
+                        what.length() > 120 ? what.substring(0, 120) + "..." : what, c instanceof TokenConstraint tc ? tc.automatonStates() : -1, (System.nanoTime() - t0) / 1e6));
             }
         }
         return c;
     }
 
+    /** The byte automaton of a regular spec (tests); a recursive grammar or schema is refused. */
     static ByteDfa automaton(ConstraintSpec spec) {
-        Rx rx = switch (spec) {
-            case ConstraintSpec.Choice c -> Rx.alt(c.options().stream().map(Rx::text).toList());
-            case ConstraintSpec.Regex r -> RegexParser.parse(r.pattern());
-            case ConstraintSpec.JsonSchema j -> JsonSchemaCompiler.compile(j.schema());
+        if (language(spec) instanceof ByteDfa d) return d;
+        throw new ConstraintException("the constraint is recursive (context-free), not a regular language");
+    }
+
+    /**
+     * The tokenizer-independent language: a {@link ByteDfa} for regular specs (choices, regexes, schemas without
+     * recursive references, grammars without recursion), a {@link Pushdown} otherwise.
+     */
+    static Language language(ConstraintSpec spec) {
+        Language lang = switch (spec) {
+            case ConstraintSpec.Choice c -> ByteDfa.compile(Rx.alt(c.options().stream().map(Rx::text).toList()));
+            case ConstraintSpec.Regex r -> ByteDfa.compile(RegexParser.parse(r.pattern()));
+            case ConstraintSpec.JsonSchema j -> JsonSchemaCompiler.compile(j.schema()).compile();
+            case ConstraintSpec.Grammar g -> GrammarParser.parse(g.text(), g.syntax()).compile();
         };
-        ByteDfa d = ByteDfa.compile(rx);
-        if (!d.accepts(0) && IntStream.range(0, 256).allMatch(b -> d.next(0, b) == ByteDfa.DEAD))
+        if (lang instanceof ByteDfa d && !d.accepts(0) && IntStream.range(0, 256).allMatch(b -> d.next(0, b) == ByteDfa.DEAD))
             throw new ConstraintException("the constraint " + spec + " matches no output at all");
-        return d;
+        return lang;
     }
 }

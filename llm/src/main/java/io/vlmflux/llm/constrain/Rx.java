@@ -24,6 +24,9 @@ sealed interface Rx {
     /** {@code min} to {@code max} repetitions; {@code max == -1}: unbounded. */
     record Rep(Rx body, int min, int max) implements Rx {}
 
+    /** A reference to rule {@code rule} of a {@link Cfg} (a call in a pushdown automaton; inlined when not recursive). */
+    record Ref(int rule) implements Rx {}
+
     int MAX_CODE_POINT = 0x10FFFF;
 
     static Rx text(String s) { return new Bytes(s.getBytes(StandardCharsets.UTF_8)); }

@@ -28,8 +28,8 @@ final class TokenVocabulary {
     final int[] skip;          // skip[start[i] + d]: first j > i whose common prefix with token i is at most d bytes
     final int maxLen;
     final int eos;             // -1: none
-    private final Map<Object, TokenConstraint> compiled = new LinkedHashMap<>(16, 0.75f, true) {
-        @Override protected boolean removeEldestEntry(Map.Entry<Object, TokenConstraint> e) { return size() > CACHE_SIZE; }
+    private final Map<Object, Constraint> compiled = new LinkedHashMap<>(16, 0.75f, true) {
+        @Override protected boolean removeEldestEntry(Map.Entry<Object, Constraint> e) { return size() > CACHE_SIZE; }
     };
 
     private TokenVocabulary(Tokenizer t) {
@@ -74,7 +74,7 @@ final class TokenVocabulary {
         }
     }
 
-    synchronized TokenConstraint cached(Object key) { return compiled.get(key); }
+    synchronized Constraint cached(Object key) { return compiled.get(key); }
 
-    synchronized void cache(Object key, TokenConstraint c) { compiled.put(key, c); }
+    synchronized void cache(Object key, Constraint c) { compiled.put(key, c); }
 }

@@ -37,4 +37,10 @@ final class Utf8Ranges {
         for (int k = 0; k < n; k++) { seq[2 * k] = a[k] & 0xFF; seq[2 * k + 1] = b[k] & 0xFF; }
         out.accept(seq);
     }
+
+    /** Whether some code point of the ranges has a UTF-8 encoding (is not a surrogate). */
+    static boolean encodable(int[] ranges) {
+        for (int i = 0; i < ranges.length; i += 2) if (ranges[i] < 0xD800 || ranges[i + 1] > 0xDFFF) return true;
+        return false;
+    }
 }

@@ -137,6 +137,12 @@ abstract class VisionPath<P> implements AutoCloseable {
         unrefLocked(v.rows);
     }
 
+    /** One more holder of {@code r} (which the caller holds): it lets go with {@link #release}. */
+    final synchronized void retain(ImageRows r) {
+        if (r.refs <= 0) throw new IllegalStateException("image rows retained after they were freed");
+        r.refs++;
+    }
+
     /** Lets go of rows from {@link #encode}; once per holder. */
     final synchronized void release(ImageRows r) { unrefLocked(r); }
 

@@ -322,6 +322,67 @@ public final class VlmRuntime implements AutoCloseable {
         return prepare(t, images).block();
     }
 
+    /**
+     * One image for several questions: preprocesses and encodes {@code image} once (on the compute thread) and expands
+     * it into each of {@code templates} (one image slot each), so watches of one frame share its vision encoding. The
+     * prompts share the image rows (reference counted: each prompt lets go of its own). Owns the frame from
+     * subscription, as {@link #prepare} does; only the first prompt reports the preprocess and encode time.
+     */
+    public Mono<List<Prompt>> prepareShared(List<PromptTemplate> templates, Frame image) {
+        return Mono.defer(() -> {
+            if (isClosed()) {
+                image.close();
+                return Mono.error(new IllegalStateException(this + " is closed"));
+            }
+            AtomicReference<Frame> owned = new AtomicReference<>(image);
+            return Mono.fromCallable(() -> {
+                        Frame f = owned.getAndSet(null);
+                        if (f == null) throw new IllegalStateException("the frame of these prompts was released before encoding");
+                        return prepareSharedOnComputeThread(List.copyOf(templates), f);
+                    })
+                    .subscribeOn(compute.scheduler())
+                    .doOnCancel(() -> {
+                        Frame f = owned.getAndSet(null);
+                        if (f != null) f.close();
+                    });
+        });
+    }
+
+    private List<Prompt> prepareSharedOnComputeThread(List<PromptTemplate> templates, Frame f) {
+        VisionPath.Encoded e;
+        try {
+            if (templates.isEmpty()) throw new IllegalArgumentException("prepareShared needs at least one prompt template");
+            for (PromptTemplate t : templates)
+                if (t.images() != 1) throw new IllegalArgumentException("each shared prompt takes exactly one image, " + t + " has " + t.images() + " slot(s)");
+            if (vision == null) throw new IllegalArgumentException(dir + " is a text-only model (no preprocessor_config.json): it cannot take images");
+            e = vision.encode(f);
+        } finally {
+            f.close();
+        }
+        List<Prompt> out = new ArrayList<>();
+        try {
+            for (int i = 0; i < templates.size(); i++) {
+                if (i > 0) vision.retain(e.rows());   // one reference per prompt; the first is encode's
+                out.add(imagePrompt(templates.get(i), e.rows(), i == 0 ? e.preprocessNanos() : 0, i == 0 ? e.encodeNanos() : 0, e.cacheHit() ? 1 : 0));
+            }
+            return out;
+        } catch (RuntimeException | Error x) {
+            for (Prompt p : out) p.close();
+            vision.release(e.rows());   // the reference of the prompt that failed
+            throw x;
+        }
+    }
+
+    /** {@code t} (one image slot) with the slot expanded to {@code r}; the prompt takes one reference of {@code r}. */
+    private Prompt imagePrompt(PromptTemplate t, ImageRows r, long pre, long enc, int hits) {
+        int hidden = decoder.config().hiddenSize();
+        if (r.hidden != hidden) throw new IllegalArgumentException("image embeddings are " + r.hidden + " wide but " + dir + " has hidden_size " + hidden);
+        ImageSlots.Expanded ex = ImageSlots.expand(t.tokens(), imagePadId, new int[]{r.tokens});
+        EmbeddingSpan span = new EmbeddingSpan(ex.spanStarts()[0], r.tokens, r.hidden, r.spanRows(), r.gridT, r.gridH, r.gridW, r.contentHash, 0,
+                r.deepstack());
+        return new Prompt(new MultimodalPrompt(ex.tokens(), List.of(span)), vision, List.of(r), pre, enc, hits);
+    }
+
     /** A text-only prompt from token ids. */
     public Prompt prompt(int[] tokens) {
         return new Prompt(MultimodalPrompt.text(tokens), null, List.of(), 0, 0, 0);

@@ -73,7 +73,7 @@ class ConstrainedGenerationTest {
     }
 
     /** Recomputes every step's logits with one full forward and checks the chosen token is the best allowed one. */
-    private static void assertGreedyOverAllowed(Decoder dec, Constraint c, int[] prompt, int[] out, String where) {
+    static void assertGreedyOverAllowed(Decoder dec, Constraint c, int[] prompt, int[] out, String where) {
         int[] all = new int[prompt.length + out.length - 1];
         System.arraycopy(prompt, 0, all, 0, prompt.length);
         System.arraycopy(out, 0, all, prompt.length, out.length - 1);
@@ -98,6 +98,30 @@ class ConstrainedGenerationTest {
             state = c.advance(state, out[j]);
         }
         assertTrue(c.accepts(state), where);
+    }
+
+    /** {@link #assertGreedyOverAllowed} for an output that may have been cut by the token limit (no final end token). */
+    static void assertGreedyOverAllowedPrefix(Decoder dec, Constraint c, int[] prompt, int[] out, String where) {
+        int[] all = new int[prompt.length + out.length - 1];
+        System.arraycopy(prompt, 0, all, 0, prompt.length);
+        System.arraycopy(out, 0, all, prompt.length, out.length - 1);
+        int vocab = dec.config().vocabSize();
+        float[] logits;
+        try (KvCache kv = dec.newCache(all.length)) {
+            logits = dec.forward(kv, ForwardInput.tokens(all), true);
+        }
+        int state = c.start();
+        for (int j = 0; j < out.length; j++) {
+            int row = (prompt.length - 1 + j) * vocab;
+            BitSet allowed = c.allowed(state);
+            assertTrue(allowed.get(out[j]), where + ": step " + j + " chose disallowed token " + out[j]);
+            float best = Float.NEGATIVE_INFINITY;
+            for (int t = allowed.nextSetBit(0); t >= 0 && t < vocab; t = allowed.nextSetBit(t + 1)) best = Math.max(best, logits[row + t]);
+            float bestF = best;
+            int jF = j;
+            assertTrue(logits[row + out[j]] >= best - 1e-3f, () -> where + ": step " + jF + " chose " + out[jF] + " (" + logits[row + out[jF]] + "), best allowed " + bestF);
+            state = c.advance(state, out[j]);
+        }
     }
 
     @Test void logprobsAndLogitBias() throws Exception {

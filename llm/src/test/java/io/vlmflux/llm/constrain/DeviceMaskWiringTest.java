@@ -64,6 +64,22 @@ class DeviceMaskWiringTest {
                 assertEquals(b.size(), dev.masked.get() - before, "every token of the device path comes from forwardSampleMasked");
                 assertTrue(c.isEnd(b.getLast().tokenId()), "ends with an end token where the schema accepts");
             }
+            // a recursive grammar: the host decides the row per step (state = pushdown configuration), the device masks
+            for (int i = 0; i < 6; i++) {
+                Constraint c = Constraints.compile(ConstraintSpec.grammar(GrammarTest.JSON_GBNF), tok);
+                assertInstanceOf(GrammarConstraint.class, c);
+                GenerateOptions o = new GenerateOptions(SamplingParams.sample(1.0, 0, 1.0, 0.0, i), 60, Set.of(), List.of(), 0, null, TokenControls.constrained(c));
+                GenerateOptions g = new GenerateOptions(SamplingParams.greedyDecoding(), 60, Set.of(), List.of(), 0, null, TokenControls.constrained(c));
+                for (GenerateOptions opts : List.of(o, g)) {
+                    int before = dev.masked.get();
+                    List<TokenEvent> a = host.generateBlocking(MultimodalPrompt.text(prompt), opts, null);
+                    List<TokenEvent> b = device.generateBlocking(MultimodalPrompt.text(prompt), opts, null);
+                    if (opts == g) assertEquals(a.stream().map(TokenEvent::tokenId).toList(), b.stream().map(TokenEvent::tokenId).toList(), "JSON grammar, greedy");
+                    assertEquals(b.size(), dev.masked.get() - before, "every token of the device path comes from forwardSampleMasked");
+                    int s = c.start();
+                    for (TokenEvent e : b) s = c.advance(s, e.tokenId());   // every device-chosen token was allowed
+                }
+            }
             // logprobs need the logits on the host: no masked step then
             Constraint c = Constraints.compile(ConstraintSpec.choice("yes", "no"), tok);
             int before = dev.masked.get();

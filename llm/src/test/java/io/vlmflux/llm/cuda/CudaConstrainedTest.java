@@ -70,6 +70,43 @@ class CudaConstrainedTest {
         assertTrue(same * 10 >= total * 7, model + ": only " + same + " of " + total + " greedy outputs equal the CPU's");
     }
 
+    /**
+     * A recursive grammar (pushdown: the host picks each step's row by configuration, the device masks): every token
+     * the GPU picks is allowed, a finished output is a sentence, greedy cuda and cpu mostly agree.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"tiny-qwen2", "tiny-qwen3", "tiny-llama"})
+    void recursiveGrammarMaskedOnTheDevice(String model) throws Exception {
+        Tokenizer tok = Tokenizer.load(Fixtures.dir(model));
+        var spec = ConstraintSpec.grammar("root ::= list\nlist ::= \"[\" (item (\", \" item){0,3})? \"]\"\nitem ::= [0-9]{1,3} | \"\\\"\" [a-z]{0,8} \"\\\"\" | list\n");
+        Constraint k = Constraints.compile(spec, tok);
+        int same = 0, total = 0, finished = 0;
+        try (Decoder gpu = Models.load(Fixtures.dir(model), "cuda"); Decoder cpu = Models.load(Fixtures.dir(model), "cpu");
+             Generator g = new Generator(gpu, null, null); Generator c = new Generator(cpu, null, null)) {
+            for (String p : new String[] {"List: ", "Numbers ", "x", "[", "Give me nested lists: "}) {
+                int[] ids = tok.encode(p);
+                for (SamplingParams sp : List.of(SamplingParams.greedyDecoding(), SamplingParams.sample(1.0, 0, 1.0, 0.0, p.length()))) {
+                    GenerateOptions o = new GenerateOptions(sp, 120, Set.of(), List.of(), 0, null, TokenControls.constrained(k));
+                    List<TokenEvent> a = g.generateBlocking(MultimodalPrompt.text(ids), o, tok.streamingDecoder(true));
+                    int state = k.start();
+                    StringBuilder text = new StringBuilder();
+                    for (TokenEvent e : a) { state = k.advance(state, e.tokenId()); text.append(e.textDelta()); }
+                    if (k.isEnd(a.getLast().tokenId())) {
+                        finished++;
+                        assertTrue(spec.matches(text.toString()), model + " '" + p + "': " + text);
+                    }
+                    if (sp.equals(SamplingParams.greedyDecoding())) {
+                        List<TokenEvent> b = c.generateBlocking(MultimodalPrompt.text(ids), o, tok.streamingDecoder(true));
+                        total++;
+                        if (a.stream().map(TokenEvent::tokenId).toList().equals(b.stream().map(TokenEvent::tokenId).toList())) same++;
+                    }
+                }
+            }
+        }
+        System.out.printf("%s: recursive grammar, %d of %d greedy outputs identical on cuda and cpu, %d of 10 finished%n", model, same, total, finished);
+        assertTrue(same * 10 >= total * 6, model + ": only " + same + " of " + total + " greedy outputs equal the CPU's");
+    }
+
     private static void check(Constraint k, List<TokenEvent> ev, String where) throws Exception {
         TokenEvent last = ev.getLast();
         assertTrue(k.isEnd(last.tokenId()), where + ": ends with an end token");

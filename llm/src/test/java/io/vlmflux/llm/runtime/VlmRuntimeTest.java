@@ -73,6 +73,35 @@ class VlmRuntimeTest {
         }
     }
 
+    @Test void prepareSharedEncodesOnceForSeveralQuestionsAndEachPromptGeneratesAsIfAlone() {
+        PromptTemplate t1 = rt.promptTemplate(null, "What is it?", 1), t2 = rt.promptTemplate("Be brief.", "Colour?", 1);
+        GenerateOptions o = new GenerateOptions(SamplingParams.greedyDecoding(), 6, Set.of(), List.of(), 0, null);
+        Frame f = copyWithFlippedByte(image(2));   // a frame no other test encoded: a miss
+        EncoderCacheStats s0 = rt.encoderCacheStats();
+        List<Prompt> shared = rt.prepareShared(List.of(t1, t2), f).block(Duration.ofSeconds(60));
+        EncoderCacheStats s1 = rt.encoderCacheStats();
+        assertTrue(f.isReleased(), "the frame is closed once encoded");
+        assertEquals(1, (s1.hits() + s1.misses()) - (s0.hits() + s0.misses()), "one encode for two questions");
+        assertEquals(2, shared.size());
+        int[][] alone = new int[2][];
+        List<PromptTemplate> ts = List.of(t1, t2);
+        for (int i = 0; i < 2; i++) {
+            try (Prompt p = rt.prepareBlocking(ts.get(i), List.of(copyWithFlippedByte(image(2))))) {
+                assertArrayEquals(p.input().tokens(), shared.get(i).input().tokens());
+                assertArrayEquals(p.input().spans().getFirst().embeddings(), shared.get(i).input().spans().getFirst().embeddings());
+                alone[i] = rt.generate(p, o).filter(e -> e.tokenId() >= 0).map(TokenEvent::tokenId).collectList().block(Duration.ofSeconds(60))
+                        .stream().mapToInt(Integer::intValue).toArray();
+            }
+        }
+        // the second prompt still reads the shared rows after the first one let go of them
+        for (int i = 0; i < 2; i++)
+            assertArrayEquals(alone[i], rt.generate(shared.get(i), o).filter(e -> e.tokenId() >= 0).map(TokenEvent::tokenId).collectList()
+                    .block(Duration.ofSeconds(60)).stream().mapToInt(Integer::intValue).toArray());
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> rt.prepareShared(List.of(rt.promptTemplate(null, "Hi", 0)), image(0)).block(Duration.ofSeconds(60)));
+        assertTrue(e.getMessage().contains("exactly one image"), e.getMessage());
+    }
+
     @Test void preparedFramesAreClosedAndPromptsAreSingleUse() {
         PromptTemplate t = rt.promptTemplate("Be brief.", "Colour?", 1);
         Frame f = image(0);

@@ -27,9 +27,15 @@ import java.util.List;
  * @param maxTokens  generation limit per frame, in [1, 4096]; default 64
  * @param generation decoding settings; default: the model's generation_config.json
  * @param output     caption output; default text on stdout
+ * @param constraint what each caption must look like, as JSON ({@code {"choice": [...]}}, {@code {"regex": "..."}},
+ *                   {@code {"json_schema": {...}}}, {@code {"grammar": "..."}}: {@code ConstraintSpec.fromJson}); checked against the model's tokenizer when the pipeline starts;
+ *                   default free text
+ * @param alerts     questions watched on every sampled frame, events when their answers change (instead of captions);
+ *                   default none
  */
 public record PipelineConfig(List<SourceConfig> sources, SamplingConfig sampling, ModelConfig model, String prompt,
-                             Integer maxTokens, GenerationSettings generation, OutputConfig output) {
+                             Integer maxTokens, GenerationSettings generation, OutputConfig output,
+                             com.fasterxml.jackson.databind.JsonNode constraint, List<AlertConfig> alerts) {
     public static final String DEFAULT_PROMPT = "Describe the image.";
 
     private static final ObjectMapper MAPPER = new ObjectMapper()
@@ -52,7 +58,20 @@ public record PipelineConfig(List<SourceConfig> sources, SamplingConfig sampling
         if (maxTokens < 1 || maxTokens > 4096) throw new IllegalArgumentException("field 'maxTokens' must be in [1, 4096], got " + maxTokens);
         if (generation == null) generation = GenerationSettings.MODEL_DEFAULTS;
         if (output == null) output = OutputConfig.DEFAULT;
+        if (constraint != null && constraint.isNull()) constraint = null;
+        if (constraint != null && !constraint.isObject())
+            throw new IllegalArgumentException("field 'constraint' must be an object such as {\"choice\": [\"yes\", \"no\"]}, got " + constraint);
+        if (alerts == null) alerts = List.of();
+        for (int i = 0; i < alerts.size(); i++)
+            if (alerts.get(i) == null) throw new IllegalArgumentException("field 'alerts': entry " + i + " is null");
+        alerts = List.copyOf(alerts);
+        HashSet<String> names = new HashSet<>();
+        for (AlertConfig a : alerts) {
+            String n = a.name() != null ? a.name() : a.spec();
+            if (!names.add(n)) throw new IllegalArgumentException("field 'alerts': two alerts are named '" + n + "' (give each a 'name')");
+        }
     }
+
 
     /** Reads and validates a config file; a {@link ConfigException}'s message names the file, the JSON path and line. */
     public static PipelineConfig load(Path file) {

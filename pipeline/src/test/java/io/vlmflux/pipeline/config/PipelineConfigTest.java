@@ -113,4 +113,38 @@ class PipelineConfigTest {
         assertTrue(e.getMessage().startsWith(f + ": $.sources[0]"), e.getMessage());
         assertTrue(e.getMessage().contains("field 'uri'"), e.getMessage());
     }
+
+    @Test
+    void alertsAndAConstraintLoadWithTheirPolicies() {
+        PipelineConfig c = PipelineConfig.load(ROOT.resolve("configs/alerts.json"));
+        assertEquals(2, c.alerts().size());
+        AlertConfig region = c.alerts().getFirst();
+        assertEquals("ball-region", region.name());
+        assertTrue(region.constraint().get("regex").asText().startsWith("a white circle"));
+        assertEquals(new io.vlmflux.pipeline.watch.WatchPolicy(2, Duration.ZERO, Duration.ofMillis(500), Duration.ofSeconds(10)), region.policy());
+        assertEquals("Describe the image.? a white circle|a red square", c.alerts().get(1).spec());
+        assertNull(c.constraint());
+        PipelineConfig k = PipelineConfig.parse("""
+                {"sources": [{"uri": "test:ball"}], "model": {"dir": "m"}, "constraint": {"choice": ["yes", "no"]}}""", "x.json");
+        assertEquals(2, k.constraint().get("choice").size());
+        assertEquals(List.of(), k.alerts());
+    }
+
+    @Test
+    void badAlertsNameTheFileThePathAndTheReason() {
+        String base = "{\"sources\": [{\"uri\": \"test:ball\"}], \"model\": {\"dir\": \"m\"}, ";
+        for (String[] c : new String[][]{
+                {"\"alerts\": [{\"answers\": \"yes|no\"}]}", "x.json: $.alerts[0]", "field 'question' is required"},
+                {"\"alerts\": [{\"question\": \"Q?\", \"agree\": 0}]}", "$.alerts[0]", "field 'agree': agree (answers in a row before a change) must be in [1, 1000], got 0"},
+                {"\"alerts\": [{\"question\": \"Q?\", \"debounce\": \"soon\"}]}", "$.alerts[0]", "field 'debounce': expected a duration"},
+                {"\"alerts\": [{\"question\": \"Q?\", \"minInterval\": \"5s\", \"maxInterval\": \"1s\"}]}", "$.alerts[0]", "field 'maxInterval'"},
+                {"\"alerts\": [{\"question\": \"Q?\", \"answers\": \"a|b\", \"constraint\": {\"regex\": \"a\"}}]}", "$.alerts[0]", "give 'answers' or 'constraint', not both"},
+                {"\"alerts\": [{\"question\": \"Q?\", \"constraint\": \"yes|no\"}]}", "$.alerts[0]", "field 'constraint' must be an object"},
+                {"\"alerts\": [{\"question\": \"Q?\"}, {\"question\": \"Q?\"}]}", "x.json", "two alerts are named 'Q?'"},
+                {"\"alerts\": [{\"question\": \"Q?\", \"hold\": 3}]}", "$.alerts[0].hold", "unknown field 'hold'"},
+                {"\"constraint\": [\"yes\"]}", "x.json", "field 'constraint' must be an object"}}) {
+            ConfigException e = assertThrows(ConfigException.class, () -> PipelineConfig.parse(base + c[0], "x.json"), c[0]);
+            assertTrue(e.getMessage().contains(c[1]) && e.getMessage().contains(c[2]), c[0] + " -> " + e.getMessage());
+        }
+    }
 }
