@@ -64,6 +64,7 @@ class LiveStreamsTest {
     @AfterAll static void stop() throws Exception {
         // the streams first (ends event streams and views), then the server, then the model: nothing may be left
         if (streams != null) streams.close();
+        HTTP.shutdownNow();   // its idle keep-alive connections would otherwise stay open for its keep-alive time
         if (server != null) {
             awaitTrue(() -> server.openConnections() == 0, "open connections to close (" + server.openConnections() + ")");
             server.close();
