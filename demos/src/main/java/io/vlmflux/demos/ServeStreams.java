@@ -77,8 +77,8 @@ final class ServeStreams {
             FrameSource fs;
             try {
                 fs = Sources.parse(spec, new SourceOptions(sc.width() == null ? 0 : sc.width(), sc.height() == null ? 0 : sc.height(), sc.pixelFormat()));
-            } catch (IllegalArgumentException e) {
-                throw new UsageException("--source " + sc.uri() + ": " + e.getMessage());
+            } catch (IllegalArgumentException | io.vlmflux.sources.SourceException e) {
+                throw new UsageException((a.has("source") ? "--source " : "source ") + sc.uri() + ": " + e.getMessage());
             }
             String id = sc.id() != null ? sc.id() : streams.idFor(sc.uri());
             SamplingPolicy own = sc.every() == null ? policy : SamplingPolicy.parse(sc.every());
