@@ -1,5 +1,6 @@
 package io.vlmflux.demos.serve;
 
+import io.vlmflux.sources.JpegEncoder;
 import reactor.core.scheduler.Scheduler;
 
 import javax.imageio.IIOImage;
@@ -20,9 +21,12 @@ import java.util.concurrent.atomic.AtomicReference;
 /**
  * The live view of one stream: the newest offered frame copy re-encoded as a JPEG (at most {@link #MAX_WIDTH} wide)
  * on {@code encoder}, one encode at a time — a frame offered while one is being encoded replaces the waiting one,
- * so encoding never queues up behind a slow machine (the skipped ones are counted).
+ * so encoding never queues up behind a slow machine (the skipped ones are counted). Encoding is GStreamer's
+ * ({@link JpegEncoder}: appsrc → videoconvert → videoscale → jpegenc, one pipeline per view, reopened when the frame
+ * size changes); where that pipeline cannot be built (no jpegenc) the JDK's ImageIO encoder is used instead (logged once).
  */
 public final class JpegView implements AutoCloseable {
+    private static final System.Logger LOG = System.getLogger("vlmflux.serve");
     /** Wider frames are scaled down for the view (the captions still see the full frame). */
     static final int MAX_WIDTH = 640;
     static final float QUALITY = 0.8f;
@@ -36,8 +40,13 @@ public final class JpegView implements AutoCloseable {
     private final AtomicReference<Jpeg> latest = new AtomicReference<>();
     private final AtomicLong encoded = new AtomicLong(), skipped = new AtomicLong(), failures = new AtomicLong();
     private volatile boolean closed;
+    private JpegEncoder gst;            // guarded by this; null: none open
+    private boolean gstUnavailable;     // guarded by this
 
     JpegView(Scheduler encoder) { this.encoder = encoder; }
+
+    /** Whether the JPEGs come from GStreamer (false before the first encode, or after falling back to ImageIO). */
+    public synchronized boolean gstreamer() { return gst != null; }
 
     /** The newest JPEG, or null before the first. */
     public Jpeg latest() { return latest.get(); }
@@ -55,7 +64,9 @@ public final class JpegView implements AutoCloseable {
             LiveStream.Snapshot s;
             while (!closed && (s = pending.getAndSet(null)) != null) {
                 try {
-                    latest.set(new Jpeg(encoded.incrementAndGet(), encode(s.rgb(), s.width(), s.height()), s.info().sequence(), s.wallMillis()));
+                    byte[] jpeg = encodeWithGstreamer(s);
+                    if (jpeg == null) jpeg = encode(s.rgb(), s.width(), s.height());
+                    latest.set(new Jpeg(encoded.incrementAndGet(), jpeg, s.info().sequence(), s.wallMillis()));
                 } catch (RuntimeException e) {
                     failures.incrementAndGet();
                 }
@@ -67,7 +78,26 @@ public final class JpegView implements AutoCloseable {
         }
     }
 
-    /** Packed RGB to JPEG, scaled down to {@link #MAX_WIDTH} when wider. */
+    /** The JPEG of {@code s} from the GStreamer encoder, or null when GStreamer cannot encode (then ImageIO does). */
+    private synchronized byte[] encodeWithGstreamer(LiveStream.Snapshot s) {
+        if (closed || gstUnavailable) return null;
+        try {
+            if (gst != null && (gst.width() != s.width() || gst.height() != s.height())) {
+                gst.close();
+                gst = null;
+            }
+            if (gst == null) gst = JpegEncoder.open(s.width(), s.height(), MAX_WIDTH, Math.round(QUALITY * 100));
+            return gst.encode(s.rgb());
+        } catch (RuntimeException | LinkageError e) {
+            gstUnavailable = true;
+            if (gst != null) gst.close();
+            gst = null;
+            LOG.log(System.Logger.Level.WARNING, "GStreamer cannot encode the live view (" + e.getMessage() + "); using ImageIO's JPEG encoder");
+            return null;
+        }
+    }
+
+    /** Packed RGB to JPEG with ImageIO, scaled down to {@link #MAX_WIDTH} when wider. */
     static byte[] encode(byte[] rgb, int width, int height) {
         BufferedImage img = new BufferedImage(width, height, BufferedImage.TYPE_3BYTE_BGR);
         byte[] dst = ((DataBufferByte) img.getRaster().getDataBuffer()).getData();
@@ -104,5 +134,9 @@ public final class JpegView implements AutoCloseable {
     @Override public void close() {
         closed = true;
         pending.set(null);
+        synchronized (this) {
+            if (gst != null) gst.close();
+            gst = null;
+        }
     }
 }

@@ -252,7 +252,8 @@ public final class LiveStreams implements ChatServer.Routes, AutoCloseable {
         o.set("last_caption", s.lastCaption());
         LiveStream.Snapshot snap = s.latest();
         ObjectNode v = o.putObject("view");
-        v.put("fps", options.viewFps()).put("encoded", s.view().encoded()).put("skipped", s.view().skipped());
+        v.put("fps", options.viewFps()).put("encoded", s.view().encoded()).put("skipped", s.view().skipped())
+                .put("encoder", s.view().gstreamer() ? "gstreamer" : s.view().encoded() > 0 ? "imageio" : null);
         if (snap != null) v.put("width", snap.width()).put("height", snap.height());
         ObjectNode e = o.putObject("events");
         e.put("published", s.hub().published()).put("dropped", s.hub().dropped()).put("subscribers", s.hub().subscribers());

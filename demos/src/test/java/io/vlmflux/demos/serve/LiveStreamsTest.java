@@ -229,6 +229,7 @@ class LiveStreamsTest {
         BufferedImage img = ImageIO.read(new ByteArrayInputStream(r.body()));
         assertNotNull(img, "a decodable JPEG");
         assertEquals(streams.stream("ball").latest().width(), img.getWidth());
+        assertTrue(streams.stream("ball").view().gstreamer(), "the view is encoded by GStreamer's jpegenc");
 
         HttpResponse<InputStream> m = HTTP.send(HttpRequest.newBuilder(URI.create(server.url() + "/v1/streams/ball/view.mjpeg")).build(), HttpResponse.BodyHandlers.ofInputStream());
         assertEquals(200, m.statusCode());
