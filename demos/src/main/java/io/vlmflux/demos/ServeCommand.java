@@ -1,6 +1,7 @@
 package io.vlmflux.demos;
 
 import io.vlmflux.demos.serve.ChatServer;
+import io.vlmflux.demos.serve.LiveStreams;
 import io.vlmflux.demos.serve.ServeOptions;
 import io.vlmflux.llm.Backend;
 import io.vlmflux.llm.runtime.RuntimeOptions;
@@ -21,18 +22,24 @@ import java.util.concurrent.TimeUnit;
  * without an API key unless the user says {@code --insecure}.
  */
 public final class ServeCommand implements Command {
-    private static final Set<String> VALUED = Set.of("model", "host", "port", "api-key", "max-concurrent", "max-body-bytes", "max-tokens",
-            "request-timeout", "backend", "device", "cors-origin");
-    private static final Set<String> FLAGS = Set.of("insecure", "fetch-images");
+    private static final Set<String> VALUED = union(Set.of("model", "host", "port", "api-key", "max-concurrent", "max-body-bytes", "max-tokens",
+            "request-timeout", "backend", "device", "cors-origin"), ServeStreams.VALUED);
+    private static final Set<String> FLAGS = union(Set.of("insecure", "fetch-images"), ServeStreams.FLAGS);
+
+    private static Set<String> union(Set<String> a, Set<String> b) {
+        java.util.HashSet<String> u = new java.util.HashSet<>(a);
+        u.addAll(b);
+        return Set.copyOf(u);
+    }
 
     @Override public String summary() { return "serve a model over an OpenAI-compatible HTTP API (/v1/chat/completions)"; }
 
     @Override public String usage() {
         ServeOptions d = ServeOptions.defaults();
         return """
-                vlmflux serve [--model DIR] [--host 127.0.0.1] [--port 8080] [--api-key KEY] [--insecure] [--max-concurrent N]
-                              [--max-body-bytes N] [--max-tokens N] [--request-timeout D] [--fetch-images] [--cors-origin ORIGIN]...
-                              [--backend auto|cpu|cuda] [--device N]
+                vlmflux serve [--config FILE] [--model DIR] [--source SPEC]... [--host 127.0.0.1] [--port 8080] [--api-key KEY] [--insecure]
+                              [--max-concurrent N] [--max-body-bytes N] [--max-tokens N] [--request-timeout D] [--fetch-images]
+                              [--cors-origin ORIGIN]... [--backend auto|cpu|cuda] [--device N]
                   --model DIR          model folder (default demos/models/shapes-vl, the embedded demo model); its folder name
                                        is the model id clients send
                   --host ADDR          address to bind (default 127.0.0.1). Any other than loopback needs --api-key or --insecure
@@ -47,9 +54,15 @@ public final class ServeCommand implements Command {
                                        20 s); without it only data: URLs are accepted
                   --cors-origin ORIGIN let browser pages from ORIGIN (https://host[:port], or * for any; repeatable or
                                        comma-separated) call the API; without it no CORS headers are sent
+                  --source SPEC        a live stream: a source captioned continuously (repeatable; default test:ball, or the
+                                       config's sources); --no-streams serves the API only
+                  --config FILE        pipeline config JSON (configs/*.json): sources, prompt, sampling, model
+                  --every SPEC         caption sampling of each stream (default 1s);  --prompt TEXT: the caption question
+                  --caption-tokens N   tokens per caption (default 32);  --view-fps N: live view frames per second (default 5)
                 Endpoints: GET /healthz, GET /metrics (Prometheus text), GET /v1/models, POST /v1/chat/completions
-                (stream: true for server-sent events; images as data: URLs in image_url parts; response_format,
-                logprobs, logit_bias). Ctrl-C stops.""".formatted(d.port(), d.maxConcurrent(), d.maxBodyBytes(), d.maxTokens(),
+                (stream: true for server-sent events; images as data: URLs in image_url parts; response_format, logprobs,
+                logit_bias); the page at / ; GET /v1/streams, GET /v1/streams/ID/events (SSE), POST /v1/streams/ID/questions,
+                GET /v1/streams/ID/view.mjpeg (docs/serve.md). Ctrl-C stops.""".formatted(d.port(), d.maxConcurrent(), d.maxBodyBytes(), d.maxTokens(),
                 d.requestTimeout().toSeconds());
     }
 
@@ -57,28 +70,41 @@ public final class ServeCommand implements Command {
         Args a = Args.parse(argv, VALUED, FLAGS);
         if (!a.positional().isEmpty()) throw new UsageException("unexpected argument '" + a.positional().get(0) + "'");
         ServeOptions o = options(a, System.getenv("VLMFLUX_API_KEY"));
-        Path dir = CaptionCommand.modelDir(a.get("model", CaptionCommand.DEFAULT_MODEL));
+        io.vlmflux.pipeline.config.PipelineConfig config = ServeStreams.config(a);
+        Path dir = CaptionCommand.modelDir(a.get("model", config != null ? config.model().dir() : CaptionCommand.DEFAULT_MODEL));
+        LiveStreams.Options streamOptions = ServeStreams.options(a);
         Backend backend;
         try {
-            backend = Backend.parse(a.get("backend", "auto"));
+            backend = Backend.parse(a.get("backend", config != null ? config.model().backend() : "auto"));
         } catch (IllegalArgumentException e) {
             throw new UsageException("--backend: " + e.getMessage());
         }
-        int device = a.getInt("device", 0);
+        int device = a.getInt("device", config != null ? config.model().device() : 0);
         if (device < 0) throw new UsageException("--device must be >= 0, got " + device);
 
         CountDownLatch closed = new CountDownLatch(1);
         try (VlmRuntime runtime = VlmRuntime.load(dir, RuntimeOptions.defaults().withBackend(backend).withDevice(device));
-             ChatServer server = ChatServer.start(runtime, o)) {
+             LiveStreams streams = new LiveStreams(runtime, streamOptions)) {
+            ServeStreams.add(streams, a, config, runtime);
+            ChatServer server = ChatServer.start(runtime, o, streams);
+            streams.start();
             Thread hook = new Thread(() -> {
+                streams.close();   // ends the event streams and live views first: the server then closes without waiting on them
                 server.close();
                 try { closed.await(10, TimeUnit.SECONDS); } catch (InterruptedException e) { Thread.currentThread().interrupt(); }
             }, "vlmflux-serve-shutdown");
             Runtime.getRuntime().addShutdownHook(hook);
             System.err.printf("vlmflux: serving %s (%s) at %s/v1 — %s%s (Ctrl-C to stop)%n", server.modelId(), runtime.describe(), server.url(),
                     o.apiKey() != null ? "API key required" : "no API key", isLoopback(o.host()) ? "" : ", listening beyond this machine");
+            if (!streams.all().isEmpty())
+                System.err.printf("vlmflux: live streams %s — the page is at %s/%n", String.join(", ", streams.ids()), server.url());
             System.err.flush();
-            server.awaitClose();
+            try {
+                server.awaitClose();
+            } finally {
+                streams.close();
+                server.close();
+            }
         } finally {
             closed.countDown();
         }

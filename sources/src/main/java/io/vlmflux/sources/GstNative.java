@@ -81,6 +81,9 @@ final class GstNative {
     private static final MethodHandle SET_OBJECT_ARG = fn("gst_util_set_object_arg", null, ADDRESS, ADDRESS, ADDRESS);
     private static final MethodHandle APPSINK_TRY_PULL = fn("gst_app_sink_try_pull_sample", ADDRESS, ADDRESS, JAVA_LONG);
     private static final MethodHandle APPSINK_IS_EOS = fn("gst_app_sink_is_eos", JAVA_INT, ADDRESS);
+    private static final MethodHandle APPSRC_PUSH_BUFFER = fn("gst_app_src_push_buffer", JAVA_INT, ADDRESS, ADDRESS);
+    private static final MethodHandle BUFFER_NEW_ALLOCATE = fn("gst_buffer_new_allocate", ADDRESS, ADDRESS, JAVA_LONG, ADDRESS);
+    private static final MethodHandle BUFFER_FILL = fn("gst_buffer_fill", JAVA_LONG, ADDRESS, JAVA_LONG, ADDRESS, JAVA_LONG);
     private static final MethodHandle VIDEO_INFO_NEW_FROM_CAPS = fn("gst_video_info_new_from_caps", ADDRESS, ADDRESS);
     private static final MethodHandle VIDEO_INFO_FREE = fn("gst_video_info_free", null, ADDRESS);
     private static final MethodHandle VIDEO_COLORIMETRY_TO_STRING = fn("gst_video_colorimetry_to_string", ADDRESS, ADDRESS);
@@ -291,6 +294,23 @@ final class GstNative {
     /** Next sample (owned), or NULL after {@code timeoutNanos}, at EOS or when flushing. */
     static MemorySegment tryPullSample(MemorySegment appsink, long timeoutNanos) {
         try { return (MemorySegment) APPSINK_TRY_PULL.invokeExact(appsink, timeoutNanos); } catch (Throwable t) { throw rethrow(t); }
+    }
+
+    /**
+     * Pushes a copy of {@code data} into {@code appsrc} as one buffer (appsrc takes the buffer); returns the
+     * GstFlowReturn (0: ok).
+     */
+    static int appsrcPush(MemorySegment appsrc, MemorySegment data) {
+        try {
+            MemorySegment buf = (MemorySegment) BUFFER_NEW_ALLOCATE.invokeExact(MemorySegment.NULL, data.byteSize(), MemorySegment.NULL);
+            if (isNull(buf)) throw new IllegalStateException("cannot allocate a " + data.byteSize() + "-byte GStreamer buffer");
+            long n = (long) BUFFER_FILL.invokeExact(buf, 0L, data, data.byteSize());
+            if (n != data.byteSize()) {
+                unrefMini(buf);
+                throw new IllegalStateException("filled " + n + " of " + data.byteSize() + " bytes of a GStreamer buffer");
+            }
+            return (int) APPSRC_PUSH_BUFFER.invokeExact(appsrc, buf);
+        } catch (Throwable t) { throw rethrow(t); }
     }
 
     static boolean appsinkIsEos(MemorySegment appsink) {

@@ -77,8 +77,23 @@ public final class ChatServer implements AutoCloseable {
     private final ImageFetcher fetcher;   // null: http(s) image URLs are refused
     private final ServeMetrics metrics;
     private final DisposableServer server;
+    private final Routes extra;   // null: none
+    private final java.util.concurrent.atomic.AtomicInteger connections = new java.util.concurrent.atomic.AtomicInteger();
 
-    private ChatServer(VlmRuntime runtime, ServeOptions options, ImageFetcher fetcher) {
+    /**
+     * More routes served next to the API (e.g. {@link LiveStreams}): asked for every path the server does not know,
+     * after the API key check for {@code /v1} paths. Returns null for a path it does not serve; may throw
+     * {@link ApiException}.
+     */
+    @FunctionalInterface
+    public interface Routes {
+        Publisher<Void> route(String path, HttpServerRequest req, HttpServerResponse res);
+    }
+
+    private ChatServer(VlmRuntime runtime, ServeOptions options, ImageFetcher fetcher) { this(runtime, options, fetcher, null); }
+
+    private ChatServer(VlmRuntime runtime, ServeOptions options, ImageFetcher fetcher, Routes extra) {
+        this.extra = extra;
         this.runtime = runtime;
         this.options = options;
         this.modelId = runtime.dir().toAbsolutePath().normalize().getFileName().toString();
@@ -92,6 +107,10 @@ public final class ChatServer implements AutoCloseable {
         this.metrics = new ServeMetrics(runtime);
         try {
             this.server = HttpServer.create().host(options.host()).port(options.port())
+                    .doOnConnection(c -> {
+                        connections.incrementAndGet();
+                        c.onDispose(connections::decrementAndGet);
+                    })
                     .handle(this::handle)
                     .bindNow(Duration.ofSeconds(10));
         } catch (RuntimeException e) {
@@ -109,6 +128,14 @@ public final class ChatServer implements AutoCloseable {
     static ChatServer start(VlmRuntime runtime, ServeOptions options, ImageFetcher fetcher) {
         return new ChatServer(runtime, options, fetcher);
     }
+
+    /** {@link #start(VlmRuntime, ServeOptions)} that also serves {@code extra} (e.g. {@link LiveStreams}). */
+    public static ChatServer start(VlmRuntime runtime, ServeOptions options, Routes extra) {
+        return new ChatServer(runtime, options, options.fetchImages() ? new ImageFetcher(MAX_FETCH_BYTES, FETCH_TIMEOUT) : null, extra);
+    }
+
+    /** Open client connections now. */
+    public int openConnections() { return connections.get(); }
 
     /** The bound port (the ephemeral one when the options asked for 0). */
     public int port() { return server.port(); }
@@ -175,6 +202,10 @@ public final class ChatServer implements AutoCloseable {
                     allow(method, HttpMethod.POST, path);
                     return chat(req, res);
                 }
+            }
+            if (extra != null) {
+                Publisher<Void> p = extra.route(path, req, res);
+                if (p != null) return p;
             }
             throw new ApiException(404, "invalid_request_error", "Invalid URL (" + method.name() + " " + path + ")", null, "unknown_url");
         } catch (ApiException e) {

@@ -1,0 +1,92 @@
+package io.vlmflux.demos;
+
+import io.vlmflux.demos.serve.LiveStreams;
+import io.vlmflux.llm.runtime.VlmRuntime;
+import io.vlmflux.pipeline.SamplingPolicy;
+import io.vlmflux.pipeline.caption.CaptionOptions;
+import io.vlmflux.pipeline.config.PipelineConfig;
+import io.vlmflux.pipeline.config.SourceConfig;
+import io.vlmflux.sources.FrameSource;
+import io.vlmflux.sources.SourceOptions;
+import io.vlmflux.sources.Sources;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * The live streams of {@code vlmflux serve} from its flags: {@code --source SPEC} (repeatable) or the config's
+ * {@code sources} (with their ids and sampling), {@code test:ball} when neither is given; {@code --no-streams} for
+ * none. Caption prompt, tokens and sampling from {@code --prompt}, {@code --every}, the config, or the caption
+ * defaults. Sources are parsed here (bad specs are usage errors) but not opened until {@link LiveStreams#start()}.
+ */
+final class ServeStreams {
+    static final java.util.Set<String> VALUED = java.util.Set.of("config", "source", "every", "prompt", "caption-tokens", "view-fps");
+    static final java.util.Set<String> FLAGS = java.util.Set.of("no-streams");
+
+    private ServeStreams() {}
+
+    /** The config of --config, or null. */
+    static PipelineConfig config(Args a) {
+        if (!a.has("config")) return null;
+        Path f = Path.of(a.get("config"));
+        if (!Files.isRegularFile(f)) {
+            String home = System.getenv("VLMFLUX_HOME");
+            if (home != null && !f.isAbsolute() && Files.isRegularFile(Path.of(home).resolve(f))) f = Path.of(home).resolve(f);
+        }
+        return PipelineConfig.load(f);
+    }
+
+    static LiveStreams.Options options(Args a) {
+        double fps;
+        try {
+            fps = Double.parseDouble(a.get("view-fps", "5").trim());
+        } catch (NumberFormatException e) {
+            throw new UsageException("--view-fps expects a number, got '" + a.get("view-fps") + "'");
+        }
+        if (!(fps > 0) || fps > 60) throw new UsageException("--view-fps must be in (0, 60], got " + a.get("view-fps"));
+        return LiveStreams.Options.defaults().withViewFps(fps);
+    }
+
+    /** Adds the streams the flags and config name to {@code streams}. */
+    static void add(LiveStreams streams, Args a, PipelineConfig config, VlmRuntime runtime) {
+        if (a.flag("no-streams")) {
+            if (a.has("source")) throw new UsageException("give --source or --no-streams, not both");
+            return;
+        }
+        int tokens = a.getInt("caption-tokens", config != null ? config.maxTokens() : CaptionOptions.DEFAULT_MAX_TOKENS);
+        if (tokens < 1) throw new UsageException("--caption-tokens must be at least 1, got " + tokens);
+        String prompt = a.get("prompt", config != null ? config.prompt() : CaptionOptions.DEFAULT_PROMPT);
+        if (prompt.isBlank()) throw new UsageException("--prompt must not be blank");
+        String every = a.get("every", config != null && config.sampling().every() != null ? config.sampling().every() : CaptionCommand.DEFAULT_EVERY);
+        SamplingPolicy policy;
+        try {
+            policy = SamplingPolicy.parse(every);
+        } catch (IllegalArgumentException e) {
+            throw new UsageException("--every: " + e.getMessage());
+        }
+        CaptionOptions captions = new CaptionOptions(prompt, null, tokens, CaptionCommand.sampling(config == null ? null : config.generation(),
+                runtime.generationConfig()), CaptionOptions.Backpressure.AUTO, null);
+        List<SourceConfig> sources = new ArrayList<>();
+        if (a.has("source")) for (String s : a.all("source")) sources.add(new SourceConfig(s));
+        else if (config != null) sources.addAll(config.sources());
+        else sources.add(new SourceConfig(CaptionCommand.DEFAULT_SOURCE));
+        for (SourceConfig sc : sources) {
+            String spec = CaptionCommand.sourceSpec(sc.uri());
+            FrameSource fs;
+            try {
+                fs = Sources.parse(spec, new SourceOptions(sc.width() == null ? 0 : sc.width(), sc.height() == null ? 0 : sc.height(), sc.pixelFormat()));
+            } catch (IllegalArgumentException | io.vlmflux.sources.SourceException e) {
+                throw new UsageException((a.has("source") ? "--source " : "source ") + sc.uri() + ": " + e.getMessage());
+            }
+            String id = sc.id() != null ? sc.id() : streams.idFor(sc.uri());
+            SamplingPolicy own = sc.every() == null ? policy : SamplingPolicy.parse(sc.every());
+            try {
+                streams.add(id, sc.uri(), fs, captions, own);
+            } catch (IllegalArgumentException e) {
+                throw new UsageException("source " + sc.uri() + ": " + e.getMessage());
+            }
+        }
+    }
+}
