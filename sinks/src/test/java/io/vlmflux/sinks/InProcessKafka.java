@@ -26,15 +26,15 @@ import java.util.concurrent.TimeUnit;
  * A real single-node Kafka (KRaft, broker and controller in one) in the test JVM, on loopback ports chosen once so
  * that {@link #stop()} and {@link #start()} give a restarted broker at the same address with the same log.
  */
-final class InProcessKafka implements AutoCloseable {
+public final class InProcessKafka implements AutoCloseable {
     private final Path dir;
     private final int port;
     private final int controllerPort;
     private final Properties props = new Properties();
     private KafkaRaftServer server;
 
-    InProcessKafka(Path dir) throws IOException {
-        this.dir = dir;
+    public InProcessKafka(Path dir) throws IOException {
+        this.dir = Files.createDirectories(dir);
         this.port = freePort();
         this.controllerPort = freePort();
         props.put("process.roles", "broker,controller");
@@ -66,23 +66,23 @@ final class InProcessKafka implements AutoCloseable {
         if (rc != 0) throw new IllegalStateException("kafka storage format failed (" + rc + "): " + log.toString(StandardCharsets.UTF_8));
     }
 
-    String bootstrap() { return "127.0.0.1:" + port; }
+    public String bootstrap() { return "127.0.0.1:" + port; }
 
-    synchronized InProcessKafka start() {
+    public synchronized InProcessKafka start() {
         if (server != null) return this;
         server = new KafkaRaftServer(KafkaConfig.fromProps(props, false), Time.SYSTEM);
         server.startup();
         return this;
     }
 
-    synchronized void stop() {
+    public synchronized void stop() {
         if (server == null) return;
         server.shutdown();
         server.awaitShutdown();
         server = null;
     }
 
-    void createTopic(String name, int partitions) throws Exception {
+    public void createTopic(String name, int partitions) throws Exception {
         try (Admin admin = Admin.create(Map.of(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap()))) {
             admin.createTopics(List.of(new NewTopic(name, partitions, (short) 1))).all().get(60, TimeUnit.SECONDS);
         }
@@ -92,7 +92,7 @@ final class InProcessKafka implements AutoCloseable {
 
     @Override public void close() { stop(); }
 
-    static int freePort() throws IOException {
+    public static int freePort() throws IOException {
         try (ServerSocket s = new ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
             s.setReuseAddress(true);
             return s.getLocalPort();

@@ -14,14 +14,14 @@ import java.util.concurrent.TimeUnit;
  * A real Mosquitto broker (Debian package {@code mosquitto}) as a child process on a loopback port chosen once, with
  * persistence in the test's folder, so a stopped and restarted broker keeps its persistent sessions' queues.
  */
-final class Mosquitto implements AutoCloseable {
+public final class Mosquitto implements AutoCloseable {
     private final Path binary;
     private final Path dir;
     private final int port;
     private Process process;
 
     /** The mosquitto executable on PATH or in /usr/sbin, if installed. */
-    static Optional<Path> binary() {
+    public static Optional<Path> binary() {
         List<Path> dirs = new ArrayList<>();
         String path = System.getenv("PATH");
         if (path != null) for (String d : path.split(java.io.File.pathSeparator)) if (!d.isEmpty()) dirs.add(Path.of(d));
@@ -34,7 +34,7 @@ final class Mosquitto implements AutoCloseable {
         return Optional.empty();
     }
 
-    Mosquitto(Path binary, Path dir) throws IOException {
+    public Mosquitto(Path binary, Path dir) throws IOException {
         this.binary = binary;
         this.dir = dir;
         this.port = InProcessKafka.freePort();
@@ -50,9 +50,9 @@ final class Mosquitto implements AutoCloseable {
                 "") );
     }
 
-    String url() { return "tcp://127.0.0.1:" + port; }
+    public String url() { return "tcp://127.0.0.1:" + port; }
 
-    synchronized Mosquitto start() throws IOException, InterruptedException {
+    public synchronized Mosquitto start() throws IOException, InterruptedException {
         if (process != null) return this;
         process = new ProcessBuilder(binary.toString(), "-c", dir.resolve("mosquitto.conf").toString())
                 .redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.appendTo(dir.resolve("mosquitto.log").toFile())).start();
@@ -71,7 +71,7 @@ final class Mosquitto implements AutoCloseable {
     }
 
     /** SIGTERM: mosquitto saves its persistence file and exits. */
-    synchronized void stop() throws InterruptedException {
+    public synchronized void stop() throws InterruptedException {
         if (process == null) return;
         process.destroy();
         if (!process.waitFor(20, TimeUnit.SECONDS)) process.destroyForcibly().waitFor();

@@ -14,19 +14,19 @@ import java.util.List;
  * #/$defs, type, const, enum, required, properties, additionalProperties false, items, minimum). Returns the
  * violations, each naming the JSON path.
  */
-final class SchemaCheck {
-    static final ObjectMapper JSON = new ObjectMapper();
+public final class SchemaCheck {
+    public static final ObjectMapper JSON = new ObjectMapper();
     private final JsonNode root;
 
-    SchemaCheck(Path schema) throws IOException {
+    public SchemaCheck(Path schema) throws IOException {
         this.root = JSON.readTree(schema.toFile());
     }
 
-    static SchemaCheck records() throws IOException {
+    public static SchemaCheck records() throws IOException {
         return new SchemaCheck(Path.of(System.getProperty("vlmflux.root", "..")).resolve("docs/schemas/record-v1.schema.json"));
     }
 
-    List<String> check(String json) throws IOException {
+    public List<String> check(String json) throws IOException {
         List<String> errors = new ArrayList<>();
         check(JSON.readTree(json), root, "$", errors);
         return errors;
