@@ -20,17 +20,21 @@ import java.util.Map;
  * Records to one Kafka topic, key = source id (one source's records stay in order on one partition). The producer
  * is idempotent with {@code acks=all}: it retries until {@code deliveryTimeoutMs}, and a record it acknowledged is
  * on all in-sync replicas. Sends happen on one thread of this sink (a send may wait up to {@code maxBlockMs} for
- * metadata while no broker is reachable); acknowledgements come back on it too, never on the producer's I/O thread.
+ * metadata while no broker is reachable, and tries again until the delivery timeout); acknowledgements come back on
+ * it too, never on the producer's I/O thread.
  * The producer's buffer is sized for {@code maxInFlight} records, so an outage holds at most that many.
  */
 public final class KafkaSink extends RecordSink {
     private final Producer<String, byte[]> producer;
     private final String topic;
     private final Scheduler thread;
+    private final long deliveryTimeoutNanos;
+    private volatile boolean closed;
 
     public KafkaSink(KafkaOutputConfig c, StageMetrics metrics) {
         super("kafka", metrics, c.maxInFlight());
         this.topic = c.topic();
+        this.deliveryTimeoutNanos = c.deliveryTimeoutMs() * 1_000_000L;
         Map<String, Object> p = new HashMap<>(c.properties());
         p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, c.brokers());
         p.put(ProducerConfig.ACKS_CONFIG, "all");
@@ -55,13 +59,30 @@ public final class KafkaSink extends RecordSink {
 
     @Override protected Mono<Void> send(SinkRecord r) {
         return Mono.<Void>create(s -> {
-                    try {
-                        producer.send(new ProducerRecord<>(topic, r.source(), r.payload()), (md, ex) -> {
-                            if (ex == null) s.success();
-                            else s.error(ex);
-                        });
-                    } catch (RuntimeException e) {   // metadata not available within maxBlockMs, record too large, closed
-                        s.error(e);
+                    java.util.concurrent.atomic.AtomicBoolean cancelled = new java.util.concurrent.atomic.AtomicBoolean();
+                    s.onCancel(() -> cancelled.set(true));
+                    long deadline = System.nanoTime() + deliveryTimeoutNanos;
+                    ProducerRecord<String, byte[]> pr = new ProducerRecord<>(topic, r.source(), r.payload());
+                    while (true) {
+                        try {
+                            producer.send(pr, (md, ex) -> {
+                                if (ex == null) s.success();
+                                else s.error(ex);
+                            });
+                            return;
+                        } catch (org.apache.kafka.common.errors.TimeoutException e) {
+                            // no metadata within maxBlockMs (no broker reachable, or the topic's leader moving during a
+                            // broker restart): the record never reached the producer, so trying again on this thread
+                            // keeps the order; given up at the delivery timeout like any other record
+                            attemptFailed();
+                            if (closed || cancelled.get() || System.nanoTime() > deadline) {
+                                s.error(e);
+                                return;
+                            }
+                        } catch (RuntimeException e) {   // record too large, producer closed, ...
+                            s.error(e);
+                            return;
+                        }
                     }
                 })
                 .subscribeOn(thread)
@@ -69,6 +90,7 @@ public final class KafkaSink extends RecordSink {
     }
 
     @Override public void close(Duration timeout) {
+        closed = true;
         try {
             producer.close(timeout);   // sends what it holds, at most that long
         } finally {

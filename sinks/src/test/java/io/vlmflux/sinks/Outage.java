@@ -56,9 +56,12 @@ final class Outage {
         try {
             await("200 records acknowledged", () -> acked.size() >= 200, 60);
             long heapBefore = heapMiB();
+            long stopAt = System.nanoTime();
             stop.run();
             long stopped = System.nanoTime();
-            await("the sink saturated (" + sink.maxInFlight() + " in flight)", () -> sink.inFlight() >= sink.maxInFlight(), 60);
+            System.out.printf("vlmflux outage: broker stopped in %d ms%n", (stopped - stopAt) / 1_000_000);
+            await(() -> "the sink saturated (" + sink.maxInFlight() + " in flight): in flight " + sink.inFlight() + ", acked " + acked.size()
+                    + ", sink " + sink.metrics().snapshot().format(), () -> sink.inFlight() >= sink.maxInFlight(), 60);
             long ackedAtSaturation = acked.size();
             long ackedBeforeStop = ackedAtSaturation;
             long rest = outage.toNanos() - (System.nanoTime() - stopped);
@@ -70,7 +73,8 @@ final class Outage {
             restartAt.set(System.nanoTime());
             long target = acked.size() + 2L * sink.maxInFlight() + 100;
             start.run();
-            await("acknowledgements after the restart", () -> acked.size() >= target, 120);
+            await(() -> "acknowledgements after the restart: acked " + acked.size() + " of " + target + ", in flight " + sink.inFlight()
+                    + ", sink " + sink.metrics().snapshot().format(), () -> acked.size() >= target, 120);
             double recovery = (firstAckAfterRestart.get() - restartAt.get()) / 1e9;
             run.dispose();
             stage.close();
@@ -90,9 +94,13 @@ final class Outage {
     }
 
     static void await(String what, BooleanSupplier cond, int seconds) throws InterruptedException {
+        await(() -> what, cond, seconds);
+    }
+
+    static void await(java.util.function.Supplier<String> what, BooleanSupplier cond, int seconds) throws InterruptedException {
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(seconds);
         while (!cond.getAsBoolean()) {
-            if (System.nanoTime() > deadline) fail("timed out after " + seconds + " s waiting for " + what);
+            if (System.nanoTime() > deadline) fail("timed out after " + seconds + " s waiting for " + what.get());
             Thread.sleep(10);
         }
     }
