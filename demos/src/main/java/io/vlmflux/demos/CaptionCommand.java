@@ -50,7 +50,7 @@ public final class CaptionCommand implements Command {
         return """
                 vlmflux caption [--source SOURCE] [--model DIR] [--prompt TEXT] [--every 1s|500ms|30f] [--max-tokens N]
                                 [--count N | --duration D] [--backend auto|cpu|cuda] [--device N] [--config FILE] [--json]
-                                [--json-schema FILE | --regex RE | --choice A,B,C | --grammar FILE]
+                                [--json-schema FILE | --regex RE | --choice A,B,C | --grammar FILE] [--kafka BROKERS[/topic]] [--mqtt tcp://HOST:PORT[/prefix]]
                   --source SOURCE   test:ball, test:smpte?live=false, a video file, rtsp://..., v4l2:///dev/video0, images:DIR, gst:...
                                     (default test:ball: GStreamer's bouncing ball, live)
                   --model DIR       Hugging Face Qwen2-VL / Qwen2.5-VL folder (default demos/models/shapes-vl, the embedded demo model;
@@ -67,6 +67,9 @@ public final class CaptionCommand implements Command {
                   --grammar F       each answer is a sentence of the GBNF grammar in F (*.lark, *.ebnf: Lark-like EBNF)
                   --config FILE     pipeline config JSON (configs/*.json); flags override its fields; its output block
                                     (format text|json, path: file to append to, tokens: live tokens) says where captions go
+                  --kafka SPEC      also send JSON records (captions, events, per-source status; docs/sinks.md) to Kafka:
+                                    host:9092[,host2:9092][/topic] (default topic vlmflux.records; key = source id)
+                  --mqtt SPEC       also publish them over MQTT: tcp://host:1883[/prefix][?qos=0|1] (topic PREFIX/SOURCE/TYPE)
                   --json            one JSON object per caption: source, seq, pts_ms, text, tokens, finish_reason, dropped,
                                     timings {preprocess_ms, encode_ms, prefill_ms, ttft_ms, total_ms}
                 Live sources keep only the newest frame while a caption is being generated (dropped frames are counted);
@@ -77,8 +80,8 @@ public final class CaptionCommand implements Command {
 
     @Override public int run(List<String> argv) throws Exception {
         Args a = Args.parse(argv, Set.of("source", "model", "prompt", "every", "max-tokens", "count", "duration", "backend", "device", "config",
-                "json-schema", "regex", "choice", "grammar", "alert", "alert-agree", "alert-debounce", "alert-min-interval", "alert-max-interval"),
-                Set.of("json"));
+                "json-schema", "regex", "choice", "grammar", "alert", "alert-agree", "alert-debounce", "alert-min-interval", "alert-max-interval",
+                "kafka", "mqtt"), Set.of("json"));
         if (!a.positional().isEmpty()) throw new UsageException("unexpected argument '" + a.positional().get(0) + "'");
         if (a.has("count") && a.has("duration")) throw new UsageException("give --count or --duration, not both");
         PipelineConfig config = null;
@@ -154,10 +157,11 @@ public final class CaptionCommand implements Command {
             }
         }
         PrintStream err = System.err;
-        OutputConfig outputConfig = config != null ? config.output() : OutputConfig.DEFAULT;
+        OutputConfig outputConfig = CaptionSinks.output(config != null ? config.output() : OutputConfig.DEFAULT, a);
         RuntimeOptions ro = RuntimeOptions.defaults().withBackend(backend).withDevice(device);
         try (CaptionOutput output = CaptionOutput.open(outputConfig, json, opened.size() > 1, id -> id, System.out);
-             VlmRuntime model = VlmRuntime.load(modelDir, ro)) {
+             VlmRuntime model = VlmRuntime.load(modelDir, ro);
+             io.vlmflux.sinks.SinkStage sinks = CaptionSinks.open(outputConfig, metrics, prompt, constraint != null, opened)) {
             SamplingParams sampling = sampling(config == null ? null : config.generation(), model.generationConfig());
             CaptionOptions options = new CaptionOptions(prompt, null, maxTokens, sampling,
                     CaptionOptions.Backpressure.AUTO, constraint);   // resolved per pipeline from its sources (files lossless)
@@ -212,9 +216,13 @@ public final class CaptionCommand implements Command {
             }
             if (count > 0) captions = captions.take(count);
             if (duration != null) captions = captions.take(duration);
+            if (sinks != null) captions = captions.transform(sinks);   // Kafka/MQTT: a caption is printed once they acknowledged it
             // source events (source_down/source_up/retries, skipped files, warnings) reach the output as they happen
             List<Disposable> events = new ArrayList<>();
-            for (FrameSource s : opened) events.add(s.events().subscribe(output::event));
+            for (FrameSource s : opened) events.add(s.events().subscribe(e -> {
+                output.event(e);
+                if (sinks != null) sinks.event(e);
+            }));
             int rc;
             try {
                 rc = stream(captions, output::caption);

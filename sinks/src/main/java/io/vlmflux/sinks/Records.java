@@ -1,0 +1,93 @@
+package io.vlmflux.sinks;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.vlmflux.pipeline.caption.Caption;
+import io.vlmflux.pipeline.caption.CaptionTimings;
+import io.vlmflux.sources.SourceEvent;
+
+import java.time.Instant;
+
+/**
+ * Builds the versioned JSON records of docs/schemas/record-v1.schema.json. Every record has {@code schema}
+ * ({@value #SCHEMA}), {@code type}, {@code source} and {@code time} (ISO-8601 UTC, when the record was made);
+ * the rest depends on the type. A consumer checks {@code schema} and ignores fields it does not know (new optional
+ * fields keep the version; a renamed or removed field, or a changed meaning, makes {@code vlmflux.record/2}).
+ */
+public final class Records {
+    /** The record format's name and major version. */
+    public static final String SCHEMA = "vlmflux.record/1";
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    private Records() {}
+
+    /**
+     * A caption ({@code type caption}) or, when {@code answer}, the answer to a constrained question
+     * ({@code type answer}: the text matched the --json-schema/--regex/--choice constraint).
+     */
+    public static SinkRecord caption(Caption c, String source, String prompt, boolean answer, Instant now) {
+        String type = answer ? "answer" : "caption";
+        ObjectNode o = head(type, source, now);
+        o.put("seq", c.frame().sequence());
+        o.put("pts_ms", c.frame().ptsMillis());
+        if (c.frame().label() != null) o.put("file", c.frame().label());
+        if (prompt != null) o.put("prompt", prompt);
+        o.put("text", c.text());
+        ArrayNode t = o.putArray("tokens");
+        for (int id : c.tokens()) t.add(id);
+        o.put("finish_reason", c.finishReason().wire());
+        o.put("dropped", c.dropped());
+        CaptionTimings ti = c.timings();
+        ObjectNode tn = o.putObject("timings");
+        tn.put("preprocess_ms", round(ti.preprocessMs()));
+        tn.put("encode_ms", round(ti.encodeMs()));
+        tn.put("prefill_ms", round(ti.prefillMs()));
+        tn.put("ttft_ms", round(ti.ttftMs()));
+        tn.put("total_ms", round(ti.totalMs()));
+        return new SinkRecord(type, source, o.toString());
+    }
+
+    /** A source event ({@code type event}): {@code event} is source_down, source_up, ... as in {@code caption --json}. */
+    public static SinkRecord event(SourceEvent e, String source, Instant now) {
+        ObjectNode o = head("event", source, now);
+        o.put("event", e.type().wire());
+        o.put("event_time", e.time().toString());
+        o.put("attempt", e.attempt());
+        o.put("message", e.message());
+        return new SinkRecord("event", source, o.toString());
+    }
+
+    /**
+     * A source's status ({@code type status}), sent every {@code output.statusEveryMs} and once at the end.
+     *
+     * @param state        {@code up}, {@code down} (between source_down and source_up), {@code failed} or {@code stopped}
+     * @param captions     captions (and answers) of this source so far in this run
+     * @param lastSeq      frame sequence of the last caption, -1 when none
+     * @param framesIn     frames the source delivered to sampling (-1 when not measured)
+     * @param framesDropped frames dropped before the model for this source (sampling/fan-in; -1 when not measured)
+     * @param sinkDropped  records of all sources the sinks gave up so far (not acknowledged in time)
+     */
+    public static SinkRecord status(String source, String state, long captions, long lastSeq, long framesIn, long framesDropped,
+                                    long sinkDropped, Instant now) {
+        ObjectNode o = head("status", source, now);
+        o.put("state", state);
+        o.put("captions", captions);
+        o.put("last_seq", lastSeq);
+        o.put("frames_in", framesIn);
+        o.put("frames_dropped", framesDropped);
+        o.put("sink_dropped", sinkDropped);
+        return new SinkRecord("status", source, o.toString());
+    }
+
+    private static ObjectNode head(String type, String source, Instant now) {
+        ObjectNode o = JSON.createObjectNode();
+        o.put("schema", SCHEMA);
+        o.put("type", type);
+        o.put("source", source);
+        o.put("time", now.toString());
+        return o;
+    }
+
+    private static double round(double ms) { return Math.round(ms * 100) / 100.0; }
+}
