@@ -19,7 +19,7 @@ import java.util.List;
 final class Pushdown implements Language {
     static final int DEAD = -1;
     static final int BOTTOM = -1, CONTEXT = -2;   // parents of the lowest frame
-    static final int MAX_CONFIGS = 2_000_000;
+    static final int MAX_CONFIGS = 1_000_000;
 
     private final ByteDfa[] dfas;
     private final int start;
@@ -38,7 +38,7 @@ final class Pushdown implements Language {
     private final List<int[]> cfgNodes = new ArrayList<>();
     private final List<Integer> cfgFlags = new ArrayList<>();   // bit 0 accept, bit 1 context
     private final HashMap<Key, Integer> cfgIds = new HashMap<>();
-    private final List<int[]> steps = new ArrayList<>();   // per configuration: byte -> next (UNKNOWN until computed)
+    private final List<int[]> steps = new ArrayList<>();   // per configuration stepped from: byte -> next (UNKNOWN until computed); null before
     private static final int UNKNOWN = -3;
     private final int startConfig;
 
@@ -101,6 +101,11 @@ final class Pushdown implements Language {
     /** The configuration after byte {@code b}, or {@link #DEAD}. */
     synchronized int step(int config, int b) {
         int[] row = steps.get(config);
+        if (row == null) {
+            row = new int[256];
+            Arrays.fill(row, UNKNOWN);
+            steps.set(config, row);
+        }
         int known = row[b & 0xFF];
         if (known != UNKNOWN) return known;
         int[] ns = cfgNodes.get(config);
@@ -176,9 +181,7 @@ final class Pushdown implements Language {
         if (cfgNodes.size() >= MAX_CONFIGS) throw new ConstraintException("grammar too large: more than " + MAX_CONFIGS + " parser configurations");
         cfgNodes.add(ns);
         cfgFlags.add(flags);
-        int[] row = new int[256];
-        Arrays.fill(row, UNKNOWN);
-        steps.add(row);
+        steps.add(null);
         cfgIds.put(key, cfgNodes.size() - 1);
         return cfgNodes.size() - 1;
     }
