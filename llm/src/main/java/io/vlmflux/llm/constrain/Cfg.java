@@ -1,7 +1,6 @@
 package io.vlmflux.llm.constrain;
 
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.BitSet;
 import java.util.List;
 
@@ -170,7 +169,4 @@ record Cfg(List<String> names, List<Rx> bodies, List<String> where, int start) {
 
     @Override public String toString() { return "Cfg" + names + " start " + names.get(start); }
 
-    @Override public boolean equals(Object o) { return o instanceof Cfg c && c.names.equals(names) && c.start == start && Arrays.equals(bodies.toArray(), c.bodies.toArray()); }
-
-    @Override public int hashCode() { return names.hashCode() * 31 + start; }
 }

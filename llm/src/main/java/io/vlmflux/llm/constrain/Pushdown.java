@@ -19,7 +19,7 @@ import java.util.List;
 final class Pushdown implements Language {
     static final int DEAD = -1;
     static final int BOTTOM = -1, CONTEXT = -2;   // parents of the lowest frame
-    static final int MAX_CONFIGS = 2_000_000;
+    static final int MAX_CONFIGS = 1_000_000;
 
     private final ByteDfa[] dfas;
     private final int start;
@@ -38,7 +38,7 @@ final class Pushdown implements Language {
     private final List<int[]> cfgNodes = new ArrayList<>();
     private final List<Integer> cfgFlags = new ArrayList<>();   // bit 0 accept, bit 1 context
     private final HashMap<Key, Integer> cfgIds = new HashMap<>();
-    private final List<int[]> steps = new ArrayList<>();   // per configuration: byte -> next (UNKNOWN until computed)
+    private final List<int[]> steps = new ArrayList<>();   // per configuration stepped from: byte -> next (UNKNOWN until computed); null before
     private static final int UNKNOWN = -3;
     private final int startConfig;
 
@@ -101,6 +101,11 @@ final class Pushdown implements Language {
     /** The configuration after byte {@code b}, or {@link #DEAD}. */
     synchronized int step(int config, int b) {
         int[] row = steps.get(config);
+        if (row == null) {
+            row = new int[256];
+            Arrays.fill(row, UNKNOWN);
+            steps.set(config, row);
+        }
         int known = row[b & 0xFF];
         if (known != UNKNOWN) return known;
         int[] ns = cfgNodes.get(config);
@@ -128,6 +133,29 @@ final class Pushdown implements Language {
         return c != DEAD && accepts(c);
     }
 
+    private int[] mark = new int[1024], work = new int[64], keep = new int[64];
+    private int epoch;
+    private int[][] nPushes = new int[1024][];   // per node: the nodes its call edges push (computed once)
+    private static final int[] NONE = new int[0];
+
+    private static int[] push(int[] a, int i, int v) {
+        if (i == a.length) a = Arrays.copyOf(a, a.length * 2);
+        a[i] = v;
+        return a;
+    }
+
+    private int[] pushes(int n, int f) {
+        int[] c = calls[f];
+        if (c.length == 0) return NONE;
+        if (n < nPushes.length && nPushes[n] != null) return nPushes[n];
+        int rule = nRule[n], parent = nParent[n];
+        int[] out = new int[c.length / 2];
+        for (int i = 0; i < c.length; i += 2) out[i / 2] = node(c[i], 0, node(rule, c[i + 1], parent));
+        if (nPushes.length <= n) nPushes = Arrays.copyOf(nPushes, Math.max(n + 1, nPushes.length * 2));
+        nPushes[n] = out;
+        return out;
+    }
+
     private int node(int rule, int state, int parent) {
         long key = ((long) parent << 32) ^ ((long) frameBase[rule] + state);
         Integer id = nodeIds.get(key);
@@ -146,39 +174,37 @@ final class Pushdown implements Language {
 
     /** Closes {@code seeds} under calls and returns, interns the result; DEAD when it is empty. */
     private int closure(int[] seeds) {
-        java.util.HashSet<Integer> seen = new java.util.HashSet<>();
-        ArrayList<Integer> work = new ArrayList<>();
-        for (int s : seeds) if (seen.add(s)) work.add(s);
-        int flags = 0;
-        List<Integer> keep = new ArrayList<>();
-        while (!work.isEmpty()) {
-            int n = work.remove(work.size() - 1);
+        if (mark.length < nodes) mark = Arrays.copyOf(mark, Math.max(nodes, mark.length * 2));
+        int epoch = ++this.epoch;
+        int sp = 0, nk = 0, seen = 0, flags = 0;
+        for (int s : seeds) if (mark[s] != epoch) { mark[s] = epoch; work = push(work, sp++, s); }
+        while (sp > 0) {
+            int n = work[--sp];
+            seen++;
             int rule = nRule[n], st = nState[n], parent = nParent[n];
             int f = frameBase[rule] + st;
             if (dfas[rule].accepts(st)) {
                 if (parent == BOTTOM) flags |= 1;
                 else if (parent == CONTEXT) flags |= 2;
-                else if (seen.add(parent)) work.add(parent);
+                else if (mark[parent] != epoch) { mark[parent] = epoch; work = push(work, sp++, parent); }
             }
-            int[] c = calls[f];
-            for (int i = 0; i < c.length; i += 2) {
-                int pushed = node(c[i], 0, node(rule, c[i + 1], parent));
-                if (seen.add(pushed)) work.add(pushed);
+            for (int pushed : pushes(n, f)) {
+                if (mark.length < nodes) mark = Arrays.copyOf(mark, Math.max(nodes, mark.length * 2));
+                if (mark[pushed] != epoch) { mark[pushed] = epoch; work = push(work, sp++, pushed); }
             }
-            if (hasBytes[f]) keep.add(n);
-            if (seen.size() > 1_000_000) throw new ConstraintException("grammar too large: a configuration of more than 1000000 stacks");
+            if (hasBytes[f]) keep = push(keep, nk++, n);
+            if (seen > 1_000_000) throw new ConstraintException("grammar too large: a configuration of more than 1000000 stacks");
         }
-        if (keep.isEmpty() && flags == 0) return DEAD;
-        int[] ns = keep.stream().mapToInt(Integer::intValue).sorted().toArray();
+        if (nk == 0 && flags == 0) return DEAD;
+        int[] ns = Arrays.copyOf(keep, nk);
+        Arrays.sort(ns);
         Key key = new Key(ns, flags);
         Integer id = cfgIds.get(key);
         if (id != null) return id;
         if (cfgNodes.size() >= MAX_CONFIGS) throw new ConstraintException("grammar too large: more than " + MAX_CONFIGS + " parser configurations");
         cfgNodes.add(ns);
         cfgFlags.add(flags);
-        int[] row = new int[256];
-        Arrays.fill(row, UNKNOWN);
-        steps.add(row);
+        steps.add(null);
         cfgIds.put(key, cfgNodes.size() - 1);
         return cfgNodes.size() - 1;
     }
