@@ -19,7 +19,12 @@ import java.util.List;
 final class Pushdown implements Language {
     static final int DEAD = -1;
     static final int BOTTOM = -1, CONTEXT = -2;   // parents of the lowest frame
-    static final int MAX_CONFIGS = 1_000_000;
+    /**
+     * Parser configurations one constraint may intern (each costs ~1.2 KB once stepped from). A recursive JSON
+     * document on a real tokenizer visits ~2,100; the bound keeps a hostile schema or grammar (e.g. a server request)
+     * to ~60 MB per constraint, and {@link TokenVocabulary} caches at most 8 of them. {@code -Dvlmflux.constraint.maxConfigurations=N} raises it.
+     */
+    static final int MAX_CONFIGS = Integer.getInteger("vlmflux.constraint.maxConfigurations", 50_000);
 
     private final ByteDfa[] dfas;
     private final int start;

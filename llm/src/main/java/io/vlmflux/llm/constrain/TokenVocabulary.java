@@ -18,6 +18,8 @@ import java.util.WeakHashMap;
 final class TokenVocabulary {
     private static final Map<Tokenizer, TokenVocabulary> BY_TOKENIZER = Collections.synchronizedMap(new WeakHashMap<>());
     static final int CACHE_SIZE = 64;
+    /** Recursive (pushdown) constraints grow their parser state while they decode: fewer of them stay cached. */
+    static final int GRAMMAR_CACHE_SIZE = 8;
 
     final int size;            // ids [0, size)
     final int[] sorted;        // token ids in byte order (non-special, non-empty only)
@@ -30,6 +32,9 @@ final class TokenVocabulary {
     final int eos;             // -1: none
     private final Map<Object, Constraint> compiled = new LinkedHashMap<>(16, 0.75f, true) {
         @Override protected boolean removeEldestEntry(Map.Entry<Object, Constraint> e) { return size() > CACHE_SIZE; }
+    };
+    private final Map<Object, Constraint> grammars = new LinkedHashMap<>(16, 0.75f, true) {
+        @Override protected boolean removeEldestEntry(Map.Entry<Object, Constraint> e) { return size() > GRAMMAR_CACHE_SIZE; }
     };
 
     private TokenVocabulary(Tokenizer t) {
@@ -74,7 +79,10 @@ final class TokenVocabulary {
         }
     }
 
-    synchronized Constraint cached(Object key) { return compiled.get(key); }
+    synchronized Constraint cached(Object key) {
+        Constraint c = compiled.get(key);
+        return c != null ? c : grammars.get(key);
+    }
 
-    synchronized void cache(Object key, Constraint c) { compiled.put(key, c); }
+    synchronized void cache(Object key, Constraint c) { (c instanceof GrammarConstraint ? grammars : compiled).put(key, c); }
 }
