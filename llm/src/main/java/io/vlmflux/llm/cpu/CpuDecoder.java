@@ -30,6 +30,7 @@ final class CpuDecoder implements Decoder {
     private final float[] invFreq;      // [headDim/2]
     private final int[] ropeAxis;       // [headDim/2]: which of t/h/w drives each frequency (M-RoPE), or null
     private boolean closed;
+    private java.util.Map<String, long[]> expected;   // the spec's shapes, for 4-bit linears (null until needed)
 
     private static final class Layer {
         float[] attnNorm, mlpNorm, qb, kb, vb, ob, qNorm, kNorm;
@@ -65,7 +66,7 @@ final class CpuDecoder implements Decoder {
         this.store = store;
         String p = spec.prefix();
         embed = CpuMatrix.of(store.tensor(p + "embed_tokens.weight"));
-        lmHead = c.tieWordEmbeddings() ? embed : CpuMatrix.of(store.tensor(spec.lmHead()));
+        lmHead = c.tieWordEmbeddings() ? embed : mat(spec.lmHead());
         finalNorm = vec(p + "norm.weight");
         layers = new Layer[c.numLayers()];
         for (int i = 0; i < layers.length; i++) {
@@ -109,7 +110,13 @@ final class CpuDecoder implements Decoder {
 
     private float[] vec(String name) { return store.tensor(name).toFloatArray(); }
 
-    private CpuMatrix mat(String name) { return CpuMatrix.of(store.tensor(name)); }
+    private CpuMatrix mat(String name) {
+        if (c.quantization() != null && !store.has(name)) {
+            if (expected == null) expected = spec.expectedTensors(c);
+            return CpuMatrix.of(io.vlmflux.llm.quant.QuantizedLinears.load(c, store, name, expected.get(name)));
+        }
+        return CpuMatrix.of(store.tensor(name));
+    }
 
     @Override public ModelConfig config() { return c; }
 
@@ -120,6 +127,7 @@ final class CpuDecoder implements Decoder {
         m.put("backend", backend());
         m.put("threads", io.vlmflux.cuda.cpu.Parallel.threads());
         m.put("kernels", io.vlmflux.cuda.cpu.CpuOps.kernels());
+        if (c.quantization() != null) m.put("weights", "int4 " + c.quantization().method().wire() + " (W4A16, dequantized on the fly)");
         return m;
     }
 
