@@ -30,6 +30,7 @@ final class CpuDecoder implements Decoder {
     private final float[] invFreq;      // [headDim/2]
     private final int[] ropeAxis;       // [headDim/2]: which of t/h/w drives each frequency (M-RoPE), or null
     private boolean closed;
+    volatile ActivationTap tap;                       // calibration observer, null normally
     private java.util.Map<String, long[]> expected;   // the spec's shapes, for 4-bit linears (null until needed)
 
     private static final class Layer {
@@ -187,6 +188,8 @@ final class CpuDecoder implements Decoder {
         for (int li = 0; li < layers.length; li++) {
             Layer l = layers[li];
             CpuOps.rmsNormRows(xn, x, n, H, l.attnNorm, eps);
+            ActivationTap tp = tap;
+            if (tp != null) tp.linearInput(li, "qkv", xn, n, H);
             CpuOps.matmulFused(buf.qkvOut, xn, n, l.qkv, l.qkvBias);
             for (int t = 0; t < n; t++) {
                 for (int h = 0; h < heads; h++) {
@@ -204,10 +207,13 @@ final class CpuDecoder implements Decoder {
             System.arraycopy(k, 0, kc, start * kvDim, n * kvDim);
             System.arraycopy(v, 0, vc, start * kvDim, n * kvDim);
             attention(q, kc, vc, att, start, n);
+            if (tp != null) tp.linearInput(li, "o", att, n, qDim);
             CpuOps.matmul(o, att, n, l.o, l.ob);
             CpuOps.addInPlace(x, o, n * H);
             CpuOps.rmsNormRows(xn, x, n, H, l.mlpNorm, eps);
+            if (tp != null) tp.linearInput(li, "gate_up", xn, n, H);
             CpuOps.swiGlu(g, u, xn, n, l.gate, l.up);
+            if (tp != null) tp.linearInput(li, "down", g, n, c.intermediateSize());
             CpuOps.matmul(o, g, n, l.down, null);
             CpuOps.addInPlace(x, o, n * H);
             for (EmbeddingSpan s : in.spans())   // DeepStack (Qwen3-VL): feature li joins the span's positions after layer li
