@@ -66,6 +66,9 @@ interface CpuKernels {
      */
     void rowsInt4(Int4Weights w, int rLo, int rHi, float[] xp, float[] xsum, int n, float[] out, int outStride, float[] bias);
 
+    /** The widest prepared int4 layout ({@link Int4Weights#lanes()}) this implementation runs fast: 16, 8 or 4. */
+    default int int4Lanes() { return 8; }
+
     /** Picks the implementation once and logs which. */
     final class Select {
         private Select() {}

@@ -62,14 +62,19 @@ public final class Int4Weights {
             count[g]++;
         }
         int[] start = new int[groups + 1];
-        boolean all64 = true, all32 = true;
         for (int g = 0; g < groups; g++) {
             if (count[g] % 8 != 0)
                 throw new IllegalArgumentException(name + ": group " + g + " holds " + count[g] + " input columns; INT4 groups must hold a multiple of 8");
-            all64 &= count[g] % 64 == 0;
-            all32 &= count[g] % 32 == 0;
             start[g + 1] = start[g] + count[g];
         }
+        int lanes = maxLanes();
+        while (lanes >= 4) {   // the widest layout whose blocks (8 * lanes columns) tile every group
+            boolean fits = true;
+            for (int g = 0; g < groups; g++) fits &= count[g] % (8 * lanes) == 0;
+            if (fits) break;
+            lanes /= 2;
+        }
+        if (lanes < 4) lanes = 0;
         int[] perm = null;
         if (!sorted) {
             perm = new int[cols];
@@ -89,7 +94,7 @@ public final class Int4Weights {
         for (int i = 0; i < scales.length; i++)
             if (!Float.isFinite(scales[i]) || !Float.isFinite(zeros[i]))
                 throw new IllegalArgumentException(name + ": non-finite scale or zero point at [" + i / groups + ", group " + i % groups + "]");
-        return new Int4Weights(name, rows, cols, groups, all64 ? 8 : all32 ? 4 : 0, packed, scales.clone(), zeros.clone(), start, perm);
+        return new Int4Weights(name, rows, cols, groups, lanes, packed, scales.clone(), zeros.clone(), start, perm);
     }
 
     public String name() { return name; }
@@ -97,7 +102,13 @@ public final class Int4Weights {
     public int cols() { return cols; }
     public int groups() { return groups; }
 
-    /** Vector lanes of the prepared layout (8 or 4), 0 when groups are not multiples of 32 columns (plain layout). */
+    /** The widest layout the kernels run fast here (16 with 512-bit vectors, else 8; scalar kernels: 8). */
+    public static int maxLanes() { return CpuKernels.INSTANCE.int4Lanes(); }
+
+    /**
+     * Vector lanes of the prepared layout: the widest of 16, 8, 4 (at most {@link #maxLanes()}) whose blocks of
+     * {@code 8 * lanes} columns tile every group; 0 when none does (plain layout, scalar kernel).
+     */
     public int lanes() { return lanes; }
 
     /** Whether the input columns are reordered (act-order checkpoints). */

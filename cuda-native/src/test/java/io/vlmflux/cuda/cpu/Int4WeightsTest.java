@@ -43,13 +43,14 @@ class Int4WeightsTest {
         return out;
     }
 
-    @ParameterizedTest(name = "{0}x{1} g{2} actOrder={3} lanes={4}")
-    @CsvSource({"40,256,128,false,8", "72,512,64,true,8", "24,192,32,false,4", "56,96,32,true,4", "16,64,16,false,0", "33,120,8,true,0",
-            "8,384,384,false,8"})
+    /** {@code lanes}: the layout with up to 16 lanes; fewer where the vectors are narrower ({@link Int4Weights#maxLanes()}). */
+    @ParameterizedTest(name = "{0}x{1} g{2} actOrder={3} lanes<={4}")
+    @CsvSource({"40,256,128,false,16", "72,512,64,true,8", "24,192,32,false,4", "56,96,32,true,4", "16,64,16,false,0", "33,120,8,true,0",
+            "8,384,384,false,16", "20,256,128,true,16"})
     void kernelsMatchTheDequantizedDefinition(int rows, int cols, int gs, boolean actOrder, int lanes) {
         SplittableRandom r = new SplittableRandom(rows * 31L + cols + gs);
         Int4Weights w = random(r, rows, cols, gs, actOrder);
-        assertEquals(lanes, w.lanes());
+        assertEquals(lanes == 0 ? 0 : Math.min(lanes, Int4Weights.maxLanes()), w.lanes());
         assertEquals(actOrder, w.permuted());
         float[] bias = new float[rows];
         for (int i = 0; i < rows; i++) bias[i] = (float) r.nextGaussian();
