@@ -22,12 +22,14 @@ import java.util.List;
  * @param headDim        explicit {@code head_dim} or hidden / heads
  * @param attentionBias  {@code attention_bias} when given, else null (the family decides)
  * @param imageTokenId   {@code image_token_id} for VLMs, -1 otherwise
+ * @param quantization   the 4-bit weight format of {@code quantization_config}, null for a 16-bit checkpoint
  */
 public record ModelConfig(List<String> architectures, String modelType, int hiddenSize, int numLayers, int numHeads,
                           int numKvHeads, int headDim, int intermediateSize, int vocabSize, float rmsNormEps,
                           int maxPositionEmbeddings, RopeConfig rope, boolean tieWordEmbeddings, Boolean attentionBias,
                           String hiddenAct, int bosTokenId, List<Integer> eosTokenIds, int imageTokenId,
-                          int videoTokenId, int visionStartTokenId, int spatialMergeSize, double tokensPerSecond) {
+                          int videoTokenId, int visionStartTokenId, int spatialMergeSize, double tokensPerSecond,
+                          io.vlmflux.llm.quant.QuantConfig quantization) {
     /** Upper bounds of the size fields (published models stay far below). */
     public static final int MAX_HIDDEN = 1 << 16, MAX_LAYERS = 1024, MAX_HEADS = 1024, MAX_HEAD_DIM = 1024,
             MAX_INTERMEDIATE = 1 << 20, MAX_VOCAB = 1 << 24, MAX_POSITIONS = 1 << 24;
@@ -170,7 +172,7 @@ public record ModelConfig(List<String> architectures, String modelType, int hidd
         double tps = vision.hasNonNull("tokens_per_second") ? number(vision, "tokens_per_second", 2.0) : number(text, "tokens_per_second", 2.0);
         return new ModelConfig(archs, modelType, hidden, layers, heads, kvHeads, headDim, inter, vocab, eps, maxPos, rope,
                 tie, bias, act, bos, eos, l.intOr("image_token_id", -1), l.intOr("video_token_id", -1),
-                l.intOr("vision_start_token_id", -1), merge, tps);
+                l.intOr("vision_start_token_id", -1), merge, tps, io.vlmflux.llm.quant.QuantConfig.parse(root));
     }
 
     /** An integer field, refusing strings, fractions and values outside int (no silent truncation). */

@@ -90,9 +90,11 @@ public record TextModelSpec(String family, String prefix, String lmHead, boolean
     public Map<String, long[]> validate(ModelConfig c, WeightStore store) {
         checkSizes(c, store);
         Map<String, long[]> expected = expectedTensors(c);
+        java.util.Set<String> packed = io.vlmflux.llm.quant.QuantizedLinears.validate(c, store, expected, this);
         List<String> missing = new ArrayList<>();
         for (Map.Entry<String, long[]> e : expected.entrySet()) {
             TensorView t = store.find(e.getKey()).orElse(null);
+            if (t == null && packed.contains(e.getKey())) continue;
             if (t == null) { missing.add(e.getKey()); continue; }
             if (t.dtype() != DType.BF16 && t.dtype() != DType.F16 && t.dtype() != DType.F32)
                 throw new IllegalArgumentException(t.where() + ": dtype " + t.dtype() + " is not supported (BF16, F16 or F32)");
@@ -103,10 +105,11 @@ public record TextModelSpec(String family, String prefix, String lmHead, boolean
         if (!missing.isEmpty())
             throw new IllegalArgumentException(files(store) + ": missing " + missing.size() + " tensor(s) of the " + family + " text model: "
                     + (missing.size() > 5 ? missing.subList(0, 5) + " ..." : missing)
-                    + (missing.contains(lmHead) ? " (config tie_word_embeddings is false, so the checkpoint must hold " + lmHead + ")" : ""));
+                    + (missing.contains(lmHead) ? " (config tie_word_embeddings is false, so the checkpoint must hold " + lmHead + ")" : "")
+                    + io.vlmflux.llm.quant.QuantizedLinears.hint(c, store, missing));
         List<String> extra = new ArrayList<>();
         for (String n : store.names()) {
-            if (expected.containsKey(n) || n.endsWith("rotary_emb.inv_freq")) continue;
+            if (expected.containsKey(n) || packed.contains(n) || n.endsWith("rotary_emb.inv_freq")) continue;
             if (ignoredPrefixes.stream().anyMatch(n::startsWith)) continue;
             if (n.equals(lmHead) && c.tieWordEmbeddings()) continue;   // some tied checkpoints still store it; unused
             extra.add(n);

@@ -60,6 +60,15 @@ interface CpuKernels {
      */
     void linearTransposed(float[] y, float[] x, int t0, int cnt, float[] wt, int in, int out, float[] bias);
 
+    /**
+     * INT4 rows {@code [rLo, rHi)} of {@code w} against inputs prepared by {@link Int4Weights#prepare} ({@code xp [n, cols]},
+     * {@code xsum [n, groups]}): {@code out[t*outStride + r] = sum_c w[r, c] x[t, c] + (bias ? bias[r] : 0)}.
+     */
+    void rowsInt4(Int4Weights w, int rLo, int rHi, float[] xp, float[] xsum, int n, float[] out, int outStride, float[] bias);
+
+    /** The widest prepared int4 layout ({@link Int4Weights#lanes()}) this implementation runs fast: 16, 8 or 4. */
+    default int int4Lanes() { return 8; }
+
     /** Picks the implementation once and logs which. */
     final class Select {
         private Select() {}

@@ -23,8 +23,13 @@ public final class CpuMatrix {
     private final MemorySegment data;
     private final float[] heap;     // the F32 values when built from a heap array (vector loads read arrays directly), else null
     private final int rows, cols;
+    private final Int4Weights int4;  // 4-bit weights (then data and heap are null), else null
 
     private CpuMatrix(String name, DType dtype, MemorySegment data, float[] heap, int rows, int cols) {
+        this(name, dtype, data, heap, rows, cols, null);
+    }
+
+    private CpuMatrix(String name, DType dtype, MemorySegment data, float[] heap, int rows, int cols, Int4Weights int4) {
         if (dtype != DType.BF16 && dtype != DType.F16 && dtype != DType.F32)
             throw new IllegalArgumentException("tensor '" + name + "': dtype " + dtype + " not supported for CPU matmul (BF16, F16, F32)");
         this.name = name;
@@ -33,6 +38,7 @@ public final class CpuMatrix {
         this.heap = heap;
         this.rows = rows;
         this.cols = cols;
+        this.int4 = int4;
     }
 
     /** A matrix over a rank-2 tensor. */
@@ -46,6 +52,17 @@ public final class CpuMatrix {
         if ((long) rows * cols != values.length) throw new IllegalArgumentException(name + ": " + values.length + " values for " + rows + "x" + cols);
         return new CpuMatrix(name, DType.F32, MemorySegment.ofArray(values), values, rows, cols);
     }
+
+    /**
+     * A matrix over 4-bit weights (W4A16: the activations stay float). {@link #dtype()} reports F32, the compute type;
+     * {@link #int4()} tells it apart.
+     */
+    public static CpuMatrix of(Int4Weights w) {
+        return new CpuMatrix(w.name(), DType.F32, null, null, w.rows(), w.cols(), w);
+    }
+
+    /** The 4-bit weights of a quantized matrix, else null. */
+    public Int4Weights int4() { return int4; }
 
     public String name() { return name; }
     public DType dtype() { return dtype; }
@@ -64,6 +81,11 @@ public final class CpuMatrix {
     public float dot(int r, float[] x, int xOff) {
         if (r < 0 || r >= rows) throw new IndexOutOfBoundsException("tensor '" + name + "': row " + r + " of " + rows);
         if ((long) xOff + cols > x.length) throw new IndexOutOfBoundsException("tensor '" + name + "': x needs " + cols + " floats from " + xOff + ", has " + x.length);
+        if (int4 != null) {
+            float[] w = new float[cols];
+            int4.dequantizeRow(r, w, 0);
+            return CpuOps.dot(w, 0, x, xOff, cols);
+        }
         if (dtype == DType.F16) return dotF16((long) r * cols * 2, x, xOff);
         CpuKernels k = CpuKernels.INSTANCE;
         float[] out = new float[1];
@@ -88,6 +110,7 @@ public final class CpuMatrix {
     /** Copies row {@code r} as floats into {@code dst[dstOff..]} (embedding lookup). */
     public void row(int r, float[] dst, int dstOff) {
         if (r < 0 || r >= rows) throw new IndexOutOfBoundsException("tensor '" + name + "': row " + r + " of " + rows);
+        if (int4 != null) { int4.dequantizeRow(r, dst, dstOff); return; }
         long base = (long) r * cols;
         switch (dtype) {
             case BF16 -> { for (int i = 0; i < cols; i++) dst[dstOff + i] = Float.intBitsToFloat(data.get(SHORT, (base + i) * 2) << 16); }

@@ -22,6 +22,7 @@ public final class CpuOps {
      */
     public static void matmul(float[] out, float[] x, int n, CpuMatrix w, float[] bias) {
         check(out, x, n, w, bias);
+        if (w.int4() != null) { matmulInt4(out, x, n, w.int4(), bias); return; }
         int rows = w.rows(), cols = w.cols();
         float[] xp = prepare(x, n, cols, w.dtype() == io.vlmflux.cuda.DType.BF16);
         try {
@@ -39,6 +40,11 @@ public final class CpuOps {
     public static void matmulFused(float[][] outs, float[] x, int n, CpuMatrix[] ws, float[][] biases) {
         if (outs.length != ws.length || (biases != null && biases.length != ws.length))
             throw new IllegalArgumentException("matmulFused: " + ws.length + " matrices, " + outs.length + " outputs, " + (biases == null ? 0 : biases.length) + " biases");
+        for (CpuMatrix w : ws)
+            if (w.int4() != null) {   // 4-bit: each matrix prepares its own input (act-order permutations differ)
+                for (int i = 0; i < ws.length; i++) matmul(outs[i], x, n, ws[i], biases == null ? null : biases[i]);
+                return;
+            }
         int cols = ws[0].cols(), total = 0;
         boolean bf16 = false;
         int[] starts = new int[ws.length + 1];
@@ -73,6 +79,12 @@ public final class CpuOps {
         check(g, x, n, gate, null);
         check(u, x, n, up, null);
         int rows = gate.rows(), cols = gate.cols();
+        if (gate.int4() != null || up.int4() != null) {
+            matmul(g, x, n, gate, null);
+            matmul(u, x, n, up, null);
+            Parallel.forRange(n, 1, (lo, hi) -> { for (int t = lo; t < hi; t++) K.siluMul(g, u, t * rows, rows); });
+            return;
+        }
         float[] xp = prepare(x, n, cols, gate.dtype() == io.vlmflux.cuda.DType.BF16 || up.dtype() == io.vlmflux.cuda.DType.BF16);
         try {
             Parallel.forRange(rows, grain(cols, 2 * n), (lo, hi) -> {
@@ -83,6 +95,15 @@ public final class CpuOps {
         } finally {
             release(xp, x);
         }
+    }
+
+    /** {@code out = x W^T + bias} for 4-bit {@code w}: the input is prepared once, rows split across cores. */
+    private static void matmulInt4(float[] out, float[] x, int n, Int4Weights w, float[] bias) {
+        if (n == 0) return;
+        int rows = w.rows();
+        float[] xp = new float[n * w.cols()], xsum = new float[n * w.groups()];
+        w.prepare(x, n, xp, xsum);
+        Parallel.forRange(rows, grain(w.cols(), n), (lo, hi) -> K.rowsInt4(w, lo, hi, xp, xsum, n, out, rows, bias));
     }
 
     private static void check(float[] out, float[] x, int n, CpuMatrix w, float[] bias) {

@@ -124,4 +124,31 @@ final class ScalarKernels implements CpuKernels {
             for (int c = 0; c < in; c++) axpy(y, yo, x[xo + c], wt, c * out, out);
         }
     }
+
+    @Override public void rowsInt4(Int4Weights w, int rLo, int rHi, float[] xp, float[] xsum, int n, float[] out, int outStride, float[] bias) {
+        int cols = w.cols(), groups = w.groups(), per = cols / 8, lanes = w.lanes();
+        int[] packed = w.packed, gs = w.groupStart;
+        for (int r = rLo; r < rHi; r++) {
+            float b = bias == null ? 0f : bias[r];
+            for (int t = 0; t < n; t++) {
+                int xo = t * cols;
+                float acc = 0;
+                for (int g = 0; g < groups; g++) {
+                    float d = 0;
+                    for (int p = gs[g] >>> 3; p < gs[g + 1] >>> 3; p++) {
+                        int v = packed[r * per + p];
+                        int c0 = p * 8;
+                        for (int j = 0; j < 8; j++) {
+                            int xi;
+                            if (lanes == 0) xi = c0 + j;
+                            else { int blk = 8 * lanes, base = c0 - c0 % blk; xi = base + j * lanes + (c0 - base) / 8; }
+                            d += ((v >>> (4 * j)) & 15) * xp[xo + xi];
+                        }
+                    }
+                    acc += w.scales[r * groups + g] * (d - w.zeros[r * groups + g] * xsum[t * groups + g]);
+                }
+                out[t * outStride + r] = acc + b;
+            }
+        }
+    }
 }

@@ -259,4 +259,215 @@ final class VectorKernels implements CpuKernels {
             for (int c = 0; c < in; c++) axpy(y, yo, x[xo + c], wt, c * out, out);
         }
     }
+
+    // ---- INT4: a vector of `lanes` packed ints holds 8 nibbles per lane; nibble j of lane l is canonical column
+    // block + 8l + j, which the prepared input holds at block + j*lanes + l (Int4Weights.prepare).
+
+    private static final ScalarKernels SCALAR = new ScalarKernels();
+
+    @Override public void rowsInt4(Int4Weights w, int rLo, int rHi, float[] xp, float[] xsum, int n, float[] out, int outStride, float[] bias) {
+        // one copy per width: the Vector API compiles to SIMD only when the species is a constant
+        switch (w.lanes()) {
+            case 16 -> rowsInt4x16(w, rLo, rHi, xp, xsum, n, out, outStride, bias);
+            case 8 -> rowsInt4x8(w, rLo, rHi, xp, xsum, n, out, outStride, bias);
+            case 4 -> rowsInt4x4(w, rLo, rHi, xp, xsum, n, out, outStride, bias);
+            default -> SCALAR.rowsInt4(w, rLo, rHi, xp, xsum, n, out, outStride, bias);
+        }
+    }
+
+    private static final VectorSpecies<Integer> I16 = IntVector.SPECIES_512, I8 = IntVector.SPECIES_256, I4 = IntVector.SPECIES_128;
+    private static final VectorSpecies<Float> F16 = FloatVector.SPECIES_512, F8 = FloatVector.SPECIES_256, F4 = FloatVector.SPECIES_128;
+
+    /** Widest int4 layout worth using: never wider than the hardware's vectors (wider species are emulated, slowly). */
+    @Override public int int4Lanes() { return Math.min(16, L); }
+
+    private static void rowsInt4x8(Int4Weights w, int rLo, int rHi, float[] xp, float[] xsum, int n, float[] out, int outStride, float[] bias) {
+        final int cols = w.cols(), groups = w.groups(), per = cols / 8, lanes = 8, blk = 8 * lanes;
+        final int[] packed = w.packed, gs = w.groupStart;
+        final float[] sc = w.scales, zs = w.zeros;
+        for (int r = rLo; r < rHi; r++) {
+            float b = bias == null ? 0f : bias[r];
+            int ro = r * per, so = r * groups;
+            int t = 0;
+            for (; t + 4 <= n; t += 4) {
+                int x0 = t * cols, x1 = x0 + cols, x2 = x1 + cols, x3 = x2 + cols;
+                FloatVector y0 = FloatVector.zero(F8), y1 = y0, y2 = y0, y3 = y0;
+                float c0 = 0, c1 = 0, c2 = 0, c3 = 0;
+                for (int g = 0; g < groups; g++) {
+                    FloatVector a0 = FloatVector.zero(F8), a1 = a0, a2 = a0, a3 = a0;
+                    for (int c = gs[g]; c < gs[g + 1]; c += blk) {
+                        IntVector iv = IntVector.fromArray(I8, packed, ro + (c >>> 3));
+                        for (int j = 0; j < 8; j++) {
+                            FloatVector q = (FloatVector) iv.lanewise(VectorOperators.LSHR, 4 * j).lanewise(VectorOperators.AND, 15)
+                                    .convert(VectorOperators.I2F, 0);
+                            int xi = c + j * lanes;
+                            a0 = q.fma(FloatVector.fromArray(F8, xp, x0 + xi), a0);
+                            a1 = q.fma(FloatVector.fromArray(F8, xp, x1 + xi), a1);
+                            a2 = q.fma(FloatVector.fromArray(F8, xp, x2 + xi), a2);
+                            a3 = q.fma(FloatVector.fromArray(F8, xp, x3 + xi), a3);
+                        }
+                    }
+                    float s = sc[so + g], zsv = zs[so + g] * s;
+                    FloatVector sv = FloatVector.broadcast(F8, s);
+                    y0 = a0.fma(sv, y0); y1 = a1.fma(sv, y1); y2 = a2.fma(sv, y2); y3 = a3.fma(sv, y3);
+                    int xs = t * groups + g;
+                    c0 += zsv * xsum[xs]; c1 += zsv * xsum[xs + groups]; c2 += zsv * xsum[xs + 2 * groups]; c3 += zsv * xsum[xs + 3 * groups];
+                }
+                out[t * outStride + r] = y0.reduceLanes(VectorOperators.ADD) - c0 + b;
+                out[(t + 1) * outStride + r] = y1.reduceLanes(VectorOperators.ADD) - c1 + b;
+                out[(t + 2) * outStride + r] = y2.reduceLanes(VectorOperators.ADD) - c2 + b;
+                out[(t + 3) * outStride + r] = y3.reduceLanes(VectorOperators.ADD) - c3 + b;
+            }
+            for (; t < n; t++) {
+                int x0 = t * cols;
+                FloatVector y0 = FloatVector.zero(F8);
+                float c0 = 0;
+                for (int g = 0; g < groups; g++) {
+                    FloatVector a0 = FloatVector.zero(F8), a1 = a0;
+                    for (int c = gs[g]; c < gs[g + 1]; c += blk) {
+                        IntVector iv = IntVector.fromArray(I8, packed, ro + (c >>> 3));
+                        for (int j = 0; j < 8; j += 2) {
+                            FloatVector q0 = (FloatVector) iv.lanewise(VectorOperators.LSHR, 4 * j).lanewise(VectorOperators.AND, 15)
+                                    .convert(VectorOperators.I2F, 0);
+                            FloatVector q1 = (FloatVector) iv.lanewise(VectorOperators.LSHR, 4 * j + 4).lanewise(VectorOperators.AND, 15)
+                                    .convert(VectorOperators.I2F, 0);
+                            int xi = x0 + c + j * lanes;
+                            a0 = q0.fma(FloatVector.fromArray(F8, xp, xi), a0);
+                            a1 = q1.fma(FloatVector.fromArray(F8, xp, xi + lanes), a1);
+                        }
+                    }
+                    float s = sc[so + g];
+                    y0 = a0.add(a1).fma(FloatVector.broadcast(F8, s), y0);
+                    c0 += zs[so + g] * s * xsum[t * groups + g];
+                }
+                out[t * outStride + r] = y0.reduceLanes(VectorOperators.ADD) - c0 + b;
+            }
+        }
+    }
+    private static void rowsInt4x16(Int4Weights w, int rLo, int rHi, float[] xp, float[] xsum, int n, float[] out, int outStride, float[] bias) {
+        final int cols = w.cols(), groups = w.groups(), per = cols / 8, lanes = 16, blk = 8 * lanes;
+        final int[] packed = w.packed, gs = w.groupStart;
+        final float[] sc = w.scales, zs = w.zeros;
+        for (int r = rLo; r < rHi; r++) {
+            float b = bias == null ? 0f : bias[r];
+            int ro = r * per, so = r * groups;
+            int t = 0;
+            for (; t + 4 <= n; t += 4) {
+                int x0 = t * cols, x1 = x0 + cols, x2 = x1 + cols, x3 = x2 + cols;
+                FloatVector y0 = FloatVector.zero(F16), y1 = y0, y2 = y0, y3 = y0;
+                float c0 = 0, c1 = 0, c2 = 0, c3 = 0;
+                for (int g = 0; g < groups; g++) {
+                    FloatVector a0 = FloatVector.zero(F16), a1 = a0, a2 = a0, a3 = a0;
+                    for (int c = gs[g]; c < gs[g + 1]; c += blk) {
+                        IntVector iv = IntVector.fromArray(I16, packed, ro + (c >>> 3));
+                        for (int j = 0; j < 8; j++) {
+                            FloatVector q = (FloatVector) iv.lanewise(VectorOperators.LSHR, 4 * j).lanewise(VectorOperators.AND, 15)
+                                    .convert(VectorOperators.I2F, 0);
+                            int xi = c + j * lanes;
+                            a0 = q.fma(FloatVector.fromArray(F16, xp, x0 + xi), a0);
+                            a1 = q.fma(FloatVector.fromArray(F16, xp, x1 + xi), a1);
+                            a2 = q.fma(FloatVector.fromArray(F16, xp, x2 + xi), a2);
+                            a3 = q.fma(FloatVector.fromArray(F16, xp, x3 + xi), a3);
+                        }
+                    }
+                    float s = sc[so + g], zsv = zs[so + g] * s;
+                    FloatVector sv = FloatVector.broadcast(F16, s);
+                    y0 = a0.fma(sv, y0); y1 = a1.fma(sv, y1); y2 = a2.fma(sv, y2); y3 = a3.fma(sv, y3);
+                    int xs = t * groups + g;
+                    c0 += zsv * xsum[xs]; c1 += zsv * xsum[xs + groups]; c2 += zsv * xsum[xs + 2 * groups]; c3 += zsv * xsum[xs + 3 * groups];
+                }
+                out[t * outStride + r] = y0.reduceLanes(VectorOperators.ADD) - c0 + b;
+                out[(t + 1) * outStride + r] = y1.reduceLanes(VectorOperators.ADD) - c1 + b;
+                out[(t + 2) * outStride + r] = y2.reduceLanes(VectorOperators.ADD) - c2 + b;
+                out[(t + 3) * outStride + r] = y3.reduceLanes(VectorOperators.ADD) - c3 + b;
+            }
+            for (; t < n; t++) {
+                int x0 = t * cols;
+                FloatVector y0 = FloatVector.zero(F16);
+                float c0 = 0;
+                for (int g = 0; g < groups; g++) {
+                    FloatVector a0 = FloatVector.zero(F16), a1 = a0;
+                    for (int c = gs[g]; c < gs[g + 1]; c += blk) {
+                        IntVector iv = IntVector.fromArray(I16, packed, ro + (c >>> 3));
+                        for (int j = 0; j < 8; j += 2) {
+                            FloatVector q0 = (FloatVector) iv.lanewise(VectorOperators.LSHR, 4 * j).lanewise(VectorOperators.AND, 15)
+                                    .convert(VectorOperators.I2F, 0);
+                            FloatVector q1 = (FloatVector) iv.lanewise(VectorOperators.LSHR, 4 * j + 4).lanewise(VectorOperators.AND, 15)
+                                    .convert(VectorOperators.I2F, 0);
+                            int xi = x0 + c + j * lanes;
+                            a0 = q0.fma(FloatVector.fromArray(F16, xp, xi), a0);
+                            a1 = q1.fma(FloatVector.fromArray(F16, xp, xi + lanes), a1);
+                        }
+                    }
+                    float s = sc[so + g];
+                    y0 = a0.add(a1).fma(FloatVector.broadcast(F16, s), y0);
+                    c0 += zs[so + g] * s * xsum[t * groups + g];
+                }
+                out[t * outStride + r] = y0.reduceLanes(VectorOperators.ADD) - c0 + b;
+            }
+        }
+    }
+    private static void rowsInt4x4(Int4Weights w, int rLo, int rHi, float[] xp, float[] xsum, int n, float[] out, int outStride, float[] bias) {
+        final int cols = w.cols(), groups = w.groups(), per = cols / 8, lanes = 4, blk = 8 * lanes;
+        final int[] packed = w.packed, gs = w.groupStart;
+        final float[] sc = w.scales, zs = w.zeros;
+        for (int r = rLo; r < rHi; r++) {
+            float b = bias == null ? 0f : bias[r];
+            int ro = r * per, so = r * groups;
+            int t = 0;
+            for (; t + 4 <= n; t += 4) {
+                int x0 = t * cols, x1 = x0 + cols, x2 = x1 + cols, x3 = x2 + cols;
+                FloatVector y0 = FloatVector.zero(F4), y1 = y0, y2 = y0, y3 = y0;
+                float c0 = 0, c1 = 0, c2 = 0, c3 = 0;
+                for (int g = 0; g < groups; g++) {
+                    FloatVector a0 = FloatVector.zero(F4), a1 = a0, a2 = a0, a3 = a0;
+                    for (int c = gs[g]; c < gs[g + 1]; c += blk) {
+                        IntVector iv = IntVector.fromArray(I4, packed, ro + (c >>> 3));
+                        for (int j = 0; j < 8; j++) {
+                            FloatVector q = (FloatVector) iv.lanewise(VectorOperators.LSHR, 4 * j).lanewise(VectorOperators.AND, 15)
+                                    .convert(VectorOperators.I2F, 0);
+                            int xi = c + j * lanes;
+                            a0 = q.fma(FloatVector.fromArray(F4, xp, x0 + xi), a0);
+                            a1 = q.fma(FloatVector.fromArray(F4, xp, x1 + xi), a1);
+                            a2 = q.fma(FloatVector.fromArray(F4, xp, x2 + xi), a2);
+                            a3 = q.fma(FloatVector.fromArray(F4, xp, x3 + xi), a3);
+                        }
+                    }
+                    float s = sc[so + g], zsv = zs[so + g] * s;
+                    FloatVector sv = FloatVector.broadcast(F4, s);
+                    y0 = a0.fma(sv, y0); y1 = a1.fma(sv, y1); y2 = a2.fma(sv, y2); y3 = a3.fma(sv, y3);
+                    int xs = t * groups + g;
+                    c0 += zsv * xsum[xs]; c1 += zsv * xsum[xs + groups]; c2 += zsv * xsum[xs + 2 * groups]; c3 += zsv * xsum[xs + 3 * groups];
+                }
+                out[t * outStride + r] = y0.reduceLanes(VectorOperators.ADD) - c0 + b;
+                out[(t + 1) * outStride + r] = y1.reduceLanes(VectorOperators.ADD) - c1 + b;
+                out[(t + 2) * outStride + r] = y2.reduceLanes(VectorOperators.ADD) - c2 + b;
+                out[(t + 3) * outStride + r] = y3.reduceLanes(VectorOperators.ADD) - c3 + b;
+            }
+            for (; t < n; t++) {
+                int x0 = t * cols;
+                FloatVector y0 = FloatVector.zero(F4);
+                float c0 = 0;
+                for (int g = 0; g < groups; g++) {
+                    FloatVector a0 = FloatVector.zero(F4), a1 = a0;
+                    for (int c = gs[g]; c < gs[g + 1]; c += blk) {
+                        IntVector iv = IntVector.fromArray(I4, packed, ro + (c >>> 3));
+                        for (int j = 0; j < 8; j += 2) {
+                            FloatVector q0 = (FloatVector) iv.lanewise(VectorOperators.LSHR, 4 * j).lanewise(VectorOperators.AND, 15)
+                                    .convert(VectorOperators.I2F, 0);
+                            FloatVector q1 = (FloatVector) iv.lanewise(VectorOperators.LSHR, 4 * j + 4).lanewise(VectorOperators.AND, 15)
+                                    .convert(VectorOperators.I2F, 0);
+                            int xi = x0 + c + j * lanes;
+                            a0 = q0.fma(FloatVector.fromArray(F4, xp, xi), a0);
+                            a1 = q1.fma(FloatVector.fromArray(F4, xp, xi + lanes), a1);
+                        }
+                    }
+                    float s = sc[so + g];
+                    y0 = a0.add(a1).fma(FloatVector.broadcast(F4, s), y0);
+                    c0 += zs[so + g] * s * xsum[t * groups + g];
+                }
+                out[t * outStride + r] = y0.reduceLanes(VectorOperators.ADD) - c0 + b;
+            }
+        }
+    }
 }

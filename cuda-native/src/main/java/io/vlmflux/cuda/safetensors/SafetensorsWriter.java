@@ -25,7 +25,9 @@ public final class SafetensorsWriter {
     @FunctionalInterface
     public interface Values { float at(long index); }
 
-    private record Entry(String name, DType dtype, long[] shape, Values values) {}
+    private record Entry(String name, DType dtype, long[] shape, Values values, long[] exact) {
+        Entry(String name, DType dtype, long[] shape, Values values) { this(name, dtype, shape, values, null); }
+    }
 
     private final List<Entry> entries = new ArrayList<>();
     private final Map<String, String> metadata = new LinkedHashMap<>();
@@ -40,6 +42,19 @@ public final class SafetensorsWriter {
         if (TensorView.numel(shape) != values.length)
             throw new IllegalArgumentException("tensor '" + name + "': " + values.length + " values for shape " + java.util.Arrays.toString(shape));
         return add(name, dtype, shape, i -> values[(int) i]);
+    }
+
+    /**
+     * An integer tensor ({@code I32}, {@code I64}, {@code I16}, {@code I8}, {@code U8}) from exact values (packed int32
+     * words do not survive a trip through float).
+     */
+    public SafetensorsWriter addExact(String name, DType dtype, long[] shape, long[] values) {
+        if (dtype.isFloating() || dtype == DType.BOOL) throw new IllegalArgumentException("tensor '" + name + "': addExact takes integer dtypes, not " + dtype);
+        if (TensorView.numel(shape) != values.length)
+            throw new IllegalArgumentException("tensor '" + name + "': " + values.length + " values for shape " + java.util.Arrays.toString(shape));
+        for (Entry e : entries) if (e.name.equals(name)) throw new IllegalArgumentException("duplicate tensor '" + name + "'");
+        entries.add(new Entry(name, dtype, shape.clone(), null, values.clone()));
+        return this;
     }
 
     public SafetensorsWriter metadata(String key, String value) { metadata.put(key, value); return this; }
@@ -96,6 +111,16 @@ public final class SafetensorsWriter {
                 long n = TensorView.numel(e.shape);
                 for (long i = 0; i < n; i++) {
                     if (buf.remaining() < 8) { buf.flip(); while (buf.hasRemaining()) ch.write(buf); buf.clear(); }
+                    if (e.exact != null) {
+                        long x = e.exact[(int) i];
+                        switch (e.dtype) {
+                            case I64 -> buf.putLong(x);
+                            case I32 -> buf.putInt((int) x);
+                            case I16 -> buf.putShort((short) x);
+                            default -> buf.put((byte) x);
+                        }
+                        continue;
+                    }
                     float v = e.values.at(i);
                     switch (e.dtype) {
                         case F32 -> buf.putFloat(v);

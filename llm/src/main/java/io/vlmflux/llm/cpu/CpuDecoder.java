@@ -30,6 +30,8 @@ final class CpuDecoder implements Decoder {
     private final float[] invFreq;      // [headDim/2]
     private final int[] ropeAxis;       // [headDim/2]: which of t/h/w drives each frequency (M-RoPE), or null
     private boolean closed;
+    volatile ActivationTap tap;                       // calibration observer, null normally
+    private java.util.Map<String, long[]> expected;   // the spec's shapes, for 4-bit linears (null until needed)
 
     private static final class Layer {
         float[] attnNorm, mlpNorm, qb, kb, vb, ob, qNorm, kNorm;
@@ -65,7 +67,7 @@ final class CpuDecoder implements Decoder {
         this.store = store;
         String p = spec.prefix();
         embed = CpuMatrix.of(store.tensor(p + "embed_tokens.weight"));
-        lmHead = c.tieWordEmbeddings() ? embed : CpuMatrix.of(store.tensor(spec.lmHead()));
+        lmHead = c.tieWordEmbeddings() ? embed : mat(spec.lmHead());
         finalNorm = vec(p + "norm.weight");
         layers = new Layer[c.numLayers()];
         for (int i = 0; i < layers.length; i++) {
@@ -109,7 +111,13 @@ final class CpuDecoder implements Decoder {
 
     private float[] vec(String name) { return store.tensor(name).toFloatArray(); }
 
-    private CpuMatrix mat(String name) { return CpuMatrix.of(store.tensor(name)); }
+    private CpuMatrix mat(String name) {
+        if (c.quantization() != null && !store.has(name)) {
+            if (expected == null) expected = spec.expectedTensors(c);
+            return CpuMatrix.of(io.vlmflux.llm.quant.QuantizedLinears.load(c, store, name, expected.get(name)));
+        }
+        return CpuMatrix.of(store.tensor(name));
+    }
 
     @Override public ModelConfig config() { return c; }
 
@@ -120,6 +128,7 @@ final class CpuDecoder implements Decoder {
         m.put("backend", backend());
         m.put("threads", io.vlmflux.cuda.cpu.Parallel.threads());
         m.put("kernels", io.vlmflux.cuda.cpu.CpuOps.kernels());
+        if (c.quantization() != null) m.put("weights", "int4 " + c.quantization().method().wire() + " (W4A16, dequantized on the fly)");
         return m;
     }
 
@@ -179,6 +188,8 @@ final class CpuDecoder implements Decoder {
         for (int li = 0; li < layers.length; li++) {
             Layer l = layers[li];
             CpuOps.rmsNormRows(xn, x, n, H, l.attnNorm, eps);
+            ActivationTap tp = tap;
+            if (tp != null) tp.linearInput(li, "qkv", xn, n, H);
             CpuOps.matmulFused(buf.qkvOut, xn, n, l.qkv, l.qkvBias);
             for (int t = 0; t < n; t++) {
                 for (int h = 0; h < heads; h++) {
@@ -196,10 +207,13 @@ final class CpuDecoder implements Decoder {
             System.arraycopy(k, 0, kc, start * kvDim, n * kvDim);
             System.arraycopy(v, 0, vc, start * kvDim, n * kvDim);
             attention(q, kc, vc, att, start, n);
+            if (tp != null) tp.linearInput(li, "o", att, n, qDim);
             CpuOps.matmul(o, att, n, l.o, l.ob);
             CpuOps.addInPlace(x, o, n * H);
             CpuOps.rmsNormRows(xn, x, n, H, l.mlpNorm, eps);
+            if (tp != null) tp.linearInput(li, "gate_up", xn, n, H);
             CpuOps.swiGlu(g, u, xn, n, l.gate, l.up);
+            if (tp != null) tp.linearInput(li, "down", g, n, c.intermediateSize());
             CpuOps.matmul(o, g, n, l.down, null);
             CpuOps.addInPlace(x, o, n * H);
             for (EmbeddingSpan s : in.spans())   // DeepStack (Qwen3-VL): feature li joins the span's positions after layer li
