@@ -72,6 +72,11 @@ final class DeviceVision extends VisionPath<GpuPixels> {
         return new Preprocessed<>(px, px.contentHash(), px.gridT(), px.gridH(), px.gridW());
     }
 
+    @Override Preprocessed<GpuPixels> preprocessClip(java.util.List<Frame> frames) {
+        GpuPixels px = processor.process(frames);
+        return new Preprocessed<>(px, px.contentHash(), px.gridT(), px.gridH(), px.gridW());
+    }
+
     @Override ImageRows encodeRows(Preprocessed<GpuPixels> px) {
         DeviceEmbeddings e = encoder.encodeToDevice(px.pixels());
         long need = (2L * e.tokens() * e.hidden() + 255) / 256 * 256;

@@ -22,6 +22,11 @@ final class HostVision extends VisionPath<PixelValues> {
         return new Preprocessed<>(px, px.contentHash(), px.gridT(), px.gridH(), px.gridW());
     }
 
+    @Override Preprocessed<PixelValues> preprocessClip(java.util.List<Frame> frames) {
+        PixelValues px = processor.process(frames);
+        return new Preprocessed<>(px, px.contentHash(), px.gridT(), px.gridH(), px.gridW());
+    }
+
     @Override ImageRows encodeRows(Preprocessed<PixelValues> px) {
         ImageEmbeddings e = encoder.encode(px.pixels());
         return new ImageRows.Host(e.data(), e.tokens(), e.hidden(), e.gridT(), e.gridH(), e.gridW(), e.contentHash(), e.deepstack());
