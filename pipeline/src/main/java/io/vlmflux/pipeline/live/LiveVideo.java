@@ -37,7 +37,8 @@ public final class LiveVideo {
      * @param session         the session's settings (fps, window, system prompt, answer length, dialogue memory)
      * @param narrateEvery    narration period; null: no narration
      * @param narratePrompt   the standing question of each narration
-     * @param maxQueuedGroups groups kept while the session is busy, then newest wins
+     * @param maxQueuedGroups groups kept while the session is busy, then newest wins; 0: lossless (backpressure reaches
+     *                        the source: for files and non-live sources)
      */
     public record Options(LiveSession.Options session, Duration narrateEvery, String narratePrompt, int maxQueuedGroups) {
         public Options {
@@ -46,7 +47,7 @@ public final class LiveVideo {
                 throw new IllegalArgumentException("narration period must be positive, got " + narrateEvery);
             if (narrateEvery != null && (narratePrompt == null || narratePrompt.isBlank()))
                 throw new IllegalArgumentException("narration needs a prompt");
-            if (maxQueuedGroups < 1) throw new IllegalArgumentException("max queued groups must be >= 1, got " + maxQueuedGroups);
+            if (maxQueuedGroups < 0) throw new IllegalArgumentException("max queued groups must be >= 0, got " + maxQueuedGroups);
         }
 
         public static Options defaults() { return new Options(LiveSession.Options.defaults(), null, "What changed?", 4); }
@@ -85,7 +86,10 @@ public final class LiveVideo {
     private record Tick(long n) implements Work {}
 
     /** Watches {@code frames}, answering {@code questions} (may be empty or never complete) and narrating. */
-    public Flux<LiveAnswer> run(Flux<Frame> frames, Flux<String> questions) {
+    public Flux<LiveAnswer> run(Flux<Frame> frames, Flux<String> questions) { return run(frames, questions, null); }
+
+    /** {@link #run(Flux, Flux)} reporting each appended group to {@code onAppend} (nullable; called on the compute thread). */
+    public Flux<LiveAnswer> run(Flux<Frame> frames, Flux<String> questions, java.util.function.Consumer<LiveSession.Appended> onAppend) {
         return Flux.defer(() -> {
             LiveSession session = LiveSession.open(runtime, options.session());
             AtomicLong dropped = new AtomicLong();
@@ -95,26 +99,27 @@ public final class LiveVideo {
                     .handle(new Sampler(interval))
                     .buffer(session.framesPerGroup())
                     .<Work>map(Append::new)
-                    .doOnComplete(framesDone::tryEmitEmpty)
-                    .onBackpressureBuffer(options.maxQueuedGroups(), w -> {
-                        ((Append) w).close();
-                        dropped.incrementAndGet();
-                    }, BufferOverflowStrategy.DROP_OLDEST);
+                    .doOnComplete(framesDone::tryEmitEmpty);
+            if (options.maxQueuedGroups() > 0)
+                groups = groups.onBackpressureBuffer(options.maxQueuedGroups(), w -> {
+                    ((Append) w).close();
+                    dropped.incrementAndGet();
+                }, BufferOverflowStrategy.DROP_OLDEST);
             Flux<Work> asks = questions.filter(q -> !q.isBlank()).<Work>map(Ask::new).onBackpressureBuffer().takeUntilOther(framesDone.asMono());
             Flux<Work> ticks = options.narrateEvery() == null ? Flux.empty()
                     : Flux.interval(options.narrateEvery(), options.narrateEvery()).<Work>map(Tick::new).onBackpressureDrop()
                     .takeUntilOther(framesDone.asMono());
             return Flux.merge(1, groups, asks, ticks)
-                    .concatMap(w -> execute(session, w, dropped), 0)
+                    .concatMap(w -> execute(session, w, dropped, onAppend), 0)
                     .doFinally(s -> session.close())
                     .doOnDiscard(Append.class, Append::close)
                     .doOnDiscard(Frame.class, Frame::close);
         });
     }
 
-    private Flux<LiveAnswer> execute(LiveSession session, Work w, AtomicLong dropped) {
+    private Flux<LiveAnswer> execute(LiveSession session, Work w, AtomicLong dropped, java.util.function.Consumer<LiveSession.Appended> onAppend) {
         return switch (w) {
-            case Append a -> session.append(a.frames()).thenMany(Flux.empty());
+            case Append a -> session.append(a.frames()).doOnNext(x -> { if (onAppend != null) onAppend.accept(x); }).thenMany(Flux.empty());
             case Ask q -> answer(session, LiveAnswer.Kind.ANSWER, q.question(), dropped).flux();
             case Tick t -> session.window().groups() == 0 ? Flux.empty()
                     : answer(session, LiveAnswer.Kind.NARRATION, options.narratePrompt(), dropped).flux();
