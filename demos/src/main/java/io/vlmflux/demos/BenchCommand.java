@@ -9,7 +9,7 @@ import java.util.Locale;
  * object on stdout.
  */
 public final class BenchCommand implements Command {
-    private static final List<String> KNOWN = List.of("sources", "tokenizer", "llm", "vlm");
+    private static final List<String> KNOWN = List.of("sources", "tokenizer", "llm", "vlm", "live");
 
     @Override public String summary() { return "benchmarks: " + String.join(", ", present()); }
 
