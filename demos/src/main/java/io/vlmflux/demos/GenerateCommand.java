@@ -6,6 +6,8 @@ import io.vlmflux.llm.FinishReason;
 import io.vlmflux.llm.GenerateOptions;
 import io.vlmflux.llm.GenerationConfig;
 import io.vlmflux.llm.SamplingParams;
+import io.vlmflux.llm.chat.ChatMessage;
+import io.vlmflux.llm.chat.ChatTemplate;
 import io.vlmflux.llm.constrain.ConstraintException;
 import io.vlmflux.llm.constrain.ConstraintSpec;
 import io.vlmflux.llm.constrain.Constraints;
@@ -41,7 +43,7 @@ import java.util.concurrent.atomic.AtomicLong;
 public final class GenerateCommand implements Command {
     private static final System.Logger LOG = System.getLogger("vlmflux.generate");
     private static final Set<String> VALUED = Set.of("model", "prompt", "prompt-file", "image", "max-tokens", "temperature", "top-k",
-            "top-p", "min-p", "seed", "repetition-penalty", "stop", "backend", "json-schema", "regex", "choice", "logprobs");
+            "top-p", "min-p", "seed", "repetition-penalty", "stop", "backend", "json-schema", "regex", "choice", "logprobs", "video", "video-fps", "video-frames");
     /** Largest --max-tokens (2^24, far beyond any context window; keeps prompt + max tokens inside int). */
     static final int MAX_TOKENS = 1 << 24;
     private static final Set<String> FLAGS = Set.of("raw", "greedy", "ignore-eos", "json", "no-cuda-graph");
@@ -51,13 +53,21 @@ public final class GenerateCommand implements Command {
     @Override public String usage() {
         return """
                 vlmflux generate --model DIR (--prompt TEXT | --prompt-file FILE|-) [--raw] [--image FILE]... [--max-tokens N]
+                                 [--video PATH [--video-fps F] [--video-frames N]]
                                  [--greedy | --temperature T --top-k K --top-p P --min-p P --seed S] [--repetition-penalty R]
                                  [--stop STRING]... [--ignore-eos] [--backend auto|cpu|cuda] [--no-cuda-graph] [--json]
                                  [--json-schema FILE | --regex RE | --choice A,B,C] [--logprobs N]
 
                   --prompt-file -   read the prompt from stdin
                   --raw             use the prompt verbatim (special tokens honoured) instead of the chat template's user turn;
-                                    each <|vision_start|><|image_pad|><|vision_end|> slot takes one --image
+                                    each <|vision_start|><|image_pad|><|vision_end|> slot takes one --image, and
+                                    <|vision_start|><|video_pad|><|vision_end|> stands for the --video
+                  --video PATH      one video (Qwen2-VL, Qwen2.5-VL on cpu/cuda; Qwen3-VL on cpu): a folder of image files
+                                    (every frame in name order, taken at --video-fps), a video file or any source spec
+                                    (sampled at --video-fps by timestamp, or --video-frames N evenly; a live source
+                                    needs --video-frames). Not combined with --image
+                  --video-fps F     frame rate of the clip (default 2): a folder's rate, or the rate a file is sampled at
+                  --video-frames N  keep N frames evenly (folder, file), or the first N at --video-fps (both given, live)
                   --max-tokens N    default 256
                   sampling          defaults from generation_config.json (greedy when absent or do_sample=false)
                   --ignore-eos      do not stop on EOS or stop strings
@@ -91,6 +101,10 @@ public final class GenerateCommand implements Command {
             throw new UsageException("--greedy cannot be combined with --temperature/--top-k/--top-p/--min-p");
         List<Path> images = a.all("image").stream().map(Path::of).toList();
         for (Path p : images) if (!Files.isRegularFile(p)) throw new UsageException("--image " + p + ": no such file");
+        boolean video = a.has("video");
+        if (!video && (a.has("video-fps") || a.has("video-frames"))) throw new UsageException("--video-fps and --video-frames need --video");
+        if (video && !images.isEmpty()) throw new UsageException("--video cannot be combined with --image (a prompt takes one video, or images)");
+        if (video && a.all("video").size() > 1) throw new UsageException("give --video once (a prompt takes one video)");
 
         long t0 = System.nanoTime();
         // one-shot: nothing to reuse, so no prefix or encoder-output cache
@@ -100,24 +114,30 @@ public final class GenerateCommand implements Command {
             if (a.flag("no-cuda-graph") && backend != Backend.CUDA) LOG.log(System.Logger.Level.INFO, "--no-cuda-graph has no effect on backend {0}", backend.wire());
             Tokenizer tok = runtime.tokenizer();
             GenerationConfig gen = runtime.generationConfig();
-            PromptTemplate template;
-            if (a.flag("raw")) {
-                template = runtime.rawPrompt(promptText);
+            Prompt prompt;
+            int mediaCount = images.size();
+            if (video) {
+                prompt = videoPrompt(a, runtime, promptText, dir);
             } else {
-                if (runtime.chatTemplate().isEmpty())
-                    throw new IllegalArgumentException(dir + " has no chat template (tokenizer_config.json chat_template); use --raw");
-                template = runtime.promptTemplate(null, promptText, images.size());
+                PromptTemplate template;
+                if (a.flag("raw")) {
+                    template = runtime.rawPrompt(promptText);
+                } else {
+                    if (runtime.chatTemplate().isEmpty())
+                        throw new IllegalArgumentException(dir + " has no chat template (tokenizer_config.json chat_template); use --raw");
+                    template = runtime.promptTemplate(null, promptText, images.size());
+                }
+                if (template.images() != images.size())
+                    throw new UsageException("the prompt has " + template.images() + " image slot(s) but " + images.size() + " --image file(s) were given");
+                List<Frame> frames = new ArrayList<>();
+                try {
+                    for (Path p : images) frames.add(Images.read(p));
+                } catch (RuntimeException e) {
+                    for (Frame f : frames) f.close();
+                    throw e;
+                }
+                prompt = runtime.prepareBlocking(template, frames);
             }
-            if (template.images() != images.size())
-                throw new UsageException("the prompt has " + template.images() + " image slot(s) but " + images.size() + " --image file(s) were given");
-            List<Frame> frames = new ArrayList<>();
-            try {
-                for (Path p : images) frames.add(Images.read(p));
-            } catch (RuntimeException e) {
-                for (Frame f : frames) f.close();
-                throw e;
-            }
-            Prompt prompt = runtime.prepareBlocking(template, frames);
             int[] ids = prompt.input().tokens();
             long loadNs = System.nanoTime() - t0;
 
@@ -127,7 +147,8 @@ public final class GenerateCommand implements Command {
             AtomicLong prefillNs = new AtomicLong();
             GenerateOptions opts = new GenerateOptions(sampling, maxTokens, stopTokens, stopStrings, 0, prefillNs::set)
                     .withControls(controls(a, tok, stopTokens));
-            LOG.log(System.Logger.Level.INFO, "prompt {0} tokens ({1} image(s)), sampling {2}, max {3} tokens", ids.length, images.size(), sampling, maxTokens);
+            LOG.log(System.Logger.Level.INFO, "prompt {0} tokens ({1}), sampling {2}, max {3} tokens", ids.length,
+                    video ? "1 video" : mediaCount + " image(s)", sampling, maxTokens);
 
             boolean json = a.flag("json");
             PrintStream out = System.out;
@@ -191,6 +212,26 @@ public final class GenerateCommand implements Command {
                 try { Runtime.getRuntime().removeShutdownHook(hook); } catch (IllegalStateException shuttingDown) { /* the hook is running */ }
             }
         }
+    }
+
+    /**
+     * A prompt with the {@code --video}: {@code --raw} text must hold the one video slot itself; otherwise the chat
+     * template renders a user turn of the video then the text. The frames go to the runtime, which owns them from then on.
+     */
+    private static Prompt videoPrompt(Args a, VlmRuntime runtime, String promptText, Path dir) throws IOException {
+        String text;
+        if (a.flag("raw")) {
+            text = promptText;
+        } else {
+            ChatTemplate chat = runtime.chatTemplate().orElseThrow(() -> new IllegalArgumentException(dir + " has no chat template (tokenizer_config.json chat_template); use --raw"));
+            text = chat.render(List.of(new ChatMessage("user", List.of(new ChatMessage.Video(), new ChatMessage.Text(promptText)))), true);
+        }
+        Double fps = a.has("video-fps") ? a.getDouble("video-fps", VideoClip.DEFAULT_FPS) : null;
+        Integer count = a.has("video-frames") ? a.getInt("video-frames", 0) : null;
+        VideoClip clip = VideoClip.read(a.get("video"), fps, count);
+        LOG.log(System.Logger.Level.INFO, "video {0}: {1} frame(s) of {2}x{3} at {4} fps", a.get("video"), clip.frames().size(),
+                clip.frames().getFirst().width(), clip.frames().getFirst().height(), clip.fps());
+        return runtime.prepareVideoBlocking(text, clip.frames(), clip.fps());
     }
 
     private static double round(double v) { return Math.round(v * 1000) / 1000.0; }

@@ -23,8 +23,8 @@ import static org.junit.jupiter.api.Assertions.*;
  * Qwen3-VL through the CLI on the cpu backend: {@code vlmflux generate --model DIR --raw --prompt TEXT --image PNG
  * --greedy --ignore-eos --max-tokens 24 --json --backend cpu} feeds the golden {@code input_ids} and produces the
  * golden greedy tokens (up to a golden near-tie) for every image and text prompt of {@code tiny-qwen3vl}, with the
- * nested ({@code config.json}) and the published ({@code config.hub.json}) config layout. Video prompts wait for the
- * video path.
+ * nested ({@code config.json}) and the published ({@code config.hub.json}) config layout. Video prompts:
+ * {@link GenerateVideoGoldenTest}.
  */
 class GenerateQwen3VlGoldenTest {
     static final String MODEL = "tiny-qwen3vl";

@@ -7,12 +7,12 @@ import java.util.Objects;
 /**
  * One chat turn: a role ({@code system}, {@code user}, {@code assistant}, ...) and its content parts in order. A
  * template sees the content as a plain string when every part is text, and otherwise as a list of
- * {@code {"type": "image"}} / {@code {"type": "text", "text": ...}} items, the two shapes Hugging Face chat templates
- * accept.
+ * {@code {"type": "image"}} / {@code {"type": "video"}} / {@code {"type": "text", "text": ...}} items, the two shapes
+ * Hugging Face chat templates accept.
  */
 public record ChatMessage(String role, List<Part> content) {
     /** A content part. */
-    public sealed interface Part permits Text, Image {}
+    public sealed interface Part permits Text, Image, Video {}
 
     /** Text. */
     public record Text(String text) implements Part {
@@ -21,6 +21,9 @@ public record ChatMessage(String role, List<Part> content) {
 
     /** One image slot; the model's image tokens take its place (Qwen2-VL: {@code <|vision_start|><|image_pad|><|vision_end|>}). */
     public record Image() implements Part {}
+
+    /** One video slot ({@code {"type": "video"}}; Qwen-VL templates write {@code <|vision_start|><|video_pad|><|vision_end|>}). */
+    public record Video() implements Part {}
 
     public ChatMessage {
         Objects.requireNonNull(role, "role");
@@ -43,6 +46,9 @@ public record ChatMessage(String role, List<Part> content) {
 
     /** Number of image parts. */
     public int imageCount() { return (int) content.stream().filter(p -> p instanceof Image).count(); }
+
+    /** Number of video parts. */
+    public int videoCount() { return (int) content.stream().filter(p -> p instanceof Video).count(); }
 
     /** The concatenated text parts. */
     public String text() {

@@ -179,7 +179,7 @@ public final class ChatTemplate {
         for (ChatMessage m : messages) {
             Map<String, Object> mm = new LinkedHashMap<>();
             mm.put("role", m.role());
-            if (m.imageCount() == 0) {
+            if (m.imageCount() == 0 && m.videoCount() == 0) {
                 mm.put("content", m.text());
             } else {
                 List<Map<String, Object>> parts = new ArrayList<>();
@@ -187,6 +187,7 @@ public final class ChatTemplate {
                     Map<String, Object> pm = new LinkedHashMap<>();
                     switch (p) {
                         case ChatMessage.Image i -> pm.put("type", "image");
+                        case ChatMessage.Video v -> pm.put("type", "video");
                         case ChatMessage.Text t -> { pm.put("type", "text"); pm.put("text", t.text()); }
                     }
                     parts.add(pm);

@@ -72,16 +72,20 @@ final class DeviceVision extends VisionPath<GpuPixels> {
         return new Preprocessed<>(px, px.contentHash(), px.gridT(), px.gridH(), px.gridW());
     }
 
-    @Override Preprocessed<GpuPixels> preprocessClip(java.util.List<Frame> frames) {
-        GpuPixels px = processor.process(frames);
-        return new Preprocessed<>(px, px.contentHash(), px.gridT(), px.gridH(), px.gridW());
-    }
-
     @Override ImageRows encodeRows(Preprocessed<GpuPixels> px) {
         DeviceEmbeddings e = encoder.encodeToDevice(px.pixels());
         long need = (2L * e.tokens() * e.hidden() + 255) / 256 * 256;
         Rows r = new Rows(take(need), need, e);
         stream.copyAsync(r.rows.buffer(), e.bf16(), r.rows.buffer().bytes());   // the encoder's output buffer is reused by its next call
+        return r;
+    }
+
+    /** A clip preprocessed on the host: uploaded, encoded (segments per temporal slice / window), rows kept on the device. */
+    @Override ImageRows encodeClipRows(io.vlmflux.vision.PixelValues px) {
+        DeviceEmbeddings e = encoder.encodeToDevice(px);
+        long need = (2L * e.tokens() * e.hidden() + 255) / 256 * 256;
+        Rows r = new Rows(take(need), need, e);
+        stream.copyAsync(r.rows.buffer(), e.bf16(), r.rows.buffer().bytes());
         return r;
     }
 

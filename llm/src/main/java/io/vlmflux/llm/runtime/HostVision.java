@@ -22,11 +22,6 @@ final class HostVision extends VisionPath<PixelValues> {
         return new Preprocessed<>(px, px.contentHash(), px.gridT(), px.gridH(), px.gridW());
     }
 
-    @Override Preprocessed<PixelValues> preprocessClip(java.util.List<Frame> frames) {
-        PixelValues px = processor.process(frames);
-        return new Preprocessed<>(px, px.contentHash(), px.gridT(), px.gridH(), px.gridW());
-    }
-
     @Override ImageRows encodeRows(Preprocessed<PixelValues> px) {
         ImageEmbeddings e = encoder.encode(px.pixels());
         return new ImageRows.Host(e.data(), e.tokens(), e.hidden(), e.gridT(), e.gridH(), e.gridW(), e.contentHash(), e.deepstack());
@@ -39,6 +34,11 @@ final class HostVision extends VisionPath<PixelValues> {
     synchronized ImageRows encodeClip(io.vlmflux.vision.qwen3vl.Qwen3VLVideoProcessor videoProcessor, java.util.List<io.vlmflux.sources.Frame> clip) {
         if (isClosed()) throw new IllegalStateException("the vision path of this runtime was closed");
         ImageEmbeddings e = encoder.encode(videoProcessor.process(clip));
+        return new ImageRows.Host(e.data(), e.tokens(), e.hidden(), e.gridT(), e.gridH(), e.gridW(), e.contentHash(), e.deepstack());
+    }
+
+    @Override ImageRows encodeClipRows(PixelValues px) {
+        ImageEmbeddings e = encoder.encode(px);
         return new ImageRows.Host(e.data(), e.tokens(), e.hidden(), e.gridT(), e.gridH(), e.gridW(), e.contentHash(), e.deepstack());
     }
 

@@ -113,7 +113,9 @@ public final class LiveSession implements AutoCloseable {
     private final int[] prefix;            // the sink: chat header up to and including <|vision_start|>
     private final int videoPad, visionEnd, temporalPatch, merge;
     private final boolean timeScaled;
-    private final double secondPerGridT, tokensPerSecond;
+    private final double secondPerGridT;
+    private final io.vlmflux.vision.VideoProcessor videoProcessor;
+    private final io.vlmflux.llm.MropePositions.Temporal temporal;
     private final SamplingParams sampling;
 
     // compute-thread state
@@ -136,11 +138,14 @@ public final class LiveSession implements AutoCloseable {
             throw new IllegalArgumentException("live sessions run Qwen2-VL and Qwen2.5-VL models (one M-RoPE video per window); " + rt.dir()
                     + " is '" + type + "'");
         this.timeScaled = type.startsWith("qwen2_5_vl");
-        io.vlmflux.vision.PreprocessorConfig pc = io.vlmflux.vision.PreprocessorConfig.load(rt.dir());
-        this.temporalPatch = pc.temporalPatchSize();
+        this.videoProcessor = io.vlmflux.vision.VideoProcessor.loadQwen2VL(rt.dir());
+        this.temporalPatch = videoProcessor.config().temporalPatchSize();
         this.merge = c.spatialMergeSize();
-        this.secondPerGridT = temporalPatch / options.fps();
-        this.tokensPerSecond = c.tokensPerSecond();
+        if (videoProcessor.config().mergeSize() != merge)
+            throw new IllegalArgumentException(rt.dir() + ": the video processor's merge_size " + videoProcessor.config().mergeSize()
+                    + " differs from the model's spatial_merge_size " + merge);
+        this.secondPerGridT = videoProcessor.secondPerGrid(options.fps());
+        this.temporal = io.vlmflux.llm.MropePositions.Temporal.of(c, secondPerGridT);
         int vpad = c.videoTokenId();
         this.videoPad = vpad >= 0 ? vpad : rt.imagePadId();
         this.visionEnd = rt.tokenizer().tokenId("<|vision_end|>")
@@ -206,9 +211,12 @@ public final class LiveSession implements AutoCloseable {
             if (!items.isEmpty() && start < items.getLast().endPts() - frameNs)
                 LOG.log(System.Logger.Level.DEBUG, "live group starts at {0} ns, before the previous end {1} ns (source restarted?)", start, items.getLast().endPts());
             ensureStarted();
-            VisionPath.Encoded e = vision.encodeGroup(frames);
-            rows = e.rows();
+            long p0 = System.nanoTime();
+            io.vlmflux.vision.PixelValues px = videoProcessor.process(frames);   // transformers' video processor: the video config's size bounds
+            long p1 = System.nanoTime();
             closeFrames(frames);
+            rows = vision.encodeClip(px);
+            long p2 = System.nanoTime();
             if (rows.gridT != 1) throw new IllegalStateException("a group of " + frames.size() + " frames gave " + rows.gridT + " temporal patches, expected 1");
             if (rows.hidden != decoder.config().hiddenSize())
                 throw new IllegalArgumentException("video embeddings are " + rows.hidden + " wide but the model's hidden_size is " + decoder.config().hiddenSize());
@@ -217,7 +225,7 @@ public final class LiveSession implements AutoCloseable {
             long t0 = System.nanoTime();
             int n = rows.tokens;
             ensureCapacity(cache.length() + n + 1);
-            int[][] pos = groupPositions(segmentGroups, rows.gridH / merge, rows.gridW / merge, n);
+            int[][] pos = groupPositions(segmentGroups, rows.gridH, rows.gridW, n);
             int[] toks = new int[n];
             Arrays.fill(toks, videoPad);
             EmbeddingSpan span = new EmbeddingSpan(0, n, rows.hidden, rows.spanRows(), 1, rows.gridH, rows.gridW, rows.contentHash,
@@ -230,26 +238,21 @@ public final class LiveSession implements AutoCloseable {
             if (keepRows) rows = null;   // held until evicted
             long index = groupsAppended++;
             updateWindow();
-            return new Appended(index, n, start, end, evicted, cache.length(), cache.bytes(), e.preprocessNanos(), e.encodeNanos(), prefill);
+            return new Appended(index, n, start, end, evicted, cache.length(), cache.bytes(), p1 - p0, p2 - p1, prefill);
         } finally {
             if (rows != null) vision.release(rows);   // the prefill reading them is enqueued on the same stream
             closeFrames(frames);
         }
     }
 
-    /** Positions of group {@code k} of the current segment ({@code h x w} merged tokens); advances {@link #nextFree}. */
-    private int[][] groupPositions(int k, int h, int w, int n) {
-        if (h * w != n) throw new IllegalStateException("group of " + n + " tokens does not match its merged grid " + h + "x" + w);
-        int ti = timeScaled ? (int) (k * secondPerGridT * tokensPerSecond) : k;
-        int base = segmentBase;
-        int[][] p = new int[3][n];
-        int max = nextFree - 1, i = 0;
-        for (int r = 0; r < h; r++)
-            for (int col = 0; col < w; col++, i++) {
-                p[0][i] = base + ti; p[1][i] = base + r; p[2][i] = base + col;
-                max = Math.max(max, Math.max(base + ti, Math.max(base + r, base + col)));
-            }
-        nextFree = max + 1;
+    /**
+     * Positions of group {@code k} of the current segment (grid {@code gridH x gridW} before the merge), as
+     * {@link io.vlmflux.llm.MropePositions#videoGroups} gives them for one video span; advances {@link #nextFree}.
+     */
+    private int[][] groupPositions(int k, int gridH, int gridW, int n) {
+        int[][] p = io.vlmflux.llm.MropePositions.videoGroups(segmentBase, k, 1, gridH, gridW, merge, temporal);
+        if (p[0].length != n) throw new IllegalStateException("group of " + n + " tokens does not match its grid " + gridH + "x" + gridW);
+        nextFree = Math.max(nextFree, io.vlmflux.llm.MropePositions.nextAfter(segmentBase, k + 1, gridH, gridW, merge, temporal));
         return p;
     }
 

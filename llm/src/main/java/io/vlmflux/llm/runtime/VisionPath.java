@@ -63,23 +63,18 @@ abstract class VisionPath<P> implements AutoCloseable {
     /** Encodes preprocessed pixels into fresh rows (reference count 1). */
     abstract ImageRows encodeRows(Preprocessed<P> pixels);
 
+    /** Encodes host pixel values of a video clip into fresh rows (reference count 1), outside the cache. */
+    abstract ImageRows encodeClipRows(io.vlmflux.vision.PixelValues pixels);
+
     /**
-     * Encodes consecutive frames of one clip as one video input (Qwen2/2.5-VL: {@code grid_t = ceil(n / temporal_patch_size)}),
-     * outside the encoder-output cache: the caller holds the rows (reference count 1) and releases them through
-     * {@link #release}. Closes no frame. Used by {@link LiveSession} for its temporal groups.
+     * The rows of a preprocessed video clip (Qwen2-VL / Qwen2.5-VL, any grid t), encoded now, outside the
+     * encoder-output cache; the caller holds them and releases them through {@link #release}.
      */
-    final synchronized Encoded encodeGroup(java.util.List<Frame> frames) {
+    final synchronized ImageRows encodeClip(io.vlmflux.vision.PixelValues pixels) {
         if (closed) throw new IllegalStateException("the vision path of this runtime was closed");
         beforeEncode();
-        long t0 = System.nanoTime();
-        Preprocessed<P> px = preprocessClip(frames);
-        long t1 = System.nanoTime();
-        ImageRows r = encodeRows(px);
-        return new Encoded(r, t1 - t0, System.nanoTime() - t1, false);
+        return encodeClipRows(pixels);
     }
-
-    /** Preprocesses a clip's frames as one video input. */
-    abstract Preprocessed<P> preprocessClip(java.util.List<Frame> frames);
 
     /** Frees rows nobody holds any more (called under the lock). */
     abstract void free(ImageRows rows);

@@ -383,7 +383,10 @@ public final class VlmRuntime implements AutoCloseable {
     }
 
     /**
-     * A Qwen3-VL prompt with one video (cpu backend): {@code text} is tokenized verbatim and must hold exactly one
+     * A prompt with one video. Qwen2-VL / Qwen2.5-VL (cpu and cuda): the single {@code <|video_pad|>} of {@code text}
+     * expands to the clip's {@code t * h/m * w/m} pads, one embedding span of grid {@code (t, h, w)} with
+     * {@code second_per_grid_t = temporal_patch_size / fps} (see {@code Qwen2VideoPrompts}).
+     * Qwen3-VL (cpu backend): {@code text} is tokenized verbatim and must hold exactly one
      * {@code <|video_pad|>} (as the chat template writes it, inside {@code <|vision_start|>…<|vision_end|>});
      * {@code clip} are the frames already sampled at {@code fps} frames per second (frame i at i / fps seconds). As
      * transformers' {@code Qwen3VLProcessor}, the pad becomes, per temporal group g of {@code merge_size} frames (the last
@@ -415,9 +418,10 @@ public final class VlmRuntime implements AutoCloseable {
         try {
             checkOpen();
             ModelConfig c = decoder.config();
+            if (Qwen2VideoPrompts.supports(c)) return Qwen2VideoPrompts.prepare(dir, c, tokenizer, imagePadId, vision, text, clip, fps);
             if (!(vision instanceof HostVision hv) || !c.modelType().startsWith("qwen3_vl") || c.videoTokenId() < 0)
-                throw new IllegalArgumentException("video prompts need a Qwen3-VL model on the cpu backend; " + dir + " is '" + c.modelType()
-                        + "' on " + backend.wire());
+                throw new IllegalArgumentException("video prompts need a Qwen2-VL or Qwen2.5-VL model (cpu or cuda) or a Qwen3-VL model (cpu); " + dir + " is '"
+                        + c.modelType() + "' on " + backend.wire());
             if (!(fps > 0 && fps < 1e4)) throw new IllegalArgumentException("video fps must be in (0, 1e4), got " + fps);
             if (clip.isEmpty()) throw new IllegalArgumentException("a video needs at least one frame");
             int[] ids = tokenizer.encode(text);

@@ -56,13 +56,13 @@ class LiveSessionTest {
 
     /** Host rows of one group, encoded as the session encodes it. */
     static float[] rows(VlmRuntime rt, List<Frame> group, int[] gridOut) {
-        VisionPath.Encoded e = rt.visionPath().encodeGroup(group);
+        ImageRows r = rt.visionPath().encodeClip(io.vlmflux.vision.VideoProcessor.loadQwen2VL(rt.dir()).process(group));
         try {
-            gridOut[0] = e.rows().gridH;
-            gridOut[1] = e.rows().gridW;
-            return ((SpanRows.Host) e.rows().spanRows()).data().clone();
+            gridOut[0] = r.gridH;
+            gridOut[1] = r.gridW;
+            return ((SpanRows.Host) r.spanRows()).data().clone();
         } finally {
-            rt.visionPath().release(e.rows());
+            rt.visionPath().release(r);
             group.forEach(Frame::close);
         }
     }

@@ -112,10 +112,11 @@ class Qwen3VlRuntimeTest {
     }
 
     @Test void videoInputIsRefusedClearlyWhereItDoesNotFit() {
-        try (VlmRuntime q2 = VlmRuntime.load(Fixtures.dir("tiny-qwen2vl"), RuntimeOptions.defaults().withBackend(Backend.CPU))) {
+        try (VlmRuntime text = VlmRuntime.load(Fixtures.dir("tiny-qwen2"), RuntimeOptions.defaults().withBackend(Backend.CPU))) {
             Frame f = Images.read(DIR.resolve("golden_image_0.png"));
-            var e = assertThrows(IllegalArgumentException.class, () -> q2.prepareVideoBlocking("<|video_pad|>", List.of(f), 2.0));
-            assertTrue(e.getMessage().contains("need a Qwen3-VL model"), e.getMessage());
+            var e = assertThrows(IllegalArgumentException.class, () -> text.prepareVideoBlocking("<|video_pad|>", List.of(f), 2.0));
+            assertTrue(e.getMessage().contains("video prompts need a Qwen2-VL or Qwen2.5-VL model"), e.getMessage());
+            assertTrue(f.isReleased());
         }
         try (VlmRuntime rt = VlmRuntime.load(DIR, RuntimeOptions.defaults().withBackend(Backend.CPU))) {
             Frame f = Images.read(DIR.resolve("golden_image_0.png"));
