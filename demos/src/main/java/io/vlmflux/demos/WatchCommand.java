@@ -112,8 +112,13 @@ public final class WatchCommand implements Command {
                     o.put("kind", ans.kind().name().toLowerCase(Locale.ROOT));
                     o.put("question", ans.question());
                     o.put("text", ans.text());
-                    o.put("window_start_s", ans.windowStartPts() / 1e9);
-                    o.put("window_end_s", ans.windowEndPts() / 1e9);
+                    if (ans.windowGroups() > 0) {
+                        o.put("window_start_s", ans.windowStartPts() / 1e9);
+                        o.put("window_end_s", ans.windowEndPts() / 1e9);
+                    } else {   // no video yet
+                        o.putNull("window_start_s");
+                        o.putNull("window_end_s");
+                    }
                     o.put("window_groups", ans.windowGroups());
                     o.put("ttft_ms", Math.round(ans.ttftMs() * 100) / 100.0);
                     o.put("total_ms", Math.round(ans.totalMs() * 100) / 100.0);
@@ -122,7 +127,8 @@ public final class WatchCommand implements Command {
                     o.put("dropped_groups", ans.droppedGroups());
                     out.println(o);
                 } else {
-                    String span = String.format(Locale.ROOT, "[%.1f–%.1fs]", ans.windowStartPts() / 1e9, ans.windowEndPts() / 1e9);
+                    String span = ans.windowGroups() == 0 ? "[no video yet]"
+                            : String.format(Locale.ROOT, "[%.1f–%.1fs]", ans.windowStartPts() / 1e9, ans.windowEndPts() / 1e9);
                     out.println(ans.kind() == LiveVideo.LiveAnswer.Kind.NARRATION ? span + " " + ans.text()
                             : span + " Q: " + ans.question() + "\n" + " ".repeat(span.length()) + " A: " + ans.text());
                 }

@@ -559,7 +559,10 @@ public final class LiveSession implements AutoCloseable {
         if (frames != null) for (Frame f : frames) f.close();
     }
 
-    /** Frees the KV cache (on the compute thread, after work already queued). Idempotent. */
+    /**
+     * Frees the KV cache on the compute thread, after work already queued there: waits for it, except on a Reactor
+     * non-blocking thread (a cancel from a timer), where it is only scheduled. Idempotent.
+     */
     @Override public void close() {
         Runnable free = () -> {
             closed = true;
@@ -571,7 +574,8 @@ public final class LiveSession implements AutoCloseable {
         };
         if (rt.isClosed() || rt.onComputeThread()) { free.run(); return; }
         try {
-            Mono.fromRunnable(free).subscribeOn(rt.scheduler()).block(Duration.ofSeconds(30));
+            if (reactor.core.scheduler.Schedulers.isInNonBlockingThread()) rt.scheduler().schedule(free);   // a Reactor thread: do not wait
+            else Mono.fromRunnable(free).subscribeOn(rt.scheduler()).block(Duration.ofSeconds(30));
         } catch (java.util.concurrent.RejectedExecutionException e) {
             free.run();
         }

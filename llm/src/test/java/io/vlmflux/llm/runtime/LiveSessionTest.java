@@ -125,7 +125,7 @@ class LiveSessionTest {
             // asking leaves the cache as it was
             String answer = s.ask(Q, 5).map(TokenEvent::textDelta).reduce("", String::concat).block();
             assertNotNull(answer);
-            assertArrayEquals(live, s.questionLogits(Q).block(), model + ": the question and answer left the cache");
+            assertClose(live, s.questionLogits(Q).block(), 1e-5, model + ": the question and answer left the cache");   // a regrown cache may reorder float sums
             assertEquals(prefix.length + G * per, s.window().cacheLength());
             s.close();
             assertTrue(s.isClosed());

@@ -25,7 +25,8 @@ import java.util.concurrent.atomic.AtomicLong;
  *   <li>every {@link Options#narrateEvery()} asks the standing {@link Options#narratePrompt()} ("What changed?") and
  *       emits the answer as a narration with the time span it covers.</li>
  * </ul>
- * Everything on the session is serialized: groups that arrive while an answer is being made wait in a queue of
+ * Everything on the session is serialized; when it is free, a waiting question goes first, then a narration tick, then
+ * the oldest queued group. Groups that arrive while the session is busy wait in a queue of
  * {@link Options#maxQueuedGroups()} groups, then the oldest queued group is dropped (newest wins; the frames are
  * closed and counted in {@link LiveAnswer#droppedGroups()}); questions wait unbounded; a narration tick that finds the
  * session busy is skipped. The stream completes when the frames complete (questions and narration stop then); a
@@ -109,12 +110,22 @@ public final class LiveVideo {
             Flux<Work> ticks = options.narrateEvery() == null ? Flux.empty()
                     : Flux.interval(options.narrateEvery(), options.narrateEvery()).<Work>map(Tick::new).onBackpressureDrop()
                     .takeUntilOther(framesDone.asMono());
-            return Flux.merge(1, groups, asks, ticks)
+            // questions first, then narration ticks, then groups: a plain merge resumes at the source it served last,
+            // so a session that always has a group waiting would starve the questions
+            return Flux.mergePriority(1, java.util.Comparator.comparingInt(LiveVideo::priority), asks, ticks, groups)
                     .concatMap(w -> execute(session, w, dropped, onAppend), 0)
                     .doFinally(s -> session.close())
                     .doOnDiscard(Append.class, Append::close)
                     .doOnDiscard(Frame.class, Frame::close);
         });
+    }
+
+    private static int priority(Work w) {
+        return switch (w) {
+            case Ask q -> 0;
+            case Tick t -> 1;
+            case Append a -> 2;
+        };
     }
 
     private Flux<LiveAnswer> execute(LiveSession session, Work w, AtomicLong dropped, java.util.function.Consumer<LiveSession.Appended> onAppend) {

@@ -108,6 +108,23 @@ class LiveVideoTest {
         awaitClosed(clip);
     }
 
+    @Test void aQuestionGoesBeforeQueuedGroups() throws Exception {
+        Clip clip = new Clip(20);   // 10 groups, all arriving while the compute thread is held
+        CountDownLatch hold = new CountDownLatch(1), holding = new CountDownLatch(1);
+        rt.scheduler().schedule(() -> { holding.countDown(); try { hold.await(30, TimeUnit.SECONDS); } catch (InterruptedException ignored) { } });
+        assertTrue(holding.await(10, TimeUnit.SECONDS));
+        CompletableFuture<LiveVideo.LiveAnswer> got = new CompletableFuture<>();
+        var sub = live(Duration.ofSeconds(60), 4).run(clip.flux().concatWith(Flux.never()), Flux.just("Which colour?"))
+                .subscribe(got::complete, got::completeExceptionally);
+        hold.countDown();
+        LiveVideo.LiveAnswer a = got.get(60, TimeUnit.SECONDS);
+        sub.dispose();
+        // at most the append already subscribed when the compute thread was freed runs first; then the question, not
+        // the 4 + 1 groups queued behind it (a plain merge served those first)
+        assertTrue(a.windowGroups() <= 1, "the question waited for " + a.windowGroups() + " groups");
+        awaitClosed(clip);
+    }
+
     @Test void aSourceErrorEndsTheStreamAndFreesEverything() {
         Clip clip = new Clip(4);
         Flux<Frame> frames = clip.flux().concatWith(Flux.error(new IOException("camera lost")));
