@@ -36,10 +36,10 @@ public final class LiveBench implements Command {
     @Override public String usage() {
         return """
                 vlmflux bench live [--model DIR] [--backend auto|cpu|cuda] [--sizes 448x448,640x480] [--windows 30,60,120] [--fps 2]
-                                   [--iters 10] [--decode-tokens 32] [--sessions 4] [--concurrent-window 30] [--json]
+                                   [--iters 10] [--decode-tokens 32] [--sessions 4] [--concurrent-window 30] [--append-window 10] [--json]
                   --model DIR       Qwen2-VL / Qwen2.5-VL folder (default demos/models/shapes-vl: a cpu smoke test)
                   --sizes           frame sizes for the append measurement (one 2-frame group each, median of --iters
-                                    appends into a session that already holds 4 groups)
+                                    appends into a session whose --append-window (s) is full: each append evicts one group)
                   --windows         window lengths in seconds: the session is filled with window*fps frames at the first
                                     size, then TTFT (ask -> first token) and greedy decode tok/s of --decode-tokens are
                                     measured (median of --iters), with the KV bytes the session holds
@@ -49,7 +49,8 @@ public final class LiveBench implements Command {
     }
 
     @Override public int run(List<String> argv) throws Exception {
-        Args a = Args.parse(argv, Set.of("model", "backend", "sizes", "windows", "fps", "iters", "decode-tokens", "sessions", "concurrent-window"),
+        Args a = Args.parse(argv, Set.of("model", "backend", "sizes", "windows", "fps", "iters", "decode-tokens", "sessions", "concurrent-window",
+                "append-window"),
                 Set.of("json"));
         Path dir = Path.of(a.get("model", "demos/models/shapes-vl"));
         if (!Files.isRegularFile(dir.resolve("config.json"))) {
@@ -71,7 +72,8 @@ public final class LiveBench implements Command {
             try { windows.add(Integer.parseInt(s.trim())); }
             catch (NumberFormatException e) { throw new UsageException("--windows: want seconds, got '" + s + "'"); }
         }
-        int concWindow = a.getInt("concurrent-window", 30);
+        int concWindow = a.getInt("concurrent-window", 30), appendWindow = a.getInt("append-window", 10);
+        if (appendWindow < 1) throw new UsageException("--append-window must be >= 1 s");
         boolean json = a.flag("json");
         ObjectMapper om = new ObjectMapper();
         RuntimeOptions ro = RuntimeOptions.defaults().withBackend(Backend.parse(a.get("backend", "auto"))).withEncoderCacheBytes(0);
@@ -79,10 +81,11 @@ public final class LiveBench implements Command {
             System.err.println("live sessions on " + rt.describe() + ", " + fps + " fps, groups of 2 frames");
             // 1. append per size
             for (int[] sz : sizes) {
-                LiveSession s = LiveSession.open(rt, LiveSession.Options.defaults().withFps(fps).withWindow(Duration.ofHours(1)));
+                LiveSession s = LiveSession.open(rt, LiveSession.Options.defaults().withFps(fps).withWindow(Duration.ofSeconds(appendWindow)));
                 Clock clock = new Clock(fps);
                 try (Frame base = VlmBench.randomFrame(PixelFormat.RGB, sz[0], sz[1], 7)) {
-                    for (int i = 0; i < 4; i++) s.appendBlocking(clock.group(base));   // warm-up and some context
+                    // fill the window: the measured appends run in steady state (each evicts the oldest group)
+                    for (int i = 0; i < (int) Math.ceil(appendWindow * fps / 2) + 1; i++) s.appendBlocking(clock.group(base));
                     double[] ms = new double[iters], enc = new double[iters], pre = new double[iters];
                     int tokens = 0;
                     for (int i = 0; i < iters; i++) {
