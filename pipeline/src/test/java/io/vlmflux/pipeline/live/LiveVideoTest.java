@@ -125,6 +125,22 @@ class LiveVideoTest {
         awaitClosed(clip);
     }
 
+    @Test void aSlowSubscriberPausesTheSessionAndTheQueueDropsOldestGroups() {
+        Clip clip = new Clip(20);   // 10 groups, emitted at subscription while nobody has asked for an answer yet
+        StepVerifier.create(live(Duration.ofSeconds(60), 2).run(clip.flux().concatWith(Flux.never()), Flux.just("Now?")), 0)
+                .expectSubscription()
+                .then(() -> assertTrue(clip.released.get() >= 12, "without demand no work runs: the queue of 2 (+1 held by the merge) kept the newest, "
+                        + clip.released.get() + " frames released"))
+                .thenRequest(1)
+                .assertNext(a -> {
+                    assertEquals("Now?", a.question());
+                    assertTrue(a.droppedGroups() >= 6, "dropped " + a.droppedGroups());
+                })
+                .thenCancel()
+                .verify(Duration.ofSeconds(60));
+        awaitClosed(clip);
+    }
+
     @Test void aSourceErrorEndsTheStreamAndFreesEverything() {
         Clip clip = new Clip(4);
         Flux<Frame> frames = clip.flux().concatWith(Flux.error(new IOException("camera lost")));
