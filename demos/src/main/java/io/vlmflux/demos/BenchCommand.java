@@ -9,7 +9,7 @@ import java.util.Locale;
  * object on stdout.
  */
 public final class BenchCommand implements Command {
-    private static final List<String> KNOWN = List.of("sources", "tokenizer", "llm", "vlm", "serve", "int4");
+    private static final List<String> KNOWN = List.of("sources", "tokenizer", "llm", "vlm", "serve", "int4", "live");
 
     @Override public String summary() { return "benchmarks: " + String.join(", ", present()); }
 

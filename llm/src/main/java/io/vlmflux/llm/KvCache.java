@@ -16,6 +16,15 @@ public interface KvCache extends AutoCloseable {
     /** Drops everything after the first {@code reuseLength} positions (0 clears the cache). */
     void reset(int reuseLength);
 
+    /**
+     * Removes the committed positions {@code [from, from + count)} and moves the later ones down by {@code count}
+     * (a live session's window: the sink before {@code from} stays, the oldest video after it leaves). Keys keep the
+     * rotary position they were written with, so retained tokens attend exactly as before; the {@link #positionDelta()}
+     * grows by {@code count} so that a decode step continues at the rotary position it would have had without the
+     * eviction. Storage is kept (a window that stays full allocates nothing more).
+     */
+    void evict(int from, int count);
+
     /** Marks {@code n} more positions, written by the last forward pass, as committed. */
     void commit(int n);
 

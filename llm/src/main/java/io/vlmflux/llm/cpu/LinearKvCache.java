@@ -81,6 +81,20 @@ public final class LinearKvCache implements KvCache {
         length += n;
     }
 
+    @Override public void evict(int from, int count) {
+        open();
+        if (from < 0 || count < 0 || (long) from + count > length)
+            throw new IllegalArgumentException("evict [" + from + ", " + ((long) from + count) + ") outside the committed [0, " + length + ")");
+        if (count == 0) return;
+        int tail = length - from - count;
+        for (int l = 0; l < layers; l++) {
+            System.arraycopy(k[l], (from + count) * kvDim, k[l], from * kvDim, tail * kvDim);   // arraycopy handles the overlap
+            System.arraycopy(v[l], (from + count) * kvDim, v[l], from * kvDim, tail * kvDim);
+        }
+        length -= count;
+        delta += count;
+    }
+
     @Override public int positionDelta() { return delta; }
 
     @Override public void positionDelta(int d) { delta = d; }

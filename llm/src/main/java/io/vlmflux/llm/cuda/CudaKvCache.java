@@ -78,6 +78,33 @@ final class CudaKvCache implements KvCache {
         length += n;
     }
 
+    /**
+     * Device compaction: per layer and kv head, the tail {@code [from + count, length)} moves down by {@code count} in
+     * chunks of at most {@code count} positions, so no copy's source overlaps its destination (cudaMemcpyAsync does
+     * not allow overlap); all copies are on the decoder's stream, so the next forward sees them.
+     */
+    @Override public void evict(int from, int count) {
+        open();
+        if (from < 0 || count < 0 || (long) from + count > length)
+            throw new IllegalArgumentException("evict [" + from + ", " + ((long) from + count) + ") outside the committed [0, " + length + ")");
+        if (count == 0) return;
+        int tail = length - from - count;
+        GpuStream st = owner.stream();
+        long row = 2L * headDim;
+        for (int l = 0; l < layers; l++)
+            for (int g = 0; g < kvHeads; g++) {
+                long head = (long) g * stride * row;
+                for (int done = 0; done < tail; done += count) {
+                    int n = Math.min(count, tail - done);
+                    long dst = head + (long) (from + done) * row, src = head + (long) (from + count + done) * row, bytes = n * row;
+                    st.copyAsync(k[l].slice(dst, bytes, "K"), k[l].slice(src, bytes, "K"), bytes);
+                    st.copyAsync(v[l].slice(dst, bytes, "V"), v[l].slice(src, bytes, "V"), bytes);
+                }
+            }
+        length -= count;
+        delta += count;
+    }
+
     @Override public int positionDelta() { return delta; }
 
     @Override public void positionDelta(int d) { delta = d; }

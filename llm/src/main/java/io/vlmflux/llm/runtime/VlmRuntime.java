@@ -255,6 +255,15 @@ public final class VlmRuntime implements AutoCloseable {
     /** Whether concurrent generations share batched decode steps (cuda, and {@code Tuning.batchDecode()} at load). */
     public boolean batchDecode() { return batchGenerator != null; }
 
+    /** The decoder, for {@link LiveSession} (same package; runs only on the compute thread). */
+    Decoder decoder() { checkOpen(); return decoder; }
+
+    /** Whether the caller runs on this runtime's compute thread. */
+    boolean onComputeThread() { return compute.isCurrentThread(); }
+
+    /** The vision path (null for a text-only model), for {@link LiveSession}. */
+    VisionPath<?> visionPath() { return vision; }
+
     /** Backend, device, model and vision path, for logs and {@code probe}. */
     public String describe() {
         ModelConfig c = decoder.config();

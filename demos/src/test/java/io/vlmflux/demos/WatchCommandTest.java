@@ -1,0 +1,44 @@
+package io.vlmflux.demos;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import org.junit.jupiter.api.Test;
+
+import java.io.ByteArrayInputStream;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/** {@code vlmflux watch} on the demo model and a real GStreamer test source (cpu): a question typed on stdin gets one JSON answer. */
+class WatchCommandTest {
+    static final Path ROOT = Path.of(System.getProperty("vlmflux.root", "..")).toAbsolutePath().normalize();
+
+    @Test void answersAQuestionFromStdinAsJson() throws Exception {
+        ByteArrayOutputStream buf = new ByteArrayOutputStream();
+        PrintStream out = new PrintStream(buf, true, StandardCharsets.UTF_8);
+        WatchCommand cmd = new WatchCommand(new ByteArrayInputStream("What shape is it?\n".getBytes(StandardCharsets.UTF_8)), out);
+        int rc = cmd.run(List.of("--model", ROOT.resolve("demos/models/shapes-vl").toString(), "--source",
+                "test:ball?live=false&width=112&height=112&fps=2&num-buffers=16", "--backend", "cpu", "--narrate", "off", "--max-tokens", "6",
+                "--window", "4s", "--json"));   // a non-live source: lossless, the run ends with its 16 frames
+        assertEquals(0, rc);
+        List<JsonNode> lines = new ArrayList<>();
+        for (String l : buf.toString(StandardCharsets.UTF_8).split("\n")) if (!l.isBlank()) lines.add(new ObjectMapper().readTree(l));
+        JsonNode a = lines.stream().filter(n -> n.get("kind").asText().equals("answer")).findFirst().orElseThrow(() -> new AssertionError("no answer in " + buf));
+        assertEquals("What shape is it?", a.get("question").asText());
+        assertTrue(a.get("tokens").asInt() >= 1);
+        if (a.get("window_groups").asInt() > 0) assertTrue(a.get("window_end_s").asDouble() > a.get("window_start_s").asDouble());
+        else assertTrue(a.get("window_start_s").isNull());
+        assertTrue(a.has("ttft_ms") && a.has("total_ms") && a.has("dropped_groups") && a.has("finish_reason"));
+    }
+
+    @Test void badFlagsAreUsageErrors() {
+        WatchCommand cmd = new WatchCommand(new ByteArrayInputStream(new byte[0]), System.out);
+        assertThrows(UsageException.class, () -> cmd.run(List.of("--fps", "0")));
+        assertThrows(UsageException.class, () -> cmd.run(List.of("--eviction", "sometimes")));
+    }
+}

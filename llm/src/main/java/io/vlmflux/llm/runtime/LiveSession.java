@@ -1,0 +1,586 @@
+package io.vlmflux.llm.runtime;
+
+import io.vlmflux.llm.Decoder;
+import io.vlmflux.llm.EmbeddingSpan;
+import io.vlmflux.llm.FinishReason;
+import io.vlmflux.llm.ForwardInput;
+import io.vlmflux.llm.KvCache;
+import io.vlmflux.llm.ModelConfig;
+import io.vlmflux.llm.SamplingParams;
+import io.vlmflux.llm.TokenEvent;
+import io.vlmflux.llm.TokenText;
+import io.vlmflux.sources.Frame;
+import reactor.core.publisher.Flux;
+import reactor.core.publisher.Mono;
+
+import java.time.Duration;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.concurrent.atomic.AtomicReference;
+
+/**
+ * One live video source's session on a {@link VlmRuntime} (Qwen2-VL / Qwen2.5-VL): its own KV cache holding a fixed
+ * prefix (system prompt and chat header up to {@code <|vision_start|>}, the attention sink) followed by the video of
+ * the last {@link Options#window()} as temporal groups of {@code temporal_patch_size} frames.
+ *
+ * <p><b>Incremental prefill.</b> {@link #append} encodes one group and prefills only its tokens at the end of the cache;
+ * earlier groups are never recomputed. The groups form ONE video in transformers' M-RoPE layout: group {@code k} of a
+ * segment that starts at position {@code b} has positions {@code (b + tk, b + row, b + col)}, {@code tk = k} (Qwen2-VL)
+ * or {@code (int)(k * second_per_grid_t * tokens_per_second)} (Qwen2.5-VL, {@code second_per_grid_t =
+ * temporal_patch_size / fps}), exactly as a one-shot prefill of the whole video would place them.
+ *
+ * <p><b>Window.</b> Before a group is appended, the oldest groups that ended more than the window before the new group's
+ * end are evicted: their positions are removed from the KV cache ({@link KvCache#evict}) and the later ones move down.
+ * The rotary positions of retained tokens are NOT rewritten (they are baked into the cached keys) and new groups
+ * continue at increasing positions — so the next answer equals a from-scratch prefill of exactly the retained tokens
+ * at their original positions (a gap in the position ids between the sink and the oldest retained group). The
+ * alternative, re-prefilling the window from scratch at compacted positions, would cost a full window prefill per
+ * eviction and change the retained groups' hidden states (each group then attends to fewer earlier groups); here
+ * every retained group keeps the states it got when it was appended, which attended to groups since evicted — the
+ * window is a sliding attention window with a sink, as in StreamingLLM-style streaming, not a re-read clip. See
+ * docs/live.md.
+ *
+ * <p><b>Questions.</b> {@link #ask} appends {@code <|vision_end|>} + the question turn + the assistant header after the
+ * window, streams the answer, then removes question and answer from the cache again (the session is exactly as before
+ * the question) — or, with {@link Options#keepDialogue()}, keeps them as dialogue memory (closed turn, a new user turn
+ * and a new video segment after it; evicted with the window like the groups). One answer at a time per session;
+ * {@link #append} during an answer is refused (the pipeline's {@code LiveVideo} queues frames meanwhile).
+ *
+ * <p>Thread: all model work runs on the runtime's compute thread, so several sessions on one runtime interleave their
+ * appends and answers step by step on the one model. Cancel of an answer rolls the cache back; {@link #close()} frees
+ * the cache.
+ */
+public final class LiveSession implements AutoCloseable {
+    private static final System.Logger LOG = System.getLogger("vlmflux.live");
+
+    /**
+     * @param systemPrompt   the system turn (standing instruction), part of the fixed prefix; null: the template's default
+     * @param fps            frames per second the source is sampled at (the group duration is temporal_patch_size / fps)
+     * @param window         video kept in the cache, by presentation time
+     * @param maxAnswerTokens default limit of an answer
+     * @param keepDialogue   keep each question and answer in the cache as dialogue memory (evicted with the window)
+     * @param sampling       answer sampling (null: greedy)
+     * @param eviction       how groups leave the window ({@link Eviction#SLIDE}: drop their cache positions;
+     *                       {@link Eviction#REPREFILL}: re-prefill the retained window, exact)
+     */
+    public record Options(String systemPrompt, double fps, Duration window, int maxAnswerTokens, boolean keepDialogue, SamplingParams sampling,
+                          Eviction eviction) {
+        public Options {
+            if (eviction == null) eviction = Eviction.SLIDE;
+            if (!(fps > 0 && fps <= 240)) throw new IllegalArgumentException("live fps must be in (0, 240], got " + fps);
+            if (window == null || window.isNegative() || window.isZero()) throw new IllegalArgumentException("live window must be positive, got " + window);
+            if (maxAnswerTokens <= 0) throw new IllegalArgumentException("max answer tokens must be positive, got " + maxAnswerTokens);
+        }
+
+        public static Options defaults() { return new Options(null, 2, Duration.ofSeconds(30), 64, false, null, Eviction.SLIDE); }
+        public Options withSystemPrompt(String s) { return new Options(s, fps, window, maxAnswerTokens, keepDialogue, sampling, eviction); }
+        public Options withFps(double f) { return new Options(systemPrompt, f, window, maxAnswerTokens, keepDialogue, sampling, eviction); }
+        public Options withWindow(Duration w) { return new Options(systemPrompt, fps, w, maxAnswerTokens, keepDialogue, sampling, eviction); }
+        public Options withMaxAnswerTokens(int n) { return new Options(systemPrompt, fps, window, n, keepDialogue, sampling, eviction); }
+        public Options withKeepDialogue(boolean k) { return new Options(systemPrompt, fps, window, maxAnswerTokens, k, sampling, eviction); }
+        public Options withSampling(SamplingParams s) { return new Options(systemPrompt, fps, window, maxAnswerTokens, keepDialogue, s, eviction); }
+        public Options withEviction(Eviction e) { return new Options(systemPrompt, fps, window, maxAnswerTokens, keepDialogue, sampling, e); }
+    }
+
+    /**
+     * How groups leave the window. {@code SLIDE}: their positions are cut out of the KV cache ({@link KvCache#evict});
+     * retained groups keep the keys and values they were computed with (which attended to the evicted groups) —
+     * O(retained positions) copies, no model work. {@code REPREFILL}: the retained groups are prefilled again from their
+     * kept embeddings at their original positions, so the cache is exactly what a from-scratch prefill of the retained
+     * tokens gives; to amortize, it evicts only once an eighth of the window (at least one group) has fallen out.
+     * REPREFILL keeps every retained group's embedding rows (host, or device rows on cuda) until it is evicted.
+     */
+    public enum Eviction { SLIDE, REPREFILL }
+
+    /** What one {@link #append} did. Times in nanoseconds; pts in nanoseconds of the source. */
+    public record Appended(long group, int tokens, long startPts, long endPts, int evictedItems, int cacheLength, long kvBytes,
+                           long preprocessNanos, long encodeNanos, long prefillNanos) {}
+
+    /** The video the cache holds now: from the oldest retained group's start to the newest's end (-1, -1 when empty). */
+    public record Window(long startPts, long endPts, int groups, int cacheLength, long kvBytes) {}
+
+    private enum Kind { GROUP, TURN }
+
+    /** A run of cache positions after the sink: one temporal group, or a kept question + answer. */
+    private record Item(Kind kind, int length, long startPts, long endPts, int[] tokens, int[][] positions, ImageRows rows, EmbeddingSpan span) {}
+
+    private final VlmRuntime rt;
+    private final Options options;
+    private final Decoder decoder;
+    private final VisionPath<?> vision;
+    private final int[] prefix;            // the sink: chat header up to and including <|vision_start|>
+    private final int videoPad, visionEnd, temporalPatch, merge;
+    private final boolean timeScaled;
+    private final double secondPerGridT;
+    private final io.vlmflux.vision.VideoProcessor videoProcessor;
+    private final io.vlmflux.llm.MropePositions.Temporal temporal;
+    private final SamplingParams sampling;
+
+    // compute-thread state
+    private KvCache cache;
+    private final ArrayDeque<Item> items = new ArrayDeque<>();
+    private int segmentBase, segmentGroups, nextFree;
+    private boolean answering, closed;
+    private long groupsAppended, itemsEvicted;
+    private volatile Window window = new Window(-1, -1, 0, 0, 0);
+
+    private LiveSession(VlmRuntime rt, Options options) {
+        this.rt = rt;
+        this.options = options;
+        this.decoder = rt.decoder();
+        this.vision = rt.visionPath();
+        ModelConfig c = decoder.config();
+        if (vision == null) throw new IllegalArgumentException(rt.dir() + " is a text-only model: a live session needs a vision-language model");
+        String type = c.modelType();
+        if (!c.rope().isMrope() || !(type.startsWith("qwen2_vl") || type.startsWith("qwen2_5_vl")))
+            throw new IllegalArgumentException("live sessions run Qwen2-VL and Qwen2.5-VL models (one M-RoPE video per window); " + rt.dir()
+                    + " is '" + type + "'");
+        this.timeScaled = type.startsWith("qwen2_5_vl");
+        this.videoProcessor = io.vlmflux.vision.VideoProcessor.loadQwen2VL(rt.dir());
+        this.temporalPatch = videoProcessor.config().temporalPatchSize();
+        this.merge = c.spatialMergeSize();
+        if (videoProcessor.config().mergeSize() != merge)
+            throw new IllegalArgumentException(rt.dir() + ": the video processor's merge_size " + videoProcessor.config().mergeSize()
+                    + " differs from the model's spatial_merge_size " + merge);
+        this.secondPerGridT = videoProcessor.secondPerGrid(options.fps());
+        this.temporal = io.vlmflux.llm.MropePositions.Temporal.of(c, secondPerGridT);
+        int vpad = c.videoTokenId();
+        this.videoPad = vpad >= 0 ? vpad : rt.imagePadId();
+        this.visionEnd = rt.tokenizer().tokenId("<|vision_end|>")
+                .orElseThrow(() -> new IllegalArgumentException(rt.tokenizer().source() + " has no <|vision_end|> token"));
+        PromptTemplate t = rt.promptTemplate(options.systemPrompt(), "", 1);
+        int[] toks = t.tokens();
+        int slot = t.slots()[0];
+        if (slot == 0 || toks[slot - 1] != c.visionStartTokenId())
+            throw new IllegalArgumentException(rt.dir() + ": the chat template does not write <|vision_start|> right before the image slot; a live session needs it");
+        this.prefix = Arrays.copyOf(toks, slot);
+        this.sampling = options.sampling() != null ? options.sampling() : SamplingParams.greedyDecoding();
+    }
+
+    /** A new session on {@code runtime} (no model work yet: the prefix is prefilled with the first group or question). */
+    public static LiveSession open(VlmRuntime runtime, Options options) {
+        if (runtime == null || options == null) throw new IllegalArgumentException("live session needs a runtime and options");
+        return new LiveSession(runtime, options);
+    }
+
+    public Options options() { return options; }
+
+    /** Frames per temporal group ({@code temporal_patch_size}). */
+    public int framesPerGroup() { return temporalPatch; }
+
+    /** The window now (any thread). */
+    public Window window() { return window; }
+
+    /** Groups appended and items (groups, kept turns) evicted so far. */
+    public long[] counts() { return new long[]{groupsAppended, itemsEvicted}; }
+
+    // ---- append ------------------------------------------------------------------------------------------------
+
+    /**
+     * Encodes {@code group} (1 to temporal_patch_size consecutive frames of one size; fewer are padded with the last
+     * one) and prefills its tokens after the window, evicting groups that fall out of it first. Owns the frames from
+     * subscription on (closed after encoding, or on cancel/error). Refused while an answer is in progress.
+     */
+    public Mono<Appended> append(List<Frame> group) {
+        return Mono.defer(() -> {
+            AtomicReference<List<Frame>> owned = new AtomicReference<>(List.copyOf(group));
+            return Mono.fromCallable(() -> {
+                        List<Frame> fs = owned.getAndSet(null);
+                        if (fs == null) throw new IllegalStateException("the frames of this group were released before encoding");
+                        return appendOnComputeThread(fs);
+                    })
+                    .subscribeOn(rt.scheduler())
+                    .doOnCancel(() -> closeFrames(owned.getAndSet(null)));
+        });
+    }
+
+    /** {@link #append} for callers that may block (tests, benchmarks). */
+    public Appended appendBlocking(List<Frame> group) { return append(group).block(); }
+
+    private Appended appendOnComputeThread(List<Frame> frames) {
+        ImageRows rows = null;
+        try {
+            checkUsable();
+            if (answering) throw new IllegalStateException("an answer is in progress on this live session: append after it (LiveVideo queues frames meanwhile)");
+            if (frames.isEmpty() || frames.size() > temporalPatch)
+                throw new IllegalArgumentException("a temporal group takes 1 to " + temporalPatch + " frames, got " + frames.size());
+            long start = frames.getFirst().ptsNanos(), frameNs = Math.round(1e9 / options.fps());
+            long end = frames.getLast().ptsNanos() + frameNs;
+            if (!items.isEmpty() && start < items.getLast().endPts() - frameNs)
+                LOG.log(System.Logger.Level.DEBUG, "live group starts at {0} ns, before the previous end {1} ns (source restarted?)", start, items.getLast().endPts());
+            ensureStarted();
+            long p0 = System.nanoTime();
+            io.vlmflux.vision.PixelValues px = videoProcessor.process(frames);   // transformers' video processor: the video config's size bounds
+            long p1 = System.nanoTime();
+            closeFrames(frames);
+            rows = vision.encodeClip(px);
+            long p2 = System.nanoTime();
+            if (rows.gridT != 1) throw new IllegalStateException("a group of " + frames.size() + " frames gave " + rows.gridT + " temporal patches, expected 1");
+            if (rows.hidden != decoder.config().hiddenSize())
+                throw new IllegalArgumentException("video embeddings are " + rows.hidden + " wide but the model's hidden_size is " + decoder.config().hiddenSize());
+            // evict what falls out of the window ending at this group's end
+            int evicted = evictBefore(end - options.window().toNanos());
+            long t0 = System.nanoTime();
+            int n = rows.tokens;
+            ensureCapacity(cache.length() + n + 1);
+            int[][] pos = groupPositions(segmentGroups, rows.gridH, rows.gridW, n);
+            int[] toks = new int[n];
+            Arrays.fill(toks, videoPad);
+            EmbeddingSpan span = new EmbeddingSpan(0, n, rows.hidden, rows.spanRows(), 1, rows.gridH, rows.gridW, rows.contentHash,
+                    timeScaled ? secondPerGridT : 0);
+            decoder.forward(cache, new ForwardInput(toks, List.of(span), pos), false);
+            long prefill = System.nanoTime() - t0;
+            segmentGroups++;
+            boolean keepRows = options.eviction() == Eviction.REPREFILL;
+            items.addLast(new Item(Kind.GROUP, n, start, end, toks, pos, keepRows ? rows : null, keepRows ? span : null));
+            if (keepRows) rows = null;   // held until evicted
+            long index = groupsAppended++;
+            updateWindow();
+            return new Appended(index, n, start, end, evicted, cache.length(), cache.bytes(), p1 - p0, p2 - p1, prefill);
+        } finally {
+            if (rows != null) vision.release(rows);   // the prefill reading them is enqueued on the same stream
+            closeFrames(frames);
+        }
+    }
+
+    /**
+     * Positions of group {@code k} of the current segment (grid {@code gridH x gridW} before the merge), as
+     * {@link io.vlmflux.llm.MropePositions#videoGroups} gives them for one video span; advances {@link #nextFree}.
+     */
+    private int[][] groupPositions(int k, int gridH, int gridW, int n) {
+        int[][] p = io.vlmflux.llm.MropePositions.videoGroups(segmentBase, k, 1, gridH, gridW, merge, temporal);
+        if (p[0].length != n) throw new IllegalStateException("group of " + n + " tokens does not match its grid " + gridH + "x" + gridW);
+        nextFree = Math.max(nextFree, io.vlmflux.llm.MropePositions.nextAfter(segmentBase, k + 1, gridH, gridW, merge, temporal));
+        return p;
+    }
+
+    /** Evicts leading items that ended at or before {@code windowStart}; returns how many. */
+    private int evictBefore(long windowStart) {
+        if (options.eviction() == Eviction.REPREFILL && !items.isEmpty()) {
+            long slack = options.window().toNanos() / 8;
+            if (items.getFirst().endPts() > windowStart - slack) return 0;   // amortize: wait until an eighth is out
+        }
+        int count = 0, positions = 0;
+        while (!items.isEmpty() && items.getFirst().endPts() <= windowStart) {
+            Item it = items.removeFirst();
+            if (it.rows() != null) vision.release(it.rows());
+            positions += it.length();
+            count++;
+        }
+        itemsEvicted += count;
+        if (positions == 0) return 0;
+        if (options.eviction() == Eviction.SLIDE) {
+            cache.evict(prefix.length, positions);
+            return count;
+        }
+        // REPREFILL: the retained items again, from their tokens, rows and original positions, in one chunk
+        int delta = cache.positionDelta();
+        cache.reset(prefix.length);
+        int n = 0;
+        for (Item it : items) n += it.length();
+        if (n > 0) {
+            int[] toks = new int[n];
+            int[][] pos = new int[3][n];
+            List<EmbeddingSpan> spans = new ArrayList<>();
+            int o = 0;
+            for (Item it : items) {
+                System.arraycopy(it.tokens(), 0, toks, o, it.length());
+                for (int a = 0; a < 3; a++) System.arraycopy(it.positions()[a], 0, pos[a], o, it.length());
+                if (it.span() != null) spans.add(it.span().at(o));
+                o += it.length();
+            }
+            decoder.forward(cache, new ForwardInput(toks, spans, pos), false);
+        }
+        cache.positionDelta(delta + positions);
+        return count;
+    }
+
+    // ---- questions -------------------------------------------------------------------------------------------------
+
+    /** {@link #ask(String, int)} with {@link Options#maxAnswerTokens()}. */
+    public Flux<TokenEvent> ask(String question) { return ask(question, options.maxAnswerTokens()); }
+
+    /**
+     * Answers {@code question} over the current window: cold, demand-driven (one decode step per requested event, on
+     * the compute thread); at the end, on cancel or on error the question and answer leave the cache (unless
+     * {@link Options#keepDialogue()} and the answer finished). One answer at a time per session.
+     */
+    public Flux<TokenEvent> ask(String question, int maxTokens) {
+        if (question == null) throw new IllegalArgumentException("question must not be null");
+        if (maxTokens <= 0) throw new IllegalArgumentException("max tokens must be positive, got " + maxTokens);
+        return Flux.<TokenEvent, Answer>generate(() -> begin(question, maxTokens), (a, sink) -> {
+                    TokenEvent e = a.step();
+                    if (e.isLast()) a.finish(true);   // roll back (or keep) before the subscriber sees completion
+                    sink.next(e);
+                    if (e.isLast()) sink.complete();
+                    return a;
+                }, a -> a.finishOnComputeThread(false))
+                .subscribeOn(rt.scheduler());
+    }
+
+    /**
+     * The logits that would pick the first answer token to {@code question} over the current window; the cache is
+     * rolled back after. For tests and tools that compare the live cache with a reference prefill.
+     */
+    public Mono<float[]> questionLogits(String question) {
+        return Mono.fromCallable(() -> {
+            Answer a = begin(question, 1);
+            try {
+                return a.firstLogits;
+            } finally {
+                a.finish(false);
+            }
+        }).subscribeOn(rt.scheduler());
+    }
+
+    /** The tokens that follow the window for {@code question}: {@code <|vision_end|>}, the user text, the assistant header. */
+    int[] questionTokens(String question) {
+        PromptTemplate t = rt.promptTemplate(options.systemPrompt(), question, 1);
+        int[] toks = t.tokens();
+        int slot = t.slots()[0];
+        if (slot != prefix.length || !Arrays.equals(toks, 0, slot, prefix, 0, slot))
+            throw new IllegalStateException("the chat template renders a different prefix for question '" + question + "': a live session needs the video first");
+        int[] rest = Arrays.copyOfRange(toks, slot + 1, toks.length);
+        if (rest.length == 0 || rest[0] != visionEnd) throw new IllegalStateException("the chat template does not close the video with <|vision_end|>");
+        return rest;
+    }
+
+    /** The sink tokens (chat header up to {@code <|vision_start|>}). */
+    public int[] prefixTokens() { return prefix.clone(); }
+
+    /** The video token each group position holds. */
+    public int videoPadToken() { return videoPad; }
+
+    private Answer begin(String question, int maxTokens) {
+        checkUsable();
+        if (answering) throw new IllegalStateException("this live session is already answering a question: one answer at a time");
+        ensureStarted();
+        int[] q = questionTokens(question);
+        Answer a = new Answer(q, maxTokens);
+        answering = true;
+        try {
+            a.prefill();
+        } catch (RuntimeException | Error e) {
+            a.finish(false);
+            throw e;
+        }
+        return a;
+    }
+
+    /** One answer's state (compute thread). */
+    private final class Answer {
+        final int[] question;
+        final int maxTokens;
+        final int rollbackLength, rollbackDelta, rollbackNextFree;
+        final TokenText text = rt.newTokenText();
+        final long started = System.nanoTime();
+        float[] firstLogits;
+        int chosen = -1, pending = -1, generated, lastUnfed = -1;
+        boolean done, finished;
+        final StringBuilder answer = new StringBuilder();
+        final List<Integer> answerTokens = new ArrayList<>();
+
+        Answer(int[] question, int maxTokens) {
+            this.question = question;
+            this.maxTokens = maxTokens;
+            this.rollbackLength = cache.length();
+            this.rollbackDelta = cache.positionDelta();
+            this.rollbackNextFree = nextFree;
+        }
+
+        void prefill() {
+            int n = question.length;
+            ensureCapacity(cache.length() + n + maxTokens + 8);
+            int[][] pos = sequential(nextFree, n);
+            int len = cache.length();
+            firstLogits = decoder.forward(cache, new ForwardInput(question, List.of(), pos), false);
+            cache.positionDelta(nextFree - len);   // decode at cache position p uses p + delta on all axes
+            nextFree += n;
+            chosen = pick(firstLogits);
+        }
+
+        int pick(float[] logits) {
+            return new io.vlmflux.llm.sampling.Sampler(sampling.withSeed(sampling.seed() + cache.length()), decoder.config().vocabSize()).sample(logits);
+        }
+
+        TokenEvent step() {
+            if (pending >= 0) {
+                chosen = decoder.forwardSample(cache, ForwardInput.tokens(pending), sampling);
+                nextFree++;
+                pending = -1;
+            }
+            int tok = chosen;
+            int index = generated++;
+            FinishReason fin = null;
+            String delta;
+            if (rt.stopTokens().contains(tok)) {
+                fin = FinishReason.STOP;
+                delta = text.flush();
+            } else {
+                delta = text.push(tok);
+                answerTokens.add(tok);
+                if (generated >= maxTokens) {
+                    fin = FinishReason.LENGTH;
+                    lastUnfed = tok;
+                    delta += text.flush();
+                } else pending = tok;
+            }
+            answer.append(delta);
+            if (fin != null) done = true;
+            return new TokenEvent(tok, delta, index, fin);
+        }
+
+        void finishOnComputeThread(boolean completed) {
+            if (finished) return;
+            if (rt.onComputeThread()) { finish(completed); return; }
+            try {
+                rt.scheduler().schedule(() -> finish(completed));
+            } catch (java.util.concurrent.RejectedExecutionException e) {
+                finished = true;   // the runtime is closed: its caches are gone
+            }
+        }
+
+        /** Rolls the cache back to before the question, or keeps the closed turn as dialogue memory. */
+        void finish(boolean completed) {
+            if (finished) return;
+            finished = true;
+            answering = false;
+            if (cache == null || cache.isClosed()) return;
+            if (completed && done && options.keepDialogue() && !closed) {
+                try {
+                    keepTurn();
+                    return;
+                } catch (RuntimeException e) {
+                    LOG.log(System.Logger.Level.WARNING, "live session: keeping the dialogue turn failed, rolled back: " + e);
+                }
+            }
+            cache.reset(rollbackLength);
+            cache.positionDelta(rollbackDelta);
+            nextFree = rollbackNextFree;
+            updateWindow();
+        }
+
+        /**
+         * Feeds the answer's last token (when the length limit ended it), then ChatML's end of turn and a new user turn
+         * opening a new video segment: {@code <|im_end|>\n<|im_start|>user\n<|vision_start|>}.
+         */
+        private void keepTurn() {
+            List<Integer> tail = new ArrayList<>();
+            if (lastUnfed >= 0) tail.add(lastUnfed);   // length-limited answer: its last token was not fed yet
+            for (int x : rt.tokenizer().encode("<|im_end|>\n<|im_start|>user\n<|vision_start|>")) tail.add(x);
+            int[] toks = tail.stream().mapToInt(Integer::intValue).toArray();
+            ensureCapacity(cache.length() + toks.length + 1);
+            int[][] tailPos = sequential(nextFree, toks.length);
+            decoder.forward(cache, new ForwardInput(toks, List.of(), tailPos), false);
+            int kept = cache.length() - rollbackLength;
+            // the whole turn (question, answer, closing tokens) as one item, with its positions
+            int[] turn = new int[kept];
+            int[][] turnPos = sequential(rollbackNextFree, kept);
+            int o = 0;
+            System.arraycopy(question, 0, turn, o, question.length);
+            o += question.length;
+            for (int i = 0; i < answerTokens.size() - (lastUnfed >= 0 ? 1 : 0); i++) turn[o++] = answerTokens.get(i);
+            System.arraycopy(toks, 0, turn, o, toks.length);
+            nextFree += toks.length;
+            long endPts = window.endPts();
+            items.addLast(new Item(Kind.TURN, kept, endPts, endPts, turn, turnPos, null, null));
+            segmentBase = nextFree;   // a new video segment after the turn
+            segmentGroups = 0;
+            updateWindow();
+        }
+    }
+
+    private static int[][] sequential(int from, int n) {
+        int[][] p = new int[3][n];
+        for (int a = 0; a < 3; a++) for (int i = 0; i < n; i++) p[a][i] = from + i;
+        return p;
+    }
+
+    // ---- cache -------------------------------------------------------------------------------------------------
+
+    /** Allocates the cache and prefills the sink on first use. */
+    private void ensureStarted() {
+        if (cache != null) return;
+        int cap = roundUp(prefix.length + 512);
+        cache = decoder.newCache(Math.min(cap, decoder.config().maxPositionEmbeddings()));
+        try {
+            decoder.forward(cache, new ForwardInput(prefix, List.of(), sequential(0, prefix.length)), false);
+        } catch (RuntimeException | Error e) {
+            cache.close();
+            cache = null;
+            throw e;
+        }
+        segmentBase = prefix.length;
+        nextFree = prefix.length;
+        segmentGroups = 0;
+        updateWindow();
+    }
+
+    /** Grows the cache (a copy into a larger one) so that it holds {@code need} positions; a full window stops growing it. */
+    private void ensureCapacity(int need) {
+        if (cache.capacity() >= need) return;
+        int max = decoder.config().maxPositionEmbeddings();
+        if (need > max) throw new IllegalStateException("the live window needs " + need + " cache positions, more than the model's context of " + max
+                + ": shorten the window or lower the fps");
+        int cap = Math.min(max, roundUp(need + need / 4));
+        KvCache bigger = decoder.newCache(cap);
+        try {
+            bigger.copyFrom(cache, cache.length());
+        } catch (RuntimeException | Error e) {
+            bigger.close();
+            throw e;
+        }
+        cache.close();
+        cache = bigger;
+    }
+
+    private static int roundUp(int n) { return (n + 255) / 256 * 256; }
+
+    private void updateWindow() {
+        long s = -1, e = -1;
+        int groups = 0;
+        for (Item it : items) {
+            if (it.kind() != Kind.GROUP) continue;
+            if (s < 0) s = it.startPts();
+            e = it.endPts();
+            groups++;
+        }
+        window = new Window(s, e, groups, cache == null ? 0 : cache.length(), cache == null ? 0 : cache.bytes());
+    }
+
+    private void checkUsable() {
+        if (closed) throw new IllegalStateException("this live session is closed");
+        if (rt.isClosed()) throw new IllegalStateException(rt + " is closed");
+    }
+
+    private static void closeFrames(List<Frame> frames) {
+        if (frames != null) for (Frame f : frames) f.close();
+    }
+
+    /**
+     * Frees the KV cache on the compute thread, after work already queued there: waits for it, except on a Reactor
+     * non-blocking thread (a cancel from a timer), where it is only scheduled. Idempotent.
+     */
+    @Override public void close() {
+        Runnable free = () -> {
+            closed = true;
+            if (cache != null) cache.close();
+            cache = null;
+            for (Item it : items) if (it.rows() != null) vision.release(it.rows());
+            items.clear();
+            window = new Window(-1, -1, 0, 0, 0);
+        };
+        if (rt.isClosed() || rt.onComputeThread()) { free.run(); return; }
+        try {
+            if (reactor.core.scheduler.Schedulers.isInNonBlockingThread()) rt.scheduler().schedule(free);   // a Reactor thread: do not wait
+            else Mono.fromRunnable(free).subscribeOn(rt.scheduler()).block(Duration.ofSeconds(30));
+        } catch (java.util.concurrent.RejectedExecutionException e) {
+            free.run();
+        }
+    }
+
+    /** Whether {@link #close()} ran. */
+    public boolean isClosed() { return closed; }
+}
