@@ -181,8 +181,12 @@ public final class CaptionCommand implements Command {
                 Flux<io.vlmflux.pipeline.watch.Event> events = b.model(io.vlmflux.pipeline.Stages.watch(model, alerts, backpressure)).flux();
                 if (count > 0) events = events.take(count);
                 if (duration != null) events = events.take(duration);
+                if (sinks != null) events = events.transform(sinks.alerts());   // Kafka/MQTT: 'alert' event records, printed once acknowledged
                 List<Disposable> sourceEvents = new ArrayList<>();   // source_down/up, retries: as for captions
-                for (FrameSource s : opened) sourceEvents.add(s.events().subscribe(output::event));
+                for (FrameSource s : opened) sourceEvents.add(s.events().subscribe(e -> {
+                    output.event(e);
+                    if (sinks != null) sinks.event(e);
+                }));
                 int rc;
                 try {
                     rc = stream(events, output::alert);

@@ -40,6 +40,7 @@ public final class ServeCommand implements Command {
                 vlmflux serve [--config FILE] [--model DIR] [--source SPEC]... [--host 127.0.0.1] [--port 8080] [--api-key KEY] [--insecure]
                               [--max-concurrent N] [--max-body-bytes N] [--max-tokens N] [--request-timeout D] [--fetch-images]
                               [--cors-origin ORIGIN]... [--backend auto|cpu|cuda] [--device N]
+                              [--every D] [--prompt TEXT] [--caption-tokens N] [--view-fps N] [--alert "Q? A|B"]... [--no-streams]
                   --model DIR          model folder (default demos/models/shapes-vl, the embedded demo model); its folder name
                                        is the model id clients send
                   --host ADDR          address to bind (default 127.0.0.1). Any other than loopback needs --api-key or --insecure
@@ -59,6 +60,9 @@ public final class ServeCommand implements Command {
                   --config FILE        pipeline config JSON (configs/*.json): sources, prompt, sampling, model
                   --every SPEC         caption sampling of each stream (default 1s);  --prompt TEXT: the caption question
                   --caption-tokens N   tokens per caption (default 32);  --view-fps N: live view frames per second (default 5)
+                  --alert "Q? A|B"     also ask Q about every sampled frame of every stream, next to the captions (repeatable;
+                                       as caption --alert, with --alert-agree/-debounce/-min-interval/-max-interval);
+                                       changes are published as 'alert' events (GET /v1/streams/ID/events)
                 Endpoints: GET /healthz, GET /metrics (Prometheus text), GET /v1/models, POST /v1/chat/completions
                 (stream: true for server-sent events; images as data: URLs in image_url parts; response_format, logprobs,
                 logit_bias); the page at / ; GET /v1/streams, GET /v1/streams/ID/events (SSE), POST /v1/streams/ID/questions,
@@ -87,6 +91,12 @@ public final class ServeCommand implements Command {
              LiveStreams streams = new LiveStreams(runtime, streamOptions)) {
             ServeStreams.add(streams, a, config, runtime);
             ChatServer server = ChatServer.start(runtime, o, streams);
+            try {
+                ServeStreams.wire(streams, server, a, config, runtime);   // /metrics per source; --alert / config alerts
+            } catch (RuntimeException e) {
+                server.close();
+                throw e;
+            }
             streams.start();
             Thread hook = new Thread(() -> {
                 streams.close();   // ends the event streams and live views first: the server then closes without waiting on them

@@ -22,7 +22,29 @@ import java.util.List;
  * defaults. Sources are parsed here (bad specs are usage errors) but not opened until {@link LiveStreams#start()}.
  */
 final class ServeStreams {
-    static final java.util.Set<String> VALUED = java.util.Set.of("config", "source", "every", "prompt", "caption-tokens", "view-fps");
+    static final java.util.Set<String> VALUED = union(java.util.Set.of("config", "source", "every", "prompt", "caption-tokens", "view-fps"), AlertMode.OPTIONS);
+
+    private static java.util.Set<String> union(java.util.Set<String> a, List<String> b) {
+        java.util.Set<String> u = new java.util.HashSet<>(a);
+        u.addAll(b);
+        return java.util.Set.copyOf(u);
+    }
+
+    /**
+     * Wires the streams to the server before they start: their frames, drops and caption latencies feed
+     * {@code server.metrics()}, and the alerts of {@code --alert} (else the config's {@code alerts}) run on every
+     * stream next to its captions, published as {@code alert} events.
+     */
+    static void wire(LiveStreams streams, io.vlmflux.demos.serve.ChatServer server, Args a, PipelineConfig config, VlmRuntime runtime) {
+        streams.metrics(server.metrics());
+        if (a.flag("no-streams") && !a.has("alert")) return;   // a config's alerts need streams: none here
+        List<io.vlmflux.pipeline.caption.Alert> alerts = AlertMode.alerts(a, config);
+        if (alerts.isEmpty()) return;
+        if (a.flag("no-streams")) throw new UsageException("--alert runs on the live streams: give --source (or none for test:ball), not --no-streams");
+        AlertMode.check(runtime, alerts);
+        streams.alerts(alerts);
+        System.err.printf("vlmflux: %d alert(s) on every stream, published as 'alert' events%n", alerts.size());
+    }
     static final java.util.Set<String> FLAGS = java.util.Set.of("no-streams");
 
     private ServeStreams() {}

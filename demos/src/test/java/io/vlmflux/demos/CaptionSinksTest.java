@@ -94,6 +94,76 @@ class CaptionSinksTest {
         }
     }
 
+    @Test void alertEventsGoToKafkaAndMqttAsEventRecords(@TempDir Path tmp) throws Exception {
+        var mosquittoBin = Mosquitto.binary();
+        if (mosquittoBin.isEmpty()) System.err.println("CaptionSinksTest: mosquitto not installed (Debian package 'mosquitto'): only Kafka is checked");
+        try (InProcessKafka kafka = new InProcessKafka(tmp.resolve("kafka")).start();
+             Mosquitto mqtt = mosquittoBin.isPresent() ? new Mosquitto(mosquittoBin.get(), tmp.resolve("mqtt")).start() : null) {
+            kafka.createTopic("alerts", 1);
+            List<String> args = new ArrayList<>(List.of("caption", "--json", "--source", "test:ball?live=false&num-buffers=60", "--every", "6f",
+                    "--backend", "cpu", "--alert", CaptionAlertCommandTest.WHERE, "--alert-agree", "1", "--kafka", kafka.bootstrap() + "/alerts"));
+            List<String> mqttMessages = new CopyOnWriteArrayList<>();
+            MqttClient sub = null;
+            if (mqtt != null) {
+                args.addAll(List.of("--mqtt", mqtt.url() + "/site/cams"));
+                sub = new MqttClient(mqtt.url(), "cli-alert-sub", new MemoryPersistence());
+                sub.connect();
+                sub.subscribe("site/cams/#", 1, (topic, m) -> mqttMessages.add(topic + " " + new String(m.getPayload(), StandardCharsets.UTF_8)));
+            }
+            CaptionCommandTest.Result r = CaptionCommandTest.run(args.toArray(String[]::new));
+            assertEquals(0, r.code(), r.err());
+            List<JsonNode> printed = new ArrayList<>();
+            for (String line : r.out()) printed.add(SchemaCheck.JSON.readTree(line));
+            assertTrue(printed.size() >= 2, "the ball moves: " + r.out());
+            var stageLine = java.util.regex.Pattern.compile("stage sink/kafka\\s+in=(\\d+) out=(\\d+) dropped=0 ").matcher(r.err());
+            assertTrue(stageLine.find(), r.err());
+            assertEquals(stageLine.group(1), stageLine.group(2), r.err());
+            int sent = Integer.parseInt(stageLine.group(1));
+            assertTrue(sent >= printed.size() + 1, "every alert and the final status: " + r.err());
+
+            SchemaCheck schema = SchemaCheck.records();
+            List<JsonNode> records = new ArrayList<>();
+            try (var c = new KafkaConsumer<>(Map.<String, Object>of(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, kafka.bootstrap()),
+                    new StringDeserializer(), new StringDeserializer())) {
+                List<TopicPartition> parts = List.of(new TopicPartition("alerts", 0));
+                c.assign(parts);
+                c.seekToBeginning(parts);
+                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+                while (records.size() < sent && System.nanoTime() < deadline)
+                    for (var rec : c.poll(Duration.ofMillis(200))) {
+                        assertEquals(List.of(), schema.check(rec.value()), rec.value());
+                        records.add(SchemaCheck.JSON.readTree(rec.value()));
+                    }
+            }
+            assertEquals(sent, records.size(), records.toString());
+            List<JsonNode> alerts = records.stream().filter(j -> j.get("type").asText().equals("event") && j.get("event").asText().equals("alert")).toList();
+            assertEquals(printed.size(), alerts.size(), "one record per printed event: " + records);
+            for (int i = 0; i < alerts.size(); i++) {
+                JsonNode rec = alerts.get(i), out = printed.get(i);
+                assertEquals("vlmflux.record/2", rec.get("schema").asText());
+                assertEquals("test:ball?live=false&num-buffers=60", rec.get("source").asText());
+                assertEquals(out.get("watch").asText(), rec.get("watch").asText());
+                assertEquals("changed", rec.get("kind").asText());
+                assertEquals(out.get("answer").asText(), rec.get("answer").asText(), "in the printed order");
+                assertEquals(out.get("confidence").asDouble(), rec.get("confidence").asDouble(), 1e-9);
+                assertEquals(out.get("evidence").get(0).get("sequence").asLong(), rec.get("evidence").get(0).get("seq").asLong());
+                assertEquals(0, rec.get("attempt").asInt());
+                assertTrue(rec.get("message").asText().startsWith(CaptionAlertCommandTest.WHERE + ": " + out.get("answer").asText()), rec.toString());
+            }
+            assertTrue(records.stream().anyMatch(j -> j.get("type").asText().equals("status") && j.get("state").asText().equals("stopped")), records.toString());
+
+            if (sub != null) {
+                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+                while (mqttMessages.size() < sent && System.nanoTime() < deadline) Thread.sleep(10);
+                sub.disconnect();
+                sub.close();
+                assertEquals(sent, mqttMessages.size(), mqttMessages.toString());
+                assertEquals(alerts.size(), mqttMessages.stream().filter(m -> m.contains("/event {") && m.contains("\"event\":\"alert\"")).count(), mqttMessages.toString());
+                for (String m : mqttMessages) assertEquals(List.of(), schema.check(m.substring(m.indexOf(' ') + 1)), m);
+            }
+        }
+    }
+
     @Test void configOutputKafkaAndBadFlagsAreCheckedUpFront(@TempDir Path tmp) throws Exception {
         CaptionCommandTest.Result r = CaptionCommandTest.run("caption", "--count", "1", "--kafka", "localhost/x");
         assertEquals(2, r.code(), r.err());

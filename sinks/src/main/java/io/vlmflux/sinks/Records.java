@@ -10,14 +10,14 @@ import io.vlmflux.sources.SourceEvent;
 import java.time.Instant;
 
 /**
- * Builds the versioned JSON records of docs/schemas/record-v1.schema.json. Every record has {@code schema}
+ * Builds the versioned JSON records of docs/schemas/record-v2.schema.json. Every record has {@code schema}
  * ({@value #SCHEMA}), {@code type}, {@code source} and {@code time} (ISO-8601 UTC, when the record was made);
- * the rest depends on the type. A consumer checks {@code schema} and ignores fields it does not know (new optional
- * fields keep the version; a renamed or removed field, or a changed meaning, makes {@code vlmflux.record/2}).
+ * the rest depends on the type. The schema is closed: any added, removed or changed field makes a new version
+ * (docs/sinks.md). Version 2 is version 1 plus alert events ({@link #alert}).
  */
 public final class Records {
     /** The record format's name and major version. */
-    public static final String SCHEMA = "vlmflux.record/1";
+    public static final String SCHEMA = "vlmflux.record/2";
     private static final ObjectMapper JSON = new ObjectMapper();
 
     private Records() {}
@@ -55,6 +55,39 @@ public final class Records {
         o.put("event_time", e.time().toString());
         o.put("attempt", e.attempt());
         o.put("message", e.message());
+        return new SinkRecord("event", source, o.toString());
+    }
+
+    /**
+     * An alert's event ({@code type event}, {@code event alert}): {@code caption --alert}'s watch events with the
+     * alert's fields ({@code watch}, {@code kind}, {@code answer}, {@code previous}, {@code logprob},
+     * {@code confidence}, {@code evidence}, {@code error}; absent when null). {@code event_time} is when the watch
+     * decided it, {@code attempt} 0, {@code message} a line for people.
+     */
+    public static SinkRecord alert(io.vlmflux.pipeline.watch.Event e, String source, Instant now) {
+        ObjectNode o = head("event", source, now);
+        o.put("event", "alert");
+        o.put("event_time", Instant.ofEpochMilli(e.atMillis()).toString());
+        o.put("attempt", 0);
+        o.put("message", e.watch() + ": " + switch (e.kind()) {
+            case CHANGED -> e.answer() + (e.previous() != null ? " (was " + e.previous() + ")" : "");
+            case REPEATED -> "still " + e.answer();
+            case STALLED -> "no answers (stalled)";
+            case ERROR -> "error " + e.error();
+        });
+        o.put("watch", e.watch());
+        o.put("kind", e.kind().wire());
+        if (e.answer() != null) o.put("answer", e.answer());
+        if (e.previous() != null) o.put("previous", e.previous());
+        if (e.logprob() != null) o.put("logprob", e.logprob());
+        if (e.confidence() != null) o.put("confidence", e.confidence());
+        ArrayNode ev = o.putArray("evidence");
+        for (var x : e.evidence()) {
+            ObjectNode n = ev.addObject().put("seq", x.sequence()).put("pts_ms", x.ptsMillis());
+            if (x.answer() != null) n.put("answer", x.answer());
+            if (x.logprob() != null) n.put("logprob", x.logprob());
+        }
+        if (e.error() != null) o.put("error", e.error());
         return new SinkRecord("event", source, o.toString());
     }
 

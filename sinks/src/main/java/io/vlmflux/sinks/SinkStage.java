@@ -121,17 +121,34 @@ public final class SinkStage implements Function<Flux<Caption>, Flux<Caption>>, 
     }
 
     @Override public Flux<Caption> apply(Flux<Caption> captions) {
+        return through(captions, c -> {
+            String src = sourceName.apply(c.frame().sourceId());
+            SourceState s = state(src);
+            s.captions.incrementAndGet();
+            s.lastSeq = c.frame().sequence();
+            return Records.caption(c, src, prompt, answers, Instant.now());
+        });
+    }
+
+    /**
+     * The stage for {@code caption --alert}: each watch {@link io.vlmflux.pipeline.watch.Event} is sent as an
+     * {@code event} record with {@code event: alert} ({@link Records#alert}) and passed on once every sink settled it,
+     * with the same flow control, source events and status records as captions (status {@code captions} stays 0).
+     */
+    public Function<Flux<io.vlmflux.pipeline.watch.Event>, Flux<io.vlmflux.pipeline.watch.Event>> alerts() {
+        return events -> through(events, e -> {
+            String src = sourceName.apply(e.source());
+            state(src);
+            return Records.alert(e, src, Instant.now());
+        });
+    }
+
+    private <T> Flux<T> through(Flux<T> values, Function<T, SinkRecord> record) {
         return Flux.defer(() -> {
             Sinks.Empty<Void> done = Sinks.empty();
             Flux<Item> last = Flux.defer(() -> Flux.fromIterable(status("stopped"))).map(r -> new Item(r, null));
-            Flux<Item> main = captions
-                    .map(c -> {
-                        String src = sourceName.apply(c.frame().sourceId());
-                        SourceState s = state(src);
-                        s.captions.incrementAndGet();
-                        s.lastSeq = c.frame().sequence();
-                        return new Item(Records.caption(c, src, prompt, answers, Instant.now()), c);
-                    })
+            Flux<Item> main = values
+                    .map(v -> new Item(record.apply(v), v))
                     .doFinally(sig -> {
                         done.tryEmitEmpty();
                         synchronized (this) {
@@ -142,12 +159,14 @@ public final class SinkStage implements Function<Flux<Caption>, Flux<Caption>>, 
                     .concatWith(last);   // one status record per source with state "stopped"
             Flux<SinkRecord> periodic = statusEvery == null ? Flux.empty()
                     : Flux.interval(statusEvery, timer).onBackpressureDrop(t -> sideDropped.incrementAndGet()).concatMapIterable(t -> status(null), 1);
-            // events and periodic status go alongside and end with the captions
+            // events and periodic status go alongside and end with the values
             Flux<Item> rest = Flux.merge(side.asFlux(), periodic.takeUntilOther(done.asMono())).map(r -> new Item(r, null));
-            return Flux.mergeDelayError(32, main, rest)
+            @SuppressWarnings("unchecked")
+            Flux<T> out = Flux.mergeDelayError(32, main, rest)
                     .flatMapSequentialDelayError(this::publishAll, maxInFlight, 1)
-                    .filter(i -> i.caption != null)
-                    .map(Item::caption);
+                    .filter(i -> i.value != null)
+                    .map(i -> (T) i.value);
+            return out;
         });
     }
 
@@ -193,7 +212,7 @@ public final class SinkStage implements Function<Flux<Caption>, Flux<Caption>>, 
         if (first != null) throw first;
     }
 
-    private record Item(SinkRecord record, Caption caption) {}
+    private record Item(SinkRecord record, Object value) {}
 
     private static final class SourceState {
         final AtomicLong captions = new AtomicLong();

@@ -77,6 +77,41 @@ class SinkStageTest {
     }
 
     @Test
+    void alertEventsAreRecordsWithTheSameFlowControl() throws Exception {
+        ManualSink sink = new ManualSink(2, false);
+        SinkStage stage = new SinkStage(List.of(sink), null, null, null, null, false, null);
+        List<io.vlmflux.pipeline.watch.Event> passed = new CopyOnWriteArrayList<>();
+        var kinds = io.vlmflux.pipeline.watch.Event.Kind.values();
+        Disposable d = Flux.range(0, 20).map(i -> new io.vlmflux.pipeline.watch.Event("door? yes|no", "cam", kinds[i % kinds.length],
+                        i % 4 == 3 ? null : (i % 2 == 0 ? "yes" : "no"), i == 0 ? null : "no", i % 4 == 3 ? null : -0.1, i % 4 == 3 ? null : Math.exp(-0.1),
+                        List.of(new io.vlmflux.pipeline.watch.Event.Evidence(i, i * 40L, i % 4 == 3 ? null : "yes", -0.1)), 1_764_921_600_000L + i,
+                        i % 4 == 3 ? "boom" : null))
+                .transform(stage.alerts()).subscribe(passed::add);
+        assertEquals(2, sink.got.size(), "only maxInFlight records before acknowledgements");
+        assertEquals(0, passed.size());
+        while (sink.ackAll() > 0) { }
+        assertEquals(20, passed.size());
+        for (int i = 0; i < 20; i++) assertEquals(1_764_921_600_000L + i, passed.get(i).atMillis(), "in order");
+        assertEquals(21, sink.got.size(), "20 alerts and the final status");
+        SchemaCheck schema = SchemaCheck.records();
+        for (SinkRecord r : sink.got) assertEquals(List.of(), schema.check(r.json()), r.json());
+        var first = SchemaCheck.JSON.readTree(sink.got.get(0).json());
+        assertEquals("event", first.get("type").asText());
+        assertEquals("alert", first.get("event").asText());
+        assertEquals("door? yes|no", first.get("watch").asText());
+        assertEquals("changed", first.get("kind").asText());
+        assertEquals("door? yes|no: yes", first.get("message").asText());
+        assertEquals("2025-12-05T08:00:00Z", first.get("event_time").asText());
+        assertFalse(first.has("previous"), "null fields are left out");
+        var error = SchemaCheck.JSON.readTree(sink.got.get(3).json());
+        assertEquals("error", error.get("kind").asText());
+        assertEquals("boom", error.get("error").asText());
+        assertFalse(error.get("evidence").get(0).has("answer"));
+        assertEquals("status", sink.got.get(20).type());
+        d.dispose();
+    }
+
+    @Test
     void statusRecordsComeEveryIntervalAndOnceAtTheEnd() throws Exception {
         VirtualTimeScheduler vts = VirtualTimeScheduler.create();
         ManualSink sink = new ManualSink(8, true);

@@ -8,19 +8,15 @@ import io.vlmflux.demos.Args;
 import io.vlmflux.demos.Command;
 import io.vlmflux.demos.UsageException;
 import io.vlmflux.demos.serve.ChatServer;
-import io.vlmflux.demos.serve.ServeMetrics;
+import io.vlmflux.demos.serve.LiveStream;
+import io.vlmflux.demos.serve.LiveStreams;
 import io.vlmflux.demos.serve.ServeOptions;
 import io.vlmflux.llm.Backend;
 import io.vlmflux.llm.SamplingParams;
 import io.vlmflux.llm.runtime.RuntimeOptions;
 import io.vlmflux.llm.runtime.VlmRuntime;
 import io.vlmflux.pipeline.SamplingPolicy;
-import io.vlmflux.pipeline.SourceInput;
-import io.vlmflux.pipeline.VlmPipeline;
-import io.vlmflux.pipeline.caption.Caption;
 import io.vlmflux.pipeline.caption.CaptionOptions;
-import io.vlmflux.pipeline.caption.CaptionStage;
-import io.vlmflux.sources.FrameSource;
 import io.vlmflux.sources.PixelFormat;
 import io.vlmflux.sources.SourceOptions;
 import io.vlmflux.sources.Sources;
@@ -46,8 +42,9 @@ import java.util.concurrent.atomic.AtomicLong;
 /**
  * {@code bench serve}: the real {@link ChatServer} on loopback under N concurrent streaming clients for a duration —
  * most read their event streams, some never read a byte of the answer (a raw socket that only sends) — once alone and
- * once while live sources are captioned on the same runtime (test video through the caption stage, as live streams
- * do). Reports completed requests/s, 429s/s (clients wait the Retry-After before trying again), TTFT p50/p99 as the
+ * once while the server's own live streams ({@link LiveStreams}, mounted at {@code /v1/streams} as {@code vlmflux
+ * serve} does, feeding {@code /metrics}) caption test video on the same runtime, one SSE client following each
+ * stream's events. Reports completed requests/s, 429s/s (clients wait the Retry-After before trying again), TTFT p50/p99 as the
  * clients see it (request sent to the first content chunk), tokens/s, and heap and RSS at start and end.
  */
 public final class ServeBench implements Command {
@@ -64,7 +61,8 @@ public final class ServeBench implements Command {
                   --stalled F        fraction of them that send one request and never read the answer
                   --seconds S        length of each phase (without, then with live streams)
                   --max-concurrent N the server's admission bound; more are answered 429 and retry after Retry-After
-                  --live-streams N   captioned test sources (GStreamer videotestsrc, newest frame wins) in the second phase; 0: skip it""";
+                  --live-streams N   live streams of the server (/v1/streams: GStreamer test:ball, every frame offered, newest
+                                     frame wins, one SSE client each) started for the second phase; 0: skip it""";
     }
 
     record Phase(String name, double seconds, long completed, long rejected, long failed, double tokensPerSecond, double ttftP50, double ttftP99,
@@ -84,14 +82,22 @@ public final class ServeBench implements Command {
         java.util.logging.Logger quiet = java.util.logging.Logger.getLogger("vlmflux.serve");   // one INFO line per request otherwise
         quiet.setLevel(java.util.logging.Level.WARNING);
         try (VlmRuntime runtime = VlmRuntime.load(dir, RuntimeOptions.defaults().withBackend(backend));
+             LiveStreams streams = new LiveStreams(runtime, LiveStreams.Options.defaults());
              ChatServer server = ChatServer.start(runtime, ServeOptions.defaults().withPort(0).withMaxConcurrent(maxConcurrent)
-                     .withMaxTokens(Math.max(maxTokens, 16)).withRequestTimeout(Duration.ofSeconds(seconds + 30L)))) {
+                     .withMaxTokens(Math.max(maxTokens, 16)).withRequestTimeout(Duration.ofSeconds(seconds + 30L)), streams)) {
+            // the streams are the server's (/v1/streams, /metrics); they start with the second phase and end with it
+            CaptionOptions co = new CaptionOptions("Describe the image.", null, maxTokens, SamplingParams.greedyDecoding(), CaptionOptions.Backpressure.NEWEST_WINS);
+            for (int i = 0; i < live; i++) {
+                String spec = "test:ball?width=320&height=240&fps=" + liveFps;
+                streams.add("live" + i, spec, Sources.parse(spec, new SourceOptions(320, 240, PixelFormat.RGB)), co, SamplingPolicy.parse("all"));
+            }
+            streams.metrics(server.metrics());
             System.err.printf("serve bench: %s, %d clients (%d never reading), %d s per phase, %d tokens per answer, admission %d, at %s%n",
                     runtime.describe(), clients, (int) Math.round(clients * stalled), seconds, maxTokens, maxConcurrent, server.url());
             String model = server.modelId();
-            once(server, model, clients, 0, 2, maxTokens, 0, 1, runtime);   // warm-up: JIT, connections
-            phases.add(once(server, model, clients, stalled, seconds, maxTokens, 0, liveFps, runtime));
-            if (live > 0) phases.add(once(server, model, clients, stalled, seconds, maxTokens, live, liveFps, runtime));
+            once(server, model, clients, 0, 2, maxTokens, null);   // warm-up: JIT, connections
+            phases.add(once(server, model, clients, stalled, seconds, maxTokens, null));
+            if (live > 0) phases.add(once(server, model, clients, stalled, seconds, maxTokens, streams));
         }
         System.err.println("| phase | completed req/s | 429/s | failed | tokens/s | TTFT p50 / p99 ms (client) | live captions/s (frames/s in) | heap MB start -> end | RSS MB start -> end |");
         System.err.println("|---|---|---|---|---|---|---|---|---|");
@@ -110,8 +116,9 @@ public final class ServeBench implements Command {
         return 0;
     }
 
-    private static Phase once(ChatServer server, String model, int clients, double stalledFraction, int seconds, int maxTokens, int live, int liveFps,
-                              VlmRuntime runtime) throws Exception {
+    /** One phase; with {@code streams}, they are started for it (and closed after it). */
+    private static Phase once(ChatServer server, String model, int clients, double stalledFraction, int seconds, int maxTokens,
+                              LiveStreams streams) throws Exception {
         System.gc();
         long heap0 = heapMb(), rss0 = rssMb();
         int stalled = (int) Math.round(clients * stalledFraction);
@@ -119,18 +126,20 @@ public final class ServeBench implements Command {
         AtomicLong completed = new AtomicLong(), rejected = new AtomicLong(), failed = new AtomicLong(), tokens = new AtomicLong(), captions = new AtomicLong();
         ConcurrentLinkedQueue<Double> ttft = new ConcurrentLinkedQueue<>();
         List<Disposable> liveSubs = new ArrayList<>();
-        AtomicLong liveFrames = new AtomicLong();
-        for (int i = 0; i < live; i++) {
-            String id = "live" + i;
-            FrameSource src = Sources.parse("test:ball?width=320&height=240&fps=" + liveFps, new SourceOptions(320, 240, PixelFormat.RGB));
-            ServeMetrics.SourceMeters meters = server.metrics().source(id);
-            CaptionOptions co = new CaptionOptions("Describe the image.", null, maxTokens, SamplingParams.greedyDecoding(), CaptionOptions.Backpressure.NEWEST_WINS);
-            VlmPipeline<Caption> p = VlmPipeline.builder().source(new SourceInput(id, src.frames().doOnNext(f -> { meters.frameIn(); liveFrames.incrementAndGet(); }), true), SamplingPolicy.parse("all"))
-                    .model(CaptionStage.captions(runtime, co), Caption::frame);
-            liveSubs.add(p.flux().subscribe(c -> {
-                captions.incrementAndGet();
-                meters.caption(Duration.ofNanos((long) (c.timings().ttftMs() * 1e6)), Duration.ofNanos((long) (c.timings().totalMs() * 1e6)));
-            }, e -> System.err.println("serve bench: live source " + id + " failed: " + e.getMessage())));
+        AtomicLong liveFrames = new AtomicLong(), sseEvents = new AtomicLong();
+        int live = streams == null ? 0 : streams.all().size();
+        HttpClient sse = HttpClient.create().baseUrl(server.url());
+        if (streams != null) {
+            streams.start();
+            for (LiveStream st : streams.all()) {   // one client follows each stream's events, as the page does
+                char[] last = {0};   // an event ends with a blank line, which may be split between chunks
+                liveSubs.add(sse.get().uri("/v1/streams/" + st.id() + "/events").responseContent().asString()
+                        .subscribe(chunk -> {
+                            String t = last[0] + chunk;
+                            sseEvents.addAndGet(t.split("\n\n", -1).length - 1);
+                            if (!chunk.isEmpty()) last[0] = chunk.charAt(chunk.length() - 1);
+                        }, e -> { }));
+            }
         }
         String body = "{\"model\":\"" + model + "\",\"messages\":[{\"role\":\"user\",\"content\":\"a red circle\"}],\"max_tokens\":" + maxTokens
                 + ",\"temperature\":0,\"ignore_eos\":true,\"stream\":true}";
@@ -153,6 +162,15 @@ public final class ServeBench implements Command {
                 .blockLast(Duration.ofSeconds(seconds + 120L));
         double secs = (System.nanoTime() - start) / 1e9;
         for (Disposable d : liveSubs) d.dispose();
+        if (streams != null) {
+            for (LiveStream st : streams.all()) {
+                captions.addAndGet(st.captions());
+                liveFrames.addAndGet((long) server.metrics().source(st.id()).framesIn());
+            }
+            streams.close();
+            System.err.printf("serve bench: %d live streams: %d captions, %d SSE events received by their clients, %d events dropped for slow clients%n",
+                    live, captions.get(), sseEvents.get(), streams.all().stream().mapToLong(st -> st.hub().dropped()).sum());
+        }
         for (Socket s : silent) s.close();
         pool.disposeLater().block(Duration.ofSeconds(10));
         double[] t = ttft.stream().mapToDouble(Double::doubleValue).sorted().toArray();

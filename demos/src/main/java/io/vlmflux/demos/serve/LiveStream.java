@@ -64,6 +64,9 @@ public final class LiveStream implements AutoCloseable {
     private volatile Status status = Status.STARTING;
     private volatile String error;
     private volatile Disposable pipeline, sourceEvents;
+    private final StreamAlerts alerts = new StreamAlerts(this);
+    private volatile ServeMetrics serveMetrics;
+    private volatile ServeMetrics.SourceMeters meters;
 
     /**
      * @param id       the stream's id ({@link #ID}); also the id of its frames
@@ -101,6 +104,28 @@ public final class LiveStream implements AutoCloseable {
     /** The newest frame copy, or null before the first frame. */
     public Snapshot latest() { return latest.get(); }
 
+    /**
+     * Feeds the server's per-source meters ({@code vlmflux_frames_in_total{source}}, dropped frames, caption
+     * latency, alert events); before {@link #start()}.
+     */
+    public void metrics(ServeMetrics m) {
+        serveMetrics = m;
+        meters = m == null ? null : m.source(id);
+    }
+
+    ServeMetrics serveMetrics() { return serveMetrics; }
+
+    /** Runs {@code list} on the sampled frames next to the captions ({@link StreamAlerts}); before {@link #start()}. */
+    public void alerts(java.util.List<io.vlmflux.pipeline.caption.Alert> list) {
+        if (started.get()) throw new IllegalStateException("alerts are set before start()");
+        alerts.set(list);
+    }
+
+    /** Alert events published so far. */
+    public long alertEvents() { return alerts.published(); }
+
+    VlmRuntime runtime() { return runtime; }
+
     /** Subscribes the pipeline (once). */
     public void start() {
         if (!started.compareAndSet(false, true)) throw new IllegalStateException("stream " + id + " was already started");
@@ -109,10 +134,15 @@ public final class LiveStream implements AutoCloseable {
             ObjectNode f = hub.fields().put("attempt", ev.attempt()).put("message", ev.message());
             hub.publish(ev.type().wire(), f);
         });
-        Flux<Frame> frames = source.frames().doOnNext(this::tap).doOnSubscribe(s -> status = Status.RUNNING);
+        Flux<Frame> frames = source.frames().doOnNext(f -> {
+                    ServeMetrics.SourceMeters m = meters;
+                    if (m != null) m.frameIn();
+                }).doOnNext(this::tap).doOnSubscribe(s -> status = Status.RUNNING);
         VlmPipeline.Builder b = VlmPipeline.builder().source(new SourceInput(id, frames, source.isLive()), null).sampling(sampling).metrics(metrics);
-        var streams = CaptionStage.streams(runtime, b.resolve(options), metrics.stage("model"));
-        Function<Flux<Frame>, Flux<Caption>> stage = in -> in.transform(streams)
+        CaptionOptions resolved = b.resolve(options);
+        var streams = CaptionStage.streams(runtime, resolved, metrics.stage("model"));
+        alerts.start(resolved.backpressure());
+        Function<Flux<Frame>, Flux<Caption>> stage = in -> in.doOnNext(alerts::offer).transform(streams)
                 .concatMap(s -> s.tokens().doOnNext(e -> token(s.frame(), e)).then(s.caption()), 0);
         pipeline = b.model(stage, Caption::frame).flux().subscribe(this::caption, this::failed, this::ended);
     }
@@ -134,6 +164,12 @@ public final class LiveStream implements AutoCloseable {
 
     private void caption(Caption c) {
         captions.incrementAndGet();
+        ServeMetrics.SourceMeters m = meters;
+        if (m != null) {
+            m.caption(java.time.Duration.ofNanos((long) (c.timings().ttftMs() * 1e6)), java.time.Duration.ofNanos((long) (c.timings().totalMs() * 1e6)));
+            m.framesDropped(c.dropped() - countedDrops);
+            countedDrops = Math.max(countedDrops, c.dropped());
+        }
         ObjectNode f = hub.fields();
         f.put("frame", c.frame().sequence()).put("pts_ms", c.frame().ptsMillis()).put("text", c.text().strip())
                 .put("finish_reason", c.finishReason().name().toLowerCase(Locale.ROOT)).put("dropped", c.dropped());
@@ -156,6 +192,8 @@ public final class LiveStream implements AutoCloseable {
         hub.publish("source_ended", hub.fields().put("message", "the source ended"));
     }
 
+    private long countedDrops;   // the caption's dropped count is a running total: the meter gets the increase
+
     static double round(double ms) { return Math.round(ms * 100) / 100.0; }
 
     /** Cancels the pipeline (the source and any caption in flight are closed) and completes the subscribers. */
@@ -163,6 +201,7 @@ public final class LiveStream implements AutoCloseable {
         Disposable p = pipeline, e = sourceEvents;
         if (p != null) p.dispose();
         if (e != null) e.dispose();
+        alerts.close();
         if (status == Status.STARTING || status == Status.RUNNING) status = Status.CLOSED;
         view.close();
         hub.close();

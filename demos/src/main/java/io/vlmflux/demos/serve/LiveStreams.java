@@ -129,8 +129,25 @@ public final class LiveStreams implements ChatServer.Routes, AutoCloseable {
         if (streams.containsKey(id)) throw new IllegalArgumentException("two streams have the id '" + id + "': give each source its own id");
         LiveStream s = new LiveStream(id, spec, source.named(id), runtime, captions, sampling, options.viewFps(),
                 new EventHub(id, options.eventQueue(), json), encoder);
+        s.metrics(serveMetrics);
+        s.alerts(alerts);
         streams.put(id, s);
         return s;
+    }
+
+    private volatile ServeMetrics serveMetrics;
+    private volatile List<io.vlmflux.pipeline.caption.Alert> alerts = List.of();
+
+    /** Feeds {@code m} (the server's {@code /metrics}) from every stream, those added later too; before {@link #start()}. */
+    public synchronized void metrics(ServeMetrics m) {
+        serveMetrics = m;
+        for (LiveStream s : streams.values()) s.metrics(m);
+    }
+
+    /** Runs {@code list} on every stream next to its captions (those added later too); before {@link #start()}. */
+    public synchronized void alerts(List<io.vlmflux.pipeline.caption.Alert> list) {
+        alerts = List.copyOf(list);
+        for (LiveStream s : streams.values()) s.alerts(alerts);
     }
 
     /** A stream id for {@code spec} that is valid and not taken: its letters and digits, others as '-', numbered when needed. */
@@ -248,7 +265,7 @@ public final class LiveStreams implements ChatServer.Routes, AutoCloseable {
     ObjectNode describe(LiveStream s) {
         ObjectNode o = json.createObjectNode();
         o.put("id", s.id()).put("object", "stream").put("source", s.spec()).put("live", s.live())
-                .put("status", s.status().name().toLowerCase(Locale.ROOT)).put("error", s.error()).put("captions", s.captions());
+                .put("status", s.status().name().toLowerCase(Locale.ROOT)).put("error", s.error()).put("captions", s.captions()).put("alerts", s.alertEvents());
         o.set("last_caption", s.lastCaption());
         LiveStream.Snapshot snap = s.latest();
         ObjectNode v = o.putObject("view");
