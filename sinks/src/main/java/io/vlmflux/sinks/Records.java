@@ -10,14 +10,14 @@ import io.vlmflux.sources.SourceEvent;
 import java.time.Instant;
 
 /**
- * Builds the versioned JSON records of docs/schemas/record-v2.schema.json. Every record has {@code schema}
+ * Builds the versioned JSON records of docs/schemas/record-v1.schema.json. Every record has {@code schema}
  * ({@value #SCHEMA}), {@code type}, {@code source} and {@code time} (ISO-8601 UTC, when the record was made);
  * the rest depends on the type. The schema is closed: any added, removed or changed field makes a new version
  * (docs/sinks.md). Version 2 is version 1 plus alert events ({@link #alert}).
  */
 public final class Records {
     /** The record format's name and major version. */
-    public static final String SCHEMA = "vlmflux.record/2";
+    public static final String SCHEMA = "vlmflux.record/1";
     private static final ObjectMapper JSON = new ObjectMapper();
 
     private Records() {}
