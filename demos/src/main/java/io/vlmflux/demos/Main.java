@@ -13,7 +13,7 @@ import java.util.Locale;
  */
 public final class Main {
     /** Commands listed by {@code --help}, in this order (only those present in the build are shown). */
-    private static final List<String> KNOWN = List.of("caption", "generate", "watch", "tokenize", "probe", "bench", "serve", "infer", "quantize", "eval");
+    private static final List<String> KNOWN = List.of("caption", "generate", "watch", "tokenize", "probe", "bench", "serve", "fleet", "infer", "quantize", "eval");
 
     private Main() {}
 

@@ -29,10 +29,17 @@ public final class KafkaSink extends RecordSink {
     private final String topic;
     private final Scheduler thread;
     private final long deliveryTimeoutNanos;
+    private final Map<String, byte[]> headers;
     private volatile boolean closed;
 
-    public KafkaSink(KafkaOutputConfig c, StageMetrics metrics) {
+    public KafkaSink(KafkaOutputConfig c, StageMetrics metrics) { this(c, metrics, Map.of()); }
+
+    /** As {@link #KafkaSink(KafkaOutputConfig, StageMetrics)}, with {@code headers} on every record (e.g. the fleet node that sent it). */
+    public KafkaSink(KafkaOutputConfig c, StageMetrics metrics, Map<String, String> headers) {
         super("kafka", metrics, c.maxInFlight());
+        Map<String, byte[]> h = new java.util.LinkedHashMap<>();
+        headers.forEach((k, v) -> h.put(k, v.getBytes(java.nio.charset.StandardCharsets.UTF_8)));
+        this.headers = Map.copyOf(h);
         this.topic = c.topic();
         this.deliveryTimeoutNanos = c.deliveryTimeoutMs() * 1_000_000L;
         Map<String, Object> p = new HashMap<>(c.properties());
@@ -63,6 +70,7 @@ public final class KafkaSink extends RecordSink {
                     s.onCancel(() -> cancelled.set(true));
                     long deadline = System.nanoTime() + deliveryTimeoutNanos;
                     ProducerRecord<String, byte[]> pr = new ProducerRecord<>(topic, r.source(), r.payload());
+                    headers.forEach((k, v) -> pr.headers().add(k, v));
                     while (true) {
                         try {
                             producer.send(pr, (md, ex) -> {

@@ -1,0 +1,46 @@
+package io.vlmflux.demos.fleet;
+
+import org.junit.jupiter.api.Test;
+
+import java.nio.charset.StandardCharsets;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class CameraDefTest {
+    static CameraDef parse(String key, String json) { return CameraDef.parse(key, json.getBytes(StandardCharsets.UTF_8), "cams-3@17"); }
+
+    static String error(String key, String json) { return assertThrows(IllegalArgumentException.class, () -> parse(key, json)).getMessage(); }
+
+    @Test void parsesAndRoundTrips() {
+        CameraDef d = parse("gate", "{\"id\":\"gate\",\"source\":\"test:ball\",\"every\":\"1s\",\"prompt\":\"Who is there?\",\"alerts\":[{\"name\":\"x\"}]}");
+        assertEquals("test:ball", d.source());
+        assertEquals(java.time.Duration.ofSeconds(1), ((io.vlmflux.pipeline.SamplingPolicy.MinInterval) d.sampling()).interval());
+        assertEquals("Who is there?", d.prompt());
+        assertEquals(d, CameraDef.parse("gate", d.toJson(), "again"));
+        CameraDef min = parse("yard", "{\"id\":\"yard\",\"source\":\"test:smpte\"}");
+        assertEquals("2s", min.every());
+        assertNull(min.prompt());
+    }
+
+    @Test void badRecordsNameTheRecordAndTheReason() {
+        String e = error("gate", "{\"id\":\"gate\"");
+        assertTrue(e.startsWith("cams-3@17 (key 'gate'): not JSON"), e);
+        e = error("gate", "{\"id\":\"other\",\"source\":\"test:ball\"}");
+        assertTrue(e.contains("the key 'gate' is not the camera's id 'other'"), e);
+        e = error("gate", "{\"id\":\"gate\",\"source\":\"test:ball\",\"fps\":3}");
+        assertTrue(e.contains("unknown field 'fps'"), e);
+        e = error("gate", "{\"id\":\"gate\"}");
+        assertTrue(e.contains("field 'source' is required"), e);
+        e = error("gate", "{\"id\":\"gate\",\"source\":\"test:ball\",\"every\":\"soon\"}");
+        assertTrue(e.contains("field 'every'") && e.contains("soon"), e);
+        e = error("a b", "{\"id\":\"a b\",\"source\":\"test:ball\"}");
+        assertTrue(e.contains("field 'id'"), e);
+        e = error("gate", "[1]");
+        assertTrue(e.contains("a camera is a JSON object"), e);
+        e = error("gate", "{\"id\":\"gate\",\"source\":\"test:ball\",\"alerts\":{}}");
+        assertTrue(e.contains("'alerts' must be an array"), e);
+    }
+}
