@@ -41,17 +41,29 @@ class LifecycleLeakTest {
      */
     private static long nativeInUseKb() throws IOException {
         System.gc();
-        if (MALLINFO2 != null) {
-            try (var arena = java.lang.foreign.Arena.ofConfined()) {
-                var info = (java.lang.foreign.MemorySegment) MALLINFO2.invokeExact((java.lang.foreign.SegmentAllocator) arena);
-                long uordblks = info.getAtIndex(java.lang.foreign.ValueLayout.JAVA_LONG, 7);
-                long hblkhd = info.getAtIndex(java.lang.foreign.ValueLayout.JAVA_LONG, 4);
-                return (uordblks + hblkhd) / 1024;
-            } catch (Throwable t) {
-                throw new AssertionError("mallinfo2 failed", t);
-            }
+        if (MALLINFO2 == null) return rssOutsideHeapKb();
+        // Frames copied into FramePool segments are Arena.ofAuto(): after the GC found them unreachable the JDK's
+        // cleaner thread frees them, after System.gc() returns. Read until that freeing is over (two readings 20 ms
+        // apart within 256 kB; bounded), so a round is not charged with memory that was merely not freed yet.
+        long deadline = System.nanoTime() + Duration.ofSeconds(2).toNanos();
+        long prev = mallocInUseKb();
+        for (;;) {
+            java.util.concurrent.locks.LockSupport.parkNanos(20_000_000);
+            long now = mallocInUseKb();
+            if (Math.abs(now - prev) < 256 || System.nanoTime() > deadline) return Math.min(now, prev);
+            prev = now;
         }
-        return rssOutsideHeapKb();
+    }
+
+    private static long mallocInUseKb() {
+        try (var arena = java.lang.foreign.Arena.ofConfined()) {
+            var info = (java.lang.foreign.MemorySegment) MALLINFO2.invokeExact((java.lang.foreign.SegmentAllocator) arena);
+            long uordblks = info.getAtIndex(java.lang.foreign.ValueLayout.JAVA_LONG, 7);
+            long hblkhd = info.getAtIndex(java.lang.foreign.ValueLayout.JAVA_LONG, 4);
+            return (uordblks + hblkhd) / 1024;
+        } catch (Throwable t) {
+            throw new AssertionError("mallinfo2 failed", t);
+        }
     }
 
     /** Resident memory outside the committed Java heap (kB); kept for comparison in the output only. */
