@@ -233,22 +233,31 @@ class CaptionCommandTest {
 
     /**
      * A live 30 fps source captioned at every frame: the model (~0.2 s a caption) is the slow consumer and the caption
-     * stage drops frames. The stderr summary's model line agrees with the captions: out = captions, dropped = the last
-     * caption's dropped plus at most the one frame still waiting at stop, in = out + dropped.
+     * stage drops frames. The stderr summary's model line agrees with the captions: out = captions, in = out + dropped,
+     * and dropped is at least the last caption's dropped (a caption carries the count when it was finished; the source
+     * goes on replacing the pending frame until the stop reaches it, however long that takes on a loaded machine, so
+     * the summary may count any number more). The captions' counts never decrease.
      */
     @Test void stageSummaryCountsAgreeWithTheCaptions() throws Exception {
         // 500 fps: far faster than any caption (tens of ms even on a fast machine), so newest-wins must drop frames
         Result r = run("caption", "--json", "--count", "4", "--every", "all", "--source", "test:ball?width=160&height=120&fps=500");
         assertEquals(0, r.code(), r.err());
         assertEquals(4, r.out().size(), r.out().toString());
-        long lastDropped = new ObjectMapper().readTree(r.out().getLast()).get("dropped").asLong();
+        long previous = 0;
+        for (String line : r.out()) {
+            long d = new ObjectMapper().readTree(line).get("dropped").asLong();
+            assertTrue(d >= previous, "a caption's dropped count never decreases: " + r.out());
+            previous = d;
+        }
+        long lastDropped = previous;
         assertTrue(lastDropped > 0, "the slow model must have dropped frames: " + r.out());
         java.util.regex.Matcher m = java.util.regex.Pattern
                 .compile("vlmflux: stage model +in=(\\d+) out=(\\d+) dropped=(\\d+) errors=(\\d+) p50=").matcher(r.err());
         assertTrue(m.find(), r.err());
         long in = Long.parseLong(m.group(1)), out = Long.parseLong(m.group(2)), dropped = Long.parseLong(m.group(3));
         assertEquals(4, out, r.err());
-        assertTrue(dropped == lastDropped || dropped == lastDropped + 1, "summary dropped=" + dropped + ", last caption dropped=" + lastDropped);
+        System.out.println("summary dropped=" + dropped + ", last caption dropped=" + lastDropped);
+        assertTrue(dropped >= lastDropped, "summary dropped=" + dropped + ", last caption dropped=" + lastDropped);
         assertEquals(in, out + dropped, r.err());
         assertEquals("0", m.group(4));
         assertTrue(r.err().contains("vlmflux: stage sample/test:ball") && r.err().contains("vlmflux: stage fan-in/test:ball"), r.err());

@@ -240,10 +240,14 @@ final class FluxFanIn extends Flux<Frame> {
             }
             Frame evicted = null;
             synchronized (queue) {
-                if (queue.size() >= capacity) evicted = queue.poll(); // live; or a non-live source that ignored demand
+                if (queue.size() >= capacity) { // live; or a non-live source that ignored demand
+                    evicted = queue.poll();
+                    // counted before the newer frame becomes visible: whoever takes it sees the eviction counted
+                    if (metrics != null) metrics.recordDropped();
+                }
                 queue.offer(f);
             }
-            if (evicted != null) drop(evicted);
+            if (evicted != null) release(evicted);
             parent.drain();
             if (parent.cancelled || parent.terminated) clear(); // the drain loop may be gone for good
         }
@@ -294,8 +298,13 @@ final class FluxFanIn extends Flux<Frame> {
         }
 
         void drop(Frame f) {
-            f.close();
             if (metrics != null) metrics.recordDropped();
+            release(f);
+        }
+
+        /** Closes a frame already counted as dropped and hands it to the discard hook. */
+        void release(Frame f) {
+            f.close();
             Operators.onDiscard(f, parent.ctx);
         }
     }

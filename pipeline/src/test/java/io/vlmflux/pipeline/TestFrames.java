@@ -18,6 +18,17 @@ final class TestFrames {
 
     long leaked() { return created.get() - released.get(); }
 
+    /**
+     * Waits until every frame built so far is closed, or {@code timeout} passed; returns {@link #leaked()}. A live
+     * source's tick that was already running when the subscriber cancelled still builds its frame, which the
+     * operator it reaches closes on that thread a moment later: this waits for that event instead of a fixed sleep.
+     */
+    long awaitAllClosed(java.time.Duration timeout) {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        while (leaked() != 0 && System.nanoTime() < deadline) java.util.concurrent.locks.LockSupport.parkNanos(1_000_000);
+        return leaked();
+    }
+
     /** A GRAY8 frame whose every pixel is {@code value}. */
     Frame gray(String source, long seq, long ptsNanos, int value) {
         return solid(PixelFormat.GRAY8, 8, 8, 0, source, seq, ptsNanos, value, -1);

@@ -118,13 +118,14 @@ class HostileInputTest {
     @Test
     void malformedUrlsFailAtOnceNamingTheUri() {
         for (String spec : List.of("rtsp://", "rtsp://[::1", "rtsps:///cam", "http://", "https://host:99999/x", "rtsp://cam/a b")) {
-            long t0 = System.nanoTime();
             SourceException e = assertThrows(SourceException.class, () -> Sources.parse(spec), spec);
             assertTrue(e.getMessage().contains("malformed URL '" + spec.replace("?", "") + "'"), e.getMessage());
-            StepVerifier.create(Sources.frames(spec, null))
-                    .expectErrorSatisfies(x -> assertTrue(x.getMessage().startsWith("source '" + spec + "'"), x.getMessage()))
-                    .verify(Duration.ofSeconds(1));
-            assertTrue(System.nanoTime() - t0 < 1_000_000_000L, spec + " took " + (System.nanoTime() - t0) / 1_000_000 + " ms");
+            // "at once": the error is delivered during subscribe, on the caller's thread (nothing is opened or
+            // waited for), which a wall-clock bound only approximated and a loaded machine could break
+            java.util.concurrent.atomic.AtomicReference<Throwable> failed = new java.util.concurrent.atomic.AtomicReference<>();
+            Sources.frames(spec, null).subscribe(Frame::close, failed::set);
+            assertNotNull(failed.get(), spec + ": no error during subscribe");
+            assertTrue(failed.get().getMessage().startsWith("source '" + spec + "'"), failed.get().getMessage());
         }
     }
 

@@ -139,7 +139,6 @@ class NetworkSourceTest {
             for (String[] c : new String[][] {{"/missing.mp4", "404"}, {"/secret.mp4", "401"}, {"/forbidden.mp4", "403"}}) {
                 String badSpec = base + c[0] + "?retries=5&backoff=2s&live=true";
                 FrameSource bad = Sources.parse(badSpec);
-                long t0 = System.nanoTime();
                 StepVerifier.create(bad.frames())
                         .expectErrorSatisfies(e -> {
                             assertTrue(e.getMessage().startsWith("source '" + badSpec + "'"), e.getMessage());
@@ -147,7 +146,7 @@ class NetworkSourceTest {
                             assertTrue(e.getMessage().contains(c[1]), e.getMessage());
                         })
                         .verify(Duration.ofSeconds(10));
-                assertTrue(System.nanoTime() - t0 < 2_000_000_000L, c[0] + " took " + (System.nanoTime() - t0) / 1_000_000 + " ms");
+                // no retry: counted before every wait (a wall-clock bound under the 2 s backoff was load-dependent)
                 assertEquals(0, bad.stats().reconnects(), c[0]);
             }
         } finally {
