@@ -50,9 +50,12 @@ class LiveSourceTest {
         }
         step.thenCancel().verify(Duration.ofSeconds(20));
         assertEquals(3, seqs.size());
+        // newest wins: between two reads a second apart frames were produced and skipped (how many depends on how fast
+        // a loaded machine runs the 30 fps source, so only "some" is asserted), and every produced frame older than the
+        // last one read that was not emitted was counted as dropped
         for (int i = 1; i < seqs.size(); i++)
-            assertTrue(seqs.get(i) - seqs.get(i - 1) >= 15, "sequence must jump at 30 fps / 1 Hz: " + seqs);
-        assertTrue(st.dropped() >= 40, "dropped " + st);
+            assertTrue(seqs.get(i) - seqs.get(i - 1) >= 2, "sequence must jump between reads a second apart: " + seqs);
+        assertTrue(st.dropped() >= seqs.get(2) - 3, "every frame before the last one read and not emitted is counted as dropped: " + seqs + " " + st);
         assertEquals(3, st.emitted());
     }
 
