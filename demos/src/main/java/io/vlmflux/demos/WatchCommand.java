@@ -73,11 +73,15 @@ public final class WatchCommand implements Command {
                                     caption/generate). Alerts carry their own answers ("Q? A|B", "Q? /RE/") instead.
                   --logprobs        each answer/narration's log-probability (sum over its tokens): "logprob" in --json, p=
                                     in text
-                  --alert-every D   ask every --alert over the window after each D of video time (default the --narrate
-                                    period, or 2s with --narrate off); first check after the first group
-                """ + AlertMode.USAGE.replace("about every sampled frame", "over the window every --alert-every")
-                .replace("all\n                                    alerts share each frame's vision encoding", "asked one after the other")
-                .replace("evidence: [{sequence, ptsMillis, answer, logprob}]", "evidence: [{sequence: newest group, ptsMillis: window end, answer, logprob}]");
+                  --alert "Q? A|B"  also ask Q over the window every --alert-every (answer one of A, B, ...; "Q? /RE/": a regex;
+                                    "Q?": free text; repeatable, asked one after the other) and print an event when the
+                                    answer changes: text lines, or with --json {event: alert, watch, source, kind:
+                                    changed|repeated|stalled|error, answer, previous, logprob, confidence, evidence:
+                                    [{sequence: newest group, ptsMillis: window end, answer, logprob}], atMillis, error}
+                  --alert-every D   check the alerts after each D of video time (default the --narrate period, or 2s with
+                                    --narrate off); the first group is checked
+                  --alert-agree K, --alert-debounce D, --alert-min-interval D, --alert-max-interval D
+                                    the alerts' policy, as in caption --alert (docs/pipeline.md "Alerts")""";
     }
 
     @Override public int run(List<String> argv) throws Exception {
