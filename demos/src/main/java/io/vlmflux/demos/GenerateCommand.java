@@ -163,8 +163,13 @@ public final class GenerateCommand implements Command {
             // Ctrl-C / SIGTERM: stop at the next step, then let this thread report what was generated before the JVM exits
             AtomicBoolean interrupted = new AtomicBoolean();
             CountDownLatch reported = new CountDownLatch(1);
+            CountDownLatch signalled = new CountDownLatch(1);
+            // test hook (GenerateInterruptTest): after this many tokens, wait for the signal, so that it lands mid-generation
+            // however loaded the machine is; unset (0) in normal use
+            int holdAfter = Integer.getInteger("vlmflux.test.generate.holdForSignalAfterTokens", 0);
             Thread hook = new Thread(() -> {
                 interrupted.set(true);
+                signalled.countDown();
                 try { reported.await(10, TimeUnit.SECONDS); } catch (InterruptedException ignored) { Thread.currentThread().interrupt(); }
             }, "vlmflux-generate-interrupt");
             Runtime.getRuntime().addShutdownHook(hook);
@@ -183,6 +188,9 @@ public final class GenerateCommand implements Command {
                             if (e.finishReason() != null) finish[0] = e.finishReason();
                             generated.append(e.textDelta());
                             if (!json && !e.textDelta().isEmpty()) { out.print(e.textDelta()); out.flush(); }
+                            if (holdAfter > 0 && tokens.size() == holdAfter && e.finishReason() == null) {
+                                try { signalled.await(120, TimeUnit.SECONDS); } catch (InterruptedException ie) { Thread.currentThread().interrupt(); }
+                            }
                         })
                         .blockLast();
                 // a cancelled stream frees its KV cache after the step in flight; wait for that before the decoder closes

@@ -3,6 +3,11 @@ package io.vlmflux.demos;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.vlmflux.llm.Backend;
+import io.vlmflux.llm.constrain.ConstraintException;
+import io.vlmflux.llm.constrain.ConstraintSpec;
+import io.vlmflux.llm.constrain.TokenControls;
+import io.vlmflux.pipeline.caption.Alert;
+import io.vlmflux.pipeline.watch.Event;
 import io.vlmflux.llm.runtime.LiveSession;
 import io.vlmflux.llm.runtime.RuntimeOptions;
 import io.vlmflux.llm.runtime.VlmRuntime;
@@ -30,8 +35,9 @@ import java.util.Set;
 public final class WatchCommand implements Command {
     static final String DEFAULT_SOURCE = "test:ball";
     private static final Set<String> VALUED = Set.of("source", "model", "fps", "window", "narrate", "prompt", "system", "max-tokens", "backend",
-            "device", "duration", "eviction", "queue");
-    private static final Set<String> FLAGS = Set.of("json", "keep-dialogue");
+            "device", "duration", "eviction", "queue", "json-schema", "regex", "choice", "grammar", "alert", "alert-agree", "alert-debounce",
+            "alert-min-interval", "alert-max-interval", "alert-every");
+    private static final Set<String> FLAGS = Set.of("json", "keep-dialogue", "logprobs");
 
     private final InputStream in;
     private final PrintStream out;
@@ -61,7 +67,21 @@ public final class WatchCommand implements Command {
                   --keep-dialogue   keep questions and answers in the cache as dialogue memory (evicted with the window)
                   --eviction        slide (default: cut evicted groups out of the cache) or reprefill (exact, recompute the window)
                   --queue N         groups queued while an answer runs, then newest wins (default 4 for live sources; files: lossless)
-                  --duration D      stop after D (e.g. 60s); default: until the source ends or Ctrl-C""";
+                  --duration D      stop after D (e.g. 60s); default: until the source ends or Ctrl-C
+                  --json-schema F, --regex RE, --choice A,B,C, --grammar F
+                                    constrain every answer to a typed question AND every narration (at most one; as in
+                                    caption/generate). Alerts carry their own answers ("Q? A|B", "Q? /RE/") instead.
+                  --logprobs        each answer/narration's log-probability (sum over its tokens): "logprob" in --json, p=
+                                    in text
+                  --alert "Q? A|B"  also ask Q over the window every --alert-every (answer one of A, B, ...; "Q? /RE/": a regex;
+                                    "Q?": free text; repeatable, asked one after the other) and print an event when the
+                                    answer changes: text lines, or with --json {event: alert, watch, source, kind:
+                                    changed|repeated|stalled|error, answer, previous, logprob, confidence, evidence:
+                                    [{sequence: newest group, ptsMillis: window end, answer, logprob}], atMillis, error}
+                  --alert-every D   check the alerts after each D of video time (default the --narrate period, or 2s with
+                                    --narrate off); the first group is checked
+                  --alert-agree K, --alert-debounce D, --alert-min-interval D, --alert-max-interval D
+                                    the alerts' policy, as in caption --alert (docs/pipeline.md "Alerts")""";
     }
 
     @Override public int run(List<String> argv) throws Exception {
@@ -96,17 +116,60 @@ public final class WatchCommand implements Command {
         int queue = a.getInt("queue", source.isLive() ? 4 : 0);
         if (queue < 0) throw new UsageException("--queue must be >= 0");
         boolean json = a.flag("json");
+        boolean logprobs = a.flag("logprobs");
+        ConstraintSpec constraint = ConstraintFlags.spec(a);
+        List<Alert> alerts = AlertMode.alerts(a, null);
+        if (a.has("alert-every") && alerts.isEmpty()) throw new UsageException("--alert-every needs --alert");
+        Duration alertEvery = a.has("alert-every") ? a.getDuration("alert-every") : narrate != null ? narrate : Duration.ofSeconds(2);
+        if (alertEvery.isZero() || alertEvery.isNegative()) throw new UsageException("--alert-every must be positive");
         ObjectMapper mapper = new ObjectMapper();
         try (VlmRuntime rt = VlmRuntime.load(modelDir, RuntimeOptions.defaults().withBackend(backend).withDevice(device))) {
+            TokenControls controls;
+            try {
+                controls = rt.controls(constraint, logprobs ? 1 : 0);   // compiled now: a bad pattern or schema names the flag
+            } catch (ConstraintException e) {
+                throw new UsageException("--" + ConstraintFlags.NAMES.stream().filter(a::has).findFirst().orElse("constraint") + ": " + e.getMessage());
+            }
+            if (!alerts.isEmpty()) AlertMode.check(rt, alerts);
             LiveSession.Options so = LiveSession.Options.defaults().withFps(fps).withWindow(window).withMaxAnswerTokens(maxTokens)
                     .withKeepDialogue(a.flag("keep-dialogue")).withEviction(eviction).withSystemPrompt(a.get("system"));
-            LiveVideo live = LiveVideo.on(rt, new LiveVideo.Options(so, narrate, prompt, queue));
+            LiveVideo live = LiveVideo.on(rt, new LiveVideo.Options(so, narrate, prompt, queue)).withControls(controls);
+            if (!alerts.isEmpty()) live = live.withAlerts(alerts, alertEvery);
             System.err.printf(Locale.ROOT, "watching %s with %s on %s: %.3g fps, window %ss%s; type a question and press Enter%n", source.id(),
                     modelDir.getFileName(), rt.backend().wire(), fps, window.toMillis() / 1000.0,
                     narrate == null ? "" : ", narrating every " + narrate.toMillis() / 1000.0 + "s");
-            Flux<LiveVideo.LiveAnswer> answers = live.run(source.frames(), stdinLines());
-            if (duration != null) answers = answers.take(duration);
-            answers.doOnNext(ans -> {
+            if (!alerts.isEmpty())
+                System.err.printf(Locale.ROOT, "%d alert(s) over the window every %ss of video%n", alerts.size(), alertEvery.toMillis() / 1000.0);
+            Flux<LiveVideo.Output> outputs = live.watch(source.frames(), stdinLines());
+            if (duration != null) outputs = outputs.take(duration);
+            outputs.doOnNext(o -> {
+                if (o.event() != null) printEvent(o.event(), json, mapper);
+                else printAnswer(o.answer(), json, logprobs, mapper);
+            }).blockLast();
+        }
+        return 0;
+    }
+
+    private void printEvent(Event e, boolean json, ObjectMapper mapper) {
+        if (json) {
+            ObjectNode o = mapper.createObjectNode();
+            o.put("event", "alert");
+            o.setAll((ObjectNode) mapper.valueToTree(e));
+            out.println(o);
+        } else {
+            StringBuilder sb = new StringBuilder("[alert ").append(e.kind().name().toLowerCase(Locale.ROOT)).append(" | ").append(e.watch()).append("] ");
+            if (e.answer() != null) sb.append(e.answer());
+            if (e.previous() != null) sb.append(" (was ").append(e.previous()).append(')');
+            if (e.error() != null) sb.append(e.error());
+            if (e.confidence() != null) sb.append(String.format(Locale.ROOT, " p=%.3f", e.confidence()));
+            if (!e.evidence().isEmpty() && e.evidence().getLast().ptsMillis() >= 0)
+                sb.append(String.format(Locale.ROOT, " @%.2fs", e.evidence().getLast().ptsMillis() / 1000.0));
+            out.println(sb);
+        }
+        out.flush();
+    }
+
+    private void printAnswer(LiveVideo.LiveAnswer ans, boolean json, boolean logprobs, ObjectMapper mapper) {
                 if (json) {
                     ObjectNode o = mapper.createObjectNode();
                     o.put("kind", ans.kind().name().toLowerCase(Locale.ROOT));
@@ -125,17 +188,16 @@ public final class WatchCommand implements Command {
                     o.put("tokens", ans.tokens());
                     o.put("finish_reason", ans.finishReason() == null ? null : ans.finishReason().wire());
                     o.put("dropped_groups", ans.droppedGroups());
+                    if (logprobs) o.put("logprob", ans.logprob());
                     out.println(o);
                 } else {
                     String span = ans.windowGroups() == 0 ? "[no video yet]"
                             : String.format(Locale.ROOT, "[%.1f–%.1fs]", ans.windowStartPts() / 1e9, ans.windowEndPts() / 1e9);
-                    out.println(ans.kind() == LiveVideo.LiveAnswer.Kind.NARRATION ? span + " " + ans.text()
-                            : span + " Q: " + ans.question() + "\n" + " ".repeat(span.length()) + " A: " + ans.text());
+                    String p = logprobs ? String.format(Locale.ROOT, " (p=%.3f)", Math.exp(ans.logprob())) : "";
+                    out.println(ans.kind() == LiveVideo.LiveAnswer.Kind.NARRATION ? span + " " + ans.text() + p
+                            : span + " Q: " + ans.question() + "\n" + " ".repeat(span.length()) + " A: " + ans.text() + p);
                 }
                 out.flush();
-            }).blockLast();
-        }
-        return 0;
     }
 
     /** Lines typed on stdin, read on a blocking-capable thread; completes at end of input. */

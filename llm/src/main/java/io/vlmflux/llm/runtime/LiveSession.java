@@ -9,6 +9,9 @@ import io.vlmflux.llm.ModelConfig;
 import io.vlmflux.llm.SamplingParams;
 import io.vlmflux.llm.TokenEvent;
 import io.vlmflux.llm.TokenText;
+import io.vlmflux.llm.constrain.LogitsProcessor;
+import io.vlmflux.llm.constrain.Logprobs;
+import io.vlmflux.llm.constrain.TokenControls;
 import io.vlmflux.sources.Frame;
 import reactor.core.publisher.Flux;
 import reactor.core.publisher.Mono;
@@ -307,10 +310,18 @@ public final class LiveSession implements AutoCloseable {
      * the compute thread); at the end, on cancel or on error the question and answer leave the cache (unless
      * {@link Options#keepDialogue()} and the answer finished). One answer at a time per session.
      */
-    public Flux<TokenEvent> ask(String question, int maxTokens) {
+    public Flux<TokenEvent> ask(String question, int maxTokens) { return ask(question, maxTokens, TokenControls.none()); }
+
+    /**
+     * {@link #ask(String, int)} with token controls ({@link VlmRuntime#controls}): a constraint restricts the answer
+     * (it ends where the constraint accepts an end token) and {@code logprobs > 0} puts the chosen token's
+     * log-probability (after bias and mask) on every event. Controls select host sampling (the logits are read back).
+     */
+    public Flux<TokenEvent> ask(String question, int maxTokens, TokenControls controls) {
         if (question == null) throw new IllegalArgumentException("question must not be null");
         if (maxTokens <= 0) throw new IllegalArgumentException("max tokens must be positive, got " + maxTokens);
-        return Flux.<TokenEvent, Answer>generate(() -> begin(question, maxTokens), (a, sink) -> {
+        TokenControls tc = controls == null ? TokenControls.none() : controls;
+        return Flux.<TokenEvent, Answer>generate(() -> begin(question, maxTokens, tc), (a, sink) -> {
                     TokenEvent e = a.step();
                     if (e.isLast()) a.finish(true);   // roll back (or keep) before the subscriber sees completion
                     sink.next(e);
@@ -326,7 +337,7 @@ public final class LiveSession implements AutoCloseable {
      */
     public Mono<float[]> questionLogits(String question) {
         return Mono.fromCallable(() -> {
-            Answer a = begin(question, 1);
+            Answer a = begin(question, 1, TokenControls.none());
             try {
                 return a.firstLogits;
             } finally {
@@ -353,12 +364,12 @@ public final class LiveSession implements AutoCloseable {
     /** The video token each group position holds. */
     public int videoPadToken() { return videoPad; }
 
-    private Answer begin(String question, int maxTokens) {
+    private Answer begin(String question, int maxTokens, TokenControls controls) {
         checkUsable();
         if (answering) throw new IllegalStateException("this live session is already answering a question: one answer at a time");
         ensureStarted();
         int[] q = questionTokens(question);
-        Answer a = new Answer(q, maxTokens);
+        Answer a = new Answer(q, maxTokens, controls);
         answering = true;
         try {
             a.prefill();
@@ -382,9 +393,17 @@ public final class LiveSession implements AutoCloseable {
         final StringBuilder answer = new StringBuilder();
         final List<Integer> answerTokens = new ArrayList<>();
 
-        Answer(int[] question, int maxTokens) {
+        final LogitsProcessor processor;   // null without token controls: device sampling as before
+        final io.vlmflux.llm.sampling.Sampler hostSampler;
+        Logprobs chosenLp;
+        boolean chosenEnds;
+
+        Answer(int[] question, int maxTokens, TokenControls controls) {
             this.question = question;
             this.maxTokens = maxTokens;
+            this.processor = controls.isEmpty() ? null : new LogitsProcessor(controls);
+            this.hostSampler = processor == null ? null
+                    : new io.vlmflux.llm.sampling.Sampler(sampling.withSeed(sampling.seed() + cache.length()), decoder.config().vocabSize());
             this.rollbackLength = cache.length();
             this.rollbackDelta = cache.positionDelta();
             this.rollbackNextFree = nextFree;
@@ -398,7 +417,16 @@ public final class LiveSession implements AutoCloseable {
             firstLogits = decoder.forward(cache, new ForwardInput(question, List.of(), pos), false);
             cache.positionDelta(nextFree - len);   // decode at cache position p uses p + delta on all axes
             nextFree += n;
-            chosen = pick(firstLogits);
+            if (processor == null) chosen = pick(firstLogits);
+            else select(firstLogits.clone());
+        }
+
+        /** Host selection under the controls: bias and mask, sample, log-probability, constraint state. */
+        void select(float[] logits) {
+            processor.apply(logits);
+            chosen = hostSampler.sample(logits);
+            chosenLp = processor.logprobs(logits, chosen);
+            chosenEnds = processor.accept(chosen);
         }
 
         int pick(float[] logits) {
@@ -407,7 +435,8 @@ public final class LiveSession implements AutoCloseable {
 
         TokenEvent step() {
             if (pending >= 0) {
-                chosen = decoder.forwardSample(cache, ForwardInput.tokens(pending), sampling);
+                if (processor == null) chosen = decoder.forwardSample(cache, ForwardInput.tokens(pending), sampling);
+                else select(decoder.forward(cache, ForwardInput.tokens(pending), false));
                 nextFree++;
                 pending = -1;
             }
@@ -415,7 +444,8 @@ public final class LiveSession implements AutoCloseable {
             int index = generated++;
             FinishReason fin = null;
             String delta;
-            if (rt.stopTokens().contains(tok)) {
+            boolean constrained = processor != null && processor.controls().constraint() != null;
+            if (constrained ? chosenEnds : rt.stopTokens().contains(tok)) {
                 fin = FinishReason.STOP;
                 delta = text.flush();
             } else {
@@ -429,7 +459,7 @@ public final class LiveSession implements AutoCloseable {
             }
             answer.append(delta);
             if (fin != null) done = true;
-            return new TokenEvent(tok, delta, index, fin);
+            return new TokenEvent(tok, delta, index, fin, chosenLp);
         }
 
         void finishOnComputeThread(boolean completed) {

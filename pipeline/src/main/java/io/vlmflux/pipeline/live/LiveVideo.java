@@ -4,6 +4,13 @@ import io.vlmflux.llm.FinishReason;
 import io.vlmflux.llm.TokenEvent;
 import io.vlmflux.llm.runtime.LiveSession;
 import io.vlmflux.llm.runtime.VlmRuntime;
+import io.vlmflux.llm.constrain.TokenControls;
+import io.vlmflux.pipeline.caption.Alert;
+import io.vlmflux.pipeline.watch.Answerer;
+import io.vlmflux.pipeline.watch.Event;
+import io.vlmflux.pipeline.watch.Observation;
+import io.vlmflux.pipeline.watch.Watches;
+import io.vlmflux.sources.FrameInfo;
 import io.vlmflux.sources.Frame;
 import reactor.core.publisher.BufferOverflowStrategy;
 import reactor.core.publisher.Flux;
@@ -59,23 +66,57 @@ public final class LiveVideo {
 
     /** One answer or narration. Times in ms; pts in nanoseconds of session time. */
     public record LiveAnswer(Kind kind, String question, String text, FinishReason finishReason, int tokens, long windowStartPts,
-                             long windowEndPts, int windowGroups, double ttftMs, double totalMs, long droppedGroups) {
+                             long windowEndPts, int windowGroups, double ttftMs, double totalMs, long droppedGroups, double logprob) {
         public enum Kind { ANSWER, NARRATION }
+    }
+
+    /** What {@link #watch} emits: an answer or narration, or an alert's event (exactly one is set). */
+    public record Output(LiveAnswer answer, Event event) {
+        public Output {
+            if ((answer == null) == (event == null)) throw new IllegalArgumentException("an output is an answer or an event");
+        }
     }
 
     private final VlmRuntime runtime;
     private final Options options;
+    private final TokenControls controls;   // questions and narration
+    private final List<Alert> alerts;
+    private final Duration alertEvery;
 
-    private LiveVideo(VlmRuntime runtime, Options options) {
+    private LiveVideo(VlmRuntime runtime, Options options, TokenControls controls, List<Alert> alerts, Duration alertEvery) {
         this.runtime = runtime;
         this.options = options;
+        this.controls = controls;
+        this.alerts = alerts;
+        this.alertEvery = alertEvery;
+    }
+
+    /**
+     * This watcher with token controls ({@link VlmRuntime#controls}) on the answers to questions AND the narration: a
+     * constraint shapes both, {@code logprobs > 0} fills {@link LiveAnswer#logprob()}. Null: none.
+     */
+    public LiveVideo withControls(TokenControls c) {
+        return new LiveVideo(runtime, options, c == null ? TokenControls.none() : c, alerts, alertEvery);
+    }
+
+    /**
+     * This watcher with alerts for {@link #watch}: after an appended group whose end is at least {@code every} of video
+     * time after the last check (the first group too), every alert's question is asked over the window
+     * ({@link LiveWindowAnswerer}) and the watch operator turns the answers into {@link Event}s by each alert's policy.
+     * Video time, not wall-clock time: a file or non-live source is checked at the same points however fast it runs.
+     */
+    public LiveVideo withAlerts(List<Alert> list, Duration every) {
+        if (list == null || list.isEmpty()) throw new IllegalArgumentException("at least one alert is needed");
+        if (every == null || every.isZero() || every.isNegative()) throw new IllegalArgumentException("alert period must be positive, got " + every);
+        new LiveWindowAnswerer(runtime, list);   // compiles the constraints now: a bad one fails here
+        return new LiveVideo(runtime, options, controls, List.copyOf(list), every);
     }
 
     /** A live watcher of one source on {@code runtime}. */
     public static LiveVideo on(VlmRuntime runtime, Options options) {
         if (runtime == null || options == null) throw new IllegalArgumentException("live video needs a runtime and options");
         if (!runtime.hasVision()) throw new IllegalArgumentException(runtime.dir() + " is a text-only model: it cannot watch video");
-        return new LiveVideo(runtime, options);
+        return new LiveVideo(runtime, options, TokenControls.none(), List.of(), null);
     }
 
     public Options options() { return options; }
@@ -91,9 +132,43 @@ public final class LiveVideo {
 
     /** {@link #run(Flux, Flux)} reporting each appended group to {@code onAppend} (nullable; called on the compute thread). */
     public Flux<LiveAnswer> run(Flux<Frame> frames, Flux<String> questions, java.util.function.Consumer<LiveSession.Appended> onAppend) {
+        return run(frames, questions, onAppend, null);
+    }
+
+    /**
+     * {@link #run(Flux, Flux)} plus the events of the alerts of {@link #withAlerts} (none: just the answers). The checks
+     * run on the session between appends, serialized with questions and narration. Completion: after the frames, the
+     * watch operator emits a change it held back, then the stream completes.
+     */
+    public Flux<Output> watch(Flux<Frame> frames, Flux<String> questions) {
+        if (alerts.isEmpty()) return run(frames, questions).map(a -> new Output(a, null));
+        return Flux.defer(() -> {
+            LiveWindowAnswerer answerer = new LiveWindowAnswerer(runtime, alerts);
+            Sinks.Many<Pending> checks = Sinks.many().unicast().onBackpressureBuffer();
+            Answerer<Pending> gated = new Answerer<>() {   // the window's answers, then the session goes on
+                @Override public List<FrameInfo> frames(Pending p) { return answerer.frames(p.check()); }
+                @Override public Mono<List<Observation>> answer(Pending p) {
+                    return answerer.answer(p.check()).doFinally(s -> p.done().tryEmitEmpty());
+                }
+            };
+            Flux<Output> events = checks.asFlux().transform(Watches.operator(alerts.stream().map(Alert::watch).toList(), gated))
+                    .map(e -> new Output(null, e));
+            Flux<Output> answers = run(frames, questions, null, c -> {
+                Pending p = new Pending(c, Sinks.empty());
+                return checks.tryEmitNext(p).isFailure() ? Mono.<Void>empty() : p.done().asMono();
+            }).map(a -> new Output(a, null)).doFinally(s -> checks.tryEmitComplete());
+            return Flux.merge(answers, events);
+        });
+    }
+
+    private record Pending(LiveWindowAnswerer.Check check, Sinks.Empty<Void> done) {}
+
+    private Flux<LiveAnswer> run(Flux<Frame> frames, Flux<String> questions, java.util.function.Consumer<LiveSession.Appended> onAppend,
+                                 java.util.function.Function<LiveWindowAnswerer.Check, Mono<Void>> check) {
         return Flux.defer(() -> {
             LiveSession session = LiveSession.open(runtime, options.session());
             AtomicLong dropped = new AtomicLong();
+            AtomicLong lastCheck = new AtomicLong(Long.MIN_VALUE);
             Sinks.Empty<Void> framesDone = Sinks.empty();
             long interval = Math.round(1e9 / options.session().fps());
             Flux<Work> groups = frames
@@ -113,7 +188,7 @@ public final class LiveVideo {
             // questions first, then narration ticks, then groups: a plain merge resumes at the source it served last,
             // so a session that always has a group waiting would starve the questions
             return Flux.mergePriority(1, java.util.Comparator.comparingInt(LiveVideo::priority), asks, ticks, groups)
-                    .concatMap(w -> execute(session, w, dropped, onAppend), 0)
+                    .concatMap(w -> execute(session, w, dropped, onAppend, check, lastCheck), 0)
                     .doFinally(s -> session.close())
                     .doOnDiscard(Append.class, Append::close)
                     .doOnDiscard(Frame.class, Frame::close);
@@ -128,9 +203,21 @@ public final class LiveVideo {
         };
     }
 
-    private Flux<LiveAnswer> execute(LiveSession session, Work w, AtomicLong dropped, java.util.function.Consumer<LiveSession.Appended> onAppend) {
+    private Flux<LiveAnswer> execute(LiveSession session, Work w, AtomicLong dropped, java.util.function.Consumer<LiveSession.Appended> onAppend,
+                                     java.util.function.Function<LiveWindowAnswerer.Check, Mono<Void>> check, AtomicLong lastCheck) {
         return switch (w) {
-            case Append a -> session.append(a.frames()).doOnNext(x -> { if (onAppend != null) onAppend.accept(x); }).thenMany(Flux.empty());
+            case Append a -> {
+                String sourceId = a.frames().isEmpty() ? "live" : a.frames().getFirst().sourceId();
+                yield session.append(a.frames()).doOnNext(x -> { if (onAppend != null) onAppend.accept(x); })
+                        .flatMap(x -> {
+                            if (check == null) return Mono.<Void>empty();
+                            LiveSession.Window win = session.window();
+                            long last = lastCheck.get();
+                            if (last != Long.MIN_VALUE && win.endPts() - last < alertEvery.toNanos()) return Mono.<Void>empty();
+                            lastCheck.set(win.endPts());
+                            return check.apply(new LiveWindowAnswerer.Check(session, win, sourceId == null ? "live" : sourceId));
+                        }).thenMany(Flux.empty());
+            }
             case Ask q -> answer(session, LiveAnswer.Kind.ANSWER, q.question(), dropped).flux();
             case Tick t -> session.window().groups() == 0 ? Flux.empty()
                     : answer(session, LiveAnswer.Kind.NARRATION, options.narratePrompt(), dropped).flux();
@@ -145,15 +232,17 @@ public final class LiveVideo {
             StringBuilder text = new StringBuilder();
             FinishReason[] fin = {null};
             int[] n = {0};
-            return session.ask(question)
+            double[] logprob = {controls.logprobs() > 0 ? 0 : Double.NaN};
+            return session.ask(question, options.session().maxAnswerTokens(), controls)
                     .doOnNext((TokenEvent e) -> {
                         if (first[0] < 0) first[0] = System.nanoTime();
+                        if (e.logprobs() != null) logprob[0] += e.logprobs().chosen();
                         text.append(e.textDelta());
                         if (e.finishReason() != FinishReason.STOP) n[0]++;
                         if (e.isLast()) fin[0] = e.finishReason();
                     })
                     .then(Mono.fromSupplier(() -> new LiveAnswer(kind, question, text.toString().strip(), fin[0], n[0], win.startPts(), win.endPts(),
-                            win.groups(), (first[0] - t0) / 1e6, (System.nanoTime() - t0) / 1e6, dropped.get())));
+                            win.groups(), (first[0] - t0) / 1e6, (System.nanoTime() - t0) / 1e6, dropped.get(), logprob[0])));
         });
     }
 
