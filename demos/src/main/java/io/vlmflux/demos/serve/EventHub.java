@@ -76,12 +76,15 @@ public final class EventHub implements StreamEventSink {
     /** The events from now on, with the per-subscriber bound described above. Completes when the hub is closed. */
     public Flux<Event> subscribe() {
         return Flux.defer(() -> {
-            AtomicLong lost = new AtomicLong();
+            // the gap is computed from the seqs this subscriber actually gets: a count kept by the overflow callback
+            // (publisher's thread) could include drops of events newer than the one being emitted (drain thread)
+            AtomicLong last = new AtomicLong(-1);
             return sink.asFlux()
-                    .onBackpressureBuffer(capacity, e -> { lost.incrementAndGet(); dropped.incrementAndGet(); }, BufferOverflowStrategy.DROP_OLDEST)
+                    .onBackpressureBuffer(capacity, e -> dropped.incrementAndGet(), BufferOverflowStrategy.DROP_OLDEST)
                     .concatMapIterable(e -> {
-                        long n = lost.getAndSet(0);
-                        return n == 0 ? List.of(e) : List.of(droppedEvent(n), e);
+                        long prev = last.getAndSet(e.seq());
+                        long gap = prev < 0 ? 0 : e.seq() - prev - 1;
+                        return gap <= 0 ? List.of(e) : List.of(droppedEvent(gap), e);
                     }, 1)
                     .doOnSubscribe(s -> subscribers.incrementAndGet())
                     .doFinally(s -> subscribers.decrementAndGet());
