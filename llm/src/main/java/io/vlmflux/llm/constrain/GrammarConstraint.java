@@ -2,7 +2,6 @@ package io.vlmflux.llm.constrain;
 
 import java.util.Arrays;
 import java.util.BitSet;
-import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * A {@link Pushdown} lifted to the tokens of one {@link TokenVocabulary} (the adaptive token-mask idea of xgrammar).
@@ -18,30 +17,19 @@ import java.util.concurrent.ConcurrentHashMap;
  * revisited configuration costs a lookup and a new one costs a union plus a walk over its (usually few)
  * context-dependent tokens, not a vocabulary scan. Thread-safe.
  */
-final class GrammarConstraint implements Constraint {
+final class GrammarConstraint extends RowConstraint {
     private final Pushdown pd;
-    private final TokenVocabulary vocab;
-    private final int[] endTokens;
     private final BitSet[] accepted;     // per frame, lazily
     private final int[][] dependent;     // per frame: sorted-vocabulary positions, ascending
-    private final ConcurrentHashMap<Integer, BitSet> rows = new ConcurrentHashMap<>();
-    private final ConcurrentHashMap<BitSet, BitSet> distinct = new ConcurrentHashMap<>();
-    private final java.util.Map<BitSet, long[]> words = java.util.Collections.synchronizedMap(new java.util.IdentityHashMap<>());
 
     GrammarConstraint(Pushdown pd, TokenVocabulary vocab, int[] endTokens) {
+        super(vocab, endTokens);
         this.pd = pd;
-        this.vocab = vocab;
-        this.endTokens = endTokens.clone();
-        Arrays.sort(this.endTokens);
         accepted = new BitSet[pd.frames];
         dependent = new int[pd.frames][];
     }
 
     Pushdown pushdown() { return pd; }
-
-    int visitedStates() { return rows.size(); }
-
-    int distinctRows() { return distinct.size(); }
 
     /** Frames classified so far, and their context-dependent tokens in total. */
     synchronized long[] frameStats() {
@@ -52,57 +40,13 @@ final class GrammarConstraint implements Constraint {
 
     @Override public int start() { return pd.start(); }
 
-    @Override public boolean accepts(int state) { return pd.accepts(check(state)); }
+    @Override int states() { return pd.configs(); }
 
-    @Override public boolean isEnd(int token) { return Arrays.binarySearch(endTokens, token) >= 0; }
+    @Override boolean acceptsState(int state) { return pd.accepts(state); }
 
-    @Override public BitSet allowed(int state) { return (BitSet) row(state).clone(); }
+    @Override int walkBytes(int state, byte[] bytes) { return pd.walk(state, bytes); }
 
-    @Override public long[] allowedWords(int state, int vocabSize) {
-        BitSet r = row(state);
-        int n = (vocabSize + 63) / 64;
-        long[] w = words.get(r);
-        if (w == null || w.length != n) {
-            w = Arrays.copyOf(r.toLongArray(), n);
-            words.put(r, w);
-        }
-        return w;
-    }
-
-    @Override public void mask(int state, float[] logits) {
-        BitSet a = row(state);
-        for (int i = a.nextClearBit(0); i < logits.length; i = a.nextClearBit(i + 1)) logits[i] = Float.NEGATIVE_INFINITY;
-    }
-
-    @Override public int advance(int state, int token) {
-        check(state);
-        if (isEnd(token)) {
-            if (!pd.accepts(state)) throw new IllegalArgumentException("end token " + token + " is not allowed in state " + state + ": the output is incomplete");
-            return state;
-        }
-        byte[] b = token >= 0 && token < vocab.size ? vocab.bytes[token] : null;
-        int next = b == null ? Pushdown.DEAD : pd.walk(state, b);
-        if (next == Pushdown.DEAD) throw new IllegalArgumentException("token " + token + " is not allowed in constraint state " + state);
-        return next;
-    }
-
-    private int check(int state) {
-        if (state < 0 || state >= pd.configs()) throw new IllegalArgumentException("constraint state " + state + " out of range [0, " + pd.configs() + ")");
-        return state;
-    }
-
-    private BitSet row(int state) {
-        BitSet r = rows.get(check(state));
-        if (r == null) {
-            BitSet fresh = compute(state);
-            BitSet shared = distinct.putIfAbsent(fresh, fresh);
-            r = shared == null ? fresh : shared;
-            rows.putIfAbsent(state, r);
-        }
-        return r;
-    }
-
-    private BitSet compute(int config) {
+    @Override BitSet compute(int config) {
         int[] tops = pd.topFrames(config);
         BitSet allowed = new BitSet(vocab.size);
         int[][] deps = new int[tops.length][];
