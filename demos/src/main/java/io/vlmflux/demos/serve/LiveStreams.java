@@ -61,6 +61,8 @@ import java.util.concurrent.atomic.AtomicInteger;
 public final class LiveStreams implements ChatServer.Routes, AutoCloseable {
     private static final System.Logger LOG = System.getLogger("vlmflux.serve");
     static final int MAX_QUESTION_BODY = 16 * 1024;
+    /** How much of an oversized question body is read and dropped before the 413 (then the connection is closed). */
+    static final int DRAIN_BYTES = 1 << 20;
     static final int MAX_QUESTION_CHARS = 2000;
     static final Duration HEARTBEAT = Duration.ofSeconds(15);
     static final String BOUNDARY = "vlmflux-view-frame";
@@ -366,8 +368,12 @@ public final class LiveStreams implements ChatServer.Routes, AutoCloseable {
             try { n = Long.parseLong(length.trim()); } catch (NumberFormatException e) { n = -1; }
             if (n > MAX_QUESTION_BODY) {
                 res.keepAlive(false);
-                throw new ApiException(413, "invalid_request_error", "the question body is " + n + " bytes; at most " + MAX_QUESTION_BODY + " are accepted",
+                ApiException e = new ApiException(413, "invalid_request_error", "the question body is " + n + " bytes; at most " + MAX_QUESTION_BODY + " are accepted",
                         null, "request_too_large");
+                if (n > MAX_QUESTION_BODY + DRAIN_BYTES) throw e;
+                // read what the client is sending (bounded) before answering: closing on unread data resets the
+                // connection, and the client would see that instead of the 413
+                return req.receive().then().timeout(options.timeout()).onErrorResume(x -> Mono.empty()).then(Mono.defer(() -> sendError(res, e)));
             }
         }
         if (!questions.tryAcquire()) {
@@ -391,15 +397,22 @@ public final class LiveStreams implements ChatServer.Routes, AutoCloseable {
                 .reduceWith(ByteArrayOutputStream::new, (out, buf) -> {
                     int n = buf.readableBytes();
                     total[0] += n;
-                    if (total[0] > MAX_QUESTION_BODY)
-                        throw new ApiException(413, "invalid_request_error", "the question body is over " + MAX_QUESTION_BODY + " bytes", null, "request_too_large");
+                    if (total[0] > MAX_QUESTION_BODY + DRAIN_BYTES) throw questionTooLarge();
+                    if (total[0] > MAX_QUESTION_BODY) return out;   // read and dropped (bounded): the client then reads the 413
                     byte[] b = new byte[n];
                     buf.getBytes(buf.readerIndex(), b);
                     out.write(b, 0, n);
                     return out;
                 })
-                .map(ByteArrayOutputStream::toByteArray)
+                .map(out -> {
+                    if (total[0] > MAX_QUESTION_BODY) throw questionTooLarge();
+                    return out.toByteArray();
+                })
                 .defaultIfEmpty(new byte[0]);
+    }
+
+    private static ApiException questionTooLarge() {
+        return new ApiException(413, "invalid_request_error", "the question body is over " + MAX_QUESTION_BODY + " bytes", null, "request_too_large");
     }
 
     private Question parseQuestion(byte[] body) {
