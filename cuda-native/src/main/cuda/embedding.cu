@@ -46,3 +46,14 @@ extern "C" __global__ void vf_splice_rows_bf16(float* __restrict__ dst, const bf
     const bf16_t* s = src + (long long)r * hidden;
     for (int i = threadIdx.x; i < hidden; i += blockDim.x) d[i] = bf2f(s[i]);
 }
+
+// dst[dstRow0 + r, :] += src[r, :] for r < rows (DeepStack, Qwen3-VL: a vision feature added to the hidden states
+// at the image positions after an early decoder layer). grid (rows), block 256.
+extern "C" __global__ void vf_add_rows_f32(float* __restrict__ dst, const float* __restrict__ src,
+                                           int dstRow0, int rows, int hidden) {
+    const int r = blockIdx.x;
+    if (r >= rows) return;
+    float* d = dst + (long long)(dstRow0 + r) * hidden;
+    const float* s = src + (long long)r * hidden;
+    for (int i = threadIdx.x; i < hidden; i += blockDim.x) d[i] += s[i];
+}

@@ -5,12 +5,25 @@
 // llama3 scaling included) and in which position component a frequency index uses:
 //   frequency j in [0, sec1) uses pos[0*posStride + t], [sec1, sec2) uses pos[1*posStride + t], [sec2, hd/2) pos[2*..].
 // Plain RoPE passes posStride = 0 (all three components are the same row).
+// Interleaved M-RoPE (Qwen3-VL, transformers' apply_interleaved_mrope) is encoded by negative sections:
+//   sec1 = -1 - 3*section[1], sec2 = -1 - 3*section[2]; frequency j uses h (1) when j % 3 == 1 && j < 3*section[1],
+//   w (2) when j % 3 == 2 && j < 3*section[2], t (0) otherwise (see vf_rope_axis).
 //
 // Cache layout per layer: K and V each bf16 [kvHeads, maxSeq, hd]; token t is written at slot cacheStart[0] + t.
 // cacheStart lives in device memory so a captured decode graph serves every step.
 #include "common.cuh"
 
 #define VF_ROPE_MAXP 4   // pairs per lane: hd <= 2 * 32 * 4 = 256
+
+// Which position component (t 0, h 1, w 2) frequency j uses: contiguous sections when sec1 >= 0, interleaved
+// (encoded as above) when sec1 < 0.
+__device__ __forceinline__ int vf_rope_axis(int j, int sec1, int sec2) {
+    if (sec1 >= 0) return j < sec1 ? 0 : (j < sec2 ? 1 : 2);
+    const int m = j % 3;
+    if (m == 1 && j < -1 - sec1) return 1;
+    if (m == 2 && j < -1 - sec2) return 2;
+    return 0;
+}
 
 // grid (n, ceil((nq + nkv) / 4)), block 128: one warp per head of one token.
 // q/k/v rows of token t start at q + t*qStride etc. (strides in elements; lets q,k,v be one fused projection).
@@ -61,7 +74,7 @@ vf_rope_qkv(float* __restrict__ qOut, bf16_t* __restrict__ kCache, bf16_t* __res
                 a = a * scale * bf2f(nw[j]);
                 b = b * scale * bf2f(nw[j + half]);
             }
-            const int c = j < sec1 ? 0 : (j < sec2 ? 1 : 2);
+            const int c = vf_rope_axis(j, sec1, sec2);
             const float ang = (float)pos[c * posStride + t] * invFreq[j];
             float s, co;
             sincosf(ang, &s, &co);
@@ -137,7 +150,7 @@ vf_rope_qkv_rows(float* __restrict__ qOut, const unsigned long long* __restrict_
                 a = a * scale * bf2f(nw[j]);
                 b = b * scale * bf2f(nw[j + half]);
             }
-            const int c = j < sec1 ? 0 : (j < sec2 ? 1 : 2);
+            const int c = vf_rope_axis(j, sec1, sec2);
             const float ang = (float)row[c] * invFreq[j];
             float s, co;
             sincosf(ang, &s, &co);

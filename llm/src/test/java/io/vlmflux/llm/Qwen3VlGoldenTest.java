@@ -120,11 +120,6 @@ class Qwen3VlGoldenTest {
         assertArrayEquals(new int[] {0, 0, 0, 0, 1, 2}, TextModelSpec.mropeAxes(new int[] {4, 1, 1}, 6, false));
     }
 
-    @Test void cudaIsRefusedClearly() {
-        var e = assertThrows(UnsupportedOperationException.class, () -> Models.load(Fixtures.dir(MODEL), "config.json", Backend.CUDA, null, null));
-        assertTrue(e.getMessage().contains("runs on the cpu backend for now") && e.getMessage().contains("config.json"), e.getMessage());
-    }
-
     @Test void deepstackRowsOfTheWrongSizeOrTooManyAreRefused() throws Exception {
         var e = assertThrows(IllegalArgumentException.class, () -> new EmbeddingSpan(0, 2, 4, new SpanRows.Host(new float[8]), 1, 2, 4, 1L, 0,
                 List.of(new float[7])));

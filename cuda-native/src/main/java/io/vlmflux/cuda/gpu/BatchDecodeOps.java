@@ -34,8 +34,7 @@ public final class BatchDecodeOps implements AutoCloseable {
                             DeviceBuffer invFreq, int n, int nq, int nkv, int hd, DeviceBuffer qNorm, DeviceBuffer kNorm, float eps) {
         check("ropeQkvRows", n, layer, layers, rows, kv);
         if (hd <= 0 || hd > 256 || hd % 2 != 0) throw new IllegalArgumentException("ropeQkvRows: head dim " + hd + " (even, <= 256)");
-        if (sec1 < 0 || sec1 > sec2 || sec2 > hd / 2)
-            throw new IllegalArgumentException("ropeQkvRows: sections " + sec1 + ", " + sec2 + " outside [0, " + hd / 2 + "]");
+        GpuOps.checkSections("ropeQkvRows", sec1, sec2, hd);
         if (qStride < nq * hd || kStride < nkv * hd || vStride < nkv * hd)
             throw new IllegalArgumentException("ropeQkvRows: row strides " + qStride + "/" + kStride + "/" + vStride + " smaller than the heads");
         qOut.require(4L * n * nq * hd, "ropeQkvRows", "qOut fp32 [n, nq, hd]");

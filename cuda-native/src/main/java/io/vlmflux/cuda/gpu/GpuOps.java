@@ -97,6 +97,16 @@ public final class GpuOps implements AutoCloseable {
                 a.reset().ptr(dst).ptr(src).i32(row0).i32(rows).i32(hidden));
     }
 
+    /** dst fp32 rows [row0, row0 + rows) += src fp32 rows [rows, hidden] (DeepStack features, Qwen3-VL). */
+    public void addRows(DeviceBuffer dst, int dstRows, DeviceBuffer src, int row0, int rows, int hidden) {
+        positive("addRows", rows, hidden);
+        if (row0 < 0 || row0 + rows > dstRows)
+            throw new IllegalArgumentException("addRows: rows [" + row0 + ", " + (row0 + rows) + ") outside " + dstRows + " rows");
+        dst.require(4L * dstRows * hidden, "addRows", "dst fp32 [rows, hidden]");
+        src.require(4L * rows * hidden, "addRows", "src fp32 [rows, hidden]");
+        k.launch("vf_add_rows_f32", rows, 1, 1, 256, 0, stream, a.reset().ptr(dst).ptr(src).i32(row0).i32(rows).i32(hidden));
+    }
+
     // ---- norms / elementwise ----
 
     /** If delta != null: x += delta (in place). Then out bf16 = rmsnorm(x) * w. x fp32 [rows, hidden], w bf16 [hidden]. */
@@ -298,7 +308,8 @@ public final class GpuOps implements AutoCloseable {
      *
      * @param q         fp32, token t's heads at q + t*qStride (elements); same for k, v
      * @param pos       int32 device positions: component c of token t at pos[c*posStride + t] (posStride 0: plain)
-     * @param sec1      first frequency index using component 1 (M-RoPE); headDim/2 for plain RoPE
+     * @param sec1      first frequency index using component 1 (M-RoPE); headDim/2 for plain RoPE; negative for
+     *                  interleaved M-RoPE (see {@link #interleavedSections})
      * @param sec2      first frequency index using component 2; headDim/2 for plain RoPE
      * @param invFreq   fp32 [headDim/2] (see {@link Rope})
      * @param cacheStart int32 device scalar: cache slot of token 0
@@ -310,8 +321,7 @@ public final class GpuOps implements AutoCloseable {
                         int n, AttnShape s, DeviceBuffer qNorm, DeviceBuffer kNorm, float eps) {
         positive("ropeQkv", n);
         int hd = s.headDim();
-        if (sec1 < 0 || sec1 > sec2 || sec2 > hd / 2)
-            throw new IllegalArgumentException("ropeQkv: sections " + sec1 + ", " + sec2 + " outside [0, " + hd / 2 + "]");
+        checkSections("ropeQkv", sec1, sec2, hd);
         if (qStride < s.nq() * hd || kStride < s.nkv() * hd || vStride < s.nkv() * hd)
             throw new IllegalArgumentException("ropeQkv: row strides " + qStride + "/" + kStride + "/" + vStride + " smaller than the heads");
         qOut.require(4L * n * s.nq() * hd, "ropeQkv", "qOut fp32 [n, nq, hd]");
@@ -329,6 +339,29 @@ public final class GpuOps implements AutoCloseable {
                 a.reset().ptr(qOut).ptr(kCache).ptr(vCache).ptr(q).ptr(kk).ptr(v).i32(qStride).i32(kStride).i32(vStride)
                         .ptr(pos).i32(posStride).i32(sec1).i32(sec2).ptr(invFreq).ptr(cacheStart)
                         .i32(n).i32(s.nq()).i32(s.nkv()).i32(hd).i32(s.maxSeq()).ptr(qNorm).ptr(kNorm).f32(eps));
+    }
+
+    /**
+     * The {sec1, sec2} that make the rope kernels use interleaved M-RoPE (Qwen3-VL, transformers'
+     * {@code apply_interleaved_mrope}) for {@code mrope_section} {t, h, w}: frequency j uses h when
+     * {@code j % 3 == 1 && j < 3*h}, w when {@code j % 3 == 2 && j < 3*w}, t otherwise. Encoded as
+     * {@code {-1 - 3*h, -1 - 3*w}} (negative: contiguous sections are never negative).
+     */
+    public static int[] interleavedSections(int[] section) {
+        if (section == null || section.length != 3 || section[0] < 0 || section[1] < 0 || section[2] < 0)
+            throw new IllegalArgumentException("interleaved M-RoPE needs mrope_section {t, h, w} >= 0, got " + java.util.Arrays.toString(section));
+        return new int[] {-1 - 3 * section[1], -1 - 3 * section[2]};
+    }
+
+    /** Checks rope sections: contiguous {@code 0 <= sec1 <= sec2 <= hd/2}, or interleaved (both negative). */
+    static void checkSections(String op, int sec1, int sec2, int hd) {
+        if (sec1 < 0 || sec2 < 0) {
+            if (sec1 >= 0 || sec2 >= 0)
+                throw new IllegalArgumentException(op + ": interleaved M-RoPE needs both sections negative (interleavedSections), got " + sec1 + ", " + sec2);
+            return;
+        }
+        if (sec1 > sec2 || sec2 > hd / 2)
+            throw new IllegalArgumentException(op + ": sections " + sec1 + ", " + sec2 + " outside [0, " + hd / 2 + "]");
     }
 
     // ---- attention ----

@@ -79,6 +79,9 @@ public final class CudaDecoder implements Decoder {
     private final Layer[] layers;
     // activations [chunk, ...]
     private final DeviceBuffer x, xn, qkv, qr, att, gu, act, stage, ids, pos, start, logits, argmaxWs, outId, counter;
+    /** DeepStack rows of the current prefill chunk (Qwen3-VL), allocated on first use; null before. */
+    private io.vlmflux.cuda.gpu.DeviceArena deepArena;
+    private DeviceBuffer deepRows;
     // decode scalars: [0..2] rope position t/h/w, [3] cache slot, [4] kv length, [5] token id
     private final DeviceBuffer step, stepPos, stepStart, stepLen, stepId, decodeWs;
     // batched decode (several caches, one pass over the weights): per row the same 8 scalars as `step`, then the ids
@@ -148,7 +151,10 @@ public final class CudaDecoder implements Decoder {
         else if (!tuning.batchGraphs())
             batchGraphOffReason = "disabled (-Dvlmflux.cuda.batchGraphs=false)";
         int[] sec = c.rope().mropeSection();
-        if (spec.mrope() && sec != null) { sec1 = sec[0]; sec2 = sec[0] + sec[1]; }
+        if (spec.mrope() && sec != null && spec.mropeInterleaved()) {   // Qwen3-VL: t,h,w,t,h,w,... (as TextModelSpec.mropeAxes)
+            int[] il = GpuOps.interleavedSections(sec);
+            sec1 = il[0]; sec2 = il[1];
+        } else if (spec.mrope() && sec != null) { sec1 = sec[0]; sec2 = sec[0] + sec[1]; }
         else { sec1 = hd / 2; sec2 = hd / 2; }
 
         // ---- plan the arena: weights then activations, each rounded to 256 bytes
@@ -789,9 +795,15 @@ public final class CudaDecoder implements Decoder {
         for (int t = 0; t < n; t++)
             if (tokens[t] < 0 || tokens[t] >= V)
                 throw new IllegalArgumentException("token id " + tokens[t] + " at position " + (s0 + t) + " outside vocab [0, " + V + ")");
-        for (EmbeddingSpan sp : in.spans()) if (sp.hasDeepstack()) throw new UnsupportedOperationException("embedding span at " + sp.start() + " carries DeepStack rows (Qwen3-VL): the cuda decoder does not add them yet; use the cpu backend");
-        for (EmbeddingSpan sp : in.spans())
+        int deepK = 0;
+        for (EmbeddingSpan sp : in.spans()) {
             if (sp.hidden() != H) throw new IllegalArgumentException("embedding span at " + sp.start() + " has width " + sp.hidden() + ", model hidden size is " + H);
+            if (sp.deepstack().size() > layers.length)
+                throw new IllegalArgumentException("embedding span at " + sp.start() + " carries " + sp.deepstack().size()
+                        + " DeepStack features but the model has only " + layers.length + " decoder layers");
+            deepK = Math.max(deepK, sp.deepstack().size());
+        }
+        DeviceBuffer deep = deepK == 0 ? null : deepstackRows(4L * deepK * Math.min(chunk, n) * H);
         int[][] ps = in.positions();
         float[] out = allLogits ? new float[Math.multiplyExact(n, V)] : null;
         GpuOps.AttnShape sh = shape(cache);
@@ -819,7 +831,8 @@ public final class CudaDecoder implements Decoder {
                     ops.spliceRows(x, m, stage, false, from - c0, to - from, H);
                 }
             }
-            allLayers(new Prefill(cache, sh, m));
+            if (deep == null) allLayers(new Prefill(cache, sh, m));
+            else prefillLayersDeepstack(new Prefill(cache, sh, m), in.spans(), deep, c0, m);
             if (allLogits) {
                 ops.rmsNorm(xn, x, null, finalNorm, m, H, eps);
                 for (int r0 = 0; r0 < m; r0 += LOGIT_ROWS) {
@@ -838,6 +851,44 @@ public final class CudaDecoder implements Decoder {
         cache.commit(n);
         if (allLogits) return out;
         return download ? st.downloadFloats(logits, V) : null;
+    }
+
+    /** A chunk's DeepStack piece: feature {@code k}'s rows for chunk rows [row0, row0 + rows), in {@code rows}. */
+    private record DeepPiece(int k, int row0, int count, DeviceBuffer rows) {}
+
+    /**
+     * All layers of a prefill chunk [c0, c0 + m) whose spans carry DeepStack rows (Qwen3-VL): each span's feature k is
+     * uploaded once for the chunk into {@code deep}, then added on the device to the hidden states at the span's
+     * positions after layer k (as CpuDecoder and transformers' {@code _deepstack_process}).
+     */
+    private void prefillLayersDeepstack(Prefill p, List<EmbeddingSpan> spans, DeviceBuffer deep, int c0, int m) {
+        java.util.ArrayList<DeepPiece> pieces = new java.util.ArrayList<>();
+        long off = 0;
+        for (EmbeddingSpan sp : spans) {
+            int from = Math.max(sp.start(), c0), to = Math.min(sp.end(), c0 + m);
+            if (from >= to) continue;
+            for (int k = 0; k < sp.deepstack().size(); k++) {
+                float[] rows = java.util.Arrays.copyOfRange(sp.deepstack().get(k), (from - sp.start()) * H, (to - sp.start()) * H);
+                DeviceBuffer b = deep.slice(off, 4L * rows.length, "deepstack " + k + " rows");
+                st.upload(b, rows);
+                pieces.add(new DeepPiece(k, from - c0, to - from, b));
+                off += 4L * rows.length;
+            }
+        }
+        for (int li = 0; li < layers.length; li++) {
+            layer(p, li);
+            for (DeepPiece d : pieces) if (d.k() == li) ops.addRows(x, m, d.rows(), d.row0(), d.count(), H);
+        }
+    }
+
+    /** A device buffer of at least {@code bytes} for DeepStack rows, grown (its own arena) when a chunk needs more. */
+    private DeviceBuffer deepstackRows(long bytes) {
+        if (deepRows == null || deepRows.bytes() < bytes) {
+            if (deepArena != null) { st.synchronize(); deepArena.close(); deepArena = null; deepRows = null; }
+            deepArena = dev.newArena("decoder DeepStack rows", bytes);
+            deepRows = deepArena.alloc("DeepStack rows fp32 [features, chunk, hidden]", bytes);
+        }
+        return deepRows;
     }
 
     @Override public void close() {
@@ -862,6 +913,7 @@ public final class CudaDecoder implements Decoder {
         if (batchPin != null) batchPin.close();
         if (maskPin != null) maskPin.close();
         if (batchKvPin != null) batchKvPin.close();
+        if (deepArena != null) deepArena.close();
         arena.close();
         if (ownsStream) st.close();
     }

@@ -200,7 +200,7 @@ public final class VlmRuntime implements AutoCloseable {
         }
     }
 
-    /** Refuses, before anything is allocated, a model whose family the cuda backend does not run (Qwen3-VL for now). */
+    /** Refuses, before anything is allocated, a model the cuda runtime does not run (Qwen3-VL: no cuda vision tower yet). */
     private static void checkFamilyOnCuda(Path dir, String configFile) {
         ModelConfig config;
         try {
@@ -215,6 +215,9 @@ public final class VlmRuntime implements AutoCloseable {
             return;   // Models.load reports an unsupported architecture with the file named
         }
         family.checkBackend(Backend.CUDA, dir.resolve(configFile));
+        if (family instanceof io.vlmflux.llm.qwen3vl.Qwen3VlFamily)   // the decoder runs on cuda, the vision tower not yet
+            throw new UnsupportedOperationException(dir.resolve(configFile) + ": " + family.name() + ": "
+                    + io.vlmflux.llm.qwen3vl.Qwen3VlFamily.RUNTIME_CPU_ONLY + "; load it with backend cpu");
     }
 
     private static void closeAll(VisionPath<?> vision, GpuImageProcessor gp, GpuVisionEncoder ge, io.vlmflux.vision.VisionEncoder ce, Decoder decoder,
