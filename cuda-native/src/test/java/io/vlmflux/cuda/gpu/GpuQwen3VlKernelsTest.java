@@ -6,7 +6,6 @@ import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Tag;
-import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.condition.EnabledIf;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
@@ -61,14 +60,6 @@ class GpuQwen3VlKernelsTest {
         if (j % 3 == 1 && j < 3 * section[1]) return 1;
         if (j % 3 == 2 && j < 3 * section[2]) return 2;
         return 0;
-    }
-
-    @Test
-    void interleavedSectionsEncodeAndValidate() {
-        assertArrayEquals(new int[] {-61, -61}, GpuOps.interleavedSections(new int[] {24, 20, 20}));
-        assertThrows(IllegalArgumentException.class, () -> GpuOps.interleavedSections(new int[] {24, 20}));
-        assertThrows(IllegalArgumentException.class, () -> GpuOps.checkSections("t", -5, 3, 64), "mixed signs");
-        GpuOps.checkSections("t", -5, -1, 64);
     }
 
     /** nq, nkv, hd, section t/h/w, qk norm, seed: positions random per axis, cache written at an offset. */
