@@ -4,7 +4,7 @@
 //   q     uint32 [M, K/8] row-major: word p of row r holds canonical input columns 8p..8p+7, column 8p+j in bits 4j..4j+3.
 //         One 16-byte load (uint4) of a lane covers 32 consecutive columns of one row, consecutive lanes read
 //         consecutive 16 bytes: a warp reads 512 contiguous bytes of a row per step (coalesced). K % 32 == 0.
-//   sz    fp16 pairs [M, G] (uint32, low half scale, high half zero): (scale, zero) of group g of row r, w = (q - zero) * scale; G = K / gs, gs % 32 == 0, so the
+//   sz    fp16 pairs [M, G] (uint32, low half scale, high half zero): (scale, zero) of group g of row r, w = (q - zero) * scale; G = K / gs, gs % 32 == 0 (per-channel: gs = K), so the
 //         32 columns of one uint4 share one group (column c belongs to group c / gs in canonical order).
 //   perm  act-order (GPTQ desc_act) only: canonical column c reads input column perm[c]; decode gathers x through it
 //         first (vf_int4_gather_rows), the prefill dequantization scatters through it, so W^T sees the original order.
@@ -52,7 +52,7 @@ __device__ __forceinline__ void int4_gemv(float* y, int ldy, const unsigned int*
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int row0 = (blockIdx.x * VF_INT4_WARPS + warp) * VF_INT4_ROWS;
     if (row0 >= M) return;
-    const int k32 = K >> 5, G = K / gs, gshift = 31 - __clz(gs >> 5);   // gs/32 is a power of two (checked in Java)
+    const int k32 = K >> 5, G = K / gs, g32 = gs >> 5;   // 32-column chunks per group
     const uint4* w4[VF_INT4_ROWS];
     const unsigned int* s2[VF_INT4_ROWS];
     float acc[VF_INT4_ROWS][B];
@@ -72,8 +72,8 @@ __device__ __forceinline__ void int4_gemv(float* y, int ldy, const unsigned int*
         for (int r = 0; r < VF_INT4_ROWS; r++) {
             wv[r][0] = int4_ldg_stream(w4[r] + i);
             wv[r][1] = two ? int4_ldg_stream(w4[r] + i + 32) : make_uint4(0u, 0u, 0u, 0u);
-            scz[r][0] = int4_h2f2(s2[r][i >> gshift]);
-            scz[r][1] = two ? int4_h2f2(s2[r][(i + 32) >> gshift]) : make_float2(0.f, 0.f);
+            scz[r][0] = int4_h2f2(s2[r][i / g32]);
+            scz[r][1] = two ? int4_h2f2(s2[r][(i + 32) / g32]) : make_float2(0.f, 0.f);
         }
 #pragma unroll
         for (int u = 0; u < 2; u++) {

@@ -17,8 +17,7 @@ public record Int4Device(Layout layout, DeviceBuffer q, DeviceBuffer sz, DeviceB
 
     /**
      * Host form of the device layout. Requirements (a clear error naming the tensor otherwise): {@code cols % 32 == 0};
-     * groups of one size {@code groupSize} in canonical order with {@code groupSize % 32 == 0} and
-     * {@code groupSize / 32} a power of two; scales and zero points representable in fp16 (zero points exactly).
+     * groups of one size {@code groupSize} in canonical order with {@code groupSize % 32 == 0}; scales and zero points representable in fp16 (zero points exactly).
      */
     public record Layout(String name, int rows, int cols, int groupSize, int[] q, int[] sz, int[] perm) {
         public int groups() { return cols / groupSize; }
@@ -38,8 +37,8 @@ public record Int4Device(Layout layout, DeviceBuffer q, DeviceBuffer sz, DeviceB
                 if (gs[g] != g * size)
                     throw new IllegalArgumentException(name + ": groups of unequal size (group " + Math.max(0, g - 1) + " spans canonical columns "
                             + gs[Math.max(0, g - 1)] + ".." + gs[Math.min(groups, Math.max(1, g))] + "); the cuda backend needs one group size; use --backend cpu");
-            if (size % 32 != 0 || Integer.bitCount(size / 32) != 1)
-                throw new IllegalArgumentException(name + ": group size " + size + " is not 32 times a power of two (32, 64, 128, ...); the cuda backend does not support it; use --backend cpu");
+            if (size % 32 != 0)
+                throw new IllegalArgumentException(name + ": group size " + size + " is not a multiple of 32; the cuda backend does not support it; use --backend cpu");
             float[] sc = w.scaleArray(), ze = w.zeroArray();
             int[] sz = new int[sc.length];
             for (int i = 0; i < sc.length; i++) {
