@@ -5,6 +5,7 @@
 #include "norm.cu"
 #include "activation.cu"
 #include "gemv.cu"
+#include "int4.cu"
 #include "rope.cu"
 #include "attention.cu"
 #include "sampling.cu"

@@ -67,15 +67,7 @@ public final class Models {
             throw new IllegalArgumentException(dir.resolve(configFile) + ": " + e.getMessage(), e);
         }
         Backend resolved = backend.resolve().backend();
-        if (config.quantization() != null && resolved != Backend.CPU) {
-            // No W4A16 GPU kernels yet: never run packed words through the 16-bit path.
-            if (backend != Backend.AUTO)
-                throw new IllegalArgumentException(dir.resolve(configFile) + ": 4-bit " + config.quantization().method().wire()
-                        + " weights (quantization_config) run on the CPU backend only so far; use --backend cpu (or auto)");
-            LOG.log(System.Logger.Level.WARNING, "{0}: 4-bit {1} weights run on the CPU backend only so far: backend auto picks cpu",
-                    dir, config.quantization().method().wire());
-            resolved = Backend.CPU;
-        }
+        // 4-bit (W4A16) checkpoints run on both backends (cpu: Int4Weights kernels, cuda: int4.cu).
         family.checkBackend(resolved, dir.resolve(configFile));
         DecoderBackend b = backend(resolved);
         // The CPU backend reads weights on every token: it gets its own copy (a mapped file truncated or rewritten in

@@ -111,6 +111,21 @@ public final class Int4Weights {
      */
     public int lanes() { return lanes; }
 
+    /** The canonical packed words {@code [rows, cols/8]} (see the class comment); shared, read-only (device repacking). */
+    public int[] packedWords() { return packed; }
+
+    /** Scales {@code [rows, groups]}; shared, read-only. */
+    public float[] scaleArray() { return scales; }
+
+    /** Zero points {@code [rows, groups]} in units of q; shared, read-only. */
+    public float[] zeroArray() { return zeros; }
+
+    /** First canonical column of each group, {@code [groups + 1]}; shared, read-only. */
+    public int[] groupStarts() { return groupStart; }
+
+    /** Canonical column c reads input column {@code permutation()[c]}; null when not act-order. Shared, read-only. */
+    public int[] permutation() { return perm; }
+
     /** Whether the input columns are reordered (act-order checkpoints). */
     public boolean permuted() { return perm != null; }
 

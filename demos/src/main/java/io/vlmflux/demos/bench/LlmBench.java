@@ -40,14 +40,15 @@ public final class LlmBench implements Command {
 
     @Override public String usage() {
         return """
-                vlmflux bench llm [--backend auto|cpu|cuda] [--model DIR | --shape NAME] [--json]
+                vlmflux bench llm [--backend auto|cpu|cuda] [--model DIR | --shape NAME [--keep-checkpoint DIR]] [--json]
                                   cuda: [--contexts 512,2048] [--decode-tokens 128] [--no-cuda-graph] [--bandwidth-gbps B]
                                         [--batch 1,2,4,8 [--batch-ctx 384] [--batch-steps 64]] [--json-schema FILE]
                                   cpu:  [--prompt-tokens 128] [--decode-tokens 32]
                   --backend      auto (default): cuda when a usable GPU is present, else cpu (the choice is logged)
                   --model DIR    benchmark an existing checkpoint instead of writing a random one
-                  --shape NAME   random bf16 weights of qwen2.5-0.5b (default), qwen2.5-1.5b, qwen2.5-3b, qwen3-0.6b,
-                                 qwen3-1.7b or tiny
+                  --shape NAME   random bf16 weights of qwen2.5-0.5b (default), qwen2.5-1.5b, qwen2.5-3b, qwen2.5-7b,
+                                 qwen3-0.6b, qwen3-1.7b or tiny
+                  --keep-checkpoint DIR  write the random checkpoint to DIR and keep it (e.g. to `vlmflux quantize` it)
                   --contexts     cuda: cached-token counts; each is prefilled (median of 3) and decoded on top of
                   cuda output    prefill ms, decode tok/s, GPU memory (decoder, KV cache); with --bandwidth-gbps (device
                                  copy GB/s, read + write, as KernelBench prints it) the roofline tok/s (bf16 weights + K/V
@@ -62,7 +63,7 @@ public final class LlmBench implements Command {
 
     @Override public int run(List<String> argv) throws Exception {
         Args a = Args.parse(argv, Set.of("backend", "shape", "model", "prompt-tokens", "decode-tokens", "contexts", "bandwidth-gbps",
-                "batch", "batch-ctx", "batch-steps", "json-schema"), Set.of("json", "no-cuda-graph"));
+                "batch", "batch-ctx", "batch-steps", "json-schema", "keep-checkpoint"), Set.of("json", "no-cuda-graph"));
         if (!a.positional().isEmpty()) throw new UsageException("unexpected argument '" + a.positional().get(0) + "'");
         String requested = a.get("backend", "auto");
         if (!Set.of("auto", "cpu", "cuda").contains(requested)) throw new UsageException("--backend must be auto, cpu or cuda, got '" + requested + "'");
@@ -98,8 +99,13 @@ public final class LlmBench implements Command {
             try { shape = RandomCheckpoint.Shape.named(a.get("shape", "qwen2.5-0.5b")); }
             catch (IllegalArgumentException e) { throw new UsageException(e.getMessage()); }
             shapeName = shape.name();
-            tmp = Files.createTempDirectory("vlmflux-bench-llm");
-            dir = tmp;
+            if (a.has("keep-checkpoint")) {   // written there and kept (e.g. for `vlmflux quantize`)
+                dir = Path.of(a.get("keep-checkpoint"));
+                Files.createDirectories(dir);
+            } else {
+                tmp = Files.createTempDirectory("vlmflux-bench-llm");
+                dir = tmp;
+            }
             System.err.println("writing random bf16 checkpoint " + shape + " to " + dir);
             long w0 = System.nanoTime();
             RandomCheckpoint.write(dir, shape, 1);

@@ -28,6 +28,7 @@ final class RandomCheckpoint {
                 new Shape("qwen2.5-0.5b", 896, 24, 14, 2, 64, 4864, 151936, true, true, false, 32768),
                 new Shape("qwen2.5-1.5b", 1536, 28, 12, 2, 128, 8960, 151936, true, true, false, 32768),
                 new Shape("qwen2.5-3b", 2048, 36, 16, 2, 128, 11008, 151936, true, true, false, 32768),
+                new Shape("qwen2.5-7b", 3584, 28, 28, 4, 128, 18944, 152064, false, true, false, 32768),
                 new Shape("qwen3-0.6b", 1024, 28, 16, 8, 128, 3072, 151936, true, false, true, 40960),
                 new Shape("qwen3-1.7b", 2048, 28, 16, 8, 128, 6144, 151936, true, false, true, 40960),
                 new Shape("tiny", 64, 2, 4, 2, 16, 128, 512, true, true, false, 2048));

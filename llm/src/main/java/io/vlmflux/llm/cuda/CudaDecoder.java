@@ -13,6 +13,8 @@ import io.vlmflux.cuda.gpu.DeviceBuffer;
 import io.vlmflux.cuda.gpu.GpuDevice;
 import io.vlmflux.cuda.gpu.GpuOps;
 import io.vlmflux.cuda.gpu.GpuStream;
+import io.vlmflux.cuda.gpu.Int4Device;
+import io.vlmflux.cuda.gpu.Int4Ops;
 import io.vlmflux.cuda.gpu.PinnedBuffer;
 import io.vlmflux.cuda.safetensors.TensorView;
 import io.vlmflux.cuda.safetensors.WeightStore;
@@ -115,6 +117,15 @@ public final class CudaDecoder implements Decoder {
     static final int POOL_CACHES = 8;
     private final java.util.ArrayDeque<CudaKvCache> idleCaches = new java.util.ArrayDeque<>();
 
+    /**
+     * 4-bit (W4A16) linears of a quantized checkpoint, keyed by the buffer that stands for the weight in
+     * {@link Layer} (the packed words): {@link #linear} routes them to {@link Int4Ops} (decode GEMV up to
+     * {@link Int4Ops#MAX_ROWS} rows; prefill: dequantized into {@link #int4Scratch}, reused by every layer, then cuBLAS).
+     */
+    private final Map<DeviceBuffer, Int4Device> int4 = new HashMap<>();
+    private final Int4Ops i4;
+    private DeviceBuffer int4Scratch;
+
     private static final class Layer {
         DeviceBuffer attnNorm, mlpNorm, wqkv, bqkv, wo, bo, qNorm, kNorm, wgu, wd;
     }
@@ -142,8 +153,9 @@ public final class CudaDecoder implements Decoder {
         // RMSNorm -> GEMV fusion is on by default; SiLU-gate -> down GEMV is off by default: measured on the H100 at the
         // Qwen2.5-3B shape, its per-block prologue (silu over all of gate/up, 88 KB from L2 in each of only 128 blocks)
         // cost more than the launch it saves (docs/performance.md).
-        fuseNorm = tuning.fusedNorm() && H % 8 == 0 && H <= GpuOps.FUSED_GEMV_MAX_K;
-        fuseSilu = tuning.fusedSilu() && I % 8 == 0 && I <= GpuOps.FUSED_GEMV_MAX_K;
+        boolean quantized = c.quantization() != null;   // the fused GEMVs read bf16 weights: 4-bit models take the plain path
+        fuseNorm = !quantized && tuning.fusedNorm() && H % 8 == 0 && H <= GpuOps.FUSED_GEMV_MAX_K;
+        fuseSilu = !quantized && tuning.fusedSilu() && I % 8 == 0 && I <= GpuOps.FUSED_GEMV_MAX_K;
         skinnyGemm = tuning.skinnyGemm();
         useGraphs = tuning.graphs();
         if (!useGraphs) graphOffReason = "disabled (-Dvlmflux.cuda.graphs=false / --no-cuda-graph)";
@@ -163,7 +175,12 @@ public final class CudaDecoder implements Decoder {
         w += r(2L * V * H);                                           // embed
         if (!c.tieWordEmbeddings()) w += r(2L * V * H);               // lm head
         w += r(2L * H) + r(4L * (hd / 2));
-        long perLayer = 2 * r(2L * H) + r(2L * QKV * H) + r(2L * H * Q) + r(2L * 2 * I * H) + r(2L * H * I);
+        long perLayer = 2 * r(2L * H) + linearBytes(store, spec.layer(0, "self_attn.q_proj.weight"), QKV, H)
+                + linearBytes(store, spec.layer(0, "self_attn.o_proj.weight"), H, Q)
+                + linearBytes(store, spec.layer(0, "mlp.gate_proj.weight"), 2 * I, H)
+                + linearBytes(store, spec.layer(0, "mlp.down_proj.weight"), H, I);
+        long scratch = quantized ? r(2L * Math.max(Math.max(QKV, 2L * I) * H, Math.max((long) H * Q, (long) H * I))) : 0;
+        w += scratch;
         if (spec.qkvBias()) perLayer += r(4L * QKV);
         if (spec.oBias()) perLayer += r(4L * H);
         if (spec.qkNorm()) perLayer += 2 * r(2L * hd);
@@ -182,6 +199,7 @@ public final class CudaDecoder implements Decoder {
         maskPin = new PinnedBuffer(8L * ((V + 63) / 64));
         batchKvPin = new PinnedBuffer(16L * LOGIT_ROWS * c.numLayers());
         bops = new BatchDecodeOps(st);
+        i4 = quantized ? new Int4Ops(st, Math.max(Math.max(H, Q), I)) : null;
         try {
             long t0 = System.nanoTime();
             Uploader up = new Uploader(store, weightBytes);
@@ -193,21 +211,25 @@ public final class CudaDecoder implements Decoder {
                 Layer l = new Layer();
                 l.attnNorm = up.bf16(spec.layer(i, "input_layernorm.weight"));
                 l.mlpNorm = up.bf16(spec.layer(i, "post_attention_layernorm.weight"));
-                l.wqkv = up.bf16Concat("layer " + i + " qkv", spec.layer(i, "self_attn.q_proj.weight"),
+                l.wqkv = up.linear("layer " + i + " qkv", new int[]{Q, KV, KV}, H, spec.layer(i, "self_attn.q_proj.weight"),
                         spec.layer(i, "self_attn.k_proj.weight"), spec.layer(i, "self_attn.v_proj.weight"));
                 if (spec.qkvBias()) l.bqkv = up.f32Concat("layer " + i + " qkv bias", spec.layer(i, "self_attn.q_proj.bias"),
                         spec.layer(i, "self_attn.k_proj.bias"), spec.layer(i, "self_attn.v_proj.bias"));
-                l.wo = up.bf16(spec.layer(i, "self_attn.o_proj.weight"));
+                l.wo = up.linear("layer " + i + " o", new int[]{H}, Q, spec.layer(i, "self_attn.o_proj.weight"));
                 if (spec.oBias()) l.bo = up.f32Concat("layer " + i + " o bias", spec.layer(i, "self_attn.o_proj.bias"));
                 if (spec.qkNorm()) {
                     l.qNorm = up.bf16(spec.layer(i, "self_attn.q_norm.weight"));
                     l.kNorm = up.bf16(spec.layer(i, "self_attn.k_norm.weight"));
                 }
-                l.wgu = up.bf16Concat("layer " + i + " gate/up", spec.layer(i, "mlp.gate_proj.weight"), spec.layer(i, "mlp.up_proj.weight"));
-                l.wd = up.bf16(spec.layer(i, "mlp.down_proj.weight"));
+                l.wgu = up.linear("layer " + i + " gate/up", new int[]{I, I}, H, spec.layer(i, "mlp.gate_proj.weight"), spec.layer(i, "mlp.up_proj.weight"));
+                l.wd = up.linear("layer " + i + " down", new int[]{H}, I, spec.layer(i, "mlp.down_proj.weight"));
                 layers[i] = l;
             }
             up.progress.finish();
+            if (quantized) {
+                int4Scratch = arena.alloc("int4 prefill: dequantized weight bf16 (reused by every linear)", scratch);
+                i4.reserveGather();
+            }
             invFreq = arena.alloc("rope inv_freq", 4L * (hd / 2));
             st.upload(invFreq, invFreq(c.rope(), hd));
 
@@ -239,7 +261,7 @@ public final class CudaDecoder implements Decoder {
             maskBits = arena.alloc("constraint allowed ids uint64 [(vocab + 63) / 64]", 8L * ((V + 63) / 64));
             blas = new Blas(st, arena.alloc("cublas workspace", 32L << 20));
             st.synchronize();
-            LOG.log(System.Logger.Level.INFO, "cuda decoder on {0}: {1} MB weights (bf16) uploaded in {2} ms, {3} MB arena, prefill chunk {4}, kernels {5}, decode graphs {6}",
+            LOG.log(System.Logger.Level.INFO, "cuda decoder on {0}: {1} MB weights (bf16" + (c.quantization() != null ? ", linears 4-bit" : "") + ") uploaded in {2} ms, {3} MB arena, prefill chunk {4}, kernels {5}, decode graphs {6}",
                     dev, weightBytes >> 20, (System.nanoTime() - t0) / 1_000_000, arena.bytesInUse() >> 20, chunk, ops.kernelOrigin(),
                     useGraphs ? "on" : "off: " + graphOffReason);
         } catch (RuntimeException | Error e) {
@@ -251,6 +273,13 @@ public final class CudaDecoder implements Decoder {
     }
 
     private static long r(long b) { return (b + 255) / 256 * 256; }
+
+    /** Arena bytes of a linear of {@code m} output rows (possibly several fused) and {@code k} inputs: bf16, or 4-bit when stored packed. */
+    private long linearBytes(WeightStore store, String firstName, int m, int k) {
+        if (c.quantization() == null || store.has(firstName)) return r(2L * m * k);
+        int gs = c.quantization().groupSizeFor(k);
+        return Int4Device.plannedBytes(m, k, Math.min(gs, k), c.quantization().descAct());
+    }
 
     static float[] invFreq(RopeConfig r, int hd) {
         float[] f = Rope.defaultInvFreq(hd, r.theta());
@@ -271,6 +300,34 @@ public final class CudaDecoder implements Decoder {
         }
 
         DeviceBuffer bf16(String name) { return bf16Concat(name, name); }
+
+        /**
+         * A linear (several sharing their input stacked along the output rows, {@code outs[i]} rows each, {@code in}
+         * columns): bf16 as stored, or, when the checkpoint stores it packed, the 4-bit device layout (registered in
+         * {@link #int4}; the returned buffer stands for it). All parts must be stored alike.
+         */
+        DeviceBuffer linear(String label, int[] outs, int in, String... names) {
+            if (c.quantization() == null || store.has(names[0])) {
+                for (String n : names)
+                    if (!store.has(n)) throw new IllegalArgumentException(store.location() + ": " + n + " is stored packed (4-bit) but "
+                            + names[0] + " is 16-bit; the cuda backend fuses " + label + " and needs them stored alike");
+                return bf16Concat(label, names);
+            }
+            Int4Device.Layout[] parts = new Int4Device.Layout[names.length];
+            for (int i = 0; i < names.length; i++) {
+                if (store.has(names[i])) throw new IllegalArgumentException(store.location() + ": " + names[i] + " is 16-bit but "
+                        + names[0] + " is stored packed (4-bit); the cuda backend fuses " + label + " and needs them stored alike");
+                try {
+                    parts[i] = Int4Device.Layout.of(io.vlmflux.llm.quant.QuantizedLinears.load(c, store, names[i], new long[]{outs[i], in}));
+                } catch (IllegalArgumentException e) {
+                    throw new IllegalArgumentException(store.location() + ": " + e.getMessage(), e);
+                }
+            }
+            Int4Device d = Int4Device.upload(st, arena, Int4Device.Layout.concat(label, parts));
+            int4.put(d.q(), d);
+            progress.advance(d.layout().bytes(), label);
+            return d.q();
+        }
 
         DeviceBuffer bf16Concat(String label, String... names) {
             long total = 0;
@@ -770,13 +827,24 @@ public final class CudaDecoder implements Decoder {
 
     /** As {@link #linear} for a batched decode step: the skinny GEMM (weights read once for all rows) up to {@link #SKINNY_MAX_ROWS}. */
     private void linearRows(DeviceBuffer y, DeviceBuffer w, DeviceBuffer in, DeviceBuffer bias, int rows, int m, int k, boolean accumulate) {
-        if (skinnyGemm && rows >= 2 && rows <= SKINNY_MAX_ROWS && k % 8 == 0) bops.gemvRows(y, w, in, bias, accumulate, rows, m, k);
+        if (int4.containsKey(w)) linear(y, w, in, bias, rows, m, k, accumulate);
+        else if (skinnyGemm && rows >= 2 && rows <= SKINNY_MAX_ROWS && k % 8 == 0) bops.gemvRows(y, w, in, bias, accumulate, rows, m, k);
         else linear(y, w, in, bias, rows, m, k, accumulate);
     }
 
     /** y [rows, m] (+)= in [rows, k] W^T (+ bias): GEMV for one row (16-byte path), cuBLAS otherwise. */
     private void linear(DeviceBuffer y, DeviceBuffer w, DeviceBuffer in, DeviceBuffer bias, int rows, int m, int k, boolean accumulate) {
-        if (rows == 1 && k % 8 == 0) {
+        Int4Device q4 = int4.get(w);
+        if (q4 != null) {   // W4A16: fused-dequantization GEMV for decode rows, else dequantize to bf16 and cuBLAS
+            if (rows <= Int4Ops.MAX_ROWS) {
+                i4.gemv(y, m, q4, in, k, bias, accumulate ? y : null, rows);
+            } else {
+                DeviceBuffer wb = int4Scratch.slice(0, 2L * m * k, "dequantized " + q4.layout().name());
+                i4.dequantize(wb, q4);
+                blas.matmulNT(y, in, wb, rows, m, k, accumulate);
+                if (bias != null) ops.addBiasRows(y, bias, rows, m);
+            }
+        } else if (rows == 1 && k % 8 == 0) {
             ops.gemv(y, w, in, bias, accumulate ? y : null, m, k);
         } else {
             blas.matmulNT(y, in, w, rows, m, k, accumulate);
@@ -909,6 +977,7 @@ public final class CudaDecoder implements Decoder {
         if (blas != null) blas.close();
         ops.close();
         if (bops != null) bops.close();
+        if (i4 != null) i4.close();
         pin.close();
         if (batchPin != null) batchPin.close();
         if (maskPin != null) maskPin.close();

@@ -174,13 +174,6 @@ class Int4FormatsTest {
         assertTrue(m.contains("no quantization_config"), m);
     }
 
-    @Test
-    void cudaRefusesQuantizedModels() throws Exception {
-        Path d = fixture(new QuantConfig(QuantConfig.Method.AWQ, 4, 128, false, false, false));
-        String m = loadError(d, "cuda");
-        assertTrue(m.contains("CPU backend only"), m);
-    }
-
     private static void rewriteWithout(Path d, String drop) throws Exception {
         Path f = d.resolve("model.safetensors");
         SafetensorsWriter w = new SafetensorsWriter();

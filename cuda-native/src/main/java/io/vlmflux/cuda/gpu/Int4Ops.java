@@ -1,0 +1,80 @@
+package io.vlmflux.cuda.gpu;
+
+/**
+ * Launchers for the W4A16 kernels of {@code int4.cu}, bound to one stream: the decode GEMV (1..{@link #MAX_ROWS} rows,
+ * dequantization fused into the weight loads, graph-capturable) and the prefill dequantization to a bf16 scratch
+ * matrix that feeds cuBLAS. Act-order weights gather their input through the permutation into a scratch buffer owned
+ * here (sized at construction for inputs of up to {@code maxCols} columns, so nothing is allocated while capturing).
+ * Not thread-safe: the stream's thread.
+ */
+public final class Int4Ops implements AutoCloseable {
+    /** Most rows the GEMV takes (batched decode); more rows go through {@link #dequantize} and a GEMM. */
+    public static final int MAX_ROWS = 8;
+    private static final int ROWS_PER_BLOCK = 8 * 2;   // VF_INT4_WARPS * VF_INT4_ROWS
+
+    private final GpuStream stream;
+    private final KernelModule mod;
+    private final LaunchArgs a = new LaunchArgs();
+    private final int maxCols;
+    private DeviceArena gatherArena;
+    private DeviceBuffer gathered;
+
+    public Int4Ops(GpuStream stream, int maxCols) {
+        this.stream = stream;
+        this.mod = stream.device().kernels();
+        this.maxCols = maxCols;
+    }
+
+    /** Allocates the act-order gather scratch now (call before capturing graphs when any weight is act-order). */
+    public void reserveGather() {
+        if (gathered == null) {
+            gatherArena = stream.device().newArena("int4 act-order gather", 2L * MAX_ROWS * maxCols + 512);
+            gathered = gatherArena.alloc("int4 gathered x bf16 [" + MAX_ROWS + ", " + maxCols + "]", 2L * MAX_ROWS * maxCols);
+        }
+    }
+
+    /**
+     * y fp32 [rows, ldy] = x bf16 [rows, ldx] W^T (+ bias fp32 [m]) (+ residual fp32 [rows, ldy], may alias y), W = w
+     * dequantized, m = w.rows(), k = w.cols(); 1 <= rows <= {@link #MAX_ROWS}; x 16-byte aligned, ldx % 8 == 0.
+     */
+    public void gemv(DeviceBuffer y, int ldy, Int4Device w, DeviceBuffer x, int ldx, DeviceBuffer bias, DeviceBuffer residual, int rows) {
+        int m = w.rows(), k = w.cols();
+        String op = "int4 gemv (" + w.layout().name() + ")";
+        if (rows < 1 || rows > MAX_ROWS) throw new IllegalArgumentException(op + ": " + rows + " rows outside [1, " + MAX_ROWS + "]");
+        if (ldy < m || ldx < k || ldx % 8 != 0) throw new IllegalArgumentException(op + ": ldy " + ldy + " < m " + m + " or ldx " + ldx + " < k " + k + " / not a multiple of 8");
+        if (x.address() % 16 != 0) throw new IllegalArgumentException(op + ": x '" + x.name() + "' is not 16-byte aligned");
+        y.require(4L * ((long) (rows - 1) * ldy + m), op, "y fp32 [rows, ldy]");
+        x.require(2L * ((long) (rows - 1) * ldx + k), op, "x bf16 [rows, ldx]");
+        if (bias != null) bias.require(4L * m, op, "bias fp32 [m]");
+        if (residual != null) residual.require(4L * ((long) (rows - 1) * ldy + m), op, "residual fp32 [rows, ldy]");
+        DeviceBuffer in = x;
+        int ld = ldx;
+        if (w.perm() != null) {
+            if (k > maxCols) throw new IllegalArgumentException(op + ": k " + k + " > the gather scratch's " + maxCols + " columns");
+            reserveGather();
+            mod.launch("vf_int4_gather_rows", (k + 255) / 256, rows, 1, 256, 0, stream,
+                    a.reset().ptr(gathered).ptr(x).i32(ldx).ptr(w.perm()).i32(k));
+            in = gathered;
+            ld = k;
+        }
+        mod.launch("vf_int4_gemv_b" + rows, (m + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK, 1, 1, 256, 0, stream,
+                a.reset().ptr(y).i32(ldy).ptr(w.q()).ptr(w.sz()).ptr(in).i32(ld).ptr(bias).ptr(residual).i32(m).i32(k)
+                        .i32(w.layout().groupSize()));
+    }
+
+    /** out bf16 [m, k] = w dequantized, input columns in checkpoint order (prefill: feeds a bf16 GEMM). */
+    public void dequantize(DeviceBuffer out, Int4Device w) {
+        int m = w.rows(), k = w.cols();
+        String op = "int4 dequantize (" + w.layout().name() + ")";
+        out.require(2L * m * k, op, "W bf16 [" + m + ", " + k + "]");
+        if (out.address() % 16 != 0) throw new IllegalArgumentException(op + ": out '" + out.name() + "' is not 16-byte aligned");
+        long words = (long) m * (k / 8);
+        mod.launch("vf_int4_dequant_bf16", Math.toIntExact((words + 255) / 256), 1, 1, 256, 0, stream,
+                a.reset().ptr(out).ptr(w.q()).ptr(w.sz()).ptr(w.perm()).i32(m).i32(k).i32(w.layout().groupSize()));
+    }
+
+    @Override public void close() {
+        a.close();
+        if (gatherArena != null) gatherArena.close();
+    }
+}

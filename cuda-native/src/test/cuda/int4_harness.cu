@@ -1,0 +1,85 @@
+// Standalone check + timing of int4.cu (no JVM): the kernels against a double-precision dequantize-to-float reference
+// (rows 1..8, gs 32/64/128, sym/asym, act-order, bias/residual, strides) and int4 vs bf16 GEMV at Qwen2.5-7B/3B decode shapes.
+// nvcc -O3 -std=c++17 -arch=sm_90 -o /tmp/int4h cuda-native/src/test/cuda/int4_harness.cu && /tmp/int4h
+#include "../../main/cuda/vlmflux.cu"
+#include <cuda_fp16.h>
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+#include <random>
+#include <cmath>
+#include <algorithm>
+#include <functional>
+#include <cstring>
+#define CK(x) do { cudaError_t e = (x); if (e != cudaSuccess) { printf("CUDA %s at %d\n", cudaGetErrorString(e), __LINE__); exit(1);} } while(0)
+static unsigned short hbf(float f){ unsigned u; memcpy(&u,&f,4); u += 0x7fff + ((u>>16)&1); return u>>16; }
+static float bff(unsigned short h){ unsigned u = ((unsigned)h)<<16; float f; memcpy(&f,&u,4); return f; }
+struct W { int M,K,gs; std::vector<unsigned> q, sz; std::vector<int> perm; std::vector<float> deq; }; // deq [M,K] checkpoint order
+static W make(std::mt19937& g, int M, int K, int gs, bool sym, bool act) {
+  W w; w.M=M; w.K=K; w.gs=gs; int G=K/gs; w.q.assign((size_t)M*K/8,0); w.sz.resize((size_t)M*G); w.deq.resize((size_t)M*K);
+  if (act) { w.perm.resize(K); for(int i=0;i<K;i++) w.perm[i]=i; std::shuffle(w.perm.begin(), w.perm.end(), g); }
+  std::uniform_real_distribution<float> U(0.002f,0.032f);
+  for (int r=0;r<M;r++) for(int gg=0;gg<G;gg++){ __half s=__float2half(U(g)); __half z=__float2half(sym?8.f:(float)(g()%16));
+    unsigned short sb=*(unsigned short*)&s, zb=*(unsigned short*)&z; w.sz[(size_t)r*G+gg]=sb|((unsigned)zb<<16); }
+  for (int r=0;r<M;r++) for(int c=0;c<K;c++){ unsigned v=g()%16; w.q[(size_t)r*(K/8)+c/8] |= v<<(4*(c%8));
+    unsigned p=w.sz[(size_t)r*G+c/gs]; unsigned short sb=p&0xffff, zb=p>>16; float s=__half2float(*(__half*)&sb), z=__half2float(*(__half*)&zb);
+    int orig = act? w.perm[c] : c; w.deq[(size_t)r*K+orig] = ((float)v - z)*s; }
+  return w;
+}
+template<class T> T* up(const std::vector<T>& v){ T* d; CK(cudaMalloc(&d, v.size()*sizeof(T)+16)); CK(cudaMemcpy(d, v.data(), v.size()*sizeof(T), cudaMemcpyHostToDevice)); return d; }
+typedef void (*GemvFn)(float*,int,const unsigned*,const unsigned*,const bf16_t*,int,const float*,const float*,int,int,int);
+static GemvFn fns[9] = {0, vf_int4_gemv_b1, vf_int4_gemv_b2, vf_int4_gemv_b3, vf_int4_gemv_b4, vf_int4_gemv_b5, vf_int4_gemv_b6, vf_int4_gemv_b7, vf_int4_gemv_b8};
+int fails=0;
+static void testGemv(std::mt19937& g, int rows, int M, int K, int gs, bool sym, bool act, bool bias, bool res) {
+  W w = make(g,M,K,gs,sym,act); int ldx=K+8*(rows%2), ldy=M+3*(rows%3);
+  std::normal_distribution<float> N(0,1);
+  std::vector<unsigned short> xb((size_t)rows*ldx); std::vector<float> x(xb.size()); for(size_t i=0;i<xb.size();i++){ xb[i]=hbf(N(g)); x[i]=bff(xb[i]); }
+  std::vector<float> b(M), y0((size_t)rows*ldy); for(auto& v:b) v=N(g); for(auto& v:y0) v=N(g);
+  unsigned* dq=up(w.q); unsigned* dsz=up(w.sz); unsigned short* dx=up(xb); float* db=up(b); float* dy=up(y0);
+  const unsigned short* xin = dx; int ld=ldx; unsigned short* dg=nullptr;
+  if (act) { int* dp=up(w.perm); CK(cudaMalloc(&dg, (size_t)rows*K*2)); vf_int4_gather_rows<<<dim3((K+255)/256,rows),256>>>(dg, dx, ldx, dp, K); xin=dg; ld=K; }
+  fns[rows]<<<(M+15)/16,256>>>(dy, ldy, dq, dsz, xin, ld, bias?db:nullptr, res?dy:nullptr, M, K, gs);
+  CK(cudaDeviceSynchronize()); std::vector<float> y(y0.size()); CK(cudaMemcpy(y.data(), dy, y.size()*4, cudaMemcpyDeviceToHost));
+  double worst=0; int bad=0;
+  for(int r=0;r<rows;r++){ for(int j=0;j<M;j++){ double s=0,mag=0; for(int t=0;t<K;t++){ double p=(double)x[(size_t)r*ldx+t]*w.deq[(size_t)j*K+t]; s+=p; mag+=fabs(p);} if(res) s+=y0[(size_t)r*ldy+j]; if(bias) s+=b[j];
+     double err=fabs(s-y[(size_t)r*ldy+j]); double tol=2e-5*(mag+1); worst=std::max(worst, err/tol); if(err>tol) bad++; }
+     for(int j=M;j<ldy;j++) if(y[(size_t)r*ldy+j]!=y0[(size_t)r*ldy+j]) bad++; }
+  printf("gemv rows %d M %d K %d gs %d sym %d act %d bias %d res %d: %s (worst err/tol %.3f)\n", rows,M,K,gs,sym,act,bias,res, bad?"FAIL":"ok", worst);
+  if(bad) fails++;
+  cudaFree(dq); cudaFree(dsz); cudaFree(dx); cudaFree(db); cudaFree(dy); if(dg) cudaFree(dg);
+}
+static void testDeq(std::mt19937& g, int M, int K, int gs, bool sym, bool act) {
+  W w = make(g,M,K,gs,sym,act); unsigned* dq=up(w.q); unsigned* dsz=up(w.sz); int* dp = act? up(w.perm) : nullptr; unsigned short* dw; CK(cudaMalloc(&dw,(size_t)M*K*2));
+  long long words=(long long)M*K/8; vf_int4_dequant_bf16<<<(words+255)/256,256>>>(dw,dq,dsz,dp,M,K,gs); CK(cudaDeviceSynchronize());
+  std::vector<unsigned short> o((size_t)M*K); CK(cudaMemcpy(o.data(),dw,o.size()*2,cudaMemcpyDeviceToHost)); int bad=0;
+  for(size_t i=0;i<o.size();i++) if(o[i]!=hbf(w.deq[i])) bad++;
+  printf("dequant M %d K %d gs %d sym %d act %d: %s (%d bad)\n",M,K,gs,sym,act,bad?"FAIL":"ok",bad); if(bad) fails++;
+}
+static float timeIt(std::function<void()> f){ cudaEvent_t a,b; cudaEventCreate(&a); cudaEventCreate(&b); for(int i=0;i<5;i++) f(); cudaEventRecord(a); for(int i=0;i<100;i++) f(); cudaEventRecord(b); cudaEventSynchronize(b); float ms; cudaEventElapsedTime(&ms,a,b); return ms*10.f; } // us per call
+int main(){
+  std::mt19937 g(42);
+  int cases[][8] = {{1,13,64,32,1,0,0,0},{1,300,1024,128,0,0,1,1},{1,64,2048,64,1,1,1,1},{1,17,4096,128,0,1,0,1},{2,33,256,32,0,0,1,0},{3,100,384,128,1,0,0,1},
+    {4,257,1024,64,0,1,1,1},{5,9,96,32,1,0,1,0},{6,128,2048,128,0,0,0,1},{7,31,192,64,1,1,1,1},{8,1000,512,128,0,0,1,1},{8,40,3072,32,0,1,0,0},{1,4608,3584,128,0,0,1,1}};
+  for(auto& c: cases) testGemv(g,c[0],c[1],c[2],c[3],c[4],c[5],c[6],c[7]);
+  testDeq(g,5,64,32,1,0); testDeq(g,77,1024,128,0,0); testDeq(g,33,512,64,0,1); testDeq(g,16,2048,128,1,1);
+  printf("FAILS %d\n", fails);
+  // timing: Qwen2.5-7B / 3B decode linears, int4 gs128 vs bf16 vf_gemv_bf16
+  int shapes[][4][2] = {{{4608,3584},{3584,3584},{37888,3584},{3584,18944}},{{2560,2048},{2048,2048},{22016,2048},{2048,11008}}};
+  const char* names[2]={"7B","3B"}; int layers[2]={28,36};
+  for(int s=0;s<2;s++){ double t4=0,t16=0;
+    for(int i=0;i<4;i++){ int M=shapes[s][i][0], K=shapes[s][i][1];
+      std::vector<unsigned> q((size_t)M*K/8, 0x12345678u), sz((size_t)M*K/128, 0x48003c00u);
+      unsigned* dq=up(q); unsigned* dsz=up(sz); unsigned short* dwb; CK(cudaMalloc(&dwb,(size_t)M*K*2)); CK(cudaMemset(dwb,0,(size_t)M*K*2));
+      unsigned short* dx; CK(cudaMalloc(&dx, 8*K*2)); CK(cudaMemset(dx,0,8*K*2)); float* dy; CK(cudaMalloc(&dy, 8*M*4));
+      float a = timeIt([&]{ vf_int4_gemv_b1<<<(M+15)/16,256>>>(dy,M,dq,dsz,dx,K,nullptr,nullptr,M,K,128); });
+      float bb = timeIt([&]{ vf_gemv_bf16<<<(M+15)/16,256>>>(dy,dwb,dx,nullptr,nullptr,M,K); });
+      float a4 = timeIt([&]{ vf_int4_gemv_b4<<<(M+15)/16,256>>>(dy,M,dq,dsz,dx,K,nullptr,nullptr,M,K,128); });
+      float a8 = timeIt([&]{ vf_int4_gemv_b8<<<(M+15)/16,256>>>(dy,M,dq,dsz,dx,K,nullptr,nullptr,M,K,128); });
+      float dq_us = timeIt([&]{ long long words=(long long)M*K/8; vf_int4_dequant_bf16<<<(words+255)/256,256>>>(dwb,dq,dsz,nullptr,M,K,128); });
+      double bytes4 = (double)M*K/2 + (double)M*K/128*4;
+      printf("%s %dx%d: int4 b1 %.1f us (%.0f GB/s) | b4 %.1f | b8 %.1f | bf16 gemv %.1f us (%.0f GB/s) | dequant %.1f us\n", names[s], M, K, a, bytes4/a/1e3, a4, a8, bb, (double)M*K*2/bb/1e3, dq_us);
+      t4+=a; t16+=bb; cudaFree(dq); cudaFree(dsz); cudaFree(dwb); cudaFree(dx); cudaFree(dy); }
+    printf("%s per-token linears (%d layers): int4 %.2f ms, bf16 %.2f ms, ratio %.2fx\n", names[s], layers[s], t4*layers[s]/1e3, t16*layers[s]/1e3, t16/t4);
+  }
+  return fails?1:0;
+}

@@ -1,0 +1,116 @@
+package io.vlmflux.cuda.gpu;
+
+import io.vlmflux.cuda.cpu.Int4Weights;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.condition.EnabledIf;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+import java.util.Random;
+
+import static io.vlmflux.cuda.gpu.Ref.*;
+import static org.junit.jupiter.api.Assertions.*;
+
+/**
+ * The W4A16 kernels of int4.cu against a straightforward dequantize-to-float product in float64 on the CPU: the
+ * GEMV for 1..8 rows (row strides wider than m/k, bias, residual aliasing y), group sizes 32/64/128, symmetric and
+ * asymmetric zero points, act-order permutations, widths that are not a multiple of the 16 rows a block serves; and
+ * the prefill dequantization to bf16 element by element.
+ */
+@Tag("gpu")
+@EnabledIf(value = "io.vlmflux.cuda.gpu.Gpu#isAvailable", disabledReason = "no usable GPU (the logger vlmflux.cuda says why: CUDA backend unavailable: ...)")
+class Int4OpsTest {
+    static GpuStream st;
+    static DeviceArena arena;
+    static Int4Ops ops;
+
+    @BeforeAll
+    static void open() {
+        Assumptions.assumeTrue(Gpu.isAvailable(), () -> "no GPU: " + Gpu.unavailableReason());
+        st = Gpu.device().newStream();
+        arena = Gpu.device().newArena("int4 test", 1L << 27);
+        ops = new Int4Ops(st, 8192);
+    }
+
+    @AfterAll
+    static void close() {
+        if (ops != null) ops.close();
+        if (arena != null) arena.close();
+        if (st != null) st.close();
+    }
+
+    static Int4Weights random(Random rnd, int m, int k, int gs, boolean sym, boolean actOrder) {
+        int groups = k / gs;
+        byte[] q = new byte[m * k];
+        for (int i = 0; i < q.length; i++) q[i] = (byte) rnd.nextInt(16);
+        int[] colGroup = new int[k];
+        for (int c = 0; c < k; c++) colGroup[c] = c / gs;
+        if (actOrder)
+            for (int c = k - 1; c > 0; c--) { int j = rnd.nextInt(c + 1); int t = colGroup[c]; colGroup[c] = colGroup[j]; colGroup[j] = t; }
+        float[] s = new float[m * groups], z = new float[m * groups];
+        for (int i = 0; i < s.length; i++) {
+            s[i] = Float.float16ToFloat(Float.floatToFloat16(0.002f + rnd.nextFloat() * 0.03f));
+            z[i] = sym ? 8 : rnd.nextInt(16);
+        }
+        return Int4Weights.of("w", m, k, q, colGroup, groups, s, z);
+    }
+
+    @ParameterizedTest(name = "rows {0} m {1} k {2} gs {3} sym {4} actOrder {5} bias {6} residual {7}")
+    @CsvSource({"1, 13, 64, 32, true, false, false, false", "1, 300, 1024, 128, false, false, true, true",
+            "1, 64, 2048, 64, true, true, true, true", "1, 17, 4096, 128, false, true, false, true",
+            "2, 33, 256, 32, false, false, true, false", "3, 100, 384, 128, true, false, false, true",
+            "4, 257, 1024, 64, false, true, true, true", "5, 9, 96, 32, true, false, true, false",
+            "6, 128, 2048, 128, false, false, false, true", "7, 31, 192, 64, true, true, true, true",
+            "8, 1000, 512, 128, false, false, true, true", "8, 40, 3072, 32, false, true, false, false"})
+    void gemvMatchesDequantizedReference(int rows, int m, int k, int gs, boolean sym, boolean actOrder, boolean withBias, boolean withResidual) {
+        Random rnd = new Random(rows * 131L + m * 7L + k);
+        long mark = arena.mark();
+        try {
+            Int4Weights w = random(rnd, m, k, gs, sym, actOrder);
+            Int4Device dw = Int4Device.upload(st, arena, Int4Device.Layout.of(w));
+            int ldx = k + 8 * (rows % 2), ldy = m + 3 * (rows % 3);   // strides wider than the rows on some cases
+            float[] x = bfRound(randn(rnd, rows * ldx, 1f));
+            float[] bias = randn(rnd, m, 1f), y0 = randn(rnd, rows * ldy, 1f);
+            DeviceBuffer dx = arena.alloc("x", 2L * rows * ldx), db = arena.alloc("bias", 4L * m), dy = arena.alloc("y", 4L * rows * ldy);
+            st.upload(dx, bf16(x));
+            st.upload(db, bias);
+            st.upload(dy, y0);
+            ops.gemv(dy, ldy, dw, dx, ldx, withBias ? db : null, withResidual ? dy : null, rows);
+            float[] y = st.downloadFloats(dy, rows * ldy);
+            float[] wf = w.dequantize();
+            for (int b = 0; b < rows; b++)
+                for (int j = 0; j < m; j++) {
+                    double s = 0, mag = 0;
+                    for (int t = 0; t < k; t++) { double p = (double) x[b * ldx + t] * wf[j * k + t]; s += p; mag += Math.abs(p); }
+                    if (withResidual) s += y0[b * ldy + j];
+                    if (withBias) s += bias[j];
+                    assertEquals(s, y[b * ldy + j], 2e-5 * (mag + 1), "row " + b + " col " + j);
+                }
+            for (int b = 0; b < rows; b++)   // the padding between rows is never written
+                for (int j = m; j < ldy; j++) assertEquals(y0[b * ldy + j], y[b * ldy + j], "padding at row " + b + " col " + j);
+        } finally {
+            arena.reset(mark);
+        }
+    }
+
+    @ParameterizedTest(name = "m {0} k {1} gs {2} sym {3} actOrder {4}")
+    @CsvSource({"5, 64, 32, true, false", "77, 1024, 128, false, false", "33, 512, 64, false, true", "16, 2048, 128, true, true"})
+    void dequantizeMatchesReference(int m, int k, int gs, boolean sym, boolean actOrder) {
+        Random rnd = new Random(m * 31L + k);
+        long mark = arena.mark();
+        try {
+            Int4Weights w = random(rnd, m, k, gs, sym, actOrder);
+            Int4Device dw = Int4Device.upload(st, arena, Int4Device.Layout.of(w));
+            DeviceBuffer out = arena.alloc("W bf16", 2L * m * k);
+            ops.dequantize(out, dw);
+            float[] got = f(st.downloadShorts(out, m * k));
+            float[] ref = w.dequantize();
+            for (int i = 0; i < ref.length; i++) assertEquals(roundBf16(ref[i]), got[i], "element [" + i / k + ", " + i % k + "]");
+        } finally {
+            arena.reset(mark);
+        }
+    }
+}
