@@ -229,3 +229,310 @@ vf_mask_logits(float* __restrict__ logits, const unsigned long long* __restrict_
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n && !((bits[i >> 6] >> (i & 63)) & 1ULL)) logits[i] = VF_NEG_INF;
 }
+
+// ---- Multi-block sampling (temperature, top-k, top-p, min-p) for large vocabularies ----
+// The single-block vf_sample reads the vocabulary ~11 times from one SM. Here four launches, no host sync (graph
+// capturable; the RNG counter stays a device scalar):
+//   (misc[1..3] = the kept set's floor key, its mass and the candidate count, for tests and diagnostics.)
+//   1. vf_sample_max     (P blocks): block b's max over its contiguous chunk -> pmax[b]; zeroes the histograms.
+//   2. vf_sample_hist    (P blocks): M = max(pmax); w_i = exp((l_i - M) / T); histograms over the top 12 bits of the
+//      order-preserving key (count and mass, shared then global atomics); pmass[b] = block's sum of w (a fixed-order
+//      reduction, so the total is deterministic); minBin = lowest bin holding a token with w >= minP (min-p keeps
+//      exactly the tokens with p_i >= minP * p_max, i.e. w_i >= minP, whatever top-k/top-p kept before it).
+//   3. vf_sample_compact (P blocks): every block derives the same coarse floor bin from the histograms (the bin of the
+//      k-th largest key for top-k; else one bin below where the mass from the top reaches topP * Z for top-p; raised to
+//      minBin where that cannot cut the top-k set top-p needs) and writes the indices of its tokens in bins >= floor,
+//      in index order, to its own segment seg[b * chunk ..), count cnt[b].
+//   4. vf_sample_final   (1 block): gathers the candidates in index order, then the exact rules of the single-block
+//      kernel over the candidates only (radix select for the k-th key, radix mass walk for top-p with Z over the top-k
+//      set -- or the whole vocabulary's deterministic Z when top-k is off --, min-p key floor), and the draw with the
+//      counter-based RNG. Kept set = keys >= max(topK key, topP key, minP key), as the CPU Sampler's masks in order.
+// With no top-k/top-p/min-p the floor is bin 0: every token is a candidate (no sort in any case).
+#define VF_SBINS 4096
+#define VF_SBIN_SHIFT 20
+
+// pmax [P], hcnt [4096], hmass [4096], misc[0] = minBin. grid P, block 256.
+extern "C" __global__ void __launch_bounds__(256)
+vf_sample_max(float* __restrict__ pmax, unsigned int* __restrict__ hcnt, float* __restrict__ hmass,
+              unsigned int* __restrict__ misc, const float* __restrict__ logits, int n) {
+    __shared__ float sv[33];
+    const int parts = gridDim.x, chunk = (n + parts - 1) / parts;
+    const int beg = min(n, blockIdx.x * chunk), end = min(n, beg + chunk);
+    float m = VF_NEG_INF;
+    for (int i = beg + threadIdx.x; i < end; i += blockDim.x) m = fmaxf(m, logits[i]);
+    m = block_max(m, sv);
+    if (threadIdx.x == 0) pmax[blockIdx.x] = m;
+    for (int b = blockIdx.x * blockDim.x + threadIdx.x; b < VF_SBINS; b += parts * blockDim.x) { hcnt[b] = 0u; hmass[b] = 0.f; }
+    if (blockIdx.x == 0 && threadIdx.x == 0) misc[0] = VF_SBINS;
+}
+
+__device__ __forceinline__ float vf_parts_max(const float* __restrict__ pmax, int parts, float* sv) {
+    float m = VF_NEG_INF;
+    for (int i = threadIdx.x; i < parts; i += blockDim.x) m = fmaxf(m, pmax[i]);
+    return block_max(m, sv);
+}
+
+// grid P, block 256.
+extern "C" __global__ void __launch_bounds__(256)
+vf_sample_hist(unsigned int* __restrict__ hcnt, float* __restrict__ hmass, unsigned int* __restrict__ misc,
+               float* __restrict__ pmass, const float* __restrict__ pmax, const float* __restrict__ logits, int n,
+               float invT, float minP) {
+    __shared__ float sv[33];
+    __shared__ unsigned int scnt[VF_SBINS];
+    __shared__ float smass[VF_SBINS];
+    __shared__ unsigned int sMinBin;
+    const int parts = gridDim.x, chunk = (n + parts - 1) / parts;
+    const int beg = min(n, blockIdx.x * chunk), end = min(n, beg + chunk);
+    const float mx = vf_parts_max(pmax, parts, sv);
+    for (int b = threadIdx.x; b < VF_SBINS; b += blockDim.x) { scnt[b] = 0u; smass[b] = 0.f; }
+    if (threadIdx.x == 0) sMinBin = VF_SBINS;
+    __syncthreads();
+    float local = 0.f;
+    unsigned int myMin = VF_SBINS;
+    for (int i = beg + threadIdx.x; i < end; i += blockDim.x) {
+        const float l = logits[i];
+        const unsigned int bin = vf_key(l) >> VF_SBIN_SHIFT;
+        const float w = __expf((l - mx) * invT);
+        local += w;
+        atomicAdd(&scnt[bin], 1u);
+        if (w > 0.f) atomicAdd(&smass[bin], w);
+        if (minP > 0.f && w >= minP) myMin = min(myMin, bin);
+    }
+    if (myMin < VF_SBINS) atomicMin(&sMinBin, myMin);
+    local = block_sum(local, sv);
+    __syncthreads();
+    for (int b = threadIdx.x; b < VF_SBINS; b += blockDim.x) {
+        if (scnt[b]) atomicAdd(&hcnt[b], scnt[b]);
+        if (smass[b] > 0.f) atomicAdd(&hmass[b], smass[b]);
+    }
+    if (threadIdx.x == 0) {
+        pmass[blockIdx.x] = local;
+        if (sMinBin < VF_SBINS) atomicMin(&misc[0], sMinBin);
+    }
+}
+
+// Coarse floor bin (see above); every thread returns it. Block of 256: thread t owns bins [16 t, 16 t + 16), a
+// shared suffix scan of the per-thread count and mass totals finds the one thread whose range holds the crossing.
+__device__ int vf_sample_floor_bin(const unsigned int* __restrict__ hcnt, const float* __restrict__ hmass,
+                                   const unsigned int* __restrict__ misc, const float* __restrict__ pmass, int parts,
+                                   int n, int topK, float topP, float minP) {
+    __shared__ int sFloor;
+    __shared__ unsigned int sc[256];
+    __shared__ float sm[256];
+    __shared__ float sv[33];
+    const int t = threadIdx.x;   // blockDim.x == 256
+    const bool kOn = topK > 0 && topK < n;
+    const bool pOn = !kOn && topP < 1.f;
+    float z = 0.f;
+    if (pOn) {
+        for (int i = t; i < parts; i += blockDim.x) z += pmass[i];
+        z = block_sum(z, sv);
+    }
+    unsigned int c[16];
+    float m[16];
+    unsigned int tc = 0u;
+    float tm = 0.f;
+#pragma unroll
+    for (int j = 0; j < 16; j++) {
+        c[j] = kOn ? hcnt[16 * t + j] : 0u;
+        m[j] = pOn ? hmass[16 * t + j] : 0.f;
+        tc += c[j];
+        tm += m[j];
+    }
+    if (t == 0) sFloor = 0;
+    sc[t] = tc;
+    sm[t] = tm;
+    __syncthreads();
+    for (int o = 1; o < 256; o <<= 1) {   // inclusive suffix scan: sc[t] = sum over t' >= t
+        unsigned int ac = t + o < 256 ? sc[t + o] : 0u;
+        float am = t + o < 256 ? sm[t + o] : 0.f;
+        __syncthreads();
+        sc[t] += ac;
+        sm[t] += am;
+        __syncthreads();
+    }
+    unsigned int aboveC = sc[t] - tc;
+    float aboveM = t + 1 < 256 ? sm[t + 1] : 0.f;
+    if (kOn && aboveC < (unsigned int)topK && aboveC + tc >= (unsigned int)topK) {
+        for (int j = 15; j >= 0; j--) { aboveC += c[j]; if (aboveC >= (unsigned int)topK) { sFloor = 16 * t + j; break; } }
+    }
+    const float target = topP * z;
+    if (pOn && aboveM < target && aboveM + tm >= target) {
+        int fb = 16 * t;
+        for (int j = 15; j >= 0; j--) { aboveM += m[j]; if (aboveM >= target) { fb = 16 * t + j; break; } }
+        sFloor = max(0, fb - 1);   // one bin of margin for rounding: the final block finds the exact cut
+    }
+    __syncthreads();
+    // min-p may raise the floor unless top-p needs the whole top-k set for its Z.
+    int fb = sFloor;
+    if (minP > 0.f && !(kOn && topP < 1.f) && misc[0] < VF_SBINS) fb = max(fb, (int)misc[0]);
+    return fb;
+}
+
+// grid P, block 256 (8 warps). seg [n], cnt [P].
+extern "C" __global__ void __launch_bounds__(256)
+vf_sample_compact(int* __restrict__ seg, int* __restrict__ cnt, const unsigned int* __restrict__ hcnt,
+                  const float* __restrict__ hmass, const unsigned int* __restrict__ misc,
+                  const float* __restrict__ pmass, const float* __restrict__ logits, int n, int topK, float topP,
+                  float minP) {
+    __shared__ int wtot[8];
+    const int parts = gridDim.x, chunk = (n + parts - 1) / parts;
+    const int beg = min(n, blockIdx.x * chunk), end = min(n, beg + chunk);
+    const unsigned int fb = (unsigned int)vf_sample_floor_bin(hcnt, hmass, misc, pmass, parts, n, topK, topP, minP);
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    int base = 0;
+    for (int t = beg; t < end; t += blockDim.x) {
+        const int i = t + threadIdx.x;
+        const bool keep = i < end && (vf_key(logits[i]) >> VF_SBIN_SHIFT) >= fb;
+        const unsigned int bal = __ballot_sync(0xffffffffu, keep);
+        if (lane == 0) wtot[warp] = __popc(bal);
+        __syncthreads();
+        int off = base + __popc(bal & ((1u << lane) - 1u)), tot = 0;
+        for (int w = 0; w < 8; w++) { if (w < warp) off += wtot[w]; tot += wtot[w]; }
+        if (keep) seg[beg + off] = i;
+        base += tot;
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) cnt[blockIdx.x] = base;
+}
+
+// grid 1, block 1024. cidx [n], cval [n]: the gathered candidates. temperature > 0 and topK != 1 (the launcher sends
+// greedy to the argmax). counter: device uint64, incremented once per call.
+extern "C" __global__ void __launch_bounds__(VF_SAMPLE_THREADS)
+vf_sample_final(int* __restrict__ out, unsigned long long* counter, int* __restrict__ cidx, float* __restrict__ cval,
+                const int* __restrict__ seg, const int* __restrict__ cnt, const float* __restrict__ pmax,
+                const float* __restrict__ pmass, int parts, const float* __restrict__ logits, int n, float invT,
+                int topK, float topP, float minP, unsigned long long seed, unsigned int* __restrict__ misc) {
+    __shared__ float sv[33];
+    __shared__ float hist[256];
+    __shared__ float warpSums[32];
+    __shared__ int soff[1025];
+    __shared__ int chosen;
+    __shared__ float sZ;
+    __shared__ unsigned int sMinKey;
+    const unsigned long long c = counter[0];
+    const int chunk = (n + parts - 1) / parts;
+    const float mx = vf_parts_max(pmax, parts, sv);
+    {   // candidate offsets: exclusive scan of cnt over the parts (parts <= 1024), and Z (fixed-order block sum)
+        const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+        const int own = threadIdx.x < parts ? cnt[threadIdx.x] : 0;
+        int incl = own;
+#pragma unroll
+        for (int o = 1; o < 32; o <<= 1) {
+            const int t = __shfl_up_sync(0xffffffffu, incl, o);
+            if (lane >= o) incl += t;
+        }
+        if (lane == 31) soff[warp] = incl;   // warp totals (reuses soff before the offsets are written)
+        __syncthreads();
+        int wbase = 0;
+        for (int w = 0; w < warp; w++) wbase += soff[w];
+        int total = 0;
+        for (int w = 0; w < (int)(blockDim.x >> 5); w++) total += soff[w];
+        __syncthreads();
+        if (threadIdx.x < parts) soff[threadIdx.x] = wbase + incl - own;
+        if (threadIdx.x == 0) { soff[parts] = total; sMinKey = 0xffffffffu; chosen = -1; }
+        float z = threadIdx.x < parts ? pmass[threadIdx.x] : 0.f;
+        z = block_sum(z, sv);
+        if (threadIdx.x == 0) sZ = z;
+        __syncthreads();
+    }
+    const int C = soff[parts];
+    {   // gather: warp w copies segments w, w + 32, ...
+        const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
+        for (int b = warp; b < parts; b += nw) {
+            const int o = soff[b], m = soff[b + 1] - o;
+            for (int j = lane; j < m; j += 32) {
+                const int i = seg[b * chunk + j];
+                cidx[o + j] = i;
+                cval[o + j] = logits[i];
+            }
+        }
+    }
+    __syncthreads();
+    const bool kOn = topK > 0 && topK < n;
+    unsigned int floorKey = 0u;
+    if (kOn && topK < C) floorKey = vf_radix_select<false>(cval, C, 0u, mx, invT, (float)topK, hist);
+    if (topP < 1.f) {
+        float z;
+        if (kOn) {
+            z = 0.f;
+            for (int i = threadIdx.x; i < C; i += blockDim.x)
+                if (vf_key(cval[i]) >= floorKey) z += __expf((cval[i] - mx) * invT);
+            z = block_sum(z, sv);
+        } else {
+            z = sZ;
+        }
+        bool walk = true;
+        if (!kOn) {  // min-p may have raised the candidate floor past the top-p cut: then top-p keeps every candidate
+            float cm = 0.f;
+            for (int i = threadIdx.x; i < C; i += blockDim.x) cm += __expf((cval[i] - mx) * invT);
+            walk = block_sum(cm, sv) >= topP * z;
+        }
+        if (walk) {
+            const unsigned int pKey = vf_radix_select<true>(cval, C, floorKey, mx, invT, topP * z, hist);
+            floorKey = max(floorKey, pKey);
+        }
+    }
+    if (minP > 0.f) {
+        unsigned int mk = 0xffffffffu;
+        for (int i = threadIdx.x; i < C; i += blockDim.x)
+            if (__expf((cval[i] - mx) * invT) >= minP) mk = min(mk, vf_key(cval[i]));
+        if (mk != 0xffffffffu) atomicMin(&sMinKey, mk);
+        __syncthreads();
+        if (sMinKey != 0xffffffffu) floorKey = max(floorKey, sMinKey);
+    }
+    float local = 0.f;
+    int lastIdx = -1;
+    for (int i = threadIdx.x; i < C; i += blockDim.x)
+        if (vf_key(cval[i]) >= floorKey) { local += __expf((cval[i] - mx) * invT); lastIdx = i; }
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    float incl = local;
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+        const float t = __shfl_up_sync(0xffffffffu, incl, o);
+        if (lane >= o) incl += t;
+    }
+    __syncthreads();
+    if (lane == 31) warpSums[warp] = incl;
+    __syncthreads();
+    if (warp == 0) {
+        float ws = lane < (int)(blockDim.x >> 5) ? warpSums[lane] : 0.f;
+#pragma unroll
+        for (int o = 1; o < 32; o <<= 1) {
+            const float t = __shfl_up_sync(0xffffffffu, ws, o);
+            if (lane >= o) ws += t;
+        }
+        warpSums[lane] = ws;
+    }
+    __syncthreads();
+    const float total = warpSums[(blockDim.x >> 5) - 1];
+    const float before = (warp > 0 ? warpSums[warp - 1] : 0.f) + incl - local;
+    const unsigned long long r = vf_mix64(seed ^ vf_mix64(c));
+    const float u = (float)(r >> 40) * (1.f / 16777216.f);
+    const float target = u * total;
+    if (local > 0.f && target >= before && target < before + local) {
+        float cum = before;
+        int pick = lastIdx;
+        for (int i = threadIdx.x; i < C; i += blockDim.x) {
+            if (vf_key(cval[i]) >= floorKey) {
+                cum += __expf((cval[i] - mx) * invT);
+                if (target < cum) { pick = i; break; }
+            }
+        }
+        chosen = pick;
+    }
+    __syncthreads();
+    if (chosen < 0) {
+        float li = (float)lastIdx;
+        li = block_max(li, sv);
+        if (threadIdx.x == 0) chosen = (int)li;
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        out[0] = chosen < 0 || C == 0 ? 0 : cidx[chosen];
+        counter[0] = c + 1;
+        misc[1] = floorKey;               // kept set: keys >= floorKey (read by the tests)
+        misc[2] = __float_as_uint(total); // its mass, sum of exp((l - max) / T)
+        misc[3] = (unsigned int)C;        // candidates the final block looked at
+    }
+}

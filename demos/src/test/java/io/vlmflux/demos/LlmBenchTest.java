@@ -37,6 +37,8 @@ class LlmBenchTest {
             IllegalStateException x = assertThrows(IllegalStateException.class, () -> new LlmBench().run(List.of("--backend", "cuda", "--shape", "tiny")));
             assertTrue(x.getMessage().startsWith("backend 'cuda' cannot run here: "), x.getMessage());
         }
+        UsageException sampledOnCpu = assertThrows(UsageException.class, () -> new LlmBench().run(List.of("--backend", "cpu", "--shape", "tiny", "--sampled")));
+        assertTrue(sampledOnCpu.getMessage().contains("--sampled"), sampledOnCpu.getMessage());
         assertThrows(UsageException.class, () -> new LlmBench().run(List.of("--backend", "tpu")));
         assertThrows(UsageException.class, () -> new LlmBench().run(List.of("--backend", "cuda", "--contexts", "512,x")));
         assertThrows(UsageException.class, () -> new LlmBench().run(List.of("--model", "/no/such/dir")));

@@ -506,6 +506,61 @@ public final class GpuOps implements AutoCloseable {
                 a.reset().ptr(outId).ptr(logits).i32(n).f32(temperature).i32(topK).f32(topP).i64(seed).ptr(counter));
     }
 
+    /** Most blocks of the multi-block sampler's first stages (one contiguous vocabulary chunk each). */
+    public static final int SAMPLE_PARTS = 128;
+    private static final long SW_HIST = 2048, SW_SEG = SW_HIST + 8L * 4096;
+    /**
+     * Where in the sampling workspace the last sampled call leaves int32 [4] = (lowest histogram bin holding a min-p
+     * survivor, the kept set's floor: tokens whose order-preserving key is {@code >=} it are kept, the kept mass
+     * sum exp((l - max) / T) as fp32 bits, the candidates the final block read). For tests and diagnostics.
+     */
+    public static final long SAMPLE_INFO_OFFSET = 1536;
+
+    /** Bytes of the workspace {@link #sample(DeviceBuffer, DeviceBuffer, int, float, int, float, float, long, DeviceBuffer, DeviceBuffer)} needs for {@code n} logits. */
+    public static long sampleWorkspaceBytes(int n) { return SW_SEG + 12L * n; }
+
+    /** Blocks of the multi-block sampler for {@code n} logits (about 1,024 logits a block, at most {@link #SAMPLE_PARTS}). */
+    public static int sampleParts(int n) { return Math.max(1, Math.min(SAMPLE_PARTS, (n + 1023) / 1024)); }
+
+    /**
+     * Multi-block sampling (sampling.cu: max, histogram, compaction over {@link #sampleParts} blocks, then one block
+     * over the candidates only): outId int32[0] = a token drawn from softmax(logits / temperature) restricted to top-k
+     * (k <= 0: off), top-p (p >= 1: off) and min-p (0: off), in that order, as the CPU Sampler. temperature <= 0 or
+     * topK == 1 is the two-stage argmax (the counter is then left as is). counter: device uint64, incremented per
+     * sampled call and hashed with {@code seed}; no host sync, so it can be captured in a graph. workspace:
+     * {@link #sampleWorkspaceBytes}(n) bytes, reusable by calls on the same stream.
+     */
+    public void sample(DeviceBuffer outId, DeviceBuffer logits, int n, float temperature, int topK, float topP, float minP,
+                       long seed, DeviceBuffer counter, DeviceBuffer workspace) {
+        positive("sample", n);
+        if (!(topP > 0f)) throw new IllegalArgumentException("sample: topP " + topP + " must be > 0");
+        if (!(minP >= 0f && minP <= 1f)) throw new IllegalArgumentException("sample: minP " + minP + " must be in [0, 1]");
+        outId.require(4, "sample", "out int32");
+        logits.require(4L * n, "sample", "logits fp32 [n]");
+        counter.require(8, "sample", "counter uint64");
+        workspace.require(sampleWorkspaceBytes(n), "sample", "sampling workspace (" + sampleWorkspaceBytes(n) + " bytes for " + n + " logits)");
+        if (temperature <= 0f || topK == 1) {
+            argmax(outId, logits, n, workspace.slice(0, argmaxWorkspaceBytes(), workspace.name() + ".argmax"));
+            return;
+        }
+        int parts = sampleParts(n);
+        String w = workspace.name();
+        DeviceBuffer pmax = workspace.slice(0, 512, w + ".pmax"), pmass = workspace.slice(512, 512, w + ".pmass"),
+                cnt = workspace.slice(1024, 512, w + ".cnt"), misc = workspace.slice(1536, 16, w + ".misc"),
+                hcnt = workspace.slice(SW_HIST, 4L * 4096, w + ".hcnt"), hmass = workspace.slice(SW_HIST + 4L * 4096, 4L * 4096, w + ".hmass"),
+                seg = workspace.slice(SW_SEG, 4L * n, w + ".seg"), cidx = workspace.slice(SW_SEG + 4L * n, 4L * n, w + ".cidx"),
+                cval = workspace.slice(SW_SEG + 8L * n, 4L * n, w + ".cval");
+        float invT = 1f / temperature;
+        k.launch("vf_sample_max", parts, 1, 1, 256, 0, stream, a.reset().ptr(pmax).ptr(hcnt).ptr(hmass).ptr(misc).ptr(logits).i32(n));
+        k.launch("vf_sample_hist", parts, 1, 1, 256, 0, stream,
+                a.reset().ptr(hcnt).ptr(hmass).ptr(misc).ptr(pmass).ptr(pmax).ptr(logits).i32(n).f32(invT).f32(minP));
+        k.launch("vf_sample_compact", parts, 1, 1, 256, 0, stream,
+                a.reset().ptr(seg).ptr(cnt).ptr(hcnt).ptr(hmass).ptr(misc).ptr(pmass).ptr(logits).i32(n).i32(topK).f32(topP).f32(minP));
+        k.launch("vf_sample_final", 1, 1, 1, 1024, 0, stream,
+                a.reset().ptr(outId).ptr(counter).ptr(cidx).ptr(cval).ptr(seg).ptr(cnt).ptr(pmax).ptr(pmass).i32(parts)
+                        .ptr(logits).i32(n).f32(invT).i32(topK).f32(topP).f32(minP).i64(seed).ptr(misc));
+    }
+
     @Override
     public void close() {
         a.close();

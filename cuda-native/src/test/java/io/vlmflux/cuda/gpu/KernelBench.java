@@ -131,6 +131,15 @@ public final class KernelBench {
             row("argmax", "vocab " + vocab, med(st, 30, () -> ops.argmax(id, logits, vocab)), 4.0 * vocab);
             row("sample T=0.7 top-k 50 top-p 0.9", "vocab " + vocab, med(st, 30, () -> ops.sample(id, logits, vocab, 0.7f, 50, 0.9f, 1, ctr)), 4.0 * vocab);
             row("sample T=1 top-p 0.95", "vocab " + vocab, med(st, 30, () -> ops.sample(id, logits, vocab, 1f, 0, 0.95f, 1, ctr)), 4.0 * vocab);
+            DeviceBuffer sws = ar.alloc("sampling workspace", GpuOps.sampleWorkspaceBytes(vocab)), aws = ar.alloc("argmax ws", GpuOps.argmaxWorkspaceBytes());
+            row("argmax two-stage", "vocab " + vocab, med(st, 30, () -> ops.argmax(id, logits, vocab, aws)), 4.0 * vocab);
+            row("sample multi-block T=0.7 k 40 p 0.9 min-p 0.05", "vocab " + vocab,
+                    med(st, 30, () -> ops.sample(id, logits, vocab, 0.7f, 40, 0.9f, 0.05f, 1, ctr, sws)), 4.0 * vocab);
+            row("sample multi-block T=0.7 top-k 50 top-p 0.9", "vocab " + vocab,
+                    med(st, 30, () -> ops.sample(id, logits, vocab, 0.7f, 50, 0.9f, 0f, 1, ctr, sws)), 4.0 * vocab);
+            row("sample multi-block T=1 top-p 0.95", "vocab " + vocab, med(st, 30, () -> ops.sample(id, logits, vocab, 1f, 0, 0.95f, 0f, 1, ctr, sws)), 4.0 * vocab);
+            row("sample multi-block T=1 min-p 0.05", "vocab " + vocab, med(st, 30, () -> ops.sample(id, logits, vocab, 1f, 0, 1f, 0.05f, 1, ctr, sws)), 4.0 * vocab);
+            row("sample multi-block T=1 (full vocabulary)", "vocab " + vocab, med(st, 30, () -> ops.sample(id, logits, vocab, 1f, 0, 1f, 0f, 1, ctr, sws)), 4.0 * vocab);
         }
     }
 

@@ -42,7 +42,8 @@ public final class LlmBench implements Command {
         return """
                 vlmflux bench llm [--backend auto|cpu|cuda] [--model DIR | --shape NAME [--keep-checkpoint DIR]] [--json]
                                   cuda: [--contexts 512,2048] [--decode-tokens 128] [--no-cuda-graph] [--bandwidth-gbps B]
-                                        [--batch 1,2,4,8 [--batch-ctx 384] [--batch-steps 64]] [--json-schema FILE]
+                                        [--batch 1,2,4,8,16 [--batch-ctx 384] [--batch-steps 64]] [--json-schema FILE]
+                                        [--sampled]
                                   cpu:  [--prompt-tokens 128] [--decode-tokens 32]
                   --backend      auto (default): cuda when a usable GPU is present, else cpu (the choice is logged)
                   --model DIR    benchmark an existing checkpoint instead of writing a random one
@@ -56,6 +57,9 @@ public final class LlmBench implements Command {
                   --batch        cuda: batched decode steps of B sequences at --batch-ctx cached tokens: ms per step and
                                  tok/s with the default path (graph per batch size, skinny GEMM) and eager cuBLAS steps,
                                  and how many chosen tokens the two agree on
+                  --sampled      cuda: also time sampled decode (temperature 0.7, top-k 40, top-p 0.9, min-p 0.05, the
+                                 multi-block device sampler) next to greedy: sampled_decode_tok_s and sampled_vs_greedy;
+                                 with --batch, sampled batched steps too (default path)
                   --json-schema  cuda, with --model (its tokenizer.json): also decode under this JSON Schema, the mask applied
                                  on the device each step (constrained_decode_tok_s; the automaton's states warmed first)
                 """;
@@ -63,7 +67,7 @@ public final class LlmBench implements Command {
 
     @Override public int run(List<String> argv) throws Exception {
         Args a = Args.parse(argv, Set.of("backend", "shape", "model", "prompt-tokens", "decode-tokens", "contexts", "bandwidth-gbps",
-                "batch", "batch-ctx", "batch-steps", "json-schema", "keep-checkpoint"), Set.of("json", "no-cuda-graph"));
+                "batch", "batch-ctx", "batch-steps", "json-schema", "keep-checkpoint"), Set.of("json", "no-cuda-graph", "sampled"));
         if (!a.positional().isEmpty()) throw new UsageException("unexpected argument '" + a.positional().get(0) + "'");
         String requested = a.get("backend", "auto");
         if (!Set.of("auto", "cpu", "cuda").contains(requested)) throw new UsageException("--backend must be auto, cpu or cuda, got '" + requested + "'");
@@ -71,8 +75,8 @@ public final class LlmBench implements Command {
         String backend = Models.resolve(requested);
         boolean cuda = backend.equals("cuda");
         if (cuda && a.has("prompt-tokens")) throw new UsageException("--prompt-tokens is for the cpu backend; with cuda use --contexts");
-        if (!cuda && (a.has("contexts") || a.flag("no-cuda-graph") || a.has("batch") || a.has("bandwidth-gbps")))
-            throw new UsageException("--contexts/--no-cuda-graph/--batch/--bandwidth-gbps need the cuda backend (this run uses " + backend + ")");
+        if (!cuda && (a.has("contexts") || a.flag("no-cuda-graph") || a.has("batch") || a.has("bandwidth-gbps") || a.flag("sampled")))
+            throw new UsageException("--contexts/--no-cuda-graph/--batch/--bandwidth-gbps/--sampled need the cuda backend (this run uses " + backend + ")");
         int[] contexts = counts("--contexts", a.get("contexts", "512,2048"));
         int[] batches = a.has("batch") ? counts("--batch", a.get("batch")) : null;
         int batchCtx = a.getInt("batch-ctx", 384), batchSteps = a.getInt("batch-steps", 64);
@@ -116,8 +120,8 @@ public final class LlmBench implements Command {
                 Path d = dir;
                 Decoder dec = a.flag("no-cuda-graph") ? withProperties(Map.of("vlmflux.cuda.graphs", "false"), () -> load(d, "cuda")) : load(d, "cuda");
                 try (dec) {
-                    if (batches != null) runBatch(dec, dir, shapeName, batches, batchCtx, batchSteps, a.flag("json"));
-                    else runCuda(dec, shapeName, contexts, decodeTokens, bandwidth, a.flag("json"), constraint(a, dir));
+                    if (batches != null) runBatch(dec, dir, shapeName, batches, batchCtx, batchSteps, a.flag("json"), a.flag("sampled") ? SAMPLED : null);
+                    else runCuda(dec, shapeName, contexts, decodeTokens, bandwidth, a.flag("json"), constraint(a, dir), a.flag("sampled") ? SAMPLED : null);
                 }
             } else {
                 runCpu(dir, backend, shapeName, promptTokens, decodeTokens, writeMs, a.flag("json"));
@@ -203,8 +207,11 @@ public final class LlmBench implements Command {
         return steps / ((System.nanoTime() - t0) / 1e9);
     }
 
+    /** The settings {@code --sampled} times: temperature 0.7, top-k 40, top-p 0.9, min-p 0.05 (seed 18). */
+    static final SamplingParams SAMPLED = SamplingParams.sample(0.7, 40, 0.9, 0.05, 18);
+
     private static void runCuda(Decoder d, String name, int[] contexts, int decodeTokens, double bandwidth, boolean json,
-                                io.vlmflux.llm.constrain.Constraint constraint) throws Exception {
+                                io.vlmflux.llm.constrain.Constraint constraint, SamplingParams sampled) throws Exception {
         ModelConfig c = d.config();
         for (int ctx : contexts)
             if (ctx + decodeTokens + 8 > c.maxPositionEmbeddings())
@@ -233,6 +240,15 @@ public final class LlmBench implements Command {
                 long t0 = System.nanoTime();
                 for (int i = 0; i < decodeTokens; i++) tok = d.forwardSample(cache, ForwardInput.tokens(tok), greedy);
                 double tps = decodeTokens / ((System.nanoTime() - t0) / 1e9);
+                double stps = 0;
+                if (sampled != null) {   // same context, same number of steps, the token drawn on the device each step
+                    cache.reset(ctx);
+                    for (int i = 0; i < 4; i++) tok = d.forwardSample(cache, ForwardInput.tokens(tok), sampled);
+                    cache.reset(ctx);
+                    long s0 = System.nanoTime();
+                    for (int i = 0; i < decodeTokens; i++) tok = d.forwardSample(cache, ForwardInput.tokens(tok), sampled);
+                    stps = decodeTokens / ((System.nanoTime() - s0) / 1e9);
+                }
                 double ctps = 0;
                 if (constraint != null) {
                     constrainedDecode(d, cache, ctx, tok, constraint, decodeTokens);           // visits (and caches) the states
@@ -249,6 +265,10 @@ public final class LlmBench implements Command {
                 o.put("decode_tokens", decodeTokens);
                 o.put("prefill_ms", round(p3[1], 2));
                 o.put("decode_tok_s", round(tps, 1));
+                if (sampled != null) {
+                    o.put("sampled_decode_tok_s", round(stps, 1));
+                    o.put("sampled_vs_greedy", round(stps / tps, 3));
+                }
                 if (constraint != null) {
                     o.put("constrained_decode_tok_s", round(ctps, 1));
                     o.put("constrained_vs_plain", round(ctps / tps, 3));
@@ -278,6 +298,10 @@ public final class LlmBench implements Command {
             System.err.printf(Locale.ROOT, "  %7d | %10.2f | %12.1f | %14s | %11s | %11d | %14d%n", (int) o.get("ctx"), (double) o.get("prefill_ms"),
                     (double) o.get("decode_tok_s"), o.getOrDefault("roofline_tok_s", "-"), o.getOrDefault("frac_of_roofline", "-"),
                     (long) o.get("gpu_mem_kv_MB"), (long) o.get("gpu_mem_device_used_MB"));
+        if (sampled != null)
+            for (Map<String, Object> o : rows)
+                System.err.printf(Locale.ROOT, "  context %d: sampled decode (T 0.7, top-k 40, top-p 0.9, min-p 0.05) %.1f tok/s = %.3f of greedy%n",
+                        (int) o.get("ctx"), (double) o.get("sampled_decode_tok_s"), (double) o.get("sampled_vs_greedy"));
         if (constraint != null)
             for (Map<String, Object> o : rows)
                 System.err.printf(Locale.ROOT, "  context %d: JSON-schema constrained decode %.1f tok/s = %.3f of unconstrained%n", (int) o.get("ctx"),
@@ -297,7 +321,8 @@ public final class LlmBench implements Command {
      * median of 3 timed runs of {@code steps} steps each after a warm-up; B = 1 is the single-sequence step. Also how
      * many chosen tokens the two paths agree on (random weights have near-ties; the GEMMs differ in rounding).
      */
-    private static void runBatch(Decoder fast, Path dir, String name, int[] batches, int ctx, int steps, boolean json) throws Exception {
+    private static void runBatch(Decoder fast, Path dir, String name, int[] batches, int ctx, int steps, boolean json,
+                                 SamplingParams sampled) throws Exception {
         ModelConfig c = fast.config();
         if (ctx + steps + 16 > c.maxPositionEmbeddings())
             throw new UsageException("--batch-ctx " + ctx + " + " + steps + " steps exceeds the model's max_position_embeddings " + c.maxPositionEmbeddings());
@@ -305,7 +330,8 @@ public final class LlmBench implements Command {
             SplittableRandom r = new SplittableRandom(11);
             System.err.printf("backend %s, model %s, %s: batched decode steps at context %d, %d steps%n", fast.backend(), name,
                     fast.info().getOrDefault("device", "?"), ctx, steps);
-            System.err.println("  batch | graph ms/step | eager ms/step | graph tok/s | eager tok/s | tokens equal");
+            System.err.println("  batch | graph ms/step | eager ms/step | graph tok/s | eager tok/s | tokens equal"
+                    + (sampled != null ? " | sampled ms/step | sampled tok/s | sampled/greedy" : ""));
             for (int B : batches) {
                 KvCache[][] caches = new KvCache[2][B];
                 int[][] first = new int[2][B];
@@ -337,6 +363,22 @@ public final class LlmBench implements Command {
                         Arrays.sort(timed);
                         ms[d] = timed[1];
                     }
+                    double sms = 0;
+                    if (sampled != null) {   // the default path with the device sampler on every row
+                        SamplingParams[] sp = new SamplingParams[B];
+                        for (int i = 0; i < B; i++) sp[i] = sampled.withSeed(sampled.seed() + i);
+                        double[] runs = new double[4];
+                        for (int rep = 0; rep < runs.length; rep++) {
+                            int[] tok = first[0].clone();
+                            for (KvCache kc : caches[0]) kc.reset(ctx);
+                            long t0 = System.nanoTime();
+                            for (int s = 0; s < steps; s++) tok = fast.forwardSampleBatch(caches[0], tok, sp);
+                            runs[rep] = (System.nanoTime() - t0) / 1e6 / steps;
+                        }
+                        double[] timed = Arrays.copyOfRange(runs, 1, runs.length);
+                        Arrays.sort(timed);
+                        sms = timed[1];
+                    }
                     int same = 0;
                     for (int s = 0; s < steps; s++) for (int i = 0; i < B; i++) if (toks[0][s][i] == toks[1][s][i]) same++;
                     Map<String, Object> info = fast.info();
@@ -355,8 +397,14 @@ public final class LlmBench implements Command {
                     o.put("batch_graphs_captured", info.getOrDefault("batch_graphs_captured", 0));
                     o.put("tokens_equal", same);
                     o.put("tokens", steps * B);
-                    System.err.printf(Locale.ROOT, "  %5d | %13.3f | %13.3f | %11.1f | %11.1f | %d/%d%n", B, ms[0], ms[1], B * 1000 / ms[0],
-                            B * 1000 / ms[1], same, steps * B);
+                    if (sampled != null) {
+                        o.put("sampled_ms_per_step", round(sms, 3));
+                        o.put("sampled_tok_s", round(B * 1000 / sms, 1));
+                        o.put("sampled_vs_greedy", round(ms[0] / sms, 3));
+                    }
+                    System.err.printf(Locale.ROOT, "  %5d | %13.3f | %13.3f | %11.1f | %11.1f | %d/%d%s%n", B, ms[0], ms[1], B * 1000 / ms[0],
+                            B * 1000 / ms[1], same, steps * B, sampled == null ? ""
+                                    : String.format(Locale.ROOT, " | %15.3f | %13.1f | %14.3f", sms, B * 1000 / sms, ms[0] / sms));
                     if (json) System.out.println(new ObjectMapper().writeValueAsString(o));
                 } finally {
                     for (KvCache[] cs : caches) for (KvCache kc : cs) if (kc != null) kc.close();

@@ -80,7 +80,7 @@ public final class CudaDecoder implements Decoder {
     private final DeviceBuffer embed, lmHead, finalNorm, invFreq;
     private final Layer[] layers;
     // activations [chunk, ...]
-    private final DeviceBuffer x, xn, qkv, qr, att, gu, act, stage, ids, pos, start, logits, argmaxWs, outId, counter;
+    private final DeviceBuffer x, xn, qkv, qr, att, gu, act, stage, ids, pos, start, logits, argmaxWs, sampleWs, outId, counter;
     /** DeepStack rows of the current prefill chunk (Qwen3-VL), allocated on first use; null before. */
     private io.vlmflux.cuda.gpu.DeviceArena deepArena;
     private DeviceBuffer deepRows;
@@ -246,6 +246,7 @@ public final class CudaDecoder implements Decoder {
             start = arena.alloc("chunk start int32", 4);
             logits = arena.alloc("logits fp32 [" + LOGIT_ROWS + ", vocab]", 4L * LOGIT_ROWS * V);
             argmaxWs = arena.alloc("argmax partials", GpuOps.argmaxWorkspaceBytes());
+            sampleWs = arena.alloc("sampling workspace", GpuOps.sampleWorkspaceBytes(V));
             outId = arena.alloc("sampled id int32", 4);
             counter = arena.alloc("sampling counter uint64", 8);
             st.memsetAsync(counter, 0, 8);
@@ -467,8 +468,8 @@ public final class CudaDecoder implements Decoder {
 
     /**
      * Runs {@code in} and picks the next token from its last position on the device: argmax when {@code p} is greedy
-     * (repetition penalty 1), the device sampler for temperature/top-k/top-p; other settings (min-p, repetition
-     * penalty) download the logits and use the host {@link Sampler}. Only the token id crosses to the host otherwise.
+     * (repetition penalty 1), the multi-block device sampler for temperature/top-k/top-p/min-p; a repetition penalty
+     * downloads the logits and uses the host {@link Sampler}. Only the token id crosses to the host otherwise.
      */
     @Override public int forwardSample(KvCache kv, ForwardInput in, SamplingParams p) {
         open();
@@ -476,11 +477,11 @@ public final class CudaDecoder implements Decoder {
         CudaKvCache cache = cacheOf(kv);
         if (isDecode(in)) decode(cache, in);
         else prefill(cache, in, false, false);   // leaves the last position's logits in logits[0, V)
-        if (p.repetitionPenalty() != 1.0 || p.minP() > 0) {
+        if (p.repetitionPenalty() != 1.0) {
             return new Sampler(p.withSeed(p.seed() + cache.length()), V).sample(st.downloadFloats(logits, V));
         }
         if (p.greedy()) ops.argmax(outId, logits, V, argmaxWs);
-        else ops.sample(outId, logits, V, (float) p.temperature(), p.topK(), (float) p.topP(), p.seed(), counter);
+        else ops.sample(outId, logits, V, (float) p.temperature(), p.topK(), (float) p.topP(), (float) p.minP(), p.seed(), counter, sampleWs);
         st.copyAsync(pin, 32, outId, 4);
         st.synchronize();
         return pin.buffer().getInt(32);
@@ -507,7 +508,7 @@ public final class CudaDecoder implements Decoder {
         st.copyAsync(maskBits, maskPin, 0, 8L * words);
         ops.maskLogits(logits, maskBits, V);
         if (p.greedy()) ops.argmax(outId, logits, V, argmaxWs);
-        else ops.sample(outId, logits, V, (float) p.temperature(), p.topK(), (float) p.topP(), p.seed(), counter);
+        else ops.sample(outId, logits, V, (float) p.temperature(), p.topK(), (float) p.topP(), (float) p.minP(), p.seed(), counter, sampleWs);
         st.copyAsync(pin, 32, outId, 4);
         st.synchronize();   // also makes maskPin free for the next step
         return pin.buffer().getInt(32);
@@ -515,8 +516,8 @@ public final class CudaDecoder implements Decoder {
 
     @Override public boolean masksOnDevice(SamplingParams p) { return samplesOnDevice(p); }
 
-    /** Greedy and temperature/top-k/top-p select on the device; min-p and the repetition penalty need the host sampler. */
-    @Override public boolean samplesOnDevice(SamplingParams p) { return p.repetitionPenalty() == 1.0 && p.minP() == 0; }
+    /** Greedy and temperature/top-k/top-p/min-p select on the device; the repetition penalty needs the host sampler. */
+    @Override public boolean samplesOnDevice(SamplingParams p) { return p.repetitionPenalty() == 1.0; }
 
     private static boolean isDecode(ForwardInput in) { return in.length() == 1 && in.spans().isEmpty(); }
 
@@ -650,7 +651,7 @@ public final class CudaDecoder implements Decoder {
             SamplingParams p = params[i];
             DeviceBuffer li = logits.slice(4L * i * V, 4L * V, "logits row " + i), o = batchOut.slice(4L * i, 4, "id " + i);
             if (p.greedy()) ops.argmax(o, li, V, argmaxWs);
-            else ops.sample(o, li, V, (float) p.temperature(), p.topK(), (float) p.topP(), p.seed(), counter);
+            else ops.sample(o, li, V, (float) p.temperature(), p.topK(), (float) p.topP(), (float) p.minP(), p.seed(), counter, sampleWs);
         }
         st.copyAsync(batchPin, 36L * LOGIT_ROWS, batchOut, 4L * n);
         st.synchronize();
