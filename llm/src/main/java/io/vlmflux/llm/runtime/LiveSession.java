@@ -51,9 +51,17 @@ import java.util.concurrent.atomic.AtomicReference;
  * and a new video segment after it; evicted with the window like the groups). One answer at a time per session;
  * {@link #append} during an answer is refused (the pipeline's {@code LiveVideo} queues frames meanwhile).
  *
- * <p>Thread: all model work runs on the runtime's compute thread, so several sessions on one runtime interleave their
- * appends and answers step by step on the one model. Cancel of an answer rolls the cache back; {@link #close()} frees
- * the cache.
+ * <p>Thread: all model work runs on the runtime's compute thread. Appends of several sessions on one runtime run one
+ * after the other; their answers decode together: every tick of the runtime's {@link LiveBatch} steps all answers
+ * that have demand in ONE {@link Decoder#forwardSampleBatch} ({@link #decodeStats}). Cancel of an answer rolls the
+ * cache back; {@link #close()} frees the cache.
+ *
+ * <p><b>Qwen3-VL.</b> Each group is its own block as transformers' {@code Qwen3VLProcessor} writes it: {@code <T seconds>}
+ * (T from the frames' pts, relative to the session's first frame), {@code <|vision_start|>}, the pads (with DeepStack
+ * rows), {@code <|vision_end|>}; positions as Qwen3-VL's {@code get_rope_index} (text runs on, each group a block
+ * after it, see {@link Qwen3Groups}). The sink still ends with the template's {@code <|vision_start|>} and the question
+ * starts with {@code <|vision_end|>}, as the chat template and processor of {@link VlmRuntime#prepareVideo} produce.
+ * Its video processor sizes frames by the whole clip: {@link Options#sizeFrames()}.
  */
 public final class LiveSession implements AutoCloseable {
     private static final System.Logger LOG = System.getLogger("vlmflux.live");
@@ -354,7 +362,7 @@ public final class LiveSession implements AutoCloseable {
 
     /**
      * Answers {@code question} over the current window: cold, demand-driven (one decode step per requested event, on
-     * the compute thread); at the end, on cancel or on error the question and answer leave the cache (unless
+     * the compute thread, batched with the answers of other sessions of the runtime that have demand too); at the end, on cancel or on error the question and answer leave the cache (unless
      * {@link Options#keepDialogue()} and the answer finished). One answer at a time per session.
      */
     public Flux<TokenEvent> ask(String question, int maxTokens) { return ask(question, maxTokens, TokenControls.none()); }
@@ -368,15 +376,39 @@ public final class LiveSession implements AutoCloseable {
         if (question == null) throw new IllegalArgumentException("question must not be null");
         if (maxTokens <= 0) throw new IllegalArgumentException("max tokens must be positive, got " + maxTokens);
         TokenControls tc = controls == null ? TokenControls.none() : controls;
-        return Flux.<TokenEvent, Answer>generate(() -> begin(question, maxTokens, tc), (a, sink) -> {
-                    TokenEvent e = a.step();
-                    if (e.isLast()) a.finish(true);   // roll back (or keep) before the subscriber sees completion
-                    sink.next(e);
-                    if (e.isLast()) sink.complete();
-                    return a;
-                }, a -> a.finishOnComputeThread(false))
-                .subscribeOn(rt.scheduler());
+        return Flux.create(sink -> {
+            LiveBatch batch = LiveBatch.of(rt);
+            try {
+                rt.scheduler().schedule(() -> {
+                    Answer a;
+                    try {
+                        if (sink.isCancelled()) return;
+                        a = begin(question, maxTokens, tc);
+                    } catch (Throwable e) {
+                        sink.error(e);
+                        return;
+                    }
+                    batch.join(a, sink);
+                });
+            } catch (java.util.concurrent.RejectedExecutionException e) {
+                sink.error(new IllegalStateException(rt + " is closed", e));
+            }
+        }, reactor.core.publisher.FluxSink.OverflowStrategy.ERROR);   // events are emitted only on demand
     }
+
+    /**
+     * Decode steps of this runtime's live answers so far ({@link LiveBatch}): steps taken, steps that decoded several
+     * sessions' answers in one {@link Decoder#forwardSampleBatch}, tokens decoded, the largest batch.
+     */
+    public static DecodeStats decodeStats(VlmRuntime runtime) { return LiveBatch.of(runtime).stats(); }
+
+    /**
+     * @param steps        batched decode calls (one per tick that had device-sampled answers to step)
+     * @param multiSteps   of those, calls that held answers of two or more sessions
+     * @param tokens       tokens decoded through those calls
+     * @param maxBatch     the most answers in one call
+     */
+    public record DecodeStats(long steps, long multiSteps, long tokens, int maxBatch) {}
 
     /**
      * The logits that would pick the first answer token to {@code question} over the current window; the cache is
@@ -428,7 +460,7 @@ public final class LiveSession implements AutoCloseable {
     }
 
     /** One answer's state (compute thread). */
-    private final class Answer {
+    final class Answer {
         final int[] question;
         final int maxTokens;
         final int rollbackLength, rollbackDelta, rollbackNextFree;
@@ -480,6 +512,26 @@ public final class LiveSession implements AutoCloseable {
             return new io.vlmflux.llm.sampling.Sampler(sampling.withSeed(sampling.seed() + cache.length()), decoder.config().vocabSize()).sample(logits);
         }
 
+        /** Whether the next step feeds a token and samples on the device (the step {@link LiveBatch} batches). */
+        boolean deviceStepDue() { return pending >= 0 && processor == null && !done; }
+
+        KvCache cache() { return cache; }
+
+        int pendingToken() { return pending; }
+
+        SamplingParams sampling() { return sampling; }
+
+        /** The batched step fed {@link #pendingToken()} and chose {@code token}. */
+        void stepped(int token) {
+            chosen = token;
+            nextFree++;
+            pending = -1;
+        }
+
+        boolean isDone() { return done; }
+
+        boolean isFinished() { return finished; }
+
         TokenEvent step() {
             if (pending >= 0) {
                 if (processor == null) chosen = decoder.forwardSample(cache, ForwardInput.tokens(pending), sampling);
@@ -507,16 +559,6 @@ public final class LiveSession implements AutoCloseable {
             answer.append(delta);
             if (fin != null) done = true;
             return new TokenEvent(tok, delta, index, fin, chosenLp);
-        }
-
-        void finishOnComputeThread(boolean completed) {
-            if (finished) return;
-            if (rt.onComputeThread()) { finish(completed); return; }
-            try {
-                rt.scheduler().schedule(() -> finish(completed));
-            } catch (java.util.concurrent.RejectedExecutionException e) {
-                finished = true;   // the runtime is closed: its caches are gone
-            }
         }
 
         /** Rolls the cache back to before the question, or keeps the closed turn as dialogue memory. */
