@@ -31,6 +31,13 @@ class LiveSessionBatchTest {
     @Test void fourConcurrentAnswersEqualTheirSoloAnswersAndShareDecodeSteps() {
         Path dir = Fixtures.dir("tiny-qwen2vl-video");
         try (VlmRuntime rt = VlmRuntime.load(dir, LiveSessionTest.CPU)) {
+            checkConcurrent(rt, dir);
+        }
+    }
+
+    /** Four sessions of {@code rt} on the fixture in {@code dir}: together == alone, and steps held all four answers. */
+    static void checkConcurrent(VlmRuntime rt, Path dir) {
+        {
             List<LiveSession> sessions = new ArrayList<>();
             List<List<Frame>> gs = LiveSessionTest.groups(dir);
             for (int k = 0; k < 4; k++) {
