@@ -24,7 +24,7 @@ import java.util.List;
 import java.util.concurrent.atomic.AtomicReference;
 
 /**
- * One live video source's session on a {@link VlmRuntime} (Qwen2-VL / Qwen2.5-VL): its own KV cache holding a fixed
+ * One live video source's session on a {@link VlmRuntime} (Qwen2-VL / Qwen2.5-VL / Qwen3-VL): its own KV cache holding a fixed
  * prefix (system prompt and chat header up to {@code <|vision_start|>}, the attention sink) followed by the video of
  * the last {@link Options#window()} as temporal groups of {@code temporal_patch_size} frames.
  *
