@@ -36,12 +36,12 @@ final class LiveBatch {
         }
     }
 
-    private final VlmRuntime rt;
+    private final java.lang.ref.WeakReference<VlmRuntime> runtime;   // weak: the map's value must not keep its key alive
     private final List<Member> members = new ArrayList<>();   // compute thread
     private final java.util.concurrent.atomic.AtomicBoolean tickQueued = new java.util.concurrent.atomic.AtomicBoolean();
     private volatile LiveSession.DecodeStats stats = new LiveSession.DecodeStats(0, 0, 0, 0);
 
-    private LiveBatch(VlmRuntime rt) { this.rt = rt; }
+    private LiveBatch(VlmRuntime rt) { this.runtime = new java.lang.ref.WeakReference<>(rt); }
 
     LiveSession.DecodeStats stats() { return stats; }
 
@@ -52,7 +52,8 @@ final class LiveBatch {
         sink.onRequest(n -> schedule());
         sink.onDispose(() -> {   // cancel, or after completion / error (finish is idempotent)
             m.cancelled = true;
-            if (rt.onComputeThread()) {   // e.g. take(n) downstream: roll back before the subscriber goes on
+            VlmRuntime rt = runtime.get();
+            if (rt != null && rt.onComputeThread()) {   // e.g. take(n) downstream: roll back before the subscriber goes on
                 members.remove(m);
                 m.answer.finish(false);
             } else schedule();
@@ -62,16 +63,20 @@ final class LiveBatch {
 
     private void schedule() {
         if (!tickQueued.compareAndSet(false, true)) return;
+        VlmRuntime rt = runtime.get();
         try {
+            if (rt == null) throw new java.util.concurrent.RejectedExecutionException("the runtime is gone");
             rt.scheduler().schedule(this::tick);
         } catch (java.util.concurrent.RejectedExecutionException e) {   // the runtime is closed: its caches are gone
             tickQueued.set(false);
-            for (Member m : List.copyOf(members)) if (!m.answer.isFinished()) m.sink.error(new IllegalStateException(rt + " is closed"));
+            for (Member m : List.copyOf(members)) if (!m.answer.isFinished()) m.sink.error(new IllegalStateException((rt == null ? "the runtime" : rt) + " is closed"));
         }
     }
 
     private void tick() {
         tickQueued.set(false);
+        VlmRuntime rt = runtime.get();
+        if (rt == null) return;
         // 1. cancelled answers leave (their question and answer leave the cache)
         for (var it = members.iterator(); it.hasNext(); ) {
             Member m = it.next();

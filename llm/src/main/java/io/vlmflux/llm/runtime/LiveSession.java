@@ -131,8 +131,8 @@ public final class LiveSession implements AutoCloseable {
     private final int videoPad, visionEnd, temporalPatch, merge;
     private final boolean timeScaled;
     private final Qwen3Groups qwen3;     // Qwen3-VL: per-group timestamps and vision blocks; null for Qwen2/2.5-VL
-    private long originPts = Long.MIN_VALUE;
-    private int[] sizeFor;                     // input width, height -> resized height, width   // Qwen3-VL: the session's first frame (timestamps count from it)
+    private long originPts = Long.MIN_VALUE;   // Qwen3-VL: the session's first frame (timestamps count from it)
+    private int[] sizeFor;                     // input width, height -> resized height, width
     private final double secondPerGridT;
     private final io.vlmflux.vision.VideoProcessor videoProcessor;
     private final io.vlmflux.llm.MropePositions.Temporal temporal;
