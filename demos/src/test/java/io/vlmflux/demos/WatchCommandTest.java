@@ -36,6 +36,22 @@ class WatchCommandTest {
         assertTrue(a.has("ttft_ms") && a.has("total_ms") && a.has("dropped_groups") && a.has("finish_reason"));
     }
 
+    /** A Qwen3-VL folder (the tiny fixture): groups with timestamps and DeepStack rows; the question gets its answer. */
+    @Test void watchesWithAQwen3VlFolder() throws Exception {
+        ByteArrayOutputStream buf = new ByteArrayOutputStream();
+        PrintStream out = new PrintStream(buf, true, StandardCharsets.UTF_8);
+        WatchCommand cmd = new WatchCommand(new ByteArrayInputStream("What moves?\n".getBytes(StandardCharsets.UTF_8)), out);
+        int rc = cmd.run(List.of("--model", ROOT.resolve("llm/src/test/resources/fixtures/tiny-qwen3vl").toString(), "--source",
+                "test:ball?live=false&width=112&height=112&fps=2&num-buffers=8", "--backend", "cpu", "--narrate", "off", "--max-tokens", "4",
+                "--window", "2s", "--json"));
+        assertEquals(0, rc);
+        List<JsonNode> lines = new ArrayList<>();
+        for (String l : buf.toString(StandardCharsets.UTF_8).split("\n")) if (!l.isBlank()) lines.add(new ObjectMapper().readTree(l));
+        JsonNode a = lines.stream().filter(n -> n.get("kind").asText().equals("answer")).findFirst().orElseThrow(() -> new AssertionError("no answer in " + buf));
+        assertEquals("What moves?", a.get("question").asText());
+        assertTrue(a.get("tokens").asInt() >= 1 && a.get("tokens").asInt() <= 4, a.toString());
+    }
+
     @Test void badFlagsAreUsageErrors() {
         WatchCommand cmd = new WatchCommand(new ByteArrayInputStream(new byte[0]), System.out);
         assertThrows(UsageException.class, () -> cmd.run(List.of("--fps", "0")));

@@ -45,6 +45,8 @@ public final class LiveBench implements Command {
                                     measured (median of --iters), with the KV bytes the session holds
                   --sessions N      N sessions on the one model, each filled to --concurrent-window, then each appends a
                                     group and answers, all at once: wall time, appends/s and TTFT under contention
+                                    then their answers alone, one after the other (serial) and all at once (decode
+                                    steps batched across sessions): aggregate tok/s of both
                   Targets on an H200 (Qwen2-VL-2B class): append <= 15 ms at 448x448, TTFT <= 30 ms at a 60 s window.""";
     }
 
@@ -174,6 +176,25 @@ public final class LiveBench implements Command {
                             sessions, concWindow, kv / 1048576.0, decode, wall, VlmBench.median(ttfts), java.util.Arrays.stream(ttfts).max().orElse(0));
                     if (json) emit(om, Map.of("what", "live_concurrent", "sessions", sessions, "window_s", concWindow, "kv_bytes_total", kv,
                             "wall_ms", wall, "ttft_ms_median", VlmBench.median(ttfts), "ttft_ms_max", java.util.Arrays.stream(ttfts).max().orElse(0)));
+                    // answers only: the sessions' answers one after the other (serial) vs all at once (their decode
+                    // steps batched by the runtime's LiveBatch); aggregate decoded tokens per second of wall time
+                    long serialTokens = 0, s0 = System.nanoTime();
+                    for (int k = 0; k < sessions; k++) serialTokens += all.get(k).ask("What changed?", decode + 1).count().block();
+                    double serialMs = (System.nanoTime() - s0) / 1e6;
+                    LiveSession.DecodeStats d0 = LiveSession.decodeStats(rt);
+                    long b0 = System.nanoTime();
+                    long batchedTokens = Flux.range(0, sessions).flatMap(k -> all.get(k).ask("What changed?", decode + 1).count(), sessions)
+                            .reduce(0L, Long::sum).block();
+                    double batchedMs = (System.nanoTime() - b0) / 1e6;
+                    LiveSession.DecodeStats d1 = LiveSession.decodeStats(rt);
+                    double serialTps = serialTokens / (serialMs / 1e3), batchedTps = batchedTokens / (batchedMs / 1e3);
+                    long calls = d1.steps() - d0.steps();
+                    double meanBatch = calls == 0 ? 0 : (double) (d1.tokens() - d0.tokens()) / calls;
+                    System.err.printf(Locale.ROOT, "  %d answers of %d tokens: serial %.1f tok/s (%.1f ms), batched %.1f tok/s (%.1f ms, %d batched decode calls, mean batch %.2f): x%.2f%n",
+                            sessions, decode, serialTps, serialMs, batchedTps, batchedMs, calls, meanBatch, batchedTps / serialTps);
+                    if (json) emit(om, Map.of("what", "live_concurrent_decode", "sessions", sessions, "decode_tokens", decode,
+                            "serial_tokens_per_s", serialTps, "batched_tokens_per_s", batchedTps, "serial_ms", serialMs, "batched_ms", batchedMs,
+                            "batched_decode_calls", calls, "mean_batch", meanBatch));
                 } finally {
                     for (LiveSession s : all) s.close();
                 }

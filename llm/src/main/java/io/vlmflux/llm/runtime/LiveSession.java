@@ -24,7 +24,7 @@ import java.util.List;
 import java.util.concurrent.atomic.AtomicReference;
 
 /**
- * One live video source's session on a {@link VlmRuntime} (Qwen2-VL / Qwen2.5-VL): its own KV cache holding a fixed
+ * One live video source's session on a {@link VlmRuntime} (Qwen2-VL / Qwen2.5-VL / Qwen3-VL): its own KV cache holding a fixed
  * prefix (system prompt and chat header up to {@code <|vision_start|>}, the attention sink) followed by the video of
  * the last {@link Options#window()} as temporal groups of {@code temporal_patch_size} frames.
  *
@@ -51,9 +51,17 @@ import java.util.concurrent.atomic.AtomicReference;
  * and a new video segment after it; evicted with the window like the groups). One answer at a time per session;
  * {@link #append} during an answer is refused (the pipeline's {@code LiveVideo} queues frames meanwhile).
  *
- * <p>Thread: all model work runs on the runtime's compute thread, so several sessions on one runtime interleave their
- * appends and answers step by step on the one model. Cancel of an answer rolls the cache back; {@link #close()} frees
- * the cache.
+ * <p>Thread: all model work runs on the runtime's compute thread. Appends of several sessions on one runtime run one
+ * after the other; their answers decode together: every tick of the runtime's {@link LiveBatch} steps all answers
+ * that have demand in ONE {@link Decoder#forwardSampleBatch} ({@link #decodeStats}). Cancel of an answer rolls the
+ * cache back; {@link #close()} frees the cache.
+ *
+ * <p><b>Qwen3-VL.</b> Each group is its own block as transformers' {@code Qwen3VLProcessor} writes it: {@code <T seconds>}
+ * (T from the frames' pts, relative to the session's first frame), {@code <|vision_start|>}, the pads (with DeepStack
+ * rows), {@code <|vision_end|>}; positions as Qwen3-VL's {@code get_rope_index} (text runs on, each group a block
+ * after it, see {@link Qwen3Groups}). The sink still ends with the template's {@code <|vision_start|>} and the question
+ * starts with {@code <|vision_end|>}, as the chat template and processor of {@link VlmRuntime#prepareVideo} produce.
+ * Its video processor sizes frames by the whole clip: {@link Options#sizeFrames()}.
  */
 public final class LiveSession implements AutoCloseable {
     private static final System.Logger LOG = System.getLogger("vlmflux.live");
@@ -67,24 +75,30 @@ public final class LiveSession implements AutoCloseable {
      * @param sampling       answer sampling (null: greedy)
      * @param eviction       how groups leave the window ({@link Eviction#SLIDE}: drop their cache positions;
      *                       {@link Eviction#REPREFILL}: re-prefill the retained window, exact)
+     * @param sizeFrames     Qwen3-VL (whose video processor sizes frames by the pixels of the WHOLE clip): the clip length
+     *                       in frames that the frame size is chosen for; 0: the frames of one window
+     *                       ({@code round(window * fps)}), the clip a one-shot prompt of the window would be. Qwen2-VL and
+     *                       Qwen2.5-VL size every frame alone and ignore it.
      */
     public record Options(String systemPrompt, double fps, Duration window, int maxAnswerTokens, boolean keepDialogue, SamplingParams sampling,
-                          Eviction eviction) {
+                          Eviction eviction, int sizeFrames) {
         public Options {
             if (eviction == null) eviction = Eviction.SLIDE;
+            if (sizeFrames < 0) throw new IllegalArgumentException("live size frames must be >= 0 (0: the window's), got " + sizeFrames);
             if (!(fps > 0 && fps <= 240)) throw new IllegalArgumentException("live fps must be in (0, 240], got " + fps);
             if (window == null || window.isNegative() || window.isZero()) throw new IllegalArgumentException("live window must be positive, got " + window);
             if (maxAnswerTokens <= 0) throw new IllegalArgumentException("max answer tokens must be positive, got " + maxAnswerTokens);
         }
 
-        public static Options defaults() { return new Options(null, 2, Duration.ofSeconds(30), 64, false, null, Eviction.SLIDE); }
-        public Options withSystemPrompt(String s) { return new Options(s, fps, window, maxAnswerTokens, keepDialogue, sampling, eviction); }
-        public Options withFps(double f) { return new Options(systemPrompt, f, window, maxAnswerTokens, keepDialogue, sampling, eviction); }
-        public Options withWindow(Duration w) { return new Options(systemPrompt, fps, w, maxAnswerTokens, keepDialogue, sampling, eviction); }
-        public Options withMaxAnswerTokens(int n) { return new Options(systemPrompt, fps, window, n, keepDialogue, sampling, eviction); }
-        public Options withKeepDialogue(boolean k) { return new Options(systemPrompt, fps, window, maxAnswerTokens, k, sampling, eviction); }
-        public Options withSampling(SamplingParams s) { return new Options(systemPrompt, fps, window, maxAnswerTokens, keepDialogue, s, eviction); }
-        public Options withEviction(Eviction e) { return new Options(systemPrompt, fps, window, maxAnswerTokens, keepDialogue, sampling, e); }
+        public static Options defaults() { return new Options(null, 2, Duration.ofSeconds(30), 64, false, null, Eviction.SLIDE, 0); }
+        public Options withSystemPrompt(String s) { return new Options(s, fps, window, maxAnswerTokens, keepDialogue, sampling, eviction, sizeFrames); }
+        public Options withFps(double f) { return new Options(systemPrompt, f, window, maxAnswerTokens, keepDialogue, sampling, eviction, sizeFrames); }
+        public Options withWindow(Duration w) { return new Options(systemPrompt, fps, w, maxAnswerTokens, keepDialogue, sampling, eviction, sizeFrames); }
+        public Options withMaxAnswerTokens(int n) { return new Options(systemPrompt, fps, window, n, keepDialogue, sampling, eviction, sizeFrames); }
+        public Options withKeepDialogue(boolean k) { return new Options(systemPrompt, fps, window, maxAnswerTokens, k, sampling, eviction, sizeFrames); }
+        public Options withSampling(SamplingParams s) { return new Options(systemPrompt, fps, window, maxAnswerTokens, keepDialogue, s, eviction, sizeFrames); }
+        public Options withSizeFrames(int n) { return new Options(systemPrompt, fps, window, maxAnswerTokens, keepDialogue, sampling, eviction, n); }
+        public Options withEviction(Eviction e) { return new Options(systemPrompt, fps, window, maxAnswerTokens, keepDialogue, sampling, e, sizeFrames); }
     }
 
     /**
@@ -116,6 +130,9 @@ public final class LiveSession implements AutoCloseable {
     private final int[] prefix;            // the sink: chat header up to and including <|vision_start|>
     private final int videoPad, visionEnd, temporalPatch, merge;
     private final boolean timeScaled;
+    private final Qwen3Groups qwen3;     // Qwen3-VL: per-group timestamps and vision blocks; null for Qwen2/2.5-VL
+    private long originPts = Long.MIN_VALUE;   // Qwen3-VL: the session's first frame (timestamps count from it)
+    private int[] sizeFor;                     // input width, height -> resized height, width
     private final double secondPerGridT;
     private final io.vlmflux.vision.VideoProcessor videoProcessor;
     private final io.vlmflux.llm.MropePositions.Temporal temporal;
@@ -137,18 +154,25 @@ public final class LiveSession implements AutoCloseable {
         ModelConfig c = decoder.config();
         if (vision == null) throw new IllegalArgumentException(rt.dir() + " is a text-only model: a live session needs a vision-language model");
         String type = c.modelType();
-        if (!c.rope().isMrope() || !(type.startsWith("qwen2_vl") || type.startsWith("qwen2_5_vl")))
-            throw new IllegalArgumentException("live sessions run Qwen2-VL and Qwen2.5-VL models (one M-RoPE video per window); " + rt.dir()
+        boolean q3 = type.startsWith("qwen3_vl");
+        if (!c.rope().isMrope() || !(type.startsWith("qwen2_vl") || type.startsWith("qwen2_5_vl") || q3))
+            throw new IllegalArgumentException("live sessions run Qwen2-VL, Qwen2.5-VL and Qwen3-VL models (M-RoPE video); " + rt.dir()
                     + " is '" + type + "'");
         this.timeScaled = type.startsWith("qwen2_5_vl");
-        this.videoProcessor = io.vlmflux.vision.VideoProcessor.loadQwen2VL(rt.dir());
+        if (q3) {
+            this.qwen3 = new Qwen3Groups(rt);
+            this.videoProcessor = io.vlmflux.vision.qwen3vl.Qwen3VLVideoProcessor.load(rt.dir()).video();
+        } else {
+            this.qwen3 = null;
+            this.videoProcessor = io.vlmflux.vision.VideoProcessor.loadQwen2VL(rt.dir());
+        }
         this.temporalPatch = videoProcessor.config().temporalPatchSize();
         this.merge = c.spatialMergeSize();
         if (videoProcessor.config().mergeSize() != merge)
             throw new IllegalArgumentException(rt.dir() + ": the video processor's merge_size " + videoProcessor.config().mergeSize()
                     + " differs from the model's spatial_merge_size " + merge);
         this.secondPerGridT = videoProcessor.secondPerGrid(options.fps());
-        this.temporal = io.vlmflux.llm.MropePositions.Temporal.of(c, secondPerGridT);
+        this.temporal = q3 ? io.vlmflux.llm.MropePositions.Temporal.UNSCALED : io.vlmflux.llm.MropePositions.Temporal.of(c, secondPerGridT);
         int vpad = c.videoTokenId();
         this.videoPad = vpad >= 0 ? vpad : rt.imagePadId();
         this.visionEnd = rt.tokenizer().tokenId("<|vision_end|>")
@@ -210,15 +234,16 @@ public final class LiveSession implements AutoCloseable {
             if (frames.isEmpty() || frames.size() > temporalPatch)
                 throw new IllegalArgumentException("a temporal group takes 1 to " + temporalPatch + " frames, got " + frames.size());
             long start = frames.getFirst().ptsNanos(), frameNs = Math.round(1e9 / options.fps());
-            long end = frames.getLast().ptsNanos() + frameNs;
+            long lastPts = frames.getLast().ptsNanos(), end = lastPts + frameNs;
             if (!items.isEmpty() && start < items.getLast().endPts() - frameNs)
                 LOG.log(System.Logger.Level.DEBUG, "live group starts at {0} ns, before the previous end {1} ns (source restarted?)", start, items.getLast().endPts());
             ensureStarted();
             long p0 = System.nanoTime();
-            io.vlmflux.vision.PixelValues px = videoProcessor.process(frames);   // transformers' video processor: the video config's size bounds
+            int[] size = frameSize(frames.getFirst());
+            io.vlmflux.vision.PixelValues px = videoProcessor.process(frames, size[0], size[1]);   // the video config's size bounds
             long p1 = System.nanoTime();
             closeFrames(frames);
-            rows = vision.encodeClip(px);
+            rows = vision.encodeClip(px);   // Qwen3-VL: with its DeepStack rows
             long p2 = System.nanoTime();
             if (rows.gridT != 1) throw new IllegalStateException("a group of " + frames.size() + " frames gave " + rows.gridT + " temporal patches, expected 1");
             if (rows.hidden != decoder.config().hiddenSize())
@@ -226,13 +251,26 @@ public final class LiveSession implements AutoCloseable {
             // evict what falls out of the window ending at this group's end
             int evicted = evictBefore(end - options.window().toNanos());
             long t0 = System.nanoTime();
-            int n = rows.tokens;
+            int[] toks;
+            int[][] pos;
+            EmbeddingSpan span;
+            if (qwen3 != null) {
+                if (originPts == Long.MIN_VALUE) originPts = start;
+                Qwen3Groups.Group g = qwen3.group(rows, nextFree, start - originPts, lastPts - originPts, merge, videoPad);
+                toks = g.tokens();
+                pos = g.positions();
+                span = g.span();
+                nextFree = g.next();
+            } else {
+                int n = rows.tokens;
+                pos = groupPositions(segmentGroups, rows.gridH, rows.gridW, n);
+                toks = new int[n];
+                Arrays.fill(toks, videoPad);
+                span = new EmbeddingSpan(0, n, rows.hidden, rows.spanRows(), 1, rows.gridH, rows.gridW, rows.contentHash,
+                        timeScaled ? secondPerGridT : 0);
+            }
+            int n = toks.length;
             ensureCapacity(cache.length() + n + 1);
-            int[][] pos = groupPositions(segmentGroups, rows.gridH, rows.gridW, n);
-            int[] toks = new int[n];
-            Arrays.fill(toks, videoPad);
-            EmbeddingSpan span = new EmbeddingSpan(0, n, rows.hidden, rows.spanRows(), 1, rows.gridH, rows.gridW, rows.contentHash,
-                    timeScaled ? secondPerGridT : 0);
             decoder.forward(cache, new ForwardInput(toks, List.of(span), pos), false);
             long prefill = System.nanoTime() - t0;
             segmentGroups++;
@@ -257,6 +295,23 @@ public final class LiveSession implements AutoCloseable {
         if (p[0].length != n) throw new IllegalStateException("group of " + n + " tokens does not match its grid " + gridH + "x" + gridW);
         nextFree = Math.max(nextFree, io.vlmflux.llm.MropePositions.nextAfter(segmentBase, k + 1, gridH, gridW, merge, temporal));
         return p;
+    }
+
+    /**
+     * The size every frame of a group is resized to: Qwen2-VL / Qwen2.5-VL size each frame alone; Qwen3-VL's processor
+     * sizes a clip by its total pixels, so the session takes the clip of {@link Options#sizeFrames()} frames (0: one
+     * window's). Fixed per input size.
+     */
+    private int[] frameSize(Frame f) {
+        if (sizeFor == null || sizeFor[0] != f.width() || sizeFor[1] != f.height()) {
+            int clip = temporalPatch;
+            if (videoProcessor.rule() == io.vlmflux.vision.VideoProcessor.SizeRule.WHOLE_CLIP)
+                clip = options.sizeFrames() > 0 ? options.sizeFrames()
+                        : (int) Math.max(temporalPatch, Math.min(1 << 20, Math.round(options.window().toNanos() / 1e9 * options.fps())));
+            int[] hw = videoProcessor.resizedSize(clip, f.width(), f.height());
+            sizeFor = new int[]{f.width(), f.height(), hw[0], hw[1]};
+        }
+        return new int[]{sizeFor[2], sizeFor[3]};
     }
 
     /** Evicts leading items that ended at or before {@code windowStart}; returns how many. */
@@ -291,7 +346,7 @@ public final class LiveSession implements AutoCloseable {
             for (Item it : items) {
                 System.arraycopy(it.tokens(), 0, toks, o, it.length());
                 for (int a = 0; a < 3; a++) System.arraycopy(it.positions()[a], 0, pos[a], o, it.length());
-                if (it.span() != null) spans.add(it.span().at(o));
+                if (it.span() != null) spans.add(it.span().at(o + it.span().start()));
                 o += it.length();
             }
             decoder.forward(cache, new ForwardInput(toks, spans, pos), false);
@@ -307,7 +362,7 @@ public final class LiveSession implements AutoCloseable {
 
     /**
      * Answers {@code question} over the current window: cold, demand-driven (one decode step per requested event, on
-     * the compute thread); at the end, on cancel or on error the question and answer leave the cache (unless
+     * the compute thread, batched with the answers of other sessions of the runtime that have demand too); at the end, on cancel or on error the question and answer leave the cache (unless
      * {@link Options#keepDialogue()} and the answer finished). One answer at a time per session.
      */
     public Flux<TokenEvent> ask(String question, int maxTokens) { return ask(question, maxTokens, TokenControls.none()); }
@@ -321,15 +376,39 @@ public final class LiveSession implements AutoCloseable {
         if (question == null) throw new IllegalArgumentException("question must not be null");
         if (maxTokens <= 0) throw new IllegalArgumentException("max tokens must be positive, got " + maxTokens);
         TokenControls tc = controls == null ? TokenControls.none() : controls;
-        return Flux.<TokenEvent, Answer>generate(() -> begin(question, maxTokens, tc), (a, sink) -> {
-                    TokenEvent e = a.step();
-                    if (e.isLast()) a.finish(true);   // roll back (or keep) before the subscriber sees completion
-                    sink.next(e);
-                    if (e.isLast()) sink.complete();
-                    return a;
-                }, a -> a.finishOnComputeThread(false))
-                .subscribeOn(rt.scheduler());
+        return Flux.create(sink -> {
+            LiveBatch batch = LiveBatch.of(rt);
+            try {
+                rt.scheduler().schedule(() -> {
+                    Answer a;
+                    try {
+                        if (sink.isCancelled()) return;
+                        a = begin(question, maxTokens, tc);
+                    } catch (Throwable e) {
+                        sink.error(e);
+                        return;
+                    }
+                    batch.join(a, sink);
+                });
+            } catch (java.util.concurrent.RejectedExecutionException e) {
+                sink.error(new IllegalStateException(rt + " is closed", e));
+            }
+        }, reactor.core.publisher.FluxSink.OverflowStrategy.ERROR);   // events are emitted only on demand
     }
+
+    /**
+     * Decode steps of this runtime's live answers so far ({@link LiveBatch}): steps taken, steps that decoded several
+     * sessions' answers in one {@link Decoder#forwardSampleBatch}, tokens decoded, the largest batch.
+     */
+    public static DecodeStats decodeStats(VlmRuntime runtime) { return LiveBatch.of(runtime).stats(); }
+
+    /**
+     * @param steps        batched decode calls (one per tick that had device-sampled answers to step)
+     * @param multiSteps   of those, calls that held answers of two or more sessions
+     * @param tokens       tokens decoded through those calls
+     * @param maxBatch     the most answers in one call
+     */
+    public record DecodeStats(long steps, long multiSteps, long tokens, int maxBatch) {}
 
     /**
      * The logits that would pick the first answer token to {@code question} over the current window; the cache is
@@ -381,7 +460,7 @@ public final class LiveSession implements AutoCloseable {
     }
 
     /** One answer's state (compute thread). */
-    private final class Answer {
+    final class Answer {
         final int[] question;
         final int maxTokens;
         final int rollbackLength, rollbackDelta, rollbackNextFree;
@@ -433,6 +512,26 @@ public final class LiveSession implements AutoCloseable {
             return new io.vlmflux.llm.sampling.Sampler(sampling.withSeed(sampling.seed() + cache.length()), decoder.config().vocabSize()).sample(logits);
         }
 
+        /** Whether the next step feeds a token and samples on the device (the step {@link LiveBatch} batches). */
+        boolean deviceStepDue() { return pending >= 0 && processor == null && !done; }
+
+        KvCache cache() { return cache; }
+
+        int pendingToken() { return pending; }
+
+        SamplingParams sampling() { return sampling; }
+
+        /** The batched step fed {@link #pendingToken()} and chose {@code token}. */
+        void stepped(int token) {
+            chosen = token;
+            nextFree++;
+            pending = -1;
+        }
+
+        boolean isDone() { return done; }
+
+        boolean isFinished() { return finished; }
+
         TokenEvent step() {
             if (pending >= 0) {
                 if (processor == null) chosen = decoder.forwardSample(cache, ForwardInput.tokens(pending), sampling);
@@ -460,16 +559,6 @@ public final class LiveSession implements AutoCloseable {
             answer.append(delta);
             if (fin != null) done = true;
             return new TokenEvent(tok, delta, index, fin, chosenLp);
-        }
-
-        void finishOnComputeThread(boolean completed) {
-            if (finished) return;
-            if (rt.onComputeThread()) { finish(completed); return; }
-            try {
-                rt.scheduler().schedule(() -> finish(completed));
-            } catch (java.util.concurrent.RejectedExecutionException e) {
-                finished = true;   // the runtime is closed: its caches are gone
-            }
         }
 
         /** Rolls the cache back to before the question, or keeps the closed turn as dialogue memory. */

@@ -34,6 +34,14 @@ class LiveSessionGpuTest {
         assertTrue(max <= 2e-2 * scale, what + ": max |Δ| " + max + " > 2e-2 x " + scale);
     }
 
+    /** Answers of four cuda sessions decode in shared batched steps (CudaDecoder.forwardSampleBatch) and equal their solo answers. */
+    @org.junit.jupiter.api.Test void concurrentAnswersBatchOnCuda() {
+        Path dir = Fixtures.dir("tiny-qwen2vl-video");
+        try (VlmRuntime rt = VlmRuntime.load(dir, RuntimeOptions.defaults().withBackend(Backend.CUDA))) {
+            LiveSessionBatchTest.checkConcurrent(rt, dir);
+        }
+    }
+
     static float[] run(VlmRuntime rt, Path dir, LiveSession.Options o) {
         LiveSession s = LiveSession.open(rt, o);
         try {
