@@ -50,7 +50,7 @@ public final class FleetCommand implements Command {
         if (!a.positional().isEmpty()) throw new UsageException("unexpected argument '" + a.positional().getFirst() + "'");
         String captioner = a.get("captioner", "stats");
         if (!captioner.equals("stats"))
-            throw new UsageException("--captioner: 'fleet' nodes caption with 'stats' only (no model); for model captions run 'vlmflux serve --fleet' (docs/fleet.md)");
+            throw new UsageException("--captioner: only 'stats' (no model) in 'vlmflux fleet'; for model captions run 'vlmflux serve --fleet kafka://BROKERS' (docs/fleet.md)");
         Settings st = Settings.of(a);
         String brokers = st.brokers(), events = st.events().topic(), node = st.options().node();
         KafkaOutputConfig out = st.events();

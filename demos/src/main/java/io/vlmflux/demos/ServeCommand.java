@@ -79,10 +79,10 @@ public final class ServeCommand implements Command {
         Args a = Args.parse(argv, VALUED, FLAGS);
         if (!a.positional().isEmpty()) throw new UsageException("unexpected argument '" + a.positional().get(0) + "'");
         ServeOptions o = options(a, System.getenv("VLMFLUX_API_KEY"));
+        FleetServe fleet = FleetServe.of(a);   // --fleet kafka://BROKERS: the fleet's cameras are the live streams (docs/fleet.md)
         io.vlmflux.pipeline.config.PipelineConfig config = ServeStreams.config(a);
         Path dir = CaptionCommand.modelDir(a.get("model", config != null ? config.model().dir() : CaptionCommand.DEFAULT_MODEL));
         LiveStreams.Options streamOptions = ServeStreams.options(a);
-        FleetServe fleet = FleetServe.of(a);   // --fleet kafka://BROKERS: the fleet's cameras are the live streams (docs/fleet.md)
         Backend backend;
         try {
             backend = Backend.parse(a.get("backend", config != null ? config.model().backend() : "auto"));
