@@ -5,7 +5,6 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.vlmflux.demos.serve.EventHub;
-import io.vlmflux.demos.serve.LiveStream;
 import io.vlmflux.demos.serve.LiveStreams;
 import io.vlmflux.pipeline.caption.CaptionOptions;
 import io.vlmflux.sinks.RecordSink;
@@ -70,16 +69,25 @@ public final class StreamCaptioner implements CameraRunner {
         FrameSource source = Sources.parse(camera.source());
         CaptionOptions opts = camera.prompt() == null ? captions : captions.withPrompt(camera.prompt());
         String prompt = opts.prompt();
-        LiveStream s = streams.add(id, camera.source(), source, opts, camera.sampling());
         CountDownLatch done = new CountDownLatch(1);
-        Disposable d = s.hub().subscribe()
+        Disposable[] d = new Disposable[1];
+        // subscribed before the stream starts: its first events (source_up, ...) are forwarded too
+        try {
+            streams.add(id, camera.source(), source, opts, camera.sampling(), s -> d[0] = s.hub().subscribe()
                 .concatMap(e -> {
                     SinkRecord r = record(id, prompt, e);
                     return r == null ? Mono.<Boolean>empty() : sink.publish(r);
                 }, 0)
                 .doFinally(x -> done.countDown())
-                .subscribe(ok -> {}, e -> LOG.log(System.Logger.Level.WARNING, "fleet camera " + id + ": forwarding failed: " + e));
-        running.put(id, new Forward(done, d));
+                .subscribe(ok -> {}, e -> LOG.log(System.Logger.Level.WARNING, "fleet camera " + id + ": forwarding failed: " + e)));
+        } catch (RuntimeException e) {
+            if (d[0] != null) {   // our stream was added but did not start: take it out again
+                streams.remove(id);
+                d[0].dispose();
+            }
+            throw e;
+        }
+        running.put(id, new Forward(done, d[0]));
     }
 
     /** The record of one stream event, or null for events the fleet topic does not carry (live tokens, answers). */

@@ -127,7 +127,13 @@ public final class LiveStreams implements ChatServer.Routes, AutoCloseable {
      * {@link #start()} it starts with the others; added later (e.g. a fleet camera assigned to this node) it starts
      * now. Fails when the id is invalid or taken, or once closed.
      */
-    public synchronized LiveStream add(String id, String spec, FrameSource source, CaptionOptions captions, SamplingPolicy sampling) {
+    public LiveStream add(String id, String spec, FrameSource source, CaptionOptions captions, SamplingPolicy sampling) {
+        return add(id, spec, source, captions, sampling, s -> {});
+    }
+
+    /** As {@link #add(String, String, FrameSource, CaptionOptions, SamplingPolicy)}; {@code beforeStart} sees the stream before it starts (e.g. to subscribe to its events). */
+    public synchronized LiveStream add(String id, String spec, FrameSource source, CaptionOptions captions, SamplingPolicy sampling,
+                                       java.util.function.Consumer<LiveStream> beforeStart) {
         if (closed.get()) throw new IllegalStateException("the streams are closed");
         if (streams.containsKey(id)) throw new IllegalArgumentException("two streams have the id '" + id + "': give each source its own id");
         LiveStream s = new LiveStream(id, spec, source.named(id), runtime, captions, sampling, options.viewFps(),
@@ -135,6 +141,7 @@ public final class LiveStreams implements ChatServer.Routes, AutoCloseable {
         s.metrics(serveMetrics);
         s.alerts(alerts);
         streams.put(id, s);
+        beforeStart.accept(s);
         if (started.get()) s.start();
         return s;
     }
