@@ -48,31 +48,17 @@ public final class FleetCommand implements Command {
     @Override public int run(List<String> args) throws Exception {
         Args a = Args.parse(args, VALUED, Set.of());
         if (!a.positional().isEmpty()) throw new UsageException("unexpected argument '" + a.positional().getFirst() + "'");
-        String spec = a.require("fleet");
-        if (!spec.startsWith("kafka://")) throw new UsageException("--fleet expects kafka://BROKERS, got '" + spec + "'");
-        String brokers = spec.substring("kafka://".length()).replaceAll("/+$", "");
-        String events = a.get("events-topic", DEFAULT_EVENTS);
-        KafkaOutputConfig out;
-        try {
-            out = new KafkaOutputConfig(brokers, events, null, null, null, null, null);
-        } catch (IllegalArgumentException e) {
-            throw new UsageException("--fleet/--events-topic: " + e.getMessage());
-        }
-        Duration session;
-        try {
-            session = Durations.parse(a.get("session-timeout", "10s"));
-        } catch (IllegalArgumentException e) {
-            throw new UsageException("--session-timeout: " + e.getMessage());
-        }
-        if (session.toMillis() < 1000) throw new UsageException("--session-timeout must be at least 1s, got " + a.get("session-timeout"));
         String captioner = a.get("captioner", "stats");
         if (!captioner.equals("stats"))
-            throw new UsageException("--captioner: only 'stats' is available in fleet nodes yet (model captioning of fleet cameras is not wired; docs/fleet.md)");
-        String node = a.get("node", InetAddress.getLocalHost().getHostName() + "-" + ProcessHandle.current().pid());
+            throw new UsageException("--captioner: only 'stats' (no model) in 'vlmflux fleet'; for model captions run 'vlmflux serve --fleet kafka://BROKERS' (docs/fleet.md)");
+        Settings st = Settings.of(a);
+        String brokers = st.brokers(), events = st.events().topic(), node = st.options().node();
+        KafkaOutputConfig out = st.events();
+        Duration session = st.options().sessionTimeout();
         int port = a.getInt("port", 8080);
         if (port < 0 || port > 65535) throw new UsageException("--port must be in 0..65535, got " + port);
 
-        FleetNode.Options options = new FleetNode.Options(brokers, a.get("cameras-topic", DEFAULT_CAMERAS), a.get("group", DEFAULT_GROUP), node, session);
+        FleetNode.Options options = st.options();
         StatsCaptioner runner = new StatsCaptioner(new KafkaSink(out, null, Map.of("vlmflux-node", node)));
         FleetNode fleet = new FleetNode(options, runner, n -> {
             System.out.println("fleet: " + node + " owns " + n.owned().keySet());
@@ -97,6 +83,42 @@ public final class FleetCommand implements Command {
         http.onDispose().block();
         stopped.await(30, TimeUnit.SECONDS);
         return 0;
+    }
+
+    /** The fleet flags shared by {@code vlmflux fleet} and {@code vlmflux serve --fleet}. */
+    static final Set<String> FLEET_FLAGS = Set.of("fleet", "group", "node", "cameras-topic", "events-topic", "session-timeout");
+
+    /**
+     * The fleet flags, checked: {@code --fleet kafka://BROKERS} (required), {@code --group}, {@code --node},
+     * {@code --cameras-topic}, {@code --events-topic}, {@code --session-timeout}.
+     */
+    record Settings(String brokers, FleetNode.Options options, KafkaOutputConfig events) {
+        static Settings of(Args a) {
+            String spec = a.require("fleet");
+            if (!spec.startsWith("kafka://")) throw new UsageException("--fleet expects kafka://BROKERS, got '" + spec + "'");
+            String brokers = spec.substring("kafka://".length()).replaceAll("/+$", "");
+            KafkaOutputConfig out;
+            try {
+                out = new KafkaOutputConfig(brokers, a.get("events-topic", DEFAULT_EVENTS), null, null, null, null, null);
+            } catch (IllegalArgumentException e) {
+                throw new UsageException("--fleet/--events-topic: " + e.getMessage());
+            }
+            Duration session;
+            try {
+                session = Durations.parse(a.get("session-timeout", "10s"));
+            } catch (IllegalArgumentException e) {
+                throw new UsageException("--session-timeout: " + e.getMessage());
+            }
+            if (session.toMillis() < 1000) throw new UsageException("--session-timeout must be at least 1s, got " + a.get("session-timeout"));
+            String node;
+            try {
+                node = a.get("node", InetAddress.getLocalHost().getHostName() + "-" + ProcessHandle.current().pid());
+            } catch (java.net.UnknownHostException e) {
+                node = "node-" + ProcessHandle.current().pid();
+            }
+            if (node.isBlank()) throw new UsageException("--node must not be blank");
+            return new Settings(brokers, new FleetNode.Options(brokers, a.get("cameras-topic", DEFAULT_CAMERAS), a.get("group", DEFAULT_GROUP), node, session), out);
+        }
     }
 
     private static void shutdown(FleetNode fleet, StatsCaptioner runner, DisposableServer http) {

@@ -23,7 +23,7 @@ import java.util.concurrent.TimeUnit;
  */
 public final class ServeCommand implements Command {
     private static final Set<String> VALUED = union(Set.of("model", "host", "port", "api-key", "max-concurrent", "max-body-bytes", "max-tokens",
-            "request-timeout", "backend", "device", "cors-origin"), ServeStreams.VALUED);
+            "request-timeout", "backend", "device", "cors-origin"), union(ServeStreams.VALUED, FleetServe.VALUED));
     private static final Set<String> FLAGS = union(Set.of("insecure", "fetch-images"), ServeStreams.FLAGS);
 
     private static Set<String> union(Set<String> a, Set<String> b) {
@@ -41,6 +41,7 @@ public final class ServeCommand implements Command {
                               [--max-concurrent N] [--max-body-bytes N] [--max-tokens N] [--request-timeout D] [--fetch-images]
                               [--cors-origin ORIGIN]... [--backend auto|cpu|cuda] [--device N]
                               [--every D] [--prompt TEXT] [--caption-tokens N] [--view-fps N] [--alert "Q? A|B"]... [--no-streams]
+                              [--fleet kafka://BROKERS [--group NAME] [--node NAME] [--cameras-topic T] [--events-topic T] [--session-timeout D]]
                   --model DIR          model folder (default demos/models/shapes-vl, the embedded demo model); its folder name
                                        is the model id clients send
                   --host ADDR          address to bind (default 127.0.0.1). Any other than loopback needs --api-key or --insecure
@@ -63,6 +64,10 @@ public final class ServeCommand implements Command {
                   --alert "Q? A|B"     also ask Q about every sampled frame of every stream, next to the captions (repeatable;
                                        as caption --alert, with --alert-agree/-debounce/-min-interval/-max-interval);
                                        changes are published as 'alert' events (GET /v1/streams/ID/events)
+                  --fleet kafka://B    join a fleet: the cameras Kafka assigns this node (compacted topic --cameras-topic,
+                                       default vlmflux.cameras; consumer group --group, default vlmflux-fleet) are its live
+                                       streams, captioned by the model; records go to --events-topic (vlmflux.records);
+                                       GET /v1/fleet shows its cameras and the group (docs/fleet.md). No default stream
                 Endpoints: GET /healthz, GET /metrics (Prometheus text), GET /v1/models, POST /v1/chat/completions
                 (stream: true for server-sent events; images as data: URLs in image_url parts; response_format, logprobs,
                 logit_bias); the page at / ; GET /v1/streams, GET /v1/streams/ID/events (SSE), POST /v1/streams/ID/questions,
@@ -74,6 +79,7 @@ public final class ServeCommand implements Command {
         Args a = Args.parse(argv, VALUED, FLAGS);
         if (!a.positional().isEmpty()) throw new UsageException("unexpected argument '" + a.positional().get(0) + "'");
         ServeOptions o = options(a, System.getenv("VLMFLUX_API_KEY"));
+        FleetServe fleet = FleetServe.of(a);   // --fleet kafka://BROKERS: the fleet's cameras are the live streams (docs/fleet.md)
         io.vlmflux.pipeline.config.PipelineConfig config = ServeStreams.config(a);
         Path dir = CaptionCommand.modelDir(a.get("model", config != null ? config.model().dir() : CaptionCommand.DEFAULT_MODEL));
         LiveStreams.Options streamOptions = ServeStreams.options(a);
@@ -89,8 +95,8 @@ public final class ServeCommand implements Command {
         CountDownLatch closed = new CountDownLatch(1);
         try (VlmRuntime runtime = VlmRuntime.load(dir, RuntimeOptions.defaults().withBackend(backend).withDevice(device));
              LiveStreams streams = new LiveStreams(runtime, streamOptions)) {
-            ServeStreams.add(streams, a, config, runtime);
-            ChatServer server = ChatServer.start(runtime, o, streams);
+            if (fleet == null || a.has("source")) ServeStreams.add(streams, a, config, runtime);
+            ChatServer server = ChatServer.start(runtime, o, fleet == null ? streams : fleet.routes(streams));
             try {
                 ServeStreams.wire(streams, server, a, config, runtime);   // /metrics per source; --alert / config alerts
             } catch (RuntimeException e) {
@@ -98,7 +104,9 @@ public final class ServeCommand implements Command {
                 throw e;
             }
             streams.start();
+            if (fleet != null) fleet.start(streams, ServeStreams.captions(a, config, runtime));
             Thread hook = new Thread(() -> {
+                if (fleet != null) fleet.close();   // leaves the group first: its cameras move to the other nodes at once
                 streams.close();   // ends the event streams and live views first: the server then closes without waiting on them
                 server.close();
                 try { closed.await(10, TimeUnit.SECONDS); } catch (InterruptedException e) { Thread.currentThread().interrupt(); }
@@ -112,6 +120,7 @@ public final class ServeCommand implements Command {
             try {
                 server.awaitClose();
             } finally {
+                if (fleet != null) fleet.close();
                 streams.close();
                 server.close();
             }

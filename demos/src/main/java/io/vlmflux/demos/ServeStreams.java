@@ -71,16 +71,22 @@ final class ServeStreams {
         return LiveStreams.Options.defaults().withViewFps(fps);
     }
 
+    /** The caption options of the live streams: --prompt, --caption-tokens, the config, the model's generation config. */
+    static CaptionOptions captions(Args a, PipelineConfig config, VlmRuntime runtime) {
+        int tokens = a.getInt("caption-tokens", config != null ? config.maxTokens() : CaptionOptions.DEFAULT_MAX_TOKENS);
+        if (tokens < 1) throw new UsageException("--caption-tokens must be at least 1, got " + tokens);
+        String prompt = a.get("prompt", config != null ? config.prompt() : CaptionOptions.DEFAULT_PROMPT);
+        if (prompt.isBlank()) throw new UsageException("--prompt must not be blank");
+        return new CaptionOptions(prompt, null, tokens, CaptionCommand.sampling(config == null ? null : config.generation(),
+                runtime.generationConfig()), CaptionOptions.Backpressure.AUTO, null);
+    }
+
     /** Adds the streams the flags and config name to {@code streams}. */
     static void add(LiveStreams streams, Args a, PipelineConfig config, VlmRuntime runtime) {
         if (a.flag("no-streams")) {
             if (a.has("source")) throw new UsageException("give --source or --no-streams, not both");
             return;
         }
-        int tokens = a.getInt("caption-tokens", config != null ? config.maxTokens() : CaptionOptions.DEFAULT_MAX_TOKENS);
-        if (tokens < 1) throw new UsageException("--caption-tokens must be at least 1, got " + tokens);
-        String prompt = a.get("prompt", config != null ? config.prompt() : CaptionOptions.DEFAULT_PROMPT);
-        if (prompt.isBlank()) throw new UsageException("--prompt must not be blank");
         String every = a.get("every", config != null && config.sampling().every() != null ? config.sampling().every() : CaptionCommand.DEFAULT_EVERY);
         SamplingPolicy policy;
         try {
@@ -88,8 +94,7 @@ final class ServeStreams {
         } catch (IllegalArgumentException e) {
             throw new UsageException("--every: " + e.getMessage());
         }
-        CaptionOptions captions = new CaptionOptions(prompt, null, tokens, CaptionCommand.sampling(config == null ? null : config.generation(),
-                runtime.generationConfig()), CaptionOptions.Backpressure.AUTO, null);
+        CaptionOptions captions = captions(a, config, runtime);
         List<SourceConfig> sources = new ArrayList<>();
         if (a.has("source")) for (String s : a.all("source")) sources.add(new SourceConfig(s));
         else if (config != null) sources.addAll(config.sources());

@@ -25,4 +25,17 @@ class FleetCommandTest {
         assertTrue(new FleetCommand().usage().contains("--session-timeout"));
         assertTrue(Main.find("fleet") instanceof FleetCommand);
     }
+
+    static String serveUsageError(String... args) {
+        return assertThrows(UsageException.class, () -> new ServeCommand().run(List.of(args))).getMessage();
+    }
+
+    /** serve --fleet checks its fleet flags before loading the model. */
+    @Test void serveFleetFlagsAreCheckedBeforeTheModelLoads() {
+        assertTrue(serveUsageError("--group", "g").contains("--group is a fleet flag"));
+        assertTrue(serveUsageError("--fleet", "localhost:9092").contains("kafka://BROKERS"));
+        assertTrue(serveUsageError("--fleet", "kafka://h:9092", "--session-timeout", "500ms").contains("at least 1s"));
+        assertTrue(serveUsageError("--fleet", "kafka://h:9092", "--no-streams").contains("--no-streams"));
+        assertTrue(new ServeCommand().usage().contains("--fleet kafka://"));
+    }
 }

@@ -123,17 +123,41 @@ public final class LiveStreams implements ChatServer.Routes, AutoCloseable {
     public Options options() { return options; }
 
     /**
-     * Adds a stream (before {@link #start()}): {@code source} is captioned with {@code captions} every
-     * {@code sampling}. Fails when the id is invalid or taken.
+     * Adds a stream: {@code source} is captioned with {@code captions} every {@code sampling}. Added before
+     * {@link #start()} it starts with the others; added later (e.g. a fleet camera assigned to this node) it starts
+     * now. Fails when the id is invalid or taken, or once closed.
      */
-    public synchronized LiveStream add(String id, String spec, FrameSource source, CaptionOptions captions, SamplingPolicy sampling) {
-        if (started.get()) throw new IllegalStateException("streams are added before start()");
+    public LiveStream add(String id, String spec, FrameSource source, CaptionOptions captions, SamplingPolicy sampling) {
+        return add(id, spec, source, captions, sampling, s -> {});
+    }
+
+    /** As {@link #add(String, String, FrameSource, CaptionOptions, SamplingPolicy)}; {@code beforeStart} sees the stream before it starts (e.g. to subscribe to its events). */
+    public synchronized LiveStream add(String id, String spec, FrameSource source, CaptionOptions captions, SamplingPolicy sampling,
+                                       java.util.function.Consumer<LiveStream> beforeStart) {
+        if (closed.get()) throw new IllegalStateException("the streams are closed");
         if (streams.containsKey(id)) throw new IllegalArgumentException("two streams have the id '" + id + "': give each source its own id");
         LiveStream s = new LiveStream(id, spec, source.named(id), runtime, captions, sampling, options.viewFps(),
                 new EventHub(id, options.eventQueue(), json), encoder);
         s.metrics(serveMetrics);
         s.alerts(alerts);
         streams.put(id, s);
+        beforeStart.accept(s);
+        if (started.get()) s.start();
+        return s;
+    }
+
+    /**
+     * Removes stream {@code id} at run time: it is closed (its pipeline cancelled, its source closed, its event
+     * streams completed) and no longer listed. Returns the closed stream, or null when there is none.
+     */
+    public LiveStream remove(String id) {
+        LiveStream s;
+        synchronized (this) {
+            s = streams.remove(id);
+        }
+        if (s == null) return null;
+        answerers.remove(id);
+        s.close();
         return s;
     }
 

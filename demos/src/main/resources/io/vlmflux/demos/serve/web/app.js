@@ -104,6 +104,7 @@ function onEvent(c, ev) {
 
 function listen(c) {
   const es = new EventSource(streamPath(c.id, "events"));
+  c.events = es;
   es.onmessage = m => {
     let ev;
     try { ev = JSON.parse(m.data); } catch (e) { return; }
@@ -162,6 +163,9 @@ async function refresh() {
     if (!r.ok) throw new Error("HTTP " + r.status);
     const list = await r.json();
     for (const s of list.data) showStats(cards.get(s.id) || card(s), s);
+    // streams come and go at run time (serve --fleet: cameras assigned to and revoked from this node)
+    const ids = new Set(list.data.map(s => s.id));
+    for (const [id, c] of cards) if (!ids.has(id)) { c.events.close(); c.node.remove(); cards.delete(id); }
     status.textContent = list.data.length + " stream(s) · updated " + new Date().toLocaleTimeString();
     if (list.data.length === 0) status.textContent = "no live streams (start with --source SPEC)";
   } catch (e) {
