@@ -249,7 +249,7 @@ public final class LiveStreams implements ChatServer.Routes, AutoCloseable {
                 .header("Cache-Control", "no-cache")
                 .header("X-Content-Type-Options", "nosniff")
                 .header("X-Frame-Options", "DENY")
-                .header("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+                .header("Content-Security-Policy", "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
                         + "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
                 .sendByteArray(Mono.just(b)).then();
     }

@@ -1,10 +1,46 @@
 // VLMFlux live page: one card per stream from GET /v1/streams, its events over SSE (GET /v1/streams/ID/events),
 // questions with POST /v1/streams/ID/questions. Everything from the server is shown with textContent (never parsed
 // as HTML), and stream ids are URL-encoded into paths.
+// With --api-key every /v1 request needs "Authorization: Bearer KEY": the page asks for the key when the server
+// answers 401, keeps it in this tab's sessionStorage only, and sends it as that header on every request — the
+// events are read with fetch() and a stream reader (EventSource cannot send headers), the live view is fetched
+// frame by frame (an <img> cannot either). The key never goes into a URL.
 "use strict";
 
-const MAX_CAPTIONS = 20, MAX_ALERTS = 20, MAX_ANSWERS = 5;
+const MAX_CAPTIONS = 20, MAX_ALERTS = 20, MAX_ANSWERS = 5, RETRY_MS = 2000, KEY_ITEM = "vlmflux.apiKey";
 const cards = new Map();
+let apiKey = sessionStorage.getItem(KEY_ITEM);
+
+function headers(extra) {
+  const h = Object.assign({}, extra || {});
+  if (apiKey) h["Authorization"] = "Bearer " + apiKey;
+  return h;
+}
+
+/** Shows the key form; called when the server answers 401. */
+function needKey(message) {
+  const form = document.getElementById("key-form");
+  form.hidden = false;
+  document.getElementById("key-message").textContent = message || "This server needs an API key.";
+  document.getElementById("server-status").textContent = "API key required";
+}
+
+function useKey(ev) {
+  ev.preventDefault();
+  const input = document.getElementById("api-key");
+  const key = input.value.trim();
+  if (!key) return;
+  apiKey = key;
+  sessionStorage.setItem(KEY_ITEM, key);
+  input.value = "";
+  document.getElementById("key-form").hidden = true;
+  for (const c of cards.values()) connect(c);
+  refresh();
+}
+
+async function errorMessage(r) {
+  try { const b = await r.json(); return (b.error && b.error.message) || ("HTTP " + r.status); } catch (e) { return "HTTP " + r.status; }
+}
 
 function el(tag, cls, text) {
   const e = document.createElement(tag);
@@ -22,9 +58,9 @@ function card(stream) {
   node.dataset.stream = stream.id;
   node.querySelector(".stream-id").textContent = stream.id;
   node.querySelector(".stream-source").textContent = stream.source;
-  node.querySelector(".view").src = streamPath(stream.id, "view.mjpeg");
   const c = {
     node, id: stream.id,
+    view: node.querySelector(".view"),
     status: node.querySelector(".stream-status"),
     tokens: node.querySelector(".tokens"),
     captions: node.querySelector(".captions"),
@@ -40,7 +76,7 @@ function card(stream) {
   if (stream.last_caption) addCaption(c, stream.last_caption);
   document.getElementById("streams").appendChild(node);
   cards.set(stream.id, c);
-  listen(c);
+  connect(c);
   return c;
 }
 
@@ -102,15 +138,71 @@ function onEvent(c, ev) {
   }
 }
 
-function listen(c) {
-  const es = new EventSource(streamPath(c.id, "events"));
-  es.onmessage = m => {
-    let ev;
-    try { ev = JSON.parse(m.data); } catch (e) { return; }
-    onEvent(c, ev);
+/** (Re)starts the stream's event reader and live view, with the current key. */
+function connect(c) {
+  if (c.events) c.events.abort();
+  clearTimeout(c.retry);
+  c.events = new AbortController();
+  listen(c, c.events.signal);
+  clearTimeout(c.viewTimer);
+  c.viewTimer = undefined;
+  if (apiKey) pollView(c, c.events.signal);      // an <img> cannot send the key: fetch the newest frame instead
+  else c.view.src = streamPath(c.id, "view.mjpeg");
+}
+
+/** Reads GET /v1/streams/ID/events with fetch (so the Authorization header goes along) and parses the SSE text. */
+async function listen(c, signal) {
+  try {
+    const r = await fetch(streamPath(c.id, "events"), { headers: headers({ "Accept": "text/event-stream" }), cache: "no-store", signal });
+    if (r.status === 401) { c.node.classList.add("disconnected"); needKey(await errorMessage(r)); return; }   // until a key is given
+    if (!r.ok || !r.body) throw new Error("HTTP " + r.status);
+    c.node.classList.remove("disconnected");
+    const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buf = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buf += value;
+      let end;
+      while ((end = buf.search(/\r?\n\r?\n/)) >= 0) {
+        const block = buf.substring(0, end);
+        buf = buf.substring(buf.indexOf("\n", buf.indexOf("\n", end) + 1) + 1);
+        const data = block.split(/\r?\n/).filter(l => l.startsWith("data:")).map(l => l.substring(l.charAt(5) === " " ? 6 : 5)).join("\n");
+        if (!data) continue;   // a comment (keep-alive) or an id line alone
+        let ev;
+        try { ev = JSON.parse(data); } catch (e) { continue; }
+        onEvent(c, ev);
+      }
+    }
+  } catch (e) {
+    if (signal.aborted) return;
+  }
+  if (signal.aborted) return;
+  c.node.classList.add("disconnected");
+  c.retry = setTimeout(() => { if (!signal.aborted) listen(c, signal); }, RETRY_MS);
+}
+
+/** With a key: fetches the newest view JPEG a few times a second and shows it when its frame is new. */
+function pollView(c, signal) {
+  const tick = async () => {
+    if (signal.aborted) return;
+    try {
+      const r = await fetch(streamPath(c.id, "frame.jpg"), { headers: headers(), cache: "no-store", signal });
+      if (r.status === 401) { needKey(await errorMessage(r)); return; }
+      const seq = r.headers.get("X-Frame-Sequence");
+      if (r.ok && seq !== c.viewSeq) {
+        c.viewSeq = seq;
+        const url = URL.createObjectURL(await r.blob()), old = c.viewUrl;
+        c.viewUrl = url;
+        c.view.src = url;
+        if (old) URL.revokeObjectURL(old);
+      } else await r.arrayBuffer();
+    } catch (e) {
+      if (signal.aborted) return;
+    }
+    c.viewTimer = setTimeout(tick, 200);
   };
-  es.onopen = () => c.node.classList.remove("disconnected");
-  es.onerror = () => c.node.classList.add("disconnected");
+  tick();
 }
 
 async function ask(c, input) {
@@ -121,8 +213,9 @@ async function ask(c, input) {
   pending.text.textContent = "…";
   try {
     const r = await fetch(streamPath(c.id, "questions"), {
-      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ question })
+      method: "POST", headers: headers({ "Content-Type": "application/json" }), body: JSON.stringify({ question })
     });
+    if (r.status === 401) needKey();
     const body = await r.json();
     pending.box.remove();
     if (!r.ok) {
@@ -158,7 +251,8 @@ function showStats(c, s) {
 async function refresh() {
   const status = document.getElementById("server-status");
   try {
-    const r = await fetch("/v1/streams");
+    const r = await fetch("/v1/streams", { headers: headers(), cache: "no-store" });
+    if (r.status === 401) { needKey(await errorMessage(r)); return; }
     if (!r.ok) throw new Error("HTTP " + r.status);
     const list = await r.json();
     for (const s of list.data) showStats(cards.get(s.id) || card(s), s);
@@ -169,5 +263,6 @@ async function refresh() {
   }
 }
 
+document.getElementById("key-form").addEventListener("submit", useKey);
 refresh();
 setInterval(refresh, 2000);
