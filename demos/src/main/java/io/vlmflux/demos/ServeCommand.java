@@ -63,6 +63,8 @@ public final class ServeCommand implements Command {
                   --alert "Q? A|B"     also ask Q about every sampled frame of every stream, next to the captions (repeatable;
                                        as caption --alert, with --alert-agree/-debounce/-min-interval/-max-interval);
                                        changes are published as 'alert' events (GET /v1/streams/ID/events)
+                  --kafka B/TOPIC      also send the streams' captions and source events as caption's records to Kafka;
+                  --mqtt URL/PREFIX    ... and/or MQTT (docs/serve.md; or the config's output.kafka / output.mqtt)
                 Endpoints: GET /healthz, GET /metrics (Prometheus text), GET /v1/models, POST /v1/chat/completions
                 (stream: true for server-sent events; images as data: URLs in image_url parts; response_format, logprobs,
                 logit_bias); the page at / ; GET /v1/streams, GET /v1/streams/ID/events (SSE), POST /v1/streams/ID/questions,

@@ -22,7 +22,7 @@ import java.util.List;
  * defaults. Sources are parsed here (bad specs are usage errors) but not opened until {@link LiveStreams#start()}.
  */
 final class ServeStreams {
-    static final java.util.Set<String> VALUED = union(java.util.Set.of("config", "source", "every", "prompt", "caption-tokens", "view-fps"), AlertMode.OPTIONS);
+    static final java.util.Set<String> VALUED = union(java.util.Set.of("config", "source", "every", "prompt", "caption-tokens", "view-fps", "kafka", "mqtt"), AlertMode.OPTIONS);
 
     private static java.util.Set<String> union(java.util.Set<String> a, List<String> b) {
         java.util.Set<String> u = new java.util.HashSet<>(a);
@@ -37,6 +37,7 @@ final class ServeStreams {
      */
     static void wire(LiveStreams streams, io.vlmflux.demos.serve.ChatServer server, Args a, PipelineConfig config, VlmRuntime runtime) {
         streams.metrics(server.metrics());
+        sinks(streams, a, config);
         if (a.flag("no-streams") && !a.has("alert")) return;   // a config's alerts need streams: none here
         List<io.vlmflux.pipeline.caption.Alert> alerts = AlertMode.alerts(a, config);
         if (alerts.isEmpty()) return;
@@ -46,6 +47,24 @@ final class ServeStreams {
         System.err.printf("vlmflux: %d alert(s) on every stream, published as 'alert' events%n", alerts.size());
     }
     static final java.util.Set<String> FLAGS = java.util.Set.of("no-streams");
+
+    /**
+     * {@code --kafka}/{@code --mqtt} (over the config's {@code output.kafka}/{@code output.mqtt}): the streams'
+     * captions and source events go there as {@code vlmflux caption}'s records ({@link io.vlmflux.demos.serve.StreamSinks}),
+     * closed after the streams.
+     */
+    static void sinks(LiveStreams streams, Args a, PipelineConfig config) {
+        io.vlmflux.pipeline.config.OutputConfig output = CaptionSinks.output(config != null ? config.output()
+                : io.vlmflux.pipeline.config.OutputConfig.DEFAULT, a);
+        if (!output.hasSinks()) return;
+        if (a.flag("no-streams")) {
+            if (a.has("kafka") || a.has("mqtt")) throw new UsageException("--kafka/--mqtt send the live streams' records: give --source (or none for test:ball), not --no-streams");
+            return;
+        }
+        String prompt = a.get("prompt", config != null ? config.prompt() : CaptionOptions.DEFAULT_PROMPT);
+        io.vlmflux.sinks.SinkStage stage = CaptionSinks.open(output, null, prompt, false, streams.all().stream().map(io.vlmflux.demos.serve.LiveStream::source).toList());
+        streams.closeAfter(new io.vlmflux.demos.serve.StreamSinks(stage, streams.all()));
+    }
 
     private ServeStreams() {}
 

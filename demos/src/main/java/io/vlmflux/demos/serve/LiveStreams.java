@@ -185,7 +185,12 @@ public final class LiveStreams implements ChatServer.Routes, AutoCloseable {
     /** SSE clients connected now. */
     public int watchers() { return watchers.get(); }
 
-    /** Stops the streams, ends every event stream and view. Idempotent. */
+    private final List<AutoCloseable> closeAfter = new java.util.concurrent.CopyOnWriteArrayList<>();
+
+    /** Closes {@code c} after the streams (e.g. their {@link StreamSinks}, which then send their last records). */
+    public void closeAfter(AutoCloseable c) { closeAfter.add(c); }
+
+    /** Stops the streams, ends every event stream and view, then closes what {@link #closeAfter} named. Idempotent. */
     @Override public void close() {
         if (!closed.compareAndSet(false, true)) return;
         closing.tryEmitEmpty();
@@ -197,6 +202,13 @@ public final class LiveStreams implements ChatServer.Routes, AutoCloseable {
             }
         }
         encoder.dispose();
+        for (AutoCloseable c : closeAfter) {
+            try {
+                c.close();
+            } catch (Exception e) {
+                LOG.log(System.Logger.Level.WARNING, "closing " + c + ": " + e.getMessage());
+            }
+        }
     }
 
     // ---- routes ----------------------------------------------------------------------------------------------------
