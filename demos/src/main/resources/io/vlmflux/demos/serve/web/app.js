@@ -113,6 +113,14 @@ function onEvent(c, ev) {
       c.tokens.textContent = ev.text;
       addCaption(c, ev);
       break;
+    case "narration": {   // a live-video session's narration over its window (serve --live --live-narrate)
+      const li = el("li", "caption narration", ev.text);
+      li.appendChild(el("span", "meta", "window " + (ev.window_start_s === null ? "—" : ev.window_start_s.toFixed(1) + "–" + ev.window_end_s.toFixed(1) + " s")
+        + " · " + Math.round(ev.total_ms) + " ms"));
+      c.captions.insertBefore(li, c.captions.firstChild);
+      trim(c.captions, MAX_CAPTIONS);
+      break;
+    }
     case "answer": {
       const a = answerNode(c, ev.id, ev.question);
       if (ev.state === "token") a.text.textContent += ev.delta;
@@ -245,7 +253,9 @@ function showStats(c, s) {
   }
   c.counters.textContent = "source frames " + s.source_stats.produced + " (dropped " + s.source_stats.dropped + ") · view frames "
     + s.view.encoded + " · events " + s.events.published + " · events dropped for this page " + c.droppedEvents
-    + " (all clients " + s.events.dropped + ")" + (s.error ? " · error: " + s.error : "");
+    + " (all clients " + s.events.dropped + ")" + (s.error ? " · error: " + s.error : "")
+    + (s.live_window ? " · live window " + s.live_window.window_groups + " groups (" + (s.live_window.window_start_s === null ? "empty"
+      : s.live_window.window_start_s.toFixed(1) + "–" + s.live_window.window_end_s.toFixed(1) + " s") + "), groups dropped " + s.live_window.groups_dropped : "");
 }
 
 async function refresh() {
