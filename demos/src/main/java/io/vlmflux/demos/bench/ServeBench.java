@@ -56,13 +56,15 @@ public final class ServeBench implements Command {
     @Override public String usage() {
         return """
                 vlmflux bench serve [--model DIR] [--backend cpu|cuda] [--clients 200] [--seconds 30] [--stalled 0.1] [--max-tokens 16]
-                                    [--max-concurrent 16] [--live-streams 2] [--live-fps 5] [--sample-every 60s] [--json]
+                                    [--max-concurrent 16] [--live-streams 2] [--live-fps 5] [--sample-every 60s] [--live-video] [--json]
                   --clients N        concurrent streaming clients (each sends its next request when the last one ends)
                   --stalled F        fraction of them that send one request and never read the answer
                   --seconds S        length of each phase (without, then with live streams)
                   --max-concurrent N the server's admission bound; more are answered 429 and retry after Retry-After
                   --live-streams N   live streams of the server (/v1/streams: GStreamer test:ball, every frame offered, newest
                                      frame wins, one SSE client each) started for the second phase; 0: skip it
+                  --live-video       the live streams also run a live-video session each (serve --live: 2 fps, 30 s window,
+                                     narration every 5 s)
                   --sample-every D   memory series: heap used, heap after GC, direct/mapped buffers, RSS every D (60s)
                                      from the phase's start, and once at its end""";
     }
@@ -72,7 +74,7 @@ public final class ServeBench implements Command {
                  List<MemorySampler.Sample> memory) {}
 
     @Override public int run(List<String> argv) throws Exception {
-        Args a = Args.parse(argv, VALUED, Set.of("json"));
+        Args a = Args.parse(argv, VALUED, Set.of("json", "live-video"));
         int clients = a.getInt("clients", 200), seconds = a.getInt("seconds", 30), maxTokens = a.getInt("max-tokens", 16);
         int maxConcurrent = a.getInt("max-concurrent", 16), live = a.getInt("live-streams", 2), liveFps = a.getInt("live-fps", 5);
         double stalled = a.getDouble("stalled", 0.1);
@@ -95,6 +97,8 @@ public final class ServeBench implements Command {
             for (int i = 0; i < live; i++) {
                 String spec = "test:ball?width=320&height=240&fps=" + liveFps;
                 streams.add("live" + i, spec, Sources.parse(spec, new SourceOptions(320, 240, PixelFormat.RGB)), co, SamplingPolicy.parse("all"));
+                if (a.flag("live-video")) streams.live("live" + i, io.vlmflux.demos.serve.LiveWindowAnswerer.Options.defaults()
+                        .withNarration(Duration.ofSeconds(5), "What changed?"));
             }
             streams.metrics(server.metrics());
             System.err.printf("serve bench: %s, %d clients (%d never reading), %d s per phase, %d tokens per answer, admission %d, at %s%n",
@@ -180,6 +184,9 @@ public final class ServeBench implements Command {
             streams.close();
             System.err.printf("serve bench: %d live streams: %d captions, %d SSE events received by their clients, %d events dropped for slow clients%n",
                     live, captions.get(), sseEvents.get(), streams.all().stream().mapToLong(st -> st.hub().dropped()).sum());
+            for (LiveStream st : streams.all())
+                if (st.liveWindow() != null)
+                    System.err.printf("serve bench: live session of %s: %s%n", st.id(), st.liveWindow().describe(new ObjectMapper().createObjectNode()));
         }
         for (Socket s : silent) s.close();
         pool.disposeLater().block(Duration.ofSeconds(10));
