@@ -63,6 +63,9 @@ public final class ServeCommand implements Command {
                   --alert "Q? A|B"     also ask Q about every sampled frame of every stream, next to the captions (repeatable;
                                        as caption --alert, with --alert-agree/-debounce/-min-interval/-max-interval);
                                        changes are published as 'alert' events (GET /v1/streams/ID/events)
+                  --live all|ID,...    those streams also run a live-video session (docs/live.md): their questions are answered
+                                       over the recent past (--live-window 30s at --live-fps 2), tokens streamed as events;
+                                       --live-narrate D asks --live-prompt ("What changed?") every D; --live-tokens N (64)
                   --kafka B/TOPIC      also send the streams' captions and source events as caption's records to Kafka;
                   --mqtt URL/PREFIX    ... and/or MQTT (docs/serve.md; or the config's output.kafka / output.mqtt)
                 Endpoints: GET /healthz, GET /metrics (Prometheus text), GET /v1/models, POST /v1/chat/completions
