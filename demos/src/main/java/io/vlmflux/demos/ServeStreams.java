@@ -22,7 +22,8 @@ import java.util.List;
  * defaults. Sources are parsed here (bad specs are usage errors) but not opened until {@link LiveStreams#start()}.
  */
 final class ServeStreams {
-    static final java.util.Set<String> VALUED = union(java.util.Set.of("config", "source", "every", "prompt", "caption-tokens", "view-fps"), AlertMode.OPTIONS);
+    static final java.util.Set<String> VALUED = union(java.util.Set.of("config", "source", "every", "prompt", "caption-tokens", "view-fps", "kafka", "mqtt", "live",
+            "live-fps", "live-window", "live-narrate", "live-prompt", "live-tokens"), AlertMode.OPTIONS);
 
     private static java.util.Set<String> union(java.util.Set<String> a, List<String> b) {
         java.util.Set<String> u = new java.util.HashSet<>(a);
@@ -37,6 +38,7 @@ final class ServeStreams {
      */
     static void wire(LiveStreams streams, io.vlmflux.demos.serve.ChatServer server, Args a, PipelineConfig config, VlmRuntime runtime) {
         streams.metrics(server.metrics());
+        sinks(streams, a, config);
         if (a.flag("no-streams") && !a.has("alert")) return;   // a config's alerts need streams: none here
         List<io.vlmflux.pipeline.caption.Alert> alerts = AlertMode.alerts(a, config);
         if (alerts.isEmpty()) return;
@@ -46,6 +48,24 @@ final class ServeStreams {
         System.err.printf("vlmflux: %d alert(s) on every stream, published as 'alert' events%n", alerts.size());
     }
     static final java.util.Set<String> FLAGS = java.util.Set.of("no-streams");
+
+    /**
+     * {@code --kafka}/{@code --mqtt} (over the config's {@code output.kafka}/{@code output.mqtt}): the streams'
+     * captions and source events go there as {@code vlmflux caption}'s records ({@link io.vlmflux.demos.serve.StreamSinks}),
+     * closed after the streams.
+     */
+    static void sinks(LiveStreams streams, Args a, PipelineConfig config) {
+        io.vlmflux.pipeline.config.OutputConfig output = CaptionSinks.output(config != null ? config.output()
+                : io.vlmflux.pipeline.config.OutputConfig.DEFAULT, a);
+        if (!output.hasSinks()) return;
+        if (a.flag("no-streams")) {
+            if (a.has("kafka") || a.has("mqtt")) throw new UsageException("--kafka/--mqtt send the live streams' records: give --source (or none for test:ball), not --no-streams");
+            return;
+        }
+        String prompt = a.get("prompt", config != null ? config.prompt() : CaptionOptions.DEFAULT_PROMPT);
+        io.vlmflux.sinks.SinkStage stage = CaptionSinks.open(output, null, prompt, false, streams.all().stream().map(io.vlmflux.demos.serve.LiveStream::source).toList());
+        streams.closeAfter(new io.vlmflux.demos.serve.StreamSinks(stage, streams.all()));
+    }
 
     private ServeStreams() {}
 
@@ -85,6 +105,7 @@ final class ServeStreams {
     static void add(LiveStreams streams, Args a, PipelineConfig config, VlmRuntime runtime) {
         if (a.flag("no-streams")) {
             if (a.has("source")) throw new UsageException("give --source or --no-streams, not both");
+            if (a.has("live")) throw new UsageException("--live runs on the live streams: give --source (or none for test:ball), not --no-streams");
             return;
         }
         String every = a.get("every", config != null && config.sampling().every() != null ? config.sampling().every() : CaptionCommand.DEFAULT_EVERY);
@@ -115,5 +136,46 @@ final class ServeStreams {
                 throw new UsageException("source " + sc.uri() + ": " + e.getMessage());
             }
         }
+        live(streams, a, runtime);
+    }
+
+    /**
+     * {@code --live all|ID[,ID]}: those streams also run a live-video session (docs/live.md) whose window answers their
+     * questions; {@code --live-fps} (2), {@code --live-window} (30s), {@code --live-narrate D|off} (off),
+     * {@code --live-prompt} ("What changed?"), {@code --live-tokens} (64).
+     */
+    static void live(LiveStreams streams, Args a, VlmRuntime runtime) {
+        if (!a.has("live")) {
+            for (String f : List.of("live-fps", "live-window", "live-narrate", "live-prompt", "live-tokens"))
+                if (a.has(f)) throw new UsageException("--" + f + " needs --live all|ID[,ID]");
+            return;
+        }
+        if (!runtime.hasVision()) throw new UsageException("--live: " + runtime.dir() + " is a text-only model: it cannot watch video");
+        double fps = a.getDouble("live-fps", 2);
+        if (!(fps > 0 && fps <= 30)) throw new UsageException("--live-fps must be in (0, 30], got " + a.get("live-fps"));
+        java.time.Duration window = a.has("live-window") ? a.getDuration("live-window") : java.time.Duration.ofSeconds(30);
+        if (window.isZero() || window.isNegative()) throw new UsageException("--live-window must be positive, got '" + a.get("live-window") + "'");
+        String narrateArg = a.get("live-narrate", "off");
+        java.time.Duration narrate = narrateArg.equalsIgnoreCase("off") ? null : Args.parseDuration("--live-narrate", narrateArg);
+        if (narrate != null && (narrate.isZero() || narrate.isNegative())) throw new UsageException("--live-narrate must be positive or off");
+        String prompt = a.get("live-prompt", "What changed?");
+        if (prompt.isBlank()) throw new UsageException("--live-prompt must not be blank");
+        int tokens = a.getInt("live-tokens", 64);
+        if (tokens < 1) throw new UsageException("--live-tokens must be at least 1, got " + tokens);
+        io.vlmflux.demos.serve.LiveWindowAnswerer.Options o = io.vlmflux.demos.serve.LiveWindowAnswerer.Options.defaults()
+                .withSession(io.vlmflux.llm.runtime.LiveSession.Options.defaults().withFps(fps).withWindow(window).withMaxAnswerTokens(tokens))
+                .withNarration(narrate, prompt);
+        List<String> ids = new ArrayList<>();
+        String which = a.get("live").strip();
+        if (which.equals("all")) ids.addAll(streams.ids());
+        else for (String id : which.split(",")) if (!id.isBlank()) ids.add(id.strip());
+        if (ids.isEmpty()) throw new UsageException("--live: no streams" + (a.flag("no-streams") ? " (--no-streams)" : ""));
+        for (String id : ids) {
+            if (streams.stream(id) == null)
+                throw new UsageException("--live " + which + ": no stream '" + id + "' (the streams are " + String.join(", ", streams.ids()) + ")");
+            streams.live(id, o);
+        }
+        System.err.printf(java.util.Locale.ROOT, "vlmflux: live-video sessions on %s: %.3g fps, window %ss%s; questions are answered over the window%n",
+                String.join(", ", ids), fps, window.toMillis() / 1000.0, narrate == null ? "" : ", narrating every " + narrate.toMillis() / 1000.0 + "s");
     }
 }

@@ -49,30 +49,37 @@ import java.util.concurrent.atomic.AtomicLong;
  */
 public final class ServeBench implements Command {
     private static final Set<String> VALUED = Set.of("model", "backend", "clients", "seconds", "stalled", "max-tokens", "max-concurrent",
-            "live-streams", "live-fps");
+            "live-streams", "live-fps", "sample-every");
 
     @Override public String summary() { return "N concurrent SSE clients (some never reading) against vlmflux serve, with and without live streams"; }
 
     @Override public String usage() {
         return """
                 vlmflux bench serve [--model DIR] [--backend cpu|cuda] [--clients 200] [--seconds 30] [--stalled 0.1] [--max-tokens 16]
-                                    [--max-concurrent 16] [--live-streams 2] [--live-fps 5] [--json]
+                                    [--max-concurrent 16] [--live-streams 2] [--live-fps 5] [--sample-every 60s] [--live-video] [--json]
                   --clients N        concurrent streaming clients (each sends its next request when the last one ends)
                   --stalled F        fraction of them that send one request and never read the answer
                   --seconds S        length of each phase (without, then with live streams)
                   --max-concurrent N the server's admission bound; more are answered 429 and retry after Retry-After
                   --live-streams N   live streams of the server (/v1/streams: GStreamer test:ball, every frame offered, newest
-                                     frame wins, one SSE client each) started for the second phase; 0: skip it""";
+                                     frame wins, one SSE client each) started for the second phase; 0: skip it
+                  --live-video       the live streams also run a live-video session each (serve --live: 2 fps, 30 s window,
+                                     narration every 5 s)
+                  --sample-every D   memory series: heap used, heap after GC, direct/mapped buffers, RSS every D (60s)
+                                     from the phase's start, and once at its end""";
     }
 
     record Phase(String name, double seconds, long completed, long rejected, long failed, double tokensPerSecond, double ttftP50, double ttftP99,
-                 double captionsPerSecond, double liveFramesPerSecond, long heapStartMb, long heapEndMb, long rssStartMb, long rssEndMb) {}
+                 double captionsPerSecond, double liveFramesPerSecond, long heapStartMb, long heapEndMb, long rssStartMb, long rssEndMb,
+                 List<MemorySampler.Sample> memory) {}
 
     @Override public int run(List<String> argv) throws Exception {
-        Args a = Args.parse(argv, VALUED, Set.of("json"));
+        Args a = Args.parse(argv, VALUED, Set.of("json", "live-video"));
         int clients = a.getInt("clients", 200), seconds = a.getInt("seconds", 30), maxTokens = a.getInt("max-tokens", 16);
         int maxConcurrent = a.getInt("max-concurrent", 16), live = a.getInt("live-streams", 2), liveFps = a.getInt("live-fps", 5);
         double stalled = a.getDouble("stalled", 0.1);
+        Duration sampleEvery = a.has("sample-every") ? a.getDuration("sample-every") : Duration.ofSeconds(60);
+        if (sampleEvery.isNegative() || sampleEvery.isZero()) throw new UsageException("--sample-every must be positive, got '" + a.get("sample-every") + "'");
         if (clients < 1 || seconds < 1 || maxTokens < 1 || maxConcurrent < 1 || live < 0 || liveFps < 1 || stalled < 0 || stalled >= 1)
             throw new UsageException("--clients, --seconds, --max-tokens, --max-concurrent, --live-fps must be >= 1, --live-streams >= 0, --stalled in [0, 1)");
         Path dir = Path.of(a.get("model", "demos/models/shapes-vl"));
@@ -90,14 +97,16 @@ public final class ServeBench implements Command {
             for (int i = 0; i < live; i++) {
                 String spec = "test:ball?width=320&height=240&fps=" + liveFps;
                 streams.add("live" + i, spec, Sources.parse(spec, new SourceOptions(320, 240, PixelFormat.RGB)), co, SamplingPolicy.parse("all"));
+                if (a.flag("live-video")) streams.live("live" + i, io.vlmflux.demos.serve.LiveWindowAnswerer.Options.defaults()
+                        .withNarration(Duration.ofSeconds(5), "What changed?"));
             }
             streams.metrics(server.metrics());
             System.err.printf("serve bench: %s, %d clients (%d never reading), %d s per phase, %d tokens per answer, admission %d, at %s%n",
                     runtime.describe(), clients, (int) Math.round(clients * stalled), seconds, maxTokens, maxConcurrent, server.url());
             String model = server.modelId();
-            once(server, model, clients, 0, 2, maxTokens, null);   // warm-up: JIT, connections
-            phases.add(once(server, model, clients, stalled, seconds, maxTokens, null));
-            if (live > 0) phases.add(once(server, model, clients, stalled, seconds, maxTokens, streams));
+            once(server, model, clients, 0, 2, maxTokens, null, sampleEvery);   // warm-up: JIT, connections
+            phases.add(once(server, model, clients, stalled, seconds, maxTokens, null, sampleEvery));
+            if (live > 0) phases.add(once(server, model, clients, stalled, seconds, maxTokens, streams, sampleEvery));
         }
         System.err.println("| phase | completed req/s | 429/s | failed | tokens/s | TTFT p50 / p99 ms (client) | live captions/s (frames/s in) | heap MB start -> end | RSS MB start -> end |");
         System.err.println("|---|---|---|---|---|---|---|---|---|");
@@ -118,9 +127,12 @@ public final class ServeBench implements Command {
 
     /** One phase; with {@code streams}, they are started for it (and closed after it). */
     private static Phase once(ChatServer server, String model, int clients, double stalledFraction, int seconds, int maxTokens,
-                              LiveStreams streams) throws Exception {
+                              LiveStreams streams, Duration sampleEvery) throws Exception {
         System.gc();
         long heap0 = heapMb(), rss0 = rssMb();
+        List<MemorySampler.Sample> memory = java.util.Collections.synchronizedList(new ArrayList<>());
+        long t00 = System.nanoTime();
+        Disposable sampler = MemorySampler.every(sampleEvery).subscribe(memory::add);
         int stalled = (int) Math.round(clients * stalledFraction);
         int active = clients - stalled;
         AtomicLong completed = new AtomicLong(), rejected = new AtomicLong(), failed = new AtomicLong(), tokens = new AtomicLong(), captions = new AtomicLong();
@@ -161,6 +173,8 @@ public final class ServeBench implements Command {
                 .repeat(() -> System.nanoTime() < end), active)
                 .blockLast(Duration.ofSeconds(seconds + 120L));
         double secs = (System.nanoTime() - start) / 1e9;
+        sampler.dispose();
+        memory.add(MemorySampler.sample((System.nanoTime() - t00) / 1e9));   // the phase's end
         for (Disposable d : liveSubs) d.dispose();
         if (streams != null) {
             for (LiveStream st : streams.all()) {
@@ -170,13 +184,24 @@ public final class ServeBench implements Command {
             streams.close();
             System.err.printf("serve bench: %d live streams: %d captions, %d SSE events received by their clients, %d events dropped for slow clients%n",
                     live, captions.get(), sseEvents.get(), streams.all().stream().mapToLong(st -> st.hub().dropped()).sum());
+            for (LiveStream st : streams.all())
+                if (st.liveWindow() != null)
+                    System.err.printf("serve bench: live session of %s: %s%n", st.id(), st.liveWindow().describe(new ObjectMapper().createObjectNode()));
         }
         for (Socket s : silent) s.close();
         pool.disposeLater().block(Duration.ofSeconds(10));
         double[] t = ttft.stream().mapToDouble(Double::doubleValue).sorted().toArray();
         System.gc();
-        return new Phase(live == 0 ? (seconds <= 2 ? "warm-up" : "chat only") : "chat + " + live + " live streams", secs, completed.get(), rejected.get(),
-                failed.get(), tokens.get() / secs, pct(t, 50), pct(t, 99), captions.get() / secs, liveFrames.get() / secs, heap0, heapMb(), rss0, rssMb());
+        Phase p = new Phase(live == 0 ? (seconds <= 2 ? "warm-up" : "chat only") : "chat + " + live + " live streams", secs, completed.get(), rejected.get(),
+                failed.get(), tokens.get() / secs, pct(t, 50), pct(t, 99), captions.get() / secs, liveFrames.get() / secs, heap0, heapMb(), rss0, rssMb(),
+                List.copyOf(memory));
+        if (seconds > 2) printSeries(p);
+        return p;
+    }
+
+    private static void printSeries(Phase p) {
+        System.err.printf("memory, %s (every --sample-every from the phase's start, last row at its end):%n%s%n", p.name(), MemorySampler.HEADER);
+        for (MemorySampler.Sample s : p.memory()) System.err.println(s.line());
     }
 
     /** One streamed completion; emits the milliseconds to wait before the next (the Retry-After of a 429), else 0. */

@@ -67,6 +67,9 @@ public final class LiveStream implements AutoCloseable {
     private final StreamAlerts alerts = new StreamAlerts(this);
     private volatile ServeMetrics serveMetrics;
     private volatile ServeMetrics.SourceMeters meters;
+    private volatile LiveWindowAnswerer liveWindow;
+    private volatile java.util.function.Consumer<Caption> captionOut;
+    private volatile java.util.function.Consumer<io.vlmflux.sources.SourceEvent> eventOut;
 
     /**
      * @param id       the stream's id ({@link #ID}); also the id of its frames
@@ -115,6 +118,22 @@ public final class LiveStream implements AutoCloseable {
 
     ServeMetrics serveMetrics() { return serveMetrics; }
 
+    /** Runs {@code w} (a live-video session) on this stream's frames next to its captions; before {@link #start()}. */
+    void liveWindow(LiveWindowAnswerer w) {
+        if (started.get()) throw new IllegalStateException("the live session is set before start()");
+        liveWindow = w;
+    }
+
+    /** The stream's live-video session, or null. */
+    public LiveWindowAnswerer liveWindow() { return liveWindow; }
+
+    /** Also hands every caption and source event to these (e.g. {@link StreamSinks}; must not block); before {@link #start()}. */
+    public void outputs(java.util.function.Consumer<Caption> captions, java.util.function.Consumer<io.vlmflux.sources.SourceEvent> events) {
+        if (started.get()) throw new IllegalStateException("outputs are set before start()");
+        captionOut = captions;
+        eventOut = events;
+    }
+
     /** Runs {@code list} on the sampled frames next to the captions ({@link StreamAlerts}); before {@link #start()}. */
     public void alerts(java.util.List<io.vlmflux.pipeline.caption.Alert> list) {
         if (started.get()) throw new IllegalStateException("alerts are set before start()");
@@ -130,6 +149,8 @@ public final class LiveStream implements AutoCloseable {
     public void start() {
         if (!started.compareAndSet(false, true)) throw new IllegalStateException("stream " + id + " was already started");
         sourceEvents = source.events().subscribe(ev -> {
+            var out = eventOut;
+            if (out != null) out.accept(ev);
             if (ev.type() == io.vlmflux.sources.SourceEvent.Type.SOURCE_FAILED) return;   // the pipeline's error says it (failed())
             ObjectNode f = hub.fields().put("attempt", ev.attempt()).put("message", ev.message());
             hub.publish(ev.type().wire(), f);
@@ -137,7 +158,11 @@ public final class LiveStream implements AutoCloseable {
         Flux<Frame> frames = source.frames().doOnNext(f -> {
                     ServeMetrics.SourceMeters m = meters;
                     if (m != null) m.frameIn();
-                }).doOnNext(this::tap).doOnSubscribe(s -> status = Status.RUNNING);
+                }).doOnNext(this::tap).doOnNext(f -> {
+                    LiveWindowAnswerer w = liveWindow;
+                    if (w != null) w.offer(f);   // copies the frames it keeps
+                }).doOnSubscribe(s -> status = Status.RUNNING);
+        if (liveWindow != null) liveWindow.start();
         VlmPipeline.Builder b = VlmPipeline.builder().source(new SourceInput(id, frames, source.isLive()), null).sampling(sampling).metrics(metrics);
         CaptionOptions resolved = b.resolve(options);
         var streams = CaptionStage.streams(runtime, resolved, metrics.stage("model"));
@@ -178,6 +203,8 @@ public final class LiveStream implements AutoCloseable {
                 .put("prefill_ms", round(c.timings().prefillMs())).put("ttft_ms", round(c.timings().ttftMs())).put("total_ms", round(c.timings().totalMs()));
         lastCaption.set(f.deepCopy());
         hub.publish("caption", f);
+        var out = captionOut;
+        if (out != null) out.accept(c);
     }
 
     private void failed(Throwable e) {
@@ -202,6 +229,8 @@ public final class LiveStream implements AutoCloseable {
         if (p != null) p.dispose();
         if (e != null) e.dispose();
         alerts.close();
+        LiveWindowAnswerer w = liveWindow;
+        if (w != null) w.close();
         if (status == Status.STARTING || status == Status.RUNNING) status = Status.CLOSED;
         view.close();
         hub.close();

@@ -195,6 +195,20 @@ public final class LiveStreams implements ChatServer.Routes, AutoCloseable {
         if (answerer == null) answerers.remove(id); else answerers.put(id, answerer);
     }
 
+    /**
+     * Runs a live-video session ({@link LiveWindowAnswerer}) on stream {@code id} next to its captions, answering its
+     * questions over the session's window instead of the latest frame; before {@link #start()}.
+     */
+    public LiveWindowAnswerer live(String id, LiveWindowAnswerer.Options o) {
+        LiveStream s = stream(id);
+        if (s == null) throw new IllegalArgumentException("no stream '" + id + "'");
+        if (started.get()) throw new IllegalStateException("live sessions are added before start()");
+        LiveWindowAnswerer w = new LiveWindowAnswerer(s, runtime, o);
+        s.liveWindow(w);
+        answerer(id, w);
+        return w;
+    }
+
     /** The stream of {@code id}, or null. */
     public synchronized LiveStream stream(String id) { return streams.get(id); }
 
@@ -209,7 +223,12 @@ public final class LiveStreams implements ChatServer.Routes, AutoCloseable {
     /** SSE clients connected now. */
     public int watchers() { return watchers.get(); }
 
-    /** Stops the streams, ends every event stream and view. Idempotent. */
+    private final List<AutoCloseable> closeAfter = new java.util.concurrent.CopyOnWriteArrayList<>();
+
+    /** Closes {@code c} after the streams (e.g. their {@link StreamSinks}, which then send their last records). */
+    public void closeAfter(AutoCloseable c) { closeAfter.add(c); }
+
+    /** Stops the streams, ends every event stream and view, then closes what {@link #closeAfter} named. Idempotent. */
     @Override public void close() {
         if (!closed.compareAndSet(false, true)) return;
         closing.tryEmitEmpty();
@@ -221,6 +240,13 @@ public final class LiveStreams implements ChatServer.Routes, AutoCloseable {
             }
         }
         encoder.dispose();
+        for (AutoCloseable c : closeAfter) {
+            try {
+                c.close();
+            } catch (Exception e) {
+                LOG.log(System.Logger.Level.WARNING, "closing " + c + ": " + e.getMessage());
+            }
+        }
     }
 
     // ---- routes ----------------------------------------------------------------------------------------------------
@@ -273,7 +299,7 @@ public final class LiveStreams implements ChatServer.Routes, AutoCloseable {
                 .header("Cache-Control", "no-cache")
                 .header("X-Content-Type-Options", "nosniff")
                 .header("X-Frame-Options", "DENY")
-                .header("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+                .header("Content-Security-Policy", "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
                         + "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
                 .sendByteArray(Mono.just(b)).then();
     }
@@ -292,6 +318,7 @@ public final class LiveStreams implements ChatServer.Routes, AutoCloseable {
         ObjectNode o = json.createObjectNode();
         o.put("id", s.id()).put("object", "stream").put("source", s.spec()).put("live", s.live())
                 .put("status", s.status().name().toLowerCase(Locale.ROOT)).put("error", s.error()).put("captions", s.captions()).put("alerts", s.alertEvents());
+        if (s.liveWindow() != null) s.liveWindow().describe(o.putObject("live_window"));
         o.set("last_caption", s.lastCaption());
         LiveStream.Snapshot snap = s.latest();
         ObjectNode v = o.putObject("view");
@@ -501,6 +528,7 @@ public final class LiveStreams implements ChatServer.Routes, AutoCloseable {
                     ObjectNode o = json.createObjectNode();
                     o.put("id", qid).put("object", "stream.answer").put("stream", s.id()).put("question", q.text()).put("answer", answerText)
                             .put("finish_reason", reason).put("elapsed_ms", (System.nanoTime() - start) / 1_000_000);
+                    if (a instanceof LiveWindowAnswerer lw) lw.describe(o.putObject("window"));
                     if (frame != null) o.putObject("frame").put("sequence", frame.info().sequence()).put("pts_ms", frame.info().ptsMillis())
                             .put("wall_ms", frame.wallMillis());
                     LOG.log(System.Logger.Level.INFO, () -> "POST /v1/streams/" + s.id() + "/questions 200: " + answerText.length() + " chars, "

@@ -65,6 +65,20 @@ class PageBrowserTest {
 
     @Test @Timeout(value = 240, unit = TimeUnit.SECONDS)
     void thePageShowsTheLiveViewCaptionsAndAnswersAQuestion() throws Exception {
+        page(null, SCREENSHOT);
+    }
+
+    /**
+     * With {@code --api-key}: the page asks for the key (the server answered 401), then shows the live view and the
+     * captions (events read with fetch and the Authorization header) and gets its question answered; no URL the
+     * browser requested contains the key, and the events request carried it as a header.
+     */
+    @Test @Timeout(value = 240, unit = TimeUnit.SECONDS)
+    void withAnApiKeyThePageAsksForItAndThenShowsCaptions() throws Exception {
+        page("k3y-" + Long.toHexString(System.nanoTime()), SCREENSHOT.resolveSibling("serve-page-api-key.png"));
+    }
+
+    private void page(String apiKey, Path screenshot) throws Exception {
         String browser = chromium();
         if (browser == null) {
             String why = "no Chromium found (chromium, chromium-browser, google-chrome on PATH, or VLMFLUX_CHROMIUM): the browser test is skipped; "
@@ -77,7 +91,7 @@ class PageBrowserTest {
         try (VlmRuntime runtime = VlmRuntime.load(MODEL, RuntimeOptions.defaults().withBackend(Backend.CPU));
              LiveStreams streams = new LiveStreams(runtime, LiveStreams.Options.defaults())) {
             streams.add("ball", "test:ball", Sources.parse("test:ball"), CaptionOptions.defaults().withMaxTokens(16), SamplingPolicy.parse("1s"));
-            ChatServer server = ChatServer.start(runtime, ServeOptions.defaults().withPort(0), streams);
+            ChatServer server = ChatServer.start(runtime, ServeOptions.defaults().withPort(0).withApiKey(apiKey), streams);
             try {
                 streams.start();
                 chrome = new ProcessBuilder(browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
@@ -88,7 +102,16 @@ class PageBrowserTest {
                     cdp.call("Runtime.enable", null);
                     cdp.call("Log.enable", null);
                     cdp.call("Page.enable", null);
+                    cdp.call("Network.enable", null);
                     cdp.call("Page.navigate", JSON.createObjectNode().put("url", server.url() + "/"));
+                    if (apiKey != null) {
+                        cdp.await("(() => { const f = document.getElementById('key-form'); return f !== null && !f.hidden; })()", "the API key form");
+                        assertEquals("API key required", cdp.evaluate("document.getElementById('server-status').textContent"));
+                        assertEquals("true", cdp.evaluate("document.querySelector('[data-stream]') === null"), "no stream is listed without the key");
+                        cdp.evaluate("document.getElementById('api-key').focus()");
+                        cdp.call("Input.insertText", JSON.createObjectNode().put("text", apiKey));
+                        enter(cdp);
+                    }
 
                     String card = "document.querySelector('[data-stream=\"ball\"]')";
                     cdp.await(card + " !== null", "the stream's card");
@@ -99,9 +122,7 @@ class PageBrowserTest {
 
                     cdp.evaluate(card + ".querySelector('input.question').focus()");
                     cdp.call("Input.insertText", JSON.createObjectNode().put("text", "What shape is in the image?"));
-                    for (String type : List.of("keyDown", "keyUp"))
-                        cdp.call("Input.dispatchKeyEvent", JSON.createObjectNode().put("type", type).put("key", "Enter").put("code", "Enter")
-                                .put("windowsVirtualKeyCode", 13).put("text", type.equals("keyDown") ? "\r" : ""));
+                    enter(cdp);
                     String answer = cdp.await("(() => { const a = " + card + ".querySelector('.answer[data-done=\"true\"]:not(.failed) .a'); return a ? a.textContent : ''; })()",
                             "the answer to the typed question");
                     assertFalse(answer.isBlank());
@@ -109,11 +130,23 @@ class PageBrowserTest {
 
                     JsonNode shot = cdp.call("Page.captureScreenshot", JSON.createObjectNode().put("format", "png"));
                     byte[] png = Base64.getDecoder().decode(shot.get("data").asText());
-                    Files.createDirectories(SCREENSHOT.getParent());
-                    Files.write(SCREENSHOT, png);
+                    Files.createDirectories(screenshot.getParent());
+                    Files.write(screenshot, png);
                     assertTrue(png.length > 10_000 && png[1] == 'P' && png[2] == 'N' && png[3] == 'G', "a PNG screenshot of " + png.length + " bytes");
-                    LOG.log(System.Logger.Level.INFO, "page screenshot: " + SCREENSHOT.toAbsolutePath() + " (caption '" + caption + "', answer '" + answer + "')");
-                    assertEquals(List.of(), cdp.problems(), "script errors or content-policy violations on the page");
+                    LOG.log(System.Logger.Level.INFO, "page screenshot: " + screenshot.toAbsolutePath() + " (caption '" + caption + "', answer '" + answer + "')");
+                    List<String> problems = cdp.problems();
+                    if (apiKey != null) {
+                        // the 401s that made the page ask for the key, and frame.jpg's 503 before the first view frame, are logged by the browser
+                        problems.removeIf(p -> p.startsWith("log: Failed to load resource: the server responded with a status of 401")
+                                || p.startsWith("log: Failed to load resource: the server responded with a status of 503") && p.endsWith("/frame.jpg"));
+                        List<String> urls = cdp.requests().stream().map(r -> r.get("url").asText()).toList();
+                        assertFalse(urls.isEmpty());
+                        for (String u : urls) assertFalse(u.contains(apiKey), "the key is in a URL: " + u);
+                        assertTrue(cdp.requests().stream().anyMatch(r -> r.get("url").asText().endsWith("/v1/streams/ball/events")
+                                && ("Bearer " + apiKey).equals(r.path("headers").path("Authorization").asText())), "the events request carried the key: " + urls);
+                        assertTrue(cdp.requests().stream().anyMatch(r -> r.get("url").asText().endsWith("/v1/streams/ball/frame.jpg")), "the view was fetched: " + urls);
+                    }
+                    assertEquals(List.of(), problems, "script errors or content-policy violations on the page");
                 }
             } finally {
                 if (chrome != null) {
@@ -128,6 +161,12 @@ class PageBrowserTest {
                 files.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
             }
         }
+    }
+
+    static void enter(Cdp cdp) throws Exception {
+        for (String type : List.of("keyDown", "keyUp"))
+            cdp.call("Input.dispatchKeyEvent", JSON.createObjectNode().put("type", type).put("key", "Enter").put("code", "Enter")
+                    .put("windowsVirtualKeyCode", 13).put("text", type.equals("keyDown") ? "\r" : ""));
     }
 
     /** Reads Chromium's output until it names its DevTools endpoint; keeps draining it after. */
@@ -173,6 +212,7 @@ class PageBrowserTest {
         private final Map<Integer, CompletableFuture<JsonNode>> calls = new ConcurrentHashMap<>();
         private final AtomicInteger ids = new AtomicInteger();
         private final List<String> problems = new CopyOnWriteArrayList<>();
+        private final List<JsonNode> requests = new CopyOnWriteArrayList<>();
         private final StringBuilder partial = new StringBuilder();
         private final HttpClient http = HttpClient.newHttpClient();
         private WebSocket ws;
@@ -218,6 +258,9 @@ class PageBrowserTest {
 
         List<String> problems() { return new ArrayList<>(problems); }
 
+        /** The requests the page sent (Network.requestWillBeSent's request: url, method, headers). */
+        List<JsonNode> requests() { return List.copyOf(requests); }
+
         @Override public CompletionStage<?> onText(WebSocket w, CharSequence data, boolean last) {
             partial.append(data);
             if (last) {
@@ -228,6 +271,8 @@ class PageBrowserTest {
                     if (m.has("id")) {
                         CompletableFuture<JsonNode> f = calls.remove(m.get("id").asInt());
                         if (f != null) f.complete(m);
+                    } else if (m.path("method").asText().equals("Network.requestWillBeSent")) {
+                        requests.add(m.path("params").path("request"));
                     } else if (m.path("method").asText().equals("Runtime.exceptionThrown")) {
                         problems.add("exception: " + m.path("params").path("exceptionDetails"));
                     } else if (m.path("method").asText().equals("Log.entryAdded") && m.path("params").path("entry").path("level").asText().equals("error")) {

@@ -1,0 +1,276 @@
+package io.vlmflux.demos.serve;
+
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.vlmflux.llm.FinishReason;
+import io.vlmflux.llm.TokenEvent;
+import io.vlmflux.llm.runtime.LiveSession;
+import io.vlmflux.llm.runtime.VlmRuntime;
+import io.vlmflux.sources.Frame;
+import reactor.core.Disposable;
+import reactor.core.publisher.BufferOverflowStrategy;
+import reactor.core.publisher.Flux;
+import reactor.core.publisher.Mono;
+import reactor.core.publisher.Sinks;
+import reactor.util.concurrent.Queues;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.time.Duration;
+import java.util.Comparator;
+import java.util.List;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * A live-video session ({@link LiveSession}, docs/live.md) next to a stream's captions ({@code vlmflux serve --live}):
+ * the stream's frames are sampled at the session's fps (by presentation time), copied, and appended in temporal groups
+ * to the session's KV cache, which keeps the most recent window of video; questions ({@code POST
+ * /v1/streams/{id}/questions}) are answered over that window, their tokens streamed (as {@code answer} events) while
+ * they are decoded; with a narration period, the narration prompt is asked over the window every period and published
+ * as a {@code narration} event.
+ *
+ * <p>One session per stream, its work serialized as in {@code LiveVideo}: questions first, then narration, then
+ * groups. Groups that arrive while the session is busy wait (at most {@code maxQueuedGroups}, then the oldest is
+ * dropped and counted). Every copied frame is closed exactly once (appended, dropped, or at close). Frames get session
+ * time {@code k / fps} (k = the sampled frame's number), so a source that restarts its clock never sends the session
+ * back in time.
+ */
+public final class LiveWindowAnswerer implements QuestionAnswerer, AutoCloseable {
+    private static final System.Logger LOG = System.getLogger("vlmflux.serve");
+
+    /**
+     * @param session         fps, window, answer length, system prompt, eviction (docs/live.md)
+     * @param narrateEvery    narration period, null: none
+     * @param narratePrompt   the narration's standing question
+     * @param maxQueuedGroups groups kept while the session is busy (&gt;= 1), then the oldest is dropped
+     */
+    public record Options(LiveSession.Options session, Duration narrateEvery, String narratePrompt, int maxQueuedGroups) {
+        public Options {
+            if (session == null) throw new IllegalArgumentException("live options need session options");
+            if (narrateEvery != null && (narrateEvery.isNegative() || narrateEvery.isZero()))
+                throw new IllegalArgumentException("narration period must be positive, got " + narrateEvery);
+            if (narrateEvery != null && (narratePrompt == null || narratePrompt.isBlank())) throw new IllegalArgumentException("narration needs a prompt");
+            if (maxQueuedGroups < 1) throw new IllegalArgumentException("max queued groups must be >= 1, got " + maxQueuedGroups);
+        }
+
+        /** 2 fps, a 30 s window, 64-token answers, no narration, 4 queued groups. */
+        public static Options defaults() { return new Options(LiveSession.Options.defaults(), null, "What changed?", 4); }
+        public Options withSession(LiveSession.Options s) { return new Options(s, narrateEvery, narratePrompt, maxQueuedGroups); }
+        public Options withNarration(Duration every, String prompt) { return new Options(session, every, prompt, maxQueuedGroups); }
+    }
+
+    private sealed interface Work permits Append, Ask, Tick {}
+    private record Append(List<Frame> frames) implements Work { void close() { frames.forEach(Frame::close); } }
+    private record Ask(String question, int maxTokens, Sinks.Many<TokenEvent> out, Sinks.Empty<Void> cancel) implements Work {}
+    private record Tick(long n) implements Work {}
+
+    private final LiveStream stream;
+    private final VlmRuntime runtime;
+    private final Options options;
+    private final long interval;
+    private final Sinks.Many<Frame> frames = Sinks.many().unicast().onBackpressureBuffer(Queues.<Frame>get(16).get());
+    private final Sinks.Many<Work> asks = Sinks.many().unicast().onBackpressureBuffer();
+    private final AtomicLong framesIn = new AtomicLong(), framesDropped = new AtomicLong(), groupsDropped = new AtomicLong(),
+            appended = new AtomicLong(), answered = new AtomicLong(), narrations = new AtomicLong();
+    private long next = Long.MIN_VALUE, lastIn = Long.MIN_VALUE, count;   // the sampler (the source's thread)
+    private volatile LiveSession session;
+    private volatile LiveSession.Window window;
+    private volatile Disposable run;
+    private volatile boolean closed;
+    private volatile String error;
+
+    public LiveWindowAnswerer(LiveStream stream, VlmRuntime runtime, Options options) {
+        if (!runtime.hasVision()) throw new IllegalArgumentException(runtime.dir() + " is a text-only model: it cannot watch video");
+        this.stream = stream;
+        this.runtime = runtime;
+        this.options = options;
+        this.interval = Math.round(1e9 / options.session().fps());
+    }
+
+    public Options options() { return options; }
+
+    /** Opens the session and starts appending (the stream's frames then reach {@link #offer}). */
+    public synchronized void start() {
+        if (run != null || closed) throw new IllegalStateException("the live session of " + stream.id() + " was already started");
+        LiveSession s = LiveSession.open(runtime, options.session());
+        session = s;
+        window = s.window();
+        Flux<Work> groups = frames.asFlux().buffer(s.framesPerGroup()).<Work>map(Append::new)
+                .onBackpressureBuffer(options.maxQueuedGroups(), w -> {
+                    ((Append) w).close();
+                    groupsDropped.incrementAndGet();
+                }, BufferOverflowStrategy.DROP_OLDEST);
+        Flux<Work> ticks = options.narrateEvery() == null ? Flux.empty()
+                : Flux.interval(options.narrateEvery(), options.narrateEvery()).<Work>map(Tick::new).onBackpressureDrop();
+        run = Flux.mergePriority(1, Comparator.comparingInt(LiveWindowAnswerer::priority), asks.asFlux(), ticks, groups)
+                .concatMap(w -> execute(s, w), 0)
+                .doFinally(sig -> s.close())
+                .doOnDiscard(Append.class, Append::close)
+                .doOnDiscard(Frame.class, Frame::close)
+                .doOnDiscard(Ask.class, a -> a.out().tryEmitError(new IllegalStateException("the live session of " + stream.id() + " closed")))
+                .subscribe(x -> { }, e -> {
+                    error = e.getMessage() == null ? e.toString() : e.getMessage();
+                    LOG.log(System.Logger.Level.WARNING, "live session of stream " + stream.id() + " failed: " + error);
+                    stream.hub().publish("live_failed", stream.hub().fields().put("message", error));
+                });
+    }
+
+    private static int priority(Work w) {
+        return switch (w) {
+            case Ask a -> 0;
+            case Tick t -> 1;
+            case Append a -> 2;
+        };
+    }
+
+    /**
+     * A frame of the stream passing by (borrowed: copied when it is kept). Keeps one every {@code 1/fps} of
+     * presentation time (arrival time for frames without pts); never blocks.
+     */
+    void offer(Frame f) {
+        if (closed || run == null || f.isReleased()) return;
+        long t = f.ptsNanos() >= 0 ? f.ptsNanos() : System.nanoTime();
+        if (lastIn != Long.MIN_VALUE && t < lastIn) next = Long.MIN_VALUE;   // the source's clock restarted
+        lastIn = t;
+        if (next != Long.MIN_VALUE && t < next) return;
+        next = next == Long.MIN_VALUE || t - next > interval ? t + interval : next + interval;
+        Frame copy = copy(f, count++ * interval);
+        framesIn.incrementAndGet();
+        synchronized (frames) {
+            if (closed || frames.tryEmitNext(copy).isFailure()) {
+                copy.close();
+                framesDropped.incrementAndGet();
+            }
+        }
+    }
+
+    private Flux<Object> execute(LiveSession s, Work w) {
+        return switch (w) {
+            case Append a -> s.append(a.frames())
+                    .doOnNext(x -> {
+                        appended.incrementAndGet();
+                        window = s.window();
+                    })
+                    .onErrorResume(e -> {
+                        LOG.log(System.Logger.Level.WARNING, "live session of stream " + stream.id() + ": a group was not appended: " + e.getMessage());
+                        return Mono.empty();
+                    }).thenMany(Flux.empty());
+            case Ask a -> ask(s, a);
+            case Tick t -> s.window().groups() == 0 ? Flux.empty() : narrate(s);
+        };
+    }
+
+    private Flux<Object> ask(LiveSession s, Ask a) {
+        if (s.window().groups() == 0) {
+            a.out().tryEmitError(new IllegalStateException("stream '" + stream.id() + "' has no video in its live window yet; ask again in a moment"));
+            return Flux.empty();
+        }
+        return s.ask(a.question(), a.maxTokens())
+                .doOnNext(e -> a.out().tryEmitNext(e))
+                .doOnComplete(() -> {
+                    answered.incrementAndGet();
+                    a.out().tryEmitComplete();
+                })
+                .doOnError(e -> a.out().tryEmitError(e))
+                .takeUntilOther(a.cancel().asMono())
+                .onErrorResume(e -> Flux.empty())
+                .thenMany(Flux.empty());
+    }
+
+    private Flux<Object> narrate(LiveSession s) {
+        LiveSession.Window win = s.window();
+        long t0 = System.nanoTime();
+        long[] first = {-1};
+        StringBuilder text = new StringBuilder();
+        FinishReason[] fin = {FinishReason.LENGTH};
+        return s.ask(options.narratePrompt(), options.session().maxAnswerTokens())
+                .doOnNext(e -> {
+                    if (first[0] < 0) first[0] = System.nanoTime();
+                    text.append(e.textDelta());
+                    if (e.isLast()) fin[0] = e.finishReason();
+                })
+                .then(Mono.fromRunnable(() -> {
+                    narrations.incrementAndGet();
+                    ObjectNode f = stream.hub().fields().put("prompt", options.narratePrompt()).put("text", text.toString().strip())
+                            .put("finish_reason", fin[0] == FinishReason.LENGTH ? "length" : "stop");
+                    span(f, win);
+                    f.put("ttft_ms", LiveStream.round((first[0] - t0) / 1e6)).put("total_ms", LiveStream.round((System.nanoTime() - t0) / 1e6));
+                    stream.hub().publish("narration", f);
+                }))
+                .onErrorResume(e -> {
+                    LOG.log(System.Logger.Level.WARNING, "narration of stream " + stream.id() + " failed: " + e.getMessage());
+                    return Mono.empty();
+                }).thenMany(Flux.empty());
+    }
+
+    private static void span(ObjectNode f, LiveSession.Window w) {
+        f.put("window_groups", w.groups());
+        if (w.groups() > 0) f.put("window_start_s", w.startPts() / 1e9).put("window_end_s", w.endPts() / 1e9);
+        else f.putNull("window_start_s").putNull("window_end_s");
+    }
+
+    @Override public Flux<TokenEvent> answer(LiveStream s, String question, int maxTokens) {
+        return Flux.defer(() -> {
+            if (closed || run == null) return Flux.error(new IllegalStateException("the live session of stream '" + stream.id() + "' is not running"));
+            if (window.groups() == 0)
+                return Flux.error(new IllegalStateException("stream '" + stream.id() + "' has no video in its live window yet; ask again in a moment"));
+            Ask a = new Ask(question, Math.min(maxTokens, options.session().maxAnswerTokens()), Sinks.many().unicast().onBackpressureBuffer(), Sinks.empty());
+            synchronized (asks) {
+                if (asks.tryEmitNext(a).isFailure()) return Flux.error(new IllegalStateException("the live session of stream '" + stream.id() + "' is closing"));
+            }
+            return a.out().asFlux().doOnCancel(() -> a.cancel().tryEmitEmpty());
+        });
+    }
+
+    /** The window and counters, for {@code GET /v1/streams/{id}} ({@code live_window}) and the answers. */
+    public ObjectNode describe(ObjectNode o) {
+        LiveSession.Window w = window;
+        o.put("fps", options.session().fps()).put("window_s", options.session().window().toMillis() / 1000.0)
+                .put("narrate_s", options.narrateEvery() == null ? null : options.narrateEvery().toMillis() / 1000.0);
+        if (w != null) {
+            span(o, w);
+            o.put("cache_tokens", w.cacheLength()).put("kv_bytes", w.kvBytes());
+        }
+        o.put("frames_in", framesIn.get()).put("frames_dropped", framesDropped.get()).put("groups_appended", appended.get())
+                .put("groups_dropped", groupsDropped.get()).put("answers", answered.get()).put("narrations", narrations.get()).put("error", error);
+        return o;
+    }
+
+    /** Stops the session: the answer in flight is cancelled, queued frames are closed, the KV cache is freed. */
+    @Override public void close() {
+        synchronized (frames) {
+            if (closed) return;
+            closed = true;
+            frames.tryEmitComplete();
+        }
+        synchronized (asks) {
+            asks.tryEmitComplete();
+        }
+        Disposable d = run;
+        if (d != null) d.dispose();   // queued frames and groups are discarded (closed), the session closes
+    }
+
+    /** A copy of {@code f} owning its memory, at session time {@code pts}. */
+    static Frame copy(Frame f, long pts) {
+        Arena arena = Arena.ofShared();
+        try {
+            MemorySegment src = f.data();
+            MemorySegment seg = arena.allocate(src.byteSize());
+            seg.copyFrom(src);
+            int n = f.planeCount();
+            int[] strides = new int[n];
+            long[] offsets = new long[n];
+            for (int p = 0; p < n; p++) {
+                strides[p] = f.stride(p);
+                offsets[p] = f.planeOffset(p);
+            }
+            return Frame.builder().format(f.format()).size(f.width(), f.height()).strides(strides).planeOffsets(offsets).data(seg)
+                    .pts(pts).sequence(f.sequence()).sourceId(f.sourceId()).colorimetry(f.colorimetry()).label(f.label())
+                    .releaser(arena::close).build();
+        } catch (RuntimeException e) {
+            arena.close();
+            throw e;
+        }
+    }
+
+    @Override public String toString() { return "LiveWindowAnswerer[" + stream.id() + "]"; }
+}
