@@ -106,39 +106,17 @@ __device__ unsigned int vf_radix_select(const float* __restrict__ logits, int n,
     return prefix;
 }
 
-// grid 1, block 1024. temperature <= 0 or topK == 1 selects the argmax. topK <= 0 or >= n: no top-k. topP >= 1: no
-// top-p. counter: device uint64, incremented once per call.
-extern "C" __global__ void __launch_bounds__(VF_SAMPLE_THREADS)
-vf_sample(int* __restrict__ out, const float* __restrict__ logits, int n, float temperature, int topK, float topP,
-          unsigned long long seed, unsigned long long* counter) {
-    __shared__ float sv[33];
-    __shared__ int si[33];
-    __shared__ float hist[256];
-    __shared__ float warpSums[32];
-    __shared__ int chosen;
-    const int am = vf_block_argmax(logits, n, sv, si);
-    const unsigned long long c = counter[0];
-    if (temperature <= 0.f || topK == 1) {
-        if (threadIdx.x == 0) { out[0] = am; counter[0] = c + 1; }
-        return;
-    }
-    const float mx = logits[am];
-    const float invT = 1.f / temperature;
-    unsigned int floorKey = 0u;
-    if (topK > 0 && topK < n) floorKey = vf_radix_select<false>(logits, n, 0u, mx, invT, (float)topK, hist);
-    if (topP < 1.f) {
-        float z = 0.f;
-        for (int i = threadIdx.x; i < n; i += blockDim.x)
-            if (vf_key(logits[i]) >= floorKey) z += __expf((logits[i] - mx) * invT);
-        z = block_sum(z, sv);
-        const unsigned int pKey = vf_radix_select<true>(logits, n, floorKey, mx, invT, topP * z, hist);
-        floorKey = max(floorKey, pKey);
-    }
-    // Per-thread mass over its strided candidates, block exclusive scan, then the owning thread walks its share.
+// Draws one kept value (key >= floorKey) of vals[0..n) with probability exp((v - mx) * invT) / total: per-thread mass
+// over its strided share, a block scan, then the thread whose share holds the target walks it. Block-wide: every
+// thread calls it. Returns the index into vals (-1 when nothing is kept) to every thread and the kept mass in *totalOut
+// (when not null).
+__device__ int vf_draw_kept(const float* __restrict__ vals, int n, unsigned int floorKey, float mx, float invT,
+                            unsigned long long seed, unsigned long long c, float* sv, float* warpSums, int* chosen,
+                            float* totalOut) {
     float local = 0.f;
     int lastIdx = -1;
     for (int i = threadIdx.x; i < n; i += blockDim.x)
-        if (vf_key(logits[i]) >= floorKey) { local += __expf((logits[i] - mx) * invT); lastIdx = i; }
+        if (vf_key(vals[i]) >= floorKey) { local += __expf((vals[i] - mx) * invT); lastIdx = i; }
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     float incl = local;
 #pragma unroll
@@ -146,7 +124,7 @@ vf_sample(int* __restrict__ out, const float* __restrict__ logits, int n, float 
         const float t = __shfl_up_sync(0xffffffffu, incl, o);
         if (lane >= o) incl += t;
     }
-    if (threadIdx.x == 0) chosen = -1;
+    if (threadIdx.x == 0) (*chosen) = -1;
     __syncthreads();
     if (lane == 31) warpSums[warp] = incl;
     __syncthreads();
@@ -169,20 +147,53 @@ vf_sample(int* __restrict__ out, const float* __restrict__ logits, int n, float 
         float cum = before;
         int pick = lastIdx;
         for (int i = threadIdx.x; i < n; i += blockDim.x) {
-            if (vf_key(logits[i]) >= floorKey) {
-                cum += __expf((logits[i] - mx) * invT);
+            if (vf_key(vals[i]) >= floorKey) {
+                cum += __expf((vals[i] - mx) * invT);
                 if (target < cum) { pick = i; break; }
             }
         }
-        chosen = pick;
+        (*chosen) = pick;
     }
     __syncthreads();
-    if (chosen < 0) {  // rounding put the target past the last candidate: take the highest-index candidate
+    if ((*chosen) < 0) {  // rounding put the target past the last candidate: take the highest-index candidate
         float li = (float)lastIdx;
         li = block_max(li, sv);
-        if (threadIdx.x == 0) chosen = (int)li;
+        if (threadIdx.x == 0) (*chosen) = (int)li;
     }
     __syncthreads();
+    if (totalOut) *totalOut = total;
+    return *chosen;
+}
+
+// grid 1, block 1024. temperature <= 0 or topK == 1 selects the argmax. topK <= 0 or >= n: no top-k. topP >= 1: no
+// top-p. counter: device uint64, incremented once per call.
+extern "C" __global__ void __launch_bounds__(VF_SAMPLE_THREADS)
+vf_sample(int* __restrict__ out, const float* __restrict__ logits, int n, float temperature, int topK, float topP,
+          unsigned long long seed, unsigned long long* counter) {
+    __shared__ float sv[33];
+    __shared__ int si[33];
+    __shared__ float hist[256];
+    __shared__ float warpSums[32];
+    __shared__ int sChosen;
+    const int am = vf_block_argmax(logits, n, sv, si);
+    const unsigned long long c = counter[0];
+    if (temperature <= 0.f || topK == 1) {
+        if (threadIdx.x == 0) { out[0] = am; counter[0] = c + 1; }
+        return;
+    }
+    const float mx = logits[am];
+    const float invT = 1.f / temperature;
+    unsigned int floorKey = 0u;
+    if (topK > 0 && topK < n) floorKey = vf_radix_select<false>(logits, n, 0u, mx, invT, (float)topK, hist);
+    if (topP < 1.f) {
+        float z = 0.f;
+        for (int i = threadIdx.x; i < n; i += blockDim.x)
+            if (vf_key(logits[i]) >= floorKey) z += __expf((logits[i] - mx) * invT);
+        z = block_sum(z, sv);
+        const unsigned int pKey = vf_radix_select<true>(logits, n, floorKey, mx, invT, topP * z, hist);
+        floorKey = max(floorKey, pKey);
+    }
+    const int chosen = vf_draw_kept(logits, n, floorKey, mx, invT, seed, c, sv, warpSums, &sChosen, nullptr);
     if (threadIdx.x == 0) { out[0] = chosen < 0 ? am : chosen; counter[0] = c + 1; }
 }
 
@@ -407,7 +418,7 @@ vf_sample_final(int* __restrict__ out, unsigned long long* counter, int* __restr
     __shared__ float hist[256];
     __shared__ float warpSums[32];
     __shared__ int soff[1025];
-    __shared__ int chosen;
+    __shared__ int sChosen;
     __shared__ float sZ;
     __shared__ unsigned int sMinKey;
     const unsigned long long c = counter[0];
@@ -430,7 +441,7 @@ vf_sample_final(int* __restrict__ out, unsigned long long* counter, int* __restr
         for (int w = 0; w < (int)(blockDim.x >> 5); w++) total += soff[w];
         __syncthreads();
         if (threadIdx.x < parts) soff[threadIdx.x] = wbase + incl - own;
-        if (threadIdx.x == 0) { soff[parts] = total; sMinKey = 0xffffffffu; chosen = -1; }
+        if (threadIdx.x == 0) { soff[parts] = total; sMinKey = 0xffffffffu; }
         float z = threadIdx.x < parts ? pmass[threadIdx.x] : 0.f;
         z = block_sum(z, sv);
         if (threadIdx.x == 0) sZ = z;
@@ -481,53 +492,8 @@ vf_sample_final(int* __restrict__ out, unsigned long long* counter, int* __restr
         __syncthreads();
         if (sMinKey != 0xffffffffu) floorKey = max(floorKey, sMinKey);
     }
-    float local = 0.f;
-    int lastIdx = -1;
-    for (int i = threadIdx.x; i < C; i += blockDim.x)
-        if (vf_key(cval[i]) >= floorKey) { local += __expf((cval[i] - mx) * invT); lastIdx = i; }
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    float incl = local;
-#pragma unroll
-    for (int o = 1; o < 32; o <<= 1) {
-        const float t = __shfl_up_sync(0xffffffffu, incl, o);
-        if (lane >= o) incl += t;
-    }
-    __syncthreads();
-    if (lane == 31) warpSums[warp] = incl;
-    __syncthreads();
-    if (warp == 0) {
-        float ws = lane < (int)(blockDim.x >> 5) ? warpSums[lane] : 0.f;
-#pragma unroll
-        for (int o = 1; o < 32; o <<= 1) {
-            const float t = __shfl_up_sync(0xffffffffu, ws, o);
-            if (lane >= o) ws += t;
-        }
-        warpSums[lane] = ws;
-    }
-    __syncthreads();
-    const float total = warpSums[(blockDim.x >> 5) - 1];
-    const float before = (warp > 0 ? warpSums[warp - 1] : 0.f) + incl - local;
-    const unsigned long long r = vf_mix64(seed ^ vf_mix64(c));
-    const float u = (float)(r >> 40) * (1.f / 16777216.f);
-    const float target = u * total;
-    if (local > 0.f && target >= before && target < before + local) {
-        float cum = before;
-        int pick = lastIdx;
-        for (int i = threadIdx.x; i < C; i += blockDim.x) {
-            if (vf_key(cval[i]) >= floorKey) {
-                cum += __expf((cval[i] - mx) * invT);
-                if (target < cum) { pick = i; break; }
-            }
-        }
-        chosen = pick;
-    }
-    __syncthreads();
-    if (chosen < 0) {
-        float li = (float)lastIdx;
-        li = block_max(li, sv);
-        if (threadIdx.x == 0) chosen = (int)li;
-    }
-    __syncthreads();
+    float total;
+    const int chosen = vf_draw_kept(cval, C, floorKey, mx, invT, seed, c, sv, warpSums, &sChosen, &total);
     if (threadIdx.x == 0) {
         out[0] = chosen < 0 || C == 0 ? 0 : cidx[chosen];
         counter[0] = c + 1;
