@@ -1,5 +1,6 @@
 package io.vlmflux.sources;
 
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.Objects;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -118,6 +119,29 @@ public final class Frame implements AutoCloseable {
     }
 
     public boolean isReleased() { return released.get(); }
+
+    /**
+     * A copy owning its own memory (a shared arena, freed by the copy's {@link #close()}): same format, layout, bytes
+     * and identity, at timestamp {@code ptsNanos}. For consumers that keep a frame longer than its source lends it
+     * (pooled or GStreamer buffers). Throws {@link IllegalStateException} when this frame was already closed.
+     */
+    public Frame copy(long ptsNanos) {
+        MemorySegment src = data();
+        Arena arena = Arena.ofShared();
+        try {
+            MemorySegment seg = arena.allocate(src.byteSize());
+            seg.copyFrom(src);
+            return builder().format(format).size(width, height).strides(strides.clone()).planeOffsets(planeOffsets.clone()).data(seg)
+                    .pts(ptsNanos).sequence(sequence).sourceId(sourceId).colorimetry(colorimetry).label(label)
+                    .releaser(arena::close).build();
+        } catch (RuntimeException e) {
+            arena.close();
+            throw e;
+        }
+    }
+
+    /** {@link #copy(long)} at this frame's own timestamp. */
+    public Frame copy() { return copy(ptsNanos); }
 
     /** Releases the pixels; safe to call more than once and from any thread. */
     @Override

@@ -13,8 +13,6 @@ import reactor.core.publisher.Mono;
 import reactor.core.publisher.Sinks;
 import reactor.util.concurrent.Queues;
 
-import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
 import java.time.Duration;
 import java.util.Comparator;
 import java.util.List;
@@ -133,7 +131,7 @@ public final class LiveWindowAnswerer implements QuestionAnswerer, AutoCloseable
         lastIn = t;
         if (next != Long.MIN_VALUE && t < next) return;
         next = next == Long.MIN_VALUE || t - next > interval ? t + interval : next + interval;
-        Frame copy = copy(f, count++ * interval);
+        Frame copy = f.copy(count++ * interval);
         framesIn.incrementAndGet();
         synchronized (frames) {
             if (closed || frames.tryEmitNext(copy).isFailure()) {
@@ -247,29 +245,6 @@ public final class LiveWindowAnswerer implements QuestionAnswerer, AutoCloseable
         }
         Disposable d = run;
         if (d != null) d.dispose();   // queued frames and groups are discarded (closed), the session closes
-    }
-
-    /** A copy of {@code f} owning its memory, at session time {@code pts}. */
-    static Frame copy(Frame f, long pts) {
-        Arena arena = Arena.ofShared();
-        try {
-            MemorySegment src = f.data();
-            MemorySegment seg = arena.allocate(src.byteSize());
-            seg.copyFrom(src);
-            int n = f.planeCount();
-            int[] strides = new int[n];
-            long[] offsets = new long[n];
-            for (int p = 0; p < n; p++) {
-                strides[p] = f.stride(p);
-                offsets[p] = f.planeOffset(p);
-            }
-            return Frame.builder().format(f.format()).size(f.width(), f.height()).strides(strides).planeOffsets(offsets).data(seg)
-                    .pts(pts).sequence(f.sequence()).sourceId(f.sourceId()).colorimetry(f.colorimetry()).label(f.label())
-                    .releaser(arena::close).build();
-        } catch (RuntimeException e) {
-            arena.close();
-            throw e;
-        }
     }
 
     @Override public String toString() { return "LiveWindowAnswerer[" + stream.id() + "]"; }

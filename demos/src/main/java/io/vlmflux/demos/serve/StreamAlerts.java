@@ -11,8 +11,6 @@ import io.vlmflux.sources.Frame;
 import reactor.core.Disposable;
 import reactor.core.publisher.Sinks;
 
-import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicLong;
 
@@ -67,7 +65,7 @@ final class StreamAlerts implements AutoCloseable {
     void offer(Frame f) {
         Sinks.Many<Frame> in = frames;
         if (in == null || f.isReleased()) return;
-        Frame copy = copy(f);
+        Frame copy = f.copy();
         if (in.tryEmitNext(copy).isFailure()) copy.close();
     }
 
@@ -103,29 +101,6 @@ final class StreamAlerts implements AutoCloseable {
             case STALLED -> e.watch() + ": no answers (stalled)";
             case ERROR -> e.watch() + ": error " + e.error();
         };
-    }
-
-    /** A frame with the same format, layout, bytes and identity as {@code f}, owning its memory. */
-    static Frame copy(Frame f) {
-        Arena arena = Arena.ofShared();
-        try {
-            MemorySegment src = f.data();
-            MemorySegment seg = arena.allocate(src.byteSize());
-            seg.copyFrom(src);
-            int n = f.planeCount();
-            int[] strides = new int[n];
-            long[] offsets = new long[n];
-            for (int p = 0; p < n; p++) {
-                strides[p] = f.stride(p);
-                offsets[p] = f.planeOffset(p);
-            }
-            return Frame.builder().format(f.format()).size(f.width(), f.height()).strides(strides).planeOffsets(offsets).data(seg)
-                    .pts(f.ptsNanos()).sequence(f.sequence()).sourceId(f.sourceId()).colorimetry(f.colorimetry()).label(f.label())
-                    .releaser(arena::close).build();
-        } catch (RuntimeException e) {
-            arena.close();
-            throw e;
-        }
     }
 
     @Override public void close() {
