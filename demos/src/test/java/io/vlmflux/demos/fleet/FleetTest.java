@@ -58,7 +58,7 @@ import static org.junit.jupiter.api.Assertions.fail;
  * camera's captions, the gaps counted and printed.
  */
 class FleetTest {
-    static final int CAMERAS = 6, PARTITIONS = 6;
+    static final int PARTITIONS = 6;   // one camera per partition (camerasOnePerPartition): 6 cameras
     static final Duration SESSION = Duration.ofSeconds(6);
     static final long EVERY_MS = 500;
     static final String GROUP = "fleet-test", CAMS = "cams", EVENTS = "events";
@@ -70,13 +70,17 @@ class FleetTest {
     @TempDir static Path dir;
     static InProcessKafka kafka;
 
-    @BeforeAll static void broker() throws Exception {
-        kafka = new InProcessKafka(dir.resolve("kafka")).start();
-        try (Admin admin = Admin.create(Map.of(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, kafka.bootstrap()))) {
+    @BeforeAll static void broker() throws Exception { kafka = startBroker(dir, CAMS, EVENTS, PARTITIONS); }
+
+    /** An in-process KRaft broker with a compacted camera topic and an events topic of {@code partitions} each. */
+    static InProcessKafka startBroker(Path dir, String cams, String events, int partitions) throws Exception {
+        InProcessKafka k = new InProcessKafka(dir.resolve("kafka")).start();
+        try (Admin admin = Admin.create(Map.of(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, k.bootstrap()))) {
             admin.createTopics(List.of(
-                    new NewTopic(CAMS, PARTITIONS, (short) 1).configs(Map.of("cleanup.policy", "compact")),
-                    new NewTopic(EVENTS, PARTITIONS, (short) 1))).all().get(60, TimeUnit.SECONDS);
+                    new NewTopic(cams, partitions, (short) 1).configs(Map.of("cleanup.policy", "compact")),
+                    new NewTopic(events, partitions, (short) 1))).all().get(60, TimeUnit.SECONDS);
         }
+        return k;
     }
 
     @AfterAll static void stopBroker() { if (kafka != null) kafka.close(); }
@@ -235,11 +239,13 @@ class FleetTest {
     }
 
     /** Ids of the form cam-N whose keys fall one into each partition (the default partitioner: murmur2 of the key). */
-    static List<String> camerasOnePerPartition() {
+    static List<String> camerasOnePerPartition() { return camerasOnePerPartition(PARTITIONS); }
+
+    static List<String> camerasOnePerPartition(int partitions) {
         Map<Integer, String> byPartition = new TreeMap<>();
-        for (int i = 0; byPartition.size() < CAMERAS; i++) {
+        for (int i = 0; byPartition.size() < partitions; i++) {
             String id = "cam-" + i;
-            byPartition.putIfAbsent(Utils.toPositive(Utils.murmur2(id.getBytes(StandardCharsets.UTF_8))) % PARTITIONS, id);
+            byPartition.putIfAbsent(Utils.toPositive(Utils.murmur2(id.getBytes(StandardCharsets.UTF_8))) % partitions, id);
         }
         return List.copyOf(byPartition.values());
     }
@@ -292,7 +298,7 @@ class FleetTest {
     }
 
     /** Polls {@code condition} (the state lives in other processes and the broker) until it holds or fails with {@code what}. */
-    private static void awaitTrue(Duration max, String what, BooleanSupplier condition) throws InterruptedException {
+    static void awaitTrue(Duration max, String what, BooleanSupplier condition) throws InterruptedException {
         long end = System.nanoTime() + max.toNanos();
         while (!condition.getAsBoolean()) {
             if (System.nanoTime() > end) fail("timed out after " + max.toSeconds() + " s waiting for: " + what);

@@ -3,9 +3,6 @@ package io.vlmflux.demos.fleet;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.vlmflux.sinks.InProcessKafka;
-import org.apache.kafka.clients.admin.Admin;
-import org.apache.kafka.clients.admin.AdminClientConfig;
-import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
@@ -17,7 +14,6 @@ import org.apache.kafka.common.header.Header;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
 import org.apache.kafka.common.serialization.StringDeserializer;
 import org.apache.kafka.common.serialization.StringSerializer;
-import org.apache.kafka.common.utils.Utils;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -45,7 +41,6 @@ import java.util.TreeSet;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
-import java.util.function.BooleanSupplier;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
@@ -74,14 +69,7 @@ class ServeFleetTest {
     @TempDir static Path dir;
     static InProcessKafka kafka;
 
-    @BeforeAll static void broker() throws Exception {
-        kafka = new InProcessKafka(dir.resolve("kafka")).start();
-        try (Admin admin = Admin.create(Map.of(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, kafka.bootstrap()))) {
-            admin.createTopics(List.of(
-                    new NewTopic(CAMS, PARTITIONS, (short) 1).configs(Map.of("cleanup.policy", "compact")),
-                    new NewTopic(EVENTS, PARTITIONS, (short) 1))).all().get(60, TimeUnit.SECONDS);
-        }
-    }
+    @BeforeAll static void broker() throws Exception { kafka = FleetTest.startBroker(dir, CAMS, EVENTS, PARTITIONS); }
 
     @AfterAll static void stopBroker() { if (kafka != null) kafka.close(); }
 
@@ -158,7 +146,7 @@ class ServeFleetTest {
             // 1. one node: it owns both cameras, its page lists both, model captions of both arrive from it
             Node n1 = new Node("s1", logs.resolve("s1.log"));
             nodes.put("s1", n1);
-            awaitTrue(Duration.ofSeconds(120), "s1 owns both cameras and captions them", () -> n1.owns.equals(Set.copyOf(cameras)) && n1.url() != null
+            FleetTest.awaitTrue(Duration.ofSeconds(120), "s1 owns both cameras and captions them", () -> n1.owns.equals(Set.copyOf(cameras)) && n1.url() != null
                     && cameras.stream().allMatch(c -> lastFrom(c, "s1", 0)));
             assertEquals(new TreeSet<>(cameras), streamIds(n1), "s1's page lists its cameras");
 
@@ -166,7 +154,7 @@ class ServeFleetTest {
             long joinedAt = System.currentTimeMillis();
             Node n2 = new Node("s2", logs.resolve("s2.log"));
             nodes.put("s2", n2);
-            awaitTrue(Duration.ofSeconds(120), "each node owns one camera, captioned by it", () -> n1.owns.size() == 1 && n2.owns.size() == 1 && n2.url() != null
+            FleetTest.awaitTrue(Duration.ofSeconds(120), "each node owns one camera, captioned by it", () -> n1.owns.size() == 1 && n2.owns.size() == 1 && n2.url() != null
                     && !n1.owns.equals(n2.owns) && lastFrom(only(n1.owns), "s1", joinedAt) && lastFrom(only(n2.owns), "s2", joinedAt));
             String moved = only(n2.owns), kept = only(n1.owns);
             assertEquals(Set.of(kept), streamIds(n1), "s1's page after the rebalance");
@@ -175,7 +163,7 @@ class ServeFleetTest {
                 JsonNode f = get(n, "/v1/fleet");
                 assertEquals(n.name, f.get("node").asText());
                 assertEquals(n.owns, fieldNames(f.get("cameras")), n.name + "'s /v1/fleet cameras: " + f);
-                awaitTrue(Duration.ofSeconds(10), n.name + "'s /v1/fleet shows both members", () -> members(get(n, "/v1/fleet")).equals(Set.of("s1", "s2")));
+                FleetTest.awaitTrue(Duration.ofSeconds(10), n.name + "'s /v1/fleet shows both members", () -> members(get(n, "/v1/fleet")).equals(Set.of("s1", "s2")));
             }
             long handover = firstFrom(moved, "s2").time() - lastBefore(moved, "s1", firstFrom(moved, "s2").time()).time();
             System.out.println("SERVE-FLEET hand-over of " + moved + " to the joining node: " + handover + " ms between the last caption of s1 and the first of s2"
@@ -202,7 +190,7 @@ class ServeFleetTest {
 
             // 3. deleting a camera record takes effect on its owner without a restart
             producer.send(new ProducerRecord<>(CAMS, kept, null)).get();
-            awaitTrue(Duration.ofSeconds(30), "s1 stopped the deleted camera", () -> n1.owns.isEmpty() && streamIds(n1).isEmpty());
+            FleetTest.awaitTrue(Duration.ofSeconds(30), "s1 stopped the deleted camera", () -> n1.owns.isEmpty() && streamIds(n1).isEmpty());
             long deletedAt = System.currentTimeMillis();
 
             // 4. SIGKILL s2: its camera moves to s1 within session timeout + 5 s
@@ -210,7 +198,7 @@ class ServeFleetTest {
             n2.process.destroyForcibly();
             assertTrue(n2.process.waitFor(30, TimeUnit.SECONDS));
             long limit = SESSION.toMillis() + 5000;
-            awaitTrue(Duration.ofMillis(limit + 20_000), "s1 captions " + moved, () -> n1.owns.equals(Set.of(moved)) && lastFrom(moved, "s1", killedAt));
+            FleetTest.awaitTrue(Duration.ofMillis(limit + 20_000), "s1 captions " + moved, () -> n1.owns.equals(Set.of(moved)) && lastFrom(moved, "s1", killedAt));
             long failover = firstAfter(moved, killedAt, "s1").time() - killedAt;
             System.out.println("SERVE-FLEET failover after SIGKILL of s2 (session timeout " + SESSION.toMillis() + " ms): first caption of s1 after " + failover + " ms");
             assertTrue(failover <= limit, "failover took " + failover + " ms; limit " + limit);
@@ -234,14 +222,7 @@ class ServeFleetTest {
         return new CameraDef(id, "test:ball?live=true&width=" + size + "&height=" + size + "&fps=5", "1s", null, null).toJson();
     }
 
-    static List<String> camerasOnePerPartition() {
-        Map<Integer, String> byPartition = new TreeMap<>();
-        for (int i = 0; byPartition.size() < PARTITIONS; i++) {
-            String id = "cam-" + i;
-            byPartition.putIfAbsent(Utils.toPositive(Utils.murmur2(id.getBytes(StandardCharsets.UTF_8))) % PARTITIONS, id);
-        }
-        return List.copyOf(byPartition.values());
-    }
+    static List<String> camerasOnePerPartition() { return FleetTest.camerasOnePerPartition(PARTITIONS); }
 
     private JsonNode get(Node n, String path) {
         try {
@@ -324,13 +305,5 @@ class ServeFleetTest {
     private Event firstAfter(String camera, long after, String from) {
         for (Event e : events.get(camera)) if (e.time() > after && e.node().equals(from)) return e;
         throw new AssertionError("no caption of " + camera + " from " + from + " after " + after);
-    }
-
-    private static void awaitTrue(Duration max, String what, BooleanSupplier condition) throws InterruptedException {
-        long end = System.nanoTime() + max.toNanos();
-        while (!condition.getAsBoolean()) {
-            if (System.nanoTime() > end) fail("timed out after " + max.toSeconds() + " s waiting for: " + what);
-            Thread.sleep(200);
-        }
     }
 }
