@@ -315,39 +315,14 @@ class GpuKernelsTest {
         float[] gq = st.downloadFloats(qOut, n * nq * hd);
         float[] gk = f(st.downloadShorts(kc, nkv * maxSeq * hd));
         float[] gv = f(st.downloadShorts(vc, nkv * maxSeq * hd));
-        double[] wq = new double[n * nq * hd];
-        double[] wk = new double[n * nkv * hd];
-        float[] gkSel = new float[n * nkv * hd];
+        double[][] want = Ref.ropeQk(qkv, n, nq, nkv, hd, norm ? qn : null, norm ? kn : null, eps, pos,
+                j -> !mrope ? 0 : j < sec1 ? 0 : j < sec2 ? 1 : 2, inv);
+        double[] wq = want[0], wk = want[1];
+        float[] gkSel = Ref.cacheRows(gk, n, nkv, hd, maxSeq, start);
         for (int t = 0; t < n; t++)
-            for (int h = 0; h < nq + nkv; h++) {
-                boolean isQ = h < nq;
-                int off = t * qs + h * hd;
-                double[] x = new double[hd];
-                double ss = 0;
-                for (int d = 0; d < hd; d++) { x[d] = qkv[off + d]; ss += x[d] * x[d]; }
-                if (norm) {
-                    double r = 1 / Math.sqrt(ss / hd + eps);
-                    for (int d = 0; d < hd; d++) x[d] = x[d] * r * (isQ ? qn[d] : kn[d]);
-                }
-                for (int j = 0; j < half; j++) {
-                    int c = j < sec1 ? 0 : j < sec2 ? 1 : 2;
-                    float ang = (float) pos[(mrope ? c * n : 0) + t] * inv[j];
-                    double co = Math.cos(ang), si = Math.sin(ang);
-                    double r1 = x[j] * co - x[j + half] * si, r2 = x[j + half] * co + x[j] * si;
-                    if (isQ) { wq[(t * nq + h) * hd + j] = r1; wq[(t * nq + h) * hd + j + half] = r2; }
-                    else {
-                        int hk = h - nq;
-                        wk[(t * nkv + hk) * hd + j] = r1; wk[(t * nkv + hk) * hd + j + half] = r2;
-                    }
-                }
-                if (!isQ) {
-                    int hk = h - nq;
-                    for (int d = 0; d < hd; d++) {
-                        gkSel[(t * nkv + hk) * hd + d] = gk[(hk * maxSeq + start + t) * hd + d];
-                        assertEquals(roundBf16(qkv[t * qs + (nq + nkv + hk) * hd + d]), gv[(hk * maxSeq + start + t) * hd + d], 0f, "V cache");
-                    }
-                }
-            }
+            for (int hk = 0; hk < nkv; hk++)
+                for (int d = 0; d < hd; d++)
+                    assertEquals(roundBf16(qkv[t * qs + (nq + nkv + hk) * hd + d]), gv[(hk * maxSeq + start + t) * hd + d], 0f, "V cache");
         assertRel("rope q", gq, wq, 2e-5);
         assertRel("rope k (bf16 cache)", gkSel, wk, 4e-3);
         assertTrue(Float.isNaN(gk[(start - 1) * hd]), "cache slot before start untouched");

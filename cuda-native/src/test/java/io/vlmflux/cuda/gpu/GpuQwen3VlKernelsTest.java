@@ -75,7 +75,6 @@ class GpuQwen3VlKernelsTest {
         int qs = (nq + 2 * nkv) * hd;
         float[] qkv = randn(rnd, n * qs, 1f);
         float[] qn = bfRound(randn(rnd, hd, 1f)), kn = bfRound(randn(rnd, hd, 1f));
-        int half = hd / 2;
         int[] pos = new int[3 * n];
         for (int i = 0; i < pos.length; i++) pos[i] = rnd.nextInt(300);
         float[] inv = Rope.invFreq(hd, 5_000_000);
@@ -89,31 +88,9 @@ class GpuQwen3VlKernelsTest {
                 norm ? bf("qn", qn) : null, norm ? bf("kn", kn) : null, eps);
         float[] gq = st.downloadFloats(qOut, n * nq * hd);
         float[] gk = f(st.downloadShorts(kc, nkv * maxSeq * hd));
-        double[] wq = new double[n * nq * hd], wk = new double[n * nkv * hd];
-        float[] gkSel = new float[n * nkv * hd];
-        for (int t = 0; t < n; t++)
-            for (int h = 0; h < nq + nkv; h++) {
-                boolean isQ = h < nq;
-                int off = t * qs + h * hd;
-                double[] x = new double[hd];
-                double ss = 0;
-                for (int d = 0; d < hd; d++) { x[d] = qkv[off + d]; ss += x[d] * x[d]; }
-                if (norm) {
-                    double r = 1 / Math.sqrt(ss / hd + eps);
-                    for (int d = 0; d < hd; d++) x[d] = x[d] * r * (isQ ? qn[d] : kn[d]);
-                }
-                for (int j = 0; j < half; j++) {
-                    float ang = (float) pos[axis(j, section) * n + t] * inv[j];
-                    double co = Math.cos(ang), si = Math.sin(ang);
-                    double r1 = x[j] * co - x[j + half] * si, r2 = x[j + half] * co + x[j] * si;
-                    if (isQ) { wq[(t * nq + h) * hd + j] = r1; wq[(t * nq + h) * hd + j + half] = r2; }
-                    else { int hk = h - nq; wk[(t * nkv + hk) * hd + j] = r1; wk[(t * nkv + hk) * hd + j + half] = r2; }
-                }
-                if (!isQ) {
-                    int hk = h - nq;
-                    for (int d = 0; d < hd; d++) gkSel[(t * nkv + hk) * hd + d] = gk[(hk * maxSeq + start + t) * hd + d];
-                }
-            }
+        double[][] want = Ref.ropeQk(qkv, n, nq, nkv, hd, norm ? qn : null, norm ? kn : null, eps, pos, j -> axis(j, section), inv);
+        double[] wq = want[0], wk = want[1];
+        float[] gkSel = Ref.cacheRows(gk, n, nkv, hd, maxSeq, start);
         assertRel("interleaved rope q (sections " + st0 + "/" + sh + "/" + sw + ", hd " + hd + ")", gq, wq, 2e-5);
         assertRel("interleaved rope k, bf16 cache (sections " + st0 + "/" + sh + "/" + sw + ", hd " + hd + ")", gkSel, wk, 4e-3);
         if (start > 0) assertTrue(Float.isNaN(gk[(start - 1) * hd]), "cache slot before start untouched");

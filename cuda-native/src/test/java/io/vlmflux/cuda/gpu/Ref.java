@@ -98,4 +98,46 @@ final class Ref {
         }
         return out;
     }
+
+    /**
+     * Reference RoPE of the q and k heads of fused rows {@code qkv} ([n, (nq + 2 nkv) hd]) after the optional q/k
+     * RMSNorm ({@code qn}/{@code kn} null: none): frequency j of token t turns by {@code pos[axis(j) * n + t] * inv[j]}
+     * (axis 0 for plain RoPE; the M-RoPE section or interleaving rule otherwise). Returns {q [n, nq, hd], k [n, nkv, hd]}.
+     */
+    static double[][] ropeQk(float[] qkv, int n, int nq, int nkv, int hd, float[] qn, float[] kn, float eps, int[] pos,
+                             java.util.function.IntUnaryOperator axis, float[] inv) {
+        int qs = (nq + 2 * nkv) * hd, half = hd / 2;
+        double[] wq = new double[n * nq * hd], wk = new double[n * nkv * hd];
+        for (int t = 0; t < n; t++)
+            for (int h = 0; h < nq + nkv; h++) {
+                boolean isQ = h < nq;
+                int off = t * qs + h * hd;
+                double[] x = new double[hd];
+                double ss = 0;
+                for (int d = 0; d < hd; d++) { x[d] = qkv[off + d]; ss += x[d] * x[d]; }
+                float[] w = isQ ? qn : kn;
+                if (w != null) {
+                    double r = 1 / Math.sqrt(ss / hd + eps);
+                    for (int d = 0; d < hd; d++) x[d] = x[d] * r * w[d];
+                }
+                double[] dst = isQ ? wq : wk;
+                int base = isQ ? (t * nq + h) * hd : (t * nkv + h - nq) * hd;
+                for (int j = 0; j < half; j++) {
+                    float ang = (float) pos[axis.applyAsInt(j) * n + t] * inv[j];
+                    double co = Math.cos(ang), si = Math.sin(ang);
+                    dst[base + j] = x[j] * co - x[j + half] * si;
+                    dst[base + j + half] = x[j + half] * co + x[j] * si;
+                }
+            }
+        return new double[][]{wq, wk};
+    }
+
+    /** Rows [start, start + n) of every kv head of a [nkv, maxSeq, hd] cache, as [n, nkv, hd]. */
+    static float[] cacheRows(float[] cache, int n, int nkv, int hd, int maxSeq, int start) {
+        float[] out = new float[n * nkv * hd];
+        for (int t = 0; t < n; t++)
+            for (int hk = 0; hk < nkv; hk++)
+                System.arraycopy(cache, (hk * maxSeq + start + t) * hd, out, (t * nkv + hk) * hd, hd);
+        return out;
+    }
 }
