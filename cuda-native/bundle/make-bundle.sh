@@ -54,14 +54,14 @@ if [[ -n "${VLMFLUX_BUNDLE_SLIM:-}" ]]; then
 fi
 
 jre_modules=java.base,jdk.unsupported,java.logging,java.management
-case ",$modules," in *,demos,*|*,pipeline,*) jre_modules=$jre_modules,java.desktop,jdk.incubator.vector ;; esac
+case ",$modules," in *,demos,*|*,pipeline,*) jre_modules=$jre_modules,java.desktop,java.net.http,jdk.incubator.vector ;; esac
 jre_modules=${VLMFLUX_JRE_MODULES:-$jre_modules}
 if [[ ! -f "$out/jre.tar.xz" || -n "${VLMFLUX_REBUILD_JRE:-}" || "$(cat "$out/jre.modules" 2>/dev/null)" != "$jre_modules" ]]; then
   echo "[bundle] jlink runtime: $jre_modules" >&2
   tmp=$(mktemp -d)
-  # java.desktop's AWT/font/sound natives are never loaded (headless ImageIO and java.beans only): left out
+  # ImageIO needs libawt (headless) and liblcms; the X11, font, splash and sound natives are never loaded: left out
   "$JAVA_HOME/bin/jlink" --add-modules "$jre_modules" \
-      --exclude-files='glob:**/lib/libawt*.so,glob:**/lib/libfontmanager.so,glob:**/lib/libsplashscreen.so,glob:**/lib/liblcms.so,glob:**/lib/libjsound.so' \
+      --exclude-files='glob:**/lib/libawt_xawt.so,glob:**/lib/libfontmanager.so,glob:**/lib/libsplashscreen.so,glob:**/lib/libjsound.so' \
       --strip-debug --no-header-files --no-man-pages --compress=zip-0 --output "$tmp/jre"
   tar -C "$tmp" -cJf "$out/jre.tar.xz" jre
   echo "$jre_modules" > "$out/jre.modules"

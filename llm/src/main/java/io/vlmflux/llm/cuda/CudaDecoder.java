@@ -188,7 +188,7 @@ public final class CudaDecoder implements Decoder {
         weightBytes = w;
         long C = chunk;
         long acts = r(4 * C * H) + r(2 * C * H) + r(4 * C * QKV) + r(4 * C * Q) + r(2 * C * Q) + r(8 * C * I) + r(2 * C * I)
-                + r(4 * C * H) + r(4 * C) + r(12 * C) + r(4) + r(4L * LOGIT_ROWS * V) + r(GpuOps.argmaxWorkspaceBytes()) + r(4) + r(8)
+                + r(4 * C * H) + r(4 * C) + r(12 * C) + r(4) + r(4L * LOGIT_ROWS * V) + r(GpuOps.argmaxWorkspaceBytes()) + r(GpuOps.sampleWorkspaceBytes(V)) + r(4) + r(8)
                 + r(32) + r(4L * nq * maxSplits * (hd + 2)) + r(40L * LOGIT_ROWS) + r(4L * LOGIT_ROWS) + (32L << 20)
                 + r(16L * LOGIT_ROWS * c.numLayers()) + r(8L * ((V + 63) / 64));
         dev.makeCurrent();
