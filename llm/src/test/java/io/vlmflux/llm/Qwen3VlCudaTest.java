@@ -101,11 +101,11 @@ class Qwen3VlCudaTest {
         finally { if (old == null) System.clearProperty("vlmflux.cuda.prefillChunk"); else System.setProperty("vlmflux.cuda.prefillChunk", old); }
         try (Decoder d = Models.load(Fixtures.dir(MODEL), "config.json", "cuda"); Decoder ch = chunked; SafetensorsFile g = Fixtures.goldenTensors(MODEL)) {
             ModelConfig c = d.config();
-            int V = c.vocabSize();
+            int V = c.vocabSize(), split = 0;
             for (int j = 0; j < golden.get("prompts").size(); j++) {
                 MultimodalPrompt p = Qwen3VlGoldenTest.prompt(golden, g, j, c);
                 if (p.spans().isEmpty()) continue;
-                assertTrue(p.spans().stream().anyMatch(s -> s.length() > 5 && s.hasDeepstack()), "prompt " + j + " has a DeepStack span longer than a chunk");
+                if (p.spans().stream().anyMatch(s -> s.length() > 5 && s.hasDeepstack())) split++;   // video groups may be shorter
                 MropePositions mp = MropePositions.compute(p, c);
                 ForwardInput in = new ForwardInput(p.tokens(), p.spans(), mp.positions());
                 ForwardInput bare = new ForwardInput(p.tokens(), p.spans().stream().map(s -> s.withDeepstack(List.of())).toList(), mp.positions());
@@ -119,6 +119,7 @@ class Qwen3VlCudaTest {
                     assertTrue(move > 10 * 1e-3f * maxAbs(la, (n - 1) * V, V), "prompt " + j + ": DeepStack moved the cuda logits by only " + move);
                 }
             }
+            assertTrue(split > 0, "no fixture prompt has a DeepStack span longer than a chunk (5): the test would not split one");
         }
     }
 }
