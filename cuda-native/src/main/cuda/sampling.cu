@@ -6,7 +6,8 @@
 //   4 passes of 8 bits); top-p keeps the smallest top set whose mass reaches p of the (top-k) mass (the same radix
 //   walk with mass histograms) -- the Hugging Face rule "drop a token if the mass strictly above it >= p" up to ties;
 //   a uniform draw u * Z over the kept set picks the token. u comes from a counter-based hash of (seed, *counter);
-//   the kernel increments *counter, so each graph replay draws afresh.
+//   the kernel increments *counter, so each graph replay draws afresh. Masses are summed in fixed point (exact, so a
+//   fixed seed gives the same kept set and token on every run, eager or replayed).
 #include "common.cuh"
 
 #define VF_SAMPLE_THREADS 1024
@@ -67,35 +68,60 @@ vf_argmax(int* __restrict__ out, const float* __restrict__ logits, int n) {
     if (threadIdx.x == 0) out[0] = r;
 }
 
+// Masses are fixed point: w = exp((l - max) / T) in (0, 1] counts as round(w * 2^40) units (at least 1 unit for any
+// w > 0, 0 for a masked -inf logit). Integer sums are exact and independent of the order in which threads and atomics
+// add them, so the kept set (top-p's mass walk) and the draw are the same on every run and in every graph replay,
+// whatever the block and candidate layout. A sum over 2^23 tokens stays below 2^63.
+#define VF_FX_ONE 1099511627776.0   // 2^40
+
+__device__ __forceinline__ unsigned long long vf_fx(float w) {
+    if (!(w > 0.f)) return 0ull;
+    const unsigned long long u = __float2ull_rn(w * (float)VF_FX_ONE);
+    return u > 0ull ? u : 1ull;
+}
+
+// Block-wide exact sum of a per-thread fixed-point value; every thread gets it. acc: a shared word.
+__device__ __forceinline__ unsigned long long vf_block_fx_sum(unsigned long long v, unsigned long long* acc) {
+    if (threadIdx.x == 0) *acc = 0ull;
+    __syncthreads();
+    if (v) atomicAdd(acc, v);
+    __syncthreads();
+    const unsigned long long t = *acc;
+    __syncthreads();
+    return t;
+}
+
 // Radix walk over the order-preserving keys of the candidates (key >= floorKey). COUNT: find the key of the
-// target-th largest candidate. MASS: find the largest key whose candidates at or above it weigh >= target.
+// target-th largest candidate. MASS: find the largest key whose candidates at or above it weigh >= target (fixed
+// point). hist: 256 shared words.
 template <bool MASS>
-__device__ unsigned int vf_radix_select(const float* __restrict__ logits, int n, unsigned int floorKey,
-                                        float mx, float invT, float target, float* hist) {
+__device__ unsigned int vf_radix_select(const float* __restrict__ vals, int n, unsigned int floorKey,
+                                        float mx, float invT, unsigned long long target, unsigned long long* hist) {
     unsigned int prefix = 0u, mask = 0u;
     __shared__ unsigned int sPrefix;
-    __shared__ float sNeed;
+    __shared__ unsigned long long sNeed;
     if (threadIdx.x == 0) sNeed = target;
     for (int shift = 24; shift >= 0; shift -= 8) {
-        for (int b = threadIdx.x; b < 256; b += blockDim.x) hist[b] = 0.f;
+        for (int b = threadIdx.x; b < 256; b += blockDim.x) hist[b] = 0ull;
         __syncthreads();
         for (int i = threadIdx.x; i < n; i += blockDim.x) {
-            const unsigned int key = vf_key(logits[i]);
+            const float v = vals[i];
+            const unsigned int key = vf_key(v);
             if (key >= floorKey && (key & mask) == prefix) {
-                const float w = MASS ? __expf((logits[i] - mx) * invT) : 1.f;
-                atomicAdd(&hist[(key >> shift) & 255u], w);
+                const unsigned long long w = MASS ? vf_fx(__expf((v - mx) * invT)) : 1ull;
+                if (w) atomicAdd(&hist[(key >> shift) & 255u], w);
             }
         }
         __syncthreads();
         if (threadIdx.x == 0) {
-            float need = sNeed, cum = 0.f;
+            unsigned long long need = sNeed, cum = 0ull;
             int digit = -1, lowest = -1;
             for (int b = 255; b >= 0; b--) {
-                if (hist[b] > 0.f) lowest = b;
-                if (hist[b] > 0.f && cum + hist[b] >= need) { digit = b; need -= cum; break; }
+                if (hist[b] > 0ull) lowest = b;
+                if (hist[b] > 0ull && cum + hist[b] >= need) { digit = b; need -= cum; break; }
                 cum += hist[b];
             }
-            if (digit < 0) { digit = lowest < 0 ? 0 : lowest; need = hist[digit]; }  // rounding: take what is left
+            if (digit < 0) { digit = lowest < 0 ? 0 : lowest; need = hist[digit]; }  // target above the total: take all
             sNeed = need;
             sPrefix = prefix | ((unsigned int)digit << shift);
         }
@@ -106,22 +132,25 @@ __device__ unsigned int vf_radix_select(const float* __restrict__ logits, int n,
     return prefix;
 }
 
-// Draws one kept value (key >= floorKey) of vals[0..n) with probability exp((v - mx) * invT) / total: per-thread mass
-// over its strided share, a block scan, then the thread whose share holds the target walks it. Block-wide: every
-// thread calls it. Returns the index into vals (-1 when nothing is kept) to every thread and the kept mass in *totalOut
-// (when not null).
+// Draws one kept value (key >= floorKey) of vals[0..n) with probability exp((v - mx) * invT) / total, in fixed point:
+// thread t sums its contiguous share, a block scan orders the shares, and the thread whose share holds
+// target = floor(r * total / 2^64) walks it. The cumulative order is the index order of vals whatever the block size
+// or n, and the sums are exact, so the pick depends only on the kept values, their order and r. Block-wide: every
+// thread calls it. Returns the index into vals (-1 when nothing is kept or all kept weights are 0) to every thread and
+// the kept mass in fixed point in *totalOut (when not null).
 __device__ int vf_draw_kept(const float* __restrict__ vals, int n, unsigned int floorKey, float mx, float invT,
-                            unsigned long long seed, unsigned long long c, float* sv, float* warpSums, int* chosen,
-                            float* totalOut) {
-    float local = 0.f;
-    int lastIdx = -1;
-    for (int i = threadIdx.x; i < n; i += blockDim.x)
-        if (vf_key(vals[i]) >= floorKey) { local += __expf((vals[i] - mx) * invT); lastIdx = i; }
+                            unsigned long long seed, unsigned long long c, unsigned long long* warpSums, int* chosen,
+                            unsigned long long* totalOut) {
+    const int per = (n + (int)blockDim.x - 1) / (int)blockDim.x;
+    const int beg = min(n, (int)threadIdx.x * per), end = min(n, beg + per);
+    unsigned long long local = 0ull;
+    for (int i = beg; i < end; i++)
+        if (vf_key(vals[i]) >= floorKey) local += vf_fx(__expf((vals[i] - mx) * invT));
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    float incl = local;
+    unsigned long long incl = local;
 #pragma unroll
     for (int o = 1; o < 32; o <<= 1) {
-        const float t = __shfl_up_sync(0xffffffffu, incl, o);
+        const unsigned long long t = __shfl_up_sync(0xffffffffu, incl, o);
         if (lane >= o) incl += t;
     }
     if (threadIdx.x == 0) (*chosen) = -1;
@@ -129,40 +158,38 @@ __device__ int vf_draw_kept(const float* __restrict__ vals, int n, unsigned int 
     if (lane == 31) warpSums[warp] = incl;
     __syncthreads();
     if (warp == 0) {
-        float ws = lane < (int)(blockDim.x >> 5) ? warpSums[lane] : 0.f;
+        unsigned long long ws = lane < (int)(blockDim.x >> 5) ? warpSums[lane] : 0ull;
 #pragma unroll
         for (int o = 1; o < 32; o <<= 1) {
-            const float t = __shfl_up_sync(0xffffffffu, ws, o);
+            const unsigned long long t = __shfl_up_sync(0xffffffffu, ws, o);
             if (lane >= o) ws += t;
         }
         warpSums[lane] = ws;  // inclusive warp totals
     }
     __syncthreads();
-    const float total = warpSums[(blockDim.x >> 5) - 1];
-    const float before = (warp > 0 ? warpSums[warp - 1] : 0.f) + incl - local;
+    const unsigned long long total = warpSums[(blockDim.x >> 5) - 1];
+    const unsigned long long before = (warp > 0 ? warpSums[warp - 1] : 0ull) + incl - local;
     const unsigned long long r = vf_mix64(seed ^ vf_mix64(c));
-    const float u = (float)(r >> 40) * (1.f / 16777216.f);  // [0, 1)
-    const float target = u * total;
-    if (local > 0.f && target >= before && target < before + local) {
-        float cum = before;
-        int pick = lastIdx;
-        for (int i = threadIdx.x; i < n; i += blockDim.x) {
+    const unsigned long long target = __umul64hi(r, total);  // uniform in [0, total)
+    if (local > 0ull && target >= before && target < before + local) {
+        unsigned long long cum = before;
+        for (int i = beg; i < end; i++) {
             if (vf_key(vals[i]) >= floorKey) {
-                cum += __expf((vals[i] - mx) * invT);
-                if (target < cum) { pick = i; break; }
+                cum += vf_fx(__expf((vals[i] - mx) * invT));
+                if (target < cum) { (*chosen) = i; break; }
             }
         }
-        (*chosen) = pick;
     }
     __syncthreads();
-    if ((*chosen) < 0) {  // rounding put the target past the last candidate: take the highest-index candidate
-        float li = (float)lastIdx;
-        li = block_max(li, sv);
-        if (threadIdx.x == 0) (*chosen) = (int)li;
-    }
+    if (totalOut && threadIdx.x == 0) *totalOut = total;
+    const int pick = *chosen;
     __syncthreads();
-    if (totalOut) *totalOut = total;
-    return *chosen;
+    return pick;
+}
+
+// Fixed-point mass of a fraction p of a fixed-point total (rounded down).
+__device__ __forceinline__ unsigned long long vf_fx_part(float p, unsigned long long total) {
+    return (unsigned long long)((double)p * (double)total);
 }
 
 // grid 1, block 1024. temperature <= 0 or topK == 1 selects the argmax. topK <= 0 or >= n: no top-k. topP >= 1: no
@@ -172,8 +199,9 @@ vf_sample(int* __restrict__ out, const float* __restrict__ logits, int n, float 
           unsigned long long seed, unsigned long long* counter) {
     __shared__ float sv[33];
     __shared__ int si[33];
-    __shared__ float hist[256];
-    __shared__ float warpSums[32];
+    __shared__ unsigned long long hist[256];
+    __shared__ unsigned long long warpSums[32];
+    __shared__ unsigned long long sAcc;
     __shared__ int sChosen;
     const int am = vf_block_argmax(logits, n, sv, si);
     const unsigned long long c = counter[0];
@@ -184,16 +212,16 @@ vf_sample(int* __restrict__ out, const float* __restrict__ logits, int n, float 
     const float mx = logits[am];
     const float invT = 1.f / temperature;
     unsigned int floorKey = 0u;
-    if (topK > 0 && topK < n) floorKey = vf_radix_select<false>(logits, n, 0u, mx, invT, (float)topK, hist);
+    if (topK > 0 && topK < n) floorKey = vf_radix_select<false>(logits, n, 0u, mx, invT, (unsigned long long)topK, hist);
     if (topP < 1.f) {
-        float z = 0.f;
+        unsigned long long z = 0ull;
         for (int i = threadIdx.x; i < n; i += blockDim.x)
-            if (vf_key(logits[i]) >= floorKey) z += __expf((logits[i] - mx) * invT);
-        z = block_sum(z, sv);
-        const unsigned int pKey = vf_radix_select<true>(logits, n, floorKey, mx, invT, topP * z, hist);
+            if (vf_key(logits[i]) >= floorKey) z += vf_fx(__expf((logits[i] - mx) * invT));
+        z = vf_block_fx_sum(z, &sAcc);
+        const unsigned int pKey = vf_radix_select<true>(logits, n, floorKey, mx, invT, vf_fx_part(topP, z), hist);
         floorKey = max(floorKey, pKey);
     }
-    const int chosen = vf_draw_kept(logits, n, floorKey, mx, invT, seed, c, sv, warpSums, &sChosen, nullptr);
+    const int chosen = vf_draw_kept(logits, n, floorKey, mx, invT, seed, c, warpSums, &sChosen, nullptr);
     if (threadIdx.x == 0) { out[0] = chosen < 0 ? am : chosen; counter[0] = c + 1; }
 }
 
@@ -415,12 +443,13 @@ vf_sample_final(int* __restrict__ out, unsigned long long* counter, int* __restr
                 const float* __restrict__ pmass, int parts, const float* __restrict__ logits, int n, float invT,
                 int topK, float topP, float minP, unsigned long long seed, unsigned int* __restrict__ misc) {
     __shared__ float sv[33];
-    __shared__ float hist[256];
-    __shared__ float warpSums[32];
+    __shared__ unsigned long long hist[256];
+    __shared__ unsigned long long warpSums[32];
+    __shared__ unsigned long long sAcc;
     __shared__ int soff[1025];
     __shared__ int sChosen;
     __shared__ float sZ;
-    __shared__ unsigned int sMinKey;
+    __shared__ unsigned int sMinKey, sCandKey;
     const unsigned long long c = counter[0];
     const int chunk = (n + parts - 1) / parts;
     const float mx = vf_parts_max(pmax, parts, sv);
@@ -441,7 +470,7 @@ vf_sample_final(int* __restrict__ out, unsigned long long* counter, int* __restr
         for (int w = 0; w < (int)(blockDim.x >> 5); w++) total += soff[w];
         __syncthreads();
         if (threadIdx.x < parts) soff[threadIdx.x] = wbase + incl - own;
-        if (threadIdx.x == 0) { soff[parts] = total; sMinKey = 0xffffffffu; }
+        if (threadIdx.x == 0) { soff[parts] = total; sMinKey = 0xffffffffu; sCandKey = 0xffffffffu; }
         float z = threadIdx.x < parts ? pmass[threadIdx.x] : 0.f;
         z = block_sum(z, sv);
         if (threadIdx.x == 0) sZ = z;
@@ -459,28 +488,32 @@ vf_sample_final(int* __restrict__ out, unsigned long long* counter, int* __restr
             }
         }
     }
+    {   // the candidates' lowest key: the kept set is never wider than the candidates (when top-k keeps all of them)
+        unsigned int ck = 0xffffffffu;
+        for (int i = threadIdx.x; i < C; i += blockDim.x) ck = min(ck, vf_key(cval[i]));
+        if (ck != 0xffffffffu) atomicMin(&sCandKey, ck);
+    }
     __syncthreads();
     const bool kOn = topK > 0 && topK < n;
-    unsigned int floorKey = 0u;
-    if (kOn && topK < C) floorKey = vf_radix_select<false>(cval, C, 0u, mx, invT, (float)topK, hist);
+    unsigned int floorKey = C > 0 ? sCandKey : 0u;
+    if (kOn && topK < C) floorKey = vf_radix_select<false>(cval, C, floorKey, mx, invT, (unsigned long long)topK, hist);
     if (topP < 1.f) {
-        float z;
-        if (kOn) {
-            z = 0.f;
-            for (int i = threadIdx.x; i < C; i += blockDim.x)
-                if (vf_key(cval[i]) >= floorKey) z += __expf((cval[i] - mx) * invT);
-            z = block_sum(z, sv);
-        } else {
-            z = sZ;
-        }
+        unsigned long long target;
         bool walk = true;
-        if (!kOn) {  // min-p may have raised the candidate floor past the top-p cut: then top-p keeps every candidate
-            float cm = 0.f;
-            for (int i = threadIdx.x; i < C; i += blockDim.x) cm += __expf((cval[i] - mx) * invT);
-            walk = block_sum(cm, sv) >= topP * z;
+        if (kOn) {
+            unsigned long long z = 0ull;
+            for (int i = threadIdx.x; i < C; i += blockDim.x)
+                if (vf_key(cval[i]) >= floorKey) z += vf_fx(__expf((cval[i] - mx) * invT));
+            target = vf_fx_part(topP, vf_block_fx_sum(z, &sAcc));
+        } else {    // Z over the whole vocabulary (fixed-order float sums of the blocks), in fixed point
+            target = (unsigned long long)((double)topP * (double)sZ * VF_FX_ONE);
+            // min-p may have raised the candidate floor past the top-p cut: then top-p keeps every candidate
+            unsigned long long cm = 0ull;
+            for (int i = threadIdx.x; i < C; i += blockDim.x) cm += vf_fx(__expf((cval[i] - mx) * invT));
+            walk = vf_block_fx_sum(cm, &sAcc) >= target;
         }
         if (walk) {
-            const unsigned int pKey = vf_radix_select<true>(cval, C, floorKey, mx, invT, topP * z, hist);
+            const unsigned int pKey = vf_radix_select<true>(cval, C, floorKey, mx, invT, target, hist);
             floorKey = max(floorKey, pKey);
         }
     }
@@ -492,13 +525,13 @@ vf_sample_final(int* __restrict__ out, unsigned long long* counter, int* __restr
         __syncthreads();
         if (sMinKey != 0xffffffffu) floorKey = max(floorKey, sMinKey);
     }
-    float total;
-    const int chosen = vf_draw_kept(cval, C, floorKey, mx, invT, seed, c, sv, warpSums, &sChosen, &total);
+    __shared__ unsigned long long sTotal;
+    const int chosen = vf_draw_kept(cval, C, floorKey, mx, invT, seed, c, warpSums, &sChosen, &sTotal);
     if (threadIdx.x == 0) {
         out[0] = chosen < 0 || C == 0 ? 0 : cidx[chosen];
         counter[0] = c + 1;
         misc[1] = floorKey;               // kept set: keys >= floorKey (read by the tests)
-        misc[2] = __float_as_uint(total); // its mass, sum of exp((l - max) / T)
+        misc[2] = __float_as_uint((float)((double)sTotal / VF_FX_ONE)); // its mass, sum of exp((l - max) / T)
         misc[3] = (unsigned int)C;        // candidates the final block looked at
     }
 }

@@ -44,7 +44,8 @@ import static org.junit.jupiter.api.Assertions.*;
  * the CUDA decoder teacher-forced over a video prompt (golden video embeddings as the span, scaled M-RoPE ids) within
  * 2e-2 x max|logit| of the golden at every position; and the whole runtime from the PNG frames (host preprocessing, the
  * cuda tower on a t x h x w grid, rows spliced on the device): golden input ids, and greedy tokens equal to the golden
- * up to the first step whose golden top-2 gap is under that tolerance (a bf16 near-tie), and equal to the cpu runtime's.
+ * before the first step whose golden top-2 gap is under that tolerance (a bf16 near-tie, which either token may win:
+ * tiny-qwen2vl-video prompt 3 step 1 has a relative gap of 1.2e-3), and equal to the cpu runtime's there.
  */
 @Tag("gpu")
 @EnabledIf(value = "io.vlmflux.cuda.gpu.Gpu#isAvailable", disabledReason = "no usable GPU (the logger vlmflux.cuda says why: CUDA backend unavailable: ...)")
@@ -123,7 +124,7 @@ class CudaVideoTest {
                 int[] a = greedy(gpu, onGpu, gold.length), b = greedy(cpu, onCpu, gold.length);
                 int upTo = bf16NearTie(gt, j, gold.length);
                 System.err.printf("cuda %s video prompt %d: bf16 near-tie at step %d of %d; gpu %s%n", model, j, upTo, gold.length, Arrays.toString(a));
-                int n = Math.min(upTo + 1, gold.length);
+                int n = Math.min(upTo, gold.length);   // the near-tie step itself may go either way in bf16
                 assertArrayEquals(Arrays.copyOf(gold, n), Arrays.copyOf(a, n), model + " prompt " + j + " vs golden");
                 assertArrayEquals(Arrays.copyOf(b, n), Arrays.copyOf(a, n), model + " prompt " + j + " vs cpu");
             }
