@@ -488,6 +488,7 @@ vf_sample_final(int* __restrict__ out, unsigned long long* counter, int* __restr
             }
         }
     }
+    __syncthreads();
     {   // the candidates' lowest key: the kept set is never wider than the candidates (when top-k keeps all of them)
         unsigned int ck = 0xffffffffu;
         for (int i = threadIdx.x; i < C; i += blockDim.x) ck = min(ck, vf_key(cval[i]));
