@@ -242,12 +242,12 @@ class Qwen3VLVisionTest {
 
     @Test
     void linspaceHasExactEnds() {
-        assertArrayEquals(new float[]{0f}, CpuQwen3VLEncoder.linspace(7f, 1));
-        float[] l = CpuQwen3VLEncoder.linspace(47f, 30);
+        assertArrayEquals(new float[]{0f}, Qwen3VLPositions.linspace(7f, 1));
+        float[] l = Qwen3VLPositions.linspace(47f, 30);
         assertEquals(0f, l[0]);
         assertEquals(47f, l[29]);
         for (int i = 1; i < l.length; i++) assertTrue(l[i] > l[i - 1]);
-        assertArrayEquals(new float[]{0f, 3.5f, 7f}, CpuQwen3VLEncoder.linspace(7f, 3));
+        assertArrayEquals(new float[]{0f, 3.5f, 7f}, Qwen3VLPositions.linspace(7f, 3));
     }
 
     /**
