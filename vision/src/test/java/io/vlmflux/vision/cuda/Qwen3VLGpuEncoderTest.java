@@ -1,9 +1,7 @@
 package io.vlmflux.vision.cuda;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import io.vlmflux.cuda.DType;
 import io.vlmflux.cuda.gpu.Gpu;
-import io.vlmflux.cuda.safetensors.SafetensorsWriter;
 import io.vlmflux.sources.Frame;
 import io.vlmflux.vision.Fixtures;
 import io.vlmflux.vision.ImageEmbeddings;
@@ -11,6 +9,7 @@ import io.vlmflux.vision.ImageProcessor;
 import io.vlmflux.vision.PixelValues;
 import io.vlmflux.vision.VisionEncoder;
 import io.vlmflux.vision.VisionEncoders;
+import io.vlmflux.vision.qwen3vl.RandomQwen3VLTower;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
@@ -157,70 +156,8 @@ class Qwen3VLGpuEncoderTest {
         }
     }
 
-    /**
-     * A random Qwen3-VL tower written as a Hugging Face folder: bf16 weights, {@code prefix} names, DeepStack mergers
-     * for {@code deepstack} (a JSON array).
-     */
-    static Path randomTower(Path dir, String prefix, int depth, int width, int heads, int inter, int out, int side, String deepstack, long seed)
-            throws Exception {
-        Files.createDirectories(dir);
-        int mergers = deepstack.equals("[]") ? 0 : deepstack.split(",").length, wide = 4 * width;
-        Files.writeString(dir.resolve("config.json"), """
-                {"model_type": "qwen3_vl", "text_config": {"hidden_size": %d},
-                 "vision_config": {"depth": %d, "hidden_size": %d, "num_heads": %d, "intermediate_size": %d, "out_hidden_size": %d,
-                  "num_position_embeddings": %d, "deepstack_visual_indexes": %s, "hidden_act": "gelu_pytorch_tanh",
-                  "patch_size": 16, "temporal_patch_size": 2, "spatial_merge_size": 2, "in_channels": 3}}
-                """.formatted(out, depth, width, heads, inter, out, side * side, deepstack));
-        Random r = new Random(seed);
-        SafetensorsWriter w = new SafetensorsWriter();
-        java.util.function.BiConsumer<String, long[]> mat = (name, shape) -> {
-            long fanIn = 1;
-            for (int i = 1; i < shape.length; i++) fanIn *= shape[i];
-            float sc = (float) (1.0 / Math.sqrt(fanIn));
-            float[] v = new float[Math.toIntExact(Arrays.stream(shape).reduce(1, (a, b) -> a * b))];
-            for (int i = 0; i < v.length; i++) v[i] = (float) r.nextGaussian() * sc;
-            w.add(prefix + name, DType.BF16, shape, v);
-        };
-        java.util.function.BiConsumer<String, float[]> vec = (name, baseAndSd) -> {
-            int len = Integer.parseInt(name.substring(name.indexOf('#') + 1));
-            float[] v = new float[len];
-            for (int i = 0; i < len; i++) v[i] = baseAndSd[0] + (float) r.nextGaussian() * baseAndSd[1];
-            w.add(prefix + name.substring(0, name.indexOf('#')), DType.BF16, new long[] {len}, v);
-        };
-        float[] one = {1f, 0.1f}, zero = {0f, 0.1f};
-        mat.accept("patch_embed.proj.weight", new long[] {width, 3, 2, 16, 16});
-        vec.accept("patch_embed.proj.bias#" + width, zero);
-        float[] table = new float[side * side * width];
-        for (int i = 0; i < table.length; i++) table[i] = (float) r.nextGaussian() * 0.5f;
-        w.add(prefix + "pos_embed.weight", DType.BF16, new long[] {side * side, width}, table);
-        for (int b = 0; b < depth; b++) {
-            String bp = "blocks." + b + ".";
-            vec.accept(bp + "norm1.weight#" + width, one);
-            vec.accept(bp + "norm1.bias#" + width, zero);
-            vec.accept(bp + "norm2.weight#" + width, one);
-            vec.accept(bp + "norm2.bias#" + width, zero);
-            mat.accept(bp + "attn.qkv.weight", new long[] {3L * width, width});
-            vec.accept(bp + "attn.qkv.bias#" + 3 * width, zero);
-            mat.accept(bp + "attn.proj.weight", new long[] {width, width});
-            vec.accept(bp + "attn.proj.bias#" + width, zero);
-            mat.accept(bp + "mlp.linear_fc1.weight", new long[] {inter, width});
-            vec.accept(bp + "mlp.linear_fc1.bias#" + inter, zero);
-            mat.accept(bp + "mlp.linear_fc2.weight", new long[] {width, inter});
-            vec.accept(bp + "mlp.linear_fc2.bias#" + width, zero);
-        }
-        List<String> ms = new ArrayList<>(List.of("merger."));
-        for (int k = 0; k < mergers; k++) ms.add("deepstack_merger_list." + k + ".");
-        for (String mg : ms) {
-            int nw = mg.equals("merger.") ? width : wide;
-            vec.accept(mg + "norm.weight#" + nw, one);
-            vec.accept(mg + "norm.bias#" + nw, zero);
-            mat.accept(mg + "linear_fc1.weight", new long[] {wide, wide});
-            vec.accept(mg + "linear_fc1.bias#" + wide, zero);
-            mat.accept(mg + "linear_fc2.weight", new long[] {out, wide});
-            vec.accept(mg + "linear_fc2.bias#" + out, zero);
-        }
-        w.write(dir.resolve("model.safetensors"));
-        return dir;
+    static Path randomTower(Path dir, String prefix, int depth, int width, int heads, int inter, int out, int side, String deepstack) throws Exception {
+        return new RandomQwen3VLTower("qwen3_vl", prefix, depth, width, heads, inter, out, side, deepstack).write(dir, false);
     }
 
     static PixelValues randomPixels(Random r, int t, int gh, int gw) {
@@ -235,7 +172,7 @@ class Qwen3VLGpuEncoderTest {
             "96; 3; 4; 200; 5; [3, 1]; visual.",            // head dim 32, MLP padded to 256, DeepStack listed out of block order
             "72; 1; 2; 64; 8; []; visual."})                // head dim 72 (attention padding), no DeepStack at all
     void randomTowersMatchCpu(int width, int heads, int depth, int inter, int side, String deepstack, String prefix) throws Exception {
-        Path dir = randomTower(tmp.resolve("tower"), prefix, depth, width, heads, inter, 48, side, deepstack, 11);
+        Path dir = randomTower(tmp.resolve("tower"), prefix, depth, width, heads, inter, 48, side, deepstack);
         Random r = new Random(5);
         // non-square grids, one smaller than the 2x2 merge window's multiple, a clip, several inputs in one call
         List<PixelValues> imgs = List.of(randomPixels(r, 1, 6, 36), randomPixels(r, 2, 10, 8), randomPixels(r, 1, 2, 2),
@@ -264,7 +201,7 @@ class Qwen3VLGpuEncoderTest {
             assertTrue(odd.getMessage().contains("spatial_merge_size"), odd.getMessage());
         }
         // more DeepStack mergers in the checkpoint than deepstack_visual_indexes entries
-        Path dir = randomTower(tmp.resolve("extra"), "visual.", 2, 64, 2, 64, 32, 4, "[0, 1]", 3);
+        Path dir = randomTower(tmp.resolve("extra"), "visual.", 2, 64, 2, 64, 32, 4, "[0, 1]");
         Files.writeString(dir.resolve("config.json"), Files.readString(dir.resolve("config.json")).replace("[0, 1]", "[1]"));
         var e = assertThrows(IllegalArgumentException.class, () -> VisionEncoders.load(dir, "cuda"));
         assertTrue(e.getMessage().contains("more DeepStack mergers"), e.getMessage());
