@@ -1,5 +1,5 @@
-// Vision-tower kernels (Qwen2-VL / Qwen2.5-VL ViT): row norms with fused residual + bias add, bias + activation
-// epilogues of the cuBLAS GEMMs, 2-D rotary that splits qkv into bf16 q/k/v, row gather / scatter for the
+// Vision-tower kernels (Qwen2-VL / Qwen2.5-VL / Qwen3-VL ViT): row norms with fused residual + bias add, bias + activation
+// epilogues of the cuBLAS GEMMs, Qwen3-VL's interpolated position embeddings, 2-D rotary that splits qkv into bf16 q/k/v, row gather / scatter for the
 // window permutation, and segment attention (cu_seqlens, no padding) on tensor cores (mma.sync m16n8k16 bf16).
 // Conventions: residual stream fp32 [n, d]; GEMM inputs bf16; biases and norm weights fp32.
 #include "common.cuh"
@@ -163,6 +163,24 @@ extern "C" __global__ void vf_vis_gather_units(float* __restrict__ out, const fl
     if (i >= unit) return;
     const long long k = blockIdx.y;
     out[k * unit + i] = in[(long long)index[k] * unit + i];
+}
+
+// Qwen3-VL patch embedding epilogue: h[r] += bias (may be null), then += the bilinear blend of four rows of the
+// learned position table: table fp32 [positions, hidden], index int32 [rows, 4] and weight fp32 [rows, 4] (corners
+// top-left, top-right, bottom-left, bottom-right, summed in that order as transformers' fast_pos_embed_interpolate).
+// grid (rows, ceil(hidden/256)), block 256.
+extern "C" __global__ void vf_vis_pos_embed_add(float* __restrict__ h, const float* __restrict__ bias, const float* __restrict__ table,
+                                                const int* __restrict__ index, const float* __restrict__ weight, int hidden) {
+    const int c = blockIdx.y * blockDim.x + threadIdx.x;
+    if (c >= hidden) return;
+    const long long r = blockIdx.x;
+    const int* ix = index + 4 * r;
+    const float* w = weight + 4 * r;
+    float v = h[r * hidden + c];
+    if (bias != nullptr) v += bias[c];
+    const float p = table[(long long)ix[0] * hidden + c] * w[0] + table[(long long)ix[1] * hidden + c] * w[1]
+                  + table[(long long)ix[2] * hidden + c] * w[2] + table[(long long)ix[3] * hidden + c] * w[3];
+    h[r * hidden + c] = v + p;
 }
 
 // qkv fp32 (or bf16 when qkvBf16) [n, 3*heads*hd] (+ bias [3*heads*hd]) -> q, k, v bf16 [n, heads*hd], rotate-half 2-D rotary on q and k:

@@ -11,7 +11,7 @@ import java.nio.file.Path;
 
 /**
  * Picks the vision encoder for a model folder by {@code config.json}'s {@code model_type} (Qwen2-VL and Qwen2.5-VL:
- * {@code qwen2_vl}, {@code qwen2_5_vl}; Qwen3-VL: {@code qwen3_vl}, {@code qwen3_vl_moe}, CPU only for now, with DeepStack features in its
+ * {@code qwen2_vl}, {@code qwen2_5_vl}; Qwen3-VL: {@code qwen3_vl}, {@code qwen3_vl_moe}, with DeepStack features in its
  * {@link ImageEmbeddings}) and a concrete backend: {@code cpu} (float32 reference) or {@code cuda} (GPU,
  * bf16 weights, on a stream of its own). {@code auto} is resolved once, by the runtime that loads the whole model
  * ({@code io.vlmflux.llm.runtime.VlmRuntime}), which also puts the encoder on the decoder's stream.
@@ -31,15 +31,11 @@ public final class VisionEncoders {
         if (!b.equals("cpu") && !b.equals("cuda"))
             throw new IllegalArgumentException("unknown vision backend '" + backend + "' (supported: cpu, cuda; auto is resolved by the runtime)");
         String type = modelType(modelDir);
-        if (Qwen3VLVision.supports(type)) {
-            if (b.equals("cuda"))
-                throw new IllegalArgumentException(modelDir.resolve("config.json") + ": model_type '" + type + "' has no cuda vision encoder yet (use backend cpu)");
-            return Qwen3VLVision.loadCpu(modelDir);
-        }
-        if (!Qwen2VLVision.supports(type))
+        boolean q3 = Qwen3VLVision.supports(type);
+        if (!q3 && !Qwen2VLVision.supports(type))
             throw new IllegalArgumentException(modelDir.resolve("config.json") + ": unsupported model_type '" + type + "' for a vision encoder (supported: qwen2_vl, qwen2_5_vl, qwen3_vl, qwen3_vl_moe)");
         if (b.equals("cuda")) return io.vlmflux.vision.cuda.GpuVisionEncoder.load(modelDir);
-        return Qwen2VLVision.loadCpu(modelDir);
+        return q3 ? Qwen3VLVision.loadCpu(modelDir) : Qwen2VLVision.loadCpu(modelDir);
     }
 
     private static String modelType(Path modelDir) {

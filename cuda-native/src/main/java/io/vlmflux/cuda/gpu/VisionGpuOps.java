@@ -4,7 +4,7 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * Typed launchers for the vision kernels ({@code vision_encoder.cu}, {@code vision_preprocess.cu}), bound to one
+ * Typed launchers for the vision kernels (Qwen2-VL, Qwen2.5-VL, Qwen3-VL towers) ({@code vision_encoder.cu}, {@code vision_preprocess.cu}), bound to one
  * stream. Each method checks shapes and buffer sizes before launching and names the op in its exceptions; launches
  * are async on the stream. Not thread-safe: one instance per stream, used from the stream's thread.
  *
@@ -117,6 +117,23 @@ public final class VisionGpuOps implements AutoCloseable {
         index.require(4L * units, "vision gatherUnits", "index int32 [units]");
         k.launch("vf_vis_gather_units", (unit + 255) / 256, units, 1, 256, 0, stream,
                 a.reset().ptr(out).ptr(in).ptr(index).i32(unit));
+    }
+
+    /**
+     * Qwen3-VL: h fp32 [rows, hidden] += bias fp32 [hidden] (null: none) + the bilinear blend of four rows of
+     * {@code table} fp32 [positions, hidden] per row: index int32 [rows, 4] (each in [0, positions)), weight fp32
+     * [rows, 4] (from {@code Qwen3VLPositions}).
+     */
+    public void posEmbedAdd(DeviceBuffer h, DeviceBuffer bias, DeviceBuffer table, int positions, DeviceBuffer index, DeviceBuffer weight,
+                            int rows, int hidden) {
+        positive("vision posEmbedAdd", rows, hidden, positions);
+        h.require(4L * rows * hidden, "vision posEmbedAdd", "h fp32 [rows, hidden]");
+        if (bias != null) bias.require(4L * hidden, "vision posEmbedAdd", "bias fp32 [hidden]");
+        table.require(4L * positions * hidden, "vision posEmbedAdd", "position table fp32 [positions, hidden]");
+        index.require(16L * rows, "vision posEmbedAdd", "index int32 [rows, 4]");
+        weight.require(16L * rows, "vision posEmbedAdd", "weight fp32 [rows, 4]");
+        k.launch("vf_vis_pos_embed_add", rows, (hidden + 255) / 256, 1, 256, 0, stream,
+                a.reset().ptr(h).ptr(bias).ptr(table).ptr(index).ptr(weight).i32(hidden));
     }
 
     /**

@@ -18,7 +18,7 @@ import org.junit.jupiter.params.provider.CsvSource;
 /**
  * The vision kernels against float64 CPU references on random bf16-rounded inputs: segment attention (tensor
  * cores; head dims with and without padding to 16, segments shorter and longer than a tile, empty segments), the
- * norms with fused residual add, and the gated / plain activations. Outputs are poisoned with NaN before launch.
+ * norms with fused residual add, the gated / plain activations, and Qwen3-VL's position-embedding blend. Outputs are poisoned with NaN before launch.
  */
 @Tag("gpu")
 @EnabledIf(value = "io.vlmflux.cuda.gpu.Gpu#isAvailable", disabledReason = "no usable GPU (the logger vlmflux.cuda says why: CUDA backend unavailable: ...)")
@@ -156,6 +156,35 @@ class VisionGpuOpsTest {
                 assertRel("bf16 in, cols " + c2 + (gated ? " gated" : ""), got, want, 8e-3);
             }
         }
+    }
+
+    /** Qwen3-VL position blend: hidden not a multiple of 256 (two column blocks, a partial one), rows with and without bias. */
+    @Test
+    void positionEmbeddingBlendMatchesReference() {
+        int rows = 37, hidden = 300, positions = 49;
+        float[] h = randn(rnd, rows * hidden, 2f), bias = randn(rnd, hidden, 0.5f), table = randn(rnd, positions * hidden, 1f);
+        int[] index = new int[4 * rows];
+        float[] weight = new float[4 * rows];
+        for (int i = 0; i < index.length; i++) { index[i] = rnd.nextInt(positions); weight[i] = rnd.nextFloat(); }
+        DeviceBuffer dIndex = arena.alloc("index", 16L * rows);
+        st.upload(dIndex, index);
+        for (boolean withBias : new boolean[] {true, false}) {
+            DeviceBuffer dh = f32("h", h);
+            vops.posEmbedAdd(dh, withBias ? f32("bias", bias) : null, f32("table", table), positions, dIndex, f32("weight", weight), rows, hidden);
+            float[] got = st.downloadFloats(dh, rows * hidden);
+            double[] want = new double[rows * hidden];
+            for (int r = 0; r < rows; r++)
+                for (int c = 0; c < hidden; c++) {
+                    double v = h[r * hidden + c] + (withBias ? bias[c] : 0);
+                    for (int j = 0; j < 4; j++) v += (double) table[index[4 * r + j] * hidden + c] * weight[4 * r + j];
+                    want[r * hidden + c] = v;
+                }
+            assertRel("position blend" + (withBias ? " + bias" : ""), got, want, 1e-5);
+        }
+        DeviceBuffer small = arena.alloc("small index", 16);
+        var e = assertThrows(IllegalArgumentException.class,
+                () -> vops.posEmbedAdd(f32("h", h), null, f32("table", table), positions, small, f32("weight", weight), rows, hidden));
+        assertTrue(e.getMessage().contains("posEmbedAdd") && e.getMessage().contains("small index"), e.getMessage());
     }
 
     @Test

@@ -13,15 +13,12 @@ import java.util.Set;
  * {@code mrope_interleaved} says) and DeepStack (vision features added after the first decoder layers, carried by the
  * {@link io.vlmflux.llm.EmbeddingSpan}s). Weights live under {@code model.language_model.}; the vision tower's
  * tensors ({@code model.visual.}, {@code visual.}) are skipped. The text model runs on cpu and cuda (the cuda decoder
- * does interleaved M-RoPE and the DeepStack adds on the device); the runtime still needs the cpu vision tower, so
- * {@link #RUNTIME_CPU_ONLY} keeps {@code VlmRuntime} on the cpu backend for now.
+ * does interleaved M-RoPE and the DeepStack adds on the device), and so does the vision tower.
  */
 public final class Qwen3VlFamily implements ModelFamily {
     @Override public String name() { return "qwen3-vl"; }
     @Override public Set<String> architectures() { return Set.of("Qwen3VLForConditionalGeneration"); }
     @Override public Set<String> modelTypes() { return Set.of("qwen3_vl"); }
-    /** Why {@code VlmRuntime} refuses this family on cuda: no GPU vision tower for Qwen3-VL yet. */
-    public static final String RUNTIME_CPU_ONLY = "the Qwen3-VL vision tower has no cuda path yet, so the runtime runs on the cpu backend for now";
 
     @Override public TextModelSpec spec(ModelConfig c, Set<String> names) {
         if (!c.rope().isMrope())

@@ -21,6 +21,8 @@ import java.util.Map;
  * {@link GpuVisionEncoder} → bf16 image-token rows copied into a buffer this class owns, which the CUDA decoder
  * splices into its embedding buffer (a device span; nothing crosses to the host). All work is enqueued on the
  * runtime's one stream, so the prefill that reads the rows runs after they are written without synchronization.
+ * Qwen3-VL's DeepStack features are the exception: the decoder takes them as host rows, so they are downloaded once
+ * per encode (one copy of {@code features x tokens x hidden} fp32, which waits for the encoder).
  *
  * <p>Row buffers come from a pool of device allocations per size (a camera's frames all have one size), so a steady
  * stream allocates nothing; buffers beyond the pool bound are freed on the compute thread before the next encode
@@ -40,17 +42,20 @@ final class DeviceVision extends VisionPath<GpuPixels> {
         final DeviceArena memory;
         final long poolKey;
         final SpanRows.Device rows;
+        final List<float[]> deepstack;   // Qwen3-VL: host copies (the decoder's DeepStack interface takes host rows)
 
-        Rows(DeviceArena memory, long poolKey, DeviceEmbeddings e) {
+        Rows(DeviceArena memory, long poolKey, DeviceEmbeddings e, List<float[]> deepstack) {
             super(e.tokens(), e.hidden(), e.gridT(), e.gridH(), e.gridW(), e.contentHash());
             this.memory = memory;
             this.poolKey = poolKey;
             DeviceBuffer b = memory.alloc("image rows bf16 [" + e.tokens() + ", " + e.hidden() + "]", 2L * e.tokens() * e.hidden());
             this.rows = new SpanRows.Device(b, true);
+            this.deepstack = List.copyOf(deepstack);
         }
 
         @Override SpanRows spanRows() { return rows; }
-        @Override long bytes() { return memory.capacity() + 128; }
+        @Override List<float[]> deepstack() { return deepstack; }
+        @Override long bytes() { return memory.capacity() + 4L * tokens * hidden * deepstack.size() + 128; }
     }
 
     DeviceVision(GpuImageProcessor processor, GpuVisionEncoder encoder, long cacheBytes) {
@@ -73,18 +78,23 @@ final class DeviceVision extends VisionPath<GpuPixels> {
     }
 
     @Override ImageRows encodeRows(Preprocessed<GpuPixels> px) {
-        DeviceEmbeddings e = encoder.encodeToDevice(px.pixels());
-        long need = (2L * e.tokens() * e.hidden() + 255) / 256 * 256;
-        Rows r = new Rows(take(need), need, e);
-        stream.copyAsync(r.rows.buffer(), e.bf16(), r.rows.buffer().bytes());   // the encoder's output buffer is reused by its next call
-        return r;
+        return keep(encoder.encodeToDevice(px.pixels()));
     }
 
     /** A clip preprocessed on the host: uploaded, encoded (segments per temporal slice / window), rows kept on the device. */
     @Override ImageRows encodeClipRows(io.vlmflux.vision.PixelValues px) {
-        DeviceEmbeddings e = encoder.encodeToDevice(px);
+        return keep(encoder.encodeToDevice(px));
+    }
+
+    /**
+     * Copies the encoder's output rows into pooled memory of their own (the encoder's buffers are reused by its next
+     * call); DeepStack features (Qwen3-VL) are downloaded, which waits for the encoder: {@code CudaDecoder} reads
+     * DeepStack rows from the host ({@link io.vlmflux.llm.EmbeddingSpan#deepstack()}).
+     */
+    private Rows keep(DeviceEmbeddings e) {
+        List<float[]> deep = encoder.deepstackToHost(e);
         long need = (2L * e.tokens() * e.hidden() + 255) / 256 * 256;
-        Rows r = new Rows(take(need), need, e);
+        Rows r = new Rows(take(need), need, e, deep);
         stream.copyAsync(r.rows.buffer(), e.bf16(), r.rows.buffer().bytes());
         return r;
     }

@@ -27,16 +27,6 @@ final class HostVision extends VisionPath<PixelValues> {
         return new ImageRows.Host(e.data(), e.tokens(), e.hidden(), e.gridT(), e.gridH(), e.gridW(), e.contentHash(), e.deepstack());
     }
 
-    /**
-     * Encodes a Qwen3-VL clip (frames already chosen) outside the encoder-output cache; the caller holds the rows
-     * (reference count 1) and releases them through {@link #release}. Closes no frame.
-     */
-    synchronized ImageRows encodeClip(io.vlmflux.vision.qwen3vl.Qwen3VLVideoProcessor videoProcessor, java.util.List<io.vlmflux.sources.Frame> clip) {
-        if (isClosed()) throw new IllegalStateException("the vision path of this runtime was closed");
-        ImageEmbeddings e = encoder.encode(videoProcessor.process(clip));
-        return new ImageRows.Host(e.data(), e.tokens(), e.hidden(), e.gridT(), e.gridH(), e.gridW(), e.contentHash(), e.deepstack());
-    }
-
     @Override ImageRows encodeClipRows(PixelValues px) {
         ImageEmbeddings e = encoder.encode(px);
         return new ImageRows.Host(e.data(), e.tokens(), e.hidden(), e.gridT(), e.gridH(), e.gridW(), e.contentHash(), e.deepstack());

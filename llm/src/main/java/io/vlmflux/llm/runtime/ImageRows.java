@@ -30,6 +30,23 @@ abstract class ImageRows {
     /** DeepStack rows (Qwen3-VL), each {@code [tokens, hidden]} on the host; empty for other towers. */
     java.util.List<float[]> deepstack() { return java.util.List.of(); }
 
+    /** Rows {@code [row0, row0 + count)} as an embedding span reads them: a host copy, or a view of the device rows. */
+    final SpanRows spanRows(int row0, int count) {
+        if (row0 < 0 || count <= 0 || row0 + count > tokens) throw new IndexOutOfBoundsException("rows [" + row0 + ", " + (row0 + count) + ") of " + tokens);
+        return switch (spanRows()) {
+            case SpanRows.Host h -> new SpanRows.Host(java.util.Arrays.copyOfRange(h.data(), row0 * hidden, (row0 + count) * hidden));
+            case SpanRows.Device d -> {
+                long es = d.bf16() ? 2 : 4;
+                yield new SpanRows.Device(d.buffer().slice(row0 * es * hidden, count * es * hidden, d.buffer().name() + " rows " + row0 + "+" + count), d.bf16());
+            }
+        };
+    }
+
+    /** DeepStack rows {@code [row0, row0 + count)} of every feature (host copies). */
+    final java.util.List<float[]> deepstack(int row0, int count) {
+        return deepstack().stream().map(f -> java.util.Arrays.copyOfRange(f, row0 * hidden, (row0 + count) * hidden)).toList();
+    }
+
     /** Rows on the host (cpu backend). */
     static final class Host extends ImageRows {
         private final SpanRows.Host rows;

@@ -176,8 +176,9 @@ public final class VlmRuntime implements AutoCloseable {
                     cpuEncoder = VisionEncoders.load(dir, "cpu");
                     vision = new HostVision(ImageProcessor.load(dir), cpuEncoder, options.encoderCacheBytes());
                 }
-                if (cpuEncoder != null && cpuEncoder.deepstackLayers() > decoder.config().numLayers())
-                    throw new IllegalArgumentException(dir + ": the vision encoder makes " + cpuEncoder.deepstackLayers()
+                int deepstack = stream != null ? gpuEncoder.deepstackLayers() : cpuEncoder.deepstackLayers();
+                if (deepstack > decoder.config().numLayers())
+                    throw new IllegalArgumentException(dir + ": the vision encoder makes " + deepstack
                             + " DeepStack features (vision_config.deepstack_visual_indexes) but the text model has only "
                             + decoder.config().numLayers() + " decoder layers to add them to");
                 int outHidden = stream != null ? gpuEncoder.outHidden() : cpuEncoder.outHidden();
@@ -200,7 +201,7 @@ public final class VlmRuntime implements AutoCloseable {
         }
     }
 
-    /** Refuses, before anything is allocated, a model the cuda runtime does not run (Qwen3-VL: no cuda vision tower yet). */
+    /** Refuses, before anything is allocated, a model whose family does not run on the cuda backend. */
     private static void checkFamilyOnCuda(Path dir, String configFile) {
         ModelConfig config;
         try {
@@ -215,9 +216,6 @@ public final class VlmRuntime implements AutoCloseable {
             return;   // Models.load reports an unsupported architecture with the file named
         }
         family.checkBackend(Backend.CUDA, dir.resolve(configFile));
-        if (family instanceof io.vlmflux.llm.qwen3vl.Qwen3VlFamily)   // the decoder runs on cuda, the vision tower not yet
-            throw new UnsupportedOperationException(dir.resolve(configFile) + ": " + family.name() + ": "
-                    + io.vlmflux.llm.qwen3vl.Qwen3VlFamily.RUNTIME_CPU_ONLY + "; load it with backend cpu");
     }
 
     private static void closeAll(VisionPath<?> vision, GpuImageProcessor gp, GpuVisionEncoder ge, io.vlmflux.vision.VisionEncoder ce, Decoder decoder,
@@ -450,7 +448,7 @@ public final class VlmRuntime implements AutoCloseable {
      * A prompt with one video. Qwen2-VL / Qwen2.5-VL (cpu and cuda): the single {@code <|video_pad|>} of {@code text}
      * expands to the clip's {@code t * h/m * w/m} pads, one embedding span of grid {@code (t, h, w)} with
      * {@code second_per_grid_t = temporal_patch_size / fps} (see {@code Qwen2VideoPrompts}).
-     * Qwen3-VL (cpu backend): {@code text} is tokenized verbatim and must hold exactly one
+     * Qwen3-VL (cpu and cuda): {@code text} is tokenized verbatim and must hold exactly one
      * {@code <|video_pad|>} (as the chat template writes it, inside {@code <|vision_start|>…<|vision_end|>});
      * {@code clip} are the frames already sampled at {@code fps} frames per second (frame i at i / fps seconds). As
      * transformers' {@code Qwen3VLProcessor}, the pad becomes, per temporal group g of {@code merge_size} frames (the last
@@ -483,8 +481,8 @@ public final class VlmRuntime implements AutoCloseable {
             checkOpen();
             ModelConfig c = decoder.config();
             if (Qwen2VideoPrompts.supports(c)) return Qwen2VideoPrompts.prepare(dir, c, tokenizer, imagePadId, vision, text, clip, fps);
-            if (!(vision instanceof HostVision hv) || !c.modelType().startsWith("qwen3_vl") || c.videoTokenId() < 0)
-                throw new IllegalArgumentException("video prompts need a Qwen2-VL or Qwen2.5-VL model (cpu or cuda) or a Qwen3-VL model (cpu); " + dir + " is '"
+            if (vision == null || !c.modelType().startsWith("qwen3_vl") || c.videoTokenId() < 0)
+                throw new IllegalArgumentException("video prompts need a Qwen2-VL or Qwen2.5-VL model or a Qwen3-VL model (cpu or cuda); " + dir + " is '"
                         + c.modelType() + "' on " + backend.wire());
             if (!(fps > 0 && fps < 1e4)) throw new IllegalArgumentException("video fps must be in (0, 1e4), got " + fps);
             if (clip.isEmpty()) throw new IllegalArgumentException("a video needs at least one frame");
@@ -498,7 +496,7 @@ public final class VlmRuntime implements AutoCloseable {
             if (start < 0 || end < 0) throw new IllegalArgumentException(dir + ": no vision_start_token_id in the config or no <|vision_end|> token");
             io.vlmflux.vision.qwen3vl.Qwen3VLVideoProcessor vp = io.vlmflux.vision.qwen3vl.Qwen3VLVideoProcessor.load(dir);
             long t0 = System.nanoTime();
-            rows = hv.encodeClip(vp, clip);
+            rows = vision.encodeClip(vp.process(clip));   // host preprocessing; the encoder of the backend (device rows on cuda)
             long t1 = System.nanoTime();
             int merge = vp.config().mergeSize(), groups = rows.gridT;
             List<Integer> idx = new ArrayList<>();
@@ -508,7 +506,6 @@ public final class VlmRuntime implements AutoCloseable {
                 throw new IllegalStateException("clip of " + clip.size() + " frames gave " + groups + " temporal groups, timestamps give " + idx.size() / merge);
             if (rows.tokens % groups != 0) throw new IllegalStateException("clip rows " + rows.tokens + " do not split into " + groups + " groups");
             int per = rows.tokens / groups, H = rows.hidden;
-            float[] data = ((io.vlmflux.llm.SpanRows.Host) rows.spanRows()).data();
             List<Integer> out = new ArrayList<>();
             List<EmbeddingSpan> spans = new ArrayList<>();
             for (int id : ids) {
@@ -518,10 +515,8 @@ public final class VlmRuntime implements AutoCloseable {
                     String stamp = "<" + new java.math.BigDecimal(ts).setScale(1, java.math.RoundingMode.HALF_EVEN).toPlainString() + " seconds>";
                     for (int x : tokenizer.encode(stamp)) out.add(x);
                     out.add(start);
-                    int from = g * per * H, to = from + per * H;
-                    List<float[]> ds = rows.deepstack().stream().map(d -> java.util.Arrays.copyOfRange(d, from, to)).toList();
-                    spans.add(new EmbeddingSpan(out.size(), per, H, new io.vlmflux.llm.SpanRows.Host(java.util.Arrays.copyOfRange(data, from, to)), 1,
-                            rows.gridH, rows.gridW, rows.contentHash * 31 + g, 0, ds));
+                    spans.add(new EmbeddingSpan(out.size(), per, H, rows.spanRows(g * per, per), 1,
+                            rows.gridH, rows.gridW, rows.contentHash * 31 + g, 0, rows.deepstack(g * per, per)));
                     for (int k = 0; k < per; k++) out.add(pad);
                     out.add(end);
                 }

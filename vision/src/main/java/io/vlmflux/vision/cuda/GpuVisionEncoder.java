@@ -1,6 +1,5 @@
 package io.vlmflux.vision.cuda;
 
-import io.vlmflux.cuda.DType;
 import io.vlmflux.cuda.Tuning;
 import io.vlmflux.cuda.gpu.Blas;
 import io.vlmflux.cuda.gpu.CudaException;
@@ -12,12 +11,10 @@ import io.vlmflux.cuda.gpu.GpuDevice;
 import io.vlmflux.cuda.gpu.GpuOps;
 import io.vlmflux.cuda.gpu.GpuStream;
 import io.vlmflux.cuda.gpu.VisionGpuOps;
-import io.vlmflux.cuda.safetensors.TensorView;
 import io.vlmflux.cuda.safetensors.WeightStore;
 import io.vlmflux.vision.ImageEmbeddings;
 import io.vlmflux.vision.PixelValues;
 import io.vlmflux.vision.VisionEncoder;
-import io.vlmflux.vision.qwen2vl.VisionConfig;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -25,15 +22,23 @@ import java.lang.foreign.ValueLayout;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Collections;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 
 /**
- * Qwen2-VL / Qwen2.5-VL vision tower + patch merger on the GPU (backend {@code cuda}). Weights live in one device
- * arena (matrices bf16 as stored, gate and up projections fused into one matrix; norm weights and biases fp32);
+ * Qwen2-VL / Qwen2.5-VL / Qwen3-VL vision tower + patch merger on the GPU (backend {@code cuda}). Weights live in one
+ * device arena (matrices bf16 as stored, gate and up projections fused into one matrix; norm weights, biases and
+ * Qwen3-VL's position table fp32);
  * GEMMs are cuBLAS bf16 with fp32 accumulation, the residual stream is fp32, attention runs on tensor cores over
  * {@code cu_seqlens}-style segments (one per frame, or per window for Qwen2.5-VL) with no padding.
+ *
+ * <p>Qwen3-VL as {@code CpuQwen3VLEncoder} defines it: patch embedding with bias plus the learned position table
+ * blended per grid ({@link io.vlmflux.vision.qwen3vl.Qwen3VLPositions}, gathered on the device), LayerNorm blocks
+ * with a {@code gelu_pytorch_tanh} MLP, the merger (LayerNorm per patch, 2x2 shuffle, fc1, exact GELU, fc2), and
+ * after each {@code deepstack_visual_indexes} block a DeepStack merger (LayerNorm over the shuffled {@code 4 x hidden}
+ * row) whose fp32 output stays on the device ({@link DeviceEmbeddings#deepstack()}).
  *
  * <p>Two outputs: {@link #encodeToDevice} leaves the embeddings in device buffers (fp32 and bf16) for a GPU decoder
  * to splice into its embedding rows; {@link #encode} downloads them for the CPU decoder. Several images in one call
@@ -44,8 +49,8 @@ public final class GpuVisionEncoder implements VisionEncoder {
     private static final System.Logger LOG = System.getLogger("vlmflux.vision");
     private static final float NORM_EPS = 1e-6f;
 
-    private final VisionConfig cfg;
-    private final boolean q25;
+    private final TowerSpec cfg;
+    private final boolean q25;                   // Qwen2.5-VL: RMSNorm, gated MLP, windows
     private final GpuStream stream;
     private final boolean ownsStream;
     private final DeviceArena weights;
@@ -56,15 +61,16 @@ public final class GpuVisionEncoder implements VisionEncoder {
     private final VisionGpuOps.Act act;
     private final DeviceBuffer patchW;           // bf16 [d, patchDim]
     private final Block[] blocks;
-    private final DeviceBuffer lnQW, lnQB;       // fp32 [d] (bias null for RMSNorm)
-    private final DeviceBuffer m0W, m0B, m2W, m2B; // bf16 [d*m2, d*m2], fp32 [d*m2], bf16 [out, d*m2], fp32 [out]
+    private final Merger merger;                 // norm over d (per patch) before the shuffle
+    private final Merger[] deepMergers;          // Qwen3-VL DeepStack mergers, by slot; norm over d*m2 after the shuffle
+    private final DeviceBuffer patchB;           // fp32 [d] (Qwen3-VL), else null
+    private final DeviceBuffer posTable;         // fp32 [side*side, d] (Qwen3-VL), else null
     private final DeviceBuffer invFreq;          // fp32 [hd/4]
     private final long weightBytes;
     private final int ffn;                       // MLP width padded to a multiple of 64 (zero rows/columns): aligned GEMMs
     private DeviceArena scratch;                 // per-call activations, grown on demand
     private int scratchTokens;
-    private Meta meta;                           // index tables of the last batch of grids
-    private DeviceArena metaArena;
+    private TowerTables meta;                    // index tables of the last batch of grids
     private io.vlmflux.cuda.gpu.PinnedBuffer hostStage;  // pinned staging of downloads (grown on demand)
     private final Map<String, CudaGraph> graphs = new HashMap<>(); // keyed by grids + buffer addresses
     private boolean useGraphs;                   // Tuning.visionGraphs(); off after a failed capture
@@ -76,9 +82,8 @@ public final class GpuVisionEncoder implements VisionEncoder {
                          DeviceBuffer upW, DeviceBuffer upB,   // [gate; up] fused (Qwen2.5-VL) or fc1
                          DeviceBuffer downW, DeviceBuffer downB, boolean fullAttention) {}
 
-    /** Index tables of one batch of grids (kept while the grids repeat, as with a camera). */
-    private record Meta(String key, int n, DeviceBuffer pos, DeviceBuffer fullTiles, int fullTileCount,
-                        DeviceBuffer winTiles, int winTileCount, DeviceBuffer unitIndex) {}
+    /** A patch merger: norm (bias null for RMSNorm), fc1 bf16 [d*m2, d*m2] + fp32 bias, exact GELU, fc2 bf16 [out, d*m2] + fp32 bias. */
+    private record Merger(DeviceBuffer normW, DeviceBuffer normB, DeviceBuffer fc1W, DeviceBuffer fc1B, DeviceBuffer fc2W, DeviceBuffer fc2B) {}
 
     /** Loads the tower of a model folder onto the default GPU, on a new stream, with {@link Tuning#fromSystemProperties()}. */
     public static GpuVisionEncoder load(Path modelDir) {
@@ -109,7 +114,7 @@ public final class GpuVisionEncoder implements VisionEncoder {
     }
 
     private static GpuVisionEncoder load(Path modelDir, GpuStream stream, boolean ownsStream, Tuning tuning) {
-        VisionConfig cfg = VisionConfig.load(modelDir);
+        TowerSpec cfg = TowerSpec.load(modelDir);
         try (WeightStore store = WeightStore.open(modelDir)) {
             return new GpuVisionEncoder(cfg, store, stream, ownsStream, tuning);
         } catch (IOException e) {
@@ -117,34 +122,37 @@ public final class GpuVisionEncoder implements VisionEncoder {
         }
     }
 
-    private GpuVisionEncoder(VisionConfig cfg, WeightStore store, GpuStream stream, boolean ownsStream, Tuning tuning) {
+    private GpuVisionEncoder(TowerSpec cfg, WeightStore store, GpuStream stream, boolean ownsStream, Tuning tuning) {
         this.cfg = cfg;
         this.useGraphs = tuning.visionGraphs();
-        this.q25 = cfg.family() == VisionConfig.Family.QWEN2_5_VL;
+        this.q25 = cfg.windowed();
         this.stream = stream;
         this.ownsStream = ownsStream;
         this.act = VisionGpuOps.Act.of(cfg.hiddenAct());
-        String prefix;
-        if (store.has("model.visual.patch_embed.proj.weight")) prefix = "model.visual.";
-        else if (store.has("visual.patch_embed.proj.weight")) prefix = "visual.";
-        else throw new IllegalArgumentException(store.location() + ": no vision tower weights (neither 'model.visual.patch_embed.proj.weight' nor 'visual.patch_embed.proj.weight')");
+        String prefix = DeviceWeights.prefix(store);
+        int[] deep = cfg.deepstackIndexes();
+        if (store.has(prefix + "deepstack_merger_list." + deep.length + ".linear_fc1.weight"))
+            throw new IllegalArgumentException(store.location() + ": the checkpoint has more DeepStack mergers than the " + deep.length
+                    + " entries of vision_config field 'deepstack_visual_indexes' " + Arrays.toString(deep));
         long bytes = 32L << 20; // cuBLAS workspace
         this.ffn = (cfg.mlpHidden() + 63) / 64 * 64;
-        bytes += (long) cfg.depth() * (ffn - cfg.mlpHidden()) * (6L * cfg.embedDim() + 8) + 4096L * cfg.depth();
+        bytes += (long) cfg.depth() * (ffn - cfg.mlpHidden()) * (6L * cfg.width() + 8) + 4096L * cfg.depth() + 4096L * deep.length;
         for (var e : store.tensors().entrySet())
             if (e.getKey().startsWith(prefix)) bytes += (e.getValue().rank() >= 2 ? 2 : 4) * e.getValue().numel() + 512;
+        if (cfg.qwen3()) bytes += 2L * cfg.positionSide() * cfg.positionSide() * cfg.width();   // the position table stays fp32
         this.weights = stream.device().newArena("vision weights", bytes);
-        Loader L = new Loader(store, prefix);
+        DeviceWeights L = new DeviceWeights(store, prefix, weights, stream);
         try {
-            int d = cfg.embedDim(), m2 = cfg.mergeSize() * cfg.mergeSize(), f = cfg.mlpHidden(), fp = ffn;
+            int d = cfg.width(), m2 = cfg.mergeSize() * cfg.mergeSize(), f = cfg.mlpHidden(), fp = ffn;
             DeviceBuffer ws = weights.alloc("cublas workspace", 32L << 20);
             this.blas = new Blas(stream, ws);
             this.gemm16 = new VisionGpuOps.Gemm(stream, ws); // same stream: the two handles never run at once
             this.ops = new GpuOps(stream, tuning);
             this.vops = new VisionGpuOps(stream);
             patchW = L.matrix("patch_embed.proj.weight", new long[] {d, cfg.inChannels(), cfg.temporalPatchSize(), cfg.patchSize(), cfg.patchSize()});
+            patchB = cfg.qwen3() ? L.vector("patch_embed.proj.bias", d) : null;
+            posTable = cfg.qwen3() ? L.fp32("pos_embed.weight", (long) cfg.positionSide() * cfg.positionSide(), d) : null;
             blocks = new Block[cfg.depth()];
-            List<Integer> full = Arrays.stream(cfg.fullAttBlocks()).boxed().toList();
             for (int b = 0; b < cfg.depth(); b++) {
                 String p = "blocks." + b + ".";
                 DeviceBuffer upW, upB;
@@ -156,10 +164,10 @@ public final class GpuVisionEncoder implements VisionEncoder {
                     L.matrixInto(upW, 2L * fp * d, p + "mlp.up_proj.weight", f, d);
                     upB = L.paddedBias(new String[] {p + "mlp.gate_proj.bias", p + "mlp.up_proj.bias"}, f, fp);
                 } else {
-                    upW = weights.alloc(prefix + p + "mlp.fc1.weight", 2L * fp * d);
+                    upW = weights.alloc(prefix + p + cfg.mlpIn() + ".weight", 2L * fp * d);
                     stream.memsetAsync(upW, 0, 2L * fp * d);
-                    L.matrixInto(upW, 0, p + "mlp.fc1.weight", f, d);
-                    upB = L.paddedBias(new String[] {p + "mlp.fc1.bias"}, f, fp);
+                    L.matrixInto(upW, 0, p + cfg.mlpIn() + ".weight", f, d);
+                    upB = L.paddedBias(new String[] {p + cfg.mlpIn() + ".bias"}, f, fp);
                 }
                 blocks[b] = new Block(
                         L.vector(p + "norm1.weight", d), q25 ? null : L.vector(p + "norm1.bias", d),
@@ -167,16 +175,16 @@ public final class GpuVisionEncoder implements VisionEncoder {
                         L.matrix(p + "attn.qkv.weight", new long[] {3L * d, d}), L.optVector(p + "attn.qkv.bias", 3 * d),
                         L.matrix(p + "attn.proj.weight", new long[] {d, d}), L.optVector(p + "attn.proj.bias", d),
                         upW, upB,
-                        L.paddedColumns(p + (q25 ? "mlp.down_proj.weight" : "mlp.fc2.weight"), d, f, fp),
-                        L.optVector(p + (q25 ? "mlp.down_proj.bias" : "mlp.fc2.bias"), d),
-                        !q25 || full.contains(b));
+                        L.paddedColumns(p + cfg.mlpOut() + ".weight", d, f, fp),
+                        L.optVector(p + cfg.mlpOut() + ".bias", d),
+                        cfg.fullAttention(b));
             }
-            lnQW = L.vector("merger.ln_q.weight", d);
-            lnQB = q25 ? null : L.vector("merger.ln_q.bias", d);
-            m0W = L.matrix("merger.mlp.0.weight", new long[] {(long) d * m2, (long) d * m2});
-            m0B = L.optVector("merger.mlp.0.bias", d * m2);
-            m2W = L.matrix("merger.mlp.2.weight", new long[] {cfg.outHidden(), (long) d * m2});
-            m2B = L.optVector("merger.mlp.2.bias", cfg.outHidden());
+            merger = merger(L, cfg.mergerNorm(), cfg.mergerIn(), cfg.mergerOut(), d);
+            deepMergers = new Merger[deep.length];
+            for (int k = 0; k < deep.length; k++) {
+                String p = "deepstack_merger_list." + k + ".";
+                deepMergers[k] = merger(L, p + "norm", p + "linear_fc1", p + "linear_fc2", d * m2);
+            }
             float[] inv = io.vlmflux.cuda.cpu.Rope.defaultInvFreq(cfg.headDim() / 2, cfg.ropeTheta()); // [hd/4]
             invFreq = weights.alloc("vision rope invFreq", 4L * inv.length);
             stream.upload(invFreq, inv);
@@ -189,86 +197,18 @@ public final class GpuVisionEncoder implements VisionEncoder {
                 + weightBytes / (1 << 20) + " MiB of weights, kernels " + ops.kernelOrigin());
     }
 
-    /** Uploads checkpoint tensors: matrices as bf16 (converted when stored otherwise), vectors as fp32. */
-    private final class Loader {
-        final WeightStore store;
-        final String prefix;
-
-        Loader(WeightStore store, String prefix) { this.store = store; this.prefix = prefix; }
-
-        DeviceBuffer matrix(String name, long[] shape) {
-            TensorView t = store.tensor(prefix + name, shape);
-            DeviceBuffer b = weights.alloc(prefix + name, 2L * t.numel());
-            upload(b, 0, t);
-            return b;
-        }
-
-        void matrixInto(DeviceBuffer dst, long offset, String name, long rows, long cols) {
-            TensorView t = store.tensor(prefix + name, rows, cols);
-            upload(dst, offset, t);
-        }
-
-        private void upload(DeviceBuffer dst, long offset, TensorView t) {
-            DeviceBuffer target = dst.slice(offset, 2L * t.numel(), t.name());
-            if (t.dtype() == DType.BF16) {
-                stream.uploadFromAddress(target, t.segment().address(), 2L * t.numel());
-            } else {
-                if (t.numel() > Integer.MAX_VALUE) throw new IllegalArgumentException(t.where() + " is too large to convert to bf16");
-                float[] v = t.toFloatArray();
-                short[] s = new short[v.length];
-                for (int i = 0; i < v.length; i++) s[i] = DType.floatToBf16(v[i]);
-                stream.upload(target, s);
-            }
-        }
-
-        DeviceBuffer vector(String name, int len) {
-            float[] v = store.tensor(prefix + name, len).toFloatArray();
-            DeviceBuffer b = weights.alloc(prefix + name, 4L * len);
-            stream.upload(b, v);
-            return b;
-        }
-
-        DeviceBuffer optVector(String name, int len) {
-            return store.has(prefix + name) ? vector(name, len) : null;
-        }
-
-        /** Biases of {@code names} (each [len], absent = zeros) at offsets 0, pad, 2*pad.. of one fp32 vector. */
-        DeviceBuffer paddedBias(String[] names, int len, int pad) {
-            boolean any = false;
-            float[] v = new float[names.length * pad];
-            for (int i = 0; i < names.length; i++) {
-                if (!store.has(prefix + names[i])) continue;
-                any = true;
-                System.arraycopy(store.tensor(prefix + names[i], len).toFloatArray(), 0, v, i * pad, len);
-            }
-            if (!any) return null;
-            DeviceBuffer b = weights.alloc(prefix + names[0] + " (padded)", 4L * v.length);
-            stream.upload(b, v);
-            return b;
-        }
-
-        /** A [rows, cols] matrix as bf16 [rows, colsPad], the extra columns zero. */
-        DeviceBuffer paddedColumns(String name, int rows, int cols, int colsPad) {
-            TensorView t = store.tensor(prefix + name, rows, cols);
-            short[] out = new short[Math.multiplyExact(rows, colsPad)];
-            if (t.dtype() == DType.BF16) {
-                for (int r = 0; r < rows; r++)
-                    java.lang.foreign.MemorySegment.copy(t.segment(), ValueLayout.JAVA_SHORT_UNALIGNED, 2L * r * cols, out, r * colsPad, cols);
-            } else {
-                float[] v = t.toFloatArray();
-                for (int r = 0; r < rows; r++)
-                    for (int c = 0; c < cols; c++) out[r * colsPad + c] = DType.floatToBf16(v[r * cols + c]);
-            }
-            DeviceBuffer b = weights.alloc(prefix + name + " (padded)", 2L * out.length);
-            stream.upload(b, out);
-            return b;
-        }
+    /** A merger's tensors: norm over {@code normWidth} (RMSNorm without bias for Qwen2.5-VL), fc1 and fc2 with optional biases. */
+    private Merger merger(DeviceWeights L, String norm, String fc1, String fc2, int normWidth) {
+        int w = cfg.width() * cfg.mergeSize() * cfg.mergeSize();
+        return new Merger(L.vector(norm + ".weight", normWidth), q25 ? null : L.vector(norm + ".bias", normWidth),
+                L.matrix(fc1 + ".weight", new long[] {w, w}), L.optVector(fc1 + ".bias", w),
+                L.matrix(fc2 + ".weight", new long[] {cfg.outHidden(), w}), L.optVector(fc2 + ".bias", cfg.outHidden()));
     }
 
     @Override public int outHidden() { return cfg.outHidden(); }
     @Override public int mergeSize() { return cfg.mergeSize(); }
+    @Override public int deepstackLayers() { return deepMergers.length; }
     @Override public String describe() { return "cuda " + cfg + " on " + stream.device(); }
-    public VisionConfig config() { return cfg; }
     public GpuStream stream() { return stream; }
     /** Device bytes of the weights (plus the cuBLAS workspace). */
     public long weightBytes() { return weightBytes; }
@@ -283,11 +223,13 @@ public final class GpuVisionEncoder implements VisionEncoder {
         if (images.isEmpty()) return List.of();
         DeviceEmbeddings de = encodeHost(images);
         float[] all = download(de.f32(), de.tokens() * de.hidden());
+        List<float[]> deep = deepstackToHost(de);
         List<ImageEmbeddings> out = new ArrayList<>(images.size());
         int off = 0, m2 = cfg.mergeSize() * cfg.mergeSize(), o = cfg.outHidden();
         for (PixelValues pv : images) {
-            int tk = pv.numPatches() / m2;
-            out.add(new ImageEmbeddings(Arrays.copyOfRange(all, off * o, (off + tk) * o), tk, o, pv.gridT(), pv.gridH(), pv.gridW(), pv.contentHash()));
+            int tk = pv.numPatches() / m2, from = off * o, to = (off + tk) * o;
+            List<float[]> ds = deep.stream().map(f -> Arrays.copyOfRange(f, from, to)).toList();
+            out.add(new ImageEmbeddings(Arrays.copyOfRange(all, from, to), tk, o, pv.gridT(), pv.gridH(), pv.gridW(), pv.contentHash(), ds));
             off += tk;
         }
         return out;
@@ -332,11 +274,25 @@ public final class GpuVisionEncoder implements VisionEncoder {
         return run(s.withInput(pixels.data()), grids, pixels.contentHash());
     }
 
-    /** Downloads device embeddings as an {@link ImageEmbeddings} (synchronizes the stream). */
+    /** Downloads device embeddings, with their DeepStack features, as an {@link ImageEmbeddings} (synchronizes the stream). */
     public synchronized ImageEmbeddings toHost(DeviceEmbeddings e) {
         check();
         float[] v = download(e.f32(), e.tokens() * e.hidden());
-        return new ImageEmbeddings(v, e.tokens(), e.hidden(), e.gridT(), e.gridH(), e.gridW(), e.contentHash());
+        return new ImageEmbeddings(v, e.tokens(), e.hidden(), e.gridT(), e.gridH(), e.gridW(), e.contentHash(), deepstackToHost(e));
+    }
+
+    /**
+     * The DeepStack features of device embeddings on the host, one {@code [tokens, hidden]} array per feature in
+     * decoder-layer order (one copy, synchronizes the stream); empty for towers without DeepStack.
+     */
+    public synchronized List<float[]> deepstackToHost(DeviceEmbeddings e) {
+        check();
+        if (e.deepstackLayers() == 0) return List.of();
+        int per = Math.multiplyExact(e.tokens(), e.hidden());
+        float[] all = download(e.deepstack(), Math.multiplyExact(per, e.deepstackLayers()));
+        List<float[]> out = new ArrayList<>(e.deepstackLayers());
+        for (int k = 0; k < e.deepstackLayers(); k++) out.add(Arrays.copyOfRange(all, k * per, (k + 1) * per));
+        return Collections.unmodifiableList(out);
     }
 
     /** fp32 device values to a new array through pinned staging (an async copy at full bus speed, then one memcpy). */
@@ -362,7 +318,7 @@ public final class GpuVisionEncoder implements VisionEncoder {
         int m = cfg.mergeSize();
         if (patchDim != cfg.patchDim())
             throw new IllegalArgumentException("pixel values of image " + i + " have " + patchDim + " values per patch, the "
-                    + cfg.family().modelType() + " vision tower expects " + cfg.patchDim() + " (channels " + cfg.inChannels() + " x temporal "
+                    + cfg.modelType() + " vision tower expects " + cfg.patchDim() + " (channels " + cfg.inChannels() + " x temporal "
                     + cfg.temporalPatchSize() + " x patch " + cfg.patchSize() + "^2)");
         if (gh % m != 0 || gw % m != 0)
             throw new IllegalArgumentException("grid " + gh + "x" + gw + " of image " + i + " is not divisible by spatial_merge_size " + m);
@@ -376,23 +332,25 @@ public final class GpuVisionEncoder implements VisionEncoder {
 
     // ---- activations ----
 
+    /** Per-call buffers; {@code wide} and {@code deep} only for towers with DeepStack (else null). */
     private record Scratch(DeviceBuffer xf32, DeviceBuffer xbf16, DeviceBuffer h, DeviceBuffer tmp, DeviceBuffer normed,
                            DeviceBuffer qkv, DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer attn,
                            DeviceBuffer mlp, DeviceBuffer actb, DeviceBuffer mid, DeviceBuffer midb, DeviceBuffer merged,
-                           DeviceBuffer outF32, DeviceBuffer outBf16) {
+                           DeviceBuffer outF32, DeviceBuffer outBf16, DeviceBuffer wide, DeviceBuffer deep) {
         Scratch withInput(DeviceBuffer bf16) {
-            return new Scratch(xf32, bf16, h, tmp, normed, qkv, q, k, v, attn, mlp, actb, mid, midb, merged, outF32, outBf16);
+            return new Scratch(xf32, bf16, h, tmp, normed, qkv, q, k, v, attn, mlp, actb, mid, midb, merged, outF32, outBf16, wide, deep);
         }
     }
 
     private long scratchBytes(int n) {
-        long d = cfg.embedDim(), pd = cfg.patchDim(), f = ffn, m2 = (long) cfg.mergeSize() * cfg.mergeSize();
-        long t = n / m2, o = cfg.outHidden();
+        long d = cfg.width(), pd = cfg.patchDim(), f = ffn, m2 = (long) cfg.mergeSize() * cfg.mergeSize();
+        long t = n / m2, o = cfg.outHidden(), ds = deepMergers.length;
         long b = 4 * n * pd + 2 * n * pd        // pixels fp32 + bf16
                 + 4 * n * d * 2 + 2 * n * d      // h, tmp, normed
                 + 4 * n * 3 * d + 2 * n * d * 4  // qkv, q, k, v, attn
                 + 4 * n * (q25 ? 2 : 1) * f + 2 * n * f
-                + 4 * t * d * m2 + 2 * t * d * m2 + 4 * t * o * 2 + 2 * t * o;
+                + 4 * t * d * m2 + 2 * t * d * m2 + 4 * t * o * 2 + 2 * t * o
+                + (ds == 0 ? 0 : 2 * n * d + 4 * ds * t * o);   // DeepStack: shuffled norm bf16, features fp32
         return b + 64 * 256;
     }
 
@@ -406,8 +364,8 @@ public final class GpuVisionEncoder implements VisionEncoder {
 
     private Scratch scratchBuffers(int n) {
         scratch.reset(0);
-        long d = cfg.embedDim(), pd = cfg.patchDim(), f = ffn, m2 = (long) cfg.mergeSize() * cfg.mergeSize();
-        long t = n / m2, o = cfg.outHidden();
+        long d = cfg.width(), pd = cfg.patchDim(), f = ffn, m2 = (long) cfg.mergeSize() * cfg.mergeSize();
+        long t = n / m2, o = cfg.outHidden(), ds = deepMergers.length;
         DeviceArena a = scratch;
         return new Scratch(a.alloc("pixels fp32", 4 * n * pd), a.alloc("pixels bf16", 2 * n * pd),
                 a.alloc("hidden fp32", 4 * n * d), a.alloc("delta fp32", 4 * n * d), a.alloc("normed bf16", 2 * n * d),
@@ -415,80 +373,18 @@ public final class GpuVisionEncoder implements VisionEncoder {
                 a.alloc("v bf16", 2 * n * d), a.alloc("attn bf16", 2 * n * d),
                 a.alloc("mlp fp32", 4 * n * (q25 ? 2 : 1) * f), a.alloc("mlp act bf16", 2 * n * f),
                 a.alloc("merger mid fp32", 4 * t * d * m2), a.alloc("merger mid bf16", 2 * t * d * m2),
-                a.alloc("merger out fp32", 4 * t * o), a.alloc("embeddings fp32", 4 * t * o), a.alloc("embeddings bf16", 2 * t * o));
+                a.alloc("merger out fp32", 4 * t * o), a.alloc("embeddings fp32", 4 * t * o), a.alloc("embeddings bf16", 2 * t * o),
+                ds == 0 ? null : a.alloc("deepstack normed bf16", 2 * n * d),
+                ds == 0 ? null : a.alloc("deepstack features fp32 [" + ds + ", tokens, out]", 4 * ds * t * o));
     }
 
     // ---- index tables ----
 
-    private Meta meta(int[][] grids, int n) {
-        StringBuilder kb = new StringBuilder();
-        for (int[] g : grids) kb.append(g[0]).append('x').append(g[1]).append('x').append(g[2]).append(';');
-        String key = kb.toString();
-        if (meta != null && meta.key.equals(key)) return meta;
-        int m = cfg.mergeSize(), m2 = m * m;
-        int units = n / m2;
-        // positions (row, column) per patch in merge-window order, full-attention segments = one per frame
-        int[] pos = new int[2 * n];
-        int[] fullCu = new int[1 + Arrays.stream(grids).mapToInt(g -> g[0]).sum()];
-        int row = 0, seg = 0;
-        for (int[] g : grids) {
-            for (int t = 0; t < g[0]; t++) {
-                for (int bh = 0; bh < g[1] / m; bh++)
-                    for (int bw = 0; bw < g[2] / m; bw++)
-                        for (int mh = 0; mh < m; mh++)
-                            for (int mw = 0; mw < m; mw++, row++) {
-                                pos[2 * row] = bh * m + mh;
-                                pos[2 * row + 1] = bw * m + mw;
-                            }
-                fullCu[seg + 1] = fullCu[seg] + g[1] * g[2];
-                seg++;
-            }
-        }
-        int[] index = null, winCu = null;
-        if (q25) {
-            int vmw = cfg.windowSize() / m / cfg.patchSize();
-            index = new int[units];
-            List<Integer> cu = new ArrayList<>();
-            cu.add(0);
-            int k = 0, base = 0, last = 0;
-            for (int[] g : grids) {
-                int lh = g[1] / m, lw = g[2] / m;
-                int nwh = (lh + vmw - lh % vmw) / vmw, nww = (lw + vmw - lw % vmw) / vmw;
-                for (int t = 0; t < g[0]; t++)
-                    for (int wh = 0; wh < nwh; wh++)
-                        for (int ww = 0; ww < nww; ww++) {
-                            int count = 0;
-                            for (int y = wh * vmw; y < Math.min((wh + 1) * vmw, lh); y++)
-                                for (int x = ww * vmw; x < Math.min((ww + 1) * vmw, lw); x++) {
-                                    index[k++] = base + t * lh * lw + y * lw + x;
-                                    count++;
-                                }
-                            if (count > 0) { last += count * m2; cu.add(last); }
-                        }
-                base += g[0] * lh * lw;
-            }
-            winCu = cu.stream().mapToInt(Integer::intValue).toArray();
-            int[] permuted = new int[2 * n];
-            for (int u = 0; u < units; u++) System.arraycopy(pos, 2 * index[u] * m2, permuted, 2 * u * m2, 2 * m2);
-            pos = permuted;
-        }
-        int[] fullTiles = VisionGpuOps.attentionTiles(fullCu);
-        int[] winTiles = winCu == null ? null : VisionGpuOps.attentionTiles(winCu);
-        if (metaArena != null) { stream.synchronize(); dropGraphs(); metaArena.close(); }
-        long bytes = 4L * pos.length + 4L * fullTiles.length + (winTiles == null ? 0 : 4L * winTiles.length + 4L * units) + 4 * 256;
-        metaArena = stream.device().newArena("vision index tables", bytes);
-        DeviceBuffer dPos = metaArena.alloc("rotary positions", 4L * pos.length);
-        stream.upload(dPos, pos);
-        DeviceBuffer dFull = metaArena.alloc("full-attention tiles", 4L * fullTiles.length);
-        stream.upload(dFull, fullTiles);
-        DeviceBuffer dWin = null, dIndex = null;
-        if (winTiles != null) {
-            dWin = metaArena.alloc("window tiles", 4L * winTiles.length);
-            stream.upload(dWin, winTiles);
-            dIndex = metaArena.alloc("window index", 4L * units);
-            stream.upload(dIndex, index);
-        }
-        meta = new Meta(key, n, dPos, dFull, fullTiles.length / 4, dWin, winTiles == null ? 0 : winTiles.length / 4, dIndex);
+    private TowerTables meta(int[][] grids, int n) {
+        String key = TowerTables.key(grids);
+        if (meta != null && meta.key().equals(key)) return meta;
+        if (meta != null) { stream.synchronize(); dropGraphs(); meta.close(); meta = null; }
+        meta = TowerTables.build(cfg, grids, n, stream);
         return meta;
     }
 
@@ -507,14 +403,14 @@ public final class GpuVisionEncoder implements VisionEncoder {
      */
     private DeviceEmbeddings run(Scratch s, int[][] grids, long hash) {
         int n = totalPatches(grids);
-        Meta mt = meta(grids, n);
+        TowerTables mt = meta(grids, n);
         if (useGraphs) {
-            String key = mt.key + "@" + Long.toHexString(s.xbf16.address()) + "#" + generation;
+            String key = mt.key() + "@" + Long.toHexString(s.xbf16.address()) + "#" + generation;
             CudaGraph g = graphs.get(key);
             if (g == null) {
                 try {
                     if (graphs.size() >= 8) dropGraphs();
-                    g = CudaGraph.capture("vision tower " + mt.key, stream, () -> enqueue(s, mt, n));
+                    g = CudaGraph.capture("vision tower " + mt.key(), stream, () -> enqueue(s, mt, n));
                     graphs.put(key, g);
                 } catch (CudaException e) {
                     useGraphs = false;
@@ -527,7 +423,8 @@ public final class GpuVisionEncoder implements VisionEncoder {
             enqueue(s, mt, n);
         }
         int[] g0 = grids[0];
-        return new DeviceEmbeddings(s.outF32, s.outBf16, n / (cfg.mergeSize() * cfg.mergeSize()), cfg.outHidden(), g0[0], g0[1], g0[2], hash);
+        return new DeviceEmbeddings(s.outF32, s.outBf16, n / (cfg.mergeSize() * cfg.mergeSize()), cfg.outHidden(), g0[0], g0[1], g0[2], hash,
+                s.deep, deepMergers.length);
     }
 
     /** Per-op timing sink of {@link #profile}; null when running normally. */
@@ -550,7 +447,7 @@ public final class GpuVisionEncoder implements VisionEncoder {
         ensureScratch(n);
         Scratch s = scratchBuffers(n).withInput(pixels.data());
         int[][] grids = {{pixels.gridT(), pixels.gridH(), pixels.gridW()}};
-        Meta mt = meta(grids, n);
+        TowerTables mt = meta(grids, n);
         timing = new java.util.LinkedHashMap<>();
         try {
             enqueue(s, mt, n);
@@ -560,27 +457,33 @@ public final class GpuVisionEncoder implements VisionEncoder {
         }
     }
 
-    private void enqueue(Scratch s, Meta mt, int n) {
-        int d = cfg.embedDim(), m = cfg.mergeSize(), m2 = m * m, f = ffn, o = cfg.outHidden();
-        int heads = cfg.numHeads(), hd = cfg.headDim(), units = n / m2;
+    private void enqueue(Scratch s, TowerTables mt, int n) {
+        int d = cfg.width(), f = ffn;
+        int heads = cfg.heads(), hd = cfg.headDim();
         boolean rms = q25;
         float scale = (float) (1.0 / Math.sqrt(hd));
         // patch embedding (Conv3d, stride = kernel: a GEMM over flattened patches), window permutation of units
-        if (mt.unitIndex != null) {
+        if (mt.unitIndex() != null) {
+            int m2 = cfg.mergeSize() * cfg.mergeSize();
             op("patch embed gemm", () -> blas.matmulNT(s.tmp, s.xbf16, patchW, n, d, cfg.patchDim(), false));
-            op("window permute", () -> vops.gatherUnits(s.h, s.tmp, mt.unitIndex, units, m2 * d));
+            op("window permute", () -> vops.gatherUnits(s.h, s.tmp, mt.unitIndex(), n / m2, m2 * d));
         } else {
             op("patch embed gemm", () -> blas.matmulNT(s.h, s.xbf16, patchW, n, d, cfg.patchDim(), false));
         }
+        if (posTable != null)   // Qwen3-VL: conv bias + interpolated position embeddings
+            op("position embeddings", () -> vops.posEmbedAdd(s.h, patchB, posTable, cfg.positionSide() * cfg.positionSide(),
+                    mt.posIndex(), mt.posWeight(), n, d));
         Block prev = null;
-        for (Block b : blocks) {
-            final Block pb = prev;
+        for (int bi = 0; bi < blocks.length; bi++) {
+            final Block b = blocks[bi], pb = prev;
+            // norm1 folds the previous block's MLP output into the residual stream
             if (pb == null) op("norm", () -> vops.norm(s.normed, s.h, null, null, b.n1W, b.n1B, n, d, NORM_EPS, rms));
             else op("norm", () -> vops.norm(s.normed, s.h, s.tmp, pb.downB, b.n1W, b.n1B, n, d, NORM_EPS, rms));
+            if (bi > 0) deepstack(s, bi - 1, n);   // h now holds block bi-1's output
             op("qkv gemm", () -> gemm16.matmulNTbf16(s.qkv, s.normed, b.qkvW, n, 3 * d, d));
-            op("rope split", () -> vops.ropeSplit(s.q, s.k, s.v, s.qkv, true, b.qkvB, mt.pos, invFreq, n, heads, hd));
-            if (b.fullAttention) op("attention full", () -> vops.attention(s.attn, s.q, s.k, s.v, mt.fullTiles, mt.fullTileCount, n, heads, hd, scale));
-            else op("attention window", () -> vops.attention(s.attn, s.q, s.k, s.v, mt.winTiles, mt.winTileCount, n, heads, hd, scale));
+            op("rope split", () -> vops.ropeSplit(s.q, s.k, s.v, s.qkv, true, b.qkvB, mt.pos(), invFreq, n, heads, hd));
+            if (b.fullAttention) op("attention full", () -> vops.attention(s.attn, s.q, s.k, s.v, mt.fullTiles(), mt.fullTileCount(), n, heads, hd, scale));
+            else op("attention window", () -> vops.attention(s.attn, s.q, s.k, s.v, mt.winTiles(), mt.winTileCount(), n, heads, hd, scale));
             op("proj gemm", () -> blas.matmulNT(s.tmp, s.attn, b.projW, n, d, d, false));
             op("norm", () -> vops.norm(s.normed, s.h, s.tmp, b.projB, b.n2W, b.n2B, n, d, NORM_EPS, rms));
             int width = q25 ? 2 * f : f;
@@ -589,15 +492,35 @@ public final class GpuVisionEncoder implements VisionEncoder {
             op("down gemm", () -> blas.matmulNT(s.tmp, s.actb, b.downW, n, d, f, false));
             prev = b;
         }
-        // patch merger: norm, m^2 neighbouring patches concatenated (contiguous rows), MLP with exact GELU
+        // patch merger: norm per patch (folding the last residual), m^2 neighbouring patches concatenated (contiguous rows)
         final Block last = prev;
-        op("merger", () -> {
-            vops.norm(s.normed, s.h, s.tmp, last.downB, lnQW, lnQB, n, d, NORM_EPS, rms);
-            gemm16.matmulNTbf16(s.mid, s.normed, m0W, units, d * m2, d * m2);
-            vops.biasAct(s.midb, s.mid, true, m0B, units, d * m2, d * m2, VisionGpuOps.Act.GELU, false);
-            blas.matmulNT(s.merged, s.midb, m2W, units, o, d * m2, false);
-            vops.biasScatter(s.outF32, s.outBf16, s.merged, m2B, mt.unitIndex, units, o);
+        op("merger", () -> vops.norm(s.normed, s.h, s.tmp, last.downB, merger.normW, merger.normB, n, d, NORM_EPS, rms));
+        deepstack(s, blocks.length - 1, n);
+        op("merger", () -> mergerMlp(s, merger, s.normed, s.outF32, s.outBf16, mt.unitIndex(), n));
+    }
+
+    /**
+     * The DeepStack merger fed by block {@code block}, if any: LayerNorm over the shuffled {@code d*m^2}-wide rows of
+     * the residual stream {@code h} (that block's output), then the merger MLP into feature slot k of {@code s.deep}.
+     */
+    private void deepstack(Scratch s, int block, int n) {
+        int k = cfg.deepstackSlot(block);
+        if (k < 0) return;
+        Merger mg = deepMergers[k];
+        int w = cfg.width() * cfg.mergeSize() * cfg.mergeSize(), units = n / (cfg.mergeSize() * cfg.mergeSize()), o = cfg.outHidden();
+        op("deepstack merger", () -> {
+            vops.norm(s.wide, s.h, null, null, mg.normW, mg.normB, units, w, NORM_EPS, false);
+            mergerMlp(s, mg, s.wide, s.deep.slice(4L * k * units * o, 4L * units * o, "deepstack feature " + k), null, null, n);
         });
+    }
+
+    /** fc1 (bf16 out), bias + exact GELU, fc2, bias, scattered back to input order ({@code index}, Qwen2.5-VL windows). */
+    private void mergerMlp(Scratch s, Merger mg, DeviceBuffer normed, DeviceBuffer outF32, DeviceBuffer outBf16, DeviceBuffer index, int n) {
+        int m2 = cfg.mergeSize() * cfg.mergeSize(), w = cfg.width() * m2, units = n / m2, o = cfg.outHidden();
+        gemm16.matmulNTbf16(s.mid, normed, mg.fc1W, units, w, w);
+        vops.biasAct(s.midb, s.mid, true, mg.fc1B, units, w, w, VisionGpuOps.Act.GELU, false);
+        blas.matmulNT(s.merged, s.midb, mg.fc2W, units, o, w, false);
+        vops.biasScatter(outF32, outBf16, s.merged, mg.fc2B, index, units, o);
     }
 
     @Override
@@ -613,7 +536,7 @@ public final class GpuVisionEncoder implements VisionEncoder {
             blas.close();
             gemm16.close();
             if (scratch != null) scratch.close();
-            if (metaArena != null) metaArena.close();
+            if (meta != null) meta.close();
             if (hostStage != null) hostStage.close();
             weights.close();
             if (ownsStream) stream.close();

@@ -123,15 +123,15 @@ final class CpuQwen3VLEncoder implements VisionEncoder {
         int[] cu = new int[frames + 1];
         int row = 0, seg = 0;
         for (PixelValues pv : images) {
-            float[] pos = interpolatedPositions(pv.gridH(), pv.gridW());
+            Qwen3VLPositions.Table pos = Qwen3VLPositions.of(cfg.gridSide(), m, pv.gridH(), pv.gridW());
             for (int t = 0; t < pv.gridT(); t++) {
+                final int row0 = row;
+                Parallel.forRange(pos.rows(), 16, (lo, hi) -> Qwen3VLPositions.addTo(h, row0, pos, posEmbed, d, lo, hi));
                 for (int bh = 0; bh < pv.gridH() / m; bh++)
                     for (int bw = 0; bw < pv.gridW() / m; bw++)
                         for (int mh = 0; mh < m; mh++)
                             for (int mw = 0; mw < m; mw++, row++) {
                                 int hp = bh * m + mh, wp = bw * m + mw;
-                                int src = (hp * pv.gridW() + wp) * d, dst = row * d;
-                                for (int c = 0; c < d; c++) h[dst + c] += pos[src + c];
                                 for (int f = 0; f < quarter; f++) {
                                     float ah = hp * invFreq[f], aw = wp * invFreq[f];
                                     cos[row * half + f] = (float) Math.cos(ah);
@@ -206,47 +206,6 @@ final class CpuQwen3VLEncoder implements VisionEncoder {
         mg.fc1.apply(mid, normed, tokens);
         Parallel.forRange(tokens * wide, 4096, (lo, hi) -> { for (int i = lo; i < hi; i++) mid[i] = CpuOps.geluErf(mid[i]); });
         mg.fc2.apply(out, mid, tokens);
-    }
-
-    /**
-     * transformers' {@code fast_pos_embed_interpolate} for one grid, in raster order {@code [gridH*gridW, hidden]}:
-     * the {@code side x side} table sampled at {@code linspace(0, side-1, gridH)} x {@code linspace(0, side-1, gridW)}
-     * with bilinear weights, all in float32 and summed in the same order (top-left, top-right, bottom-left,
-     * bottom-right). The caller reorders rows into merge windows like the patches.
-     */
-    float[] interpolatedPositions(int gridH, int gridW) {
-        int side = cfg.gridSide(), d = cfg.hidden();
-        float[] hs = linspace(side - 1, gridH), ws = linspace(side - 1, gridW);
-        float[] out = new float[gridH * gridW * d];
-        Parallel.forRange(gridH, 1, (lo, hi) -> {
-            for (int y = lo; y < hi; y++) {
-                int hf = (int) hs[y], hc = Math.min(hf + 1, side - 1);
-                float dh = hs[y] - hf;
-                for (int xw = 0; xw < gridW; xw++) {
-                    int wf = (int) ws[xw], wc = Math.min(wf + 1, side - 1);
-                    float dw = ws[xw] - wf;
-                    float w00 = (1 - dh) * (1 - dw), w01 = (1 - dh) * dw, w10 = dh * (1 - dw), w11 = dh * dw;
-                    int a = (hf * side + wf) * d, b = (hf * side + wc) * d, c = (hc * side + wf) * d, e = (hc * side + wc) * d;
-                    int o = (y * gridW + xw) * d;
-                    for (int k = 0; k < d; k++)
-                        out[o + k] = posEmbed[a + k] * w00 + posEmbed[b + k] * w01 + posEmbed[c + k] * w10 + posEmbed[e + k] * w11;
-                }
-            }
-        });
-        return out;
-    }
-
-    /**
-     * {@code torch.linspace(0, end, steps)} in float32 as torch's CPU kernel computes it: the first half counts up
-     * from 0, the second half down from {@code end}, so both ends are exact.
-     */
-    static float[] linspace(float end, int steps) {
-        float[] r = new float[steps];
-        if (steps == 1) return r;
-        float step = end / (steps - 1);
-        int halfway = steps / 2;
-        for (int i = 0; i < steps; i++) r[i] = i < halfway ? step * i : end - step * (steps - i - 1);
-        return r;
     }
 
     private static int indexOf(int[] a, int v) {

@@ -49,7 +49,7 @@ public final class VisionEncoderBench {
         try (GpuVisionEncoder enc = GpuVisionEncoder.load(dir);
              GpuImageProcessor proc = GpuImageProcessor.load(dir, enc.stream())) {
             GpuStream st = enc.stream();
-            System.err.printf("vision tower %s%n  load %d ms, %d MiB of weights on %s%n", enc.config(),
+            System.err.printf("vision tower %s%n  load %d ms, %d MiB of weights on %s%n", enc.describe(),
                     (System.nanoTime() - l0) / 1_000_000, enc.weightBytes() >> 20, st.device());
             System.err.println("| input | grid | tokens | GPU preprocess wall ms | GPU preprocess kernels ms | encoder ms (median) | encoder ms (min) | preprocess+encode ms | CPU preprocess ms |");
             System.err.println("|---|---|---|---|---|---|---|---|---|");

@@ -3,8 +3,6 @@ package io.vlmflux.vision.qwen3vl;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import io.vlmflux.cuda.DType;
-import io.vlmflux.cuda.safetensors.SafetensorsWriter;
 import io.vlmflux.sources.Frame;
 import io.vlmflux.vision.Fixtures;
 import io.vlmflux.vision.ImageEmbeddings;
@@ -242,12 +240,12 @@ class Qwen3VLVisionTest {
 
     @Test
     void linspaceHasExactEnds() {
-        assertArrayEquals(new float[]{0f}, CpuQwen3VLEncoder.linspace(7f, 1));
-        float[] l = CpuQwen3VLEncoder.linspace(47f, 30);
+        assertArrayEquals(new float[]{0f}, Qwen3VLPositions.linspace(7f, 1));
+        float[] l = Qwen3VLPositions.linspace(47f, 30);
         assertEquals(0f, l[0]);
         assertEquals(47f, l[29]);
         for (int i = 1; i < l.length; i++) assertTrue(l[i] > l[i - 1]);
-        assertArrayEquals(new float[]{0f, 3.5f, 7f}, CpuQwen3VLEncoder.linspace(7f, 3));
+        assertArrayEquals(new float[]{0f, 3.5f, 7f}, Qwen3VLPositions.linspace(7f, 3));
     }
 
     /**
@@ -282,53 +280,9 @@ class Qwen3VLVisionTest {
         assertTrue(ex.getMessage().contains("blocks.3."), ex.getMessage());
     }
 
-    /** Random bf16 tower; values depend only on the tensor name (after the optional swap of the DeepStack mergers). */
+    /** The random tower of {@link #anotherCheckpointShapeRunsWithDeepStackInBlockOrder}: depth 3, width 48, 3 heads, 16x16 table. */
     private Path randomCheckpoint(String name, String modelType, String deepstack, boolean swapMergers) throws Exception {
-        int depth = 3, d = 48, heads = 3, inter = 96, out = 40, side = 16, wide = d * 4;
-        Path m = tmp.resolve("random-qwen3vl-" + name);
-        Files.createDirectories(m);
-        Files.writeString(m.resolve("config.json"), """
-                {"model_type": "%s", "text_config": {"hidden_size": 40},
-                 "vision_config": {"depth": %d, "hidden_size": %d, "num_heads": %d, "intermediate_size": %d, "out_hidden_size": %d,
-                  "num_position_embeddings": %d, "deepstack_visual_indexes": %s, "hidden_act": "gelu_pytorch_tanh",
-                  "patch_size": 16, "temporal_patch_size": 2, "spatial_merge_size": 2, "in_channels": 3}}
-                """.formatted(modelType, depth, d, heads, inter, out, side * side, deepstack));
-        SafetensorsWriter w = new SafetensorsWriter();
-        java.util.function.BiConsumer<String, long[]> add = (t, shape) -> {
-            String key = !swapMergers ? t : t.replace("list.0.", "list.X.").replace("list.1.", "list.0.").replace("list.X.", "list.1.");
-            Random r = new Random(key.hashCode());
-            double sd = t.endsWith("norm1.weight") || t.endsWith("norm2.weight") || t.endsWith("norm.weight") ? 0.05 : shape.length > 1 ? 0.08 : 0.02;
-            double mean = t.endsWith("norm1.weight") || t.endsWith("norm2.weight") || t.endsWith("norm.weight") ? 1 : 0;
-            w.add("visual." + t, DType.BF16, shape, i -> (float) (mean + r.nextGaussian() * sd));
-        };
-        add.accept("patch_embed.proj.weight", new long[]{d, 3, 2, 16, 16});
-        add.accept("patch_embed.proj.bias", new long[]{d});
-        add.accept("pos_embed.weight", new long[]{side * side, d});
-        for (int b = 0; b < depth; b++) {
-            String q = "blocks." + b + ".";
-            for (String nn : new String[]{"norm1", "norm2"}) {
-                add.accept(q + nn + ".weight", new long[]{d});
-                add.accept(q + nn + ".bias", new long[]{d});
-            }
-            linear(add, q + "attn.qkv", 3 * d, d);
-            linear(add, q + "attn.proj", d, d);
-            linear(add, q + "mlp.linear_fc1", inter, d);
-            linear(add, q + "mlp.linear_fc2", d, inter);
-        }
-        for (String mg : new String[]{"merger.", "deepstack_merger_list.0.", "deepstack_merger_list.1."}) {
-            int nw = mg.equals("merger.") ? d : wide;
-            add.accept(mg + "norm.weight", new long[]{nw});
-            add.accept(mg + "norm.bias", new long[]{nw});
-            linear(add, mg + "linear_fc1", wide, wide);
-            linear(add, mg + "linear_fc2", out, wide);
-        }
-        w.write(m.resolve("model.safetensors"));
-        return m;
-    }
-
-    private static void linear(java.util.function.BiConsumer<String, long[]> add, String name, int rows, int cols) {
-        add.accept(name + ".weight", new long[]{rows, cols});
-        add.accept(name + ".bias", new long[]{rows});
+        return new RandomQwen3VLTower(modelType, "visual.", 3, 48, 3, 96, 40, 16, deepstack).write(tmp.resolve("random-qwen3vl-" + name), swapMergers);
     }
 
     @Test
@@ -365,8 +319,10 @@ class Qwen3VLVisionTest {
         Files.writeString(d.resolve("config.json"), "{\"model_type\": \"qwen3_vl\"}");
         var e = assertThrows(IllegalArgumentException.class, () -> VisionEncoders.load(d));
         assertTrue(e.getMessage().contains("vision_config") && e.getMessage().contains("config.json"), e.getMessage());
-        // cuda is refused with a clear message, not a crash
-        var c = assertThrows(IllegalArgumentException.class, () -> VisionEncoders.load(dir(), "cuda"));
-        assertTrue(c.getMessage().contains("qwen3_vl") && c.getMessage().contains("cpu"), c.getMessage());
+        // cuda loads the tower where a GPU exists (Qwen3VLGpuEncoderTest); without one the error says so, naming the folder
+        if (!io.vlmflux.cuda.gpu.Gpu.isAvailable()) {
+            var c = assertThrows(IllegalStateException.class, () -> VisionEncoders.load(dir(), "cuda"));
+            assertTrue(c.getMessage().contains("no GPU") && c.getMessage().contains(dir().toString()), c.getMessage());
+        }
     }
 }
