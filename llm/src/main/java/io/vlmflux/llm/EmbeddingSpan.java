@@ -17,9 +17,29 @@ import java.util.List;
  * @param secondPerGridT seconds per temporal patch for videos (Qwen2.5-VL), 0 for images
  * @param deepstack   DeepStack rows (Qwen3-VL), each {@code [length, hidden]} on the host: entry k is added to the
  *                    hidden states at this span's positions after decoder layer k; empty for other models
+ * @param deviceDeepstack the same rows on the GPU (a GPU vision tower's output, added by the CUDA decoder without a host
+ *                    round trip); null when the rows are on the host or absent. At most one of the two is given.
  */
 public record EmbeddingSpan(int start, int length, int hidden, SpanRows rows, int gridT, int gridH, int gridW,
-                            long contentHash, double secondPerGridT, List<float[]> deepstack) {
+                            long contentHash, double secondPerGridT, List<float[]> deepstack, DeviceDeepstack deviceDeepstack) {
+
+    /**
+     * DeepStack rows on the device, fp32: feature k's {@code [length, hidden]} rows start at byte
+     * {@code k * featureStride} of {@code buffer} (a view of a clip's rows keeps the clip's feature stride).
+     */
+    public record DeviceDeepstack(DeviceBuffer buffer, int features, long featureStride) {
+        public DeviceDeepstack {
+            if (buffer == null || features <= 0 || featureStride <= 0)
+                throw new IllegalArgumentException("device DeepStack rows need a buffer, features > 0 and a stride > 0: " + buffer + ", " + features + ", " + featureStride);
+        }
+
+        /** Feature {@code k}'s rows {@code [row0, row0 + count)} of a {@code hidden}-wide span. */
+        public DeviceBuffer rows(int k, int row0, int count, int hidden) {
+            if (k < 0 || k >= features) throw new IndexOutOfBoundsException("DeepStack feature " + k + " of " + features);
+            return buffer.slice(k * featureStride + 4L * row0 * hidden, 4L * count * hidden, "DeepStack " + k + " rows " + row0 + "+" + count);
+        }
+    }
+
     public EmbeddingSpan {
         if (start < 0) throw new IllegalArgumentException("span start must be >= 0, got " + start);
         if (length <= 0 || hidden <= 0) throw new IllegalArgumentException("span needs length > 0 and hidden > 0, got " + length + ", " + hidden);
@@ -42,6 +62,21 @@ public record EmbeddingSpan(int start, int length, int hidden, SpanRows rows, in
             if (deepstack.get(k).length != (long) length * hidden)
                 throw new IllegalArgumentException("span at position " + start + ": DeepStack rows " + k + " hold " + deepstack.get(k).length
                         + " floats, expected length*hidden = " + (long) length * hidden);
+        if (deviceDeepstack != null) {
+            if (!deepstack.isEmpty())
+                throw new IllegalArgumentException("span at position " + start + " has DeepStack rows both on the host and on the device");
+            long dsNeed = (deviceDeepstack.features() - 1) * deviceDeepstack.featureStride() + 4L * length * hidden;
+            if (deviceDeepstack.buffer().bytes() < dsNeed || deviceDeepstack.featureStride() < 4L * length * hidden)
+                throw new IllegalArgumentException("span at position " + start + ": device DeepStack rows '" + deviceDeepstack.buffer().name() + "' hold "
+                        + deviceDeepstack.buffer().bytes() + " bytes with a feature stride of " + deviceDeepstack.featureStride() + ", "
+                        + deviceDeepstack.features() + " features of " + length + "x" + hidden + " fp32 need " + dsNeed);
+        }
+    }
+
+    /** A span with its DeepStack rows on the host (or none). */
+    public EmbeddingSpan(int start, int length, int hidden, SpanRows rows, int gridT, int gridH, int gridW, long contentHash, double secondPerGridT,
+                         List<float[]> deepstack) {
+        this(start, length, hidden, rows, gridT, gridH, gridW, contentHash, secondPerGridT, deepstack, null);
     }
 
     /** A span without DeepStack rows. */
@@ -84,16 +119,19 @@ public record EmbeddingSpan(int start, int length, int hidden, SpanRows rows, in
 
     public int end() { return start + length; }
 
-    /** Whether this span carries DeepStack rows. */
-    public boolean hasDeepstack() { return !deepstack.isEmpty(); }
+    /** Whether this span carries DeepStack rows (host or device). */
+    public boolean hasDeepstack() { return deepstackFeatures() > 0; }
 
-    /** The same span with {@code rows} as its DeepStack rows. */
+    /** DeepStack features this span carries, host or device. */
+    public int deepstackFeatures() { return deviceDeepstack != null ? deviceDeepstack.features() : deepstack.size(); }
+
+    /** The same span with {@code rows} as its (host) DeepStack rows, replacing any it had. */
     public EmbeddingSpan withDeepstack(List<float[]> rows) {
-        return new EmbeddingSpan(start, length, hidden, this.rows, gridT, gridH, gridW, contentHash, secondPerGridT, rows);
+        return new EmbeddingSpan(start, length, hidden, this.rows, gridT, gridH, gridW, contentHash, secondPerGridT, rows, null);
     }
 
     /** The same span moved to {@code newStart}. */
     public EmbeddingSpan at(int newStart) {
-        return new EmbeddingSpan(newStart, length, hidden, rows, gridT, gridH, gridW, contentHash, secondPerGridT, deepstack);
+        return new EmbeddingSpan(newStart, length, hidden, rows, gridT, gridH, gridW, contentHash, secondPerGridT, deepstack, deviceDeepstack);
     }
 }

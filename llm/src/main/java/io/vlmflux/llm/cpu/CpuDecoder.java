@@ -164,6 +164,9 @@ final class CpuDecoder implements Decoder {
         for (EmbeddingSpan s : in.spans()) {
             if (s.hidden() != H) throw new IllegalArgumentException("embedding span at " + s.start() + " has width " + s.hidden() + ", model hidden size is " + H);
             System.arraycopy(s.embeddings(), 0, x, s.start() * H, s.length() * H);
+            if (s.deviceDeepstack() != null)
+                throw new IllegalArgumentException("embedding span at " + s.start() + " holds device DeepStack rows '" + s.deviceDeepstack().buffer().name()
+                        + "': only the cuda backend reads device rows");
             if (s.deepstack().size() > layers.length)
                 throw new IllegalArgumentException("embedding span at " + s.start() + " carries " + s.deepstack().size()
                         + " DeepStack features but the model has only " + layers.length + " decoder layers");

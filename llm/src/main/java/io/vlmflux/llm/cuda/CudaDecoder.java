@@ -864,15 +864,18 @@ public final class CudaDecoder implements Decoder {
         for (int t = 0; t < n; t++)
             if (tokens[t] < 0 || tokens[t] >= V)
                 throw new IllegalArgumentException("token id " + tokens[t] + " at position " + (s0 + t) + " outside vocab [0, " + V + ")");
-        int deepK = 0;
+        int hostDeepK = 0;
+        boolean deepstack = false;
         for (EmbeddingSpan sp : in.spans()) {
             if (sp.hidden() != H) throw new IllegalArgumentException("embedding span at " + sp.start() + " has width " + sp.hidden() + ", model hidden size is " + H);
-            if (sp.deepstack().size() > layers.length)
-                throw new IllegalArgumentException("embedding span at " + sp.start() + " carries " + sp.deepstack().size()
+            if (sp.deepstackFeatures() > layers.length)
+                throw new IllegalArgumentException("embedding span at " + sp.start() + " carries " + sp.deepstackFeatures()
                         + " DeepStack features but the model has only " + layers.length + " decoder layers");
-            deepK = Math.max(deepK, sp.deepstack().size());
+            hostDeepK = Math.max(hostDeepK, sp.deepstack().size());
+            deepstack |= sp.hasDeepstack();
         }
-        DeviceBuffer deep = deepK == 0 ? null : deepstackRows(4L * deepK * Math.min(chunk, n) * H);
+        // host DeepStack rows are staged per chunk; device rows (a GPU tower's output) are added where they are
+        DeviceBuffer deep = hostDeepK == 0 ? null : deepstackRows(4L * hostDeepK * Math.min(chunk, n) * H);
         int[][] ps = in.positions();
         float[] out = allLogits ? new float[Math.multiplyExact(n, V)] : null;
         GpuOps.AttnShape sh = shape(cache);
@@ -900,7 +903,7 @@ public final class CudaDecoder implements Decoder {
                     ops.spliceRows(x, m, stage, false, from - c0, to - from, H);
                 }
             }
-            if (deep == null) allLayers(new Prefill(cache, sh, m));
+            if (!deepstack) allLayers(new Prefill(cache, sh, m));
             else prefillLayersDeepstack(new Prefill(cache, sh, m), in.spans(), deep, c0, m);
             if (allLogits) {
                 ops.rmsNorm(xn, x, null, finalNorm, m, H, eps);
@@ -927,7 +930,7 @@ public final class CudaDecoder implements Decoder {
 
     /**
      * All layers of a prefill chunk [c0, c0 + m) whose spans carry DeepStack rows (Qwen3-VL): each span's feature k is
-     * uploaded once for the chunk into {@code deep}, then added on the device to the hidden states at the span's
+     * uploaded once for the chunk into {@code deep} (host rows) or read where it is (device rows), then added on the device to the hidden states at the span's
      * positions after layer k (as CpuDecoder and transformers' {@code _deepstack_process}).
      */
     private void prefillLayersDeepstack(Prefill p, List<EmbeddingSpan> spans, DeviceBuffer deep, int c0, int m) {
@@ -936,6 +939,11 @@ public final class CudaDecoder implements Decoder {
         for (EmbeddingSpan sp : spans) {
             int from = Math.max(sp.start(), c0), to = Math.min(sp.end(), c0 + m);
             if (from >= to) continue;
+            if (sp.deviceDeepstack() != null) {
+                for (int k = 0; k < sp.deviceDeepstack().features(); k++)
+                    pieces.add(new DeepPiece(k, from - c0, to - from, sp.deviceDeepstack().rows(k, from - sp.start(), to - from, H)));
+                continue;
+            }
             for (int k = 0; k < sp.deepstack().size(); k++) {
                 float[] rows = java.util.Arrays.copyOfRange(sp.deepstack().get(k), (from - sp.start()) * H, (to - sp.start()) * H);
                 DeviceBuffer b = deep.slice(off, 4L * rows.length, "deepstack " + k + " rows");

@@ -21,8 +21,8 @@ import java.util.Map;
  * {@link GpuVisionEncoder} → bf16 image-token rows copied into a buffer this class owns, which the CUDA decoder
  * splices into its embedding buffer (a device span; nothing crosses to the host). All work is enqueued on the
  * runtime's one stream, so the prefill that reads the rows runs after they are written without synchronization.
- * Qwen3-VL's DeepStack features are the exception: the decoder takes them as host rows, so they are downloaded once
- * per encode (one copy of {@code features x tokens x hidden} fp32, which waits for the encoder).
+ * Qwen3-VL's DeepStack features stay on the device too (fp32 {@code [features, tokens, hidden]} beside the rows): the
+ * CUDA decoder adds them after their decoder layers where they are.
  *
  * <p>Row buffers come from a pool of device allocations per size (a camera's frames all have one size), so a steady
  * stream allocates nothing; buffers beyond the pool bound are freed on the compute thread before the next encode
@@ -42,20 +42,24 @@ final class DeviceVision extends VisionPath<GpuPixels> {
         final DeviceArena memory;
         final long poolKey;
         final SpanRows.Device rows;
-        final List<float[]> deepstack;   // Qwen3-VL: host copies (the decoder's DeepStack interface takes host rows)
+        final DeviceBuffer deepstack;     // Qwen3-VL: fp32 [features, tokens, hidden], null for other towers
+        final int features;
 
-        Rows(DeviceArena memory, long poolKey, DeviceEmbeddings e, List<float[]> deepstack) {
+        Rows(DeviceArena memory, long poolKey, DeviceEmbeddings e) {
             super(e.tokens(), e.hidden(), e.gridT(), e.gridH(), e.gridW(), e.contentHash());
             this.memory = memory;
             this.poolKey = poolKey;
             DeviceBuffer b = memory.alloc("image rows bf16 [" + e.tokens() + ", " + e.hidden() + "]", 2L * e.tokens() * e.hidden());
             this.rows = new SpanRows.Device(b, true);
-            this.deepstack = List.copyOf(deepstack);
+            this.features = e.deepstackLayers();
+            this.deepstack = features == 0 ? null
+                    : memory.alloc("DeepStack rows fp32 [" + features + ", " + e.tokens() + ", " + e.hidden() + "]", 4L * features * e.tokens() * e.hidden());
         }
 
         @Override SpanRows spanRows() { return rows; }
-        @Override List<float[]> deepstack() { return deepstack; }
-        @Override long bytes() { return memory.capacity() + 4L * tokens * hidden * deepstack.size() + 128; }
+        @Override DeviceBuffer deviceDeepstack() { return deepstack; }
+        @Override int deepstackFeatures() { return features; }
+        @Override long bytes() { return memory.capacity() + 128; }
     }
 
     DeviceVision(GpuImageProcessor processor, GpuVisionEncoder encoder, long cacheBytes) {
@@ -87,15 +91,15 @@ final class DeviceVision extends VisionPath<GpuPixels> {
     }
 
     /**
-     * Copies the encoder's output rows into pooled memory of their own (the encoder's buffers are reused by its next
-     * call); DeepStack features (Qwen3-VL) are downloaded, which waits for the encoder: {@code CudaDecoder} reads
-     * DeepStack rows from the host ({@link io.vlmflux.llm.EmbeddingSpan#deepstack()}).
+     * Copies the encoder's output rows and DeepStack features (Qwen3-VL) into pooled memory of their own (the encoder's
+     * buffers are reused by its next call), on the stream: nothing waits.
      */
     private Rows keep(DeviceEmbeddings e) {
-        List<float[]> deep = encoder.deepstackToHost(e);
-        long need = (2L * e.tokens() * e.hidden() + 255) / 256 * 256;
-        Rows r = new Rows(take(need), need, e, deep);
+        long rowBytes = (2L * e.tokens() * e.hidden() + 255) / 256 * 256;
+        long need = rowBytes + (4L * e.deepstackLayers() * e.tokens() * e.hidden() + 255) / 256 * 256;
+        Rows r = new Rows(take(need), need, e);
         stream.copyAsync(r.rows.buffer(), e.bf16(), r.rows.buffer().bytes());
+        if (r.deepstack != null) stream.copyAsync(r.deepstack, e.deepstack(), r.deepstack.bytes());
         return r;
     }
 

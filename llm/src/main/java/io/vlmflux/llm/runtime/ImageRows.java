@@ -1,5 +1,6 @@
 package io.vlmflux.llm.runtime;
 
+import io.vlmflux.llm.EmbeddingSpan;
 import io.vlmflux.llm.SpanRows;
 
 /**
@@ -44,7 +45,30 @@ abstract class ImageRows {
 
     /** DeepStack rows {@code [row0, row0 + count)} of every feature (host copies). */
     final java.util.List<float[]> deepstack(int row0, int count) {
+        if (row0 == 0 && count == tokens) return deepstack();
         return deepstack().stream().map(f -> java.util.Arrays.copyOfRange(f, row0 * hidden, (row0 + count) * hidden)).toList();
+    }
+
+    /** DeepStack rows kept on the device (all features, fp32 {@code [features, tokens, hidden]}); null when none are. */
+    io.vlmflux.cuda.gpu.DeviceBuffer deviceDeepstack() { return null; }
+
+    /** DeepStack features held, host or device. */
+    int deepstackFeatures() { return deepstack().size(); }
+
+    /**
+     * An embedding span at prompt position {@code start} over rows {@code [row0, row0 + count)}: the rows and DeepStack
+     * rows as views (device) or copies (host) of these.
+     */
+    final EmbeddingSpan span(int start, int row0, int count, int gridT, long contentHash, double secondPerGridT) {
+        SpanRows r = row0 == 0 && count == tokens ? spanRows() : spanRows(row0, count);
+        io.vlmflux.cuda.gpu.DeviceBuffer dd = deviceDeepstack();
+        if (dd == null)
+            return new EmbeddingSpan(start, count, hidden, r, gridT, gridH, gridW, contentHash, secondPerGridT, deepstack(row0, count));
+        long stride = 4L * tokens * hidden;
+        EmbeddingSpan.DeviceDeepstack view = new EmbeddingSpan.DeviceDeepstack(
+                dd.slice(4L * row0 * hidden, (deepstackFeatures() - 1) * stride + 4L * count * hidden, dd.name() + " rows " + row0 + "+" + count),
+                deepstackFeatures(), stride);
+        return new EmbeddingSpan(start, count, hidden, r, gridT, gridH, gridW, contentHash, secondPerGridT, java.util.List.of(), view);
     }
 
     /** Rows on the host (cpu backend). */

@@ -64,7 +64,7 @@ final class Qwen3Groups {
             System.arraycopy(block[a], 0, pos[a], at, n);
             pos[a][len - 1] = after;
         }
-        EmbeddingSpan span = new EmbeddingSpan(at, n, rows.hidden, rows.spanRows(), 1, rows.gridH, rows.gridW, rows.contentHash, 0, rows.deepstack());
+        EmbeddingSpan span = rows.span(at, 0, n, 1, rows.contentHash, 0);
         return new Group(toks, pos, span, after + 1);
     }
 }

@@ -388,8 +388,7 @@ public final class VlmRuntime implements AutoCloseable {
         int hidden = decoder.config().hiddenSize();
         if (r.hidden != hidden) throw new IllegalArgumentException("image embeddings are " + r.hidden + " wide but " + dir + " has hidden_size " + hidden);
         ImageSlots.Expanded ex = ImageSlots.expand(t.tokens(), imagePadId, new int[]{r.tokens});
-        EmbeddingSpan span = new EmbeddingSpan(ex.spanStarts()[0], r.tokens, r.hidden, r.spanRows(), r.gridT, r.gridH, r.gridW, r.contentHash, 0,
-                r.deepstack());
+        EmbeddingSpan span = r.span(ex.spanStarts()[0], 0, r.tokens, r.gridT, r.contentHash, 0);
         return new Prompt(new MultimodalPrompt(ex.tokens(), List.of(span)), vision, List.of(r), pre, enc, hits);
     }
 
@@ -431,8 +430,7 @@ public final class VlmRuntime implements AutoCloseable {
                     ImageRows r = held.get(i);
                     if (r.hidden != hidden)
                         throw new IllegalArgumentException("image embeddings are " + r.hidden + " wide but " + dir + " has hidden_size " + hidden);
-                    spans.add(new EmbeddingSpan(ex.spanStarts()[i], r.tokens, r.hidden, r.spanRows(), r.gridT, r.gridH, r.gridW, r.contentHash, 0,
-                            r.deepstack()));
+                    spans.add(r.span(ex.spanStarts()[i], 0, r.tokens, r.gridT, r.contentHash, 0));
                 }
                 input = new MultimodalPrompt(ex.tokens(), spans);
             }
@@ -515,8 +513,7 @@ public final class VlmRuntime implements AutoCloseable {
                     String stamp = "<" + new java.math.BigDecimal(ts).setScale(1, java.math.RoundingMode.HALF_EVEN).toPlainString() + " seconds>";
                     for (int x : tokenizer.encode(stamp)) out.add(x);
                     out.add(start);
-                    spans.add(new EmbeddingSpan(out.size(), per, H, rows.spanRows(g * per, per), 1,
-                            rows.gridH, rows.gridW, rows.contentHash * 31 + g, 0, rows.deepstack(g * per, per)));
+                    spans.add(rows.span(out.size(), g * per, per, 1, rows.contentHash * 31 + g, 0));
                     for (int k = 0; k < per; k++) out.add(pad);
                     out.add(end);
                 }
