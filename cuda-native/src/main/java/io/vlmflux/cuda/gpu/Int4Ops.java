@@ -64,17 +64,17 @@ public final class Int4Ops implements AutoCloseable {
             ld = k;
             if (parts > 1) xps = (long) rows * k;
         }
-        int[] s = partStarts(w);
+        int[] s = partStarts(w.layout());
         mod.launch("vf_int4_gemv_b" + rows, (m + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK, 1, 1, 256, 0, stream,
                 a.reset().ptr(y).i32(ldy).ptr(w.q()).ptr(w.sz()).ptr(in).i32(ld).i64(xps).i32(s[0]).i32(s[1]).i32(s[2])
                         .ptr(bias).ptr(residual).i32(m).i32(k).i32(w.layout().groupSize()));
     }
 
-    /** First rows of permutation parts 1..3 as the kernels take them ({@code m} for absent parts). */
-    static int[] partStarts(Int4Device w) {
-        int[] ps = w.layout().partStarts();
+    /** First rows of permutation parts 1..3 as the kernels take them (s1, s2, s3; the row count for absent parts). */
+    static int[] partStarts(Int4Device.Layout l) {
+        int[] ps = l.partStarts();
         int[] s = new int[Int4Device.MAX_PERM_PARTS - 1];
-        for (int i = 0; i < s.length; i++) s[i] = w.perm() != null && i + 1 < ps.length ? ps[i + 1] : w.rows();
+        for (int i = 0; i < s.length; i++) s[i] = l.perm() != null && i + 1 < ps.length ? ps[i + 1] : l.rows();
         return s;
     }
 
@@ -85,7 +85,7 @@ public final class Int4Ops implements AutoCloseable {
         out.require(2L * m * k, op, "W bf16 [" + m + ", " + k + "]");
         if (out.address() % 16 != 0) throw new IllegalArgumentException(op + ": out '" + out.name() + "' is not 16-byte aligned");
         long words = (long) m * (k / 8);
-        int[] s = partStarts(w);
+        int[] s = partStarts(w.layout());
         mod.launch("vf_int4_dequant_bf16", Math.toIntExact((words + 255) / 256), 1, 1, 256, 0, stream,
                 a.reset().ptr(out).ptr(w.q()).ptr(w.sz()).ptr(w.perm()).i32(s[0]).i32(s[1]).i32(s[2]).i32(m).i32(k).i32(w.layout().groupSize()));
     }
