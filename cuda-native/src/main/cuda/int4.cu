@@ -51,10 +51,9 @@ __device__ __forceinline__ int int4_part(int row, int s1, int s2, int s3) {
     return (row >= s1) + (row >= s2) + (row >= s3);
 }
 
-// y [B, ldy] rows b: y[b*ldy + r] = sum_c W[r, c] x_p(r)[b*ldx + c] (+ bias[r]) (+ residual[b*ldy + r]); residual may
-// alias y; x_p = x + p*xps, p = int4_part(r, s1, s2, s3) (act-order parts: x gathered per part; xps = 0 otherwise).
-// x bf16 in canonical column order (gathered through perm when act-order), 16-byte aligned rows (ldx % 8 == 0, xps % 8 == 0).
-// One warp serves NR rows from row0, all of one part (x read once for them).
+// y [B, ldy] rows b: y[b*ldy + r] = sum_c W[r, c] x[b*ldx + c] (+ bias[r]) (+ residual[b*ldy + r]); residual may alias y.
+// x bf16 in canonical column order (gathered through perm when act-order), 16-byte aligned rows (ldx % 8 == 0).
+// One warp serves NR rows from row0 (< M), all with the same x (one part).
 template <int B, int NR>
 __device__ __forceinline__ void int4_gemv(float* y, int ldy, const unsigned int* __restrict__ q, const unsigned int* __restrict__ sz,
                                           const bf16_t* __restrict__ x, int ldx, int row0,
@@ -119,29 +118,34 @@ __device__ __forceinline__ void int4_gemv(float* y, int ldy, const unsigned int*
     }
 }
 
-// Warp w of block k serves rows row0 = (k*WARPS + w)*ROWS ..+ROWS-1 with x of their part; when they straddle a part
-// boundary (one that is not a multiple of VF_INT4_ROWS; warp-uniform), it serves them one row at a time.
-// grid ceil(M / (WARPS*ROWS)), block 32*WARPS. Graph-capturable: no host sync, no atomics, no workspace.
-template <int B>
-__device__ __forceinline__ void int4_gemv_parts(float* y, int ldy, const unsigned int* q, const unsigned int* sz, const bf16_t* x,
-                                                int ldx, long long xps, int s1, int s2, int s3, const float* bias,
-                                                const float* residual, int M, int K, int gs) {
-    const int row0 = (blockIdx.x * VF_INT4_WARPS + (threadIdx.x >> 5)) * VF_INT4_ROWS;
-    if (row0 >= M) return;
-    const int p0 = int4_part(row0, s1, s2, s3);
-    if (xps == 0 || p0 == int4_part(min(row0 + VF_INT4_ROWS - 1, M - 1), s1, s2, s3)) {
-        int4_gemv<B, VF_INT4_ROWS>(y, ldy, q, sz, x + p0 * xps, ldx, row0, bias, residual, M, K, gs);
-    } else {
-        for (int r = row0; r < min(row0 + VF_INT4_ROWS, M); r++)
-            int4_gemv<B, 1>(y, ldy, q, sz, x + int4_part(r, s1, s2, s3) * xps, ldx, r, bias, residual, M, K, gs);
-    }
-}
-
+// grid ceil(M / (WARPS*ROWS)), block 32*WARPS: warp w of block k serves rows row0 = (k*WARPS + w)*ROWS ..+ROWS-1.
+// Graph-capturable: no host sync, no atomics, no workspace.
 #define VF_INT4_GEMV_INSTANCE(B)                                                                                         \
     extern "C" __global__ void __launch_bounds__(32 * VF_INT4_WARPS) vf_int4_gemv_b##B(                                   \
+        float* y, int ldy, const unsigned int* q, const unsigned int* sz, const bf16_t* x, int ldx, const float* bias,        \
+        const float* residual, int M, int K, int gs) {                                                                   \
+        const int row0 = (blockIdx.x * VF_INT4_WARPS + (threadIdx.x >> 5)) * VF_INT4_ROWS;                                \
+        if (row0 >= M) return;                                                                                           \
+        int4_gemv<B, VF_INT4_ROWS>(y, ldy, q, sz, x, ldx, row0, bias, residual, M, K, gs);                                \
+    }
+
+// Act-order matrices fused from linears with different permutations: as vf_int4_gemv_b##B, the rows of part p reading
+// x + p*xps (the gathered copy of their part, see perm above; s1..s3 the first rows of parts 1..3). A warp whose two
+// rows straddle a part boundary (one that is not a multiple of VF_INT4_ROWS; warp-uniform) serves them one at a time.
+// Kept apart from vf_int4_gemv_b##B so that the common kernels (no act-order, or one permutation) stay as they were.
+#define VF_INT4_GEMV_PARTS_INSTANCE(B)                                                                                   \
+    extern "C" __global__ void __launch_bounds__(32 * VF_INT4_WARPS) vf_int4_gemv_parts_b##B(                             \
         float* y, int ldy, const unsigned int* q, const unsigned int* sz, const bf16_t* x, int ldx, long long xps,        \
         int s1, int s2, int s3, const float* bias, const float* residual, int M, int K, int gs) {                        \
-        int4_gemv_parts<B>(y, ldy, q, sz, x, ldx, xps, s1, s2, s3, bias, residual, M, K, gs);                            \
+        const int row0 = (blockIdx.x * VF_INT4_WARPS + (threadIdx.x >> 5)) * VF_INT4_ROWS;                                \
+        if (row0 >= M) return;                                                                                           \
+        const int p0 = int4_part(row0, s1, s2, s3);                                                                      \
+        if (p0 == int4_part(min(row0 + VF_INT4_ROWS - 1, M - 1), s1, s2, s3)) {                                          \
+            int4_gemv<B, VF_INT4_ROWS>(y, ldy, q, sz, x + p0 * xps, ldx, row0, bias, residual, M, K, gs);                 \
+        } else {                                                                                                         \
+            for (int r = row0; r < min(row0 + VF_INT4_ROWS, M); r++)                                                     \
+                int4_gemv<B, 1>(y, ldy, q, sz, x + int4_part(r, s1, s2, s3) * xps, ldx, r, bias, residual, M, K, gs);     \
+        }                                                                                                                \
     }
 
 VF_INT4_GEMV_INSTANCE(1)
@@ -152,6 +156,14 @@ VF_INT4_GEMV_INSTANCE(5)
 VF_INT4_GEMV_INSTANCE(6)
 VF_INT4_GEMV_INSTANCE(7)
 VF_INT4_GEMV_INSTANCE(8)
+VF_INT4_GEMV_PARTS_INSTANCE(1)
+VF_INT4_GEMV_PARTS_INSTANCE(2)
+VF_INT4_GEMV_PARTS_INSTANCE(3)
+VF_INT4_GEMV_PARTS_INSTANCE(4)
+VF_INT4_GEMV_PARTS_INSTANCE(5)
+VF_INT4_GEMV_PARTS_INSTANCE(6)
+VF_INT4_GEMV_PARTS_INSTANCE(7)
+VF_INT4_GEMV_PARTS_INSTANCE(8)
 
 // xp [P, n, K]: xp[(p*n + b)*K + c] = x[b*ldx + perm[p*K + c]] (canonical column c of part p <- input column), bf16.
 // grid (ceil(K / 256), n, P), block 256.

@@ -6,7 +6,8 @@ package io.vlmflux.cuda.gpu;
  * matrix that feeds cuBLAS. Act-order weights gather their input through the permutation (one copy per permutation
  * part of a fused matrix, {@link Int4Device.Layout#partStarts()}) into a scratch buffer owned here (sized at
  * construction for inputs of up to {@code maxCols} columns and {@link Int4Device#MAX_PERM_PARTS} parts, so nothing is
- * allocated while capturing); the GEMV's row blocks read the copy of their part, all in one launch.
+ * allocated while capturing); the GEMV's row blocks read the copy of their part, all in one launch (one gather and one
+ * GEMV per fused matrix, as with one permutation).
  * Not thread-safe: the stream's thread.
  */
 public final class Int4Ops implements AutoCloseable {
@@ -64,10 +65,17 @@ public final class Int4Ops implements AutoCloseable {
             ld = k;
             if (parts > 1) xps = (long) rows * k;
         }
-        int[] s = partStarts(w.layout());
-        mod.launch("vf_int4_gemv_b" + rows, (m + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK, 1, 1, 256, 0, stream,
-                a.reset().ptr(y).i32(ldy).ptr(w.q()).ptr(w.sz()).ptr(in).i32(ld).i64(xps).i32(s[0]).i32(s[1]).i32(s[2])
-                        .ptr(bias).ptr(residual).i32(m).i32(k).i32(w.layout().groupSize()));
+        int blocks = (m + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK;
+        if (xps == 0) {
+            mod.launch("vf_int4_gemv_b" + rows, blocks, 1, 1, 256, 0, stream,
+                    a.reset().ptr(y).i32(ldy).ptr(w.q()).ptr(w.sz()).ptr(in).i32(ld).ptr(bias).ptr(residual).i32(m).i32(k)
+                            .i32(w.layout().groupSize()));
+        } else {   // parts with their own permutations: each row reads its part's gathered copy
+            int[] s = partStarts(w.layout());
+            mod.launch("vf_int4_gemv_parts_b" + rows, blocks, 1, 1, 256, 0, stream,
+                    a.reset().ptr(y).i32(ldy).ptr(w.q()).ptr(w.sz()).ptr(in).i32(ld).i64(xps).i32(s[0]).i32(s[1]).i32(s[2])
+                            .ptr(bias).ptr(residual).i32(m).i32(k).i32(w.layout().groupSize()));
+        }
     }
 
     /** First rows of permutation parts 1..3 as the kernels take them (s1, s2, s3; the row count for absent parts). */
