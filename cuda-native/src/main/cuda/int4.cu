@@ -6,8 +6,12 @@
 //         consecutive 16 bytes: a warp reads 512 contiguous bytes of a row per step (coalesced). K % 32 == 0.
 //   sz    fp16 pairs [M, G] (uint32, low half scale, high half zero): (scale, zero) of group g of row r, w = (q - zero) * scale; G = K / gs, gs % 32 == 0 (per-channel: gs = K), so the
 //         32 columns of one uint4 share one group (column c belongs to group c / gs in canonical order).
-//   perm  act-order (GPTQ desc_act) only: canonical column c reads input column perm[c]; decode gathers x through it
-//         first (vf_int4_gather_rows), the prefill dequantization scatters through it, so W^T sees the original order.
+//   perm  act-order (GPTQ desc_act) only: int32 [P, K], canonical column c of a row of part p reads input column
+//         perm[p*K + c]; decode gathers x through each part's row first (vf_int4_gather_rows: [P, n, K]), the prefill
+//         dequantization scatters through it, so W^T sees the original order. Parts: linears fused along the output
+//         rows (q/k/v, gate/up) each keep their own permutation (GPTQ stores one g_idx per linear); part p spans rows
+//         [s_p, s_{p+1}) with s_0 = 0 and the launch passing s_1, s_2, s_3 (M for absent parts): P <= 4. One shared
+//         permutation (or none) is P = 1, s_1 = s_2 = s_3 = M.
 // Dequantization is fused into the weight loads: a nibble becomes the float 2^23 + q by OR-ing exponent bits (exact),
 // one FADD subtracts 2^23 + zero, one FFMA accumulates against x; per 32 columns the group scale multiplies once.
 #include "common.cuh"
@@ -42,38 +46,41 @@ __device__ __forceinline__ float int4_dot8(unsigned int w, uint4 xv, float zb, f
     return acc;
 }
 
+// Part (0..3) of row `row` given the first rows s1 <= s2 <= s3 of parts 1..3 (see perm above).
+__device__ __forceinline__ int int4_part(int row, int s1, int s2, int s3) {
+    return (row >= s1) + (row >= s2) + (row >= s3);
+}
+
 // y [B, ldy] rows b: y[b*ldy + r] = sum_c W[r, c] x[b*ldx + c] (+ bias[r]) (+ residual[b*ldy + r]); residual may alias y.
 // x bf16 in canonical column order (gathered through perm when act-order), 16-byte aligned rows (ldx % 8 == 0).
-// grid ceil(M / (WARPS*ROWS)), block 32*WARPS. Graph-capturable: no host sync, no atomics, no workspace.
-template <int B>
+// One warp serves NR rows from row0 (< M), all with the same x (one part).
+template <int B, int NR>
 __device__ __forceinline__ void int4_gemv(float* y, int ldy, const unsigned int* __restrict__ q, const unsigned int* __restrict__ sz,
-                                          const bf16_t* __restrict__ x, int ldx, const float* __restrict__ bias,
-                                          const float* residual, int M, int K, int gs) {
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int row0 = (blockIdx.x * VF_INT4_WARPS + warp) * VF_INT4_ROWS;
-    if (row0 >= M) return;
+                                          const bf16_t* __restrict__ x, int ldx, int row0,
+                                          const float* __restrict__ bias, const float* residual, int M, int K, int gs) {
+    const int lane = threadIdx.x & 31;
     const int k32 = K >> 5, G = K / gs, g32 = gs >> 5;   // 32-column chunks per group
-    const uint4* w4[VF_INT4_ROWS];
-    const unsigned int* s2[VF_INT4_ROWS];
-    float acc[VF_INT4_ROWS][B];
+    const uint4* w4[NR];
+    const unsigned int* szr[NR];
+    float acc[NR][B];
 #pragma unroll
-    for (int r = 0; r < VF_INT4_ROWS; r++) {
+    for (int r = 0; r < NR; r++) {
         const int row = min(row0 + r, M - 1);
         w4[r] = reinterpret_cast<const uint4*>(q + (long long)row * (K >> 3));
-        s2[r] = sz + (long long)row * G;
+        szr[r] = sz + (long long)row * G;
 #pragma unroll
         for (int b = 0; b < B; b++) acc[r][b] = 0.f;
     }
     for (int i = lane; i < k32; i += 64) {
-        uint4 wv[VF_INT4_ROWS][2];
-        float2 scz[VF_INT4_ROWS][2];
+        uint4 wv[NR][2];
+        float2 scz[NR][2];
         const bool two = i + 32 < k32;
 #pragma unroll
-        for (int r = 0; r < VF_INT4_ROWS; r++) {
+        for (int r = 0; r < NR; r++) {
             wv[r][0] = int4_ldg_stream(w4[r] + i);
             wv[r][1] = two ? int4_ldg_stream(w4[r] + i + 32) : make_uint4(0u, 0u, 0u, 0u);
-            scz[r][0] = int4_h2f2(s2[r][i / g32]);
-            scz[r][1] = two ? int4_h2f2(s2[r][(i + 32) / g32]) : make_float2(0.f, 0.f);
+            scz[r][0] = int4_h2f2(szr[r][i / g32]);
+            scz[r][1] = two ? int4_h2f2(szr[r][(i + 32) / g32]) : make_float2(0.f, 0.f);
         }
 #pragma unroll
         for (int u = 0; u < 2; u++) {
@@ -84,7 +91,7 @@ __device__ __forceinline__ void int4_gemv(float* y, int ldy, const unsigned int*
                 const uint4* xr = reinterpret_cast<const uint4*>(x + (long long)b * ldx) + 4 * c;
                 const uint4 x0 = __ldg(xr), x1 = __ldg(xr + 1), x2 = __ldg(xr + 2), x3 = __ldg(xr + 3);
 #pragma unroll
-                for (int r = 0; r < VF_INT4_ROWS; r++) {
+                for (int r = 0; r < NR; r++) {
                     const float zb = 8388608.f + scz[r][u].y;
                     float d = int4_dot8(wv[r][u].x, x0, zb, 0.f);
                     d = int4_dot8(wv[r][u].y, x1, zb, d);
@@ -96,7 +103,7 @@ __device__ __forceinline__ void int4_gemv(float* y, int ldy, const unsigned int*
         }
     }
 #pragma unroll
-    for (int r = 0; r < VF_INT4_ROWS; r++) {
+    for (int r = 0; r < NR; r++) {
         const int row = row0 + r;
 #pragma unroll
         for (int b = 0; b < B; b++) {
@@ -111,11 +118,34 @@ __device__ __forceinline__ void int4_gemv(float* y, int ldy, const unsigned int*
     }
 }
 
+// grid ceil(M / (WARPS*ROWS)), block 32*WARPS: warp w of block k serves rows row0 = (k*WARPS + w)*ROWS ..+ROWS-1.
+// Graph-capturable: no host sync, no atomics, no workspace.
 #define VF_INT4_GEMV_INSTANCE(B)                                                                                         \
     extern "C" __global__ void __launch_bounds__(32 * VF_INT4_WARPS) vf_int4_gemv_b##B(                                   \
         float* y, int ldy, const unsigned int* q, const unsigned int* sz, const bf16_t* x, int ldx, const float* bias,        \
         const float* residual, int M, int K, int gs) {                                                                   \
-        int4_gemv<B>(y, ldy, q, sz, x, ldx, bias, residual, M, K, gs);                                                   \
+        const int row0 = (blockIdx.x * VF_INT4_WARPS + (threadIdx.x >> 5)) * VF_INT4_ROWS;                                \
+        if (row0 >= M) return;                                                                                           \
+        int4_gemv<B, VF_INT4_ROWS>(y, ldy, q, sz, x, ldx, row0, bias, residual, M, K, gs);                                \
+    }
+
+// Act-order matrices fused from linears with different permutations: as vf_int4_gemv_b##B, the rows of part p reading
+// x + p*xps (the gathered copy of their part, see perm above; s1..s3 the first rows of parts 1..3). A warp whose two
+// rows straddle a part boundary (one that is not a multiple of VF_INT4_ROWS; warp-uniform) serves them one at a time.
+// Kept apart from vf_int4_gemv_b##B so that the common kernels (no act-order, or one permutation) stay as they were.
+#define VF_INT4_GEMV_PARTS_INSTANCE(B)                                                                                   \
+    extern "C" __global__ void __launch_bounds__(32 * VF_INT4_WARPS) vf_int4_gemv_parts_b##B(                             \
+        float* y, int ldy, const unsigned int* q, const unsigned int* sz, const bf16_t* x, int ldx, long long xps,        \
+        int s1, int s2, int s3, const float* bias, const float* residual, int M, int K, int gs) {                        \
+        const int row0 = (blockIdx.x * VF_INT4_WARPS + (threadIdx.x >> 5)) * VF_INT4_ROWS;                                \
+        if (row0 >= M) return;                                                                                           \
+        const int p0 = int4_part(row0, s1, s2, s3);                                                                      \
+        if (p0 == int4_part(min(row0 + VF_INT4_ROWS - 1, M - 1), s1, s2, s3)) {                                          \
+            int4_gemv<B, VF_INT4_ROWS>(y, ldy, q, sz, x + p0 * xps, ldx, row0, bias, residual, M, K, gs);                 \
+        } else {                                                                                                         \
+            for (int r = row0; r < min(row0 + VF_INT4_ROWS, M); r++)                                                     \
+                int4_gemv<B, 1>(y, ldy, q, sz, x + int4_part(r, s1, s2, s3) * xps, ldx, r, bias, residual, M, K, gs);     \
+        }                                                                                                                \
     }
 
 VF_INT4_GEMV_INSTANCE(1)
@@ -126,23 +156,32 @@ VF_INT4_GEMV_INSTANCE(5)
 VF_INT4_GEMV_INSTANCE(6)
 VF_INT4_GEMV_INSTANCE(7)
 VF_INT4_GEMV_INSTANCE(8)
+VF_INT4_GEMV_PARTS_INSTANCE(1)
+VF_INT4_GEMV_PARTS_INSTANCE(2)
+VF_INT4_GEMV_PARTS_INSTANCE(3)
+VF_INT4_GEMV_PARTS_INSTANCE(4)
+VF_INT4_GEMV_PARTS_INSTANCE(5)
+VF_INT4_GEMV_PARTS_INSTANCE(6)
+VF_INT4_GEMV_PARTS_INSTANCE(7)
+VF_INT4_GEMV_PARTS_INSTANCE(8)
 
-// xp [n, K] = x [n, ldx] gathered through perm (canonical column c <- input column perm[c]), bf16.
-// grid (ceil(K / 256), n), block 256.
+// xp [P, n, K]: xp[(p*n + b)*K + c] = x[b*ldx + perm[p*K + c]] (canonical column c of part p <- input column), bf16.
+// grid (ceil(K / 256), n, P), block 256.
 extern "C" __global__ void vf_int4_gather_rows(bf16_t* __restrict__ xp, const bf16_t* __restrict__ x, int ldx,
                                                const int* __restrict__ perm, int K) {
     const int c = blockIdx.x * blockDim.x + threadIdx.x;
     if (c >= K) return;
-    const long long b = blockIdx.y;
-    xp[b * K + c] = x[b * ldx + perm[c]];
+    const long long b = blockIdx.y, p = blockIdx.z;
+    xp[(p * gridDim.y + b) * K + c] = x[b * ldx + perm[p * K + c]];
 }
 
 // Prefill: W bf16 [M, K] (row r at W + r*K, input columns in checkpoint order) = dequantized q. One thread per packed
-// word (8 columns); without perm one 16-byte store per thread, with perm 8 scattered 2-byte stores.
+// word (8 columns); without perm one 16-byte store per thread, with perm 8 scattered 2-byte stores (row r through its
+// part's permutation, s1..s3 as for the GEMV).
 // grid ceil(M*K/8 / 256), block 256.
 extern "C" __global__ void vf_int4_dequant_bf16(bf16_t* __restrict__ W, const unsigned int* __restrict__ q,
                                                 const unsigned int* __restrict__ sz, const int* __restrict__ perm,
-                                                int M, int K, int gs) {
+                                                int s1, int s2, int s3, int M, int K, int gs) {
     const long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     const int k8 = K >> 3;
     if (t >= (long long)M * k8) return;
@@ -161,7 +200,8 @@ extern "C" __global__ void vf_int4_dequant_bf16(bf16_t* __restrict__ W, const un
         reinterpret_cast<uint4*>(W)[t] = o;
     } else {
         bf16_t* row = W + (long long)r * K;
+        const int* pr = perm + (long long)int4_part(r, s1, s2, s3) * K;
 #pragma unroll
-        for (int j = 0; j < 8; j++) reinterpret_cast<unsigned short*>(row)[perm[8 * p + j]] = h[j];
+        for (int j = 0; j < 8; j++) reinterpret_cast<unsigned short*>(row)[pr[8 * p + j]] = h[j];
     }
 }

@@ -1,5 +1,6 @@
 // Standalone check + timing of int4.cu (no JVM): the kernels against a double-precision dequantize-to-float reference
-// (rows 1..8, gs 32/64/128, sym/asym, act-order, bias/residual, strides) and int4 vs bf16 GEMV at Qwen2.5-7B/3B decode shapes.
+// (rows 1..8, gs 32/64/128, sym/asym, act-order, bias/residual, strides; fused parts with their own permutations) and
+// int4 vs bf16 GEMV at Qwen2.5-7B/3B decode shapes.
 // nvcc -O3 -std=c++17 -arch=sm_90 -o /tmp/int4h cuda-native/src/test/cuda/int4_harness.cu && /tmp/int4h
 #include "../../main/cuda/vlmflux.cu"
 #include <cuda_fp16.h>
@@ -28,7 +29,9 @@ static W make(std::mt19937& g, int M, int K, int gs, bool sym, bool act) {
 }
 template<class T> T* up(const std::vector<T>& v){ T* d; CK(cudaMalloc(&d, v.size()*sizeof(T)+16)); CK(cudaMemcpy(d, v.data(), v.size()*sizeof(T), cudaMemcpyHostToDevice)); return d; }
 typedef void (*GemvFn)(float*,int,const unsigned*,const unsigned*,const bf16_t*,int,const float*,const float*,int,int,int);
+typedef void (*PartsFn)(float*,int,const unsigned*,const unsigned*,const bf16_t*,int,long long,int,int,int,const float*,const float*,int,int,int);
 static GemvFn fns[9] = {0, vf_int4_gemv_b1, vf_int4_gemv_b2, vf_int4_gemv_b3, vf_int4_gemv_b4, vf_int4_gemv_b5, vf_int4_gemv_b6, vf_int4_gemv_b7, vf_int4_gemv_b8};
+static PartsFn pfns[9] = {0, vf_int4_gemv_parts_b1, vf_int4_gemv_parts_b2, vf_int4_gemv_parts_b3, vf_int4_gemv_parts_b4, vf_int4_gemv_parts_b5, vf_int4_gemv_parts_b6, vf_int4_gemv_parts_b7, vf_int4_gemv_parts_b8};
 int fails=0;
 static void testGemv(std::mt19937& g, int rows, int M, int K, int gs, bool sym, bool act, bool bias, bool res) {
   W w = make(g,M,K,gs,sym,act); int ldx=K+8*(rows%2), ldy=M+3*(rows%3);
@@ -50,10 +53,34 @@ static void testGemv(std::mt19937& g, int rows, int M, int K, int gs, bool sym, 
 }
 static void testDeq(std::mt19937& g, int M, int K, int gs, bool sym, bool act) {
   W w = make(g,M,K,gs,sym,act); unsigned* dq=up(w.q); unsigned* dsz=up(w.sz); int* dp = act? up(w.perm) : nullptr; unsigned short* dw; CK(cudaMalloc(&dw,(size_t)M*K*2));
-  long long words=(long long)M*K/8; vf_int4_dequant_bf16<<<(words+255)/256,256>>>(dw,dq,dsz,dp,M,K,gs); CK(cudaDeviceSynchronize());
+  long long words=(long long)M*K/8; vf_int4_dequant_bf16<<<(words+255)/256,256>>>(dw,dq,dsz,dp,M,M,M,M,K,gs); CK(cudaDeviceSynchronize());
   std::vector<unsigned short> o((size_t)M*K); CK(cudaMemcpy(o.data(),dw,o.size()*2,cudaMemcpyDeviceToHost)); int bad=0;
   for(size_t i=0;i<o.size();i++) if(o[i]!=hbf(w.deq[i])) bad++;
   printf("dequant M %d K %d gs %d sym %d act %d: %s (%d bad)\n",M,K,gs,sym,act,bad?"FAIL":"ok",bad); if(bad) fails++;
+}
+// Fused parts (rows of each in ms[]), each with its own permutation: one gather launch [P, rows, K], one GEMV, one dequant.
+static void testParts(std::mt19937& g, int rows, std::vector<int> ms, int K, int gs, bool sym) {
+  int P = ms.size(), M = 0; std::vector<int> st(3, 0); std::vector<W> ws;
+  for (int p = 0; p < P; p++) { ws.push_back(make(g, ms[p], K, gs, sym, true)); M += ms[p]; }
+  for (int i = 0; i < 3; i++) { int s = 0; for (int p = 0; p <= i && p < P; p++) s += ms[p]; st[i] = i + 1 < P ? s : M; }
+  std::vector<unsigned> q, sz; std::vector<int> perm; std::vector<float> deq;
+  for (auto& w : ws) { q.insert(q.end(), w.q.begin(), w.q.end()); sz.insert(sz.end(), w.sz.begin(), w.sz.end()); perm.insert(perm.end(), w.perm.begin(), w.perm.end()); deq.insert(deq.end(), w.deq.begin(), w.deq.end()); }
+  int ldx = K + 8, ldy = M + 3; std::normal_distribution<float> N(0,1);
+  std::vector<unsigned short> xb((size_t)rows*ldx); std::vector<float> x(xb.size()); for(size_t i=0;i<xb.size();i++){ xb[i]=hbf(N(g)); x[i]=bff(xb[i]); }
+  std::vector<float> y0((size_t)rows*ldy); for(auto& v:y0) v=N(g);
+  unsigned* dq=up(q); unsigned* dsz=up(sz); int* dp=up(perm); unsigned short* dx=up(xb); float* dy=up(y0); unsigned short* dg; CK(cudaMalloc(&dg, (size_t)P*rows*K*2));
+  vf_int4_gather_rows<<<dim3((K+255)/256,rows,P),256>>>(dg, dx, ldx, dp, K);
+  pfns[rows]<<<(M+15)/16,256>>>(dy, ldy, dq, dsz, dg, K, (long long)rows*K, st[0], st[1], st[2], nullptr, dy, M, K, gs);
+  CK(cudaDeviceSynchronize()); std::vector<float> y(y0.size()); CK(cudaMemcpy(y.data(), dy, y.size()*4, cudaMemcpyDeviceToHost));
+  int bad=0; double worst=0;
+  for(int r=0;r<rows;r++) for(int j=0;j<M;j++){ double s=y0[(size_t)r*ldy+j],mag=0; for(int t=0;t<K;t++){ double p=(double)x[(size_t)r*ldx+t]*deq[(size_t)j*K+t]; s+=p; mag+=fabs(p);} double err=fabs(s-y[(size_t)r*ldy+j]), tol=2e-5*(mag+1); worst=std::max(worst,err/tol); if(err>tol) bad++; }
+  unsigned short* dw; CK(cudaMalloc(&dw,(size_t)M*K*2)); long long words=(long long)M*K/8;
+  vf_int4_dequant_bf16<<<(words+255)/256,256>>>(dw,dq,dsz,dp,st[0],st[1],st[2],M,K,gs); CK(cudaDeviceSynchronize());
+  std::vector<unsigned short> o((size_t)M*K); CK(cudaMemcpy(o.data(),dw,o.size()*2,cudaMemcpyDeviceToHost)); int badd=0;
+  for(size_t i=0;i<o.size();i++) if(o[i]!=hbf(deq[i])) badd++;
+  printf("parts rows %d M %d (P %d) K %d gs %d sym %d: gemv %s (worst err/tol %.3f), dequant %s\n", rows, M, P, K, gs, sym, bad?"FAIL":"ok", worst, badd?"FAIL":"ok");
+  if(bad||badd) fails++;
+  cudaFree(dq); cudaFree(dsz); cudaFree(dp); cudaFree(dx); cudaFree(dy); cudaFree(dg); cudaFree(dw);
 }
 static float timeIt(std::function<void()> f){ cudaEvent_t a,b; cudaEventCreate(&a); cudaEventCreate(&b); for(int i=0;i<5;i++) f(); cudaEventRecord(a); for(int i=0;i<100;i++) f(); cudaEventRecord(b); cudaEventSynchronize(b); float ms; cudaEventElapsedTime(&ms,a,b); return ms*10.f; } // us per call
 int main(){
@@ -62,6 +89,8 @@ int main(){
     {4,257,1024,64,0,1,1,1},{5,9,96,32,1,0,1,0},{6,128,2048,128,0,0,0,1},{7,31,192,64,1,1,1,1},{8,1000,512,128,0,0,1,1},{8,40,3072,32,0,1,0,0},{1,4608,3584,128,0,0,1,1}};
   for(auto& c: cases) testGemv(g,c[0],c[1],c[2],c[3],c[4],c[5],c[6],c[7]);
   testDeq(g,5,64,32,1,0); testDeq(g,77,1024,128,0,0); testDeq(g,33,512,64,0,1); testDeq(g,16,2048,128,1,1);
+  testParts(g,1,{64,32,32},256,64,1); testParts(g,3,{13,7,20},128,32,0); testParts(g,8,{300,300},1024,128,0); testParts(g,4,{5,6,7,8},64,32,1);
+  testParts(g,1,{3584,512,512},3584,128,1); testParts(g,8,{3584,512,512},3584,128,0);
   printf("FAILS %d\n", fails);
   // timing: Qwen2.5-7B / 3B decode linears, int4 gs128 vs bf16 vf_gemv_bf16
   int shapes[][4][2] = {{{4608,3584},{3584,3584},{37888,3584},{3584,18944}},{{2560,2048},{2048,2048},{22016,2048},{2048,11008}}};
@@ -75,10 +104,19 @@ int main(){
       float bb = timeIt([&]{ vf_gemv_bf16<<<(M+15)/16,256>>>(dy,dwb,dx,nullptr,nullptr,M,K); });
       float a4 = timeIt([&]{ vf_int4_gemv_b4<<<(M+15)/16,256>>>(dy,M,dq,dsz,dx,K,nullptr,nullptr,M,K,128); });
       float a8 = timeIt([&]{ vf_int4_gemv_b8<<<(M+15)/16,256>>>(dy,M,dq,dsz,dx,K,nullptr,nullptr,M,K,128); });
-      float dq_us = timeIt([&]{ long long words=(long long)M*K/8; vf_int4_dequant_bf16<<<(words+255)/256,256>>>(dwb,dq,dsz,nullptr,M,K,128); });
+      float dq_us = timeIt([&]{ long long words=(long long)M*K/8; vf_int4_dequant_bf16<<<(words+255)/256,256>>>(dwb,dq,dsz,nullptr,M,M,M,M,K,128); });
       double bytes4 = (double)M*K/2 + (double)M*K/128*4;
       printf("%s %dx%d: int4 b1 %.1f us (%.0f GB/s) | b4 %.1f | b8 %.1f | bf16 gemv %.1f us (%.0f GB/s) | dequant %.1f us\n", names[s], M, K, a, bytes4/a/1e3, a4, a8, bb, (double)M*K*2/bb/1e3, dq_us);
       t4+=a; t16+=bb; cudaFree(dq); cudaFree(dsz); cudaFree(dwb); cudaFree(dx); cudaFree(dy); }
+    { int M=shapes[s][0][0], K=shapes[s][0][1], kv=(M-K)/2; // fused qkv with per-part permutations: gather + GEMV
+      std::vector<unsigned> q((size_t)M*K/8, 0x12345678u), sz((size_t)M*K/128, 0x48003c00u); std::vector<int> perm((size_t)3*K); for(size_t i=0;i<perm.size();i++) perm[i]=(int)((i*7919)%K);
+      unsigned* dq=up(q); unsigned* dsz=up(sz); int* dp=up(perm); unsigned short* dx; CK(cudaMalloc(&dx, 8*K*2)); CK(cudaMemset(dx,0,8*K*2)); unsigned short* dg; CK(cudaMalloc(&dg,(size_t)3*8*K*2)); float* dy; CK(cudaMalloc(&dy, 8*M*4));
+      for (int rows : {1, 4, 8}) {
+        float one = timeIt([&]{ vf_int4_gather_rows<<<dim3((K+255)/256,rows,1),256>>>(dg,dx,K,dp,K); fns[rows]<<<(M+15)/16,256>>>(dy,M,dq,dsz,dg,K,nullptr,nullptr,M,K,128); });
+        float three = timeIt([&]{ vf_int4_gather_rows<<<dim3((K+255)/256,rows,3),256>>>(dg,dx,K,dp,K); pfns[rows]<<<(M+15)/16,256>>>(dy,M,dq,dsz,dg,K,(long long)rows*K,K,K+kv,M,nullptr,nullptr,M,K,128); });
+        printf("%s act-order qkv %dx%d rows %d: one permutation %.1f us, per-part permutations %.1f us (gather + GEMV)\n", names[s], M, K, rows, one, three);
+      }
+      cudaFree(dq); cudaFree(dsz); cudaFree(dp); cudaFree(dx); cudaFree(dg); cudaFree(dy); }
     printf("%s per-token linears (%d layers): int4 %.2f ms, bf16 %.2f ms, ratio %.2fx\n", names[s], layers[s], t4*layers[s]/1e3, t16*layers[s]/1e3, t16/t4);
   }
   return fails?1:0;

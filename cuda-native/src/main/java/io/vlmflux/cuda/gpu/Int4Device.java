@@ -8,21 +8,55 @@ import java.util.Arrays;
  * A 4-bit weight matrix {@code [rows, cols]} on the device in the layout of {@code int4.cu} (see its header):
  * {@code q} uint32 {@code [rows, cols/8]} (canonical columns, column {@code 8p+j} in bits {@code 4j} of word p: one
  * 16-byte load covers 32 columns of one row, a warp reads 512 contiguous bytes), {@code sz} fp16 pairs
- * {@code [rows, groups]} (scale low, zero high), and for act-order checkpoints {@code perm} int32 {@code [cols]}.
+ * {@code [rows, groups]} (scale low, zero high), and for act-order checkpoints {@code perm} int32
+ * {@code [permParts, cols]}: one permutation per run of fused rows ({@link Layout#partStarts()}).
  *
  * <p>{@link Layout} is the host side of it (pure Java): built from {@link Int4Weights}' canonical form, several
- * linears sharing their input (q/k/v, gate/up) concatenated along the output rows.
+ * linears sharing their input (q/k/v, gate/up) concatenated along the output rows, each keeping its own act-order
+ * permutation (GPTQ stores a g_idx per linear).
  */
 public record Int4Device(Layout layout, DeviceBuffer q, DeviceBuffer sz, DeviceBuffer perm) {
+    /** Most permutation parts one matrix may have (the kernels take the first rows of parts 1..3). */
+    public static final int MAX_PERM_PARTS = 4;
 
     /**
      * Host form of the device layout. Requirements (a clear error naming the tensor otherwise): {@code cols % 32 == 0};
-     * groups of one size {@code groupSize} in canonical order with {@code groupSize % 32 == 0}; scales and zero points representable in fp16 (zero points exactly).
+     * groups of one size {@code groupSize} in canonical order with {@code groupSize % 32 == 0}; scales and zero points
+     * representable in fp16 (zero points exactly).
+     *
+     * @param perm       null (no act-order), or {@code [partStarts.length, cols]}: canonical column c of a row of part
+     *                   p reads input column {@code perm[p * cols + c]}
+     * @param partStarts first row of each permutation part, ascending from 0 ({@code {0}}: one permutation or none)
      */
-    public record Layout(String name, int rows, int cols, int groupSize, int[] q, int[] sz, int[] perm) {
+    public record Layout(String name, int rows, int cols, int groupSize, int[] q, int[] sz, int[] perm, int[] partStarts) {
+        public Layout {
+            if (partStarts.length < 1 || partStarts[0] != 0) throw new IllegalArgumentException(name + ": part starts must begin at row 0");
+            for (int i = 1; i < partStarts.length; i++)
+                if (partStarts[i] <= partStarts[i - 1] || partStarts[i] >= rows)
+                    throw new IllegalArgumentException(name + ": part starts " + Arrays.toString(partStarts) + " are not ascending inside " + rows + " rows");
+            if (perm == null ? partStarts.length != 1 : perm.length != (long) partStarts.length * cols)
+                throw new IllegalArgumentException(name + ": " + (perm == null ? 0 : perm.length) + " permutation entries for "
+                        + partStarts.length + " parts of " + cols + " columns");
+        }
+
+        /** One permutation (or none) for all rows. */
+        public Layout(String name, int rows, int cols, int groupSize, int[] q, int[] sz, int[] perm) {
+            this(name, rows, cols, groupSize, q, sz, perm, new int[]{0});
+        }
+
         public int groups() { return cols / groupSize; }
 
-        /** Device bytes (q, scale/zero pairs, permutation). */
+        /** Permutation rows on the device: 0 without act-order, else {@code partStarts().length}. */
+        public int permParts() { return perm == null ? 0 : partStarts.length; }
+
+        /** The permutation part of row r (0 when one or none). */
+        public int partOf(int r) {
+            int p = 0;
+            while (p + 1 < partStarts.length && r >= partStarts[p + 1]) p++;
+            return p;
+        }
+
+        /** Device bytes (q, scale/zero pairs, permutations). */
         public long bytes() { return 4L * q.length + 4L * sz.length + (perm == null ? 0 : 4L * perm.length); }
 
         /** The layout of {@code w}; {@code name} names it in errors. */
@@ -53,7 +87,12 @@ public record Int4Device(Layout layout, DeviceBuffer q, DeviceBuffer sz, DeviceB
             return new Layout(name, rows, cols, size, w.packedWords().clone(), sz, perm == null ? null : perm.clone());
         }
 
-        /** Layouts of linears reading the same input, stacked along the output rows (same cols, group size and permutation). */
+        /**
+         * Layouts of linears reading the same input, stacked along the output rows (same cols and group size). Their
+         * act-order permutations may differ (each GPTQ linear has its own g_idx): then every run of rows keeps its own
+         * (a part without one reads the identity), at most {@link #MAX_PERM_PARTS} runs; equal neighbours share one, and
+         * when all are equal (or none is permuted) the result has one permutation (or none) as a single linear.
+         */
         public static Layout concat(String label, Layout... parts) {
             if (parts.length == 1) return parts[0];
             Layout a = parts[0];
@@ -62,9 +101,6 @@ public record Int4Device(Layout layout, DeviceBuffer q, DeviceBuffer sz, DeviceB
                 if (p.cols != a.cols || p.groupSize != a.groupSize)
                     throw new IllegalArgumentException(label + ": " + p.name + " (" + p.cols + " columns, group size " + p.groupSize + ") cannot be fused with "
                             + a.name + " (" + a.cols + " columns, group size " + a.groupSize + ") on cuda");
-                if (!Arrays.equals(p.perm, a.perm))
-                    throw new IllegalArgumentException(label + ": " + p.name + " and " + a.name
-                            + " have different act-order permutations (g_idx); the cuda backend fuses them and needs one; use --backend cpu");
                 rows = Math.addExact(rows, p.rows);
             }
             int[] q = new int[Math.multiplyExact(rows, a.cols / 8)];
@@ -74,24 +110,57 @@ public record Int4Device(Layout layout, DeviceBuffer q, DeviceBuffer sz, DeviceB
                 System.arraycopy(p.q, 0, q, qo, p.q.length); qo += p.q.length;
                 System.arraycopy(p.sz, 0, sz, so, p.sz.length); so += p.sz.length;
             }
-            return new Layout(label, rows, a.cols, a.groupSize, q, sz, a.perm);
+            // runs of rows with one permutation each (null: identity), neighbours with equal permutations merged
+            java.util.List<Integer> starts = new java.util.ArrayList<>();
+            java.util.List<int[]> perms = new java.util.ArrayList<>();
+            java.util.List<String> names = new java.util.ArrayList<>();
+            int row = 0;
+            for (Layout p : parts) {
+                for (int i = 0; i < p.partStarts.length; i++) {
+                    int[] pi = p.perm == null ? null : Arrays.copyOfRange(p.perm, i * p.cols, (i + 1) * p.cols);
+                    if (perms.isEmpty() || !Arrays.equals(perms.getLast(), pi)) {
+                        starts.add(row + p.partStarts[i]);
+                        perms.add(pi);
+                        names.add(p.name);
+                    }
+                }
+                row += p.rows;
+            }
+            if (perms.size() == 1) return new Layout(label, rows, a.cols, a.groupSize, q, sz, perms.getFirst());
+            if (perms.size() > MAX_PERM_PARTS)
+                throw new IllegalArgumentException(label + ": " + perms.size() + " different act-order permutations (g_idx) among " + names
+                        + "; the cuda kernels take at most " + MAX_PERM_PARTS + " in one fused matrix; use --backend cpu");
+            int[] perm = new int[Math.multiplyExact(perms.size(), a.cols)];
+            int[] ps = new int[perms.size()];
+            for (int i = 0; i < ps.length; i++) {
+                ps[i] = starts.get(i);
+                int[] pi = perms.get(i);
+                for (int c = 0; c < a.cols; c++) perm[i * a.cols + c] = pi == null ? c : pi[c];
+            }
+            return new Layout(label, rows, a.cols, a.groupSize, q, sz, perm, ps);
+        }
+
+        /** Canonical column of input column c (checkpoint order) in row r's permutation part. */
+        private int canonical(int r, int c) {
+            if (perm == null) return c;
+            int base = partOf(r) * cols;
+            for (int i = 0; i < cols; i++) if (perm[base + i] == c) return i;
+            throw new IllegalArgumentException(name + ": column " + c + " outside the permutation of row " + r);
         }
 
         /** The 4-bit value at row r, input column c (checkpoint order): the inverse of the packing. */
         public int unpack(int r, int c) {
-            int cc = c;
-            if (perm != null) {
-                cc = -1;
-                for (int i = 0; i < cols; i++) if (perm[i] == c) { cc = i; break; }
-            }
+            int cc = canonical(r, c);
             return (q[r * (cols / 8) + (cc >>> 3)] >>> ((cc & 7) * 4)) & 15;
         }
 
-        /** Group of input column c (checkpoint order). */
+        /** Group of input column c (checkpoint order) in row r. */
+        public int groupOf(int r, int c) { return canonical(r, c) / groupSize; }
+
+        /** Group of input column c (checkpoint order); only for one permutation (or none) for all rows. */
         public int groupOf(int c) {
-            if (perm == null) return c / groupSize;
-            for (int i = 0; i < cols; i++) if (perm[i] == c) return i / groupSize;
-            throw new IllegalArgumentException(name + ": column " + c + " outside the permutation");
+            if (partStarts.length != 1) throw new IllegalStateException(name + ": " + partStarts.length + " permutation parts; use groupOf(row, column)");
+            return groupOf(0, c);
         }
 
         public float scale(int r, int g) { return Float.float16ToFloat((short) sz[r * groups() + g]); }
@@ -99,24 +168,34 @@ public record Int4Device(Layout layout, DeviceBuffer q, DeviceBuffer sz, DeviceB
         public float zero(int r, int g) { return Float.float16ToFloat((short) (sz[r * groups() + g] >>> 16)); }
     }
 
-    /** Uploads {@code l} into buffers of {@code arena} on {@code stream}. */
+    /** Uploads {@code l} into buffers of {@code arena} on {@code stream}; takes {@link #uploadBytes(Layout)} of it. */
     public static Int4Device upload(GpuStream stream, DeviceArena arena, Layout l) {
         DeviceBuffer q = arena.alloc(l.name + " int4 q uint32 [" + l.rows + ", " + l.cols / 8 + "]", 4L * l.q.length);
         DeviceBuffer sz = arena.alloc(l.name + " int4 scale/zero fp16x2 [" + l.rows + ", " + l.groups() + "]", 4L * l.sz.length);
-        DeviceBuffer perm = l.perm == null ? null : arena.alloc(l.name + " int4 act-order permutation int32 [" + l.cols + "]", 4L * l.cols);
+        DeviceBuffer perm = l.perm == null ? null
+                : arena.alloc(l.name + " int4 act-order permutations int32 [" + l.permParts() + ", " + l.cols + "]", 4L * l.perm.length);
         stream.upload(q, l.q);
         stream.upload(sz, l.sz);
         if (perm != null) stream.upload(perm, l.perm);
         return new Int4Device(l, q, sz, perm);
     }
 
+    /** Arena bytes {@link #upload} takes for {@code l} (256-byte rounded buffers). */
+    public static long uploadBytes(Layout l) {
+        return r(4L * l.q.length) + r(4L * l.sz.length) + (l.perm == null ? 0 : r(4L * l.perm.length));
+    }
+
     public int rows() { return layout.rows(); }
 
     public int cols() { return layout.cols(); }
 
-    /** Bytes an upload of a {@code rows x cols} matrix in groups of {@code groupSize} takes (arena planning, 256-byte rounded). */
-    public static long plannedBytes(int rows, int cols, int groupSize, boolean actOrder) {
-        return r(4L * rows * (cols / 8)) + r(4L * rows * (cols / Math.max(1, groupSize))) + (actOrder ? r(4L * cols) : 0);
+    /**
+     * Bytes an upload of a {@code rows x cols} matrix in groups of {@code groupSize} with {@code permParts} act-order
+     * permutations ({@link Layout#permParts()}: 0 without act-order) takes (arena planning, 256-byte rounded): equal
+     * to {@link #uploadBytes} of such a layout.
+     */
+    public static long plannedBytes(int rows, int cols, int groupSize, int permParts) {
+        return r(4L * rows * (cols / 8)) + r(4L * rows * (cols / Math.max(1, groupSize))) + (permParts > 0 ? r(4L * permParts * cols) : 0);
     }
 
     private static long r(long b) { return (b + 255) / 256 * 256; }

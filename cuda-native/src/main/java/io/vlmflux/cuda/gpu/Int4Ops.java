@@ -3,8 +3,11 @@ package io.vlmflux.cuda.gpu;
 /**
  * Launchers for the W4A16 kernels of {@code int4.cu}, bound to one stream: the decode GEMV (1..{@link #MAX_ROWS} rows,
  * dequantization fused into the weight loads, graph-capturable) and the prefill dequantization to a bf16 scratch
- * matrix that feeds cuBLAS. Act-order weights gather their input through the permutation into a scratch buffer owned
- * here (sized at construction for inputs of up to {@code maxCols} columns, so nothing is allocated while capturing).
+ * matrix that feeds cuBLAS. Act-order weights gather their input through the permutation (one copy per permutation
+ * part of a fused matrix, {@link Int4Device.Layout#partStarts()}) into a scratch buffer owned here (sized at
+ * construction for inputs of up to {@code maxCols} columns and {@link Int4Device#MAX_PERM_PARTS} parts, so nothing is
+ * allocated while capturing); the GEMV's row blocks read the copy of their part, all in one launch (one gather and one
+ * GEMV per fused matrix, as with one permutation).
  * Not thread-safe: the stream's thread.
  */
 public final class Int4Ops implements AutoCloseable {
@@ -28,8 +31,9 @@ public final class Int4Ops implements AutoCloseable {
     /** Allocates the act-order gather scratch now (call before capturing graphs when any weight is act-order). */
     public void reserveGather() {
         if (gathered == null) {
-            gatherArena = stream.device().newArena("int4 act-order gather", 2L * MAX_ROWS * maxCols + 512);
-            gathered = gatherArena.alloc("int4 gathered x bf16 [" + MAX_ROWS + ", " + maxCols + "]", 2L * MAX_ROWS * maxCols);
+            long bytes = 2L * Int4Device.MAX_PERM_PARTS * MAX_ROWS * maxCols;
+            gatherArena = stream.device().newArena("int4 act-order gather", bytes + 512);
+            gathered = gatherArena.alloc("int4 gathered x bf16 [" + Int4Device.MAX_PERM_PARTS + ", " + MAX_ROWS + ", " + maxCols + "]", bytes);
         }
     }
 
@@ -49,17 +53,37 @@ public final class Int4Ops implements AutoCloseable {
         if (residual != null) residual.require(4L * ((long) (rows - 1) * ldy + m), op, "residual fp32 [rows, ldy]");
         DeviceBuffer in = x;
         int ld = ldx;
+        long xps = 0;   // elements between the gathered copies of the permutation parts
         if (w.perm() != null) {
+            int parts = w.layout().permParts();
             if (k > maxCols) throw new IllegalArgumentException(op + ": k " + k + " > the gather scratch's " + maxCols + " columns");
+            if (parts > Int4Device.MAX_PERM_PARTS) throw new IllegalArgumentException(op + ": " + parts + " permutation parts > " + Int4Device.MAX_PERM_PARTS);
             reserveGather();
-            mod.launch("vf_int4_gather_rows", (k + 255) / 256, rows, 1, 256, 0, stream,
+            mod.launch("vf_int4_gather_rows", (k + 255) / 256, rows, parts, 256, 0, stream,
                     a.reset().ptr(gathered).ptr(x).i32(ldx).ptr(w.perm()).i32(k));
             in = gathered;
             ld = k;
+            if (parts > 1) xps = (long) rows * k;
         }
-        mod.launch("vf_int4_gemv_b" + rows, (m + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK, 1, 1, 256, 0, stream,
-                a.reset().ptr(y).i32(ldy).ptr(w.q()).ptr(w.sz()).ptr(in).i32(ld).ptr(bias).ptr(residual).i32(m).i32(k)
-                        .i32(w.layout().groupSize()));
+        int blocks = (m + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK;
+        if (xps == 0) {
+            mod.launch("vf_int4_gemv_b" + rows, blocks, 1, 1, 256, 0, stream,
+                    a.reset().ptr(y).i32(ldy).ptr(w.q()).ptr(w.sz()).ptr(in).i32(ld).ptr(bias).ptr(residual).i32(m).i32(k)
+                            .i32(w.layout().groupSize()));
+        } else {   // parts with their own permutations: each row reads its part's gathered copy
+            int[] s = partStarts(w.layout());
+            mod.launch("vf_int4_gemv_parts_b" + rows, blocks, 1, 1, 256, 0, stream,
+                    a.reset().ptr(y).i32(ldy).ptr(w.q()).ptr(w.sz()).ptr(in).i32(ld).i64(xps).i32(s[0]).i32(s[1]).i32(s[2])
+                            .ptr(bias).ptr(residual).i32(m).i32(k).i32(w.layout().groupSize()));
+        }
+    }
+
+    /** First rows of permutation parts 1..3 as the kernels take them (s1, s2, s3; the row count for absent parts). */
+    static int[] partStarts(Int4Device.Layout l) {
+        int[] ps = l.partStarts();
+        int[] s = new int[Int4Device.MAX_PERM_PARTS - 1];
+        for (int i = 0; i < s.length; i++) s[i] = l.perm() != null && i + 1 < ps.length ? ps[i + 1] : l.rows();
+        return s;
     }
 
     /** out bf16 [m, k] = w dequantized, input columns in checkpoint order (prefill: feeds a bf16 GEMM). */
@@ -69,8 +93,9 @@ public final class Int4Ops implements AutoCloseable {
         out.require(2L * m * k, op, "W bf16 [" + m + ", " + k + "]");
         if (out.address() % 16 != 0) throw new IllegalArgumentException(op + ": out '" + out.name() + "' is not 16-byte aligned");
         long words = (long) m * (k / 8);
+        int[] s = partStarts(w.layout());
         mod.launch("vf_int4_dequant_bf16", Math.toIntExact((words + 255) / 256), 1, 1, 256, 0, stream,
-                a.reset().ptr(out).ptr(w.q()).ptr(w.sz()).ptr(w.perm()).i32(m).i32(k).i32(w.layout().groupSize()));
+                a.reset().ptr(out).ptr(w.q()).ptr(w.sz()).ptr(w.perm()).i32(s[0]).i32(s[1]).i32(s[2]).i32(m).i32(k).i32(w.layout().groupSize()));
     }
 
     @Override public void close() {

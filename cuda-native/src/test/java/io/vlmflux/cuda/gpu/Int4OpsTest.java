@@ -18,7 +18,10 @@ import static org.junit.jupiter.api.Assertions.*;
  * The W4A16 kernels of int4.cu against a straightforward dequantize-to-float product in float64 on the CPU: the
  * GEMV for 1..8 rows (row strides wider than m/k, bias, residual aliasing y), group sizes 32/64/128, symmetric and
  * asymmetric zero points, act-order permutations, widths that are not a multiple of the 16 rows a block serves; and
- * the prefill dequantization to bf16 element by element.
+ * the prefill dequantization to bf16 element by element. Fused matrices (q/k/v, gate/up) whose parts have different
+ * act-order permutations (one per GPTQ linear): the per-part gather, the GEMV's row blocks and warps picking their
+ * part (part boundaries inside a block and inside a warp's row pair, an unpermuted part, equal neighbours sharing one,
+ * four parts) and the per-part dequantization scatter, against each part's own dequantized product.
  */
 @Tag("gpu")
 @EnabledIf(value = "io.vlmflux.cuda.gpu.Gpu#isAvailable", disabledReason = "no usable GPU (the logger vlmflux.cuda says why: CUDA backend unavailable: ...)")
@@ -91,6 +94,46 @@ class Int4OpsTest {
                 }
             for (int b = 0; b < rows; b++)   // the padding between rows is never written
                 for (int j = m; j < ldy; j++) assertEquals(y0[b * ldy + j], y[b * ldy + j], "padding at row " + b + " col " + j);
+        } finally {
+            arena.reset(mark);
+        }
+    }
+
+    @ParameterizedTest(name = "rows {0} parts {1} k {2} gs {3} sym {4}")
+    @CsvSource({"1, 64:a/32:a/32:a, 256, 64, true", "3, 13:a/7:a/20:a, 128, 32, false", "8, 300:a/300:a, 1024, 128, false",
+            "2, 33:n/17:a/15:a, 192, 64, true", "5, 16:a/16:=/9:a, 96, 32, false", "4, 5:a/6:a/7:a/8:a, 64, 32, true",
+            "1, 512:a/128:a/128:a, 2048, 128, true", "6, 384:a/384:a, 128, 32, false", "8, 31:a/1:a/32:n, 64, 32, false"})
+    void fusedPartsWithTheirOwnPermutationsMatchEachPart(int rows, String parts, int k, int gs, boolean sym) {
+        Random rnd = new Random(parts.hashCode() * 17L + rows * 131L + k);
+        long mark = arena.mark();
+        try {
+            Int4Weights[] w = Int4LayoutTest.parts(rnd, parts, k, gs, sym);
+            Int4Device.Layout l = Int4LayoutTest.fused(w);
+            assertTrue(l.permParts() > 1, "the case has several permutations: " + parts);
+            Int4Device dw = Int4Device.upload(st, arena, l);
+            int m = l.rows(), ldx = k + 8 * (rows % 2), ldy = m + 3 * (rows % 3);
+            float[] wf = Int4LayoutTest.stacked(w);
+            float[] x = bfRound(randn(rnd, rows * ldx, 1f));
+            float[] bias = randn(rnd, m, 1f), y0 = randn(rnd, rows * ldy, 1f);
+            DeviceBuffer dx = arena.alloc("x", 2L * rows * ldx), db = arena.alloc("bias", 4L * m), dy = arena.alloc("y", 4L * rows * ldy);
+            st.upload(dx, bf16(x));
+            st.upload(db, bias);
+            st.upload(dy, y0);
+            ops.gemv(dy, ldy, dw, dx, ldx, db, dy, rows);
+            float[] y = st.downloadFloats(dy, rows * ldy);
+            for (int b = 0; b < rows; b++) {
+                for (int j = 0; j < m; j++) {
+                    double s = y0[b * ldy + j] + bias[j], mag = 0;
+                    for (int t = 0; t < k; t++) { double p = (double) x[b * ldx + t] * wf[j * k + t]; s += p; mag += Math.abs(p); }
+                    assertEquals(s, y[b * ldy + j], 2e-5 * (mag + 1), "row " + b + " output " + j + " (part " + l.partOf(j) + ")");
+                }
+                for (int j = m; j < ldy; j++) assertEquals(y0[b * ldy + j], y[b * ldy + j], "padding at row " + b + " col " + j);
+            }
+            // prefill: the dequantized bf16 matrix, each row through its part's permutation
+            DeviceBuffer out = arena.alloc("W bf16", 2L * m * k);
+            ops.dequantize(out, dw);
+            float[] got = f(st.downloadShorts(out, m * k));
+            for (int i = 0; i < wf.length; i++) assertEquals(roundBf16(wf[i]), got[i], "element [" + i / k + ", " + i % k + "]");
         } finally {
             arena.reset(mark);
         }

@@ -175,10 +175,8 @@ public final class CudaDecoder implements Decoder {
         w += r(2L * V * H);                                           // embed
         if (!c.tieWordEmbeddings()) w += r(2L * V * H);               // lm head
         w += r(2L * H) + r(4L * (hd / 2));
-        long perLayer = 2 * r(2L * H) + linearBytes(store, spec.layer(0, "self_attn.q_proj.weight"), QKV, H)
-                + linearBytes(store, spec.layer(0, "self_attn.o_proj.weight"), H, Q)
-                + linearBytes(store, spec.layer(0, "mlp.gate_proj.weight"), 2 * I, H)
-                + linearBytes(store, spec.layer(0, "mlp.down_proj.weight"), H, I);
+        long perLayer = 2 * r(2L * H);
+        w += linearsBytes(c, spec, store);
         long scratch = quantized ? r(2L * Math.max(Math.max(QKV, 2L * I) * H, Math.max((long) H * Q, (long) H * I))) : 0;
         w += scratch;
         if (spec.qkvBias()) perLayer += r(4L * QKV);
@@ -211,18 +209,18 @@ public final class CudaDecoder implements Decoder {
                 Layer l = new Layer();
                 l.attnNorm = up.bf16(spec.layer(i, "input_layernorm.weight"));
                 l.mlpNorm = up.bf16(spec.layer(i, "post_attention_layernorm.weight"));
-                l.wqkv = up.linear("layer " + i + " qkv", new int[]{Q, KV, KV}, H, spec.layer(i, "self_attn.q_proj.weight"),
-                        spec.layer(i, "self_attn.k_proj.weight"), spec.layer(i, "self_attn.v_proj.weight"));
+                Fused[] f = fusedLinears(c, spec, i);
+                l.wqkv = up.linear(f[0]);
                 if (spec.qkvBias()) l.bqkv = up.f32Concat("layer " + i + " qkv bias", spec.layer(i, "self_attn.q_proj.bias"),
                         spec.layer(i, "self_attn.k_proj.bias"), spec.layer(i, "self_attn.v_proj.bias"));
-                l.wo = up.linear("layer " + i + " o", new int[]{H}, Q, spec.layer(i, "self_attn.o_proj.weight"));
+                l.wo = up.linear(f[1]);
                 if (spec.oBias()) l.bo = up.f32Concat("layer " + i + " o bias", spec.layer(i, "self_attn.o_proj.bias"));
                 if (spec.qkNorm()) {
                     l.qNorm = up.bf16(spec.layer(i, "self_attn.q_norm.weight"));
                     l.kNorm = up.bf16(spec.layer(i, "self_attn.k_norm.weight"));
                 }
-                l.wgu = up.linear("layer " + i + " gate/up", new int[]{I, I}, H, spec.layer(i, "mlp.gate_proj.weight"), spec.layer(i, "mlp.up_proj.weight"));
-                l.wd = up.linear("layer " + i + " down", new int[]{H}, I, spec.layer(i, "mlp.down_proj.weight"));
+                l.wgu = up.linear(f[2]);
+                l.wd = up.linear(f[3]);
                 layers[i] = l;
             }
             up.progress.finish();
@@ -275,11 +273,41 @@ public final class CudaDecoder implements Decoder {
 
     private static long r(long b) { return (b + 255) / 256 * 256; }
 
-    /** Arena bytes of a linear of {@code m} output rows (possibly several fused) and {@code k} inputs: bf16, or 4-bit when stored packed. */
-    private long linearBytes(WeightStore store, String firstName, int m, int k) {
-        if (c.quantization() == null || store.has(firstName)) return r(2L * m * k);
-        int gs = c.quantization().groupSizeFor(k);
-        return Int4Device.plannedBytes(m, k, Math.min(gs, k), c.quantization().descAct());
+    /** Linears reading one input, stacked along the output rows: {@code outs[i]} rows of weight {@code names[i]}, {@code in} columns. */
+    record Fused(String label, int[] outs, int in, String... names) {
+        int rows() {
+            int r = 0;
+            for (int o : outs) r = Math.addExact(r, o);
+            return r;
+        }
+    }
+
+    /** The linears of layer {@code i} as the decoder fuses them: q/k/v, o, gate/up, down. */
+    static Fused[] fusedLinears(ModelConfig c, TextModelSpec spec, int i) {
+        int H = c.hiddenSize(), Q = c.qDim(), KV = c.kvDim(), I = c.intermediateSize();
+        return new Fused[]{
+                new Fused("layer " + i + " qkv", new int[]{Q, KV, KV}, H, spec.layer(i, "self_attn.q_proj.weight"),
+                        spec.layer(i, "self_attn.k_proj.weight"), spec.layer(i, "self_attn.v_proj.weight")),
+                new Fused("layer " + i + " o", new int[]{H}, Q, spec.layer(i, "self_attn.o_proj.weight")),
+                new Fused("layer " + i + " gate/up", new int[]{I, I}, H, spec.layer(i, "mlp.gate_proj.weight"), spec.layer(i, "mlp.up_proj.weight")),
+                new Fused("layer " + i + " down", new int[]{H}, I, spec.layer(i, "mlp.down_proj.weight"))};
+    }
+
+    /**
+     * Arena bytes of every layer's linears as the {@link Uploader} stores them: bf16, or the 4-bit layout when stored
+     * packed, with as many act-order permutations as {@link Int4Device.Layout#concat} keeps (each linear's g_idx is
+     * read: they may differ between linears and layers, and a compressed-tensors config does not tell).
+     */
+    static long linearsBytes(ModelConfig c, TextModelSpec spec, WeightStore store) {
+        long w = 0;
+        for (int i = 0; i < c.numLayers(); i++)
+            for (Fused f : fusedLinears(c, spec, i)) {
+                if (c.quantization() == null || store.has(f.names()[0])) { w += r(2L * f.rows() * f.in()); continue; }
+                int gs = c.quantization().groupSizeFor(f.in());
+                w += Int4Device.plannedBytes(f.rows(), f.in(), Math.min(gs, f.in()),
+                        io.vlmflux.llm.quant.QuantizedLinears.permParts(c, store, f.in(), f.names()));
+            }
+        return w;
     }
 
     static float[] invFreq(RopeConfig r, int hd) {
@@ -307,7 +335,11 @@ public final class CudaDecoder implements Decoder {
          * columns): bf16 as stored, or, when the checkpoint stores it packed, the 4-bit device layout (registered in
          * {@link #int4}; the returned buffer stands for it). All parts must be stored alike.
          */
-        DeviceBuffer linear(String label, int[] outs, int in, String... names) {
+        DeviceBuffer linear(Fused f) {
+            String label = f.label();
+            int[] outs = f.outs();
+            int in = f.in();
+            String[] names = f.names();
             if (c.quantization() == null || store.has(names[0])) {
                 for (String n : names)
                     if (!store.has(n)) throw new IllegalArgumentException(store.location() + ": " + n + " is stored packed (4-bit) but "

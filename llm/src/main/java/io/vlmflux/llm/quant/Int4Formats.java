@@ -133,6 +133,25 @@ public final class Int4Formats {
         return g;
     }
 
+    /**
+     * The stored group index ({@code g_idx} / {@code weight_g_idx}) of packed linear {@code base} when it reorders the
+     * input columns (act-order: not in ascending group order, what makes {@link Int4Weights} keep a permutation), else
+     * null (absent, or in order). Reads only that small tensor (arena planning before the upload).
+     */
+    public static int[] actOrderGroups(WeightStore store, QuantConfig c, String base, int in) {
+        String name = switch (c.method()) {
+            case AWQ -> null;
+            case GPTQ -> base + ".g_idx";
+            case COMPRESSED_TENSORS -> base + ".weight_g_idx";
+        };
+        TensorView t = name == null ? null : store.find(name).orElse(null);
+        if (t == null) return null;
+        int gs = c.groupSizeFor(in);
+        int[] g = gIdx(t, in, (in + gs - 1) / gs);
+        for (int i = 1; i < in; i++) if (g[i] < g[i - 1]) return g;
+        return null;
+    }
+
     private static int[] gIdx(TensorView t, int in, int groups) {
         dtype(t, "g_idx", DType.I32, DType.I64, DType.I16);
         shape(t, in);

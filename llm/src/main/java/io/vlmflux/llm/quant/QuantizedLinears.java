@@ -51,6 +51,27 @@ public final class QuantizedLinears {
     }
 
     /**
+     * Act-order permutations the cuda layout keeps for packed linears {@code names} ({@code ...q_proj.weight}, all of
+     * {@code in} input columns) fused along the output rows, as {@code Int4Device.Layout.concat} does: 0 when none
+     * reorders its input, else one per run of neighbours with equal group indices (an in-order one counts as a run of
+     * its own). Reads only the group index tensors (arena planning).
+     */
+    public static int permParts(ModelConfig c, WeightStore store, int in, String... names) {
+        int runs = 0;
+        boolean any = false;
+        int[] prev = null;
+        for (int i = 0; i < names.length; i++) {
+            String name = names[i];
+            if (!name.endsWith(".weight")) throw new IllegalArgumentException("not a linear weight name: " + name);
+            int[] g = Int4Formats.actOrderGroups(store, c.quantization(), name.substring(0, name.length() - ".weight".length()), in);
+            any |= g != null;
+            if (i == 0 || !java.util.Arrays.equals(prev, g)) runs++;
+            prev = g;
+        }
+        return any ? runs : 0;
+    }
+
+    /**
      * A hint for a missing-tensors error: packed tensors present for a missing weight while config.json has no
      * {@code quantization_config}, or packed in another format than the config says. Empty when none applies.
      */

@@ -56,7 +56,7 @@ class Int4DeviceLayoutTest {
             for (int c = 0; c < in; c++) {
                 assertEquals(u.q()[r * in + c], l.unpack(rowOff + r, c), "q at [" + r + ", " + c + "]");
                 int g = u.colGroup()[c];
-                int lg = l.groupOf(c);
+                int lg = l.groupOf(rowOff + r, c);
                 assertEquals(Float.float16ToFloat(Float.floatToFloat16(read.scales()[r * u.groups() + g])), l.scale(rowOff + r, lg), "scale at [" + r + ", " + c + "]");
                 assertEquals(u.zeros()[r * u.groups() + g], l.zero(rowOff + r, lg), "zero at [" + r + ", " + c + "]");
             }

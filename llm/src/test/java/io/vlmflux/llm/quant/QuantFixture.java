@@ -15,15 +15,15 @@ import java.util.SplittableRandom;
  * with act-order, a random input-row permutation whose groups follow GPTQ's rule {@code g_idx[perm[i]] = i / G}.
  * Qwen2 text shape, untied lm_head (16-bit, like the published checkpoints), q/k/v biases.
  */
-final class QuantFixture {
-    record Spec(QuantConfig quant, int hidden, int layers, int heads, int kvHeads, int headDim, int inter, int vocab, long seed) {
-        static Spec tiny(QuantConfig q, long seed) { return new Spec(q, 128, 2, 4, 2, 32, 384, 512, seed); }
+public final class QuantFixture {
+    public record Spec(QuantConfig quant, int hidden, int layers, int heads, int kvHeads, int headDim, int inter, int vocab, long seed) {
+        public static Spec tiny(QuantConfig q, long seed) { return new Spec(q, 128, 2, 4, 2, 32, 384, 512, seed); }
     }
 
     private QuantFixture() {}
 
     /** Writes {@code quantDir} (packed) and {@code refDir} (dequantized, F32 linears). */
-    static void write(Spec s, Path quantDir, Path refDir) throws IOException {
+    public static void write(Spec s, Path quantDir, Path refDir) throws IOException {
         Files.createDirectories(quantDir);
         Files.createDirectories(refDir);
         String base = """
