@@ -501,12 +501,14 @@ public final class GpuVisionEncoder implements VisionEncoder {
 
     /**
      * The DeepStack merger fed by block {@code block}, if any: LayerNorm over the shuffled {@code d*m^2}-wide rows of
-     * the residual stream {@code h} (that block's output), then the merger MLP into feature slot k of {@code s.deep}.
+     * the residual stream {@code h} (that block's output), then the merger MLP into feature slot k of {@code s.deep}
+     * (block order: {@link TowerSpec#deepstackFeature}).
      */
     private void deepstack(Scratch s, int block, int n) {
-        int k = cfg.deepstackSlot(block);
-        if (k < 0) return;
-        Merger mg = deepMergers[k];
+        int slot = cfg.deepstackSlot(block);
+        if (slot < 0) return;
+        Merger mg = deepMergers[slot];
+        int k = cfg.deepstackFeature(block);
         int w = cfg.width() * cfg.mergeSize() * cfg.mergeSize(), units = n / (cfg.mergeSize() * cfg.mergeSize()), o = cfg.outHidden();
         op("deepstack merger", () -> {
             vops.norm(s.wide, s.h, null, null, mg.normW, mg.normB, units, w, NORM_EPS, false);

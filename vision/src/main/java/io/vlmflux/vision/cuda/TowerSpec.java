@@ -73,6 +73,15 @@ record TowerSpec(Family family, int depth, int width, int heads, int mlpHidden, 
         return -1;
     }
 
+    /**
+     * The feature slot block {@code b}'s DeepStack output takes: features are in block order (transformers appends
+     * them as the blocks run, each through the merger at the block's position in {@link #deepstackIndexes}), so the
+     * slot is the number of listed blocks before {@code b}, whatever the order of the list.
+     */
+    int deepstackFeature(int b) {
+        return (int) Arrays.stream(deepstackIndexes).filter(x -> x < b).count();
+    }
+
     // tensor names (below the tower prefix) that differ between the families
     String mlpIn() { return qwen3() ? "mlp.linear_fc1" : "mlp.fc1"; }
     String mlpOut() { return qwen3() ? "mlp.linear_fc2" : windowed() ? "mlp.down_proj" : "mlp.fc2"; }
