@@ -23,7 +23,7 @@ import java.util.List;
  */
 final class ServeStreams {
     static final java.util.Set<String> VALUED = union(java.util.Set.of("config", "source", "every", "prompt", "caption-tokens", "view-fps", "kafka", "mqtt", "live",
-            "live-fps", "live-window", "live-narrate", "live-prompt", "live-tokens"), AlertMode.OPTIONS);
+            "live-fps", "live-window", "live-narrate", "live-prompt", "live-tokens", "live-alert-every"), AlertMode.OPTIONS);
 
     private static java.util.Set<String> union(java.util.Set<String> a, List<String> b) {
         java.util.Set<String> u = new java.util.HashSet<>(a);
@@ -142,11 +142,13 @@ final class ServeStreams {
     /**
      * {@code --live all|ID[,ID]}: those streams also run a live-video session (docs/live.md) whose window answers their
      * questions; {@code --live-fps} (2), {@code --live-window} (30s), {@code --live-narrate D|off} (off),
-     * {@code --live-prompt} ("What changed?"), {@code --live-tokens} (64).
+     * {@code --live-prompt} ("What changed?"), {@code --live-tokens} (64). The alerts of those streams ({@code --alert},
+     * the config's) are checked over the window every {@code --live-alert-every} of video (default the narration period,
+     * else 2s) instead of on each sampled frame.
      */
     static void live(LiveStreams streams, Args a, VlmRuntime runtime) {
         if (!a.has("live")) {
-            for (String f : List.of("live-fps", "live-window", "live-narrate", "live-prompt", "live-tokens"))
+            for (String f : List.of("live-fps", "live-window", "live-narrate", "live-prompt", "live-tokens", "live-alert-every"))
                 if (a.has(f)) throw new UsageException("--" + f + " needs --live all|ID[,ID]");
             return;
         }
@@ -162,9 +164,12 @@ final class ServeStreams {
         if (prompt.isBlank()) throw new UsageException("--live-prompt must not be blank");
         int tokens = a.getInt("live-tokens", 64);
         if (tokens < 1) throw new UsageException("--live-tokens must be at least 1, got " + tokens);
+        java.time.Duration alertEvery = a.has("live-alert-every") ? a.getDuration("live-alert-every") : null;
+        if (alertEvery != null && (alertEvery.isZero() || alertEvery.isNegative()))
+            throw new UsageException("--live-alert-every must be positive, got '" + a.get("live-alert-every") + "'");
         io.vlmflux.demos.serve.LiveWindowAnswerer.Options o = io.vlmflux.demos.serve.LiveWindowAnswerer.Options.defaults()
                 .withSession(io.vlmflux.llm.runtime.LiveSession.Options.defaults().withFps(fps).withWindow(window).withMaxAnswerTokens(tokens))
-                .withNarration(narrate, prompt);
+                .withNarration(narrate, prompt).withAlertEvery(alertEvery);
         List<String> ids = new ArrayList<>();
         String which = a.get("live").strip();
         if (which.equals("all")) ids.addAll(streams.ids());
@@ -175,7 +180,8 @@ final class ServeStreams {
                 throw new UsageException("--live " + which + ": no stream '" + id + "' (the streams are " + String.join(", ", streams.ids()) + ")");
             streams.live(id, o);
         }
-        System.err.printf(java.util.Locale.ROOT, "vlmflux: live-video sessions on %s: %.3g fps, window %ss%s; questions are answered over the window%n",
-                String.join(", ", ids), fps, window.toMillis() / 1000.0, narrate == null ? "" : ", narrating every " + narrate.toMillis() / 1000.0 + "s");
+        System.err.printf(java.util.Locale.ROOT, "vlmflux: live-video sessions on %s: %.3g fps, window %ss%s; questions%s are answered over the window%n",
+                String.join(", ", ids), fps, window.toMillis() / 1000.0, narrate == null ? "" : ", narrating every " + narrate.toMillis() / 1000.0 + "s",
+                a.has("alert") || alertEvery != null ? " and alerts (every " + o.alertPeriod().toMillis() / 1000.0 + "s of video)" : "");
     }
 }

@@ -1,6 +1,7 @@
 package io.vlmflux.demos.serve;
 
 import io.vlmflux.pipeline.caption.Caption;
+import io.vlmflux.sinks.SinkRecord;
 import io.vlmflux.sinks.SinkStage;
 import io.vlmflux.sources.SourceEvent;
 import reactor.core.Disposable;
@@ -16,11 +17,14 @@ import java.util.concurrent.atomic.AtomicLong;
  * The Kafka/MQTT outputs of {@code vlmflux serve} ({@code --kafka}, {@code --mqtt}, the config's {@code output}):
  * every live stream's captions and source events go, as the records of {@code vlmflux caption} (docs/sinks.md; key
  * and {@code source} = the stream id), through one {@link SinkStage} — its flow control, periodic status records
- * and a last {@code stopped} status per stream when the streams close.
+ * and a last {@code stopped} status per stream when the streams close. The stream's alert events, narrations and the
+ * answers to its questions go too ({@code event} with {@code event: alert}, {@code narration}, {@code reply}; made by
+ * {@link StreamRecords} from the stream's events, which this output follows like an SSE client).
  *
  * <p>Unlike {@code caption}, a slow or unreachable broker never slows the streams (their captions also feed the page
  * and the SSE clients): captions wait in a queue of {@value #QUEUE}; when it is full the newest caption is not sent
- * and counted ({@link #dropped()}), as are source events beyond the stage's own event queue.
+ * and counted ({@link #dropped()}), as are source events, alerts, narrations and replies beyond the stage's own
+ * event queue.
  */
 public final class StreamSinks implements AutoCloseable {
     private static final System.Logger LOG = System.getLogger("vlmflux.serve");
@@ -41,8 +45,20 @@ public final class StreamSinks implements AutoCloseable {
             LOG.log(System.Logger.Level.WARNING, "the Kafka/MQTT output stopped: " + e.getMessage());
             done.countDown();
         }, done::countDown);
-        for (LiveStream s : streams) s.outputs(this::caption, this::event);
+        for (LiveStream s : streams) {
+            s.outputs(this::caption, this::event);
+            // the stream's other records: handed over as they are published (the stage's side queue never waits)
+            followers.add(s.hub().subscribe().filter(e -> FOLLOWED.contains(e.type())).subscribe(e -> {
+                SinkRecord r = records.record(s.id(), null, e);
+                if (r != null && !closed) stage.record(r);
+            }));
+        }
     }
+
+    /** The events of a stream that this output sends from its events (captions and source events come directly). */
+    private static final java.util.Set<String> FOLLOWED = java.util.Set.of("alert", "narration", "answer");
+    private final StreamRecords records = new StreamRecords();
+    private final java.util.List<Disposable> followers = new java.util.concurrent.CopyOnWriteArrayList<>();
 
     private synchronized void caption(Caption c) {
         if (closed) return;
@@ -67,6 +83,7 @@ public final class StreamSinks implements AutoCloseable {
             if (closed) return;
             closed = true;
             captions.tryEmitComplete();
+            followers.forEach(Disposable::dispose);
         }
         try {
             if (!done.await(10, TimeUnit.SECONDS)) {

@@ -177,7 +177,7 @@ class ServeFleetTest {
                 for (Event e : ev) if (runs.isEmpty() || !runs.getLast().equals(e.node())) runs.add(e.node());
                 assertEquals(c.equals(moved) ? List.of("s1", "s2") : List.of("s1"), runs, "owners of " + c + " in the events topic");
                 Event last = ev.getLast();
-                assertEquals("vlmflux.record/1", last.record().get("schema").asText());
+                assertEquals(io.vlmflux.sinks.Records.SCHEMA, last.record().get("schema").asText());
                 assertEquals("caption", last.record().get("type").asText());
                 assertEquals(c, last.record().get("source").asText());
                 String text = last.record().get("text").asText();
@@ -212,7 +212,7 @@ class ServeFleetTest {
             reader.join(5000);
         }
         System.out.println("SERVE-FLEET records in the fleet topic by type: " + new TreeMap<>(types));
-        assertTrue(violations.isEmpty(), "records not of docs/schemas/record-v1.schema.json: " + violations);
+        assertTrue(violations.isEmpty(), "records not of " + io.vlmflux.sinks.Records.SCHEMA_FILE + ": " + violations);
         assertTrue(types.getOrDefault("caption", 0) > 0, "captions: " + types);
         Node n1 = nodes.get("s1");
         assertTrue(n1.process.exitValue() == 143 || n1.process.exitValue() == 0, "s1 exited with " + n1.process.exitValue() + " after SIGTERM");
