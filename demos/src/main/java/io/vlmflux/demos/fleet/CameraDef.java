@@ -41,7 +41,14 @@ public record CameraDef(String id, String source, String every, String prompt, J
         if (prompt != null && prompt.isBlank()) throw new IllegalArgumentException("field 'prompt' must not be blank");
         if (alerts != null && alerts.isNull()) alerts = null;
         try {
-            for (AlertConfig a : AlertConfig.list(alerts)) a.alert();   // answers and constraints parse
+            List<AlertConfig> list = AlertConfig.list(alerts);
+            for (int i = 0; i < list.size(); i++) {   // answers and constraints parse
+                try {
+                    list.get(i).alert();
+                } catch (IllegalArgumentException e) {
+                    throw new IllegalArgumentException("[" + i + "]: " + e.getMessage(), e);
+                }
+            }
         } catch (IllegalArgumentException e) {
             String m = e.getMessage();
             int colon = m.indexOf(": ");
