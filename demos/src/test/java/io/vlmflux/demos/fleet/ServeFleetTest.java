@@ -152,7 +152,7 @@ class ServeFleetTest {
             assertTrue(nodes.get(owner).process.isAlive(), owner + " was not restarted");
             assertTrue(alerts(events, alerted, "where", changed.time()).isEmpty(),
                     "the old alert stopped with the record's change");
-            System.out.println("SERVE-FLEET camera alerts: first alert record " + (firstAlert.time() - joinedAt) + " ms rel. to s2's start; changed alerts in effect after "
+            System.out.println("SERVE-FLEET camera alerts: " + alerts(events, alerted, "where", 0).size() + " record(s) of its first alert; the changed alert in effect after "
                     + (changed.time() - changedAt) + " ms (first record of the new alert, on " + owner + ")");
 
             // 4. deleting a camera record takes effect on its owner without a restart
