@@ -120,6 +120,7 @@ final class ServeStreams {
         if (a.has("source")) for (String s : a.all("source")) sources.add(new SourceConfig(s));
         else if (config != null) sources.addAll(config.sources());
         else sources.add(new SourceConfig(CaptionCommand.DEFAULT_SOURCE));
+        java.util.Map<String, io.vlmflux.pipeline.config.LiveConfig> configLive = new java.util.LinkedHashMap<>();
         for (SourceConfig sc : sources) {
             String spec = CaptionCommand.sourceSpec(sc.uri());
             FrameSource fs;
@@ -135,8 +136,24 @@ final class ServeStreams {
             } catch (IllegalArgumentException e) {
                 throw new UsageException("source " + sc.uri() + ": " + e.getMessage());
             }
+            if (sc.live() != null) configLive.put(id, sc.live());
         }
-        live(streams, a, runtime);
+        java.util.Set<String> named = live(streams, a, runtime);
+        for (var e : configLive.entrySet()) {   // a config source's "live" block (--live on the same stream wins)
+            if (named.contains(e.getKey())) continue;
+            if (!runtime.hasVision()) throw new UsageException("source " + e.getKey() + ": 'live': " + runtime.dir() + " is a text-only model: it cannot watch video");
+            io.vlmflux.pipeline.config.LiveConfig c = e.getValue();
+            streams.live(e.getKey(), liveOptions(c.fps(), c.windowDuration(), c.narrateDuration(), c.prompt(), c.maxTokens(), c.alertEveryDuration()));
+            System.err.printf(java.util.Locale.ROOT, "vlmflux: live-video session on %s (config): %.3g fps, window %s; questions%s are answered over the window%n",
+                    e.getKey(), c.fps(), c.window(), a.has("alert") || !config.alerts().isEmpty() ? " and alerts" : "");
+        }
+    }
+
+    static io.vlmflux.demos.serve.LiveWindowAnswerer.Options liveOptions(double fps, java.time.Duration window, java.time.Duration narrate, String prompt,
+                                                                      int tokens, java.time.Duration alertEvery) {
+        return io.vlmflux.demos.serve.LiveWindowAnswerer.Options.defaults()
+                .withSession(io.vlmflux.llm.runtime.LiveSession.Options.defaults().withFps(fps).withWindow(window).withMaxAnswerTokens(tokens))
+                .withNarration(narrate, prompt).withAlertEvery(alertEvery);
     }
 
     /**
@@ -144,13 +161,14 @@ final class ServeStreams {
      * questions; {@code --live-fps} (2), {@code --live-window} (30s), {@code --live-narrate D|off} (off),
      * {@code --live-prompt} ("What changed?"), {@code --live-tokens} (64). The alerts of those streams ({@code --alert},
      * the config's) are checked over the window every {@code --live-alert-every} of video (default the narration period,
-     * else 2s) instead of on each sampled frame.
+     * else 2s) instead of on each sampled frame. Returns the streams it named (a config source's own {@code live} block
+     * does not apply to those).
      */
-    static void live(LiveStreams streams, Args a, VlmRuntime runtime) {
+    static java.util.Set<String> live(LiveStreams streams, Args a, VlmRuntime runtime) {
         if (!a.has("live")) {
             for (String f : List.of("live-fps", "live-window", "live-narrate", "live-prompt", "live-tokens", "live-alert-every"))
                 if (a.has(f)) throw new UsageException("--" + f + " needs --live all|ID[,ID]");
-            return;
+            return java.util.Set.of();
         }
         if (!runtime.hasVision()) throw new UsageException("--live: " + runtime.dir() + " is a text-only model: it cannot watch video");
         double fps = a.getDouble("live-fps", 2);
@@ -167,9 +185,7 @@ final class ServeStreams {
         java.time.Duration alertEvery = a.has("live-alert-every") ? a.getDuration("live-alert-every") : null;
         if (alertEvery != null && (alertEvery.isZero() || alertEvery.isNegative()))
             throw new UsageException("--live-alert-every must be positive, got '" + a.get("live-alert-every") + "'");
-        io.vlmflux.demos.serve.LiveWindowAnswerer.Options o = io.vlmflux.demos.serve.LiveWindowAnswerer.Options.defaults()
-                .withSession(io.vlmflux.llm.runtime.LiveSession.Options.defaults().withFps(fps).withWindow(window).withMaxAnswerTokens(tokens))
-                .withNarration(narrate, prompt).withAlertEvery(alertEvery);
+        io.vlmflux.demos.serve.LiveWindowAnswerer.Options o = liveOptions(fps, window, narrate, prompt, tokens, alertEvery);
         List<String> ids = new ArrayList<>();
         String which = a.get("live").strip();
         if (which.equals("all")) ids.addAll(streams.ids());
@@ -183,5 +199,6 @@ final class ServeStreams {
         System.err.printf(java.util.Locale.ROOT, "vlmflux: live-video sessions on %s: %.3g fps, window %ss%s; questions%s are answered over the window%n",
                 String.join(", ", ids), fps, window.toMillis() / 1000.0, narrate == null ? "" : ", narrating every " + narrate.toMillis() / 1000.0 + "s",
                 a.has("alert") || alertEvery != null ? " and alerts (every " + o.alertPeriod().toMillis() / 1000.0 + "s of video)" : "");
+        return java.util.Set.copyOf(ids);
     }
 }
