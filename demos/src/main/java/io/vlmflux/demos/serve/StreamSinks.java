@@ -29,12 +29,16 @@ import java.util.concurrent.atomic.AtomicLong;
 public final class StreamSinks implements AutoCloseable {
     private static final System.Logger LOG = System.getLogger("vlmflux.serve");
     public static final int QUEUE = 256;
+    /** The events of a stream that this output sends from its events (captions and source events come directly). */
+    private static final java.util.Set<String> FOLLOWED = java.util.Set.of("alert", "narration", "answer", "dropped");
 
     private final SinkStage stage;
     private final Sinks.Many<Caption> captions = Sinks.many().unicast().onBackpressureBuffer(Queues.<Caption>get(QUEUE).get());
     private final AtomicLong dropped = new AtomicLong(), sent = new AtomicLong();
     private final CountDownLatch done = new CountDownLatch(1);
     private final Disposable subscription;
+    private final StreamRecords records = new StreamRecords();
+    private final java.util.List<Disposable> followers = new java.util.concurrent.CopyOnWriteArrayList<>();
     private volatile boolean closed;
 
     /** Starts sending; taps {@code streams} (before they start). */
@@ -49,16 +53,15 @@ public final class StreamSinks implements AutoCloseable {
             s.outputs(this::caption, this::event);
             // the stream's other records: handed over as they are published (the stage's side queue never waits)
             followers.add(s.hub().subscribe().filter(e -> FOLLOWED.contains(e.type())).subscribe(e -> {
+                if (e.type().equals("dropped")) {   // this follower fell behind the stream's events: counted
+                    dropped.addAndGet(records.dropped(e));
+                    return;
+                }
                 SinkRecord r = records.record(s.id(), null, e);
                 if (r != null && !closed) stage.record(r);
             }));
         }
     }
-
-    /** The events of a stream that this output sends from its events (captions and source events come directly). */
-    private static final java.util.Set<String> FOLLOWED = java.util.Set.of("alert", "narration", "answer");
-    private final StreamRecords records = new StreamRecords();
-    private final java.util.List<Disposable> followers = new java.util.concurrent.CopyOnWriteArrayList<>();
 
     private synchronized void caption(Caption c) {
         if (closed) return;
@@ -72,7 +75,10 @@ public final class StreamSinks implements AutoCloseable {
     /** Captions sent and settled by every sink. */
     public long sent() { return sent.get(); }
 
-    /** Captions not sent because the queue was full, plus source events and status records the stage dropped. */
+    /**
+     * Captions not sent because the queue was full, events this output missed, plus source events, alerts, narrations,
+     * replies and status records the stage dropped.
+     */
     public long dropped() { return dropped.get() + stage.sideDropped(); }
 
     public SinkStage stage() { return stage; }
