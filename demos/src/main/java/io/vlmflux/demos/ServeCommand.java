@@ -68,8 +68,9 @@ public final class ServeCommand implements Command {
                                        default vlmflux.cameras; consumer group --group, default vlmflux-fleet) are its live
                                        streams, captioned by the model; records go to --events-topic (vlmflux.records);
                                        GET /v1/fleet shows its cameras and the group (docs/fleet.md); no default stream
-                  --live all|ID,...    those streams also run a live-video session (docs/live.md): their questions are answered
-                                       over the recent past (--live-window 30s at --live-fps 2), tokens streamed as events;
+                  --live all|ID,...    those streams (with --fleet: those cameras) also run a live-video session (docs/live.md):
+                                       their questions are answered over the recent past (--live-window 30s at --live-fps 2),
+                                       tokens streamed as events;
                                        --live-narrate D asks --live-prompt ("What changed?") every D; --live-tokens N (64);
                                        their --alert alerts are asked over the window every --live-alert-every D of video
                                        (default the narration period, else 2s) instead of on each sampled frame
@@ -103,6 +104,7 @@ public final class ServeCommand implements Command {
         try (VlmRuntime runtime = VlmRuntime.load(dir, RuntimeOptions.defaults().withBackend(backend).withDevice(device));
              LiveStreams streams = new LiveStreams(runtime, streamOptions)) {
             if (fleet == null || a.has("source")) ServeStreams.add(streams, a, config, runtime);
+            if (fleet != null) ServeStreams.liveFleet(streams, a, runtime);   // --live on the cameras Kafka assigns this node
             ChatServer server = ChatServer.start(runtime, o, fleet == null ? streams : fleet.routes(streams));
             try {
                 ServeStreams.wire(streams, server, a, config, runtime);   // /metrics per source; --alert / config alerts

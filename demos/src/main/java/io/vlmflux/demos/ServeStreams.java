@@ -156,19 +156,12 @@ final class ServeStreams {
                 .withNarration(narrate, prompt).withAlertEvery(alertEvery);
     }
 
-    /**
-     * {@code --live all|ID[,ID]}: those streams also run a live-video session (docs/live.md) whose window answers their
-     * questions; {@code --live-fps} (2), {@code --live-window} (30s), {@code --live-narrate D|off} (off),
-     * {@code --live-prompt} ("What changed?"), {@code --live-tokens} (64). The alerts of those streams ({@code --alert},
-     * the config's) are checked over the window every {@code --live-alert-every} of video (default the narration period,
-     * else 2s) instead of on each sampled frame. Returns the streams it named (a config source's own {@code live} block
-     * does not apply to those).
-     */
-    static java.util.Set<String> live(LiveStreams streams, Args a, VlmRuntime runtime) {
+    /** The live-session options of the {@code --live-*} flags (checked), or null without {@code --live}. */
+    static io.vlmflux.demos.serve.LiveWindowAnswerer.Options liveOptions(Args a, VlmRuntime runtime) {
         if (!a.has("live")) {
             for (String f : List.of("live-fps", "live-window", "live-narrate", "live-prompt", "live-tokens", "live-alert-every"))
                 if (a.has(f)) throw new UsageException("--" + f + " needs --live all|ID[,ID]");
-            return java.util.Set.of();
+            return null;
         }
         if (!runtime.hasVision()) throw new UsageException("--live: " + runtime.dir() + " is a text-only model: it cannot watch video");
         double fps = a.getDouble("live-fps", 2);
@@ -185,20 +178,56 @@ final class ServeStreams {
         java.time.Duration alertEvery = a.has("live-alert-every") ? a.getDuration("live-alert-every") : null;
         if (alertEvery != null && (alertEvery.isZero() || alertEvery.isNegative()))
             throw new UsageException("--live-alert-every must be positive, got '" + a.get("live-alert-every") + "'");
-        io.vlmflux.demos.serve.LiveWindowAnswerer.Options o = liveOptions(fps, window, narrate, prompt, tokens, alertEvery);
+        return liveOptions(fps, window, narrate, prompt, tokens, alertEvery);
+    }
+
+    /**
+     * {@code serve --fleet --live all|ID[,ID]}: the fleet cameras of those ids (all: every one) get a live-video session
+     * when this node is assigned them (ids of cameras not known yet are taken as given).
+     */
+    static void liveFleet(LiveStreams streams, Args a, VlmRuntime runtime) {
+        io.vlmflux.demos.serve.LiveWindowAnswerer.Options o = liveOptions(a, runtime);
+        if (o == null) return;
+        String which = a.get("live").strip();
+        try {
+            if (which.equals("all")) streams.liveWhenAdded("*", o);
+            else for (String id : which.split(",")) if (!id.isBlank()) streams.liveWhenAdded(id.strip(), o);
+        } catch (IllegalArgumentException e) {
+            throw new UsageException("--live " + which + ": " + e.getMessage());
+        }
+        System.err.printf(java.util.Locale.ROOT, "vlmflux: live-video sessions on the fleet cameras %s when assigned: %.3g fps, window %ss%n",
+                which, o.session().fps(), o.session().window().toMillis() / 1000.0);
+    }
+
+    /**
+     * {@code --live all|ID[,ID]}: those streams also run a live-video session (docs/live.md) whose window answers their
+     * questions; {@code --live-fps} (2), {@code --live-window} (30s), {@code --live-narrate D|off} (off),
+     * {@code --live-prompt} ("What changed?"), {@code --live-tokens} (64). The alerts of those streams ({@code --alert},
+     * the config's) are checked over the window every {@code --live-alert-every} of video (default the narration period,
+     * else 2s) instead of on each sampled frame. Returns the streams it named (a config source's own {@code live} block
+     * does not apply to those).
+     */
+    static java.util.Set<String> live(LiveStreams streams, Args a, VlmRuntime runtime) {
+        io.vlmflux.demos.serve.LiveWindowAnswerer.Options o = liveOptions(a, runtime);
+        if (o == null) return java.util.Set.of();
         List<String> ids = new ArrayList<>();
         String which = a.get("live").strip();
         if (which.equals("all")) ids.addAll(streams.ids());
         else for (String id : which.split(",")) if (!id.isBlank()) ids.add(id.strip());
         if (ids.isEmpty()) throw new UsageException("--live: no streams" + (a.flag("no-streams") ? " (--no-streams)" : ""));
+        List<String> local = new ArrayList<>();
         for (String id : ids) {
-            if (streams.stream(id) == null)
+            if (streams.stream(id) == null) {
+                if (a.has("fleet")) continue;   // a fleet camera's id: liveFleet gives it its session when it is assigned
                 throw new UsageException("--live " + which + ": no stream '" + id + "' (the streams are " + String.join(", ", streams.ids()) + ")");
+            }
             streams.live(id, o);
+            local.add(id);
         }
         System.err.printf(java.util.Locale.ROOT, "vlmflux: live-video sessions on %s: %.3g fps, window %ss%s; questions%s are answered over the window%n",
-                String.join(", ", ids), fps, window.toMillis() / 1000.0, narrate == null ? "" : ", narrating every " + narrate.toMillis() / 1000.0 + "s",
-                a.has("alert") || alertEvery != null ? " and alerts (every " + o.alertPeriod().toMillis() / 1000.0 + "s of video)" : "");
-        return java.util.Set.copyOf(ids);
+                String.join(", ", local), o.session().fps(), o.session().window().toMillis() / 1000.0,
+                o.narrateEvery() == null ? "" : ", narrating every " + o.narrateEvery().toMillis() / 1000.0 + "s",
+                a.has("alert") || o.alertEvery() != null ? " and alerts (every " + o.alertPeriod().toMillis() / 1000.0 + "s of video)" : "");
+        return java.util.Set.copyOf(local);
     }
 }

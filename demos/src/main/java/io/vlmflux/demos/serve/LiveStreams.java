@@ -140,6 +140,13 @@ public final class LiveStreams implements ChatServer.Routes, AutoCloseable {
                 new EventHub(id, options.eventQueue(), json), encoder);
         s.metrics(serveMetrics);
         s.alerts(alerts);
+        LiveWindowAnswerer.Options live = liveLater.get(id);
+        if (live == null) live = liveLater.get("*");
+        if (live != null && started.get()) {   // a stream added at run time (a fleet camera) named by --live
+            LiveWindowAnswerer w = new LiveWindowAnswerer(s, runtime, live);
+            s.liveWindow(w);
+            answerers.put(id, w);
+        }
         streams.put(id, s);
         beforeStart.accept(s);
         if (started.get()) s.start();
@@ -221,6 +228,17 @@ public final class LiveStreams implements ChatServer.Routes, AutoCloseable {
         s.liveWindow(w);
         answerer(id, w);
         return w;
+    }
+
+    private final Map<String, LiveWindowAnswerer.Options> liveLater = new ConcurrentHashMap<>();
+
+    /**
+     * Gives the streams added after {@link #start()} with id {@code id} ({@code *}: every one), e.g. the cameras a fleet
+     * assigns this node, a live-video session with {@code o} as {@link #live} does before start.
+     */
+    public void liveWhenAdded(String id, LiveWindowAnswerer.Options o) {
+        if (!id.equals("*") && !LiveStream.ID.matcher(id).matches()) throw new IllegalArgumentException("stream id '" + id + "' is not " + LiveStream.ID.pattern());
+        liveLater.put(id, o);
     }
 
     /** The stream of {@code id}, or null. */

@@ -42,7 +42,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * owns both cameras and its page lists both; when the second joins, Kafka moves one camera to it and the first node's
  * stream list (the page's {@code GET /v1/streams}, which the page polls) drops it; {@code GET /v1/fleet} of each node
  * shows its camera and both members; model captions of both cameras, from their owners, land in the one fleet topic as
- * schema-valid records; the camera record's alerts run on its owner (alert records in the topic), a change of them
+ * schema-valid records; the camera named by {@code --live} has a live-video session on its owner, answers a question
+ * over its window and the reply is a record of the topic; the camera record's alerts run on its owner (alert records in the topic), a change of them
  * takes effect without a restart, a record with a bad alert is refused naming the field; a deleted camera record
  * leaves its owner's streams without a restart; SIGKILL of a node moves its camera to the other within session timeout
  * + 5 s.
@@ -67,10 +68,11 @@ class ServeFleetTest {
     @AfterAll static void stopBroker() { if (kafka != null) kafka.close(); }
 
     /** A serve node's JVM command line: the demo model on cpu, any port, the fleet flags. */
-    static List<String> serveNode(String name, String group, String cams, String events, int captionTokens, String heap) {
+    static List<String> serveNode(String name, String group, String cams, String events, int captionTokens, String heap, String... extra) {
         List<String> args = new ArrayList<>(List.of("serve", "--model", ROOT.resolve("demos/models/shapes-vl").toString(), "--backend", "cpu",
                 "--port", "0", "--view-fps", "1", "--caption-tokens", Integer.toString(captionTokens)));
         args.addAll(FleetHarness.fleetFlags(kafka, group, name, cams, events, SESSION));
+        args.addAll(List.of(extra));
         return FleetHarness.java(List.of("--add-modules", "jdk.incubator.vector", "-Xmx" + heap, "-XX:+UseSerialGC"), args);
     }
 
@@ -78,7 +80,8 @@ class ServeFleetTest {
 
     @Test void twoServeNodesCaptionTheirCamerasWithTheModel() throws Exception {
         List<String> cameras = FleetHarness.camerasOnePerPartition(PARTITIONS);
-        String alerted = cameras.getFirst();
+        String alerted = cameras.getFirst(), watched = cameras.get(1);   // watched: a live-video session on it (--live)
+        String[] live = {"--live", watched, "--live-fps", "1", "--live-window", "4s"};
         KafkaProducer<String, byte[]> producer = FleetHarness.producer(kafka);
         producer.send(new ProducerRecord<>(CAMS, alerted, camera(alerted, 128, "where"))).get();
         producer.send(new ProducerRecord<>(CAMS, cameras.get(1), camera(cameras.get(1), 128, null))).get();
@@ -91,7 +94,7 @@ class ServeFleetTest {
         Path logs = Files.createDirectories(Path.of("target", "serve-fleet-test"));
         try {
             // 1. one node: it owns both cameras, its page lists both, model captions of both arrive from it, the camera's alerts run
-            Node n1 = new Node("s1", serveNode("s1", GROUP, CAMS, EVENTS, 12, "512m"), logs.resolve("s1.log"), gains);
+            Node n1 = new Node("s1", serveNode("s1", GROUP, CAMS, EVENTS, 12, "512m", live), logs.resolve("s1.log"), gains);
             nodes.put("s1", n1);
             awaitTrue(Duration.ofSeconds(120), "s1 owns both cameras and captions them", () -> n1.owns.equals(Set.copyOf(cameras)) && n1.url() != null
                     && cameras.stream().allMatch(c -> events.lastFrom(c, "s1", 0)));
@@ -101,12 +104,25 @@ class ServeFleetTest {
             assertEquals("changed", firstAlert.record().get("kind").asText(), firstAlert.record().toString());
             assertTrue(firstAlert.record().get("answer").asText().startsWith("a white circle"), firstAlert.record().toString());
             assertTrue(alerts(events, cameras.get(1), null, 0).isEmpty(), "the other camera has no alerts (its record has none, the node none)");
+            // the --live camera answers over its window; the reply goes to the fleet topic
+            JsonNode[] reply = new JsonNode[1];
+            awaitTrue(Duration.ofSeconds(60), "an answer over " + watched + "'s live window", () -> (reply[0] = ask(n1, watched, "What shape is it?")) != null);
+            assertTrue(reply[0].get("window").get("window_groups").asInt() >= 1, reply[0].toString());
+            assertTrue(get(n1, "/v1/streams/" + watched).get("live_window").get("window_s").asDouble() == 4.0, "the fleet camera's live window");
+            assertTrue(get(n1, "/v1/streams/" + alerted).path("live_window").isMissingNode() || get(n1, "/v1/streams/" + alerted).path("live_window").isNull(),
+                    "--live names only " + watched);
+            String qid = reply[0].get("id").asText();
+            awaitTrue(Duration.ofSeconds(30), "the reply record of " + qid, () -> events.all.getOrDefault(watched, List.of()).stream()
+                    .anyMatch(e -> e.type().equals("reply") && e.record().get("id").asText().equals(qid)));
+            JsonNode replyRecord = events.all.get(watched).stream().filter(e -> e.type().equals("reply")).findFirst().orElseThrow().record();
+            assertEquals("window", replyRecord.get("over").asText(), replyRecord.toString());
+            assertEquals(reply[0].get("answer").asText(), replyRecord.get("text").asText());
             JsonNode refused = get(n1, "/v1/fleet").get("refused");
             assertTrue(refused.path("bad-alerts").asText().contains("field 'alerts[0]': field 'question' is required"), "refused: " + refused);
 
             // 2. a second node joins: one camera moves to it; s1's stream list drops it (stop on revoke, no restart)
             long joinedAt = System.currentTimeMillis();
-            Node n2 = new Node("s2", serveNode("s2", GROUP, CAMS, EVENTS, 12, "512m"), logs.resolve("s2.log"), gains);
+            Node n2 = new Node("s2", serveNode("s2", GROUP, CAMS, EVENTS, 12, "512m", live), logs.resolve("s2.log"), gains);
             nodes.put("s2", n2);
             awaitTrue(Duration.ofSeconds(120), "each node owns one camera, captioned by it", () -> n1.owns.size() == 1 && n2.owns.size() == 1 && n2.url() != null
                     && !n1.owns.equals(n2.owns) && events.lastFrom(only(n1.owns), "s1", joinedAt) && events.lastFrom(only(n2.owns), "s2", joinedAt));
@@ -223,6 +239,23 @@ class ServeFleetTest {
     private static List<Event> alerts(FleetHarness.EventLog events, String camera, String watch, long after) {
         return events.all.getOrDefault(camera, List.of()).stream().filter(e -> e.type().equals("event/alert") && e.time() > after
                 && (watch == null || watch.equals(e.record().path("watch").asText()))).toList();
+    }
+
+    /** Asks stream {@code id} of node {@code n} a question: the answer, or null while it is not ready (409). */
+    private JsonNode ask(Node n, String id, String question) {
+        try {
+            HttpResponse<String> r = http.send(HttpRequest.newBuilder(URI.create(n.url() + "/v1/streams/" + id + "/questions")).timeout(Duration.ofSeconds(60))
+                    .header("Content-Type", "application/json").POST(HttpRequest.BodyPublishers.ofString(
+                            JSON.createObjectNode().put("question", question).put("max_tokens", 12).toString())).build(), HttpResponse.BodyHandlers.ofString());
+            if (r.statusCode() == 409) return null;
+            assertEquals(200, r.statusCode(), r.body());
+            return JSON.readTree(r.body());
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException(e);
+        }
     }
 
     private JsonNode get(Node n, String path) {
