@@ -39,7 +39,6 @@ import java.util.TreeMap;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
-import java.util.function.BiFunction;
 import java.util.function.BooleanSupplier;
 import java.util.function.Function;
 import java.util.regex.Matcher;
@@ -247,9 +246,13 @@ final class FleetHarness {
         return m;
     }
 
-    /** What the failover scenario varies: the fleet's topics and timing, how a node is started, what a camera is. */
+    /**
+     * What the failover scenario varies: the fleet's topics and timing, how a node is started ({@code command}: node
+     * name → its JVM's command line), what a camera is ({@code camera}: id → its record value), the longest gap allowed
+     * in a camera's captions, how long a node may take to join, and the prefix of the printed measurements.
+     */
     record Setup(InProcessKafka kafka, String cams, String events, int partitions, Duration session, long everyMs, Duration maxGap,
-                 Duration joinWait, Function<String, List<String>> command, BiFunction<String, Integer, byte[]> camera, String label) {}
+                 Duration joinWait, Function<String, List<String>> command, Function<String, byte[]> camera, String label) {}
 
     /**
      * Three nodes (separate JVMs) and one live camera per partition of the cameras topic, on a broker with the topics
@@ -275,7 +278,7 @@ final class FleetHarness {
             this.logs = Files.createDirectories(logs);
             this.cameras = camerasOnePerPartition(setup.partitions());
             this.producer = producer(setup.kafka());
-            for (String c : cameras) producer.send(new ProducerRecord<>(setup.cams(), c, setup.camera().apply(c, 0))).get();
+            for (String c : cameras) producer.send(new ProducerRecord<>(setup.cams(), c, setup.camera().apply(c))).get();
             this.events = new EventLog(setup.kafka(), setup.events(), setup.partitions());
         }
 

@@ -42,7 +42,7 @@ class FleetTest {
                 SESSION.plusSeconds(5).plusMillis(2 * EVERY_MS), Duration.ofSeconds(120),
                 name -> FleetHarness.java(List.of("-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xshare:auto"),
                         concat(List.of("fleet"), FleetHarness.fleetFlags(kafka, GROUP, name, CAMS, EVENTS, SESSION), List.of("--port", "0"))),
-                (id, version) -> camera(id, 64, 48), "FLEET");
+                id -> camera(id, 64, 48), "FLEET");
         try (FleetHarness.Failover f = new FleetHarness.Failover(setup, Path.of("target", "fleet-test"))) {
             f.run();
 

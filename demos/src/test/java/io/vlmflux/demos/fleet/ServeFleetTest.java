@@ -214,7 +214,7 @@ class ServeFleetTest {
         FleetHarness.Setup setup = new FleetHarness.Setup(kafka, cams, evts, partitions, SESSION, THREE_EVERY_MS,
                 SESSION.plusSeconds(5).plusMillis(2 * THREE_EVERY_MS), Duration.ofSeconds(180),
                 name -> serveNode(name, "serve3-fleet", cams, evts, 8, "384m"),
-                (id, version) -> new CameraDef(id, "test:ball?live=true&width=64&height=64&fps=5", THREE_EVERY_MS + "ms", null, null).toJson(),
+                id -> new CameraDef(id, "test:ball?live=true&width=64&height=64&fps=5", THREE_EVERY_MS + "ms", null, null).toJson(),
                 "SERVE-FLEET-3");
         try (FleetHarness.Failover f = new FleetHarness.Failover(setup, Path.of("target", "serve-fleet-3"))) {
             f.run();

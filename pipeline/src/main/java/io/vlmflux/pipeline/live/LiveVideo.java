@@ -6,11 +6,7 @@ import io.vlmflux.llm.runtime.LiveSession;
 import io.vlmflux.llm.runtime.VlmRuntime;
 import io.vlmflux.llm.constrain.TokenControls;
 import io.vlmflux.pipeline.caption.Alert;
-import io.vlmflux.pipeline.watch.Answerer;
 import io.vlmflux.pipeline.watch.Event;
-import io.vlmflux.pipeline.watch.Observation;
-import io.vlmflux.pipeline.watch.Watches;
-import io.vlmflux.sources.FrameInfo;
 import io.vlmflux.sources.Frame;
 import reactor.core.publisher.BufferOverflowStrategy;
 import reactor.core.publisher.Flux;
@@ -102,13 +98,13 @@ public final class LiveVideo {
     /**
      * This watcher with alerts for {@link #watch}: after an appended group whose end is at least {@code every} of video
      * time after the last check (the first group too), every alert's question is asked over the window
-     * ({@link LiveWindowAnswerer}) and the watch operator turns the answers into {@link Event}s by each alert's policy.
+     * ({@link WindowAlerts}, {@link LiveWindowAnswerer}) and the watch operator turns the answers into {@link Event}s by each alert's policy.
      * Video time, not wall-clock time: a file or non-live source is checked at the same points however fast it runs.
      */
     public LiveVideo withAlerts(List<Alert> list, Duration every) {
         if (list == null || list.isEmpty()) throw new IllegalArgumentException("at least one alert is needed");
         if (every == null || every.isZero() || every.isNegative()) throw new IllegalArgumentException("alert period must be positive, got " + every);
-        new LiveWindowAnswerer(runtime, list);   // compiles the constraints now: a bad one fails here
+        new WindowAlerts(runtime, list, every);   // compiles the constraints now: a bad one fails here
         return new LiveVideo(runtime, options, controls, List.copyOf(list), every);
     }
 
