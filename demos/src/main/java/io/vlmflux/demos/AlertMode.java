@@ -58,10 +58,8 @@ final class AlertMode {
                 AlertConfig c = config.alerts().get(i);
                 String where = "alerts[" + i + "]";
                 try {
-                    Alert parsed = c.answers() != null ? Alert.parse(c.spec(), c.policy()) : null;
-                    ConstraintSpec spec = parsed != null ? parsed.constraint() : c.constraint() == null ? null : constraint(c.constraint(), where + ".constraint");
-                    out.add(new Alert(c.name() != null ? c.name() : parsed != null ? parsed.name() : null, c.question(), spec, c.policy(), c.maxTokens()));
-                } catch (IllegalArgumentException e) {   // ConstraintException too
+                    out.add(c.alert());
+                } catch (IllegalArgumentException e) {
                     throw new UsageException("config " + where + ": " + e.getMessage());
                 }
             }

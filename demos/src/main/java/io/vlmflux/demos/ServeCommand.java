@@ -68,11 +68,14 @@ public final class ServeCommand implements Command {
                                        default vlmflux.cameras; consumer group --group, default vlmflux-fleet) are its live
                                        streams, captioned by the model; records go to --events-topic (vlmflux.records);
                                        GET /v1/fleet shows its cameras and the group (docs/fleet.md); no default stream
-                  --live all|ID,...    those streams also run a live-video session (docs/live.md): their questions are answered
-                                       over the recent past (--live-window 30s at --live-fps 2), tokens streamed as events;
-                                       --live-narrate D asks --live-prompt ("What changed?") every D; --live-tokens N (64)
-                  --kafka B/TOPIC      also send the streams' captions and source events as caption's records to Kafka;
-                  --mqtt URL/PREFIX    ... and/or MQTT (docs/serve.md; or the config's output.kafka / output.mqtt)
+                  --live all|ID,...    those streams (with --fleet: those cameras) also run a live-video session (docs/live.md):
+                                       their questions are answered over the recent past (--live-window 30s at --live-fps 2),
+                                       tokens streamed as events;
+                                       --live-narrate D asks --live-prompt ("What changed?") every D; --live-tokens N (64);
+                                       their --alert alerts are asked over the window every --live-alert-every D of video
+                                       (default the narration period, else 2s) instead of on each sampled frame
+                  --kafka B/TOPIC      also send the streams' captions, alerts, narrations, answers and source events as
+                  --mqtt URL/PREFIX    records to Kafka and/or MQTT (docs/sinks.md; or the config's output.kafka / output.mqtt)
                 Endpoints: GET /healthz, GET /metrics (Prometheus text), GET /v1/models, POST /v1/chat/completions
                 (stream: true for server-sent events; images as data: URLs in image_url parts; response_format, logprobs,
                 logit_bias); the page at / ; GET /v1/streams, GET /v1/streams/ID/events (SSE), POST /v1/streams/ID/questions,
@@ -101,6 +104,7 @@ public final class ServeCommand implements Command {
         try (VlmRuntime runtime = VlmRuntime.load(dir, RuntimeOptions.defaults().withBackend(backend).withDevice(device));
              LiveStreams streams = new LiveStreams(runtime, streamOptions)) {
             if (fleet == null || a.has("source")) ServeStreams.add(streams, a, config, runtime);
+            if (fleet != null) ServeStreams.liveFleet(streams, a, runtime);   // --live on the cameras Kafka assigns this node
             ChatServer server = ChatServer.start(runtime, o, fleet == null ? streams : fleet.routes(streams));
             try {
                 ServeStreams.wire(streams, server, a, config, runtime);   // /metrics per source; --alert / config alerts

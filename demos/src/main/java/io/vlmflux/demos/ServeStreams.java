@@ -23,7 +23,7 @@ import java.util.List;
  */
 final class ServeStreams {
     static final java.util.Set<String> VALUED = union(java.util.Set.of("config", "source", "every", "prompt", "caption-tokens", "view-fps", "kafka", "mqtt", "live",
-            "live-fps", "live-window", "live-narrate", "live-prompt", "live-tokens"), AlertMode.OPTIONS);
+            "live-fps", "live-window", "live-narrate", "live-prompt", "live-tokens", "live-alert-every"), AlertMode.OPTIONS);
 
     private static java.util.Set<String> union(java.util.Set<String> a, List<String> b) {
         java.util.Set<String> u = new java.util.HashSet<>(a);
@@ -120,6 +120,7 @@ final class ServeStreams {
         if (a.has("source")) for (String s : a.all("source")) sources.add(new SourceConfig(s));
         else if (config != null) sources.addAll(config.sources());
         else sources.add(new SourceConfig(CaptionCommand.DEFAULT_SOURCE));
+        java.util.Map<String, io.vlmflux.pipeline.config.LiveConfig> configLive = new java.util.LinkedHashMap<>();
         for (SourceConfig sc : sources) {
             String spec = CaptionCommand.sourceSpec(sc.uri());
             FrameSource fs;
@@ -135,20 +136,32 @@ final class ServeStreams {
             } catch (IllegalArgumentException e) {
                 throw new UsageException("source " + sc.uri() + ": " + e.getMessage());
             }
+            if (sc.live() != null) configLive.put(id, sc.live());
         }
-        live(streams, a, runtime);
+        java.util.Set<String> named = live(streams, a, runtime);
+        for (var e : configLive.entrySet()) {   // a config source's "live" block (--live on the same stream wins)
+            if (named.contains(e.getKey())) continue;
+            if (!runtime.hasVision()) throw new UsageException("source " + e.getKey() + ": 'live': " + runtime.dir() + " is a text-only model: it cannot watch video");
+            io.vlmflux.pipeline.config.LiveConfig c = e.getValue();
+            streams.live(e.getKey(), liveOptions(c.fps(), c.windowDuration(), c.narrateDuration(), c.prompt(), c.maxTokens(), c.alertEveryDuration()));
+            System.err.printf(java.util.Locale.ROOT, "vlmflux: live-video session on %s (config): %.3g fps, window %s; questions%s are answered over the window%n",
+                    e.getKey(), c.fps(), c.window(), a.has("alert") || !config.alerts().isEmpty() ? " and alerts" : "");
+        }
     }
 
-    /**
-     * {@code --live all|ID[,ID]}: those streams also run a live-video session (docs/live.md) whose window answers their
-     * questions; {@code --live-fps} (2), {@code --live-window} (30s), {@code --live-narrate D|off} (off),
-     * {@code --live-prompt} ("What changed?"), {@code --live-tokens} (64).
-     */
-    static void live(LiveStreams streams, Args a, VlmRuntime runtime) {
+    static io.vlmflux.demos.serve.LiveWindowAnswerer.Options liveOptions(double fps, java.time.Duration window, java.time.Duration narrate, String prompt,
+                                                                      int tokens, java.time.Duration alertEvery) {
+        return io.vlmflux.demos.serve.LiveWindowAnswerer.Options.defaults()
+                .withSession(io.vlmflux.llm.runtime.LiveSession.Options.defaults().withFps(fps).withWindow(window).withMaxAnswerTokens(tokens))
+                .withNarration(narrate, prompt).withAlertEvery(alertEvery);
+    }
+
+    /** The live-session options of the {@code --live-*} flags (checked), or null without {@code --live}. */
+    static io.vlmflux.demos.serve.LiveWindowAnswerer.Options liveOptions(Args a, VlmRuntime runtime) {
         if (!a.has("live")) {
-            for (String f : List.of("live-fps", "live-window", "live-narrate", "live-prompt", "live-tokens"))
+            for (String f : List.of("live-fps", "live-window", "live-narrate", "live-prompt", "live-tokens", "live-alert-every"))
                 if (a.has(f)) throw new UsageException("--" + f + " needs --live all|ID[,ID]");
-            return;
+            return null;
         }
         if (!runtime.hasVision()) throw new UsageException("--live: " + runtime.dir() + " is a text-only model: it cannot watch video");
         double fps = a.getDouble("live-fps", 2);
@@ -162,20 +175,59 @@ final class ServeStreams {
         if (prompt.isBlank()) throw new UsageException("--live-prompt must not be blank");
         int tokens = a.getInt("live-tokens", 64);
         if (tokens < 1) throw new UsageException("--live-tokens must be at least 1, got " + tokens);
-        io.vlmflux.demos.serve.LiveWindowAnswerer.Options o = io.vlmflux.demos.serve.LiveWindowAnswerer.Options.defaults()
-                .withSession(io.vlmflux.llm.runtime.LiveSession.Options.defaults().withFps(fps).withWindow(window).withMaxAnswerTokens(tokens))
-                .withNarration(narrate, prompt);
+        java.time.Duration alertEvery = a.has("live-alert-every") ? a.getDuration("live-alert-every") : null;
+        if (alertEvery != null && (alertEvery.isZero() || alertEvery.isNegative()))
+            throw new UsageException("--live-alert-every must be positive, got '" + a.get("live-alert-every") + "'");
+        return liveOptions(fps, window, narrate, prompt, tokens, alertEvery);
+    }
+
+    /**
+     * {@code serve --fleet --live all|ID[,ID]}: the fleet cameras of those ids (all: every one) get a live-video session
+     * when this node is assigned them (ids of cameras not known yet are taken as given).
+     */
+    static void liveFleet(LiveStreams streams, Args a, VlmRuntime runtime) {
+        io.vlmflux.demos.serve.LiveWindowAnswerer.Options o = liveOptions(a, runtime);
+        if (o == null) return;
+        String which = a.get("live").strip();
+        try {
+            if (which.equals("all")) streams.liveWhenAdded("*", o);
+            else for (String id : which.split(",")) if (!id.isBlank()) streams.liveWhenAdded(id.strip(), o);
+        } catch (IllegalArgumentException e) {
+            throw new UsageException("--live " + which + ": " + e.getMessage());
+        }
+        System.err.printf(java.util.Locale.ROOT, "vlmflux: live-video sessions on the fleet cameras %s when assigned: %.3g fps, window %ss%n",
+                which, o.session().fps(), o.session().window().toMillis() / 1000.0);
+    }
+
+    /**
+     * {@code --live all|ID[,ID]}: those streams also run a live-video session (docs/live.md) whose window answers their
+     * questions; {@code --live-fps} (2), {@code --live-window} (30s), {@code --live-narrate D|off} (off),
+     * {@code --live-prompt} ("What changed?"), {@code --live-tokens} (64). The alerts of those streams ({@code --alert},
+     * the config's) are checked over the window every {@code --live-alert-every} of video (default the narration period,
+     * else 2s) instead of on each sampled frame. Returns the streams it named (a config source's own {@code live} block
+     * does not apply to those).
+     */
+    static java.util.Set<String> live(LiveStreams streams, Args a, VlmRuntime runtime) {
+        io.vlmflux.demos.serve.LiveWindowAnswerer.Options o = liveOptions(a, runtime);
+        if (o == null) return java.util.Set.of();
         List<String> ids = new ArrayList<>();
         String which = a.get("live").strip();
         if (which.equals("all")) ids.addAll(streams.ids());
         else for (String id : which.split(",")) if (!id.isBlank()) ids.add(id.strip());
         if (ids.isEmpty()) throw new UsageException("--live: no streams" + (a.flag("no-streams") ? " (--no-streams)" : ""));
+        List<String> local = new ArrayList<>();
         for (String id : ids) {
-            if (streams.stream(id) == null)
+            if (streams.stream(id) == null) {
+                if (a.has("fleet")) continue;   // a fleet camera's id: liveFleet gives it its session when it is assigned
                 throw new UsageException("--live " + which + ": no stream '" + id + "' (the streams are " + String.join(", ", streams.ids()) + ")");
+            }
             streams.live(id, o);
+            local.add(id);
         }
-        System.err.printf(java.util.Locale.ROOT, "vlmflux: live-video sessions on %s: %.3g fps, window %ss%s; questions are answered over the window%n",
-                String.join(", ", ids), fps, window.toMillis() / 1000.0, narrate == null ? "" : ", narrating every " + narrate.toMillis() / 1000.0 + "s");
+        System.err.printf(java.util.Locale.ROOT, "vlmflux: live-video sessions on %s: %.3g fps, window %ss%s; questions%s are answered over the window%n",
+                String.join(", ", local), o.session().fps(), o.session().window().toMillis() / 1000.0,
+                o.narrateEvery() == null ? "" : ", narrating every " + o.narrateEvery().toMillis() / 1000.0 + "s",
+                a.has("alert") || o.alertEvery() != null ? " and alerts (every " + o.alertPeriod().toMillis() / 1000.0 + "s of video)" : "");
+        return java.util.Set.copyOf(local);
     }
 }

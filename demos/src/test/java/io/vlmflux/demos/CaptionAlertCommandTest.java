@@ -69,6 +69,6 @@ class CaptionAlertCommandTest {
                  "alerts": [{"question": "Q?", "constraint": {"grammar": "x", "regex": "y"}}]}""");
         r = run("caption", "--config", cfg.toString());
         assertEquals(2, r.code());
-        assertTrue(r.err().contains("alerts[0].constraint: constraint: exactly one of json_schema, regex, choice, grammar is needed, found grammar, regex"), r.err());
+        assertTrue(r.err().contains("alerts[0]: field 'constraint': exactly one of json_schema, regex, choice, grammar is needed, found grammar, regex"), r.err());
     }
 }

@@ -140,7 +140,7 @@ class CaptionSinksTest {
             assertEquals(printed.size(), alerts.size(), "one record per printed event: " + records);
             for (int i = 0; i < alerts.size(); i++) {
                 JsonNode rec = alerts.get(i), out = printed.get(i);
-                assertEquals("vlmflux.record/1", rec.get("schema").asText());
+                assertEquals(io.vlmflux.sinks.Records.SCHEMA, rec.get("schema").asText());
                 assertEquals("test:ball?live=false&num-buffers=60", rec.get("source").asText());
                 assertEquals(out.get("watch").asText(), rec.get("watch").asText());
                 assertEquals("changed", rec.get("kind").asText());

@@ -56,6 +56,27 @@ class ServeStreamsTest {
         assertEquals(List.of("ball"), ids("--config", f.toString(), "--source", "test:ball"), "--source replaces the config's sources");
     }
 
+    @Test void aConfigSourcesLiveBlockGivesItALiveWindow(@org.junit.jupiter.api.io.TempDir Path dir) throws Exception {
+        Path f = dir.resolve("c.json");
+        Files.writeString(f, "{\"model\": {\"dir\": \"" + MODEL.toAbsolutePath().toString().replace("\\", "\\\\") + "\"},"
+                + " \"sources\": [{\"uri\": \"test:ball\", \"id\": \"cam1\", \"live\": {\"window\": \"6s\", \"narrate\": \"3s\", \"alertEvery\": \"1s\"}},"
+                + " {\"uri\": \"test:smpte\", \"id\": \"cam2\"}]}");
+        for (String[] extra : new String[][]{{}, {"--live", "cam2"}, {"--live", "cam1", "--live-window", "9s"}}) {
+            List<String> argv = new java.util.ArrayList<>(List.of("--config", f.toString()));
+            argv.addAll(List.of(extra));
+            Args parsed = args(argv.toArray(String[]::new));
+            try (LiveStreams s = new LiveStreams(runtime, ServeStreams.options(parsed))) {
+                ServeStreams.add(s, parsed, ServeStreams.config(parsed), runtime);
+                var w = s.stream("cam1").liveWindow().options();
+                boolean flags = extra.length > 2;   // --live naming cam1 wins over its config block
+                assertEquals(flags ? java.time.Duration.ofSeconds(9) : java.time.Duration.ofSeconds(6), w.session().window(), String.join(" ", extra));
+                assertEquals(flags ? null : java.time.Duration.ofSeconds(3), w.narrateEvery());
+                assertEquals(flags ? java.time.Duration.ofSeconds(2) : java.time.Duration.ofSeconds(1), w.alertPeriod());
+                assertEquals(extra.length == 2, s.stream("cam2").liveWindow() != null, "cam2 only with --live cam2");
+            }
+        }
+    }
+
     @Test void badFlagsAreUsageErrors() {
         assertThrows(UsageException.class, () -> ids("--no-streams", "--source", "test:ball"));
         UsageException e = assertThrows(UsageException.class, () -> ids("--view-fps", "0"));

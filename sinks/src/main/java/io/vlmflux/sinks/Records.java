@@ -10,14 +10,17 @@ import io.vlmflux.sources.SourceEvent;
 import java.time.Instant;
 
 /**
- * Builds the versioned JSON records of docs/schemas/record-v1.schema.json. Every record has {@code schema}
+ * Builds the versioned JSON records of docs/schemas/record-v2.schema.json. Every record has {@code schema}
  * ({@value #SCHEMA}), {@code type}, {@code source} and {@code time} (ISO-8601 UTC, when the record was made);
  * the rest depends on the type. The schema is closed: any added, removed or changed field makes a new version
- * (docs/sinks.md). Version 2 is version 1 plus alert events ({@link #alert}).
+ * (docs/sinks.md). Version 2 is version 1 (captions, constrained answers, source and alert events, status) plus the
+ * records of serve's live streams: {@link #narration} and {@link #reply}.
  */
 public final class Records {
     /** The record format's name and major version. */
-    public static final String SCHEMA = "vlmflux.record/1";
+    public static final String SCHEMA = "vlmflux.record/2";
+    /** The JSON Schema of {@link #SCHEMA}, relative to the repository root. */
+    public static final String SCHEMA_FILE = "docs/schemas/record-v2.schema.json";
     private static final ObjectMapper JSON = new ObjectMapper();
 
     private Records() {}
@@ -89,6 +92,50 @@ public final class Records {
         }
         if (e.error() != null) o.put("error", e.error());
         return new SinkRecord("event", source, o.toString());
+    }
+
+    /**
+     * The span of a live-video session's window ({@code window} of {@link #narration} and {@link #reply}), in session
+     * milliseconds.
+     */
+    public record Window(int groups, long startMs, long endMs) {
+        public Window {
+            if (groups < 1) throw new IllegalArgumentException("a window span needs at least one group, got " + groups);
+            if (startMs < 0 || endMs < startMs) throw new IllegalArgumentException("window span " + startMs + ".." + endMs + " ms");
+        }
+    }
+
+    /**
+     * A live-video session's narration ({@code type narration}, v2): the standing {@code prompt} asked over the
+     * {@code window}, its {@code text} and {@code finish_reason} ({@code stop}, {@code length}), time to first token
+     * and total time.
+     */
+    public static SinkRecord narration(String source, String prompt, String text, String finishReason, Window window, double ttftMs,
+                                       double totalMs, Instant now) {
+        ObjectNode o = head("narration", source, now);
+        o.put("prompt", prompt).put("text", text).put("finish_reason", finishReason);
+        window(o, window);
+        o.put("ttft_ms", round(Math.max(0, ttftMs))).put("total_ms", round(Math.max(0, totalMs)));
+        return new SinkRecord("narration", source, o.toString());
+    }
+
+    /**
+     * The answer to a question asked of a live stream ({@code type reply}, v2), over its latest frame ({@code window}
+     * null: {@code over} frame with {@code seq} and {@code pts_ms}, when a frame is known) or over its live-video window
+     * ({@code over} window).
+     */
+    public static SinkRecord reply(String source, String id, String question, String text, String finishReason, Window window, long seq,
+                                   long ptsMs, long elapsedMs, Instant now) {
+        ObjectNode o = head("reply", source, now);
+        o.put("id", id).put("question", question).put("text", text).put("finish_reason", finishReason).put("over", window == null ? "frame" : "window");
+        if (window != null) window(o, window);
+        else if (seq >= 0) o.put("seq", seq).put("pts_ms", Math.max(-1, ptsMs));
+        o.put("elapsed_ms", Math.max(0, elapsedMs));
+        return new SinkRecord("reply", source, o.toString());
+    }
+
+    private static void window(ObjectNode o, Window w) {
+        o.putObject("window").put("groups", w.groups()).put("start_ms", w.startMs()).put("end_ms", w.endMs());
     }
 
     /**

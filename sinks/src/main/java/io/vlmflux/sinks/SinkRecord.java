@@ -4,7 +4,7 @@ import java.nio.charset.StandardCharsets;
 import java.util.Objects;
 
 /**
- * One JSON record for Kafka/MQTT (docs/schemas/record-v1.schema.json), serialized once and sent to every sink.
+ * One JSON record for Kafka/MQTT (docs/schemas/record-v2.schema.json), serialized once and sent to every sink.
  *
  * @param type   {@code caption}, {@code answer}, {@code event} or {@code status} (also the record's {@code type} field)
  * @param source the source id: Kafka key, MQTT topic level

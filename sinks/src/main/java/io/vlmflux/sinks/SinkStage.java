@@ -115,6 +115,15 @@ public final class SinkStage implements Function<Flux<Caption>, Flux<Caption>>, 
         offer(Records.event(e, src, Instant.now()));
     }
 
+    /**
+     * Any other record of a source (e.g. serve's alert events, narrations and replies), sent alongside the captions like
+     * source events: through the same bounded queue, dropped and counted ({@link #sideDropped()}) beyond it.
+     */
+    public void record(SinkRecord r) {
+        state(r.source());
+        offer(r);
+    }
+
     private synchronized void offer(SinkRecord r) {
         Sinks.EmitResult res = side.tryEmitNext(r);
         if (res == Sinks.EmitResult.FAIL_OVERFLOW || res == Sinks.EmitResult.FAIL_ZERO_SUBSCRIBER) sideDropped.incrementAndGet();

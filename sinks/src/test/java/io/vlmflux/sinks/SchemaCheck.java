@@ -10,7 +10,7 @@ import java.util.Iterator;
 import java.util.List;
 
 /**
- * Checks JSON against docs/schemas/record-v1.schema.json: the subset of JSON Schema that file uses (oneOf, $ref to
+ * Checks JSON against a record schema (docs/schemas/record-v*.schema.json): the subset of JSON Schema that file uses (oneOf, $ref to
  * #/$defs, type, const, enum, required, properties, additionalProperties false, items, minimum). Returns the
  * violations, each naming the JSON path.
  */
@@ -22,8 +22,9 @@ public final class SchemaCheck {
         this.root = JSON.readTree(schema.toFile());
     }
 
+    /** The schema of the records this build makes ({@link Records#SCHEMA_FILE}). */
     public static SchemaCheck records() throws IOException {
-        return new SchemaCheck(Path.of(System.getProperty("vlmflux.root", "..")).resolve("docs/schemas/record-v1.schema.json"));
+        return new SchemaCheck(Path.of(System.getProperty("vlmflux.root", "..")).resolve(Records.SCHEMA_FILE));
     }
 
     public List<String> check(String json) throws IOException {

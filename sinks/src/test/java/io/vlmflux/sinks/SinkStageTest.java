@@ -151,6 +151,36 @@ class SinkStageTest {
     }
 
     @Test
+    void narrationsAndRepliesGoAlongsideAsSchemaV2Records() throws Exception {
+        ManualSink sink = new ManualSink(8, true);
+        SinkStage stage = new SinkStage(List.of(sink), null, null, null, null, false, null);
+        Instant t = Instant.parse("2026-01-01T00:00:02Z");
+        Records.Window w = new Records.Window(4, 0, 3500);
+        stage.record(Records.narration("gate", "What changed?", "the circle moved", "stop", w, 35.123, 120.0, t));
+        stage.record(Records.reply("gate", "q-1", "What shape?", "a circle", "length", w, -1, -1, 412, t));
+        stage.record(Records.reply("gate", "q-2", "What shape?", "a circle", "stop", null, 220, 7333, 95, t));
+        StepVerifier.create(Flux.<Caption>empty().transform(stage)).verifyComplete();
+        assertEquals(List.of("narration", "reply", "reply", "status"), sink.types().stream().sorted().toList());   // side records: alongside, in their order
+        SchemaCheck v2 = SchemaCheck.records();
+        for (SinkRecord r : sink.got) {
+            assertEquals(List.of(), v2.check(r.json()), r.json());
+            assertEquals("gate", r.source());
+        }
+        List<SinkRecord> mine = sink.got.stream().filter(r -> !r.type().equals("status")).toList();
+        JsonNode n = SchemaCheck.JSON.readTree(mine.get(0).json());
+        assertEquals("vlmflux.record/2", n.get("schema").asText());
+        assertEquals(3500, n.get("window").get("end_ms").asLong());
+        assertEquals(35.12, n.get("ttft_ms").asDouble());
+        JsonNode overWindow = SchemaCheck.JSON.readTree(mine.get(1).json()), overFrame = SchemaCheck.JSON.readTree(mine.get(2).json());
+        assertEquals("window", overWindow.get("over").asText());
+        assertFalse(overWindow.has("seq"));
+        assertEquals("frame", overFrame.get("over").asText());
+        assertEquals(220, overFrame.get("seq").asLong());
+        assertFalse(overFrame.has("window"));
+        assertThrows(IllegalArgumentException.class, () -> new Records.Window(0, 0, 0), "a window span has video");
+    }
+
+    @Test
     void aFailingPipelineSendsWhatItHadThenFails() {
         ManualSink sink = new ManualSink(8, true);
         SinkStage stage = new SinkStage(List.of(sink), null, null, null, null, false, null);

@@ -5,18 +5,23 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.vlmflux.pipeline.SamplingPolicy;
+import io.vlmflux.pipeline.caption.Alert;
+import io.vlmflux.pipeline.config.AlertConfig;
 
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.util.Iterator;
+import java.util.List;
 import java.util.Set;
 import java.util.regex.Pattern;
 
 /**
  * One camera of a fleet: the value of its record in the cameras topic (key = {@code id}), e.g.
  * {@code {"id":"gate","source":"rtsp://cam1/stream","every":"2s","prompt":"Describe the scene.","alerts":[...]}}.
- * {@code every} (a sampling spec, default {@code 2s}), {@code prompt} and {@code alerts} (kept as JSON, passed to the
- * camera's runner) are optional. A record whose key differs from {@code id}, or with unknown fields, is rejected.
+ * {@code every} (a sampling spec, default {@code 2s}), {@code prompt} and {@code alerts} (an array of the alert objects
+ * of a pipeline config, {@code {"question": "Is the gate open?", "answers": "yes|no", "agree": 2, ...}}; kept as JSON,
+ * validated here: {@link #alertList()}) are optional. A record whose key differs from {@code id}, with unknown fields or
+ * a bad value is rejected, naming the field ({@code field 'alerts[1]': field 'question' is required ...}).
  */
 public record CameraDef(String id, String source, String every, String prompt, JsonNode alerts) {
     public static final Pattern ID = Pattern.compile("[A-Za-z0-9][A-Za-z0-9._-]{0,63}");
@@ -34,10 +39,35 @@ public record CameraDef(String id, String source, String every, String prompt, J
             throw new IllegalArgumentException("field 'every': " + e.getMessage(), e);
         }
         if (prompt != null && prompt.isBlank()) throw new IllegalArgumentException("field 'prompt' must not be blank");
-        if (alerts != null && !alerts.isNull() && !alerts.isArray()) throw new IllegalArgumentException("field 'alerts' must be an array");
+        if (alerts != null && alerts.isNull()) alerts = null;
+        try {
+            List<AlertConfig> list = AlertConfig.list(alerts);
+            for (int i = 0; i < list.size(); i++) {   // answers and constraints parse
+                try {
+                    list.get(i).alert();
+                } catch (IllegalArgumentException e) {
+                    throw new IllegalArgumentException("[" + i + "]: " + e.getMessage(), e);
+                }
+            }
+        } catch (IllegalArgumentException e) {
+            String m = e.getMessage();
+            int colon = m.indexOf(": ");
+            // "[1].hold: unknown field 'hold' ..." -> "field 'alerts[1].hold': unknown field 'hold' ..."
+            throw new IllegalArgumentException(m.startsWith("[") && colon > 0 ? "field 'alerts" + m.substring(0, colon) + "': " + m.substring(colon + 2)
+                    : "field 'alerts': " + m, e);
+        }
     }
 
     public SamplingPolicy sampling() { return SamplingPolicy.parse(every); }
+
+    /**
+     * The camera's own alerts, which replace the node's ({@code --alert}, the config's) on this camera; null when the
+     * record has no {@code alerts} (the node's run), empty for {@code "alerts": []} (none).
+     */
+    public List<Alert> alertList() {
+        if (alerts == null) return null;
+        return AlertConfig.list(alerts).stream().map(AlertConfig::alert).toList();
+    }
 
     /**
      * The camera of a record value. {@code key} is the record's key; {@code where} names the record in errors

@@ -162,11 +162,11 @@ public final class LiveStream implements AutoCloseable {
                     LiveWindowAnswerer w = liveWindow;
                     if (w != null) w.offer(f);   // copies the frames it keeps
                 }).doOnSubscribe(s -> status = Status.RUNNING);
-        if (liveWindow != null) liveWindow.start();
         VlmPipeline.Builder b = VlmPipeline.builder().source(new SourceInput(id, frames, source.isLive()), null).sampling(sampling).metrics(metrics);
         CaptionOptions resolved = b.resolve(options);
         var streams = CaptionStage.streams(runtime, resolved, metrics.stage("model"));
-        alerts.start(resolved.backpressure());
+        alerts.start(resolved.backpressure(), liveWindow);   // over the live window when there is one, else per sampled frame
+        if (liveWindow != null) liveWindow.start();
         Function<Flux<Frame>, Flux<Caption>> stage = in -> in.doOnNext(alerts::offer).transform(streams)
                 .concatMap(s -> s.tokens().doOnNext(e -> token(s.frame(), e)).then(s.caption()), 0);
         pipeline = b.model(stage, Caption::frame).flux().subscribe(this::caption, this::failed, this::ended);

@@ -140,6 +140,13 @@ public final class LiveStreams implements ChatServer.Routes, AutoCloseable {
                 new EventHub(id, options.eventQueue(), json), encoder);
         s.metrics(serveMetrics);
         s.alerts(alerts);
+        LiveWindowAnswerer.Options live = liveLater.get(id);
+        if (live == null) live = liveLater.get("*");
+        if (live != null && started.get()) {   // a stream added at run time (a fleet camera) named by --live
+            LiveWindowAnswerer w = new LiveWindowAnswerer(s, runtime, live);
+            s.liveWindow(w);
+            answerers.put(id, w);
+        }
         streams.put(id, s);
         beforeStart.accept(s);
         if (started.get()) s.start();
@@ -176,6 +183,20 @@ public final class LiveStreams implements ChatServer.Routes, AutoCloseable {
         for (LiveStream s : streams.values()) s.alerts(alerts);
     }
 
+    /**
+     * Compiles every alert's constraint for the model (a constraint its tokenizer cannot express fails here, naming the
+     * alert), so alerts from outside the command line (a fleet camera record) are refused before their stream starts.
+     */
+    public void checkAlerts(List<io.vlmflux.pipeline.caption.Alert> list) {
+        for (io.vlmflux.pipeline.caption.Alert a : list) {
+            try {
+                runtime.controls(a.constraint(), 0);
+            } catch (IllegalArgumentException e) {   // ConstraintException
+                throw new IllegalArgumentException("alert '" + a.name() + "': " + e.getMessage(), e);
+            }
+        }
+    }
+
     /** A stream id for {@code spec} that is valid and not taken: its letters and digits, others as '-', numbered when needed. */
     public synchronized String idFor(String spec) {
         String base = spec.replaceFirst("^[a-z0-9]+:(//)?", "").replaceAll("\\?.*$", "");
@@ -207,6 +228,17 @@ public final class LiveStreams implements ChatServer.Routes, AutoCloseable {
         s.liveWindow(w);
         answerer(id, w);
         return w;
+    }
+
+    private final Map<String, LiveWindowAnswerer.Options> liveLater = new ConcurrentHashMap<>();
+
+    /**
+     * Gives the streams added after {@link #start()} with id {@code id} ({@code *}: every one), e.g. the cameras a fleet
+     * assigns this node, a live-video session with {@code o} as {@link #live} does before start.
+     */
+    public void liveWhenAdded(String id, LiveWindowAnswerer.Options o) {
+        if (!id.equals("*") && !LiveStream.ID.matcher(id).matches()) throw new IllegalArgumentException("stream id '" + id + "' is not " + LiveStream.ID.pattern());
+        liveLater.put(id, o);
     }
 
     /** The stream of {@code id}, or null. */
@@ -523,11 +555,16 @@ public final class LiveStreams implements ChatServer.Routes, AutoCloseable {
                 .then(Mono.defer(() -> {
                     String answerText = text.toString().strip();
                     String reason = finish[0] == FinishReason.LENGTH ? "length" : "stop";
-                    ObjectNode done = s.hub().fields().put("id", qid).put("state", "done").put("question", q.text()).put("text", answerText).put("finish_reason", reason);
+                    long elapsed = (System.nanoTime() - start) / 1_000_000;
+                    ObjectNode done = s.hub().fields().put("id", qid).put("state", "done").put("question", q.text()).put("text", answerText).put("finish_reason", reason)
+                            .put("elapsed_ms", elapsed);
+                    if (a instanceof LiveWindowAnswerer lw) lw.span(done.put("over", "window"));
+                    else if (frame != null) done.put("over", "frame").put("frame", frame.info().sequence()).put("pts_ms", frame.info().ptsMillis());
+                    else done.put("over", "frame");
                     s.hub().publish("answer", done);
                     ObjectNode o = json.createObjectNode();
                     o.put("id", qid).put("object", "stream.answer").put("stream", s.id()).put("question", q.text()).put("answer", answerText)
-                            .put("finish_reason", reason).put("elapsed_ms", (System.nanoTime() - start) / 1_000_000);
+                            .put("finish_reason", reason).put("elapsed_ms", elapsed);
                     if (a instanceof LiveWindowAnswerer lw) lw.describe(o.putObject("window"));
                     if (frame != null) o.putObject("frame").put("sequence", frame.info().sequence()).put("pts_ms", frame.info().ptsMillis())
                             .put("wall_ms", frame.wallMillis());

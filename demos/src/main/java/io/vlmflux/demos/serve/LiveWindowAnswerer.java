@@ -5,6 +5,9 @@ import io.vlmflux.llm.FinishReason;
 import io.vlmflux.llm.TokenEvent;
 import io.vlmflux.llm.runtime.LiveSession;
 import io.vlmflux.llm.runtime.VlmRuntime;
+import io.vlmflux.pipeline.caption.Alert;
+import io.vlmflux.pipeline.live.WindowAlerts;
+import io.vlmflux.pipeline.watch.Event;
 import io.vlmflux.sources.Frame;
 import reactor.core.Disposable;
 import reactor.core.publisher.BufferOverflowStrategy;
@@ -24,7 +27,8 @@ import java.util.concurrent.atomic.AtomicLong;
  * to the session's KV cache, which keeps the most recent window of video; questions ({@code POST
  * /v1/streams/{id}/questions}) are answered over that window, their tokens streamed (as {@code answer} events) while
  * they are decoded; with a narration period, the narration prompt is asked over the window every period and published
- * as a {@code narration} event.
+ * as a {@code narration} event; with alerts ({@link #alerts}) their questions are asked over the window after an
+ * appended group every alert period of video time (the session's next work waits for the answers).
  *
  * <p>One session per stream, its work serialized as in {@code LiveVideo}: questions first, then narration, then
  * groups. Groups that arrive while the session is busy wait (at most {@code maxQueuedGroups}, then the oldest is
@@ -40,9 +44,15 @@ public final class LiveWindowAnswerer implements QuestionAnswerer, AutoCloseable
      * @param narrateEvery    narration period, null: none
      * @param narratePrompt   the narration's standing question
      * @param maxQueuedGroups groups kept while the session is busy (&gt;= 1), then the oldest is dropped
+     * @param alertEvery      how often (video time) the stream's alerts are checked over the window; null: the narration
+     *                        period, or {@link #DEFAULT_ALERT_EVERY} without narration
      */
-    public record Options(LiveSession.Options session, Duration narrateEvery, String narratePrompt, int maxQueuedGroups) {
+    public record Options(LiveSession.Options session, Duration narrateEvery, String narratePrompt, int maxQueuedGroups, Duration alertEvery) {
+        public static final Duration DEFAULT_ALERT_EVERY = Duration.ofSeconds(2);
+
         public Options {
+            if (alertEvery != null && (alertEvery.isNegative() || alertEvery.isZero()))
+                throw new IllegalArgumentException("alert period must be positive, got " + alertEvery);
             if (session == null) throw new IllegalArgumentException("live options need session options");
             if (narrateEvery != null && (narrateEvery.isNegative() || narrateEvery.isZero()))
                 throw new IllegalArgumentException("narration period must be positive, got " + narrateEvery);
@@ -50,10 +60,14 @@ public final class LiveWindowAnswerer implements QuestionAnswerer, AutoCloseable
             if (maxQueuedGroups < 1) throw new IllegalArgumentException("max queued groups must be >= 1, got " + maxQueuedGroups);
         }
 
-        /** 2 fps, a 30 s window, 64-token answers, no narration, 4 queued groups. */
-        public static Options defaults() { return new Options(LiveSession.Options.defaults(), null, "What changed?", 4); }
-        public Options withSession(LiveSession.Options s) { return new Options(s, narrateEvery, narratePrompt, maxQueuedGroups); }
-        public Options withNarration(Duration every, String prompt) { return new Options(session, every, prompt, maxQueuedGroups); }
+        /** 2 fps, a 30 s window, 64-token answers, no narration, 4 queued groups, alerts every narration period or 2 s. */
+        public static Options defaults() { return new Options(LiveSession.Options.defaults(), null, "What changed?", 4, null); }
+        public Options withSession(LiveSession.Options s) { return new Options(s, narrateEvery, narratePrompt, maxQueuedGroups, alertEvery); }
+        public Options withNarration(Duration every, String prompt) { return new Options(session, every, prompt, maxQueuedGroups, alertEvery); }
+        public Options withAlertEvery(Duration every) { return new Options(session, narrateEvery, narratePrompt, maxQueuedGroups, every); }
+
+        /** The alert period in effect: {@link #alertEvery()}, else the narration period, else 2 s. */
+        public Duration alertPeriod() { return alertEvery != null ? alertEvery : narrateEvery != null ? narrateEvery : DEFAULT_ALERT_EVERY; }
     }
 
     private sealed interface Work permits Append, Ask, Tick {}
@@ -73,6 +87,7 @@ public final class LiveWindowAnswerer implements QuestionAnswerer, AutoCloseable
     private volatile LiveSession session;
     private volatile LiveSession.Window window;
     private volatile Disposable run;
+    private volatile WindowAlerts alerts;   // the stream's alerts over the window, null: none
     private volatile boolean closed;
     private volatile String error;
 
@@ -85,6 +100,18 @@ public final class LiveWindowAnswerer implements QuestionAnswerer, AutoCloseable
     }
 
     public Options options() { return options; }
+
+    /**
+     * Checks {@code list} over the window every {@link Options#alertPeriod()} of video time, between appends (the
+     * stream's alerts in live-window mode, instead of on each sampled frame); before {@link #start()}. Returns the
+     * alerts' events, to be subscribed before {@link #start()}; the constraints are compiled now (a bad one fails here).
+     */
+    synchronized Flux<Event> alerts(List<Alert> list) {
+        if (run != null || closed) throw new IllegalStateException("the live session's alerts are set before start()");
+        WindowAlerts w = new WindowAlerts(runtime, list, options.alertPeriod());
+        alerts = w;
+        return w.events();
+    }
 
     /** Opens the session and starts appending (the stream's frames then reach {@link #offer}). */
     public synchronized void start() {
@@ -151,7 +178,9 @@ public final class LiveWindowAnswerer implements QuestionAnswerer, AutoCloseable
                     .onErrorResume(e -> {
                         LOG.log(System.Logger.Level.WARNING, "live session of stream " + stream.id() + ": a group was not appended: " + e.getMessage());
                         return Mono.empty();
-                    }).thenMany(Flux.empty());
+                    })
+                    .flatMap(x -> alerts == null ? Mono.<Void>empty() : alerts.afterAppend(s, stream.id()))   // the window's alerts, when due
+                    .thenMany(Flux.empty());
             case Ask a -> ask(s, a);
             case Tick t -> s.window().groups() == 0 ? Flux.empty() : narrate(s);
         };
@@ -219,11 +248,20 @@ public final class LiveWindowAnswerer implements QuestionAnswerer, AutoCloseable
         });
     }
 
+    /** Puts the current window's span ({@code window_groups}, {@code window_start_s}, {@code window_end_s}) into {@code o}. */
+    public ObjectNode span(ObjectNode o) {
+        LiveSession.Window w = window;
+        if (w == null) o.put("window_groups", 0).putNull("window_start_s").putNull("window_end_s");
+        else span(o, w);
+        return o;
+    }
+
     /** The window and counters, for {@code GET /v1/streams/{id}} ({@code live_window}) and the answers. */
     public ObjectNode describe(ObjectNode o) {
         LiveSession.Window w = window;
         o.put("fps", options.session().fps()).put("window_s", options.session().window().toMillis() / 1000.0)
-                .put("narrate_s", options.narrateEvery() == null ? null : options.narrateEvery().toMillis() / 1000.0);
+                .put("narrate_s", options.narrateEvery() == null ? null : options.narrateEvery().toMillis() / 1000.0)
+                .put("alert_every_s", alerts == null ? null : options.alertPeriod().toMillis() / 1000.0);
         if (w != null) {
             span(o, w);
             o.put("cache_tokens", w.cacheLength()).put("kv_bytes", w.kvBytes());
@@ -245,6 +283,8 @@ public final class LiveWindowAnswerer implements QuestionAnswerer, AutoCloseable
         }
         Disposable d = run;
         if (d != null) d.dispose();   // queued frames and groups are discarded (closed), the session closes
+        WindowAlerts w = alerts;
+        if (w != null) w.complete();
     }
 
     @Override public String toString() { return "LiveWindowAnswerer[" + stream.id() + "]"; }

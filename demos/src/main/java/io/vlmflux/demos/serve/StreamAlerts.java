@@ -9,6 +9,7 @@ import io.vlmflux.pipeline.caption.CaptionOptions;
 import io.vlmflux.pipeline.watch.Event;
 import io.vlmflux.sources.Frame;
 import reactor.core.Disposable;
+import reactor.core.publisher.Flux;
 import reactor.core.publisher.Sinks;
 
 import java.util.List;
@@ -25,6 +26,11 @@ import java.util.concurrent.atomic.AtomicLong;
  * content). The cost of the second use is the copy (one memcpy of a sampled frame) and the preprocessing, not the
  * encoder. Captions and alerts share the runtime's compute thread: on cpu they take turns, so each alert question
  * adds its prefill and decode to the time between captions.
+ *
+ * <p>On a stream with a live-video session ({@code serve --live}) the alerts are asked over the session's window
+ * instead ({@link LiveWindowAnswerer#alerts}): no frame is copied for them, the session checks them between appends
+ * every alert period of video time, and the events are published the same way (their evidence is the window: the
+ * newest group's index and the window's end).
  *
  * <p>Backpressure: the watch stage keeps the newest waiting copy per source (older ones are closed); copies left in
  * the hand-over queue on close are closed.
@@ -46,19 +52,27 @@ final class StreamAlerts implements AutoCloseable {
 
     long published() { return published.get(); }
 
-    /** Starts the watch stage (no-op without alerts). */
-    void start(CaptionOptions.Backpressure backpressure) {
+    /**
+     * Starts the alerts (no-op without): over {@code window}'s recent video when the stream has a live-video session
+     * (before it starts; the session checks them between appends), else on every sampled frame (the watch stage).
+     */
+    void start(CaptionOptions.Backpressure backpressure, LiveWindowAnswerer window) {
         if (alerts.isEmpty()) return;
-        Sinks.Many<Frame> in = Sinks.many().unicast().onBackpressureBuffer();
-        frames = in;
-        subscription = in.asFlux()
-                .doOnDiscard(Frame.class, Frame::close)
-                .transform(Stages.watch(stream.runtime(), alerts, backpressure))
-                .subscribe(this::publish, e -> {
-                    String m = e.getMessage() == null ? e.toString() : e.getMessage();
-                    LOG.log(System.Logger.Level.WARNING, "alerts of stream " + stream.id() + " failed: " + m);
-                    stream.hub().publish("alert", stream.hub().fields().put("kind", "error").put("error", m).put("message", "alerts stopped: " + m));
-                });
+        Flux<Event> events;
+        if (window != null) {
+            events = window.alerts(alerts);
+        } else {
+            Sinks.Many<Frame> in = Sinks.many().unicast().onBackpressureBuffer();
+            frames = in;
+            events = in.asFlux()
+                    .doOnDiscard(Frame.class, Frame::close)
+                    .transform(Stages.watch(stream.runtime(), alerts, backpressure));
+        }
+        subscription = events.subscribe(this::publish, e -> {
+            String m = e.getMessage() == null ? e.toString() : e.getMessage();
+            LOG.log(System.Logger.Level.WARNING, "alerts of stream " + stream.id() + " failed: " + m);
+            stream.hub().publish("alert", stream.hub().fields().put("kind", "error").put("error", m).put("message", "alerts stopped: " + m));
+        });
     }
 
     /** A sampled frame on its way to the caption stage: a copy goes to the alerts. */

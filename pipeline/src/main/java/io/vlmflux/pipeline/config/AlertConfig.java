@@ -1,10 +1,17 @@
 package io.vlmflux.pipeline.config;
 
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonMappingException;
 import com.fasterxml.jackson.databind.JsonNode;
+import io.vlmflux.llm.constrain.ConstraintException;
+import io.vlmflux.llm.constrain.ConstraintSpec;
+import io.vlmflux.pipeline.caption.Alert;
 import io.vlmflux.pipeline.watch.WatchPolicy;
 import io.vlmflux.sources.Durations;
 
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
 
 /**
  * One alert of a pipeline config: a question asked about every sampled frame, the shape of its answer, and when a
@@ -36,6 +43,66 @@ public record AlertConfig(String name, String question, String answers, JsonNode
         if (maxTokens == null) maxTokens = 32;
         if (maxTokens < 1 || maxTokens > 4096) throw new IllegalArgumentException("field 'maxTokens' must be in [1, 4096], got " + maxTokens);
         policy(agree, debounce, minInterval, maxInterval);   // validates
+    }
+
+    /**
+     * The alert this config describes ({@code answers} parsed as {@code caption --alert} does, {@code constraint} by
+     * {@code ConstraintSpec.fromJson}); errors name the field. The constraint is checked against a tokenizer only
+     * when it is compiled for a model.
+     */
+    public Alert alert() {
+        Alert parsed;
+        try {
+            parsed = answers != null ? Alert.parse(spec(), policy()) : null;
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("field 'answers': " + e.getMessage(), e);
+        }
+        ConstraintSpec spec;
+        if (parsed != null) spec = parsed.constraint();
+        else if (constraint == null) spec = null;
+        else {
+            try {
+                spec = ConstraintSpec.fromJson(constraint);
+            } catch (ConstraintException e) {
+                String m = e.getMessage() == null ? e.toString() : e.getMessage();
+                throw new IllegalArgumentException("field 'constraint': " + (m.startsWith("constraint: ") ? m.substring("constraint: ".length()) : m), e);
+            }
+        }
+        return new Alert(name != null ? name : parsed != null ? parsed.name() : null, question, spec, policy(), maxTokens);
+    }
+
+    /**
+     * The alerts of a JSON array of alert objects (the fields of this record, as in a config's {@code alerts}), e.g.
+     * a fleet camera record's {@code alerts}; null or JSON null: none. Errors name the entry and field
+     * ({@code [1].question: ...}); two alerts with one name are refused.
+     */
+    public static List<AlertConfig> list(JsonNode array) {
+        if (array == null || array.isNull()) return List.of();
+        if (!array.isArray()) throw new IllegalArgumentException("must be an array of alert objects, got " + array.getNodeType().toString().toLowerCase(java.util.Locale.ROOT));
+        List<AlertConfig> out = new ArrayList<>();
+        for (int i = 0; i < array.size(); i++) {
+            JsonNode n = array.get(i);
+            if (!n.isObject()) throw new IllegalArgumentException("[" + i + "]: an alert is an object such as {\"question\": \"Is the gate open?\", \"answers\": \"yes|no\"}, got " + n);
+            try {
+                out.add(PipelineConfig.MAPPER.treeToValue(n, AlertConfig.class));
+            } catch (JsonMappingException e) {
+                String where = PipelineConfig.where(e).substring(1).replaceAll(" \\(line .*$", "");
+                throw new IllegalArgumentException("[" + i + "]" + where + ": " + PipelineConfig.reason(e), e);
+            } catch (JsonProcessingException e) {
+                throw new IllegalArgumentException("[" + i + "]: " + e.getOriginalMessage(), e);
+            }
+        }
+        checkNames(out);
+        return List.copyOf(out);
+    }
+
+    /** Refuses two alerts of one name (the name, else the question with its answers, keys their events). */
+    static void checkNames(List<AlertConfig> alerts) {
+        java.util.HashSet<String> names = new java.util.HashSet<>();
+        for (AlertConfig a : alerts) {
+            String n = a.name() != null ? a.name() : a.spec();
+            if (!names.add(n)) throw new IllegalArgumentException("two alerts are named '" + n + "' (give each a 'name')");
+        }
     }
 
     /** The watch policy of this alert. */

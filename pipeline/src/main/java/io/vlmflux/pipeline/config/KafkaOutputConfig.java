@@ -6,7 +6,7 @@ import java.util.Set;
 import java.util.regex.Pattern;
 
 /**
- * The Kafka output ({@code output.kafka}): JSON records (docs/schemas/record-v1.schema.json), key = source id,
+ * The Kafka output ({@code output.kafka}): JSON records (docs/schemas/record-v2.schema.json), key = source id,
  * through an idempotent producer ({@code acks=all}). See docs/sinks.md.
  *
  * @param brokers           bootstrap servers, {@code host:port[,host:port...]}; required

@@ -38,7 +38,7 @@ public record PipelineConfig(List<SourceConfig> sources, SamplingConfig sampling
                              com.fasterxml.jackson.databind.JsonNode constraint, List<AlertConfig> alerts) {
     public static final String DEFAULT_PROMPT = "Describe the image.";
 
-    private static final ObjectMapper MAPPER = new ObjectMapper()
+    static final ObjectMapper MAPPER = new ObjectMapper()
             .enable(DeserializationFeature.FAIL_ON_NULL_FOR_PRIMITIVES)
             .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
 
@@ -65,10 +65,10 @@ public record PipelineConfig(List<SourceConfig> sources, SamplingConfig sampling
         for (int i = 0; i < alerts.size(); i++)
             if (alerts.get(i) == null) throw new IllegalArgumentException("field 'alerts': entry " + i + " is null");
         alerts = List.copyOf(alerts);
-        HashSet<String> names = new HashSet<>();
-        for (AlertConfig a : alerts) {
-            String n = a.name() != null ? a.name() : a.spec();
-            if (!names.add(n)) throw new IllegalArgumentException("field 'alerts': two alerts are named '" + n + "' (give each a 'name')");
+        try {
+            AlertConfig.checkNames(alerts);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("field 'alerts': " + e.getMessage(), e);
         }
     }
 
@@ -113,7 +113,7 @@ public record PipelineConfig(List<SourceConfig> sources, SamplingConfig sampling
         return loc == null || loc.getLineNr() < 0 ? "" : " (line " + loc.getLineNr() + ", column " + loc.getColumnNr() + ")";
     }
 
-    private static String reason(JsonMappingException e) {
+    static String reason(JsonMappingException e) {
         if (e instanceof UnrecognizedPropertyException u)
             return "unknown field '" + u.getPropertyName() + "' (known: " + u.getKnownPropertyIds() + ")";
         Throwable c = e.getCause();

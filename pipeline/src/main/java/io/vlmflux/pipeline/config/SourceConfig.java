@@ -13,8 +13,10 @@ import io.vlmflux.sources.PixelFormat;
  * @param width  output width (0 or null: source size)
  * @param height output height (0 or null: source size)
  * @param format output pixel format ({@code RGB}, {@code NV12}, ..., or {@code any}); null: RGB
+ * @param live   a live-video session on this source ({@code vlmflux serve}: questions and alerts over its recent
+ *               window); null: none
  */
-public record SourceConfig(String uri, String id, String every, Integer width, Integer height, String format) {
+public record SourceConfig(String uri, String id, String every, Integer width, Integer height, String format, LiveConfig live) {
     public SourceConfig {
         if (uri == null || uri.isBlank()) throw new IllegalArgumentException("field 'uri' must name a source spec (e.g. test:ball, v4l2:///dev/video0), got " + quote(uri));
         if (id != null && id.isBlank()) throw new IllegalArgumentException("field 'id' must not be blank when given");
@@ -36,7 +38,11 @@ public record SourceConfig(String uri, String id, String every, Integer width, I
         }
     }
 
-    public SourceConfig(String uri) { this(uri, null, null, null, null, null); }
+    public SourceConfig(String uri, String id, String every, Integer width, Integer height, String format) {
+        this(uri, id, every, width, height, format, null);
+    }
+
+    public SourceConfig(String uri) { this(uri, null, null, null, null, null, null); }
 
     /** The output format, or null for "any" (whatever the source produces). */
     public PixelFormat pixelFormat() {

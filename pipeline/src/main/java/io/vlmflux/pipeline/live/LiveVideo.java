@@ -6,11 +6,7 @@ import io.vlmflux.llm.runtime.LiveSession;
 import io.vlmflux.llm.runtime.VlmRuntime;
 import io.vlmflux.llm.constrain.TokenControls;
 import io.vlmflux.pipeline.caption.Alert;
-import io.vlmflux.pipeline.watch.Answerer;
 import io.vlmflux.pipeline.watch.Event;
-import io.vlmflux.pipeline.watch.Observation;
-import io.vlmflux.pipeline.watch.Watches;
-import io.vlmflux.sources.FrameInfo;
 import io.vlmflux.sources.Frame;
 import reactor.core.publisher.BufferOverflowStrategy;
 import reactor.core.publisher.Flux;
@@ -102,13 +98,13 @@ public final class LiveVideo {
     /**
      * This watcher with alerts for {@link #watch}: after an appended group whose end is at least {@code every} of video
      * time after the last check (the first group too), every alert's question is asked over the window
-     * ({@link LiveWindowAnswerer}) and the watch operator turns the answers into {@link Event}s by each alert's policy.
+     * ({@link WindowAlerts}, {@link LiveWindowAnswerer}) and the watch operator turns the answers into {@link Event}s by each alert's policy.
      * Video time, not wall-clock time: a file or non-live source is checked at the same points however fast it runs.
      */
     public LiveVideo withAlerts(List<Alert> list, Duration every) {
         if (list == null || list.isEmpty()) throw new IllegalArgumentException("at least one alert is needed");
         if (every == null || every.isZero() || every.isNegative()) throw new IllegalArgumentException("alert period must be positive, got " + every);
-        new LiveWindowAnswerer(runtime, list);   // compiles the constraints now: a bad one fails here
+        new WindowAlerts(runtime, list, every);   // compiles the constraints now: a bad one fails here
         return new LiveVideo(runtime, options, controls, List.copyOf(list), every);
     }
 
@@ -143,32 +139,19 @@ public final class LiveVideo {
     public Flux<Output> watch(Flux<Frame> frames, Flux<String> questions) {
         if (alerts.isEmpty()) return run(frames, questions).map(a -> new Output(a, null));
         return Flux.defer(() -> {
-            LiveWindowAnswerer answerer = new LiveWindowAnswerer(runtime, alerts);
-            Sinks.Many<Pending> checks = Sinks.many().unicast().onBackpressureBuffer();
-            Answerer<Pending> gated = new Answerer<>() {   // the window's answers, then the session goes on
-                @Override public List<FrameInfo> frames(Pending p) { return answerer.frames(p.check()); }
-                @Override public Mono<List<Observation>> answer(Pending p) {
-                    return answerer.answer(p.check()).doFinally(s -> p.done().tryEmitEmpty());
-                }
-            };
-            Flux<Output> events = checks.asFlux().transform(Watches.operator(alerts.stream().map(Alert::watch).toList(), gated))
-                    .map(e -> new Output(null, e));
-            Flux<Output> answers = run(frames, questions, null, c -> {
-                Pending p = new Pending(c, Sinks.empty());
-                return checks.tryEmitNext(p).isFailure() ? Mono.<Void>empty() : p.done().asMono();
-            }).map(a -> new Output(a, null)).doFinally(s -> checks.tryEmitComplete());
+            WindowAlerts checks = new WindowAlerts(runtime, alerts, alertEvery);
+            Flux<Output> events = checks.events().map(e -> new Output(null, e));
+            Flux<Output> answers = run(frames, questions, null, checks).map(a -> new Output(a, null)).doFinally(s -> checks.complete());
             return Flux.merge(answers, events);
         });
     }
 
-    private record Pending(LiveWindowAnswerer.Check check, Sinks.Empty<Void> done) {}
 
     private Flux<LiveAnswer> run(Flux<Frame> frames, Flux<String> questions, java.util.function.Consumer<LiveSession.Appended> onAppend,
-                                 java.util.function.Function<LiveWindowAnswerer.Check, Mono<Void>> check) {
+                                 WindowAlerts checks) {
         return Flux.defer(() -> {
             LiveSession session = LiveSession.open(runtime, options.session());
             AtomicLong dropped = new AtomicLong();
-            AtomicLong lastCheck = new AtomicLong(Long.MIN_VALUE);
             Sinks.Empty<Void> framesDone = Sinks.empty();
             long interval = Math.round(1e9 / options.session().fps());
             Flux<Work> groups = frames
@@ -188,7 +171,7 @@ public final class LiveVideo {
             // questions first, then narration ticks, then groups: a plain merge resumes at the source it served last,
             // so a session that always has a group waiting would starve the questions
             return Flux.mergePriority(1, java.util.Comparator.comparingInt(LiveVideo::priority), asks, ticks, groups)
-                    .concatMap(w -> execute(session, w, dropped, onAppend, check, lastCheck), 0)
+                    .concatMap(w -> execute(session, w, dropped, onAppend, checks), 0)
                     .doFinally(s -> session.close())
                     .doOnDiscard(Append.class, Append::close)
                     .doOnDiscard(Frame.class, Frame::close);
@@ -204,19 +187,12 @@ public final class LiveVideo {
     }
 
     private Flux<LiveAnswer> execute(LiveSession session, Work w, AtomicLong dropped, java.util.function.Consumer<LiveSession.Appended> onAppend,
-                                     java.util.function.Function<LiveWindowAnswerer.Check, Mono<Void>> check, AtomicLong lastCheck) {
+                                     WindowAlerts checks) {
         return switch (w) {
             case Append a -> {
                 String sourceId = a.frames().isEmpty() ? "live" : a.frames().getFirst().sourceId();
                 yield session.append(a.frames()).doOnNext(x -> { if (onAppend != null) onAppend.accept(x); })
-                        .flatMap(x -> {
-                            if (check == null) return Mono.<Void>empty();
-                            LiveSession.Window win = session.window();
-                            long last = lastCheck.get();
-                            if (last != Long.MIN_VALUE && win.endPts() - last < alertEvery.toNanos()) return Mono.<Void>empty();
-                            lastCheck.set(win.endPts());
-                            return check.apply(new LiveWindowAnswerer.Check(session, win, sourceId == null ? "live" : sourceId));
-                        }).thenMany(Flux.empty());
+                        .then(checks == null ? Mono.<Void>empty() : checks.afterAppend(session, sourceId)).thenMany(Flux.empty());
             }
             case Ask q -> answer(session, LiveAnswer.Kind.ANSWER, q.question(), dropped).flux();
             case Tick t -> session.window().groups() == 0 ? Flux.empty()

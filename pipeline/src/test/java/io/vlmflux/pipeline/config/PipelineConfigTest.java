@@ -147,4 +147,31 @@ class PipelineConfigTest {
             assertTrue(e.getMessage().contains(c[1]) && e.getMessage().contains(c[2]), c[0] + " -> " + e.getMessage());
         }
     }
+
+    @Test
+    void aSourcesLiveBlockHasDefaultsAndNamesItsBadFields() {
+        PipelineConfig c = PipelineConfig.parse("""
+                {"sources": [{"uri": "test:ball", "id": "ball", "live": {}}, {"uri": "test:smpte", "live": {"fps": 4, "window": "10s",
+                 "narrate": "5s", "prompt": "Anything new?", "maxTokens": 16, "alertEvery": "1s"}}, {"uri": "test:snow"}], "model": {"dir": "m"}}""", "x.json");
+        LiveConfig d = c.sources().getFirst().live();
+        assertEquals(2.0, d.fps());
+        assertEquals(Duration.ofSeconds(30), d.windowDuration());
+        assertNull(d.narrateDuration());
+        assertEquals("What changed?", d.prompt());
+        assertEquals(64, d.maxTokens());
+        assertNull(d.alertEveryDuration());
+        LiveConfig l = c.sources().get(1).live();
+        assertEquals(4.0, l.fps());
+        assertEquals(Duration.ofSeconds(10), l.windowDuration());
+        assertEquals(Duration.ofSeconds(5), l.narrateDuration());
+        assertEquals(Duration.ofSeconds(1), l.alertEveryDuration());
+        assertNull(c.sources().get(2).live());
+        String base = "{\"model\": {\"dir\": \"m\"}, \"sources\": [{\"uri\": \"test:ball\", \"live\": ";
+        for (String[] bad : new String[][]{{"{\"fps\": 0}", "field 'fps' must be in (0, 30]"}, {"{\"window\": \"0s\"}", "field 'window' must be positive"},
+                {"{\"narrate\": \"often\"}", "field 'narrate': expected a duration"}, {"{\"maxTokens\": 0}", "field 'maxTokens'"},
+                {"{\"alertEvery\": \"-1s\"}", "field 'alertEvery'"}, {"{\"hold\": 1}", "unknown field 'hold'"}}) {
+            ConfigException e = assertThrows(ConfigException.class, () -> PipelineConfig.parse(base + bad[0] + "}]}", "x.json"), bad[0]);
+            assertTrue(e.getMessage().contains("$.sources[0].live") && e.getMessage().contains(bad[1]), bad[0] + " -> " + e.getMessage());
+        }
+    }
 }
