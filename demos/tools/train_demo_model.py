@@ -15,7 +15,10 @@ It learns (answers are bare lower-case words/phrases, then <|im_end|>):
           "Which way is the shape moving?" -> left|right|up|down|not moving
           "Describe the video."            -> "a red circle moves to the right on a black background" / "... is not moving ..."
 
-usage: train_demo_model.py OUTDIR --tokenizer-dir DIR [--minutes 6] [--batch 64] [--workers 12]
+usage: train_demo_model.py OUTDIR --tokenizer-dir DIR [--minutes 6] [--batch 64] [--workers 12] [--init-from DIR]
+--init-from continues from an earlier output folder (its weights; a fresh optimizer with a short warm-up and a new
+cosine schedule over --minutes), so training can run as several device calls of at most ten minutes each; eval.json
+counts the steps of every run.
 needs: torch (CUDA), transformers >= 5, pillow, numpy.  `--selftest` checks the scene generator with numpy only.
 The output folder is a normal Hugging Face Qwen2-VL checkpoint (bf16) with tokenizer, chat template, image and video
 processor configs, eval.json (held-out exact match per question type, measured through transformers' processors
@@ -314,6 +317,7 @@ def main():
     ap.add_argument("--minutes", type=float, default=6.0); ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--workers", type=int, default=12); ap.add_argument("--lr", type=float, default=1.5e-3)
     ap.add_argument("--video-share", type=float, default=0.4); ap.add_argument("--selftest", action="store_true")
+    ap.add_argument("--init-from", help="an earlier output folder to continue training from"); ap.add_argument("--warmup", type=int, default=200)
     a = ap.parse_args()
     if a.selftest:
         return selftest()
@@ -351,7 +355,17 @@ def main():
     import collections, multiprocessing  # workers are forked before CUDA is touched; they only use numpy
     CFG.update(batch=a.batch, video_share=a.video_share, vsizes=vsizes, isizes=isizes)
     pool = multiprocessing.get_context("fork").Pool(a.workers)
-    model = Qwen2VLForConditionalGeneration(cfg).cuda()
+    prior_steps = 0
+    if a.init_from:   # same architecture: the earlier run's config must match this script's
+        prev = Qwen2VLForConditionalGeneration.from_pretrained(a.init_from, dtype=torch.float32)
+        if prev.config.text_config.hidden_size != cfg.text_config.hidden_size or prev.config.vision_config.depth != cfg.vision_config.depth:
+            sys.exit(f"--init-from {a.init_from}: a different architecture than this script trains")
+        model = prev.cuda()
+        ev = os.path.join(a.init_from, "eval.json")
+        prior_steps = json.load(open(ev)).get("steps", 0) if os.path.exists(ev) else 0
+        print(f"continuing from {a.init_from} ({prior_steps} steps)", flush=True)
+    else:
+        model = Qwen2VLForConditionalGeneration(cfg).cuda()
     print(f"parameters: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M", flush=True)
     mean = torch.tensor(ip.image_mean).cuda(); std = torch.tensor(ip.image_std).cuda()
 
@@ -420,7 +434,7 @@ def main():
         if frac >= 1:
             break
         for g in opt.param_groups:
-            g["lr"] = a.lr * min(1.0, step / 200) * 0.5 * (1 + math.cos(math.pi * frac))
+            g["lr"] = a.lr * min(1.0, step / max(1, a.warmup)) * 0.5 * (1 + math.cos(math.pi * frac))
         kw, _, _ = tensors(kind, frames, qa)
         with torch.autocast("cuda", dtype=torch.bfloat16):
             loss = model(**kw).loss
@@ -447,7 +461,7 @@ def main():
     # ---- held-out evaluation: fp32 from the saved bf16 weights, frames at camera sizes through the real processors
     m = Qwen2VLForConditionalGeneration.from_pretrained(a.out, dtype=torch.float32).cuda().eval()
     erng = np.random.default_rng(12345)
-    res = {"steps": step, "minutes": a.minutes, "batch": a.batch, "types": {}, "examples": []}
+    res = {"steps": prior_steps + step, "steps_this_run": step, "minutes": a.minutes, "batch": a.batch, "types": {}, "examples": []}
     held = os.path.join(a.out, "heldout"); os.makedirs(held, exist_ok=True); cases = []
 
     def exact(kind, inputs, prompts, answers):
