@@ -58,7 +58,7 @@ final class AlertMode {
                 AlertConfig c = config.alerts().get(i);
                 String where = "alerts[" + i + "]";
                 try {
-                    out.add(c.alert());
+                    out.add(io.vlmflux.pipeline.caption.Alert.of(c));
                 } catch (IllegalArgumentException e) {
                     throw new UsageException("config " + where + ": " + e.getMessage());
                 }

@@ -44,7 +44,7 @@ public record CameraDef(String id, String source, String every, String prompt, J
             List<AlertConfig> list = AlertConfig.list(alerts);
             for (int i = 0; i < list.size(); i++) {   // answers and constraints parse
                 try {
-                    list.get(i).alert();
+                    io.vlmflux.pipeline.caption.Alert.of(list.get(i));
                 } catch (IllegalArgumentException e) {
                     throw new IllegalArgumentException("[" + i + "]: " + e.getMessage(), e);
                 }
@@ -66,7 +66,7 @@ public record CameraDef(String id, String source, String every, String prompt, J
      */
     public List<Alert> alertList() {
         if (alerts == null) return null;
-        return AlertConfig.list(alerts).stream().map(AlertConfig::alert).toList();
+        return AlertConfig.list(alerts).stream().map(io.vlmflux.pipeline.caption.Alert::of).toList();
     }
 
     /**

@@ -1,5 +1,6 @@
 package io.vlmflux.pipeline.caption;
 
+import io.vlmflux.llm.constrain.ConstraintException;
 import io.vlmflux.llm.constrain.ConstraintSpec;
 import io.vlmflux.pipeline.watch.Watch;
 import io.vlmflux.pipeline.watch.WatchPolicy;
@@ -35,6 +36,32 @@ public record Alert(String name, String question, ConstraintSpec constraint, Wat
     public Watch watch() { return new Watch(name, policy); }
 
     public Alert withPolicy(WatchPolicy p) { return new Alert(name, question, constraint, p, maxTokens); }
+
+    /**
+     * The alert a config entry describes ({@code c.answers()} parsed as {@code caption --alert} does, {@code c.constraint()} by
+     * {@code ConstraintSpec.fromJson}); errors c.name() the field. The c.constraint() is checked against a tokenizer only
+     * when it is compiled for a model.
+     */
+    public static Alert of(io.vlmflux.pipeline.config.AlertConfig c) {
+        Alert parsed;
+        try {
+            parsed = c.answers() != null ? Alert.parse(c.spec(), c.policy()) : null;
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("field 'answers': " + e.getMessage(), e);
+        }
+        ConstraintSpec spec;
+        if (parsed != null) spec = parsed.constraint();
+        else if (c.constraint() == null) spec = null;
+        else {
+            try {
+                spec = ConstraintSpec.fromJson(c.constraint());
+            } catch (ConstraintException e) {
+                String m = e.getMessage() == null ? e.toString() : e.getMessage();
+                throw new IllegalArgumentException("field 'constraint': " + (m.startsWith("constraint: ") ? m.substring("constraint: ".length()) : m), e);
+            }
+        }
+        return new Alert(c.name() != null ? c.name() : parsed != null ? parsed.name() : null, c.question(), spec, c.policy(), c.maxTokens());
+    }
 
     /**
      * Reads {@code QUESTION? ANSWERS}: the text up to the last {@code ?} is the question (the {@code ?} kept), the rest

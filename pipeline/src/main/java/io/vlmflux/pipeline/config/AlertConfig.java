@@ -3,9 +3,6 @@ package io.vlmflux.pipeline.config;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonMappingException;
 import com.fasterxml.jackson.databind.JsonNode;
-import io.vlmflux.llm.constrain.ConstraintException;
-import io.vlmflux.llm.constrain.ConstraintSpec;
-import io.vlmflux.pipeline.caption.Alert;
 import io.vlmflux.pipeline.watch.WatchPolicy;
 import io.vlmflux.sources.Durations;
 
@@ -43,32 +40,6 @@ public record AlertConfig(String name, String question, String answers, JsonNode
         if (maxTokens == null) maxTokens = 32;
         if (maxTokens < 1 || maxTokens > 4096) throw new IllegalArgumentException("field 'maxTokens' must be in [1, 4096], got " + maxTokens);
         policy(agree, debounce, minInterval, maxInterval);   // validates
-    }
-
-    /**
-     * The alert this config describes ({@code answers} parsed as {@code caption --alert} does, {@code constraint} by
-     * {@code ConstraintSpec.fromJson}); errors name the field. The constraint is checked against a tokenizer only
-     * when it is compiled for a model.
-     */
-    public Alert alert() {
-        Alert parsed;
-        try {
-            parsed = answers != null ? Alert.parse(spec(), policy()) : null;
-        } catch (IllegalArgumentException e) {
-            throw new IllegalArgumentException("field 'answers': " + e.getMessage(), e);
-        }
-        ConstraintSpec spec;
-        if (parsed != null) spec = parsed.constraint();
-        else if (constraint == null) spec = null;
-        else {
-            try {
-                spec = ConstraintSpec.fromJson(constraint);
-            } catch (ConstraintException e) {
-                String m = e.getMessage() == null ? e.toString() : e.getMessage();
-                throw new IllegalArgumentException("field 'constraint': " + (m.startsWith("constraint: ") ? m.substring("constraint: ".length()) : m), e);
-            }
-        }
-        return new Alert(name != null ? name : parsed != null ? parsed.name() : null, question, spec, policy(), maxTokens);
     }
 
     /**
