@@ -77,12 +77,7 @@ class Int4OpsTest {
             int ldx = k + 8 * (rows % 2), ldy = m + 3 * (rows % 3);   // strides wider than the rows on some cases
             float[] x = bfRound(randn(rnd, rows * ldx, 1f));
             float[] bias = randn(rnd, m, 1f), y0 = randn(rnd, rows * ldy, 1f);
-            DeviceBuffer dx = arena.alloc("x", 2L * rows * ldx), db = arena.alloc("bias", 4L * m), dy = arena.alloc("y", 4L * rows * ldy);
-            st.upload(dx, bf16(x));
-            st.upload(db, bias);
-            st.upload(dy, y0);
-            ops.gemv(dy, ldy, dw, dx, ldx, withBias ? db : null, withResidual ? dy : null, rows);
-            float[] y = st.downloadFloats(dy, rows * ldy);
+            float[] y = gemvOnDevice(dw, x, bias, y0, rows, m, ldx, ldy, withBias, withResidual);
             float[] wf = w.dequantize();
             for (int b = 0; b < rows; b++)
                 for (int j = 0; j < m; j++) {
@@ -97,6 +92,17 @@ class Int4OpsTest {
         } finally {
             arena.reset(mark);
         }
+    }
+
+    /** y = x W^T (+ bias) (+ y0 as the residual) on the device, x bf16 rows of stride ldx, y fp32 rows of stride ldy. */
+    private float[] gemvOnDevice(Int4Device dw, float[] x, float[] bias, float[] y0, int rows, int m, int ldx, int ldy,
+                                 boolean withBias, boolean withResidual) {
+        DeviceBuffer dx = arena.alloc("x", 2L * rows * ldx), db = arena.alloc("bias", 4L * m), dy = arena.alloc("y", 4L * rows * ldy);
+        st.upload(dx, bf16(x));
+        st.upload(db, bias);
+        st.upload(dy, y0);
+        ops.gemv(dy, ldy, dw, dx, ldx, withBias ? db : null, withResidual ? dy : null, rows);
+        return st.downloadFloats(dy, rows * ldy);
     }
 
     @ParameterizedTest(name = "rows {0} parts {1} k {2} gs {3} sym {4}")
@@ -115,12 +121,7 @@ class Int4OpsTest {
             float[] wf = Int4LayoutTest.stacked(w);
             float[] x = bfRound(randn(rnd, rows * ldx, 1f));
             float[] bias = randn(rnd, m, 1f), y0 = randn(rnd, rows * ldy, 1f);
-            DeviceBuffer dx = arena.alloc("x", 2L * rows * ldx), db = arena.alloc("bias", 4L * m), dy = arena.alloc("y", 4L * rows * ldy);
-            st.upload(dx, bf16(x));
-            st.upload(db, bias);
-            st.upload(dy, y0);
-            ops.gemv(dy, ldy, dw, dx, ldx, db, dy, rows);
-            float[] y = st.downloadFloats(dy, rows * ldy);
+            float[] y = gemvOnDevice(dw, x, bias, y0, rows, m, ldx, ldy, true, true);
             for (int b = 0; b < rows; b++) {
                 for (int j = 0; j < m; j++) {
                     double s = y0[b * ldy + j] + bias[j], mag = 0;

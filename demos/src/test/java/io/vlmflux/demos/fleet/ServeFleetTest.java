@@ -243,13 +243,25 @@ class ServeFleetTest {
 
     /** Asks stream {@code id} of node {@code n} a question: the answer, or null while it is not ready (409). */
     private JsonNode ask(Node n, String id, String question) {
+        HttpResponse<String> r = send(HttpRequest.newBuilder(URI.create(n.url() + "/v1/streams/" + id + "/questions")).timeout(Duration.ofSeconds(60))
+                .header("Content-Type", "application/json").POST(HttpRequest.BodyPublishers.ofString(
+                        JSON.createObjectNode().put("question", question).put("max_tokens", 12).toString())).build());
+        if (r.statusCode() == 409) return null;
+        assertEquals(200, r.statusCode(), r.body());
+        return json(r.body());
+    }
+
+    private JsonNode get(Node n, String path) {
+        String url = n.url();
+        if (url == null) throw new IllegalStateException(n.name + " has not printed its URL yet");
+        HttpResponse<String> r = send(HttpRequest.newBuilder(URI.create(url + path)).timeout(Duration.ofSeconds(10)).build());
+        assertEquals(200, r.statusCode(), path + ": " + r.body());
+        return json(r.body());
+    }
+
+    private HttpResponse<String> send(HttpRequest request) {
         try {
-            HttpResponse<String> r = http.send(HttpRequest.newBuilder(URI.create(n.url() + "/v1/streams/" + id + "/questions")).timeout(Duration.ofSeconds(60))
-                    .header("Content-Type", "application/json").POST(HttpRequest.BodyPublishers.ofString(
-                            JSON.createObjectNode().put("question", question).put("max_tokens", 12).toString())).build(), HttpResponse.BodyHandlers.ofString());
-            if (r.statusCode() == 409) return null;
-            assertEquals(200, r.statusCode(), r.body());
-            return JSON.readTree(r.body());
+            return http.send(request, HttpResponse.BodyHandlers.ofString());
         } catch (IOException e) {
             throw new java.io.UncheckedIOException(e);
         } catch (InterruptedException e) {
@@ -258,19 +270,11 @@ class ServeFleetTest {
         }
     }
 
-    private JsonNode get(Node n, String path) {
+    private static JsonNode json(String body) {
         try {
-            String url = n.url();
-            if (url == null) throw new IllegalStateException(n.name + " has not printed its URL yet");
-            HttpResponse<String> r = http.send(HttpRequest.newBuilder(URI.create(url + path)).timeout(Duration.ofSeconds(10)).build(),
-                    HttpResponse.BodyHandlers.ofString());
-            assertEquals(200, r.statusCode(), path + ": " + r.body());
-            return JSON.readTree(r.body());
+            return JSON.readTree(body);
         } catch (IOException e) {
             throw new java.io.UncheckedIOException(e);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IllegalStateException(e);
         }
     }
 
