@@ -29,7 +29,7 @@ def main():
     dev = "cuda"
     emit(what="env", torch=torch.__version__, transformers=transformers.__version__, gpu=torch.cuda.get_device_name(0))
     text = dict(vocab_size=151936, hidden_size=2048, intermediate_size=11008, num_hidden_layers=36, num_attention_heads=16,
-                num_key_value_heads=2, max_position_embeddings=8192, rms_norm_eps=1e-6, tie_word_embeddings=True,
+                num_key_value_heads=2, max_position_embeddings=128000, rms_norm_eps=1e-6, tie_word_embeddings=True,
                 rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": [16, 24, 24]},
                 image_token_id=151655, video_token_id=151656, vision_start_token_id=151652)
     vision = dict(depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16, out_hidden_size=2048, window_size=112,
