@@ -95,12 +95,42 @@ final class DeviceVision extends VisionPath<GpuPixels> {
      * buffers are reused by its next call), on the stream: nothing waits.
      */
     private Rows keep(DeviceEmbeddings e) {
-        long rowBytes = (2L * e.tokens() * e.hidden() + 255) / 256 * 256;
-        long need = rowBytes + (4L * e.deepstackLayers() * e.tokens() * e.hidden() + 255) / 256 * 256;
-        Rows r = new Rows(take(need), need, e);
-        stream.copyAsync(r.rows.buffer(), e.bf16(), r.rows.buffer().bytes());
-        if (r.deepstack != null) stream.copyAsync(r.deepstack, e.deepstack(), r.deepstack.bytes());
+        return keep(e, 0, e.tokens(), e.gridT(), e.gridH(), e.gridW(), e.contentHash());
+    }
+
+    /** {@link #keep(DeviceEmbeddings)} for tokens [row0, row0 + tokens) of a batch's concatenated embeddings. */
+    private Rows keep(DeviceEmbeddings e, int row0, int tokens, int gridT, int gridH, int gridW, long contentHash) {
+        int H = e.hidden(), K = e.deepstackLayers();
+        DeviceEmbeddings one = new DeviceEmbeddings(e.f32(), e.bf16(), tokens, H, gridT, gridH, gridW, contentHash, e.deepstack(), K);
+        long rowBytes = (2L * tokens * H + 255) / 256 * 256;
+        long need = rowBytes + (4L * K * tokens * H + 255) / 256 * 256;
+        Rows r = new Rows(take(need), need, one);
+        stream.copyAsync(r.rows.buffer(), e.bf16().slice(2L * row0 * H, 2L * tokens * H, "rows " + row0 + "+" + tokens), 2L * tokens * H);
+        for (int k = 0; k < K; k++)   // feature k of this input: rows [row0, row0 + tokens) of the batch's feature k
+            stream.copyAsync(r.deepstack.slice(4L * k * tokens * H, 4L * tokens * H, "DeepStack " + k),
+                    e.deepstack().slice(4L * ((long) k * e.tokens() + row0) * H, 4L * tokens * H, "DeepStack " + k + " rows " + row0 + "+" + tokens),
+                    4L * tokens * H);
         return r;
+    }
+
+    /** Several clips in one encoder pass (the groups several live sessions append at once), each kept in rows of its own. */
+    @Override List<ImageRows> encodeClipRows(List<io.vlmflux.vision.PixelValues> clips) {
+        DeviceEmbeddings e = encoder.encodeToDevice(clips);
+        int m2 = encoder.mergeSize() * encoder.mergeSize();
+        List<ImageRows> out = new ArrayList<>(clips.size());
+        int row0 = 0;
+        try {
+            for (io.vlmflux.vision.PixelValues px : clips) {
+                int tokens = px.numPatches() / m2;
+                out.add(keep(e, row0, tokens, px.gridT(), px.gridH(), px.gridW(), px.contentHash()));
+                row0 += tokens;
+            }
+        } catch (RuntimeException | Error x) {
+            for (ImageRows r : out) free(r);
+            throw x;
+        }
+        if (row0 != e.tokens()) throw new IllegalStateException("batch of " + clips.size() + " clips gave " + e.tokens() + " rows, expected " + row0);
+        return out;
     }
 
     private DeviceArena take(long cap) {

@@ -32,6 +32,11 @@ final class HostVision extends VisionPath<PixelValues> {
         return new ImageRows.Host(e.data(), e.tokens(), e.hidden(), e.gridT(), e.gridH(), e.gridW(), e.contentHash(), e.deepstack());
     }
 
+    @Override java.util.List<ImageRows> encodeClipRows(java.util.List<PixelValues> clips) {
+        return encoder.encode(clips).stream().<ImageRows>map(e -> new ImageRows.Host(e.data(), e.tokens(), e.hidden(), e.gridT(), e.gridH(),
+                e.gridW(), e.contentHash(), e.deepstack())).toList();
+    }
+
     @Override void free(ImageRows rows) { /* garbage collected */ }
 
     @Override void closeBackend() { encoder.close(); }

@@ -17,7 +17,7 @@ import java.util.WeakHashMap;
  * {@link io.vlmflux.llm.Decoder#forwardSampleBatch} (on CUDA one pass over the weights for the batch, as caption
  * batching does), then emits each answer's event. Answers under token controls (host sampling) step alone in the same
  * tick. An answer without demand sits out (a slow subscriber pauses only its own answer); cancel finishes (rolls back)
- * it at the next tick. Each session keeps its own KV cache; appends (prefills) stay serialized on the compute thread.
+ * it at the next tick. Each session keeps its own KV cache; appends share the vision tower in {@link LiveAppends}.
  */
 final class LiveBatch {
     private static final Map<VlmRuntime, LiveBatch> BY_RUNTIME = Collections.synchronizedMap(new WeakHashMap<>());

@@ -213,24 +213,25 @@ public final class LiveSession implements AutoCloseable {
     public Mono<Appended> append(List<Frame> group) {
         return Mono.defer(() -> {
             AtomicReference<List<Frame>> owned = new AtomicReference<>(List.copyOf(group));
-            return Mono.fromCallable(() -> {
-                        List<Frame> fs = owned.getAndSet(null);
-                        if (fs == null) throw new IllegalStateException("the frames of this group were released before encoding");
-                        return appendOnComputeThread(fs);
-                    })
-                    .subscribeOn(rt.scheduler())
-                    .doOnCancel(() -> closeFrames(owned.getAndSet(null)));
+            return Mono.<Appended>create(sink -> {
+                sink.onCancel(() -> closeFrames(owned.getAndSet(null)));
+                LiveAppends.of(rt).submit(this, owned, sink);
+            });
         });
     }
 
     /** {@link #append} for callers that may block (tests, benchmarks). */
     public Appended appendBlocking(List<Frame> group) { return append(group).block(); }
 
-    private Appended appendOnComputeThread(List<Frame> frames) {
-        ImageRows rows = null;
+    VisionPath<?> vision() { return vision; }
+
+    /** A group between its preprocessing and its prefill ({@link LiveAppends} encodes several sessions' groups at once). */
+    record Prepared(io.vlmflux.vision.PixelValues pixels, long start, long end, long lastPts, int frames, long preprocessNanos) {}
+
+    /** Compute thread: checks and preprocesses a group; closes the frames whatever happens. */
+    Prepared prepareAppend(List<Frame> frames) {
         try {
-            checkUsable();
-            if (answering) throw new IllegalStateException("an answer is in progress on this live session: append after it (LiveVideo queues frames meanwhile)");
+            checkAppendable();
             if (frames.isEmpty() || frames.size() > temporalPatch)
                 throw new IllegalArgumentException("a temporal group takes 1 to " + temporalPatch + " frames, got " + frames.size());
             long start = frames.getFirst().ptsNanos(), frameNs = Math.round(1e9 / options.fps());
@@ -241,13 +242,28 @@ public final class LiveSession implements AutoCloseable {
             long p0 = System.nanoTime();
             int[] size = frameSize(frames.getFirst());
             io.vlmflux.vision.PixelValues px = videoProcessor.process(frames, size[0], size[1]);   // the video config's size bounds
-            long p1 = System.nanoTime();
+            return new Prepared(px, start, end, lastPts, frames.size(), System.nanoTime() - p0);
+        } finally {
             closeFrames(frames);
-            rows = vision.encodeClip(px);   // Qwen3-VL: with its DeepStack rows
-            long p2 = System.nanoTime();
-            if (rows.gridT != 1) throw new IllegalStateException("a group of " + frames.size() + " frames gave " + rows.gridT + " temporal patches, expected 1");
+        }
+    }
+
+    private void checkAppendable() {
+        checkUsable();
+        if (answering) throw new IllegalStateException("an answer is in progress on this live session: append after it (LiveVideo queues frames meanwhile)");
+    }
+
+    /**
+     * Compute thread: evicts what falls out of the window and prefills the encoded group {@code rows} (Qwen3-VL: with
+     * its DeepStack rows) at the end of the cache; releases the rows (or keeps them for re-prefill eviction).
+     */
+    Appended finishAppend(Prepared g, ImageRows rows, long encodeNanos) {
+        try {
+            checkAppendable();
+            if (rows.gridT != 1) throw new IllegalStateException("a group of " + g.frames() + " frames gave " + rows.gridT + " temporal patches, expected 1");
             if (rows.hidden != decoder.config().hiddenSize())
                 throw new IllegalArgumentException("video embeddings are " + rows.hidden + " wide but the model's hidden_size is " + decoder.config().hiddenSize());
+            long start = g.start(), end = g.end();
             // evict what falls out of the window ending at this group's end
             int evicted = evictBefore(end - options.window().toNanos());
             long t0 = System.nanoTime();
@@ -256,11 +272,11 @@ public final class LiveSession implements AutoCloseable {
             EmbeddingSpan span;
             if (qwen3 != null) {
                 if (originPts == Long.MIN_VALUE) originPts = start;
-                Qwen3Groups.Group g = qwen3.group(rows, nextFree, start - originPts, lastPts - originPts, merge, videoPad);
-                toks = g.tokens();
-                pos = g.positions();
-                span = g.span();
-                nextFree = g.next();
+                Qwen3Groups.Group q = qwen3.group(rows, nextFree, start - originPts, g.lastPts() - originPts, merge, videoPad);
+                toks = q.tokens();
+                pos = q.positions();
+                span = q.span();
+                nextFree = q.next();
             } else {
                 int n = rows.tokens;
                 pos = groupPositions(segmentGroups, rows.gridH, rows.gridW, n);
@@ -279,10 +295,9 @@ public final class LiveSession implements AutoCloseable {
             if (keepRows) rows = null;   // held until evicted
             long index = groupsAppended++;
             updateWindow();
-            return new Appended(index, n, start, end, evicted, cache.length(), cache.bytes(), p1 - p0, p2 - p1, prefill);
+            return new Appended(index, n, start, end, evicted, cache.length(), cache.bytes(), g.preprocessNanos(), encodeNanos, prefill);
         } finally {
             if (rows != null) vision.release(rows);   // the prefill reading them is enqueued on the same stream
-            closeFrames(frames);
         }
     }
 
@@ -401,6 +416,12 @@ public final class LiveSession implements AutoCloseable {
      * sessions' answers in one {@link Decoder#forwardSampleBatch}, tokens decoded, the largest batch.
      */
     public static DecodeStats decodeStats(VlmRuntime runtime) { return LiveBatch.of(runtime).stats(); }
+
+    /** How the appends of {@code runtime}'s live sessions were encoded: groups, vision-tower passes, the largest pass. */
+    public static AppendStats appendStats(VlmRuntime runtime) { return LiveAppends.of(runtime).stats(); }
+
+    /** @param groups appended groups; @param passes encoder passes they took; @param largest most groups in one pass */
+    public record AppendStats(long groups, long passes, int largest) {}
 
     /**
      * @param steps        batched decode calls (one per tick that had device-sampled answers to step)

@@ -1,5 +1,7 @@
 package io.vlmflux.llm.runtime;
 
+import java.util.List;
+
 import io.vlmflux.sources.Frame;
 
 import java.lang.foreign.MemorySegment;
@@ -74,6 +76,28 @@ abstract class VisionPath<P> implements AutoCloseable {
         if (closed) throw new IllegalStateException("the vision path of this runtime was closed");
         beforeEncode();
         return encodeClipRows(pixels);
+    }
+
+    /**
+     * The rows of several preprocessed clips (the groups several live sessions append at once), encoded in one pass
+     * where the backend can (every GEMM of the tower shared), in order; the caller holds and releases each.
+     */
+    final synchronized List<ImageRows> encodeClips(List<io.vlmflux.vision.PixelValues> clips) {
+        if (closed) throw new IllegalStateException("the vision path of this runtime was closed");
+        beforeEncode();
+        return clips.size() == 1 ? List.of(encodeClipRows(clips.getFirst())) : encodeClipRows(clips);
+    }
+
+    /** Several clips' rows; the default encodes them one by one. */
+    List<ImageRows> encodeClipRows(List<io.vlmflux.vision.PixelValues> clips) {
+        List<ImageRows> out = new java.util.ArrayList<>(clips.size());
+        try {
+            for (io.vlmflux.vision.PixelValues px : clips) out.add(encodeClipRows(px));
+        } catch (RuntimeException | Error e) {
+            for (ImageRows r : out) free(r);
+            throw e;
+        }
+        return out;
     }
 
     /** Frees rows nobody holds any more (called under the lock). */

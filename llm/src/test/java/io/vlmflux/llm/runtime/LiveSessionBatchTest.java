@@ -75,6 +75,81 @@ class LiveSessionBatchTest {
         }
     }
 
+    /**
+     * Appends of four sessions queued at once (from the compute thread) are encoded in one tower pass and leave each
+     * session exactly as appending them one by one does: same cache length and the same greedy answer.
+     */
+    @Test void concurrentAppendsShareOneEncoderPassAndEqualSoloAppends() {
+        Path dir = Fixtures.dir("tiny-qwen2vl-video");
+        try (VlmRuntime rt = VlmRuntime.load(dir, LiveSessionTest.CPU)) {
+            checkBatchedAppends(rt, dir, true);
+        }
+    }
+
+    /**
+     * Four sessions' appends queued at once take one encoder pass; cache lengths equal one-by-one appends; with
+     * {@code exactAnswers} (cpu: batched and solo tower rows are computed alike) the greedy answers are equal too.
+     */
+    static void checkBatchedAppends(VlmRuntime rt, Path dir, boolean exactAnswers) {
+        {
+            List<List<Frame>> gs = LiveSessionTest.groups(dir);
+            List<LiveSession> solo = new ArrayList<>(), together = new ArrayList<>();
+            for (int k = 0; k < 4; k++) {
+                solo.add(LiveSession.open(rt, LiveSession.Options.defaults().withFps(LiveSessionTest.FPS)));
+                together.add(LiveSession.open(rt, LiveSession.Options.defaults().withFps(LiveSessionTest.FPS)));
+            }
+            for (int k = 0; k < 4; k++) solo.get(k).appendBlocking(copy(gs.get(k % gs.size())));
+            LiveSession.AppendStats before = LiveSession.appendStats(rt);
+            assertEquals(4, before.passes(), "appends one after the other take a pass each");
+            List<LiveSession.Appended> done = Mono.fromCallable(() -> Flux.range(0, 4)
+                            .flatMapSequential(k -> together.get(k).append(copy(gs.get(k % gs.size()))), 4))
+                    .subscribeOn(rt.scheduler())
+                    .flatMap(Flux::collectList)
+                    .block(Duration.ofMinutes(2));
+            gs.forEach(g -> g.forEach(Frame::close));
+            LiveSession.AppendStats after = LiveSession.appendStats(rt);
+            assertEquals(8, after.groups());
+            assertEquals(5, after.passes(), "the four queued groups took one encoder pass");
+            assertEquals(4, after.largest());
+            for (int k = 0; k < 4; k++) {
+                assertEquals(solo.get(k).window().cacheLength(), done.get(k).cacheLength(), "session " + k + " cache");
+                List<Integer> x = tokens(solo.get(k).ask(QUESTIONS[k], 8)), y = tokens(together.get(k).ask(QUESTIONS[k], 8));
+                if (exactAnswers) assertEquals(x, y, "session " + k + " answer");
+                else assertFalse(y.isEmpty(), "session " + k + " answered");
+            }
+            solo.forEach(LiveSession::close);
+            together.forEach(LiveSession::close);
+        }
+    }
+
+    /** A bad group fails its own append only; the group queued beside it is appended. */
+    @Test void aFailingGroupFailsOnlyItsOwnAppend() {
+        Path dir = Fixtures.dir("tiny-qwen2vl-video");
+        try (VlmRuntime rt = VlmRuntime.load(dir, LiveSessionTest.CPU)) {
+            List<List<Frame>> gs = LiveSessionTest.groups(dir);
+            LiveSession a = LiveSession.open(rt, LiveSession.Options.defaults().withFps(LiveSessionTest.FPS));
+            LiveSession b = LiveSession.open(rt, LiveSession.Options.defaults().withFps(LiveSessionTest.FPS));
+            List<Frame> tooMany = new ArrayList<>(copy(gs.get(0)));
+            tooMany.addAll(copy(gs.get(1)));   // more frames than a temporal group takes
+            List<Object> out = Mono.fromCallable(() -> Flux.mergeSequential(
+                            a.append(tooMany).map(x -> (Object) x).onErrorResume(e -> Mono.just(e)),
+                            b.append(copy(gs.get(1))).map(x -> (Object) x).onErrorResume(e -> Mono.just(e))))
+                    .subscribeOn(rt.scheduler())
+                    .flatMap(Flux::collectList)
+                    .block(Duration.ofMinutes(2));
+            gs.forEach(g -> g.forEach(Frame::close));
+            assertInstanceOf(IllegalArgumentException.class, out.get(0));
+            assertTrue(((Exception) out.get(0)).getMessage().contains("a temporal group takes 1 to 2 frames"), ((Exception) out.get(0)).getMessage());
+            assertInstanceOf(LiveSession.Appended.class, out.get(1));
+            assertTrue(tooMany.stream().allMatch(Frame::isReleased), "the refused group's frames are closed");
+            assertEquals(0, a.window().groups());
+            assertEquals(1, b.window().groups());
+            assertEquals(1, LiveSession.appendStats(rt).largest(), "the refused group never reached the encoder");
+            a.close();
+            b.close();
+        }
+    }
+
     /** A cancelled member leaves the batch; the others go on; its cache is as before the question. */
     @Test void cancellingOneBatchedAnswerLeavesTheOthers() {
         Path dir = Fixtures.dir("tiny-qwen2vl-video");

@@ -34,6 +34,14 @@ class LiveSessionGpuTest {
         assertTrue(max <= 2e-2 * scale, what + ": max |Δ| " + max + " > 2e-2 x " + scale);
     }
 
+    /** Several sessions' appends in one GPU tower pass (each group's rows and DeepStack copied out of the batch). */
+    @org.junit.jupiter.api.Test void concurrentAppendsShareOneTowerPassOnCuda() {
+        Path dir = Fixtures.dir("tiny-qwen2vl-video");
+        try (VlmRuntime rt = VlmRuntime.load(dir, RuntimeOptions.defaults().withBackend(Backend.CUDA))) {
+            LiveSessionBatchTest.checkBatchedAppends(rt, dir, false);
+        }
+    }
+
     /** Answers of four cuda sessions decode in shared batched steps (CudaDecoder.forwardSampleBatch) and equal their solo answers. */
     @org.junit.jupiter.api.Test void concurrentAnswersBatchOnCuda() {
         Path dir = Fixtures.dir("tiny-qwen2vl-video");
