@@ -235,6 +235,15 @@ public final class GpuVisionEncoder implements VisionEncoder {
         return out;
     }
 
+    /**
+     * Encodes several host inputs (images or clips) in one pass — every GEMM shared, no attention across inputs — into
+     * device embeddings of all of them concatenated in order (DeepStack features: {@code [features, all tokens, hidden]}).
+     */
+    public synchronized DeviceEmbeddings encodeToDevice(List<PixelValues> inputs) {
+        if (inputs.isEmpty()) throw new IllegalArgumentException("encodeToDevice: no inputs");
+        return encodeHost(inputs);
+    }
+
     /** Encodes host pixel values (uploaded, converted to bf16) into device embeddings (all images concatenated). */
     public synchronized DeviceEmbeddings encodeToDevice(PixelValues pixels) {
         return encodeHost(List.of(pixels));
