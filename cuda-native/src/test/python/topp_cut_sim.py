@@ -2,8 +2,16 @@
 """Reproduces MultiBlockSamplingTest's logits (java.util.Random(18), the test's draw order) for n = 151,936, shape 0, and
 computes the exact top-p cut (t = 0.7, p = 0.9, no top-k) in float64 next to a simulation of sampling.cu's multi-block
 method (float32 weights, per-block float sums for Z, 4,096 coarse key bins with one bin of margin, fixed-point 2^-40
+radix mass walk). Both keep 9,647 tokens. The test's CPU reference kept 9,630: CpuOps.softmax summed the 152k
+exponentials in a float running sum, 1.7e-4 low (fixed: the sum is in double). Usage: python3 topp_cut_sim.py."""Reproduces MultiBlockSamplingTest's logits (java.util.Random(18), the test's draw order) for n = 151,936, shape 0, and
+computes the exact top-p cut (t = 0.7, p = 0.9, no top-k) in float64 next to a simulation of sampling.cu's multi-block
+method (float32 weights, per-block float sums for Z, 4,096 coarse key bins with one bin of margin, fixed-point 2^-40
 radix mass walk). Both give 9,647 kept tokens; the kernel on an H100 (2026-12-06) stopped 17 tokens higher, so the
-defect is in the kernel. Usage: python3 topp_cut_sim.py (numpy only)."""
+defect is in the kernel. Usage: python3 topp_cut_sim.py (numpy only)."""Reproduces MultiBlockSamplingTest's logits (java.util.Random(18), the test's draw order) for n = 151,936, shape 0, and
+computes the exact top-p cut (t = 0.7, p = 0.9, no top-k) in float64 next to a simulation of sampling.cu's multi-block
+method (float32 weights, per-block float sums for Z, 4,096 coarse key bins with one bin of margin, fixed-point 2^-40
+radix mass walk). Both keep 9,647 tokens. The test's CPU reference kept 9,630: CpuOps.softmax summed the 152k
+exponentials in a float running sum, 1.7e-4 low (fixed: the sum is in double). Usage: python3 topp_cut_sim.py."""
 import math
 import numpy as np
 class JRandom:

@@ -123,10 +123,9 @@ class MultiBlockSamplingTest {
                         if (dk != ck) diff.add(i);
                     }
                     if (!diff.isEmpty()) {
-                        // only at the top-p boundary, where the CPU Sampler's float prefix sums over the whole vocabulary
-                        // (error ~1e-5 of Z at 152k tokens) and the kernel's exact fixed-point sums may cut differently;
-                        // each differing token is checked to lie within 1e-4 of Z of the cut (in double) below
-                        assertTrue(c.p() < 1f && diff.size() <= Math.max(16, n / 2000), what + ": kept sets differ at " + diff.subList(0, Math.min(10, diff.size())) + " (" + diff.size() + ")");
+                        // only at the top-p boundary (float rounding of the two sides); each differing token is checked to
+                        // lie within 1e-4 of Z of the cut (in double) below
+                        assertTrue(c.p() < 1f && diff.size() <= 16, what + ": kept sets differ at " + diff.subList(0, Math.min(10, diff.size())) + " (" + diff.size() + ")");
                         for (int i : diff) assertTrue(atTopPBoundary(l, c, i, mx), what + ": token " + i + " differs but is not at the top-p boundary");
                     }
                     assertTrue(ref[tok] != Float.NEGATIVE_INFINITY || diff.contains(tok), what + ": drew " + tok + " outside the kept set");
