@@ -67,8 +67,10 @@ class CaptionMemoryTest {
         assertTrue(end.heapBytes - warm.heapBytes < 16_000_000, "heap after GC grew: " + cps);
         assertTrue(end.nioBytes - warm.nioBytes < 4_000_000, "NIO buffers grew: " + cps);
         // RSS grows while the JIT warms up (first ~1,000 captions), then must stay flat: a per-caption leak of a KV
-        // cache (~33 KB for this model) would add ~33 MB over the last 1,000.
-        assertTrue(end.rssBytes - mid.rssBytes < 16_000_000, "resident memory (without the JVM's code cache and metaspace) grew over the last 1,000 captions: " + cps);
+        // cache (~33 KB for this model) would add ~33 MB over the last 1,000. Measured against the higher of the two
+        // earlier checkpoints: the allocator can hand pages back between them (CI saw 361 -> 336 -> 360 MB), and a
+        // leak still ends ~33 MB above both.
+        assertTrue(end.rssBytes - Math.max(warm.rssBytes, mid.rssBytes) < 16_000_000, "resident memory (without the JVM's code cache and metaspace) grew over the last 1,000 captions: " + cps);
     }
 
     /** The measured run; prints {@code CHECKPOINT captions heap rss nio} lines and {@code OPEN_FRAMES n}. */
