@@ -4,7 +4,9 @@
 # call's transfer limit together. Bundle (build machine):
 #   VLMFLUX_BUNDLE_DIR=.gpu-e2e VLMFLUX_BUNDLE_MODULES=pipeline,demos VLMFLUX_BUNDLE_GST=1 cuda-native/bundle/make-bundle.sh
 #   e2e-gpu-run.sh prep   (carry .gpu-e2e/jre.tar.xz, .gpu-e2e/gst.tar.xz): unpacks the runtime and GStreamer into /tmp,
-#                         (VLMFLUX_E2E_NO_PEER=1: build the checkpoint without measuring Hugging Face on it)
+#                         (VLMFLUX_E2E_NO_PEER=1: build the checkpoint without measuring Hugging Face on it;
+#                         VLMFLUX_E2E_SHAPE=qwen3-vl-2b|qwen3-vl-4b: that published shape instead of Qwen2.5-VL-3B, with
+#                         VLMFLUX_E2E_MODEL=DIR to keep both; VLMFLUX_E2E_DECODE=1: HF's decode tok/s too)
 #                         builds the random bf16 Qwen2.5-VL-3B checkpoint with transformers and measures Hugging Face on it
 #                         (peer_bench_vlm.py --full), gives it a tokenizer (vlm_tokenizer.py)
 #   e2e-gpu-run.sh run    (carry .gpu-e2e/lib, .gpu-e2e/test-classes): the vision-encoder table (VisionEncoderBench,
@@ -28,7 +30,7 @@ case "${1:-}" in
     nvidia-smi -L | tee "$out/device.txt"
     step "checkpoint + Hugging Face peer"
     mkdir -p "$model"
-    PYTHONUNBUFFERED=1 python3 "$here/peer_bench_vlm.py" "$model" --full ${VLMFLUX_E2E_NO_PEER:+--no-peer} 2>"$out/hf.err" | tee "$out/hf.jsonl" || tail -20 "$out/hf.err"
+    PYTHONUNBUFFERED=1 python3 "$here/peer_bench_vlm.py" "$model" --full ${VLMFLUX_E2E_NO_PEER:+--no-peer} ${VLMFLUX_E2E_SHAPE:+--shape $VLMFLUX_E2E_SHAPE} ${VLMFLUX_E2E_DECODE:+--decode} 2>"$out/hf.err" | tee "$out/hf.jsonl" || tail -20 "$out/hf.err"
     python3 "$here/vlm_tokenizer.py" "$model" | tee -a "$out/hf.jsonl"
     du -sh "$model" >&2; step done ;;
   run)

@@ -1,9 +1,13 @@
 #!/usr/bin/env python3
-"""Writes a random-weight bf16 Qwen2.5-VL-3B-shaped checkpoint for `vlmflux bench vlm` (config.json,
+"""Writes a random-weight bf16 checkpoint of a published VLM shape for `vlmflux bench vlm` / `bench live` (config.json,
 preprocessor_config.json and the vision tower's weights; the text model is built but, unless --full, not saved)
 and measures the Hugging Face peer on the same GPU in the same process: image processor time and vision tower
-latency at 448x448, 640x480 and 1280x720, and prefill with the image (first-token forward).
-Usage: peer_bench_vlm.py OUT_DIR [--full] [--no-peer]. One JSON object per line on stdout."""
+latency at 448x448, 640x480 and 1280x720, prefill with the image (first-token forward) and, with --decode, greedy
+decode tok/s after that prefill (eager `generate`).
+Shapes (--shape): qwen2.5-vl-3b (default), qwen3-vl-2b, qwen3-vl-4b (the published configs: Qwen3-VL text = Qwen3-1.7B /
+Qwen3-4B with interleaved M-RoPE [24, 20, 20] and rope theta 5e6; vision depth 24, width 1024, patch 16, 2,304
+learned positions, DeepStack after blocks 5, 11, 17).
+Usage: peer_bench_vlm.py OUT_DIR [--shape S] [--full] [--no-peer] [--decode]. One JSON object per line on stdout."""
 import json, os, sys, time
 import torch
 
@@ -20,27 +24,50 @@ def sync():
 def main():
     import transformers
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2VLImageProcessor
+    import inspect
     from safetensors.torch import save_file
     import numpy as np
     from PIL import Image
     out = sys.argv[1]
     full = "--full" in sys.argv
     peer = "--no-peer" not in sys.argv
+    decode = "--decode" in sys.argv
+    shape = sys.argv[sys.argv.index("--shape") + 1] if "--shape" in sys.argv else "qwen2.5-vl-3b"
+    if shape not in ("qwen2.5-vl-3b", "qwen3-vl-2b", "qwen3-vl-4b"):
+        sys.exit(f"--shape {shape}: one of qwen2.5-vl-3b, qwen3-vl-2b, qwen3-vl-4b")
     dev = "cuda"
     emit(what="env", torch=torch.__version__, transformers=transformers.__version__, gpu=torch.cuda.get_device_name(0))
-    text = dict(vocab_size=151936, hidden_size=2048, intermediate_size=11008, num_hidden_layers=36, num_attention_heads=16,
-                num_key_value_heads=2, max_position_embeddings=128000, rms_norm_eps=1e-6, tie_word_embeddings=True,
-                rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": [16, 24, 24]},
-                image_token_id=151655, video_token_id=151656, vision_start_token_id=151652)
-    vision = dict(depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16, out_hidden_size=2048, window_size=112,
-                  fullatt_block_indexes=[7, 15, 23, 31], patch_size=14, spatial_merge_size=2, temporal_patch_size=2,
-                  tokens_per_second=2, hidden_act="silu", in_channels=3)
-    cfg = Qwen2_5_VLConfig(text_config=text, vision_config=vision, image_token_id=151655, video_token_id=151656,
-                           vision_start_token_id=151652, vision_end_token_id=151653)
+    ids = dict(image_token_id=151655, video_token_id=151656, vision_start_token_id=151652, vision_end_token_id=151653)
+    if shape == "qwen2.5-vl-3b":
+        text = dict(vocab_size=151936, hidden_size=2048, intermediate_size=11008, num_hidden_layers=36, num_attention_heads=16,
+                    num_key_value_heads=2, max_position_embeddings=128000, rms_norm_eps=1e-6, tie_word_embeddings=True,
+                    rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": [16, 24, 24]},
+                    image_token_id=151655, video_token_id=151656, vision_start_token_id=151652)
+        vision = dict(depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16, out_hidden_size=2048, window_size=112,
+                      fullatt_block_indexes=[7, 15, 23, 31], patch_size=14, spatial_merge_size=2, temporal_patch_size=2,
+                      tokens_per_second=2, hidden_act="silu", in_channels=3)
+        cfg = Qwen2_5_VLConfig(text_config=text, vision_config=vision, **ids)
+        model_cls, ip, patch = Qwen2_5_VLForConditionalGeneration, Qwen2VLImageProcessor(), 14
+    else:
+        from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration
+        big = shape == "qwen3-vl-4b"
+        hidden = 2560 if big else 2048
+        text = dict(vocab_size=151936, hidden_size=hidden, intermediate_size=9728 if big else 6144,
+                    num_hidden_layers=36 if big else 28, num_attention_heads=32 if big else 16, num_key_value_heads=8,
+                    head_dim=128, max_position_embeddings=262144, rms_norm_eps=1e-6, tie_word_embeddings=True,
+                    rope_parameters={"rope_type": "default", "rope_theta": 5e6, "mrope_section": [24, 20, 20],
+                                     "mrope_interleaved": True})
+        vision = dict(depth=24, hidden_size=1024, intermediate_size=4096, num_heads=16, out_hidden_size=hidden,
+                      num_position_embeddings=2304, deepstack_visual_indexes=[5, 11, 17], patch_size=16,
+                      spatial_merge_size=2, temporal_patch_size=2, hidden_act="gelu_pytorch_tanh", in_channels=3)
+        cfg = Qwen3VLConfig(text_config=text, vision_config=vision, tie_word_embeddings=True, **ids)
+        model_cls, patch = Qwen3VLForConditionalGeneration, 16
+        ip = Qwen2VLImageProcessor(patch_size=16, merge_size=2, temporal_patch_size=2, image_mean=[0.5] * 3,
+                                   image_std=[0.5] * 3, min_pixels=65536, max_pixels=16777216)
     t = time.perf_counter()
     torch.manual_seed(0)
     with torch.device(dev):
-        m = Qwen2_5_VLForConditionalGeneration._from_config(cfg, dtype=torch.bfloat16)
+        m = model_cls._from_config(cfg, dtype=torch.bfloat16)
     m.eval()
     # random init of transformers leaves norms at 1 and biases at 0; perturb them so they matter
     for n, p in m.named_parameters():
@@ -48,7 +75,6 @@ def main():
             p.add_(torch.randn_like(p) * 0.02)
     os.makedirs(out, exist_ok=True)
     cfg.save_pretrained(out)
-    ip = Qwen2VLImageProcessor()
     ip.save_pretrained(out)
     sd, seen = {}, set()
     for k, v in m.state_dict().items():  # tied weights (lm_head = embed_tokens) are saved once, as HF does
@@ -78,12 +104,21 @@ def main():
         ntok = int(thw.prod().item()) // 4
         ids = [151644, 872, 198, 151652] + [151655] * ntok + [151653] + list(range(1000, 1020)) + [151645, 198, 151644, 77091, 198]
         ids = torch.tensor([ids], device=dev)
-        mm = torch.zeros_like(ids); mm[ids == 151655] = 1
-        kw = dict(input_ids=ids, attention_mask=torch.ones_like(ids), pixel_values=pv, image_grid_thw=thw, mm_token_type_ids=mm)
+        kw = dict(input_ids=ids, attention_mask=torch.ones_like(ids), pixel_values=pv, image_grid_thw=thw)
+        if "mm_token_type_ids" in inspect.signature(m.forward).parameters:
+            mm = torch.zeros_like(ids); mm[ids == 151655] = 1
+            kw["mm_token_type_ids"] = mm
         for _ in range(2):
             m(**kw)
         sync(); t = time.perf_counter(); m(**kw); sync(); ttft = time.perf_counter() - t
-        emit(what="hf_vlm", model="Qwen2.5-VL-3B", image=f"{w}x{h}", grid_thw=thw[0].tolist(), image_tokens=ntok,
+        dec = None
+        if decode and (w, h) == (640, 480):   # greedy tokens after the prefill, eager generate (HF's default path)
+            n_new = 64
+            m.generate(**kw, max_new_tokens=4, min_new_tokens=4, do_sample=False)
+            sync(); t = time.perf_counter()
+            m.generate(**kw, max_new_tokens=n_new, min_new_tokens=n_new, do_sample=False)
+            sync(); dec = round((n_new - 1) / max(1e-9, time.perf_counter() - t - ttft), 1)
+        emit(what="hf_vlm", model=shape, image=f"{w}x{h}", decode_tok_s=dec, grid_thw=thw[0].tolist(), image_tokens=ntok, patch=patch,
              processor_ms=round(proc * 1e3, 2), vision_ms=round(vt * 1e3, 2), prefill_with_vision_ms=round(ttft * 1e3, 2),
              ttft_ms_incl_processor=round((ttft + proc) * 1e3, 2))
 
