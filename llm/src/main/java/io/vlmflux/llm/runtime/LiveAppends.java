@@ -9,19 +9,18 @@ import java.util.List;
 import java.util.Map;
 import java.util.WeakHashMap;
 import java.util.concurrent.ConcurrentLinkedQueue;
-import java.util.concurrent.RejectedExecutionException;
-import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicReference;
 
 /**
  * The appends of all live sessions of one {@link VlmRuntime}, encoded together: {@link LiveSession#append} queues its
  * group here; a tick on the compute thread takes every queued group, preprocesses each (host), encodes them in ONE
- * vision-tower pass ({@link VisionPath#encodeClips}: on CUDA every GEMM of the tower shared, attention per group),
- * then prefills each into its own session's cache in arrival order. A group alone costs what it cost before (the tick
- * runs at once); groups that arrive while the compute thread is busy — several cameras at one fps — share the tower.
- * A failure of one group's checks or preprocessing fails only that append; a failed encoder pass fails the groups in it.
+ * pass of the runtime's vision tower ({@link VisionPath#encodeClips}: on CUDA every GEMM of the tower shared,
+ * attention per group), then prefills each into its own session's cache in arrival order. A group alone costs what
+ * it cost before (the tick runs at once); groups that arrive while the compute thread is busy — several cameras at one
+ * fps — share the tower. A failure of one group's checks or preprocessing fails only that append; a failed encoder
+ * pass fails the groups in it.
  */
-final class LiveAppends {
+final class LiveAppends extends ComputeTick {
     private static final Map<VlmRuntime, LiveAppends> BY_RUNTIME = Collections.synchronizedMap(new WeakHashMap<>());
 
     /** The append batcher of {@code rt} (one per runtime). */
@@ -31,40 +30,31 @@ final class LiveAppends {
 
     private record Ready(Pending pending, LiveSession.Prepared group) {}
 
-    private final java.lang.ref.WeakReference<VlmRuntime> runtime;   // weak: the map's value must not keep its key alive
     private final ConcurrentLinkedQueue<Pending> queue = new ConcurrentLinkedQueue<>();
-    private final AtomicBoolean tickQueued = new AtomicBoolean();
     private volatile LiveSession.AppendStats stats = new LiveSession.AppendStats(0, 0, 0);
 
-    private LiveAppends(VlmRuntime rt) { this.runtime = new java.lang.ref.WeakReference<>(rt); }
+    private LiveAppends(VlmRuntime rt) { super(rt); }
 
     LiveSession.AppendStats stats() { return stats; }
 
     /** Queues {@code frames} (owned here until taken; null when the append was cancelled) for {@code session}. */
     void submit(LiveSession session, AtomicReference<List<Frame>> frames, MonoSink<LiveSession.Appended> sink) {
         queue.add(new Pending(session, frames, sink));
-        if (!tickQueued.compareAndSet(false, true)) return;
-        VlmRuntime rt = runtime.get();
-        try {
-            if (rt == null) throw new RejectedExecutionException("the runtime is gone");
-            rt.scheduler().schedule(this::tick);
-        } catch (RejectedExecutionException e) {   // the runtime is closed
-            tickQueued.set(false);
-            for (Pending p; (p = queue.poll()) != null; ) {
-                List<Frame> fs = p.frames().getAndSet(null);
-                if (fs != null) fs.forEach(Frame::close);
-                p.sink().error(new IllegalStateException((rt == null ? "the runtime" : rt) + " is closed"));
-            }
+        schedule();
+    }
+
+    @Override void rejected(String reason) {
+        for (Pending p; (p = queue.poll()) != null; ) {
+            List<Frame> fs = p.frames().getAndSet(null);
+            if (fs != null) fs.forEach(Frame::close);
+            p.sink().error(new IllegalStateException(reason));
         }
     }
 
-    private void tick() {
-        tickQueued.set(false);
-        List<Pending> taken = new ArrayList<>();
-        for (Pending p; (p = queue.poll()) != null; ) taken.add(p);
+    @Override void tick(VlmRuntime rt) {
         // 1. checks and host preprocessing, per group (a failure is that append's alone)
-        List<Ready> ready = new ArrayList<>(taken.size());
-        for (Pending p : taken) {
+        List<Ready> ready = new ArrayList<>();
+        for (Pending p; (p = queue.poll()) != null; ) {
             List<Frame> fs = p.frames().getAndSet(null);
             if (fs == null) continue;   // cancelled before it was taken (its frames were closed then)
             try {
@@ -73,29 +63,26 @@ final class LiveAppends {
                 p.sink().error(e);
             }
         }
-        // 2. one encoder pass per vision path (a runtime has one), 3. the prefills in arrival order
-        while (!ready.isEmpty()) {
-            VisionPath<?> vision = ready.getFirst().pending().session().vision();
-            List<Ready> pass = ready.stream().filter(r -> r.pending().session().vision() == vision).toList();
-            ready.removeAll(pass);
-            long t0 = System.nanoTime();
-            List<ImageRows> rows;
+        if (ready.isEmpty()) return;
+        // 2. one pass of the runtime's vision tower (every session of a runtime encodes with it)
+        long t0 = System.nanoTime();
+        List<ImageRows> rows;
+        try {
+            rows = rt.visionPath().encodeClips(ready.stream().map(r -> r.group().pixels()).toList());
+        } catch (RuntimeException | Error e) {
+            for (Ready r : ready) r.pending().sink().error(e);
+            return;
+        }
+        long encode = System.nanoTime() - t0;
+        LiveSession.AppendStats s = stats;
+        stats = new LiveSession.AppendStats(s.groups() + ready.size(), s.passes() + 1, Math.max(s.largest(), ready.size()));
+        // 3. the prefills, in arrival order
+        for (int i = 0; i < ready.size(); i++) {
+            Ready r = ready.get(i);
             try {
-                rows = vision.encodeClips(pass.stream().map(r -> r.group().pixels()).toList());
+                r.pending().sink().success(r.pending().session().finishAppend(r.group(), rows.get(i), encode));
             } catch (RuntimeException | Error e) {
-                for (Ready r : pass) r.pending().sink().error(e);
-                continue;
-            }
-            long encode = System.nanoTime() - t0;
-            LiveSession.AppendStats s = stats;
-            stats = new LiveSession.AppendStats(s.groups() + pass.size(), s.passes() + 1, Math.max(s.largest(), pass.size()));
-            for (int i = 0; i < pass.size(); i++) {
-                Ready r = pass.get(i);
-                try {
-                    r.pending().sink().success(r.pending().session().finishAppend(r.group(), rows.get(i), encode));
-                } catch (RuntimeException | Error e) {
-                    r.pending().sink().error(e);
-                }
+                r.pending().sink().error(e);
             }
         }
     }

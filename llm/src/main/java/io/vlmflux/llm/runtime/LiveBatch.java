@@ -19,7 +19,7 @@ import java.util.WeakHashMap;
  * tick. An answer without demand sits out (a slow subscriber pauses only its own answer); cancel finishes (rolls back)
  * it at the next tick. Each session keeps its own KV cache; appends share the vision tower in {@link LiveAppends}.
  */
-final class LiveBatch {
+final class LiveBatch extends ComputeTick {
     private static final Map<VlmRuntime, LiveBatch> BY_RUNTIME = Collections.synchronizedMap(new WeakHashMap<>());
 
     /** The batcher of {@code rt} (one per runtime). */
@@ -36,12 +36,10 @@ final class LiveBatch {
         }
     }
 
-    private final java.lang.ref.WeakReference<VlmRuntime> runtime;   // weak: the map's value must not keep its key alive
     private final List<Member> members = new ArrayList<>();   // compute thread
-    private final java.util.concurrent.atomic.AtomicBoolean tickQueued = new java.util.concurrent.atomic.AtomicBoolean();
     private volatile LiveSession.DecodeStats stats = new LiveSession.DecodeStats(0, 0, 0, 0);
 
-    private LiveBatch(VlmRuntime rt) { this.runtime = new java.lang.ref.WeakReference<>(rt); }
+    private LiveBatch(VlmRuntime rt) { super(rt); }
 
     LiveSession.DecodeStats stats() { return stats; }
 
@@ -52,7 +50,7 @@ final class LiveBatch {
         sink.onRequest(n -> schedule());
         sink.onDispose(() -> {   // cancel, or after completion / error (finish is idempotent)
             m.cancelled = true;
-            VlmRuntime rt = runtime.get();
+            VlmRuntime rt = runtime();
             if (rt != null && rt.onComputeThread()) {   // e.g. take(n) downstream: roll back before the subscriber goes on
                 members.remove(m);
                 m.answer.finish(false);
@@ -61,22 +59,11 @@ final class LiveBatch {
         schedule();
     }
 
-    private void schedule() {
-        if (!tickQueued.compareAndSet(false, true)) return;
-        VlmRuntime rt = runtime.get();
-        try {
-            if (rt == null) throw new java.util.concurrent.RejectedExecutionException("the runtime is gone");
-            rt.scheduler().schedule(this::tick);
-        } catch (java.util.concurrent.RejectedExecutionException e) {   // the runtime is closed: its caches are gone
-            tickQueued.set(false);
-            for (Member m : List.copyOf(members)) if (!m.answer.isFinished()) m.sink.error(new IllegalStateException((rt == null ? "the runtime" : rt) + " is closed"));
-        }
+    @Override void rejected(String reason) {
+        for (Member m : List.copyOf(members)) if (!m.answer.isFinished()) m.sink.error(new IllegalStateException(reason));
     }
 
-    private void tick() {
-        tickQueued.set(false);
-        VlmRuntime rt = runtime.get();
-        if (rt == null) return;
+    @Override void tick(VlmRuntime rt) {
         // 1. cancelled answers leave (their question and answer leave the cache)
         for (var it = members.iterator(); it.hasNext(); ) {
             Member m = it.next();

@@ -111,7 +111,10 @@ public final class LiveSession implements AutoCloseable {
      */
     public enum Eviction { SLIDE, REPREFILL }
 
-    /** What one {@link #append} did. Times in nanoseconds; pts in nanoseconds of the source. */
+    /**
+     * What one {@link #append} did. Times in nanoseconds; pts in nanoseconds of the source; {@code encodeNanos} is the
+     * vision-tower pass that encoded the group, shared with the other sessions' groups of that pass.
+     */
     public record Appended(long group, int tokens, long startPts, long endPts, int evictedItems, int cacheLength, long kvBytes,
                            long preprocessNanos, long encodeNanos, long prefillNanos) {}
 
@@ -222,8 +225,6 @@ public final class LiveSession implements AutoCloseable {
 
     /** {@link #append} for callers that may block (tests, benchmarks). */
     public Appended appendBlocking(List<Frame> group) { return append(group).block(); }
-
-    VisionPath<?> vision() { return vision; }
 
     /** A group between its preprocessing and its prefill ({@link LiveAppends} encodes several sessions' groups at once). */
     record Prepared(io.vlmflux.vision.PixelValues pixels, long start, long end, long lastPts, int frames, long preprocessNanos) {}

@@ -72,10 +72,8 @@ abstract class VisionPath<P> implements AutoCloseable {
      * The rows of a preprocessed video clip (Qwen2-VL / Qwen2.5-VL, any grid t), encoded now, outside the
      * encoder-output cache; the caller holds them and releases them through {@link #release}.
      */
-    final synchronized ImageRows encodeClip(io.vlmflux.vision.PixelValues pixels) {
-        if (closed) throw new IllegalStateException("the vision path of this runtime was closed");
-        beforeEncode();
-        return encodeClipRows(pixels);
+    final ImageRows encodeClip(io.vlmflux.vision.PixelValues pixels) {
+        return encodeClips(List.of(pixels)).getFirst();
     }
 
     /**
