@@ -108,9 +108,8 @@ class ServeSinksTest {
                     }
             }
             if (sub != null) {
-                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
-                while (mqttMessages.stream().noneMatch(m -> m.startsWith("site/ball/status ") && m.contains("\"stopped\"")) && System.nanoTime() < deadline)
-                    Thread.sleep(10);
+                Await.until(Duration.ofSeconds(30), "the stopped status on MQTT",
+                        () -> mqttMessages.stream().anyMatch(m -> m.startsWith("site/ball/status ") && m.contains("\"stopped\"")));
                 sub.disconnect();
                 sub.close();
                 for (String m : mqttMessages) assertEquals(List.of(), schema.check(m.substring(m.indexOf(' ') + 1)), m);
@@ -123,11 +122,7 @@ class ServeSinksTest {
     void theStreamsCaptionsGoToKafkaAndMqtt(@TempDir Path tmp) throws Exception {
         Sent sent = serve(tmp, List.of("--every", "500ms", "--caption-tokens", "8"), (streams, server) -> {
             LiveStream ball = streams.stream("ball");
-            long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
-            while (ball.captions() < 3) {
-                assertTrue(System.nanoTime() < end, "3 captions within 120 s: " + ball.captions());
-                Thread.sleep(20);
-            }
+            Await.until(Duration.ofSeconds(120), "3 captions", () -> ball.captions() >= 3);
         });
         long captions = sent.ball().captions();
         List<JsonNode> caps = sent.ofType("caption");
@@ -152,11 +147,8 @@ class ServeSinksTest {
                 "--live-narrate", "3s", "--live-tokens", "12", "--alert", CaptionAlertCommandTest.WHERE, "--alert-agree", "1",
                 "--live-alert-every", "2s"), (streams, server) -> {
             LiveStream ball = streams.stream("ball");
-            long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(150);
-            while (ball.alertEvents() < 1 || ball.liveWindow().describe(SchemaCheck.JSON.createObjectNode()).get("narrations").asLong() < 1) {
-                assertTrue(System.nanoTime() < end, "an alert and a narration within 150 s: " + ball.liveWindow().describe(SchemaCheck.JSON.createObjectNode()));
-                Thread.sleep(50);
-            }
+            Await.until(Duration.ofSeconds(150), "an alert and a narration", () -> ball.alertEvents() >= 1
+                    && ball.liveWindow().describe(SchemaCheck.JSON.createObjectNode()).get("narrations").asLong() >= 1);
             var res = HTTP.send(java.net.http.HttpRequest.newBuilder(java.net.URI.create(server.url() + "/v1/streams/ball/questions"))
                     .header("Content-Type", "application/json").timeout(Duration.ofSeconds(120))
                     .POST(java.net.http.HttpRequest.BodyPublishers.ofString("{\"question\":\"What shape is it?\",\"max_tokens\":12}")).build(),

@@ -222,11 +222,7 @@ final class FleetHarness {
 
     /** Polls {@code condition} (the state lives in other processes and the broker) until it holds or fails with {@code what}. */
     static void awaitTrue(Duration max, String what, BooleanSupplier condition) throws InterruptedException {
-        long end = System.nanoTime() + max.toNanos();
-        while (!condition.getAsBoolean()) {
-            if (System.nanoTime() > end) fail("timed out after " + max.toSeconds() + " s waiting for: " + what);
-            Thread.sleep(100);
-        }
+        io.vlmflux.demos.Await.until(max, Duration.ofMillis(100), what, condition);
     }
 
     static boolean ownedOnce(Collection<Node> nodes, List<String> cameras) {

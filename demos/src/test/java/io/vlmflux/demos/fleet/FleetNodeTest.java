@@ -77,10 +77,6 @@ class FleetNodeTest {
     static byte[] json(String id, String source) { return new CameraDef(id, source, "1s", null, null).toJson(); }
 
     private static void await(BooleanSupplier c) throws InterruptedException {
-        long end = System.nanoTime() + Duration.ofSeconds(60).toNanos();
-        while (!c.getAsBoolean()) {
-            if (System.nanoTime() > end) fail("timed out");
-            Thread.sleep(50);
-        }
+        io.vlmflux.demos.Await.until(Duration.ofSeconds(60), Duration.ofMillis(50), "the node's state", c);
     }
 }

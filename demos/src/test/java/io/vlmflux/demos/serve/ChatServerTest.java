@@ -326,11 +326,7 @@ class ChatServerTest {
     }
 
     static void awaitTrue(BooleanSupplier condition, String what) throws InterruptedException {
-        long end = System.nanoTime() + Duration.ofSeconds(15).toNanos();
-        while (!condition.getAsBoolean()) {
-            if (System.nanoTime() > end) fail("timed out after 15 s waiting for " + what);
-            Thread.sleep(5);
-        }
+        io.vlmflux.demos.Await.until(Duration.ofSeconds(15), Duration.ofMillis(5), what, condition);
     }
 
     static String circlePngDataUrl() throws Exception {

@@ -329,10 +329,6 @@ class LiveStreamsTest {
     }
 
     static void awaitTrue(BooleanSupplier condition, String what) throws InterruptedException {
-        long end = System.nanoTime() + WAIT.toNanos();
-        while (!condition.getAsBoolean()) {
-            if (System.nanoTime() > end) fail("timed out after " + WAIT + " waiting for " + what);
-            Thread.sleep(5);
-        }
+        io.vlmflux.demos.Await.until(WAIT, Duration.ofMillis(5), what, condition);
     }
 }

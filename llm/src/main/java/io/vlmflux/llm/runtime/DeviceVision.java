@@ -106,7 +106,9 @@ final class DeviceVision extends VisionPath<GpuPixels> {
         long need = rowBytes + (4L * K * tokens * H + 255) / 256 * 256;
         Rows r = new Rows(take(need), need, one);
         stream.copyAsync(r.rows.buffer(), e.bf16().slice(2L * row0 * H, 2L * tokens * H, "rows " + row0 + "+" + tokens), 2L * tokens * H);
-        for (int k = 0; k < K; k++)   // feature k of this input: rows [row0, row0 + tokens) of the batch's feature k
+        if (K > 0 && tokens == e.tokens())   // the whole batch: its features are one contiguous block
+            stream.copyAsync(r.deepstack, e.deepstack(), 4L * K * tokens * H);
+        else for (int k = 0; k < K; k++)   // feature k of this input: rows [row0, row0 + tokens) of the batch's feature k
             stream.copyAsync(r.deepstack.slice(4L * k * tokens * H, 4L * tokens * H, "DeepStack " + k),
                     e.deepstack().slice(4L * ((long) k * e.tokens() + row0) * H, 4L * tokens * H, "DeepStack " + k + " rows " + row0 + "+" + tokens),
                     4L * tokens * H);
