@@ -110,7 +110,7 @@ final class DeviceVision extends VisionPath<GpuPixels> {
             stream.copyAsync(r.deepstack, e.deepstack(), 4L * K * tokens * H);
         else for (int k = 0; k < K; k++)   // feature k of this input: rows [row0, row0 + tokens) of the batch's feature k
             stream.copyAsync(r.deepstack.slice(4L * k * tokens * H, 4L * tokens * H, "DeepStack " + k),
-                    e.deepstack().slice(4L * ((long) k * e.tokens() + row0) * H, 4L * tokens * H, "DeepStack " + k + " rows " + row0 + "+" + tokens),
+                    e.deepstackFeature(k).slice(4L * row0 * H, 4L * tokens * H, "DeepStack " + k + " rows " + row0 + "+" + tokens),
                     4L * tokens * H);
         return r;
     }
