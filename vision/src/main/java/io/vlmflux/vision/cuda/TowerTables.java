@@ -6,7 +6,6 @@ import io.vlmflux.cuda.gpu.GpuStream;
 import io.vlmflux.cuda.gpu.VisionGpuOps;
 import io.vlmflux.vision.qwen3vl.Qwen3VLPositions;
 
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 
@@ -54,8 +53,11 @@ record TowerTables(String key, int n, DeviceArena arena, DeviceBuffer pos, Devic
         }
         int[] index = null, winCu = null;
         if (spec.windowed()) {
-            index = new int[units];
-            winCu = windows(spec, grids, index);
+            List<int[]> w = io.vlmflux.vision.qwen2vl.WindowIndex.of(grids, spec.mergeSize(),
+                    spec.windowSize() / spec.mergeSize() / spec.patchSize());
+            index = w.get(0);
+            winCu = w.get(1);
+            if (index.length != units) throw new IllegalStateException("window index of " + index.length + " units for " + units);
             int[] permuted = new int[2 * n];
             for (int u = 0; u < units; u++) System.arraycopy(pos, 2 * index[u] * m2, permuted, 2 * u * m2, 2 * m2);
             pos = permuted;
@@ -96,31 +98,6 @@ record TowerTables(String key, int n, DeviceArena arena, DeviceBuffer pos, Devic
             arena.close();
             throw e;
         }
-    }
-
-    /** Qwen2.5-VL windows: fills {@code index} with the window order of merge units, returns the window bounds in patches. */
-    private static int[] windows(TowerSpec spec, int[][] grids, int[] index) {
-        int m = spec.mergeSize(), m2 = m * m, vmw = spec.windowSize() / m / spec.patchSize();
-        List<Integer> cu = new ArrayList<>();
-        cu.add(0);
-        int k = 0, base = 0, last = 0;
-        for (int[] g : grids) {
-            int lh = g[1] / m, lw = g[2] / m;
-            int nwh = (lh + vmw - lh % vmw) / vmw, nww = (lw + vmw - lw % vmw) / vmw;
-            for (int t = 0; t < g[0]; t++)
-                for (int wh = 0; wh < nwh; wh++)
-                    for (int ww = 0; ww < nww; ww++) {
-                        int count = 0;
-                        for (int y = wh * vmw; y < Math.min((wh + 1) * vmw, lh); y++)
-                            for (int x = ww * vmw; x < Math.min((ww + 1) * vmw, lw); x++) {
-                                index[k++] = base + t * lh * lw + y * lw + x;
-                                count++;
-                            }
-                        if (count > 0) { last += count * m2; cu.add(last); }
-                    }
-            base += g[0] * lh * lw;
-        }
-        return cu.stream().mapToInt(Integer::intValue).toArray();
     }
 
     private static DeviceBuffer upload(DeviceArena arena, GpuStream stream, String name, int[] v) {

@@ -214,37 +214,10 @@ final class CpuVisionEncoder implements VisionEncoder {
         };
     }
 
-    /**
-     * Qwen2.5-VL {@code get_window_index}: merged units grouped into windows of {@code window_size / merge / patch}
-     * units square (the grid padded up to whole windows; padding dropped), window by window in raster order.
-     * Returns {@code {index, cuWindowSeqlens}}: {@code index[k]} = original merged unit at permuted position k,
-     * boundaries in patches with empty windows removed.
-     */
+    /** Qwen2.5-VL {@code get_window_index} of these inputs ({@link WindowIndex#of}): {@code {index, cuWindowSeqlens}}. */
     List<int[]> windowIndex(List<PixelValues> images) {
-        int m = cfg.mergeSize(), m2 = m * m;
-        int vmw = cfg.windowSize() / m / cfg.patchSize();
-        int totalUnits = images.stream().mapToInt(pv -> pv.numPatches() / m2).sum();
-        int[] index = new int[totalUnits];
-        List<Integer> cu = new ArrayList<>();
-        cu.add(0);
-        int k = 0, base = 0, last = 0;
-        for (PixelValues pv : images) {
-            int lh = pv.gridH() / m, lw = pv.gridW() / m;
-            int nwh = (lh + vmw - lh % vmw) / vmw, nww = (lw + vmw - lw % vmw) / vmw;
-            for (int t = 0; t < pv.gridT(); t++)
-                for (int wh = 0; wh < nwh; wh++)
-                    for (int ww = 0; ww < nww; ww++) {
-                        int count = 0;
-                        for (int y = wh * vmw; y < Math.min((wh + 1) * vmw, lh); y++)
-                            for (int xx = ww * vmw; xx < Math.min((ww + 1) * vmw, lw); xx++) {
-                                index[k++] = base + t * lh * lw + y * lw + xx;
-                                count++;
-                            }
-                        if (count > 0) { last += count * m2; cu.add(last); }
-                    }
-            base += pv.gridT() * lh * lw;
-        }
-        return List.of(index, cu.stream().mapToInt(Integer::intValue).toArray());
+        int[][] grids = images.stream().map(pv -> new int[] {pv.gridT(), pv.gridH(), pv.gridW()}).toArray(int[][]::new);
+        return WindowIndex.of(grids, cfg.mergeSize(), cfg.windowSize() / cfg.mergeSize() / cfg.patchSize());
     }
 
     /** out[k] = in[index[k]] for units of {@code unit} floats. */
