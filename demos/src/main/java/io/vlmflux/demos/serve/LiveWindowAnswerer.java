@@ -6,6 +6,7 @@ import io.vlmflux.llm.TokenEvent;
 import io.vlmflux.llm.runtime.LiveSession;
 import io.vlmflux.llm.runtime.VlmRuntime;
 import io.vlmflux.pipeline.caption.Alert;
+import io.vlmflux.pipeline.live.HeldFrames;
 import io.vlmflux.pipeline.live.WindowAlerts;
 import io.vlmflux.pipeline.watch.Event;
 import io.vlmflux.sources.Frame;
@@ -81,6 +82,7 @@ public final class LiveWindowAnswerer implements QuestionAnswerer, AutoCloseable
     private final long interval;
     private final Sinks.Many<Frame> frames = Sinks.many().unicast().onBackpressureBuffer(Queues.<Frame>get(16).get());
     private final Sinks.Many<Work> asks = Sinks.many().unicast().onBackpressureBuffer();
+    private final HeldFrames held = new HeldFrames();   // copies between offer() and the session: closed at the end whatever a cancel race lost
     private final AtomicLong framesIn = new AtomicLong(), framesDropped = new AtomicLong(), groupsDropped = new AtomicLong(),
             appended = new AtomicLong(), answered = new AtomicLong(), narrations = new AtomicLong();
     private long next = Long.MIN_VALUE, lastIn = Long.MIN_VALUE, count;   // the sampler (the source's thread)
@@ -128,7 +130,10 @@ public final class LiveWindowAnswerer implements QuestionAnswerer, AutoCloseable
                 : Flux.interval(options.narrateEvery(), options.narrateEvery()).<Work>map(Tick::new).onBackpressureDrop();
         run = Flux.mergePriority(1, Comparator.comparingInt(LiveWindowAnswerer::priority), asks.asFlux(), ticks, groups)
                 .concatMap(w -> execute(s, w), 0)
-                .doFinally(sig -> s.close())
+                .doFinally(sig -> {
+                    held.end();
+                    s.close();
+                })
                 .doOnDiscard(Append.class, Append::close)
                 .doOnDiscard(Frame.class, Frame::close)
                 .doOnDiscard(Ask.class, a -> a.out().tryEmitError(new IllegalStateException("the live session of " + stream.id() + " closed")))
@@ -158,7 +163,7 @@ public final class LiveWindowAnswerer implements QuestionAnswerer, AutoCloseable
         lastIn = t;
         if (next != Long.MIN_VALUE && t < next) return;
         next = next == Long.MIN_VALUE || t - next > interval ? t + interval : next + interval;
-        Frame copy = f.copy(count++ * interval);
+        Frame copy = held.hold(f.copy(count++ * interval));
         framesIn.incrementAndGet();
         synchronized (frames) {
             if (closed || frames.tryEmitNext(copy).isFailure()) {
@@ -170,7 +175,7 @@ public final class LiveWindowAnswerer implements QuestionAnswerer, AutoCloseable
 
     private Flux<Object> execute(LiveSession s, Work w) {
         return switch (w) {
-            case Append a -> s.append(a.frames())
+            case Append a -> !held.handOff(a.frames()) ? Flux.empty() : s.append(a.frames())
                     .doOnNext(x -> {
                         appended.incrementAndGet();
                         window = s.window();

@@ -153,9 +153,11 @@ public final class LiveVideo {
             LiveSession session = LiveSession.open(runtime, options.session());
             AtomicLong dropped = new AtomicLong();
             Sinks.Empty<Void> framesDone = Sinks.empty();
+            HeldFrames held = new HeldFrames();
             long interval = Math.round(1e9 / options.session().fps());
             Flux<Work> groups = frames
                     .handle(new Sampler(interval))
+                    .map(held::hold)
                     .buffer(session.framesPerGroup())
                     .<Work>map(Append::new)
                     .doOnComplete(framesDone::tryEmitEmpty);
@@ -171,8 +173,11 @@ public final class LiveVideo {
             // questions first, then narration ticks, then groups: a plain merge resumes at the source it served last,
             // so a session that always has a group waiting would starve the questions
             return Flux.mergePriority(1, java.util.Comparator.comparingInt(LiveVideo::priority), asks, ticks, groups)
-                    .concatMap(w -> execute(session, w, dropped, onAppend, checks), 0)
-                    .doFinally(s -> session.close())
+                    .concatMap(w -> execute(session, w, held, dropped, onAppend, checks), 0)
+                    .doFinally(s -> {
+                        held.end();
+                        session.close();
+                    })
                     .doOnDiscard(Append.class, Append::close)
                     .doOnDiscard(Frame.class, Frame::close);
         });
@@ -186,10 +191,11 @@ public final class LiveVideo {
         };
     }
 
-    private Flux<LiveAnswer> execute(LiveSession session, Work w, AtomicLong dropped, java.util.function.Consumer<LiveSession.Appended> onAppend,
+    private Flux<LiveAnswer> execute(LiveSession session, Work w, HeldFrames held, AtomicLong dropped, java.util.function.Consumer<LiveSession.Appended> onAppend,
                                      WindowAlerts checks) {
         return switch (w) {
             case Append a -> {
+                if (!held.handOff(a.frames())) yield Flux.empty();   // the run ended meanwhile: the frames were closed
                 String sourceId = a.frames().isEmpty() ? "live" : a.frames().getFirst().sourceId();
                 yield session.append(a.frames()).doOnNext(x -> { if (onAppend != null) onAppend.accept(x); })
                         .then(checks == null ? Mono.<Void>empty() : checks.afterAppend(session, sourceId)).thenMany(Flux.empty());
