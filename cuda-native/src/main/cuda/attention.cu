@@ -10,6 +10,35 @@
 #define VF_DEC_MINCHUNK 16
 
 // ---------------------------------------------------------------------------------------------------------------
+// Eviction from the linear cache: every head's positions [from + count, from + count + tail) move down to
+// [from, from + tail). nbuf buffers (the K and V caches of every layer) lie bufStride bytes apart from base, each of
+// `heads` heads headStride bytes apart; a position is rowBytes (a multiple of 16). grid (nbuf * heads), block 256: a
+// block walks its head upward in tiles, every load of a tile before any of its stores (one barrier), so source and
+// destination may overlap (count < tail) — one launch instead of a memcpy per layer, head and non-overlapping chunk.
+#define VF_KV_SHIFT_PER 4
+extern "C" __global__ void __launch_bounds__(256) vf_kv_shift(char* __restrict__ base, long long bufStride, int heads,
+        long long headStride, int rowBytes, int from, int count, int tail) {
+    char* head = base + (long long)(blockIdx.x / heads) * bufStride + (long long)(blockIdx.x % heads) * headStride;
+    const long long total = (long long)tail * (rowBytes / 16);
+    uint4* dst = reinterpret_cast<uint4*>(head + (long long)from * rowBytes);
+    const uint4* src = reinterpret_cast<const uint4*>(head + (long long)(from + count) * rowBytes);
+    for (long long t0 = 0; t0 < total; t0 += 256 * VF_KV_SHIFT_PER) {
+        uint4 r[VF_KV_SHIFT_PER];
+#pragma unroll
+        for (int j = 0; j < VF_KV_SHIFT_PER; j++) {
+            const long long i = t0 + j * 256 + threadIdx.x;
+            if (i < total) r[j] = src[i];
+        }
+        __syncthreads();   // the tile's loads before its stores; the next tile reads only above this tile's stores
+#pragma unroll
+        for (int j = 0; j < VF_KV_SHIFT_PER; j++) {
+            const long long i = t0 + j * 256 + threadIdx.x;
+            if (i < total) dst[i] = r[j];
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 // Decode, flash-decoding style. grid (nkv, splits, ceil(G / GMAX)), block 32*VF_DEC_WARPS.
 // Block (kv head, split, head group) walks its share of the keys [0, kvLen[0]) once and serves up to GMAX query
 // heads of the group. It writes unnormalized partials part[(h * splits + split) * (hd + 2)] = {m, l, acc[hd]};
@@ -356,6 +385,12 @@ VF_ATTN_INSTANCE(8)
 // grid (ceil(n / 64), nq), block 128: each warp owns 16 queries; key tiles of 64 (K row-major, V transposed) in
 // shared memory; Q is split into two bf16 parts (hi + lo), P rounded to bf16 before the P V product (as FA2 does); softmax state and
 // accumulators fp32. Same contract as vf_attn_prefill_e*.
+// Split over the keys (flash-decoding for prefill): with few queries against a long cache (a question or a video group
+// appended after thousands of cached positions) the grid (ceil(n / 64), nq) has a block per 64 queries and head — 16
+// blocks for a 20-token question at 16 heads, each walking every key tile alone. grid.z = splits > 1 gives block
+// (tile, head, z) the z-th share of its key tiles; it writes unnormalized partials part[((i * nq + h) * splits + z) *
+// (HD + 2)] = {m, l, acc[HD]} (a share with no key visible to row i: m = -inf, l = 0) and vf_attn_prefill_combine
+// merges them. splits == 1 writes out directly, as before.
 #define VF_FA_BQ 64
 #define VF_FA_BK 64
 
@@ -372,7 +407,7 @@ __device__ __forceinline__ void vf_mma16816(float* c, const unsigned int* a, uns
 template <int HD>
 __device__ __forceinline__ void attn_prefill_mma(bf16_t* __restrict__ out, const float* __restrict__ q,
         const bf16_t* __restrict__ kc, const bf16_t* __restrict__ vc, const int* __restrict__ startPtr,
-        int n, int nq, int nkv, int maxSeq, float scale) {
+        int n, int nq, int nkv, int maxSeq, float scale, float* __restrict__ part) {
     constexpr int KS = HD + 8;        // K row stride in shared memory (bf16): conflict-free fragment reads
     constexpr int VS = VF_FA_BK + 8;  // V^T row stride
     __shared__ __align__(16) bf16_t ks[VF_FA_BK * KS];
@@ -410,7 +445,9 @@ __device__ __forceinline__ void attn_prefill_mma(bf16_t* __restrict__ out, const
     const int lastKey = start + min(n, i0 + VF_FA_BQ) - 1;
     const bf16_t* kh = kc + (long long)hk * maxSeq * HD;
     const bf16_t* vh = vc + (long long)hk * maxSeq * HD;
-    for (int k0 = 0; k0 <= lastKey; k0 += VF_FA_BK) {
+    const int splits = gridDim.z, tiles = lastKey / VF_FA_BK + 1, per = (tiles + splits - 1) / splits;
+    const int kFirst = blockIdx.z * per * VF_FA_BK, kStop = min(lastKey + 1, kFirst + per * VF_FA_BK);
+    for (int k0 = kFirst; k0 < kStop; k0 += VF_FA_BK) {
         __syncthreads();
         for (int idx = threadIdx.x; idx < VF_FA_BK * (HD / 8); idx += blockDim.x) {
             const int r = idx / (HD / 8), c8 = idx % (HD / 8);
@@ -491,6 +528,21 @@ __device__ __forceinline__ void attn_prefill_mma(bf16_t* __restrict__ out, const
             }
         }
     }
+    if (splits > 1) {   // this share's partials, unnormalized (kStop <= lastKey + 1 keeps later keys out, as in the loop)
+#pragma unroll
+        for (int rr = 0; rr < 2; rr++) {
+            const int i = qw + g + rr * 8;
+            if (i >= n) continue;
+            float* pr = part + (((long long)i * nq + h) * splits + blockIdx.z) * (HD + 2);
+            if (tq == 0) { pr[0] = m[rr]; pr[1] = l[rr]; }
+#pragma unroll
+            for (int d = 0; d < HD / 8; d++) {
+                pr[2 + d * 8 + tq * 2] = o[d][rr * 2];
+                pr[2 + d * 8 + tq * 2 + 1] = o[d][rr * 2 + 1];
+            }
+        }
+        return;
+    }
 #pragma unroll
     for (int rr = 0; rr < 2; rr++) {
         const int i = qw + g + rr * 8;
@@ -504,11 +556,44 @@ __device__ __forceinline__ void attn_prefill_mma(bf16_t* __restrict__ out, const
 }
 
 extern "C" __global__ void __launch_bounds__(128) vf_attn_prefill_mma_h64(bf16_t* out, const float* q, const bf16_t* kc,
-        const bf16_t* vc, const int* start, int n, int nq, int nkv, int maxSeq, float scale) {
-    attn_prefill_mma<64>(out, q, kc, vc, start, n, nq, nkv, maxSeq, scale);
+        const bf16_t* vc, const int* start, int n, int nq, int nkv, int maxSeq, float scale, float* part) {
+    attn_prefill_mma<64>(out, q, kc, vc, start, n, nq, nkv, maxSeq, scale, part);
 }
 
 extern "C" __global__ void __launch_bounds__(128) vf_attn_prefill_mma_h128(bf16_t* out, const float* q, const bf16_t* kc,
-        const bf16_t* vc, const int* start, int n, int nq, int nkv, int maxSeq, float scale) {
-    attn_prefill_mma<128>(out, q, kc, vc, start, n, nq, nkv, maxSeq, scale);
+        const bf16_t* vc, const int* start, int n, int nq, int nkv, int maxSeq, float scale, float* part) {
+    attn_prefill_mma<128>(out, q, kc, vc, start, n, nq, nkv, maxSeq, scale, part);
+}
+
+// Merges the key shares of the split prefill: out[x, :] = bf16(sum_z acc_z e^{m_z - M} / sum_z l_z e^{m_z - M}) for
+// row x = i * nq + h, over the shares that saw a key (m > -inf). grid (n * nq), block 128; splits <= VF_FA_MAXSPLITS.
+#define VF_FA_MAXSPLITS 64
+extern "C" __global__ void __launch_bounds__(128) vf_attn_prefill_combine(bf16_t* __restrict__ out, const float* __restrict__ part,
+                                                                          int splits, int hd) {
+    __shared__ float wgt[VF_FA_MAXSPLITS];
+    __shared__ float inv;
+    const long long x = blockIdx.x;
+    const float* px = part + x * splits * (hd + 2);
+    if (threadIdx.x < 32) {
+        float M = VF_NEG_INF;
+        for (int z = threadIdx.x; z < splits; z += 32) M = fmaxf(M, px[z * (hd + 2)]);
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, o));
+        float L = 0.f;
+        for (int z = threadIdx.x; z < splits; z += 32) {
+            const float mz = px[z * (hd + 2)];
+            const float e = mz == VF_NEG_INF ? 0.f : __expf(mz - M);
+            wgt[z] = e;
+            L += px[z * (hd + 2) + 1] * e;
+        }
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) L += __shfl_xor_sync(0xffffffffu, L, o);
+        if (threadIdx.x == 0) inv = L > 0.f ? 1.f / L : 0.f;
+    }
+    __syncthreads();
+    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+        float a = 0.f;
+        for (int z = 0; z < splits; z++) a = fmaf(px[z * (hd + 2) + 2 + d], wgt[z], a);
+        out[x * hd + d] = f2bf(a * inv);
+    }
 }

@@ -36,6 +36,7 @@ public final class GpuOps implements AutoCloseable {
         splitK = tuning.gemvSplitK();
         splitTarget = tuning.gemvSplitBlocksPerSm() * sm;
         mmaPrefill = tuning.prefillMma();
+        splitKvPrefill = tuning.prefillSplitKv();
         long wsBytes = 4L * GEMV_MAX_SPLITS * GEMV_ROWS * splitTarget, ctrBytes = 4L * splitTarget;
         splitArena = stream.device().newArena("gemv split-K workspace", wsBytes + ctrBytes + 512);
         splitWs = splitArena.alloc("gemv split-K partials fp32 [splits, m]", wsBytes);
@@ -372,7 +373,7 @@ public final class GpuOps implements AutoCloseable {
     }
 
     /** Head dims 64 and 128 use the tensor-core prefill kernel unless {@link Tuning#prefillMma()} is off. */
-    private final boolean mmaPrefill;
+    private final boolean mmaPrefill, splitKvPrefill;
 
     /** Splits a decode attention would use for a cache of {@code maxSeq}: enough blocks to fill the GPU. */
     public int decodeSplits(AttnShape s) {
@@ -414,11 +415,69 @@ public final class GpuOps implements AutoCloseable {
     }
 
     /**
+     * KV-cache eviction in one launch: in each of {@code nbuf} buffers spaced {@code bufStride} bytes apart from
+     * {@code region}'s start (the K and V caches of every layer), each of {@code heads} heads {@code headStride} bytes
+     * apart, positions {@code [from + count, from + count + tail)} of {@code rowBytes} each move down to
+     * {@code [from, from + tail)}. Overlap is allowed. {@code region} must span every byte touched.
+     */
+    public void kvShift(DeviceBuffer region, int nbuf, long bufStride, int heads, long headStride, int rowBytes, int from, int count, int tail) {
+        if (nbuf <= 0 || heads <= 0 || rowBytes <= 0 || rowBytes % 16 != 0 || from < 0 || count < 0 || tail < 0)
+            throw new IllegalArgumentException("kvShift: bad geometry nbuf " + nbuf + " heads " + heads + " rowBytes " + rowBytes
+                    + " from " + from + " count " + count + " tail " + tail);
+        if (count == 0 || tail == 0) return;
+        long end = (nbuf - 1L) * bufStride + (heads - 1L) * headStride + ((long) from + count + tail) * rowBytes;
+        region.require(end, "kvShift", "the cache region");
+        if (headStride < ((long) from + count + tail) * rowBytes || (nbuf > 1 && bufStride < heads * headStride))
+            throw new IllegalArgumentException("kvShift: heads " + headStride + " bytes apart or buffers " + bufStride + " bytes apart overlap "
+                    + (from + count + tail) + " positions of " + rowBytes + " bytes x " + heads + " heads");
+        k.launch("vf_kv_shift", nbuf * heads, 1, 1, 256, 0, stream,
+                a.reset().ptr(region).i64(bufStride).i32(heads).i64(headStride).i32(rowBytes).i32(from).i32(count).i32(tail));
+    }
+
+    /**
      * Causal attention for n new tokens at cache slots start[0] .. start[0]+n-1 (already written by
-     * {@link #ropeQkv}); token i sees keys [0, start + i]. q fp32 [n, nq, hd], out bf16 [n, nq, hd].
+     * {@link #ropeQkv}); token i sees keys [0, start + i]. q fp32 [n, nq, hd], out bf16 [n, nq, hd]. One pass over the
+     * keys per block ({@link #attentionPrefill(DeviceBuffer, DeviceBuffer, DeviceBuffer, DeviceBuffer, DeviceBuffer, int, AttnShape, float, int, DeviceBuffer)}
+     * with one split).
      */
     public void attentionPrefill(DeviceBuffer out, DeviceBuffer q, DeviceBuffer kCache, DeviceBuffer vCache,
                                  DeviceBuffer start, int n, AttnShape s, float scale) {
+        attentionPrefill(out, q, kCache, vCache, start, n, s, scale, 1, null);
+    }
+
+    /** Most key shares {@link #attentionPrefill} splits into (the combine kernel's shared weights). */
+    public static final int MAX_PREFILL_SPLITS = 64;
+
+    /** Bytes of the fp32 partials {@link #attentionPrefill} with {@code splits} shares needs for {@code n} rows. */
+    public static long prefillWorkspaceBytes(AttnShape s, int n, int splits) {
+        return splits <= 1 ? 0 : 4L * n * s.nq() * splits * (s.headDim() + 2);
+    }
+
+    /**
+     * Key shares for a prefill of {@code n} rows after {@code start} cached positions: 1 when the grid of 64-query tiles
+     * times heads already covers the GPU twice, else enough shares to fill it (at least two key tiles of 64 each),
+     * within {@code workspaceBytes} of partials. Only the tensor-core kernel (hd 64 and 128) splits, and only with
+     * {@link Tuning#prefillSplitKv()}.
+     */
+    public int prefillSplits(AttnShape s, int n, int start, long workspaceBytes) {
+        if (!((s.headDim() == 64 || s.headDim() == 128) && mmaPrefill && splitKvPrefill) || n <= 0) return 1;
+        long blocks = (long) ((n + 63) / 64) * s.nq();
+        int sms = stream.device().multiProcessorCount();
+        if (blocks >= 2L * sms) return 1;
+        int tiles = (start + n + 63) / 64;
+        long want = Math.min((2L * sms + blocks - 1) / blocks, Math.max(1, tiles / 2));
+        long fit = workspaceBytes / (4L * n * s.nq() * (s.headDim() + 2));   // shares whose partials fit
+        want = Math.min(want, Math.min(MAX_PREFILL_SPLITS, fit));
+        return (int) Math.max(1, want);
+    }
+
+    /**
+     * {@link #attentionPrefill(DeviceBuffer, DeviceBuffer, DeviceBuffer, DeviceBuffer, DeviceBuffer, int, AttnShape, float)}
+     * with the keys split into {@code splits} shares (tensor-core kernel only; {@link #prefillSplits} chooses), merged
+     * by a combine pass through {@code workspace} ({@link #prefillWorkspaceBytes}). Same result up to fp32 rounding.
+     */
+    public void attentionPrefill(DeviceBuffer out, DeviceBuffer q, DeviceBuffer kCache, DeviceBuffer vCache,
+                                 DeviceBuffer start, int n, AttnShape s, float scale, int splits, DeviceBuffer workspace) {
         positive("attentionPrefill", n);
         int e = epl(s, "attentionPrefill");
         out.require(2L * n * s.nq() * s.headDim(), "attentionPrefill", "out bf16 [n, nq, hd]");
@@ -426,11 +485,21 @@ public final class GpuOps implements AutoCloseable {
         kCache.require(s.cacheBytes(), "attentionPrefill", "K cache");
         vCache.require(s.cacheBytes(), "attentionPrefill", "V cache");
         start.require(4, "attentionPrefill", "start int32");
+        if (splits < 1 || splits > MAX_PREFILL_SPLITS)
+            throw new IllegalArgumentException("attentionPrefill: splits " + splits + " outside [1, " + MAX_PREFILL_SPLITS + "]");
         int hd = s.headDim();
-        if ((hd == 64 || hd == 128) && mmaPrefill) {   // tensor-core FlashAttention-2 kernel, 64 queries per block
-            k.launch("vf_attn_prefill_mma_h" + hd, (n + 63) / 64, s.nq(), 1, 128, 0, stream,
+        boolean mma = (hd == 64 || hd == 128) && mmaPrefill;
+        if (splits > 1 && !mma) throw new IllegalArgumentException("attentionPrefill: only the tensor-core kernel (hd 64, 128) splits the keys, hd " + hd);
+        if (mma) {   // tensor-core FlashAttention-2 kernel, 64 queries per block
+            if (splits > 1) {
+                if (workspace == null) throw new IllegalArgumentException("attentionPrefill: " + splits + " splits need a workspace");
+                workspace.require(prefillWorkspaceBytes(s, n, splits), "attentionPrefill", "partials fp32 [n, nq, splits, hd+2]");
+            }
+            k.launch("vf_attn_prefill_mma_h" + hd, (n + 63) / 64, s.nq(), splits, 128, 0, stream,
                     a.reset().ptr(out).ptr(q).ptr(kCache).ptr(vCache).ptr(start)
-                            .i32(n).i32(s.nq()).i32(s.nkv()).i32(s.maxSeq()).f32(scale));
+                            .i32(n).i32(s.nq()).i32(s.nkv()).i32(s.maxSeq()).f32(scale).ptr(splits > 1 ? workspace : null));
+            if (splits > 1)
+                k.launch("vf_attn_prefill_combine", n * s.nq(), 1, 1, 128, 0, stream, a.reset().ptr(out).ptr(workspace).i32(splits).i32(hd));
             return;
         }
         int qb = 4 * (e >= 8 ? 3 : 4);  // queries per block, as attention.cu

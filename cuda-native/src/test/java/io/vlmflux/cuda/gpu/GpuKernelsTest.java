@@ -346,6 +346,55 @@ class GpuKernelsTest {
     }
 
     @ParameterizedTest
+    @CsvSource({"3,2,100,5,37,40,64", "2,4,300,3,1,290,128", "4,1,50,0,49,1,256", "1,3,1000,7,300,600,80", "2,2,64,2,60,2,16"})
+    void kvShiftMovesEveryHeadsTailDownAsMemmove(int nbuf, int heads, int stride, int from, int count, int tail, int rowBytes) {
+        long headStride = (long) stride * rowBytes, bufStride = heads * headStride + 512;   // a gap between buffers, as an arena may leave
+        int bytes = (int) (nbuf * bufStride);
+        byte[] init = new byte[bytes];
+        rnd.nextBytes(init);
+        DeviceBuffer region = arena.alloc("region", bytes);
+        st.upload(region, init);
+        ops.kvShift(region, nbuf, bufStride, heads, headStride, rowBytes, from, count, tail);
+        byte[] want = init.clone();
+        for (int b = 0; b < nbuf; b++)
+            for (int h = 0; h < heads; h++) {
+                int head = (int) (b * bufStride + h * headStride);
+                System.arraycopy(init, head + (from + count) * rowBytes, want, head + from * rowBytes, tail * rowBytes);   // memmove semantics
+            }
+        short[] got = st.downloadShorts(region, bytes / 2);
+        for (int i = 0; i < bytes / 2; i++) {
+            short w = (short) ((want[2 * i] & 0xff) | (want[2 * i + 1] << 8));
+            if (got[i] != w) fail("byte " + 2 * i + " (buffer " + (2 * i / bufStride) + "): got " + got[i] + ", want " + w);
+        }
+    }
+
+    @ParameterizedTest
+    @CsvSource({"20,7700,16,2,128,17", "256,7000,16,2,128,4", "5,300,8,8,64,7", "1,0,4,2,128,2", "70,129,14,2,64,5",
+            "64,1000,2,1,128,64", "3,4000,12,2,128,0", "130,90,6,3,64,0"})
+    void splitKeyPrefillAttentionMatchesCpuAndTheOnePassKernel(int n, int start, int nq, int nkv, int hd, int splitsOverride) {
+        int maxSeq = start + n + 5;
+        GpuOps.AttnShape s = new GpuOps.AttnShape(nq, nkv, hd, maxSeq);
+        float[] q = randn(rnd, n * nq * hd, 1f);
+        float[] kc = bfRound(randn(rnd, nkv * maxSeq * hd, 1f)), vc = bfRound(randn(rnd, nkv * maxSeq * hd, 1f));
+        float scale = (float) (1 / Math.sqrt(hd));
+        long wsBytes = GpuOps.prefillWorkspaceBytes(s, n, GpuOps.MAX_PREFILL_SPLITS);
+        int splits = splitsOverride > 0 ? splitsOverride : ops.prefillSplits(s, n, start, wsBytes);
+        if (splitsOverride == 0) assertTrue(splits > 1, "a prefill of " + n + " rows after " + start + " keys at " + nq + " heads splits, got " + splits);
+        DeviceBuffer ws = arena.alloc("ws", wsBytes);
+        DeviceBuffer qb = f32("q", q), kb = bf("kc", kc), vb = bf("vc", vc), st0 = i32("start", start);
+        DeviceBuffer o1 = out("o1", 2L * n * nq * hd), os = out("os", 2L * n * nq * hd);
+        ops.attentionPrefill(o1, qb, kb, vb, st0, n, s, scale);
+        ops.attentionPrefill(os, qb, kb, vb, st0, n, s, scale, splits, ws);
+        float[] one = f(st.downloadShorts(o1, n * nq * hd)), split = f(st.downloadShorts(os, n * nq * hd));
+        double[] want = Ref.attention(q, kc, vc, n, nq, nkv, hd, maxSeq, start, scale);
+        String what = "prefill n=" + n + " start=" + start + " nq=" + nq + " nkv=" + nkv + " hd=" + hd + " splits=" + splits;
+        assertRel(what, split, want, 1e-2);
+        double[] oneD = new double[one.length];
+        for (int i = 0; i < one.length; i++) oneD[i] = one[i];
+        assertRel(what + " vs one pass", split, oneD, 8e-3);   // same tiles and P rounding; only the merge order differs
+    }
+
+    @ParameterizedTest
     @CsvSource({"1,8,2,64,0", "100,28,4,128,0", "3000,16,8,128,0", "777,32,2,128,5", "2049,4,4,256,0", "64,12,2,96,1", "50,6,2,16,0", "90,8,4,8,3", "33,8,2,128,200", "1,16,8,128,132", "1000,16,2,128,1024"})
     void decodeAttentionMatchesCpu(int len, int nq, int nkv, int hd, int splitsOverride) {
         int maxSeq = len + 17;

@@ -122,6 +122,26 @@ public final class KernelBench {
                 System.out.printf("| attention prefill | nq16 nkv8 hd128 n %d | %.1f | %.1f TFLOP/s |%n", n, t * 1000, flops / (t * 1e-3) / 1e12);
                 ar.reset(mk);
             }
+            // few rows after a long cache (a live question / video group): one pass over the keys vs split keys
+            for (int[] c : new int[][] {{20, 7700}, {256, 7700}, {391, 7700}, {20, 2048}}) {
+                int n = c[0], len = c[1];
+                GpuOps.AttnShape s = new GpuOps.AttnShape(16, 2, 128, len + n);
+                long mk = ar.mark();
+                DeviceBuffer kc = ar.alloc("k", s.cacheBytes()), vc = ar.alloc("v", s.cacheBytes());
+                fillBf16(st, kc, s.cacheBytes() / 2, r);
+                fillBf16(st, vc, s.cacheBytes() / 2, r);
+                DeviceBuffer q = ar.alloc("q", 4L * n * 16 * 128), o = ar.alloc("o", 2L * n * 16 * 128), z = ar.alloc("z", 4);
+                st.memsetAsync(q, 0, 4L * n * 16 * 128);
+                st.upload(z, new int[] {len});
+                long wsb = GpuOps.prefillWorkspaceBytes(s, n, GpuOps.MAX_PREFILL_SPLITS);
+                DeviceBuffer ws = ar.alloc("ws", wsb);
+                int splits = ops.prefillSplits(s, n, len, wsb);
+                float t1 = med(st, 10, () -> ops.attentionPrefill(o, q, kc, vc, z, n, s, 0.088f));
+                float ts = med(st, 10, () -> ops.attentionPrefill(o, q, kc, vc, z, n, s, 0.088f, splits, ws));
+                System.out.printf("| attention prefill after a cache | nq16 nkv2 hd128 n %d after %d | one pass %.1f us | %d splits %.1f us |%n",
+                        n, len, t1 * 1000, splits, ts * 1000);
+                ar.reset(mk);
+            }
             int vocab = 151936;
             DeviceBuffer logits = ar.alloc("logits", 4L * vocab), id = ar.alloc("id", 4), ctr = ar.alloc("ctr", 8);
             float[] l = new float[vocab];

@@ -15,6 +15,7 @@ import org.junit.jupiter.api.Timeout;
 
 import java.io.BufferedReader;
 import java.io.File;
+import java.io.IOException;
 import java.io.InputStreamReader;
 import java.net.URI;
 import java.net.http.HttpClient;
@@ -27,7 +28,6 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Base64;
-import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
@@ -36,7 +36,6 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
-import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.*;
 
@@ -150,17 +149,50 @@ class PageBrowserTest {
                 }
             } finally {
                 if (chrome != null) {
+                    // Chromium's helpers (zygote, network service) outlive a killed parent and keep writing to the profile
+                    List<ProcessHandle> helpers = chrome.descendants().toList();
                     chrome.destroy();
                     if (!chrome.waitFor(10, TimeUnit.SECONDS)) chrome.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
+                    for (ProcessHandle h : helpers) {
+                        h.destroy();
+                        try {
+                            h.onExit().get(10, TimeUnit.SECONDS);
+                        } catch (java.util.concurrent.TimeoutException e) {
+                            h.destroyForcibly();
+                        }
+                    }
                 }
                 streams.close();
                 server.close();
             }
         } finally {
-            try (Stream<Path> files = Files.walk(profile)) {
-                files.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
-            }
+            deleteTree(profile);
         }
+    }
+
+    /** Deletes a folder tree; entries that vanish meanwhile (a browser helper still exiting) are skipped, not errors. */
+    static void deleteTree(Path root) throws IOException {
+        Files.walkFileTree(root, new java.nio.file.SimpleFileVisitor<>() {
+            @Override public java.nio.file.FileVisitResult visitFile(Path f, java.nio.file.attribute.BasicFileAttributes a) throws IOException {
+                Files.deleteIfExists(f);
+                return java.nio.file.FileVisitResult.CONTINUE;
+            }
+
+            @Override public java.nio.file.FileVisitResult visitFileFailed(Path f, IOException e) throws IOException {
+                if (e instanceof java.nio.file.NoSuchFileException) return java.nio.file.FileVisitResult.CONTINUE;
+                throw e;
+            }
+
+            @Override public java.nio.file.FileVisitResult postVisitDirectory(Path d, IOException e) throws IOException {
+                if (e != null && !(e instanceof java.nio.file.NoSuchFileException)) throw e;
+                try {
+                    Files.deleteIfExists(d);
+                } catch (java.nio.file.DirectoryNotEmptyException late) {
+                    // a helper wrote a file after the walk listed the folder: leave it to the OS's tmp cleaning
+                }
+                return java.nio.file.FileVisitResult.CONTINUE;
+            }
+        });
     }
 
     static void enter(Cdp cdp) throws Exception {

@@ -414,6 +414,9 @@ public final class CudaDecoder implements Decoder {
 
     GpuStream stream() { return st; }
 
+    /** The decoder's kernels (on {@link #stream()}). */
+    GpuOps ops() { return ops; }
+
     @Override public ModelConfig config() { return c; }
 
     @Override public String backend() { return "cuda"; }
@@ -751,7 +754,8 @@ public final class CudaDecoder implements Decoder {
     }
 
     /** A prefill chunk of {@code rows} tokens of one cache; positions in {@link #pos}, first slot in {@link #start}. */
-    private record Prefill(CudaKvCache cache, GpuOps.AttnShape shape, int rows) implements Pass {}
+    /** A prefill chunk of {@code rows} tokens; {@code splits}: key shares of its attention ({@link GpuOps#prefillSplits}). */
+    private record Prefill(CudaKvCache cache, GpuOps.AttnShape shape, int rows, int splits) implements Pass {}
 
     /** The graph-captured batched step: one token per row, row scalars in {@code table}, caches in {@link #batchKv}. */
     private record BatchRows(int rows, int splits, DeviceBuffer table) implements Pass {
@@ -809,7 +813,7 @@ public final class CudaDecoder implements Decoder {
             case Prefill f -> {
                 int m = f.rows();
                 rope(qr, f.cache(), li, l, qkv, pos, m, start, m, f.shape());
-                ops.attentionPrefill(att, qr, f.cache().k[li], f.cache().v[li], start, m, f.shape(), scale);
+                ops.attentionPrefill(att, qr, f.cache().k[li], f.cache().v[li], start, m, f.shape(), scale, f.splits(), f.splits() > 1 ? gu : null);
             }
             case BatchRows b -> {
                 int n = b.rows();
@@ -935,8 +939,11 @@ public final class CudaDecoder implements Decoder {
                     ops.spliceRows(x, m, stage, false, from - c0, to - from, H);
                 }
             }
-            if (!deepstack) allLayers(new Prefill(cache, sh, m));
-            else prefillLayersDeepstack(new Prefill(cache, sh, m), in.spans(), deep, c0, m);
+            // few rows after a long cache (a question, a live video group): the attention splits the keys; its partials
+            // go to the MLP's gate/up buffer, which is free while a layer attends
+            Prefill pass = new Prefill(cache, sh, m, ops.prefillSplits(sh, m, s0 + c0, gu.bytes()));
+            if (!deepstack) allLayers(pass);
+            else prefillLayersDeepstack(pass, in.spans(), deep, c0, m);
             if (allLogits) {
                 ops.rmsNorm(xn, x, null, finalNorm, m, H, eps);
                 for (int r0 = 0; r0 < m; r0 += LOGIT_ROWS) {

@@ -52,7 +52,15 @@ final class CudaKvCache implements KvCache {
             k[l] = arena.alloc("layer " + l + " K cache", per);
             v[l] = arena.alloc("layer " + l + " V cache", per);
         }
+        // K0, V0, K1, ... equally spaced (the arena bumps by the same rounded size): eviction moves all in one launch
+        long spacing = v[0].address() - k[0].address();
+        boolean even = spacing >= per;
+        for (int l = 0; l < layers && even; l++)
+            even = k[l].address() == k[0].address() + 2L * l * spacing && v[l].address() == k[l].address() + spacing;
+        bufSpacing = even ? spacing : -1;
     }
+
+    private final long bufSpacing;   // bytes between consecutive K/V buffers when uniform, else -1
 
     void open() { if (closed) throw new IllegalStateException("KV cache is closed"); }
 
@@ -79,9 +87,11 @@ final class CudaKvCache implements KvCache {
     }
 
     /**
-     * Device compaction: per layer and kv head, the tail {@code [from + count, length)} moves down by {@code count} in
-     * chunks of at most {@code count} positions, so no copy's source overlaps its destination (cudaMemcpyAsync does
-     * not allow overlap); all copies are on the decoder's stream, so the next forward sees them.
+     * Device compaction: per layer and kv head, the tail {@code [from + count, length)} moves down by {@code count}. One
+     * kernel for every layer and head ({@code GpuOps.kvShift}: overlap-safe, so no chunking) where the buffers are
+     * equally spaced, as the arena lays them out; otherwise copies of at most {@code count} positions, so that no
+     * copy's source overlaps its destination (cudaMemcpyAsync does not allow overlap). All on the decoder's stream, so
+     * the next forward sees the result.
      */
     @Override public void evict(int from, int count) {
         open();
@@ -91,16 +101,22 @@ final class CudaKvCache implements KvCache {
         int tail = length - from - count;
         GpuStream st = owner.stream();
         long row = 2L * headDim;
-        for (int l = 0; l < layers; l++)
-            for (int g = 0; g < kvHeads; g++) {
-                long head = (long) g * stride * row;
-                for (int done = 0; done < tail; done += count) {
-                    int n = Math.min(count, tail - done);
-                    long dst = head + (long) (from + done) * row, src = head + (long) (from + count + done) * row, bytes = n * row;
-                    st.copyAsync(k[l].slice(dst, bytes, "K"), k[l].slice(src, bytes, "K"), bytes);
-                    st.copyAsync(v[l].slice(dst, bytes, "V"), v[l].slice(src, bytes, "V"), bytes);
+        if (tail > 0 && bufSpacing > 0 && row % 16 == 0) {
+            long span = (2L * layers - 1) * bufSpacing + (long) kvHeads * stride * row;
+            owner.ops().kvShift(new DeviceBuffer("kv cache", k[0].address(), span), 2 * layers, bufSpacing, kvHeads, stride * row, (int) row,
+                    from, count, tail);
+        } else {
+            for (int l = 0; l < layers; l++)
+                for (int g = 0; g < kvHeads; g++) {
+                    long head = (long) g * stride * row;
+                    for (int done = 0; done < tail; done += count) {
+                        int n = Math.min(count, tail - done);
+                        long dst = head + (long) (from + done) * row, src = head + (long) (from + count + done) * row, bytes = n * row;
+                        st.copyAsync(k[l].slice(dst, bytes, "K"), k[l].slice(src, bytes, "K"), bytes);
+                        st.copyAsync(v[l].slice(dst, bytes, "V"), v[l].slice(src, bytes, "V"), bytes);
+                    }
                 }
-            }
+        }
         length -= count;
         delta += count;
     }
