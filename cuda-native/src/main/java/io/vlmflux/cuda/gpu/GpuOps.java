@@ -36,7 +36,6 @@ public final class GpuOps implements AutoCloseable {
         splitK = tuning.gemvSplitK();
         splitTarget = tuning.gemvSplitBlocksPerSm() * sm;
         mmaPrefill = tuning.prefillMma();
-        splitKvPrefill = tuning.prefillSplitKv();
         long wsBytes = 4L * GEMV_MAX_SPLITS * GEMV_ROWS * splitTarget, ctrBytes = 4L * splitTarget;
         splitArena = stream.device().newArena("gemv split-K workspace", wsBytes + ctrBytes + 512);
         splitWs = splitArena.alloc("gemv split-K partials fp32 [splits, m]", wsBytes);
@@ -373,7 +372,7 @@ public final class GpuOps implements AutoCloseable {
     }
 
     /** Head dims 64 and 128 use the tensor-core prefill kernel unless {@link Tuning#prefillMma()} is off. */
-    private final boolean mmaPrefill, splitKvPrefill;
+    private final boolean mmaPrefill;
 
     /** Splits a decode attention would use for a cache of {@code maxSeq}: enough blocks to fill the GPU. */
     public int decodeSplits(AttnShape s) {
@@ -456,11 +455,11 @@ public final class GpuOps implements AutoCloseable {
     /**
      * Key shares for a prefill of {@code n} rows after {@code start} cached positions: 1 when the grid of 64-query tiles
      * times heads already covers the GPU twice, else enough shares to fill it (at least two key tiles of 64 each),
-     * within {@code workspaceBytes} of partials. Only the tensor-core kernel (hd 64 and 128) splits, and only with
-     * {@link Tuning#prefillSplitKv()}.
+     * within {@code workspaceBytes} of partials. Only the tensor-core kernel (hd 64 and 128) splits. (The decoder asks
+     * only with {@link Tuning#prefillSplitKv()} on.)
      */
     public int prefillSplits(AttnShape s, int n, int start, long workspaceBytes) {
-        if (!((s.headDim() == 64 || s.headDim() == 128) && mmaPrefill && splitKvPrefill) || n <= 0) return 1;
+        if (!((s.headDim() == 64 || s.headDim() == 128) && mmaPrefill) || n <= 0) return 1;
         long blocks = (long) ((n + 63) / 64) * s.nq();
         int sms = stream.device().multiProcessorCount();
         if (blocks >= 2L * sms) return 1;

@@ -110,6 +110,8 @@ public final class CudaDecoder implements Decoder {
     private final boolean fuseNorm, fuseSilu;
     /** Batched decode GEMMs of 2..{@link #SKINNY_MAX_ROWS} rows through {@link BatchDecodeOps#gemvRows} ({@link Tuning#skinnyGemm()}), cuBLAS otherwise. */
     private final boolean skinnyGemm;
+    private final boolean splitKvPrefill;   // Tuning.prefillSplitKv
+    final boolean evictKernel;              // Tuning.evictKernel (read by CudaKvCache.evict)
     private volatile boolean closed;
     /** Rounding of cache capacities (positions), so that caches of similar sequences can be reused. */
     static final int CACHE_BUCKET = 256;
@@ -157,6 +159,8 @@ public final class CudaDecoder implements Decoder {
         fuseNorm = !quantized && tuning.fusedNorm() && H % 8 == 0 && H <= GpuOps.FUSED_GEMV_MAX_K;
         fuseSilu = !quantized && tuning.fusedSilu() && I % 8 == 0 && I <= GpuOps.FUSED_GEMV_MAX_K;
         skinnyGemm = tuning.skinnyGemm();
+        splitKvPrefill = tuning.prefillSplitKv();
+        evictKernel = tuning.evictKernel();
         useGraphs = tuning.graphs();
         if (!useGraphs) graphOffReason = "disabled (-Dvlmflux.cuda.graphs=false / --no-cuda-graph)";
         if (!useGraphs) batchGraphOffReason = graphOffReason;
@@ -941,7 +945,7 @@ public final class CudaDecoder implements Decoder {
             }
             // few rows after a long cache (a question, a live video group): the attention splits the keys; its partials
             // go to the MLP's gate/up buffer, which is free while a layer attends
-            Prefill pass = new Prefill(cache, sh, m, ops.prefillSplits(sh, m, s0 + c0, gu.bytes()));
+            Prefill pass = new Prefill(cache, sh, m, splitKvPrefill ? ops.prefillSplits(sh, m, s0 + c0, gu.bytes()) : 1);
             if (!deepstack) allLayers(pass);
             else prefillLayersDeepstack(pass, in.spans(), deep, c0, m);
             if (allLogits) {

@@ -87,9 +87,9 @@ final class CudaKvCache implements KvCache {
     }
 
     /**
-     * Device compaction: per layer and kv head, the tail {@code [from + count, length)} moves down by {@code count}. One
-     * kernel for every layer and head ({@code GpuOps.kvShift}: overlap-safe, so no chunking) where the buffers are
-     * equally spaced, as the arena lays them out; otherwise copies of at most {@code count} positions, so that no
+     * Device compaction: per layer and kv head, the tail {@code [from + count, length)} moves down by {@code count}. With
+     * {@code Tuning.evictKernel}, one kernel for every layer and head ({@code GpuOps.kvShift}: overlap-safe, so no
+     * chunking) where the buffers are equally spaced, as the arena lays them out; otherwise copies of at most {@code count} positions, so that no
      * copy's source overlaps its destination (cudaMemcpyAsync does not allow overlap). All on the decoder's stream, so
      * the next forward sees the result.
      */
@@ -101,7 +101,7 @@ final class CudaKvCache implements KvCache {
         int tail = length - from - count;
         GpuStream st = owner.stream();
         long row = 2L * headDim;
-        if (tail > 0 && bufSpacing > 0 && row % 16 == 0) {
+        if (tail > 0 && owner.evictKernel && bufSpacing > 0 && row % 16 == 0) {
             long span = (2L * layers - 1) * bufSpacing + (long) kvHeads * stride * row;
             owner.ops().kvShift(new DeviceBuffer("kv cache", k[0].address(), span), 2 * layers, bufSpacing, kvHeads, stride * row, (int) row,
                     from, count, tail);

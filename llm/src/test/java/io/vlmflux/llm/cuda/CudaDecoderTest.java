@@ -243,6 +243,38 @@ class CudaDecoderTest {
         }
     }
 
+    /**
+     * The switches waiting for a GPU measurement ({@code vlmflux.cuda.prefillSplitKv}, {@code vlmflux.cuda.evictKernel})
+     * give what the default path gives: a head-dim-128 model (the tensor-core prefill) prefills 3,000 tokens (2 chunks,
+     * the second split), then a 20-token question after them (split keys), then evicts 256 positions from the middle
+     * (the overlapping tail move) and prefills after the gap — logits within fp32 merge-order rounding.
+     */
+    @Test
+    void splitKeyPrefillAndEvictionKernelMatchTheDefaultPath(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) throws Exception {
+        io.vlmflux.llm.RandomCheckpoint.write(dir, new io.vlmflux.llm.RandomCheckpoint.Shape("hd128", 256, 2, 8, 2, 128, 512, 1024, true, true, 8192), 7);
+        java.util.Random r = new java.util.Random(5);
+        int[] ctx = r.ints(3000, 2, 1024).toArray(), question = r.ints(20, 2, 1024).toArray(), after = r.ints(10, 2, 1024).toArray();
+        Supplier<Decoder> plain = () -> { try { return Models.load(dir, "config.json", "cuda"); } catch (Exception e) { throw new RuntimeException(e); } };
+        try (Decoder a = plain.get();
+             Decoder b = withProperty("vlmflux.cuda.prefillSplitKv", "true", () -> withProperty("vlmflux.cuda.evictKernel", "true", plain));
+             KvCache ca = a.newCache(4096); KvCache cb = b.newCache(4096)) {
+            int V = a.config().vocabSize();
+            float[][] la = new float[3][], lb = new float[3][];
+            la[0] = a.forward(ca, ForwardInput.tokens(ctx), false);
+            lb[0] = b.forward(cb, ForwardInput.tokens(ctx), false);
+            la[1] = a.forward(ca, ForwardInput.tokens(question), false);
+            lb[1] = b.forward(cb, ForwardInput.tokens(question), false);
+            ca.evict(100, 256);
+            cb.evict(100, 256);
+            la[2] = a.forward(ca, ForwardInput.tokens(after), false);
+            lb[2] = b.forward(cb, ForwardInput.tokens(after), false);
+            String[] what = {"3,000-token prefill (split second chunk)", "20-token question after 3,000 (split keys)", "after evicting 256 of 3,020"};
+            for (int i = 0; i < 3; i++)
+                assertTrue(maxDiff(la[i], 0, lb[i], 0, V) <= 2e-3f * maxAbs(la[i], 0, V) + 1e-5f, what[i] + ": max |diff| " + maxDiff(la[i], 0, lb[i], 0, V));
+            assertEquals(ca.length(), cb.length());
+        }
+    }
+
     static Decoder uncheckedLoad(String model) {
         try { return load(model, "config.json"); } catch (Exception e) { throw new RuntimeException(e); }
     }
