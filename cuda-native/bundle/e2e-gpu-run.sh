@@ -13,6 +13,12 @@
 #                         test scope), bench vlm through the runtime (TTFT, --e2e 1 and 4 sources), the caption CLI on
 #                         cuda with GStreamer (shapes-vl and the 3B checkpoint)
 #   e2e-gpu-run.sh tests  (same carry): every @Tag("gpu") test
+#   e2e-gpu-run.sh prep-all (carry as prep): prep without the peer for Qwen2.5-VL-3B, then Qwen3-VL-2B and -4B with Hugging
+#                         Face's vision / TTFT / decode figures (issue 14's table), checkpoints under /tmp/vlmflux-models
+#   e2e-gpu-run.sh measure (carry .gpu-e2e/test-classes; after prep-all on the warm machine, jars in /tmp/gpu-lib):
+#                         GPU tests, bench live with the split-key prefill and eviction kernel on and off (issue 11),
+#                         bench vlm + VisionEncoderBench on the Qwen3-VL checkpoints, KernelBench
+#   e2e-gpu-run.sh measure-int4 (same): bench llm bf16 vs 4-bit (quantize --method rtn) at Qwen2.5-3B and -7B (issue 15)
 # Results under $OUT (or /tmp/vlmflux-e2e-out).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -55,5 +61,49 @@ case "${1:-}" in
     step "every @Tag(gpu) test"
     "$run" tests > "$out/tests.txt" 2>&1; echo "rc=$?" >> "$out/tests.txt"; tail -40 "$out/tests.txt" >&2
     step done ;;
-  *) echo "usage: $0 prep|run|tests" >&2; exit 2 ;;
+  prep-all)
+    rm -rf /tmp/gpu-lib && cp -r "$VLMFLUX_BUNDLE_DIR/lib" /tmp/gpu-lib   # the next call carries only test-classes
+    VLMFLUX_E2E_NO_PEER=1 OUT=$out/q25 "$0" prep > "$out/prep-q25.log" 2>&1
+    for m in qwen3-vl-2b qwen3-vl-4b; do
+      VLMFLUX_E2E_SHAPE=$m VLMFLUX_E2E_DECODE=1 VLMFLUX_E2E_MODEL=/tmp/vlmflux-models/$m OUT=$out/$m "$0" prep > "$out/prep-$m.log" 2>&1
+      tail -4 "$out/$m/hf.jsonl" >&2
+    done
+    du -sh /tmp/vlmflux-models/* >&2; step done ;;
+  measure|measure-int4)
+    mkdir -p /tmp/b && rm -rf /tmp/b/test-classes && cp -r "$root/.gpu-e2e/test-classes" /tmp/b/ && ln -sfn /tmp/gpu-lib /tmp/b/lib
+    export VLMFLUX_BUNDLE_DIR=/tmp/b VLMFLUX_GST=$VLMFLUX_GST_DIR
+    [[ -x "$VLMFLUX_JRE_DIR/jre/bin/java" && -d /tmp/gpu-lib ]] || { echo "e2e-gpu-run.sh $1: run 'prep-all' first on this machine" >&2; exit 3; }
+    if [[ $1 == measure ]]; then
+      step "GPU tests"; timeout 240 "$run" tests > "$out/tests.txt" 2>&1; echo "rc=$?" >> "$out/tests.txt"
+      grep -E "tests (successful|failed|found)" "$out/tests.txt" >&2
+      for sw in on off; do
+        step "bench live, split-key prefill + eviction kernel $sw"
+        opts=-Dvlmflux.cuda.prefillSplitKv=$([[ $sw == on ]] && echo true || echo false)
+        opts="$opts -Dvlmflux.cuda.evictKernel=$([[ $sw == on ]] && echo true || echo false)"
+        VLMFLUX_JAVA_OPTS=$opts timeout 170 "$run" vlmflux bench live --backend cuda --model "$model" --sizes 448x448,640x480 \
+            --windows $([[ $sw == on ]] && echo 30,60,120 || echo 60) --iters 5 --sessions $([[ $sw == on ]] && echo 4 || echo 1) > "$out/live-$sw.txt" 2>&1
+        grep -E "append|window|sessions|serial|error" "$out/live-$sw.txt" >&2
+      done
+      for m in qwen3-vl-2b qwen3-vl-4b; do
+        step "Qwen3-VL $m: bench vlm --ttft, vision tower at 3 sizes"
+        timeout 90 "$run" vlmflux bench vlm --model /tmp/vlmflux-models/$m --ttft --iters 10 --json > "$out/vlm-$m.jsonl" 2> "$out/vlm-$m.err"
+        tail -2 "$out/vlm-$m.jsonl" >&2
+        for sz in 448x448 640x480 1280x720; do
+          timeout 60 "$run" java io.vlmflux.vision.cuda.VisionEncoderBench /tmp/vlmflux-models/$m $sz RGB 20 --json >> "$out/vision-$m.jsonl" 2>> "$out/vision-$m.err"
+        done
+        tail -3 "$out/vision-$m.jsonl" >&2
+      done
+      step "KernelBench"; timeout 90 "$run" java io.vlmflux.cuda.gpu.KernelBench > "$out/kernelbench.txt" 2>&1; grep "after a cache" "$out/kernelbench.txt" >&2
+    else
+      for shape in qwen2.5-3b qwen2.5-7b; do
+        step "bench llm $shape bf16 (checkpoint kept), then 4-bit rtn"
+        timeout 200 "$run" vlmflux bench llm --backend cuda --shape $shape --keep-checkpoint /tmp/vlmflux-models/$shape --contexts 512,2048 --json > "$out/llm-$shape-bf16.jsonl" 2> "$out/llm-$shape-bf16.err"
+        timeout 200 "$run" vlmflux quantize --model /tmp/vlmflux-models/$shape --out /tmp/vlmflux-models/$shape-awq --method rtn > "$out/quantize-$shape.txt" 2>&1
+        timeout 120 "$run" vlmflux bench llm --backend cuda --model /tmp/vlmflux-models/$shape-awq --contexts 512,2048 --json > "$out/llm-$shape-int4.jsonl" 2> "$out/llm-$shape-int4.err"
+        tail -1 "$out/llm-$shape-bf16.jsonl" "$out/llm-$shape-int4.jsonl" >&2
+        rm -rf /tmp/vlmflux-models/$shape   # disk: keep the 4-bit folder only
+      done
+    fi
+    step done ;;
+  *) echo "usage: $0 prep|run|tests|prep-all|measure|measure-int4" >&2; exit 2 ;;
 esac
