@@ -111,13 +111,8 @@ public final class KernelBench {
             for (int n : new int[] {512, 2048}) {
                 GpuOps.AttnShape s = new GpuOps.AttnShape(16, 8, 128, n);
                 long mk = ar.mark();
-                DeviceBuffer kc = ar.alloc("k", s.cacheBytes()), vc = ar.alloc("v", s.cacheBytes());
-                fillBf16(st, kc, s.cacheBytes() / 2, r);
-                fillBf16(st, vc, s.cacheBytes() / 2, r);
-                DeviceBuffer q = ar.alloc("q", 4L * n * 16 * 128), o = ar.alloc("o", 2L * n * 16 * 128), z = ar.alloc("z", 4);
-                st.memsetAsync(q, 0, 4L * n * 16 * 128);
-                st.memsetAsync(z, 0, 4);
-                float t = med(st, 10, () -> ops.attentionPrefill(o, q, kc, vc, z, n, s, 0.088f));
+                PrefillBufs pb = PrefillBufs.of(ar, st, s, n, 0, r);
+                float t = med(st, 10, () -> ops.attentionPrefill(pb.o(), pb.q(), pb.k(), pb.v(), pb.start(), n, s, 0.088f));
                 double flops = 4.0 * 16 * 128 * n * (double) n / 2;
                 System.out.printf("| attention prefill | nq16 nkv8 hd128 n %d | %.1f | %.1f TFLOP/s |%n", n, t * 1000, flops / (t * 1e-3) / 1e12);
                 ar.reset(mk);
@@ -127,17 +122,12 @@ public final class KernelBench {
                 int n = c[0], len = c[1];
                 GpuOps.AttnShape s = new GpuOps.AttnShape(16, 2, 128, len + n);
                 long mk = ar.mark();
-                DeviceBuffer kc = ar.alloc("k", s.cacheBytes()), vc = ar.alloc("v", s.cacheBytes());
-                fillBf16(st, kc, s.cacheBytes() / 2, r);
-                fillBf16(st, vc, s.cacheBytes() / 2, r);
-                DeviceBuffer q = ar.alloc("q", 4L * n * 16 * 128), o = ar.alloc("o", 2L * n * 16 * 128), z = ar.alloc("z", 4);
-                st.memsetAsync(q, 0, 4L * n * 16 * 128);
-                st.upload(z, new int[] {len});
+                PrefillBufs pb = PrefillBufs.of(ar, st, s, n, len, r);
                 long wsb = GpuOps.prefillWorkspaceBytes(s, n, GpuOps.MAX_PREFILL_SPLITS);
                 DeviceBuffer ws = ar.alloc("ws", wsb);
                 int splits = ops.prefillSplits(s, n, len, wsb);
-                float t1 = med(st, 10, () -> ops.attentionPrefill(o, q, kc, vc, z, n, s, 0.088f));
-                float ts = med(st, 10, () -> ops.attentionPrefill(o, q, kc, vc, z, n, s, 0.088f, splits, ws));
+                float t1 = med(st, 10, () -> ops.attentionPrefill(pb.o(), pb.q(), pb.k(), pb.v(), pb.start(), n, s, 0.088f));
+                float ts = med(st, 10, () -> ops.attentionPrefill(pb.o(), pb.q(), pb.k(), pb.v(), pb.start(), n, s, 0.088f, splits, ws));
                 System.out.printf("| attention prefill after a cache | nq16 nkv2 hd128 n %d after %d | one pass %.1f us | %d splits %.1f us |%n",
                         n, len, t1 * 1000, splits, ts * 1000);
                 ar.reset(mk);
@@ -160,6 +150,20 @@ public final class KernelBench {
             row("sample multi-block T=1 top-p 0.95", "vocab " + vocab, med(st, 30, () -> ops.sample(id, logits, vocab, 1f, 0, 0.95f, 0f, 1, ctr, sws)), 4.0 * vocab);
             row("sample multi-block T=1 min-p 0.05", "vocab " + vocab, med(st, 30, () -> ops.sample(id, logits, vocab, 1f, 0, 1f, 0.05f, 1, ctr, sws)), 4.0 * vocab);
             row("sample multi-block T=1 (full vocabulary)", "vocab " + vocab, med(st, 30, () -> ops.sample(id, logits, vocab, 1f, 0, 1f, 0f, 1, ctr, sws)), 4.0 * vocab);
+        }
+    }
+
+    /** An attention prefill's operands: random bf16 K/V caches of shape {@code s}, zero q for {@code n} rows, out, start. */
+    private record PrefillBufs(DeviceBuffer k, DeviceBuffer v, DeviceBuffer q, DeviceBuffer o, DeviceBuffer start) {
+        static PrefillBufs of(DeviceArena ar, GpuStream st, GpuOps.AttnShape s, int n, int start, Random r) {
+            DeviceBuffer kc = ar.alloc("k", s.cacheBytes()), vc = ar.alloc("v", s.cacheBytes());
+            fillBf16(st, kc, s.cacheBytes() / 2, r);
+            fillBf16(st, vc, s.cacheBytes() / 2, r);
+            long qBytes = 4L * n * s.nq() * s.headDim();
+            DeviceBuffer q = ar.alloc("q", qBytes), o = ar.alloc("o", qBytes / 2), z = ar.alloc("start", 4);
+            st.memsetAsync(q, 0, qBytes);
+            st.upload(z, new int[] {start});
+            return new PrefillBufs(kc, vc, q, o, z);
         }
     }
 
