@@ -18,7 +18,8 @@
 #   e2e-gpu-run.sh measure (carry .gpu-e2e/test-classes; after prep-all on the warm machine, jars in /tmp/gpu-lib):
 #                         GPU tests, bench live with the split-key prefill and eviction kernel on and off (issue 11),
 #                         bench vlm + VisionEncoderBench on the Qwen3-VL checkpoints, KernelBench
-#   e2e-gpu-run.sh measure-int4 (same): bench llm bf16 vs 4-bit (quantize --method rtn) at Qwen2.5-3B and -7B (issue 15)
+#   e2e-gpu-run.sh measure-int4 (same): bench llm bf16 vs 4-bit (quantize --method rtn) at Qwen2.5-3B and -7B (issue 15),
+#                         and bf16 again with the bf16 gate/up and split-key prefill switches on (issue 18's prefill)
 # Results under $OUT (or /tmp/vlmflux-e2e-out).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -98,6 +99,8 @@ case "${1:-}" in
       for shape in qwen2.5-3b qwen2.5-7b; do
         step "bench llm $shape bf16 (checkpoint kept), then 4-bit rtn"
         timeout 200 "$run" vlmflux bench llm --backend cuda --shape $shape --keep-checkpoint /tmp/vlmflux-models/$shape --contexts 512,2048 --json > "$out/llm-$shape-bf16.jsonl" 2> "$out/llm-$shape-bf16.err"
+        VLMFLUX_JAVA_OPTS="-Dvlmflux.cuda.prefillBf16GateUp=true -Dvlmflux.cuda.prefillSplitKv=true" timeout 120 "$run" vlmflux bench llm --backend cuda \
+            --model /tmp/vlmflux-models/$shape --contexts 512,2048 --json > "$out/llm-$shape-bf16-switches.jsonl" 2> "$out/llm-$shape-bf16-switches.err"
         timeout 200 "$run" vlmflux quantize --model /tmp/vlmflux-models/$shape --out /tmp/vlmflux-models/$shape-awq --method rtn > "$out/quantize-$shape.txt" 2>&1
         timeout 120 "$run" vlmflux bench llm --backend cuda --model /tmp/vlmflux-models/$shape-awq --contexts 512,2048 --json > "$out/llm-$shape-int4.jsonl" 2> "$out/llm-$shape-int4.err"
         tail -1 "$out/llm-$shape-bf16.jsonl" "$out/llm-$shape-int4.jsonl" >&2

@@ -41,6 +41,22 @@ public final class Blas implements AutoCloseable {
         Cuda.checkBlas(rc, "cublasGemmEx(bf16 NT, m=" + m + " n=" + n + " k=" + k + ", W '" + w.name() + "')");
     }
 
+    /**
+     * Y = X W^T with Y bf16 [n, m] (fp32 accumulation, one rounding at the store): for products whose output is only
+     * read by an elementwise kernel (a prefill's gate/up), half the bytes of {@link #matmulNT}'s fp32 output.
+     */
+    public void matmulNTbf16(DeviceBuffer y, DeviceBuffer x, DeviceBuffer w, int n, int m, int k) {
+        if (n <= 0 || m <= 0 || k <= 0) throw new IllegalArgumentException("matmulNTbf16: bad shape n=" + n + " m=" + m + " k=" + k);
+        x.require(2L * n * k, "matmulNTbf16", "X bf16 [" + n + ", " + k + "]");
+        w.require(2L * m * k, "matmulNTbf16", "W bf16 [" + m + ", " + k + "]");
+        y.require(2L * n * m, "matmulNTbf16", "Y bf16 [" + n + ", " + m + "]");
+        int rc = cublas.cublasGemmEx(handle, cublas.CUBLAS_OP_T, cublas.CUBLAS_OP_N, m, n, k, one,
+                w.pointer(), cudart.CUDA_R_16BF, k, x.pointer(), cudart.CUDA_R_16BF, k,
+                zero, y.pointer(), cudart.CUDA_R_16BF, m,
+                cublas.CUBLAS_COMPUTE_32F, cublas.CUBLAS_GEMM_DEFAULT);
+        Cuda.checkBlas(rc, "cublasGemmEx(bf16 NT -> bf16, m=" + m + " n=" + n + " k=" + k + ", W '" + w.name() + "')");
+    }
+
     @Override
     public void close() {
         if (closed) return;

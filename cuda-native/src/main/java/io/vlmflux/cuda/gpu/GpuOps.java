@@ -140,6 +140,16 @@ public final class GpuOps implements AutoCloseable {
                 a.reset().ptr(out).ptr(gate).ptr(up).i32(inter).i32(gateStride).i32(upStride));
     }
 
+    /** {@link #siluMul} with bf16 gate and up ({@code vf_silu_mul_bf16}): a prefill's gate/up product written as bf16. */
+    public void siluMulBf16(DeviceBuffer out, DeviceBuffer gate, int gateStride, DeviceBuffer up, int upStride, int rows, int inter) {
+        positive("siluMulBf16", rows, inter, gateStride, upStride);
+        out.require(2L * rows * inter, "siluMulBf16", "out bf16 [rows, inter]");
+        gate.require(2L * ((long) (rows - 1) * gateStride + inter), "siluMulBf16", "gate bf16");
+        up.require(2L * ((long) (rows - 1) * upStride + inter), "siluMulBf16", "up bf16");
+        k.launch("vf_silu_mul_bf16", (inter + 255) / 256, rows, 1, 256, 0, stream,
+                a.reset().ptr(out).ptr(gate).ptr(up).i32(inter).i32(gateStride).i32(upStride));
+    }
+
     /** x += y (fp32, n elements). */
     public void add(DeviceBuffer x, DeviceBuffer y, long n) {
         x.require(4L * n, "add", "x fp32 [n]");

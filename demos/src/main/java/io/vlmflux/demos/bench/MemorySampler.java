@@ -16,23 +16,27 @@ import java.util.List;
  * Memory of this JVM as a series (issue 13's "flat memory"): heap used now, heap used after the last GC (the sum of
  * the heap pools' {@link MemoryPoolMXBean#getCollectionUsage() collection usage}; no GC is forced), direct and mapped
  * NIO buffers ({@link BufferPoolMXBean}) and the process RSS ({@code VmRSS} of {@code /proc/self/status}; -1 where
- * there is none).
+ * there is none); optionally the bytes a caller tracks (the runtime's caches in {@code bench serve}), to tell a bounded
+ * cache filling up from a leak.
  */
 public final class MemorySampler {
     private MemorySampler() {}
 
-    /** One reading; {@code atSeconds} from the start of the series, sizes in bytes (-1: not available). */
-    public record Sample(double atSeconds, long heapUsed, long heapAfterGc, long direct, long mapped, long rss) {
+    /** One reading; {@code atSeconds} from the start of the series, sizes in bytes (-1: not available or not tracked). */
+    public record Sample(double atSeconds, long heapUsed, long heapAfterGc, long direct, long mapped, long rss, long tracked) {
         public String line() {
-            return String.format("| %.0f | %d | %d | %.1f | %.1f | %d |", atSeconds, heapUsed >> 20, heapAfterGc < 0 ? -1 : heapAfterGc >> 20,
-                    direct / 1048576.0, mapped / 1048576.0, rss < 0 ? -1 : rss >> 20);
+            return String.format("| %.0f | %d | %d | %.1f | %.1f | %d | %s |", atSeconds, heapUsed >> 20, heapAfterGc < 0 ? -1 : heapAfterGc >> 20,
+                    direct / 1048576.0, mapped / 1048576.0, rss < 0 ? -1 : rss >> 20, tracked < 0 ? "-" : String.format("%.1f", tracked / 1048576.0));
         }
     }
 
-    public static final String HEADER = "| s | heap used MB | heap after GC MB | direct MB | mapped MB | RSS MB |\n|---|---|---|---|---|---|";
+    public static final String HEADER = "| s | heap used MB | heap after GC MB | direct MB | mapped MB | RSS MB | tracked MB |\n|---|---|---|---|---|---|---|";
 
-    /** A reading now, stamped {@code atSeconds}. */
-    public static Sample sample(double atSeconds) {
+    /** A reading now, stamped {@code atSeconds}, without tracked bytes. */
+    public static Sample sample(double atSeconds) { return sample(atSeconds, null); }
+
+    /** A reading now, stamped {@code atSeconds}, with {@code tracked} bytes (null: none). */
+    public static Sample sample(double atSeconds, java.util.function.LongSupplier tracked) {
         long used = 0, afterGc = 0;
         boolean any = false;
         for (MemoryPoolMXBean p : ManagementFactory.getMemoryPoolMXBeans()) {
@@ -49,14 +53,17 @@ public final class MemorySampler {
             if (b.getName().equals("direct")) direct += b.getMemoryUsed();
             else if (b.getName().startsWith("mapped")) mapped += b.getMemoryUsed();
         }
-        return new Sample(atSeconds, used, any ? afterGc : -1, direct, mapped, rssBytes());
+        return new Sample(atSeconds, used, any ? afterGc : -1, direct, mapped, rssBytes(), tracked == null ? -1 : tracked.getAsLong());
     }
 
     /** Readings at 0, every, 2·every, … on {@code scheduler} (virtual time in tests); endless, cancel to stop. */
-    public static Flux<Sample> every(java.time.Duration every, Scheduler scheduler) {
+    public static Flux<Sample> every(java.time.Duration every, Scheduler scheduler) { return every(every, scheduler, null); }
+
+    /** {@link #every(java.time.Duration, Scheduler)} with {@code tracked} bytes in every reading (null: none). */
+    public static Flux<Sample> every(java.time.Duration every, Scheduler scheduler, java.util.function.LongSupplier tracked) {
         if (every.isNegative() || every.isZero()) throw new IllegalArgumentException("sampling interval must be positive, got " + every);
         double s = every.toMillis() / 1000.0;
-        return Flux.interval(java.time.Duration.ZERO, every, scheduler).map(i -> sample(i * s));
+        return Flux.interval(java.time.Duration.ZERO, every, scheduler).map(i -> sample(i * s, tracked));
     }
 
     public static Flux<Sample> every(java.time.Duration every) {

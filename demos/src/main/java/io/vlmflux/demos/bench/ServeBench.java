@@ -65,7 +65,8 @@ public final class ServeBench implements Command {
                                      frame wins, one SSE client each) started for the second phase; 0: skip it
                   --live-video       the live streams also run a live-video session each (serve --live: 2 fps, 30 s window,
                                      narration every 5 s)
-                  --sample-every D   memory series: heap used, heap after GC, direct/mapped buffers, RSS every D (60s)
+                  --sample-every D   memory series: heap used, heap after GC, direct/mapped buffers, RSS, and the bytes
+                                     the runtime's caches hold (encoder outputs + prompt prefixes: "tracked") every D (60s)
                                      from the phase's start, and once at its end""";
     }
 
@@ -104,9 +105,11 @@ public final class ServeBench implements Command {
             System.err.printf("serve bench: %s, %d clients (%d never reading), %d s per phase, %d tokens per answer, admission %d, at %s%n",
                     runtime.describe(), clients, (int) Math.round(clients * stalled), seconds, maxTokens, maxConcurrent, server.url());
             String model = server.modelId();
-            once(server, model, clients, 0, 2, maxTokens, null, sampleEvery);   // warm-up: JIT, connections
-            phases.add(once(server, model, clients, stalled, seconds, maxTokens, null, sampleEvery));
-            if (live > 0) phases.add(once(server, model, clients, stalled, seconds, maxTokens, streams, sampleEvery));
+            // the memory series' "tracked" column: what the runtime's bounded caches hold (encoder outputs, prompt prefixes)
+            java.util.function.LongSupplier caches = () -> runtime.encoderCacheStats().bytes() + (runtime.prefixCache() == null ? 0 : runtime.prefixCache().bytes());
+            once(server, model, clients, 0, 2, maxTokens, null, sampleEvery, caches);   // warm-up: JIT, connections
+            phases.add(once(server, model, clients, stalled, seconds, maxTokens, null, sampleEvery, caches));
+            if (live > 0) phases.add(once(server, model, clients, stalled, seconds, maxTokens, streams, sampleEvery, caches));
         }
         System.err.println("| phase | completed req/s | 429/s | failed | tokens/s | TTFT p50 / p99 ms (client) | live captions/s (frames/s in) | heap MB start -> end | RSS MB start -> end |");
         System.err.println("|---|---|---|---|---|---|---|---|---|");
@@ -127,12 +130,12 @@ public final class ServeBench implements Command {
 
     /** One phase; with {@code streams}, they are started for it (and closed after it). */
     private static Phase once(ChatServer server, String model, int clients, double stalledFraction, int seconds, int maxTokens,
-                              LiveStreams streams, Duration sampleEvery) throws Exception {
+                              LiveStreams streams, Duration sampleEvery, java.util.function.LongSupplier caches) throws Exception {
         System.gc();
         long heap0 = heapMb(), rss0 = rssMb();
         List<MemorySampler.Sample> memory = java.util.Collections.synchronizedList(new ArrayList<>());
         long t00 = System.nanoTime();
-        Disposable sampler = MemorySampler.every(sampleEvery).subscribe(memory::add);
+        Disposable sampler = MemorySampler.every(sampleEvery, reactor.core.scheduler.Schedulers.parallel(), caches).subscribe(memory::add);
         int stalled = (int) Math.round(clients * stalledFraction);
         int active = clients - stalled;
         AtomicLong completed = new AtomicLong(), rejected = new AtomicLong(), failed = new AtomicLong(), tokens = new AtomicLong(), captions = new AtomicLong();
@@ -174,7 +177,7 @@ public final class ServeBench implements Command {
                 .blockLast(Duration.ofSeconds(seconds + 120L));
         double secs = (System.nanoTime() - start) / 1e9;
         sampler.dispose();
-        memory.add(MemorySampler.sample((System.nanoTime() - t00) / 1e9));   // the phase's end
+        memory.add(MemorySampler.sample((System.nanoTime() - t00) / 1e9, caches));   // the phase's end
         for (Disposable d : liveSubs) d.dispose();
         if (streams != null) {
             for (LiveStream st : streams.all()) {

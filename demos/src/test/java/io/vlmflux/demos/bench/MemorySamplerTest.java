@@ -41,4 +41,18 @@ class MemorySamplerTest {
         assertEquals(8 << 20, held.capacity());
         assertThrows(IllegalArgumentException.class, () -> MemorySampler.every(Duration.ZERO));
     }
+
+    @Test
+    void trackedBytesAreReadAtEachSampleAndShownInMegabytes() {
+        long[] cache = {3L << 20};
+        MemorySampler.Sample a = MemorySampler.sample(0, () -> cache[0]);
+        cache[0] = 96L << 20;
+        MemorySampler.Sample b = MemorySampler.sample(60, () -> cache[0]);
+        assertEquals(3L << 20, a.tracked());
+        assertEquals(96L << 20, b.tracked());
+        assertTrue(b.line().endsWith("| 96.0 |"), b.line());
+        assertEquals(-1, MemorySampler.sample(1).tracked());
+        assertTrue(MemorySampler.sample(1).line().endsWith("| - |"));
+        assertEquals(MemorySampler.HEADER.split("\\n")[0].split("\\|").length, b.line().split("\\|").length, "a column per header field");
+    }
 }

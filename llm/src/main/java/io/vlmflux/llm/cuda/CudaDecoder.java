@@ -112,6 +112,7 @@ public final class CudaDecoder implements Decoder {
     private final boolean skinnyGemm;
     private final boolean splitKvPrefill;   // Tuning.prefillSplitKv
     final boolean evictKernel;              // Tuning.evictKernel (read by CudaKvCache.evict)
+    private final boolean bf16GateUp;       // Tuning.prefillBf16GateUp
     private volatile boolean closed;
     /** Rounding of cache capacities (positions), so that caches of similar sequences can be reused. */
     static final int CACHE_BUCKET = 256;
@@ -161,6 +162,7 @@ public final class CudaDecoder implements Decoder {
         skinnyGemm = tuning.skinnyGemm();
         splitKvPrefill = tuning.prefillSplitKv();
         evictKernel = tuning.evictKernel();
+        bf16GateUp = tuning.prefillBf16GateUp();
         useGraphs = tuning.graphs();
         if (!useGraphs) graphOffReason = "disabled (-Dvlmflux.cuda.graphs=false / --no-cuda-graph)";
         if (!useGraphs) batchGraphOffReason = graphOffReason;
@@ -757,8 +759,10 @@ public final class CudaDecoder implements Decoder {
         @Override public int rows() { return 1; }
     }
 
-    /** A prefill chunk of {@code rows} tokens of one cache; positions in {@link #pos}, first slot in {@link #start}. */
-    /** A prefill chunk of {@code rows} tokens; {@code splits}: key shares of its attention ({@link GpuOps#prefillSplits}). */
+    /**
+     * A prefill chunk of {@code rows} tokens of one cache; positions in {@link #pos}, first slot in {@link #start};
+     * {@code splits}: key shares of its attention ({@link GpuOps#prefillSplits}).
+     */
     private record Prefill(CudaKvCache cache, GpuOps.AttnShape shape, int rows, int splits) implements Pass {}
 
     /** The graph-captured batched step: one token per row, row scalars in {@code table}, caches in {@link #batchKv}. */
@@ -782,6 +786,15 @@ public final class CudaDecoder implements Decoder {
         normLinear(p, qkv, l.wqkv, l.attnNorm, l.bqkv, QKV, fusedDecode && fuseNorm);
         attend(p, li, l);
         linear(p, x, l.wo, att, l.bo, H, Q, true);
+        if (p instanceof Prefill && bf16GateUp && int4.get(l.wgu) == null) {
+            // gate/up written as bf16 into the first half of gu's bytes, read back by the bf16 SiLU-gate
+            DeviceBuffer g16 = gu.slice(0, 4L * p.rows() * I, "gate/up bf16 [rows, 2*inter]");
+            ops.rmsNorm(xn, x, null, l.mlpNorm, p.rows(), H, eps);
+            blas.matmulNTbf16(g16, xn, l.wgu, p.rows(), 2 * I, H);
+            ops.siluMulBf16(act, g16, 2 * I, g16.slice(2L * I, g16.bytes() - 2L * I, "up bf16"), 2 * I, p.rows(), I);
+            linear(p, x, l.wd, act, null, H, I, true);
+            return;
+        }
         normLinear(p, gu, l.wgu, l.mlpNorm, null, 2 * I, fusedDecode && fuseNorm);
         if (fusedDecode && fuseSilu) {
             ops.gemvSiluMul(x, l.wd, gu, I, null, x, H, I);

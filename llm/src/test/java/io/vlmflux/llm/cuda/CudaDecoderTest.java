@@ -243,6 +243,25 @@ class CudaDecoderTest {
         }
     }
 
+    /** {@code vlmflux.cuda.prefillBf16GateUp}: prompt logits with the bf16 gate/up product still match transformers'. */
+    @ParameterizedTest(name = "{0}")
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"tiny-qwen2", "tiny-qwen3", "tiny-llama"})
+    void bf16GateUpPrefillMatchesGolden(String model) throws Exception {
+        JsonNode golden = Fixtures.golden(model);
+        try (Decoder d = withProperty("vlmflux.cuda.prefillBf16GateUp", "true", () -> uncheckedLoad(model));
+             SafetensorsFile g = Fixtures.goldenTensors(model)) {
+            int V = d.config().vocabSize();
+            for (int j = 0; j < golden.get("prompts").size(); j++) {
+                int[] ids = Fixtures.ints(golden.get("prompts").get(j).get("input_ids"));
+                float[] all = g.tensor("prompt" + j + ".all_logits").toFloatArray();
+                try (KvCache cache = d.newCache(256)) {
+                    float[] logits = d.forward(cache, ForwardInput.tokens(ids), true);
+                    for (int t = 0; t < ids.length; t++) check(model + " (bf16 gate/up) prompt " + j + " position " + t, logits, t * V, all, t * V, V);
+                }
+            }
+        }
+    }
+
     /**
      * The switches waiting for a GPU measurement ({@code vlmflux.cuda.prefillSplitKv}, {@code vlmflux.cuda.evictKernel})
      * give what the default path gives: a head-dim-128 model (the tensor-core prefill) prefills 3,000 tokens (2 chunks,
