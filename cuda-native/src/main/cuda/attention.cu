@@ -404,24 +404,12 @@ __device__ __forceinline__ void vf_mma16816(float* c, const unsigned int* a, uns
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+// Q fragments of this warp's 16 queries (rows qw..qw+15 of head h), scaled: Q = hi + lo, both bf16 (two products per
+// tile), so Q K^T carries ~16 mantissa bits of q and large attention logits (Qwen2.5 q/k biases) keep fp32-like
+// accuracy; K is bf16 in the cache anyway. Rows past n are zeros.
 template <int HD>
-__device__ __forceinline__ void attn_prefill_mma(bf16_t* __restrict__ out, const float* __restrict__ q,
-        const bf16_t* __restrict__ kc, const bf16_t* __restrict__ vc, const int* __restrict__ startPtr,
-        int n, int nq, int nkv, int maxSeq, float scale, float* __restrict__ part) {
-    constexpr int KS = HD + 8;        // K row stride in shared memory (bf16): conflict-free fragment reads
-    constexpr int VS = VF_FA_BK + 8;  // V^T row stride
-    __shared__ __align__(16) bf16_t ks[VF_FA_BK * KS];
-    __shared__ __align__(16) bf16_t vts[HD * VS];
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int g = lane >> 2, tq = lane & 3;
-    const int h = blockIdx.y, hk = h / (nq / nkv);
-    const int i0 = blockIdx.x * VF_FA_BQ;
-    const int start = startPtr[0];
-    const int qw = i0 + warp * 16;
-
-    // Q = hi + lo, both bf16 (two products per tile): Q K^T then carries ~16 mantissa bits of q, so large attention
-    // logits (Qwen2.5 q/k biases) keep fp32-like accuracy; K is bf16 in the cache anyway.
-    unsigned int qa[HD / 16][4], ql[HD / 16][4];
+__device__ __forceinline__ void vf_fa_load_q(unsigned int (*qa)[4], unsigned int (*ql)[4], const float* __restrict__ q,
+                                             int qw, int g, int tq, int n, int nq, int h, float scale) {
 #pragma unroll
     for (int kb = 0; kb < HD / 16; kb++)
 #pragma unroll
@@ -437,6 +425,99 @@ __device__ __forceinline__ void attn_prefill_mma(bf16_t* __restrict__ out, const
             const float h0 = __uint_as_float((qa[kb][r] & 0xffffu) << 16), h1 = __uint_as_float(qa[kb][r] & 0xffff0000u);
             ql[kb][r] = vf_fa_pack(x0 - h0, x1 - h1);
         }
+}
+
+// Online softmax over one key tile of NT*8 keys starting at k0: masks keys past each query's causal limit (and rows
+// past n), rescales the running max m, sum l and accumulators o, and turns the scores s into probabilities.
+template <int HD, int NT>
+__device__ __forceinline__ void vf_fa_softmax(float (*s)[4], float* m, float* l, float (*o)[4], int qw, int g, int tq,
+                                              int k0, int n, int start) {
+#pragma unroll
+    for (int rr = 0; rr < 2; rr++) {
+        const int i = qw + g + rr * 8;
+        float mx = VF_NEG_INF;
+#pragma unroll
+        for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+            for (int j = 0; j < 2; j++) {
+                const int key = k0 + nt * 8 + tq * 2 + j;
+                float v = s[nt][rr * 2 + j];
+                if (i >= n || key > start + i) v = VF_NEG_INF;
+                s[nt][rr * 2 + j] = v;
+                mx = fmaxf(mx, v);
+            }
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        const float mn = fmaxf(m[rr], mx);
+        const float corr = mn == VF_NEG_INF ? 1.f : __expf(m[rr] - mn);
+        float sum = 0.f;
+#pragma unroll
+        for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+            for (int j = 0; j < 2; j++) {
+                const float p = mn == VF_NEG_INF ? 0.f : __expf(s[nt][rr * 2 + j] - mn);
+                s[nt][rr * 2 + j] = p;
+                sum += p;
+            }
+        sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+        sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+        l[rr] = l[rr] * corr + sum;
+        m[rr] = mn;
+#pragma unroll
+        for (int d = 0; d < HD / 8; d++) { o[d][rr * 2] *= corr; o[d][rr * 2 + 1] *= corr; }
+    }
+}
+
+// The warp's result: with one key share, out = o / l (bf16); with several, the share's unnormalized partials
+// part[((i * nq + h) * splits + z) * (HD + 2)] = {m, l, o[HD]} for vf_attn_prefill_combine.
+template <int HD>
+__device__ __forceinline__ void vf_fa_finish(bf16_t* __restrict__ out, float* __restrict__ part, float (*o)[4], const float* m,
+                                             const float* l, int qw, int g, int tq, int n, int nq, int h) {
+    const int splits = gridDim.z;
+    if (splits > 1) {
+#pragma unroll
+        for (int rr = 0; rr < 2; rr++) {
+            const int i = qw + g + rr * 8;
+            if (i >= n) continue;
+            float* pr = part + (((long long)i * nq + h) * splits + blockIdx.z) * (HD + 2);
+            if (tq == 0) { pr[0] = m[rr]; pr[1] = l[rr]; }
+#pragma unroll
+            for (int d = 0; d < HD / 8; d++) {
+                pr[2 + d * 8 + tq * 2] = o[d][rr * 2];
+                pr[2 + d * 8 + tq * 2 + 1] = o[d][rr * 2 + 1];
+            }
+        }
+        return;
+    }
+#pragma unroll
+    for (int rr = 0; rr < 2; rr++) {
+        const int i = qw + g + rr * 8;
+        if (i < n && l[rr] > 0.f) {
+            const float inv = 1.f / l[rr];
+            unsigned int* orow = reinterpret_cast<unsigned int*>(out + ((long long)i * nq + h) * HD);
+#pragma unroll
+            for (int d = 0; d < HD / 8; d++) orow[(d * 8 + tq * 2) >> 1] = vf_fa_pack(o[d][rr * 2] * inv, o[d][rr * 2 + 1] * inv);
+        }
+    }
+}
+
+template <int HD>
+__device__ __forceinline__ void attn_prefill_mma(bf16_t* __restrict__ out, const float* __restrict__ q,
+        const bf16_t* __restrict__ kc, const bf16_t* __restrict__ vc, const int* __restrict__ startPtr,
+        int n, int nq, int nkv, int maxSeq, float scale, float* __restrict__ part) {
+    constexpr int KS = HD + 8;        // K row stride in shared memory (bf16): conflict-free fragment reads
+    constexpr int VS = VF_FA_BK + 8;  // V^T row stride
+    __shared__ __align__(16) bf16_t ks[VF_FA_BK * KS];
+    __shared__ __align__(16) bf16_t vts[HD * VS];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int g = lane >> 2, tq = lane & 3;
+    const int h = blockIdx.y, hk = h / (nq / nkv);
+    const int i0 = blockIdx.x * VF_FA_BQ;
+    const int start = startPtr[0];
+    const int qw = i0 + warp * 16;
+
+    unsigned int qa[HD / 16][4], ql[HD / 16][4];
+    vf_fa_load_q<HD>(qa, ql, q, qw, g, tq, n, nq, h, scale);
     float o[HD / 8][4];
 #pragma unroll
     for (int d = 0; d < HD / 8; d++) { o[d][0] = 0.f; o[d][1] = 0.f; o[d][2] = 0.f; o[d][3] = 0.f; }
@@ -480,40 +561,7 @@ __device__ __forceinline__ void attn_prefill_mma(bf16_t* __restrict__ out, const
                 vf_mma16816(s[nt], qa[kb], b0, b1);
                 vf_mma16816(s[nt], ql[kb], b0, b1);
             }
-#pragma unroll
-        for (int rr = 0; rr < 2; rr++) {
-            const int i = qw + g + rr * 8;
-            float mx = VF_NEG_INF;
-#pragma unroll
-            for (int nt = 0; nt < VF_FA_BK / 8; nt++)
-#pragma unroll
-                for (int j = 0; j < 2; j++) {
-                    const int key = k0 + nt * 8 + tq * 2 + j;
-                    float v = s[nt][rr * 2 + j];
-                    if (i >= n || key > start + i) v = VF_NEG_INF;
-                    s[nt][rr * 2 + j] = v;
-                    mx = fmaxf(mx, v);
-                }
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-            const float mn = fmaxf(m[rr], mx);
-            const float corr = mn == VF_NEG_INF ? 1.f : __expf(m[rr] - mn);
-            float sum = 0.f;
-#pragma unroll
-            for (int nt = 0; nt < VF_FA_BK / 8; nt++)
-#pragma unroll
-                for (int j = 0; j < 2; j++) {
-                    const float p = mn == VF_NEG_INF ? 0.f : __expf(s[nt][rr * 2 + j] - mn);
-                    s[nt][rr * 2 + j] = p;
-                    sum += p;
-                }
-            sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-            sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-            l[rr] = l[rr] * corr + sum;
-            m[rr] = mn;
-#pragma unroll
-            for (int d = 0; d < HD / 8; d++) { o[d][rr * 2] *= corr; o[d][rr * 2 + 1] *= corr; }
-        }
+        vf_fa_softmax<HD, VF_FA_BK / 8>(s, m, l, o, qw, g, tq, k0, n, start);
 #pragma unroll
         for (int kk = 0; kk < VF_FA_BK / 16; kk++) {
             unsigned int pa[4];
@@ -528,31 +576,112 @@ __device__ __forceinline__ void attn_prefill_mma(bf16_t* __restrict__ out, const
             }
         }
     }
-    if (splits > 1) {   // this share's partials, unnormalized (kStop <= lastKey + 1 keeps later keys out, as in the loop)
+    vf_fa_finish<HD>(out, part, o, m, l, qw, g, tq, n, nq, h);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The same FlashAttention-2 prefill, pipelined (vlmflux.cuda.prefillPipelined): key tiles of 32 in two shared-memory
+// stages filled by cp.async (the next tile's K and V load while this one is computed), V kept row-major like K and
+// fed to the P V product by ldmatrix.trans (no transposing stores: the old kernel's scalar V^T stores hit one bank
+// 16 ways). Same contract, same split-key partials, same math per key (the tile size only changes the order in which
+// the online softmax visits keys).
+#define VF_FA2_BK 32
+
+__device__ __forceinline__ void vf_cp_async16(void* smem, const void* gmem, bool valid) {
+    const unsigned int sa = (unsigned int)__cvta_generic_to_shared(smem);
+    const int bytes = valid ? 16 : 0;   // 0: zero-fill, nothing read
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(sa), "l"(gmem), "r"(bytes));
+}
+
+template <int HD>
+__device__ __forceinline__ void attn_prefill_fa2(bf16_t* __restrict__ out, const float* __restrict__ q,
+        const bf16_t* __restrict__ kc, const bf16_t* __restrict__ vc, const int* __restrict__ startPtr,
+        int n, int nq, int nkv, int maxSeq, float scale, float* __restrict__ part) {
+    constexpr int KS = HD + 8;   // row stride (bf16) of K and V tiles: conflict-free fragment reads and ldmatrix rows
+    __shared__ __align__(16) bf16_t ks[2][VF_FA2_BK * KS];
+    __shared__ __align__(16) bf16_t vs[2][VF_FA2_BK * KS];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int g = lane >> 2, tq = lane & 3;
+    const int h = blockIdx.y, hk = h / (nq / nkv);
+    const int i0 = blockIdx.x * VF_FA_BQ;
+    const int start = startPtr[0];
+    const int qw = i0 + warp * 16;
+
+    unsigned int qa[HD / 16][4], ql[HD / 16][4];
+    vf_fa_load_q<HD>(qa, ql, q, qw, g, tq, n, nq, h, scale);
+    float o[HD / 8][4];
 #pragma unroll
-        for (int rr = 0; rr < 2; rr++) {
-            const int i = qw + g + rr * 8;
-            if (i >= n) continue;
-            float* pr = part + (((long long)i * nq + h) * splits + blockIdx.z) * (HD + 2);
-            if (tq == 0) { pr[0] = m[rr]; pr[1] = l[rr]; }
+    for (int d = 0; d < HD / 8; d++) { o[d][0] = 0.f; o[d][1] = 0.f; o[d][2] = 0.f; o[d][3] = 0.f; }
+    float m[2] = {VF_NEG_INF, VF_NEG_INF}, l[2] = {0.f, 0.f};
+
+    const int lastKey = start + min(n, i0 + VF_FA_BQ) - 1;
+    const bf16_t* kh = kc + (long long)hk * maxSeq * HD;
+    const bf16_t* vh = vc + (long long)hk * maxSeq * HD;
+    const int splits = gridDim.z, tiles = lastKey / VF_FA2_BK + 1, per = (tiles + splits - 1) / splits;
+    const int kFirst = blockIdx.z * per * VF_FA2_BK, kStop = min(lastKey + 1, kFirst + per * VF_FA2_BK);
+    const int count = kStop > kFirst ? (kStop - kFirst + VF_FA2_BK - 1) / VF_FA2_BK : 0;
+
+    auto load = [&](int t, int stage) {   // tile t of this share into stage: keys past lastKey zero-filled
+        const int k0 = kFirst + t * VF_FA2_BK;
+        for (int idx = threadIdx.x; idx < VF_FA2_BK * (HD / 8); idx += blockDim.x) {
+            const int r = idx / (HD / 8), c8 = idx % (HD / 8), key = k0 + r;
+            const bool ok = key <= lastKey;
+            const long long off = (long long)(ok ? key : 0) * HD + c8 * 8;
+            vf_cp_async16(&ks[stage][r * KS + c8 * 8], kh + off, ok);
+            vf_cp_async16(&vs[stage][r * KS + c8 * 8], vh + off, ok);
+        }
+        asm volatile("cp.async.commit_group;\n" ::);
+    };
+    if (count > 0) load(0, 0);
+    for (int t = 0; t < count; t++) {
+        const int stage = t & 1, k0 = kFirst + t * VF_FA2_BK;
+        if (t + 1 < count) {
+            load(t + 1, stage ^ 1);
+            asm volatile("cp.async.wait_group 1;\n" ::);   // tile t has landed; t + 1 may be in flight
+        } else {
+            asm volatile("cp.async.wait_group 0;\n" ::);
+        }
+        __syncthreads();
+        if (qw < n && k0 <= start + qw + 15) {   // else this warp's queries see no key of the tile
+            const bf16_t* kt = ks[stage];
+            const bf16_t* vt = vs[stage];
+            float s[VF_FA2_BK / 8][4];
 #pragma unroll
-            for (int d = 0; d < HD / 8; d++) {
-                pr[2 + d * 8 + tq * 2] = o[d][rr * 2];
-                pr[2 + d * 8 + tq * 2 + 1] = o[d][rr * 2 + 1];
+            for (int nt = 0; nt < VF_FA2_BK / 8; nt++) { s[nt][0] = 0.f; s[nt][1] = 0.f; s[nt][2] = 0.f; s[nt][3] = 0.f; }
+#pragma unroll
+            for (int kb = 0; kb < HD / 16; kb++)
+#pragma unroll
+                for (int nt = 0; nt < VF_FA2_BK / 8; nt++) {
+                    const bf16_t* kr = kt + (nt * 8 + g) * KS + kb * 16 + tq * 2;
+                    const unsigned int b0 = *reinterpret_cast<const unsigned int*>(kr), b1 = *reinterpret_cast<const unsigned int*>(kr + 8);
+                    vf_mma16816(s[nt], qa[kb], b0, b1);
+                    vf_mma16816(s[nt], ql[kb], b0, b1);
+                }
+            vf_fa_softmax<HD, VF_FA2_BK / 8>(s, m, l, o, qw, g, tq, k0, n, start);
+#pragma unroll
+            for (int kk = 0; kk < VF_FA2_BK / 16; kk++) {
+                unsigned int pa[4];
+                pa[0] = vf_fa_pack(s[2 * kk][0], s[2 * kk][1]);
+                pa[1] = vf_fa_pack(s[2 * kk][2], s[2 * kk][3]);
+                pa[2] = vf_fa_pack(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+                pa[3] = vf_fa_pack(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+                // ldmatrix.x4.trans: lanes 0-7 / 8-15 address keys 0-7 / 8-15 of this 16-key step at dims d*8.., lanes
+                // 16-31 the same keys at dims (d+1)*8..; registers b0, b1 of dim block d, then of block d + 1
+                const int key = kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
+#pragma unroll
+                for (int d = 0; d < HD / 8; d += 2) {
+                    const unsigned int a = (unsigned int)__cvta_generic_to_shared(vt + key * KS + (d + (lane >> 4)) * 8);
+                    unsigned int b0, b1, b2, b3;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                                 : "=r"(b0), "=r"(b1), "=r"(b2), "=r"(b3) : "r"(a));
+                    vf_mma16816(o[d], pa, b0, b1);
+                    vf_mma16816(o[d + 1], pa, b2, b3);
+                }
             }
         }
-        return;
+        __syncthreads();   // every warp is done with this stage before the next iteration's load overwrites it
     }
-#pragma unroll
-    for (int rr = 0; rr < 2; rr++) {
-        const int i = qw + g + rr * 8;
-        if (i < n && l[rr] > 0.f) {
-            const float inv = 1.f / l[rr];
-            unsigned int* orow = reinterpret_cast<unsigned int*>(out + ((long long)i * nq + h) * HD);
-#pragma unroll
-            for (int d = 0; d < HD / 8; d++) orow[(d * 8 + tq * 2) >> 1] = vf_fa_pack(o[d][rr * 2] * inv, o[d][rr * 2 + 1] * inv);
-        }
-    }
+    vf_fa_finish<HD>(out, part, o, m, l, qw, g, tq, n, nq, h);
 }
 
 extern "C" __global__ void __launch_bounds__(128) vf_attn_prefill_mma_h64(bf16_t* out, const float* q, const bf16_t* kc,
@@ -563,6 +692,16 @@ extern "C" __global__ void __launch_bounds__(128) vf_attn_prefill_mma_h64(bf16_t
 extern "C" __global__ void __launch_bounds__(128) vf_attn_prefill_mma_h128(bf16_t* out, const float* q, const bf16_t* kc,
         const bf16_t* vc, const int* start, int n, int nq, int nkv, int maxSeq, float scale, float* part) {
     attn_prefill_mma<128>(out, q, kc, vc, start, n, nq, nkv, maxSeq, scale, part);
+}
+
+extern "C" __global__ void __launch_bounds__(128) vf_attn_prefill_fa2_h64(bf16_t* out, const float* q, const bf16_t* kc,
+        const bf16_t* vc, const int* start, int n, int nq, int nkv, int maxSeq, float scale, float* part) {
+    attn_prefill_fa2<64>(out, q, kc, vc, start, n, nq, nkv, maxSeq, scale, part);
+}
+
+extern "C" __global__ void __launch_bounds__(128) vf_attn_prefill_fa2_h128(bf16_t* out, const float* q, const bf16_t* kc,
+        const bf16_t* vc, const int* start, int n, int nq, int nkv, int maxSeq, float scale, float* part) {
+    attn_prefill_fa2<128>(out, q, kc, vc, start, n, nq, nkv, maxSeq, scale, part);
 }
 
 // Merges the key shares of the split prefill: out[x, :] = bf16(sum_z acc_z e^{m_z - M} / sum_z l_z e^{m_z - M}) for

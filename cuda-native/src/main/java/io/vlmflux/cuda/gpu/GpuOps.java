@@ -36,6 +36,7 @@ public final class GpuOps implements AutoCloseable {
         splitK = tuning.gemvSplitK();
         splitTarget = tuning.gemvSplitBlocksPerSm() * sm;
         mmaPrefill = tuning.prefillMma();
+        pipelinedPrefill = tuning.prefillPipelined();
         long wsBytes = 4L * GEMV_MAX_SPLITS * GEMV_ROWS * splitTarget, ctrBytes = 4L * splitTarget;
         splitArena = stream.device().newArena("gemv split-K workspace", wsBytes + ctrBytes + 512);
         splitWs = splitArena.alloc("gemv split-K partials fp32 [splits, m]", wsBytes);
@@ -382,7 +383,7 @@ public final class GpuOps implements AutoCloseable {
     }
 
     /** Head dims 64 and 128 use the tensor-core prefill kernel unless {@link Tuning#prefillMma()} is off. */
-    private final boolean mmaPrefill;
+    private final boolean mmaPrefill, pipelinedPrefill;
 
     /** Splits a decode attention would use for a cache of {@code maxSeq}: enough blocks to fill the GPU. */
     public int decodeSplits(AttnShape s) {
@@ -504,7 +505,7 @@ public final class GpuOps implements AutoCloseable {
                 if (workspace == null) throw new IllegalArgumentException("attentionPrefill: " + splits + " splits need a workspace");
                 workspace.require(prefillWorkspaceBytes(s, n, splits), "attentionPrefill", "partials fp32 [n, nq, splits, hd+2]");
             }
-            k.launch("vf_attn_prefill_mma_h" + hd, (n + 63) / 64, s.nq(), splits, 128, 0, stream,
+            k.launch((pipelinedPrefill ? "vf_attn_prefill_fa2_h" : "vf_attn_prefill_mma_h") + hd, (n + 63) / 64, s.nq(), splits, 128, 0, stream,
                     a.reset().ptr(out).ptr(q).ptr(kCache).ptr(vCache).ptr(start)
                             .i32(n).i32(s.nq()).i32(s.nkv()).i32(s.maxSeq()).f32(scale).ptr(splits > 1 ? workspace : null));
             if (splits > 1)

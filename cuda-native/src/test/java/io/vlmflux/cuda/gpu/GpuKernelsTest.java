@@ -28,6 +28,7 @@ class GpuKernelsTest {
     static GpuStream st;
     static DeviceArena arena;
     static GpuOps ops;
+    static GpuOps pipelined;   // the pipelined tensor-core prefill attention (vlmflux.cuda.prefillPipelined)
     static Blas blas;
     long mark;
     final Random rnd = new Random(1234);
@@ -39,6 +40,7 @@ class GpuKernelsTest {
         st = dev.newStream();
         arena = dev.newArena("test", 1L << 30);
         ops = new GpuOps(st);
+        pipelined = new GpuOps(st, io.vlmflux.cuda.Tuning.fromSystemProperties().withPrefillPipelined(true));
         blas = new Blas(st, arena.alloc("cublas workspace", 32 << 20));
         System.err.println("GPU " + dev + ", kernels: " + ops.kernelOrigin());
     }
@@ -47,6 +49,7 @@ class GpuKernelsTest {
     static void close() {
         if (blas != null) blas.close();
         if (ops != null) ops.close();
+        if (pipelined != null) pipelined.close();
         if (arena != null) arena.close();
         if (st != null) st.close();
     }
@@ -337,12 +340,16 @@ class GpuKernelsTest {
         float[] q = randn(rnd, n * nq * hd, 1f);
         float[] kc = bfRound(randn(rnd, nkv * maxSeq * hd, 1f)), vc = bfRound(randn(rnd, nkv * maxSeq * hd, 1f));
         float scale = (float) (1 / Math.sqrt(hd));
-        DeviceBuffer o = out("o", 2L * n * nq * hd);
-        ops.attentionPrefill(o, f32("q", q), bf("kc", kc), bf("vc", vc), i32("start", start), n, s, scale);
-        float[] got = f(st.downloadShorts(o, n * nq * hd));
-        // hd 64/128 run on the tensor cores with Q and P rounded to bf16 (as FlashAttention-2): 1e-2; CUDA-core path 5e-3
-        assertRel("prefill n=" + n + " start=" + start + " hd=" + hd, got, Ref.attention(q, kc, vc, n, nq, nkv, hd, maxSeq, start, scale),
-                hd == 64 || hd == 128 ? 1e-2 : 5e-3);
+        DeviceBuffer qb = f32("q", q), kb = bf("kc", kc), vb = bf("vc", vc), sb = i32("start", start);
+        double[] want = Ref.attention(q, kc, vc, n, nq, nkv, hd, maxSeq, start, scale);
+        for (GpuOps kernels : new GpuOps[] {ops, pipelined}) {   // hd 64/128: the single-stage and the pipelined tensor-core kernel
+            DeviceBuffer o = out("o", 2L * n * nq * hd);
+            kernels.attentionPrefill(o, qb, kb, vb, sb, n, s, scale);
+            float[] got = f(st.downloadShorts(o, n * nq * hd));
+            // hd 64/128 run on the tensor cores with Q and P rounded to bf16 (as FlashAttention-2): 1e-2; CUDA-core path 5e-3
+            assertRel("prefill n=" + n + " start=" + start + " hd=" + hd + (kernels == pipelined ? " (pipelined)" : ""), got, want,
+                    hd == 64 || hd == 128 ? 1e-2 : 5e-3);
+        }
     }
 
     @ParameterizedTest
@@ -382,16 +389,19 @@ class GpuKernelsTest {
         if (splitsOverride == 0) assertTrue(splits > 1, "a prefill of " + n + " rows after " + start + " keys at " + nq + " heads splits, got " + splits);
         DeviceBuffer ws = arena.alloc("ws", wsBytes);
         DeviceBuffer qb = f32("q", q), kb = bf("kc", kc), vb = bf("vc", vc), st0 = i32("start", start);
-        DeviceBuffer o1 = out("o1", 2L * n * nq * hd), os = out("os", 2L * n * nq * hd);
-        ops.attentionPrefill(o1, qb, kb, vb, st0, n, s, scale);
-        ops.attentionPrefill(os, qb, kb, vb, st0, n, s, scale, splits, ws);
-        float[] one = f(st.downloadShorts(o1, n * nq * hd)), split = f(st.downloadShorts(os, n * nq * hd));
         double[] want = Ref.attention(q, kc, vc, n, nq, nkv, hd, maxSeq, start, scale);
-        String what = "prefill n=" + n + " start=" + start + " nq=" + nq + " nkv=" + nkv + " hd=" + hd + " splits=" + splits;
-        assertRel(what, split, want, 1e-2);
-        double[] oneD = new double[one.length];
-        for (int i = 0; i < one.length; i++) oneD[i] = one[i];
-        assertRel(what + " vs one pass", split, oneD, 8e-3);   // same tiles and P rounding; only the merge order differs
+        for (GpuOps kernels : new GpuOps[] {ops, pipelined}) {
+            DeviceBuffer o1 = out("o1", 2L * n * nq * hd), os = out("os", 2L * n * nq * hd);
+            kernels.attentionPrefill(o1, qb, kb, vb, st0, n, s, scale);
+            kernels.attentionPrefill(os, qb, kb, vb, st0, n, s, scale, splits, ws);
+            float[] one = f(st.downloadShorts(o1, n * nq * hd)), split = f(st.downloadShorts(os, n * nq * hd));
+            String what = "prefill n=" + n + " start=" + start + " nq=" + nq + " nkv=" + nkv + " hd=" + hd + " splits=" + splits
+                    + (kernels == pipelined ? " (pipelined)" : "");
+            assertRel(what, split, want, 1e-2);
+            double[] oneD = new double[one.length];
+            for (int i = 0; i < one.length; i++) oneD[i] = one[i];
+            assertRel(what + " vs one pass", split, oneD, 8e-3);   // same tiles and P rounding; only the merge order differs
+        }
     }
 
     @ParameterizedTest

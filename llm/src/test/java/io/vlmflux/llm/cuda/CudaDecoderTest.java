@@ -263,8 +263,8 @@ class CudaDecoderTest {
     }
 
     /**
-     * The switches waiting for a GPU measurement ({@code vlmflux.cuda.prefillSplitKv}, {@code vlmflux.cuda.evictKernel})
-     * give what the default path gives: a head-dim-128 model (the tensor-core prefill) prefills 3,000 tokens (2 chunks,
+     * The switches waiting for a GPU measurement ({@code vlmflux.cuda.prefillSplitKv}, {@code vlmflux.cuda.evictKernel},
+     * {@code vlmflux.cuda.prefillPipelined}) give what the default path gives: a head-dim-128 model (the tensor-core prefill) prefills 3,000 tokens (2 chunks,
      * the second split), then a 20-token question after them (split keys), then evicts 256 positions from the middle
      * (the overlapping tail move) and prefills after the gap — logits within fp32 merge-order rounding.
      */
@@ -275,7 +275,8 @@ class CudaDecoderTest {
         int[] ctx = r.ints(3000, 2, 1024).toArray(), question = r.ints(20, 2, 1024).toArray(), after = r.ints(10, 2, 1024).toArray();
         Supplier<Decoder> plain = () -> { try { return Models.load(dir, "config.json", "cuda"); } catch (Exception e) { throw new RuntimeException(e); } };
         try (Decoder a = plain.get();
-             Decoder b = withProperty("vlmflux.cuda.prefillSplitKv", "true", () -> withProperty("vlmflux.cuda.evictKernel", "true", plain));
+             Decoder b = withProperty("vlmflux.cuda.prefillSplitKv", "true", () -> withProperty("vlmflux.cuda.evictKernel", "true",
+                     () -> withProperty("vlmflux.cuda.prefillPipelined", "true", plain)));
              KvCache ca = a.newCache(4096); KvCache cb = b.newCache(4096)) {
             int V = a.config().vocabSize();
             float[][] la = new float[3][], lb = new float[3][];
