@@ -18,6 +18,9 @@
 #   e2e-gpu-run.sh measure (carry .gpu-e2e/test-classes; after prep-all on the warm machine, jars in /tmp/gpu-lib):
 #                         GPU tests, bench live with the split-key prefill and eviction kernel on and off (issue 11),
 #                         bench vlm + VisionEncoderBench on the Qwen3-VL checkpoints, KernelBench
+#   e2e-gpu-run.sh profile (same): Nsight Compute over a few decode steps of Qwen3-0.6B and Qwen2.5-3B (random weights,
+#                         2,048 cached tokens, graphs on), the default path and all switches on: where each microsecond
+#                         of a step goes (ncu_step_table.py; issue 18's table)
 #   e2e-gpu-run.sh measure-int4 (same): bench llm bf16 vs 4-bit (quantize --method rtn) at Qwen2.5-3B and -7B (issue 15),
 #                         and bf16 again with the bf16 gate/up and split-key prefill switches on (issue 18's prefill)
 # Results under $OUT (or /tmp/vlmflux-e2e-out).
@@ -70,11 +73,25 @@ case "${1:-}" in
       tail -4 "$out/$m/hf.jsonl" >&2
     done
     du -sh /tmp/vlmflux-models/* >&2; step done ;;
-  measure|measure-int4)
+  measure|measure-int4|profile)
     mkdir -p /tmp/b && rm -rf /tmp/b/test-classes && cp -r "$root/.gpu-e2e/test-classes" /tmp/b/ && ln -sfn /tmp/gpu-lib /tmp/b/lib
     export VLMFLUX_BUNDLE_DIR=/tmp/b VLMFLUX_GST=$VLMFLUX_GST_DIR
     [[ -x "$VLMFLUX_JRE_DIR/jre/bin/java" && -d /tmp/gpu-lib ]] || { echo "e2e-gpu-run.sh $1: run 'prep-all' first on this machine" >&2; exit 3; }
-    if [[ $1 == measure ]]; then
+    if [[ $1 == profile ]]; then
+      command -v ncu > /dev/null || { echo "e2e-gpu-run.sh profile: no ncu on PATH" >&2; exit 3; }
+      all="-Dvlmflux.cuda.prefillSplitKv=true -Dvlmflux.cuda.prefillPipelined=true -Dvlmflux.cuda.prefillBf16GateUp=true"
+      for spec in qwen3-0.6b:28 qwen2.5-3b:36; do
+        shape=${spec%%:*}; layers=${spec##*:}
+        for sw in default switches; do
+          step "ncu: $shape, $sw"
+          VLMFLUX_JAVA_OPTS=$([[ $sw == switches ]] && echo "$all") timeout 280 ncu --csv --page raw --graph-profiling node \
+              --metrics gpu__time_duration.sum --target-processes all --log-file "$out/ncu-$shape-$sw.csv" \
+              "$run" vlmflux bench llm --backend cuda --shape $shape --contexts 2048 --decode-tokens 8 > "$out/ncu-$shape-$sw.txt" 2>&1
+          python3 "$here/ncu_step_table.py" "$out/ncu-$shape-$sw.csv" --layers $layers --label "$shape, 2,048 cached, $sw" \
+              > "$out/ncu-$shape-$sw.md" 2>&1; cat "$out/ncu-$shape-$sw.md" >&2
+        done
+      done
+    elif [[ $1 == measure ]]; then
       step "GPU tests"; timeout 240 "$run" tests > "$out/tests.txt" 2>&1; echo "rc=$?" >> "$out/tests.txt"
       grep -E "tests (successful|failed|found)" "$out/tests.txt" >&2
       for sw in on off; do
@@ -109,5 +126,5 @@ case "${1:-}" in
       done
     fi
     step done ;;
-  *) echo "usage: $0 prep|run|tests|prep-all|measure|measure-int4" >&2; exit 2 ;;
+  *) echo "usage: $0 prep|run|tests|prep-all|measure|measure-int4|profile" >&2; exit 2 ;;
 esac
