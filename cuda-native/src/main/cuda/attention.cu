@@ -43,6 +43,31 @@ extern "C" __global__ void __launch_bounds__(256) vf_kv_shift(char* __restrict__
 // Block (kv head, split, head group) walks its share of the keys [0, kvLen[0]) once and serves up to GMAX query
 // heads of the group. It writes unnormalized partials part[(h * splits + split) * (hd + 2)] = {m, l, acc[hd]};
 // vf_attn_decode_combine merges the splits. kvLen lives in device memory (graph-capturable).
+// The block's partials of heads h0 .. h0 + gn - 1 from its warps' running {m, l, acc} in sm (after a barrier):
+// part[(h * splits + split) * (hd + 2)] = {M, sum_w l_w e^{m_w - M}, sum_w acc_w e^{m_w - M}} over warps that saw a key.
+template <int HD>
+__device__ __forceinline__ void vf_dec_write_partials(const float (*sm)[VF_DEC_GMAX][HD + 2], float* __restrict__ part, int gn, int hd,
+                                                      int h0, int splits, int split) {
+    for (int idx = threadIdx.x; idx < gn * (hd + 2); idx += blockDim.x) {
+        const int g = idx / (hd + 2), d = idx % (hd + 2);
+        float M = VF_NEG_INF;
+#pragma unroll
+        for (int w = 0; w < VF_DEC_WARPS; w++) M = fmaxf(M, sm[w][g][0]);
+        float val;
+        if (d == 0) val = M;
+        else {
+            val = 0.f;
+#pragma unroll
+            for (int w = 0; w < VF_DEC_WARPS; w++) {
+                const float mw = sm[w][g][0];
+                if (mw != VF_NEG_INF) val += sm[w][g][d] * __expf(mw - M);
+            }
+        }
+        const int h = h0 + g;
+        part[((long long)h * splits + split) * (hd + 2) + d] = val;
+    }
+}
+
 template <int EPL>
 __device__ __forceinline__ void attn_decode_split(float* __restrict__ part, const float* __restrict__ q,
         const bf16_t* __restrict__ kc, const bf16_t* __restrict__ vc, const int* __restrict__ kvLen,
@@ -135,24 +160,7 @@ __device__ __forceinline__ void attn_decode_split(float* __restrict__ part, cons
         }
     }
     __syncthreads();
-    for (int idx = threadIdx.x; idx < gn * (hd + 2); idx += blockDim.x) {
-        const int g = idx / (hd + 2), d = idx % (hd + 2);
-        float M = VF_NEG_INF;
-#pragma unroll
-        for (int w = 0; w < VF_DEC_WARPS; w++) M = fmaxf(M, sm[w][g][0]);
-        float val;
-        if (d == 0) val = M;
-        else {
-            val = 0.f;
-#pragma unroll
-            for (int w = 0; w < VF_DEC_WARPS; w++) {
-                const float mw = sm[w][g][0];
-                if (mw != VF_NEG_INF) val += sm[w][g][d] * __expf(mw - M);
-            }
-        }
-        const int h = hk * G + g0 + g;
-        part[((long long)h * splits + split) * (hd + 2) + d] = val;
-    }
+    vf_dec_write_partials<HD>(sm, part, gn, hd, hk * G + g0, splits, split);
 }
 
 // out[h, :] = bf16(sum_s acc_s e^{m_s - M} / sum_s l_s e^{m_s - M}) over the active splits (the split kernel's
@@ -188,6 +196,125 @@ extern "C" __global__ void vf_attn_decode_combine(bf16_t* __restrict__ out, cons
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// Decode split pass with 16-byte loads (vlmflux.cuda.decodeVecAttention), head dim 64 or 128: a key's row is read by
+// HD / 8 lanes, 8 bf16 each (one uint4 of K and one of V), so a warp covers 32 / (HD / 8) keys per load and U of
+// those loads are in flight per lane; the dot product reduces over the key's lanes only (4 shuffles at hd 128, 3 at
+// 64) and every key slot of the warp keeps its own running {m, l, acc}, merged across slots, then warps, at the end.
+// Same grid, chunk rule and partials as attn_decode_split (vf_attn_decode_combine merges the splits unchanged). The
+// scalar kernel read each lane's elements with 2-byte loads and reduced every key over all 32 lanes.
+template <int HD>
+__device__ __forceinline__ void attn_decode_split_vec(float* __restrict__ part, const float* __restrict__ q,
+        const bf16_t* __restrict__ kc, const bf16_t* __restrict__ vc, const int* __restrict__ kvLen,
+        int nq, int nkv, int maxSeq, float scale) {
+    constexpr int LPK = HD / 8;       // lanes per key
+    constexpr int KPW = 32 / LPK;     // key slots of a warp
+    constexpr int U = 2;              // loads in flight per lane
+    __shared__ float sm[VF_DEC_WARPS][VF_DEC_GMAX][HD + 2];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int slot = lane / LPK, sl = lane % LPK;
+    const int hk = blockIdx.x, split = blockIdx.y, splits = gridDim.y;
+    const int G = nq / nkv;
+    const int g0 = blockIdx.z * VF_DEC_GMAX;
+    const int gn = min(VF_DEC_GMAX, G - g0);
+    const int len = kvLen[0];
+    const int chunk = max((len + splits - 1) / splits, VF_DEC_MINCHUNK);
+    const int kBeg = split * chunk, kEnd = min(len, kBeg + chunk);
+    if (kBeg >= len) return;   // split past the current length: the combine reads only the active ones
+
+    float qf[VF_DEC_GMAX][8], acc[VF_DEC_GMAX][8], m[VF_DEC_GMAX], l[VF_DEC_GMAX];
+#pragma unroll
+    for (int g = 0; g < VF_DEC_GMAX; g++) {
+        m[g] = VF_NEG_INF; l[g] = 0.f;
+#pragma unroll
+        for (int e = 0; e < 8; e++) {
+            acc[g][e] = 0.f;
+            qf[g][e] = g < gn ? q[(long long)(hk * G + g0 + g) * HD + sl * 8 + e] * scale : 0.f;
+        }
+    }
+    const bf16_t* kh = kc + (long long)hk * maxSeq * HD + sl * 8;
+    const bf16_t* vh = vc + (long long)hk * maxSeq * HD + sl * 8;
+    for (int t0 = kBeg + warp * KPW * U; t0 < kEnd; t0 += VF_DEC_WARPS * KPW * U) {
+        uint4 kr[U], vr[U];
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            const int t = t0 + u * KPW + slot;
+            kr[u] = make_uint4(0u, 0u, 0u, 0u); vr[u] = kr[u];
+            if (t < kEnd) {
+                kr[u] = *reinterpret_cast<const uint4*>(kh + (long long)t * HD);
+                vr[u] = *reinterpret_cast<const uint4*>(vh + (long long)t * HD);
+            }
+        }
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            const bool ok = t0 + u * KPW + slot < kEnd;
+            const unsigned int kw[4] = {kr[u].x, kr[u].y, kr[u].z, kr[u].w}, vw[4] = {vr[u].x, vr[u].y, vr[u].z, vr[u].w};
+            float kf[8], vf[8];
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                kf[2 * e] = __uint_as_float(kw[e] << 16); kf[2 * e + 1] = __uint_as_float(kw[e] & 0xffff0000u);
+                vf[2 * e] = __uint_as_float(vw[e] << 16); vf[2 * e + 1] = __uint_as_float(vw[e] & 0xffff0000u);
+            }
+#pragma unroll
+            for (int g = 0; g < VF_DEC_GMAX; g++) {
+                if (g < gn) {
+                    float d = 0.f;
+#pragma unroll
+                    for (int e = 0; e < 8; e++) d = fmaf(qf[g][e], kf[e], d);
+#pragma unroll
+                    for (int o = LPK / 2; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
+                    if (!ok) d = VF_NEG_INF;
+                    const float mn = fmaxf(m[g], d);
+                    const float corr = mn == VF_NEG_INF ? 1.f : __expf(m[g] - mn);
+                    const float p = mn == VF_NEG_INF ? 0.f : __expf(d - mn);
+                    l[g] = l[g] * corr + p;
+#pragma unroll
+                    for (int e = 0; e < 8; e++) acc[g][e] = fmaf(p, vf[e], acc[g][e] * corr);
+                    m[g] = mn;
+                }
+            }
+        }
+    }
+    // Merge the warp's key slots (lanes sl of every slot hold the same dims), then the block's warps.
+#pragma unroll
+    for (int o = LPK; o < 32; o <<= 1)
+#pragma unroll
+        for (int g = 0; g < VF_DEC_GMAX; g++) {
+            if (g < gn) {
+                const float m2 = __shfl_xor_sync(0xffffffffu, m[g], o), l2 = __shfl_xor_sync(0xffffffffu, l[g], o);
+                const float M = fmaxf(m[g], m2);
+                const float c1 = m[g] == VF_NEG_INF ? 0.f : __expf(m[g] - M), c2 = m2 == VF_NEG_INF ? 0.f : __expf(m2 - M);
+                l[g] = l[g] * c1 + l2 * c2;
+#pragma unroll
+                for (int e = 0; e < 8; e++) {
+                    const float a2 = __shfl_xor_sync(0xffffffffu, acc[g][e], o);
+                    acc[g][e] = acc[g][e] * c1 + a2 * c2;
+                }
+                m[g] = M;
+            }
+        }
+#pragma unroll
+    for (int g = 0; g < VF_DEC_GMAX; g++) {
+        if (g < gn && slot == 0) {
+            if (sl == 0) { sm[warp][g][0] = m[g]; sm[warp][g][1] = l[g]; }
+#pragma unroll
+            for (int e = 0; e < 8; e++) sm[warp][g][2 + sl * 8 + e] = acc[g][e];
+        }
+    }
+    __syncthreads();
+    vf_dec_write_partials<HD>(sm, part, gn, HD, hk * G + g0, splits, split);
+}
+
+extern "C" __global__ void __launch_bounds__(32 * VF_DEC_WARPS) vf_attn_decode_v_h64(float* part, const float* q, const bf16_t* kc,
+        const bf16_t* vc, const int* kvLen, int nq, int nkv, int maxSeq, float scale) {
+    attn_decode_split_vec<64>(part, q, kc, vc, kvLen, nq, nkv, maxSeq, scale);
+}
+
+extern "C" __global__ void __launch_bounds__(32 * VF_DEC_WARPS) vf_attn_decode_v_h128(float* part, const float* q, const bf16_t* kc,
+        const bf16_t* vc, const int* kvLen, int nq, int nkv, int maxSeq, float scale) {
+    attn_decode_split_vec<128>(part, q, kc, vc, kvLen, nq, nkv, maxSeq, scale);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 // Decode for batched rows (tables described in rope.cu above vf_rope_qkv_rows).
 // Split pass: grid (n * nkv, splits, ceil(G / GMAX)), block 32 * VF_DEC_WARPS. Block x = r * nkv + hk serves kv head hk
 // of row r. attn_decode_split (above) indexes q, the caches and the partials by blockIdx.x as the kv head; the
@@ -215,6 +342,23 @@ VF_ATTN_ROWS_INSTANCE(5)
 VF_ATTN_ROWS_INSTANCE(6)
 VF_ATTN_ROWS_INSTANCE(7)
 VF_ATTN_ROWS_INSTANCE(8)
+
+// The same rows with the 16-byte-load split pass (vlmflux.cuda.decodeVecAttention), head dim 64 or 128.
+#define VF_ATTN_ROWS_VEC_INSTANCE(HDIM)                                                                             \
+    extern "C" __global__ void __launch_bounds__(32 * VF_DEC_WARPS) vf_attn_decode_rows_v_h##HDIM(                  \
+        float* part, const float* q, const unsigned long long* kv, int layer, int layers, const int* rows,         \
+        int nq, int nkv, int hd, float scale) {                                                                    \
+        const int r = blockIdx.x / nkv;                                                                            \
+        const int* row = rows + r * VF_ROWS_INTS;                                                                  \
+        const int maxSeq = row[6];                                                                                 \
+        const unsigned long long* ptrs = kv + ((long long)r * layers + layer) * 2;                                 \
+        const long long back = (long long)r * nkv * maxSeq * HDIM;                                                 \
+        attn_decode_split_vec<HDIM>(part, q, (const bf16_t*)ptrs[0] - back, (const bf16_t*)ptrs[1] - back, row + 4,\
+                                    nq, nkv, maxSeq, scale);                                                       \
+    }
+
+VF_ATTN_ROWS_VEC_INSTANCE(64)
+VF_ATTN_ROWS_VEC_INSTANCE(128)
 
 // Combine pass: grid (n * nq), block 128. As vf_attn_decode_combine, with the kv length of block x's row.
 // part fp32 [n, nq, splits, hd + 2] -> out bf16 [n, nq, hd].

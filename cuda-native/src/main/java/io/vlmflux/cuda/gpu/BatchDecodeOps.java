@@ -16,9 +16,14 @@ public final class BatchDecodeOps implements AutoCloseable {
     private final KernelModule mod;
     private final LaunchArgs a = new LaunchArgs();
 
-    public BatchDecodeOps(GpuStream stream) {
+    private final boolean vecDecode;   // Tuning.decodeVecAttention
+
+    public BatchDecodeOps(GpuStream stream) { this(stream, io.vlmflux.cuda.Tuning.fromSystemProperties()); }
+
+    public BatchDecodeOps(GpuStream stream, io.vlmflux.cuda.Tuning tuning) {
         this.stream = stream;
         this.mod = stream.device().kernels();
+        this.vecDecode = tuning.decodeVecAttention();
     }
 
     private static void check(String op, int n, int layer, int layers, DeviceBuffer rows, DeviceBuffer kv) {
@@ -67,7 +72,8 @@ public final class BatchDecodeOps implements AutoCloseable {
         q.require(4L * n * nq * hd, "attentionDecodeRows", "q fp32 [n, nq, hd]");
         workspace.require(workspaceBytes(n, nq, hd, splits), "attentionDecodeRows", "partials fp32 [n, nq, splits, hd+2]");
         int groups = (nq / nkv + 7) / 8;
-        mod.launch("vf_attn_decode_rows_e" + (hd + 31) / 32, n * nkv, splits, groups, 128, 0, stream,
+        String split = vecDecode && (hd == 64 || hd == 128) ? "vf_attn_decode_rows_v_h" + hd : "vf_attn_decode_rows_e" + (hd + 31) / 32;
+        mod.launch(split, n * nkv, splits, groups, 128, 0, stream,
                 a.reset().ptr(workspace).ptr(q).ptr(kv).i32(layer).i32(layers).ptr(rows).i32(nq).i32(nkv).i32(hd).f32(scale));
         mod.launch("vf_attn_decode_rows_combine", n * nq, 1, 1, 128, 0, stream,
                 a.reset().ptr(out).ptr(workspace).ptr(rows).i32(nq).i32(splits).i32(hd));

@@ -37,6 +37,7 @@ public final class GpuOps implements AutoCloseable {
         splitTarget = tuning.gemvSplitBlocksPerSm() * sm;
         mmaPrefill = tuning.prefillMma();
         pipelinedPrefill = tuning.prefillPipelined();
+        vecDecode = tuning.decodeVecAttention();
         long wsBytes = 4L * GEMV_MAX_SPLITS * GEMV_ROWS * splitTarget, ctrBytes = 4L * splitTarget;
         splitArena = stream.device().newArena("gemv split-K workspace", wsBytes + ctrBytes + 512);
         splitWs = splitArena.alloc("gemv split-K partials fp32 [splits, m]", wsBytes);
@@ -383,7 +384,7 @@ public final class GpuOps implements AutoCloseable {
     }
 
     /** Head dims 64 and 128 use the tensor-core prefill kernel unless {@link Tuning#prefillMma()} is off. */
-    private final boolean mmaPrefill, pipelinedPrefill;
+    private final boolean mmaPrefill, pipelinedPrefill, vecDecode;
 
     /** Splits a decode attention would use for a cache of {@code maxSeq}: enough blocks to fill the GPU. */
     public int decodeSplits(AttnShape s) {
@@ -417,9 +418,14 @@ public final class GpuOps implements AutoCloseable {
         kvLen.require(4, "attentionDecode", "kvLen int32");
         workspace.require(decodeWorkspaceBytes(s, splits), "attentionDecode", "partials fp32 [nq, splits, hd+2]");
         int groups = (s.nq() / s.nkv() + 7) / 8;
-        k.launch("vf_attn_decode_e" + e, s.nkv(), splits, groups, 128, 0, stream,
-                a.reset().ptr(workspace).ptr(q).ptr(kCache).ptr(vCache).ptr(kvLen)
-                        .i32(s.nq()).i32(s.nkv()).i32(s.maxSeq()).i32(s.headDim()).f32(scale));
+        if (vecDecode && (s.headDim() == 64 || s.headDim() == 128))   // 16-byte loads, HD/8 lanes per key
+            k.launch("vf_attn_decode_v_h" + s.headDim(), s.nkv(), splits, groups, 128, 0, stream,
+                    a.reset().ptr(workspace).ptr(q).ptr(kCache).ptr(vCache).ptr(kvLen)
+                            .i32(s.nq()).i32(s.nkv()).i32(s.maxSeq()).f32(scale));
+        else
+            k.launch("vf_attn_decode_e" + e, s.nkv(), splits, groups, 128, 0, stream,
+                    a.reset().ptr(workspace).ptr(q).ptr(kCache).ptr(vCache).ptr(kvLen)
+                            .i32(s.nq()).i32(s.nkv()).i32(s.maxSeq()).i32(s.headDim()).f32(scale));
         k.launch("vf_attn_decode_combine", s.nq(), 1, 1, 128, 0, stream,
                 a.reset().ptr(out).ptr(workspace).ptr(kvLen).i32(splits).i32(s.headDim()));
     }

@@ -29,6 +29,7 @@ class GpuKernelsTest {
     static DeviceArena arena;
     static GpuOps ops;
     static GpuOps pipelined;   // the pipelined tensor-core prefill attention (vlmflux.cuda.prefillPipelined)
+    static GpuOps vec;         // the 16-byte-load decode attention (vlmflux.cuda.decodeVecAttention)
     static Blas blas;
     long mark;
     final Random rnd = new Random(1234);
@@ -41,6 +42,7 @@ class GpuKernelsTest {
         arena = dev.newArena("test", 1L << 30);
         ops = new GpuOps(st);
         pipelined = new GpuOps(st, io.vlmflux.cuda.Tuning.fromSystemProperties().withPrefillPipelined(true));
+        vec = new GpuOps(st, io.vlmflux.cuda.Tuning.fromSystemProperties().withDecodeVecAttention(true));
         blas = new Blas(st, arena.alloc("cublas workspace", 32 << 20));
         System.err.println("GPU " + dev + ", kernels: " + ops.kernelOrigin());
     }
@@ -50,6 +52,7 @@ class GpuKernelsTest {
         if (blas != null) blas.close();
         if (ops != null) ops.close();
         if (pipelined != null) pipelined.close();
+        if (vec != null) vec.close();
         if (arena != null) arena.close();
         if (st != null) st.close();
     }
@@ -405,7 +408,8 @@ class GpuKernelsTest {
     }
 
     @ParameterizedTest
-    @CsvSource({"1,8,2,64,0", "100,28,4,128,0", "3000,16,8,128,0", "777,32,2,128,5", "2049,4,4,256,0", "64,12,2,96,1", "50,6,2,16,0", "90,8,4,8,3", "33,8,2,128,200", "1,16,8,128,132", "1000,16,2,128,1024"})
+    @CsvSource({"1,8,2,64,0", "100,28,4,128,0", "3000,16,8,128,0", "777,32,2,128,5", "2049,4,4,256,0", "64,12,2,96,1", "50,6,2,16,0", "90,8,4,8,3", "33,8,2,128,200", "1,16,8,128,132", "1000,16,2,128,1024",
+            "2048,16,8,128,0", "517,14,2,64,0", "19,40,4,128,2", "4100,64,4,128,0", "7,2,2,64,1"})
     void decodeAttentionMatchesCpu(int len, int nq, int nkv, int hd, int splitsOverride) {
         int maxSeq = len + 17;
         GpuOps.AttnShape s = new GpuOps.AttnShape(nq, nkv, hd, maxSeq);
@@ -414,11 +418,15 @@ class GpuKernelsTest {
         float scale = (float) (1 / Math.sqrt(hd));
         int splits = splitsOverride > 0 ? splitsOverride : ops.decodeSplits(s);
         DeviceBuffer ws = arena.alloc("ws", GpuOps.decodeWorkspaceBytes(s, splits));
-        DeviceBuffer o = out("o", 2L * nq * hd);
-        ops.attentionDecode(o, f32("q", q), bf("kc", kc), bf("vc", vc), i32("len", len), s, splits, ws, scale);
-        float[] got = f(st.downloadShorts(o, nq * hd));
-        assertRel("decode len=" + len + " nq=" + nq + " nkv=" + nkv + " hd=" + hd + " splits=" + splits, got,
-                Ref.attention(q, kc, vc, 1, nq, nkv, hd, maxSeq, len - 1, scale), 5e-3);
+        DeviceBuffer qb = f32("q", q), kb = bf("kc", kc), vb = bf("vc", vc), lb = i32("len", len);
+        double[] want = Ref.attention(q, kc, vc, 1, nq, nkv, hd, maxSeq, len - 1, scale);
+        for (GpuOps kernels : new GpuOps[] {ops, vec}) {   // hd 64/128 also through the 16-byte-load kernel
+            DeviceBuffer o = out("o", 2L * nq * hd);
+            kernels.attentionDecode(o, qb, kb, vb, lb, s, splits, ws, scale);
+            float[] got = f(st.downloadShorts(o, nq * hd));
+            assertRel("decode len=" + len + " nq=" + nq + " nkv=" + nkv + " hd=" + hd + " splits=" + splits + (kernels == vec ? " (16-byte loads)" : ""),
+                    got, want, 5e-3);
+        }
     }
 
     @Test

@@ -202,7 +202,7 @@ public final class CudaDecoder implements Decoder {
         batchPin = new PinnedBuffer(44L * LOGIT_ROWS);
         maskPin = new PinnedBuffer(8L * ((V + 63) / 64));
         batchKvPin = new PinnedBuffer(16L * LOGIT_ROWS * c.numLayers());
-        bops = new BatchDecodeOps(st);
+        bops = new BatchDecodeOps(st, tuning);
         i4 = quantized ? new Int4Ops(st, Math.max(Math.max(H, Q), I)) : null;
         try {
             long t0 = System.nanoTime();

@@ -264,7 +264,7 @@ class CudaDecoderTest {
 
     /**
      * The switches waiting for a GPU measurement ({@code vlmflux.cuda.prefillSplitKv}, {@code vlmflux.cuda.evictKernel},
-     * {@code vlmflux.cuda.prefillPipelined}) give what the default path gives: a head-dim-128 model (the tensor-core prefill) prefills 3,000 tokens (2 chunks,
+     * {@code vlmflux.cuda.prefillPipelined}, {@code vlmflux.cuda.decodeVecAttention}) give what the default path gives: a head-dim-128 model (the tensor-core prefill) prefills 3,000 tokens (2 chunks,
      * the second split), then a 20-token question after them (split keys), then evicts 256 positions from the middle
      * (the overlapping tail move) and prefills after the gap — logits within fp32 merge-order rounding.
      */
@@ -276,7 +276,7 @@ class CudaDecoderTest {
         Supplier<Decoder> plain = () -> { try { return Models.load(dir, "config.json", "cuda"); } catch (Exception e) { throw new RuntimeException(e); } };
         try (Decoder a = plain.get();
              Decoder b = withProperty("vlmflux.cuda.prefillSplitKv", "true", () -> withProperty("vlmflux.cuda.evictKernel", "true",
-                     () -> withProperty("vlmflux.cuda.prefillPipelined", "true", plain)));
+                     () -> withProperty("vlmflux.cuda.prefillPipelined", "true", () -> withProperty("vlmflux.cuda.decodeVecAttention", "true", plain))));
              KvCache ca = a.newCache(4096); KvCache cb = b.newCache(4096)) {
             int V = a.config().vocabSize();
             float[][] la = new float[3][], lb = new float[3][];
@@ -292,6 +292,41 @@ class CudaDecoderTest {
             for (int i = 0; i < 3; i++)
                 assertTrue(maxDiff(la[i], 0, lb[i], 0, V) <= 2e-3f * maxAbs(la[i], 0, V) + 1e-5f, what[i] + ": max |diff| " + maxDiff(la[i], 0, lb[i], 0, V));
             assertEquals(ca.length(), cb.length());
+            // decode steps (graph replays) through the 16-byte-load attention: the same greedy tokens, logits close
+            int tok = CpuOps.argmax(la[2], 0, V);
+            for (int step = 0; step < 6; step++) {
+                float[] da = a.forward(ca, ForwardInput.tokens(tok), false), db = b.forward(cb, ForwardInput.tokens(tok), false);
+                assertTrue(maxDiff(da, 0, db, 0, V) <= 2e-3f * maxAbs(da, 0, V) + 1e-5f, "decode step " + step + ": max |diff| " + maxDiff(da, 0, db, 0, V));
+                tok = CpuOps.argmax(da, 0, V);
+            }
+            // batched rows (the batched decode graph) through it too: three sequences of other lengths
+            KvCache[] ra = new KvCache[3], rb = new KvCache[3];
+            try {
+                int[] toks = new int[3];
+                for (int i = 0; i < 3; i++) {
+                    int[] p = Arrays.copyOf(ctx, 700 + 450 * i);
+                    ra[i] = a.newCache(2048);
+                    rb[i] = b.newCache(2048);
+                    toks[i] = CpuOps.argmax(a.forward(ra[i], ForwardInput.tokens(p), false), 0, V);
+                    b.forward(rb[i], ForwardInput.tokens(p), false);
+                }
+                SamplingParams[] greedy = {SamplingParams.greedyDecoding(), SamplingParams.greedyDecoding(), SamplingParams.greedyDecoding()};
+                for (int step = 0; step < 4; step++) {   // both fed a's tokens (random weights: near-ties would make b's differ)
+                    int[] na = a.forwardSampleBatch(ra, toks, greedy);
+                    b.forwardSampleBatch(rb, toks, greedy);
+                    toks = na;
+                }
+                // the batched steps' attention shaped every later layer's K/V of those tokens: one more step each, compared
+                for (int i = 0; i < 3; i++) {
+                    float[] xa = a.forward(ra[i], ForwardInput.tokens(toks[i]), false), xb = b.forward(rb[i], ForwardInput.tokens(toks[i]), false);
+                    assertTrue(maxDiff(xa, 0, xb, 0, V) <= 2e-3f * maxAbs(xa, 0, V) + 1e-5f, "after batched steps, row " + i + ": max |diff| " + maxDiff(xa, 0, xb, 0, V));
+                }
+            } finally {
+                for (int i = 0; i < 3; i++) {
+                    if (ra[i] != null) ra[i].close();
+                    if (rb[i] != null) rb[i].close();
+                }
+            }
         }
     }
 
