@@ -20,7 +20,8 @@
 #                         bench vlm + VisionEncoderBench on the Qwen3-VL checkpoints, KernelBench
 #   e2e-gpu-run.sh profile (same): Nsight Compute over a few decode steps of Qwen3-0.6B and Qwen2.5-3B (random weights,
 #                         2,048 cached tokens, graphs on), the default path and all switches on: where each microsecond
-#                         of a step goes (ncu_step_table.py; issue 18's table)
+#                         of a step goes (ncu_step_table.py; issue 18's table); then bench llm --sampled --batch 1..16 at
+#                         0.6B, default and switches on
 #   e2e-gpu-run.sh measure-int4 (same): bench llm bf16 vs 4-bit (quantize --method rtn) at Qwen2.5-3B and -7B (issue 15),
 #                         and bf16 again with the bf16 gate/up and split-key prefill switches on (issue 18's prefill)
 # Results under $OUT (or /tmp/vlmflux-e2e-out).
@@ -84,12 +85,18 @@ case "${1:-}" in
         shape=${spec%%:*}; layers=${spec##*:}
         for sw in default switches; do
           step "ncu: $shape, $sw"
-          VLMFLUX_JAVA_OPTS=$([[ $sw == switches ]] && echo "$all") timeout 280 ncu --csv --page raw --graph-profiling node \
+          VLMFLUX_JAVA_OPTS=$([[ $sw == switches ]] && echo "$all") timeout 150 ncu --csv --page raw --graph-profiling node \
               --metrics gpu__time_duration.sum --target-processes all --log-file "$out/ncu-$shape-$sw.csv" \
               "$run" vlmflux bench llm --backend cuda --shape $shape --contexts 2048 --decode-tokens 8 > "$out/ncu-$shape-$sw.txt" 2>&1
           python3 "$here/ncu_step_table.py" "$out/ncu-$shape-$sw.csv" --layers $layers --label "$shape, 2,048 cached, $sw" \
               > "$out/ncu-$shape-$sw.md" 2>&1; cat "$out/ncu-$shape-$sw.md" >&2
         done
+      done
+      for sw in default switches; do   # decode table: greedy vs sampled, batch 1-16, 0.6B (issue 18)
+        step "bench llm qwen3-0.6b --sampled --batch, $sw"
+        VLMFLUX_JAVA_OPTS=$([[ $sw == switches ]] && echo "$all") timeout 150 "$run" vlmflux bench llm --backend cuda --shape qwen3-0.6b \
+            --contexts 512,2048 --sampled --batch 1,2,4,8,16 --json > "$out/llm-qwen3-0.6b-$sw.jsonl" 2> "$out/llm-qwen3-0.6b-$sw.err"
+        tail -1 "$out/llm-qwen3-0.6b-$sw.jsonl" >&2
       done
     elif [[ $1 == measure ]]; then
       step "GPU tests"; timeout 240 "$run" tests > "$out/tests.txt" 2>&1; echo "rc=$?" >> "$out/tests.txt"
