@@ -321,17 +321,22 @@ extern "C" __global__ void __launch_bounds__(32 * VF_DEC_WARPS) vf_attn_decode_v
 // row's q [nq, hd] and partials [nq, splits, hd + 2] follow row r-1's contiguously, so only the cache bases need the
 // row offset taken back out (r * nkv heads of this row's capacity) — the addresses the split pass reads are exactly the
 // row's own cache.
-#define VF_ATTN_ROWS_INSTANCE(E)                                                                                   \
-    extern "C" __global__ void __launch_bounds__(32 * VF_DEC_WARPS) vf_attn_decode_rows_e##E(                      \
-        float* part, const float* q, const unsigned long long* kv, int layer, int layers, const int* rows,         \
-        int nq, int nkv, int hd, float scale) {                                                                    \
+// The row's cache bases (kcr, vcr, backed off by r * nkv heads of head dim HDV), its capacity maxSeq and row table.
+#define VF_ROWS_CACHES(HDV)                                                                                        \
         const int r = blockIdx.x / nkv;                                                                            \
         const int* row = rows + r * VF_ROWS_INTS;                                                                  \
         const int maxSeq = row[6];                                                                                 \
         const unsigned long long* ptrs = kv + ((long long)r * layers + layer) * 2;                                 \
-        const long long back = (long long)r * nkv * maxSeq * hd;                                                   \
-        attn_decode_split<E>(part, q, (const bf16_t*)ptrs[0] - back, (const bf16_t*)ptrs[1] - back, row + 4,      \
-                             nq, nkv, maxSeq, hd, scale);                                                          \
+        const long long back = (long long)r * nkv * maxSeq * (HDV);                                                \
+        const bf16_t* kcr = (const bf16_t*)ptrs[0] - back;                                                         \
+        const bf16_t* vcr = (const bf16_t*)ptrs[1] - back;
+
+#define VF_ATTN_ROWS_INSTANCE(E)                                                                                   \
+    extern "C" __global__ void __launch_bounds__(32 * VF_DEC_WARPS) vf_attn_decode_rows_e##E(                      \
+        float* part, const float* q, const unsigned long long* kv, int layer, int layers, const int* rows,         \
+        int nq, int nkv, int hd, float scale) {                                                                    \
+        VF_ROWS_CACHES(hd)                                                                                         \
+        attn_decode_split<E>(part, q, kcr, vcr, row + 4, nq, nkv, maxSeq, hd, scale);                              \
     }
 
 VF_ATTN_ROWS_INSTANCE(1)
@@ -348,13 +353,8 @@ VF_ATTN_ROWS_INSTANCE(8)
     extern "C" __global__ void __launch_bounds__(32 * VF_DEC_WARPS) vf_attn_decode_rows_v_h##HDIM(                  \
         float* part, const float* q, const unsigned long long* kv, int layer, int layers, const int* rows,         \
         int nq, int nkv, int hd, float scale) {                                                                    \
-        const int r = blockIdx.x / nkv;                                                                            \
-        const int* row = rows + r * VF_ROWS_INTS;                                                                  \
-        const int maxSeq = row[6];                                                                                 \
-        const unsigned long long* ptrs = kv + ((long long)r * layers + layer) * 2;                                 \
-        const long long back = (long long)r * nkv * maxSeq * HDIM;                                                 \
-        attn_decode_split_vec<HDIM>(part, q, (const bf16_t*)ptrs[0] - back, (const bf16_t*)ptrs[1] - back, row + 4,\
-                                    nq, nkv, maxSeq, scale);                                                       \
+        VF_ROWS_CACHES(HDIM)                                                                                       \
+        attn_decode_split_vec<HDIM>(part, q, kcr, vcr, row + 4, nq, nkv, maxSeq, scale);                           \
     }
 
 VF_ATTN_ROWS_VEC_INSTANCE(64)
@@ -645,6 +645,32 @@ __device__ __forceinline__ void vf_fa_finish(bf16_t* __restrict__ out, float* __
     }
 }
 
+// S = Q K^T for this warp's 16 queries against NT * 8 keys of a tile in shared memory (K row-major, row stride KS):
+// Q in two bf16 parts (hi, lo), each multiplied, so the scores keep ~16 mantissa bits of q.
+template <int HD, int NT, int KS>
+__device__ __forceinline__ void vf_fa_scores(float (*s)[4], const unsigned int (*qa)[4], const unsigned int (*ql)[4],
+                                             const bf16_t* kt, int g, int tq) {
+#pragma unroll
+    for (int nt = 0; nt < NT; nt++) { s[nt][0] = 0.f; s[nt][1] = 0.f; s[nt][2] = 0.f; s[nt][3] = 0.f; }
+#pragma unroll
+    for (int kb = 0; kb < HD / 16; kb++)
+#pragma unroll
+        for (int nt = 0; nt < NT; nt++) {
+            const bf16_t* kr = kt + (nt * 8 + g) * KS + kb * 16 + tq * 2;
+            const unsigned int b0 = *reinterpret_cast<const unsigned int*>(kr), b1 = *reinterpret_cast<const unsigned int*>(kr + 8);
+            vf_mma16816(s[nt], qa[kb], b0, b1);
+            vf_mma16816(s[nt], ql[kb], b0, b1);
+        }
+}
+
+// The A fragment (bf16) of probabilities P for keys kk*16 .. kk*16+15 of the tile.
+__device__ __forceinline__ void vf_fa_pack_p(unsigned int* pa, const float (*s)[4], int kk) {
+    pa[0] = vf_fa_pack(s[2 * kk][0], s[2 * kk][1]);
+    pa[1] = vf_fa_pack(s[2 * kk][2], s[2 * kk][3]);
+    pa[2] = vf_fa_pack(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+    pa[3] = vf_fa_pack(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+}
+
 template <int HD>
 __device__ __forceinline__ void attn_prefill_mma(bf16_t* __restrict__ out, const float* __restrict__ q,
         const bf16_t* __restrict__ kc, const bf16_t* __restrict__ vc, const int* __restrict__ startPtr,
@@ -694,25 +720,12 @@ __device__ __forceinline__ void attn_prefill_mma(bf16_t* __restrict__ out, const
         if (qw >= n || k0 > start + qw + 15) continue;   // this warp's queries see no key of the tile
 
         float s[VF_FA_BK / 8][4];
-#pragma unroll
-        for (int nt = 0; nt < VF_FA_BK / 8; nt++) { s[nt][0] = 0.f; s[nt][1] = 0.f; s[nt][2] = 0.f; s[nt][3] = 0.f; }
-#pragma unroll
-        for (int kb = 0; kb < HD / 16; kb++)
-#pragma unroll
-            for (int nt = 0; nt < VF_FA_BK / 8; nt++) {
-                const bf16_t* kr = ks + (nt * 8 + g) * KS + kb * 16 + tq * 2;
-                const unsigned int b0 = *reinterpret_cast<const unsigned int*>(kr), b1 = *reinterpret_cast<const unsigned int*>(kr + 8);
-                vf_mma16816(s[nt], qa[kb], b0, b1);
-                vf_mma16816(s[nt], ql[kb], b0, b1);
-            }
+        vf_fa_scores<HD, VF_FA_BK / 8, KS>(s, qa, ql, ks, g, tq);
         vf_fa_softmax<HD, VF_FA_BK / 8>(s, m, l, o, qw, g, tq, k0, n, start);
 #pragma unroll
         for (int kk = 0; kk < VF_FA_BK / 16; kk++) {
             unsigned int pa[4];
-            pa[0] = vf_fa_pack(s[2 * kk][0], s[2 * kk][1]);
-            pa[1] = vf_fa_pack(s[2 * kk][2], s[2 * kk][3]);
-            pa[2] = vf_fa_pack(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-            pa[3] = vf_fa_pack(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+            vf_fa_pack_p(pa, s, kk);
 #pragma unroll
             for (int d = 0; d < HD / 8; d++) {
                 const bf16_t* vr = vts + (d * 8 + g) * VS + kk * 16 + tq * 2;
@@ -790,25 +803,12 @@ __device__ __forceinline__ void attn_prefill_fa2(bf16_t* __restrict__ out, const
             const bf16_t* kt = ks[stage];
             const bf16_t* vt = vs[stage];
             float s[VF_FA2_BK / 8][4];
-#pragma unroll
-            for (int nt = 0; nt < VF_FA2_BK / 8; nt++) { s[nt][0] = 0.f; s[nt][1] = 0.f; s[nt][2] = 0.f; s[nt][3] = 0.f; }
-#pragma unroll
-            for (int kb = 0; kb < HD / 16; kb++)
-#pragma unroll
-                for (int nt = 0; nt < VF_FA2_BK / 8; nt++) {
-                    const bf16_t* kr = kt + (nt * 8 + g) * KS + kb * 16 + tq * 2;
-                    const unsigned int b0 = *reinterpret_cast<const unsigned int*>(kr), b1 = *reinterpret_cast<const unsigned int*>(kr + 8);
-                    vf_mma16816(s[nt], qa[kb], b0, b1);
-                    vf_mma16816(s[nt], ql[kb], b0, b1);
-                }
+            vf_fa_scores<HD, VF_FA2_BK / 8, KS>(s, qa, ql, kt, g, tq);
             vf_fa_softmax<HD, VF_FA2_BK / 8>(s, m, l, o, qw, g, tq, k0, n, start);
 #pragma unroll
             for (int kk = 0; kk < VF_FA2_BK / 16; kk++) {
                 unsigned int pa[4];
-                pa[0] = vf_fa_pack(s[2 * kk][0], s[2 * kk][1]);
-                pa[1] = vf_fa_pack(s[2 * kk][2], s[2 * kk][3]);
-                pa[2] = vf_fa_pack(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-                pa[3] = vf_fa_pack(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+                vf_fa_pack_p(pa, s, kk);
                 // ldmatrix.x4.trans: lanes 0-7 / 8-15 address keys 0-7 / 8-15 of this 16-key step at dims d*8.., lanes
                 // 16-31 the same keys at dims (d+1)*8..; registers b0, b1 of dim block d, then of block d + 1
                 const int key = kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;

@@ -29,16 +29,7 @@ public final class Blas implements AutoCloseable {
      * Y fp32 [n, m]; fp32 accumulation (cublasGemmEx, CUBLAS_COMPUTE_32F).
      */
     public void matmulNT(DeviceBuffer y, DeviceBuffer x, DeviceBuffer w, int n, int m, int k, boolean accumulate) {
-        if (n <= 0 || m <= 0 || k <= 0) throw new IllegalArgumentException("matmulNT: bad shape n=" + n + " m=" + m + " k=" + k);
-        x.require(2L * n * k, "matmulNT", "X bf16 [" + n + ", " + k + "]");
-        w.require(2L * m * k, "matmulNT", "W bf16 [" + m + ", " + k + "]");
-        y.require(4L * n * m, "matmulNT", "Y fp32 [" + n + ", " + m + "]");
-        // Column-major: Y^T[m, n] = W[m, k] * X^T[k, n]; W row-major is W^T column-major (lda = k).
-        int rc = cublas.cublasGemmEx(handle, cublas.CUBLAS_OP_T, cublas.CUBLAS_OP_N, m, n, k, one,
-                w.pointer(), cudart.CUDA_R_16BF, k, x.pointer(), cudart.CUDA_R_16BF, k,
-                accumulate ? one : zero, y.pointer(), cudart.CUDA_R_32F, m,
-                cublas.CUBLAS_COMPUTE_32F, cublas.CUBLAS_GEMM_DEFAULT);
-        Cuda.checkBlas(rc, "cublasGemmEx(bf16 NT, m=" + m + " n=" + n + " k=" + k + ", W '" + w.name() + "')");
+        gemmNT("matmulNT", y, false, x, w, n, m, k, accumulate);
     }
 
     /**
@@ -46,15 +37,21 @@ public final class Blas implements AutoCloseable {
      * read by an elementwise kernel (a prefill's gate/up), half the bytes of {@link #matmulNT}'s fp32 output.
      */
     public void matmulNTbf16(DeviceBuffer y, DeviceBuffer x, DeviceBuffer w, int n, int m, int k) {
-        if (n <= 0 || m <= 0 || k <= 0) throw new IllegalArgumentException("matmulNTbf16: bad shape n=" + n + " m=" + m + " k=" + k);
-        x.require(2L * n * k, "matmulNTbf16", "X bf16 [" + n + ", " + k + "]");
-        w.require(2L * m * k, "matmulNTbf16", "W bf16 [" + m + ", " + k + "]");
-        y.require(2L * n * m, "matmulNTbf16", "Y bf16 [" + n + ", " + m + "]");
+        gemmNT("matmulNTbf16", y, true, x, w, n, m, k, false);
+    }
+
+    /** Y (fp32, or bf16 when {@code bf16Out}) = X W^T (+ Y): cublasGemmEx, bf16 inputs, fp32 accumulation. */
+    private void gemmNT(String op, DeviceBuffer y, boolean bf16Out, DeviceBuffer x, DeviceBuffer w, int n, int m, int k, boolean accumulate) {
+        if (n <= 0 || m <= 0 || k <= 0) throw new IllegalArgumentException(op + ": bad shape n=" + n + " m=" + m + " k=" + k);
+        x.require(2L * n * k, op, "X bf16 [" + n + ", " + k + "]");
+        w.require(2L * m * k, op, "W bf16 [" + m + ", " + k + "]");
+        y.require((bf16Out ? 2L : 4L) * n * m, op, "Y " + (bf16Out ? "bf16" : "fp32") + " [" + n + ", " + m + "]");
+        // Column-major: Y^T[m, n] = W[m, k] * X^T[k, n]; W row-major is W^T column-major (lda = k).
         int rc = cublas.cublasGemmEx(handle, cublas.CUBLAS_OP_T, cublas.CUBLAS_OP_N, m, n, k, one,
                 w.pointer(), cudart.CUDA_R_16BF, k, x.pointer(), cudart.CUDA_R_16BF, k,
-                zero, y.pointer(), cudart.CUDA_R_16BF, m,
+                accumulate ? one : zero, y.pointer(), bf16Out ? cudart.CUDA_R_16BF : cudart.CUDA_R_32F, m,
                 cublas.CUBLAS_COMPUTE_32F, cublas.CUBLAS_GEMM_DEFAULT);
-        Cuda.checkBlas(rc, "cublasGemmEx(bf16 NT -> bf16, m=" + m + " n=" + n + " k=" + k + ", W '" + w.name() + "')");
+        Cuda.checkBlas(rc, "cublasGemmEx(bf16 NT" + (bf16Out ? " -> bf16" : "") + ", m=" + m + " n=" + n + " k=" + k + ", W '" + w.name() + "')");
     }
 
     @Override

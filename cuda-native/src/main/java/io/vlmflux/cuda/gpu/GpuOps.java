@@ -134,21 +134,22 @@ public final class GpuOps implements AutoCloseable {
 
     /** out bf16 [rows, inter] = silu(gate) * up; gate/up fp32 rows with strides (elements) to allow one fused buffer. */
     public void siluMul(DeviceBuffer out, DeviceBuffer gate, int gateStride, DeviceBuffer up, int upStride, int rows, int inter) {
-        positive("siluMul", rows, inter, gateStride, upStride);
-        out.require(2L * rows * inter, "siluMul", "out bf16 [rows, inter]");
-        gate.require(4L * ((long) (rows - 1) * gateStride + inter), "siluMul", "gate fp32");
-        up.require(4L * ((long) (rows - 1) * upStride + inter), "siluMul", "up fp32");
-        k.launch("vf_silu_mul", (inter + 255) / 256, rows, 1, 256, 0, stream,
-                a.reset().ptr(out).ptr(gate).ptr(up).i32(inter).i32(gateStride).i32(upStride));
+        siluMul("siluMul", "vf_silu_mul", 4, out, gate, gateStride, up, upStride, rows, inter);
     }
 
     /** {@link #siluMul} with bf16 gate and up ({@code vf_silu_mul_bf16}): a prefill's gate/up product written as bf16. */
     public void siluMulBf16(DeviceBuffer out, DeviceBuffer gate, int gateStride, DeviceBuffer up, int upStride, int rows, int inter) {
-        positive("siluMulBf16", rows, inter, gateStride, upStride);
-        out.require(2L * rows * inter, "siluMulBf16", "out bf16 [rows, inter]");
-        gate.require(2L * ((long) (rows - 1) * gateStride + inter), "siluMulBf16", "gate bf16");
-        up.require(2L * ((long) (rows - 1) * upStride + inter), "siluMulBf16", "up bf16");
-        k.launch("vf_silu_mul_bf16", (inter + 255) / 256, rows, 1, 256, 0, stream,
+        siluMul("siluMulBf16", "vf_silu_mul_bf16", 2, out, gate, gateStride, up, upStride, rows, inter);
+    }
+
+    private void siluMul(String op, String kernel, int inBytes, DeviceBuffer out, DeviceBuffer gate, int gateStride, DeviceBuffer up, int upStride,
+                         int rows, int inter) {
+        positive(op, rows, inter, gateStride, upStride);
+        String type = inBytes == 4 ? "fp32" : "bf16";
+        out.require(2L * rows * inter, op, "out bf16 [rows, inter]");
+        gate.require((long) inBytes * ((long) (rows - 1) * gateStride + inter), op, "gate " + type);
+        up.require((long) inBytes * ((long) (rows - 1) * upStride + inter), op, "up " + type);
+        k.launch(kernel, (inter + 255) / 256, rows, 1, 256, 0, stream,
                 a.reset().ptr(out).ptr(gate).ptr(up).i32(inter).i32(gateStride).i32(upStride));
     }
 
