@@ -22,8 +22,10 @@
 #                         2,048 cached tokens, graphs on), the default path and all switches on: where each microsecond
 #                         of a step goes (ncu_step_table.py; issue 18's table); then bench llm --sampled --batch 1..16 at
 #                         0.6B, default and switches on
-#   e2e-gpu-run.sh measure-int4 (same): bench llm bf16 vs 4-bit (quantize --method rtn) at Qwen2.5-3B and -7B (issue 15),
-#                         and bf16 again with the bf16 gate/up and split-key prefill switches on (issue 18's prefill)
+#   e2e-gpu-run.sh measure-int4 [SHAPES] (same): bench llm bf16 vs 4-bit (quantize --method rtn) at Qwen2.5-3B and -7B
+#                         (or SHAPES, e.g. "qwen2.5-7b": one shape a call keeps it under ten minutes), eval 4-bit vs bf16
+#                         (issue 15), and bf16 again with the prefill switches on (issue 18); VLMFLUX_INT4_VLM=1: also the
+#                         prep-all Qwen2.5-VL-3B quantized and compared with eval --images
 # Results under $OUT (or /tmp/vlmflux-e2e-out).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -122,7 +124,7 @@ case "${1:-}" in
       done
       step "KernelBench"; timeout 90 "$run" java io.vlmflux.cuda.gpu.KernelBench > "$out/kernelbench.txt" 2>&1; grep "after a cache" "$out/kernelbench.txt" >&2
     else
-      for shape in qwen2.5-3b qwen2.5-7b; do
+      for shape in ${2:-qwen2.5-3b qwen2.5-7b}; do
         step "bench llm $shape bf16 (checkpoint kept), then 4-bit rtn"
         timeout 200 "$run" vlmflux bench llm --backend cuda --shape $shape --keep-checkpoint /tmp/vlmflux-models/$shape --contexts 512,2048 --json > "$out/llm-$shape-bf16.jsonl" 2> "$out/llm-$shape-bf16.err"
         VLMFLUX_JAVA_OPTS="-Dvlmflux.cuda.prefillBf16GateUp=true -Dvlmflux.cuda.prefillSplitKv=true -Dvlmflux.cuda.prefillPipelined=true -Dvlmflux.cuda.decodeVecAttention=true" timeout 120 "$run" vlmflux bench llm --backend cuda \
@@ -130,8 +132,18 @@ case "${1:-}" in
         timeout 200 "$run" vlmflux quantize --model /tmp/vlmflux-models/$shape --out /tmp/vlmflux-models/$shape-awq --method rtn > "$out/quantize-$shape.txt" 2>&1
         timeout 120 "$run" vlmflux bench llm --backend cuda --model /tmp/vlmflux-models/$shape-awq --contexts 512,2048 --json > "$out/llm-$shape-int4.jsonl" 2> "$out/llm-$shape-int4.err"
         tail -1 "$out/llm-$shape-bf16.jsonl" "$out/llm-$shape-int4.jsonl" >&2
+        step "eval $shape: 4-bit vs bf16 on cuda (random weights: pseudo-random ids, no tokenizer)"
+        timeout 150 "$run" vlmflux eval --model /tmp/vlmflux-models/$shape-awq --reference /tmp/vlmflux-models/$shape --backend cuda \
+            --reference-backend cuda --window 128 --windows 8 --json > "$out/eval-$shape.json" 2> "$out/eval-$shape.err"; cat "$out/eval-$shape.json" >&2
         rm -rf /tmp/vlmflux-models/$shape   # disk: keep the 4-bit folder only
       done
+      if [[ -f "$model/tokenizer.json" && -n "${VLMFLUX_INT4_VLM:-}" ]]; then   # the prep-all Qwen2.5-VL-3B: caption agreement too
+        step "Qwen2.5-VL-3B 4-bit vs bf16: eval with --images (frames of a fixture clip)"
+        timeout 200 "$run" vlmflux quantize --model "$model" --out /tmp/vlmflux-models/q25vl-awq --method rtn > "$out/quantize-q25vl.txt" 2>&1
+        timeout 200 "$run" vlmflux eval --model /tmp/vlmflux-models/q25vl-awq --reference "$model" --backend cuda --reference-backend cuda \
+            --windows 4 --images "$root/llm/src/test/resources/fixtures/tiny-qwen25vl-video/golden_video_1" --max-tokens 24 --json \
+            > "$out/eval-q25vl.json" 2> "$out/eval-q25vl.err"; head -c 600 "$out/eval-q25vl.json" >&2
+      fi
     fi
     step done ;;
   *) echo "usage: $0 prep|run|tests|prep-all|measure|measure-int4|profile" >&2; exit 2 ;;
