@@ -82,7 +82,7 @@ case "${1:-}" in
     [[ -x "$VLMFLUX_JRE_DIR/jre/bin/java" && -d /tmp/gpu-lib ]] || { echo "e2e-gpu-run.sh $1: run 'prep-all' first on this machine" >&2; exit 3; }
     if [[ $1 == profile ]]; then
       command -v ncu > /dev/null || { echo "e2e-gpu-run.sh profile: no ncu on PATH" >&2; exit 3; }
-      all="-Dvlmflux.cuda.prefillSplitKv=true -Dvlmflux.cuda.prefillPipelined=true -Dvlmflux.cuda.prefillBf16GateUp=true -Dvlmflux.cuda.decodeVecAttention=true"
+      all="-Dvlmflux.cuda.prefillSplitKv=true -Dvlmflux.cuda.prefillPipelined=true -Dvlmflux.cuda.prefillBf16GateUp=true -Dvlmflux.cuda.decodeVecAttention=true -Dvlmflux.cuda.pdl=true"
       for spec in qwen3-0.6b:28 qwen2.5-3b:36; do
         shape=${spec%%:*}; layers=${spec##*:}
         for sw in default switches; do
@@ -104,11 +104,12 @@ case "${1:-}" in
       step "GPU tests"; timeout 240 "$run" tests > "$out/tests.txt" 2>&1; echo "rc=$?" >> "$out/tests.txt"
       grep -E "tests (successful|failed|found)" "$out/tests.txt" >&2
       for sw in on off; do
-        step "bench live, the new switches (split-key + pipelined prefill, eviction kernel, 16-byte decode attention) $sw"
+        step "bench live, the new switches (split-key + pipelined prefill, eviction kernel, 16-byte decode attention, PDL) $sw"
         opts=-Dvlmflux.cuda.prefillSplitKv=$([[ $sw == on ]] && echo true || echo false)
         opts="$opts -Dvlmflux.cuda.evictKernel=$([[ $sw == on ]] && echo true || echo false)"
         opts="$opts -Dvlmflux.cuda.prefillPipelined=$([[ $sw == on ]] && echo true || echo false)"
         opts="$opts -Dvlmflux.cuda.decodeVecAttention=$([[ $sw == on ]] && echo true || echo false)"
+        opts="$opts -Dvlmflux.cuda.pdl=$([[ $sw == on ]] && echo true || echo false)"
         VLMFLUX_JAVA_OPTS=$opts timeout 170 "$run" vlmflux bench live --backend cuda --model "$model" --sizes 448x448,640x480 \
             --windows $([[ $sw == on ]] && echo 30,60,120 || echo 60) --iters 5 --sessions $([[ $sw == on ]] && echo 4 || echo 1) > "$out/live-$sw.txt" 2>&1
         grep -E "append|window|sessions|serial|error" "$out/live-$sw.txt" >&2
@@ -127,7 +128,7 @@ case "${1:-}" in
       for shape in ${2:-qwen2.5-3b qwen2.5-7b}; do
         step "bench llm $shape bf16 (checkpoint kept), then 4-bit rtn"
         timeout 200 "$run" vlmflux bench llm --backend cuda --shape $shape --keep-checkpoint /tmp/vlmflux-models/$shape --contexts 512,2048 --json > "$out/llm-$shape-bf16.jsonl" 2> "$out/llm-$shape-bf16.err"
-        VLMFLUX_JAVA_OPTS="-Dvlmflux.cuda.prefillBf16GateUp=true -Dvlmflux.cuda.prefillSplitKv=true -Dvlmflux.cuda.prefillPipelined=true -Dvlmflux.cuda.decodeVecAttention=true" timeout 120 "$run" vlmflux bench llm --backend cuda \
+        VLMFLUX_JAVA_OPTS="-Dvlmflux.cuda.prefillBf16GateUp=true -Dvlmflux.cuda.prefillSplitKv=true -Dvlmflux.cuda.prefillPipelined=true -Dvlmflux.cuda.decodeVecAttention=true -Dvlmflux.cuda.pdl=true" timeout 120 "$run" vlmflux bench llm --backend cuda \
             --model /tmp/vlmflux-models/$shape --contexts 512,2048 --json > "$out/llm-$shape-bf16-switches.jsonl" 2> "$out/llm-$shape-bf16-switches.err"
         timeout 200 "$run" vlmflux quantize --model /tmp/vlmflux-models/$shape --out /tmp/vlmflux-models/$shape-awq --method rtn > "$out/quantize-$shape.txt" 2>&1
         timeout 120 "$run" vlmflux bench llm --backend cuda --model /tmp/vlmflux-models/$shape-awq --contexts 512,2048 --json > "$out/llm-$shape-int4.jsonl" 2> "$out/llm-$shape-int4.err"

@@ -5,6 +5,7 @@
 // [rows, 2*inter] projection. grid (ceil(inter/256), rows), block 256.
 extern "C" __global__ void vf_silu_mul(bf16_t* __restrict__ out, const float* __restrict__ gate,
                                        const float* __restrict__ up, int inter, int gateStride, int upStride) {
+    VF_PDL_PROLOGUE();
     const int i = blockIdx.x * blockDim.x + threadIdx.x;
     const int r = blockIdx.y;
     if (i >= inter) return;
@@ -29,6 +30,7 @@ extern "C" __global__ void vf_silu_mul_bf16(bf16_t* __restrict__ out, const bf16
 
 // x[i] += y[i]. grid-stride.
 extern "C" __global__ void vf_add_f32(float* __restrict__ x, const float* __restrict__ y, long long n) {
+    VF_PDL_PROLOGUE();
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
         x[i] += y[i];
 }

@@ -168,6 +168,7 @@ __device__ __forceinline__ void attn_decode_split(float* __restrict__ part, cons
 #define VF_DEC_MAXSPLITS 1024
 extern "C" __global__ void vf_attn_decode_combine(bf16_t* __restrict__ out, const float* __restrict__ part,
                                                   const int* __restrict__ kvLen, int splits, int hd) {
+    VF_PDL_PROLOGUE();
     __shared__ float wgt[VF_DEC_MAXSPLITS];
     __shared__ float scratch[33];
     const int h = blockIdx.x;
@@ -306,11 +307,13 @@ __device__ __forceinline__ void attn_decode_split_vec(float* __restrict__ part, 
 
 extern "C" __global__ void __launch_bounds__(32 * VF_DEC_WARPS) vf_attn_decode_v_h64(float* part, const float* q, const bf16_t* kc,
         const bf16_t* vc, const int* kvLen, int nq, int nkv, int maxSeq, float scale) {
+    VF_PDL_PROLOGUE();
     attn_decode_split_vec<64>(part, q, kc, vc, kvLen, nq, nkv, maxSeq, scale);
 }
 
 extern "C" __global__ void __launch_bounds__(32 * VF_DEC_WARPS) vf_attn_decode_v_h128(float* part, const float* q, const bf16_t* kc,
         const bf16_t* vc, const int* kvLen, int nq, int nkv, int maxSeq, float scale) {
+    VF_PDL_PROLOGUE();
     attn_decode_split_vec<128>(part, q, kc, vc, kvLen, nq, nkv, maxSeq, scale);
 }
 
@@ -507,6 +510,7 @@ __device__ __forceinline__ void attn_prefill(bf16_t* __restrict__ out, const flo
     extern "C" __global__ void __launch_bounds__(32 * VF_DEC_WARPS) vf_attn_decode_e##E(                           \
         float* part, const float* q, const bf16_t* kc, const bf16_t* vc, const int* kvLen,                         \
         int nq, int nkv, int maxSeq, int hd, float scale) {                                                        \
+        VF_PDL_PROLOGUE();                                                                                         \
         attn_decode_split<E>(part, q, kc, vc, kvLen, nq, nkv, maxSeq, hd, scale);                                      \
     }                                                                                                              \
     extern "C" __global__ void __launch_bounds__(32 * VF_PF_WARPS) vf_attn_prefill_e##E(                           \

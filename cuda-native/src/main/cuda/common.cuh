@@ -6,6 +6,22 @@ typedef unsigned short bf16_t;
 
 #define VF_NEG_INF (__int_as_float(0xff800000))
 #define VF_POS_INF (__int_as_float(0x7f800000))
+// Programmatic dependent launch (Hopper and later; vlmflux.cuda.pdl): a kernel that the host launches with
+// programmatic stream serialization may start while the previous kernel of the stream is still running. The first
+// statement of every such kernel (io.vlmflux.cuda.gpu.KernelModule.PDL_READY, checked by KernelSourcesTest) is this:
+// wait until the previous grid has completed and its writes are visible (before touching any memory), then let the
+// next kernel be scheduled. Launched the ordinary way, both instructions return at once; below sm_90 they are absent
+// (the host enables PDL only where the module has native sm_90+ code).
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#define VF_PDL_PROLOGUE()                                             \
+    do {                                                              \
+        asm volatile("griddepcontrol.wait;" ::: "memory");            \
+        asm volatile("griddepcontrol.launch_dependents;" ::: "memory"); \
+    } while (0)
+#else
+#define VF_PDL_PROLOGUE() do { } while (0)
+#endif
+
 // Ints per row of a batched decode step's row table (rope.cu vf_rope_qkv_rows, attention.cu vf_attn_decode_rows_*).
 #define VF_ROWS_INTS 8
 

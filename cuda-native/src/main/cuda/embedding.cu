@@ -4,6 +4,7 @@
 // out[t, :] = table[ids[t], :] as fp32. grid (n), block 256. An id outside [0, vocab) writes NaN so the error shows.
 extern "C" __global__ void vf_embed_gather(float* __restrict__ out, const bf16_t* __restrict__ table,
                                            const int* __restrict__ ids, int n, int hidden, int vocab) {
+    VF_PDL_PROLOGUE();
     const int t = blockIdx.x;
     if (t >= n) return;
     const int id = ids[t];

@@ -30,6 +30,7 @@ __device__ __forceinline__ float dot8(uint4 a, uint4 b) {
 extern "C" __global__ void __launch_bounds__(32 * VF_GEMV_WARPS)
 vf_gemv_bf16(float* y, const bf16_t* __restrict__ W, const bf16_t* __restrict__ x,
              const float* __restrict__ bias, const float* residual, int M, int K) {
+    VF_PDL_PROLOGUE();
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int row0 = (blockIdx.x * VF_GEMV_WARPS + warp) * VF_GEMV_ROWS;
     if (row0 >= M) return;
@@ -85,6 +86,7 @@ vf_gemv_bf16(float* y, const bf16_t* __restrict__ W, const bf16_t* __restrict__ 
 extern "C" __global__ void __launch_bounds__(32 * VF_GEMV_WARPS)
 vf_gemv_bf16_fused(float* y, const bf16_t* __restrict__ W, const float* __restrict__ xf, const bf16_t* __restrict__ nw,
                    int mode, int upOff, float eps, const float* __restrict__ bias, const float* residual, int M, int K) {
+    VF_PDL_PROLOGUE();
     extern __shared__ uint4 vf_gemv_xs[];
     __shared__ float scratch[33];
     bf16_t* xs = reinterpret_cast<bf16_t*>(vf_gemv_xs);
@@ -197,6 +199,7 @@ extern "C" __global__ void __launch_bounds__(32 * VF_GEMV_WARPS)
 vf_gemv_bf16_splitk(float* y, const bf16_t* __restrict__ W, const void* __restrict__ xin, const bf16_t* __restrict__ nw,
                     int mode, int upOff, float eps, const float* __restrict__ bias, const float* residual, int M, int K,
                     int chunk8, float* __restrict__ ws, unsigned int* __restrict__ counters) {
+    VF_PDL_PROLOGUE();
     extern __shared__ uint4 vf_gemv_xs[];
     __shared__ float scratch[33];
     __shared__ unsigned int isLast;

@@ -5,6 +5,7 @@
 // grid (rows), block 256..1024 (multiple of 32).
 extern "C" __global__ void vf_rmsnorm(bf16_t* __restrict__ out, float* __restrict__ x, const float* __restrict__ delta,
                                       const bf16_t* __restrict__ w, int hidden, float eps) {
+    VF_PDL_PROLOGUE();
     __shared__ float scratch[33];
     const long long base = (long long)blockIdx.x * hidden;
     float* xr = x + base;

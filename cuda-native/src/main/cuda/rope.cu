@@ -36,6 +36,7 @@ vf_rope_qkv(float* __restrict__ qOut, bf16_t* __restrict__ kCache, bf16_t* __res
             const float* __restrict__ invFreq, const int* __restrict__ cacheStart,
             int n, int nq, int nkv, int hd, int maxSeq,
             const bf16_t* __restrict__ qNorm, const bf16_t* __restrict__ kNorm, float eps) {
+    VF_PDL_PROLOGUE();
     const int t = blockIdx.x;
     const int lane = threadIdx.x & 31;
     const int h = blockIdx.y * 4 + (threadIdx.x >> 5);

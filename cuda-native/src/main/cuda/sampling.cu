@@ -230,6 +230,7 @@ vf_sample(int* __restrict__ out, const float* __restrict__ logits, int n, float 
 // reduces the parts (lowest index on ties, as torch.argmax on CUDA and CpuOps.argmax).
 extern "C" __global__ void __launch_bounds__(256)
 vf_argmax_partial(float* __restrict__ pv, int* __restrict__ pi, const float* __restrict__ logits, int n) {
+    VF_PDL_PROLOGUE();
     __shared__ float sv[33];
     __shared__ int si[33];
     const int parts = gridDim.x;
@@ -245,6 +246,7 @@ vf_argmax_partial(float* __restrict__ pv, int* __restrict__ pi, const float* __r
 
 extern "C" __global__ void vf_argmax_final(int* __restrict__ out, const float* __restrict__ pv, const int* __restrict__ pi,
                                            int parts) {
+    VF_PDL_PROLOGUE();
     float best = VF_NEG_INF;
     int bi = 0x7fffffff;
     for (int i = threadIdx.x; i < parts; i += 32) {
@@ -265,6 +267,7 @@ extern "C" __global__ void vf_argmax_final(int* __restrict__ out, const float* _
 // word i >> 6), before argmax or sampling; the host uploads the allowed set of the constraint's state each step.
 extern "C" __global__ void __launch_bounds__(256)
 vf_mask_logits(float* __restrict__ logits, const unsigned long long* __restrict__ bits, int n) {
+    VF_PDL_PROLOGUE();
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n && !((bits[i >> 6] >> (i & 63)) & 1ULL)) logits[i] = VF_NEG_INF;
 }
@@ -294,6 +297,7 @@ vf_mask_logits(float* __restrict__ logits, const unsigned long long* __restrict_
 extern "C" __global__ void __launch_bounds__(256)
 vf_sample_max(float* __restrict__ pmax, unsigned int* __restrict__ hcnt, float* __restrict__ hmass,
               unsigned int* __restrict__ misc, const float* __restrict__ logits, int n) {
+    VF_PDL_PROLOGUE();
     __shared__ float sv[33];
     const int parts = gridDim.x, chunk = (n + parts - 1) / parts;
     const int beg = min(n, blockIdx.x * chunk), end = min(n, beg + chunk);
@@ -316,6 +320,7 @@ extern "C" __global__ void __launch_bounds__(256)
 vf_sample_hist(unsigned int* __restrict__ hcnt, float* __restrict__ hmass, unsigned int* __restrict__ misc,
                float* __restrict__ pmass, const float* __restrict__ pmax, const float* __restrict__ logits, int n,
                float invT, float minP) {
+    VF_PDL_PROLOGUE();
     __shared__ float sv[33];
     __shared__ unsigned int scnt[VF_SBINS];
     __shared__ float smass[VF_SBINS];
@@ -414,6 +419,7 @@ vf_sample_compact(int* __restrict__ seg, int* __restrict__ cnt, const unsigned i
                   const float* __restrict__ hmass, const unsigned int* __restrict__ misc,
                   const float* __restrict__ pmass, const float* __restrict__ logits, int n, int topK, float topP,
                   float minP) {
+    VF_PDL_PROLOGUE();
     __shared__ int wtot[8];
     const int parts = gridDim.x, chunk = (n + parts - 1) / parts;
     const int beg = min(n, blockIdx.x * chunk), end = min(n, beg + chunk);
@@ -442,6 +448,7 @@ vf_sample_final(int* __restrict__ out, unsigned long long* counter, int* __restr
                 const int* __restrict__ seg, const int* __restrict__ cnt, const float* __restrict__ pmax,
                 const float* __restrict__ pmass, int parts, const float* __restrict__ logits, int n, float invT,
                 int topK, float topP, float minP, unsigned long long seed, unsigned int* __restrict__ misc) {
+    VF_PDL_PROLOGUE();
     __shared__ float sv[33];
     __shared__ unsigned long long hist[256];
     __shared__ unsigned long long warpSums[32];

@@ -42,6 +42,8 @@ import java.util.function.Function;
  *                             double-buffered key tiles and ldmatrix.trans V (off until measured)
  * @param decodeVecAttention   {@code vlmflux.cuda.decodeVecAttention}: decode attention (one sequence and batched rows) at
  *                             head dim 64/128 reads K/V with 16-byte loads, HD/8 lanes per key (off until measured)
+ * @param pdl                  {@code vlmflux.cuda.pdl}: decode-step kernels start with programmatic dependent launch on
+ *                             sm_90+ (scheduled while the previous kernel finishes; off until measured)
  * @param visionGraphs         not {@code vlmflux.vision.noGraphs}: the GPU vision encoder replays CUDA graphs
  * @param visionFp32MaxBytes   {@code vlmflux.vision.fp32MaxBytes}: CPU vision towers up to this size keep fp32 weights, >= 0
  * @param batchDecode          {@code vlmflux.batchDecode}: concurrent captions decode in one batched step
@@ -50,7 +52,8 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
                      boolean graphs, boolean batchGraphs, int prefillChunk, boolean fusedNorm, boolean fusedSilu,
                      boolean skinnyGemm, boolean gemvSplitK, int gemvSplitBlocksPerSm, boolean prefillMma,
                      boolean prefillSplitKv, boolean evictKernel, boolean prefillBf16GateUp,
-                     boolean prefillPipelined, boolean decodeVecAttention, boolean visionGraphs, long visionFp32MaxBytes, boolean batchDecode) {
+                     boolean prefillPipelined, boolean decodeVecAttention, boolean pdl,
+                     boolean visionGraphs, long visionFp32MaxBytes, boolean batchDecode) {
 
     public static final String CPU_THREADS = "vlmflux.cpu.threads";
     public static final String CPU_SPIN_MICROS = "vlmflux.cpu.spinMicros";
@@ -72,6 +75,7 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
     public static final String PREFILL_BF16_GATE_UP = "vlmflux.cuda.prefillBf16GateUp";
     public static final String PREFILL_PIPELINED = "vlmflux.cuda.prefillPipelined";
     public static final String DECODE_VEC_ATTENTION = "vlmflux.cuda.decodeVecAttention";
+    public static final String PDL = "vlmflux.cuda.pdl";
     public static final String VISION_NO_GRAPHS = "vlmflux.vision.noGraphs";
     public static final String VISION_FP32_MAX_BYTES = "vlmflux.vision.fp32MaxBytes";
     public static final String BATCH_DECODE = "vlmflux.batchDecode";
@@ -87,7 +91,7 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
     /** Every knob at its default (process-wide ones too: not what this process was started with; see {@link #process()}). */
     public static Tuning defaults() {
         return new Tuning(Runtime.getRuntime().availableProcessors(), 100, true, false, false, null,
-                true, true, 2048, true, false, true, true, 4, true, false, false, false, false, false, true, 1L << 30, true);
+                true, true, 2048, true, false, true, true, 4, true, false, false, false, false, false, false, true, 1L << 30, true);
     }
 
     /** Every knob from the system properties now (absent ones at their defaults). */
@@ -114,7 +118,8 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
                 flag(lookup, EVICT_KERNEL, d.evictKernel),
                 flag(lookup, PREFILL_BF16_GATE_UP, d.prefillBf16GateUp),
                 flag(lookup, PREFILL_PIPELINED, d.prefillPipelined),
-                flag(lookup, DECODE_VEC_ATTENTION, d.decodeVecAttention), !flag(lookup, VISION_NO_GRAPHS, !d.visionGraphs),
+                flag(lookup, DECODE_VEC_ATTENTION, d.decodeVecAttention),
+                flag(lookup, PDL, d.pdl), !flag(lookup, VISION_NO_GRAPHS, !d.visionGraphs),
                 longer(lookup, VISION_FP32_MAX_BYTES, d.visionFp32MaxBytes), flag(lookup, BATCH_DECODE, d.batchDecode));
     }
 
@@ -140,51 +145,58 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
 
     private Tuning withProcessWide(int threads, long spin, boolean simd, boolean disable, boolean nvrtc, Path root) {
         return new Tuning(threads, spin, simd, disable, nvrtc, root, graphs, batchGraphs, prefillChunk, fusedNorm, fusedSilu,
-                skinnyGemm, gemvSplitK, gemvSplitBlocksPerSm, prefillMma, prefillSplitKv, evictKernel, prefillBf16GateUp, prefillPipelined, decodeVecAttention, visionGraphs, visionFp32MaxBytes, batchDecode);
+                skinnyGemm, gemvSplitK, gemvSplitBlocksPerSm, prefillMma, prefillSplitKv, evictKernel, prefillBf16GateUp, prefillPipelined, decodeVecAttention, pdl, visionGraphs, visionFp32MaxBytes, batchDecode);
     }
 
     /** This tuning with single-sequence decode graphs on or off (batched-decode graphs follow: they need graphs too). */
     public Tuning withGraphs(boolean on) {
         return new Tuning(cpuThreads, cpuSpinMicros, cpuSimd, cudaDisable, cudaNvrtc, root, on, batchGraphs, prefillChunk, fusedNorm,
-                fusedSilu, skinnyGemm, gemvSplitK, gemvSplitBlocksPerSm, prefillMma, prefillSplitKv, evictKernel, prefillBf16GateUp, prefillPipelined, decodeVecAttention, visionGraphs, visionFp32MaxBytes, batchDecode);
+                fusedSilu, skinnyGemm, gemvSplitK, gemvSplitBlocksPerSm, prefillMma, prefillSplitKv, evictKernel, prefillBf16GateUp, prefillPipelined, decodeVecAttention, pdl, visionGraphs, visionFp32MaxBytes, batchDecode);
     }
 
     /** This tuning with batched-decode graphs on or off. */
     public Tuning withBatchGraphs(boolean on) {
         return new Tuning(cpuThreads, cpuSpinMicros, cpuSimd, cudaDisable, cudaNvrtc, root, graphs, on, prefillChunk, fusedNorm,
-                fusedSilu, skinnyGemm, gemvSplitK, gemvSplitBlocksPerSm, prefillMma, prefillSplitKv, evictKernel, prefillBf16GateUp, prefillPipelined, decodeVecAttention, visionGraphs, visionFp32MaxBytes, batchDecode);
+                fusedSilu, skinnyGemm, gemvSplitK, gemvSplitBlocksPerSm, prefillMma, prefillSplitKv, evictKernel, prefillBf16GateUp, prefillPipelined, decodeVecAttention, pdl, visionGraphs, visionFp32MaxBytes, batchDecode);
     }
 
     /** This tuning with the skinny batched GEMM on or off (off: cuBLAS for every batched product). */
     public Tuning withSkinnyGemm(boolean on) {
         return new Tuning(cpuThreads, cpuSpinMicros, cpuSimd, cudaDisable, cudaNvrtc, root, graphs, batchGraphs, prefillChunk, fusedNorm,
-                fusedSilu, on, gemvSplitK, gemvSplitBlocksPerSm, prefillMma, prefillSplitKv, evictKernel, prefillBf16GateUp, prefillPipelined, decodeVecAttention, visionGraphs, visionFp32MaxBytes, batchDecode);
+                fusedSilu, on, gemvSplitK, gemvSplitBlocksPerSm, prefillMma, prefillSplitKv, evictKernel, prefillBf16GateUp, prefillPipelined, decodeVecAttention, pdl, visionGraphs, visionFp32MaxBytes, batchDecode);
     }
 
     /** This tuning with prefill passes of at most {@code tokens} tokens. */
     public Tuning withPrefillChunk(int tokens) {
         return new Tuning(cpuThreads, cpuSpinMicros, cpuSimd, cudaDisable, cudaNvrtc, root, graphs, batchGraphs, tokens, fusedNorm,
-                fusedSilu, skinnyGemm, gemvSplitK, gemvSplitBlocksPerSm, prefillMma, prefillSplitKv, evictKernel, prefillBf16GateUp, prefillPipelined, decodeVecAttention, visionGraphs, visionFp32MaxBytes, batchDecode);
+                fusedSilu, skinnyGemm, gemvSplitK, gemvSplitBlocksPerSm, prefillMma, prefillSplitKv, evictKernel, prefillBf16GateUp, prefillPipelined, decodeVecAttention, pdl, visionGraphs, visionFp32MaxBytes, batchDecode);
     }
 
     /** This tuning with the pipelined tensor-core prefill attention on or off. */
     public Tuning withPrefillPipelined(boolean on) {
         return new Tuning(cpuThreads, cpuSpinMicros, cpuSimd, cudaDisable, cudaNvrtc, root, graphs, batchGraphs, prefillChunk, fusedNorm,
                 fusedSilu, skinnyGemm, gemvSplitK, gemvSplitBlocksPerSm, prefillMma, prefillSplitKv, evictKernel, prefillBf16GateUp, on,
-                decodeVecAttention, visionGraphs, visionFp32MaxBytes, batchDecode);
+                decodeVecAttention, pdl, visionGraphs, visionFp32MaxBytes, batchDecode);
     }
 
     /** This tuning with the 16-byte-load decode attention on or off. */
     public Tuning withDecodeVecAttention(boolean on) {
         return new Tuning(cpuThreads, cpuSpinMicros, cpuSimd, cudaDisable, cudaNvrtc, root, graphs, batchGraphs, prefillChunk, fusedNorm,
                 fusedSilu, skinnyGemm, gemvSplitK, gemvSplitBlocksPerSm, prefillMma, prefillSplitKv, evictKernel, prefillBf16GateUp,
-                prefillPipelined, on, visionGraphs, visionFp32MaxBytes, batchDecode);
+                prefillPipelined, on, pdl, visionGraphs, visionFp32MaxBytes, batchDecode);
+    }
+
+    /** This tuning with programmatic dependent launch of the decode-step kernels on or off. */
+    public Tuning withPdl(boolean on) {
+        return new Tuning(cpuThreads, cpuSpinMicros, cpuSimd, cudaDisable, cudaNvrtc, root, graphs, batchGraphs, prefillChunk, fusedNorm,
+                fusedSilu, skinnyGemm, gemvSplitK, gemvSplitBlocksPerSm, prefillMma, prefillSplitKv, evictKernel, prefillBf16GateUp,
+                prefillPipelined, decodeVecAttention, on, visionGraphs, visionFp32MaxBytes, batchDecode);
     }
 
     /** This tuning with batched decode of concurrent captions on or off. */
     public Tuning withBatchDecode(boolean on) {
         return new Tuning(cpuThreads, cpuSpinMicros, cpuSimd, cudaDisable, cudaNvrtc, root, graphs, batchGraphs, prefillChunk, fusedNorm,
-                fusedSilu, skinnyGemm, gemvSplitK, gemvSplitBlocksPerSm, prefillMma, prefillSplitKv, evictKernel, prefillBf16GateUp, prefillPipelined, decodeVecAttention, visionGraphs, visionFp32MaxBytes, on);
+                fusedSilu, skinnyGemm, gemvSplitK, gemvSplitBlocksPerSm, prefillMma, prefillSplitKv, evictKernel, prefillBf16GateUp, prefillPipelined, decodeVecAttention, pdl, visionGraphs, visionFp32MaxBytes, on);
     }
 
     // ---- parsing: one place for every property

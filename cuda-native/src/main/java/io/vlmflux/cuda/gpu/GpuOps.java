@@ -38,6 +38,7 @@ public final class GpuOps implements AutoCloseable {
         mmaPrefill = tuning.prefillMma();
         pipelinedPrefill = tuning.prefillPipelined();
         vecDecode = tuning.decodeVecAttention();
+        pdl = tuning.pdl() && module.pdlCapable();
         long wsBytes = 4L * GEMV_MAX_SPLITS * GEMV_ROWS * splitTarget, ctrBytes = 4L * splitTarget;
         splitArena = stream.device().newArena("gemv split-K workspace", wsBytes + ctrBytes + 512);
         splitWs = splitArena.alloc("gemv split-K partials fp32 [splits, m]", wsBytes);
@@ -85,7 +86,7 @@ public final class GpuOps implements AutoCloseable {
         table.require(2L * vocab * hidden, "embedGather", "table bf16 [vocab, hidden]");
         ids.require(4L * n, "embedGather", "ids int32 [n]");
         if (hidden % 8 == 0 && table.address() % 16 != 0) throw new IllegalArgumentException("embedGather: table not 16-byte aligned");
-        k.launch("vf_embed_gather", n, 1, 1, 256, 0, stream, a.reset().ptr(out).ptr(table).ptr(ids).i32(n).i32(hidden).i32(vocab));
+        launch("vf_embed_gather", n, 1, 1, 256, 0, stream, a.reset().ptr(out).ptr(table).ptr(ids).i32(n).i32(hidden).i32(vocab));
     }
 
     /** dst fp32 rows [row0, row0 + rows) = src rows (fp32, or bf16 when {@code srcBf16}). */
@@ -95,7 +96,7 @@ public final class GpuOps implements AutoCloseable {
             throw new IllegalArgumentException("spliceRows: rows [" + row0 + ", " + (row0 + rows) + ") outside " + dstRows + " rows");
         dst.require(4L * dstRows * hidden, "spliceRows", "dst fp32 [rows, hidden]");
         src.require((srcBf16 ? 2L : 4L) * rows * hidden, "spliceRows", "src [rows, hidden]");
-        k.launch(srcBf16 ? "vf_splice_rows_bf16" : "vf_splice_rows_f32", rows, 1, 1, 256, 0, stream,
+        launch(srcBf16 ? "vf_splice_rows_bf16" : "vf_splice_rows_f32", rows, 1, 1, 256, 0, stream,
                 a.reset().ptr(dst).ptr(src).i32(row0).i32(rows).i32(hidden));
     }
 
@@ -106,7 +107,7 @@ public final class GpuOps implements AutoCloseable {
             throw new IllegalArgumentException("addRows: rows [" + row0 + ", " + (row0 + rows) + ") outside " + dstRows + " rows");
         dst.require(4L * dstRows * hidden, "addRows", "dst fp32 [rows, hidden]");
         src.require(4L * rows * hidden, "addRows", "src fp32 [rows, hidden]");
-        k.launch("vf_add_rows_f32", rows, 1, 1, 256, 0, stream, a.reset().ptr(dst).ptr(src).i32(row0).i32(rows).i32(hidden));
+        launch("vf_add_rows_f32", rows, 1, 1, 256, 0, stream, a.reset().ptr(dst).ptr(src).i32(row0).i32(rows).i32(hidden));
     }
 
     // ---- norms / elementwise ----
@@ -118,7 +119,7 @@ public final class GpuOps implements AutoCloseable {
         x.require(4L * rows * hidden, "rmsNorm", "x fp32 [rows, hidden]");
         if (delta != null) delta.require(4L * rows * hidden, "rmsNorm", "delta fp32 [rows, hidden]");
         w.require(2L * hidden, "rmsNorm", "weight bf16 [hidden]");
-        k.launch("vf_rmsnorm", rows, 1, 1, hidden >= 2048 ? 1024 : 256, 0, stream,
+        launch("vf_rmsnorm", rows, 1, 1, hidden >= 2048 ? 1024 : 256, 0, stream,
                 a.reset().ptr(out).ptr(x).ptr(delta).ptr(w).i32(hidden).f32(eps));
     }
 
@@ -128,7 +129,7 @@ public final class GpuOps implements AutoCloseable {
         out.require(4L * rows * hidden, "rmsNormF32", "out fp32 [rows, hidden]");
         x.require(4L * rows * hidden, "rmsNormF32", "x fp32 [rows, hidden]");
         w.require(2L * hidden, "rmsNormF32", "weight bf16 [hidden]");
-        k.launch("vf_rmsnorm_f32", rows, 1, 1, hidden >= 2048 ? 1024 : 256, 0, stream,
+        launch("vf_rmsnorm_f32", rows, 1, 1, hidden >= 2048 ? 1024 : 256, 0, stream,
                 a.reset().ptr(out).ptr(x).ptr(w).i32(hidden).f32(eps));
     }
 
@@ -149,7 +150,7 @@ public final class GpuOps implements AutoCloseable {
         out.require(2L * rows * inter, op, "out bf16 [rows, inter]");
         gate.require((long) inBytes * ((long) (rows - 1) * gateStride + inter), op, "gate " + type);
         up.require((long) inBytes * ((long) (rows - 1) * upStride + inter), op, "up " + type);
-        k.launch(kernel, (inter + 255) / 256, rows, 1, 256, 0, stream,
+        launch(kernel, (inter + 255) / 256, rows, 1, 256, 0, stream,
                 a.reset().ptr(out).ptr(gate).ptr(up).i32(inter).i32(gateStride).i32(upStride));
     }
 
@@ -157,19 +158,19 @@ public final class GpuOps implements AutoCloseable {
     public void add(DeviceBuffer x, DeviceBuffer y, long n) {
         x.require(4L * n, "add", "x fp32 [n]");
         y.require(4L * n, "add", "y fp32 [n]");
-        k.launch("vf_add_f32", gridFor(n), 1, 1, 256, 0, stream, a.reset().ptr(x).ptr(y).i64(n));
+        launch("vf_add_f32", gridFor(n), 1, 1, 256, 0, stream, a.reset().ptr(x).ptr(y).i64(n));
     }
 
     public void toBf16(DeviceBuffer out, DeviceBuffer in, long n) {
         out.require(2L * n, "toBf16", "out bf16 [n]");
         in.require(4L * n, "toBf16", "in fp32 [n]");
-        k.launch("vf_f32_to_bf16", gridFor(n), 1, 1, 256, 0, stream, a.reset().ptr(out).ptr(in).i64(n));
+        launch("vf_f32_to_bf16", gridFor(n), 1, 1, 256, 0, stream, a.reset().ptr(out).ptr(in).i64(n));
     }
 
     public void toF32(DeviceBuffer out, DeviceBuffer in, long n) {
         out.require(4L * n, "toF32", "out fp32 [n]");
         in.require(2L * n, "toF32", "in bf16 [n]");
-        k.launch("vf_bf16_to_f32", gridFor(n), 1, 1, 256, 0, stream, a.reset().ptr(out).ptr(in).i64(n));
+        launch("vf_bf16_to_f32", gridFor(n), 1, 1, 256, 0, stream, a.reset().ptr(out).ptr(in).i64(n));
     }
 
     private int gridFor(long n) {
@@ -202,7 +203,7 @@ public final class GpuOps implements AutoCloseable {
             launchSplitK(y, w, x, null, 0, 0, 0f, bias, residual, m, k8, chunk8, 0);
             return;
         }
-        k.launch("vf_gemv_bf16", (m + GEMV_ROWS - 1) / GEMV_ROWS, 1, 1, 256, 0, stream,
+        launch("vf_gemv_bf16", (m + GEMV_ROWS - 1) / GEMV_ROWS, 1, 1, 256, 0, stream,
                 a.reset().ptr(y).ptr(w).ptr(x).ptr(bias).ptr(residual).i32(m).i32(k8));
     }
 
@@ -247,7 +248,7 @@ public final class GpuOps implements AutoCloseable {
     private void launchSplitK(DeviceBuffer y, DeviceBuffer w, DeviceBuffer x, DeviceBuffer normW, int mode, int upOff, float eps,
                               DeviceBuffer bias, DeviceBuffer residual, int m, int kd, int chunk8, int shared) {
         int tiles = (m + GEMV_ROWS - 1) / GEMV_ROWS, splits = (kd / 8 + chunk8 - 1) / chunk8;
-        k.launch("vf_gemv_bf16_splitk", tiles, splits, 1, 256, shared, stream,
+        launch("vf_gemv_bf16_splitk", tiles, splits, 1, 256, shared, stream,
                 a.reset().ptr(y).ptr(w).ptr(x).ptr(normW).i32(mode).i32(upOff).f32(eps).ptr(bias).ptr(residual)
                         .i32(m).i32(kd).i32(chunk8).ptr(splitWs).ptr(splitCounters));
     }
@@ -309,7 +310,7 @@ public final class GpuOps implements AutoCloseable {
         }
         int tiles = (m + GEMV_ROWS - 1) / GEMV_ROWS;
         int grid = Math.min(tiles, 8 * stream.device().multiProcessorCount());
-        k.launch("vf_gemv_bf16_fused", grid, 1, 1, 256, 2 * kd, stream,
+        launch("vf_gemv_bf16_fused", grid, 1, 1, 256, 2 * kd, stream,
                 a.reset().ptr(y).ptr(w).ptr(xf).ptr(normW).i32(mode).i32(upOff).f32(eps).ptr(bias).ptr(residual).i32(m).i32(kd));
     }
 
@@ -348,7 +349,7 @@ public final class GpuOps implements AutoCloseable {
         cacheStart.require(4, "ropeQkv", "cacheStart int32");
         if (qNorm != null) qNorm.require(2L * hd, "ropeQkv", "q norm bf16 [hd]");
         if (kNorm != null) kNorm.require(2L * hd, "ropeQkv", "k norm bf16 [hd]");
-        k.launch("vf_rope_qkv", n, (s.nq() + s.nkv() + 3) / 4, 1, 128, 0, stream,
+        launch("vf_rope_qkv", n, (s.nq() + s.nkv() + 3) / 4, 1, 128, 0, stream,
                 a.reset().ptr(qOut).ptr(kCache).ptr(vCache).ptr(q).ptr(kk).ptr(v).i32(qStride).i32(kStride).i32(vStride)
                         .ptr(pos).i32(posStride).i32(sec1).i32(sec2).ptr(invFreq).ptr(cacheStart)
                         .i32(n).i32(s.nq()).i32(s.nkv()).i32(hd).i32(s.maxSeq()).ptr(qNorm).ptr(kNorm).f32(eps));
@@ -386,6 +387,15 @@ public final class GpuOps implements AutoCloseable {
 
     /** Head dims 64 and 128 use the tensor-core prefill kernel unless {@link Tuning#prefillMma()} is off. */
     private final boolean mmaPrefill, pipelinedPrefill, vecDecode;
+    private final boolean pdl;   // Tuning.pdl on a module with the PDL prologue: PDL-ready kernels launch with it
+
+    /** Every launch of these ops: {@link KernelModule#PDL_READY} kernels with programmatic dependent launch when on. */
+    private void launch(String name, int gx, int gy, int gz, int block, int sharedBytes, GpuStream st, LaunchArgs args) {
+        k.launch(name, gx, gy, gz, block, sharedBytes, st, args, pdl);
+    }
+
+    /** Whether PDL-ready kernels launch with programmatic dependent launch ({@link io.vlmflux.cuda.Tuning#pdl()}). */
+    public boolean pdl() { return pdl; }
 
     /** Splits a decode attention would use for a cache of {@code maxSeq}: enough blocks to fill the GPU. */
     public int decodeSplits(AttnShape s) {
@@ -420,14 +430,14 @@ public final class GpuOps implements AutoCloseable {
         workspace.require(decodeWorkspaceBytes(s, splits), "attentionDecode", "partials fp32 [nq, splits, hd+2]");
         int groups = (s.nq() / s.nkv() + 7) / 8;
         if (vecDecode && (s.headDim() == 64 || s.headDim() == 128))   // 16-byte loads, HD/8 lanes per key
-            k.launch("vf_attn_decode_v_h" + s.headDim(), s.nkv(), splits, groups, 128, 0, stream,
+            launch("vf_attn_decode_v_h" + s.headDim(), s.nkv(), splits, groups, 128, 0, stream,
                     a.reset().ptr(workspace).ptr(q).ptr(kCache).ptr(vCache).ptr(kvLen)
                             .i32(s.nq()).i32(s.nkv()).i32(s.maxSeq()).f32(scale));
         else
-            k.launch("vf_attn_decode_e" + e, s.nkv(), splits, groups, 128, 0, stream,
+            launch("vf_attn_decode_e" + e, s.nkv(), splits, groups, 128, 0, stream,
                     a.reset().ptr(workspace).ptr(q).ptr(kCache).ptr(vCache).ptr(kvLen)
                             .i32(s.nq()).i32(s.nkv()).i32(s.maxSeq()).i32(s.headDim()).f32(scale));
-        k.launch("vf_attn_decode_combine", s.nq(), 1, 1, 128, 0, stream,
+        launch("vf_attn_decode_combine", s.nq(), 1, 1, 128, 0, stream,
                 a.reset().ptr(out).ptr(workspace).ptr(kvLen).i32(splits).i32(s.headDim()));
     }
 
@@ -447,7 +457,7 @@ public final class GpuOps implements AutoCloseable {
         if (headStride < ((long) from + count + tail) * rowBytes || (nbuf > 1 && bufStride < heads * headStride))
             throw new IllegalArgumentException("kvShift: heads " + headStride + " bytes apart or buffers " + bufStride + " bytes apart overlap "
                     + (from + count + tail) + " positions of " + rowBytes + " bytes x " + heads + " heads");
-        k.launch("vf_kv_shift", nbuf * heads, 1, 1, 256, 0, stream,
+        launch("vf_kv_shift", nbuf * heads, 1, 1, 256, 0, stream,
                 a.reset().ptr(region).i64(bufStride).i32(heads).i64(headStride).i32(rowBytes).i32(from).i32(count).i32(tail));
     }
 
@@ -512,15 +522,15 @@ public final class GpuOps implements AutoCloseable {
                 if (workspace == null) throw new IllegalArgumentException("attentionPrefill: " + splits + " splits need a workspace");
                 workspace.require(prefillWorkspaceBytes(s, n, splits), "attentionPrefill", "partials fp32 [n, nq, splits, hd+2]");
             }
-            k.launch((pipelinedPrefill ? "vf_attn_prefill_fa2_h" : "vf_attn_prefill_mma_h") + hd, (n + 63) / 64, s.nq(), splits, 128, 0, stream,
+            launch((pipelinedPrefill ? "vf_attn_prefill_fa2_h" : "vf_attn_prefill_mma_h") + hd, (n + 63) / 64, s.nq(), splits, 128, 0, stream,
                     a.reset().ptr(out).ptr(q).ptr(kCache).ptr(vCache).ptr(start)
                             .i32(n).i32(s.nq()).i32(s.nkv()).i32(s.maxSeq()).f32(scale).ptr(splits > 1 ? workspace : null));
             if (splits > 1)
-                k.launch("vf_attn_prefill_combine", n * s.nq(), 1, 1, 128, 0, stream, a.reset().ptr(out).ptr(workspace).i32(splits).i32(hd));
+                launch("vf_attn_prefill_combine", n * s.nq(), 1, 1, 128, 0, stream, a.reset().ptr(out).ptr(workspace).i32(splits).i32(hd));
             return;
         }
         int qb = 4 * (e >= 8 ? 3 : 4);  // queries per block, as attention.cu
-        k.launch("vf_attn_prefill_e" + e, (n + qb - 1) / qb, s.nq(), 1, 128, 0, stream,
+        launch("vf_attn_prefill_e" + e, (n + qb - 1) / qb, s.nq(), 1, 128, 0, stream,
                 a.reset().ptr(out).ptr(q).ptr(kCache).ptr(vCache).ptr(start)
                         .i32(n).i32(s.nq()).i32(s.nkv()).i32(s.maxSeq()).i32(s.headDim()).f32(scale));
     }
@@ -532,7 +542,7 @@ public final class GpuOps implements AutoCloseable {
         positive("argmax", n);
         outId.require(4, "argmax", "out int32");
         logits.require(4L * n, "argmax", "logits fp32 [n]");
-        k.launch("vf_argmax", 1, 1, 1, 1024, 0, stream, a.reset().ptr(outId).ptr(logits).i32(n));
+        launch("vf_argmax", 1, 1, 1, 1024, 0, stream, a.reset().ptr(outId).ptr(logits).i32(n));
     }
 
     /**
@@ -543,7 +553,7 @@ public final class GpuOps implements AutoCloseable {
         positive("maskLogits", n);
         logits.require(4L * n, "maskLogits", "logits fp32 [n]");
         bits.require(8L * ((n + 63) / 64), "maskLogits", "allowed bits uint64 [(n + 63) / 64]");
-        k.launch("vf_mask_logits", (n + 255) / 256, 1, 1, 256, 0, stream, a.reset().ptr(logits).ptr(bits).i32(n));
+        launch("vf_mask_logits", (n + 255) / 256, 1, 1, 256, 0, stream, a.reset().ptr(logits).ptr(bits).i32(n));
     }
 
     /** Parts of the two-stage {@link #argmax(DeviceBuffer, DeviceBuffer, int, DeviceBuffer)}. */
@@ -564,8 +574,8 @@ public final class GpuOps implements AutoCloseable {
         int parts = Math.max(1, Math.min(ARGMAX_PARTS, (n + 1023) / 1024));
         DeviceBuffer pv = workspace.slice(0, 4L * ARGMAX_PARTS, workspace.name() + ".values");
         DeviceBuffer pi = workspace.slice(4L * ARGMAX_PARTS, 4L * ARGMAX_PARTS, workspace.name() + ".indices");
-        k.launch("vf_argmax_partial", parts, 1, 1, 256, 0, stream, a.reset().ptr(pv).ptr(pi).ptr(logits).i32(n));
-        k.launch("vf_argmax_final", 1, 1, 1, 32, 0, stream, a.reset().ptr(outId).ptr(pv).ptr(pi).i32(parts));
+        launch("vf_argmax_partial", parts, 1, 1, 256, 0, stream, a.reset().ptr(pv).ptr(pi).ptr(logits).i32(n));
+        launch("vf_argmax_final", 1, 1, 1, 32, 0, stream, a.reset().ptr(outId).ptr(pv).ptr(pi).i32(parts));
     }
 
     /** y fp32 [rows, m] += bias fp32 [m] (per row). */
@@ -573,7 +583,7 @@ public final class GpuOps implements AutoCloseable {
         positive("addBiasRows", rows, m);
         y.require(4L * rows * m, "addBiasRows", "y fp32 [rows, m]");
         bias.require(4L * m, "addBiasRows", "bias fp32 [m]");
-        k.launch("vf_add_bias_rows", gridFor((long) rows * m), 1, 1, 256, 0, stream, a.reset().ptr(y).ptr(bias).i32(rows).i32(m));
+        launch("vf_add_bias_rows", gridFor((long) rows * m), 1, 1, 256, 0, stream, a.reset().ptr(y).ptr(bias).i32(rows).i32(m));
     }
 
     /**
@@ -588,7 +598,7 @@ public final class GpuOps implements AutoCloseable {
         outId.require(4, "sample", "out int32");
         logits.require(4L * n, "sample", "logits fp32 [n]");
         counter.require(8, "sample", "counter uint64");
-        k.launch("vf_sample", 1, 1, 1, 1024, 0, stream,
+        launch("vf_sample", 1, 1, 1, 1024, 0, stream,
                 a.reset().ptr(outId).ptr(logits).i32(n).f32(temperature).i32(topK).f32(topP).i64(seed).ptr(counter));
     }
 
@@ -637,12 +647,12 @@ public final class GpuOps implements AutoCloseable {
                 seg = workspace.slice(SW_SEG, 4L * n, w + ".seg"), cidx = workspace.slice(SW_SEG + 4L * n, 4L * n, w + ".cidx"),
                 cval = workspace.slice(SW_SEG + 8L * n, 4L * n, w + ".cval");
         float invT = 1f / temperature;
-        k.launch("vf_sample_max", parts, 1, 1, 256, 0, stream, a.reset().ptr(pmax).ptr(hcnt).ptr(hmass).ptr(misc).ptr(logits).i32(n));
-        k.launch("vf_sample_hist", parts, 1, 1, 256, 0, stream,
+        launch("vf_sample_max", parts, 1, 1, 256, 0, stream, a.reset().ptr(pmax).ptr(hcnt).ptr(hmass).ptr(misc).ptr(logits).i32(n));
+        launch("vf_sample_hist", parts, 1, 1, 256, 0, stream,
                 a.reset().ptr(hcnt).ptr(hmass).ptr(misc).ptr(pmass).ptr(pmax).ptr(logits).i32(n).f32(invT).f32(minP));
-        k.launch("vf_sample_compact", parts, 1, 1, 256, 0, stream,
+        launch("vf_sample_compact", parts, 1, 1, 256, 0, stream,
                 a.reset().ptr(seg).ptr(cnt).ptr(hcnt).ptr(hmass).ptr(misc).ptr(pmass).ptr(logits).i32(n).i32(topK).f32(topP).f32(minP));
-        k.launch("vf_sample_final", 1, 1, 1, 1024, 0, stream,
+        launch("vf_sample_final", 1, 1, 1, 1024, 0, stream,
                 a.reset().ptr(outId).ptr(counter).ptr(cidx).ptr(cval).ptr(seg).ptr(cnt).ptr(pmax).ptr(pmass).i32(parts)
                         .ptr(logits).i32(n).f32(invT).i32(topK).f32(topP).f32(minP).i64(seed).ptr(misc));
     }

@@ -3,6 +3,8 @@ package io.vlmflux.cuda.gpu;
 import java.util.List;
 import java.util.concurrent.ConcurrentHashMap;
 import org.bytedeco.cuda.cudart.CUfunc_st;
+import org.bytedeco.cuda.cudart.CUlaunchAttribute;
+import org.bytedeco.cuda.cudart.CUlaunchConfig;
 import org.bytedeco.cuda.cudart.CUmod_st;
 import org.bytedeco.cuda.global.cudart;
 import org.bytedeco.cuda.global.nvrtc;
@@ -20,12 +22,37 @@ public final class KernelModule {
     private static final System.Logger LOG = System.getLogger("vlmflux.cuda");
     private final CUmod_st module;
     private final String origin;
+    private final boolean pdlCapable;
     private final ConcurrentHashMap<String, CUfunc_st> functions = new ConcurrentHashMap<>();
 
-    private KernelModule(CUmod_st module, String origin) {
+    /**
+     * The kernels whose first statement is {@code VF_PDL_PROLOGUE()} (common.cuh; KernelSourcesTest checks every name):
+     * the only ones {@link #launch(String, int, int, int, int, int, GpuStream, LaunchArgs, boolean)} may start with
+     * programmatic stream serialization. Names ending in '*' are prefixes.
+     */
+    public static final java.util.Set<String> PDL_READY = java.util.Set.of("vf_embed_gather", "vf_gemv_bf16", "vf_gemv_bf16_fused",
+            "vf_gemv_bf16_splitk", "vf_rope_qkv", "vf_attn_decode_e*", "vf_attn_decode_v_h64", "vf_attn_decode_v_h128",
+            "vf_attn_decode_combine", "vf_rmsnorm", "vf_silu_mul", "vf_add_f32", "vf_argmax_partial", "vf_argmax_final",
+            "vf_mask_logits", "vf_sample_max", "vf_sample_hist", "vf_sample_compact", "vf_sample_final");
+
+    /** Whether kernel {@code name} is in {@link #PDL_READY}. */
+    public static boolean pdlReady(String name) {
+        if (PDL_READY.contains(name)) return true;
+        for (String p : PDL_READY) if (p.endsWith("*") && name.startsWith(p.substring(0, p.length() - 1))) return true;
+        return false;
+    }
+
+    private KernelModule(CUmod_st module, String origin, boolean pdlCapable) {
         this.module = module;
         this.origin = origin;
+        this.pdlCapable = pdlCapable;
     }
+
+    /**
+     * Whether this module's code has the PDL prologue for this device: native code for sm_90 or later (the fatbin's
+     * sm_90 / sm_110 images, or NVRTC for the exact arch). PTX JIT-compiled from an older target would lack it.
+     */
+    public boolean pdlCapable() { return pdlCapable; }
 
     static KernelModule load(GpuDevice device) { return load(device, io.vlmflux.cuda.Tuning.process().cudaNvrtc()); }
 
@@ -42,7 +69,9 @@ public final class KernelModule {
             if (rc == 0) {
                 byte[] a = KernelSources.readBytes(KernelSources.FATBIN + ".archs");
                 String archs = a == null ? "?" : new String(a).trim();
-                KernelModule k = new KernelModule(m, "fatbin [" + archs + "] on sm_" + device.computeCapability());
+                int cc = device.computeCapability();
+                boolean native90 = cc >= 90 && java.util.Arrays.asList(archs.split("\\s+")).contains("sm_" + cc);
+                KernelModule k = new KernelModule(m, "fatbin [" + archs + "] on sm_" + cc, native90);
                 LOG.log(System.Logger.Level.INFO, "kernels: {0}", k.origin);
                 return k;
             }
@@ -57,7 +86,7 @@ public final class KernelModule {
         try (BytePointer img = new BytePointer(cubin)) {
             Cuda.checkDriver(cudart.cuModuleLoadData(m, img), "cuModuleLoadData(NVRTC cubin)");
         }
-        return new KernelModule(m, "NVRTC sm_" + device.computeCapability() + " (" + why + ")");
+        return new KernelModule(m, "NVRTC sm_" + device.computeCapability() + " (" + why + ")", device.computeCapability() >= 90);
     }
 
     /** Compiles the packaged sources to a cubin for {@code arch} (e.g. "sm_90"). Needs only libnvrtc, no GPU. */
@@ -113,9 +142,43 @@ public final class KernelModule {
 
     /** Launches {@code name} on {@code stream}; errors name the kernel and the launch shape. */
     void launch(String name, int gx, int gy, int gz, int block, int sharedBytes, GpuStream stream, LaunchArgs args) {
+        launch(name, gx, gy, gz, block, sharedBytes, stream, args, false);
+    }
+
+    /**
+     * A launch config and its one attribute (programmatic stream serialization), reused per thread. The record keeps
+     * the attribute reachable: the config holds only its native address.
+     */
+    private record PdlConfig(CUlaunchAttribute attr, CUlaunchConfig config) {
+        static PdlConfig create() {
+            CUlaunchAttribute attr = new CUlaunchAttribute(1);
+            attr.id(cudart.CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION);
+            attr.value().programmaticStreamSerializationAllowed(1);
+            CUlaunchConfig c = new CUlaunchConfig();
+            c.attrs(attr).numAttrs(1);
+            return new PdlConfig(attr, c);
+        }
+    }
+
+    private static final ThreadLocal<PdlConfig> PDL_CONFIG = ThreadLocal.withInitial(PdlConfig::create);
+
+    /**
+     * {@link #launch(String, int, int, int, int, int, GpuStream, LaunchArgs)}; with {@code pdl} (and a PDL-capable module and
+     * a {@link #pdlReady} kernel) through {@code cuLaunchKernelEx} with programmatic stream serialization, so that the
+     * kernel's blocks are scheduled while the previous kernel finishes and wait in its prologue (also inside a captured
+     * graph). Otherwise the ordinary launch.
+     */
+    void launch(String name, int gx, int gy, int gz, int block, int sharedBytes, GpuStream stream, LaunchArgs args, boolean pdl) {
         if (gx <= 0 || gy <= 0 || gz <= 0) return;  // empty problem: nothing to do
-        int rc = cudart.cuLaunchKernel(function(name), gx, gy, gz, block, 1, 1, sharedBytes, stream.handle(),
-                args.params(), null);
+        int rc;
+        if (pdl && pdlCapable && pdlReady(name)) {
+            CUlaunchConfig c = PDL_CONFIG.get().config();
+            c.gridDimX(gx).gridDimY(gy).gridDimZ(gz).blockDimX(block).blockDimY(1).blockDimZ(1).sharedMemBytes(sharedBytes).hStream(stream.handle());
+            rc = cudart.cuLaunchKernelEx(c, function(name), args.params(), null);
+            if (rc != 0) Cuda.checkDriver(rc, "cuLaunchKernelEx(" + name + ", PDL, grid " + gx + "x" + gy + "x" + gz + ", block " + block + ")");
+            return;
+        }
+        rc = cudart.cuLaunchKernel(function(name), gx, gy, gz, block, 1, 1, sharedBytes, stream.handle(), args.params(), null);
         if (rc != 0) Cuda.checkDriver(rc, "cuLaunchKernel(" + name + ", grid " + gx + "x" + gy + "x" + gz + ", block " + block + ")");
     }
 

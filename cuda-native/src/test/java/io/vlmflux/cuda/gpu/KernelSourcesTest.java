@@ -33,6 +33,36 @@ class KernelSourcesTest {
         }
     }
 
+    /**
+     * Programmatic dependent launch is safe only for kernels that wait for the previous grid before touching memory:
+     * every kernel of {@link KernelModule#PDL_READY} must exist and open with {@code VF_PDL_PROLOGUE()}.
+     */
+    @Test
+    void everyPdlReadyKernelOpensWithThePrologue() {
+        StringBuilder all = new StringBuilder();
+        for (String f : KernelSources.INCLUDED) all.append(KernelSources.read(f)).append('\n');
+        String src = all.toString();
+        for (String name : KernelModule.PDL_READY) {
+            String stem = name.endsWith("*") ? name.substring(0, name.length() - 1) : name;
+            java.util.regex.Matcher m = java.util.regex.Pattern.compile("extern \"C\" __global__[^;{]*?\\b" + java.util.regex.Pattern.quote(stem)
+                    + (name.endsWith("*") ? "##\\w+" : "") + "\\s*\\(").matcher(src);
+            assertTrue(m.find(), "kernel " + name + " of PDL_READY is defined in src/main/cuda");
+            int i = m.end(), depth = 1;
+            while (depth > 0) {   // past the parameter list
+                char c = src.charAt(i++);
+                if (c == '(') depth++;
+                else if (c == ')') depth--;
+            }
+            int body = src.indexOf('{', i) + 1;
+            String first = src.substring(body, Math.min(src.length(), body + 200)).replace("\\", " ").strip();
+            assertTrue(first.startsWith("VF_PDL_PROLOGUE();"), "kernel " + name + " must open with VF_PDL_PROLOGUE(), opens with: "
+                    + first.substring(0, Math.min(60, first.length())));
+            assertFalse(m.find(), "kernel " + name + " is defined once");
+        }
+        assertTrue(KernelModule.pdlReady("vf_attn_decode_e4") && !KernelModule.pdlReady("vf_attn_decode_rows_e4")
+                && !KernelModule.pdlReady("vf_silu_mul_bf16") && KernelModule.pdlReady("vf_gemv_bf16"));
+    }
+
     @Test
     void fatbinIsBuiltWhenNvccIsPresent() {
         boolean nvcc = Files.isExecutable(Path.of("/usr/local/cuda/bin/nvcc")) || Stream.of(

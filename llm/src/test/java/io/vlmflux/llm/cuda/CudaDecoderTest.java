@@ -243,6 +243,45 @@ class CudaDecoderTest {
         }
     }
 
+    /**
+     * {@code vlmflux.cuda.pdl}: programmatic dependent launch changes when kernels start, never what they compute — the
+     * same logits bit for bit as the default path, in graph replays and eager steps, greedy and sampled (the device
+     * sampler's kernels launch with it too), for a GQA model with q/k norms and one with biases.
+     */
+    @ParameterizedTest(name = "{0}")
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"tiny-qwen3", "tiny-qwen2"})
+    void pdlChangesNothingButTiming(String model) throws Exception {
+        int[] ids = Fixtures.ints(Fixtures.golden(model).get("prompts").get(0).get("input_ids"));
+        try (Decoder base = load(model, "config.json");
+             Decoder pdl = withProperty("vlmflux.cuda.pdl", "true", () -> uncheckedLoad(model));
+             Decoder pdlEager = withProperty("vlmflux.cuda.pdl", "true", () -> withProperty("vlmflux.cuda.graphs", "false", () -> uncheckedLoad(model)))) {
+            int V = base.config().vocabSize();
+            Decoder[] ds = {base, pdl, pdlEager};
+            KvCache[] cs = {base.newCache(128), pdl.newCache(128), pdlEager.newCache(128)};
+            try {
+                float[][] l = new float[3][];
+                for (int d = 0; d < 3; d++) l[d] = ds[d].forward(cs[d], ForwardInput.tokens(ids), false);
+                int tok = CpuOps.argmax(l[0], 0, V);
+                for (int step = 0; step < 16; step++) {
+                    for (int d = 0; d < 3; d++) l[d] = ds[d].forward(cs[d], ForwardInput.tokens(tok), false);
+                    assertArrayEquals(l[0], l[1], model + " step " + step + ": PDL graph replay vs default");
+                    assertArrayEquals(l[0], l[2], model + " step " + step + ": PDL eager vs default");
+                    tok = CpuOps.argmax(l[0], 0, V);
+                }
+                SamplingParams p = SamplingParams.sample(0.8, 20, 0.9, 0.05, 7);
+                int[] t = new int[3];
+                for (int d = 0; d < 3; d++) t[d] = ds[d].forwardSample(cs[d], ForwardInput.tokens(tok), p);
+                for (int step = 0; step < 16; step++) {
+                    assertEquals(t[0], t[1], model + " sampled step " + step + ": PDL graph replay");
+                    assertEquals(t[0], t[2], model + " sampled step " + step + ": PDL eager");
+                    for (int d = 0; d < 3; d++) t[d] = ds[d].forwardSample(cs[d], ForwardInput.tokens(t[0]), p);
+                }
+            } finally {
+                for (KvCache c : cs) c.close();
+            }
+        }
+    }
+
     /** {@code vlmflux.cuda.prefillBf16GateUp}: prompt logits with the bf16 gate/up product still match transformers'. */
     @ParameterizedTest(name = "{0}")
     @org.junit.jupiter.params.provider.ValueSource(strings = {"tiny-qwen2", "tiny-qwen3", "tiny-llama"})
