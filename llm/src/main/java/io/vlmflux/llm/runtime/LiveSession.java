@@ -113,10 +113,12 @@ public final class LiveSession implements AutoCloseable {
 
     /**
      * What one {@link #append} did. Times in nanoseconds; pts in nanoseconds of the source; {@code encodeNanos} is the
-     * vision-tower pass that encoded the group, shared with the other sessions' groups of that pass.
+     * vision-tower pass that encoded the group, shared with the other sessions' groups of that pass; {@code evictNanos}
+     * is the host time of evicting what fell out of the window (on cuda the copies it enqueues run on the device before
+     * the prefill, so their device time is inside {@code prefillNanos}).
      */
     public record Appended(long group, int tokens, long startPts, long endPts, int evictedItems, int cacheLength, long kvBytes,
-                           long preprocessNanos, long encodeNanos, long prefillNanos) {}
+                           long preprocessNanos, long encodeNanos, long prefillNanos, long evictNanos) {}
 
     /** The video the cache holds now: from the oldest retained group's start to the newest's end (-1, -1 when empty). */
     public record Window(long startPts, long endPts, int groups, int cacheLength, long kvBytes) {}
@@ -266,6 +268,7 @@ public final class LiveSession implements AutoCloseable {
                 throw new IllegalArgumentException("video embeddings are " + rows.hidden + " wide but the model's hidden_size is " + decoder.config().hiddenSize());
             long start = g.start(), end = g.end();
             // evict what falls out of the window ending at this group's end
+            long e0 = System.nanoTime();
             int evicted = evictBefore(end - options.window().toNanos());
             long t0 = System.nanoTime();
             int[] toks;
@@ -296,7 +299,7 @@ public final class LiveSession implements AutoCloseable {
             if (keepRows) rows = null;   // held until evicted
             long index = groupsAppended++;
             updateWindow();
-            return new Appended(index, n, start, end, evicted, cache.length(), cache.bytes(), g.preprocessNanos(), encodeNanos, prefill);
+            return new Appended(index, n, start, end, evicted, cache.length(), cache.bytes(), g.preprocessNanos(), encodeNanos, prefill, t0 - e0);
         } finally {
             if (rows != null) vision.release(rows);   // the prefill reading them is enqueued on the same stream
         }
