@@ -24,7 +24,7 @@ FAMILIES = [
     ("skinny GEMM (batched decode rows)", r"vf_gemv_rows", True),
     ("GEMV int4", r"vf_int4_gemv|vf_int4_gather", True),
     ("rope + K/V write", r"vf_rope", True),
-    ("attention decode (split)", r"vf_attn_decode_(e|rows_e)\d", True),
+    ("attention decode (split)", r"vf_attn_decode_(e\d|rows_e\d|v_h|rows_v_h)", True),
     ("attention decode (combine)", r"vf_attn_decode(_rows)?_combine", True),
     ("RMSNorm", r"vf_rmsnorm", True),
     ("SiLU-gate", r"vf_silu_mul", True),
@@ -108,7 +108,7 @@ SAMPLE = '''"ID","Process ID","Kernel Name","gpu__time_duration.sum"
 "5","1","sm90_xmma_gemm_bf16bf16_bf16f32","90,000"
 "6","1","vf_gemv_bf16_fused","4,000"
 "7","1","vf_rope_qkv","1,500"
-"8","1","vf_attn_decode_e4","3,000"
+"8","1","vf_attn_decode_v_h128","3,000"
 "9","1","vf_attn_decode_combine","1,000"
 "10","1","vf_gemv_bf16","2,500"
 '''
