@@ -104,12 +104,13 @@ case "${1:-}" in
       step "GPU tests"; timeout 240 "$run" tests > "$out/tests.txt" 2>&1; echo "rc=$?" >> "$out/tests.txt"
       grep -E "tests (successful|failed|found)" "$out/tests.txt" >&2
       for sw in on off; do
-        step "bench live, the new switches (split-key + pipelined prefill, eviction kernel, 16-byte decode attention, PDL) $sw"
+        step "bench live, the new switches (split-key + pipelined prefill, eviction kernel, 16-byte decode attention, PDL, groups preprocessed on the GPU) $sw"
         opts=-Dvlmflux.cuda.prefillSplitKv=$([[ $sw == on ]] && echo true || echo false)
         opts="$opts -Dvlmflux.cuda.evictKernel=$([[ $sw == on ]] && echo true || echo false)"
         opts="$opts -Dvlmflux.cuda.prefillPipelined=$([[ $sw == on ]] && echo true || echo false)"
         opts="$opts -Dvlmflux.cuda.decodeVecAttention=$([[ $sw == on ]] && echo true || echo false)"
         opts="$opts -Dvlmflux.cuda.pdl=$([[ $sw == on ]] && echo true || echo false)"
+        opts="$opts -Dvlmflux.live.devicePreprocess=$([[ $sw == on ]] && echo true || echo false)"
         VLMFLUX_JAVA_OPTS=$opts timeout 170 "$run" vlmflux bench live --backend cuda --model "$model" --sizes 448x448,640x480 \
             --windows $([[ $sw == on ]] && echo 30,60,120 || echo 60) --iters 5 --sessions $([[ $sw == on ]] && echo 4 || echo 1) > "$out/live-$sw.txt" 2>&1
         grep -E "append|window|sessions|serial|error" "$out/live-$sw.txt" >&2

@@ -44,6 +44,8 @@ import java.util.function.Function;
  *                             head dim 64/128 reads K/V with 16-byte loads, HD/8 lanes per key (off until measured)
  * @param pdl                  {@code vlmflux.cuda.pdl}: decode-step kernels start with programmatic dependent launch on
  *                             sm_90+ (scheduled while the previous kernel finishes; off until measured)
+ * @param liveDevicePreprocess {@code vlmflux.live.devicePreprocess}: on cuda, a live session's video groups are resized,
+ *                             normalised and patchified on the GPU like images instead of on the host (off until measured)
  * @param visionGraphs         not {@code vlmflux.vision.noGraphs}: the GPU vision encoder replays CUDA graphs
  * @param visionFp32MaxBytes   {@code vlmflux.vision.fp32MaxBytes}: CPU vision towers up to this size keep fp32 weights, >= 0
  * @param batchDecode          {@code vlmflux.batchDecode}: concurrent captions decode in one batched step
@@ -53,7 +55,7 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
                      boolean skinnyGemm, boolean gemvSplitK, int gemvSplitBlocksPerSm, boolean prefillMma,
                      boolean prefillSplitKv, boolean evictKernel, boolean prefillBf16GateUp,
                      boolean prefillPipelined, boolean decodeVecAttention, boolean pdl,
-                     boolean visionGraphs, long visionFp32MaxBytes, boolean batchDecode) {
+                     boolean liveDevicePreprocess, boolean visionGraphs, long visionFp32MaxBytes, boolean batchDecode) {
 
     public static final String CPU_THREADS = "vlmflux.cpu.threads";
     public static final String CPU_SPIN_MICROS = "vlmflux.cpu.spinMicros";
@@ -76,6 +78,7 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
     public static final String PREFILL_PIPELINED = "vlmflux.cuda.prefillPipelined";
     public static final String DECODE_VEC_ATTENTION = "vlmflux.cuda.decodeVecAttention";
     public static final String PDL = "vlmflux.cuda.pdl";
+    public static final String LIVE_DEVICE_PREPROCESS = "vlmflux.live.devicePreprocess";
     public static final String VISION_NO_GRAPHS = "vlmflux.vision.noGraphs";
     public static final String VISION_FP32_MAX_BYTES = "vlmflux.vision.fp32MaxBytes";
     public static final String BATCH_DECODE = "vlmflux.batchDecode";
@@ -91,7 +94,7 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
     /** Every knob at its default (process-wide ones too: not what this process was started with; see {@link #process()}). */
     public static Tuning defaults() {
         return new Tuning(Runtime.getRuntime().availableProcessors(), 100, true, false, false, null,
-                true, true, 2048, true, false, true, true, 4, true, false, false, false, false, false, false, true, 1L << 30, true);
+                true, true, 2048, true, false, true, true, 4, true, false, false, false, false, false, false, false, true, 1L << 30, true);
     }
 
     /** Every knob from the system properties now (absent ones at their defaults). */
@@ -119,7 +122,8 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
                 flag(lookup, PREFILL_BF16_GATE_UP, d.prefillBf16GateUp),
                 flag(lookup, PREFILL_PIPELINED, d.prefillPipelined),
                 flag(lookup, DECODE_VEC_ATTENTION, d.decodeVecAttention),
-                flag(lookup, PDL, d.pdl), !flag(lookup, VISION_NO_GRAPHS, !d.visionGraphs),
+                flag(lookup, PDL, d.pdl),
+                flag(lookup, LIVE_DEVICE_PREPROCESS, d.liveDevicePreprocess), !flag(lookup, VISION_NO_GRAPHS, !d.visionGraphs),
                 longer(lookup, VISION_FP32_MAX_BYTES, d.visionFp32MaxBytes), flag(lookup, BATCH_DECODE, d.batchDecode));
     }
 
@@ -145,58 +149,65 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
 
     private Tuning withProcessWide(int threads, long spin, boolean simd, boolean disable, boolean nvrtc, Path root) {
         return new Tuning(threads, spin, simd, disable, nvrtc, root, graphs, batchGraphs, prefillChunk, fusedNorm, fusedSilu,
-                skinnyGemm, gemvSplitK, gemvSplitBlocksPerSm, prefillMma, prefillSplitKv, evictKernel, prefillBf16GateUp, prefillPipelined, decodeVecAttention, pdl, visionGraphs, visionFp32MaxBytes, batchDecode);
+                skinnyGemm, gemvSplitK, gemvSplitBlocksPerSm, prefillMma, prefillSplitKv, evictKernel, prefillBf16GateUp, prefillPipelined, decodeVecAttention, pdl, liveDevicePreprocess, visionGraphs, visionFp32MaxBytes, batchDecode);
     }
 
     /** This tuning with single-sequence decode graphs on or off (batched-decode graphs follow: they need graphs too). */
     public Tuning withGraphs(boolean on) {
         return new Tuning(cpuThreads, cpuSpinMicros, cpuSimd, cudaDisable, cudaNvrtc, root, on, batchGraphs, prefillChunk, fusedNorm,
-                fusedSilu, skinnyGemm, gemvSplitK, gemvSplitBlocksPerSm, prefillMma, prefillSplitKv, evictKernel, prefillBf16GateUp, prefillPipelined, decodeVecAttention, pdl, visionGraphs, visionFp32MaxBytes, batchDecode);
+                fusedSilu, skinnyGemm, gemvSplitK, gemvSplitBlocksPerSm, prefillMma, prefillSplitKv, evictKernel, prefillBf16GateUp, prefillPipelined, decodeVecAttention, pdl, liveDevicePreprocess, visionGraphs, visionFp32MaxBytes, batchDecode);
     }
 
     /** This tuning with batched-decode graphs on or off. */
     public Tuning withBatchGraphs(boolean on) {
         return new Tuning(cpuThreads, cpuSpinMicros, cpuSimd, cudaDisable, cudaNvrtc, root, graphs, on, prefillChunk, fusedNorm,
-                fusedSilu, skinnyGemm, gemvSplitK, gemvSplitBlocksPerSm, prefillMma, prefillSplitKv, evictKernel, prefillBf16GateUp, prefillPipelined, decodeVecAttention, pdl, visionGraphs, visionFp32MaxBytes, batchDecode);
+                fusedSilu, skinnyGemm, gemvSplitK, gemvSplitBlocksPerSm, prefillMma, prefillSplitKv, evictKernel, prefillBf16GateUp, prefillPipelined, decodeVecAttention, pdl, liveDevicePreprocess, visionGraphs, visionFp32MaxBytes, batchDecode);
     }
 
     /** This tuning with the skinny batched GEMM on or off (off: cuBLAS for every batched product). */
     public Tuning withSkinnyGemm(boolean on) {
         return new Tuning(cpuThreads, cpuSpinMicros, cpuSimd, cudaDisable, cudaNvrtc, root, graphs, batchGraphs, prefillChunk, fusedNorm,
-                fusedSilu, on, gemvSplitK, gemvSplitBlocksPerSm, prefillMma, prefillSplitKv, evictKernel, prefillBf16GateUp, prefillPipelined, decodeVecAttention, pdl, visionGraphs, visionFp32MaxBytes, batchDecode);
+                fusedSilu, on, gemvSplitK, gemvSplitBlocksPerSm, prefillMma, prefillSplitKv, evictKernel, prefillBf16GateUp, prefillPipelined, decodeVecAttention, pdl, liveDevicePreprocess, visionGraphs, visionFp32MaxBytes, batchDecode);
     }
 
     /** This tuning with prefill passes of at most {@code tokens} tokens. */
     public Tuning withPrefillChunk(int tokens) {
         return new Tuning(cpuThreads, cpuSpinMicros, cpuSimd, cudaDisable, cudaNvrtc, root, graphs, batchGraphs, tokens, fusedNorm,
-                fusedSilu, skinnyGemm, gemvSplitK, gemvSplitBlocksPerSm, prefillMma, prefillSplitKv, evictKernel, prefillBf16GateUp, prefillPipelined, decodeVecAttention, pdl, visionGraphs, visionFp32MaxBytes, batchDecode);
+                fusedSilu, skinnyGemm, gemvSplitK, gemvSplitBlocksPerSm, prefillMma, prefillSplitKv, evictKernel, prefillBf16GateUp, prefillPipelined, decodeVecAttention, pdl, liveDevicePreprocess, visionGraphs, visionFp32MaxBytes, batchDecode);
     }
 
     /** This tuning with the pipelined tensor-core prefill attention on or off. */
     public Tuning withPrefillPipelined(boolean on) {
         return new Tuning(cpuThreads, cpuSpinMicros, cpuSimd, cudaDisable, cudaNvrtc, root, graphs, batchGraphs, prefillChunk, fusedNorm,
                 fusedSilu, skinnyGemm, gemvSplitK, gemvSplitBlocksPerSm, prefillMma, prefillSplitKv, evictKernel, prefillBf16GateUp, on,
-                decodeVecAttention, pdl, visionGraphs, visionFp32MaxBytes, batchDecode);
+                decodeVecAttention, pdl, liveDevicePreprocess, visionGraphs, visionFp32MaxBytes, batchDecode);
     }
 
     /** This tuning with the 16-byte-load decode attention on or off. */
     public Tuning withDecodeVecAttention(boolean on) {
         return new Tuning(cpuThreads, cpuSpinMicros, cpuSimd, cudaDisable, cudaNvrtc, root, graphs, batchGraphs, prefillChunk, fusedNorm,
                 fusedSilu, skinnyGemm, gemvSplitK, gemvSplitBlocksPerSm, prefillMma, prefillSplitKv, evictKernel, prefillBf16GateUp,
-                prefillPipelined, on, pdl, visionGraphs, visionFp32MaxBytes, batchDecode);
+                prefillPipelined, on, pdl, liveDevicePreprocess, visionGraphs, visionFp32MaxBytes, batchDecode);
     }
 
     /** This tuning with programmatic dependent launch of the decode-step kernels on or off. */
     public Tuning withPdl(boolean on) {
         return new Tuning(cpuThreads, cpuSpinMicros, cpuSimd, cudaDisable, cudaNvrtc, root, graphs, batchGraphs, prefillChunk, fusedNorm,
                 fusedSilu, skinnyGemm, gemvSplitK, gemvSplitBlocksPerSm, prefillMma, prefillSplitKv, evictKernel, prefillBf16GateUp,
-                prefillPipelined, decodeVecAttention, on, visionGraphs, visionFp32MaxBytes, batchDecode);
+                prefillPipelined, decodeVecAttention, on, liveDevicePreprocess, visionGraphs, visionFp32MaxBytes, batchDecode);
+    }
+
+    /** This tuning with live video groups preprocessed on the GPU on or off. */
+    public Tuning withLiveDevicePreprocess(boolean on) {
+        return new Tuning(cpuThreads, cpuSpinMicros, cpuSimd, cudaDisable, cudaNvrtc, root, graphs, batchGraphs, prefillChunk, fusedNorm,
+                fusedSilu, skinnyGemm, gemvSplitK, gemvSplitBlocksPerSm, prefillMma, prefillSplitKv, evictKernel, prefillBf16GateUp,
+                prefillPipelined, decodeVecAttention, pdl, on, visionGraphs, visionFp32MaxBytes, batchDecode);
     }
 
     /** This tuning with batched decode of concurrent captions on or off. */
     public Tuning withBatchDecode(boolean on) {
         return new Tuning(cpuThreads, cpuSpinMicros, cpuSimd, cudaDisable, cudaNvrtc, root, graphs, batchGraphs, prefillChunk, fusedNorm,
-                fusedSilu, skinnyGemm, gemvSplitK, gemvSplitBlocksPerSm, prefillMma, prefillSplitKv, evictKernel, prefillBf16GateUp, prefillPipelined, decodeVecAttention, pdl, visionGraphs, visionFp32MaxBytes, on);
+                fusedSilu, skinnyGemm, gemvSplitK, gemvSplitBlocksPerSm, prefillMma, prefillSplitKv, evictKernel, prefillBf16GateUp, prefillPipelined, decodeVecAttention, pdl, liveDevicePreprocess, visionGraphs, visionFp32MaxBytes, on);
     }
 
     // ---- parsing: one place for every property

@@ -64,6 +64,17 @@ public record PreprocessorConfig(
     /** Values of one flattened patch: {@code 3 * temporalPatchSize * patchSize^2}. */
     public int patchDim() { return 3 * temporalPatchSize * patchSize * patchSize; }
 
+    /**
+     * Whether {@code o} turns resized pixels into the same patch values as this config: same patch, temporal patch and
+     * merge sizes, rescale and normalisation (the pixel bounds, which only choose the size, may differ — an image and a
+     * video config of one model).
+     */
+    public boolean samePixelMath(PreprocessorConfig o) {
+        return o != null && patchSize == o.patchSize && temporalPatchSize == o.temporalPatchSize && mergeSize == o.mergeSize
+                && Arrays.equals(imageMean, o.imageMean) && Arrays.equals(imageStd, o.imageStd) && rescaleFactor == o.rescaleFactor
+                && doRescale == o.doRescale && doNormalize == o.doNormalize && doConvertRgb == o.doConvertRgb;
+    }
+
     @Override public double[] imageMean() { return imageMean.clone(); }
     @Override public double[] imageStd() { return imageStd.clone(); }
 

@@ -62,11 +62,69 @@ final class DeviceVision extends VisionPath<GpuPixels> {
         @Override long bytes() { return memory.capacity() + 128; }
     }
 
-    DeviceVision(GpuImageProcessor processor, GpuVisionEncoder encoder, long cacheBytes) {
+    private final boolean groupsOnDevice;   // Tuning.liveDevicePreprocess
+    private DeviceArena groupInput;          // live groups' bf16 patches side by side (grown as needed)
+
+    DeviceVision(GpuImageProcessor processor, GpuVisionEncoder encoder, long cacheBytes) { this(processor, encoder, cacheBytes, false); }
+
+    DeviceVision(GpuImageProcessor processor, GpuVisionEncoder encoder, long cacheBytes, boolean groupsOnDevice) {
         super(cacheBytes);
         this.processor = processor;
         this.encoder = encoder;
         this.stream = encoder.stream();
+        this.groupsOnDevice = groupsOnDevice;
+    }
+
+    @Override boolean preprocessesGroups(io.vlmflux.vision.PreprocessorConfig cfg) {
+        return groupsOnDevice && processor.config().samePixelMath(cfg);
+    }
+
+    /**
+     * Live groups preprocessed on the device ({@link GpuImageProcessor#processInto}, each at its session's size) side by
+     * side into one input buffer, then ONE encoder pass, each group's rows kept in memory of their own. The frames are
+     * copied to the staging buffer by processInto, so the caller may close them when this returns.
+     */
+    @Override List<ImageRows> encodeFrameGroupRows(List<FrameGroup> groups) {
+        int p = processor.config().patchSize(), tps = processor.config().temporalPatchSize(), pd = processor.config().patchDim();
+        int[][] grids = new int[groups.size()][];
+        long total = 0;
+        for (int i = 0; i < groups.size(); i++) {
+            FrameGroup g = groups.get(i);
+            grids[i] = new int[] {(g.frames().size() + tps - 1) / tps, g.height() / p, g.width() / p};
+            total += 2L * grids[i][0] * grids[i][1] * grids[i][2] * pd;
+        }
+        if (groupInput == null || groupInput.capacity() < total + 256L * groups.size()) {
+            if (groupInput != null) { stream.synchronize(); groupInput.close(); }
+            groupInput = stream.device().newArena("live group patches", Math.max(total + 256L * groups.size(), 8L << 20));
+        }
+        groupInput.reset(0);
+        long hash = 0x9E3779B97F4A7C15L;
+        DeviceBuffer all = groupInput.alloc("live group patches bf16", total);
+        long off = 0;
+        long[] hashes = new long[groups.size()];
+        for (int i = 0; i < groups.size(); i++) {
+            FrameGroup g = groups.get(i);
+            long bytes = 2L * grids[i][0] * grids[i][1] * grids[i][2] * pd;
+            GpuPixels px = processor.processInto(g.frames(), g.height(), g.width(), all.slice(off, bytes, "group " + i));
+            hashes[i] = px.contentHash();
+            hash = hash * 31 + px.contentHash();
+            off += bytes;
+        }
+        DeviceEmbeddings e = encoder.encodeToDevice(all, grids, groups.size() == 1 ? hashes[0] : hash);
+        int m2 = encoder.mergeSize() * encoder.mergeSize();
+        List<ImageRows> out = new ArrayList<>(groups.size());
+        int row0 = 0;
+        try {
+            for (int i = 0; i < groups.size(); i++) {
+                int tokens = grids[i][0] * grids[i][1] * grids[i][2] / m2;
+                out.add(keep(e, row0, tokens, grids[i][0], grids[i][1], grids[i][2], hashes[i]));
+                row0 += tokens;
+            }
+        } catch (RuntimeException | Error x) {
+            for (ImageRows r : out) free(r);
+            throw x;
+        }
+        return out;
     }
 
     @Override void beforeEncode() {
@@ -165,6 +223,7 @@ final class DeviceVision extends VisionPath<GpuPixels> {
         pool.clear();
         for (DeviceArena a : toFree) a.close();
         toFree.clear();
+        if (groupInput != null) groupInput.close();
         processor.close();
         encoder.close();
     }

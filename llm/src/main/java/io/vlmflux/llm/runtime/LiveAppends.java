@@ -13,7 +13,8 @@ import java.util.concurrent.atomic.AtomicReference;
 
 /**
  * The appends of all live sessions of one {@link VlmRuntime}, encoded together: {@link LiveSession#append} queues its
- * group here; a tick on the compute thread takes every queued group, preprocesses each (host), encodes them in ONE
+ * group here; a tick on the compute thread takes every queued group, preprocesses each (host; or, with
+ * {@code vlmflux.live.devicePreprocess} on cuda, on the device as part of the encode), encodes them in ONE
  * pass of the runtime's vision tower ({@link VisionPath#encodeClips}: on CUDA every GEMM of the tower shared,
  * attention per group), then prefills each into its own session's cache in arrival order. A group alone costs what
  * it cost before (the tick runs at once); groups that arrive while the compute thread is busy — several cameras at one
@@ -64,14 +65,29 @@ final class LiveAppends extends ComputeTick {
             }
         }
         if (ready.isEmpty()) return;
-        // 2. one pass of the runtime's vision tower (every session of a runtime encodes with it)
+        // 2. one pass of the runtime's vision tower (every session of a runtime encodes with it): host-preprocessed
+        //    groups through encodeClips, device-preprocessed ones (vlmflux.live.devicePreprocess) through
+        //    encodeFrameGroups — one kind per runtime in practice, both handled
         long t0 = System.nanoTime();
-        List<ImageRows> rows;
+        VisionPath<?> vp = rt.visionPath();
+        List<ImageRows> rows = new ArrayList<>(Collections.nCopies(ready.size(), (ImageRows) null));
         try {
-            rows = rt.visionPath().encodeClips(ready.stream().map(r -> r.group().pixels()).toList());
+            List<Integer> host = new ArrayList<>(), device = new ArrayList<>();
+            for (int i = 0; i < ready.size(); i++) (ready.get(i).group().onDevice() == null ? host : device).add(i);
+            if (!host.isEmpty()) {
+                List<ImageRows> r = vp.encodeClips(host.stream().map(i -> ready.get(i).group().pixels()).toList());
+                for (int k = 0; k < host.size(); k++) rows.set(host.get(k), r.get(k));
+            }
+            if (!device.isEmpty()) {
+                List<ImageRows> r = vp.encodeFrameGroups(device.stream().map(i -> ready.get(i).group().onDevice()).toList());
+                for (int k = 0; k < device.size(); k++) rows.set(device.get(k), r.get(k));
+            }
         } catch (RuntimeException | Error e) {
+            for (ImageRows r : rows) if (r != null) vp.release(r);
             for (Ready r : ready) r.pending().sink().error(e);
             return;
+        } finally {
+            for (Ready r : ready) r.group().close();   // device groups' frames were copied by their encode (or it failed)
         }
         long encode = System.nanoTime() - t0;
         LiveSession.AppendStats s = stats;

@@ -228,11 +228,23 @@ public final class LiveSession implements AutoCloseable {
     /** {@link #append} for callers that may block (tests, benchmarks). */
     public Appended appendBlocking(List<Frame> group) { return append(group).block(); }
 
-    /** A group between its preprocessing and its prefill ({@link LiveAppends} encodes several sessions' groups at once). */
-    record Prepared(io.vlmflux.vision.PixelValues pixels, long start, long end, long lastPts, int frames, long preprocessNanos) {}
+    /**
+     * A group between its preprocessing and its prefill ({@link LiveAppends} encodes several sessions' groups at once):
+     * host pixels, or — where the vision path preprocesses groups on the device ({@code vlmflux.live.devicePreprocess})
+     * — the frames and their size in {@code onDevice}, which then owns the frames until it is encoded ({@link #close}).
+     */
+    record Prepared(io.vlmflux.vision.PixelValues pixels, long start, long end, long lastPts, int frames, long preprocessNanos,
+                    VisionPath.FrameGroup onDevice) {
+        /** Closes the frames a device-preprocessed group still owns (after its encode, or when it failed). */
+        void close() { if (onDevice != null) closeFrames(onDevice.frames()); }
+    }
 
-    /** Compute thread: checks and preprocesses a group; closes the frames whatever happens. */
+    /**
+     * Compute thread: checks and preprocesses a group. Host preprocessing closes the frames whatever happens; a group
+     * left for the device keeps them in its {@link Prepared#onDevice()} (closed on failure here).
+     */
     Prepared prepareAppend(List<Frame> frames) {
+        boolean handedOn = false;
         try {
             checkAppendable();
             if (frames.isEmpty() || frames.size() > temporalPatch)
@@ -244,10 +256,15 @@ public final class LiveSession implements AutoCloseable {
             ensureStarted();
             long p0 = System.nanoTime();
             int[] size = frameSize(frames.getFirst());
+            if (vision.preprocessesGroups(videoProcessor.config())) {   // resized, normalised and patchified with the encode
+                Prepared g = new Prepared(null, start, end, lastPts, frames.size(), 0, new VisionPath.FrameGroup(List.copyOf(frames), size[0], size[1]));
+                handedOn = true;
+                return g;
+            }
             io.vlmflux.vision.PixelValues px = videoProcessor.process(frames, size[0], size[1]);   // the video config's size bounds
-            return new Prepared(px, start, end, lastPts, frames.size(), System.nanoTime() - p0);
+            return new Prepared(px, start, end, lastPts, frames.size(), System.nanoTime() - p0, null);
         } finally {
-            closeFrames(frames);
+            if (!handedOn) closeFrames(frames);
         }
     }
 

@@ -98,6 +98,29 @@ abstract class VisionPath<P> implements AutoCloseable {
         return out;
     }
 
+    /** A live video group for {@link #encodeFrameGroups}: its frames (read, not closed) resized to {@code height x width}. */
+    record FrameGroup(List<Frame> frames, int height, int width) {}
+
+    /**
+     * Whether this path preprocesses video groups itself ({@link #encodeFrameGroups}) for a video processor of config
+     * {@code cfg}: the device path where its switch is on and {@code cfg}'s pixel arithmetic equals its processor's.
+     */
+    boolean preprocessesGroups(io.vlmflux.vision.PreprocessorConfig cfg) { return false; }
+
+    /**
+     * Preprocesses and encodes live video groups in one pass where {@link #preprocessesGroups}, outside the cache; the
+     * caller holds the rows, in order. The frames are read before this returns and not closed.
+     */
+    final synchronized List<ImageRows> encodeFrameGroups(List<FrameGroup> groups) {
+        if (closed) throw new IllegalStateException("the vision path of this runtime was closed");
+        beforeEncode();
+        return encodeFrameGroupRows(groups);
+    }
+
+    List<ImageRows> encodeFrameGroupRows(List<FrameGroup> groups) {
+        throw new UnsupportedOperationException(describe() + " does not preprocess video groups itself");
+    }
+
     /** Frees rows nobody holds any more (called under the lock). */
     abstract void free(ImageRows rows);
 

@@ -171,7 +171,7 @@ public final class VlmRuntime implements AutoCloseable {
                 if (stream != null) {
                     gpuEncoder = GpuVisionEncoder.load(dir, stream, tuning);
                     gpuProcessor = GpuImageProcessor.load(dir, stream);
-                    vision = new DeviceVision(gpuProcessor, gpuEncoder, options.encoderCacheBytes());
+                    vision = new DeviceVision(gpuProcessor, gpuEncoder, options.encoderCacheBytes(), tuning.liveDevicePreprocess());
                 } else {
                     cpuEncoder = VisionEncoders.load(dir, "cpu");
                     vision = new HostVision(ImageProcessor.load(dir), cpuEncoder, options.encoderCacheBytes());

@@ -50,6 +50,33 @@ class LiveSessionGpuTest {
         }
     }
 
+    /**
+     * {@code vlmflux.live.devicePreprocess}: groups resized, normalised and patchified on the GPU give the logits the
+     * host video processor's groups give (the GPU preprocessing is bit-exact with the host's), alone and with several
+     * sessions' groups side by side in one tower pass; their frames are all closed.
+     */
+    @ParameterizedTest @ValueSource(strings = {"tiny-qwen2vl-video", "tiny-qwen25vl-video"})
+    void groupsPreprocessedOnTheDeviceMatchTheHostPath(String model) {
+        Path dir = Fixtures.dir(model);
+        LiveSession.Options o = LiveSession.Options.defaults().withFps(LiveSessionTest.FPS).withWindow(Duration.ofSeconds(1));
+        float[] host;
+        try (VlmRuntime rt = VlmRuntime.load(dir, RuntimeOptions.defaults().withBackend(Backend.CUDA))) {
+            host = run(rt, dir, o);
+        }
+        RuntimeOptions dev = RuntimeOptions.defaults().withBackend(Backend.CUDA)
+                .withTuning(io.vlmflux.cuda.Tuning.fromSystemProperties().withLiveDevicePreprocess(true));
+        try (VlmRuntime rt = VlmRuntime.load(dir, dev)) {
+            assertTrue(rt.visionPath().preprocessesGroups(io.vlmflux.vision.VideoProcessor.loadQwen2VL(dir).config()), "the device path takes the groups");
+            float[] device = run(rt, dir, o);
+            double max = 0, scale = 0;
+            for (int i = 0; i < host.length; i++) { max = Math.max(max, Math.abs(host[i] - device[i])); scale = Math.max(scale, Math.abs(host[i])); }
+            assertTrue(max <= 1e-3 * scale, model + ": device-preprocessed groups vs host: max |Δ| " + max + " of " + scale);
+        }
+        try (VlmRuntime rt = VlmRuntime.load(dir, dev)) {
+            LiveSessionBatchTest.checkBatchedAppends(rt, dir, false);   // several sessions' device groups in one pass
+        }
+    }
+
     static float[] run(VlmRuntime rt, Path dir, LiveSession.Options o) {
         LiveSession s = LiveSession.open(rt, o);
         try {

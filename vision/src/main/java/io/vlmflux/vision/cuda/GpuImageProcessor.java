@@ -78,6 +78,26 @@ public final class GpuImageProcessor implements AutoCloseable {
         return new GpuPixels(out, config.patchDim(), (frames.size() + tps - 1) / tps, hw[0] / p, hw[1] / p, lastHash);
     }
 
+    /**
+     * Preprocesses consecutive frames of one clip resized to a FIXED {@code resizedHeight x resizedWidth} (a video
+     * processor's choice, e.g. a live session's group) into bf16 patches written to {@code out} (the caller's buffer,
+     * so that several clips can lie side by side for one encoder pass). The frames' bytes are copied before this
+     * returns: the caller may close them then. As {@code VideoProcessor.process(clip, h, w)} with this config's pixel
+     * arithmetic (grid_t = ceil(n / temporal_patch_size), the last frame repeated).
+     */
+    public synchronized GpuPixels processInto(List<Frame> frames, int resizedHeight, int resizedWidth, DeviceBuffer out) {
+        int p = config.patchSize(), m = config.mergeSize(), tps = config.temporalPatchSize();
+        if (resizedHeight <= 0 || resizedWidth <= 0 || resizedHeight % (p * m) != 0 || resizedWidth % (p * m) != 0)
+            throw new IllegalArgumentException("a clip's resized size must be a positive multiple of patch_size*merge_size = " + p * m + ", got "
+                    + resizedWidth + "x" + resizedHeight);
+        int gridT = (frames.size() + tps - 1) / tps, gh = resizedHeight / p, gw = resizedWidth / p;
+        long need = 2L * gridT * gh * gw * config.patchDim();
+        if (out.bytes() < need)
+            throw new IllegalArgumentException("processInto: out '" + out.name() + "' holds " + out.bytes() + " bytes, the clip's bf16 patches need " + need);
+        run(frames, true, resizedHeight, resizedWidth, out);
+        return new GpuPixels(out, config.patchDim(), gridT, gh, gw, lastHash);
+    }
+
     /** The same preprocessing with fp32 output, downloaded (parity checks against {@link ImageProcessor}). */
     public synchronized PixelValues processToHost(Frame frame) {
         DeviceBuffer out = run(List.of(frame), false);
@@ -91,6 +111,13 @@ public final class GpuImageProcessor implements AutoCloseable {
     private long lastHash;
 
     private DeviceBuffer run(List<Frame> frames, boolean bf16) {
+        if (frames.isEmpty()) throw new IllegalArgumentException("no frames to preprocess");
+        int[] hw = sizes.resizedSize(frames.getFirst().width(), frames.getFirst().height());
+        return run(frames, bf16, hw[0], hw[1], null);
+    }
+
+    /** Preprocesses {@code frames} resized to {@code rh x rw} into {@code into} (null: this processor's own buffer). */
+    private DeviceBuffer run(List<Frame> frames, boolean bf16, int rh, int rw, DeviceBuffer into) {
         if (closed) throw new IllegalStateException("GPU image processor was closed");
         if (frames.isEmpty()) throw new IllegalArgumentException("no frames to preprocess");
         Frame first = frames.getFirst();
@@ -100,8 +127,6 @@ public final class GpuImageProcessor implements AutoCloseable {
                 throw new IllegalArgumentException("frame " + i + " of the clip is " + frames.get(i).width() + "x" + frames.get(i).height()
                         + ", frame 0 is " + w + "x" + h + ": all frames of a clip must have one size");
         int p = config.patchSize(), m = config.mergeSize(), tps = config.temporalPatchSize();
-        int[] hw = sizes.resizedSize(w, h);
-        int rh = hw[0], rw = hw[1];
         if (rh % (p * m) != 0 || rw % (p * m) != 0)
             throw new IllegalArgumentException("with do_resize=false the image size " + w + "x" + h
                     + " must be a multiple of patch_size*merge_size = " + p * m);
@@ -115,12 +140,12 @@ public final class GpuImageProcessor implements AutoCloseable {
             srcBytes += (spans[i] + 255) / 256 * 256;
         }
         long midBytes = 3L * h * rw;
-        ensureBuffers(srcBytes, midBytes, outBytes);
+        ensureBuffers(srcBytes, midBytes, into == null ? outBytes : 0);
         axes(w, h, rw, rh);
         buffers.reset(0);
         DeviceBuffer src = buffers.alloc("frame bytes", srcBytes);
         DeviceBuffer mid = buffers.alloc("resized rows uint8 [h, w', 3]", midBytes);
-        DeviceBuffer out = buffers.alloc("patches", outBytes);
+        DeviceBuffer out = into != null ? into : buffers.alloc("patches", outBytes);
         // the previous upload from staging must be done before the staging memory is overwritten
         if (pending) stream.synchronize();
         long hash = 0x9E3779B97F4A7C15L ^ ((long) rh << 32) ^ rw ^ ((long) n << 56);

@@ -283,6 +283,24 @@ public final class GpuVisionEncoder implements VisionEncoder {
         return run(s.withInput(pixels.data()), grids, pixels.contentHash());
     }
 
+    /**
+     * Encodes several inputs whose bf16 patches lie side by side in {@code patches} (grids {t, h, w} in order; e.g. live
+     * groups preprocessed on the device by {@link GpuImageProcessor#processInto}) in one pass, as
+     * {@link #encodeToDevice(List)} does for host pixels: all of them concatenated in order.
+     */
+    public synchronized DeviceEmbeddings encodeToDevice(DeviceBuffer patches, int[][] grids, long contentHash) {
+        check();
+        if (grids.length == 0) throw new IllegalArgumentException("encodeToDevice: no inputs");
+        for (int i = 0; i < grids.length; i++) checkInput(i, cfg.patchDim(), grids[i][1], grids[i][2]);
+        int n = totalPatches(grids);
+        if (patches.bytes() < 2L * n * cfg.patchDim())
+            throw new IllegalArgumentException("encodeToDevice: patches '" + patches.name() + "' hold " + patches.bytes() + " bytes, "
+                    + n + " patches of " + cfg.patchDim() + " bf16 need " + 2L * n * cfg.patchDim());
+        ensureScratch(n);
+        Scratch s = scratchBuffers(n);
+        return run(s.withInput(patches), grids, contentHash);
+    }
+
     /** Downloads device embeddings, with their DeepStack features, as an {@link ImageEmbeddings} (synchronizes the stream). */
     public synchronized ImageEmbeddings toHost(DeviceEmbeddings e) {
         check();
