@@ -152,63 +152,77 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
                 skinnyGemm, gemvSplitK, gemvSplitBlocksPerSm, prefillMma, prefillSplitKv, evictKernel, prefillBf16GateUp, prefillPipelined, decodeVecAttention, pdl, liveDevicePreprocess, visionGraphs, visionFp32MaxBytes, batchDecode);
     }
 
-    /** This tuning with single-sequence decode graphs on or off (batched-decode graphs follow: they need graphs too). */
-    public Tuning withGraphs(boolean on) {
-        return new Tuning(cpuThreads, cpuSpinMicros, cpuSimd, cudaDisable, cudaNvrtc, root, on, batchGraphs, prefillChunk, fusedNorm,
-                fusedSilu, skinnyGemm, gemvSplitK, gemvSplitBlocksPerSm, prefillMma, prefillSplitKv, evictKernel, prefillBf16GateUp, prefillPipelined, decodeVecAttention, pdl, liveDevicePreprocess, visionGraphs, visionFp32MaxBytes, batchDecode);
+    /**
+     * Every knob as its system property and value ({@code vlmflux.root} only when set): {@code from(properties())}
+     * equals this tuning. The one list of what a tuning is, for logs and for {@link #with}.
+     */
+    public Map<String, String> properties() {
+        Map<String, String> m = new java.util.LinkedHashMap<>();
+        m.put(CPU_THREADS, Integer.toString(cpuThreads));
+        m.put(CPU_SPIN_MICROS, Long.toString(cpuSpinMicros));
+        m.put(CPU_SIMD, Boolean.toString(cpuSimd));
+        m.put(CUDA_DISABLE, Boolean.toString(cudaDisable));
+        m.put(CUDA_NVRTC, Boolean.toString(cudaNvrtc));
+        if (root != null) m.put(ROOT, root.toString());
+        m.put(GRAPHS, Boolean.toString(graphs));
+        m.put(BATCH_GRAPHS, Boolean.toString(batchGraphs));
+        m.put(PREFILL_CHUNK, Integer.toString(prefillChunk));
+        m.put(FUSED_NORM, Boolean.toString(fusedNorm));
+        m.put(FUSED_SILU, Boolean.toString(fusedSilu));
+        m.put(SKINNY_GEMM, Boolean.toString(skinnyGemm));
+        m.put(GEMV_SPLIT_K, Boolean.toString(gemvSplitK));
+        m.put(GEMV_SPLIT_BLOCKS_PER_SM, Integer.toString(gemvSplitBlocksPerSm));
+        m.put(PREFILL_MMA, Boolean.toString(prefillMma));
+        m.put(PREFILL_SPLIT_KV, Boolean.toString(prefillSplitKv));
+        m.put(EVICT_KERNEL, Boolean.toString(evictKernel));
+        m.put(PREFILL_BF16_GATE_UP, Boolean.toString(prefillBf16GateUp));
+        m.put(PREFILL_PIPELINED, Boolean.toString(prefillPipelined));
+        m.put(DECODE_VEC_ATTENTION, Boolean.toString(decodeVecAttention));
+        m.put(PDL, Boolean.toString(pdl));
+        m.put(LIVE_DEVICE_PREPROCESS, Boolean.toString(liveDevicePreprocess));
+        m.put(VISION_NO_GRAPHS, Boolean.toString(!visionGraphs));
+        m.put(VISION_FP32_MAX_BYTES, Long.toString(visionFp32MaxBytes));
+        m.put(BATCH_DECODE, Boolean.toString(batchDecode));
+        return m;
     }
+
+    /**
+     * This tuning with {@code property} (one of {@link #properties()}' names, or {@code vlmflux.root}) set to
+     * {@code value}, parsed and checked as the system property would be.
+     */
+    public Tuning with(String property, String value) {
+        Map<String, String> m = properties();
+        if (!m.containsKey(property) && !ROOT.equals(property)) throw new IllegalArgumentException("no tuning property " + property);
+        m.put(property, value);
+        return from(m);
+    }
+
+    /** This tuning with single-sequence decode graphs on or off (batched-decode graphs follow: they need graphs too). */
+    public Tuning withGraphs(boolean on) { return with(GRAPHS, Boolean.toString(on)); }
 
     /** This tuning with batched-decode graphs on or off. */
-    public Tuning withBatchGraphs(boolean on) {
-        return new Tuning(cpuThreads, cpuSpinMicros, cpuSimd, cudaDisable, cudaNvrtc, root, graphs, on, prefillChunk, fusedNorm,
-                fusedSilu, skinnyGemm, gemvSplitK, gemvSplitBlocksPerSm, prefillMma, prefillSplitKv, evictKernel, prefillBf16GateUp, prefillPipelined, decodeVecAttention, pdl, liveDevicePreprocess, visionGraphs, visionFp32MaxBytes, batchDecode);
-    }
+    public Tuning withBatchGraphs(boolean on) { return with(BATCH_GRAPHS, Boolean.toString(on)); }
 
     /** This tuning with the skinny batched GEMM on or off (off: cuBLAS for every batched product). */
-    public Tuning withSkinnyGemm(boolean on) {
-        return new Tuning(cpuThreads, cpuSpinMicros, cpuSimd, cudaDisable, cudaNvrtc, root, graphs, batchGraphs, prefillChunk, fusedNorm,
-                fusedSilu, on, gemvSplitK, gemvSplitBlocksPerSm, prefillMma, prefillSplitKv, evictKernel, prefillBf16GateUp, prefillPipelined, decodeVecAttention, pdl, liveDevicePreprocess, visionGraphs, visionFp32MaxBytes, batchDecode);
-    }
+    public Tuning withSkinnyGemm(boolean on) { return with(SKINNY_GEMM, Boolean.toString(on)); }
 
     /** This tuning with prefill passes of at most {@code tokens} tokens. */
-    public Tuning withPrefillChunk(int tokens) {
-        return new Tuning(cpuThreads, cpuSpinMicros, cpuSimd, cudaDisable, cudaNvrtc, root, graphs, batchGraphs, tokens, fusedNorm,
-                fusedSilu, skinnyGemm, gemvSplitK, gemvSplitBlocksPerSm, prefillMma, prefillSplitKv, evictKernel, prefillBf16GateUp, prefillPipelined, decodeVecAttention, pdl, liveDevicePreprocess, visionGraphs, visionFp32MaxBytes, batchDecode);
-    }
+    public Tuning withPrefillChunk(int tokens) { return with(PREFILL_CHUNK, Integer.toString(tokens)); }
 
     /** This tuning with the pipelined tensor-core prefill attention on or off. */
-    public Tuning withPrefillPipelined(boolean on) {
-        return new Tuning(cpuThreads, cpuSpinMicros, cpuSimd, cudaDisable, cudaNvrtc, root, graphs, batchGraphs, prefillChunk, fusedNorm,
-                fusedSilu, skinnyGemm, gemvSplitK, gemvSplitBlocksPerSm, prefillMma, prefillSplitKv, evictKernel, prefillBf16GateUp, on,
-                decodeVecAttention, pdl, liveDevicePreprocess, visionGraphs, visionFp32MaxBytes, batchDecode);
-    }
+    public Tuning withPrefillPipelined(boolean on) { return with(PREFILL_PIPELINED, Boolean.toString(on)); }
 
     /** This tuning with the 16-byte-load decode attention on or off. */
-    public Tuning withDecodeVecAttention(boolean on) {
-        return new Tuning(cpuThreads, cpuSpinMicros, cpuSimd, cudaDisable, cudaNvrtc, root, graphs, batchGraphs, prefillChunk, fusedNorm,
-                fusedSilu, skinnyGemm, gemvSplitK, gemvSplitBlocksPerSm, prefillMma, prefillSplitKv, evictKernel, prefillBf16GateUp,
-                prefillPipelined, on, pdl, liveDevicePreprocess, visionGraphs, visionFp32MaxBytes, batchDecode);
-    }
+    public Tuning withDecodeVecAttention(boolean on) { return with(DECODE_VEC_ATTENTION, Boolean.toString(on)); }
 
     /** This tuning with programmatic dependent launch of the decode-step kernels on or off. */
-    public Tuning withPdl(boolean on) {
-        return new Tuning(cpuThreads, cpuSpinMicros, cpuSimd, cudaDisable, cudaNvrtc, root, graphs, batchGraphs, prefillChunk, fusedNorm,
-                fusedSilu, skinnyGemm, gemvSplitK, gemvSplitBlocksPerSm, prefillMma, prefillSplitKv, evictKernel, prefillBf16GateUp,
-                prefillPipelined, decodeVecAttention, on, liveDevicePreprocess, visionGraphs, visionFp32MaxBytes, batchDecode);
-    }
+    public Tuning withPdl(boolean on) { return with(PDL, Boolean.toString(on)); }
 
     /** This tuning with live video groups preprocessed on the GPU on or off. */
-    public Tuning withLiveDevicePreprocess(boolean on) {
-        return new Tuning(cpuThreads, cpuSpinMicros, cpuSimd, cudaDisable, cudaNvrtc, root, graphs, batchGraphs, prefillChunk, fusedNorm,
-                fusedSilu, skinnyGemm, gemvSplitK, gemvSplitBlocksPerSm, prefillMma, prefillSplitKv, evictKernel, prefillBf16GateUp,
-                prefillPipelined, decodeVecAttention, pdl, on, visionGraphs, visionFp32MaxBytes, batchDecode);
-    }
+    public Tuning withLiveDevicePreprocess(boolean on) { return with(LIVE_DEVICE_PREPROCESS, Boolean.toString(on)); }
 
     /** This tuning with batched decode of concurrent captions on or off. */
-    public Tuning withBatchDecode(boolean on) {
-        return new Tuning(cpuThreads, cpuSpinMicros, cpuSimd, cudaDisable, cudaNvrtc, root, graphs, batchGraphs, prefillChunk, fusedNorm,
-                fusedSilu, skinnyGemm, gemvSplitK, gemvSplitBlocksPerSm, prefillMma, prefillSplitKv, evictKernel, prefillBf16GateUp, prefillPipelined, decodeVecAttention, pdl, liveDevicePreprocess, visionGraphs, visionFp32MaxBytes, on);
-    }
+    public Tuning withBatchDecode(boolean on) { return with(BATCH_DECODE, Boolean.toString(on)); }
 
     // ---- parsing: one place for every property
 
