@@ -186,6 +186,13 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
         return m;
     }
 
+    /** The knobs that differ from {@link #defaults()}, as property and value (for logs and benchmark records). */
+    public Map<String, String> changes() {
+        Map<String, String> d = defaults().properties(), m = properties();
+        m.entrySet().removeIf(e -> e.getValue().equals(d.get(e.getKey())));
+        return m;
+    }
+
     /**
      * This tuning with {@code property} (one of {@link #properties()}' names, or {@code vlmflux.root}) set to
      * {@code value}, parsed and checked as the system property would be.

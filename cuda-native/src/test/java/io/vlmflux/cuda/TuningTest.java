@@ -59,6 +59,8 @@ class TuningTest {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> d.with("vlmflux.cuda.pdll", "true"));
         assertTrue(e.getMessage().contains("vlmflux.cuda.pdll"), e.getMessage());
         assertThrows(IllegalArgumentException.class, () -> d.with("vlmflux.cuda.pdl", "yes"));
+        assertEquals(Map.of(), d.changes());
+        assertEquals(Map.of("vlmflux.cuda.pdl", "true", "vlmflux.cuda.prefillChunk", "33"), p.changes());
     }
 
     @Test

@@ -190,7 +190,8 @@ public final class VlmRuntime implements AutoCloseable {
             compute = new ComputeThread(b, options.device());
             VlmRuntime r = new VlmRuntime(dir, b, options.device(), decoder, stream, vision, tokenizer, template, gen, pc, compute,
                     options.maxBatch(), batchDecode);
-            LOG.log(System.Logger.Level.INFO, "{0} ready in {1} ms ({2}): {3}", r, (System.nanoTime() - t0) / 1_000_000, choice.reason(), r.describe());
+            LOG.log(System.Logger.Level.INFO, "{0} ready in {1} ms ({2}): {3}{4}", r, (System.nanoTime() - t0) / 1_000_000, choice.reason(), r.describe(),
+                    tuning.changes().isEmpty() ? "" : "; tuning " + tuning.changes());
             return r;
         } catch (IOException e) {
             closeAll(vision, gpuProcessor, gpuEncoder, cpuEncoder, decoder, pc, compute, stream);
