@@ -261,7 +261,7 @@ public final class LlmBench implements Command {
                 o.put("backend", d.backend());
                 o.put("model", name);
                 o.put("device", info.getOrDefault("device", "?"));
-                o.put("tuning", io.vlmflux.cuda.Tuning.fromSystemProperties().changes());   // knobs off their defaults
+                o.put("tuning", info.getOrDefault("tuning", Map.of()));   // knobs off their defaults (the cuda decoder's)
                 o.put("ctx", ctx);
                 o.put("decode_tokens", decodeTokens);
                 o.put("prefill_ms", round(p3[1], 2));
@@ -289,11 +289,11 @@ public final class LlmBench implements Command {
                 rows.add(o);
             }
         }
-        Map<String, String> changed = io.vlmflux.cuda.Tuning.fromSystemProperties().changes();
+        Object changed = info.getOrDefault("tuning", Map.of());
         System.err.printf("backend %s, model %s, %s, CUDA graphs %s%s%s%n", d.backend(), name, info.getOrDefault("device", "?"),
                 Boolean.TRUE.equals(info.get("cuda_graphs")) ? "on" : "off",
                 bandwidth > 0 ? String.format(Locale.ROOT, ", device copy bandwidth %.0f GB/s (given)", bandwidth / 1e9) : "",
-                changed.isEmpty() ? "" : ", tuning " + changed);
+                changed instanceof Map<?, ?> m && !m.isEmpty() ? ", tuning " + changed : "");
         System.err.printf("  weights read per token %.3f GB; GPU memory: decoder (weights + activations) %d MB%n", wb / 1e9, mb(info.get("decoder_bytes")));
         System.err.println("  context | prefill ms | decode tok/s | roofline tok/s | of roofline | KV cache MB | device used MB"
                 + (constraint != null ? " | JSON-schema decode tok/s (device mask)" : ""));

@@ -113,6 +113,7 @@ public final class CudaDecoder implements Decoder {
     private final boolean splitKvPrefill;   // Tuning.prefillSplitKv
     final boolean evictKernel;              // Tuning.evictKernel (read by CudaKvCache.evict)
     private final boolean bf16GateUp;       // Tuning.prefillBf16GateUp
+    private final Map<String, String> tuningChanges;   // Tuning.changes(), for info()
     private volatile boolean closed;
     /** Rounding of cache capacities (positions), so that caches of similar sequences can be reused. */
     static final int CACHE_BUCKET = 256;
@@ -163,6 +164,7 @@ public final class CudaDecoder implements Decoder {
         splitKvPrefill = tuning.prefillSplitKv();
         evictKernel = tuning.evictKernel();
         bf16GateUp = tuning.prefillBf16GateUp();
+        tuningChanges = java.util.Collections.unmodifiableMap(tuning.changes());
         useGraphs = tuning.graphs();
         if (!useGraphs) graphOffReason = "disabled (-Dvlmflux.cuda.graphs=false / --no-cuda-graph)";
         if (!useGraphs) batchGraphOffReason = graphOffReason;
@@ -449,6 +451,7 @@ public final class CudaDecoder implements Decoder {
         m.put("cuda_graphs", graphsEnabled());
         m.put("batch_graphs", batchGraphsEnabled());
         m.put("batch_graphs_captured", batchGraphCount());
+        m.put("tuning", tuningChanges);   // the knobs this decoder was built with that differ from the defaults
         return m;
     }
 
