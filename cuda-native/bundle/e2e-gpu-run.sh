@@ -82,10 +82,12 @@ case "${1:-}" in
     [[ -x "$VLMFLUX_JRE_DIR/jre/bin/java" && -d /tmp/gpu-lib ]] || { echo "e2e-gpu-run.sh $1: run 'prep-all' first on this machine" >&2; exit 3; }
     if [[ $1 == profile ]]; then
       command -v ncu > /dev/null || { echo "e2e-gpu-run.sh profile: no ncu on PATH" >&2; exit 3; }
+      t0=$(date +%s)
       all="-Dvlmflux.cuda.prefillSplitKv=true -Dvlmflux.cuda.prefillPipelined=true -Dvlmflux.cuda.prefillBf16GateUp=true -Dvlmflux.cuda.decodeVecAttention=true -Dvlmflux.cuda.pdl=true"
       for spec in qwen3-0.6b:28 qwen2.5-3b:36; do
         shape=${spec%%:*}; layers=${spec##*:}
         for sw in default switches; do
+          (( $(date +%s) - t0 < 420 )) || { step "skipped ncu $shape $sw: the call's ten minutes are nearly spent"; continue; }
           step "ncu: $shape, $sw"
           VLMFLUX_JAVA_OPTS=$([[ $sw == switches ]] && echo "$all") timeout 150 ncu --csv --page raw --graph-profiling node \
               --metrics gpu__time_duration.sum --target-processes all --log-file "$out/ncu-$shape-$sw.csv" \
@@ -95,6 +97,7 @@ case "${1:-}" in
         done
       done
       for sw in default switches; do   # decode table: greedy vs sampled, batch 1-16, 0.6B (issue 18)
+        (( $(date +%s) - t0 < 400 )) || { step "skipped bench llm --sampled ($sw): the call's ten minutes are nearly spent"; continue; }
         step "bench llm qwen3-0.6b --sampled --batch, $sw"
         VLMFLUX_JAVA_OPTS=$([[ $sw == switches ]] && echo "$all") timeout 150 "$run" vlmflux bench llm --backend cuda --shape qwen3-0.6b \
             --contexts 512,2048 --sampled --batch 1,2,4,8,16 --json > "$out/llm-qwen3-0.6b-$sw.jsonl" 2> "$out/llm-qwen3-0.6b-$sw.err"
