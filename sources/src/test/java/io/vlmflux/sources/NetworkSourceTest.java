@@ -94,7 +94,9 @@ class NetworkSourceTest {
                 assertEquals(infos.get(i - 1).sequence() + 1, infos.get(i).sequence(), "seq at " + i);
                 assertTrue(infos.get(i).ptsNanos() > infos.get(i - 1).ptsNanos(), "pts at " + i + ": " + infos.get(i - 1) + " -> " + infos.get(i));
             }
-            List<SourceEvent.Type> types = events.stream().map(SourceEvent::type).distinct().toList();
+            // the lifecycle in order; GStreamer may or may not post a warning ("the server closed the connection") first,
+            // depending on whether rtspsrc notices the closed socket before the end of stream: warnings are not lifecycle
+            List<SourceEvent.Type> types = events.stream().map(SourceEvent::type).filter(t -> t != SourceEvent.Type.SOURCE_WARNING).distinct().toList();
             assertEquals(List.of(SourceEvent.Type.SOURCE_DOWN, SourceEvent.Type.SOURCE_RETRY, SourceEvent.Type.SOURCE_UP), types, events.toString());
             assertTrue(events.stream().allMatch(e -> e.sourceId().equals(src.id())));
         } finally {
