@@ -394,9 +394,6 @@ public final class GpuOps implements AutoCloseable {
         k.launch(name, gx, gy, gz, block, sharedBytes, st, args, pdl);
     }
 
-    /** Whether PDL-ready kernels launch with programmatic dependent launch ({@link io.vlmflux.cuda.Tuning#pdl()}). */
-    public boolean pdl() { return pdl; }
-
     /** Splits a decode attention would use for a cache of {@code maxSeq}: enough blocks to fill the GPU. */
     public int decodeSplits(AttnShape s) {
         int sms = stream.device().multiProcessorCount();

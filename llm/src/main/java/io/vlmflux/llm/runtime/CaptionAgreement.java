@@ -45,7 +45,7 @@ public final class CaptionAgreement {
     /**
      * Captions each of {@code images} with {@code model} and {@code reference} ({@code prompt} as the user turn with one
      * image, greedy, at most {@code maxTokens}, ending at each model's end-of-turn tokens). {@code read} opens an image
-     * as a new frame; it is called once per model, and the runtime owns (closes) what it returns.
+     * as a new frame, once per image; each runtime owns (closes) the frame it is given (the reference a copy).
      */
     public static Result run(VlmRuntime model, VlmRuntime reference, List<Path> images, Function<Path, Frame> read, String prompt, int maxTokens) {
         if (!model.hasVision()) throw new IllegalArgumentException(model.dir() + " is a text-only model: caption agreement needs a vision-language model");
@@ -53,8 +53,22 @@ public final class CaptionAgreement {
         if (maxTokens <= 0) throw new IllegalArgumentException("max tokens must be positive, got " + maxTokens);
         List<Item> items = new ArrayList<>();
         for (Path image : images) {
-            Caption m = caption(model, image, read, prompt, maxTokens);
-            Caption r = caption(reference, image, read, prompt, maxTokens);
+            Frame f = read.apply(image);   // decoded once: the reference gets a copy (each runtime closes what it is given)
+            Frame copy;
+            try {
+                copy = f.copy();
+            } catch (RuntimeException | Error e) {
+                f.close();
+                throw e;
+            }
+            Caption m, r;
+            try {
+                m = caption(model, f, prompt, maxTokens);
+            } catch (RuntimeException | Error e) {
+                copy.close();
+                throw e;
+            }
+            r = caption(reference, copy, prompt, maxTokens);
             int common = 0;
             while (common < m.ids().size() && common < r.ids().size() && m.ids().get(common).equals(r.ids().get(common))) common++;
             int longer = Math.max(m.ids().size(), r.ids().size());
@@ -66,10 +80,13 @@ public final class CaptionAgreement {
 
     private record Caption(String text, List<Integer> ids) {}
 
-    private static Caption caption(VlmRuntime rt, Path image, Function<Path, Frame> read, String prompt, int maxTokens) {
-        if (rt.chatTemplate().isEmpty())
+    /** Captions {@code frame} (owned: closed by the runtime's prepare, or here when the model cannot caption). */
+    private static Caption caption(VlmRuntime rt, Frame frame, String prompt, int maxTokens) {
+        if (rt.chatTemplate().isEmpty()) {
+            frame.close();
             throw new IllegalArgumentException(rt.dir() + " has no chat template (tokenizer_config.json chat_template): captions need one");
-        Prompt p = rt.prepareBlocking(rt.promptTemplate(null, prompt, 1), List.of(read.apply(image)));
+        }
+        Prompt p = rt.prepareBlocking(rt.promptTemplate(null, prompt, 1), List.of(frame));
         StringBuilder text = new StringBuilder();
         List<Integer> ids = new ArrayList<>();
         GenerateOptions o = new GenerateOptions(SamplingParams.greedyDecoding(), maxTokens, rt.eosTokens(), List.of(), 0, null);

@@ -65,8 +65,6 @@ final class DeviceVision extends VisionPath<GpuPixels> {
     private final boolean groupsOnDevice;   // Tuning.liveDevicePreprocess
     private DeviceArena groupInput;          // live groups' bf16 patches side by side (grown as needed)
 
-    DeviceVision(GpuImageProcessor processor, GpuVisionEncoder encoder, long cacheBytes) { this(processor, encoder, cacheBytes, false); }
-
     DeviceVision(GpuImageProcessor processor, GpuVisionEncoder encoder, long cacheBytes, boolean groupsOnDevice) {
         super(cacheBytes);
         this.processor = processor;

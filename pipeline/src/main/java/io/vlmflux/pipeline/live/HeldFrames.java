@@ -61,8 +61,8 @@ public final class HeldFrames {
     /** Frames in the ledger, closed ones not yet pruned included. */
     synchronized int size() { return held.size(); }
 
-    /** Frames held and not yet closed (for tests and stats). */
-    public synchronized int open() {
+    /** Frames held and not yet closed. */
+    synchronized int open() {
         int n = 0;
         for (Frame f : held) if (!f.isReleased()) n++;
         return n;
