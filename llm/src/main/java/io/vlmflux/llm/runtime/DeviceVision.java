@@ -96,33 +96,17 @@ final class DeviceVision extends VisionPath<GpuPixels> {
             groupInput = stream.device().newArena("live group patches", Math.max(total + 256L * groups.size(), 8L << 20));
         }
         groupInput.reset(0);
-        long hash = 0x9E3779B97F4A7C15L;
         DeviceBuffer all = groupInput.alloc("live group patches bf16", total);
         long off = 0;
         long[] hashes = new long[groups.size()];
         for (int i = 0; i < groups.size(); i++) {
             FrameGroup g = groups.get(i);
             long bytes = 2L * grids[i][0] * grids[i][1] * grids[i][2] * pd;
-            GpuPixels px = processor.processInto(g.frames(), g.height(), g.width(), all.slice(off, bytes, "group " + i));
-            hashes[i] = px.contentHash();
-            hash = hash * 31 + px.contentHash();
+            hashes[i] = processor.processInto(g.frames(), g.height(), g.width(), all.slice(off, bytes, "group " + i)).contentHash();
             off += bytes;
         }
-        DeviceEmbeddings e = encoder.encodeToDevice(all, grids, groups.size() == 1 ? hashes[0] : hash);
-        int m2 = encoder.mergeSize() * encoder.mergeSize();
-        List<ImageRows> out = new ArrayList<>(groups.size());
-        int row0 = 0;
-        try {
-            for (int i = 0; i < groups.size(); i++) {
-                int tokens = grids[i][0] * grids[i][1] * grids[i][2] / m2;
-                out.add(keep(e, row0, tokens, grids[i][0], grids[i][1], grids[i][2], hashes[i]));
-                row0 += tokens;
-            }
-        } catch (RuntimeException | Error x) {
-            for (ImageRows r : out) free(r);
-            throw x;
-        }
-        return out;
+        // outside the encoder-output cache, so the pass needs no content hash of its own (as encodeToDevice(List) of host pixels)
+        return keepEach(encoder.encodeToDevice(all, grids, groups.size() == 1 ? hashes[0] : 0L), grids, hashes);
     }
 
     @Override void beforeEncode() {
@@ -173,21 +157,29 @@ final class DeviceVision extends VisionPath<GpuPixels> {
 
     /** Several clips in one encoder pass (the groups several live sessions append at once), each kept in rows of its own. */
     @Override List<ImageRows> encodeClipRows(List<io.vlmflux.vision.PixelValues> clips) {
-        DeviceEmbeddings e = encoder.encodeToDevice(clips);
+        int[][] grids = clips.stream().map(px -> new int[] {px.gridT(), px.gridH(), px.gridW()}).toArray(int[][]::new);
+        return keepEach(encoder.encodeToDevice(clips), grids, clips.stream().mapToLong(io.vlmflux.vision.PixelValues::contentHash).toArray());
+    }
+
+    /**
+     * The rows of each input of a batch encoded in one pass (inputs of grids {t, h, w}, in order), each kept in memory
+     * of its own; all or nothing.
+     */
+    private List<ImageRows> keepEach(DeviceEmbeddings e, int[][] grids, long[] hashes) {
         int m2 = encoder.mergeSize() * encoder.mergeSize();
-        List<ImageRows> out = new ArrayList<>(clips.size());
+        List<ImageRows> out = new ArrayList<>(grids.length);
         int row0 = 0;
         try {
-            for (io.vlmflux.vision.PixelValues px : clips) {
-                int tokens = px.numPatches() / m2;
-                out.add(keep(e, row0, tokens, px.gridT(), px.gridH(), px.gridW(), px.contentHash()));
+            for (int i = 0; i < grids.length; i++) {
+                int tokens = grids[i][0] * grids[i][1] * grids[i][2] / m2;
+                out.add(keep(e, row0, tokens, grids[i][0], grids[i][1], grids[i][2], hashes[i]));
                 row0 += tokens;
             }
+            if (row0 != e.tokens()) throw new IllegalStateException("batch of " + grids.length + " inputs gave " + e.tokens() + " rows, expected " + row0);
         } catch (RuntimeException | Error x) {
             for (ImageRows r : out) free(r);
             throw x;
         }
-        if (row0 != e.tokens()) throw new IllegalStateException("batch of " + clips.size() + " clips gave " + e.tokens() + " rows, expected " + row0);
         return out;
     }
 
