@@ -254,13 +254,13 @@ public final class LiveSession implements AutoCloseable {
             if (!items.isEmpty() && start < items.getLast().endPts() - frameNs)
                 LOG.log(System.Logger.Level.DEBUG, "live group starts at {0} ns, before the previous end {1} ns (source restarted?)", start, items.getLast().endPts());
             ensureStarted();
-            long p0 = System.nanoTime();
             int[] size = frameSize(frames.getFirst());
             if (vision.preprocessesGroups(videoProcessor.config())) {   // resized, normalised and patchified with the encode
                 Prepared g = new Prepared(null, start, end, lastPts, frames.size(), 0, new VisionPath.FrameGroup(List.copyOf(frames), size[0], size[1]));
                 handedOn = true;
                 return g;
             }
+            long p0 = System.nanoTime();
             io.vlmflux.vision.PixelValues px = videoProcessor.process(frames, size[0], size[1]);   // the video config's size bounds
             return new Prepared(px, start, end, lastPts, frames.size(), System.nanoTime() - p0, null);
         } finally {
