@@ -14,7 +14,8 @@
 #                         cuda with GStreamer (shapes-vl and the 3B checkpoint)
 #   e2e-gpu-run.sh tests  (same carry): every @Tag("gpu") test
 #   e2e-gpu-run.sh prep-all (carry as prep): prep without the peer for Qwen2.5-VL-3B, then Qwen3-VL-2B and -4B with Hugging
-#                         Face's vision / TTFT / decode figures (issue 14's table), checkpoints under /tmp/vlmflux-models
+#                         Face's vision / TTFT / decode figures (issue 14's table; VLMFLUX_E2E_QWEN3_NO_PEER=1: checkpoints
+#                         only), checkpoints under /tmp/vlmflux-models
 #   e2e-gpu-run.sh measure (carry .gpu-e2e/test-classes; after prep-all on the warm machine, jars in /tmp/gpu-lib):
 #                         GPU tests, bench live with the split-key prefill and eviction kernel on and off (issue 11),
 #                         bench vlm + VisionEncoderBench on the Qwen3-VL checkpoints, KernelBench
@@ -72,8 +73,9 @@ case "${1:-}" in
     rm -rf /tmp/gpu-lib && cp -r "$VLMFLUX_BUNDLE_DIR/lib" /tmp/gpu-lib   # the next call carries only test-classes
     VLMFLUX_E2E_NO_PEER=1 OUT=$out/q25 "$0" prep > "$out/prep-q25.log" 2>&1
     for m in qwen3-vl-2b qwen3-vl-4b; do
-      VLMFLUX_E2E_SHAPE=$m VLMFLUX_E2E_DECODE=1 VLMFLUX_E2E_MODEL=/tmp/vlmflux-models/$m OUT=$out/$m "$0" prep > "$out/prep-$m.log" 2>&1
-      tail -4 "$out/$m/hf.jsonl" >&2
+      VLMFLUX_E2E_NO_PEER=${VLMFLUX_E2E_QWEN3_NO_PEER:-} VLMFLUX_E2E_SHAPE=$m VLMFLUX_E2E_DECODE=1 VLMFLUX_E2E_MODEL=/tmp/vlmflux-models/$m \
+          OUT=$out/$m "$0" prep > "$out/prep-$m.log" 2>&1
+      tail -n 4 "$out/$m/hf.jsonl" >&2
     done
     du -sh /tmp/vlmflux-models/* >&2; step done ;;
   measure|measure-int4|profile)
@@ -82,32 +84,38 @@ case "${1:-}" in
     [[ -x "$VLMFLUX_JRE_DIR/jre/bin/java" && -d /tmp/gpu-lib ]] || { echo "e2e-gpu-run.sh $1: run 'prep-all' first on this machine" >&2; exit 3; }
     t0=$(date +%s)
     spent() { (( $(date +%s) - t0 >= $1 )); }   # the call's limit is ten minutes: later steps skip rather than be cut off
+    # the switches' defaults before stop 25 (the "before" runs of measure-int4 and profile)
+    before="-Dvlmflux.cuda.prefillSplitKv=false -Dvlmflux.cuda.evictKernel=false -Dvlmflux.cuda.prefillPipelined=false -Dvlmflux.cuda.decodeVecAttention=false -Dvlmflux.cuda.pdl=false -Dvlmflux.live.devicePreprocess=false"
+    all="-Dvlmflux.cuda.prefillSplitKv=true -Dvlmflux.cuda.evictKernel=true -Dvlmflux.cuda.prefillPipelined=true -Dvlmflux.cuda.prefillBf16GateUp=true -Dvlmflux.cuda.decodeVecAttention=true -Dvlmflux.cuda.pdl=true -Dvlmflux.live.devicePreprocess=true"
     if [[ $1 == profile ]]; then
       command -v ncu > /dev/null || { echo "e2e-gpu-run.sh profile: no ncu on PATH" >&2; exit 3; }
-      all="-Dvlmflux.cuda.prefillSplitKv=true -Dvlmflux.cuda.prefillPipelined=true -Dvlmflux.cuda.prefillBf16GateUp=true -Dvlmflux.cuda.decodeVecAttention=true -Dvlmflux.cuda.pdl=true"
-      for spec in qwen3-0.6b:28 qwen2.5-3b:36; do
-        shape=${spec%%:*}; layers=${spec##*:}
-        for sw in default switches; do
+      for shape in qwen3-0.6b qwen2.5-3b; do
+        for sw in before default; do
           spent 420 && { step "skipped ncu $shape $sw: the call's ten minutes are nearly spent"; continue; }
           step "ncu: $shape, $sw"
-          VLMFLUX_JAVA_OPTS=$([[ $sw == switches ]] && echo "$all") timeout 150 ncu --csv --page raw --graph-profiling node \
-              --metrics gpu__time_duration.sum --target-processes all --log-file "$out/ncu-$shape-$sw.csv" \
-              "$run" vlmflux bench llm --backend cuda --shape $shape --contexts 2048 --decode-tokens 8 > "$out/ncu-$shape-$sw.txt" 2>&1
-          python3 "$here/ncu_step_table.py" "$out/ncu-$shape-$sw.csv" --layers $layers --label "$shape, 2,048 cached, $sw" \
+          VLMFLUX_JAVA_OPTS=$([[ $sw == before ]] && echo "$before") timeout 150 ncu --csv --page raw --graph-profiling node \
+              --profile-from-start off --metrics gpu__time_duration.sum --target-processes all --log-file "$out/ncu-$shape-$sw.csv" \
+              "$run" vlmflux bench llm --backend cuda --shape $shape --contexts 2048 --decode-tokens 8 --profile-steps 4 > "$out/ncu-$shape-$sw.txt" 2>&1
+          echo "rc=$?" >> "$out/ncu-$shape-$sw.txt"; grep -v "^WARNING" "$out/ncu-$shape-$sw.txt" | grep -i "error\|rc=" | head -5 >&2
+          python3 "$here/ncu_step_table.py" "$out/ncu-$shape-$sw.csv" --steps 4 --label "$shape, 2,048 cached, $sw" \
               > "$out/ncu-$shape-$sw.md" 2>&1; cat "$out/ncu-$shape-$sw.md" >&2
         done
       done
-      for sw in default switches; do   # decode table: greedy vs sampled, batch 1-16, 0.6B (issue 18)
+      for sw in before default; do   # decode table: greedy vs sampled, batch 1-16, 0.6B (issue 18)
         spent 400 && { step "skipped bench llm --sampled ($sw): the call's ten minutes are nearly spent"; continue; }
         step "bench llm qwen3-0.6b --sampled --batch, $sw"
-        VLMFLUX_JAVA_OPTS=$([[ $sw == switches ]] && echo "$all") timeout 150 "$run" vlmflux bench llm --backend cuda --shape qwen3-0.6b \
+        VLMFLUX_JAVA_OPTS=$([[ $sw == before ]] && echo "$before") timeout 150 "$run" vlmflux bench llm --backend cuda --shape qwen3-0.6b \
             --contexts 512,2048 --sampled --batch 1,2,4,8,16 --json > "$out/llm-qwen3-0.6b-$sw.jsonl" 2> "$out/llm-qwen3-0.6b-$sw.err"
-        tail -1 "$out/llm-qwen3-0.6b-$sw.jsonl" >&2
+        tail -n 1 "$out/llm-qwen3-0.6b-$sw.jsonl" >&2
       done
     elif [[ $1 == measure ]]; then
-      step "GPU tests"; timeout 240 "$run" tests > "$out/tests.txt" 2>&1; echo "rc=$?" >> "$out/tests.txt"
+      step "GPU tests (defaults)"; timeout 200 "$run" tests > "$out/tests.txt" 2>&1; echo "rc=$?" >> "$out/tests.txt"
       grep -E "tests (successful|failed|found)" "$out/tests.txt" >&2
-      for sw in on off; do
+      step "GPU tests with every measured switch flipped (VLMFLUX_E2E_FLIP)"
+      VLMFLUX_JAVA_OPTS="${VLMFLUX_E2E_FLIP:-$all}" timeout 200 "$run" tests > "$out/tests-flipped.txt" 2>&1; echo "rc=$?" >> "$out/tests-flipped.txt"
+      grep -E "tests (successful|failed|found)" "$out/tests-flipped.txt" >&2
+      grep -B2 -A12 "✘" "$out/tests.txt" "$out/tests-flipped.txt" | head -80 >&2
+      for sw in ${VLMFLUX_E2E_LIVE:-on off}; do
         step "bench live, the new switches (split-key + pipelined prefill, eviction kernel, 16-byte decode attention, PDL, groups preprocessed on the GPU) $sw"
         opts=-Dvlmflux.cuda.prefillSplitKv=$([[ $sw == on ]] && echo true || echo false)
         opts="$opts -Dvlmflux.cuda.evictKernel=$([[ $sw == on ]] && echo true || echo false)"
@@ -123,6 +131,8 @@ case "${1:-}" in
         spent 420 && { step "skipped Qwen3-VL $m: the call's ten minutes are nearly spent"; continue; }
         step "Qwen3-VL $m: bench vlm --ttft, vision tower at 3 sizes"
         timeout 90 "$run" vlmflux bench vlm --model /tmp/vlmflux-models/$m --ttft --iters 10 --json > "$out/vlm-$m.jsonl" 2> "$out/vlm-$m.err"
+        VLMFLUX_JAVA_OPTS="$all" timeout 90 "$run" vlmflux bench vlm --model /tmp/vlmflux-models/$m --ttft --iters 10 --json \
+            > "$out/vlm-$m-switches.jsonl" 2> "$out/vlm-$m-switches.err"; tail -n 1 "$out/vlm-$m-switches.jsonl" >&2
         tail -2 "$out/vlm-$m.jsonl" >&2
         for sz in 448x448 640x480 1280x720; do
           timeout 60 "$run" java io.vlmflux.vision.cuda.VisionEncoderBench /tmp/vlmflux-models/$m $sz RGB 20 --json >> "$out/vision-$m.jsonl" 2>> "$out/vision-$m.err"
@@ -137,11 +147,14 @@ case "${1:-}" in
       for shape in ${2:-qwen2.5-3b qwen2.5-7b}; do
         step "bench llm $shape bf16 (checkpoint kept), then 4-bit rtn"
         timeout 200 "$run" vlmflux bench llm --backend cuda --shape $shape --keep-checkpoint /tmp/vlmflux-models/$shape --contexts 512,2048 --json > "$out/llm-$shape-bf16.jsonl" 2> "$out/llm-$shape-bf16.err"
-        VLMFLUX_JAVA_OPTS="-Dvlmflux.cuda.prefillBf16GateUp=true -Dvlmflux.cuda.prefillSplitKv=true -Dvlmflux.cuda.prefillPipelined=true -Dvlmflux.cuda.decodeVecAttention=true -Dvlmflux.cuda.pdl=true" timeout 120 "$run" vlmflux bench llm --backend cuda \
-            --model /tmp/vlmflux-models/$shape --contexts 512,2048 --json > "$out/llm-$shape-bf16-switches.jsonl" 2> "$out/llm-$shape-bf16-switches.err"
-        timeout 200 "$run" vlmflux quantize --model /tmp/vlmflux-models/$shape --out /tmp/vlmflux-models/$shape-awq --method rtn > "$out/quantize-$shape.txt" 2>&1
+        VLMFLUX_JAVA_OPTS="-Dvlmflux.cuda.prefillBf16GateUp=true" timeout 120 "$run" vlmflux bench llm --backend cuda \
+            --model /tmp/vlmflux-models/$shape --contexts 512,2048 --json > "$out/llm-$shape-bf16-gateup.jsonl" 2> "$out/llm-$shape-bf16-gateup.err"
+        VLMFLUX_JAVA_OPTS="$before" timeout 120 "$run" vlmflux bench llm --backend cuda \
+            --model /tmp/vlmflux-models/$shape --contexts 512,2048 --json > "$out/llm-$shape-bf16-before.jsonl" 2> "$out/llm-$shape-bf16-before.err"
+        grep -h decode_tok_s "$out/llm-$shape-bf16.jsonl" "$out/llm-$shape-bf16-gateup.jsonl" "$out/llm-$shape-bf16-before.jsonl" | cut -c1-400 >&2
+        timeout 400 "$run" vlmflux quantize --model /tmp/vlmflux-models/$shape --out /tmp/vlmflux-models/$shape-awq --method rtn > "$out/quantize-$shape.txt" 2>&1
         timeout 120 "$run" vlmflux bench llm --backend cuda --model /tmp/vlmflux-models/$shape-awq --contexts 512,2048 --json > "$out/llm-$shape-int4.jsonl" 2> "$out/llm-$shape-int4.err"
-        tail -1 "$out/llm-$shape-bf16.jsonl" "$out/llm-$shape-int4.jsonl" >&2
+        tail -n 1 "$out/llm-$shape-bf16.jsonl" "$out/llm-$shape-int4.jsonl" >&2; tail -n 3 "$out/quantize-$shape.txt" >&2
         step "eval $shape: 4-bit vs bf16 on cuda (random weights: pseudo-random ids, no tokenizer)"
         timeout 150 "$run" vlmflux eval --model /tmp/vlmflux-models/$shape-awq --reference /tmp/vlmflux-models/$shape --backend cuda \
             --reference-backend cuda --window 128 --windows 8 --json > "$out/eval-$shape.json" 2> "$out/eval-$shape.err"; cat "$out/eval-$shape.json" >&2

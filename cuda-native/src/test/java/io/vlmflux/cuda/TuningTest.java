@@ -49,18 +49,18 @@ class TuningTest {
         Tuning d = Tuning.defaults();
         assertEquals(d, Tuning.from(d.properties()));
         Tuning odd = Tuning.from(Map.of("vlmflux.cuda.prefillChunk", "7", "vlmflux.vision.noGraphs", "true", "vlmflux.root", "/tmp/r",
-                "vlmflux.cuda.pdl", "true", "vlmflux.vision.fp32MaxBytes", "12345"));
+                "vlmflux.cuda.pdl", "false", "vlmflux.vision.fp32MaxBytes", "12345"));
         assertEquals(odd, Tuning.from(odd.properties()), "every knob survives properties() -> from()");
-        Tuning p = d.withPdl(true).withPrefillChunk(33);
-        assertTrue(p.pdl());
+        Tuning p = d.withPdl(false).withPrefillChunk(33);
+        assertFalse(p.pdl());
         assertEquals(33, p.prefillChunk());
-        assertEquals(d, p.withPdl(false).withPrefillChunk(d.prefillChunk()), "nothing else changed");
+        assertEquals(d, p.withPdl(true).withPrefillChunk(d.prefillChunk()), "nothing else changed");
         assertEquals("/x", d.with("vlmflux.root", "/x").root().toString());
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> d.with("vlmflux.cuda.pdll", "true"));
         assertTrue(e.getMessage().contains("vlmflux.cuda.pdll"), e.getMessage());
         assertThrows(IllegalArgumentException.class, () -> d.with("vlmflux.cuda.pdl", "yes"));
         assertEquals(Map.of(), d.changes());
-        assertEquals(Map.of("vlmflux.cuda.pdl", "true", "vlmflux.cuda.prefillChunk", "33"), p.changes());
+        assertEquals(Map.of("vlmflux.cuda.pdl", "false", "vlmflux.cuda.prefillChunk", "33"), p.changes());
     }
 
     @Test

@@ -93,4 +93,26 @@ public final class Gpu {
             return "CUDA probe failed: " + e;
         }
     }
+
+    /**
+     * Starts ({@code on}) or stops the profiler's collection range ({@code cudaProfilerStart/Stop}), so that Nsight
+     * Compute run with {@code --profile-from-start off} profiles only the kernels in between (a few decode steps
+     * rather than a model load and a prefill). Called through the foreign-function API: the JavaCPP presets do not
+     * bind {@code cuda_profiler_api.h}. Returns false, logging why, where the call is not possible; never throws.
+     */
+    public static boolean profilerRange(boolean on) {
+        String fn = on ? "cudaProfilerStart" : "cudaProfilerStop";
+        if (!isAvailable()) return false;
+        try {
+            java.lang.foreign.Linker linker = java.lang.foreign.Linker.nativeLinker();
+            java.lang.foreign.SymbolLookup lib = java.lang.foreign.SymbolLookup.libraryLookup("libcudart.so.13", java.lang.foreign.Arena.global());
+            java.lang.foreign.MemorySegment sym = lib.find(fn).orElseThrow(() -> new IllegalStateException(fn + " not in libcudart.so.13"));
+            int rc = (int) linker.downcallHandle(sym, java.lang.foreign.FunctionDescriptor.of(java.lang.foreign.ValueLayout.JAVA_INT)).invokeExact();
+            if (rc != 0) LOG.log(System.Logger.Level.WARNING, fn + " returned cudaError " + rc);
+            return rc == 0;
+        } catch (Throwable t) {
+            LOG.log(System.Logger.Level.WARNING, fn + " unavailable: " + t);
+            return false;
+        }
+    }
 }

@@ -43,7 +43,7 @@ public final class LlmBench implements Command {
                 vlmflux bench llm [--backend auto|cpu|cuda] [--model DIR | --shape NAME [--keep-checkpoint DIR]] [--json]
                                   cuda: [--contexts 512,2048] [--decode-tokens 128] [--no-cuda-graph] [--bandwidth-gbps B]
                                         [--batch 1,2,4,8,16 [--batch-ctx 384] [--batch-steps 64]] [--json-schema FILE]
-                                        [--sampled]
+                                        [--sampled] [--profile-steps N]
                                   cpu:  [--prompt-tokens 128] [--decode-tokens 32]
                   --backend      auto (default): cuda when a usable GPU is present, else cpu (the choice is logged)
                   --model DIR    benchmark an existing checkpoint instead of writing a random one
@@ -62,12 +62,15 @@ public final class LlmBench implements Command {
                                  with --batch, sampled batched steps too (default path)
                   --json-schema  cuda, with --model (its tokenizer.json): also decode under this JSON Schema, the mask applied
                                  on the device each step (constrained_decode_tok_s; the automaton's states warmed first)
+                  --profile-steps cuda: before the timed steps of each context, N greedy steps between
+                                 cudaProfilerStart/Stop, so `ncu --profile-from-start off` profiles a few decode steps only
+                                 (cuda-native/bundle/ncu_step_table.py turns its CSV into the per-step table)
                 """;
     }
 
     @Override public int run(List<String> argv) throws Exception {
         Args a = Args.parse(argv, Set.of("backend", "shape", "model", "prompt-tokens", "decode-tokens", "contexts", "bandwidth-gbps",
-                "batch", "batch-ctx", "batch-steps", "json-schema", "keep-checkpoint"), Set.of("json", "no-cuda-graph", "sampled"));
+                "batch", "batch-ctx", "batch-steps", "json-schema", "keep-checkpoint", "profile-steps"), Set.of("json", "no-cuda-graph", "sampled"));
         if (!a.positional().isEmpty()) throw new UsageException("unexpected argument '" + a.positional().get(0) + "'");
         String requested = a.get("backend", "auto");
         if (!Set.of("auto", "cpu", "cuda").contains(requested)) throw new UsageException("--backend must be auto, cpu or cuda, got '" + requested + "'");
@@ -121,7 +124,8 @@ public final class LlmBench implements Command {
                 Decoder dec = a.flag("no-cuda-graph") ? withProperties(Map.of("vlmflux.cuda.graphs", "false"), () -> load(d, "cuda")) : load(d, "cuda");
                 try (dec) {
                     if (batches != null) runBatch(dec, dir, shapeName, batches, batchCtx, batchSteps, a.flag("json"), a.flag("sampled") ? SAMPLED : null);
-                    else runCuda(dec, shapeName, contexts, decodeTokens, bandwidth, a.flag("json"), constraint(a, dir), a.flag("sampled") ? SAMPLED : null);
+                    else runCuda(dec, shapeName, contexts, decodeTokens, bandwidth, a.flag("json"), constraint(a, dir), a.flag("sampled") ? SAMPLED : null,
+                            a.getInt("profile-steps", 0));
                 }
             } else {
                 runCpu(dir, backend, shapeName, promptTokens, decodeTokens, writeMs, a.flag("json"));
@@ -211,7 +215,9 @@ public final class LlmBench implements Command {
     static final SamplingParams SAMPLED = SamplingParams.sample(0.7, 40, 0.9, 0.05, 18);
 
     private static void runCuda(Decoder d, String name, int[] contexts, int decodeTokens, double bandwidth, boolean json,
-                                io.vlmflux.llm.constrain.Constraint constraint, SamplingParams sampled) throws Exception {
+                                io.vlmflux.llm.constrain.Constraint constraint, SamplingParams sampled, int profileSteps) throws Exception {
+        if (profileSteps < 0 || profileSteps > decodeTokens)
+            throw new UsageException("--profile-steps " + profileSteps + ": expected 0 to --decode-tokens (" + decodeTokens + ")");
         ModelConfig c = d.config();
         for (int ctx : contexts)
             if (ctx + decodeTokens + 8 > c.maxPositionEmbeddings())
@@ -236,6 +242,12 @@ public final class LlmBench implements Command {
                 double[] p3 = Arrays.copyOfRange(pre, 1, pre.length);
                 Arrays.sort(p3);
                 for (int i = 0; i < 4; i++) tok = d.forwardSample(cache, ForwardInput.tokens(tok), greedy);   // capture + warm-up
+                if (profileSteps > 0) {   // Nsight Compute --profile-from-start off sees these steps only
+                    cache.reset(ctx);
+                    io.vlmflux.cuda.gpu.Gpu.profilerRange(true);
+                    for (int i = 0; i < profileSteps; i++) tok = d.forwardSample(cache, ForwardInput.tokens(tok), greedy);
+                    io.vlmflux.cuda.gpu.Gpu.profilerRange(false);
+                }
                 cache.reset(ctx);
                 long t0 = System.nanoTime();
                 for (int i = 0; i < decodeTokens; i++) tok = d.forwardSample(cache, ForwardInput.tokens(tok), greedy);

@@ -252,7 +252,7 @@ class CudaDecoderTest {
     @org.junit.jupiter.params.provider.ValueSource(strings = {"tiny-qwen3", "tiny-qwen2"})
     void pdlChangesNothingButTiming(String model) throws Exception {
         int[] ids = Fixtures.ints(Fixtures.golden(model).get("prompts").get(0).get("input_ids"));
-        try (Decoder base = load(model, "config.json");
+        try (Decoder base = withProperty("vlmflux.cuda.pdl", "false", () -> uncheckedLoad(model));
              Decoder pdl = withProperty("vlmflux.cuda.pdl", "true", () -> uncheckedLoad(model));
              Decoder pdlEager = withProperty("vlmflux.cuda.pdl", "true", () -> withProperty("vlmflux.cuda.graphs", "false", () -> uncheckedLoad(model)))) {
             int V = base.config().vocabSize();
@@ -274,7 +274,8 @@ class CudaDecoderTest {
                 for (int step = 0; step < 16; step++) {
                     assertEquals(t[0], t[1], model + " sampled step " + step + ": PDL graph replay");
                     assertEquals(t[0], t[2], model + " sampled step " + step + ": PDL eager");
-                    for (int d = 0; d < 3; d++) t[d] = ds[d].forwardSample(cs[d], ForwardInput.tokens(t[0]), p);
+                    int next = t[0];   // every decoder fed the same token (t[0] changes inside the loop below)
+                    for (int d = 0; d < 3; d++) t[d] = ds[d].forwardSample(cs[d], ForwardInput.tokens(next), p);
                 }
             } finally {
                 for (KvCache c : cs) c.close();
@@ -305,15 +306,21 @@ class CudaDecoderTest {
      * The switches waiting for a GPU measurement ({@code vlmflux.cuda.prefillSplitKv}, {@code vlmflux.cuda.evictKernel},
      * {@code vlmflux.cuda.prefillPipelined}, {@code vlmflux.cuda.decodeVecAttention}) give what the default path gives: a head-dim-128 model (the tensor-core prefill) prefills 3,000 tokens (2 chunks,
      * the second split), then a 20-token question after them (split keys), then evicts 256 positions from the middle
-     * (the overlapping tail move) and prefills after the gap — logits within fp32 merge-order rounding.
+     * (the overlapping tail move) and prefills after the gap. The pipelined tensor-core kernel rounds its bf16 tiles at
+     * other points than the one-pass kernel (each within bf16 rounding of the CPU reference, KernelTest), so the two
+     * decoders' logits agree within twice the bf16 unit (2 x 2^-8 of the largest logit), not bit for bit: the H100 run of
+     * stop 25 measured 0.0027 of it on the 3,000-token prefill.
      */
+    private static final float TOL = 2f / 256;
+
     @Test
     void splitKeyPrefillAndEvictionKernelMatchTheDefaultPath(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) throws Exception {
         io.vlmflux.llm.RandomCheckpoint.write(dir, new io.vlmflux.llm.RandomCheckpoint.Shape("hd128", 256, 2, 8, 2, 128, 512, 1024, true, true, 8192), 7);
         java.util.Random r = new java.util.Random(5);
         int[] ctx = r.ints(3000, 2, 1024).toArray(), question = r.ints(20, 2, 1024).toArray(), after = r.ints(10, 2, 1024).toArray();
         Supplier<Decoder> plain = () -> { try { return Models.load(dir, "config.json", "cuda"); } catch (Exception e) { throw new RuntimeException(e); } };
-        try (Decoder a = plain.get();
+        try (Decoder a = withProperty("vlmflux.cuda.prefillSplitKv", "false", () -> withProperty("vlmflux.cuda.evictKernel", "false",
+                     () -> withProperty("vlmflux.cuda.prefillPipelined", "false", () -> withProperty("vlmflux.cuda.decodeVecAttention", "false", plain))));
              Decoder b = withProperty("vlmflux.cuda.prefillSplitKv", "true", () -> withProperty("vlmflux.cuda.evictKernel", "true",
                      () -> withProperty("vlmflux.cuda.prefillPipelined", "true", () -> withProperty("vlmflux.cuda.decodeVecAttention", "true", plain))));
              KvCache ca = a.newCache(4096); KvCache cb = b.newCache(4096)) {
@@ -329,13 +336,13 @@ class CudaDecoderTest {
             lb[2] = b.forward(cb, ForwardInput.tokens(after), false);
             String[] what = {"3,000-token prefill (split second chunk)", "20-token question after 3,000 (split keys)", "after evicting 256 of 3,020"};
             for (int i = 0; i < 3; i++)
-                assertTrue(maxDiff(la[i], 0, lb[i], 0, V) <= 2e-3f * maxAbs(la[i], 0, V) + 1e-5f, what[i] + ": max |diff| " + maxDiff(la[i], 0, lb[i], 0, V));
+                assertTrue(maxDiff(la[i], 0, lb[i], 0, V) <= TOL * maxAbs(la[i], 0, V) + 1e-5f, what[i] + ": max |diff| " + maxDiff(la[i], 0, lb[i], 0, V) + " of max |logit| " + maxAbs(la[i], 0, V));
             assertEquals(ca.length(), cb.length());
             // decode steps (graph replays) through the 16-byte-load attention: the same greedy tokens, logits close
             int tok = CpuOps.argmax(la[2], 0, V);
             for (int step = 0; step < 6; step++) {
                 float[] da = a.forward(ca, ForwardInput.tokens(tok), false), db = b.forward(cb, ForwardInput.tokens(tok), false);
-                assertTrue(maxDiff(da, 0, db, 0, V) <= 2e-3f * maxAbs(da, 0, V) + 1e-5f, "decode step " + step + ": max |diff| " + maxDiff(da, 0, db, 0, V));
+                assertTrue(maxDiff(da, 0, db, 0, V) <= TOL * maxAbs(da, 0, V) + 1e-5f, "decode step " + step + ": max |diff| " + maxDiff(da, 0, db, 0, V));
                 tok = CpuOps.argmax(da, 0, V);
             }
             // batched rows (the batched decode graph) through it too: three sequences of other lengths
@@ -358,7 +365,7 @@ class CudaDecoderTest {
                 // the batched steps' attention shaped every later layer's K/V of those tokens: one more step each, compared
                 for (int i = 0; i < 3; i++) {
                     float[] xa = a.forward(ra[i], ForwardInput.tokens(toks[i]), false), xb = b.forward(rb[i], ForwardInput.tokens(toks[i]), false);
-                    assertTrue(maxDiff(xa, 0, xb, 0, V) <= 2e-3f * maxAbs(xa, 0, V) + 1e-5f, "after batched steps, row " + i + ": max |diff| " + maxDiff(xa, 0, xb, 0, V));
+                    assertTrue(maxDiff(xa, 0, xb, 0, V) <= TOL * maxAbs(xa, 0, V) + 1e-5f, "after batched steps, row " + i + ": max |diff| " + maxDiff(xa, 0, xb, 0, V));
                 }
             } finally {
                 for (int i = 0; i < 3; i++) {
