@@ -149,7 +149,7 @@ case "${1:-}" in
         timeout 200 "$run" vlmflux bench llm --backend cuda --shape $shape --keep-checkpoint /tmp/vlmflux-models/$shape --contexts 512,2048 --json > "$out/llm-$shape-bf16.jsonl" 2> "$out/llm-$shape-bf16.err"
         VLMFLUX_JAVA_OPTS="-Dvlmflux.cuda.prefillBf16GateUp=true" timeout 120 "$run" vlmflux bench llm --backend cuda \
             --model /tmp/vlmflux-models/$shape --contexts 512,2048 --json > "$out/llm-$shape-bf16-gateup.jsonl" 2> "$out/llm-$shape-bf16-gateup.err"
-        VLMFLUX_JAVA_OPTS="$before" timeout 120 "$run" vlmflux bench llm --backend cuda \
+        [[ -z "${VLMFLUX_INT4_NO_BEFORE:-}" ]] && VLMFLUX_JAVA_OPTS="$before" timeout 120 "$run" vlmflux bench llm --backend cuda \
             --model /tmp/vlmflux-models/$shape --contexts 512,2048 --json > "$out/llm-$shape-bf16-before.jsonl" 2> "$out/llm-$shape-bf16-before.err"
         grep -h decode_tok_s "$out/llm-$shape-bf16.jsonl" "$out/llm-$shape-bf16-gateup.jsonl" "$out/llm-$shape-bf16-before.jsonl" | cut -c1-400 >&2
         timeout 400 "$run" vlmflux quantize --model /tmp/vlmflux-models/$shape --out /tmp/vlmflux-models/$shape-awq --method rtn > "$out/quantize-$shape.txt" 2>&1
