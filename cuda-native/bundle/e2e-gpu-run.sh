@@ -152,7 +152,7 @@ case "${1:-}" in
         [[ -z "${VLMFLUX_INT4_NO_BEFORE:-}" ]] && VLMFLUX_JAVA_OPTS="$before" timeout 120 "$run" vlmflux bench llm --backend cuda \
             --model /tmp/vlmflux-models/$shape --contexts 512,2048 --json > "$out/llm-$shape-bf16-before.jsonl" 2> "$out/llm-$shape-bf16-before.err"
         grep -h decode_tok_s "$out/llm-$shape-bf16.jsonl" "$out/llm-$shape-bf16-gateup.jsonl" "$out/llm-$shape-bf16-before.jsonl" | cut -c1-400 >&2
-        timeout 400 "$run" vlmflux quantize --model /tmp/vlmflux-models/$shape --out /tmp/vlmflux-models/$shape-awq --method rtn > "$out/quantize-$shape.txt" 2>&1
+        VLMFLUX_XMX=60g timeout 400 "$run" vlmflux quantize --model /tmp/vlmflux-models/$shape --out /tmp/vlmflux-models/$shape-awq --method rtn > "$out/quantize-$shape.txt" 2>&1
         timeout 120 "$run" vlmflux bench llm --backend cuda --model /tmp/vlmflux-models/$shape-awq --contexts 512,2048 --json > "$out/llm-$shape-int4.jsonl" 2> "$out/llm-$shape-int4.err"
         tail -n 1 "$out/llm-$shape-bf16.jsonl" "$out/llm-$shape-int4.jsonl" >&2; tail -n 3 "$out/quantize-$shape.txt" >&2
         step "eval $shape: 4-bit vs bf16 on cuda (random weights: pseudo-random ids, no tokenizer)"
@@ -162,7 +162,7 @@ case "${1:-}" in
       done
       if [[ -f "$model/tokenizer.json" && -n "${VLMFLUX_INT4_VLM:-}" ]]; then   # the prep-all Qwen2.5-VL-3B: caption agreement too
         step "Qwen2.5-VL-3B 4-bit vs bf16: eval with --images (frames of a fixture clip)"
-        timeout 200 "$run" vlmflux quantize --model "$model" --out /tmp/vlmflux-models/q25vl-awq --method rtn > "$out/quantize-q25vl.txt" 2>&1
+        VLMFLUX_XMX=60g timeout 200 "$run" vlmflux quantize --model "$model" --out /tmp/vlmflux-models/q25vl-awq --method rtn > "$out/quantize-q25vl.txt" 2>&1
         timeout 200 "$run" vlmflux eval --model /tmp/vlmflux-models/q25vl-awq --reference "$model" --backend cuda --reference-backend cuda \
             --windows 4 --images "$root/llm/src/test/resources/fixtures/tiny-qwen25vl-video/golden_video_1" --max-tokens 24 --json \
             > "$out/eval-q25vl.json" 2> "$out/eval-q25vl.err"; head -c 600 "$out/eval-q25vl.json" >&2

@@ -18,7 +18,7 @@ fi
 if [[ -n "${VLMFLUX_GST:-}" ]]; then source "$here/cuda-native/bundle/gst-env.sh" "$VLMFLUX_GST"
 elif [[ -f "$bundle/gst.tar.xz" ]]; then source "$here/cuda-native/bundle/gst-env.sh" "$bundle/gst.tar.xz"; fi
 export LD_LIBRARY_PATH=${CUDA_LIB:-/usr/local/cuda/lib64}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-java=("$jre_dir/jre/bin/java" --enable-native-access=ALL-UNNAMED -Xmx8g -Djava.awt.headless=true "-Dvlmflux.root=$here")
+java=("$jre_dir/jre/bin/java" --enable-native-access=ALL-UNNAMED "-Xmx${VLMFLUX_XMX:-8g}" -Djava.awt.headless=true "-Dvlmflux.root=$here")
 grep -q jdk.incubator.vector "$jre_dir/jre/release" && java+=(--add-modules jdk.incubator.vector)
 java+=(${VLMFLUX_JAVA_OPTS:-})
 cp=$(ls "$bundle"/lib/*.jar | grep -v junit-platform-console-standalone | tr '\n' ':')
