@@ -79,4 +79,11 @@ public interface Decoder extends AutoCloseable {
     default java.util.Map<String, Object> info() { return java.util.Map.of("backend", backend()); }
 
     @Override void close();
+
+    /**
+     * Starts ({@code on}) or stops the profiler's collection range, so that Nsight Compute run with
+     * {@code --profile-from-start off} sees only the work in between (the cuda backend; {@code bench llm
+     * --profile-steps}). False where this backend has no profiler.
+     */
+    default boolean profilerRange(boolean on) { return false; }
 }

@@ -244,9 +244,9 @@ public final class LlmBench implements Command {
                 for (int i = 0; i < 4; i++) tok = d.forwardSample(cache, ForwardInput.tokens(tok), greedy);   // capture + warm-up
                 if (profileSteps > 0) {   // Nsight Compute --profile-from-start off sees these steps only
                     cache.reset(ctx);
-                    io.vlmflux.cuda.gpu.Gpu.profilerRange(true);
+                    d.profilerRange(true);
                     for (int i = 0; i < profileSteps; i++) tok = d.forwardSample(cache, ForwardInput.tokens(tok), greedy);
-                    io.vlmflux.cuda.gpu.Gpu.profilerRange(false);
+                    d.profilerRange(false);
                 }
                 cache.reset(ctx);
                 long t0 = System.nanoTime();

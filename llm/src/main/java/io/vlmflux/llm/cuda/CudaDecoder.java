@@ -515,6 +515,8 @@ public final class CudaDecoder implements Decoder {
      * (repetition penalty 1), the multi-block device sampler for temperature/top-k/top-p/min-p; a repetition penalty
      * downloads the logits and uses the host {@link Sampler}. Only the token id crosses to the host otherwise.
      */
+    @Override public boolean profilerRange(boolean on) { return io.vlmflux.cuda.gpu.Gpu.profilerRange(on); }
+
     @Override public int forwardSample(KvCache kv, ForwardInput in, SamplingParams p) {
         open();
         dev.makeCurrent();
