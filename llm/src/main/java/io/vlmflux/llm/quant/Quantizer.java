@@ -113,7 +113,7 @@ public final class Quantizer {
             SafetensorsWriter wr = new SafetensorsWriter().metadata("format", "pt");
             for (TensorView t : store.tensors().values()) {
                 String n = t.name();
-                Int4Formats.Unpacked u = quant.get(n);
+                Int4Formats.Unpacked u = quant.remove(n);   // its packed words replace it: peak ~1 byte per weight, not 2
                 if (u != null) {
                     Int4Formats.write(wr, awq, n.substring(0, n.length() - ".weight".length()), u);
                 } else if (replaced.containsKey(n)) {
