@@ -17,15 +17,17 @@
 #                         Face's vision / TTFT / decode figures (issue 14's table; VLMFLUX_E2E_QWEN3_NO_PEER=1: checkpoints
 #                         only), checkpoints under /tmp/vlmflux-models
 #   e2e-gpu-run.sh measure (carry .gpu-e2e/test-classes; after prep-all on the warm machine, jars in /tmp/gpu-lib):
-#                         GPU tests, bench live with the split-key prefill and eviction kernel on and off (issue 11),
-#                         bench vlm + VisionEncoderBench on the Qwen3-VL checkpoints, KernelBench
+#                         GPU tests at the defaults and with every switch on, bench live with the stop-25 switches on
+#                         (the defaults) and off (VLMFLUX_E2E_LIVE="on" for one), bench vlm + VisionEncoderBench on the
+#                         Qwen3-VL checkpoints, KernelBench
 #   e2e-gpu-run.sh profile (same): Nsight Compute over a few decode steps of Qwen3-0.6B and Qwen2.5-3B (random weights,
-#                         2,048 cached tokens, graphs on), the default path and all switches on: where each microsecond
-#                         of a step goes (ncu_step_table.py; issue 18's table); then bench llm --sampled --batch 1..16 at
-#                         0.6B, default and switches on
+#                         2,048 cached tokens, graphs on; bench llm --profile-steps 4 under ncu --profile-from-start off),
+#                         the switches before stop 25 and today's defaults: where each microsecond of a step goes
+#                         (ncu_step_table.py; issue 18's table); then bench llm --sampled --batch 1..16 at 0.6B, both ways
 #   e2e-gpu-run.sh measure-int4 [SHAPES] (same): bench llm bf16 vs 4-bit (quantize --method rtn) at Qwen2.5-3B and -7B
 #                         (or SHAPES, e.g. "qwen2.5-7b": one shape a call keeps it under ten minutes), eval 4-bit vs bf16
-#                         (issue 15), and bf16 again with the prefill switches on (issue 18); VLMFLUX_INT4_VLM=1: also the
+#                         (issue 15), and bf16 again with prefillBf16GateUp and with the pre-stop-25 switches
+#                         (VLMFLUX_INT4_NO_BEFORE=1: not the latter); quantize gets a 60 GB heap; VLMFLUX_INT4_VLM=1: also the
 #                         prep-all Qwen2.5-VL-3B quantized and compared with eval --images
 # Results under $OUT (or /tmp/vlmflux-e2e-out).
 set -uo pipefail
@@ -116,13 +118,8 @@ case "${1:-}" in
       grep -E "tests (successful|failed|found)" "$out/tests-flipped.txt" >&2
       grep -B2 -A12 "✘" "$out/tests.txt" "$out/tests-flipped.txt" | head -80 >&2
       for sw in ${VLMFLUX_E2E_LIVE:-on off}; do
-        step "bench live, the new switches (split-key + pipelined prefill, eviction kernel, 16-byte decode attention, PDL, groups preprocessed on the GPU) $sw"
-        opts=-Dvlmflux.cuda.prefillSplitKv=$([[ $sw == on ]] && echo true || echo false)
-        opts="$opts -Dvlmflux.cuda.evictKernel=$([[ $sw == on ]] && echo true || echo false)"
-        opts="$opts -Dvlmflux.cuda.prefillPipelined=$([[ $sw == on ]] && echo true || echo false)"
-        opts="$opts -Dvlmflux.cuda.decodeVecAttention=$([[ $sw == on ]] && echo true || echo false)"
-        opts="$opts -Dvlmflux.cuda.pdl=$([[ $sw == on ]] && echo true || echo false)"
-        opts="$opts -Dvlmflux.live.devicePreprocess=$([[ $sw == on ]] && echo true || echo false)"
+        step "bench live, the stop-25 switches (split-key + pipelined prefill, eviction kernel, 16-byte decode attention, PDL, groups preprocessed on the GPU) $sw"
+        opts=$([[ $sw == off ]] && echo "$before")   # on = today's defaults
         VLMFLUX_JAVA_OPTS=$opts timeout 170 "$run" vlmflux bench live --backend cuda --model "$model" --sizes 448x448,640x480 \
             --windows $([[ $sw == on ]] && echo 30,60,120 || echo 60) --iters 5 --sessions $([[ $sw == on ]] && echo 4 || echo 1) > "$out/live-$sw.txt" 2>&1
         grep -E "append|window|sessions|serial|error" "$out/live-$sw.txt" >&2
