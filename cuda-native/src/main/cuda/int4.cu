@@ -165,6 +165,130 @@ VF_INT4_GEMV_PARTS_INSTANCE(6)
 VF_INT4_GEMV_PARTS_INSTANCE(7)
 VF_INT4_GEMV_PARTS_INSTANCE(8)
 
+// ---- Tensor-core GEMV (the decode path when every group spans whole 128-column blocks and zero points are integers) --
+// The kernel above spends ~5 instructions per weight (nibble extraction, FADD, FFMA in fp32) and is issue-bound: at 7B
+// it reads ~1.1-1.4 TB/s. Here a nibble pair becomes a bf16 pair in one LOP3 (0x4300 | q = 128 + q, exact), one bf16x2
+// FMA subtracts 128 + zero (exact for integer zero points in [-64, 127]), and mma.sync m16n8k16 multiplies 16 rows by
+// the 1..8 input rows with fp32 accumulation: ~1.5 instructions per weight, so the loads set the pace.
+// Fragment mapping (A = W tile of 16 rows, B = x^T with the batch as n, C = y^T tile): lane (g = lane/4, t = lane%4)
+// holds rows g and g+8 and k-slots {2t, 2t+1, 2t+8, 2t+9} of every mma. Per 128-column block a lane loads one uint4
+// (columns 32t..32t+31) of each of its rows; mma m (word w = m/2, half h = m%2) takes from word w the nibble pairs
+// (2h, 2h+4) as slots (2t, 2t+1) and (2h+1, 2h+5) as slots (2t+8, 2t+9); B takes x at the same columns (PRMT of the
+// lane's x words). The reduction runs over k, so any column-to-slot bijection shared by A and B is exact. A 128-column
+// block lies in one group (gs % 128 == 0), so its 8 products accumulate unscaled and fold into y with the group's
+// scale in fp32. K splits over the block's warps (block b serves rows 16b..16b+15), summed through shared memory.
+#define VF_INT4M_WARPS 8
+
+__device__ __forceinline__ unsigned int int4m_pair(unsigned int w, unsigned int negz) {   // (q_j, q_j+4) of w - zero
+    unsigned int p, d;
+    asm("lop3.b32 %0, %1, %2, %3, 0xEA;" : "=r"(p) : "r"(w), "r"(0x000f000fu), "r"(0x43004300u));
+    asm("fma.rn.bf16x2 %0, %1, %2, %3;" : "=r"(d) : "r"(p), "r"(0x3f803f80u), "r"(negz));
+    return d;
+}
+
+__device__ __forceinline__ unsigned int int4m_prmt(unsigned int a, unsigned int b, unsigned int sel) {
+    unsigned int d;
+    asm("prmt.b32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(sel));
+    return d;
+}
+
+__device__ __forceinline__ void int4m_mma(float (&c)[4], unsigned int a0, unsigned int a1, unsigned int a2, unsigned int a3,
+                                          unsigned int b0, unsigned int b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+// -(128 + zero) as a bf16 pair, from the (scale, zero) fp16 pair sz.
+__device__ __forceinline__ unsigned int int4m_negz(float zero) {
+    const unsigned int h = f2bf(-(128.f + zero));
+    return h | (h << 16);
+}
+
+// One 128-column block: 8 mmas of the lane's two weight uint4 (rows g, g+8) against its x uint4s, folded into acc
+// with the rows' scales.
+__device__ __forceinline__ void int4m_block(float (&acc)[4], uint4 wa, uint4 wb, const uint4 (&xv)[4], unsigned int sza,
+                                            unsigned int szb) {
+    const float2 a = int4_h2f2(sza), b = int4_h2f2(szb);
+    const unsigned int nza = int4m_negz(a.y), nzb = int4m_negz(b.y);
+    const unsigned int wra[4] = {wa.x, wa.y, wa.z, wa.w}, wrb[4] = {wb.x, wb.y, wb.z, wb.w};
+    float c[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+    for (int w = 0; w < 4; w++) {
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            const int s0 = 8 * h, s1 = 8 * h + 4;   // shifts of nibble pairs (2h, 2h+4) and (2h+1, 2h+5)
+            const unsigned int b0 = int4m_prmt(h ? xv[w].y : xv[w].x, h ? xv[w].w : xv[w].z, 0x5410u);
+            const unsigned int b1 = int4m_prmt(h ? xv[w].y : xv[w].x, h ? xv[w].w : xv[w].z, 0x7632u);
+            int4m_mma(c, int4m_pair(wra[w] >> s0, nza), int4m_pair(wrb[w] >> s0, nzb), int4m_pair(wra[w] >> s1, nza),
+                      int4m_pair(wrb[w] >> s1, nzb), b0, b1);
+        }
+    }
+    acc[0] = fmaf(a.x, c[0], acc[0]);
+    acc[1] = fmaf(a.x, c[1], acc[1]);
+    acc[2] = fmaf(b.x, c[2], acc[2]);
+    acc[3] = fmaf(b.x, c[3], acc[3]);
+}
+
+// y [n, ldy] (1 <= n <= 8 rows b): y[b*ldy + r] = sum_c W[r, c] x[b*ldx + c] (+ bias[r]) (+ residual[b*ldy + r]);
+// residual may alias y. K % 128 == 0, gs % 128 == 0, integer zero points in [-64, 127] (the host checks).
+// grid ceil(M / 16), block 32 * VF_INT4M_WARPS. Graph-capturable: no host sync, no atomics, no workspace.
+extern "C" __global__ void __launch_bounds__(32 * VF_INT4M_WARPS) vf_int4_gemv_mma(
+    float* y, int ldy, const unsigned int* __restrict__ q, const unsigned int* __restrict__ sz, const bf16_t* __restrict__ x,
+    int ldx, const float* __restrict__ bias, const float* residual, int M, int K, int gs, int n) {
+    VF_PDL_PROLOGUE();
+    __shared__ float red[VF_INT4M_WARPS][32][4];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    const int row0 = blockIdx.x * 16;
+    const int ra = min(row0 + g, M - 1), rb = min(row0 + g + 8, M - 1);
+    const uint4* wa = reinterpret_cast<const uint4*>(q + (long long)ra * (K >> 3)) + t;
+    const uint4* wb = reinterpret_cast<const uint4*>(q + (long long)rb * (K >> 3)) + t;
+    const int G = K / gs;
+    const unsigned int* sza = sz + (long long)ra * G;
+    const unsigned int* szb = sz + (long long)rb * G;
+    const bool hasx = g < n;
+    const uint4* xr = reinterpret_cast<const uint4*>(x + (long long)(hasx ? g : 0) * ldx) + 4 * t;
+    const int nb = K >> 7, bpg = gs >> 7;
+    float acc[4] = {0.f, 0.f, 0.f, 0.f};
+    int i = warp;
+    for (; i + VF_INT4M_WARPS < nb; i += 2 * VF_INT4M_WARPS) {   // two blocks in flight per lane
+        const int j = i + VF_INT4M_WARPS;
+        const uint4 wa0 = int4_ldg_stream(wa + 4 * i), wb0 = int4_ldg_stream(wb + 4 * i);
+        const uint4 wa1 = int4_ldg_stream(wa + 4 * j), wb1 = int4_ldg_stream(wb + 4 * j);
+        const unsigned int sa0 = __ldg(sza + i / bpg), sb0 = __ldg(szb + i / bpg), sa1 = __ldg(sza + j / bpg), sb1 = __ldg(szb + j / bpg);
+        uint4 x0[4], x1[4];
+#pragma unroll
+        for (int u = 0; u < 4; u++) {
+            x0[u] = hasx ? __ldg(xr + 16 * i + u) : make_uint4(0u, 0u, 0u, 0u);
+            x1[u] = hasx ? __ldg(xr + 16 * j + u) : make_uint4(0u, 0u, 0u, 0u);
+        }
+        int4m_block(acc, wa0, wb0, x0, sa0, sb0);
+        int4m_block(acc, wa1, wb1, x1, sa1, sb1);
+    }
+    if (i < nb) {
+        const uint4 wa0 = int4_ldg_stream(wa + 4 * i), wb0 = int4_ldg_stream(wb + 4 * i);
+        uint4 x0[4];
+#pragma unroll
+        for (int u = 0; u < 4; u++) x0[u] = hasx ? __ldg(xr + 16 * i + u) : make_uint4(0u, 0u, 0u, 0u);
+        int4m_block(acc, wa0, wb0, x0, __ldg(sza + i / bpg), __ldg(szb + i / bpg));
+    }
+#pragma unroll
+    for (int c = 0; c < 4; c++) red[warp][lane][c] = acc[c];
+    __syncthreads();
+    if (threadIdx.x < 128) {   // output (row, b): lane l = tid / 4 holds c = tid % 4: row g or g+8, b = 2t or 2t+1
+        const int l = threadIdx.x >> 2, c = threadIdx.x & 3;
+        const int row = row0 + (l >> 2) + (c >= 2 ? 8 : 0), b = 2 * (l & 3) + (c & 1);
+        float s = 0.f;
+#pragma unroll
+        for (int w = 0; w < VF_INT4M_WARPS; w++) s += red[w][l][c];
+        if (row < M && b < n) {
+            if (bias != nullptr) s += bias[row];
+            if (residual != nullptr) s += residual[(long long)b * ldy + row];
+            y[(long long)b * ldy + row] = s;
+        }
+    }
+}
+
 // xp [P, n, K]: xp[(p*n + b)*K + c] = x[b*ldx + perm[p*K + c]] (canonical column c of part p <- input column), bf16.
 // grid (ceil(K / 256), n, P), block 256.
 extern "C" __global__ void vf_int4_gather_rows(bf16_t* __restrict__ xp, const bf16_t* __restrict__ x, int ldx,

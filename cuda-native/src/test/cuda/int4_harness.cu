@@ -41,14 +41,19 @@ static void testGemv(std::mt19937& g, int rows, int M, int K, int gs, bool sym, 
   unsigned* dq=up(w.q); unsigned* dsz=up(w.sz); unsigned short* dx=up(xb); float* db=up(b); float* dy=up(y0);
   const unsigned short* xin = dx; int ld=ldx; unsigned short* dg=nullptr;
   if (act) { int* dp=up(w.perm); CK(cudaMalloc(&dg, (size_t)rows*K*2)); vf_int4_gather_rows<<<dim3((K+255)/256,rows),256>>>(dg, dx, ldx, dp, K); xin=dg; ld=K; }
-  fns[rows]<<<(M+15)/16,256>>>(dy, ldy, dq, dsz, xin, ld, bias?db:nullptr, res?dy:nullptr, M, K, gs);
-  CK(cudaDeviceSynchronize()); std::vector<float> y(y0.size()); CK(cudaMemcpy(y.data(), dy, y.size()*4, cudaMemcpyDeviceToHost));
-  double worst=0; int bad=0;
-  for(int r=0;r<rows;r++){ for(int j=0;j<M;j++){ double s=0,mag=0; for(int t=0;t<K;t++){ double p=(double)x[(size_t)r*ldx+t]*w.deq[(size_t)j*K+t]; s+=p; mag+=fabs(p);} if(res) s+=y0[(size_t)r*ldy+j]; if(bias) s+=b[j];
-     double err=fabs(s-y[(size_t)r*ldy+j]); double tol=2e-5*(mag+1); worst=std::max(worst, err/tol); if(err>tol) bad++; }
-     for(int j=M;j<ldy;j++) if(y[(size_t)r*ldy+j]!=y0[(size_t)r*ldy+j]) bad++; }
-  printf("gemv rows %d M %d K %d gs %d sym %d act %d bias %d res %d: %s (worst err/tol %.3f)\n", rows,M,K,gs,sym,act,bias,res, bad?"FAIL":"ok", worst);
-  if(bad) fails++;
+  const bool mma = K % 128 == 0 && gs % 128 == 0;   // Int4Device.mmaShape (zero points here are integers)
+  for (int path = 0; path < (mma ? 2 : 1); path++) {
+    CK(cudaMemcpy(dy, y0.data(), y0.size()*4, cudaMemcpyHostToDevice));
+    if (path == 0) fns[rows]<<<(M+15)/16,256>>>(dy, ldy, dq, dsz, xin, ld, bias?db:nullptr, res?dy:nullptr, M, K, gs);
+    else vf_int4_gemv_mma<<<(M+15)/16,256>>>(dy, ldy, dq, dsz, xin, ld, bias?db:nullptr, res?dy:nullptr, M, K, gs, rows);
+    CK(cudaDeviceSynchronize()); std::vector<float> y(y0.size()); CK(cudaMemcpy(y.data(), dy, y.size()*4, cudaMemcpyDeviceToHost));
+    double worst=0; int bad=0;
+    for(int r=0;r<rows;r++){ for(int j=0;j<M;j++){ double s=0,mag=0; for(int t=0;t<K;t++){ double p=(double)x[(size_t)r*ldx+t]*w.deq[(size_t)j*K+t]; s+=p; mag+=fabs(p);} if(res) s+=y0[(size_t)r*ldy+j]; if(bias) s+=b[j];
+       double err=fabs(s-y[(size_t)r*ldy+j]); double tol=2e-5*(mag+1); worst=std::max(worst, err/tol); if(err>tol) bad++; }
+       for(int j=M;j<ldy;j++) if(y[(size_t)r*ldy+j]!=y0[(size_t)r*ldy+j]) bad++; }
+    printf("gemv%s rows %d M %d K %d gs %d sym %d act %d bias %d res %d: %s (worst err/tol %.3f)\n", path ? " mma" : "", rows,M,K,gs,sym,act,bias,res, bad?"FAIL":"ok", worst);
+    if(bad) fails++;
+  }
   cudaFree(dq); cudaFree(dsz); cudaFree(dx); cudaFree(db); cudaFree(dy); if(dg) cudaFree(dg);
 }
 static void testDeq(std::mt19937& g, int M, int K, int gs, bool sym, bool act) {
@@ -86,7 +91,8 @@ static float timeIt(std::function<void()> f){ cudaEvent_t a,b; cudaEventCreate(&
 int main(){
   std::mt19937 g(42);
   int cases[][8] = {{1,13,64,32,1,0,0,0},{1,300,1024,128,0,0,1,1},{1,64,2048,64,1,1,1,1},{1,17,4096,128,0,1,0,1},{2,33,256,32,0,0,1,0},{3,100,384,128,1,0,0,1},
-    {4,257,1024,64,0,1,1,1},{5,9,96,32,1,0,1,0},{6,128,2048,128,0,0,0,1},{7,31,192,64,1,1,1,1},{8,1000,512,128,0,0,1,1},{8,40,3072,32,0,1,0,0},{1,4608,3584,128,0,0,1,1}};
+    {4,257,1024,64,0,1,1,1},{5,9,96,32,1,0,1,0},{6,128,2048,128,0,0,0,1},{7,31,192,64,1,1,1,1},{8,1000,512,128,0,0,1,1},{8,40,3072,32,0,1,0,0},{1,4608,3584,128,0,0,1,1},
+    {1,4099,1536,256,0,0,0,1},{2,24,640,640,1,0,1,0},{4,515,3584,128,0,0,1,0},{8,7,896,128,1,1,0,1},{3,2053,8192,128,0,0,0,0},{5,160,1280,256,1,0,1,1},{8,4608,3584,128,0,0,1,1}};
   for(auto& c: cases) testGemv(g,c[0],c[1],c[2],c[3],c[4],c[5],c[6],c[7]);
   testDeq(g,5,64,32,1,0); testDeq(g,77,1024,128,0,0); testDeq(g,33,512,64,0,1); testDeq(g,16,2048,128,1,1);
   testParts(g,1,{64,32,32},256,64,1); testParts(g,3,{13,7,20},128,32,0); testParts(g,8,{300,300},1024,128,0); testParts(g,4,{5,6,7,8},64,32,1);
@@ -95,7 +101,7 @@ int main(){
   // timing: Qwen2.5-7B / 3B decode linears, int4 gs128 vs bf16 vf_gemv_bf16
   int shapes[][4][2] = {{{4608,3584},{3584,3584},{37888,3584},{3584,18944}},{{2560,2048},{2048,2048},{22016,2048},{2048,11008}}};
   const char* names[2]={"7B","3B"}; int layers[2]={28,36};
-  for(int s=0;s<2;s++){ double t4=0,t16=0;
+  for(int s=0;s<2;s++){ double t4=0,t16=0,tm=0;
     for(int i=0;i<4;i++){ int M=shapes[s][i][0], K=shapes[s][i][1];
       std::vector<unsigned> q((size_t)M*K/8, 0x12345678u), sz((size_t)M*K/128, 0x48003c00u);
       unsigned* dq=up(q); unsigned* dsz=up(sz); unsigned short* dwb; CK(cudaMalloc(&dwb,(size_t)M*K*2)); CK(cudaMemset(dwb,0,(size_t)M*K*2));
@@ -104,10 +110,13 @@ int main(){
       float bb = timeIt([&]{ vf_gemv_bf16<<<(M+15)/16,256>>>(dy,dwb,dx,nullptr,nullptr,M,K); });
       float a4 = timeIt([&]{ vf_int4_gemv_b4<<<(M+15)/16,256>>>(dy,M,dq,dsz,dx,K,nullptr,nullptr,M,K,128); });
       float a8 = timeIt([&]{ vf_int4_gemv_b8<<<(M+15)/16,256>>>(dy,M,dq,dsz,dx,K,nullptr,nullptr,M,K,128); });
+      float m1 = timeIt([&]{ vf_int4_gemv_mma<<<(M+15)/16,256>>>(dy,M,dq,dsz,dx,K,nullptr,nullptr,M,K,128,1); });
+      float m4 = timeIt([&]{ vf_int4_gemv_mma<<<(M+15)/16,256>>>(dy,M,dq,dsz,dx,K,nullptr,nullptr,M,K,128,4); });
+      float m8 = timeIt([&]{ vf_int4_gemv_mma<<<(M+15)/16,256>>>(dy,M,dq,dsz,dx,K,nullptr,nullptr,M,K,128,8); });
       float dq_us = timeIt([&]{ long long words=(long long)M*K/8; vf_int4_dequant_bf16<<<(words+255)/256,256>>>(dwb,dq,dsz,nullptr,M,M,M,M,K,128); });
       double bytes4 = (double)M*K/2 + (double)M*K/128*4;
-      printf("%s %dx%d: int4 b1 %.1f us (%.0f GB/s) | b4 %.1f | b8 %.1f | bf16 gemv %.1f us (%.0f GB/s) | dequant %.1f us\n", names[s], M, K, a, bytes4/a/1e3, a4, a8, bb, (double)M*K*2/bb/1e3, dq_us);
-      t4+=a; t16+=bb; cudaFree(dq); cudaFree(dsz); cudaFree(dwb); cudaFree(dx); cudaFree(dy); }
+      printf("%s %dx%d: int4 b1 %.1f us (%.0f GB/s) | b4 %.1f | b8 %.1f | mma b1 %.1f us (%.0f GB/s) | b4 %.1f | b8 %.1f | bf16 gemv %.1f us (%.0f GB/s) | dequant %.1f us\n", names[s], M, K, a, bytes4/a/1e3, a4, a8, m1, bytes4/m1/1e3, m4, m8, bb, (double)M*K*2/bb/1e3, dq_us);
+      t4+=a; t16+=bb; tm+=m1; cudaFree(dq); cudaFree(dsz); cudaFree(dwb); cudaFree(dx); cudaFree(dy); }
     { int M=shapes[s][0][0], K=shapes[s][0][1], kv=(M-K)/2; // fused qkv with per-part permutations: gather + GEMV
       std::vector<unsigned> q((size_t)M*K/8, 0x12345678u), sz((size_t)M*K/128, 0x48003c00u); std::vector<int> perm((size_t)3*K); for(size_t i=0;i<perm.size();i++) perm[i]=(int)((i*7919)%K);
       unsigned* dq=up(q); unsigned* dsz=up(sz); int* dp=up(perm); unsigned short* dx; CK(cudaMalloc(&dx, 8*K*2)); CK(cudaMemset(dx,0,8*K*2)); unsigned short* dg; CK(cudaMalloc(&dg,(size_t)3*8*K*2)); float* dy; CK(cudaMalloc(&dy, 8*M*4));
@@ -117,7 +126,7 @@ int main(){
         printf("%s act-order qkv %dx%d rows %d: one permutation %.1f us, per-part permutations %.1f us (gather + GEMV)\n", names[s], M, K, rows, one, three);
       }
       cudaFree(dq); cudaFree(dsz); cudaFree(dp); cudaFree(dx); cudaFree(dg); cudaFree(dy); }
-    printf("%s per-token linears (%d layers): int4 %.2f ms, bf16 %.2f ms, ratio %.2fx\n", names[s], layers[s], t4*layers[s]/1e3, t16*layers[s]/1e3, t16/t4);
+    printf("%s per-token linears (%d layers): int4 %.2f ms, int4 mma %.2f ms, bf16 %.2f ms, ratio %.2fx (mma %.2fx)\n", names[s], layers[s], t4*layers[s]/1e3, tm*layers[s]/1e3, t16*layers[s]/1e3, t16/t4, t16/tm);
   }
   return fails?1:0;
 }

@@ -44,6 +44,9 @@ import java.util.function.Function;
  *                             head dim 64/128 reads K/V with 16-byte loads, HD/8 lanes per key (on since stop 25)
  * @param pdl                  {@code vlmflux.cuda.pdl}: decode-step kernels start with programmatic dependent launch on
  *                             sm_90+ (scheduled while the previous kernel finishes; on since stop 25, bit-equal to ordinary launches)
+ * @param int4Mma              {@code vlmflux.cuda.int4Mma}: the 4-bit decode GEMV multiplies on the tensor cores (one LOP3
+ *                             and one bf16x2 FMA per two weights) where groups are multiples of 128 columns and zero points
+ *                             integers, instead of dequantizing to fp32 per weight (issue-bound at ~1.1-1.4 TB/s)
  * @param liveDevicePreprocess {@code vlmflux.live.devicePreprocess}: on cuda, a live session's video groups are resized,
  *                             normalised and patchified on the GPU like images instead of on the host (on; preprocess 7.4 ms → 0)
  * @param visionGraphs         not {@code vlmflux.vision.noGraphs}: the GPU vision encoder replays CUDA graphs
@@ -54,7 +57,7 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
                      boolean graphs, boolean batchGraphs, int prefillChunk, boolean fusedNorm, boolean fusedSilu,
                      boolean skinnyGemm, boolean gemvSplitK, int gemvSplitBlocksPerSm, boolean prefillMma,
                      boolean prefillSplitKv, boolean evictKernel, boolean prefillBf16GateUp,
-                     boolean prefillPipelined, boolean decodeVecAttention, boolean pdl,
+                     boolean prefillPipelined, boolean decodeVecAttention, boolean pdl, boolean int4Mma,
                      boolean liveDevicePreprocess, boolean visionGraphs, long visionFp32MaxBytes, boolean batchDecode) {
 
     public static final String CPU_THREADS = "vlmflux.cpu.threads";
@@ -78,6 +81,7 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
     public static final String PREFILL_PIPELINED = "vlmflux.cuda.prefillPipelined";
     public static final String DECODE_VEC_ATTENTION = "vlmflux.cuda.decodeVecAttention";
     public static final String PDL = "vlmflux.cuda.pdl";
+    public static final String INT4_MMA = "vlmflux.cuda.int4Mma";
     public static final String LIVE_DEVICE_PREPROCESS = "vlmflux.live.devicePreprocess";
     public static final String VISION_NO_GRAPHS = "vlmflux.vision.noGraphs";
     public static final String VISION_FP32_MAX_BYTES = "vlmflux.vision.fp32MaxBytes";
@@ -94,7 +98,7 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
     /** Every knob at its default (process-wide ones too: not what this process was started with; see {@link #process()}). */
     public static Tuning defaults() {
         return new Tuning(Runtime.getRuntime().availableProcessors(), 100, true, false, false, null,
-                true, true, 2048, true, false, true, true, 4, true, true, true, false, true, true, true, true, true, 1L << 30, true);
+                true, true, 2048, true, false, true, true, 4, true, true, true, false, true, true, true, true, true, true, 1L << 30, true);
     }
 
     /** Every knob from the system properties now (absent ones at their defaults). */
@@ -122,7 +126,7 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
                 flag(lookup, PREFILL_BF16_GATE_UP, d.prefillBf16GateUp),
                 flag(lookup, PREFILL_PIPELINED, d.prefillPipelined),
                 flag(lookup, DECODE_VEC_ATTENTION, d.decodeVecAttention),
-                flag(lookup, PDL, d.pdl),
+                flag(lookup, PDL, d.pdl), flag(lookup, INT4_MMA, d.int4Mma),
                 flag(lookup, LIVE_DEVICE_PREPROCESS, d.liveDevicePreprocess), !flag(lookup, VISION_NO_GRAPHS, !d.visionGraphs),
                 longer(lookup, VISION_FP32_MAX_BYTES, d.visionFp32MaxBytes), flag(lookup, BATCH_DECODE, d.batchDecode));
     }
@@ -149,7 +153,7 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
 
     private Tuning withProcessWide(int threads, long spin, boolean simd, boolean disable, boolean nvrtc, Path root) {
         return new Tuning(threads, spin, simd, disable, nvrtc, root, graphs, batchGraphs, prefillChunk, fusedNorm, fusedSilu,
-                skinnyGemm, gemvSplitK, gemvSplitBlocksPerSm, prefillMma, prefillSplitKv, evictKernel, prefillBf16GateUp, prefillPipelined, decodeVecAttention, pdl, liveDevicePreprocess, visionGraphs, visionFp32MaxBytes, batchDecode);
+                skinnyGemm, gemvSplitK, gemvSplitBlocksPerSm, prefillMma, prefillSplitKv, evictKernel, prefillBf16GateUp, prefillPipelined, decodeVecAttention, pdl, int4Mma, liveDevicePreprocess, visionGraphs, visionFp32MaxBytes, batchDecode);
     }
 
     /**
@@ -179,6 +183,7 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
         m.put(PREFILL_PIPELINED, Boolean.toString(prefillPipelined));
         m.put(DECODE_VEC_ATTENTION, Boolean.toString(decodeVecAttention));
         m.put(PDL, Boolean.toString(pdl));
+        m.put(INT4_MMA, Boolean.toString(int4Mma));
         m.put(LIVE_DEVICE_PREPROCESS, Boolean.toString(liveDevicePreprocess));
         m.put(VISION_NO_GRAPHS, Boolean.toString(!visionGraphs));
         m.put(VISION_FP32_MAX_BYTES, Long.toString(visionFp32MaxBytes));

@@ -38,10 +38,10 @@ class TuningTest {
                 Map.entry("vlmflux.cuda.prefillMma", "false"), Map.entry("vlmflux.cuda.prefillSplitKv", "true"),
                 Map.entry("vlmflux.cuda.evictKernel", "true"), Map.entry("vlmflux.cuda.prefillBf16GateUp", "true"),
                 Map.entry("vlmflux.cuda.prefillPipelined", "true"), Map.entry("vlmflux.cuda.decodeVecAttention", "true"),
-                Map.entry("vlmflux.cuda.pdl", "true"), Map.entry("vlmflux.live.devicePreprocess", "true"), Map.entry("vlmflux.vision.noGraphs", "true"),
+                Map.entry("vlmflux.cuda.pdl", "true"), Map.entry("vlmflux.cuda.int4Mma", "false"), Map.entry("vlmflux.live.devicePreprocess", "true"), Map.entry("vlmflux.vision.noGraphs", "true"),
                 Map.entry("vlmflux.vision.fp32MaxBytes", "0"), Map.entry("vlmflux.batchDecode", "false")));
         assertEquals(new Tuning(3, 0, false, true, true, Path.of("/tmp/r"), false, false, 5, false, true, false, false, 7, false,
-                true, true, true, true, true, true, true, false, 0, false), t);
+                true, true, true, true, true, true, false, true, false, 0, false), t);
     }
 
     @Test

@@ -14,8 +14,11 @@ import java.util.Arrays;
  * <p>{@link Layout} is the host side of it (pure Java): built from {@link Int4Weights}' canonical form, several
  * linears sharing their input (q/k/v, gate/up) concatenated along the output rows, each keeping its own act-order
  * permutation (GPTQ stores a g_idx per linear).
+ *
+ * @param mmaShape whether the tensor-core decode GEMV ({@code vf_int4_gemv_mma}) takes this matrix:
+ *                 {@link Layout#mmaShape()}, decided once at upload
  */
-public record Int4Device(Layout layout, DeviceBuffer q, DeviceBuffer sz, DeviceBuffer perm) {
+public record Int4Device(Layout layout, DeviceBuffer q, DeviceBuffer sz, DeviceBuffer perm, boolean mmaShape) {
     /** Most permutation parts one matrix may have (the kernels take the first rows of parts 1..3). */
     public static final int MAX_PERM_PARTS = 4;
 
@@ -166,6 +169,22 @@ public record Int4Device(Layout layout, DeviceBuffer q, DeviceBuffer sz, DeviceB
         public float scale(int r, int g) { return Float.float16ToFloat((short) sz[r * groups() + g]); }
 
         public float zero(int r, int g) { return Float.float16ToFloat((short) (sz[r * groups() + g] >>> 16)); }
+
+        /**
+         * Whether the tensor-core decode GEMV of int4.cu takes this matrix: {@code cols % 128 == 0}, groups of a
+         * multiple of 128 columns (a 128-column block lies in one group), and every zero point an integer in
+         * {@code [-64, 127]} (so {@code 128 + zero} and {@code q - zero} are exact in bf16). Every format VLMFlux reads
+         * (AWQ, GPTQ, compressed-tensors) and {@code vlmflux quantize} have integer zero points; groups of 32 or 64
+         * take the fp32 GEMV.
+         */
+        public boolean mmaShape() {
+            if (cols % 128 != 0 || groupSize % 128 != 0) return false;
+            for (int v : sz) {
+                float z = Float.float16ToFloat((short) (v >>> 16));
+                if (z != Math.rint(z) || z < -64 || z > 127) return false;
+            }
+            return true;
+        }
     }
 
     /** Uploads {@code l} into buffers of {@code arena} on {@code stream}; takes {@link #uploadBytes(Layout)} of it. */
@@ -177,7 +196,7 @@ public record Int4Device(Layout layout, DeviceBuffer q, DeviceBuffer sz, DeviceB
         stream.upload(q, l.q);
         stream.upload(sz, l.sz);
         if (perm != null) stream.upload(perm, l.perm);
-        return new Int4Device(l, q, sz, perm);
+        return new Int4Device(l, q, sz, perm, l.mmaShape());
     }
 
     /** Arena bytes {@link #upload} takes for {@code l} (256-byte rounded buffers). */

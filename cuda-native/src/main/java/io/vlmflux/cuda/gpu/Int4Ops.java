@@ -1,5 +1,7 @@
 package io.vlmflux.cuda.gpu;
 
+import io.vlmflux.cuda.Tuning;
+
 /**
  * Launchers for the W4A16 kernels of {@code int4.cu}, bound to one stream: the decode GEMV (1..{@link #MAX_ROWS} rows,
  * dequantization fused into the weight loads, graph-capturable) and the prefill dequantization to a bf16 scratch
@@ -7,7 +9,9 @@ package io.vlmflux.cuda.gpu;
  * part of a fused matrix, {@link Int4Device.Layout#partStarts()}) into a scratch buffer owned here (sized at
  * construction for inputs of up to {@code maxCols} columns and {@link Int4Device#MAX_PERM_PARTS} parts, so nothing is
  * allocated while capturing); the GEMV's row blocks read the copy of their part, all in one launch (one gather and one
- * GEMV per fused matrix, as with one permutation).
+ * GEMV per fused matrix, as with one permutation). Matrices whose groups span whole 128-column blocks and whose zero
+ * points are integers ({@link Int4Device#mmaShape()}, every published format) take the tensor-core GEMV
+ * ({@link Tuning#int4Mma()}).
  * Not thread-safe: the stream's thread.
  */
 public final class Int4Ops implements AutoCloseable {
@@ -19,13 +23,22 @@ public final class Int4Ops implements AutoCloseable {
     private final KernelModule mod;
     private final LaunchArgs a = new LaunchArgs();
     private final int maxCols;
+    private final boolean mma;   // Tuning.int4Mma: vf_int4_gemv_mma where the matrix allows it (Int4Device.mmaShape)
+    private final boolean pdl;   // Tuning.pdl on a module with the PDL prologue
     private DeviceArena gatherArena;
     private DeviceBuffer gathered;
 
+    /** With the system properties' tuning ({@link Tuning#fromSystemProperties()}). */
     public Int4Ops(GpuStream stream, int maxCols) {
+        this(stream, maxCols, Tuning.fromSystemProperties());
+    }
+
+    public Int4Ops(GpuStream stream, int maxCols, Tuning tuning) {
         this.stream = stream;
         this.mod = stream.device().kernels();
         this.maxCols = maxCols;
+        this.mma = tuning.int4Mma();
+        this.pdl = tuning.pdl() && mod.pdlCapable();
     }
 
     /** Allocates the act-order gather scratch now (call before capturing graphs when any weight is act-order). */
@@ -64,6 +77,12 @@ public final class Int4Ops implements AutoCloseable {
             in = gathered;
             ld = k;
             if (parts > 1) xps = (long) rows * k;
+        }
+        if (xps == 0 && mma && w.mmaShape()) {   // tensor cores: 16 rows a block, K split over its 8 warps
+            mod.launch("vf_int4_gemv_mma", (m + 15) / 16, 1, 1, 256, 0, stream,
+                    a.reset().ptr(y).i32(ldy).ptr(w.q()).ptr(w.sz()).ptr(in).i32(ld).ptr(bias).ptr(residual).i32(m).i32(k)
+                            .i32(w.layout().groupSize()).i32(rows), pdl);
+            return;
         }
         int blocks = (m + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK;
         if (xps == 0) {

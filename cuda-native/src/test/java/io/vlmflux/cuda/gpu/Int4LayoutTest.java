@@ -161,4 +161,30 @@ class Int4LayoutTest {
         assertThrows(IllegalArgumentException.class, () -> new Int4Device.Layout("x", 16, 32, 32, q, sz, null, new int[]{0, 8}));
         assertEquals(2, new Int4Device.Layout("x", 16, 32, 32, q, sz, new int[64], new int[]{0, 8}).permParts());
     }
+
+    /** Which matrices the tensor-core GEMV takes: whole 128-column blocks per group and integer zero points in [-64, 127]. */
+    @Test
+    void tensorCoreGemvTakesIntegerZerosInGroupsOfWholeBlocks() {
+        Random rnd = new Random(13);
+        assertTrue(Int4Device.Layout.of(Int4OpsTest.random(rnd, 8, 256, 128, false, false)).mmaShape());
+        assertTrue(Int4Device.Layout.of(Int4OpsTest.random(rnd, 8, 512, 256, true, true)).mmaShape());
+        assertTrue(Int4Device.Layout.of(Int4OpsTest.random(rnd, 8, 384, 384, true, false)).mmaShape(), "per-channel");
+        assertFalse(Int4Device.Layout.of(Int4OpsTest.random(rnd, 8, 256, 64, false, false)).mmaShape(), "groups of 64");
+        assertFalse(Int4Device.Layout.of(Int4OpsTest.random(rnd, 8, 96, 96, false, false)).mmaShape(), "96 columns");
+        for (float z : new float[]{7.5f, 128f, -65f}) {
+            byte[] q = new byte[8 * 128];
+            float[] s = new float[8], zs = new float[8];
+            java.util.Arrays.fill(s, 0.01f);
+            java.util.Arrays.fill(zs, 8f);
+            zs[5] = z;
+            Int4Weights w = Int4Weights.of("w", 8, 128, q, new int[128], 1, s, zs);
+            assertFalse(Int4Device.Layout.of(w).mmaShape(), "zero point " + z);
+        }
+        byte[] q = new byte[8 * 128];
+        float[] s = new float[8], zs = new float[8];
+        java.util.Arrays.fill(s, 0.01f);
+        java.util.Arrays.fill(zs, -64f);
+        zs[0] = 127f;
+        assertTrue(Int4Device.Layout.of(Int4Weights.of("w", 8, 128, q, new int[128], 1, s, zs)).mmaShape(), "the range's ends");
+    }
 }

@@ -1,5 +1,6 @@
 package io.vlmflux.cuda.gpu;
 
+import io.vlmflux.cuda.Tuning;
 import io.vlmflux.cuda.cpu.Int4Weights;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Assumptions;
@@ -28,19 +29,22 @@ import static org.junit.jupiter.api.Assertions.*;
 class Int4OpsTest {
     static GpuStream st;
     static DeviceArena arena;
-    static Int4Ops ops;
+    static Int4Ops ops;      // today's defaults: the tensor-core GEMV where the matrix allows it
+    static Int4Ops fp32Ops;  // vlmflux.cuda.int4Mma=false: the fp32 GEMV everywhere
 
     @BeforeAll
     static void open() {
         Assumptions.assumeTrue(Gpu.isAvailable(), () -> "no GPU: " + Gpu.unavailableReason());
         st = Gpu.device().newStream();
         arena = Gpu.device().newArena("int4 test", 1L << 27);
-        ops = new Int4Ops(st, 8192);
+        ops = new Int4Ops(st, 8192, Tuning.defaults());
+        fp32Ops = new Int4Ops(st, 8192, Tuning.defaults().with(Tuning.INT4_MMA, "false"));
     }
 
     @AfterAll
     static void close() {
         if (ops != null) ops.close();
+        if (fp32Ops != null) fp32Ops.close();
         if (arena != null) arena.close();
         if (st != null) st.close();
     }
@@ -61,47 +65,59 @@ class Int4OpsTest {
         return Int4Weights.of("w", m, k, q, colGroup, groups, s, z);
     }
 
+    /**
+     * Both GEMVs on every case: the fp32 one everywhere, the tensor-core one where {@link Int4Device#mmaShape()} takes
+     * the matrix (groups of a multiple of 128 columns, here 128, 256 and per-channel; row counts that are not a multiple
+     * of its 16-row tiles; 1..8 input rows; act-order through the gathered input).
+     */
     @ParameterizedTest(name = "rows {0} m {1} k {2} gs {3} sym {4} actOrder {5} bias {6} residual {7}")
     @CsvSource({"1, 13, 64, 32, true, false, false, false", "1, 300, 1024, 128, false, false, true, true",
             "1, 64, 2048, 64, true, true, true, true", "1, 17, 4096, 128, false, true, false, true",
             "2, 33, 256, 32, false, false, true, false", "3, 100, 384, 128, true, false, false, true",
             "4, 257, 1024, 64, false, true, true, true", "5, 9, 96, 32, true, false, true, false",
             "6, 128, 2048, 128, false, false, false, true", "7, 31, 192, 64, true, true, true, true",
-            "8, 1000, 512, 128, false, false, true, true", "8, 40, 3072, 32, false, true, false, false"})
+            "8, 1000, 512, 128, false, false, true, true", "8, 40, 3072, 32, false, true, false, false",
+            "1, 4099, 1536, 256, false, false, false, true", "2, 24, 640, 640, true, false, true, false",
+            "4, 515, 3584, 128, false, false, true, false", "8, 7, 896, 128, true, true, false, true",
+            "3, 2053, 8192, 128, false, false, false, false", "5, 160, 1280, 256, true, false, true, true"})
     void gemvMatchesDequantizedReference(int rows, int m, int k, int gs, boolean sym, boolean actOrder, boolean withBias, boolean withResidual) {
         Random rnd = new Random(rows * 131L + m * 7L + k);
         long mark = arena.mark();
         try {
             Int4Weights w = random(rnd, m, k, gs, sym, actOrder);
             Int4Device dw = Int4Device.upload(st, arena, Int4Device.Layout.of(w));
+            assertEquals(k % 128 == 0 && gs % 128 == 0, dw.mmaShape(), "which matrices the tensor-core GEMV takes");
             int ldx = k + 8 * (rows % 2), ldy = m + 3 * (rows % 3);   // strides wider than the rows on some cases
             float[] x = bfRound(randn(rnd, rows * ldx, 1f));
             float[] bias = randn(rnd, m, 1f), y0 = randn(rnd, rows * ldy, 1f);
-            float[] y = gemvOnDevice(dw, x, bias, y0, rows, m, ldx, ldy, withBias, withResidual);
             float[] wf = w.dequantize();
-            for (int b = 0; b < rows; b++)
-                for (int j = 0; j < m; j++) {
-                    double s = 0, mag = 0;
-                    for (int t = 0; t < k; t++) { double p = (double) x[b * ldx + t] * wf[j * k + t]; s += p; mag += Math.abs(p); }
-                    if (withResidual) s += y0[b * ldy + j];
-                    if (withBias) s += bias[j];
-                    assertEquals(s, y[b * ldy + j], 2e-5 * (mag + 1), "row " + b + " col " + j);
-                }
-            for (int b = 0; b < rows; b++)   // the padding between rows is never written
-                for (int j = m; j < ldy; j++) assertEquals(y0[b * ldy + j], y[b * ldy + j], "padding at row " + b + " col " + j);
+            for (Int4Ops o : dw.mmaShape() ? new Int4Ops[]{fp32Ops, ops} : new Int4Ops[]{fp32Ops}) {
+                String path = o == ops ? "tensor-core GEMV: " : "fp32 GEMV: ";
+                float[] y = gemvOnDevice(o, dw, x, bias, y0, rows, m, ldx, ldy, withBias, withResidual);
+                for (int b = 0; b < rows; b++)
+                    for (int j = 0; j < m; j++) {
+                        double s = 0, mag = 0;
+                        for (int t = 0; t < k; t++) { double p = (double) x[b * ldx + t] * wf[j * k + t]; s += p; mag += Math.abs(p); }
+                        if (withResidual) s += y0[b * ldy + j];
+                        if (withBias) s += bias[j];
+                        assertEquals(s, y[b * ldy + j], 2e-5 * (mag + 1), path + "row " + b + " col " + j);
+                    }
+                for (int b = 0; b < rows; b++)   // the padding between rows is never written
+                    for (int j = m; j < ldy; j++) assertEquals(y0[b * ldy + j], y[b * ldy + j], path + "padding at row " + b + " col " + j);
+            }
         } finally {
             arena.reset(mark);
         }
     }
 
     /** y = x W^T (+ bias) (+ y0 as the residual) on the device, x bf16 rows of stride ldx, y fp32 rows of stride ldy. */
-    private float[] gemvOnDevice(Int4Device dw, float[] x, float[] bias, float[] y0, int rows, int m, int ldx, int ldy,
+    private float[] gemvOnDevice(Int4Ops o, Int4Device dw, float[] x, float[] bias, float[] y0, int rows, int m, int ldx, int ldy,
                                  boolean withBias, boolean withResidual) {
         DeviceBuffer dx = arena.alloc("x", 2L * rows * ldx), db = arena.alloc("bias", 4L * m), dy = arena.alloc("y", 4L * rows * ldy);
         st.upload(dx, bf16(x));
         st.upload(db, bias);
         st.upload(dy, y0);
-        ops.gemv(dy, ldy, dw, dx, ldx, withBias ? db : null, withResidual ? dy : null, rows);
+        o.gemv(dy, ldy, dw, dx, ldx, withBias ? db : null, withResidual ? dy : null, rows);
         return st.downloadFloats(dy, rows * ldy);
     }
 
@@ -121,7 +137,7 @@ class Int4OpsTest {
             float[] wf = Int4LayoutTest.stacked(w);
             float[] x = bfRound(randn(rnd, rows * ldx, 1f));
             float[] bias = randn(rnd, m, 1f), y0 = randn(rnd, rows * ldy, 1f);
-            float[] y = gemvOnDevice(dw, x, bias, y0, rows, m, ldx, ldy, true, true);
+            float[] y = gemvOnDevice(ops, dw, x, bias, y0, rows, m, ldx, ldy, true, true);
             for (int b = 0; b < rows; b++) {
                 for (int j = 0; j < m; j++) {
                     double s = y0[b * ldy + j] + bias[j], mag = 0;

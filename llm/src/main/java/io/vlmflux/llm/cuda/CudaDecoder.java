@@ -205,7 +205,7 @@ public final class CudaDecoder implements Decoder {
         maskPin = new PinnedBuffer(8L * ((V + 63) / 64));
         batchKvPin = new PinnedBuffer(16L * LOGIT_ROWS * c.numLayers());
         bops = new BatchDecodeOps(st, tuning);
-        i4 = quantized ? new Int4Ops(st, Math.max(Math.max(H, Q), I)) : null;
+        i4 = quantized ? new Int4Ops(st, Math.max(Math.max(H, Q), I), tuning) : null;
         try {
             long t0 = System.nanoTime();
             Uploader up = new Uploader(store, weightBytes);
