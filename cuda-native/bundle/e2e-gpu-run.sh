@@ -82,7 +82,8 @@ case "${1:-}" in
     du -sh /tmp/vlmflux-models/* >&2; step done ;;
   measure|measure-int4|profile)
     mkdir -p /tmp/b && rm -rf /tmp/b/test-classes && cp -r "$root/.gpu-e2e/test-classes" /tmp/b/ && ln -sfn /tmp/gpu-lib /tmp/b/lib
-    export VLMFLUX_BUNDLE_DIR=/tmp/b VLMFLUX_GST=$VLMFLUX_GST_DIR
+    export VLMFLUX_BUNDLE_DIR=/tmp/b
+    [[ -d $VLMFLUX_GST_DIR/gst ]] && export VLMFLUX_GST=$VLMFLUX_GST_DIR   # GStreamer only where prep unpacked it (measure-int4 needs none)
     [[ -x "$VLMFLUX_JRE_DIR/jre/bin/java" && -d /tmp/gpu-lib ]] || { echo "e2e-gpu-run.sh $1: run 'prep-all' first on this machine" >&2; exit 3; }
     t0=$(date +%s)
     spent() { (( $(date +%s) - t0 >= $1 )); }   # the call's limit is ten minutes: later steps skip rather than be cut off

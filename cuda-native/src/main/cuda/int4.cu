@@ -178,6 +178,7 @@ VF_INT4_GEMV_PARTS_INSTANCE(8)
 // block lies in one group (gs % 128 == 0), so its 8 products accumulate unscaled and fold into y with the group's
 // scale in fp32. K splits over the block's warps (block b serves rows 16b..16b+15), summed through shared memory.
 #define VF_INT4M_WARPS 8
+#define VF_INT4M_DEPTH 4
 
 __device__ __forceinline__ unsigned int int4m_pair(unsigned int w, unsigned int negz) {   // (q_j, q_j+4) of w - zero
     unsigned int p, d;
@@ -250,27 +251,26 @@ extern "C" __global__ void __launch_bounds__(32 * VF_INT4M_WARPS) vf_int4_gemv_m
     const uint4* xr = reinterpret_cast<const uint4*>(x + (long long)(hasx ? g : 0) * ldx) + 4 * t;
     const int nb = K >> 7, bpg = gs >> 7;
     float acc[4] = {0.f, 0.f, 0.f, 0.f};
-    int i = warp;
-    for (; i + VF_INT4M_WARPS < nb; i += 2 * VF_INT4M_WARPS) {   // two blocks in flight per lane
-        const int j = i + VF_INT4M_WARPS;
-        const uint4 wa0 = int4_ldg_stream(wa + 4 * i), wb0 = int4_ldg_stream(wb + 4 * i);
-        const uint4 wa1 = int4_ldg_stream(wa + 4 * j), wb1 = int4_ldg_stream(wb + 4 * j);
-        const unsigned int sa0 = __ldg(sza + i / bpg), sb0 = __ldg(szb + i / bpg), sa1 = __ldg(sza + j / bpg), sb1 = __ldg(szb + j / bpg);
-        uint4 x0[4], x1[4];
+    // VF_INT4M_DEPTH blocks of this warp's share in flight: every weight load of a round is issued before the first
+    // product (at 7B's 3584 columns a warp's whole share is one round), x and the scales are L1/L2 hits.
+    for (int base = warp; base < nb; base += VF_INT4M_DEPTH * VF_INT4M_WARPS) {
+        uint4 wva[VF_INT4M_DEPTH], wvb[VF_INT4M_DEPTH];
 #pragma unroll
-        for (int u = 0; u < 4; u++) {
-            x0[u] = hasx ? __ldg(xr + 16 * i + u) : make_uint4(0u, 0u, 0u, 0u);
-            x1[u] = hasx ? __ldg(xr + 16 * j + u) : make_uint4(0u, 0u, 0u, 0u);
+        for (int u = 0; u < VF_INT4M_DEPTH; u++) {
+            const int j = min(base + u * VF_INT4M_WARPS, nb - 1);   // clamped: a block past the end is loaded, not used
+            wva[u] = int4_ldg_stream(wa + 4 * j);
+            wvb[u] = int4_ldg_stream(wb + 4 * j);
         }
-        int4m_block(acc, wa0, wb0, x0, sa0, sb0);
-        int4m_block(acc, wa1, wb1, x1, sa1, sb1);
-    }
-    if (i < nb) {
-        const uint4 wa0 = int4_ldg_stream(wa + 4 * i), wb0 = int4_ldg_stream(wb + 4 * i);
-        uint4 x0[4];
 #pragma unroll
-        for (int u = 0; u < 4; u++) x0[u] = hasx ? __ldg(xr + 16 * i + u) : make_uint4(0u, 0u, 0u, 0u);
-        int4m_block(acc, wa0, wb0, x0, __ldg(sza + i / bpg), __ldg(szb + i / bpg));
+        for (int u = 0; u < VF_INT4M_DEPTH; u++) {
+            const int j = base + u * VF_INT4M_WARPS;
+            if (j < nb) {
+                uint4 xv[4];
+#pragma unroll
+                for (int v = 0; v < 4; v++) xv[v] = hasx ? __ldg(xr + 16 * j + v) : make_uint4(0u, 0u, 0u, 0u);
+                int4m_block(acc, wva[u], wvb[u], xv, __ldg(sza + j / bpg), __ldg(szb + j / bpg));
+            }
+        }
     }
 #pragma unroll
     for (int c = 0; c < 4; c++) red[warp][lane][c] = acc[c];
@@ -330,31 +330,32 @@ extern "C" __global__ void vf_int4_dequant_bf16(bf16_t* __restrict__ W, const un
     }
 }
 
-// As vf_int4_dequant_bf16 without a permutation, four packed words (32 columns, one group) a thread: one 16-byte load
-// and four 16-byte stores, so four times the bytes in flight per thread (the one-word kernel waits on its 4-byte loads).
-// Same arithmetic and rounding: (q - zero) * scale in fp32 (q - zero exact), round to nearest even bf16.
-// grid ceil(M*K/32 / 256), block 256.
+// As vf_int4_dequant_bf16 without a permutation, four packed words a thread, 32 words apart: each load instruction
+// of a warp reads 128 contiguous bytes and each store writes 512, and a thread has four loads in flight (the one-word
+// kernel waits on one 4-byte load). Same arithmetic and rounding: (q - zero) * scale in fp32 (q - zero exact), round
+// to nearest even bf16. grid ceil(M*K/8 / 1024), block 256: block b, warp w covers words (4b + w) * 128 + [0, 128).
 extern "C" __global__ void vf_int4_dequant_bf16_x4(bf16_t* __restrict__ W, const unsigned int* __restrict__ q,
                                                    const unsigned int* __restrict__ sz, int M, int K, int gs) {
-    const long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    const int k32 = K >> 5;
-    if (t >= (long long)M * k32) return;
-    const int r = (int)(t / k32), c = (int)(t - (long long)r * k32);
-    const uint4 w = int4_ldg_stream(reinterpret_cast<const uint4*>(q) + t);
-    const float2 s = int4_h2f2(__ldg(sz + (long long)r * (K / gs) + (32 * c) / gs));
-    const float zb = 8388608.f + s.y;
-    const unsigned int ws[4] = {w.x, w.y, w.z, w.w};
-    uint4* out = reinterpret_cast<uint4*>(W) + 4 * t;
+    const long long words = (long long)M * (K >> 3);
+    const long long w0 = ((long long)blockIdx.x * 8 + (threadIdx.x >> 5)) * 128 + (threadIdx.x & 31);
+    const int k8 = K >> 3, G = K / gs;
+    unsigned int wv[4];
+#pragma unroll
+    for (int i = 0; i < 4; i++) wv[i] = w0 + 32 * i < words ? __ldg(q + w0 + 32 * i) : 0u;
 #pragma unroll
     for (int i = 0; i < 4; i++) {
+        const long long t = w0 + 32 * i;
+        if (t >= words) break;
+        const int r = (int)(t / k8), p = (int)(t - (long long)r * k8);
+        const float2 s = int4_h2f2(__ldg(sz + (long long)r * G + (8 * p) / gs));
+        const float zb = 8388608.f + s.y;
         unsigned int o[4];
 #pragma unroll
         for (int j = 0; j < 4; j++) {
-            const float lo = (__uint_as_float(((ws[i] >> (8 * j)) & 0xfu) | 0x4b000000u) - zb) * s.x;
-            const float hi = (__uint_as_float(((ws[i] >> (8 * j + 4)) & 0xfu) | 0x4b000000u) - zb) * s.x;
+            const float lo = (__uint_as_float(((wv[i] >> (8 * j)) & 0xfu) | 0x4b000000u) - zb) * s.x;
+            const float hi = (__uint_as_float(((wv[i] >> (8 * j + 4)) & 0xfu) | 0x4b000000u) - zb) * s.x;
             asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(o[j]) : "f"(hi), "f"(lo));
         }
-        out[i] = make_uint4(o[0], o[1], o[2], o[3]);
+        reinterpret_cast<uint4*>(W)[t] = make_uint4(o[0], o[1], o[2], o[3]);
     }
 }
-

@@ -63,7 +63,7 @@ static void testDeq(std::mt19937& g, int M, int K, int gs, bool sym, bool act) {
   for(size_t i=0;i<o.size();i++) if(o[i]!=hbf(w.deq[i])) bad++;
   printf("dequant M %d K %d gs %d sym %d act %d: %s (%d bad)\n",M,K,gs,sym,act,bad?"FAIL":"ok",bad); if(bad) fails++;
   if (!act) {   // the four-words-a-thread kernel
-    CK(cudaMemset(dw, 0xff, (size_t)M*K*2)); vf_int4_dequant_bf16_x4<<<((long long)M*K/32+255)/256,256>>>(dw,dq,dsz,M,K,gs); CK(cudaDeviceSynchronize());
+    CK(cudaMemset(dw, 0xff, (size_t)M*K*2)); vf_int4_dequant_bf16_x4<<<((long long)M*K/8+1023)/1024,256>>>(dw,dq,dsz,M,K,gs); CK(cudaDeviceSynchronize());
     CK(cudaMemcpy(o.data(),dw,o.size()*2,cudaMemcpyDeviceToHost)); bad=0;
     for(size_t i=0;i<o.size();i++) if(o[i]!=hbf(w.deq[i])) bad++;
     printf("dequant x4 M %d K %d gs %d sym %d: %s (%d bad)\n",M,K,gs,sym,bad?"FAIL":"ok",bad); if(bad) fails++;
@@ -120,7 +120,7 @@ int main(){
       float m4 = timeIt([&]{ vf_int4_gemv_mma<<<(M+15)/16,256>>>(dy,M,dq,dsz,dx,K,nullptr,nullptr,M,K,128,4); });
       float m8 = timeIt([&]{ vf_int4_gemv_mma<<<(M+15)/16,256>>>(dy,M,dq,dsz,dx,K,nullptr,nullptr,M,K,128,8); });
       float dq_us = timeIt([&]{ long long words=(long long)M*K/8; vf_int4_dequant_bf16<<<(words+255)/256,256>>>(dwb,dq,dsz,nullptr,M,M,M,M,K,128); });
-      float dq4_us = timeIt([&]{ vf_int4_dequant_bf16_x4<<<((long long)M*K/32+255)/256,256>>>(dwb,dq,dsz,M,K,128); });
+      float dq4_us = timeIt([&]{ vf_int4_dequant_bf16_x4<<<((long long)M*K/8+1023)/1024,256>>>(dwb,dq,dsz,M,K,128); });
       double bytes4 = (double)M*K/2 + (double)M*K/128*4;
       printf("%s %dx%d: int4 b1 %.1f us (%.0f GB/s) | b4 %.1f | b8 %.1f | mma b1 %.1f us (%.0f GB/s) | b4 %.1f | b8 %.1f | bf16 gemv %.1f us (%.0f GB/s) | dequant %.1f us, x4 %.1f us (%.0f GB/s)\n", names[s], M, K, a, bytes4/a/1e3, a4, a8, m1, bytes4/m1/1e3, m4, m8, bb, (double)M*K*2/bb/1e3, dq_us, dq4_us, (bytes4+(double)M*K*2)/dq4_us/1e3);
       t4+=a; t16+=bb; tm+=m1; cudaFree(dq); cudaFree(dsz); cudaFree(dwb); cudaFree(dx); cudaFree(dy); }

@@ -111,9 +111,9 @@ public final class Int4Ops implements AutoCloseable {
         String op = "int4 dequantize (" + w.layout().name() + ")";
         out.require(2L * m * k, op, "W bf16 [" + m + ", " + k + "]");
         if (out.address() % 16 != 0) throw new IllegalArgumentException(op + ": out '" + out.name() + "' is not 16-byte aligned");
-        if (w.perm() == null) {   // four packed words a thread: 16-byte loads
-            long quads = (long) m * (k / 32);
-            mod.launch("vf_int4_dequant_bf16_x4", Math.toIntExact((quads + 255) / 256), 1, 1, 256, 0, stream,
+        if (w.perm() == null) {   // four packed words a thread, 32 apart: four loads in flight
+            long words = (long) m * (k / 8);
+            mod.launch("vf_int4_dequant_bf16_x4", Math.toIntExact((words + 1023) / 1024), 1, 1, 256, 0, stream,
                     a.reset().ptr(out).ptr(w.q()).ptr(w.sz()).i32(m).i32(k).i32(w.layout().groupSize()));
             return;
         }
