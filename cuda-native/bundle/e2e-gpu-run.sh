@@ -26,7 +26,8 @@
 #                         (ncu_step_table.py; issue 18's table); then bench llm --sampled --batch 1..16 at 0.6B, both ways
 #   e2e-gpu-run.sh measure-int4 [SHAPES] (same): bench llm bf16 vs 4-bit (quantize --method rtn) at Qwen2.5-3B and -7B
 #                         (or SHAPES, e.g. "qwen2.5-7b": one shape a call keeps it under ten minutes), eval 4-bit vs bf16
-#                         (issue 15), 4-bit with the fp32 GEMV (int4Mma=false), and bf16 again with prefillBf16GateUp and with the pre-stop-25 switches
+#                         (issue 15), 4-bit with the fp32 GEMV (int4Mma=false), and bf16 again with the fp32 gate/up prefill
+#                         (prefillBf16GateUp=false; VLMFLUX_INT4_NO_GATEUP=1: not that) and with the pre-stop-25 switches
 #                         (VLMFLUX_INT4_NO_BEFORE=1: not the latter); quantize gets a 60 GB heap; VLMFLUX_INT4_VLM=1: also the
 #                         prep-all Qwen2.5-VL-3B quantized and compared with eval --images
 # Results under $OUT (or /tmp/vlmflux-e2e-out).
@@ -88,7 +89,7 @@ case "${1:-}" in
     t0=$(date +%s)
     spent() { (( $(date +%s) - t0 >= $1 )); }   # the call's limit is ten minutes: later steps skip rather than be cut off
     # the switches' defaults before stop 25 (the "before" runs of measure-int4 and profile)
-    before="-Dvlmflux.cuda.prefillSplitKv=false -Dvlmflux.cuda.evictKernel=false -Dvlmflux.cuda.prefillPipelined=false -Dvlmflux.cuda.decodeVecAttention=false -Dvlmflux.cuda.pdl=false -Dvlmflux.live.devicePreprocess=false"
+    before="-Dvlmflux.cuda.prefillBf16GateUp=false -Dvlmflux.cuda.prefillSplitKv=false -Dvlmflux.cuda.evictKernel=false -Dvlmflux.cuda.prefillPipelined=false -Dvlmflux.cuda.decodeVecAttention=false -Dvlmflux.cuda.pdl=false -Dvlmflux.live.devicePreprocess=false"
     all="-Dvlmflux.cuda.prefillSplitKv=true -Dvlmflux.cuda.evictKernel=true -Dvlmflux.cuda.prefillPipelined=true -Dvlmflux.cuda.prefillBf16GateUp=true -Dvlmflux.cuda.decodeVecAttention=true -Dvlmflux.cuda.pdl=true -Dvlmflux.live.devicePreprocess=true"
     if [[ $1 == profile ]]; then
       command -v ncu > /dev/null || { echo "e2e-gpu-run.sh profile: no ncu on PATH" >&2; exit 3; }
@@ -145,11 +146,11 @@ case "${1:-}" in
       for shape in ${2:-qwen2.5-3b qwen2.5-7b}; do
         step "bench llm $shape bf16 (checkpoint kept), then 4-bit rtn"
         timeout 200 "$run" vlmflux bench llm --backend cuda --shape $shape --keep-checkpoint /tmp/vlmflux-models/$shape --contexts 512,2048 --json > "$out/llm-$shape-bf16.jsonl" 2> "$out/llm-$shape-bf16.err"
-        VLMFLUX_JAVA_OPTS="-Dvlmflux.cuda.prefillBf16GateUp=true" timeout 120 "$run" vlmflux bench llm --backend cuda \
-            --model /tmp/vlmflux-models/$shape --contexts 512,2048 --json > "$out/llm-$shape-bf16-gateup.jsonl" 2> "$out/llm-$shape-bf16-gateup.err"
+        [[ -z "${VLMFLUX_INT4_NO_GATEUP:-}" ]] && VLMFLUX_JAVA_OPTS="-Dvlmflux.cuda.prefillBf16GateUp=false" timeout 120 "$run" vlmflux bench llm --backend cuda \
+            --model /tmp/vlmflux-models/$shape --contexts 512,2048 --json > "$out/llm-$shape-bf16-fp32gateup.jsonl" 2> "$out/llm-$shape-bf16-fp32gateup.err"
         [[ -z "${VLMFLUX_INT4_NO_BEFORE:-}" ]] && VLMFLUX_JAVA_OPTS="$before" timeout 120 "$run" vlmflux bench llm --backend cuda \
             --model /tmp/vlmflux-models/$shape --contexts 512,2048 --json > "$out/llm-$shape-bf16-before.jsonl" 2> "$out/llm-$shape-bf16-before.err"
-        grep -h decode_tok_s "$out/llm-$shape-bf16.jsonl" "$out/llm-$shape-bf16-gateup.jsonl" "$out/llm-$shape-bf16-before.jsonl" | cut -c1-400 >&2
+        cat "$out/llm-$shape-bf16"*.jsonl | cut -c1-400 >&2
         VLMFLUX_XMX=60g timeout 400 "$run" vlmflux quantize --model /tmp/vlmflux-models/$shape --out /tmp/vlmflux-models/$shape-awq --method rtn > "$out/quantize-$shape.txt" 2>&1
         timeout 120 "$run" vlmflux bench llm --backend cuda --model /tmp/vlmflux-models/$shape-awq --contexts 512,2048 --json > "$out/llm-$shape-int4.jsonl" 2> "$out/llm-$shape-int4.err"
         VLMFLUX_JAVA_OPTS="-Dvlmflux.cuda.int4Mma=false" timeout 120 "$run" vlmflux bench llm --backend cuda --model /tmp/vlmflux-models/$shape-awq \

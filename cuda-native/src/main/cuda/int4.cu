@@ -177,7 +177,8 @@ VF_INT4_GEMV_PARTS_INSTANCE(8)
 // lane's x words). The reduction runs over k, so any column-to-slot bijection shared by A and B is exact. A 128-column
 // block lies in one group (gs % 128 == 0), so its 8 products accumulate unscaled and fold into y with the group's
 // scale in fp32. K splits over the block's warps (block b serves rows 16b..16b+15), summed through shared memory.
-#define VF_INT4M_WARPS 8
+// Launch: io.vlmflux.cuda.gpu.Int4Ops.mmaWarps(K) warps a block.
+#define VF_INT4M_MAX_WARPS 16
 #define VF_INT4M_DEPTH 4
 
 __device__ __forceinline__ unsigned int int4m_pair(unsigned int w, unsigned int negz) {   // (q_j, q_j+4) of w - zero
@@ -233,13 +234,15 @@ __device__ __forceinline__ void int4m_block(float (&acc)[4], uint4 wa, uint4 wb,
 
 // y [n, ldy] (1 <= n <= 8 rows b): y[b*ldy + r] = sum_c W[r, c] x[b*ldx + c] (+ bias[r]) (+ residual[b*ldy + r]);
 // residual may alias y. K % 128 == 0, gs % 128 == 0, integer zero points in [-64, 127] (the host checks).
-// grid ceil(M / 16), block 32 * VF_INT4M_WARPS. Graph-capturable: no host sync, no atomics, no workspace.
-extern "C" __global__ void __launch_bounds__(32 * VF_INT4M_WARPS) vf_int4_gemv_mma(
+// grid ceil(M / 16), block 32 * W with 1 <= W <= VF_INT4M_MAX_WARPS warps splitting the K / 128 column blocks (the
+// host picks W ~ blocks / VF_INT4M_DEPTH, so that a warp's share is about one round: a long K gets more warps, not
+// more rounds). Graph-capturable: no host sync, no atomics, no workspace.
+extern "C" __global__ void __launch_bounds__(32 * VF_INT4M_MAX_WARPS) vf_int4_gemv_mma(
     float* y, int ldy, const unsigned int* __restrict__ q, const unsigned int* __restrict__ sz, const bf16_t* __restrict__ x,
     int ldx, const float* __restrict__ bias, const float* residual, int M, int K, int gs, int n) {
     VF_PDL_PROLOGUE();
-    __shared__ float red[VF_INT4M_WARPS][32][4];
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    __shared__ float red[VF_INT4M_MAX_WARPS][32][4];
+    const int W = blockDim.x >> 5, warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
     const int row0 = blockIdx.x * 16;
     const int ra = min(row0 + g, M - 1), rb = min(row0 + g + 8, M - 1);
     const uint4* wa = reinterpret_cast<const uint4*>(q + (long long)ra * (K >> 3)) + t;
@@ -251,25 +254,31 @@ extern "C" __global__ void __launch_bounds__(32 * VF_INT4M_WARPS) vf_int4_gemv_m
     const uint4* xr = reinterpret_cast<const uint4*>(x + (long long)(hasx ? g : 0) * ldx) + 4 * t;
     const int nb = K >> 7, bpg = gs >> 7;
     float acc[4] = {0.f, 0.f, 0.f, 0.f};
-    // VF_INT4M_DEPTH blocks of this warp's share in flight: every weight load of a round is issued before the first
-    // product (at 7B's 3584 columns a warp's whole share is one round), x and the scales are L1/L2 hits.
-    for (int base = warp; base < nb; base += VF_INT4M_DEPTH * VF_INT4M_WARPS) {
+    // A round: VF_INT4M_DEPTH blocks of this warp's share, every weight and scale load issued before the first
+    // product; x (an L1/L2 hit) is double-buffered, the next block's loaded while this one multiplies.
+    for (int base = warp; base < nb; base += VF_INT4M_DEPTH * W) {
         uint4 wva[VF_INT4M_DEPTH], wvb[VF_INT4M_DEPTH];
+        unsigned int sa[VF_INT4M_DEPTH], sb[VF_INT4M_DEPTH];
 #pragma unroll
         for (int u = 0; u < VF_INT4M_DEPTH; u++) {
-            const int j = min(base + u * VF_INT4M_WARPS, nb - 1);   // clamped: a block past the end is loaded, not used
+            const int j = min(base + u * W, nb - 1);   // clamped: a block past the end is loaded, not used
             wva[u] = int4_ldg_stream(wa + 4 * j);
             wvb[u] = int4_ldg_stream(wb + 4 * j);
+            sa[u] = __ldg(sza + j / bpg);
+            sb[u] = __ldg(szb + j / bpg);
         }
+        uint4 xv[2][4];
+#pragma unroll
+        for (int v = 0; v < 4; v++) xv[0][v] = hasx ? __ldg(xr + 16 * base + v) : make_uint4(0u, 0u, 0u, 0u);
 #pragma unroll
         for (int u = 0; u < VF_INT4M_DEPTH; u++) {
-            const int j = base + u * VF_INT4M_WARPS;
-            if (j < nb) {
-                uint4 xv[4];
+            const int j = base + u * W;
+            if (u + 1 < VF_INT4M_DEPTH) {
+                const int jn = min(j + W, nb - 1);
 #pragma unroll
-                for (int v = 0; v < 4; v++) xv[v] = hasx ? __ldg(xr + 16 * j + v) : make_uint4(0u, 0u, 0u, 0u);
-                int4m_block(acc, wva[u], wvb[u], xv, __ldg(sza + j / bpg), __ldg(szb + j / bpg));
+                for (int v = 0; v < 4; v++) xv[(u + 1) & 1][v] = hasx ? __ldg(xr + 16 * jn + v) : make_uint4(0u, 0u, 0u, 0u);
             }
+            if (j < nb) int4m_block(acc, wva[u], wvb[u], xv[u & 1], sa[u], sb[u]);
         }
     }
 #pragma unroll
@@ -279,8 +288,7 @@ extern "C" __global__ void __launch_bounds__(32 * VF_INT4M_WARPS) vf_int4_gemv_m
         const int l = threadIdx.x >> 2, c = threadIdx.x & 3;
         const int row = row0 + (l >> 2) + (c >= 2 ? 8 : 0), b = 2 * (l & 3) + (c & 1);
         float s = 0.f;
-#pragma unroll
-        for (int w = 0; w < VF_INT4M_WARPS; w++) s += red[w][l][c];
+        for (int w = 0; w < W; w++) s += red[w][l][c];
         if (row < M && b < n) {
             if (bias != nullptr) s += bias[row];
             if (residual != nullptr) s += residual[(long long)b * ldy + row];

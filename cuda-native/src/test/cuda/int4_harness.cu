@@ -33,6 +33,7 @@ typedef void (*PartsFn)(float*,int,const unsigned*,const unsigned*,const bf16_t*
 static GemvFn fns[9] = {0, vf_int4_gemv_b1, vf_int4_gemv_b2, vf_int4_gemv_b3, vf_int4_gemv_b4, vf_int4_gemv_b5, vf_int4_gemv_b6, vf_int4_gemv_b7, vf_int4_gemv_b8};
 static PartsFn pfns[9] = {0, vf_int4_gemv_parts_b1, vf_int4_gemv_parts_b2, vf_int4_gemv_parts_b3, vf_int4_gemv_parts_b4, vf_int4_gemv_parts_b5, vf_int4_gemv_parts_b6, vf_int4_gemv_parts_b7, vf_int4_gemv_parts_b8};
 int fails=0;
+static int mmaWarps(int K){ int w=(K/128+3)/4; return w<2?2:(w>16?16:w); }   // Int4Ops.mmaWarps
 static void testGemv(std::mt19937& g, int rows, int M, int K, int gs, bool sym, bool act, bool bias, bool res) {
   W w = make(g,M,K,gs,sym,act); int ldx=K+8*(rows%2), ldy=M+3*(rows%3);
   std::normal_distribution<float> N(0,1);
@@ -45,7 +46,7 @@ static void testGemv(std::mt19937& g, int rows, int M, int K, int gs, bool sym, 
   for (int path = 0; path < (mma ? 2 : 1); path++) {
     CK(cudaMemcpy(dy, y0.data(), y0.size()*4, cudaMemcpyHostToDevice));
     if (path == 0) fns[rows]<<<(M+15)/16,256>>>(dy, ldy, dq, dsz, xin, ld, bias?db:nullptr, res?dy:nullptr, M, K, gs);
-    else vf_int4_gemv_mma<<<(M+15)/16,256>>>(dy, ldy, dq, dsz, xin, ld, bias?db:nullptr, res?dy:nullptr, M, K, gs, rows);
+    else vf_int4_gemv_mma<<<(M+15)/16,32*mmaWarps(K)>>>(dy, ldy, dq, dsz, xin, ld, bias?db:nullptr, res?dy:nullptr, M, K, gs, rows);
     CK(cudaDeviceSynchronize()); std::vector<float> y(y0.size()); CK(cudaMemcpy(y.data(), dy, y.size()*4, cudaMemcpyDeviceToHost));
     double worst=0; int bad=0;
     for(int r=0;r<rows;r++){ for(int j=0;j<M;j++){ double s=0,mag=0; for(int t=0;t<K;t++){ double p=(double)x[(size_t)r*ldx+t]*w.deq[(size_t)j*K+t]; s+=p; mag+=fabs(p);} if(res) s+=y0[(size_t)r*ldy+j]; if(bias) s+=b[j];
@@ -98,7 +99,7 @@ int main(){
   std::mt19937 g(42);
   int cases[][8] = {{1,13,64,32,1,0,0,0},{1,300,1024,128,0,0,1,1},{1,64,2048,64,1,1,1,1},{1,17,4096,128,0,1,0,1},{2,33,256,32,0,0,1,0},{3,100,384,128,1,0,0,1},
     {4,257,1024,64,0,1,1,1},{5,9,96,32,1,0,1,0},{6,128,2048,128,0,0,0,1},{7,31,192,64,1,1,1,1},{8,1000,512,128,0,0,1,1},{8,40,3072,32,0,1,0,0},{1,4608,3584,128,0,0,1,1},
-    {1,4099,1536,256,0,0,0,1},{2,24,640,640,1,0,1,0},{4,515,3584,128,0,0,1,0},{8,7,896,128,1,1,0,1},{3,2053,8192,128,0,0,0,0},{5,160,1280,256,1,0,1,1},{8,4608,3584,128,0,0,1,1}};
+    {1,4099,1536,256,0,0,0,1},{2,24,640,640,1,0,1,0},{4,515,3584,128,0,0,1,0},{8,7,896,128,1,1,0,1},{3,2053,8192,128,0,0,0,0},{5,160,1280,256,1,0,1,1},{8,4608,3584,128,0,0,1,1},{1,300,11008,128,0,0,1,1},{2,77,18944,128,0,0,0,1},{1,40,2048,2048,1,0,0,0}};
   for(auto& c: cases) testGemv(g,c[0],c[1],c[2],c[3],c[4],c[5],c[6],c[7]);
   testDeq(g,5,64,32,1,0); testDeq(g,77,1024,128,0,0); testDeq(g,19,96,32,0,0); testDeq(g,130,3584,128,0,0); testDeq(g,33,512,64,0,1); testDeq(g,16,2048,128,1,1);
   testParts(g,1,{64,32,32},256,64,1); testParts(g,3,{13,7,20},128,32,0); testParts(g,8,{300,300},1024,128,0); testParts(g,4,{5,6,7,8},64,32,1);
@@ -116,9 +117,9 @@ int main(){
       float bb = timeIt([&]{ vf_gemv_bf16<<<(M+15)/16,256>>>(dy,dwb,dx,nullptr,nullptr,M,K); });
       float a4 = timeIt([&]{ vf_int4_gemv_b4<<<(M+15)/16,256>>>(dy,M,dq,dsz,dx,K,nullptr,nullptr,M,K,128); });
       float a8 = timeIt([&]{ vf_int4_gemv_b8<<<(M+15)/16,256>>>(dy,M,dq,dsz,dx,K,nullptr,nullptr,M,K,128); });
-      float m1 = timeIt([&]{ vf_int4_gemv_mma<<<(M+15)/16,256>>>(dy,M,dq,dsz,dx,K,nullptr,nullptr,M,K,128,1); });
-      float m4 = timeIt([&]{ vf_int4_gemv_mma<<<(M+15)/16,256>>>(dy,M,dq,dsz,dx,K,nullptr,nullptr,M,K,128,4); });
-      float m8 = timeIt([&]{ vf_int4_gemv_mma<<<(M+15)/16,256>>>(dy,M,dq,dsz,dx,K,nullptr,nullptr,M,K,128,8); });
+      float m1 = timeIt([&]{ vf_int4_gemv_mma<<<(M+15)/16,32*mmaWarps(K)>>>(dy,M,dq,dsz,dx,K,nullptr,nullptr,M,K,128,1); });
+      float m4 = timeIt([&]{ vf_int4_gemv_mma<<<(M+15)/16,32*mmaWarps(K)>>>(dy,M,dq,dsz,dx,K,nullptr,nullptr,M,K,128,4); });
+      float m8 = timeIt([&]{ vf_int4_gemv_mma<<<(M+15)/16,32*mmaWarps(K)>>>(dy,M,dq,dsz,dx,K,nullptr,nullptr,M,K,128,8); });
       float dq_us = timeIt([&]{ long long words=(long long)M*K/8; vf_int4_dequant_bf16<<<(words+255)/256,256>>>(dwb,dq,dsz,nullptr,M,M,M,M,K,128); });
       float dq4_us = timeIt([&]{ vf_int4_dequant_bf16_x4<<<((long long)M*K/8+1023)/1024,256>>>(dwb,dq,dsz,M,K,128); });
       double bytes4 = (double)M*K/2 + (double)M*K/128*4;

@@ -78,8 +78,8 @@ public final class Int4Ops implements AutoCloseable {
             ld = k;
             if (parts > 1) xps = (long) rows * k;
         }
-        if (xps == 0 && mma && w.mmaShape()) {   // tensor cores: 16 rows a block, K split over its 8 warps
-            mod.launch("vf_int4_gemv_mma", (m + 15) / 16, 1, 1, 256, 0, stream,
+        if (xps == 0 && mma && w.mmaShape()) {   // tensor cores: 16 rows a block, K split over its warps
+            mod.launch("vf_int4_gemv_mma", (m + 15) / 16, 1, 1, 32 * mmaWarps(k), 0, stream,
                     a.reset().ptr(y).i32(ldy).ptr(w.q()).ptr(w.sz()).ptr(in).i32(ld).ptr(bias).ptr(residual).i32(m).i32(k)
                             .i32(w.layout().groupSize()).i32(rows), pdl);
             return;
@@ -95,6 +95,15 @@ public final class Int4Ops implements AutoCloseable {
                     a.reset().ptr(y).i32(ldy).ptr(w.q()).ptr(w.sz()).ptr(in).i32(ld).i64(xps).i32(s[0]).i32(s[1]).i32(s[2])
                             .ptr(bias).ptr(residual).i32(m).i32(k).i32(w.layout().groupSize()));
         }
+    }
+
+    /**
+     * Warps a block of {@code vf_int4_gemv_mma} splits {@code k} columns over: about one round of its 4 blocks of 128
+     * columns each (VF_INT4M_DEPTH), between 2 and 16 (VF_INT4M_MAX_WARPS): a long K gets more warps in flight, not more
+     * dependent rounds.
+     */
+    static int mmaWarps(int k) {
+        return Math.clamp((k / 128 + 3) / 4, 2, 16);
     }
 
     /** First rows of permutation parts 1..3 as the kernels take them (s1, s2, s3; the row count for absent parts). */
