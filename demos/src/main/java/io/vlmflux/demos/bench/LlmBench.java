@@ -169,12 +169,25 @@ public final class LlmBench implements Command {
         }
     }
 
-    /** Bytes of weights one decode step reads: everything but the embedding table (one row), plus the lm head (bf16). */
+    /**
+     * Bytes of weights one decode step reads: everything but the embedding table (one row), plus the lm head (bf16).
+     * A 4-bit checkpoint's linears read half a byte a weight plus one fp16 (scale, zero) pair a group (the device layout
+     * of {@code Int4Device}); its norms and lm head stay 16-bit.
+     */
     static long weightBytesPerToken(ModelConfig c) {
-        long H = c.hiddenSize(), L = c.numLayers();
-        long perLayer = (long) (c.qDim() + 2 * c.kvDim()) * H + (long) H * c.qDim() + 3L * c.intermediateSize() * H + 2 * H;
-        return 2 * (L * perLayer + (long) c.vocabSize() * H + H);
+        long H = c.hiddenSize(), L = c.numLayers(), I = c.intermediateSize();
+        long qkv = (long) (c.qDim() + 2 * c.kvDim()) * H, o = (long) H * c.qDim(), gateUp = 2L * I * H, down = I * H;
+        long linears;
+        if (c.quantization() == null) linears = 2 * (qkv + o + gateUp + down);
+        else {
+            var q = c.quantization();
+            linears = int4Bytes(qkv, q.groupSizeFor((int) H)) + int4Bytes(o, q.groupSizeFor(c.qDim()))
+                    + int4Bytes(gateUp, q.groupSizeFor((int) H)) + int4Bytes(down, q.groupSizeFor((int) I));
+        }
+        return L * (linears + 4 * H) + 2 * ((long) c.vocabSize() * H + H);
     }
+
+    private static long int4Bytes(long weights, int groupSize) { return weights / 2 + 4 * (weights / groupSize); }
 
     private static long mb(Object bytes) { return bytes instanceof Number n ? n.longValue() >> 20 : -1; }
 
