@@ -284,8 +284,8 @@ extern "C" __global__ void __launch_bounds__(32 * VF_INT4M_MAX_WARPS) vf_int4_ge
 #pragma unroll
     for (int c = 0; c < 4; c++) red[warp][lane][c] = acc[c];
     __syncthreads();
-    if (threadIdx.x < 128) {   // output (row, b): lane l = tid / 4 holds c = tid % 4: row g or g+8, b = 2t or 2t+1
-        const int l = threadIdx.x >> 2, c = threadIdx.x & 3;
+    for (int o = threadIdx.x; o < 128; o += blockDim.x) {   // output (row, b): lane l = o / 4 holds c = o % 4: row g or g+8, b = 2t or 2t+1
+        const int l = o >> 2, c = o & 3;
         const int row = row0 + (l >> 2) + (c >= 2 ? 8 : 0), b = 2 * (l & 3) + (c & 1);
         float s = 0.f;
         for (int w = 0; w < W; w++) s += red[w][l][c];

@@ -33,7 +33,7 @@ typedef void (*PartsFn)(float*,int,const unsigned*,const unsigned*,const bf16_t*
 static GemvFn fns[9] = {0, vf_int4_gemv_b1, vf_int4_gemv_b2, vf_int4_gemv_b3, vf_int4_gemv_b4, vf_int4_gemv_b5, vf_int4_gemv_b6, vf_int4_gemv_b7, vf_int4_gemv_b8};
 static PartsFn pfns[9] = {0, vf_int4_gemv_parts_b1, vf_int4_gemv_parts_b2, vf_int4_gemv_parts_b3, vf_int4_gemv_parts_b4, vf_int4_gemv_parts_b5, vf_int4_gemv_parts_b6, vf_int4_gemv_parts_b7, vf_int4_gemv_parts_b8};
 int fails=0;
-static int mmaWarps(int K){ int w=(K/128+3)/4; return w<2?2:(w>16?16:w); }   // Int4Ops.mmaWarps
+static int mmaWarps(int K){ int w=(K/128+3)/4; return w<4?4:(w>16?16:w); }   // Int4Ops.mmaWarps
 static void testGemv(std::mt19937& g, int rows, int M, int K, int gs, bool sym, bool act, bool bias, bool res) {
   W w = make(g,M,K,gs,sym,act); int ldx=K+8*(rows%2), ldy=M+3*(rows%3);
   std::normal_distribution<float> N(0,1);
@@ -104,7 +104,19 @@ int main(){
   testDeq(g,5,64,32,1,0); testDeq(g,77,1024,128,0,0); testDeq(g,19,96,32,0,0); testDeq(g,130,3584,128,0,0); testDeq(g,33,512,64,0,1); testDeq(g,16,2048,128,1,1);
   testParts(g,1,{64,32,32},256,64,1); testParts(g,3,{13,7,20},128,32,0); testParts(g,8,{300,300},1024,128,0); testParts(g,4,{5,6,7,8},64,32,1);
   testParts(g,1,{3584,512,512},3584,128,1); testParts(g,8,{3584,512,512},3584,128,0);
+  // the tensor-core GEMV at every warp count a block may have (2..16, Int4Ops picks 4..16) on a short and a long K
+  for (int wc : {2, 3, 5, 16}) for (int K : {384, 4096}) {
+    W w = make(g, 37, K, 128, false, false); std::normal_distribution<float> N(0,1);
+    std::vector<unsigned short> xb((size_t)3*K); std::vector<float> x(xb.size()); for(size_t i=0;i<xb.size();i++){ xb[i]=hbf(N(g)); x[i]=bff(xb[i]); }
+    unsigned* dq=up(w.q); unsigned* dsz=up(w.sz); unsigned short* dx=up(xb); float* dy; CK(cudaMalloc(&dy, 3*37*4));
+    vf_int4_gemv_mma<<<(37+15)/16,32*wc>>>(dy, 37, dq, dsz, dx, K, nullptr, nullptr, 37, K, 128, 3); CK(cudaDeviceSynchronize());
+    std::vector<float> y(3*37); CK(cudaMemcpy(y.data(), dy, y.size()*4, cudaMemcpyDeviceToHost)); int bad=0;
+    for(int r=0;r<3;r++) for(int j=0;j<37;j++){ double s=0,mag=0; for(int t=0;t<K;t++){ double p=(double)x[(size_t)r*K+t]*w.deq[(size_t)j*K+t]; s+=p; mag+=fabs(p);} if(fabs(s-y[r*37+j])>2e-5*(mag+1)) bad++; }
+    printf("gemv mma warps %d K %d: %s\n", wc, K, bad?"FAIL":"ok"); if(bad) fails++;
+    cudaFree(dq); cudaFree(dsz); cudaFree(dx); cudaFree(dy);
+  }
   printf("FAILS %d\n", fails);
+  if (getenv("INT4H_NO_TIMING")) return fails?1:0;
   // timing: Qwen2.5-7B / 3B decode linears, int4 gs128 vs bf16 vf_gemv_bf16
   int shapes[][4][2] = {{{4608,3584},{3584,3584},{37888,3584},{3584,18944}},{{2560,2048},{2048,2048},{22016,2048},{2048,11008}}};
   const char* names[2]={"7B","3B"}; int layers[2]={28,36};

@@ -99,11 +99,11 @@ public final class Int4Ops implements AutoCloseable {
 
     /**
      * Warps a block of {@code vf_int4_gemv_mma} splits {@code k} columns over: about one round of its 4 blocks of 128
-     * columns each (VF_INT4M_DEPTH), between 2 and 16 (VF_INT4M_MAX_WARPS): a long K gets more warps in flight, not more
-     * dependent rounds.
+     * columns each (VF_INT4M_DEPTH), between 4 and 16 (VF_INT4M_MAX_WARPS): a long K gets more warps in flight, not more
+     * dependent rounds; a short one leaves warps idle (their sums are zero).
      */
     static int mmaWarps(int k) {
-        return Math.clamp((k / 128 + 3) / 4, 2, 16);
+        return Math.clamp((k / 128 + 3) / 4, 4, 16);
     }
 
     /** First rows of permutation parts 1..3 as the kernels take them (s1, s2, s3; the row count for absent parts). */
