@@ -237,11 +237,14 @@ __device__ __forceinline__ void int4m_block(float (&acc)[4], uint4 wa, uint4 wb,
 // grid ceil(M / 16), block 32 * W with 1 <= W <= VF_INT4M_MAX_WARPS warps splitting the K / 128 column blocks (the
 // host picks W ~ blocks / VF_INT4M_DEPTH, so that a warp's share is about one round: a long K gets more warps, not
 // more rounds). Graph-capturable: no host sync, no atomics, no workspace.
-extern "C" __global__ void __launch_bounds__(32 * VF_INT4M_MAX_WARPS) vf_int4_gemv_mma(
-    float* y, int ldy, const unsigned int* __restrict__ q, const unsigned int* __restrict__ sz, const bf16_t* __restrict__ x,
-    int ldx, const float* __restrict__ bias, const float* residual, int M, int K, int gs, int n) {
-    VF_PDL_PROLOGUE();
-    __shared__ float red[VF_INT4M_MAX_WARPS][32][4];
+// The body, with the load schedule as template parameters (the product kernel is one instance; int4_harness times
+// the others on the GPU machine): DEPTH blocks a round; XPIPE: scales loaded with the weights and x double-buffered
+// (more registers), else both loaded where used; CONTIG: a warp's round is DEPTH consecutive blocks (its loads of a
+// row are contiguous), else blocks W apart (the block's warps interleave along a row).
+template <int DEPTH, bool XPIPE, bool CONTIG>
+__device__ __forceinline__ void int4m_gemv(float (*red)[32][4], float* y, int ldy, const unsigned int* __restrict__ q,
+                                           const unsigned int* __restrict__ sz, const bf16_t* __restrict__ x, int ldx,
+                                           const float* __restrict__ bias, const float* residual, int M, int K, int gs, int n) {
     const int W = blockDim.x >> 5, warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
     const int row0 = blockIdx.x * 16;
     const int ra = min(row0 + g, M - 1), rb = min(row0 + g + 8, M - 1);
@@ -253,32 +256,41 @@ extern "C" __global__ void __launch_bounds__(32 * VF_INT4M_MAX_WARPS) vf_int4_ge
     const bool hasx = g < n;
     const uint4* xr = reinterpret_cast<const uint4*>(x + (long long)(hasx ? g : 0) * ldx) + 4 * t;
     const int nb = K >> 7, bpg = gs >> 7;
+    const int su = CONTIG ? 1 : W;   // blocks between a round's consecutive loads
     float acc[4] = {0.f, 0.f, 0.f, 0.f};
-    // A round: VF_INT4M_DEPTH blocks of this warp's share, every weight and scale load issued before the first
-    // product; x (an L1/L2 hit) is double-buffered, the next block's loaded while this one multiplies.
-    for (int base = warp; base < nb; base += VF_INT4M_DEPTH * W) {
-        uint4 wva[VF_INT4M_DEPTH], wvb[VF_INT4M_DEPTH];
-        unsigned int sa[VF_INT4M_DEPTH], sb[VF_INT4M_DEPTH];
+    for (int base = CONTIG ? warp * DEPTH : warp; base < nb; base += DEPTH * W) {
+        uint4 wva[DEPTH], wvb[DEPTH];
+        unsigned int sa[DEPTH], sb[DEPTH];
 #pragma unroll
-        for (int u = 0; u < VF_INT4M_DEPTH; u++) {
-            const int j = min(base + u * W, nb - 1);   // clamped: a block past the end is loaded, not used
+        for (int u = 0; u < DEPTH; u++) {   // every weight load of the round before the first product
+            const int j = min(base + u * su, nb - 1);   // clamped: a block past the end is loaded, not used
             wva[u] = int4_ldg_stream(wa + 4 * j);
             wvb[u] = int4_ldg_stream(wb + 4 * j);
-            sa[u] = __ldg(sza + j / bpg);
-            sb[u] = __ldg(szb + j / bpg);
+            if (XPIPE) {
+                sa[u] = __ldg(sza + j / bpg);
+                sb[u] = __ldg(szb + j / bpg);
+            }
         }
         uint4 xv[2][4];
+        if (XPIPE) {
 #pragma unroll
-        for (int v = 0; v < 4; v++) xv[0][v] = hasx ? __ldg(xr + 16 * base + v) : make_uint4(0u, 0u, 0u, 0u);
+            for (int v = 0; v < 4; v++) xv[0][v] = hasx ? __ldg(xr + 16 * base + v) : make_uint4(0u, 0u, 0u, 0u);
+        }
 #pragma unroll
-        for (int u = 0; u < VF_INT4M_DEPTH; u++) {
-            const int j = base + u * W;
-            if (u + 1 < VF_INT4M_DEPTH) {
-                const int jn = min(j + W, nb - 1);
+        for (int u = 0; u < DEPTH; u++) {
+            const int j = base + u * su;
+            if (XPIPE) {
+                if (u + 1 < DEPTH) {
+                    const int jn = min(j + su, nb - 1);
 #pragma unroll
-                for (int v = 0; v < 4; v++) xv[(u + 1) & 1][v] = hasx ? __ldg(xr + 16 * jn + v) : make_uint4(0u, 0u, 0u, 0u);
+                    for (int v = 0; v < 4; v++) xv[(u + 1) & 1][v] = hasx ? __ldg(xr + 16 * jn + v) : make_uint4(0u, 0u, 0u, 0u);
+                }
+                if (j < nb) int4m_block(acc, wva[u], wvb[u], xv[u & 1], sa[u], sb[u]);
+            } else if (j < nb) {
+#pragma unroll
+                for (int v = 0; v < 4; v++) xv[0][v] = hasx ? __ldg(xr + 16 * j + v) : make_uint4(0u, 0u, 0u, 0u);
+                int4m_block(acc, wva[u], wvb[u], xv[0], __ldg(sza + j / bpg), __ldg(szb + j / bpg));
             }
-            if (j < nb) int4m_block(acc, wva[u], wvb[u], xv[u & 1], sa[u], sb[u]);
         }
     }
 #pragma unroll
@@ -296,6 +308,29 @@ extern "C" __global__ void __launch_bounds__(32 * VF_INT4M_MAX_WARPS) vf_int4_ge
         }
     }
 }
+
+#define VF_INT4M_INSTANCE(NAME, DEPTH, XPIPE, CONTIG)                                                                    \
+    extern "C" __global__ void __launch_bounds__(32 * VF_INT4M_MAX_WARPS) NAME(                                          \
+        float* y, int ldy, const unsigned int* q, const unsigned int* sz, const bf16_t* x, int ldx, const float* bias,      \
+        const float* residual, int M, int K, int gs, int n) {                                                            \
+        VF_PDL_PROLOGUE();                                                                                               \
+        __shared__ float red[VF_INT4M_MAX_WARPS][32][4];                                                                 \
+        int4m_gemv<DEPTH, XPIPE, CONTIG>(red, y, ldy, q, sz, x, ldx, bias, residual, M, K, gs, n);                       \
+    }
+
+// The product kernel (Int4Ops): 4 blocks a round, scales and x pipelined, warps interleaved along the rows.
+extern "C" __global__ void __launch_bounds__(32 * VF_INT4M_MAX_WARPS) vf_int4_gemv_mma(
+    float* y, int ldy, const unsigned int* q, const unsigned int* sz, const bf16_t* x, int ldx, const float* bias,
+    const float* residual, int M, int K, int gs, int n) {
+    VF_PDL_PROLOGUE();
+    __shared__ float red[VF_INT4M_MAX_WARPS][32][4];
+    int4m_gemv<4, true, false>(red, y, ldy, q, sz, x, ldx, bias, residual, M, K, gs, n);
+}
+// Load-schedule variants timed by int4_harness (not launched by the runtime).
+VF_INT4M_INSTANCE(vf_int4_gemv_mma_v_s4, 4, false, false)
+VF_INT4M_INSTANCE(vf_int4_gemv_mma_v_c4, 4, false, true)
+VF_INT4M_INSTANCE(vf_int4_gemv_mma_v_c8, 8, false, true)
+VF_INT4M_INSTANCE(vf_int4_gemv_mma_v_cx4, 4, true, true)
 
 // xp [P, n, K]: xp[(p*n + b)*K + c] = x[b*ldx + perm[p*K + c]] (canonical column c of part p <- input column), bf16.
 // grid (ceil(K / 256), n, P), block 256.

@@ -33,6 +33,10 @@ typedef void (*PartsFn)(float*,int,const unsigned*,const unsigned*,const bf16_t*
 static GemvFn fns[9] = {0, vf_int4_gemv_b1, vf_int4_gemv_b2, vf_int4_gemv_b3, vf_int4_gemv_b4, vf_int4_gemv_b5, vf_int4_gemv_b6, vf_int4_gemv_b7, vf_int4_gemv_b8};
 static PartsFn pfns[9] = {0, vf_int4_gemv_parts_b1, vf_int4_gemv_parts_b2, vf_int4_gemv_parts_b3, vf_int4_gemv_parts_b4, vf_int4_gemv_parts_b5, vf_int4_gemv_parts_b6, vf_int4_gemv_parts_b7, vf_int4_gemv_parts_b8};
 int fails=0;
+typedef void (*MmaFn)(float*,int,const unsigned*,const unsigned*,const bf16_t*,int,const float*,const float*,int,int,int,int);
+// the product kernel, then the load-schedule variants of int4.cu (see int4m_gemv)
+static MmaFn mmaFns[5] = {vf_int4_gemv_mma, vf_int4_gemv_mma_v_s4, vf_int4_gemv_mma_v_c4, vf_int4_gemv_mma_v_c8, vf_int4_gemv_mma_v_cx4};
+static const char* mmaNames[5] = {"product", "s4", "c4", "c8", "cx4"};
 static int mmaWarps(int K){ int w=(K/128+3)/4; return w<4?4:(w>16?16:w); }   // Int4Ops.mmaWarps
 static void testGemv(std::mt19937& g, int rows, int M, int K, int gs, bool sym, bool act, bool bias, bool res) {
   W w = make(g,M,K,gs,sym,act); int ldx=K+8*(rows%2), ldy=M+3*(rows%3);
@@ -105,14 +109,14 @@ int main(){
   testParts(g,1,{64,32,32},256,64,1); testParts(g,3,{13,7,20},128,32,0); testParts(g,8,{300,300},1024,128,0); testParts(g,4,{5,6,7,8},64,32,1);
   testParts(g,1,{3584,512,512},3584,128,1); testParts(g,8,{3584,512,512},3584,128,0);
   // the tensor-core GEMV at every warp count a block may have (2..16, Int4Ops picks 4..16) on a short and a long K
-  for (int wc : {2, 3, 5, 16}) for (int K : {384, 4096}) {
+  for (int vi = 0; vi < 5; vi++) for (int wc : {2, 3, 5, 16}) for (int K : {384, 4096}) {
     W w = make(g, 37, K, 128, false, false); std::normal_distribution<float> N(0,1);
     std::vector<unsigned short> xb((size_t)3*K); std::vector<float> x(xb.size()); for(size_t i=0;i<xb.size();i++){ xb[i]=hbf(N(g)); x[i]=bff(xb[i]); }
     unsigned* dq=up(w.q); unsigned* dsz=up(w.sz); unsigned short* dx=up(xb); float* dy; CK(cudaMalloc(&dy, 3*37*4));
-    vf_int4_gemv_mma<<<(37+15)/16,32*wc>>>(dy, 37, dq, dsz, dx, K, nullptr, nullptr, 37, K, 128, 3); CK(cudaDeviceSynchronize());
+    mmaFns[vi]<<<(37+15)/16,32*wc>>>(dy, 37, dq, dsz, dx, K, nullptr, nullptr, 37, K, 128, 3); CK(cudaDeviceSynchronize());
     std::vector<float> y(3*37); CK(cudaMemcpy(y.data(), dy, y.size()*4, cudaMemcpyDeviceToHost)); int bad=0;
     for(int r=0;r<3;r++) for(int j=0;j<37;j++){ double s=0,mag=0; for(int t=0;t<K;t++){ double p=(double)x[(size_t)r*K+t]*w.deq[(size_t)j*K+t]; s+=p; mag+=fabs(p);} if(fabs(s-y[r*37+j])>2e-5*(mag+1)) bad++; }
-    printf("gemv mma warps %d K %d: %s\n", wc, K, bad?"FAIL":"ok"); if(bad) fails++;
+    printf("gemv mma %s warps %d K %d: %s\n", mmaNames[vi], wc, K, bad?"FAIL":"ok"); if(bad) fails++;
     cudaFree(dq); cudaFree(dsz); cudaFree(dx); cudaFree(dy);
   }
   printf("FAILS %d\n", fails);
@@ -136,7 +140,14 @@ int main(){
       float dq4_us = timeIt([&]{ vf_int4_dequant_bf16_x4<<<((long long)M*K/8+1023)/1024,256>>>(dwb,dq,dsz,M,K,128); });
       double bytes4 = (double)M*K/2 + (double)M*K/128*4;
       printf("%s %dx%d: int4 b1 %.1f us (%.0f GB/s) | b4 %.1f | b8 %.1f | mma b1 %.1f us (%.0f GB/s) | b4 %.1f | b8 %.1f | bf16 gemv %.1f us (%.0f GB/s) | dequant %.1f us, x4 %.1f us (%.0f GB/s)\n", names[s], M, K, a, bytes4/a/1e3, a4, a8, m1, bytes4/m1/1e3, m4, m8, bb, (double)M*K*2/bb/1e3, dq_us, dq4_us, (bytes4+(double)M*K*2)/dq4_us/1e3);
-      t4+=a; t16+=bb; tm+=m1; cudaFree(dq); cudaFree(dsz); cudaFree(dwb); cudaFree(dx); cudaFree(dy); }
+      t4+=a; t16+=bb; tm+=m1;
+      printf("%s %dx%d load schedules (us, b1/b8):", names[s], M, K);
+      for (int vi = 0; vi < 5; vi++) for (int wc : {mmaWarps(K), 8}) {
+        float v1 = timeIt([&]{ mmaFns[vi]<<<(M+15)/16,32*wc>>>(dy,M,dq,dsz,dx,K,nullptr,nullptr,M,K,128,1); });
+        float v8 = timeIt([&]{ mmaFns[vi]<<<(M+15)/16,32*wc>>>(dy,M,dq,dsz,dx,K,nullptr,nullptr,M,K,128,8); });
+        printf(" %s/%dw %.1f/%.1f", mmaNames[vi], wc, v1, v8);
+      }
+      printf("\n"); cudaFree(dq); cudaFree(dsz); cudaFree(dwb); cudaFree(dx); cudaFree(dy); }
     { int M=shapes[s][0][0], K=shapes[s][0][1], kv=(M-K)/2; // fused qkv with per-part permutations: gather + GEMV
       std::vector<unsigned> q((size_t)M*K/8, 0x12345678u), sz((size_t)M*K/128, 0x48003c00u); std::vector<int> perm((size_t)3*K); for(size_t i=0;i<perm.size();i++) perm[i]=(int)((i*7919)%K);
       unsigned* dq=up(q); unsigned* dsz=up(sz); int* dp=up(perm); unsigned short* dx; CK(cudaMalloc(&dx, 8*K*2)); CK(cudaMemset(dx,0,8*K*2)); unsigned short* dg; CK(cudaMalloc(&dg,(size_t)3*8*K*2)); float* dy; CK(cudaMalloc(&dy, 8*M*4));
