@@ -30,6 +30,8 @@
 #                         (prefillBf16GateUp=false; VLMFLUX_INT4_NO_GATEUP=1: not that) and with the pre-stop-25 switches
 #                         (VLMFLUX_INT4_NO_BEFORE=1: not the latter); quantize gets a 60 GB heap; VLMFLUX_INT4_VLM=1: also the
 #                         prep-all Qwen2.5-VL-3B quantized and compared with eval --images
+#   e2e-gpu-run.sh int4-check (carry .gpu-e2e/jre.tar.xz, .gpu-e2e/lib, .gpu-e2e/test-classes; no prep needed): int4_harness
+#                         (every GEMV schedule and warp count checked, then timed) and the 4-bit GPU tests
 # Results under $OUT (or /tmp/vlmflux-e2e-out).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -171,5 +173,19 @@ case "${1:-}" in
       fi
     fi
     step done ;;
-  *) echo "usage: $0 prep|run|tests|prep-all|measure|measure-int4|profile" >&2; exit 2 ;;
+  int4-check)   # carry .gpu-e2e/jre.tar.xz, lib, test-classes; the slim tree plus fixtures/tiny-qwen2 and tiny-qwen3
+    # int4_harness (kernel checks at every warp count and load schedule, then timings), then the GPU tests of the 4-bit
+    # path and the two decoder tests stop 25 fixed: what a kernel change to int4.cu must pass before anything is timed
+    step "int4_harness"
+    PATH=$PATH:/usr/local/cuda/bin nvcc -O3 -std=c++17 -arch=sm_90 -o /tmp/int4h "$root/cuda-native/src/test/cuda/int4_harness.cu" > "$out/int4h-build.txt" 2>&1
+    timeout 150 /tmp/int4h > "$out/int4h.txt" 2>&1; echo "rc=$?" >> "$out/int4h.txt"
+    grep -v ": ok" "$out/int4h.txt" | grep -v act-order >&2
+    step "GPU tests: Int4OpsTest, CudaQuantizedModelTest, CudaDecoderTest (pdl, split-key)"
+    timeout 150 "$run" tests --select-class io.vlmflux.cuda.gpu.Int4OpsTest --select-class io.vlmflux.llm.quant.CudaQuantizedModelTest \
+        --select-method 'io.vlmflux.llm.cuda.CudaDecoderTest#pdlChangesNothingButTiming(java.lang.String)' \
+        --select-method 'io.vlmflux.llm.cuda.CudaDecoderTest#splitKeyPrefillAndEvictionKernelMatchTheDefaultPath(java.nio.file.Path)' \
+        > "$out/tests.txt" 2>&1; echo "rc=$?" >> "$out/tests.txt"
+    grep -E "tests (successful|failed|found)" "$out/tests.txt" >&2; grep -B1 -A6 "✘" "$out/tests.txt" | head -40 >&2
+    step done ;;
+  *) echo "usage: $0 prep|run|tests|prep-all|measure|measure-int4|profile|int4-check" >&2; exit 2 ;;
 esac
