@@ -179,7 +179,6 @@ VF_INT4_GEMV_PARTS_INSTANCE(8)
 // scale in fp32. K splits over the block's warps (block b serves rows 16b..16b+15), summed through shared memory.
 // Launch: io.vlmflux.cuda.gpu.Int4Ops.mmaWarps(K) warps a block.
 #define VF_INT4M_MAX_WARPS 16
-#define VF_INT4M_DEPTH 4
 
 __device__ __forceinline__ unsigned int int4m_pair(unsigned int w, unsigned int negz) {   // (q_j, q_j+4) of w - zero
     unsigned int p, d;
@@ -201,7 +200,7 @@ __device__ __forceinline__ void int4m_mma(float (&c)[4], unsigned int a0, unsign
                  : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
-// -(128 + zero) as a bf16 pair, from the (scale, zero) fp16 pair sz.
+// -(128 + zero) as a bf16 pair (zero an integer in [-64, 127]: exact).
 __device__ __forceinline__ unsigned int int4m_negz(float zero) {
     const unsigned int h = f2bf(-(128.f + zero));
     return h | (h << 16);
@@ -232,11 +231,6 @@ __device__ __forceinline__ void int4m_block(float (&acc)[4], uint4 wa, uint4 wb,
     acc[3] = fmaf(b.x, c[3], acc[3]);
 }
 
-// y [n, ldy] (1 <= n <= 8 rows b): y[b*ldy + r] = sum_c W[r, c] x[b*ldx + c] (+ bias[r]) (+ residual[b*ldy + r]);
-// residual may alias y. K % 128 == 0, gs % 128 == 0, integer zero points in [-64, 127] (the host checks).
-// grid ceil(M / 16), block 32 * W with 1 <= W <= VF_INT4M_MAX_WARPS warps splitting the K / 128 column blocks (the
-// host picks W ~ blocks / VF_INT4M_DEPTH, so that a warp's share is about one round: a long K gets more warps, not
-// more rounds). Graph-capturable: no host sync, no atomics, no workspace.
 // The body, with the load schedule as template parameters (the product kernel is one instance; int4_harness times
 // the others on the GPU machine): DEPTH blocks a round; XPIPE: scales loaded with the weights and x double-buffered
 // (more registers), else both loaded where used; CONTIG: a warp's round is DEPTH consecutive blocks (its loads of a
@@ -318,7 +312,13 @@ __device__ __forceinline__ void int4m_gemv(float (*red)[32][4], float* y, int ld
         int4m_gemv<DEPTH, XPIPE, CONTIG>(red, y, ldy, q, sz, x, ldx, bias, residual, M, K, gs, n);                       \
     }
 
-// The product kernel (Int4Ops): 4 blocks a round, scales and x pipelined, warps interleaved along the rows.
+// The product kernel (Int4Ops; spelled out, not through the macro, so that KernelSourcesTest finds its PDL prologue):
+// 4 blocks a round, scales and x pipelined, warps interleaved along the rows.
+// y [n, ldy] (1 <= n <= 8 rows b): y[b*ldy + r] = sum_c W[r, c] x[b*ldx + c] (+ bias[r]) (+ residual[b*ldy + r]);
+// residual may alias y. K % 128 == 0, gs % 128 == 0, zero points integers in [-64, 127] (Int4Device.mmaShape).
+// grid ceil(M / 16), block 32 * W, 1 <= W <= VF_INT4M_MAX_WARPS warps splitting the K / 128 column blocks (Int4Ops
+// gives 4..16, about one round of 4 blocks a warp: a long K gets more warps, not more rounds).
+// Graph-capturable: no host sync, no atomics, no workspace.
 extern "C" __global__ void __launch_bounds__(32 * VF_INT4M_MAX_WARPS) vf_int4_gemv_mma(
     float* y, int ldy, const unsigned int* q, const unsigned int* sz, const bf16_t* x, int ldx, const float* bias,
     const float* residual, int M, int K, int gs, int n) {
@@ -342,10 +342,22 @@ extern "C" __global__ void vf_int4_gather_rows(bf16_t* __restrict__ xp, const bf
     xp[(p * gridDim.y + b) * K + c] = x[b * ldx + perm[p * K + c]];
 }
 
-// Prefill: W bf16 [M, K] (row r at W + r*K, input columns in checkpoint order) = dequantized q. One thread per packed
-// word (8 columns); without perm one 16-byte store per thread, with perm 8 scattered 2-byte stores (row r through its
-// part's permutation, s1..s3 as for the GEMV).
-// grid ceil(M*K/8 / 256), block 256.
+// The 8 bf16 of packed word w (column 8p+j in bits 4j..4j+3, column order from the low half of .x): (q - zero) * scale
+// in fp32 (q and q - zero exact: zero points are integers), rounded to nearest even; s = (scale, zero).
+__device__ __forceinline__ uint4 int4_dequant_word(unsigned int w, float2 s) {
+    unsigned int o[4];
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+        const float lo = ((__uint_as_float(((w >> (8 * j)) & 0xfu) | 0x4b000000u) - 8388608.f) - s.y) * s.x;
+        const float hi = ((__uint_as_float(((w >> (8 * j + 4)) & 0xfu) | 0x4b000000u) - 8388608.f) - s.y) * s.x;
+        asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(o[j]) : "f"(hi), "f"(lo));
+    }
+    return make_uint4(o[0], o[1], o[2], o[3]);
+}
+
+// Prefill, act-order: W bf16 [M, K] (row r at W + r*K, input columns in checkpoint order) = dequantized q, each row
+// through its part's permutation (s1..s3 as for the GEMV). One thread per packed word (8 columns), 8 scattered 2-byte
+// stores. grid ceil(M*K/8 / 256), block 256. (Without a permutation: vf_int4_dequant_bf16_x4.)
 extern "C" __global__ void vf_int4_dequant_bf16(bf16_t* __restrict__ W, const unsigned int* __restrict__ q,
                                                 const unsigned int* __restrict__ sz, const int* __restrict__ perm,
                                                 int s1, int s2, int s3, int M, int K, int gs) {
@@ -353,30 +365,21 @@ extern "C" __global__ void vf_int4_dequant_bf16(bf16_t* __restrict__ W, const un
     const int k8 = K >> 3;
     if (t >= (long long)M * k8) return;
     const int r = (int)(t / k8), p = (int)(t - (long long)r * k8);
-    const unsigned int w = q[t];
-    const float2 s = int4_h2f2(sz[(long long)r * (K / gs) + (8 * p) / gs]);
-    unsigned short h[8];
+    const uint4 v = int4_dequant_word(q[t], int4_h2f2(sz[(long long)r * (K / gs) + (8 * p) / gs]));
+    const unsigned int h[4] = {v.x, v.y, v.z, v.w};
+    unsigned short* row = reinterpret_cast<unsigned short*>(W + (long long)r * K);
+    const int* pr = perm + (long long)int4_part(r, s1, s2, s3) * K + 8 * p;
 #pragma unroll
-    for (int j = 0; j < 8; j++) h[j] = f2bf(((float)((w >> (4 * j)) & 0xfu) - s.y) * s.x);
-    if (perm == nullptr) {
-        uint4 o;
-        o.x = (unsigned int)h[0] | ((unsigned int)h[1] << 16);
-        o.y = (unsigned int)h[2] | ((unsigned int)h[3] << 16);
-        o.z = (unsigned int)h[4] | ((unsigned int)h[5] << 16);
-        o.w = (unsigned int)h[6] | ((unsigned int)h[7] << 16);
-        reinterpret_cast<uint4*>(W)[t] = o;
-    } else {
-        bf16_t* row = W + (long long)r * K;
-        const int* pr = perm + (long long)int4_part(r, s1, s2, s3) * K;
-#pragma unroll
-        for (int j = 0; j < 8; j++) reinterpret_cast<unsigned short*>(row)[pr[8 * p + j]] = h[j];
+    for (int j = 0; j < 4; j++) {
+        row[pr[2 * j]] = (unsigned short)(h[j] & 0xffffu);
+        row[pr[2 * j + 1]] = (unsigned short)(h[j] >> 16);
     }
 }
 
-// As vf_int4_dequant_bf16 without a permutation, four packed words a thread, 32 words apart: each load instruction
-// of a warp reads 128 contiguous bytes and each store writes 512, and a thread has four loads in flight (the one-word
-// kernel waits on one 4-byte load). Same arithmetic and rounding: (q - zero) * scale in fp32 (q - zero exact), round
-// to nearest even bf16. grid ceil(M*K/8 / 1024), block 256: block b, warp w covers words (4b + w) * 128 + [0, 128).
+// Prefill without a permutation: as vf_int4_dequant_bf16, four packed words a thread, 32 words apart: each load
+// instruction of a warp reads 128 contiguous bytes and each store writes 512, and a thread has four loads in flight
+// (one word a thread waits on one 4-byte load). grid ceil(M*K/8 / 1024), block 256: block b, warp w covers words
+// (4b + w) * 128 + [0, 128).
 extern "C" __global__ void vf_int4_dequant_bf16_x4(bf16_t* __restrict__ W, const unsigned int* __restrict__ q,
                                                    const unsigned int* __restrict__ sz, int M, int K, int gs) {
     const long long words = (long long)M * (K >> 3);
@@ -390,15 +393,6 @@ extern "C" __global__ void vf_int4_dequant_bf16_x4(bf16_t* __restrict__ W, const
         const long long t = w0 + 32 * i;
         if (t >= words) break;
         const int r = (int)(t / k8), p = (int)(t - (long long)r * k8);
-        const float2 s = int4_h2f2(__ldg(sz + (long long)r * G + (8 * p) / gs));
-        const float zb = 8388608.f + s.y;
-        unsigned int o[4];
-#pragma unroll
-        for (int j = 0; j < 4; j++) {
-            const float lo = (__uint_as_float(((wv[i] >> (8 * j)) & 0xfu) | 0x4b000000u) - zb) * s.x;
-            const float hi = (__uint_as_float(((wv[i] >> (8 * j + 4)) & 0xfu) | 0x4b000000u) - zb) * s.x;
-            asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(o[j]) : "f"(hi), "f"(lo));
-        }
-        reinterpret_cast<uint4*>(W)[t] = make_uint4(o[0], o[1], o[2], o[3]);
+        reinterpret_cast<uint4*>(W)[t] = int4_dequant_word(wv[i], int4_h2f2(__ldg(sz + (long long)r * G + (8 * p) / gs)));
     }
 }

@@ -61,18 +61,15 @@ static void testGemv(std::mt19937& g, int rows, int M, int K, int gs, bool sym, 
   }
   cudaFree(dq); cudaFree(dsz); cudaFree(dx); cudaFree(db); cudaFree(dy); if(dg) cudaFree(dg);
 }
-static void testDeq(std::mt19937& g, int M, int K, int gs, bool sym, bool act) {
-  W w = make(g,M,K,gs,sym,act); unsigned* dq=up(w.q); unsigned* dsz=up(w.sz); int* dp = act? up(w.perm) : nullptr; unsigned short* dw; CK(cudaMalloc(&dw,(size_t)M*K*2));
-  long long words=(long long)M*K/8; vf_int4_dequant_bf16<<<(words+255)/256,256>>>(dw,dq,dsz,dp,M,M,M,M,K,gs); CK(cudaDeviceSynchronize());
+static void testDeq(std::mt19937& g, int M, int K, int gs, bool sym, bool act) {   // act-order: vf_int4_dequant_bf16, else _x4
+  W w = make(g,M,K,gs,sym,act); unsigned* dq=up(w.q); unsigned* dsz=up(w.sz); unsigned short* dw; CK(cudaMalloc(&dw,(size_t)M*K*2));
+  CK(cudaMemset(dw, 0xff, (size_t)M*K*2));
+  if (act) { int* dp = up(w.perm); long long words=(long long)M*K/8; vf_int4_dequant_bf16<<<(words+255)/256,256>>>(dw,dq,dsz,dp,M,M,M,M,K,gs); }
+  else vf_int4_dequant_bf16_x4<<<((long long)M*K/8+1023)/1024,256>>>(dw,dq,dsz,M,K,gs);
+  CK(cudaDeviceSynchronize());
   std::vector<unsigned short> o((size_t)M*K); CK(cudaMemcpy(o.data(),dw,o.size()*2,cudaMemcpyDeviceToHost)); int bad=0;
   for(size_t i=0;i<o.size();i++) if(o[i]!=hbf(w.deq[i])) bad++;
-  printf("dequant M %d K %d gs %d sym %d act %d: %s (%d bad)\n",M,K,gs,sym,act,bad?"FAIL":"ok",bad); if(bad) fails++;
-  if (!act) {   // the four-words-a-thread kernel
-    CK(cudaMemset(dw, 0xff, (size_t)M*K*2)); vf_int4_dequant_bf16_x4<<<((long long)M*K/8+1023)/1024,256>>>(dw,dq,dsz,M,K,gs); CK(cudaDeviceSynchronize());
-    CK(cudaMemcpy(o.data(),dw,o.size()*2,cudaMemcpyDeviceToHost)); bad=0;
-    for(size_t i=0;i<o.size();i++) if(o[i]!=hbf(w.deq[i])) bad++;
-    printf("dequant x4 M %d K %d gs %d sym %d: %s (%d bad)\n",M,K,gs,sym,bad?"FAIL":"ok",bad); if(bad) fails++;
-  }
+  printf("dequant%s M %d K %d gs %d sym %d act %d: %s (%d bad)\n",act?"":" x4",M,K,gs,sym,act,bad?"FAIL":"ok",bad); if(bad) fails++;
 }
 // Fused parts (rows of each in ms[]), each with its own permutation: one gather launch [P, rows, K], one GEMV, one dequant.
 static void testParts(std::mt19937& g, int rows, std::vector<int> ms, int K, int gs, bool sym) {
@@ -105,7 +102,7 @@ int main(){
     {4,257,1024,64,0,1,1,1},{5,9,96,32,1,0,1,0},{6,128,2048,128,0,0,0,1},{7,31,192,64,1,1,1,1},{8,1000,512,128,0,0,1,1},{8,40,3072,32,0,1,0,0},{1,4608,3584,128,0,0,1,1},
     {1,4099,1536,256,0,0,0,1},{2,24,640,640,1,0,1,0},{4,515,3584,128,0,0,1,0},{8,7,896,128,1,1,0,1},{3,2053,8192,128,0,0,0,0},{5,160,1280,256,1,0,1,1},{8,4608,3584,128,0,0,1,1},{1,300,11008,128,0,0,1,1},{2,77,18944,128,0,0,0,1},{1,40,2048,2048,1,0,0,0}};
   for(auto& c: cases) testGemv(g,c[0],c[1],c[2],c[3],c[4],c[5],c[6],c[7]);
-  testDeq(g,5,64,32,1,0); testDeq(g,77,1024,128,0,0); testDeq(g,19,96,32,0,0); testDeq(g,130,3584,128,0,0); testDeq(g,33,512,64,0,1); testDeq(g,16,2048,128,1,1);
+  testDeq(g,5,64,32,1,0); testDeq(g,77,1024,128,0,0); testDeq(g,19,96,32,0,0); testDeq(g,130,3584,128,0,0); testDeq(g,9,256,128,0,1); testDeq(g,33,512,64,0,1); testDeq(g,16,2048,128,1,1);
   testParts(g,1,{64,32,32},256,64,1); testParts(g,3,{13,7,20},128,32,0); testParts(g,8,{300,300},1024,128,0); testParts(g,4,{5,6,7,8},64,32,1);
   testParts(g,1,{3584,512,512},3584,128,1); testParts(g,8,{3584,512,512},3584,128,0);
   // the tensor-core GEMV at every warp count a block may have (2..16, Int4Ops picks 4..16) on a short and a long K
@@ -136,10 +133,9 @@ int main(){
       float m1 = timeIt([&]{ vf_int4_gemv_mma<<<(M+15)/16,32*mmaWarps(K)>>>(dy,M,dq,dsz,dx,K,nullptr,nullptr,M,K,128,1); });
       float m4 = timeIt([&]{ vf_int4_gemv_mma<<<(M+15)/16,32*mmaWarps(K)>>>(dy,M,dq,dsz,dx,K,nullptr,nullptr,M,K,128,4); });
       float m8 = timeIt([&]{ vf_int4_gemv_mma<<<(M+15)/16,32*mmaWarps(K)>>>(dy,M,dq,dsz,dx,K,nullptr,nullptr,M,K,128,8); });
-      float dq_us = timeIt([&]{ long long words=(long long)M*K/8; vf_int4_dequant_bf16<<<(words+255)/256,256>>>(dwb,dq,dsz,nullptr,M,M,M,M,K,128); });
       float dq4_us = timeIt([&]{ vf_int4_dequant_bf16_x4<<<((long long)M*K/8+1023)/1024,256>>>(dwb,dq,dsz,M,K,128); });
       double bytes4 = (double)M*K/2 + (double)M*K/128*4;
-      printf("%s %dx%d: int4 b1 %.1f us (%.0f GB/s) | b4 %.1f | b8 %.1f | mma b1 %.1f us (%.0f GB/s) | b4 %.1f | b8 %.1f | bf16 gemv %.1f us (%.0f GB/s) | dequant %.1f us, x4 %.1f us (%.0f GB/s)\n", names[s], M, K, a, bytes4/a/1e3, a4, a8, m1, bytes4/m1/1e3, m4, m8, bb, (double)M*K*2/bb/1e3, dq_us, dq4_us, (bytes4+(double)M*K*2)/dq4_us/1e3);
+      printf("%s %dx%d: int4 b1 %.1f us (%.0f GB/s) | b4 %.1f | b8 %.1f | mma b1 %.1f us (%.0f GB/s) | b4 %.1f | b8 %.1f | bf16 gemv %.1f us (%.0f GB/s) | dequant x4 %.1f us (%.0f GB/s)\n", names[s], M, K, a, bytes4/a/1e3, a4, a8, m1, bytes4/m1/1e3, m4, m8, bb, (double)M*K*2/bb/1e3, dq4_us, (bytes4+(double)M*K*2)/dq4_us/1e3);
       t4+=a; t16+=bb; tm+=m1;
       printf("%s %dx%d load schedules (us, b1/b8):", names[s], M, K);
       for (int vi = 0; vi < 5; vi++) for (int wc : {mmaWarps(K), 8}) {

@@ -24,8 +24,9 @@ public record Int4Device(Layout layout, DeviceBuffer q, DeviceBuffer sz, DeviceB
 
     /**
      * Host form of the device layout. Requirements (a clear error naming the tensor otherwise): {@code cols % 32 == 0};
-     * groups of one size {@code groupSize} in canonical order with {@code groupSize % 32 == 0}; scales and zero points
-     * representable in fp16 (zero points exactly).
+     * groups of one size {@code groupSize} in canonical order with {@code groupSize % 32 == 0}; scales representable in
+     * fp16; zero points integers in {@code [-2048, 2048]} (as every format VLMFlux reads writes them; the kernels
+     * subtract {@code 2^23 + zero} or {@code 128 + zero} exactly).
      *
      * @param perm       null (no act-order), or {@code [partStarts.length, cols]}: canonical column c of a row of part
      *                   p reads input column {@code perm[p * cols + c]}
@@ -82,8 +83,9 @@ public record Int4Device(Layout layout, DeviceBuffer q, DeviceBuffer sz, DeviceB
                 short hs = Float.floatToFloat16(sc[i]), hz = Float.floatToFloat16(ze[i]);
                 if (!Float.isFinite(Float.float16ToFloat(hs)))
                     throw new IllegalArgumentException(name + ": scale " + sc[i] + " at [" + i / groups + ", group " + i % groups + "] overflows fp16 (cuda keeps group scales in fp16)");
-                if (Float.float16ToFloat(hz) != ze[i])
-                    throw new IllegalArgumentException(name + ": zero point " + ze[i] + " at [" + i / groups + ", group " + i % groups + "] is not exact in fp16");
+                if (ze[i] != Math.rint(ze[i]) || Math.abs(ze[i]) > 2048)
+                    throw new IllegalArgumentException(name + ": zero point " + ze[i] + " at [" + i / groups + ", group " + i % groups
+                            + "] is not an integer in [-2048, 2048] (the cuda W4A16 kernels subtract zero points as exact fp32/bf16 integers); use --backend cpu");
                 sz[i] = (hs & 0xffff) | (hz & 0xffff) << 16;
             }
             int[] perm = w.permutation();
@@ -172,16 +174,15 @@ public record Int4Device(Layout layout, DeviceBuffer q, DeviceBuffer sz, DeviceB
 
         /**
          * Whether the tensor-core decode GEMV of int4.cu takes this matrix: {@code cols % 128 == 0}, groups of a
-         * multiple of 128 columns (a 128-column block lies in one group), and every zero point an integer in
-         * {@code [-64, 127]} (so {@code 128 + zero} and {@code q - zero} are exact in bf16). Every format VLMFlux reads
-         * (AWQ, GPTQ, compressed-tensors) and {@code vlmflux quantize} have integer zero points; groups of 32 or 64
-         * take the fp32 GEMV.
+         * multiple of 128 columns (a 128-column block lies in one group), and every zero point (an integer, see
+         * {@link #of}) in {@code [-64, 127]}, so that {@code 128 + zero} is exact in bf16. Groups of 32 or 64 take the
+         * fp32 GEMV.
          */
         public boolean mmaShape() {
             if (cols % 128 != 0 || groupSize % 128 != 0) return false;
             for (int v : sz) {
                 float z = Float.float16ToFloat((short) (v >>> 16));
-                if (z != Math.rint(z) || z < -64 || z > 127) return false;
+                if (z < -64 || z > 127) return false;
             }
             return true;
         }

@@ -99,7 +99,7 @@ public final class Int4Ops implements AutoCloseable {
 
     /**
      * Warps a block of {@code vf_int4_gemv_mma} splits {@code k} columns over: about one round of its 4 blocks of 128
-     * columns each (VF_INT4M_DEPTH), between 4 and 16 (VF_INT4M_MAX_WARPS): a long K gets more warps in flight, not more
+     * columns each (the product kernel's depth), between 4 and 16 (VF_INT4M_MAX_WARPS): a long K gets more warps in flight, not more
      * dependent rounds; a short one leaves warps idle (their sums are zero).
      */
     static int mmaWarps(int k) {
@@ -126,7 +126,7 @@ public final class Int4Ops implements AutoCloseable {
                     a.reset().ptr(out).ptr(w.q()).ptr(w.sz()).i32(m).i32(k).i32(w.layout().groupSize()));
             return;
         }
-        long words = (long) m * (k / 8);
+        long words = (long) m * (k / 8);   // act-order: one word a thread, scattered through its part's permutation
         int[] s = partStarts(w.layout());
         mod.launch("vf_int4_dequant_bf16", Math.toIntExact((words + 255) / 256), 1, 1, 256, 0, stream,
                 a.reset().ptr(out).ptr(w.q()).ptr(w.sz()).ptr(w.perm()).i32(s[0]).i32(s[1]).i32(s[2]).i32(m).i32(k).i32(w.layout().groupSize()));

@@ -171,20 +171,25 @@ class Int4LayoutTest {
         assertTrue(Int4Device.Layout.of(Int4OpsTest.random(rnd, 8, 384, 384, true, false)).mmaShape(), "per-channel");
         assertFalse(Int4Device.Layout.of(Int4OpsTest.random(rnd, 8, 256, 64, false, false)).mmaShape(), "groups of 64");
         assertFalse(Int4Device.Layout.of(Int4OpsTest.random(rnd, 8, 96, 96, false, false)).mmaShape(), "96 columns");
-        for (float z : new float[]{7.5f, 128f, -65f}) {
-            byte[] q = new byte[8 * 128];
-            float[] s = new float[8], zs = new float[8];
-            java.util.Arrays.fill(s, 0.01f);
-            java.util.Arrays.fill(zs, 8f);
-            zs[5] = z;
-            Int4Weights w = Int4Weights.of("w", 8, 128, q, new int[128], 1, s, zs);
-            assertFalse(Int4Device.Layout.of(w).mmaShape(), "zero point " + z);
-        }
-        byte[] q = new byte[8 * 128];
+        for (float z : new float[]{128f, -65f})
+            assertFalse(Int4Device.Layout.of(withZero(8f, 5, z)).mmaShape(), "zero point " + z);
+        assertTrue(Int4Device.Layout.of(withZero(-64f, 0, 127f)).mmaShape(), "the range's ends");
+    }
+
+    /** Every cuda kernel subtracts zero points as exact integers: a fractional one is refused, naming tensor and place. */
+    @Test
+    void fractionalZeroPointsAreAClearError() {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Int4Device.Layout.of(withZero(8f, 5, 7.5f)));
+        assertTrue(e.getMessage().startsWith("w: zero point 7.5 at [5, group 0]") && e.getMessage().contains("--backend cpu"), e.getMessage());
+        assertThrows(IllegalArgumentException.class, () -> Int4Device.Layout.of(withZero(8f, 2, 4096f)));
+    }
+
+    /** An 8 x 128 matrix "w" of one group, zero point {@code z} everywhere but {@code odd} at row {@code row}. */
+    private static Int4Weights withZero(float z, int row, float odd) {
         float[] s = new float[8], zs = new float[8];
         java.util.Arrays.fill(s, 0.01f);
-        java.util.Arrays.fill(zs, -64f);
-        zs[0] = 127f;
-        assertTrue(Int4Device.Layout.of(Int4Weights.of("w", 8, 128, q, new int[128], 1, s, zs)).mmaShape(), "the range's ends");
+        java.util.Arrays.fill(zs, z);
+        zs[row] = odd;
+        return Int4Weights.of("w", 8, 128, new byte[8 * 128], new int[128], 1, s, zs);
     }
 }
