@@ -16,6 +16,7 @@ It learns (answers are bare lower-case words/phrases, then <|im_end|>):
           "Describe the video."            -> "a red circle moves to the right on a black background" / "... is not moving ..."
 
 usage: train_demo_model.py OUTDIR --tokenizer-dir DIR [--minutes 6] [--batch 64] [--workers 12] [--init-from DIR]
+       train_demo_model.py --write-cases DIR [--per-type 50] [--seed 777]   (held-out cases for vlmflux, numpy only)
 --init-from continues from an earlier output folder (its weights; a fresh optimizer with a short warm-up and a new
 cosine schedule over --minutes), so training can run as several device calls of at most ten minutes each; eval.json
 counts the steps of every run.
@@ -39,6 +40,7 @@ SYSTEM = "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
 Q_DESC, Q_COLOR, Q_SHAPE, Q_WHERE = "Describe the image.", "What color is the shape?", "What shape is it?", "Where is the shape?"
 Q_COUNT, Q_MOVE, Q_VDESC = "How many shapes are there?", "Which way is the shape moving?", "Describe the video."
 IMAGE_TYPES = ["caption", "color", "shape", "where", "is", "count"]
+QUESTION_MIX = [0.12, 0.16, 0.26, 0.34, 0.12]  # color, shape, where, is, count (of the non-caption image questions)
 VIDEO_TYPES = ["motion", "video_caption"]
 # frame sizes cameras and test sources deliver; each goes through the processors' smart resize like a real frame
 CAMERA_SIZES = [(320, 240), (640, 480), (1280, 720), (352, 288), (800, 600), (640, 360), (200, 150), (252, 196), (1920, 1080)]
@@ -169,7 +171,10 @@ def image_question(rng, f, qtype=None):
     if "shapes" not in f:
         return Q_DESC, f["caption"], "caption"
     if qtype is None:
-        qtype = IMAGE_TYPES[0] if rng.random() < 0.3 else IMAGE_TYPES[1 + rng.integers(len(IMAGE_TYPES) - 1)]
+        if rng.random() < CFG.get("caption_share", 0.3):
+            qtype = "caption"
+        else:  # the binding questions ("Is there ...?", position) are the hardest: asked more often
+            qtype = ["color", "shape", "where", "is", "count"][rng.choice(5, p=QUESTION_MIX)]
     shapes = f["shapes"]
     largest = max(shapes, key=lambda s: s["size"])
     if qtype == "caption":
@@ -284,6 +289,49 @@ def selftest():
     print("selftest ok", counts)
 
 
+def write_png(path, arr):
+    """uint8 HxWx3 as an RGB PNG with zlib alone (no pillow needed for --write-cases)."""
+    import struct, zlib
+    h, w, _ = arr.shape
+    chunk = lambda t, d: struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
+    raw = b"".join(b"\x00" + arr[y].tobytes() for y in range(h))
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+                + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b""))
+
+
+def write_cases(out, per_type, seed):
+    """Held-out cases for an evaluation through vlmflux itself (numpy only): per image question type `per_type` scenes
+    at the camera sizes of the held-out evaluation, per video question type `per_type` clips of 4-8 frames at 2 fps;
+    out/cases.json lists {image|video, question, answer} (DemoModelHeldOutTest reads it with -Dvlmflux.heldout=DIR)."""
+    rng = np.random.default_rng(seed)
+    os.makedirs(out, exist_ok=True)
+    cases = []
+    sizes = [(320, 240), (640, 480), (1280, 720), (200, 150)]
+    for qt in IMAGE_TYPES:
+        k = 0
+        while k < per_type:
+            w, h = sizes[k % len(sizes)]
+            im, f = image_scene(rng, w, h)
+            if qt != "caption" and "shapes" not in f:
+                continue
+            q, an, _ = image_question(rng, f, qt)
+            name = f"{qt}_{k // len(sizes)}_{k % len(sizes)}.png"
+            write_png(os.path.join(out, name), im)
+            cases.append({"image": name, "question": q, "answer": an}); k += 1
+    for qt in VIDEO_TYPES:
+        for k in range(per_type):
+            T = [4, 6, 8, 5][k % 4]; w, h = [(320, 240), (640, 480), (320, 240), (352, 288)][k % 4]
+            v, f = video_scene(rng, T, w, h)
+            q, an, _ = video_question(rng, f, qt)
+            name = f"{qt}_{k // 4}_{k % 4}"; os.makedirs(os.path.join(out, name), exist_ok=True)
+            for i, fr in enumerate(v):
+                write_png(os.path.join(out, name, f"frame_{i:03d}.png"), fr)
+            cases.append({"video": name, "fps": 2.0, "question": q, "answer": an})
+    json.dump(cases, open(os.path.join(out, "cases.json"), "w"), indent=1)
+    print(f"wrote {len(cases)} cases to {out}")
+
+
 # ---------------------------------------------------------------- training batches (worker processes, numpy only)
 CFG = {}
 
@@ -318,9 +366,18 @@ def main():
     ap.add_argument("--workers", type=int, default=12); ap.add_argument("--lr", type=float, default=1.5e-3)
     ap.add_argument("--video-share", type=float, default=0.4); ap.add_argument("--selftest", action="store_true")
     ap.add_argument("--init-from", help="an earlier output folder to continue training from"); ap.add_argument("--warmup", type=int, default=200)
+    ap.add_argument("--loss", choices=["sqrt", "sample", "token"], default="sqrt",
+                    help="token: HF's mean over answer tokens (one-word answers weigh little beside captions); sample: every "
+                         "answer weighs the same; sqrt: an answer of n tokens weighs sqrt(n)")
+    ap.add_argument("--hf-forward", action="store_true", help="train through transformers' own forward (slow: per-sample loops)")
+    ap.add_argument("--caption-share", type=float, default=0.3, help="share of image questions that ask for the caption")
+    ap.add_argument("--write-cases", metavar="DIR", help="only write held-out cases (PNG + cases.json, numpy only) to DIR")
+    ap.add_argument("--per-type", type=int, default=50); ap.add_argument("--seed", type=int, default=777)
     a = ap.parse_args()
     if a.selftest:
         return selftest()
+    if a.write_cases:
+        return write_cases(a.write_cases, a.per_type, a.seed)
     import torch
     from tokenizers import Tokenizer
     from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLImageProcessor, Qwen2VLVideoProcessor
@@ -353,13 +410,14 @@ def main():
     vsizes = sorted({(T,) + vid_size(T, w, h) for T in range(4, 9) for w, h in CAMERA_SIZES})
     print("image sizes", isizes, "\nvideo sizes", vsizes, flush=True)
     import collections, multiprocessing  # workers are forked before CUDA is touched; they only use numpy
-    CFG.update(batch=a.batch, video_share=a.video_share, vsizes=vsizes, isizes=isizes)
+    CFG.update(batch=a.batch, video_share=a.video_share, vsizes=vsizes, isizes=isizes, caption_share=a.caption_share)
     pool = multiprocessing.get_context("fork").Pool(a.workers)
     prior_steps = 0
     if a.init_from:   # same architecture: the earlier run's config must match this script's
         prev = Qwen2VLForConditionalGeneration.from_pretrained(a.init_from, dtype=torch.float32)
         if prev.config.text_config.hidden_size != cfg.text_config.hidden_size or prev.config.vision_config.depth != cfg.vision_config.depth:
             sys.exit(f"--init-from {a.init_from}: a different architecture than this script trains")
+        prev.config.text_config.max_position_embeddings = cfg.text_config.max_position_embeddings  # live windows
         model = prev.cuda()
         ev = os.path.join(a.init_from, "eval.json")
         prior_steps = json.load(open(ev)).get("steps", 0) if os.path.exists(ev) else 0
@@ -419,6 +477,124 @@ def main():
         return kw, prompts, seqs
 
 
+    # ---- the training forward. transformers' Qwen2-VL forward loops over the samples of a batch three times in Python
+    # (vision rotary ids, vision attention split per image, get_rope_index with host syncs), which made a step of this
+    # 4.6M-parameter model cost ~190 ms on an H100. Every batch here is homogeneous (one frame size, one prompt
+    # layout), so the same math runs batched: the tower's attention as one [B, heads, L, d] product, its rotary table and
+    # the M-RoPE position ids computed once per batch. It is checked against transformers' forward on an image and a
+    # video batch before training (max |logit difference|), and training falls back to transformers' forward if they
+    # differ.
+    vis = model.model.visual
+    merge = cfg.vision_config.spatial_merge_size
+    heads = vis.blocks[0].attn.num_heads
+    vdim = vis.blocks[0].attn.qkv.in_features
+    vhd = vdim // heads
+    vtheta = float((getattr(cfg.vision_config, "rope_parameters", None) or {}).get("rope_theta", 10000.0))
+    vinv = 1.0 / (vtheta ** (torch.arange(0, vhd // 2, 2, dtype=torch.float32, device="cuda") / (vhd // 2)))
+
+    def rot_half(x):
+        h = x.shape[-1] // 2
+        return torch.cat((-x[..., h:], x[..., :h]), dim=-1)
+
+    def vision_rope(thw):
+        """cos, sin [t*gh*gw, head_dim] of one grid, patches in merge-window order (as the processor emits them)."""
+        t, gh, gw = thw
+        hp = torch.arange(gh, device="cuda")[:, None].expand(gh, gw)
+        wp = torch.arange(gw, device="cuda")[None, :].expand(gh, gw)
+        win = lambda p: p.reshape(gh // merge, merge, gw // merge, merge).permute(0, 2, 1, 3).flatten()
+        pos = torch.stack([win(hp), win(wp)], dim=-1).repeat(t, 1)
+        table = torch.outer(torch.arange(max(gh, gw), device="cuda", dtype=torch.float32), vinv)
+        emb = table[pos].flatten(1)
+        emb = torch.cat((emb, emb), dim=-1)
+        return emb.cos(), emb.sin()
+
+    def tower(pv, thw, B):
+        """Image rows [B * t*gh*gw/merge^2, hidden] of B inputs of one grid. Attention runs within each temporal patch
+        (transformers' cu_seqlens: one segment of gh*gw patches per temporal index of each input)."""
+        cos, sin = vision_rope(thw)
+        cos, sin = cos.repeat(B, 1)[:, None, :], sin.repeat(B, 1)[:, None, :]
+        x = vis.patch_embed(pv)
+        N = x.shape[0]; S = B * thw[0]; L = N // S
+        for blk in vis.blocks:
+            h = blk.norm1(x)
+            q, k, v = blk.attn.qkv(h).reshape(N, 3, heads, vhd).permute(1, 0, 2, 3).unbind(0)
+            qf, kf = q.float(), k.float()
+            q = (qf * cos + rot_half(qf) * sin).to(v.dtype)
+            k = (kf * cos + rot_half(kf) * sin).to(v.dtype)
+            per = lambda z: z.reshape(S, L, heads, vhd).transpose(1, 2)
+            o = torch.nn.functional.scaled_dot_product_attention(per(q), per(k), per(v), scale=vhd ** -0.5)
+            x = x + blk.attn.proj(o.transpose(1, 2).reshape(N, vdim))
+            x = x + blk.mlp(blk.norm2(x))
+        return vis.merger(x)
+
+    def mrope_ids(n_pre, thw, L, B):
+        """Qwen2-VL position ids [3, B, L] of prompts that are n_pre text tokens, one vision block of grid thw, text."""
+        t, lh, lw = thw[0], thw[1] // merge, thw[2] // merge
+        text0 = torch.arange(n_pre).expand(3, -1)
+        blk = torch.stack([torch.arange(t).repeat_interleave(lh * lw), torch.arange(lh).repeat_interleave(lw).repeat(t),
+                           torch.arange(lw).repeat(lh * t)]) + n_pre
+        nxt = n_pre + max(t, lh, lw)
+        tail = (torch.arange(L - n_pre - t * lh * lw) + nxt).expand(3, -1)
+        return torch.cat([text0, blk, tail], dim=1)[:, None, :].expand(3, B, L).cuda()
+
+    def fast_logits(kind, frames, qa):
+        kw, prompts, seqs = tensors(kind, frames, qa, with_labels=True)
+        pv = kw["pixel_values_videos" if kind == "video" else "pixel_values"]
+        thw = tuple(int(x) for x in kw["video_grid_thw" if kind == "video" else "image_grid_thw"][0].tolist())
+        inp = kw["input_ids"]; B, L = inp.shape
+        pad = ids["video_token_id"] if kind == "video" else ids["image_token_id"]
+        emb = model.get_input_embeddings()(inp)
+        rows = tower(pv, thw, B).to(emb.dtype)
+        emb = emb.masked_scatter((inp == pad)[..., None].expand_as(emb), rows)
+        out = model(inputs_embeds=emb, attention_mask=kw["attention_mask"], position_ids=mrope_ids(len(pre_ids), thw, L, B),
+                    use_cache=False)
+        return out.logits, kw["labels"]
+
+    def hf_logits(kind, frames, qa):
+        kw, _, _ = tensors(kind, frames, qa, with_labels=True)
+        labels = kw.pop("labels")
+        return model(**kw, use_cache=False).logits, labels
+
+    def loss_of(logits, labels, mode):
+        lg = logits[:, :-1].float(); tg = labels[:, 1:]
+        ce = torch.nn.functional.cross_entropy(lg.reshape(-1, lg.shape[-1]), tg.reshape(-1), ignore_index=-100,
+                                               reduction="none").view(tg.shape)
+        m = (tg != -100).float()
+        if mode == "token":
+            return (ce * m).sum() / m.sum()
+        n = m.sum(1).clamp(min=1); per = (ce * m).sum(1) / n
+        if mode == "sample":
+            return per.mean()
+        w = n.sqrt()   # "sqrt": an answer of n tokens weighs sqrt(n) answers of one token
+        return (per * w).sum() / w.sum()
+
+    forward = hf_logits
+    if not a.hf_forward:
+        ok = True
+        for kind in ("image", "video"):
+            rs = np.random.default_rng(99 if kind == "image" else 98)
+            while True:
+                k2, fr, qa = make_batch(int(rs.integers(1 << 30)))
+                if k2 == kind:
+                    break
+            fr, qa = fr[:8], qa[:8]
+            with torch.no_grad():
+                try:
+                    l1, lab = hf_logits(kind, fr, qa)
+                    l2, _ = fast_logits(kind, fr, qa)
+                    at = lab[:, 1:] != -100   # the positions whose logits the loss reads (padding differs harmlessly)
+                    l1a, l2a = l1[:, :-1][at], l2[:, :-1][at]
+                    diff = (l1a - l2a).abs().max().item(); scale = l1a.abs().max().item()
+                    dl = abs(loss_of(l1, lab, "token").item() - loss_of(l2, lab, "token").item())
+                except Exception as e:  # an attribute this version of transformers names differently
+                    diff, scale, dl = float("inf"), 1.0, float("inf"); print(f"batched forward failed: {e!r}", flush=True)
+            print(f"batched forward vs transformers ({kind}, fp32): max |logit diff| {diff:.2e} of {scale:.2f}, loss diff {dl:.2e}",
+                  flush=True)
+            ok = ok and diff <= 1e-3 * max(1.0, scale)
+        forward = fast_logits if ok else hf_logits
+        if not ok:
+            print("WARNING: the batched forward differs from transformers'; training through transformers' forward", flush=True)
+
     def batches():  # bounded prefetch: at most 2 batches per worker in flight
         pending, seed = collections.deque(), 1000
         while True:
@@ -427,7 +603,7 @@ def main():
             yield pending.popleft().get()
 
     loader = batches()
-    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.01, betas=(0.9, 0.98))
+    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.01, betas=(0.9, 0.98), fused=True)
     model.train(); t0 = time.time(); budget = a.minutes * 60; step = 0
     for kind, frames, qa in loader:
         frac = (time.time() - t0) / budget
@@ -435,19 +611,24 @@ def main():
             break
         for g in opt.param_groups:
             g["lr"] = a.lr * min(1.0, step / max(1, a.warmup)) * 0.5 * (1 + math.cos(math.pi * frac))
-        kw, _, _ = tensors(kind, frames, qa)
         with torch.autocast("cuda", dtype=torch.bfloat16):
-            loss = model(**kw).loss
+            logits, labels = forward(kind, frames, qa)
+        loss = loss_of(logits, labels, a.loss)
         opt.zero_grad(set_to_none=True); loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0); opt.step()
         if step % 250 == 0:
-            print(f"step {step} {kind} loss {loss.item():.4f} {time.time() - t0:.0f}s", flush=True)
+            print(f"step {step} {kind} loss {loss.item():.4f} {time.time() - t0:.0f}s ({step / max(1e-9, time.time() - t0):.1f} steps/s)", flush=True)
         step += 1
     print(f"trained {step} steps in {time.time() - t0:.0f}s", flush=True)
     pool.terminate()
     model.eval()
     os.makedirs(a.out, exist_ok=True)
     model.to(torch.bfloat16).save_pretrained(a.out, safe_serialization=True)
+    saved = json.load(open(os.path.join(a.out, "config.json")))   # the sub-configs keep the training dtype: say bf16
+    for sub in ("text_config", "vision_config"):
+        if sub in saved:
+            saved[sub]["dtype"] = "bfloat16"
+    json.dump(saved, open(os.path.join(a.out, "config.json"), "w"), indent=2)
     for f in ("tokenizer.json",):
         shutil.copy(os.path.join(a.tokenizer_dir, f), a.out)
     tc = json.load(open(os.path.join(a.tokenizer_dir, "tokenizer_config.json")))
