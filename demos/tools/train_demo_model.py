@@ -636,6 +636,10 @@ def main():
     json.dump(tc, open(os.path.join(a.out, "tokenizer_config.json"), "w"), indent=2)
     ip.save_pretrained(a.out)
     vp.save_pretrained(a.out)
+    # vlmflux's live sessions (watch, serve --live): the window of the clips it learned from (4-8 frames at 2 fps), re-
+    # prefilled when it slides (it only ever saw clips alone, never keys/values that attended to frames since evicted),
+    # and a narration it knows
+    json.dump({"window": "4s", "eviction": "reprefill", "prompt": Q_VDESC}, open(os.path.join(a.out, "vlmflux_live.json"), "w"), indent=2)
     if os.path.exists(os.path.join(a.tokenizer_dir, "generation_config.json")):
         shutil.copy(os.path.join(a.tokenizer_dir, "generation_config.json"), a.out)
 

@@ -143,7 +143,8 @@ final class ServeStreams {
             if (named.contains(e.getKey())) continue;
             if (!runtime.hasVision()) throw new UsageException("source " + e.getKey() + ": 'live': " + runtime.dir() + " is a text-only model: it cannot watch video");
             io.vlmflux.pipeline.config.LiveConfig c = e.getValue();
-            streams.live(e.getKey(), liveOptions(c.fps(), c.windowDuration(), c.narrateDuration(), c.prompt(), c.maxTokens(), c.alertEveryDuration()));
+            streams.live(e.getKey(), withModelEviction(liveOptions(c.fps(), c.windowDuration(), c.narrateDuration(), c.prompt(), c.maxTokens(),
+                    c.alertEveryDuration()), modelLiveDefaults(runtime)));
             System.err.printf(java.util.Locale.ROOT, "vlmflux: live-video session on %s (config): %.3g fps, window %s; questions%s are answered over the window%n",
                     e.getKey(), c.fps(), c.window(), a.has("alert") || !config.alerts().isEmpty() ? " and alerts" : "");
         }
@@ -166,19 +167,35 @@ final class ServeStreams {
         if (!runtime.hasVision()) throw new UsageException("--live: " + runtime.dir() + " is a text-only model: it cannot watch video");
         double fps = a.getDouble("live-fps", 2);
         if (!(fps > 0 && fps <= 30)) throw new UsageException("--live-fps must be in (0, 30], got " + a.get("live-fps"));
-        java.time.Duration window = a.has("live-window") ? a.getDuration("live-window") : java.time.Duration.ofSeconds(30);
+        io.vlmflux.llm.runtime.LiveDefaults model = modelLiveDefaults(runtime);
+        java.time.Duration window = a.has("live-window") ? a.getDuration("live-window") : model.windowOr(java.time.Duration.ofSeconds(30));
         if (window.isZero() || window.isNegative()) throw new UsageException("--live-window must be positive, got '" + a.get("live-window") + "'");
         String narrateArg = a.get("live-narrate", "off");
         java.time.Duration narrate = narrateArg.equalsIgnoreCase("off") ? null : Args.parseDuration("--live-narrate", narrateArg);
         if (narrate != null && (narrate.isZero() || narrate.isNegative())) throw new UsageException("--live-narrate must be positive or off");
-        String prompt = a.get("live-prompt", "What changed?");
+        String prompt = a.has("live-prompt") ? a.get("live-prompt") : model.promptOr(io.vlmflux.pipeline.config.LiveConfig.DEFAULT_PROMPT);
         if (prompt.isBlank()) throw new UsageException("--live-prompt must not be blank");
         int tokens = a.getInt("live-tokens", 64);
         if (tokens < 1) throw new UsageException("--live-tokens must be at least 1, got " + tokens);
         java.time.Duration alertEvery = a.has("live-alert-every") ? a.getDuration("live-alert-every") : null;
         if (alertEvery != null && (alertEvery.isZero() || alertEvery.isNegative()))
             throw new UsageException("--live-alert-every must be positive, got '" + a.get("live-alert-every") + "'");
-        return liveOptions(fps, window, narrate, prompt, tokens, alertEvery);
+        return withModelEviction(liveOptions(fps, window, narrate, prompt, tokens, alertEvery), model);
+    }
+
+    /** The model folder's recommended live settings (vlmflux_live.json); a bad file is a usage error naming it. */
+    static io.vlmflux.llm.runtime.LiveDefaults modelLiveDefaults(VlmRuntime runtime) {
+        try {
+            return io.vlmflux.llm.runtime.LiveDefaults.of(runtime.dir());
+        } catch (IllegalArgumentException e) {
+            throw new UsageException("live: " + e.getMessage());
+        }
+    }
+
+    /** {@code o} with the session sliding as the model folder recommends (the flags have no eviction of their own). */
+    static io.vlmflux.demos.serve.LiveWindowAnswerer.Options withModelEviction(io.vlmflux.demos.serve.LiveWindowAnswerer.Options o,
+                                                                             io.vlmflux.llm.runtime.LiveDefaults model) {
+        return o.withSession(o.session().withEviction(model.evictionOr(o.session().eviction())));
     }
 
     /**

@@ -6,12 +6,14 @@ import io.vlmflux.llm.Backend;
 import io.vlmflux.llm.constrain.ConstraintException;
 import io.vlmflux.llm.constrain.ConstraintSpec;
 import io.vlmflux.llm.constrain.TokenControls;
-import io.vlmflux.pipeline.caption.Alert;
-import io.vlmflux.pipeline.watch.Event;
+import io.vlmflux.llm.runtime.LiveDefaults;
 import io.vlmflux.llm.runtime.LiveSession;
 import io.vlmflux.llm.runtime.RuntimeOptions;
 import io.vlmflux.llm.runtime.VlmRuntime;
+import io.vlmflux.pipeline.caption.Alert;
+import io.vlmflux.pipeline.config.LiveConfig;
 import io.vlmflux.pipeline.live.LiveVideo;
+import io.vlmflux.pipeline.watch.Event;
 import io.vlmflux.sources.FrameSource;
 import io.vlmflux.sources.Sources;
 import reactor.core.publisher.Flux;
@@ -59,7 +61,8 @@ public final class WatchCommand implements Command {
                   A live session (docs/live.md): frames sampled at --fps are appended in temporal groups of 2 frames to the
                   session's KV cache (incremental prefill); the cache keeps the system prompt plus the last --window of video.
                   Every --narrate it asks --prompt (default "What changed?") over the window; each line typed on stdin is a
-                  question answered over the window at that moment.
+                  question answered over the window at that moment. A model folder's vlmflux_live.json may recommend its own
+                  window, eviction and prompt (the demo model: 4s, reprefill, "Describe the video."); flags override it.
                   --source SPEC     frame source (default test:ball; see docs/sources.md)
                   --model DIR       Qwen2-VL / Qwen2.5-VL / Qwen3-VL (cpu) folder (default demos/models/shapes-vl, the embedded demo model)
                   --json            one JSON object per answer/narration: kind, question, text, window_start_s, window_end_s,
@@ -89,17 +92,25 @@ public final class WatchCommand implements Command {
         if (!a.positional().isEmpty()) throw new UsageException("unexpected argument '" + a.positional().getFirst() + "'");
         double fps = a.getDouble("fps", 2);
         if (!(fps > 0 && fps <= 60)) throw new UsageException("--fps must be in (0, 60], got " + a.get("fps"));
-        Duration window = a.has("window") ? a.getDuration("window") : Duration.ofSeconds(30);
+        Path modelDir = CaptionCommand.modelDir(a.get("model", CaptionCommand.DEFAULT_MODEL));
+        LiveDefaults model;   // the model folder's recommended window, eviction and narration prompt (vlmflux_live.json)
+        try {
+            model = LiveDefaults.of(modelDir);
+        } catch (IllegalArgumentException e) {
+            throw new UsageException("--model: " + e.getMessage());
+        }
+        Duration window = a.has("window") ? a.getDuration("window") : model.windowOr(Duration.ofSeconds(30));
         if (window.isZero() || window.isNegative()) throw new UsageException("--window must be positive");
         String narrateArg = a.get("narrate", "5s");
         Duration narrate = narrateArg.equalsIgnoreCase("off") ? null : Args.parseDuration("--narrate", narrateArg);
-        String prompt = a.get("prompt", "What changed?");
+        String prompt = a.has("prompt") ? a.get("prompt") : model.promptOr(LiveConfig.DEFAULT_PROMPT);
         if (prompt.isBlank()) throw new UsageException("--prompt must not be blank");
         int maxTokens = a.getInt("max-tokens", 48);
         if (maxTokens <= 0) throw new UsageException("--max-tokens must be positive");
         LiveSession.Eviction eviction;
         try {
-            eviction = LiveSession.Eviction.valueOf(a.get("eviction", "slide").toUpperCase(Locale.ROOT));
+            eviction = a.has("eviction") ? LiveSession.Eviction.valueOf(a.get("eviction").toUpperCase(Locale.ROOT))
+                    : model.evictionOr(LiveSession.Eviction.SLIDE);
         } catch (IllegalArgumentException e) {
             throw new UsageException("--eviction must be slide or reprefill, got '" + a.get("eviction") + "'");
         }
@@ -111,7 +122,6 @@ public final class WatchCommand implements Command {
         }
         int device = a.getInt("device", 0);
         Duration duration = a.has("duration") ? a.getDuration("duration") : null;
-        Path modelDir = CaptionCommand.modelDir(a.get("model", CaptionCommand.DEFAULT_MODEL));
         FrameSource source = Sources.parse(CaptionCommand.sourceSpec(a.get("source", DEFAULT_SOURCE)));
         int queue = a.getInt("queue", source.isLive() ? 4 : 0);
         if (queue < 0) throw new UsageException("--queue must be >= 0");

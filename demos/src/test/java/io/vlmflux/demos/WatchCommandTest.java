@@ -36,6 +36,35 @@ class WatchCommandTest {
         assertTrue(a.has("ttft_ms") && a.has("total_ms") && a.has("dropped_groups") && a.has("finish_reason"));
     }
 
+    /**
+     * With no flags but a source, {@code watch} on the demo model takes the model folder's live settings
+     * (vlmflux_live.json): a 4 s window and the narration "Describe the video.", which the model answers with a caption
+     * of the motion ("a white circle moves ... on a black background"). Narration runs on the wall clock: the source
+     * is the live ball, for 6 s.
+     */
+    @Test void defaultsComeFromTheModelFolder() throws Exception {
+        ByteArrayOutputStream buf = new ByteArrayOutputStream();
+        PrintStream out = new PrintStream(buf, true, StandardCharsets.UTF_8);
+        WatchCommand cmd = new WatchCommand(new ByteArrayInputStream(new byte[0]), out);
+        int rc = cmd.run(List.of("--source", "test:ball?width=320&height=240", "--backend", "cpu", "--narrate", "1s", "--duration", "6s", "--json"));
+        assertEquals(0, rc);
+        List<JsonNode> narrations = new ArrayList<>();
+        for (String l : buf.toString(StandardCharsets.UTF_8).split("\n"))
+            if (!l.isBlank()) {
+                JsonNode n = new ObjectMapper().readTree(l);
+                if (n.get("kind").asText().equals("narration")) narrations.add(n);
+            }
+        assertFalse(narrations.isEmpty(), "narrations in 6 s: " + buf);
+        for (JsonNode n : narrations) {
+            assertEquals("Describe the video.", n.get("question").asText());
+            if (n.get("window_groups").asInt() >= 2) {   // 4 s, held until half a second more is out (then re-prefilled)
+                assertTrue(n.get("window_end_s").asDouble() - n.get("window_start_s").asDouble() <= 5.5 + 1e-9, n.toString());
+                assertTrue(n.get("text").asText().matches("a white circle (moves (to the left|to the right|up|down)|is not moving) on a black background"),
+                        n.toString());
+            }
+        }
+    }
+
     /** A Qwen3-VL folder (the tiny fixture): groups with timestamps and DeepStack rows; the question gets its answer. */
     @Test void watchesWithAQwen3VlFolder() throws Exception {
         ByteArrayOutputStream buf = new ByteArrayOutputStream();

@@ -2,7 +2,6 @@ package io.vlmflux.pipeline.caption;
 
 import io.vlmflux.cuda.gpu.Gpu;
 import io.vlmflux.llm.Backend;
-import io.vlmflux.llm.constrain.ConstraintSpec;
 import io.vlmflux.llm.runtime.EncoderCacheStats;
 import io.vlmflux.llm.runtime.RuntimeOptions;
 import io.vlmflux.llm.runtime.VlmRuntime;
@@ -48,8 +47,7 @@ class WatchGpuTest {
 
     static List<String> events(VlmRuntime m) {
         List<Alert> alerts = List.of(
-                new Alert("where", "Describe the image.", new ConstraintSpec.Regex(WatchStageTest.POSITION), WatchPolicy.DEFAULT.withAgree(2), 24),
-                new Alert("what", "Describe the image.", new ConstraintSpec.Choice(List.of("a white circle", "a red square")), WatchPolicy.DEFAULT.withAgree(1), 8),
+                WatchStageTest.WHERE, WatchStageTest.CIRCLE,
                 new Alert("free", "Describe the image.", null, WatchPolicy.DEFAULT.withAgree(1), 16));
         EncoderCacheStats before = m.encoderCacheStats();
         List<Event> ev = Sources.parse("test:ball?live=false&num-buffers=120", new SourceOptions(WatchStageTest.W, WatchStageTest.H, PixelFormat.RGB)).frames()
