@@ -388,7 +388,7 @@ def main():
                vision_start_token_id=tid("<|vision_start|>"), vision_end_token_id=tid("<|vision_end|>"))
     eos = tid("<|im_end|>")
     text = dict(vocab_size=tk.get_vocab_size(), hidden_size=256, intermediate_size=640, num_hidden_layers=4,
-                num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=32768, rms_norm_eps=1e-6,
+                num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048, rms_norm_eps=1e-6,
                 tie_word_embeddings=True, rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
                                                            "mrope_section": [8, 12, 12]},
                 eos_token_id=eos, **ids)
@@ -417,7 +417,6 @@ def main():
         prev = Qwen2VLForConditionalGeneration.from_pretrained(a.init_from, dtype=torch.float32)
         if prev.config.text_config.hidden_size != cfg.text_config.hidden_size or prev.config.vision_config.depth != cfg.vision_config.depth:
             sys.exit(f"--init-from {a.init_from}: a different architecture than this script trains")
-        prev.config.text_config.max_position_embeddings = cfg.text_config.max_position_embeddings  # live windows
         model = prev.cuda()
         ev = os.path.join(a.init_from, "eval.json")
         prior_steps = json.load(open(ev)).get("steps", 0) if os.path.exists(ev) else 0
