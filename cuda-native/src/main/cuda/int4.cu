@@ -12,6 +12,10 @@
 //         rows (q/k/v, gate/up) each keep their own permutation (GPTQ stores one g_idx per linear); part p spans rows
 //         [s_p, s_{p+1}) with s_0 = 0 and the launch passing s_1, s_2, s_3 (M for absent parts): P <= 4. One shared
 //         permutation (or none) is P = 1, s_1 = s_2 = s_3 = M.
+//   tiled q (Int4Device.tiled; matrices the tensor-core GEMV takes, with at most one permutation): the same words in
+//         16-row x 128-column tiles of 1 KB, tile (r/16) * (K/128) + p/16, inside it row r%16, word p%16
+//         (int4_word_index); rows padded with zero words to a multiple of 16. vf_int4_gemv_mma_t and the prefill
+//         dequantizations (their `tiled` flag) read it; the fp32 GEMV does not.
 // Dequantization is fused into the weight loads: a nibble becomes the float 2^23 + q by OR-ing exponent bits (exact),
 // one FADD subtracts 2^23 + zero, one FFMA accumulates against x; per 32 columns the group scale multiplies once.
 #include "common.cuh"
@@ -44,6 +48,12 @@ __device__ __forceinline__ float int4_dot8(unsigned int w, uint4 xv, float zb, f
         acc = fmaf(q1, __uint_as_float(xs[i] & 0xffff0000u), acc);
     }
     return acc;
+}
+
+// Index of word p (columns 8p..8p+7) of row r in q: row-major, or in 16 x 128 tiles when `tiled` (see the header).
+__device__ __forceinline__ long long int4_word_index(int r, int p, int k8, int tiled) {
+    if (!tiled) return (long long)r * k8 + p;
+    return (((long long)(r >> 4) * (k8 >> 4) + (p >> 4)) * 16 + (r & 15)) * 16 + (p & 15);
 }
 
 // Part (0..3) of row `row` given the first rows s1 <= s2 <= s3 of parts 1..3 (see perm above).
@@ -234,22 +244,26 @@ __device__ __forceinline__ void int4m_block(float (&acc)[4], uint4 wa, uint4 wb,
 // The body, with the load schedule as template parameters (the product kernel is one instance; int4_harness times
 // the others on the GPU machine): DEPTH blocks a round; XPIPE: scales loaded with the weights and x double-buffered
 // (more registers), else both loaded where used; CONTIG: a warp's round is DEPTH consecutive blocks (its loads of a
-// row are contiguous), else blocks W apart (the block's warps interleave along a row).
-template <int DEPTH, bool XPIPE, bool CONTIG>
+// row are contiguous), else blocks W apart (the block's warps interleave along a row); TILED: q in 16 x 128 tiles (a
+// block's 16 rows are one 1 KB tile: the lane's row-g words at 4g + t, its row-(g+8) words 512 bytes further), else
+// row-major (16 rows x 64 bytes apart). Tiled rows are padded to 16, so no row is clamped there.
+template <int DEPTH, bool XPIPE, bool CONTIG, bool TILED>
 __device__ __forceinline__ void int4m_gemv(float (*red)[32][4], float* y, int ldy, const unsigned int* __restrict__ q,
                                            const unsigned int* __restrict__ sz, const bf16_t* __restrict__ x, int ldx,
                                            const float* __restrict__ bias, const float* residual, int M, int K, int gs, int n) {
     const int W = blockDim.x >> 5, warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
     const int row0 = blockIdx.x * 16;
     const int ra = min(row0 + g, M - 1), rb = min(row0 + g + 8, M - 1);
-    const uint4* wa = reinterpret_cast<const uint4*>(q + (long long)ra * (K >> 3)) + t;
-    const uint4* wb = reinterpret_cast<const uint4*>(q + (long long)rb * (K >> 3)) + t;
+    const int nb = K >> 7, bpg = gs >> 7;
+    const uint4* wa = TILED ? reinterpret_cast<const uint4*>(q) + (long long)blockIdx.x * nb * 64 + 4 * g + t
+                            : reinterpret_cast<const uint4*>(q + (long long)ra * (K >> 3)) + t;
+    const uint4* wb = TILED ? wa + 32 : reinterpret_cast<const uint4*>(q + (long long)rb * (K >> 3)) + t;
+    const int ws = TILED ? 64 : 4;   // uint4 between a row's consecutive 128-column blocks
     const int G = K / gs;
     const unsigned int* sza = sz + (long long)ra * G;
     const unsigned int* szb = sz + (long long)rb * G;
     const bool hasx = g < n;
     const uint4* xr = reinterpret_cast<const uint4*>(x + (long long)(hasx ? g : 0) * ldx) + 4 * t;
-    const int nb = K >> 7, bpg = gs >> 7;
     const int su = CONTIG ? 1 : W;   // blocks between a round's consecutive loads
     float acc[4] = {0.f, 0.f, 0.f, 0.f};
     for (int base = CONTIG ? warp * DEPTH : warp; base < nb; base += DEPTH * W) {
@@ -258,8 +272,8 @@ __device__ __forceinline__ void int4m_gemv(float (*red)[32][4], float* y, int ld
 #pragma unroll
         for (int u = 0; u < DEPTH; u++) {   // every weight load of the round before the first product
             const int j = min(base + u * su, nb - 1);   // clamped: a block past the end is loaded, not used
-            wva[u] = int4_ldg_stream(wa + 4 * j);
-            wvb[u] = int4_ldg_stream(wb + 4 * j);
+            wva[u] = int4_ldg_stream(wa + ws * j);
+            wvb[u] = int4_ldg_stream(wb + ws * j);
             if (XPIPE) {
                 sa[u] = __ldg(sza + j / bpg);
                 sb[u] = __ldg(szb + j / bpg);
@@ -303,13 +317,13 @@ __device__ __forceinline__ void int4m_gemv(float (*red)[32][4], float* y, int ld
     }
 }
 
-#define VF_INT4M_INSTANCE(NAME, DEPTH, XPIPE, CONTIG)                                                                    \
+#define VF_INT4M_INSTANCE(NAME, DEPTH, XPIPE, CONTIG, TILED)                                                             \
     extern "C" __global__ void __launch_bounds__(32 * VF_INT4M_MAX_WARPS) NAME(                                          \
         float* y, int ldy, const unsigned int* q, const unsigned int* sz, const bf16_t* x, int ldx, const float* bias,      \
         const float* residual, int M, int K, int gs, int n) {                                                            \
         VF_PDL_PROLOGUE();                                                                                               \
         __shared__ float red[VF_INT4M_MAX_WARPS][32][4];                                                                 \
-        int4m_gemv<DEPTH, XPIPE, CONTIG>(red, y, ldy, q, sz, x, ldx, bias, residual, M, K, gs, n);                       \
+        int4m_gemv<DEPTH, XPIPE, CONTIG, TILED>(red, y, ldy, q, sz, x, ldx, bias, residual, M, K, gs, n);                \
     }
 
 // The product kernel (Int4Ops; spelled out, not through the macro, so that KernelSourcesTest finds its PDL prologue):
@@ -324,13 +338,26 @@ extern "C" __global__ void __launch_bounds__(32 * VF_INT4M_MAX_WARPS) vf_int4_ge
     const float* residual, int M, int K, int gs, int n) {
     VF_PDL_PROLOGUE();
     __shared__ float red[VF_INT4M_MAX_WARPS][32][4];
-    int4m_gemv<4, true, false>(red, y, ldy, q, sz, x, ldx, bias, residual, M, K, gs, n);
+    int4m_gemv<4, true, false, false>(red, y, ldy, q, sz, x, ldx, bias, residual, M, K, gs, n);
+}
+
+// The tiled product kernel (Int4Ops, for Int4Device.tiled matrices): as vf_int4_gemv_mma, q in 16 x 128 tiles, a
+// warp's round 4 consecutive blocks (4 KB contiguous), scales and x loaded where used. Same launch and contract.
+extern "C" __global__ void __launch_bounds__(32 * VF_INT4M_MAX_WARPS) vf_int4_gemv_mma_t(
+    float* y, int ldy, const unsigned int* q, const unsigned int* sz, const bf16_t* x, int ldx, const float* bias,
+    const float* residual, int M, int K, int gs, int n) {
+    VF_PDL_PROLOGUE();
+    __shared__ float red[VF_INT4M_MAX_WARPS][32][4];
+    int4m_gemv<4, false, true, true>(red, y, ldy, q, sz, x, ldx, bias, residual, M, K, gs, n);
 }
 // Load-schedule variants timed by int4_harness (not launched by the runtime).
-VF_INT4M_INSTANCE(vf_int4_gemv_mma_v_s4, 4, false, false)
-VF_INT4M_INSTANCE(vf_int4_gemv_mma_v_c4, 4, false, true)
-VF_INT4M_INSTANCE(vf_int4_gemv_mma_v_c8, 8, false, true)
-VF_INT4M_INSTANCE(vf_int4_gemv_mma_v_cx4, 4, true, true)
+VF_INT4M_INSTANCE(vf_int4_gemv_mma_v_s4, 4, false, false, false)
+VF_INT4M_INSTANCE(vf_int4_gemv_mma_v_c4, 4, false, true, false)
+VF_INT4M_INSTANCE(vf_int4_gemv_mma_v_c8, 8, false, true, false)
+VF_INT4M_INSTANCE(vf_int4_gemv_mma_v_cx4, 4, true, true, false)
+VF_INT4M_INSTANCE(vf_int4_gemv_mma_t_v_cx4, 4, true, true, true)
+VF_INT4M_INSTANCE(vf_int4_gemv_mma_t_v_c8, 8, false, true, true)
+VF_INT4M_INSTANCE(vf_int4_gemv_mma_t_v_s4, 4, false, false, true)
 
 // xp [P, n, K]: xp[(p*n + b)*K + c] = x[b*ldx + perm[p*K + c]] (canonical column c of part p <- input column), bf16.
 // grid (ceil(K / 256), n, P), block 256.
@@ -357,15 +384,16 @@ __device__ __forceinline__ uint4 int4_dequant_word(unsigned int w, float2 s) {
 
 // Prefill, act-order: W bf16 [M, K] (row r at W + r*K, input columns in checkpoint order) = dequantized q, each row
 // through its part's permutation (s1..s3 as for the GEMV). One thread per packed word (8 columns), 8 scattered 2-byte
-// stores. grid ceil(M*K/8 / 256), block 256. (Without a permutation: vf_int4_dequant_bf16_x4.)
+// stores; q row-major or in tiles (`tiled`, one part then). grid ceil(M*K/8 / 256), block 256. (Without a
+// permutation: vf_int4_dequant_bf16_x4.)
 extern "C" __global__ void vf_int4_dequant_bf16(bf16_t* __restrict__ W, const unsigned int* __restrict__ q,
                                                 const unsigned int* __restrict__ sz, const int* __restrict__ perm,
-                                                int s1, int s2, int s3, int M, int K, int gs) {
+                                                int s1, int s2, int s3, int M, int K, int gs, int tiled) {
     const long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     const int k8 = K >> 3;
     if (t >= (long long)M * k8) return;
     const int r = (int)(t / k8), p = (int)(t - (long long)r * k8);
-    const uint4 v = int4_dequant_word(q[t], int4_h2f2(sz[(long long)r * (K / gs) + (8 * p) / gs]));
+    const uint4 v = int4_dequant_word(q[int4_word_index(r, p, k8, tiled)], int4_h2f2(sz[(long long)r * (K / gs) + (8 * p) / gs]));
     const unsigned int h[4] = {v.x, v.y, v.z, v.w};
     unsigned short* row = reinterpret_cast<unsigned short*>(W + (long long)r * K);
     const int* pr = perm + (long long)int4_part(r, s1, s2, s3) * K + 8 * p;
@@ -379,15 +407,20 @@ extern "C" __global__ void vf_int4_dequant_bf16(bf16_t* __restrict__ W, const un
 // Prefill without a permutation: as vf_int4_dequant_bf16, four packed words a thread, 32 words apart: each load
 // instruction of a warp reads 128 contiguous bytes and each store writes 512, and a thread has four loads in flight
 // (one word a thread waits on one 4-byte load). grid ceil(M*K/8 / 1024), block 256: block b, warp w covers words
-// (4b + w) * 128 + [0, 128).
+// (4b + w) * 128 + [0, 128) of W's row-major order; q row-major or in tiles (`tiled`: 32 consecutive words of a row
+// are two 64-byte runs of its tiles).
 extern "C" __global__ void vf_int4_dequant_bf16_x4(bf16_t* __restrict__ W, const unsigned int* __restrict__ q,
-                                                   const unsigned int* __restrict__ sz, int M, int K, int gs) {
+                                                   const unsigned int* __restrict__ sz, int M, int K, int gs, int tiled) {
     const long long words = (long long)M * (K >> 3);
     const long long w0 = ((long long)blockIdx.x * 8 + (threadIdx.x >> 5)) * 128 + (threadIdx.x & 31);
     const int k8 = K >> 3, G = K / gs;
     unsigned int wv[4];
 #pragma unroll
-    for (int i = 0; i < 4; i++) wv[i] = w0 + 32 * i < words ? __ldg(q + w0 + 32 * i) : 0u;
+    for (int i = 0; i < 4; i++) {
+        const long long t = w0 + 32 * i;
+        const int r = (int)(t / k8), p = (int)(t - (long long)r * k8);
+        wv[i] = t < words ? __ldg(q + int4_word_index(r, p, k8, tiled)) : 0u;
+    }
 #pragma unroll
     for (int i = 0; i < 4; i++) {
         const long long t = w0 + 32 * i;

@@ -1,6 +1,7 @@
 // Standalone check + timing of int4.cu (no JVM): the kernels against a double-precision dequantize-to-float reference
 // (rows 1..8, gs 32/64/128, sym/asym, act-order, bias/residual, strides; fused parts with their own permutations) and
-// int4 vs bf16 GEMV at Qwen2.5-7B/3B decode shapes.
+// int4 vs bf16 GEMV at Qwen2.5-7B/3B decode shapes; the tensor-core GEMV and the dequantizations also on q stored in
+// 16 x 128 tiles (Int4Device.tiled).
 // nvcc -O3 -std=c++17 -arch=sm_90 -o /tmp/int4h cuda-native/src/test/cuda/int4_harness.cu && /tmp/int4h
 #include "../../main/cuda/vlmflux.cu"
 #include <cuda_fp16.h>
@@ -27,6 +28,12 @@ static W make(std::mt19937& g, int M, int K, int gs, bool sym, bool act) {
     int orig = act? w.perm[c] : c; w.deq[(size_t)r*K+orig] = ((float)v - z)*s; }
   return w;
 }
+// q in 16-row x 128-column tiles, rows padded to 16 (Int4Device.Layout.tiledWords; int4_word_index)
+static std::vector<unsigned> tiled(const std::vector<unsigned>& q, int M, int K) {
+  int k8 = K/8, nb = K/128, Mp = (M+15)/16*16; std::vector<unsigned> t((size_t)Mp*k8, 0u);
+  for (int r=0;r<M;r++) for(int p=0;p<k8;p++) t[(((size_t)(r>>4)*nb + (p>>4))*16 + (r&15))*16 + (p&15)] = q[(size_t)r*k8+p];
+  return t;
+}
 template<class T> T* up(const std::vector<T>& v){ T* d; CK(cudaMalloc(&d, v.size()*sizeof(T)+16)); CK(cudaMemcpy(d, v.data(), v.size()*sizeof(T), cudaMemcpyHostToDevice)); return d; }
 typedef void (*GemvFn)(float*,int,const unsigned*,const unsigned*,const bf16_t*,int,const float*,const float*,int,int,int);
 typedef void (*PartsFn)(float*,int,const unsigned*,const unsigned*,const bf16_t*,int,long long,int,int,int,const float*,const float*,int,int,int);
@@ -37,6 +44,9 @@ typedef void (*MmaFn)(float*,int,const unsigned*,const unsigned*,const bf16_t*,i
 // the product kernel, then the load-schedule variants of int4.cu (see int4m_gemv)
 static MmaFn mmaFns[5] = {vf_int4_gemv_mma, vf_int4_gemv_mma_v_s4, vf_int4_gemv_mma_v_c4, vf_int4_gemv_mma_v_c8, vf_int4_gemv_mma_v_cx4};
 static const char* mmaNames[5] = {"product", "s4", "c4", "c8", "cx4"};
+// the tiled product kernel (Int4Device.tiled), then its variants: all read tiled q
+static MmaFn mmaTFns[4] = {vf_int4_gemv_mma_t, vf_int4_gemv_mma_t_v_cx4, vf_int4_gemv_mma_t_v_c8, vf_int4_gemv_mma_t_v_s4};
+static const char* mmaTNames[4] = {"tiled", "t_cx4", "t_c8", "t_s4"};
 static int mmaWarps(int K){ int w=(K/128+3)/4; return w<4?4:(w>16?16:w); }   // Int4Ops.mmaWarps
 static void testGemv(std::mt19937& g, int rows, int M, int K, int gs, bool sym, bool act, bool bias, bool res) {
   W w = make(g,M,K,gs,sym,act); int ldx=K+8*(rows%2), ldy=M+3*(rows%3);
@@ -44,32 +54,39 @@ static void testGemv(std::mt19937& g, int rows, int M, int K, int gs, bool sym, 
   std::vector<unsigned short> xb((size_t)rows*ldx); std::vector<float> x(xb.size()); for(size_t i=0;i<xb.size();i++){ xb[i]=hbf(N(g)); x[i]=bff(xb[i]); }
   std::vector<float> b(M), y0((size_t)rows*ldy); for(auto& v:b) v=N(g); for(auto& v:y0) v=N(g);
   unsigned* dq=up(w.q); unsigned* dsz=up(w.sz); unsigned short* dx=up(xb); float* db=up(b); float* dy=up(y0);
-  const unsigned short* xin = dx; int ld=ldx; unsigned short* dg=nullptr;
+  const unsigned short* xin = dx; int ld=ldx; unsigned short* dg=nullptr; unsigned* dqt=nullptr;
   if (act) { int* dp=up(w.perm); CK(cudaMalloc(&dg, (size_t)rows*K*2)); vf_int4_gather_rows<<<dim3((K+255)/256,rows),256>>>(dg, dx, ldx, dp, K); xin=dg; ld=K; }
   const bool mma = K % 128 == 0 && gs % 128 == 0;   // Int4Device.mmaShape (zero points here are integers)
-  for (int path = 0; path < (mma ? 2 : 1); path++) {
+  if (mma) dqt = up(tiled(w.q, M, K));
+  for (int path = 0; path < (mma ? 3 : 1); path++) {
     CK(cudaMemcpy(dy, y0.data(), y0.size()*4, cudaMemcpyHostToDevice));
     if (path == 0) fns[rows]<<<(M+15)/16,256>>>(dy, ldy, dq, dsz, xin, ld, bias?db:nullptr, res?dy:nullptr, M, K, gs);
-    else vf_int4_gemv_mma<<<(M+15)/16,32*mmaWarps(K)>>>(dy, ldy, dq, dsz, xin, ld, bias?db:nullptr, res?dy:nullptr, M, K, gs, rows);
+    else if (path == 1) vf_int4_gemv_mma<<<(M+15)/16,32*mmaWarps(K)>>>(dy, ldy, dq, dsz, xin, ld, bias?db:nullptr, res?dy:nullptr, M, K, gs, rows);
+    else vf_int4_gemv_mma_t<<<(M+15)/16,32*mmaWarps(K)>>>(dy, ldy, dqt, dsz, xin, ld, bias?db:nullptr, res?dy:nullptr, M, K, gs, rows);
     CK(cudaDeviceSynchronize()); std::vector<float> y(y0.size()); CK(cudaMemcpy(y.data(), dy, y.size()*4, cudaMemcpyDeviceToHost));
     double worst=0; int bad=0;
     for(int r=0;r<rows;r++){ for(int j=0;j<M;j++){ double s=0,mag=0; for(int t=0;t<K;t++){ double p=(double)x[(size_t)r*ldx+t]*w.deq[(size_t)j*K+t]; s+=p; mag+=fabs(p);} if(res) s+=y0[(size_t)r*ldy+j]; if(bias) s+=b[j];
        double err=fabs(s-y[(size_t)r*ldy+j]); double tol=2e-5*(mag+1); worst=std::max(worst, err/tol); if(err>tol) bad++; }
        for(int j=M;j<ldy;j++) if(y[(size_t)r*ldy+j]!=y0[(size_t)r*ldy+j]) bad++; }
-    printf("gemv%s rows %d M %d K %d gs %d sym %d act %d bias %d res %d: %s (worst err/tol %.3f)\n", path ? " mma" : "", rows,M,K,gs,sym,act,bias,res, bad?"FAIL":"ok", worst);
+    printf("gemv%s rows %d M %d K %d gs %d sym %d act %d bias %d res %d: %s (worst err/tol %.3f)\n", path == 2 ? " mma tiled" : path ? " mma" : "", rows,M,K,gs,sym,act,bias,res, bad?"FAIL":"ok", worst);
     if(bad) fails++;
   }
-  cudaFree(dq); cudaFree(dsz); cudaFree(dx); cudaFree(db); cudaFree(dy); if(dg) cudaFree(dg);
+  cudaFree(dq); cudaFree(dsz); cudaFree(dx); cudaFree(db); cudaFree(dy); if(dg) cudaFree(dg); if(dqt) cudaFree(dqt);
 }
 static void testDeq(std::mt19937& g, int M, int K, int gs, bool sym, bool act) {   // act-order: vf_int4_dequant_bf16, else _x4
-  W w = make(g,M,K,gs,sym,act); unsigned* dq=up(w.q); unsigned* dsz=up(w.sz); unsigned short* dw; CK(cudaMalloc(&dw,(size_t)M*K*2));
-  CK(cudaMemset(dw, 0xff, (size_t)M*K*2));
-  if (act) { int* dp = up(w.perm); long long words=(long long)M*K/8; vf_int4_dequant_bf16<<<(words+255)/256,256>>>(dw,dq,dsz,dp,M,M,M,M,K,gs); }
-  else vf_int4_dequant_bf16_x4<<<((long long)M*K/8+1023)/1024,256>>>(dw,dq,dsz,M,K,gs);
-  CK(cudaDeviceSynchronize());
-  std::vector<unsigned short> o((size_t)M*K); CK(cudaMemcpy(o.data(),dw,o.size()*2,cudaMemcpyDeviceToHost)); int bad=0;
-  for(size_t i=0;i<o.size();i++) if(o[i]!=hbf(w.deq[i])) bad++;
-  printf("dequant%s M %d K %d gs %d sym %d act %d: %s (%d bad)\n",act?"":" x4",M,K,gs,sym,act,bad?"FAIL":"ok",bad); if(bad) fails++;
+  W w = make(g,M,K,gs,sym,act); unsigned short* dw; CK(cudaMalloc(&dw,(size_t)M*K*2));
+  for (int t = 0; t < (K % 128 == 0 && gs % 128 == 0 ? 2 : 1); t++) {   // row-major q, then tiled q where the matrix may be tiled
+    unsigned* dq = up(t ? tiled(w.q, M, K) : w.q); unsigned* dsz=up(w.sz);
+    CK(cudaMemset(dw, 0xff, (size_t)M*K*2));
+    if (act) { int* dp = up(w.perm); long long words=(long long)M*K/8; vf_int4_dequant_bf16<<<(words+255)/256,256>>>(dw,dq,dsz,dp,M,M,M,M,K,gs,t); cudaFree(dp); }
+    else vf_int4_dequant_bf16_x4<<<((long long)M*K/8+1023)/1024,256>>>(dw,dq,dsz,M,K,gs,t);
+    CK(cudaDeviceSynchronize());
+    std::vector<unsigned short> o((size_t)M*K); CK(cudaMemcpy(o.data(),dw,o.size()*2,cudaMemcpyDeviceToHost)); int bad=0;
+    for(size_t i=0;i<o.size();i++) if(o[i]!=hbf(w.deq[i])) bad++;
+    printf("dequant%s%s M %d K %d gs %d sym %d act %d: %s (%d bad)\n",act?"":" x4",t?" tiled":"",M,K,gs,sym,act,bad?"FAIL":"ok",bad); if(bad) fails++;
+    cudaFree(dq); cudaFree(dsz);
+  }
+  cudaFree(dw);
 }
 // Fused parts (rows of each in ms[]), each with its own permutation: one gather launch [P, rows, K], one GEMV, one dequant.
 static void testParts(std::mt19937& g, int rows, std::vector<int> ms, int K, int gs, bool sym) {
@@ -88,7 +105,7 @@ static void testParts(std::mt19937& g, int rows, std::vector<int> ms, int K, int
   int bad=0; double worst=0;
   for(int r=0;r<rows;r++) for(int j=0;j<M;j++){ double s=y0[(size_t)r*ldy+j],mag=0; for(int t=0;t<K;t++){ double p=(double)x[(size_t)r*ldx+t]*deq[(size_t)j*K+t]; s+=p; mag+=fabs(p);} double err=fabs(s-y[(size_t)r*ldy+j]), tol=2e-5*(mag+1); worst=std::max(worst,err/tol); if(err>tol) bad++; }
   unsigned short* dw; CK(cudaMalloc(&dw,(size_t)M*K*2)); long long words=(long long)M*K/8;
-  vf_int4_dequant_bf16<<<(words+255)/256,256>>>(dw,dq,dsz,dp,st[0],st[1],st[2],M,K,gs); CK(cudaDeviceSynchronize());
+  vf_int4_dequant_bf16<<<(words+255)/256,256>>>(dw,dq,dsz,dp,st[0],st[1],st[2],M,K,gs,0); CK(cudaDeviceSynchronize());
   std::vector<unsigned short> o((size_t)M*K); CK(cudaMemcpy(o.data(),dw,o.size()*2,cudaMemcpyDeviceToHost)); int badd=0;
   for(size_t i=0;i<o.size();i++) if(o[i]!=hbf(deq[i])) badd++;
   printf("parts rows %d M %d (P %d) K %d gs %d sym %d: gemv %s (worst err/tol %.3f), dequant %s\n", rows, M, P, K, gs, sym, bad?"FAIL":"ok", worst, badd?"FAIL":"ok");
@@ -103,6 +120,7 @@ int main(){
     {1,4099,1536,256,0,0,0,1},{2,24,640,640,1,0,1,0},{4,515,3584,128,0,0,1,0},{8,7,896,128,1,1,0,1},{3,2053,8192,128,0,0,0,0},{5,160,1280,256,1,0,1,1},{8,4608,3584,128,0,0,1,1},{1,300,11008,128,0,0,1,1},{2,77,18944,128,0,0,0,1},{1,40,2048,2048,1,0,0,0}};
   for(auto& c: cases) testGemv(g,c[0],c[1],c[2],c[3],c[4],c[5],c[6],c[7]);
   testDeq(g,5,64,32,1,0); testDeq(g,77,1024,128,0,0); testDeq(g,19,96,32,0,0); testDeq(g,130,3584,128,0,0); testDeq(g,9,256,128,0,1); testDeq(g,33,512,64,0,1); testDeq(g,16,2048,128,1,1);
+  testDeq(g,37,512,256,0,1); testDeq(g,3,384,384,1,0);
   testParts(g,1,{64,32,32},256,64,1); testParts(g,3,{13,7,20},128,32,0); testParts(g,8,{300,300},1024,128,0); testParts(g,4,{5,6,7,8},64,32,1);
   testParts(g,1,{3584,512,512},3584,128,1); testParts(g,8,{3584,512,512},3584,128,0);
   // the tensor-core GEMV at every warp count a block may have (2..16, Int4Ops picks 4..16) on a short and a long K
@@ -114,6 +132,14 @@ int main(){
     std::vector<float> y(3*37); CK(cudaMemcpy(y.data(), dy, y.size()*4, cudaMemcpyDeviceToHost)); int bad=0;
     for(int r=0;r<3;r++) for(int j=0;j<37;j++){ double s=0,mag=0; for(int t=0;t<K;t++){ double p=(double)x[(size_t)r*K+t]*w.deq[(size_t)j*K+t]; s+=p; mag+=fabs(p);} if(fabs(s-y[r*37+j])>2e-5*(mag+1)) bad++; }
     printf("gemv mma %s warps %d K %d: %s\n", mmaNames[vi], wc, K, bad?"FAIL":"ok"); if(bad) fails++;
+    if (vi < 4) {   // the tiled kernels at the same warp count
+      unsigned* dqt = up(tiled(w.q, 37, K));
+      mmaTFns[vi]<<<(37+15)/16,32*wc>>>(dy, 37, dqt, dsz, dx, K, nullptr, nullptr, 37, K, 128, 3); CK(cudaDeviceSynchronize());
+      CK(cudaMemcpy(y.data(), dy, y.size()*4, cudaMemcpyDeviceToHost)); bad=0;
+      for(int r=0;r<3;r++) for(int j=0;j<37;j++){ double s=0,mag=0; for(int t=0;t<K;t++){ double p=(double)x[(size_t)r*K+t]*w.deq[(size_t)j*K+t]; s+=p; mag+=fabs(p);} if(fabs(s-y[r*37+j])>2e-5*(mag+1)) bad++; }
+      printf("gemv mma %s warps %d K %d: %s\n", mmaTNames[vi], wc, K, bad?"FAIL":"ok"); if(bad) fails++;
+      cudaFree(dqt);
+    }
     cudaFree(dq); cudaFree(dsz); cudaFree(dx); cudaFree(dy);
   }
   printf("FAILS %d\n", fails);
@@ -121,7 +147,7 @@ int main(){
   // timing: Qwen2.5-7B / 3B decode linears, int4 gs128 vs bf16 vf_gemv_bf16
   int shapes[][4][2] = {{{4608,3584},{3584,3584},{37888,3584},{3584,18944}},{{2560,2048},{2048,2048},{22016,2048},{2048,11008}}};
   const char* names[2]={"7B","3B"}; int layers[2]={28,36};
-  for(int s=0;s<2;s++){ double t4=0,t16=0,tm=0;
+  for(int s=0;s<2;s++){ double t4=0,t16=0,tm=0,tt=0;
     for(int i=0;i<4;i++){ int M=shapes[s][i][0], K=shapes[s][i][1];
       std::vector<unsigned> q((size_t)M*K/8, 0x12345678u), sz((size_t)M*K/128, 0x48003c00u);
       unsigned* dq=up(q); unsigned* dsz=up(sz); unsigned short* dwb; CK(cudaMalloc(&dwb,(size_t)M*K*2)); CK(cudaMemset(dwb,0,(size_t)M*K*2));
@@ -133,17 +159,27 @@ int main(){
       float m1 = timeIt([&]{ vf_int4_gemv_mma<<<(M+15)/16,32*mmaWarps(K)>>>(dy,M,dq,dsz,dx,K,nullptr,nullptr,M,K,128,1); });
       float m4 = timeIt([&]{ vf_int4_gemv_mma<<<(M+15)/16,32*mmaWarps(K)>>>(dy,M,dq,dsz,dx,K,nullptr,nullptr,M,K,128,4); });
       float m8 = timeIt([&]{ vf_int4_gemv_mma<<<(M+15)/16,32*mmaWarps(K)>>>(dy,M,dq,dsz,dx,K,nullptr,nullptr,M,K,128,8); });
-      float dq4_us = timeIt([&]{ vf_int4_dequant_bf16_x4<<<((long long)M*K/8+1023)/1024,256>>>(dwb,dq,dsz,M,K,128); });
+      float dq4_us = timeIt([&]{ vf_int4_dequant_bf16_x4<<<((long long)M*K/8+1023)/1024,256>>>(dwb,dq,dsz,M,K,128,0); });
+      unsigned* dqt = up(tiled(q, M, K));
+      float t1 = timeIt([&]{ vf_int4_gemv_mma_t<<<(M+15)/16,32*mmaWarps(K)>>>(dy,M,dqt,dsz,dx,K,nullptr,nullptr,M,K,128,1); });
+      float t8 = timeIt([&]{ vf_int4_gemv_mma_t<<<(M+15)/16,32*mmaWarps(K)>>>(dy,M,dqt,dsz,dx,K,nullptr,nullptr,M,K,128,8); });
+      float dqt_us = timeIt([&]{ vf_int4_dequant_bf16_x4<<<((long long)M*K/8+1023)/1024,256>>>(dwb,dqt,dsz,M,K,128,1); });
       double bytes4 = (double)M*K/2 + (double)M*K/128*4;
       printf("%s %dx%d: int4 b1 %.1f us (%.0f GB/s) | b4 %.1f | b8 %.1f | mma b1 %.1f us (%.0f GB/s) | b4 %.1f | b8 %.1f | bf16 gemv %.1f us (%.0f GB/s) | dequant x4 %.1f us (%.0f GB/s)\n", names[s], M, K, a, bytes4/a/1e3, a4, a8, m1, bytes4/m1/1e3, m4, m8, bb, (double)M*K*2/bb/1e3, dq4_us, (bytes4+(double)M*K*2)/dq4_us/1e3);
-      t4+=a; t16+=bb; tm+=m1;
+      printf("%s %dx%d tiled: mma b1 %.1f us (%.0f GB/s) | b8 %.1f | dequant x4 %.1f us\n", names[s], M, K, t1, bytes4/t1/1e3, t8, dqt_us);
+      t4+=a; t16+=bb; tm+=m1; tt+=t1;
       printf("%s %dx%d load schedules (us, b1/b8):", names[s], M, K);
       for (int vi = 0; vi < 5; vi++) for (int wc : {mmaWarps(K), 8}) {
         float v1 = timeIt([&]{ mmaFns[vi]<<<(M+15)/16,32*wc>>>(dy,M,dq,dsz,dx,K,nullptr,nullptr,M,K,128,1); });
         float v8 = timeIt([&]{ mmaFns[vi]<<<(M+15)/16,32*wc>>>(dy,M,dq,dsz,dx,K,nullptr,nullptr,M,K,128,8); });
         printf(" %s/%dw %.1f/%.1f", mmaNames[vi], wc, v1, v8);
       }
-      printf("\n"); cudaFree(dq); cudaFree(dsz); cudaFree(dwb); cudaFree(dx); cudaFree(dy); }
+      for (int vi = 0; vi < 4; vi++) for (int wc : {mmaWarps(K), 8}) {
+        float v1 = timeIt([&]{ mmaTFns[vi]<<<(M+15)/16,32*wc>>>(dy,M,dqt,dsz,dx,K,nullptr,nullptr,M,K,128,1); });
+        float v8 = timeIt([&]{ mmaTFns[vi]<<<(M+15)/16,32*wc>>>(dy,M,dqt,dsz,dx,K,nullptr,nullptr,M,K,128,8); });
+        printf(" %s/%dw %.1f/%.1f", mmaTNames[vi], wc, v1, v8);
+      }
+      printf("\n"); cudaFree(dq); cudaFree(dqt); cudaFree(dsz); cudaFree(dwb); cudaFree(dx); cudaFree(dy); }
     { int M=shapes[s][0][0], K=shapes[s][0][1], kv=(M-K)/2; // fused qkv with per-part permutations: gather + GEMV
       std::vector<unsigned> q((size_t)M*K/8, 0x12345678u), sz((size_t)M*K/128, 0x48003c00u); std::vector<int> perm((size_t)3*K); for(size_t i=0;i<perm.size();i++) perm[i]=(int)((i*7919)%K);
       unsigned* dq=up(q); unsigned* dsz=up(sz); int* dp=up(perm); unsigned short* dx; CK(cudaMalloc(&dx, 8*K*2)); CK(cudaMemset(dx,0,8*K*2)); unsigned short* dg; CK(cudaMalloc(&dg,(size_t)3*8*K*2)); float* dy; CK(cudaMalloc(&dy, 8*M*4));
@@ -153,7 +189,7 @@ int main(){
         printf("%s act-order qkv %dx%d rows %d: one permutation %.1f us, per-part permutations %.1f us (gather + GEMV)\n", names[s], M, K, rows, one, three);
       }
       cudaFree(dq); cudaFree(dsz); cudaFree(dp); cudaFree(dx); cudaFree(dg); cudaFree(dy); }
-    printf("%s per-token linears (%d layers): int4 %.2f ms, int4 mma %.2f ms, bf16 %.2f ms, ratio %.2fx (mma %.2fx)\n", names[s], layers[s], t4*layers[s]/1e3, tm*layers[s]/1e3, t16*layers[s]/1e3, t16/t4, t16/tm);
+    printf("%s per-token linears (%d layers): int4 %.2f ms, int4 mma %.2f ms, tiled %.2f ms, bf16 %.2f ms, ratio %.2fx (mma %.2fx, tiled %.2fx)\n", names[s], layers[s], t4*layers[s]/1e3, tm*layers[s]/1e3, tt*layers[s]/1e3, t16*layers[s]/1e3, t16/t4, t16/tm, t16/tt);
   }
   return fails?1:0;
 }

@@ -48,6 +48,9 @@ import java.util.function.Function;
  * @param int4Mma              {@code vlmflux.cuda.int4Mma}: the 4-bit decode GEMV multiplies on the tensor cores (one LOP3
  *                             and one bf16x2 FMA per two weights) where groups are multiples of 128 columns and zero points
  *                             integers, instead of dequantizing to fp32 per weight (issue-bound at ~1.1-1.4 TB/s)
+ * @param int4Tiled            {@code vlmflux.cuda.int4Tiled}: with {@code int4Mma}, such matrices are stored at load in
+ *                             16-row x 128-column tiles of 1 KB (a warp's block of the tensor-core GEMV is one contiguous
+ *                             read instead of 16 rows x 64 bytes); off until measured on the GPU machine
  * @param liveDevicePreprocess {@code vlmflux.live.devicePreprocess}: on cuda, a live session's video groups are resized,
  *                             normalised and patchified on the GPU like images instead of on the host (on; preprocess 7.4 ms → 0)
  * @param visionGraphs         not {@code vlmflux.vision.noGraphs}: the GPU vision encoder replays CUDA graphs
@@ -59,7 +62,7 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
                      boolean skinnyGemm, boolean gemvSplitK, int gemvSplitBlocksPerSm, boolean prefillMma,
                      boolean prefillSplitKv, boolean evictKernel, boolean prefillBf16GateUp,
                      boolean prefillPipelined, boolean decodeVecAttention, boolean pdl, boolean int4Mma,
-                     boolean liveDevicePreprocess, boolean visionGraphs, long visionFp32MaxBytes, boolean batchDecode) {
+                     boolean int4Tiled, boolean liveDevicePreprocess, boolean visionGraphs, long visionFp32MaxBytes, boolean batchDecode) {
 
     public static final String CPU_THREADS = "vlmflux.cpu.threads";
     public static final String CPU_SPIN_MICROS = "vlmflux.cpu.spinMicros";
@@ -83,6 +86,7 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
     public static final String DECODE_VEC_ATTENTION = "vlmflux.cuda.decodeVecAttention";
     public static final String PDL = "vlmflux.cuda.pdl";
     public static final String INT4_MMA = "vlmflux.cuda.int4Mma";
+    public static final String INT4_TILED = "vlmflux.cuda.int4Tiled";
     public static final String LIVE_DEVICE_PREPROCESS = "vlmflux.live.devicePreprocess";
     public static final String VISION_NO_GRAPHS = "vlmflux.vision.noGraphs";
     public static final String VISION_FP32_MAX_BYTES = "vlmflux.vision.fp32MaxBytes";
@@ -99,7 +103,7 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
     /** Every knob at its default (process-wide ones too: not what this process was started with; see {@link #process()}). */
     public static Tuning defaults() {
         return new Tuning(Runtime.getRuntime().availableProcessors(), 100, true, false, false, null,
-                true, true, 2048, true, false, true, true, 4, true, true, true, true, true, true, true, true, true, true, 1L << 30, true);
+                true, true, 2048, true, false, true, true, 4, true, true, true, true, true, true, true, true, false, true, true, 1L << 30, true);
     }
 
     /** Every knob from the system properties now (absent ones at their defaults). */
@@ -127,7 +131,7 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
                 flag(lookup, PREFILL_BF16_GATE_UP, d.prefillBf16GateUp),
                 flag(lookup, PREFILL_PIPELINED, d.prefillPipelined),
                 flag(lookup, DECODE_VEC_ATTENTION, d.decodeVecAttention),
-                flag(lookup, PDL, d.pdl), flag(lookup, INT4_MMA, d.int4Mma),
+                flag(lookup, PDL, d.pdl), flag(lookup, INT4_MMA, d.int4Mma), flag(lookup, INT4_TILED, d.int4Tiled),
                 flag(lookup, LIVE_DEVICE_PREPROCESS, d.liveDevicePreprocess), !flag(lookup, VISION_NO_GRAPHS, !d.visionGraphs),
                 longer(lookup, VISION_FP32_MAX_BYTES, d.visionFp32MaxBytes), flag(lookup, BATCH_DECODE, d.batchDecode));
     }
@@ -154,7 +158,7 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
 
     private Tuning withProcessWide(int threads, long spin, boolean simd, boolean disable, boolean nvrtc, Path root) {
         return new Tuning(threads, spin, simd, disable, nvrtc, root, graphs, batchGraphs, prefillChunk, fusedNorm, fusedSilu,
-                skinnyGemm, gemvSplitK, gemvSplitBlocksPerSm, prefillMma, prefillSplitKv, evictKernel, prefillBf16GateUp, prefillPipelined, decodeVecAttention, pdl, int4Mma, liveDevicePreprocess, visionGraphs, visionFp32MaxBytes, batchDecode);
+                skinnyGemm, gemvSplitK, gemvSplitBlocksPerSm, prefillMma, prefillSplitKv, evictKernel, prefillBf16GateUp, prefillPipelined, decodeVecAttention, pdl, int4Mma, int4Tiled, liveDevicePreprocess, visionGraphs, visionFp32MaxBytes, batchDecode);
     }
 
     /**
@@ -185,6 +189,7 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
         m.put(DECODE_VEC_ATTENTION, Boolean.toString(decodeVecAttention));
         m.put(PDL, Boolean.toString(pdl));
         m.put(INT4_MMA, Boolean.toString(int4Mma));
+        m.put(INT4_TILED, Boolean.toString(int4Tiled));
         m.put(LIVE_DEVICE_PREPROCESS, Boolean.toString(liveDevicePreprocess));
         m.put(VISION_NO_GRAPHS, Boolean.toString(!visionGraphs));
         m.put(VISION_FP32_MAX_BYTES, Long.toString(visionFp32MaxBytes));
@@ -230,6 +235,9 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
 
     /** This tuning with programmatic dependent launch of the decode-step kernels on or off. */
     public Tuning withPdl(boolean on) { return with(PDL, Boolean.toString(on)); }
+
+    /** This tuning with {@link #int4Tiled} set. */
+    public Tuning withInt4Tiled(boolean on) { return with(INT4_TILED, Boolean.toString(on)); }
 
     /** This tuning with live video groups preprocessed on the GPU on or off. */
     public Tuning withLiveDevicePreprocess(boolean on) { return with(LIVE_DEVICE_PREPROCESS, Boolean.toString(on)); }

@@ -1,5 +1,6 @@
 package io.vlmflux.cuda.gpu;
 
+import io.vlmflux.cuda.Tuning;
 import io.vlmflux.cuda.cpu.Int4Weights;
 
 import java.util.Arrays;
@@ -15,10 +16,17 @@ import java.util.Arrays;
  * linears sharing their input (q/k/v, gate/up) concatenated along the output rows, each keeping its own act-order
  * permutation (GPTQ stores a g_idx per linear).
  *
+ * <p>Tiled ({@link Tuning#int4Tiled()}, matrices the tensor-core GEMV takes with at most one permutation): {@code q}
+ * holds the same words as 16-row x 128-column tiles of 1 KB, row block by row block and within one by column block,
+ * each tile its 16 rows of 16 words ({@link Layout#tiledIndex}); the rows are padded with zero words to a multiple of
+ * 16. A warp of {@code vf_int4_gemv_mma_t} reads one tile as two 512-byte loads; the prefill dequantization reads the
+ * same addresses. The fp32 GEMV does not read tiles (a tiled matrix always takes the tensor-core one).
+ *
  * @param mmaShape whether the tensor-core decode GEMV ({@code vf_int4_gemv_mma}) takes this matrix:
  *                 {@link Layout#mmaShape()}, decided once at upload
+ * @param tiled    whether {@code q} is stored in tiles (then {@code mmaShape} and at most one permutation)
  */
-public record Int4Device(Layout layout, DeviceBuffer q, DeviceBuffer sz, DeviceBuffer perm, boolean mmaShape) {
+public record Int4Device(Layout layout, DeviceBuffer q, DeviceBuffer sz, DeviceBuffer perm, boolean mmaShape, boolean tiled) {
     /** Most permutation parts one matrix may have (the kernels take the first rows of parts 1..3). */
     public static final int MAX_PERM_PARTS = 4;
 
@@ -186,23 +194,58 @@ public record Int4Device(Layout layout, DeviceBuffer q, DeviceBuffer sz, DeviceB
             }
             return true;
         }
+
+        /** Whether {@link #tiledWords} may store this matrix: {@link #mmaShape()} and at most one permutation. */
+        public boolean tileable() { return partStarts.length == 1 && mmaShape(); }
+
+        /** Rows of the tiled form: {@code rows} rounded up to 16. */
+        public int paddedRows() { return (rows + 15) / 16 * 16; }
+
+        /**
+         * Index in the tiled form of word {@code p} ({@code 0 <= p < cols / 8}) of row {@code r}: tile
+         * {@code (r / 16) * (cols / 128) + p / 16}, then row {@code r % 16} of it, then word {@code p % 16}.
+         */
+        public long tiledIndex(int r, int p) {
+            return (((long) (r >>> 4) * (cols >>> 7) + (p >>> 4)) * 16 + (r & 15)) * 16 + (p & 15);
+        }
+
+        /** {@link #q} in tiles ({@link #tiledIndex}), {@link #paddedRows()} rows (the padding zero). */
+        public int[] tiledWords() {
+            if (!tileable()) throw new IllegalStateException(name + ": not tileable (groups of whole 128-column blocks, integer zero points in [-64, 127], one permutation)");
+            int k8 = cols / 8;
+            int[] t = new int[Math.multiplyExact(paddedRows(), k8)];
+            for (int r = 0; r < rows; r++)
+                for (int p = 0; p < k8; p++) t[Math.toIntExact(tiledIndex(r, p))] = q[r * k8 + p];
+            return t;
+        }
     }
 
-    /** Uploads {@code l} into buffers of {@code arena} on {@code stream}; takes {@link #uploadBytes(Layout)} of it. */
-    public static Int4Device upload(GpuStream stream, DeviceArena arena, Layout l) {
-        DeviceBuffer q = arena.alloc(l.name + " int4 q uint32 [" + l.rows + ", " + l.cols / 8 + "]", 4L * l.q.length);
+    /** {@link #upload(GpuStream, DeviceArena, Layout, boolean)} untiled. */
+    public static Int4Device upload(GpuStream stream, DeviceArena arena, Layout l) { return upload(stream, arena, l, false); }
+
+    /**
+     * Uploads {@code l} into buffers of {@code arena} on {@code stream}, in tiles when {@code tile} and
+     * {@link Layout#tileable()}; takes {@link #uploadBytes(Layout)} of it either way.
+     */
+    public static Int4Device upload(GpuStream stream, DeviceArena arena, Layout l, boolean tile) {
+        boolean tiled = tile && l.tileable();
+        DeviceBuffer q = arena.alloc(l.name + " int4 q uint32 [" + l.rows + ", " + l.cols / 8 + "]" + (tiled ? " in 16x128 tiles" : ""),
+                4L * l.paddedRows() * (l.cols / 8));
         DeviceBuffer sz = arena.alloc(l.name + " int4 scale/zero fp16x2 [" + l.rows + ", " + l.groups() + "]", 4L * l.sz.length);
         DeviceBuffer perm = l.perm == null ? null
                 : arena.alloc(l.name + " int4 act-order permutations int32 [" + l.permParts() + ", " + l.cols + "]", 4L * l.perm.length);
-        stream.upload(q, l.q);
+        stream.upload(q, tiled ? l.tiledWords() : l.q);
         stream.upload(sz, l.sz);
         if (perm != null) stream.upload(perm, l.perm);
-        return new Int4Device(l, q, sz, perm, l.mmaShape());
+        return new Int4Device(l, q, sz, perm, l.mmaShape(), tiled);
     }
 
-    /** Arena bytes {@link #upload} takes for {@code l} (256-byte rounded buffers). */
+    /**
+     * Arena bytes {@link #upload} takes for {@code l} (256-byte rounded buffers; q for {@link Layout#paddedRows()}
+     * rows, tiled or not, so that the plan does not depend on the zero points).
+     */
     public static long uploadBytes(Layout l) {
-        return r(4L * l.q.length) + r(4L * l.sz.length) + (l.perm == null ? 0 : r(4L * l.perm.length));
+        return r(4L * l.paddedRows() * (l.cols / 8)) + r(4L * l.sz.length) + (l.perm == null ? 0 : r(4L * l.perm.length));
     }
 
     public int rows() { return layout.rows(); }
@@ -215,7 +258,8 @@ public record Int4Device(Layout layout, DeviceBuffer q, DeviceBuffer sz, DeviceB
      * to {@link #uploadBytes} of such a layout.
      */
     public static long plannedBytes(int rows, int cols, int groupSize, int permParts) {
-        return r(4L * rows * (cols / 8)) + r(4L * rows * (cols / Math.max(1, groupSize))) + (permParts > 0 ? r(4L * permParts * cols) : 0);
+        return r(4L * ((rows + 15) / 16 * 16) * (cols / 8)) + r(4L * rows * (cols / Math.max(1, groupSize)))
+                + (permParts > 0 ? r(4L * permParts * cols) : 0);
     }
 
     private static long r(long b) { return (b + 255) / 256 * 256; }

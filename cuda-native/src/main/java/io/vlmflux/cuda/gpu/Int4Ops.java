@@ -11,7 +11,8 @@ import io.vlmflux.cuda.Tuning;
  * allocated while capturing); the GEMV's row blocks read the copy of their part, all in one launch (one gather and one
  * GEMV per fused matrix, as with one permutation). Matrices whose groups span whole 128-column blocks and whose zero
  * points are integers ({@link Int4Device#mmaShape()}, every published format) take the tensor-core GEMV
- * ({@link Tuning#int4Mma()}).
+ * ({@link Tuning#int4Mma()}); stored in tiles ({@link Int4Device#tiled()}, {@link Tuning#int4Tiled()}) they take its
+ * tiled form, whatever this launcher's tuning.
  * Not thread-safe: the stream's thread.
  */
 public final class Int4Ops implements AutoCloseable {
@@ -78,6 +79,12 @@ public final class Int4Ops implements AutoCloseable {
             ld = k;
             if (parts > 1) xps = (long) rows * k;
         }
+        if (w.tiled()) {   // tiles (Int4Device): the tensor-core GEMV reading a warp's 16 x 128 block as 1 KB
+            mod.launch("vf_int4_gemv_mma_t", (m + 15) / 16, 1, 1, 32 * mmaWarps(k), 0, stream,
+                    a.reset().ptr(y).i32(ldy).ptr(w.q()).ptr(w.sz()).ptr(in).i32(ld).ptr(bias).ptr(residual).i32(m).i32(k)
+                            .i32(w.layout().groupSize()).i32(rows), pdl);
+            return;
+        }
         if (xps == 0 && mma && w.mmaShape()) {   // tensor cores: 16 rows a block, K split over its warps
             mod.launch("vf_int4_gemv_mma", (m + 15) / 16, 1, 1, 32 * mmaWarps(k), 0, stream,
                     a.reset().ptr(y).i32(ldy).ptr(w.q()).ptr(w.sz()).ptr(in).i32(ld).ptr(bias).ptr(residual).i32(m).i32(k)
@@ -123,13 +130,14 @@ public final class Int4Ops implements AutoCloseable {
         if (w.perm() == null) {   // four packed words a thread, 32 apart: four loads in flight
             long words = (long) m * (k / 8);
             mod.launch("vf_int4_dequant_bf16_x4", Math.toIntExact((words + 1023) / 1024), 1, 1, 256, 0, stream,
-                    a.reset().ptr(out).ptr(w.q()).ptr(w.sz()).i32(m).i32(k).i32(w.layout().groupSize()));
+                    a.reset().ptr(out).ptr(w.q()).ptr(w.sz()).i32(m).i32(k).i32(w.layout().groupSize()).i32(w.tiled() ? 1 : 0));
             return;
         }
         long words = (long) m * (k / 8);   // act-order: one word a thread, scattered through its part's permutation
         int[] s = partStarts(w.layout());
         mod.launch("vf_int4_dequant_bf16", Math.toIntExact((words + 255) / 256), 1, 1, 256, 0, stream,
-                a.reset().ptr(out).ptr(w.q()).ptr(w.sz()).ptr(w.perm()).i32(s[0]).i32(s[1]).i32(s[2]).i32(m).i32(k).i32(w.layout().groupSize()));
+                a.reset().ptr(out).ptr(w.q()).ptr(w.sz()).ptr(w.perm()).i32(s[0]).i32(s[1]).i32(s[2]).i32(m).i32(k).i32(w.layout().groupSize())
+                        .i32(w.tiled() ? 1 : 0));
     }
 
     @Override public void close() {

@@ -177,6 +177,39 @@ class Int4LayoutTest {
     }
 
     /** Every cuda kernel subtracts zero points as exact integers: a fractional one is refused, naming tensor and place. */
+    /**
+     * The tiled form of int4.cu (Int4Device.tiled): every 16-row x 128-column block is 256 consecutive words, its rows
+     * one after the other, blocks of a row block consecutive, rows padded with zero words to a multiple of 16; only
+     * matrices the tensor-core GEMV takes with one permutation (or none) are tiled; the arena plan covers the padding.
+     */
+    @Test
+    void tilesHoldEachSixteenRowBlockOfACompleteColumnBlockContiguously() {
+        Random rnd = new Random(11);
+        for (int[] c : new int[][]{{37, 256, 128}, {16, 128, 128}, {5, 384, 384}, {48, 1024, 256}}) {
+            int m = c[0], k = c[1], gs = c[2], k8 = k / 8, nb = k / 128;
+            Int4Device.Layout l = Int4Device.Layout.of(Int4OpsTest.random(rnd, m, k, gs, false, m == 5));
+            assertTrue(l.tileable(), Arrays.toString(c));
+            int[] t = l.tiledWords();
+            assertEquals((m + 15) / 16 * 16, l.paddedRows());
+            assertEquals(l.paddedRows() * k8, t.length);
+            for (int rb = 0; rb < l.paddedRows() / 16; rb++)
+                for (int cb = 0; cb < nb; cb++)
+                    for (int rr = 0; rr < 16; rr++)
+                        for (int w = 0; w < 16; w++) {
+                            int r = rb * 16 + rr, at = ((rb * nb + cb) * 16 + rr) * 16 + w;
+                            assertEquals(at, l.tiledIndex(r, cb * 16 + w));
+                            assertEquals(r < m ? l.q()[r * k8 + cb * 16 + w] : 0, t[at], "row " + r + " word " + (cb * 16 + w));
+                        }
+            assertEquals(Int4Device.plannedBytes(m, k, gs, l.permParts()), Int4Device.uploadBytes(l), "the plan covers the padded rows");
+        }
+        Int4Device.Layout g64 = Int4Device.Layout.of(Int4OpsTest.random(rnd, 16, 256, 64, false, false));
+        assertFalse(g64.tileable(), "groups of 64 take the fp32 GEMV, which reads rows");
+        assertThrows(IllegalStateException.class, g64::tiledWords);
+        Int4Device.Layout twoPerms = fused(Int4OpsTest.random(rnd, 16, 512, 128, false, true), Int4OpsTest.random(rnd, 16, 512, 128, false, true));
+        assertTrue(twoPerms.mmaShape() && twoPerms.permParts() == 2);
+        assertFalse(twoPerms.tileable(), "several permutations take the per-part fp32 GEMV");
+    }
+
     @Test
     void fractionalZeroPointsAreAClearError() {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Int4Device.Layout.of(withZero(8f, 5, 7.5f)));

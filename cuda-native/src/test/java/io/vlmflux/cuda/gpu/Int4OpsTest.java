@@ -68,7 +68,9 @@ class Int4OpsTest {
     /**
      * Both GEMVs on every case: the fp32 one everywhere, the tensor-core one where {@link Int4Device#mmaShape()} takes
      * the matrix (groups of a multiple of 128 columns, here 128, 256 and per-channel; row counts that are not a multiple
-     * of its 16-row tiles; 1..8 input rows; act-order through the gathered input).
+     * of its 16-row tiles; 1..8 input rows; act-order through the gathered input), and there also on the same matrix
+     * stored in 16 x 128 tiles ({@link Int4Device#tiled()}, {@code vf_int4_gemv_mma_t}), whose prefill dequantization
+     * must give the untiled one's matrix.
      */
     @ParameterizedTest(name = "rows {0} m {1} k {2} gs {3} sym {4} actOrder {5} bias {6} residual {7}")
     @CsvSource({"1, 13, 64, 32, true, false, false, false", "1, 300, 1024, 128, false, false, true, true",
@@ -92,9 +94,13 @@ class Int4OpsTest {
             float[] x = bfRound(randn(rnd, rows * ldx, 1f));
             float[] bias = randn(rnd, m, 1f), y0 = randn(rnd, rows * ldy, 1f);
             float[] wf = w.dequantize();
-            for (Int4Ops o : dw.mmaShape() ? new Int4Ops[]{fp32Ops, ops} : new Int4Ops[]{fp32Ops}) {
-                String path = o == ops ? "tensor-core GEMV: " : "fp32 GEMV: ";
-                float[] y = gemvOnDevice(o, dw, x, bias, y0, rows, m, ldx, ldy, withBias, withResidual);
+            Int4Device tw = dw.mmaShape() ? Int4Device.upload(st, arena, dw.layout(), true) : null;
+            assertEquals(dw.mmaShape(), tw != null && tw.tiled(), "a matrix the tensor-core GEMV takes is stored in tiles on request");
+            for (int pi = 0; pi < (dw.mmaShape() ? 3 : 1); pi++) {
+                // the fp32 GEMV; the tensor-core one; the tiled one (taken by a tiled matrix whatever the launcher's tuning)
+                Int4Ops o = pi == 1 ? ops : fp32Ops;
+                String path = new String[]{"fp32 GEMV: ", "tensor-core GEMV: ", "tiled tensor-core GEMV: "}[pi];
+                float[] y = gemvOnDevice(o, pi == 2 ? tw : dw, x, bias, y0, rows, m, ldx, ldy, withBias, withResidual);
                 for (int b = 0; b < rows; b++)
                     for (int j = 0; j < m; j++) {
                         double s = 0, mag = 0;
@@ -105,6 +111,12 @@ class Int4OpsTest {
                     }
                 for (int b = 0; b < rows; b++)   // the padding between rows is never written
                     for (int j = m; j < ldy; j++) assertEquals(y0[b * ldy + j], y[b * ldy + j], path + "padding at row " + b + " col " + j);
+            }
+            if (tw != null) {   // the prefill dequantization of the tiles: the same bf16 matrix
+                DeviceBuffer du = arena.alloc("W bf16 untiled", 2L * m * k), dt = arena.alloc("W bf16 tiled", 2L * m * k);
+                ops.dequantize(du, dw);
+                ops.dequantize(dt, tw);
+                assertArrayEquals(st.downloadShorts(du, m * k), st.downloadShorts(dt, m * k), "prefill dequantization of the tiles");
             }
         } finally {
             arena.reset(mark);

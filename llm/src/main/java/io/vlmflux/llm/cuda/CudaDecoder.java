@@ -111,6 +111,7 @@ public final class CudaDecoder implements Decoder {
     /** Batched decode GEMMs of 2..{@link #SKINNY_MAX_ROWS} rows through {@link BatchDecodeOps#gemvRows} ({@link Tuning#skinnyGemm()}), cuBLAS otherwise. */
     private final boolean skinnyGemm;
     private final boolean splitKvPrefill;   // Tuning.prefillSplitKv
+    private final boolean int4Tiles;        // Tuning.int4Mma && int4Tiled: 4-bit matrices the tensor-core GEMV takes stored in tiles
     final boolean evictKernel;              // Tuning.evictKernel (read by CudaKvCache.evict)
     private final boolean bf16GateUp;       // Tuning.prefillBf16GateUp
     private final Map<String, String> tuningChanges;   // Tuning.changes(), for info()
@@ -162,6 +163,7 @@ public final class CudaDecoder implements Decoder {
         fuseSilu = !quantized && tuning.fusedSilu() && I % 8 == 0 && I <= GpuOps.FUSED_GEMV_MAX_K;
         skinnyGemm = tuning.skinnyGemm();
         splitKvPrefill = tuning.prefillSplitKv();
+        int4Tiles = tuning.int4Mma() && tuning.int4Tiled();
         evictKernel = tuning.evictKernel();
         bf16GateUp = tuning.prefillBf16GateUp();
         tuningChanges = java.util.Collections.unmodifiableMap(tuning.changes());
@@ -364,7 +366,7 @@ public final class CudaDecoder implements Decoder {
                     throw new IllegalArgumentException(store.location() + ": " + e.getMessage(), e);
                 }
             }
-            Int4Device d = Int4Device.upload(st, arena, Int4Device.Layout.concat(label, parts));
+            Int4Device d = Int4Device.upload(st, arena, Int4Device.Layout.concat(label, parts), int4Tiles);
             int4.put(d.q(), d);
             progress.advance(d.layout().bytes(), label);
             return d.q();

@@ -45,7 +45,11 @@ class CudaQuantizedModelTest {
         Path qd = tmp.resolve("q"), rd = tmp.resolve("ref");
         QuantFixture.write(QuantFixture.Spec.tiny(q, seed), qd, rd);
         int[] prompt = {3, 17, 250, 99, 4, 311, 42, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 77};   // > 8 rows: the dequantize + GEMM prefill
-        try (Decoder gpu = Models.load(qd, "cuda"); Decoder cpu = Models.load(qd, "cpu")) {
+        // the default tuning, then 4-bit matrices stored in 16 x 128 tiles where the tensor-core GEMV takes them
+        for (io.vlmflux.cuda.Tuning tuning : new io.vlmflux.cuda.Tuning[]{io.vlmflux.cuda.Tuning.fromSystemProperties(),
+                io.vlmflux.cuda.Tuning.fromSystemProperties().withInt4Tiled(true)})
+        try (Decoder gpu = Models.load(qd, "config.json", io.vlmflux.llm.Backend.CUDA, null, tuning); Decoder cpu = Models.load(qd, "cpu")) {
+            label = label.replace(" (tiles)", "") + (tuning.int4Tiled() ? " (tiles)" : "");
             assertEquals("cuda", gpu.backend());
             int V = cpu.config().vocabSize();
             KvCache cg = gpu.newCache(64), cc = cpu.newCache(64);
