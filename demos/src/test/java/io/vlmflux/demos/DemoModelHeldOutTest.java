@@ -25,8 +25,14 @@ import static org.junit.jupiter.api.Assertions.*;
 class DemoModelHeldOutTest {
     static final Path SHAPES = Path.of(System.getProperty("vlmflux.root", "..")).resolve("demos/models/shapes-vl");
 
-    @Test void heldOutCasesAreAnsweredThroughTheCliAsTransformersAnswersThem() throws Exception {
-        // -Dvlmflux.heldout=DIR: a larger set written by `train_demo_model.py --write-cases DIR` (no transformers verdicts)
+    @Test void heldOutCasesAreAnsweredThroughTheCliAsTransformersAnswersThem() throws Exception { check("cpu"); }
+
+    /**
+     * Every held-out case through {@code vlmflux generate --backend BACKEND}; the cases of {@code -Dvlmflux.heldout=DIR}
+     * instead of the model's own when given (a larger set written by {@code train_demo_model.py --write-cases DIR},
+     * without transformers' verdicts).
+     */
+    static void check(String backend) throws Exception {
         Path held = Path.of(System.getProperty("vlmflux.heldout", SHAPES.resolve("heldout").toString()));
         JsonNode cases = new ObjectMapper().readTree(held.resolve("cases.json").toFile());
         assertTrue(cases.size() >= 30, "a sample of every question type: " + cases.size());
@@ -39,7 +45,7 @@ class DemoModelHeldOutTest {
             List<String> args = new ArrayList<>(List.of("--model", SHAPES.toString(), "--prompt", c.get("question").asText()));
             if (video) args.addAll(List.of("--video", held.resolve(media).toString(), "--video-fps", c.get("fps").asText()));
             else args.addAll(List.of("--image", held.resolve(media).toString()));
-            args.addAll(List.of("--greedy", "--max-tokens", "40", "--json", "--backend", "cpu"));
+            args.addAll(List.of("--greedy", "--max-tokens", "40", "--json", "--backend", backend));
             assertTrue(Files.exists(held.resolve(media)), media);
             String text = run(args).get("text").asText().trim();
             boolean ok = text.equals(c.get("answer").asText());
@@ -54,7 +60,7 @@ class DemoModelHeldOutTest {
         }
         StringBuilder report = new StringBuilder();
         perType.forEach((k, v) -> report.append(String.format("%s %d/%d  ", k, v[0], v[1])));
-        System.out.println("held-out cases through generate (" + held + "): " + report + "; as transformers on " + agree + "/"
+        System.out.println("held-out cases through generate on " + backend + " (" + held + "): " + report + "; as transformers on " + agree + "/"
                 + judged + "\n  wrong: " + String.join("\n  wrong: ", wrong));
         // eval.json holds the model's accuracy (1,200 images and 320 videos through transformers); this sample checks
         // that the product's path answers as transformers does, case by case, and that no question type is broken

@@ -34,14 +34,17 @@ class DemoModelMotionTest {
     static final Path SHAPES = Path.of(System.getProperty("vlmflux.root", "..")).toAbsolutePath().normalize().resolve("demos/models/shapes-vl");
     static final String Q = "Which way is the shape moving?";
 
-    @Test void motionAnswersFollowTheBall() {
+    @Test void motionAnswersFollowTheBall() { check(Backend.CPU); }
+
+    /** The test on {@code backend}: the same frames, session settings and bounds. */
+    static void check(Backend backend) {
         List<Frame> frames = Sources.parse("test:ball?live=false&fps=30&num-buffers=1200", new SourceOptions(320, 240, PixelFormat.RGB)).frames()
                 .transform(Stages.sample("15f")).collectList().block(Duration.ofSeconds(60));
         assertNotNull(frames);
         assertEquals(80, frames.size(), "frames 0, 15, ..., 1185");
         int judged = 0, right = 0;
         List<String> seen = new ArrayList<>();
-        try (VlmRuntime model = VlmRuntime.load(SHAPES, RuntimeOptions.defaults().withBackend(Backend.CPU));
+        try (VlmRuntime model = VlmRuntime.load(SHAPES, RuntimeOptions.defaults().withBackend(backend));
              LiveSession s = LiveSession.open(model, LiveDefaults.of(SHAPES).applyTo(LiveSession.Options.defaults().withFps(2).withMaxAnswerTokens(4)))) {
             for (int g = 0; g < frames.size(); g += 2) {
                 s.appendBlocking(List.of(frames.get(g), frames.get(g + 1)));
@@ -56,7 +59,7 @@ class DemoModelMotionTest {
                 if (truth.equals(answer.strip())) right++;
             }
         }
-        System.out.println(String.join("\n", seen));
+        System.out.println(backend + ":\n" + String.join("\n", seen));
         assertTrue(judged >= 20, "enough clear windows: " + seen);
         assertEquals(Duration.ofSeconds(4), LiveDefaults.of(SHAPES).window());
         assertTrue(right >= 0.7 * judged, right + " of " + judged + " windows right: " + String.join("\n", seen));
