@@ -24,7 +24,8 @@ import java.util.concurrent.atomic.AtomicLong;
  *   <li>samples the frames at {@link Options#session()} fps by presentation time (a source whose pts go backwards,
  *       e.g. after a reconnect, is rebased so session time keeps increasing), groups them by
  *       {@code temporal_patch_size} and appends each group (incremental prefill; the window evicts the oldest);</li>
- *   <li>answers each question of the {@code questions} flux over the window at that moment;</li>
+ *   <li>answers each question of the {@code questions} flux over the window at that moment (a question that comes
+ *       before the first group waits for it: an answer over no video would be a guess);</li>
  *   <li>every {@link Options#narrateEvery()} asks the standing {@link Options#narratePrompt()} ("What changed?") and
  *       emits the answer as a narration with the time span it covers.</li>
  * </ul>
@@ -153,6 +154,11 @@ public final class LiveVideo {
             LiveSession session = LiveSession.open(runtime, options.session());
             AtomicLong dropped = new AtomicLong();
             Sinks.Empty<Void> framesDone = Sinks.empty();
+            Sinks.Empty<Void> firstGroup = Sinks.empty();   // questions wait for video: an answer over no frames is a guess
+            java.util.function.Consumer<LiveSession.Appended> appended = x -> {
+                firstGroup.tryEmitEmpty();
+                if (onAppend != null) onAppend.accept(x);
+            };
             HeldFrames held = new HeldFrames();
             long interval = Math.round(1e9 / options.session().fps());
             Flux<Work> groups = frames
@@ -166,14 +172,15 @@ public final class LiveVideo {
                     ((Append) w).close();
                     dropped.incrementAndGet();
                 }, BufferOverflowStrategy.DROP_OLDEST);
-            Flux<Work> asks = questions.filter(q -> !q.isBlank()).<Work>map(Ask::new).onBackpressureBuffer().takeUntilOther(framesDone.asMono());
+            Flux<Work> asks = questions.filter(q -> !q.isBlank()).<Work>map(Ask::new).onBackpressureBuffer()
+                    .delayUntil(q -> firstGroup.asMono()).takeUntilOther(framesDone.asMono());
             Flux<Work> ticks = options.narrateEvery() == null ? Flux.empty()
                     : Flux.interval(options.narrateEvery(), options.narrateEvery()).<Work>map(Tick::new).onBackpressureDrop()
                     .takeUntilOther(framesDone.asMono());
             // questions first, then narration ticks, then groups: a plain merge resumes at the source it served last,
             // so a session that always has a group waiting would starve the questions
             return Flux.mergePriority(1, java.util.Comparator.comparingInt(LiveVideo::priority), asks, ticks, groups)
-                    .concatMap(w -> execute(session, w, held, dropped, onAppend, checks), 0)
+                    .concatMap(w -> execute(session, w, held, dropped, appended, checks), 0)
                     .doFinally(s -> {
                         held.end();
                         session.close();

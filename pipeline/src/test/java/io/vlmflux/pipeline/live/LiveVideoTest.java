@@ -87,6 +87,23 @@ class LiveVideoTest {
         assertTrue(clip.allClosed());
     }
 
+    /** A question that comes before any video waits for the first group instead of being answered over nothing. */
+    @Test void aQuestionBeforeAnyVideoWaitsForTheFirstGroup() {
+        Clip clip = new Clip(4);
+        Sinks.Many<Frame> frames = Sinks.many().unicast().onBackpressureBuffer();
+        StepVerifier.create(live(Duration.ofSeconds(60), 16).run(frames.asFlux(), Flux.just("Early?")))
+                .then(() -> clip.flux().subscribe(frames::tryEmitNext))
+                .assertNext(a -> {
+                    assertEquals("Early?", a.question());
+                    assertTrue(a.windowGroups() >= 1, "answered over " + a.windowGroups() + " groups");
+                    assertEquals(0, a.windowStartPts());
+                })
+                .then(frames::tryEmitComplete)
+                .expectComplete()
+                .verify(Duration.ofSeconds(60));
+        assertTrue(clip.allClosed());
+    }
+
     @Test void groupsArrivingWhileTheSessionIsBusyAreDroppedOldestFirstAndCounted() throws Exception {
         Clip clip = new Clip(40);   // 20 groups
         CountDownLatch hold = new CountDownLatch(1), holding = new CountDownLatch(1);
