@@ -26,7 +26,8 @@
 #                         (ncu_step_table.py; issue 18's table); then bench llm --sampled --batch 1..16 at 0.6B, both ways
 #   e2e-gpu-run.sh measure-int4 [SHAPES] (same): bench llm bf16 vs 4-bit (quantize --method rtn) at Qwen2.5-3B and -7B
 #                         (or SHAPES, e.g. "qwen2.5-7b": one shape a call keeps it under ten minutes), eval 4-bit vs bf16
-#                         (issue 15), 4-bit with the fp32 GEMV (int4Mma=false) and with tiles (int4Tiled=true), and bf16
+#                         (issue 15), 4-bit with the fp32 GEMV (int4Mma=false) and with tiles + the overlapped prefill
+#                         (int4Tiled=true int4PrefillOverlap=true; each also separately in int4-check's tests), and bf16
 #                         again with the fp32 gate/up prefill
 #                         (prefillBf16GateUp=false; VLMFLUX_INT4_NO_GATEUP=1: not that) and with the pre-stop-25 switches
 #                         (VLMFLUX_INT4_NO_BEFORE=1: not the latter); quantize gets a 60 GB heap; VLMFLUX_INT4_VLM=1: also the
@@ -159,8 +160,8 @@ case "${1:-}" in
         timeout 120 "$run" vlmflux bench llm --backend cuda --model /tmp/vlmflux-models/$shape-awq --contexts 512,2048 --json > "$out/llm-$shape-int4.jsonl" 2> "$out/llm-$shape-int4.err"
         VLMFLUX_JAVA_OPTS="-Dvlmflux.cuda.int4Mma=false" timeout 120 "$run" vlmflux bench llm --backend cuda --model /tmp/vlmflux-models/$shape-awq \
             --contexts 512,2048 --json > "$out/llm-$shape-int4-fp32gemv.jsonl" 2> "$out/llm-$shape-int4-fp32gemv.err"
-        VLMFLUX_JAVA_OPTS="-Dvlmflux.cuda.int4Tiled=true" timeout 120 "$run" vlmflux bench llm --backend cuda --model /tmp/vlmflux-models/$shape-awq \
-            --contexts 512,2048 --json > "$out/llm-$shape-int4-tiled.jsonl" 2> "$out/llm-$shape-int4-tiled.err"
+        VLMFLUX_JAVA_OPTS="-Dvlmflux.cuda.int4Tiled=true -Dvlmflux.cuda.int4PrefillOverlap=true" timeout 120 "$run" vlmflux bench llm --backend cuda \
+            --model /tmp/vlmflux-models/$shape-awq --contexts 512,2048 --json > "$out/llm-$shape-int4-tiled.jsonl" 2> "$out/llm-$shape-int4-tiled.err"
         grep -h decode_tok_s "$out/llm-$shape-int4.jsonl" "$out/llm-$shape-int4-fp32gemv.jsonl" "$out/llm-$shape-int4-tiled.jsonl" | cut -c1-400 >&2
         tail -n 1 "$out/llm-$shape-bf16.jsonl" "$out/llm-$shape-int4.jsonl" >&2; tail -n 3 "$out/quantize-$shape.txt" >&2
         step "eval $shape: 4-bit vs bf16 on cuda (random weights: pseudo-random ids, no tokenizer)"

@@ -51,6 +51,9 @@ import java.util.function.Function;
  * @param int4Tiled            {@code vlmflux.cuda.int4Tiled}: with {@code int4Mma}, such matrices are stored at load in
  *                             16-row x 128-column tiles of 1 KB (a warp's block of the tensor-core GEMV is one contiguous
  *                             read instead of 16 rows x 64 bytes); off until measured on the GPU machine
+ * @param int4PrefillOverlap   {@code vlmflux.cuda.int4PrefillOverlap}: a 4-bit prefill dequantizes the next linear's weights
+ *                             on a second stream while the current one's GEMM runs (one more dequantized-weight buffer);
+ *                             off until measured on the GPU machine
  * @param liveDevicePreprocess {@code vlmflux.live.devicePreprocess}: on cuda, a live session's video groups are resized,
  *                             normalised and patchified on the GPU like images instead of on the host (on; preprocess 7.4 ms → 0)
  * @param visionGraphs         not {@code vlmflux.vision.noGraphs}: the GPU vision encoder replays CUDA graphs
@@ -62,7 +65,7 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
                      boolean skinnyGemm, boolean gemvSplitK, int gemvSplitBlocksPerSm, boolean prefillMma,
                      boolean prefillSplitKv, boolean evictKernel, boolean prefillBf16GateUp,
                      boolean prefillPipelined, boolean decodeVecAttention, boolean pdl, boolean int4Mma,
-                     boolean int4Tiled, boolean liveDevicePreprocess, boolean visionGraphs, long visionFp32MaxBytes, boolean batchDecode) {
+                     boolean int4Tiled, boolean int4PrefillOverlap, boolean liveDevicePreprocess, boolean visionGraphs, long visionFp32MaxBytes, boolean batchDecode) {
 
     public static final String CPU_THREADS = "vlmflux.cpu.threads";
     public static final String CPU_SPIN_MICROS = "vlmflux.cpu.spinMicros";
@@ -87,6 +90,7 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
     public static final String PDL = "vlmflux.cuda.pdl";
     public static final String INT4_MMA = "vlmflux.cuda.int4Mma";
     public static final String INT4_TILED = "vlmflux.cuda.int4Tiled";
+    public static final String INT4_PREFILL_OVERLAP = "vlmflux.cuda.int4PrefillOverlap";
     public static final String LIVE_DEVICE_PREPROCESS = "vlmflux.live.devicePreprocess";
     public static final String VISION_NO_GRAPHS = "vlmflux.vision.noGraphs";
     public static final String VISION_FP32_MAX_BYTES = "vlmflux.vision.fp32MaxBytes";
@@ -103,7 +107,7 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
     /** Every knob at its default (process-wide ones too: not what this process was started with; see {@link #process()}). */
     public static Tuning defaults() {
         return new Tuning(Runtime.getRuntime().availableProcessors(), 100, true, false, false, null,
-                true, true, 2048, true, false, true, true, 4, true, true, true, true, true, true, true, true, false, true, true, 1L << 30, true);
+                true, true, 2048, true, false, true, true, 4, true, true, true, true, true, true, true, true, false, false, true, true, 1L << 30, true);
     }
 
     /** Every knob from the system properties now (absent ones at their defaults). */
@@ -132,6 +136,7 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
                 flag(lookup, PREFILL_PIPELINED, d.prefillPipelined),
                 flag(lookup, DECODE_VEC_ATTENTION, d.decodeVecAttention),
                 flag(lookup, PDL, d.pdl), flag(lookup, INT4_MMA, d.int4Mma), flag(lookup, INT4_TILED, d.int4Tiled),
+                flag(lookup, INT4_PREFILL_OVERLAP, d.int4PrefillOverlap),
                 flag(lookup, LIVE_DEVICE_PREPROCESS, d.liveDevicePreprocess), !flag(lookup, VISION_NO_GRAPHS, !d.visionGraphs),
                 longer(lookup, VISION_FP32_MAX_BYTES, d.visionFp32MaxBytes), flag(lookup, BATCH_DECODE, d.batchDecode));
     }
@@ -158,7 +163,7 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
 
     private Tuning withProcessWide(int threads, long spin, boolean simd, boolean disable, boolean nvrtc, Path root) {
         return new Tuning(threads, spin, simd, disable, nvrtc, root, graphs, batchGraphs, prefillChunk, fusedNorm, fusedSilu,
-                skinnyGemm, gemvSplitK, gemvSplitBlocksPerSm, prefillMma, prefillSplitKv, evictKernel, prefillBf16GateUp, prefillPipelined, decodeVecAttention, pdl, int4Mma, int4Tiled, liveDevicePreprocess, visionGraphs, visionFp32MaxBytes, batchDecode);
+                skinnyGemm, gemvSplitK, gemvSplitBlocksPerSm, prefillMma, prefillSplitKv, evictKernel, prefillBf16GateUp, prefillPipelined, decodeVecAttention, pdl, int4Mma, int4Tiled, int4PrefillOverlap, liveDevicePreprocess, visionGraphs, visionFp32MaxBytes, batchDecode);
     }
 
     /**
@@ -190,6 +195,7 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
         m.put(PDL, Boolean.toString(pdl));
         m.put(INT4_MMA, Boolean.toString(int4Mma));
         m.put(INT4_TILED, Boolean.toString(int4Tiled));
+        m.put(INT4_PREFILL_OVERLAP, Boolean.toString(int4PrefillOverlap));
         m.put(LIVE_DEVICE_PREPROCESS, Boolean.toString(liveDevicePreprocess));
         m.put(VISION_NO_GRAPHS, Boolean.toString(!visionGraphs));
         m.put(VISION_FP32_MAX_BYTES, Long.toString(visionFp32MaxBytes));
@@ -238,6 +244,9 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
 
     /** This tuning with {@link #int4Tiled} set. */
     public Tuning withInt4Tiled(boolean on) { return with(INT4_TILED, Boolean.toString(on)); }
+
+    /** This tuning with {@link #int4PrefillOverlap} set. */
+    public Tuning withInt4PrefillOverlap(boolean on) { return with(INT4_PREFILL_OVERLAP, Boolean.toString(on)); }
 
     /** This tuning with live video groups preprocessed on the GPU on or off. */
     public Tuning withLiveDevicePreprocess(boolean on) { return with(LIVE_DEVICE_PREPROCESS, Boolean.toString(on)); }

@@ -32,6 +32,11 @@ public final class GpuStream implements AutoCloseable {
         Cuda.check(cudart.cudaStreamSynchronize(handle), "cudaStreamSynchronize");
     }
 
+    /** Work enqueued on this stream from now on starts after the point {@code event} last recorded (none: at once). */
+    public void waitFor(GpuEvent event) {
+        Cuda.check(cudart.cudaStreamWaitEvent(handle, event.handle(), 0), "cudaStreamWaitEvent");
+    }
+
     // ---- host -> device (synchronous) ----
     public void upload(DeviceBuffer dst, float[] src) {
         try (FloatPointer p = new FloatPointer(src)) { copyIn(dst, p, 4L * src.length); }

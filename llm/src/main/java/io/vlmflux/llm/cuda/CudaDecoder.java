@@ -11,6 +11,7 @@ import io.vlmflux.cuda.gpu.CudaGraph;
 import io.vlmflux.cuda.gpu.DeviceArena;
 import io.vlmflux.cuda.gpu.DeviceBuffer;
 import io.vlmflux.cuda.gpu.GpuDevice;
+import io.vlmflux.cuda.gpu.GpuEvent;
 import io.vlmflux.cuda.gpu.GpuOps;
 import io.vlmflux.cuda.gpu.GpuStream;
 import io.vlmflux.cuda.gpu.Int4Device;
@@ -130,6 +131,24 @@ public final class CudaDecoder implements Decoder {
     private final Map<DeviceBuffer, Int4Device> int4 = new HashMap<>();
     private final Int4Ops i4;
     private DeviceBuffer int4Scratch;
+    /**
+     * Tuning.int4PrefillOverlap: during a prefill the next 4-bit linear (in layer order: q/k/v, o, gate/up, down, then
+     * the next layer's) is dequantized on {@link #int4Side} into the other of two buffers ({@link #int4Scratch} and
+     * {@code int4Slots[1]}) while the current one's GEMM runs. {@code int4Tags[s]}: the weight slot s holds (null:
+     * unknown); {@code int4Done[s]}: recorded on the side stream after its dequantization into s; {@code int4Free[s]}:
+     * recorded on the decoder's stream after the last GEMM that read s. Decode-time dequantizations (more than
+     * {@link Int4Ops#MAX_ROWS} rows, possibly inside a captured graph) use slot 0 without events: a prefill ends with
+     * the decoder's stream waiting for the side stream, and starts by recording both slots free.
+     */
+    private final boolean int4Overlap;
+    private DeviceBuffer[] int4Slots;
+    private final Int4Device[] int4Tags = new Int4Device[2];
+    private GpuEvent[] int4Done, int4Free;
+    private GpuStream int4Side;
+    private Int4Ops int4SideOps;
+    private final Map<Int4Device, Int4Device> int4Next = new HashMap<>();
+    private boolean prefilling;
+    private int int4Slot = -1;   // slot of the dequantized weight the GEMM in flight reads (-1: not a slot of the protocol)
 
     private static final class Layer {
         DeviceBuffer attnNorm, mlpNorm, wqkv, bqkv, wo, bo, qNorm, kNorm, wgu, wd;
@@ -164,6 +183,7 @@ public final class CudaDecoder implements Decoder {
         skinnyGemm = tuning.skinnyGemm();
         splitKvPrefill = tuning.prefillSplitKv();
         int4Tiles = tuning.int4Mma() && tuning.int4Tiled();
+        int4Overlap = quantized && tuning.int4PrefillOverlap();
         evictKernel = tuning.evictKernel();
         bf16GateUp = tuning.prefillBf16GateUp();
         tuningChanges = java.util.Collections.unmodifiableMap(tuning.changes());
@@ -189,6 +209,7 @@ public final class CudaDecoder implements Decoder {
         w += linearsBytes(c, spec, store);
         long scratch = quantized ? r(2L * Math.max(Math.max(QKV, 2L * I) * H, Math.max((long) H * Q, (long) H * I))) : 0;
         w += scratch;
+        if (int4Overlap) w += scratch;   // the second buffer the next linear is dequantized into
         if (spec.qkvBias()) perLayer += r(4L * QKV);
         if (spec.oBias()) perLayer += r(4L * H);
         if (spec.qkNorm()) perLayer += 2 * r(2L * hd);
@@ -237,6 +258,23 @@ public final class CudaDecoder implements Decoder {
             if (quantized) {
                 int4Scratch = arena.alloc("int4 prefill: dequantized weight bf16 (reused by every linear)", scratch);
                 i4.reserveGather();
+                if (int4Overlap) {
+                    int4Slots = new DeviceBuffer[]{int4Scratch, arena.alloc("int4 prefill: the next linear's dequantized weight bf16", scratch)};
+                    int4Done = new GpuEvent[]{new GpuEvent(), new GpuEvent()};
+                    int4Free = new GpuEvent[]{new GpuEvent(), new GpuEvent()};
+                    int4Side = dev.newStream();
+                    int4SideOps = new Int4Ops(int4Side, Math.max(Math.max(H, Q), I), tuning);
+                    Int4Device prev = null, first = null;   // the order a prefill chunk reads them, wrapping to the next chunk
+                    for (Layer l : layers)
+                        for (DeviceBuffer b : new DeviceBuffer[]{l.wqkv, l.wo, l.wgu, l.wd}) {
+                            Int4Device d = int4.get(b);
+                            if (d == null) continue;
+                            if (prev != null) int4Next.put(prev, d);
+                            else first = d;
+                            prev = d;
+                        }
+                    if (prev != null && first != prev) int4Next.put(prev, first);
+                }
             }
             invFreq = arena.alloc("rope inv_freq", 4L * (hd / 2));
             st.upload(invFreq, invFreq(c.rope(), hd));
@@ -900,9 +938,9 @@ public final class CudaDecoder implements Decoder {
             if (rows <= Int4Ops.MAX_ROWS) {
                 i4.gemv(y, m, q4, in, k, bias, accumulate ? y : null, rows);
             } else {
-                DeviceBuffer wb = int4Scratch.slice(0, 2L * m * k, "dequantized " + q4.layout().name());
-                i4.dequantize(wb, q4);
+                DeviceBuffer wb = dequantized(q4);
                 blas.matmulNT(y, in, wb, rows, m, k, accumulate);
+                if (int4Slot >= 0) int4Free[int4Slot].record(st);
                 if (bias != null) ops.addBiasRows(y, bias, rows, m);
             }
         } else if (rows == 1 && k % 8 == 0) {
@@ -913,10 +951,61 @@ public final class CudaDecoder implements Decoder {
         }
     }
 
+    /**
+     * {@code q4} dequantized to bf16 for a GEMM: into {@link #int4Scratch} on the decoder's stream; with
+     * {@link #int4Overlap} during a prefill, from the slot the side stream filled ahead (else dequantized here, into
+     * the slot the side stream is not filling), and the next linear's dequantization goes to the side stream now.
+     * Sets {@link #int4Slot} to the slot the caller's GEMM reads (-1 outside the protocol).
+     */
+    private DeviceBuffer dequantized(Int4Device q4) {
+        long bytes = 2L * q4.rows() * q4.cols();
+        String what = "dequantized " + q4.layout().name();
+        if (!int4Overlap || !prefilling) {
+            if (int4Overlap) int4Tags[0] = null;   // slot 0 is int4Scratch: its content changes here
+            int4Slot = -1;
+            DeviceBuffer wb = int4Scratch.slice(0, bytes, what);
+            i4.dequantize(wb, q4);
+            return wb;
+        }
+        int s = int4Tags[0] == q4 ? 0 : int4Tags[1] == q4 ? 1 : -1;
+        if (s >= 0) st.waitFor(int4Done[s]);   // filled ahead on the side stream
+        else {
+            s = int4Tags[0] == null ? 0 : int4Tags[1] == null ? 1 : 0;
+            st.waitFor(int4Done[s]);           // a dequantization still writing it finishes first
+            i4.dequantize(int4Slots[s].slice(0, bytes, what), q4);
+            int4Tags[s] = q4;
+        }
+        Int4Device next = int4Next.get(q4);
+        int o = 1 - s;
+        if (next != null && int4Tags[o] != next) {
+            int4Side.waitFor(int4Free[o]);     // the GEMMs that read slot o are done with it
+            int4SideOps.dequantize(int4Slots[o].slice(0, 2L * next.rows() * next.cols(), "dequantized " + next.layout().name()), next);
+            int4Done[o].record(int4Side);
+            int4Tags[o] = next;
+        }
+        int4Slot = s;
+        return int4Slots[s].slice(0, bytes, what);
+    }
+
     // ---------------------------------------------------------------------------------------------------------
     // prefill: chunks of up to `chunk` tokens through all layers; logits of the last position stay in logits[0, V)
 
     private float[] prefill(CudaKvCache cache, ForwardInput in, boolean allLogits, boolean download) {
+        if (!int4Overlap) return prefillChunks(cache, in, allLogits, download);
+        int4Free[0].record(st);   // whatever read the slots before (decode-time dequantizations into slot 0)
+        int4Free[1].record(st);
+        prefilling = true;
+        try {
+            return prefillChunks(cache, in, allLogits, download);
+        } finally {
+            prefilling = false;
+            int4Slot = -1;
+            st.waitFor(int4Done[0]);   // no side-stream write outlives the prefill
+            st.waitFor(int4Done[1]);
+        }
+    }
+
+    private float[] prefillChunks(CudaKvCache cache, ForwardInput in, boolean allLogits, boolean download) {
         final int n = in.length(), s0 = cache.length();
         if (s0 + n > cache.capacity())
             throw new IllegalStateException("context length exceeded: " + (s0 + n) + " positions > KV cache capacity " + cache.capacity());
@@ -1050,6 +1139,10 @@ public final class CudaDecoder implements Decoder {
         ops.close();
         if (bops != null) bops.close();
         if (i4 != null) i4.close();
+        if (int4SideOps != null) int4SideOps.close();
+        if (int4Side != null) int4Side.close();
+        if (int4Done != null) for (GpuEvent e : int4Done) e.close();
+        if (int4Free != null) for (GpuEvent e : int4Free) e.close();
         pin.close();
         if (batchPin != null) batchPin.close();
         if (maskPin != null) maskPin.close();

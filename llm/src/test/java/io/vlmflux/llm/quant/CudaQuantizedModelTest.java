@@ -45,16 +45,25 @@ class CudaQuantizedModelTest {
         Path qd = tmp.resolve("q"), rd = tmp.resolve("ref");
         QuantFixture.write(QuantFixture.Spec.tiny(q, seed), qd, rd);
         int[] prompt = {3, 17, 250, 99, 4, 311, 42, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 77};   // > 8 rows: the dequantize + GEMM prefill
-        // the default tuning, then 4-bit matrices stored in 16 x 128 tiles where the tensor-core GEMV takes them
-        for (io.vlmflux.cuda.Tuning tuning : new io.vlmflux.cuda.Tuning[]{io.vlmflux.cuda.Tuning.fromSystemProperties(),
-                io.vlmflux.cuda.Tuning.fromSystemProperties().withInt4Tiled(true)})
+        // the default tuning, then 4-bit matrices stored in 16 x 128 tiles where the tensor-core GEMV takes them, then the
+        // prefill's dequantizations on a second stream one linear ahead: the prefill reads the same bf16 matrices through
+        // the same GEMMs, so its logits equal the default's bit for bit
+        io.vlmflux.cuda.Tuning base = io.vlmflux.cuda.Tuning.fromSystemProperties();
+        float[] basePrefill = null;
+        String name = label;
+        for (io.vlmflux.cuda.Tuning tuning : new io.vlmflux.cuda.Tuning[]{base, base.withInt4Tiled(true), base.withInt4PrefillOverlap(true)})
         try (Decoder gpu = Models.load(qd, "config.json", io.vlmflux.llm.Backend.CUDA, null, tuning); Decoder cpu = Models.load(qd, "cpu")) {
-            label = label.replace(" (tiles)", "") + (tuning.int4Tiled() ? " (tiles)" : "");
+            label = name + (tuning.int4Tiled() ? " (tiles)" : "") + (tuning.int4PrefillOverlap() ? " (overlapped prefill)" : "");
             assertEquals("cuda", gpu.backend());
             int V = cpu.config().vocabSize();
             KvCache cg = gpu.newCache(64), cc = cpu.newCache(64);
             float[] lg = gpu.forward(cg, ForwardInput.tokens(prompt), true), lc = cpu.forward(cc, ForwardInput.tokens(prompt), true);
             for (int t = 0; t < prompt.length; t++) check(label + " prefill position " + t, lg, t * V, lc, t * V, V);
+            if (basePrefill == null) basePrefill = lg;
+            else assertArrayEquals(basePrefill, lg, label + ": prefill logits equal the default tuning's bit for bit");
+            try (KvCache c2 = gpu.newCache(64)) {   // a second prefill: buffers filled ahead by the first are reused
+                assertArrayEquals(lg, gpu.forward(c2, ForwardInput.tokens(prompt), true), label + ": a second prefill gives the same logits");
+            }
             float[] lastG = Arrays.copyOfRange(lg, lg.length - V, lg.length), lastC = Arrays.copyOfRange(lc, lc.length - V, lc.length);
             for (int s = 0; s < 10; s++) {
                 int tok = argmax(lastC, 0, V);
