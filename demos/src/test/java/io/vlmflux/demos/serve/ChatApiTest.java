@@ -187,10 +187,19 @@ class ChatApiTest {
         server.metrics().source("cam-1").framesDropped(1);
         assertEquals(200, post(server, body("\"max_tokens\":3"), List.of()).statusCode());
         error(post(server, "{\"model\":", List.of()), 400);
-        Map<String, Double> after = scrape(server);
+        // a request is counted when its exchange completes, which may be just after the client has read the response
         String ok = "vlmflux_requests_total{endpoint=\"chat\",status=\"200\"}";
-        assertEquals(before.getOrDefault(ok, 0.0) + 1, after.get(ok), after.keySet().toString());
         String bad = "vlmflux_requests_total{endpoint=\"chat\",status=\"400\"}";
+        io.vlmflux.demos.Await.until(java.time.Duration.ofSeconds(10), "both requests counted", () -> {
+            try {
+                Map<String, Double> m = scrape(server);
+                return m.getOrDefault(ok, 0.0) >= before.getOrDefault(ok, 0.0) + 1 && m.getOrDefault(bad, 0.0) >= before.getOrDefault(bad, 0.0) + 1;
+            } catch (Exception e) {
+                throw new AssertionError(e);
+            }
+        });
+        Map<String, Double> after = scrape(server);
+        assertEquals(before.getOrDefault(ok, 0.0) + 1, after.get(ok), after.keySet().toString());
         assertEquals(before.getOrDefault(bad, 0.0) + 1, after.get(bad));
         assertTrue(after.get("vlmflux_generated_tokens_total") >= before.getOrDefault("vlmflux_generated_tokens_total", 0.0) + 1);
         assertEquals(before.getOrDefault("vlmflux_chat_ttft_seconds_count", 0.0) + 1, after.get("vlmflux_chat_ttft_seconds_count"));
