@@ -71,7 +71,7 @@ public final class ServeCommand implements Command {
                   --live all|ID,...    those streams (with --fleet: those cameras) also run a live-video session (docs/live.md):
                                        their questions are answered over the recent past (--live-window 30s at --live-fps 2),
                                        tokens streamed as events;
-                                       --live-narrate D asks --live-prompt ("What changed?") every D; --live-tokens N (64);
+                                       --live-narrate D asks --live-prompt ("What changed?", or the model folder's vlmflux_live.json) every D; --live-tokens N (64);
                                        their --alert alerts are asked over the window every --live-alert-every D of video
                                        (default the narration period, else 2s) instead of on each sampled frame
                   --kafka B/TOPIC      also send the streams' captions, alerts, narrations, answers and source events as
