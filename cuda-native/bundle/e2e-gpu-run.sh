@@ -34,7 +34,9 @@
 #                         prep-all Qwen2.5-VL-3B quantized and compared with eval --images
 #   e2e-gpu-run.sh int4-check (carry .gpu-e2e/jre.tar.xz, .gpu-e2e/lib, .gpu-e2e/test-classes; no prep needed): int4_harness
 #                         (every GEMV schedule and warp count checked, row-major and tiled, then timed) and the 4-bit GPU
-#                         tests (Int4OpsTest and CudaQuantizedModelTest run the tiled form too)
+#                         tests (Int4OpsTest and CudaQuantizedModelTest run the tiled form and the overlapped prefill
+#                         too); with the demo model's safetensors in the tree also DemoModelHeldOutGpuTest (no GStreamer:
+#                         images through ImageIO). Fits 64 MiB with lib minus the netty, prometheus, jna and gst jars.
 # Results under $OUT (or /tmp/vlmflux-e2e-out).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -186,7 +188,8 @@ case "${1:-}" in
     timeout 150 /tmp/int4h > "$out/int4h.txt" 2>&1; echo "rc=$?" >> "$out/int4h.txt"
     grep -v ": ok" "$out/int4h.txt" | grep -v act-order >&2
     step "GPU tests: Int4OpsTest, CudaQuantizedModelTest, CudaDecoderTest (pdl, split-key)"
-    timeout 150 "$run" tests --select-class io.vlmflux.cuda.gpu.Int4OpsTest --select-class io.vlmflux.llm.quant.CudaQuantizedModelTest \
+    demo=(); [[ -f "$root/demos/models/shapes-vl/model.safetensors" ]] && demo=(--select-class io.vlmflux.demos.DemoModelHeldOutGpuTest)
+    timeout 200 "$run" tests --select-class io.vlmflux.cuda.gpu.Int4OpsTest --select-class io.vlmflux.llm.quant.CudaQuantizedModelTest ${demo[@]+"${demo[@]}"} \
         --select-method 'io.vlmflux.llm.cuda.CudaDecoderTest#pdlChangesNothingButTiming(java.lang.String)' \
         --select-method 'io.vlmflux.llm.cuda.CudaDecoderTest#splitKeyPrefillAndEvictionKernelMatchTheDefaultPath(java.nio.file.Path)' \
         > "$out/tests.txt" 2>&1; echo "rc=$?" >> "$out/tests.txt"
