@@ -62,7 +62,7 @@ public final class GenerateCommand implements Command {
                   --raw             use the prompt verbatim (special tokens honoured) instead of the chat template's user turn;
                                     each <|vision_start|><|image_pad|><|vision_end|> slot takes one --image, and
                                     <|vision_start|><|video_pad|><|vision_end|> stands for the --video
-                  --video PATH      one video (Qwen2-VL, Qwen2.5-VL on cpu/cuda; Qwen3-VL on cpu): a folder of image files
+                  --video PATH      one video (Qwen2-VL, Qwen2.5-VL, Qwen3-VL; cpu and cuda): a folder of image files
                                     (every frame in name order, taken at --video-fps), a video file or any source spec
                                     (sampled at --video-fps by timestamp, or --video-frames N evenly; a live source
                                     needs --video-frames). Not combined with --image

@@ -64,7 +64,7 @@ public final class WatchCommand implements Command {
                   question answered over the window at that moment. A model folder's vlmflux_live.json may recommend its own
                   window, eviction and prompt (the demo model: 4s, reprefill, "Describe the video."); flags override it.
                   --source SPEC     frame source (default test:ball; see docs/sources.md)
-                  --model DIR       Qwen2-VL / Qwen2.5-VL / Qwen3-VL (cpu) folder (default demos/models/shapes-vl, the embedded demo model)
+                  --model DIR       Qwen2-VL / Qwen2.5-VL / Qwen3-VL folder (default demos/models/shapes-vl, the embedded demo model)
                   --json            one JSON object per answer/narration: kind, question, text, window_start_s, window_end_s,
                                     window_groups, ttft_ms, total_ms, tokens, finish_reason, dropped_groups
                   --keep-dialogue   keep questions and answers in the cache as dialogue memory (evicted with the window)

@@ -87,7 +87,7 @@ class LiveSessionGpuTest {
         }
     }
 
-    @ParameterizedTest @ValueSource(strings = {"tiny-qwen2vl-video", "tiny-qwen25vl-video"})
+    @ParameterizedTest @ValueSource(strings = {"tiny-qwen2vl-video", "tiny-qwen25vl-video", "tiny-qwen3vl"})
     void cudaSessionsMatchCpu(String model) {
         Path dir = Fixtures.dir(model);
         LiveSession.Options base = LiveSession.Options.defaults().withFps(LiveSessionTest.FPS);
