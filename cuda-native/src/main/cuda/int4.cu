@@ -317,8 +317,15 @@ __device__ __forceinline__ void int4m_gemv(float (*red)[32][4], float* y, int ld
     }
 }
 
-#define VF_INT4M_INSTANCE(NAME, DEPTH, XPIPE, CONTIG, TILED)                                                             \
-    extern "C" __global__ void __launch_bounds__(32 * VF_INT4M_MAX_WARPS) NAME(                                          \
+// Every tensor-core GEMV entry is vf_int4_gemv_mma##SUFFIX, one instance of int4m_gemv (KernelModule.PDL_READY names
+// them "vf_int4_gemv_mma*": each opens with the PDL prologue). Contract of all of them:
+// y [n, ldy] (1 <= n <= 8 rows b): y[b*ldy + r] = sum_c W[r, c] x[b*ldx + c] (+ bias[r]) (+ residual[b*ldy + r]);
+// residual may alias y. K % 128 == 0, gs % 128 == 0, zero points integers in [-64, 127] (Int4Device.mmaShape).
+// grid ceil(M / 16), block 32 * W, 1 <= W <= VF_INT4M_MAX_WARPS warps splitting the K / 128 column blocks (Int4Ops
+// gives 4..16, about one round of 4 blocks a warp: a long K gets more warps, not more rounds).
+// Graph-capturable: no host sync, no atomics, no workspace.
+#define VF_INT4M_INSTANCE(SUFFIX, DEPTH, XPIPE, CONTIG, TILED)                                                           \
+    extern "C" __global__ void __launch_bounds__(32 * VF_INT4M_MAX_WARPS) vf_int4_gemv_mma##SUFFIX(                      \
         float* y, int ldy, const unsigned int* q, const unsigned int* sz, const bf16_t* x, int ldx, const float* bias,      \
         const float* residual, int M, int K, int gs, int n) {                                                            \
         VF_PDL_PROLOGUE();                                                                                               \
@@ -326,38 +333,20 @@ __device__ __forceinline__ void int4m_gemv(float (*red)[32][4], float* y, int ld
         int4m_gemv<DEPTH, XPIPE, CONTIG, TILED>(red, y, ldy, q, sz, x, ldx, bias, residual, M, K, gs, n);                \
     }
 
-// The product kernel (Int4Ops; spelled out, not through the macro, so that KernelSourcesTest finds its PDL prologue):
-// 4 blocks a round, scales and x pipelined, warps interleaved along the rows.
-// y [n, ldy] (1 <= n <= 8 rows b): y[b*ldy + r] = sum_c W[r, c] x[b*ldx + c] (+ bias[r]) (+ residual[b*ldy + r]);
-// residual may alias y. K % 128 == 0, gs % 128 == 0, zero points integers in [-64, 127] (Int4Device.mmaShape).
-// grid ceil(M / 16), block 32 * W, 1 <= W <= VF_INT4M_MAX_WARPS warps splitting the K / 128 column blocks (Int4Ops
-// gives 4..16, about one round of 4 blocks a warp: a long K gets more warps, not more rounds).
-// Graph-capturable: no host sync, no atomics, no workspace.
-extern "C" __global__ void __launch_bounds__(32 * VF_INT4M_MAX_WARPS) vf_int4_gemv_mma(
-    float* y, int ldy, const unsigned int* q, const unsigned int* sz, const bf16_t* x, int ldx, const float* bias,
-    const float* residual, int M, int K, int gs, int n) {
-    VF_PDL_PROLOGUE();
-    __shared__ float red[VF_INT4M_MAX_WARPS][32][4];
-    int4m_gemv<4, true, false, false>(red, y, ldy, q, sz, x, ldx, bias, residual, M, K, gs, n);
-}
-
-// The tiled product kernel (Int4Ops, for Int4Device.tiled matrices): as vf_int4_gemv_mma, q in 16 x 128 tiles, a
-// warp's round 4 consecutive blocks (4 KB contiguous), scales and x loaded where used. Same launch and contract.
-extern "C" __global__ void __launch_bounds__(32 * VF_INT4M_MAX_WARPS) vf_int4_gemv_mma_t(
-    float* y, int ldy, const unsigned int* q, const unsigned int* sz, const bf16_t* x, int ldx, const float* bias,
-    const float* residual, int M, int K, int gs, int n) {
-    VF_PDL_PROLOGUE();
-    __shared__ float red[VF_INT4M_MAX_WARPS][32][4];
-    int4m_gemv<4, false, true, true>(red, y, ldy, q, sz, x, ldx, bias, residual, M, K, gs, n);
-}
+// The product kernel (Int4Ops): vf_int4_gemv_mma, row-major q, 4 blocks a round, scales and x pipelined, warps
+// interleaved along the rows.
+VF_INT4M_INSTANCE(, 4, true, false, false)
+// The tiled product kernel (Int4Ops, for Int4Device.tiled matrices): vf_int4_gemv_mma_t, q in 16 x 128 tiles, a warp's
+// round 4 consecutive blocks (4 KB contiguous), scales and x loaded where used.
+VF_INT4M_INSTANCE(_t, 4, false, true, true)
 // Load-schedule variants timed by int4_harness (not launched by the runtime).
-VF_INT4M_INSTANCE(vf_int4_gemv_mma_v_s4, 4, false, false, false)
-VF_INT4M_INSTANCE(vf_int4_gemv_mma_v_c4, 4, false, true, false)
-VF_INT4M_INSTANCE(vf_int4_gemv_mma_v_c8, 8, false, true, false)
-VF_INT4M_INSTANCE(vf_int4_gemv_mma_v_cx4, 4, true, true, false)
-VF_INT4M_INSTANCE(vf_int4_gemv_mma_t_v_cx4, 4, true, true, true)
-VF_INT4M_INSTANCE(vf_int4_gemv_mma_t_v_c8, 8, false, true, true)
-VF_INT4M_INSTANCE(vf_int4_gemv_mma_t_v_s4, 4, false, false, true)
+VF_INT4M_INSTANCE(_v_s4, 4, false, false, false)
+VF_INT4M_INSTANCE(_v_c4, 4, false, true, false)
+VF_INT4M_INSTANCE(_v_c8, 8, false, true, false)
+VF_INT4M_INSTANCE(_v_cx4, 4, true, true, false)
+VF_INT4M_INSTANCE(_t_v_cx4, 4, true, true, true)
+VF_INT4M_INSTANCE(_t_v_c8, 8, false, true, true)
+VF_INT4M_INSTANCE(_t_v_s4, 4, false, false, true)
 
 // xp [P, n, K]: xp[(p*n + b)*K + c] = x[b*ldx + perm[p*K + c]] (canonical column c of part p <- input column), bf16.
 // grid (ceil(K / 256), n, P), block 256.

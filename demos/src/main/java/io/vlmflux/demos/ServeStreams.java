@@ -139,12 +139,14 @@ final class ServeStreams {
             if (sc.live() != null) configLive.put(id, sc.live());
         }
         java.util.Set<String> named = live(streams, a, runtime);
+        io.vlmflux.llm.runtime.LiveDefaults model = null;   // the model folder's live settings, read once
         for (var e : configLive.entrySet()) {   // a config source's "live" block (--live on the same stream wins)
             if (named.contains(e.getKey())) continue;
             if (!runtime.hasVision()) throw new UsageException("source " + e.getKey() + ": 'live': " + runtime.dir() + " is a text-only model: it cannot watch video");
             io.vlmflux.pipeline.config.LiveConfig c = e.getValue();
+            if (model == null) model = modelLiveDefaults(runtime);
             streams.live(e.getKey(), withModelEviction(liveOptions(c.fps(), c.windowDuration(), c.narrateDuration(), c.prompt(), c.maxTokens(),
-                    c.alertEveryDuration()), modelLiveDefaults(runtime)));
+                    c.alertEveryDuration()), model));
             System.err.printf(java.util.Locale.ROOT, "vlmflux: live-video session on %s (config): %.3g fps, window %s; questions%s are answered over the window%n",
                     e.getKey(), c.fps(), c.window(), a.has("alert") || !config.alerts().isEmpty() ? " and alerts" : "");
         }

@@ -46,7 +46,7 @@ class WatchCommandTest {
         ByteArrayOutputStream buf = new ByteArrayOutputStream();
         PrintStream out = new PrintStream(buf, true, StandardCharsets.UTF_8);
         WatchCommand cmd = new WatchCommand(new ByteArrayInputStream(new byte[0]), out);
-        int rc = cmd.run(List.of("--source", "test:ball?width=320&height=240", "--backend", "cpu", "--narrate", "1s", "--duration", "6s", "--json"));
+        int rc = cmd.run(List.of("--source", "test:ball?width=320&height=240", "--backend", "cpu", "--narrate", "1s", "--duration", "9s", "--json"));
         assertEquals(0, rc);
         List<JsonNode> narrations = new ArrayList<>();
         for (String l : buf.toString(StandardCharsets.UTF_8).split("\n"))
@@ -54,15 +54,19 @@ class WatchCommandTest {
                 JsonNode n = new ObjectMapper().readTree(l);
                 if (n.get("kind").asText().equals("narration")) narrations.add(n);
             }
-        assertFalse(narrations.isEmpty(), "narrations in 6 s: " + buf);
+        assertFalse(narrations.isEmpty(), "narrations in 9 s: " + buf);
+        int captioned = 0, slid = 0;
         for (JsonNode n : narrations) {
             assertEquals("Describe the video.", n.get("question").asText());
             if (n.get("window_groups").asInt() >= 2) {   // 4 s, held until half a second more is out (then re-prefilled)
                 assertTrue(n.get("window_end_s").asDouble() - n.get("window_start_s").asDouble() <= 5.5 + 1e-9, n.toString());
                 assertTrue(n.get("text").asText().matches("a white circle (moves (to the left|to the right|up|down)|is not moving) on a black background"),
                         n.toString());
+                captioned++;
+                if (n.get("window_start_s").asDouble() > 0) slid++;   // never within 9 s with the default 30 s window
             }
         }
+        assertTrue(captioned > 0 && slid > 0, "narrations over 2+ groups (" + captioned + ") and over a window that slid (" + slid + "): " + narrations);
     }
 
     /** A Qwen3-VL folder (the tiny fixture): groups with timestamps and DeepStack rows; the question gets its answer. */

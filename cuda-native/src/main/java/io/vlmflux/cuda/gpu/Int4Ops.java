@@ -79,14 +79,10 @@ public final class Int4Ops implements AutoCloseable {
             ld = k;
             if (parts > 1) xps = (long) rows * k;
         }
-        if (w.tiled()) {   // tiles (Int4Device): the tensor-core GEMV reading a warp's 16 x 128 block as 1 KB
-            mod.launch("vf_int4_gemv_mma_t", (m + 15) / 16, 1, 1, 32 * mmaWarps(k), 0, stream,
-                    a.reset().ptr(y).i32(ldy).ptr(w.q()).ptr(w.sz()).ptr(in).i32(ld).ptr(bias).ptr(residual).i32(m).i32(k)
-                            .i32(w.layout().groupSize()).i32(rows), pdl);
-            return;
-        }
-        if (xps == 0 && mma && w.mmaShape()) {   // tensor cores: 16 rows a block, K split over its warps
-            mod.launch("vf_int4_gemv_mma", (m + 15) / 16, 1, 1, 32 * mmaWarps(k), 0, stream,
+        // tensor cores: 16 rows a block, K split over its warps; a tiled matrix (Int4Device) always takes the tiled
+        // form (its warp's 16 x 128 block is 1 KB of contiguous memory), whatever this launcher's tuning
+        if (w.tiled() || (xps == 0 && mma && w.mmaShape())) {
+            mod.launch(w.tiled() ? "vf_int4_gemv_mma_t" : "vf_int4_gemv_mma", (m + 15) / 16, 1, 1, 32 * mmaWarps(k), 0, stream,
                     a.reset().ptr(y).i32(ldy).ptr(w.q()).ptr(w.sz()).ptr(in).i32(ld).ptr(bias).ptr(residual).i32(m).i32(k)
                             .i32(w.layout().groupSize()).i32(rows), pdl);
             return;

@@ -62,7 +62,7 @@ public final class LiveWindowAnswerer implements QuestionAnswerer, AutoCloseable
         }
 
         /** 2 fps, a 30 s window, 64-token answers, no narration, 4 queued groups, alerts every narration period or 2 s. */
-        public static Options defaults() { return new Options(LiveSession.Options.defaults(), null, "What changed?", 4, null); }
+        public static Options defaults() { return new Options(LiveSession.Options.defaults(), null, io.vlmflux.pipeline.config.LiveConfig.DEFAULT_PROMPT, 4, null); }
         public Options withSession(LiveSession.Options s) { return new Options(s, narrateEvery, narratePrompt, maxQueuedGroups, alertEvery); }
         public Options withNarration(Duration every, String prompt) { return new Options(session, every, prompt, maxQueuedGroups, alertEvery); }
         public Options withAlertEvery(Duration every) { return new Options(session, narrateEvery, narratePrompt, maxQueuedGroups, every); }

@@ -148,7 +148,6 @@ public final class CudaDecoder implements Decoder {
     private Int4Ops int4SideOps;
     private final Map<Int4Device, Int4Device> int4Next = new HashMap<>();
     private boolean prefilling;
-    private int int4Slot = -1;   // slot of the dequantized weight the GEMM in flight reads (-1: not a slot of the protocol)
 
     private static final class Layer {
         DeviceBuffer attnNorm, mlpNorm, wqkv, bqkv, wo, bo, qNorm, kNorm, wgu, wd;
@@ -938,9 +937,7 @@ public final class CudaDecoder implements Decoder {
             if (rows <= Int4Ops.MAX_ROWS) {
                 i4.gemv(y, m, q4, in, k, bias, accumulate ? y : null, rows);
             } else {
-                DeviceBuffer wb = dequantized(q4);
-                blas.matmulNT(y, in, wb, rows, m, k, accumulate);
-                if (int4Slot >= 0) int4Free[int4Slot].record(st);
+                int4Product(y, in, q4, rows, m, k, accumulate);
                 if (bias != null) ops.addBiasRows(y, bias, rows, m);
             }
         } else if (rows == 1 && k % 8 == 0) {
@@ -952,27 +949,26 @@ public final class CudaDecoder implements Decoder {
     }
 
     /**
-     * {@code q4} dequantized to bf16 for a GEMM: into {@link #int4Scratch} on the decoder's stream; with
-     * {@link #int4Overlap} during a prefill, from the slot the side stream filled ahead (else dequantized here, into
-     * the slot the side stream is not filling), and the next linear's dequantization goes to the side stream now.
-     * Sets {@link #int4Slot} to the slot the caller's GEMM reads (-1 outside the protocol).
+     * y [rows, m] (+)= in [rows, k] q4^T through cuBLAS on {@code q4} dequantized to bf16: into {@link #int4Scratch} on
+     * the decoder's stream; with {@link #int4Overlap} during a prefill, from the slot the side stream filled ahead (else
+     * dequantized here, into a slot the side stream is not filling), the next linear's dequantization handed to the side
+     * stream before the GEMM, and the slot marked free after it.
      */
-    private DeviceBuffer dequantized(Int4Device q4) {
-        long bytes = 2L * q4.rows() * q4.cols();
+    private void int4Product(DeviceBuffer y, DeviceBuffer in, Int4Device q4, int rows, int m, int k, boolean accumulate) {
         String what = "dequantized " + q4.layout().name();
         if (!int4Overlap || !prefilling) {
             if (int4Overlap) int4Tags[0] = null;   // slot 0 is int4Scratch: its content changes here
-            int4Slot = -1;
-            DeviceBuffer wb = int4Scratch.slice(0, bytes, what);
+            DeviceBuffer wb = int4Scratch.slice(0, 2L * m * k, what);
             i4.dequantize(wb, q4);
-            return wb;
+            blas.matmulNT(y, in, wb, rows, m, k, accumulate);
+            return;
         }
         int s = int4Tags[0] == q4 ? 0 : int4Tags[1] == q4 ? 1 : -1;
         if (s >= 0) st.waitFor(int4Done[s]);   // filled ahead on the side stream
         else {
             s = int4Tags[0] == null ? 0 : int4Tags[1] == null ? 1 : 0;
             st.waitFor(int4Done[s]);           // a dequantization still writing it finishes first
-            i4.dequantize(int4Slots[s].slice(0, bytes, what), q4);
+            i4.dequantize(int4Slots[s].slice(0, 2L * m * k, what), q4);
             int4Tags[s] = q4;
         }
         Int4Device next = int4Next.get(q4);
@@ -983,8 +979,8 @@ public final class CudaDecoder implements Decoder {
             int4Done[o].record(int4Side);
             int4Tags[o] = next;
         }
-        int4Slot = s;
-        return int4Slots[s].slice(0, bytes, what);
+        blas.matmulNT(y, in, int4Slots[s].slice(0, 2L * m * k, what), rows, m, k, accumulate);
+        int4Free[s].record(st);
     }
 
     // ---------------------------------------------------------------------------------------------------------
@@ -999,7 +995,6 @@ public final class CudaDecoder implements Decoder {
             return prefillChunks(cache, in, allLogits, download);
         } finally {
             prefilling = false;
-            int4Slot = -1;
             st.waitFor(int4Done[0]);   // no side-stream write outlives the prefill
             st.waitFor(int4Done[1]);
         }

@@ -55,7 +55,7 @@ public final class LiveVideo {
             if (maxQueuedGroups < 0) throw new IllegalArgumentException("max queued groups must be >= 0, got " + maxQueuedGroups);
         }
 
-        public static Options defaults() { return new Options(LiveSession.Options.defaults(), null, "What changed?", 4); }
+        public static Options defaults() { return new Options(LiveSession.Options.defaults(), null, io.vlmflux.pipeline.config.LiveConfig.DEFAULT_PROMPT, 4); }
         public Options withSession(LiveSession.Options s) { return new Options(s, narrateEvery, narratePrompt, maxQueuedGroups); }
         public Options withNarration(Duration every, String prompt) { return new Options(session, every, prompt, maxQueuedGroups); }
         public Options withMaxQueuedGroups(int n) { return new Options(session, narrateEvery, narratePrompt, n); }
