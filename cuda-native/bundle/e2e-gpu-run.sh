@@ -37,6 +37,10 @@
 #                         tests (Int4OpsTest and CudaQuantizedModelTest run the tiled form and the overlapped prefill
 #                         too); with the demo model's safetensors in the tree also DemoModelHeldOutGpuTest (no GStreamer:
 #                         images through ImageIO). Fits 64 MiB with lib minus the netty, prometheus, jna and gst jars.
+#   e2e-gpu-run.sh unpack (carry .gpu-e2e/jre.tar.xz, gst.tar.xz, lib with the tree's files under 100 KB: the bundle and the
+#                         full tree do not fit one call): the runtime, GStreamer and the jars into /tmp, then int4_harness
+#   e2e-gpu-run.sh tests-warm (carry .gpu-e2e/test-classes with the full tree, right after unpack on the warm machine):
+#                         every @Tag("gpu") test, GStreamer ones included
 # Results under $OUT (or /tmp/vlmflux-e2e-out).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -180,6 +184,25 @@ case "${1:-}" in
       fi
     fi
     step done ;;
+  unpack)
+    step "runtime, GStreamer and jars into /tmp"
+    rm -rf "$VLMFLUX_JRE_DIR" && mkdir -p "$VLMFLUX_JRE_DIR" && tar -xJf "$VLMFLUX_BUNDLE_DIR/jre.tar.xz" -C "$VLMFLUX_JRE_DIR" && touch "$VLMFLUX_JRE_DIR/jre/release"
+    source "$here/gst-env.sh" "$VLMFLUX_BUNDLE_DIR/gst.tar.xz" && echo "gst: $VLMFLUX_GST_HOME" >&2
+    rm -rf /tmp/gpu-lib && cp -r "$VLMFLUX_BUNDLE_DIR/lib" /tmp/gpu-lib
+    nvidia-smi -L | tee "$out/device.txt"
+    step "int4_harness"
+    PATH=$PATH:/usr/local/cuda/bin nvcc -O3 -std=c++17 -arch=sm_90 -o /tmp/int4h "$root/cuda-native/src/test/cuda/int4_harness.cu" > "$out/int4h-build.txt" 2>&1
+    timeout 240 /tmp/int4h > "$out/int4h.txt" 2>&1; echo "rc=$?" >> "$out/int4h.txt"
+    grep -v ": ok" "$out/int4h.txt" | grep -v act-order >&2
+    step done ;;
+  tests-warm)
+    [[ -x "$VLMFLUX_JRE_DIR/jre/bin/java" && -d /tmp/gpu-lib ]] || { echo "e2e-gpu-run.sh tests-warm: run 'unpack' first on this machine" >&2; exit 3; }
+    mkdir -p /tmp/b && rm -rf /tmp/b/test-classes && cp -r "$root/.gpu-e2e/test-classes" /tmp/b/ && ln -sfn /tmp/gpu-lib /tmp/b/lib
+    export VLMFLUX_BUNDLE_DIR=/tmp/b VLMFLUX_GST=$VLMFLUX_GST_DIR
+    step "every @Tag(gpu) test"
+    timeout ${VLMFLUX_TESTS_TIMEOUT:-480} "$run" tests "${@:2}" > "$out/tests.txt" 2>&1; echo "rc=$?" >> "$out/tests.txt"
+    grep -E "tests (successful|failed|found|skipped|aborted)" "$out/tests.txt" >&2; grep -B2 -A10 "✘" "$out/tests.txt" | head -120 >&2
+    step done ;;
   int4-check)   # carry .gpu-e2e/jre.tar.xz, lib, test-classes; the slim tree plus fixtures/tiny-qwen2 and tiny-qwen3
     # int4_harness (kernel checks at every warp count and load schedule, then timings), then the GPU tests of the 4-bit
     # path and the two decoder tests stop 25 fixed: what a kernel change to int4.cu must pass before anything is timed
@@ -195,5 +218,5 @@ case "${1:-}" in
         > "$out/tests.txt" 2>&1; echo "rc=$?" >> "$out/tests.txt"
     grep -E "tests (successful|failed|found)" "$out/tests.txt" >&2; grep -B1 -A6 "✘" "$out/tests.txt" | head -40 >&2
     step done ;;
-  *) echo "usage: $0 prep|run|tests|prep-all|measure|measure-int4|profile|int4-check" >&2; exit 2 ;;
+  *) echo "usage: $0 unpack|tests-warm|prep|run|tests|prep-all|measure|measure-int4|profile|int4-check" >&2; exit 2 ;;
 esac
