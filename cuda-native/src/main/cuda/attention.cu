@@ -166,34 +166,69 @@ __device__ __forceinline__ void attn_decode_split(float* __restrict__ part, cons
 // out[h, :] = bf16(sum_s acc_s e^{m_s - M} / sum_s l_s e^{m_s - M}) over the active splits (the split kernel's
 // chunk rule applied to kvLen[0]). grid (nq), block 128 (a multiple of 32); splits <= VF_DEC_MAXSPLITS.
 #define VF_DEC_MAXSPLITS 1024
-extern "C" __global__ void vf_attn_decode_combine(bf16_t* __restrict__ out, const float* __restrict__ part,
-                                                  const int* __restrict__ kvLen, int splits, int hd) {
-    VF_PDL_PROLOGUE();
-    __shared__ float wgt[VF_DEC_MAXSPLITS];
-    __shared__ float scratch[33];
-    const int h = blockIdx.x;
-    const int len = kvLen[0];
+// Splits of a kv length that hold a key (the split pass's chunk rule; splits past the length exit).
+__device__ __forceinline__ int vf_dec_active(int len, int splits) {
     const int chunk = max((len + splits - 1) / splits, VF_DEC_MINCHUNK);
-    const int active = min(splits, (len + chunk - 1) / chunk);
-    const float* ph = part + (long long)h * splits * (hd + 2);
+    return min(splits, (len + chunk - 1) / chunk);
+}
+// One head's merge by the whole block (any multiple of 32 threads; every thread must call it). wgt >= active floats,
+// scratch >= 33 floats. CG: the partials were written by other blocks of this grid (the fused form below): loads go
+// through L2 (ld.global.cg) instead of the read-only path; the arithmetic is the same, so the result is bit-equal.
+template <bool CG>
+__device__ __forceinline__ float vf_dec_ld(const float* p) { return CG ? __ldcg(p) : __ldg(p); }
+template <bool CG>
+__device__ __forceinline__ void vf_dec_combine_head(bf16_t* __restrict__ out, const float* __restrict__ part, long long h,
+                                                    int splits, int active, int hd, float* wgt, float* scratch) {
+    const float* ph = part + h * splits * (hd + 2);
     float mloc = VF_NEG_INF;
-    for (int s = threadIdx.x; s < active; s += blockDim.x) mloc = fmaxf(mloc, ph[s * (hd + 2)]);
+    for (int s = threadIdx.x; s < active; s += blockDim.x) mloc = fmaxf(mloc, vf_dec_ld<CG>(ph + s * (hd + 2)));
     const float M = block_max(mloc, scratch);
     float lloc = 0.f;
     for (int s = threadIdx.x; s < active; s += blockDim.x) {
-        const float ms = ph[s * (hd + 2)];
+        const float ms = vf_dec_ld<CG>(ph + s * (hd + 2));
         const float e = ms == VF_NEG_INF ? 0.f : __expf(ms - M);
         wgt[s] = e;
-        lloc += ph[s * (hd + 2) + 1] * e;
+        lloc += vf_dec_ld<CG>(ph + s * (hd + 2) + 1) * e;
     }
     const float L = block_sum(lloc, scratch);   // its barriers also publish wgt
     const float inv = 1.f / L;
     for (int d = threadIdx.x; d < hd; d += blockDim.x) {
         float a0 = 0.f;
 #pragma unroll 8
-        for (int s = 0; s < active; s++) a0 = fmaf(__ldg(ph + s * (hd + 2) + 2 + d), wgt[s], a0);   // loads in flight together
-        out[(long long)h * hd + d] = f2bf(a0 * inv);
+        for (int s = 0; s < active; s++) a0 = fmaf(vf_dec_ld<CG>(ph + s * (hd + 2) + 2 + d), wgt[s], a0);   // loads in flight together
+        out[h * hd + d] = f2bf(a0 * inv);
     }
+}
+
+extern "C" __global__ void vf_attn_decode_combine(bf16_t* __restrict__ out, const float* __restrict__ part,
+                                                  const int* __restrict__ kvLen, int splits, int hd) {
+    VF_PDL_PROLOGUE();
+    __shared__ float wgt[VF_DEC_MAXSPLITS];
+    __shared__ float scratch[33];
+    vf_dec_combine_head<false>(out, part, blockIdx.x, splits, vf_dec_active(kvLen[0], splits), hd, wgt, scratch);
+}
+
+// The combine fused into the split pass (vlmflux.cuda.decodeFusedCombine): one launch instead of two per layer. Every
+// active block of a (kv head, head group) takes a ticket after its partials are written and fenced; the block that
+// takes the last one merges the group's heads (as vf_attn_decode_combine, reading the partials through L2) and resets
+// the ticket for the next step (no memset: graph replays work). tickets: one int per (blockIdx.x, blockIdx.z), zero
+// before the first launch.
+__device__ __forceinline__ void vf_dec_combine_last(bf16_t* __restrict__ out, const float* __restrict__ part,
+                                                    int* __restrict__ tickets, int splits, int active, int hd, long long h0, int gn) {
+    __shared__ float wgt[VF_DEC_MAXSPLITS];
+    __shared__ float scratch[33];
+    __shared__ int last;
+    __threadfence();                 // this thread's partials reach L2 before the ticket is taken
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        int* t = tickets + (long long)blockIdx.x * gridDim.z + blockIdx.z;
+        last = atomicAdd(t, 1) == active - 1;
+        if (last) *t = 0;            // every active block has taken its ticket
+    }
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    for (int g = 0; g < gn; g++) vf_dec_combine_head<true>(out, part, h0 + g, splits, active, hd, wgt, scratch);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -203,10 +238,11 @@ extern "C" __global__ void vf_attn_decode_combine(bf16_t* __restrict__ out, cons
 // 64) and every key slot of the warp keeps its own running {m, l, acc}, merged across slots, then warps, at the end.
 // Same grid, chunk rule and partials as attn_decode_split (vf_attn_decode_combine merges the splits unchanged). The
 // scalar kernel read each lane's elements with 2-byte loads and reduced every key over all 32 lanes.
+// out / tickets non-null: the combine fused in (vf_dec_combine_last).
 template <int HD>
 __device__ __forceinline__ void attn_decode_split_vec(float* __restrict__ part, const float* __restrict__ q,
         const bf16_t* __restrict__ kc, const bf16_t* __restrict__ vc, const int* __restrict__ kvLen,
-        int nq, int nkv, int maxSeq, float scale) {
+        int nq, int nkv, int maxSeq, float scale, bf16_t* __restrict__ out = nullptr, int* __restrict__ tickets = nullptr) {
     constexpr int LPK = HD / 8;       // lanes per key
     constexpr int KPW = 32 / LPK;     // key slots of a warp
     constexpr int U = 2;              // loads in flight per lane
@@ -303,6 +339,8 @@ __device__ __forceinline__ void attn_decode_split_vec(float* __restrict__ part, 
     }
     __syncthreads();
     vf_dec_write_partials<HD>(sm, part, gn, HD, hk * G + g0, splits, split);
+    if (tickets != nullptr)
+        vf_dec_combine_last(out, part, tickets, splits, vf_dec_active(len, splits), HD, (long long)hk * G + g0, gn);
 }
 
 extern "C" __global__ void __launch_bounds__(32 * VF_DEC_WARPS) vf_attn_decode_v_h64(float* part, const float* q, const bf16_t* kc,
@@ -316,6 +354,17 @@ extern "C" __global__ void __launch_bounds__(32 * VF_DEC_WARPS) vf_attn_decode_v
     VF_PDL_PROLOGUE();
     attn_decode_split_vec<128>(part, q, kc, vc, kvLen, nq, nkv, maxSeq, scale);
 }
+
+// Split pass + combine in one launch (vf_dec_combine_last): out bf16 [nq, hd], tickets int [nkv * gridDim.z].
+#define VF_ATTN_FUSED_INSTANCE(HDIM)                                                                                \
+    extern "C" __global__ void __launch_bounds__(32 * VF_DEC_WARPS) vf_attn_decode_vf_h##HDIM(bf16_t* out, float* part, \
+            const float* q, const bf16_t* kc, const bf16_t* vc, const int* kvLen, int* tickets, int nq, int nkv,      \
+            int maxSeq, float scale) {                                                                             \
+        VF_PDL_PROLOGUE();                                                                                         \
+        attn_decode_split_vec<HDIM>(part, q, kc, vc, kvLen, nq, nkv, maxSeq, scale, out, tickets);                 \
+    }
+VF_ATTN_FUSED_INSTANCE(64)
+VF_ATTN_FUSED_INSTANCE(128)
 
 // ---------------------------------------------------------------------------------------------------------------
 // Decode for batched rows (tables described in rope.cu above vf_rope_qkv_rows).
@@ -363,6 +412,17 @@ VF_ATTN_ROWS_INSTANCE(8)
 VF_ATTN_ROWS_VEC_INSTANCE(64)
 VF_ATTN_ROWS_VEC_INSTANCE(128)
 
+// Rows with the combine fused in: out bf16 [n, nq, hd], tickets int [n * nkv * gridDim.z].
+#define VF_ATTN_ROWS_FUSED_INSTANCE(HDIM)                                                                           \
+    extern "C" __global__ void __launch_bounds__(32 * VF_DEC_WARPS) vf_attn_decode_rows_vf_h##HDIM(                 \
+        bf16_t* out, float* part, const float* q, const unsigned long long* kv, int layer, int layers, const int* rows, \
+        int* tickets, int nq, int nkv, int hd, float scale) {                                                      \
+        VF_ROWS_CACHES(HDIM)                                                                                       \
+        attn_decode_split_vec<HDIM>(part, q, kcr, vcr, row + 4, nq, nkv, maxSeq, scale, out, tickets);             \
+    }
+VF_ATTN_ROWS_FUSED_INSTANCE(64)
+VF_ATTN_ROWS_FUSED_INSTANCE(128)
+
 // Combine pass: grid (n * nq), block 128. As vf_attn_decode_combine, with the kv length of block x's row.
 // part fp32 [n, nq, splits, hd + 2] -> out bf16 [n, nq, hd].
 extern "C" __global__ void vf_attn_decode_rows_combine(bf16_t* __restrict__ out, const float* __restrict__ part,
@@ -370,28 +430,7 @@ extern "C" __global__ void vf_attn_decode_rows_combine(bf16_t* __restrict__ out,
     __shared__ float wgt[VF_DEC_MAXSPLITS];
     __shared__ float scratch[33];
     const int h = blockIdx.x;
-    const int len = rows[(h / nq) * VF_ROWS_INTS + 4];
-    const int chunk = max((len + splits - 1) / splits, VF_DEC_MINCHUNK);
-    const int active = min(splits, (len + chunk - 1) / chunk);
-    const float* ph = part + (long long)h * splits * (hd + 2);
-    float mloc = VF_NEG_INF;
-    for (int s = threadIdx.x; s < active; s += blockDim.x) mloc = fmaxf(mloc, ph[s * (hd + 2)]);
-    const float M = block_max(mloc, scratch);
-    float lloc = 0.f;
-    for (int s = threadIdx.x; s < active; s += blockDim.x) {
-        const float ms = ph[s * (hd + 2)];
-        const float e = ms == VF_NEG_INF ? 0.f : __expf(ms - M);
-        wgt[s] = e;
-        lloc += ph[s * (hd + 2) + 1] * e;
-    }
-    const float L = block_sum(lloc, scratch);
-    const float inv = 1.f / L;
-    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
-        float a0 = 0.f;
-#pragma unroll 8
-        for (int s = 0; s < active; s++) a0 = fmaf(__ldg(ph + s * (hd + 2) + 2 + d), wgt[s], a0);
-        out[(long long)h * hd + d] = f2bf(a0 * inv);
-    }
+    vf_dec_combine_head<false>(out, part, h, splits, vf_dec_active(rows[(h / nq) * VF_ROWS_INTS + 4], splits), hd, wgt, scratch);
 }
 
 // ---------------------------------------------------------------------------------------------------------------

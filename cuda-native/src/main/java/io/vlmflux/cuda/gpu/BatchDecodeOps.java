@@ -17,6 +17,9 @@ public final class BatchDecodeOps implements AutoCloseable {
     private final LaunchArgs a = new LaunchArgs();
 
     private final boolean vecDecode;   // Tuning.decodeVecAttention
+    private final boolean fusedCombine;   // Tuning.decodeFusedCombine (with vecDecode)
+    private final DeviceArena ticketArena;   // the fused combine's group tickets, zeroed once, reset by each group's last block
+    private final DeviceBuffer tickets;
 
     public BatchDecodeOps(GpuStream stream) { this(stream, io.vlmflux.cuda.Tuning.fromSystemProperties()); }
 
@@ -24,6 +27,12 @@ public final class BatchDecodeOps implements AutoCloseable {
         this.stream = stream;
         this.mod = stream.device().kernels();
         this.vecDecode = tuning.decodeVecAttention();
+        this.fusedCombine = vecDecode && tuning.decodeFusedCombine();
+        if (fusedCombine) {
+            ticketArena = stream.device().newArena("batched decode attention tickets", 4L * GpuOps.ATTN_TICKETS + 256);
+            tickets = ticketArena.alloc("decode attention group tickets int32 [rows, kv heads, groups]", 4L * GpuOps.ATTN_TICKETS);
+            stream.memsetAsync(tickets, 0, 4L * GpuOps.ATTN_TICKETS);
+        } else { ticketArena = null; tickets = null; }
     }
 
     private static void check(String op, int n, int layer, int layers, DeviceBuffer rows, DeviceBuffer kv) {
@@ -72,6 +81,12 @@ public final class BatchDecodeOps implements AutoCloseable {
         q.require(4L * n * nq * hd, "attentionDecodeRows", "q fp32 [n, nq, hd]");
         workspace.require(workspaceBytes(n, nq, hd, splits), "attentionDecodeRows", "partials fp32 [n, nq, splits, hd+2]");
         int groups = (nq / nkv + 7) / 8;
+        if (fusedCombine && (hd == 64 || hd == 128) && (long) n * nkv * groups <= GpuOps.ATTN_TICKETS) {   // one launch
+            mod.launch("vf_attn_decode_rows_vf_h" + hd, n * nkv, splits, groups, 128, 0, stream,
+                    a.reset().ptr(out).ptr(workspace).ptr(q).ptr(kv).i32(layer).i32(layers).ptr(rows).ptr(tickets)
+                            .i32(nq).i32(nkv).i32(hd).f32(scale));
+            return;
+        }
         String split = vecDecode && (hd == 64 || hd == 128) ? "vf_attn_decode_rows_v_h" + hd : "vf_attn_decode_rows_e" + (hd + 31) / 32;
         mod.launch(split, n * nkv, splits, groups, 128, 0, stream,
                 a.reset().ptr(workspace).ptr(q).ptr(kv).i32(layer).i32(layers).ptr(rows).i32(nq).i32(nkv).i32(hd).f32(scale));
@@ -99,5 +114,8 @@ public final class BatchDecodeOps implements AutoCloseable {
                 a.reset().ptr(y).ptr(w).ptr(x).ptr(bias).i32(accumulate ? 1 : 0).i32(m).i32(k));
     }
 
-    @Override public void close() { a.close(); }
+    @Override public void close() {
+        a.close();
+        if (ticketArena != null) ticketArena.close();
+    }
 }

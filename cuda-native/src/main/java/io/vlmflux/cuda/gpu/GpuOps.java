@@ -38,13 +38,22 @@ public final class GpuOps implements AutoCloseable {
         mmaPrefill = tuning.prefillMma();
         pipelinedPrefill = tuning.prefillPipelined();
         vecDecode = tuning.decodeVecAttention();
+        fusedCombine = vecDecode && tuning.decodeFusedCombine();
         pdl = tuning.pdl() && module.pdlCapable();
         long wsBytes = 4L * GEMV_MAX_SPLITS * GEMV_ROWS * splitTarget, ctrBytes = 4L * splitTarget;
-        splitArena = stream.device().newArena("gemv split-K workspace", wsBytes + ctrBytes + 512);
+        long attnBytes = fusedCombine ? 4L * ATTN_TICKETS : 0;
+        splitArena = stream.device().newArena("gemv split-K workspace", wsBytes + ctrBytes + attnBytes + 768);
         splitWs = splitArena.alloc("gemv split-K partials fp32 [splits, m]", wsBytes);
         splitCounters = splitArena.alloc("gemv split-K tile tickets uint32 [tiles]", ctrBytes);
         stream.memsetAsync(splitCounters, 0, ctrBytes);   // the kernel's last block per tile resets its ticket
+        attnTickets = fusedCombine ? splitArena.alloc("decode attention group tickets int32", attnBytes) : null;
+        if (attnTickets != null) stream.memsetAsync(attnTickets, 0, attnBytes);   // reset by each group's last block
     }
+
+    /** Head groups (kv heads x groups of up to 8 query heads, times rows) a fused-combine decode attention can ticket. */
+    static final int ATTN_TICKETS = 4096;
+    private final boolean fusedCombine;                // Tuning.decodeFusedCombine (with vecDecode)
+    private final DeviceBuffer attnTickets;
 
     // Split-K GEMV (vf_gemv_bf16_splitk) for products with fewer row tiles than splitTarget blocks: preallocated
     // partials + per-tile tickets, owned here (one GpuOps per stream, so launches on it never overlap).
@@ -426,6 +435,12 @@ public final class GpuOps implements AutoCloseable {
         kvLen.require(4, "attentionDecode", "kvLen int32");
         workspace.require(decodeWorkspaceBytes(s, splits), "attentionDecode", "partials fp32 [nq, splits, hd+2]");
         int groups = (s.nq() / s.nkv() + 7) / 8;
+        if (fusedCombine && (s.headDim() == 64 || s.headDim() == 128) && s.nkv() * groups <= ATTN_TICKETS) {   // one launch
+            launch("vf_attn_decode_vf_h" + s.headDim(), s.nkv(), splits, groups, 128, 0, stream,
+                    a.reset().ptr(out).ptr(workspace).ptr(q).ptr(kCache).ptr(vCache).ptr(kvLen).ptr(attnTickets)
+                            .i32(s.nq()).i32(s.nkv()).i32(s.maxSeq()).f32(scale));
+            return;
+        }
         if (vecDecode && (s.headDim() == 64 || s.headDim() == 128))   // 16-byte loads, HD/8 lanes per key
             launch("vf_attn_decode_v_h" + s.headDim(), s.nkv(), splits, groups, 128, 0, stream,
                     a.reset().ptr(workspace).ptr(q).ptr(kCache).ptr(vCache).ptr(kvLen)

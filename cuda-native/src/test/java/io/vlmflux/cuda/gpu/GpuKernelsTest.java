@@ -30,6 +30,7 @@ class GpuKernelsTest {
     static GpuOps ops;
     static GpuOps pipelined;   // the pipelined tensor-core prefill attention (vlmflux.cuda.prefillPipelined)
     static GpuOps vec;         // the 16-byte-load decode attention (vlmflux.cuda.decodeVecAttention)
+    static GpuOps fused;       // ... with the combine in the split pass (vlmflux.cuda.decodeFusedCombine)
     static Blas blas;
     long mark;
     final Random rnd = new Random(1234);
@@ -43,6 +44,8 @@ class GpuKernelsTest {
         ops = new GpuOps(st);
         pipelined = new GpuOps(st, io.vlmflux.cuda.Tuning.fromSystemProperties().withPrefillPipelined(true));
         vec = new GpuOps(st, io.vlmflux.cuda.Tuning.fromSystemProperties().withDecodeVecAttention(true));
+        fused = new GpuOps(st, io.vlmflux.cuda.Tuning.fromSystemProperties().withDecodeVecAttention(true)
+                .with(io.vlmflux.cuda.Tuning.DECODE_FUSED_COMBINE, "true"));
         blas = new Blas(st, arena.alloc("cublas workspace", 32 << 20));
         System.err.println("GPU " + dev + ", kernels: " + ops.kernelOrigin());
     }
@@ -53,6 +56,7 @@ class GpuKernelsTest {
         if (ops != null) ops.close();
         if (pipelined != null) pipelined.close();
         if (vec != null) vec.close();
+        if (fused != null) fused.close();
         if (arena != null) arena.close();
         if (st != null) st.close();
     }
@@ -420,12 +424,44 @@ class GpuKernelsTest {
         DeviceBuffer ws = arena.alloc("ws", GpuOps.decodeWorkspaceBytes(s, splits));
         DeviceBuffer qb = f32("q", q), kb = bf("kc", kc), vb = bf("vc", vc), lb = i32("len", len);
         double[] want = Ref.attention(q, kc, vc, 1, nq, nkv, hd, maxSeq, len - 1, scale);
+        short[] vecOut = null;
         for (GpuOps kernels : new GpuOps[] {ops, vec}) {   // hd 64/128 also through the 16-byte-load kernel
             DeviceBuffer o = out("o", 2L * nq * hd);
             kernels.attentionDecode(o, qb, kb, vb, lb, s, splits, ws, scale);
             float[] got = f(st.downloadShorts(o, nq * hd));
             assertRel("decode len=" + len + " nq=" + nq + " nkv=" + nkv + " hd=" + hd + " splits=" + splits + (kernels == vec ? " (16-byte loads)" : ""),
                     got, want, 5e-3);
+            if (kernels == vec) vecOut = st.downloadShorts(o, nq * hd);
+        }
+        if (hd == 64 || hd == 128) {   // the combine fused into the split pass: bit-equal, and again (the tickets reset themselves)
+            for (int launch = 0; launch < 3; launch++) {
+                DeviceBuffer o = out("o", 2L * nq * hd);
+                fused.attentionDecode(o, qb, kb, vb, lb, s, splits, ws, scale);
+                assertArrayEquals(vecOut, st.downloadShorts(o, nq * hd), "decode len=" + len + " nq=" + nq + " nkv=" + nkv + " hd=" + hd
+                        + " splits=" + splits + ": fused combine, launch " + launch);
+            }
+        }
+    }
+
+    /** The fused-combine decode attention replayed in a graph while the kv length (device memory) changes. */
+    @Test
+    void fusedCombineDecodeReplaysInAGraph() {
+        int nq = 16, nkv = 2, hd = 128, maxSeq = 3000;
+        GpuOps.AttnShape s = new GpuOps.AttnShape(nq, nkv, hd, maxSeq);
+        float[] kc = bfRound(randn(rnd, nkv * maxSeq * hd, 1f)), vc = bfRound(randn(rnd, nkv * maxSeq * hd, 1f));
+        int splits = fused.decodeSplits(s);
+        float scale = (float) (1 / Math.sqrt(hd));
+        DeviceBuffer ws = arena.alloc("ws", GpuOps.decodeWorkspaceBytes(s, splits)), kb = bf("kc", kc), vb = bf("vc", vc);
+        DeviceBuffer qb = arena.alloc("q", 4L * nq * hd), lb = arena.alloc("len", 4), o = out("o", 2L * nq * hd), o2 = out("o2", 2L * nq * hd);
+        try (CudaGraph g = CudaGraph.capture("fused decode attention", st, () -> fused.attentionDecode(o, qb, kb, vb, lb, s, splits, ws, scale))) {
+            for (int len : new int[] {1, 17, 2999, 600, 3000, 40}) {
+                st.upload(qb, randn(rnd, nq * hd, 1f));
+                st.upload(lb, new int[] {len});
+                g.launch(st);
+                vec.attentionDecode(o2, qb, kb, vb, lb, s, splits, ws, scale);
+                st.synchronize();
+                assertArrayEquals(st.downloadShorts(o2, nq * hd), st.downloadShorts(o, nq * hd), "graph replay at kv length " + len);
+            }
         }
     }
 

@@ -283,6 +283,75 @@ class CudaDecoderTest {
         }
     }
 
+    /**
+     * {@code vlmflux.cuda.decodeFusedCombine}: the decode attention's combine run by each head group's last split block
+     * computes what the separate combine launch computes — the same logits bit for bit, in graph replays and eager
+     * steps, for one sequence and for batched rows, at head dim 128 (one head group of 4) and 64 (16 query heads per kv
+     * head: two groups, so two tickets per kv head), from a 5-token prompt (most splits past the length) to 1,200.
+     */
+    @ParameterizedTest(name = "{0}")
+    @org.junit.jupiter.params.provider.CsvSource({"hd128, 256, 8, 2, 128", "hd64-g16, 256, 32, 2, 64"})
+    void fusedCombineChangesNothing(String name, int hidden, int heads, int kvHeads, int hd,
+                                    @org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) throws Exception {
+        io.vlmflux.llm.RandomCheckpoint.write(dir, new io.vlmflux.llm.RandomCheckpoint.Shape(name, hidden, 2, heads, kvHeads, hd, 512, 1024, true, true, 4096), 11);
+        Supplier<Decoder> plain = () -> { try { return Models.load(dir, "config.json", "cuda"); } catch (Exception e) { throw new RuntimeException(e); } };
+        java.util.Random r = new java.util.Random(3);
+        try (Decoder base = withProperty("vlmflux.cuda.decodeFusedCombine", "false", plain);
+             Decoder fused = withProperty("vlmflux.cuda.decodeFusedCombine", "true", plain);
+             Decoder fusedEager = withProperty("vlmflux.cuda.decodeFusedCombine", "true", () -> withProperty("vlmflux.cuda.graphs", "false", plain))) {
+            int V = base.config().vocabSize();
+            Decoder[] ds = {base, fused, fusedEager};
+            for (int promptLen : new int[] {5, 1200}) {
+                int[] prompt = r.ints(promptLen, 2, 1024).toArray();
+                KvCache[] cs = {base.newCache(2048), fused.newCache(2048), fusedEager.newCache(2048)};
+                try {
+                    float[][] l = new float[3][];
+                    for (int d = 0; d < 3; d++) l[d] = ds[d].forward(cs[d], ForwardInput.tokens(prompt), false);
+                    int tok = CpuOps.argmax(l[0], 0, V);
+                    for (int step = 0; step < 12; step++) {
+                        for (int d = 0; d < 3; d++) l[d] = ds[d].forward(cs[d], ForwardInput.tokens(tok), false);
+                        String at = name + ", prompt " + promptLen + ", step " + step;
+                        assertArrayEquals(l[0], l[1], at + ": fused combine (graph replay) vs two launches");
+                        assertArrayEquals(l[0], l[2], at + ": fused combine (eager) vs two launches");
+                        tok = CpuOps.argmax(l[0], 0, V);
+                    }
+                } finally {
+                    for (KvCache c : cs) c.close();
+                }
+            }
+            // batched rows (the batched decode graph, and eager batches): three sequences of other lengths
+            KvCache[] ra = new KvCache[3], rb = new KvCache[3];
+            try {
+                int[] toks = new int[3];
+                SamplingParams[] greedy = new SamplingParams[3];
+                for (int i = 0; i < 3; i++) {
+                    int[] p = r.ints(3 + 400 * i, 2, 1024).toArray();
+                    ra[i] = base.newCache(2048);
+                    rb[i] = fused.newCache(2048);
+                    toks[i] = CpuOps.argmax(base.forward(ra[i], ForwardInput.tokens(p), false), 0, V);
+                    fused.forward(rb[i], ForwardInput.tokens(p), false);
+                    greedy[i] = SamplingParams.greedyDecoding();
+                }
+                for (int step = 0; step < 6; step++) {
+                    int n = step % 3 == 2 ? 2 : 3;   // the batch shrinks and grows back: the 2-row graph too
+                    KvCache[] a = Arrays.copyOf(ra, n), b = Arrays.copyOf(rb, n);
+                    int[] t = Arrays.copyOf(toks, n);
+                    int[] ta = base.forwardSampleBatch(a, t, Arrays.copyOf(greedy, n));
+                    float[] la = ((CudaDecoder) base).lastBatchLogits(n);
+                    int[] tb = fused.forwardSampleBatch(b, t, Arrays.copyOf(greedy, n));
+                    assertArrayEquals(la, ((CudaDecoder) fused).lastBatchLogits(n), name + " batched step " + step + " (" + n + " rows)");
+                    assertArrayEquals(ta, tb);
+                    System.arraycopy(ta, 0, toks, 0, n);
+                }
+            } finally {
+                for (int i = 0; i < 3; i++) {
+                    if (ra[i] != null) ra[i].close();
+                    if (rb[i] != null) rb[i].close();
+                }
+            }
+        }
+    }
+
     /** {@code vlmflux.cuda.prefillBf16GateUp}: prompt logits with the bf16 gate/up product still match transformers'. */
     @ParameterizedTest(name = "{0}")
     @org.junit.jupiter.params.provider.ValueSource(strings = {"tiny-qwen2", "tiny-qwen3", "tiny-llama"})
