@@ -207,7 +207,8 @@ case "${1:-}" in
       for v in default fc fc-silu; do   # fc: decodeFusedCombine; silu: fusedSilu (the down GEMV's split-K prologue computes silu(gate)*up)
         opts=""; [[ $v == fc* ]] && opts="-Dvlmflux.cuda.decodeFusedCombine=true"; [[ $v == *silu ]] && opts="$opts -Dvlmflux.cuda.fusedSilu=true"
         step "bench llm $shape, $v ($opts)"
-        VLMFLUX_JAVA_OPTS="$opts" timeout 120 "$run" vlmflux bench llm --backend cuda --shape $shape \
+        src=(--model /tmp/vlmflux-models/$shape); [[ -f /tmp/vlmflux-models/$shape/config.json ]] || src=(--shape $shape --keep-checkpoint /tmp/vlmflux-models/$shape)
+        VLMFLUX_JAVA_OPTS="$opts" timeout 120 "$run" vlmflux bench llm --backend cuda "${src[@]}" \
             --contexts 512,2048 --json > "$out/llm-$shape-$v.jsonl" 2> "$out/llm-$shape-$v.err"; tail -n 2 "$out/llm-$shape-$v.jsonl" | cut -c1-300 >&2
       done
     done
