@@ -45,7 +45,7 @@ import java.util.function.Function;
  *                             head dim 64/128 reads K/V with 16-byte loads, HD/8 lanes per key (on since stop 25)
  * @param decodeFusedCombine   {@code vlmflux.cuda.decodeFusedCombine}: with {@code decodeVecAttention}, the decode
  *                             attention's split combine runs in the split pass's last block of each head group (one launch
- *                             per layer instead of two; bit-equal); off until measured on the GPU machine
+ *                             per layer instead of two; bit-equal); off: slower on the H100 (0.6B 790.9 -> 712.7 tok/s, stop 28)
  * @param pdl                  {@code vlmflux.cuda.pdl}: decode-step kernels start with programmatic dependent launch on
  *                             sm_90+ (scheduled while the previous kernel finishes; on since stop 25, bit-equal to ordinary launches)
  * @param int4Mma              {@code vlmflux.cuda.int4Mma}: the 4-bit decode GEMV multiplies on the tensor cores (one LOP3
@@ -53,10 +53,10 @@ import java.util.function.Function;
  *                             integers, instead of dequantizing to fp32 per weight (issue-bound at ~1.1-1.4 TB/s)
  * @param int4Tiled            {@code vlmflux.cuda.int4Tiled}: with {@code int4Mma}, such matrices are stored at load in
  *                             16-row x 128-column tiles of 1 KB (a warp's block of the tensor-core GEMV is one contiguous
- *                             read instead of 16 rows x 64 bytes); off until measured on the GPU machine
+ *                             read instead of 16 rows x 64 bytes); off: 2-4% slower at Qwen2.5-7B on the H100 (stop 28)
  * @param int4PrefillOverlap   {@code vlmflux.cuda.int4PrefillOverlap}: a 4-bit prefill dequantizes the next linear's weights
  *                             on a second stream while the current one's GEMM runs (one more dequantized-weight buffer);
- *                             off until measured on the GPU machine
+ *                             off: no faster at Qwen2.5-7B on the H100 (stop 28)
  * @param liveDevicePreprocess {@code vlmflux.live.devicePreprocess}: on cuda, a live session's video groups are resized,
  *                             normalised and patchified on the GPU like images instead of on the host (on; preprocess 7.4 ms → 0)
  * @param visionGraphs         not {@code vlmflux.vision.noGraphs}: the GPU vision encoder replays CUDA graphs
