@@ -239,10 +239,31 @@ __device__ __forceinline__ void vf_dec_combine_last(bf16_t* __restrict__ out, co
 // Same grid, chunk rule and partials as attn_decode_split (vf_attn_decode_combine merges the splits unchanged). The
 // scalar kernel read each lane's elements with 2-byte loads and reduced every key over all 32 lanes.
 // out / tickets non-null: the combine fused in (vf_dec_combine_last).
-template <int HD>
+// ROPE (vlmflux.cuda.decodeFusedRope): q and the new token's k and v arrive raw (the q/k/v product) and the block does
+// what vf_rope_qkv would have done first: its query heads' RMSNorm + RoPE into shared memory (vf_rope_head, the same
+// bits), the new key and value as bf16 in shared memory, and — in the block of split 0, head group 0 only — their
+// write into the cache row. No block reads that row from the cache in this launch: where the new key comes up in the
+// walk, its registers are loaded from shared memory instead, so every key takes the path it takes unfused and the
+// result is the same bits as vf_rope_qkv followed by the unfused kernel.
+struct VfRopeIn {
+    const float* q;        // raw q of this block's first query head (hk * G + g0); heads HD apart
+    const float* k;        // raw k of this block's kv head
+    const float* v;        // raw v of this block's kv head
+    bf16_t* kw;            // cache row of the new key for this kv head, or null (not the writing block)
+    bf16_t* vw;
+    int p0, p1, p2;        // the token's position components {t, h, w}
+    int sec1, sec2;
+    const float* invFreq;
+    const bf16_t* qNorm;   // may be null
+    const bf16_t* kNorm;   // may be null
+    float eps;
+    int newKey;            // index of the new key (its cache slot: kvLen - 1)
+};
+template <int HD, bool ROPE = false>
 __device__ __forceinline__ void attn_decode_split_vec(float* __restrict__ part, const float* __restrict__ q,
         const bf16_t* __restrict__ kc, const bf16_t* __restrict__ vc, const int* __restrict__ kvLen,
-        int nq, int nkv, int maxSeq, float scale, bf16_t* __restrict__ out = nullptr, int* __restrict__ tickets = nullptr) {
+        int nq, int nkv, int maxSeq, float scale, bf16_t* __restrict__ out = nullptr, int* __restrict__ tickets = nullptr,
+        const VfRopeIn ri = VfRopeIn{}) {
     constexpr int LPK = HD / 8;       // lanes per key
     constexpr int KPW = 32 / LPK;     // key slots of a warp
     constexpr int U = 2;              // loads in flight per lane
@@ -258,6 +279,20 @@ __device__ __forceinline__ void attn_decode_split_vec(float* __restrict__ part, 
     const int kBeg = split * chunk, kEnd = min(len, kBeg + chunk);
     if (kBeg >= len) return;   // split past the current length: the combine reads only the active ones
 
+    __shared__ float rq[ROPE ? VF_DEC_GMAX : 1][ROPE ? HD : 1];            // rotated q of the block's heads
+    __shared__ __align__(16) bf16_t rkv[ROPE ? 2 : 1][ROPE ? HD : 8];     // the new key and value
+    if constexpr (ROPE) {
+        for (int g = warp; g < gn; g += VF_DEC_WARPS)
+            vf_rope_head(ri.q + (long long)g * HD, ri.qNorm, ri.eps, HD, ri.p0, ri.p1, ri.p2, ri.sec1, ri.sec2, ri.invFreq, rq[g], nullptr);
+        if (warp == VF_DEC_WARPS - 1)
+            vf_rope_head(ri.k, ri.kNorm, ri.eps, HD, ri.p0, ri.p1, ri.p2, ri.sec1, ri.sec2, ri.invFreq, nullptr, rkv[0]);
+        for (int j = threadIdx.x; j < HD; j += blockDim.x) rkv[1][j] = f2bf(ri.v[j]);
+        __syncthreads();
+        if (ri.kw != nullptr)
+            for (int j = threadIdx.x; j < HD; j += blockDim.x) { ri.kw[j] = rkv[0][j]; ri.vw[j] = rkv[1][j]; }
+    }
+    const int newKey = ROPE ? ri.newKey : -1;
+
     float qf[VF_DEC_GMAX][8], acc[VF_DEC_GMAX][8], m[VF_DEC_GMAX], l[VF_DEC_GMAX];
 #pragma unroll
     for (int g = 0; g < VF_DEC_GMAX; g++) {
@@ -265,7 +300,8 @@ __device__ __forceinline__ void attn_decode_split_vec(float* __restrict__ part, 
 #pragma unroll
         for (int e = 0; e < 8; e++) {
             acc[g][e] = 0.f;
-            qf[g][e] = g < gn ? q[(long long)(hk * G + g0 + g) * HD + sl * 8 + e] * scale : 0.f;
+            if constexpr (ROPE) qf[g][e] = g < gn ? rq[g][sl * 8 + e] * scale : 0.f;
+            else qf[g][e] = g < gn ? q[(long long)(hk * G + g0 + g) * HD + sl * 8 + e] * scale : 0.f;
         }
     }
     const bf16_t* kh = kc + (long long)hk * maxSeq * HD + sl * 8;
@@ -276,7 +312,10 @@ __device__ __forceinline__ void attn_decode_split_vec(float* __restrict__ part, 
         for (int u = 0; u < U; u++) {
             const int t = t0 + u * KPW + slot;
             kr[u] = make_uint4(0u, 0u, 0u, 0u); vr[u] = kr[u];
-            if (t < kEnd) {
+            if (ROPE && t == newKey) {   // written by this launch: from shared memory
+                kr[u] = *reinterpret_cast<const uint4*>(&rkv[0][sl * 8]);
+                vr[u] = *reinterpret_cast<const uint4*>(&rkv[1][sl * 8]);
+            } else if (t < kEnd) {
                 kr[u] = *reinterpret_cast<const uint4*>(kh + (long long)t * HD);
                 vr[u] = *reinterpret_cast<const uint4*>(vh + (long long)t * HD);
             }
@@ -366,6 +405,26 @@ extern "C" __global__ void __launch_bounds__(32 * VF_DEC_WARPS) vf_attn_decode_v
 VF_ATTN_FUSED_INSTANCE(64)
 VF_ATTN_FUSED_INSTANCE(128)
 
+// RoPE (+ q/k norm) and the KV write fused in (VfRopeIn above): q/k/v are the raw q/k/v product (one row, fp32), pos
+// int32 [3 * posStride + ...] as vf_rope_qkv reads it (token 0), cacheStart[0] the new key's slot (= kvLen[0] - 1).
+// out bf16 [nq, hd]; tickets null: partials for vf_attn_decode_combine, else the combine fused in as above.
+#define VF_ATTN_ROPE_INSTANCE(HDIM)                                                                                 \
+    extern "C" __global__ void __launch_bounds__(32 * VF_DEC_WARPS) vf_attn_decode_vr_h##HDIM(bf16_t* out, float* part, \
+            const float* q, const float* k, const float* v, bf16_t* kc, bf16_t* vc, const int* kvLen,                \
+            const int* pos, int posStride, int sec1, int sec2, const float* invFreq, const bf16_t* qNorm,           \
+            const bf16_t* kNorm, float eps, int* tickets, int nq, int nkv, int maxSeq, float scale) {               \
+        VF_PDL_PROLOGUE();                                                                                         \
+        const int hk = blockIdx.x, G = nq / nkv, g0 = blockIdx.z * VF_DEC_GMAX, slot = kvLen[0] - 1;               \
+        const bool writer = blockIdx.y == 0 && blockIdx.z == 0;                                                    \
+        const VfRopeIn ri{q + (long long)(hk * G + g0) * HDIM, k + (long long)hk * HDIM, v + (long long)hk * HDIM,  \
+                writer ? kc + ((long long)hk * maxSeq + slot) * HDIM : nullptr,                                    \
+                writer ? vc + ((long long)hk * maxSeq + slot) * HDIM : nullptr,                                    \
+                pos[0], pos[posStride], pos[2 * posStride], sec1, sec2, invFreq, qNorm, kNorm, eps, slot};       \
+        attn_decode_split_vec<HDIM, true>(part, nullptr, kc, vc, kvLen, nq, nkv, maxSeq, scale, out, tickets, ri);  \
+    }
+VF_ATTN_ROPE_INSTANCE(64)
+VF_ATTN_ROPE_INSTANCE(128)
+
 // ---------------------------------------------------------------------------------------------------------------
 // Decode for batched rows (tables described in rope.cu above vf_rope_qkv_rows).
 // Split pass: grid (n * nkv, splits, ceil(G / GMAX)), block 32 * VF_DEC_WARPS. Block x = r * nkv + hk serves kv head hk
@@ -422,6 +481,28 @@ VF_ATTN_ROWS_VEC_INSTANCE(128)
     }
 VF_ATTN_ROWS_FUSED_INSTANCE(64)
 VF_ATTN_ROWS_FUSED_INSTANCE(128)
+
+// Rows with RoPE (+ q/k norm) and the KV write fused in: q/k/v raw rows qkvStride floats apart (q at 0, k at kOff, v at
+// vOff within a row), positions and slot from the row table. tickets null: partials for vf_attn_decode_rows_combine.
+#define VF_ATTN_ROWS_ROPE_INSTANCE(HDIM)                                                                            \
+    extern "C" __global__ void __launch_bounds__(32 * VF_DEC_WARPS) vf_attn_decode_rows_vr_h##HDIM(                 \
+        bf16_t* out, float* part, const float* qkv, int qkvStride, int kOff, int vOff, const unsigned long long* kv, \
+        int layer, int layers, const int* rows, int sec1, int sec2, const float* invFreq, const bf16_t* qNorm,      \
+        const bf16_t* kNorm, float eps, int* tickets, int nq, int nkv, float scale) {                               \
+        VF_ROWS_CACHES(HDIM)                                                                                       \
+        const int hk = blockIdx.x - r * nkv, G = nq / nkv, g0 = blockIdx.z * VF_DEC_GMAX, slot = row[3];           \
+        const bool writer = blockIdx.y == 0 && blockIdx.z == 0;                                                    \
+        bf16_t* kw = (bf16_t*)ptrs[0] + ((long long)hk * maxSeq + slot) * HDIM;                                    \
+        bf16_t* vw = (bf16_t*)ptrs[1] + ((long long)hk * maxSeq + slot) * HDIM;                                    \
+        const float* src = qkv + (long long)r * qkvStride;                                                         \
+        const VfRopeIn ri{src + (long long)(hk * G + g0) * HDIM, src + kOff + (long long)hk * HDIM,                 \
+                src + vOff + (long long)hk * HDIM, writer ? kw : nullptr, writer ? vw : nullptr,                   \
+                row[0], row[1], row[2], sec1, sec2, invFreq, qNorm, kNorm, eps, slot};                          \
+        attn_decode_split_vec<HDIM, true>(part, nullptr, (bf16_t*)kcr, (bf16_t*)vcr, row + 4, nq, nkv, maxSeq,     \
+                scale, out, tickets, ri);                                                                          \
+    }
+VF_ATTN_ROWS_ROPE_INSTANCE(64)
+VF_ATTN_ROWS_ROPE_INSTANCE(128)
 
 // Combine pass: grid (n * nq), block 128. As vf_attn_decode_combine, with the kv length of block x's row.
 // part fp32 [n, nq, splits, hd + 2] -> out bf16 [n, nq, hd].

@@ -25,6 +25,51 @@ __device__ __forceinline__ int vf_rope_axis(int j, int sec1, int sec2) {
     return 0;
 }
 
+// One head of one token, by one warp: the optional RMSNorm over the head (nw bf16 [hd], may be null), then rotate-half
+// RoPE at position components {p0, p1, p2} = {t, h, w} (frequency j uses component vf_rope_axis(j)). Writes the result as fp32 to
+// of and/or as bf16 to ob (either may be null). The decode attention with RoPE fused in (attention.cu) computes its
+// heads through this function; it is vf_rope_qkv's per-warp body operation for operation (the same bits). The two rope
+// kernels keep their own copy of it until the fused path has run on a GPU (then they call this).
+__device__ __forceinline__ void vf_rope_head(const float* __restrict__ src, const bf16_t* __restrict__ nw, float eps, int hd,
+                                             int p0, int p1, int p2, int sec1, int sec2, const float* __restrict__ invFreq,
+                                             float* of, bf16_t* ob) {
+    const int lane = threadIdx.x & 31;
+    const int half = hd >> 1;
+    float x1[VF_ROPE_MAXP], x2[VF_ROPE_MAXP];
+    float ss = 0.f;
+#pragma unroll
+    for (int q = 0; q < VF_ROPE_MAXP; q++) {
+        const int j = lane + 32 * q;
+        x1[q] = 0.f; x2[q] = 0.f;
+        if (j < half) {
+            x1[q] = src[j];
+            x2[q] = src[j + half];
+            ss += x1[q] * x1[q] + x2[q] * x2[q];
+        }
+    }
+    float scale = 1.f;
+    if (nw != nullptr) scale = rsqrtf(warp_sum(ss) / (float)hd + eps);
+#pragma unroll
+    for (int q = 0; q < VF_ROPE_MAXP; q++) {
+        const int j = lane + 32 * q;
+        if (j < half) {
+            float a = x1[q], b = x2[q];
+            if (nw != nullptr) {
+                a = a * scale * bf2f(nw[j]);
+                b = b * scale * bf2f(nw[j + half]);
+            }
+            const int c = vf_rope_axis(j, sec1, sec2);
+            const float ang = (float)(c == 0 ? p0 : (c == 1 ? p1 : p2)) * invFreq[j];
+            float s, co;
+            sincosf(ang, &s, &co);
+            const float r1 = a * co - b * s;
+            const float r2 = b * co + a * s;
+            if (of != nullptr) { of[j] = r1; of[j + half] = r2; }
+            if (ob != nullptr) { ob[j] = f2bf(r1); ob[j + half] = f2bf(r2); }
+        }
+    }
+}
+
 // grid (n, ceil((nq + nkv) / 4)), block 128: one warp per head of one token.
 // q/k/v rows of token t start at q + t*qStride etc. (strides in elements; lets q,k,v be one fused projection).
 // qOut fp32 [n, nq, hd]. qNorm/kNorm (bf16 [hd]) may be null.

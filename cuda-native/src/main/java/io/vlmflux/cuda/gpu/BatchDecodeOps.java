@@ -18,6 +18,7 @@ public final class BatchDecodeOps implements AutoCloseable {
 
     private final boolean vecDecode;   // Tuning.decodeVecAttention
     private final boolean fusedCombine;   // Tuning.decodeFusedCombine (with vecDecode)
+    private final boolean fusedRope;      // Tuning.decodeFusedRope (with vecDecode)
     private final DeviceArena ticketArena;   // the fused combine's group tickets, zeroed once, reset by each group's last block
     private final DeviceBuffer tickets;
 
@@ -28,6 +29,7 @@ public final class BatchDecodeOps implements AutoCloseable {
         this.mod = stream.device().kernels();
         this.vecDecode = tuning.decodeVecAttention();
         this.fusedCombine = vecDecode && tuning.decodeFusedCombine();
+        this.fusedRope = vecDecode && tuning.decodeFusedRope();
         if (fusedCombine) {
             ticketArena = stream.device().newArena("batched decode attention tickets", 4L * GpuOps.ATTN_TICKETS + 256);
             tickets = ticketArena.alloc("decode attention group tickets int32 [rows, kv heads, groups]", 4L * GpuOps.ATTN_TICKETS);
@@ -92,6 +94,45 @@ public final class BatchDecodeOps implements AutoCloseable {
                 a.reset().ptr(workspace).ptr(q).ptr(kv).i32(layer).i32(layers).ptr(rows).i32(nq).i32(nkv).i32(hd).f32(scale));
         mod.launch("vf_attn_decode_rows_combine", n * nq, 1, 1, 128, 0, stream,
                 a.reset().ptr(out).ptr(workspace).ptr(rows).i32(nq).i32(splits).i32(hd));
+    }
+
+    /** Whether {@link #attentionDecodeRowsRope} takes head dim {@code hd} (decodeFusedRope on, 64 or 128). */
+    public boolean canFuseRope(int hd) { return fusedRope && (hd == 64 || hd == 128); }
+
+    /**
+     * {@link #ropeQkvRows} followed by {@link #attentionDecodeRows}, in the attention's split pass: row r's raw q/k/v
+     * product starts at {@code qkv + r * qkvStride} floats (q at 0, k at {@code kOff}, v at {@code vOff}); positions and
+     * slots come from the rows table. Same bits as the two ops.
+     */
+    public void attentionDecodeRowsRope(DeviceBuffer out, DeviceBuffer qkv, int qkvStride, int kOff, int vOff, DeviceBuffer kv,
+                                        int layer, int layers, DeviceBuffer rows, int sec1, int sec2, DeviceBuffer invFreq,
+                                        DeviceBuffer qNorm, DeviceBuffer kNorm, float eps, int n, int nq, int nkv, int hd, int splits,
+                                        DeviceBuffer workspace, float scale) {
+        check("attentionDecodeRowsRope", n, layer, layers, rows, kv);
+        new GpuOps.AttnShape(nq, nkv, hd, 1);   // validates heads and head dim
+        if (!canFuseRope(hd))
+            throw new IllegalStateException("attentionDecodeRowsRope: needs vlmflux.cuda.decodeFusedRope with the 16-byte decode attention and head dim 64 or 128 (got " + hd + ")");
+        if (splits <= 0 || splits > GpuOps.MAX_DECODE_SPLITS)
+            throw new IllegalArgumentException("attentionDecodeRowsRope: splits " + splits + " outside [1, " + GpuOps.MAX_DECODE_SPLITS + "]");
+        GpuOps.checkSections("attentionDecodeRowsRope", sec1, sec2, hd);
+        if (kOff < nq * hd || vOff < kOff + nkv * hd || qkvStride < vOff + nkv * hd)
+            throw new IllegalArgumentException("attentionDecodeRowsRope: row layout q 0, k " + kOff + ", v " + vOff + ", stride " + qkvStride
+                    + " does not hold " + nq + " + 2 x " + nkv + " heads of " + hd);
+        out.require(2L * n * nq * hd, "attentionDecodeRowsRope", "out bf16 [n, nq, hd]");
+        qkv.require(4L * ((long) (n - 1) * qkvStride + vOff + nkv * hd), "attentionDecodeRowsRope", "qkv fp32 rows");
+        invFreq.require(4L * (hd / 2), "attentionDecodeRowsRope", "invFreq fp32 [hd/2]");
+        if (qNorm != null) qNorm.require(2L * hd, "attentionDecodeRowsRope", "q norm bf16 [hd]");
+        if (kNorm != null) kNorm.require(2L * hd, "attentionDecodeRowsRope", "k norm bf16 [hd]");
+        workspace.require(workspaceBytes(n, nq, hd, splits), "attentionDecodeRowsRope", "partials fp32 [n, nq, splits, hd+2]");
+        int groups = (nq / nkv + 7) / 8;
+        boolean fuseCombine = fusedCombine && (long) n * nkv * groups <= GpuOps.ATTN_TICKETS;
+        mod.launch("vf_attn_decode_rows_vr_h" + hd, n * nkv, splits, groups, 128, 0, stream,
+                a.reset().ptr(out).ptr(workspace).ptr(qkv).i32(qkvStride).i32(kOff).i32(vOff).ptr(kv).i32(layer).i32(layers).ptr(rows)
+                        .i32(sec1).i32(sec2).ptr(invFreq).ptr(qNorm).ptr(kNorm).f32(eps).ptr(fuseCombine ? tickets : null)
+                        .i32(nq).i32(nkv).f32(scale));
+        if (!fuseCombine)
+            mod.launch("vf_attn_decode_rows_combine", n * nq, 1, 1, 128, 0, stream,
+                    a.reset().ptr(out).ptr(workspace).ptr(rows).i32(nq).i32(splits).i32(hd));
     }
 
     /** Most rows {@link #gemvRows} takes. */

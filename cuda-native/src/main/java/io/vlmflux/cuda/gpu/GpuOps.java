@@ -39,6 +39,7 @@ public final class GpuOps implements AutoCloseable {
         pipelinedPrefill = tuning.prefillPipelined();
         vecDecode = tuning.decodeVecAttention();
         fusedCombine = vecDecode && tuning.decodeFusedCombine();
+        fusedRope = vecDecode && tuning.decodeFusedRope();
         pdl = tuning.pdl() && module.pdlCapable();
         long wsBytes = 4L * GEMV_MAX_SPLITS * GEMV_ROWS * splitTarget, ctrBytes = 4L * splitTarget;
         long attnBytes = fusedCombine ? 4L * ATTN_TICKETS : 0;
@@ -53,6 +54,7 @@ public final class GpuOps implements AutoCloseable {
     /** Head groups (kv heads x groups of up to 8 query heads, times rows) a fused-combine decode attention can ticket. */
     static final int ATTN_TICKETS = 4096;
     private final boolean fusedCombine;                // Tuning.decodeFusedCombine (with vecDecode)
+    private final boolean fusedRope;                   // Tuning.decodeFusedRope (with vecDecode)
     private final DeviceBuffer attnTickets;
 
     // Split-K GEMV (vf_gemv_bf16_splitk) for products with fewer row tiles than splitTarget blocks: preallocated
@@ -451,6 +453,47 @@ public final class GpuOps implements AutoCloseable {
                             .i32(s.nq()).i32(s.nkv()).i32(s.maxSeq()).i32(s.headDim()).f32(scale));
         launch("vf_attn_decode_combine", s.nq(), 1, 1, 128, 0, stream,
                 a.reset().ptr(out).ptr(workspace).ptr(kvLen).i32(splits).i32(s.headDim()));
+    }
+
+    /** Whether {@link #attentionDecodeRope} takes this shape (decodeFusedRope on, head dim 64 or 128). */
+    public boolean canFuseRope(AttnShape s) { return fusedRope && (s.headDim() == 64 || s.headDim() == 128); }
+
+    /**
+     * {@link #ropeQkv} for one token followed by {@link #attentionDecode}, in the attention's split pass: q/k/v are the
+     * raw q/k/v product of the token (fp32, nq / nkv heads of hd), pos as {@link #ropeQkv} reads it for token 0, and
+     * the new K/V row is written at slot kvLen[0] - 1 (the decode step's cache start). Same bits as the two ops.
+     */
+    public void attentionDecodeRope(DeviceBuffer out, DeviceBuffer q, DeviceBuffer kk, DeviceBuffer v, DeviceBuffer pos, int posStride,
+                                    int sec1, int sec2, DeviceBuffer invFreq, DeviceBuffer qNorm, DeviceBuffer kNorm, float eps,
+                                    DeviceBuffer kCache, DeviceBuffer vCache, DeviceBuffer kvLen, AttnShape s, int splits,
+                                    DeviceBuffer workspace, float scale) {
+        if (!canFuseRope(s))
+            throw new IllegalStateException("attentionDecodeRope: needs vlmflux.cuda.decodeFusedRope with the 16-byte decode attention and head dim 64 or 128 (got " + s.headDim() + ")");
+        if (splits <= 0 || splits > MAX_DECODE_SPLITS)
+            throw new IllegalArgumentException("attentionDecodeRope: splits " + splits + " outside [1, " + MAX_DECODE_SPLITS + "]");
+        int hd = s.headDim();
+        checkSections("attentionDecodeRope", sec1, sec2, hd);
+        out.require(2L * s.nq() * hd, "attentionDecodeRope", "out bf16 [nq, hd]");
+        q.require(4L * s.nq() * hd, "attentionDecodeRope", "q fp32 [nq, hd]");
+        kk.require(4L * s.nkv() * hd, "attentionDecodeRope", "k fp32 [nkv, hd]");
+        v.require(4L * s.nkv() * hd, "attentionDecodeRope", "v fp32 [nkv, hd]");
+        pos.require(4L * (2L * posStride + 1), "attentionDecodeRope", "positions int32");
+        invFreq.require(4L * (hd / 2), "attentionDecodeRope", "invFreq fp32 [hd/2]");
+        if (qNorm != null) qNorm.require(2L * hd, "attentionDecodeRope", "q norm bf16 [hd]");
+        if (kNorm != null) kNorm.require(2L * hd, "attentionDecodeRope", "k norm bf16 [hd]");
+        kCache.require(s.cacheBytes(), "attentionDecodeRope", "K cache");
+        vCache.require(s.cacheBytes(), "attentionDecodeRope", "V cache");
+        kvLen.require(4, "attentionDecodeRope", "kvLen int32");
+        workspace.require(decodeWorkspaceBytes(s, splits), "attentionDecodeRope", "partials fp32 [nq, splits, hd+2]");
+        int groups = (s.nq() / s.nkv() + 7) / 8;
+        boolean fuseCombine = fusedCombine && s.nkv() * groups <= ATTN_TICKETS;
+        launch("vf_attn_decode_vr_h" + hd, s.nkv(), splits, groups, 128, 0, stream,
+                a.reset().ptr(out).ptr(workspace).ptr(q).ptr(kk).ptr(v).ptr(kCache).ptr(vCache).ptr(kvLen).ptr(pos).i32(posStride)
+                        .i32(sec1).i32(sec2).ptr(invFreq).ptr(qNorm).ptr(kNorm).f32(eps).ptr(fuseCombine ? attnTickets : null)
+                        .i32(s.nq()).i32(s.nkv()).i32(s.maxSeq()).f32(scale));
+        if (!fuseCombine)
+            launch("vf_attn_decode_combine", s.nq(), 1, 1, 128, 0, stream,
+                    a.reset().ptr(out).ptr(workspace).ptr(kvLen).i32(splits).i32(hd));
     }
 
     /**

@@ -31,6 +31,8 @@ class GpuKernelsTest {
     static GpuOps pipelined;   // the pipelined tensor-core prefill attention (vlmflux.cuda.prefillPipelined)
     static GpuOps vec;         // the 16-byte-load decode attention (vlmflux.cuda.decodeVecAttention)
     static GpuOps fused;       // ... with the combine in the split pass (vlmflux.cuda.decodeFusedCombine)
+    static GpuOps fusedRope;   // ... with RoPE + q/k norm + KV write in the split pass (vlmflux.cuda.decodeFusedRope)
+    static GpuOps fusedBoth;   // both
     static Blas blas;
     long mark;
     final Random rnd = new Random(1234);
@@ -46,6 +48,10 @@ class GpuKernelsTest {
         vec = new GpuOps(st, io.vlmflux.cuda.Tuning.fromSystemProperties().withDecodeVecAttention(true));
         fused = new GpuOps(st, io.vlmflux.cuda.Tuning.fromSystemProperties().withDecodeVecAttention(true)
                 .with(io.vlmflux.cuda.Tuning.DECODE_FUSED_COMBINE, "true"));
+        fusedRope = new GpuOps(st, io.vlmflux.cuda.Tuning.fromSystemProperties().withDecodeVecAttention(true)
+                .with(io.vlmflux.cuda.Tuning.DECODE_FUSED_COMBINE, "false").with(io.vlmflux.cuda.Tuning.DECODE_FUSED_ROPE, "true"));
+        fusedBoth = new GpuOps(st, io.vlmflux.cuda.Tuning.fromSystemProperties().withDecodeVecAttention(true)
+                .with(io.vlmflux.cuda.Tuning.DECODE_FUSED_COMBINE, "true").with(io.vlmflux.cuda.Tuning.DECODE_FUSED_ROPE, "true"));
         blas = new Blas(st, arena.alloc("cublas workspace", 32 << 20));
         System.err.println("GPU " + dev + ", kernels: " + ops.kernelOrigin());
     }
@@ -57,6 +63,8 @@ class GpuKernelsTest {
         if (pipelined != null) pipelined.close();
         if (vec != null) vec.close();
         if (fused != null) fused.close();
+        if (fusedRope != null) fusedRope.close();
+        if (fusedBoth != null) fusedBoth.close();
         if (arena != null) arena.close();
         if (st != null) st.close();
     }
@@ -441,6 +449,54 @@ class GpuKernelsTest {
                         + " splits=" + splits + ": fused combine, launch " + launch);
             }
         }
+    }
+
+    /**
+     * vlmflux.cuda.decodeFusedRope: RoPE (plain, contiguous and interleaved M-RoPE), the optional q/k norm and the KV
+     * write inside the decode attention's split pass give the same bits as {@code ropeQkv} then {@code attentionDecode}
+     * — the output and the written cache row — from a first token (one key) to lengths where the new key falls in a
+     * later split, with several head groups, alone and with the fused combine.
+     */
+    @ParameterizedTest
+    @CsvSource({"1,16,2,128,true,0", "2,8,8,128,false,1", "300,16,2,128,true,2", "2048,16,8,128,true,0", "17,8,2,64,false,2",
+            "1000,32,2,64,true,1", "4100,14,2,64,false,0", "65,40,4,128,false,2"})
+    void fusedRopeDecodeEqualsRopeThenAttention(int len, int nq, int nkv, int hd, boolean norm, int mrope) {
+        int maxSeq = len + 9, slot = len - 1;
+        GpuOps.AttnShape s = new GpuOps.AttnShape(nq, nkv, hd, maxSeq);
+        int qs = (nq + 2 * nkv) * hd;
+        float[] qkv = randn(rnd, qs, 1f);
+        float[] qn = bfRound(randn(rnd, hd, 1f)), kn = bfRound(randn(rnd, hd, 1f));
+        int half = hd / 2;
+        int[] sec = switch (mrope) {
+            case 1 -> new int[] {half / 4, half * 5 / 8};                              // contiguous sections
+            case 2 -> GpuOps.interleavedSections(new int[] {half - 2 * (half / 3), half / 3, half / 3});   // Qwen3-VL
+            default -> new int[] {half, half};
+        };
+        int[] pos = mrope == 0 ? new int[] {slot, slot, slot} : new int[] {slot + 3, slot / 2 + 1, slot % 7 + 2};
+        float[] inv = Rope.invFreq(hd, 1_000_000);
+        float[] cache = bfRound(randn(rnd, nkv * maxSeq * hd, 1f)), vcache = bfRound(randn(rnd, nkv * maxSeq * hd, 1f));
+        float scale = (float) (1 / Math.sqrt(hd));
+        int splits = vec.decodeSplits(s);
+        DeviceBuffer qkvB = f32("qkv", qkv), posB = i32("pos", pos), invB = f32("inv", inv), lenB = i32("len", len), startB = i32("start", slot);
+        DeviceBuffer kB = qkvB.slice(4L * nq * hd, 4L * nkv * hd, "k"), vB = qkvB.slice(4L * (nq + nkv) * hd, 4L * nkv * hd, "v");
+        DeviceBuffer qnB = norm ? bf("qn", qn) : null, knB = norm ? bf("kn", kn) : null;
+        DeviceBuffer ws = arena.alloc("ws", GpuOps.decodeWorkspaceBytes(s, splits)), qOut = arena.alloc("qOut", 4L * nq * hd);
+        // the reference: rope into its own caches, then the unfused 16-byte attention
+        DeviceBuffer kc = bf("kc", cache), vc = bf("vc", vcache), o = out("o", 2L * nq * hd);
+        vec.ropeQkv(qOut, kc, vc, qkvB, qs, kB, qs, vB, qs, posB, 1, sec[0], sec[1], invB, startB, 1, s, qnB, knB, 1e-6f);
+        vec.attentionDecode(o, qOut, kc, vc, lenB, s, splits, ws, scale);
+        short[] want = st.downloadShorts(o, nq * hd), wantK = st.downloadShorts(kc, nkv * maxSeq * hd), wantV = st.downloadShorts(vc, nkv * maxSeq * hd);
+        for (GpuOps kernels : new GpuOps[] {fusedRope, fusedBoth}) {
+            assertTrue(kernels.canFuseRope(s));
+            DeviceBuffer kc2 = bf("kc2", cache), vc2 = bf("vc2", vcache), o2 = out("o2", 2L * nq * hd);
+            kernels.attentionDecodeRope(o2, qkvB, kB, vB, posB, 1, sec[0], sec[1], invB, qnB, knB, 1e-6f, kc2, vc2, lenB, s, splits, ws, scale);
+            String at = "len=" + len + " nq=" + nq + " nkv=" + nkv + " hd=" + hd + " norm=" + norm + " mrope=" + mrope
+                    + (kernels == fusedBoth ? " (+ fused combine)" : "");
+            assertArrayEquals(want, st.downloadShorts(o2, nq * hd), at + ": attention output");
+            assertArrayEquals(wantK, st.downloadShorts(kc2, nkv * maxSeq * hd), at + ": K cache (the new row, nothing else)");
+            assertArrayEquals(wantV, st.downloadShorts(vc2, nkv * maxSeq * hd), at + ": V cache");
+        }
+        assertFalse(vec.canFuseRope(s), "off unless vlmflux.cuda.decodeFusedRope");
     }
 
     /** The fused-combine decode attention replayed in a graph while the kv length (device memory) changes. */

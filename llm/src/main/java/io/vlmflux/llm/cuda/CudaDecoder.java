@@ -868,6 +868,11 @@ public final class CudaDecoder implements Decoder {
     private void attend(Pass p, int li, Layer l) {
         switch (p) {
             case Decode d -> {
+                if (ops.canFuseRope(d.shape())) {   // decodeFusedRope: rope + KV write inside the split pass (slot = stepLen - 1)
+                    ops.attentionDecodeRope(att, qkv, kOf(qkv), vOf(qkv), stepPos, 1, sec1, sec2, invFreq, l.qNorm, l.kNorm, eps,
+                            d.cache().k[li], d.cache().v[li], stepLen, d.shape(), d.splits(), decodeWs, scale);
+                    return;
+                }
                 rope(qr, d.cache(), li, l, qkv, stepPos, 1, stepStart, 1, d.shape());
                 ops.attentionDecode(att, qr, d.cache().k[li], d.cache().v[li], stepLen, d.shape(), d.splits(), decodeWs, scale);
             }
@@ -878,6 +883,11 @@ public final class CudaDecoder implements Decoder {
             }
             case BatchRows b -> {
                 int n = b.rows();
+                if (bops.canFuseRope(hd)) {   // decodeFusedRope: the rows' rope + KV write inside the split pass
+                    bops.attentionDecodeRowsRope(att, qkv, QKV, Q, Q + KV, batchKv, li, layers.length, b.table(), sec1, sec2, invFreq,
+                            l.qNorm, l.kNorm, eps, n, nq, nkv, hd, b.splits(), batchWs, scale);
+                    return;
+                }
                 bops.ropeQkvRows(qr, batchKv, li, layers.length, qkv, QKV, kOf(qkv), QKV, vOf(qkv), QKV, b.table(), sec1, sec2,
                         invFreq, n, nq, nkv, hd, l.qNorm, l.kNorm, eps);
                 bops.attentionDecodeRows(att, qr, batchKv, li, layers.length, b.table(), n, nq, nkv, hd, b.splits(), batchWs, scale);

@@ -284,21 +284,27 @@ class CudaDecoderTest {
     }
 
     /**
-     * {@code vlmflux.cuda.decodeFusedCombine}: the decode attention's combine run by each head group's last split block
-     * computes what the separate combine launch computes — the same logits bit for bit, in graph replays and eager
-     * steps, for one sequence and for batched rows, at head dim 128 (one head group of 4) and 64 (16 query heads per kv
-     * head: two groups, so two tickets per kv head), from a 5-token prompt (most splits past the length) to 1,200.
+     * The decode fusions change when work runs, never what it computes — the same logits bit for bit as the default
+     * path, in graph replays and eager steps, for one sequence and for batched rows, at head dim 128 (one head group of
+     * 4) and 64 (16 query heads per kv head: two groups), from a 5-token prompt (most splits past the length) to 1,200:
+     * {@code vlmflux.cuda.decodeFusedCombine} (each head group's last split block merges the splits),
+     * {@code vlmflux.cuda.decodeFusedRope} (RoPE and the KV write inside the split pass) and both.
      */
-    @ParameterizedTest(name = "{0}")
-    @org.junit.jupiter.params.provider.CsvSource({"hd128, 256, 8, 2, 128", "hd64-g16, 256, 32, 2, 64"})
-    void fusedCombineChangesNothing(String name, int hidden, int heads, int kvHeads, int hd,
-                                    @org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) throws Exception {
+    @ParameterizedTest(name = "{0} {1}")
+    @org.junit.jupiter.params.provider.CsvSource({"vlmflux.cuda.decodeFusedCombine, hd128, 256, 8, 2, 128",
+            "vlmflux.cuda.decodeFusedCombine, hd64-g16, 256, 32, 2, 64", "vlmflux.cuda.decodeFusedRope, hd128, 256, 8, 2, 128",
+            "vlmflux.cuda.decodeFusedRope, hd64-g16, 256, 32, 2, 64", "both, hd128, 256, 8, 2, 128"})
+    void fusedDecodeChangesNothing(String property, String name, int hidden, int heads, int kvHeads, int hd,
+                                   @org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) throws Exception {
         io.vlmflux.llm.RandomCheckpoint.write(dir, new io.vlmflux.llm.RandomCheckpoint.Shape(name, hidden, 2, heads, kvHeads, hd, 512, 1024, true, true, 4096), 11);
         Supplier<Decoder> plain = () -> { try { return Models.load(dir, "config.json", "cuda"); } catch (Exception e) { throw new RuntimeException(e); } };
+        boolean both = property.equals("both");
+        String p1 = both ? "vlmflux.cuda.decodeFusedCombine" : property, p2 = both ? "vlmflux.cuda.decodeFusedRope" : property;
+        Supplier<Decoder> on = () -> withProperty(p1, "true", () -> withProperty(p2, "true", plain));
         java.util.Random r = new java.util.Random(3);
-        try (Decoder base = withProperty("vlmflux.cuda.decodeFusedCombine", "false", plain);
-             Decoder fused = withProperty("vlmflux.cuda.decodeFusedCombine", "true", plain);
-             Decoder fusedEager = withProperty("vlmflux.cuda.decodeFusedCombine", "true", () -> withProperty("vlmflux.cuda.graphs", "false", plain))) {
+        try (Decoder base = withProperty("vlmflux.cuda.decodeFusedCombine", "false", () -> withProperty("vlmflux.cuda.decodeFusedRope", "false", plain));
+             Decoder fused = on.get();
+             Decoder fusedEager = withProperty("vlmflux.cuda.graphs", "false", on)) {
             int V = base.config().vocabSize();
             Decoder[] ds = {base, fused, fusedEager};
             for (int promptLen : new int[] {5, 1200}) {
@@ -311,8 +317,8 @@ class CudaDecoderTest {
                     for (int step = 0; step < 12; step++) {
                         for (int d = 0; d < 3; d++) l[d] = ds[d].forward(cs[d], ForwardInput.tokens(tok), false);
                         String at = name + ", prompt " + promptLen + ", step " + step;
-                        assertArrayEquals(l[0], l[1], at + ": fused combine (graph replay) vs two launches");
-                        assertArrayEquals(l[0], l[2], at + ": fused combine (eager) vs two launches");
+                        assertArrayEquals(l[0], l[1], at + ": " + property + " (graph replay) vs the default path");
+                        assertArrayEquals(l[0], l[2], at + ": " + property + " (eager) vs the default path");
                         tok = CpuOps.argmax(l[0], 0, V);
                     }
                 } finally {
@@ -339,7 +345,7 @@ class CudaDecoderTest {
                     int[] ta = base.forwardSampleBatch(a, t, Arrays.copyOf(greedy, n));
                     float[] la = ((CudaDecoder) base).lastBatchLogits(n);
                     int[] tb = fused.forwardSampleBatch(b, t, Arrays.copyOf(greedy, n));
-                    assertArrayEquals(la, ((CudaDecoder) fused).lastBatchLogits(n), name + " batched step " + step + " (" + n + " rows)");
+                    assertArrayEquals(la, ((CudaDecoder) fused).lastBatchLogits(n), property + " " + name + " batched step " + step + " (" + n + " rows)");
                     assertArrayEquals(ta, tb);
                     System.arraycopy(ta, 0, toks, 0, n);
                 }
