@@ -41,7 +41,8 @@
 #                         full tree do not fit one call): the runtime, GStreamer and the jars into /tmp, then int4_harness
 #   e2e-gpu-run.sh tests-warm (carry .gpu-e2e/test-classes with the full tree, right after unpack on the warm machine):
 #                         every @Tag("gpu") test, GStreamer ones included (extra args: JUnit selectors); VLMFLUX_E2E_BENCH="SHAPES":
-#                         then bench llm at those shapes: defaults, decodeFusedCombine, + fusedSilu
+#                         then bench llm at those shapes for each of VLMFLUX_E2E_VARIANTS (default "default fr fc fr-fc": decodeFusedRope,
+#                         decodeFusedCombine, both; "silu" in a name adds fusedSilu)
 # Results under $OUT (or /tmp/vlmflux-e2e-out).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -206,8 +207,9 @@ case "${1:-}" in
     timeout ${VLMFLUX_TESTS_TIMEOUT:-480} "$run" tests "${@:2}" > "$out/tests.txt" 2>&1; echo "rc=$?" >> "$out/tests.txt"
     grep -E "tests (successful|failed|found|skipped|aborted)" "$out/tests.txt" >&2; grep -B2 -A10 "✘" "$out/tests.txt" | head -120 >&2
     for shape in ${VLMFLUX_E2E_BENCH:-}; do   # e.g. "qwen3-0.6b qwen2.5-3b": decode with the fused attention combine off / on
-      for v in default fc fc-silu; do   # fc: decodeFusedCombine; silu: fusedSilu (the down GEMV's split-K prologue computes silu(gate)*up)
-        opts=""; [[ $v == fc* ]] && opts="-Dvlmflux.cuda.decodeFusedCombine=true"; [[ $v == *silu ]] && opts="$opts -Dvlmflux.cuda.fusedSilu=true"
+      for v in ${VLMFLUX_E2E_VARIANTS:-default fr fc fr-fc}; do   # fr: decodeFusedRope; fc: decodeFusedCombine; silu: fusedSilu
+        opts=""; [[ $v == *fr* ]] && opts="-Dvlmflux.cuda.decodeFusedRope=true"; [[ $v == *fc* ]] && opts="$opts -Dvlmflux.cuda.decodeFusedCombine=true"
+        [[ $v == *silu* ]] && opts="$opts -Dvlmflux.cuda.fusedSilu=true"
         step "bench llm $shape, $v ($opts)"
         src=(--model /tmp/vlmflux-models/$shape); [[ -f /tmp/vlmflux-models/$shape/config.json ]] || src=(--shape $shape --keep-checkpoint /tmp/vlmflux-models/$shape)
         VLMFLUX_JAVA_OPTS="$opts" timeout 120 "$run" vlmflux bench llm --backend cuda "${src[@]}" \
