@@ -43,6 +43,10 @@
 #                         every @Tag("gpu") test, GStreamer ones included (extra args: JUnit selectors); VLMFLUX_E2E_BENCH="SHAPES":
 #                         then bench llm at those shapes for each of VLMFLUX_E2E_VARIANTS (default "default fr fc fr-fc": decodeFusedRope,
 #                         decodeFusedCombine, both; "silu" in a name adds fusedSilu)
+#   e2e-gpu-run.sh quick [JUnit args] (carry .gpu-e2e/jre.tar.xz, lib, test-classes with the tree's files under 100 KB; one
+#                         call, no GStreamer, no fixtures): GPU tests that need neither (default: the decode fusions' tests in
+#                         GpuKernelsTest and CudaDecoderTest), then bench llm qwen3-0.6b for each of
+#                         VLMFLUX_E2E_VARIANTS (as tests-warm; default "default fr")
 # Results under $OUT (or /tmp/vlmflux-e2e-out).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -52,6 +56,19 @@ export VLMFLUX_BUNDLE_DIR=$root/.gpu-e2e VLMFLUX_JRE_DIR=/tmp/vlmflux-jre-e2e VL
 model=${VLMFLUX_E2E_MODEL:-/tmp/vlmflux-models/qwen25vl3b-e2e}
 run="$here/run-on-gpu.sh"
 step() { echo "== $(date -u +%T) $*" >&2; }
+# bench llm at VLMFLUX_E2E_BENCH's shapes (e.g. "qwen3-0.6b qwen2.5-3b") for each of VLMFLUX_E2E_VARIANTS (tests-warm, quick)
+bench_variants() {
+    for shape in ${VLMFLUX_E2E_BENCH:-}; do
+      for v in ${VLMFLUX_E2E_VARIANTS:-default fr fc fr-fc}; do   # fr: decodeFusedRope; fc: decodeFusedCombine; silu: fusedSilu
+        opts=""; [[ $v == *fr* ]] && opts="-Dvlmflux.cuda.decodeFusedRope=true"; [[ $v == *fc* ]] && opts="$opts -Dvlmflux.cuda.decodeFusedCombine=true"
+        [[ $v == *silu* ]] && opts="$opts -Dvlmflux.cuda.fusedSilu=true"
+        step "bench llm $shape, $v ($opts)"
+        src=(--model /tmp/vlmflux-models/$shape); [[ -f /tmp/vlmflux-models/$shape/config.json ]] || src=(--shape $shape --keep-checkpoint /tmp/vlmflux-models/$shape)
+        VLMFLUX_JAVA_OPTS="$opts" timeout 120 "$run" vlmflux bench llm --backend cuda "${src[@]}" \
+            --contexts 512,2048 --json > "$out/llm-$shape-$v.jsonl" 2> "$out/llm-$shape-$v.err"; tail -n 2 "$out/llm-$shape-$v.jsonl" | cut -c1-300 >&2
+      done
+    done
+}
 case "${1:-}" in
   prep)
     step "runtime + GStreamer"
@@ -206,16 +223,18 @@ case "${1:-}" in
     step "every @Tag(gpu) test"
     timeout ${VLMFLUX_TESTS_TIMEOUT:-480} "$run" tests "${@:2}" > "$out/tests.txt" 2>&1; echo "rc=$?" >> "$out/tests.txt"
     grep -E "tests (successful|failed|found|skipped|aborted)" "$out/tests.txt" >&2; grep -B2 -A10 "✘" "$out/tests.txt" | head -120 >&2
-    for shape in ${VLMFLUX_E2E_BENCH:-}; do   # e.g. "qwen3-0.6b qwen2.5-3b": decode with the fused attention combine off / on
-      for v in ${VLMFLUX_E2E_VARIANTS:-default fr fc fr-fc}; do   # fr: decodeFusedRope; fc: decodeFusedCombine; silu: fusedSilu
-        opts=""; [[ $v == *fr* ]] && opts="-Dvlmflux.cuda.decodeFusedRope=true"; [[ $v == *fc* ]] && opts="$opts -Dvlmflux.cuda.decodeFusedCombine=true"
-        [[ $v == *silu* ]] && opts="$opts -Dvlmflux.cuda.fusedSilu=true"
-        step "bench llm $shape, $v ($opts)"
-        src=(--model /tmp/vlmflux-models/$shape); [[ -f /tmp/vlmflux-models/$shape/config.json ]] || src=(--shape $shape --keep-checkpoint /tmp/vlmflux-models/$shape)
-        VLMFLUX_JAVA_OPTS="$opts" timeout 120 "$run" vlmflux bench llm --backend cuda "${src[@]}" \
-            --contexts 512,2048 --json > "$out/llm-$shape-$v.jsonl" 2> "$out/llm-$shape-$v.err"; tail -n 2 "$out/llm-$shape-$v.jsonl" | cut -c1-300 >&2
-      done
-    done
+    bench_variants
+    step done ;;
+  quick)
+    step "GPU tests without fixtures or GStreamer"
+    args=("${@:2}"); (( ${#args[@]} )) || args=(
+        --select-method 'io.vlmflux.cuda.gpu.GpuKernelsTest#fusedRopeDecodeEqualsRopeThenAttention(int, int, int, int, boolean, int)'
+        --select-method 'io.vlmflux.cuda.gpu.GpuKernelsTest#decodeAttentionMatchesCpu(int, int, int, int, int)'
+        --select-method 'io.vlmflux.cuda.gpu.GpuKernelsTest#fusedCombineDecodeReplaysInAGraph()'
+        --select-method 'io.vlmflux.llm.cuda.CudaDecoderTest#fusedDecodeChangesNothing(java.lang.String, java.lang.String, int, int, int, int, java.nio.file.Path)')
+    timeout ${VLMFLUX_TESTS_TIMEOUT:-120} "$run" tests "${args[@]}" > "$out/tests.txt" 2>&1; echo "rc=$?" >> "$out/tests.txt"
+    grep -E "tests (successful|failed|found)" "$out/tests.txt" >&2; grep -B2 -A14 "✘" "$out/tests.txt" | head -60 >&2
+    VLMFLUX_E2E_VARIANTS=${VLMFLUX_E2E_VARIANTS:-default fr} VLMFLUX_E2E_BENCH=${VLMFLUX_E2E_BENCH-qwen3-0.6b} bench_variants
     step done ;;
   int4-check)   # carry .gpu-e2e/jre.tar.xz, lib, test-classes; the slim tree plus fixtures/tiny-qwen2 and tiny-qwen3
     # int4_harness (kernel checks at every warp count and load schedule, then timings), then the GPU tests of the 4-bit
@@ -232,5 +251,5 @@ case "${1:-}" in
         > "$out/tests.txt" 2>&1; echo "rc=$?" >> "$out/tests.txt"
     grep -E "tests (successful|failed|found)" "$out/tests.txt" >&2; grep -B1 -A6 "✘" "$out/tests.txt" | head -40 >&2
     step done ;;
-  *) echo "usage: $0 unpack|tests-warm|prep|run|tests|prep-all|measure|measure-int4|profile|int4-check" >&2; exit 2 ;;
+  *) echo "usage: $0 unpack|tests-warm|quick|prep|run|tests|prep-all|measure|measure-int4|profile|int4-check" >&2; exit 2 ;;
 esac
