@@ -14,8 +14,8 @@
 //         permutation (or none) is P = 1, s_1 = s_2 = s_3 = M.
 //   tiled q (Int4Device.tiled; matrices the tensor-core GEMV takes, with at most one permutation): the same words in
 //         16-row x 128-column tiles of 1 KB, tile (r/16) * (K/128) + p/16, inside it row r%16, word p%16
-//         (int4_word_index); rows padded with zero words to a multiple of 16. vf_int4_gemv_mma_t and the prefill
-//         dequantizations (their `tiled` flag) read it; the fp32 GEMV does not.
+//         (int4_tile_index); rows padded with zero words to a multiple of 16. vf_int4_gemv_mma_t and the prefill
+//         dequantizations' _t forms read it; the fp32 GEMV does not.
 // Dequantization is fused into the weight loads: a nibble becomes the float 2^23 + q by OR-ing exponent bits (exact),
 // one FADD subtracts 2^23 + zero, one FFMA accumulates against x; per 32 columns the group scale multiplies once.
 #include "common.cuh"
@@ -50,9 +50,8 @@ __device__ __forceinline__ float int4_dot8(unsigned int w, uint4 xv, float zb, f
     return acc;
 }
 
-// Index of word p (columns 8p..8p+7) of row r in q: row-major, or in 16 x 128 tiles when `tiled` (see the header).
-__device__ __forceinline__ long long int4_word_index(int r, int p, int k8, int tiled) {
-    if (!tiled) return (long long)r * k8 + p;
+// Index of word p (columns 8p..8p+7) of row r in a q stored in 16 x 128 tiles (see the header).
+__device__ __forceinline__ long long int4_tile_index(int r, int p, int k8) {
     return (((long long)(r >> 4) * (k8 >> 4) + (p >> 4)) * 16 + (r & 15)) * 16 + (p & 15);
 }
 
@@ -373,16 +372,17 @@ __device__ __forceinline__ uint4 int4_dequant_word(unsigned int w, float2 s) {
 
 // Prefill, act-order: W bf16 [M, K] (row r at W + r*K, input columns in checkpoint order) = dequantized q, each row
 // through its part's permutation (s1..s3 as for the GEMV). One thread per packed word (8 columns), 8 scattered 2-byte
-// stores; q row-major or in tiles (`tiled`, one part then). grid ceil(M*K/8 / 256), block 256. (Without a
+// stores; _t: q in tiles (one part then). grid ceil(M*K/8 / 256), block 256. (Without a
 // permutation: vf_int4_dequant_bf16_x4.)
-extern "C" __global__ void vf_int4_dequant_bf16(bf16_t* __restrict__ W, const unsigned int* __restrict__ q,
-                                                const unsigned int* __restrict__ sz, const int* __restrict__ perm,
-                                                int s1, int s2, int s3, int M, int K, int gs, int tiled) {
+template <bool TILED>
+__device__ __forceinline__ void int4_dequant_act(bf16_t* __restrict__ W, const unsigned int* __restrict__ q,
+                                                 const unsigned int* __restrict__ sz, const int* __restrict__ perm,
+                                                 int s1, int s2, int s3, int M, int K, int gs) {
     const long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     const int k8 = K >> 3;
     if (t >= (long long)M * k8) return;
     const int r = (int)(t / k8), p = (int)(t - (long long)r * k8);
-    const uint4 v = int4_dequant_word(q[int4_word_index(r, p, k8, tiled)], int4_h2f2(sz[(long long)r * (K / gs) + (8 * p) / gs]));
+    const uint4 v = int4_dequant_word(q[TILED ? int4_tile_index(r, p, k8) : t], int4_h2f2(sz[(long long)r * (K / gs) + (8 * p) / gs]));
     const unsigned int h[4] = {v.x, v.y, v.z, v.w};
     unsigned short* row = reinterpret_cast<unsigned short*>(W + (long long)r * K);
     const int* pr = perm + (long long)int4_part(r, s1, s2, s3) * K + 8 * p;
@@ -392,14 +392,24 @@ extern "C" __global__ void vf_int4_dequant_bf16(bf16_t* __restrict__ W, const un
         row[pr[2 * j + 1]] = (unsigned short)(h[j] >> 16);
     }
 }
+extern "C" __global__ void vf_int4_dequant_bf16(bf16_t* __restrict__ W, const unsigned int* __restrict__ q,
+                                                const unsigned int* __restrict__ sz, const int* __restrict__ perm,
+                                                int s1, int s2, int s3, int M, int K, int gs) {
+    int4_dequant_act<false>(W, q, sz, perm, s1, s2, s3, M, K, gs);
+}
+extern "C" __global__ void vf_int4_dequant_bf16_t(bf16_t* __restrict__ W, const unsigned int* __restrict__ q,
+                                                  const unsigned int* __restrict__ sz, const int* __restrict__ perm,
+                                                  int s1, int s2, int s3, int M, int K, int gs) {
+    int4_dequant_act<true>(W, q, sz, perm, s1, s2, s3, M, K, gs);
+}
 
 // Prefill without a permutation: as vf_int4_dequant_bf16, four packed words a thread, 32 words apart: each load
 // instruction of a warp reads 128 contiguous bytes and each store writes 512, and a thread has four loads in flight
 // (one word a thread waits on one 4-byte load). grid ceil(M*K/8 / 1024), block 256: block b, warp w covers words
-// (4b + w) * 128 + [0, 128) of W's row-major order; q row-major or in tiles (`tiled`: 32 consecutive words of a row
-// are two 64-byte runs of its tiles).
-extern "C" __global__ void vf_int4_dequant_bf16_x4(bf16_t* __restrict__ W, const unsigned int* __restrict__ q,
-                                                   const unsigned int* __restrict__ sz, int M, int K, int gs, int tiled) {
+// (4b + w) * 128 + [0, 128) of W's row-major order; _t: q in tiles (32 consecutive words of a row are two 64-byte runs of its tiles).
+template <bool TILED>
+__device__ __forceinline__ void int4_dequant_x4(bf16_t* __restrict__ W, const unsigned int* __restrict__ q,
+                                                const unsigned int* __restrict__ sz, int M, int K, int gs) {
     const long long words = (long long)M * (K >> 3);
     const long long w0 = ((long long)blockIdx.x * 8 + (threadIdx.x >> 5)) * 128 + (threadIdx.x & 31);
     const int k8 = K >> 3, G = K / gs;
@@ -407,8 +417,9 @@ extern "C" __global__ void vf_int4_dequant_bf16_x4(bf16_t* __restrict__ W, const
 #pragma unroll
     for (int i = 0; i < 4; i++) {
         const long long t = w0 + 32 * i;
-        const int r = (int)(t / k8), p = (int)(t - (long long)r * k8);
-        wv[i] = t < words ? __ldg(q + int4_word_index(r, p, k8, tiled)) : 0u;
+        long long at = t;   // row-major: the word's own index; tiled: where its tile keeps it
+        if (TILED) { const int r = (int)(t / k8); at = int4_tile_index(r, (int)(t - (long long)r * k8), k8); }
+        wv[i] = t < words ? __ldg(q + at) : 0u;
     }
 #pragma unroll
     for (int i = 0; i < 4; i++) {
@@ -417,4 +428,12 @@ extern "C" __global__ void vf_int4_dequant_bf16_x4(bf16_t* __restrict__ W, const
         const int r = (int)(t / k8), p = (int)(t - (long long)r * k8);
         reinterpret_cast<uint4*>(W)[t] = int4_dequant_word(wv[i], int4_h2f2(__ldg(sz + (long long)r * G + (8 * p) / gs)));
     }
+}
+extern "C" __global__ void vf_int4_dequant_bf16_x4(bf16_t* __restrict__ W, const unsigned int* __restrict__ q,
+                                                   const unsigned int* __restrict__ sz, int M, int K, int gs) {
+    int4_dequant_x4<false>(W, q, sz, M, K, gs);
+}
+extern "C" __global__ void vf_int4_dequant_bf16_x4_t(bf16_t* __restrict__ W, const unsigned int* __restrict__ q,
+                                                     const unsigned int* __restrict__ sz, int M, int K, int gs) {
+    int4_dequant_x4<true>(W, q, sz, M, K, gs);
 }

@@ -28,7 +28,7 @@ static W make(std::mt19937& g, int M, int K, int gs, bool sym, bool act) {
     int orig = act? w.perm[c] : c; w.deq[(size_t)r*K+orig] = ((float)v - z)*s; }
   return w;
 }
-// q in 16-row x 128-column tiles, rows padded to 16 (Int4Device.Layout.tiledWords; int4_word_index)
+// q in 16-row x 128-column tiles, rows padded to 16 (Int4Device.Layout.tiledWords; int4_tile_index)
 static std::vector<unsigned> tiled(const std::vector<unsigned>& q, int M, int K) {
   int k8 = K/8, nb = K/128, Mp = (M+15)/16*16; std::vector<unsigned> t((size_t)Mp*k8, 0u);
   for (int r=0;r<M;r++) for(int p=0;p<k8;p++) t[(((size_t)(r>>4)*nb + (p>>4))*16 + (r&15))*16 + (p&15)] = q[(size_t)r*k8+p];
@@ -78,8 +78,8 @@ static void testDeq(std::mt19937& g, int M, int K, int gs, bool sym, bool act) {
   for (int t = 0; t < (K % 128 == 0 && gs % 128 == 0 ? 2 : 1); t++) {   // row-major q, then tiled q where the matrix may be tiled
     unsigned* dq = up(t ? tiled(w.q, M, K) : w.q); unsigned* dsz=up(w.sz);
     CK(cudaMemset(dw, 0xff, (size_t)M*K*2));
-    if (act) { int* dp = up(w.perm); long long words=(long long)M*K/8; vf_int4_dequant_bf16<<<(words+255)/256,256>>>(dw,dq,dsz,dp,M,M,M,M,K,gs,t); cudaFree(dp); }
-    else vf_int4_dequant_bf16_x4<<<((long long)M*K/8+1023)/1024,256>>>(dw,dq,dsz,M,K,gs,t);
+    if (act) { int* dp = up(w.perm); long long words=(long long)M*K/8; (t ? vf_int4_dequant_bf16_t : vf_int4_dequant_bf16)<<<(words+255)/256,256>>>(dw,dq,dsz,dp,M,M,M,M,K,gs); cudaFree(dp); }
+    else (t ? vf_int4_dequant_bf16_x4_t : vf_int4_dequant_bf16_x4)<<<((long long)M*K/8+1023)/1024,256>>>(dw,dq,dsz,M,K,gs);
     CK(cudaDeviceSynchronize());
     std::vector<unsigned short> o((size_t)M*K); CK(cudaMemcpy(o.data(),dw,o.size()*2,cudaMemcpyDeviceToHost)); int bad=0;
     for(size_t i=0;i<o.size();i++) if(o[i]!=hbf(w.deq[i])) bad++;
@@ -105,7 +105,7 @@ static void testParts(std::mt19937& g, int rows, std::vector<int> ms, int K, int
   int bad=0; double worst=0;
   for(int r=0;r<rows;r++) for(int j=0;j<M;j++){ double s=y0[(size_t)r*ldy+j],mag=0; for(int t=0;t<K;t++){ double p=(double)x[(size_t)r*ldx+t]*deq[(size_t)j*K+t]; s+=p; mag+=fabs(p);} double err=fabs(s-y[(size_t)r*ldy+j]), tol=2e-5*(mag+1); worst=std::max(worst,err/tol); if(err>tol) bad++; }
   unsigned short* dw; CK(cudaMalloc(&dw,(size_t)M*K*2)); long long words=(long long)M*K/8;
-  vf_int4_dequant_bf16<<<(words+255)/256,256>>>(dw,dq,dsz,dp,st[0],st[1],st[2],M,K,gs,0); CK(cudaDeviceSynchronize());
+  vf_int4_dequant_bf16<<<(words+255)/256,256>>>(dw,dq,dsz,dp,st[0],st[1],st[2],M,K,gs); CK(cudaDeviceSynchronize());
   std::vector<unsigned short> o((size_t)M*K); CK(cudaMemcpy(o.data(),dw,o.size()*2,cudaMemcpyDeviceToHost)); int badd=0;
   for(size_t i=0;i<o.size();i++) if(o[i]!=hbf(deq[i])) badd++;
   printf("parts rows %d M %d (P %d) K %d gs %d sym %d: gemv %s (worst err/tol %.3f), dequant %s\n", rows, M, P, K, gs, sym, bad?"FAIL":"ok", worst, badd?"FAIL":"ok");
@@ -159,11 +159,11 @@ int main(){
       float m1 = timeIt([&]{ vf_int4_gemv_mma<<<(M+15)/16,32*mmaWarps(K)>>>(dy,M,dq,dsz,dx,K,nullptr,nullptr,M,K,128,1); });
       float m4 = timeIt([&]{ vf_int4_gemv_mma<<<(M+15)/16,32*mmaWarps(K)>>>(dy,M,dq,dsz,dx,K,nullptr,nullptr,M,K,128,4); });
       float m8 = timeIt([&]{ vf_int4_gemv_mma<<<(M+15)/16,32*mmaWarps(K)>>>(dy,M,dq,dsz,dx,K,nullptr,nullptr,M,K,128,8); });
-      float dq4_us = timeIt([&]{ vf_int4_dequant_bf16_x4<<<((long long)M*K/8+1023)/1024,256>>>(dwb,dq,dsz,M,K,128,0); });
+      float dq4_us = timeIt([&]{ vf_int4_dequant_bf16_x4<<<((long long)M*K/8+1023)/1024,256>>>(dwb,dq,dsz,M,K,128); });
       unsigned* dqt = up(tiled(q, M, K));
       float t1 = timeIt([&]{ vf_int4_gemv_mma_t<<<(M+15)/16,32*mmaWarps(K)>>>(dy,M,dqt,dsz,dx,K,nullptr,nullptr,M,K,128,1); });
       float t8 = timeIt([&]{ vf_int4_gemv_mma_t<<<(M+15)/16,32*mmaWarps(K)>>>(dy,M,dqt,dsz,dx,K,nullptr,nullptr,M,K,128,8); });
-      float dqt_us = timeIt([&]{ vf_int4_dequant_bf16_x4<<<((long long)M*K/8+1023)/1024,256>>>(dwb,dqt,dsz,M,K,128,1); });
+      float dqt_us = timeIt([&]{ vf_int4_dequant_bf16_x4_t<<<((long long)M*K/8+1023)/1024,256>>>(dwb,dqt,dsz,M,K,128); });
       double bytes4 = (double)M*K/2 + (double)M*K/128*4;
       printf("%s %dx%d: int4 b1 %.1f us (%.0f GB/s) | b4 %.1f | b8 %.1f | mma b1 %.1f us (%.0f GB/s) | b4 %.1f | b8 %.1f | bf16 gemv %.1f us (%.0f GB/s) | dequant x4 %.1f us (%.0f GB/s)\n", names[s], M, K, a, bytes4/a/1e3, a4, a8, m1, bytes4/m1/1e3, m4, m8, bb, (double)M*K*2/bb/1e3, dq4_us, (bytes4+(double)M*K*2)/dq4_us/1e3);
       printf("%s %dx%d tiled: mma b1 %.1f us (%.0f GB/s) | b8 %.1f | dequant x4 %.1f us\n", names[s], M, K, t1, bytes4/t1/1e3, t8, dqt_us);

@@ -83,13 +83,13 @@ public final class BatchDecodeOps implements AutoCloseable {
         q.require(4L * n * nq * hd, "attentionDecodeRows", "q fp32 [n, nq, hd]");
         workspace.require(workspaceBytes(n, nq, hd, splits), "attentionDecodeRows", "partials fp32 [n, nq, splits, hd+2]");
         int groups = (nq / nkv + 7) / 8;
-        if (fusedCombine && (hd == 64 || hd == 128) && (long) n * nkv * groups <= GpuOps.ATTN_TICKETS) {   // one launch
+        if (fusedCombine && GpuOps.specialisedHeadDim(hd) && (long) n * nkv * groups <= GpuOps.ATTN_TICKETS) {   // one launch
             mod.launch("vf_attn_decode_rows_vf_h" + hd, n * nkv, splits, groups, 128, 0, stream,
                     a.reset().ptr(out).ptr(workspace).ptr(q).ptr(kv).i32(layer).i32(layers).ptr(rows).ptr(tickets)
                             .i32(nq).i32(nkv).i32(hd).f32(scale));
             return;
         }
-        String split = vecDecode && (hd == 64 || hd == 128) ? "vf_attn_decode_rows_v_h" + hd : "vf_attn_decode_rows_e" + (hd + 31) / 32;
+        String split = vecDecode && GpuOps.specialisedHeadDim(hd) ? "vf_attn_decode_rows_v_h" + hd : "vf_attn_decode_rows_e" + (hd + 31) / 32;
         mod.launch(split, n * nkv, splits, groups, 128, 0, stream,
                 a.reset().ptr(workspace).ptr(q).ptr(kv).i32(layer).i32(layers).ptr(rows).i32(nq).i32(nkv).i32(hd).f32(scale));
         mod.launch("vf_attn_decode_rows_combine", n * nq, 1, 1, 128, 0, stream,
@@ -97,7 +97,7 @@ public final class BatchDecodeOps implements AutoCloseable {
     }
 
     /** Whether {@link #attentionDecodeRowsRope} takes head dim {@code hd} (decodeFusedRope on, 64 or 128). */
-    public boolean canFuseRope(int hd) { return fusedRope && (hd == 64 || hd == 128); }
+    public boolean canFuseRope(int hd) { return fusedRope && GpuOps.specialisedHeadDim(hd); }
 
     /**
      * {@link #ropeQkvRows} followed by {@link #attentionDecodeRows}, in the attention's split pass: row r's raw q/k/v

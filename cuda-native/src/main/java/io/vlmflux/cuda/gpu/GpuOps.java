@@ -51,6 +51,12 @@ public final class GpuOps implements AutoCloseable {
         if (attnTickets != null) stream.memsetAsync(attnTickets, 0, attnBytes);   // reset by each group's last block
     }
 
+    /**
+     * Whether kernels for head dim {@code hd} exist among the specialised attention kernels: the 16-byte-load decode
+     * split pass (and its fused-combine / fused-rope forms) and the tensor-core prefill are instantiated at 64 and 128.
+     */
+    static boolean specialisedHeadDim(int hd) { return hd == 64 || hd == 128; }
+
     /** Head groups (kv heads x groups of up to 8 query heads, times rows) a fused-combine decode attention can ticket. */
     static final int ATTN_TICKETS = 4096;
     private final boolean fusedCombine;                // Tuning.decodeFusedCombine (with vecDecode)
@@ -437,13 +443,13 @@ public final class GpuOps implements AutoCloseable {
         kvLen.require(4, "attentionDecode", "kvLen int32");
         workspace.require(decodeWorkspaceBytes(s, splits), "attentionDecode", "partials fp32 [nq, splits, hd+2]");
         int groups = (s.nq() / s.nkv() + 7) / 8;
-        if (fusedCombine && (s.headDim() == 64 || s.headDim() == 128) && s.nkv() * groups <= ATTN_TICKETS) {   // one launch
+        if (fusedCombine && specialisedHeadDim(s.headDim()) && s.nkv() * groups <= ATTN_TICKETS) {   // one launch
             launch("vf_attn_decode_vf_h" + s.headDim(), s.nkv(), splits, groups, 128, 0, stream,
                     a.reset().ptr(out).ptr(workspace).ptr(q).ptr(kCache).ptr(vCache).ptr(kvLen).ptr(attnTickets)
                             .i32(s.nq()).i32(s.nkv()).i32(s.maxSeq()).f32(scale));
             return;
         }
-        if (vecDecode && (s.headDim() == 64 || s.headDim() == 128))   // 16-byte loads, HD/8 lanes per key
+        if (vecDecode && specialisedHeadDim(s.headDim()))   // 16-byte loads, HD/8 lanes per key
             launch("vf_attn_decode_v_h" + s.headDim(), s.nkv(), splits, groups, 128, 0, stream,
                     a.reset().ptr(workspace).ptr(q).ptr(kCache).ptr(vCache).ptr(kvLen)
                             .i32(s.nq()).i32(s.nkv()).i32(s.maxSeq()).f32(scale));
@@ -456,7 +462,7 @@ public final class GpuOps implements AutoCloseable {
     }
 
     /** Whether {@link #attentionDecodeRope} takes this shape (decodeFusedRope on, head dim 64 or 128). */
-    public boolean canFuseRope(AttnShape s) { return fusedRope && (s.headDim() == 64 || s.headDim() == 128); }
+    public boolean canFuseRope(AttnShape s) { return fusedRope && specialisedHeadDim(s.headDim()); }
 
     /**
      * {@link #ropeQkv} for one token followed by {@link #attentionDecode}, in the attention's split pass: q/k/v are the
@@ -542,7 +548,7 @@ public final class GpuOps implements AutoCloseable {
      * only with {@link Tuning#prefillSplitKv()} on.)
      */
     public int prefillSplits(AttnShape s, int n, int start, long workspaceBytes) {
-        if (!((s.headDim() == 64 || s.headDim() == 128) && mmaPrefill) || n <= 0) return 1;
+        if (!(specialisedHeadDim(s.headDim()) && mmaPrefill) || n <= 0) return 1;
         long blocks = (long) ((n + 63) / 64) * s.nq();
         int sms = stream.device().multiProcessorCount();
         if (blocks >= 2L * sms) return 1;
@@ -570,7 +576,7 @@ public final class GpuOps implements AutoCloseable {
         if (splits < 1 || splits > MAX_PREFILL_SPLITS)
             throw new IllegalArgumentException("attentionPrefill: splits " + splits + " outside [1, " + MAX_PREFILL_SPLITS + "]");
         int hd = s.headDim();
-        boolean mma = (hd == 64 || hd == 128) && mmaPrefill;
+        boolean mma = specialisedHeadDim(hd) && mmaPrefill;
         if (splits > 1 && !mma) throw new IllegalArgumentException("attentionPrefill: only the tensor-core kernel (hd 64, 128) splits the keys, hd " + hd);
         if (mma) {   // tensor-core FlashAttention-2 kernel, 64 queries per block
             if (splits > 1) {

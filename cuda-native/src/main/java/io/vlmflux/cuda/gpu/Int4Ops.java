@@ -125,15 +125,14 @@ public final class Int4Ops implements AutoCloseable {
         if (out.address() % 16 != 0) throw new IllegalArgumentException(op + ": out '" + out.name() + "' is not 16-byte aligned");
         if (w.perm() == null) {   // four packed words a thread, 32 apart: four loads in flight
             long words = (long) m * (k / 8);
-            mod.launch("vf_int4_dequant_bf16_x4", Math.toIntExact((words + 1023) / 1024), 1, 1, 256, 0, stream,
-                    a.reset().ptr(out).ptr(w.q()).ptr(w.sz()).i32(m).i32(k).i32(w.layout().groupSize()).i32(w.tiled() ? 1 : 0));
+            mod.launch(w.tiled() ? "vf_int4_dequant_bf16_x4_t" : "vf_int4_dequant_bf16_x4", Math.toIntExact((words + 1023) / 1024), 1, 1, 256, 0, stream,
+                    a.reset().ptr(out).ptr(w.q()).ptr(w.sz()).i32(m).i32(k).i32(w.layout().groupSize()));
             return;
         }
         long words = (long) m * (k / 8);   // act-order: one word a thread, scattered through its part's permutation
         int[] s = partStarts(w.layout());
-        mod.launch("vf_int4_dequant_bf16", Math.toIntExact((words + 255) / 256), 1, 1, 256, 0, stream,
-                a.reset().ptr(out).ptr(w.q()).ptr(w.sz()).ptr(w.perm()).i32(s[0]).i32(s[1]).i32(s[2]).i32(m).i32(k).i32(w.layout().groupSize())
-                        .i32(w.tiled() ? 1 : 0));
+        mod.launch(w.tiled() ? "vf_int4_dequant_bf16_t" : "vf_int4_dequant_bf16", Math.toIntExact((words + 255) / 256), 1, 1, 256, 0, stream,
+                a.reset().ptr(out).ptr(w.q()).ptr(w.sz()).ptr(w.perm()).i32(s[0]).i32(s[1]).i32(s[2]).i32(m).i32(k).i32(w.layout().groupSize()));
     }
 
     @Override public void close() {
