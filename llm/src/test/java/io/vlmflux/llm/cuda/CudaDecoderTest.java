@@ -62,6 +62,25 @@ class CudaDecoderTest {
         try { return s.get(); } finally { if (old == null) System.clearProperty(key); else System.setProperty(key, old); }
     }
 
+    /**
+     * Prefills {@code prompt} into each decoder's cache, then decodes {@code steps} greedy tokens (those of the first
+     * decoder, fed to all), asserting every step's logits of decoder 1 (graph replay) and 2 (eager) bit-equal to decoder
+     * 0's; returns the next token.
+     */
+    static int greedyStepsBitEqual(Decoder[] ds, KvCache[] cs, int[] prompt, int steps, String what) {
+        int V = ds[0].config().vocabSize();
+        float[][] l = new float[ds.length][];
+        for (int d = 0; d < ds.length; d++) l[d] = ds[d].forward(cs[d], ForwardInput.tokens(prompt), false);
+        int tok = CpuOps.argmax(l[0], 0, V);
+        for (int step = 0; step < steps; step++) {
+            for (int d = 0; d < ds.length; d++) l[d] = ds[d].forward(cs[d], ForwardInput.tokens(tok), false);
+            for (int d = 1; d < ds.length; d++)
+                assertArrayEquals(l[0], l[d], what + ", step " + step + ": decoder " + d + (d == 1 ? " (graph replay)" : " (eager)") + " vs the default path");
+            tok = CpuOps.argmax(l[0], 0, V);
+        }
+        return tok;
+    }
+
     @ParameterizedTest(name = "{0} {1}")
     @CsvSource({"tiny-qwen2,config.json", "tiny-qwen2,config.hub.json", "tiny-qwen3,config.json", "tiny-qwen3,config.hub.json",
             "tiny-llama,config.json", "tiny-llama,config.hub.json"})
@@ -255,19 +274,10 @@ class CudaDecoderTest {
         try (Decoder base = withProperty("vlmflux.cuda.pdl", "false", () -> uncheckedLoad(model));
              Decoder pdl = withProperty("vlmflux.cuda.pdl", "true", () -> uncheckedLoad(model));
              Decoder pdlEager = withProperty("vlmflux.cuda.pdl", "true", () -> withProperty("vlmflux.cuda.graphs", "false", () -> uncheckedLoad(model)))) {
-            int V = base.config().vocabSize();
             Decoder[] ds = {base, pdl, pdlEager};
             KvCache[] cs = {base.newCache(128), pdl.newCache(128), pdlEager.newCache(128)};
             try {
-                float[][] l = new float[3][];
-                for (int d = 0; d < 3; d++) l[d] = ds[d].forward(cs[d], ForwardInput.tokens(ids), false);
-                int tok = CpuOps.argmax(l[0], 0, V);
-                for (int step = 0; step < 16; step++) {
-                    for (int d = 0; d < 3; d++) l[d] = ds[d].forward(cs[d], ForwardInput.tokens(tok), false);
-                    assertArrayEquals(l[0], l[1], model + " step " + step + ": PDL graph replay vs default");
-                    assertArrayEquals(l[0], l[2], model + " step " + step + ": PDL eager vs default");
-                    tok = CpuOps.argmax(l[0], 0, V);
-                }
+                int tok = greedyStepsBitEqual(ds, cs, ids, 16, model + ", PDL");
                 SamplingParams p = SamplingParams.sample(0.8, 20, 0.9, 0.05, 7);
                 int[] t = new int[3];
                 for (int d = 0; d < 3; d++) t[d] = ds[d].forwardSample(cs[d], ForwardInput.tokens(tok), p);
@@ -311,16 +321,7 @@ class CudaDecoderTest {
                 int[] prompt = r.ints(promptLen, 2, 1024).toArray();
                 KvCache[] cs = {base.newCache(2048), fused.newCache(2048), fusedEager.newCache(2048)};
                 try {
-                    float[][] l = new float[3][];
-                    for (int d = 0; d < 3; d++) l[d] = ds[d].forward(cs[d], ForwardInput.tokens(prompt), false);
-                    int tok = CpuOps.argmax(l[0], 0, V);
-                    for (int step = 0; step < 12; step++) {
-                        for (int d = 0; d < 3; d++) l[d] = ds[d].forward(cs[d], ForwardInput.tokens(tok), false);
-                        String at = name + ", prompt " + promptLen + ", step " + step;
-                        assertArrayEquals(l[0], l[1], at + ": " + property + " (graph replay) vs the default path");
-                        assertArrayEquals(l[0], l[2], at + ": " + property + " (eager) vs the default path");
-                        tok = CpuOps.argmax(l[0], 0, V);
-                    }
+                    greedyStepsBitEqual(ds, cs, prompt, 12, name + ", " + property + ", prompt " + promptLen);
                 } finally {
                     for (KvCache c : cs) c.close();
                 }
