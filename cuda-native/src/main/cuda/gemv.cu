@@ -374,3 +374,22 @@ VF_GEMV_ROWS_INSTANCE(5)
 VF_GEMV_ROWS_INSTANCE(6)
 VF_GEMV_ROWS_INSTANCE(7)
 VF_GEMV_ROWS_INSTANCE(8)
+
+// Pulls [p, p + bytes) into L2 and changes no memory (vlmflux.cuda.decodePrefetchMiB): a decode step's side stream runs
+// it while the latency-bound kernels of a layer (rope, attention, its combine, SiLU) leave DRAM idle, so the products
+// after them find their weights in L2. sm_90+: one bulk (TMA) prefetch per 16 KiB chunk, p 16-byte aligned; older GPUs:
+// one prefetch instruction per 128-byte line. Grid-stride over the chunks.
+extern "C" __global__ void __launch_bounds__(128) vf_l2_prefetch(const char* __restrict__ p, long long bytes) {
+    const long long chunk = 16384;
+    const long long n = (bytes + chunk - 1) / chunk;
+    for (long long c = (long long)blockIdx.x * blockDim.x + threadIdx.x; c < n; c += (long long)gridDim.x * blockDim.x) {
+        const char* a = p + c * chunk;
+        const long long len = min(chunk, bytes - c * chunk);
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+        const unsigned int n16 = (unsigned int)(len & ~15LL);
+        if (n16 > 0) asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(a), "r"(n16) : "memory");
+#else
+        for (long long o = 0; o < len; o += 128) asm volatile("prefetch.global.L2 [%0];" ::"l"(a + o));
+#endif
+    }
+}

@@ -49,6 +49,10 @@ import java.util.function.Function;
  * @param decodeFusedRope      {@code vlmflux.cuda.decodeFusedRope}: with {@code decodeVecAttention}, a decode step's RoPE,
  *                             q/k norm and KV write run inside the attention's split pass (one launch less per layer;
  *                             bit-equal); off until measured on the GPU machine
+ * @param decodePrefetchMiB    {@code vlmflux.cuda.decodePrefetchMiB}: a single-sequence decode step prefetches up to this
+ *                             many MiB of the weights after each layer's q/k/v product into L2 on a side stream (the o,
+ *                             gate/up and down weights, then the next layer's, in the order they are read), while rope,
+ *                             attention and its combine leave DRAM idle; 0 off (changes no result), at most half the L2
  * @param pdl                  {@code vlmflux.cuda.pdl}: decode-step kernels start with programmatic dependent launch on
  *                             sm_90+ (scheduled while the previous kernel finishes; on since stop 25, bit-equal to ordinary launches)
  * @param int4Mma              {@code vlmflux.cuda.int4Mma}: the 4-bit decode GEMV multiplies on the tensor cores (one LOP3
@@ -70,7 +74,7 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
                      boolean graphs, boolean batchGraphs, int prefillChunk, boolean fusedNorm, boolean fusedSilu,
                      boolean skinnyGemm, boolean gemvSplitK, int gemvSplitBlocksPerSm, boolean prefillMma,
                      boolean prefillSplitKv, boolean evictKernel, boolean prefillBf16GateUp,
-                     boolean prefillPipelined, boolean decodeVecAttention, boolean decodeFusedCombine, boolean decodeFusedRope, boolean pdl, boolean int4Mma,
+                     boolean prefillPipelined, boolean decodeVecAttention, boolean decodeFusedCombine, boolean decodeFusedRope, int decodePrefetchMiB, boolean pdl, boolean int4Mma,
                      boolean int4Tiled, boolean int4PrefillOverlap, boolean liveDevicePreprocess, boolean visionGraphs, long visionFp32MaxBytes, boolean batchDecode) {
 
     public static final String CPU_THREADS = "vlmflux.cpu.threads";
@@ -95,6 +99,7 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
     public static final String DECODE_VEC_ATTENTION = "vlmflux.cuda.decodeVecAttention";
     public static final String DECODE_FUSED_COMBINE = "vlmflux.cuda.decodeFusedCombine";
     public static final String DECODE_FUSED_ROPE = "vlmflux.cuda.decodeFusedRope";
+    public static final String DECODE_PREFETCH_MIB = "vlmflux.cuda.decodePrefetchMiB";
     public static final String PDL = "vlmflux.cuda.pdl";
     public static final String INT4_MMA = "vlmflux.cuda.int4Mma";
     public static final String INT4_TILED = "vlmflux.cuda.int4Tiled";
@@ -110,12 +115,13 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
         atLeast(PREFILL_CHUNK, prefillChunk, 1);
         atLeast(GEMV_SPLIT_BLOCKS_PER_SM, gemvSplitBlocksPerSm, 1);
         atLeast(VISION_FP32_MAX_BYTES, visionFp32MaxBytes, 0);
+        atLeast(DECODE_PREFETCH_MIB, decodePrefetchMiB, 0);
     }
 
     /** Every knob at its default (process-wide ones too: not what this process was started with; see {@link #process()}). */
     public static Tuning defaults() {
         return new Tuning(Runtime.getRuntime().availableProcessors(), 100, true, false, false, null,
-                true, true, 2048, true, false, true, true, 4, true, true, true, true, true, true, false, false, true, true, false, false, true, true, 1L << 30, true);
+                true, true, 2048, true, false, true, true, 4, true, true, true, true, true, true, false, false, 0, true, true, false, false, true, true, 1L << 30, true);
     }
 
     /** Every knob from the system properties now (absent ones at their defaults). */
@@ -143,7 +149,7 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
                 flag(lookup, PREFILL_BF16_GATE_UP, d.prefillBf16GateUp),
                 flag(lookup, PREFILL_PIPELINED, d.prefillPipelined),
                 flag(lookup, DECODE_VEC_ATTENTION, d.decodeVecAttention), flag(lookup, DECODE_FUSED_COMBINE, d.decodeFusedCombine),
-                flag(lookup, DECODE_FUSED_ROPE, d.decodeFusedRope),
+                flag(lookup, DECODE_FUSED_ROPE, d.decodeFusedRope), integer(lookup, DECODE_PREFETCH_MIB, d.decodePrefetchMiB),
                 flag(lookup, PDL, d.pdl), flag(lookup, INT4_MMA, d.int4Mma), flag(lookup, INT4_TILED, d.int4Tiled),
                 flag(lookup, INT4_PREFILL_OVERLAP, d.int4PrefillOverlap),
                 flag(lookup, LIVE_DEVICE_PREPROCESS, d.liveDevicePreprocess), !flag(lookup, VISION_NO_GRAPHS, !d.visionGraphs),
@@ -172,7 +178,7 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
 
     private Tuning withProcessWide(int threads, long spin, boolean simd, boolean disable, boolean nvrtc, Path root) {
         return new Tuning(threads, spin, simd, disable, nvrtc, root, graphs, batchGraphs, prefillChunk, fusedNorm, fusedSilu,
-                skinnyGemm, gemvSplitK, gemvSplitBlocksPerSm, prefillMma, prefillSplitKv, evictKernel, prefillBf16GateUp, prefillPipelined, decodeVecAttention, decodeFusedCombine, decodeFusedRope, pdl, int4Mma, int4Tiled, int4PrefillOverlap, liveDevicePreprocess, visionGraphs, visionFp32MaxBytes, batchDecode);
+                skinnyGemm, gemvSplitK, gemvSplitBlocksPerSm, prefillMma, prefillSplitKv, evictKernel, prefillBf16GateUp, prefillPipelined, decodeVecAttention, decodeFusedCombine, decodeFusedRope, decodePrefetchMiB, pdl, int4Mma, int4Tiled, int4PrefillOverlap, liveDevicePreprocess, visionGraphs, visionFp32MaxBytes, batchDecode);
     }
 
     /**
@@ -203,6 +209,7 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
         m.put(DECODE_VEC_ATTENTION, Boolean.toString(decodeVecAttention));
         m.put(DECODE_FUSED_COMBINE, Boolean.toString(decodeFusedCombine));
         m.put(DECODE_FUSED_ROPE, Boolean.toString(decodeFusedRope));
+        m.put(DECODE_PREFETCH_MIB, Integer.toString(decodePrefetchMiB));
         m.put(PDL, Boolean.toString(pdl));
         m.put(INT4_MMA, Boolean.toString(int4Mma));
         m.put(INT4_TILED, Boolean.toString(int4Tiled));

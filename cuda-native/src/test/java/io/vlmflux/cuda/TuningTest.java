@@ -19,6 +19,7 @@ class TuningTest {
                 && d.visionGraphs() && d.batchDecode() && d.cpuSimd());
         assertFalse(d.fusedSilu() || d.cudaDisable() || d.cudaNvrtc() || d.int4Tiled() || d.int4PrefillOverlap() || d.decodeFusedCombine() || d.decodeFusedRope());
         assertEquals(2048, d.prefillChunk());
+        assertEquals(0, d.decodePrefetchMiB());
         assertEquals(4, d.gemvSplitBlocksPerSm());
         assertEquals(100, d.cpuSpinMicros());
         assertEquals(1L << 30, d.visionFp32MaxBytes());
@@ -39,10 +40,10 @@ class TuningTest {
                 Map.entry("vlmflux.cuda.evictKernel", "true"), Map.entry("vlmflux.cuda.prefillBf16GateUp", "true"),
                 Map.entry("vlmflux.cuda.prefillPipelined", "true"), Map.entry("vlmflux.cuda.decodeVecAttention", "true"),
                 Map.entry("vlmflux.cuda.decodeFusedCombine", "true"), Map.entry("vlmflux.cuda.decodeFusedRope", "true"),
-                Map.entry("vlmflux.cuda.pdl", "true"), Map.entry("vlmflux.cuda.int4Mma", "false"), Map.entry("vlmflux.cuda.int4Tiled", "true"), Map.entry("vlmflux.cuda.int4PrefillOverlap", "true"), Map.entry("vlmflux.live.devicePreprocess", "true"), Map.entry("vlmflux.vision.noGraphs", "true"),
+                Map.entry("vlmflux.cuda.decodePrefetchMiB", "24"), Map.entry("vlmflux.cuda.pdl", "true"), Map.entry("vlmflux.cuda.int4Mma", "false"), Map.entry("vlmflux.cuda.int4Tiled", "true"), Map.entry("vlmflux.cuda.int4PrefillOverlap", "true"), Map.entry("vlmflux.live.devicePreprocess", "true"), Map.entry("vlmflux.vision.noGraphs", "true"),
                 Map.entry("vlmflux.vision.fp32MaxBytes", "0"), Map.entry("vlmflux.batchDecode", "false")));
         assertEquals(new Tuning(3, 0, false, true, true, Path.of("/tmp/r"), false, false, 5, false, true, false, false, 7, false,
-                true, true, true, true, true, true, true, true, false, true, true, true, false, 0, false), t);
+                true, true, true, true, true, true, true, 24, true, false, true, true, true, false, 0, false), t);
     }
 
     @Test
@@ -75,6 +76,8 @@ class TuningTest {
         IllegalArgumentException d = assertThrows(IllegalArgumentException.class, () -> Tuning.from(Map.of("vlmflux.cpu.threads", "-2")));
         assertTrue(d.getMessage().startsWith("vlmflux.cpu.threads = -2"), d.getMessage());
         assertThrows(IllegalArgumentException.class, () -> Tuning.defaults().withPrefillChunk(0));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Tuning.from(Map.of("vlmflux.cuda.decodePrefetchMiB", "-1")));
+        assertEquals("vlmflux.cuda.decodePrefetchMiB = -1: must be at least 0", e.getMessage());
     }
 
     @Test

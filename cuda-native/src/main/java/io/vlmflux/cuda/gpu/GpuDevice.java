@@ -10,7 +10,7 @@ import org.bytedeco.javacpp.SizeTPointer;
 public final class GpuDevice {
     private final int ordinal;
     private final String name;
-    private final int ccMajor, ccMinor, smCount;
+    private final int ccMajor, ccMinor, smCount, l2Bytes;
     private final ThreadLocal<Boolean> current = ThreadLocal.withInitial(() -> false);
     private volatile KernelModule kernels;
 
@@ -27,6 +27,7 @@ public final class GpuDevice {
         this.ccMajor = attr(cudart.cudaDevAttrComputeCapabilityMajor, "computeCapabilityMajor");
         this.ccMinor = attr(cudart.cudaDevAttrComputeCapabilityMinor, "computeCapabilityMinor");
         this.smCount = attr(cudart.cudaDevAttrMultiProcessorCount, "multiProcessorCount");
+        this.l2Bytes = attr(cudart.cudaDevAttrL2CacheSize, "l2CacheSize");
     }
 
     private int attr(int a, String what) {
@@ -48,6 +49,8 @@ public final class GpuDevice {
     /** Compute capability as major*10+minor, e.g. 90 for Hopper. */
     public int computeCapability() { return ccMajor * 10 + ccMinor; }
     public int multiProcessorCount() { return smCount; }
+    /** L2 cache size in bytes (50 MiB on an H100, 60 MiB on an H200). */
+    public int l2CacheBytes() { return l2Bytes; }
 
     /** {free, total} device memory in bytes. */
     public long[] memoryInfo() {

@@ -171,6 +171,21 @@ public final class GpuOps implements AutoCloseable {
                 a.reset().ptr(out).ptr(gate).ptr(up).i32(inter).i32(gateStride).i32(upStride));
     }
 
+    /**
+     * Pulls {@code bytes} of {@code region} from {@code offset} into L2 and changes nothing (vf_l2_prefetch): run on a
+     * side stream, it overlaps the reads of weights that a later product will need with kernels that leave DRAM idle.
+     * On sm_90+ the start must be 16-byte aligned (bulk prefetches).
+     */
+    public void prefetchL2(DeviceBuffer region, long offset, long bytes) {
+        if (bytes <= 0) return;
+        region.require(offset + bytes, "prefetchL2", "region");
+        long start = region.address() + offset;
+        if ((start & 15) != 0) throw new IllegalArgumentException("prefetchL2: " + region.name() + " + " + offset + " is not 16-byte aligned");
+        long chunks = (bytes + 16383) / 16384;
+        int blocks = (int) Math.min((chunks + 127) / 128, 2L * stream.device().multiProcessorCount());
+        launch("vf_l2_prefetch", blocks, 1, 1, 128, 0, stream, a.reset().ptr(start).i64(bytes));
+    }
+
     /** x += y (fp32, n elements). */
     public void add(DeviceBuffer x, DeviceBuffer y, long n) {
         x.require(4L * n, "add", "x fp32 [n]");

@@ -153,6 +153,25 @@ public final class CudaDecoder implements Decoder {
         DeviceBuffer attnNorm, mlpNorm, wqkv, bqkv, wo, bo, qNorm, kNorm, wgu, wd;
     }
 
+    /**
+     * Tuning.decodePrefetchMiB (0: off): in a decode step (single sequence or batched rows) each layer's q/k/v product
+     * is followed, on {@link #pfSide}, by L2 prefetches of the next {@code prefetchBytes} of weights in the order the
+     * step reads them ({@link #pfOrder}: every layer's q/k/v, o, gate/up, down, then the lm head; 16-bit only), from
+     * where the step stands or where the previous prefetch stopped ({@link #pfFrontier}), so the o, gate/up and down
+     * products find their weights in L2 after rope and attention, which leave DRAM idle. The side stream forks from the
+     * decoder's stream after the product and joins it at the end of the step (inside a captured graph: a branch).
+     * Prefetches change no memory: every result is the same.
+     */
+    private final long prefetchBytes;
+    private DeviceBuffer[] pfOrder;
+    private long[] pfStart;
+    private final Map<DeviceBuffer, Integer> pfIndex = new HashMap<>();
+    private long pfFrontier;
+    private boolean pfForked;
+    private GpuStream pfSide;
+    private GpuOps pfOps;
+    private GpuEvent pfFork, pfJoin;
+
     /** A decoder with the knobs of {@link Tuning#fromSystemProperties()}, on a stream of its own. */
     CudaDecoder(ModelConfig c, TextModelSpec spec, WeightStore store, GpuDevice dev) {
         this(c, spec, store, dev.newStream(), true, Tuning.fromSystemProperties());
@@ -185,6 +204,7 @@ public final class CudaDecoder implements Decoder {
         int4Overlap = quantized && tuning.int4PrefillOverlap();
         evictKernel = tuning.evictKernel();
         bf16GateUp = tuning.prefillBf16GateUp();
+        prefetchBytes = Math.min((long) tuning.decodePrefetchMiB() << 20, stream.device().l2CacheBytes());
         tuningChanges = java.util.Collections.unmodifiableMap(tuning.changes());
         useGraphs = tuning.graphs();
         if (!useGraphs) graphOffReason = "disabled (-Dvlmflux.cuda.graphs=false / --no-cuda-graph)";
@@ -275,6 +295,7 @@ public final class CudaDecoder implements Decoder {
                     if (prev != null && first != prev) int4Next.put(prev, first);
                 }
             }
+            if (prefetchBytes > 0) planPrefetch(tuning);
             invFreq = arena.alloc("rope inv_freq", 4L * (hd / 2));
             st.upload(invFreq, invFreq(c.rope(), hd));
 
@@ -646,8 +667,10 @@ public final class CudaDecoder implements Decoder {
     private void enqueueDecode(CudaKvCache cache, int splits) {
         Pass p = new Decode(cache, shape(cache), splits);
         ops.embedGather(x, embed, stepId, 1, H, V);
+        prefetchBegin();
         allLayers(p);
         head(p);
+        prefetchJoin();
     }
 
     // ---------------------------------------------------------------------------------------------------------
@@ -770,16 +793,20 @@ public final class CudaDecoder implements Decoder {
     private void enqueueBatchRows(int n, int splits) {
         Pass p = new BatchRows(n, splits, batchStep.slice(0, 32L * n, "batched row scalars"));
         ops.embedGather(x, embed, batchStep.slice(32L * LOGIT_ROWS, 4L * n, "batched token ids"), n, H, V);
+        prefetchBegin();
         allLayers(p);
         head(p);
+        prefetchJoin();
     }
 
     /** The eager batched step: the same GEMMs, rope/KV write and attention launched per row against its own cache. */
     private void enqueueBatchEager(CudaKvCache[] cs, int n) {
         Pass p = new BatchEager(cs, n);
         ops.embedGather(x, embed, batchStep.slice(32L * LOGIT_ROWS, 4L * n, "batched token ids"), n, H, V);
+        prefetchBegin();
         allLayers(p);
         head(p);
+        prefetchJoin();
     }
 
     // ---------------------------------------------------------------------------------------------------------
@@ -828,6 +855,7 @@ public final class CudaDecoder implements Decoder {
         Layer l = layers[li];
         boolean fusedDecode = p instanceof Decode;
         normLinear(p, qkv, l.wqkv, l.attnNorm, l.bqkv, QKV, fusedDecode && fuseNorm);
+        if (!(p instanceof Prefill)) prefetchAhead(l.wo);
         attend(p, li, l);
         linear(p, x, l.wo, att, l.bo, H, Q, true);
         if (p instanceof Prefill && bf16GateUp && int4.get(l.wgu) == null) {
@@ -862,6 +890,48 @@ public final class CudaDecoder implements Decoder {
     private void linear(Pass p, DeviceBuffer y, DeviceBuffer w, DeviceBuffer in, DeviceBuffer bias, int m, int k, boolean accumulate) {
         if (p.batched()) linearRows(y, w, in, bias, p.rows(), m, k, accumulate);
         else linear(y, w, in, bias, p.rows(), m, k, accumulate);
+    }
+
+    /** {@link #pfOrder}: the 16-bit weights in the order a decode step reads them, with their start in that stream of bytes. */
+    private void planPrefetch(Tuning tuning) {
+        java.util.List<DeviceBuffer> order = new java.util.ArrayList<>();
+        for (Layer l : layers)
+            for (DeviceBuffer b : new DeviceBuffer[]{l.wqkv, l.wo, l.wgu, l.wd}) if (!int4.containsKey(b)) order.add(b);
+        order.add(lmHead);
+        pfOrder = order.toArray(DeviceBuffer[]::new);
+        pfStart = new long[pfOrder.length];
+        for (int j = 1; j < pfOrder.length; j++) pfStart[j] = pfStart[j - 1] + pfOrder[j - 1].bytes();
+        for (int j = 0; j < pfOrder.length; j++) pfIndex.put(pfOrder[j], j);
+        pfSide = dev.newStream();
+        pfOps = new GpuOps(pfSide, tuning);
+        pfFork = new GpuEvent();
+        pfJoin = new GpuEvent();
+    }
+
+    private void prefetchBegin() { pfFrontier = 0; pfForked = false; }
+
+    /** The side stream's L2 prefetches from weight {@code next} on (see {@link #prefetchBytes}); nothing when off. */
+    private void prefetchAhead(DeviceBuffer next) {
+        Integer i = pfOrder == null ? null : pfIndex.get(next);
+        if (i == null) return;
+        long from = Math.max(pfStart[i], pfFrontier), to = pfStart[i] + prefetchBytes;
+        if (from >= to) return;
+        pfFork.record(st);
+        pfSide.waitFor(pfFork);
+        pfForked = true;
+        for (int j = i; j < pfOrder.length && pfStart[j] < to; j++) {
+            long b0 = (Math.max(from, pfStart[j]) - pfStart[j]) & ~15L, b1 = Math.min(to, pfStart[j] + pfOrder[j].bytes()) - pfStart[j];
+            if (b1 > b0) pfOps.prefetchL2(pfOrder[j], b0, b1 - b0);
+        }
+        pfFrontier = to;
+    }
+
+    /** The decoder's stream waits for the step's prefetches (a captured graph must join every branch it forked). */
+    private void prefetchJoin() {
+        if (!pfForked) return;
+        pfJoin.record(pfSide);
+        st.waitFor(pfJoin);
+        pfForked = false;
     }
 
     /** Rope + K/V write of qkv into layer {@code li}'s caches, then attention into att. */
@@ -1148,6 +1218,10 @@ public final class CudaDecoder implements Decoder {
         if (int4Side != null) int4Side.close();
         if (int4Done != null) for (GpuEvent e : int4Done) e.close();
         if (int4Free != null) for (GpuEvent e : int4Free) e.close();
+        if (pfOps != null) pfOps.close();
+        if (pfSide != null) pfSide.close();
+        if (pfFork != null) pfFork.close();
+        if (pfJoin != null) pfJoin.close();
         pin.close();
         if (batchPin != null) batchPin.close();
         if (maskPin != null) maskPin.close();

@@ -298,19 +298,24 @@ class CudaDecoderTest {
      * path, in graph replays and eager steps, for one sequence and for batched rows, at head dim 128 (one head group of
      * 4) and 64 (16 query heads per kv head: two groups), from a 5-token prompt (most splits past the length) to 1,200:
      * {@code vlmflux.cuda.decodeFusedCombine} (each head group's last split block merges the splits),
-     * {@code vlmflux.cuda.decodeFusedRope} (RoPE and the KV write inside the split pass) and both.
+     * {@code vlmflux.cuda.decodeFusedRope} (RoPE and the KV write inside the split pass) and both; and
+     * {@code vlmflux.cuda.decodePrefetchMiB} (L2 prefetches on a side stream, a graph branch: a budget smaller than one
+     * layer's weights and one larger than the model).
      */
     @ParameterizedTest(name = "{0} {1}")
     @org.junit.jupiter.params.provider.CsvSource({"vlmflux.cuda.decodeFusedCombine, hd128, 256, 8, 2, 128",
             "vlmflux.cuda.decodeFusedCombine, hd64-g16, 256, 32, 2, 64", "vlmflux.cuda.decodeFusedRope, hd128, 256, 8, 2, 128",
-            "vlmflux.cuda.decodeFusedRope, hd64-g16, 256, 32, 2, 64", "both, hd128, 256, 8, 2, 128"})
+            "vlmflux.cuda.decodeFusedRope, hd64-g16, 256, 32, 2, 64", "both, hd128, 256, 8, 2, 128",
+            "vlmflux.cuda.decodePrefetchMiB=1, hd64-g16, 256, 32, 2, 64", "vlmflux.cuda.decodePrefetchMiB=64, hd128, 256, 8, 2, 128"})
     void fusedDecodeChangesNothing(String property, String name, int hidden, int heads, int kvHeads, int hd,
                                    @org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) throws Exception {
         io.vlmflux.llm.RandomCheckpoint.write(dir, new io.vlmflux.llm.RandomCheckpoint.Shape(name, hidden, 2, heads, kvHeads, hd, 512, 1024, true, true, 4096), 11);
         Supplier<Decoder> plain = () -> { try { return Models.load(dir, "config.json", "cuda"); } catch (Exception e) { throw new RuntimeException(e); } };
         boolean both = property.equals("both");
-        String p1 = both ? "vlmflux.cuda.decodeFusedCombine" : property, p2 = both ? "vlmflux.cuda.decodeFusedRope" : property;
-        Supplier<Decoder> on = () -> withProperty(p1, "true", () -> withProperty(p2, "true", plain));
+        String[] kv = property.split("=");   // a property with a value, or a flag turned on
+        String p1 = both ? "vlmflux.cuda.decodeFusedCombine" : kv[0], p2 = both ? "vlmflux.cuda.decodeFusedRope" : kv[0];
+        String value = kv.length > 1 ? kv[1] : "true";
+        Supplier<Decoder> on = () -> withProperty(p1, value, () -> withProperty(p2, value, plain));
         java.util.Random r = new java.util.Random(3);
         try (Decoder base = withProperty("vlmflux.cuda.decodeFusedCombine", "false", () -> withProperty("vlmflux.cuda.decodeFusedRope", "false", plain));
              Decoder fused = on.get();
