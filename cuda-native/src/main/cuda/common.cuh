@@ -18,8 +18,17 @@ typedef unsigned short bf16_t;
         asm volatile("griddepcontrol.wait;" ::: "memory");            \
         asm volatile("griddepcontrol.launch_dependents;" ::: "memory"); \
     } while (0)
+// The same after PF, statements that may only prefetch memory no kernel writes (weights) into L2: they overlap the
+// previous kernel's tail instead of waiting for it (vlmflux.cuda.gemvPrefetch).
+#define VF_PDL_PREFETCH_PROLOGUE(PF)                                  \
+    do {                                                              \
+        PF;                                                           \
+        asm volatile("griddepcontrol.wait;" ::: "memory");            \
+        asm volatile("griddepcontrol.launch_dependents;" ::: "memory"); \
+    } while (0)
 #else
 #define VF_PDL_PROLOGUE() do { } while (0)
+#define VF_PDL_PREFETCH_PROLOGUE(PF) do { } while (0)
 #endif
 
 // Ints per row of a batched decode step's row table (rope.cu vf_rope_qkv_rows, attention.cu vf_attn_decode_rows_*).

@@ -26,11 +26,19 @@ __device__ __forceinline__ float dot8(uint4 a, uint4 b) {
     return s;
 }
 
+// L2 prefetch (sm_90+, before the PDL wait: weights are written by no kernel) of the rows of row tile t of W bf16
+// [M, K], columns [c0, c1) (multiples of 8): one bulk prefetch per row, a thread each. Below sm_90: nothing.
+__device__ __forceinline__ void vf_gemv_prefetch(const bf16_t* W, int M, int K, int c0, int c1, int t) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    const int row = t * (VF_GEMV_WARPS * VF_GEMV_ROWS) + (int)threadIdx.x;
+    if (threadIdx.x < VF_GEMV_WARPS * VF_GEMV_ROWS && row < M && c1 > c0)
+        asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(W + (long long)row * K + c0), "r"(2u * (unsigned int)(c1 - c0)) : "memory");
+#endif
+}
+
 // grid (ceil(M / (WARPS*ROWS))), block 32*WARPS. bias / residual may be null; residual may alias y.
-extern "C" __global__ void __launch_bounds__(32 * VF_GEMV_WARPS)
-vf_gemv_bf16(float* y, const bf16_t* __restrict__ W, const bf16_t* __restrict__ x,
+__device__ __forceinline__ void gemv_bf16_body(float* y, const bf16_t* __restrict__ W, const bf16_t* __restrict__ x,
              const float* __restrict__ bias, const float* residual, int M, int K) {
-    VF_PDL_PROLOGUE();
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int row0 = (blockIdx.x * VF_GEMV_WARPS + warp) * VF_GEMV_ROWS;
     if (row0 >= M) return;
@@ -76,6 +84,21 @@ vf_gemv_bf16(float* y, const bf16_t* __restrict__ W, const bf16_t* __restrict__ 
     }
 }
 
+extern "C" __global__ void __launch_bounds__(32 * VF_GEMV_WARPS)
+vf_gemv_bf16(float* y, const bf16_t* __restrict__ W, const bf16_t* __restrict__ x,
+             const float* __restrict__ bias, const float* residual, int M, int K) {
+    VF_PDL_PROLOGUE();
+    gemv_bf16_body(y, W, x, bias, residual, M, K);
+}
+
+// As vf_gemv_bf16, its block's first row tile of W prefetched into L2 before the PDL wait (vlmflux.cuda.gemvPrefetch).
+extern "C" __global__ void __launch_bounds__(32 * VF_GEMV_WARPS)
+vf_gemv_bf16_pf(float* y, const bf16_t* __restrict__ W, const bf16_t* __restrict__ x,
+             const float* __restrict__ bias, const float* residual, int M, int K) {
+    VF_PDL_PREFETCH_PROLOGUE(vf_gemv_prefetch(W, M, K, 0, K, blockIdx.x));
+    gemv_bf16_body(y, W, x, bias, residual, M, K);
+}
+
 // GEMV with the producer of x fused into a prologue, for the batch-1 decode step (saves one dependent launch each):
 //   mode 1 (RMSNorm):  x[i] = bf16(xf[i] * rsqrt(mean(xf^2) + eps) * nw[i])      (as vf_rmsnorm computes it)
 //   mode 2 (SiLU-gate): x[i] = bf16(silu(xf[i]) * xf[i + upOff])                   (as vf_silu_mul computes it)
@@ -83,10 +106,8 @@ vf_gemv_bf16(float* y, const bf16_t* __restrict__ W, const bf16_t* __restrict__ 
 // row tiles of VF_GEMV_WARPS * VF_GEMV_ROWS rows grid-stride with the same 16-byte loads as vf_gemv_bf16.
 // y must not overlap xf. grid (min(tiles, cap)), block 32*VF_GEMV_WARPS, shared 2*K bytes. K % 8 == 0; xf and xf + upOff
 // 16-byte aligned, nw 8-byte aligned (checked in Java).
-extern "C" __global__ void __launch_bounds__(32 * VF_GEMV_WARPS)
-vf_gemv_bf16_fused(float* y, const bf16_t* __restrict__ W, const float* __restrict__ xf, const bf16_t* __restrict__ nw,
+__device__ __forceinline__ void gemv_bf16_fused_body(float* y, const bf16_t* __restrict__ W, const float* __restrict__ xf, const bf16_t* __restrict__ nw,
                    int mode, int upOff, float eps, const float* __restrict__ bias, const float* residual, int M, int K) {
-    VF_PDL_PROLOGUE();
     extern __shared__ uint4 vf_gemv_xs[];
     __shared__ float scratch[33];
     bf16_t* xs = reinterpret_cast<bf16_t*>(vf_gemv_xs);
@@ -186,6 +207,21 @@ vf_gemv_bf16_fused(float* y, const bf16_t* __restrict__ W, const float* __restri
     }
 }
 
+extern "C" __global__ void __launch_bounds__(32 * VF_GEMV_WARPS)
+vf_gemv_bf16_fused(float* y, const bf16_t* __restrict__ W, const float* __restrict__ xf, const bf16_t* __restrict__ nw,
+                   int mode, int upOff, float eps, const float* __restrict__ bias, const float* residual, int M, int K) {
+    VF_PDL_PROLOGUE();
+    gemv_bf16_fused_body(y, W, xf, nw, mode, upOff, eps, bias, residual, M, K);
+}
+
+// As vf_gemv_bf16_fused, its block's first row tile of W prefetched into L2 before the PDL wait (vlmflux.cuda.gemvPrefetch).
+extern "C" __global__ void __launch_bounds__(32 * VF_GEMV_WARPS)
+vf_gemv_bf16_fused_pf(float* y, const bf16_t* __restrict__ W, const float* __restrict__ xf, const bf16_t* __restrict__ nw,
+                   int mode, int upOff, float eps, const float* __restrict__ bias, const float* residual, int M, int K) {
+    VF_PDL_PREFETCH_PROLOGUE(vf_gemv_prefetch(W, M, K, 0, K, blockIdx.x));
+    gemv_bf16_fused_body(y, W, xf, nw, mode, upOff, eps, bias, residual, M, K);
+}
+
 // Split-K GEMV for the small-m decode products (one wave of row tiles would leave most SMs with one block): grid
 // (tiles, splits), block 32*VF_GEMV_WARPS; block (t, s) owns rows [16t, 16t+16) and the K chunk of 16-byte groups
 // [s*chunk8, min(k8, (s+1)*chunk8)). The first batch of weight loads is issued before the x prologue (it does not
@@ -195,11 +231,9 @@ vf_gemv_bf16_fused(float* y, const bf16_t* __restrict__ W, const float* __restri
 // x: mode 0 bf16 x [K] in global; mode 1 RMSNorm and mode 2 SiLU-gate from fp32 xf as in vf_gemv_bf16_fused (the
 // chunk is built in dynamic shared memory, 16*chunk8 bytes; mode 1 sums squares over all of K in every block).
 // chunk8 % 32 == 0 (a K of fewer groups uses one split); counters [tiles] zero on entry.
-extern "C" __global__ void __launch_bounds__(32 * VF_GEMV_WARPS)
-vf_gemv_bf16_splitk(float* y, const bf16_t* __restrict__ W, const void* __restrict__ xin, const bf16_t* __restrict__ nw,
+__device__ __forceinline__ void gemv_bf16_splitk_body(float* y, const bf16_t* __restrict__ W, const void* __restrict__ xin, const bf16_t* __restrict__ nw,
                     int mode, int upOff, float eps, const float* __restrict__ bias, const float* residual, int M, int K,
                     int chunk8, float* __restrict__ ws, unsigned int* __restrict__ counters) {
-    VF_PDL_PROLOGUE();
     extern __shared__ uint4 vf_gemv_xs[];
     __shared__ float scratch[33];
     __shared__ unsigned int isLast;
@@ -307,6 +341,23 @@ vf_gemv_bf16_splitk(float* y, const bf16_t* __restrict__ W, const void* __restri
         }
     }
     if (threadIdx.x == 0) counters[tile] = 0u;
+}
+
+extern "C" __global__ void __launch_bounds__(32 * VF_GEMV_WARPS)
+vf_gemv_bf16_splitk(float* y, const bf16_t* __restrict__ W, const void* __restrict__ xin, const bf16_t* __restrict__ nw,
+                    int mode, int upOff, float eps, const float* __restrict__ bias, const float* residual, int M, int K,
+                    int chunk8, float* __restrict__ ws, unsigned int* __restrict__ counters) {
+    VF_PDL_PROLOGUE();
+    gemv_bf16_splitk_body(y, W, xin, nw, mode, upOff, eps, bias, residual, M, K, chunk8, ws, counters);
+}
+
+// As vf_gemv_bf16_splitk, its block's first row tile of W prefetched into L2 before the PDL wait (vlmflux.cuda.gemvPrefetch).
+extern "C" __global__ void __launch_bounds__(32 * VF_GEMV_WARPS)
+vf_gemv_bf16_splitk_pf(float* y, const bf16_t* __restrict__ W, const void* __restrict__ xin, const bf16_t* __restrict__ nw,
+                    int mode, int upOff, float eps, const float* __restrict__ bias, const float* residual, int M, int K,
+                    int chunk8, float* __restrict__ ws, unsigned int* __restrict__ counters) {
+    VF_PDL_PREFETCH_PROLOGUE(vf_gemv_prefetch(W, M, K, 8 * blockIdx.y * chunk8, min(K, 8 * (blockIdx.y + 1) * chunk8), blockIdx.x));
+    gemv_bf16_splitk_body(y, W, xin, nw, mode, upOff, eps, bias, residual, M, K, chunk8, ws, counters);
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -41,6 +41,7 @@ public final class GpuOps implements AutoCloseable {
         fusedCombine = vecDecode && tuning.decodeFusedCombine();
         fusedRope = vecDecode && tuning.decodeFusedRope();
         pdl = tuning.pdl() && module.pdlCapable();
+        gemvPf = pdl && tuning.gemvPrefetch() ? "_pf" : "";
         long wsBytes = 4L * GEMV_MAX_SPLITS * GEMV_ROWS * splitTarget, ctrBytes = 4L * splitTarget;
         long attnBytes = fusedCombine ? 4L * ATTN_TICKETS : 0;
         splitArena = stream.device().newArena("gemv split-K workspace", wsBytes + ctrBytes + attnBytes + 768);
@@ -60,6 +61,7 @@ public final class GpuOps implements AutoCloseable {
     /** Head groups (kv heads x groups of up to 8 query heads, times rows) a fused-combine decode attention can ticket. */
     static final int ATTN_TICKETS = 4096;
     private final boolean fusedCombine;                // Tuning.decodeFusedCombine (with vecDecode)
+    private final String gemvPf;                       // "_pf": the GEMVs' weight-prefetching forms (Tuning.gemvPrefetch with pdl)
     private final boolean fusedRope;                   // Tuning.decodeFusedRope (with vecDecode)
     private final DeviceBuffer attnTickets;
 
@@ -235,7 +237,7 @@ public final class GpuOps implements AutoCloseable {
             launchSplitK(y, w, x, null, 0, 0, 0f, bias, residual, m, k8, chunk8, 0);
             return;
         }
-        launch("vf_gemv_bf16", (m + GEMV_ROWS - 1) / GEMV_ROWS, 1, 1, 256, 0, stream,
+        launch("vf_gemv_bf16" + gemvPf, (m + GEMV_ROWS - 1) / GEMV_ROWS, 1, 1, 256, 0, stream,
                 a.reset().ptr(y).ptr(w).ptr(x).ptr(bias).ptr(residual).i32(m).i32(k8));
     }
 
@@ -280,7 +282,7 @@ public final class GpuOps implements AutoCloseable {
     private void launchSplitK(DeviceBuffer y, DeviceBuffer w, DeviceBuffer x, DeviceBuffer normW, int mode, int upOff, float eps,
                               DeviceBuffer bias, DeviceBuffer residual, int m, int kd, int chunk8, int shared) {
         int tiles = (m + GEMV_ROWS - 1) / GEMV_ROWS, splits = (kd / 8 + chunk8 - 1) / chunk8;
-        launch("vf_gemv_bf16_splitk", tiles, splits, 1, 256, shared, stream,
+        launch("vf_gemv_bf16_splitk" + gemvPf, tiles, splits, 1, 256, shared, stream,
                 a.reset().ptr(y).ptr(w).ptr(x).ptr(normW).i32(mode).i32(upOff).f32(eps).ptr(bias).ptr(residual)
                         .i32(m).i32(kd).i32(chunk8).ptr(splitWs).ptr(splitCounters));
     }
@@ -342,7 +344,7 @@ public final class GpuOps implements AutoCloseable {
         }
         int tiles = (m + GEMV_ROWS - 1) / GEMV_ROWS;
         int grid = Math.min(tiles, 8 * stream.device().multiProcessorCount());
-        launch("vf_gemv_bf16_fused", grid, 1, 1, 256, 2 * kd, stream,
+        launch("vf_gemv_bf16_fused" + gemvPf, grid, 1, 1, 256, 2 * kd, stream,
                 a.reset().ptr(y).ptr(w).ptr(xf).ptr(normW).i32(mode).i32(upOff).f32(eps).ptr(bias).ptr(residual).i32(m).i32(kd));
     }
 

@@ -31,7 +31,7 @@ public final class KernelModule {
      * programmatic stream serialization. Names ending in '*' are prefixes.
      */
     public static final java.util.Set<String> PDL_READY = java.util.Set.of("vf_embed_gather", "vf_gemv_bf16", "vf_gemv_bf16_fused",
-            "vf_gemv_bf16_splitk", "vf_rope_qkv", "vf_attn_decode_e*", "vf_attn_decode_v_h64", "vf_attn_decode_v_h128", "vf_attn_decode_vf_h*", "vf_attn_decode_vr_h*",
+            "vf_gemv_bf16_splitk", "vf_gemv_bf16_pf", "vf_gemv_bf16_fused_pf", "vf_gemv_bf16_splitk_pf", "vf_rope_qkv", "vf_attn_decode_e*", "vf_attn_decode_v_h64", "vf_attn_decode_v_h128", "vf_attn_decode_vf_h*", "vf_attn_decode_vr_h*",
             "vf_attn_decode_combine", "vf_rmsnorm", "vf_silu_mul", "vf_add_f32", "vf_argmax_partial", "vf_argmax_final",
             "vf_mask_logits", "vf_sample_max", "vf_sample_hist", "vf_sample_compact", "vf_sample_final", "vf_int4_gemv_mma*");
 

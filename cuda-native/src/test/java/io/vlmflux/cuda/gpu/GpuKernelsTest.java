@@ -33,6 +33,7 @@ class GpuKernelsTest {
     static GpuOps fused;       // ... with the combine in the split pass (vlmflux.cuda.decodeFusedCombine)
     static GpuOps fusedRope;   // ... with RoPE + q/k norm + KV write in the split pass (vlmflux.cuda.decodeFusedRope)
     static GpuOps fusedBoth;   // both
+    static GpuOps gemvPf;      // the GEMVs that prefetch their first row tile before the PDL wait (vlmflux.cuda.gemvPrefetch)
     static Blas blas;
     long mark;
     final Random rnd = new Random(1234);
@@ -52,6 +53,7 @@ class GpuKernelsTest {
                 .with(io.vlmflux.cuda.Tuning.DECODE_FUSED_COMBINE, "false").with(io.vlmflux.cuda.Tuning.DECODE_FUSED_ROPE, "true"));
         fusedBoth = new GpuOps(st, io.vlmflux.cuda.Tuning.fromSystemProperties().withDecodeVecAttention(true)
                 .with(io.vlmflux.cuda.Tuning.DECODE_FUSED_COMBINE, "true").with(io.vlmflux.cuda.Tuning.DECODE_FUSED_ROPE, "true"));
+        gemvPf = new GpuOps(st, io.vlmflux.cuda.Tuning.fromSystemProperties().withPdl(true).with(io.vlmflux.cuda.Tuning.GEMV_PREFETCH, "true"));
         blas = new Blas(st, arena.alloc("cublas workspace", 32 << 20));
         System.err.println("GPU " + dev + ", kernels: " + ops.kernelOrigin());
     }
@@ -65,6 +67,7 @@ class GpuKernelsTest {
         if (fused != null) fused.close();
         if (fusedRope != null) fusedRope.close();
         if (fusedBoth != null) fusedBoth.close();
+        if (gemvPf != null) gemvPf.close();
         if (arena != null) arena.close();
         if (st != null) st.close();
     }
@@ -242,6 +245,53 @@ class GpuKernelsTest {
         for (int i = 0; i < m; i++) { bd[i] = b[i]; dd[i] = d[i]; }
         assertRel("split-K gemvRmsNorm " + shape, a, bd, 1e-3);   // sum of squares in another order: rare bf16 ties flip
         assertRel("split-K gemvSiluMul " + shape, c, dd, 2e-5);
+    }
+
+    /**
+     * The weight-prefetching GEMVs ({@code vlmflux.cuda.gemvPrefetch}: each block's first row tile into L2 before the
+     * PDL wait) give the same bits as the plain ones — unsplit, split-K (chunks ending inside and at K), RMSNorm and
+     * SiLU-gate prologues, row counts off the 16-row tile — also replayed in a graph; and an L2 prefetch of a whole
+     * buffer (vf_l2_prefetch, the decode step's side stream) changes none of its bytes.
+     */
+    @ParameterizedTest
+    @CsvSource({"37,264,0", "2560,2048,0", "1000,1032,3", "131,7000,7", "4096,1024,-1", "2049,11008,-1", "300,24000,5"})
+    void prefetchingGemvsEqualThePlainOnes(int m, int k, int splits) {
+        float[] w = bfRound(randn(rnd, m * k, 0.05f)), x = bfRound(randn(rnd, k, 1f)), xf = randn(rnd, k, 3f);
+        float[] nw = bfRound(randn(rnd, k, 1f)), gu = randn(rnd, 2 * k + 8, 2f), bias = randn(rnd, m, 1f), res = randn(rnd, m, 1f);
+        DeviceBuffer wb = bf("W", w), xb = bf("x", x), xfb = f32("xf", xf), nwb = bf("norm", nw), gub = f32("gu", gu), bb = f32("bias", bias);
+        int up = k + 8;
+        String shape = m + "x" + k + " splits " + ops.gemvSplitCount(m, k, splits);
+        for (GpuOps o : new GpuOps[] {ops, gemvPf}) assertEquals(ops.gemvSplitCount(m, k, splits), o.gemvSplitCount(m, k, splits));
+        float[][] got = new float[2][];
+        for (int v = 0; v < 2; v++) {
+            GpuOps o = v == 0 ? ops : gemvPf;
+            DeviceBuffer y1 = f32("y1", res), y2 = f32("y2", res), y3 = out("y3", 4L * m), y4 = f32("y4", res);
+            Runnable body = () -> {
+                o.gemv(y1, wb, xb, bb, y1, m, k, splits);
+                o.gemvRmsNorm(y2, wb, xfb, nwb, 1e-6f, bb, y2, m, k, splits);
+                o.gemvSiluMul(y3, wb, gub, up, bb, null, m, k, splits);
+            };
+            body.run();
+            try (CudaGraph g = CudaGraph.capture("gemvs " + shape, st, () -> o.gemv(y4, wb, xb, null, y4, m, k, splits))) {
+                g.launch(st);
+                g.launch(st);
+            }
+            float[] all = new float[4 * m];
+            System.arraycopy(st.downloadFloats(y1, m), 0, all, 0, m);
+            System.arraycopy(st.downloadFloats(y2, m), 0, all, m, m);
+            System.arraycopy(st.downloadFloats(y3, m), 0, all, 2 * m, m);
+            System.arraycopy(st.downloadFloats(y4, m), 0, all, 3 * m, m);
+            got[v] = all;
+        }
+        for (int i = 0; i < 4 * m; i++)
+            assertEquals(Float.floatToRawIntBits(got[0][i]), Float.floatToRawIntBits(got[1][i]),
+                    new String[] {"gemv", "gemvRmsNorm", "gemvSiluMul", "gemv graph x2"}[i / m] + " " + shape + " row " + i % m + ": prefetching form differs");
+        short[] before = st.downloadShorts(wb, m * k);
+        gemvPf.prefetchL2(wb, 0, 2L * m * k);
+        gemvPf.prefetchL2(wb, 16, 2L * m * k - 16);
+        assertArrayEquals(before, st.downloadShorts(wb, m * k), "an L2 prefetch changes no byte");
+        assertThrows(IllegalArgumentException.class, () -> gemvPf.prefetchL2(wb, 8, 64));
+        assertThrows(IllegalArgumentException.class, () -> gemvPf.prefetchL2(wb, 0, 2L * m * k + 16));
     }
 
     /** A captured split-K GEMV replays correctly: the per-tile tickets are reset by the kernel, not by the host. */

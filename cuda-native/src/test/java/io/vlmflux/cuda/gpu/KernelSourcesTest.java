@@ -35,7 +35,8 @@ class KernelSourcesTest {
 
     /**
      * Programmatic dependent launch is safe only for kernels that wait for the previous grid before touching memory:
-     * every kernel of {@link KernelModule#PDL_READY} must exist and open with {@code VF_PDL_PROLOGUE()}.
+     * every kernel of {@link KernelModule#PDL_READY} must exist and open with {@code VF_PDL_PROLOGUE()} (or
+     * {@code VF_PDL_PREFETCH_PROLOGUE(...)}, whose argument may only prefetch weights into L2 before the wait).
      */
     @Test
     void everyPdlReadyKernelOpensWithThePrologue() {
@@ -55,7 +56,7 @@ class KernelSourcesTest {
             }
             int body = src.indexOf('{', i) + 1;
             String first = src.substring(body, Math.min(src.length(), body + 200)).replace("\\", " ").strip();
-            assertTrue(first.startsWith("VF_PDL_PROLOGUE();"), "kernel " + name + " must open with VF_PDL_PROLOGUE(), opens with: "
+            assertTrue(first.startsWith("VF_PDL_PROLOGUE();") || first.startsWith("VF_PDL_PREFETCH_PROLOGUE(vf_gemv_prefetch("), "kernel " + name + " must open with VF_PDL_PROLOGUE(), opens with: "
                     + first.substring(0, Math.min(60, first.length())));
             assertFalse(m.find(), "kernel " + name + " is defined once");
         }

@@ -300,13 +300,15 @@ class CudaDecoderTest {
      * {@code vlmflux.cuda.decodeFusedCombine} (each head group's last split block merges the splits),
      * {@code vlmflux.cuda.decodeFusedRope} (RoPE and the KV write inside the split pass) and both; and
      * {@code vlmflux.cuda.decodePrefetchMiB} (L2 prefetches on a side stream, a graph branch: a budget smaller than one
-     * layer's weights and one larger than the model).
+     * layer's weights and one larger than the model); {@code vlmflux.cuda.gemvPrefetch} (each GEMV block's first row
+     * tile prefetched before the PDL wait).
      */
     @ParameterizedTest(name = "{0} {1}")
     @org.junit.jupiter.params.provider.CsvSource({"vlmflux.cuda.decodeFusedCombine, hd128, 256, 8, 2, 128",
             "vlmflux.cuda.decodeFusedCombine, hd64-g16, 256, 32, 2, 64", "vlmflux.cuda.decodeFusedRope, hd128, 256, 8, 2, 128",
             "vlmflux.cuda.decodeFusedRope, hd64-g16, 256, 32, 2, 64", "both, hd128, 256, 8, 2, 128",
-            "vlmflux.cuda.decodePrefetchMiB=1, hd64-g16, 256, 32, 2, 64", "vlmflux.cuda.decodePrefetchMiB=64, hd128, 256, 8, 2, 128"})
+            "vlmflux.cuda.decodePrefetchMiB=1, hd64-g16, 256, 32, 2, 64", "vlmflux.cuda.decodePrefetchMiB=64, hd128, 256, 8, 2, 128",
+            "vlmflux.cuda.gemvPrefetch, hd128, 256, 8, 2, 128"})
     void fusedDecodeChangesNothing(String property, String name, int hidden, int heads, int kvHeads, int hd,
                                    @org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) throws Exception {
         io.vlmflux.llm.RandomCheckpoint.write(dir, new io.vlmflux.llm.RandomCheckpoint.Shape(name, hidden, 2, heads, kvHeads, hd, 512, 1024, true, true, 4096), 11);
