@@ -8,6 +8,7 @@
 #include "int4.cu"
 #include "rope.cu"
 #include "attention.cu"
+#include "decode_mega.cu"
 #include "sampling.cu"
 #include "vision_encoder.cu"
 #include "vision_preprocess.cu"

@@ -14,7 +14,7 @@ public final class KernelSources {
     public static final String MAIN = "vlmflux.cu";
     /** Files MAIN includes (every .cu/.cuh of src/main/cuda besides MAIN). */
     public static final List<String> INCLUDED = List.of("common.cuh", "embedding.cu", "norm.cu", "activation.cu",
-            "gemv.cu", "int4.cu", "rope.cu", "attention.cu", "sampling.cu", "vision_encoder.cu", "vision_preprocess.cu");
+            "gemv.cu", "int4.cu", "rope.cu", "attention.cu", "decode_mega.cu", "sampling.cu", "vision_encoder.cu", "vision_preprocess.cu");
     public static final String FATBIN = "vlmflux.fatbin";
 
     private KernelSources() {}

@@ -1,0 +1,280 @@
+// Standalone check + timing of decode_mega.cu (no JVM): one decode step of a random bf16 decoder through the persistent
+// kernel against the per-kernel path the decoder runs today (vf_gemv_bf16_fused, vf_rope_qkv, vf_attn_decode_v_h*,
+// vf_attn_decode_combine, vf_gemv_bf16, vf_silu_mul, vf_rmsnorm), several steps in a row (the barrier resets itself,
+// the caches grow), eager and graph-captured; then the time of a step both ways at published shapes.
+// nvcc -O3 -std=c++17 -arch=sm_90 -o /tmp/megah cuda-native/src/test/cuda/mega_harness.cu && /tmp/megah [check|time|all]
+#include "../../main/cuda/vlmflux.cu"
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+#include <cmath>
+#include <string>
+#include <algorithm>
+#define CK(x) do { cudaError_t e_ = (x); if (e_ != cudaSuccess) { printf("CUDA %s at line %d\n", cudaGetErrorString(e_), __LINE__); exit(1);} } while(0)
+
+__global__ void fill_bf16(bf16_t* p, long long n, unsigned long long seed, float scale, float mean) {
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+        unsigned long long z = seed + 0x9E3779B97F4A7C15ull * (unsigned long long)(i + 1);
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull; z = (z ^ (z >> 27)) * 0x94D049BB133111EBull; z ^= z >> 31;
+        const float u = (float)(z >> 40) * (1.f / 16777216.f);          // [0, 1)
+        p[i] = f2bf(mean + scale * 1.7320508f * (2.f * u - 1.f));      // unit variance times scale
+    }
+}
+__global__ void fill_f32(float* p, long long n, unsigned long long seed, float scale) {
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+        unsigned long long z = seed + 0x9E3779B97F4A7C15ull * (unsigned long long)(i + 1);
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull; z = (z ^ (z >> 27)) * 0x94D049BB133111EBull; z ^= z >> 31;
+        p[i] = scale * ((float)(z >> 40) * (1.f / 16777216.f) * 2.f - 1.f);
+    }
+}
+
+struct Shape { const char* name; int H, nq, nkv, hd, I, V, L; bool qkNorm, bias; int rope; };   // rope 0 plain, 1 M-RoPE, 2 interleaved
+static int sms;
+static unsigned long long seedc = 1;
+template <class T> static T* dalloc(size_t n) { T* p; CK(cudaMalloc(&p, n * sizeof(T) + 256)); CK(cudaMemset(p, 0, n * sizeof(T) + 256)); return p; }
+static bf16_t* rbf(size_t n, float scale, float mean = 0.f) { bf16_t* p = dalloc<bf16_t>(n); fill_bf16<<<1024, 256>>>(p, (long long)n, seedc++ * 7919, scale, mean); return p; }
+
+struct Model {
+    Shape s; int Q, KV, QKV, maxSeq;
+    std::vector<VfMegaLayer> ly; VfMegaLayer* dly;
+    bf16_t *embed, *finalNorm; float* invFreq; int sec1, sec2;
+    // two caches (reference, megakernel), each one allocation: K_l at base + 2 l per, V_l at + per
+    char* cache[2]; long long per;
+    // activations
+    float *x, *qkv, *qr, *part, *gu, *logits, *x2, *qkv2, *part2, *logits2; bf16_t *att, *act, *xn, *att2, *act2;
+    int *step, *tok; unsigned int* sync;
+    int splitsRef, splitsMega, grid;
+    long long pfCap;
+};
+
+static Model build(const Shape& s, int maxSeq) {
+    Model m; m.s = s; m.maxSeq = maxSeq;
+    m.Q = s.nq * s.hd; m.KV = s.nkv * s.hd; m.QKV = m.Q + 2 * m.KV;
+    for (int l = 0; l < s.L; l++) {
+        VfMegaLayer y{};
+        y.attnNorm = rbf(s.H, 0.1f, 1.f); y.mlpNorm = rbf(s.H, 0.1f, 1.f);
+        y.wqkv = rbf((size_t)m.QKV * s.H, 1.f / sqrtf((float)s.H));
+        if (s.bias) { float* b = dalloc<float>(m.QKV); fill_f32<<<64, 256>>>(b, m.QKV, seedc++ * 31, 0.5f); y.bqkv = b; }
+        y.wo = rbf((size_t)s.H * m.Q, 1.f / sqrtf((float)m.Q));
+        if (s.bias && (l & 1)) { float* b = dalloc<float>(s.H); fill_f32<<<64, 256>>>(b, s.H, seedc++ * 31, 0.1f); y.bo = b; }
+        if (s.qkNorm) { y.qNorm = rbf(s.hd, 0.1f, 1.f); y.kNorm = rbf(s.hd, 0.1f, 1.f); }
+        y.wgu = rbf((size_t)2 * s.I * s.H, 1.f / sqrtf((float)s.H));
+        y.wd = rbf((size_t)s.H * s.I, 1.f / sqrtf((float)s.I));
+        m.ly.push_back(y);
+    }
+    m.dly = dalloc<VfMegaLayer>(s.L);
+    CK(cudaMemcpy(m.dly, m.ly.data(), sizeof(VfMegaLayer) * s.L, cudaMemcpyHostToDevice));
+    m.embed = rbf((size_t)s.V * s.H, 1.f); m.finalNorm = rbf(s.H, 0.1f, 1.f);
+    std::vector<float> inv(s.hd / 2);
+    for (int j = 0; j < s.hd / 2; j++) inv[j] = powf(1e6f, -2.f * j / s.hd);
+    m.invFreq = dalloc<float>(s.hd / 2); CK(cudaMemcpy(m.invFreq, inv.data(), 4 * inv.size(), cudaMemcpyHostToDevice));
+    if (s.rope == 0) { m.sec1 = s.hd / 2; m.sec2 = s.hd / 2; }
+    else if (s.rope == 1) { int a = s.hd / 8, b = (s.hd / 2 - a) / 2; m.sec1 = a; m.sec2 = a + b; }            // contiguous t/h/w
+    else { int hsec = (s.hd / 2) * 5 / 16, wsec = hsec; m.sec1 = -1 - 3 * hsec; m.sec2 = -1 - 3 * wsec; }  // interleaved
+    m.per = 2LL * m.KV * maxSeq;
+    for (int c = 0; c < 2; c++) m.cache[c] = (char*)dalloc<char>((size_t)2 * s.L * m.per);
+    m.x = dalloc<float>(s.H); m.qkv = dalloc<float>(m.QKV); m.qr = dalloc<float>(m.Q); m.gu = dalloc<float>(2 * s.I);
+    m.logits = dalloc<float>(s.V); m.att = dalloc<bf16_t>(m.Q); m.act = dalloc<bf16_t>(s.I); m.xn = dalloc<bf16_t>(s.H);
+    m.x2 = dalloc<float>(s.H); m.qkv2 = dalloc<float>(m.QKV); m.logits2 = dalloc<float>(s.V); m.att2 = dalloc<bf16_t>(m.Q); m.act2 = dalloc<bf16_t>(s.I);
+    m.part = dalloc<float>((size_t)s.nq * 1024 * (s.hd + 2)); m.part2 = dalloc<float>((size_t)s.nq * 1024 * (s.hd + 2));
+    m.step = dalloc<int>(8); m.tok = dalloc<int>(1); m.sync = dalloc<unsigned int>(2);
+    int G = s.nq / s.nkv;
+    m.splitsRef = std::min(std::max(1, (2 * sms) / (s.nkv * ((G + 7) / 8))), std::min(std::max(1, maxSeq / 16), 256));
+    m.grid = sms;
+    m.splitsMega = std::min(std::max(1, m.grid / (s.nkv * ((G + VF_MEGA_GMAX - 1) / VF_MEGA_GMAX))), std::min(std::max(1, maxSeq / 16), 1024));
+    m.pfCap = 256 << 10;
+    CK(cudaDeviceSynchronize());
+    return m;
+}
+
+// past keys/values of both caches: the same random bf16 for positions < len (both caches hold identical bits)
+static void fillCaches(Model& m, int len) {
+    for (int l = 0; l < m.s.L; l++)
+        for (int kv = 0; kv < 2; kv++) {
+            bf16_t* p = (bf16_t*)(m.cache[0] + (2LL * l + kv) * m.per);
+            fill_bf16<<<256, 256>>>(p, (long long)m.KV * m.maxSeq, seedc++ * 13, 1.f, 0.f);
+        }
+    CK(cudaMemcpy(m.cache[1], m.cache[0], (size_t)2 * m.s.L * m.per, cudaMemcpyDeviceToDevice));
+}
+
+static void setStep(Model& m, int len, int tok, cudaStream_t st) {
+    int p = len - 1;
+    int h[8] = {p, m.s.rope ? p / 3 + 1 : p, m.s.rope ? p / 5 + 2 : p, len - 1, len, tok, 0, 0};
+    CK(cudaMemcpyAsync(m.step, h, sizeof h, cudaMemcpyHostToDevice, st));
+    CK(cudaMemcpyAsync(m.tok, &tok, 4, cudaMemcpyHostToDevice, st));
+}
+
+static void refStep(Model& m, cudaStream_t st) {
+    const Shape& s = m.s;
+    int G = s.nq / s.nkv, groups = (G + 7) / 8;
+    vf_embed_gather<<<1, 256, 0, st>>>(m.x, m.embed, m.tok, 1, s.H, s.V);
+    for (int l = 0; l < s.L; l++) {
+        const VfMegaLayer& y = m.ly[l];
+        bf16_t* kc = (bf16_t*)(m.cache[0] + 2LL * l * m.per); bf16_t* vc = (bf16_t*)(m.cache[0] + (2LL * l + 1) * m.per);
+        int tiles = (m.QKV + 15) / 16;
+        vf_gemv_bf16_fused<<<std::min(tiles, 8 * sms), 256, 2 * s.H, st>>>(m.qkv, y.wqkv, m.x, y.attnNorm, 1, 0, 1e-6f, y.bqkv, nullptr, m.QKV, s.H);
+        vf_rope_qkv<<<dim3(1, (s.nq + s.nkv + 3) / 4), 128, 0, st>>>(m.qr, kc, vc, m.qkv, m.qkv + m.Q, m.qkv + m.Q + m.KV, m.QKV, m.QKV, m.QKV,
+                m.step, 1, m.sec1, m.sec2, m.invFreq, m.step + 3, 1, s.nq, s.nkv, s.hd, m.maxSeq, y.qNorm, y.kNorm, 1e-6f);
+        float sc = 1.f / sqrtf((float)s.hd);
+        if (s.hd == 128) vf_attn_decode_v_h128<<<dim3(s.nkv, m.splitsRef, groups), 128, 0, st>>>(m.part, m.qr, kc, vc, m.step + 4, s.nq, s.nkv, m.maxSeq, sc);
+        else vf_attn_decode_v_h64<<<dim3(s.nkv, m.splitsRef, groups), 128, 0, st>>>(m.part, m.qr, kc, vc, m.step + 4, s.nq, s.nkv, m.maxSeq, sc);
+        vf_attn_decode_combine<<<s.nq, 128, 0, st>>>(m.att, m.part, m.step + 4, m.splitsRef, s.hd);
+        vf_gemv_bf16<<<(s.H + 15) / 16, 256, 0, st>>>(m.x, y.wo, m.att, y.bo, m.x, s.H, m.Q);
+        tiles = (2 * s.I + 15) / 16;
+        vf_gemv_bf16_fused<<<std::min(tiles, 8 * sms), 256, 2 * s.H, st>>>(m.gu, y.wgu, m.x, y.mlpNorm, 1, 0, 1e-6f, nullptr, nullptr, 2 * s.I, s.H);
+        vf_silu_mul<<<dim3((s.I + 255) / 256, 1), 256, 0, st>>>(m.act, m.gu, m.gu + s.I, s.I, 2 * s.I, 2 * s.I);
+        vf_gemv_bf16<<<(s.H + 15) / 16, 256, 0, st>>>(m.x, y.wd, m.act, nullptr, m.x, s.H, s.I);
+    }
+    vf_rmsnorm<<<1, s.H >= 2048 ? 1024 : 256, 0, st>>>(m.xn, m.x, nullptr, m.finalNorm, s.H, 1e-6f);
+    vf_gemv_bf16<<<(s.V + 15) / 16, 256, 0, st>>>(m.logits, m.embed, m.xn, nullptr, nullptr, s.V, s.H);
+}
+
+static void megaStep(Model& m, cudaStream_t st) {
+    const Shape& s = m.s;
+    vf_embed_gather<<<1, 256, 0, st>>>(m.x2, m.embed, m.tok, 1, s.H, s.V);
+    const VfMegaLayer* layers = m.dly; const bf16_t* fn = m.finalNorm; const bf16_t* lm = m.embed;
+    float* x = m.x2; float* qkv = m.qkv2; float* part = m.part2; bf16_t* att = m.att2; bf16_t* act = m.act2; float* lg = m.logits2;
+    const int* step = m.step; const float* inv = m.invFreq; unsigned int* sync = m.sync; char* kb = m.cache[1];
+    long long kvs = 2 * m.per, voff = m.per, cap = m.pfCap;
+    int L = s.L, H = s.H, nq = s.nq, nkv = s.nkv, I = s.I, V = s.V, ms = m.maxSeq, sp = m.splitsMega, s1 = m.sec1, s2 = m.sec2;
+    float eps = 1e-6f, sc = 1.f / sqrtf((float)s.hd);
+    void* args[] = {&layers, &fn, &lm, &x, &qkv, &part, &att, &act, &lg, &step, &inv, &sync, &kb, &kvs, &voff, &cap, &L, &H, &nq, &nkv, &I, &V, &ms, &sp, &s1, &s2, &eps, &sc};
+    void* fnp = s.hd == 128 ? (void*)vf_decode_mega_h128 : (void*)vf_decode_mega_h64;
+    CK(cudaLaunchCooperativeKernel(fnp, dim3(m.grid), dim3(VF_MEGA_THREADS), args, 0, st));
+}
+
+static int fails = 0;
+static float maxAbs(const std::vector<float>& a) { float v = 0; for (float f : a) v = std::max(v, fabsf(f)); return v; }
+static int argmaxv(const std::vector<float>& a) { return (int)(std::max_element(a.begin(), a.end()) - a.begin()); }
+
+// steps decode steps from a cache of len0 past keys: logits, x and every new K/V row compared, both ways in lockstep
+static void check(const Shape& s, int len0, int steps, bool graph, long long pfCap) {
+    Model m = build(s, std::max(64, len0 + steps + 8));
+    m.pfCap = pfCap;
+    fillCaches(m, len0);
+    cudaStream_t st; CK(cudaStreamCreate(&st));
+    int tok = 7 % s.V;
+    float worst = 0, worstX = 0; int agree = 0, rowsBad = 0;
+    cudaGraph_t g0 = nullptr, g1 = nullptr; cudaGraphExec_t e0 = nullptr, e1 = nullptr;
+    for (int t = 0; t < steps; t++) {
+        int len = len0 + t + 1;
+        setStep(m, len, tok, st);
+        if (graph) {
+            if (!e0) {
+                CK(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal)); refStep(m, st); CK(cudaStreamEndCapture(st, &g0));
+                CK(cudaGraphInstantiate(&e0, g0, 0));
+                CK(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal)); megaStep(m, st); CK(cudaStreamEndCapture(st, &g1));
+                CK(cudaGraphInstantiate(&e1, g1, 0));
+            }
+            CK(cudaGraphLaunch(e0, st)); CK(cudaGraphLaunch(e1, st));
+        } else { refStep(m, st); megaStep(m, st); }
+        CK(cudaStreamSynchronize(st));
+        std::vector<float> a(s.V), b(s.V), xa(s.H), xb(s.H);
+        CK(cudaMemcpy(a.data(), m.logits, 4 * s.V, cudaMemcpyDeviceToHost)); CK(cudaMemcpy(b.data(), m.logits2, 4 * s.V, cudaMemcpyDeviceToHost));
+        CK(cudaMemcpy(xa.data(), m.x, 4 * s.H, cudaMemcpyDeviceToHost)); CK(cudaMemcpy(xb.data(), m.x2, 4 * s.H, cudaMemcpyDeviceToHost));
+        float ma = maxAbs(a), d = 0, mx = maxAbs(xa), dx = 0;
+        for (int i = 0; i < s.V; i++) d = std::max(d, fabsf(a[i] - b[i]));
+        for (int i = 0; i < s.H; i++) dx = std::max(dx, fabsf(xa[i] - xb[i]));
+        worst = std::max(worst, d / ma); worstX = std::max(worstX, dx / mx);
+        int ta = argmaxv(a), tb = argmaxv(b);
+        if (ta == tb) agree++;
+        // the new K/V rows of every layer: layer 0 bit-equal (same q/k/v, same RoPE), the rest close
+        for (int l = 0; l < s.L; l++)
+            for (int kv = 0; kv < 2; kv++) {
+                std::vector<unsigned short> ra(s.nkv * s.hd), rb(s.nkv * s.hd);
+                for (int h = 0; h < s.nkv; h++) {
+                    size_t off = (2LL * l + kv) * m.per + 2LL * ((long long)h * m.maxSeq + len - 1) * s.hd;
+                    CK(cudaMemcpy(&ra[h * s.hd], m.cache[0] + off, 2 * s.hd, cudaMemcpyDeviceToHost));
+                    CK(cudaMemcpy(&rb[h * s.hd], m.cache[1] + off, 2 * s.hd, cudaMemcpyDeviceToHost));
+                }
+                if (l == 0 && ra != rb) rowsBad++;
+                if (l > 0) {
+                    float dm = 0, am = 0;
+                    for (size_t i = 0; i < ra.size(); i++) {
+                        unsigned ua = (unsigned)ra[i] << 16, ub = (unsigned)rb[i] << 16; float fa, fb; memcpy(&fa, &ua, 4); memcpy(&fb, &ub, 4);
+                        dm = std::max(dm, fabsf(fa - fb)); am = std::max(am, fabsf(fa));
+                    }
+                    if (dm > 0.05f * am + 1e-3f) rowsBad++;
+                }
+            }
+        tok = ta;
+    }
+    unsigned int syncH[2]; CK(cudaMemcpy(syncH, m.sync, 8, cudaMemcpyDeviceToHost));
+    bool ok = worst < 2e-2f && worstX < 2e-2f && agree >= steps - 1 && rowsBad == 0 && syncH[0] == 0 && syncH[1] == 0;
+    if (!ok) fails++;
+    printf("%s %-28s len0 %5d steps %d %s pf %lld: logits rel %.2e, x rel %.2e, argmax %d/%d, bad K/V rows %d, sync {%u,%u}, splits ref %d mega %d\n",
+           ok ? "ok  " : "FAIL", s.name, len0, steps, graph ? "graph" : "eager", pfCap, worst, worstX, agree, steps, rowsBad, syncH[0], syncH[1], m.splitsRef, m.splitsMega);
+    fflush(stdout);
+    CK(cudaStreamDestroy(st));
+    CK(cudaDeviceReset());
+}
+
+static void timeIt(const Shape& s, int len, long long pfCap) {
+    Model m = build(s, len + 64);
+    m.pfCap = pfCap;
+    fillCaches(m, len);
+    cudaStream_t st; CK(cudaStreamCreate(&st));
+    setStep(m, len, 11, st);
+    cudaGraph_t g[2]; cudaGraphExec_t e[2];
+    for (int w = 0; w < 2; w++) {
+        CK(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
+        if (w == 0) refStep(m, st); else megaStep(m, st);
+        CK(cudaStreamEndCapture(st, &g[w])); CK(cudaGraphInstantiate(&e[w], g[w], 0));
+    }
+    cudaEvent_t a, b; CK(cudaEventCreate(&a)); CK(cudaEventCreate(&b));
+    double us[2];
+    for (int w = 0; w < 2; w++) {
+        for (int i = 0; i < 20; i++) CK(cudaGraphLaunch(e[w], st));
+        CK(cudaEventRecord(a, st));
+        const int n = 200;
+        for (int i = 0; i < n; i++) CK(cudaGraphLaunch(e[w], st));
+        CK(cudaEventRecord(b, st)); CK(cudaEventSynchronize(b));
+        float ms; CK(cudaEventElapsedTime(&ms, a, b)); us[w] = 1000.0 * ms / n;
+    }
+    double bytes = 0;
+    for (const auto& y : m.ly) (void)y;
+    bytes = 2.0 * s.L * ((double)m.QKV * s.H + (double)s.H * m.Q + 2.0 * s.I * s.H + (double)s.H * s.I) + 2.0 * s.V * s.H + 2.0 * 2 * s.L * (double)m.KV * len;
+    printf("time %-12s ctx %5d pf %7lld: per-kernel %8.1f us (%6.1f tok/s)  megakernel %8.1f us (%6.1f tok/s)  x%.2f; %.3f GB/step -> %.2f / %.2f TB/s\n",
+           s.name, len, pfCap, us[0], 1e6 / us[0], us[1], 1e6 / us[1], us[0] / us[1], bytes / 1e9, bytes / us[0] / 1e6, bytes / us[1] / 1e6);
+    fflush(stdout);
+    CK(cudaStreamDestroy(st));
+    CK(cudaDeviceReset());
+}
+
+int main(int argc, char** argv) {
+    std::string mode = argc > 1 ? argv[1] : "all";
+    cudaDeviceProp p; CK(cudaGetDeviceProperties(&p, 0)); sms = p.multiProcessorCount;
+    printf("%s, %d SMs, L2 %d MB\n", p.name, sms, p.l2CacheSize >> 20);
+    int occ = 0; CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, vf_decode_mega_h128, VF_MEGA_THREADS, 0));
+    printf("megakernel h128: %d block(s) per SM resident\n", occ);
+    if (mode == "check" || mode == "all") {
+        Shape small[] = {
+            {"hd128 g4 qknorm", 256, 8, 2, 128, 512, 1000, 2, true, false, 0},
+            {"hd64 g16 bias", 256, 32, 2, 64, 520, 1024, 3, false, true, 0},
+            {"hd64 g3 mrope", 384, 6, 2, 64, 768, 777, 2, false, true, 1},
+            {"hd128 g1 interleaved", 512, 4, 4, 128, 1024, 2048, 2, true, false, 2},
+            {"hd128 g7 (7B-like heads)", 448, 28, 4, 128, 1216, 3000, 2, false, true, 0},
+        };
+        int lens[] = {0, 4, 16, 1199, 4099};
+        for (const Shape& s : small)
+            for (int len0 : lens) check(s, len0, 4, false, 256 << 10);
+        check(small[0], 300, 6, true, 256 << 10);
+        check(small[1], 40, 6, true, 0);
+        Shape q06 = {"qwen3-0.6b", 1024, 16, 8, 128, 3072, 151936, 28, true, false, 0};
+        check(q06, 2047, 3, true, 256 << 10);
+        Shape q3 = {"qwen2.5-3b", 2048, 16, 2, 128, 11008, 151936, 36, false, true, 0};
+        check(q3, 500, 3, true, 256 << 10);
+        printf("%s: %d failure(s)\n", fails ? "FAILED" : "all checks passed", fails);
+    }
+    if (mode == "time" || mode == "all") {
+        Shape q06 = {"qwen3-0.6b", 1024, 16, 8, 128, 3072, 151936, 28, true, false, 0};
+        Shape q3 = {"qwen2.5-3b", 2048, 16, 2, 128, 11008, 151936, 36, false, true, 0};
+        Shape q7 = {"qwen2.5-7b", 3584, 28, 4, 128, 18944, 152064, 28, false, true, 0};
+        for (long long pf : {0LL, 128LL << 10, 256LL << 10, 512LL << 10}) timeIt(q06, 2048, pf);
+        timeIt(q06, 512, 256 << 10);
+        timeIt(q3, 2048, 0); timeIt(q3, 2048, 256 << 10);
+        timeIt(q7, 2048, 0); timeIt(q7, 2048, 256 << 10);
+    }
+    return fails ? 1 : 0;
+}
