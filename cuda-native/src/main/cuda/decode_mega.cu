@@ -426,8 +426,8 @@ __device__ void vf_decode_mega(const VfMega& a) {
     }
 }
 
-// grid: at most one block per SM (cooperative launch), block VF_MEGA_THREADS. Constraints (checked by the host): hd 64
-// or 128, H, q, I multiples of 8 and at most VF_MEGA_MAX_K, splits <= VF_DEC_MAXSPLITS, the K/V caches of every layer
+// grid: at most one block per SM (cooperative launch), block VF_MEGA_THREADS. Constraints (checked by the host): hd a
+// power of two from 8 to 256 (hd / 8 lanes read a key), H, q, I multiples of 8 and at most VF_MEGA_MAX_K, splits <= VF_DEC_MAXSPLITS, the K/V caches of every layer
 // equally spaced.
 #define VF_MEGA_INSTANCE(HDIM)                                                                                        \
     extern "C" __global__ void __launch_bounds__(VF_MEGA_THREADS, 1) vf_decode_mega_h##HDIM(                          \
@@ -439,5 +439,9 @@ __device__ void vf_decode_mega(const VfMega& a) {
                        kvLayerStride, vOffset, pfCap, L, H, nq, nkv, I, V, maxSeq, splits, sec1, sec2, eps, scale};    \
         vf_decode_mega<HDIM>(a);                                                                                      \
     }
+VF_MEGA_INSTANCE(8)
+VF_MEGA_INSTANCE(16)
+VF_MEGA_INSTANCE(32)
 VF_MEGA_INSTANCE(64)
 VF_MEGA_INSTANCE(128)
+VF_MEGA_INSTANCE(256)

@@ -117,8 +117,11 @@ static void refStep(Model& m, cudaStream_t st) {
         vf_rope_qkv<<<dim3(1, (s.nq + s.nkv + 3) / 4), 128, 0, st>>>(m.qr, kc, vc, m.qkv, m.qkv + m.Q, m.qkv + m.Q + m.KV, m.QKV, m.QKV, m.QKV,
                 m.step, 1, m.sec1, m.sec2, m.invFreq, m.step + 3, 1, s.nq, s.nkv, s.hd, m.maxSeq, y.qNorm, y.kNorm, 1e-6f);
         float sc = 1.f / sqrtf((float)s.hd);
-        if (s.hd == 128) vf_attn_decode_v_h128<<<dim3(s.nkv, m.splitsRef, groups), 128, 0, st>>>(m.part, m.qr, kc, vc, m.step + 4, s.nq, s.nkv, m.maxSeq, sc);
-        else vf_attn_decode_v_h64<<<dim3(s.nkv, m.splitsRef, groups), 128, 0, st>>>(m.part, m.qr, kc, vc, m.step + 4, s.nq, s.nkv, m.maxSeq, sc);
+        dim3 ag(s.nkv, m.splitsRef, groups);
+        if (s.hd == 128) vf_attn_decode_v_h128<<<ag, 128, 0, st>>>(m.part, m.qr, kc, vc, m.step + 4, s.nq, s.nkv, m.maxSeq, sc);
+        else if (s.hd == 64) vf_attn_decode_v_h64<<<ag, 128, 0, st>>>(m.part, m.qr, kc, vc, m.step + 4, s.nq, s.nkv, m.maxSeq, sc);
+        else if (s.hd <= 32) vf_attn_decode_e1<<<ag, 128, 0, st>>>(m.part, m.qr, kc, vc, m.step + 4, s.nq, s.nkv, m.maxSeq, s.hd, sc);
+        else vf_attn_decode_e8<<<ag, 128, 0, st>>>(m.part, m.qr, kc, vc, m.step + 4, s.nq, s.nkv, m.maxSeq, s.hd, sc);
         vf_attn_decode_combine<<<s.nq, 128, 0, st>>>(m.att, m.part, m.step + 4, m.splitsRef, s.hd);
         vf_gemv_bf16<<<(s.H + 15) / 16, 256, 0, st>>>(m.x, y.wo, m.att, y.bo, m.x, s.H, m.Q);
         tiles = (2 * s.I + 15) / 16;
@@ -140,7 +143,8 @@ static void megaStep(Model& m, cudaStream_t st) {
     int L = s.L, H = s.H, nq = s.nq, nkv = s.nkv, I = s.I, V = s.V, ms = m.maxSeq, sp = m.splitsMega, s1 = m.sec1, s2 = m.sec2;
     float eps = 1e-6f, sc = 1.f / sqrtf((float)s.hd);
     void* args[] = {&layers, &fn, &lm, &x, &qkv, &part, &att, &act, &lg, &step, &inv, &sync, &kb, &kvs, &voff, &cap, &L, &H, &nq, &nkv, &I, &V, &ms, &sp, &s1, &s2, &eps, &sc};
-    void* fnp = s.hd == 128 ? (void*)vf_decode_mega_h128 : (void*)vf_decode_mega_h64;
+    void* fnp = s.hd == 128 ? (void*)vf_decode_mega_h128 : s.hd == 64 ? (void*)vf_decode_mega_h64 : s.hd == 32 ? (void*)vf_decode_mega_h32
+              : s.hd == 16 ? (void*)vf_decode_mega_h16 : s.hd == 8 ? (void*)vf_decode_mega_h8 : (void*)vf_decode_mega_h256;
     CK(cudaLaunchCooperativeKernel(fnp, dim3(m.grid), dim3(VF_MEGA_THREADS), args, 0, st));
 }
 
@@ -255,6 +259,10 @@ int main(int argc, char** argv) {
             {"hd64 g3 mrope", 384, 6, 2, 64, 768, 777, 2, false, true, 1},
             {"hd128 g1 interleaved", 512, 4, 4, 128, 1024, 2048, 2, true, false, 2},
             {"hd128 g7 (7B-like heads)", 448, 28, 4, 128, 1216, 3000, 2, false, true, 0},
+            {"hd16 g3 bias (tiny-qwen2)", 96, 6, 2, 16, 256, 3014, 2, false, true, 0},
+            {"hd32 g2 qknorm", 64, 4, 2, 32, 192, 3014, 2, true, false, 0},
+            {"hd8 g2", 64, 8, 4, 8, 176, 3014, 2, false, false, 0},
+            {"hd256 g2 interleaved", 512, 4, 2, 256, 1024, 1500, 2, true, false, 2},
         };
         int lens[] = {0, 4, 16, 1199, 4099};
         for (const Shape& s : small)
