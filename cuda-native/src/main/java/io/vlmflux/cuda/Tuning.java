@@ -56,6 +56,9 @@ import java.util.function.Function;
  * @param gemvPrefetch         {@code vlmflux.cuda.gemvPrefetch}: with {@code pdl}, each block of a bf16 decode GEMV
  *                             prefetches its first row tile of weights into L2 before waiting for the previous kernel,
  *                             so the weight reads overlap that kernel's tail (changes no result); off until measured
+ * @param decodeMegakernel     {@code vlmflux.cuda.decodeMegakernel}: a single-sequence decode step of a 16-bit model runs
+ *                             as one persistent cooperative kernel (decode_mega.cu: every layer and the lm head, stages
+ *                             separated by grid barriers) instead of ~8 launches a layer; off until measured
  * @param pdl                  {@code vlmflux.cuda.pdl}: decode-step kernels start with programmatic dependent launch on
  *                             sm_90+ (scheduled while the previous kernel finishes; on since stop 25, bit-equal to ordinary launches)
  * @param int4Mma              {@code vlmflux.cuda.int4Mma}: the 4-bit decode GEMV multiplies on the tensor cores (one LOP3
@@ -77,7 +80,7 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
                      boolean graphs, boolean batchGraphs, int prefillChunk, boolean fusedNorm, boolean fusedSilu,
                      boolean skinnyGemm, boolean gemvSplitK, int gemvSplitBlocksPerSm, boolean prefillMma,
                      boolean prefillSplitKv, boolean evictKernel, boolean prefillBf16GateUp,
-                     boolean prefillPipelined, boolean decodeVecAttention, boolean decodeFusedCombine, boolean decodeFusedRope, int decodePrefetchMiB, boolean gemvPrefetch, boolean pdl, boolean int4Mma,
+                     boolean prefillPipelined, boolean decodeVecAttention, boolean decodeFusedCombine, boolean decodeFusedRope, int decodePrefetchMiB, boolean gemvPrefetch, boolean decodeMegakernel, boolean pdl, boolean int4Mma,
                      boolean int4Tiled, boolean int4PrefillOverlap, boolean liveDevicePreprocess, boolean visionGraphs, long visionFp32MaxBytes, boolean batchDecode) {
 
     public static final String CPU_THREADS = "vlmflux.cpu.threads";
@@ -104,6 +107,7 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
     public static final String DECODE_FUSED_ROPE = "vlmflux.cuda.decodeFusedRope";
     public static final String DECODE_PREFETCH_MIB = "vlmflux.cuda.decodePrefetchMiB";
     public static final String GEMV_PREFETCH = "vlmflux.cuda.gemvPrefetch";
+    public static final String DECODE_MEGAKERNEL = "vlmflux.cuda.decodeMegakernel";
     public static final String PDL = "vlmflux.cuda.pdl";
     public static final String INT4_MMA = "vlmflux.cuda.int4Mma";
     public static final String INT4_TILED = "vlmflux.cuda.int4Tiled";
@@ -125,7 +129,7 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
     /** Every knob at its default (process-wide ones too: not what this process was started with; see {@link #process()}). */
     public static Tuning defaults() {
         return new Tuning(Runtime.getRuntime().availableProcessors(), 100, true, false, false, null,
-                true, true, 2048, true, false, true, true, 4, true, true, true, true, true, true, false, false, 0, false, true, true, false, false, true, true, 1L << 30, true);
+                true, true, 2048, true, false, true, true, 4, true, true, true, true, true, true, false, false, 0, false, false, true, true, false, false, true, true, 1L << 30, true);
     }
 
     /** Every knob from the system properties now (absent ones at their defaults). */
@@ -154,7 +158,7 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
                 flag(lookup, PREFILL_PIPELINED, d.prefillPipelined),
                 flag(lookup, DECODE_VEC_ATTENTION, d.decodeVecAttention), flag(lookup, DECODE_FUSED_COMBINE, d.decodeFusedCombine),
                 flag(lookup, DECODE_FUSED_ROPE, d.decodeFusedRope), integer(lookup, DECODE_PREFETCH_MIB, d.decodePrefetchMiB),
-                flag(lookup, GEMV_PREFETCH, d.gemvPrefetch),
+                flag(lookup, GEMV_PREFETCH, d.gemvPrefetch), flag(lookup, DECODE_MEGAKERNEL, d.decodeMegakernel),
                 flag(lookup, PDL, d.pdl), flag(lookup, INT4_MMA, d.int4Mma), flag(lookup, INT4_TILED, d.int4Tiled),
                 flag(lookup, INT4_PREFILL_OVERLAP, d.int4PrefillOverlap),
                 flag(lookup, LIVE_DEVICE_PREPROCESS, d.liveDevicePreprocess), !flag(lookup, VISION_NO_GRAPHS, !d.visionGraphs),
@@ -183,7 +187,7 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
 
     private Tuning withProcessWide(int threads, long spin, boolean simd, boolean disable, boolean nvrtc, Path root) {
         return new Tuning(threads, spin, simd, disable, nvrtc, root, graphs, batchGraphs, prefillChunk, fusedNorm, fusedSilu,
-                skinnyGemm, gemvSplitK, gemvSplitBlocksPerSm, prefillMma, prefillSplitKv, evictKernel, prefillBf16GateUp, prefillPipelined, decodeVecAttention, decodeFusedCombine, decodeFusedRope, decodePrefetchMiB, gemvPrefetch, pdl, int4Mma, int4Tiled, int4PrefillOverlap, liveDevicePreprocess, visionGraphs, visionFp32MaxBytes, batchDecode);
+                skinnyGemm, gemvSplitK, gemvSplitBlocksPerSm, prefillMma, prefillSplitKv, evictKernel, prefillBf16GateUp, prefillPipelined, decodeVecAttention, decodeFusedCombine, decodeFusedRope, decodePrefetchMiB, gemvPrefetch, decodeMegakernel, pdl, int4Mma, int4Tiled, int4PrefillOverlap, liveDevicePreprocess, visionGraphs, visionFp32MaxBytes, batchDecode);
     }
 
     /**
@@ -216,6 +220,7 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
         m.put(DECODE_FUSED_ROPE, Boolean.toString(decodeFusedRope));
         m.put(DECODE_PREFETCH_MIB, Integer.toString(decodePrefetchMiB));
         m.put(GEMV_PREFETCH, Boolean.toString(gemvPrefetch));
+        m.put(DECODE_MEGAKERNEL, Boolean.toString(decodeMegakernel));
         m.put(PDL, Boolean.toString(pdl));
         m.put(INT4_MMA, Boolean.toString(int4Mma));
         m.put(INT4_TILED, Boolean.toString(int4Tiled));

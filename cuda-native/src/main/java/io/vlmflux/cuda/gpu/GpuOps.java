@@ -44,11 +44,13 @@ public final class GpuOps implements AutoCloseable {
         gemvPf = pdl && tuning.gemvPrefetch() ? "_pf" : "";
         long wsBytes = 4L * GEMV_MAX_SPLITS * GEMV_ROWS * splitTarget, ctrBytes = 4L * splitTarget;
         long attnBytes = fusedCombine ? 4L * ATTN_TICKETS : 0;
-        splitArena = stream.device().newArena("gemv split-K workspace", wsBytes + ctrBytes + attnBytes + 768);
+        splitArena = stream.device().newArena("gemv split-K workspace", wsBytes + ctrBytes + attnBytes + 1024);
         splitWs = splitArena.alloc("gemv split-K partials fp32 [splits, m]", wsBytes);
         splitCounters = splitArena.alloc("gemv split-K tile tickets uint32 [tiles]", ctrBytes);
         stream.memsetAsync(splitCounters, 0, ctrBytes);   // the kernel's last block per tile resets its ticket
         attnTickets = fusedCombine ? splitArena.alloc("decode attention group tickets int32", attnBytes) : null;
+        megaSync = splitArena.alloc("persistent decode barrier counters uint32 [2]", 8);
+        stream.memsetAsync(megaSync, 0, 8);   // every launch leaves them zero
         if (attnTickets != null) stream.memsetAsync(attnTickets, 0, attnBytes);   // reset by each group's last block
     }
 
@@ -64,6 +66,7 @@ public final class GpuOps implements AutoCloseable {
     private final String gemvPf;                       // "_pf": the GEMVs' weight-prefetching forms (Tuning.gemvPrefetch with pdl)
     private final boolean fusedRope;                   // Tuning.decodeFusedRope (with vecDecode)
     private final DeviceBuffer attnTickets;
+    private final DeviceBuffer megaSync;               // decode_mega.cu's barrier {arrivals, exits}
 
     // Split-K GEMV (vf_gemv_bf16_splitk) for products with fewer row tiles than splitTarget blocks: preallocated
     // partials + per-tile tickets, owned here (one GpuOps per stream, so launches on it never overlap).
@@ -733,6 +736,73 @@ public final class GpuOps implements AutoCloseable {
         launch("vf_sample_final", 1, 1, 1, 1024, 0, stream,
                 a.reset().ptr(outId).ptr(counter).ptr(cidx).ptr(cval).ptr(seg).ptr(cnt).ptr(pmax).ptr(pmass).i32(parts)
                         .ptr(logits).i32(n).f32(invT).i32(topK).f32(topP).f32(minP).i64(seed).ptr(misc));
+    }
+
+    // ---- the persistent decode step (decode_mega.cu, Tuning.decodeMegakernel) ----
+
+    /** Threads of a persistent decode block (VF_MEGA_THREADS). */
+    static final int MEGA_THREADS = 256;
+    /** Largest hidden, q or intermediate width its shared-memory x holds (VF_MEGA_MAX_K). */
+    public static final int MEGA_MAX_K = 22528;
+    /** Bytes of one layer's row of the persistent decode's layer table (10 device addresses, VfMegaLayer). */
+    public static final int MEGA_LAYER_BYTES = 80;
+
+    /**
+     * Why {@link #decodeMega} cannot run a decoder of this shape, or null when it can: head dim a power of two from 8 to
+     * 256, hidden / q / intermediate widths multiples of 8 of at most {@link #MEGA_MAX_K}, and a block per SM resident.
+     */
+    public String megaUnsupported(int hd, int hidden, int q, int inter) {
+        if (Integer.bitCount(hd) != 1 || hd < 8 || hd > 256) return "head dim " + hd + " is not a power of two from 8 to 256";
+        for (int w : new int[] {hidden, q, inter})
+            if (w % 8 != 0 || w > MEGA_MAX_K) return "width " + w + " is not a multiple of 8 of at most " + MEGA_MAX_K;
+        if (megaGrid(hd) < 1) return "no block of vf_decode_mega_h" + hd + " fits an SM";
+        return null;
+    }
+
+    /** Blocks of a persistent decode launch: one per SM (never more than can be resident at once). */
+    public int megaGrid(int hd) {
+        int i = Integer.numberOfTrailingZeros(hd);
+        if (megaGrids[i] < 0) megaGrids[i] = k.activeBlocksPerSm("vf_decode_mega_h" + hd, MEGA_THREADS, 0) < 1 ? 0 : stream.device().multiProcessorCount();
+        return megaGrids[i];
+    }
+
+    private final int[] megaGrids = {-1, -1, -1, -1, -1, -1, -1, -1, -1};   // by log2(hd): blocks, 0 if none fits
+
+    /** Key splits of the persistent decode's attention: one work item per block where the heads allow, 16+ keys a split. */
+    public static int megaSplits(int grid, int nq, int nkv, int maxSeq, int maxSplits) {
+        int items = nkv * ((nq / nkv + 3) / 4);
+        return Math.max(1, Math.min(Math.min(grid / items, Math.max(1, maxSeq / 16)), maxSplits));
+    }
+
+    /**
+     * One decode step in one persistent cooperative launch (decode_mega.cu): every layer and the lm head, from the
+     * token's embedding in x (fp32 [hidden]) to logits (fp32 [vocab]). layers: the device table of
+     * {@link #MEGA_LAYER_BYTES} per layer; step: int32 {p0, p1, p2, slot, kvLen}; the K cache of layer l at kBase + l *
+     * kvLayerStride, its V vOffset bytes after it (bf16 [nkv, maxSeq, hd]); part: fp32 [nq, splits, hd + 2]; pfCap:
+     * bytes of the next product's weights each block prefetches into L2 (0: none). Shapes as {@link #megaUnsupported}.
+     */
+    public void decodeMega(DeviceBuffer layers, int L, DeviceBuffer finalNorm, DeviceBuffer lmHead, DeviceBuffer x, DeviceBuffer qkv,
+                           DeviceBuffer part, DeviceBuffer att, DeviceBuffer act, DeviceBuffer logits, DeviceBuffer step, DeviceBuffer invFreq,
+                           long kBase, long kvLayerStride, long vOffset, long pfCap, int hidden, int nq, int nkv, int hd, int inter, int vocab,
+                           int maxSeq, int splits, int sec1, int sec2, float eps, float scale) {
+        String why = megaUnsupported(hd, hidden, nq * hd, inter);
+        if (why != null) throw new IllegalArgumentException("decodeMega: " + why);
+        int q = nq * hd, qkvRows = q + 2 * nkv * hd;
+        layers.require((long) MEGA_LAYER_BYTES * L, "decodeMega", "layer table [" + L + "]");
+        x.require(4L * hidden, "decodeMega", "x fp32 [hidden]");
+        qkv.require(4L * qkvRows, "decodeMega", "qkv fp32 [q + 2 kv]");
+        part.require(4L * nq * splits * (hd + 2), "decodeMega", "partials fp32 [nq, splits, hd + 2]");
+        att.require(2L * q, "decodeMega", "att bf16 [q]");
+        act.require(2L * inter, "decodeMega", "act bf16 [inter]");
+        logits.require(4L * vocab, "decodeMega", "logits fp32 [vocab]");
+        lmHead.require(2L * vocab * hidden, "decodeMega", "lm head bf16 [vocab, hidden]");
+        step.require(20, "decodeMega", "step int32 {p0, p1, p2, slot, kvLen}");
+        if (splits < 1 || splits > MAX_DECODE_SPLITS) throw new IllegalArgumentException("decodeMega: splits " + splits + " outside [1, " + MAX_DECODE_SPLITS + "]");
+        int grid = megaGrid(hd);
+        k.launchCooperative("vf_decode_mega_h" + hd, grid, MEGA_THREADS, 0, stream,
+                a.reset().ptr(layers).ptr(finalNorm).ptr(lmHead).ptr(x).ptr(qkv).ptr(part).ptr(att).ptr(act).ptr(logits).ptr(step)
+                        .ptr(invFreq).ptr(megaSync).ptr(kBase).i64(kvLayerStride).i64(vOffset).i64(pfCap).i32(L).i32(hidden).i32(nq)
+                        .i32(nkv).i32(inter).i32(vocab).i32(maxSeq).i32(splits).i32(sec1).i32(sec2).f32(eps).f32(scale));
     }
 
     @Override

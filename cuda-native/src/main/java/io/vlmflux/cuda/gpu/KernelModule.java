@@ -182,6 +182,23 @@ public final class KernelModule {
         if (rc != 0) Cuda.checkDriver(rc, "cuLaunchKernel(" + name + ", grid " + gx + "x" + gy + "x" + gz + ", block " + block + ")");
     }
 
+    /**
+     * Launches {@code name} cooperatively (a one-dimensional grid every block of which is resident at once, as kernels
+     * with grid-wide barriers need: the driver refuses a grid that cannot be, instead of letting it hang).
+     */
+    void launchCooperative(String name, int gx, int block, int sharedBytes, GpuStream stream, LaunchArgs args) {
+        int rc = cudart.cuLaunchCooperativeKernel(function(name), gx, 1, 1, block, 1, 1, sharedBytes, stream.handle(), args.params());
+        if (rc != 0) Cuda.checkDriver(rc, "cuLaunchCooperativeKernel(" + name + ", grid " + gx + ", block " + block + ")");
+    }
+
+    /** Blocks of {@code name} one SM holds at once with this block size and dynamic shared memory. */
+    int activeBlocksPerSm(String name, int block, int dynamicShared) {
+        int[] n = {0};
+        Cuda.checkDriver(cudart.cuOccupancyMaxActiveBlocksPerMultiprocessor(n, function(name), block, dynamicShared),
+                "cuOccupancyMaxActiveBlocksPerMultiprocessor(" + name + ")");
+        return n[0];
+    }
+
     /** Where the code came from: "fatbin [...] on sm_90" or "NVRTC sm_xx (reason)". */
     public String origin() {
         return origin;

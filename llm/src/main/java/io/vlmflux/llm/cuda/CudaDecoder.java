@@ -163,6 +163,14 @@ public final class CudaDecoder implements Decoder {
      * Prefetches change no memory: every result is the same.
      */
     private final long prefetchBytes;
+    /**
+     * Tuning.decodeMegakernel: single-sequence decode steps run as one persistent kernel (GpuOps#decodeMega) where the
+     * model and the cache allow; {@link #megaOff} says why not (null: on), {@link #megaTable} holds the layers' weight
+     * addresses, {@link #megaPfCap} the bytes of the next product each block prefetches into L2.
+     */
+    private String megaOff;
+    private DeviceBuffer megaTable;
+    private long megaPfCap;
     private DeviceBuffer[] pfOrder;
     private long[] pfStart;
     private final Map<DeviceBuffer, Integer> pfIndex = new HashMap<>();
@@ -238,7 +246,7 @@ public final class CudaDecoder implements Decoder {
         long acts = r(4 * C * H) + r(2 * C * H) + r(4 * C * QKV) + r(4 * C * Q) + r(2 * C * Q) + r(8 * C * I) + r(2 * C * I)
                 + r(4 * C * H) + r(4 * C) + r(12 * C) + r(4) + r(4L * LOGIT_ROWS * V) + r(GpuOps.argmaxWorkspaceBytes()) + r(GpuOps.sampleWorkspaceBytes(V)) + r(4) + r(8)
                 + r(32) + r(4L * nq * maxSplits * (hd + 2)) + r(40L * LOGIT_ROWS) + r(4L * LOGIT_ROWS) + (32L << 20)
-                + r(16L * LOGIT_ROWS * c.numLayers()) + r(8L * ((V + 63) / 64));
+                + r(16L * LOGIT_ROWS * c.numLayers()) + r(8L * ((V + 63) / 64)) + r((long) GpuOps.MEGA_LAYER_BYTES * c.numLayers());
         dev.makeCurrent();
         ops = new GpuOps(st, tuning);
         arena = dev.newArena("decoder " + spec.family(), w + acts);
@@ -327,6 +335,7 @@ public final class CudaDecoder implements Decoder {
             decodeWs = arena.alloc("decode attention partials", 4L * nq * maxSplits * (hd + 2));
             maskBits = arena.alloc("constraint allowed ids uint64 [(vocab + 63) / 64]", 8L * ((V + 63) / 64));
             blas = new Blas(st, arena.alloc("cublas workspace", 32L << 20));
+            planMega(tuning, quantized);
             st.synchronize();
             LOG.log(System.Logger.Level.INFO, "cuda decoder on {0}: {1} MB weights (bf16" + (c.quantization() != null ? ", linears 4-bit" : "") + ") uploaded in {2} ms, {3} MB arena, prefill chunk {4}, kernels {5}, decode graphs {6}",
                     dev, weightBytes >> 20, (System.nanoTime() - t0) / 1_000_000, arena.bytesInUse() >> 20, chunk, ops.kernelOrigin(),
@@ -340,6 +349,30 @@ public final class CudaDecoder implements Decoder {
     }
 
     private static long r(long b) { return (b + 255) / 256 * 256; }
+
+    /** The persistent decode step's layer table and settings, or why it stays off ({@link #megaOff}). */
+    private void planMega(Tuning tuning, boolean quantized) {
+        if (!tuning.decodeMegakernel()) { megaOff = "off (-Dvlmflux.cuda.decodeMegakernel=false)"; return; }
+        megaOff = quantized ? "4-bit linears (the persistent step reads 16-bit weights)" : ops.megaUnsupported(hd, H, Q, I);
+        if (megaOff != null) {
+            LOG.log(System.Logger.Level.INFO, "persistent decode step not used: {0}", megaOff);
+            return;
+        }
+        long[] t = new long[10 * layers.length];
+        for (int i = 0; i < layers.length; i++) {
+            Layer l = layers[i];
+            DeviceBuffer[] row = {l.attnNorm, l.mlpNorm, l.wqkv, l.bqkv, l.wo, l.bo, l.qNorm, l.kNorm, l.wgu, l.wd};
+            for (int j = 0; j < row.length; j++) t[10 * i + j] = row[j] == null ? 0L : row[j].address();
+        }
+        megaTable = arena.alloc("persistent decode layer table", (long) GpuOps.MEGA_LAYER_BYTES * layers.length);
+        st.upload(megaTable, t);
+        int grid = ops.megaGrid(hd);
+        megaPfCap = (dev.l2CacheBytes() / (2L * grid)) & ~16383L;   // half the L2 over the blocks
+        LOG.log(System.Logger.Level.INFO, "persistent decode step on: {0} blocks, {1} KB of the next product prefetched per block", grid, megaPfCap >> 10);
+    }
+
+    /** Why single-sequence decode steps do not run as one persistent kernel, or null when they do (where the cache allows). */
+    public String megakernelOffReason() { return megaOff; }
 
     /** Linears reading one input, stacked along the output rows: {@code outs[i]} rows of weight {@code names[i]}, {@code in} columns. */
     record Fused(String label, int[] outs, int in, String... names) {
@@ -665,6 +698,14 @@ public final class CudaDecoder implements Decoder {
 
     /** The decode step's kernels; everything that varies per step is read from {@link #step}. */
     private void enqueueDecode(CudaKvCache cache, int splits) {
+        if (megaOff == null && cache.layerSpacing() > 0) {   // one persistent kernel: every layer and the lm head
+            ops.embedGather(x, embed, stepId, 1, H, V);
+            long sp = cache.layerSpacing();
+            ops.decodeMega(megaTable, layers.length, finalNorm, lmHead, x, qkv, decodeWs, att, act, logits, step, invFreq,
+                    cache.k[0].address(), 2 * sp, sp, megaPfCap, H, nq, nkv, hd, I, V, cache.stride(),
+                    GpuOps.megaSplits(ops.megaGrid(hd), nq, nkv, cache.stride(), maxSplits), sec1, sec2, eps, scale);
+            return;
+        }
         Pass p = new Decode(cache, shape(cache), splits);
         ops.embedGather(x, embed, stepId, 1, H, V);
         prefetchBegin();

@@ -62,6 +62,9 @@ final class CudaKvCache implements KvCache {
 
     private final long bufSpacing;   // bytes between consecutive K/V buffers when uniform, else -1
 
+    /** Bytes from layer l's K buffer to its V buffer and from that to layer l + 1's K, or -1 where they are not uniform. */
+    long layerSpacing() { return bufSpacing; }
+
     void open() { if (closed) throw new IllegalStateException("KV cache is closed"); }
 
     @Override public int length() { return length; }

@@ -85,9 +85,29 @@ class CudaDecoderTest {
     @CsvSource({"tiny-qwen2,config.json", "tiny-qwen2,config.hub.json", "tiny-qwen3,config.json", "tiny-qwen3,config.hub.json",
             "tiny-llama,config.json", "tiny-llama,config.hub.json"})
     void textModelMatchesGolden(String model, String configFile) throws Exception {
+        try (Decoder d = load(model, configFile)) {
+            matchesGolden(d, model, configFile);
+        }
+    }
+
+    /**
+     * The persistent decode step ({@code vlmflux.cuda.decodeMegakernel}: every layer and the lm head in one cooperative
+     * kernel) against the same goldens, on the fixtures whose shapes it takes (head dims 16 and 32, GQA, q/k/v bias,
+     * q/k norm, M-RoPE): every teacher-forced decode step and free-running greedy, graph replays.
+     */
+    @ParameterizedTest(name = "{0} {1}")
+    @CsvSource({"tiny-qwen2,config.json", "tiny-qwen3,config.json", "tiny-qwen3,config.hub.json"})
+    void megakernelMatchesGolden(String model, String configFile) throws Exception {
+        try (Decoder d = withProperty("vlmflux.cuda.decodeMegakernel", "true", () -> uncheckedLoad(model, configFile))) {
+            assertNull(((CudaDecoder) d).megakernelOffReason(), model + ": the persistent decode step is used");
+            matchesGolden(d, model, configFile + " (persistent decode step)");
+        }
+    }
+
+    private static void matchesGolden(Decoder d, String model, String configFile) throws Exception {
         JsonNode golden = Fixtures.golden(model);
         float worst = 0;
-        try (Decoder d = load(model, configFile); SafetensorsFile g = Fixtures.goldenTensors(model)) {
+        try (SafetensorsFile g = Fixtures.goldenTensors(model)) {
             assertEquals("cuda", d.backend());
             int V = d.config().vocabSize();
             for (int j = 0; j < golden.get("prompts").size(); j++) {
@@ -124,11 +144,15 @@ class CudaDecoderTest {
         System.err.printf("%s %s: worst relative logit error %.2e (tolerance %.0e)%n", model, configFile, worst, REL_TOL);
     }
 
-    @ParameterizedTest(name = "{0} {1}")
-    @CsvSource({"tiny-qwen2vl,config.json", "tiny-qwen2vl,config.hub.json", "tiny-qwen25vl,config.json"})
-    void vlmTextSideMatchesGolden(String model, String configFile) throws Exception {
+    /** The VLMs' text side after a multimodal prefill (M-RoPE positions, then the position delta); mega: the persistent decode step. */
+    @ParameterizedTest(name = "{0} {1} persistent {2}")
+    @CsvSource({"tiny-qwen2vl,config.json,false", "tiny-qwen2vl,config.hub.json,false", "tiny-qwen25vl,config.json,false",
+            "tiny-qwen2vl,config.json,true", "tiny-qwen25vl,config.json,true"})
+    void vlmTextSideMatchesGolden(String model, String configFile, boolean mega) throws Exception {
         JsonNode golden = Fixtures.golden(model);
-        try (Decoder d = load(model, configFile); SafetensorsFile g = Fixtures.goldenTensors(model)) {
+        try (Decoder d = withProperty("vlmflux.cuda.decodeMegakernel", Boolean.toString(mega), () -> uncheckedLoad(model, configFile));
+             SafetensorsFile g = Fixtures.goldenTensors(model)) {
+            if (mega) assertNull(((CudaDecoder) d).megakernelOffReason(), model + ": the persistent decode step is used");
             int V = d.config().vocabSize();
             for (int j = 0; j < golden.get("prompts").size(); j++) {
                 MultimodalPrompt prompt = Fixtures.prompt(model, golden, g, j, d.config().hiddenSize());
@@ -366,6 +390,46 @@ class CudaDecoderTest {
         }
     }
 
+    /**
+     * The persistent decode step against the per-kernel path on random checkpoints of shapes the fixtures lack: head dim
+     * 128 with 4 query heads per kv head, 64 with 16 (several head groups per work item), 256; prompts of 5 (most key
+     * splits empty) and 1,200 tokens; graph replays and eager steps. Its attention walks the keys in another order, so
+     * logits agree to rounding (2e-2 of the largest), and greedy tokens are the same except at a near-tie.
+     */
+    @ParameterizedTest(name = "{0}")
+    @CsvSource({"hd128, 256, 8, 2, 128", "hd64-g16, 256, 32, 2, 64", "hd256, 512, 4, 2, 256"})
+    void megakernelMatchesThePerKernelPath(String name, int hidden, int heads, int kvHeads, int hd,
+                                           @org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) throws Exception {
+        io.vlmflux.llm.RandomCheckpoint.write(dir, new io.vlmflux.llm.RandomCheckpoint.Shape(name, hidden, 3, heads, kvHeads, hd, 512, 1024, true, true, 4096), 5);
+        Supplier<Decoder> plain = () -> { try { return Models.load(dir, "config.json", "cuda"); } catch (Exception e) { throw new RuntimeException(e); } };
+        java.util.Random r = new java.util.Random(9);
+        try (Decoder base = plain.get();
+             Decoder mega = withProperty("vlmflux.cuda.decodeMegakernel", "true", plain);
+             Decoder megaEager = withProperty("vlmflux.cuda.decodeMegakernel", "true", () -> withProperty("vlmflux.cuda.graphs", "false", plain))) {
+            assertNull(((CudaDecoder) mega).megakernelOffReason(), name + ": the persistent decode step is used");
+            int V = base.config().vocabSize();
+            Decoder[] ds = {base, mega, megaEager};
+            for (int promptLen : new int[] {5, 1200}) {
+                int[] prompt = r.ints(promptLen, 2, 1024).toArray();
+                KvCache[] cs = {base.newCache(2048), mega.newCache(2048), megaEager.newCache(2048)};
+                try {
+                    float[][] l = new float[3][];
+                    for (int d = 0; d < 3; d++) l[d] = ds[d].forward(cs[d], ForwardInput.tokens(prompt), false);
+                    int tok = CpuOps.argmax(l[0], 0, V);
+                    for (int step = 0; step < 12; step++) {
+                        for (int d = 0; d < 3; d++) l[d] = ds[d].forward(cs[d], ForwardInput.tokens(tok), false);
+                        String what = name + ", prompt " + promptLen + ", step " + step;
+                        assertArrayEquals(l[1], l[2], what + ": persistent step, graph replay = eager");
+                        check(what + ": persistent vs per-kernel", l[1], 0, l[0], 0, V);
+                        tok = CpuOps.argmax(l[0], 0, V);
+                    }
+                } finally {
+                    for (KvCache c : cs) c.close();
+                }
+            }
+        }
+    }
+
     /** {@code vlmflux.cuda.prefillBf16GateUp}: prompt logits with the bf16 gate/up product still match transformers'. */
     @ParameterizedTest(name = "{0}")
     @org.junit.jupiter.params.provider.ValueSource(strings = {"tiny-qwen2", "tiny-qwen3", "tiny-llama"})
@@ -461,8 +525,10 @@ class CudaDecoderTest {
         }
     }
 
-    static Decoder uncheckedLoad(String model) {
-        try { return load(model, "config.json"); } catch (Exception e) { throw new RuntimeException(e); }
+    static Decoder uncheckedLoad(String model) { return uncheckedLoad(model, "config.json"); }
+
+    static Decoder uncheckedLoad(String model, String configFile) {
+        try { return load(model, configFile); } catch (Exception e) { throw new RuntimeException(e); }
     }
 
     @Test
