@@ -221,7 +221,7 @@ __device__ __forceinline__ void vf_mega_gate_up(bf16_t* act, const bf16_t* __res
 // raw q/k/v product; the new key is read from shared memory, written to the cache by the item of head group 0.
 template <int HD>
 __device__ void vf_mega_attention(const VfMega& a, const VfMegaLayer& ly, bf16_t* kc, bf16_t* vc, unsigned char* smem) {
-    constexpr int LPK = HD / 8, KPW = 32 / LPK, U = 2;
+    constexpr int LPK = HD / 8, KPW = 32 / LPK, U = 4;   // U loads of K and V in flight per lane
     float (*sm)[VF_MEGA_GMAX][HD + 2] = reinterpret_cast<float (*)[VF_MEGA_GMAX][HD + 2]>(smem);       // [warps]
     float (*rq)[HD] = reinterpret_cast<float (*)[HD]>(smem + sizeof(float) * VF_MEGA_WARPS * VF_MEGA_GMAX * (HD + 2));
     float (*raw)[HD] = rq + VF_MEGA_GMAX;                                                            // q heads, k, v

@@ -149,6 +149,16 @@ static void megaStep(Model& m, cudaStream_t st) {
 }
 
 static int fails = 0;
+// Captures fn's launches into an executable graph; false (with the reason printed) where capture is refused.
+template <class F> static bool capture(cudaStream_t st, F fn, cudaGraphExec_t* out, const char* what) {
+    cudaGraph_t g;
+    if (cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal) != cudaSuccess) { printf("capture %s: begin refused\n", what); return false; }
+    fn();
+    cudaError_t e = cudaStreamEndCapture(st, &g);
+    if (e == cudaSuccess) e = cudaGraphInstantiate(out, g, 0);
+    if (e != cudaSuccess) { printf("capture %s: %s\n", what, cudaGetErrorString(e)); cudaGetLastError(); return false; }
+    return true;
+}
 static float maxAbs(const std::vector<float>& a) { float v = 0; for (float f : a) v = std::max(v, fabsf(f)); return v; }
 static int argmaxv(const std::vector<float>& a) { return (int)(std::max_element(a.begin(), a.end()) - a.begin()); }
 
@@ -160,18 +170,16 @@ static void check(const Shape& s, int len0, int steps, bool graph, long long pfC
     cudaStream_t st; CK(cudaStreamCreate(&st));
     int tok = 7 % s.V;
     float worst = 0, worstX = 0; int agree = 0, rowsBad = 0;
-    cudaGraph_t g0 = nullptr, g1 = nullptr; cudaGraphExec_t e0 = nullptr, e1 = nullptr;
+    cudaGraphExec_t e0 = nullptr, e1 = nullptr;
     for (int t = 0; t < steps; t++) {
         int len = len0 + t + 1;
         setStep(m, len, tok, st);
         if (graph) {
-            if (!e0) {
-                CK(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal)); refStep(m, st); CK(cudaStreamEndCapture(st, &g0));
-                CK(cudaGraphInstantiate(&e0, g0, 0));
-                CK(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal)); megaStep(m, st); CK(cudaStreamEndCapture(st, &g1));
-                CK(cudaGraphInstantiate(&e1, g1, 0));
+            if (!e0 && (!capture(st, [&] { refStep(m, st); }, &e0, "per-kernel step") || !capture(st, [&] { megaStep(m, st); }, &e1, "persistent step"))) {
+                printf("FAIL graph capture\n"); fails++; graph = false;
             }
-            CK(cudaGraphLaunch(e0, st)); CK(cudaGraphLaunch(e1, st));
+            if (graph) { CK(cudaGraphLaunch(e0, st)); CK(cudaGraphLaunch(e1, st)); }
+            else { refStep(m, st); megaStep(m, st); }
         } else { refStep(m, st); megaStep(m, st); }
         CK(cudaStreamSynchronize(st));
         std::vector<float> a(s.V), b(s.V), xa(s.H), xb(s.H);
@@ -220,27 +228,24 @@ static void timeIt(const Shape& s, int len, long long pfCap) {
     fillCaches(m, len);
     cudaStream_t st; CK(cudaStreamCreate(&st));
     setStep(m, len, 11, st);
-    cudaGraph_t g[2]; cudaGraphExec_t e[2];
-    for (int w = 0; w < 2; w++) {
-        CK(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
-        if (w == 0) refStep(m, st); else megaStep(m, st);
-        CK(cudaStreamEndCapture(st, &g[w])); CK(cudaGraphInstantiate(&e[w], g[w], 0));
-    }
+    cudaGraphExec_t e[2];
+    bool graphs = capture(st, [&] { refStep(m, st); }, &e[0], "per-kernel step") && capture(st, [&] { megaStep(m, st); }, &e[1], "persistent step");
     cudaEvent_t a, b; CK(cudaEventCreate(&a)); CK(cudaEventCreate(&b));
     double us[2];
     for (int w = 0; w < 2; w++) {
-        for (int i = 0; i < 20; i++) CK(cudaGraphLaunch(e[w], st));
+        auto once = [&] { if (graphs) CK(cudaGraphLaunch(e[w], st)); else if (w == 0) refStep(m, st); else megaStep(m, st); };
+        for (int i = 0; i < 20; i++) once();
         CK(cudaEventRecord(a, st));
         const int n = 200;
-        for (int i = 0; i < n; i++) CK(cudaGraphLaunch(e[w], st));
+        for (int i = 0; i < n; i++) once();
         CK(cudaEventRecord(b, st)); CK(cudaEventSynchronize(b));
         float ms; CK(cudaEventElapsedTime(&ms, a, b)); us[w] = 1000.0 * ms / n;
     }
     double bytes = 0;
     for (const auto& y : m.ly) (void)y;
     bytes = 2.0 * s.L * ((double)m.QKV * s.H + (double)s.H * m.Q + 2.0 * s.I * s.H + (double)s.H * s.I) + 2.0 * s.V * s.H + 2.0 * 2 * s.L * (double)m.KV * len;
-    printf("time %-12s ctx %5d pf %7lld: per-kernel %8.1f us (%6.1f tok/s)  megakernel %8.1f us (%6.1f tok/s)  x%.2f; %.3f GB/step -> %.2f / %.2f TB/s\n",
-           s.name, len, pfCap, us[0], 1e6 / us[0], us[1], 1e6 / us[1], us[0] / us[1], bytes / 1e9, bytes / us[0] / 1e6, bytes / us[1] / 1e6);
+    printf("time%s %-12s ctx %5d pf %7lld: per-kernel %8.1f us (%6.1f tok/s)  megakernel %8.1f us (%6.1f tok/s)  x%.2f; %.3f GB/step -> %.2f / %.2f TB/s\n",
+           graphs ? "" : " (eager)", s.name, len, pfCap, us[0], 1e6 / us[0], us[1], 1e6 / us[1], us[0] / us[1], bytes / 1e9, bytes / us[0] / 1e6, bytes / us[1] / 1e6);
     fflush(stdout);
     CK(cudaStreamDestroy(st));
     CK(cudaDeviceReset());
