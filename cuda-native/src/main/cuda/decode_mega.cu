@@ -65,15 +65,13 @@ struct VfMega {
 __device__ __forceinline__ void vf_mega_sync(unsigned int* sync, unsigned int& target) {
     __syncthreads();
     target += gridDim.x;
-    if (threadIdx.x == 0) {
-        __threadfence();
-        atomicAdd(sync, 1u);
+    if (threadIdx.x == 0) {   // the block's writes (ordered by the barrier above) are released with the arrival
+        asm volatile("red.release.gpu.global.add.u32 [%0], 1;" ::"l"(sync) : "memory");
         unsigned int v, spins = 0;
         do {
             asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(sync) : "memory");
             if (++spins == (1u << 25)) __trap();   // seconds without the other blocks: fail the launch, never hang
         } while (v < target);
-        __threadfence();
     }
     __syncthreads();
 }
