@@ -245,6 +245,63 @@ __device__ __forceinline__ void vf_dec_combine_last(bf16_t* __restrict__ out, co
 // write into the cache row. No block reads that row from the cache in this launch: where the new key comes up in the
 // walk, its registers are loaded from shared memory instead, so every key takes the path it takes unfused and the
 // result is the same bits as vf_rope_qkv followed by the unfused kernel.
+// One key of the 16-byte-load decode walk (HD / 8 lanes per key, 8 dims a lane) for the GM query heads of the lanes'
+// running states {m, l, acc}: the key's dot product with each head's qf (reduced over the key's lanes), then the online
+// softmax update; ok false: a padding slot (score -inf). Shared by the split pass and the persistent decode step.
+template <int HD, int GM>
+__device__ __forceinline__ void vf_dec_vec_key(const uint4 kr, const uint4 vr, bool ok, int gn, const float (&qf)[GM][8],
+                                               float (&acc)[GM][8], float (&m)[GM], float (&l)[GM]) {
+    constexpr int LPK = HD / 8;
+    const unsigned int kw[4] = {kr.x, kr.y, kr.z, kr.w}, vw[4] = {vr.x, vr.y, vr.z, vr.w};
+    float kf[8], vf[8];
+#pragma unroll
+    for (int e = 0; e < 4; e++) {
+        kf[2 * e] = __uint_as_float(kw[e] << 16); kf[2 * e + 1] = __uint_as_float(kw[e] & 0xffff0000u);
+        vf[2 * e] = __uint_as_float(vw[e] << 16); vf[2 * e + 1] = __uint_as_float(vw[e] & 0xffff0000u);
+    }
+#pragma unroll
+    for (int g = 0; g < GM; g++) {
+        if (g < gn) {
+            float d = 0.f;
+#pragma unroll
+            for (int e = 0; e < 8; e++) d = fmaf(qf[g][e], kf[e], d);
+#pragma unroll
+            for (int o = LPK / 2; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
+            if (!ok) d = VF_NEG_INF;
+            const float mn = fmaxf(m[g], d);
+            const float corr = mn == VF_NEG_INF ? 1.f : __expf(m[g] - mn);
+            const float p = mn == VF_NEG_INF ? 0.f : __expf(d - mn);
+            l[g] = l[g] * corr + p;
+#pragma unroll
+            for (int e = 0; e < 8; e++) acc[g][e] = fmaf(p, vf[e], acc[g][e] * corr);
+            m[g] = mn;
+        }
+    }
+}
+
+// Merges the running states of a warp's key slots (lanes sl of every slot hold the same dims): afterwards every slot
+// holds the warp's state.
+template <int HD, int GM>
+__device__ __forceinline__ void vf_dec_vec_merge_slots(int gn, float (&acc)[GM][8], float (&m)[GM], float (&l)[GM]) {
+#pragma unroll
+    for (int o = HD / 8; o < 32; o <<= 1)
+#pragma unroll
+        for (int g = 0; g < GM; g++) {
+            if (g < gn) {
+                const float m2 = __shfl_xor_sync(0xffffffffu, m[g], o), l2 = __shfl_xor_sync(0xffffffffu, l[g], o);
+                const float M = fmaxf(m[g], m2);
+                const float c1 = m[g] == VF_NEG_INF ? 0.f : __expf(m[g] - M), c2 = m2 == VF_NEG_INF ? 0.f : __expf(m2 - M);
+                l[g] = l[g] * c1 + l2 * c2;
+#pragma unroll
+                for (int e = 0; e < 8; e++) {
+                    const float a2 = __shfl_xor_sync(0xffffffffu, acc[g][e], o);
+                    acc[g][e] = acc[g][e] * c1 + a2 * c2;
+                }
+                m[g] = M;
+            }
+        }
+}
+
 struct VfRopeIn {
     const float* q;        // raw q of this block's first query head (hk * G + g0); heads HD apart
     const float* k;        // raw k of this block's kv head
@@ -321,53 +378,10 @@ __device__ __forceinline__ void attn_decode_split_vec(float* __restrict__ part, 
             }
         }
 #pragma unroll
-        for (int u = 0; u < U; u++) {
-            const bool ok = t0 + u * KPW + slot < kEnd;
-            const unsigned int kw[4] = {kr[u].x, kr[u].y, kr[u].z, kr[u].w}, vw[4] = {vr[u].x, vr[u].y, vr[u].z, vr[u].w};
-            float kf[8], vf[8];
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                kf[2 * e] = __uint_as_float(kw[e] << 16); kf[2 * e + 1] = __uint_as_float(kw[e] & 0xffff0000u);
-                vf[2 * e] = __uint_as_float(vw[e] << 16); vf[2 * e + 1] = __uint_as_float(vw[e] & 0xffff0000u);
-            }
-#pragma unroll
-            for (int g = 0; g < VF_DEC_GMAX; g++) {
-                if (g < gn) {
-                    float d = 0.f;
-#pragma unroll
-                    for (int e = 0; e < 8; e++) d = fmaf(qf[g][e], kf[e], d);
-#pragma unroll
-                    for (int o = LPK / 2; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
-                    if (!ok) d = VF_NEG_INF;
-                    const float mn = fmaxf(m[g], d);
-                    const float corr = mn == VF_NEG_INF ? 1.f : __expf(m[g] - mn);
-                    const float p = mn == VF_NEG_INF ? 0.f : __expf(d - mn);
-                    l[g] = l[g] * corr + p;
-#pragma unroll
-                    for (int e = 0; e < 8; e++) acc[g][e] = fmaf(p, vf[e], acc[g][e] * corr);
-                    m[g] = mn;
-                }
-            }
-        }
+        for (int u = 0; u < U; u++) vf_dec_vec_key<HD>(kr[u], vr[u], t0 + u * KPW + slot < kEnd, gn, qf, acc, m, l);
     }
     // Merge the warp's key slots (lanes sl of every slot hold the same dims), then the block's warps.
-#pragma unroll
-    for (int o = LPK; o < 32; o <<= 1)
-#pragma unroll
-        for (int g = 0; g < VF_DEC_GMAX; g++) {
-            if (g < gn) {
-                const float m2 = __shfl_xor_sync(0xffffffffu, m[g], o), l2 = __shfl_xor_sync(0xffffffffu, l[g], o);
-                const float M = fmaxf(m[g], m2);
-                const float c1 = m[g] == VF_NEG_INF ? 0.f : __expf(m[g] - M), c2 = m2 == VF_NEG_INF ? 0.f : __expf(m2 - M);
-                l[g] = l[g] * c1 + l2 * c2;
-#pragma unroll
-                for (int e = 0; e < 8; e++) {
-                    const float a2 = __shfl_xor_sync(0xffffffffu, acc[g][e], o);
-                    acc[g][e] = acc[g][e] * c1 + a2 * c2;
-                }
-                m[g] = M;
-            }
-        }
+    vf_dec_vec_merge_slots<HD>(gn, acc, m, l);
 #pragma unroll
     for (int g = 0; g < VF_DEC_GMAX; g++) {
         if (g < gn && slot == 0) {

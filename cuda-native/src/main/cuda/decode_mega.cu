@@ -274,7 +274,7 @@ __device__ void vf_mega_attention(const VfMega& a, const VfMegaLayer& ly, bf16_t
             for (int u = 0; u < U; u++) {
                 const int t = t0 + u * KPW + slot;
                 kr[u] = make_uint4(0u, 0u, 0u, 0u); vr[u] = kr[u];
-                if (t == newKey) {
+                if (t < kEnd && t == newKey) {   // written by this launch: from shared memory (set where hasNew)
                     kr[u] = *reinterpret_cast<const uint4*>(&rkv[0][sl * 8]);
                     vr[u] = *reinterpret_cast<const uint4*>(&rkv[1][sl * 8]);
                 } else if (t < kEnd) {
@@ -283,53 +283,10 @@ __device__ void vf_mega_attention(const VfMega& a, const VfMegaLayer& ly, bf16_t
                 }
             }
 #pragma unroll
-            for (int u = 0; u < U; u++) {
-                const bool ok = t0 + u * KPW + slot < kEnd;
-                const unsigned int kw[4] = {kr[u].x, kr[u].y, kr[u].z, kr[u].w}, vw[4] = {vr[u].x, vr[u].y, vr[u].z, vr[u].w};
-                float kf[8], vf[8];
-#pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    kf[2 * e] = bflo(kw[e]); kf[2 * e + 1] = bfhi(kw[e]);
-                    vf[2 * e] = bflo(vw[e]); vf[2 * e + 1] = bfhi(vw[e]);
-                }
-#pragma unroll
-                for (int g = 0; g < VF_MEGA_GMAX; g++) {
-                    if (g < gn) {
-                        float d = 0.f;
-#pragma unroll
-                        for (int e = 0; e < 8; e++) d = fmaf(qf[g][e], kf[e], d);
-#pragma unroll
-                        for (int o = LPK / 2; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
-                        if (!ok) d = VF_NEG_INF;
-                        const float mn = fmaxf(m[g], d);
-                        const float corr = mn == VF_NEG_INF ? 1.f : __expf(m[g] - mn);
-                        const float p = mn == VF_NEG_INF ? 0.f : __expf(d - mn);
-                        l[g] = l[g] * corr + p;
-#pragma unroll
-                        for (int e = 0; e < 8; e++) acc[g][e] = fmaf(p, vf[e], acc[g][e] * corr);
-                        m[g] = mn;
-                    }
-                }
-            }
+            for (int u = 0; u < U; u++) vf_dec_vec_key<HD>(kr[u], vr[u], t0 + u * KPW + slot < kEnd, gn, qf, acc, m, l);
         }
         // merge the warp's key slots, then the warps (through shared memory), into this split's partials
-#pragma unroll
-        for (int o = LPK; o < 32; o <<= 1)
-#pragma unroll
-            for (int g = 0; g < VF_MEGA_GMAX; g++) {
-                if (g < gn) {
-                    const float m2 = __shfl_xor_sync(0xffffffffu, m[g], o), l2 = __shfl_xor_sync(0xffffffffu, l[g], o);
-                    const float M = fmaxf(m[g], m2);
-                    const float c1 = m[g] == VF_NEG_INF ? 0.f : __expf(m[g] - M), c2 = m2 == VF_NEG_INF ? 0.f : __expf(m2 - M);
-                    l[g] = l[g] * c1 + l2 * c2;
-#pragma unroll
-                    for (int e = 0; e < 8; e++) {
-                        const float a2 = __shfl_xor_sync(0xffffffffu, acc[g][e], o);
-                        acc[g][e] = acc[g][e] * c1 + a2 * c2;
-                    }
-                    m[g] = M;
-                }
-            }
+        vf_dec_vec_merge_slots<HD>(gn, acc, m, l);
 #pragma unroll
         for (int g = 0; g < VF_MEGA_GMAX; g++)
             if (g < gn && slot == 0) {
