@@ -3,8 +3,10 @@
 // product, RMSNorm + gate/up product + SiLU-gate, the down product; then the final norm and the lm head — runs in one
 // kernel of one block per SM whose stages are separated by grid-wide barriers instead of kernel boundaries. A step of
 // a 0.6B model was ~220 dependent launches, each paying a drain and a ramp (issue 18); here the stages of a layer cost
-// a barrier each (one L2 atomic per block), and each stage prefetches into L2 the weights of the next product while
-// the latency-bound stages (attention, combine) leave DRAM idle.
+// a barrier each (one L2 atomic per block), and every stage issues its first weight (or cached K/V) loads before it
+// waits at the barrier, so their DRAM latency overlaps the barrier and the stage's prologue (the norm, RoPE). A block
+// with fewer rows of a product than warps splits the product's K over its warps. pfCap > 0 also prefetches the next
+// product's weights into L2 (measured slower on the H100: off by default).
 //
 // Rules that keep it correct:
 // - Co-residency: the grid is at most one block per SM with this block size and is launched cooperatively (the
@@ -12,14 +14,15 @@
 // - Data written by other blocks in this launch (x, qkv, attention partials, att, act) is read with ld.global.cg (L2;
 //   L1 is not coherent across SMs); weights are read-only for the whole launch (ld.global.nc).
 // - Row ownership: a product's rows are split into one contiguous range per block (the same ranges for every product
-//   of the same height), each row written by one warp, so x's residual add needs no atomics.
-// - Each stage's arithmetic is the per-kernel path's: the GEMV row sums (lane-strided, ascending, then warp_sum), the
+//   of the same height), each row written by one thread, so x's residual add needs no atomics.
+// - Each stage's arithmetic is the per-kernel path's: the GEMV row sums (lane-strided, ascending, then warp_sum, where a
+//   block has at least as many row groups as warps; otherwise K is split over warps and the sums differ in rounding), the
 //   RMSNorm prologue of vf_gemv_bf16_fused with 256 threads, SiLU-gate as vf_silu_mul, RoPE by vf_rope_head, the
 //   combine by vf_dec_combine_head. The attention's split pass walks keys in its own order (8 warps), so logits match
 //   the per-kernel path to rounding, not bit for bit.
 //
-// Barrier: sync[0] counts arrivals (a block that waits for seconds traps: a launch error, not a hang) (the n-th barrier of a launch waits for n * gridDim.x), sync[1] counts blocks
-// leaving; the last block out zeroes both, so every launch (and graph replay) starts from zero.
+// Barrier: sync[0] counts arrivals (the n-th barrier of a launch waits for n * gridDim.x; a block that waits for seconds
+// traps: a launch error, not a hang), sync[1] counts blocks leaving; the last block out zeroes both, so every launch (and graph replay) starts from zero.
 #include "common.cuh"
 
 #define VF_MEGA_THREADS 256
@@ -62,6 +65,10 @@ struct VfMega {
     float eps, scale;
 };
 
+__device__ __forceinline__ int vf_mega_p0(const VfMega& a) { return __ldcg(a.step); }
+__device__ __forceinline__ int vf_mega_p1(const VfMega& a) { return __ldcg(a.step + 1); }
+__device__ __forceinline__ int vf_mega_p2(const VfMega& a) { return __ldcg(a.step + 2); }
+
 __device__ __forceinline__ void vf_mega_sync(unsigned int* sync, unsigned int& target) {
     __syncthreads();
     target += gridDim.x;
@@ -94,29 +101,43 @@ __device__ __forceinline__ void vf_mega_prefetch(const bf16_t* W, int K, int r0,
 }
 
 // xs (bf16 [K] in shared memory) = bf16(x * rsqrt(mean(x^2) + eps) * nw), x fp32 from L2: vf_gemv_bf16_fused's mode 1
-// prologue with the same block size, so the same bits. Ends with a block barrier.
+// prologue with the same block size and the same order of additions, so the same bits; x is read once (up to
+// 4 x 256 float4, hidden sizes to 4,096, stay in registers between the sum of squares and the scaling). Ends with a block barrier.
 __device__ __forceinline__ void vf_mega_norm(const float* x, const bf16_t* __restrict__ nw, int K, float eps, uint4* xs, float* scratch) {
+    constexpr int NV = 4;
     const float4* x4 = reinterpret_cast<const float4*>(x);
     uint2* xs2 = reinterpret_cast<uint2*>(xs);
+    const uint2* n2 = reinterpret_cast<const uint2*>(nw);
     const int K4 = K >> 2;
+    float4 v[NV];
     float ss = 0.f;
-#pragma unroll 4
-    for (int i = threadIdx.x; i < K4; i += blockDim.x) {
-        const float4 v = __ldcg(x4 + i);
-        ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+#pragma unroll
+    for (int j = 0; j < NV; j++) {
+        const int i = threadIdx.x + j * blockDim.x;
+        if (i < K4) {
+            v[j] = __ldcg(x4 + i);
+            ss += v[j].x * v[j].x + v[j].y * v[j].y + v[j].z * v[j].z + v[j].w * v[j].w;
+        }
+    }
+    for (int i = threadIdx.x + NV * blockDim.x; i < K4; i += blockDim.x) {
+        const float4 t = __ldcg(x4 + i);
+        ss += t.x * t.x + t.y * t.y + t.z * t.z + t.w * t.w;
     }
     ss = block_sum(ss, scratch);
     const float r = rsqrtf(ss / (float)K + eps);
-    const uint2* n2 = reinterpret_cast<const uint2*>(nw);
-#pragma unroll 4
-    for (int i = threadIdx.x; i < K4; i += blockDim.x) {
-        const float4 v = __ldcg(x4 + i);
+    auto put = [&](int i, float4 t) {
         const uint2 n = n2[i];
         uint2 o;
-        o.x = (unsigned int)f2bf(v.x * r * bflo(n.x)) | ((unsigned int)f2bf(v.y * r * bfhi(n.x)) << 16);
-        o.y = (unsigned int)f2bf(v.z * r * bflo(n.y)) | ((unsigned int)f2bf(v.w * r * bfhi(n.y)) << 16);
+        o.x = (unsigned int)f2bf(t.x * r * bflo(n.x)) | ((unsigned int)f2bf(t.y * r * bfhi(n.x)) << 16);
+        o.y = (unsigned int)f2bf(t.z * r * bflo(n.y)) | ((unsigned int)f2bf(t.w * r * bfhi(n.y)) << 16);
         xs2[i] = o;
+    };
+#pragma unroll
+    for (int j = 0; j < NV; j++) {
+        const int i = threadIdx.x + j * blockDim.x;
+        if (i < K4) put(i, v[j]);
     }
+    for (int i = threadIdx.x + NV * blockDim.x; i < K4; i += blockDim.x) put(i, __ldcg(x4 + i));
     __syncthreads();
 }
 
@@ -127,98 +148,134 @@ __device__ __forceinline__ void vf_mega_stage_bf16(const bf16_t* src, int K, uin
     __syncthreads();
 }
 
-// The warp's row sums of R rows of W bf16 [*, K] (rows[r] valid indices) against xs: each lane accumulates its 16-byte
-// groups i = lane, lane + 32, ... in ascending order, then warp_sum — vf_gemv_bf16's order, so the same bits. Every
-// lane gets the sums.
-template <int R>
-__device__ __forceinline__ void vf_mega_dot(const bf16_t* __restrict__ W, int K, const int (&rows)[R], const uint4* xs, float (&sum)[R]) {
-    const int lane = threadIdx.x & 31;
-    const int k8 = K >> 3;
-    const uint4* w4[R];
-    float acc[R];
+// A product stage's rows for unit group g of the block's units [u0, u1): KIND 0 R rows, KIND 1 (gate/up) R / 2 pairs
+// {j, I + j}; past u1 the last unit repeats (its sums are dropped).
+template <int KIND>
+__device__ __forceinline__ void vf_mega_rows(int g, int u0, int u1, int I, int (&rows)[VF_MEGA_R]) {
+    constexpr int PER = KIND == 0 ? VF_MEGA_R : VF_MEGA_R / 2;
 #pragma unroll
-    for (int r = 0; r < R; r++) {
-        w4[r] = reinterpret_cast<const uint4*>(W + (long long)rows[r] * K);
-        acc[r] = 0.f;
+    for (int t = 0; t < PER; t++) {
+        const int u = min(u0 + g * PER + t, u1 - 1);
+        if (KIND == 0) rows[t] = u;
+        else { rows[2 * t] = u; rows[2 * t + 1] = I + u; }
     }
-    int i = lane;
-    for (; i + 96 < k8; i += 128) {
-        uint4 wv[R][4];
+}
+
+// The lane's 16-byte groups base + lane + 32 u (u < 4) of each row, zero at and past e8.
+__device__ __forceinline__ void vf_mega_load(const bf16_t* __restrict__ W, int K, const int (&rows)[VF_MEGA_R], int base, int e8,
+                                             uint4 (&wv)[VF_MEGA_R][4]) {
+    const int lane = threadIdx.x & 31;
 #pragma unroll
-        for (int r = 0; r < R; r++)
-#pragma unroll
-            for (int u = 0; u < 4; u++) wv[r][u] = ldg_stream(w4[r] + i + 32 * u);
+    for (int r = 0; r < VF_MEGA_R; r++)
 #pragma unroll
         for (int u = 0; u < 4; u++) {
-            const uint4 xv = xs[i + 32 * u];
-#pragma unroll
-            for (int r = 0; r < R; r++) acc[r] += dot8(wv[r][u], xv);
+            const int idx = base + lane + 32 * u;
+            wv[r][u] = idx < e8 ? ldg_stream(reinterpret_cast<const uint4*>(W + (long long)rows[r] * K) + idx) : make_uint4(0u, 0u, 0u, 0u);
         }
-    }
-    for (; i < k8; i += 32) {
-        const uint4 xv = xs[i];
-#pragma unroll
-        for (int r = 0; r < R; r++) acc[r] += dot8(ldg_stream(w4[r] + i), xv);
-    }
-#pragma unroll
-    for (int r = 0; r < R; r++) sum[r] = warp_sum(acc[r]);
 }
 
-// y[row] = W[row] . xs (+ bias[row]) (+ y[row] when accumulate) for this block's share of M rows.
-__device__ __forceinline__ void vf_mega_gemv(float* y, const bf16_t* __restrict__ W, const float* __restrict__ bias, bool accumulate,
-                                             int M, int K, const uint4* xs) {
-    int r0, r1;
-    vf_mega_share(M, r0, r1);
+// One product stage: KIND 0: y[u] = W[u] . xs (+ bias[u]) (+ y[u] when acc) for the block's share of n rows; KIND 1:
+// act[j] = bf16(silu(W[j] . xs) * (W[I + j] . xs)) for its share of n = I pairs. Each warp's first loads are issued
+// before the grid barrier (weights do not depend on it: their DRAM latency hides behind the barrier and prep, which
+// fills xs). A block with fewer row groups than warps splits K over S warps per group, their partial sums added in
+// slice order through shared memory; otherwise every warp walks groups, each lane its 16-byte groups in ascending
+// order then warp_sum — vf_gemv_bf16's order, the same bits.
+template <int KIND, class Prep>
+__device__ __forceinline__ void vf_mega_product(const bf16_t* __restrict__ W, int n, int K, int I, float* y, const float* __restrict__ bias,
+        bool acc, bf16_t* act, const uint4* xs, bool sync, unsigned int* syncp, unsigned int& target, Prep prep) {
+    constexpr int PER = KIND == 0 ? VF_MEGA_R : VF_MEGA_R / 2;
+    __shared__ float red[VF_MEGA_WARPS][VF_MEGA_R];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    for (int row = r0 + warp * VF_MEGA_R; row < r1; row += VF_MEGA_WARPS * VF_MEGA_R) {
-        int rows[VF_MEGA_R];
-        float s[VF_MEGA_R];
+    int u0, u1;
+    vf_mega_share(n, u0, u1);
+    const int groups = (u1 - u0 + PER - 1) / PER;
+    const int S = groups >= VF_MEGA_WARPS || groups == 0 ? 1 : VF_MEGA_WARPS / groups;
+    const int k8 = K >> 3;
+    const int chunk = S == 1 ? k8 : ((k8 + S - 1) / S + 31) / 32 * 32;
+    const int g0 = warp / S, b8 = min(k8, (warp % S) * chunk), e8 = min(k8, b8 + chunk);
+    int rows[VF_MEGA_R];
+    uint4 wv[VF_MEGA_R][4];
+    if (g0 < groups) {
+        vf_mega_rows<KIND>(g0, u0, u1, I, rows);
+        vf_mega_load(W, K, rows, b8, e8, wv);
+    }
+    if (sync) vf_mega_sync(syncp, target);
+    prep();
+    for (int g = g0; g < groups; g += S == 1 ? VF_MEGA_WARPS : groups) {
+        if (g != g0) {
+            vf_mega_rows<KIND>(g, u0, u1, I, rows);
+            vf_mega_load(W, K, rows, b8, e8, wv);
+        }
+        float accv[VF_MEGA_R];
 #pragma unroll
-        for (int r = 0; r < VF_MEGA_R; r++) rows[r] = min(row + r, r1 - 1);
-        vf_mega_dot<VF_MEGA_R>(W, K, rows, xs, s);
-        if (lane < VF_MEGA_R && row + lane < r1) {
-            float v = s[0];
+        for (int r = 0; r < VF_MEGA_R; r++) accv[r] = 0.f;
+        for (int base = b8;;) {
 #pragma unroll
-            for (int r = 1; r < VF_MEGA_R; r++) if (lane == r) v = s[r];
-            const int o = row + lane;
-            if (bias != nullptr) v += bias[o];
-            if (accumulate) v += __ldcg(y + o);
-            y[o] = v;
+            for (int u = 0; u < 4; u++) {
+                const int idx = base + lane + 32 * u;
+                if (idx < e8) {
+                    const uint4 xv = xs[idx];
+#pragma unroll
+                    for (int r = 0; r < VF_MEGA_R; r++) accv[r] += dot8(wv[r][u], xv);
+                }
+            }
+            base += 128;
+            if (base >= e8) break;
+            vf_mega_load(W, K, rows, base, e8, wv);
+        }
+        float sum[VF_MEGA_R];
+#pragma unroll
+        for (int r = 0; r < VF_MEGA_R; r++) sum[r] = warp_sum(accv[r]);
+        if (S > 1) {
+            if (lane == 0)
+#pragma unroll
+                for (int r = 0; r < VF_MEGA_R; r++) red[warp][r] = sum[r];
+        } else if (lane < PER && u0 + g * PER + lane < u1) {
+            float a0 = sum[0], a1 = sum[1];
+#pragma unroll
+            for (int t = 1; t < PER; t++)
+                if (lane == t) { a0 = sum[KIND == 0 ? t : 2 * t]; a1 = sum[KIND == 0 ? t : 2 * t + 1]; }
+            const int u = u0 + g * PER + lane;
+            if (KIND == 0) {
+                float v = a0;
+                if (bias != nullptr) v += bias[u];
+                if (acc) v += __ldcg(y + u);
+                y[u] = v;
+            } else {
+                act[u] = f2bf((a0 / (1.f + expf(-a0))) * a1);
+            }
         }
     }
-}
-
-// act[j] = bf16(silu(gate_j) * up_j), gate_j = W[j] . xs, up_j = W[I + j] . xs, for this block's share of I.
-__device__ __forceinline__ void vf_mega_gate_up(bf16_t* act, const bf16_t* __restrict__ W, int I, int K, const uint4* xs) {
-    int j0, j1;
-    vf_mega_share(I, j0, j1);
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    constexpr int P = VF_MEGA_R / 2;   // (gate, up) pairs per step
-    for (int j = j0 + warp * P; j < j1; j += VF_MEGA_WARPS * P) {
-        int rows[VF_MEGA_R];
-        float s[VF_MEGA_R];
-#pragma unroll
-        for (int p = 0; p < P; p++) {
-            const int jj = min(j + p, j1 - 1);
-            rows[2 * p] = jj;
-            rows[2 * p + 1] = I + jj;
-        }
-        vf_mega_dot<VF_MEGA_R>(W, K, rows, xs, s);
-        if (lane < P && j + lane < j1) {
-            float g = s[0], u = s[1];
-#pragma unroll
-            for (int p = 1; p < P; p++) if (lane == p) { g = s[2 * p]; u = s[2 * p + 1]; }
-            const float sg = g / (1.f + expf(-g));
-            act[j + lane] = f2bf(sg * u);
+    if (S > 1) {   // block-uniform
+        __syncthreads();
+        const int t = threadIdx.x, g = t / PER, tt = t % PER;
+        if (g < groups && u0 + t < u1) {
+            float a0 = 0.f, a1 = 0.f;
+            for (int sl = 0; sl < S; sl++) {
+                a0 += red[g * S + sl][KIND == 0 ? tt : 2 * tt];
+                if (KIND == 1) a1 += red[g * S + sl][2 * tt + 1];
+            }
+            const int u = u0 + t;
+            if (KIND == 0) {
+                float v = a0;
+                if (bias != nullptr) v += bias[u];
+                if (acc) v += __ldcg(y + u);
+                y[u] = v;
+            } else {
+                act[u] = f2bf((a0 / (1.f + expf(-a0))) * a1);
+            }
         }
     }
 }
 
 // Attention work items: (kv head, group of up to VF_MEGA_GMAX query heads, split of the keys). Each block walks items
-// grid-stride. The item ropes its query heads (and, where its key range holds the new key, that key and value) from the
-// raw q/k/v product; the new key is read from shared memory, written to the cache by the item of head group 0.
+// grid-stride. The first batch of cached keys and values of the block's first item is loaded before the grid barrier
+// (the cache rows before the new one do not depend on this step). The item ropes its query heads (and, where its key
+// range holds the new key, that key and value) from the raw q/k/v product; the new key is read from shared memory,
+// written to the cache by the item of head group 0.
 template <int HD>
-__device__ void vf_mega_attention(const VfMega& a, const VfMegaLayer& ly, bf16_t* kc, bf16_t* vc, unsigned char* smem) {
+__device__ void vf_mega_attention(const VfMega& a, const VfMegaLayer& ly, bf16_t* kc, bf16_t* vc, unsigned char* smem,
+                                  unsigned int& target) {
     constexpr int LPK = HD / 8, KPW = 32 / LPK, U = 4;   // U loads of K and V in flight per lane
     float (*sm)[VF_MEGA_GMAX][HD + 2] = reinterpret_cast<float (*)[VF_MEGA_GMAX][HD + 2]>(smem);       // [warps]
     float (*rq)[HD] = reinterpret_cast<float (*)[HD]>(smem + sizeof(float) * VF_MEGA_WARPS * VF_MEGA_GMAX * (HD + 2));
@@ -228,10 +285,30 @@ __device__ void vf_mega_attention(const VfMega& a, const VfMegaLayer& ly, bf16_t
     const int slot = lane / LPK, sl = lane % LPK;
     const int G = a.nq / a.nkv, groups = (G + VF_MEGA_GMAX - 1) / VF_MEGA_GMAX, S = a.splits;
     const int len = __ldcg(a.step + 4), newKey = __ldcg(a.step + 3);
-    const int p0 = __ldcg(a.step), p1 = __ldcg(a.step + 1), p2 = __ldcg(a.step + 2);
     const int chunk = max((len + S - 1) / S, VF_DEC_MINCHUNK);
     const int Q = a.nq * HD, KV = a.nkv * HD;
     const int items = a.nkv * groups * S;
+    // cached rows t < kEnd other than the new key (zero elsewhere) of the batch at t0
+    uint4 kr[U], vr[U];
+    auto load = [&](int hk, int t0, int kEnd) {
+        const bf16_t* kh = kc + (long long)hk * a.maxSeq * HD + sl * 8;
+        const bf16_t* vh = vc + (long long)hk * a.maxSeq * HD + sl * 8;
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            const int t = t0 + u * KPW + slot;
+            kr[u] = make_uint4(0u, 0u, 0u, 0u); vr[u] = kr[u];
+            if (t < kEnd && t != newKey) {
+                kr[u] = *reinterpret_cast<const uint4*>(kh + (long long)t * HD);
+                vr[u] = *reinterpret_cast<const uint4*>(vh + (long long)t * HD);
+            }
+        }
+    };
+    if (blockIdx.x < items) {
+        const int item = blockIdx.x, split = item % S, hk = item / (S * groups);
+        const int kBeg = split * chunk;
+        if (kBeg < len) load(hk, kBeg + warp * KPW * U, min(len, kBeg + chunk));
+    }
+    vf_mega_sync(a.sync, target);
     for (int item = blockIdx.x; item < items; item += gridDim.x) {
         const int split = item % S, grp = (item / S) % groups, hk = item / (S * groups);
         const int kBeg = split * chunk, kEnd = min(len, kBeg + chunk);
@@ -246,10 +323,10 @@ __device__ void vf_mega_attention(const VfMega& a, const VfMegaLayer& ly, bf16_t
         }
         __syncthreads();
         for (int g = warp; g < gn; g += VF_MEGA_WARPS)
-            vf_rope_head(raw[g], ly.qNorm, a.eps, HD, p0, p1, p2, a.sec1, a.sec2, a.invFreq, rq[g], nullptr);
+            vf_rope_head(raw[g], ly.qNorm, a.eps, HD, vf_mega_p0(a), vf_mega_p1(a), vf_mega_p2(a), a.sec1, a.sec2, a.invFreq, rq[g], nullptr);
         if (hasNew) {
             if (warp == VF_MEGA_WARPS - 1)
-                vf_rope_head(raw[VF_MEGA_GMAX], ly.kNorm, a.eps, HD, p0, p1, p2, a.sec1, a.sec2, a.invFreq, nullptr, rkv[0]);
+                vf_rope_head(raw[VF_MEGA_GMAX], ly.kNorm, a.eps, HD, vf_mega_p0(a), vf_mega_p1(a), vf_mega_p2(a), a.sec1, a.sec2, a.invFreq, nullptr, rkv[0]);
             for (int j = threadIdx.x; j < HD; j += blockDim.x) rkv[1][j] = f2bf(raw[VF_MEGA_GMAX + 1][j]);
         }
         __syncthreads();
@@ -266,24 +343,20 @@ __device__ void vf_mega_attention(const VfMega& a, const VfMegaLayer& ly, bf16_t
 #pragma unroll
             for (int e = 0; e < 8; e++) { acc[g][e] = 0.f; qf[g][e] = g < gn ? rq[g][sl * 8 + e] * a.scale : 0.f; }
         }
-        const bf16_t* kh = kc + (long long)hk * a.maxSeq * HD + sl * 8;
-        const bf16_t* vh = vc + (long long)hk * a.maxSeq * HD + sl * 8;
-        for (int t0 = kBeg + warp * KPW * U; t0 < kEnd; t0 += VF_MEGA_WARPS * KPW * U) {
-            uint4 kr[U], vr[U];
+        const int first = kBeg + warp * KPW * U;
+        if (item != (int)blockIdx.x) load(hk, first, kEnd);   // the block's first item was loaded before the barrier
+        for (int t0 = first; t0 < kEnd; t0 += VF_MEGA_WARPS * KPW * U) {
 #pragma unroll
             for (int u = 0; u < U; u++) {
                 const int t = t0 + u * KPW + slot;
-                kr[u] = make_uint4(0u, 0u, 0u, 0u); vr[u] = kr[u];
                 if (t < kEnd && t == newKey) {   // written by this launch: from shared memory (set where hasNew)
                     kr[u] = *reinterpret_cast<const uint4*>(&rkv[0][sl * 8]);
                     vr[u] = *reinterpret_cast<const uint4*>(&rkv[1][sl * 8]);
-                } else if (t < kEnd) {
-                    kr[u] = *reinterpret_cast<const uint4*>(kh + (long long)t * HD);
-                    vr[u] = *reinterpret_cast<const uint4*>(vh + (long long)t * HD);
                 }
             }
 #pragma unroll
             for (int u = 0; u < U; u++) vf_dec_vec_key<HD>(kr[u], vr[u], t0 + u * KPW + slot < kEnd, gn, qf, acc, m, l);
+            if (t0 + VF_MEGA_WARPS * KPW * U < kEnd) load(hk, t0 + VF_MEGA_WARPS * KPW * U, kEnd);
         }
         // merge the warp's key slots, then the warps (through shared memory), into this split's partials
         vf_dec_vec_merge_slots<HD>(gn, acc, m, l);
@@ -320,55 +393,52 @@ __device__ void vf_decode_mega(const VfMega& a) {
     uint4* xs = reinterpret_cast<uint4*>(smem);
     unsigned int target = 0;
     const int Q = a.nq * HD, QKV = Q + 2 * a.nkv * HD, H = a.H, I = a.I;
-    int h0, h1, q0, q1, i0, i1;
+    int h0, h1, i0, i1;
     vf_mega_share(H, h0, h1);
-    vf_mega_share(QKV, q0, q1);
     vf_mega_share(I, i0, i1);
     for (int li = 0; li < a.L; li++) {
         const VfMegaLayer ly = a.layers[li];
         bf16_t* kc = reinterpret_cast<bf16_t*>(a.kBase + li * a.kvLayerStride);
         bf16_t* vc = reinterpret_cast<bf16_t*>(a.kBase + li * a.kvLayerStride + a.vOffset);
-        // q/k/v = W_qkv . rmsnorm(x) (+ bias); the o weights into L2 meanwhile
+        // q/k/v = W_qkv . rmsnorm(x) (+ bias); the o weights into L2 meanwhile (pfCap)
         vf_mega_prefetch(ly.wo, Q, h0, h1, a.pfCap);
-        vf_mega_norm(a.x, ly.attnNorm, H, a.eps, xs, scratch);
-        vf_mega_gemv(a.qkv, ly.wqkv, ly.bqkv, false, QKV, H, xs);
-        vf_mega_sync(a.sync, target);
+        vf_mega_product<0>(ly.wqkv, QKV, H, 0, a.qkv, ly.bqkv, false, nullptr, xs, li > 0, a.sync, target,
+                           [&] { vf_mega_norm(a.x, ly.attnNorm, H, a.eps, xs, scratch); });
         // RoPE + KV write + the attention's split pass; the gate and up weights into L2 meanwhile
         vf_mega_prefetch(ly.wgu, H, i0, i1, a.pfCap / 2);
         vf_mega_prefetch(ly.wgu, H, I + i0, I + i1, a.pfCap / 2);
-        vf_mega_attention<HD>(a, ly, kc, vc, smem);
-        vf_mega_sync(a.sync, target);
+        vf_mega_attention<HD>(a, ly, kc, vc, smem, target);
         // combine the splits of each query head into att (bf16)
+        vf_mega_sync(a.sync, target);
         {
             float* wgt = reinterpret_cast<float*>(smem);
             const int active = vf_dec_active(__ldcg(a.step + 4), a.splits);
             for (int h = blockIdx.x; h < a.nq; h += gridDim.x)
                 vf_dec_combine_head<true>(a.att, a.part, h, a.splits, active, HD, wgt, scratch);
         }
-        vf_mega_sync(a.sync, target);
         // x += W_o . att (+ bias); the down weights into L2 meanwhile
         vf_mega_prefetch(ly.wd, I, h0, h1, a.pfCap);
-        vf_mega_stage_bf16(a.att, Q, xs);
-        vf_mega_gemv(a.x, ly.wo, ly.bo, true, H, Q, xs);
-        vf_mega_sync(a.sync, target);
+        vf_mega_product<0>(ly.wo, H, Q, 0, a.x, ly.bo, true, nullptr, xs, true, a.sync, target,
+                           [&] { vf_mega_stage_bf16(a.att, Q, xs); });
         // act = silu(W_gate . rmsnorm(x)) * (W_up . rmsnorm(x)); the next q/k/v weights (or the lm head) into L2 meanwhile
-        if (li + 1 < a.L) vf_mega_prefetch(a.layers[li + 1].wqkv, H, q0, q1, a.pfCap);
-        else {
+        if (li + 1 < a.L) {
+            int q0, q1;
+            vf_mega_share(QKV, q0, q1);
+            vf_mega_prefetch(a.layers[li + 1].wqkv, H, q0, q1, a.pfCap);
+        } else {
             int v0, v1;
             vf_mega_share(a.V, v0, v1);
             vf_mega_prefetch(a.lmHead, H, v0, v1, a.pfCap);
         }
-        vf_mega_norm(a.x, ly.mlpNorm, H, a.eps, xs, scratch);
-        vf_mega_gate_up(a.act, ly.wgu, I, H, xs);
-        vf_mega_sync(a.sync, target);
+        vf_mega_product<1>(ly.wgu, I, H, I, nullptr, nullptr, false, a.act, xs, true, a.sync, target,
+                           [&] { vf_mega_norm(a.x, ly.mlpNorm, H, a.eps, xs, scratch); });
         // x += W_down . act
-        vf_mega_stage_bf16(a.act, I, xs);
-        vf_mega_gemv(a.x, ly.wd, nullptr, true, H, I, xs);
-        vf_mega_sync(a.sync, target);
+        vf_mega_product<0>(ly.wd, H, I, 0, a.x, nullptr, true, nullptr, xs, true, a.sync, target,
+                           [&] { vf_mega_stage_bf16(a.act, I, xs); });
     }
     // logits = lm_head . rmsnorm(x)
-    vf_mega_norm(a.x, a.finalNorm, H, a.eps, xs, scratch);
-    vf_mega_gemv(a.logits, a.lmHead, nullptr, false, a.V, H, xs);
+    vf_mega_product<0>(a.lmHead, a.V, H, 0, a.logits, nullptr, false, nullptr, xs, true, a.sync, target,
+                       [&] { vf_mega_norm(a.x, a.finalNorm, H, a.eps, xs, scratch); });
     // the last block out resets the barrier for the next launch
     __syncthreads();
     if (threadIdx.x == 0) {

@@ -166,7 +166,7 @@ public final class CudaDecoder implements Decoder {
     /**
      * Tuning.decodeMegakernel: single-sequence decode steps run as one persistent kernel (GpuOps#decodeMega) where the
      * model and the cache allow; {@link #megaOff} says why not (null: on), {@link #megaTable} holds the layers' weight
-     * addresses, {@link #megaPfCap} the bytes of the next product each block prefetches into L2.
+     * addresses, {@link #megaPfCap} the bytes of the next product each block prefetches into L2 (0).
      */
     private String megaOff;
     private DeviceBuffer megaTable;
@@ -367,8 +367,8 @@ public final class CudaDecoder implements Decoder {
         megaTable = arena.alloc("persistent decode layer table", (long) GpuOps.MEGA_LAYER_BYTES * layers.length);
         st.upload(megaTable, t);
         int grid = ops.megaGrid(hd);
-        megaPfCap = (dev.l2CacheBytes() / (2L * grid)) & ~16383L;   // half the L2 over the blocks
-        LOG.log(System.Logger.Level.INFO, "persistent decode step on: {0} blocks, {1} KB of the next product prefetched per block", grid, megaPfCap >> 10);
+        megaPfCap = 0;   // the next product's L2 prefetch: slower on the H100 (mega_harness, stop 29); the stages' early loads do it better
+        LOG.log(System.Logger.Level.INFO, "persistent decode step on: {0} blocks of " + 256 + " threads", grid);
     }
 
     /** Why single-sequence decode steps do not run as one persistent kernel, or null when they do (where the cache allows). */
