@@ -174,6 +174,20 @@ __device__ __forceinline__ void vf_mega_load(const bf16_t* __restrict__ W, int K
         }
 }
 
+// A product's unit u from its sums: KIND 0 y[u] = a0 (+ bias[u]) (+ y[u] when acc); KIND 1 act[u] = bf16(silu(a0) * a1)
+// (vf_silu_mul's arithmetic).
+template <int KIND>
+__device__ __forceinline__ void vf_mega_put(int u, float a0, float a1, float* y, const float* __restrict__ bias, bool acc, bf16_t* act) {
+    if (KIND == 0) {
+        float v = a0;
+        if (bias != nullptr) v += bias[u];
+        if (acc) v += __ldcg(y + u);
+        y[u] = v;
+    } else {
+        act[u] = f2bf((a0 / (1.f + expf(-a0))) * a1);
+    }
+}
+
 // One product stage: KIND 0: y[u] = W[u] . xs (+ bias[u]) (+ y[u] when acc) for the block's share of n rows; KIND 1:
 // act[j] = bf16(silu(W[j] . xs) * (W[I + j] . xs)) for its share of n = I pairs. Each warp's first loads are issued
 // before the grid barrier (weights do not depend on it: their DRAM latency hides behind the barrier and prep, which
@@ -235,15 +249,7 @@ __device__ __forceinline__ void vf_mega_product(const bf16_t* __restrict__ W, in
 #pragma unroll
             for (int t = 1; t < PER; t++)
                 if (lane == t) { a0 = sum[KIND == 0 ? t : 2 * t]; a1 = sum[KIND == 0 ? t : 2 * t + 1]; }
-            const int u = u0 + g * PER + lane;
-            if (KIND == 0) {
-                float v = a0;
-                if (bias != nullptr) v += bias[u];
-                if (acc) v += __ldcg(y + u);
-                y[u] = v;
-            } else {
-                act[u] = f2bf((a0 / (1.f + expf(-a0))) * a1);
-            }
+            vf_mega_put<KIND>(u0 + g * PER + lane, a0, a1, y, bias, acc, act);
         }
     }
     if (S > 1) {   // block-uniform
@@ -255,15 +261,7 @@ __device__ __forceinline__ void vf_mega_product(const bf16_t* __restrict__ W, in
                 a0 += red[g * S + sl][KIND == 0 ? tt : 2 * tt];
                 if (KIND == 1) a1 += red[g * S + sl][2 * tt + 1];
             }
-            const int u = u0 + t;
-            if (KIND == 0) {
-                float v = a0;
-                if (bias != nullptr) v += bias[u];
-                if (acc) v += __ldcg(y + u);
-                y[u] = v;
-            } else {
-                act[u] = f2bf((a0 / (1.f + expf(-a0))) * a1);
-            }
+            vf_mega_put<KIND>(u0 + t, a0, a1, y, bias, acc, act);
         }
     }
 }
