@@ -69,11 +69,17 @@ __device__ __forceinline__ int vf_mega_p0(const VfMega& a) { return __ldcg(a.ste
 __device__ __forceinline__ int vf_mega_p1(const VfMega& a) { return __ldcg(a.step + 1); }
 __device__ __forceinline__ int vf_mega_p2(const VfMega& a) { return __ldcg(a.step + 2); }
 
-__device__ __forceinline__ void vf_mega_sync(unsigned int* sync, unsigned int& target) {
+// The grid barrier in two halves, so that loads which do not depend on it (weights, cached K/V) are issued between
+// them: issued before the arrival, they would hold it back (a release waits for the block's outstanding accesses).
+__device__ __forceinline__ void vf_mega_arrive(unsigned int* sync, unsigned int& target) {
     __syncthreads();
     target += gridDim.x;
-    if (threadIdx.x == 0) {   // the block's writes (ordered by the barrier above) are released with the arrival
+    if (threadIdx.x == 0)     // the block's writes (ordered by the barrier above) are released with the arrival
         asm volatile("red.release.gpu.global.add.u32 [%0], 1;" ::"l"(sync) : "memory");
+}
+
+__device__ __forceinline__ void vf_mega_wait(unsigned int* sync, unsigned int target) {
+    if (threadIdx.x == 0) {
         unsigned int v, spins = 0;
         do {
             asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(sync) : "memory");
@@ -81,6 +87,11 @@ __device__ __forceinline__ void vf_mega_sync(unsigned int* sync, unsigned int& t
         } while (v < target);
     }
     __syncthreads();
+}
+
+__device__ __forceinline__ void vf_mega_sync(unsigned int* sync, unsigned int& target) {
+    vf_mega_arrive(sync, target);
+    vf_mega_wait(sync, target);
 }
 
 // This block's contiguous share [r0, r1) of n rows.
@@ -190,8 +201,9 @@ __device__ __forceinline__ void vf_mega_put(int u, float a0, float a1, float* y,
 
 // One product stage: KIND 0: y[u] = W[u] . xs (+ bias[u]) (+ y[u] when acc) for the block's share of n rows; KIND 1:
 // act[j] = bf16(silu(W[j] . xs) * (W[I + j] . xs)) for its share of n = I pairs. Each warp's first loads are issued
-// before the grid barrier (weights do not depend on it: their DRAM latency hides behind the barrier and prep, which
-// fills xs). A block with fewer row groups than warps splits K over S warps per group, their partial sums added in
+// between the grid barrier's arrival and its wait (weights do not depend on it: their DRAM latency hides behind the
+// barrier and prep, which fills xs). A block with fewer row groups than warps splits K over S warps per group, their
+// partial sums added in
 // slice order through shared memory; otherwise every warp walks groups, each lane its 16-byte groups in ascending
 // order then warp_sum — vf_gemv_bf16's order, the same bits.
 template <int KIND, class Prep>
@@ -209,11 +221,12 @@ __device__ __forceinline__ void vf_mega_product(const bf16_t* __restrict__ W, in
     const int g0 = warp / S, b8 = min(k8, (warp % S) * chunk), e8 = min(k8, b8 + chunk);
     int rows[VF_MEGA_R];
     uint4 wv[VF_MEGA_R][4];
+    if (sync) vf_mega_arrive(syncp, target);
     if (g0 < groups) {
         vf_mega_rows<KIND>(g0, u0, u1, I, rows);
         vf_mega_load(W, K, rows, b8, e8, wv);
     }
-    if (sync) vf_mega_sync(syncp, target);
+    if (sync) vf_mega_wait(syncp, target);
     prep();
     for (int g = g0; g < groups; g += S == 1 ? VF_MEGA_WARPS : groups) {
         if (g != g0) {
@@ -267,8 +280,8 @@ __device__ __forceinline__ void vf_mega_product(const bf16_t* __restrict__ W, in
 }
 
 // Attention work items: (kv head, group of up to VF_MEGA_GMAX query heads, split of the keys). Each block walks items
-// grid-stride. The first batch of cached keys and values of the block's first item is loaded before the grid barrier
-// (the cache rows before the new one do not depend on this step). The item ropes its query heads (and, where its key
+// grid-stride. The first batch of cached keys and values of the block's first item is loaded between the grid
+// barrier's arrival and its wait (the cache rows before the new one do not depend on this step). The item ropes its query heads (and, where its key
 // range holds the new key, that key and value) from the raw q/k/v product; the new key is read from shared memory,
 // written to the cache by the item of head group 0.
 template <int HD>
@@ -301,12 +314,13 @@ __device__ void vf_mega_attention(const VfMega& a, const VfMegaLayer& ly, bf16_t
             }
         }
     };
+    vf_mega_arrive(a.sync, target);
     if (blockIdx.x < items) {
         const int item = blockIdx.x, split = item % S, hk = item / (S * groups);
         const int kBeg = split * chunk;
         if (kBeg < len) load(hk, kBeg + warp * KPW * U, min(len, kBeg + chunk));
     }
-    vf_mega_sync(a.sync, target);
+    vf_mega_wait(a.sync, target);
     for (int item = blockIdx.x; item < items; item += gridDim.x) {
         const int split = item % S, grp = (item / S) % groups, hk = item / (S * groups);
         const int kBeg = split * chunk, kEnd = min(len, kBeg + chunk);
