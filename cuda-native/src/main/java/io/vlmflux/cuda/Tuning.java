@@ -48,17 +48,19 @@ import java.util.function.Function;
  *                             per layer instead of two; bit-equal); off: slower on the H100 (0.6B 790.9 -> 712.7 tok/s, stop 28)
  * @param decodeFusedRope      {@code vlmflux.cuda.decodeFusedRope}: with {@code decodeVecAttention}, a decode step's RoPE,
  *                             q/k norm and KV write run inside the attention's split pass (one launch less per layer;
- *                             bit-equal); off until measured on the GPU machine
- * @param decodePrefetchMiB    {@code vlmflux.cuda.decodePrefetchMiB}: a single-sequence decode step prefetches up to this
+ *                             bit-equal, checked on the H100); off until its speed is measured
+ * @param decodePrefetchMiB    {@code vlmflux.cuda.decodePrefetchMiB}: a decode step (one sequence or batched rows) prefetches up to this
  *                             many MiB of the weights after each layer's q/k/v product into L2 on a side stream (the o,
  *                             gate/up and down weights, then the next layer's, in the order they are read), while rope,
- *                             attention and its combine leave DRAM idle; 0 off (changes no result), at most half the L2
+ *                             attention and its combine leave DRAM idle; 0 off (changes no result; slower on the H100, stop
+ *                             29), clamped to the L2 size
  * @param gemvPrefetch         {@code vlmflux.cuda.gemvPrefetch}: with {@code pdl}, each block of a bf16 decode GEMV
  *                             prefetches its first row tile of weights into L2 before waiting for the previous kernel,
- *                             so the weight reads overlap that kernel's tail (changes no result); off until measured
+ *                             so the weight reads overlap that kernel's tail (changes no result); off: no gain on the H100 (stop 29)
  * @param decodeMegakernel     {@code vlmflux.cuda.decodeMegakernel}: a single-sequence decode step of a 16-bit model runs
  *                             as one persistent cooperative kernel (decode_mega.cu: every layer and the lm head, stages
- *                             separated by grid barriers) instead of ~8 launches a layer; off until measured
+ *                             separated by grid barriers) instead of ~8 launches a layer; correct on the H100, off until
+ *                             it is measured faster than the per-kernel step (stop 29: 1.11x at 0.6B in its first form)
  * @param pdl                  {@code vlmflux.cuda.pdl}: decode-step kernels start with programmatic dependent launch on
  *                             sm_90+ (scheduled while the previous kernel finishes; on since stop 25, bit-equal to ordinary launches)
  * @param int4Mma              {@code vlmflux.cuda.int4Mma}: the 4-bit decode GEMV multiplies on the tensor cores (one LOP3
