@@ -31,6 +31,8 @@
 #define VF_MEGA_GMAX 4         // query heads of one attention work item
 #define VF_MEGA_SMEM 45056     // the stage-shared buffer: x as bf16 up to 22,528 columns, or the attention scratch
 #define VF_MEGA_MAX_K (VF_MEGA_SMEM / 2)
+#define VF_MEGA_EARLY 1        // flags: each stage's first weight / cached K/V loads between the barrier's arrival and its wait
+#define VF_MEGA_SPLITK 2       // flags: a block with fewer row groups than warps splits the product's K over its warps
 
 // Per layer, written by the host (io.vlmflux.cuda.gpu.GpuOps#megaLayerTable): 10 device addresses, null where absent.
 struct VfMegaLayer {
@@ -63,6 +65,7 @@ struct VfMega {
     long long kvLayerStride, vOffset, pfCap;   // pfCap: most bytes a block prefetches per product (0: none)
     int L, H, nq, nkv, I, V, maxSeq, splits, sec1, sec2;
     float eps, scale;
+    int flags;                 // VF_MEGA_EARLY | VF_MEGA_SPLITK (the forms the harness times against each other)
 };
 
 __device__ __forceinline__ int vf_mega_p0(const VfMega& a) { return __ldcg(a.step); }
@@ -208,25 +211,30 @@ __device__ __forceinline__ void vf_mega_put(int u, float a0, float a1, float* y,
 // order then warp_sum — vf_gemv_bf16's order, the same bits.
 template <int KIND, class Prep>
 __device__ __forceinline__ void vf_mega_product(const bf16_t* __restrict__ W, int n, int K, int I, float* y, const float* __restrict__ bias,
-        bool acc, bf16_t* act, const uint4* xs, bool sync, unsigned int* syncp, unsigned int& target, Prep prep) {
+        bool acc, bf16_t* act, const uint4* xs, bool sync, unsigned int* syncp, unsigned int& target, int flags, Prep prep) {
     constexpr int PER = KIND == 0 ? VF_MEGA_R : VF_MEGA_R / 2;
     __shared__ float red[VF_MEGA_WARPS][VF_MEGA_R];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     int u0, u1;
     vf_mega_share(n, u0, u1);
     const int groups = (u1 - u0 + PER - 1) / PER;
-    const int S = groups >= VF_MEGA_WARPS || groups == 0 ? 1 : VF_MEGA_WARPS / groups;
+    const int S = !(flags & VF_MEGA_SPLITK) || groups >= VF_MEGA_WARPS || groups == 0 ? 1 : VF_MEGA_WARPS / groups;
     const int k8 = K >> 3;
     const int chunk = S == 1 ? k8 : ((k8 + S - 1) / S + 31) / 32 * 32;
     const int g0 = warp / S, b8 = min(k8, (warp % S) * chunk), e8 = min(k8, b8 + chunk);
     int rows[VF_MEGA_R];
     uint4 wv[VF_MEGA_R][4];
+    const bool early = flags & VF_MEGA_EARLY;
     if (sync) vf_mega_arrive(syncp, target);
-    if (g0 < groups) {
+    if (early && g0 < groups) {
         vf_mega_rows<KIND>(g0, u0, u1, I, rows);
         vf_mega_load(W, K, rows, b8, e8, wv);
     }
     if (sync) vf_mega_wait(syncp, target);
+    if (!early && g0 < groups) {
+        vf_mega_rows<KIND>(g0, u0, u1, I, rows);
+        vf_mega_load(W, K, rows, b8, e8, wv);
+    }
     prep();
     for (int g = g0; g < groups; g += S == 1 ? VF_MEGA_WARPS : groups) {
         if (g != g0) {
@@ -314,8 +322,9 @@ __device__ void vf_mega_attention(const VfMega& a, const VfMegaLayer& ly, bf16_t
             }
         }
     };
+    const bool early = a.flags & VF_MEGA_EARLY;
     vf_mega_arrive(a.sync, target);
-    if (blockIdx.x < items) {
+    if (early && blockIdx.x < items) {
         const int item = blockIdx.x, split = item % S, hk = item / (S * groups);
         const int kBeg = split * chunk;
         if (kBeg < len) load(hk, kBeg + warp * KPW * U, min(len, kBeg + chunk));
@@ -356,7 +365,7 @@ __device__ void vf_mega_attention(const VfMega& a, const VfMegaLayer& ly, bf16_t
             for (int e = 0; e < 8; e++) { acc[g][e] = 0.f; qf[g][e] = g < gn ? rq[g][sl * 8 + e] * a.scale : 0.f; }
         }
         const int first = kBeg + warp * KPW * U;
-        if (item != (int)blockIdx.x) load(hk, first, kEnd);   // the block's first item was loaded before the barrier
+        if (!early || item != (int)blockIdx.x) load(hk, first, kEnd);   // (early: the block's first item was loaded across the barrier)
         for (int t0 = first; t0 < kEnd; t0 += VF_MEGA_WARPS * KPW * U) {
 #pragma unroll
             for (int u = 0; u < U; u++) {
@@ -414,7 +423,7 @@ __device__ void vf_decode_mega(const VfMega& a) {
         bf16_t* vc = reinterpret_cast<bf16_t*>(a.kBase + li * a.kvLayerStride + a.vOffset);
         // q/k/v = W_qkv . rmsnorm(x) (+ bias); the o weights into L2 meanwhile (pfCap)
         vf_mega_prefetch(ly.wo, Q, h0, h1, a.pfCap);
-        vf_mega_product<0>(ly.wqkv, QKV, H, 0, a.qkv, ly.bqkv, false, nullptr, xs, li > 0, a.sync, target,
+        vf_mega_product<0>(ly.wqkv, QKV, H, 0, a.qkv, ly.bqkv, false, nullptr, xs, li > 0, a.sync, target, a.flags,
                            [&] { vf_mega_norm(a.x, ly.attnNorm, H, a.eps, xs, scratch); });
         // RoPE + KV write + the attention's split pass; the gate and up weights into L2 meanwhile
         vf_mega_prefetch(ly.wgu, H, i0, i1, a.pfCap / 2);
@@ -430,7 +439,7 @@ __device__ void vf_decode_mega(const VfMega& a) {
         }
         // x += W_o . att (+ bias); the down weights into L2 meanwhile
         vf_mega_prefetch(ly.wd, I, h0, h1, a.pfCap);
-        vf_mega_product<0>(ly.wo, H, Q, 0, a.x, ly.bo, true, nullptr, xs, true, a.sync, target,
+        vf_mega_product<0>(ly.wo, H, Q, 0, a.x, ly.bo, true, nullptr, xs, true, a.sync, target, a.flags,
                            [&] { vf_mega_stage_bf16(a.att, Q, xs); });
         // act = silu(W_gate . rmsnorm(x)) * (W_up . rmsnorm(x)); the next q/k/v weights (or the lm head) into L2 meanwhile
         if (li + 1 < a.L) {
@@ -442,14 +451,14 @@ __device__ void vf_decode_mega(const VfMega& a) {
             vf_mega_share(a.V, v0, v1);
             vf_mega_prefetch(a.lmHead, H, v0, v1, a.pfCap);
         }
-        vf_mega_product<1>(ly.wgu, I, H, I, nullptr, nullptr, false, a.act, xs, true, a.sync, target,
+        vf_mega_product<1>(ly.wgu, I, H, I, nullptr, nullptr, false, a.act, xs, true, a.sync, target, a.flags,
                            [&] { vf_mega_norm(a.x, ly.mlpNorm, H, a.eps, xs, scratch); });
         // x += W_down . act
-        vf_mega_product<0>(ly.wd, H, I, 0, a.x, nullptr, true, nullptr, xs, true, a.sync, target,
+        vf_mega_product<0>(ly.wd, H, I, 0, a.x, nullptr, true, nullptr, xs, true, a.sync, target, a.flags,
                            [&] { vf_mega_stage_bf16(a.act, I, xs); });
     }
     // logits = lm_head . rmsnorm(x)
-    vf_mega_product<0>(a.lmHead, a.V, H, 0, a.logits, nullptr, false, nullptr, xs, true, a.sync, target,
+    vf_mega_product<0>(a.lmHead, a.V, H, 0, a.logits, nullptr, false, nullptr, xs, true, a.sync, target, a.flags,
                        [&] { vf_mega_norm(a.x, a.finalNorm, H, a.eps, xs, scratch); });
     // the last block out resets the barrier for the next launch
     __syncthreads();
@@ -471,9 +480,11 @@ __device__ void vf_decode_mega(const VfMega& a) {
             const VfMegaLayer* layers, const bf16_t* finalNorm, const bf16_t* lmHead, float* x, float* qkv,           \
             float* part, bf16_t* att, bf16_t* act, float* logits, const int* step, const float* invFreq,               \
             unsigned int* sync, char* kBase, long long kvLayerStride, long long vOffset, long long pfCap, int L,       \
-            int H, int nq, int nkv, int I, int V, int maxSeq, int splits, int sec1, int sec2, float eps, float scale) { \
+            int H, int nq, int nkv, int I, int V, int maxSeq, int splits, int sec1, int sec2, float eps, float scale,  \
+            int flags) {                                                                                              \
         const VfMega a{layers, finalNorm, lmHead, x, qkv, part, att, act, logits, step, invFreq, sync, kBase,        \
-                       kvLayerStride, vOffset, pfCap, L, H, nq, nkv, I, V, maxSeq, splits, sec1, sec2, eps, scale};    \
+                       kvLayerStride, vOffset, pfCap, L, H, nq, nkv, I, V, maxSeq, splits, sec1, sec2, eps, scale,    \
+                       flags};                                                                                        \
         vf_decode_mega<HDIM>(a);                                                                                      \
     }
 VF_MEGA_INSTANCE(8)

@@ -46,6 +46,7 @@ struct Model {
     int *step, *tok; unsigned int* sync;
     int splitsRef, splitsMega, grid;
     long long pfCap;
+    int flags;   // VF_MEGA_EARLY | VF_MEGA_SPLITK
 };
 
 static Model build(const Shape& s, int maxSeq) {
@@ -84,6 +85,7 @@ static Model build(const Shape& s, int maxSeq) {
     m.grid = sms;
     m.splitsMega = std::min(std::max(1, m.grid / (s.nkv * ((G + VF_MEGA_GMAX - 1) / VF_MEGA_GMAX))), std::min(std::max(1, maxSeq / 16), 1024));
     m.pfCap = 0;
+    m.flags = VF_MEGA_EARLY | VF_MEGA_SPLITK;
     CK(cudaDeviceSynchronize());
     return m;
 }
@@ -142,7 +144,8 @@ static void megaStep(Model& m, cudaStream_t st) {
     long long kvs = 2 * m.per, voff = m.per, cap = m.pfCap;
     int L = s.L, H = s.H, nq = s.nq, nkv = s.nkv, I = s.I, V = s.V, ms = m.maxSeq, sp = m.splitsMega, s1 = m.sec1, s2 = m.sec2;
     float eps = 1e-6f, sc = 1.f / sqrtf((float)s.hd);
-    void* args[] = {&layers, &fn, &lm, &x, &qkv, &part, &att, &act, &lg, &step, &inv, &sync, &kb, &kvs, &voff, &cap, &L, &H, &nq, &nkv, &I, &V, &ms, &sp, &s1, &s2, &eps, &sc};
+    int flags = m.flags;
+    void* args[] = {&layers, &fn, &lm, &x, &qkv, &part, &att, &act, &lg, &step, &inv, &sync, &kb, &kvs, &voff, &cap, &L, &H, &nq, &nkv, &I, &V, &ms, &sp, &s1, &s2, &eps, &sc, &flags};
     void* fnp = s.hd == 128 ? (void*)vf_decode_mega_h128 : s.hd == 64 ? (void*)vf_decode_mega_h64 : s.hd == 32 ? (void*)vf_decode_mega_h32
               : s.hd == 16 ? (void*)vf_decode_mega_h16 : s.hd == 8 ? (void*)vf_decode_mega_h8 : (void*)vf_decode_mega_h256;
     CK(cudaLaunchCooperativeKernel(fnp, dim3(m.grid), dim3(VF_MEGA_THREADS), args, 0, st));
@@ -163,9 +166,10 @@ static float maxAbs(const std::vector<float>& a) { float v = 0; for (float f : a
 static int argmaxv(const std::vector<float>& a) { return (int)(std::max_element(a.begin(), a.end()) - a.begin()); }
 
 // steps decode steps from a cache of len0 past keys: logits, x and every new K/V row compared, both ways in lockstep
-static void check(const Shape& s, int len0, int steps, bool graph, long long pfCap) {
+static void check(const Shape& s, int len0, int steps, bool graph, long long pfCap, int flags = VF_MEGA_EARLY | VF_MEGA_SPLITK) {
     Model m = build(s, std::max(64, len0 + steps + 8));
     m.pfCap = pfCap;
+    m.flags = flags;
     fillCaches(m, len0);
     cudaStream_t st; CK(cudaStreamCreate(&st));
     int tok = 7 % s.V;
@@ -215,37 +219,42 @@ static void check(const Shape& s, int len0, int steps, bool graph, long long pfC
     unsigned int syncH[2]; CK(cudaMemcpy(syncH, m.sync, 8, cudaMemcpyDeviceToHost));
     bool ok = worst < 2e-2f && worstX < 2e-2f && agree >= steps - 1 && rowsBad == 0 && syncH[0] == 0 && syncH[1] == 0;
     if (!ok) fails++;
-    printf("%s %-28s len0 %5d steps %d %s pf %lld: logits rel %.2e, x rel %.2e, argmax %d/%d, bad K/V rows %d, sync {%u,%u}, splits ref %d mega %d\n",
-           ok ? "ok  " : "FAIL", s.name, len0, steps, graph ? "graph" : "eager", pfCap, worst, worstX, agree, steps, rowsBad, syncH[0], syncH[1], m.splitsRef, m.splitsMega);
+    printf("%s %-28s len0 %5d steps %d %s pf %lld flags %d: logits rel %.2e, x rel %.2e, argmax %d/%d, bad K/V rows %d, sync {%u,%u}, splits ref %d mega %d\n",
+           ok ? "ok  " : "FAIL", s.name, len0, steps, graph ? "graph" : "eager", pfCap, flags, worst, worstX, agree, steps, rowsBad, syncH[0], syncH[1], m.splitsRef, m.splitsMega);
     fflush(stdout);
     CK(cudaStreamDestroy(st));
     CK(cudaDeviceReset());
 }
 
+// The step's time both ways at one shape: the per-kernel path, then the persistent step in each form (flags 0..3).
 static void timeIt(const Shape& s, int len, long long pfCap) {
     Model m = build(s, len + 64);
     m.pfCap = pfCap;
     fillCaches(m, len);
     cudaStream_t st; CK(cudaStreamCreate(&st));
     setStep(m, len, 11, st);
-    cudaGraphExec_t e[2];
-    bool graphs = capture(st, [&] { refStep(m, st); }, &e[0], "per-kernel step") && capture(st, [&] { megaStep(m, st); }, &e[1], "persistent step");
     cudaEvent_t a, b; CK(cudaEventCreate(&a)); CK(cudaEventCreate(&b));
-    double us[2];
-    for (int w = 0; w < 2; w++) {
-        auto once = [&] { if (graphs) CK(cudaGraphLaunch(e[w], st)); else if (w == 0) refStep(m, st); else megaStep(m, st); };
-        for (int i = 0; i < 20; i++) once();
+    auto timed = [&](auto step) {   // mean us of 200 graph replays (eager launches where capture is refused)
+        cudaGraphExec_t e;
+        bool g = capture(st, step, &e, "step");
+        for (int i = 0; i < 20; i++) { if (g) CK(cudaGraphLaunch(e, st)); else step(); }
         CK(cudaEventRecord(a, st));
         const int n = 200;
-        for (int i = 0; i < n; i++) once();
+        for (int i = 0; i < n; i++) { if (g) CK(cudaGraphLaunch(e, st)); else step(); }
         CK(cudaEventRecord(b, st)); CK(cudaEventSynchronize(b));
-        float ms; CK(cudaEventElapsedTime(&ms, a, b)); us[w] = 1000.0 * ms / n;
+        float ms; CK(cudaEventElapsedTime(&ms, a, b));
+        return 1000.0 * ms / n;
+    };
+    double bytes = 2.0 * s.L * ((double)m.QKV * s.H + (double)s.H * m.Q + 2.0 * s.I * s.H + (double)s.H * s.I) + 2.0 * s.V * s.H
+                   + 2.0 * 2 * s.L * (double)m.KV * len;
+    double ref = timed([&] { refStep(m, st); });
+    printf("time %-12s ctx %5d: per-kernel %8.1f us (%6.1f tok/s, %.2f TB/s of %.3f GB a step)\n", s.name, len, ref, 1e6 / ref, bytes / ref / 1e6, bytes / 1e9);
+    for (int f = 0; f < 4; f++) {
+        m.flags = f;
+        double us = timed([&] { megaStep(m, st); });
+        printf("time %-12s ctx %5d: persistent flags %d (early %d, split-K %d) pf %lld: %8.1f us (%6.1f tok/s, %.2f TB/s) x%.2f\n",
+               s.name, len, f, f & 1, (f >> 1) & 1, pfCap, us, 1e6 / us, bytes / us / 1e6, ref / us);
     }
-    double bytes = 0;
-    for (const auto& y : m.ly) (void)y;
-    bytes = 2.0 * s.L * ((double)m.QKV * s.H + (double)s.H * m.Q + 2.0 * s.I * s.H + (double)s.H * s.I) + 2.0 * s.V * s.H + 2.0 * 2 * s.L * (double)m.KV * len;
-    printf("time%s %-12s ctx %5d pf %7lld: per-kernel %8.1f us (%6.1f tok/s)  megakernel %8.1f us (%6.1f tok/s)  x%.2f; %.3f GB/step -> %.2f / %.2f TB/s\n",
-           graphs ? "" : " (eager)", s.name, len, pfCap, us[0], 1e6 / us[0], us[1], 1e6 / us[1], us[0] / us[1], bytes / 1e9, bytes / us[0] / 1e6, bytes / us[1] / 1e6);
     fflush(stdout);
     CK(cudaStreamDestroy(st));
     CK(cudaDeviceReset());
@@ -274,6 +283,7 @@ int main(int argc, char** argv) {
             for (int len0 : lens) check(s, len0, 4, false, 0);
         check(small[0], 300, 6, true, 128 << 10);
         check(small[1], 40, 6, true, 0);
+        for (int f = 0; f < 3; f++) check(small[f], 1199, 3, true, 0, f);   // the other forms
         Shape q06 = {"qwen3-0.6b", 1024, 16, 8, 128, 3072, 151936, 28, true, false, 0};
         check(q06, 2047, 3, true, 0);
         Shape q3 = {"qwen2.5-3b", 2048, 16, 2, 128, 11008, 151936, 36, false, true, 0};
@@ -284,7 +294,7 @@ int main(int argc, char** argv) {
         Shape q06 = {"qwen3-0.6b", 1024, 16, 8, 128, 3072, 151936, 28, true, false, 0};
         Shape q3 = {"qwen2.5-3b", 2048, 16, 2, 128, 11008, 151936, 36, false, true, 0};
         Shape q7 = {"qwen2.5-7b", 3584, 28, 4, 128, 18944, 152064, 28, false, true, 0};
-        for (long long pf : {0LL, 128LL << 10}) timeIt(q06, 2048, pf);
+        timeIt(q06, 2048, 0);
         timeIt(q06, 512, 0);
         timeIt(q3, 2048, 0); timeIt(q3, 512, 0);
         timeIt(q7, 2048, 0);

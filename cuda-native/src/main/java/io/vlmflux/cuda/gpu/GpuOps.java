@@ -744,6 +744,13 @@ public final class GpuOps implements AutoCloseable {
     static final int MEGA_THREADS = 256;
     /** Largest hidden, q or intermediate width its shared-memory x holds (VF_MEGA_MAX_K). */
     public static final int MEGA_MAX_K = 22528;
+    /**
+     * The persistent step's form (decode_mega.cu flags): 1 issues each stage's first weight / cached K/V loads between
+     * the grid barrier's arrival and its wait, 2 splits K over a block's warps where it has few rows. 0 is the form
+     * measured faster than the per-kernel step on the H100 (stop 29: 1.11x at Qwen3-0.6B); mega_harness times all four.
+     */
+    public static final int MEGA_FLAGS = 0;
+
     /** Bytes of one layer's row of the persistent decode's layer table (10 device addresses, VfMegaLayer). */
     public static final int MEGA_LAYER_BYTES = 80;
 
@@ -779,12 +786,13 @@ public final class GpuOps implements AutoCloseable {
      * token's embedding in x (fp32 [hidden]) to logits (fp32 [vocab]). layers: the device table of
      * {@link #MEGA_LAYER_BYTES} per layer; step: int32 {p0, p1, p2, slot, kvLen}; the K cache of layer l at kBase + l *
      * kvLayerStride, its V vOffset bytes after it (bf16 [nkv, maxSeq, hd]); part: fp32 [nq, splits, hd + 2]; pfCap:
-     * bytes of the next product's weights each block prefetches into L2 (0: none). Shapes as {@link #megaUnsupported}.
+     * bytes of the next product's weights each block prefetches into L2 (0: none); flags: the form ({@link #MEGA_FLAGS}).
+     * Shapes as {@link #megaUnsupported}.
      */
     public void decodeMega(DeviceBuffer layers, int L, DeviceBuffer finalNorm, DeviceBuffer lmHead, DeviceBuffer x, DeviceBuffer qkv,
                            DeviceBuffer part, DeviceBuffer att, DeviceBuffer act, DeviceBuffer logits, DeviceBuffer step, DeviceBuffer invFreq,
                            long kBase, long kvLayerStride, long vOffset, long pfCap, int hidden, int nq, int nkv, int hd, int inter, int vocab,
-                           int maxSeq, int splits, int sec1, int sec2, float eps, float scale) {
+                           int maxSeq, int splits, int sec1, int sec2, float eps, float scale, int flags) {
         String why = megaUnsupported(hd, hidden, nq * hd, inter);
         if (why != null) throw new IllegalArgumentException("decodeMega: " + why);
         int q = nq * hd, qkvRows = q + 2 * nkv * hd;
@@ -802,7 +810,7 @@ public final class GpuOps implements AutoCloseable {
         k.launchCooperative("vf_decode_mega_h" + hd, grid, MEGA_THREADS, 0, stream,
                 a.reset().ptr(layers).ptr(finalNorm).ptr(lmHead).ptr(x).ptr(qkv).ptr(part).ptr(att).ptr(act).ptr(logits).ptr(step)
                         .ptr(invFreq).ptr(megaSync).ptr(kBase).i64(kvLayerStride).i64(vOffset).i64(pfCap).i32(L).i32(hidden).i32(nq)
-                        .i32(nkv).i32(inter).i32(vocab).i32(maxSeq).i32(splits).i32(sec1).i32(sec2).f32(eps).f32(scale));
+                        .i32(nkv).i32(inter).i32(vocab).i32(maxSeq).i32(splits).i32(sec1).i32(sec2).f32(eps).f32(scale).i32(flags));
     }
 
     @Override

@@ -703,7 +703,7 @@ public final class CudaDecoder implements Decoder {
             long sp = cache.layerSpacing();
             ops.decodeMega(megaTable, layers.length, finalNorm, lmHead, x, qkv, decodeWs, att, act, logits, step, invFreq,
                     cache.k[0].address(), 2 * sp, sp, megaPfCap, H, nq, nkv, hd, I, V, cache.stride(),
-                    GpuOps.megaSplits(ops.megaGrid(hd), nq, nkv, cache.stride(), maxSplits), sec1, sec2, eps, scale);
+                    GpuOps.megaSplits(ops.megaGrid(hd), nq, nkv, cache.stride(), maxSplits), sec1, sec2, eps, scale, GpuOps.MEGA_FLAGS);
             return;
         }
         Pass p = new Decode(cache, shape(cache), splits);
