@@ -43,6 +43,10 @@
 #                         every @Tag("gpu") test, GStreamer ones included (extra args: JUnit selectors); VLMFLUX_E2E_BENCH="SHAPES":
 #                         then bench llm at those shapes for each of VLMFLUX_E2E_VARIANTS (default "default fr fc fr-fc": decodeFusedRope,
 #                         decodeFusedCombine, both; "silu" in a name adds fusedSilu, "pfN" decodePrefetchMiB=N, "gp" gemvPrefetch, "mk" decodeMegakernel)
+#   e2e-gpu-run.sh mega [check|time|all] (carry .gpu-e2e/megah.xz, built on the build machine with
+#                         nvcc -O3 -std=c++17 -arch=sm_90 -o .gpu-e2e/megah cuda-native/src/test/cuda/mega_harness.cu && xz -k -9 .gpu-e2e/megah):
+#                         the persistent decode step (decode_mega.cu) checked against the per-kernel path, then every form of
+#                         it timed against that path at Qwen3-0.6B / Qwen2.5-3B / -7B shapes (no JVM, no bundle)
 #   e2e-gpu-run.sh quick [JUnit args] (carry .gpu-e2e/jre.tar.xz, lib, test-classes with the tree's files under 100 KB; one
 #                         call, no GStreamer, no fixtures): GPU tests that need neither (default: the decode fusions' tests in
 #                         GpuKernelsTest and CudaDecoderTest), then bench llm qwen3-0.6b for each of
@@ -240,6 +244,12 @@ case "${1:-}" in
     timeout ${VLMFLUX_TESTS_TIMEOUT:-120} "$run" tests "${args[@]}" > "$out/tests.txt" 2>&1; echo "rc=$?" >> "$out/tests.txt"
     grep -E "tests (successful|failed|found)" "$out/tests.txt" >&2; grep -B2 -A14 "✘" "$out/tests.txt" | head -60 >&2
     VLMFLUX_E2E_VARIANTS=${VLMFLUX_E2E_VARIANTS:-default fr} VLMFLUX_E2E_BENCH=${VLMFLUX_E2E_BENCH-qwen3-0.6b} bench_variants
+    step done ;;
+  mega)   # carry .gpu-e2e/megah.xz: the persistent decode step's checks, then its four forms timed against the per-kernel step
+    xz -dc "$VLMFLUX_BUNDLE_DIR/megah.xz" > /tmp/megah && chmod +x /tmp/megah || exit 3
+    nvidia-smi -L | tee "$out/device.txt"
+    timeout ${VLMFLUX_MEGA_TIMEOUT:-240} /tmp/megah ${2:-all} > "$out/mega.txt" 2>&1; echo "rc=$?" >> "$out/mega.txt"
+    echo "$(grep -c '^ok ' "$out/mega.txt") checks ok" >&2; grep -v "^ok " "$out/mega.txt" | tail -30 >&2
     step done ;;
   int4-check)   # carry .gpu-e2e/jre.tar.xz, lib, test-classes; the slim tree plus fixtures/tiny-qwen2 and tiny-qwen3
     # int4_harness (kernel checks at every warp count and load schedule, then timings), then the GPU tests of the 4-bit
