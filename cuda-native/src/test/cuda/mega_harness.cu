@@ -31,6 +31,7 @@ __global__ void fill_f32(float* p, long long n, unsigned long long seed, float s
 
 struct Shape { const char* name; int H, nq, nkv, hd, I, V, L; bool qkNorm, bias; int rope; };   // rope 0 plain, 1 M-RoPE, 2 interleaved
 static int sms;
+static double copyTBs;   // device-to-device copy bandwidth (read + write), the roofline's denominator
 static unsigned long long seedc = 1;
 template <class T> static T* dalloc(size_t n) { T* p; CK(cudaMalloc(&p, n * sizeof(T) + 256)); CK(cudaMemset(p, 0, n * sizeof(T) + 256)); return p; }
 static bf16_t* rbf(size_t n, float scale, float mean = 0.f) { bf16_t* p = dalloc<bf16_t>(n); fill_bf16<<<1024, 256>>>(p, (long long)n, seedc++ * 7919, scale, mean); return p; }
@@ -248,12 +249,14 @@ static void timeIt(const Shape& s, int len, long long pfCap) {
     double bytes = 2.0 * s.L * ((double)m.QKV * s.H + (double)s.H * m.Q + 2.0 * s.I * s.H + (double)s.H * s.I) + 2.0 * s.V * s.H
                    + 2.0 * 2 * s.L * (double)m.KV * len;
     double ref = timed([&] { refStep(m, st); });
-    printf("time %-12s ctx %5d: per-kernel %8.1f us (%6.1f tok/s, %.2f TB/s of %.3f GB a step)\n", s.name, len, ref, 1e6 / ref, bytes / ref / 1e6, bytes / 1e9);
+    double roof = bytes / (copyTBs * 1e6);   // us a step at the copy bandwidth
+    printf("time %-12s ctx %5d: per-kernel %8.1f us (%6.1f tok/s, %.2f TB/s of %.3f GB a step; %.2f of the roofline)\n", s.name, len, ref, 1e6 / ref,
+           bytes / ref / 1e6, bytes / 1e9, roof / ref);
     for (int f = 0; f < 4; f++) {
         m.flags = f;
         double us = timed([&] { megaStep(m, st); });
-        printf("time %-12s ctx %5d: persistent flags %d (early %d, split-K %d) pf %lld: %8.1f us (%6.1f tok/s, %.2f TB/s) x%.2f\n",
-               s.name, len, f, f & 1, (f >> 1) & 1, pfCap, us, 1e6 / us, bytes / us / 1e6, ref / us);
+        printf("time %-12s ctx %5d: persistent flags %d (early %d, split-K %d) pf %lld: %8.1f us (%6.1f tok/s, %.2f TB/s; %.2f of the roofline) x%.2f\n",
+               s.name, len, f, f & 1, (f >> 1) & 1, pfCap, us, 1e6 / us, bytes / us / 1e6, roof / us, ref / us);
     }
     fflush(stdout);
     CK(cudaStreamDestroy(st));
@@ -266,6 +269,16 @@ int main(int argc, char** argv) {
     printf("%s, %d SMs, L2 %d MB\n", p.name, sms, p.l2CacheSize >> 20);
     int occ = 0; CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, vf_decode_mega_h128, VF_MEGA_THREADS, 0));
     printf("megakernel h128: %d block(s) per SM resident\n", occ);
+    {   // the roofline's bandwidth: a 2 GiB device-to-device copy
+        size_t n = 1ull << 31; char *src, *dst; CK(cudaMalloc(&src, n)); CK(cudaMalloc(&dst, n));
+        cudaEvent_t a, b; CK(cudaEventCreate(&a)); CK(cudaEventCreate(&b));
+        CK(cudaMemcpy(dst, src, n, cudaMemcpyDeviceToDevice));
+        CK(cudaEventRecord(a)); for (int i = 0; i < 5; i++) CK(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToDevice)); CK(cudaEventRecord(b));
+        CK(cudaEventSynchronize(b)); float ms; CK(cudaEventElapsedTime(&ms, a, b));
+        copyTBs = 2.0 * 5 * n / (ms * 1e-3) / 1e12;
+        printf("device copy bandwidth %.2f TB/s (read + write)\n", copyTBs);
+        CK(cudaFree(src)); CK(cudaFree(dst));
+    }
     if (mode == "check" || mode == "all") {
         Shape small[] = {
             {"hd128 g4 qknorm", 256, 8, 2, 128, 512, 1000, 2, true, false, 0},
@@ -294,10 +307,13 @@ int main(int argc, char** argv) {
         Shape q06 = {"qwen3-0.6b", 1024, 16, 8, 128, 3072, 151936, 28, true, false, 0};
         Shape q3 = {"qwen2.5-3b", 2048, 16, 2, 128, 11008, 151936, 36, false, true, 0};
         Shape q7 = {"qwen2.5-7b", 3584, 28, 4, 128, 18944, 152064, 28, false, true, 0};
+        Shape vl2 = {"qwen3-vl-2b", 2048, 16, 8, 128, 6144, 151936, 28, true, false, 2};   // text side, interleaved M-RoPE
+        Shape vl4 = {"qwen3-vl-4b", 2560, 32, 8, 128, 9728, 151936, 36, true, false, 2};
         timeIt(q06, 2048, 0);
         timeIt(q06, 512, 0);
         timeIt(q3, 2048, 0); timeIt(q3, 512, 0);
         timeIt(q7, 2048, 0);
+        timeIt(vl2, 2048, 0); timeIt(vl4, 2048, 0);
     }
     return fails ? 1 : 0;
 }
