@@ -759,10 +759,19 @@ public final class GpuOps implements AutoCloseable {
      * 256, hidden / q / intermediate widths multiples of 8 of at most {@link #MEGA_MAX_K}, and a block per SM resident.
      */
     public String megaUnsupported(int hd, int hidden, int q, int inter) {
+        String why = megaShapeUnsupported(hd, hidden, q, inter);
+        if (why == null && megaGrid(hd) < 1) why = "no block of vf_decode_mega_h" + hd + " fits an SM";
+        return why;
+    }
+
+    /** The shape half of {@link #megaUnsupported} (no device needed). */
+    static String megaShapeUnsupported(int hd, int hidden, int q, int inter) {
         if (Integer.bitCount(hd) != 1 || hd < 8 || hd > 256) return "head dim " + hd + " is not a power of two from 8 to 256";
-        for (int w : new int[] {hidden, q, inter})
-            if (w % 8 != 0 || w > MEGA_MAX_K) return "width " + w + " is not a multiple of 8 of at most " + MEGA_MAX_K;
-        if (megaGrid(hd) < 1) return "no block of vf_decode_mega_h" + hd + " fits an SM";
+        String[] names = {"hidden", "q", "intermediate"};
+        int[] widths = {hidden, q, inter};
+        for (int i = 0; i < 3; i++)
+            if (widths[i] % 8 != 0 || widths[i] > MEGA_MAX_K)
+                return names[i] + " width " + widths[i] + " is not a multiple of 8 of at most " + MEGA_MAX_K;
         return null;
     }
 
