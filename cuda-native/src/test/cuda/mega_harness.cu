@@ -1,5 +1,5 @@
 // Standalone check + timing of decode_mega.cu (no JVM): one decode step of a random bf16 decoder through the persistent
-// kernel against the per-kernel path the decoder runs today (vf_gemv_bf16_fused, vf_rope_qkv, vf_attn_decode_v_h*,
+// kernel against the per-kernel path the decoder runs today (vf_gemv_bf16_fused / split-K as GpuOps picks, vf_rope_qkv, vf_attn_decode_v_h*,
 // vf_attn_decode_combine, vf_gemv_bf16, vf_silu_mul, vf_rmsnorm), several steps in a row (the barrier resets itself,
 // the caches grow), eager and graph-captured; then the time of a step both ways at published shapes.
 // nvcc -O3 -std=c++17 -arch=sm_90 -o /tmp/megah cuda-native/src/test/cuda/mega_harness.cu && /tmp/megah [check|time|all]
@@ -108,6 +108,34 @@ static void setStep(Model& m, int len, int tok, cudaStream_t st) {
     CK(cudaMemcpyAsync(m.tok, &tok, 4, cudaMemcpyHostToDevice, st));
 }
 
+// The decoder's GEMV choice (GpuOps.gemv / gemvFused): split-K where the row tiles fit one wave and every chunk keeps
+// >= 256 16-byte groups (towards 4 blocks per SM), else the one-block-per-row-tile kernels. mode 0: x bf16; 1: RMSNorm
+// of fp32 x with nw.
+static float* splitWs; static unsigned int* splitCtr;
+static void gemvRef(cudaStream_t st, float* y, const bf16_t* W, const void* x, const bf16_t* nw, int mode, const float* bias,
+                    const float* residual, int M, int K) {
+    const int tiles = (M + 15) / 16, groups = K / 8, target = 4 * sms;
+    int chunk8 = 0;
+    if (tiles <= sms) {
+        int want = std::min((target + tiles - 1) / tiles, groups / 256);
+        if (want >= 2 && groups > 32 && tiles <= target) {
+            chunk8 = ((groups + want - 1) / want + 31) / 32 * 32;
+            chunk8 = std::max(chunk8, ((groups + 31) / 32 + 31) / 32 * 32);
+            if (chunk8 >= groups) chunk8 = 0;
+        }
+    }
+    if (chunk8 > 0) {
+        if (!splitWs) { splitWs = dalloc<float>((size_t)32 * 16 * target); splitCtr = dalloc<unsigned int>(target); }
+        const int splits = (groups + chunk8 - 1) / chunk8;
+        vf_gemv_bf16_splitk<<<dim3(tiles, splits), 256, mode ? 16 * chunk8 : 0, st>>>(y, W, x, nw, mode, 0, 1e-6f, bias, residual, M, K,
+                chunk8, splitWs, splitCtr);
+    } else if (mode == 1) {
+        vf_gemv_bf16_fused<<<std::min(tiles, 8 * sms), 256, 2 * K, st>>>(y, W, (const float*)x, nw, 1, 0, 1e-6f, bias, residual, M, K);
+    } else {
+        vf_gemv_bf16<<<tiles, 256, 0, st>>>(y, W, (const bf16_t*)x, bias, residual, M, K);
+    }
+}
+
 static void refStep(Model& m, cudaStream_t st) {
     const Shape& s = m.s;
     int G = s.nq / s.nkv, groups = (G + 7) / 8;
@@ -115,8 +143,7 @@ static void refStep(Model& m, cudaStream_t st) {
     for (int l = 0; l < s.L; l++) {
         const VfMegaLayer& y = m.ly[l];
         bf16_t* kc = (bf16_t*)(m.cache[0] + 2LL * l * m.per); bf16_t* vc = (bf16_t*)(m.cache[0] + (2LL * l + 1) * m.per);
-        int tiles = (m.QKV + 15) / 16;
-        vf_gemv_bf16_fused<<<std::min(tiles, 8 * sms), 256, 2 * s.H, st>>>(m.qkv, y.wqkv, m.x, y.attnNorm, 1, 0, 1e-6f, y.bqkv, nullptr, m.QKV, s.H);
+        gemvRef(st, m.qkv, y.wqkv, m.x, y.attnNorm, 1, y.bqkv, nullptr, m.QKV, s.H);
         vf_rope_qkv<<<dim3(1, (s.nq + s.nkv + 3) / 4), 128, 0, st>>>(m.qr, kc, vc, m.qkv, m.qkv + m.Q, m.qkv + m.Q + m.KV, m.QKV, m.QKV, m.QKV,
                 m.step, 1, m.sec1, m.sec2, m.invFreq, m.step + 3, 1, s.nq, s.nkv, s.hd, m.maxSeq, y.qNorm, y.kNorm, 1e-6f);
         float sc = 1.f / sqrtf((float)s.hd);
@@ -126,14 +153,13 @@ static void refStep(Model& m, cudaStream_t st) {
         else if (s.hd <= 32) vf_attn_decode_e1<<<ag, 128, 0, st>>>(m.part, m.qr, kc, vc, m.step + 4, s.nq, s.nkv, m.maxSeq, s.hd, sc);
         else vf_attn_decode_e8<<<ag, 128, 0, st>>>(m.part, m.qr, kc, vc, m.step + 4, s.nq, s.nkv, m.maxSeq, s.hd, sc);
         vf_attn_decode_combine<<<s.nq, 128, 0, st>>>(m.att, m.part, m.step + 4, m.splitsRef, s.hd);
-        vf_gemv_bf16<<<(s.H + 15) / 16, 256, 0, st>>>(m.x, y.wo, m.att, y.bo, m.x, s.H, m.Q);
-        tiles = (2 * s.I + 15) / 16;
-        vf_gemv_bf16_fused<<<std::min(tiles, 8 * sms), 256, 2 * s.H, st>>>(m.gu, y.wgu, m.x, y.mlpNorm, 1, 0, 1e-6f, nullptr, nullptr, 2 * s.I, s.H);
+        gemvRef(st, m.x, y.wo, m.att, nullptr, 0, y.bo, m.x, s.H, m.Q);
+        gemvRef(st, m.gu, y.wgu, m.x, y.mlpNorm, 1, nullptr, nullptr, 2 * s.I, s.H);
         vf_silu_mul<<<dim3((s.I + 255) / 256, 1), 256, 0, st>>>(m.act, m.gu, m.gu + s.I, s.I, 2 * s.I, 2 * s.I);
-        vf_gemv_bf16<<<(s.H + 15) / 16, 256, 0, st>>>(m.x, y.wd, m.act, nullptr, m.x, s.H, s.I);
+        gemvRef(st, m.x, y.wd, m.act, nullptr, 0, nullptr, m.x, s.H, s.I);
     }
     vf_rmsnorm<<<1, s.H >= 2048 ? 1024 : 256, 0, st>>>(m.xn, m.x, nullptr, m.finalNorm, s.H, 1e-6f);
-    vf_gemv_bf16<<<(s.V + 15) / 16, 256, 0, st>>>(m.logits, m.embed, m.xn, nullptr, nullptr, s.V, s.H);
+    gemvRef(st, m.logits, m.embed, m.xn, nullptr, 0, nullptr, nullptr, s.V, s.H);
 }
 
 static void megaStep(Model& m, cudaStream_t st) {
@@ -225,6 +251,7 @@ static void check(const Shape& s, int len0, int steps, bool graph, long long pfC
     fflush(stdout);
     CK(cudaStreamDestroy(st));
     CK(cudaDeviceReset());
+    splitWs = nullptr; splitCtr = nullptr;
 }
 
 // The step's time both ways at one shape: the per-kernel path, then the persistent step in each form (flags 0..3).
@@ -261,6 +288,7 @@ static void timeIt(const Shape& s, int len, long long pfCap) {
     fflush(stdout);
     CK(cudaStreamDestroy(st));
     CK(cudaDeviceReset());
+    splitWs = nullptr; splitCtr = nullptr;
 }
 
 int main(int argc, char** argv) {
