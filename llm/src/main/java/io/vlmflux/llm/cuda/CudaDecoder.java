@@ -163,14 +163,6 @@ public final class CudaDecoder implements Decoder {
      * Prefetches change no memory: every result is the same.
      */
     private final long prefetchBytes;
-    /**
-     * Tuning.decodeMegakernel: single-sequence decode steps run as one persistent kernel (GpuOps#decodeMega) where the
-     * model and the cache allow; {@link #megaOff} says why not (null: on), {@link #megaTable} holds the layers' weight
-     * addresses, {@link #megaPfCap} the bytes of the next product each block prefetches into L2 (0).
-     */
-    private String megaOff;
-    private DeviceBuffer megaTable;
-    private long megaPfCap;
     private DeviceBuffer[] pfOrder;
     private long[] pfStart;
     private final Map<DeviceBuffer, Integer> pfIndex = new HashMap<>();
@@ -179,6 +171,15 @@ public final class CudaDecoder implements Decoder {
     private GpuStream pfSide;
     private GpuOps pfOps;
     private GpuEvent pfFork, pfJoin;
+
+    /**
+     * Tuning.decodeMegakernel: single-sequence decode steps run as one persistent kernel (GpuOps#decodeMega) where the
+     * model and the cache allow; {@link #megaOff} says why not (null: on), {@link #megaTable} holds the layers' weight
+     * addresses, {@link #megaPfCap} the bytes of the next product each block prefetches into L2 (0).
+     */
+    private String megaOff;
+    private DeviceBuffer megaTable;
+    private long megaPfCap;
 
     /** A decoder with the knobs of {@link Tuning#fromSystemProperties()}, on a stream of its own. */
     CudaDecoder(ModelConfig c, TextModelSpec spec, WeightStore store, GpuDevice dev) {
@@ -368,7 +369,7 @@ public final class CudaDecoder implements Decoder {
         st.upload(megaTable, t);
         int grid = ops.megaGrid(hd);
         megaPfCap = 0;   // the next product's L2 prefetch: slower on the H100 (mega_harness, stop 29); the stages' early loads do it better
-        LOG.log(System.Logger.Level.INFO, "persistent decode step on: {0} blocks of " + 256 + " threads", grid);
+        LOG.log(System.Logger.Level.INFO, "persistent decode step on: {0} blocks of 256 threads", grid);
     }
 
     /** Why single-sequence decode steps do not run as one persistent kernel, or null when they do (where the cache allows). */
