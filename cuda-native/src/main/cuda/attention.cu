@@ -45,20 +45,21 @@ extern "C" __global__ void __launch_bounds__(256) vf_kv_shift(char* __restrict__
 // vf_attn_decode_combine merges the splits. kvLen lives in device memory (graph-capturable).
 // The block's partials of heads h0 .. h0 + gn - 1 from its warps' running {m, l, acc} in sm (after a barrier):
 // part[(h * splits + split) * (hd + 2)] = {M, sum_w l_w e^{m_w - M}, sum_w acc_w e^{m_w - M}} over warps that saw a key.
-template <int HD>
-__device__ __forceinline__ void vf_dec_write_partials(const float (*sm)[VF_DEC_GMAX][HD + 2], float* __restrict__ part, int gn, int hd,
+// NW warps, GM heads a block (the persistent decode step's blocks have other counts than the split pass's).
+template <int HD, int NW = VF_DEC_WARPS, int GM = VF_DEC_GMAX>
+__device__ __forceinline__ void vf_dec_write_partials(const float (*sm)[GM][HD + 2], float* __restrict__ part, int gn, int hd,
                                                       int h0, int splits, int split) {
     for (int idx = threadIdx.x; idx < gn * (hd + 2); idx += blockDim.x) {
         const int g = idx / (hd + 2), d = idx % (hd + 2);
         float M = VF_NEG_INF;
 #pragma unroll
-        for (int w = 0; w < VF_DEC_WARPS; w++) M = fmaxf(M, sm[w][g][0]);
+        for (int w = 0; w < NW; w++) M = fmaxf(M, sm[w][g][0]);
         float val;
         if (d == 0) val = M;
         else {
             val = 0.f;
 #pragma unroll
-            for (int w = 0; w < VF_DEC_WARPS; w++) {
+            for (int w = 0; w < NW; w++) {
                 const float mw = sm[w][g][0];
                 if (mw != VF_NEG_INF) val += sm[w][g][d] * __expf(mw - M);
             }

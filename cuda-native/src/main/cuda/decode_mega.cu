@@ -5,8 +5,8 @@
 // a 0.6B model was ~220 dependent launches, each paying a drain and a ramp (issue 18); here the stages of a layer cost
 // a barrier each (one L2 atomic per block), and every stage issues its first weight (or cached K/V) loads before it
 // waits at the barrier, so their DRAM latency overlaps the barrier and the stage's prologue (the norm, RoPE). A block
-// with fewer rows of a product than warps splits the product's K over its warps. pfCap > 0 also prefetches the next
-// product's weights into L2 (measured slower on the H100: off by default).
+// with fewer rows of a product than warps splits the product's K over its warps. (Prefetching the next product's
+// weights into L2 from each stage was measured slower on the H100 at stop 29 and removed.)
 //
 // Rules that keep it correct:
 // - Co-residency: the grid is at most one block per SM with this block size and is launched cooperatively (the
@@ -62,7 +62,7 @@ struct VfMega {
     const float* invFreq;
     unsigned int* sync;        // {arrivals, exits}
     char* kBase;               // layer 0's K cache; layer l's at kBase + l * kvLayerStride, its V vOffset after it
-    long long kvLayerStride, vOffset, pfCap;   // pfCap: most bytes a block prefetches per product (0: none)
+    long long kvLayerStride, vOffset;
     int L, H, nq, nkv, I, V, maxSeq, splits, sec1, sec2;
     float eps, scale;
     int flags;                 // VF_MEGA_EARLY | VF_MEGA_SPLITK (the forms the harness times against each other)
@@ -101,17 +101,6 @@ __device__ __forceinline__ void vf_mega_sync(unsigned int* sync, unsigned int& t
 __device__ __forceinline__ void vf_mega_share(int n, int& r0, int& r1) {
     r0 = (int)((long long)n * blockIdx.x / gridDim.x);
     r1 = (int)((long long)n * (blockIdx.x + 1) / gridDim.x);
-}
-
-// L2 prefetch of rows [r0, r1) of W bf16 [*, K], at most cap bytes (sm_90+: bulk prefetches of 16 KiB, a thread each).
-__device__ __forceinline__ void vf_mega_prefetch(const bf16_t* W, int K, int r0, int r1, long long cap) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    if (cap <= 0 || r1 <= r0) return;
-    const char* p = reinterpret_cast<const char*>(W + (long long)r0 * K);
-    const long long bytes = min(cap, 2LL * (r1 - r0) * K) & ~15LL;
-    for (long long o = (long long)threadIdx.x * 16384; o < bytes; o += (long long)blockDim.x * 16384)
-        asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p + o), "r"((unsigned int)min(16384LL, bytes - o)) : "memory");
-#endif
 }
 
 // xs (bf16 [K] in shared memory) = bf16(x * rsqrt(mean(x^2) + eps) * nw), x fp32 from L2: vf_gemv_bf16_fused's mode 1
@@ -389,20 +378,7 @@ __device__ void vf_mega_attention(const VfMega& a, const VfMegaLayer& ly, bf16_t
                 for (int e = 0; e < 8; e++) sm[warp][g][2 + sl * 8 + e] = acc[g][e];
             }
         __syncthreads();
-        for (int i = threadIdx.x; i < gn * (HD + 2); i += blockDim.x) {
-            const int g = i / (HD + 2), c = i % (HD + 2);
-            float M = VF_NEG_INF;
-#pragma unroll
-            for (int w = 0; w < VF_MEGA_WARPS; w++) M = fmaxf(M, sm[w][g][0]);
-            float v = 0.f;
-#pragma unroll
-            for (int w = 0; w < VF_MEGA_WARPS; w++) {
-                const float mw = sm[w][g][0];
-                const float cw = mw == VF_NEG_INF ? 0.f : __expf(mw - M);
-                v += (c == 0 ? 0.f : sm[w][g][c]) * cw;
-            }
-            a.part[((long long)(hk * G + g0 + g) * S + split) * (HD + 2) + c] = c == 0 ? M : v;
-        }
+        vf_dec_write_partials<HD, VF_MEGA_WARPS, VF_MEGA_GMAX>(sm, a.part, gn, HD, hk * G + g0, S, split);
         __syncthreads();   // shared memory is reused by the next item
     }
 }
@@ -414,20 +390,14 @@ __device__ void vf_decode_mega(const VfMega& a) {
     uint4* xs = reinterpret_cast<uint4*>(smem);
     unsigned int target = 0;
     const int Q = a.nq * HD, QKV = Q + 2 * a.nkv * HD, H = a.H, I = a.I;
-    int h0, h1, i0, i1;
-    vf_mega_share(H, h0, h1);
-    vf_mega_share(I, i0, i1);
     for (int li = 0; li < a.L; li++) {
         const VfMegaLayer ly = a.layers[li];
         bf16_t* kc = reinterpret_cast<bf16_t*>(a.kBase + li * a.kvLayerStride);
         bf16_t* vc = reinterpret_cast<bf16_t*>(a.kBase + li * a.kvLayerStride + a.vOffset);
-        // q/k/v = W_qkv . rmsnorm(x) (+ bias); the o weights into L2 meanwhile (pfCap)
-        vf_mega_prefetch(ly.wo, Q, h0, h1, a.pfCap);
+        // q/k/v = W_qkv . rmsnorm(x) (+ bias)
         vf_mega_product<0>(ly.wqkv, QKV, H, 0, a.qkv, ly.bqkv, false, nullptr, xs, li > 0, a.sync, target, a.flags,
                            [&] { vf_mega_norm(a.x, ly.attnNorm, H, a.eps, xs, scratch); });
-        // RoPE + KV write + the attention's split pass; the gate and up weights into L2 meanwhile
-        vf_mega_prefetch(ly.wgu, H, i0, i1, a.pfCap / 2);
-        vf_mega_prefetch(ly.wgu, H, I + i0, I + i1, a.pfCap / 2);
+        // RoPE + KV write + the attention's split pass
         vf_mega_attention<HD>(a, ly, kc, vc, smem, target);
         // combine the splits of each query head into att (bf16)
         vf_mega_sync(a.sync, target);
@@ -437,20 +407,10 @@ __device__ void vf_decode_mega(const VfMega& a) {
             for (int h = blockIdx.x; h < a.nq; h += gridDim.x)
                 vf_dec_combine_head<true>(a.att, a.part, h, a.splits, active, HD, wgt, scratch);
         }
-        // x += W_o . att (+ bias); the down weights into L2 meanwhile
-        vf_mega_prefetch(ly.wd, I, h0, h1, a.pfCap);
+        // x += W_o . att (+ bias)
         vf_mega_product<0>(ly.wo, H, Q, 0, a.x, ly.bo, true, nullptr, xs, true, a.sync, target, a.flags,
                            [&] { vf_mega_stage_bf16(a.att, Q, xs); });
-        // act = silu(W_gate . rmsnorm(x)) * (W_up . rmsnorm(x)); the next q/k/v weights (or the lm head) into L2 meanwhile
-        if (li + 1 < a.L) {
-            int q0, q1;
-            vf_mega_share(QKV, q0, q1);
-            vf_mega_prefetch(a.layers[li + 1].wqkv, H, q0, q1, a.pfCap);
-        } else {
-            int v0, v1;
-            vf_mega_share(a.V, v0, v1);
-            vf_mega_prefetch(a.lmHead, H, v0, v1, a.pfCap);
-        }
+        // act = silu(W_gate . rmsnorm(x)) * (W_up . rmsnorm(x))
         vf_mega_product<1>(ly.wgu, I, H, I, nullptr, nullptr, false, a.act, xs, true, a.sync, target, a.flags,
                            [&] { vf_mega_norm(a.x, ly.mlpNorm, H, a.eps, xs, scratch); });
         // x += W_down . act
@@ -479,11 +439,11 @@ __device__ void vf_decode_mega(const VfMega& a) {
     extern "C" __global__ void __launch_bounds__(VF_MEGA_THREADS, 1) vf_decode_mega_h##HDIM(                          \
             const VfMegaLayer* layers, const bf16_t* finalNorm, const bf16_t* lmHead, float* x, float* qkv,           \
             float* part, bf16_t* att, bf16_t* act, float* logits, const int* step, const float* invFreq,               \
-            unsigned int* sync, char* kBase, long long kvLayerStride, long long vOffset, long long pfCap, int L,       \
+            unsigned int* sync, char* kBase, long long kvLayerStride, long long vOffset, int L,                        \
             int H, int nq, int nkv, int I, int V, int maxSeq, int splits, int sec1, int sec2, float eps, float scale,  \
             int flags) {                                                                                              \
         const VfMega a{layers, finalNorm, lmHead, x, qkv, part, att, act, logits, step, invFreq, sync, kBase,        \
-                       kvLayerStride, vOffset, pfCap, L, H, nq, nkv, I, V, maxSeq, splits, sec1, sec2, eps, scale,    \
+                       kvLayerStride, vOffset, L, H, nq, nkv, I, V, maxSeq, splits, sec1, sec2, eps, scale,    \
                        flags};                                                                                        \
         vf_decode_mega<HDIM>(a);                                                                                      \
     }

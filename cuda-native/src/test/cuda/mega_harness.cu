@@ -46,7 +46,6 @@ struct Model {
     float *x, *qkv, *qr, *part, *gu, *logits, *x2, *qkv2, *part2, *logits2; bf16_t *att, *act, *xn, *att2, *act2;
     int *step, *tok; unsigned int* sync;
     int splitsRef, splitsMega, grid;
-    long long pfCap;
     int flags;   // VF_MEGA_EARLY | VF_MEGA_SPLITK
 };
 
@@ -85,7 +84,6 @@ static Model build(const Shape& s, int maxSeq) {
     m.splitsRef = std::min(std::max(1, (2 * sms) / (s.nkv * ((G + 7) / 8))), std::min(std::max(1, maxSeq / 16), 256));
     m.grid = sms;
     m.splitsMega = std::min(std::max(1, m.grid / (s.nkv * ((G + VF_MEGA_GMAX - 1) / VF_MEGA_GMAX))), std::min(std::max(1, maxSeq / 16), 1024));
-    m.pfCap = 0;
     m.flags = VF_MEGA_EARLY | VF_MEGA_SPLITK;
     CK(cudaDeviceSynchronize());
     return m;
@@ -168,11 +166,11 @@ static void megaStep(Model& m, cudaStream_t st) {
     const VfMegaLayer* layers = m.dly; const bf16_t* fn = m.finalNorm; const bf16_t* lm = m.embed;
     float* x = m.x2; float* qkv = m.qkv2; float* part = m.part2; bf16_t* att = m.att2; bf16_t* act = m.act2; float* lg = m.logits2;
     const int* step = m.step; const float* inv = m.invFreq; unsigned int* sync = m.sync; char* kb = m.cache[1];
-    long long kvs = 2 * m.per, voff = m.per, cap = m.pfCap;
+    long long kvs = 2 * m.per, voff = m.per;
     int L = s.L, H = s.H, nq = s.nq, nkv = s.nkv, I = s.I, V = s.V, ms = m.maxSeq, sp = m.splitsMega, s1 = m.sec1, s2 = m.sec2;
     float eps = 1e-6f, sc = 1.f / sqrtf((float)s.hd);
     int flags = m.flags;
-    void* args[] = {&layers, &fn, &lm, &x, &qkv, &part, &att, &act, &lg, &step, &inv, &sync, &kb, &kvs, &voff, &cap, &L, &H, &nq, &nkv, &I, &V, &ms, &sp, &s1, &s2, &eps, &sc, &flags};
+    void* args[] = {&layers, &fn, &lm, &x, &qkv, &part, &att, &act, &lg, &step, &inv, &sync, &kb, &kvs, &voff, &L, &H, &nq, &nkv, &I, &V, &ms, &sp, &s1, &s2, &eps, &sc, &flags};
     void* fnp = s.hd == 128 ? (void*)vf_decode_mega_h128 : s.hd == 64 ? (void*)vf_decode_mega_h64 : s.hd == 32 ? (void*)vf_decode_mega_h32
               : s.hd == 16 ? (void*)vf_decode_mega_h16 : s.hd == 8 ? (void*)vf_decode_mega_h8 : (void*)vf_decode_mega_h256;
     CK(cudaLaunchCooperativeKernel(fnp, dim3(m.grid), dim3(VF_MEGA_THREADS), args, 0, st));
@@ -193,9 +191,8 @@ static float maxAbs(const std::vector<float>& a) { float v = 0; for (float f : a
 static int argmaxv(const std::vector<float>& a) { return (int)(std::max_element(a.begin(), a.end()) - a.begin()); }
 
 // steps decode steps from a cache of len0 past keys: logits, x and every new K/V row compared, both ways in lockstep
-static void check(const Shape& s, int len0, int steps, bool graph, long long pfCap, int flags = VF_MEGA_EARLY | VF_MEGA_SPLITK) {
+static void check(const Shape& s, int len0, int steps, bool graph, int flags = VF_MEGA_EARLY | VF_MEGA_SPLITK) {
     Model m = build(s, std::max(64, len0 + steps + 8));
-    m.pfCap = pfCap;
     m.flags = flags;
     fillCaches(m, len0);
     cudaStream_t st; CK(cudaStreamCreate(&st));
@@ -246,8 +243,8 @@ static void check(const Shape& s, int len0, int steps, bool graph, long long pfC
     unsigned int syncH[2]; CK(cudaMemcpy(syncH, m.sync, 8, cudaMemcpyDeviceToHost));
     bool ok = worst < 2e-2f && worstX < 2e-2f && agree >= steps - 1 && rowsBad == 0 && syncH[0] == 0 && syncH[1] == 0;
     if (!ok) fails++;
-    printf("%s %-28s len0 %5d steps %d %s pf %lld flags %d: logits rel %.2e, x rel %.2e, argmax %d/%d, bad K/V rows %d, sync {%u,%u}, splits ref %d mega %d\n",
-           ok ? "ok  " : "FAIL", s.name, len0, steps, graph ? "graph" : "eager", pfCap, flags, worst, worstX, agree, steps, rowsBad, syncH[0], syncH[1], m.splitsRef, m.splitsMega);
+    printf("%s %-28s len0 %5d steps %d %s flags %d: logits rel %.2e, x rel %.2e, argmax %d/%d, bad K/V rows %d, sync {%u,%u}, splits ref %d mega %d\n",
+           ok ? "ok  " : "FAIL", s.name, len0, steps, graph ? "graph" : "eager", flags, worst, worstX, agree, steps, rowsBad, syncH[0], syncH[1], m.splitsRef, m.splitsMega);
     fflush(stdout);
     CK(cudaStreamDestroy(st));
     CK(cudaDeviceReset());
@@ -255,9 +252,8 @@ static void check(const Shape& s, int len0, int steps, bool graph, long long pfC
 }
 
 // The step's time both ways at one shape: the per-kernel path, then the persistent step in each form (flags 0..3).
-static void timeIt(const Shape& s, int len, long long pfCap) {
+static void timeIt(const Shape& s, int len) {
     Model m = build(s, len + 64);
-    m.pfCap = pfCap;
     fillCaches(m, len);
     cudaStream_t st; CK(cudaStreamCreate(&st));
     setStep(m, len, 11, st);
@@ -282,8 +278,8 @@ static void timeIt(const Shape& s, int len, long long pfCap) {
     for (int f = 0; f < 4; f++) {
         m.flags = f;
         double us = timed([&] { megaStep(m, st); });
-        printf("time %-12s ctx %5d: persistent flags %d (early %d, split-K %d) pf %lld: %8.1f us (%6.1f tok/s, %.2f TB/s; %.2f of the roofline) x%.2f\n",
-               s.name, len, f, f & 1, (f >> 1) & 1, pfCap, us, 1e6 / us, bytes / us / 1e6, roof / us, ref / us);
+        printf("time %-12s ctx %5d: persistent flags %d (early %d, split-K %d): %8.1f us (%6.1f tok/s, %.2f TB/s; %.2f of the roofline) x%.2f\n",
+               s.name, len, f, f & 1, (f >> 1) & 1, us, 1e6 / us, bytes / us / 1e6, roof / us, ref / us);
     }
     fflush(stdout);
     CK(cudaStreamDestroy(st));
@@ -321,14 +317,14 @@ int main(int argc, char** argv) {
         };
         int lens[] = {0, 4, 16, 1199, 4099};
         for (const Shape& s : small)
-            for (int len0 : lens) check(s, len0, 4, false, 0);
-        check(small[0], 300, 6, true, 128 << 10);
-        check(small[1], 40, 6, true, 0);
-        for (int f = 0; f < 3; f++) check(small[f], 1199, 3, true, 0, f);   // the other forms
+            for (int len0 : lens) check(s, len0, 4, false);
+        check(small[0], 300, 6, true);
+        check(small[1], 40, 6, true);
+        for (int f = 0; f < 3; f++) check(small[f], 1199, 3, true, f);   // the other forms
         Shape q06 = {"qwen3-0.6b", 1024, 16, 8, 128, 3072, 151936, 28, true, false, 0};
-        check(q06, 2047, 3, true, 0);
+        check(q06, 2047, 3, true);
         Shape q3 = {"qwen2.5-3b", 2048, 16, 2, 128, 11008, 151936, 36, false, true, 0};
-        check(q3, 500, 3, true, 0);
+        check(q3, 500, 3, true);
         printf("%s: %d failure(s)\n", fails ? "FAILED" : "all checks passed", fails);
     }
     if (mode == "time" || mode == "all") {
@@ -337,11 +333,11 @@ int main(int argc, char** argv) {
         Shape q7 = {"qwen2.5-7b", 3584, 28, 4, 128, 18944, 152064, 28, false, true, 0};
         Shape vl2 = {"qwen3-vl-2b", 2048, 16, 8, 128, 6144, 151936, 28, true, false, 2};   // text side, interleaved M-RoPE
         Shape vl4 = {"qwen3-vl-4b", 2560, 32, 8, 128, 9728, 151936, 36, true, false, 2};
-        timeIt(q06, 2048, 0);
-        timeIt(q06, 512, 0);
-        timeIt(q3, 2048, 0); timeIt(q3, 512, 0);
-        timeIt(q7, 2048, 0);
-        timeIt(vl2, 2048, 0); timeIt(vl4, 2048, 0);
+        timeIt(q06, 2048);
+        timeIt(q06, 512);
+        timeIt(q3, 2048); timeIt(q3, 512);
+        timeIt(q7, 2048);
+        timeIt(vl2, 2048); timeIt(vl4, 2048);
     }
     return fails ? 1 : 0;
 }

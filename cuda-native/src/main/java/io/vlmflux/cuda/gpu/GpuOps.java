@@ -794,13 +794,13 @@ public final class GpuOps implements AutoCloseable {
      * One decode step in one persistent cooperative launch (decode_mega.cu): every layer and the lm head, from the
      * token's embedding in x (fp32 [hidden]) to logits (fp32 [vocab]). layers: the device table of
      * {@link #MEGA_LAYER_BYTES} per layer; step: int32 {p0, p1, p2, slot, kvLen}; the K cache of layer l at kBase + l *
-     * kvLayerStride, its V vOffset bytes after it (bf16 [nkv, maxSeq, hd]); part: fp32 [nq, splits, hd + 2]; pfCap:
-     * bytes of the next product's weights each block prefetches into L2 (0: none); flags: the form ({@link #MEGA_FLAGS}).
+     * kvLayerStride, its V vOffset bytes after it (bf16 [nkv, maxSeq, hd]); part: fp32 [nq, splits, hd + 2]; flags: the
+     * form ({@link #MEGA_FLAGS}).
      * Shapes as {@link #megaUnsupported}.
      */
     public void decodeMega(DeviceBuffer layers, int L, DeviceBuffer finalNorm, DeviceBuffer lmHead, DeviceBuffer x, DeviceBuffer qkv,
                            DeviceBuffer part, DeviceBuffer att, DeviceBuffer act, DeviceBuffer logits, DeviceBuffer step, DeviceBuffer invFreq,
-                           long kBase, long kvLayerStride, long vOffset, long pfCap, int hidden, int nq, int nkv, int hd, int inter, int vocab,
+                           long kBase, long kvLayerStride, long vOffset, int hidden, int nq, int nkv, int hd, int inter, int vocab,
                            int maxSeq, int splits, int sec1, int sec2, float eps, float scale, int flags) {
         String why = megaUnsupported(hd, hidden, nq * hd, inter);
         if (why != null) throw new IllegalArgumentException("decodeMega: " + why);
@@ -818,7 +818,7 @@ public final class GpuOps implements AutoCloseable {
         int grid = megaGrid(hd);
         k.launchCooperative("vf_decode_mega_h" + hd, grid, MEGA_THREADS, 0, stream,
                 a.reset().ptr(layers).ptr(finalNorm).ptr(lmHead).ptr(x).ptr(qkv).ptr(part).ptr(att).ptr(act).ptr(logits).ptr(step)
-                        .ptr(invFreq).ptr(megaSync).ptr(kBase).i64(kvLayerStride).i64(vOffset).i64(pfCap).i32(L).i32(hidden).i32(nq)
+                        .ptr(invFreq).ptr(megaSync).ptr(kBase).i64(kvLayerStride).i64(vOffset).i32(L).i32(hidden).i32(nq)
                         .i32(nkv).i32(inter).i32(vocab).i32(maxSeq).i32(splits).i32(sec1).i32(sec2).f32(eps).f32(scale).i32(flags));
     }
 

@@ -175,11 +175,10 @@ public final class CudaDecoder implements Decoder {
     /**
      * Tuning.decodeMegakernel: single-sequence decode steps run as one persistent kernel (GpuOps#decodeMega) where the
      * model and the cache allow; {@link #megaOff} says why not (null: on), {@link #megaTable} holds the layers' weight
-     * addresses, {@link #megaPfCap} the bytes of the next product each block prefetches into L2 (0).
+     * addresses.
      */
     private String megaOff;
     private DeviceBuffer megaTable;
-    private long megaPfCap;
 
     /** A decoder with the knobs of {@link Tuning#fromSystemProperties()}, on a stream of its own. */
     CudaDecoder(ModelConfig c, TextModelSpec spec, WeightStore store, GpuDevice dev) {
@@ -367,9 +366,7 @@ public final class CudaDecoder implements Decoder {
         }
         megaTable = arena.alloc("persistent decode layer table", (long) GpuOps.MEGA_LAYER_BYTES * layers.length);
         st.upload(megaTable, t);
-        int grid = ops.megaGrid(hd);
-        megaPfCap = 0;   // the next product's L2 prefetch: slower on the H100 (mega_harness, stop 29); the stages' early loads do it better
-        LOG.log(System.Logger.Level.INFO, "persistent decode step on: {0} blocks of 256 threads", grid);
+        LOG.log(System.Logger.Level.INFO, "persistent decode step on: {0} blocks of 256 threads", ops.megaGrid(hd));
     }
 
     /** Why single-sequence decode steps do not run as one persistent kernel, or null when they do (where the cache allows). */
@@ -703,7 +700,7 @@ public final class CudaDecoder implements Decoder {
             ops.embedGather(x, embed, stepId, 1, H, V);
             long sp = cache.layerSpacing();
             ops.decodeMega(megaTable, layers.length, finalNorm, lmHead, x, qkv, decodeWs, att, act, logits, step, invFreq,
-                    cache.k[0].address(), 2 * sp, sp, megaPfCap, H, nq, nkv, hd, I, V, cache.stride(),
+                    cache.k[0].address(), 2 * sp, sp, H, nq, nkv, hd, I, V, cache.stride(),
                     GpuOps.megaSplits(ops.megaGrid(hd), nq, nkv, cache.stride(), maxSplits), sec1, sec2, eps, scale, GpuOps.MEGA_FLAGS);
             return;
         }
