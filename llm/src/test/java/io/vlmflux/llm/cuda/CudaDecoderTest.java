@@ -68,17 +68,30 @@ class CudaDecoderTest {
      * 0's; returns the next token.
      */
     static int greedyStepsBitEqual(Decoder[] ds, KvCache[] cs, int[] prompt, int steps, String what) {
+        return greedySteps(ds, cs, prompt, steps, what, (l, at) -> {
+            for (int d = 1; d < ds.length; d++)
+                assertArrayEquals(l[0], l[d], at + ": decoder " + d + (d == 1 ? " (graph replay)" : " (eager)") + " vs the default path");
+        });
+    }
+
+    /** As {@link #greedyStepsBitEqual}, with {@code check} given every step's logits of all decoders and where it is. */
+    static int greedySteps(Decoder[] ds, KvCache[] cs, int[] prompt, int steps, String what,
+                           java.util.function.BiConsumer<float[][], String> check) {
         int V = ds[0].config().vocabSize();
         float[][] l = new float[ds.length][];
         for (int d = 0; d < ds.length; d++) l[d] = ds[d].forward(cs[d], ForwardInput.tokens(prompt), false);
         int tok = CpuOps.argmax(l[0], 0, V);
         for (int step = 0; step < steps; step++) {
             for (int d = 0; d < ds.length; d++) l[d] = ds[d].forward(cs[d], ForwardInput.tokens(tok), false);
-            for (int d = 1; d < ds.length; d++)
-                assertArrayEquals(l[0], l[d], what + ", step " + step + ": decoder " + d + (d == 1 ? " (graph replay)" : " (eager)") + " vs the default path");
+            check.accept(l, what + ", step " + step);
             tok = CpuOps.argmax(l[0], 0, V);
         }
         return tok;
+    }
+
+    /** Loads the checkpoint in {@code dir} on cuda (with the system properties in force when the supplier runs). */
+    static Supplier<Decoder> cudaLoader(java.nio.file.Path dir) {
+        return () -> { try { return Models.load(dir, "config.json", "cuda"); } catch (Exception e) { throw new RuntimeException(e); } };
     }
 
     @ParameterizedTest(name = "{0} {1}")
@@ -336,7 +349,7 @@ class CudaDecoderTest {
     void fusedDecodeChangesNothing(String property, String name, int hidden, int heads, int kvHeads, int hd,
                                    @org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) throws Exception {
         io.vlmflux.llm.RandomCheckpoint.write(dir, new io.vlmflux.llm.RandomCheckpoint.Shape(name, hidden, 2, heads, kvHeads, hd, 512, 1024, true, true, 4096), 11);
-        Supplier<Decoder> plain = () -> { try { return Models.load(dir, "config.json", "cuda"); } catch (Exception e) { throw new RuntimeException(e); } };
+        Supplier<Decoder> plain = cudaLoader(dir);
         boolean both = property.equals("both");
         String[] kv = property.split("=");   // a property with a value, or a flag turned on
         String p1 = both ? "vlmflux.cuda.decodeFusedCombine" : kv[0], p2 = both ? "vlmflux.cuda.decodeFusedRope" : kv[0];
@@ -401,7 +414,7 @@ class CudaDecoderTest {
     void megakernelMatchesThePerKernelPath(String name, int hidden, int heads, int kvHeads, int hd,
                                            @org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) throws Exception {
         io.vlmflux.llm.RandomCheckpoint.write(dir, new io.vlmflux.llm.RandomCheckpoint.Shape(name, hidden, 3, heads, kvHeads, hd, 512, 1024, true, true, 4096), 5);
-        Supplier<Decoder> plain = () -> { try { return Models.load(dir, "config.json", "cuda"); } catch (Exception e) { throw new RuntimeException(e); } };
+        Supplier<Decoder> plain = cudaLoader(dir);
         java.util.Random r = new java.util.Random(9);
         try (Decoder base = plain.get();
              Decoder mega = withProperty("vlmflux.cuda.decodeMegakernel", "true", plain);
@@ -413,16 +426,10 @@ class CudaDecoderTest {
                 int[] prompt = r.ints(promptLen, 2, 1024).toArray();
                 KvCache[] cs = {base.newCache(2048), mega.newCache(2048), megaEager.newCache(2048)};
                 try {
-                    float[][] l = new float[3][];
-                    for (int d = 0; d < 3; d++) l[d] = ds[d].forward(cs[d], ForwardInput.tokens(prompt), false);
-                    int tok = CpuOps.argmax(l[0], 0, V);
-                    for (int step = 0; step < 12; step++) {
-                        for (int d = 0; d < 3; d++) l[d] = ds[d].forward(cs[d], ForwardInput.tokens(tok), false);
-                        String what = name + ", prompt " + promptLen + ", step " + step;
-                        assertArrayEquals(l[1], l[2], what + ": persistent step, graph replay = eager");
-                        check(what + ": persistent vs per-kernel", l[1], 0, l[0], 0, V);
-                        tok = CpuOps.argmax(l[0], 0, V);
-                    }
+                    greedySteps(ds, cs, prompt, 12, name + ", prompt " + promptLen, (l, at) -> {
+                        assertArrayEquals(l[1], l[2], at + ": persistent step, graph replay = eager");
+                        check(at + ": persistent vs per-kernel", l[1], 0, l[0], 0, V);
+                    });
                 } finally {
                     for (KvCache c : cs) c.close();
                 }
