@@ -33,6 +33,10 @@
 #define VF_MEGA_MAX_K (VF_MEGA_SMEM / 2)
 #define VF_MEGA_EARLY 1        // flags: each stage's first weight / cached K/V loads between the barrier's arrival and its wait
 #define VF_MEGA_SPLITK 2       // flags: a block with fewer row groups than warps splits the product's K over its warps
+#define VF_MEGA_STREAM 4       // flags: the weights stream through a ring of shared-memory slots filled by bulk copies (sm_90+)
+#define VF_MEGA_SLOT 16384     // bytes of a ring slot (the ring is the launch's dynamic shared memory)
+#define VF_MEGA_RING_MAX 14    // slots at most
+#define VF_MEGA_RR 8           // rows of a streamed tile at most (gate/up: 4 pairs)
 
 // Per layer, written by the host (io.vlmflux.cuda.gpu.GpuOps#megaLayerTable): 10 device addresses, null where absent.
 struct VfMegaLayer {
@@ -276,6 +280,174 @@ __device__ __forceinline__ void vf_mega_product(const bf16_t* __restrict__ W, in
     }
 }
 
+// ---- The weight stream (VF_MEGA_STREAM; sm_90+) ----
+// Every weight byte a block reads in a step is known before the step starts: its share of each product's rows. So
+// the block streams them, in the order it will use them, through a ring of NS shared-memory slots filled by bulk
+// copies (cp.async.bulk, completing on one mbarrier a slot), NS tiles ahead of its arithmetic — across stage and
+// grid-barrier boundaries, which the per-stage loads of the other forms cannot cross. A tile is R whole rows (up to
+// VF_MEGA_RR; gate/up: R rows of gate and the same R rows of up) or, where a row does not fit a slot, one chunk of
+// one row's K. Tiles are numbered per block over the whole step (layer by layer: q/k/v, o, gate/up, down; then the
+// lm head); tile t sits in slot t % NS, and the warp that finishes reading tile t refills its slot with tile t + NS
+// (so each warp reads its tiles in ascending order and no wait can close a cycle). Successive tiles of a slot are read
+// by different warps, so a reader first waits until its tile was issued (the slot's tile index in shared memory): only
+// then is the slot's barrier in the phase of that tile, and its parity wait meaningful. A warp owns a tile group (R units,
+// all their K chunks) and writes its units' outputs itself: no block barrier inside a stage.
+struct VfMegaPlan {
+    int u0, u1;    // the block's units (rows; gate/up: pairs)
+    int R, C;      // units a tile group, K chunks a unit
+    int kc8;       // 16-byte groups of a chunk (K / 8 where C == 1)
+    int tiles;     // groups * C
+    int K, P, partRows;   // row length, parts (gate/up 2), the second part's first row (I)
+};
+struct VfMegaSched {
+    VfMegaPlan st[5];   // q/k/v, o, gate/up, down, lm head
+    int perLayer, total, NS;
+    int tile[VF_MEGA_RING_MAX];   // the tile last issued into each slot
+};
+
+__device__ __forceinline__ VfMegaPlan vf_mega_plan(int n, int K, int P, int partRows) {
+    VfMegaPlan p;
+    vf_mega_share(n, p.u0, p.u1);
+    p.K = K; p.P = P; p.partRows = partRows;
+    const int cap = VF_MEGA_SLOT / P, rowBytes = 2 * K, K8 = K >> 3;
+    if (rowBytes <= cap) { p.R = min(VF_MEGA_RR / P, cap / rowBytes); p.C = 1; p.kc8 = K8; }
+    else { p.R = 1; p.C = (rowBytes + cap - 1) / cap; p.kc8 = (K8 + p.C - 1) / p.C; }
+    p.tiles = (p.u1 - p.u0 + p.R - 1) / p.R * p.C;
+    return p;
+}
+
+__device__ __forceinline__ unsigned int vf_smem_addr(const void* p) {
+    unsigned int a;
+    asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(a) : "l"(p));
+    return a;
+}
+
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+// Issues tile t of this block's stream into its slot (one thread); nothing past the last tile.
+__device__ void vf_mega_issue(const VfMega& a, VfMegaSched& s, int t, unsigned int ring, unsigned int bars) {
+    if (t >= s.total) return;
+    const int LT = a.L * s.perLayer;
+    int st = 4, i = t - LT;
+    const bf16_t* W = a.lmHead;
+    if (t < LT) {
+        const int li = t / s.perLayer;
+        i = t - li * s.perLayer;
+        for (st = 0; i >= s.st[st].tiles; st++) i -= s.st[st].tiles;   // st <= 3: i < perLayer
+        const VfMegaLayer* ly = a.layers + li;
+        W = st == 0 ? ly->wqkv : st == 1 ? ly->wo : st == 2 ? ly->wgu : ly->wd;
+    }
+    const VfMegaPlan& p = s.st[st];
+    const int j = i / p.C, c = i - j * p.C, ua = p.u0 + j * p.R, K8 = p.K >> 3, c8 = c * p.kc8;
+    const unsigned int bytes = 16u * (p.C == 1 ? min(p.R, p.u1 - ua) * K8 : min(p.kc8, K8 - c8));
+    const int slot = t % s.NS;
+    const unsigned int dst = ring + slot * VF_MEGA_SLOT, bar = bars + 8 * slot;
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(bytes * p.P) : "memory");
+    for (int q = 0; q < p.P; q++) {
+        const bf16_t* src = W + (long long)(q * p.partRows + ua) * p.K + 8LL * c8;
+        asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
+                     ::"r"(dst + q * 16u * p.R * p.kc8), "l"(src), "r"(bytes), "r"(bar) : "memory");
+    }
+    __threadfence_block();
+    *reinterpret_cast<volatile int*>(&s.tile[slot]) = t;
+}
+
+__device__ __forceinline__ void vf_mega_tile_wait(const VfMegaSched& s, int t, int slot, unsigned int bar) {
+    unsigned int spins = 0;   // seconds without the tile: fail the launch, never hang
+    while (*reinterpret_cast<const volatile int*>(&s.tile[slot]) != t)   // issued (its slot's previous tile was read)
+        if (++spins == (1u << 26)) __trap();
+    __threadfence_block();
+    const unsigned int parity = (unsigned int)(t / s.NS) & 1u;
+    unsigned int ok = 0;
+    while (!ok) {
+        asm volatile("{ .reg .pred p; mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2; selp.u32 %0, 1, 0, p; }"
+                     : "=r"(ok) : "r"(bar), "r"(parity) : "memory");
+        if (++spins == (1u << 26)) __trap();
+    }
+}
+
+// Thread 0 at the start of a streaming launch: the schedule, the slots' barriers, the first NS tiles.
+__device__ void vf_mega_stream_init(const VfMega& a, VfMegaSched& s, int Q, int NS, unsigned int ring, unsigned int bars) {
+    const int QKV = Q + 2 * a.nkv * (Q / a.nq);
+    s.st[0] = vf_mega_plan(QKV, a.H, 1, 0);
+    s.st[1] = vf_mega_plan(a.H, Q, 1, 0);
+    s.st[2] = vf_mega_plan(a.I, a.H, 2, a.I);
+    s.st[3] = vf_mega_plan(a.H, a.I, 1, 0);
+    s.st[4] = vf_mega_plan(a.V, a.H, 1, 0);
+    s.perLayer = s.st[0].tiles + s.st[1].tiles + s.st[2].tiles + s.st[3].tiles;
+    s.total = a.L * s.perLayer + s.st[4].tiles;
+    s.NS = NS;
+    for (int i = 0; i < NS; i++) asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(bars + 8 * i) : "memory");
+    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+    for (int t = 0; t < NS; t++) vf_mega_issue(a, s, t, ring, bars);
+}
+
+// Stage st of the stream: the warp's tile groups (tiles base + j * C + c), each unit's sums to its output as
+// vf_mega_put. xs holds the stage's input vector.
+template <int KIND>
+__device__ void vf_mega_consume(const VfMega& a, VfMegaSched& s, int st, int base, float* y, const float* __restrict__ bias,
+                                bool acc, bf16_t* act, const uint4* xs, const unsigned char* ringp, unsigned int ring, unsigned int bars) {
+    constexpr int P = KIND == 0 ? 1 : 2, RM = VF_MEGA_RR / P;
+    const VfMegaPlan p = s.st[st];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, K8 = p.K >> 3, NS = s.NS;
+    const int groups = p.C == 0 ? 0 : p.tiles / p.C, ps = p.R * p.kc8;
+    for (int j = warp; j < groups; j += VF_MEGA_WARPS) {
+        const int ua = p.u0 + j * p.R, rn = min(p.R, p.u1 - ua);
+        float sum[P][RM];
+#pragma unroll
+        for (int q = 0; q < P; q++)
+#pragma unroll
+            for (int r = 0; r < RM; r++) sum[q][r] = 0.f;
+        for (int c = 0; c < p.C; c++) {
+            const int t = base + j * p.C + c, slot = t % NS;
+            vf_mega_tile_wait(s, t, slot, bars + 8 * slot);
+            const uint4* tile = reinterpret_cast<const uint4*>(ringp + slot * VF_MEGA_SLOT);
+            const int c8 = c * p.kc8, n8 = p.C == 1 ? K8 : min(p.kc8, K8 - c8);
+            for (int g = lane; g < n8; g += 32) {
+                const uint4 xv = xs[c8 + g];
+#pragma unroll
+                for (int r = 0; r < RM; r++)
+                    if (r < rn)
+#pragma unroll
+                        for (int q = 0; q < P; q++) sum[q][r] += dot8(tile[q * ps + r * n8 + g], xv);
+            }
+            __syncwarp();
+            if (lane == 0) {   // the warp is done reading the slot: refill it
+                asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+                vf_mega_issue(a, s, t + NS, ring, bars);
+            }
+        }
+#pragma unroll
+        for (int q = 0; q < P; q++)
+#pragma unroll
+            for (int r = 0; r < RM; r++) sum[q][r] = warp_sum(sum[q][r]);
+        float a0 = sum[0][0], a1 = sum[P - 1][0];
+#pragma unroll
+        for (int r = 1; r < RM; r++)
+            if (lane == r) { a0 = sum[0][r]; a1 = sum[P - 1][r]; }
+        if (lane < rn) vf_mega_put<KIND>(ua + lane, a0, a1, y, bias, acc, act);
+    }
+}
+#endif
+
+// A product stage in the launch's form: streamed from the ring where rg is set, else vf_mega_product.
+struct VfMegaRing { VfMegaSched* s; const unsigned char* p; unsigned int ring, bars; int base; };
+
+template <int KIND, class Prep>
+__device__ __forceinline__ void vf_mega_stage(const VfMega& a, VfMegaRing* rg, int st, const bf16_t* __restrict__ W, int n, int K,
+        float* y, const float* __restrict__ bias, bool acc, bf16_t* act, const uint4* xs, bool sync, unsigned int& target, Prep prep) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    if (rg != nullptr) {
+        if (sync) vf_mega_sync(a.sync, target);
+        prep();
+        vf_mega_consume<KIND>(a, *rg->s, st, rg->base, y, bias, acc, act, xs, rg->p, rg->ring, rg->bars);
+        rg->base += rg->s->st[st].tiles;
+        return;
+    }
+#endif
+    vf_mega_product<KIND>(W, n, K, a.I, y, bias, acc, act, xs, sync, a.sync, target, a.flags, prep);
+}
+
 // Attention work items: (kv head, group of up to VF_MEGA_GMAX query heads, split of the keys). Each block walks items
 // grid-stride. The first batch of cached keys and values of the block's first item is loaded between the grid
 // barrier's arrival and its wait (the cache rows before the new one do not depend on this step). The item ropes its query heads (and, where its key
@@ -390,13 +562,29 @@ __device__ void vf_decode_mega(const VfMega& a) {
     uint4* xs = reinterpret_cast<uint4*>(smem);
     unsigned int target = 0;
     const int Q = a.nq * HD, QKV = Q + 2 * a.nkv * HD, H = a.H, I = a.I;
+    VfMegaRing* rg = nullptr;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    extern __shared__ __align__(128) unsigned char vf_mega_ring[];
+    __shared__ VfMegaSched sched;
+    __shared__ __align__(8) unsigned long long ringBars[VF_MEGA_RING_MAX];
+    VfMegaRing ringState;
+    unsigned int dyn;
+    asm("mov.u32 %0, %%dynamic_smem_size;" : "=r"(dyn));
+    const int NS = a.flags & VF_MEGA_STREAM ? min(VF_MEGA_RING_MAX, (int)(dyn / VF_MEGA_SLOT)) : 0;   // no ring: not streamed
+    if (NS > 0) {
+        ringState = VfMegaRing{&sched, vf_mega_ring, vf_smem_addr(vf_mega_ring), vf_smem_addr(ringBars), 0};
+        if (threadIdx.x == 0) vf_mega_stream_init(a, sched, Q, NS, ringState.ring, ringState.bars);
+        __syncthreads();
+        rg = &ringState;
+    }
+#endif
     for (int li = 0; li < a.L; li++) {
         const VfMegaLayer ly = a.layers[li];
         bf16_t* kc = reinterpret_cast<bf16_t*>(a.kBase + li * a.kvLayerStride);
         bf16_t* vc = reinterpret_cast<bf16_t*>(a.kBase + li * a.kvLayerStride + a.vOffset);
         // q/k/v = W_qkv . rmsnorm(x) (+ bias)
-        vf_mega_product<0>(ly.wqkv, QKV, H, 0, a.qkv, ly.bqkv, false, nullptr, xs, li > 0, a.sync, target, a.flags,
-                           [&] { vf_mega_norm(a.x, ly.attnNorm, H, a.eps, xs, scratch); });
+        vf_mega_stage<0>(a, rg, 0, ly.wqkv, QKV, H, a.qkv, ly.bqkv, false, nullptr, xs, li > 0, target,
+                         [&] { vf_mega_norm(a.x, ly.attnNorm, H, a.eps, xs, scratch); });
         // RoPE + KV write + the attention's split pass
         vf_mega_attention<HD>(a, ly, kc, vc, smem, target);
         // combine the splits of each query head into att (bf16)
@@ -408,18 +596,18 @@ __device__ void vf_decode_mega(const VfMega& a) {
                 vf_dec_combine_head<true>(a.att, a.part, h, a.splits, active, HD, wgt, scratch);
         }
         // x += W_o . att (+ bias)
-        vf_mega_product<0>(ly.wo, H, Q, 0, a.x, ly.bo, true, nullptr, xs, true, a.sync, target, a.flags,
-                           [&] { vf_mega_stage_bf16(a.att, Q, xs); });
+        vf_mega_stage<0>(a, rg, 1, ly.wo, H, Q, a.x, ly.bo, true, nullptr, xs, true, target,
+                         [&] { vf_mega_stage_bf16(a.att, Q, xs); });
         // act = silu(W_gate . rmsnorm(x)) * (W_up . rmsnorm(x))
-        vf_mega_product<1>(ly.wgu, I, H, I, nullptr, nullptr, false, a.act, xs, true, a.sync, target, a.flags,
-                           [&] { vf_mega_norm(a.x, ly.mlpNorm, H, a.eps, xs, scratch); });
+        vf_mega_stage<1>(a, rg, 2, ly.wgu, I, H, nullptr, nullptr, false, a.act, xs, true, target,
+                         [&] { vf_mega_norm(a.x, ly.mlpNorm, H, a.eps, xs, scratch); });
         // x += W_down . act
-        vf_mega_product<0>(ly.wd, H, I, 0, a.x, nullptr, true, nullptr, xs, true, a.sync, target, a.flags,
-                           [&] { vf_mega_stage_bf16(a.act, I, xs); });
+        vf_mega_stage<0>(a, rg, 3, ly.wd, H, I, a.x, nullptr, true, nullptr, xs, true, target,
+                         [&] { vf_mega_stage_bf16(a.act, I, xs); });
     }
     // logits = lm_head . rmsnorm(x)
-    vf_mega_product<0>(a.lmHead, a.V, H, 0, a.logits, nullptr, false, nullptr, xs, true, a.sync, target, a.flags,
-                       [&] { vf_mega_norm(a.x, a.finalNorm, H, a.eps, xs, scratch); });
+    vf_mega_stage<0>(a, rg, 4, a.lmHead, a.V, H, a.logits, nullptr, false, nullptr, xs, true, target,
+                     [&] { vf_mega_norm(a.x, a.finalNorm, H, a.eps, xs, scratch); });
     // the last block out resets the barrier for the next launch
     __syncthreads();
     if (threadIdx.x == 0) {

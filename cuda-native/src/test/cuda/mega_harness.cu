@@ -31,6 +31,7 @@ __global__ void fill_f32(float* p, long long n, unsigned long long seed, float s
 
 struct Shape { const char* name; int H, nq, nkv, hd, I, V, L; bool qkNorm, bias; int rope; };   // rope 0 plain, 1 M-RoPE, 2 interleaved
 static int sms;
+static int ringSlots = -1;   // slots of the stream form's ring (VF_MEGA_STREAM): the most that fit, unless set
 static double copyTBs;   // device-to-device copy bandwidth (read + write), the roofline's denominator
 static unsigned long long seedc = 1;
 template <class T> static T* dalloc(size_t n) { T* p; CK(cudaMalloc(&p, n * sizeof(T) + 256)); CK(cudaMemset(p, 0, n * sizeof(T) + 256)); return p; }
@@ -173,7 +174,9 @@ static void megaStep(Model& m, cudaStream_t st) {
     void* args[] = {&layers, &fn, &lm, &x, &qkv, &part, &att, &act, &lg, &step, &inv, &sync, &kb, &kvs, &voff, &L, &H, &nq, &nkv, &I, &V, &ms, &sp, &s1, &s2, &eps, &sc, &flags};
     void* fnp = s.hd == 128 ? (void*)vf_decode_mega_h128 : s.hd == 64 ? (void*)vf_decode_mega_h64 : s.hd == 32 ? (void*)vf_decode_mega_h32
               : s.hd == 16 ? (void*)vf_decode_mega_h16 : s.hd == 8 ? (void*)vf_decode_mega_h8 : (void*)vf_decode_mega_h256;
-    CK(cudaLaunchCooperativeKernel(fnp, dim3(m.grid), dim3(VF_MEGA_THREADS), args, 0, st));
+    size_t dyn = flags & VF_MEGA_STREAM ? (size_t)ringSlots * VF_MEGA_SLOT : 0;
+    if (dyn) CK(cudaFuncSetAttribute(fnp, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)dyn));
+    CK(cudaLaunchCooperativeKernel(fnp, dim3(m.grid), dim3(VF_MEGA_THREADS), args, dyn, st));
 }
 
 static int fails = 0;
@@ -275,12 +278,17 @@ static void timeIt(const Shape& s, int len) {
     double roof = bytes / (copyTBs * 1e6);   // us a step at the copy bandwidth
     printf("time %-12s ctx %5d: per-kernel %8.1f us (%6.1f tok/s, %.2f TB/s of %.3f GB a step; %.2f of the roofline)\n", s.name, len, ref, 1e6 / ref,
            bytes / ref / 1e6, bytes / 1e9, roof / ref);
-    for (int f = 0; f < 4; f++) {
+    const int forms[] = {0, 1, 3, 4, 5, 4, 4};   // the last two: the stream with a ring of 4 and of 8 slots
+    const int maxSlots = ringSlots;
+    for (int fi = 0; fi < 7; fi++) {
+        const int f = forms[fi];
+        ringSlots = fi == 5 ? 4 : fi == 6 ? 8 : maxSlots;
         m.flags = f;
         double us = timed([&] { megaStep(m, st); });
-        printf("time %-12s ctx %5d: persistent flags %d (early %d, split-K %d): %8.1f us (%6.1f tok/s, %.2f TB/s; %.2f of the roofline) x%.2f\n",
-               s.name, len, f, f & 1, (f >> 1) & 1, us, 1e6 / us, bytes / us / 1e6, roof / us, ref / us);
+        printf("time %-12s ctx %5d: persistent flags %d (early %d, split-K %d, stream %d, ring %2d): %8.1f us (%6.1f tok/s, %.2f TB/s; %.2f of the roofline) x%.2f\n",
+               s.name, len, f, f & 1, (f >> 1) & 1, (f >> 2) & 1, f & 4 ? ringSlots : 0, us, 1e6 / us, bytes / us / 1e6, roof / us, ref / us);
     }
+    ringSlots = maxSlots;
     fflush(stdout);
     CK(cudaStreamDestroy(st));
     CK(cudaDeviceReset());
@@ -293,6 +301,13 @@ int main(int argc, char** argv) {
     printf("%s, %d SMs, L2 %d MB\n", p.name, sms, p.l2CacheSize >> 20);
     int occ = 0; CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, vf_decode_mega_h128, VF_MEGA_THREADS, 0));
     printf("megakernel h128: %d block(s) per SM resident\n", occ);
+    {   // the stream form's ring: the slots that fit beside the kernel's static shared memory (one block an SM)
+        cudaFuncAttributes fa; CK(cudaFuncGetAttributes(&fa, vf_decode_mega_h256));
+        int avail = (int)p.sharedMemPerBlockOptin - (int)fa.sharedSizeBytes;
+        if (ringSlots < 0) ringSlots = std::min(VF_MEGA_RING_MAX, avail / VF_MEGA_SLOT);
+        printf("stream ring: %d slots of %d bytes (static shared %zu, opt-in limit %zu)\n", ringSlots, VF_MEGA_SLOT, fa.sharedSizeBytes, p.sharedMemPerBlockOptin);
+        if (getenv("MEGA_RING")) ringSlots = atoi(getenv("MEGA_RING"));
+    }
     {   // the roofline's bandwidth: a 2 GiB device-to-device copy
         size_t n = 1ull << 31; char *src, *dst; CK(cudaMalloc(&src, n)); CK(cudaMalloc(&dst, n));
         cudaEvent_t a, b; CK(cudaEventCreate(&a)); CK(cudaEventCreate(&b));
@@ -318,13 +333,27 @@ int main(int argc, char** argv) {
         int lens[] = {0, 4, 16, 1199, 4099};
         for (const Shape& s : small)
             for (int len0 : lens) check(s, len0, 4, false);
+        for (const Shape& s : small)   // the stream form
+            for (int len0 : {0, 16, 1199}) check(s, len0, 4, false, VF_MEGA_STREAM | VF_MEGA_EARLY);
         check(small[0], 300, 6, true);
         check(small[1], 40, 6, true);
         for (int f = 0; f < 3; f++) check(small[f], 1199, 3, true, f);   // the other forms
+        check(small[3], 300, 6, true, VF_MEGA_STREAM);
+        check(small[4], 70, 6, true, VF_MEGA_STREAM | VF_MEGA_EARLY);
+        {   // the smallest ring (tiles refill the slot they leave at once) and a two-slot one
+            int keep = ringSlots;
+            ringSlots = 1; check(small[4], 70, 3, true, VF_MEGA_STREAM);
+            ringSlots = 2; check(small[1], 1199, 3, false, VF_MEGA_STREAM);
+            ringSlots = keep;
+        }
         Shape q06 = {"qwen3-0.6b", 1024, 16, 8, 128, 3072, 151936, 28, true, false, 0};
         check(q06, 2047, 3, true);
+        check(q06, 2047, 3, true, VF_MEGA_STREAM | VF_MEGA_EARLY);
         Shape q3 = {"qwen2.5-3b", 2048, 16, 2, 128, 11008, 151936, 36, false, true, 0};
         check(q3, 500, 3, true);
+        check(q3, 500, 3, true, VF_MEGA_STREAM);
+        Shape q7 = {"qwen2.5-7b", 3584, 28, 4, 128, 18944, 152064, 28, false, true, 0};   // down rows of 3 chunks
+        check(q7, 100, 2, true, VF_MEGA_STREAM);
         printf("%s: %d failure(s)\n", fails ? "FAILED" : "all checks passed", fails);
     }
     if (mode == "time" || mode == "all") {
