@@ -42,7 +42,7 @@
 #   e2e-gpu-run.sh tests-warm (carry .gpu-e2e/test-classes with the full tree, right after unpack on the warm machine):
 #                         every @Tag("gpu") test, GStreamer ones included (extra args: JUnit selectors); VLMFLUX_E2E_BENCH="SHAPES":
 #                         then bench llm at those shapes for each of VLMFLUX_E2E_VARIANTS (default "default fr fc fr-fc": decodeFusedRope,
-#                         decodeFusedCombine, both; "silu" in a name adds fusedSilu, "pfN" decodePrefetchMiB=N, "gp" gemvPrefetch, "mk" decodeMegakernel)
+#                         decodeFusedCombine, both; "silu" in a name adds fusedSilu, "pfN" decodePrefetchMiB=N, "gp" gemvPrefetch, "mk" decodeMegakernel, "mkN" it in form N)
 #   e2e-gpu-run.sh mega [check|time|all] (carry .gpu-e2e/megah.xz, built on the build machine with
 #                         nvcc -O3 -std=c++17 -arch=sm_90 -o .gpu-e2e/megah cuda-native/src/test/cuda/mega_harness.cu && xz -k -9 .gpu-e2e/megah):
 #                         the persistent decode step (decode_mega.cu) checked against the per-kernel path, then every form of
@@ -67,6 +67,7 @@ bench_variants() {
         opts=""; [[ $v == *fr* ]] && opts="-Dvlmflux.cuda.decodeFusedRope=true"; [[ $v == *fc* ]] && opts="$opts -Dvlmflux.cuda.decodeFusedCombine=true"
         [[ $v == *silu* ]] && opts="$opts -Dvlmflux.cuda.fusedSilu=true"
         [[ $v == *mk* ]] && opts="$opts -Dvlmflux.cuda.decodeMegakernel=true"   # mk: the persistent decode step
+        [[ $v =~ mk([0-7]) ]] && opts="$opts -Dvlmflux.cuda.decodeMegaForm=${BASH_REMATCH[1]}"   # mkN: in form N (decode_mega.cu's flags)
         [[ $v == *gp* ]] && opts="$opts -Dvlmflux.cuda.gemvPrefetch=true"   # gp: the GEMVs prefetch before the PDL wait
         [[ $v =~ pf([0-9]+) ]] && opts="$opts -Dvlmflux.cuda.decodePrefetchMiB=${BASH_REMATCH[1]}"   # pfN: N MiB of L2 prefetch
         step "bench llm $shape, $v ($opts)"
@@ -239,7 +240,7 @@ case "${1:-}" in
         --select-method 'io.vlmflux.cuda.gpu.GpuKernelsTest#decodeAttentionMatchesCpu(int, int, int, int, int)'
         --select-method 'io.vlmflux.cuda.gpu.GpuKernelsTest#fusedCombineDecodeReplaysInAGraph()'
         --select-method 'io.vlmflux.cuda.gpu.GpuKernelsTest#prefetchingGemvsEqualThePlainOnes(int, int, int)'
-        --select-method 'io.vlmflux.llm.cuda.CudaDecoderTest#megakernelMatchesThePerKernelPath(java.lang.String, int, int, int, int, java.nio.file.Path)'
+        --select-method 'io.vlmflux.llm.cuda.CudaDecoderTest#megakernelMatchesThePerKernelPath(java.lang.String, int, int, int, int, int, java.nio.file.Path)'
         --select-method 'io.vlmflux.llm.cuda.CudaDecoderTest#fusedDecodeChangesNothing(java.lang.String, java.lang.String, int, int, int, int, java.nio.file.Path)')
     timeout ${VLMFLUX_TESTS_TIMEOUT:-120} "$run" tests "${args[@]}" > "$out/tests.txt" 2>&1; echo "rc=$?" >> "$out/tests.txt"
     grep -E "tests (successful|failed|found)" "$out/tests.txt" >&2; grep -B2 -A14 "✘" "$out/tests.txt" | head -60 >&2

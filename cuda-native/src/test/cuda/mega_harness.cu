@@ -175,7 +175,6 @@ static void megaStep(Model& m, cudaStream_t st) {
     void* fnp = s.hd == 128 ? (void*)vf_decode_mega_h128 : s.hd == 64 ? (void*)vf_decode_mega_h64 : s.hd == 32 ? (void*)vf_decode_mega_h32
               : s.hd == 16 ? (void*)vf_decode_mega_h16 : s.hd == 8 ? (void*)vf_decode_mega_h8 : (void*)vf_decode_mega_h256;
     size_t dyn = flags & VF_MEGA_STREAM ? (size_t)ringSlots * VF_MEGA_SLOT : 0;
-    if (dyn) CK(cudaFuncSetAttribute(fnp, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)dyn));
     CK(cudaLaunchCooperativeKernel(fnp, dim3(m.grid), dim3(VF_MEGA_THREADS), args, dyn, st));
 }
 
@@ -307,6 +306,9 @@ int main(int argc, char** argv) {
         if (ringSlots < 0) ringSlots = std::min(VF_MEGA_RING_MAX, avail / VF_MEGA_SLOT);
         printf("stream ring: %d slots of %d bytes (static shared %zu, opt-in limit %zu)\n", ringSlots, VF_MEGA_SLOT, fa.sharedSizeBytes, p.sharedMemPerBlockOptin);
         if (getenv("MEGA_RING")) ringSlots = atoi(getenv("MEGA_RING"));
+        for (void* f : {(void*)vf_decode_mega_h8, (void*)vf_decode_mega_h16, (void*)vf_decode_mega_h32, (void*)vf_decode_mega_h64,
+                        (void*)vf_decode_mega_h128, (void*)vf_decode_mega_h256})   // once: not allowed while a stream captures
+            CK(cudaFuncSetAttribute(f, cudaFuncAttributeMaxDynamicSharedMemorySize, VF_MEGA_RING_MAX * VF_MEGA_SLOT > avail ? avail / VF_MEGA_SLOT * VF_MEGA_SLOT : VF_MEGA_RING_MAX * VF_MEGA_SLOT));
     }
     {   // the roofline's bandwidth: a 2 GiB device-to-device copy
         size_t n = 1ull << 31; char *src, *dst; CK(cudaMalloc(&src, n)); CK(cudaMalloc(&dst, n));

@@ -744,10 +744,15 @@ public final class GpuOps implements AutoCloseable {
     static final int MEGA_THREADS = 256;
     /** Largest hidden, q or intermediate width its shared-memory x holds (VF_MEGA_MAX_K). */
     public static final int MEGA_MAX_K = 22528;
+    /** decode_mega.cu's form flags: VF_MEGA_EARLY, VF_MEGA_SPLITK, VF_MEGA_STREAM. */
+    public static final int MEGA_EARLY = 1, MEGA_SPLITK = 2, MEGA_STREAM = 4;
+    /** Bytes of a slot of the stream form's ring (VF_MEGA_SLOT) and slots at most (VF_MEGA_RING_MAX). */
+    static final int MEGA_SLOT = 16384, MEGA_RING_MAX = 14;
     /**
-     * The persistent step's form (decode_mega.cu flags): 1 issues each stage's first weight / cached K/V loads between
-     * the grid barrier's arrival and its wait, 2 splits K over a block's warps where it has few rows. 0 is the form
-     * measured faster than the per-kernel step on the H100 (stop 29: 1.11x at Qwen3-0.6B); mega_harness times all four.
+     * The persistent step's form (decode_mega.cu flags): {@link #MEGA_EARLY} issues each stage's first weight / cached
+     * K/V loads between the grid barrier's arrival and its wait, {@link #MEGA_SPLITK} splits K over a block's warps
+     * where it has few rows, {@link #MEGA_STREAM} streams every weight of the step through a shared-memory ring of bulk
+     * copies (sm_90+ native code; dropped elsewhere). mega_harness times the forms against each other.
      */
     public static final int MEGA_FLAGS = 0;
 
@@ -784,6 +789,30 @@ public final class GpuOps implements AutoCloseable {
 
     private final int[] megaGrids = {-1, -1, -1, -1, -1, -1, -1, -1, -1};   // by log2(hd): blocks, 0 if none fits
 
+    /**
+     * Dynamic shared memory of the stream form's ring for vf_decode_mega_h{hd}: as many slots as fit beside the
+     * kernel's static shared memory with a block per SM (at most {@link #MEGA_RING_MAX}), 0 where the module has no
+     * native sm_90+ code (no bulk copies) or no slot fits. Opts the kernel in to that much the first time.
+     */
+    public int megaRingBytes(int hd) {
+        int i = Integer.numberOfTrailingZeros(hd);
+        if (megaRings[i] < 0) {
+            String name = "vf_decode_mega_h" + hd;
+            int bytes = 0;
+            if (k.pdlCapable()) {
+                int slots = Math.min(MEGA_RING_MAX, (stream.device().sharedMemoryPerBlockOptin() - k.staticSharedBytes(name)) / MEGA_SLOT);
+                for (; slots > 0 && bytes == 0; slots--) {
+                    k.allowDynamicShared(name, slots * MEGA_SLOT);
+                    if (k.activeBlocksPerSm(name, MEGA_THREADS, slots * MEGA_SLOT) >= 1) bytes = slots * MEGA_SLOT;
+                }
+            }
+            megaRings[i] = bytes;
+        }
+        return megaRings[i];
+    }
+
+    private final int[] megaRings = {-1, -1, -1, -1, -1, -1, -1, -1, -1};   // by log2(hd): ring bytes, 0 if none
+
     /** Key splits of the persistent decode's attention: one work item per block where the heads allow, 16+ keys a split. */
     public static int megaSplits(int grid, int nq, int nkv, int maxSeq, int maxSplits) {
         int items = nkv * ((nq / nkv + 3) / 4);
@@ -816,7 +845,9 @@ public final class GpuOps implements AutoCloseable {
         step.require(20, "decodeMega", "step int32 {p0, p1, p2, slot, kvLen}");
         if (splits < 1 || splits > MAX_DECODE_SPLITS) throw new IllegalArgumentException("decodeMega: splits " + splits + " outside [1, " + MAX_DECODE_SPLITS + "]");
         int grid = megaGrid(hd);
-        k.launchCooperative("vf_decode_mega_h" + hd, grid, MEGA_THREADS, 0, stream,
+        int ring = (flags & MEGA_STREAM) != 0 ? megaRingBytes(hd) : 0;
+        if (ring == 0) flags &= ~MEGA_STREAM;
+        k.launchCooperative("vf_decode_mega_h" + hd, grid, MEGA_THREADS, ring, stream,
                 a.reset().ptr(layers).ptr(finalNorm).ptr(lmHead).ptr(x).ptr(qkv).ptr(part).ptr(att).ptr(act).ptr(logits).ptr(step)
                         .ptr(invFreq).ptr(megaSync).ptr(kBase).i64(kvLayerStride).i64(vOffset).i32(L).i32(hidden).i32(nq)
                         .i32(nkv).i32(inter).i32(vocab).i32(maxSeq).i32(splits).i32(sec1).i32(sec2).f32(eps).f32(scale).i32(flags));
