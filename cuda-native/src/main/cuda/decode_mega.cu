@@ -6,7 +6,10 @@
 // a barrier each (one L2 atomic per block), and every stage issues its first weight (or cached K/V) loads before it
 // waits at the barrier, so their DRAM latency overlaps the barrier and the stage's prologue (the norm, RoPE). A block
 // with fewer rows of a product than warps splits the product's K over its warps. (Prefetching the next product's
-// weights into L2 from each stage was measured slower on the H100 at stop 29 and removed.)
+// weights into L2 from each stage was measured slower on the H100 at stop 29 and removed.) The stream form
+// (VF_MEGA_STREAM, sm_90+, the launch's dynamic shared memory a ring of 16 KB slots) goes further: every weight byte of
+// the step flows through the ring by bulk copies issued as slots free up, so the next stages' (and the next layer's)
+// weights arrive while a block computes, waits at a barrier, or runs the attention — see "The weight stream" below.
 //
 // Rules that keep it correct:
 // - Co-residency: the grid is at most one block per SM with this block size and is launched cooperatively (the
