@@ -31,6 +31,7 @@ __global__ void fill_f32(float* p, long long n, unsigned long long seed, float s
 
 struct Shape { const char* name; int H, nq, nkv, hd, I, V, L; bool qkNorm, bias; int rope; };   // rope 0 plain, 1 M-RoPE, 2 interleaved
 static int sms;
+static float* splitWs; static unsigned int* splitCtr;   // the split-K reference GEMVs' workspace
 static int ringSlots = -1;   // slots of the stream form's ring (VF_MEGA_STREAM): the most that fit, unless set
 static double copyTBs;   // device-to-device copy bandwidth (read + write), the roofline's denominator
 static unsigned long long seedc = 1;
@@ -52,6 +53,8 @@ struct Model {
 
 static Model build(const Shape& s, int maxSeq) {
     Model m; m.s = s; m.maxSeq = maxSeq;
+    // the split-K reference GEMVs' workspace (gemvRef), here: a cudaMalloc inside a graph capture is refused
+    if (!splitWs) { splitWs = dalloc<float>((size_t)32 * 16 * 4 * sms); splitCtr = dalloc<unsigned int>(4 * sms); }
     m.Q = s.nq * s.hd; m.KV = s.nkv * s.hd; m.QKV = m.Q + 2 * m.KV;
     for (int l = 0; l < s.L; l++) {
         VfMegaLayer y{};
@@ -110,7 +113,6 @@ static void setStep(Model& m, int len, int tok, cudaStream_t st) {
 // The decoder's GEMV choice (GpuOps.gemv / gemvFused): split-K where the row tiles fit one wave and every chunk keeps
 // >= 256 16-byte groups (towards 4 blocks per SM), else the one-block-per-row-tile kernels. mode 0: x bf16; 1: RMSNorm
 // of fp32 x with nw.
-static float* splitWs; static unsigned int* splitCtr;
 static void gemvRef(cudaStream_t st, float* y, const bf16_t* W, const void* x, const bf16_t* nw, int mode, const float* bias,
                     const float* residual, int M, int K) {
     const int tiles = (M + 15) / 16, groups = K / 8, target = 4 * sms;
@@ -124,7 +126,6 @@ static void gemvRef(cudaStream_t st, float* y, const bf16_t* W, const void* x, c
         }
     }
     if (chunk8 > 0) {
-        if (!splitWs) { splitWs = dalloc<float>((size_t)32 * 16 * target); splitCtr = dalloc<unsigned int>(target); }
         const int splits = (groups + chunk8 - 1) / chunk8;
         vf_gemv_bf16_splitk<<<dim3(tiles, splits), 256, mode ? 16 * chunk8 : 0, st>>>(y, W, x, nw, mode, 0, 1e-6f, bias, residual, M, K,
                 chunk8, splitWs, splitCtr);
@@ -369,6 +370,11 @@ int main(int argc, char** argv) {
         timeIt(q3, 2048); timeIt(q3, 512);
         timeIt(q7, 2048);
         timeIt(vl2, 2048); timeIt(vl4, 2048);
+    }
+    if (mode == "time1") {   // the two shapes that decide, for comparing builds
+        Shape q06 = {"qwen3-0.6b", 1024, 16, 8, 128, 3072, 151936, 28, true, false, 0};
+        Shape q3 = {"qwen2.5-3b", 2048, 16, 2, 128, 11008, 151936, 36, false, true, 0};
+        timeIt(q06, 2048); timeIt(q3, 2048);
     }
     return fails ? 1 : 0;
 }
