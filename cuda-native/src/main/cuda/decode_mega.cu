@@ -40,6 +40,13 @@
 #define VF_MEGA_SLOT 16384     // bytes of a ring slot (the ring is the launch's dynamic shared memory)
 #define VF_MEGA_RING_MAX 14    // slots at most
 #define VF_MEGA_RR 8           // rows of a streamed tile at most (gate/up: 4 pairs)
+// Built with -DVF_MEGA_FORM=f (f >= 0), the kernels run form f whatever the launch's flags say, and the compiler drops the
+// other forms' code: mega_harness builds of each form measure what the kernel's code size costs (the runtime forms
+// share one body, 2.3 times the first form's; see docs/performance.md, stop 31). The library is built without it.
+#ifndef VF_MEGA_FORM
+#define VF_MEGA_FORM -1
+#endif
+#define VF_MEGA_FLAGS(a) (VF_MEGA_FORM >= 0 ? VF_MEGA_FORM : (a).flags)
 
 // Per layer, written by the host (io.vlmflux.cuda.gpu.GpuOps#megaLayerTable): 10 device addresses, null where absent.
 struct VfMegaLayer {
@@ -448,7 +455,7 @@ __device__ __forceinline__ void vf_mega_stage(const VfMega& a, VfMegaRing* rg, i
         return;
     }
 #endif
-    vf_mega_product<KIND>(W, n, K, a.I, y, bias, acc, act, xs, sync, a.sync, target, a.flags, prep);
+    vf_mega_product<KIND>(W, n, K, a.I, y, bias, acc, act, xs, sync, a.sync, target, VF_MEGA_FLAGS(a), prep);
 }
 
 // Attention work items: (kv head, group of up to VF_MEGA_GMAX query heads, split of the keys). Each block walks items
@@ -486,7 +493,7 @@ __device__ void vf_mega_attention(const VfMega& a, const VfMegaLayer& ly, bf16_t
             }
         }
     };
-    const bool early = a.flags & VF_MEGA_EARLY;
+    const bool early = VF_MEGA_FLAGS(a) & VF_MEGA_EARLY;
     vf_mega_arrive(a.sync, target);
     if (early && blockIdx.x < items) {
         const int item = blockIdx.x, split = item % S, hk = item / (S * groups);
@@ -573,7 +580,7 @@ __device__ void vf_decode_mega(const VfMega& a) {
     VfMegaRing ringState;
     unsigned int dyn;
     asm("mov.u32 %0, %%dynamic_smem_size;" : "=r"(dyn));
-    const int NS = a.flags & VF_MEGA_STREAM ? min(VF_MEGA_RING_MAX, (int)(dyn / VF_MEGA_SLOT)) : 0;   // no ring: not streamed
+    const int NS = VF_MEGA_FLAGS(a) & VF_MEGA_STREAM ? min(VF_MEGA_RING_MAX, (int)(dyn / VF_MEGA_SLOT)) : 0;   // no ring: not streamed
     if (NS > 0) {
         ringState = VfMegaRing{&sched, vf_mega_ring, vf_smem_addr(vf_mega_ring), vf_smem_addr(ringBars), 0};
         if (threadIdx.x == 0) vf_mega_stream_init(a, sched, Q, NS, ringState.ring, ringState.bars);
