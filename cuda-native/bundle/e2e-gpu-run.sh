@@ -47,6 +47,9 @@
 #                         nvcc -O3 -std=c++17 -arch=sm_90 -o .gpu-e2e/megah cuda-native/src/test/cuda/mega_harness.cu && xz -k -9 .gpu-e2e/megah):
 #                         the persistent decode step (decode_mega.cu) checked against the per-kernel path, then every form of
 #                         it timed against that path at Qwen3-0.6B / Qwen2.5-3B / -7B shapes (no JVM, no bundle)
+#   e2e-gpu-run.sh mega-builds [MODE] (carry .gpu-e2e/mega-builds.tar.xz from cuda-native/bundle/mega-builds.sh): every
+#                         harness build in it run in MODE (default time1: Qwen3-0.6B and Qwen2.5-3B at 2,048), 40 s each
+#                         (VLMFLUX_MEGA_TIMEOUT), in the tarball's order; one line per form and build
 #   e2e-gpu-run.sh quick [JUnit args] (carry .gpu-e2e/jre.tar.xz, lib, test-classes with the tree's files under 100 KB; one
 #                         call, no GStreamer, no fixtures): GPU tests that need neither (default: the decode fusions' tests in
 #                         GpuKernelsTest and CudaDecoderTest), then bench llm qwen3-0.6b for each of
@@ -245,6 +248,15 @@ case "${1:-}" in
     timeout ${VLMFLUX_TESTS_TIMEOUT:-120} "$run" tests "${args[@]}" > "$out/tests.txt" 2>&1; echo "rc=$?" >> "$out/tests.txt"
     grep -E "tests (successful|failed|found)" "$out/tests.txt" >&2; grep -B2 -A14 "✘" "$out/tests.txt" | head -60 >&2
     VLMFLUX_E2E_VARIANTS=${VLMFLUX_E2E_VARIANTS:-default fr} VLMFLUX_E2E_BENCH=${VLMFLUX_E2E_BENCH-qwen3-0.6b} bench_variants
+    step done ;;
+  mega-builds)   # carry .gpu-e2e/mega-builds.tar.xz: each harness build timed in turn
+    mkdir -p /tmp/mega-builds && xz -dc "$VLMFLUX_BUNDLE_DIR/mega-builds.tar.xz" | tar -x -C /tmp/mega-builds || exit 3
+    nvidia-smi -L | tee "$out/device.txt"
+    for b in $(tar -tf <(xz -dc "$VLMFLUX_BUNDLE_DIR/mega-builds.tar.xz") | grep megah-); do
+      n=$(basename "$b")
+      timeout ${VLMFLUX_MEGA_TIMEOUT:-40} "/tmp/mega-builds/$n" ${2:-time1} > "$out/$n.txt" 2>&1; echo "rc=$?" >> "$out/$n.txt"
+      grep "^time" "$out/$n.txt" | sed -E "s/^time +/$n /; s/ \(early [0-9], split-K [0-9], stream [0-9], ring +([0-9]+)\)/ ring \1/; s/ \([0-9. ]+tok\/s.*//" >&2
+    done
     step done ;;
   mega)   # carry .gpu-e2e/megah.xz: the persistent decode step's checks, then its four forms timed against the per-kernel step
     xz -dc "$VLMFLUX_BUNDLE_DIR/megah.xz" > /tmp/megah && chmod +x /tmp/megah || exit 3
