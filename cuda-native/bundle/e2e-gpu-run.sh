@@ -49,7 +49,7 @@
 #                         it timed against that path at Qwen3-0.6B / Qwen2.5-3B / -7B shapes (no JVM, no bundle)
 #   e2e-gpu-run.sh mega-builds [MODE] (carry .gpu-e2e/mega-builds.tar.xz from cuda-native/bundle/mega-builds.sh): every
 #                         harness build in it run in MODE (default time1: Qwen3-0.6B and Qwen2.5-3B at 2,048), 40 s each
-#                         (VLMFLUX_MEGA_TIMEOUT), in the tarball's order (a build without time1: 25 s of its time mode); one line per form and build
+#                         (VLMFLUX_MEGA_TIMEOUT), by name (a build without time1: 25 s of its time mode); one line per form and build
 #   e2e-gpu-run.sh quick [JUnit args] (carry .gpu-e2e/jre.tar.xz, lib, test-classes with the tree's files under 100 KB; one
 #                         call, no GStreamer, no fixtures): GPU tests that need neither (default: the decode fusions' tests in
 #                         GpuKernelsTest and CudaDecoderTest), then bench llm qwen3-0.6b for each of
@@ -250,9 +250,10 @@ case "${1:-}" in
     VLMFLUX_E2E_VARIANTS=${VLMFLUX_E2E_VARIANTS:-default fr} VLMFLUX_E2E_BENCH=${VLMFLUX_E2E_BENCH-qwen3-0.6b} bench_variants
     step done ;;
   mega-builds)   # carry .gpu-e2e/mega-builds.tar.xz: each harness build timed in turn
-    mkdir -p /tmp/mega-builds && xz -dc "$VLMFLUX_BUNDLE_DIR/mega-builds.tar.xz" | tar -x -C /tmp/mega-builds || exit 3
+    rm -rf /tmp/mega-builds && mkdir -p /tmp/mega-builds   # a warm machine's builds of an earlier call are not this call's
+    xz -dc "$VLMFLUX_BUNDLE_DIR/mega-builds.tar.xz" | tar -x -C /tmp/mega-builds || exit 3
     nvidia-smi -L | tee "$out/device.txt"
-    for b in $(tar -tf <(xz -dc "$VLMFLUX_BUNDLE_DIR/mega-builds.tar.xz") | grep megah-); do
+    for b in /tmp/mega-builds/megah-*; do
       n=$(basename "$b")
       timeout ${VLMFLUX_MEGA_TIMEOUT:-40} "/tmp/mega-builds/$n" ${2:-time1} > "$out/$n.txt" 2>&1; echo "rc=$?" >> "$out/$n.txt"
       if [[ ${2:-time1} == time1 ]] && ! grep -q "^time" "$out/$n.txt"; then   # a build older than time1: its first shapes of "time"

@@ -8,14 +8,18 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/bin"
+pids=()
 for spec in "$@"; do
   name=${spec%%=*}; rest=${spec#*=}; rev=${rest%%:*}; flags=""; [[ "$rest" == *:* ]] && flags=${rest#*:}
   src=$work/src-$name; mkdir -p "$src"
-  if [[ "$rev" == WORKTREE ]]; then cp -r "$root/cuda-native" "$src/"; else git -C "$root" archive "$rev" cuda-native/src | tar -x -C "$src"; fi
+  if [[ "$rev" == WORKTREE ]]; then mkdir -p "$src/cuda-native" && cp -r "$root/cuda-native/src" "$src/cuda-native/"; else git -C "$root" archive "$rev" cuda-native/src | tar -x -C "$src"; fi
   # shellcheck disable=SC2086
   (cd "$src" && nvcc -O3 -std=c++17 -arch=sm_90 $flags -o "$work/bin/megah-$name" cuda-native/src/test/cuda/mega_harness.cu) &
+  pids+=("$!:$name")
 done
-wait
+failed=0
+for p in "${pids[@]}"; do wait "${p%%:*}" || { echo "mega-builds: variant ${p#*:} did not build" >&2; failed=1; }; done
+(( failed == 0 )) || exit 1
 mkdir -p "$root/.gpu-e2e"
 tar -C "$work/bin" -cf - . | xz -9 -T0 > "$root/.gpu-e2e/mega-builds.tar.xz"
 ls -la "$root/.gpu-e2e/mega-builds.tar.xz"

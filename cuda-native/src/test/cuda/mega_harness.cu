@@ -31,7 +31,12 @@ __global__ void fill_f32(float* p, long long n, unsigned long long seed, float s
 
 struct Shape { const char* name; int H, nq, nkv, hd, I, V, L; bool qkNorm, bias; int rope; };   // rope 0 plain, 1 M-RoPE, 2 interleaved
 static int sms;
-static float* splitWs; static unsigned int* splitCtr;   // the split-K reference GEMVs' workspace
+static int splitTarget() { return 4 * sms; }   // blocks the split-K reference GEMVs aim at (GpuOps: 4 a SM)
+static float* splitWs; static unsigned int* splitCtr;   // their workspace: 16 rows x 32 floats, and a counter, a block
+// the published shapes the checks and timings use (hidden, heads, kv heads, head dim, intermediate, vocab, layers, ...)
+static const Shape q06 = {"qwen3-0.6b", 1024, 16, 8, 128, 3072, 151936, 28, true, false, 0};
+static const Shape q3 = {"qwen2.5-3b", 2048, 16, 2, 128, 11008, 151936, 36, false, true, 0};
+static const Shape q7 = {"qwen2.5-7b", 3584, 28, 4, 128, 18944, 152064, 28, false, true, 0};   // down rows of 3 chunks
 static int ringSlots = -1;   // slots of the stream form's ring (VF_MEGA_STREAM): the most that fit, unless set
 static double copyTBs;   // device-to-device copy bandwidth (read + write), the roofline's denominator
 static unsigned long long seedc = 1;
@@ -54,7 +59,7 @@ struct Model {
 static Model build(const Shape& s, int maxSeq) {
     Model m; m.s = s; m.maxSeq = maxSeq;
     // the split-K reference GEMVs' workspace (gemvRef), here: a cudaMalloc inside a graph capture is refused
-    if (!splitWs) { splitWs = dalloc<float>((size_t)32 * 16 * 4 * sms); splitCtr = dalloc<unsigned int>(4 * sms); }
+    if (!splitWs) { splitWs = dalloc<float>((size_t)32 * 16 * splitTarget()); splitCtr = dalloc<unsigned int>(splitTarget()); }
     m.Q = s.nq * s.hd; m.KV = s.nkv * s.hd; m.QKV = m.Q + 2 * m.KV;
     for (int l = 0; l < s.L; l++) {
         VfMegaLayer y{};
@@ -115,7 +120,7 @@ static void setStep(Model& m, int len, int tok, cudaStream_t st) {
 // of fp32 x with nw.
 static void gemvRef(cudaStream_t st, float* y, const bf16_t* W, const void* x, const bf16_t* nw, int mode, const float* bias,
                     const float* residual, int M, int K) {
-    const int tiles = (M + 15) / 16, groups = K / 8, target = 4 * sms;
+    const int tiles = (M + 15) / 16, groups = K / 8, target = splitTarget();
     int chunk8 = 0;
     if (tiles <= sms) {
         int want = std::min((target + tiles - 1) / tiles, groups / 256);
@@ -349,20 +354,14 @@ int main(int argc, char** argv) {
             ringSlots = 2; check(small[1], 1199, 3, false, VF_MEGA_STREAM);
             ringSlots = keep;
         }
-        Shape q06 = {"qwen3-0.6b", 1024, 16, 8, 128, 3072, 151936, 28, true, false, 0};
         check(q06, 2047, 3, true);
         check(q06, 2047, 3, true, VF_MEGA_STREAM | VF_MEGA_EARLY);
-        Shape q3 = {"qwen2.5-3b", 2048, 16, 2, 128, 11008, 151936, 36, false, true, 0};
         check(q3, 500, 3, true);
         check(q3, 500, 3, true, VF_MEGA_STREAM);
-        Shape q7 = {"qwen2.5-7b", 3584, 28, 4, 128, 18944, 152064, 28, false, true, 0};   // down rows of 3 chunks
         check(q7, 100, 2, true, VF_MEGA_STREAM);
         printf("%s: %d failure(s)\n", fails ? "FAILED" : "all checks passed", fails);
     }
     if (mode == "time" || mode == "all") {
-        Shape q06 = {"qwen3-0.6b", 1024, 16, 8, 128, 3072, 151936, 28, true, false, 0};
-        Shape q3 = {"qwen2.5-3b", 2048, 16, 2, 128, 11008, 151936, 36, false, true, 0};
-        Shape q7 = {"qwen2.5-7b", 3584, 28, 4, 128, 18944, 152064, 28, false, true, 0};
         Shape vl2 = {"qwen3-vl-2b", 2048, 16, 8, 128, 6144, 151936, 28, true, false, 2};   // text side, interleaved M-RoPE
         Shape vl4 = {"qwen3-vl-4b", 2560, 32, 8, 128, 9728, 151936, 36, true, false, 2};
         timeIt(q06, 2048);
@@ -372,8 +371,6 @@ int main(int argc, char** argv) {
         timeIt(vl2, 2048); timeIt(vl4, 2048);
     }
     if (mode == "time1") {   // the two shapes that decide, for comparing builds
-        Shape q06 = {"qwen3-0.6b", 1024, 16, 8, 128, 3072, 151936, 28, true, false, 0};
-        Shape q3 = {"qwen2.5-3b", 2048, 16, 2, 128, 11008, 151936, 36, false, true, 0};
         timeIt(q06, 2048); timeIt(q3, 2048);
     }
     return fails ? 1 : 0;
