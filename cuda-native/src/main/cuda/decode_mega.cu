@@ -40,13 +40,12 @@
 #define VF_MEGA_SLOT 16384     // bytes of a ring slot (the ring is the launch's dynamic shared memory)
 #define VF_MEGA_RING_MAX 14    // slots at most
 #define VF_MEGA_RR 8           // rows of a streamed tile at most (gate/up: 4 pairs)
-// Built with -DVF_MEGA_FORM=f (f >= 0), the kernels run form f whatever the launch's flags say, and the compiler drops the
-// other forms' code: mega_harness builds of each form measure what the kernel's code size costs (the runtime forms
-// share one body, 2.3 times the first form's; see docs/performance.md, stop 31). The library is built without it.
-#ifndef VF_MEGA_FORM
-#define VF_MEGA_FORM -1
-#endif
-#define VF_MEGA_FLAGS(a) (VF_MEGA_FORM >= 0 ? VF_MEGA_FORM : (a).flags)
+// The form (the flags above) is a template parameter, compiled in: each form's kernel holds only its own code. As runtime
+// branches of one body the forms made the kernel 2.3 times the first form's code (343 KB at hd 128), every layer walked
+// all of it, and form 0 ran 1.23x slower than the same arithmetic compiled alone (docs/performance.md, stops 31 and 32).
+// The library builds VF_MEGA_FORM_LIB (early + split-K, the fastest form measured) as vf_decode_mega_h{hd};
+// mega_harness instantiates the others (VF_MEGA_INSTANCE_FORM) to time them against it.
+#define VF_MEGA_FORM_LIB (VF_MEGA_EARLY | VF_MEGA_SPLITK)
 
 // Per layer, written by the host (io.vlmflux.cuda.gpu.GpuOps#megaLayerTable): 10 device addresses, null where absent.
 struct VfMegaLayer {
@@ -79,7 +78,6 @@ struct VfMega {
     long long kvLayerStride, vOffset;
     int L, H, nq, nkv, I, V, maxSeq, splits, sec1, sec2;
     float eps, scale;
-    int flags;                 // VF_MEGA_EARLY | VF_MEGA_SPLITK (the forms the harness times against each other)
 };
 
 __device__ __forceinline__ int vf_mega_p0(const VfMega& a) { return __ldcg(a.step); }
@@ -443,7 +441,7 @@ __device__ void vf_mega_consume(const VfMega& a, VfMegaSched& s, int st, int bas
 // A product stage in the launch's form: streamed from the ring where rg is set, else vf_mega_product.
 struct VfMegaRing { VfMegaSched* s; const unsigned char* p; unsigned int ring, bars; int base; };
 
-template <int KIND, class Prep>
+template <int KIND, int FORM, class Prep>
 __device__ __forceinline__ void vf_mega_stage(const VfMega& a, VfMegaRing* rg, int st, const bf16_t* __restrict__ W, int n, int K,
         float* y, const float* __restrict__ bias, bool acc, bf16_t* act, const uint4* xs, bool sync, unsigned int& target, Prep prep) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
@@ -455,7 +453,7 @@ __device__ __forceinline__ void vf_mega_stage(const VfMega& a, VfMegaRing* rg, i
         return;
     }
 #endif
-    vf_mega_product<KIND>(W, n, K, a.I, y, bias, acc, act, xs, sync, a.sync, target, VF_MEGA_FLAGS(a), prep);
+    vf_mega_product<KIND>(W, n, K, a.I, y, bias, acc, act, xs, sync, a.sync, target, FORM, prep);
 }
 
 // Attention work items: (kv head, group of up to VF_MEGA_GMAX query heads, split of the keys). Each block walks items
@@ -463,7 +461,7 @@ __device__ __forceinline__ void vf_mega_stage(const VfMega& a, VfMegaRing* rg, i
 // barrier's arrival and its wait (the cache rows before the new one do not depend on this step). The item ropes its query heads (and, where its key
 // range holds the new key, that key and value) from the raw q/k/v product; the new key is read from shared memory,
 // written to the cache by the item of head group 0.
-template <int HD>
+template <int HD, int FORM>
 __device__ void vf_mega_attention(const VfMega& a, const VfMegaLayer& ly, bf16_t* kc, bf16_t* vc, unsigned char* smem,
                                   unsigned int& target) {
     constexpr int LPK = HD / 8, KPW = 32 / LPK, U = 4;   // U loads of K and V in flight per lane
@@ -493,7 +491,7 @@ __device__ void vf_mega_attention(const VfMega& a, const VfMegaLayer& ly, bf16_t
             }
         }
     };
-    const bool early = VF_MEGA_FLAGS(a) & VF_MEGA_EARLY;
+    constexpr bool early = FORM & VF_MEGA_EARLY;
     vf_mega_arrive(a.sync, target);
     if (early && blockIdx.x < items) {
         const int item = blockIdx.x, split = item % S, hk = item / (S * groups);
@@ -565,7 +563,7 @@ __device__ void vf_mega_attention(const VfMega& a, const VfMegaLayer& ly, bf16_t
     }
 }
 
-template <int HD>
+template <int HD, int FORM>
 __device__ void vf_decode_mega(const VfMega& a) {
     __shared__ __align__(16) unsigned char smem[VF_MEGA_SMEM];
     __shared__ float scratch[33];
@@ -580,7 +578,7 @@ __device__ void vf_decode_mega(const VfMega& a) {
     VfMegaRing ringState;
     unsigned int dyn;
     asm("mov.u32 %0, %%dynamic_smem_size;" : "=r"(dyn));
-    const int NS = VF_MEGA_FLAGS(a) & VF_MEGA_STREAM ? min(VF_MEGA_RING_MAX, (int)(dyn / VF_MEGA_SLOT)) : 0;   // no ring: not streamed
+    const int NS = FORM & VF_MEGA_STREAM ? min(VF_MEGA_RING_MAX, (int)(dyn / VF_MEGA_SLOT)) : 0;   // no ring: not streamed
     if (NS > 0) {
         ringState = VfMegaRing{&sched, vf_mega_ring, vf_smem_addr(vf_mega_ring), vf_smem_addr(ringBars), 0};
         if (threadIdx.x == 0) vf_mega_stream_init(a, sched, Q, NS, ringState.ring, ringState.bars);
@@ -593,10 +591,10 @@ __device__ void vf_decode_mega(const VfMega& a) {
         bf16_t* kc = reinterpret_cast<bf16_t*>(a.kBase + li * a.kvLayerStride);
         bf16_t* vc = reinterpret_cast<bf16_t*>(a.kBase + li * a.kvLayerStride + a.vOffset);
         // q/k/v = W_qkv . rmsnorm(x) (+ bias)
-        vf_mega_stage<0>(a, rg, 0, ly.wqkv, QKV, H, a.qkv, ly.bqkv, false, nullptr, xs, li > 0, target,
+        vf_mega_stage<0, FORM>(a, rg, 0, ly.wqkv, QKV, H, a.qkv, ly.bqkv, false, nullptr, xs, li > 0, target,
                          [&] { vf_mega_norm(a.x, ly.attnNorm, H, a.eps, xs, scratch); });
         // RoPE + KV write + the attention's split pass
-        vf_mega_attention<HD>(a, ly, kc, vc, smem, target);
+        vf_mega_attention<HD, FORM>(a, ly, kc, vc, smem, target);
         // combine the splits of each query head into att (bf16)
         vf_mega_sync(a.sync, target);
         {
@@ -606,17 +604,17 @@ __device__ void vf_decode_mega(const VfMega& a) {
                 vf_dec_combine_head<true>(a.att, a.part, h, a.splits, active, HD, wgt, scratch);
         }
         // x += W_o . att (+ bias)
-        vf_mega_stage<0>(a, rg, 1, ly.wo, H, Q, a.x, ly.bo, true, nullptr, xs, true, target,
+        vf_mega_stage<0, FORM>(a, rg, 1, ly.wo, H, Q, a.x, ly.bo, true, nullptr, xs, true, target,
                          [&] { vf_mega_stage_bf16(a.att, Q, xs); });
         // act = silu(W_gate . rmsnorm(x)) * (W_up . rmsnorm(x))
-        vf_mega_stage<1>(a, rg, 2, ly.wgu, I, H, nullptr, nullptr, false, a.act, xs, true, target,
+        vf_mega_stage<1, FORM>(a, rg, 2, ly.wgu, I, H, nullptr, nullptr, false, a.act, xs, true, target,
                          [&] { vf_mega_norm(a.x, ly.mlpNorm, H, a.eps, xs, scratch); });
         // x += W_down . act
-        vf_mega_stage<0>(a, rg, 3, ly.wd, H, I, a.x, nullptr, true, nullptr, xs, true, target,
+        vf_mega_stage<0, FORM>(a, rg, 3, ly.wd, H, I, a.x, nullptr, true, nullptr, xs, true, target,
                          [&] { vf_mega_stage_bf16(a.act, I, xs); });
     }
     // logits = lm_head . rmsnorm(x)
-    vf_mega_stage<0>(a, rg, 4, a.lmHead, a.V, H, a.logits, nullptr, false, nullptr, xs, true, target,
+    vf_mega_stage<0, FORM>(a, rg, 4, a.lmHead, a.V, H, a.logits, nullptr, false, nullptr, xs, true, target,
                      [&] { vf_mega_norm(a.x, a.finalNorm, H, a.eps, xs, scratch); });
     // the last block out resets the barrier for the next launch
     __syncthreads();
@@ -633,18 +631,17 @@ __device__ void vf_decode_mega(const VfMega& a) {
 // grid: at most one block per SM (cooperative launch), block VF_MEGA_THREADS. Constraints (checked by the host): hd a
 // power of two from 8 to 256 (hd / 8 lanes read a key), H, q, I multiples of 8 and at most VF_MEGA_MAX_K, splits <= VF_DEC_MAXSPLITS, the K/V caches of every layer
 // equally spaced.
-#define VF_MEGA_INSTANCE(HDIM)                                                                                        \
-    extern "C" __global__ void __launch_bounds__(VF_MEGA_THREADS, 1) vf_decode_mega_h##HDIM(                          \
+#define VF_MEGA_INSTANCE_FORM(NAME, HDIM, FORM)                                                                       \
+    extern "C" __global__ void __launch_bounds__(VF_MEGA_THREADS, 1) NAME(                                            \
             const VfMegaLayer* layers, const bf16_t* finalNorm, const bf16_t* lmHead, float* x, float* qkv,           \
             float* part, bf16_t* att, bf16_t* act, float* logits, const int* step, const float* invFreq,               \
             unsigned int* sync, char* kBase, long long kvLayerStride, long long vOffset, int L,                        \
-            int H, int nq, int nkv, int I, int V, int maxSeq, int splits, int sec1, int sec2, float eps, float scale,  \
-            int flags) {                                                                                              \
+            int H, int nq, int nkv, int I, int V, int maxSeq, int splits, int sec1, int sec2, float eps, float scale) { \
         const VfMega a{layers, finalNorm, lmHead, x, qkv, part, att, act, logits, step, invFreq, sync, kBase,        \
-                       kvLayerStride, vOffset, L, H, nq, nkv, I, V, maxSeq, splits, sec1, sec2, eps, scale,    \
-                       flags};                                                                                        \
-        vf_decode_mega<HDIM>(a);                                                                                      \
+                       kvLayerStride, vOffset, L, H, nq, nkv, I, V, maxSeq, splits, sec1, sec2, eps, scale};   \
+        vf_decode_mega<HDIM, FORM>(a);                                                                                \
     }
+#define VF_MEGA_INSTANCE(HDIM) VF_MEGA_INSTANCE_FORM(vf_decode_mega_h##HDIM, HDIM, VF_MEGA_FORM_LIB)
 VF_MEGA_INSTANCE(8)
 VF_MEGA_INSTANCE(16)
 VF_MEGA_INSTANCE(32)

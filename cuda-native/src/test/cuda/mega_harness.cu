@@ -11,6 +11,23 @@
 #include <cmath>
 #include <string>
 #include <algorithm>
+// the forms other than the library's (VF_MEGA_FORM_LIB, 3 = early + split-K: vf_decode_mega_h*), each its own kernel
+#define MEGA_HARNESS_FORMS(HD) VF_MEGA_INSTANCE_FORM(mega_f0_h##HD, HD, 0) VF_MEGA_INSTANCE_FORM(mega_f1_h##HD, HD, 1) \
+    VF_MEGA_INSTANCE_FORM(mega_f4_h##HD, HD, 4) VF_MEGA_INSTANCE_FORM(mega_f5_h##HD, HD, 5)
+MEGA_HARNESS_FORMS(8) MEGA_HARNESS_FORMS(16) MEGA_HARNESS_FORMS(32) MEGA_HARNESS_FORMS(64) MEGA_HARNESS_FORMS(128) MEGA_HARNESS_FORMS(256)
+static const int megaForms[] = {0, 1, VF_MEGA_FORM_LIB, 4, 5};
+// the kernel of head dim hd in form f (one of megaForms)
+static void* megaFn(int hd, int f) {
+    const int i = hd == 8 ? 0 : hd == 16 ? 1 : hd == 32 ? 2 : hd == 64 ? 3 : hd == 128 ? 4 : 5;
+    static void* const t[5][6] = {
+        {(void*)mega_f0_h8, (void*)mega_f0_h16, (void*)mega_f0_h32, (void*)mega_f0_h64, (void*)mega_f0_h128, (void*)mega_f0_h256},
+        {(void*)mega_f1_h8, (void*)mega_f1_h16, (void*)mega_f1_h32, (void*)mega_f1_h64, (void*)mega_f1_h128, (void*)mega_f1_h256},
+        {(void*)vf_decode_mega_h8, (void*)vf_decode_mega_h16, (void*)vf_decode_mega_h32, (void*)vf_decode_mega_h64, (void*)vf_decode_mega_h128, (void*)vf_decode_mega_h256},
+        {(void*)mega_f4_h8, (void*)mega_f4_h16, (void*)mega_f4_h32, (void*)mega_f4_h64, (void*)mega_f4_h128, (void*)mega_f4_h256},
+        {(void*)mega_f5_h8, (void*)mega_f5_h16, (void*)mega_f5_h32, (void*)mega_f5_h64, (void*)mega_f5_h128, (void*)mega_f5_h256}};
+    for (int j = 0; j < 5; j++) if (megaForms[j] == f) return t[j][i];
+    printf("no kernel of form %d\n", f); exit(2);
+}
 #define CK(x) do { cudaError_t e_ = (x); if (e_ != cudaSuccess) { printf("CUDA %s at line %d\n", cudaGetErrorString(e_), __LINE__); exit(1);} } while(0)
 
 __global__ void fill_bf16(bf16_t* p, long long n, unsigned long long seed, float scale, float mean) {
@@ -53,7 +70,7 @@ struct Model {
     float *x, *qkv, *qr, *part, *gu, *logits, *x2, *qkv2, *part2, *logits2; bf16_t *att, *act, *xn, *att2, *act2;
     int *step, *tok; unsigned int* sync;
     int splitsRef, splitsMega, grid;
-    int flags;   // VF_MEGA_EARLY | VF_MEGA_SPLITK
+    int flags;   // the form: VF_MEGA_EARLY | VF_MEGA_SPLITK | VF_MEGA_STREAM (megaForms)
 };
 
 static Model build(const Shape& s, int maxSeq) {
@@ -93,7 +110,7 @@ static Model build(const Shape& s, int maxSeq) {
     m.splitsRef = std::min(std::max(1, (2 * sms) / (s.nkv * ((G + 7) / 8))), std::min(std::max(1, maxSeq / 16), 256));
     m.grid = sms;
     m.splitsMega = std::min(std::max(1, m.grid / (s.nkv * ((G + VF_MEGA_GMAX - 1) / VF_MEGA_GMAX))), std::min(std::max(1, maxSeq / 16), 1024));
-    m.flags = VF_MEGA_EARLY | VF_MEGA_SPLITK;
+    m.flags = VF_MEGA_FORM_LIB;
     CK(cudaDeviceSynchronize());
     return m;
 }
@@ -176,10 +193,9 @@ static void megaStep(Model& m, cudaStream_t st) {
     long long kvs = 2 * m.per, voff = m.per;
     int L = s.L, H = s.H, nq = s.nq, nkv = s.nkv, I = s.I, V = s.V, ms = m.maxSeq, sp = m.splitsMega, s1 = m.sec1, s2 = m.sec2;
     float eps = 1e-6f, sc = 1.f / sqrtf((float)s.hd);
-    int flags = m.flags;
-    void* args[] = {&layers, &fn, &lm, &x, &qkv, &part, &att, &act, &lg, &step, &inv, &sync, &kb, &kvs, &voff, &L, &H, &nq, &nkv, &I, &V, &ms, &sp, &s1, &s2, &eps, &sc, &flags};
-    void* fnp = s.hd == 128 ? (void*)vf_decode_mega_h128 : s.hd == 64 ? (void*)vf_decode_mega_h64 : s.hd == 32 ? (void*)vf_decode_mega_h32
-              : s.hd == 16 ? (void*)vf_decode_mega_h16 : s.hd == 8 ? (void*)vf_decode_mega_h8 : (void*)vf_decode_mega_h256;
+    const int flags = m.flags;
+    void* args[] = {&layers, &fn, &lm, &x, &qkv, &part, &att, &act, &lg, &step, &inv, &sync, &kb, &kvs, &voff, &L, &H, &nq, &nkv, &I, &V, &ms, &sp, &s1, &s2, &eps, &sc};
+    void* fnp = megaFn(s.hd, flags);
     size_t dyn = flags & VF_MEGA_STREAM ? (size_t)ringSlots * VF_MEGA_SLOT : 0;
     CK(cudaLaunchCooperativeKernel(fnp, dim3(m.grid), dim3(VF_MEGA_THREADS), args, dyn, st));
 }
@@ -199,7 +215,7 @@ static float maxAbs(const std::vector<float>& a) { float v = 0; for (float f : a
 static int argmaxv(const std::vector<float>& a) { return (int)(std::max_element(a.begin(), a.end()) - a.begin()); }
 
 // steps decode steps from a cache of len0 past keys: logits, x and every new K/V row compared, both ways in lockstep
-static void check(const Shape& s, int len0, int steps, bool graph, int flags = VF_MEGA_EARLY | VF_MEGA_SPLITK) {
+static void check(const Shape& s, int len0, int steps, bool graph, int flags = VF_MEGA_FORM_LIB) {
     Model m = build(s, std::max(64, len0 + steps + 8));
     m.flags = flags;
     fillCaches(m, len0);
@@ -259,7 +275,7 @@ static void check(const Shape& s, int len0, int steps, bool graph, int flags = V
     splitWs = nullptr; splitCtr = nullptr;
 }
 
-// The step's time both ways at one shape: the per-kernel path, then the persistent step in each form (flags 0..3).
+// The step's time both ways at one shape: the per-kernel path, then the persistent step in each form (megaForms).
 static void timeIt(const Shape& s, int len) {
     Model m = build(s, len + 64);
     fillCaches(m, len);
@@ -307,14 +323,13 @@ int main(int argc, char** argv) {
     int occ = 0; CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, vf_decode_mega_h128, VF_MEGA_THREADS, 0));
     printf("megakernel h128: %d block(s) per SM resident\n", occ);
     {   // the stream form's ring: the slots that fit beside the kernel's static shared memory (one block an SM)
-        cudaFuncAttributes fa; CK(cudaFuncGetAttributes(&fa, vf_decode_mega_h256));
+        cudaFuncAttributes fa; CK(cudaFuncGetAttributes(&fa, mega_f5_h256));
         int avail = (int)p.sharedMemPerBlockOptin - (int)fa.sharedSizeBytes;
         if (ringSlots < 0) ringSlots = std::min(VF_MEGA_RING_MAX, avail / VF_MEGA_SLOT);
         printf("stream ring: %d slots of %d bytes (static shared %zu, opt-in limit %zu)\n", ringSlots, VF_MEGA_SLOT, fa.sharedSizeBytes, p.sharedMemPerBlockOptin);
         if (getenv("MEGA_RING")) ringSlots = atoi(getenv("MEGA_RING"));
-        for (void* f : {(void*)vf_decode_mega_h8, (void*)vf_decode_mega_h16, (void*)vf_decode_mega_h32, (void*)vf_decode_mega_h64,
-                        (void*)vf_decode_mega_h128, (void*)vf_decode_mega_h256})   // once: not allowed while a stream captures
-            CK(cudaFuncSetAttribute(f, cudaFuncAttributeMaxDynamicSharedMemorySize, VF_MEGA_RING_MAX * VF_MEGA_SLOT > avail ? avail / VF_MEGA_SLOT * VF_MEGA_SLOT : VF_MEGA_RING_MAX * VF_MEGA_SLOT));
+        for (int f : {4, 5}) for (int hd = 8; hd <= 256; hd *= 2)   // once: not allowed while a stream captures
+            CK(cudaFuncSetAttribute(megaFn(hd, f), cudaFuncAttributeMaxDynamicSharedMemorySize, VF_MEGA_RING_MAX * VF_MEGA_SLOT > avail ? avail / VF_MEGA_SLOT * VF_MEGA_SLOT : VF_MEGA_RING_MAX * VF_MEGA_SLOT));
     }
     {   // the roofline's bandwidth: a 2 GiB device-to-device copy
         size_t n = 1ull << 31; char *src, *dst; CK(cudaMalloc(&src, n)); CK(cudaMalloc(&dst, n));
@@ -345,7 +360,8 @@ int main(int argc, char** argv) {
             for (int len0 : {0, 16, 1199}) check(s, len0, 4, false, VF_MEGA_STREAM | VF_MEGA_EARLY);
         check(small[0], 300, 6, true);
         check(small[1], 40, 6, true);
-        for (int f = 0; f < 3; f++) check(small[f], 1199, 3, true, f);   // the other forms
+        for (int f = 0; f < 2; f++) check(small[f], 1199, 3, true, f);   // the other forms (1 = early loads alone)
+        check(small[2], 1199, 3, true, 0);
         check(small[3], 300, 6, true, VF_MEGA_STREAM);
         check(small[4], 70, 6, true, VF_MEGA_STREAM | VF_MEGA_EARLY);
         {   // the smallest ring (tiles refill the slot they leave at once) and a two-slot one

@@ -61,9 +61,6 @@ import java.util.function.Function;
  *                             as one persistent cooperative kernel (decode_mega.cu: every layer and the lm head, stages
  *                             separated by grid barriers) instead of ~8 launches a layer; correct on the H100, off until
  *                             it is measured faster than the per-kernel step (stop 29: 1.11x at 0.6B in its first form)
- * @param decodeMegaForm       {@code vlmflux.cuda.decodeMegaForm}: the persistent step's form, decode_mega.cu's flags (1 early
- *                             weight loads across the grid barrier, 2 split K over warps, 4 stream the weights through a
- *                             shared-memory ring of bulk copies on sm_90+); 0 to 7, default io.vlmflux.cuda.gpu.GpuOps#MEGA_FLAGS
  * @param pdl                  {@code vlmflux.cuda.pdl}: decode-step kernels start with programmatic dependent launch on
  *                             sm_90+ (scheduled while the previous kernel finishes; on since stop 25, bit-equal to ordinary launches)
  * @param int4Mma              {@code vlmflux.cuda.int4Mma}: the 4-bit decode GEMV multiplies on the tensor cores (one LOP3
@@ -85,7 +82,7 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
                      boolean graphs, boolean batchGraphs, int prefillChunk, boolean fusedNorm, boolean fusedSilu,
                      boolean skinnyGemm, boolean gemvSplitK, int gemvSplitBlocksPerSm, boolean prefillMma,
                      boolean prefillSplitKv, boolean evictKernel, boolean prefillBf16GateUp,
-                     boolean prefillPipelined, boolean decodeVecAttention, boolean decodeFusedCombine, boolean decodeFusedRope, int decodePrefetchMiB, boolean gemvPrefetch, boolean decodeMegakernel, int decodeMegaForm, boolean pdl, boolean int4Mma,
+                     boolean prefillPipelined, boolean decodeVecAttention, boolean decodeFusedCombine, boolean decodeFusedRope, int decodePrefetchMiB, boolean gemvPrefetch, boolean decodeMegakernel, boolean pdl, boolean int4Mma,
                      boolean int4Tiled, boolean int4PrefillOverlap, boolean liveDevicePreprocess, boolean visionGraphs, long visionFp32MaxBytes, boolean batchDecode) {
 
     public static final String CPU_THREADS = "vlmflux.cpu.threads";
@@ -113,7 +110,6 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
     public static final String DECODE_PREFETCH_MIB = "vlmflux.cuda.decodePrefetchMiB";
     public static final String GEMV_PREFETCH = "vlmflux.cuda.gemvPrefetch";
     public static final String DECODE_MEGAKERNEL = "vlmflux.cuda.decodeMegakernel";
-    public static final String DECODE_MEGA_FORM = "vlmflux.cuda.decodeMegaForm";
     public static final String PDL = "vlmflux.cuda.pdl";
     public static final String INT4_MMA = "vlmflux.cuda.int4Mma";
     public static final String INT4_TILED = "vlmflux.cuda.int4Tiled";
@@ -130,14 +126,12 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
         atLeast(GEMV_SPLIT_BLOCKS_PER_SM, gemvSplitBlocksPerSm, 1);
         atLeast(VISION_FP32_MAX_BYTES, visionFp32MaxBytes, 0);
         atLeast(DECODE_PREFETCH_MIB, decodePrefetchMiB, 0);
-        if (decodeMegaForm < 0 || decodeMegaForm > 7)
-            throw new IllegalArgumentException(DECODE_MEGA_FORM + " is " + decodeMegaForm + ": expected 0 to 7 (decode_mega.cu's flags)");
     }
 
     /** Every knob at its default (process-wide ones too: not what this process was started with; see {@link #process()}). */
     public static Tuning defaults() {
         return new Tuning(Runtime.getRuntime().availableProcessors(), 100, true, false, false, null,
-                true, true, 2048, true, false, true, true, 4, true, true, true, true, true, true, false, false, 0, false, false, io.vlmflux.cuda.gpu.GpuOps.MEGA_FLAGS, true, true, false, false, true, true, 1L << 30, true);
+                true, true, 2048, true, false, true, true, 4, true, true, true, true, true, true, false, false, 0, false, false, true, true, false, false, true, true, 1L << 30, true);
     }
 
     /** Every knob from the system properties now (absent ones at their defaults). */
@@ -167,7 +161,7 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
                 flag(lookup, DECODE_VEC_ATTENTION, d.decodeVecAttention), flag(lookup, DECODE_FUSED_COMBINE, d.decodeFusedCombine),
                 flag(lookup, DECODE_FUSED_ROPE, d.decodeFusedRope), integer(lookup, DECODE_PREFETCH_MIB, d.decodePrefetchMiB),
                 flag(lookup, GEMV_PREFETCH, d.gemvPrefetch), flag(lookup, DECODE_MEGAKERNEL, d.decodeMegakernel),
-                integer(lookup, DECODE_MEGA_FORM, d.decodeMegaForm), flag(lookup, PDL, d.pdl), flag(lookup, INT4_MMA, d.int4Mma), flag(lookup, INT4_TILED, d.int4Tiled),
+                flag(lookup, PDL, d.pdl), flag(lookup, INT4_MMA, d.int4Mma), flag(lookup, INT4_TILED, d.int4Tiled),
                 flag(lookup, INT4_PREFILL_OVERLAP, d.int4PrefillOverlap),
                 flag(lookup, LIVE_DEVICE_PREPROCESS, d.liveDevicePreprocess), !flag(lookup, VISION_NO_GRAPHS, !d.visionGraphs),
                 longer(lookup, VISION_FP32_MAX_BYTES, d.visionFp32MaxBytes), flag(lookup, BATCH_DECODE, d.batchDecode));
@@ -195,7 +189,7 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
 
     private Tuning withProcessWide(int threads, long spin, boolean simd, boolean disable, boolean nvrtc, Path root) {
         return new Tuning(threads, spin, simd, disable, nvrtc, root, graphs, batchGraphs, prefillChunk, fusedNorm, fusedSilu,
-                skinnyGemm, gemvSplitK, gemvSplitBlocksPerSm, prefillMma, prefillSplitKv, evictKernel, prefillBf16GateUp, prefillPipelined, decodeVecAttention, decodeFusedCombine, decodeFusedRope, decodePrefetchMiB, gemvPrefetch, decodeMegakernel, decodeMegaForm, pdl, int4Mma, int4Tiled, int4PrefillOverlap, liveDevicePreprocess, visionGraphs, visionFp32MaxBytes, batchDecode);
+                skinnyGemm, gemvSplitK, gemvSplitBlocksPerSm, prefillMma, prefillSplitKv, evictKernel, prefillBf16GateUp, prefillPipelined, decodeVecAttention, decodeFusedCombine, decodeFusedRope, decodePrefetchMiB, gemvPrefetch, decodeMegakernel, pdl, int4Mma, int4Tiled, int4PrefillOverlap, liveDevicePreprocess, visionGraphs, visionFp32MaxBytes, batchDecode);
     }
 
     /**
@@ -229,7 +223,6 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
         m.put(DECODE_PREFETCH_MIB, Integer.toString(decodePrefetchMiB));
         m.put(GEMV_PREFETCH, Boolean.toString(gemvPrefetch));
         m.put(DECODE_MEGAKERNEL, Boolean.toString(decodeMegakernel));
-        m.put(DECODE_MEGA_FORM, Integer.toString(decodeMegaForm));
         m.put(PDL, Boolean.toString(pdl));
         m.put(INT4_MMA, Boolean.toString(int4Mma));
         m.put(INT4_TILED, Boolean.toString(int4Tiled));

@@ -10,7 +10,7 @@ import org.bytedeco.javacpp.SizeTPointer;
 public final class GpuDevice {
     private final int ordinal;
     private final String name;
-    private final int ccMajor, ccMinor, smCount, l2Bytes, sharedOptin;
+    private final int ccMajor, ccMinor, smCount, l2Bytes;
     private final ThreadLocal<Boolean> current = ThreadLocal.withInitial(() -> false);
     private volatile KernelModule kernels;
 
@@ -28,7 +28,6 @@ public final class GpuDevice {
         this.ccMinor = attr(cudart.cudaDevAttrComputeCapabilityMinor, "computeCapabilityMinor");
         this.smCount = attr(cudart.cudaDevAttrMultiProcessorCount, "multiProcessorCount");
         this.l2Bytes = attr(cudart.cudaDevAttrL2CacheSize, "l2CacheSize");
-        this.sharedOptin = attr(cudart.cudaDevAttrMaxSharedMemoryPerBlockOptin, "maxSharedMemoryPerBlockOptin");
     }
 
     private int attr(int a, String what) {
@@ -52,8 +51,6 @@ public final class GpuDevice {
     public int multiProcessorCount() { return smCount; }
     /** L2 cache size in bytes (50 MiB on an H100, 60 MiB on an H200). */
     public int l2CacheBytes() { return l2Bytes; }
-    /** Shared memory one block may use when its kernel opts in (227 KB on Hopper). */
-    public int sharedMemoryPerBlockOptin() { return sharedOptin; }
 
     /** {free, total} device memory in bytes. */
     public long[] memoryInfo() {

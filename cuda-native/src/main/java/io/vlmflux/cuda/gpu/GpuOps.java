@@ -744,17 +744,6 @@ public final class GpuOps implements AutoCloseable {
     static final int MEGA_THREADS = 256;
     /** Largest hidden, q or intermediate width its shared-memory x holds (VF_MEGA_MAX_K). */
     public static final int MEGA_MAX_K = 22528;
-    /** decode_mega.cu's form flags: VF_MEGA_EARLY, VF_MEGA_SPLITK, VF_MEGA_STREAM. */
-    public static final int MEGA_EARLY = 1, MEGA_SPLITK = 2, MEGA_STREAM = 4;
-    /** Bytes of a slot of the stream form's ring (VF_MEGA_SLOT) and slots at most (VF_MEGA_RING_MAX). */
-    static final int MEGA_SLOT = 16384, MEGA_RING_MAX = 14;
-    /**
-     * The persistent step's form (decode_mega.cu flags): {@link #MEGA_EARLY} issues each stage's first weight / cached
-     * K/V loads between the grid barrier's arrival and its wait, {@link #MEGA_SPLITK} splits K over a block's warps
-     * where it has few rows, {@link #MEGA_STREAM} streams every weight of the step through a shared-memory ring of bulk
-     * copies (sm_90+ native code; dropped elsewhere). mega_harness times the forms against each other.
-     */
-    public static final int MEGA_FLAGS = 0;
 
     /** Bytes of one layer's row of the persistent decode's layer table (10 device addresses, VfMegaLayer). */
     public static final int MEGA_LAYER_BYTES = 80;
@@ -789,30 +778,6 @@ public final class GpuOps implements AutoCloseable {
 
     private final int[] megaGrids = {-1, -1, -1, -1, -1, -1, -1, -1, -1};   // by log2(hd): blocks, 0 if none fits
 
-    /**
-     * Dynamic shared memory of the stream form's ring for vf_decode_mega_h{hd}: as many slots as fit beside the
-     * kernel's static shared memory with a block per SM (at most {@link #MEGA_RING_MAX}), 0 where the module has no
-     * native sm_90+ code (no bulk copies) or no slot fits. Opts the kernel in to that much the first time.
-     */
-    public int megaRingBytes(int hd) {
-        int i = Integer.numberOfTrailingZeros(hd);
-        if (megaRings[i] < 0) {
-            String name = "vf_decode_mega_h" + hd;
-            int bytes = 0;
-            if (k.pdlCapable()) {
-                int slots = Math.min(MEGA_RING_MAX, (stream.device().sharedMemoryPerBlockOptin() - k.staticSharedBytes(name)) / MEGA_SLOT);
-                for (; slots > 0 && bytes == 0; slots--) {
-                    k.allowDynamicShared(name, slots * MEGA_SLOT);
-                    if (k.activeBlocksPerSm(name, MEGA_THREADS, slots * MEGA_SLOT) >= 1) bytes = slots * MEGA_SLOT;
-                }
-            }
-            megaRings[i] = bytes;
-        }
-        return megaRings[i];
-    }
-
-    private final int[] megaRings = {-1, -1, -1, -1, -1, -1, -1, -1, -1};   // by log2(hd): ring bytes, 0 if none
-
     /** Key splits of the persistent decode's attention: one work item per block where the heads allow, 16+ keys a split. */
     public static int megaSplits(int grid, int nq, int nkv, int maxSeq, int maxSplits) {
         int items = nkv * ((nq / nkv + 3) / 4);
@@ -823,14 +788,15 @@ public final class GpuOps implements AutoCloseable {
      * One decode step in one persistent cooperative launch (decode_mega.cu): every layer and the lm head, from the
      * token's embedding in x (fp32 [hidden]) to logits (fp32 [vocab]). layers: the device table of
      * {@link #MEGA_LAYER_BYTES} per layer; step: int32 {p0, p1, p2, slot, kvLen}; the K cache of layer l at kBase + l *
-     * kvLayerStride, its V vOffset bytes after it (bf16 [nkv, maxSeq, hd]); part: fp32 [nq, splits, hd + 2]; flags: the
-     * form ({@link #MEGA_FLAGS}).
+     * kvLayerStride, its V vOffset bytes after it (bf16 [nkv, maxSeq, hd]); part: fp32 [nq, splits, hd + 2]. The kernel
+     * runs decode_mega.cu's VF_MEGA_FORM_LIB (each stage's first weight / cached K/V loads between the grid barrier's
+     * arrival and its wait; K split over a block's warps where it has fewer row groups than warps), compiled in.
      * Shapes as {@link #megaUnsupported}.
      */
     public void decodeMega(DeviceBuffer layers, int L, DeviceBuffer finalNorm, DeviceBuffer lmHead, DeviceBuffer x, DeviceBuffer qkv,
                            DeviceBuffer part, DeviceBuffer att, DeviceBuffer act, DeviceBuffer logits, DeviceBuffer step, DeviceBuffer invFreq,
                            long kBase, long kvLayerStride, long vOffset, int hidden, int nq, int nkv, int hd, int inter, int vocab,
-                           int maxSeq, int splits, int sec1, int sec2, float eps, float scale, int flags) {
+                           int maxSeq, int splits, int sec1, int sec2, float eps, float scale) {
         String why = megaUnsupported(hd, hidden, nq * hd, inter);
         if (why != null) throw new IllegalArgumentException("decodeMega: " + why);
         int q = nq * hd, qkvRows = q + 2 * nkv * hd;
@@ -845,12 +811,10 @@ public final class GpuOps implements AutoCloseable {
         step.require(20, "decodeMega", "step int32 {p0, p1, p2, slot, kvLen}");
         if (splits < 1 || splits > MAX_DECODE_SPLITS) throw new IllegalArgumentException("decodeMega: splits " + splits + " outside [1, " + MAX_DECODE_SPLITS + "]");
         int grid = megaGrid(hd);
-        int ring = (flags & MEGA_STREAM) != 0 ? megaRingBytes(hd) : 0;
-        if (ring == 0) flags &= ~MEGA_STREAM;
-        k.launchCooperative("vf_decode_mega_h" + hd, grid, MEGA_THREADS, ring, stream,
+        k.launchCooperative("vf_decode_mega_h" + hd, grid, MEGA_THREADS, 0, stream,
                 a.reset().ptr(layers).ptr(finalNorm).ptr(lmHead).ptr(x).ptr(qkv).ptr(part).ptr(att).ptr(act).ptr(logits).ptr(step)
                         .ptr(invFreq).ptr(megaSync).ptr(kBase).i64(kvLayerStride).i64(vOffset).i32(L).i32(hidden).i32(nq)
-                        .i32(nkv).i32(inter).i32(vocab).i32(maxSeq).i32(splits).i32(sec1).i32(sec2).f32(eps).f32(scale).i32(flags));
+                        .i32(nkv).i32(inter).i32(vocab).i32(maxSeq).i32(splits).i32(sec1).i32(sec2).f32(eps).f32(scale));
     }
 
     @Override

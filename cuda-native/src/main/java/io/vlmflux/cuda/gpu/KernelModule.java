@@ -191,20 +191,6 @@ public final class KernelModule {
         if (rc != 0) Cuda.checkDriver(rc, "cuLaunchCooperativeKernel(" + name + ", grid " + gx + ", block " + block + ")");
     }
 
-    /** Static shared memory of {@code name} in bytes. */
-    int staticSharedBytes(String name) {
-        int[] n = {0};
-        Cuda.checkDriver(cudart.cuFuncGetAttribute(n, cudart.CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES, function(name)),
-                "cuFuncGetAttribute(" + name + ", SHARED_SIZE_BYTES)");
-        return n[0];
-    }
-
-    /** Lets {@code name} launch with up to {@code bytes} of dynamic shared memory (past the default 48 KB). */
-    void allowDynamicShared(String name, int bytes) {
-        Cuda.checkDriver(cudart.cuFuncSetAttribute(function(name), cudart.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, bytes),
-                "cuFuncSetAttribute(" + name + ", MAX_DYNAMIC_SHARED_SIZE_BYTES, " + bytes + ")");
-    }
-
     /** Blocks of {@code name} one SM holds at once with this block size and dynamic shared memory. */
     int activeBlocksPerSm(String name, int block, int dynamicShared) {
         int[] n = {0};

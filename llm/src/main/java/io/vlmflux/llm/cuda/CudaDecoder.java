@@ -179,7 +179,6 @@ public final class CudaDecoder implements Decoder {
      */
     private String megaOff;
     private DeviceBuffer megaTable;
-    private int megaForm;   // decode_mega.cu's flags (Tuning.decodeMegaForm; the stream bit dropped where no ring fits)
 
     /** A decoder with the knobs of {@link Tuning#fromSystemProperties()}, on a stream of its own. */
     CudaDecoder(ModelConfig c, TextModelSpec spec, WeightStore store, GpuDevice dev) {
@@ -367,11 +366,7 @@ public final class CudaDecoder implements Decoder {
         }
         megaTable = arena.alloc("persistent decode layer table", (long) GpuOps.MEGA_LAYER_BYTES * layers.length);
         st.upload(megaTable, t);
-        megaForm = tuning.decodeMegaForm();
-        int ring = (megaForm & GpuOps.MEGA_STREAM) != 0 ? ops.megaRingBytes(hd) : 0;
-        if (ring == 0) megaForm &= ~GpuOps.MEGA_STREAM;
-        LOG.log(System.Logger.Level.INFO, "persistent decode step on: {0} blocks of 256 threads, form {1}{2}", ops.megaGrid(hd), megaForm,
-                ring > 0 ? ", weights streamed through a " + (ring >> 10) + " KB ring a block" : "");
+        LOG.log(System.Logger.Level.INFO, "persistent decode step on: {0} blocks of 256 threads", ops.megaGrid(hd));
     }
 
     /** Why single-sequence decode steps do not run as one persistent kernel, or null when they do (where the cache allows). */
@@ -706,7 +701,7 @@ public final class CudaDecoder implements Decoder {
             long sp = cache.layerSpacing();
             ops.decodeMega(megaTable, layers.length, finalNorm, lmHead, x, qkv, decodeWs, att, act, logits, step, invFreq,
                     cache.k[0].address(), 2 * sp, sp, H, nq, nkv, hd, I, V, cache.stride(),
-                    GpuOps.megaSplits(ops.megaGrid(hd), nq, nkv, cache.stride(), maxSplits), sec1, sec2, eps, scale, megaForm);
+                    GpuOps.megaSplits(ops.megaGrid(hd), nq, nkv, cache.stride(), maxSplits), sec1, sec2, eps, scale);
             return;
         }
         Pass p = new Decode(cache, shape(cache), splits);

@@ -108,14 +108,12 @@ class CudaDecoderTest {
      * kernel) against the same goldens, on the fixtures whose shapes it takes (head dims 16 and 32, GQA, q/k/v bias,
      * q/k norm, M-RoPE): every teacher-forced decode step and free-running greedy, graph replays.
      */
-    @ParameterizedTest(name = "{0} {1} form {2}")
-    @CsvSource({"tiny-qwen2,config.json,0", "tiny-qwen3,config.json,0", "tiny-qwen3,config.hub.json,0",
-            "tiny-qwen2,config.json,5", "tiny-qwen3,config.json,5"})
-    void megakernelMatchesGolden(String model, String configFile, int form) throws Exception {
-        try (Decoder d = withProperty("vlmflux.cuda.decodeMegakernel", "true",
-                () -> withProperty("vlmflux.cuda.decodeMegaForm", Integer.toString(form), () -> uncheckedLoad(model, configFile)))) {
+    @ParameterizedTest(name = "{0} {1}")
+    @CsvSource({"tiny-qwen2,config.json", "tiny-qwen3,config.json", "tiny-qwen3,config.hub.json"})
+    void megakernelMatchesGolden(String model, String configFile) throws Exception {
+        try (Decoder d = withProperty("vlmflux.cuda.decodeMegakernel", "true", () -> uncheckedLoad(model, configFile))) {
             assertNull(((CudaDecoder) d).megakernelOffReason(), model + ": the persistent decode step is used");
-            matchesGolden(d, model, configFile + " (persistent decode step, form " + form + ")");
+            matchesGolden(d, model, configFile + " (persistent decode step)");
         }
     }
 
@@ -411,19 +409,16 @@ class CudaDecoderTest {
      * splits empty) and 1,200 tokens; graph replays and eager steps. Its attention walks the keys in another order, so
      * logits agree to rounding (2e-2 of the largest), and greedy tokens are the same except at a near-tie.
      */
-    @ParameterizedTest(name = "{0} form {5}")
-    @CsvSource({"hd128, 256, 8, 2, 128, 0", "hd64-g16, 256, 32, 2, 64, 0", "hd256, 512, 4, 2, 256, 0",
-            "hd128, 256, 8, 2, 128, 5", "hd64-g16, 256, 32, 2, 64, 4", "hd256, 512, 4, 2, 256, 5"})
-    void megakernelMatchesThePerKernelPath(String name, int hidden, int heads, int kvHeads, int hd, int form,
+    @ParameterizedTest(name = "{0}")
+    @CsvSource({"hd128, 256, 8, 2, 128", "hd64-g16, 256, 32, 2, 64", "hd256, 512, 4, 2, 256"})
+    void megakernelMatchesThePerKernelPath(String name, int hidden, int heads, int kvHeads, int hd,
                                            @org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) throws Exception {
         io.vlmflux.llm.RandomCheckpoint.write(dir, new io.vlmflux.llm.RandomCheckpoint.Shape(name, hidden, 3, heads, kvHeads, hd, 512, 1024, true, true, 4096), 5);
         Supplier<Decoder> plain = cudaLoader(dir);
-        Supplier<Decoder> persistent = () -> withProperty("vlmflux.cuda.decodeMegakernel", "true",
-                () -> withProperty("vlmflux.cuda.decodeMegaForm", Integer.toString(form), plain));
         java.util.Random r = new java.util.Random(9);
         try (Decoder base = plain.get();
-             Decoder mega = persistent.get();
-             Decoder megaEager = withProperty("vlmflux.cuda.graphs", "false", persistent)) {
+             Decoder mega = withProperty("vlmflux.cuda.decodeMegakernel", "true", plain);
+             Decoder megaEager = withProperty("vlmflux.cuda.decodeMegakernel", "true", () -> withProperty("vlmflux.cuda.graphs", "false", plain))) {
             assertNull(((CudaDecoder) mega).megakernelOffReason(), name + ": the persistent decode step is used");
             int V = base.config().vocabSize();
             Decoder[] ds = {base, mega, megaEager};
