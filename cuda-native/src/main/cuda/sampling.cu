@@ -228,9 +228,7 @@ vf_sample(int* __restrict__ out, const float* __restrict__ logits, int n, float 
 // Two-stage argmax for large vocabularies (the single-block vf_argmax reads ~19 GB/s): stage 1, grid (parts),
 // block 256: block b reduces its contiguous chunk to (value, lowest index) in pv[b], pi[b]; stage 2, grid 1, block 32,
 // reduces the parts (lowest index on ties, as torch.argmax on CUDA and CpuOps.argmax).
-extern "C" __global__ void __launch_bounds__(256)
-vf_argmax_partial(float* __restrict__ pv, int* __restrict__ pi, const float* __restrict__ logits, int n) {
-    VF_PDL_PROLOGUE();
+__device__ __forceinline__ void vf_argmax_partial_body(float* __restrict__ pv, int* __restrict__ pi, const float* __restrict__ logits, int n) {
     __shared__ float sv[33];
     __shared__ int si[33];
     const int parts = gridDim.x;
@@ -244,9 +242,8 @@ vf_argmax_partial(float* __restrict__ pv, int* __restrict__ pi, const float* __r
     }
 }
 
-extern "C" __global__ void vf_argmax_final(int* __restrict__ out, const float* __restrict__ pv, const int* __restrict__ pi,
-                                           int parts) {
-    VF_PDL_PROLOGUE();
+__device__ __forceinline__ void vf_argmax_final_body(int* __restrict__ out, const float* __restrict__ pv, const int* __restrict__ pi,
+                                                     int parts) {
     float best = VF_NEG_INF;
     int bi = 0x7fffffff;
     for (int i = threadIdx.x; i < parts; i += 32) {
@@ -261,6 +258,18 @@ extern "C" __global__ void vf_argmax_final(int* __restrict__ out, const float* _
         if (ov > best || (ov == best && oi < bi)) { best = ov; bi = oi; }
     }
     if (threadIdx.x == 0) out[0] = bi == 0x7fffffff ? 0 : bi;
+}
+
+extern "C" __global__ void __launch_bounds__(256)
+vf_argmax_partial(float* __restrict__ pv, int* __restrict__ pi, const float* __restrict__ logits, int n) {
+    VF_PDL_PROLOGUE();
+    vf_argmax_partial_body(pv, pi, logits, n);
+}
+
+extern "C" __global__ void vf_argmax_final(int* __restrict__ out, const float* __restrict__ pv, const int* __restrict__ pi,
+                                           int parts) {
+    VF_PDL_PROLOGUE();
+    vf_argmax_final_body(out, pv, pi, parts);
 }
 
 // Constrained decoding: logits[i] = -inf for every id whose bit is clear in bits (uint64 words, id i = bit i & 63 of
@@ -294,10 +303,8 @@ vf_mask_logits(float* __restrict__ logits, const unsigned long long* __restrict_
 #define VF_SBIN_SHIFT 20
 
 // pmax [P], hcnt [4096], hmass [4096], misc[0] = minBin. grid P, block 256.
-extern "C" __global__ void __launch_bounds__(256)
-vf_sample_max(float* __restrict__ pmax, unsigned int* __restrict__ hcnt, float* __restrict__ hmass,
-              unsigned int* __restrict__ misc, const float* __restrict__ logits, int n) {
-    VF_PDL_PROLOGUE();
+__device__ __forceinline__ void vf_sample_max_body(float* __restrict__ pmax, unsigned int* __restrict__ hcnt, float* __restrict__ hmass,
+                                                   unsigned int* __restrict__ misc, const float* __restrict__ logits, int n) {
     __shared__ float sv[33];
     const int parts = gridDim.x, chunk = (n + parts - 1) / parts;
     const int beg = min(n, blockIdx.x * chunk), end = min(n, beg + chunk);
@@ -309,6 +316,13 @@ vf_sample_max(float* __restrict__ pmax, unsigned int* __restrict__ hcnt, float* 
     if (blockIdx.x == 0 && threadIdx.x == 0) misc[0] = VF_SBINS;
 }
 
+extern "C" __global__ void __launch_bounds__(256)
+vf_sample_max(float* __restrict__ pmax, unsigned int* __restrict__ hcnt, float* __restrict__ hmass,
+              unsigned int* __restrict__ misc, const float* __restrict__ logits, int n) {
+    VF_PDL_PROLOGUE();
+    vf_sample_max_body(pmax, hcnt, hmass, misc, logits, n);
+}
+
 __device__ __forceinline__ float vf_parts_max(const float* __restrict__ pmax, int parts, float* sv) {
     float m = VF_NEG_INF;
     for (int i = threadIdx.x; i < parts; i += blockDim.x) m = fmaxf(m, pmax[i]);
@@ -316,11 +330,8 @@ __device__ __forceinline__ float vf_parts_max(const float* __restrict__ pmax, in
 }
 
 // grid P, block 256.
-extern "C" __global__ void __launch_bounds__(256)
-vf_sample_hist(unsigned int* __restrict__ hcnt, float* __restrict__ hmass, unsigned int* __restrict__ misc,
-               float* __restrict__ pmass, const float* __restrict__ pmax, const float* __restrict__ logits, int n,
-               float invT, float minP) {
-    VF_PDL_PROLOGUE();
+__device__ __forceinline__ void vf_sample_hist_body(unsigned int* __restrict__ hcnt, float* __restrict__ hmass, unsigned int* __restrict__ misc,
+        float* __restrict__ pmass, const float* __restrict__ pmax, const float* __restrict__ logits, int n, float invT, float minP) {
     __shared__ float sv[33];
     __shared__ unsigned int scnt[VF_SBINS];
     __shared__ float smass[VF_SBINS];
@@ -353,6 +364,14 @@ vf_sample_hist(unsigned int* __restrict__ hcnt, float* __restrict__ hmass, unsig
         pmass[blockIdx.x] = local;
         if (sMinBin < VF_SBINS) atomicMin(&misc[0], sMinBin);
     }
+}
+
+extern "C" __global__ void __launch_bounds__(256)
+vf_sample_hist(unsigned int* __restrict__ hcnt, float* __restrict__ hmass, unsigned int* __restrict__ misc,
+               float* __restrict__ pmass, const float* __restrict__ pmax, const float* __restrict__ logits, int n,
+               float invT, float minP) {
+    VF_PDL_PROLOGUE();
+    vf_sample_hist_body(hcnt, hmass, misc, pmass, pmax, logits, n, invT, minP);
 }
 
 // Coarse floor bin (see above); every thread returns it. Block of 256: thread t owns bins [16 t, 16 t + 16), a
@@ -414,12 +433,9 @@ __device__ int vf_sample_floor_bin(const unsigned int* __restrict__ hcnt, const 
 }
 
 // grid P, block 256 (8 warps). seg [n], cnt [P].
-extern "C" __global__ void __launch_bounds__(256)
-vf_sample_compact(int* __restrict__ seg, int* __restrict__ cnt, const unsigned int* __restrict__ hcnt,
-                  const float* __restrict__ hmass, const unsigned int* __restrict__ misc,
-                  const float* __restrict__ pmass, const float* __restrict__ logits, int n, int topK, float topP,
-                  float minP) {
-    VF_PDL_PROLOGUE();
+__device__ __forceinline__ void vf_sample_compact_body(int* __restrict__ seg, int* __restrict__ cnt, const unsigned int* __restrict__ hcnt,
+        const float* __restrict__ hmass, const unsigned int* __restrict__ misc, const float* __restrict__ pmass,
+        const float* __restrict__ logits, int n, int topK, float topP, float minP) {
     __shared__ int wtot[8];
     const int parts = gridDim.x, chunk = (n + parts - 1) / parts;
     const int beg = min(n, blockIdx.x * chunk), end = min(n, beg + chunk);
@@ -441,14 +457,22 @@ vf_sample_compact(int* __restrict__ seg, int* __restrict__ cnt, const unsigned i
     if (threadIdx.x == 0) cnt[blockIdx.x] = base;
 }
 
+extern "C" __global__ void __launch_bounds__(256)
+vf_sample_compact(int* __restrict__ seg, int* __restrict__ cnt, const unsigned int* __restrict__ hcnt,
+                  const float* __restrict__ hmass, const unsigned int* __restrict__ misc,
+                  const float* __restrict__ pmass, const float* __restrict__ logits, int n, int topK, float topP,
+                  float minP) {
+    VF_PDL_PROLOGUE();
+    vf_sample_compact_body(seg, cnt, hcnt, hmass, misc, pmass, logits, n, topK, topP, minP);
+}
+
 // grid 1, block 1024. cidx [n], cval [n]: the gathered candidates. temperature > 0 and topK != 1 (the launcher sends
 // greedy to the argmax). counter: device uint64, incremented once per call.
-extern "C" __global__ void __launch_bounds__(VF_SAMPLE_THREADS)
-vf_sample_final(int* __restrict__ out, unsigned long long* counter, int* __restrict__ cidx, float* __restrict__ cval,
-                const int* __restrict__ seg, const int* __restrict__ cnt, const float* __restrict__ pmax,
-                const float* __restrict__ pmass, int parts, const float* __restrict__ logits, int n, float invT,
-                int topK, float topP, float minP, unsigned long long seed, unsigned int* __restrict__ misc) {
-    VF_PDL_PROLOGUE();
+// c: the draw's counter value (the single-row kernel reads it from its counter and stores c + 1 after).
+__device__ __forceinline__ void vf_sample_final_body(int* __restrict__ out, const unsigned long long c, int* __restrict__ cidx,
+        float* __restrict__ cval, const int* __restrict__ seg, const int* __restrict__ cnt, const float* __restrict__ pmax,
+        const float* __restrict__ pmass, int parts, const float* __restrict__ logits, int n, float invT,
+        int topK, float topP, float minP, unsigned long long seed, unsigned int* __restrict__ misc) {
     __shared__ float sv[33];
     __shared__ unsigned long long hist[256];
     __shared__ unsigned long long warpSums[32];
@@ -457,7 +481,6 @@ vf_sample_final(int* __restrict__ out, unsigned long long* counter, int* __restr
     __shared__ int sChosen;
     __shared__ float sZ;
     __shared__ unsigned int sMinKey, sCandKey;
-    const unsigned long long c = counter[0];
     const int chunk = (n + parts - 1) / parts;
     const float mx = vf_parts_max(pmax, parts, sv);
     {   // candidate offsets: exclusive scan of cnt over the parts (parts <= 1024), and Z (fixed-order block sum)
@@ -537,9 +560,102 @@ vf_sample_final(int* __restrict__ out, unsigned long long* counter, int* __restr
     const int chosen = vf_draw_kept(cval, C, floorKey, mx, invT, seed, c, warpSums, &sChosen, &sTotal);
     if (threadIdx.x == 0) {
         out[0] = chosen < 0 || C == 0 ? 0 : cidx[chosen];
-        counter[0] = c + 1;
         misc[1] = floorKey;               // kept set: keys >= floorKey (read by the tests)
         misc[2] = __float_as_uint((float)((double)sTotal / VF_FX_ONE)); // its mass, sum of exp((l - max) / T)
         misc[3] = (unsigned int)C;        // candidates the final block looked at
     }
+}
+
+extern "C" __global__ void __launch_bounds__(VF_SAMPLE_THREADS)
+vf_sample_final(int* __restrict__ out, unsigned long long* counter, int* __restrict__ cidx, float* __restrict__ cval,
+                const int* __restrict__ seg, const int* __restrict__ cnt, const float* __restrict__ pmax,
+                const float* __restrict__ pmass, int parts, const float* __restrict__ logits, int n, float invT,
+                int topK, float topP, float minP, unsigned long long seed, unsigned int* __restrict__ misc) {
+    VF_PDL_PROLOGUE();
+    const unsigned long long c = counter[0];
+    vf_sample_final_body(out, c, cidx, cval, seg, cnt, pmax, pmass, parts, logits, n, invT, topK, topP, minP, seed, misc);
+    if (threadIdx.x == 0) counter[0] = c + 1;
+}
+
+// ---- Batched rows (a batched decode step's token choice, io.vlmflux.cuda.gpu.GpuOps#selectRows) ----
+// The kernels above with blockIdx.y = the row: row r's logits at logits + r * n, its workspace (the single-row layout
+// below, GpuOps.sampleWorkspaceBytes(n) bytes) at ws + r * wsStride, its settings in rows[r]. A greedy row (mode 0)
+// runs the two-stage argmax (partials in its workspace's first 1 KB), a sampled row (mode 1) the four sampling
+// stages; each kernel returns at once in rows of the other mode, so one launch of each serves a mixed batch. Sampled
+// row r draws with counter value counter[0] + rows[r].draw (the host numbers the sampled rows 0, 1, ...: the values a
+// loop of single-row calls would use), and vf_sample_count adds the number of sampled rows after the step.
+#define VF_SW_PMAX 0
+#define VF_SW_PMASS 512
+#define VF_SW_CNT 1024
+#define VF_SW_MISC 1536
+#define VF_SW_HCNT 2048
+#define VF_SW_HMASS (VF_SW_HCNT + 4 * VF_SBINS)
+#define VF_SW_SEG (VF_SW_HMASS + 4 * VF_SBINS)
+
+struct VfSampleRow {   // 32 bytes, written by GpuOps.putSelectRow
+    float invT; int topK; float topP; float minP;
+    unsigned long long seed; int draw; int mode;   // mode 0 greedy, 1 sampled
+};
+
+#define VF_ROW_WS(T, OFF) reinterpret_cast<T*>(ws + (long long)blockIdx.y * wsStride + (OFF))
+
+extern "C" __global__ void __launch_bounds__(256)
+vf_argmax_partial_rows(char* ws, long long wsStride, const VfSampleRow* __restrict__ rows, const float* __restrict__ logits, int n) {
+    VF_PDL_PROLOGUE();
+    if (rows[blockIdx.y].mode != 0) return;
+    vf_argmax_partial_body(VF_ROW_WS(float, 0), VF_ROW_WS(int, 512), logits + (long long)blockIdx.y * n, n);
+}
+
+// grid (1, rows), block 32.
+extern "C" __global__ void vf_argmax_final_rows(int* __restrict__ out, char* ws, long long wsStride, const VfSampleRow* __restrict__ rows, int parts) {
+    VF_PDL_PROLOGUE();
+    if (rows[blockIdx.y].mode != 0) return;
+    vf_argmax_final_body(out + blockIdx.y, VF_ROW_WS(float, 0), VF_ROW_WS(int, 512), parts);
+}
+
+extern "C" __global__ void __launch_bounds__(256)
+vf_sample_max_rows(char* ws, long long wsStride, const VfSampleRow* __restrict__ rows, const float* __restrict__ logits, int n) {
+    VF_PDL_PROLOGUE();
+    if (rows[blockIdx.y].mode != 1) return;
+    vf_sample_max_body(VF_ROW_WS(float, VF_SW_PMAX), VF_ROW_WS(unsigned int, VF_SW_HCNT), VF_ROW_WS(float, VF_SW_HMASS),
+                       VF_ROW_WS(unsigned int, VF_SW_MISC), logits + (long long)blockIdx.y * n, n);
+}
+
+extern "C" __global__ void __launch_bounds__(256)
+vf_sample_hist_rows(char* ws, long long wsStride, const VfSampleRow* __restrict__ rows, const float* __restrict__ logits, int n) {
+    VF_PDL_PROLOGUE();
+    const VfSampleRow r = rows[blockIdx.y];
+    if (r.mode != 1) return;
+    vf_sample_hist_body(VF_ROW_WS(unsigned int, VF_SW_HCNT), VF_ROW_WS(float, VF_SW_HMASS), VF_ROW_WS(unsigned int, VF_SW_MISC),
+                        VF_ROW_WS(float, VF_SW_PMASS), VF_ROW_WS(float, VF_SW_PMAX), logits + (long long)blockIdx.y * n, n, r.invT, r.minP);
+}
+
+extern "C" __global__ void __launch_bounds__(256)
+vf_sample_compact_rows(char* ws, long long wsStride, const VfSampleRow* __restrict__ rows, const float* __restrict__ logits, int n) {
+    VF_PDL_PROLOGUE();
+    const VfSampleRow r = rows[blockIdx.y];
+    if (r.mode != 1) return;
+    vf_sample_compact_body(VF_ROW_WS(int, VF_SW_SEG), VF_ROW_WS(int, VF_SW_CNT), VF_ROW_WS(unsigned int, VF_SW_HCNT),
+                           VF_ROW_WS(float, VF_SW_HMASS), VF_ROW_WS(unsigned int, VF_SW_MISC), VF_ROW_WS(float, VF_SW_PMASS),
+                           logits + (long long)blockIdx.y * n, n, r.topK, r.topP, r.minP);
+}
+
+// grid (1, rows), block 1024; parts: the grid width of the stages before.
+extern "C" __global__ void __launch_bounds__(VF_SAMPLE_THREADS)
+vf_sample_final_rows(int* __restrict__ out, const unsigned long long* __restrict__ counter, char* ws, long long wsStride,
+                     const VfSampleRow* __restrict__ rows, int parts, const float* __restrict__ logits, int n) {
+    VF_PDL_PROLOGUE();
+    const VfSampleRow r = rows[blockIdx.y];
+    if (r.mode != 1) return;
+    const long long seg = VF_SW_SEG;
+    vf_sample_final_body(out + blockIdx.y, counter[0] + (unsigned long long)r.draw, VF_ROW_WS(int, seg + 4LL * n),
+                         VF_ROW_WS(float, seg + 8LL * n), VF_ROW_WS(int, seg), VF_ROW_WS(int, VF_SW_CNT),
+                         VF_ROW_WS(float, VF_SW_PMAX), VF_ROW_WS(float, VF_SW_PMASS), parts, logits + (long long)blockIdx.y * n, n,
+                         r.invT, r.topK, r.topP, r.minP, r.seed, VF_ROW_WS(unsigned int, VF_SW_MISC));
+}
+
+// counter[0] += k after a batched step's sampled rows drew (one thread).
+extern "C" __global__ void vf_sample_count(unsigned long long* counter, int k) {
+    VF_PDL_PROLOGUE();
+    if (threadIdx.x == 0 && blockIdx.x == 0) counter[0] += (unsigned long long)k;
 }

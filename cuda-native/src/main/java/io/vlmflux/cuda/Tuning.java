@@ -77,13 +77,16 @@ import java.util.function.Function;
  * @param visionGraphs         not {@code vlmflux.vision.noGraphs}: the GPU vision encoder replays CUDA graphs
  * @param visionFp32MaxBytes   {@code vlmflux.vision.fp32MaxBytes}: CPU vision towers up to this size keep fp32 weights, >= 0
  * @param batchDecode          {@code vlmflux.batchDecode}: concurrent captions decode in one batched step
+ * @param batchSelect          {@code vlmflux.cuda.batchSelect}: a batched decode step chooses every row's token in one
+ *                             launch per stage (GpuOps#selectRows: argmax rows and the four sampling stages with a grid
+ *                             row per sequence) instead of an argmax or sampler call per row; same tokens and counter
  */
 public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolean cudaDisable, boolean cudaNvrtc, Path root,
                      boolean graphs, boolean batchGraphs, int prefillChunk, boolean fusedNorm, boolean fusedSilu,
                      boolean skinnyGemm, boolean gemvSplitK, int gemvSplitBlocksPerSm, boolean prefillMma,
                      boolean prefillSplitKv, boolean evictKernel, boolean prefillBf16GateUp,
                      boolean prefillPipelined, boolean decodeVecAttention, boolean decodeFusedCombine, boolean decodeFusedRope, int decodePrefetchMiB, boolean gemvPrefetch, boolean decodeMegakernel, boolean pdl, boolean int4Mma,
-                     boolean int4Tiled, boolean int4PrefillOverlap, boolean liveDevicePreprocess, boolean visionGraphs, long visionFp32MaxBytes, boolean batchDecode) {
+                     boolean int4Tiled, boolean int4PrefillOverlap, boolean liveDevicePreprocess, boolean visionGraphs, long visionFp32MaxBytes, boolean batchDecode, boolean batchSelect) {
 
     public static final String CPU_THREADS = "vlmflux.cpu.threads";
     public static final String CPU_SPIN_MICROS = "vlmflux.cpu.spinMicros";
@@ -118,6 +121,7 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
     public static final String VISION_NO_GRAPHS = "vlmflux.vision.noGraphs";
     public static final String VISION_FP32_MAX_BYTES = "vlmflux.vision.fp32MaxBytes";
     public static final String BATCH_DECODE = "vlmflux.batchDecode";
+    public static final String BATCH_SELECT = "vlmflux.cuda.batchSelect";
 
     public Tuning {
         atLeast(CPU_THREADS, cpuThreads, 1);
@@ -131,7 +135,7 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
     /** Every knob at its default (process-wide ones too: not what this process was started with; see {@link #process()}). */
     public static Tuning defaults() {
         return new Tuning(Runtime.getRuntime().availableProcessors(), 100, true, false, false, null,
-                true, true, 2048, true, false, true, true, 4, true, true, true, true, true, true, false, false, 0, false, false, true, true, false, false, true, true, 1L << 30, true);
+                true, true, 2048, true, false, true, true, 4, true, true, true, true, true, true, false, false, 0, false, false, true, true, false, false, true, true, 1L << 30, true, false);
     }
 
     /** Every knob from the system properties now (absent ones at their defaults). */
@@ -164,7 +168,8 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
                 flag(lookup, PDL, d.pdl), flag(lookup, INT4_MMA, d.int4Mma), flag(lookup, INT4_TILED, d.int4Tiled),
                 flag(lookup, INT4_PREFILL_OVERLAP, d.int4PrefillOverlap),
                 flag(lookup, LIVE_DEVICE_PREPROCESS, d.liveDevicePreprocess), !flag(lookup, VISION_NO_GRAPHS, !d.visionGraphs),
-                longer(lookup, VISION_FP32_MAX_BYTES, d.visionFp32MaxBytes), flag(lookup, BATCH_DECODE, d.batchDecode));
+                longer(lookup, VISION_FP32_MAX_BYTES, d.visionFp32MaxBytes), flag(lookup, BATCH_DECODE, d.batchDecode),
+                flag(lookup, BATCH_SELECT, d.batchSelect));
     }
 
     /**
@@ -189,7 +194,7 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
 
     private Tuning withProcessWide(int threads, long spin, boolean simd, boolean disable, boolean nvrtc, Path root) {
         return new Tuning(threads, spin, simd, disable, nvrtc, root, graphs, batchGraphs, prefillChunk, fusedNorm, fusedSilu,
-                skinnyGemm, gemvSplitK, gemvSplitBlocksPerSm, prefillMma, prefillSplitKv, evictKernel, prefillBf16GateUp, prefillPipelined, decodeVecAttention, decodeFusedCombine, decodeFusedRope, decodePrefetchMiB, gemvPrefetch, decodeMegakernel, pdl, int4Mma, int4Tiled, int4PrefillOverlap, liveDevicePreprocess, visionGraphs, visionFp32MaxBytes, batchDecode);
+                skinnyGemm, gemvSplitK, gemvSplitBlocksPerSm, prefillMma, prefillSplitKv, evictKernel, prefillBf16GateUp, prefillPipelined, decodeVecAttention, decodeFusedCombine, decodeFusedRope, decodePrefetchMiB, gemvPrefetch, decodeMegakernel, pdl, int4Mma, int4Tiled, int4PrefillOverlap, liveDevicePreprocess, visionGraphs, visionFp32MaxBytes, batchDecode, batchSelect);
     }
 
     /**
@@ -231,6 +236,7 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
         m.put(VISION_NO_GRAPHS, Boolean.toString(!visionGraphs));
         m.put(VISION_FP32_MAX_BYTES, Long.toString(visionFp32MaxBytes));
         m.put(BATCH_DECODE, Boolean.toString(batchDecode));
+        m.put(BATCH_SELECT, Boolean.toString(batchSelect));
         return m;
     }
 

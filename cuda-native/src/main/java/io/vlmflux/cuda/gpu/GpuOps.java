@@ -738,6 +738,61 @@ public final class GpuOps implements AutoCloseable {
                         .ptr(logits).i32(n).f32(invT).i32(topK).f32(topP).f32(minP).i64(seed).ptr(misc));
     }
 
+    /** Bytes of a row of {@link #selectRows}'s settings table (sampling.cu VfSampleRow). */
+    public static final int SELECT_ROW_BYTES = 32;
+
+    /**
+     * Writes row {@code row} of a {@link #selectRows} settings table at {@code b}'s offset {@code off}: greedy (the
+     * argmax) where {@code temperature <= 0} or {@code topK == 1}, else sampled as {@link #sample(DeviceBuffer,
+     * DeviceBuffer, int, float, int, float, float, long, DeviceBuffer, DeviceBuffer)} with the counter value
+     * {@code counter + draw} ({@code draw}: how many sampled rows come before this one). Returns whether the row samples.
+     */
+    public static boolean putSelectRow(java.nio.ByteBuffer b, int off, float temperature, int topK, float topP, float minP, long seed, int draw) {
+        if (!(topP > 0f)) throw new IllegalArgumentException("selectRows: topP " + topP + " must be > 0");
+        if (!(minP >= 0f && minP <= 1f)) throw new IllegalArgumentException("selectRows: minP " + minP + " must be in [0, 1]");
+        boolean sampled = temperature > 0f && topK != 1;
+        b.putFloat(off, sampled ? 1f / temperature : 0f).putInt(off + 4, topK).putFloat(off + 8, topP).putFloat(off + 12, minP)
+                .putLong(off + 16, seed).putInt(off + 24, draw).putInt(off + 28, sampled ? 1 : 0);
+        return sampled;
+    }
+
+    /**
+     * The token of each of {@code rows} logits rows ([rows, n] fp32) in one launch per stage instead of a
+     * {@link #argmax(DeviceBuffer, DeviceBuffer, int, DeviceBuffer)} or {@link #sample(DeviceBuffer, DeviceBuffer, int,
+     * float, int, float, float, long, DeviceBuffer, DeviceBuffer)} call per row: outIds int32 [rows]; table: {@code rows}
+     * rows of {@link #SELECT_ROW_BYTES} written by {@link #putSelectRow}; {@code sampledRows} of them sample (then the
+     * counter advances by that many, as that many single calls would), the others take the argmax. workspace:
+     * {@link #selectRowsWorkspaceBytes}. Same tokens, kept sets and counter as the calls one row after another.
+     */
+    public void selectRows(DeviceBuffer outIds, DeviceBuffer logits, int n, int rows, DeviceBuffer table, int sampledRows,
+                           DeviceBuffer counter, DeviceBuffer workspace) {
+        positive("selectRows", n, rows);
+        if (sampledRows < 0 || sampledRows > rows) throw new IllegalArgumentException("selectRows: " + sampledRows + " sampled rows of " + rows);
+        outIds.require(4L * rows, "selectRows", "out int32 [rows]");
+        logits.require(4L * rows * n, "selectRows", "logits fp32 [rows, n]");
+        table.require((long) SELECT_ROW_BYTES * rows, "selectRows", "row settings [rows] x " + SELECT_ROW_BYTES + " bytes");
+        counter.require(8, "selectRows", "counter uint64");
+        long stride = sampleWorkspaceBytes(n);
+        workspace.require(selectRowsWorkspaceBytes(n, rows), "selectRows", "workspace (" + stride + " bytes a row)");
+        if (sampledRows < rows) {
+            int parts = Math.max(1, Math.min(ARGMAX_PARTS, (n + 1023) / 1024));
+            k.launch("vf_argmax_partial_rows", parts, rows, 1, 256, 0, stream, a.reset().ptr(workspace).i64(stride).ptr(table).ptr(logits).i32(n));
+            k.launch("vf_argmax_final_rows", 1, rows, 1, 32, 0, stream, a.reset().ptr(outIds).ptr(workspace).i64(stride).ptr(table).i32(parts));
+        }
+        if (sampledRows > 0) {
+            int parts = sampleParts(n);
+            k.launch("vf_sample_max_rows", parts, rows, 1, 256, 0, stream, a.reset().ptr(workspace).i64(stride).ptr(table).ptr(logits).i32(n));
+            k.launch("vf_sample_hist_rows", parts, rows, 1, 256, 0, stream, a.reset().ptr(workspace).i64(stride).ptr(table).ptr(logits).i32(n));
+            k.launch("vf_sample_compact_rows", parts, rows, 1, 256, 0, stream, a.reset().ptr(workspace).i64(stride).ptr(table).ptr(logits).i32(n));
+            k.launch("vf_sample_final_rows", 1, rows, 1, 1024, 0, stream,
+                    a.reset().ptr(outIds).ptr(counter).ptr(workspace).i64(stride).ptr(table).i32(parts).ptr(logits).i32(n));
+            k.launch("vf_sample_count", 1, 1, 1, 32, 0, stream, a.reset().ptr(counter).i32(sampledRows));
+        }
+    }
+
+    /** Bytes of the workspace {@link #selectRows} needs: {@link #sampleWorkspaceBytes} a row. */
+    public static long selectRowsWorkspaceBytes(int n, int rows) { return sampleWorkspaceBytes(n) * rows; }
+
     // ---- the persistent decode step (decode_mega.cu, Tuning.decodeMegakernel) ----
 
     /** Threads of a persistent decode block (VF_MEGA_THREADS). */

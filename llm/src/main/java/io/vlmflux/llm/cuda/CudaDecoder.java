@@ -93,6 +93,8 @@ public final class CudaDecoder implements Decoder {
     private final DeviceBuffer maskBits;
     private final PinnedBuffer maskPin;
     private final PinnedBuffer batchPin;
+    private final PinnedBuffer selectPin;           // Tuning.batchSelect: the rows' settings table (GpuOps#putSelectRow), else null
+    private DeviceBuffer selectTable, selectWs;     // its device copy and GpuOps#selectRows's workspace
     private boolean batchLogged;
     // graph-captured batched decode: per row the K/V cache addresses of every layer, read by the captured kernels, so one
     // graph per (batch size, split count) serves any set of caches; partials workspace grown on demand (own allocation)
@@ -246,12 +248,14 @@ public final class CudaDecoder implements Decoder {
         long acts = r(4 * C * H) + r(2 * C * H) + r(4 * C * QKV) + r(4 * C * Q) + r(2 * C * Q) + r(8 * C * I) + r(2 * C * I)
                 + r(4 * C * H) + r(4 * C) + r(12 * C) + r(4) + r(4L * LOGIT_ROWS * V) + r(GpuOps.argmaxWorkspaceBytes()) + r(GpuOps.sampleWorkspaceBytes(V)) + r(4) + r(8)
                 + r(32) + r(4L * nq * maxSplits * (hd + 2)) + r(40L * LOGIT_ROWS) + r(4L * LOGIT_ROWS) + (32L << 20)
-                + r(16L * LOGIT_ROWS * c.numLayers()) + r(8L * ((V + 63) / 64)) + r((long) GpuOps.MEGA_LAYER_BYTES * c.numLayers());
+                + r(16L * LOGIT_ROWS * c.numLayers()) + r(8L * ((V + 63) / 64)) + r((long) GpuOps.MEGA_LAYER_BYTES * c.numLayers())
+                + (tuning.batchSelect() ? r((long) GpuOps.SELECT_ROW_BYTES * LOGIT_ROWS) + r(GpuOps.selectRowsWorkspaceBytes(V, LOGIT_ROWS)) : 0);
         dev.makeCurrent();
         ops = new GpuOps(st, tuning);
         arena = dev.newArena("decoder " + spec.family(), w + acts);
         pin = new PinnedBuffer(64);
         batchPin = new PinnedBuffer(44L * LOGIT_ROWS);
+        selectPin = tuning.batchSelect() ? new PinnedBuffer((long) GpuOps.SELECT_ROW_BYTES * LOGIT_ROWS) : null;
         maskPin = new PinnedBuffer(8L * ((V + 63) / 64));
         batchKvPin = new PinnedBuffer(16L * LOGIT_ROWS * c.numLayers());
         bops = new BatchDecodeOps(st, tuning);
@@ -332,6 +336,10 @@ public final class CudaDecoder implements Decoder {
             batchStep = arena.alloc("batched decode: per row scalars int32 [" + LOGIT_ROWS + ", 8] + token ids int32 [" + LOGIT_ROWS + "]", 36L * LOGIT_ROWS);
             batchOut = arena.alloc("batched decode: chosen ids int32 [" + LOGIT_ROWS + "]", 4L * LOGIT_ROWS);
             batchKv = arena.alloc("batched decode: K/V cache addresses uint64 [" + LOGIT_ROWS + ", layers, 2]", 16L * LOGIT_ROWS * c.numLayers());
+            if (selectPin != null) {
+                selectTable = arena.alloc("batched token choice: row settings [" + LOGIT_ROWS + "]", (long) GpuOps.SELECT_ROW_BYTES * LOGIT_ROWS);
+                selectWs = arena.alloc("batched token choice: workspace [" + LOGIT_ROWS + " rows]", GpuOps.selectRowsWorkspaceBytes(V, LOGIT_ROWS));
+            }
             decodeWs = arena.alloc("decode attention partials", 4L * nq * maxSplits * (hd + 2));
             maskBits = arena.alloc("constraint allowed ids uint64 [(vocab + 63) / 64]", 8L * ((V + 63) / 64));
             blas = new Blas(st, arena.alloc("cublas workspace", 32L << 20));
@@ -794,11 +802,23 @@ public final class CudaDecoder implements Decoder {
             if (g != null) { g.launch(st); replayed = true; }
         }
         if (!replayed) enqueueBatchEager(cs, n);
-        for (int i = 0; i < n; i++) {
-            SamplingParams p = params[i];
-            DeviceBuffer li = logits.slice(4L * i * V, 4L * V, "logits row " + i), o = batchOut.slice(4L * i, 4, "id " + i);
-            if (p.greedy()) ops.argmax(o, li, V, argmaxWs);
-            else ops.sample(o, li, V, (float) p.temperature(), p.topK(), (float) p.topP(), (float) p.minP(), p.seed(), counter, sampleWs);
+        if (selectPin != null) {   // every row's token in one launch a stage
+            ByteBuffer t = selectPin.buffer();
+            int draws = 0;
+            for (int i = 0; i < n; i++) {
+                SamplingParams p = params[i];
+                float temp = p.greedy() ? 0f : (float) p.temperature();
+                if (GpuOps.putSelectRow(t, GpuOps.SELECT_ROW_BYTES * i, temp, p.topK(), (float) p.topP(), (float) p.minP(), p.seed(), draws)) draws++;
+            }
+            st.copyAsync(selectTable, selectPin, 0, (long) GpuOps.SELECT_ROW_BYTES * n);
+            ops.selectRows(batchOut, logits, V, n, selectTable, draws, counter, selectWs);
+        } else {
+            for (int i = 0; i < n; i++) {
+                SamplingParams p = params[i];
+                DeviceBuffer li = logits.slice(4L * i * V, 4L * V, "logits row " + i), o = batchOut.slice(4L * i, 4, "id " + i);
+                if (p.greedy()) ops.argmax(o, li, V, argmaxWs);
+                else ops.sample(o, li, V, (float) p.temperature(), p.topK(), (float) p.topP(), (float) p.minP(), p.seed(), counter, sampleWs);
+            }
         }
         st.copyAsync(batchPin, 36L * LOGIT_ROWS, batchOut, 4L * n);
         st.synchronize();
@@ -1263,6 +1283,7 @@ public final class CudaDecoder implements Decoder {
         if (pfJoin != null) pfJoin.close();
         pin.close();
         if (batchPin != null) batchPin.close();
+        if (selectPin != null) selectPin.close();
         if (maskPin != null) maskPin.close();
         if (batchKvPin != null) batchKvPin.close();
         if (deepArena != null) deepArena.close();

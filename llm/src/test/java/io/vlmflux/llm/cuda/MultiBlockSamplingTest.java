@@ -230,4 +230,59 @@ class MultiBlockSamplingTest {
         ops.sample(id, lb, n, 1f, 1, 1f, 0f, 1, ctr, ws);
         assertEquals(am, st.downloadInts(id, 1)[0]);
     }
+
+    /**
+     * GpuOps#selectRows (a batched step's token choice, one launch a stage) = one argmax / sample call per row, in
+     * order: the same ids, the same kept set of every sampled row (its workspace's info words), the same counter after.
+     * Rows mix greedy, top-k = 1 and sampled settings; vocabularies of 151,936, 1,000 and 5 logits (one part, several,
+     * the most), masked rows, 1 to 9 rows, two steps each (the counter carries over).
+     */
+    @Test
+    void selectRowsEqualsOneCallPerRow() {
+        Random r = new Random(23);
+        for (int n : new int[] {151936, 1000, 5}) {
+            for (int rows : new int[] {1, 2, 5, 9}) {
+                float[] all = new float[rows * n];
+                for (int i = 0; i < rows; i++) System.arraycopy(logits(new Random(40L + 7L * i + n), n, i % 3), 0, all, i * n, n);
+                DeviceBuffer lb = f32(all), ids = arena.alloc("ids", 4L * rows), one = arena.alloc("id", 4),
+                        ctrRows = arena.alloc("ctr rows", 8), ctrOne = arena.alloc("ctr one", 8),
+                        table = arena.alloc("table", (long) GpuOps.SELECT_ROW_BYTES * rows),
+                        wsRows = arena.alloc("ws rows", GpuOps.selectRowsWorkspaceBytes(n, rows)),
+                        wsOne = arena.alloc("ws one", GpuOps.sampleWorkspaceBytes(n)), amWs = arena.alloc("am ws", GpuOps.argmaxWorkspaceBytes());
+                st.upload(ctrRows, new long[] {5});
+                st.upload(ctrOne, new long[] {5});
+                for (int step = 0; step < 2; step++) {
+                    Cfg[] cfg = new Cfg[rows];
+                    long[] seeds = new long[rows];
+                    java.nio.ByteBuffer t = java.nio.ByteBuffer.allocate(GpuOps.SELECT_ROW_BYTES * rows).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+                    int draws = 0;
+                    for (int i = 0; i < rows; i++) {
+                        int kind = r.nextInt(5);   // 0 greedy, 1 top-k 1, else sampled
+                        cfg[i] = kind == 0 ? new Cfg(0f, 0, 1f, 0f) : kind == 1 ? new Cfg(0.9f, 1, 1f, 0f) : CFGS[r.nextInt(CFGS.length)];
+                        seeds[i] = r.nextLong();
+                        if (GpuOps.putSelectRow(t, GpuOps.SELECT_ROW_BYTES * i, cfg[i].t(), cfg[i].k(), cfg[i].p(), cfg[i].minP(), seeds[i], draws)) draws++;
+                    }
+                    st.upload(table, t.array());
+                    ops.selectRows(ids, lb, n, rows, table, draws, ctrRows, wsRows);
+                    int[] got = st.downloadInts(ids, rows);
+                    for (int i = 0; i < rows; i++) {
+                        DeviceBuffer li = lb.slice(4L * i * n, 4L * n, "row " + i);
+                        String what = "vocab " + n + ", " + rows + " rows, step " + step + ", row " + i + " " + cfg[i];
+                        boolean sampled = cfg[i].t() > 0f && cfg[i].k() != 1;
+                        if (sampled) {
+                            ops.sample(one, li, n, cfg[i].t(), cfg[i].k(), cfg[i].p(), cfg[i].minP(), seeds[i], ctrOne, wsOne);
+                            int[] infoOne = st.downloadInts(wsOne.slice(GpuOps.SAMPLE_INFO_OFFSET, 16, "info"), 4);
+                            int[] infoRow = st.downloadInts(wsRows.slice(GpuOps.sampleWorkspaceBytes(n) * i + GpuOps.SAMPLE_INFO_OFFSET, 16, "info"), 4);
+                            assertArrayEquals(Arrays.copyOfRange(infoOne, 1, 4), Arrays.copyOfRange(infoRow, 1, 4), what + ": kept set, its mass, candidates");
+                        } else {
+                            ops.argmax(one, li, n, amWs);
+                        }
+                        assertEquals(st.downloadInts(one, 1)[0], got[i], what);
+                    }
+                    assertEquals(st.downloadLongs(ctrOne, 1)[0], st.downloadLongs(ctrRows, 1)[0], "counter after " + rows + " rows, step " + step);
+                }
+                arena.reset(mark);
+            }
+        }
+    }
 }
