@@ -43,9 +43,10 @@
 // The form (the flags above) is a template parameter, compiled in: each form's kernel holds only its own code. As runtime
 // branches of one body the forms made the kernel 2.3 times the first form's code (343 KB at hd 128), every layer walked
 // all of it, and form 0 ran 1.23x slower than the same arithmetic compiled alone (docs/performance.md, stops 31 and 32).
-// The library builds VF_MEGA_FORM_LIB (early + split-K, the fastest form measured) as vf_decode_mega_h{hd};
-// mega_harness instantiates the others (VF_MEGA_INSTANCE_FORM) to time them against it.
-#define VF_MEGA_FORM_LIB (VF_MEGA_EARLY | VF_MEGA_SPLITK)
+// The library builds VF_MEGA_FORM_LIB as vf_decode_mega_h{hd}: the early loads alone, the fastest form compiled
+// apart at every published shape on the H100 (stop 32: 1.05-1.15x the per-kernel step in mega_harness; split-K over
+// warps gained nothing once the form was compiled alone). mega_harness instantiates every form (VF_MEGA_INSTANCE_FORM).
+#define VF_MEGA_FORM_LIB VF_MEGA_EARLY
 
 // Per layer, written by the host (io.vlmflux.cuda.gpu.GpuOps#megaLayerTable): 10 device addresses, null where absent.
 struct VfMegaLayer {

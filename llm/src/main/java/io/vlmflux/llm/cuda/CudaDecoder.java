@@ -94,7 +94,9 @@ public final class CudaDecoder implements Decoder {
     private final PinnedBuffer maskPin;
     private final PinnedBuffer batchPin;
     private final PinnedBuffer selectPin;           // Tuning.batchSelect: the rows' settings table (GpuOps#putSelectRow), else null
-    private DeviceBuffer selectTable, selectWs;     // its device copy and GpuOps#selectRows's workspace
+    private DeviceArena selectArena;                // grown on demand: the table's device copy and GpuOps#selectRows's workspace
+    private DeviceBuffer selectTable, selectWs;
+    private int selectRows;                         // rows they hold
     private boolean batchLogged;
     // graph-captured batched decode: per row the K/V cache addresses of every layer, read by the captured kernels, so one
     // graph per (batch size, split count) serves any set of caches; partials workspace grown on demand (own allocation)
@@ -248,8 +250,7 @@ public final class CudaDecoder implements Decoder {
         long acts = r(4 * C * H) + r(2 * C * H) + r(4 * C * QKV) + r(4 * C * Q) + r(2 * C * Q) + r(8 * C * I) + r(2 * C * I)
                 + r(4 * C * H) + r(4 * C) + r(12 * C) + r(4) + r(4L * LOGIT_ROWS * V) + r(GpuOps.argmaxWorkspaceBytes()) + r(GpuOps.sampleWorkspaceBytes(V)) + r(4) + r(8)
                 + r(32) + r(4L * nq * maxSplits * (hd + 2)) + r(40L * LOGIT_ROWS) + r(4L * LOGIT_ROWS) + (32L << 20)
-                + r(16L * LOGIT_ROWS * c.numLayers()) + r(8L * ((V + 63) / 64)) + r((long) GpuOps.MEGA_LAYER_BYTES * c.numLayers())
-                + (tuning.batchSelect() ? r((long) GpuOps.SELECT_ROW_BYTES * LOGIT_ROWS) + r(GpuOps.selectRowsWorkspaceBytes(V, LOGIT_ROWS)) : 0);
+                + r(16L * LOGIT_ROWS * c.numLayers()) + r(8L * ((V + 63) / 64)) + r((long) GpuOps.MEGA_LAYER_BYTES * c.numLayers());
         dev.makeCurrent();
         ops = new GpuOps(st, tuning);
         arena = dev.newArena("decoder " + spec.family(), w + acts);
@@ -336,10 +337,6 @@ public final class CudaDecoder implements Decoder {
             batchStep = arena.alloc("batched decode: per row scalars int32 [" + LOGIT_ROWS + ", 8] + token ids int32 [" + LOGIT_ROWS + "]", 36L * LOGIT_ROWS);
             batchOut = arena.alloc("batched decode: chosen ids int32 [" + LOGIT_ROWS + "]", 4L * LOGIT_ROWS);
             batchKv = arena.alloc("batched decode: K/V cache addresses uint64 [" + LOGIT_ROWS + ", layers, 2]", 16L * LOGIT_ROWS * c.numLayers());
-            if (selectPin != null) {
-                selectTable = arena.alloc("batched token choice: row settings [" + LOGIT_ROWS + "]", (long) GpuOps.SELECT_ROW_BYTES * LOGIT_ROWS);
-                selectWs = arena.alloc("batched token choice: workspace [" + LOGIT_ROWS + " rows]", GpuOps.selectRowsWorkspaceBytes(V, LOGIT_ROWS));
-            }
             decodeWs = arena.alloc("decode attention partials", 4L * nq * maxSplits * (hd + 2));
             maskBits = arena.alloc("constraint allowed ids uint64 [(vocab + 63) / 64]", 8L * ((V + 63) / 64));
             blas = new Blas(st, arena.alloc("cublas workspace", 32L << 20));
@@ -810,6 +807,7 @@ public final class CudaDecoder implements Decoder {
                 float temp = p.greedy() ? 0f : (float) p.temperature();
                 if (GpuOps.putSelectRow(t, GpuOps.SELECT_ROW_BYTES * i, temp, p.topK(), (float) p.topP(), (float) p.minP(), p.seed(), draws)) draws++;
             }
+            ensureSelectRows(n);
             st.copyAsync(selectTable, selectPin, 0, (long) GpuOps.SELECT_ROW_BYTES * n);
             ops.selectRows(batchOut, logits, V, n, selectTable, draws, counter, selectWs);
         } else {
@@ -846,6 +844,24 @@ public final class CudaDecoder implements Decoder {
         batchWs = null;
         batchWsArena = dev.newArena("batched decode attention partials", bytes + 256);
         batchWs = batchWsArena.alloc("batched decode partials fp32 [rows, nq, splits, hd+2]", bytes);
+    }
+
+    /**
+     * The batched token choice's table and workspace for at least n rows ({@link GpuOps#selectRowsWorkspaceBytes}: ~1.9 MB
+     * a row at a 152k vocabulary), grown to the next power of two on demand rather than held for {@link #LOGIT_ROWS}.
+     */
+    private void ensureSelectRows(int n) {
+        if (n <= selectRows) return;
+        int rows = Math.min(LOGIT_ROWS, Math.max(4, n <= 1 ? 1 : Integer.highestOneBit(n - 1) << 1));
+        st.synchronize();   // the previous workspace may still be read
+        if (selectArena != null) selectArena.close();
+        selectTable = selectWs = null;
+        selectRows = 0;
+        long table = (long) GpuOps.SELECT_ROW_BYTES * rows, ws = GpuOps.selectRowsWorkspaceBytes(V, rows);
+        selectArena = dev.newArena("batched token choice", table + ws + 512);
+        selectTable = selectArena.alloc("batched token choice: row settings [" + rows + "]", table);
+        selectWs = selectArena.alloc("batched token choice: workspace [" + rows + " rows]", ws);
+        selectRows = rows;
     }
 
     /** The graph-captured batched step: every input comes from batchStep / batchKv; logits of row i at logits[i, :]. */
@@ -1269,6 +1285,7 @@ public final class CudaDecoder implements Decoder {
         for (CudaGraph g : batchGraphs.values()) g.close();
         batchGraphs.clear();
         if (batchWsArena != null) batchWsArena.close();
+        if (selectArena != null) selectArena.close();
         if (blas != null) blas.close();
         ops.close();
         if (bops != null) bops.close();
