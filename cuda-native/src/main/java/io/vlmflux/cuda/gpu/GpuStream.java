@@ -32,6 +32,13 @@ public final class GpuStream implements AutoCloseable {
         Cuda.check(cudart.cudaStreamSynchronize(handle), "cudaStreamSynchronize");
     }
 
+    /** Whether this stream is being captured into a graph (work enqueued now is recorded, not run). */
+    public boolean capturing() {
+        int[] status = {0};
+        Cuda.check(cudart.cudaStreamIsCapturing(handle, status), "cudaStreamIsCapturing");
+        return status[0] != cudart.cudaStreamCaptureStatusNone;
+    }
+
     /** Work enqueued on this stream from now on starts after the point {@code event} last recorded (none: at once). */
     public void waitFor(GpuEvent event) {
         Cuda.check(cudart.cudaStreamWaitEvent(handle, event.handle(), 0), "cudaStreamWaitEvent");

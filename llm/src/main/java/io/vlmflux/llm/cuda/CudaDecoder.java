@@ -679,12 +679,23 @@ public final class CudaDecoder implements Decoder {
         st.copyAsync(step, pin, 0, 24);
         if (graphOffReason == null) {
             if (cache.decodeGraph == null) {
-                try {
-                    cache.decodeSplits = splitsFor(cache);
-                    cache.decodeGraph = CudaGraph.capture("decode step", st, () -> enqueueDecode(cache, cache.decodeSplits));
-                } catch (CudaException e) {
-                    graphOffReason = "capture failed: " + e.getMessage();
-                    LOG.log(System.Logger.Level.WARNING, "CUDA graph decode off, running eagerly: {0}", graphOffReason);
+                for (int attempt = 0; cache.decodeGraph == null && graphOffReason == null; attempt++) {
+                    String megaBefore = megaOff;
+                    try {
+                        cache.decodeSplits = splitsFor(cache);
+                        cache.decodeGraph = CudaGraph.capture("decode step", st, () -> enqueueDecode(cache, cache.decodeSplits));
+                    } catch (CudaException e) {
+                        // a capture (or instantiation) with the persistent step failed: once more with the per-kernel step
+                        if (attempt == 0 && megaBefore == null && cache.layerSpacing() > 0) {
+                            if (megaOff == null) {
+                                megaOff = "its graph capture failed (" + e.getMessage() + ")";
+                                LOG.log(System.Logger.Level.WARNING, "persistent decode step off, per-kernel steps from now on: {0}", megaOff);
+                            }
+                            continue;
+                        }
+                        graphOffReason = "capture failed: " + e.getMessage();
+                        LOG.log(System.Logger.Level.WARNING, "CUDA graph decode off, running eagerly: {0}", graphOffReason);
+                    }
                 }
             }
             if (cache.decodeGraph != null) cache.decodeGraph.launch(st);
@@ -704,10 +715,16 @@ public final class CudaDecoder implements Decoder {
         if (megaOff == null && cache.layerSpacing() > 0) {   // one persistent kernel: every layer and the lm head
             ops.embedGather(x, embed, stepId, 1, H, V);
             long sp = cache.layerSpacing();
-            ops.decodeMega(megaTable, layers.length, finalNorm, lmHead, x, qkv, decodeWs, att, act, logits, step, invFreq,
-                    cache.k[0].address(), 2 * sp, sp, H, nq, nkv, hd, I, V, cache.stride(),
-                    GpuOps.megaSplits(ops.megaGrid(hd), nq, nkv, cache.stride(), maxSplits), sec1, sec2, eps, scale);
-            return;
+            try {
+                ops.decodeMega(megaTable, layers.length, finalNorm, lmHead, x, qkv, decodeWs, att, act, logits, step, invFreq,
+                        cache.k[0].address(), 2 * sp, sp, H, nq, nkv, hd, I, V, cache.stride(),
+                        GpuOps.megaSplits(ops.megaGrid(hd), nq, nkv, cache.stride(), maxSplits), sec1, sec2, eps, scale);
+                return;
+            } catch (CudaException e) {   // e.g. fewer SMs than the device reports (MPS limits): the per-kernel step from now on
+                megaOff = "its cooperative launch was refused (" + e.getMessage() + ")";
+                LOG.log(System.Logger.Level.WARNING, "persistent decode step off, per-kernel steps from now on: {0}", megaOff);
+                if (st.capturing()) throw e;   // a refused launch ends a graph capture: the caller captures again
+            }
         }
         Pass p = new Decode(cache, shape(cache), splits);
         ops.embedGather(x, embed, stepId, 1, H, V);
