@@ -135,6 +135,19 @@ static void setStep(Model& m, int len, int tok, cudaStream_t st) {
 // The decoder's GEMV choice (GpuOps.gemv / gemvFused): split-K where the row tiles fit one wave and every chunk keeps
 // >= 256 16-byte groups (towards 4 blocks per SM), else the one-block-per-row-tile kernels. mode 0: x bf16; 1: RMSNorm
 // of fp32 x with nw.
+// The per-kernel reference launches as the decoder does (GpuOps with Tuning.pdl, sm_90+): every kernel with
+// programmatic dependent launch, so it is scheduled while the previous one finishes (refPdl false: plain launches).
+static bool refPdl = true;
+template <class... K, class... A>
+static void launchRef(void (*k)(K...), dim3 g, dim3 b, size_t smem, cudaStream_t st, A&&... args) {
+    cudaLaunchAttribute at[1];
+    at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    at[0].val.programmaticStreamSerializationAllowed = refPdl ? 1 : 0;
+    cudaLaunchConfig_t c = {};
+    c.gridDim = g; c.blockDim = b; c.dynamicSmemBytes = smem; c.stream = st; c.attrs = at; c.numAttrs = 1;
+    CK(cudaLaunchKernelEx(&c, k, std::forward<A>(args)...));
+}
+
 static void gemvRef(cudaStream_t st, float* y, const bf16_t* W, const void* x, const bf16_t* nw, int mode, const float* bias,
                     const float* residual, int M, int K) {
     const int tiles = (M + 15) / 16, groups = K / 8, target = splitTarget();
@@ -149,38 +162,38 @@ static void gemvRef(cudaStream_t st, float* y, const bf16_t* W, const void* x, c
     }
     if (chunk8 > 0) {
         const int splits = (groups + chunk8 - 1) / chunk8;
-        vf_gemv_bf16_splitk<<<dim3(tiles, splits), 256, mode ? 16 * chunk8 : 0, st>>>(y, W, x, nw, mode, 0, 1e-6f, bias, residual, M, K,
+        launchRef(vf_gemv_bf16_splitk, dim3(tiles, splits), 256, mode ? 16 * chunk8 : 0, st, y, W, x, nw, mode, 0, 1e-6f, bias, residual, M, K,
                 chunk8, splitWs, splitCtr);
     } else if (mode == 1) {
-        vf_gemv_bf16_fused<<<std::min(tiles, 8 * sms), 256, 2 * K, st>>>(y, W, (const float*)x, nw, 1, 0, 1e-6f, bias, residual, M, K);
+        launchRef(vf_gemv_bf16_fused, std::min(tiles, 8 * sms), 256, 2 * K, st, y, W, (const float*)x, nw, 1, 0, 1e-6f, bias, residual, M, K);
     } else {
-        vf_gemv_bf16<<<tiles, 256, 0, st>>>(y, W, (const bf16_t*)x, bias, residual, M, K);
+        launchRef(vf_gemv_bf16, tiles, 256, 0, st, y, W, (const bf16_t*)x, bias, residual, M, K);
     }
 }
 
 static void refStep(Model& m, cudaStream_t st) {
     const Shape& s = m.s;
     int G = s.nq / s.nkv, groups = (G + 7) / 8;
-    vf_embed_gather<<<1, 256, 0, st>>>(m.x, m.embed, m.tok, 1, s.H, s.V);
+    launchRef(vf_embed_gather, 1, 256, 0, st, m.x, m.embed, m.tok, 1, s.H, s.V);
     for (int l = 0; l < s.L; l++) {
         const VfMegaLayer& y = m.ly[l];
         bf16_t* kc = (bf16_t*)(m.cache[0] + 2LL * l * m.per); bf16_t* vc = (bf16_t*)(m.cache[0] + (2LL * l + 1) * m.per);
         gemvRef(st, m.qkv, y.wqkv, m.x, y.attnNorm, 1, y.bqkv, nullptr, m.QKV, s.H);
-        vf_rope_qkv<<<dim3(1, (s.nq + s.nkv + 3) / 4), 128, 0, st>>>(m.qr, kc, vc, m.qkv, m.qkv + m.Q, m.qkv + m.Q + m.KV, m.QKV, m.QKV, m.QKV,
+        launchRef(vf_rope_qkv, dim3(1, (s.nq + s.nkv + 3) / 4), 128, 0, st, m.qr, kc, vc, m.qkv, m.qkv + m.Q, m.qkv + m.Q + m.KV, m.QKV, m.QKV, m.QKV,
                 m.step, 1, m.sec1, m.sec2, m.invFreq, m.step + 3, 1, s.nq, s.nkv, s.hd, m.maxSeq, y.qNorm, y.kNorm, 1e-6f);
         float sc = 1.f / sqrtf((float)s.hd);
         dim3 ag(s.nkv, m.splitsRef, groups);
-        if (s.hd == 128) vf_attn_decode_v_h128<<<ag, 128, 0, st>>>(m.part, m.qr, kc, vc, m.step + 4, s.nq, s.nkv, m.maxSeq, sc);
-        else if (s.hd == 64) vf_attn_decode_v_h64<<<ag, 128, 0, st>>>(m.part, m.qr, kc, vc, m.step + 4, s.nq, s.nkv, m.maxSeq, sc);
-        else if (s.hd <= 32) vf_attn_decode_e1<<<ag, 128, 0, st>>>(m.part, m.qr, kc, vc, m.step + 4, s.nq, s.nkv, m.maxSeq, s.hd, sc);
-        else vf_attn_decode_e8<<<ag, 128, 0, st>>>(m.part, m.qr, kc, vc, m.step + 4, s.nq, s.nkv, m.maxSeq, s.hd, sc);
-        vf_attn_decode_combine<<<s.nq, 128, 0, st>>>(m.att, m.part, m.step + 4, m.splitsRef, s.hd);
+        if (s.hd == 128) launchRef(vf_attn_decode_v_h128, ag, 128, 0, st, m.part, m.qr, kc, vc, m.step + 4, s.nq, s.nkv, m.maxSeq, sc);
+        else if (s.hd == 64) launchRef(vf_attn_decode_v_h64, ag, 128, 0, st, m.part, m.qr, kc, vc, m.step + 4, s.nq, s.nkv, m.maxSeq, sc);
+        else if (s.hd <= 32) launchRef(vf_attn_decode_e1, ag, 128, 0, st, m.part, m.qr, kc, vc, m.step + 4, s.nq, s.nkv, m.maxSeq, s.hd, sc);
+        else launchRef(vf_attn_decode_e8, ag, 128, 0, st, m.part, m.qr, kc, vc, m.step + 4, s.nq, s.nkv, m.maxSeq, s.hd, sc);
+        launchRef(vf_attn_decode_combine, s.nq, 128, 0, st, m.att, m.part, m.step + 4, m.splitsRef, s.hd);
         gemvRef(st, m.x, y.wo, m.att, nullptr, 0, y.bo, m.x, s.H, m.Q);
         gemvRef(st, m.gu, y.wgu, m.x, y.mlpNorm, 1, nullptr, nullptr, 2 * s.I, s.H);
-        vf_silu_mul<<<dim3((s.I + 255) / 256, 1), 256, 0, st>>>(m.act, m.gu, m.gu + s.I, s.I, 2 * s.I, 2 * s.I);
+        launchRef(vf_silu_mul, dim3((s.I + 255) / 256, 1), 256, 0, st, m.act, m.gu, m.gu + s.I, s.I, 2 * s.I, 2 * s.I);
         gemvRef(st, m.x, y.wd, m.act, nullptr, 0, nullptr, m.x, s.H, s.I);
     }
-    vf_rmsnorm<<<1, s.H >= 2048 ? 1024 : 256, 0, st>>>(m.xn, m.x, nullptr, m.finalNorm, s.H, 1e-6f);
+    launchRef(vf_rmsnorm, 1, s.H >= 2048 ? 1024 : 256, 0, st, m.xn, m.x, nullptr, m.finalNorm, s.H, 1e-6f);
     gemvRef(st, m.logits, m.embed, m.xn, nullptr, 0, nullptr, nullptr, s.V, s.H);
 }
 
@@ -295,10 +308,13 @@ static void timeIt(const Shape& s, int len) {
     };
     double bytes = 2.0 * s.L * ((double)m.QKV * s.H + (double)s.H * m.Q + 2.0 * s.I * s.H + (double)s.H * s.I) + 2.0 * s.V * s.H
                    + 2.0 * 2 * s.L * (double)m.KV * len;
+    refPdl = false;
+    const double plain = timed([&] { refStep(m, st); });
+    refPdl = true;   // the decoder's launches: the reference the persistent forms are measured against
     double ref = timed([&] { refStep(m, st); });
     double roof = bytes / (copyTBs * 1e6);   // us a step at the copy bandwidth
-    printf("time %-12s ctx %5d: per-kernel %8.1f us (%6.1f tok/s, %.2f TB/s of %.3f GB a step; %.2f of the roofline)\n", s.name, len, ref, 1e6 / ref,
-           bytes / ref / 1e6, bytes / 1e9, roof / ref);
+    printf("time %-12s ctx %5d: per-kernel %8.1f us (%6.1f tok/s, %.2f TB/s of %.3f GB a step; %.2f of the roofline; PDL, %.1f us without)\n",
+           s.name, len, ref, 1e6 / ref, bytes / ref / 1e6, bytes / 1e9, roof / ref, plain);
     const int forms[] = {0, 1, 3, 4, 5, 4, 4};   // the last two: the stream with a ring of 4 and of 8 slots
     const int maxSlots = ringSlots;
     for (int fi = 0; fi < 7; fi++) {
