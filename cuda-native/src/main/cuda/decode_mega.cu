@@ -4,12 +4,13 @@
 // kernel of one block per SM whose stages are separated by grid-wide barriers instead of kernel boundaries. A step of
 // a 0.6B model was ~220 dependent launches, each paying a drain and a ramp (issue 18); here the stages of a layer cost
 // a barrier each (one L2 atomic per block), and every stage issues its first weight (or cached K/V) loads before it
-// waits at the barrier, so their DRAM latency overlaps the barrier and the stage's prologue (the norm, RoPE). A block
-// with fewer rows of a product than warps splits the product's K over its warps. (Prefetching the next product's
-// weights into L2 from each stage was measured slower on the H100 at stop 29 and removed.) The stream form
-// (VF_MEGA_STREAM, sm_90+, the launch's dynamic shared memory a ring of 16 KB slots) goes further: every weight byte of
-// the step flows through the ring by bulk copies issued as slots free up, so the next stages' (and the next layer's)
-// weights arrive while a block computes, waits at a barrier, or runs the attention — see "The weight stream" below.
+// waits at the barrier, so their DRAM latency overlaps the barrier and the stage's prologue (the norm, RoPE): the
+// library's form (VF_MEGA_FORM_LIB below). (Prefetching the next product's weights into L2 from each stage was measured
+// slower on the H100 at stop 29 and removed.) Forms only mega_harness builds, to time them against it: split-K
+// (VF_MEGA_SPLITK: a block with fewer rows of a product than warps splits the product's K over its warps) and the
+// stream form (VF_MEGA_STREAM, sm_90+, the launch's dynamic shared memory a ring of 16 KB slots: every weight byte of
+// the step flows through the ring by bulk copies issued as slots free up — see "The weight stream" below); both were
+// slower at stop 32.
 //
 // Rules that keep it correct:
 // - Co-residency: the grid is at most one block per SM with this block size and is launched cooperatively (the
@@ -19,7 +20,8 @@
 // - Row ownership: a product's rows are split into one contiguous range per block (the same ranges for every product
 //   of the same height), each row written by one thread, so x's residual add needs no atomics.
 // - Each stage's arithmetic is the per-kernel path's: the GEMV row sums (lane-strided, ascending, then warp_sum, where a
-//   block has at least as many row groups as warps; otherwise K is split over warps and the sums differ in rounding), the
+//   block has at least as many row groups as warps; in the split-K form otherwise K is split over warps and the sums
+//   differ in rounding), the
 //   RMSNorm prologue of vf_gemv_bf16_fused with 256 threads, SiLU-gate as vf_silu_mul, RoPE by vf_rope_head, the
 //   combine by vf_dec_combine_head. The attention's split pass walks keys in its own order (8 warps), so logits match
 //   the per-kernel path to rounding, not bit for bit.

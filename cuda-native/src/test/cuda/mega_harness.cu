@@ -19,12 +19,10 @@ static const int megaForms[] = {0, 1, 3, 4, 5};
 // the kernel of head dim hd in form f (one of megaForms)
 static void* megaFn(int hd, int f) {
     const int i = hd == 8 ? 0 : hd == 16 ? 1 : hd == 32 ? 2 : hd == 64 ? 3 : hd == 128 ? 4 : 5;
-    static void* const t[5][6] = {
-        {(void*)mega_f0_h8, (void*)mega_f0_h16, (void*)mega_f0_h32, (void*)mega_f0_h64, (void*)mega_f0_h128, (void*)mega_f0_h256},
-        {(void*)mega_f1_h8, (void*)mega_f1_h16, (void*)mega_f1_h32, (void*)mega_f1_h64, (void*)mega_f1_h128, (void*)mega_f1_h256},
-        {(void*)mega_f3_h8, (void*)mega_f3_h16, (void*)mega_f3_h32, (void*)mega_f3_h64, (void*)mega_f3_h128, (void*)mega_f3_h256},
-        {(void*)mega_f4_h8, (void*)mega_f4_h16, (void*)mega_f4_h32, (void*)mega_f4_h64, (void*)mega_f4_h128, (void*)mega_f4_h256},
-        {(void*)mega_f5_h8, (void*)mega_f5_h16, (void*)mega_f5_h32, (void*)mega_f5_h64, (void*)mega_f5_h128, (void*)mega_f5_h256}};
+#define MEGA_FN_ROW(F) {(void*)mega_f##F##_h8, (void*)mega_f##F##_h16, (void*)mega_f##F##_h32, (void*)mega_f##F##_h64, \
+                       (void*)mega_f##F##_h128, (void*)mega_f##F##_h256}
+    static void* const t[5][6] = {MEGA_FN_ROW(0), MEGA_FN_ROW(1), MEGA_FN_ROW(3), MEGA_FN_ROW(4), MEGA_FN_ROW(5)};   // megaForms' order
+#undef MEGA_FN_ROW
     for (int j = 0; j < 5; j++) if (megaForms[j] == f) return t[j][i];
     printf("no kernel of form %d\n", f); exit(2);
 }

@@ -640,6 +640,9 @@ public final class GpuOps implements AutoCloseable {
     /** Parts of the two-stage {@link #argmax(DeviceBuffer, DeviceBuffer, int, DeviceBuffer)}. */
     public static final int ARGMAX_PARTS = 128;
 
+    /** Blocks of the two-stage argmax's first stage for {@code n} logits (about 1,024 a block, at most {@link #ARGMAX_PARTS}). */
+    static int argmaxParts(int n) { return Math.max(1, Math.min(ARGMAX_PARTS, (n + 1023) / 1024)); }
+
     /** Bytes of the workspace the two-stage argmax needs. */
     public static long argmaxWorkspaceBytes() { return 8L * ARGMAX_PARTS; }
 
@@ -652,7 +655,7 @@ public final class GpuOps implements AutoCloseable {
         outId.require(4, "argmax", "out int32");
         logits.require(4L * n, "argmax", "logits fp32 [n]");
         workspace.require(argmaxWorkspaceBytes(), "argmax", "partials [" + ARGMAX_PARTS + "] x (fp32, int32)");
-        int parts = Math.max(1, Math.min(ARGMAX_PARTS, (n + 1023) / 1024));
+        int parts = argmaxParts(n);
         DeviceBuffer pv = workspace.slice(0, 4L * ARGMAX_PARTS, workspace.name() + ".values");
         DeviceBuffer pi = workspace.slice(4L * ARGMAX_PARTS, 4L * ARGMAX_PARTS, workspace.name() + ".indices");
         launch("vf_argmax_partial", parts, 1, 1, 256, 0, stream, a.reset().ptr(pv).ptr(pi).ptr(logits).i32(n));
@@ -774,19 +777,18 @@ public final class GpuOps implements AutoCloseable {
         counter.require(8, "selectRows", "counter uint64");
         long stride = sampleWorkspaceBytes(n);
         workspace.require(selectRowsWorkspaceBytes(n, rows), "selectRows", "workspace (" + stride + " bytes a row)");
-        if (sampledRows < rows) {
-            int parts = Math.max(1, Math.min(ARGMAX_PARTS, (n + 1023) / 1024));
-            k.launch("vf_argmax_partial_rows", parts, rows, 1, 256, 0, stream, a.reset().ptr(workspace).i64(stride).ptr(table).ptr(logits).i32(n));
-            k.launch("vf_argmax_final_rows", 1, rows, 1, 32, 0, stream, a.reset().ptr(outIds).ptr(workspace).i64(stride).ptr(table).i32(parts));
+        if (sampledRows < rows) {   // the greedy rows (the kernels skip the sampled ones, and the other way round)
+            int parts = argmaxParts(n);
+            launch("vf_argmax_partial_rows", parts, rows, 1, 256, 0, stream, a.reset().ptr(workspace).i64(stride).ptr(table).ptr(logits).i32(n));
+            launch("vf_argmax_final_rows", 1, rows, 1, 32, 0, stream, a.reset().ptr(outIds).ptr(workspace).i64(stride).ptr(table).i32(parts));
         }
         if (sampledRows > 0) {
             int parts = sampleParts(n);
-            k.launch("vf_sample_max_rows", parts, rows, 1, 256, 0, stream, a.reset().ptr(workspace).i64(stride).ptr(table).ptr(logits).i32(n));
-            k.launch("vf_sample_hist_rows", parts, rows, 1, 256, 0, stream, a.reset().ptr(workspace).i64(stride).ptr(table).ptr(logits).i32(n));
-            k.launch("vf_sample_compact_rows", parts, rows, 1, 256, 0, stream, a.reset().ptr(workspace).i64(stride).ptr(table).ptr(logits).i32(n));
-            k.launch("vf_sample_final_rows", 1, rows, 1, 1024, 0, stream,
+            for (String stage : new String[] {"vf_sample_max_rows", "vf_sample_hist_rows", "vf_sample_compact_rows"})
+                launch(stage, parts, rows, 1, 256, 0, stream, a.reset().ptr(workspace).i64(stride).ptr(table).ptr(logits).i32(n));
+            launch("vf_sample_final_rows", 1, rows, 1, 1024, 0, stream,
                     a.reset().ptr(outIds).ptr(counter).ptr(workspace).i64(stride).ptr(table).i32(parts).ptr(logits).i32(n));
-            k.launch("vf_sample_count", 1, 1, 1, 32, 0, stream, a.reset().ptr(counter).i32(sampledRows));
+            launch("vf_sample_count", 1, 1, 1, 32, 0, stream, a.reset().ptr(counter).i32(sampledRows));
         }
     }
 
@@ -844,8 +846,8 @@ public final class GpuOps implements AutoCloseable {
      * token's embedding in x (fp32 [hidden]) to logits (fp32 [vocab]). layers: the device table of
      * {@link #MEGA_LAYER_BYTES} per layer; step: int32 {p0, p1, p2, slot, kvLen}; the K cache of layer l at kBase + l *
      * kvLayerStride, its V vOffset bytes after it (bf16 [nkv, maxSeq, hd]); part: fp32 [nq, splits, hd + 2]. The kernel
-     * runs decode_mega.cu's VF_MEGA_FORM_LIB (each stage's first weight / cached K/V loads between the grid barrier's
-     * arrival and its wait; K split over a block's warps where it has fewer row groups than warps), compiled in.
+     * runs decode_mega.cu's VF_MEGA_FORM_LIB, compiled in: each stage's first weight / cached K/V loads are issued
+     * between the grid barrier's arrival and its wait.
      * Shapes as {@link #megaUnsupported}.
      */
     public void decodeMega(DeviceBuffer layers, int L, DeviceBuffer finalNorm, DeviceBuffer lmHead, DeviceBuffer x, DeviceBuffer qkv,

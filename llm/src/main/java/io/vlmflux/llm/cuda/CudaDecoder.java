@@ -869,7 +869,7 @@ public final class CudaDecoder implements Decoder {
      */
     private void ensureSelectRows(int n) {
         if (n <= selectRows) return;
-        int rows = Math.min(LOGIT_ROWS, Math.max(4, n <= 1 ? 1 : Integer.highestOneBit(n - 1) << 1));
+        int rows = Math.min(LOGIT_ROWS, Math.max(4, Integer.highestOneBit(n - 1) << 1));   // n <= LOGIT_ROWS (callers slice)
         st.synchronize();   // the previous workspace may still be read
         if (selectArena != null) selectArena.close();
         selectTable = selectWs = null;
