@@ -47,6 +47,9 @@
 #                         nvcc -O3 -std=c++17 -arch=sm_90 -o .gpu-e2e/megah cuda-native/src/test/cuda/mega_harness.cu && xz -k -9 .gpu-e2e/megah):
 #                         the persistent decode step (decode_mega.cu) checked against the per-kernel path, then every form of
 #                         it timed against that path at Qwen3-0.6B / Qwen2.5-3B / -7B shapes (no JVM, no bundle)
+#   e2e-gpu-run.sh qwen3vl [SHAPES] (carry .gpu-e2e/jre.tar.xz, lib, test-classes with the slim tree; one call, no prep): issue 14's
+#                         table: per Qwen3-VL shape (default "qwen3-vl-2b qwen3-vl-4b", also qwen3-vl-8b) the random checkpoint,
+#                         Hugging Face's vision / TTFT / decode, bench vlm --ttft (defaults, persistent step off), VisionEncoderBench
 #   e2e-gpu-run.sh mega-builds [MODE] (carry .gpu-e2e/mega-builds.tar.xz from cuda-native/bundle/mega-builds.sh): every
 #                         harness build in it run in MODE (default time1: Qwen3-0.6B and Qwen2.5-3B at 2,048), 40 s each
 #                         (VLMFLUX_MEGA_TIMEOUT), by name (a build without time1: 25 s of its time mode); one line per form and build
@@ -249,6 +252,40 @@ case "${1:-}" in
     grep -E "tests (successful|failed|found)" "$out/tests.txt" >&2; grep -B2 -A14 "✘" "$out/tests.txt" | head -60 >&2
     VLMFLUX_E2E_VARIANTS=${VLMFLUX_E2E_VARIANTS:-default fr} VLMFLUX_E2E_BENCH=${VLMFLUX_E2E_BENCH-qwen3-0.6b} bench_variants
     step done ;;
+  qwen3vl)   # carry .gpu-e2e/jre.tar.xz, lib, test-classes with the slim tree: issue 14's table in one call
+    # per shape (default "qwen3-vl-2b qwen3-vl-4b"; qwen3-vl-8b too): the random bf16 checkpoint and Hugging Face's vision /
+    # TTFT / decode figures (peer_bench_vlm.py --full --decode), then bench vlm --ttft at today's defaults and with the
+    # persistent decode step off, and VisionEncoderBench at 448x448, 640x480, 1280x720; the device copy bandwidth first
+    step "runtime and jars into /tmp"
+    rm -rf "$VLMFLUX_JRE_DIR" && mkdir -p "$VLMFLUX_JRE_DIR" && tar -xJf "$VLMFLUX_BUNDLE_DIR/jre.tar.xz" -C "$VLMFLUX_JRE_DIR" && touch "$VLMFLUX_JRE_DIR/jre/release"
+    rm -rf /tmp/gpu-lib && cp -r "$VLMFLUX_BUNDLE_DIR/lib" /tmp/gpu-lib
+    [[ -f $VLMFLUX_BUNDLE_DIR/gst.tar.xz ]] && source "$here/gst-env.sh" "$VLMFLUX_BUNDLE_DIR/gst.tar.xz"   # for a tests-warm call after this one
+    mkdir -p /tmp/b && rm -rf /tmp/b/test-classes && cp -r "$root/.gpu-e2e/test-classes" /tmp/b/ && ln -sfn /tmp/gpu-lib /tmp/b/lib
+    export VLMFLUX_BUNDLE_DIR=/tmp/b
+    nvidia-smi -L | tee "$out/device.txt"
+    python3 "$here/peer_bench.py" bandwidth | tee "$out/bandwidth.jsonl" >&2
+    t0=$(date +%s)
+    for m in ${2:-qwen3-vl-2b qwen3-vl-4b}; do
+      (( $(date +%s) - t0 >= ${VLMFLUX_E2E_BUDGET:-420} )) && { step "skipped $m: the call's ten minutes are nearly spent"; continue; }
+      d=/tmp/vlmflux-models/$m; mkdir -p "$d"
+      step "$m: checkpoint + Hugging Face (vision, TTFT, decode)"
+      [[ -f $d/model.safetensors ]] || PYTHONUNBUFFERED=1 timeout 240 python3 "$here/peer_bench_vlm.py" "$d" --full --decode --shape $m \
+          ${VLMFLUX_E2E_NO_PEER:+--no-peer} > "$out/hf-$m.jsonl" 2> "$out/hf-$m.err" || tail -5 "$out/hf-$m.err" >&2
+      python3 "$here/vlm_tokenizer.py" "$d" > /dev/null; cut -c1-330 "$out/hf-$m.jsonl" >&2
+      for v in default nomk; do
+        step "$m: bench vlm --ttft ($v)"
+        VLMFLUX_JAVA_OPTS=$([[ $v == nomk ]] && echo "-Dvlmflux.cuda.decodeMegakernel=false") timeout 100 "$run" vlmflux bench vlm --model "$d" --ttft \
+            --iters 10 --decode-tokens 128 --json > "$out/vlm-$m-$v.jsonl" 2> "$out/vlm-$m-$v.err"; echo "rc=$?" >> "$out/vlm-$m-$v.err"
+        tail -n 1 "$out/vlm-$m-$v.jsonl" >&2; grep -i "error\|exception\|persistent" "$out/vlm-$m-$v.err" | head -3 >&2
+      done
+      step "$m: VisionEncoderBench"
+      for sz in 448x448 640x480 1280x720; do
+        timeout 60 "$run" java io.vlmflux.vision.cuda.VisionEncoderBench "$d" $sz RGB 20 --json >> "$out/vision-$m.jsonl" 2>> "$out/vision-$m.err"
+      done
+      cut -c1-300 "$out/vision-$m.jsonl" >&2
+      [[ -n ${VLMFLUX_E2E_DROP:-} ]] && rm -rf "$d"
+    done
+    step done ;;
   mega-builds)   # carry .gpu-e2e/mega-builds.tar.xz: each harness build timed in turn
     rm -rf /tmp/mega-builds && mkdir -p /tmp/mega-builds   # a warm machine's builds of an earlier call are not this call's
     xz -dc "$VLMFLUX_BUNDLE_DIR/mega-builds.tar.xz" | tar -x -C /tmp/mega-builds || exit 3
@@ -283,5 +320,5 @@ case "${1:-}" in
         > "$out/tests.txt" 2>&1; echo "rc=$?" >> "$out/tests.txt"
     grep -E "tests (successful|failed|found)" "$out/tests.txt" >&2; grep -B1 -A6 "✘" "$out/tests.txt" | head -40 >&2
     step done ;;
-  *) echo "usage: $0 unpack|tests-warm|quick|prep|run|tests|prep-all|measure|measure-int4|profile|int4-check" >&2; exit 2 ;;
+  *) echo "usage: $0 unpack|tests-warm|quick|prep|run|tests|prep-all|measure|measure-int4|profile|int4-check|qwen3vl|mega|mega-builds" >&2; exit 2 ;;
 esac

@@ -4,9 +4,10 @@ preprocessor_config.json and the vision tower's weights; the text model is built
 and measures the Hugging Face peer on the same GPU in the same process: image processor time and vision tower
 latency at 448x448, 640x480 and 1280x720, prefill with the image (first-token forward) and, with --decode, greedy
 decode tok/s after that prefill (eager `generate`).
-Shapes (--shape): qwen2.5-vl-3b (default), qwen3-vl-2b, qwen3-vl-4b (the published configs: Qwen3-VL text = Qwen3-1.7B /
-Qwen3-4B with interleaved M-RoPE [24, 20, 20] and rope theta 5e6; vision depth 24, width 1024, patch 16, 2,304
-learned positions, DeepStack after blocks 5, 11, 17).
+Shapes (--shape): qwen2.5-vl-3b (default), qwen3-vl-2b, qwen3-vl-4b, qwen3-vl-8b (the published configs: Qwen3-VL text =
+Qwen3-1.7B / Qwen3-4B / Qwen3-8B (untied head) with interleaved M-RoPE [24, 20, 20] and rope theta 5e6; vision depth 24,
+width 1024, DeepStack after blocks 5, 11, 17 at 2B / 4B, depth 27, width 1152, MLP 4304, DeepStack after 8, 16, 24 at 8B;
+patch 16, 2,304 learned positions).
 Usage: peer_bench_vlm.py OUT_DIR [--shape S] [--full] [--no-peer] [--decode]. One JSON object per line on stdout."""
 import json, os, sys, time
 import torch
@@ -33,8 +34,8 @@ def main():
     peer = "--no-peer" not in sys.argv
     decode = "--decode" in sys.argv
     shape = sys.argv[sys.argv.index("--shape") + 1] if "--shape" in sys.argv else "qwen2.5-vl-3b"
-    if shape not in ("qwen2.5-vl-3b", "qwen3-vl-2b", "qwen3-vl-4b"):
-        sys.exit(f"--shape {shape}: one of qwen2.5-vl-3b, qwen3-vl-2b, qwen3-vl-4b")
+    if shape not in ("qwen2.5-vl-3b", "qwen3-vl-2b", "qwen3-vl-4b", "qwen3-vl-8b"):
+        sys.exit(f"--shape {shape}: one of qwen2.5-vl-3b, qwen3-vl-2b, qwen3-vl-4b, qwen3-vl-8b")
     dev = "cuda"
     emit(what="env", torch=torch.__version__, transformers=transformers.__version__, gpu=torch.cuda.get_device_name(0))
     ids = dict(image_token_id=151655, video_token_id=151656, vision_start_token_id=151652, vision_end_token_id=151653)
@@ -50,17 +51,19 @@ def main():
         model_cls, ip, patch = Qwen2_5_VLForConditionalGeneration, Qwen2VLImageProcessor(), 14
     else:
         from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration
-        big = shape == "qwen3-vl-4b"
-        hidden = 2560 if big else 2048
-        text = dict(vocab_size=151936, hidden_size=hidden, intermediate_size=9728 if big else 6144,
-                    num_hidden_layers=36 if big else 28, num_attention_heads=32 if big else 16, num_key_value_heads=8,
-                    head_dim=128, max_position_embeddings=262144, rms_norm_eps=1e-6, tie_word_embeddings=True,
+        # text: hidden, MLP, layers, query heads, tied head; vision: depth, width, MLP, DeepStack blocks
+        hidden, inter, layers, heads, tied = {"qwen3-vl-2b": (2048, 6144, 28, 16, True), "qwen3-vl-4b": (2560, 9728, 36, 32, True),
+                                              "qwen3-vl-8b": (4096, 12288, 36, 32, False)}[shape]
+        vdepth, vwidth, vinter, deep = (27, 1152, 4304, [8, 16, 24]) if shape == "qwen3-vl-8b" else (24, 1024, 4096, [5, 11, 17])
+        text = dict(vocab_size=151936, hidden_size=hidden, intermediate_size=inter, num_hidden_layers=layers,
+                    num_attention_heads=heads, num_key_value_heads=8, head_dim=128, max_position_embeddings=262144,
+                    rms_norm_eps=1e-6, tie_word_embeddings=tied,
                     rope_parameters={"rope_type": "default", "rope_theta": 5e6, "mrope_section": [24, 20, 20],
                                      "mrope_interleaved": True})
-        vision = dict(depth=24, hidden_size=1024, intermediate_size=4096, num_heads=16, out_hidden_size=hidden,
-                      num_position_embeddings=2304, deepstack_visual_indexes=[5, 11, 17], patch_size=16,
+        vision = dict(depth=vdepth, hidden_size=vwidth, intermediate_size=vinter, num_heads=16, out_hidden_size=hidden,
+                      num_position_embeddings=2304, deepstack_visual_indexes=deep, patch_size=16,
                       spatial_merge_size=2, temporal_patch_size=2, hidden_act="gelu_pytorch_tanh", in_channels=3)
-        cfg = Qwen3VLConfig(text_config=text, vision_config=vision, tie_word_embeddings=True, **ids)
+        cfg = Qwen3VLConfig(text_config=text, vision_config=vision, tie_word_embeddings=tied, **ids)
         model_cls, patch = Qwen3VLForConditionalGeneration, 16
         ip = Qwen2VLImageProcessor(patch_size=16, merge_size=2, temporal_patch_size=2, image_mean=[0.5] * 3,
                                    image_std=[0.5] * 3, min_pixels=65536, max_pixels=16777216)
