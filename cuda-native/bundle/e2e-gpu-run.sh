@@ -259,7 +259,7 @@ case "${1:-}" in
     step "runtime and jars into /tmp"
     rm -rf "$VLMFLUX_JRE_DIR" && mkdir -p "$VLMFLUX_JRE_DIR" && tar -xJf "$VLMFLUX_BUNDLE_DIR/jre.tar.xz" -C "$VLMFLUX_JRE_DIR" && touch "$VLMFLUX_JRE_DIR/jre/release"
     rm -rf /tmp/gpu-lib && cp -r "$VLMFLUX_BUNDLE_DIR/lib" /tmp/gpu-lib
-    [[ -f $VLMFLUX_BUNDLE_DIR/gst.tar.xz ]] && source "$here/gst-env.sh" "$VLMFLUX_BUNDLE_DIR/gst.tar.xz"   # for a tests-warm call after this one
+    [[ -f $VLMFLUX_BUNDLE_DIR/gst.tar.xz ]] && (source "$here/gst-env.sh" "$VLMFLUX_BUNDLE_DIR/gst.tar.xz")   # unpacked for a tests-warm call after this one; its environment stays out of the HF runs
     mkdir -p /tmp/b && rm -rf /tmp/b/test-classes && cp -r "$root/.gpu-e2e/test-classes" /tmp/b/ && ln -sfn /tmp/gpu-lib /tmp/b/lib
     export VLMFLUX_BUNDLE_DIR=/tmp/b
     nvidia-smi -L | tee "$out/device.txt"
