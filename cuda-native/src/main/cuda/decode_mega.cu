@@ -10,7 +10,9 @@
 // (VF_MEGA_SPLITK: a block with fewer rows of a product than warps splits the product's K over its warps) and the
 // stream form (VF_MEGA_STREAM, sm_90+, the launch's dynamic shared memory a ring of 16 KB slots: every weight byte of
 // the step flows through the ring by bulk copies issued as slots free up — see "The weight stream" below); both were
-// slower at stop 32.
+// slower at stop 32. The wide form (VF_MEGA_WIDE: up to 6 rows a warp's group, sized so that every warp walks as many
+// groups as the others; the same additions a row, so the same bits as the library's form) is written for the shares
+// that leave half the warps a second group (Qwen3-VL-4B's q/k/v), not yet timed.
 //
 // Rules that keep it correct:
 // - Co-residency: the grid is at most one block per SM with this block size and is launched cooperatively (the
@@ -33,12 +35,15 @@
 #define VF_MEGA_THREADS 256
 #define VF_MEGA_WARPS (VF_MEGA_THREADS / 32)
 #define VF_MEGA_R 4            // rows a warp's GEMV step carries (16-byte loads in flight: 4 rows x 4)
+#define VF_MEGA_RW 6           // ... in the wide form: up to 6 rows (8 spilled registers at hd 128), as many as balance the block's share over its warps
 #define VF_MEGA_GMAX 4         // query heads of one attention work item
 #define VF_MEGA_SMEM 45056     // the stage-shared buffer: x as bf16 up to 22,528 columns, or the attention scratch
 #define VF_MEGA_MAX_K (VF_MEGA_SMEM / 2)
 #define VF_MEGA_EARLY 1        // flags: each stage's first weight / cached K/V loads between the barrier's arrival and its wait
 #define VF_MEGA_SPLITK 2       // flags: a block with fewer row groups than warps splits the product's K over its warps
 #define VF_MEGA_STREAM 4       // flags: the weights stream through a ring of shared-memory slots filled by bulk copies (sm_90+)
+#define VF_MEGA_WIDE 32        // flags: a warp's row group holds up to VF_MEGA_RW rows, sized so every warp walks as many
+                               // groups as the others (not with VF_MEGA_SPLITK)
 #define VF_MEGA_SLOT 16384     // bytes of a ring slot (the ring is the launch's dynamic shared memory)
 #define VF_MEGA_RING_MAX 14    // slots at most
 #define VF_MEGA_RR 8           // rows of a streamed tile at most (gate/up: 4 pairs)
@@ -166,29 +171,31 @@ __device__ __forceinline__ void vf_mega_stage_bf16(const bf16_t* src, int K, uin
     __syncthreads();
 }
 
-// A product stage's rows for unit group g of the block's units [u0, u1): KIND 0 R rows, KIND 1 (gate/up) R / 2 pairs
-// {j, I + j}; past u1 the last unit repeats (its sums are dropped).
-template <int KIND>
-__device__ __forceinline__ void vf_mega_rows(int g, int u0, int u1, int I, int (&rows)[VF_MEGA_R]) {
-    constexpr int PER = KIND == 0 ? VF_MEGA_R : VF_MEGA_R / 2;
+// A product stage's rows for unit group g of the block's units [u0, u1), per units a group: KIND 0 rows, KIND 1
+// (gate/up) pairs {j, I + j}; past u1 the last unit repeats (its sums are dropped), past per as well (not loaded).
+template <int KIND, int R>
+__device__ __forceinline__ void vf_mega_rows(int g, int u0, int u1, int I, int per, int (&rows)[R]) {
+    constexpr int PMAX = KIND == 0 ? R : R / 2;
 #pragma unroll
-    for (int t = 0; t < PER; t++) {
-        const int u = min(u0 + g * PER + t, u1 - 1);
+    for (int t = 0; t < PMAX; t++) {
+        const int u = min(u0 + g * per + min(t, per - 1), u1 - 1);
         if (KIND == 0) rows[t] = u;
         else { rows[2 * t] = u; rows[2 * t + 1] = I + u; }
     }
 }
 
-// The lane's 16-byte groups base + lane + 32 u (u < 4) of each row, zero at and past e8.
-__device__ __forceinline__ void vf_mega_load(const bf16_t* __restrict__ W, int K, const int (&rows)[VF_MEGA_R], int base, int e8,
-                                             uint4 (&wv)[VF_MEGA_R][4]) {
+// The lane's 16-byte groups base + lane + 32 u (u < 4) of the group's first nr rows, zero at and past e8 (rows past nr:
+// not loaded, their sums dropped).
+template <int R>
+__device__ __forceinline__ void vf_mega_load(const bf16_t* __restrict__ W, int K, const int (&rows)[R], int nr, int base, int e8,
+                                             uint4 (&wv)[R][4]) {
     const int lane = threadIdx.x & 31;
 #pragma unroll
-    for (int r = 0; r < VF_MEGA_R; r++)
+    for (int r = 0; r < R; r++)
 #pragma unroll
         for (int u = 0; u < 4; u++) {
             const int idx = base + lane + 32 * u;
-            wv[r][u] = idx < e8 ? ldg_stream(reinterpret_cast<const uint4*>(W + (long long)rows[r] * K) + idx) : make_uint4(0u, 0u, 0u, 0u);
+            wv[r][u] = idx < e8 && r < nr ? ldg_stream(reinterpret_cast<const uint4*>(W + (long long)rows[r] * K) + idx) : make_uint4(0u, 0u, 0u, 0u);
         }
 }
 
@@ -212,42 +219,51 @@ __device__ __forceinline__ void vf_mega_put(int u, float a0, float a1, float* y,
 // barrier and prep, which fills xs). A block with fewer row groups than warps splits K over S warps per group, their
 // partial sums added in
 // slice order through shared memory; otherwise every warp walks groups, each lane its 16-byte groups in ascending
-// order then warp_sum — vf_gemv_bf16's order, the same bits.
-template <int KIND, class Prep>
+// order then warp_sum — vf_gemv_bf16's order, the same bits. R: rows a group can hold (VF_MEGA_RW in the wide form,
+// where a group holds per <= R / (KIND + 1) units, as many as make the block's groups a multiple of its warps: at the
+// Qwen3-VL-4B shape a block's 46-47 q/k/v rows are 8 groups of 6 in one round instead of 12 of 4 in two, its 73-74
+// gate/up pairs 25 groups of 3 in four rounds instead of 37 of 2 in five, its 1,151 lm head rows 24 rounds instead of 36).
+template <int KIND, int R, class Prep>
 __device__ __forceinline__ void vf_mega_product(const bf16_t* __restrict__ W, int n, int K, int I, float* y, const float* __restrict__ bias,
         bool acc, bf16_t* act, const uint4* xs, bool sync, unsigned int* syncp, unsigned int& target, int flags, Prep prep) {
-    constexpr int PER = KIND == 0 ? VF_MEGA_R : VF_MEGA_R / 2;
-    __shared__ float red[VF_MEGA_WARPS][VF_MEGA_R];
+    constexpr int PMAX = KIND == 0 ? R : R / 2;
+    __shared__ float red[VF_MEGA_WARPS][R];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     int u0, u1;
     vf_mega_share(n, u0, u1);
-    const int groups = (u1 - u0 + PER - 1) / PER;
+    int per = PMAX;
+    if (flags & VF_MEGA_WIDE) {   // rounds of VF_MEGA_WARPS groups the block needs at PMAX units a group, then the fewest units that fill them
+        const int rounds = max(1, (u1 - u0 + VF_MEGA_WARPS * PMAX - 1) / (VF_MEGA_WARPS * PMAX));
+        per = max(1, (u1 - u0 + VF_MEGA_WARPS * rounds - 1) / (VF_MEGA_WARPS * rounds));
+    }
+    const int nr = KIND == 0 ? per : 2 * per;   // rows a group loads
+    const int groups = (u1 - u0 + per - 1) / per;
     const int S = !(flags & VF_MEGA_SPLITK) || groups >= VF_MEGA_WARPS || groups == 0 ? 1 : VF_MEGA_WARPS / groups;
     const int k8 = K >> 3;
     const int chunk = S == 1 ? k8 : ((k8 + S - 1) / S + 31) / 32 * 32;
     const int g0 = warp / S, b8 = min(k8, (warp % S) * chunk), e8 = min(k8, b8 + chunk);
-    int rows[VF_MEGA_R];
-    uint4 wv[VF_MEGA_R][4];
+    int rows[R];
+    uint4 wv[R][4];
     const bool early = flags & VF_MEGA_EARLY;
     if (sync) vf_mega_arrive(syncp, target);
     if (early && g0 < groups) {
-        vf_mega_rows<KIND>(g0, u0, u1, I, rows);
-        vf_mega_load(W, K, rows, b8, e8, wv);
+        vf_mega_rows<KIND, R>(g0, u0, u1, I, per, rows);
+        vf_mega_load<R>(W, K, rows, nr, b8, e8, wv);
     }
     if (sync) vf_mega_wait(syncp, target);
     if (!early && g0 < groups) {
-        vf_mega_rows<KIND>(g0, u0, u1, I, rows);
-        vf_mega_load(W, K, rows, b8, e8, wv);
+        vf_mega_rows<KIND, R>(g0, u0, u1, I, per, rows);
+        vf_mega_load<R>(W, K, rows, nr, b8, e8, wv);
     }
     prep();
     for (int g = g0; g < groups; g += S == 1 ? VF_MEGA_WARPS : groups) {
         if (g != g0) {
-            vf_mega_rows<KIND>(g, u0, u1, I, rows);
-            vf_mega_load(W, K, rows, b8, e8, wv);
+            vf_mega_rows<KIND, R>(g, u0, u1, I, per, rows);
+            vf_mega_load<R>(W, K, rows, nr, b8, e8, wv);
         }
-        float accv[VF_MEGA_R];
+        float accv[R];
 #pragma unroll
-        for (int r = 0; r < VF_MEGA_R; r++) accv[r] = 0.f;
+        for (int r = 0; r < R; r++) accv[r] = 0.f;
         for (int base = b8;;) {
 #pragma unroll
             for (int u = 0; u < 4; u++) {
@@ -255,31 +271,32 @@ __device__ __forceinline__ void vf_mega_product(const bf16_t* __restrict__ W, in
                 if (idx < e8) {
                     const uint4 xv = xs[idx];
 #pragma unroll
-                    for (int r = 0; r < VF_MEGA_R; r++) accv[r] += dot8(wv[r][u], xv);
+                    for (int r = 0; r < R; r++)
+                        if (r < nr) accv[r] += dot8(wv[r][u], xv);
                 }
             }
             base += 128;
             if (base >= e8) break;
-            vf_mega_load(W, K, rows, base, e8, wv);
+            vf_mega_load<R>(W, K, rows, nr, base, e8, wv);
         }
-        float sum[VF_MEGA_R];
+        float sum[R];
 #pragma unroll
-        for (int r = 0; r < VF_MEGA_R; r++) sum[r] = warp_sum(accv[r]);
+        for (int r = 0; r < R; r++) sum[r] = r < nr ? warp_sum(accv[r]) : 0.f;
         if (S > 1) {
             if (lane == 0)
 #pragma unroll
-                for (int r = 0; r < VF_MEGA_R; r++) red[warp][r] = sum[r];
-        } else if (lane < PER && u0 + g * PER + lane < u1) {
+                for (int r = 0; r < R; r++) red[warp][r] = sum[r];
+        } else if (lane < per && u0 + g * per + lane < u1) {
             float a0 = sum[0], a1 = sum[1];
 #pragma unroll
-            for (int t = 1; t < PER; t++)
+            for (int t = 1; t < PMAX; t++)
                 if (lane == t) { a0 = sum[KIND == 0 ? t : 2 * t]; a1 = sum[KIND == 0 ? t : 2 * t + 1]; }
-            vf_mega_put<KIND>(u0 + g * PER + lane, a0, a1, y, bias, acc, act);
+            vf_mega_put<KIND>(u0 + g * per + lane, a0, a1, y, bias, acc, act);
         }
     }
-    if (S > 1) {   // block-uniform
+    if (S > 1) {   // block-uniform (not in the wide form: per == PMAX here)
         __syncthreads();
-        const int t = threadIdx.x, g = t / PER, tt = t % PER;
+        const int t = threadIdx.x, g = t / per, tt = t % per;
         if (g < groups && u0 + t < u1) {
             float a0 = 0.f, a1 = 0.f;
             for (int sl = 0; sl < S; sl++) {
@@ -456,7 +473,7 @@ __device__ __forceinline__ void vf_mega_stage(const VfMega& a, VfMegaRing* rg, i
         return;
     }
 #endif
-    vf_mega_product<KIND>(W, n, K, a.I, y, bias, acc, act, xs, sync, a.sync, target, FORM, prep);
+    vf_mega_product<KIND, FORM & VF_MEGA_WIDE ? VF_MEGA_RW : VF_MEGA_R>(W, n, K, a.I, y, bias, acc, act, xs, sync, a.sync, target, FORM, prep);
 }
 
 // Attention work items: (kv head, group of up to VF_MEGA_GMAX query heads, split of the keys). Each block walks items

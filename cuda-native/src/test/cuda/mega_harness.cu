@@ -13,17 +13,18 @@
 #include <algorithm>
 // every form the harness times, each its own kernel (the library's vf_decode_mega_h* is VF_MEGA_FORM_LIB of these)
 #define MEGA_HARNESS_FORMS(HD) VF_MEGA_INSTANCE_FORM(mega_f0_h##HD, HD, 0) VF_MEGA_INSTANCE_FORM(mega_f1_h##HD, HD, 1) \
-    VF_MEGA_INSTANCE_FORM(mega_f3_h##HD, HD, 3) VF_MEGA_INSTANCE_FORM(mega_f4_h##HD, HD, 4) VF_MEGA_INSTANCE_FORM(mega_f5_h##HD, HD, 5)
+    VF_MEGA_INSTANCE_FORM(mega_f3_h##HD, HD, 3) VF_MEGA_INSTANCE_FORM(mega_f4_h##HD, HD, 4) VF_MEGA_INSTANCE_FORM(mega_f5_h##HD, HD, 5) \
+    VF_MEGA_INSTANCE_FORM(mega_f33_h##HD, HD, 33)
 MEGA_HARNESS_FORMS(8) MEGA_HARNESS_FORMS(16) MEGA_HARNESS_FORMS(32) MEGA_HARNESS_FORMS(64) MEGA_HARNESS_FORMS(128) MEGA_HARNESS_FORMS(256)
-static const int megaForms[] = {0, 1, 3, 4, 5};
+static const int megaForms[] = {0, 1, 3, 4, 5, 33};
 // the kernel of head dim hd in form f (one of megaForms)
 static void* megaFn(int hd, int f) {
     const int i = hd == 8 ? 0 : hd == 16 ? 1 : hd == 32 ? 2 : hd == 64 ? 3 : hd == 128 ? 4 : 5;
 #define MEGA_FN_ROW(F) {(void*)mega_f##F##_h8, (void*)mega_f##F##_h16, (void*)mega_f##F##_h32, (void*)mega_f##F##_h64, \
                        (void*)mega_f##F##_h128, (void*)mega_f##F##_h256}
-    static void* const t[5][6] = {MEGA_FN_ROW(0), MEGA_FN_ROW(1), MEGA_FN_ROW(3), MEGA_FN_ROW(4), MEGA_FN_ROW(5)};   // megaForms' order
+    static void* const t[6][6] = {MEGA_FN_ROW(0), MEGA_FN_ROW(1), MEGA_FN_ROW(3), MEGA_FN_ROW(4), MEGA_FN_ROW(5), MEGA_FN_ROW(33)};   // megaForms' order
 #undef MEGA_FN_ROW
-    for (int j = 0; j < 5; j++) if (megaForms[j] == f) return t[j][i];
+    for (int j = 0; j < 6; j++) if (megaForms[j] == f) return t[j][i];
     printf("no kernel of form %d\n", f); exit(2);
 }
 #define CK(x) do { cudaError_t e_ = (x); if (e_ != cudaSuccess) { printf("CUDA %s at line %d\n", cudaGetErrorString(e_), __LINE__); exit(1);} } while(0)
@@ -286,6 +287,42 @@ static void check(const Shape& s, int len0, int steps, bool graph, int flags = V
     splitWs = nullptr; splitCtr = nullptr;
 }
 
+// Two forms whose arithmetic is the same (their products differ in how rows are grouped over warps, not in any row's
+// order of additions; the attention and the combine are the same code): logits, x and the new K/V row bit for bit, at
+// steps steps from a cache of len0. A step run twice is idempotent (x is gathered again, the new K/V row rewritten).
+static void checkSameBits(const Shape& s, int len0, int steps, int fa, int fb) {
+    Model m = build(s, std::max(64, len0 + steps + 8));
+    fillCaches(m, len0);
+    cudaStream_t st; CK(cudaStreamCreate(&st));
+    int tok = 5 % s.V, bad = 0;
+    for (int t = 0; t < steps; t++) {
+        const int len = len0 + t + 1;
+        setStep(m, len, tok, st);
+        std::vector<float> la(s.V), lb(s.V), xa(s.H), xb(s.H);
+        std::vector<unsigned short> ka(s.nkv * s.hd), kb(s.nkv * s.hd);
+        auto run = [&](int f, std::vector<float>& lg, std::vector<float>& x, std::vector<unsigned short>& k) {
+            m.flags = f;
+            megaStep(m, st);
+            CK(cudaStreamSynchronize(st));
+            CK(cudaMemcpy(lg.data(), m.logits2, 4 * s.V, cudaMemcpyDeviceToHost));
+            CK(cudaMemcpy(x.data(), m.x2, 4 * s.H, cudaMemcpyDeviceToHost));
+            for (int h = 0; h < s.nkv; h++)   // the last layer's new key row of every kv head
+                CK(cudaMemcpy(k.data() + h * s.hd, m.cache[1] + 2LL * (s.L - 1) * m.per + 2 * (((long long)h * m.maxSeq + len - 1) * s.hd),
+                              2 * s.hd, cudaMemcpyDeviceToHost));
+        };
+        run(fa, la, xa, ka);
+        run(fb, lb, xb, kb);
+        if (memcmp(la.data(), lb.data(), 4 * s.V) || memcmp(xa.data(), xb.data(), 4 * s.H) || ka != kb) bad++;
+        tok = argmaxv(la);
+    }
+    printf("%s %s len0 %d steps %d: form %d = form %d bit for bit%s\n", bad ? "FAIL" : "ok  ", s.name, len0, steps, fa, fb,
+           bad ? " -- NO" : "");
+    if (bad) fails++;
+    CK(cudaStreamDestroy(st));
+    CK(cudaDeviceReset());
+    splitWs = nullptr; splitCtr = nullptr;
+}
+
 // The step's time both ways at one shape: the per-kernel path, then the persistent step in each form (megaForms).
 static void timeIt(const Shape& s, int len) {
     Model m = build(s, len + 64);
@@ -313,9 +350,9 @@ static void timeIt(const Shape& s, int len) {
     double roof = bytes / (copyTBs * 1e6);   // us a step at the copy bandwidth
     printf("time %-12s ctx %5d: per-kernel %8.1f us (%6.1f tok/s, %.2f TB/s of %.3f GB a step; %.2f of the roofline; PDL, %.1f us without)\n",
            s.name, len, ref, 1e6 / ref, bytes / ref / 1e6, bytes / 1e9, roof / ref, plain);
-    const int forms[] = {0, 1, 3, 4, 5, 4, 4};   // the last two: the stream with a ring of 4 and of 8 slots
+    const int forms[] = {0, 1, 3, 4, 5, 4, 4, 33};   // [5], [6]: the stream with a ring of 4 and of 8 slots; 33: early + wide groups
     const int maxSlots = ringSlots;
-    for (int fi = 0; fi < 7; fi++) {
+    for (int fi = 0; fi < 8; fi++) {
         const int f = forms[fi];
         ringSlots = fi == 5 ? 4 : fi == 6 ? 8 : maxSlots;
         m.flags = f;
@@ -383,9 +420,20 @@ int main(int argc, char** argv) {
             ringSlots = 2; check(small[1], 1199, 3, false, VF_MEGA_STREAM);
             ringSlots = keep;
         }
+        for (const Shape& s : small)   // the wide groups (a block's share balanced over its warps, up to VF_MEGA_RW rows a group)
+            for (int len0 : {0, 16, 1199, 4099}) check(s, len0, 4, len0 == 16, VF_MEGA_EARLY | VF_MEGA_WIDE);
+        {   // shares of 46-47 q/k/v rows and 73-74 gate/up pairs a block (the Qwen3-VL-4B shape, two layers), 1-3 a block (small)
+            const Shape vl4two = {"qwen3-vl-4b x2 layers", 2560, 32, 8, 128, 9728, 151936, 2, true, false, 2};
+            check(vl4two, 300, 3, true, VF_MEGA_EARLY | VF_MEGA_WIDE);
+            checkSameBits(vl4two, 300, 3, VF_MEGA_EARLY, VF_MEGA_EARLY | VF_MEGA_WIDE);
+            for (int i : {0, 1, 4, 8}) checkSameBits(small[i], 1199, 3, VF_MEGA_EARLY, VF_MEGA_EARLY | VF_MEGA_WIDE);
+        }
         check(q06, 2047, 3, true);
+        check(q06, 2047, 3, true, VF_MEGA_EARLY | VF_MEGA_WIDE);
         check(q06, 2047, 3, true, VF_MEGA_STREAM | VF_MEGA_EARLY);
         check(q3, 500, 3, true);
+        check(q3, 500, 3, true, VF_MEGA_EARLY | VF_MEGA_WIDE);
+        checkSameBits(q3, 500, 2, VF_MEGA_EARLY, VF_MEGA_EARLY | VF_MEGA_WIDE);
         check(q3, 500, 3, true, VF_MEGA_STREAM);
         check(q7, 100, 2, true, VF_MEGA_STREAM);
         printf("%s: %d failure(s)\n", fails ? "FAILED" : "all checks passed", fails);
