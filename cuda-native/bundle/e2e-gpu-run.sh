@@ -43,7 +43,7 @@
 #                         every @Tag("gpu") test, GStreamer ones included (extra args: JUnit selectors); VLMFLUX_E2E_BENCH="SHAPES":
 #                         then bench llm at those shapes for each of VLMFLUX_E2E_VARIANTS (default "default fr fc fr-fc": decodeFusedRope,
 #                         decodeFusedCombine, both; "silu" in a name adds fusedSilu, "pfN" decodePrefetchMiB=N, "gp" gemvPrefetch, "mk" decodeMegakernel)
-#   e2e-gpu-run.sh mega [check|time|all] (carry .gpu-e2e/megah.xz, built on the build machine with
+#   e2e-gpu-run.sh mega [check|time|all|time1|wide] (carry .gpu-e2e/megah.xz, built on the build machine with
 #                         nvcc -O3 -std=c++17 -arch=sm_90 -o .gpu-e2e/megah cuda-native/src/test/cuda/mega_harness.cu && xz -k -9 .gpu-e2e/megah):
 #                         the persistent decode step (decode_mega.cu) checked against the per-kernel path, then every form of
 #                         it timed against that path at Qwen3-0.6B / Qwen2.5-3B / -7B shapes (no JVM, no bundle)

@@ -2,7 +2,7 @@
 // kernel against the per-kernel path the decoder runs today (vf_gemv_bf16_fused / split-K as GpuOps picks, vf_rope_qkv, vf_attn_decode_v_h*,
 // vf_attn_decode_combine, vf_gemv_bf16, vf_silu_mul, vf_rmsnorm), several steps in a row (the barrier resets itself,
 // the caches grow), eager and graph-captured; then the time of a step both ways at published shapes.
-// nvcc -O3 -std=c++17 -arch=sm_90 -o /tmp/megah cuda-native/src/test/cuda/mega_harness.cu && /tmp/megah [check|time|all]
+// nvcc -O3 -std=c++17 -arch=sm_90 -o /tmp/megah cuda-native/src/test/cuda/mega_harness.cu && /tmp/megah [check|time|all|time1|wide]
 #include "../../main/cuda/vlmflux.cu"
 #include <cstdio>
 #include <cstdlib>
@@ -53,6 +53,9 @@ static float* splitWs; static unsigned int* splitCtr;   // their workspace: 16 r
 static const Shape q06 = {"qwen3-0.6b", 1024, 16, 8, 128, 3072, 151936, 28, true, false, 0};
 static const Shape q3 = {"qwen2.5-3b", 2048, 16, 2, 128, 11008, 151936, 36, false, true, 0};
 static const Shape q7 = {"qwen2.5-7b", 3584, 28, 4, 128, 18944, 152064, 28, false, true, 0};   // down rows of 3 chunks
+static const Shape vl2 = {"qwen3-vl-2b", 2048, 16, 8, 128, 6144, 151936, 28, true, false, 2};   // text side, interleaved M-RoPE
+static const Shape vl4 = {"qwen3-vl-4b", 2560, 32, 8, 128, 9728, 151936, 36, true, false, 2};
+static std::vector<int> timeForms = {0, 1, 3, 4, 5, -4, -8, 33};   // the forms timeIt times; -N: the stream form with a ring of N slots
 static int ringSlots = -1;   // slots of the stream form's ring (VF_MEGA_STREAM): the most that fit, unless set
 static double copyTBs;   // device-to-device copy bandwidth (read + write), the roofline's denominator
 static unsigned long long seedc = 1;
@@ -350,11 +353,10 @@ static void timeIt(const Shape& s, int len) {
     double roof = bytes / (copyTBs * 1e6);   // us a step at the copy bandwidth
     printf("time %-12s ctx %5d: per-kernel %8.1f us (%6.1f tok/s, %.2f TB/s of %.3f GB a step; %.2f of the roofline; PDL, %.1f us without)\n",
            s.name, len, ref, 1e6 / ref, bytes / ref / 1e6, bytes / 1e9, roof / ref, plain);
-    const int forms[] = {0, 1, 3, 4, 5, 4, 4, 33};   // [5], [6]: the stream with a ring of 4 and of 8 slots; 33: early + wide groups
     const int maxSlots = ringSlots;
-    for (int fi = 0; fi < 8; fi++) {
-        const int f = forms[fi];
-        ringSlots = fi == 5 ? 4 : fi == 6 ? 8 : maxSlots;
+    for (int tf : timeForms) {
+        const int f = tf < 0 ? VF_MEGA_STREAM : tf;
+        ringSlots = tf < 0 ? -tf : maxSlots;
         m.flags = f;
         double us = timed([&] { megaStep(m, st); });
         printf("time %-12s ctx %5d: persistent flags %d (early %d, split-K %d, stream %d, ring %2d): %8.1f us (%6.1f tok/s, %.2f TB/s; %.2f of the roofline) x%.2f\n",
@@ -439,13 +441,19 @@ int main(int argc, char** argv) {
         printf("%s: %d failure(s)\n", fails ? "FAILED" : "all checks passed", fails);
     }
     if (mode == "time" || mode == "all") {
-        Shape vl2 = {"qwen3-vl-2b", 2048, 16, 8, 128, 6144, 151936, 28, true, false, 2};   // text side, interleaved M-RoPE
-        Shape vl4 = {"qwen3-vl-4b", 2560, 32, 8, 128, 9728, 151936, 36, true, false, 2};
         timeIt(q06, 2048);
         timeIt(q06, 512);
         timeIt(q3, 2048); timeIt(q3, 512);
         timeIt(q7, 2048);
         timeIt(vl2, 2048); timeIt(vl4, 2048);
+    }
+    if (mode == "wide") {   // the wide form alone, for a short call: bit for bit against form 1, then form 1 and it timed
+        const Shape vl4two = {"qwen3-vl-4b x2 layers", 2560, 32, 8, 128, 9728, 151936, 2, true, false, 2};
+        checkSameBits(vl4two, 300, 3, VF_MEGA_EARLY, VF_MEGA_EARLY | VF_MEGA_WIDE);
+        check(vl4two, 300, 3, true, VF_MEGA_EARLY | VF_MEGA_WIDE);
+        timeForms = {VF_MEGA_EARLY, VF_MEGA_EARLY | VF_MEGA_WIDE};
+        timeIt(vl4, 384); timeIt(vl4, 2048); timeIt(q06, 512); timeIt(q3, 2048); timeIt(vl2, 384); timeIt(q7, 2048);
+        printf("%s: %d failure(s)\n", fails ? "FAILED" : "all checks passed", fails);
     }
     if (mode == "time1") {   // the two shapes that decide, for comparing builds
         timeIt(q06, 2048); timeIt(q3, 2048);
