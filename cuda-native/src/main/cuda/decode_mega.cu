@@ -92,13 +92,37 @@ __device__ __forceinline__ int vf_mega_p0(const VfMega& a) { return __ldcg(a.ste
 __device__ __forceinline__ int vf_mega_p1(const VfMega& a) { return __ldcg(a.step + 1); }
 __device__ __forceinline__ int vf_mega_p2(const VfMega& a) { return __ldcg(a.step + 2); }
 
+#ifdef VF_MEGA_STAMPS
+// mega_harness only (the library is built without it): when each block arrives at and leaves each grid barrier of a
+// launch, as SM clock cycles and %globaltimer ns: vf_mega_stamps[(block * VF_MEGA_STAMP_MAX + barrier) * 4 + {arrival
+// clock, release clock, arrival ns, release ns}]; barrier n is the launch's n-th (the last, n = its count, the block's
+// end); null: off.
+#define VF_MEGA_STAMP_MAX 1024
+__device__ unsigned long long* vf_mega_stamps;
+__device__ __forceinline__ void vf_mega_stamp(unsigned int target, int release) {
+    unsigned long long* s = vf_mega_stamps;
+    const unsigned int n = target / gridDim.x - 1;
+    if (s != nullptr && n < VF_MEGA_STAMP_MAX) {
+        unsigned long long ns;
+        asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(ns));
+        s[((size_t)blockIdx.x * VF_MEGA_STAMP_MAX + n) * 4 + release] = clock64();
+        s[((size_t)blockIdx.x * VF_MEGA_STAMP_MAX + n) * 4 + 2 + release] = ns;
+    }
+}
+#define VF_MEGA_STAMP(target, release) vf_mega_stamp(target, release)
+#else
+#define VF_MEGA_STAMP(target, release)
+#endif
+
 // The grid barrier in two halves, so that loads which do not depend on it (weights, cached K/V) are issued between
 // them: issued before the arrival, they would hold it back (a release waits for the block's outstanding accesses).
 __device__ __forceinline__ void vf_mega_arrive(unsigned int* sync, unsigned int& target) {
     __syncthreads();
     target += gridDim.x;
-    if (threadIdx.x == 0)     // the block's writes (ordered by the barrier above) are released with the arrival
+    if (threadIdx.x == 0) {   // the block's writes (ordered by the barrier above) are released with the arrival
+        VF_MEGA_STAMP(target, 0);
         asm volatile("red.release.gpu.global.add.u32 [%0], 1;" ::"l"(sync) : "memory");
+    }
 }
 
 __device__ __forceinline__ void vf_mega_wait(unsigned int* sync, unsigned int target) {
@@ -108,6 +132,7 @@ __device__ __forceinline__ void vf_mega_wait(unsigned int* sync, unsigned int ta
             asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(sync) : "memory");
             if (++spins == (1u << 25)) __trap();   // seconds without the other blocks: fail the launch, never hang
         } while (v < target);
+        VF_MEGA_STAMP(target, 1);
     }
     __syncthreads();
 }
@@ -639,6 +664,7 @@ __device__ void vf_decode_mega(const VfMega& a) {
     // the last block out resets the barrier for the next launch
     __syncthreads();
     if (threadIdx.x == 0) {
+        VF_MEGA_STAMP(target + gridDim.x, 0);   // the block's end
         __threadfence();
         if (atomicAdd(a.sync + 1, 1u) == gridDim.x - 1) {
             a.sync[0] = 0u;

@@ -2,7 +2,8 @@
 // kernel against the per-kernel path the decoder runs today (vf_gemv_bf16_fused / split-K as GpuOps picks, vf_rope_qkv, vf_attn_decode_v_h*,
 // vf_attn_decode_combine, vf_gemv_bf16, vf_silu_mul, vf_rmsnorm), several steps in a row (the barrier resets itself,
 // the caches grow), eager and graph-captured; then the time of a step both ways at published shapes.
-// nvcc -O3 -std=c++17 -arch=sm_90 -o /tmp/megah cuda-native/src/test/cuda/mega_harness.cu && /tmp/megah [check|time|all|time1|wide]
+// nvcc -O3 -std=c++17 -arch=sm_90 -o /tmp/megah cuda-native/src/test/cuda/mega_harness.cu && /tmp/megah [check|time|all|time1|wide|stages]
+#define VF_MEGA_STAMPS 1   // decode_mega.cu records when each block arrives at and leaves each grid barrier ("stages")
 #include "../../main/cuda/vlmflux.cu"
 #include <cstdio>
 #include <cstdlib>
@@ -326,6 +327,75 @@ static void checkSameBits(const Shape& s, int len0, int steps, int fa, int fb) {
     splitWs = nullptr; splitCtr = nullptr;
 }
 
+// Where a persistent step's time goes, stage by stage (Nsight Compute sees one kernel): each block's arrival at and
+// release from every grid barrier (VF_MEGA_STAMPS), eager launches. Per stage kind, averaged over layers 1.. and runs:
+// wall time (first release to the next first release), the bytes it reads over that time, the blocks' work (release
+// to arrival) mean and max, their wait at the closing barrier, and the spread of their arrivals.
+static void stages(const Shape& s, int len, int form) {
+    Model m = build(s, len + 64);
+    fillCaches(m, len);
+    m.flags = form;
+    cudaStream_t st; CK(cudaStreamCreate(&st));
+    setStep(m, len, 11, st);
+    const int B = m.grid, NB = 6 * s.L + 1;   // barriers of a non-stream form: 5 in layer 0, 6 in each later one, the lm head's; then the end
+    if (NB > VF_MEGA_STAMP_MAX) { printf("stages %s: %d barriers > VF_MEGA_STAMP_MAX\n", s.name, NB); return; }
+    unsigned long long* d = dalloc<unsigned long long>((size_t)B * VF_MEGA_STAMP_MAX * 4);
+    CK(cudaMemcpyToSymbol(vf_mega_stamps, &d, sizeof(d)));
+    std::vector<unsigned long long> h((size_t)B * VF_MEGA_STAMP_MAX * 4);
+    auto at = [&](int b, int n, int k) { return h[((size_t)b * VF_MEGA_STAMP_MAX + n) * 4 + k]; };
+    const char* names[] = {"q/k/v", "attention", "combine", "o", "gate/up", "down", "lm head"};
+    const double bytes[] = {2.0 * m.QKV * s.H, 2.0 * 2 * m.KV * len, 0, 2.0 * s.H * m.Q, 2.0 * 2 * s.I * s.H, 2.0 * s.H * s.I, 2.0 * s.V * s.H};
+    double wall[7] = {}, workMean[7] = {}, workMax[7] = {}, wait[7] = {}, spread[7] = {}, step = 0, ghz = 0;
+    int cnt[7] = {};
+    const int runs = 10;
+    for (int r = -3; r < runs; r++) {
+        megaStep(m, st);
+        CK(cudaStreamSynchronize(st));
+        if (r < 0) continue;
+        CK(cudaMemcpy(h.data(), d, h.size() * 8, cudaMemcpyDeviceToHost));
+        auto firstRel = [&](int n) { unsigned long long v = ~0ull; for (int b = 0; b < B; b++) v = std::min(v, at(b, n, 3)); return v; };
+        step += (double)(at(0, NB - 1, 2) - at(0, 0, 3));   // block 0, first release to its end (ns)
+        ghz += (double)(at(0, NB - 1, 0) - at(0, 0, 1)) / (double)(at(0, NB - 1, 2) - at(0, 0, 3));
+        for (int n = 1; n < NB; n++) {   // the stage between barriers n - 1 and n
+            const int mm = n - 5, slot = n < 5 ? n + 1 : mm % 6;
+            const int kind = n == NB - 1 ? 6 : slot == 0 ? 5 : slot - 1;
+            if (n < 5) continue;   // layer 0 (its q/k/v stage has no opening barrier; the caches are cold the same way in every layer anyway)
+            double wm = 0, wx = 0, wt = 0;
+            unsigned long long a0 = ~0ull, a1 = 0;
+            for (int b = 0; b < B; b++) {
+                const double w = (double)(at(b, n, 0) - at(b, n - 1, 1));
+                wm += w; wx = std::max(wx, w);
+                if (n < NB - 1) wt += (double)(at(b, n, 1) - at(b, n, 0));
+                a0 = std::min(a0, at(b, n, 2)); a1 = std::max(a1, at(b, n, 2));
+            }
+            const unsigned long long close = n < NB - 1 ? firstRel(n) : a1;
+            wall[kind] += (double)(close - firstRel(n - 1));
+            workMean[kind] += wm / B; workMax[kind] += wx; wait[kind] += wt / B; spread[kind] += (double)(a1 - a0);
+            cnt[kind]++;
+        }
+    }
+    step /= runs; ghz /= runs;
+    printf("stages %-12s ctx %5d form %d: %.1f us a step (block 0, first release to end; %d blocks, SM clock %.2f GHz, %d runs, eager)\n",
+           s.name, len, form, step / 1e3, B, ghz, runs);
+    printf("  %-10s %9s %7s %9s %17s %9s %12s\n", "stage", "wall us", "share", "TB/s", "work mean/max us", "wait us", "arrivals us");
+    double sum = 0;
+    for (int k = 0; k < 7; k++) sum += wall[k] / runs;
+    for (int k = 0; k < 7; k++) {
+        if (cnt[k] == 0) continue;
+        const double c = cnt[k], w = wall[k] / c;   // ns a stage instance
+        char tbs[16] = "-";
+        if (bytes[k] > 0) snprintf(tbs, sizeof tbs, "%.2f", bytes[k] / w / 1e3);
+        printf("  %-10s %9.2f %6.1f%% %9s %8.2f / %6.2f %9.2f %12.2f\n", names[k], w / 1e3, 100.0 * wall[k] / runs / sum, tbs,
+               workMean[k] / c / ghz / 1e3, workMax[k] / c / ghz / 1e3, wait[k] / c / ghz / 1e3, spread[k] / c / 1e3);
+    }
+    fflush(stdout);
+    unsigned long long* none = nullptr;
+    CK(cudaMemcpyToSymbol(vf_mega_stamps, &none, sizeof(none)));
+    CK(cudaStreamDestroy(st));
+    CK(cudaDeviceReset());
+    splitWs = nullptr; splitCtr = nullptr;
+}
+
 // The step's time both ways at one shape: the per-kernel path, then the persistent step in each form (megaForms).
 static void timeIt(const Shape& s, int len) {
     Model m = build(s, len + 64);
@@ -454,6 +524,12 @@ int main(int argc, char** argv) {
         timeForms = {VF_MEGA_EARLY, VF_MEGA_EARLY | VF_MEGA_WIDE};
         timeIt(vl4, 384); timeIt(vl4, 2048); timeIt(q06, 512); timeIt(q3, 2048); timeIt(vl2, 384); timeIt(q7, 2048);
         printf("%s: %d failure(s)\n", fails ? "FAILED" : "all checks passed", fails);
+    }
+    if (mode == "stages" || mode == "wide") {   // where the step's time goes, stage by stage, in the library's form and the wide one
+        for (int f : {VF_MEGA_EARLY, VF_MEGA_EARLY | VF_MEGA_WIDE}) {
+            stages(vl4, 384, f); stages(q06, 2048, f); stages(q3, 2048, f);
+            if (mode == "stages") { stages(vl2, 384, f); stages(q7, 2048, f); }
+        }
     }
     if (mode == "time1") {   // the two shapes that decide, for comparing builds
         timeIt(q06, 2048); timeIt(q3, 2048);
