@@ -265,6 +265,7 @@ case "${1:-}" in
     export VLMFLUX_BUNDLE_DIR=/tmp/b
     nvidia-smi -L | tee "$out/device.txt"
     python3 "$here/peer_bench.py" bandwidth | tee "$out/bandwidth.jsonl" >&2
+    bw=$(tail -n 1 "$out/bandwidth.jsonl" | python3 -c 'import json, sys; print(json.load(sys.stdin)["copy_rw_GBps"])' 2>/dev/null)   # the roofline's
     t0=$(date +%s)
     for m in ${2:-qwen3-vl-2b qwen3-vl-4b}; do
       (( $(date +%s) - t0 >= ${VLMFLUX_E2E_BUDGET:-420} )) && { step "skipped $m: the call's ten minutes are nearly spent"; continue; }
@@ -276,7 +277,7 @@ case "${1:-}" in
       for v in default nomk; do
         step "$m: bench vlm --ttft ($v)"
         VLMFLUX_JAVA_OPTS=$([[ $v == nomk ]] && echo "-Dvlmflux.cuda.decodeMegakernel=false") timeout 100 "$run" vlmflux bench vlm --model "$d" --ttft \
-            --iters 10 --decode-tokens 128 --json > "$out/vlm-$m-$v.jsonl" 2> "$out/vlm-$m-$v.err"; echo "rc=$?" >> "$out/vlm-$m-$v.err"
+            --iters 10 --decode-tokens 128 ${bw:+--bandwidth-gbps $bw} --json > "$out/vlm-$m-$v.jsonl" 2> "$out/vlm-$m-$v.err"; echo "rc=$?" >> "$out/vlm-$m-$v.err"
         tail -n 1 "$out/vlm-$m-$v.jsonl" >&2; grep -i "error\|exception\|persistent" "$out/vlm-$m-$v.err" | head -3 >&2
       done
       step "$m: VisionEncoderBench"

@@ -84,11 +84,7 @@ public final class LlmBench implements Command {
         int[] batches = a.has("batch") ? counts("--batch", a.get("batch")) : null;
         int batchCtx = a.getInt("batch-ctx", 384), batchSteps = a.getInt("batch-steps", 64);
         if (batchCtx < 1 || batchSteps < 1) throw new UsageException("--batch-ctx and --batch-steps must be >= 1");
-        double bandwidth = 0;
-        if (a.has("bandwidth-gbps")) {
-            try { bandwidth = Double.parseDouble(a.get("bandwidth-gbps")) * 1e9; } catch (NumberFormatException e) { bandwidth = -1; }
-            if (!(bandwidth > 0)) throw new UsageException("--bandwidth-gbps must be a positive number, got '" + a.get("bandwidth-gbps") + "'");
-        }
+        double bandwidth = bandwidth(a);
         if (a.has("json-schema") && (!cuda || !a.has("model")))
             throw new UsageException("--json-schema needs the cuda backend and --model DIR (its tokenizer compiles the schema)");
         int promptTokens = a.getInt("prompt-tokens", 128), decodeTokens = a.getInt("decode-tokens", cuda ? 128 : 32);
@@ -189,6 +185,18 @@ public final class LlmBench implements Command {
 
     private static long int4Bytes(long weights, int groupSize) { return weights / 2 + 4 * (weights / groupSize); }
 
+    /** Bytes of cached K and V one decode step reads with {@code positions} in the cache (16-bit cache). */
+    static long kvBytesPerToken(ModelConfig c, long positions) { return 2L * c.numLayers() * c.kvDim() * 2 * positions; }
+
+    /** {@code --bandwidth-gbps} in bytes/s (the device copy figure KernelBench prints, read + write), 0 where not given. */
+    static double bandwidth(Args a) {
+        if (!a.has("bandwidth-gbps")) return 0;
+        double b;
+        try { b = Double.parseDouble(a.get("bandwidth-gbps")) * 1e9; } catch (NumberFormatException e) { b = -1; }
+        if (!(b > 0) || Double.isInfinite(b)) throw new UsageException("--bandwidth-gbps must be a positive number, got '" + a.get("bandwidth-gbps") + "'");
+        return b;
+    }
+
     private static long mb(Object bytes) { return bytes instanceof Number n ? n.longValue() >> 20 : -1; }
 
     /**
@@ -279,7 +287,7 @@ public final class LlmBench implements Command {
                     constrainedDecode(d, cache, ctx, tok, constraint, decodeTokens);           // visits (and caches) the states
                     ctps = constrainedDecode(d, cache, ctx, tok, constraint, decodeTokens);
                 }
-                long kvb = 2L * c.numLayers() * c.kvDim() * 2 * (ctx + decodeTokens / 2);
+                long kvb = kvBytesPerToken(c, ctx + decodeTokens / 2);
                 info = d.info();   // device memory while this cache is allocated
                 Map<String, Object> o = new LinkedHashMap<>();
                 o.put("what", "vlmflux_llm");

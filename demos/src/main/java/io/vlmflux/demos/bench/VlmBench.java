@@ -40,12 +40,15 @@ public final class VlmBench implements Command {
 
     @Override public String usage() {
         return "vlmflux bench vlm --model DIR (--ttft | --e2e)... [--format RGB|NV12|I420] [--iters 20] [--json] [--e2e-backend cuda|cpu]\n"
-                + "       [--ttft [--ttft-size 640x480] [--question-tokens 20] [--decode-tokens 32]]\n"
+                + "       [--ttft [--ttft-size 640x480] [--question-tokens 20] [--decode-tokens 32] [--bandwidth-gbps B]]\n"
                 + "       [--e2e [--sources 1,4] [--seconds 10] [--max-tokens 32] [--fps 30] [--e2e-size 640x480] [--feed test|push] [--encoder-cache]]\n"
                 + "  --model DIR   a Qwen2-VL / Qwen2.5-VL folder (config.json, preprocessor_config.json, tokenizer, safetensors)\n"
                 + "  --ttft        time to first token from a host frame through the runtime (prepare: preprocess + encode, image rows\n"
                 + "                on the device; generate: prefill of image + question on the cached chat prefix, first token chosen on\n"
-                + "                the device) and the greedy decode speed after it; the encoder-output cache is off\n"
+                + "                the device) and the greedy decode speed after it; the encoder-output cache is off; with\n"
+                + "                --bandwidth-gbps (device copy GB/s, read + write, as KernelBench prints it) also the decode's memory\n"
+                + "                roofline: the language model's weights (lm head once, embeddings one row) + the K/V cached at the\n"
+                + "                decode's middle position, read once a token at that bandwidth, and the fraction reached\n"
                 + "  --e2e         sustained captions through VlmPipeline + the caption stage: N live sources at --fps each,\n"
                 + "                --max-tokens per caption, greedy, newest frame wins; captions/s, frames/s, frames dropped, latency\n"
                 + "                percentiles (frame out of the source -> caption done), encoder cache counters. --feed test: GStreamer\n"
@@ -56,7 +59,7 @@ public final class VlmBench implements Command {
 
     @Override public int run(List<String> argv) throws Exception {
         Args a = Args.parse(argv, Set.of("model", "format", "iters", "ttft-size", "question-tokens", "decode-tokens", "sources", "seconds", "max-tokens", "fps",
-                "e2e-size", "feed", "e2e-backend"), Set.of("json", "ttft", "e2e", "encoder-cache"));
+                "e2e-size", "feed", "e2e-backend", "bandwidth-gbps"), Set.of("json", "ttft", "e2e", "encoder-cache"));
         Path dir = Path.of(a.require("model"));
         if (!Files.isRegularFile(dir.resolve("config.json"))) throw new UsageException("--model " + dir + ": no config.json");
         int iters = a.getInt("iters", 20);
@@ -86,6 +89,7 @@ public final class VlmBench implements Command {
         catch (RuntimeException e) { throw new UsageException("--ttft-size: want WxH"); }
         int qTokens = a.getInt("question-tokens", 20), decode = a.getInt("decode-tokens", 32);
         int iters = a.getInt("iters", 20);
+        double bandwidth = LlmBench.bandwidth(a);
         RuntimeOptions ro = RuntimeOptions.defaults().withBackend(Backend.parse(a.get("e2e-backend", "cuda"))).withEncoderCacheBytes(0);
         try (VlmRuntime rt = VlmRuntime.load(dir, ro); Frame base = randomFrame(fmt, w, h, 5)) {
             StringBuilder q = new StringBuilder();
@@ -115,6 +119,12 @@ public final class VlmBench implements Command {
                     w, h, fmt, promptTokens, qTokens, t.sharedPrefix(), rt.cachedPrefix(t.sharedPrefix()), rt.describe());
             System.err.printf("  TTFT %.2f ms (median of %d; min %.2f); host time in prepare: preprocess %.2f + encode %.2f (asynchronous on the stream), prefill %.2f; decode %.1f tok/s%n",
                     median(ttft), iters, min(ttft), median(pre), median(encMs), median(prefill), median(tps));
+            // the decode's memory roofline: what a step reads (weights once, K/V of the positions cached at mid-decode)
+            long bytes = LlmBench.weightBytesPerToken(rt.config()) + LlmBench.kvBytesPerToken(rt.config(), promptTokens + decode / 2);
+            double roof = bandwidth > 0 ? bandwidth / bytes : 0;
+            if (roof > 0)
+                System.err.printf("  decode roofline %.1f tok/s (%.3f GB a token at %.0f GB/s, given): %.3f of it reached%n",
+                        roof, bytes / 1e9, bandwidth / 1e9, median(tps) / roof);
             if (a.flag("json")) {
                 Map<String, Object> o = new LinkedHashMap<>();
                 o.put("what", "vlmflux_ttft");
@@ -129,6 +139,12 @@ public final class VlmBench implements Command {
                 o.put("prefill_ms", median(prefill));
                 o.put("decode_tokens_per_s", median(tps));
                 o.put("decode_tokens", decode);
+                o.put("bytes_per_token", bytes);
+                if (roof > 0) {
+                    o.put("bandwidth_GBps", bandwidth / 1e9);
+                    o.put("roofline_tok_s", roof);
+                    o.put("frac_of_roofline", median(tps) / roof);
+                }
                 System.out.println(json.writeValueAsString(o));
             }
         }
