@@ -42,7 +42,8 @@
 #   e2e-gpu-run.sh tests-warm (carry .gpu-e2e/test-classes with the full tree, right after unpack on the warm machine):
 #                         every @Tag("gpu") test, GStreamer ones included (extra args: JUnit selectors); VLMFLUX_E2E_BENCH="SHAPES":
 #                         then bench llm at those shapes for each of VLMFLUX_E2E_VARIANTS (default "default fr fc fr-fc": decodeFusedRope,
-#                         decodeFusedCombine, both; "silu" in a name adds fusedSilu, "pfN" decodePrefetchMiB=N, "gp" gemvPrefetch, "mk" decodeMegakernel)
+#                         decodeFusedCombine, both; "silu" in a name adds fusedSilu, "pfN" decodePrefetchMiB=N, "gp" gemvPrefetch, "mk" decodeMegakernel,
+#                         "ah" decodeAhead)
 #   e2e-gpu-run.sh mega [check|time|all|time1|wide|stages] (carry .gpu-e2e/megah.xz, built on the build machine with
 #                         nvcc -O3 -std=c++17 -arch=sm_90 -o .gpu-e2e/megah cuda-native/src/test/cuda/mega_harness.cu && xz -k -9 .gpu-e2e/megah):
 #                         the persistent decode step (decode_mega.cu) checked against the per-kernel path, then every form of
@@ -74,6 +75,7 @@ bench_variants() {
         opts=""; [[ $v == *fr* ]] && opts="-Dvlmflux.cuda.decodeFusedRope=true"; [[ $v == *fc* ]] && opts="$opts -Dvlmflux.cuda.decodeFusedCombine=true"
         [[ $v == *silu* ]] && opts="$opts -Dvlmflux.cuda.fusedSilu=true"
         [[ $v == *mk* ]] && opts="$opts -Dvlmflux.cuda.decodeMegakernel=true"   # mk: the persistent decode step
+        [[ $v == *ah* ]] && opts="$opts -Dvlmflux.cuda.decodeAhead=true"   # ah: the next greedy step enqueued before the host has the token
         [[ $v == *gp* ]] && opts="$opts -Dvlmflux.cuda.gemvPrefetch=true"   # gp: the GEMVs prefetch before the PDL wait
         [[ $v =~ pf([0-9]+) ]] && opts="$opts -Dvlmflux.cuda.decodePrefetchMiB=${BASH_REMATCH[1]}"   # pfN: N MiB of L2 prefetch
         step "bench llm $shape, $v ($opts)"
@@ -319,6 +321,7 @@ case "${1:-}" in
     timeout 200 "$run" tests --select-class io.vlmflux.cuda.gpu.Int4OpsTest --select-class io.vlmflux.llm.quant.CudaQuantizedModelTest ${demo[@]+"${demo[@]}"} \
         --select-method 'io.vlmflux.llm.cuda.CudaDecoderTest#pdlChangesNothingButTiming(java.lang.String)' \
         --select-method 'io.vlmflux.llm.cuda.CudaDecoderTest#splitKeyPrefillAndEvictionKernelMatchTheDefaultPath(java.nio.file.Path)' \
+        --select-method 'io.vlmflux.llm.cuda.CudaDecoderTest#decodeAheadGivesThePlainPathsTokens(java.lang.String)' \
         > "$out/tests.txt" 2>&1; echo "rc=$?" >> "$out/tests.txt"
     grep -E "tests (successful|failed|found)" "$out/tests.txt" >&2; grep -B1 -A6 "✘" "$out/tests.txt" | head -40 >&2
     step done ;;

@@ -58,3 +58,13 @@ extern "C" __global__ void vf_add_rows_f32(float* __restrict__ dst, const float*
     const float* s = src + (long long)r * hidden;
     for (int i = threadIdx.x; i < hidden; i += blockDim.x) d[i] += s[i];
 }
+
+// The next single-sequence decode step's scalars from this step's, on the device (vlmflux.cuda.decodeAhead): step is the
+// decoder's int32 [8] (positions [3], the new key's cache slot, the attention length, the token id); positions, slot
+// and length move one on, the token becomes the id the device just chose. So a step can be enqueued before its input
+// token reaches the host. grid 1, block 32.
+extern "C" __global__ void vf_decode_advance(int* __restrict__ step, const int* __restrict__ chosen) {
+    const int t = threadIdx.x;
+    if (t < 5) step[t] += 1;
+    else if (t == 5) step[5] = chosen[0];
+}

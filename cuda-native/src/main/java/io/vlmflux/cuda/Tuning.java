@@ -82,13 +82,19 @@ import java.util.function.Function;
  *                             launch per stage (GpuOps#selectRows: argmax rows and the four sampling stages with a grid
  *                             row per sequence) instead of an argmax or sampler call per row; same tokens and counter;
  *                             on since stop 32 (H100, Qwen3-0.6B, 16 rows: sampled / greedy 0.74 -> 0.95)
+ * @param decodeAhead          {@code vlmflux.cuda.decodeAhead}: a greedy single-sequence decode step on cuda enqueues the
+ *                             next step before it returns its token (the device writes the chosen id and the next
+ *                             positions into the step's scalars), so the GPU runs step n + 1 while the host handles token
+ *                             n; a next call that does not continue it (another token, cache, sampling, any other use of
+ *                             the decoder) discards it. Off until measured (written at stop 33, not yet run on a GPU)
  */
 public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolean cudaDisable, boolean cudaNvrtc, Path root,
                      boolean graphs, boolean batchGraphs, int prefillChunk, boolean fusedNorm, boolean fusedSilu,
                      boolean skinnyGemm, boolean gemvSplitK, int gemvSplitBlocksPerSm, boolean prefillMma,
                      boolean prefillSplitKv, boolean evictKernel, boolean prefillBf16GateUp,
                      boolean prefillPipelined, boolean decodeVecAttention, boolean decodeFusedCombine, boolean decodeFusedRope, int decodePrefetchMiB, boolean gemvPrefetch, boolean decodeMegakernel, boolean pdl, boolean int4Mma,
-                     boolean int4Tiled, boolean int4PrefillOverlap, boolean liveDevicePreprocess, boolean visionGraphs, long visionFp32MaxBytes, boolean batchDecode, boolean batchSelect) {
+                     boolean int4Tiled, boolean int4PrefillOverlap, boolean liveDevicePreprocess, boolean visionGraphs, long visionFp32MaxBytes, boolean batchDecode, boolean batchSelect,
+                     boolean decodeAhead) {
 
     public static final String CPU_THREADS = "vlmflux.cpu.threads";
     public static final String CPU_SPIN_MICROS = "vlmflux.cpu.spinMicros";
@@ -124,6 +130,7 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
     public static final String VISION_FP32_MAX_BYTES = "vlmflux.vision.fp32MaxBytes";
     public static final String BATCH_DECODE = "vlmflux.batchDecode";
     public static final String BATCH_SELECT = "vlmflux.cuda.batchSelect";
+    public static final String DECODE_AHEAD = "vlmflux.cuda.decodeAhead";
 
     public Tuning {
         atLeast(CPU_THREADS, cpuThreads, 1);
@@ -137,7 +144,7 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
     /** Every knob at its default (process-wide ones too: not what this process was started with; see {@link #process()}). */
     public static Tuning defaults() {
         return new Tuning(Runtime.getRuntime().availableProcessors(), 100, true, false, false, null,
-                true, true, 2048, true, false, true, true, 4, true, true, true, true, true, true, false, false, 0, false, true, true, true, false, false, true, true, 1L << 30, true, true);
+                true, true, 2048, true, false, true, true, 4, true, true, true, true, true, true, false, false, 0, false, true, true, true, false, false, true, true, 1L << 30, true, true, false);
     }
 
     /** Every knob from the system properties now (absent ones at their defaults). */
@@ -171,7 +178,7 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
                 flag(lookup, INT4_PREFILL_OVERLAP, d.int4PrefillOverlap),
                 flag(lookup, LIVE_DEVICE_PREPROCESS, d.liveDevicePreprocess), !flag(lookup, VISION_NO_GRAPHS, !d.visionGraphs),
                 longer(lookup, VISION_FP32_MAX_BYTES, d.visionFp32MaxBytes), flag(lookup, BATCH_DECODE, d.batchDecode),
-                flag(lookup, BATCH_SELECT, d.batchSelect));
+                flag(lookup, BATCH_SELECT, d.batchSelect), flag(lookup, DECODE_AHEAD, d.decodeAhead));
     }
 
     /**
@@ -196,7 +203,7 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
 
     private Tuning withProcessWide(int threads, long spin, boolean simd, boolean disable, boolean nvrtc, Path root) {
         return new Tuning(threads, spin, simd, disable, nvrtc, root, graphs, batchGraphs, prefillChunk, fusedNorm, fusedSilu,
-                skinnyGemm, gemvSplitK, gemvSplitBlocksPerSm, prefillMma, prefillSplitKv, evictKernel, prefillBf16GateUp, prefillPipelined, decodeVecAttention, decodeFusedCombine, decodeFusedRope, decodePrefetchMiB, gemvPrefetch, decodeMegakernel, pdl, int4Mma, int4Tiled, int4PrefillOverlap, liveDevicePreprocess, visionGraphs, visionFp32MaxBytes, batchDecode, batchSelect);
+                skinnyGemm, gemvSplitK, gemvSplitBlocksPerSm, prefillMma, prefillSplitKv, evictKernel, prefillBf16GateUp, prefillPipelined, decodeVecAttention, decodeFusedCombine, decodeFusedRope, decodePrefetchMiB, gemvPrefetch, decodeMegakernel, pdl, int4Mma, int4Tiled, int4PrefillOverlap, liveDevicePreprocess, visionGraphs, visionFp32MaxBytes, batchDecode, batchSelect, decodeAhead);
     }
 
     /**
@@ -239,6 +246,7 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
         m.put(VISION_FP32_MAX_BYTES, Long.toString(visionFp32MaxBytes));
         m.put(BATCH_DECODE, Boolean.toString(batchDecode));
         m.put(BATCH_SELECT, Boolean.toString(batchSelect));
+        m.put(DECODE_AHEAD, Boolean.toString(decodeAhead));
         return m;
     }
 

@@ -23,6 +23,11 @@ public final class GpuEvent implements AutoCloseable {
         Cuda.check(cudart.cudaEventRecord(handle, stream.handle()), "cudaEventRecord");
     }
 
+    /** Blocks until the work before the last {@link #record} has finished (at once where it never was recorded). */
+    public void synchronize() {
+        Cuda.check(cudart.cudaEventSynchronize(handle), "cudaEventSynchronize");
+    }
+
     @Override public void close() {
         if (closed) return;
         closed = true;

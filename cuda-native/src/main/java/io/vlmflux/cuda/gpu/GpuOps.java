@@ -111,6 +111,16 @@ public final class GpuOps implements AutoCloseable {
         launch("vf_embed_gather", n, 1, 1, 256, 0, stream, a.reset().ptr(out).ptr(table).ptr(ids).i32(n).i32(hidden).i32(vocab));
     }
 
+    /**
+     * The next single-sequence decode step's scalars on the device: {@code step} int32 [6+] (positions [3], the new key's
+     * slot, the attention length, the token id) move one position on and take {@code chosen}'s id as the token.
+     */
+    public void decodeAdvance(DeviceBuffer step, DeviceBuffer chosen) {
+        step.require(24, "decodeAdvance", "step int32 [6]");
+        chosen.require(4, "decodeAdvance", "chosen id int32");
+        launch("vf_decode_advance", 1, 1, 1, 32, 0, stream, a.reset().ptr(step).ptr(chosen));
+    }
+
     /** dst fp32 rows [row0, row0 + rows) = src rows (fp32, or bf16 when {@code srcBf16}). */
     public void spliceRows(DeviceBuffer dst, int dstRows, DeviceBuffer src, boolean srcBf16, int row0, int rows, int hidden) {
         positive("spliceRows", rows, hidden);

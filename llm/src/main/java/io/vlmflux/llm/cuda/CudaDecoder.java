@@ -184,6 +184,24 @@ public final class CudaDecoder implements Decoder {
     private String megaOff;
     private DeviceBuffer megaTable;
 
+    /**
+     * Tuning.decodeAhead: a greedy single-sequence decode step whose graph exists enqueues the next step before it returns
+     * its token — {@code vf_decode_advance} moves the step's scalars on and takes the id the device chose, then the
+     * cache's decode graph and the argmax run again, their id copied into pinned slot 40 or 44 (alternating, each with
+     * its event) — so the GPU runs step n + 1 while the host handles token n instead of waiting for the host's next call.
+     * {@link #ahead} is that step, valid for one call: forwardSample on the same cache at the same length and version
+     * with the token just returned, greedy; the call then commits it, enqueues the one after, and returns its id. Any
+     * other call, a cache change ({@link CudaKvCache#version}) or close discards it: it only wrote past the cache's
+     * committed length and into the decoder's scratch, which the next work rewrites in stream order.
+     */
+    private record Ahead(CudaKvCache cache, long version, int length, int input, int slot) {}
+    private final boolean decodeAhead;
+    private Ahead ahead;
+    private GpuEvent tokenCopied;
+    private GpuEvent[] aheadDone;
+    private int aheadSlot;
+    private long aheadUsed, aheadDiscarded;
+
     /** A decoder with the knobs of {@link Tuning#fromSystemProperties()}, on a stream of its own. */
     CudaDecoder(ModelConfig c, TextModelSpec spec, WeightStore store, GpuDevice dev) {
         this(c, spec, store, dev.newStream(), true, Tuning.fromSystemProperties());
@@ -215,6 +233,7 @@ public final class CudaDecoder implements Decoder {
         int4Tiles = tuning.int4Mma() && tuning.int4Tiled();
         int4Overlap = quantized && tuning.int4PrefillOverlap();
         evictKernel = tuning.evictKernel();
+        decodeAhead = tuning.decodeAhead();
         bf16GateUp = tuning.prefillBf16GateUp();
         prefetchBytes = Math.min((long) tuning.decodePrefetchMiB() << 20, stream.device().l2CacheBytes());
         tuningChanges = java.util.Collections.unmodifiableMap(tuning.changes());
@@ -341,6 +360,7 @@ public final class CudaDecoder implements Decoder {
             maskBits = arena.alloc("constraint allowed ids uint64 [(vocab + 63) / 64]", 8L * ((V + 63) / 64));
             blas = new Blas(st, arena.alloc("cublas workspace", 32L << 20));
             planMega(tuning, quantized);
+            if (decodeAhead) { tokenCopied = new GpuEvent(); aheadDone = new GpuEvent[] {new GpuEvent(), new GpuEvent()}; }
             st.synchronize();
             LOG.log(System.Logger.Level.INFO, "cuda decoder on {0}: {1} MB weights (bf16" + (c.quantization() != null ? ", linears 4-bit" : "") + ") uploaded in {2} ms, {3} MB arena, prefill chunk {4}, kernels {5}, decode graphs {6}",
                     dev, weightBytes >> 20, (System.nanoTime() - t0) / 1_000_000, arena.bytesInUse() >> 20, chunk, ops.kernelOrigin(),
@@ -548,6 +568,7 @@ public final class CudaDecoder implements Decoder {
         m.put("batch_graphs", batchGraphsEnabled());
         m.put("batch_graphs_captured", batchGraphCount());
         m.put("tuning", tuningChanges);   // the knobs this decoder was built with that differ from the defaults
+        if (decodeAhead) m.put("decode_ahead", Map.of("used", aheadUsed, "discarded", aheadDiscarded));
         return m;
     }
 
@@ -599,6 +620,7 @@ public final class CudaDecoder implements Decoder {
         open();
         dev.makeCurrent();
         CudaKvCache cache = cacheOf(kv);
+        discardAhead();
         if (isDecode(in)) {
             decode(cache, in);
             return st.downloadFloats(logits, V);
@@ -617,6 +639,16 @@ public final class CudaDecoder implements Decoder {
         open();
         dev.makeCurrent();
         CudaKvCache cache = cacheOf(kv);
+        if (ahead != null) {
+            Ahead a = ahead;
+            ahead = null;
+            if (a.cache == cache && a.version == cache.version && a.length == cache.length() && isDecode(in) && in.positions() == null
+                    && in.tokens()[0] == a.input && goesAhead(cache, in, p)) {
+                aheadUsed++;
+                return continueAhead(cache, a.slot, in, p);
+            }
+            aheadDiscarded++;
+        }
         if (isDecode(in)) decode(cache, in);
         else prefill(cache, in, false, false);   // leaves the last position's logits in logits[0, V)
         if (p.repetitionPenalty() != 1.0) {
@@ -625,8 +657,55 @@ public final class CudaDecoder implements Decoder {
         if (p.greedy()) ops.argmax(outId, logits, V, argmaxWs);
         else ops.sample(outId, logits, V, (float) p.temperature(), p.topK(), (float) p.topP(), (float) p.minP(), p.seed(), counter, sampleWs);
         st.copyAsync(pin, 32, outId, 4);
+        if (isDecode(in) && goesAhead(cache, in, p)) {   // the next step runs while this token goes to the host
+            tokenCopied.record(st);
+            int slot = enqueueAhead(cache);
+            tokenCopied.synchronize();
+            int tok = pin.buffer().getInt(32);
+            ahead = new Ahead(cache, cache.version, cache.length(), tok, slot);
+            return tok;
+        }
         st.synchronize();
         return pin.buffer().getInt(32);
+    }
+
+    /** Whether a step after this decode step of {@code cache} may be enqueued before its token reaches the host. */
+    private boolean goesAhead(CudaKvCache cache, ForwardInput in, SamplingParams p) {
+        return decodeAhead && in.positions() == null && p.greedy() && p.repetitionPenalty() == 1.0 && graphOffReason == null
+                && cache.decodeGraph != null && cache.length() + 1 <= cache.capacity() && !st.capturing();
+    }
+
+    /** The step after the last one enqueued for {@code cache}, its input the id the device chose; returns its pinned slot. */
+    private int enqueueAhead(CudaKvCache cache) {
+        ops.decodeAdvance(step, outId);
+        cache.decodeGraph.launch(st);
+        ops.argmax(outId, logits, V, argmaxWs);
+        int slot = aheadSlot ^= 1;
+        st.copyAsync(pin, 40 + 4L * slot, outId, 4);
+        aheadDone[slot].record(st);
+        return slot;
+    }
+
+    /** The step enqueued ahead continues the sequence: commit it, enqueue the next one where allowed, return its id. */
+    private int continueAhead(CudaKvCache cache, int slot, ForwardInput in, SamplingParams p) {
+        cache.commit(1);   // its K/V row at the old length
+        int next = goesAhead(cache, in, p) ? enqueueAhead(cache) : -1;
+        aheadDone[slot].synchronize();
+        int tok = pin.buffer().getInt(40 + 4 * slot);
+        if (next >= 0) ahead = new Ahead(cache, cache.version, cache.length(), tok, next);
+        return tok;
+    }
+
+    private void discardAhead() {
+        if (ahead != null) { ahead = null; aheadDiscarded++; }
+    }
+
+    /** Before {@code cache} closes: a step enqueued ahead for it finishes first (its graph and buffers may go). */
+    void dropAhead(CudaKvCache cache) {
+        if (ahead != null && ahead.cache == cache) {
+            discardAhead();
+            st.synchronize();
+        }
     }
 
     /**
@@ -639,6 +718,7 @@ public final class CudaDecoder implements Decoder {
         open();
         dev.makeCurrent();
         CudaKvCache cache = cacheOf(kv);
+        discardAhead();
         int words = (V + 63) / 64;
         if (allowed.length < words)
             throw new IllegalArgumentException("allowed set has " + allowed.length + " words, the vocabulary of " + V + " needs " + words);
@@ -757,6 +837,7 @@ public final class CudaDecoder implements Decoder {
         boolean device = true;
         for (SamplingParams p : params) device &= samplesOnDevice(p);
         if (n == 1 || !device) return Decoder.super.forwardSampleBatch(kvs, tokens, params);
+        discardAhead();
         if (n > LOGIT_ROWS) {   // in slices of LOGIT_ROWS rows
             int[] out = new int[n];
             for (int b0 = 0; b0 < n; b0 += LOGIT_ROWS) {
@@ -1315,6 +1396,8 @@ public final class CudaDecoder implements Decoder {
         if (pfSide != null) pfSide.close();
         if (pfFork != null) pfFork.close();
         if (pfJoin != null) pfJoin.close();
+        if (tokenCopied != null) tokenCopied.close();
+        if (aheadDone != null) for (GpuEvent e : aheadDone) e.close();
         pin.close();
         if (batchPin != null) batchPin.close();
         if (selectPin != null) selectPin.close();

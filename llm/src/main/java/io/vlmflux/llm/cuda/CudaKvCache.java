@@ -30,6 +30,7 @@ final class CudaKvCache implements KvCache {
     int decodeSplits;               // split count baked into decodeGraph
 
     private final boolean pooled;   // made by newCache(): close() hands it back to the decoder's pool
+    long version;                   // moves on with every change of length, content or delta (a decode step enqueued ahead is for one version)
 
     CudaKvCache(CudaDecoder owner, int layers, int kvHeads, int headDim, int capacity) {
         this(owner, layers, kvHeads, headDim, capacity, false);
@@ -80,6 +81,7 @@ final class CudaKvCache implements KvCache {
             throw new IllegalArgumentException("reset(" + reuseLength + ") outside [0, " + length + "]");
         length = reuseLength;
         if (reuseLength == 0) delta = 0;
+        version++;
     }
 
     @Override public void commit(int n) {
@@ -87,6 +89,7 @@ final class CudaKvCache implements KvCache {
         if (n < 0 || length + n > capacity)
             throw new IllegalArgumentException("commit(" + n + ") beyond capacity: length " + length + ", capacity " + capacity);
         length += n;
+        version++;
     }
 
     /**
@@ -122,11 +125,12 @@ final class CudaKvCache implements KvCache {
         }
         length -= count;
         delta += count;
+        version++;
     }
 
     @Override public int positionDelta() { return delta; }
 
-    @Override public void positionDelta(int d) { delta = d; }
+    @Override public void positionDelta(int d) { delta = d; version++; }
 
     @Override public long bytes() { return closed ? 0 : arena.capacity(); }
 
@@ -159,6 +163,7 @@ final class CudaKvCache implements KvCache {
         }
         length = len;
         delta = s.delta;
+        version++;
     }
 
     @Override public boolean isClosed() { return closed; }
@@ -170,11 +175,14 @@ final class CudaKvCache implements KvCache {
         closed = false;
         length = 0;
         delta = 0;
+        version++;
     }
 
     @Override public void close() {
         if (closed) return;
+        owner.dropAhead(this);   // a decode step enqueued ahead for this cache finishes before its buffers go
         closed = true;
+        version++;
         length = 0;
         delta = 0;
         if (pooled && owner.recycle(this)) return;   // kept with its buffers and graph for the next sequence

@@ -331,6 +331,84 @@ class CudaDecoderTest {
     }
 
     /**
+     * {@code vlmflux.cuda.decodeAhead}: a greedy decode step enqueued before the host saw its input token gives the same
+     * tokens as the plain path — continued (40 steps), discarded (the caller feeds another token; the cache evicts; a
+     * logits call or a sampled step comes between), with two sequences taking turns on one decoder, up to a full cache,
+     * and with a cache closed while its step ahead is in flight.
+     */
+    @ParameterizedTest(name = "{0}")
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"tiny-qwen3", "tiny-qwen2"})
+    void decodeAheadGivesThePlainPathsTokens(String model) throws Exception {
+        int[] ids = Fixtures.ints(Fixtures.golden(model).get("prompts").get(0).get("input_ids"));
+        SamplingParams g = SamplingParams.greedyDecoding();
+        try (Decoder base = withProperty("vlmflux.cuda.decodeAhead", "false", () -> uncheckedLoad(model));
+             Decoder ahead = withProperty("vlmflux.cuda.decodeAhead", "true", () -> uncheckedLoad(model))) {
+            Decoder[] ds = {base, ahead};
+            KvCache[] a = {base.newCache(256), ahead.newCache(256)}, b = {base.newCache(256), ahead.newCache(256)};
+            try {
+                int[] ta = new int[2], tb = new int[2];
+                for (int d = 0; d < 2; d++) {
+                    ta[d] = ds[d].forwardSample(a[d], ForwardInput.tokens(ids), g);
+                    tb[d] = ds[d].forwardSample(b[d], ForwardInput.tokens(java.util.Arrays.copyOf(ids, ids.length - 1)), g);
+                }
+                for (int step = 0; step < 40; step++) {   // continued: every call takes the step enqueued ahead
+                    int in = ta[0];
+                    for (int d = 0; d < 2; d++) ta[d] = ds[d].forwardSample(a[d], ForwardInput.tokens(in), g);
+                    assertEquals(ta[0], ta[1], model + " step " + step);
+                    assertEquals(a[0].length(), a[1].length(), model + " step " + step + ": committed length");
+                }
+                long used = decodeAheadCount(ahead, "used");
+                assertTrue(used >= 38, model + ": steps taken from ahead " + used);
+                for (int step = 0; step < 12; step++) {   // two sequences taking turns: each call discards the other's step
+                    int in = step % 2 == 0 ? ta[0] : tb[0];
+                    KvCache[] c = step % 2 == 0 ? a : b;
+                    int[] t = step % 2 == 0 ? ta : tb;
+                    for (int d = 0; d < 2; d++) t[d] = ds[d].forwardSample(c[d], ForwardInput.tokens(in), g);
+                    assertEquals(t[0], t[1], model + " turns, step " + step);
+                }
+                int last = ta[0];
+                for (int d = 0; d < 2; d++) ta[d] = ds[d].forwardSample(a[d], ForwardInput.tokens(last), g);
+                int other = (ta[0] + 17) % base.config().vocabSize();   // not the token just returned: the step ahead is discarded
+                for (int d = 0; d < 2; d++) ta[d] = ds[d].forwardSample(a[d], ForwardInput.tokens(other), g);
+                assertEquals(ta[0], ta[1], model + ": after feeding another token");
+                for (int d = 0; d < 2; d++) a[d].evict(2, 3);   // the cache changes under a step ahead
+                last = ta[0];
+                for (int d = 0; d < 2; d++) ta[d] = ds[d].forwardSample(a[d], ForwardInput.tokens(last), g);
+                assertEquals(ta[0], ta[1], model + ": after an eviction");
+                float[][] l = new float[2][];
+                for (int d = 0; d < 2; d++) l[d] = ds[d].forward(a[d], ForwardInput.tokens(ta[0]), false);
+                assertArrayEquals(l[0], l[1], model + ": logits after a greedy step");
+                int next = CpuOps.argmax(l[0], 0, base.config().vocabSize());
+                SamplingParams p = SamplingParams.sample(0.8, 20, 0.9, 0.05, 7);
+                for (int d = 0; d < 2; d++) ta[d] = ds[d].forwardSample(a[d], ForwardInput.tokens(next), p);
+                assertEquals(ta[0], ta[1], model + ": a sampled step (never ahead)");
+                last = ta[0];
+                for (int d = 0; d < 2; d++) ta[d] = ds[d].forwardSample(a[d], ForwardInput.tokens(last), g);
+                assertEquals(ta[0], ta[1], model + ": greedy again");
+                assertTrue(decodeAheadCount(ahead, "discarded") >= 4, model + ": discarded " + decodeAheadCount(ahead, "discarded"));
+                for (int d = 0; d < 2; d++) a[d].close();   // closed with a step ahead in flight, then a new cache up to its capacity
+                for (int d = 0; d < 2; d++) a[d] = ds[d].newCache(ids.length + 6);
+                for (int d = 0; d < 2; d++) ta[d] = ds[d].forwardSample(a[d], ForwardInput.tokens(ids), g);
+                while (a[0].length() < a[0].capacity()) {
+                    int in = ta[0];
+                    for (int d = 0; d < 2; d++) ta[d] = ds[d].forwardSample(a[d], ForwardInput.tokens(in), g);
+                    assertEquals(ta[0], ta[1], model + " at length " + a[0].length() + " of " + a[0].capacity());
+                    assertEquals(a[0].length(), a[1].length());
+                }
+            } finally {
+                for (KvCache c : a) c.close();
+                for (KvCache c : b) c.close();
+            }
+        }
+    }
+
+    private static long decodeAheadCount(Decoder d, String key) {
+        Object o = d.info().get("decode_ahead");
+        assertTrue(o instanceof java.util.Map<?, ?>, "info() has decode_ahead: " + d.info());
+        return ((Number) ((java.util.Map<?, ?>) o).get(key)).longValue();
+    }
+
+    /**
      * The decode fusions change when work runs, never what it computes — the same logits bit for bit as the default
      * path, in graph replays and eager steps, for one sequence and for batched rows, at head dim 128 (one head group of
      * 4) and 64 (16 query heads per kv head: two groups), from a 5-token prompt (most splits past the length) to 1,200:
