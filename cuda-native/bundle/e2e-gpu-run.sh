@@ -55,9 +55,10 @@
 #   e2e-gpu-run.sh mega-builds [MODE] (carry .gpu-e2e/mega-builds.tar.xz from cuda-native/bundle/mega-builds.sh): every
 #                         harness build in it run in MODE (default time1: Qwen3-0.6B and Qwen2.5-3B at 2,048), 40 s each
 #                         (VLMFLUX_MEGA_TIMEOUT), by name (a build without time1: 25 s of its time mode); one line per form and build
-#   e2e-gpu-run.sh quick [JUnit args] (carry .gpu-e2e/jre.tar.xz, lib, test-classes with the tree's files under 100 KB; one
-#                         call, no GStreamer, no fixtures): GPU tests that need neither (default: the decode fusions' tests in
-#                         GpuKernelsTest and CudaDecoderTest, and MultiBlockSamplingTest), then bench llm qwen3-0.6b for each of
+#   e2e-gpu-run.sh quick [JUnit args] (carry .gpu-e2e/jre.tar.xz, lib, test-classes with the tree's files under 100 KB and the
+#                         tiny-qwen2 / tiny-qwen3 fixtures; one call, no GStreamer): GPU tests that need no more (default: the
+#                         decode fusions' tests in GpuKernelsTest and CudaDecoderTest, decodeAhead's, MultiBlockSamplingTest), then
+#                         bench llm qwen3-0.6b for each of
 #                         VLMFLUX_E2E_VARIANTS (as tests-warm; default "default fr")
 # Results under $OUT (or /tmp/vlmflux-e2e-out).
 set -uo pipefail
@@ -249,6 +250,7 @@ case "${1:-}" in
         --select-method 'io.vlmflux.cuda.gpu.GpuKernelsTest#fusedCombineDecodeReplaysInAGraph()'
         --select-method 'io.vlmflux.cuda.gpu.GpuKernelsTest#prefetchingGemvsEqualThePlainOnes(int, int, int)'
         --select-method 'io.vlmflux.llm.cuda.CudaDecoderTest#megakernelMatchesThePerKernelPath(java.lang.String, int, int, int, int, java.nio.file.Path)'
+        --select-method 'io.vlmflux.llm.cuda.CudaDecoderTest#decodeAheadGivesThePlainPathsTokens(java.lang.String)'
         --select-class io.vlmflux.llm.cuda.MultiBlockSamplingTest
         --select-method 'io.vlmflux.llm.cuda.CudaDecoderTest#fusedDecodeChangesNothing(java.lang.String, java.lang.String, int, int, int, int, java.nio.file.Path)')
     timeout ${VLMFLUX_TESTS_TIMEOUT:-120} "$run" tests "${args[@]}" > "$out/tests.txt" 2>&1; echo "rc=$?" >> "$out/tests.txt"
