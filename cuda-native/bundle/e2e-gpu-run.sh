@@ -260,7 +260,8 @@ case "${1:-}" in
   qwen3vl)   # carry .gpu-e2e/jre.tar.xz, lib, test-classes with the slim tree: issue 14's table in one call
     # per shape (default "qwen3-vl-2b qwen3-vl-4b"; qwen3-vl-8b too): the random bf16 checkpoint and Hugging Face's vision /
     # TTFT / decode figures (peer_bench_vlm.py --full --decode), then bench vlm --ttft at today's defaults and with the
-    # persistent decode step off, and VisionEncoderBench at 448x448, 640x480, 1280x720; the device copy bandwidth first
+    # persistent decode step off, and VisionEncoderBench at 448x448, 640x480, 1280x720; the device copy bandwidth first;
+    # VLMFLUX_E2E_OPTS: JVM options for both bench vlm runs (e.g. -Dvlmflux.cuda.decodeAhead=true)
     step "runtime and jars into /tmp"
     rm -rf "$VLMFLUX_JRE_DIR" && mkdir -p "$VLMFLUX_JRE_DIR" && tar -xJf "$VLMFLUX_BUNDLE_DIR/jre.tar.xz" -C "$VLMFLUX_JRE_DIR" && touch "$VLMFLUX_JRE_DIR/jre/release"
     rm -rf /tmp/gpu-lib && cp -r "$VLMFLUX_BUNDLE_DIR/lib" /tmp/gpu-lib
@@ -280,7 +281,7 @@ case "${1:-}" in
       python3 "$here/vlm_tokenizer.py" "$d" > /dev/null; cut -c1-330 "$out/hf-$m.jsonl" >&2
       for v in default nomk; do
         step "$m: bench vlm --ttft ($v)"
-        VLMFLUX_JAVA_OPTS=$([[ $v == nomk ]] && echo "-Dvlmflux.cuda.decodeMegakernel=false") timeout 100 "$run" vlmflux bench vlm --model "$d" --ttft \
+        VLMFLUX_JAVA_OPTS="${VLMFLUX_E2E_OPTS:-} $([[ $v == nomk ]] && echo "-Dvlmflux.cuda.decodeMegakernel=false")" timeout 100 "$run" vlmflux bench vlm --model "$d" --ttft \
             --iters 10 --decode-tokens 128 ${bw:+--bandwidth-gbps $bw} --json > "$out/vlm-$m-$v.jsonl" 2> "$out/vlm-$m-$v.err"; echo "rc=$?" >> "$out/vlm-$m-$v.err"
         tail -n 1 "$out/vlm-$m-$v.jsonl" >&2; grep -i "error\|exception\|persistent" "$out/vlm-$m-$v.err" | head -3 >&2
       done
