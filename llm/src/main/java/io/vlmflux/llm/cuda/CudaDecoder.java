@@ -192,7 +192,9 @@ public final class CudaDecoder implements Decoder {
      * {@link #ahead} is that step, valid for one call: forwardSample on the same cache at the same length and version
      * with the token just returned, greedy; the call then commits it, enqueues the one after, and returns its id. Any
      * other call, a cache change ({@link CudaKvCache#version}) or close discards it: it only wrote past the cache's
-     * committed length and into the decoder's scratch, which the next work rewrites in stream order.
+     * committed length and into the decoder's scratch, which the next work rewrites in stream order. A step goes ahead
+     * only from the second decode step in a row of the same cache ({@link #lastDecoded}), so sequences taking turns
+     * single steps on one decoder do not pay a discarded step each.
      */
     private record Ahead(CudaKvCache cache, long version, int length, int input, int slot) {}
     private final boolean decodeAhead;
@@ -201,6 +203,7 @@ public final class CudaDecoder implements Decoder {
     private GpuEvent[] aheadDone;
     private int aheadSlot;
     private long aheadUsed, aheadDiscarded;
+    private CudaKvCache lastDecoded;   // the cache of the last single-sequence decode call, if nothing came between
 
     /** A decoder with the knobs of {@link Tuning#fromSystemProperties()}, on a stream of its own. */
     CudaDecoder(ModelConfig c, TextModelSpec spec, WeightStore store, GpuDevice dev) {
@@ -639,6 +642,8 @@ public final class CudaDecoder implements Decoder {
         open();
         dev.makeCurrent();
         CudaKvCache cache = cacheOf(kv);
+        boolean again = isDecode(in) && cache == lastDecoded;   // a second decode step in a row of this cache
+        lastDecoded = isDecode(in) ? cache : null;
         if (ahead != null) {
             Ahead a = ahead;
             ahead = null;
@@ -657,7 +662,7 @@ public final class CudaDecoder implements Decoder {
         if (p.greedy()) ops.argmax(outId, logits, V, argmaxWs);
         else ops.sample(outId, logits, V, (float) p.temperature(), p.topK(), (float) p.topP(), (float) p.minP(), p.seed(), counter, sampleWs);
         st.copyAsync(pin, 32, outId, 4);
-        if (isDecode(in) && goesAhead(cache, in, p)) {   // the next step runs while this token goes to the host
+        if (again && goesAhead(cache, in, p)) {   // the next step runs while this token goes to the host
             tokenCopied.record(st);
             int slot = enqueueAhead(cache);
             tokenCopied.synchronize();
@@ -697,11 +702,13 @@ public final class CudaDecoder implements Decoder {
     }
 
     private void discardAhead() {
+        lastDecoded = null;
         if (ahead != null) { ahead = null; aheadDiscarded++; }
     }
 
     /** Before {@code cache} closes: a step enqueued ahead for it finishes first (its graph and buffers may go). */
     void dropAhead(CudaKvCache cache) {
+        if (lastDecoded == cache) lastDecoded = null;
         if (ahead != null && ahead.cache == cache) {
             discardAhead();
             st.synchronize();

@@ -359,13 +359,14 @@ class CudaDecoderTest {
                 }
                 long used = decodeAheadCount(ahead, "used");
                 assertTrue(used >= 38, model + ": steps taken from ahead " + used);
-                for (int step = 0; step < 12; step++) {   // two sequences taking turns: each call discards the other's step
+                for (int step = 0; step < 12; step++) {   // two sequences taking turns: the first discards a's step, then none goes ahead
                     int in = step % 2 == 0 ? ta[0] : tb[0];
                     KvCache[] c = step % 2 == 0 ? a : b;
                     int[] t = step % 2 == 0 ? ta : tb;
                     for (int d = 0; d < 2; d++) t[d] = ds[d].forwardSample(c[d], ForwardInput.tokens(in), g);
                     assertEquals(t[0], t[1], model + " turns, step " + step);
                 }
+                assertEquals(used + 1, decodeAheadCount(ahead, "used"), model + ": taking turns, only the first step continues");
                 int last = ta[0];
                 for (int d = 0; d < 2; d++) ta[d] = ds[d].forwardSample(a[d], ForwardInput.tokens(last), g);
                 int other = (ta[0] + 17) % base.config().vocabSize();   // not the token just returned: the step ahead is discarded
