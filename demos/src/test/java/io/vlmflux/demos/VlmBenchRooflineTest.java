@@ -1,14 +1,11 @@
-package io.vlmflux.demos.bench;
+package io.vlmflux.demos;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import io.vlmflux.demos.UsageException;
+import io.vlmflux.demos.bench.VlmBench;
 import io.vlmflux.llm.ModelConfig;
 import org.junit.jupiter.api.Test;
 
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.List;
 
@@ -29,15 +26,7 @@ class VlmBenchRooflineTest {
         List<String> args = new java.util.ArrayList<>(List.of("--model", MODEL.toString(), "--ttft", "--iters", "1", "--decode-tokens", "6",
                 "--question-tokens", "3", "--ttft-size", "64x48", "--e2e-backend", "cpu", "--json"));
         args.addAll(List.of(extra));
-        PrintStream old = System.out;
-        ByteArrayOutputStream buf = new ByteArrayOutputStream();
-        System.setOut(new PrintStream(buf, true, StandardCharsets.UTF_8));
-        try {
-            assertEquals(0, new VlmBench().run(args));
-        } finally {
-            System.setOut(old);
-        }
-        String out = buf.toString(StandardCharsets.UTF_8).trim();
+        String out = ProbeCommandTest.capture(new VlmBench(), args.toArray(String[]::new)).trim();
         return new ObjectMapper().readTree(out.substring(out.lastIndexOf('\n') + 1));
     }
 
@@ -46,7 +35,9 @@ class VlmBenchRooflineTest {
         ModelConfig c = ModelConfig.load(MODEL);
         JsonNode o = run("--bandwidth-gbps", "123.5");
         int prompt = o.get("prompt_tokens").asInt();
-        long bytes = LlmBench.weightBytesPerToken(c) + 2L * c.numLayers() * c.kvDim() * 2 * (prompt + 6 / 2);
+        long H = c.hiddenSize(), I = c.intermediateSize(), V = c.vocabSize();
+        long perLayer = 2 * ((c.qDim() + 2L * c.kvDim()) * H + H * c.qDim() + 3 * I * H) + 2 * 2 * H;   // bf16 linears + two norms
+        long bytes = c.numLayers() * perLayer + 2 * (V * H + H) + 2L * c.numLayers() * c.kvDim() * 2 * (prompt + 6 / 2);
         assertEquals(bytes, o.get("bytes_per_token").asLong());
         assertEquals(123.5, o.get("bandwidth_GBps").asDouble(), 1e-9);
         assertEquals(123.5e9 / bytes, o.get("roofline_tok_s").asDouble(), 1e-6 * o.get("roofline_tok_s").asDouble());
