@@ -99,8 +99,9 @@ __device__ __forceinline__ int vf_mega_p2(const VfMega& a) { return __ldcg(a.ste
 // end); null: off.
 #define VF_MEGA_STAMP_MAX 1024
 __device__ unsigned long long* vf_mega_stamps;
+__shared__ unsigned long long* vf_mega_stamps_s;   // read once a launch (VF_MEGA_STAMP_INIT), so a barrier pays no global load
 __device__ __forceinline__ void vf_mega_stamp(unsigned int target, int release) {
-    unsigned long long* s = vf_mega_stamps;
+    unsigned long long* s = vf_mega_stamps_s;
     const unsigned int n = target / gridDim.x - 1;
     if (s != nullptr && n < VF_MEGA_STAMP_MAX) {
         unsigned long long ns;
@@ -110,8 +111,10 @@ __device__ __forceinline__ void vf_mega_stamp(unsigned int target, int release) 
     }
 }
 #define VF_MEGA_STAMP(target, release) vf_mega_stamp(target, release)
+#define VF_MEGA_STAMP_INIT() do { if (threadIdx.x == 0) vf_mega_stamps_s = vf_mega_stamps; __syncthreads(); } while (0)
 #else
 #define VF_MEGA_STAMP(target, release)
+#define VF_MEGA_STAMP_INIT() do { } while (0)
 #endif
 
 // The grid barrier in two halves, so that loads which do not depend on it (weights, cached K/V) are issued between
@@ -614,6 +617,7 @@ __device__ void vf_decode_mega(const VfMega& a) {
     __shared__ float scratch[33];
     uint4* xs = reinterpret_cast<uint4*>(smem);
     unsigned int target = 0;
+    VF_MEGA_STAMP_INIT();
     const int Q = a.nq * HD, QKV = Q + 2 * a.nkv * HD, H = a.H, I = a.I;
     VfMegaRing* rg = nullptr;
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
