@@ -35,7 +35,7 @@
 #define VF_MEGA_THREADS 256
 #define VF_MEGA_WARPS (VF_MEGA_THREADS / 32)
 #define VF_MEGA_R 4            // rows a warp's GEMV step carries (16-byte loads in flight: 4 rows x 4)
-#define VF_MEGA_RW 6           // ... in the wide form: up to 6 rows (8 spilled registers at hd 128), as many as balance the block's share over its warps
+#define VF_MEGA_RW 6           // ... in the wide form: up to 6 rows (ptxas: 220 bytes of spills at hd 128), as many as balance the block's share over its warps
 #define VF_MEGA_GMAX 4         // query heads of one attention work item
 #define VF_MEGA_SMEM 45056     // the stage-shared buffer: x as bf16 up to 22,528 columns, or the attention scratch
 #define VF_MEGA_MAX_K (VF_MEGA_SMEM / 2)
@@ -200,13 +200,13 @@ __device__ __forceinline__ void vf_mega_stage_bf16(const bf16_t* src, int K, uin
 }
 
 // A product stage's rows for unit group g of the block's units [u0, u1), per units a group: KIND 0 rows, KIND 1
-// (gate/up) pairs {j, I + j}; past u1 the last unit repeats (its sums are dropped), past per as well (not loaded).
+// (gate/up) pairs {j, I + j}; past u1 the last unit repeats (its sums are dropped); units past per are not loaded.
 template <int KIND, int R>
 __device__ __forceinline__ void vf_mega_rows(int g, int u0, int u1, int I, int per, int (&rows)[R]) {
     constexpr int PMAX = KIND == 0 ? R : R / 2;
 #pragma unroll
     for (int t = 0; t < PMAX; t++) {
-        const int u = min(u0 + g * per + min(t, per - 1), u1 - 1);
+        const int u = min(u0 + g * per + t, u1 - 1);
         if (KIND == 0) rows[t] = u;
         else { rows[2 * t] = u; rows[2 * t + 1] = I + u; }
     }

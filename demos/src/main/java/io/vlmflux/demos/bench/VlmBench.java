@@ -117,14 +117,15 @@ public final class VlmBench implements Command {
             }
             System.err.printf("time to first token, %dx%d %s frame, prompt of %d tokens (%d question tokens, shared prefix of %d, %d of them from the prefix cache), %s:%n",
                     w, h, fmt, promptTokens, qTokens, t.sharedPrefix(), rt.cachedPrefix(t.sharedPrefix()), rt.describe());
+            double decodeTps = median(tps);
             System.err.printf("  TTFT %.2f ms (median of %d; min %.2f); host time in prepare: preprocess %.2f + encode %.2f (asynchronous on the stream), prefill %.2f; decode %.1f tok/s%n",
-                    median(ttft), iters, min(ttft), median(pre), median(encMs), median(prefill), median(tps));
+                    median(ttft), iters, min(ttft), median(pre), median(encMs), median(prefill), decodeTps);
             // the decode's memory roofline: what a step reads (weights once, K/V of the positions cached at mid-decode)
             long bytes = LlmBench.weightBytesPerToken(rt.config()) + LlmBench.kvBytesPerToken(rt.config(), promptTokens + decode / 2);
             double roof = bandwidth > 0 ? bandwidth / bytes : 0;
             if (roof > 0)
                 System.err.printf("  decode roofline %.1f tok/s (%.3f GB a token at %.0f GB/s, given): %.3f of it reached%n",
-                        roof, bytes / 1e9, bandwidth / 1e9, median(tps) / roof);
+                        roof, bytes / 1e9, bandwidth / 1e9, decodeTps / roof);
             if (a.flag("json")) {
                 Map<String, Object> o = new LinkedHashMap<>();
                 o.put("what", "vlmflux_ttft");
@@ -137,13 +138,13 @@ public final class VlmBench implements Command {
                 o.put("preprocess_host_ms", median(pre));
                 o.put("encode_host_ms", median(encMs));
                 o.put("prefill_ms", median(prefill));
-                o.put("decode_tokens_per_s", median(tps));
+                o.put("decode_tokens_per_s", decodeTps);
                 o.put("decode_tokens", decode);
                 o.put("bytes_per_token", bytes);
                 if (roof > 0) {
                     o.put("bandwidth_GBps", bandwidth / 1e9);
                     o.put("roofline_tok_s", roof);
-                    o.put("frac_of_roofline", median(tps) / roof);
+                    o.put("frac_of_roofline", decodeTps / roof);
                 }
                 System.out.println(json.writeValueAsString(o));
             }

@@ -189,14 +189,15 @@ public final class CudaDecoder implements Decoder {
      * its token — {@code vf_decode_advance} moves the step's scalars on and takes the id the device chose, then the
      * cache's decode graph and the argmax run again, their id copied into pinned slot 40 or 44 (alternating, each with
      * its event) — so the GPU runs step n + 1 while the host handles token n instead of waiting for the host's next call.
-     * {@link #ahead} is that step, valid for one call: forwardSample on the same cache at the same length and version
+     * {@link #ahead} is that step, valid for one call: forwardSample on the same cache at the same version (every change
+     * of its length or content moves it on)
      * with the token just returned, greedy; the call then commits it, enqueues the one after, and returns its id. Any
      * other call, a cache change ({@link CudaKvCache#version}) or close discards it: it only wrote past the cache's
      * committed length and into the decoder's scratch, which the next work rewrites in stream order. A step goes ahead
      * only from the second decode step in a row of the same cache ({@link #lastDecoded}), so sequences taking turns
      * single steps on one decoder do not pay a discarded step each.
      */
-    private record Ahead(CudaKvCache cache, long version, int length, int input, int slot) {}
+    private record Ahead(CudaKvCache cache, long version, int input, int slot) {}
     private final boolean decodeAhead;
     private Ahead ahead;
     private GpuEvent tokenCopied;
@@ -647,8 +648,7 @@ public final class CudaDecoder implements Decoder {
         if (ahead != null) {
             Ahead a = ahead;
             ahead = null;
-            if (a.cache == cache && a.version == cache.version && a.length == cache.length() && isDecode(in) && in.positions() == null
-                    && in.tokens()[0] == a.input && goesAhead(cache, in, p)) {
+            if (a.cache == cache && a.version == cache.version && isDecode(in) && in.tokens()[0] == a.input && goesAhead(cache, in, p)) {
                 aheadUsed++;
                 return continueAhead(cache, a.slot, in, p);
             }
@@ -667,7 +667,7 @@ public final class CudaDecoder implements Decoder {
             int slot = enqueueAhead(cache);
             tokenCopied.synchronize();
             int tok = pin.buffer().getInt(32);
-            ahead = new Ahead(cache, cache.version, cache.length(), tok, slot);
+            ahead = new Ahead(cache, cache.version, tok, slot);
             return tok;
         }
         st.synchronize();
@@ -677,7 +677,7 @@ public final class CudaDecoder implements Decoder {
     /** Whether a step after this decode step of {@code cache} may be enqueued before its token reaches the host. */
     private boolean goesAhead(CudaKvCache cache, ForwardInput in, SamplingParams p) {
         return decodeAhead && in.positions() == null && p.greedy() && p.repetitionPenalty() == 1.0 && graphOffReason == null
-                && cache.decodeGraph != null && cache.length() + 1 <= cache.capacity() && !st.capturing();
+                && cache.decodeGraph != null && cache.length() + 1 <= cache.capacity();   // (graphs are captured inside decode(), never around this call)
     }
 
     /** The step after the last one enqueued for {@code cache}, its input the id the device chose; returns its pinned slot. */
@@ -697,7 +697,7 @@ public final class CudaDecoder implements Decoder {
         int next = goesAhead(cache, in, p) ? enqueueAhead(cache) : -1;
         aheadDone[slot].synchronize();
         int tok = pin.buffer().getInt(40 + 4 * slot);
-        if (next >= 0) ahead = new Ahead(cache, cache.version, cache.length(), tok, next);
+        if (next >= 0) ahead = new Ahead(cache, cache.version, tok, next);
         return tok;
     }
 
@@ -1383,6 +1383,8 @@ public final class CudaDecoder implements Decoder {
 
     private void release() {
         try { st.synchronize(); } catch (RuntimeException ignored) { /* closing anyway */ }
+        ahead = null;   // finished above; a cache closed after its decoder must not synchronize the closed stream
+        lastDecoded = null;
         synchronized (idleCaches) {
             for (CudaKvCache k : idleCaches) k.free();
             idleCaches.clear();
