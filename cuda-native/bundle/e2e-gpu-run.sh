@@ -261,7 +261,8 @@ case "${1:-}" in
     # per shape (default "qwen3-vl-2b qwen3-vl-4b"; qwen3-vl-8b too): the random bf16 checkpoint and Hugging Face's vision /
     # TTFT / decode figures (peer_bench_vlm.py --full --decode), then bench vlm --ttft at today's defaults and with the
     # persistent decode step off, and VisionEncoderBench at 448x448, 640x480, 1280x720; the device copy bandwidth first;
-    # VLMFLUX_E2E_OPTS: JVM options for both bench vlm runs (e.g. -Dvlmflux.cuda.decodeAhead=true)
+    # VLMFLUX_E2E_OPTS: JVM options for every bench vlm run; VLMFLUX_E2E_VLM_VARIANTS: its runs (default "default nomk";
+    # "nomk" in a name: the persistent step off, "ah": decodeAhead on)
     step "runtime and jars into /tmp"
     rm -rf "$VLMFLUX_JRE_DIR" && mkdir -p "$VLMFLUX_JRE_DIR" && tar -xJf "$VLMFLUX_BUNDLE_DIR/jre.tar.xz" -C "$VLMFLUX_JRE_DIR" && touch "$VLMFLUX_JRE_DIR/jre/release"
     rm -rf /tmp/gpu-lib && cp -r "$VLMFLUX_BUNDLE_DIR/lib" /tmp/gpu-lib
@@ -279,9 +280,9 @@ case "${1:-}" in
       [[ -f $d/model.safetensors ]] || PYTHONUNBUFFERED=1 timeout 240 python3 "$here/peer_bench_vlm.py" "$d" --full --decode --shape $m \
           ${VLMFLUX_E2E_NO_PEER:+--no-peer} > "$out/hf-$m.jsonl" 2> "$out/hf-$m.err" || tail -5 "$out/hf-$m.err" >&2
       python3 "$here/vlm_tokenizer.py" "$d" > /dev/null; cut -c1-330 "$out/hf-$m.jsonl" >&2
-      for v in default nomk; do
+      for v in ${VLMFLUX_E2E_VLM_VARIANTS:-default nomk}; do   # nomk: the persistent decode step off; ah: decodeAhead on
         step "$m: bench vlm --ttft ($v)"
-        VLMFLUX_JAVA_OPTS="${VLMFLUX_E2E_OPTS:-} $([[ $v == nomk ]] && echo "-Dvlmflux.cuda.decodeMegakernel=false")" timeout 100 "$run" vlmflux bench vlm --model "$d" --ttft \
+        VLMFLUX_JAVA_OPTS="${VLMFLUX_E2E_OPTS:-} $([[ $v == *nomk* ]] && echo "-Dvlmflux.cuda.decodeMegakernel=false") $([[ $v == *ah* ]] && echo "-Dvlmflux.cuda.decodeAhead=true")" timeout 100 "$run" vlmflux bench vlm --model "$d" --ttft \
             --iters 10 --decode-tokens 128 ${bw:+--bandwidth-gbps $bw} --json > "$out/vlm-$m-$v.jsonl" 2> "$out/vlm-$m-$v.err"; echo "rc=$?" >> "$out/vlm-$m-$v.err"
         tail -n 1 "$out/vlm-$m-$v.jsonl" >&2; grep -i "error\|exception\|persistent" "$out/vlm-$m-$v.err" | head -3 >&2
       done
