@@ -347,6 +347,118 @@ VF_INT4M_INSTANCE(_t_v_cx4, 4, true, true, true)
 VF_INT4M_INSTANCE(_t_v_c8, 8, false, true, true)
 VF_INT4M_INSTANCE(_t_v_s4, 4, false, false, true)
 
+// ---- Persistent, software-pipelined form (harness-only so far: int4_harness times it against the product kernel) ----
+// The product kernel's block serves one 16-row tile in one round a warp (K = 3,584: 7 warps x 4 blocks) and exits: a
+// warp's loads, its wait and its products never overlap inside the warp, only across the blocks an SM holds. Here a
+// grid of resident blocks walks the tiles grid-stride and every warp issues the loads of its next round (of this tile
+// or the next) before the products of the current one: the next loads stay in flight while it multiplies, reduces and
+// waits at the block's barrier. The round's columns, the products and the reduction are the product kernel's
+// (int4m_block; blocks warp + W*i), so y is bit for bit the product kernel's. x is re-read from L1 (the same x for
+// every tile a block serves). grid <= ceil(M / 16) resident blocks, block 32 * W, W as the product kernel's.
+template <int DEPTH>
+struct Int4pRound {
+    uint4 wa[DEPTH], wb[DEPTH];
+    unsigned int sa[DEPTH], sb[DEPTH];
+};
+
+template <int DEPTH, bool TILED>
+__device__ __forceinline__ void int4p_issue(Int4pRound<DEPTH>& r, const unsigned int* __restrict__ q, const unsigned int* __restrict__ sz,
+                                            int tile, int rnd, int M, int K, int gs) {
+    const int W = blockDim.x >> 5, warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    const int nb = K >> 7, bpg = gs >> 7, G = K / gs;
+    const int ra = min(tile * 16 + g, M - 1), rb = min(tile * 16 + g + 8, M - 1);
+    const uint4* wa = TILED ? reinterpret_cast<const uint4*>(q) + (long long)tile * nb * 64 + 4 * g + t
+                            : reinterpret_cast<const uint4*>(q + (long long)ra * (K >> 3)) + t;
+    const uint4* wb = TILED ? wa + 32 : reinterpret_cast<const uint4*>(q + (long long)rb * (K >> 3)) + t;
+    const int ws = TILED ? 64 : 4;
+#pragma unroll
+    for (int u = 0; u < DEPTH; u++) {
+        const int j = min(rnd * DEPTH * W + warp + u * W, nb - 1);   // clamped: a block past the end is loaded, not used
+        r.wa[u] = int4_ldg_stream(wa + ws * j);
+        r.wb[u] = int4_ldg_stream(wb + ws * j);
+        r.sa[u] = __ldg(sz + (long long)ra * G + j / bpg);
+        r.sb[u] = __ldg(sz + (long long)rb * G + j / bpg);
+    }
+}
+
+// The products of round rnd of the warp (its loads in r) into acc; on the tile's last round, the block's reduction
+// (as int4m_gemv's) and acc cleared.
+template <int DEPTH>
+__device__ __forceinline__ void int4p_consume(float (*red)[32][4], float (&acc)[4], const Int4pRound<DEPTH>& r, int tile, int rnd, int rounds,
+                                              float* y, int ldy, const bf16_t* __restrict__ x, int ldx, const float* __restrict__ bias,
+                                              const float* residual, int M, int K, int n) {
+    const int W = blockDim.x >> 5, warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    const int nb = K >> 7;
+    const bool hasx = g < n;
+    const uint4* xr = reinterpret_cast<const uint4*>(x + (long long)(hasx ? g : 0) * ldx) + 4 * t;
+#pragma unroll
+    for (int u = 0; u < DEPTH; u++) {
+        const int j = rnd * DEPTH * W + warp + u * W;
+        if (j < nb) {
+            uint4 xv[4];
+#pragma unroll
+            for (int v = 0; v < 4; v++) xv[v] = hasx ? __ldg(xr + 16 * j + v) : make_uint4(0u, 0u, 0u, 0u);
+            int4m_block(acc, r.wa[u], r.wb[u], xv, r.sa[u], r.sb[u]);
+        }
+    }
+    if (rnd + 1 < rounds) return;
+#pragma unroll
+    for (int c = 0; c < 4; c++) red[warp][lane][c] = acc[c];
+    __syncthreads();
+    const int row0 = tile * 16;
+    for (int o = threadIdx.x; o < 128; o += blockDim.x) {
+        const int l = o >> 2, c = o & 3;
+        const int row = row0 + (l >> 2) + (c >= 2 ? 8 : 0), b = 2 * (l & 3) + (c & 1);
+        float s = 0.f;
+        for (int w = 0; w < W; w++) s += red[w][l][c];
+        if (row < M && b < n) {
+            if (bias != nullptr) s += bias[row];
+            if (residual != nullptr) s += residual[(long long)b * ldy + row];
+            y[(long long)b * ldy + row] = s;
+        }
+    }
+    __syncthreads();   // red is rewritten by the next tile
+#pragma unroll
+    for (int c = 0; c < 4; c++) acc[c] = 0.f;
+}
+
+template <int DEPTH, bool TILED>
+__device__ __forceinline__ void int4p_gemv(float (*red)[32][4], float* y, int ldy, const unsigned int* __restrict__ q,
+                                           const unsigned int* __restrict__ sz, const bf16_t* __restrict__ x, int ldx,
+                                           const float* __restrict__ bias, const float* residual, int M, int K, int gs, int n) {
+    const int W = blockDim.x >> 5, tiles = (M + 15) >> 4, rounds = ((K >> 7) + DEPTH * W - 1) / (DEPTH * W);
+    Int4pRound<DEPTH> A, B;
+    float acc[4] = {0.f, 0.f, 0.f, 0.f};
+    int tile = blockIdx.x, rnd = 0;
+    if (tile < tiles) int4p_issue<DEPTH, TILED>(A, q, sz, tile, 0, M, K, gs);
+    while (tile < tiles) {   // two rounds an iteration, so that the buffers trade places without register copies
+        int t2 = tile, r2 = rnd + 1;
+        if (r2 == rounds) { t2 += gridDim.x; r2 = 0; }
+        if (t2 < tiles) int4p_issue<DEPTH, TILED>(B, q, sz, t2, r2, M, K, gs);
+        int4p_consume<DEPTH>(red, acc, A, tile, rnd, rounds, y, ldy, x, ldx, bias, residual, M, K, n);
+        tile = t2; rnd = r2;
+        if (tile >= tiles) break;
+        t2 = tile; r2 = rnd + 1;
+        if (r2 == rounds) { t2 += gridDim.x; r2 = 0; }
+        if (t2 < tiles) int4p_issue<DEPTH, TILED>(A, q, sz, t2, r2, M, K, gs);
+        int4p_consume<DEPTH>(red, acc, B, tile, rnd, rounds, y, ldy, x, ldx, bias, residual, M, K, n);
+        tile = t2; rnd = r2;
+    }
+}
+
+#define VF_INT4P_INSTANCE(SUFFIX, DEPTH, TILED)                                                                          \
+    extern "C" __global__ void __launch_bounds__(32 * VF_INT4M_MAX_WARPS) vf_int4_gemv_mma##SUFFIX(                      \
+        float* y, int ldy, const unsigned int* q, const unsigned int* sz, const bf16_t* x, int ldx, const float* bias,      \
+        const float* residual, int M, int K, int gs, int n) {                                                            \
+        VF_PDL_PROLOGUE();                                                                                               \
+        __shared__ float red[VF_INT4M_MAX_WARPS][32][4];                                                                 \
+        int4p_gemv<DEPTH, TILED>(red, y, ldy, q, sz, x, ldx, bias, residual, M, K, gs, n);                               \
+    }
+// Harness-only (int4_harness "persistent"): row-major and tiled q, 4 and 2 blocks a round.
+VF_INT4P_INSTANCE(_p4, 4, false)
+VF_INT4P_INSTANCE(_p2, 2, false)
+VF_INT4P_INSTANCE(_t_p4, 4, true)
+
 // xp [P, n, K]: xp[(p*n + b)*K + c] = x[b*ldx + perm[p*K + c]] (canonical column c of part p <- input column), bf16.
 // grid (ceil(K / 256), n, P), block 256.
 extern "C" __global__ void vf_int4_gather_rows(bf16_t* __restrict__ xp, const bf16_t* __restrict__ x, int ldx,

@@ -47,6 +47,14 @@ static const char* mmaNames[5] = {"product", "s4", "c4", "c8", "cx4"};
 // the tiled product kernel (Int4Device.tiled), then its variants: all read tiled q
 static MmaFn mmaTFns[4] = {vf_int4_gemv_mma_t, vf_int4_gemv_mma_t_v_cx4, vf_int4_gemv_mma_t_v_c8, vf_int4_gemv_mma_t_v_s4};
 static const char* mmaTNames[4] = {"tiled", "t_cx4", "t_c8", "t_s4"};
+// the persistent forms (int4p_gemv): p4 the product kernel's round, p2 half of it (the same blocks in the same order:
+// bit for bit the product kernel's y too); t_p4 on tiled q
+static MmaFn mmaPFns[3] = {vf_int4_gemv_mma_p4, vf_int4_gemv_mma_p2, vf_int4_gemv_mma_t_p4};
+static const char* mmaPNames[3] = {"p4", "p2", "t_p4"};
+static int persistentGrid(MmaFn f, int warps, int tiles) {   // resident blocks: occupancy x SMs, at most one a tile
+  int per = 0, sms = 0; CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per, (const void*)f, 32*warps, 0)); CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
+  return std::max(1, std::min(tiles, per*sms));
+}
 static int mmaWarps(int K){ int w=(K/128+3)/4; return w<4?4:(w>16?16:w); }   // Int4Ops.mmaWarps
 static void testGemv(std::mt19937& g, int rows, int M, int K, int gs, bool sym, bool act, bool bias, bool res) {
   W w = make(g,M,K,gs,sym,act); int ldx=K+8*(rows%2), ldy=M+3*(rows%3);
@@ -142,6 +150,26 @@ int main(){
     }
     cudaFree(dq); cudaFree(dsz); cudaFree(dx); cudaFree(dy);
   }
+  // the persistent forms (int4p_gemv) bit for bit against the product kernel: several grids (fewer blocks than tiles,
+  // one, as many), warp counts, K with a partial last round, 1..8 rows, bias and residual
+  for (int vi = 0; vi < 3; vi++) for (int wc : {4, 7, 16}) for (int K : {384, 3584, 4096, 18944}) for (int rows : {1, 3, 8}) {
+    const int M = 77; W w = make(g, M, K, 128, false, false); std::normal_distribution<float> N(0,1);
+    std::vector<unsigned short> xb((size_t)rows*K); for(auto& v: xb) v=hbf(N(g));
+    std::vector<float> b(M), y0((size_t)rows*M); for(auto& v:b) v=N(g); for(auto& v:y0) v=N(g);
+    unsigned* dq=up(vi == 2 ? tiled(w.q, M, K) : w.q); unsigned* dsz=up(w.sz); unsigned short* dx=up(xb); float* db=up(b); float* dy=up(y0); float* dr=up(y0);
+    CK(cudaMemcpy(dr, y0.data(), y0.size()*4, cudaMemcpyHostToDevice));
+    (vi == 2 ? vf_int4_gemv_mma_t : vf_int4_gemv_mma)<<<(M+15)/16,32*wc>>>(dr, M, dq, dsz, dx, K, db, dr, M, K, 128, rows);
+    std::vector<float> ref(y0.size()); CK(cudaDeviceSynchronize()); CK(cudaMemcpy(ref.data(), dr, ref.size()*4, cudaMemcpyDeviceToHost));
+    for (int grid : {1, 2, 5}) {
+      CK(cudaMemcpy(dy, y0.data(), y0.size()*4, cudaMemcpyHostToDevice));
+      mmaPFns[vi]<<<grid,32*wc>>>(dy, M, dq, dsz, dx, K, db, dy, M, K, 128, rows); CK(cudaDeviceSynchronize());
+      std::vector<float> y(y0.size()); CK(cudaMemcpy(y.data(), dy, y.size()*4, cudaMemcpyDeviceToHost));
+      const bool same = memcmp(y.data(), ref.data(), y.size()*4) == 0;
+      if (!same) { printf("gemv mma %s warps %d K %d rows %d grid %d: FAIL (not the product kernel's y)\n", mmaPNames[vi], wc, K, rows, grid); fails++; }
+    }
+    printf("gemv mma %s warps %d K %d rows %d: ok\n", mmaPNames[vi], wc, K, rows);
+    cudaFree(dq); cudaFree(dsz); cudaFree(dx); cudaFree(db); cudaFree(dy); cudaFree(dr);
+  }
   printf("FAILS %d\n", fails);
   if (getenv("INT4H_NO_TIMING")) return fails?1:0;
   // timing: Qwen2.5-7B / 3B decode linears, int4 gs128 vs bf16 vf_gemv_bf16
@@ -178,6 +206,12 @@ int main(){
         float v1 = timeIt([&]{ mmaTFns[vi]<<<(M+15)/16,32*wc>>>(dy,M,dqt,dsz,dx,K,nullptr,nullptr,M,K,128,1); });
         float v8 = timeIt([&]{ mmaTFns[vi]<<<(M+15)/16,32*wc>>>(dy,M,dqt,dsz,dx,K,nullptr,nullptr,M,K,128,8); });
         printf(" %s/%dw %.1f/%.1f", mmaTNames[vi], wc, v1, v8);
+      }
+      for (int vi = 0; vi < 3; vi++) for (int wc : {mmaWarps(K), 8, 4}) {
+        const unsigned* qq = vi == 2 ? dqt : dq; const int grid = persistentGrid(mmaPFns[vi], wc, (M+15)/16);
+        float v1 = timeIt([&]{ mmaPFns[vi]<<<grid,32*wc>>>(dy,M,qq,dsz,dx,K,nullptr,nullptr,M,K,128,1); });
+        float v8 = timeIt([&]{ mmaPFns[vi]<<<grid,32*wc>>>(dy,M,qq,dsz,dx,K,nullptr,nullptr,M,K,128,8); });
+        printf(" %s/%dw/g%d %.1f/%.1f (%.0f GB/s)", mmaPNames[vi], wc, grid, v1, v8, bytes4/v1/1e3);
       }
       printf("\n"); cudaFree(dq); cudaFree(dqt); cudaFree(dsz); cudaFree(dwb); cudaFree(dx); cudaFree(dy); }
     { int M=shapes[s][0][0], K=shapes[s][0][1], kv=(M-K)/2; // fused qkv with per-part permutations: gather + GEMV
