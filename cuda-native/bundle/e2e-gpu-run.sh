@@ -27,7 +27,9 @@
 #   e2e-gpu-run.sh measure-int4 [SHAPES] (same): bench llm bf16 vs 4-bit (quantize --method rtn) at Qwen2.5-3B and -7B
 #                         (or SHAPES, e.g. "qwen2.5-7b": one shape a call keeps it under ten minutes), eval 4-bit vs bf16
 #                         (issue 15), 4-bit with the fp32 GEMV (int4Mma=false) and with tiles + the overlapped prefill
-#                         (int4Tiled=true int4PrefillOverlap=true; each also separately in int4-check's tests), and bf16
+#                         (int4Tiled=true int4PrefillOverlap=true; each also separately in int4-check's tests;
+#                         VLMFLUX_INT4_VARIANTS: which 4-bit runs, default "default fp32gemv tiled", "persistent":
+#                         int4Persistent; VLMFLUX_INT4_NO_EVAL=1: no eval), and bf16
 #                         again with the fp32 gate/up prefill
 #                         (prefillBf16GateUp=false; VLMFLUX_INT4_NO_GATEUP=1: not that) and with the pre-stop-25 switches
 #                         (VLMFLUX_INT4_NO_BEFORE=1: not the latter); quantize gets a 60 GB heap; VLMFLUX_INT4_VLM=1: also the
@@ -199,15 +201,17 @@ case "${1:-}" in
             --model /tmp/vlmflux-models/$shape --contexts 512,2048 --json > "$out/llm-$shape-bf16-before.jsonl" 2> "$out/llm-$shape-bf16-before.err"
         cat "$out/llm-$shape-bf16"*.jsonl | cut -c1-400 >&2
         VLMFLUX_XMX=60g timeout 400 "$run" vlmflux quantize --model /tmp/vlmflux-models/$shape --out /tmp/vlmflux-models/$shape-awq --method rtn > "$out/quantize-$shape.txt" 2>&1
-        timeout 120 "$run" vlmflux bench llm --backend cuda --model /tmp/vlmflux-models/$shape-awq --contexts 512,2048 --json > "$out/llm-$shape-int4.jsonl" 2> "$out/llm-$shape-int4.err"
-        VLMFLUX_JAVA_OPTS="-Dvlmflux.cuda.int4Mma=false" timeout 120 "$run" vlmflux bench llm --backend cuda --model /tmp/vlmflux-models/$shape-awq \
-            --contexts 512,2048 --json > "$out/llm-$shape-int4-fp32gemv.jsonl" 2> "$out/llm-$shape-int4-fp32gemv.err"
-        VLMFLUX_JAVA_OPTS="-Dvlmflux.cuda.int4Tiled=true -Dvlmflux.cuda.int4PrefillOverlap=true" timeout 120 "$run" vlmflux bench llm --backend cuda \
-            --model /tmp/vlmflux-models/$shape-awq --contexts 512,2048 --json > "$out/llm-$shape-int4-tiled.jsonl" 2> "$out/llm-$shape-int4-tiled.err"
-        grep -h decode_tok_s "$out/llm-$shape-int4.jsonl" "$out/llm-$shape-int4-fp32gemv.jsonl" "$out/llm-$shape-int4-tiled.jsonl" | cut -c1-400 >&2
+        for v in ${VLMFLUX_INT4_VARIANTS:-default fp32gemv tiled}; do   # fp32gemv: int4Mma off; tiled: tiles + the overlapped prefill; persistent: int4Persistent
+          opts=""; sfx="-$v"; [[ $v == default ]] && sfx=""
+          [[ $v == fp32gemv ]] && opts="-Dvlmflux.cuda.int4Mma=false"
+          [[ $v == tiled ]] && opts="-Dvlmflux.cuda.int4Tiled=true -Dvlmflux.cuda.int4PrefillOverlap=true"
+          [[ $v == persistent ]] && opts="-Dvlmflux.cuda.int4Persistent=true"
+          VLMFLUX_JAVA_OPTS="$opts" timeout 120 "$run" vlmflux bench llm --backend cuda --model /tmp/vlmflux-models/$shape-awq \
+              --contexts 512,2048 --json > "$out/llm-$shape-int4$sfx.jsonl" 2> "$out/llm-$shape-int4$sfx.err"
+          grep -h decode_tok_s "$out/llm-$shape-int4$sfx.jsonl" | cut -c1-400 >&2
+        done
         tail -n 1 "$out/llm-$shape-bf16.jsonl" "$out/llm-$shape-int4.jsonl" >&2; tail -n 3 "$out/quantize-$shape.txt" >&2
-        step "eval $shape: 4-bit vs bf16 on cuda (random weights: pseudo-random ids, no tokenizer)"
-        timeout 150 "$run" vlmflux eval --model /tmp/vlmflux-models/$shape-awq --reference /tmp/vlmflux-models/$shape --backend cuda \
+        [[ -z "${VLMFLUX_INT4_NO_EVAL:-}" ]] && step "eval $shape: 4-bit vs bf16 on cuda (random weights: pseudo-random ids, no tokenizer)" && timeout 150 "$run" vlmflux eval --model /tmp/vlmflux-models/$shape-awq --reference /tmp/vlmflux-models/$shape --backend cuda \
             --reference-backend cuda --window 128 --windows 8 --json > "$out/eval-$shape.json" 2> "$out/eval-$shape.err"; cat "$out/eval-$shape.json" >&2
         rm -rf /tmp/vlmflux-models/$shape   # disk: keep the 4-bit folder only
       done

@@ -19,6 +19,7 @@ public final class Int4Ops implements AutoCloseable {
     /** Most rows the GEMV takes (batched decode); more rows go through {@link #dequantize} and a GEMM. */
     public static final int MAX_ROWS = 8;
     private static final int ROWS_PER_BLOCK = 8 * 2;   // VF_INT4_WARPS * VF_INT4_ROWS
+    private static final int MMA_MAX_WARPS = 16;        // VF_INT4M_MAX_WARPS
 
     private final GpuStream stream;
     private final KernelModule mod;
@@ -26,6 +27,9 @@ public final class Int4Ops implements AutoCloseable {
     private final int maxCols;
     private final boolean mma;   // Tuning.int4Mma: vf_int4_gemv_mma where the matrix allows it (Int4Device.mmaShape)
     private final boolean pdl;   // Tuning.pdl on a module with the PDL prologue
+    private final boolean persistent;   // Tuning.int4Persistent: the tensor-core GEMV's resident-block form
+    private final int smCount;
+    private final int[][] persistentBlocksPerSm = new int[2][MMA_MAX_WARPS + 1];   // [row-major, tiled][warps a block]; 0: not asked yet
     private DeviceArena gatherArena;
     private DeviceBuffer gathered;
 
@@ -40,6 +44,8 @@ public final class Int4Ops implements AutoCloseable {
         this.maxCols = maxCols;
         this.mma = tuning.int4Mma();
         this.pdl = tuning.pdl() && mod.pdlCapable();
+        this.persistent = tuning.int4Persistent();
+        this.smCount = stream.device().multiProcessorCount();
     }
 
     /** Allocates the act-order gather scratch now (call before capturing graphs when any weight is act-order). */
@@ -82,7 +88,10 @@ public final class Int4Ops implements AutoCloseable {
         // tensor cores: 16 rows a block, K split over its warps; a tiled matrix (Int4Device) always takes the tiled
         // form (its warp's 16 x 128 block is 1 KB of contiguous memory), whatever this launcher's tuning
         if (w.tiled() || (xps == 0 && mma && w.mmaShape())) {
-            mod.launch(w.tiled() ? "vf_int4_gemv_mma_t" : "vf_int4_gemv_mma", (m + 15) / 16, 1, 1, 32 * mmaWarps(k), 0, stream,
+            int warps = mmaWarps(k), tiles = (m + 15) / 16;
+            String name = (w.tiled() ? "vf_int4_gemv_mma_t" : "vf_int4_gemv_mma") + (persistent ? "_p4" : "");
+            int grid = persistent ? persistentGrid(name, w.tiled(), warps, tiles) : tiles;
+            mod.launch(name, grid, 1, 1, 32 * warps, 0, stream,
                     a.reset().ptr(y).i32(ldy).ptr(w.q()).ptr(w.sz()).ptr(in).i32(ld).ptr(bias).ptr(residual).i32(m).i32(k)
                             .i32(w.layout().groupSize()).i32(rows), pdl);
             return;
@@ -98,6 +107,16 @@ public final class Int4Ops implements AutoCloseable {
                     a.reset().ptr(y).i32(ldy).ptr(w.q()).ptr(w.sz()).ptr(in).i32(ld).i64(xps).i32(s[0]).i32(s[1]).i32(s[2])
                             .ptr(bias).ptr(residual).i32(m).i32(k).i32(w.layout().groupSize()));
         }
+    }
+
+    /**
+     * Blocks of the persistent GEMV {@code name} (int4.cu int4p_gemv) at {@code warps} a block: as many as the SMs hold
+     * at once, at most one a tile (the occupancy asked once for each form and warp count).
+     */
+    private int persistentGrid(String name, boolean tiled, int warps, int tiles) {
+        int[] perSm = persistentBlocksPerSm[tiled ? 1 : 0];
+        if (perSm[warps] == 0) perSm[warps] = Math.max(1, mod.activeBlocksPerSm(name, 32 * warps, 0));
+        return Math.min(tiles, perSm[warps] * smCount);
     }
 
     /**

@@ -22,7 +22,8 @@ import static org.junit.jupiter.api.Assertions.*;
  * the prefill dequantization to bf16 element by element. Fused matrices (q/k/v, gate/up) whose parts have different
  * act-order permutations (one per GPTQ linear): the per-part gather, the GEMV's row blocks and warps picking their
  * part (part boundaries inside a block and inside a warp's row pair, an unpermuted part, equal neighbours sharing one,
- * four parts) and the per-part dequantization scatter, against each part's own dequantized product.
+ * four parts) and the per-part dequantization scatter, against each part's own dequantized product. The tensor-core
+ * GEMV's persistent form ({@code vlmflux.cuda.int4Persistent}) bit for bit against its one-tile-a-block form.
  */
 @Tag("gpu")
 @EnabledIf(value = "io.vlmflux.cuda.gpu.Gpu#isAvailable", disabledReason = "no usable GPU (the logger vlmflux.cuda says why: CUDA backend unavailable: ...)")
@@ -31,6 +32,7 @@ class Int4OpsTest {
     static DeviceArena arena;
     static Int4Ops ops;      // today's defaults: the tensor-core GEMV where the matrix allows it
     static Int4Ops fp32Ops;  // vlmflux.cuda.int4Mma=false: the fp32 GEMV everywhere
+    static Int4Ops persistentOps;  // vlmflux.cuda.int4Persistent=true: the tensor-core GEMV's resident-block form
 
     @BeforeAll
     static void open() {
@@ -39,12 +41,14 @@ class Int4OpsTest {
         arena = Gpu.device().newArena("int4 test", 1L << 27);
         ops = new Int4Ops(st, 8192, Tuning.defaults());
         fp32Ops = new Int4Ops(st, 8192, Tuning.defaults().with(Tuning.INT4_MMA, "false"));
+        persistentOps = new Int4Ops(st, 8192, Tuning.defaults().with(Tuning.INT4_PERSISTENT, "true"));
     }
 
     @AfterAll
     static void close() {
         if (ops != null) ops.close();
         if (fp32Ops != null) fp32Ops.close();
+        if (persistentOps != null) persistentOps.close();
         if (arena != null) arena.close();
         if (st != null) st.close();
     }
@@ -111,6 +115,9 @@ class Int4OpsTest {
                     }
                 for (int b = 0; b < rows; b++)   // the padding between rows is never written
                     for (int j = m; j < ldy; j++) assertEquals(y0[b * ldy + j], y[b * ldy + j], path + "padding at row " + b + " col " + j);
+                if (pi > 0)   // the resident-block form: the same columns in the same order, so the same bits
+                    assertArrayEquals(y, gemvOnDevice(persistentOps, pi == 2 ? tw : dw, x, bias, y0, rows, m, ldx, ldy, withBias, withResidual),
+                            "persistent " + path + "y bit for bit");
             }
             if (tw != null) {   // the prefill dequantization of the tiles: the same bf16 matrix
                 DeviceBuffer du = arena.alloc("W bf16 untiled", 2L * m * k), dt = arena.alloc("W bf16 tiled", 2L * m * k);
