@@ -323,29 +323,31 @@ __device__ __forceinline__ void int4m_gemv(float (*red)[32][4], float* y, int ld
 // grid ceil(M / 16), block 32 * W, 1 <= W <= VF_INT4M_MAX_WARPS warps splitting the K / 128 column blocks (Int4Ops
 // gives 4..16, about one round of 4 blocks a warp: a long K gets more warps, not more rounds).
 // Graph-capturable: no host sync, no atomics, no workspace.
-#define VF_INT4M_INSTANCE(SUFFIX, DEPTH, XPIPE, CONTIG, TILED)                                                           \
+// The body (after SUFFIX) is a device function of (red, y, ldy, q, sz, x, ldx, bias, residual, M, K, gs, n): an
+// int4m_gemv or int4p_gemv (the persistent form, below) instance.
+#define VF_INT4M_INSTANCE(SUFFIX, ...)                                                                                   \
     extern "C" __global__ void __launch_bounds__(32 * VF_INT4M_MAX_WARPS) vf_int4_gemv_mma##SUFFIX(                      \
         float* y, int ldy, const unsigned int* q, const unsigned int* sz, const bf16_t* x, int ldx, const float* bias,      \
         const float* residual, int M, int K, int gs, int n) {                                                            \
         VF_PDL_PROLOGUE();                                                                                               \
         __shared__ float red[VF_INT4M_MAX_WARPS][32][4];                                                                 \
-        int4m_gemv<DEPTH, XPIPE, CONTIG, TILED>(red, y, ldy, q, sz, x, ldx, bias, residual, M, K, gs, n);                \
+        __VA_ARGS__(red, y, ldy, q, sz, x, ldx, bias, residual, M, K, gs, n);                                            \
     }
 
 // The product kernel (Int4Ops): vf_int4_gemv_mma, row-major q, 4 blocks a round, scales and x pipelined, warps
 // interleaved along the rows.
-VF_INT4M_INSTANCE(, 4, true, false, false)
+VF_INT4M_INSTANCE(, int4m_gemv<4, true, false, false>)
 // The tiled product kernel (Int4Ops, for Int4Device.tiled matrices): vf_int4_gemv_mma_t, q in 16 x 128 tiles, a warp's
 // round 4 consecutive blocks (4 KB contiguous), scales and x loaded where used.
-VF_INT4M_INSTANCE(_t, 4, false, true, true)
+VF_INT4M_INSTANCE(_t, int4m_gemv<4, false, true, true>)
 // Load-schedule variants timed by int4_harness (not launched by the runtime).
-VF_INT4M_INSTANCE(_v_s4, 4, false, false, false)
-VF_INT4M_INSTANCE(_v_c4, 4, false, true, false)
-VF_INT4M_INSTANCE(_v_c8, 8, false, true, false)
-VF_INT4M_INSTANCE(_v_cx4, 4, true, true, false)
-VF_INT4M_INSTANCE(_t_v_cx4, 4, true, true, true)
-VF_INT4M_INSTANCE(_t_v_c8, 8, false, true, true)
-VF_INT4M_INSTANCE(_t_v_s4, 4, false, false, true)
+VF_INT4M_INSTANCE(_v_s4, int4m_gemv<4, false, false, false>)
+VF_INT4M_INSTANCE(_v_c4, int4m_gemv<4, false, true, false>)
+VF_INT4M_INSTANCE(_v_c8, int4m_gemv<8, false, true, false>)
+VF_INT4M_INSTANCE(_v_cx4, int4m_gemv<4, true, true, false>)
+VF_INT4M_INSTANCE(_t_v_cx4, int4m_gemv<4, true, true, true>)
+VF_INT4M_INSTANCE(_t_v_c8, int4m_gemv<8, false, true, true>)
+VF_INT4M_INSTANCE(_t_v_s4, int4m_gemv<4, false, false, true>)
 
 // ---- Persistent, software-pipelined form (harness-only so far: int4_harness times it against the product kernel) ----
 // The product kernel's block serves one 16-row tile in one round a warp (K = 3,584: 7 warps x 4 blocks) and exits: a
@@ -446,18 +448,10 @@ __device__ __forceinline__ void int4p_gemv(float (*red)[32][4], float* y, int ld
     }
 }
 
-#define VF_INT4P_INSTANCE(SUFFIX, DEPTH, TILED)                                                                          \
-    extern "C" __global__ void __launch_bounds__(32 * VF_INT4M_MAX_WARPS) vf_int4_gemv_mma##SUFFIX(                      \
-        float* y, int ldy, const unsigned int* q, const unsigned int* sz, const bf16_t* x, int ldx, const float* bias,      \
-        const float* residual, int M, int K, int gs, int n) {                                                            \
-        VF_PDL_PROLOGUE();                                                                                               \
-        __shared__ float red[VF_INT4M_MAX_WARPS][32][4];                                                                 \
-        int4p_gemv<DEPTH, TILED>(red, y, ldy, q, sz, x, ldx, bias, residual, M, K, gs, n);                               \
-    }
-// Harness-only (int4_harness "persistent"): row-major and tiled q, 4 and 2 blocks a round.
-VF_INT4P_INSTANCE(_p4, 4, false)
-VF_INT4P_INSTANCE(_p2, 2, false)
-VF_INT4P_INSTANCE(_t_p4, 4, true)
+// Harness-only (int4_harness "persistent") unless vlmflux.cuda.int4Persistent: row-major and tiled q, 4 and 2 blocks a round.
+VF_INT4M_INSTANCE(_p4, int4p_gemv<4, false>)
+VF_INT4M_INSTANCE(_p2, int4p_gemv<2, false>)
+VF_INT4M_INSTANCE(_t_p4, int4p_gemv<4, true>)
 
 // xp [P, n, K]: xp[(p*n + b)*K + c] = x[b*ldx + perm[p*K + c]] (canonical column c of part p <- input column), bf16.
 // grid (ceil(K / 256), n, P), block 256.
