@@ -698,3 +698,7 @@ VF_MEGA_INSTANCE(32)
 VF_MEGA_INSTANCE(64)
 VF_MEGA_INSTANCE(128)
 VF_MEGA_INSTANCE(256)
+// The wide form beside it at the common head dims (vlmflux.cuda.decodeMegaWide: GpuOps picks vf_decode_mega_w_h{hd}):
+// the library's loads with VF_MEGA_WIDE's row groups, each row's additions unchanged (bit for bit the same step).
+VF_MEGA_INSTANCE_FORM(vf_decode_mega_w_h64, 64, VF_MEGA_FORM_LIB | VF_MEGA_WIDE)
+VF_MEGA_INSTANCE_FORM(vf_decode_mega_w_h128, 128, VF_MEGA_FORM_LIB | VF_MEGA_WIDE)

@@ -42,6 +42,7 @@ public final class GpuOps implements AutoCloseable {
         fusedRope = vecDecode && tuning.decodeFusedRope();
         pdl = tuning.pdl() && module.pdlCapable();
         gemvPf = pdl && tuning.gemvPrefetch() ? "_pf" : "";
+        megaWide = tuning.decodeMegaWide();
         long wsBytes = 4L * GEMV_MAX_SPLITS * GEMV_ROWS * splitTarget, ctrBytes = 4L * splitTarget;
         long attnBytes = fusedCombine ? 4L * ATTN_TICKETS : 0;
         splitArena = stream.device().newArena("gemv split-K workspace", wsBytes + ctrBytes + attnBytes + 1024);
@@ -64,6 +65,7 @@ public final class GpuOps implements AutoCloseable {
     static final int ATTN_TICKETS = 4096;
     private final boolean fusedCombine;                // Tuning.decodeFusedCombine (with vecDecode)
     private final String gemvPf;                       // "_pf": the GEMVs' weight-prefetching forms (Tuning.gemvPrefetch with pdl)
+    private final boolean megaWide;                    // Tuning.decodeMegaWide: vf_decode_mega_w_h{64,128}
     private final boolean fusedRope;                   // Tuning.decodeFusedRope (with vecDecode)
     private final DeviceBuffer attnTickets;
     private final DeviceBuffer megaSync;               // decode_mega.cu's barrier {arrivals, exits}
@@ -821,7 +823,7 @@ public final class GpuOps implements AutoCloseable {
      */
     public String megaUnsupported(int hd, int hidden, int q, int inter) {
         String why = megaShapeUnsupported(hd, hidden, q, inter);
-        if (why == null && megaGrid(hd) < 1) why = "no block of vf_decode_mega_h" + hd + " fits an SM";
+        if (why == null && megaGrid(hd) < 1) why = "no block of " + megaKernel(hd) + " fits an SM";
         return why;
     }
 
@@ -839,8 +841,13 @@ public final class GpuOps implements AutoCloseable {
     /** Blocks of a persistent decode launch: one per SM (never more than can be resident at once). */
     public int megaGrid(int hd) {
         int i = Integer.numberOfTrailingZeros(hd);
-        if (megaGrids[i] < 0) megaGrids[i] = k.activeBlocksPerSm("vf_decode_mega_h" + hd, MEGA_THREADS, 0) < 1 ? 0 : stream.device().multiProcessorCount();
+        if (megaGrids[i] < 0) megaGrids[i] = k.activeBlocksPerSm(megaKernel(hd), MEGA_THREADS, 0) < 1 ? 0 : stream.device().multiProcessorCount();
         return megaGrids[i];
+    }
+
+    /** The persistent step's kernel at head dim {@code hd}: the wide form where {@link Tuning#decodeMegaWide()} and it is built (64, 128). */
+    public String megaKernel(int hd) {
+        return (megaWide && (hd == 64 || hd == 128) ? "vf_decode_mega_w_h" : "vf_decode_mega_h") + hd;
     }
 
     private final int[] megaGrids = {-1, -1, -1, -1, -1, -1, -1, -1, -1};   // by log2(hd): blocks, 0 if none fits
@@ -857,8 +864,8 @@ public final class GpuOps implements AutoCloseable {
      * {@link #MEGA_LAYER_BYTES} per layer; step: int32 {p0, p1, p2, slot, kvLen}; the K cache of layer l at kBase + l *
      * kvLayerStride, its V vOffset bytes after it (bf16 [nkv, maxSeq, hd]); part: fp32 [nq, splits, hd + 2]. The kernel
      * runs decode_mega.cu's VF_MEGA_FORM_LIB, compiled in: each stage's first weight / cached K/V loads are issued
-     * between the grid barrier's arrival and its wait.
-     * Shapes as {@link #megaUnsupported}.
+     * between the grid barrier's arrival and its wait ({@link #megaKernel}: with {@link Tuning#decodeMegaWide()}, also
+     * its wide row groups). Shapes as {@link #megaUnsupported}.
      */
     public void decodeMega(DeviceBuffer layers, int L, DeviceBuffer finalNorm, DeviceBuffer lmHead, DeviceBuffer x, DeviceBuffer qkv,
                            DeviceBuffer part, DeviceBuffer att, DeviceBuffer act, DeviceBuffer logits, DeviceBuffer step, DeviceBuffer invFreq,
@@ -878,7 +885,7 @@ public final class GpuOps implements AutoCloseable {
         step.require(20, "decodeMega", "step int32 {p0, p1, p2, slot, kvLen}");
         if (splits < 1 || splits > MAX_DECODE_SPLITS) throw new IllegalArgumentException("decodeMega: splits " + splits + " outside [1, " + MAX_DECODE_SPLITS + "]");
         int grid = megaGrid(hd);
-        k.launchCooperative("vf_decode_mega_h" + hd, grid, MEGA_THREADS, 0, stream,
+        k.launchCooperative(megaKernel(hd), grid, MEGA_THREADS, 0, stream,
                 a.reset().ptr(layers).ptr(finalNorm).ptr(lmHead).ptr(x).ptr(qkv).ptr(part).ptr(att).ptr(act).ptr(logits).ptr(step)
                         .ptr(invFreq).ptr(megaSync).ptr(kBase).i64(kvLayerStride).i64(vOffset).i32(L).i32(hidden).i32(nq)
                         .i32(nkv).i32(inter).i32(vocab).i32(maxSeq).i32(splits).i32(sec1).i32(sec2).f32(eps).f32(scale));

@@ -395,7 +395,7 @@ public final class CudaDecoder implements Decoder {
         }
         megaTable = arena.alloc("persistent decode layer table", (long) GpuOps.MEGA_LAYER_BYTES * layers.length);
         st.upload(megaTable, t);
-        LOG.log(System.Logger.Level.INFO, "persistent decode step on: {0} blocks of 256 threads", ops.megaGrid(hd));
+        LOG.log(System.Logger.Level.INFO, "persistent decode step on: {0} blocks of 256 threads ({1})", ops.megaGrid(hd), ops.megaKernel(hd));
     }
 
     /** Why single-sequence decode steps do not run as one persistent kernel, or null when they do (where the cache allows). */
