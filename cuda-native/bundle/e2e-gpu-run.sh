@@ -79,6 +79,7 @@ bench_variants() {
         [[ $v == *silu* ]] && opts="$opts -Dvlmflux.cuda.fusedSilu=true"
         [[ $v == *mk* ]] && opts="$opts -Dvlmflux.cuda.decodeMegakernel=true"   # mk: the persistent decode step
         [[ $v == *ah* ]] && opts="$opts -Dvlmflux.cuda.decodeAhead=true"   # ah: the next greedy step enqueued before the host has the token
+        [[ $v == *wide* ]] && opts="$opts -Dvlmflux.cuda.decodeMegaWide=true"   # wide: the persistent step's wide row groups
         [[ $v == *gp* ]] && opts="$opts -Dvlmflux.cuda.gemvPrefetch=true"   # gp: the GEMVs prefetch before the PDL wait
         [[ $v =~ pf([0-9]+) ]] && opts="$opts -Dvlmflux.cuda.decodePrefetchMiB=${BASH_REMATCH[1]}"   # pfN: N MiB of L2 prefetch
         step "bench llm $shape, $v ($opts)"
@@ -266,7 +267,7 @@ case "${1:-}" in
     # TTFT / decode figures (peer_bench_vlm.py --full --decode), then bench vlm --ttft at today's defaults and with the
     # persistent decode step off, and VisionEncoderBench at 448x448, 640x480, 1280x720; the device copy bandwidth first;
     # VLMFLUX_E2E_OPTS: JVM options for every bench vlm run; VLMFLUX_E2E_VLM_VARIANTS: its runs (default "default nomk";
-    # "nomk" in a name: the persistent step off, "ah": decodeAhead on)
+    # "nomk" in a name: the persistent step off, "ah": decodeAhead on, "wide": decodeMegaWide on)
     step "runtime and jars into /tmp"
     rm -rf "$VLMFLUX_JRE_DIR" && mkdir -p "$VLMFLUX_JRE_DIR" && tar -xJf "$VLMFLUX_BUNDLE_DIR/jre.tar.xz" -C "$VLMFLUX_JRE_DIR" && touch "$VLMFLUX_JRE_DIR/jre/release"
     rm -rf /tmp/gpu-lib && cp -r "$VLMFLUX_BUNDLE_DIR/lib" /tmp/gpu-lib
@@ -286,7 +287,7 @@ case "${1:-}" in
       python3 "$here/vlm_tokenizer.py" "$d" > /dev/null; cut -c1-330 "$out/hf-$m.jsonl" >&2
       for v in ${VLMFLUX_E2E_VLM_VARIANTS:-default nomk}; do   # nomk: the persistent decode step off; ah: decodeAhead on
         step "$m: bench vlm --ttft ($v)"
-        VLMFLUX_JAVA_OPTS="${VLMFLUX_E2E_OPTS:-} $([[ $v == *nomk* ]] && echo "-Dvlmflux.cuda.decodeMegakernel=false") $([[ $v == *ah* ]] && echo "-Dvlmflux.cuda.decodeAhead=true")" timeout 100 "$run" vlmflux bench vlm --model "$d" --ttft \
+        VLMFLUX_JAVA_OPTS="${VLMFLUX_E2E_OPTS:-} $([[ $v == *nomk* ]] && echo "-Dvlmflux.cuda.decodeMegakernel=false") $([[ $v == *ah* ]] && echo "-Dvlmflux.cuda.decodeAhead=true") $([[ $v == *wide* ]] && echo "-Dvlmflux.cuda.decodeMegaWide=true")" timeout 100 "$run" vlmflux bench vlm --model "$d" --ttft \
             --iters 10 --decode-tokens 128 ${bw:+--bandwidth-gbps $bw} --json > "$out/vlm-$m-$v.jsonl" 2> "$out/vlm-$m-$v.err"; echo "rc=$?" >> "$out/vlm-$m-$v.err"
         tail -n 1 "$out/vlm-$m-$v.jsonl" >&2; grep -i "error\|exception\|persistent" "$out/vlm-$m-$v.err" | head -3 >&2
       done
