@@ -262,6 +262,9 @@ case "${1:-}" in
     grep -E "tests (successful|failed|found)" "$out/tests.txt" >&2; grep -B2 -A14 "✘" "$out/tests.txt" | head -60 >&2
     VLMFLUX_E2E_VARIANTS=${VLMFLUX_E2E_VARIANTS:-default fr} VLMFLUX_E2E_BENCH=${VLMFLUX_E2E_BENCH-qwen3-0.6b} bench_variants
     step done ;;
+  bench)   # carry as quick: bench llm at VLMFLUX_E2E_BENCH's shapes (default qwen3-0.6b) for each of VLMFLUX_E2E_VARIANTS (default "default")
+    VLMFLUX_E2E_VARIANTS=${VLMFLUX_E2E_VARIANTS:-default} VLMFLUX_E2E_BENCH=${VLMFLUX_E2E_BENCH-qwen3-0.6b} bench_variants
+    step done ;;
   qwen3vl)   # carry .gpu-e2e/jre.tar.xz, lib, test-classes with the slim tree: issue 14's table in one call
     # per shape (default "qwen3-vl-2b qwen3-vl-4b"; qwen3-vl-8b too): the random bf16 checkpoint and Hugging Face's vision /
     # TTFT / decode figures (peer_bench_vlm.py --full --decode), then bench vlm --ttft at today's defaults and with the
@@ -334,5 +337,5 @@ case "${1:-}" in
         > "$out/tests.txt" 2>&1; echo "rc=$?" >> "$out/tests.txt"
     grep -E "tests (successful|failed|found)" "$out/tests.txt" >&2; grep -B1 -A6 "✘" "$out/tests.txt" | head -40 >&2
     step done ;;
-  *) echo "usage: $0 unpack|tests-warm|quick|prep|run|tests|prep-all|measure|measure-int4|profile|int4-check|qwen3vl|mega|mega-builds" >&2; exit 2 ;;
+  *) echo "usage: $0 unpack|tests-warm|quick|bench|prep|run|tests|prep-all|measure|measure-int4|profile|int4-check|qwen3vl|mega|mega-builds" >&2; exit 2 ;;
 esac
