@@ -62,6 +62,9 @@
 #                         decode fusions' tests in GpuKernelsTest and CudaDecoderTest, decodeAhead's, MultiBlockSamplingTest), then
 #                         bench llm qwen3-0.6b for each of
 #                         VLMFLUX_E2E_VARIANTS (as tests-warm; default "default fr")
+#   e2e-gpu-run.sh unmeasured (carry .gpu-e2e/jre.tar.xz, lib, test-classes with the slim tree): the switches written but
+#                         not yet run on a GPU (decodeMegaWide, decodeAhead, int4Persistent) tested and benched in one call
+#   e2e-gpu-run.sh bench  (as quick): bench llm variants alone
 # Results under $OUT (or /tmp/vlmflux-e2e-out).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -262,6 +265,20 @@ case "${1:-}" in
     grep -E "tests (successful|failed|found)" "$out/tests.txt" >&2; grep -B2 -A14 "✘" "$out/tests.txt" | head -60 >&2
     VLMFLUX_E2E_VARIANTS=${VLMFLUX_E2E_VARIANTS:-default fr} VLMFLUX_E2E_BENCH=${VLMFLUX_E2E_BENCH-qwen3-0.6b} bench_variants
     step done ;;
+  unmeasured)   # carry .gpu-e2e/jre.tar.xz, lib, test-classes with the slim tree (~59 MiB; no megah): in one call (~8 min), the
+    # switches written but never run on a GPU (decodeMegaWide, decodeAhead, int4Persistent): their GPU tests, then bench vlm
+    # at Qwen3-VL-4B with each (no Hugging Face peer), int4_harness (built here while the tests run: the persistent GEMV
+    # checked bit for bit and timed), bench llm at Qwen3-0.6B with each; results under $OUT/q, $OUT/b
+    (PATH=$PATH:/usr/local/cuda/bin nvcc -O3 -std=c++17 -arch=sm_90 -o /tmp/int4h "$root/cuda-native/src/test/cuda/int4_harness.cu" > "$out/int4h-build.txt" 2>&1; touch /tmp/int4h.done) &
+    VLMFLUX_TESTS_TIMEOUT=170 VLMFLUX_E2E_BENCH= bash "$0" quick \
+        --select-method 'io.vlmflux.llm.cuda.CudaDecoderTest#megakernelMatchesThePerKernelPath(java.lang.String, int, int, int, int, java.nio.file.Path)' \
+        --select-method 'io.vlmflux.llm.cuda.CudaDecoderTest#decodeAheadGivesThePlainPathsTokens(java.lang.String)' --select-class io.vlmflux.cuda.gpu.Int4OpsTest
+    mkdir -p "$out/q" && OUT=$out/q VLMFLUX_E2E_NO_PEER=1 VLMFLUX_E2E_VLM_VARIANTS="default wide ah" bash "$0" qwen3vl qwen3-vl-4b
+    while [[ ! -f /tmp/int4h.done ]]; do sleep 2; done
+    step "int4_harness"; timeout 100 /tmp/int4h > "$out/int4h.txt" 2>&1; echo "rc=$?" >> "$out/int4h.txt"
+    grep -v ": ok" "$out/int4h.txt" | grep -v act-order | cut -c1-1600 | tail -14 >&2
+    mkdir -p "$out/b" && OUT=$out/b VLMFLUX_E2E_VARIANTS="default wide ah" timeout 200 bash "$0" bench
+    step done ;;
   bench)   # carry as quick: bench llm at VLMFLUX_E2E_BENCH's shapes (default qwen3-0.6b) for each of VLMFLUX_E2E_VARIANTS (default "default")
     VLMFLUX_E2E_VARIANTS=${VLMFLUX_E2E_VARIANTS:-default} VLMFLUX_E2E_BENCH=${VLMFLUX_E2E_BENCH-qwen3-0.6b} bench_variants
     step done ;;
@@ -337,5 +354,5 @@ case "${1:-}" in
         > "$out/tests.txt" 2>&1; echo "rc=$?" >> "$out/tests.txt"
     grep -E "tests (successful|failed|found)" "$out/tests.txt" >&2; grep -B1 -A6 "✘" "$out/tests.txt" | head -40 >&2
     step done ;;
-  *) echo "usage: $0 unpack|tests-warm|quick|bench|prep|run|tests|prep-all|measure|measure-int4|profile|int4-check|qwen3vl|mega|mega-builds" >&2; exit 2 ;;
+  *) echo "usage: $0 unmeasured|unpack|tests-warm|quick|bench|prep|run|tests|prep-all|measure|measure-int4|profile|int4-check|qwen3vl|mega|mega-builds" >&2; exit 2 ;;
 esac
