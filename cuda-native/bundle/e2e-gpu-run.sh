@@ -257,7 +257,7 @@ case "${1:-}" in
         --select-method 'io.vlmflux.cuda.gpu.GpuKernelsTest#decodeAttentionMatchesCpu(int, int, int, int, int)'
         --select-method 'io.vlmflux.cuda.gpu.GpuKernelsTest#fusedCombineDecodeReplaysInAGraph()'
         --select-method 'io.vlmflux.cuda.gpu.GpuKernelsTest#prefetchingGemvsEqualThePlainOnes(int, int, int)'
-        --select-method 'io.vlmflux.llm.cuda.CudaDecoderTest#megakernelMatchesThePerKernelPath(java.lang.String, int, int, int, int, java.nio.file.Path)'
+        --select-method 'io.vlmflux.llm.cuda.CudaDecoderTest#megakernelMatchesThePerKernelPath(java.lang.String, int, int, int, int, int, java.nio.file.Path)'
         --select-method 'io.vlmflux.llm.cuda.CudaDecoderTest#decodeAheadGivesThePlainPathsTokens(java.lang.String)'
         --select-class io.vlmflux.llm.cuda.MultiBlockSamplingTest
         --select-method 'io.vlmflux.llm.cuda.CudaDecoderTest#fusedDecodeChangesNothing(java.lang.String, java.lang.String, int, int, int, int, java.nio.file.Path)')
@@ -271,7 +271,7 @@ case "${1:-}" in
     # checked bit for bit and timed), bench llm at Qwen3-0.6B with each; results under $OUT/q, $OUT/b
     (PATH=$PATH:/usr/local/cuda/bin nvcc -O3 -std=c++17 -arch=sm_90 -o /tmp/int4h "$root/cuda-native/src/test/cuda/int4_harness.cu" > "$out/int4h-build.txt" 2>&1; touch /tmp/int4h.done) &
     VLMFLUX_TESTS_TIMEOUT=170 VLMFLUX_E2E_BENCH= bash "$0" quick \
-        --select-method 'io.vlmflux.llm.cuda.CudaDecoderTest#megakernelMatchesThePerKernelPath(java.lang.String, int, int, int, int, java.nio.file.Path)' \
+        --select-method 'io.vlmflux.llm.cuda.CudaDecoderTest#megakernelMatchesThePerKernelPath(java.lang.String, int, int, int, int, int, java.nio.file.Path)' \
         --select-method 'io.vlmflux.llm.cuda.CudaDecoderTest#decodeAheadGivesThePlainPathsTokens(java.lang.String)' --select-class io.vlmflux.cuda.gpu.Int4OpsTest
     mkdir -p "$out/q" && OUT=$out/q VLMFLUX_E2E_NO_PEER=1 VLMFLUX_E2E_VLM_VARIANTS="default wide ah" bash "$0" qwen3vl qwen3-vl-4b
     while [[ ! -f /tmp/int4h.done ]]; do sleep 2; done

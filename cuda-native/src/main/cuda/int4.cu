@@ -354,16 +354,24 @@ VF_INT4M_INSTANCE(_t_v_s4, int4m_gemv<4, false, false, true>)
 // warp's loads, its wait and its products never overlap inside the warp, only across the blocks an SM holds. Here a
 // grid of resident blocks walks the tiles grid-stride and every warp issues the loads of its next round (of this tile
 // or the next) before the products of the current one: the next loads stay in flight while it multiplies, reduces and
-// waits at the block's barrier. The round's columns, the products and the reduction are the product kernel's
-// (int4m_block; blocks warp + W*i), so y is bit for bit the product kernel's. x is re-read from L1 (the same x for
-// every tile a block serves). grid <= ceil(M / 16) resident blocks, block 32 * W, W as the product kernel's.
+// waits at the block's barrier. A warp's column blocks, the products and the reduction are those of the one-tile-a-block
+// form with the same CONTIG (int4m_block; CONTIG: DEPTH consecutive blocks a round, else blocks warp + W*i), so y is bit
+// for bit that form's: vf_int4_gemv_mma's (interleaved) and vf_int4_gemv_mma_t's (tiled, contiguous). x is re-read from L1
+// (the same x for every tile a block serves). grid <= ceil(M / 16) resident blocks, block 32 * W, W as that form's.
 template <int DEPTH>
 struct Int4pRound {
     uint4 wa[DEPTH], wb[DEPTH];
     unsigned int sa[DEPTH], sb[DEPTH];
 };
 
-template <int DEPTH, bool TILED>
+// Column block u of round rnd of this warp (as int4m_gemv walks them: CONTIG rounds of DEPTH consecutive blocks, else
+// blocks W apart).
+template <int DEPTH, bool CONTIG>
+__device__ __forceinline__ int int4p_block(int rnd, int u, int W, int warp) {
+    return rnd * DEPTH * W + (CONTIG ? warp * DEPTH + u : warp + u * W);
+}
+
+template <int DEPTH, bool CONTIG, bool TILED>
 __device__ __forceinline__ void int4p_issue(Int4pRound<DEPTH>& r, const unsigned int* __restrict__ q, const unsigned int* __restrict__ sz,
                                             int tile, int rnd, int M, int K, int gs) {
     const int W = blockDim.x >> 5, warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
@@ -375,7 +383,7 @@ __device__ __forceinline__ void int4p_issue(Int4pRound<DEPTH>& r, const unsigned
     const int ws = TILED ? 64 : 4;
 #pragma unroll
     for (int u = 0; u < DEPTH; u++) {
-        const int j = min(rnd * DEPTH * W + warp + u * W, nb - 1);   // clamped: a block past the end is loaded, not used
+        const int j = min(int4p_block<DEPTH, CONTIG>(rnd, u, W, warp), nb - 1);   // clamped: a block past the end is loaded, not used
         r.wa[u] = int4_ldg_stream(wa + ws * j);
         r.wb[u] = int4_ldg_stream(wb + ws * j);
         r.sa[u] = __ldg(sz + (long long)ra * G + j / bpg);
@@ -385,7 +393,7 @@ __device__ __forceinline__ void int4p_issue(Int4pRound<DEPTH>& r, const unsigned
 
 // The products of round rnd of the warp (its loads in r) into acc; on the tile's last round, the block's reduction
 // (as int4m_gemv's) and acc cleared.
-template <int DEPTH>
+template <int DEPTH, bool CONTIG>
 __device__ __forceinline__ void int4p_consume(float (*red)[32][4], float (&acc)[4], const Int4pRound<DEPTH>& r, int tile, int rnd, int rounds,
                                               float* y, int ldy, const bf16_t* __restrict__ x, int ldx, const float* __restrict__ bias,
                                               const float* residual, int M, int K, int n) {
@@ -395,7 +403,7 @@ __device__ __forceinline__ void int4p_consume(float (*red)[32][4], float (&acc)[
     const uint4* xr = reinterpret_cast<const uint4*>(x + (long long)(hasx ? g : 0) * ldx) + 4 * t;
 #pragma unroll
     for (int u = 0; u < DEPTH; u++) {
-        const int j = rnd * DEPTH * W + warp + u * W;
+        const int j = int4p_block<DEPTH, CONTIG>(rnd, u, W, warp);
         if (j < nb) {
             uint4 xv[4];
 #pragma unroll
@@ -424,34 +432,35 @@ __device__ __forceinline__ void int4p_consume(float (*red)[32][4], float (&acc)[
     for (int c = 0; c < 4; c++) acc[c] = 0.f;
 }
 
-template <int DEPTH, bool TILED>
+template <int DEPTH, bool CONTIG, bool TILED>
 __device__ __forceinline__ void int4p_gemv(float (*red)[32][4], float* y, int ldy, const unsigned int* __restrict__ q,
                                            const unsigned int* __restrict__ sz, const bf16_t* __restrict__ x, int ldx,
                                            const float* __restrict__ bias, const float* residual, int M, int K, int gs, int n) {
-    const int W = blockDim.x >> 5, tiles = (M + 15) >> 4, rounds = ((K >> 7) + DEPTH * W - 1) / (DEPTH * W);
+    const int W = blockDim.x >> 5, tiles = (M + 15) >> 4, rounds = max(1, ((K >> 7) + DEPTH * W - 1) / (DEPTH * W));
     Int4pRound<DEPTH> A, B;
     float acc[4] = {0.f, 0.f, 0.f, 0.f};
     int tile = blockIdx.x, rnd = 0;
-    if (tile < tiles) int4p_issue<DEPTH, TILED>(A, q, sz, tile, 0, M, K, gs);
+    if (tile < tiles) int4p_issue<DEPTH, CONTIG, TILED>(A, q, sz, tile, 0, M, K, gs);
     while (tile < tiles) {   // two rounds an iteration, so that the buffers trade places without register copies
         int t2 = tile, r2 = rnd + 1;
         if (r2 == rounds) { t2 += gridDim.x; r2 = 0; }
-        if (t2 < tiles) int4p_issue<DEPTH, TILED>(B, q, sz, t2, r2, M, K, gs);
-        int4p_consume<DEPTH>(red, acc, A, tile, rnd, rounds, y, ldy, x, ldx, bias, residual, M, K, n);
+        if (t2 < tiles) int4p_issue<DEPTH, CONTIG, TILED>(B, q, sz, t2, r2, M, K, gs);
+        int4p_consume<DEPTH, CONTIG>(red, acc, A, tile, rnd, rounds, y, ldy, x, ldx, bias, residual, M, K, n);
         tile = t2; rnd = r2;
         if (tile >= tiles) break;
         t2 = tile; r2 = rnd + 1;
         if (r2 == rounds) { t2 += gridDim.x; r2 = 0; }
-        if (t2 < tiles) int4p_issue<DEPTH, TILED>(A, q, sz, t2, r2, M, K, gs);
-        int4p_consume<DEPTH>(red, acc, B, tile, rnd, rounds, y, ldy, x, ldx, bias, residual, M, K, n);
+        if (t2 < tiles) int4p_issue<DEPTH, CONTIG, TILED>(A, q, sz, t2, r2, M, K, gs);
+        int4p_consume<DEPTH, CONTIG>(red, acc, B, tile, rnd, rounds, y, ldy, x, ldx, bias, residual, M, K, n);
         tile = t2; rnd = r2;
     }
 }
 
-// Harness-only (int4_harness "persistent") unless vlmflux.cuda.int4Persistent: row-major and tiled q, 4 and 2 blocks a round.
-VF_INT4M_INSTANCE(_p4, int4p_gemv<4, false>)
-VF_INT4M_INSTANCE(_p2, int4p_gemv<2, false>)
-VF_INT4M_INSTANCE(_t_p4, int4p_gemv<4, true>)
+// Harness-only (int4_harness "persistent") unless vlmflux.cuda.int4Persistent: row-major q interleaved (vf_int4_gemv_mma's
+// walk), 4 and 2 blocks a round; tiled q contiguous (vf_int4_gemv_mma_t's walk).
+VF_INT4M_INSTANCE(_p4, int4p_gemv<4, false, false>)
+VF_INT4M_INSTANCE(_p2, int4p_gemv<2, false, false>)
+VF_INT4M_INSTANCE(_t_p4, int4p_gemv<4, true, true>)
 
 // xp [P, n, K]: xp[(p*n + b)*K + c] = x[b*ldx + perm[p*K + c]] (canonical column c of part p <- input column), bf16.
 // grid (ceil(K / 256), n, P), block 256.

@@ -160,14 +160,15 @@ int main(){
     CK(cudaMemcpy(dr, y0.data(), y0.size()*4, cudaMemcpyHostToDevice));
     (vi == 2 ? vf_int4_gemv_mma_t : vf_int4_gemv_mma)<<<(M+15)/16,32*wc>>>(dr, M, dq, dsz, dx, K, db, dr, M, K, 128, rows);
     std::vector<float> ref(y0.size()); CK(cudaDeviceSynchronize()); CK(cudaMemcpy(ref.data(), dr, ref.size()*4, cudaMemcpyDeviceToHost));
+    int bad = 0;
     for (int grid : {1, 2, 5}) {
       CK(cudaMemcpy(dy, y0.data(), y0.size()*4, cudaMemcpyHostToDevice));
       mmaPFns[vi]<<<grid,32*wc>>>(dy, M, dq, dsz, dx, K, db, dy, M, K, 128, rows); CK(cudaDeviceSynchronize());
       std::vector<float> y(y0.size()); CK(cudaMemcpy(y.data(), dy, y.size()*4, cudaMemcpyDeviceToHost));
       const bool same = memcmp(y.data(), ref.data(), y.size()*4) == 0;
-      if (!same) { printf("gemv mma %s warps %d K %d rows %d grid %d: FAIL (not the product kernel's y)\n", mmaPNames[vi], wc, K, rows, grid); fails++; }
+      if (!same) { printf("gemv mma %s warps %d K %d rows %d grid %d: FAIL (not the product kernel's y)\n", mmaPNames[vi], wc, K, rows, grid); fails++; bad++; }
     }
-    printf("gemv mma %s warps %d K %d rows %d: ok\n", mmaPNames[vi], wc, K, rows);
+    if (!bad) printf("gemv mma %s warps %d K %d rows %d: ok\n", mmaPNames[vi], wc, K, rows);
     cudaFree(dq); cudaFree(dsz); cudaFree(dx); cudaFree(db); cudaFree(dy); cudaFree(dr);
   }
   printf("FAILS %d\n", fails);

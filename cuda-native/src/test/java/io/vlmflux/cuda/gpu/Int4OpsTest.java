@@ -86,7 +86,8 @@ class Int4OpsTest {
             "1, 4099, 1536, 256, false, false, false, true", "2, 24, 640, 640, true, false, true, false",
             "4, 515, 3584, 128, false, false, true, false", "8, 7, 896, 128, true, true, false, true",
             "3, 2053, 8192, 128, false, false, false, false", "5, 160, 1280, 256, true, false, true, true",
-            "1, 300, 11008, 128, false, false, true, true", "2, 77, 18944, 128, false, false, false, true"})
+            "1, 300, 11008, 128, false, false, true, true", "2, 77, 18944, 128, false, false, false, true",
+            "2, 20000, 256, 128, false, false, true, true"})   // 1,250 tiles: more than the persistent GEMV's resident blocks
     void gemvMatchesDequantizedReference(int rows, int m, int k, int gs, boolean sym, boolean actOrder, boolean withBias, boolean withResidual) {
         Random rnd = new Random(rows * 131L + m * 7L + k);
         long mark = arena.mark();

@@ -490,10 +490,11 @@ class CudaDecoderTest {
      * ({@code vlmflux.cuda.decodeMegaWide}; hd 256 has none and keeps the library form) gives the same bits.
      */
     @ParameterizedTest(name = "{0}")
-    @CsvSource({"hd128, 256, 8, 2, 128", "hd64-g16, 256, 32, 2, 64", "hd256, 512, 4, 2, 256"})
-    void megakernelMatchesThePerKernelPath(String name, int hidden, int heads, int kvHeads, int hd,
+    @CsvSource({"hd128, 256, 8, 2, 128, 1024", "hd64-g16, 256, 32, 2, 64, 1024", "hd256, 512, 4, 2, 256, 1024",
+            "hd128-v16k, 256, 8, 2, 128, 16384"})   // an lm head of 16,384 rows: the wide form's 6-row groups in use
+    void megakernelMatchesThePerKernelPath(String name, int hidden, int heads, int kvHeads, int hd, int vocab,
                                            @org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) throws Exception {
-        io.vlmflux.llm.RandomCheckpoint.write(dir, new io.vlmflux.llm.RandomCheckpoint.Shape(name, hidden, 3, heads, kvHeads, hd, 512, 1024, true, true, 4096), 5);
+        io.vlmflux.llm.RandomCheckpoint.write(dir, new io.vlmflux.llm.RandomCheckpoint.Shape(name, hidden, 3, heads, kvHeads, hd, 512, vocab, true, true, 4096), 5);
         Supplier<Decoder> plain = cudaLoader(dir);
         java.util.Random r = new java.util.Random(9);
         try (Decoder base = plain.get();
