@@ -240,6 +240,27 @@ __device__ __forceinline__ void int4m_block(float (&acc)[4], uint4 wa, uint4 wb,
     acc[3] = fmaf(b.x, c[3], acc[3]);
 }
 
+// The block's 16-row tile from its warps' accumulators (each warp's acc: its lane's rows g, g+8 x batch rows 2t, 2t+1,
+// over the warp's column blocks): summed over the warps through shared memory in warp order, plus bias / residual.
+__device__ __forceinline__ void int4m_reduce(float (*red)[32][4], const float (&acc)[4], int row0, float* y, int ldy,
+                                             const float* __restrict__ bias, const float* residual, int M, int n) {
+    const int W = blockDim.x >> 5, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+#pragma unroll
+    for (int c = 0; c < 4; c++) red[warp][lane][c] = acc[c];
+    __syncthreads();
+    for (int o = threadIdx.x; o < 128; o += blockDim.x) {   // output (row, b): lane l = o / 4 holds c = o % 4: row g or g+8, b = 2t or 2t+1
+        const int l = o >> 2, c = o & 3;
+        const int row = row0 + (l >> 2) + (c >= 2 ? 8 : 0), b = 2 * (l & 3) + (c & 1);
+        float s = 0.f;
+        for (int w = 0; w < W; w++) s += red[w][l][c];
+        if (row < M && b < n) {
+            if (bias != nullptr) s += bias[row];
+            if (residual != nullptr) s += residual[(long long)b * ldy + row];
+            y[(long long)b * ldy + row] = s;
+        }
+    }
+}
+
 // The body, with the load schedule as template parameters (the product kernel is one instance; int4_harness times
 // the others on the GPU machine): DEPTH blocks a round; XPIPE: scales loaded with the weights and x double-buffered
 // (more registers), else both loaded where used; CONTIG: a warp's round is DEPTH consecutive blocks (its loads of a
@@ -300,20 +321,7 @@ __device__ __forceinline__ void int4m_gemv(float (*red)[32][4], float* y, int ld
             }
         }
     }
-#pragma unroll
-    for (int c = 0; c < 4; c++) red[warp][lane][c] = acc[c];
-    __syncthreads();
-    for (int o = threadIdx.x; o < 128; o += blockDim.x) {   // output (row, b): lane l = o / 4 holds c = o % 4: row g or g+8, b = 2t or 2t+1
-        const int l = o >> 2, c = o & 3;
-        const int row = row0 + (l >> 2) + (c >= 2 ? 8 : 0), b = 2 * (l & 3) + (c & 1);
-        float s = 0.f;
-        for (int w = 0; w < W; w++) s += red[w][l][c];
-        if (row < M && b < n) {
-            if (bias != nullptr) s += bias[row];
-            if (residual != nullptr) s += residual[(long long)b * ldy + row];
-            y[(long long)b * ldy + row] = s;
-        }
-    }
+    int4m_reduce(red, acc, row0, y, ldy, bias, residual, M, n);
 }
 
 // Every tensor-core GEMV entry is vf_int4_gemv_mma##SUFFIX, one instance of int4m_gemv (KernelModule.PDL_READY names
@@ -412,21 +420,7 @@ __device__ __forceinline__ void int4p_consume(float (*red)[32][4], float (&acc)[
         }
     }
     if (rnd + 1 < rounds) return;
-#pragma unroll
-    for (int c = 0; c < 4; c++) red[warp][lane][c] = acc[c];
-    __syncthreads();
-    const int row0 = tile * 16;
-    for (int o = threadIdx.x; o < 128; o += blockDim.x) {
-        const int l = o >> 2, c = o & 3;
-        const int row = row0 + (l >> 2) + (c >= 2 ? 8 : 0), b = 2 * (l & 3) + (c & 1);
-        float s = 0.f;
-        for (int w = 0; w < W; w++) s += red[w][l][c];
-        if (row < M && b < n) {
-            if (bias != nullptr) s += bias[row];
-            if (residual != nullptr) s += residual[(long long)b * ldy + row];
-            y[(long long)b * ldy + row] = s;
-        }
-    }
+    int4m_reduce(red, acc, tile * 16, y, ldy, bias, residual, M, n);
     __syncthreads();   // red is rewritten by the next tile
 #pragma unroll
     for (int c = 0; c < 4; c++) acc[c] = 0.f;
