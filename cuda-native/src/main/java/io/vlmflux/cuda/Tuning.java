@@ -83,7 +83,7 @@ import java.util.function.Function;
  *                             row per sequence) instead of an argmax or sampler call per row; same tokens and counter;
  *                             on since stop 32 (H100, Qwen3-0.6B, 16 rows: sampled / greedy 0.74 -> 0.95)
  * @param decodeAhead          {@code vlmflux.cuda.decodeAhead}: a greedy single-sequence decode step on cuda enqueues the
- *                             next step before it returns its token (from the second step in a row of one cache; the
+ *                             next step before it returns its token (after a step of one cache that followed the token returned before it; the
  *                             device writes the chosen id and the next
  *                             positions into the step's scalars), so the GPU runs step n + 1 while the host handles token
  *                             n; a next call that does not continue it (another token, cache, sampling, any other use of

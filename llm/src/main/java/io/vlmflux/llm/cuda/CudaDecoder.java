@@ -194,8 +194,11 @@ public final class CudaDecoder implements Decoder {
      * with the token just returned, greedy; the call then commits it, enqueues the one after, and returns its id. Any
      * other call, a cache change ({@link CudaKvCache#version}) or close discards it: it only wrote past the cache's
      * committed length and into the decoder's scratch, which the next work rewrites in stream order. A step goes ahead
-     * only from the second decode step in a row of the same cache ({@link #lastDecoded}), so sequences taking turns
-     * single steps on one decoder do not pay a discarded step each.
+     * only after a decode step of the same cache whose input was the token the call before it returned
+     * ({@link #lastDecoded}, {@link #lastReturned}): sequences taking turns single steps on one decoder, and callers that
+     * feed tokens of their own (forced or teacher-forced decoding), do not pay a discarded step each; a greedy sequence
+     * goes ahead from its second decode step. The last cache a step went ahead for ({@link #aheadCache}) is waited for
+     * before it closes, even when the call that would have taken or discarded its step failed.
      */
     private record Ahead(CudaKvCache cache, long version, int input, int slot) {}
     private final boolean decodeAhead;
@@ -205,6 +208,8 @@ public final class CudaDecoder implements Decoder {
     private int aheadSlot;
     private long aheadUsed, aheadDiscarded;
     private CudaKvCache lastDecoded;   // the cache of the last single-sequence decode call, if nothing came between
+    private int lastReturned = -1;     // the token that call returned
+    private CudaKvCache aheadCache;    // the cache of the last step enqueued ahead, until a close of it waited for the stream
 
     /** A decoder with the knobs of {@link Tuning#fromSystemProperties()}, on a stream of its own. */
     CudaDecoder(ModelConfig c, TextModelSpec spec, WeightStore store, GpuDevice dev) {
@@ -643,8 +648,15 @@ public final class CudaDecoder implements Decoder {
         open();
         dev.makeCurrent();
         CudaKvCache cache = cacheOf(kv);
-        boolean again = isDecode(in) && cache == lastDecoded;   // a second decode step in a row of this cache
+        // a decode step of this cache that follows the token the last call returned: the sequence runs on its own tokens
+        boolean again = isDecode(in) && cache == lastDecoded && in.tokens()[0] == lastReturned;
         lastDecoded = isDecode(in) ? cache : null;
+        int tok = forwardSample(cache, in, p, again);
+        lastReturned = tok;
+        return tok;
+    }
+
+    private int forwardSample(CudaKvCache cache, ForwardInput in, SamplingParams p, boolean again) {
         if (ahead != null) {
             Ahead a = ahead;
             ahead = null;
@@ -683,6 +695,7 @@ public final class CudaDecoder implements Decoder {
     /** The step after the last one enqueued for {@code cache}, its input the id the device chose; returns its pinned slot. */
     private int enqueueAhead(CudaKvCache cache) {
         ops.decodeAdvance(step, outId);
+        aheadCache = cache;
         cache.decodeGraph.launch(st);
         ops.argmax(outId, logits, V, argmaxWs);
         int slot = aheadSlot ^= 1;
@@ -709,8 +722,9 @@ public final class CudaDecoder implements Decoder {
     /** Before {@code cache} closes: a step enqueued ahead for it finishes first (its graph and buffers may go). */
     void dropAhead(CudaKvCache cache) {
         if (lastDecoded == cache) lastDecoded = null;
-        if (ahead != null && ahead.cache == cache) {
-            discardAhead();
+        if (ahead != null && ahead.cache == cache) discardAhead();
+        if (aheadCache == cache) {   // its last step ahead may still run (taken, discarded or left by a failed call)
+            aheadCache = null;
             st.synchronize();
         }
     }
@@ -1384,6 +1398,7 @@ public final class CudaDecoder implements Decoder {
     private void release() {
         try { st.synchronize(); } catch (RuntimeException ignored) { /* closing anyway */ }
         ahead = null;   // finished above; a cache closed after its decoder must not synchronize the closed stream
+        aheadCache = null;
         lastDecoded = null;
         synchronized (idleCaches) {
             for (CudaKvCache k : idleCaches) k.free();

@@ -333,8 +333,9 @@ class CudaDecoderTest {
     /**
      * {@code vlmflux.cuda.decodeAhead}: a greedy decode step enqueued before the host saw its input token gives the same
      * tokens as the plain path — continued (40 steps), discarded (the caller feeds another token; the cache evicts; a
-     * logits call or a sampled step comes between), with two sequences taking turns on one decoder, up to a full cache,
-     * and with a cache closed while its step ahead is in flight.
+     * logits call or a sampled step comes between; each counted), never enqueued while the caller feeds tokens of its own
+     * or two sequences take turns on one decoder, up to a full cache, and with a cache closed while its step ahead is in
+     * flight.
      */
     @ParameterizedTest(name = "{0}")
     @org.junit.jupiter.params.provider.ValueSource(strings = {"tiny-qwen3", "tiny-qwen2"})
@@ -367,26 +368,41 @@ class CudaDecoderTest {
                     assertEquals(t[0], t[1], model + " turns, step " + step);
                 }
                 assertEquals(used + 1, decodeAheadCount(ahead, "used"), model + ": taking turns, only the first step continues");
-                int last = ta[0];
-                for (int d = 0; d < 2; d++) ta[d] = ds[d].forwardSample(a[d], ForwardInput.tokens(last), g);
-                int other = (ta[0] + 17) % base.config().vocabSize();   // not the token just returned: the step ahead is discarded
+                assertEquals(1, decodeAheadCount(ahead, "discarded"), model + ": b's first turn discarded a's step");
+                int V = base.config().vocabSize();
+                greedyPair(ds, a, ta, g, model + ": a again");   // the second greedy step in a row goes ahead
+                int other = (ta[0] + 17) % V;   // not the token just returned: the step ahead is discarded
                 for (int d = 0; d < 2; d++) ta[d] = ds[d].forwardSample(a[d], ForwardInput.tokens(other), g);
                 assertEquals(ta[0], ta[1], model + ": after feeding another token");
+                assertEquals(2, decodeAheadCount(ahead, "discarded"), model + ": another token discards the step ahead");
+                long usedBefore = decodeAheadCount(ahead, "used");
+                for (int step = 0; step < 4; step++) {   // the caller's own tokens (forced decoding): nothing goes ahead, nothing is wasted
+                    int forced = (ta[0] + 31 * (step + 1)) % V;
+                    for (int d = 0; d < 2; d++) ta[d] = ds[d].forwardSample(a[d], ForwardInput.tokens(forced), g);
+                    assertEquals(ta[0], ta[1], model + ": forced token " + step);
+                }
+                assertEquals(2, decodeAheadCount(ahead, "discarded"), model + ": forced tokens enqueue no step ahead");
+                assertEquals(usedBefore, decodeAheadCount(ahead, "used"));
+                int last = ta[0];
+                for (int d = 0; d < 2; d++) ta[d] = ds[d].forwardSample(a[d], ForwardInput.tokens(last), g);   // follows its token: goes ahead
                 for (int d = 0; d < 2; d++) a[d].evict(2, 3);   // the cache changes under a step ahead
                 last = ta[0];
                 for (int d = 0; d < 2; d++) ta[d] = ds[d].forwardSample(a[d], ForwardInput.tokens(last), g);
                 assertEquals(ta[0], ta[1], model + ": after an eviction");
+                assertEquals(3, decodeAheadCount(ahead, "discarded"), model + ": an eviction discards the step ahead");
                 float[][] l = new float[2][];
                 for (int d = 0; d < 2; d++) l[d] = ds[d].forward(a[d], ForwardInput.tokens(ta[0]), false);
                 assertArrayEquals(l[0], l[1], model + ": logits after a greedy step");
-                int next = CpuOps.argmax(l[0], 0, base.config().vocabSize());
+                assertEquals(4, decodeAheadCount(ahead, "discarded"), model + ": a logits call discards the step ahead");
+                int next = CpuOps.argmax(l[0], 0, V);
                 SamplingParams p = SamplingParams.sample(0.8, 20, 0.9, 0.05, 7);
                 for (int d = 0; d < 2; d++) ta[d] = ds[d].forwardSample(a[d], ForwardInput.tokens(next), p);
                 assertEquals(ta[0], ta[1], model + ": a sampled step (never ahead)");
-                last = ta[0];
-                for (int d = 0; d < 2; d++) ta[d] = ds[d].forwardSample(a[d], ForwardInput.tokens(last), g);
-                assertEquals(ta[0], ta[1], model + ": greedy again");
-                assertTrue(decodeAheadCount(ahead, "discarded") >= 4, model + ": discarded " + decodeAheadCount(ahead, "discarded"));
+                greedyPair(ds, a, ta, g, model + ": greedy again");
+                for (int d = 0; d < 2; d++) ta[d] = ds[d].forwardSample(a[d], ForwardInput.tokens(ta[d]), p);
+                assertEquals(ta[0], ta[1], model + ": a sampled step after a greedy one that went ahead");
+                assertEquals(5, decodeAheadCount(ahead, "discarded"), model + ": a sampled step discards the step ahead");
+                greedyPair(ds, a, ta, g, model + ": greedy before the close");   // leaves a step ahead in flight
                 for (int d = 0; d < 2; d++) a[d].close();   // closed with a step ahead in flight, then a new cache up to its capacity
                 for (int d = 0; d < 2; d++) a[d] = ds[d].newCache(ids.length + 6);
                 for (int d = 0; d < 2; d++) ta[d] = ds[d].forwardSample(a[d], ForwardInput.tokens(ids), g);
@@ -400,6 +416,15 @@ class CudaDecoderTest {
                 for (KvCache c : a) c.close();
                 for (KvCache c : b) c.close();
             }
+        }
+    }
+
+    /** Two greedy steps of caches c (one per decoder), each following the token before; t: the tokens, updated. */
+    private static void greedyPair(Decoder[] ds, KvCache[] c, int[] t, SamplingParams g, String what) {
+        for (int i = 0; i < 2; i++) {
+            int in = t[0];
+            for (int d = 0; d < ds.length; d++) t[d] = ds[d].forwardSample(c[d], ForwardInput.tokens(in), g);
+            assertEquals(t[0], t[1], what + ", step " + i);
         }
     }
 
