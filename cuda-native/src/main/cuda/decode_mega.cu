@@ -12,7 +12,8 @@
 // the step flows through the ring by bulk copies issued as slots free up — see "The weight stream" below); both were
 // slower at stop 32. The wide form (VF_MEGA_WIDE: up to 6 rows a warp's group, sized so that every warp walks as many
 // groups as the others; the same additions a row, so the same bits as the library's form) is written for the shares
-// that leave half the warps a second group (Qwen3-VL-4B's q/k/v), not yet timed.
+// that leave half the warps a second group (Qwen3-VL-4B's q/k/v): 13-20% slower at every shape (stop 34, H100; 220
+// bytes of spills and longer dependent chains), built as vf_decode_mega_w_h64 / _h128 for vlmflux.cuda.decodeMegaWide.
 //
 // Rules that keep it correct:
 // - Co-residency: the grid is at most one block per SM with this block size and is launched cooperatively (the

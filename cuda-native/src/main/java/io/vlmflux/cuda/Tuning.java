@@ -87,15 +87,16 @@ import java.util.function.Function;
  *                             device writes the chosen id and the next
  *                             positions into the step's scalars), so the GPU runs step n + 1 while the host handles token
  *                             n; a next call that does not continue it (another token, cache, sampling, any other use of
- *                             the decoder) discards it. Off until measured (written at stop 33, not yet run on a GPU)
+ *                             the decoder) discards it. Off: no measurable gain (stop 34, H100: Qwen3-VL-4B 278.6 vs 276.4-278.7 tok/s,
+ *                             Qwen3-0.6B 834.6 vs 836.6 at 2,048 cached; its GPU test passes)
  * @param int4Persistent       {@code vlmflux.cuda.int4Persistent}: the tensor-core 4-bit GEMV runs as resident blocks that
  *                             walk the 16-row tiles grid-stride, each warp issuing its next round's weight loads before the
  *                             current round's products (int4.cu int4p_gemv; bit for bit the one-tile-a-block kernel's y);
- *                             off until measured (written at stop 34)
+ *                             off: no faster (stop 34, H100, Qwen2.5-7B gate/up 38.2-43.1 us vs 41.3, down 24.1 vs 24.9)
  * @param decodeMegaWide       {@code vlmflux.cuda.decodeMegaWide}: with {@code decodeMegakernel}, head dims 64 and 128 run the
  *                             persistent step's wide form (decode_mega.cu VF_MEGA_WIDE: up to 6 rows a warp's group, sized so
  *                             a block's rows spread evenly over its 8 warps; each row's sum unchanged, so the same bits);
- *                             off until measured (written at stop 33, a runtime switch since stop 34)
+ *                             off: 13-20% slower (stop 34, H100: 220 bytes of spills, longer dependent chains)
  */
 public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolean cudaDisable, boolean cudaNvrtc, Path root,
                      boolean graphs, boolean batchGraphs, int prefillChunk, boolean fusedNorm, boolean fusedSilu,
