@@ -43,6 +43,7 @@
 #define VF_MEGA_EARLY 1        // flags: each stage's first weight / cached K/V loads between the barrier's arrival and its wait
 #define VF_MEGA_SPLITK 2       // flags: a block with fewer row groups than warps splits the product's K over its warps
 #define VF_MEGA_STREAM 4       // flags: the weights stream through a ring of shared-memory slots filled by bulk copies (sm_90+)
+#define VF_MEGA_U8 64          // flags: the attention's split pass keeps 8 loads of K and V in flight a lane instead of 4
 #define VF_MEGA_WIDE 32        // flags: a warp's row group holds up to VF_MEGA_RW rows, sized so every warp walks as many
                                // groups as the others (not with VF_MEGA_SPLITK)
 #define VF_MEGA_SLOT 16384     // bytes of a ring slot (the ring is the launch's dynamic shared memory)
@@ -513,7 +514,7 @@ __device__ __forceinline__ void vf_mega_stage(const VfMega& a, VfMegaRing* rg, i
 template <int HD, int FORM>
 __device__ void vf_mega_attention(const VfMega& a, const VfMegaLayer& ly, bf16_t* kc, bf16_t* vc, unsigned char* smem,
                                   unsigned int& target) {
-    constexpr int LPK = HD / 8, KPW = 32 / LPK, U = 4;   // U loads of K and V in flight per lane
+    constexpr int LPK = HD / 8, KPW = 32 / LPK, U = FORM & VF_MEGA_U8 ? 8 : 4;   // U loads of K and V in flight per lane
     float (*sm)[VF_MEGA_GMAX][HD + 2] = reinterpret_cast<float (*)[VF_MEGA_GMAX][HD + 2]>(smem);       // [warps]
     float (*rq)[HD] = reinterpret_cast<float (*)[HD]>(smem + sizeof(float) * VF_MEGA_WARPS * VF_MEGA_GMAX * (HD + 2));
     float (*raw)[HD] = rq + VF_MEGA_GMAX;                                                            // q heads, k, v

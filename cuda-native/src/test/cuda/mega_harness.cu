@@ -15,17 +15,17 @@
 // every form the harness times, each its own kernel (the library's vf_decode_mega_h* is VF_MEGA_FORM_LIB of these)
 #define MEGA_HARNESS_FORMS(HD) VF_MEGA_INSTANCE_FORM(mega_f0_h##HD, HD, 0) VF_MEGA_INSTANCE_FORM(mega_f1_h##HD, HD, 1) \
     VF_MEGA_INSTANCE_FORM(mega_f3_h##HD, HD, 3) VF_MEGA_INSTANCE_FORM(mega_f4_h##HD, HD, 4) VF_MEGA_INSTANCE_FORM(mega_f5_h##HD, HD, 5) \
-    VF_MEGA_INSTANCE_FORM(mega_f33_h##HD, HD, 33)
+    VF_MEGA_INSTANCE_FORM(mega_f33_h##HD, HD, 33) VF_MEGA_INSTANCE_FORM(mega_f65_h##HD, HD, 65)
 MEGA_HARNESS_FORMS(8) MEGA_HARNESS_FORMS(16) MEGA_HARNESS_FORMS(32) MEGA_HARNESS_FORMS(64) MEGA_HARNESS_FORMS(128) MEGA_HARNESS_FORMS(256)
-static const int megaForms[] = {0, 1, 3, 4, 5, 33};
+static const int megaForms[] = {0, 1, 3, 4, 5, 33, 65};
 // the kernel of head dim hd in form f (one of megaForms)
 static void* megaFn(int hd, int f) {
     const int i = hd == 8 ? 0 : hd == 16 ? 1 : hd == 32 ? 2 : hd == 64 ? 3 : hd == 128 ? 4 : 5;
 #define MEGA_FN_ROW(F) {(void*)mega_f##F##_h8, (void*)mega_f##F##_h16, (void*)mega_f##F##_h32, (void*)mega_f##F##_h64, \
                        (void*)mega_f##F##_h128, (void*)mega_f##F##_h256}
-    static void* const t[6][6] = {MEGA_FN_ROW(0), MEGA_FN_ROW(1), MEGA_FN_ROW(3), MEGA_FN_ROW(4), MEGA_FN_ROW(5), MEGA_FN_ROW(33)};   // megaForms' order
+    static void* const t[7][6] = {MEGA_FN_ROW(0), MEGA_FN_ROW(1), MEGA_FN_ROW(3), MEGA_FN_ROW(4), MEGA_FN_ROW(5), MEGA_FN_ROW(33), MEGA_FN_ROW(65)};   // megaForms' order
 #undef MEGA_FN_ROW
-    for (int j = 0; j < 6; j++) if (megaForms[j] == f) return t[j][i];
+    for (int j = 0; j < 7; j++) if (megaForms[j] == f) return t[j][i];
     printf("no kernel of form %d\n", f); exit(2);
 }
 #define CK(x) do { cudaError_t e_ = (x); if (e_ != cudaSuccess) { printf("CUDA %s at line %d\n", cudaGetErrorString(e_), __LINE__); exit(1);} } while(0)
@@ -523,6 +523,19 @@ int main(int argc, char** argv) {
         check(vl4two, 300, 3, true, VF_MEGA_EARLY | VF_MEGA_WIDE);
         timeForms = {VF_MEGA_EARLY, VF_MEGA_EARLY | VF_MEGA_WIDE};
         timeIt(vl4, 384); timeIt(vl4, 2048); timeIt(q06, 512); timeIt(q3, 2048); timeIt(vl2, 384); timeIt(q7, 2048);
+        printf("%s: %d failure(s)\n", fails ? "FAILED" : "all checks passed", fails);
+    }
+    if (mode == "u8") {   // the split pass with 8 K/V loads in flight a lane (form 65): checked, timed against form 1, its stages
+        const int u8 = VF_MEGA_EARLY | VF_MEGA_U8;
+        const Shape u8small[] = {{"hd128 g4 qknorm", 256, 8, 2, 128, 512, 1000, 2, true, false, 0},
+                                 {"hd64 g16 bias", 256, 32, 2, 64, 520, 1024, 3, false, true, 0},
+                                 {"hd16 g3 bias (tiny-qwen2)", 96, 6, 2, 16, 256, 3014, 2, false, true, 0}};
+        for (const Shape& sh : u8small) for (int len0 : {0, 16, 1199, 4099}) check(sh, len0, 3, len0 == 16, u8);
+        check(q06, 2047, 3, true, u8);
+        check(q3, 500, 3, true, u8);
+        timeForms = {VF_MEGA_EARLY, u8};
+        timeIt(q06, 2048); timeIt(q06, 512); timeIt(q3, 2048); timeIt(vl4, 384); timeIt(vl2, 384);
+        stages(q06, 2048, u8); stages(vl4, 384, u8);
         printf("%s: %d failure(s)\n", fails ? "FAILED" : "all checks passed", fails);
     }
     if (mode == "stages" || mode == "wide") {   // where the step's time goes, stage by stage, in the library's form and the wide one
