@@ -46,11 +46,12 @@
 #                         then bench llm at those shapes for each of VLMFLUX_E2E_VARIANTS (default "default fr fc fr-fc": decodeFusedRope,
 #                         decodeFusedCombine, both; "silu" in a name adds fusedSilu, "pfN" decodePrefetchMiB=N, "gp" gemvPrefetch, "mk" decodeMegakernel,
 #                         "ah" decodeAhead)
-#   e2e-gpu-run.sh mega [check|time|all|time1|wide|stages] (carry .gpu-e2e/megah.xz, built on the build machine with
+#   e2e-gpu-run.sh mega [check|time|all|time1|wide|stages|u8] (carry .gpu-e2e/megah.xz, built on the build machine with
 #                         nvcc -O3 -std=c++17 -arch=sm_90 -o .gpu-e2e/megah cuda-native/src/test/cuda/mega_harness.cu && xz -k -9 .gpu-e2e/megah):
 #                         the persistent decode step (decode_mega.cu) checked against the per-kernel path, then every form of
 #                         it timed against that path at Qwen3-0.6B / Qwen2.5-3B / -7B shapes (no JVM, no bundle); wide: the wide form
-#                         (33) bit for bit against form 1, timed, and both forms' stages; stages: where a step's time goes, stage by stage
+#                         (33) bit for bit against form 1, timed, and both forms' stages; stages: where a step's time goes, stage by stage; u8: the split
+#                         pass with 8 K/V loads in flight a lane (form 65) checked and timed against form 1
 #   e2e-gpu-run.sh qwen3vl [SHAPES] (carry .gpu-e2e/jre.tar.xz, lib, test-classes with the slim tree; one call, no prep): issue 14's
 #                         table: per Qwen3-VL shape (default "qwen3-vl-2b qwen3-vl-4b", also qwen3-vl-8b) the random checkpoint,
 #                         Hugging Face's vision / TTFT / decode, bench vlm --ttft (defaults, persistent step off), VisionEncoderBench
