@@ -66,6 +66,8 @@
 #   e2e-gpu-run.sh unmeasured (carry .gpu-e2e/jre.tar.xz, lib, test-classes with the slim tree): the switches written but
 #                         not yet run on a GPU (decodeMegaWide, decodeAhead, int4Persistent) tested and benched in one call
 #   e2e-gpu-run.sh bench  (as quick): bench llm variants alone
+#   e2e-gpu-run.sh int4-ncu (the tree alone): the 4-bit tensor-core GEMV under Nsight Compute (stall reasons, issue
+#                         slots, memory workload, source counters; VLMFLUX_NCU_SKIP: launches of it skipped first)
 # Results under $OUT (or /tmp/vlmflux-e2e-out).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -266,6 +268,16 @@ case "${1:-}" in
     grep -E "tests (successful|failed|found)" "$out/tests.txt" >&2; grep -B2 -A14 "✘" "$out/tests.txt" | head -60 >&2
     VLMFLUX_E2E_VARIANTS=${VLMFLUX_E2E_VARIANTS:-default fr} VLMFLUX_E2E_BENCH=${VLMFLUX_E2E_BENCH-qwen3-0.6b} bench_variants
     step done ;;
+  int4-ncu)   # no carry beyond the tree: why the 4-bit tensor-core GEMV reads 1.7-2.0 TB/s (issue 15): int4_harness's timing
+    # launches of vf_int4_gemv_mma (~1,485 launches of it come before the 7B gate/up shape's batch-1 timing) under Nsight Compute, warp-state,
+    # scheduler, memory-workload and source-counter sections, 3 launches
+    command -v ncu > /dev/null || { echo "e2e-gpu-run.sh int4-ncu: no ncu on PATH" >&2; exit 3; }
+    PATH=$PATH:/usr/local/cuda/bin nvcc -O3 -std=c++17 -arch=sm_90 -lineinfo -o /tmp/int4h "$root/cuda-native/src/test/cuda/int4_harness.cu" > "$out/int4h-build.txt" 2>&1
+    timeout 400 ncu --kernel-name regex:'^vf_int4_gemv_mma$' --launch-skip ${VLMFLUX_NCU_SKIP:-1500} --launch-count 3 \
+        --section WarpStateStats --section SchedulerStats --section MemoryWorkloadAnalysis --section SourceCounters \
+        --csv --page details /tmp/int4h > "$out/int4-ncu.csv" 2> "$out/int4-ncu.err"; echo "rc=$?" >> "$out/int4-ncu.err"
+    grep -i "stall\|issued\|throughput\|Eligible" "$out/int4-ncu.csv" | head -40 >&2
+    step done ;;
   unmeasured)   # carry .gpu-e2e/jre.tar.xz, lib, test-classes with the slim tree (~59 MiB; no megah): in one call (~8 min), the
     # switches written but never run on a GPU (decodeMegaWide, decodeAhead, int4Persistent): their GPU tests, then bench vlm
     # at Qwen3-VL-4B with each (no Hugging Face peer), int4_harness (built here while the tests run: the persistent GEMV
@@ -355,5 +367,5 @@ case "${1:-}" in
         > "$out/tests.txt" 2>&1; echo "rc=$?" >> "$out/tests.txt"
     grep -E "tests (successful|failed|found)" "$out/tests.txt" >&2; grep -B1 -A6 "✘" "$out/tests.txt" | head -40 >&2
     step done ;;
-  *) echo "usage: $0 unmeasured|unpack|tests-warm|quick|bench|prep|run|tests|prep-all|measure|measure-int4|profile|int4-check|qwen3vl|mega|mega-builds" >&2; exit 2 ;;
+  *) echo "usage: $0 int4-ncu|unmeasured|unpack|tests-warm|quick|bench|prep|run|tests|prep-all|measure|measure-int4|profile|int4-check|qwen3vl|mega|mega-builds" >&2; exit 2 ;;
 esac
