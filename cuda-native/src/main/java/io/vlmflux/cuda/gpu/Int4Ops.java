@@ -28,6 +28,7 @@ public final class Int4Ops implements AutoCloseable {
     private final boolean mma;   // Tuning.int4Mma: vf_int4_gemv_mma where the matrix allows it (Int4Device.mmaShape)
     private final boolean pdl;   // Tuning.pdl on a module with the PDL prologue
     private final boolean persistent;   // Tuning.int4Persistent: the tensor-core GEMV's resident-block form
+    private final String mmaKernel, mmaTiledKernel;   // the tensor-core GEMV's entries for row-major and tiled q (by persistent)
     private final int smCount;
     private final int[][] persistentBlocksPerSm = new int[2][MMA_MAX_WARPS + 1];   // [row-major, tiled][warps a block]; 0: not asked yet
     private DeviceArena gatherArena;
@@ -45,6 +46,8 @@ public final class Int4Ops implements AutoCloseable {
         this.mma = tuning.int4Mma();
         this.pdl = tuning.pdl() && mod.pdlCapable();
         this.persistent = tuning.int4Persistent();
+        this.mmaKernel = persistent ? "vf_int4_gemv_mma_p4" : "vf_int4_gemv_mma";
+        this.mmaTiledKernel = persistent ? "vf_int4_gemv_mma_t_p4" : "vf_int4_gemv_mma_t";
         this.smCount = stream.device().multiProcessorCount();
     }
 
@@ -89,7 +92,7 @@ public final class Int4Ops implements AutoCloseable {
         // form (its warp's 16 x 128 block is 1 KB of contiguous memory), whatever this launcher's tuning
         if (w.tiled() || (xps == 0 && mma && w.mmaShape())) {
             int warps = mmaWarps(k), tiles = (m + 15) / 16;
-            String name = (w.tiled() ? "vf_int4_gemv_mma_t" : "vf_int4_gemv_mma") + (persistent ? "_p4" : "");
+            String name = w.tiled() ? mmaTiledKernel : mmaKernel;
             int grid = persistent ? persistentGrid(name, w.tiled(), warps, tiles) : tiles;
             mod.launch(name, grid, 1, 1, 32 * warps, 0, stream,
                     a.reset().ptr(y).i32(ldy).ptr(w.q()).ptr(w.sz()).ptr(in).i32(ld).ptr(bias).ptr(residual).i32(m).i32(k)

@@ -190,8 +190,9 @@ public final class CudaDecoder implements Decoder {
      * cache's decode graph and the argmax run again, their id copied into pinned slot 40 or 44 (alternating, each with
      * its event) — so the GPU runs step n + 1 while the host handles token n instead of waiting for the host's next call.
      * {@link #ahead} is that step, valid for one call: forwardSample on the same cache at the same version (every change
-     * of its length or content moves it on)
-     * with the token just returned, greedy; the call then commits it, enqueues the one after, and returns its id. Any
+     * of its length or content moves it on) with the token just returned, greedy — its cache is {@link #lastDecoded} and its
+     * input {@link #lastReturned}, which the call that enqueued it set and anything else clears; the call then commits it,
+     * enqueues the one after, and returns its id. Any
      * other call, a cache change ({@link CudaKvCache#version}) or close discards it: it only wrote past the cache's
      * committed length and into the decoder's scratch, which the next work rewrites in stream order. A step goes ahead
      * only after a decode step of the same cache whose input was the token the call before it returned
@@ -200,7 +201,7 @@ public final class CudaDecoder implements Decoder {
      * goes ahead from its second decode step. The last cache a step went ahead for ({@link #aheadCache}) is waited for
      * before it closes, even when the call that would have taken or discarded its step failed.
      */
-    private record Ahead(CudaKvCache cache, long version, int input, int slot) {}
+    private record Ahead(long version, int slot) {}   // for lastDecoded, input lastReturned
     private final boolean decodeAhead;
     private Ahead ahead;
     private GpuEvent tokenCopied;
@@ -660,7 +661,7 @@ public final class CudaDecoder implements Decoder {
         if (ahead != null) {
             Ahead a = ahead;
             ahead = null;
-            if (a.cache == cache && a.version == cache.version && isDecode(in) && in.tokens()[0] == a.input && goesAhead(cache, in, p)) {
+            if (again && a.version == cache.version && goesAhead(cache, in, p)) {   // again: its cache, its input
                 aheadUsed++;
                 return continueAhead(cache, a.slot, in, p);
             }
@@ -679,7 +680,7 @@ public final class CudaDecoder implements Decoder {
             int slot = enqueueAhead(cache);
             tokenCopied.synchronize();
             int tok = pin.buffer().getInt(32);
-            ahead = new Ahead(cache, cache.version, tok, slot);
+            ahead = new Ahead(cache.version, slot);
             return tok;
         }
         st.synchronize();
@@ -710,7 +711,7 @@ public final class CudaDecoder implements Decoder {
         int next = goesAhead(cache, in, p) ? enqueueAhead(cache) : -1;
         aheadDone[slot].synchronize();
         int tok = pin.buffer().getInt(40 + 4 * slot);
-        if (next >= 0) ahead = new Ahead(cache, cache.version, tok, next);
+        if (next >= 0) ahead = new Ahead(cache.version, next);
         return tok;
     }
 
@@ -721,8 +722,7 @@ public final class CudaDecoder implements Decoder {
 
     /** Before {@code cache} closes: a step enqueued ahead for it finishes first (its graph and buffers may go). */
     void dropAhead(CudaKvCache cache) {
-        if (lastDecoded == cache) lastDecoded = null;
-        if (ahead != null && ahead.cache == cache) discardAhead();
+        if (lastDecoded == cache) discardAhead();   // a step ahead is for lastDecoded
         if (aheadCache == cache) {   // its last step ahead may still run (taken, discarded or left by a failed call)
             aheadCache = null;
             st.synchronize();
