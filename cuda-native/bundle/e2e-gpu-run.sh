@@ -268,15 +268,21 @@ case "${1:-}" in
     grep -E "tests (successful|failed|found)" "$out/tests.txt" >&2; grep -B2 -A14 "✘" "$out/tests.txt" | head -60 >&2
     VLMFLUX_E2E_VARIANTS=${VLMFLUX_E2E_VARIANTS:-default fr} VLMFLUX_E2E_BENCH=${VLMFLUX_E2E_BENCH-qwen3-0.6b} bench_variants
     step done ;;
-  int4-ncu)   # no carry beyond the tree: why the 4-bit tensor-core GEMV reads 1.7-2.0 TB/s (issue 15): int4_harness's timing
-    # launches of vf_int4_gemv_mma (~1,485 launches of it come before the 7B gate/up shape's batch-1 timing) under Nsight Compute, warp-state,
-    # scheduler, memory-workload and source-counter sections, 3 launches
+  int4-ncu)   # no carry beyond the tree: why the 4-bit tensor-core GEMV reads 1.7-2.0 TB/s (issue 15): int4_harness's INT4H_NCU mode
+    # (VLMFLUX_NCU_SHAPE="M,K", default the Qwen2.5-7B gate/up shape 37888,3584) launches vf_int4_gemv_mma and _t once each under
+    # Nsight Compute (speed of light, occupancy, warp states, scheduler, memory tables, source counters); details, raw metrics and
+    # the SASS source page (stall samples per instruction) as CSV under $OUT
     command -v ncu > /dev/null || { echo "e2e-gpu-run.sh int4-ncu: no ncu on PATH" >&2; exit 3; }
-    PATH=$PATH:/usr/local/cuda/bin nvcc -O3 -std=c++17 -arch=sm_90 -lineinfo -o /tmp/int4h "$root/cuda-native/src/test/cuda/int4_harness.cu" > "$out/int4h-build.txt" 2>&1
-    timeout 400 ncu --kernel-name regex:'^vf_int4_gemv_mma$' --launch-skip ${VLMFLUX_NCU_SKIP:-1500} --launch-count 3 \
-        --section WarpStateStats --section SchedulerStats --section MemoryWorkloadAnalysis --section SourceCounters \
-        --csv --page details /tmp/int4h > "$out/int4-ncu.csv" 2> "$out/int4-ncu.err"; echo "rc=$?" >> "$out/int4-ncu.err"
-    grep -i "stall\|issued\|throughput\|Eligible" "$out/int4-ncu.csv" | head -40 >&2
+    [[ -x /tmp/int4h-ncu ]] || PATH=$PATH:/usr/local/cuda/bin nvcc -O3 -std=c++17 -arch=sm_90 -lineinfo -o /tmp/int4h-ncu "$root/cuda-native/src/test/cuda/int4_harness.cu" > "$out/int4h-build.txt" 2>&1
+    INT4H_NCU=${VLMFLUX_NCU_SHAPE:-37888,3584} timeout 300 ncu --kernel-name regex:'^vf_int4_gemv_mma(_t)?$' --launch-count 2 \
+        --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats --section SchedulerStats \
+        --section MemoryWorkloadAnalysis --section MemoryWorkloadAnalysis_Tables --section SourceCounters -f -o /tmp/int4-ncu /tmp/int4h-ncu > "$out/int4-ncu.txt" 2>&1
+    echo "rc=$?" >> "$out/int4-ncu.txt"
+    ncu -i /tmp/int4-ncu.ncu-rep --page details --csv > "$out/int4-ncu-details.csv" 2>&1
+    ncu -i /tmp/int4-ncu.ncu-rep --page raw --csv > "$out/int4-ncu-raw.csv" 2>&1
+    ncu -i /tmp/int4-ncu.ncu-rep --page source --csv --print-source sass > "$out/int4-ncu-source.csv" 2>&1
+    grep "ncu shape" "$out/int4-ncu.txt" >&2
+    grep -i '"Duration"\|"Memory Throughput"\|"DRAM Throughput"\|"Achieved Occupancy"\|"Registers Per Thread"\|"Warp Cycles Per Issued\|"Issued Warp Per\|"Block Limit' "$out/int4-ncu-details.csv" | cut -d, -f5,13- >&2
     step done ;;
   unmeasured)   # carry .gpu-e2e/jre.tar.xz, lib, test-classes with the slim tree (~59 MiB; no megah): in one call (~8 min), the
     # switches written but never run on a GPU (decodeMegaWide, decodeAhead, int4Persistent): their GPU tests, then bench vlm

@@ -44,6 +44,8 @@
 #define VF_MEGA_SPLITK 2       // flags: a block with fewer row groups than warps splits the product's K over its warps
 #define VF_MEGA_STREAM 4       // flags: the weights stream through a ring of shared-memory slots filled by bulk copies (sm_90+)
 #define VF_MEGA_U8 64          // flags: the attention's split pass keeps 8 loads of K and V in flight a lane instead of 4
+#define VF_MEGA_ROPEPRE 128    // flags: RoPE's cos / sin computed once a launch and the q/k norm weights staged across the
+                               // attention's opening barrier; each head's warp reads its q/k/v from L2 into registers
 #define VF_MEGA_WIDE 32        // flags: a warp's row group holds up to VF_MEGA_RW rows, sized so every warp walks as many
                                // groups as the others (not with VF_MEGA_SPLITK)
 #define VF_MEGA_SLOT 16384     // bytes of a ring slot (the ring is the launch's dynamic shared memory)
@@ -112,12 +114,72 @@ __device__ __forceinline__ void vf_mega_stamp(unsigned int target, int release) 
         s[((size_t)blockIdx.x * VF_MEGA_STAMP_MAX + n) * 4 + 2 + release] = ns;
     }
 }
+// ... and inside the attention stage, the phases of a block's first work item (thread 0's clock64 after the release, after
+// RoPE, after the key loop, after the partials): vf_mega_astamps[(block * VF_MEGA_STAMP_MAX + barrier) * 4 + phase],
+// barrier the stage's opening one; null: off.
+__device__ unsigned long long* vf_mega_astamps;
+__shared__ unsigned long long* vf_mega_astamps_s;
+__device__ __forceinline__ void vf_mega_astamp(unsigned int target, int phase) {
+    unsigned long long* s = vf_mega_astamps_s;
+    const unsigned int n = target / gridDim.x - 1;
+    if (threadIdx.x == 0 && s != nullptr && n < VF_MEGA_STAMP_MAX) s[((size_t)blockIdx.x * VF_MEGA_STAMP_MAX + n) * 4 + phase] = clock64();
+}
 #define VF_MEGA_STAMP(target, release) vf_mega_stamp(target, release)
-#define VF_MEGA_STAMP_INIT() do { if (threadIdx.x == 0) vf_mega_stamps_s = vf_mega_stamps; __syncthreads(); } while (0)
+#define VF_MEGA_ASTAMP(target, phase) vf_mega_astamp(target, phase)
+#define VF_MEGA_STAMP_INIT() do { if (threadIdx.x == 0) { vf_mega_stamps_s = vf_mega_stamps; vf_mega_astamps_s = vf_mega_astamps; } __syncthreads(); } while (0)
 #else
 #define VF_MEGA_STAMP(target, release)
+#define VF_MEGA_ASTAMP(target, phase)
 #define VF_MEGA_STAMP_INIT() do { } while (0)
 #endif
+
+// VF_MEGA_ROPEPRE: RoPE's cos / sin of every frequency at this step's positions (the same for every layer and head),
+// computed once a launch, and the layer's q / k norm weights, staged while the attention's barrier is open.
+template <int HD>
+struct VfMegaRope {
+    float cs[HD / 2], sn[HD / 2];
+    bf16_t qn[HD], kn[HD];
+};
+
+// vf_rope_head (rope.cu) operation for operation, so the same bits, with the head read from L2 into registers (src:
+// written by other blocks of this launch), the angles' cos / sin from r, the norm weights nw from shared memory (null:
+// no norm). One warp.
+template <int HD>
+__device__ __forceinline__ void vf_mega_rope_pre(const float* src, const bf16_t* nw, float eps, const VfMegaRope<HD>& r, float* of,
+                                                 bf16_t* ob) {
+    const int lane = threadIdx.x & 31;
+    constexpr int half = HD / 2;
+    float x1[VF_ROPE_MAXP], x2[VF_ROPE_MAXP];
+    float ss = 0.f;
+#pragma unroll
+    for (int q = 0; q < VF_ROPE_MAXP; q++) {
+        const int j = lane + 32 * q;
+        x1[q] = 0.f; x2[q] = 0.f;
+        if (j < half) {
+            x1[q] = __ldcg(src + j);
+            x2[q] = __ldcg(src + j + half);
+            ss += x1[q] * x1[q] + x2[q] * x2[q];
+        }
+    }
+    float scale = 1.f;
+    if (nw != nullptr) scale = rsqrtf(warp_sum(ss) / (float)HD + eps);
+#pragma unroll
+    for (int q = 0; q < VF_ROPE_MAXP; q++) {
+        const int j = lane + 32 * q;
+        if (j < half) {
+            float a = x1[q], b = x2[q];
+            if (nw != nullptr) {
+                a = a * scale * bf2f(nw[j]);
+                b = b * scale * bf2f(nw[j + half]);
+            }
+            const float co = r.cs[j], s = r.sn[j];
+            const float r1 = a * co - b * s;
+            const float r2 = b * co + a * s;
+            if (of != nullptr) { of[j] = r1; of[j + half] = r2; }
+            if (ob != nullptr) { ob[j] = f2bf(r1); ob[j + half] = f2bf(r2); }
+        }
+    }
+}
 
 // The grid barrier in two halves, so that loads which do not depend on it (weights, cached K/V) are issued between
 // them: issued before the arrival, they would hold it back (a release waits for the block's outstanding accesses).
@@ -513,7 +575,7 @@ __device__ __forceinline__ void vf_mega_stage(const VfMega& a, VfMegaRing* rg, i
 // written to the cache by the item of head group 0.
 template <int HD, int FORM>
 __device__ void vf_mega_attention(const VfMega& a, const VfMegaLayer& ly, bf16_t* kc, bf16_t* vc, unsigned char* smem,
-                                  unsigned int& target) {
+                                  unsigned int& target, VfMegaRope<HD>& rope) {
     constexpr int LPK = HD / 8, KPW = 32 / LPK, U = FORM & VF_MEGA_U8 ? 8 : 4;   // U loads of K and V in flight per lane
     float (*sm)[VF_MEGA_GMAX][HD + 2] = reinterpret_cast<float (*)[VF_MEGA_GMAX][HD + 2]>(smem);       // [warps]
     float (*rq)[HD] = reinterpret_cast<float (*)[HD]>(smem + sizeof(float) * VF_MEGA_WARPS * VF_MEGA_GMAX * (HD + 2));
@@ -541,8 +603,13 @@ __device__ void vf_mega_attention(const VfMega& a, const VfMegaLayer& ly, bf16_t
             }
         }
     };
-    constexpr bool early = FORM & VF_MEGA_EARLY;
+    constexpr bool early = FORM & VF_MEGA_EARLY, pre = FORM & VF_MEGA_ROPEPRE;
     vf_mega_arrive(a.sync, target);
+    if (pre)   // the norm weights (read-only) while the barrier is open; read after its closing block barrier
+        for (int j = threadIdx.x; j < HD; j += blockDim.x) {
+            if (ly.qNorm != nullptr) rope.qn[j] = ly.qNorm[j];
+            if (ly.kNorm != nullptr) rope.kn[j] = ly.kNorm[j];
+        }
     if (early && blockIdx.x < items) {
         const int item = blockIdx.x, split = item % S, hk = item / (S * groups);
         const int kBeg = split * chunk;
@@ -555,21 +622,33 @@ __device__ void vf_mega_attention(const VfMega& a, const VfMegaLayer& ly, bf16_t
         if (kBeg >= len) continue;   // block-uniform
         const int g0 = grp * VF_MEGA_GMAX, gn = min(VF_MEGA_GMAX, G - g0);
         const bool hasNew = newKey >= kBeg && newKey < kEnd;
-        // raw q heads (and k, v of this kv head) from L2 into shared memory, then RoPE (+ q/k norm) by a warp each
-        for (int i = threadIdx.x; i < (gn + 2) * HD; i += blockDim.x) {
-            const int r = i / HD, d = i % HD;
-            const int src = r < gn ? (hk * G + g0 + r) * HD + d : (r == gn ? Q + hk * HD + d : Q + KV + hk * HD + d);
-            raw[r < gn ? r : VF_MEGA_GMAX + (r - gn)][d] = __ldcg(a.qkv + src);
+        if (item == (int)blockIdx.x) VF_MEGA_ASTAMP(target, 0);
+        if (pre) {   // each head's warp: its q (k) from L2 into registers, RoPE (+ q/k norm) from the staged cos / sin
+            if (warp < gn)   // gn <= VF_MEGA_GMAX < VF_MEGA_WARPS - 1: the last warp is free for the key
+                vf_mega_rope_pre<HD>(a.qkv + (hk * G + g0 + warp) * HD, ly.qNorm != nullptr ? rope.qn : nullptr, a.eps, rope, rq[warp], nullptr);
+            if (hasNew) {
+                if (warp == VF_MEGA_WARPS - 1)
+                    vf_mega_rope_pre<HD>(a.qkv + Q + hk * HD, ly.kNorm != nullptr ? rope.kn : nullptr, a.eps, rope, nullptr, rkv[0]);
+                for (int j = threadIdx.x; j < HD; j += blockDim.x) rkv[1][j] = f2bf(__ldcg(a.qkv + Q + KV + hk * HD + j));
+            }
+        } else {
+            // raw q heads (and k, v of this kv head) from L2 into shared memory, then RoPE (+ q/k norm) by a warp each
+            for (int i = threadIdx.x; i < (gn + 2) * HD; i += blockDim.x) {
+                const int r = i / HD, d = i % HD;
+                const int src = r < gn ? (hk * G + g0 + r) * HD + d : (r == gn ? Q + hk * HD + d : Q + KV + hk * HD + d);
+                raw[r < gn ? r : VF_MEGA_GMAX + (r - gn)][d] = __ldcg(a.qkv + src);
+            }
+            __syncthreads();
+            for (int g = warp; g < gn; g += VF_MEGA_WARPS)
+                vf_rope_head(raw[g], ly.qNorm, a.eps, HD, vf_mega_p0(a), vf_mega_p1(a), vf_mega_p2(a), a.sec1, a.sec2, a.invFreq, rq[g], nullptr);
+            if (hasNew) {
+                if (warp == VF_MEGA_WARPS - 1)
+                    vf_rope_head(raw[VF_MEGA_GMAX], ly.kNorm, a.eps, HD, vf_mega_p0(a), vf_mega_p1(a), vf_mega_p2(a), a.sec1, a.sec2, a.invFreq, nullptr, rkv[0]);
+                for (int j = threadIdx.x; j < HD; j += blockDim.x) rkv[1][j] = f2bf(raw[VF_MEGA_GMAX + 1][j]);
+            }
         }
         __syncthreads();
-        for (int g = warp; g < gn; g += VF_MEGA_WARPS)
-            vf_rope_head(raw[g], ly.qNorm, a.eps, HD, vf_mega_p0(a), vf_mega_p1(a), vf_mega_p2(a), a.sec1, a.sec2, a.invFreq, rq[g], nullptr);
-        if (hasNew) {
-            if (warp == VF_MEGA_WARPS - 1)
-                vf_rope_head(raw[VF_MEGA_GMAX], ly.kNorm, a.eps, HD, vf_mega_p0(a), vf_mega_p1(a), vf_mega_p2(a), a.sec1, a.sec2, a.invFreq, nullptr, rkv[0]);
-            for (int j = threadIdx.x; j < HD; j += blockDim.x) rkv[1][j] = f2bf(raw[VF_MEGA_GMAX + 1][j]);
-        }
-        __syncthreads();
+        if (item == (int)blockIdx.x) VF_MEGA_ASTAMP(target, 1);
         if (hasNew && grp == 0)
             for (int j = threadIdx.x; j < HD; j += blockDim.x) {
                 kc[((long long)hk * a.maxSeq + newKey) * HD + j] = rkv[0][j];
@@ -598,6 +677,7 @@ __device__ void vf_mega_attention(const VfMega& a, const VfMegaLayer& ly, bf16_t
             for (int u = 0; u < U; u++) vf_dec_vec_key<HD>(kr[u], vr[u], t0 + u * KPW + slot < kEnd, gn, qf, acc, m, l);
             if (t0 + VF_MEGA_WARPS * KPW * U < kEnd) load(hk, t0 + VF_MEGA_WARPS * KPW * U, kEnd);
         }
+        if (item == (int)blockIdx.x) VF_MEGA_ASTAMP(target, 2);
         // merge the warp's key slots, then the warps (through shared memory), into this split's partials
         vf_dec_vec_merge_slots<HD>(gn, acc, m, l);
 #pragma unroll
@@ -610,6 +690,7 @@ __device__ void vf_mega_attention(const VfMega& a, const VfMegaLayer& ly, bf16_t
         __syncthreads();
         vf_dec_write_partials<HD, VF_MEGA_WARPS, VF_MEGA_GMAX>(sm, a.part, gn, HD, hk * G + g0, S, split);
         __syncthreads();   // shared memory is reused by the next item
+        if (item == (int)blockIdx.x) VF_MEGA_ASTAMP(target, 3);
     }
 }
 
@@ -620,6 +701,18 @@ __device__ void vf_decode_mega(const VfMega& a) {
     uint4* xs = reinterpret_cast<uint4*>(smem);
     unsigned int target = 0;
     VF_MEGA_STAMP_INIT();
+    __shared__ VfMegaRope<HD> rope;
+    if (FORM & VF_MEGA_ROPEPRE) {   // cos / sin at this step's positions, as vf_rope_head computes them (read after a block barrier)
+        const int p0 = vf_mega_p0(a), p1 = vf_mega_p1(a), p2 = vf_mega_p2(a);
+        for (int j = threadIdx.x; j < HD / 2; j += blockDim.x) {
+            const int c = vf_rope_axis(j, a.sec1, a.sec2);
+            const float ang = (float)(c == 0 ? p0 : (c == 1 ? p1 : p2)) * a.invFreq[j];
+            float sn, co;
+            sincosf(ang, &sn, &co);
+            rope.cs[j] = co;
+            rope.sn[j] = sn;
+        }
+    }
     const int Q = a.nq * HD, QKV = Q + 2 * a.nkv * HD, H = a.H, I = a.I;
     VfMegaRing* rg = nullptr;
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
@@ -645,7 +738,7 @@ __device__ void vf_decode_mega(const VfMega& a) {
         vf_mega_stage<0, FORM>(a, rg, 0, ly.wqkv, QKV, H, a.qkv, ly.bqkv, false, nullptr, xs, li > 0, target,
                          [&] { vf_mega_norm(a.x, ly.attnNorm, H, a.eps, xs, scratch); });
         // RoPE + KV write + the attention's split pass
-        vf_mega_attention<HD, FORM>(a, ly, kc, vc, smem, target);
+        vf_mega_attention<HD, FORM>(a, ly, kc, vc, smem, target, rope);
         // combine the splits of each query head into att (bf16)
         vf_mega_sync(a.sync, target);
         {

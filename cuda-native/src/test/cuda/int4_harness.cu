@@ -123,6 +123,22 @@ static void testParts(std::mt19937& g, int rows, std::vector<int> ms, int K, int
 static float timeIt(std::function<void()> f){ cudaEvent_t a,b; cudaEventCreate(&a); cudaEventCreate(&b); for(int i=0;i<5;i++) f(); cudaEventRecord(a); for(int i=0;i<100;i++) f(); cudaEventRecord(b); cudaEventSynchronize(b); float ms; cudaEventElapsedTime(&ms,a,b); return ms*10.f; } // us per call
 int main(){
   std::mt19937 g(42);
+  if (const char* only = getenv("INT4H_NCU")) {   // one shape "M,K" (e.g. 37888,3584: Qwen2.5-7B gate/up) for Nsight Compute:
+    int M = 37888, K = 3584;                       // the product kernel and the tiled one once each at batch 1, then both timed
+    sscanf(only, "%d,%d", &M, &K);
+    std::vector<unsigned> q((size_t)M*K/8), sz((size_t)M*K/128, 0x48003c00u); for (auto& v : q) v = (unsigned)g();
+    std::vector<unsigned short> xb(K); std::normal_distribution<float> N(0,1); for (auto& v : xb) v = hbf(N(g));
+    unsigned* dq=up(q); unsigned* dqt=up(tiled(q, M, K)); unsigned* dsz=up(sz); unsigned short* dx=up(xb); float* dy; CK(cudaMalloc(&dy, (size_t)M*4));
+    const int wc = mmaWarps(K);
+    vf_int4_gemv_mma<<<(M+15)/16,32*wc>>>(dy,M,dq,dsz,dx,K,nullptr,nullptr,M,K,128,1);
+    vf_int4_gemv_mma_t<<<(M+15)/16,32*wc>>>(dy,M,dqt,dsz,dx,K,nullptr,nullptr,M,K,128,1);
+    CK(cudaDeviceSynchronize());
+    const double bytes4 = (double)M*K/2 + (double)M*K/128*4;
+    float m1 = timeIt([&]{ vf_int4_gemv_mma<<<(M+15)/16,32*wc>>>(dy,M,dq,dsz,dx,K,nullptr,nullptr,M,K,128,1); });
+    float t1 = timeIt([&]{ vf_int4_gemv_mma_t<<<(M+15)/16,32*wc>>>(dy,M,dqt,dsz,dx,K,nullptr,nullptr,M,K,128,1); });
+    printf("ncu shape %dx%d, %d warps: mma b1 %.1f us (%.0f GB/s), tiled %.1f us (%.0f GB/s)\n", M, K, wc, m1, bytes4/m1/1e3, t1, bytes4/t1/1e3);
+    return 0;
+  }
   int cases[][8] = {{1,13,64,32,1,0,0,0},{1,300,1024,128,0,0,1,1},{1,64,2048,64,1,1,1,1},{1,17,4096,128,0,1,0,1},{2,33,256,32,0,0,1,0},{3,100,384,128,1,0,0,1},
     {4,257,1024,64,0,1,1,1},{5,9,96,32,1,0,1,0},{6,128,2048,128,0,0,0,1},{7,31,192,64,1,1,1,1},{8,1000,512,128,0,0,1,1},{8,40,3072,32,0,1,0,0},{1,4608,3584,128,0,0,1,1},
     {1,4099,1536,256,0,0,0,1},{2,24,640,640,1,0,1,0},{4,515,3584,128,0,0,1,0},{8,7,896,128,1,1,0,1},{3,2053,8192,128,0,0,0,0},{5,160,1280,256,1,0,1,1},{8,4608,3584,128,0,0,1,1},{1,300,11008,128,0,0,1,1},{2,77,18944,128,0,0,0,1},{1,40,2048,2048,1,0,0,0}};

@@ -12,21 +12,31 @@
 #include <cmath>
 #include <string>
 #include <algorithm>
-// every form the harness times, each its own kernel (the library's vf_decode_mega_h* is VF_MEGA_FORM_LIB of these)
+// every form the harness times, each its own kernel (the library's vf_decode_mega_h* is VF_MEGA_FORM_LIB of these);
+// -DMEGA_HARNESS_FEW: forms 1 and 129 only (a build of a minute instead of six, for the "rope" mode)
+#ifdef MEGA_HARNESS_FEW
+#define MEGA_HARNESS_FORMS(HD) VF_MEGA_INSTANCE_FORM(mega_f1_h##HD, HD, 1) VF_MEGA_INSTANCE_FORM(mega_f129_h##HD, HD, 129)
+#define MEGA_FORM_LIST(X) X(1) X(129)
+#else
 #define MEGA_HARNESS_FORMS(HD) VF_MEGA_INSTANCE_FORM(mega_f0_h##HD, HD, 0) VF_MEGA_INSTANCE_FORM(mega_f1_h##HD, HD, 1) \
     VF_MEGA_INSTANCE_FORM(mega_f3_h##HD, HD, 3) VF_MEGA_INSTANCE_FORM(mega_f4_h##HD, HD, 4) VF_MEGA_INSTANCE_FORM(mega_f5_h##HD, HD, 5) \
-    VF_MEGA_INSTANCE_FORM(mega_f33_h##HD, HD, 33) VF_MEGA_INSTANCE_FORM(mega_f65_h##HD, HD, 65)
+    VF_MEGA_INSTANCE_FORM(mega_f33_h##HD, HD, 33) VF_MEGA_INSTANCE_FORM(mega_f65_h##HD, HD, 65) VF_MEGA_INSTANCE_FORM(mega_f129_h##HD, HD, 129)
+#define MEGA_FORM_LIST(X) X(0) X(1) X(3) X(4) X(5) X(33) X(65) X(129)
+#endif
 MEGA_HARNESS_FORMS(8) MEGA_HARNESS_FORMS(16) MEGA_HARNESS_FORMS(32) MEGA_HARNESS_FORMS(64) MEGA_HARNESS_FORMS(128) MEGA_HARNESS_FORMS(256)
-static const int megaForms[] = {0, 1, 3, 4, 5, 33, 65};
+#define MEGA_FORM_NUM(F) F,
+static const int megaForms[] = {MEGA_FORM_LIST(MEGA_FORM_NUM)};
+static const int megaFormCount = sizeof(megaForms) / sizeof(megaForms[0]);
+static bool haveForm(int f) { for (int j = 0; j < megaFormCount; j++) if (megaForms[j] == f) return true; return false; }
 // the kernel of head dim hd in form f (one of megaForms)
 static void* megaFn(int hd, int f) {
     const int i = hd == 8 ? 0 : hd == 16 ? 1 : hd == 32 ? 2 : hd == 64 ? 3 : hd == 128 ? 4 : 5;
 #define MEGA_FN_ROW(F) {(void*)mega_f##F##_h8, (void*)mega_f##F##_h16, (void*)mega_f##F##_h32, (void*)mega_f##F##_h64, \
-                       (void*)mega_f##F##_h128, (void*)mega_f##F##_h256}
-    static void* const t[7][6] = {MEGA_FN_ROW(0), MEGA_FN_ROW(1), MEGA_FN_ROW(3), MEGA_FN_ROW(4), MEGA_FN_ROW(5), MEGA_FN_ROW(33), MEGA_FN_ROW(65)};   // megaForms' order
+                       (void*)mega_f##F##_h128, (void*)mega_f##F##_h256},
+    static void* const t[][6] = {MEGA_FORM_LIST(MEGA_FN_ROW)};   // megaForms' order
 #undef MEGA_FN_ROW
-    for (int j = 0; j < 7; j++) if (megaForms[j] == f) return t[j][i];
-    printf("no kernel of form %d\n", f); exit(2);
+    for (int j = 0; j < megaFormCount; j++) if (megaForms[j] == f) return t[j][i];
+    printf("no kernel of form %d in this build\n", f); exit(2);
 }
 #define CK(x) do { cudaError_t e_ = (x); if (e_ != cudaSuccess) { printf("CUDA %s at line %d\n", cudaGetErrorString(e_), __LINE__); exit(1);} } while(0)
 
@@ -341,7 +351,12 @@ static void stages(const Shape& s, int len, int form) {
     if (NB > VF_MEGA_STAMP_MAX) { printf("stages %s: %d barriers > VF_MEGA_STAMP_MAX\n", s.name, NB); return; }
     unsigned long long* d = dalloc<unsigned long long>((size_t)B * VF_MEGA_STAMP_MAX * 4);
     CK(cudaMemcpyToSymbol(vf_mega_stamps, &d, sizeof(d)));
-    std::vector<unsigned long long> h((size_t)B * VF_MEGA_STAMP_MAX * 4);
+    unsigned long long* da = dalloc<unsigned long long>((size_t)B * VF_MEGA_STAMP_MAX * 4);   // the attention items' phases
+    CK(cudaMemcpyToSymbol(vf_mega_astamps, &da, sizeof(da)));
+    std::vector<unsigned long long> h((size_t)B * VF_MEGA_STAMP_MAX * 4), ha(h.size());
+    auto aat = [&](int b, int n, int k) { return ha[((size_t)b * VF_MEGA_STAMP_MAX + n) * 4 + k]; };
+    double phase[5] = {};   // release -> item start, -> after RoPE, -> after the keys, -> after the partials, -> arrival
+    long long phaseN = 0;
     auto at = [&](int b, int n, int k) { return h[((size_t)b * VF_MEGA_STAMP_MAX + n) * 4 + k]; };
     const char* names[] = {"q/k/v", "attention", "combine", "o", "gate/up", "down", "lm head"};
     const double bytes[] = {2.0 * m.QKV * s.H, 2.0 * 2 * m.KV * len, 0, 2.0 * s.H * m.Q, 2.0 * 2 * s.I * s.H, 2.0 * s.H * s.I, 2.0 * s.V * s.H};
@@ -349,10 +364,12 @@ static void stages(const Shape& s, int len, int form) {
     int cnt[7] = {};
     const int runs = 10;
     for (int r = -3; r < runs; r++) {
+        CK(cudaMemsetAsync(da, 0, ha.size() * 8, st));
         megaStep(m, st);
         CK(cudaStreamSynchronize(st));
         if (r < 0) continue;
         CK(cudaMemcpy(h.data(), d, h.size() * 8, cudaMemcpyDeviceToHost));
+        CK(cudaMemcpy(ha.data(), da, ha.size() * 8, cudaMemcpyDeviceToHost));
         auto firstRel = [&](int n) { unsigned long long v = ~0ull; for (int b = 0; b < B; b++) v = std::min(v, at(b, n, 3)); return v; };
         step += (double)(at(0, NB - 1, 2) - at(0, 0, 3));   // block 0, first release to its end (ns)
         ghz += (double)(at(0, NB - 1, 0) - at(0, 0, 1)) / (double)(at(0, NB - 1, 2) - at(0, 0, 3));
@@ -360,6 +377,13 @@ static void stages(const Shape& s, int len, int form) {
             const int mm = n - 5, slot = n < 5 ? n + 1 : mm % 6;
             const int kind = n == NB - 1 ? 6 : slot == 0 ? 5 : slot - 1;
             if (n < 5) continue;   // layer 0 (its q/k/v stage has no opening barrier; the caches are cold the same way in every layer anyway)
+            if (kind == 1)   // the attention stage: its blocks' first items, phase by phase (opened by barrier n - 1)
+                for (int b = 0; b < B; b++)
+                    if (aat(b, n - 1, 3) != 0) {
+                        const unsigned long long t[6] = {at(b, n - 1, 1), aat(b, n - 1, 0), aat(b, n - 1, 1), aat(b, n - 1, 2), aat(b, n - 1, 3), at(b, n, 0)};
+                        for (int k = 0; k < 5; k++) phase[k] += (double)(t[k + 1] - t[k]);
+                        phaseN++;
+                    }
             double wm = 0, wx = 0, wt = 0;
             unsigned long long a0 = ~0ull, a1 = 0;
             for (int b = 0; b < B; b++) {
@@ -388,9 +412,14 @@ static void stages(const Shape& s, int len, int form) {
         printf("  %-10s %9.2f %6.1f%% %9s %8.2f / %6.2f %9.2f %12.2f\n", names[k], w / 1e3, 100.0 * wall[k] / runs / sum, tbs,
                workMean[k] / c / ghz / 1e3, workMax[k] / c / ghz / 1e3, wait[k] / c / ghz / 1e3, spread[k] / c / 1e3);
     }
+    if (phaseN > 0)
+        printf("  attention item (blocks' first, mean us): release->start %.2f, q + RoPE %.2f, keys %.2f, merge + partials %.2f, ->arrival %.2f\n",
+               phase[0] / phaseN / ghz / 1e3, phase[1] / phaseN / ghz / 1e3, phase[2] / phaseN / ghz / 1e3, phase[3] / phaseN / ghz / 1e3,
+               phase[4] / phaseN / ghz / 1e3);
     fflush(stdout);
     unsigned long long* none = nullptr;
     CK(cudaMemcpyToSymbol(vf_mega_stamps, &none, sizeof(none)));
+    CK(cudaMemcpyToSymbol(vf_mega_astamps, &none, sizeof(none)));
     CK(cudaStreamDestroy(st));
     CK(cudaDeviceReset());
     splitWs = nullptr; splitCtr = nullptr;
@@ -446,12 +475,12 @@ int main(int argc, char** argv) {
     int occ = 0; CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, vf_decode_mega_h128, VF_MEGA_THREADS, 0));
     printf("megakernel h128: %d block(s) per SM resident\n", occ);
     {   // the stream form's ring: the slots that fit beside the kernel's static shared memory (one block an SM)
-        cudaFuncAttributes fa; CK(cudaFuncGetAttributes(&fa, mega_f5_h256));
+        cudaFuncAttributes fa; CK(cudaFuncGetAttributes(&fa, megaFn(256, haveForm(5) ? 5 : 1)));
         int avail = (int)p.sharedMemPerBlockOptin - (int)fa.sharedSizeBytes;
         if (ringSlots < 0) ringSlots = std::min(VF_MEGA_RING_MAX, avail / VF_MEGA_SLOT);
         printf("stream ring: %d slots of %d bytes (static shared %zu, opt-in limit %zu)\n", ringSlots, VF_MEGA_SLOT, fa.sharedSizeBytes, p.sharedMemPerBlockOptin);
         if (getenv("MEGA_RING")) ringSlots = atoi(getenv("MEGA_RING"));
-        for (int f : {4, 5}) for (int hd = 8; hd <= 256; hd *= 2)   // once: not allowed while a stream captures
+        for (int f : {4, 5}) if (haveForm(f)) for (int hd = 8; hd <= 256; hd *= 2)   // once: not allowed while a stream captures
             CK(cudaFuncSetAttribute(megaFn(hd, f), cudaFuncAttributeMaxDynamicSharedMemorySize, VF_MEGA_RING_MAX * VF_MEGA_SLOT > avail ? avail / VF_MEGA_SLOT * VF_MEGA_SLOT : VF_MEGA_RING_MAX * VF_MEGA_SLOT));
     }
     {   // the roofline's bandwidth: a 2 GiB device-to-device copy
@@ -536,6 +565,25 @@ int main(int argc, char** argv) {
         timeForms = {VF_MEGA_EARLY, u8};
         timeIt(q06, 2048); timeIt(q06, 512); timeIt(q3, 2048); timeIt(vl4, 384); timeIt(vl2, 384);
         stages(q06, 2048, u8); stages(vl4, 384, u8);
+        printf("%s: %d failure(s)\n", fails ? "FAILED" : "all checks passed", fails);
+    }
+    if (mode == "rope") {   // RoPE's cos / sin once a launch, the norm weights staged (form 129): the same bits as form 1, timed, stages
+        const int rp = VF_MEGA_EARLY | VF_MEGA_ROPEPRE;
+        const Shape rsmall[] = {{"hd128 g4 qknorm", 256, 8, 2, 128, 512, 1000, 2, true, false, 0},
+                                {"hd64 g3 mrope", 384, 6, 2, 64, 768, 777, 2, false, true, 1},
+                                {"hd128 g1 interleaved", 512, 4, 4, 128, 1024, 2048, 2, true, false, 2},
+                                {"hd16 g3 bias (tiny-qwen2)", 96, 6, 2, 16, 256, 3014, 2, false, true, 0},
+                                {"hd256 g2 interleaved", 512, 4, 2, 256, 1024, 1500, 2, true, false, 2}};
+        for (const Shape& sh : rsmall) {
+            for (int len0 : {0, 16, 1199}) check(sh, len0, 3, len0 == 16, rp);
+            checkSameBits(sh, 300, 3, VF_MEGA_EARLY, rp);
+        }
+        const Shape vl4two = {"qwen3-vl-4b x2 layers", 2560, 32, 8, 128, 9728, 151936, 2, true, false, 2};
+        checkSameBits(vl4two, 300, 3, VF_MEGA_EARLY, rp);
+        check(q06, 2047, 3, true, rp);
+        timeForms = {VF_MEGA_EARLY, rp};
+        timeIt(vl4, 384); timeIt(q06, 2048); timeIt(vl2, 384); timeIt(q06, 512); timeIt(q3, 2048);
+        for (int f : {VF_MEGA_EARLY, rp}) { stages(vl4, 384, f); stages(q06, 2048, f); }
         printf("%s: %d failure(s)\n", fails ? "FAILED" : "all checks passed", fails);
     }
     if (mode == "stages" || mode == "wide") {   // where the step's time goes, stage by stage, in the library's form and the wide one
