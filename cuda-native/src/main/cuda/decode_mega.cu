@@ -54,10 +54,13 @@
 // The form (the flags above) is a template parameter, compiled in: each form's kernel holds only its own code. As runtime
 // branches of one body the forms made the kernel 2.3 times the first form's code (343 KB at hd 128), every layer walked
 // all of it, and form 0 ran 1.23x slower than the same arithmetic compiled alone (docs/performance.md, stops 31 and 32).
-// The library builds VF_MEGA_FORM_LIB as vf_decode_mega_h{hd}: the early loads alone, the fastest form compiled
-// apart at every published shape on the H100 (stop 32: 1.05-1.15x the per-kernel step in mega_harness; split-K over
-// warps gained nothing once the form was compiled alone). mega_harness instantiates every form (VF_MEGA_INSTANCE_FORM).
-#define VF_MEGA_FORM_LIB VF_MEGA_EARLY
+// The library builds VF_MEGA_FORM_LIB as vf_decode_mega_h{hd}: the early loads (stop 32: the fastest form compiled
+// apart at every published shape on the H100, 1.05-1.15x the per-kernel step in mega_harness; split-K over warps gained
+// nothing once the form was compiled alone) and, since stop 35, RoPE's cos / sin once a launch with the norm weights
+// staged across the attention's barrier (VF_MEGA_ROPEPRE, harness form 129: the same bits as form 1, 1.8-4.0% faster at
+// every shape on the H100; an attention item's q + RoPE phase 1.9 -> 0.5 us). mega_harness instantiates every form
+// (VF_MEGA_INSTANCE_FORM).
+#define VF_MEGA_FORM_LIB (VF_MEGA_EARLY | VF_MEGA_ROPEPRE)
 
 // Per layer, written by the host (io.vlmflux.cuda.gpu.GpuOps#megaLayerTable): 10 device addresses, null where absent.
 struct VfMegaLayer {

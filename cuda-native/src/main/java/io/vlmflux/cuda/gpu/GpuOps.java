@@ -863,8 +863,9 @@ public final class GpuOps implements AutoCloseable {
      * token's embedding in x (fp32 [hidden]) to logits (fp32 [vocab]). layers: the device table of
      * {@link #MEGA_LAYER_BYTES} per layer; step: int32 {p0, p1, p2, slot, kvLen}; the K cache of layer l at kBase + l *
      * kvLayerStride, its V vOffset bytes after it (bf16 [nkv, maxSeq, hd]); part: fp32 [nq, splits, hd + 2]. The kernel
-     * runs decode_mega.cu's VF_MEGA_FORM_LIB, compiled in: each stage's first weight / cached K/V loads are issued
-     * between the grid barrier's arrival and its wait ({@link #megaKernel}: with {@link Tuning#decodeMegaWide()}, also
+     * runs decode_mega.cu's VF_MEGA_FORM_LIB, compiled in: each stage's first weight / cached K/V loads (and the
+     * attention's q / k norm weights) are issued between the grid barrier's arrival and its wait, RoPE's cos / sin are
+     * computed once a launch ({@link #megaKernel}: with {@link Tuning#decodeMegaWide()}, also
      * its wide row groups). Shapes as {@link #megaUnsupported}.
      */
     public void decodeMega(DeviceBuffer layers, int L, DeviceBuffer finalNorm, DeviceBuffer lmHead, DeviceBuffer x, DeviceBuffer qkv,
