@@ -118,14 +118,16 @@ __device__ __forceinline__ void vf_mega_stamp(unsigned int target, int release) 
     }
 }
 // ... and inside the attention stage, the phases of a block's first work item (thread 0's clock64 after the release, after
-// RoPE, after the key loop, after the partials): vf_mega_astamps[(block * VF_MEGA_STAMP_MAX + barrier) * 4 + phase],
-// barrier the stage's opening one; null: off.
+// RoPE, after the key loop, after the partials; 4: once its first cached K/V loads have landed, waited for right after
+// RoPE — harness only, it moves that wait earlier): vf_mega_astamps[(block * VF_MEGA_STAMP_MAX + barrier) *
+// VF_MEGA_APHASES + phase], barrier the stage's opening one; null: off.
+#define VF_MEGA_APHASES 8
 __device__ unsigned long long* vf_mega_astamps;
 __shared__ unsigned long long* vf_mega_astamps_s;
 __device__ __forceinline__ void vf_mega_astamp(unsigned int target, int phase) {
     unsigned long long* s = vf_mega_astamps_s;
     const unsigned int n = target / gridDim.x - 1;
-    if (threadIdx.x == 0 && s != nullptr && n < VF_MEGA_STAMP_MAX) s[((size_t)blockIdx.x * VF_MEGA_STAMP_MAX + n) * 4 + phase] = clock64();
+    if (threadIdx.x == 0 && s != nullptr && n < VF_MEGA_STAMP_MAX) s[((size_t)blockIdx.x * VF_MEGA_STAMP_MAX + n) * VF_MEGA_APHASES + phase] = clock64();
 }
 #define VF_MEGA_STAMP(target, release) vf_mega_stamp(target, release)
 #define VF_MEGA_ASTAMP(target, phase) vf_mega_astamp(target, phase)
@@ -667,6 +669,13 @@ __device__ void vf_mega_attention(const VfMega& a, const VfMegaLayer& ly, bf16_t
         }
         const int first = kBeg + warp * KPW * U;
         if (!early || item != (int)blockIdx.x) load(hk, first, kEnd);   // (early: the block's first item was loaded across the barrier)
+#ifdef VF_MEGA_STAMPS
+        if (item == (int)blockIdx.x && vf_mega_astamps_s != nullptr) {   // wait for the first loads here, then stamp
+#pragma unroll
+            for (int u = 0; u < U; u++) asm volatile("" ::"r"(kr[u].x), "r"(vr[u].x));
+            VF_MEGA_ASTAMP(target, 4);
+        }
+#endif
         for (int t0 = first; t0 < kEnd; t0 += VF_MEGA_WARPS * KPW * U) {
 #pragma unroll
             for (int u = 0; u < U; u++) {

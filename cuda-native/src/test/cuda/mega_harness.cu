@@ -351,11 +351,11 @@ static void stages(const Shape& s, int len, int form) {
     if (NB > VF_MEGA_STAMP_MAX) { printf("stages %s: %d barriers > VF_MEGA_STAMP_MAX\n", s.name, NB); return; }
     unsigned long long* d = dalloc<unsigned long long>((size_t)B * VF_MEGA_STAMP_MAX * 4);
     CK(cudaMemcpyToSymbol(vf_mega_stamps, &d, sizeof(d)));
-    unsigned long long* da = dalloc<unsigned long long>((size_t)B * VF_MEGA_STAMP_MAX * 4);   // the attention items' phases
+    unsigned long long* da = dalloc<unsigned long long>((size_t)B * VF_MEGA_STAMP_MAX * VF_MEGA_APHASES);   // the attention items' phases
     CK(cudaMemcpyToSymbol(vf_mega_astamps, &da, sizeof(da)));
-    std::vector<unsigned long long> h((size_t)B * VF_MEGA_STAMP_MAX * 4), ha(h.size());
-    auto aat = [&](int b, int n, int k) { return ha[((size_t)b * VF_MEGA_STAMP_MAX + n) * 4 + k]; };
-    double phase[5] = {};   // release -> item start, -> after RoPE, -> after the keys, -> after the partials, -> arrival
+    std::vector<unsigned long long> h((size_t)B * VF_MEGA_STAMP_MAX * 4), ha((size_t)B * VF_MEGA_STAMP_MAX * VF_MEGA_APHASES);
+    auto aat = [&](int b, int n, int k) { return ha[((size_t)b * VF_MEGA_STAMP_MAX + n) * VF_MEGA_APHASES + k]; };
+    double phase[6] = {};   // release -> item start, -> after RoPE, -> first K/V landed, -> after the keys, -> after the partials, -> arrival
     long long phaseN = 0;
     auto at = [&](int b, int n, int k) { return h[((size_t)b * VF_MEGA_STAMP_MAX + n) * 4 + k]; };
     const char* names[] = {"q/k/v", "attention", "combine", "o", "gate/up", "down", "lm head"};
@@ -380,8 +380,9 @@ static void stages(const Shape& s, int len, int form) {
             if (kind == 1)   // the attention stage: its blocks' first items, phase by phase (opened by barrier n - 1)
                 for (int b = 0; b < B; b++)
                     if (aat(b, n - 1, 3) != 0) {
-                        const unsigned long long t[6] = {at(b, n - 1, 1), aat(b, n - 1, 0), aat(b, n - 1, 1), aat(b, n - 1, 2), aat(b, n - 1, 3), at(b, n, 0)};
-                        for (int k = 0; k < 5; k++) phase[k] += (double)(t[k + 1] - t[k]);
+                        const unsigned long long t[7] = {at(b, n - 1, 1), aat(b, n - 1, 0), aat(b, n - 1, 1), aat(b, n - 1, 4), aat(b, n - 1, 2),
+                                                         aat(b, n - 1, 3), at(b, n, 0)};
+                        for (int k = 0; k < 6; k++) phase[k] += (double)(t[k + 1] - t[k]);
                         phaseN++;
                     }
             double wm = 0, wx = 0, wt = 0;
@@ -413,9 +414,9 @@ static void stages(const Shape& s, int len, int form) {
                workMean[k] / c / ghz / 1e3, workMax[k] / c / ghz / 1e3, wait[k] / c / ghz / 1e3, spread[k] / c / 1e3);
     }
     if (phaseN > 0)
-        printf("  attention item (blocks' first, mean us): release->start %.2f, q + RoPE %.2f, keys %.2f, merge + partials %.2f, ->arrival %.2f\n",
-               phase[0] / phaseN / ghz / 1e3, phase[1] / phaseN / ghz / 1e3, phase[2] / phaseN / ghz / 1e3, phase[3] / phaseN / ghz / 1e3,
-               phase[4] / phaseN / ghz / 1e3);
+        printf("  attention item (blocks' first, mean us): release->start %.2f, q + RoPE %.2f, first K/V landed %.2f, keys %.2f, "
+               "merge + partials %.2f, ->arrival %.2f\n", phase[0] / phaseN / ghz / 1e3, phase[1] / phaseN / ghz / 1e3,
+               phase[2] / phaseN / ghz / 1e3, phase[3] / phaseN / ghz / 1e3, phase[4] / phaseN / ghz / 1e3, phase[5] / phaseN / ghz / 1e3);
     fflush(stdout);
     unsigned long long* none = nullptr;
     CK(cudaMemcpyToSymbol(vf_mega_stamps, &none, sizeof(none)));
