@@ -46,6 +46,9 @@
 #define VF_MEGA_U8 64          // flags: the attention's split pass keeps 8 loads of K and V in flight a lane instead of 4
 #define VF_MEGA_ROPEPRE 128    // flags: RoPE's cos / sin computed once a launch and the q/k norm weights staged across the
                                // attention's opening barrier; each head's warp reads its q/k/v from L2 into registers
+#define VF_MEGA_COMBPRE 256    // flags: the combine loads a head's partials (m, l and every split's values of a thread's
+                               // dimension) in one round before its block reductions, instead of three dependent rounds
+#define VF_MEGA_CS 32          // ... for up to this many active splits (else vf_dec_combine_head as before)
 #define VF_MEGA_WIDE 32        // flags: a warp's row group holds up to VF_MEGA_RW rows, sized so every warp walks as many
                                // groups as the others (not with VF_MEGA_SPLITK)
 #define VF_MEGA_SLOT 16384     // bytes of a ring slot (the ring is the launch's dynamic shared memory)
@@ -706,6 +709,39 @@ __device__ void vf_mega_attention(const VfMega& a, const VfMegaLayer& ly, bf16_t
     }
 }
 
+// VF_MEGA_COMBPRE: vf_dec_combine_head<true> (attention.cu) operation for operation — the same bits — with every load
+// of the head's partials issued before the first block reduction: the max, the weights and the sum wait for one L2
+// round trip instead of three. Needs active <= VF_MEGA_CS and blockDim.x >= HD (thread s holds split s's m and l,
+// thread d dimension d of every split); the caller falls back otherwise.
+template <int HD>
+__device__ __forceinline__ void vf_mega_combine_pre(bf16_t* __restrict__ out, const float* __restrict__ part, long long h, int splits,
+                                                    int active, float* wgt, float* scratch) {
+    const float* ph = part + h * splits * (HD + 2);
+    const int t = threadIdx.x;
+    float ms = VF_NEG_INF, ls = 0.f, av[VF_MEGA_CS];
+    if (t < active) { ms = __ldcg(ph + t * (HD + 2)); ls = __ldcg(ph + t * (HD + 2) + 1); }
+#pragma unroll
+    for (int s = 0; s < VF_MEGA_CS; s++) av[s] = t < HD && s < active ? __ldcg(ph + s * (HD + 2) + 2 + t) : 0.f;
+    float mloc = VF_NEG_INF;
+    if (t < active) mloc = fmaxf(mloc, ms);
+    const float M = block_max(mloc, scratch);
+    float lloc = 0.f;
+    if (t < active) {
+        const float e = ms == VF_NEG_INF ? 0.f : __expf(ms - M);
+        wgt[t] = e;
+        lloc += ls * e;
+    }
+    const float L = block_sum(lloc, scratch);   // its barriers also publish wgt
+    const float inv = 1.f / L;
+    if (t < HD) {
+        float a0 = 0.f;
+#pragma unroll
+        for (int s = 0; s < VF_MEGA_CS; s++)
+            if (s < active) a0 = fmaf(av[s], wgt[s], a0);
+        out[h * HD + t] = f2bf(a0 * inv);
+    }
+}
+
 template <int HD, int FORM>
 __device__ void vf_decode_mega(const VfMega& a) {
     __shared__ __align__(16) unsigned char smem[VF_MEGA_SMEM];
@@ -756,8 +792,11 @@ __device__ void vf_decode_mega(const VfMega& a) {
         {
             float* wgt = reinterpret_cast<float*>(smem);
             const int active = vf_dec_active(__ldcg(a.step + 4), a.splits);
-            for (int h = blockIdx.x; h < a.nq; h += gridDim.x)
-                vf_dec_combine_head<true>(a.att, a.part, h, a.splits, active, HD, wgt, scratch);
+            const bool pre = (FORM & VF_MEGA_COMBPRE) && active <= VF_MEGA_CS && HD <= VF_MEGA_THREADS;
+            for (int h = blockIdx.x; h < a.nq; h += gridDim.x) {
+                if (pre) vf_mega_combine_pre<HD>(a.att, a.part, h, a.splits, active, wgt, scratch);
+                else vf_dec_combine_head<true>(a.att, a.part, h, a.splits, active, HD, wgt, scratch);
+            }
         }
         // x += W_o . att (+ bias)
         vf_mega_stage<0, FORM>(a, rg, 1, ly.wo, H, Q, a.x, ly.bo, true, nullptr, xs, true, target,

@@ -13,15 +13,17 @@
 #include <string>
 #include <algorithm>
 // every form the harness times, each its own kernel (the library's vf_decode_mega_h* is VF_MEGA_FORM_LIB of these);
-// -DMEGA_HARNESS_FEW: forms 1 and 129 only (a build of a minute instead of six, for the "rope" mode)
+// -DMEGA_HARNESS_FEW: forms 1, 129 and 385 only (a build of two minutes instead of six, for the "rope" mode)
 #ifdef MEGA_HARNESS_FEW
-#define MEGA_HARNESS_FORMS(HD) VF_MEGA_INSTANCE_FORM(mega_f1_h##HD, HD, 1) VF_MEGA_INSTANCE_FORM(mega_f129_h##HD, HD, 129)
-#define MEGA_FORM_LIST(X) X(1) X(129)
+#define MEGA_HARNESS_FORMS(HD) VF_MEGA_INSTANCE_FORM(mega_f1_h##HD, HD, 1) VF_MEGA_INSTANCE_FORM(mega_f129_h##HD, HD, 129) \
+    VF_MEGA_INSTANCE_FORM(mega_f385_h##HD, HD, 385)
+#define MEGA_FORM_LIST(X) X(1) X(129) X(385)
 #else
 #define MEGA_HARNESS_FORMS(HD) VF_MEGA_INSTANCE_FORM(mega_f0_h##HD, HD, 0) VF_MEGA_INSTANCE_FORM(mega_f1_h##HD, HD, 1) \
     VF_MEGA_INSTANCE_FORM(mega_f3_h##HD, HD, 3) VF_MEGA_INSTANCE_FORM(mega_f4_h##HD, HD, 4) VF_MEGA_INSTANCE_FORM(mega_f5_h##HD, HD, 5) \
-    VF_MEGA_INSTANCE_FORM(mega_f33_h##HD, HD, 33) VF_MEGA_INSTANCE_FORM(mega_f65_h##HD, HD, 65) VF_MEGA_INSTANCE_FORM(mega_f129_h##HD, HD, 129)
-#define MEGA_FORM_LIST(X) X(0) X(1) X(3) X(4) X(5) X(33) X(65) X(129)
+    VF_MEGA_INSTANCE_FORM(mega_f33_h##HD, HD, 33) VF_MEGA_INSTANCE_FORM(mega_f65_h##HD, HD, 65) VF_MEGA_INSTANCE_FORM(mega_f129_h##HD, HD, 129) \
+    VF_MEGA_INSTANCE_FORM(mega_f385_h##HD, HD, 385)
+#define MEGA_FORM_LIST(X) X(0) X(1) X(3) X(4) X(5) X(33) X(65) X(129) X(385)
 #endif
 MEGA_HARNESS_FORMS(8) MEGA_HARNESS_FORMS(16) MEGA_HARNESS_FORMS(32) MEGA_HARNESS_FORMS(64) MEGA_HARNESS_FORMS(128) MEGA_HARNESS_FORMS(256)
 #define MEGA_FORM_NUM(F) F,
@@ -582,9 +584,16 @@ int main(int argc, char** argv) {
         const Shape vl4two = {"qwen3-vl-4b x2 layers", 2560, 32, 8, 128, 9728, 151936, 2, true, false, 2};
         checkSameBits(vl4two, 300, 3, VF_MEGA_EARLY, rp);
         check(q06, 2047, 3, true, rp);
-        timeForms = {VF_MEGA_EARLY, rp};
+        // the combine's loads in one round (form 385): the same bits as 129; a 1-kv-head shape gives 132 splits (the fallback)
+        const int cp = rp | VF_MEGA_COMBPRE;
+        for (const Shape& sh : rsmall) checkSameBits(sh, 1199, 3, rp, cp);
+        checkSameBits(vl4two, 300, 3, rp, cp);
+        checkSameBits({"hd128 mq1 (1 kv head)", 256, 4, 1, 128, 512, 1000, 2, true, false, 0}, 4099, 3, rp, cp);
+        check(q06, 2047, 3, true, cp);
+        check(vl4two, 300, 3, true, cp);
+        timeForms = {VF_MEGA_EARLY, rp, cp};
         timeIt(vl4, 384); timeIt(q06, 2048); timeIt(vl2, 384); timeIt(q06, 512); timeIt(q3, 2048);
-        for (int f : {VF_MEGA_EARLY, rp}) { stages(vl4, 384, f); stages(q06, 2048, f); }
+        for (int f : {rp, cp}) { stages(vl4, 384, f); stages(q06, 2048, f); }
         printf("%s: %d failure(s)\n", fails ? "FAILED" : "all checks passed", fails);
     }
     if (mode == "stages" || mode == "wide") {   // where the step's time goes, stage by stage, in the library's form and the wide one
