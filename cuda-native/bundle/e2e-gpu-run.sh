@@ -331,7 +331,7 @@ case "${1:-}" in
         tail -n 1 "$out/vlm-$m-$v.jsonl" >&2; grep -i "error\|exception\|persistent" "$out/vlm-$m-$v.err" | head -3 >&2
       done
       step "$m: VisionEncoderBench"
-      for sz in 448x448 640x480 1280x720; do
+      [[ -n ${VLMFLUX_E2E_NO_VISION:-} ]] || for sz in 448x448 640x480 1280x720; do   # VLMFLUX_E2E_NO_VISION=1: not the tower
         timeout 60 "$run" java io.vlmflux.vision.cuda.VisionEncoderBench "$d" $sz RGB 20 --json >> "$out/vision-$m.jsonl" 2>> "$out/vision-$m.err"
       done
       cut -c1-300 "$out/vision-$m.jsonl" >&2
