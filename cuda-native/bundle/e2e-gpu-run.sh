@@ -67,7 +67,11 @@
 #                         not yet run on a GPU (decodeMegaWide, decodeAhead, int4Persistent) tested and benched in one call
 #   e2e-gpu-run.sh bench  (as quick): bench llm variants alone
 #   e2e-gpu-run.sh int4-ncu (the tree alone): the 4-bit tensor-core GEMV under Nsight Compute (stall reasons, issue
-#                         slots, memory workload, source counters; VLMFLUX_NCU_SKIP: launches of it skipped first)
+#                         slots, memory workload, source counters; VLMFLUX_NCU_SHAPE="M,K", default the 7B gate/up 37888,3584)
+#   e2e-gpu-run.sh mega-ncu [vl4] (carry .gpu-e2e/megah.xz): one launch of the persistent step's library form under Nsight
+#                         Compute (warp stall reasons: is a latency-bound stage waiting on instruction fetch?)
+#   e2e-gpu-run.sh mega rope (carry .gpu-e2e/megah.xz; nvcc -DMEGA_HARNESS_FEW builds forms 1 / 129 / 385 only, in two minutes):
+#                         VF_MEGA_ROPEPRE and VF_MEGA_COMBPRE checked (bit for bit) and timed, stages with the attention item's phases
 # Results under $OUT (or /tmp/vlmflux-e2e-out).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -356,6 +360,25 @@ case "${1:-}" in
     nvidia-smi -L | tee "$out/device.txt"
     timeout ${VLMFLUX_MEGA_TIMEOUT:-240} /tmp/megah ${2:-all} > "$out/mega.txt" 2>&1; echo "rc=$?" >> "$out/mega.txt"
     echo "$(grep -c '^ok ' "$out/mega.txt") checks ok" >&2; grep -v "^ok " "$out/mega.txt" | tail -30 >&2
+    step done ;;
+  mega-ncu)   # carry .gpu-e2e/megah.xz (a FEW build will do): Nsight Compute on one launch of the persistent step's library form
+    # (mega_harness one [vl4]: Qwen3-0.6B at 2,048 cached, or Qwen3-VL-4B at 384) — warp stall reasons (instruction fetch,
+    # "no_instruction", against memory, "long_scoreboard"), instruction and scheduler statistics; raw and details CSV under $OUT
+    command -v ncu > /dev/null || { echo "e2e-gpu-run.sh mega-ncu: no ncu on PATH" >&2; exit 3; }
+    xz -dc "$VLMFLUX_BUNDLE_DIR/megah.xz" > /tmp/megah && chmod +x /tmp/megah || exit 3
+    timeout 200 ncu --kernel-name regex:'^mega_f[0-9]+_h(64|128)$' --launch-skip 5 --launch-count 1 --section WarpStateStats --section InstructionStats \
+        --section SchedulerStats --section LaunchStats --section SourceCounters -f -o /tmp/mega-ncu /tmp/megah one ${2:-} > "$out/mega-ncu.txt" 2>&1
+    echo "rc=$?" >> "$out/mega-ncu.txt"
+    ncu -i /tmp/mega-ncu.ncu-rep --page raw --csv > "$out/mega-ncu-raw.csv" 2>&1
+    ncu -i /tmp/mega-ncu.ncu-rep --page details --csv > "$out/mega-ncu-details.csv" 2>&1
+    python3 - "$out/mega-ncu-raw.csv" <<'PY' >&2
+import csv, sys
+rows = list(csv.reader(open(sys.argv[1])))
+head, vals = rows[0], rows[-1]
+for name, val in sorted(zip(head, vals)):
+    if ("issue_stalled" in name and "per_issue_active" in name) or name in ("gpu__time_duration.sum", "launch__registers_per_thread", "smsp__inst_executed.sum"):
+        print(name, val)
+PY
     step done ;;
   int4-check)   # carry .gpu-e2e/jre.tar.xz, lib, test-classes; the slim tree plus fixtures/tiny-qwen2 and tiny-qwen3
     # int4_harness (kernel checks at every warp count and load schedule, then timings), then the GPU tests of the 4-bit

@@ -2,7 +2,7 @@
 // kernel against the per-kernel path the decoder runs today (vf_gemv_bf16_fused / split-K as GpuOps picks, vf_rope_qkv, vf_attn_decode_v_h*,
 // vf_attn_decode_combine, vf_gemv_bf16, vf_silu_mul, vf_rmsnorm), several steps in a row (the barrier resets itself,
 // the caches grow), eager and graph-captured; then the time of a step both ways at published shapes.
-// nvcc -O3 -std=c++17 -arch=sm_90 -o /tmp/megah cuda-native/src/test/cuda/mega_harness.cu && /tmp/megah [check|time|all|time1|wide|stages]
+// nvcc -O3 -std=c++17 -arch=sm_90 -o /tmp/megah cuda-native/src/test/cuda/mega_harness.cu && /tmp/megah [check|time|all|time1|wide|stages|u8|rope|one [vl4]]
 #define VF_MEGA_STAMPS 1   // decode_mega.cu records when each block arrives at and leaves each grid barrier ("stages")
 #include "../../main/cuda/vlmflux.cu"
 #include <cstdio>
@@ -601,6 +601,20 @@ int main(int argc, char** argv) {
             stages(vl4, 384, f); stages(q06, 2048, f); stages(q3, 2048, f);
             if (mode == "stages") { stages(vl2, 384, f); stages(q7, 2048, f); }
         }
+    }
+    if (mode == "one") {   // six eager launches of the library form at one shape (argv[2]: 0.6b, default, or vl4), for Nsight
+        const bool vl = argc > 2 && std::string(argv[2]) == "vl4";   // Compute on the sixth (e2e-gpu-run.sh mega-ncu)
+        const Shape& s = vl ? vl4 : q06;
+        const int len = vl ? 384 : 2048;
+        Model m = build(s, len + 64);
+        fillCaches(m, len);
+        m.flags = VF_MEGA_FORM_LIB;
+        cudaStream_t st; CK(cudaStreamCreate(&st));
+        setStep(m, len, 11, st);
+        for (int i = 0; i < 6; i++) megaStep(m, st);
+        CK(cudaStreamSynchronize(st));
+        printf("one: 6 launches of form %d at %s, %d cached\n", VF_MEGA_FORM_LIB, s.name, len);
+        return 0;
     }
     if (mode == "time1") {   // the two shapes that decide, for comparing builds
         timeIt(q06, 2048); timeIt(q3, 2048);
