@@ -68,8 +68,9 @@
 #   e2e-gpu-run.sh bench  (as quick): bench llm variants alone
 #   e2e-gpu-run.sh int4-ncu (the tree alone): the 4-bit tensor-core GEMV under Nsight Compute (stall reasons, issue
 #                         slots, memory workload, source counters; VLMFLUX_NCU_SHAPE="M,K", default the 7B gate/up 37888,3584)
-#   e2e-gpu-run.sh mega-ncu [vl4] (carry .gpu-e2e/megah.xz): one launch of the persistent step's library form under Nsight
-#                         Compute (warp stall reasons: is a latency-bound stage waiting on instruction fetch?)
+#   e2e-gpu-run.sh mega-ncu [0.6b|vl4] [FORM] (carry .gpu-e2e/megah.xz): one launch of the persistent step (the library form,
+#                         or harness form FORM, e.g. 641) under Nsight Compute (warp stall reasons: a latency-bound stage
+#                         waiting on instruction fetch?); mega shared: VF_MEGA_SHARED (form 641) checked bit for bit and timed
 #   e2e-gpu-run.sh mega rope (carry .gpu-e2e/megah.xz; nvcc -DMEGA_HARNESS_FEW builds forms 1 / 129 / 385 only, in two minutes):
 #                         VF_MEGA_ROPEPRE and VF_MEGA_COMBPRE checked (bit for bit) and timed, stages with the attention item's phases
 # Results under $OUT (or /tmp/vlmflux-e2e-out).
@@ -362,12 +363,12 @@ case "${1:-}" in
     echo "$(grep -c '^ok ' "$out/mega.txt") checks ok" >&2; grep -v "^ok " "$out/mega.txt" | tail -30 >&2
     step done ;;
   mega-ncu)   # carry .gpu-e2e/megah.xz (a FEW build will do): Nsight Compute on one launch of the persistent step's library form
-    # (mega_harness one [vl4]: Qwen3-0.6B at 2,048 cached, or Qwen3-VL-4B at 384) — warp stall reasons (instruction fetch,
+    # or form $3 (mega_harness one [0.6b|vl4] [form]: Qwen3-0.6B at 2,048 cached, or Qwen3-VL-4B at 384) — warp stall reasons (instruction fetch,
     # "no_instruction", against memory, "long_scoreboard"), instruction and scheduler statistics; raw and details CSV under $OUT
     command -v ncu > /dev/null || { echo "e2e-gpu-run.sh mega-ncu: no ncu on PATH" >&2; exit 3; }
     xz -dc "$VLMFLUX_BUNDLE_DIR/megah.xz" > /tmp/megah && chmod +x /tmp/megah || exit 3
     timeout 200 ncu --kernel-name regex:'^mega_f[0-9]+_h(64|128)$' --launch-skip 5 --launch-count 1 --section WarpStateStats --section InstructionStats \
-        --section SchedulerStats --section LaunchStats --section SourceCounters -f -o /tmp/mega-ncu /tmp/megah one ${2:-} > "$out/mega-ncu.txt" 2>&1
+        --section SchedulerStats --section LaunchStats --section SourceCounters -f -o /tmp/mega-ncu /tmp/megah one ${2:-0.6b} ${3:-} > "$out/mega-ncu.txt" 2>&1
     echo "rc=$?" >> "$out/mega-ncu.txt"
     ncu -i /tmp/mega-ncu.ncu-rep --page raw --csv > "$out/mega-ncu-raw.csv" 2>&1
     ncu -i /tmp/mega-ncu.ncu-rep --page details --csv > "$out/mega-ncu-details.csv" 2>&1

@@ -48,6 +48,8 @@
                                // attention's opening barrier; each head's warp reads its q/k/v from L2 into registers
 #define VF_MEGA_COMBPRE 256    // flags: the combine loads a head's partials (m, l and every split's values of a thread's
                                // dimension) in one round before its block reductions, instead of three dependent rounds
+#define VF_MEGA_SHARED 512     // flags: one out-of-line copy of the row product for q/k/v, o, down and the lm head (its
+                               // prologue, RMSNorm or the bf16 copy, chosen at run time) instead of four inlined copies
 #define VF_MEGA_CS 32          // ... for up to this many active splits (else vf_dec_combine_head as before)
 #define VF_MEGA_WIDE 32        // flags: a warp's row group holds up to VF_MEGA_RW rows, sized so every warp walks as many
                                // groups as the others (not with VF_MEGA_SPLITK)
@@ -576,6 +578,22 @@ __device__ __forceinline__ void vf_mega_stage(const VfMega& a, VfMegaRing* rg, i
     vf_mega_product<KIND, FORM & VF_MEGA_WIDE ? VF_MEGA_RW : VF_MEGA_R>(W, n, K, a.I, y, bias, acc, act, xs, sync, a.sync, target, FORM, prep);
 }
 
+// VF_MEGA_SHARED (not with VF_MEGA_STREAM): the q/k/v, o, down and lm head stages call this one copy of the KIND-0
+// product instead of each inlining its own (~4 copies of the unrolled GEMV in a ~185 KB kernel at hd 128, each run once a
+// layer: the question is whether the latency-bound stages wait on instruction fetch). The prologue: nw non-null, xs =
+// RMSNorm(nx) with nw over K; else xs = the bf16 vector src of K. The same arithmetic, so the same bits.
+template <int FORM>
+__device__ __noinline__ void vf_mega_product0(const bf16_t* __restrict__ W, int n, int K, int I, float* y, const float* __restrict__ bias,
+        bool acc, uint4* xs, bool sync, unsigned int* syncp, unsigned int* target, const float* nx, const bf16_t* nw, float eps,
+        const bf16_t* src, float* scratch) {
+    unsigned int t = *target;
+    vf_mega_product<0, FORM & VF_MEGA_WIDE ? VF_MEGA_RW : VF_MEGA_R>(W, n, K, I, y, bias, acc, nullptr, xs, sync, syncp, t, FORM, [&] {
+        if (nw != nullptr) vf_mega_norm(nx, nw, K, eps, xs, scratch);
+        else vf_mega_stage_bf16(src, K, xs);
+    });
+    *target = t;
+}
+
 // Attention work items: (kv head, group of up to VF_MEGA_GMAX query heads, split of the keys). Each block walks items
 // grid-stride. The first batch of cached keys and values of the block's first item is loaded between the grid
 // barrier's arrival and its wait (the cache rows before the new one do not depend on this step). The item ropes its query heads (and, where its key
@@ -762,6 +780,7 @@ __device__ void vf_decode_mega(const VfMega& a) {
         }
     }
     const int Q = a.nq * HD, QKV = Q + 2 * a.nkv * HD, H = a.H, I = a.I;
+    constexpr bool shared = (FORM & VF_MEGA_SHARED) && !(FORM & VF_MEGA_STREAM);
     VfMegaRing* rg = nullptr;
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     extern __shared__ __align__(128) unsigned char vf_mega_ring[];
@@ -783,8 +802,11 @@ __device__ void vf_decode_mega(const VfMega& a) {
         bf16_t* kc = reinterpret_cast<bf16_t*>(a.kBase + li * a.kvLayerStride);
         bf16_t* vc = reinterpret_cast<bf16_t*>(a.kBase + li * a.kvLayerStride + a.vOffset);
         // q/k/v = W_qkv . rmsnorm(x) (+ bias)
-        vf_mega_stage<0, FORM>(a, rg, 0, ly.wqkv, QKV, H, a.qkv, ly.bqkv, false, nullptr, xs, li > 0, target,
-                         [&] { vf_mega_norm(a.x, ly.attnNorm, H, a.eps, xs, scratch); });
+        if constexpr (shared)
+            vf_mega_product0<FORM>(ly.wqkv, QKV, H, I, a.qkv, ly.bqkv, false, xs, li > 0, a.sync, &target, a.x, ly.attnNorm, a.eps, nullptr, scratch);
+        else
+            vf_mega_stage<0, FORM>(a, rg, 0, ly.wqkv, QKV, H, a.qkv, ly.bqkv, false, nullptr, xs, li > 0, target,
+                                   [&] { vf_mega_norm(a.x, ly.attnNorm, H, a.eps, xs, scratch); });
         // RoPE + KV write + the attention's split pass
         vf_mega_attention<HD, FORM>(a, ly, kc, vc, smem, target, rope);
         // combine the splits of each query head into att (bf16)
@@ -799,18 +821,27 @@ __device__ void vf_decode_mega(const VfMega& a) {
             }
         }
         // x += W_o . att (+ bias)
-        vf_mega_stage<0, FORM>(a, rg, 1, ly.wo, H, Q, a.x, ly.bo, true, nullptr, xs, true, target,
-                         [&] { vf_mega_stage_bf16(a.att, Q, xs); });
+        if constexpr (shared)
+            vf_mega_product0<FORM>(ly.wo, H, Q, I, a.x, ly.bo, true, xs, true, a.sync, &target, nullptr, nullptr, a.eps, a.att, scratch);
+        else
+            vf_mega_stage<0, FORM>(a, rg, 1, ly.wo, H, Q, a.x, ly.bo, true, nullptr, xs, true, target,
+                                   [&] { vf_mega_stage_bf16(a.att, Q, xs); });
         // act = silu(W_gate . rmsnorm(x)) * (W_up . rmsnorm(x))
         vf_mega_stage<1, FORM>(a, rg, 2, ly.wgu, I, H, nullptr, nullptr, false, a.act, xs, true, target,
                          [&] { vf_mega_norm(a.x, ly.mlpNorm, H, a.eps, xs, scratch); });
         // x += W_down . act
-        vf_mega_stage<0, FORM>(a, rg, 3, ly.wd, H, I, a.x, nullptr, true, nullptr, xs, true, target,
-                         [&] { vf_mega_stage_bf16(a.act, I, xs); });
+        if constexpr (shared)
+            vf_mega_product0<FORM>(ly.wd, H, I, I, a.x, nullptr, true, xs, true, a.sync, &target, nullptr, nullptr, a.eps, a.act, scratch);
+        else
+            vf_mega_stage<0, FORM>(a, rg, 3, ly.wd, H, I, a.x, nullptr, true, nullptr, xs, true, target,
+                                   [&] { vf_mega_stage_bf16(a.act, I, xs); });
     }
     // logits = lm_head . rmsnorm(x)
-    vf_mega_stage<0, FORM>(a, rg, 4, a.lmHead, a.V, H, a.logits, nullptr, false, nullptr, xs, true, target,
-                     [&] { vf_mega_norm(a.x, a.finalNorm, H, a.eps, xs, scratch); });
+    if constexpr (shared)
+        vf_mega_product0<FORM>(a.lmHead, a.V, H, I, a.logits, nullptr, false, xs, true, a.sync, &target, a.x, a.finalNorm, a.eps, nullptr, scratch);
+    else
+        vf_mega_stage<0, FORM>(a, rg, 4, a.lmHead, a.V, H, a.logits, nullptr, false, nullptr, xs, true, target,
+                               [&] { vf_mega_norm(a.x, a.finalNorm, H, a.eps, xs, scratch); });
     // the last block out resets the barrier for the next launch
     __syncthreads();
     if (threadIdx.x == 0) {

@@ -2,7 +2,7 @@
 // kernel against the per-kernel path the decoder runs today (vf_gemv_bf16_fused / split-K as GpuOps picks, vf_rope_qkv, vf_attn_decode_v_h*,
 // vf_attn_decode_combine, vf_gemv_bf16, vf_silu_mul, vf_rmsnorm), several steps in a row (the barrier resets itself,
 // the caches grow), eager and graph-captured; then the time of a step both ways at published shapes.
-// nvcc -O3 -std=c++17 -arch=sm_90 -o /tmp/megah cuda-native/src/test/cuda/mega_harness.cu && /tmp/megah [check|time|all|time1|wide|stages|u8|rope|one [vl4]]
+// nvcc -O3 -std=c++17 -arch=sm_90 -o /tmp/megah cuda-native/src/test/cuda/mega_harness.cu && /tmp/megah [check|time|all|time1|wide|stages|u8|rope|shared|one [0.6b|vl4] [form]]
 #define VF_MEGA_STAMPS 1   // decode_mega.cu records when each block arrives at and leaves each grid barrier ("stages")
 #include "../../main/cuda/vlmflux.cu"
 #include <cstdio>
@@ -13,17 +13,17 @@
 #include <string>
 #include <algorithm>
 // every form the harness times, each its own kernel (the library's vf_decode_mega_h* is VF_MEGA_FORM_LIB of these);
-// -DMEGA_HARNESS_FEW: forms 1, 129 and 385 only (a build of two minutes instead of six, for the "rope" mode)
+// -DMEGA_HARNESS_FEW: forms 1, 129, 385 and 641 only (a build of two minutes instead of six, for the "rope" and "shared" modes)
 #ifdef MEGA_HARNESS_FEW
 #define MEGA_HARNESS_FORMS(HD) VF_MEGA_INSTANCE_FORM(mega_f1_h##HD, HD, 1) VF_MEGA_INSTANCE_FORM(mega_f129_h##HD, HD, 129) \
-    VF_MEGA_INSTANCE_FORM(mega_f385_h##HD, HD, 385)
-#define MEGA_FORM_LIST(X) X(1) X(129) X(385)
+    VF_MEGA_INSTANCE_FORM(mega_f385_h##HD, HD, 385) VF_MEGA_INSTANCE_FORM(mega_f641_h##HD, HD, 641)
+#define MEGA_FORM_LIST(X) X(1) X(129) X(385) X(641)
 #else
 #define MEGA_HARNESS_FORMS(HD) VF_MEGA_INSTANCE_FORM(mega_f0_h##HD, HD, 0) VF_MEGA_INSTANCE_FORM(mega_f1_h##HD, HD, 1) \
     VF_MEGA_INSTANCE_FORM(mega_f3_h##HD, HD, 3) VF_MEGA_INSTANCE_FORM(mega_f4_h##HD, HD, 4) VF_MEGA_INSTANCE_FORM(mega_f5_h##HD, HD, 5) \
     VF_MEGA_INSTANCE_FORM(mega_f33_h##HD, HD, 33) VF_MEGA_INSTANCE_FORM(mega_f65_h##HD, HD, 65) VF_MEGA_INSTANCE_FORM(mega_f129_h##HD, HD, 129) \
-    VF_MEGA_INSTANCE_FORM(mega_f385_h##HD, HD, 385)
-#define MEGA_FORM_LIST(X) X(0) X(1) X(3) X(4) X(5) X(33) X(65) X(129) X(385)
+    VF_MEGA_INSTANCE_FORM(mega_f385_h##HD, HD, 385) VF_MEGA_INSTANCE_FORM(mega_f641_h##HD, HD, 641)
+#define MEGA_FORM_LIST(X) X(0) X(1) X(3) X(4) X(5) X(33) X(65) X(129) X(385) X(641)
 #endif
 MEGA_HARNESS_FORMS(8) MEGA_HARNESS_FORMS(16) MEGA_HARNESS_FORMS(32) MEGA_HARNESS_FORMS(64) MEGA_HARNESS_FORMS(128) MEGA_HARNESS_FORMS(256)
 #define MEGA_FORM_NUM(F) F,
@@ -596,24 +596,39 @@ int main(int argc, char** argv) {
         for (int f : {rp, cp}) { stages(vl4, 384, f); stages(q06, 2048, f); }
         printf("%s: %d failure(s)\n", fails ? "FAILED" : "all checks passed", fails);
     }
+    if (mode == "shared") {   // one out-of-line row product for q/k/v, o, down, lm head (form 641): the same bits as 129, timed, stages
+        const int lib = VF_MEGA_EARLY | VF_MEGA_ROPEPRE, sh = lib | VF_MEGA_SHARED;
+        const Shape ssmall[] = {{"hd128 g4 qknorm", 256, 8, 2, 128, 512, 1000, 2, true, false, 0},
+                                {"hd64 g16 bias", 256, 32, 2, 64, 520, 1024, 3, false, true, 0},
+                                {"hd16 g3 bias (tiny-qwen2)", 96, 6, 2, 16, 256, 3014, 2, false, true, 0},
+                                {"hd256 g2 interleaved", 512, 4, 2, 256, 1024, 1500, 2, true, false, 2}};
+        for (const Shape& sh2 : ssmall) { checkSameBits(sh2, 1199, 3, lib, sh); check(sh2, 16, 3, true, sh); }
+        const Shape vl4two = {"qwen3-vl-4b x2 layers", 2560, 32, 8, 128, 9728, 151936, 2, true, false, 2};
+        checkSameBits(vl4two, 300, 3, lib, sh);
+        check(q06, 2047, 3, true, sh);
+        timeForms = {lib, sh};
+        timeIt(vl4, 384); timeIt(q06, 2048); timeIt(vl2, 384); timeIt(q06, 512); timeIt(q3, 2048);
+        for (int f : {lib, sh}) { stages(vl4, 384, f); stages(q06, 2048, f); }
+        printf("%s: %d failure(s)\n", fails ? "FAILED" : "all checks passed", fails);
+    }
     if (mode == "stages" || mode == "wide") {   // where the step's time goes, stage by stage, in the library's form and the wide one
         for (int f : {VF_MEGA_EARLY, VF_MEGA_EARLY | VF_MEGA_WIDE}) {
             stages(vl4, 384, f); stages(q06, 2048, f); stages(q3, 2048, f);
             if (mode == "stages") { stages(vl2, 384, f); stages(q7, 2048, f); }
         }
     }
-    if (mode == "one") {   // six eager launches of the library form at one shape (argv[2]: 0.6b, default, or vl4), for Nsight
-        const bool vl = argc > 2 && std::string(argv[2]) == "vl4";   // Compute on the sixth (e2e-gpu-run.sh mega-ncu)
+    if (mode == "one") {   // six eager launches of one form (argv[3], default the library's) at one shape (argv[2]: 0.6b or vl4),
+        const bool vl = argc > 2 && std::string(argv[2]) == "vl4";   // for Nsight Compute on the sixth (e2e-gpu-run.sh mega-ncu)
         const Shape& s = vl ? vl4 : q06;
         const int len = vl ? 384 : 2048;
         Model m = build(s, len + 64);
         fillCaches(m, len);
-        m.flags = VF_MEGA_FORM_LIB;
+        m.flags = argc > 3 ? atoi(argv[3]) : VF_MEGA_FORM_LIB;
         cudaStream_t st; CK(cudaStreamCreate(&st));
         setStep(m, len, 11, st);
         for (int i = 0; i < 6; i++) megaStep(m, st);
         CK(cudaStreamSynchronize(st));
-        printf("one: 6 launches of form %d at %s, %d cached\n", VF_MEGA_FORM_LIB, s.name, len);
+        printf("one: 6 launches of form %d at %s, %d cached\n", m.flags, s.name, len);
         return 0;
     }
     if (mode == "time1") {   // the two shapes that decide, for comparing builds
