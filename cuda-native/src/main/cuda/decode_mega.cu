@@ -151,44 +151,14 @@ struct VfMegaRope {
     bf16_t qn[HD], kn[HD];
 };
 
-// vf_rope_head (rope.cu) operation for operation, so the same bits, with the head read from L2 into registers (src:
-// written by other blocks of this launch), the angles' cos / sin from r, the norm weights nw from shared memory (null:
-// no norm). One warp.
+// vf_rope_head (rope.cu) through its body vf_rope_head_with, so the same bits, with the head read from L2 into registers
+// (src: written by other blocks of this launch), the angles' cos / sin from r, the norm weights nw from shared memory
+// (null: no norm). One warp.
 template <int HD>
 __device__ __forceinline__ void vf_mega_rope_pre(const float* src, const bf16_t* nw, float eps, const VfMegaRope<HD>& r, float* of,
                                                  bf16_t* ob) {
-    const int lane = threadIdx.x & 31;
-    constexpr int half = HD / 2;
-    float x1[VF_ROPE_MAXP], x2[VF_ROPE_MAXP];
-    float ss = 0.f;
-#pragma unroll
-    for (int q = 0; q < VF_ROPE_MAXP; q++) {
-        const int j = lane + 32 * q;
-        x1[q] = 0.f; x2[q] = 0.f;
-        if (j < half) {
-            x1[q] = __ldcg(src + j);
-            x2[q] = __ldcg(src + j + half);
-            ss += x1[q] * x1[q] + x2[q] * x2[q];
-        }
-    }
-    float scale = 1.f;
-    if (nw != nullptr) scale = rsqrtf(warp_sum(ss) / (float)HD + eps);
-#pragma unroll
-    for (int q = 0; q < VF_ROPE_MAXP; q++) {
-        const int j = lane + 32 * q;
-        if (j < half) {
-            float a = x1[q], b = x2[q];
-            if (nw != nullptr) {
-                a = a * scale * bf2f(nw[j]);
-                b = b * scale * bf2f(nw[j + half]);
-            }
-            const float co = r.cs[j], s = r.sn[j];
-            const float r1 = a * co - b * s;
-            const float r2 = b * co + a * s;
-            if (of != nullptr) { of[j] = r1; of[j + half] = r2; }
-            if (ob != nullptr) { ob[j] = f2bf(r1); ob[j + half] = f2bf(r2); }
-        }
-    }
+    vf_rope_head_with([&](int j) { return __ldcg(src + j); }, nw, eps, HD,
+                      [&](int j, float& s, float& co) { s = r.sn[j]; co = r.cs[j]; }, of, ob);
 }
 
 // The grid barrier in two halves, so that loads which do not depend on it (weights, cached K/V) are issued between
@@ -771,10 +741,8 @@ __device__ void vf_decode_mega(const VfMega& a) {
     if (FORM & VF_MEGA_ROPEPRE) {   // cos / sin at this step's positions, as vf_rope_head computes them (read after a block barrier)
         const int p0 = vf_mega_p0(a), p1 = vf_mega_p1(a), p2 = vf_mega_p2(a);
         for (int j = threadIdx.x; j < HD / 2; j += blockDim.x) {
-            const int c = vf_rope_axis(j, a.sec1, a.sec2);
-            const float ang = (float)(c == 0 ? p0 : (c == 1 ? p1 : p2)) * a.invFreq[j];
             float sn, co;
-            sincosf(ang, &sn, &co);
+            vf_rope_sincos(j, p0, p1, p2, a.sec1, a.sec2, a.invFreq, sn, co);
             rope.cs[j] = co;
             rope.sn[j] = sn;
         }

@@ -30,9 +30,12 @@ __device__ __forceinline__ int vf_rope_axis(int j, int sec1, int sec2) {
 // of and/or as bf16 to ob (either may be null). The decode attention with RoPE fused in (attention.cu) computes its
 // heads through this function; it is vf_rope_qkv's per-warp body operation for operation (the same bits). The two rope
 // kernels keep their own copy of it until the fused path has run on a GPU (then they call this).
-__device__ __forceinline__ void vf_rope_head(const float* __restrict__ src, const bf16_t* __restrict__ nw, float eps, int hd,
-                                             int p0, int p1, int p2, int sec1, int sec2, const float* __restrict__ invFreq,
-                                             float* of, bf16_t* ob) {
+// The body, with where the head's values come from (load(j): element j of the head) and where each frequency's
+// cos / sin come from (cossin(j, s, co)) as parameters: decode_mega.cu's VF_MEGA_ROPEPRE reads the head from L2 and
+// the angles from a table computed once a launch, with these same operations (the same bits).
+template <class Load, class CosSin>
+__device__ __forceinline__ void vf_rope_head_with(Load load, const bf16_t* __restrict__ nw, float eps, int hd, CosSin cossin,
+                                                  float* of, bf16_t* ob) {
     const int lane = threadIdx.x & 31;
     const int half = hd >> 1;
     float x1[VF_ROPE_MAXP], x2[VF_ROPE_MAXP];
@@ -42,8 +45,8 @@ __device__ __forceinline__ void vf_rope_head(const float* __restrict__ src, cons
         const int j = lane + 32 * q;
         x1[q] = 0.f; x2[q] = 0.f;
         if (j < half) {
-            x1[q] = src[j];
-            x2[q] = src[j + half];
+            x1[q] = load(j);
+            x2[q] = load(j + half);
             ss += x1[q] * x1[q] + x2[q] * x2[q];
         }
     }
@@ -58,16 +61,29 @@ __device__ __forceinline__ void vf_rope_head(const float* __restrict__ src, cons
                 a = a * scale * bf2f(nw[j]);
                 b = b * scale * bf2f(nw[j + half]);
             }
-            const int c = vf_rope_axis(j, sec1, sec2);
-            const float ang = (float)(c == 0 ? p0 : (c == 1 ? p1 : p2)) * invFreq[j];
             float s, co;
-            sincosf(ang, &s, &co);
+            cossin(j, s, co);
             const float r1 = a * co - b * s;
             const float r2 = b * co + a * s;
             if (of != nullptr) { of[j] = r1; of[j + half] = r2; }
             if (ob != nullptr) { ob[j] = f2bf(r1); ob[j + half] = f2bf(r2); }
         }
     }
+}
+
+// The angle of frequency j at position components {p0, p1, p2}, and its sine and cosine.
+__device__ __forceinline__ void vf_rope_sincos(int j, int p0, int p1, int p2, int sec1, int sec2, const float* __restrict__ invFreq,
+                                               float& s, float& co) {
+    const int c = vf_rope_axis(j, sec1, sec2);
+    const float ang = (float)(c == 0 ? p0 : (c == 1 ? p1 : p2)) * invFreq[j];
+    sincosf(ang, &s, &co);
+}
+
+__device__ __forceinline__ void vf_rope_head(const float* __restrict__ src, const bf16_t* __restrict__ nw, float eps, int hd,
+                                             int p0, int p1, int p2, int sec1, int sec2, const float* __restrict__ invFreq,
+                                             float* of, bf16_t* ob) {
+    vf_rope_head_with([&](int j) { return src[j]; }, nw, eps, hd,
+                      [&](int j, float& s, float& co) { vf_rope_sincos(j, p0, p1, p2, sec1, sec2, invFreq, s, co); }, of, ob);
 }
 
 // grid (n, ceil((nq + nkv) / 4)), block 128: one warp per head of one token.
