@@ -46,12 +46,11 @@
 #                         then bench llm at those shapes for each of VLMFLUX_E2E_VARIANTS (default "default fr fc fr-fc": decodeFusedRope,
 #                         decodeFusedCombine, both; "silu" in a name adds fusedSilu, "pfN" decodePrefetchMiB=N, "gp" gemvPrefetch, "mk" decodeMegakernel,
 #                         "ah" decodeAhead)
-#   e2e-gpu-run.sh mega [check|time|all|time1|wide|stages|u8] (carry .gpu-e2e/megah.xz, built on the build machine with
+#   e2e-gpu-run.sh mega [check|time|all|time1|wide|stages|rope|shared] (carry .gpu-e2e/megah.xz, built on the build machine with
 #                         nvcc -O3 -std=c++17 -arch=sm_90 -o .gpu-e2e/megah cuda-native/src/test/cuda/mega_harness.cu && xz -k -9 .gpu-e2e/megah):
 #                         the persistent decode step (decode_mega.cu) checked against the per-kernel path, then every form of
 #                         it timed against that path at Qwen3-0.6B / Qwen2.5-3B / -7B shapes (no JVM, no bundle); wide: the wide form
-#                         (33) bit for bit against form 1, timed, and both forms' stages; stages: where a step's time goes, stage by stage; u8: the split
-#                         pass with 8 K/V loads in flight a lane (form 65) checked and timed against form 1
+#                         (33) bit for bit against form 1, timed, and both forms' stages; stages: where a step's time goes, stage by stage
 #   e2e-gpu-run.sh qwen3vl [SHAPES] (carry .gpu-e2e/jre.tar.xz, lib, test-classes with the slim tree; one call, no prep): issue 14's
 #                         table: per Qwen3-VL shape (default "qwen3-vl-2b qwen3-vl-4b", also qwen3-vl-8b) the random checkpoint,
 #                         Hugging Face's vision / TTFT / decode, bench vlm --ttft (defaults, persistent step off), VisionEncoderBench
@@ -71,8 +70,9 @@
 #   e2e-gpu-run.sh mega-ncu [0.6b|vl4] [FORM] (carry .gpu-e2e/megah.xz): one launch of the persistent step (the library form,
 #                         or harness form FORM, e.g. 641) under Nsight Compute (warp stall reasons: a latency-bound stage
 #                         waiting on instruction fetch?); mega shared: VF_MEGA_SHARED (form 641) checked bit for bit and timed
-#   e2e-gpu-run.sh mega rope (carry .gpu-e2e/megah.xz; nvcc -DMEGA_HARNESS_FEW builds forms 1 / 129 / 385 only, in two minutes):
-#                         VF_MEGA_ROPEPRE and VF_MEGA_COMBPRE checked (bit for bit) and timed, stages with the attention item's phases
+#   e2e-gpu-run.sh mega rope (carry .gpu-e2e/megah.xz; nvcc -DMEGA_HARNESS_FEW builds forms 1 / 129 / 641 only, in two minutes):
+#                         the library form (129, VF_MEGA_ROPEPRE) checked bit for bit against form 1 and timed, stages with the
+#                         attention item's phases
 # Results under $OUT (or /tmp/vlmflux-e2e-out).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -278,10 +278,12 @@ case "${1:-}" in
     # Nsight Compute (speed of light, occupancy, warp states, scheduler, memory tables, source counters); details, raw metrics and
     # the SASS source page (stall samples per instruction) as CSV under $OUT
     command -v ncu > /dev/null || { echo "e2e-gpu-run.sh int4-ncu: no ncu on PATH" >&2; exit 3; }
-    [[ -x /tmp/int4h-ncu ]] || PATH=$PATH:/usr/local/cuda/bin nvcc -O3 -std=c++17 -arch=sm_90 -lineinfo -o /tmp/int4h-ncu "$root/cuda-native/src/test/cuda/int4_harness.cu" > "$out/int4h-build.txt" 2>&1
+    # VLMFLUX_INT4H_BIN: a -lineinfo build of this tree's int4_harness made earlier in the same call (else built here)
+    bin=${VLMFLUX_INT4H_BIN:-/tmp/int4h-ncu}
+    [[ -n ${VLMFLUX_INT4H_BIN:-} ]] || PATH=$PATH:/usr/local/cuda/bin nvcc -O3 -std=c++17 -arch=sm_90 -lineinfo -o "$bin" "$root/cuda-native/src/test/cuda/int4_harness.cu" > "$out/int4h-build.txt" 2>&1 || exit 3
     INT4H_NCU=${VLMFLUX_NCU_SHAPE:-37888,3584} timeout 300 ncu --kernel-name regex:'^vf_int4_gemv_mma(_t)?$' --launch-count 2 \
         --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats --section SchedulerStats \
-        --section MemoryWorkloadAnalysis --section MemoryWorkloadAnalysis_Tables --section SourceCounters -f -o /tmp/int4-ncu /tmp/int4h-ncu > "$out/int4-ncu.txt" 2>&1
+        --section MemoryWorkloadAnalysis --section MemoryWorkloadAnalysis_Tables --section SourceCounters -f -o /tmp/int4-ncu "$bin" > "$out/int4-ncu.txt" 2>&1
     echo "rc=$?" >> "$out/int4-ncu.txt"
     ncu -i /tmp/int4-ncu.ncu-rep --page details --csv > "$out/int4-ncu-details.csv" 2>&1
     ncu -i /tmp/int4-ncu.ncu-rep --page raw --csv > "$out/int4-ncu-raw.csv" 2>&1
@@ -397,5 +399,5 @@ PY
         > "$out/tests.txt" 2>&1; echo "rc=$?" >> "$out/tests.txt"
     grep -E "tests (successful|failed|found)" "$out/tests.txt" >&2; grep -B1 -A6 "✘" "$out/tests.txt" | head -40 >&2
     step done ;;
-  *) echo "usage: $0 int4-ncu|unmeasured|unpack|tests-warm|quick|bench|prep|run|tests|prep-all|measure|measure-int4|profile|int4-check|qwen3vl|mega|mega-builds" >&2; exit 2 ;;
+  *) echo "usage: $0 int4-ncu|mega-ncu|unmeasured|unpack|tests-warm|quick|bench|prep|run|tests|prep-all|measure|measure-int4|profile|int4-check|qwen3vl|mega|mega-builds" >&2; exit 2 ;;
 esac

@@ -14,6 +14,8 @@
 // groups as the others; the same additions a row, so the same bits as the library's form) is written for the shares
 // that leave half the warps a second group (Qwen3-VL-4B's q/k/v): 13-20% slower at every shape (stop 34, H100; 220
 // bytes of spills and longer dependent chains), built as vf_decode_mega_w_h64 / _h128 for vlmflux.cuda.decodeMegaWide.
+// Measured slower at stop 35 and removed (docs/performance.md "Stop 35"; the code at commit bb90890): 8 K/V loads in
+// flight a lane in the split pass (U8, 4-14% slower) and the combine's loads in one round (COMBPRE, up to 7% slower).
 //
 // Rules that keep it correct:
 // - Co-residency: the grid is at most one block per SM with this block size and is launched cooperatively (the
@@ -43,14 +45,10 @@
 #define VF_MEGA_EARLY 1        // flags: each stage's first weight / cached K/V loads between the barrier's arrival and its wait
 #define VF_MEGA_SPLITK 2       // flags: a block with fewer row groups than warps splits the product's K over its warps
 #define VF_MEGA_STREAM 4       // flags: the weights stream through a ring of shared-memory slots filled by bulk copies (sm_90+)
-#define VF_MEGA_U8 64          // flags: the attention's split pass keeps 8 loads of K and V in flight a lane instead of 4
 #define VF_MEGA_ROPEPRE 128    // flags: RoPE's cos / sin computed once a launch and the q/k norm weights staged across the
                                // attention's opening barrier; each head's warp reads its q/k/v from L2 into registers
-#define VF_MEGA_COMBPRE 256    // flags: the combine loads a head's partials (m, l and every split's values of a thread's
-                               // dimension) in one round before its block reductions, instead of three dependent rounds
 #define VF_MEGA_SHARED 512     // flags: one out-of-line copy of the row product for q/k/v, o, down and the lm head (its
                                // prologue, RMSNorm or the bf16 copy, chosen at run time) instead of four inlined copies
-#define VF_MEGA_CS 32          // ... for up to this many active splits (else vf_dec_combine_head as before)
 #define VF_MEGA_WIDE 32        // flags: a warp's row group holds up to VF_MEGA_RW rows, sized so every warp walks as many
                                // groups as the others (not with VF_MEGA_SPLITK)
 #define VF_MEGA_SLOT 16384     // bytes of a ring slot (the ring is the launch's dynamic shared memory)
@@ -572,7 +570,7 @@ __device__ __noinline__ void vf_mega_product0(const bf16_t* __restrict__ W, int 
 template <int HD, int FORM>
 __device__ void vf_mega_attention(const VfMega& a, const VfMegaLayer& ly, bf16_t* kc, bf16_t* vc, unsigned char* smem,
                                   unsigned int& target, VfMegaRope<HD>& rope) {
-    constexpr int LPK = HD / 8, KPW = 32 / LPK, U = FORM & VF_MEGA_U8 ? 8 : 4;   // U loads of K and V in flight per lane
+    constexpr int LPK = HD / 8, KPW = 32 / LPK, U = 4;   // U loads of K and V in flight per lane
     float (*sm)[VF_MEGA_GMAX][HD + 2] = reinterpret_cast<float (*)[VF_MEGA_GMAX][HD + 2]>(smem);       // [warps]
     float (*rq)[HD] = reinterpret_cast<float (*)[HD]>(smem + sizeof(float) * VF_MEGA_WARPS * VF_MEGA_GMAX * (HD + 2));
     float (*raw)[HD] = rq + VF_MEGA_GMAX;                                                            // q heads, k, v
@@ -697,39 +695,6 @@ __device__ void vf_mega_attention(const VfMega& a, const VfMegaLayer& ly, bf16_t
     }
 }
 
-// VF_MEGA_COMBPRE: vf_dec_combine_head<true> (attention.cu) operation for operation — the same bits — with every load
-// of the head's partials issued before the first block reduction: the max, the weights and the sum wait for one L2
-// round trip instead of three. Needs active <= VF_MEGA_CS and blockDim.x >= HD (thread s holds split s's m and l,
-// thread d dimension d of every split); the caller falls back otherwise.
-template <int HD>
-__device__ __forceinline__ void vf_mega_combine_pre(bf16_t* __restrict__ out, const float* __restrict__ part, long long h, int splits,
-                                                    int active, float* wgt, float* scratch) {
-    const float* ph = part + h * splits * (HD + 2);
-    const int t = threadIdx.x;
-    float ms = VF_NEG_INF, ls = 0.f, av[VF_MEGA_CS];
-    if (t < active) { ms = __ldcg(ph + t * (HD + 2)); ls = __ldcg(ph + t * (HD + 2) + 1); }
-#pragma unroll
-    for (int s = 0; s < VF_MEGA_CS; s++) av[s] = t < HD && s < active ? __ldcg(ph + s * (HD + 2) + 2 + t) : 0.f;
-    float mloc = VF_NEG_INF;
-    if (t < active) mloc = fmaxf(mloc, ms);
-    const float M = block_max(mloc, scratch);
-    float lloc = 0.f;
-    if (t < active) {
-        const float e = ms == VF_NEG_INF ? 0.f : __expf(ms - M);
-        wgt[t] = e;
-        lloc += ls * e;
-    }
-    const float L = block_sum(lloc, scratch);   // its barriers also publish wgt
-    const float inv = 1.f / L;
-    if (t < HD) {
-        float a0 = 0.f;
-#pragma unroll
-        for (int s = 0; s < VF_MEGA_CS; s++)
-            if (s < active) a0 = fmaf(av[s], wgt[s], a0);
-        out[h * HD + t] = f2bf(a0 * inv);
-    }
-}
-
 template <int HD, int FORM>
 __device__ void vf_decode_mega(const VfMega& a) {
     __shared__ __align__(16) unsigned char smem[VF_MEGA_SMEM];
@@ -782,11 +747,8 @@ __device__ void vf_decode_mega(const VfMega& a) {
         {
             float* wgt = reinterpret_cast<float*>(smem);
             const int active = vf_dec_active(__ldcg(a.step + 4), a.splits);
-            const bool pre = (FORM & VF_MEGA_COMBPRE) && active <= VF_MEGA_CS && HD <= VF_MEGA_THREADS;
-            for (int h = blockIdx.x; h < a.nq; h += gridDim.x) {
-                if (pre) vf_mega_combine_pre<HD>(a.att, a.part, h, a.splits, active, wgt, scratch);
-                else vf_dec_combine_head<true>(a.att, a.part, h, a.splits, active, HD, wgt, scratch);
-            }
+            for (int h = blockIdx.x; h < a.nq; h += gridDim.x)
+                vf_dec_combine_head<true>(a.att, a.part, h, a.splits, active, HD, wgt, scratch);
         }
         // x += W_o . att (+ bias)
         if constexpr (shared)

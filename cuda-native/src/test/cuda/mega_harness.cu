@@ -2,7 +2,7 @@
 // kernel against the per-kernel path the decoder runs today (vf_gemv_bf16_fused / split-K as GpuOps picks, vf_rope_qkv, vf_attn_decode_v_h*,
 // vf_attn_decode_combine, vf_gemv_bf16, vf_silu_mul, vf_rmsnorm), several steps in a row (the barrier resets itself,
 // the caches grow), eager and graph-captured; then the time of a step both ways at published shapes.
-// nvcc -O3 -std=c++17 -arch=sm_90 -o /tmp/megah cuda-native/src/test/cuda/mega_harness.cu && /tmp/megah [check|time|all|time1|wide|stages|u8|rope|shared|one [0.6b|vl4] [form]]
+// nvcc -O3 -std=c++17 -arch=sm_90 -o /tmp/megah cuda-native/src/test/cuda/mega_harness.cu && /tmp/megah [check|time|all|time1|wide|stages|rope|shared|one [0.6b|vl4] [form]]
 #define VF_MEGA_STAMPS 1   // decode_mega.cu records when each block arrives at and leaves each grid barrier ("stages")
 #include "../../main/cuda/vlmflux.cu"
 #include <cstdio>
@@ -13,17 +13,17 @@
 #include <string>
 #include <algorithm>
 // every form the harness times, each its own kernel (the library's vf_decode_mega_h* is VF_MEGA_FORM_LIB of these);
-// -DMEGA_HARNESS_FEW: forms 1, 129, 385 and 641 only (a build of two minutes instead of six, for the "rope" and "shared" modes)
+// -DMEGA_HARNESS_FEW: forms 1, 129 and 641 only (a build of two minutes instead of six, for the "rope", "shared" and "one" modes)
 #ifdef MEGA_HARNESS_FEW
 #define MEGA_HARNESS_FORMS(HD) VF_MEGA_INSTANCE_FORM(mega_f1_h##HD, HD, 1) VF_MEGA_INSTANCE_FORM(mega_f129_h##HD, HD, 129) \
-    VF_MEGA_INSTANCE_FORM(mega_f385_h##HD, HD, 385) VF_MEGA_INSTANCE_FORM(mega_f641_h##HD, HD, 641)
-#define MEGA_FORM_LIST(X) X(1) X(129) X(385) X(641)
+    VF_MEGA_INSTANCE_FORM(mega_f641_h##HD, HD, 641)
+#define MEGA_FORM_LIST(X) X(1) X(129) X(641)
 #else
 #define MEGA_HARNESS_FORMS(HD) VF_MEGA_INSTANCE_FORM(mega_f0_h##HD, HD, 0) VF_MEGA_INSTANCE_FORM(mega_f1_h##HD, HD, 1) \
     VF_MEGA_INSTANCE_FORM(mega_f3_h##HD, HD, 3) VF_MEGA_INSTANCE_FORM(mega_f4_h##HD, HD, 4) VF_MEGA_INSTANCE_FORM(mega_f5_h##HD, HD, 5) \
-    VF_MEGA_INSTANCE_FORM(mega_f33_h##HD, HD, 33) VF_MEGA_INSTANCE_FORM(mega_f65_h##HD, HD, 65) VF_MEGA_INSTANCE_FORM(mega_f129_h##HD, HD, 129) \
-    VF_MEGA_INSTANCE_FORM(mega_f385_h##HD, HD, 385) VF_MEGA_INSTANCE_FORM(mega_f641_h##HD, HD, 641)
-#define MEGA_FORM_LIST(X) X(0) X(1) X(3) X(4) X(5) X(33) X(65) X(129) X(385) X(641)
+    VF_MEGA_INSTANCE_FORM(mega_f33_h##HD, HD, 33) VF_MEGA_INSTANCE_FORM(mega_f129_h##HD, HD, 129) \
+    VF_MEGA_INSTANCE_FORM(mega_f641_h##HD, HD, 641)
+#define MEGA_FORM_LIST(X) X(0) X(1) X(3) X(4) X(5) X(33) X(129) X(641)
 #endif
 MEGA_HARNESS_FORMS(8) MEGA_HARNESS_FORMS(16) MEGA_HARNESS_FORMS(32) MEGA_HARNESS_FORMS(64) MEGA_HARNESS_FORMS(128) MEGA_HARNESS_FORMS(256)
 #define MEGA_FORM_NUM(F) F,
@@ -557,19 +557,6 @@ int main(int argc, char** argv) {
         timeIt(vl4, 384); timeIt(vl4, 2048); timeIt(q06, 512); timeIt(q3, 2048); timeIt(vl2, 384); timeIt(q7, 2048);
         printf("%s: %d failure(s)\n", fails ? "FAILED" : "all checks passed", fails);
     }
-    if (mode == "u8") {   // the split pass with 8 K/V loads in flight a lane (form 65): checked, timed against form 1, its stages
-        const int u8 = VF_MEGA_EARLY | VF_MEGA_U8;
-        const Shape u8small[] = {{"hd128 g4 qknorm", 256, 8, 2, 128, 512, 1000, 2, true, false, 0},
-                                 {"hd64 g16 bias", 256, 32, 2, 64, 520, 1024, 3, false, true, 0},
-                                 {"hd16 g3 bias (tiny-qwen2)", 96, 6, 2, 16, 256, 3014, 2, false, true, 0}};
-        for (const Shape& sh : u8small) for (int len0 : {0, 16, 1199, 4099}) check(sh, len0, 3, len0 == 16, u8);
-        check(q06, 2047, 3, true, u8);
-        check(q3, 500, 3, true, u8);
-        timeForms = {VF_MEGA_EARLY, u8};
-        timeIt(q06, 2048); timeIt(q06, 512); timeIt(q3, 2048); timeIt(vl4, 384); timeIt(vl2, 384);
-        stages(q06, 2048, u8); stages(vl4, 384, u8);
-        printf("%s: %d failure(s)\n", fails ? "FAILED" : "all checks passed", fails);
-    }
     if (mode == "rope") {   // RoPE's cos / sin once a launch, the norm weights staged (form 129): the same bits as form 1, timed, stages
         const int rp = VF_MEGA_EARLY | VF_MEGA_ROPEPRE;
         const Shape rsmall[] = {{"hd128 g4 qknorm", 256, 8, 2, 128, 512, 1000, 2, true, false, 0},
@@ -584,16 +571,9 @@ int main(int argc, char** argv) {
         const Shape vl4two = {"qwen3-vl-4b x2 layers", 2560, 32, 8, 128, 9728, 151936, 2, true, false, 2};
         checkSameBits(vl4two, 300, 3, VF_MEGA_EARLY, rp);
         check(q06, 2047, 3, true, rp);
-        // the combine's loads in one round (form 385): the same bits as 129; a 1-kv-head shape gives 132 splits (the fallback)
-        const int cp = rp | VF_MEGA_COMBPRE;
-        for (const Shape& sh : rsmall) checkSameBits(sh, 1199, 3, rp, cp);
-        checkSameBits(vl4two, 300, 3, rp, cp);
-        checkSameBits({"hd128 mq1 (1 kv head)", 256, 4, 1, 128, 512, 1000, 2, true, false, 0}, 4099, 3, rp, cp);
-        check(q06, 2047, 3, true, cp);
-        check(vl4two, 300, 3, true, cp);
-        timeForms = {VF_MEGA_EARLY, rp, cp};
+        timeForms = {VF_MEGA_EARLY, rp};
         timeIt(vl4, 384); timeIt(q06, 2048); timeIt(vl2, 384); timeIt(q06, 512); timeIt(q3, 2048);
-        for (int f : {rp, cp}) { stages(vl4, 384, f); stages(q06, 2048, f); }
+        for (int f : {VF_MEGA_EARLY, rp}) { stages(vl4, 384, f); stages(q06, 2048, f); }
         printf("%s: %d failure(s)\n", fails ? "FAILED" : "all checks passed", fails);
     }
     if (mode == "shared") {   // one out-of-line row product for q/k/v, o, down, lm head (form 641): the same bits as 129, timed, stages
