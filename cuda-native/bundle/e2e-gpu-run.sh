@@ -63,7 +63,7 @@
 #                         bench llm qwen3-0.6b for each of
 #                         VLMFLUX_E2E_VARIANTS (as tests-warm; default "default fr")
 #   e2e-gpu-run.sh unmeasured (carry .gpu-e2e/jre.tar.xz, lib, test-classes with the slim tree): the switches written but
-#                         not yet run on a GPU (decodeMegaWide, decodeAhead, int4Persistent) tested and benched in one call
+#                         not yet run on a GPU (decodeAhead, int4Persistent; decodeMegaWide until stop 36) tested and benched in one call
 #   e2e-gpu-run.sh bench  (as quick): bench llm variants alone
 #   e2e-gpu-run.sh int4-ncu (the tree alone): the 4-bit tensor-core GEMV under Nsight Compute (stall reasons, issue
 #                         slots, memory workload, source counters; VLMFLUX_NCU_SHAPE="M,K", default the 7B gate/up 37888,3584)
@@ -90,7 +90,6 @@ bench_variants() {
         [[ $v == *silu* ]] && opts="$opts -Dvlmflux.cuda.fusedSilu=true"
         [[ $v == *mk* ]] && opts="$opts -Dvlmflux.cuda.decodeMegakernel=true"   # mk: the persistent decode step
         [[ $v == *ah* ]] && opts="$opts -Dvlmflux.cuda.decodeAhead=true"   # ah: the next greedy step enqueued before the host has the token
-        [[ $v == *wide* ]] && opts="$opts -Dvlmflux.cuda.decodeMegaWide=true"   # wide: the persistent step's wide row groups
         [[ $v == *gp* ]] && opts="$opts -Dvlmflux.cuda.gemvPrefetch=true"   # gp: the GEMVs prefetch before the PDL wait
         [[ $v =~ pf([0-9]+) ]] && opts="$opts -Dvlmflux.cuda.decodePrefetchMiB=${BASH_REMATCH[1]}"   # pfN: N MiB of L2 prefetch
         step "bench llm $shape, $v ($opts)"
@@ -292,18 +291,18 @@ case "${1:-}" in
     grep -i '"Duration"\|"Memory Throughput"\|"DRAM Throughput"\|"Achieved Occupancy"\|"Registers Per Thread"\|"Warp Cycles Per Issued\|"Issued Warp Per\|"Block Limit' "$out/int4-ncu-details.csv" | cut -d, -f5,13- >&2
     step done ;;
   unmeasured)   # carry .gpu-e2e/jre.tar.xz, lib, test-classes with the slim tree (~59 MiB; no megah): in one call (~8 min), the
-    # switches written but never run on a GPU (decodeMegaWide, decodeAhead, int4Persistent): their GPU tests, then bench vlm
+    # switches written but never run on a GPU (decodeAhead, int4Persistent; decodeMegaWide until stop 36): their GPU tests, then bench vlm
     # at Qwen3-VL-4B with each (no Hugging Face peer), int4_harness (built here while the tests run: the persistent GEMV
     # checked bit for bit and timed), bench llm at Qwen3-0.6B with each; results under $OUT/q, $OUT/b
     (PATH=$PATH:/usr/local/cuda/bin nvcc -O3 -std=c++17 -arch=sm_90 -o /tmp/int4h "$root/cuda-native/src/test/cuda/int4_harness.cu" > "$out/int4h-build.txt" 2>&1; touch /tmp/int4h.done) &
     VLMFLUX_TESTS_TIMEOUT=170 VLMFLUX_E2E_BENCH= bash "$0" quick \
         --select-method 'io.vlmflux.llm.cuda.CudaDecoderTest#megakernelMatchesThePerKernelPath(java.lang.String, int, int, int, int, int, java.nio.file.Path)' \
         --select-method 'io.vlmflux.llm.cuda.CudaDecoderTest#decodeAheadGivesThePlainPathsTokens(java.lang.String)' --select-class io.vlmflux.cuda.gpu.Int4OpsTest
-    mkdir -p "$out/q" && OUT=$out/q VLMFLUX_E2E_NO_PEER=1 VLMFLUX_E2E_VLM_VARIANTS="default wide ah" bash "$0" qwen3vl qwen3-vl-4b
+    mkdir -p "$out/q" && OUT=$out/q VLMFLUX_E2E_NO_PEER=1 VLMFLUX_E2E_VLM_VARIANTS="default ah" bash "$0" qwen3vl qwen3-vl-4b
     while [[ ! -f /tmp/int4h.done ]]; do sleep 2; done
     step "int4_harness"; timeout 100 /tmp/int4h > "$out/int4h.txt" 2>&1; echo "rc=$?" >> "$out/int4h.txt"
     grep -v ": ok" "$out/int4h.txt" | grep -v act-order | cut -c1-1600 | tail -14 >&2
-    mkdir -p "$out/b" && OUT=$out/b VLMFLUX_E2E_VARIANTS="default wide ah" timeout 200 bash "$0" bench
+    mkdir -p "$out/b" && OUT=$out/b VLMFLUX_E2E_VARIANTS="default ah" timeout 200 bash "$0" bench
     step done ;;
   bench)   # carry as quick: bench llm at VLMFLUX_E2E_BENCH's shapes (default qwen3-0.6b) for each of VLMFLUX_E2E_VARIANTS (default "default")
     VLMFLUX_E2E_VARIANTS=${VLMFLUX_E2E_VARIANTS:-default} VLMFLUX_E2E_BENCH=${VLMFLUX_E2E_BENCH-qwen3-0.6b} bench_variants
@@ -313,7 +312,7 @@ case "${1:-}" in
     # TTFT / decode figures (peer_bench_vlm.py --full --decode), then bench vlm --ttft at today's defaults and with the
     # persistent decode step off, and VisionEncoderBench at 448x448, 640x480, 1280x720; the device copy bandwidth first;
     # VLMFLUX_E2E_OPTS: JVM options for every bench vlm run; VLMFLUX_E2E_VLM_VARIANTS: its runs (default "default nomk";
-    # "nomk" in a name: the persistent step off, "ah": decodeAhead on, "wide": decodeMegaWide on)
+    # "nomk" in a name: the persistent step off, "ah": decodeAhead on)
     step "runtime and jars into /tmp"
     rm -rf "$VLMFLUX_JRE_DIR" && mkdir -p "$VLMFLUX_JRE_DIR" && tar -xJf "$VLMFLUX_BUNDLE_DIR/jre.tar.xz" -C "$VLMFLUX_JRE_DIR" && touch "$VLMFLUX_JRE_DIR/jre/release"
     rm -rf /tmp/gpu-lib && cp -r "$VLMFLUX_BUNDLE_DIR/lib" /tmp/gpu-lib
@@ -333,7 +332,7 @@ case "${1:-}" in
       python3 "$here/vlm_tokenizer.py" "$d" > /dev/null; cut -c1-330 "$out/hf-$m.jsonl" >&2
       for v in ${VLMFLUX_E2E_VLM_VARIANTS:-default nomk}; do   # nomk: the persistent decode step off; ah: decodeAhead on
         step "$m: bench vlm --ttft ($v)"
-        VLMFLUX_JAVA_OPTS="${VLMFLUX_E2E_OPTS:-} $([[ $v == *nomk* ]] && echo "-Dvlmflux.cuda.decodeMegakernel=false") $([[ $v == *ah* ]] && echo "-Dvlmflux.cuda.decodeAhead=true") $([[ $v == *wide* ]] && echo "-Dvlmflux.cuda.decodeMegaWide=true")" timeout 100 "$run" vlmflux bench vlm --model "$d" --ttft \
+        VLMFLUX_JAVA_OPTS="${VLMFLUX_E2E_OPTS:-} $([[ $v == *nomk* ]] && echo "-Dvlmflux.cuda.decodeMegakernel=false") $([[ $v == *ah* ]] && echo "-Dvlmflux.cuda.decodeAhead=true")" timeout 100 "$run" vlmflux bench vlm --model "$d" --ttft \
             --iters 10 --decode-tokens 128 ${bw:+--bandwidth-gbps $bw} --json > "$out/vlm-$m-$v.jsonl" 2> "$out/vlm-$m-$v.err"; echo "rc=$?" >> "$out/vlm-$m-$v.err"
         tail -n 1 "$out/vlm-$m-$v.jsonl" >&2; grep -i "error\|exception\|persistent" "$out/vlm-$m-$v.err" | head -3 >&2
       done

@@ -13,7 +13,7 @@
 // slower at stop 32. The wide form (VF_MEGA_WIDE: up to 6 rows a warp's group, sized so that every warp walks as many
 // groups as the others; the same additions a row, so the same bits as the library's form) is written for the shares
 // that leave half the warps a second group (Qwen3-VL-4B's q/k/v): 13-20% slower at every shape (stop 34, H100; 220
-// bytes of spills and longer dependent chains), built as vf_decode_mega_w_h64 / _h128 for vlmflux.cuda.decodeMegaWide.
+// bytes of spills and longer dependent chains); harness only since stop 36 (it was the switch vlmflux.cuda.decodeMegaWide).
 // Measured slower at stop 35 and removed (docs/performance.md "Stop 35"; the code at commit bb90890): 8 K/V loads in
 // flight a lane in the split pass (U8, 4-14% slower) and the combine's loads in one round (COMBPRE, up to 7% slower).
 //
@@ -805,7 +805,3 @@ VF_MEGA_INSTANCE(32)
 VF_MEGA_INSTANCE(64)
 VF_MEGA_INSTANCE(128)
 VF_MEGA_INSTANCE(256)
-// The wide form beside it at the common head dims (vlmflux.cuda.decodeMegaWide: GpuOps picks vf_decode_mega_w_h{hd}):
-// the library's loads with VF_MEGA_WIDE's row groups, each row's additions unchanged (bit for bit the same step).
-VF_MEGA_INSTANCE_FORM(vf_decode_mega_w_h64, 64, VF_MEGA_FORM_LIB | VF_MEGA_WIDE)
-VF_MEGA_INSTANCE_FORM(vf_decode_mega_w_h128, 128, VF_MEGA_FORM_LIB | VF_MEGA_WIDE)

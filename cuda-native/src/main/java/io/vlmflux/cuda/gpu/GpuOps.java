@@ -42,7 +42,6 @@ public final class GpuOps implements AutoCloseable {
         fusedRope = vecDecode && tuning.decodeFusedRope();
         pdl = tuning.pdl() && module.pdlCapable();
         gemvPf = pdl && tuning.gemvPrefetch() ? "_pf" : "";
-        megaWide = tuning.decodeMegaWide();
         long wsBytes = 4L * GEMV_MAX_SPLITS * GEMV_ROWS * splitTarget, ctrBytes = 4L * splitTarget;
         long attnBytes = fusedCombine ? 4L * ATTN_TICKETS : 0;
         splitArena = stream.device().newArena("gemv split-K workspace", wsBytes + ctrBytes + attnBytes + 1024);
@@ -65,7 +64,6 @@ public final class GpuOps implements AutoCloseable {
     static final int ATTN_TICKETS = 4096;
     private final boolean fusedCombine;                // Tuning.decodeFusedCombine (with vecDecode)
     private final String gemvPf;                       // "_pf": the GEMVs' weight-prefetching forms (Tuning.gemvPrefetch with pdl)
-    private final boolean megaWide;                    // Tuning.decodeMegaWide: vf_decode_mega_w_h{64,128}
     private final boolean fusedRope;                   // Tuning.decodeFusedRope (with vecDecode)
     private final DeviceBuffer attnTickets;
     private final DeviceBuffer megaSync;               // decode_mega.cu's barrier {arrivals, exits}
@@ -845,9 +843,9 @@ public final class GpuOps implements AutoCloseable {
         return megaGrids[i];
     }
 
-    /** The persistent step's kernel at head dim {@code hd}: the wide form where {@link Tuning#decodeMegaWide()} and it is built (64, 128). */
+    /** The persistent step's kernel at head dim {@code hd}. */
     public String megaKernel(int hd) {
-        return (megaWide && (hd == 64 || hd == 128) ? "vf_decode_mega_w_h" : "vf_decode_mega_h") + hd;
+        return "vf_decode_mega_h" + hd;
     }
 
     private final int[] megaGrids = {-1, -1, -1, -1, -1, -1, -1, -1, -1};   // by log2(hd): blocks, 0 if none fits
@@ -865,8 +863,7 @@ public final class GpuOps implements AutoCloseable {
      * kvLayerStride, its V vOffset bytes after it (bf16 [nkv, maxSeq, hd]); part: fp32 [nq, splits, hd + 2]. The kernel
      * runs decode_mega.cu's VF_MEGA_FORM_LIB, compiled in: each stage's first weight / cached K/V loads (and the
      * attention's q / k norm weights) are issued between the grid barrier's arrival and its wait, RoPE's cos / sin are
-     * computed once a launch ({@link #megaKernel}: with {@link Tuning#decodeMegaWide()}, also
-     * its wide row groups). Shapes as {@link #megaUnsupported}.
+     * computed once a launch. Shapes as {@link #megaUnsupported}.
      */
     public void decodeMega(DeviceBuffer layers, int L, DeviceBuffer finalNorm, DeviceBuffer lmHead, DeviceBuffer x, DeviceBuffer qkv,
                            DeviceBuffer part, DeviceBuffer att, DeviceBuffer act, DeviceBuffer logits, DeviceBuffer step, DeviceBuffer invFreq,

@@ -511,12 +511,11 @@ class CudaDecoderTest {
      * The persistent decode step against the per-kernel path on random checkpoints of shapes the fixtures lack: head dim
      * 128 with 4 query heads per kv head, 64 with 16 (several head groups per work item), 256; prompts of 5 (most key
      * splits empty) and 1,200 tokens; graph replays and eager steps. Its attention walks the keys in another order, so
-     * logits agree to rounding (2e-2 of the largest), and greedy tokens are the same except at a near-tie. Its wide form
-     * ({@code vlmflux.cuda.decodeMegaWide}; hd 256 has none and keeps the library form) gives the same bits.
+     * logits agree to rounding (2e-2 of the largest), and greedy tokens are the same except at a near-tie.
      */
     @ParameterizedTest(name = "{0}")
     @CsvSource({"hd128, 256, 8, 2, 128, 1024", "hd64-g16, 256, 32, 2, 64, 1024", "hd256, 512, 4, 2, 256, 1024",
-            "hd128-v16k, 256, 8, 2, 128, 16384"})   // an lm head of 16,384 rows: the wide form's 6-row groups in use
+            "hd128-v16k, 256, 8, 2, 128, 16384"})   // an lm head of 16,384 rows: several row groups a warp
     void megakernelMatchesThePerKernelPath(String name, int hidden, int heads, int kvHeads, int hd, int vocab,
                                            @org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) throws Exception {
         io.vlmflux.llm.RandomCheckpoint.write(dir, new io.vlmflux.llm.RandomCheckpoint.Shape(name, hidden, 3, heads, kvHeads, hd, 512, vocab, true, true, 4096), 5);
@@ -524,19 +523,16 @@ class CudaDecoderTest {
         java.util.Random r = new java.util.Random(9);
         try (Decoder base = plain.get();
              Decoder mega = withProperty("vlmflux.cuda.decodeMegakernel", "true", plain);
-             Decoder megaEager = withProperty("vlmflux.cuda.decodeMegakernel", "true", () -> withProperty("vlmflux.cuda.graphs", "false", plain));
-             Decoder megaWide = withProperty("vlmflux.cuda.decodeMegakernel", "true", () -> withProperty("vlmflux.cuda.decodeMegaWide", "true", plain))) {
+             Decoder megaEager = withProperty("vlmflux.cuda.decodeMegakernel", "true", () -> withProperty("vlmflux.cuda.graphs", "false", plain))) {
             assertNull(((CudaDecoder) mega).megakernelOffReason(), name + ": the persistent decode step is used");
-            assertNull(((CudaDecoder) megaWide).megakernelOffReason(), name + ": the persistent decode step's wide form is used");
             int V = base.config().vocabSize();
-            Decoder[] ds = {base, mega, megaEager, megaWide};
+            Decoder[] ds = {base, mega, megaEager};
             for (int promptLen : new int[] {5, 1200}) {
                 int[] prompt = r.ints(promptLen, 2, 1024).toArray();
-                KvCache[] cs = {base.newCache(2048), mega.newCache(2048), megaEager.newCache(2048), megaWide.newCache(2048)};
+                KvCache[] cs = {base.newCache(2048), mega.newCache(2048), megaEager.newCache(2048)};
                 try {
                     greedySteps(ds, cs, prompt, 12, name + ", prompt " + promptLen, (l, at) -> {
                         assertArrayEquals(l[1], l[2], at + ": persistent step, graph replay = eager");
-                        assertArrayEquals(l[1], l[3], at + ": persistent step, wide form (vlmflux.cuda.decodeMegaWide) = the library form");
                         check(at + ": persistent vs per-kernel", l[1], 0, l[0], 0, V);
                     });
                 } finally {
