@@ -15,7 +15,9 @@
 // that leave half the warps a second group (Qwen3-VL-4B's q/k/v): 13-20% slower at every shape (stop 34, H100; 220
 // bytes of spills and longer dependent chains); harness only since stop 36 (it was the switch vlmflux.cuda.decodeMegaWide).
 // Measured slower at stop 35 and removed (docs/performance.md "Stop 35"; the code at commit bb90890): 8 K/V loads in
-// flight a lane in the split pass (U8, 4-14% slower) and the combine's loads in one round (COMBPRE, up to 7% slower).
+// flight a lane in the split pass (U8, 4-14% slower) and the combine's loads in one round (COMBPRE, up to 7% slower);
+// at stop 36 one out-of-line row product for q/k/v, o, down and the lm head (SHARED, 5-9% slower at every shape, though
+// its stalls on instruction fetch halved; the code at commit bffbc1b).
 //
 // Rules that keep it correct:
 // - Co-residency: the grid is at most one block per SM with this block size and is launched cooperatively (the
@@ -47,8 +49,10 @@
 #define VF_MEGA_STREAM 4       // flags: the weights stream through a ring of shared-memory slots filled by bulk copies (sm_90+)
 #define VF_MEGA_ROPEPRE 128    // flags: RoPE's cos / sin computed once a launch and the q/k norm weights staged across the
                                // attention's opening barrier; each head's warp reads its q/k/v from L2 into registers
-#define VF_MEGA_SHARED 512     // flags: one out-of-line copy of the row product for q/k/v, o, down and the lm head (its
-                               // prologue, RMSNorm or the bf16 copy, chosen at run time) instead of four inlined copies
+#define VF_MEGA_L2PF 1024      // flags: between a barrier's arrival and its wait, one thread of the block prefetches the
+                               // block's share of the next product's weights (its first VF_MEGA_L2PF_MAX bytes) and the
+                               // first attention item's cached K/V rows into L2 (cp.async.bulk.prefetch.L2, sm_90+)
+#define VF_MEGA_L2PF_MAX (160 * 1024)   // bytes a block prefetches for one stage at most (132 blocks: ~21 MB of L2)
 #define VF_MEGA_WIDE 32        // flags: a warp's row group holds up to VF_MEGA_RW rows, sized so every warp walks as many
                                // groups as the others (not with VF_MEGA_SPLITK)
 #define VF_MEGA_SLOT 16384     // bytes of a ring slot (the ring is the launch's dynamic shared memory)
@@ -193,6 +197,16 @@ __device__ __forceinline__ void vf_mega_share(int n, int& r0, int& r1) {
     r1 = (int)((long long)n * (blockIdx.x + 1) / gridDim.x);
 }
 
+// VF_MEGA_L2PF: bytes [p, p + n) into L2 without waiting (p and n multiples of 16), at most `*budget` of them.
+__device__ __forceinline__ void vf_mega_l2pf(const void* p, long long n, long long& budget) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    n = min(n, budget);
+    if (n <= 0) return;
+    budget -= n;
+    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p), "r"((unsigned int)n) : "memory");
+#endif
+}
+
 // xs (bf16 [K] in shared memory) = bf16(x * rsqrt(mean(x^2) + eps) * nw), x fp32 from L2: vf_gemv_bf16_fused's mode 1
 // prologue with the same block size and the same order of additions, so the same bits; x is read once (up to
 // 4 x 256 float4, hidden sizes to 4,096, stay in registers between the sum of squares and the scaling). Ends with a block barrier.
@@ -316,6 +330,12 @@ __device__ __forceinline__ void vf_mega_product(const bf16_t* __restrict__ W, in
     uint4 wv[R][4];
     const bool early = flags & VF_MEGA_EARLY;
     if (sync) vf_mega_arrive(syncp, target);
+    if ((flags & VF_MEGA_L2PF) && sync && threadIdx.x == 0 && u1 > u0) {   // the share's rows (gate/up: both halves, in step)
+        long long budget = VF_MEGA_L2PF_MAX;
+        const long long rb = 2LL * K, half = KIND == 0 ? (u1 - u0) * rb : min((u1 - u0) * rb, (long long)VF_MEGA_L2PF_MAX / 2);
+        vf_mega_l2pf(W + (long long)u0 * K, half, budget);
+        if (KIND == 1) vf_mega_l2pf(W + (long long)(I + u0) * K, half, budget);
+    }
     if (early && g0 < groups) {
         vf_mega_rows<KIND, R>(g0, u0, u1, I, per, rows);
         vf_mega_load<R>(W, K, rows, nr, b8, e8, wv);
@@ -546,22 +566,6 @@ __device__ __forceinline__ void vf_mega_stage(const VfMega& a, VfMegaRing* rg, i
     vf_mega_product<KIND, FORM & VF_MEGA_WIDE ? VF_MEGA_RW : VF_MEGA_R>(W, n, K, a.I, y, bias, acc, act, xs, sync, a.sync, target, FORM, prep);
 }
 
-// VF_MEGA_SHARED (not with VF_MEGA_STREAM): the q/k/v, o, down and lm head stages call this one copy of the KIND-0
-// product instead of each inlining its own (~4 copies of the unrolled GEMV in a ~185 KB kernel at hd 128, each run once a
-// layer: the question is whether the latency-bound stages wait on instruction fetch). The prologue: nw non-null, xs =
-// RMSNorm(nx) with nw over K; else xs = the bf16 vector src of K. The same arithmetic, so the same bits.
-template <int FORM>
-__device__ __noinline__ void vf_mega_product0(const bf16_t* __restrict__ W, int n, int K, int I, float* y, const float* __restrict__ bias,
-        bool acc, uint4* xs, bool sync, unsigned int* syncp, unsigned int* target, const float* nx, const bf16_t* nw, float eps,
-        const bf16_t* src, float* scratch) {
-    unsigned int t = *target;
-    vf_mega_product<0, FORM & VF_MEGA_WIDE ? VF_MEGA_RW : VF_MEGA_R>(W, n, K, I, y, bias, acc, nullptr, xs, sync, syncp, t, FORM, [&] {
-        if (nw != nullptr) vf_mega_norm(nx, nw, K, eps, xs, scratch);
-        else vf_mega_stage_bf16(src, K, xs);
-    });
-    *target = t;
-}
-
 // Attention work items: (kv head, group of up to VF_MEGA_GMAX query heads, split of the keys). Each block walks items
 // grid-stride. The first batch of cached keys and values of the block's first item is loaded between the grid
 // barrier's arrival and its wait (the cache rows before the new one do not depend on this step). The item ropes its query heads (and, where its key
@@ -608,6 +612,12 @@ __device__ void vf_mega_attention(const VfMega& a, const VfMegaLayer& ly, bf16_t
         const int item = blockIdx.x, split = item % S, hk = item / (S * groups);
         const int kBeg = split * chunk;
         if (kBeg < len) load(hk, kBeg + warp * KPW * U, min(len, kBeg + chunk));
+        if ((FORM & VF_MEGA_L2PF) && threadIdx.x == 0 && kBeg + VF_MEGA_WARPS * KPW * U < len) {   // the item's keys past the first batch
+            long long budget = VF_MEGA_L2PF_MAX;
+            const int t1 = kBeg + VF_MEGA_WARPS * KPW * U, n = min(len, kBeg + chunk) - t1;
+            vf_mega_l2pf(kc + ((long long)hk * a.maxSeq + t1) * HD, 2LL * n * HD, budget);
+            vf_mega_l2pf(vc + ((long long)hk * a.maxSeq + t1) * HD, 2LL * n * HD, budget);
+        }
     }
     vf_mega_wait(a.sync, target);
     for (int item = blockIdx.x; item < items; item += gridDim.x) {
@@ -713,7 +723,6 @@ __device__ void vf_decode_mega(const VfMega& a) {
         }
     }
     const int Q = a.nq * HD, QKV = Q + 2 * a.nkv * HD, H = a.H, I = a.I;
-    constexpr bool shared = (FORM & VF_MEGA_SHARED) && !(FORM & VF_MEGA_STREAM);
     VfMegaRing* rg = nullptr;
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     extern __shared__ __align__(128) unsigned char vf_mega_ring[];
@@ -735,15 +744,19 @@ __device__ void vf_decode_mega(const VfMega& a) {
         bf16_t* kc = reinterpret_cast<bf16_t*>(a.kBase + li * a.kvLayerStride);
         bf16_t* vc = reinterpret_cast<bf16_t*>(a.kBase + li * a.kvLayerStride + a.vOffset);
         // q/k/v = W_qkv . rmsnorm(x) (+ bias)
-        if constexpr (shared)
-            vf_mega_product0<FORM>(ly.wqkv, QKV, H, I, a.qkv, ly.bqkv, false, xs, li > 0, a.sync, &target, a.x, ly.attnNorm, a.eps, nullptr, scratch);
-        else
-            vf_mega_stage<0, FORM>(a, rg, 0, ly.wqkv, QKV, H, a.qkv, ly.bqkv, false, nullptr, xs, li > 0, target,
-                                   [&] { vf_mega_norm(a.x, ly.attnNorm, H, a.eps, xs, scratch); });
+        vf_mega_stage<0, FORM>(a, rg, 0, ly.wqkv, QKV, H, a.qkv, ly.bqkv, false, nullptr, xs, li > 0, target,
+                               [&] { vf_mega_norm(a.x, ly.attnNorm, H, a.eps, xs, scratch); });
         // RoPE + KV write + the attention's split pass
         vf_mega_attention<HD, FORM>(a, ly, kc, vc, smem, target, rope);
         // combine the splits of each query head into att (bf16)
-        vf_mega_sync(a.sync, target);
+        vf_mega_arrive(a.sync, target);
+        if ((FORM & VF_MEGA_L2PF) && threadIdx.x == 0) {   // the o product's share, a stage early (the combine reads no weights)
+            int r0, r1;
+            long long budget = VF_MEGA_L2PF_MAX;
+            vf_mega_share(H, r0, r1);
+            vf_mega_l2pf(ly.wo + (long long)r0 * Q, 2LL * (r1 - r0) * Q, budget);
+        }
+        vf_mega_wait(a.sync, target);
         {
             float* wgt = reinterpret_cast<float*>(smem);
             const int active = vf_dec_active(__ldcg(a.step + 4), a.splits);
@@ -751,27 +764,18 @@ __device__ void vf_decode_mega(const VfMega& a) {
                 vf_dec_combine_head<true>(a.att, a.part, h, a.splits, active, HD, wgt, scratch);
         }
         // x += W_o . att (+ bias)
-        if constexpr (shared)
-            vf_mega_product0<FORM>(ly.wo, H, Q, I, a.x, ly.bo, true, xs, true, a.sync, &target, nullptr, nullptr, a.eps, a.att, scratch);
-        else
-            vf_mega_stage<0, FORM>(a, rg, 1, ly.wo, H, Q, a.x, ly.bo, true, nullptr, xs, true, target,
-                                   [&] { vf_mega_stage_bf16(a.att, Q, xs); });
+        vf_mega_stage<0, FORM>(a, rg, 1, ly.wo, H, Q, a.x, ly.bo, true, nullptr, xs, true, target,
+                               [&] { vf_mega_stage_bf16(a.att, Q, xs); });
         // act = silu(W_gate . rmsnorm(x)) * (W_up . rmsnorm(x))
         vf_mega_stage<1, FORM>(a, rg, 2, ly.wgu, I, H, nullptr, nullptr, false, a.act, xs, true, target,
                          [&] { vf_mega_norm(a.x, ly.mlpNorm, H, a.eps, xs, scratch); });
         // x += W_down . act
-        if constexpr (shared)
-            vf_mega_product0<FORM>(ly.wd, H, I, I, a.x, nullptr, true, xs, true, a.sync, &target, nullptr, nullptr, a.eps, a.act, scratch);
-        else
-            vf_mega_stage<0, FORM>(a, rg, 3, ly.wd, H, I, a.x, nullptr, true, nullptr, xs, true, target,
-                                   [&] { vf_mega_stage_bf16(a.act, I, xs); });
+        vf_mega_stage<0, FORM>(a, rg, 3, ly.wd, H, I, a.x, nullptr, true, nullptr, xs, true, target,
+                               [&] { vf_mega_stage_bf16(a.act, I, xs); });
     }
     // logits = lm_head . rmsnorm(x)
-    if constexpr (shared)
-        vf_mega_product0<FORM>(a.lmHead, a.V, H, I, a.logits, nullptr, false, xs, true, a.sync, &target, a.x, a.finalNorm, a.eps, nullptr, scratch);
-    else
-        vf_mega_stage<0, FORM>(a, rg, 4, a.lmHead, a.V, H, a.logits, nullptr, false, nullptr, xs, true, target,
-                               [&] { vf_mega_norm(a.x, a.finalNorm, H, a.eps, xs, scratch); });
+    vf_mega_stage<0, FORM>(a, rg, 4, a.lmHead, a.V, H, a.logits, nullptr, false, nullptr, xs, true, target,
+                           [&] { vf_mega_norm(a.x, a.finalNorm, H, a.eps, xs, scratch); });
     // the last block out resets the barrier for the next launch
     __syncthreads();
     if (threadIdx.x == 0) {

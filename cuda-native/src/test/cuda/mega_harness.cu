@@ -13,17 +13,17 @@
 #include <string>
 #include <algorithm>
 // every form the harness times, each its own kernel (the library's vf_decode_mega_h* is VF_MEGA_FORM_LIB of these);
-// -DMEGA_HARNESS_FEW: forms 1, 129 and 641 only (a build of two minutes instead of six, for the "rope", "shared" and "one" modes)
+// -DMEGA_HARNESS_FEW: forms 1, 129 and 1153 only (a build of two minutes instead of six, for the "rope", "l2pf" and "one" modes)
 #ifdef MEGA_HARNESS_FEW
 #define MEGA_HARNESS_FORMS(HD) VF_MEGA_INSTANCE_FORM(mega_f1_h##HD, HD, 1) VF_MEGA_INSTANCE_FORM(mega_f129_h##HD, HD, 129) \
-    VF_MEGA_INSTANCE_FORM(mega_f641_h##HD, HD, 641)
-#define MEGA_FORM_LIST(X) X(1) X(129) X(641)
+    VF_MEGA_INSTANCE_FORM(mega_f1153_h##HD, HD, 1153)
+#define MEGA_FORM_LIST(X) X(1) X(129) X(1153)
 #else
 #define MEGA_HARNESS_FORMS(HD) VF_MEGA_INSTANCE_FORM(mega_f0_h##HD, HD, 0) VF_MEGA_INSTANCE_FORM(mega_f1_h##HD, HD, 1) \
     VF_MEGA_INSTANCE_FORM(mega_f3_h##HD, HD, 3) VF_MEGA_INSTANCE_FORM(mega_f4_h##HD, HD, 4) VF_MEGA_INSTANCE_FORM(mega_f5_h##HD, HD, 5) \
     VF_MEGA_INSTANCE_FORM(mega_f33_h##HD, HD, 33) VF_MEGA_INSTANCE_FORM(mega_f129_h##HD, HD, 129) \
-    VF_MEGA_INSTANCE_FORM(mega_f641_h##HD, HD, 641)
-#define MEGA_FORM_LIST(X) X(0) X(1) X(3) X(4) X(5) X(33) X(129) X(641)
+    VF_MEGA_INSTANCE_FORM(mega_f1153_h##HD, HD, 1153)
+#define MEGA_FORM_LIST(X) X(0) X(1) X(3) X(4) X(5) X(33) X(129) X(1153)
 #endif
 MEGA_HARNESS_FORMS(8) MEGA_HARNESS_FORMS(16) MEGA_HARNESS_FORMS(32) MEGA_HARNESS_FORMS(64) MEGA_HARNESS_FORMS(128) MEGA_HARNESS_FORMS(256)
 #define MEGA_FORM_NUM(F) F,
@@ -582,8 +582,8 @@ int main(int argc, char** argv) {
         }
         sameBitsThenTime(VF_MEGA_EARLY, rp);
     }
-    if (mode == "shared") {   // one out-of-line row product for q/k/v, o, down, lm head (form 641): the same bits as 129, timed, stages
-        const int lib = VF_MEGA_EARLY | VF_MEGA_ROPEPRE, sh = lib | VF_MEGA_SHARED;
+    if (mode == "l2pf") {   // the next stage's weights and the item's K/V prefetched into L2 across each barrier (form 1153): the same bits as 129, timed, stages
+        const int lib = VF_MEGA_FORM_LIB, sh = lib | VF_MEGA_L2PF;
         const Shape ssmall[] = {{"hd128 g4 qknorm", 256, 8, 2, 128, 512, 1000, 2, true, false, 0},
                                 {"hd64 g16 bias", 256, 32, 2, 64, 520, 1024, 3, false, true, 0},
                                 {"hd16 g3 bias (tiny-qwen2)", 96, 6, 2, 16, 256, 3014, 2, false, true, 0},
