@@ -15,7 +15,8 @@
 //   tiled q (Int4Device.tiled; matrices the tensor-core GEMV takes, with at most one permutation): the same words in
 //         16-row x 128-column tiles of 1 KB, tile (r/16) * (K/128) + p/16, inside it row r%16, word p%16
 //         (int4_tile_index); rows padded with zero words to a multiple of 16. vf_int4_gemv_mma_t and the prefill
-//         dequantizations' _t forms read it; the fp32 GEMV does not.
+//         dequantizations' _t forms read it (and vf_int4_gemv_ring*, harness only: one 16-row stripe = K*8 contiguous
+//         bytes); the fp32 GEMV does not.
 // Dequantization is fused into the weight loads: a nibble becomes the float 2^23 + q by OR-ing exponent bits (exact),
 // one FADD subtracts 2^23 + zero, one FFMA accumulates against x; per 32 columns the group scale multiplies once.
 #include "common.cuh"
@@ -455,6 +456,193 @@ __device__ __forceinline__ void int4p_gemv(float (*red)[32][4], float* y, int ld
 VF_INT4M_INSTANCE(_p4, int4p_gemv<4, false, false>)
 VF_INT4M_INSTANCE(_p2, int4p_gemv<2, false, false>)
 VF_INT4M_INSTANCE(_t_p4, int4p_gemv<4, true, true>)
+
+// ---- Ring form: weights streamed through shared memory by bulk copies (sm_90+; harness only, not yet measured) ----
+// vf_int4_gemv_mma_t reads 1.7-2.0 TB/s at 7B gate/up (M 37,888, K 3,584) where the bf16 GEMV reads 3.05 TB/s: its
+// weight loads sit in registers (120 a thread: few warps resident), and a block's loads, its dependent mma chains, its
+// reduction and its exit never overlap, so the bytes in flight an SM holds average far below the ~40 KB that DRAM
+// latency x bandwidth asks for (int4p_gemv, the register-pipelined persistent form, did not help). Here the bytes in
+// flight are decoupled from registers: every warp keeps a ring of R shared-memory slots of CT tiles (1 KB each) that
+// one lane fills with cp.async.bulk (TMA, 1-D) completing on one mbarrier a slot, R chunks ahead of its arithmetic.
+// Same contract as vf_int4_gemv_mma_t (y [n, ldy], 1 <= n <= 8, bias, residual may alias y, K % 128 == 0,
+// gs % 128 == 0, integer zero points in [-64, 127]), q TILED (16-B aligned; stripe s = the 16 rows 16s..16s+15 =
+// K*8 contiguous bytes from byte s*K*8, rows padded to 16 with zero words), sz row-major [M, G].
+// Persistent, each warp independent (no block barrier): warp w of block b is warp gw = w * gridDim.x + b (warp-major,
+// so that stripes spread over the blocks, hence the SMs, when there are fewer than warps) and serves stripes gw,
+// gw + GW, ... (GW = gridDim.x * W) whole: per 128-column block j, int4m_block on its lane's row-g and row-(g+8) uint4
+// (4g+t and 32+4g+t of the tile, read from its slot) with x and the scales from global memory (one block ahead in
+// registers), and at the stripe's end writes its 16 rows x n outputs itself (int4m_reduce's (lane, c) -> (row, batch)
+// mapping without the sum over warps). A whole chunk's blocks run IL at a time in one basic block (IL = 4 for CT = 4,
+// else 2; 128 registers at most), so that their independent 8-mma chains interleave: where the stripes are few (M of
+// a few thousand: one or two busy warps an SM) a warp's arithmetic, not the ring, sets the pace. The warp's chunks: stripe after stripe, ceil(nb / CT) chunks a stripe (the last
+// one partial; nb = K / 128); chunk i goes to slot i % R, phase (i / R) & 1 of its barrier; the lane that refills a
+// slot (with chunk i + R, maybe of the next stripe) does so once the whole warp has read chunk i (__syncwarp, then
+// fence.proxy.async: the generic-proxy reads before the async-proxy write).
+// Launch: grid <= SMs x resident blocks (more is correct, just idle warps), block 32 * W (1 <= W <= VF_INT4R_MAX_WARPS),
+// dynamic shared memory int4r_smem_bytes(W, R, CT) = W * (R * CT * 1024 + R * 8) (cudaFuncAttributeMaxDynamicSharedMemorySize
+// above 48 KB; at most 227 KB on H100: W * R * CT <= 226). Graph-capturable: no host sync, no atomics, no workspace.
+// Below sm_90 (no bulk copies) the body traps: the host may select these kernels only where the module has native
+// sm_90+ code (as for PDL), never on the compute_87 PTX.
+#define VF_INT4R_MAX_WARPS 16
+
+// Dynamic shared memory of a launch: W warps' slots (R * CT KB each, warp after warp), then their R barriers each.
+__host__ __device__ constexpr unsigned int int4r_smem_bytes(int W, int R, int CT) {
+    return (unsigned int)W * ((unsigned int)R * (unsigned int)CT * 1024u + (unsigned int)R * 8u);
+}
+
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+__device__ __forceinline__ unsigned int int4r_smem_addr(const void* p) {
+    unsigned int a;
+    asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(a) : "l"(p));
+    return a;
+}
+
+// One lane: barriers bars .. bars + 8 (R-1) with an arrival count of 1, visible to the async proxy (the bulk copies'
+// complete_tx) before any copy is issued.
+template <int R>
+__device__ __forceinline__ void int4r_init(unsigned int bars) {
+#pragma unroll
+    for (int i = 0; i < R; i++) asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(bars + 8 * i) : "memory");
+    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+}
+
+// One lane: bytes (a multiple of 16, src and dst 16-byte aligned) from global src to shared dst, completing the
+// barrier's current phase (its one arrival is this expect_tx).
+__device__ __forceinline__ void int4r_load(unsigned int dst, const void* src, unsigned int bytes, unsigned int bar) {
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(bytes) : "memory");
+    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
+                 ::"r"(dst), "l"(src), "r"(bytes), "r"(bar) : "memory");
+}
+
+// Every lane: until the barrier's phase of this parity has completed (the phase before it must have completed already:
+// the warp waited for it). Seconds without it: fail the launch, never hang.
+__device__ __forceinline__ void int4r_wait(unsigned int bar, unsigned int parity) {
+    unsigned int ok = 0, spins = 0;
+    while (true) {
+        asm volatile("{ .reg .pred p; mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2; selp.u32 %0, 1, 0, p; }"
+                     : "=r"(ok) : "r"(bar), "r"(parity) : "memory");
+        if (ok) break;
+        if (++spins == (1u << 26)) __trap();
+    }
+}
+
+// x (lanes g < n: row g; others zeros) and the scales of rows s*16 + g, s*16 + g + 8 (clamped to M - 1) for block j.
+__device__ __forceinline__ void int4r_operands(uint4 (&xv)[4], unsigned int& sa, unsigned int& sb, const uint4* __restrict__ xr,
+                                               bool hasx, const unsigned int* __restrict__ sz, int s, int j, int g, int M,
+                                               int G, int bpg) {
+#pragma unroll
+    for (int v = 0; v < 4; v++) xv[v] = hasx ? __ldg(xr + 16 * j + v) : make_uint4(0u, 0u, 0u, 0u);
+    const int gi = j / bpg;
+    sa = __ldg(sz + (long long)min(s * 16 + g, M - 1) * G + gi);
+    sb = __ldg(sz + (long long)min(s * 16 + g + 8, M - 1) * G + gi);
+}
+#endif
+
+template <int R, int CT>
+__device__ __forceinline__ void int4r_gemv(float* y, int ldy, const unsigned int* __restrict__ q, const unsigned int* __restrict__ sz,
+                                           const bf16_t* __restrict__ x, int ldx, const float* __restrict__ bias,
+                                           const float* residual, int M, int K, int gs, int n) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    extern __shared__ __align__(128) unsigned char int4r_ring[];
+    constexpr unsigned int SLOT = CT * 1024u;   // bytes of a slot
+    const int W = blockDim.x >> 5, warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    const int S = (M + 15) >> 4, nb = K >> 7, bpg = gs >> 7, G = K / gs, cps = (nb + CT - 1) / CT;
+    const int GW = gridDim.x * W, gw = warp * gridDim.x + blockIdx.x;
+    const unsigned char* slots = int4r_ring + (unsigned int)warp * R * SLOT;
+    const unsigned int ring = int4r_smem_addr(slots);
+    const unsigned int bars = int4r_smem_addr(int4r_ring) + (unsigned int)W * R * SLOT + (unsigned int)warp * R * 8u;
+    const unsigned char* qb = reinterpret_cast<const unsigned char*>(q);
+    // The issue cursor (every lane keeps it, lane 0 issues): stripe is, chunk ic of the next chunk to issue.
+    int is = gw, ic = 0;
+    if (lane == 0) int4r_init<R>(bars);
+#pragma unroll
+    for (int r = 0; r < R; r++) {   // the prologue: chunks 0 .. R-1 (those that exist) into slots 0 .. R-1
+        if (is < S) {
+            if (lane == 0)
+                int4r_load(ring + r * SLOT, qb + ((long long)is * nb + ic * CT) * 1024, min(CT, nb - ic * CT) * 1024u, bars + 8 * r);
+            if (++ic == cps) { ic = 0; is += GW; }
+        }
+    }
+    __syncwarp();   // the barriers' initialization before any lane waits on them
+    const bool hasx = g < n;
+    const uint4* xr = reinterpret_cast<const uint4*>(x + (long long)(hasx ? g : 0) * ldx) + 4 * t;
+    uint4 xn[4];   // the next block's operands
+    unsigned int san, sbn;
+    int4r_operands(xn, san, sbn, xr, hasx, sz, gw, 0, g, M, G, bpg);
+    int slot = 0;
+    unsigned int phase = 0;   // of chunk i: (i / R) & 1, slot i % R
+    for (int s = gw; s < S; s += GW) {
+        float acc[4] = {0.f, 0.f, 0.f, 0.f};
+        for (int c = 0; c < cps; c++) {
+            int4r_wait(bars + 8 * slot, phase);
+            const uint4* tile = reinterpret_cast<const uint4*>(slots + slot * SLOT) + lane;
+            auto block = [&](int u) {   // block j = c * CT + u from tile u of the slot
+                const int j = c * CT + u;
+                uint4 xv[4];
+#pragma unroll
+                for (int v = 0; v < 4; v++) xv[v] = xn[v];
+                const unsigned int sa = san, sb = sbn;
+                const bool last = j + 1 == nb;   // next: block j + 1, or block 0 of the next stripe (maybe none: loads in bounds, unused)
+                int4r_operands(xn, san, sbn, xr, hasx, sz, last ? s + GW : s, last ? 0 : j + 1, g, M, G, bpg);
+                int4m_block(acc, tile[64 * u], tile[64 * u + 32], xv, sa, sb);
+            };
+            if ((c + 1) * CT <= nb) {   // a whole chunk: IL tiles a basic block, so that their independent mma chains interleave
+                constexpr int IL = CT == 4 ? 4 : 2;   // (CT 8: 4 a block spills at 128 registers, all 8 more so)
+#pragma unroll 1
+                for (int u0 = 0; u0 < CT; u0 += IL) {
+#pragma unroll
+                    for (int u = 0; u < IL; u++) block(u0 + u);
+                }
+            } else {   // the stripe's partial last chunk (warp-uniform)
+#pragma unroll 1
+                for (int u = 0; c * CT + u < nb; u++) block(u);
+            }
+            __syncwarp();   // every lane has read the slot
+            if (is < S) {   // refill it with the chunk R ahead
+                if (lane == 0) {
+                    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+                    int4r_load(ring + slot * SLOT, qb + ((long long)is * nb + ic * CT) * 1024, min(CT, nb - ic * CT) * 1024u, bars + 8 * slot);
+                }
+                if (++ic == cps) { ic = 0; is += GW; }
+            }
+            if (++slot == R) { slot = 0; phase ^= 1u; }
+        }
+#pragma unroll
+        for (int c = 0; c < 4; c++) {   // lane (g, t) holds rows g (c 0, 1), g + 8 (c 2, 3) x batch rows 2t, 2t + 1
+            const int row = s * 16 + g + (c >= 2 ? 8 : 0), b = 2 * t + (c & 1);
+            if (row < M && b < n) {
+                float v = acc[c];
+                if (bias != nullptr) v += bias[row];
+                if (residual != nullptr) v += residual[(long long)b * ldy + row];
+                y[(long long)b * ldy + row] = v;
+            }
+        }
+    }
+#else
+    __trap();   // no bulk copies below sm_90 (see above)
+#endif
+}
+
+// Ring GEMV entries vf_int4_gemv_ring##SUFFIX (KernelModule.PDL_READY names them "vf_int4_gemv_ring*": each opens with
+// the PDL prologue), with the vf_int4_gemv_mma instances' signature; launched with dynamic shared memory, see above.
+// Residency is bound by shared memory (at most 14 warps an SM at 16 KB a warp) more than by registers (128 a thread:
+// 16 warps): minimum 1 block lets ptxas use up to 128 (sm_110 would otherwise cap at 64 and spill).
+#define VF_INT4R_INSTANCE(SUFFIX, R, CT)                                                                                 \
+    extern "C" __global__ void __launch_bounds__(32 * VF_INT4R_MAX_WARPS, 1) vf_int4_gemv_ring##SUFFIX(                  \
+        float* y, int ldy, const unsigned int* q, const unsigned int* sz, const bf16_t* x, int ldx, const float* bias,      \
+        const float* residual, int M, int K, int gs, int n) {                                                            \
+        VF_PDL_PROLOGUE();                                                                                               \
+        int4r_gemv<R, CT>(y, ldy, q, sz, x, ldx, bias, residual, M, K, gs, n);                                           \
+    }
+
+// vf_int4_gemv_ring: 4 slots of 4 tiles (16 KB a warp). Ring-shape variants timed by int4_harness (R slots x CT tiles):
+// _v_r3c8 (24 KB a warp), _v_r6c2 (12 KB), _v_r2c8 (16 KB, double-buffered big chunks), _v_r8c2 (16 KB, small chunks).
+VF_INT4R_INSTANCE(, 4, 4)
+VF_INT4R_INSTANCE(_v_r3c8, 3, 8)
+VF_INT4R_INSTANCE(_v_r6c2, 6, 2)
+VF_INT4R_INSTANCE(_v_r2c8, 2, 8)
+VF_INT4R_INSTANCE(_v_r8c2, 8, 2)
 
 // xp [P, n, K]: xp[(p*n + b)*K + c] = x[b*ldx + perm[p*K + c]] (canonical column c of part p <- input column), bf16.
 // grid (ceil(K / 256), n, P), block 256.

@@ -1,7 +1,8 @@
 // Standalone check + timing of int4.cu (no JVM): the kernels against a double-precision dequantize-to-float reference
 // (rows 1..8, gs 32/64/128, sym/asym, act-order, bias/residual, strides; fused parts with their own permutations) and
 // int4 vs bf16 GEMV at Qwen2.5-7B/3B decode shapes; the tensor-core GEMV and the dequantizations also on q stored in
-// 16 x 128 tiles (Int4Device.tiled).
+// 16 x 128 tiles (Int4Device.tiled); the ring GEMV (vf_int4_gemv_ring*, tiled q, bulk copies: sm_90+) at several warp
+// counts and grids.
 // nvcc -O3 -std=c++17 -arch=sm_90 -o /tmp/int4h cuda-native/src/test/cuda/int4_harness.cu && /tmp/int4h
 #include "../../main/cuda/vlmflux.cu"
 #include <cuda_fp16.h>
@@ -54,6 +55,20 @@ static const char* mmaPNames[3] = {"p4", "p2", "t_p4"};
 static int persistentGrid(MmaFn f, int warps, int tiles) {   // resident blocks: occupancy x SMs, at most one a tile
   int per = 0, sms = 0; CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per, (const void*)f, 32*warps, 0)); CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
   return std::max(1, std::min(tiles, per*sms));
+}
+// the ring GEMV (int4r_gemv, tiled q, sm_90+): the default ring (4 slots x 4 tiles a warp), then the ring-shape variants
+struct RingK { MmaFn f; const char* name; int R, CT; };
+static RingK ringKs[5] = {{vf_int4_gemv_ring, "ring", 4, 4}, {vf_int4_gemv_ring_v_r3c8, "r3c8", 3, 8}, {vf_int4_gemv_ring_v_r6c2, "r6c2", 6, 2},
+                          {vf_int4_gemv_ring_v_r2c8, "r2c8", 2, 8}, {vf_int4_gemv_ring_v_r8c2, "r8c2", 8, 2}};
+static const int RING_MAX_W = 8;   // the most warps a block this harness launches
+static unsigned ringSmem(int k, int warps) { return int4r_smem_bytes(warps, ringKs[k].R, ringKs[k].CT); }
+static void ringSetup() {   // dynamic shared memory above 48 KB must be allowed per kernel
+  for (int k = 0; k < 5; k++) CK(cudaFuncSetAttribute((const void*)ringKs[k].f, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)ringSmem(k, RING_MAX_W)));
+}
+static int ringGrid(int k, int warps) {   // resident blocks: SMs x occupancy with the launch's dynamic shared memory
+  int per = 0, sms = 0; CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per, (const void*)ringKs[k].f, 32*warps, ringSmem(k, warps)));
+  CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
+  return std::max(1, per*sms);
 }
 static int mmaWarps(int K){ int w=(K/128+3)/4; return w<4?4:(w>16?16:w); }   // Int4Ops.mmaWarps
 static void testGemv(std::mt19937& g, int rows, int M, int K, int gs, bool sym, bool act, bool bias, bool res) {
@@ -120,9 +135,40 @@ static void testParts(std::mt19937& g, int rows, std::vector<int> ms, int K, int
   if(bad||badd) fails++;
   cudaFree(dq); cudaFree(dsz); cudaFree(dp); cudaFree(dx); cudaFree(dy); cudaFree(dg); cudaFree(dw);
 }
+// The ring GEMVs on one matrix (tiled q) against the double-precision reference: every instance at 1, 4 and 8 warps a
+// block and grids 1, 2, 5 and one warp a stripe (fewer warps than stripes: several stripes a warp, the ring crossing
+// stripes; more: idle warps), strides ldx > K and ldy > M (the columns past M must stay), bias and residual aliasing y.
+static void testRing(std::mt19937& g, int rows, int M, int K, int gs, bool bias, bool res) {
+  W w = make(g, M, K, gs, false, false); int ldx = K + 8*(rows%2), ldy = M + 3*(rows%3);
+  std::normal_distribution<float> N(0,1);
+  std::vector<unsigned short> xb((size_t)rows*ldx); std::vector<float> x(xb.size()); for(size_t i=0;i<xb.size();i++){ xb[i]=hbf(N(g)); x[i]=bff(xb[i]); }
+  std::vector<float> b(M), y0((size_t)rows*ldy); for(auto& v:b) v=N(g); for(auto& v:y0) v=N(g);
+  std::vector<double> ref((size_t)rows*M), tol((size_t)rows*M);
+  for(int r=0;r<rows;r++) for(int j=0;j<M;j++){ double s=0,mag=0; for(int t=0;t<K;t++){ double p=(double)x[(size_t)r*ldx+t]*w.deq[(size_t)j*K+t]; s+=p; mag+=fabs(p);} if(res) s+=y0[(size_t)r*ldy+j]; if(bias) s+=b[j];
+    ref[(size_t)r*M+j]=s; tol[(size_t)r*M+j]=2e-5*(mag+1); }
+  unsigned* dq=up(tiled(w.q, M, K)); unsigned* dsz=up(w.sz); unsigned short* dx=up(xb); float* db=up(b); float* dy=up(y0);
+  const int S = (M+15)/16;
+  for (int k = 0; k < 5; k++) {
+    int bad = 0; double worst = 0;
+    for (int wc : {1, 4, 8}) for (int grid : {1, 2, 5, (S+wc-1)/wc}) {
+      CK(cudaMemcpy(dy, y0.data(), y0.size()*4, cudaMemcpyHostToDevice));
+      ringKs[k].f<<<grid, 32*wc, ringSmem(k, wc)>>>(dy, ldy, dq, dsz, dx, ldx, bias?db:nullptr, res?dy:nullptr, M, K, gs, rows);
+      CK(cudaGetLastError()); CK(cudaDeviceSynchronize());
+      std::vector<float> y(y0.size()); CK(cudaMemcpy(y.data(), dy, y.size()*4, cudaMemcpyDeviceToHost)); int badc=0;
+      for(int r=0;r<rows;r++){ for(int j=0;j<M;j++){ double err=fabs(ref[(size_t)r*M+j]-y[(size_t)r*ldy+j]), t=tol[(size_t)r*M+j]; worst=std::max(worst, err/t); if(!(err<=t)) badc++; }
+        for(int j=M;j<ldy;j++) if(y[(size_t)r*ldy+j]!=y0[(size_t)r*ldy+j]) badc++; }
+      if (badc) printf("gemv ring %s warps %d grid %d rows %d M %d K %d gs %d bias %d res %d: FAIL (%d bad)\n", ringKs[k].name, wc, grid, rows, M, K, gs, bias, res, badc);
+      bad += badc;
+    }
+    printf("gemv ring %s rows %d M %d K %d gs %d bias %d res %d (warps 1/4/8 x grids 1/2/5/all): %s (worst err/tol %.3f)\n", ringKs[k].name, rows, M, K, gs, bias, res, bad?"FAIL":"ok", worst);
+    if (bad) fails++;
+  }
+  cudaFree(dq); cudaFree(dsz); cudaFree(dx); cudaFree(db); cudaFree(dy);
+}
 static float timeIt(std::function<void()> f){ cudaEvent_t a,b; cudaEventCreate(&a); cudaEventCreate(&b); for(int i=0;i<5;i++) f(); cudaEventRecord(a); for(int i=0;i<100;i++) f(); cudaEventRecord(b); cudaEventSynchronize(b); float ms; cudaEventElapsedTime(&ms,a,b); return ms*10.f; } // us per call
 int main(){
   std::mt19937 g(42);
+  ringSetup();
   if (const char* only = getenv("INT4H_NCU")) {   // one shape "M,K" (e.g. 37888,3584: Qwen2.5-7B gate/up) for Nsight Compute:
     int M = 37888, K = 3584;                       // the product kernel and the tiled one once each at batch 1, then both timed
     sscanf(only, "%d,%d", &M, &K);
@@ -132,11 +178,15 @@ int main(){
     const int wc = mmaWarps(K);
     vf_int4_gemv_mma<<<(M+15)/16,32*wc>>>(dy,M,dq,dsz,dx,K,nullptr,nullptr,M,K,128,1);
     vf_int4_gemv_mma_t<<<(M+15)/16,32*wc>>>(dy,M,dqt,dsz,dx,K,nullptr,nullptr,M,K,128,1);
-    CK(cudaDeviceSynchronize());
+    const int rg = ringGrid(0, 8); const unsigned rs = ringSmem(0, 8);   // the ring GEMV: 8 warps a block, resident grid
+    vf_int4_gemv_ring<<<rg,32*8,rs>>>(dy,M,dqt,dsz,dx,K,nullptr,nullptr,M,K,128,1);
+    CK(cudaGetLastError()); CK(cudaDeviceSynchronize());
     const double bytes4 = (double)M*K/2 + (double)M*K/128*4;
     float m1 = timeIt([&]{ vf_int4_gemv_mma<<<(M+15)/16,32*wc>>>(dy,M,dq,dsz,dx,K,nullptr,nullptr,M,K,128,1); });
     float t1 = timeIt([&]{ vf_int4_gemv_mma_t<<<(M+15)/16,32*wc>>>(dy,M,dqt,dsz,dx,K,nullptr,nullptr,M,K,128,1); });
-    printf("ncu shape %dx%d, %d warps: mma b1 %.1f us (%.0f GB/s), tiled %.1f us (%.0f GB/s)\n", M, K, wc, m1, bytes4/m1/1e3, t1, bytes4/t1/1e3);
+    float r1 = timeIt([&]{ vf_int4_gemv_ring<<<rg,32*8,rs>>>(dy,M,dqt,dsz,dx,K,nullptr,nullptr,M,K,128,1); });
+    CK(cudaGetLastError());
+    printf("ncu shape %dx%d, %d warps: mma b1 %.1f us (%.0f GB/s), tiled %.1f us (%.0f GB/s), ring/8w/g%d %.1f us (%.0f GB/s)\n", M, K, wc, m1, bytes4/m1/1e3, t1, bytes4/t1/1e3, rg, r1, bytes4/r1/1e3);
     return 0;
   }
   int cases[][8] = {{1,13,64,32,1,0,0,0},{1,300,1024,128,0,0,1,1},{1,64,2048,64,1,1,1,1},{1,17,4096,128,0,1,0,1},{2,33,256,32,0,0,1,0},{3,100,384,128,1,0,0,1},
@@ -187,12 +237,17 @@ int main(){
     if (!bad) printf("gemv mma %s warps %d K %d rows %d: ok\n", mmaPNames[vi], wc, K, rows);
     cudaFree(dq); cudaFree(dsz); cudaFree(dx); cudaFree(db); cudaFree(dy); cudaFree(dr);
   }
+  // the ring GEMVs (tiled q): partial last chunks (K 384, 3,584 and 18,944 with 8-tile chunks), several stripes a warp,
+  // a partial last stripe (M 37, 77, 300), gs 128 / 256 / K, 1 / 3 / 8 rows
+  int ringCases[][6] = {{3,37,384,128,0,0},{1,37,384,384,1,1},{8,300,384,128,1,1},{1,77,3584,128,0,1},{8,77,3584,256,1,0},{3,77,3584,3584,1,1},
+    {8,37,3584,128,1,1},{8,300,4096,128,1,1},{3,300,4096,256,0,0},{8,37,4096,4096,0,1},{8,300,18944,128,1,1},{3,77,18944,256,0,1},{1,300,18944,18944,1,0}};
+  for (auto& c : ringCases) testRing(g, c[0], c[1], c[2], c[3], c[4], c[5]);
   printf("FAILS %d\n", fails);
   if (getenv("INT4H_NO_TIMING")) return fails?1:0;
   // timing: Qwen2.5-7B / 3B decode linears, int4 gs128 vs bf16 vf_gemv_bf16
   int shapes[][4][2] = {{{4608,3584},{3584,3584},{37888,3584},{3584,18944}},{{2560,2048},{2048,2048},{22016,2048},{2048,11008}}};
   const char* names[2]={"7B","3B"}; int layers[2]={28,36};
-  for(int s=0;s<2;s++){ double t4=0,t16=0,tm=0,tt=0;
+  for(int s=0;s<2;s++){ double t4=0,t16=0,tm=0,tt=0,tr4=0,tr8=0;
     for(int i=0;i<4;i++){ int M=shapes[s][i][0], K=shapes[s][i][1];
       std::vector<unsigned> q((size_t)M*K/8, 0x12345678u), sz((size_t)M*K/128, 0x48003c00u);
       unsigned* dq=up(q); unsigned* dsz=up(sz); unsigned short* dwb; CK(cudaMalloc(&dwb,(size_t)M*K*2)); CK(cudaMemset(dwb,0,(size_t)M*K*2));
@@ -230,6 +285,16 @@ int main(){
         float v8 = timeIt([&]{ mmaPFns[vi]<<<grid,32*wc>>>(dy,M,qq,dsz,dx,K,nullptr,nullptr,M,K,128,8); });
         printf(" %s/%dw/g%d %.1f/%.1f (%.0f GB/s)", mmaPNames[vi], wc, grid, v1, v8, bytes4/v1/1e3);
       }
+      printf("\n");
+      printf("%s %dx%d ring:", names[s], M, K);   // the ring GEMVs on tiled q, resident grid: us b1/b8 (GB/s at b1)
+      for (int k = 0; k < 5; k++) for (int wc : {4, 8}) {
+        const int grid = ringGrid(k, wc); const unsigned sm = ringSmem(k, wc);
+        float v1 = timeIt([&]{ ringKs[k].f<<<grid,32*wc,sm>>>(dy,M,dqt,dsz,dx,K,nullptr,nullptr,M,K,128,1); });
+        float v8 = timeIt([&]{ ringKs[k].f<<<grid,32*wc,sm>>>(dy,M,dqt,dsz,dx,K,nullptr,nullptr,M,K,128,8); });
+        CK(cudaGetLastError());
+        printf(" %s/%dw/g%d %.1f/%.1f (%.0f GB/s)", ringKs[k].name, wc, grid, v1, v8, bytes4/v1/1e3);
+        if (k == 0) (wc == 4 ? tr4 : tr8) += v1;
+      }
       printf("\n"); cudaFree(dq); cudaFree(dqt); cudaFree(dsz); cudaFree(dwb); cudaFree(dx); cudaFree(dy); }
     { int M=shapes[s][0][0], K=shapes[s][0][1], kv=(M-K)/2; // fused qkv with per-part permutations: gather + GEMV
       std::vector<unsigned> q((size_t)M*K/8, 0x12345678u), sz((size_t)M*K/128, 0x48003c00u); std::vector<int> perm((size_t)3*K); for(size_t i=0;i<perm.size();i++) perm[i]=(int)((i*7919)%K);
@@ -240,7 +305,7 @@ int main(){
         printf("%s act-order qkv %dx%d rows %d: one permutation %.1f us, per-part permutations %.1f us (gather + GEMV)\n", names[s], M, K, rows, one, three);
       }
       cudaFree(dq); cudaFree(dsz); cudaFree(dp); cudaFree(dx); cudaFree(dg); cudaFree(dy); }
-    printf("%s per-token linears (%d layers): int4 %.2f ms, int4 mma %.2f ms, tiled %.2f ms, bf16 %.2f ms, ratio %.2fx (mma %.2fx, tiled %.2fx)\n", names[s], layers[s], t4*layers[s]/1e3, tm*layers[s]/1e3, tt*layers[s]/1e3, t16*layers[s]/1e3, t16/t4, t16/tm, t16/tt);
+    printf("%s per-token linears (%d layers): int4 %.2f ms, int4 mma %.2f ms, tiled %.2f ms, bf16 %.2f ms, ratio %.2fx (mma %.2fx, tiled %.2fx); ring 4w %.2f ms (%.2fx), 8w %.2f ms (%.2fx)\n", names[s], layers[s], t4*layers[s]/1e3, tm*layers[s]/1e3, tt*layers[s]/1e3, t16*layers[s]/1e3, t16/t4, t16/tm, t16/tt, tr4*layers[s]/1e3, t16/tr4, tr8*layers[s]/1e3, t16/tr8);
   }
   return fails?1:0;
 }

@@ -93,6 +93,10 @@ import java.util.function.Function;
  *                             walk the 16-row tiles grid-stride, each warp issuing its next round's weight loads before the
  *                             current round's products (int4.cu int4p_gemv; bit for bit the one-tile-a-block kernel's y);
  *                             off: no faster (stop 34, H100, Qwen2.5-7B gate/up 38.2-43.1 us vs 41.3, down 24.1 vs 24.9)
+ * @param int4Ring             {@code vlmflux.cuda.int4Ring}: on sm_90+ with native code, the 4-bit decode GEMV of tiled matrices
+ *                             (stored in tiles at load, as with {@code int4Tiled}) streams each warp's 16-row stripes through
+ *                             a ring of shared-memory slots filled by bulk copies (int4.cu vf_int4_gemv_ring), so the bytes in
+ *                             flight do not depend on registers; other devices keep the tensor-core GEMV
  */
 public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolean cudaDisable, boolean cudaNvrtc, Path root,
                      boolean graphs, boolean batchGraphs, int prefillChunk, boolean fusedNorm, boolean fusedSilu,
@@ -100,7 +104,7 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
                      boolean prefillSplitKv, boolean evictKernel, boolean prefillBf16GateUp,
                      boolean prefillPipelined, boolean decodeVecAttention, boolean decodeFusedCombine, boolean decodeFusedRope, int decodePrefetchMiB, boolean gemvPrefetch, boolean decodeMegakernel, boolean pdl, boolean int4Mma,
                      boolean int4Tiled, boolean int4PrefillOverlap, boolean liveDevicePreprocess, boolean visionGraphs, long visionFp32MaxBytes, boolean batchDecode, boolean batchSelect,
-                     boolean decodeAhead, boolean int4Persistent) {
+                     boolean decodeAhead, boolean int4Persistent, boolean int4Ring) {
 
     public static final String CPU_THREADS = "vlmflux.cpu.threads";
     public static final String CPU_SPIN_MICROS = "vlmflux.cpu.spinMicros";
@@ -138,6 +142,7 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
     public static final String BATCH_SELECT = "vlmflux.cuda.batchSelect";
     public static final String DECODE_AHEAD = "vlmflux.cuda.decodeAhead";
     public static final String INT4_PERSISTENT = "vlmflux.cuda.int4Persistent";
+    public static final String INT4_RING = "vlmflux.cuda.int4Ring";
 
     public Tuning {
         atLeast(CPU_THREADS, cpuThreads, 1);
@@ -151,7 +156,7 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
     /** Every knob at its default (process-wide ones too: not what this process was started with; see {@link #process()}). */
     public static Tuning defaults() {
         return new Tuning(Runtime.getRuntime().availableProcessors(), 100, true, false, false, null,
-                true, true, 2048, true, false, true, true, 4, true, true, true, true, true, true, false, false, 0, false, true, true, true, false, false, true, true, 1L << 30, true, true, false, false);
+                true, true, 2048, true, false, true, true, 4, true, true, true, true, true, true, false, false, 0, false, true, true, true, false, false, true, true, 1L << 30, true, true, false, false, false);
     }
 
     /** Every knob from the system properties now (absent ones at their defaults). */
@@ -186,7 +191,7 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
                 flag(lookup, LIVE_DEVICE_PREPROCESS, d.liveDevicePreprocess), !flag(lookup, VISION_NO_GRAPHS, !d.visionGraphs),
                 longer(lookup, VISION_FP32_MAX_BYTES, d.visionFp32MaxBytes), flag(lookup, BATCH_DECODE, d.batchDecode),
                 flag(lookup, BATCH_SELECT, d.batchSelect), flag(lookup, DECODE_AHEAD, d.decodeAhead),
-                flag(lookup, INT4_PERSISTENT, d.int4Persistent));
+                flag(lookup, INT4_PERSISTENT, d.int4Persistent), flag(lookup, INT4_RING, d.int4Ring));
     }
 
     /**
@@ -211,7 +216,7 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
 
     private Tuning withProcessWide(int threads, long spin, boolean simd, boolean disable, boolean nvrtc, Path root) {
         return new Tuning(threads, spin, simd, disable, nvrtc, root, graphs, batchGraphs, prefillChunk, fusedNorm, fusedSilu,
-                skinnyGemm, gemvSplitK, gemvSplitBlocksPerSm, prefillMma, prefillSplitKv, evictKernel, prefillBf16GateUp, prefillPipelined, decodeVecAttention, decodeFusedCombine, decodeFusedRope, decodePrefetchMiB, gemvPrefetch, decodeMegakernel, pdl, int4Mma, int4Tiled, int4PrefillOverlap, liveDevicePreprocess, visionGraphs, visionFp32MaxBytes, batchDecode, batchSelect, decodeAhead, int4Persistent);
+                skinnyGemm, gemvSplitK, gemvSplitBlocksPerSm, prefillMma, prefillSplitKv, evictKernel, prefillBf16GateUp, prefillPipelined, decodeVecAttention, decodeFusedCombine, decodeFusedRope, decodePrefetchMiB, gemvPrefetch, decodeMegakernel, pdl, int4Mma, int4Tiled, int4PrefillOverlap, liveDevicePreprocess, visionGraphs, visionFp32MaxBytes, batchDecode, batchSelect, decodeAhead, int4Persistent, int4Ring);
     }
 
     /**
@@ -256,6 +261,7 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
         m.put(BATCH_SELECT, Boolean.toString(batchSelect));
         m.put(DECODE_AHEAD, Boolean.toString(decodeAhead));
         m.put(INT4_PERSISTENT, Boolean.toString(int4Persistent));
+        m.put(INT4_RING, Boolean.toString(int4Ring));
         return m;
     }
 

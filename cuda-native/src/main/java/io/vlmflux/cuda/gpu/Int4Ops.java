@@ -12,7 +12,8 @@ import io.vlmflux.cuda.Tuning;
  * GEMV per fused matrix, as with one permutation). Matrices whose groups span whole 128-column blocks and whose zero
  * points are integers ({@link Int4Device#mmaShape()}, every published format) take the tensor-core GEMV
  * ({@link Tuning#int4Mma()}); stored in tiles ({@link Int4Device#tiled()}, {@link Tuning#int4Tiled()}) they take its
- * tiled form, whatever this launcher's tuning.
+ * tiled form, whatever this launcher's tuning; with {@link Tuning#int4Ring()} on a module with native sm_90+ code, the
+ * ring form ({@code vf_int4_gemv_ring}: each warp's stripes of 16 rows streamed through shared memory by bulk copies).
  * Not thread-safe: the stream's thread.
  */
 public final class Int4Ops implements AutoCloseable {
@@ -30,6 +31,9 @@ public final class Int4Ops implements AutoCloseable {
     private final boolean persistent;   // Tuning.int4Persistent: the tensor-core GEMV's resident-block form
     private final String mmaKernel, mmaTiledKernel;   // the tensor-core GEMV's entries for row-major and tiled q (by persistent)
     private final int smCount;
+    /** The ring GEMV's launch: warps a block, and its dynamic shared memory (int4.cu int4r_smem_bytes(W, 4, 4)). */
+    static final int RING_WARPS = 8, RING_SMEM = RING_WARPS * (4 * 4 * 1024 + 4 * 8);
+    private final int ringBlocks;   // resident blocks of vf_int4_gemv_ring on the device, 0: the ring form is off
     private final int[][] persistentBlocksPerSm = new int[2][MMA_MAX_WARPS + 1];   // [row-major, tiled][warps a block]; 0: not asked yet
     private DeviceArena gatherArena;
     private DeviceBuffer gathered;
@@ -49,7 +53,16 @@ public final class Int4Ops implements AutoCloseable {
         this.mmaKernel = persistent ? "vf_int4_gemv_mma_p4" : "vf_int4_gemv_mma";
         this.mmaTiledKernel = persistent ? "vf_int4_gemv_mma_t_p4" : "vf_int4_gemv_mma_t";
         this.smCount = stream.device().multiProcessorCount();
+        int rb = 0;
+        if (tuning.int4Ring() && mod.pdlCapable()) {   // native sm_90+ code: the bulk copies exist (the kernel traps below sm_90)
+            mod.maxDynamicShared("vf_int4_gemv_ring", RING_SMEM);   // here, not while a graph captures
+            rb = mod.activeBlocksPerSm("vf_int4_gemv_ring", 32 * RING_WARPS, RING_SMEM) * smCount;
+        }
+        this.ringBlocks = rb;
     }
+
+    /** Whether tiled matrices take the ring GEMV here ({@link Tuning#int4Ring()} on a device and module that have it). */
+    public boolean ring() { return ringBlocks > 0; }
 
     /** Allocates the act-order gather scratch now (call before capturing graphs when any weight is act-order). */
     public void reserveGather() {
@@ -90,6 +103,13 @@ public final class Int4Ops implements AutoCloseable {
         }
         // tensor cores: 16 rows a block, K split over its warps; a tiled matrix (Int4Device) always takes the tiled
         // form (its warp's 16 x 128 block is 1 KB of contiguous memory), whatever this launcher's tuning
+        if (w.tiled() && ringBlocks > 0) {   // each warp serves whole stripes of 16 rows: as many blocks as are resident, at most a warp a stripe
+            int grid = Math.min(ringBlocks, ((m + 15) / 16 + RING_WARPS - 1) / RING_WARPS);
+            mod.launch("vf_int4_gemv_ring", grid, 1, 1, 32 * RING_WARPS, RING_SMEM, stream,
+                    a.reset().ptr(y).i32(ldy).ptr(w.q()).ptr(w.sz()).ptr(in).i32(ld).ptr(bias).ptr(residual).i32(m).i32(k)
+                            .i32(w.layout().groupSize()).i32(rows), pdl);
+            return;
+        }
         if (w.tiled() || (xps == 0 && mma && w.mmaShape())) {
             int warps = mmaWarps(k), tiles = (m + 15) / 16;
             String name = w.tiled() ? mmaTiledKernel : mmaKernel;

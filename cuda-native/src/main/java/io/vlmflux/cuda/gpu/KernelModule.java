@@ -33,7 +33,8 @@ public final class KernelModule {
     public static final java.util.Set<String> PDL_READY = java.util.Set.of("vf_embed_gather", "vf_gemv_bf16", "vf_gemv_bf16_fused",
             "vf_gemv_bf16_splitk", "vf_gemv_bf16_pf", "vf_gemv_bf16_fused_pf", "vf_gemv_bf16_splitk_pf", "vf_rope_qkv", "vf_attn_decode_e*", "vf_attn_decode_v_h64", "vf_attn_decode_v_h128", "vf_attn_decode_vf_h*", "vf_attn_decode_vr_h*",
             "vf_attn_decode_combine", "vf_rmsnorm", "vf_silu_mul", "vf_add_f32", "vf_argmax_partial", "vf_argmax_final",
-            "vf_mask_logits", "vf_sample_max", "vf_sample_hist", "vf_sample_compact", "vf_sample_final", "vf_int4_gemv_mma*");
+            "vf_mask_logits", "vf_sample_max", "vf_sample_hist", "vf_sample_compact", "vf_sample_final", "vf_int4_gemv_mma*",
+            "vf_int4_gemv_ring*");
 
     /** Whether kernel {@code name} is in {@link #PDL_READY}. */
     public static boolean pdlReady(String name) {
@@ -189,6 +190,15 @@ public final class KernelModule {
     void launchCooperative(String name, int gx, int block, int sharedBytes, GpuStream stream, LaunchArgs args) {
         int rc = cudart.cuLaunchCooperativeKernel(function(name), gx, 1, 1, block, 1, 1, sharedBytes, stream.handle(), args.params());
         if (rc != 0) Cuda.checkDriver(rc, "cuLaunchCooperativeKernel(" + name + ", grid " + gx + ", block " + block + ")");
+    }
+
+    /**
+     * Lets launches of {@code name} use up to {@code bytes} of dynamic shared memory (above the default 48 KB; once per
+     * kernel, before any launch that needs it and outside graph capture).
+     */
+    void maxDynamicShared(String name, int bytes) {
+        Cuda.checkDriver(cudart.cuFuncSetAttribute(function(name), cudart.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, bytes),
+                "cuFuncSetAttribute(" + name + ", max dynamic shared memory " + bytes + " bytes)");
     }
 
     /** Blocks of {@code name} one SM holds at once with this block size and dynamic shared memory. */

@@ -116,7 +116,7 @@ public final class CudaDecoder implements Decoder {
     /** Batched decode GEMMs of 2..{@link #SKINNY_MAX_ROWS} rows through {@link BatchDecodeOps#gemvRows} ({@link Tuning#skinnyGemm()}), cuBLAS otherwise. */
     private final boolean skinnyGemm;
     private final boolean splitKvPrefill;   // Tuning.prefillSplitKv
-    private final boolean int4Tiles;        // Tuning.int4Mma && int4Tiled: 4-bit matrices the tensor-core GEMV takes stored in tiles
+    private final boolean int4Tiles;        // Tuning.int4Mma && (int4Tiled || int4Ring on sm_90+): 4-bit matrices the tensor-core GEMV takes stored in tiles
     final boolean evictKernel;              // Tuning.evictKernel (read by CudaKvCache.evict)
     private final boolean bf16GateUp;       // Tuning.prefillBf16GateUp
     private final Map<String, String> tuningChanges;   // Tuning.changes(), for info()
@@ -240,7 +240,8 @@ public final class CudaDecoder implements Decoder {
         fuseSilu = !quantized && tuning.fusedSilu() && I % 8 == 0 && I <= GpuOps.FUSED_GEMV_MAX_K;
         skinnyGemm = tuning.skinnyGemm();
         splitKvPrefill = tuning.prefillSplitKv();
-        int4Tiles = tuning.int4Mma() && tuning.int4Tiled();
+        // tiles for the tiled tensor-core GEMV, or for the ring GEMV where this device has it (sm_90+ native code)
+        int4Tiles = tuning.int4Mma() && (tuning.int4Tiled() || (tuning.int4Ring() && stream.device().kernels().pdlCapable()));
         int4Overlap = quantized && tuning.int4PrefillOverlap();
         evictKernel = tuning.evictKernel();
         decodeAhead = tuning.decodeAhead();
