@@ -103,8 +103,8 @@ public final class Int4Ops implements AutoCloseable {
         }
         // tensor cores: 16 rows a block, K split over its warps; a tiled matrix (Int4Device) always takes the tiled
         // form (its warp's 16 x 128 block is 1 KB of contiguous memory), whatever this launcher's tuning
-        if (w.tiled() && ringBlocks > 0) {   // each warp serves whole stripes of 16 rows: as many blocks as are resident, at most a warp a stripe
-            int grid = Math.min(ringBlocks, ((m + 15) / 16 + RING_WARPS - 1) / RING_WARPS);
+        if (w.tiled() && ringBlocks > 0) {   // each warp serves whole stripes of 16 rows, warp w of block b stripe w * grid + b first:
+            int grid = Math.min(ringBlocks, (m + 15) / 16);   // few stripes spread over every SM
             mod.launch("vf_int4_gemv_ring", grid, 1, 1, 32 * RING_WARPS, RING_SMEM, stream,
                     a.reset().ptr(y).i32(ldy).ptr(w.q()).ptr(w.sz()).ptr(in).i32(ld).ptr(bias).ptr(residual).i32(m).i32(k)
                             .i32(w.layout().groupSize()).i32(rows), pdl);

@@ -23,7 +23,8 @@ import static org.junit.jupiter.api.Assertions.*;
  * act-order permutations (one per GPTQ linear): the per-part gather, the GEMV's row blocks and warps picking their
  * part (part boundaries inside a block and inside a warp's row pair, an unpermuted part, equal neighbours sharing one,
  * four parts) and the per-part dequantization scatter, against each part's own dequantized product. The tensor-core
- * GEMV's persistent form ({@code vlmflux.cuda.int4Persistent}) bit for bit against its one-tile-a-block form.
+ * GEMV's persistent form ({@code vlmflux.cuda.int4Persistent}) bit for bit against its one-tile-a-block form; the ring
+ * GEMV ({@code vlmflux.cuda.int4Ring}, sm_90+) on every tiled case against the same reference.
  */
 @Tag("gpu")
 @EnabledIf(value = "io.vlmflux.cuda.gpu.Gpu#isAvailable", disabledReason = "no usable GPU (the logger vlmflux.cuda says why: CUDA backend unavailable: ...)")
@@ -33,6 +34,7 @@ class Int4OpsTest {
     static Int4Ops ops;      // today's defaults: the tensor-core GEMV where the matrix allows it
     static Int4Ops fp32Ops;  // vlmflux.cuda.int4Mma=false: the fp32 GEMV everywhere
     static Int4Ops persistentOps;  // vlmflux.cuda.int4Persistent=true: the tensor-core GEMV's resident-block form
+    static Int4Ops ringOps;  // vlmflux.cuda.int4Ring=true: tiled matrices take the ring GEMV where the device has it
 
     @BeforeAll
     static void open() {
@@ -42,6 +44,7 @@ class Int4OpsTest {
         ops = new Int4Ops(st, 8192, Tuning.defaults());
         fp32Ops = new Int4Ops(st, 8192, Tuning.defaults().with(Tuning.INT4_MMA, "false"));
         persistentOps = new Int4Ops(st, 8192, Tuning.defaults().with(Tuning.INT4_PERSISTENT, "true"));
+        ringOps = new Int4Ops(st, 8192, Tuning.defaults().with(Tuning.INT4_RING, "true"));
     }
 
     @AfterAll
@@ -49,6 +52,7 @@ class Int4OpsTest {
         if (ops != null) ops.close();
         if (fp32Ops != null) fp32Ops.close();
         if (persistentOps != null) persistentOps.close();
+        if (ringOps != null) ringOps.close();
         if (arena != null) arena.close();
         if (st != null) st.close();
     }
@@ -101,11 +105,13 @@ class Int4OpsTest {
             float[] wf = w.dequantize();
             Int4Device tw = dw.mmaShape() ? Int4Device.upload(st, arena, dw.layout(), true) : null;
             assertEquals(dw.mmaShape(), tw != null && tw.tiled(), "a matrix the tensor-core GEMV takes is stored in tiles on request");
-            for (int pi = 0; pi < (dw.mmaShape() ? 3 : 1); pi++) {
-                // the fp32 GEMV; the tensor-core one; the tiled one (taken by a tiled matrix whatever the launcher's tuning)
-                Int4Ops o = pi == 1 ? ops : fp32Ops;
-                String path = new String[]{"fp32 GEMV: ", "tensor-core GEMV: ", "tiled tensor-core GEMV: "}[pi];
-                float[] y = gemvOnDevice(o, pi == 2 ? tw : dw, x, bias, y0, rows, m, ldx, ldy, withBias, withResidual);
+            boolean ring = ringOps.ring();   // the device has the ring GEMV (sm_90+ native code)
+            for (int pi = 0; pi < (dw.mmaShape() ? (ring ? 4 : 3) : 1); pi++) {
+                // the fp32 GEMV; the tensor-core one; the tiled one (taken by a tiled matrix whatever the launcher's
+                // tuning); the ring one on the tiles
+                Int4Ops o = pi == 1 ? ops : pi == 3 ? ringOps : fp32Ops;
+                String path = new String[]{"fp32 GEMV: ", "tensor-core GEMV: ", "tiled tensor-core GEMV: ", "ring GEMV: "}[pi];
+                float[] y = gemvOnDevice(o, pi >= 2 ? tw : dw, x, bias, y0, rows, m, ldx, ldy, withBias, withResidual);
                 for (int b = 0; b < rows; b++)
                     for (int j = 0; j < m; j++) {
                         double s = 0, mag = 0;
@@ -116,7 +122,7 @@ class Int4OpsTest {
                     }
                 for (int b = 0; b < rows; b++)   // the padding between rows is never written
                     for (int j = m; j < ldy; j++) assertEquals(y0[b * ldy + j], y[b * ldy + j], path + "padding at row " + b + " col " + j);
-                if (pi > 0)   // the resident-block form: the same columns in the same order, so the same bits
+                if (pi == 1 || pi == 2)   // the resident-block form: the same columns in the same order, so the same bits
                     assertArrayEquals(y, gemvOnDevice(persistentOps, pi == 2 ? tw : dw, x, bias, y0, rows, m, ldx, ldy, withBias, withResidual),
                             "persistent " + path + "y bit for bit");
             }
