@@ -539,7 +539,11 @@ __device__ __forceinline__ void int4r_operands(uint4 (&xv)[4], unsigned int& sa,
 }
 #endif
 
-template <int R, int CT>
+// SPLIT: the block's warps split each stripe's K instead (stripes blockIdx.x, + gridDim.x, ...; warp w the tiles
+// [nb w / W, nb (w + 1) / W) of each, the warps' sums added through shared memory in warp order as int4m_reduce does):
+// for matrices with too few stripes to give every warp its own (q/k/v, o and down at 7B: 224-288 stripes for 1,056
+// warps), where one warp walking a whole stripe is bound by its own dependent products.
+template <int R, int CT, bool SPLIT>
 __device__ __forceinline__ void int4r_gemv(float* y, int ldy, const unsigned int* __restrict__ q, const unsigned int* __restrict__ sz,
                                            const bf16_t* __restrict__ x, int ldx, const float* __restrict__ bias,
                                            const float* residual, int M, int K, int gs, int n) {
@@ -547,75 +551,81 @@ __device__ __forceinline__ void int4r_gemv(float* y, int ldy, const unsigned int
     extern __shared__ __align__(128) unsigned char int4r_ring[];
     constexpr unsigned int SLOT = CT * 1024u;   // bytes of a slot
     const int W = blockDim.x >> 5, warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-    const int S = (M + 15) >> 4, nb = K >> 7, bpg = gs >> 7, G = K / gs, cps = (nb + CT - 1) / CT;
-    const int GW = gridDim.x * W, gw = warp * gridDim.x + blockIdx.x;
+    const int S = (M + 15) >> 4, nb = K >> 7, bpg = gs >> 7, G = K / gs;
+    // the warp's units: stripes s0, s0 + ss, ..., tiles [lo, hi) of each
+    const int s0 = SPLIT ? (int)blockIdx.x : warp * gridDim.x + blockIdx.x, ss = SPLIT ? gridDim.x : gridDim.x * W;
+    const int lo = SPLIT ? (int)((long long)nb * warp / W) : 0, hi = SPLIT ? (int)((long long)nb * (warp + 1) / W) : nb;
+    const int nt = hi - lo, cps = (nt + CT - 1) / CT;
     const unsigned char* slots = int4r_ring + (unsigned int)warp * R * SLOT;
     const unsigned int ring = int4r_smem_addr(slots);
     const unsigned int bars = int4r_smem_addr(int4r_ring) + (unsigned int)W * R * SLOT + (unsigned int)warp * R * 8u;
     const unsigned char* qb = reinterpret_cast<const unsigned char*>(q);
     // The issue cursor (every lane keeps it, lane 0 issues): stripe is, chunk ic of the next chunk to issue.
-    int is = gw, ic = 0;
+    int is = cps > 0 ? s0 : S, ic = 0;
+    auto issue = [&](int sl) {   // chunk (is, ic) into slot sl, then the cursor on
+        if (lane == 0)
+            int4r_load(ring + sl * SLOT, qb + ((long long)is * nb + lo + ic * CT) * 1024, min(CT, nt - ic * CT) * 1024u, bars + 8 * sl);
+        if (++ic == cps) { ic = 0; is += ss; }
+    };
     if (lane == 0) int4r_init<R>(bars);
 #pragma unroll
-    for (int r = 0; r < R; r++) {   // the prologue: chunks 0 .. R-1 (those that exist) into slots 0 .. R-1
-        if (is < S) {
-            if (lane == 0)
-                int4r_load(ring + r * SLOT, qb + ((long long)is * nb + ic * CT) * 1024, min(CT, nb - ic * CT) * 1024u, bars + 8 * r);
-            if (++ic == cps) { ic = 0; is += GW; }
-        }
-    }
+    for (int r = 0; r < R; r++)   // the prologue: chunks 0 .. R-1 (those that exist) into slots 0 .. R-1
+        if (is < S) issue(r);
     __syncwarp();   // the barriers' initialization before any lane waits on them
     const bool hasx = g < n;
     const uint4* xr = reinterpret_cast<const uint4*>(x + (long long)(hasx ? g : 0) * ldx) + 4 * t;
     uint4 xn[4];   // the next block's operands
-    unsigned int san, sbn;
-    int4r_operands(xn, san, sbn, xr, hasx, sz, gw, 0, g, M, G, bpg);
+    unsigned int san = 0, sbn = 0;
+    if (cps > 0) int4r_operands(xn, san, sbn, xr, hasx, sz, s0, lo, g, M, G, bpg);
     int slot = 0;
     unsigned int phase = 0;   // of chunk i: (i / R) & 1, slot i % R
-    for (int s = gw; s < S; s += GW) {
+    for (int s = s0; s < S; s += ss) {   // SPLIT: block-uniform
         float acc[4] = {0.f, 0.f, 0.f, 0.f};
         for (int c = 0; c < cps; c++) {
             int4r_wait(bars + 8 * slot, phase);
             const uint4* tile = reinterpret_cast<const uint4*>(slots + slot * SLOT) + lane;
-            auto block = [&](int u) {   // block j = c * CT + u from tile u of the slot
-                const int j = c * CT + u;
+            auto block = [&](int u) {   // block j = lo + c * CT + u from tile u of the slot
+                const int j = lo + c * CT + u;
                 uint4 xv[4];
 #pragma unroll
                 for (int v = 0; v < 4; v++) xv[v] = xn[v];
                 const unsigned int sa = san, sb = sbn;
-                const bool last = j + 1 == nb;   // next: block j + 1, or block 0 of the next stripe (maybe none: loads in bounds, unused)
-                int4r_operands(xn, san, sbn, xr, hasx, sz, last ? s + GW : s, last ? 0 : j + 1, g, M, G, bpg);
+                const bool last = j + 1 == hi;   // next: block j + 1, or block lo of the next stripe (maybe none: loads in bounds, unused)
+                int4r_operands(xn, san, sbn, xr, hasx, sz, last ? s + ss : s, last ? lo : j + 1, g, M, G, bpg);
                 int4m_block(acc, tile[64 * u], tile[64 * u + 32], xv, sa, sb);
             };
-            if ((c + 1) * CT <= nb) {   // a whole chunk: IL tiles a basic block, so that their independent mma chains interleave
+            if ((c + 1) * CT <= nt) {   // a whole chunk: IL tiles a basic block, so that their independent mma chains interleave
                 constexpr int IL = CT == 4 ? 4 : 2;   // (CT 8: 4 a block spills at 128 registers, all 8 more so)
 #pragma unroll 1
                 for (int u0 = 0; u0 < CT; u0 += IL) {
 #pragma unroll
                     for (int u = 0; u < IL; u++) block(u0 + u);
                 }
-            } else {   // the stripe's partial last chunk (warp-uniform)
+            } else {   // the unit's partial last chunk (warp-uniform)
 #pragma unroll 1
-                for (int u = 0; c * CT + u < nb; u++) block(u);
+                for (int u = 0; c * CT + u < nt; u++) block(u);
             }
             __syncwarp();   // every lane has read the slot
             if (is < S) {   // refill it with the chunk R ahead
-                if (lane == 0) {
-                    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
-                    int4r_load(ring + slot * SLOT, qb + ((long long)is * nb + ic * CT) * 1024, min(CT, nb - ic * CT) * 1024u, bars + 8 * slot);
-                }
-                if (++ic == cps) { ic = 0; is += GW; }
+                if (lane == 0) asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+                issue(slot);
             }
             if (++slot == R) { slot = 0; phase ^= 1u; }
         }
+        if constexpr (SPLIT) {
+            __shared__ float red[VF_INT4R_MAX_WARPS][32][4];
+            int4m_reduce(red, acc, s * 16, y, ldy, bias, residual, M, n);
+            __syncthreads();   // red is rewritten for the next stripe
+        } else {
 #pragma unroll
-        for (int c = 0; c < 4; c++) {   // lane (g, t) holds rows g (c 0, 1), g + 8 (c 2, 3) x batch rows 2t, 2t + 1
-            const int row = s * 16 + g + (c >= 2 ? 8 : 0), b = 2 * t + (c & 1);
-            if (row < M && b < n) {
-                float v = acc[c];
-                if (bias != nullptr) v += bias[row];
-                if (residual != nullptr) v += residual[(long long)b * ldy + row];
-                y[(long long)b * ldy + row] = v;
+            for (int c = 0; c < 4; c++) {   // lane (g, t) holds rows g (c 0, 1), g + 8 (c 2, 3) x batch rows 2t, 2t + 1
+                const int row = s * 16 + g + (c >= 2 ? 8 : 0), b = 2 * t + (c & 1);
+                if (row < M && b < n) {
+                    float v = acc[c];
+                    if (bias != nullptr) v += bias[row];
+                    if (residual != nullptr) v += residual[(long long)b * ldy + row];
+                    y[(long long)b * ldy + row] = v;
+                }
             }
         }
     }
@@ -628,21 +638,24 @@ __device__ __forceinline__ void int4r_gemv(float* y, int ldy, const unsigned int
 // the PDL prologue), with the vf_int4_gemv_mma instances' signature; launched with dynamic shared memory, see above.
 // Residency is bound by shared memory (at most 14 warps an SM at 16 KB a warp) more than by registers (128 a thread:
 // 16 warps): minimum 1 block lets ptxas use up to 128 (sm_110 would otherwise cap at 64 and spill).
-#define VF_INT4R_INSTANCE(SUFFIX, R, CT)                                                                                 \
+#define VF_INT4R_INSTANCE(SUFFIX, R, CT, SPLIT)                                                                          \
     extern "C" __global__ void __launch_bounds__(32 * VF_INT4R_MAX_WARPS, 1) vf_int4_gemv_ring##SUFFIX(                  \
         float* y, int ldy, const unsigned int* q, const unsigned int* sz, const bf16_t* x, int ldx, const float* bias,      \
         const float* residual, int M, int K, int gs, int n) {                                                            \
         VF_PDL_PROLOGUE();                                                                                               \
-        int4r_gemv<R, CT>(y, ldy, q, sz, x, ldx, bias, residual, M, K, gs, n);                                           \
+        int4r_gemv<R, CT, SPLIT>(y, ldy, q, sz, x, ldx, bias, residual, M, K, gs, n);                                    \
     }
 
 // vf_int4_gemv_ring: 4 slots of 4 tiles (16 KB a warp). Ring-shape variants timed by int4_harness (R slots x CT tiles):
 // _v_r3c8 (24 KB a warp), _v_r6c2 (12 KB), _v_r2c8 (16 KB, double-buffered big chunks), _v_r8c2 (16 KB, small chunks).
-VF_INT4R_INSTANCE(, 4, 4)
-VF_INT4R_INSTANCE(_v_r3c8, 3, 8)
-VF_INT4R_INSTANCE(_v_r6c2, 6, 2)
-VF_INT4R_INSTANCE(_v_r2c8, 2, 8)
-VF_INT4R_INSTANCE(_v_r8c2, 8, 2)
+VF_INT4R_INSTANCE(, 4, 4, false)
+VF_INT4R_INSTANCE(_v_r3c8, 3, 8, false)
+VF_INT4R_INSTANCE(_v_r6c2, 6, 2, false)
+VF_INT4R_INSTANCE(_v_r2c8, 2, 8, false)
+VF_INT4R_INSTANCE(_v_r8c2, 8, 2, false)
+// vf_int4_gemv_ring_s: the block's warps split each stripe's K (SPLIT above), 4 slots of 4 tiles; _s_v_r6c2: of 2 tiles.
+VF_INT4R_INSTANCE(_s, 4, 4, true)
+VF_INT4R_INSTANCE(_s_v_r6c2, 6, 2, true)
 
 // xp [P, n, K]: xp[(p*n + b)*K + c] = x[b*ldx + perm[p*K + c]] (canonical column c of part p <- input column), bf16.
 // grid (ceil(K / 256), n, P), block 256.
