@@ -33,7 +33,10 @@ public final class Int4Ops implements AutoCloseable {
     private final int smCount;
     /** The ring GEMV's launch: warps a block, and its dynamic shared memory (int4.cu int4r_smem_bytes(W, 4, 4)). */
     static final int RING_WARPS = 8, RING_SMEM = RING_WARPS * (4 * 4 * 1024 + 4 * 8);
-    private final int ringBlocks;   // resident blocks of vf_int4_gemv_ring on the device, 0: the ring form is off
+    /** The ring GEMV's forms: a warp a stripe, and a block a stripe with K split over its warps (int4.cu SPLIT). */
+    static final String RING = "vf_int4_gemv_ring", RING_SPLIT = "vf_int4_gemv_ring_s";
+    private final int ringBlocks, ringSplitBlocks;   // resident blocks of each form on the device, 0: the ring form is off
+    private String ringOnly;   // tests: this form for every tiled matrix (null: by stripes, ringKernel)
     private final int[][] persistentBlocksPerSm = new int[2][MMA_MAX_WARPS + 1];   // [row-major, tiled][warps a block]; 0: not asked yet
     private DeviceArena gatherArena;
     private DeviceBuffer gathered;
@@ -53,13 +56,29 @@ public final class Int4Ops implements AutoCloseable {
         this.mmaKernel = persistent ? "vf_int4_gemv_mma_p4" : "vf_int4_gemv_mma";
         this.mmaTiledKernel = persistent ? "vf_int4_gemv_mma_t_p4" : "vf_int4_gemv_mma_t";
         this.smCount = stream.device().multiProcessorCount();
-        int rb = 0;
-        if (tuning.int4Ring() && mod.pdlCapable()) {   // native sm_90+ code: the bulk copies exist (the kernel traps below sm_90)
-            mod.maxDynamicShared("vf_int4_gemv_ring", RING_SMEM);   // here, not while a graph captures
-            rb = mod.activeBlocksPerSm("vf_int4_gemv_ring", 32 * RING_WARPS, RING_SMEM) * smCount;
+        int rb = 0, rs = 0;
+        if (tuning.int4Ring() && mod.pdlCapable()) {   // native sm_90+ code: the bulk copies exist (the kernels trap below sm_90)
+            mod.maxDynamicShared(RING, RING_SMEM);   // here, not while a graph captures
+            mod.maxDynamicShared(RING_SPLIT, RING_SMEM);
+            rb = mod.activeBlocksPerSm(RING, 32 * RING_WARPS, RING_SMEM) * smCount;
+            rs = mod.activeBlocksPerSm(RING_SPLIT, 32 * RING_WARPS, RING_SMEM) * smCount;
         }
         this.ringBlocks = rb;
+        this.ringSplitBlocks = rs;
     }
+
+    /**
+     * The ring form for a matrix of {@code stripes} 16-row stripes: a warp a stripe where there are at least two for
+     * every resident warp (7B gate/up), else a block a stripe with K split over its warps (q/k/v, o, down; one warp
+     * walking a whole stripe alone is bound by its own dependent products).
+     */
+    String ringKernel(int stripes) {
+        if (ringOnly != null) return ringOnly;
+        return stripes >= 2L * ringBlocks * RING_WARPS ? RING : RING_SPLIT;
+    }
+
+    /** Tests: every tiled matrix takes ring form {@code name} ({@link #RING} or {@link #RING_SPLIT}; null: by shape). */
+    void ringOnly(String name) { ringOnly = name; }
 
     /** Whether tiled matrices take the ring GEMV here ({@link Tuning#int4Ring()} on a device and module that have it). */
     public boolean ring() { return ringBlocks > 0; }
@@ -103,9 +122,11 @@ public final class Int4Ops implements AutoCloseable {
         }
         // tensor cores: 16 rows a block, K split over its warps; a tiled matrix (Int4Device) always takes the tiled
         // form (its warp's 16 x 128 block is 1 KB of contiguous memory), whatever this launcher's tuning
-        if (w.tiled() && ringBlocks > 0) {   // each warp serves whole stripes of 16 rows, warp w of block b stripe w * grid + b first:
-            int grid = Math.min(ringBlocks, (m + 15) / 16);   // few stripes spread over every SM
-            mod.launch("vf_int4_gemv_ring", grid, 1, 1, 32 * RING_WARPS, RING_SMEM, stream,
+        if (w.tiled() && ringBlocks > 0) {   // (RING: warp w of block b takes stripe w * grid + b first, so few stripes spread over every SM)
+            int stripes = (m + 15) / 16;
+            String name = ringKernel(stripes);
+            int grid = Math.min(name.equals(RING) ? ringBlocks : ringSplitBlocks, stripes);
+            mod.launch(name, grid, 1, 1, 32 * RING_WARPS, RING_SMEM, stream,
                     a.reset().ptr(y).i32(ldy).ptr(w.q()).ptr(w.sz()).ptr(in).i32(ld).ptr(bias).ptr(residual).i32(m).i32(k)
                             .i32(w.layout().groupSize()).i32(rows), pdl);
             return;

@@ -106,11 +106,13 @@ class Int4OpsTest {
             Int4Device tw = dw.mmaShape() ? Int4Device.upload(st, arena, dw.layout(), true) : null;
             assertEquals(dw.mmaShape(), tw != null && tw.tiled(), "a matrix the tensor-core GEMV takes is stored in tiles on request");
             boolean ring = ringOps.ring();   // the device has the ring GEMV (sm_90+ native code)
-            for (int pi = 0; pi < (dw.mmaShape() ? (ring ? 4 : 3) : 1); pi++) {
+            for (int pi = 0; pi < (dw.mmaShape() ? (ring ? 5 : 3) : 1); pi++) {
                 // the fp32 GEMV; the tensor-core one; the tiled one (taken by a tiled matrix whatever the launcher's
-                // tuning); the ring one on the tiles
-                Int4Ops o = pi == 1 ? ops : pi == 3 ? ringOps : fp32Ops;
-                String path = new String[]{"fp32 GEMV: ", "tensor-core GEMV: ", "tiled tensor-core GEMV: ", "ring GEMV: "}[pi];
+                // tuning); the ring one on the tiles, a warp a stripe and K split over a block's warps
+                Int4Ops o = pi == 1 ? ops : pi >= 3 ? ringOps : fp32Ops;
+                if (pi >= 3) ringOps.ringOnly(pi == 3 ? Int4Ops.RING : Int4Ops.RING_SPLIT);
+                String path = new String[]{"fp32 GEMV: ", "tensor-core GEMV: ", "tiled tensor-core GEMV: ", "ring GEMV, a warp a stripe: ",
+                        "ring GEMV, K split over a block's warps: "}[pi];
                 float[] y = gemvOnDevice(o, pi >= 2 ? tw : dw, x, bias, y0, rows, m, ldx, ldy, withBias, withResidual);
                 for (int b = 0; b < rows; b++)
                     for (int j = 0; j < m; j++) {

@@ -47,13 +47,15 @@ class CudaQuantizedModelTest {
         int[] prompt = {3, 17, 250, 99, 4, 311, 42, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 77};   // > 8 rows: the dequantize + GEMM prefill
         // the default tuning, then 4-bit matrices stored in 16 x 128 tiles where the tensor-core GEMV takes them, then the
         // prefill's dequantizations on a second stream one linear ahead: the prefill reads the same bf16 matrices through
-        // the same GEMMs, so its logits equal the default's bit for bit
+        // the same GEMMs, so its logits equal the default's bit for bit; then the ring GEMV for decode (vlmflux.cuda.int4Ring:
+        // tiles, streamed through shared memory on sm_90+; elsewhere the tiled tensor-core GEMV)
         io.vlmflux.cuda.Tuning base = io.vlmflux.cuda.Tuning.fromSystemProperties();
         float[] basePrefill = null;
         String name = label;
-        for (io.vlmflux.cuda.Tuning tuning : new io.vlmflux.cuda.Tuning[]{base, base.withInt4Tiled(true), base.withInt4PrefillOverlap(true)})
+        for (io.vlmflux.cuda.Tuning tuning : new io.vlmflux.cuda.Tuning[]{base, base.withInt4Tiled(true), base.withInt4PrefillOverlap(true),
+                base.with(io.vlmflux.cuda.Tuning.INT4_RING, "true")})
         try (Decoder gpu = Models.load(qd, "config.json", io.vlmflux.llm.Backend.CUDA, null, tuning); Decoder cpu = Models.load(qd, "cpu")) {
-            label = name + (tuning.int4Tiled() ? " (tiles)" : "") + (tuning.int4PrefillOverlap() ? " (overlapped prefill)" : "");
+            label = name + (tuning.int4Tiled() ? " (tiles)" : "") + (tuning.int4PrefillOverlap() ? " (overlapped prefill)" : "") + (tuning.int4Ring() ? " (ring GEMV)" : "");
             assertEquals("cuda", gpu.backend());
             int V = cpu.config().vocabSize();
             KvCache cg = gpu.newCache(64), cc = cpu.newCache(64);
