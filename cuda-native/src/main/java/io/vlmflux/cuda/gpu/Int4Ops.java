@@ -58,10 +58,16 @@ public final class Int4Ops implements AutoCloseable {
         this.smCount = stream.device().multiProcessorCount();
         int rb = 0, rs = 0;
         if (tuning.int4Ring() && mod.pdlCapable()) {   // native sm_90+ code: the bulk copies exist (the kernels trap below sm_90)
-            mod.maxDynamicShared(RING, RING_SMEM);   // here, not while a graph captures
-            mod.maxDynamicShared(RING_SPLIT, RING_SMEM);
-            rb = mod.activeBlocksPerSm(RING, 32 * RING_WARPS, RING_SMEM) * smCount;
-            rs = mod.activeBlocksPerSm(RING_SPLIT, 32 * RING_WARPS, RING_SMEM) * smCount;
+            try {
+                mod.maxDynamicShared(RING, RING_SMEM);   // here, not while a graph captures
+                mod.maxDynamicShared(RING_SPLIT, RING_SMEM);
+                rb = mod.activeBlocksPerSm(RING, 32 * RING_WARPS, RING_SMEM) * smCount;
+                rs = mod.activeBlocksPerSm(RING_SPLIT, 32 * RING_WARPS, RING_SMEM) * smCount;
+            } catch (CudaException e) {   // a device without the shared memory: the tensor-core GEMV, said once a launcher
+                System.getLogger("vlmflux.cuda").log(System.Logger.Level.WARNING,
+                        "vlmflux.cuda.int4Ring: the ring GEMV does not fit this device (" + e.getMessage() + "); the tensor-core GEMV instead");
+            }
+            if (rb == 0 || rs == 0) rb = rs = 0;
         }
         this.ringBlocks = rb;
         this.ringSplitBlocks = rs;
