@@ -374,6 +374,8 @@ case "${1:-}" in
     echo "rc=$?" >> "$out/mega-ncu.txt"
     ncu -i /tmp/mega-ncu.ncu-rep --page raw --csv > "$out/mega-ncu-raw.csv" 2>&1
     ncu -i /tmp/mega-ncu.ncu-rep --page details --csv > "$out/mega-ncu-details.csv" 2>&1
+    # per-instruction stall samples (a -lineinfo build maps them to source lines): which stage the barrier / fetch stalls sit in
+    ncu -i /tmp/mega-ncu.ncu-rep --page source --csv --print-source sass > /tmp/mega-ncu-source.csv 2>&1 && xz -c /tmp/mega-ncu-source.csv > "$out/mega-ncu-source.csv.xz"
     python3 - "$out/mega-ncu-raw.csv" <<'PY' >&2
 import csv, sys
 rows = list(csv.reader(open(sys.argv[1])))
