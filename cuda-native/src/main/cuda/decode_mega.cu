@@ -53,6 +53,13 @@
                                // block's share of the next product's weights (its first VF_MEGA_L2PF_MAX bytes) and the
                                // first attention item's cached K/V rows into L2 (cp.async.bulk.prefetch.L2, sm_90+)
 #define VF_MEGA_L2PF_MAX (160 * 1024)   // bytes a block prefetches for one stage at most (132 blocks: ~21 MB of L2)
+#define VF_MEGA_KVSMEM 2048    // flags (sm_90+, not with VF_MEGA_STREAM): the attention's cached K / V reach shared memory
+                               // by bulk copies, a round of keys (16 KB of K and of V at every head dim) into one of two
+                               // buffers of the launch's dynamic shared memory, two rounds ahead of the arithmetic; the
+                               // first item's first two rounds are issued across the barrier; keys read from there
+                               // instead of one register round at a time (the same values, so the same bits)
+#define VF_MEGA_KV_ROUND 16384 // bytes of K (and of V) in one round of keys: VF_MEGA_WARPS x keys a warp's load x 4 x 2 HD
+#define VF_MEGA_KVSMEM_BYTES (4 * VF_MEGA_KV_ROUND)   // dynamic shared memory of the form: two buffers of K and V
 #define VF_MEGA_WIDE 32        // flags: a warp's row group holds up to VF_MEGA_RW rows, sized so every warp walks as many
                                // groups as the others (not with VF_MEGA_SPLITK)
 #define VF_MEGA_SLOT 16384     // bytes of a ring slot (the ring is the launch's dynamic shared memory)
@@ -441,6 +448,38 @@ __device__ __forceinline__ unsigned int vf_smem_addr(const void* p) {
 }
 
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+// VF_MEGA_KVSMEM: the two buffers' barriers and the count of rounds the block has consumed this launch (round i: buffer
+// i & 1, phase (i >> 1) & 1); thread 0 writes the count, every thread reads it after a block barrier.
+__shared__ __align__(8) unsigned long long vf_mega_kvbars[2];
+__shared__ unsigned int vf_mega_kvseq;
+
+// Thread 0: keys [t, t + n) of kv head hk (K and V rows) into buffer i & 1, completing its barrier.
+template <int HD>
+__device__ __forceinline__ void vf_mega_kv_issue(const bf16_t* kc, const bf16_t* vc, long long hkRow, int t, int n, unsigned int i) {
+    extern __shared__ __align__(128) unsigned char vf_mega_ring[];
+    const unsigned int buf = vf_smem_addr(vf_mega_ring) + (i & 1u) * 2u * VF_MEGA_KV_ROUND, bar = vf_smem_addr(&vf_mega_kvbars[i & 1u]);
+    const unsigned int bytes = (unsigned int)n * HD * 2u;
+    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(2u * bytes) : "memory");
+    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
+                 ::"r"(buf), "l"(kc + (hkRow + t) * HD), "r"(bytes), "r"(bar) : "memory");
+    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
+                 ::"r"(buf + VF_MEGA_KV_ROUND), "l"(vc + (hkRow + t) * HD), "r"(bytes), "r"(bar) : "memory");
+}
+
+__device__ __forceinline__ void vf_mega_kv_wait(unsigned int i) {
+    const unsigned int bar = vf_smem_addr(&vf_mega_kvbars[i & 1u]), parity = (i >> 1) & 1u;
+    unsigned int ok = 0;
+    long long spins = 0;
+    do {
+        asm volatile("{ .reg .pred p; mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2; selp.u32 %0, 1, 0, p; }"
+                     : "=r"(ok) : "r"(bar), "r"(parity) : "memory");
+        if (++spins == (1LL << 28)) __trap();   // a copy that never lands fails the launch, never hangs it
+    } while (!ok);
+}
+#endif
+
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 // Issues tile t of this block's stream into its slot (one thread); nothing past the last tile.
 __device__ void vf_mega_issue(const VfMega& a, VfMegaSched& s, int t, unsigned int ring, unsigned int bars) {
     if (t >= s.total) return;
@@ -608,10 +647,23 @@ __device__ void vf_mega_attention(const VfMega& a, const VfMegaLayer& ly, bf16_t
             if (ly.qNorm != nullptr) rope.qn[j] = ly.qNorm[j];
             if (ly.kNorm != nullptr) rope.kn[j] = ly.kNorm[j];
         }
+    constexpr bool kvs = (FORM & VF_MEGA_KVSMEM) && !(FORM & VF_MEGA_STREAM);
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    constexpr int RK = VF_MEGA_WARPS * KPW * U;   // keys a round (VF_MEGA_KV_ROUND bytes of K)
+    static_assert(RK * HD * 2 == VF_MEGA_KV_ROUND, "a round of keys fills a buffer");
+#endif
+    auto issue2 = [&](int hk, int kBeg, int kEnd) {   // thread 0: the item's first two rounds (kvs)
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+        const unsigned int i0 = vf_mega_kvseq;
+        for (int r = 0; r < 2 && kBeg + r * RK < kEnd; r++)
+            vf_mega_kv_issue<HD>(kc, vc, (long long)hk * a.maxSeq, kBeg + r * RK, min(RK, kEnd - kBeg - r * RK), i0 + r);
+#endif
+    };
     if (early && blockIdx.x < items) {
         const int item = blockIdx.x, split = item % S, hk = item / (S * groups);
         const int kBeg = split * chunk;
-        if (kBeg < len) load(hk, kBeg + warp * KPW * U, min(len, kBeg + chunk));
+        if (kvs) { if (kBeg < len && threadIdx.x == 0) issue2(hk, kBeg, min(len, kBeg + chunk)); }
+        else if (kBeg < len) load(hk, kBeg + warp * KPW * U, min(len, kBeg + chunk));
         if ((FORM & VF_MEGA_L2PF) && threadIdx.x == 0 && kBeg + VF_MEGA_WARPS * KPW * U < len) {   // the item's keys past the first batch
             long long budget = VF_MEGA_L2PF_MAX;
             const int t1 = kBeg + VF_MEGA_WARPS * KPW * U, n = min(len, kBeg + chunk) - t1;
@@ -667,6 +719,43 @@ __device__ void vf_mega_attention(const VfMega& a, const VfMegaLayer& ly, bf16_t
             for (int e = 0; e < 8; e++) { acc[g][e] = 0.f; qf[g][e] = g < gn ? rq[g][sl * 8 + e] * a.scale : 0.f; }
         }
         const int first = kBeg + warp * KPW * U;
+        if (kvs) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+            // rounds of RK keys from shared memory, block-uniform: a warp whose keys of a round all lie past kEnd takes
+            // them as padding (score -inf: its state unchanged, bit for bit), as the register walk would skip them
+            if (threadIdx.x == 0 && (!early || item != (int)blockIdx.x)) issue2(hk, kBeg, kEnd);
+            const unsigned int i0 = vf_mega_kvseq;
+            const int nr = (kEnd - kBeg + RK - 1) / RK;
+            extern __shared__ __align__(128) unsigned char vf_mega_ring[];
+            for (int r = 0; r < nr; r++) {
+                const unsigned int i = i0 + r;
+                vf_mega_kv_wait(i);
+                const bf16_t* kb = reinterpret_cast<const bf16_t*>(vf_mega_ring + (i & 1u) * 2u * VF_MEGA_KV_ROUND);
+                const bf16_t* vb = kb + VF_MEGA_KV_ROUND / 2;
+                const int rb = kBeg + r * RK, t0 = rb + warp * KPW * U;
+#pragma unroll
+                for (int u = 0; u < U; u++) {
+                    const int t = t0 + u * KPW + slot;
+                    kr[u] = make_uint4(0u, 0u, 0u, 0u); vr[u] = kr[u];
+                    if (t < kEnd && t == newKey) {
+                        kr[u] = *reinterpret_cast<const uint4*>(&rkv[0][sl * 8]);
+                        vr[u] = *reinterpret_cast<const uint4*>(&rkv[1][sl * 8]);
+                    } else if (t < kEnd) {
+                        kr[u] = *reinterpret_cast<const uint4*>(kb + (t - rb) * HD + sl * 8);
+                        vr[u] = *reinterpret_cast<const uint4*>(vb + (t - rb) * HD + sl * 8);
+                    }
+                }
+#pragma unroll
+                for (int u = 0; u < U; u++) vf_dec_vec_key<HD>(kr[u], vr[u], t0 + u * KPW + slot < kEnd, gn, qf, acc, m, l);
+                __syncthreads();   // every warp is done with the buffer
+                if (threadIdx.x == 0 && r + 2 < nr)
+                    vf_mega_kv_issue<HD>(kc, vc, (long long)hk * a.maxSeq, rb + 2 * RK, min(RK, kEnd - rb - 2 * RK), i + 2);
+            }
+            if (threadIdx.x == 0) vf_mega_kvseq = i0 + nr;   // read after the item's closing block barriers
+#else
+            __trap();   // no bulk copies below sm_90: the form is never launched there
+#endif
+        } else {
         if (!early || item != (int)blockIdx.x) load(hk, first, kEnd);   // (early: the block's first item was loaded across the barrier)
 #ifdef VF_MEGA_STAMPS
         if (item == (int)blockIdx.x && vf_mega_astamps_s != nullptr) {   // wait for the first loads here, then stamp
@@ -687,6 +776,7 @@ __device__ void vf_mega_attention(const VfMega& a, const VfMegaLayer& ly, bf16_t
 #pragma unroll
             for (int u = 0; u < U; u++) vf_dec_vec_key<HD>(kr[u], vr[u], t0 + u * KPW + slot < kEnd, gn, qf, acc, m, l);
             if (t0 + VF_MEGA_WARPS * KPW * U < kEnd) load(hk, t0 + VF_MEGA_WARPS * KPW * U, kEnd);
+        }
         }
         if (item == (int)blockIdx.x) VF_MEGA_ASTAMP(target, 2);
         // merge the warp's key slots, then the warps (through shared memory), into this split's partials
@@ -723,6 +813,17 @@ __device__ void vf_decode_mega(const VfMega& a) {
         }
     }
     const int Q = a.nq * HD, QKV = Q + 2 * a.nkv * HD, H = a.H, I = a.I;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    if ((FORM & VF_MEGA_KVSMEM) && !(FORM & VF_MEGA_STREAM)) {   // the K / V buffers' barriers (read after the first grid barrier's block barriers)
+        if (threadIdx.x == 0) {
+            asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(vf_smem_addr(&vf_mega_kvbars[0])) : "memory");
+            asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(vf_smem_addr(&vf_mega_kvbars[1])) : "memory");
+            asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+            vf_mega_kvseq = 0;
+        }
+        __syncthreads();
+    }
+#endif
     VfMegaRing* rg = nullptr;
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     extern __shared__ __align__(128) unsigned char vf_mega_ring[];

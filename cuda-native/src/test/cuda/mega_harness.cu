@@ -13,17 +13,20 @@
 #include <string>
 #include <algorithm>
 // every form the harness times, each its own kernel (the library's vf_decode_mega_h* is VF_MEGA_FORM_LIB of these);
-// -DMEGA_HARNESS_FEW: forms 1, 129 and 1153 only (a build of two minutes instead of six, for the "rope", "l2pf" and "one" modes)
+// -DMEGA_HARNESS_FEW: forms 1, 129, 1153, 2177 and 3201 only (a build of three minutes instead of seven, for the "rope",
+// "l2pf", "kvsmem", "both" and "one" modes)
 #ifdef MEGA_HARNESS_FEW
 #define MEGA_HARNESS_FORMS(HD) VF_MEGA_INSTANCE_FORM(mega_f1_h##HD, HD, 1) VF_MEGA_INSTANCE_FORM(mega_f129_h##HD, HD, 129) \
-    VF_MEGA_INSTANCE_FORM(mega_f1153_h##HD, HD, 1153)
-#define MEGA_FORM_LIST(X) X(1) X(129) X(1153)
+    VF_MEGA_INSTANCE_FORM(mega_f1153_h##HD, HD, 1153) VF_MEGA_INSTANCE_FORM(mega_f2177_h##HD, HD, 2177) \
+    VF_MEGA_INSTANCE_FORM(mega_f3201_h##HD, HD, 3201)
+#define MEGA_FORM_LIST(X) X(1) X(129) X(1153) X(2177) X(3201)
 #else
 #define MEGA_HARNESS_FORMS(HD) VF_MEGA_INSTANCE_FORM(mega_f0_h##HD, HD, 0) VF_MEGA_INSTANCE_FORM(mega_f1_h##HD, HD, 1) \
     VF_MEGA_INSTANCE_FORM(mega_f3_h##HD, HD, 3) VF_MEGA_INSTANCE_FORM(mega_f4_h##HD, HD, 4) VF_MEGA_INSTANCE_FORM(mega_f5_h##HD, HD, 5) \
     VF_MEGA_INSTANCE_FORM(mega_f33_h##HD, HD, 33) VF_MEGA_INSTANCE_FORM(mega_f129_h##HD, HD, 129) \
-    VF_MEGA_INSTANCE_FORM(mega_f1153_h##HD, HD, 1153)
-#define MEGA_FORM_LIST(X) X(0) X(1) X(3) X(4) X(5) X(33) X(129) X(1153)
+    VF_MEGA_INSTANCE_FORM(mega_f1153_h##HD, HD, 1153) VF_MEGA_INSTANCE_FORM(mega_f2177_h##HD, HD, 2177) \
+    VF_MEGA_INSTANCE_FORM(mega_f3201_h##HD, HD, 3201)
+#define MEGA_FORM_LIST(X) X(0) X(1) X(3) X(4) X(5) X(33) X(129) X(1153) X(2177) X(3201)
 #endif
 MEGA_HARNESS_FORMS(8) MEGA_HARNESS_FORMS(16) MEGA_HARNESS_FORMS(32) MEGA_HARNESS_FORMS(64) MEGA_HARNESS_FORMS(128) MEGA_HARNESS_FORMS(256)
 #define MEGA_FORM_NUM(F) F,
@@ -224,7 +227,7 @@ static void megaStep(Model& m, cudaStream_t st) {
     const int flags = m.flags;
     void* args[] = {&layers, &fn, &lm, &x, &qkv, &part, &att, &act, &lg, &step, &inv, &sync, &kb, &kvs, &voff, &L, &H, &nq, &nkv, &I, &V, &ms, &sp, &s1, &s2, &eps, &sc};
     void* fnp = megaFn(s.hd, flags);
-    size_t dyn = flags & VF_MEGA_STREAM ? (size_t)ringSlots * VF_MEGA_SLOT : 0;
+    size_t dyn = flags & VF_MEGA_STREAM ? (size_t)ringSlots * VF_MEGA_SLOT : flags & VF_MEGA_KVSMEM ? VF_MEGA_KVSMEM_BYTES : 0;
     CK(cudaLaunchCooperativeKernel(fnp, dim3(m.grid), dim3(VF_MEGA_THREADS), args, dyn, st));
 }
 
@@ -495,6 +498,8 @@ int main(int argc, char** argv) {
         if (ringSlots < 0) ringSlots = std::min(VF_MEGA_RING_MAX, avail / VF_MEGA_SLOT);
         printf("stream ring: %d slots of %d bytes (static shared %zu, opt-in limit %zu)\n", ringSlots, VF_MEGA_SLOT, fa.sharedSizeBytes, p.sharedMemPerBlockOptin);
         if (getenv("MEGA_RING")) ringSlots = atoi(getenv("MEGA_RING"));
+        for (int f : {2177, 3201}) if (haveForm(f)) for (int hd = 8; hd <= 256; hd *= 2)   // the K / V buffers (VF_MEGA_KVSMEM)
+            CK(cudaFuncSetAttribute(megaFn(hd, f), cudaFuncAttributeMaxDynamicSharedMemorySize, VF_MEGA_KVSMEM_BYTES));
         for (int f : {4, 5}) if (haveForm(f)) for (int hd = 8; hd <= 256; hd *= 2)   // once: not allowed while a stream captures
             CK(cudaFuncSetAttribute(megaFn(hd, f), cudaFuncAttributeMaxDynamicSharedMemorySize, VF_MEGA_RING_MAX * VF_MEGA_SLOT > avail ? avail / VF_MEGA_SLOT * VF_MEGA_SLOT : VF_MEGA_RING_MAX * VF_MEGA_SLOT));
     }
@@ -581,6 +586,15 @@ int main(int argc, char** argv) {
             checkSameBits(sh, 300, 3, VF_MEGA_EARLY, rp);
         }
         sameBitsThenTime(VF_MEGA_EARLY, rp);
+    }
+    if (mode == "kvsmem" || mode == "both") {   // the cached K / V through shared memory by bulk copies (2177), with the L2 prefetch too (3201):
+        const int lib = VF_MEGA_FORM_LIB, kv = lib | VF_MEGA_KVSMEM | (mode == "both" ? VF_MEGA_L2PF : 0);   // the same bits as 129
+        const Shape ksmall[] = {{"hd128 g4 qknorm", 256, 8, 2, 128, 512, 1000, 2, true, false, 0},
+                                {"hd64 g16 bias", 256, 32, 2, 64, 520, 1024, 3, false, true, 0},
+                                {"hd16 g3 bias (tiny-qwen2)", 96, 6, 2, 16, 256, 3014, 2, false, true, 0},
+                                {"hd256 g2 interleaved", 512, 4, 2, 256, 1024, 1500, 2, true, false, 2}};
+        for (const Shape& sh2 : ksmall) for (int len0 : {0, 16, 1199, 4099}) { checkSameBits(sh2, len0, 3, lib, kv); check(sh2, len0, 3, len0 == 16, kv); }
+        sameBitsThenTime(lib, kv);
     }
     if (mode == "l2pf") {   // the next stage's weights and the item's K/V prefetched into L2 across each barrier (form 1153): the same bits as 129, timed, stages
         const int lib = VF_MEGA_FORM_LIB, sh = lib | VF_MEGA_L2PF;
