@@ -69,8 +69,9 @@
 #                         slots, memory workload, source counters; VLMFLUX_NCU_SHAPE="M,K", default the 7B gate/up 37888,3584)
 #   e2e-gpu-run.sh mega-ncu [0.6b|vl4] [FORM] (carry .gpu-e2e/megah.xz): one launch of the persistent step (the library form,
 #                         or harness form FORM, e.g. 1153) under Nsight Compute (warp stall reasons: a latency-bound stage
-#                         waiting on instruction fetch?); mega l2pf: VF_MEGA_L2PF (form 1153) checked bit for bit and timed
-#   e2e-gpu-run.sh mega rope (carry .gpu-e2e/megah.xz; nvcc -DMEGA_HARNESS_FEW builds forms 1 / 129 / 1153 only, in two minutes):
+#                         waiting on instruction fetch?); mega l2pf / kvsmem / both: VF_MEGA_L2PF (form 1153), VF_MEGA_KVSMEM
+#                         (2177), both (3201), each checked bit for bit against the library form and timed
+#   e2e-gpu-run.sh mega rope (carry .gpu-e2e/megah.xz; nvcc -DMEGA_HARNESS_FEW builds forms 1 / 129 / 1153 / 2177 / 3201 only, in four minutes):
 #                         the library form (129, VF_MEGA_ROPEPRE) checked bit for bit against form 1 and timed, stages with the
 #                         attention item's phases
 # Results under $OUT (or /tmp/vlmflux-e2e-out).
