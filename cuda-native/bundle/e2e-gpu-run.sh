@@ -29,7 +29,8 @@
 #                         (issue 15), 4-bit with the fp32 GEMV (int4Mma=false) and with tiles + the overlapped prefill
 #                         (int4Tiled=true int4PrefillOverlap=true; each also separately in int4-check's tests;
 #                         VLMFLUX_INT4_VARIANTS: which 4-bit runs, default "default fp32gemv tiled", "persistent":
-#                         int4Persistent, "ring": int4Ring; VLMFLUX_INT4_NO_EVAL=1: no eval), and bf16
+#                         int4Persistent, "ring": int4Ring, "sliceN": the prefill's matrices in N-MiB row slices
+#                         (int4PrefillChunkKiB); VLMFLUX_INT4_NO_EVAL=1: no eval), and bf16
 #                         again with the fp32 gate/up prefill
 #                         (prefillBf16GateUp=false; VLMFLUX_INT4_NO_GATEUP=1: not that) and with the pre-stop-25 switches
 #                         (VLMFLUX_INT4_NO_BEFORE=1: not the latter); quantize gets a 60 GB heap; VLMFLUX_INT4_VLM=1: also the
@@ -219,6 +220,7 @@ case "${1:-}" in
           [[ $v == tiled ]] && opts="-Dvlmflux.cuda.int4Tiled=true -Dvlmflux.cuda.int4PrefillOverlap=true"
           [[ $v == persistent ]] && opts="-Dvlmflux.cuda.int4Persistent=true"
           [[ $v == ring ]] && opts="-Dvlmflux.cuda.int4Ring=true"   # ring: the ring GEMV (tiles streamed through shared memory, sm_90+)
+          [[ $v =~ slice([0-9]+) ]] && opts="$opts -Dvlmflux.cuda.int4PrefillChunkKiB=$(( ${BASH_REMATCH[1]} * 1024 ))"   # sliceN: prefill in N-MiB row slices
           VLMFLUX_JAVA_OPTS="$opts" timeout 120 "$run" vlmflux bench llm --backend cuda --model /tmp/vlmflux-models/$shape-awq \
               --contexts 512,2048 --json > "$out/llm-$shape-int4$sfx.jsonl" 2> "$out/llm-$shape-int4$sfx.err"
           grep -h decode_tok_s "$out/llm-$shape-int4$sfx.jsonl" | cut -c1-400 >&2

@@ -97,6 +97,11 @@ import java.util.function.Function;
  *                             (stored in tiles at load, as with {@code int4Tiled}) streams each warp's 16-row stripes through
  *                             a ring of shared-memory slots filled by bulk copies (int4.cu vf_int4_gemv_ring), so the bytes in
  *                             flight do not depend on registers; other devices keep the tensor-core GEMV
+ * @param int4PrefillChunkKiB  {@code vlmflux.cuda.int4PrefillChunkKiB}: a 4-bit prefill product (no act-order permutation)
+ *                             dequantizes its matrix in slices of whole rows of about this many KiB of bf16 (16 rows at
+ *                             least), each multiplied into its columns of the output right after, so a slice can still be
+ *                             in L2 when its GEMM reads it (instead of the whole bf16 matrix going through DRAM twice);
+ *                             0: the whole matrix at once (also with {@code int4PrefillOverlap})
  */
 public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolean cudaDisable, boolean cudaNvrtc, Path root,
                      boolean graphs, boolean batchGraphs, int prefillChunk, boolean fusedNorm, boolean fusedSilu,
@@ -104,7 +109,7 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
                      boolean prefillSplitKv, boolean evictKernel, boolean prefillBf16GateUp,
                      boolean prefillPipelined, boolean decodeVecAttention, boolean decodeFusedCombine, boolean decodeFusedRope, int decodePrefetchMiB, boolean gemvPrefetch, boolean decodeMegakernel, boolean pdl, boolean int4Mma,
                      boolean int4Tiled, boolean int4PrefillOverlap, boolean liveDevicePreprocess, boolean visionGraphs, long visionFp32MaxBytes, boolean batchDecode, boolean batchSelect,
-                     boolean decodeAhead, boolean int4Persistent, boolean int4Ring) {
+                     boolean decodeAhead, boolean int4Persistent, boolean int4Ring, int int4PrefillChunkKiB) {
 
     public static final String CPU_THREADS = "vlmflux.cpu.threads";
     public static final String CPU_SPIN_MICROS = "vlmflux.cpu.spinMicros";
@@ -143,6 +148,7 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
     public static final String DECODE_AHEAD = "vlmflux.cuda.decodeAhead";
     public static final String INT4_PERSISTENT = "vlmflux.cuda.int4Persistent";
     public static final String INT4_RING = "vlmflux.cuda.int4Ring";
+    public static final String INT4_PREFILL_CHUNK_KIB = "vlmflux.cuda.int4PrefillChunkKiB";
 
     public Tuning {
         atLeast(CPU_THREADS, cpuThreads, 1);
@@ -151,12 +157,13 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
         atLeast(GEMV_SPLIT_BLOCKS_PER_SM, gemvSplitBlocksPerSm, 1);
         atLeast(VISION_FP32_MAX_BYTES, visionFp32MaxBytes, 0);
         atLeast(DECODE_PREFETCH_MIB, decodePrefetchMiB, 0);
+        atLeast(INT4_PREFILL_CHUNK_KIB, int4PrefillChunkKiB, 0);
     }
 
     /** Every knob at its default (process-wide ones too: not what this process was started with; see {@link #process()}). */
     public static Tuning defaults() {
         return new Tuning(Runtime.getRuntime().availableProcessors(), 100, true, false, false, null,
-                true, true, 2048, true, false, true, true, 4, true, true, true, true, true, true, false, false, 0, false, true, true, true, false, false, true, true, 1L << 30, true, true, false, false, false);
+                true, true, 2048, true, false, true, true, 4, true, true, true, true, true, true, false, false, 0, false, true, true, true, false, false, true, true, 1L << 30, true, true, false, false, false, 0);
     }
 
     /** Every knob from the system properties now (absent ones at their defaults). */
@@ -191,7 +198,8 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
                 flag(lookup, LIVE_DEVICE_PREPROCESS, d.liveDevicePreprocess), !flag(lookup, VISION_NO_GRAPHS, !d.visionGraphs),
                 longer(lookup, VISION_FP32_MAX_BYTES, d.visionFp32MaxBytes), flag(lookup, BATCH_DECODE, d.batchDecode),
                 flag(lookup, BATCH_SELECT, d.batchSelect), flag(lookup, DECODE_AHEAD, d.decodeAhead),
-                flag(lookup, INT4_PERSISTENT, d.int4Persistent), flag(lookup, INT4_RING, d.int4Ring));
+                flag(lookup, INT4_PERSISTENT, d.int4Persistent), flag(lookup, INT4_RING, d.int4Ring),
+                integer(lookup, INT4_PREFILL_CHUNK_KIB, d.int4PrefillChunkKiB));
     }
 
     /**
@@ -216,7 +224,7 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
 
     private Tuning withProcessWide(int threads, long spin, boolean simd, boolean disable, boolean nvrtc, Path root) {
         return new Tuning(threads, spin, simd, disable, nvrtc, root, graphs, batchGraphs, prefillChunk, fusedNorm, fusedSilu,
-                skinnyGemm, gemvSplitK, gemvSplitBlocksPerSm, prefillMma, prefillSplitKv, evictKernel, prefillBf16GateUp, prefillPipelined, decodeVecAttention, decodeFusedCombine, decodeFusedRope, decodePrefetchMiB, gemvPrefetch, decodeMegakernel, pdl, int4Mma, int4Tiled, int4PrefillOverlap, liveDevicePreprocess, visionGraphs, visionFp32MaxBytes, batchDecode, batchSelect, decodeAhead, int4Persistent, int4Ring);
+                skinnyGemm, gemvSplitK, gemvSplitBlocksPerSm, prefillMma, prefillSplitKv, evictKernel, prefillBf16GateUp, prefillPipelined, decodeVecAttention, decodeFusedCombine, decodeFusedRope, decodePrefetchMiB, gemvPrefetch, decodeMegakernel, pdl, int4Mma, int4Tiled, int4PrefillOverlap, liveDevicePreprocess, visionGraphs, visionFp32MaxBytes, batchDecode, batchSelect, decodeAhead, int4Persistent, int4Ring, int4PrefillChunkKiB);
     }
 
     /**
@@ -262,6 +270,7 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
         m.put(DECODE_AHEAD, Boolean.toString(decodeAhead));
         m.put(INT4_PERSISTENT, Boolean.toString(int4Persistent));
         m.put(INT4_RING, Boolean.toString(int4Ring));
+        m.put(INT4_PREFILL_CHUNK_KIB, Integer.toString(int4PrefillChunkKiB));
         return m;
     }
 

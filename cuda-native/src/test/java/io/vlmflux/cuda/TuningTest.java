@@ -43,9 +43,10 @@ class TuningTest {
                 Map.entry("vlmflux.cuda.decodePrefetchMiB", "24"), Map.entry("vlmflux.cuda.gemvPrefetch", "true"), Map.entry("vlmflux.cuda.decodeMegakernel", "false"), Map.entry("vlmflux.cuda.pdl", "true"), Map.entry("vlmflux.cuda.int4Mma", "false"), Map.entry("vlmflux.cuda.int4Tiled", "true"), Map.entry("vlmflux.cuda.int4PrefillOverlap", "true"), Map.entry("vlmflux.live.devicePreprocess", "true"), Map.entry("vlmflux.vision.noGraphs", "true"),
                 Map.entry("vlmflux.vision.fp32MaxBytes", "0"), Map.entry("vlmflux.batchDecode", "false"),
                 Map.entry("vlmflux.cuda.batchSelect", "false"), Map.entry("vlmflux.cuda.decodeAhead", "true"),
-                Map.entry("vlmflux.cuda.int4Persistent", "true"), Map.entry("vlmflux.cuda.int4Ring", "true")));
+                Map.entry("vlmflux.cuda.int4Persistent", "true"), Map.entry("vlmflux.cuda.int4Ring", "true"),
+                Map.entry("vlmflux.cuda.int4PrefillChunkKiB", "8192")));
         assertEquals(new Tuning(3, 0, false, true, true, Path.of("/tmp/r"), false, false, 5, false, true, false, false, 7, false,
-                true, true, true, true, true, true, true, 24, true, false, true, false, true, true, true, false, 0, false, false, true, true, true), t);
+                true, true, true, true, true, true, true, 24, true, false, true, false, true, true, true, false, 0, false, false, true, true, true, 8192), t);
     }
 
     @Test

@@ -29,7 +29,16 @@ public final class Blas implements AutoCloseable {
      * Y fp32 [n, m]; fp32 accumulation (cublasGemmEx, CUBLAS_COMPUTE_32F).
      */
     public void matmulNT(DeviceBuffer y, DeviceBuffer x, DeviceBuffer w, int n, int m, int k, boolean accumulate) {
-        gemmNT("matmulNT", y, false, x, w, n, m, k, accumulate);
+        gemmNT("matmulNT", y, m, false, x, w, n, m, k, accumulate);
+    }
+
+    /**
+     * As {@link #matmulNT} into columns of a wider Y: Y fp32 [n, ldy] whose first m columns (from {@code y}'s start)
+     * are written, the rest untouched (ldy >= m): a slice of W's rows updates the matching slice of Y's columns.
+     */
+    public void matmulNT(DeviceBuffer y, int ldy, DeviceBuffer x, DeviceBuffer w, int n, int m, int k, boolean accumulate) {
+        if (ldy < m) throw new IllegalArgumentException("matmulNT: ldy " + ldy + " < m " + m);
+        gemmNT("matmulNT", y, ldy, false, x, w, n, m, k, accumulate);
     }
 
     /**
@@ -37,19 +46,19 @@ public final class Blas implements AutoCloseable {
      * read by an elementwise kernel (a prefill's gate/up), half the bytes of {@link #matmulNT}'s fp32 output.
      */
     public void matmulNTbf16(DeviceBuffer y, DeviceBuffer x, DeviceBuffer w, int n, int m, int k) {
-        gemmNT("matmulNTbf16", y, true, x, w, n, m, k, false);
+        gemmNT("matmulNTbf16", y, m, true, x, w, n, m, k, false);
     }
 
     /** Y (fp32, or bf16 when {@code bf16Out}) = X W^T (+ Y): cublasGemmEx, bf16 inputs, fp32 accumulation. */
-    private void gemmNT(String op, DeviceBuffer y, boolean bf16Out, DeviceBuffer x, DeviceBuffer w, int n, int m, int k, boolean accumulate) {
+    private void gemmNT(String op, DeviceBuffer y, int ldy, boolean bf16Out, DeviceBuffer x, DeviceBuffer w, int n, int m, int k, boolean accumulate) {
         if (n <= 0 || m <= 0 || k <= 0) throw new IllegalArgumentException(op + ": bad shape n=" + n + " m=" + m + " k=" + k);
         x.require(2L * n * k, op, "X bf16 [" + n + ", " + k + "]");
         w.require(2L * m * k, op, "W bf16 [" + m + ", " + k + "]");
-        y.require((bf16Out ? 2L : 4L) * n * m, op, "Y " + (bf16Out ? "bf16" : "fp32") + " [" + n + ", " + m + "]");
+        y.require((bf16Out ? 2L : 4L) * ((long) (n - 1) * ldy + m), op, "Y " + (bf16Out ? "bf16" : "fp32") + " [" + n + ", " + ldy + "]");
         // Column-major: Y^T[m, n] = W[m, k] * X^T[k, n]; W row-major is W^T column-major (lda = k).
         int rc = cublas.cublasGemmEx(handle, cublas.CUBLAS_OP_T, cublas.CUBLAS_OP_N, m, n, k, one,
                 w.pointer(), cudart.CUDA_R_16BF, k, x.pointer(), cudart.CUDA_R_16BF, k,
-                accumulate ? one : zero, y.pointer(), bf16Out ? cudart.CUDA_R_16BF : cudart.CUDA_R_32F, m,
+                accumulate ? one : zero, y.pointer(), bf16Out ? cudart.CUDA_R_16BF : cudart.CUDA_R_32F, ldy,
                 cublas.CUBLAS_COMPUTE_32F, cublas.CUBLAS_GEMM_DEFAULT);
         Cuda.checkBlas(rc, "cublasGemmEx(bf16 NT" + (bf16Out ? " -> bf16" : "") + ", m=" + m + " n=" + n + " k=" + k + ", W '" + w.name() + "')");
     }

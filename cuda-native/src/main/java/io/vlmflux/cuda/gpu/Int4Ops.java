@@ -204,6 +204,27 @@ public final class Int4Ops implements AutoCloseable {
                 a.reset().ptr(out).ptr(w.q()).ptr(w.sz()).ptr(w.perm()).i32(s[0]).i32(s[1]).i32(s[2]).i32(m).i32(k).i32(w.layout().groupSize()));
     }
 
+    /**
+     * Rows [r0, r1) of w dequantized to bf16 [r1 - r0, k] into {@code out} (as {@link #dequantize} for those rows): a
+     * matrix without act-order permutation; tiled matrices take whole 16-row stripes (r0 % 16 == 0). For a prefill that
+     * dequantizes a matrix in slices small enough to stay in L2 until their GEMM reads them.
+     */
+    public void dequantizeRows(DeviceBuffer out, Int4Device w, int r0, int r1) {
+        int m = w.rows(), k = w.cols(), n = r1 - r0, g = k / w.layout().groupSize();
+        String op = "int4 dequantize rows [" + r0 + ", " + r1 + ") (" + w.layout().name() + ")";
+        if (r0 < 0 || r1 > m || n <= 0) throw new IllegalArgumentException(op + ": outside [0, " + m + ")");
+        if (w.perm() != null) throw new IllegalArgumentException(op + ": act-order matrices dequantize whole (dequantize)");
+        if (w.tiled() && r0 % 16 != 0) throw new IllegalArgumentException(op + ": a tiled matrix's slice starts on a 16-row stripe");
+        out.require(2L * n * k, op, "W bf16 [" + n + ", " + k + "]");
+        if (out.address() % 16 != 0) throw new IllegalArgumentException(op + ": out '" + out.name() + "' is not 16-byte aligned");
+        long qOff = 4L * r0 * (k / 8), szOff = 4L * r0 * g;   // tiled: stripe r0 / 16 starts at word (r0 / 16) * 16 * (k / 8)
+        DeviceBuffer q = w.q().slice(qOff, w.q().bytes() - qOff, "rows " + r0 + ".. of " + w.q().name());
+        DeviceBuffer sz = w.sz().slice(szOff, w.sz().bytes() - szOff, "rows " + r0 + ".. of " + w.sz().name());
+        long words = (long) n * (k / 8);
+        mod.launch(w.tiled() ? "vf_int4_dequant_bf16_x4_t" : "vf_int4_dequant_bf16_x4", Math.toIntExact((words + 1023) / 1024), 1, 1, 256, 0, stream,
+                a.reset().ptr(out).ptr(q).ptr(sz).i32(n).i32(k).i32(w.layout().groupSize()));
+    }
+
     @Override public void close() {
         a.close();
         if (gatherArena != null) gatherArena.close();

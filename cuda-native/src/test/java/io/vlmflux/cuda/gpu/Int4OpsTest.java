@@ -132,7 +132,18 @@ class Int4OpsTest {
                 DeviceBuffer du = arena.alloc("W bf16 untiled", 2L * m * k), dt = arena.alloc("W bf16 tiled", 2L * m * k);
                 ops.dequantize(du, dw);
                 ops.dequantize(dt, tw);
-                assertArrayEquals(st.downloadShorts(du, m * k), st.downloadShorts(dt, m * k), "prefill dequantization of the tiles");
+                short[] whole = st.downloadShorts(du, m * k);
+                assertArrayEquals(whole, st.downloadShorts(dt, m * k), "prefill dequantization of the tiles");
+                // row slices (int4PrefillChunkKiB): stripes of 16 rows, the last one partial, equal the whole matrix's rows
+                DeviceBuffer ds = arena.alloc("W bf16 rows", 2L * 32 * k);
+                if (!actOrder)
+                    for (Int4Device d : new Int4Device[]{dw, tw})
+                        for (int r0 = 0; r0 < m; r0 += 32) {
+                            int r1 = Math.min(m, r0 + 32);
+                            ops.dequantizeRows(ds, d, r0, r1);
+                            assertArrayEquals(java.util.Arrays.copyOfRange(whole, r0 * k, r1 * k), st.downloadShorts(ds, (r1 - r0) * k),
+                                    (d.tiled() ? "tiled" : "row-major") + " rows [" + r0 + ", " + r1 + ") dequantized alone");
+                        }
             }
         } finally {
             arena.reset(mark);

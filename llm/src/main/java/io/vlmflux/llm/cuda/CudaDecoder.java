@@ -145,6 +145,7 @@ public final class CudaDecoder implements Decoder {
      * the decoder's stream waiting for the side stream, and starts by recording both slots free.
      */
     private final boolean int4Overlap;
+    private final long int4SliceBytes;      // Tuning.int4PrefillChunkKiB in bytes: a prefill product's matrix dequantized in row slices of about this size (0: whole)
     private DeviceBuffer[] int4Slots;
     private final Int4Device[] int4Tags = new Int4Device[2];
     private GpuEvent[] int4Done, int4Free;
@@ -243,6 +244,7 @@ public final class CudaDecoder implements Decoder {
         // tiles for the tiled tensor-core GEMV, or for the ring GEMV where this device has it (sm_90+ native code)
         int4Tiles = tuning.int4Mma() && (tuning.int4Tiled() || (tuning.int4Ring() && stream.device().kernels().pdlCapable()));
         int4Overlap = quantized && tuning.int4PrefillOverlap();
+        int4SliceBytes = 1024L * tuning.int4PrefillChunkKiB();
         evictKernel = tuning.evictKernel();
         decodeAhead = tuning.decodeAhead();
         bf16GateUp = tuning.prefillBf16GateUp();
@@ -1231,6 +1233,20 @@ public final class CudaDecoder implements Decoder {
      */
     private void int4Product(DeviceBuffer y, DeviceBuffer in, Int4Device q4, int rows, int m, int k, boolean accumulate) {
         String what = "dequantized " + q4.layout().name();
+        int slice = int4SliceBytes > 0 && q4.perm() == null ? (int) Math.max(16, Math.min(m, int4SliceBytes / (2L * k)) / 16 * 16) : m;
+        if (slice < m) {   // row slices, each dequantized and multiplied into its columns of y while it may still be in L2
+            boolean side = int4Overlap && prefilling;   // slot 0 (int4Scratch) may be the side stream's: wait for it, free it after
+            if (side) st.waitFor(int4Done[0]);
+            if (int4Overlap) int4Tags[0] = null;
+            for (int r0 = 0; r0 < m; r0 += slice) {
+                int r1 = Math.min(m, r0 + slice);
+                DeviceBuffer wb = int4Scratch.slice(0, 2L * (r1 - r0) * k, what);
+                i4.dequantizeRows(wb, q4, r0, r1);
+                blas.matmulNT(y.slice(4L * r0, y.bytes() - 4L * r0, y.name()), m, in, wb, rows, r1 - r0, k, accumulate);
+            }
+            if (side) int4Free[0].record(st);
+            return;
+        }
         if (!int4Overlap || !prefilling) {
             if (int4Overlap) int4Tags[0] = null;   // slot 0 is int4Scratch: its content changes here
             DeviceBuffer wb = int4Scratch.slice(0, 2L * m * k, what);
