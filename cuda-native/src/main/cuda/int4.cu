@@ -572,6 +572,9 @@ __device__ __forceinline__ void int4r_gemv(float* y, int ldy, const unsigned int
     for (int r = 0; r < R; r++)   // the prologue: chunks 0 .. R-1 (those that exist) into slots 0 .. R-1
         if (is < S) issue(r);
     __syncwarp();   // the barriers' initialization before any lane waits on them
+    // PDL: only the weights (never written by a kernel) were touched so far: their first R chunks are in flight while the
+    // previous kernel of the stream finishes; x, y, bias and the residual only after it (KernelSourcesTest checks the order)
+    VF_PDL_PROLOGUE();
     const bool hasx = g < n;
     const uint4* xr = reinterpret_cast<const uint4*>(x + (long long)(hasx ? g : 0) * ldx) + 4 * t;
     uint4 xn[4];   // the next block's operands
@@ -634,16 +637,16 @@ __device__ __forceinline__ void int4r_gemv(float* y, int ldy, const unsigned int
 #endif
 }
 
-// Ring GEMV entries vf_int4_gemv_ring##SUFFIX (KernelModule.PDL_READY names them "vf_int4_gemv_ring*": each opens with
-// the PDL prologue), with the vf_int4_gemv_mma instances' signature; launched with dynamic shared memory, see above.
+// Ring GEMV entries vf_int4_gemv_ring##SUFFIX (KernelModule.PDL_READY names them "vf_int4_gemv_ring*": each is
+// int4r_gemv, which issues its ring's first weight copies and then runs the PDL prologue before it reads anything a
+// kernel writes), with the vf_int4_gemv_mma instances' signature; launched with dynamic shared memory, see above.
 // Residency is bound by shared memory (at most 14 warps an SM at 16 KB a warp) more than by registers (128 a thread:
 // 16 warps): minimum 1 block lets ptxas use up to 128 (sm_110 would otherwise cap at 64 and spill).
 #define VF_INT4R_INSTANCE(SUFFIX, R, CT, SPLIT)                                                                          \
     extern "C" __global__ void __launch_bounds__(32 * VF_INT4R_MAX_WARPS, 1) vf_int4_gemv_ring##SUFFIX(                  \
         float* y, int ldy, const unsigned int* q, const unsigned int* sz, const bf16_t* x, int ldx, const float* bias,      \
         const float* residual, int M, int K, int gs, int n) {                                                            \
-        VF_PDL_PROLOGUE();                                                                                               \
-        int4r_gemv<R, CT, SPLIT>(y, ldy, q, sz, x, ldx, bias, residual, M, K, gs, n);                                    \
+        int4r_gemv<R, CT, SPLIT>(y, ldy, q, sz, x, ldx, bias, residual, M, K, gs, n);   /* its PDL prologue inside */     \
     }
 
 // vf_int4_gemv_ring: 4 slots of 4 tiles (16 KB a warp). Ring-shape variants timed by int4_harness (R slots x CT tiles):

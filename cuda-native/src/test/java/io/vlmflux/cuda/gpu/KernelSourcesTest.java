@@ -56,10 +56,20 @@ class KernelSourcesTest {
             }
             int body = src.indexOf('{', i) + 1;
             String first = src.substring(body, Math.min(src.length(), body + 200)).replace("\\", " ").strip();
-            assertTrue(first.startsWith("VF_PDL_PROLOGUE();") || first.startsWith("VF_PDL_PREFETCH_PROLOGUE(vf_gemv_prefetch("), "kernel " + name + " must open with VF_PDL_PROLOGUE(), opens with: "
+            assertTrue(first.startsWith("VF_PDL_PROLOGUE();") || first.startsWith("VF_PDL_PREFETCH_PROLOGUE(vf_gemv_prefetch(")
+                    || first.startsWith("int4r_gemv<"), "kernel " + name + " must open with VF_PDL_PROLOGUE(), opens with: "
                     + first.substring(0, Math.min(60, first.length())));
             assertFalse(m.find(), "kernel " + name + " is defined once");
         }
+        // int4r_gemv (the ring GEMVs' body) may only set up shared memory and issue its weight copies (int4r_load) before the
+        // prologue: nothing a kernel writes (x, y, bias, residual: int4r_operands and the stores) comes before it
+        int body = src.indexOf("void int4r_gemv(");
+        assertTrue(body > 0, "int4r_gemv is defined");
+        int pro = src.indexOf("VF_PDL_PROLOGUE();", body), ops = src.indexOf("int4r_operands(", body), end = src.indexOf("\n}\n", body);
+        assertTrue(pro > body && pro < ops && ops < end, "int4r_gemv runs the PDL prologue before it reads x (int4r_operands)");
+        String before = src.substring(body, pro);
+        assertFalse(before.contains("x[") || before.contains("y[") || before.contains("residual[") || before.contains("bias[") || before.contains("__ldg("),
+                "int4r_gemv touches no activation before the PDL prologue");
         assertTrue(KernelModule.pdlReady("vf_attn_decode_e4") && !KernelModule.pdlReady("vf_attn_decode_rows_e4")
                 && !KernelModule.pdlReady("vf_silu_mul_bf16") && KernelModule.pdlReady("vf_gemv_bf16"));
     }
