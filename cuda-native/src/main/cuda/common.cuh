@@ -82,3 +82,45 @@ __device__ __forceinline__ float block_max(float v, float* scratch /* >= 33 floa
     t = warp_max(t);
     return t;
 }
+
+// The 32-bit shared-memory address of a generic pointer into shared memory (operand of mbarrier / bulk-copy PTX).
+__device__ __forceinline__ unsigned int vf_smem_addr(const void* p) {
+    unsigned int a;
+    asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(a) : "l"(p));
+    return a;
+}
+
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+// Shared-memory barriers fed by 1-D bulk copies (TMA), sm_90+: decode_mega.cu's stream form and VF_MEGA_KVSMEM, int4.cu's
+// ring GEMV. One thread initializes n barriers (one arrival a phase) and makes them visible to the async proxy before any
+// copy; a phase is armed by one vf_bulk_expect with the bytes its copies bring and completes when they have landed; the
+// waiters spin on its parity. Reusing a buffer the generic proxy has read: fence.proxy.async first (vf_bulk_reuse).
+__device__ __forceinline__ void vf_mbar_init(unsigned int bars, int n) {
+    for (int i = 0; i < n; i++) asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(bars + 8 * i) : "memory");
+    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+}
+
+__device__ __forceinline__ void vf_bulk_reuse() { asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); }
+
+__device__ __forceinline__ void vf_bulk_expect(unsigned int bar, unsigned int bytes) {
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(bytes) : "memory");
+}
+
+// bytes (a multiple of 16; src and dst 16-byte aligned) from global src to shared dst, counted on barrier bar.
+__device__ __forceinline__ void vf_bulk_copy(unsigned int dst, const void* src, unsigned int bytes, unsigned int bar) {
+    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
+                 ::"r"(dst), "l"(src), "r"(bytes), "r"(bar) : "memory");
+}
+
+// Until the phase of this parity of barrier bar has completed; 2^26 tries without it fail the launch, never hang it.
+__device__ __forceinline__ void vf_mbar_wait(unsigned int bar, unsigned int parity) {
+    unsigned int ok = 0, spins = 0;
+    while (true) {
+        asm volatile("{ .reg .pred p; mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2; selp.u32 %0, 1, 0, p; }"
+                     : "=r"(ok) : "r"(bar), "r"(parity) : "memory");
+        if (ok) return;
+        if (++spins == (1u << 26)) __trap();
+    }
+}
+#endif

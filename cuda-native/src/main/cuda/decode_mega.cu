@@ -441,12 +441,6 @@ __device__ __forceinline__ VfMegaPlan vf_mega_plan(int n, int K, int P, int part
     return p;
 }
 
-__device__ __forceinline__ unsigned int vf_smem_addr(const void* p) {
-    unsigned int a;
-    asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(a) : "l"(p));
-    return a;
-}
-
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 // VF_MEGA_KVSMEM: the two buffers' barriers and the count of rounds the block has consumed this launch (round i: buffer
 // i & 1, phase (i >> 1) & 1); thread 0 writes the count, every thread reads it after a block barrier.
@@ -459,23 +453,15 @@ __device__ __forceinline__ void vf_mega_kv_issue(const bf16_t* kc, const bf16_t*
     extern __shared__ __align__(128) unsigned char vf_mega_ring[];
     const unsigned int buf = vf_smem_addr(vf_mega_ring) + (i & 1u) * 2u * VF_MEGA_KV_ROUND, bar = vf_smem_addr(&vf_mega_kvbars[i & 1u]);
     const unsigned int bytes = (unsigned int)n * HD * 2u;
-    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
-    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(2u * bytes) : "memory");
-    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
-                 ::"r"(buf), "l"(kc + (hkRow + t) * HD), "r"(bytes), "r"(bar) : "memory");
-    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
-                 ::"r"(buf + VF_MEGA_KV_ROUND), "l"(vc + (hkRow + t) * HD), "r"(bytes), "r"(bar) : "memory");
+    vf_bulk_reuse();   // the warps have read the buffer (a block barrier before this)
+    vf_bulk_expect(bar, 2u * bytes);
+    vf_bulk_copy(buf, kc + (hkRow + t) * HD, bytes, bar);
+    vf_bulk_copy(buf + VF_MEGA_KV_ROUND, vc + (hkRow + t) * HD, bytes, bar);
 }
 
+// Every thread: until round i's keys have landed.
 __device__ __forceinline__ void vf_mega_kv_wait(unsigned int i) {
-    const unsigned int bar = vf_smem_addr(&vf_mega_kvbars[i & 1u]), parity = (i >> 1) & 1u;
-    unsigned int ok = 0;
-    long long spins = 0;
-    do {
-        asm volatile("{ .reg .pred p; mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2; selp.u32 %0, 1, 0, p; }"
-                     : "=r"(ok) : "r"(bar), "r"(parity) : "memory");
-        if (++spins == (1LL << 28)) __trap();   // a copy that never lands fails the launch, never hangs it
-    } while (!ok);
+    vf_mbar_wait(vf_smem_addr(&vf_mega_kvbars[i & 1u]), (i >> 1) & 1u);
 }
 #endif
 
@@ -498,12 +484,9 @@ __device__ void vf_mega_issue(const VfMega& a, VfMegaSched& s, int t, unsigned i
     const unsigned int bytes = 16u * (p.C == 1 ? min(p.R, p.u1 - ua) * K8 : min(p.kc8, K8 - c8));
     const int slot = t % s.NS;
     const unsigned int dst = ring + slot * VF_MEGA_SLOT, bar = bars + 8 * slot;
-    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(bytes * p.P) : "memory");
-    for (int q = 0; q < p.P; q++) {
-        const bf16_t* src = W + (long long)(q * p.partRows + ua) * p.K + 8LL * c8;
-        asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
-                     ::"r"(dst + q * 16u * p.R * p.kc8), "l"(src), "r"(bytes), "r"(bar) : "memory");
-    }
+    vf_bulk_expect(bar, bytes * p.P);
+    for (int q = 0; q < p.P; q++)
+        vf_bulk_copy(dst + q * 16u * p.R * p.kc8, W + (long long)(q * p.partRows + ua) * p.K + 8LL * c8, bytes, bar);
     __threadfence_block();
     *reinterpret_cast<volatile int*>(&s.tile[slot]) = t;
 }
@@ -513,13 +496,7 @@ __device__ __forceinline__ void vf_mega_tile_wait(const VfMegaSched& s, int t, i
     while (*reinterpret_cast<const volatile int*>(&s.tile[slot]) != t)   // issued (its slot's previous tile was read)
         if (++spins == (1u << 26)) __trap();
     __threadfence_block();
-    const unsigned int parity = (unsigned int)(t / s.NS) & 1u;
-    unsigned int ok = 0;
-    while (!ok) {
-        asm volatile("{ .reg .pred p; mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2; selp.u32 %0, 1, 0, p; }"
-                     : "=r"(ok) : "r"(bar), "r"(parity) : "memory");
-        if (++spins == (1u << 26)) __trap();
-    }
+    vf_mbar_wait(bar, (unsigned int)(t / s.NS) & 1u);
 }
 
 // Thread 0 at the start of a streaming launch: the schedule, the slots' barriers, the first NS tiles.
@@ -533,9 +510,7 @@ __device__ void vf_mega_stream_init(const VfMega& a, VfMegaSched& s, int Q, int 
     s.perLayer = s.st[0].tiles + s.st[1].tiles + s.st[2].tiles + s.st[3].tiles;
     s.total = a.L * s.perLayer + s.st[4].tiles;
     s.NS = NS;
-    for (int i = 0; i < NS; i++) asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(bars + 8 * i) : "memory");
-    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
-    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+    vf_mbar_init(bars, NS);
     for (int t = 0; t < NS; t++) vf_mega_issue(a, s, t, ring, bars);
 }
 
@@ -570,7 +545,7 @@ __device__ void vf_mega_consume(const VfMega& a, VfMegaSched& s, int st, int bas
             }
             __syncwarp();
             if (lane == 0) {   // the warp is done reading the slot: refill it
-                asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+                vf_bulk_reuse();
                 vf_mega_issue(a, s, t + NS, ring, bars);
             }
         }
@@ -816,9 +791,7 @@ __device__ void vf_decode_mega(const VfMega& a) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     if ((FORM & VF_MEGA_KVSMEM) && !(FORM & VF_MEGA_STREAM)) {   // the K / V buffers' barriers (read after the first grid barrier's block barriers)
         if (threadIdx.x == 0) {
-            asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(vf_smem_addr(&vf_mega_kvbars[0])) : "memory");
-            asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(vf_smem_addr(&vf_mega_kvbars[1])) : "memory");
-            asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+            vf_mbar_init(vf_smem_addr(vf_mega_kvbars), 2);
             vf_mega_kvseq = 0;
         }
         __syncthreads();

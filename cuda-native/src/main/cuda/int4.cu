@@ -15,8 +15,8 @@
 //   tiled q (Int4Device.tiled; matrices the tensor-core GEMV takes, with at most one permutation): the same words in
 //         16-row x 128-column tiles of 1 KB, tile (r/16) * (K/128) + p/16, inside it row r%16, word p%16
 //         (int4_tile_index); rows padded with zero words to a multiple of 16. vf_int4_gemv_mma_t and the prefill
-//         dequantizations' _t forms read it (and vf_int4_gemv_ring*, harness only: one 16-row stripe = K*8 contiguous
-//         bytes); the fp32 GEMV does not.
+//         dequantizations' _t forms read it (and vf_int4_gemv_ring*, vlmflux.cuda.int4Ring: one 16-row stripe = K*8
+//         contiguous bytes); the fp32 GEMV does not.
 // Dequantization is fused into the weight loads: a nibble becomes the float 2^23 + q by OR-ing exponent bits (exact),
 // one FADD subtracts 2^23 + zero, one FFMA accumulates against x; per 32 columns the group scale multiplies once.
 #include "common.cuh"
@@ -457,7 +457,7 @@ VF_INT4M_INSTANCE(_p4, int4p_gemv<4, false, false>)
 VF_INT4M_INSTANCE(_p2, int4p_gemv<2, false, false>)
 VF_INT4M_INSTANCE(_t_p4, int4p_gemv<4, true, true>)
 
-// ---- Ring form: weights streamed through shared memory by bulk copies (sm_90+; harness only, not yet measured) ----
+// ---- Ring form: weights streamed through shared memory by bulk copies (sm_90+; vlmflux.cuda.int4Ring, off: not yet measured) ----
 // vf_int4_gemv_mma_t reads 1.7-2.0 TB/s at 7B gate/up (M 37,888, K 3,584) where the bf16 GEMV reads 3.05 TB/s: its
 // weight loads sit in registers (120 a thread: few warps resident), and a block's loads, its dependent mma chains, its
 // reduction and its exit never overlap, so the bytes in flight an SM holds average far below the ~40 KB that DRAM
@@ -491,42 +491,6 @@ __host__ __device__ constexpr unsigned int int4r_smem_bytes(int W, int R, int CT
 }
 
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-__device__ __forceinline__ unsigned int int4r_smem_addr(const void* p) {
-    unsigned int a;
-    asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(a) : "l"(p));
-    return a;
-}
-
-// One lane: barriers bars .. bars + 8 (R-1) with an arrival count of 1, visible to the async proxy (the bulk copies'
-// complete_tx) before any copy is issued.
-template <int R>
-__device__ __forceinline__ void int4r_init(unsigned int bars) {
-#pragma unroll
-    for (int i = 0; i < R; i++) asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(bars + 8 * i) : "memory");
-    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
-    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
-}
-
-// One lane: bytes (a multiple of 16, src and dst 16-byte aligned) from global src to shared dst, completing the
-// barrier's current phase (its one arrival is this expect_tx).
-__device__ __forceinline__ void int4r_load(unsigned int dst, const void* src, unsigned int bytes, unsigned int bar) {
-    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(bytes) : "memory");
-    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
-                 ::"r"(dst), "l"(src), "r"(bytes), "r"(bar) : "memory");
-}
-
-// Every lane: until the barrier's phase of this parity has completed (the phase before it must have completed already:
-// the warp waited for it). Seconds without it: fail the launch, never hang.
-__device__ __forceinline__ void int4r_wait(unsigned int bar, unsigned int parity) {
-    unsigned int ok = 0, spins = 0;
-    while (true) {
-        asm volatile("{ .reg .pred p; mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2; selp.u32 %0, 1, 0, p; }"
-                     : "=r"(ok) : "r"(bar), "r"(parity) : "memory");
-        if (ok) break;
-        if (++spins == (1u << 26)) __trap();
-    }
-}
-
 // x (lanes g < n: row g; others zeros) and the scales of rows s*16 + g, s*16 + g + 8 (clamped to M - 1) for block j.
 __device__ __forceinline__ void int4r_operands(uint4 (&xv)[4], unsigned int& sa, unsigned int& sb, const uint4* __restrict__ xr,
                                                bool hasx, const unsigned int* __restrict__ sz, int s, int j, int g, int M,
@@ -557,17 +521,20 @@ __device__ __forceinline__ void int4r_gemv(float* y, int ldy, const unsigned int
     const int lo = SPLIT ? (int)((long long)nb * warp / W) : 0, hi = SPLIT ? (int)((long long)nb * (warp + 1) / W) : nb;
     const int nt = hi - lo, cps = (nt + CT - 1) / CT;
     const unsigned char* slots = int4r_ring + (unsigned int)warp * R * SLOT;
-    const unsigned int ring = int4r_smem_addr(slots);
-    const unsigned int bars = int4r_smem_addr(int4r_ring) + (unsigned int)W * R * SLOT + (unsigned int)warp * R * 8u;
+    const unsigned int ring = vf_smem_addr(slots);
+    const unsigned int bars = vf_smem_addr(int4r_ring) + (unsigned int)W * R * SLOT + (unsigned int)warp * R * 8u;
     const unsigned char* qb = reinterpret_cast<const unsigned char*>(q);
     // The issue cursor (every lane keeps it, lane 0 issues): stripe is, chunk ic of the next chunk to issue.
     int is = cps > 0 ? s0 : S, ic = 0;
     auto issue = [&](int sl) {   // chunk (is, ic) into slot sl, then the cursor on
-        if (lane == 0)
-            int4r_load(ring + sl * SLOT, qb + ((long long)is * nb + lo + ic * CT) * 1024, min(CT, nt - ic * CT) * 1024u, bars + 8 * sl);
+        if (lane == 0) {
+            const unsigned int bytes = min(CT, nt - ic * CT) * 1024u, bar = bars + 8 * sl;
+            vf_bulk_expect(bar, bytes);
+            vf_bulk_copy(ring + sl * SLOT, qb + ((long long)is * nb + lo + ic * CT) * 1024, bytes, bar);
+        }
         if (++ic == cps) { ic = 0; is += ss; }
     };
-    if (lane == 0) int4r_init<R>(bars);
+    if (lane == 0) vf_mbar_init(bars, R);
 #pragma unroll
     for (int r = 0; r < R; r++)   // the prologue: chunks 0 .. R-1 (those that exist) into slots 0 .. R-1
         if (is < S) issue(r);
@@ -585,7 +552,7 @@ __device__ __forceinline__ void int4r_gemv(float* y, int ldy, const unsigned int
     for (int s = s0; s < S; s += ss) {   // SPLIT: block-uniform
         float acc[4] = {0.f, 0.f, 0.f, 0.f};
         for (int c = 0; c < cps; c++) {
-            int4r_wait(bars + 8 * slot, phase);
+            vf_mbar_wait(bars + 8 * slot, phase);
             const uint4* tile = reinterpret_cast<const uint4*>(slots + slot * SLOT) + lane;
             auto block = [&](int u) {   // block j = lo + c * CT + u from tile u of the slot
                 const int j = lo + c * CT + u;
@@ -610,7 +577,7 @@ __device__ __forceinline__ void int4r_gemv(float* y, int ldy, const unsigned int
             }
             __syncwarp();   // every lane has read the slot
             if (is < S) {   // refill it with the chunk R ahead
-                if (lane == 0) asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+                if (lane == 0) vf_bulk_reuse();
                 issue(slot);
             }
             if (++slot == R) { slot = 0; phase ^= 1u; }

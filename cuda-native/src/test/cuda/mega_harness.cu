@@ -2,7 +2,7 @@
 // kernel against the per-kernel path the decoder runs today (vf_gemv_bf16_fused / split-K as GpuOps picks, vf_rope_qkv, vf_attn_decode_v_h*,
 // vf_attn_decode_combine, vf_gemv_bf16, vf_silu_mul, vf_rmsnorm), several steps in a row (the barrier resets itself,
 // the caches grow), eager and graph-captured; then the time of a step both ways at published shapes.
-// nvcc -O3 -std=c++17 -arch=sm_90 -o /tmp/megah cuda-native/src/test/cuda/mega_harness.cu && /tmp/megah [check|time|all|time1|wide|stages|rope|shared|one [0.6b|vl4] [form]]
+// nvcc -O3 -std=c++17 -arch=sm_90 -o /tmp/megah cuda-native/src/test/cuda/mega_harness.cu && /tmp/megah [check|time|all|time1|wide|stages|rope|l2pf|kvsmem|both|one [0.6b|vl4] [form]]
 #define VF_MEGA_STAMPS 1   // decode_mega.cu records when each block arrives at and leaves each grid barrier ("stages")
 #include "../../main/cuda/vlmflux.cu"
 #include <cstdio>
@@ -474,6 +474,13 @@ static void timeIt(const Shape& s, int len) {
     splitWs = nullptr; splitCtr = nullptr;
 }
 
+// Small shapes a new form is checked on before the published ones (head dims 16 to 256, GQA 2 to 16, q/k norm, bias,
+// interleaved M-RoPE).
+static const Shape formSmall[] = {{"hd128 g4 qknorm", 256, 8, 2, 128, 512, 1000, 2, true, false, 0},
+                                  {"hd64 g16 bias", 256, 32, 2, 64, 520, 1024, 3, false, true, 0},
+                                  {"hd16 g3 bias (tiny-qwen2)", 96, 6, 2, 16, 256, 3014, 2, false, true, 0},
+                                  {"hd256 g2 interleaved", 512, 4, 2, 256, 1024, 1500, 2, true, false, 2}};
+
 // Form b against form a, which it must equal bit for bit: a two-layer Qwen3-VL-4B checked both ways, b against the
 // per-kernel path at Qwen3-0.6B, then both timed at five shapes and their stages at two; the verdict line.
 static void sameBitsThenTime(int a, int b) {
@@ -589,20 +596,12 @@ int main(int argc, char** argv) {
     }
     if (mode == "kvsmem" || mode == "both") {   // the cached K / V through shared memory by bulk copies (2177), with the L2 prefetch too (3201):
         const int lib = VF_MEGA_FORM_LIB, kv = lib | VF_MEGA_KVSMEM | (mode == "both" ? VF_MEGA_L2PF : 0);   // the same bits as 129
-        const Shape ksmall[] = {{"hd128 g4 qknorm", 256, 8, 2, 128, 512, 1000, 2, true, false, 0},
-                                {"hd64 g16 bias", 256, 32, 2, 64, 520, 1024, 3, false, true, 0},
-                                {"hd16 g3 bias (tiny-qwen2)", 96, 6, 2, 16, 256, 3014, 2, false, true, 0},
-                                {"hd256 g2 interleaved", 512, 4, 2, 256, 1024, 1500, 2, true, false, 2}};
-        for (const Shape& sh2 : ksmall) for (int len0 : {0, 16, 1199, 4099}) { checkSameBits(sh2, len0, 3, lib, kv); check(sh2, len0, 3, len0 == 16, kv); }
+        for (const Shape& sh2 : formSmall) for (int len0 : {0, 16, 1199, 4099}) { checkSameBits(sh2, len0, 3, lib, kv); check(sh2, len0, 3, len0 == 16, kv); }
         sameBitsThenTime(lib, kv);
     }
     if (mode == "l2pf") {   // the next stage's weights and the item's K/V prefetched into L2 across each barrier (form 1153): the same bits as 129, timed, stages
         const int lib = VF_MEGA_FORM_LIB, sh = lib | VF_MEGA_L2PF;
-        const Shape ssmall[] = {{"hd128 g4 qknorm", 256, 8, 2, 128, 512, 1000, 2, true, false, 0},
-                                {"hd64 g16 bias", 256, 32, 2, 64, 520, 1024, 3, false, true, 0},
-                                {"hd16 g3 bias (tiny-qwen2)", 96, 6, 2, 16, 256, 3014, 2, false, true, 0},
-                                {"hd256 g2 interleaved", 512, 4, 2, 256, 1024, 1500, 2, true, false, 2}};
-        for (const Shape& sh2 : ssmall) { checkSameBits(sh2, 1199, 3, lib, sh); check(sh2, 16, 3, true, sh); }
+        for (const Shape& sh2 : formSmall) { checkSameBits(sh2, 1199, 3, lib, sh); check(sh2, 16, 3, true, sh); }
         sameBitsThenTime(lib, sh);
     }
     if (mode == "stages" || mode == "wide") {   // where the step's time goes, stage by stage, in the library's form and the wide one

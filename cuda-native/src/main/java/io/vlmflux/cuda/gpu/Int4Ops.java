@@ -192,10 +192,8 @@ public final class Int4Ops implements AutoCloseable {
         String op = "int4 dequantize (" + w.layout().name() + ")";
         out.require(2L * m * k, op, "W bf16 [" + m + ", " + k + "]");
         if (out.address() % 16 != 0) throw new IllegalArgumentException(op + ": out '" + out.name() + "' is not 16-byte aligned");
-        if (w.perm() == null) {   // four packed words a thread, 32 apart: four loads in flight
-            long words = (long) m * (k / 8);
-            mod.launch(w.tiled() ? "vf_int4_dequant_bf16_x4_t" : "vf_int4_dequant_bf16_x4", Math.toIntExact((words + 1023) / 1024), 1, 1, 256, 0, stream,
-                    a.reset().ptr(out).ptr(w.q()).ptr(w.sz()).i32(m).i32(k).i32(w.layout().groupSize()));
+        if (w.perm() == null) {
+            dequantX4(out, w, w.q(), w.sz(), m);
             return;
         }
         long words = (long) m * (k / 8);   // act-order: one word a thread, scattered through its part's permutation
@@ -218,11 +216,16 @@ public final class Int4Ops implements AutoCloseable {
         out.require(2L * n * k, op, "W bf16 [" + n + ", " + k + "]");
         if (out.address() % 16 != 0) throw new IllegalArgumentException(op + ": out '" + out.name() + "' is not 16-byte aligned");
         long qOff = 4L * r0 * (k / 8), szOff = 4L * r0 * g;   // tiled: stripe r0 / 16 starts at word (r0 / 16) * 16 * (k / 8)
-        DeviceBuffer q = w.q().slice(qOff, w.q().bytes() - qOff, "rows " + r0 + ".. of " + w.q().name());
-        DeviceBuffer sz = w.sz().slice(szOff, w.sz().bytes() - szOff, "rows " + r0 + ".. of " + w.sz().name());
-        long words = (long) n * (k / 8);
+        dequantX4(out, w, w.q().slice(qOff, w.q().bytes() - qOff, "rows " + r0 + ".. of " + w.q().name()),
+                w.sz().slice(szOff, w.sz().bytes() - szOff, "rows " + r0 + ".. of " + w.sz().name()), n);
+    }
+
+    /** The first {@code rows} rows of w's words q and scales sz (no permutation) to bf16: four packed words a thread, 32 apart. */
+    private void dequantX4(DeviceBuffer out, Int4Device w, DeviceBuffer q, DeviceBuffer sz, int rows) {
+        int k = w.cols();
+        long words = (long) rows * (k / 8);
         mod.launch(w.tiled() ? "vf_int4_dequant_bf16_x4_t" : "vf_int4_dequant_bf16_x4", Math.toIntExact((words + 1023) / 1024), 1, 1, 256, 0, stream,
-                a.reset().ptr(out).ptr(q).ptr(sz).i32(n).i32(k).i32(w.layout().groupSize()));
+                a.reset().ptr(out).ptr(q).ptr(sz).i32(rows).i32(k).i32(w.layout().groupSize()));
     }
 
     @Override public void close() {

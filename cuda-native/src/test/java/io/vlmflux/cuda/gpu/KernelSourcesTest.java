@@ -61,7 +61,7 @@ class KernelSourcesTest {
                     + first.substring(0, Math.min(60, first.length())));
             assertFalse(m.find(), "kernel " + name + " is defined once");
         }
-        // int4r_gemv (the ring GEMVs' body) may only set up shared memory and issue its weight copies (int4r_load) before the
+        // int4r_gemv (the ring GEMVs' body) may only set up shared memory and issue its weight copies (vf_bulk_copy) before the
         // prologue: nothing a kernel writes (x, y, bias, residual: int4r_operands and the stores) comes before it
         int body = src.indexOf("void int4r_gemv(");
         assertTrue(body > 0, "int4r_gemv is defined");
