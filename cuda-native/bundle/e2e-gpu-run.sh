@@ -94,6 +94,7 @@ bench_variants() {
         [[ $v == *ah* ]] && opts="$opts -Dvlmflux.cuda.decodeAhead=true"   # ah: the next greedy step enqueued before the host has the token
         [[ $v == *gp* ]] && opts="$opts -Dvlmflux.cuda.gemvPrefetch=true"   # gp: the GEMVs prefetch before the PDL wait
         [[ $v =~ pf([0-9]+) ]] && opts="$opts -Dvlmflux.cuda.decodePrefetchMiB=${BASH_REMATCH[1]}"   # pfN: N MiB of L2 prefetch
+        [[ $v == *gt* ]] && opts="$opts -Dvlmflux.cuda.gemmTune=true"   # gt: the products of 64+ rows take a timed cuBLASLt algorithm
         step "bench llm $shape, $v ($opts)"
         src=(--model /tmp/vlmflux-models/$shape); [[ -f /tmp/vlmflux-models/$shape/config.json ]] || src=(--shape $shape --keep-checkpoint /tmp/vlmflux-models/$shape)
         VLMFLUX_JAVA_OPTS="$opts" timeout 120 "$run" vlmflux bench llm --backend cuda "${src[@]}" \
@@ -336,15 +337,18 @@ case "${1:-}" in
       python3 "$here/vlm_tokenizer.py" "$d" > /dev/null; cut -c1-330 "$out/hf-$m.jsonl" >&2
       for v in ${VLMFLUX_E2E_VLM_VARIANTS:-default nomk}; do   # nomk: the persistent decode step off; ah: decodeAhead on
         step "$m: bench vlm --ttft ($v)"
-        VLMFLUX_JAVA_OPTS="${VLMFLUX_E2E_OPTS:-} $([[ $v == *nomk* ]] && echo "-Dvlmflux.cuda.decodeMegakernel=false") $([[ $v == *ah* ]] && echo "-Dvlmflux.cuda.decodeAhead=true")" timeout 100 "$run" vlmflux bench vlm --model "$d" --ttft \
+        VLMFLUX_JAVA_OPTS="${VLMFLUX_E2E_OPTS:-} $([[ $v == *nomk* ]] && echo "-Dvlmflux.cuda.decodeMegakernel=false") $([[ $v == *ah* ]] && echo "-Dvlmflux.cuda.decodeAhead=true") $([[ $v == *gt* ]] && echo "-Dvlmflux.cuda.gemmTune=true") $([[ $v == *fe* ]] && echo "-Dvlmflux.vision.fastElementwise=true")" timeout 100 "$run" vlmflux bench vlm --model "$d" --ttft \
             --iters 10 --decode-tokens 128 ${bw:+--bandwidth-gbps $bw} --json > "$out/vlm-$m-$v.jsonl" 2> "$out/vlm-$m-$v.err"; echo "rc=$?" >> "$out/vlm-$m-$v.err"
         tail -n 1 "$out/vlm-$m-$v.jsonl" >&2; grep -i "error\|exception\|persistent" "$out/vlm-$m-$v.err" | head -3 >&2
       done
       step "$m: VisionEncoderBench"
-      [[ -n ${VLMFLUX_E2E_NO_VISION:-} ]] || for sz in 448x448 640x480 1280x720; do   # VLMFLUX_E2E_NO_VISION=1: not the tower
-        timeout 60 "$run" java io.vlmflux.vision.cuda.VisionEncoderBench "$d" $sz RGB 20 --json >> "$out/vision-$m.jsonl" 2>> "$out/vision-$m.err"
+      [[ -n ${VLMFLUX_E2E_NO_VISION:-} ]] || for v in ${VLMFLUX_E2E_VISION_VARIANTS:-default}; do   # VLMFLUX_E2E_NO_VISION=1: not the tower
+        for sz in ${VLMFLUX_E2E_VISION_SIZES:-448x448 640x480 1280x720}; do   # gt in a variant: vlmflux.cuda.gemmTune
+          VLMFLUX_JAVA_OPTS="${VLMFLUX_E2E_OPTS:-} $([[ $v == *gt* ]] && echo "-Dvlmflux.cuda.gemmTune=true") $([[ $v == *fe* ]] && echo "-Dvlmflux.vision.fastElementwise=true")" timeout 60 "$run" java io.vlmflux.vision.cuda.VisionEncoderBench "$d" $sz RGB 20 --json \
+              2>> "$out/vision-$m-$v.err" | sed "s/^{/{\"variant\":\"$v\",/" >> "$out/vision-$m.jsonl"
+        done
       done
-      cut -c1-300 "$out/vision-$m.jsonl" >&2
+      cut -c1-300 "$out/vision-$m.jsonl" >&2; grep -h "gemm tuning" "$out"/vision-$m-*.err "$out"/vlm-$m-*.err 2>/dev/null | cut -c1-220 | head -40 >&2
       [[ -n ${VLMFLUX_E2E_DROP:-} ]] && rm -rf "$d"
     done
     step done ;;

@@ -92,6 +92,83 @@ extern "C" __global__ void vf_vis_norm(bf16_t* __restrict__ out, float* __restri
     }
 }
 
+// vf_vis_norm with one warp a row and the row in registers between the residual add, the statistics and the output
+// (vf_vis_norm reads it twice and reduces through shared memory with 256 threads for 1,024-1,280 values): rows of at
+// most 128 * V fp32 (V 16-byte vectors a lane: vf_vis_norm_warpV for V = 8, 10, 12, 16), hidden % 4 == 0, x / delta /
+// dbias / w / b 16-byte aligned. Each output element is computed as in vf_vis_norm; the statistics add in another
+// order. grid (ceil(rows / 8)), block 256 (8 rows).
+template <int VF_NORM_WARP_V>
+__device__ __forceinline__ void vf_vis_norm_warp(bf16_t* __restrict__ out, float* __restrict__ x,
+                                                 const float* __restrict__ delta, const float* __restrict__ dbias,
+                                                 const float* __restrict__ w, const float* __restrict__ b,
+                                                 int rows, int hidden, float eps, int rms) {
+    const int lane = threadIdx.x & 31;
+    const long long row = (long long)blockIdx.x * 8 + (threadIdx.x >> 5);
+    if (row >= rows) return;
+    const long long base = row * hidden;
+    float* xr = x + base;
+    vf_f4 v[VF_NORM_WARP_V];
+    float s = 0.f, ss = 0.f;
+#pragma unroll
+    for (int j = 0; j < VF_NORM_WARP_V; j++) {
+        const int i = (j * 32 + lane) * 4;
+        if (i < hidden) {
+            vf_f4 t = *(const vf_f4*)(xr + i);
+            if (delta != nullptr) {
+                const vf_f4 dd = *(const vf_f4*)(delta + base + i);
+                t.x += dd.x; t.y += dd.y; t.z += dd.z; t.w += dd.w;
+                if (dbias != nullptr) {
+                    const vf_f4 db = *(const vf_f4*)(dbias + i);
+                    t.x += db.x; t.y += db.y; t.z += db.z; t.w += db.w;
+                }
+                *(vf_f4*)(xr + i) = t;
+            }
+            v[j] = t;
+            s += t.x + t.y + t.z + t.w;
+            ss += t.x * t.x + t.y * t.y + t.z * t.z + t.w * t.w;
+        }
+    }
+    float mean = 0.f, r;
+    if (rms) {
+        r = rsqrtf(warp_sum(ss) / (float)hidden + eps);
+    } else {
+        mean = warp_sum(s) / (float)hidden;
+        float dv = 0.f;
+#pragma unroll
+        for (int j = 0; j < VF_NORM_WARP_V; j++) {
+            if ((j * 32 + lane) * 4 < hidden) {
+                const float a0 = v[j].x - mean, a1 = v[j].y - mean, a2 = v[j].z - mean, a3 = v[j].w - mean;
+                dv += a0 * a0 + a1 * a1 + a2 * a2 + a3 * a3;
+            }
+        }
+        r = rsqrtf(warp_sum(dv) / (float)hidden + eps);
+    }
+    bf16_t* o = out + base;
+#pragma unroll
+    for (int j = 0; j < VF_NORM_WARP_V; j++) {
+        const int i = (j * 32 + lane) * 4;
+        if (i < hidden) {
+            const vf_f4 ww = *(const vf_f4*)(w + i);
+            float y0 = (v[j].x - mean) * r * ww.x, y1 = (v[j].y - mean) * r * ww.y, y2 = (v[j].z - mean) * r * ww.z, y3 = (v[j].w - mean) * r * ww.w;
+            if (b != nullptr) { const vf_f4 bb = *(const vf_f4*)(b + i); y0 += bb.x; y1 += bb.y; y2 += bb.z; y3 += bb.w; }
+            unsigned int* op = (unsigned int*)(o + i);
+            op[0] = (unsigned int)f2bf(y0) | ((unsigned int)f2bf(y1) << 16);
+            op[1] = (unsigned int)f2bf(y2) | ((unsigned int)f2bf(y3) << 16);
+        }
+    }
+}
+
+#define VF_VIS_NORM_WARP(V)                                                                                            \
+    extern "C" __global__ void __launch_bounds__(256) vf_vis_norm_warp##V(                                             \
+        bf16_t* __restrict__ out, float* __restrict__ x, const float* __restrict__ delta, const float* __restrict__ dbias, \
+        const float* __restrict__ w, const float* __restrict__ b, int rows, int hidden, float eps, int rms) {          \
+        vf_vis_norm_warp<V>(out, x, delta, dbias, w, b, rows, hidden, eps, rms);                                       \
+    }
+VF_VIS_NORM_WARP(8)
+VF_VIS_NORM_WARP(10)
+VF_VIS_NORM_WARP(12)
+VF_VIS_NORM_WARP(16)
+
 // gated: out[r, i] = bf16(act(in[r, i] + bias[i]) * (in[r, cols + i] + bias[cols + i]))  (in = [gate | up] rows)
 // else:  out[r, i] = bf16(act(in[r, i] + bias[i])).  in row stride = inStride elements. grid (ceil(cols/256), rows).
 // inBf16 != 0: `in` holds bf16 values (a GEMM with bf16 output) instead of fp32.
@@ -183,6 +260,24 @@ extern "C" __global__ void vf_vis_pos_embed_add(float* __restrict__ h, const flo
     h[r * hidden + c] = v + p;
 }
 
+// One rotate-half pair: (a, b) turned by the angle with cosine cs and sine sn, rounded to bf16 (both rotary kernels).
+__device__ __forceinline__ void vf_vis_rot(float a, float b, float cs, float sn, bf16_t* o0, bf16_t* o1) {
+    *o0 = f2bf(a * cs - b * sn);
+    *o1 = f2bf(b * cs + a * sn);
+}
+
+// The cos / sin of one row's rotary angles into csn[0] / csn[1] (frequency f < hd/4: the row position, else the column
+// position), shared by all heads; ends with a block barrier.
+__device__ __forceinline__ void vf_vis_rot_table(float (*csn)[128], const int* __restrict__ pos, const float* __restrict__ invFreq,
+                                                 long long t, int half, int quarter) {
+    const float ph = (float)pos[2 * t], pw = (float)pos[2 * t + 1];
+    for (int i = threadIdx.x; i < half; i += blockDim.x) {
+        const float ang = i < quarter ? ph * invFreq[i] : pw * invFreq[i - quarter];
+        sincosf(ang, &csn[1][i], &csn[0][i]);
+    }
+    __syncthreads();
+}
+
 // qkv fp32 (or bf16 when qkvBf16) [n, 3*heads*hd] (+ bias [3*heads*hd]) -> q, k, v bf16 [n, heads*hd], rotate-half 2-D rotary on q and k:
 // frequency f < hd/4 turns with the row position pos[2t], the others with the column position pos[2t+1]
 // (invFreq fp32 [hd/4]). grid (n), block 128.
@@ -195,23 +290,16 @@ extern "C" __global__ void vf_vis_rope_split(bf16_t* __restrict__ q, bf16_t* __r
     const float* row = (const float*)qkvIn + t * 3 * d;
     const bf16_t* rowb = (const bf16_t*)qkvIn + t * 3 * d;
 #define VF_QKV(c) (qkvBf16 ? bf2f(rowb[(c)]) : row[(c)])
-    const float ph = (float)pos[2 * t], pw = (float)pos[2 * t + 1];
     __shared__ float csn[2][128];  // cos / sin per frequency of this row, shared by all heads (hd <= 256)
-    for (int i = threadIdx.x; i < half; i += blockDim.x) {
-        const float ang = i < quarter ? ph * invFreq[i] : pw * invFreq[i - quarter];
-        sincosf(ang, &csn[1][i], &csn[0][i]);
-    }
-    __syncthreads();
+    vf_vis_rot_table(csn, pos, invFreq, t, half, quarter);
     for (int e = threadIdx.x; e < heads * half; e += blockDim.x) {
         const int h = e / half, i = e % half;
         const float cs = csn[0][i], sn = csn[1][i];
         const int c0 = h * hd + i, c1 = c0 + half;
         float q0 = VF_QKV(c0), q1 = VF_QKV(c1), k0 = VF_QKV(d + c0), k1 = VF_QKV(d + c1);
         if (bias != nullptr) { q0 += bias[c0]; q1 += bias[c1]; k0 += bias[d + c0]; k1 += bias[d + c1]; }
-        q[t * d + c0] = f2bf(q0 * cs - q1 * sn);
-        q[t * d + c1] = f2bf(q1 * cs + q0 * sn);
-        k[t * d + c0] = f2bf(k0 * cs - k1 * sn);
-        k[t * d + c1] = f2bf(k1 * cs + k0 * sn);
+        vf_vis_rot(q0, q1, cs, sn, q + t * d + c0, q + t * d + c1);
+        vf_vis_rot(k0, k1, cs, sn, k + t * d + c0, k + t * d + c1);
     }
     for (int c = threadIdx.x; c < d; c += blockDim.x) {
         float vv = VF_QKV(2 * d + c);
@@ -219,6 +307,65 @@ extern "C" __global__ void vf_vis_rope_split(bf16_t* __restrict__ q, bf16_t* __r
         v[t * d + c] = f2bf(vv);
     }
 #undef VF_QKV
+}
+
+// vf_vis_rope_split for bf16 qkv with 16-byte loads and stores: 8 neighbouring frequencies of one head a thread (their
+// pairs half a head apart), v 8 values a thread; hd % 16 == 0, qkv / q / k / v 16-byte aligned, bias fp32 16-byte
+// aligned. Each value is computed exactly as in vf_vis_rope_split (same bits). grid (n), block 128.
+extern "C" __global__ void vf_vis_rope_split_x8(bf16_t* __restrict__ q, bf16_t* __restrict__ k, bf16_t* __restrict__ v,
+                                                const bf16_t* __restrict__ qkv, const float* __restrict__ bias,
+                                                const int* __restrict__ pos, const float* __restrict__ invFreq, int heads, int hd) {
+    const long long t = blockIdx.x;
+    const int d = heads * hd, half = hd / 2, quarter = hd / 4, groups = half / 8;
+    const bf16_t* row = qkv + t * 3 * d;
+    __shared__ float csn[2][128];
+    vf_vis_rot_table(csn, pos, invFreq, t, half, quarter);
+    for (int e = threadIdx.x; e < heads * groups; e += blockDim.x) {
+        const int h = e / groups, i0 = (e % groups) * 8;
+        const int c0 = h * hd + i0, c1 = c0 + half;
+        const vf_u4 qa = *(const vf_u4*)(row + c0), qb = *(const vf_u4*)(row + c1);
+        const vf_u4 ka = *(const vf_u4*)(row + d + c0), kb = *(const vf_u4*)(row + d + c1);
+        const unsigned int qaw[4] = {qa.x, qa.y, qa.z, qa.w}, qbw[4] = {qb.x, qb.y, qb.z, qb.w};
+        const unsigned int kaw[4] = {ka.x, ka.y, ka.z, ka.w}, kbw[4] = {kb.x, kb.y, kb.z, kb.w};
+        vf_u4 oq0, oq1, ok0, ok1;
+        unsigned int* wq0 = &oq0.x; unsigned int* wq1 = &oq1.x; unsigned int* wk0 = &ok0.x; unsigned int* wk1 = &ok1.x;
+#pragma unroll
+        for (int wj = 0; wj < 4; wj++) {
+            bf16_t r[2][4];   // [lo / hi half of the word][q first, q second, k first, k second]
+#pragma unroll
+            for (int u = 0; u < 2; u++) {
+                const int j = 2 * wj + u;
+                float q0 = u ? bfhi(qaw[wj]) : bflo(qaw[wj]), q1 = u ? bfhi(qbw[wj]) : bflo(qbw[wj]);
+                float k0 = u ? bfhi(kaw[wj]) : bflo(kaw[wj]), k1 = u ? bfhi(kbw[wj]) : bflo(kbw[wj]);
+                if (bias != nullptr) { q0 += bias[c0 + j]; q1 += bias[c1 + j]; k0 += bias[d + c0 + j]; k1 += bias[d + c1 + j]; }
+                const float cs = csn[0][i0 + j], sn = csn[1][i0 + j];
+                vf_vis_rot(q0, q1, cs, sn, &r[u][0], &r[u][1]);
+                vf_vis_rot(k0, k1, cs, sn, &r[u][2], &r[u][3]);
+            }
+            wq0[wj] = (unsigned int)r[0][0] | ((unsigned int)r[1][0] << 16);
+            wq1[wj] = (unsigned int)r[0][1] | ((unsigned int)r[1][1] << 16);
+            wk0[wj] = (unsigned int)r[0][2] | ((unsigned int)r[1][2] << 16);
+            wk1[wj] = (unsigned int)r[0][3] | ((unsigned int)r[1][3] << 16);
+        }
+        *(vf_u4*)(q + t * d + c0) = oq0;
+        *(vf_u4*)(q + t * d + c1) = oq1;
+        *(vf_u4*)(k + t * d + c0) = ok0;
+        *(vf_u4*)(k + t * d + c1) = ok1;
+    }
+    for (int c = threadIdx.x * 8; c < d; c += blockDim.x * 8) {
+        const vf_u4 va = *(const vf_u4*)(row + 2 * d + c);
+        const unsigned int vw[4] = {va.x, va.y, va.z, va.w};
+        unsigned int o[4];
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            float v0 = bflo(vw[j]), v1 = bfhi(vw[j]);
+            if (bias != nullptr) { v0 += bias[2 * d + c + 2 * j]; v1 += bias[2 * d + c + 2 * j + 1]; }
+            o[j] = (unsigned int)f2bf(v0) | ((unsigned int)f2bf(v1) << 16);
+        }
+        vf_u4 ov;
+        ov.x = o[0]; ov.y = o[1]; ov.z = o[2]; ov.w = o[3];
+        *(vf_u4*)(v + t * d + c) = ov;
+    }
 }
 
 // ---- segment attention on tensor cores ----

@@ -102,6 +102,14 @@ import java.util.function.Function;
  *                             least), each multiplied into its columns of the output right after, so a slice can still be
  *                             in L2 when its GEMM reads it (instead of the whole bf16 matrix going through DRAM twice);
  *                             0: the whole matrix at once (also with {@code int4PrefillOverlap})
+ * @param gemmTune             {@code vlmflux.cuda.gemmTune}: the cuBLAS products of 64 rows or more (prefill, the vision
+ *                             tower, the mergers) run through cuBLASLt with the algorithm that was fastest when first timed
+ *                             in this process (each of the heuristic's candidates timed once per shape and row-count
+ *                             bucket, {@link io.vlmflux.cuda.gpu.Blas}); results may differ from cuBLAS's default choice
+ *                             in the last bits (another split or tile order); off: cuBLAS's own choice
+ * @param visionFastElementwise {@code vlmflux.vision.fastElementwise}: the GPU vision tower's norms run one warp a row
+ *                             with the row in registers (rows up to 2,048 values) and its rotary split moves 16 bytes a
+ *                             load and store (head dims multiple of 16; the same bits as the first kernel)
  */
 public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolean cudaDisable, boolean cudaNvrtc, Path root,
                      boolean graphs, boolean batchGraphs, int prefillChunk, boolean fusedNorm, boolean fusedSilu,
@@ -109,7 +117,8 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
                      boolean prefillSplitKv, boolean evictKernel, boolean prefillBf16GateUp,
                      boolean prefillPipelined, boolean decodeVecAttention, boolean decodeFusedCombine, boolean decodeFusedRope, int decodePrefetchMiB, boolean gemvPrefetch, boolean decodeMegakernel, boolean pdl, boolean int4Mma,
                      boolean int4Tiled, boolean int4PrefillOverlap, boolean liveDevicePreprocess, boolean visionGraphs, long visionFp32MaxBytes, boolean batchDecode, boolean batchSelect,
-                     boolean decodeAhead, boolean int4Persistent, boolean int4Ring, int int4PrefillChunkKiB) {
+                     boolean decodeAhead, boolean int4Persistent, boolean int4Ring, int int4PrefillChunkKiB, boolean gemmTune,
+                     boolean visionFastElementwise) {
 
     public static final String CPU_THREADS = "vlmflux.cpu.threads";
     public static final String CPU_SPIN_MICROS = "vlmflux.cpu.spinMicros";
@@ -149,6 +158,8 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
     public static final String INT4_PERSISTENT = "vlmflux.cuda.int4Persistent";
     public static final String INT4_RING = "vlmflux.cuda.int4Ring";
     public static final String INT4_PREFILL_CHUNK_KIB = "vlmflux.cuda.int4PrefillChunkKiB";
+    public static final String GEMM_TUNE = "vlmflux.cuda.gemmTune";
+    public static final String VISION_FAST_ELEMENTWISE = "vlmflux.vision.fastElementwise";
 
     public Tuning {
         atLeast(CPU_THREADS, cpuThreads, 1);
@@ -163,7 +174,7 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
     /** Every knob at its default (process-wide ones too: not what this process was started with; see {@link #process()}). */
     public static Tuning defaults() {
         return new Tuning(Runtime.getRuntime().availableProcessors(), 100, true, false, false, null,
-                true, true, 2048, true, false, true, true, 4, true, true, true, true, true, true, false, false, 0, false, true, true, true, false, false, true, true, 1L << 30, true, true, false, false, false, 0);
+                true, true, 2048, true, false, true, true, 4, true, true, true, true, true, true, false, false, 0, false, true, true, true, false, false, true, true, 1L << 30, true, true, false, false, false, 0, false, false);
     }
 
     /** Every knob from the system properties now (absent ones at their defaults). */
@@ -199,7 +210,8 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
                 longer(lookup, VISION_FP32_MAX_BYTES, d.visionFp32MaxBytes), flag(lookup, BATCH_DECODE, d.batchDecode),
                 flag(lookup, BATCH_SELECT, d.batchSelect), flag(lookup, DECODE_AHEAD, d.decodeAhead),
                 flag(lookup, INT4_PERSISTENT, d.int4Persistent), flag(lookup, INT4_RING, d.int4Ring),
-                integer(lookup, INT4_PREFILL_CHUNK_KIB, d.int4PrefillChunkKiB));
+                integer(lookup, INT4_PREFILL_CHUNK_KIB, d.int4PrefillChunkKiB), flag(lookup, GEMM_TUNE, d.gemmTune),
+                flag(lookup, VISION_FAST_ELEMENTWISE, d.visionFastElementwise));
     }
 
     /**
@@ -224,7 +236,7 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
 
     private Tuning withProcessWide(int threads, long spin, boolean simd, boolean disable, boolean nvrtc, Path root) {
         return new Tuning(threads, spin, simd, disable, nvrtc, root, graphs, batchGraphs, prefillChunk, fusedNorm, fusedSilu,
-                skinnyGemm, gemvSplitK, gemvSplitBlocksPerSm, prefillMma, prefillSplitKv, evictKernel, prefillBf16GateUp, prefillPipelined, decodeVecAttention, decodeFusedCombine, decodeFusedRope, decodePrefetchMiB, gemvPrefetch, decodeMegakernel, pdl, int4Mma, int4Tiled, int4PrefillOverlap, liveDevicePreprocess, visionGraphs, visionFp32MaxBytes, batchDecode, batchSelect, decodeAhead, int4Persistent, int4Ring, int4PrefillChunkKiB);
+                skinnyGemm, gemvSplitK, gemvSplitBlocksPerSm, prefillMma, prefillSplitKv, evictKernel, prefillBf16GateUp, prefillPipelined, decodeVecAttention, decodeFusedCombine, decodeFusedRope, decodePrefetchMiB, gemvPrefetch, decodeMegakernel, pdl, int4Mma, int4Tiled, int4PrefillOverlap, liveDevicePreprocess, visionGraphs, visionFp32MaxBytes, batchDecode, batchSelect, decodeAhead, int4Persistent, int4Ring, int4PrefillChunkKiB, gemmTune, visionFastElementwise);
     }
 
     /**
@@ -271,6 +283,8 @@ public record Tuning(int cpuThreads, long cpuSpinMicros, boolean cpuSimd, boolea
         m.put(INT4_PERSISTENT, Boolean.toString(int4Persistent));
         m.put(INT4_RING, Boolean.toString(int4Ring));
         m.put(INT4_PREFILL_CHUNK_KIB, Integer.toString(int4PrefillChunkKiB));
+        m.put(GEMM_TUNE, Boolean.toString(gemmTune));
+        m.put(VISION_FAST_ELEMENTWISE, Boolean.toString(visionFastElementwise));
         return m;
     }
 

@@ -17,7 +17,7 @@ class TuningTest {
         Tuning d = Tuning.defaults();
         assertTrue(d.graphs() && d.batchGraphs() && d.fusedNorm() && d.skinnyGemm() && d.gemvSplitK() && d.prefillMma()
                 && d.visionGraphs() && d.batchDecode() && d.cpuSimd() && d.decodeMegakernel() && d.batchSelect());
-        assertFalse(d.fusedSilu() || d.cudaDisable() || d.cudaNvrtc() || d.int4Tiled() || d.int4PrefillOverlap() || d.decodeFusedCombine() || d.decodeFusedRope() || d.gemvPrefetch() || d.decodeAhead() || d.int4Persistent() || d.int4Ring());
+        assertFalse(d.fusedSilu() || d.cudaDisable() || d.cudaNvrtc() || d.int4Tiled() || d.int4PrefillOverlap() || d.decodeFusedCombine() || d.decodeFusedRope() || d.gemvPrefetch() || d.decodeAhead() || d.int4Persistent() || d.int4Ring() || d.gemmTune() || d.visionFastElementwise());
         assertEquals(2048, d.prefillChunk());
         assertEquals(0, d.decodePrefetchMiB());
         assertEquals(4, d.gemvSplitBlocksPerSm());
@@ -44,9 +44,10 @@ class TuningTest {
                 Map.entry("vlmflux.vision.fp32MaxBytes", "0"), Map.entry("vlmflux.batchDecode", "false"),
                 Map.entry("vlmflux.cuda.batchSelect", "false"), Map.entry("vlmflux.cuda.decodeAhead", "true"),
                 Map.entry("vlmflux.cuda.int4Persistent", "true"), Map.entry("vlmflux.cuda.int4Ring", "true"),
-                Map.entry("vlmflux.cuda.int4PrefillChunkKiB", "8192")));
+                Map.entry("vlmflux.cuda.int4PrefillChunkKiB", "8192"), Map.entry("vlmflux.cuda.gemmTune", "true"),
+                Map.entry("vlmflux.vision.fastElementwise", "true")));
         assertEquals(new Tuning(3, 0, false, true, true, Path.of("/tmp/r"), false, false, 5, false, true, false, false, 7, false,
-                true, true, true, true, true, true, true, 24, true, false, true, false, true, true, true, false, 0, false, false, true, true, true, 8192), t);
+                true, true, true, true, true, true, true, 24, true, false, true, false, true, true, true, false, 0, false, false, true, true, true, 8192, true, true), t);
     }
 
     @Test

@@ -7,22 +7,50 @@ import org.bytedeco.javacpp.FloatPointer;
 
 /**
  * cuBLAS bound to one stream, with a fixed workspace (so GEMMs can be captured in CUDA graphs). Row-major view:
- * {@link #matmulNT} computes Y[n, m] = X[n, k] * W[m, k]^T (+ beta * Y), the shape of every linear layer.
+ * {@link #matmulNT} computes Y[n, m] = X[n, k] * W[m, k]^T (+ beta * Y), the shape of every linear layer. With
+ * tuning ({@code vlmflux.cuda.gemmTune}) products of {@value TunedGemm#MIN_ROWS} rows or more run through cuBLASLt
+ * with the algorithm timed fastest for their shape in this process ({@link TunedGemm}).
  */
 public final class Blas implements AutoCloseable {
     private final cublasContext handle = new cublasContext();
     private final FloatPointer one = new FloatPointer(1f);
     private final FloatPointer zero = new FloatPointer(0f);
+    private final TunedGemm tuned;
     private boolean closed;
 
-    /** {@code workspace} (e.g. 32 MiB from an arena) must outlive this handle. */
+    /** {@code workspace} (e.g. 32 MiB from an arena) must outlive this handle. cuBLAS's own algorithm choice. */
     public Blas(GpuStream stream, DeviceBuffer workspace) {
+        this(stream, workspace, false);
+    }
+
+    /**
+     * {@code workspace} (e.g. 32 MiB from an arena) must outlive this handle; {@code tune}: products of
+     * {@value TunedGemm#MIN_ROWS} rows or more take the algorithm timed fastest for their shape (the first such product
+     * of a shape, outside a graph capture, times the candidates; {@link #tuningReport()}).
+     */
+    public Blas(GpuStream stream, DeviceBuffer workspace, boolean tune) {
         stream.device().makeCurrent();
         Cuda.checkBlas(cublas.cublasCreate_v2(handle), "cublasCreate");
         Cuda.checkBlas(cublas.cublasSetStream_v2(handle, stream.handle()), "cublasSetStream");
         Cuda.checkBlas(cublas.cublasSetWorkspace_v2(handle, workspace.pointer(), workspace.bytes()), "cublasSetWorkspace");
         Cuda.checkBlas(cublas.cublasSetMathMode(handle, cublas.CUBLAS_DEFAULT_MATH), "cublasSetMathMode");
+        TunedGemm t = null;
+        if (tune) {
+            try {
+                t = new TunedGemm(stream, workspace);
+            } catch (RuntimeException e) {
+                cublas.cublasDestroy_v2(handle);
+                throw e;
+            }
+        }
+        this.tuned = t;
     }
+
+    /** Whether products of enough rows take a timed algorithm choice. */
+    public boolean tunes() { return tuned != null; }
+
+    /** Every shape whose algorithm this process chose by timing, one line each: the choice and what it saved. */
+    public static java.util.List<String> tuningReport() { return TunedGemm.report(); }
 
     /**
      * Y = X W^T (+ Y when accumulate): X bf16 [n, k], W bf16 [m, k] (row-major, as stored in checkpoints),
@@ -55,6 +83,7 @@ public final class Blas implements AutoCloseable {
         x.require(2L * n * k, op, "X bf16 [" + n + ", " + k + "]");
         w.require(2L * m * k, op, "W bf16 [" + m + ", " + k + "]");
         y.require((bf16Out ? 2L : 4L) * ((long) (n - 1) * ldy + m), op, "Y " + (bf16Out ? "bf16" : "fp32") + " [" + n + ", " + ldy + "]");
+        if (tuned != null && tuned.matmul(y, ldy, bf16Out, x, w, n, m, k, accumulate)) return;
         // Column-major: Y^T[m, n] = W[m, k] * X^T[k, n]; W row-major is W^T column-major (lda = k).
         int rc = cublas.cublasGemmEx(handle, cublas.CUBLAS_OP_T, cublas.CUBLAS_OP_N, m, n, k, one,
                 w.pointer(), cudart.CUDA_R_16BF, k, x.pointer(), cudart.CUDA_R_16BF, k,
@@ -67,6 +96,7 @@ public final class Blas implements AutoCloseable {
     public void close() {
         if (closed) return;
         closed = true;
+        if (tuned != null) tuned.close();
         cublas.cublasDestroy_v2(handle);
         one.close();
         zero.close();

@@ -35,10 +35,32 @@ public final class VisionGpuOps implements AutoCloseable {
     private final GpuStream stream;
     private final KernelModule k;
     private final LaunchArgs a = new LaunchArgs();
+    private final boolean fastElementwise;
 
+    /** The launchers with the first kernels ({@code vlmflux.vision.fastElementwise} off). */
     public VisionGpuOps(GpuStream stream) {
+        this(stream, false);
+    }
+
+    /**
+     * {@code fastElementwise} ({@code vlmflux.vision.fastElementwise}): norms of rows up to {@value #NORM_WARP_MAX}
+     * values run one warp a row with the row in registers ({@code vf_vis_norm_warpV}), and the rotary split of bf16 qkv
+     * moves 16 bytes a load and store ({@code vf_vis_rope_split_x8}, same bits) where head dims are multiples of 16.
+     */
+    public VisionGpuOps(GpuStream stream, boolean fastElementwise) {
         this.stream = stream;
         this.k = stream.device().kernels();
+        this.fastElementwise = fastElementwise;
+    }
+
+    /** The widest row the one-warp norm takes (16 vectors of 4 fp32 a lane). */
+    public static final int NORM_WARP_MAX = 2048;
+
+    /** The one-warp norm's kernel for rows of {@code hidden} values (the fewest vectors a lane that hold it), or null. */
+    static String normWarpKernel(int hidden) {
+        if (hidden % 4 != 0) return null;
+        for (int v : new int[] {8, 10, 12, 16}) if (128 * v >= hidden) return "vf_vis_norm_warp" + v;
+        return null;
     }
 
     public GpuStream stream() { return stream; }
@@ -64,6 +86,12 @@ public final class VisionGpuOps implements AutoCloseable {
             for (DeviceBuffer buf : new DeviceBuffer[] {x, delta, dbias})
                 if (buf != null && buf.address() % 16 != 0)
                     throw new IllegalArgumentException("vision norm: buffer '" + buf.name() + "' is not 16-byte aligned");
+        String warp = fastElementwise ? normWarpKernel(hidden) : null;
+        if (warp != null && w.address() % 16 == 0 && (b == null || b.address() % 16 == 0) && out.address() % 8 == 0) {
+            k.launch(warp, (rows + 7) / 8, 1, 1, 256, 0, stream,
+                    a.reset().ptr(out).ptr(x).ptr(delta).ptr(dbias).ptr(w).ptr(b).i32(rows).i32(hidden).f32(eps).i32(rms ? 1 : 0));
+            return;
+        }
         k.launch("vf_vis_norm", rows, 1, 1, 256, 0, stream,
                 a.reset().ptr(out).ptr(x).ptr(delta).ptr(dbias).ptr(w).ptr(b).i32(hidden).f32(eps).i32(rms ? 1 : 0));
     }
@@ -156,6 +184,12 @@ public final class VisionGpuOps implements AutoCloseable {
         if (bias != null) bias.require(4L * 3 * d, "vision ropeSplit", "qkv bias fp32 [3*heads*hd]");
         pos.require(8L * n, "vision ropeSplit", "positions int32 [n, 2]");
         invFreq.require(4L * (hd / 4), "vision ropeSplit", "invFreq fp32 [hd/4]");
+        if (fastElementwise && qkvBf16 && hd % 16 == 0 && (bias == null || bias.address() % 16 == 0)
+                && q.address() % 16 == 0 && kk.address() % 16 == 0 && v.address() % 16 == 0 && qkv.address() % 16 == 0) {
+            k.launch("vf_vis_rope_split_x8", n, 1, 1, 128, 0, stream,
+                    a.reset().ptr(q).ptr(kk).ptr(v).ptr(qkv).ptr(bias).ptr(pos).ptr(invFreq).i32(heads).i32(hd));
+            return;
+        }
         k.launch("vf_vis_rope_split", n, 1, 1, 128, 0, stream,
                 a.reset().ptr(q).ptr(kk).ptr(v).ptr(qkv).ptr(bias).ptr(pos).ptr(invFreq).i32(heads).i32(hd).i32(qkvBf16 ? 1 : 0));
     }
@@ -268,49 +302,6 @@ public final class VisionGpuOps implements AutoCloseable {
         else a.ptr(axis.first()).ptr(axis.count()).ptr(axis.weights()).i32(axis.taps()).i32(axis.precision());
         a.ptr(lut).i32(patch).i32(merge).i32(temporal).i32(t).i32(slot0).i32(slots).i32(bf16 ? 1 : 0);
         k.launch("vf_vis_pre_vpass_patchify", (int) ((total + 255) / 256), 1, 1, 256, 0, stream, a);
-    }
-
-    /**
-     * cuBLAS GEMMs with bf16 output (fp32 accumulation) for the vision tower, where the result only feeds a
-     * bf16-rounding epilogue: half the bytes of {@link Blas#matmulNT}'s fp32 output. Bound to one stream with a
-     * fixed workspace (graph-capturable).
-     */
-    public static final class Gemm implements AutoCloseable {
-        private final org.bytedeco.cuda.cublas.cublasContext handle = new org.bytedeco.cuda.cublas.cublasContext();
-        private final org.bytedeco.javacpp.FloatPointer one = new org.bytedeco.javacpp.FloatPointer(1f);
-        private final org.bytedeco.javacpp.FloatPointer zero = new org.bytedeco.javacpp.FloatPointer(0f);
-        private boolean closed;
-
-        /** {@code workspace} must outlive this handle. */
-        public Gemm(GpuStream stream, DeviceBuffer workspace) {
-            stream.device().makeCurrent();
-            Cuda.checkBlas(org.bytedeco.cuda.global.cublas.cublasCreate_v2(handle), "cublasCreate");
-            Cuda.checkBlas(org.bytedeco.cuda.global.cublas.cublasSetStream_v2(handle, stream.handle()), "cublasSetStream");
-            Cuda.checkBlas(org.bytedeco.cuda.global.cublas.cublasSetWorkspace_v2(handle, workspace.pointer(), workspace.bytes()), "cublasSetWorkspace");
-        }
-
-        /** Y bf16 [n, m] = X bf16 [n, k] * W bf16 [m, k]^T. */
-        public void matmulNTbf16(DeviceBuffer y, DeviceBuffer x, DeviceBuffer w, int n, int m, int k) {
-            if (n <= 0 || m <= 0 || k <= 0) throw new IllegalArgumentException("matmulNTbf16: bad shape n=" + n + " m=" + m + " k=" + k);
-            x.require(2L * n * k, "matmulNTbf16", "X bf16 [" + n + ", " + k + "]");
-            w.require(2L * m * k, "matmulNTbf16", "W bf16 [" + m + ", " + k + "]");
-            y.require(2L * n * m, "matmulNTbf16", "Y bf16 [" + n + ", " + m + "]");
-            int rc = org.bytedeco.cuda.global.cublas.cublasGemmEx(handle, org.bytedeco.cuda.global.cublas.CUBLAS_OP_T,
-                    org.bytedeco.cuda.global.cublas.CUBLAS_OP_N, m, n, k, one,
-                    w.pointer(), org.bytedeco.cuda.global.cudart.CUDA_R_16BF, k, x.pointer(), org.bytedeco.cuda.global.cudart.CUDA_R_16BF, k,
-                    zero, y.pointer(), org.bytedeco.cuda.global.cudart.CUDA_R_16BF, m,
-                    org.bytedeco.cuda.global.cublas.CUBLAS_COMPUTE_32F, org.bytedeco.cuda.global.cublas.CUBLAS_GEMM_DEFAULT);
-            Cuda.checkBlas(rc, "cublasGemmEx(bf16 out, m=" + m + " n=" + n + " k=" + k + ", W '" + w.name() + "')");
-        }
-
-        @Override
-        public void close() {
-            if (closed) return;
-            closed = true;
-            org.bytedeco.cuda.global.cublas.cublasDestroy_v2(handle);
-            one.close();
-            zero.close();
-        }
     }
 
     @Override

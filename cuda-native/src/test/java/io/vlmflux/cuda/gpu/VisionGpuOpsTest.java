@@ -26,6 +26,7 @@ class VisionGpuOpsTest {
     static GpuStream st;
     static DeviceArena arena;
     static VisionGpuOps vops;
+    static VisionGpuOps fast;   // vlmflux.vision.fastElementwise
     long mark;
     final Random rnd = new Random(99);
 
@@ -35,11 +36,13 @@ class VisionGpuOpsTest {
         st = Gpu.device().newStream();
         arena = Gpu.device().newArena("vision test", 1L << 28);
         vops = new VisionGpuOps(st);
+        fast = new VisionGpuOps(st, true);
     }
 
     @AfterAll
     static void close() {
         if (vops != null) vops.close();
+        if (fast != null) fast.close();
         if (arena != null) arena.close();
         if (st != null) st.close();
     }
@@ -155,6 +158,71 @@ class VisionGpuOpsTest {
                     }
                 assertRel("bf16 in, cols " + c2 + (gated ? " gated" : ""), got, want, 8e-3);
             }
+        }
+    }
+
+    /**
+     * The one-warp norms ({@code fastElementwise}) at widths of each instance (96 and 1,024: 8 vectors a lane, 1,152 and
+     * 1,280: 10, 1,536: 12, 2,048: 16) and row counts that leave a block partly empty: the residual written back bit for
+     * bit as the first kernel's, the output within one bf16 step of it and within the reference's tolerance; 2,052 values
+     * (wider than the warp form) take the first kernel.
+     */
+    @ParameterizedTest(name = "rows {0} hidden {1}")
+    @CsvSource({"5, 96", "37, 1024", "9, 1152", "16, 1280", "3, 1536", "11, 2048", "4, 2052"})
+    void fastNormsMatchTheFirstKernel(int rows, int hidden) {
+        assertEquals(hidden <= VisionGpuOps.NORM_WARP_MAX, VisionGpuOps.normWarpKernel(hidden) != null);
+        float[] x = randn(rnd, rows * hidden, 2f), delta = randn(rnd, rows * hidden, 1f), db = randn(rnd, hidden, 0.5f);
+        float[] w = randn(rnd, hidden, 1f), b = randn(rnd, hidden, 0.3f);
+        for (boolean rms : new boolean[] {true, false}) {
+            for (boolean withDelta : new boolean[] {true, false}) {
+                DeviceBuffer x1 = f32("x first", x), x2 = f32("x fast", x), o1 = out("o first", 2L * rows * hidden), o2 = out("o fast", 2L * rows * hidden);
+                DeviceBuffer dd = withDelta ? f32("delta", delta) : null, ddb = withDelta ? f32("db", db) : null, dw = f32("w", w), bb = rms ? null : f32("b", b);
+                vops.norm(o1, x1, dd, ddb, dw, bb, rows, hidden, 1e-6f, rms);
+                fast.norm(o2, x2, dd, ddb, dw, bb, rows, hidden, 1e-6f, rms);
+                String what = (rms ? "rms" : "layer") + " norm, rows " + rows + " hidden " + hidden + (withDelta ? " + residual" : "");
+                assertArrayEquals(st.downloadFloats(x1, rows * hidden), st.downloadFloats(x2, rows * hidden), what + ": residual");
+                float[] first = f(st.downloadShorts(o1, rows * hidden)), got = f(st.downloadShorts(o2, rows * hidden));
+                double[] want = new double[rows * hidden];
+                for (int r = 0; r < rows; r++) {
+                    double mean = 0, ss = 0;
+                    double[] v = new double[hidden];
+                    for (int i = 0; i < hidden; i++) {
+                        v[i] = withDelta ? x[r * hidden + i] + delta[r * hidden + i] + db[i] : x[r * hidden + i];
+                        mean += v[i];
+                    }
+                    mean /= hidden;
+                    for (int i = 0; i < hidden; i++) ss += rms ? v[i] * v[i] : (v[i] - mean) * (v[i] - mean);
+                    double inv = 1 / Math.sqrt(ss / hidden + 1e-6);
+                    for (int i = 0; i < hidden; i++) want[r * hidden + i] = rms ? v[i] * inv * w[i] : (v[i] - mean) * inv * w[i] + b[i];
+                }
+                assertRel(what, got, want, 8e-3);
+                for (int i = 0; i < got.length; i++) {
+                    float tol = Math.max(Math.abs(first[i]), Math.abs(got[i])) * 0x1p-7f + 1e-5f;   // one bf16 step, or a sum-order difference near 0
+                    assertTrue(Math.abs(first[i] - got[i]) <= tol, what + ", element " + i + ": first kernel " + first[i] + ", fast " + got[i]);
+                }
+            }
+        }
+    }
+
+    /** The 16-byte rotary split gives the first kernel's bits (with and without bias; 136 = not a multiple of 16: the first kernel). */
+    @ParameterizedTest(name = "n {0} heads {1} hd {2}")
+    @CsvSource({"7, 2, 80", "64, 16, 80", "5, 3, 64", "3, 1, 128", "4, 2, 256", "6, 1, 136", "2, 5, 16"})
+    void fastRopeSplitGivesTheFirstKernelsBits(int n, int heads, int hd) {
+        int d = heads * hd;
+        float[] qkv = bfRound(randn(rnd, n * 3 * d, 2f)), bias = randn(rnd, 3 * d, 0.5f), inv = new float[hd / 4];
+        for (int i = 0; i < inv.length; i++) inv[i] = (float) Math.pow(10000, -4.0 * i / hd);
+        int[] pos = new int[2 * n];
+        for (int i = 0; i < pos.length; i++) pos[i] = rnd.nextInt(60);
+        DeviceBuffer dq = bfBuf("qkv bf16", qkv), dp = arena.alloc("pos", 8L * n), di = f32("inv freq", inv), db = f32("bias", bias);
+        st.upload(dp, pos);
+        for (boolean withBias : new boolean[] {true, false}) {
+            DeviceBuffer[] first = {out("q1", 2L * n * d), out("k1", 2L * n * d), out("v1", 2L * n * d)};
+            DeviceBuffer[] got = {out("q2", 2L * n * d), out("k2", 2L * n * d), out("v2", 2L * n * d)};
+            vops.ropeSplit(first[0], first[1], first[2], dq, true, withBias ? db : null, dp, di, n, heads, hd);
+            fast.ropeSplit(got[0], got[1], got[2], dq, true, withBias ? db : null, dp, di, n, heads, hd);
+            for (int j = 0; j < 3; j++)
+                assertArrayEquals(st.downloadShorts(first[j], n * d), st.downloadShorts(got[j], n * d),
+                        "qkv".charAt(j) + " of n " + n + " heads " + heads + " hd " + hd + (withBias ? " with bias" : ""));
         }
     }
 

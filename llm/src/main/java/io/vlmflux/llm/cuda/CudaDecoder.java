@@ -371,7 +371,7 @@ public final class CudaDecoder implements Decoder {
             batchKv = arena.alloc("batched decode: K/V cache addresses uint64 [" + LOGIT_ROWS + ", layers, 2]", 16L * LOGIT_ROWS * c.numLayers());
             decodeWs = arena.alloc("decode attention partials", 4L * nq * maxSplits * (hd + 2));
             maskBits = arena.alloc("constraint allowed ids uint64 [(vocab + 63) / 64]", 8L * ((V + 63) / 64));
-            blas = new Blas(st, arena.alloc("cublas workspace", 32L << 20));
+            blas = new Blas(st, arena.alloc("cublas workspace", 32L << 20), tuning.gemmTune());
             planMega(tuning, quantized);
             if (decodeAhead) { tokenCopied = new GpuEvent(); aheadDone = new GpuEvent[] {new GpuEvent(), new GpuEvent()}; }
             st.synchronize();

@@ -180,6 +180,33 @@ class GpuVisionEncoderTest {
         }
     }
 
+    /**
+     * {@code vlmflux.cuda.gemmTune} and {@code vlmflux.vision.fastElementwise} on (timed cuBLASLt products, one-warp
+     * norms, the 16-byte rotary split; head dims 80 and 64 take it, 136 the first kernel): the same tolerance against
+     * the CPU encoder, and a graph replay (second call) gives the first call's bits.
+     */
+    @ParameterizedTest(name = "qwen2.5={0} width {1} heads {2}")
+    @CsvSource({"true, 160, 2, 224", "false, 192, 3, 160", "true, 136, 1, 200"})
+    void randomTowersMatchCpuWithTheFastSwitches(boolean q25, int width, int heads, int ffn) throws Exception {
+        Path dir = randomTower(tmp.resolve("tower"), q25, 3, width, heads, ffn, 48, 112, new int[] {1}, 7);
+        Random r = new Random(5);
+        // 80+ patches a tower pass, so the tuned products (64 rows or more) are taken
+        List<PixelValues> imgs = List.of(randomPixels(r, 1, 18, 26), randomPixels(r, 1, 36, 30));
+        io.vlmflux.cuda.Tuning fast = io.vlmflux.cuda.Tuning.fromSystemProperties().with(io.vlmflux.cuda.Tuning.GEMM_TUNE, "true")
+                .with(io.vlmflux.cuda.Tuning.VISION_FAST_ELEMENTWISE, "true");
+        try (VisionEncoder cpu = VisionEncoders.load(dir, "cpu"); GpuVisionEncoder gpu = GpuVisionEncoder.load(dir, fast)) {
+            List<ImageEmbeddings> want = cpu.encode(imgs);
+            for (PixelValues img : imgs) {
+                float[] first = gpu.encode(List.of(img)).get(0).data();
+                float[] replay = gpu.encode(List.of(img)).get(0).data();
+                double rel = relMax(first, want.get(imgs.indexOf(img)).data());
+                System.out.printf("fast switches q25=%s width %d heads %d (%s): max|d|/max|x| = %.2e%n", q25, width, heads, img, rel);
+                assertTrue(rel <= TOL, img + ": " + rel);
+                assertArrayEquals(first, replay, "the graph replays the first (eager + captured) pass's products");
+            }
+        }
+    }
+
     @Test
     void deviceChainFromPngMatchesCpuChain() throws Exception {
         Path dir = Fixtures.fixture("tiny-qwen25vl");
