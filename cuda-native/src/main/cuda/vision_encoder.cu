@@ -25,6 +25,23 @@ __device__ __forceinline__ float vf_act(float x, int act) {
     }
 }
 
+// The norms' residual add, 4 values at column i of a row (xr = x + base): x += delta (+ dbias) in place where delta is
+// given; returns the row's values after it.
+__device__ __forceinline__ vf_f4 vf_vis_add4(float* __restrict__ xr, const float* __restrict__ delta, const float* __restrict__ dbias,
+                                             long long base, int i) {
+    vf_f4 v = *(const vf_f4*)(xr + i);
+    if (delta != nullptr) {
+        const vf_f4 dd = *(const vf_f4*)(delta + base + i);
+        v.x += dd.x; v.y += dd.y; v.z += dd.z; v.w += dd.w;
+        if (dbias != nullptr) {
+            const vf_f4 db = *(const vf_f4*)(dbias + i);
+            v.x += db.x; v.y += db.y; v.z += db.z; v.w += db.w;
+        }
+        *(vf_f4*)(xr + i) = v;
+    }
+    return v;
+}
+
 // If delta != null: x[row] += delta[row] (+ dbias) in place. Then out bf16 = norm(x) * w (+ b).
 // rms != 0: RMSNorm; else LayerNorm (mean and variance over the row, biased variance). grid (rows), block 256.
 extern "C" __global__ void vf_vis_norm(bf16_t* __restrict__ out, float* __restrict__ x, const float* __restrict__ delta,
@@ -36,16 +53,7 @@ extern "C" __global__ void vf_vis_norm(bf16_t* __restrict__ out, float* __restri
     float s = 0.f, ss = 0.f;
     if ((hidden & 3) == 0) {  // 16-byte loads (arena buffers are 256-byte aligned, rows 16-byte aligned)
         for (int i = threadIdx.x * 4; i < hidden; i += blockDim.x * 4) {
-            vf_f4 v = *(const vf_f4*)(xr + i);
-            if (delta != nullptr) {
-                const vf_f4 dd = *(const vf_f4*)(delta + base + i);
-                v.x += dd.x; v.y += dd.y; v.z += dd.z; v.w += dd.w;
-                if (dbias != nullptr) {
-                    const vf_f4 db = *(const vf_f4*)(dbias + i);
-                    v.x += db.x; v.y += db.y; v.z += db.z; v.w += db.w;
-                }
-                *(vf_f4*)(xr + i) = v;
-            }
+            const vf_f4 v = vf_vis_add4(xr, delta, dbias, base, i);
             s += v.x + v.y + v.z + v.w;
             ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
         }
@@ -113,16 +121,7 @@ __device__ __forceinline__ void vf_vis_norm_warp(bf16_t* __restrict__ out, float
     for (int j = 0; j < VF_NORM_WARP_V; j++) {
         const int i = (j * 32 + lane) * 4;
         if (i < hidden) {
-            vf_f4 t = *(const vf_f4*)(xr + i);
-            if (delta != nullptr) {
-                const vf_f4 dd = *(const vf_f4*)(delta + base + i);
-                t.x += dd.x; t.y += dd.y; t.z += dd.z; t.w += dd.w;
-                if (dbias != nullptr) {
-                    const vf_f4 db = *(const vf_f4*)(dbias + i);
-                    t.x += db.x; t.y += db.y; t.z += db.z; t.w += db.w;
-                }
-                *(vf_f4*)(xr + i) = t;
-            }
+            const vf_f4 t = vf_vis_add4(xr, delta, dbias, base, i);
             v[j] = t;
             s += t.x + t.y + t.z + t.w;
             ss += t.x * t.x + t.y * t.y + t.z * t.z + t.w * t.w;

@@ -105,8 +105,10 @@ import java.util.function.Function;
  * @param gemmTune             {@code vlmflux.cuda.gemmTune}: the cuBLAS products of 64 rows or more (prefill, the vision
  *                             tower, the mergers) run through cuBLASLt with the algorithm that was fastest when first timed
  *                             in this process (each of the heuristic's candidates timed once per shape and row-count
- *                             bucket, {@link io.vlmflux.cuda.gpu.Blas}); results may differ from cuBLAS's default choice
- *                             in the last bits (another split or tile order); off: cuBLAS's own choice
+ *                             bucket, {@link io.vlmflux.cuda.gpu.Blas}), biases added in its epilogue (a prefill's biased
+ *                             linears; the tower's proj / down products update the residual stream in place); results may
+ *                             differ from cuBLAS's default choice in the last bits (another split or tile order); off:
+ *                             cuBLAS's own choice
  * @param visionFastElementwise {@code vlmflux.vision.fastElementwise}: the GPU vision tower's norms run one warp a row
  *                             with the row in registers (rows up to 2,048 values) and its rotary split moves 16 bytes a
  *                             load and store (head dims multiple of 16; the same bits as the first kernel)

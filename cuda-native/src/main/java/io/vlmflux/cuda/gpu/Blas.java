@@ -38,9 +38,9 @@ public final class Blas implements AutoCloseable {
         if (tune) {
             try {
                 t = new TunedGemm(stream, workspace);
-            } catch (RuntimeException e) {
-                cublas.cublasDestroy_v2(handle);
-                throw e;
+            } catch (RuntimeException | LinkageError e) {   // no usable cuBLASLt: cuBLAS's own choice, said once per handle
+                System.getLogger("vlmflux.cuda").log(System.Logger.Level.WARNING,
+                        "vlmflux.cuda.gemmTune: cuBLASLt is not usable here (" + e + "); cuBLAS chooses the algorithms");
             }
         }
         this.tuned = t;
@@ -77,13 +77,29 @@ public final class Blas implements AutoCloseable {
         gemmNT("matmulNTbf16", y, m, true, x, w, n, m, k, false);
     }
 
+    /**
+     * Y fp32 [n, m] = X W^T + bias (+ Y when accumulate; bias fp32 [m], or none when null) in one cuBLASLt call, the bias
+     * added in its epilogue — e.g. a residual stream updated by a linear layer without a separate add — where this handle
+     * tunes and cuBLASLt takes the product (see {@link TunedGemm}); false, with nothing enqueued, otherwise (the caller
+     * computes it its own way).
+     */
+    public boolean matmulNTBias(DeviceBuffer y, DeviceBuffer x, DeviceBuffer w, DeviceBuffer bias, int n, int m, int k, boolean accumulate) {
+        if (tuned == null) return false;
+        if (n <= 0 || m <= 0 || k <= 0) throw new IllegalArgumentException("matmulNTBias: bad shape n=" + n + " m=" + m + " k=" + k);
+        x.require(2L * n * k, "matmulNTBias", "X bf16 [" + n + ", " + k + "]");
+        w.require(2L * m * k, "matmulNTBias", "W bf16 [" + m + ", " + k + "]");
+        y.require(4L * n * m, "matmulNTBias", "Y fp32 [" + n + ", " + m + "]");
+        if (bias != null) bias.require(4L * m, "matmulNTBias", "bias fp32 [" + m + "]");
+        return tuned.matmul(y, m, false, x, w, n, m, k, accumulate, bias);
+    }
+
     /** Y (fp32, or bf16 when {@code bf16Out}) = X W^T (+ Y): cublasGemmEx, bf16 inputs, fp32 accumulation. */
     private void gemmNT(String op, DeviceBuffer y, int ldy, boolean bf16Out, DeviceBuffer x, DeviceBuffer w, int n, int m, int k, boolean accumulate) {
         if (n <= 0 || m <= 0 || k <= 0) throw new IllegalArgumentException(op + ": bad shape n=" + n + " m=" + m + " k=" + k);
         x.require(2L * n * k, op, "X bf16 [" + n + ", " + k + "]");
         w.require(2L * m * k, op, "W bf16 [" + m + ", " + k + "]");
         y.require((bf16Out ? 2L : 4L) * ((long) (n - 1) * ldy + m), op, "Y " + (bf16Out ? "bf16" : "fp32") + " [" + n + ", " + ldy + "]");
-        if (tuned != null && tuned.matmul(y, ldy, bf16Out, x, w, n, m, k, accumulate)) return;
+        if (tuned != null && tuned.matmul(y, ldy, bf16Out, x, w, n, m, k, accumulate, null)) return;
         // Column-major: Y^T[m, n] = W[m, k] * X^T[k, n]; W row-major is W^T column-major (lda = k).
         int rc = cublas.cublasGemmEx(handle, cublas.CUBLAS_OP_T, cublas.CUBLAS_OP_N, m, n, k, one,
                 w.pointer(), cudart.CUDA_R_16BF, k, x.pointer(), cudart.CUDA_R_16BF, k,

@@ -41,7 +41,7 @@ final class TunedGemm implements AutoCloseable {
     private static final int PLANS = 64;
 
     /** A tuned shape. */
-    record Key(String device, int bucket, int m, int k, int ldy, boolean bf16Out, boolean accumulate, int alignW, int alignX, int alignY) {}
+    record Key(String device, int bucket, int m, int k, int ldy, boolean bf16Out, boolean accumulate, boolean bias, int alignW, int alignX, int alignY) {}
 
     /**
      * What a shape's tuning chose: the algorithm's 8 words (null: cuBLASLt offered none, cuBLAS's own path), its index
@@ -74,12 +74,12 @@ final class TunedGemm implements AutoCloseable {
     static List<String> report() {
         List<String> r = new ArrayList<>();
         CHOSEN.forEach((k, c) -> r.add("rows<=" + k.bucket() + " m=" + k.m() + " k=" + k.k() + (k.ldy() != k.m() ? " ldy=" + k.ldy() : "")
-                + (k.bf16Out() ? " bf16" : " fp32") + (k.accumulate() ? " +=" : "") + ": " + c.describe()));
+                + (k.bf16Out() ? " bf16" : " fp32") + (k.accumulate() ? " +=" : "") + (k.bias() ? " +bias" : "") + ": " + c.describe()));
         r.sort(null);
         return r;
     }
 
-    private record PlanKey(int n, int m, int k, int ldy, boolean bf16Out, boolean accumulate, int alignW, int alignX, int alignY) {}
+    private record PlanKey(int n, int m, int k, int ldy, boolean bf16Out, boolean accumulate, boolean bias, int alignW, int alignX, int alignY) {}
 
     /** Layouts of one exact shape and the algorithm it runs. */
     private static final class Plan {
@@ -101,7 +101,8 @@ final class TunedGemm implements AutoCloseable {
     private final DeviceBuffer workspace;
     private final String device;
     private final cublasLtContext lt = new cublasLtContext();
-    private final cublasLtMatmulDescOpaque_t desc;
+    private final cublasLtMatmulDescOpaque_t desc, descBias;   // the plain product; with the bias epilogue (fp32 bias [m])
+    private final LongPointer biasAddress = new LongPointer(1);
     private final FloatPointer one = new FloatPointer(1f), zero = new FloatPointer(0f);
     private final Map<PlanKey, Plan> plans = new LinkedHashMap<>(16, 0.75f, true) {
         @Override
@@ -118,24 +119,36 @@ final class TunedGemm implements AutoCloseable {
         this.workspace = workspace;
         this.device = stream.device().ordinal() + ":" + stream.device().name();
         Cuda.checkBlas(cublas.cublasLtCreate(lt), "cublasLtCreate");
+        desc = matmulDesc(cublas.CUBLASLT_EPILOGUE_DEFAULT);
+        descBias = matmulDesc(cublas.CUBLASLT_EPILOGUE_BIAS);
+    }
+
+    /** bf16 x bf16 -> fp32 accumulation, A (W) transposed, with this epilogue. */
+    private static cublasLtMatmulDescOpaque_t matmulDesc(int epilogue) {
+        cublasLtMatmulDescOpaque_t d;
         try (PointerPointer<?> pp = new PointerPointer<>(1)) {
             Cuda.checkBlas(cublas.cublasLtMatmulDescCreate(pp, cublas.CUBLAS_COMPUTE_32F, cudart.CUDA_R_32F), "cublasLtMatmulDescCreate");
-            desc = new cublasLtMatmulDescOpaque_t(pp.get(0));
+            d = new cublasLtMatmulDescOpaque_t(pp.get(0));
         }
-        try (IntPointer opT = new IntPointer(new int[] {cublas.CUBLAS_OP_T})) {
-            Cuda.checkBlas(cublas.cublasLtMatmulDescSetAttribute(desc, cublas.CUBLASLT_MATMUL_DESC_TRANSA, opT, 4), "cublasLtMatmulDescSetAttribute(TRANSA)");
+        try (IntPointer opT = new IntPointer(new int[] {cublas.CUBLAS_OP_T}); IntPointer ep = new IntPointer(new int[] {epilogue})) {
+            Cuda.checkBlas(cublas.cublasLtMatmulDescSetAttribute(d, cublas.CUBLASLT_MATMUL_DESC_TRANSA, opT, 4), "cublasLtMatmulDescSetAttribute(TRANSA)");
+            Cuda.checkBlas(cublas.cublasLtMatmulDescSetAttribute(d, cublas.CUBLASLT_MATMUL_DESC_EPILOGUE, ep, 4), "cublasLtMatmulDescSetAttribute(EPILOGUE)");
         }
+        return d;
     }
 
     /**
-     * Y (bf16 or fp32) [n, ldy] (+)= X bf16 [n, k] W bf16 [m, k]^T, as {@link Blas}'s cuBLAS call would, with the tuned
-     * algorithm; false (nothing enqueued) where the product keeps cuBLAS's own choice.
+     * Y (bf16 or fp32) [n, ldy] (+)= X bf16 [n, k] W bf16 [m, k]^T (+ bias fp32 [m] in the epilogue, fp32 Y only), as
+     * {@link Blas}'s cuBLAS call would, with the tuned algorithm; false (nothing enqueued) where the product keeps
+     * cuBLAS's own choice.
      */
-    boolean matmul(DeviceBuffer y, int ldy, boolean bf16Out, DeviceBuffer x, DeviceBuffer w, int n, int m, int k, boolean accumulate) {
+    boolean matmul(DeviceBuffer y, int ldy, boolean bf16Out, DeviceBuffer x, DeviceBuffer w, int n, int m, int k, boolean accumulate,
+                   DeviceBuffer bias) {
         if (closed) throw new IllegalStateException("tuned GEMM closed");
+        if (bias != null && bf16Out) throw new IllegalArgumentException("tuned GEMM: a bias epilogue with bf16 output");
         if (n < MIN_ROWS) return false;
         int aw = alignment(w.address()), ax = alignment(x.address()), ay = alignment(y.address());
-        PlanKey pk = new PlanKey(n, m, k, ldy, bf16Out, accumulate, aw, ax, ay);
+        PlanKey pk = new PlanKey(n, m, k, ldy, bf16Out, accumulate, bias != null, aw, ax, ay);
         Plan p = plans.get(pk);
         if (p == null) {
             p = new Plan(layout(cudart.CUDA_R_16BF, k, m, k), layout(cudart.CUDA_R_16BF, k, n, k),
@@ -144,7 +157,7 @@ final class TunedGemm implements AutoCloseable {
         }
         if (p.viaCublas) return false;
         if (p.algo == null) {
-            Key key = new Key(device, bucket(n), m, k, ldy, bf16Out, accumulate, aw, ax, ay);
+            Key key = new Key(device, bucket(n), m, k, ldy, bf16Out, accumulate, bias != null, aw, ax, ay);
             Choice c = CHOSEN.get(key);
             if (c == null) {
                 if (stream.capturing()) {   // timing needs the work to run: this capture keeps cuBLAS's own choice
@@ -153,14 +166,14 @@ final class TunedGemm implements AutoCloseable {
                     warnedCapture = true;
                     return false;
                 }
-                c = tune(p, pk, x, w);
+                c = tune(p, pk, x, w, bias);
                 Choice won = CHOSEN.putIfAbsent(key, c);
                 if (won == null) LOG.log(System.Logger.Level.INFO, "gemm tuning: rows " + n + " (<= " + key.bucket() + ") m=" + m + " k=" + k
-                        + (bf16Out ? " bf16 out" : " fp32 out") + (accumulate ? " accumulate" : "") + ": " + c.describe());
+                        + (bf16Out ? " bf16 out" : " fp32 out") + (accumulate ? " accumulate" : "") + (bias != null ? " + bias" : "") + ": " + c.describe());
                 else c = won;
             }
             cublasLtMatmulAlgo_t a = c.algo() == null ? null : algo(c.algo());
-            if (a != null && !applies(p, a)) {   // the bucket's choice does not run at this row count: the heuristic's first here
+            if (a != null && !applies(p, pk, a)) {   // the bucket's choice does not run at this row count: the heuristic's first here
                 a.close();
                 List<long[]> first = candidates(p, pk, 1);
                 a = first.isEmpty() ? null : algo(first.get(0));
@@ -171,15 +184,23 @@ final class TunedGemm implements AutoCloseable {
             }
             p.algo = a;
         }
-        int rc = run(p, p.algo, y, x, w, accumulate);
+        int rc = run(p, pk, p.algo, y, x, w, accumulate, bias);
         Cuda.checkBlas(rc, "cublasLtMatmul(bf16 NT" + (bf16Out ? " -> bf16" : "") + ", m=" + m + " n=" + n + " k=" + k + ", W '" + w.name() + "')");
         return true;
     }
 
-    private int run(Plan p, cublasLtMatmulAlgo_t algo, DeviceBuffer y, DeviceBuffer x, DeviceBuffer w, boolean accumulate) {
-        return cublas.cublasLtMatmul(lt, desc, one, w.pointer(), p.a, x.pointer(), p.b, accumulate ? one : zero,
+    private int run(Plan p, PlanKey pk, cublasLtMatmulAlgo_t algo, DeviceBuffer y, DeviceBuffer x, DeviceBuffer w, boolean accumulate,
+                    DeviceBuffer bias) {
+        if (pk.bias()) {   // the epilogue's bias pointer is read when the call is made (and recorded by a capture)
+            biasAddress.put(0, bias.address());
+            Cuda.checkBlas(cublas.cublasLtMatmulDescSetAttribute(descBias, cublas.CUBLASLT_MATMUL_DESC_BIAS_POINTER, biasAddress, 8),
+                    "cublasLtMatmulDescSetAttribute(BIAS_POINTER)");
+        }
+        return cublas.cublasLtMatmul(lt, desc(pk), one, w.pointer(), p.a, x.pointer(), p.b, accumulate ? one : zero,
                 y.pointer(), p.c, y.pointer(), p.c, algo, workspace.pointer(), workspace.bytes(), stream.handle());
     }
+
+    private cublasLtMatmulDescOpaque_t desc(PlanKey pk) { return pk.bias() ? descBias : desc; }
 
     private cublasLtMatrixLayoutOpaque_t layout(int type, long rows, long cols, long ld) {
         try (PointerPointer<?> pp = new PointerPointer<>(1)) {
@@ -222,7 +243,7 @@ final class TunedGemm implements AutoCloseable {
             Cuda.checkBlas(cublas.cublasLtMatmulPreferenceSetAttribute(pref, cublas.CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, ax, 4), "MIN_ALIGNMENT_B");
             Cuda.checkBlas(cublas.cublasLtMatmulPreferenceSetAttribute(pref, cublas.CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, ay, 4), "MIN_ALIGNMENT_C");
             Cuda.checkBlas(cublas.cublasLtMatmulPreferenceSetAttribute(pref, cublas.CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, ay, 4), "MIN_ALIGNMENT_D");
-            int rc = cublas.cublasLtMatmulAlgoGetHeuristic(lt, desc, p.a, p.b, p.c, p.c, pref, max, res, count);
+            int rc = cublas.cublasLtMatmulAlgoGetHeuristic(lt, desc(pk), p.a, p.b, p.c, p.c, pref, max, res, count);
             if (rc != cublas.CUBLAS_STATUS_SUCCESS) return r;   // e.g. NOT_SUPPORTED for this shape: cuBLAS's own path
             for (int i = 0; i < count.get(); i++) {
                 cublasLtMatmulHeuristicResult_t ri = res.getPointer(i);
@@ -235,9 +256,9 @@ final class TunedGemm implements AutoCloseable {
     }
 
     /** Whether {@code a} runs this plan's exact shape within the workspace. */
-    private boolean applies(Plan p, cublasLtMatmulAlgo_t a) {
+    private boolean applies(Plan p, PlanKey pk, cublasLtMatmulAlgo_t a) {
         try (cublasLtMatmulHeuristicResult_t res = new cublasLtMatmulHeuristicResult_t()) {
-            return cublas.cublasLtMatmulAlgoCheck(lt, desc, p.a, p.b, p.c, p.c, a, res) == cublas.CUBLAS_STATUS_SUCCESS
+            return cublas.cublasLtMatmulAlgoCheck(lt, desc(pk), p.a, p.b, p.c, p.c, a, res) == cublas.CUBLAS_STATUS_SUCCESS
                     && res.workspaceSize() <= workspace.bytes();
         }
     }
@@ -246,25 +267,33 @@ final class TunedGemm implements AutoCloseable {
      * Times every candidate for this shape on a scratch output (W and X are only read), {@value #WARMUP} runs then
      * {@value #REPS} timed; a choice without an algorithm where cuBLASLt has no candidate (cuBLAS's own path).
      */
-    private Choice tune(Plan p, PlanKey pk, DeviceBuffer x, DeviceBuffer w) {
+    private Choice tune(Plan p, PlanKey pk, DeviceBuffer x, DeviceBuffer w, DeviceBuffer bias) {
         List<long[]> cands = candidates(p, pk, CANDIDATES);
         if (cands.isEmpty()) return new Choice(null, -1, 0, Double.NaN, Double.NaN, pk.n());
         long bytes = (pk.bf16Out() ? 2L : 4L) * ((long) (pk.n() - 1) * pk.ldy() + pk.m());
         if (cands.size() == 1 || bytes > SCRATCH_MAX) return new Choice(cands.get(0), 0, cands.size(), Double.NaN, Double.NaN, pk.n());
         double[] us = new double[cands.size()];
-        try (DeviceArena scratch = stream.device().newArena("gemm tuning scratch", bytes)) {
+        DeviceArena scratch;
+        try {
+            scratch = stream.device().newArena("gemm tuning scratch", bytes);
+        } catch (CudaException e) {   // no room for a scratch output (a small device): the heuristic's first, untimed
+            LOG.log(System.Logger.Level.INFO, "gemm tuning: no " + (bytes >> 20) + " MiB scratch output for n=" + pk.n() + " m=" + pk.m()
+                    + " k=" + pk.k() + " (" + e.getMessage() + "): the heuristic's first candidate, untimed");
+            return new Choice(cands.get(0), 0, cands.size(), Double.NaN, Double.NaN, pk.n());
+        }
+        try (scratch) {
             DeviceBuffer out = scratch.alloc("gemm tuning output [" + pk.n() + ", " + pk.ldy() + "]", bytes);
             stream.memsetAsync(out, 0, bytes);
             for (int i = 0; i < cands.size(); i++) {
                 us[i] = Double.POSITIVE_INFINITY;
                 try (cublasLtMatmulAlgo_t a = algo(cands.get(i))) {
-                    if (!applies(p, a)) continue;
+                    if (!applies(p, pk, a)) continue;
                     int rc = 0;
-                    for (int r = 0; r < WARMUP && rc == 0; r++) rc = run(p, a, out, x, w, pk.accumulate());
+                    for (int r = 0; r < WARMUP && rc == 0; r++) rc = run(p, pk, a, out, x, w, pk.accumulate(), bias);
                     if (rc != 0) continue;
                     int[] bad = {0};
                     float ms = stream.time(() -> {
-                        for (int r = 0; r < REPS; r++) bad[0] |= run(p, a, out, x, w, pk.accumulate());
+                        for (int r = 0; r < REPS; r++) bad[0] |= run(p, pk, a, out, x, w, pk.accumulate(), bias);
                     });
                     if (bad[0] == 0) us[i] = 1000.0 * ms / REPS;
                 }
@@ -284,6 +313,8 @@ final class TunedGemm implements AutoCloseable {
         for (Plan p : plans.values()) p.close();
         plans.clear();
         cublas.cublasLtMatmulDescDestroy(desc);
+        cublas.cublasLtMatmulDescDestroy(descBias);
+        biasAddress.close();
         cublas.cublasLtDestroy(lt);
         one.close();
         zero.close();

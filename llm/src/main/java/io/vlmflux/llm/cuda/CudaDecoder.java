@@ -1219,7 +1219,7 @@ public final class CudaDecoder implements Decoder {
             }
         } else if (rows == 1 && k % 8 == 0) {
             ops.gemv(y, w, in, bias, accumulate ? y : null, m, k);
-        } else {
+        } else if (bias == null || !blas.matmulNTBias(y, in, w, bias, rows, m, k, accumulate)) {   // the bias in cuBLASLt's epilogue with gemmTune
             blas.matmulNT(y, in, w, rows, m, k, accumulate);
             if (bias != null) ops.addBiasRows(y, bias, rows, m);
         }

@@ -502,29 +502,44 @@ public final class GpuVisionEncoder implements VisionEncoder {
             op("position embeddings", () -> vops.posEmbedAdd(s.h, patchB, posTable, cfg.positionSide() * cfg.positionSide(),
                     mt.posIndex(), mt.posWeight(), n, d));
         Block prev = null;
+        // pending[0]: the last product (a block's down, or its proj) is still in s.tmp, its bias not added; false where
+        // cuBLASLt added it to the residual stream with its bias in one call (Blas#matmulNTBias, with gemmTune)
+        final boolean[] pending = {false};
         for (int bi = 0; bi < blocks.length; bi++) {
             final Block b = blocks[bi], pb = prev;
-            // norm1 folds the previous block's MLP output into the residual stream
-            if (pb == null) op("norm", () -> vops.norm(s.normed, s.h, null, null, b.n1W, b.n1B, n, d, NORM_EPS, rms));
+            // norm1 folds the previous block's MLP output into the residual stream (unless its product already did)
+            if (pb == null || !pending[0]) op("norm", () -> vops.norm(s.normed, s.h, null, null, b.n1W, b.n1B, n, d, NORM_EPS, rms));
             else op("norm", () -> vops.norm(s.normed, s.h, s.tmp, pb.downB, b.n1W, b.n1B, n, d, NORM_EPS, rms));
             if (bi > 0) deepstack(s, bi - 1, n);   // h now holds block bi-1's output
             op("qkv gemm", () -> blas.matmulNTbf16(s.qkv, s.normed, b.qkvW, n, 3 * d, d));
             op("rope split", () -> vops.ropeSplit(s.q, s.k, s.v, s.qkv, true, b.qkvB, mt.pos(), invFreq, n, heads, hd));
             if (b.fullAttention) op("attention full", () -> vops.attention(s.attn, s.q, s.k, s.v, mt.fullTiles(), mt.fullTileCount(), n, heads, hd, scale));
             else op("attention window", () -> vops.attention(s.attn, s.q, s.k, s.v, mt.winTiles(), mt.winTileCount(), n, heads, hd, scale));
-            op("proj gemm", () -> blas.matmulNT(s.tmp, s.attn, b.projW, n, d, d, false));
-            op("norm", () -> vops.norm(s.normed, s.h, s.tmp, b.projB, b.n2W, b.n2B, n, d, NORM_EPS, rms));
+            op("proj gemm", () -> pending[0] = product(s, s.attn, b.projW, b.projB, n, d, d));
+            if (pending[0]) op("norm", () -> vops.norm(s.normed, s.h, s.tmp, b.projB, b.n2W, b.n2B, n, d, NORM_EPS, rms));
+            else op("norm", () -> vops.norm(s.normed, s.h, null, null, b.n2W, b.n2B, n, d, NORM_EPS, rms));
             int width = q25 ? 2 * f : f;
             op("gate|up gemm", () -> blas.matmulNTbf16(s.mlp, s.normed, b.upW, n, width, d));
             op("mlp act", () -> vops.biasAct(s.actb, s.mlp, true, b.upB, n, f, width, act, q25));
-            op("down gemm", () -> blas.matmulNT(s.tmp, s.actb, b.downW, n, d, f, false));
+            op("down gemm", () -> pending[0] = product(s, s.actb, b.downW, b.downB, n, d, f));
             prev = b;
         }
         // patch merger: norm per patch (folding the last residual), m^2 neighbouring patches concatenated (contiguous rows)
         final Block last = prev;
-        op("merger", () -> vops.norm(s.normed, s.h, s.tmp, last.downB, merger.normW, merger.normB, n, d, NORM_EPS, rms));
+        if (pending[0]) op("merger", () -> vops.norm(s.normed, s.h, s.tmp, last.downB, merger.normW, merger.normB, n, d, NORM_EPS, rms));
+        else op("merger", () -> vops.norm(s.normed, s.h, null, null, merger.normW, merger.normB, n, d, NORM_EPS, rms));
         deepstack(s, blocks.length - 1, n);
         op("merger", () -> mergerMlp(s, merger, s.normed, s.outF32, s.outBf16, mt.unitIndex(), n));
+    }
+
+    /**
+     * A block's proj or down product into the residual stream: h += in W^T + bias in one cuBLASLt call where the encoder
+     * tunes its products (false: done), else in W^T into s.tmp (true: the next norm adds it and the bias).
+     */
+    private boolean product(Scratch s, DeviceBuffer in, DeviceBuffer w, DeviceBuffer bias, int n, int m, int k) {
+        if (blas.matmulNTBias(s.h, in, w, bias, n, m, k, true)) return false;
+        blas.matmulNT(s.tmp, in, w, n, m, k, false);
+        return true;
     }
 
     /**
