@@ -12,7 +12,7 @@
 #                       GStreamer / netty / prometheus jars, class-only test-classes/), the FEW mega harness (megah.xz,
 #                       forms 1 / 129 / 1153 / 2177 / 3201); ~10 min on 2 cores
 #   pending.sh slim | full | status
-#   pending.sh carry    the run tool's carry list for every call below
+#   pending.sh carry    the run tool's carry list for calls A-C (D: [".gpu-e2e/megah.xz"] alone)
 # Device machine (repo root; DEADLINE = seconds the call may use, default 540):
 #   pending.sh A   new GPU tests: TunedGemmTest (vlmflux.cuda.gemmTune), VisionGpuOpsTest (vlmflux.vision.fastElementwise),
 #                  GpuVisionEncoderTest#randomTowersMatchCpuWithTheFastSwitches, Int4OpsTest + CudaQuantizedModelTest (the
@@ -58,9 +58,14 @@ case "${1:-}" in
     (cd "$root" && nvcc -O3 -std=c++17 -arch=sm_90 -DMEGA_HARNESS_FEW -lineinfo -o /tmp/megah-few cuda-native/src/test/cuda/mega_harness.cu \
         && xz -9 -c /tmp/megah-few > /tmp/megah-few.xz && echo "[pending] mega harness built" >&2) &
     harness=$!
+    # the project's jars into the local repository first: make-bundle.sh resolves each module's dependencies from there
+    (cd "$root" && mvn -B -ntp -q -Dvlmflux.buildSuffix=-gpu -DskipTests install) || exit 1
     VLMFLUX_BUNDLE_DIR="$root/.gpu-e2e" VLMFLUX_BUNDLE_MODULES=cuda-native,llm,vision,pipeline,demos VLMFLUX_BUNDLE_SLIM=1 \
         "$here/make-bundle.sh" || exit 1
-    rm -f "$root"/.gpu-e2e/lib/netty-* "$root"/.gpu-e2e/lib/*prometheus* "$root"/.gpu-e2e/lib/gst1-java-core-* "$root"/.gpu-e2e/lib/jna-*
+    # what no call here loads (the server's netty, the Kafka / MQTT sinks and their compressors, GStreamer's bindings):
+    # the calls carry jre + lib + test-classes (~47 MB) with the slim tree (~13 MB) under the 64 MiB a transfer takes
+    (cd "$root/.gpu-e2e/lib" && rm -f netty-* *prometheus* gst1-java-core-* jna-* kafka-clients-* zstd-jni-* snappy-java-* lz4-java-* \
+        org.eclipse.paho.*)
     wait $harness && mv /tmp/megah-few.xz "$root/.gpu-e2e/megah.xz" || { echo "pending.sh stage: the mega harness did not build" >&2; exit 1; }
     git -C "$root" rev-parse --short HEAD > "$root/.gpu-e2e/BUNDLE_AT"
     [[ -n $(git -C "$root" status --porcelain --untracked-files=no) ]] && echo "pending.sh stage: NOTE the bundle has uncommitted changes of $(cat "$root/.gpu-e2e/BUNDLE_AT")" >&2
@@ -77,7 +82,7 @@ case "${1:-}" in
   status)
     if [[ -d $stash ]]; then echo "slim ($(find "$stash" -type f | wc -l) files in $stash)"; else echo "full"; fi ;;
   carry)
-    echo '[".gpu-e2e/jre.tar.xz", ".gpu-e2e/lib", ".gpu-e2e/test-classes", ".gpu-e2e/megah.xz"]' ;;
+    echo 'A-C: [".gpu-e2e/jre.tar.xz", ".gpu-e2e/lib", ".gpu-e2e/test-classes"]   D: [".gpu-e2e/megah.xz"]' ;;
   A)
     runtime
     export VLMFLUX_BUNDLE_DIR=$root/.gpu-e2e
