@@ -16,8 +16,9 @@
 # Device machine (repo root; DEADLINE = seconds the call may use, default 540):
 #   pending.sh A   new GPU tests: TunedGemmTest (vlmflux.cuda.gemmTune), VisionGpuOpsTest (vlmflux.vision.fastElementwise),
 #                  GpuVisionEncoderTest#randomTowersMatchCpuWithTheFastSwitches, Int4OpsTest + CudaQuantizedModelTest (the
-#                  ring GEMV vlmflux.cuda.int4Ring and the sliced prefill vlmflux.cuda.int4PrefillChunkKiB); then
-#                  int4_harness built there (the ring forms checked at every warp count, then timed)
+#                  ring GEMV vlmflux.cuda.int4Ring and the sliced prefill vlmflux.cuda.int4PrefillChunkKiB); KernelBench gemm
+#                  (cuBLAS vs tuned cuBLASLt, product by product); then int4_harness built there (the ring forms checked
+#                  at every warp count, then timed)
 #   pending.sh B   issue 15: e2e-gpu-run.sh measure-int4 qwen2.5-7b with VLMFLUX_INT4_VARIANTS="default ring slice16 slice32"
 #                  (bf16, then 4-bit rtn: the tensor-core GEMV, the ring GEMV, the prefill in 16 / 32 MiB slices; no eval)
 #   pending.sh C   issue 18's frame path: e2e-gpu-run.sh qwen3vl qwen2.5-vl-3b (no Hugging Face peer), the tower at 448x448 (the
@@ -94,6 +95,9 @@ case "${1:-}" in
     echo "rc=$?" >> "$out/tests.txt"
     grep -E "tests (successful|failed|found|skipped)" "$out/tests.txt" >&2; grep -B2 -A12 "✘" "$out/tests.txt" | head -80 >&2
     grep -h "gemm tuning" "$out/tests.txt" | cut -c1-200 | head -20 >&2
+    step "KernelBench gemm: cuBLAS vs tuned cuBLASLt on the tower's and the prefills' products"
+    timeout 120 "$here/run-on-gpu.sh" java io.vlmflux.cuda.gpu.KernelBench gemm > "$out/kernelbench-gemm.txt" 2>&1; echo "rc=$?" >> "$out/kernelbench-gemm.txt"
+    grep -E '^\| [0-9]|rc=' "$out/kernelbench-gemm.txt" >&2
     step "int4_harness (ring checks, then timings)"
     PATH=$PATH:/usr/local/cuda/bin nvcc -O3 -std=c++17 -arch=sm_90 -o /tmp/int4h "$root/cuda-native/src/test/cuda/int4_harness.cu" > "$out/int4h-build.txt" 2>&1
     timeout $(( $(left) - 15 )) /tmp/int4h > "$out/int4h.txt" 2>&1; echo "rc=$?" >> "$out/int4h.txt"

@@ -7,7 +7,7 @@ import java.util.Random;
  * Kernel timings on the current GPU (CUDA events, median of repeats, rotating weight copies so the 50 MB L2 does
  * not serve repeats): device copy bandwidth, bf16 GEMV vs cuBLAS at batch 1 on decoder shapes, decode attention,
  * sampling. Prints a Markdown table to stdout. Test scope (not in the library jar); the GPU bundle carries the test
- * classes: run-on-gpu.sh java io.vlmflux.cuda.gpu.KernelBench [gemv | bandwidth]
+ * classes: run-on-gpu.sh java io.vlmflux.cuda.gpu.KernelBench [gemm | gemv | bandwidth]
  */
 public final class KernelBench {
     private KernelBench() {}
@@ -41,7 +41,50 @@ public final class KernelBench {
     }
 
     /**
-     * {@code KernelBench} (all rows), {@code KernelBench gemv} (split-K GEMV rows), {@code KernelBench bandwidth} (only
+     * cuBLAS's own algorithm against the tuned cuBLASLt one ({@code vlmflux.cuda.gemmTune}) on the products of the
+     * Qwen2.5-VL-3B tower at 448x448 (1,024 patches), a Qwen2.5-3B / -7B prefill of 455 (a 640x480 frame and a question)
+     * and 2,048 tokens: "KernelBench gemm". Each tuned product is timed after the call that tuned it; the table
+     * gives both medians and the ratio, then the tuning report (the candidate chosen and the heuristic's first).
+     */
+    private static void gemmTuned(GpuStream st, DeviceArena ar) {
+        Random r = new Random(2);
+        // {rows, out features, in features, bf16 output, residual accumulate + bias}
+        int[][] shapes = {
+                {1024, 3840, 1280, 1, 0}, {1024, 1280, 1280, 0, 1}, {1024, 6912, 1280, 1, 0}, {1024, 1280, 3456, 0, 1},   // tower
+                {455, 2560, 2048, 0, 0}, {455, 2048, 2048, 0, 1}, {455, 22016, 2048, 1, 0}, {455, 2048, 11008, 0, 1},     // 3B prefill
+                {2048, 2560, 2048, 0, 0}, {2048, 2048, 2048, 0, 1}, {2048, 22016, 2048, 1, 0}, {2048, 2048, 11008, 0, 1},
+                {455, 4608, 3584, 0, 0}, {455, 3584, 3584, 0, 1}, {455, 37888, 3584, 1, 0}, {455, 3584, 18944, 0, 1}};     // 7B prefill
+        try (Blas plain = new Blas(st, ar.alloc("ws plain", 32 << 20)); Blas tuned = new Blas(st, ar.alloc("ws tuned", 32 << 20), true)) {
+            System.out.println("| product (rows x out x in) | output | cuBLAS µs | tuned cuBLASLt µs | cuBLAS / tuned | tuned TFLOP/s |");
+            System.out.println("|---|---|---|---|---|---|");
+            for (int[] s : shapes) {
+                int n = s[0], m = s[1], k = s[2];
+                boolean bf16 = s[3] == 1, acc = s[4] == 1;
+                long mk = ar.mark();
+                DeviceBuffer w = ar.alloc("w", 2L * m * k), x = ar.alloc("x", 2L * n * k), y = ar.alloc("y", (bf16 ? 2L : 4L) * n * m);
+                DeviceBuffer bias = ar.alloc("bias", 4L * m);
+                fillBf16(st, w, (long) m * k, r);
+                fillBf16(st, x, (long) n * k, r);
+                st.memsetAsync(y, 0, (bf16 ? 2L : 4L) * n * m);
+                st.memsetAsync(bias, 0, 4L * m);
+                Runnable a = bf16 ? () -> plain.matmulNTbf16(y, x, w, n, m, k) : () -> plain.matmulNT(y, x, w, n, m, k, acc);
+                Runnable t = bf16 ? () -> tuned.matmulNTbf16(y, x, w, n, m, k)
+                        : acc ? () -> { if (!tuned.matmulNTBias(y, x, w, bias, n, m, k, true)) throw new IllegalStateException("not tuned"); }
+                        : () -> tuned.matmulNT(y, x, w, n, m, k, false);
+                t.run();   // tunes
+                float ta = med(st, 20, a), tt = med(st, 20, t);
+                System.out.printf(java.util.Locale.ROOT, "| %d x %d x %d | %s | %.1f | %.1f | %.2f | %.0f |%n", n, m, k,
+                        (bf16 ? "bf16" : acc ? "fp32 += , bias in the epilogue" : "fp32"), ta * 1000, tt * 1000, ta / tt,
+                        2.0 * n * m * k / (tt * 1e-3) / 1e12);
+                ar.reset(mk);
+            }
+        }
+        System.out.println();
+        for (String line : Blas.tuningReport()) System.out.println("- " + line);
+    }
+
+    /**
+     * {@code KernelBench} (all rows), {@code KernelBench gemm} (cuBLAS vs tuned cuBLASLt products), {@code KernelBench gemv} (split-K GEMV rows), {@code KernelBench bandwidth} (only
      * the device copy bandwidth in GB/s, read + write, as one number: what {@code vlmflux bench llm --bandwidth-gbps}
      * takes for its roofline).
      */
@@ -66,6 +109,10 @@ public final class KernelBench {
             System.out.println("|---|---|---|---|");
             if (args.length > 0 && args[0].equals("gemv")) {
                 gemvSplitK(st, ar, ops);
+                return;
+            }
+            if (args.length > 0 && args[0].equals("gemm")) {
+                gemmTuned(st, ar);
                 return;
             }
             long cb = 1L << 30;
