@@ -147,6 +147,7 @@ final class TunedGemm implements AutoCloseable {
         if (closed) throw new IllegalStateException("tuned GEMM closed");
         if (bias != null && bf16Out) throw new IllegalArgumentException("tuned GEMM: a bias epilogue with bf16 output");
         if (n < MIN_ROWS) return false;
+        if (bias != null && bias.address() % 16 != 0) return false;   // the epilogue reads the bias 16 bytes at a time
         int aw = alignment(w.address()), ax = alignment(x.address()), ay = alignment(y.address());
         PlanKey pk = new PlanKey(n, m, k, ldy, bf16Out, accumulate, bias != null, aw, ax, ay);
         Plan p = plans.get(pk);
