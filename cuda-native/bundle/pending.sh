@@ -4,7 +4,7 @@
 # back at most 8 files). The staging lives in .gpu-e2e (git-ignored), which a new checkout does not have: `stage`
 # rebuilds it from the checkout as it is. The working tree that travels with a call is limited to 64 MiB, carried paths
 # included, and the tree alone is ~60 MB: `slim` moves every tracked file over 100 KB out of the checkout (into
-# ../.vlmflux-slim, the tiny-qwen2 / tiny-qwen3 fixtures stay), `full` moves them back — run `full` before editing or
+# ../.vlmflux-slim; the tiny-qwen2 / tiny-qwen3 fixtures and the demo tokenizer stay), `full` moves them back — run `full` before editing or
 # committing (`status` says which state the tree is in).
 #
 # Build machine:
@@ -31,7 +31,7 @@ set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 stash=${VLMFLUX_SLIM_STASH:-$root/../.vlmflux-slim}
-keep=${VLMFLUX_SLIM_KEEP:-fixtures/tiny-qwen[23]/}
+keep=${VLMFLUX_SLIM_KEEP:-fixtures/tiny-qwen[23]/|demos/models/shapes-vl/tokenizer.json}   # the int4 tests' fixtures; vlm_tokenizer.py's source (call C)
 out=${OUT:-/tmp/vlmflux-pending-out}
 deadline=${DEADLINE:-540}
 t0=$(date +%s)
