@@ -98,7 +98,8 @@ bench_variants() {
         step "bench llm $shape, $v ($opts)"
         src=(--model /tmp/vlmflux-models/$shape); [[ -f /tmp/vlmflux-models/$shape/config.json ]] || src=(--shape $shape --keep-checkpoint /tmp/vlmflux-models/$shape)
         VLMFLUX_JAVA_OPTS="$opts" timeout 120 "$run" vlmflux bench llm --backend cuda "${src[@]}" \
-            --contexts 512,2048 --json > "$out/llm-$shape-$v.jsonl" 2> "$out/llm-$shape-$v.err"; tail -n 2 "$out/llm-$shape-$v.jsonl" | cut -c1-300 >&2
+            --contexts 512,2048 ${VLMFLUX_E2E_BENCH_ARGS:-} --json > "$out/llm-$shape-$v.jsonl" 2> "$out/llm-$shape-$v.err"; tail -n 2 "$out/llm-$shape-$v.jsonl" | cut -c1-300 >&2
+        grep -A14 "where the time goes" "$out/llm-$shape-$v.err" >&2   # VLMFLUX_E2E_BENCH_ARGS=--profile-prefill
       done
     done
 }
@@ -208,7 +209,7 @@ case "${1:-}" in
     else
       for shape in ${2:-qwen2.5-3b qwen2.5-7b}; do
         step "bench llm $shape bf16 (checkpoint kept), then 4-bit rtn"
-        timeout 200 "$run" vlmflux bench llm --backend cuda --shape $shape --keep-checkpoint /tmp/vlmflux-models/$shape --contexts 512,2048 --json > "$out/llm-$shape-bf16.jsonl" 2> "$out/llm-$shape-bf16.err"
+        timeout 200 "$run" vlmflux bench llm --backend cuda --shape $shape --keep-checkpoint /tmp/vlmflux-models/$shape --contexts 512,2048 ${VLMFLUX_E2E_BENCH_ARGS:-} --json > "$out/llm-$shape-bf16.jsonl" 2> "$out/llm-$shape-bf16.err"
         [[ -z "${VLMFLUX_INT4_NO_GATEUP:-}" ]] && VLMFLUX_JAVA_OPTS="-Dvlmflux.cuda.prefillBf16GateUp=false" timeout 120 "$run" vlmflux bench llm --backend cuda \
             --model /tmp/vlmflux-models/$shape --contexts 512,2048 --json > "$out/llm-$shape-bf16-fp32gateup.jsonl" 2> "$out/llm-$shape-bf16-fp32gateup.err"
         [[ -z "${VLMFLUX_INT4_NO_BEFORE:-}" ]] && VLMFLUX_JAVA_OPTS="$before" timeout 120 "$run" vlmflux bench llm --backend cuda \
@@ -223,7 +224,7 @@ case "${1:-}" in
           [[ $v == ring ]] && opts="-Dvlmflux.cuda.int4Ring=true"   # ring: the ring GEMV (tiles streamed through shared memory, sm_90+)
           [[ $v =~ slice([0-9]+) ]] && opts="$opts -Dvlmflux.cuda.int4PrefillChunkKiB=$(( ${BASH_REMATCH[1]} * 1024 ))"   # sliceN: prefill in N-MiB row slices
           VLMFLUX_JAVA_OPTS="$opts" timeout 120 "$run" vlmflux bench llm --backend cuda --model /tmp/vlmflux-models/$shape-awq \
-              --contexts 512,2048 --json > "$out/llm-$shape-int4$sfx.jsonl" 2> "$out/llm-$shape-int4$sfx.err"
+              --contexts 512,2048 ${VLMFLUX_E2E_BENCH_ARGS:-} --json > "$out/llm-$shape-int4$sfx.jsonl" 2> "$out/llm-$shape-int4$sfx.err"
           grep -h decode_tok_s "$out/llm-$shape-int4$sfx.jsonl" | cut -c1-400 >&2
         done
         tail -n 1 "$out/llm-$shape-bf16.jsonl" "$out/llm-$shape-int4.jsonl" >&2; tail -n 3 "$out/quantize-$shape.txt" >&2

@@ -15,15 +15,17 @@
 #   pending.sh carry    the run tool's carry list for calls A-C (D: [".gpu-e2e/megah.xz"] alone)
 # Device machine (repo root; DEADLINE = seconds the call may use, default 540):
 #   pending.sh A   new GPU tests: TunedGemmTest (vlmflux.cuda.gemmTune), VisionGpuOpsTest (vlmflux.vision.fastElementwise),
+#                  PrefillProfileTest (bench llm --profile-prefill),
 #                  GpuVisionEncoderTest#randomTowersMatchCpuWithTheFastSwitches, Int4OpsTest + CudaQuantizedModelTest (the
 #                  ring GEMV vlmflux.cuda.int4Ring and the sliced prefill vlmflux.cuda.int4PrefillChunkKiB); KernelBench gemm
 #                  (cuBLAS vs tuned cuBLASLt, product by product); then int4_harness built there (the ring forms checked
 #                  at every warp count, then timed)
 #   pending.sh B   issue 15: e2e-gpu-run.sh measure-int4 qwen2.5-7b with VLMFLUX_INT4_VARIANTS="default ring slice16 slice32"
-#                  (bf16, then 4-bit rtn: the tensor-core GEMV, the ring GEMV, the prefill in 16 / 32 MiB slices; no eval)
+#                  (bf16, then 4-bit rtn: the tensor-core GEMV, the ring GEMV, the prefill in 16 / 32 MiB slices; no eval;
+#                  --profile-prefill: the 4-bit prefill's dequantization against its GEMMs)
 #   pending.sh C   issue 18's frame path: e2e-gpu-run.sh qwen3vl qwen2.5-vl-3b (no Hugging Face peer), the tower at 448x448 (the
 #                  target size) and bench vlm --ttft at 640x480 with default / gt (gemmTune) / fe (fastElementwise) / gtfe; then bench llm
-#                  qwen2.5-3b default / gt (prefill ms at 512 and 2,048 tokens)
+#                  qwen2.5-3b default / gt --profile-prefill (prefill ms at 512 and 2,048 tokens, and where they go)
 #   pending.sh D   issue 18's decode: e2e-gpu-run.sh mega kvsmem, l2pf, both (the persistent step's K/V through shared
 #                  memory by bulk copies, the L2 prefetch across barriers, both: bit for bit against the library form, timed)
 # Order of value when device time is short: A (nothing is flipped on before its tests pass), B, C, D.
@@ -91,7 +93,8 @@ case "${1:-}" in
     timeout $(( $(left) - 200 )) "$here/run-on-gpu.sh" tests --select-class io.vlmflux.cuda.gpu.TunedGemmTest --select-class io.vlmflux.cuda.gpu.VisionGpuOpsTest \
         --select-method 'io.vlmflux.vision.cuda.GpuVisionEncoderTest#randomTowersMatchCpuWithTheFastSwitches(boolean, int, int, int)' \
         --select-method 'io.vlmflux.vision.cuda.GpuVisionEncoderTest#randomTowersMatchCpu(boolean, int, int, int)' \
-        --select-class io.vlmflux.cuda.gpu.Int4OpsTest --select-class io.vlmflux.llm.quant.CudaQuantizedModelTest > "$out/tests.txt" 2>&1
+        --select-class io.vlmflux.cuda.gpu.Int4OpsTest --select-class io.vlmflux.llm.quant.CudaQuantizedModelTest \
+        --select-class io.vlmflux.llm.cuda.PrefillProfileTest > "$out/tests.txt" 2>&1
     echo "rc=$?" >> "$out/tests.txt"
     grep -E "tests (successful|failed|found|skipped)" "$out/tests.txt" >&2; grep -B2 -A12 "✘" "$out/tests.txt" | head -80 >&2
     grep -h "gemm tuning" "$out/tests.txt" | cut -c1-200 | head -20 >&2
@@ -105,14 +108,14 @@ case "${1:-}" in
     finish A ;;
   B)
     runtime
-    VLMFLUX_INT4_VARIANTS=${VLMFLUX_INT4_VARIANTS:-default ring slice16 slice32} VLMFLUX_INT4_NO_EVAL=1 VLMFLUX_INT4_NO_GATEUP=1 VLMFLUX_INT4_NO_BEFORE=1 \
+    VLMFLUX_INT4_VARIANTS=${VLMFLUX_INT4_VARIANTS:-default ring slice16 slice32} VLMFLUX_INT4_NO_EVAL=1 VLMFLUX_INT4_NO_GATEUP=1 VLMFLUX_INT4_NO_BEFORE=1 VLMFLUX_E2E_BENCH_ARGS=--profile-prefill \
         OUT=$out timeout $(( $(left) - 10 )) bash "$here/e2e-gpu-run.sh" measure-int4 qwen2.5-7b
     finish B ;;
   C)
     runtime
     VLMFLUX_E2E_NO_PEER=1 VLMFLUX_E2E_VLM_VARIANTS="default gt fe gtfe" VLMFLUX_E2E_VISION_VARIANTS="default gt fe gtfe" \
         VLMFLUX_E2E_VISION_SIZES="448x448" VLMFLUX_E2E_BUDGET=300 OUT=$out timeout $(( $(left) - 130 )) bash "$here/e2e-gpu-run.sh" qwen3vl qwen2.5-vl-3b
-    VLMFLUX_E2E_BENCH=qwen2.5-3b VLMFLUX_E2E_VARIANTS="default gt" OUT=$out timeout $(( $(left) - 10 )) bash "$here/e2e-gpu-run.sh" bench
+    VLMFLUX_E2E_BENCH=qwen2.5-3b VLMFLUX_E2E_VARIANTS="default gt" VLMFLUX_E2E_BENCH_ARGS=--profile-prefill OUT=$out timeout $(( $(left) - 10 )) bash "$here/e2e-gpu-run.sh" bench
     finish C ;;
   D)
     export VLMFLUX_BUNDLE_DIR=$root/.gpu-e2e

@@ -39,6 +39,8 @@ class LlmBenchTest {
         }
         UsageException sampledOnCpu = assertThrows(UsageException.class, () -> new LlmBench().run(List.of("--backend", "cpu", "--shape", "tiny", "--sampled")));
         assertTrue(sampledOnCpu.getMessage().contains("--sampled"), sampledOnCpu.getMessage());
+        UsageException profileOnCpu = assertThrows(UsageException.class, () -> new LlmBench().run(List.of("--backend", "cpu", "--shape", "tiny", "--profile-prefill")));
+        assertTrue(profileOnCpu.getMessage().contains("--profile-prefill"), profileOnCpu.getMessage());
         assertThrows(UsageException.class, () -> new LlmBench().run(List.of("--backend", "tpu")));
         assertThrows(UsageException.class, () -> new LlmBench().run(List.of("--backend", "cuda", "--contexts", "512,x")));
         assertThrows(UsageException.class, () -> new LlmBench().run(List.of("--model", "/no/such/dir")));

@@ -86,4 +86,15 @@ public interface Decoder extends AutoCloseable {
      * --profile-steps}). False where this backend has no profiler.
      */
     default boolean profilerRange(boolean on) { return false; }
+
+    /**
+     * Runs {@code input} as {@code forward(cache, input, false)} does, with the device time of each kind of operation
+     * recorded: kind (e.g. "q/k/v product", "attention") to {milliseconds, pieces}, in the order first met, each kind's
+     * launch gaps included, nothing synchronized in between ({@code bench llm --profile-prefill}). Empty where this
+     * backend does not record (the CPU's).
+     */
+    default java.util.Map<String, double[]> profileForward(KvCache cache, ForwardInput input) {
+        forward(cache, input, false);
+        return java.util.Map.of();
+    }
 }

@@ -43,7 +43,7 @@ public final class LlmBench implements Command {
                 vlmflux bench llm [--backend auto|cpu|cuda] [--model DIR | --shape NAME [--keep-checkpoint DIR]] [--json]
                                   cuda: [--contexts 512,2048] [--decode-tokens 128] [--no-cuda-graph] [--bandwidth-gbps B]
                                         [--batch 1,2,4,8,16 [--batch-ctx 384] [--batch-steps 64]] [--json-schema FILE]
-                                        [--sampled] [--profile-steps N]
+                                        [--sampled] [--profile-steps N] [--profile-prefill]
                                   cpu:  [--prompt-tokens 128] [--decode-tokens 32]
                   --backend      auto (default): cuda when a usable GPU is present, else cpu (the choice is logged)
                   --model DIR    benchmark an existing checkpoint instead of writing a random one
@@ -65,12 +65,15 @@ public final class LlmBench implements Command {
                   --profile-steps cuda: before the timed steps of each context, N greedy steps between
                                  cudaProfilerStart/Stop, so `ncu --profile-from-start off` profiles a few decode steps only
                                  (cuda-native/bundle/ncu_step_table.py turns its CSV into the per-step table)
+                  --profile-prefill cuda: after each context's timed prefills, one more with a timing event after each
+                                 kind of operation (norms, each product, attention, SiLU-gate, 4-bit dequantization, lm head;
+                                 nothing synchronized in between): where the prefill's milliseconds go (prefill_profile)
                 """;
     }
 
     @Override public int run(List<String> argv) throws Exception {
         Args a = Args.parse(argv, Set.of("backend", "shape", "model", "prompt-tokens", "decode-tokens", "contexts", "bandwidth-gbps",
-                "batch", "batch-ctx", "batch-steps", "json-schema", "keep-checkpoint", "profile-steps"), Set.of("json", "no-cuda-graph", "sampled"));
+                "batch", "batch-ctx", "batch-steps", "json-schema", "keep-checkpoint", "profile-steps"), Set.of("json", "no-cuda-graph", "sampled", "profile-prefill"));
         if (!a.positional().isEmpty()) throw new UsageException("unexpected argument '" + a.positional().get(0) + "'");
         String requested = a.get("backend", "auto");
         if (!Set.of("auto", "cpu", "cuda").contains(requested)) throw new UsageException("--backend must be auto, cpu or cuda, got '" + requested + "'");
@@ -78,8 +81,8 @@ public final class LlmBench implements Command {
         String backend = Models.resolve(requested);
         boolean cuda = backend.equals("cuda");
         if (cuda && a.has("prompt-tokens")) throw new UsageException("--prompt-tokens is for the cpu backend; with cuda use --contexts");
-        if (!cuda && (a.has("contexts") || a.flag("no-cuda-graph") || a.has("batch") || a.has("bandwidth-gbps") || a.flag("sampled")))
-            throw new UsageException("--contexts/--no-cuda-graph/--batch/--bandwidth-gbps/--sampled need the cuda backend (this run uses " + backend + ")");
+        if (!cuda && (a.has("contexts") || a.flag("no-cuda-graph") || a.has("batch") || a.has("bandwidth-gbps") || a.flag("sampled") || a.flag("profile-prefill")))
+            throw new UsageException("--contexts/--no-cuda-graph/--batch/--bandwidth-gbps/--sampled/--profile-prefill need the cuda backend (this run uses " + backend + ")");
         int[] contexts = counts("--contexts", a.get("contexts", "512,2048"));
         int[] batches = a.has("batch") ? counts("--batch", a.get("batch")) : null;
         int batchCtx = a.getInt("batch-ctx", 384), batchSteps = a.getInt("batch-steps", 64);
@@ -121,7 +124,7 @@ public final class LlmBench implements Command {
                 try (dec) {
                     if (batches != null) runBatch(dec, dir, shapeName, batches, batchCtx, batchSteps, a.flag("json"), a.flag("sampled") ? SAMPLED : null);
                     else runCuda(dec, shapeName, contexts, decodeTokens, bandwidth, a.flag("json"), constraint(a, dir), a.flag("sampled") ? SAMPLED : null,
-                            a.getInt("profile-steps", 0));
+                            a.getInt("profile-steps", 0), a.flag("profile-prefill"));
                 }
             } else {
                 runCpu(dir, backend, shapeName, promptTokens, decodeTokens, writeMs, a.flag("json"));
@@ -235,8 +238,19 @@ public final class LlmBench implements Command {
     /** The settings {@code --sampled} times: temperature 0.7, top-k 40, top-p 0.9, min-p 0.05 (seed 18). */
     static final SamplingParams SAMPLED = SamplingParams.sample(0.7, 40, 0.9, 0.05, 18);
 
+    /** A {@link Decoder#profileForward} result as a table on stderr: kind, ms, share, pieces. */
+    static void printProfile(String title, Map<String, double[]> profile) {
+        double total = 0;
+        for (double[] v : profile.values()) total += v[0];
+        System.err.printf(Locale.ROOT, "  where the time goes: %s, %.2f ms on the device%n", title, total);
+        System.err.println("    kind                                   |       ms |  share | pieces");
+        for (Map.Entry<String, double[]> e : profile.entrySet())
+            System.err.printf(Locale.ROOT, "    %-38s | %8.3f | %5.1f%% | %6d%n", e.getKey(), e.getValue()[0], 100 * e.getValue()[0] / total, (long) e.getValue()[1]);
+    }
+
     private static void runCuda(Decoder d, String name, int[] contexts, int decodeTokens, double bandwidth, boolean json,
-                                io.vlmflux.llm.constrain.Constraint constraint, SamplingParams sampled, int profileSteps) throws Exception {
+                                io.vlmflux.llm.constrain.Constraint constraint, SamplingParams sampled, int profileSteps,
+                                boolean profilePrefill) throws Exception {
         if (profileSteps < 0 || profileSteps > decodeTokens)
             throw new UsageException("--profile-steps " + profileSteps + ": expected 0 to --decode-tokens (" + decodeTokens + ")");
         ModelConfig c = d.config();
@@ -262,6 +276,12 @@ public final class LlmBench implements Command {
                 }
                 double[] p3 = Arrays.copyOfRange(pre, 1, pre.length);
                 Arrays.sort(p3);
+                Map<String, double[]> profile = Map.of();
+                if (profilePrefill) {
+                    cache.reset(0);
+                    profile = d.profileForward(cache, ForwardInput.tokens(prompt));
+                    printProfile(name + ", prefill of " + ctx + " tokens (median untimed prefill " + round(p3[1], 2) + " ms)", profile);
+                }
                 for (int i = 0; i < 4; i++) tok = d.forwardSample(cache, ForwardInput.tokens(tok), greedy);   // capture + warm-up
                 if (profileSteps > 0) {   // Nsight Compute --profile-from-start off sees these steps only
                     cache.reset(ctx);
@@ -298,6 +318,11 @@ public final class LlmBench implements Command {
                 o.put("ctx", ctx);
                 o.put("decode_tokens", decodeTokens);
                 o.put("prefill_ms", round(p3[1], 2));
+                if (!profile.isEmpty()) {
+                    Map<String, Object> pp = new LinkedHashMap<>();
+                    profile.forEach((k, v) -> pp.put(k, round(v[0], 3)));
+                    o.put("prefill_profile_ms", pp);
+                }
                 o.put("decode_tok_s", round(tps, 1));
                 if (sampled != null) {
                     o.put("sampled_decode_tok_s", round(stps, 1));

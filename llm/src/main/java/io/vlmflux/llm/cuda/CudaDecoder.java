@@ -648,6 +648,29 @@ public final class CudaDecoder implements Decoder {
      */
     @Override public boolean profilerRange(boolean on) { return io.vlmflux.cuda.gpu.Gpu.profilerRange(on); }
 
+    /** Set while {@link #profileForward} runs: the pieces of the pass are marked on it ({@link #mark}). */
+    private io.vlmflux.cuda.gpu.GpuTimeline timeline;
+
+    /** The work enqueued since the previous mark is {@code what}'s, where a timeline records (never in a capture). */
+    private void mark(String what) {
+        if (timeline != null) timeline.mark(what);
+    }
+
+    @Override public java.util.Map<String, double[]> profileForward(KvCache kv, ForwardInput in) {
+        open();
+        dev.makeCurrent();
+        cacheOf(kv);
+        st.synchronize();
+        timeline = new io.vlmflux.cuda.gpu.GpuTimeline(st);
+        try {
+            forward(kv, in, false);
+            return timeline.totals();
+        } finally {
+            timeline.close();
+            timeline = null;
+        }
+    }
+
     @Override public int forwardSample(KvCache kv, ForwardInput in, SamplingParams p) {
         open();
         dev.makeCurrent();
@@ -1052,25 +1075,35 @@ public final class CudaDecoder implements Decoder {
         Layer l = layers[li];
         boolean fusedDecode = p instanceof Decode;
         normLinear(p, qkv, l.wqkv, l.attnNorm, l.bqkv, QKV, fusedDecode && fuseNorm);
+        mark("q/k/v product");
         if (!(p instanceof Prefill)) prefetchAhead(l.wo);
         attend(p, li, l);
+        mark("attention (rope, KV write, attention)");
         linear(p, x, l.wo, att, l.bo, H, Q, true);
+        mark("o product");
         if (p instanceof Prefill && bf16GateUp && int4.get(l.wgu) == null) {
             // gate/up written as bf16 into the first half of gu's bytes, read back by the bf16 SiLU-gate
             DeviceBuffer g16 = gu.slice(0, 4L * p.rows() * I, "gate/up bf16 [rows, 2*inter]");
             ops.rmsNorm(xn, x, null, l.mlpNorm, p.rows(), H, eps);
+            mark("rms norm");
             blas.matmulNTbf16(g16, xn, l.wgu, p.rows(), 2 * I, H);
+            mark("gate/up product");
             ops.siluMulBf16(act, g16, 2 * I, g16.slice(2L * I, g16.bytes() - 2L * I, "up bf16"), 2 * I, p.rows(), I);
+            mark("SiLU-gate");
             linear(p, x, l.wd, act, null, H, I, true);
+            mark("down product");
             return;
         }
         normLinear(p, gu, l.wgu, l.mlpNorm, null, 2 * I, fusedDecode && fuseNorm);
+        mark("gate/up product");
         if (fusedDecode && fuseSilu) {
             ops.gemvSiluMul(x, l.wd, gu, I, null, x, H, I);
         } else {
             ops.siluMul(act, gu, 2 * I, gu.slice(4L * I, gu.bytes() - 4L * I, "up"), 2 * I, p.rows(), I);
+            mark("SiLU-gate");
             linear(p, x, l.wd, act, null, H, I, true);
         }
+        mark("down product");
     }
 
     /** y [rows, m] = RMSNorm(x) W^T (+ bias): one fused GEMV ({@code fused}), or RMSNorm into xn then the product. */
@@ -1079,6 +1112,7 @@ public final class CudaDecoder implements Decoder {
             ops.gemvRmsNorm(y, w, x, normW, eps, bias, null, m, H);
         } else {
             ops.rmsNorm(xn, x, null, normW, p.rows(), H, eps);
+            mark("rms norm");
             linear(p, y, w, xn, bias, m, H, false);
         }
     }
@@ -1242,7 +1276,9 @@ public final class CudaDecoder implements Decoder {
                 int r1 = Math.min(m, r0 + slice);
                 DeviceBuffer wb = int4Scratch.slice(0, 2L * (r1 - r0) * k, what);
                 i4.dequantizeRows(wb, q4, r0, r1);
+                mark("4-bit dequantize");
                 blas.matmulNT(y.slice(4L * r0, y.bytes() - 4L * r0, y.name()), m, in, wb, rows, r1 - r0, k, accumulate);
+                mark("4-bit GEMM");
             }
             if (side) int4Free[0].record(st);
             return;
@@ -1251,7 +1287,9 @@ public final class CudaDecoder implements Decoder {
             if (int4Overlap) int4Tags[0] = null;   // slot 0 is int4Scratch: its content changes here
             DeviceBuffer wb = int4Scratch.slice(0, 2L * m * k, what);
             i4.dequantize(wb, q4);
+            mark("4-bit dequantize");
             blas.matmulNT(y, in, wb, rows, m, k, accumulate);
+            mark("4-bit GEMM");
             return;
         }
         int s = int4Tags[0] == q4 ? 0 : int4Tags[1] == q4 ? 1 : -1;
@@ -1261,6 +1299,7 @@ public final class CudaDecoder implements Decoder {
             st.waitFor(int4Done[s]);           // a dequantization still writing it finishes first
             i4.dequantize(int4Slots[s].slice(0, 2L * m * k, what), q4);
             int4Tags[s] = q4;
+            mark("4-bit dequantize");
         }
         Int4Device next = int4Next.get(q4);
         int o = 1 - s;
@@ -1271,6 +1310,7 @@ public final class CudaDecoder implements Decoder {
             int4Tags[o] = next;
         }
         blas.matmulNT(y, in, int4Slots[s].slice(0, 2L * m * k, what), rows, m, k, accumulate);
+        mark("4-bit GEMM");
         int4Free[s].record(st);
     }
 
@@ -1324,6 +1364,7 @@ public final class CudaDecoder implements Decoder {
             st.upload(pos.slice(0, 12L * m, "positions"), pp);
             st.upload(start, new int[] {s0 + c0});
             ops.embedGather(x, embed, ids, m, H, V);
+            mark("embedding");
             for (EmbeddingSpan sp : in.spans()) {
                 int from = Math.max(sp.start(), c0), to = Math.min(sp.end(), c0 + m);
                 if (from >= to) continue;
@@ -1340,6 +1381,7 @@ public final class CudaDecoder implements Decoder {
             }
             // few rows after a long cache (a question, a live video group): the attention splits the keys; its partials
             // go to the MLP's gate/up buffer, which is free while a layer attends
+            mark("embedding");   // the spans spliced in
             Prefill pass = new Prefill(cache, sh, m, splitKvPrefill ? ops.prefillSplits(sh, m, s0 + c0, gu.bytes()) : 1);
             if (!deepstack) allLayers(pass);
             else prefillLayersDeepstack(pass, in.spans(), deep, c0, m);
@@ -1356,6 +1398,7 @@ public final class CudaDecoder implements Decoder {
             } else if (c0 + m == n) {
                 ops.rmsNorm(xn, x.slice(4L * (m - 1) * H, 4L * H, "last row"), null, finalNorm, 1, H, eps);
                 linear(logits, lmHead, xn, null, 1, V, H, false);
+                mark("final norm + lm head");
             }
         }
         cache.commit(n);
@@ -1393,6 +1436,7 @@ public final class CudaDecoder implements Decoder {
         for (int li = 0; li < layers.length; li++) {
             layer(p, li);
             for (DeepPiece d : pieces) if (d.k() == li) ops.addRows(x, m, d.rows(), d.row0(), d.count(), H);
+            mark("DeepStack rows");
         }
     }
 
