@@ -345,7 +345,7 @@ case "${1:-}" in
       step "$m: VisionEncoderBench"
       [[ -n ${VLMFLUX_E2E_NO_VISION:-} ]] || for v in ${VLMFLUX_E2E_VISION_VARIANTS:-default}; do   # VLMFLUX_E2E_NO_VISION=1: not the tower
         for sz in ${VLMFLUX_E2E_VISION_SIZES:-448x448 640x480 1280x720}; do   # gt in a variant: vlmflux.cuda.gemmTune
-          VLMFLUX_JAVA_OPTS="${VLMFLUX_E2E_OPTS:-} $([[ $v == *gt* ]] && echo "-Dvlmflux.cuda.gemmTune=true") $([[ $v == *fe* ]] && echo "-Dvlmflux.vision.fastElementwise=true")" timeout 60 "$run" java io.vlmflux.vision.cuda.VisionEncoderBench "$d" $sz RGB 20 --json \
+          VLMFLUX_JAVA_OPTS="${VLMFLUX_E2E_OPTS:-} $([[ $v == *gt* ]] && echo "-Dvlmflux.cuda.gemmTune=true") $([[ $v == *fe* ]] && echo "-Dvlmflux.vision.fastElementwise=true")" timeout 60 "$run" java io.vlmflux.vision.cuda.VisionEncoderBench "$d" $sz RGB 20 ${VLMFLUX_E2E_VISION_ARGS:-} --json \
               2>> "$out/vision-$m-$v.err" | sed "s/^{/{\"variant\":\"$v\",/" >> "$out/vision-$m.jsonl"
         done
       done

@@ -455,18 +455,18 @@ public final class GpuVisionEncoder implements VisionEncoder {
                 s.deep, deepMergers.length);
     }
 
-    /** Per-op timing sink of {@link #profile}; null when running normally. */
-    private Map<String, Double> timing;
+    /** Set while {@link #profile} runs: every op is marked on it; null when running normally. */
+    private io.vlmflux.cuda.gpu.GpuTimeline timeline;
 
     private void op(String name, Runnable r) {
-        if (timing == null) { r.run(); return; }
-        float ms = stream.time(r);
-        timing.merge(name, (double) ms, Double::sum);
+        r.run();
+        if (timeline != null) timeline.mark(name);
     }
 
     /**
-     * Runs the tower once eagerly with CUDA events around every op and returns milliseconds per op kind
-     * (a diagnostic for benchmarks: each op is synchronized, so the sum exceeds the graph's latency).
+     * Runs the tower once eagerly with a timing event after every op ({@link io.vlmflux.cuda.gpu.GpuTimeline}: nothing
+     * synchronized in between, each op's launch gap counted with it) and returns milliseconds per op kind — a
+     * diagnostic for benchmarks; the eager launches' gaps make the sum exceed a graph replay's latency somewhat.
      */
     public synchronized Map<String, Double> profile(GpuPixels pixels) {
         check();
@@ -476,12 +476,16 @@ public final class GpuVisionEncoder implements VisionEncoder {
         Scratch s = scratchBuffers(n).withInput(pixels.data());
         int[][] grids = {{pixels.gridT(), pixels.gridH(), pixels.gridW()}};
         TowerTables mt = meta(grids, n);
-        timing = new java.util.LinkedHashMap<>();
+        stream.synchronize();
+        timeline = new io.vlmflux.cuda.gpu.GpuTimeline(stream);
         try {
             enqueue(s, mt, n);
-            return timing;
+            Map<String, Double> ms = new java.util.LinkedHashMap<>();
+            timeline.totals().forEach((k, v) -> ms.put(k, v[0]));
+            return ms;
         } finally {
-            timing = null;
+            timeline.close();
+            timeline = null;
         }
     }
 

@@ -83,7 +83,7 @@ public final class VisionEncoderBench {
                     if (profile) {
                         Map<String, Double> prof = enc.profile(px);
                         double total = prof.values().stream().mapToDouble(Double::doubleValue).sum();
-                        StringBuilder sb = new StringBuilder("  profile " + w + "x" + h + " (eager, each op synchronized; total " + String.format("%.2f", total) + " ms):");
+                        StringBuilder sb = new StringBuilder("  profile " + w + "x" + h + " (eager, a timing event after each op; total " + String.format("%.2f", total) + " ms):");
                         prof.forEach((k, v) -> sb.append(String.format(" %s %.2f;", k, v)));
                         System.err.println(sb);
                     }
