@@ -25,10 +25,11 @@ import java.util.concurrent.ConcurrentHashMap;
  * graph capture, each of the heuristic's candidates (up to {@value #CANDIDATES}, those that fit the workspace) runs on
  * a scratch output and the fastest is kept for the rest of the process — for every handle on the same device, so two
  * decoders or encoders of one process compute the same bits. A shape is (rows rounded up to a power of two, output
- * columns, inner size, output stride, output type, accumulate, the four operands' alignments): a prefill of 300 tokens
- * reuses what a prefill of 280 chose (after {@code cublasLtMatmulAlgoCheck} says it applies). Fewer than
- * {@link #MIN_ROWS} rows (decode rows, batched decode in graphs), or an untuned shape met while the stream is being
- * captured, stay on cuBLAS's own choice ({@link #matmul} returns false).
+ * columns, inner size, output stride, output type, accumulate, a bias in the epilogue or not, the operands'
+ * alignments): a prefill of 300 tokens reuses what a prefill of 280 chose (after {@code cublasLtMatmulAlgoCheck} says it
+ * applies). Fewer than {@link #MIN_ROWS} rows (decode rows, batched decode in graphs), an untuned shape met while the
+ * stream is being captured, or a shape cuBLASLt has no algorithm for stay on cuBLAS's own choice ({@link #matmul}
+ * returns false).
  */
 final class TunedGemm implements AutoCloseable {
     private static final System.Logger LOG = System.getLogger("vlmflux.cuda");
@@ -119,8 +120,16 @@ final class TunedGemm implements AutoCloseable {
         this.workspace = workspace;
         this.device = stream.device().ordinal() + ":" + stream.device().name();
         Cuda.checkBlas(cublas.cublasLtCreate(lt), "cublasLtCreate");
-        desc = matmulDesc(cublas.CUBLASLT_EPILOGUE_DEFAULT);
-        descBias = matmulDesc(cublas.CUBLASLT_EPILOGUE_BIAS);
+        cublasLtMatmulDescOpaque_t d = null;
+        try {
+            d = matmulDesc(cublas.CUBLASLT_EPILOGUE_DEFAULT);
+            descBias = matmulDesc(cublas.CUBLASLT_EPILOGUE_BIAS);
+        } catch (RuntimeException e) {
+            if (d != null) cublas.cublasLtMatmulDescDestroy(d);
+            cublas.cublasLtDestroy(lt);
+            throw e;
+        }
+        desc = d;
     }
 
     /** bf16 x bf16 -> fp32 accumulation, A (W) transposed, with this epilogue. */
