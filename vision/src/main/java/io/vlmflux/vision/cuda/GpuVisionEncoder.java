@@ -512,16 +512,16 @@ public final class GpuVisionEncoder implements VisionEncoder {
         for (int bi = 0; bi < blocks.length; bi++) {
             final Block b = blocks[bi], pb = prev;
             // norm1 folds the previous block's MLP output into the residual stream (unless its product already did)
-            if (pb == null || !pending[0]) op("norm", () -> vops.norm(s.normed, s.h, null, null, b.n1W, b.n1B, n, d, NORM_EPS, rms));
-            else op("norm", () -> vops.norm(s.normed, s.h, s.tmp, pb.downB, b.n1W, b.n1B, n, d, NORM_EPS, rms));
+            final boolean foldDown = pb != null && pending[0];
+            op("norm", () -> vops.norm(s.normed, s.h, foldDown ? s.tmp : null, foldDown ? pb.downB : null, b.n1W, b.n1B, n, d, NORM_EPS, rms));
             if (bi > 0) deepstack(s, bi - 1, n);   // h now holds block bi-1's output
             op("qkv gemm", () -> blas.matmulNTbf16(s.qkv, s.normed, b.qkvW, n, 3 * d, d));
             op("rope split", () -> vops.ropeSplit(s.q, s.k, s.v, s.qkv, true, b.qkvB, mt.pos(), invFreq, n, heads, hd));
             if (b.fullAttention) op("attention full", () -> vops.attention(s.attn, s.q, s.k, s.v, mt.fullTiles(), mt.fullTileCount(), n, heads, hd, scale));
             else op("attention window", () -> vops.attention(s.attn, s.q, s.k, s.v, mt.winTiles(), mt.winTileCount(), n, heads, hd, scale));
             op("proj gemm", () -> pending[0] = product(s, s.attn, b.projW, b.projB, n, d, d));
-            if (pending[0]) op("norm", () -> vops.norm(s.normed, s.h, s.tmp, b.projB, b.n2W, b.n2B, n, d, NORM_EPS, rms));
-            else op("norm", () -> vops.norm(s.normed, s.h, null, null, b.n2W, b.n2B, n, d, NORM_EPS, rms));
+            final boolean foldProj = pending[0];
+            op("norm", () -> vops.norm(s.normed, s.h, foldProj ? s.tmp : null, foldProj ? b.projB : null, b.n2W, b.n2B, n, d, NORM_EPS, rms));
             int width = q25 ? 2 * f : f;
             op("gate|up gemm", () -> blas.matmulNTbf16(s.mlp, s.normed, b.upW, n, width, d));
             op("mlp act", () -> vops.biasAct(s.actb, s.mlp, true, b.upB, n, f, width, act, q25));
@@ -530,8 +530,8 @@ public final class GpuVisionEncoder implements VisionEncoder {
         }
         // patch merger: norm per patch (folding the last residual), m^2 neighbouring patches concatenated (contiguous rows)
         final Block last = prev;
-        if (pending[0]) op("merger", () -> vops.norm(s.normed, s.h, s.tmp, last.downB, merger.normW, merger.normB, n, d, NORM_EPS, rms));
-        else op("merger", () -> vops.norm(s.normed, s.h, null, null, merger.normW, merger.normB, n, d, NORM_EPS, rms));
+        final boolean foldLast = pending[0];
+        op("merger", () -> vops.norm(s.normed, s.h, foldLast ? s.tmp : null, foldLast ? last.downB : null, merger.normW, merger.normB, n, d, NORM_EPS, rms));
         deepstack(s, blocks.length - 1, n);
         op("merger", () -> mergerMlp(s, merger, s.normed, s.outF32, s.outBf16, mt.unitIndex(), n));
     }
