@@ -12,7 +12,7 @@
 #                       GStreamer / netty / prometheus jars, class-only test-classes/), the FEW mega harness (megah.xz,
 #                       forms 1 / 129 / 1153 / 2177 / 3201); ~10 min on 2 cores
 #   pending.sh slim | full | status
-#   pending.sh carry    the run tool's carry list for calls A-C (D: [".gpu-e2e/megah.xz"] alone)
+#   pending.sh calls    the run tool's command and carry list for each call below
 # Device machine (repo root; DEADLINE = seconds the call may use, default 540):
 #   pending.sh A   new GPU tests: TunedGemmTest (vlmflux.cuda.gemmTune), VisionGpuOpsTest (vlmflux.vision.fastElementwise),
 #                  PrefillProfileTest (bench llm --profile-prefill),
@@ -84,8 +84,11 @@ case "${1:-}" in
     echo "full: the tree is whole" >&2 ;;
   status)
     if [[ -d $stash ]]; then echo "slim ($(find "$stash" -type f | wc -l) files in $stash)"; else echo "full"; fi ;;
-  carry)
-    echo 'A-C: [".gpu-e2e/jre.tar.xz", ".gpu-e2e/lib", ".gpu-e2e/test-classes"]   D: [".gpu-e2e/megah.xz"]' ;;
+  carry|calls)   # the run tool's arguments for each call (after `stage` and `slim` on the build machine)
+    for c in A B C D; do
+      carry='[".gpu-e2e/jre.tar.xz", ".gpu-e2e/lib", ".gpu-e2e/test-classes"]'; [[ $c == D ]] && carry='[".gpu-e2e/megah.xz"]'
+      echo "$c: command \"DEADLINE=540 bash cuda-native/bundle/pending.sh $c\", carry $carry, timeout_s 600"
+    done ;;
   A)
     runtime
     export VLMFLUX_BUNDLE_DIR=$root/.gpu-e2e
@@ -125,5 +128,5 @@ case "${1:-}" in
       VLMFLUX_MEGA_TIMEOUT=$(( $(left) / 2 < 200 ? $(left) / 2 : 200 )) OUT=$out bash "$here/e2e-gpu-run.sh" mega $m; mv "$out/mega.txt" "$out/mega-$m.txt"
     done
     finish D ;;
-  *) echo "usage: $0 stage|slim|full|status|carry|A|B|C|D" >&2; exit 2 ;;
+  *) echo "usage: $0 stage|slim|full|status|calls|A|B|C|D" >&2; exit 2 ;;
 esac
