@@ -24,7 +24,8 @@
 #                  (bf16, then 4-bit rtn: the tensor-core GEMV, the ring GEMV, the prefill in 16 / 32 MiB slices; no eval;
 #                  --profile-prefill: the 4-bit prefill's dequantization against its GEMMs)
 #   pending.sh C   issue 18's frame path: e2e-gpu-run.sh qwen3vl qwen2.5-vl-3b (no Hugging Face peer), the tower at 448x448 (the
-#                  target size; --profile: its ms per kind of op) and bench vlm --ttft at 640x480 with default / gt (gemmTune) / fe (fastElementwise) / gtfe; then bench llm
+#                  target size; --profile: its ms per kind of op) with default / gt (gemmTune) / fe (fastElementwise) / gtfe, bench vlm
+#                  --ttft at 640x480 with default / gtfe / gt; then bench llm
 #                  qwen2.5-3b default / gt --profile-prefill (prefill ms at 512 and 2,048 tokens, and where they go)
 #   pending.sh D   issue 18's decode: e2e-gpu-run.sh mega kvsmem, l2pf, both (the persistent step's K/V through shared
 #                  memory by bulk copies, the L2 prefetch across barriers, both: bit for bit against the library form, timed)
@@ -116,7 +117,7 @@ case "${1:-}" in
     finish B ;;
   C)
     runtime
-    VLMFLUX_E2E_NO_PEER=1 VLMFLUX_E2E_VLM_VARIANTS="default gt fe gtfe" VLMFLUX_E2E_VISION_VARIANTS="default gt fe gtfe" \
+    VLMFLUX_E2E_NO_PEER=1 VLMFLUX_E2E_VLM_VARIANTS="default gtfe gt" VLMFLUX_E2E_VISION_VARIANTS="default gt fe gtfe" \
         VLMFLUX_E2E_VISION_SIZES="448x448" VLMFLUX_E2E_VISION_ARGS=--profile VLMFLUX_E2E_BUDGET=300 OUT=$out timeout $(( $(left) - 130 )) bash "$here/e2e-gpu-run.sh" qwen3vl qwen2.5-vl-3b
     VLMFLUX_E2E_BENCH=qwen2.5-3b VLMFLUX_E2E_VARIANTS="default gt" VLMFLUX_E2E_BENCH_ARGS=--profile-prefill OUT=$out timeout $(( $(left) - 10 )) bash "$here/e2e-gpu-run.sh" bench
     finish C ;;
