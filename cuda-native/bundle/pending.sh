@@ -95,7 +95,7 @@ case "${1:-}" in
     export VLMFLUX_BUNDLE_DIR=$root/.gpu-e2e
     step "new GPU tests"
     timeout $(( $(left) - 200 )) "$here/run-on-gpu.sh" tests --select-class io.vlmflux.cuda.gpu.TunedGemmTest --select-class io.vlmflux.cuda.gpu.VisionGpuOpsTest \
-        --select-method 'io.vlmflux.vision.cuda.GpuVisionEncoderTest#randomTowersMatchCpuWithTheFastSwitches(boolean, int, int, int)' \
+        --select-method 'io.vlmflux.vision.cuda.GpuVisionEncoderTest#randomTowersMatchCpuWithTheFastSwitches(boolean, int, int, int, java.lang.String)' \
         --select-method 'io.vlmflux.vision.cuda.GpuVisionEncoderTest#randomTowersMatchCpu(boolean, int, int, int)' \
         --select-class io.vlmflux.cuda.gpu.Int4OpsTest --select-class io.vlmflux.llm.quant.CudaQuantizedModelTest \
         --select-class io.vlmflux.llm.cuda.PrefillProfileTest > "$out/tests.txt" 2>&1

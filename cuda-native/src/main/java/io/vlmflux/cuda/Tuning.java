@@ -106,7 +106,8 @@ import java.util.function.Function;
  *                             tower, the mergers) run through cuBLASLt with the algorithm that was fastest when first timed
  *                             in this process (each of the heuristic's candidates timed once per shape and row-count
  *                             bucket, {@link io.vlmflux.cuda.gpu.Blas}), biases added in its epilogue (a prefill's biased
- *                             linears; the tower's proj / down products update the residual stream in place); results may
+ *                             linears; the tower's proj / down products update the residual stream in place; a tanh-GELU
+ *                             tower MLP's fc1 gets its GELU there too); results may
  *                             differ from cuBLAS's default choice in the last bits (another split or tile order); off:
  *                             cuBLAS's own choice
  * @param visionFastElementwise {@code vlmflux.vision.fastElementwise}: the GPU vision tower's norms run one warp a row

@@ -90,7 +90,22 @@ public final class Blas implements AutoCloseable {
         w.require(2L * m * k, "matmulNTBias", "W bf16 [" + m + ", " + k + "]");
         y.require(4L * n * m, "matmulNTBias", "Y fp32 [" + n + ", " + m + "]");
         if (bias != null) bias.require(4L * m, "matmulNTBias", "bias fp32 [" + m + "]");
-        return tuned.matmul(y, m, false, x, w, n, m, k, accumulate, bias);
+        return tuned.matmul(y, m, false, x, w, n, m, k, accumulate, bias, false);
+    }
+
+    /**
+     * Y bf16 [n, m] = GELU(X W^T + bias) (the tanh form, {@code gelu_pytorch_tanh}; bias fp32 [m]) in one cuBLASLt call,
+     * the bias and the activation in its epilogue, rounded to bf16 once — an MLP's first product — where this handle
+     * tunes and cuBLASLt takes the product; false, with nothing enqueued, otherwise.
+     */
+    public boolean matmulNTbf16BiasGelu(DeviceBuffer y, DeviceBuffer x, DeviceBuffer w, DeviceBuffer bias, int n, int m, int k) {
+        if (tuned == null) return false;
+        if (n <= 0 || m <= 0 || k <= 0) throw new IllegalArgumentException("matmulNTbf16BiasGelu: bad shape n=" + n + " m=" + m + " k=" + k);
+        x.require(2L * n * k, "matmulNTbf16BiasGelu", "X bf16 [" + n + ", " + k + "]");
+        w.require(2L * m * k, "matmulNTbf16BiasGelu", "W bf16 [" + m + ", " + k + "]");
+        y.require(2L * n * m, "matmulNTbf16BiasGelu", "Y bf16 [" + n + ", " + m + "]");
+        bias.require(4L * m, "matmulNTbf16BiasGelu", "bias fp32 [" + m + "]");
+        return tuned.matmul(y, m, true, x, w, n, m, k, false, bias, true);
     }
 
     /** Y (fp32, or bf16 when {@code bf16Out}) = X W^T (+ Y): cublasGemmEx, bf16 inputs, fp32 accumulation. */
@@ -99,7 +114,7 @@ public final class Blas implements AutoCloseable {
         x.require(2L * n * k, op, "X bf16 [" + n + ", " + k + "]");
         w.require(2L * m * k, op, "W bf16 [" + m + ", " + k + "]");
         y.require((bf16Out ? 2L : 4L) * ((long) (n - 1) * ldy + m), op, "Y " + (bf16Out ? "bf16" : "fp32") + " [" + n + ", " + ldy + "]");
-        if (tuned != null && tuned.matmul(y, ldy, bf16Out, x, w, n, m, k, accumulate, null)) return;
+        if (tuned != null && tuned.matmul(y, ldy, bf16Out, x, w, n, m, k, accumulate, null, false)) return;
         // Column-major: Y^T[m, n] = W[m, k] * X^T[k, n]; W row-major is W^T column-major (lda = k).
         int rc = cublas.cublasGemmEx(handle, cublas.CUBLAS_OP_T, cublas.CUBLAS_OP_N, m, n, k, one,
                 w.pointer(), cudart.CUDA_R_16BF, k, x.pointer(), cudart.CUDA_R_16BF, k,

@@ -41,8 +41,18 @@ final class TunedGemm implements AutoCloseable {
     private static final long SCRATCH_MAX = 256L << 20;
     private static final int PLANS = 64;
 
+    /** What cuBLASLt's epilogue does after the product: nothing, + bias (fp32 [m]), or GELU (tanh form) of the sum with it. */
+    enum Epilogue {
+        NONE(cublas.CUBLASLT_EPILOGUE_DEFAULT, ""), BIAS(cublas.CUBLASLT_EPILOGUE_BIAS, " +bias"), GELU_BIAS(cublas.CUBLASLT_EPILOGUE_GELU_BIAS, " gelu(+bias)");
+
+        final int code;
+        final String tag;
+
+        Epilogue(int code, String tag) { this.code = code; this.tag = tag; }
+    }
+
     /** A tuned shape. */
-    record Key(String device, int bucket, int m, int k, int ldy, boolean bf16Out, boolean accumulate, boolean bias, int alignW, int alignX, int alignY) {}
+    record Key(String device, int bucket, int m, int k, int ldy, boolean bf16Out, boolean accumulate, Epilogue epilogue, int alignW, int alignX, int alignY) {}
 
     /**
      * What a shape's tuning chose: the algorithm's 8 words (null: cuBLASLt offered none, cuBLAS's own path), its index
@@ -75,12 +85,12 @@ final class TunedGemm implements AutoCloseable {
     static List<String> report() {
         List<String> r = new ArrayList<>();
         CHOSEN.forEach((k, c) -> r.add("rows<=" + k.bucket() + " m=" + k.m() + " k=" + k.k() + (k.ldy() != k.m() ? " ldy=" + k.ldy() : "")
-                + (k.bf16Out() ? " bf16" : " fp32") + (k.accumulate() ? " +=" : "") + (k.bias() ? " +bias" : "") + ": " + c.describe()));
+                + (k.bf16Out() ? " bf16" : " fp32") + (k.accumulate() ? " +=" : "") + k.epilogue().tag + ": " + c.describe()));
         r.sort(null);
         return r;
     }
 
-    private record PlanKey(int n, int m, int k, int ldy, boolean bf16Out, boolean accumulate, boolean bias, int alignW, int alignX, int alignY) {}
+    private record PlanKey(int n, int m, int k, int ldy, boolean bf16Out, boolean accumulate, Epilogue epilogue, int alignW, int alignX, int alignY) {}
 
     /** Layouts of one exact shape and the algorithm it runs. */
     private static final class Plan {
@@ -102,7 +112,7 @@ final class TunedGemm implements AutoCloseable {
     private final DeviceBuffer workspace;
     private final String device;
     private final cublasLtContext lt = new cublasLtContext();
-    private final cublasLtMatmulDescOpaque_t desc, descBias;   // the plain product; with the bias epilogue (fp32 bias [m])
+    private final cublasLtMatmulDescOpaque_t[] descs = new cublasLtMatmulDescOpaque_t[Epilogue.values().length];   // one per epilogue
     private final LongPointer biasAddress = new LongPointer(1);
     private final FloatPointer one = new FloatPointer(1f), zero = new FloatPointer(0f);
     private final Map<PlanKey, Plan> plans = new LinkedHashMap<>(16, 0.75f, true) {
@@ -120,45 +130,46 @@ final class TunedGemm implements AutoCloseable {
         this.workspace = workspace;
         this.device = stream.device().ordinal() + ":" + stream.device().name();
         Cuda.checkBlas(cublas.cublasLtCreate(lt), "cublasLtCreate");
-        cublasLtMatmulDescOpaque_t d = null;
         try {
-            d = matmulDesc(cublas.CUBLASLT_EPILOGUE_DEFAULT);
-            descBias = matmulDesc(cublas.CUBLASLT_EPILOGUE_BIAS);
+            for (Epilogue e : Epilogue.values()) descs[e.ordinal()] = matmulDesc(e);
         } catch (RuntimeException e) {
-            if (d != null) cublas.cublasLtMatmulDescDestroy(d);
+            for (cublasLtMatmulDescOpaque_t d : descs) if (d != null) cublas.cublasLtMatmulDescDestroy(d);
             cublas.cublasLtDestroy(lt);
             throw e;
         }
-        desc = d;
     }
 
-    /** bf16 x bf16 -> fp32 accumulation, A (W) transposed, with this epilogue. */
-    private static cublasLtMatmulDescOpaque_t matmulDesc(int epilogue) {
+    /** bf16 x bf16 -> fp32 accumulation, A (W) transposed, with this epilogue (its bias fp32 whatever the output type). */
+    private static cublasLtMatmulDescOpaque_t matmulDesc(Epilogue epilogue) {
         cublasLtMatmulDescOpaque_t d;
         try (PointerPointer<?> pp = new PointerPointer<>(1)) {
             Cuda.checkBlas(cublas.cublasLtMatmulDescCreate(pp, cublas.CUBLAS_COMPUTE_32F, cudart.CUDA_R_32F), "cublasLtMatmulDescCreate");
             d = new cublasLtMatmulDescOpaque_t(pp.get(0));
         }
-        try (IntPointer opT = new IntPointer(new int[] {cublas.CUBLAS_OP_T}); IntPointer ep = new IntPointer(new int[] {epilogue})) {
+        try (IntPointer opT = new IntPointer(new int[] {cublas.CUBLAS_OP_T}); IntPointer ep = new IntPointer(new int[] {epilogue.code});
+             IntPointer bt = new IntPointer(new int[] {cudart.CUDA_R_32F})) {
             Cuda.checkBlas(cublas.cublasLtMatmulDescSetAttribute(d, cublas.CUBLASLT_MATMUL_DESC_TRANSA, opT, 4), "cublasLtMatmulDescSetAttribute(TRANSA)");
             Cuda.checkBlas(cublas.cublasLtMatmulDescSetAttribute(d, cublas.CUBLASLT_MATMUL_DESC_EPILOGUE, ep, 4), "cublasLtMatmulDescSetAttribute(EPILOGUE)");
+            if (epilogue != Epilogue.NONE)
+                Cuda.checkBlas(cublas.cublasLtMatmulDescSetAttribute(d, cublas.CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, bt, 4), "cublasLtMatmulDescSetAttribute(BIAS_DATA_TYPE)");
         }
         return d;
     }
 
     /**
-     * Y (bf16 or fp32) [n, ldy] (+)= X bf16 [n, k] W bf16 [m, k]^T (+ bias fp32 [m] in the epilogue, fp32 Y only), as
-     * {@link Blas}'s cuBLAS call would, with the tuned algorithm; false (nothing enqueued) where the product keeps
-     * cuBLAS's own choice.
+     * Y (bf16 or fp32) [n, ldy] (+)= X bf16 [n, k] W bf16 [m, k]^T (then + bias fp32 [m] in the epilogue, and GELU of
+     * that when {@code gelu}), as {@link Blas}'s cuBLAS call would, with the tuned algorithm; false (nothing enqueued)
+     * where the product keeps cuBLAS's own choice.
      */
     boolean matmul(DeviceBuffer y, int ldy, boolean bf16Out, DeviceBuffer x, DeviceBuffer w, int n, int m, int k, boolean accumulate,
-                   DeviceBuffer bias) {
+                   DeviceBuffer bias, boolean gelu) {
         if (closed) throw new IllegalStateException("tuned GEMM closed");
-        if (bias != null && bf16Out) throw new IllegalArgumentException("tuned GEMM: a bias epilogue with bf16 output");
+        if (gelu && bias == null) throw new IllegalArgumentException("tuned GEMM: the GELU epilogue takes a bias");
         if (n < MIN_ROWS) return false;
         if (bias != null && bias.address() % 16 != 0) return false;   // the epilogue reads the bias 16 bytes at a time
         int aw = alignment(w.address()), ax = alignment(x.address()), ay = alignment(y.address());
-        PlanKey pk = new PlanKey(n, m, k, ldy, bf16Out, accumulate, bias != null, aw, ax, ay);
+        Epilogue ep = bias == null ? Epilogue.NONE : gelu ? Epilogue.GELU_BIAS : Epilogue.BIAS;
+        PlanKey pk = new PlanKey(n, m, k, ldy, bf16Out, accumulate, ep, aw, ax, ay);
         Plan p = plans.get(pk);
         if (p == null) {
             p = new Plan(layout(cudart.CUDA_R_16BF, k, m, k), layout(cudart.CUDA_R_16BF, k, n, k),
@@ -167,7 +178,7 @@ final class TunedGemm implements AutoCloseable {
         }
         if (p.viaCublas) return false;
         if (p.algo == null) {
-            Key key = new Key(device, bucket(n), m, k, ldy, bf16Out, accumulate, bias != null, aw, ax, ay);
+            Key key = new Key(device, bucket(n), m, k, ldy, bf16Out, accumulate, ep, aw, ax, ay);
             Choice c = CHOSEN.get(key);
             if (c == null) {
                 if (stream.capturing()) {   // timing needs the work to run: this capture keeps cuBLAS's own choice
@@ -179,7 +190,7 @@ final class TunedGemm implements AutoCloseable {
                 c = tune(p, pk, x, w, bias);
                 Choice won = CHOSEN.putIfAbsent(key, c);
                 if (won == null) LOG.log(System.Logger.Level.INFO, "gemm tuning: rows " + n + " (<= " + key.bucket() + ") m=" + m + " k=" + k
-                        + (bf16Out ? " bf16 out" : " fp32 out") + (accumulate ? " accumulate" : "") + (bias != null ? " + bias" : "") + ": " + c.describe());
+                        + (bf16Out ? " bf16 out" : " fp32 out") + (accumulate ? " accumulate" : "") + ep.tag + ": " + c.describe());
                 else c = won;
             }
             cublasLtMatmulAlgo_t a = c.algo() == null ? null : algo(c.algo());
@@ -201,16 +212,16 @@ final class TunedGemm implements AutoCloseable {
 
     private int run(Plan p, PlanKey pk, cublasLtMatmulAlgo_t algo, DeviceBuffer y, DeviceBuffer x, DeviceBuffer w, boolean accumulate,
                     DeviceBuffer bias) {
-        if (pk.bias()) {   // the epilogue's bias pointer is read when the call is made (and recorded by a capture)
+        if (pk.epilogue() != Epilogue.NONE) {   // the epilogue's bias pointer is read when the call is made (and recorded by a capture)
             biasAddress.put(0, bias.address());
-            Cuda.checkBlas(cublas.cublasLtMatmulDescSetAttribute(descBias, cublas.CUBLASLT_MATMUL_DESC_BIAS_POINTER, biasAddress, 8),
+            Cuda.checkBlas(cublas.cublasLtMatmulDescSetAttribute(desc(pk), cublas.CUBLASLT_MATMUL_DESC_BIAS_POINTER, biasAddress, 8),
                     "cublasLtMatmulDescSetAttribute(BIAS_POINTER)");
         }
         return cublas.cublasLtMatmul(lt, desc(pk), one, w.pointer(), p.a, x.pointer(), p.b, accumulate ? one : zero,
                 y.pointer(), p.c, y.pointer(), p.c, algo, workspace.pointer(), workspace.bytes(), stream.handle());
     }
 
-    private cublasLtMatmulDescOpaque_t desc(PlanKey pk) { return pk.bias() ? descBias : desc; }
+    private cublasLtMatmulDescOpaque_t desc(PlanKey pk) { return descs[pk.epilogue().ordinal()]; }
 
     private cublasLtMatrixLayoutOpaque_t layout(int type, long rows, long cols, long ld) {
         try (PointerPointer<?> pp = new PointerPointer<>(1)) {
@@ -322,8 +333,7 @@ final class TunedGemm implements AutoCloseable {
         closed = true;
         for (Plan p : plans.values()) p.close();
         plans.clear();
-        cublas.cublasLtMatmulDescDestroy(desc);
-        cublas.cublasLtMatmulDescDestroy(descBias);
+        for (cublasLtMatmulDescOpaque_t d : descs) cublas.cublasLtMatmulDescDestroy(d);
         biasAddress.close();
         cublas.cublasLtDestroy(lt);
         one.close();

@@ -136,6 +136,34 @@ class TunedGemmTest {
         assertRel("y += x w^T" + (withBias ? " + bias" : ""), st.downloadFloats(y, n * m), want, 1e-4);
     }
 
+    /**
+     * y bf16 = GELU(x w^T + bias) in one cuBLASLt call (the Qwen3-VL tower's MLP: the tanh form), against the float64
+     * reference within bf16 rounding; a handle that does not tune enqueues nothing. Whether cuBLASLt takes it (bias fp32
+     * with a bf16 output) is printed: where it does not, the encoder keeps its separate bias + GELU kernel.
+     */
+    @ParameterizedTest
+    @CsvSource({"1024,4096,1024", "300,4352,1152", "97,200,136"})
+    void biasAndGeluInTheEpilogue(int n, int m, int k) {
+        float[] x = bfRound(randn(rnd, n * k, 1f)), w = bfRound(randn(rnd, m * k, 0.05f)), b = randn(rnd, m, 0.5f);
+        DeviceBuffer xb = bf("x", x), wb = bf("w", w), bias = f32("bias", b), y = arena.alloc("y", 2L * n * m + 256);
+        st.memsetAsync(y, 0, 2L * n * m);
+        assertFalse(plain.matmulNTbf16BiasGelu(y, xb, wb, bias, n, m, k));
+        boolean done = tuned.matmulNTbf16BiasGelu(y, xb, wb, bias, n, m, k);
+        System.err.println("bias + GELU epilogue at " + n + " x " + m + " x " + k + ": " + (done ? "cuBLASLt" : "not taken (cuBLAS + the kernel)"));
+        float[] got = f(st.downloadShorts(y, n * m));
+        if (!done) {
+            for (float v : got) assertEquals(0f, v, "nothing enqueued where false");
+            return;
+        }
+        double[] want = reference(x, w, null, n, m, k, m, false);
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < m; j++) {
+                double v = want[i * m + j] + b[j];
+                want[i * m + j] = 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v * v * v)));
+            }
+        assertRel("gelu(x w^T + bias)", got, want, 1e-2);
+    }
+
     /** Below the row threshold the tuned handle is cuBLAS itself: the same bits. */
     @Test
     void fewRowsKeepCublasBits() {

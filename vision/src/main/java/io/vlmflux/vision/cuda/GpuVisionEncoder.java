@@ -523,8 +523,14 @@ public final class GpuVisionEncoder implements VisionEncoder {
             final boolean foldProj = pending[0];
             op("norm", () -> vops.norm(s.normed, s.h, foldProj ? s.tmp : null, foldProj ? b.projB : null, b.n2W, b.n2B, n, d, NORM_EPS, rms));
             int width = q25 ? 2 * f : f;
-            op("gate|up gemm", () -> blas.matmulNTbf16(s.mlp, s.normed, b.upW, n, width, d));
-            op("mlp act", () -> vops.biasAct(s.actb, s.mlp, true, b.upB, n, f, width, act, q25));
+            // a tanh-GELU MLP (Qwen3-VL): with gemmTune, bias and GELU in cuBLASLt's epilogue straight into actb
+            final boolean geluEpilogue = !q25 && act == VisionGpuOps.Act.GELU_TANH && b.upB != null;
+            final boolean[] actDone = {false};
+            op("gate|up gemm", () -> {
+                actDone[0] = geluEpilogue && blas.matmulNTbf16BiasGelu(s.actb, s.normed, b.upW, b.upB, n, f, d);
+                if (!actDone[0]) blas.matmulNTbf16(s.mlp, s.normed, b.upW, n, width, d);
+            });
+            if (!actDone[0]) op("mlp act", () -> vops.biasAct(s.actb, s.mlp, true, b.upB, n, f, width, act, q25));
             op("down gemm", () -> pending[0] = product(s, s.actb, b.downW, b.downB, n, d, f));
             prev = b;
         }

@@ -94,13 +94,19 @@ class GpuVisionEncoderTest {
 
     /** A random bf16 tower written as a Hugging Face folder (config.json + model.safetensors). */
     static Path randomTower(Path dir, boolean q25, int depth, int width, int heads, int ffn, int out, int window, int[] full, long seed) throws Exception {
+        return randomTower(dir, q25, depth, width, heads, ffn, out, window, full, seed, q25 ? "silu" : "quick_gelu");
+    }
+
+    /** As above with the MLP's activation {@code act} (a Hugging Face hidden_act name). */
+    static Path randomTower(Path dir, boolean q25, int depth, int width, int heads, int ffn, int out, int window, int[] full, long seed,
+                            String act) throws Exception {
         Files.createDirectories(dir);
         String vc = q25
                 ? "{\"depth\":" + depth + ",\"hidden_size\":" + width + ",\"num_heads\":" + heads + ",\"intermediate_size\":" + ffn
                   + ",\"out_hidden_size\":" + out + ",\"patch_size\":14,\"temporal_patch_size\":2,\"spatial_merge_size\":2,"
-                  + "\"window_size\":" + window + ",\"fullatt_block_indexes\":" + java.util.Arrays.toString(full) + ",\"hidden_act\":\"silu\"}"
+                  + "\"window_size\":" + window + ",\"fullatt_block_indexes\":" + java.util.Arrays.toString(full) + ",\"hidden_act\":\"" + act + "\"}"
                 : "{\"depth\":" + depth + ",\"embed_dim\":" + width + ",\"num_heads\":" + heads + ",\"mlp_ratio\":" + (ffn / (double) width)
-                  + ",\"hidden_size\":" + out + ",\"patch_size\":14,\"temporal_patch_size\":2,\"spatial_merge_size\":2,\"hidden_act\":\"quick_gelu\"}";
+                  + ",\"hidden_size\":" + out + ",\"patch_size\":14,\"temporal_patch_size\":2,\"spatial_merge_size\":2,\"hidden_act\":\"" + act + "\"}";
         Files.writeString(dir.resolve("config.json"), "{\"model_type\":\"" + (q25 ? "qwen2_5_vl" : "qwen2_vl") + "\",\"hidden_size\":" + out
                 + ",\"vision_config\":" + vc + "}");
         Random r = new Random(seed);
@@ -181,14 +187,15 @@ class GpuVisionEncoderTest {
     }
 
     /**
-     * {@code vlmflux.cuda.gemmTune} and {@code vlmflux.vision.fastElementwise} on (timed cuBLASLt products, one-warp
-     * norms, the 16-byte rotary split; head dims 80 and 64 take it, 136 the first kernel): the same tolerance against
-     * the CPU encoder, and a graph replay (second call) gives the first call's bits.
+     * {@code vlmflux.cuda.gemmTune} and {@code vlmflux.vision.fastElementwise} on (timed cuBLASLt products, proj / down
+     * into the residual stream with their bias, a tanh-GELU MLP's bias and activation in the epilogue, one-warp norms,
+     * the 16-byte rotary split; head dims 80 and 64 take it, 136 the first kernel): the same tolerance against the CPU
+     * encoder, and a graph replay (second call) gives the first call's bits.
      */
-    @ParameterizedTest(name = "qwen2.5={0} width {1} heads {2}")
-    @CsvSource({"true, 160, 2, 224", "false, 192, 3, 160", "true, 136, 1, 200"})
-    void randomTowersMatchCpuWithTheFastSwitches(boolean q25, int width, int heads, int ffn) throws Exception {
-        Path dir = randomTower(tmp.resolve("tower"), q25, 3, width, heads, ffn, 48, 112, new int[] {1}, 7);
+    @ParameterizedTest(name = "qwen2.5={0} width {1} heads {2} {4}")
+    @CsvSource({"true, 160, 2, 224, silu", "false, 192, 3, 160, gelu_pytorch_tanh", "true, 136, 1, 200, silu", "false, 160, 2, 256, quick_gelu"})
+    void randomTowersMatchCpuWithTheFastSwitches(boolean q25, int width, int heads, int ffn, String act) throws Exception {
+        Path dir = randomTower(tmp.resolve("tower"), q25, 3, width, heads, ffn, 48, 112, new int[] {1}, 7, act);
         Random r = new Random(5);
         // 80+ patches a tower pass, so the tuned products (64 rows or more) are taken
         List<PixelValues> imgs = List.of(randomPixels(r, 1, 18, 26), randomPixels(r, 1, 36, 30));
