@@ -84,17 +84,27 @@ export VLMFLUX_BUNDLE_DIR=$root/.gpu-e2e VLMFLUX_JRE_DIR=/tmp/vlmflux-jre-e2e VL
 model=${VLMFLUX_E2E_MODEL:-/tmp/vlmflux-models/qwen25vl3b-e2e}
 run="$here/run-on-gpu.sh"
 step() { echo "== $(date -u +%T) $*" >&2; }
+# The JVM options a variant name turns on (substrings): fr decodeFusedRope, fc decodeFusedCombine, silu fusedSilu, mk the
+# persistent decode step (nomk: off), ah decodeAhead, gp gemvPrefetch, pfN N MiB of L2 prefetch, gt gemmTune, fe
+# vision.fastElementwise; "default": none
+variant_opts() {
+    local v=$1 o=""
+    [[ $v == *fr* ]] && o="$o -Dvlmflux.cuda.decodeFusedRope=true"
+    [[ $v == *fc* ]] && o="$o -Dvlmflux.cuda.decodeFusedCombine=true"
+    [[ $v == *silu* ]] && o="$o -Dvlmflux.cuda.fusedSilu=true"
+    if [[ $v == *nomk* ]]; then o="$o -Dvlmflux.cuda.decodeMegakernel=false"; elif [[ $v == *mk* ]]; then o="$o -Dvlmflux.cuda.decodeMegakernel=true"; fi
+    [[ $v == *ah* ]] && o="$o -Dvlmflux.cuda.decodeAhead=true"
+    [[ $v == *gp* ]] && o="$o -Dvlmflux.cuda.gemvPrefetch=true"
+    [[ $v =~ pf([0-9]+) ]] && o="$o -Dvlmflux.cuda.decodePrefetchMiB=${BASH_REMATCH[1]}"
+    [[ $v == *gt* ]] && o="$o -Dvlmflux.cuda.gemmTune=true"
+    [[ $v == *fe* ]] && o="$o -Dvlmflux.vision.fastElementwise=true"
+    echo "$o"
+}
 # bench llm at VLMFLUX_E2E_BENCH's shapes (e.g. "qwen3-0.6b qwen2.5-3b") for each of VLMFLUX_E2E_VARIANTS (tests-warm, quick)
 bench_variants() {
     for shape in ${VLMFLUX_E2E_BENCH:-}; do
-      for v in ${VLMFLUX_E2E_VARIANTS:-default fr fc fr-fc}; do   # fr: decodeFusedRope; fc: decodeFusedCombine; silu: fusedSilu
-        opts=""; [[ $v == *fr* ]] && opts="-Dvlmflux.cuda.decodeFusedRope=true"; [[ $v == *fc* ]] && opts="$opts -Dvlmflux.cuda.decodeFusedCombine=true"
-        [[ $v == *silu* ]] && opts="$opts -Dvlmflux.cuda.fusedSilu=true"
-        [[ $v == *mk* ]] && opts="$opts -Dvlmflux.cuda.decodeMegakernel=true"   # mk: the persistent decode step
-        [[ $v == *ah* ]] && opts="$opts -Dvlmflux.cuda.decodeAhead=true"   # ah: the next greedy step enqueued before the host has the token
-        [[ $v == *gp* ]] && opts="$opts -Dvlmflux.cuda.gemvPrefetch=true"   # gp: the GEMVs prefetch before the PDL wait
-        [[ $v =~ pf([0-9]+) ]] && opts="$opts -Dvlmflux.cuda.decodePrefetchMiB=${BASH_REMATCH[1]}"   # pfN: N MiB of L2 prefetch
-        [[ $v == *gt* ]] && opts="$opts -Dvlmflux.cuda.gemmTune=true"   # gt: the products of 64+ rows take a timed cuBLASLt algorithm
+      for v in ${VLMFLUX_E2E_VARIANTS:-default fr fc fr-fc}; do
+        opts=$(variant_opts "$v")
         step "bench llm $shape, $v ($opts)"
         src=(--model /tmp/vlmflux-models/$shape); [[ -f /tmp/vlmflux-models/$shape/config.json ]] || src=(--shape $shape --keep-checkpoint /tmp/vlmflux-models/$shape)
         VLMFLUX_JAVA_OPTS="$opts" timeout 120 "$run" vlmflux bench llm --backend cuda "${src[@]}" \
@@ -338,14 +348,14 @@ case "${1:-}" in
       python3 "$here/vlm_tokenizer.py" "$d" > /dev/null; cut -c1-330 "$out/hf-$m.jsonl" >&2
       for v in ${VLMFLUX_E2E_VLM_VARIANTS:-default nomk}; do   # nomk: the persistent decode step off; ah: decodeAhead on
         step "$m: bench vlm --ttft ($v)"
-        VLMFLUX_JAVA_OPTS="${VLMFLUX_E2E_OPTS:-} $([[ $v == *nomk* ]] && echo "-Dvlmflux.cuda.decodeMegakernel=false") $([[ $v == *ah* ]] && echo "-Dvlmflux.cuda.decodeAhead=true") $([[ $v == *gt* ]] && echo "-Dvlmflux.cuda.gemmTune=true") $([[ $v == *fe* ]] && echo "-Dvlmflux.vision.fastElementwise=true")" timeout 100 "$run" vlmflux bench vlm --model "$d" --ttft \
+        VLMFLUX_JAVA_OPTS="${VLMFLUX_E2E_OPTS:-} $(variant_opts "$v")" timeout 100 "$run" vlmflux bench vlm --model "$d" --ttft \
             --iters 10 --decode-tokens 128 ${bw:+--bandwidth-gbps $bw} --json > "$out/vlm-$m-$v.jsonl" 2> "$out/vlm-$m-$v.err"; echo "rc=$?" >> "$out/vlm-$m-$v.err"
         tail -n 1 "$out/vlm-$m-$v.jsonl" >&2; grep -i "error\|exception\|persistent" "$out/vlm-$m-$v.err" | head -3 >&2
       done
       step "$m: VisionEncoderBench"
       [[ -n ${VLMFLUX_E2E_NO_VISION:-} ]] || for v in ${VLMFLUX_E2E_VISION_VARIANTS:-default}; do   # VLMFLUX_E2E_NO_VISION=1: not the tower
         for sz in ${VLMFLUX_E2E_VISION_SIZES:-448x448 640x480 1280x720}; do   # gt in a variant: vlmflux.cuda.gemmTune
-          VLMFLUX_JAVA_OPTS="${VLMFLUX_E2E_OPTS:-} $([[ $v == *gt* ]] && echo "-Dvlmflux.cuda.gemmTune=true") $([[ $v == *fe* ]] && echo "-Dvlmflux.vision.fastElementwise=true")" timeout 60 "$run" java io.vlmflux.vision.cuda.VisionEncoderBench "$d" $sz RGB 20 ${VLMFLUX_E2E_VISION_ARGS:-} --json \
+          VLMFLUX_JAVA_OPTS="${VLMFLUX_E2E_OPTS:-} $(variant_opts "$v")" timeout 60 "$run" java io.vlmflux.vision.cuda.VisionEncoderBench "$d" $sz RGB 20 ${VLMFLUX_E2E_VISION_ARGS:-} --json \
               2>> "$out/vision-$m-$v.err" | sed "s/^{/{\"variant\":\"$v\",/" >> "$out/vision-$m.jsonl"
         done
       done

@@ -85,11 +85,7 @@ public final class Blas implements AutoCloseable {
      */
     public boolean matmulNTBias(DeviceBuffer y, DeviceBuffer x, DeviceBuffer w, DeviceBuffer bias, int n, int m, int k, boolean accumulate) {
         if (tuned == null) return false;
-        if (n <= 0 || m <= 0 || k <= 0) throw new IllegalArgumentException("matmulNTBias: bad shape n=" + n + " m=" + m + " k=" + k);
-        x.require(2L * n * k, "matmulNTBias", "X bf16 [" + n + ", " + k + "]");
-        w.require(2L * m * k, "matmulNTBias", "W bf16 [" + m + ", " + k + "]");
-        y.require(4L * n * m, "matmulNTBias", "Y fp32 [" + n + ", " + m + "]");
-        if (bias != null) bias.require(4L * m, "matmulNTBias", "bias fp32 [" + m + "]");
+        requireOperands("matmulNTBias", y, m, false, x, w, bias, n, m, k);
         return tuned.matmul(y, m, false, x, w, n, m, k, accumulate, bias, false);
     }
 
@@ -100,20 +96,14 @@ public final class Blas implements AutoCloseable {
      */
     public boolean matmulNTbf16BiasGelu(DeviceBuffer y, DeviceBuffer x, DeviceBuffer w, DeviceBuffer bias, int n, int m, int k) {
         if (tuned == null) return false;
-        if (n <= 0 || m <= 0 || k <= 0) throw new IllegalArgumentException("matmulNTbf16BiasGelu: bad shape n=" + n + " m=" + m + " k=" + k);
-        x.require(2L * n * k, "matmulNTbf16BiasGelu", "X bf16 [" + n + ", " + k + "]");
-        w.require(2L * m * k, "matmulNTbf16BiasGelu", "W bf16 [" + m + ", " + k + "]");
-        y.require(2L * n * m, "matmulNTbf16BiasGelu", "Y bf16 [" + n + ", " + m + "]");
-        bias.require(4L * m, "matmulNTbf16BiasGelu", "bias fp32 [" + m + "]");
+        if (bias == null) throw new IllegalArgumentException("matmulNTbf16BiasGelu: no bias");
+        requireOperands("matmulNTbf16BiasGelu", y, m, true, x, w, bias, n, m, k);
         return tuned.matmul(y, m, true, x, w, n, m, k, false, bias, true);
     }
 
     /** Y (fp32, or bf16 when {@code bf16Out}) = X W^T (+ Y): cublasGemmEx, bf16 inputs, fp32 accumulation. */
     private void gemmNT(String op, DeviceBuffer y, int ldy, boolean bf16Out, DeviceBuffer x, DeviceBuffer w, int n, int m, int k, boolean accumulate) {
-        if (n <= 0 || m <= 0 || k <= 0) throw new IllegalArgumentException(op + ": bad shape n=" + n + " m=" + m + " k=" + k);
-        x.require(2L * n * k, op, "X bf16 [" + n + ", " + k + "]");
-        w.require(2L * m * k, op, "W bf16 [" + m + ", " + k + "]");
-        y.require((bf16Out ? 2L : 4L) * ((long) (n - 1) * ldy + m), op, "Y " + (bf16Out ? "bf16" : "fp32") + " [" + n + ", " + ldy + "]");
+        requireOperands(op, y, ldy, bf16Out, x, w, null, n, m, k);
         if (tuned != null && tuned.matmul(y, ldy, bf16Out, x, w, n, m, k, accumulate, null, false)) return;
         // Column-major: Y^T[m, n] = W[m, k] * X^T[k, n]; W row-major is W^T column-major (lda = k).
         int rc = cublas.cublasGemmEx(handle, cublas.CUBLAS_OP_T, cublas.CUBLAS_OP_N, m, n, k, one,
@@ -121,6 +111,16 @@ public final class Blas implements AutoCloseable {
                 accumulate ? one : zero, y.pointer(), bf16Out ? cudart.CUDA_R_16BF : cudart.CUDA_R_32F, ldy,
                 cublas.CUBLAS_COMPUTE_32F, cublas.CUBLAS_GEMM_DEFAULT);
         Cuda.checkBlas(rc, "cublasGemmEx(bf16 NT" + (bf16Out ? " -> bf16" : "") + ", m=" + m + " n=" + n + " k=" + k + ", W '" + w.name() + "')");
+    }
+
+    /** Every product's checks: a positive shape, X bf16 [n, k], W bf16 [m, k], Y [n, ldy] of its type, bias fp32 [m]. */
+    private static void requireOperands(String op, DeviceBuffer y, int ldy, boolean bf16Out, DeviceBuffer x, DeviceBuffer w, DeviceBuffer bias,
+                                        int n, int m, int k) {
+        if (n <= 0 || m <= 0 || k <= 0) throw new IllegalArgumentException(op + ": bad shape n=" + n + " m=" + m + " k=" + k);
+        x.require(2L * n * k, op, "X bf16 [" + n + ", " + k + "]");
+        w.require(2L * m * k, op, "W bf16 [" + m + ", " + k + "]");
+        y.require((bf16Out ? 2L : 4L) * ((long) (n - 1) * ldy + m), op, "Y " + (bf16Out ? "bf16" : "fp32") + " [" + n + ", " + ldy + "]");
+        if (bias != null) bias.require(4L * m, op, "bias fp32 [" + m + "]");
     }
 
     @Override

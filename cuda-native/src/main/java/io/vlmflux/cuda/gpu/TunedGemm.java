@@ -52,7 +52,10 @@ final class TunedGemm implements AutoCloseable {
     }
 
     /** A tuned shape. */
-    record Key(String device, int bucket, int m, int k, int ldy, boolean bf16Out, boolean accumulate, Epilogue epilogue, int alignW, int alignX, int alignY) {}
+    record Key(String device, int bucket, Shape shape) {}
+
+    /** A product but for its row count: out / in features, output stride and type, accumulate, epilogue, operand alignments. */
+    record Shape(int m, int k, int ldy, boolean bf16Out, boolean accumulate, Epilogue epilogue, int alignW, int alignX, int alignY) {}
 
     /**
      * What a shape's tuning chose: the algorithm's 8 words (null: cuBLASLt offered none, cuBLAS's own path), its index
@@ -84,13 +87,17 @@ final class TunedGemm implements AutoCloseable {
     /** Every shape tuned in this process so far, one line each (for benchmark records). */
     static List<String> report() {
         List<String> r = new ArrayList<>();
-        CHOSEN.forEach((k, c) -> r.add("rows<=" + k.bucket() + " m=" + k.m() + " k=" + k.k() + (k.ldy() != k.m() ? " ldy=" + k.ldy() : "")
-                + (k.bf16Out() ? " bf16" : " fp32") + (k.accumulate() ? " +=" : "") + k.epilogue().tag + ": " + c.describe()));
+        CHOSEN.forEach((key, c) -> {
+            Shape k = key.shape();
+            r.add("rows<=" + key.bucket() + " m=" + k.m() + " k=" + k.k() + (k.ldy() != k.m() ? " ldy=" + k.ldy() : "")
+                    + (k.bf16Out() ? " bf16" : " fp32") + (k.accumulate() ? " +=" : "") + k.epilogue().tag + ": " + c.describe());
+        });
         r.sort(null);
         return r;
     }
 
-    private record PlanKey(int n, int m, int k, int ldy, boolean bf16Out, boolean accumulate, Epilogue epilogue, int alignW, int alignX, int alignY) {}
+    /** One exact product: its rows and shape. */
+    private record PlanKey(int n, Shape s) {}
 
     /** Layouts of one exact shape and the algorithm it runs. */
     private static final class Plan {
@@ -169,7 +176,7 @@ final class TunedGemm implements AutoCloseable {
         if (bias != null && bias.address() % 16 != 0) return false;   // the epilogue reads the bias 16 bytes at a time
         int aw = alignment(w.address()), ax = alignment(x.address()), ay = alignment(y.address());
         Epilogue ep = bias == null ? Epilogue.NONE : gelu ? Epilogue.GELU_BIAS : Epilogue.BIAS;
-        PlanKey pk = new PlanKey(n, m, k, ldy, bf16Out, accumulate, ep, aw, ax, ay);
+        PlanKey pk = new PlanKey(n, new Shape(m, k, ldy, bf16Out, accumulate, ep, aw, ax, ay));
         Plan p = plans.get(pk);
         if (p == null) {
             p = new Plan(layout(cudart.CUDA_R_16BF, k, m, k), layout(cudart.CUDA_R_16BF, k, n, k),
@@ -178,7 +185,7 @@ final class TunedGemm implements AutoCloseable {
         }
         if (p.viaCublas) return false;
         if (p.algo == null) {
-            Key key = new Key(device, bucket(n), m, k, ldy, bf16Out, accumulate, ep, aw, ax, ay);
+            Key key = new Key(device, bucket(n), pk.s());
             Choice c = CHOSEN.get(key);
             if (c == null) {
                 if (stream.capturing()) {   // timing needs the work to run: this capture keeps cuBLAS's own choice
@@ -212,7 +219,7 @@ final class TunedGemm implements AutoCloseable {
 
     private int run(Plan p, PlanKey pk, cublasLtMatmulAlgo_t algo, DeviceBuffer y, DeviceBuffer x, DeviceBuffer w, boolean accumulate,
                     DeviceBuffer bias) {
-        if (pk.epilogue() != Epilogue.NONE) {   // the epilogue's bias pointer is read when the call is made (and recorded by a capture)
+        if (pk.s().epilogue() != Epilogue.NONE) {   // the epilogue's bias pointer is read when the call is made (and recorded by a capture)
             biasAddress.put(0, bias.address());
             Cuda.checkBlas(cublas.cublasLtMatmulDescSetAttribute(desc(pk), cublas.CUBLASLT_MATMUL_DESC_BIAS_POINTER, biasAddress, 8),
                     "cublasLtMatmulDescSetAttribute(BIAS_POINTER)");
@@ -221,7 +228,7 @@ final class TunedGemm implements AutoCloseable {
                 y.pointer(), p.c, y.pointer(), p.c, algo, workspace.pointer(), workspace.bytes(), stream.handle());
     }
 
-    private cublasLtMatmulDescOpaque_t desc(PlanKey pk) { return descs[pk.epilogue().ordinal()]; }
+    private cublasLtMatmulDescOpaque_t desc(PlanKey pk) { return descs[pk.s().epilogue().ordinal()]; }
 
     private cublasLtMatrixLayoutOpaque_t layout(int type, long rows, long cols, long ld) {
         try (PointerPointer<?> pp = new PointerPointer<>(1)) {
@@ -252,9 +259,9 @@ final class TunedGemm implements AutoCloseable {
             pref = new cublasLtMatmulPreferenceOpaque_t(pp.get(0));
         }
         try (LongPointer wsBytes = new LongPointer(new long[] {workspace.bytes()});
-             IntPointer aw = new IntPointer(new int[] {pk.alignW()});
-             IntPointer ax = new IntPointer(new int[] {pk.alignX()});
-             IntPointer ay = new IntPointer(new int[] {pk.alignY()});
+             IntPointer aw = new IntPointer(new int[] {pk.s().alignW()});
+             IntPointer ax = new IntPointer(new int[] {pk.s().alignX()});
+             IntPointer ay = new IntPointer(new int[] {pk.s().alignY()});
              cublasLtMatmulHeuristicResult_t res = new cublasLtMatmulHeuristicResult_t(max);
              IntPointer count = new IntPointer(1)) {
             Cuda.checkBlas(cublas.cublasLtMatmulPreferenceSetAttribute(pref, cublas.CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, wsBytes, 8),
@@ -291,30 +298,30 @@ final class TunedGemm implements AutoCloseable {
     private Choice tune(Plan p, PlanKey pk, DeviceBuffer x, DeviceBuffer w, DeviceBuffer bias) {
         List<long[]> cands = candidates(p, pk, CANDIDATES);
         if (cands.isEmpty()) return new Choice(null, -1, 0, Double.NaN, Double.NaN, pk.n());
-        long bytes = (pk.bf16Out() ? 2L : 4L) * ((long) (pk.n() - 1) * pk.ldy() + pk.m());
+        long bytes = (pk.s().bf16Out() ? 2L : 4L) * ((long) (pk.n() - 1) * pk.s().ldy() + pk.s().m());
         if (cands.size() == 1 || bytes > SCRATCH_MAX) return new Choice(cands.get(0), 0, cands.size(), Double.NaN, Double.NaN, pk.n());
         double[] us = new double[cands.size()];
         DeviceArena scratch;
         try {
             scratch = stream.device().newArena("gemm tuning scratch", bytes);
         } catch (CudaException e) {   // no room for a scratch output (a small device): the heuristic's first, untimed
-            LOG.log(System.Logger.Level.INFO, "gemm tuning: no " + (bytes >> 20) + " MiB scratch output for n=" + pk.n() + " m=" + pk.m()
-                    + " k=" + pk.k() + " (" + e.getMessage() + "): the heuristic's first candidate, untimed");
+            LOG.log(System.Logger.Level.INFO, "gemm tuning: no " + (bytes >> 20) + " MiB scratch output for n=" + pk.n() + " m=" + pk.s().m()
+                    + " k=" + pk.s().k() + " (" + e.getMessage() + "): the heuristic's first candidate, untimed");
             return new Choice(cands.get(0), 0, cands.size(), Double.NaN, Double.NaN, pk.n());
         }
         try (scratch) {
-            DeviceBuffer out = scratch.alloc("gemm tuning output [" + pk.n() + ", " + pk.ldy() + "]", bytes);
+            DeviceBuffer out = scratch.alloc("gemm tuning output [" + pk.n() + ", " + pk.s().ldy() + "]", bytes);
             stream.memsetAsync(out, 0, bytes);
             for (int i = 0; i < cands.size(); i++) {
                 us[i] = Double.POSITIVE_INFINITY;
                 try (cublasLtMatmulAlgo_t a = algo(cands.get(i))) {
                     if (!applies(p, pk, a)) continue;
                     int rc = 0;
-                    for (int r = 0; r < WARMUP && rc == 0; r++) rc = run(p, pk, a, out, x, w, pk.accumulate(), bias);
+                    for (int r = 0; r < WARMUP && rc == 0; r++) rc = run(p, pk, a, out, x, w, pk.s().accumulate(), bias);
                     if (rc != 0) continue;
                     int[] bad = {0};
                     float ms = stream.time(() -> {
-                        for (int r = 0; r < REPS; r++) bad[0] |= run(p, pk, a, out, x, w, pk.accumulate(), bias);
+                        for (int r = 0; r < REPS; r++) bad[0] |= run(p, pk, a, out, x, w, pk.s().accumulate(), bias);
                     });
                     if (bad[0] == 0) us[i] = 1000.0 * ms / REPS;
                 }

@@ -54,12 +54,15 @@ public final class VisionGpuOps implements AutoCloseable {
     }
 
     /** The widest row the one-warp norm takes (16 vectors of 4 fp32 a lane). */
-    public static final int NORM_WARP_MAX = 2048;
+    public static final int NORM_WARP_MAX = 128 * 16;
+
+    /** The one-warp norm's instances: 16-byte vectors a lane (vision_encoder.cu VF_VIS_NORM_WARP). */
+    private static final int[] NORM_WARP_VECTORS = {8, 10, 12, 16};
 
     /** The one-warp norm's kernel for rows of {@code hidden} values (the fewest vectors a lane that hold it), or null. */
     static String normWarpKernel(int hidden) {
         if (hidden % 4 != 0) return null;
-        for (int v : new int[] {8, 10, 12, 16}) if (128 * v >= hidden) return "vf_vis_norm_warp" + v;
+        for (int v : NORM_WARP_VECTORS) if (128 * v >= hidden) return "vf_vis_norm_warp" + v;
         return null;
     }
 

@@ -84,12 +84,12 @@ class TunedGemmTest {
     void fp32ProductsMatchTheReferenceAndCublas(int n, int m, int k, int ldy, boolean accumulate, int yOffset) {
         float[] x = bfRound(randn(rnd, n * k, 1f)), w = bfRound(randn(rnd, m * k, 0.1f)), y0 = randn(rnd, n * ldy, 1f);
         DeviceBuffer xb = bf("x", x), wb = bf("w", w);
-        DeviceBuffer ya = f32("y plain", y0), yt = f32("y tuned", y0);
-        DeviceBuffer yas = ya.slice(0, ya.bytes(), "y plain"), yts = yt.slice(yOffset, yt.bytes() - yOffset, "y tuned");
-        if (yOffset != 0) { st.upload(yts, y0); }
-        plain.matmulNT(yas, ldy, xb, wb, n, m, k, accumulate);
+        DeviceBuffer ya = f32("y plain", y0), yb = arena.alloc("y tuned", 4L * y0.length + 256);
+        DeviceBuffer yts = yb.slice(yOffset, yb.bytes() - yOffset, "y tuned");   // aligned to yOffset bytes when not 0
+        st.upload(yts, y0);
+        plain.matmulNT(ya, ldy, xb, wb, n, m, k, accumulate);
         tuned.matmulNT(yts, ldy, xb, wb, n, m, k, accumulate);
-        float[] gotPlain = st.downloadFloats(yas, n * ldy), gotTuned = st.downloadFloats(yts, n * ldy);
+        float[] gotPlain = st.downloadFloats(ya, n * ldy), gotTuned = st.downloadFloats(yts, n * ldy);
         double[] want = reference(x, w, y0, n, m, k, ldy, accumulate);
         assertRel("cuBLAS", columns(gotPlain, n, m, ldy), want, 1e-4);
         assertRel("tuned cuBLASLt", columns(gotTuned, n, m, ldy), want, 1e-4);
